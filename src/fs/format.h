@@ -1,0 +1,290 @@
+/*
+ * mmapfs on-disk format, version 1. Normative description: docs/FORMAT.md;
+ * this header and that document change together.
+ *
+ * All multi-byte fields are little-endian. The block size is 4096 bytes.
+ * Block numbers are 64-bit, counted from the start of the image.
+ * Checksums are CRC-32C (src/util/crc32c.h).
+ *
+ *  block 0                superblock
+ *  journal_start ..       journal: 2 header slots, then the log area
+ *  block_bitmap_start ..  1 bit per block of the image, 1 = in use
+ *  inode_bitmap_start ..  1 bit per inode (bit i-1 = inode i), 1 = in use
+ *  inode_table_start ..   inode_count records of 256 bytes, 16 per block
+ *  data_start ..          data blocks and metadata blocks (B+tree nodes,
+ *                         xattr blocks), allocated through the block bitmap
+ */
+#ifndef MMAPFS_FORMAT_H
+#define MMAPFS_FORMAT_H
+
+#include <endian.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Structures are used in place on little-endian hosts; a big-endian port
+ * would convert each field with le*toh/htole*. */
+_Static_assert(__BYTE_ORDER == __LITTLE_ENDIAN, "mmapfs assumes a little-endian host");
+
+#define MMAPFS_BLOCK_SIZE      4096u
+#define MMAPFS_BLOCK_SHIFT     12
+#define MMAPFS_FORMAT_VERSION  1u
+#define MMAPFS_NAME_MAX        255u
+#define MMAPFS_SYMLINK_MAX     4095u      /* target length, bytes, no NUL */
+#define MMAPFS_ROOT_INO        1u         /* FUSE_ROOT_ID; inode 0 does not exist */
+#define MMAPFS_MAX_FILE_SIZE   (1ull << 46)  /* 64 TiB: EFBIG beyond */
+
+/* ---- superblock (block 0, first 4096 bytes) ------------------------------ */
+
+#define MMAPFS_MAGIC "MMAPFS\x1a\x0a"   /* 8 bytes at offset 0 */
+
+enum mmapfs_state {
+    MMAPFS_STATE_CLEAN   = 1,  /* unmounted cleanly: journal empty, counts exact */
+    MMAPFS_STATE_MOUNTED = 2,  /* mounted (or crashed while mounted) */
+    MMAPFS_STATE_ERROR   = 4,  /* corruption seen: fsck needed (or-ed in) */
+};
+
+struct mmapfs_disk_superblock {
+    uint8_t  magic[8];             /*   0 MMAPFS_MAGIC */
+    uint32_t format_version;       /*   8 MMAPFS_FORMAT_VERSION */
+    uint32_t block_size;           /*  12 4096 */
+    uint64_t block_count;          /*  16 blocks in the filesystem */
+    uint64_t inode_count;          /*  24 inodes 1..inode_count */
+    uint64_t journal_start;        /*  32 first journal block (header slot A) */
+    uint64_t journal_blocks;       /*  40 journal length incl. the 2 header slots */
+    uint64_t block_bitmap_start;   /*  48 */
+    uint64_t block_bitmap_blocks;  /*  56 ceil(block_count / 32768) */
+    uint64_t inode_bitmap_start;   /*  64 */
+    uint64_t inode_bitmap_blocks;  /*  72 ceil(inode_count / 32768) */
+    uint64_t inode_table_start;    /*  80 */
+    uint64_t inode_table_blocks;   /*  88 ceil(inode_count / 16) */
+    uint64_t data_start;           /*  96 first block after the inode table */
+    uint64_t root_ino;             /* 104 MMAPFS_ROOT_INO */
+    uint64_t orphan_head;          /* 112 first inode of the orphan list, 0 = empty */
+    uint64_t next_generation;      /* 120 next inode generation number */
+    uint64_t free_blocks;          /* 128 exact when state is CLEAN, else a hint */
+    uint64_t free_inodes;          /* 136 exact when state is CLEAN, else a hint */
+    uint32_t feature_compat;       /* 144 unknown bits: ignore */
+    uint32_t feature_ro_compat;    /* 148 unknown bits: mount read-only */
+    uint32_t feature_incompat;     /* 152 unknown bits: refuse to mount */
+    uint32_t state;                /* 156 enum mmapfs_state bits */
+    uint8_t  uuid[16];             /* 160 random at mkfs */
+    char     label[64];            /* 176 NUL-padded */
+    uint64_t mkfs_time;            /* 240 seconds since the epoch */
+    uint64_t mount_time;           /* 248 */
+    uint64_t write_time;           /* 256 */
+    uint32_t mount_count;          /* 264 */
+    uint32_t reserved0;            /* 268 */
+    uint8_t  reserved[4092 - 272]; /* 272 zero */
+    uint32_t checksum;             /* 4092 crc32c of bytes 0..4091 */
+};
+_Static_assert(sizeof(struct mmapfs_disk_superblock) == MMAPFS_BLOCK_SIZE, "sb");
+
+/* ---- journal ------------------------------------------------------------- */
+/*
+ * journal_start + 0, + 1: header slots A and B. The valid slot (magic and
+ * checksum) with the larger 'generation' is current. The log area is blocks
+ * journal_start + 2 .. journal_start + journal_blocks - 1, addressed by a
+ * log index 0..log_blocks-1.
+ *
+ * A transaction with sequence number S occupies a contiguous run of the log:
+ * one or more groups of [descriptor block][its 'count' block images], then
+ * one commit block. Replay starts at the header's (start, seq): a transaction
+ * is applied only if every descriptor carries seq S and the commit block
+ * carries seq S and a data_checksum equal to the CRC-32C over all its
+ * descriptor and image blocks in log order; then the next transaction (seq
+ * S+1) is looked for right after the commit block, or at log index 0 when it
+ * did not fit before the end of the log. Replay stops at the first
+ * transaction that is not valid. Replay writes every image to its home block,
+ * in log order (later transactions win).
+ */
+#define MMAPFS_JNL_HEADER_MAGIC  0x484a4d4du  /* "MMJH" */
+#define MMAPFS_JNL_DESC_MAGIC    0x444a4d4du  /* "MMJD" */
+#define MMAPFS_JNL_COMMIT_MAGIC  0x434a4d4du  /* "MMJC" */
+#define MMAPFS_JNL_DESC_MAX      509u         /* home block numbers per descriptor */
+
+struct mmapfs_disk_jnl_header {
+    uint32_t magic;            /*  0 MMAPFS_JNL_HEADER_MAGIC */
+    uint32_t reserved0;        /*  4 */
+    uint64_t generation;       /*  8 incremented on every header write */
+    uint64_t seq;              /* 16 sequence number of the first transaction to replay */
+    uint64_t start;            /* 24 log index where that transaction starts */
+    uint64_t log_blocks;       /* 32 size of the log area, blocks (= journal_blocks - 2) */
+    uint8_t  reserved[4092 - 40];
+    uint32_t checksum;         /* 4092 crc32c of bytes 0..4091 */
+};
+_Static_assert(sizeof(struct mmapfs_disk_jnl_header) == MMAPFS_BLOCK_SIZE, "jh");
+
+struct mmapfs_disk_jnl_desc {
+    uint32_t magic;            /*  0 MMAPFS_JNL_DESC_MAGIC */
+    uint32_t count;            /*  4 number of images that follow, 1..509 */
+    uint64_t seq;              /*  8 transaction sequence number */
+    uint64_t reserved0;        /* 16 */
+    uint64_t home[MMAPFS_JNL_DESC_MAX]; /* 24 home block of each following image */
+};
+_Static_assert(sizeof(struct mmapfs_disk_jnl_desc) == MMAPFS_BLOCK_SIZE, "jd");
+
+struct mmapfs_disk_jnl_commit {
+    uint32_t magic;            /*  0 MMAPFS_JNL_COMMIT_MAGIC */
+    uint32_t data_checksum;    /*  4 crc32c over all descriptor + image blocks of the txn */
+    uint64_t seq;              /*  8 */
+    uint64_t nblocks;          /* 16 descriptor + image blocks of the txn (commit excluded) */
+    uint64_t commit_sec;       /* 24 wall clock at commit */
+    uint32_t commit_nsec;      /* 32 */
+    uint8_t  reserved[4092 - 36];
+    uint32_t checksum;         /* 4092 crc32c of bytes 0..4091 */
+};
+_Static_assert(sizeof(struct mmapfs_disk_jnl_commit) == MMAPFS_BLOCK_SIZE, "jc");
+
+/* ---- inodes -------------------------------------------------------------- */
+
+#define MMAPFS_INODE_SIZE        256u
+#define MMAPFS_INODES_PER_BLOCK  (MMAPFS_BLOCK_SIZE / MMAPFS_INODE_SIZE)
+
+/*
+ * Inode ino (1-based) lives in block inode_table_start + (ino-1)/16 at byte
+ * offset ((ino-1)%16)*256. It is in use iff inode bitmap bit ino-1 is set;
+ * the content of an unused record is undefined (mkfs does not zero the
+ * table). A used inode has mode != 0.
+ *
+ * tree_root: root block of the inode's B+tree: the extent tree (key =
+ * logical block) for regular files and symlinks, the directory index (key =
+ * name hash) for directories; 0 = empty tree. Symlink targets are stored as
+ * file data (size = target length).
+ */
+struct mmapfs_disk_inode {
+    uint32_t mode;             /*   0 st_mode, type bits included */
+    uint32_t uid;              /*   4 */
+    uint32_t gid;              /*   8 */
+    uint32_t nlink;            /*  12 */
+    uint64_t size;             /*  16 bytes (dirs: number of entries) */
+    uint64_t blocks;           /*  24 4 KiB blocks owned: data + tree nodes + xattr block */
+    uint64_t atime_sec;        /*  32 */
+    uint64_t mtime_sec;        /*  40 */
+    uint64_t ctime_sec;        /*  48 */
+    uint64_t crtime_sec;       /*  56 */
+    uint32_t atime_nsec;       /*  64 */
+    uint32_t mtime_nsec;       /*  68 */
+    uint32_t ctime_nsec;       /*  72 */
+    uint32_t crtime_nsec;      /*  76 */
+    uint64_t rdev;             /*  80 device number (dev_t) for S_IFCHR/S_IFBLK */
+    uint64_t generation;       /*  88 */
+    uint64_t tree_root;        /*  96 B+tree root block, 0 = empty */
+    uint64_t xattr_block;      /* 104 xattr block, 0 = none */
+    uint64_t orphan_next;      /* 112 next inode on the orphan list, 0 = end */
+    uint64_t parent;           /* 120 directories: parent inode (root: itself) */
+    uint32_t flags;            /* 128 reserved for inode flags, 0 */
+    uint8_t  reserved[252 - 132];
+    uint32_t checksum;         /* 252 crc32c of (le64 ino ‖ bytes 0..251) */
+};
+_Static_assert(sizeof(struct mmapfs_disk_inode) == MMAPFS_INODE_SIZE, "inode");
+
+/* ---- B+tree nodes (extent trees and directory indexes) ------------------- */
+/*
+ * A node is one block. Header, then:
+ *  leaf (level 0): nitems item headers growing up from offset 32, values
+ *    packed downward from the end of the block; items sorted by key, keys
+ *    unique. value_off is the byte offset of the value in the block.
+ *  internal (level > 0): nitems entries {key, child} from offset 32, sorted;
+ *    child i holds the keys k with key_i <= k < key_{i+1} (key_0 is the
+ *    smallest key of its subtree). All leaves are at level 0; the root's
+ *    level is the tree height - 1.
+ * checksum = crc32c(le64 block number ‖ bytes 8..4095), so a node read from
+ * the wrong place is detected.
+ */
+#define MMAPFS_BTREE_MAGIC   0x54424d4du    /* "MMBT" */
+#define MMAPFS_BTREE_MAX_LEVEL 8
+#define MMAPFS_BTREE_MAX_VALUE 300u          /* largest value, bytes */
+
+enum mmapfs_tree_type {
+    MMAPFS_TREE_EXTENTS = 1,
+    MMAPFS_TREE_DIR     = 2,
+};
+
+struct mmapfs_disk_btree_header {
+    uint32_t magic;            /*  0 MMAPFS_BTREE_MAGIC */
+    uint32_t checksum;         /*  4 see above */
+    uint64_t owner;            /*  8 inode number owning the tree */
+    uint16_t level;            /* 16 0 = leaf */
+    uint16_t nitems;           /* 18 */
+    uint16_t type;             /* 20 enum mmapfs_tree_type */
+    uint16_t value_start;      /* 22 leaves: lowest value offset in use (4096 if none) */
+    uint64_t reserved;         /* 24 */
+};
+_Static_assert(sizeof(struct mmapfs_disk_btree_header) == 32, "bth");
+
+struct mmapfs_disk_btree_item {    /* leaf item header */
+    uint64_t key;
+    uint16_t value_off;
+    uint16_t value_len;
+} __attribute__((packed));
+_Static_assert(sizeof(struct mmapfs_disk_btree_item) == 12, "bti");
+
+struct mmapfs_disk_btree_ptr {     /* internal node entry */
+    uint64_t key;
+    uint64_t child;
+};
+_Static_assert(sizeof(struct mmapfs_disk_btree_ptr) == 16, "btp");
+
+/* Extent tree value (key = first logical block). Extents never overlap. */
+#define MMAPFS_EXTENT_UNWRITTEN 1u    /* allocated by fallocate: reads as zeros */
+struct mmapfs_disk_extent {
+    uint64_t start;            /* first physical block */
+    uint32_t len;              /* blocks, >= 1 */
+    uint32_t flags;            /* MMAPFS_EXTENT_* */
+};
+_Static_assert(sizeof(struct mmapfs_disk_extent) == 16, "ext");
+
+/*
+ * Directory index value. key = (mmapfs_name_hash(name) << 8) | k, where k
+ * (0..255) is the smallest number not used by another name with the same
+ * hash; lookup scans keys hash<<8 .. hash<<8|255. "." and ".." are not
+ * stored (".." is the inode's parent field). readdir offsets: 1 = ".",
+ * 2 = "..", key + 3 = the entry after key.
+ */
+struct mmapfs_disk_dirent {
+    uint64_t ino;
+    uint8_t  type;             /* DT_* of the target */
+    uint8_t  name_len;         /* 1..255 */
+    char     name[];           /* not NUL-terminated */
+} __attribute__((packed));
+_Static_assert(sizeof(struct mmapfs_disk_dirent) == 10, "de");
+
+/* 55-bit name hash: FNV-1a 64 over the name bytes, folded (h ^ (h >> 55)) and
+ * masked to 55 bits, so keys fit below 2^63 with room for the readdir +3. */
+static inline uint64_t mmapfs_name_hash(const char *name, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (uint8_t)name[i];
+        h *= 0x100000001b3ull;
+    }
+    return (h ^ (h >> 55)) & ((1ull << 55) - 1);
+}
+
+/* ---- extended attributes --------------------------------------------------- */
+/*
+ * One block per inode (xattr_block). Header, then entries packed from offset
+ * 32: {u8 name_len, u8 reserved, le16 value_len, name, value}, each padded to
+ * 4 bytes; 'used' = bytes of entries. Names are full ("user.foo").
+ * checksum = crc32c(le64 block number ‖ bytes 8..4095).
+ */
+#define MMAPFS_XATTR_MAGIC 0x41584d4du   /* "MMXA" */
+struct mmapfs_disk_xattr_header {
+    uint32_t magic;
+    uint32_t checksum;
+    uint64_t owner;            /* inode number */
+    uint16_t count;
+    uint16_t used;             /* bytes of entries after the header */
+    uint8_t  reserved[12];
+};
+_Static_assert(sizeof(struct mmapfs_disk_xattr_header) == 32, "xh");
+
+struct mmapfs_disk_xattr_entry {
+    uint8_t  name_len;
+    uint8_t  reserved;
+    uint16_t value_len;
+    char     data[];           /* name then value */
+} __attribute__((packed));
+_Static_assert(sizeof(struct mmapfs_disk_xattr_entry) == 4, "xe");
+
+#endif

@@ -1,0 +1,201 @@
+/*
+ * fs — the mmapfs filesystem core: inodes, directories, file block maps,
+ * allocation, xattrs, orphans. No FUSE code: the FUSE front end
+ * (src/fuse/), mkfs, fsck and the unit tests call this API directly.
+ *
+ * Inode numbers are the FUSE inode numbers (root = 1). Every function
+ * returns 0 (or a non-negative count where stated) or a negative errno;
+ * errors are precise (ENOSPC stays ENOSPC, corruption gives EUCLEAN which
+ * the front end reports as EIO). All functions are thread safe.
+ *
+ * Lookup counts (FUSE semantics): every function that fills a struct
+ * fs_stat for an entry it found or created (fs_lookup, fs_mknod, fs_mkdir,
+ * fs_symlink, fs_link, fs_readdir with plus) takes one reference on that
+ * inode; fs_forget drops them. An inode whose link count is 0 is freed when
+ * its last reference goes; until then it is on the on-disk orphan list.
+ * Callers that never take references (tools, tests) get the inode freed as
+ * soon as its last link goes.
+ */
+#ifndef MMAPFS_FS_H
+#define MMAPFS_FS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include "mmapfs/mmio.h"
+
+struct fs;
+
+/* ---- formatting (mkfs) ---------------------------------------------------- */
+
+struct fs_format_options {
+    uint64_t size;            /* bytes to use; 0 = the whole file/device */
+    uint64_t inodes;          /* 0 = one per 16 KiB */
+    uint64_t journal_blocks;  /* 0 = size/64 clamped to [1026, 32768] */
+    const char *label;        /* NULL = empty */
+};
+
+/* Writes a new empty filesystem (root directory, lost+found) onto io. Does
+ * not zero data blocks or the inode table. -EINVAL if too small. */
+int fs_format(struct mmio *io, const struct fs_format_options *opt);
+
+/* ---- mounting ------------------------------------------------------------ */
+
+struct fs_options {
+    const char *path;           /* image file or block device */
+    int read_only;
+    uint64_t sync_delay_us;     /* engine batching window; 0 = engine default */
+    enum mmio_backend backend;  /* io=mmap|pread */
+    unsigned commit_interval_s; /* periodic commit, 0 = 5 */
+};
+
+/* Opens the image, checks the superblock (magic, version, checksum,
+ * features, geometry against the image size), replays the journal, frees
+ * orphans left by a crash, marks the superblock mounted. Errors: -EINVAL
+ * (not mmapfs: the message is printed to stderr), -EUCLEAN (corrupt),
+ * -EBUSY (image in use by another mount: exclusive flock on the image),
+ * -EROFS (unknown ro_compat feature and not read_only), engine errors. */
+int fs_mount(struct fs **out, const struct fs_options *opt);
+
+/* Commits everything, frees orphans no longer referenced, marks the
+ * superblock clean (exact free counts), closes. Returns the sticky I/O
+ * error if there was one. Frees fs. */
+int fs_unmount(struct fs *fs);
+
+/* ---- attributes ------------------------------------------------------------ */
+
+struct fs_stat {
+    uint64_t ino;
+    uint64_t generation;
+    uint32_t mode, nlink, uid, gid;
+    uint64_t size;
+    uint64_t blocks512;         /* st_blocks: 512-byte units */
+    uint64_t rdev;
+    struct timespec atime, mtime, ctime, crtime;
+};
+
+int fs_getattr(struct fs *fs, uint64_t ino, struct fs_stat *st);
+
+enum {
+    FS_SET_MODE      = 1 << 0,
+    FS_SET_UID       = 1 << 1,
+    FS_SET_GID       = 1 << 2,
+    FS_SET_SIZE      = 1 << 3,
+    FS_SET_ATIME     = 1 << 4,
+    FS_SET_MTIME     = 1 << 5,
+    FS_SET_ATIME_NOW = 1 << 6,
+    FS_SET_MTIME_NOW = 1 << 7,
+    FS_SET_CTIME     = 1 << 8,
+};
+struct fs_setattr {
+    uint32_t mode;              /* permission bits (07777) */
+    uint32_t uid, gid;
+    uint64_t size;              /* -EFBIG beyond MMAPFS_MAX_FILE_SIZE; -EISDIR on dirs */
+    struct timespec atime, mtime, ctime;
+};
+/* Applies the FS_SET_* fields in 'valid'; ctime becomes now unless
+ * FS_SET_CTIME gives it. Permission checks are the kernel's
+ * (default_permissions). Fills *st (may be NULL) with the result. */
+int fs_setattr(struct fs *fs, uint64_t ino, const struct fs_setattr *sa,
+               unsigned valid, struct fs_stat *st);
+
+/* ---- names ----------------------------------------------------------------- */
+
+/* Caller identity for new inodes. gid is replaced by the parent's gid when
+ * the parent directory has S_ISGID (and new directories inherit S_ISGID). */
+struct fs_cred { uint32_t uid, gid; };
+
+int fs_lookup(struct fs *fs, uint64_t parent, const char *name, struct fs_stat *st);
+
+/* Creates a regular file, FIFO, socket or device node (mode has the type). */
+int fs_mknod(struct fs *fs, uint64_t parent, const char *name, uint32_t mode,
+             uint64_t rdev, const struct fs_cred *cred, struct fs_stat *st);
+int fs_mkdir(struct fs *fs, uint64_t parent, const char *name, uint32_t mode,
+             const struct fs_cred *cred, struct fs_stat *st);
+int fs_symlink(struct fs *fs, uint64_t parent, const char *name, const char *target,
+               const struct fs_cred *cred, struct fs_stat *st);
+/* Copies min(length, size) bytes of the target (not NUL-terminated) into
+ * buf and returns the target's full length. -EINVAL if not a symlink. */
+int fs_readlink(struct fs *fs, uint64_t ino, char *buf, size_t size);
+int fs_link(struct fs *fs, uint64_t ino, uint64_t newparent, const char *newname,
+            struct fs_stat *st);
+int fs_unlink(struct fs *fs, uint64_t parent, const char *name);
+int fs_rmdir(struct fs *fs, uint64_t parent, const char *name);
+
+#define FS_RENAME_NOREPLACE (1u << 0)   /* = RENAME_NOREPLACE */
+#define FS_RENAME_EXCHANGE  (1u << 1)   /* = RENAME_EXCHANGE */
+/* POSIX rename plus the two flags; -EINVAL for a directory moved into its
+ * own subtree, -ENOTEMPTY, -EISDIR, -ENOTDIR, -EEXIST (NOREPLACE). */
+int fs_rename(struct fs *fs, uint64_t parent, const char *name,
+              uint64_t newparent, const char *newname, unsigned flags);
+
+/* Drops n lookup references (FUSE forget). */
+void fs_forget(struct fs *fs, uint64_t ino, uint64_t n);
+
+/* Directory listing from offset 'off' (0 = start; offsets are stable
+ * cookies: "." = 1, ".." = 2, then hash-ordered entries). For each entry
+ * fill() is called with the offset of the NEXT entry; it returns 0 if it
+ * took the entry, 1 if its buffer is full (the entry is then not counted
+ * and the listing stops). With plus, st is complete and a lookup reference
+ * is taken for each entry taken except "." and ".."; without plus only
+ * st->ino and st->mode's type bits are set. */
+typedef int (*fs_fill_fn)(void *ctx, const char *name, const struct fs_stat *st,
+                          uint64_t next_off);
+int fs_readdir(struct fs *fs, uint64_t ino, uint64_t off, int plus,
+               fs_fill_fn fill, void *ctx);
+
+/* ---- file data ------------------------------------------------------------- */
+
+/* Copies up to len bytes at off into buf; returns bytes read (0 at EOF). */
+ssize_t fs_read(struct fs *fs, uint64_t ino, uint64_t off, void *buf, size_t len);
+
+/* Zero-copy read: fills iov[0..max) with pointers into the mapping (holes
+ * and unwritten extents point at a shared zero page), sets *niov; returns
+ * bytes described (0 at EOF). -ENOTSUP with the pread backend (then use
+ * fs_read). The pointers stay valid while the mount lives; the data may
+ * change under a concurrent writer, as with any read racing a write. */
+ssize_t fs_read_iov(struct fs *fs, uint64_t ino, uint64_t off, size_t len,
+                    struct iovec *iov, int max, int *niov);
+
+/* Writes len bytes at off (allocating, extending size, updating
+ * mtime/ctime); returns bytes written. -ENOSPC when full, -EFBIG past the
+ * maximum file size. */
+ssize_t fs_write(struct fs *fs, uint64_t ino, uint64_t off, const void *buf, size_t len);
+
+/* mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE,
+ * FALLOC_FL_ZERO_RANGE (±KEEP_SIZE); others -EOPNOTSUPP. */
+int fs_fallocate(struct fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t len);
+
+/* SEEK_DATA / SEEK_HOLE (others -EINVAL); -ENXIO as lseek(2). */
+int64_t fs_lseek(struct fs *fs, uint64_t ino, uint64_t off, int whence);
+
+/* Returns when the inode's data and the metadata needed to reach it are
+ * durable (directories: their entries). Group-committed. */
+int fs_fsync(struct fs *fs, uint64_t ino, int datasync);
+
+/* ---- extended attributes ---------------------------------------------------- */
+
+/* flags: XATTR_CREATE / XATTR_REPLACE. -ENOSPC when the inode's xattr block
+ * is full, -ERANGE name too long, -EEXIST / -ENODATA per flags. */
+int fs_setxattr(struct fs *fs, uint64_t ino, const char *name, const void *value,
+                size_t size, int flags);
+/* Returns the value length; copies it if size >= length; size 0 asks only
+ * the length; -ERANGE if size is too small; -ENODATA if absent. */
+int fs_getxattr(struct fs *fs, uint64_t ino, const char *name, void *buf, size_t size);
+/* NUL-separated names; same size conventions as fs_getxattr. */
+int fs_listxattr(struct fs *fs, uint64_t ino, char *buf, size_t size);
+int fs_removexattr(struct fs *fs, uint64_t ino, const char *name);
+
+/* ---- filesystem ------------------------------------------------------------- */
+
+int fs_statfs(struct fs *fs, struct statvfs *st);
+
+/* Counters for mmapfs-stat: engine metrics plus fs/journal counters,
+ * written as "name value\n" lines into buf; returns length (like snprintf). */
+int fs_format_metrics(struct fs *fs, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,194 @@
+/*
+ * Private interfaces between the files of the fs core (src/fs/). Not for
+ * src/fuse or tools: they use fs.h.
+ *
+ * Locking: every function here is called with the journal lock held
+ * (between jnl_begin/jnl_end for operations that modify, jnl_lock/
+ * jnl_unlock for read-only ones). Metadata blocks are reached only through
+ * jnl_read/jnl_write (never through the mapping directly), so that a
+ * change is invisible in the mapping until its transaction is durable.
+ * File data blocks are read and written through the engine (mmio_*_at,
+ * mmio_ptr) directly: they are not journaled (ordered mode: the commit's
+ * first sync makes them durable before the metadata that points at them).
+ *
+ * Errors: 0 or -errno. Corruption found in an on-disk structure goes
+ * through fs_corrupt(), which records it and returns -EUCLEAN.
+ */
+#ifndef MMAPFS_FS_I_H
+#define MMAPFS_FS_I_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "fs/btree.h"
+#include "fs/format.h"
+#include "fs/fs.h"
+#include "journal/journal.h"
+#include "mmapfs/mmio.h"
+
+/* ---- the mounted filesystem ------------------------------------------------ */
+
+struct fs_icache;      /* in-memory per-inode state, icache.c */
+struct fs_pending;     /* blocks freed but not yet durable, alloc.c */
+
+struct fs {
+    struct mmio *io;
+    struct jnl *jnl;
+    int lock_fd;                      /* flock'ed descriptor of the image */
+    int read_only;
+    /* geometry, copied from the superblock at mount (never changes) */
+    uint64_t block_count, inode_count;
+    uint64_t block_bitmap_start, inode_bitmap_start, inode_table_start;
+    uint64_t data_start, journal_start, journal_blocks;
+    /* allocator state (journal lock) */
+    uint64_t free_blocks, free_inodes;
+    uint64_t block_goal, inode_goal;
+    struct fs_pending *pending;
+    /* per-inode memory state (journal lock) */
+    struct fs_icache *icache;
+    /* first corruption seen (journal lock for writes) */
+    int corrupt;
+    char corrupt_msg[256];
+    const void *zero_block;           /* MMAPFS_BLOCK_SIZE zero bytes */
+};
+
+/* Records corruption (first message kept, logged to stderr), sets the
+ * superblock ERROR state when possible; returns -EUCLEAN. */
+int fs_corrupt(struct fs *fs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Current time (CLOCK_REALTIME). */
+void fs_now(struct timespec *ts);
+
+/* ---- superblock (super.c) -------------------------------------------------- */
+
+/* Validates a superblock image against the image size in bytes; fills msg
+ * with the reason on failure. -EINVAL: not mmapfs; -EUCLEAN: corrupt. Used by
+ * mount, mkfs (refuse to overwrite) and fsck. */
+int super_validate(const struct mmapfs_disk_superblock *sb, uint64_t image_bytes,
+                   char *msg, size_t msg_len);
+void super_checksum(struct mmapfs_disk_superblock *sb);
+/* Writable superblock in the running transaction (checksum is refreshed by
+ * super_put). */
+struct mmapfs_disk_superblock *super_write(struct fs *fs);
+void super_put(struct fs *fs, struct mmapfs_disk_superblock *sb);
+const struct mmapfs_disk_superblock *super_read(struct fs *fs);
+
+/* ---- allocation (alloc.c) -------------------------------------------------- */
+
+/* Allocates a contiguous run of 1..want data blocks, preferring 'goal'
+ * (0 = the allocator's own goal). *start/*got receive the run. Blocks freed
+ * by a transaction that is not yet durable are never returned (invariant 4).
+ * -ENOSPC when none is free. */
+int alloc_blocks(struct fs *fs, uint64_t goal, uint64_t want, uint64_t *start, uint64_t *got);
+/* Frees a run of blocks (bitmap cleared in the running transaction; reusable
+ * once that transaction is durable). */
+int free_blocks(struct fs *fs, uint64_t start, uint64_t len);
+/* One metadata block, zeroed shadow in *ptr (jnl_write_new). */
+int alloc_meta(struct fs *fs, uint64_t goal, uint64_t *blk, void **ptr);
+/* Frees a metadata block (jnl_forget + free_blocks). */
+void free_meta(struct fs *fs, uint64_t blk);
+int alloc_inode(struct fs *fs, uint64_t goal, uint64_t *ino);
+int free_inode(struct fs *fs, uint64_t ino);
+/* Is inode ino marked in use in the bitmap? */
+int inode_in_use(struct fs *fs, uint64_t ino);
+/* Loads free counts from the bitmaps (mount) and sets up pending lists. */
+int alloc_init(struct fs *fs);
+void alloc_fini(struct fs *fs);
+/* Journal durable callback: releases blocks freed up to seq. */
+void alloc_durable(void *ctx, uint64_t seq);
+
+/* ---- B+tree binding (tree.c) ---------------------------------------------- */
+
+/* A tree of inode ino bound to the journal; 'delta' counts nodes allocated
+ * minus freed while it is used, so the caller can adjust the inode's block
+ * count: di->blocks += ctx.delta; di->tree_root = tree.root. */
+struct fs_tree_ctx {
+    struct fs *fs;
+    int64_t delta;
+};
+void fs_tree_open(struct fs_tree_ctx *ctx, struct bt_tree *tree, struct fs *fs,
+                  uint64_t ino, uint64_t root, uint16_t type);
+/* The bt_store used by fs trees (ctx = struct fs_tree_ctx). */
+extern const struct bt_store fs_tree_store;
+
+/* ---- inodes (inode.c) ------------------------------------------------------ */
+
+/* Copies inode ino out of the (journaled) inode table, validating range,
+ * bitmap, checksum and mode. -ENOENT if not in use, -EUCLEAN if corrupt. */
+int inode_get(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
+/* Writes inode ino back into the running transaction (checksum computed)
+ * and records the transaction in the inode's memory state (for fsync). */
+int inode_put(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
+/* Allocates and initialises a new inode (times now, nlink 1 — 2 for
+ * directories, generation from the superblock counter); not yet put. */
+int inode_new(struct fs *fs, uint64_t goal, uint32_t mode, uint32_t uid, uint32_t gid,
+              uint64_t *ino, struct mmapfs_disk_inode *di);
+/* Drops one link (directories: all, nlink = 0), ctime = now; when nlink
+ * reaches 0 the inode goes on the orphan list if it still has lookup
+ * references, else it is released. Puts the inode. */
+int inode_drop_link(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
+/* Frees everything the inode owns and the inode itself (removing it from the
+ * orphan list if it is on it). May span several journal steps for large
+ * files: it may call jnl_end/jnl_begin internally (lock held on return). */
+int inode_release(struct fs *fs, uint64_t ino);
+void inode_to_stat(uint64_t ino, const struct mmapfs_disk_inode *di, struct fs_stat *st);
+enum { TOUCH_ATIME = 1, TOUCH_MTIME = 2, TOUCH_CTIME = 4 };
+void inode_touch(struct mmapfs_disk_inode *di, unsigned what);
+/* Inode's DT_* type from its mode. */
+uint8_t inode_dtype(uint32_t mode);
+
+/* ---- in-memory inode state (icache.c) -------------------------------------- */
+
+int icache_init(struct fs *fs);
+void icache_fini(struct fs *fs);
+void icache_ref(struct fs *fs, uint64_t ino);                 /* lookup count + 1 */
+uint64_t icache_unref(struct fs *fs, uint64_t ino, uint64_t n); /* returns what is left */
+uint64_t icache_refs(struct fs *fs, uint64_t ino);
+void icache_set_dirty_seq(struct fs *fs, uint64_t ino, uint64_t seq);
+uint64_t icache_dirty_seq(struct fs *fs, uint64_t ino);      /* 0 if unknown */
+
+/* ---- orphans (orphan.c) ---------------------------------------------------- */
+
+int orphan_add(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
+int orphan_remove(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
+/* Mount: releases every inode on the orphan list (left by a crash). */
+int orphan_recover(struct fs *fs);
+
+/* ---- file data (file.c) ---------------------------------------------------- */
+
+/* Locked variants used by symlink/readlink and truncation. */
+ssize_t file_write_locked(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di,
+                          uint64_t off, const void *buf, size_t len);
+ssize_t file_read_locked(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode *di,
+                         uint64_t off, void *buf, size_t len);
+/* Sets the size; frees blocks wholly past the new end (zeroes the tail of a
+ * partial last block). Does not put the inode: the caller does. May span
+ * several journal steps (like inode_release). */
+int file_truncate(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, uint64_t size);
+/* Frees every extent and the tree (release path). */
+int file_free_all(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
+
+/* ---- directories (dir.c) --------------------------------------------------- */
+
+/* Finds name in directory dir. -ENOENT. */
+int dir_find(struct fs *fs, uint64_t dir, const struct mmapfs_disk_inode *ddi,
+             const char *name, size_t len, uint64_t *ino, uint8_t *type);
+/* Adds an entry (-EEXIST); updates ddi's tree_root, size, blocks (caller puts
+ * ddi and sets times). */
+int dir_add(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi,
+            const char *name, size_t len, uint64_t ino, uint8_t type);
+/* Removes an entry (-ENOENT); updates ddi like dir_add. */
+int dir_remove(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi,
+               const char *name, size_t len);
+/* Points an existing entry at another inode. */
+int dir_replace(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi,
+                const char *name, size_t len, uint64_t ino, uint8_t type);
+/* 1 if the directory has no entries. */
+int dir_is_empty(const struct mmapfs_disk_inode *ddi);
+
+/* ---- xattrs (xattr.c) ------------------------------------------------------ */
+
+/* Frees the inode's xattr block (release path). */
+int xattr_free_all(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
+
+#endif

@@ -1,0 +1,139 @@
+/*
+ * jnl — physical metadata journal, shadow buffers and group commit.
+ *
+ * Every metadata block (superblock, bitmaps, inode table blocks, B+tree
+ * nodes, xattr blocks) is read and changed through this layer:
+ *
+ *  - jnl_write() gives a writable in-memory "shadow" copy of a block that
+ *    belongs to the running transaction. Readers (jnl_read) see the newest
+ *    shadow. The mapping's copy of the block is NOT touched until the
+ *    transaction that changed it is durable (DESIGN.md invariant 1).
+ *  - The commit thread closes the running transaction (a new one starts at
+ *    once), copies its block images into the log, syncs (this also makes
+ *    ordered file data durable, invariant 3), writes the commit block and the
+ *    journal header, syncs again, then copies the images to their home
+ *    blocks in the mapping (checkpoint) and wakes the waiters.
+ *  - Callers of jnl_commit_wait() that arrive while a commit is in flight
+ *    ride the next one (group commit).
+ *
+ * Locking: one metadata lock, taken with jnl_lock()/jnl_unlock(). Every
+ * jnl_read/jnl_write/jnl_write_new/jnl_forget and every multi-block change
+ * that must land in one transaction is done while holding it. The commit
+ * thread takes it only to close a transaction and to checkpoint, so a
+ * transaction never contains half an operation.
+ *
+ * A failed sync is fatal and sticky: jnl_error() returns -EIO from then on,
+ * jnl_write() returns NULL, and jnl_commit_wait() returns -EIO.
+ *
+ * Format of the journal: src/fs/format.h and docs/FORMAT.md.
+ */
+#ifndef MMAPFS_JOURNAL_H
+#define MMAPFS_JOURNAL_H
+
+#include <stdint.h>
+
+#include "mmapfs/mmio.h"
+
+struct jnl;
+
+struct jnl_geometry {
+    uint64_t journal_start;   /* first journal block (header slot A) */
+    uint64_t journal_blocks;  /* including the two header slots, >= 16 */
+    uint64_t block_count;     /* blocks in the filesystem (bounds check) */
+};
+
+struct jnl_config {
+    uint64_t commit_interval_ms;  /* periodic commit; 0 = default 5000 */
+    int read_only;                /* no commit thread, jnl_write fails */
+};
+
+/* Replays the log into the home blocks (then syncs and resets the header so
+ * that nothing is replayed twice), unless dry_run. *replayed (may be NULL)
+ * receives the number of transactions found valid. Returns 0, -EIO, or
+ * -EUCLEAN when the journal headers are both invalid. Used by jnl_open and
+ * by fsck. Does not need a struct jnl. */
+int jnl_recover(struct mmio *io, const struct jnl_geometry *geo, int dry_run,
+                uint64_t *replayed);
+
+/* Writes fresh journal headers (used by mkfs): slot A valid with seq = a
+ * random start, start 0; slot B zeroed. Syncs. */
+int jnl_format(struct mmio *io, const struct jnl_geometry *geo);
+
+/* Recovers (jnl_recover) then starts the commit thread. io stays owned by
+ * the caller and must outlive the journal. */
+int jnl_open(struct jnl **out, struct mmio *io, const struct jnl_geometry *geo,
+             const struct jnl_config *cfg);
+
+/* Commits everything, stops the thread, checkpoints, syncs, writes a header
+ * that replays nothing. Returns the sticky error, if any. Frees j. */
+int jnl_close(struct jnl *j);
+
+void jnl_lock(struct jnl *j);
+void jnl_unlock(struct jnl *j);
+
+/* Current version of metadata block blk (newest shadow, else the mapping).
+ * Lock held. Valid until jnl_unlock(). NULL if blk is out of range (the
+ * caller reports -EIO / corruption). */
+const void *jnl_read(struct jnl *j, uint64_t blk);
+
+/* Writable shadow of blk in the running transaction (created from the
+ * current version on first use). Lock held. Valid until jnl_unlock(). NULL:
+ * out of memory, out of range, read-only or sticky error (jnl_error tells). */
+void *jnl_write(struct jnl *j, uint64_t blk);
+
+/* Like jnl_write for a block newly allocated as metadata: the shadow starts
+ * zeroed instead of being read from the mapping. */
+void *jnl_write_new(struct jnl *j, uint64_t blk);
+
+/* blk stops being metadata in the running transaction (freed): its shadow
+ * is dropped from the running transaction and it is never written home by
+ * this transaction. Lock held. */
+void jnl_forget(struct jnl *j, uint64_t blk);
+
+/* Sequence number of the running transaction (the one jnl_write adds to). */
+uint64_t jnl_running_seq(struct jnl *j);
+
+/* Highest sequence number that is durable (0 before the first commit). */
+uint64_t jnl_durable_seq(struct jnl *j);
+
+/* Number of blocks in the running transaction. Lock held. */
+uint64_t jnl_running_blocks(struct jnl *j);
+
+/* Most blocks one operation may add between jnl_lock and jnl_unlock; larger
+ * operations are split into several steps (unlock, relock). */
+#define JNL_MAX_OP_BLOCKS 256u
+
+/* Call at the start of a modifying operation, instead of jnl_lock(): takes
+ * the lock, first waiting (unlocked) for a commit if the running
+ * transaction is too large to take JNL_MAX_OP_BLOCKS more. Returns with the
+ * lock held and 0, or without the lock and the sticky error / -EROFS. */
+int jnl_begin(struct jnl *j);
+/* Ends a modifying operation: unlocks; kicks the commit thread if the
+ * running transaction has grown past the commit threshold. */
+void jnl_end(struct jnl *j);
+
+/* Waits until transaction seq is durable, asking for its commit now. Lock
+ * NOT held. seq <= jnl_durable_seq() returns at once. 0 or -EIO. */
+int jnl_commit_wait(struct jnl *j, uint64_t seq);
+
+/* Makes file data written to the mapping so far durable without a
+ * metadata commit (fsync of a file whose metadata is already durable):
+ * a batched engine sync (mmio_sync_delayed). Lock NOT held. 0 or -EIO. */
+int jnl_sync_data(struct jnl *j);
+
+/* Sticky error: 0, or -EIO after a failed sync. */
+int jnl_error(struct jnl *j);
+
+/* Called by the commit thread after transaction seq became durable, with
+ * the lock held (the fs uses it to release blocks freed in seq for reuse). */
+typedef void (*jnl_durable_fn)(void *ctx, uint64_t seq);
+void jnl_set_durable_callback(struct jnl *j, jnl_durable_fn fn, void *ctx);
+
+/* Counters for observability (mmapfs-stat). */
+struct jnl_metrics {
+    uint64_t commits, commit_blocks, commit_us, commit_waits, wraps,
+             shadow_blocks_now, checkpoint_blocks;
+};
+void jnl_get_metrics(struct jnl *j, struct jnl_metrics *out);
+
+#endif
