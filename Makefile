@@ -3,7 +3,9 @@
 #   make              build everything into build/
 #   make test         install missing packages, build, run every test
 #   make check-asan   unit tests under AddressSanitizer + UBSan (part of make test)
-#   make mount        build, create build/mmapfs.img (1 GiB) and mount it on /mnt/mmapfs
+#   make mount        build, create /var/lib/mmapfs/default.img (1 GiB) if missing,
+#                     mount it on /mnt/mmapfs (unmount: fusermount3 -u /mnt/mmapfs)
+#   make install      install binaries and man pages under /usr/local
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
@@ -27,7 +29,7 @@ CORE_OBJ  := $(CORE_SRC:%.c=$(B)/obj/%.o)
 FUSE_OBJ  := $(FUSE_SRC:%.c=$(B)/obj/%.o)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all deps test unit check-asan integration crash-test mount clean
+.PHONY: all deps test unit check-asan integration crash-test mount install clean
 # a tool is built once its main exists: src/tools/<name>.c
 TOOL_NAMES := $(if $(wildcard src/tools/mmapfs.c),mmapfs) \
               $(if $(wildcard src/tools/mkfs.c),mkfs.mmapfs) \
@@ -98,14 +100,18 @@ test: deps
 	$(MAKE) integration
 
 # ---- convenience: the README's first command -------------------------------
-IMG ?= $(B)/mmapfs.img
+IMG ?= /var/lib/mmapfs/default.img
 MNT ?= /mnt/mmapfs
-mount: deps all
-	@mkdir -p $(MNT)
+mount: deps
+	$(MAKE) all
+	@mkdir -p $(MNT) $(dir $(IMG))
 	@if mountpoint -q $(MNT); then echo "$(MNT) is already a mount point"; exit 1; fi
 	@[ -e $(IMG) ] || $(B)/mkfs.mmapfs -s 1G $(IMG)
 	$(B)/mmapfs $(IMG) $(MNT)
 	@echo "mounted $(IMG) on $(MNT); unmount with: fusermount3 -u $(MNT)"
+
+install: all
+	mount-scripts/install.sh $(B)
 
 clean:
 	rm -rf build build-asan
