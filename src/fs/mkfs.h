@@ -1,0 +1,55 @@
+/*
+ * Private interfaces of mkfs: geometry computation (src/fs/mkfs.c) and
+ * detection of existing filesystems / signatures on a target
+ * (src/fs/probe.c). Used by fs_format, the mkfs.mmapfs tool and tests.
+ */
+#ifndef MMAPFS_MKFS_H
+#define MMAPFS_MKFS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fs/fs.h"
+#include "mmapfs/mmio.h"
+
+#define MKFS_MIN_BYTES                  (16ull << 20)  /* smallest filesystem */
+#define MKFS_MIN_JOURNAL_BLOCKS         1026u          /* the journal layer needs this */
+#define MKFS_DEFAULT_MAX_JOURNAL_BLOCKS 32768u         /* default: size/64 up to this */
+#define MKFS_MIN_DATA_BLOCKS            256u           /* after the metadata region */
+#define MKFS_BYTES_PER_INODE            16384u         /* default inode density */
+#define MKFS_MIN_INODES                 64u            /* default never goes below */
+#define MKFS_MAX_INODES                 (1ull << 32)
+#define MKFS_LABEL_MAX                  63u            /* bytes; label[64] keeps a NUL */
+
+/* Layout of a filesystem, as fs_format writes it. */
+struct mkfs_geometry {
+    uint64_t block_count, inode_count;
+    uint64_t journal_start, journal_blocks;
+    uint64_t block_bitmap_start, block_bitmap_blocks;
+    uint64_t inode_bitmap_start, inode_bitmap_blocks;
+    uint64_t inode_table_start, inode_table_blocks;
+    uint64_t data_start;
+    uint64_t root_dir_block;     /* the root directory's B+tree leaf */
+    uint64_t used_blocks;        /* blocks 0..used_blocks-1 are in use after mkfs */
+};
+
+/* Computes the layout for 'bytes' bytes (rounded down to 4096) and the
+ * options (NULL or zero fields = defaults; opt->size is ignored here). The
+ * inode count is rounded up to a multiple of 16. -EINVAL when too small or
+ * when the options do not fit. */
+int mkfs_geometry(uint64_t bytes, const struct fs_format_options *opt,
+                  struct mkfs_geometry *g);
+
+/* Looks for a known signature in the first bytes of a target. 'head' holds
+ * the first 'len' bytes (MKFS_PROBE_BYTES is enough for every signature
+ * checked; fewer is fine, signatures past the end are not matched). Returns
+ * 1 and a short description in what[what_len] when something is found
+ * ("mmapfs", "ext2/ext3/ext4 filesystem", ...), 0 when nothing is. */
+#define MKFS_PROBE_BYTES 69632u   /* 68 KiB: btrfs magic at 65600 */
+int mkfs_probe_buffer(const void *head, size_t len, char *what, size_t what_len);
+
+/* Same on an opened engine: reads min(size, MKFS_PROBE_BYTES) bytes.
+ * 1 found, 0 nothing, -errno on a read error. */
+int mkfs_probe(struct mmio *io, char *what, size_t what_len);
+
+#endif
