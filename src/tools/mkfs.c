@@ -1,0 +1,358 @@
+/*
+ * mkfs.mmapfs — create an mmapfs filesystem in an image file or on a block
+ * device. Thin main over fs_format() (src/fs/mkfs.c); see
+ * docs/man/mkfs.mmapfs.8.
+ *
+ * Exit status: 0 success, 1 any error (bad options included, as mke2fs).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs/format.h"
+#include "fs/fs.h"
+#include "fs/mkfs.h"
+#include "mmapfs/mmio.h"
+
+#define PROG "mkfs.mmapfs"
+
+struct mkfs_args {
+    uint64_t size;          /* -s, bytes; 0 = not given */
+    uint64_t inodes;        /* -N */
+    uint64_t journal;       /* -J, blocks */
+    const char *label;      /* -L */
+    int force, sparse, quiet;
+    const char *target;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: " PROG " [options] TARGET\n"
+        "  -s, --size SIZE        filesystem size (suffixes K, M, G, T: binary);\n"
+        "                         required when TARGET does not exist\n"
+        "  -L, --label LABEL      volume label (at most %u bytes)\n"
+        "  -N, --inodes N         number of inodes (default: one per 16 KiB)\n"
+        "  -J, --journal BLOCKS   journal size in 4 KiB blocks (default: size/64,\n"
+        "                         clamped to [%u, %u])\n"
+        "  -f, --force            overwrite an existing filesystem or signature\n"
+        "      --sparse           do not preallocate an image file\n"
+        "  -q, --quiet            print nothing on success\n"
+        "  -h, --help             this help\n",
+        MKFS_LABEL_MAX, MKFS_MIN_JOURNAL_BLOCKS, MKFS_DEFAULT_MAX_JOURNAL_BLOCKS);
+}
+
+/* Parses "123", "64M", "1.5G" is not accepted; suffixes K/M/G/T (binary),
+ * optionally followed by "iB" or "B". 0 or -EINVAL. */
+static int parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!*s || *s == '-')
+        return -EINVAL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return -EINVAL;
+    unsigned shift = 0;
+    switch (*end) {
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
+    case 't': case 'T': shift = 40; end++; break;
+    default: break;
+    }
+    if (shift && (!strcmp(end, "iB") || !strcmp(end, "B")))
+        end += strlen(end);
+    if (*end)
+        return -EINVAL;
+    if (shift && v > (UINT64_MAX >> shift))
+        return -EINVAL;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+/* Plain unsigned number. 0 or -EINVAL. */
+static int parse_number(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!*s || *s == '-')
+        return -EINVAL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (errno || *end)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* Fills *a from argv. 0, or 1 after printing usage (exit 1), or 2 for --help. */
+static int parse_args(int argc, char **argv, struct mkfs_args *a)
+{
+    enum { OPT_SPARSE = 256 };
+    static const struct option longopts[] = {
+        { "size", required_argument, NULL, 's' },
+        { "label", required_argument, NULL, 'L' },
+        { "inodes", required_argument, NULL, 'N' },
+        { "journal", required_argument, NULL, 'J' },
+        { "force", no_argument, NULL, 'f' },
+        { "sparse", no_argument, NULL, OPT_SPARSE },
+        { "quiet", no_argument, NULL, 'q' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    memset(a, 0, sizeof(*a));
+    int c;
+    while ((c = getopt_long(argc, argv, "s:L:N:J:fqh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            if (parse_size(optarg, &a->size) || a->size == 0) {
+                fprintf(stderr, PROG ": invalid size '%s'\n", optarg);
+                return 1;
+            }
+            break;
+        case 'L':
+            if (strlen(optarg) > MKFS_LABEL_MAX) {
+                fprintf(stderr, PROG ": label longer than %u bytes\n", MKFS_LABEL_MAX);
+                return 1;
+            }
+            a->label = optarg;
+            break;
+        case 'N':
+            if (parse_number(optarg, &a->inodes) || a->inodes == 0) {
+                fprintf(stderr, PROG ": invalid inode count '%s'\n", optarg);
+                return 1;
+            }
+            break;
+        case 'J':
+            if (parse_number(optarg, &a->journal) || a->journal == 0) {
+                fprintf(stderr, PROG ": invalid journal size '%s'\n", optarg);
+                return 1;
+            }
+            break;
+        case 'f': a->force = 1; break;
+        case OPT_SPARSE: a->sparse = 1; break;
+        case 'q': a->quiet = 1; break;
+        case 'h': usage(stdout); return 2;
+        default: usage(stderr); return 1;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, PROG ": %s\n", optind >= argc ? "no TARGET given" : "too many arguments");
+        usage(stderr);
+        return 1;
+    }
+    a->target = argv[optind];
+    return 0;
+}
+
+/* Reads the head of fd and refuses (returns -1 after a message) when a
+ * known signature is there and -f was not given. */
+static int check_signature(int fd, const struct mkfs_args *a)
+{
+    unsigned char *head = calloc(1, MKFS_PROBE_BYTES);
+    if (!head) {
+        fprintf(stderr, PROG ": out of memory\n");
+        return -1;
+    }
+    size_t len = 0;
+    while (len < MKFS_PROBE_BYTES) {
+        ssize_t r = pread(fd, head + len, MKFS_PROBE_BYTES - len, (off_t)len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            fprintf(stderr, PROG ": %s: read: %s\n", a->target, strerror(errno));
+            free(head);
+            return -1;
+        }
+        if (r == 0)
+            break;
+        len += (size_t)r;
+    }
+    char what[128];
+    int found = mkfs_probe_buffer(head, len, what, sizeof(what));
+    free(head);
+    if (!found)
+        return 0;
+    if (a->force) {
+        if (!a->quiet)
+            fprintf(stderr, PROG ": %s: found %s: overwriting it (-f)\n", a->target, what);
+        return 0;
+    }
+    fprintf(stderr, PROG ": %s: found %s; use -f to overwrite it\n", a->target, what);
+    return -1;
+}
+
+/* Explains why mkfs_geometry refused. */
+static void explain_geometry(uint64_t size, const struct mkfs_args *a)
+{
+    if ((size & ~(uint64_t)(MMAPFS_BLOCK_SIZE - 1)) < MKFS_MIN_BYTES)
+        fprintf(stderr, PROG ": %s: size %" PRIu64 " bytes is too small (minimum %llu MiB)\n",
+                a->target, size, MKFS_MIN_BYTES >> 20);
+    else
+        fprintf(stderr, PROG ": %s: the requested inode count (-N) or journal size (-J) "
+                "does not fit in %" PRIu64 " bytes (journal: %u blocks minimum, half the "
+                "filesystem maximum; inodes: at most %llu)\n",
+                a->target, size, MKFS_MIN_JOURNAL_BLOCKS, (unsigned long long)MKFS_MAX_INODES);
+}
+
+/* Prints the summary of the new filesystem. */
+static void print_summary(struct mmio *io, const struct mkfs_args *a)
+{
+    struct mmapfs_disk_superblock sb;
+    if (mmio_read_at(io, 0, &sb, sizeof(sb)))
+        return;
+    char uuid[37];
+    const uint8_t *u = sb.uuid;
+    snprintf(uuid, sizeof(uuid),
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10],
+             u[11], u[12], u[13], u[14], u[15]);
+    printf("mmapfs (format %u) on %s\n", sb.format_version, a->target);
+    printf("  size:     %" PRIu64 " bytes (%" PRIu64 " MiB)\n",
+           sb.block_count * MMAPFS_BLOCK_SIZE, (sb.block_count * MMAPFS_BLOCK_SIZE) >> 20);
+    printf("  blocks:   %" PRIu64 " x 4096, %" PRIu64 " free, data from block %" PRIu64 "\n",
+           sb.block_count, sb.free_blocks, sb.data_start);
+    printf("  inodes:   %" PRIu64 ", %" PRIu64 " free\n", sb.inode_count, sb.free_inodes);
+    printf("  journal:  %" PRIu64 " blocks (%" PRIu64 " MiB)\n", sb.journal_blocks,
+           (sb.journal_blocks * MMAPFS_BLOCK_SIZE) >> 20);
+    printf("  uuid:     %s\n", uuid);
+    if (sb.label[0])
+        printf("  label:    %.64s\n", sb.label);
+}
+
+/* Allocates the file's space up front (not with --sparse) so that the
+ * mapping never hits ENOSPC. 0 or -errno (message printed). */
+static int preallocate(int fd, uint64_t size, const struct mkfs_args *a)
+{
+    int err = posix_fallocate(fd, 0, (off_t)size);
+    if (err == 0)
+        return 0;
+    if (err == ENOSPC)
+        fprintf(stderr, PROG ": %s: not enough space to preallocate %" PRIu64
+                " bytes (use --sparse for a sparse image)\n", a->target, size);
+    else
+        fprintf(stderr, PROG ": %s: fallocate: %s\n", a->target, strerror(err));
+    return -err;
+}
+
+int main(int argc, char **argv)
+{
+    struct mkfs_args a;
+    int r = parse_args(argc, argv, &a);
+    if (r)
+        return r == 2 ? 0 : 1;
+
+    int created = 0, extended = 0, is_blk = 0, fd = -1, ret = 1;
+    off_t old_size = 0;
+    struct mmio *io = NULL;
+    struct stat st;
+
+    if (stat(a.target, &st) == 0) {
+        if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+            fprintf(stderr, PROG ": %s: not a regular file or block device\n", a.target);
+            return 1;
+        }
+        /* O_EXCL on a block device fails if it is mounted or claimed */
+        fd = open(a.target, O_RDWR | O_CLOEXEC | (S_ISBLK(st.st_mode) ? O_EXCL : 0));
+        if (fd < 0) {
+            fprintf(stderr, PROG ": %s: %s\n", a.target,
+                    errno == EBUSY ? "device is in use (mounted?)" : strerror(errno));
+            return 1;
+        }
+        old_size = st.st_size;
+        is_blk = S_ISBLK(st.st_mode);
+    } else if (errno == ENOENT) {
+        if (!a.size) {
+            fprintf(stderr, PROG ": %s does not exist: give its size with -s SIZE\n", a.target);
+            return 1;
+        }
+    } else {
+        fprintf(stderr, PROG ": %s: %s\n", a.target, strerror(errno));
+        return 1;
+    }
+
+    /* the size to use */
+    uint64_t size = a.size;
+    if (fd >= 0 && !is_blk && !size) {
+        size = (uint64_t)st.st_size;
+        if (!size) {
+            fprintf(stderr, PROG ": %s is empty: give its size with -s SIZE\n", a.target);
+            goto out;
+        }
+    }
+    if (is_blk && !size) {
+        if (mmio_open(&io, a.target, 0, 0, NULL) == 0) {
+            size = mmio_size(io);
+            mmio_close(io);
+            io = NULL;
+        }
+    }
+    struct fs_format_options opt = {
+        .size = size & ~(uint64_t)(MMAPFS_BLOCK_SIZE - 1),
+        .inodes = a.inodes,
+        .journal_blocks = a.journal,
+        .label = a.label,
+    };
+    struct mkfs_geometry geo;
+    if (mkfs_geometry(size, &opt, &geo)) {
+        explain_geometry(size, &a);
+        goto out;
+    }
+
+    if (fd >= 0) {
+        if (flock(fd, LOCK_EX | LOCK_NB)) {
+            fprintf(stderr, PROG ": %s is in use (mounted by mmapfs?)\n", a.target);
+            goto out;
+        }
+        if (check_signature(fd, &a))
+            goto out;
+    } else {
+        fd = open(a.target, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            fprintf(stderr, PROG ": %s: create: %s\n", a.target, strerror(errno));
+            goto out;
+        }
+        created = 1;
+        flock(fd, LOCK_EX | LOCK_NB);
+    }
+
+    extended = !is_blk && !created && (uint64_t)old_size < opt.size;
+    if (!is_blk && !a.sparse && preallocate(fd, opt.size, &a))
+        goto out;
+
+    int err = mmio_open(&io, a.target, opt.size, 0, NULL);
+    if (err) {
+        fprintf(stderr, PROG ": %s: cannot open: %s\n", a.target,
+                err == -ENOSPC ? "device smaller than the requested size" : strerror(-err));
+        io = NULL;
+        goto out;
+    }
+    err = fs_format(io, &opt);
+    if (err) {
+        fprintf(stderr, PROG ": %s: format failed: %s\n", a.target, strerror(-err));
+        goto out;
+    }
+    if (!a.quiet)
+        print_summary(io, &a);
+    mmio_close(io);
+    io = NULL;
+    ret = 0;
+out:
+    if (io)
+        mmio_close(io);
+    if (ret && created)
+        unlink(a.target);
+    else if (ret && extended && ftruncate(fd, old_size))
+        fprintf(stderr, PROG ": %s: could not shrink back to %lld bytes\n", a.target,
+                (long long)old_size);
+    if (fd >= 0)
+        close(fd);
+    return ret;
+}
