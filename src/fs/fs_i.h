@@ -49,8 +49,24 @@ struct fs {
     /* first corruption seen (journal lock for writes) */
     int corrupt;
     char corrupt_msg[256];
-    const void *zero_block;           /* MMAPFS_BLOCK_SIZE zero bytes */
+    const void *zero_block;           /* FS_ZERO_BYTES (>= MMAPFS_BLOCK_SIZE) zero bytes */
+    /* ---- added by fs core A (private to its files) ---- */
+    const char *path;                 /* image path (messages), owned */
+    uint64_t meta_goal;               /* next-fit goal for metadata blocks */
+    uint32_t *group_free;             /* free bits per block bitmap block (alloc.c) */
+    uint64_t groups;                  /* number of block bitmap blocks */
+    struct fs_counters {              /* observability, updated atomically */
+        uint64_t reads, read_bytes, writes, write_bytes, fsyncs, fsync_commits,
+                 fsync_data_syncs, blocks_allocated, blocks_freed,
+                 inodes_allocated, inodes_freed, orphans_released, enospc_retries;
+    } ctr;
 };
+
+/* Size of the shared zero region fs->zero_block (holes in fs_read_iov). */
+#define FS_ZERO_BYTES (256u * 1024u)
+
+/* Relaxed atomic counter increment (fs->ctr fields). */
+#define FS_COUNT(fs, field, n) __atomic_fetch_add(&(fs)->ctr.field, (n), __ATOMIC_RELAXED)
 
 /* Records corruption (first message kept, logged to stderr), sets the
  * superblock ERROR state when possible; returns -EUCLEAN. */
@@ -96,6 +112,12 @@ int alloc_init(struct fs *fs);
 void alloc_fini(struct fs *fs);
 /* Journal durable callback: releases blocks freed up to seq. */
 void alloc_durable(void *ctx, uint64_t seq);
+/* Blocks freed but not yet reusable (waiting for their transaction). */
+uint64_t alloc_pending_blocks(struct fs *fs);
+/* Called WITHOUT the lock after an operation failed with -ENOSPC: if freed
+ * blocks are waiting for a commit, commits and waits for it and returns 1
+ * (retry the operation once); 0 if retrying cannot help; -EIO. */
+int alloc_wait_pending(struct fs *fs);
 
 /* ---- B+tree binding (tree.c) ---------------------------------------------- */
 
@@ -125,7 +147,9 @@ int inode_new(struct fs *fs, uint64_t goal, uint32_t mode, uint32_t uid, uint32_
               uint64_t *ino, struct mmapfs_disk_inode *di);
 /* Drops one link (directories: all, nlink = 0), ctime = now; when nlink
  * reaches 0 the inode goes on the orphan list if it still has lookup
- * references, else it is released. Puts the inode. */
+ * references, else it is released. Puts the inode. Like inode_release it
+ * may span several journal steps: call it last in an operation, after
+ * every other inode_put (copies of other inodes may be stale after it). */
 int inode_drop_link(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
 /* Frees everything the inode owns and the inode itself (removing it from the
  * orphan list if it is on it). May span several journal steps for large
@@ -146,6 +170,12 @@ uint64_t icache_unref(struct fs *fs, uint64_t ino, uint64_t n); /* returns what 
 uint64_t icache_refs(struct fs *fs, uint64_t ino);
 void icache_set_dirty_seq(struct fs *fs, uint64_t ino, uint64_t seq);
 uint64_t icache_dirty_seq(struct fs *fs, uint64_t ino);      /* 0 if unknown */
+/* Transaction that last changed what fdatasync needs (size, block map);
+ * inode_put records dirty_seq, file.c records this one too. */
+void icache_set_data_seq(struct fs *fs, uint64_t ino, uint64_t seq);
+uint64_t icache_data_seq(struct fs *fs, uint64_t ino);       /* 0 if unknown */
+/* Number of inodes tracked (metrics). */
+uint64_t icache_count(struct fs *fs);
 
 /* ---- orphans (orphan.c) ---------------------------------------------------- */
 
@@ -156,7 +186,9 @@ int orphan_recover(struct fs *fs);
 
 /* ---- file data (file.c) ---------------------------------------------------- */
 
-/* Locked variants used by symlink/readlink and truncation. */
+/* Locked variants used by symlink/readlink and truncation.
+ * file_write_locked updates di (size, block map, blocks, mtime/ctime) and
+ * puts it; it runs in the caller's journal step (meant for small writes). */
 ssize_t file_write_locked(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di,
                           uint64_t off, const void *buf, size_t len);
 ssize_t file_read_locked(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode *di,
@@ -167,6 +199,12 @@ ssize_t file_read_locked(struct fs *fs, uint64_t ino, const struct mmapfs_disk_i
 int file_truncate(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, uint64_t size);
 /* Frees every extent and the tree (release path). */
 int file_free_all(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
+
+/* ---- test hooks (super.c) --------------------------------------------------- */
+
+/* Drops a mounted fs as a crash would: the journal is abandoned without
+ * commit or checkpoint (jnl_test_abandon), nothing else is written. */
+void fs_crash_for_test(struct fs *fs);
 
 /* ---- directories (dir.c) --------------------------------------------------- */
 
