@@ -1,0 +1,528 @@
+# shellcheck shell=bash
+#
+# tests/lib/common.sh — helpers for the integration tests (real mounts).
+#
+# Source it from a test script that runs under `set -euo pipefail`:
+#
+#   #!/usr/bin/env bash
+#   set -euo pipefail
+#   . "$(dirname "$0")/../lib/common.sh"
+#   t_init "$@"                          # $1 = build dir (default: build)
+#   img=$T_DIR/disk.img mnt=$T_DIR/mnt
+#   make_image "$img" 1G                 # sparse image made by mkfs.mmapfs
+#   mount_image "$img" "$mnt"            # mounted with build/mmapfs
+#   check "write a file" dd if=/dev/zero of="$mnt/f" bs=1M count=1
+#   ...
+#   t_finish                              # unmounts, fsck -n every image, tally
+#
+# (The helpers change global state: call them directly, never inside $(...).)
+#
+# What it provides
+#   t_init [BUILD]        temp dir $T_DIR, traps, binaries $MKFS $MMAPFS $FSCK $MSTAT
+#   make_image IMG SIZE [mkfs args...]   new sparse image file (mkfs.mmapfs --sparse)
+#   mkfs_target TARGET [mkfs args...]    mkfs.mmapfs -q -f TARGET (its whole size)
+#   mount_image TARGET MNT [mmapfs args...]   mounts (daemonised) and checks it
+#   unmount_fs MNT        fusermount3 -u, then waits until the daemon is gone
+#   fsck_clean TARGET     asserts `fsck.mmapfs -n TARGET` exits 0
+#   new_loop FILE VAR     attaches FILE to a loop device, its path in $VAR
+#                         (detached again by the cleanup trap)
+#   check DESC CMD...     asserts CMD exits 0      (under `timeout`)
+#   check_sh DESC 'SH' [ARG0 ARGS...]   asserts bash -c 'SH' ARG0... exits 0
+#   check_fail DESC CMD...    asserts CMD exits non-zero (a timeout is a failure)
+#   check_fail_sh DESC 'SH'
+#   check_eq DESC EXPECTED ACTUAL
+#   check_range DESC LOW HIGH VALUE
+#   check_errno DESC EXPECT 'PYTHON'  runs tests/lib/errno_check.py: EXPECT is
+#                         OK or an errno name, alternatives with '|' (EPERM|EACCES)
+#   check_errno_as_nobody DESC EXPECT 'PYTHON'   the same as uid/gid 65534
+#   wait_until DESC SECONDS 'SH'   polls until bash -c 'SH' succeeds
+#   pass DESC / fail DESC [details] / skip DESC   record a result by hand
+#   require_cmd CMD...    skips the whole script (exit 77) if CMD is missing
+#   skip_script REASON    skips the whole script (exit 77)
+#   as_nobody CMD...      runs CMD as uid/gid 65534 with no groups
+#   fs_used_bytes MNT / fs_size_bytes MNT / fs_avail_bytes MNT   from statfs
+#   file_manifest DIR OUT / meta_manifest DIR OUT   checksums / metadata lists
+#
+# Every step that could hang runs under `timeout` ($STEP_TIMEOUT seconds,
+# default 120). The EXIT trap always unmounts what the script mounted
+# (falling back to fusermount3 -u -z), stops a daemon that does not exit
+# (by its PID), detaches the loop devices it created and removes $T_DIR.
+# t_finish prints "N passed, M failed" and exits 1 if anything failed.
+# A script skipped by require_cmd exits 77; tests/integration/run.sh
+# reports it as SKIP.
+
+T_PASS=0
+T_FAIL=0
+T_SKIP=0
+T_MOUNTS=()        # mount points made by mount_image, in order
+T_IMAGES=()        # targets given to mount_image, checked by t_finish
+declare -A T_DIRTY=()  # target -> 1 if mounted since its last fsck_clean
+T_LOOPS=()         # loop devices made by new_loop
+T_DIR=""
+STEP_TIMEOUT=${STEP_TIMEOUT:-120}
+T_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3 || echo python3)
+ERRNO_CHECK="$T_ROOT/tests/lib/errno_check.py"
+NOBODY_UID=65534
+NOBODY_GID=65534
+
+# ---- reporting --------------------------------------------------------------
+
+# Prints a line to stderr prefixed with the script name.
+t_log() {
+    printf '[%s] %s\n' "${T_NAME:-test}" "$*" >&2
+}
+
+# Records a passed assertion.
+pass() {
+    T_PASS=$((T_PASS + 1))
+    printf 'ok   %s\n' "$1"
+}
+
+# Records a failed assertion; further arguments are printed as details.
+fail() {
+    local desc=$1
+    shift
+    T_FAIL=$((T_FAIL + 1))
+    printf 'FAIL %s\n' "$desc"
+    local line
+    for line in "$@"; do
+        printf '       %s\n' "$line"
+    done
+}
+
+# Records a skipped assertion with its reason.
+skip() {
+    T_SKIP=$((T_SKIP + 1))
+    printf 'skip %s\n' "$1"
+}
+
+# Quotes a command line for messages.
+_cmdline() {
+    local out="" a
+    for a in "$@"; do out+="$(printf '%q' "$a") "; done
+    out=${out% }
+    [ "${#out}" -le 400 ] || out="${out:0:400}..."
+    printf '%s' "$out"
+}
+
+# Prints the last lines of a command's output, indented, for a failure.
+_tail_output() {
+    local text=$1
+    [ -n "$text" ] || return 0
+    printf '%s\n' "$text" | tail -n 15 | sed 's/^/       | /'
+}
+
+# Runs CMD under timeout with output captured; sets T_OUT and T_RC.
+_run() {
+    T_RC=0
+    T_OUT=$(timeout -k 5 "$STEP_TIMEOUT" "$@" 2>&1) || T_RC=$?
+}
+
+# check DESC CMD... : CMD must exit 0 within $STEP_TIMEOUT seconds.
+check() {
+    local desc=$1
+    shift
+    _run "$@"
+    if [ "$T_RC" -eq 0 ]; then
+        pass "$desc"
+        return 0
+    fi
+    local why="exit $T_RC"
+    [ "$T_RC" -eq 124 ] && why="timed out after ${STEP_TIMEOUT}s"
+    fail "$desc" "command: $(_cmdline "$@")" "expected: exit 0, got: $why"
+    _tail_output "$T_OUT"
+    return 0
+}
+
+# check_sh DESC 'shell code' [ARG0 ARGS...] : the bash snippet must exit 0;
+# the extra arguments become its $0, $1, ...
+check_sh() {
+    check "$1" bash -o pipefail -c "$2" "${@:3}"
+}
+
+# check_fail DESC CMD... : CMD must fail (non-zero exit, but not a timeout).
+check_fail() {
+    local desc=$1
+    shift
+    _run "$@"
+    if [ "$T_RC" -ne 0 ] && [ "$T_RC" -ne 124 ] && [ "$T_RC" -ne 137 ]; then
+        pass "$desc"
+        return 0
+    fi
+    local why="exit 0"
+    [ "$T_RC" -eq 124 ] && why="timed out after ${STEP_TIMEOUT}s"
+    fail "$desc" "command: $(_cmdline "$@")" "expected: failure, got: $why"
+    _tail_output "$T_OUT"
+    return 0
+}
+
+# check_fail_sh DESC 'shell code' [ARG0 ARGS...] : the bash snippet must fail.
+check_fail_sh() {
+    check_fail "$1" bash -o pipefail -c "$2" "${@:3}"
+}
+
+# check_eq DESC EXPECTED ACTUAL
+check_eq() {
+    if [ "$2" == "$3" ]; then
+        pass "$1"
+    else
+        fail "$1" "expected: '$2'" "got:      '$3'"
+    fi
+    return 0
+}
+
+# check_range DESC LOW HIGH VALUE : LOW <= VALUE <= HIGH (integers).
+check_range() {
+    local desc=$1 low=$2 high=$3 value=$4
+    if [[ "$value" =~ ^-?[0-9]+$ ]] && [ "$value" -ge "$low" ] && [ "$value" -le "$high" ]; then
+        pass "$desc"
+    else
+        fail "$desc" "expected: $low <= value <= $high" "got:      '$value'"
+    fi
+    return 0
+}
+
+# check_errno DESC EXPECT 'python code' : see tests/lib/errno_check.py.
+check_errno() {
+    local desc=$1 expect=$2 code=$3
+    _run "$PY" "$ERRNO_CHECK" "$expect" "$code"
+    if [ "$T_RC" -eq 0 ]; then
+        pass "$desc"
+    else
+        fail "$desc" "python: $code" "expected: $expect"
+        _tail_output "$T_OUT"
+    fi
+    return 0
+}
+
+# check_errno_as_nobody DESC EXPECT 'python code' : as uid/gid 65534.
+check_errno_as_nobody() {
+    local desc=$1 expect=$2 code=$3
+    _run setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups -- \
+        "$PY" "$ERRNO_CHECK" "$expect" "$code"
+    if [ "$T_RC" -eq 0 ]; then
+        pass "$desc"
+    else
+        fail "$desc" "as uid $NOBODY_UID, python: $code" "expected: $expect"
+        _tail_output "$T_OUT"
+    fi
+    return 0
+}
+
+# as_nobody CMD... : runs CMD as uid/gid 65534 without supplementary groups.
+as_nobody() {
+    setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups -- "$@"
+}
+
+# wait_until DESC SECONDS 'shell code' : polls (every 0.2 s) until the bash
+# snippet succeeds; records a pass, or a failure after SECONDS.
+wait_until() {
+    local desc=$1 secs=$2 code=$3
+    local deadline=$((SECONDS + secs))
+    while true; do
+        if timeout -k 5 "$STEP_TIMEOUT" bash -o pipefail -c "$code" >/dev/null 2>&1; then
+            pass "$desc"
+            return 0
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            local out
+            out=$(timeout -k 5 "$STEP_TIMEOUT" bash -o pipefail -x -c "$code" 2>&1 || true)
+            fail "$desc" "condition still false after ${secs}s: $code"
+            _tail_output "$out"
+            return 0
+        fi
+        sleep 0.2
+    done
+}
+
+# require_cmd CMD... : skips the whole script (exit 77) if a command is missing.
+require_cmd() {
+    local c
+    for c in "$@"; do
+        if ! command -v "$c" >/dev/null 2>&1; then
+            printf 'SKIP: %s: required command "%s" is not installed\n' "${T_NAME:-test}" "$c"
+            exit 77
+        fi
+    done
+}
+
+# skip_script REASON : skips the whole script (exit 77) with a reason.
+skip_script() {
+    printf 'SKIP: %s: %s\n' "${T_NAME:-test}" "$1"
+    exit 77
+}
+
+# ---- setup and cleanup ----------------------------------------------------------
+
+# t_init [BUILD] : resolves the binaries, makes $T_DIR, installs the traps.
+t_init() {
+    local build=${1:-${MMAPFS_BUILD:-build}}
+    case "$build" in /*) ;; *) build="$T_ROOT/$build" ;; esac
+    T_BUILD=$build
+    T_NAME=${T_NAME:-$(basename "$0" .sh)}
+    MKFS="$build/mkfs.mmapfs"
+    MMAPFS="$build/mmapfs"
+    FSCK="$build/fsck.mmapfs"
+    MSTAT="$build/mmapfs-stat"
+    require_cmd timeout fusermount3 mountpoint flock setpriv
+    if [ "$(id -u)" != 0 ]; then
+        skip_script "must run as root (mounts with allow_other, chown, loop devices)"
+    fi
+    local b
+    for b in "$MKFS" "$MMAPFS" "$FSCK"; do
+        if [ ! -x "$b" ]; then
+            echo "FAIL $T_NAME: binary $b is missing (run make all)"
+            echo "0 passed, 1 failed"
+            exit 1
+        fi
+    done
+    local tmp_parent=${MMAPFS_TEST_TMP:-/var/tmp}
+    T_DIR=$(mktemp -d "$tmp_parent/mmapfs-it.$T_NAME.XXXXXX")
+    chmod 0755 "$T_DIR"   # the tests that run as nobody must reach the mounts
+    # a copy nobody can read even if the work tree is not world-readable
+    install -m 0644 "$T_ROOT/tests/lib/errno_check.py" "$T_DIR/errno_check.py"
+    ERRNO_CHECK="$T_DIR/errno_check.py"
+    trap '_t_cleanup' EXIT
+    trap 'echo "[$T_NAME] interrupted" >&2; exit 130' INT
+    trap 'echo "[$T_NAME] terminated" >&2; exit 143' TERM HUP
+    echo "== $T_NAME (build: $build, temp: $T_DIR)"
+}
+
+# Lists the PIDs of mmapfs daemons whose command line has the argument MNT.
+_daemon_pids() {
+    local mnt=$1 exe pid arg
+    exe=$(readlink -f "$MMAPFS")
+    for d in /proc/[0-9]*; do
+        pid=${d#/proc/}
+        [ "$(readlink "$d/exe" 2>/dev/null)" == "$exe" ] || continue
+        while IFS= read -r -d '' arg; do
+            if [ "$arg" == "$mnt" ]; then
+                echo "$pid"
+                break
+            fi
+        done <"$d/cmdline" 2>/dev/null || true
+    done
+}
+
+# Waits up to SECONDS for the daemons of MNT to exit; returns 1 if they
+# are still running afterwards.
+_wait_daemon_gone() {
+    local mnt=$1 secs=${2:-60}
+    local deadline=$((SECONDS + secs))
+    while [ -n "$(_daemon_pids "$mnt")" ]; do
+        [ "$SECONDS" -lt "$deadline" ] || return 1
+        sleep 0.1
+    done
+    return 0
+}
+
+# Removes MNT from the list of mounts the cleanup trap must undo.
+_forget_mount() {
+    local mnt=$1 i
+    for i in "${!T_MOUNTS[@]}"; do
+        [ "${T_MOUNTS[$i]}" != "$mnt" ] || unset 'T_MOUNTS[i]'
+    done
+    T_MOUNTS=("${T_MOUNTS[@]}")
+}
+
+# The EXIT trap: unmount everything, stop stuck daemons, detach loop
+# devices, remove the temp dir (only if nothing is mounted under it).
+_t_cleanup() {
+    local rc=$? i mnt pid
+    trap - EXIT INT TERM HUP
+    for ((i = ${#T_MOUNTS[@]} - 1; i >= 0; i--)); do
+        mnt=${T_MOUNTS[$i]}
+        if mountpoint -q "$mnt" 2>/dev/null; then
+            echo "[$T_NAME] cleanup: unmounting $mnt" >&2
+            timeout -k 5 30 fusermount3 -u "$mnt" 2>/dev/null ||
+                timeout -k 5 30 fusermount3 -u -z "$mnt" 2>/dev/null ||
+                echo "[$T_NAME] cleanup: could not unmount $mnt" >&2
+        fi
+        if ! _wait_daemon_gone "$mnt" 30; then
+            for pid in $(_daemon_pids "$mnt"); do
+                echo "[$T_NAME] cleanup: daemon $pid for $mnt still running; SIGKILL" >&2
+                kill -KILL "$pid" 2>/dev/null || true
+            done
+        fi
+    done
+    for ((i = ${#T_LOOPS[@]} - 1; i >= 0; i--)); do
+        losetup -d "${T_LOOPS[$i]}" 2>/dev/null || true
+    done
+    if [ -n "$T_DIR" ] && [ -d "$T_DIR" ]; then
+        if grep -q " $T_DIR" /proc/mounts; then
+            echo "[$T_NAME] cleanup: something is still mounted under $T_DIR; not removing it" >&2
+        else
+            rm -rf "$T_DIR"
+        fi
+    fi
+    exit "$rc"
+}
+
+# make_image IMG SIZE [mkfs args...] : makes a new sparse image file IMG of
+# SIZE (e.g. 1G) with mkfs.mmapfs. Exits the script on failure.
+make_image() {
+    local img=$1 size=$2
+    shift 2
+    if ! T_OUT=$(timeout -k 5 "$STEP_TIMEOUT" "$MKFS" -q -f --sparse -s "$size" "$@" "$img" 2>&1); then
+        fail "mkfs.mmapfs -s $size $(basename "$img")" "command: $(_cmdline "$MKFS" -q -f --sparse -s "$size" "$@" "$img")"
+        _tail_output "$T_OUT"
+        t_finish
+    fi
+}
+
+# mkfs_target TARGET [mkfs args...] : mkfs.mmapfs -q -f on an existing file
+# or device, using its whole size. Exits the script on failure.
+mkfs_target() {
+    local target=$1
+    shift
+    if ! T_OUT=$(timeout -k 5 "$STEP_TIMEOUT" "$MKFS" -q -f "$@" "$target" 2>&1); then
+        fail "mkfs.mmapfs $* $target" "command: $(_cmdline "$MKFS" -q -f "$@" "$target")"
+        _tail_output "$T_OUT"
+        t_finish
+    fi
+}
+
+# mount_image TARGET MNT [mmapfs args...] : mounts TARGET (image file or
+# block device) on the directory MNT (created if missing) with build/mmapfs,
+# which daemonises and returns when the mount is usable. Exits the script
+# on failure. Remembered for the cleanup trap and for t_finish's fsck.
+mount_image() {
+    local target=$1 mnt=$2
+    shift 2
+    mkdir -p "$mnt"
+    T_MOUNTS+=("$mnt")
+    _remember_image "$target"
+    T_DIRTY["$target"]=1
+    if ! T_OUT=$(timeout -k 5 60 "$MMAPFS" "$target" "$mnt" "$@" 2>&1 </dev/null); then
+        fail "mount $target on $mnt" "command: $(_cmdline "$MMAPFS" "$target" "$mnt" "$@")"
+        _tail_output "$T_OUT"
+        t_finish
+    fi
+    if ! mountpoint -q "$mnt"; then
+        fail "mount $target on $mnt" "command: $(_cmdline "$MMAPFS" "$target" "$mnt" "$@")" \
+            "mmapfs exited 0 but $mnt is not a mount point"
+        _tail_output "$T_OUT"
+        t_finish
+    fi
+}
+
+# Adds TARGET to the list of images t_finish checks, once.
+_remember_image() {
+    local t
+    for t in "${T_IMAGES[@]}"; do [ "$t" != "$1" ] || return 0; done
+    T_IMAGES+=("$1")
+}
+
+# unmount_fs MNT : fusermount3 -u MNT, then waits for the daemon to finish
+# (the clean unmount is written by the daemon after the kernel lets go).
+# Records a failure if either step fails; returns 1 then.
+unmount_fs() {
+    local mnt=$1
+    if ! T_OUT=$(timeout -k 5 60 fusermount3 -u "$mnt" 2>&1); then
+        fail "unmount $mnt" "command: fusermount3 -u $mnt"
+        _tail_output "$T_OUT"
+        return 1
+    fi
+    if ! _wait_daemon_gone "$mnt" 60; then
+        fail "unmount $mnt" "the mmapfs daemon (pid $(_daemon_pids "$mnt" | tr '\n' ' ')) did not exit within 60 s of fusermount3 -u"
+        return 1
+    fi
+    _forget_mount "$mnt"
+    return 0
+}
+
+# fsck_clean TARGET [DESC] : asserts that fsck.mmapfs -n TARGET exits 0.
+fsck_clean() {
+    local target=$1 desc=${2:-"fsck.mmapfs -n $(basename "$1") is clean (exit 0)"}
+    _run "$FSCK" -n "$target"
+    if [ "$T_RC" -eq 0 ]; then
+        pass "$desc"
+    else
+        fail "$desc" "command: $(_cmdline "$FSCK" -n "$target")" "expected: exit 0, got: exit $T_RC"
+        _tail_output "$T_OUT"
+    fi
+    T_DIRTY["$target"]=0
+    return 0
+}
+
+# new_loop FILE VAR : attaches FILE to a free loop device and stores its
+# path in the variable VAR; the cleanup trap detaches it. Returns 1 if
+# losetup does not work here.
+new_loop() {
+    local file=$1 dev
+    dev=$(timeout -k 5 30 losetup --find --show "$file" 2>/dev/null) || return 1
+    [ -b "$dev" ] || return 1
+    T_LOOPS+=("$dev")
+    printf -v "$2" '%s' "$dev"
+}
+
+# Detaches a loop device made by new_loop and forgets it.
+drop_loop() {
+    local dev=$1 i
+    losetup -d "$dev" || return 1
+    for i in "${!T_LOOPS[@]}"; do
+        [ "${T_LOOPS[$i]}" != "$dev" ] || unset 'T_LOOPS[i]'
+    done
+    T_LOOPS=("${T_LOOPS[@]}")
+}
+
+# t_finish : unmounts what is still mounted, runs fsck.mmapfs -n on every
+# image mounted since its last fsck_clean, prints the tally and exits
+# (1 if anything failed).
+t_finish() {
+    local mnt target unmounted=1
+    for mnt in "${T_MOUNTS[@]}"; do
+        if mountpoint -q "$mnt" 2>/dev/null; then
+            unmount_fs "$mnt" || unmounted=0
+        fi
+    done
+    if [ "$unmounted" -eq 1 ]; then
+        for target in "${T_IMAGES[@]}"; do
+            if [ "${T_DIRTY[$target]:-0}" -eq 1 ] && [ -e "$target" ]; then
+                fsck_clean "$target" "final fsck.mmapfs -n $(basename "$target") is clean"
+            fi
+        done
+    fi
+    [ "$T_SKIP" -eq 0 ] || echo "$T_SKIP skipped"
+    echo "$T_PASS passed, $T_FAIL failed"
+    [ "$T_FAIL" -eq 0 ] && exit 0
+    exit 1
+}
+
+# ---- measurements ---------------------------------------------------------------
+
+# fs_size_bytes MNT : total size from statfs (f_blocks * f_frsize).
+fs_size_bytes() {
+    local s b
+    read -r s b _ _ < <(timeout 30 stat -f -c '%S %b %f %a' "$1")
+    echo $((s * b))
+}
+
+# fs_used_bytes MNT : (f_blocks - f_bfree) * f_frsize.
+fs_used_bytes() {
+    local s b f
+    read -r s b f _ < <(timeout 30 stat -f -c '%S %b %f %a' "$1")
+    echo $((s * (b - f)))
+}
+
+# fs_avail_bytes MNT : f_bavail * f_frsize.
+fs_avail_bytes() {
+    local s a
+    read -r s _ _ a < <(timeout 30 stat -f -c '%S %b %f %a' "$1")
+    echo $((s * a))
+}
+
+# file_manifest DIR OUT : sha256sum of every regular file under DIR, paths
+# relative to DIR, sorted. Check later with (cd DIR && sha256sum -c OUT).
+file_manifest() {
+    (cd "$1" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum) >"$2"
+}
+
+# meta_manifest DIR OUT : type, mode, owner, size (not for directories),
+# link count, mtime in ns and symlink target of every entry under DIR.
+meta_manifest() {
+    (cd "$1" && find . -printf '%p|%y|%m|%U|%G|%n|%T@|%l|' -a \
+        \( -type d -printf '-\n' -o -printf '%s\n' \) | LC_ALL=C sort) >"$2"
+}
