@@ -55,6 +55,8 @@ struct fs {
     uint64_t meta_goal;               /* next-fit goal for metadata blocks */
     uint32_t *group_free;             /* free bits per block bitmap block (alloc.c) */
     uint64_t groups;                  /* number of block bitmap blocks */
+    uint32_t *igroup_free;            /* free bits per inode bitmap block (alloc.c) */
+    uint64_t igroups;                 /* number of inode bitmap blocks */
     struct fs_counters {              /* observability, updated atomically */
         uint64_t reads, read_bytes, writes, write_bytes, fsyncs, fsync_commits,
                  fsync_data_syncs, blocks_allocated, blocks_freed,
@@ -92,7 +94,7 @@ const struct mmapfs_disk_superblock *super_read(struct fs *fs);
 /* ---- allocation (alloc.c) -------------------------------------------------- */
 
 /* Allocates a contiguous run of 1..want data blocks, preferring 'goal'
- * (0 = the allocator's own goal). *start/*got receive the run. Blocks freed
+ * (0 = the allocator's own goal). *start and *got receive the run. Blocks freed
  * by a transaction that is not yet durable are never returned (invariant 4).
  * -ENOSPC when none is free. */
 int alloc_blocks(struct fs *fs, uint64_t goal, uint64_t want, uint64_t *start, uint64_t *got);
@@ -127,10 +129,13 @@ int alloc_wait_pending(struct fs *fs);
 struct fs_tree_ctx {
     struct fs *fs;
     int64_t delta;
+    struct bt_store store;   /* fs_tree_store with .ctx = this context; the
+                                tree points here, so ctx must outlive tree */
 };
 void fs_tree_open(struct fs_tree_ctx *ctx, struct bt_tree *tree, struct fs *fs,
                   uint64_t ino, uint64_t root, uint16_t type);
-/* The bt_store used by fs trees (ctx = struct fs_tree_ctx). */
+/* The bt_store callbacks used by fs trees (ctx = struct fs_tree_ctx);
+ * fs_tree_open copies it into ctx->store with ctx->store.ctx = ctx. */
 extern const struct bt_store fs_tree_store;
 
 /* ---- inodes (inode.c) ------------------------------------------------------ */
