@@ -40,6 +40,7 @@
 #   require_cmd CMD...    skips the whole script (exit 77) if CMD is missing
 #   skip_script REASON    skips the whole script (exit 77)
 #   as_nobody CMD...      runs CMD as uid/gid 65534 with no groups
+#   "${AS_NOBODY[@]}"     the same as a command prefix, for check/check_fail
 #   fs_used_bytes MNT / fs_size_bytes MNT / fs_avail_bytes MNT   from statfs
 #   file_manifest DIR OUT / meta_manifest DIR OUT   checksums / metadata lists
 #
@@ -185,9 +186,10 @@ check_range() {
 }
 
 # check_errno DESC EXPECT 'python code' : see tests/lib/errno_check.py.
+# $ERRNO_PRELUDE (if set) is put before the code, e.g. variable settings.
 check_errno() {
     local desc=$1 expect=$2 code=$3
-    _run "$PY" "$ERRNO_CHECK" "$expect" "$code"
+    _run "$PY" "$ERRNO_CHECK" "$expect" "${ERRNO_PRELUDE:-}$code"
     if [ "$T_RC" -eq 0 ]; then
         pass "$desc"
     else
@@ -201,7 +203,7 @@ check_errno() {
 check_errno_as_nobody() {
     local desc=$1 expect=$2 code=$3
     _run setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups -- \
-        "$PY" "$ERRNO_CHECK" "$expect" "$code"
+        "$PY" "$ERRNO_CHECK" "$expect" "${ERRNO_PRELUDE:-}$code"
     if [ "$T_RC" -eq 0 ]; then
         pass "$desc"
     else
@@ -212,8 +214,10 @@ check_errno_as_nobody() {
 }
 
 # as_nobody CMD... : runs CMD as uid/gid 65534 without supplementary groups.
+# For check/check_fail use the array: check DESC "${AS_NOBODY[@]}" CMD...
+AS_NOBODY=(setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups --)
 as_nobody() {
-    setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups -- "$@"
+    "${AS_NOBODY[@]}" "$@"
 }
 
 # wait_until DESC SECONDS 'shell code' : polls (every 0.2 s) until the bash
@@ -451,11 +455,11 @@ fsck_clean() {
 # path in the variable VAR; the cleanup trap detaches it. Returns 1 if
 # losetup does not work here.
 new_loop() {
-    local file=$1 dev
-    dev=$(timeout -k 5 30 losetup --find --show "$file" 2>/dev/null) || return 1
-    [ -b "$dev" ] || return 1
-    T_LOOPS+=("$dev")
-    printf -v "$2" '%s' "$dev"
+    local _nl_file=$1 _nl_dev
+    _nl_dev=$(timeout -k 5 30 losetup --find --show "$_nl_file" 2>/dev/null) || return 1
+    T_LOOPS+=("$_nl_dev")
+    [ -b "$_nl_dev" ] || return 1
+    printf -v "$2" '%s' "$_nl_dev"
 }
 
 # Detaches a loop device made by new_loop and forgets it.

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+#
+# 20_blockdev.sh — mmapfs on a block device: a loop device over a 256 MiB
+# file; mkfs.mmapfs takes the size from the device; mount, write and verify
+# files, unmount, fsck -n, remount (with the pread backend too) and verify,
+# detach. Skipped only where losetup does not work.
+set -euo pipefail
+. "$(dirname "$0")/../lib/common.sh"
+t_init "$@"
+require_cmd losetup blockdev sha256sum
+export LC_ALL=C
+
+backing=$T_DIR/backing.bin
+truncate -s 256M "$backing"
+dev=""
+if ! new_loop "$backing" dev; then
+    skip_script "losetup --find --show does not work here (no loop devices?)"
+fi
+echo "loop device: $dev"
+check_eq "device size" $((256 << 20)) "$(blockdev --getsize64 "$dev")"
+
+mkfs_target "$dev"
+pass "mkfs.mmapfs $dev (size from the device)"
+check_eq "mkfs on the device leaves the backing file's size alone" $((256 << 20)) "$(stat -c %s "$backing")"
+
+M=$T_DIR/mnt
+export M
+mount_image "$dev" "$M"
+size=$(fs_size_bytes "$M")
+check_range "statfs size comes from the device (256 MiB)" $((200 << 20)) $((256 << 20)) "$size"
+check_eq "mounted from the device" "$dev" "$(awk -v m="$M" '$2 == m { print $1 }' /proc/mounts | head -1)"
+
+# ---- write -------------------------------------------------------------------------------
+check "write 40 MiB of random data" dd if=/dev/urandom of="$M/big" bs=1M count=40 conv=fsync status=none
+check_sh "write 300 small files in 10 directories" '
+    for d in $(seq 1 10); do
+        mkdir -p "$M/dir$d"
+        for f in $(seq 1 30); do head -c $((d * 997 + f * 13)) /dev/urandom > "$M/dir$d/f$f"; done
+    done'
+check "sparse file with data at 100 MiB" dd if=/dev/urandom of="$M/sparse" bs=4k count=1 seek=25600 status=none
+check "symlink" ln -s dir1/f1 "$M/link"
+check "hard link" ln "$M/big" "$M/big.hard"
+check_sh "fsync from several writers at once" '
+    for i in 1 2 3 4; do dd if=/dev/urandom of="$M/par$i" bs=64k count=16 conv=fsync status=none & done; wait'
+file_manifest "$M" "$T_DIR/sums"
+meta_manifest "$M" "$T_DIR/meta.before"
+check_eq "manifest has every file" 307 "$(wc -l <"$T_DIR/sums")"
+check_sh "read back before unmount" 'cd "$M" && sha256sum --quiet -c "$0"' "$T_DIR/sums"
+
+# ---- unmount, fsck, remount with each backend -------------------------------------------
+unmount_fs "$M"
+fsck_clean "$dev"
+mount_image "$dev" "$M"
+check_sh "every file's sha256 after remount" 'cd "$M" && sha256sum --quiet -c "$0"' "$T_DIR/sums"
+meta_manifest "$M" "$T_DIR/meta.after"
+check "metadata after remount" diff "$T_DIR/meta.before" "$T_DIR/meta.after"
+check "rm some files" rm -r "$M/dir1" "$M/big"
+check_eq "hard link survives rm of the other name" 1 "$(stat -c %h "$M/big.hard")"
+unmount_fs "$M"
+fsck_clean "$dev" "fsck.mmapfs -n clean after rm"
+
+mount_image "$dev" "$M" -o io=pread
+check_fail "removed directory stays removed" stat "$M/dir1"
+check_sh "remaining files verify with io=pread" \
+    'cd "$M" && grep -v " \./dir1/" "$0" | sed "s| \./big$| ./big.hard|" | sha256sum --quiet -c -' "$T_DIR/sums"
+check "write with io=pread" dd if=/dev/urandom of="$M/pread" bs=1M count=8 conv=fsync status=none
+sum=$(sha256sum <"$M/pread")
+unmount_fs "$M"
+fsck_clean "$dev" "fsck.mmapfs -n clean after io=pread"
+
+mount_image "$dev" "$M" -o ro
+check_eq "file written with io=pread, read back with mmap (ro)" "$sum" "$(sha256sum <"$M/pread")"
+check_fail "writing to a read-only mount fails" touch "$M/nope"
+unmount_fs "$M"
+fsck_clean "$dev" "fsck.mmapfs -n clean after a read-only mount"
+
+t_finish
