@@ -9,6 +9,22 @@
  * Every int function returns 0 or a negative errno.
  * Link: -Iinclude build/libmmio.a -lpthread
  * Full contract: docs/ENGINE.md.
+ *
+ * Units: offsets, lengths and sizes are bytes; times are microseconds.
+ * Thread safety: every function may be called from any thread at the same
+ * time on one engine, except mmio_close, which must be the last call (no
+ * other call may be running or start on that engine). Writes to
+ * overlapping bytes from different threads at the same time leave those
+ * bytes in an unspecified mix; the engine does not order them.
+ * An engine must not be used across fork() (the child has no sync thread).
+ *
+ * SIGBUS: the MMAP backend installs a process-wide SIGBUS handler (on
+ * every mmio_open, if it is not already the current one). Faults in the
+ * engine's own copies (file truncated under it, device I/O error, disk
+ * full under a sparse file) become -EIO; every other SIGBUS is passed to
+ * the handler that was installed before, or kills the process as usual.
+ * An application that installs its own SIGBUS handler afterwards must
+ * chain to the previous one.
  */
 #ifndef MMAPFS_MMIO_H
 #define MMAPFS_MMIO_H
@@ -20,15 +36,46 @@
 extern "C" {
 #endif
 
+/* An open engine. Opaque; created by mmio_open, freed by mmio_close. */
 struct mmio;
 
+/* How the engine reaches the file.
+ * MMAP:  one MAP_SHARED mapping of [0, size); reads and writes are
+ *        memcpy, pointers available, durability by msync + fdatasync.
+ * PREAD: pread/pwrite (whole ranges: short transfers and EINTR retried)
+ *        and fdatasync; no pointers; no SIGBUS handler needed. */
 enum mmio_backend { MMIO_BACKEND_MMAP = 0, MMIO_BACKEND_PREAD = 1 };
 
+/* Options of mmio_open; cfg == NULL means { 0, MMIO_BACKEND_MMAP }. */
 struct mmio_config {
+    /* Batching window of the delayed-sync loop, in microseconds. When a
+     * delayed sync is requested less than sync_delay_us after the
+     * previous loop sync completed, the loop waits until that much time
+     * has passed since it, collecting more callers into one sync. An idle
+     * engine (last sync longer ago) syncs at once. 0 (the default): never
+     * wait; callers still share syncs by riding the next one while a sync
+     * is in flight. */
     uint64_t sync_delay_us;      /* batching window of the delayed-sync loop */
     enum mmio_backend backend;   /* MMAP by default; PREAD uses pread/pwrite/fdatasync */
 };
 
+/* Totals since open. Each field is an independent relaxed atomic counter:
+ * a snapshot is not one instant across fields. Only successful reads and
+ * writes of at least one byte are counted.
+ *   sync_background_loops  iterations of the delayed-sync loop (each woke
+ *                          for pending requests and did one sync)
+ *   syncs                  flushes performed (mmio_sync, loop, close); a
+ *                          flush is msync+fdatasync (MMAP) or fdatasync
+ *                          (PREAD) and counts once
+ *   sync_delayed           delayed-sync requests: calls of
+ *                          mmio_sync_delayed / mmio_write_delayed_sync
+ *   sync_longest_delay_us  sum over loop syncs of the wait of the batch's
+ *                          earliest request before its sync began
+ *   sync_shortest_delay_us same for the batch's latest request
+ *   sync_us                microseconds spent in flushes
+ *   writes, write_bytes, write_us   engine writes (after merging, for
+ *                          mmio_write_delayed_sync), bytes, microseconds
+ *   reads, read_bytes, read_us      engine reads, bytes, microseconds */
 struct mmio_metrics {            /* totals since open */
     uint64_t sync_background_loops, syncs, sync_delayed,
              sync_longest_delay_us, sync_shortest_delay_us, sync_us,
@@ -36,19 +83,109 @@ struct mmio_metrics {            /* totals since open */
              read_bytes, reads, read_us;
 };
 
+/* One write of a batch: len bytes from data to offset off. data is
+ * borrowed for the duration of the call only. */
 struct mmio_write { uint64_t off; const void *data; size_t len; };
 
+/* Opens (creating if missing, mode 0644 minus umask) path read-write and
+ * returns a new engine in *out (NULL on error). An existing file is never
+ * truncated. flags are extra open(2) flags OR'd in (O_DIRECT, O_DSYNC,
+ * O_NOATIME, ...); access mode, O_CREAT, O_EXCL, O_TRUNC, O_APPEND,
+ * O_DIRECTORY and O_PATH are refused. O_CLOEXEC is always added.
+ *
+ * size: bytes to use, [0, size).
+ *   0           the file's st_size, or for a block device its size
+ *               (BLKGETSIZE64); an empty file gives -EINVAL.
+ *   < the file  only the beginning of the file is used; nothing shrinks.
+ *   > a regular file  the file is extended sparsely with ftruncate (holes
+ *               read as zeros; blocks are allocated on first write, so a
+ *               full disk shows up later as -EIO / -ENOSPC on writes). The
+ *               extension stays even if a later step of mmio_open fails.
+ *   > a block device  -ENOSPC (a device cannot grow).
+ * A file that mmio_open created is removed again if it fails.
+ *
+ * O_DIRECT: the MMAP backend's mapping always goes through the page
+ * cache, so O_DIRECT only affects the PREAD backend. There, offsets and
+ * lengths must be multiples of the device's logical block size (else the
+ * kernel's -EINVAL is returned); buffers need not be aligned: an unaligned
+ * buffer is copied through an internal aligned bounce buffer. O_DSYNC
+ * makes each PREAD write synchronous; it has no effect on stores into the
+ * mapping. Durability always requires mmio_sync or mmio_sync_delayed.
+ *
+ * Starts the delayed-sync thread. With the MMAP backend installs the
+ * SIGBUS handler (see above). cfg is copied; it may be NULL.
+ * Errors: -EINVAL (NULL out/path, bad flags or backend, empty file with
+ * size 0, neither regular file nor block device), -ENOSPC, -EFBIG (size
+ * beyond off_t/size_t), -ENOMEM, any -errno of open, fstat, ioctl,
+ * ftruncate, mmap, pthread_create. */
 int  mmio_open(struct mmio **out, const char *path, uint64_t size, int flags,
                const struct mmio_config *cfg);          /* cfg may be NULL */
+
+/* Serves every pending delayed sync, stops the sync thread, flushes
+ * (result ignored: call mmio_sync first to see it), unmaps, closes the
+ * file and frees io. Must be the last call on io; NULL is a no-op.
+ * Pointers from mmio_ptr/mmio_mut_ptr become invalid. */
 void mmio_close(struct mmio *io);                        /* syncs, stops the loop, unmaps */
+
+/* The usable size in bytes (as decided by mmio_open); 0 for NULL. */
 uint64_t mmio_size(const struct mmio *io);
+
+/* Copies len bytes at off into buf. The range must lie within [0, size):
+ * off + len <= size, computed without overflow; len 0 is always fine
+ * where off <= size. Out of range: -ERANGE, nothing touched.
+ * Errors: -EINVAL (NULL io, or NULL buf with len > 0), -ERANGE, -EIO (the
+ * page could not be read: file truncated under the engine, device error;
+ * buf may be partly written), PREAD: any -errno of pread. */
 int  mmio_read_at(struct mmio *io, uint64_t off, void *buf, size_t len);
+
+/* Copies len bytes from buf to off. Not durable until a sync. Same range
+ * rules as mmio_read_at. Errors: -EINVAL, -ERANGE, -EIO (sticky sync
+ * failure, or the page could not be written: truncated file, device
+ * error, disk full under a sparse file; part of the range may have been
+ * written), PREAD: any -errno of pwrite (e.g. -ENOSPC). */
 int  mmio_write_at(struct mmio *io, uint64_t off, const void *buf, size_t len);
+
+/* A pointer to byte off of the mapping, valid until mmio_close; NULL if
+ * off >= size or with the PREAD backend. The caller may access
+ * [ptr, ptr + size - off). Raw pointers are the caller's responsibility:
+ * there is NO SIGBUS protection on accesses through them (a truncated
+ * file or I/O error kills the process), no bounds checks and no metrics.
+ * Stores through mmio_mut_ptr are not durable until a sync, and are not
+ * refused after a sticky sync failure. */
 const void *mmio_ptr(struct mmio *io, uint64_t off);     /* NULL if out of range or PREAD backend */
 void *mmio_mut_ptr(struct mmio *io, uint64_t off);
+
+/* Makes everything written so far durable, now, in the calling thread:
+ * MMAP: msync(MS_SYNC) of the whole mapping, then fdatasync (which also
+ * commits sparse-file allocation and flushes the device's write cache);
+ * PREAD: fdatasync. A failure is STICKY: this call returns the failure's
+ * -errno (usually -EIO, maybe -ENOSPC), and from then on every mmio_sync,
+ * mmio_sync_delayed, mmio_write_at and mmio_write_delayed_sync returns
+ * -EIO until mmio_close (after a failed writeback Linux may mark the pages
+ * clean, so a retried sync could falsely succeed). Reads still work.
+ * Errors: -EINVAL (NULL io), -EIO, -errno of msync/fdatasync. */
 int  mmio_sync(struct mmio *io);                         /* flush everything now */
+
+/* Waits until a sync that BEGAN AFTER this call has completed, so that
+ * everything written before the call is durable; concurrent callers share
+ * syncs (group commit, docs/ENGINE.md). On an idle engine a lone caller
+ * pays about one sync; the sync_delay_us window applies only right after
+ * another sync. Errors: -EINVAL (NULL io), -EIO (that sync failed, or a
+ * sync failed before: sticky). */
 int  mmio_sync_delayed(struct mmio *io);                 /* wait for a batched sync that started after this call */
+
+/* Applies n writes as if in order (later ones win where they overlap),
+ * then waits like mmio_sync_delayed. The writes are first merged into the
+ * minimal set (overlapping and adjacent ones joined, later data winning),
+ * so each byte is copied once. All writes are checked first: a bad one
+ * (-EINVAL: NULL data with len > 0; -ERANGE: out of range) writes
+ * nothing. w may be NULL if n == 0 (then it is just a delayed sync).
+ * Errors: those checks, -ENOMEM, and those of mmio_write_at (after which
+ * a part of the batch may have been written) and mmio_sync_delayed. */
 int  mmio_write_delayed_sync(struct mmio *io, const struct mmio_write *w, size_t n);
+
+/* Copies the current counters into *out; from any thread at any time.
+ * NULL io gives zeros; NULL out is a no-op. */
 void mmio_get_metrics(const struct mmio *io, struct mmio_metrics *out);
 
 #ifdef __cplusplus

@@ -1,0 +1,270 @@
+/*
+ * mmio.c — core of libmmio: open/close, size detection, bounds checks,
+ * reads, writes, raw pointers and metrics. The contract is in
+ * include/mmapfs/mmio.h and docs/ENGINE.md.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "io/mmio_i.h"
+
+/* open(2) flags a caller may not pass: the engine owns access mode,
+ * creation and truncation. */
+#define MMIO_FORBIDDEN_FLAGS \
+    (O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_DIRECTORY | O_PATH)
+
+/* Monotonic clock in nanoseconds. */
+uint64_t mmio_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Nonzero if [off, off+len) lies within [0, io->size); overflow-safe. */
+int mmio_range_ok(const struct mmio *io, uint64_t off, size_t len)
+{
+    return off <= io->size && (uint64_t)len <= io->size - off;
+}
+
+/* Relaxed atomic add to one metrics counter. */
+void mmio_metric_add(uint64_t *counter, uint64_t v)
+{
+    __atomic_fetch_add(counter, v, __ATOMIC_RELAXED);
+}
+
+/* Opens path read-write without truncating, creating it (mode 0644,
+ * O_EXCL so we know we did) if missing. *created tells the caller to
+ * remove the file again should mmio_open fail. Returns fd or -errno. */
+static int open_or_create(const char *path, int flags, int *created)
+{
+    *created = 0;
+    for (;;) {
+        int fd = open(path, O_RDWR | O_CLOEXEC | flags);
+        if (fd >= 0 || errno != ENOENT)
+            return fd >= 0 ? fd : -errno;
+        fd = open(path, O_RDWR | O_CLOEXEC | O_CREAT | O_EXCL | flags, 0644);
+        if (fd >= 0) {
+            *created = 1;
+            return fd;
+        }
+        if (errno != EEXIST)    /* EEXIST: lost a race, open the winner's */
+            return -errno;
+    }
+}
+
+/* Works out the usable size from the request and the file, extending a
+ * regular file sparsely when asked for more than it has (*extend_to set,
+ * done later by the caller). 0 or -errno. */
+static int decide_size(int fd, uint64_t want, uint64_t *size,
+                       uint64_t *extend_to)
+{
+    struct stat st;
+    *extend_to = 0;
+    if (fstat(fd, &st))
+        return -errno;
+
+    if (S_ISBLK(st.st_mode)) {
+        uint64_t dev = 0;
+        if (ioctl(fd, BLKGETSIZE64, &dev))
+            return -errno;
+        if (want > dev)
+            return -ENOSPC;     /* a device cannot grow */
+        *size = want ? want : dev;
+    } else if (S_ISREG(st.st_mode)) {
+        uint64_t have = (uint64_t)st.st_size;
+        *size = want ? want : have;
+        if (want > have)
+            *extend_to = want;
+    } else {
+        return -EINVAL;         /* no way to size a char device, fifo, dir */
+    }
+    if (*size == 0)
+        return -EINVAL;         /* empty file and no size given */
+    if (*size > (uint64_t)INT64_MAX || *size > (uint64_t)SIZE_MAX)
+        return -EFBIG;
+    return 0;
+}
+
+/* Frees everything an engine holds; used by mmio_close and on the error
+ * path of mmio_open. Does not sync. */
+static void destroy(struct mmio *io)
+{
+    mmio_loop_stop(io);
+    if (io->map)
+        munmap(io->map, (size_t)io->size);
+    if (io->fd >= 0)
+        close(io->fd);
+    pthread_mutex_destroy(&io->flush_mu);
+    free(io);
+}
+
+int mmio_open(struct mmio **out, const char *path, uint64_t size, int flags,
+              const struct mmio_config *cfg)
+{
+    struct mmio *io = NULL;
+    uint64_t extend_to = 0;
+    int created = 0;
+    int err = 0;
+
+    if (!out || !path || (flags & MMIO_FORBIDDEN_FLAGS))
+        return -EINVAL;
+    *out = NULL;
+    if (cfg && cfg->backend != MMIO_BACKEND_MMAP &&
+        cfg->backend != MMIO_BACKEND_PREAD)
+        return -EINVAL;
+
+    io = calloc(1, sizeof(*io));
+    if (!io)
+        return -ENOMEM;
+    io->fd = -1;
+    io->backend = cfg ? cfg->backend : MMIO_BACKEND_MMAP;
+    io->sync_delay_us = cfg ? cfg->sync_delay_us : MMIO_DEFAULT_SYNC_DELAY_US;
+    io->direct = (flags & O_DIRECT) != 0;
+    pthread_mutex_init(&io->flush_mu, NULL);
+
+    err = open_or_create(path, flags, &created);
+    if (err < 0)
+        goto out;
+    io->fd = err;
+    err = decide_size(io->fd, size, &io->size, &extend_to);
+    if (err)
+        goto out;
+
+    if (io->backend == MMIO_BACKEND_MMAP) {
+        err = mmio_sigbus_install();
+        if (err)
+            goto out;
+        void *p = mmap(NULL, (size_t)io->size, PROT_READ | PROT_WRITE,
+                       MAP_SHARED, io->fd, 0);
+        if (p == MAP_FAILED) {
+            err = -errno;
+            goto out;
+        }
+        io->map = p;
+    }
+
+    /* Sparse extension: ftruncate only ever grows here. Mapping beyond
+     * EOF first is fine; nothing touches the pages until we return. */
+    if (extend_to && ftruncate(io->fd, (off_t)extend_to)) {
+        err = -errno;
+        goto out;
+    }
+
+    err = mmio_loop_start(io);
+    if (err)
+        goto out;
+    *out = io;
+    return 0;
+
+out:
+    destroy(io);
+    if (created)
+        unlink(path);
+    return err;
+}
+
+void mmio_close(struct mmio *io)
+{
+    if (!io)
+        return;
+    mmio_loop_stop(io);     /* serves every waiting mmio_sync_delayed first */
+    (void)mmio_flush(io);   /* nobody left to tell; data is as durable as it gets */
+    destroy(io);
+}
+
+uint64_t mmio_size(const struct mmio *io)
+{
+    return io ? io->size : 0;
+}
+
+/* The common path of mmio_read_at and mmio_write_at: argument and range
+ * checks, the copy (guarded memcpy or pread/pwrite), metrics. */
+static int transfer(struct mmio *io, uint64_t off, void *buf, size_t len,
+                    int write)
+{
+    uint64_t t0;
+    int err;
+
+    if (!io || (len && !buf))
+        return -EINVAL;
+    if (!mmio_range_ok(io, off, len))
+        return -ERANGE;
+    if (write && __atomic_load_n(&io->failed, __ATOMIC_ACQUIRE))
+        return -EIO;    /* sticky sync failure */
+    if (len == 0)
+        return 0;
+
+    t0 = mmio_now_ns();
+    if (io->map && write)
+        err = mmio_guarded_copy(io->map + off, buf, len, io->map, io->size);
+    else if (io->map)
+        err = mmio_guarded_copy(buf, io->map + off, len, io->map, io->size);
+    else if (write)
+        err = mmio_pio_write(io, off, buf, len);
+    else
+        err = mmio_pio_read(io, off, buf, len);
+    if (err)
+        return err;
+
+    uint64_t us = (mmio_now_ns() - t0) / 1000;
+    mmio_metric_add(write ? &io->m.writes : &io->m.reads, 1);
+    mmio_metric_add(write ? &io->m.write_bytes : &io->m.read_bytes, len);
+    mmio_metric_add(write ? &io->m.write_us : &io->m.read_us, us);
+    return 0;
+}
+
+int mmio_read_at(struct mmio *io, uint64_t off, void *buf, size_t len)
+{
+    return transfer(io, off, buf, len, 0);
+}
+
+int mmio_write_at(struct mmio *io, uint64_t off, const void *buf, size_t len)
+{
+    return transfer(io, off, (void *)buf, len, 1);   /* only read from */
+}
+
+const void *mmio_ptr(struct mmio *io, uint64_t off)
+{
+    return mmio_mut_ptr(io, off);
+}
+
+void *mmio_mut_ptr(struct mmio *io, uint64_t off)
+{
+    if (!io || !io->map || off >= io->size)
+        return NULL;
+    return io->map + off;
+}
+
+void mmio_get_metrics(const struct mmio *io, struct mmio_metrics *out)
+{
+    const struct mmio_metrics *m;
+    if (!out)
+        return;
+    if (!io) {
+        *out = (struct mmio_metrics){0};
+        return;
+    }
+    m = &io->m;
+#define LOAD(f) out->f = __atomic_load_n(&m->f, __ATOMIC_RELAXED)
+    LOAD(sync_background_loops);
+    LOAD(syncs);
+    LOAD(sync_delayed);
+    LOAD(sync_longest_delay_us);
+    LOAD(sync_shortest_delay_us);
+    LOAD(sync_us);
+    LOAD(write_bytes);
+    LOAD(writes);
+    LOAD(write_us);
+    LOAD(read_bytes);
+    LOAD(reads);
+    LOAD(read_us);
+#undef LOAD
+}
