@@ -1,0 +1,386 @@
+/*
+ * check.c — the fsck driver: opens and locks the image, validates the
+ * superblock, replays the journal, runs the passes (check_inodes.c,
+ * check_dirs.c, check_bitmaps.c), applies repairs and prints the summary.
+ * Also the helpers the passes share (check_i.h).
+ *
+ * The journal is replayed even with -n: committed transactions are part of
+ * the filesystem's content, not a repair (docs/man/fsck.mmapfs.8).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs/check_i.h"
+#include "fs/fs_i.h"
+#include "journal/journal.h"
+#include "util/crc32c.h"
+
+#define PROG "fsck.mmapfs"
+#define ERROR_LINES_MAX 200u     /* without -v, later error lines are counted only */
+
+/* ---- reporting ------------------------------------------------------------------- */
+
+void check_error(struct check *c, const char *fmt, ...)
+{
+    c->errors++;
+    if (!c->out)
+        return;
+    if (!c->opt.verbose && c->lines >= ERROR_LINES_MAX) {
+        if (c->lines++ == ERROR_LINES_MAX)
+            fprintf(c->out, PROG ": too many errors; only counting the rest (-v lists all)\n");
+        return;
+    }
+    c->lines++;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs(PROG ": ", c->out);
+    vfprintf(c->out, fmt, ap);
+    fputc('\n', c->out);
+    va_end(ap);
+}
+
+void check_info(struct check *c, const char *fmt, ...)
+{
+    if (!c->out)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs(PROG ": info: ", c->out);
+    vfprintf(c->out, fmt, ap);
+    fputc('\n', c->out);
+    va_end(ap);
+}
+
+/* Verbose-only progress line. */
+static void check_verbose(struct check *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void check_verbose(struct check *c, const char *fmt, ...)
+{
+    if (!c->out || !c->opt.verbose)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs(PROG ": ", c->out);
+    vfprintf(c->out, fmt, ap);
+    fputc('\n', c->out);
+    va_end(ap);
+}
+
+void check_add_fix(struct check *c, uint64_t ino, enum check_fix_field f, uint64_t value)
+{
+    if (c->nfixes == c->fixes_cap) {
+        size_t cap = c->fixes_cap ? c->fixes_cap * 2 : 64;
+        struct check_fix *n = realloc(c->fixes, cap * sizeof(*n));
+        if (!n)
+            return;         /* the error stays uncorrected */
+        c->fixes = n;
+        c->fixes_cap = cap;
+    }
+    c->fixes[c->nfixes++] = (struct check_fix){ .ino = ino, .value = value, .field = f };
+}
+
+void check_escape(char *out, size_t out_len, const char *name, size_t len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len && o + 5 < out_len; i++) {
+        unsigned char ch = (unsigned char)name[i];
+        if (ch >= 0x20 && ch < 0x7f && ch != '\\' && ch != '\'')
+            out[o++] = (char)ch;
+        else
+            o += (size_t)snprintf(out + o, out_len - o, "\\x%02x", ch);
+    }
+    if (out_len)
+        out[o < out_len ? o : out_len - 1] = '\0';
+}
+
+/* ---- reading the image -------------------------------------------------------------- */
+
+const uint8_t *check_block(struct check *c, uint64_t blk)
+{
+    if (blk >= c->block_count)
+        return NULL;
+    return mmio_ptr(c->io, blk * MMAPFS_BLOCK_SIZE);
+}
+
+int check_read_inode(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
+{
+    if (ino < 1 || ino > c->inode_count)
+        return -EIO;
+    uint64_t off = c->sb.inode_table_start * MMAPFS_BLOCK_SIZE + (ino - 1) * MMAPFS_INODE_SIZE;
+    int err = mmio_read_at(c->io, off, di, sizeof(*di));
+    return err ? -EIO : 0;
+}
+
+uint32_t check_inode_checksum(uint64_t ino, const struct mmapfs_disk_inode *di)
+{
+    uint64_t le = htole64(ino);
+    uint32_t sum = crc32c(0, &le, sizeof(le));
+    return crc32c(sum, di, offsetof(struct mmapfs_disk_inode, checksum));
+}
+
+int check_inode_bit(struct check *c, uint64_t ino)
+{
+    uint64_t bit = ino - 1;
+    const uint8_t *p = check_block(c, c->sb.inode_bitmap_start + bit / (MMAPFS_BLOCK_SIZE * 8));
+    return p ? check_bit(p, bit % (MMAPFS_BLOCK_SIZE * 8)) : 0;
+}
+
+uint8_t check_mode_dtype(uint32_t mode)
+{
+    switch (mode & S_IFMT) {
+    case S_IFREG:  return DT_REG;
+    case S_IFDIR:  return DT_DIR;
+    case S_IFLNK:  return DT_LNK;
+    case S_IFCHR:  return DT_CHR;
+    case S_IFBLK:  return DT_BLK;
+    case S_IFIFO:  return DT_FIFO;
+    case S_IFSOCK: return DT_SOCK;
+    default:       return 0;
+    }
+}
+
+/* Read-only B+tree store: nodes live in the data area of the mapping. */
+static const void *store_read(void *ctx, uint64_t blk)
+{
+    struct check *c = ctx;
+    if (blk < c->data_start || blk >= c->block_count)
+        return NULL;
+    return check_block(c, blk);
+}
+
+static void *store_write(void *ctx, uint64_t blk)
+{
+    (void)ctx;
+    (void)blk;
+    return NULL;
+}
+
+static int store_alloc(void *ctx, uint64_t goal, uint64_t *blk, void **out)
+{
+    (void)ctx;
+    (void)goal;
+    (void)blk;
+    (void)out;
+    return -ENOSPC;
+}
+
+static void store_free(void *ctx, uint64_t blk)
+{
+    (void)ctx;
+    (void)blk;
+}
+
+/* The store's ctx is set to the struct check in fs_check. */
+static const struct bt_store check_store = {
+    .ctx = NULL, .read = store_read, .write = store_write,
+    .alloc = store_alloc, .free = store_free,
+};
+
+/* ---- driver ---------------------------------------------------------------------- */
+
+/* Reads and validates the superblock into c->sb. FSCK_EXIT_* or 0. */
+static int load_superblock(struct check *c, FILE *out)
+{
+    int err = mmio_read_at(c->io, 0, &c->sb, sizeof(c->sb));
+    if (err) {
+        if (out)
+            fprintf(out, PROG ": %s: cannot read the superblock: %s\n", c->path, strerror(-err));
+        return FSCK_EXIT_OPERATIONAL;
+    }
+    char msg[256] = "";
+    err = super_validate(&c->sb, mmio_size(c->io), msg, sizeof(msg));
+    if (err == -EINVAL) {
+        if (out)
+            fprintf(out, PROG ": %s: %s\n", c->path, msg);
+        return FSCK_EXIT_OPERATIONAL;
+    }
+    if (err) {
+        check_error(c, "superblock: %s (cannot check further)", msg);
+        return FSCK_EXIT_UNCORRECTED;
+    }
+    if (c->sb.feature_incompat) {
+        if (out)
+            fprintf(out, PROG ": %s: unsupported incompatible features %#x\n", c->path,
+                    c->sb.feature_incompat);
+        return FSCK_EXIT_OPERATIONAL;
+    }
+    if (c->sb.inode_count > UINT32_MAX) {
+        if (out)
+            fprintf(out, PROG ": %s: %" PRIu64 " inodes: more than this fsck supports\n",
+                    c->path, c->sb.inode_count);
+        return FSCK_EXIT_OPERATIONAL;
+    }
+    c->block_count = c->sb.block_count;
+    c->inode_count = c->sb.inode_count;
+    c->data_start = c->sb.data_start;
+    return 0;
+}
+
+/* Replays the journal (also with -n). 0 or FSCK_EXIT_*. */
+static int replay_journal(struct check *c)
+{
+    struct jnl_geometry g = { .journal_start = c->sb.journal_start,
+                              .journal_blocks = c->sb.journal_blocks,
+                              .block_count = c->sb.block_count };
+    uint64_t replayed = 0;
+    int err = jnl_recover(c->io, &g, 0, &replayed);
+    if (err == -EUCLEAN || err == -EINVAL) {
+        check_error(c, "journal: %s", err == -EUCLEAN ? "both header slots are invalid"
+                                                      : "bad journal geometry");
+        c->journal_bad = err == -EUCLEAN;
+        return 0;
+    }
+    if (err) {
+        if (c->out)
+            fprintf(c->out, PROG ": %s: journal replay failed: %s\n", c->path, strerror(-err));
+        return FSCK_EXIT_OPERATIONAL;
+    }
+    if (replayed) {
+        check_info(c, "journal: replayed %" PRIu64 " committed transaction%s", replayed,
+                   replayed == 1 ? "" : "s");
+        return load_superblock(c, c->out);      /* block 0 may have been replayed */
+    }
+    return 0;
+}
+
+/* Runs every pass. 0 or FSCK_EXIT_OPERATIONAL. */
+static int run_passes(struct check *c)
+{
+    size_t map = (size_t)((c->block_count + 7) / 8);
+    c->claimed = calloc(1, map);
+    c->dup = calloc(1, map);
+    c->inodes = calloc((size_t)c->inode_count + 1, sizeof(*c->inodes));
+    if (!c->claimed || !c->dup || !c->inodes) {
+        if (c->out)
+            fprintf(c->out, PROG ": %s: out of memory\n", c->path);
+        return FSCK_EXIT_OPERATIONAL;
+    }
+    if (c->sb.state & MMAPFS_STATE_ERROR) {
+        check_error(c, "superblock: the filesystem is marked as having errors");
+        c->error_state = 1;
+    }
+    int err;
+    check_verbose(c, "pass 1: inodes, extents, trees, xattr blocks");
+    err = check_pass_inodes(c);
+    if (!err && c->ndup) {
+        check_verbose(c, "pass 1b: %" PRIu64 " blocks claimed more than once", c->ndup);
+        err = check_pass_duplicates(c);
+    }
+    if (!err) {
+        check_verbose(c, "pass 2: directories, orphans, link counts, reachability");
+        err = check_pass_dirs(c);
+    }
+    if (!err) {
+        check_verbose(c, "pass 3: bitmaps and free counts");
+        err = check_pass_bitmaps(c);
+    }
+    if (!err && c->may_repair && c->errors) {
+        check_verbose(c, "repairing");
+        err = check_apply_fixes(c);
+    }
+    if (err) {
+        if (c->out)
+            fprintf(c->out, PROG ": %s: %s\n", c->path,
+                    err == -ENOMEM ? "out of memory" : "I/O error while checking");
+        return FSCK_EXIT_OPERATIONAL;
+    }
+    return 0;
+}
+
+/* Prints the summary line and computes the exit bits. */
+static int summarize(struct check *c)
+{
+    uint64_t left = c->errors - (c->fixed < c->errors ? c->fixed : c->errors);
+    if (c->out) {
+        if (c->opt.verbose)
+            fprintf(c->out, PROG ": %" PRIu64 " directories, %" PRIu64 " other inodes, %"
+                    PRIu64 " tree nodes, %" PRIu64 " data blocks, %" PRIu64 " orphans\n",
+                    c->dirs, c->files, c->tree_nodes, c->data_blocks, c->orphans);
+        fprintf(c->out, PROG ": %s: ", c->path);
+        if (!c->errors)
+            fprintf(c->out, "clean");
+        else if (!left)
+            fprintf(c->out, "%" PRIu64 " error%s found, all corrected", c->errors,
+                    c->errors == 1 ? "" : "s");
+        else if (c->opt.mode == FS_CHECK_NO)
+            fprintf(c->out, "%" PRIu64 " error%s found, not corrected (-n)", c->errors,
+                    c->errors == 1 ? "" : "s");
+        else
+            fprintf(c->out, "%" PRIu64 " error%s found, %" PRIu64 " corrected, %" PRIu64
+                    " left (repair not implemented for these%s)", c->errors,
+                    c->errors == 1 ? "" : "s", c->fixed, left,
+                    c->may_repair ? "" : "; unknown read-only features");
+        fprintf(c->out, "; %" PRIu64 "/%" PRIu64 " inodes, %" PRIu64 "/%" PRIu64
+                " blocks in use\n", c->inode_count - c->sb.free_inodes, c->inode_count,
+                c->block_count - c->sb.free_blocks, c->block_count);
+    }
+    return (c->fixed ? FSCK_EXIT_CORRECTED : 0) | (left ? FSCK_EXIT_UNCORRECTED : 0);
+}
+
+int fs_check(const char *path, const struct fs_check_options *o, FILE *report)
+{
+    struct check c = { .out = report, .path = path };
+    struct bt_store store = check_store;
+    int ret;
+
+    if (o)
+        c.opt = *o;
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        if (report)
+            fprintf(report, PROG ": %s: cannot open: %s\n", path, strerror(errno));
+        return FSCK_EXIT_OPERATIONAL;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB)) {
+        if (report)
+            fprintf(report, PROG ": %s: %s\n", path, errno == EWOULDBLOCK ?
+                    "in use (mounted?): refusing to check it" : strerror(errno));
+        close(fd);
+        return FSCK_EXIT_OPERATIONAL;
+    }
+    int err = mmio_open(&c.io, path, 0, 0, NULL);
+    if (err) {
+        if (report)
+            fprintf(report, PROG ": %s: cannot open: %s\n", path, strerror(-err));
+        close(fd);
+        return FSCK_EXIT_OPERATIONAL;
+    }
+    ret = load_superblock(&c, report);
+    if (ret)
+        goto out;
+    c.may_repair = c.opt.mode != FS_CHECK_NO && !c.sb.feature_ro_compat;
+    if (c.sb.feature_ro_compat)
+        check_info(&c, "unknown read-only-compatible features %#x: checking without repairs",
+                   c.sb.feature_ro_compat);
+    if (c.opt.mode == FS_CHECK_PREEN && !c.opt.force &&
+        c.sb.state == MMAPFS_STATE_CLEAN) {
+        if (report)
+            fprintf(report, PROG ": %s: clean, skipped (-f checks anyway)\n", path);
+        goto out;
+    }
+    ret = replay_journal(&c);
+    if (ret)
+        goto out;
+    store.ctx = &c;
+    c.store = &store;
+    ret = run_passes(&c);
+    if (!ret)
+        ret = summarize(&c);
+out:
+    free(c.claimed);
+    free(c.dup);
+    free(c.inodes);
+    free(c.fixes);
+    mmio_close(c.io);
+    close(fd);
+    return ret;
+}

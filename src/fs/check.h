@@ -1,0 +1,42 @@
+/*
+ * fsck core: checks (and for a few problems repairs) an mmapfs image.
+ * Used by fsck.mmapfs (src/tools/fsck.c) and the unit tests. Reads the
+ * metadata straight from the mapping; the checks are listed in
+ * docs/man/fsck.mmapfs.8 and docs/FORMAT.md §14.
+ */
+#ifndef MMAPFS_CHECK_H
+#define MMAPFS_CHECK_H
+
+#include <stdio.h>
+
+/* fsck(8) exit status bits. */
+enum {
+    FSCK_EXIT_OK          = 0,
+    FSCK_EXIT_CORRECTED   = 1,
+    FSCK_EXIT_REBOOT      = 2,   /* unused by mmapfs */
+    FSCK_EXIT_UNCORRECTED = 4,
+    FSCK_EXIT_OPERATIONAL = 8,
+    FSCK_EXIT_USAGE       = 16,
+    FSCK_EXIT_CANCELED    = 32,
+};
+
+enum fs_check_mode {
+    FS_CHECK_NO = 0,     /* -n: report only (the journal is still replayed) */
+    FS_CHECK_YES = 1,    /* -y: repair what can be repaired */
+    FS_CHECK_PREEN = 2,  /* -p: like -y; a clean filesystem is skipped without -f */
+};
+
+struct fs_check_options {
+    enum fs_check_mode mode;
+    int force;           /* -f: check even a clean filesystem in preen mode */
+    int verbose;         /* -v: statistics and every error line (no cap) */
+};
+
+/* Checks the image at path: refuses if it is in use (flock), validates the
+ * superblock, replays the journal, checks every structure, repairs the
+ * repairable problems unless mode is FS_CHECK_NO. Writes one line per
+ * problem ("fsck.mmapfs: <what>: <details>") and a summary to report (may
+ * be NULL: silent). Returns fsck(8) exit bits (FSCK_EXIT_*). */
+int fs_check(const char *path, const struct fs_check_options *o, FILE *report);
+
+#endif

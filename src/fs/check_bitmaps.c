@@ -1,0 +1,228 @@
+/*
+ * check_bitmaps.c — fsck pass 3 (the block bitmap against the blocks the
+ * inodes own, the superblock's free counts) and the repair writer.
+ *
+ * Repairs (only with -y/-p, only when the whole metadata was readable:
+ * c->structural == 0 for those that depend on every tree):
+ *   inode size (directories), block count      always
+ *   link count, directory parent                 no structural problem
+ *   block bitmap rebuild                         no structural problem
+ *   journal headers (fresh, empty journal)       always
+ *   superblock free counts, ERROR state          last, when nothing else is left
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs/check_i.h"
+#include "journal/journal.h"
+#include "util/crc32c.h"
+
+#define BITS_PER_BLOCK (MMAPFS_BLOCK_SIZE * 8ull)
+
+/* A run of blocks whose bitmap bit is wrong the same way. */
+struct run {
+    int kind;               /* 0 none, 1 in use but marked free, 2 marked used but not owned */
+    uint64_t first, last;
+};
+
+static void flush_run(struct check *c, struct run *r)
+{
+    if (!r->kind)
+        return;
+    const char *what = r->kind == 1 ? "in use but marked free in the bitmap"
+                                    : "marked in use in the bitmap but not owned by any inode";
+    if (r->first == r->last)
+        check_error(c, "block bitmap: block %" PRIu64 " %s", r->first, what);
+    else
+        check_error(c, "block bitmap: blocks %" PRIu64 "-%" PRIu64 " %s", r->first, r->last,
+                    what);
+    c->bitmap_bad++;
+    r->kind = 0;
+}
+
+static void note_bit(struct check *c, struct run *r, uint64_t b, int kind)
+{
+    if (r->kind == kind && b == r->last + 1) {
+        r->last = b;
+        return;
+    }
+    flush_run(c, r);
+    r->kind = kind;
+    r->first = r->last = b;
+}
+
+/* Should block b be marked in use? */
+static int want_bit(const struct check *c, uint64_t b)
+{
+    return b < c->data_start || check_bit(c->claimed, b);
+}
+
+/* Counts set bits [0, n) of an on-disk bitmap starting at block start.
+ * -EIO if a bitmap block is unreadable. */
+static int64_t count_disk_bits(struct check *c, uint64_t start, uint64_t n)
+{
+    uint64_t set = 0;
+    for (uint64_t i = 0; i < n; i += BITS_PER_BLOCK) {
+        const uint8_t *p = check_block(c, start + i / BITS_PER_BLOCK);
+        if (!p)
+            return -EIO;
+        uint64_t bits = n - i < BITS_PER_BLOCK ? n - i : BITS_PER_BLOCK;
+        uint64_t j = 0;
+        for (; j + 64 <= bits; j += 64) {
+            uint64_t w;
+            memcpy(&w, p + j / 8, 8);
+            set += (uint64_t)__builtin_popcountll(w);
+        }
+        for (; j < bits; j++)
+            set += check_bit(p, j);
+    }
+    return (int64_t)set;
+}
+
+int check_pass_bitmaps(struct check *c)
+{
+    struct run r = { 0 };
+    for (uint64_t b = 0; b < c->block_count; b += 8) {
+        uint64_t blk = c->sb.block_bitmap_start + b / BITS_PER_BLOCK;
+        const uint8_t *p = check_block(c, blk);
+        if (!p)
+            return -EIO;
+        uint8_t disk = p[(b % BITS_PER_BLOCK) / 8];
+        uint64_t end = b + 8 < c->block_count ? b + 8 : c->block_count;
+        for (uint64_t i = b; i < end; i++) {
+            int have = (disk >> (i % 8)) & 1, want = want_bit(c, i);
+            if (have != want)
+                note_bit(c, &r, i, want ? 1 : 2);
+        }
+    }
+    flush_run(c, &r);
+
+    int64_t used_blocks = count_disk_bits(c, c->sb.block_bitmap_start, c->block_count);
+    int64_t used_inodes = count_disk_bits(c, c->sb.inode_bitmap_start, c->inode_count);
+    if (used_blocks < 0 || used_inodes < 0)
+        return -EIO;
+    if (c->bitmap_bad && c->may_repair && !c->structural) {
+        uint64_t claimed = 0;
+        for (uint64_t b = c->data_start; b < c->block_count; b++)
+            claimed += check_bit(c->claimed, b);
+        used_blocks = (int64_t)(c->data_start + claimed);
+    }
+    uint64_t free_blocks = c->block_count - (uint64_t)used_blocks;
+    uint64_t free_inodes = c->inode_count - (uint64_t)used_inodes;
+    if (c->sb.state & MMAPFS_STATE_CLEAN) {
+        if (c->sb.free_blocks != free_blocks) {
+            check_error(c, "superblock: free block count %" PRIu64 ", bitmap has %" PRIu64,
+                        c->sb.free_blocks, free_blocks);
+            c->counts_bad++;
+        }
+        if (c->sb.free_inodes != free_inodes) {
+            check_error(c, "superblock: free inode count %" PRIu64 ", bitmap has %" PRIu64,
+                        c->sb.free_inodes, free_inodes);
+            c->counts_bad++;
+        }
+    }
+    c->sb.free_blocks = free_blocks;    /* the values a repaired superblock gets */
+    c->sb.free_inodes = free_inodes;
+    return 0;
+}
+
+/* ---- repairs ------------------------------------------------------------------------ */
+
+/* Writes the block bitmap the inodes imply. */
+static int rebuild_block_bitmap(struct check *c)
+{
+    uint8_t *buf = malloc(MMAPFS_BLOCK_SIZE);
+    if (!buf)
+        return -ENOMEM;
+    int err = 0;
+    for (uint64_t i = 0; i < c->sb.block_bitmap_blocks && !err; i++) {
+        memset(buf, 0, MMAPFS_BLOCK_SIZE);
+        uint64_t first = i * BITS_PER_BLOCK;
+        for (uint64_t j = 0; j < BITS_PER_BLOCK && first + j < c->block_count; j++)
+            if (want_bit(c, first + j))
+                check_set_bit(buf, j);
+        err = mmio_write_at(c->io, (c->sb.block_bitmap_start + i) * MMAPFS_BLOCK_SIZE, buf,
+                            MMAPFS_BLOCK_SIZE);
+    }
+    free(buf);
+    return err;
+}
+
+/* Applies one per-inode repair. 1 applied, 0 skipped, -errno. */
+static int apply_inode_fix(struct check *c, const struct check_fix *f)
+{
+    if ((f->field == FIX_NLINK || f->field == FIX_PARENT) && c->structural)
+        return 0;
+    struct mmapfs_disk_inode di;
+    int err = check_read_inode(c, f->ino, &di);
+    if (err)
+        return err;
+    switch (f->field) {
+    case FIX_NLINK:  di.nlink = (uint32_t)f->value; break;
+    case FIX_SIZE:   di.size = f->value; break;
+    case FIX_BLOCKS: di.blocks = f->value; break;
+    case FIX_PARENT: di.parent = f->value; break;
+    }
+    di.checksum = check_inode_checksum(f->ino, &di);
+    uint64_t off = c->sb.inode_table_start * MMAPFS_BLOCK_SIZE +
+                   (f->ino - 1) * MMAPFS_INODE_SIZE;
+    err = mmio_write_at(c->io, off, &di, sizeof(di));
+    return err ? err : 1;
+}
+
+int check_apply_fixes(struct check *c)
+{
+    int err = 0;
+    uint64_t fixed = 0;
+
+    for (size_t i = 0; i < c->nfixes; i++) {
+        int r = apply_inode_fix(c, &c->fixes[i]);
+        if (r < 0)
+            return r;
+        fixed += (uint64_t)r;
+    }
+    if (c->bitmap_bad && !c->structural) {
+        err = rebuild_block_bitmap(c);
+        if (err)
+            return err;
+        fixed += (uint64_t)c->bitmap_bad;
+    }
+    if (c->journal_bad) {
+        struct jnl_geometry g = { .journal_start = c->sb.journal_start,
+                                  .journal_blocks = c->sb.journal_blocks,
+                                  .block_count = c->block_count };
+        err = jnl_format(c->io, &g);
+        if (err)
+            return err;
+        fixed++;
+    }
+    err = mmio_sync(c->io);
+    if (err)
+        return err;
+
+    /* the superblock last: exact counts; ERROR cleared when nothing is left */
+    fixed += (uint64_t)c->counts_bad;
+    int left = c->errors > c->fixed + fixed + (uint64_t)c->error_state;
+    if (!fixed && !(c->error_state && !left))
+        return 0;
+    if (c->error_state && !left)
+        fixed++;
+    struct mmapfs_disk_superblock sb;
+    err = mmio_read_at(c->io, 0, &sb, sizeof(sb));
+    if (err)
+        return err;
+    sb.free_blocks = c->sb.free_blocks;
+    sb.free_inodes = c->sb.free_inodes;
+    if (!left)
+        sb.state &= ~(uint32_t)MMAPFS_STATE_ERROR;
+    sb.checksum = crc32c(0, &sb, offsetof(struct mmapfs_disk_superblock, checksum));
+    err = mmio_write_at(c->io, 0, &sb, sizeof(sb));
+    if (!err)
+        err = mmio_sync(c->io);
+    if (!err)
+        c->fixed += fixed;
+    return err;
+}

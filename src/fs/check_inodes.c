@@ -1,0 +1,423 @@
+/*
+ * check_inodes.c — fsck pass 1 (every in-use inode: record, extent tree,
+ * directory tree nodes, xattr block; marks the blocks each one owns) and
+ * pass 1b (for blocks claimed twice, names both owners).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fs/check_i.h"
+
+#define MAX_FILE_BLOCKS (MMAPFS_MAX_FILE_SIZE / MMAPFS_BLOCK_SIZE)
+#define DUP_LIST_MAX    4096u    /* duplicate blocks whose owners pass 1b names */
+
+enum owner_kind { KIND_EXTENT = 1, KIND_NODE = 2, KIND_XATTR = 3 };
+
+static const char *kind_name(int kind)
+{
+    switch (kind) {
+    case KIND_EXTENT: return "file data";
+    case KIND_NODE:   return "tree node";
+    case KIND_XATTR:  return "xattr block";
+    default:          return "?";
+    }
+}
+
+/* Pass 1b state: the duplicate blocks (sorted) and their first owner. */
+struct dup_owners {
+    uint64_t *blocks;
+    uint64_t *owner;
+    uint8_t *kind;
+    size_t n;
+};
+
+/* One inode being walked. */
+struct walk_ctx {
+    struct check *c;
+    uint64_t ino;
+    uint32_t mode;
+    uint64_t nodes, data_blocks, xattr_blocks;
+    uint64_t prev_end;
+    int have_prev;
+    int bad;                   /* a problem inside this inode's structures */
+    struct dup_owners *dups;   /* NULL in pass 1; set in pass 1b (quiet) */
+};
+
+/* ---- block ownership ------------------------------------------------------------ */
+
+/* Reports a run of duplicate blocks found in pass 1b. */
+static void report_dup_run(struct walk_ctx *w, uint64_t first, uint64_t last,
+                           uint64_t owner, int okind, int kind)
+{
+    if (first == last)
+        check_error(w->c, "block %" PRIu64 ": claimed twice: %s of inode %" PRIu64
+                    " and %s of inode %" PRIu64, first, kind_name(okind), owner,
+                    kind_name(kind), w->ino);
+    else
+        check_error(w->c, "blocks %" PRIu64 "-%" PRIu64 ": claimed twice: %s of inode %"
+                    PRIu64 " and %s of inode %" PRIu64, first, last, kind_name(okind), owner,
+                    kind_name(kind), w->ino);
+}
+
+/* Pass 1b: blocks [start, start+len) of inode w->ino; records the first
+ * owner of each listed duplicate block and reports later ones, merging
+ * consecutive blocks with the same first owner into one line. */
+static void find_owners(struct walk_ctx *w, uint64_t start, uint64_t len, int kind)
+{
+    struct check *c = w->c;
+    struct dup_owners *d = w->dups;
+    uint64_t run_first = 0, run_last = 0, run_owner = 0;
+    int run_kind = 0, in_run = 0;
+
+    for (uint64_t b = start; b < start + len; b++) {
+        if (!check_bit(c->dup, b))
+            continue;
+        size_t lo = 0, hi = d->n;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (d->blocks[mid] < b)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo == d->n || d->blocks[lo] != b)
+            continue;               /* past the listed ones: counted by the caller */
+        if (!d->owner[lo]) {
+            d->owner[lo] = w->ino;
+            d->kind[lo] = (uint8_t)kind;
+            continue;
+        }
+        if (in_run && b == run_last + 1 && d->owner[lo] == run_owner && d->kind[lo] == run_kind) {
+            run_last = b;
+            continue;
+        }
+        if (in_run)
+            report_dup_run(w, run_first, run_last, run_owner, run_kind, kind);
+        in_run = 1;
+        run_first = run_last = b;
+        run_owner = d->owner[lo];
+        run_kind = d->kind[lo];
+    }
+    if (in_run)
+        report_dup_run(w, run_first, run_last, run_owner, run_kind, kind);
+}
+
+/* Marks [start, start+len) (already range checked) as owned by w->ino. */
+static void claim(struct walk_ctx *w, uint64_t start, uint64_t len, int kind)
+{
+    struct check *c = w->c;
+    if (w->dups) {
+        find_owners(w, start, len, kind);
+        return;
+    }
+    for (uint64_t b = start; b < start + len; b++) {
+        if (!check_bit(c->claimed, b)) {
+            check_set_bit(c->claimed, b);
+        } else if (!check_bit(c->dup, b)) {
+            check_set_bit(c->dup, b);
+            c->ndup++;
+        }
+    }
+}
+
+/* ---- trees ------------------------------------------------------------------------ */
+
+/* bt_walk node callback: every node of the tree is owned by the inode. */
+static int node_visit(void *ctx, uint64_t blk, unsigned level)
+{
+    struct walk_ctx *w = ctx;
+    (void)level;
+    claim(w, blk, 1, KIND_NODE);
+    w->nodes++;
+    return 0;
+}
+
+/* Reports a problem of the inode being walked (silent in pass 1b). */
+#define WALK_ERROR(w, fmt, ...)                                                        \
+    do {                                                                               \
+        (w)->bad = 1;                                                                  \
+        if (!(w)->dups)                                                                \
+            check_error((w)->c, "inode %" PRIu64 ": " fmt, (w)->ino, __VA_ARGS__);     \
+    } while (0)
+
+/* bt_walk item callback for extent trees. */
+static int extent_item(void *ctx, uint64_t key, const void *val, size_t len)
+{
+    struct walk_ctx *w = ctx;
+    struct check *c = w->c;
+    struct mmapfs_disk_extent e;
+
+    if (len != sizeof(e)) {
+        WALK_ERROR(w, "extent at logical block %" PRIu64 ": value of %zu bytes, expected %zu",
+                   key, len, sizeof(e));
+        return 0;
+    }
+    memcpy(&e, val, sizeof(e));
+    if (e.len == 0) {
+        WALK_ERROR(w, "extent at logical block %" PRIu64 ": length 0", key);
+        return 0;
+    }
+    if (key >= MAX_FILE_BLOCKS || e.len > MAX_FILE_BLOCKS - key)
+        WALK_ERROR(w, "extent at logical block %" PRIu64 " (%u blocks) goes past the "
+                   "maximum file size", key, e.len);
+    if (w->have_prev && key < w->prev_end)
+        WALK_ERROR(w, "extent at logical block %" PRIu64 " overlaps the previous extent "
+                   "(which ends at logical block %" PRIu64 ")", key, w->prev_end);
+    if (!w->have_prev || key + e.len > w->prev_end)
+        w->prev_end = key + e.len;
+    w->have_prev = 1;
+    if (e.flags & ~MMAPFS_EXTENT_UNWRITTEN)
+        WALK_ERROR(w, "extent at logical block %" PRIu64 ": unknown flags %#x", key, e.flags);
+    if ((e.flags & MMAPFS_EXTENT_UNWRITTEN) && !S_ISREG(w->mode))
+        WALK_ERROR(w, "extent at logical block %" PRIu64 ": unwritten extent in a %s",
+                   key, "non-regular file");
+    if (e.start < c->data_start || e.start >= c->block_count ||
+        e.len > c->block_count - e.start) {
+        WALK_ERROR(w, "extent at logical block %" PRIu64 ": physical blocks %" PRIu64
+                   "..%" PRIu64 " outside the data area [%" PRIu64 ", %" PRIu64 ")",
+                   key, e.start, e.start + e.len - 1, c->data_start, c->block_count);
+        return 0;
+    }
+    claim(w, e.start, e.len, KIND_EXTENT);
+    w->data_blocks += e.len;
+    return 0;
+}
+
+/* Walks the inode's tree (extent tree or directory index: for
+ * directories only the nodes are claimed here, entries are pass 2's).
+ * Returns 0 when the walk completed. */
+static int walk_tree(struct walk_ctx *w, uint64_t root, uint16_t type)
+{
+    struct check *c = w->c;
+    if (!root)
+        return 0;
+    if (root < c->data_start || root >= c->block_count) {
+        WALK_ERROR(w, "tree root block %" PRIu64 " outside the data area", root);
+        return -EUCLEAN;
+    }
+    struct bt_tree t = { .store = c->store, .root = root, .owner = w->ino, .type = type };
+    char msg[256];
+    struct bt_walk bw = {
+        .node_fn = node_visit,
+        .item_fn = type == MMAPFS_TREE_EXTENTS ? extent_item : NULL,
+        .ctx = w,
+        .err_msg = msg,
+        .err_len = sizeof(msg),
+    };
+    int err = bt_walk(&t, &bw);
+    if (err) {
+        if (!msg[0])
+            snprintf(msg, sizeof(msg), "error %d", err);
+        WALK_ERROR(w, "%s tree corrupt: %s%s", type == MMAPFS_TREE_DIR ? "directory" : "extent",
+                   msg, err == -EIO ? " (node pointer outside the data area)" : "");
+        return err;
+    }
+    return 0;
+}
+
+/* ---- xattr block ------------------------------------------------------------------ */
+
+/* Validates the xattr block of the inode and claims it. */
+static void walk_xattr(struct walk_ctx *w, uint64_t blk)
+{
+    struct check *c = w->c;
+    if (blk < c->data_start || blk >= c->block_count) {
+        WALK_ERROR(w, "xattr block %" PRIu64 " outside the data area", blk);
+        return;
+    }
+    claim(w, blk, 1, KIND_XATTR);
+    w->xattr_blocks = 1;
+    if (w->dups)
+        return;
+    const uint8_t *p = check_block(c, blk);
+    if (!p) {
+        WALK_ERROR(w, "xattr block %" PRIu64 " unreadable", blk);
+        return;
+    }
+    struct mmapfs_disk_xattr_header h;
+    memcpy(&h, p, sizeof(h));
+    if (h.magic != MMAPFS_XATTR_MAGIC) {
+        WALK_ERROR(w, "xattr block %" PRIu64 ": bad magic %#x", blk, h.magic);
+        return;
+    }
+    uint32_t sum = bt_block_checksum(blk, p);
+    if (h.checksum != sum) {
+        WALK_ERROR(w, "xattr block %" PRIu64 ": bad checksum (stored %08x, computed %08x)",
+                   blk, h.checksum, sum);
+        return;
+    }
+    if (h.owner != w->ino) {
+        WALK_ERROR(w, "xattr block %" PRIu64 ": owner is inode %" PRIu64, blk, h.owner);
+        return;
+    }
+    const size_t hdr = sizeof(h), end = hdr + h.used;
+    if (end > MMAPFS_BLOCK_SIZE) {
+        WALK_ERROR(w, "xattr block %" PRIu64 ": %u bytes of entries do not fit", blk, h.used);
+        return;
+    }
+    size_t off = hdr;
+    for (unsigned i = 0; i < h.count; i++) {
+        struct mmapfs_disk_xattr_entry e;
+        if (off + sizeof(e) > end) {
+            WALK_ERROR(w, "xattr block %" PRIu64 ": entry %u past the used bytes", blk, i);
+            return;
+        }
+        memcpy(&e, p + off, sizeof(e));
+        size_t sz = sizeof(e) + e.name_len + (size_t)e.value_len;
+        if (e.name_len == 0 || off + sz > end) {
+            WALK_ERROR(w, "xattr block %" PRIu64 ": entry %u: bad name or value length",
+                       blk, i);
+            return;
+        }
+        /* names unique within the block */
+        size_t off2 = hdr;
+        for (unsigned j = 0; j < i; j++) {
+            struct mmapfs_disk_xattr_entry e2;
+            memcpy(&e2, p + off2, sizeof(e2));
+            if (e2.name_len == e.name_len &&
+                !memcmp(p + off2 + sizeof(e2), p + off + sizeof(e), e.name_len)) {
+                WALK_ERROR(w, "xattr block %" PRIu64 ": entry %u repeats the name of "
+                           "entry %u", blk, i, j);
+                return;
+            }
+            off2 += (sizeof(e2) + e2.name_len + (size_t)e2.value_len + 3) & ~(size_t)3;
+        }
+        off += (sz + 3) & ~(size_t)3;
+    }
+    if (off != end)
+        WALK_ERROR(w, "xattr block %" PRIu64 ": entries take %zu bytes, header says %u",
+                   blk, off - hdr, h.used);
+}
+
+/* ---- pass 1 ---------------------------------------------------------------------- */
+
+/* Checks one in-use inode with a good checksum and type. */
+static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_inode *di,
+                      struct dup_owners *dups)
+{
+    struct walk_ctx w = { .c = c, .ino = ino, .mode = di->mode, .dups = dups };
+    uint32_t type = di->mode & S_IFMT;
+    int tree_ok = 0;
+
+    if (!dups) {
+        if (type == S_IFDIR) {
+            c->dirs++;
+            if (di->parent < 1 || di->parent > c->inode_count)
+                WALK_ERROR(&w, "directory's parent %" PRIu64 " out of range", di->parent);
+        } else {
+            c->files++;
+        }
+        if (type == S_IFREG && di->size > MMAPFS_MAX_FILE_SIZE)
+            WALK_ERROR(&w, "size %" PRIu64 " beyond the maximum file size", di->size);
+        if (type == S_IFLNK && (di->size < 1 || di->size > MMAPFS_SYMLINK_MAX))
+            WALK_ERROR(&w, "symlink target length %" PRIu64 " not in 1..%u", di->size,
+                       MMAPFS_SYMLINK_MAX);
+        if (di->orphan_next > c->inode_count)
+            WALK_ERROR(&w, "orphan_next %" PRIu64 " out of range", di->orphan_next);
+    }
+    if (type == S_IFREG || type == S_IFLNK) {
+        tree_ok = walk_tree(&w, di->tree_root, MMAPFS_TREE_EXTENTS) == 0;
+    } else if (type == S_IFDIR) {
+        tree_ok = walk_tree(&w, di->tree_root, MMAPFS_TREE_DIR) == 0;
+    } else if (di->tree_root) {
+        WALK_ERROR(&w, "a %s has a tree (root block %" PRIu64 ")",
+                   type == S_IFIFO ? "FIFO" : type == S_IFSOCK ? "socket" : "device node",
+                   di->tree_root);
+    } else {
+        tree_ok = 1;
+    }
+    if (di->xattr_block)
+        walk_xattr(&w, di->xattr_block);
+    if (dups)
+        return;
+
+    c->tree_nodes += w.nodes;
+    c->data_blocks += w.data_blocks;
+    if (!tree_ok) {
+        c->inodes[ino].state |= CI_TREE_BAD;
+        c->structural = 1;
+        return;
+    }
+    uint64_t owned = w.nodes + w.data_blocks + w.xattr_blocks;
+    if (owned != di->blocks) {
+        check_error(c, "inode %" PRIu64 ": block count %" PRIu64 ", but it owns %" PRIu64
+                    " (%" PRIu64 " data, %" PRIu64 " tree, %" PRIu64 " xattr)", ino,
+                    di->blocks, owned, w.data_blocks, w.nodes, w.xattr_blocks);
+        check_add_fix(c, ino, FIX_BLOCKS, owned);
+    }
+}
+
+int check_pass_inodes(struct check *c)
+{
+    for (uint64_t ino = 1; ino <= c->inode_count; ino++) {
+        if (!check_inode_bit(c, ino))
+            continue;
+        struct check_inode *ci = &c->inodes[ino];
+        ci->state |= CI_USED;
+        c->used_inodes++;
+        struct mmapfs_disk_inode di;
+        int err = check_read_inode(c, ino, &di);
+        if (err)
+            return err;
+        uint32_t sum = check_inode_checksum(ino, &di);
+        if (sum != di.checksum) {
+            check_error(c, "inode %" PRIu64 ": bad checksum (stored %08x, computed %08x)",
+                        ino, di.checksum, sum);
+            c->structural = 1;
+            continue;
+        }
+        uint8_t dt = check_mode_dtype(di.mode);
+        if (!dt) {
+            check_error(c, "inode %" PRIu64 ": invalid mode %#o", ino, di.mode);
+            c->structural = 1;
+            continue;
+        }
+        ci->state |= CI_VALID;
+        ci->dtype = dt;
+        check_one(c, ino, &di, NULL);
+    }
+    return 0;
+}
+
+/* ---- pass 1b ---------------------------------------------------------------------- */
+
+int check_pass_duplicates(struct check *c)
+{
+    if (!c->ndup)
+        return 0;
+    c->structural = 1;
+    struct dup_owners d = { 0 };
+    size_t cap = c->ndup < DUP_LIST_MAX ? (size_t)c->ndup : DUP_LIST_MAX;
+    d.blocks = calloc(cap, sizeof(*d.blocks));
+    d.owner = calloc(cap, sizeof(*d.owner));
+    d.kind = calloc(cap, 1);
+    int err = 0;
+    if (!d.blocks || !d.owner || !d.kind) {
+        err = -ENOMEM;
+        goto out;
+    }
+    for (uint64_t b = 0; b < c->block_count && d.n < cap; b++)
+        if (check_bit(c->dup, b))
+            d.blocks[d.n++] = b;
+
+    for (uint64_t ino = 1; ino <= c->inode_count; ino++) {
+        if (!(c->inodes[ino].state & CI_VALID))
+            continue;
+        struct mmapfs_disk_inode di;
+        err = check_read_inode(c, ino, &di);
+        if (err)
+            goto out;
+        check_one(c, ino, &di, &d);
+    }
+    if (c->ndup > d.n)
+        check_error(c, "%" PRIu64 " more blocks are claimed more than once (not listed)",
+                    c->ndup - d.n);
+out:
+    free(d.blocks);
+    free(d.owner);
+    free(d.kind);
+    return err;
+}
