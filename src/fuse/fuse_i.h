@@ -1,0 +1,135 @@
+/*
+ * fuse_i.h — private interfaces of the FUSE front end (src/fuse/).
+ *
+ * The front end decodes libfuse low-level requests, calls the fs API
+ * (src/fs/fs.h) and replies exactly once. It has no on-disk knowledge and
+ * no global lock: the fs core is thread safe.
+ *
+ *   opts.c       option table, help text, command-line parsing
+ *   ops.c        init/destroy, the operation table, shared reply helpers
+ *   ops_names.c  lookup, forget, getattr, setattr, create, mknod, mkdir,
+ *                symlink, link, unlink, rmdir, rename, readlink
+ *   ops_data.c   open, read, write, flush, release, fsync, fallocate,
+ *                lseek, statfs
+ *   ops_dir.c    opendir, readdir, readdirplus, releasedir, fsyncdir
+ *   ops_xattr.c  xattrs and the virtual metrics xattr
+ *   session.c    session creation, signal handling, mount, loop
+ */
+#ifndef MMAPFS_FUSE_I_H
+#define MMAPFS_FUSE_I_H
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+#include <stdint.h>
+
+#include "fs/fs.h"
+#include "fuse/version_i.h"
+
+/* ---- configuration (opts.c) ------------------------------------------------ */
+
+struct mmapfs_config {
+    /* positionals, as given and resolved (absolute) */
+    const char *target_arg, *mountpoint_arg;
+    char *target, *mountpoint;
+    /* daemon flags */
+    int foreground, debug, single_thread, show_help, show_version;
+    /* filesystem options; *_str are raw option values validated after
+     * parsing (fuse_opt stores strings; numbers are checked strictly) */
+    int read_only;
+    int no_writeback_cache;
+    char *sync_delay_str, *io_str, *commit_str;
+    char *entry_timeout_str, *attr_timeout_str, *max_threads_str;
+    /* validated values */
+    uint64_t sync_delay_us;
+    enum mmio_backend backend;
+    unsigned commit_s;
+    double entry_timeout, attr_timeout;
+    unsigned max_threads;
+    int bad;                 /* an error was already reported */
+};
+
+/* Parses argv into cfg and the argument vector handed to fuse_session_new
+ * (argv[0], the FUSE options to pass through, and the options mmapfs always
+ * adds: subtype=mmapfs, fsname=TARGET, default_permissions).
+ * Returns 0 to go on, 1 when -h/-V was handled (exit 0), -1 on a usage
+ * error (message printed; exit 1). */
+int mmapfs_parse_args(int argc, char **argv, struct mmapfs_config *cfg,
+                      struct fuse_args *fuse_args);
+
+/* Frees what mmapfs_parse_args allocated in cfg. */
+void mmapfs_config_free(struct mmapfs_config *cfg);
+
+/* Prints the usage and option help to stdout. */
+void mmapfs_print_help(const char *prog);
+
+/* ---- per-mount state (ops.c) ----------------------------------------------- */
+
+struct mmapfs_fuse {
+    struct fs *fs;                    /* set once fs_mount succeeded */
+    const struct mmapfs_config *cfg;
+    int corrupt_logged;               /* first EUCLEAN logged (atomic) */
+};
+
+/* The low-level operation table; userdata is a struct mmapfs_fuse. */
+extern const struct fuse_lowlevel_ops mmapfs_ll_ops;
+
+/* Per-request accessors. */
+static inline struct mmapfs_fuse *mfs_data(fuse_req_t req)
+{
+    return (struct mmapfs_fuse *)fuse_req_userdata(req);
+}
+static inline struct fs *mfs_fs(fuse_req_t req)
+{
+    return mfs_data(req)->fs;
+}
+
+/* Replies with the error of an fs call (negative errno). -EUCLEAN becomes
+ * EIO (and is logged once); 0 replies success. Returns fuse_reply_err's
+ * result. */
+int mfs_reply_err(fuse_req_t req, int err);
+
+/* struct stat from struct fs_stat (st_blksize 4096, nanosecond times). */
+void mfs_stat_to_kernel(const struct fs_stat *in, struct stat *out);
+
+/* Fills a fuse_entry_param for an inode found or created by fs (one lookup
+ * reference held) with the configured timeouts. */
+void mfs_fill_entry(fuse_req_t req, const struct fs_stat *st,
+                    struct fuse_entry_param *e);
+
+/* Replies with an entry for which fs took a lookup reference; if the reply
+ * cannot be delivered (request interrupted), the reference is dropped. */
+void mfs_reply_entry(fuse_req_t req, const struct fs_stat *st);
+
+/* Message to the daemon's log (stderr in the foreground, syslog when
+ * daemonised). */
+void mfs_log(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Chooses the log destination: 0 = stderr, 1 = syslog. */
+void mfs_log_use_syslog(int on);
+
+/* ---- session (session.c) ----------------------------------------------------- */
+
+/* Creates the FUSE session (validates the FUSE options; nothing mounted).
+ * NULL on error (libfuse printed why). */
+struct fuse_session *mmapfs_session_new(struct fuse_args *args,
+                                        struct mmapfs_fuse *data);
+
+/* Blocks SIGTERM/SIGINT/SIGHUP/SIGUSR1 in the calling thread, so that
+ * threads started afterwards (fs_mount's) inherit the mask. Call before
+ * fs_mount. */
+void mmapfs_signals_block(void);
+
+/* Installs the shutdown machinery for a mounted session: SIGTERM, SIGINT
+ * and SIGHUP make the daemon flush the kernel's dirty pages (syncfs on the
+ * mount point), leave the loop, and then unmount cleanly. 0 or -errno. */
+int mmapfs_signals_start(struct fuse_session *se, const char *mountpoint);
+
+/* Stops the shutdown thread and restores the default handlers. */
+void mmapfs_signals_stop(void);
+
+/* Runs the request loop until unmount or a signal: multi-threaded (clone_fd,
+ * up to cfg->max_threads workers) unless cfg->single_thread. Returns 0 or
+ * -errno (a signal-terminated loop returns 0). */
+int mmapfs_session_loop(struct fuse_session *se, const struct mmapfs_config *cfg);
+
+#endif

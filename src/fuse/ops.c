@@ -1,0 +1,185 @@
+/*
+ * ops.c — connection setup (init/destroy), the operation table, and the
+ * reply helpers shared by the handlers in ops_*.c.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "fuse/fuse_i.h"
+#include "fuse/ops_i.h"
+
+/* ---- logging ------------------------------------------------------------------ */
+
+static int log_to_syslog;
+
+void mfs_log_use_syslog(int on)
+{
+    if (on && !log_to_syslog)
+        openlog("mmapfs", LOG_PID, LOG_DAEMON);
+    log_to_syslog = on;
+}
+
+void mfs_log(int priority, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    if (log_to_syslog) {
+        vsyslog(priority, fmt, ap);
+    } else {
+        fputs("mmapfs: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+    }
+    va_end(ap);
+}
+
+/* ---- replies ------------------------------------------------------------------ */
+
+int mfs_reply_err(fuse_req_t req, int err)
+{
+    if (err > 0)                /* a count where 0 was meant: success */
+        err = 0;
+    if (err == -EUCLEAN) {
+        struct mmapfs_fuse *m = mfs_data(req);
+        if (!__atomic_exchange_n(&m->corrupt_logged, 1, __ATOMIC_RELAXED))
+            mfs_log(LOG_ERR, "%s: filesystem corruption detected; requests "
+                    "fail with EIO; unmount and run fsck.mmapfs",
+                    m->cfg && m->cfg->target ? m->cfg->target : "image");
+        err = -EIO;
+    }
+    return fuse_reply_err(req, -err);
+}
+
+void mfs_stat_to_kernel(const struct fs_stat *in, struct stat *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->st_ino = in->ino;
+    out->st_mode = in->mode;
+    out->st_nlink = in->nlink;
+    out->st_uid = in->uid;
+    out->st_gid = in->gid;
+    out->st_rdev = in->rdev;
+    out->st_size = (off_t)in->size;
+    out->st_blocks = (blkcnt_t)in->blocks512;
+    out->st_blksize = 4096;
+    out->st_atim = in->atime;
+    out->st_mtim = in->mtime;
+    out->st_ctim = in->ctime;
+}
+
+void mfs_fill_entry(fuse_req_t req, const struct fs_stat *st,
+                    struct fuse_entry_param *e)
+{
+    const struct mmapfs_config *cfg = mfs_data(req)->cfg;
+
+    memset(e, 0, sizeof(*e));
+    e->ino = st->ino;
+    e->generation = st->generation;
+    mfs_stat_to_kernel(st, &e->attr);
+    e->attr_timeout = cfg->attr_timeout;
+    e->entry_timeout = cfg->entry_timeout;
+}
+
+void mfs_reply_entry(fuse_req_t req, const struct fs_stat *st)
+{
+    struct fuse_entry_param e;
+
+    mfs_fill_entry(req, st, &e);
+    if (fuse_reply_entry(req, &e) != 0)
+        fs_forget(mfs_fs(req), st->ino, 1);   /* the kernel never saw it */
+}
+
+/* ---- init / destroy ------------------------------------------------------------ */
+
+/* Turns capability 'cap' on in conn->want if the kernel offers it. */
+static void want_cap(struct fuse_conn_info *conn, unsigned cap, int on)
+{
+    if (on && (conn->capable & cap))
+        conn->want |= cap;
+    else
+        conn->want &= ~cap;
+}
+
+/* Negotiates capabilities. libfuse pre-sets some defaults in conn->want;
+ * every capability is decided here explicitly, each only if offered. */
+static void mfs_init(void *userdata, struct fuse_conn_info *conn)
+{
+    struct mmapfs_fuse *m = userdata;
+    const struct mmapfs_config *cfg = m->cfg;
+
+    want_cap(conn, FUSE_CAP_WRITEBACK_CACHE, !cfg->no_writeback_cache && !cfg->read_only);
+    want_cap(conn, FUSE_CAP_ASYNC_READ, 1);
+    want_cap(conn, FUSE_CAP_READDIRPLUS, 1);
+    want_cap(conn, FUSE_CAP_READDIRPLUS_AUTO, 1);
+    want_cap(conn, FUSE_CAP_PARALLEL_DIROPS, 1);
+    want_cap(conn, FUSE_CAP_ASYNC_DIO, 1);
+    want_cap(conn, FUSE_CAP_CACHE_SYMLINKS, 1);      /* we are the only writer */
+    want_cap(conn, FUSE_CAP_EXPORT_SUPPORT, 0);
+    want_cap(conn, FUSE_CAP_AUTO_INVAL_DATA, 0);     /* only writer: keep the cache */
+    want_cap(conn, FUSE_CAP_HANDLE_KILLPRIV, 0);     /* kernel clears SUID/SGID */
+    want_cap(conn, FUSE_CAP_ATOMIC_O_TRUNC, 0);      /* truncation via setattr */
+    want_cap(conn, FUSE_CAP_SPLICE_WRITE, 0);
+    want_cap(conn, FUSE_CAP_SPLICE_MOVE, 0);
+    want_cap(conn, FUSE_CAP_SPLICE_READ, 0);
+    want_cap(conn, FUSE_CAP_POSIX_ACL, 0);
+    want_cap(conn, FUSE_CAP_DONT_MASK, 0);
+
+    conn->max_write = 1u << 20;
+    if (conn->max_background < 64)
+        conn->max_background = 64;
+    if (conn->congestion_threshold < 48)
+        conn->congestion_threshold = 48;
+    conn->time_gran = 1;
+
+    mfs_log(LOG_INFO, "%s mounted on %s (protocol %u.%u, writeback cache %s)",
+            cfg->target, cfg->mountpoint, conn->proto_major, conn->proto_minor,
+            (conn->want & FUSE_CAP_WRITEBACK_CACHE) ? "on" : "off");
+}
+
+/* The kernel ended the connection; the daemon's main unmounts fs after the
+ * loop returns, so nothing to do here. */
+static void mfs_destroy(void *userdata)
+{
+    (void)userdata;
+}
+
+const struct fuse_lowlevel_ops mmapfs_ll_ops = {
+    .init         = mfs_init,
+    .destroy      = mfs_destroy,
+    .lookup       = mfs_lookup,
+    .forget       = mfs_forget,
+    .forget_multi = mfs_forget_multi,
+    .getattr      = mfs_getattr,
+    .setattr      = mfs_setattr,
+    .readlink     = mfs_readlink,
+    .mknod        = mfs_mknod,
+    .mkdir        = mfs_mkdir,
+    .unlink       = mfs_unlink,
+    .rmdir        = mfs_rmdir,
+    .symlink      = mfs_symlink,
+    .rename       = mfs_rename,
+    .link         = mfs_link,
+    .open         = mfs_open,
+    .read         = mfs_read,
+    .write        = mfs_write,
+    .flush        = mfs_flush,
+    .release      = mfs_release,
+    .fsync        = mfs_fsync,
+    .opendir      = mfs_opendir,
+    .readdir      = mfs_readdir,
+    .readdirplus  = mfs_readdirplus,
+    .releasedir   = mfs_releasedir,
+    .fsyncdir     = mfs_fsyncdir,
+    .statfs       = mfs_statfs,
+    .setxattr     = mfs_setxattr,
+    .getxattr     = mfs_getxattr,
+    .listxattr    = mfs_listxattr,
+    .removexattr  = mfs_removexattr,
+    .create       = mfs_create,
+    .fallocate    = mfs_fallocate,
+    .lseek        = mfs_lseek,
+};

@@ -1,0 +1,216 @@
+/*
+ * ops_data.c — file data requests: open, read, write, flush, release,
+ * fsync, fallocate, lseek, and statfs.
+ *
+ * Nothing is buffered in the daemon: open/flush/release have nothing to do
+ * and no file handle is kept (fh = 0). Reads with the mmap backend are
+ * zero-copy: fs_read_iov describes the data as pointers into the mapping
+ * and fuse_reply_iov writes them straight to /dev/fuse.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fuse/ops_i.h"
+
+/* Largest iovec count handed to fuse_reply_iov (libfuse adds one header
+ * entry; writev allows IOV_MAX = 1024). */
+#define MFS_MAX_IOV 1000
+
+void mfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    /* O_TRUNC arrives as a separate setattr (atomic_o_trunc is off); all
+     * changes go through this mount, so cached pages stay valid */
+    fi->keep_cache = 1;
+    fi->fh = 0;
+    fuse_reply_open(req, fi);
+}
+
+/* Read into a buffer (pread backend, or when the data is too fragmented to
+ * describe in MFS_MAX_IOV pieces). Loops until size bytes or EOF: a short
+ * reply would be taken by the kernel as end of file. */
+static void read_copy(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
+{
+    struct fs *fs = mfs_fs(req);
+    size_t done = 0;
+    ssize_t n = 0;
+    char *buf;
+
+    buf = malloc(size ? size : 1);
+    if (!buf) {
+        mfs_reply_err(req, -ENOMEM);
+        return;
+    }
+    while (done < size) {
+        n = fs_read(fs, ino, (uint64_t)off + done, buf + done, size - done);
+        if (n <= 0)
+            break;
+        done += (size_t)n;
+    }
+    if (n < 0 && done == 0)
+        mfs_reply_err(req, (int)n);
+    else
+        fuse_reply_buf(req, buf, done);
+    free(buf);
+}
+
+void mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+              struct fuse_file_info *fi)
+{
+    struct iovec small[64], *iov = small;
+    size_t done = 0, max;
+    ssize_t n = 0;
+    int used = 0, got;
+    (void)fi;
+
+    if (off < 0) {
+        mfs_reply_err(req, -EINVAL);
+        return;
+    }
+    max = size / 4096 + 3;
+    if (max > MFS_MAX_IOV)
+        max = MFS_MAX_IOV;
+    if (max > sizeof(small) / sizeof(small[0])) {
+        iov = malloc(max * sizeof(*iov));
+        if (!iov) {
+            read_copy(req, ino, size, off);
+            return;
+        }
+    }
+    while (done < size && (size_t)used < max) {
+        got = 0;
+        n = fs_read_iov(mfs_fs(req), ino, (uint64_t)off + done, size - done,
+                        iov + used, (int)(max - (size_t)used), &got);
+        if (n <= 0)
+            break;
+        used += got;
+        done += (size_t)n;
+    }
+    if (n == -ENOTSUP || (done < size && n > 0)) {
+        /* pread backend, or the iovec ran out before EOF */
+        read_copy(req, ino, size, off);
+    } else if (n < 0 && done == 0) {
+        mfs_reply_err(req, (int)n);
+    } else {
+        fuse_reply_iov(req, iov, used);
+    }
+    if (iov != small)
+        free(iov);
+}
+
+void mfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+               off_t off, struct fuse_file_info *fi)
+{
+    struct fs *fs = mfs_fs(req);
+    size_t done = 0;
+    ssize_t n = 0;
+    (void)fi;
+
+    if (off < 0) {
+        mfs_reply_err(req, -EINVAL);
+        return;
+    }
+    while (done < size) {
+        n = fs_write(fs, ino, (uint64_t)off + done, buf + done, size - done);
+        if (n <= 0)
+            break;
+        done += (size_t)n;
+    }
+    if (done == 0 && size > 0) {
+        mfs_reply_err(req, n < 0 ? (int)n : -EIO);
+        return;
+    }
+    fuse_reply_write(req, done);   /* a short count reports a later error */
+}
+
+void mfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    (void)fi;
+    mfs_reply_err(req, 0);         /* nothing buffered in the daemon */
+}
+
+void mfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    (void)fi;
+    mfs_reply_err(req, 0);
+}
+
+void mfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    (void)fi;
+    /* blocks until the group commit that carries this inode is durable */
+    mfs_reply_err(req, fs_fsync(mfs_fs(req), ino, datasync));
+}
+
+void mfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+                   off_t length, struct fuse_file_info *fi)
+{
+    (void)fi;
+    if (offset < 0 || length <= 0) {
+        mfs_reply_err(req, -EINVAL);
+        return;
+    }
+    mfs_reply_err(req, fs_fallocate(mfs_fs(req), ino, mode, (uint64_t)offset,
+                                    (uint64_t)length));
+}
+
+void mfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+               struct fuse_file_info *fi)
+{
+    struct fs_stat st;
+    int64_t pos;
+    int err;
+    (void)fi;
+
+    switch (whence) {
+    case SEEK_DATA:
+    case SEEK_HOLE:
+        if (off < 0) {
+            err = -ENXIO;
+            goto out_err;
+        }
+        pos = fs_lseek(mfs_fs(req), ino, (uint64_t)off, whence);
+        if (pos < 0) {
+            err = (int)pos;
+            goto out_err;
+        }
+        fuse_reply_lseek(req, (off_t)pos);
+        return;
+    case SEEK_SET:
+    case SEEK_CUR:
+        /* the kernel resolves these itself; answered for completeness */
+        fuse_reply_lseek(req, off);
+        return;
+    case SEEK_END:
+        err = fs_getattr(mfs_fs(req), ino, &st);
+        if (err)
+            goto out_err;
+        fuse_reply_lseek(req, (off_t)st.size + off);
+        return;
+    default:
+        err = -EINVAL;
+        goto out_err;
+    }
+out_err:
+    mfs_reply_err(req, err);
+}
+
+void mfs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    struct statvfs st;
+    int err;
+    (void)ino;
+
+    memset(&st, 0, sizeof(st));
+    err = fs_statfs(mfs_fs(req), &st);
+    if (err)
+        goto out_err;
+    fuse_reply_statfs(req, &st);
+    return;
+out_err:
+    mfs_reply_err(req, err);
+}

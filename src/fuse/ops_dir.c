@@ -1,0 +1,155 @@
+/*
+ * ops_dir.c — directory requests: opendir, readdir, readdirplus,
+ * releasedir, fsyncdir.
+ *
+ * Directory offsets are fs cookies, stable while entries are removed, so
+ * no per-open state is needed (fh = 0). readdir/readdirplus fill a buffer
+ * of the size the kernel asked for; the fill callback returns 1 when an
+ * entry does not fit, and fs then neither counts it nor takes a lookup
+ * reference for it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuse/ops_i.h"
+
+struct dir_fill {
+    fuse_req_t req;
+    char *buf;
+    size_t size, pos;
+    int plus;
+    /* readdirplus: inodes whose lookup reference fs took for this reply,
+     * dropped again if the reply cannot be delivered */
+    uint64_t *inos;
+    size_t ninos, cap;
+    int err;
+};
+
+static int is_dot_or_dotdot(const char *name)
+{
+    return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
+}
+
+/* fs_fill_fn: appends one entry; 1 if it does not fit. */
+static int dir_fill_entry(void *ctx, const char *name, const struct fs_stat *st,
+                          uint64_t next_off)
+{
+    struct dir_fill *d = ctx;
+    size_t room = d->size - d->pos, len;
+
+    if (!d->plus) {
+        struct stat kst;
+        memset(&kst, 0, sizeof(kst));
+        kst.st_ino = st->ino;
+        kst.st_mode = st->mode & S_IFMT;
+        len = fuse_add_direntry(d->req, d->buf + d->pos, room, name, &kst,
+                                (off_t)next_off);
+    } else {
+        struct fuse_entry_param e;
+        int dot = is_dot_or_dotdot(name);
+
+        if (!dot && d->ninos == d->cap) {
+            size_t cap = d->cap ? d->cap * 2 : 64;
+            uint64_t *inos = realloc(d->inos, cap * sizeof(*inos));
+            if (!inos) {
+                d->err = -ENOMEM;
+                return 1;
+            }
+            d->inos = inos;
+            d->cap = cap;
+        }
+        mfs_fill_entry(d->req, st, &e);
+        if (dot) {
+            /* attributes only: no lookup reference for "." and ".." */
+            e.ino = 0;
+            e.generation = 0;
+            e.entry_timeout = 0;
+            e.attr_timeout = 0;
+        }
+        len = fuse_add_direntry_plus(d->req, d->buf + d->pos, room, name, &e,
+                                     (off_t)next_off);
+        if (len <= room && !dot)
+            d->inos[d->ninos++] = st->ino;
+    }
+    if (len > room)
+        return 1;
+    d->pos += len;
+    return 0;
+}
+
+/* Shared body of readdir and readdirplus. */
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus)
+{
+    struct fs *fs = mfs_fs(req);
+    struct dir_fill d;
+    size_t i;
+    int err;
+
+    memset(&d, 0, sizeof(d));
+    d.req = req;
+    d.size = size;
+    d.plus = plus;
+    d.buf = malloc(size ? size : 1);
+    if (!d.buf) {
+        err = -ENOMEM;
+        goto out_err;
+    }
+    if (off < 0) {
+        err = -EINVAL;
+        goto out_err;
+    }
+    err = fs_readdir(fs, ino, (uint64_t)off, plus, dir_fill_entry, &d);
+    if (err == 0 && d.err && d.pos == 0)
+        err = d.err;
+    if (err < 0 && d.pos == 0)
+        goto out_err;
+    /* entries already filled are delivered; an error repeats next call */
+    if (fuse_reply_buf(req, d.buf, d.pos) != 0)
+        for (i = 0; i < d.ninos; i++)
+            fs_forget(fs, d.inos[i], 1);
+    free(d.buf);
+    free(d.inos);
+    return;
+out_err:
+    for (i = 0; i < d.ninos; i++)
+        fs_forget(fs, d.inos[i], 1);
+    free(d.buf);
+    free(d.inos);
+    mfs_reply_err(req, err);
+}
+
+void mfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    fi->fh = 0;
+    fuse_reply_open(req, fi);
+}
+
+void mfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                 struct fuse_file_info *fi)
+{
+    (void)fi;
+    do_readdir(req, ino, size, off, 0);
+}
+
+void mfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+    (void)fi;
+    do_readdir(req, ino, size, off, 1);
+}
+
+void mfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    (void)fi;
+    mfs_reply_err(req, 0);
+}
+
+void mfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+                  struct fuse_file_info *fi)
+{
+    (void)fi;
+    mfs_reply_err(req, fs_fsync(mfs_fs(req), ino, datasync));
+}

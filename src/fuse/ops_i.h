@@ -1,0 +1,62 @@
+/*
+ * ops_i.h — the FUSE request handlers, one group per file (see fuse_i.h).
+ * Each handler decodes the request, calls fs, and replies exactly once.
+ */
+#ifndef MMAPFS_FUSE_OPS_I_H
+#define MMAPFS_FUSE_OPS_I_H
+
+#include "fuse/fuse_i.h"
+
+/* ops_names.c */
+void mfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void mfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void mfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
+void mfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void mfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                 struct fuse_file_info *fi);
+void mfs_readlink(fuse_req_t req, fuse_ino_t ino);
+void mfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+               dev_t rdev);
+void mfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void mfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void mfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void mfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
+void mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+                fuse_ino_t newparent, const char *newname, unsigned int flags);
+void mfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
+void mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                struct fuse_file_info *fi);
+
+/* ops_data.c */
+void mfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+              struct fuse_file_info *fi);
+void mfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+               off_t off, struct fuse_file_info *fi);
+void mfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void mfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void mfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void mfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+                   off_t length, struct fuse_file_info *fi);
+void mfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+               struct fuse_file_info *fi);
+void mfs_statfs(fuse_req_t req, fuse_ino_t ino);
+
+/* ops_dir.c */
+void mfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void mfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                 struct fuse_file_info *fi);
+void mfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                     struct fuse_file_info *fi);
+void mfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void mfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+                  struct fuse_file_info *fi);
+
+/* ops_xattr.c */
+void mfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+                  const char *value, size_t size, int flags);
+void mfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void mfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void mfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+#endif

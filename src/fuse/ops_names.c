@@ -1,0 +1,339 @@
+/*
+ * ops_names.c — requests on names and attributes: lookup, forget, getattr,
+ * setattr, readlink, create, mknod, mkdir, symlink, link, unlink, rmdir,
+ * rename. Each handler calls fs and replies exactly once; errors go through
+ * one out_err path.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fs/format.h"
+#include "fuse/ops_i.h"
+
+/* ---- credentials of new inodes ------------------------------------------------ */
+
+/* True if the caller of req has gid as primary or supplementary group. */
+static int caller_in_group(fuse_req_t req, const struct fuse_ctx *ctx, uint32_t gid)
+{
+    gid_t small[64], *list = small;
+    int n, i, found = 0;
+
+    if (ctx->gid == gid)
+        return 1;
+    n = fuse_req_getgroups(req, 64, small);
+    if (n > 64) {
+        list = malloc((size_t)n * sizeof(*list));
+        if (!list)
+            return 0;
+        n = fuse_req_getgroups(req, n, list);
+    }
+    for (i = 0; i < n; i++)
+        if (list[i] == gid)
+            found = 1;
+    if (list != small)
+        free(list);
+    return found;
+}
+
+/* The mode a new inode gets: as inode_init_owner(), a non-directory created
+ * with S_ISGID|S_IXGRP in a setgid directory (so it takes the directory's
+ * group) loses S_ISGID unless the caller is in that group or is root. */
+static uint32_t new_inode_mode(fuse_req_t req, fuse_ino_t parent, uint32_t mode)
+{
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    struct fs_stat dir;
+
+    if (S_ISDIR(mode) || (mode & (S_ISGID | S_IXGRP)) != (S_ISGID | S_IXGRP) ||
+        ctx->uid == 0)
+        return mode;
+    if (fs_getattr(mfs_fs(req), parent, &dir) != 0 || !(dir.mode & S_ISGID))
+        return mode;
+    if (caller_in_group(req, ctx, dir.gid))
+        return mode;
+    return mode & ~(uint32_t)S_ISGID;
+}
+
+/* Identity for a new inode (fs replaces gid in setgid directories). */
+static void caller_cred(fuse_req_t req, struct fs_cred *cred)
+{
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+    cred->uid = ctx->uid;
+    cred->gid = ctx->gid;
+}
+
+/* ---- lookup, forget, attributes ------------------------------------------------ */
+
+void mfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    const struct mmapfs_config *cfg = mfs_data(req)->cfg;
+    struct fs_stat st;
+    int err;
+
+    err = fs_lookup(mfs_fs(req), parent, name, &st);
+    if (err == -ENOENT && cfg->entry_timeout > 0) {
+        /* negative entry: the kernel may cache the absence, since every
+         * change of this namespace goes through this mount */
+        struct fuse_entry_param e;
+        memset(&e, 0, sizeof(e));
+        e.entry_timeout = cfg->entry_timeout;
+        fuse_reply_entry(req, &e);
+        return;
+    }
+    if (err)
+        goto out_err;
+    mfs_reply_entry(req, &st);
+    return;
+out_err:
+    mfs_reply_err(req, err);
+}
+
+void mfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    fs_forget(mfs_fs(req), ino, nlookup);
+    fuse_reply_none(req);
+}
+
+void mfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+    struct fs *fs = mfs_fs(req);
+    size_t i;
+
+    for (i = 0; i < count; i++)
+        fs_forget(fs, forgets[i].ino, forgets[i].nlookup);
+    fuse_reply_none(req);
+}
+
+/* Replies with the attributes in st. */
+static void reply_attr(fuse_req_t req, const struct fs_stat *st)
+{
+    struct stat kst;
+
+    mfs_stat_to_kernel(st, &kst);
+    fuse_reply_attr(req, &kst, mfs_data(req)->cfg->attr_timeout);
+}
+
+void mfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct fs_stat st;
+    int err;
+    (void)fi;
+
+    err = fs_getattr(mfs_fs(req), ino, &st);
+    if (err)
+        goto out_err;
+    reply_attr(req, &st);
+    return;
+out_err:
+    mfs_reply_err(req, err);
+}
+
+void mfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                 struct fuse_file_info *fi)
+{
+    struct fs *fs = mfs_fs(req);
+    struct fs_setattr sa;
+    struct fs_stat st;
+    unsigned valid = 0;
+    int err;
+    (void)fi;
+
+    memset(&sa, 0, sizeof(sa));
+    if (to_set & FUSE_SET_ATTR_MODE) {
+        valid |= FS_SET_MODE;
+        sa.mode = attr->st_mode & 07777;
+    } else if (to_set & (FUSE_SET_ATTR_KILL_SUID | FUSE_SET_ATTR_KILL_SGID)) {
+        /* only sent with HANDLE_KILLPRIV_V2, which is not negotiated;
+         * handled anyway as the kernel would */
+        err = fs_getattr(fs, ino, &st);
+        if (err)
+            goto out_err;
+        sa.mode = st.mode & 07777;
+        if (to_set & FUSE_SET_ATTR_KILL_SUID)
+            sa.mode &= ~(uint32_t)S_ISUID;
+        if ((to_set & FUSE_SET_ATTR_KILL_SGID) && (st.mode & S_IXGRP))
+            sa.mode &= ~(uint32_t)S_ISGID;
+        if (sa.mode != (st.mode & 07777))
+            valid |= FS_SET_MODE;
+    }
+    if (to_set & FUSE_SET_ATTR_UID) {
+        valid |= FS_SET_UID;
+        sa.uid = attr->st_uid;
+    }
+    if (to_set & FUSE_SET_ATTR_GID) {
+        valid |= FS_SET_GID;
+        sa.gid = attr->st_gid;
+    }
+    if (to_set & FUSE_SET_ATTR_SIZE) {
+        if (attr->st_size < 0) {
+            err = -EINVAL;
+            goto out_err;
+        }
+        valid |= FS_SET_SIZE;
+        sa.size = (uint64_t)attr->st_size;
+    }
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+        valid |= FS_SET_ATIME_NOW;
+    } else if (to_set & FUSE_SET_ATTR_ATIME) {
+        valid |= FS_SET_ATIME;
+        sa.atime = attr->st_atim;
+    }
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+        valid |= FS_SET_MTIME_NOW;
+    } else if (to_set & FUSE_SET_ATTR_MTIME) {
+        valid |= FS_SET_MTIME;
+        sa.mtime = attr->st_mtim;
+    }
+    if (to_set & FUSE_SET_ATTR_CTIME) {
+        valid |= FS_SET_CTIME;
+        sa.ctime = attr->st_ctim;
+    }
+    err = fs_setattr(fs, ino, &sa, valid, &st);
+    if (err)
+        goto out_err;
+    reply_attr(req, &st);
+    return;
+out_err:
+    mfs_reply_err(req, err);
+}
+
+void mfs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+    char buf[MMAPFS_SYMLINK_MAX + 1];
+    int len;
+
+    len = fs_readlink(mfs_fs(req), ino, buf, sizeof(buf) - 1);
+    if (len < 0)
+        goto out_err;
+    if ((size_t)len > sizeof(buf) - 1) {
+        len = -EIO;       /* longer than the format allows */
+        goto out_err;
+    }
+    buf[len] = '\0';
+    fuse_reply_readlink(req, buf);
+    return;
+out_err:
+    mfs_reply_err(req, len);
+}
+
+/* ---- creating names ------------------------------------------------------------ */
+
+void mfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+               dev_t rdev)
+{
+    struct fs_cred cred;
+    struct fs_stat st;
+    int err;
+
+    caller_cred(req, &cred);
+    mode = new_inode_mode(req, parent, mode);
+    err = fs_mknod(mfs_fs(req), parent, name, mode, rdev, &cred, &st);
+    if (err)
+        goto out_err;
+    mfs_reply_entry(req, &st);
+    return;
+out_err:
+    mfs_reply_err(req, err);
+}
+
+void mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                struct fuse_file_info *fi)
+{
+    struct fuse_entry_param e;
+    struct fs_cred cred;
+    struct fs_stat st;
+    int err;
+
+    caller_cred(req, &cred);
+    mode = new_inode_mode(req, parent, S_IFREG | (mode & 07777));
+    err = fs_mknod(mfs_fs(req), parent, name, mode, 0, &cred, &st);
+    if (err)
+        goto out_err;
+    mfs_fill_entry(req, &st, &e);
+    fi->keep_cache = 1;
+    if (fuse_reply_create(req, &e, fi) != 0)
+        fs_forget(mfs_fs(req), st.ino, 1);
+    return;
+out_err:
+    mfs_reply_err(req, err);
+}
+
+void mfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    struct fs_cred cred;
+    struct fs_stat st;
+    int err;
+
+    caller_cred(req, &cred);
+    err = fs_mkdir(mfs_fs(req), parent, name, S_IFDIR | (mode & 07777), &cred, &st);
+    if (err)
+        goto out_err;
+    mfs_reply_entry(req, &st);
+    return;
+out_err:
+    mfs_reply_err(req, err);
+}
+
+void mfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+    struct fs_cred cred;
+    struct fs_stat st;
+    int err;
+
+    caller_cred(req, &cred);
+    err = fs_symlink(mfs_fs(req), parent, name, link, &cred, &st);
+    if (err)
+        goto out_err;
+    mfs_reply_entry(req, &st);
+    return;
+out_err:
+    mfs_reply_err(req, err);
+}
+
+void mfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+    struct fs_stat st;
+    int err;
+
+    err = fs_link(mfs_fs(req), ino, newparent, newname, &st);
+    if (err)
+        goto out_err;
+    mfs_reply_entry(req, &st);
+    return;
+out_err:
+    mfs_reply_err(req, err);
+}
+
+/* ---- removing and moving names ---------------------------------------------------- */
+
+void mfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    mfs_reply_err(req, fs_unlink(mfs_fs(req), parent, name));
+}
+
+void mfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    mfs_reply_err(req, fs_rmdir(mfs_fs(req), parent, name));
+}
+
+void mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+                fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+    unsigned fs_flags = 0;
+    int err;
+
+    if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+        err = -EINVAL;            /* RENAME_WHITEOUT: not supported */
+        goto out_err;
+    }
+    if (flags & RENAME_NOREPLACE)
+        fs_flags |= FS_RENAME_NOREPLACE;
+    if (flags & RENAME_EXCHANGE)
+        fs_flags |= FS_RENAME_EXCHANGE;
+    err = fs_rename(mfs_fs(req), parent, name, newparent, newname, fs_flags);
+out_err:
+    mfs_reply_err(req, err);
+}

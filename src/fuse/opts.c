@@ -1,0 +1,390 @@
+/*
+ * opts.c — command line of the mount daemon: one fuse_opt table with
+ * offsetof into struct mmapfs_config, the help text beside it, strict
+ * validation of values, and the argument vector handed to libfuse.
+ *
+ *   mmapfs TARGET MOUNTPOINT [-f] [-d] [-s] [-o OPT[,OPT...]]
+ *
+ * Options may come before, between or after the positionals (as
+ * mount.fuse3 and fstab produce them). Options of mmapfs are consumed here;
+ * generic mount(8) options are mapped or ignored; everything else is
+ * passed to fuse_session_new, which rejects what it does not know.
+ */
+#include <errno.h>
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fs/format.h"
+#include "fuse/fuse_i.h"
+
+enum {
+    KEY_HELP,
+    KEY_VERSION,
+    KEY_IGNORE_MOUNT_OPT,
+};
+
+#define MMAPFS_OPT(templ, field, value) \
+    { templ, offsetof(struct mmapfs_config, field), value }
+
+/* ---- the table and its help text ------------------------------------------ */
+
+static const struct fuse_opt mmapfs_opts[] = {
+    /* mmapfs options */
+    MMAPFS_OPT("sync_delay=%s", sync_delay_str, 0),
+    MMAPFS_OPT("io=%s", io_str, 0),
+    MMAPFS_OPT("commit=%s", commit_str, 0),
+    MMAPFS_OPT("entry_timeout=%s", entry_timeout_str, 0),
+    MMAPFS_OPT("attr_timeout=%s", attr_timeout_str, 0),
+    MMAPFS_OPT("max_threads=%s", max_threads_str, 0),
+    MMAPFS_OPT("nowriteback_cache", no_writeback_cache, 1),
+    MMAPFS_OPT("writeback_cache", no_writeback_cache, 0),
+    /* read-only: also passed on so that the kernel mount is read-only */
+    MMAPFS_OPT("ro", read_only, 1),
+    MMAPFS_OPT("rw", read_only, 0),
+    FUSE_OPT_KEY("ro", FUSE_OPT_KEY_KEEP),
+    FUSE_OPT_KEY("rw", FUSE_OPT_KEY_KEEP),
+    /* daemon flags */
+    MMAPFS_OPT("-f", foreground, 1),
+    MMAPFS_OPT("-s", single_thread, 1),
+    MMAPFS_OPT("-d", debug, 1),
+    MMAPFS_OPT("-d", foreground, 1),
+    MMAPFS_OPT("debug", debug, 1),
+    MMAPFS_OPT("debug", foreground, 1),
+    FUSE_OPT_KEY("-d", FUSE_OPT_KEY_KEEP),
+    FUSE_OPT_KEY("debug", FUSE_OPT_KEY_KEEP),
+    FUSE_OPT_KEY("-h", KEY_HELP),
+    FUSE_OPT_KEY("--help", KEY_HELP),
+    FUSE_OPT_KEY("-V", KEY_VERSION),
+    FUSE_OPT_KEY("--version", KEY_VERSION),
+    /* mount(8)/fstab options that mean nothing to a FUSE daemon */
+    FUSE_OPT_KEY("defaults", KEY_IGNORE_MOUNT_OPT),
+    FUSE_OPT_KEY("auto", KEY_IGNORE_MOUNT_OPT),
+    FUSE_OPT_KEY("noauto", KEY_IGNORE_MOUNT_OPT),
+    FUSE_OPT_KEY("user", KEY_IGNORE_MOUNT_OPT),
+    FUSE_OPT_KEY("nouser", KEY_IGNORE_MOUNT_OPT),
+    FUSE_OPT_KEY("users", KEY_IGNORE_MOUNT_OPT),
+    FUSE_OPT_KEY("owner", KEY_IGNORE_MOUNT_OPT),
+    FUSE_OPT_KEY("group", KEY_IGNORE_MOUNT_OPT),
+    FUSE_OPT_KEY("_netdev", KEY_IGNORE_MOUNT_OPT),
+    FUSE_OPT_KEY("nofail", KEY_IGNORE_MOUNT_OPT),
+    FUSE_OPT_KEY("nonempty", KEY_IGNORE_MOUNT_OPT),
+    FUSE_OPT_KEY("comment=", KEY_IGNORE_MOUNT_OPT),
+    FUSE_OPT_END
+};
+
+static const char mmapfs_help[] =
+"mmapfs options (-o OPT[,OPT...]):\n"
+"    sync_delay=USEC        batching window of the engine's delayed sync,\n"
+"                           microseconds (default: engine default, 0)\n"
+"    io=mmap|pread          I/O engine backend (default mmap)\n"
+"    commit=SEC             periodic journal commit interval (default 5)\n"
+"    entry_timeout=SEC      kernel cache time of names, also of negative\n"
+"                           lookups (default 1.0; fractions allowed)\n"
+"    attr_timeout=SEC       kernel cache time of attributes (default 1.0)\n"
+"    nowriteback_cache      write through to the daemon on every write(2)\n"
+"                           (default: kernel writeback cache when offered)\n"
+"    max_threads=N          request worker threads at most (default 64)\n"
+"    ro                     mount read-only (the image is not written)\n"
+"\n"
+"daemon flags:\n"
+"    -f                     stay in the foreground\n"
+"    -d, -o debug           foreground, print every FUSE request\n"
+"    -s                     single-threaded request loop\n"
+"    -h, --help             this help\n"
+"    -V, --version          code and on-disk format versions\n"
+"\n"
+"FUSE and mount options passed on: allow_other, allow_root, fsname=,\n"
+"suid/nosuid, dev/nodev, exec/noexec, atime/noatime/relatime/strictatime,\n"
+"sync/async, dirsync, rw. default_permissions is always on; subtype=mmapfs\n"
+"and fsname=TARGET are set. Ignored (fstab/mount(8)): defaults, auto,\n"
+"noauto, user, nouser, users, owner, group, _netdev, nofail, x-*, comment=.\n";
+
+void mmapfs_print_help(const char *prog)
+{
+    printf("usage: %s TARGET MOUNTPOINT [-f] [-d] [-s] [-o OPTIONS]\n"
+           "Mounts the mmapfs image file or block device TARGET on MOUNTPOINT.\n"
+           "Without -f the command returns once the mount is usable (exit 0)\n"
+           "or has failed (exit 1); the daemon goes on in the background.\n"
+           "Unmount with: fusermount3 -u MOUNTPOINT (or umount as root).\n\n",
+           prog);
+    fputs(mmapfs_help, stdout);
+}
+
+/* ---- parsing ------------------------------------------------------------------ */
+
+/* fuse_opt callback: positionals, help/version, ignored and unknown options.
+ * Returns 0 to drop the argument, 1 to keep it for libfuse, -1 to fail. */
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
+{
+    struct mmapfs_config *cfg = data;
+    (void)out;
+
+    switch (key) {
+    case KEY_HELP:
+        cfg->show_help = 1;
+        return 0;
+    case KEY_VERSION:
+        cfg->show_version = 1;
+        return 0;
+    case KEY_IGNORE_MOUNT_OPT:
+        return 0;
+    case FUSE_OPT_KEY_NONOPT:
+        if (!cfg->target_arg) {
+            cfg->target_arg = arg;
+            return 0;
+        }
+        if (!cfg->mountpoint_arg) {
+            cfg->mountpoint_arg = arg;
+            return 0;
+        }
+        fprintf(stderr, "mmapfs: unexpected argument '%s' (TARGET and MOUNTPOINT "
+                "are already given)\n", arg);
+        cfg->bad = 1;
+        return -1;
+    case FUSE_OPT_KEY_OPT:
+        if (strncmp(arg, "x-", 2) == 0)         /* x-systemd.*, x-gvfs-* ... */
+            return 0;
+        if (arg[0] == '-') {
+            fprintf(stderr, "mmapfs: unknown option '%s' (see mmapfs --help)\n", arg);
+            cfg->bad = 1;
+            return -1;
+        }
+        return 1;    /* a FUSE/mount option: fuse_session_new validates it */
+    default:
+        return 1;
+    }
+}
+
+/* Strict unsigned decimal in [min, max]; 0 or -EINVAL. */
+static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+
+    if (!s || !*s || *s == '-' || *s == '+')
+        return -EINVAL;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* Strict non-negative decimal number of seconds in [0, max]. */
+static int parse_seconds(const char *s, double max, double *out)
+{
+    char *end;
+    double v;
+
+    if (!s || !*s || *s == '-' || *s == '+')
+        return -EINVAL;
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || *end || !isfinite(v) || v < 0 || v > max)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* Converts the raw option strings into values; prints what is wrong. */
+static int validate(struct mmapfs_config *cfg)
+{
+    uint64_t v;
+
+    cfg->backend = MMIO_BACKEND_MMAP;
+    cfg->commit_s = 5;
+    cfg->entry_timeout = 1.0;
+    cfg->attr_timeout = 1.0;
+    cfg->max_threads = 64;
+    cfg->sync_delay_us = 0;
+
+    if (cfg->sync_delay_str) {
+        if (parse_u64(cfg->sync_delay_str, 0, 10000000, &v)) {
+            fprintf(stderr, "mmapfs: sync_delay=%s: expected microseconds, "
+                    "0..10000000\n", cfg->sync_delay_str);
+            return -1;
+        }
+        cfg->sync_delay_us = v;
+    }
+    if (cfg->io_str) {
+        if (strcmp(cfg->io_str, "mmap") == 0) {
+            cfg->backend = MMIO_BACKEND_MMAP;
+        } else if (strcmp(cfg->io_str, "pread") == 0) {
+            cfg->backend = MMIO_BACKEND_PREAD;
+        } else {
+            fprintf(stderr, "mmapfs: io=%s: expected io=mmap or io=pread\n",
+                    cfg->io_str);
+            return -1;
+        }
+    }
+    if (cfg->commit_str) {
+        if (parse_u64(cfg->commit_str, 1, 86400, &v)) {
+            fprintf(stderr, "mmapfs: commit=%s: expected seconds, 1..86400\n",
+                    cfg->commit_str);
+            return -1;
+        }
+        cfg->commit_s = (unsigned)v;
+    }
+    if (cfg->entry_timeout_str &&
+        parse_seconds(cfg->entry_timeout_str, 86400, &cfg->entry_timeout)) {
+        fprintf(stderr, "mmapfs: entry_timeout=%s: expected seconds, 0..86400\n",
+                cfg->entry_timeout_str);
+        return -1;
+    }
+    if (cfg->attr_timeout_str &&
+        parse_seconds(cfg->attr_timeout_str, 86400, &cfg->attr_timeout)) {
+        fprintf(stderr, "mmapfs: attr_timeout=%s: expected seconds, 0..86400\n",
+                cfg->attr_timeout_str);
+        return -1;
+    }
+    if (cfg->max_threads_str) {
+        if (parse_u64(cfg->max_threads_str, 1, 1024, &v)) {
+            fprintf(stderr, "mmapfs: max_threads=%s: expected 1..1024\n",
+                    cfg->max_threads_str);
+            return -1;
+        }
+        cfg->max_threads = (unsigned)v;
+    }
+    return 0;
+}
+
+/* Builds the libfuse argument vector: argv[0], the options mmapfs always
+ * sets (before the user's, so that an explicit fsname= wins), then the
+ * options left over from parsing. */
+static int build_fuse_args(const struct mmapfs_config *cfg, struct fuse_args *rest,
+                           struct fuse_args *out)
+{
+    char *escaped = NULL, *fixed = NULL;
+    int i, err = 0;
+
+    if (fuse_opt_add_opt_escaped(&escaped, cfg->target) ||
+        asprintf(&fixed, "subtype=mmapfs,default_permissions,fsname=%s",
+                 escaped) < 0) {
+        free(escaped);
+        return -ENOMEM;
+    }
+    free(escaped);
+    if (fuse_opt_add_arg(out, rest->argv[0]) ||
+        fuse_opt_add_arg(out, "-o") ||
+        fuse_opt_add_arg(out, fixed))
+        err = -ENOMEM;
+    free(fixed);
+    if (err)
+        return err;
+    for (i = 1; i < rest->argc; i++)
+        if (fuse_opt_add_arg(out, rest->argv[i]))
+            return -ENOMEM;
+    return 0;
+}
+
+/* True for the "/dev/fd/N" mount point form of mount.fuse3 -o
+ * drop_privileges (an already opened /dev/fuse descriptor). */
+static int is_dev_fd_path(const char *path)
+{
+    return strncmp(path, "/dev/fd/", 8) == 0 && path[8] >= '0' && path[8] <= '9';
+}
+
+/* Resolves TARGET and MOUNTPOINT; TARGET must exist (the engine would
+ * create a missing file) and be a regular file or block device; MOUNTPOINT
+ * must be a directory. */
+static int check_paths(struct mmapfs_config *cfg)
+{
+    struct stat st;
+
+    if (stat(cfg->target_arg, &st) != 0) {
+        fprintf(stderr, "mmapfs: %s: %s\n", cfg->target_arg, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+        fprintf(stderr, "mmapfs: %s: not a regular file or block device\n",
+                cfg->target_arg);
+        return -1;
+    }
+    cfg->target = realpath(cfg->target_arg, NULL);
+    if (!cfg->target) {
+        fprintf(stderr, "mmapfs: %s: %s\n", cfg->target_arg, strerror(errno));
+        return -1;
+    }
+    if (is_dev_fd_path(cfg->mountpoint_arg)) {
+        cfg->mountpoint = strdup(cfg->mountpoint_arg);
+        return cfg->mountpoint ? 0 : -1;
+    }
+    if (stat(cfg->mountpoint_arg, &st) != 0) {
+        fprintf(stderr, "mmapfs: mount point %s: %s\n", cfg->mountpoint_arg,
+                strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "mmapfs: mount point %s is not a directory\n",
+                cfg->mountpoint_arg);
+        return -1;
+    }
+    cfg->mountpoint = realpath(cfg->mountpoint_arg, NULL);
+    if (!cfg->mountpoint) {
+        fprintf(stderr, "mmapfs: mount point %s: %s\n", cfg->mountpoint_arg,
+                strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int mmapfs_parse_args(int argc, char **argv, struct mmapfs_config *cfg,
+                      struct fuse_args *fuse_args)
+{
+    struct fuse_args rest = FUSE_ARGS_INIT(argc, argv);
+    const char *prog = argc > 0 ? argv[0] : "mmapfs";
+    int ret = -1;
+
+    memset(cfg, 0, sizeof(*cfg));
+    if (fuse_opt_parse(&rest, cfg, mmapfs_opts, opt_proc) != 0) {
+        if (!cfg->bad)
+            fprintf(stderr, "mmapfs: invalid options (see mmapfs --help)\n");
+        goto out;
+    }
+    if (cfg->show_help) {
+        mmapfs_print_help(prog);
+        ret = 1;
+        goto out;
+    }
+    if (cfg->show_version) {
+        printf("mmapfs %s (on-disk format version %u, libfuse %s)\n",
+               MMAPFS_VERSION_STRING, MMAPFS_FORMAT_VERSION, fuse_pkgversion());
+        ret = 1;
+        goto out;
+    }
+    if (!cfg->target_arg || !cfg->mountpoint_arg) {
+        fprintf(stderr, "usage: %s TARGET MOUNTPOINT [-f] [-d] [-s] [-o OPTIONS]\n"
+                "(%s --help for the options)\n", prog, prog);
+        goto out;
+    }
+    if (validate(cfg) || check_paths(cfg))
+        goto out;
+    if (build_fuse_args(cfg, &rest, fuse_args)) {
+        fprintf(stderr, "mmapfs: out of memory\n");
+        goto out;
+    }
+    ret = 0;
+out:
+    fuse_opt_free_args(&rest);
+    return ret;
+}
+
+void mmapfs_config_free(struct mmapfs_config *cfg)
+{
+    free(cfg->target);
+    free(cfg->mountpoint);
+    free(cfg->sync_delay_str);
+    free(cfg->io_str);
+    free(cfg->commit_str);
+    free(cfg->entry_timeout_str);
+    free(cfg->attr_timeout_str);
+    free(cfg->max_threads_str);
+    memset(cfg, 0, sizeof(*cfg));
+}

@@ -1,0 +1,256 @@
+/*
+ * session.c — the FUSE session around the operation table: creation,
+ * signal-driven shutdown, and the request loop.
+ *
+ * Shutdown. SIGTERM, SIGINT and SIGHUP are caught by a handler that only
+ * writes a byte to a pipe. A dedicated shutdown thread (all signals
+ * blocked) reads it, asks the kernel to write back the dirty pages of the
+ * mount (syncfs on the mount point; the workers are still serving, so
+ * those writes reach fs), marks the session exited, and wakes the thread
+ * running the loop with SIGUSR1 (a no-op handler without SA_RESTART:
+ * sem_wait/read return EINTR and the loop sees the exit flag). It repeats
+ * the wake-up until the loop has returned, so a wake-up that races with
+ * the loop's own check is never lost. main() then unmounts the session and
+ * calls fs_unmount, which commits and marks the image clean.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/statfs.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fuse/fuse_i.h"
+
+#define FUSE_SUPER_MAGIC_VALUE 0x65735546
+
+struct fuse_session *mmapfs_session_new(struct fuse_args *args,
+                                        struct mmapfs_fuse *data)
+{
+    return fuse_session_new(args, &mmapfs_ll_ops, sizeof(mmapfs_ll_ops), data);
+}
+
+/* ---- signals -------------------------------------------------------------------- */
+
+static struct {
+    int pipe[2];
+    pthread_t thread, loop_thread;
+    int started;
+    struct fuse_session *se;
+    const char *mountpoint;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int loop_done;              /* the loop returned (lock) */
+    int stopping;               /* mmapfs_signals_stop called (lock) */
+} sig = {
+    .pipe = { -1, -1 },
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .cond = PTHREAD_COND_INITIALIZER,
+};
+
+static void shutdown_signal_handler(int signo)
+{
+    unsigned char b = (unsigned char)signo;
+    int saved = errno;
+    ssize_t r = write(sig.pipe[1], &b, 1);   /* async-signal-safe */
+    (void)r;
+    errno = saved;
+}
+
+static void wake_signal_handler(int signo)
+{
+    (void)signo;            /* interrupts sem_wait/read in the loop thread */
+}
+
+void mmapfs_signals_block(void)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+/* Writes back the kernel's dirty pages of the mount, if it is still ours. */
+static void flush_kernel_cache(const char *mountpoint)
+{
+    struct statfs sfs;
+    int fd;
+
+    if (strncmp(mountpoint, "/dev/fd/", 8) == 0)
+        return;
+    fd = open(mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (fstatfs(fd, &sfs) == 0 && (unsigned long)sfs.f_type == FUSE_SUPER_MAGIC_VALUE)
+        syncfs(fd);
+    close(fd);
+}
+
+/* The shutdown thread: waits for a signal byte (or the stop request),
+ * flushes, exits the session and wakes the loop until it has returned. */
+static void *shutdown_thread(void *arg)
+{
+    unsigned char b = 0;
+    ssize_t r;
+    (void)arg;
+
+    do {
+        r = read(sig.pipe[0], &b, 1);
+    } while (r < 0 && errno == EINTR);
+
+    pthread_mutex_lock(&sig.lock);
+    if (sig.stopping) {
+        pthread_mutex_unlock(&sig.lock);
+        return NULL;
+    }
+    pthread_mutex_unlock(&sig.lock);
+
+    mfs_log(LOG_INFO, "signal %d: flushing and unmounting %s", b, sig.mountpoint);
+    flush_kernel_cache(sig.mountpoint);
+    fuse_session_exit(sig.se);
+
+    pthread_mutex_lock(&sig.lock);
+    while (!sig.loop_done && !sig.stopping) {
+        struct timespec until;
+        pthread_kill(sig.loop_thread, SIGUSR1);
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100 * 1000 * 1000;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&sig.cond, &sig.lock, &until);
+    }
+    pthread_mutex_unlock(&sig.lock);
+    return NULL;
+}
+
+/* Installs 'handler' for signo, without SA_RESTART. */
+static int set_handler(int signo, void (*handler)(int))
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    return sigaction(signo, &sa, NULL) == 0 ? 0 : -errno;
+}
+
+int mmapfs_signals_start(struct fuse_session *se, const char *mountpoint)
+{
+    sigset_t all, old, set;
+    int err;
+
+    if (pipe2(sig.pipe, O_CLOEXEC) != 0)
+        return -errno;
+    /* a burst of signals must never block the handler */
+    fcntl(sig.pipe[1], F_SETFL, fcntl(sig.pipe[1], F_GETFL) | O_NONBLOCK);
+    sig.se = se;
+    sig.mountpoint = mountpoint;
+    sig.loop_thread = pthread_self();
+    sig.loop_done = 0;
+    sig.stopping = 0;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    err = -pthread_create(&sig.thread, NULL, shutdown_thread, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err) {
+        close(sig.pipe[0]);
+        close(sig.pipe[1]);
+        sig.pipe[0] = sig.pipe[1] = -1;
+        return err;
+    }
+    sig.started = 1;
+
+    if ((err = set_handler(SIGTERM, shutdown_signal_handler)) ||
+        (err = set_handler(SIGINT, shutdown_signal_handler)) ||
+        (err = set_handler(SIGHUP, shutdown_signal_handler)) ||
+        (err = set_handler(SIGUSR1, wake_signal_handler)))
+        return err;
+    signal(SIGPIPE, SIG_IGN);
+
+    /* only this (the loop's) thread takes the signals */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    return 0;
+}
+
+void mmapfs_signals_stop(void)
+{
+    sigset_t set;
+
+    if (!sig.started)
+        return;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    pthread_mutex_lock(&sig.lock);
+    sig.stopping = 1;
+    sig.loop_done = 1;
+    pthread_cond_broadcast(&sig.cond);
+    pthread_mutex_unlock(&sig.lock);
+    {
+        unsigned char b = 0;
+        ssize_t r = write(sig.pipe[1], &b, 1);   /* wakes a thread still in read */
+        (void)r;
+    }
+    pthread_join(sig.thread, NULL);
+    sig.started = 0;
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGUSR1, SIG_DFL);
+    close(sig.pipe[0]);
+    close(sig.pipe[1]);
+    sig.pipe[0] = sig.pipe[1] = -1;
+}
+
+/* ---- loop ------------------------------------------------------------------------- */
+
+/* Tells the shutdown thread that the loop has returned. */
+static void loop_returned(void)
+{
+    pthread_mutex_lock(&sig.lock);
+    sig.loop_done = 1;
+    pthread_cond_broadcast(&sig.cond);
+    pthread_mutex_unlock(&sig.lock);
+}
+
+int mmapfs_session_loop(struct fuse_session *se, const struct mmapfs_config *cfg)
+{
+    struct fuse_loop_config *lc;
+    int ret;
+
+    if (cfg->single_thread) {
+        ret = fuse_session_loop(se);
+    } else {
+        lc = fuse_loop_cfg_create();
+        if (!lc) {
+            loop_returned();
+            return -ENOMEM;
+        }
+        fuse_loop_cfg_set_clone_fd(lc, 1);
+        fuse_loop_cfg_set_max_threads(lc, cfg->max_threads);
+        fuse_loop_cfg_set_idle_threads(lc, cfg->max_threads < 16 ? cfg->max_threads : 16);
+        ret = fuse_session_loop_mt(se, lc);
+        fuse_loop_cfg_destroy(lc);
+    }
+    loop_returned();
+    return ret > 0 ? 0 : ret;     /* > 0: ended by a signal */
+}
