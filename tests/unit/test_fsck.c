@@ -1,0 +1,807 @@
+/*
+ * test_fsck — the fsck core (fs_check, src/fs/check*.c).
+ *
+ * A small image is formatted (fs_format) and populated by hand, byte by
+ * byte per docs/FORMAT.md: two regular files (one with a hard link in a
+ * subdirectory), a subdirectory, extents, a symlink, an xattr block. It
+ * must check clean; then each test breaks one thing and expects fsck to
+ * report it (exit 4), and for the repairable problems -y to fix it (exit
+ * 1) and a second -n to find the image clean (exit 0). A byte-flip fuzzer
+ * over the metadata checks that fsck never crashes (exit 0, 1, 4 or 8).
+ * When the fs core is linked, a last test writes files through the fs API
+ * and checks the result.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs/btree.h"
+#include "fs/check.h"
+#include "fs/format.h"
+#include "fs/fs.h"
+#include "mmapfs/mmio.h"
+#include "util/crc32c.h"
+
+#define MiB (1ull << 20)
+#define IMG_SIZE (32 * MiB)
+
+/* ---- image builder ----------------------------------------------------------------- */
+
+struct img {
+    char path[64];
+    struct mmio *io;
+    struct mmapfs_disk_superblock sb;
+    uint64_t D;                 /* data_start */
+};
+
+/* Block b of the image, writable. */
+static uint8_t *blk(struct img *m, uint64_t b)
+{
+    uint8_t *p = mmio_mut_ptr(m->io, b * MMAPFS_BLOCK_SIZE);
+    assert_non_null(p);
+    return p;
+}
+
+static void set_bit(uint8_t *map, uint64_t i, int on)
+{
+    if (on)
+        map[i / 8] |= (uint8_t)(1u << (i % 8));
+    else
+        map[i / 8] &= (uint8_t)~(1u << (i % 8));
+}
+
+static void block_bit(struct img *m, uint64_t b, int on)
+{
+    set_bit(blk(m, m->sb.block_bitmap_start + b / 32768), b % 32768, on);
+}
+
+static void inode_bit(struct img *m, uint64_t ino, int on)
+{
+    set_bit(blk(m, m->sb.inode_bitmap_start + (ino - 1) / 32768), (ino - 1) % 32768, on);
+}
+
+static struct mmapfs_disk_inode *inode_ptr(struct img *m, uint64_t ino)
+{
+    return (struct mmapfs_disk_inode *)(blk(m, m->sb.inode_table_start + (ino - 1) / 16) +
+                                        ((ino - 1) % 16) * 256);
+}
+
+static void inode_seal(struct img *m, uint64_t ino)
+{
+    struct mmapfs_disk_inode *di = inode_ptr(m, ino);
+    uint64_t le = htole64(ino);
+    di->checksum = crc32c(crc32c(0, &le, 8), di, 252);
+}
+
+static void node_seal(struct img *m, uint64_t b)
+{
+    uint8_t *p = blk(m, b);
+    ((struct mmapfs_disk_btree_header *)p)->checksum = bt_block_checksum(b, p);
+}
+
+static void sb_load(struct img *m)
+{
+    memcpy(&m->sb, blk(m, 0), sizeof(m->sb));
+    m->D = m->sb.data_start;
+}
+
+static void sb_store(struct img *m)
+{
+    m->sb.checksum = crc32c(0, &m->sb, 4092);
+    memcpy(blk(m, 0), &m->sb, sizeof(m->sb));
+}
+
+struct item {
+    uint64_t key;
+    const void *val;
+    size_t len;
+};
+
+static int item_cmp(const void *a, const void *b)
+{
+    const struct item *x = a, *y = b;
+    return x->key < y->key ? -1 : x->key > y->key;
+}
+
+/* Writes a leaf node at block b (items sorted here). */
+static void leaf_write(struct img *m, uint64_t b, uint64_t owner, uint16_t type,
+                       struct item *items, size_t n)
+{
+    uint8_t *p = blk(m, b);
+    memset(p, 0, 4096);
+    qsort(items, n, sizeof(*items), item_cmp);
+    struct mmapfs_disk_btree_header *h = (void *)p;
+    h->magic = MMAPFS_BTREE_MAGIC;
+    h->owner = owner;
+    h->type = type;
+    h->nitems = (uint16_t)n;
+    unsigned vs = 4096;
+    for (size_t i = 0; i < n; i++) {
+        vs -= (unsigned)items[i].len;
+        memcpy(p + vs, items[i].val, items[i].len);
+        struct mmapfs_disk_btree_item it = { .key = items[i].key, .value_off = (uint16_t)vs,
+                                             .value_len = (uint16_t)items[i].len };
+        memcpy(p + 32 + i * 12, &it, 12);
+    }
+    h->value_start = (uint16_t)vs;
+    node_seal(m, b);
+}
+
+struct dent {
+    const char *name;
+    uint64_t ino;
+    uint8_t type;
+};
+
+/* Writes a directory leaf holding the given entries. */
+static void dir_leaf(struct img *m, uint64_t b, uint64_t owner, const struct dent *d, size_t n)
+{
+    uint8_t vals[16][300];
+    struct item items[16];
+    assert_true(n <= 16);
+    for (size_t i = 0; i < n; i++) {
+        size_t nl = strlen(d[i].name);
+        struct mmapfs_disk_dirent de = { .ino = d[i].ino, .type = d[i].type,
+                                         .name_len = (uint8_t)nl };
+        memcpy(vals[i], &de, 10);
+        memcpy(vals[i] + 10, d[i].name, nl);
+        items[i] = (struct item){ mmapfs_name_hash(d[i].name, nl) << 8, vals[i], 10 + nl };
+    }
+    leaf_write(m, b, owner, MMAPFS_TREE_DIR, items, n);
+}
+
+struct ext {
+    uint64_t logical, start;
+    uint32_t len, flags;
+};
+
+static void extent_leaf(struct img *m, uint64_t b, uint64_t owner, const struct ext *e, size_t n)
+{
+    struct mmapfs_disk_extent v[16];
+    struct item items[16];
+    for (size_t i = 0; i < n; i++) {
+        v[i] = (struct mmapfs_disk_extent){ .start = e[i].start, .len = e[i].len,
+                                            .flags = e[i].flags };
+        items[i] = (struct item){ e[i].logical, &v[i], sizeof(v[i]) };
+    }
+    leaf_write(m, b, owner, MMAPFS_TREE_EXTENTS, items, n);
+}
+
+static void make_inode(struct img *m, uint64_t ino, uint32_t mode, uint32_t nlink,
+                       uint64_t size, uint64_t blocks, uint64_t tree, uint64_t parent)
+{
+    struct mmapfs_disk_inode *di = inode_ptr(m, ino);
+    memset(di, 0, sizeof(*di));
+    di->mode = mode;
+    di->nlink = nlink;
+    di->size = size;
+    di->blocks = blocks;
+    di->tree_root = tree;
+    di->parent = parent;
+    di->generation = ino;
+    di->mtime_sec = di->ctime_sec = (uint64_t)time(NULL);
+    inode_seal(m, ino);
+    inode_bit(m, ino, 1);
+}
+
+static void use_blocks(struct img *m, uint64_t start, uint64_t len)
+{
+    for (uint64_t b = start; b < start + len; b++)
+        block_bit(m, b, 1);
+}
+
+/*
+ * The populated image (D = data_start):
+ *   /              inode 1, leaf D      lost+found, a, b, sub, link, x
+ *   /lost+found    inode 2
+ *   /a             inode 3, leaf D+1, extents 0->D+10 (4), 10->D+20 (2); also /sub/c
+ *   /b             inode 4, leaf D+2, extent 0->D+30 (3, unwritten)
+ *   /sub           inode 5, leaf D+3      c -> 3
+ *   /link          inode 6, leaf D+4, extent 0->D+40 (1): symlink "a"
+ *   /x             inode 7, FIFO, xattr block D+5
+ */
+static void build(struct img *m)
+{
+    strcpy(m->path, "/tmp/test_fsck.XXXXXX");
+    int fd = mkstemp(m->path);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (off_t)IMG_SIZE), 0);
+    close(fd);
+    assert_int_equal(mmio_open(&m->io, m->path, 0, 0, NULL), 0);
+    assert_int_equal(fs_format(m->io, NULL), 0);
+    sb_load(m);
+    uint64_t D = m->D;
+
+    struct dent root[] = {
+        { "lost+found", 2, DT_DIR }, { "a", 3, DT_REG }, { "b", 4, DT_REG },
+        { "sub", 5, DT_DIR }, { "link", 6, DT_LNK }, { "x", 7, DT_FIFO },
+    };
+    dir_leaf(m, D, 1, root, 6);
+    make_inode(m, 1, S_IFDIR | 0755, 4, 6, 1, D, 1);
+
+    struct ext ea[] = { { 0, D + 10, 4, 0 }, { 10, D + 20, 2, 0 } };
+    extent_leaf(m, D + 1, 3, ea, 2);
+    make_inode(m, 3, S_IFREG | 0644, 2, 12 * 4096, 7, D + 1, 0);
+    use_blocks(m, D + 1, 1);
+    use_blocks(m, D + 10, 4);
+    use_blocks(m, D + 20, 2);
+
+    struct ext eb[] = { { 0, D + 30, 3, MMAPFS_EXTENT_UNWRITTEN } };
+    extent_leaf(m, D + 2, 4, eb, 1);
+    make_inode(m, 4, S_IFREG | 0600, 1, 100, 4, D + 2, 0);
+    use_blocks(m, D + 2, 1);
+    use_blocks(m, D + 30, 3);
+
+    struct dent sub[] = { { "c", 3, DT_REG } };
+    dir_leaf(m, D + 3, 5, sub, 1);
+    make_inode(m, 5, S_IFDIR | 0755, 2, 1, 1, D + 3, 1);
+    use_blocks(m, D + 3, 1);
+
+    struct ext el[] = { { 0, D + 40, 1, 0 } };
+    extent_leaf(m, D + 4, 6, el, 1);
+    memcpy(blk(m, D + 40), "a", 1);
+    make_inode(m, 6, S_IFLNK | 0777, 1, 1, 2, D + 4, 0);
+    use_blocks(m, D + 4, 1);
+    use_blocks(m, D + 40, 1);
+
+    /* xattr block: user.k = "v", user.longer = "value" */
+    uint8_t *xb = blk(m, D + 5);
+    memset(xb, 0, 4096);
+    struct mmapfs_disk_xattr_header xh = { .magic = MMAPFS_XATTR_MAGIC, .owner = 7, .count = 2 };
+    size_t off = 32;
+    const char *names[] = { "user.k", "user.longer" }, *values[] = { "v", "value" };
+    for (int i = 0; i < 2; i++) {
+        struct mmapfs_disk_xattr_entry e = { .name_len = (uint8_t)strlen(names[i]),
+                                             .value_len = (uint16_t)strlen(values[i]) };
+        memcpy(xb + off, &e, 4);
+        memcpy(xb + off + 4, names[i], e.name_len);
+        memcpy(xb + off + 4 + e.name_len, values[i], e.value_len);
+        off += (4u + e.name_len + e.value_len + 3) & ~3u;
+    }
+    xh.used = (uint16_t)(off - 32);
+    memcpy(xb, &xh, sizeof(xh));
+    ((struct mmapfs_disk_xattr_header *)xb)->checksum = bt_block_checksum(D + 5, xb);
+    make_inode(m, 7, S_IFIFO | 0644, 1, 0, 1, 0, 0);
+    inode_ptr(m, 7)->xattr_block = D + 5;
+    inode_seal(m, 7);
+    use_blocks(m, D + 5, 1);
+
+    /* superblock: exact free counts */
+    m->sb.free_blocks -= 1 + 4 + 2 + 1 + 3 + 1 + 1 + 1 + 1;
+    m->sb.free_inodes -= 5;
+    sb_store(m);
+    assert_int_equal(mmio_sync(m->io), 0);
+}
+
+static void destroy(struct img *m)
+{
+    mmio_close(m->io);
+    unlink(m->path);
+}
+
+/* Runs fs_check; returns the exit bits and (if out) the report. */
+static int run_check(struct img *m, enum fs_check_mode mode, char **out)
+{
+    assert_int_equal(mmio_sync(m->io), 0);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    struct fs_check_options o = { .mode = mode, .verbose = 1 };
+    int r = fs_check(m->path, &o, f);
+    fclose(f);
+    if (getenv("TEST_FSCK_VERBOSE"))
+        fprintf(stderr, "--- fsck %s -> %d\n%s", mode == FS_CHECK_NO ? "-n" : "-y", r, buf);
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    return r;
+}
+
+/* Expects -n to report 'want' with exit 4. */
+static void expect_error(struct img *m, const char *want)
+{
+    char *rep;
+    int r = run_check(m, FS_CHECK_NO, &rep);
+    if (r != FSCK_EXIT_UNCORRECTED || !strstr(rep, want))
+        fprintf(stderr, "expected exit 4 and \"%s\", got %d:\n%s", want, r, rep);
+    assert_int_equal(r, FSCK_EXIT_UNCORRECTED);
+    assert_non_null(strstr(rep, want));
+    free(rep);
+}
+
+/* -n finds 'want' (4), -y repairs it (1), -n is then clean (0). */
+static void expect_repair(struct img *m, const char *want)
+{
+    expect_error(m, want);
+    char *rep;
+    int r = run_check(m, FS_CHECK_YES, &rep);
+    if (r != FSCK_EXIT_CORRECTED)
+        fprintf(stderr, "expected -y to correct everything, got %d:\n%s", r, rep);
+    assert_int_equal(r, FSCK_EXIT_CORRECTED);
+    free(rep);
+    r = run_check(m, FS_CHECK_NO, &rep);
+    if (r != FSCK_EXIT_OK)
+        fprintf(stderr, "expected clean after -y, got %d:\n%s", r, rep);
+    assert_int_equal(r, FSCK_EXIT_OK);
+    free(rep);
+}
+
+/* ---- clean images ------------------------------------------------------------------ */
+
+static void test_fresh_is_clean(void **state)
+{
+    (void)state;
+    struct img m;
+    strcpy(m.path, "/tmp/test_fsck.XXXXXX");
+    int fd = mkstemp(m.path);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (off_t)IMG_SIZE), 0);
+    close(fd);
+    assert_int_equal(mmio_open(&m.io, m.path, 0, 0, NULL), 0);
+    assert_int_equal(fs_format(m.io, NULL), 0);
+    char *rep;
+    assert_int_equal(run_check(&m, FS_CHECK_NO, &rep), FSCK_EXIT_OK);
+    assert_non_null(strstr(rep, "clean"));
+    free(rep);
+    assert_int_equal(run_check(&m, FS_CHECK_YES, NULL), FSCK_EXIT_OK);
+    /* preen skips a clean filesystem */
+    struct fs_check_options o = { .mode = FS_CHECK_PREEN };
+    assert_int_equal(fs_check(m.path, &o, NULL), FSCK_EXIT_OK);
+    destroy(&m);
+}
+
+static void test_populated_is_clean(void **state)
+{
+    (void)state;
+    struct img m;
+    build(&m);
+    char *rep;
+    int r = run_check(&m, FS_CHECK_NO, &rep);
+    if (r)
+        fprintf(stderr, "%s", rep);
+    assert_int_equal(r, FSCK_EXIT_OK);
+    assert_non_null(strstr(rep, "3 directories"));
+    free(rep);
+    destroy(&m);
+}
+
+static void test_operational_errors(void **state)
+{
+    (void)state;
+    struct fs_check_options o = { .mode = FS_CHECK_NO };
+    assert_int_equal(fs_check("/nonexistent/image", &o, NULL), FSCK_EXIT_OPERATIONAL);
+    struct img m;
+    build(&m);
+    /* not mmapfs */
+    memset(blk(&m, 0), 0, 8);
+    assert_int_equal(run_check(&m, FS_CHECK_NO, NULL), FSCK_EXIT_OPERATIONAL);
+    memcpy(blk(&m, 0), MMAPFS_MAGIC, 8);
+    assert_int_equal(run_check(&m, FS_CHECK_NO, NULL), FSCK_EXIT_OK);
+    /* unknown incompatible feature */
+    m.sb.feature_incompat = 0x80;
+    sb_store(&m);
+    assert_int_equal(run_check(&m, FS_CHECK_NO, NULL), FSCK_EXIT_OPERATIONAL);
+    m.sb.feature_incompat = 0;
+    sb_store(&m);
+    /* in use (the mount's flock) */
+    int fd = open(m.path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX), 0);
+    char *rep;
+    assert_int_equal(run_check(&m, FS_CHECK_NO, &rep), FSCK_EXIT_OPERATIONAL);
+    assert_non_null(strstr(rep, "in use"));
+    free(rep);
+    close(fd);
+    /* corrupt superblock checksum */
+    blk(&m, 0)[300] ^= 1;
+    assert_int_equal(run_check(&m, FS_CHECK_NO, NULL), FSCK_EXIT_UNCORRECTED);
+    destroy(&m);
+}
+
+/* ---- detected corruption -------------------------------------------------------------- */
+
+static void test_bad_inode_checksum(void **state)
+{
+    (void)state;
+    struct img m;
+    build(&m);
+    inode_ptr(&m, 4)->uid = 1000;
+    expect_error(&m, "inode 4: bad checksum");
+    /* -y cannot fix that: still 4 */
+    assert_int_equal(run_check(&m, FS_CHECK_YES, NULL) & FSCK_EXIT_UNCORRECTED,
+                     FSCK_EXIT_UNCORRECTED);
+    destroy(&m);
+}
+
+static void test_bad_mode(void **state)
+{
+    (void)state;
+    struct img m;
+    build(&m);
+    inode_ptr(&m, 7)->mode = 0170644;
+    inode_seal(&m, 7);
+    expect_error(&m, "inode 7: invalid mode");
+    destroy(&m);
+}
+
+static void test_bitmap_bit_cleared(void **state)
+{
+    (void)state;
+    struct img m;
+    build(&m);
+    block_bit(&m, m.D + 11, 0);
+    m.sb.free_blocks++;
+    sb_store(&m);
+    char want[96];
+    snprintf(want, sizeof(want), "block %" PRIu64 " in use but marked free", m.D + 11);
+    expect_repair(&m, want);
+    destroy(&m);
+}
+
+static void test_bitmap_bit_set(void **state)
+{
+    (void)state;
+    struct img m;
+    build(&m);
+    block_bit(&m, m.D + 100, 1);
+    block_bit(&m, m.D + 101, 1);
+    char want[96];
+    snprintf(want, sizeof(want), "blocks %" PRIu64 "-%" PRIu64 " marked in use in the bitmap "
+             "but not owned", m.D + 100, m.D + 101);
+    expect_error(&m, want);
+    expect_repair(&m, "free block count");
+    destroy(&m);
+}
+
+static void test_wrong_link_count(void **state)
+{
+    (void)state;
+    struct img m;
+    build(&m);
+    inode_ptr(&m, 3)->nlink = 1;
+    inode_seal(&m, 3);
+    expect_repair(&m, "inode 3: link count 1, but 2 entries name it");
+    inode_ptr(&m, 5)->nlink = 3;
+    inode_seal(&m, 5);
+    expect_repair(&m, "directory 5: link count 3, expected 2");
+    inode_ptr(&m, 1)->nlink = 3;
+    inode_seal(&m, 1);
+    expect_repair(&m, "directory 1: link count 3, expected 4");
+    destroy(&m);
+}
+
+static void test_dirent_to_free_inode(void **state)
+{
+    (void)state;
+    struct img m;
+    build(&m);
+    struct dent sub[] = { { "c", 9, DT_REG } };
+    dir_leaf(&m, m.D + 3, 5, sub, 1);
+    expect_error(&m, "directory 5: entry 'c': inode 9 is free");
+    /* and inode 3 lost a link */
+    char *rep;
+    run_check(&m, FS_CHECK_NO, &rep);
+    assert_non_null(strstr(rep, "inode 3: link count 2, but 1 entries name it"));
+    free(rep);
+    destroy(&m);
+}
+
+static void test_dirent_problems(void **state)
+{
+    (void)state;
+    struct img m;
+    build(&m);
+    /* wrong type */
+    struct dent sub[] = { { "c", 3, DT_DIR } };
+    dir_leaf(&m, m.D + 3, 5, sub, 1);
+    expect_error(&m, "entry 'c': type 4, but inode 3 has type 8");
+    /* key that does not match the name */
+    struct dent ok[] = { { "c", 3, DT_REG } };
+    dir_leaf(&m, m.D + 3, 5, ok, 1);
+    uint8_t *p = blk(&m, m.D + 3);
+    p[32] ^= 0x01;          /* low byte of the key: the suffix k, still matches */
+    node_seal(&m, m.D + 3);
+    assert_int_equal(run_check(&m, FS_CHECK_NO, NULL), FSCK_EXIT_OK);
+    p[33] ^= 0x01;          /* a hash bit */
+    node_seal(&m, m.D + 3);
+    expect_error(&m, "does not match the name's hash");
+    /* a name with a slash */
+    struct dent bad[] = { { "c/d", 3, DT_REG } };
+    dir_leaf(&m, m.D + 3, 5, bad, 1);
+    expect_error(&m, "entry 'c/d': invalid name");
+    /* directory size */
+    dir_leaf(&m, m.D + 3, 5, ok, 1);
+    inode_ptr(&m, 5)->size = 7;
+    inode_seal(&m, 5);
+    expect_repair(&m, "directory 5: size 7, but it has 1 entries");
+    destroy(&m);
+}
+
+static void test_extent_out_of_range(void **state)
+{
+    (void)state;
+    struct img m;
+    build(&m);
+    struct ext eb[] = { { 0, m.sb.block_count - 1, 3, MMAPFS_EXTENT_UNWRITTEN } };
+    extent_leaf(&m, m.D + 2, 4, eb, 1);
+    expect_error(&m, "outside the data area");
+    struct ext meta[] = { { 0, m.D - 5, 3, 0 } };     /* in the inode table */
+    extent_leaf(&m, m.D + 2, 4, meta, 1);
+    expect_error(&m, "outside the data area");
+    destroy(&m);
+}
+
+static void test_extent_problems(void **state)
+{
+    (void)state;
+    struct img m;
+    build(&m);
+    /* logical overlap within the file */
+    struct ext ea[] = { { 0, m.D + 10, 4, 0 }, { 2, m.D + 20, 2, 0 } };
+    extent_leaf(&m, m.D + 1, 3, ea, 2);
+    expect_error(&m, "overlaps the previous extent");
+    /* unwritten in a symlink */
+    struct ext ok[] = { { 0, m.D + 10, 4, 0 }, { 10, m.D + 20, 2, 0 } };
+    extent_leaf(&m, m.D + 1, 3, ok, 2);
+    struct ext el[] = { { 0, m.D + 40, 1, MMAPFS_EXTENT_UNWRITTEN } };
+    extent_leaf(&m, m.D + 4, 6, el, 1);
+    expect_error(&m, "unwritten extent in a non-regular file");
+    struct ext el2[] = { { 0, m.D + 40, 1, 0 } };
+    extent_leaf(&m, m.D + 4, 6, el2, 1);
+    /* block count */
+    inode_ptr(&m, 4)->blocks = 9;
+    inode_seal(&m, 4);
+    expect_repair(&m, "inode 4: block count 9, but it owns 4");
+    destroy(&m);
+}
+
+static void test_block_claimed_twice(void **state)
+{
+    (void)state;
+    struct img m;
+    build(&m);
+    /* b's extent now starts inside a's first extent; its old blocks leak */
+    struct ext eb[] = { { 0, m.D + 12, 3, 0 } };
+    extent_leaf(&m, m.D + 2, 4, eb, 1);
+    char want[128];
+    snprintf(want, sizeof(want), "blocks %" PRIu64 "-%" PRIu64 ": claimed twice: file data "
+             "of inode 3 and file data of inode 4", m.D + 12, m.D + 13);
+    expect_error(&m, want);
+    /* a tree node shared with file data */
+    extent_leaf(&m, m.D + 2, 4, (struct ext[]){ { 0, m.D + 30, 3, 0 } }, 1);
+    assert_int_equal(run_check(&m, FS_CHECK_NO, NULL), FSCK_EXIT_OK);
+    inode_ptr(&m, 4)->tree_root = m.D + 1;      /* a's leaf: wrong owner */
+    inode_seal(&m, 4);
+    expect_error(&m, "inode 4: extent tree corrupt");
+    destroy(&m);
+}
+
+static void test_tree_corrupt(void **state)
+{
+    (void)state;
+    struct img m;
+    build(&m);
+    blk(&m, m.D + 3)[100] ^= 0xff;      /* sub's leaf: checksum fails */
+    expect_error(&m, "inode 5: directory tree corrupt");
+    /* -y must not rebuild the bitmap or fix links from a partial picture */
+    char *rep;
+    int r = run_check(&m, FS_CHECK_YES, &rep);
+    assert_true(r & FSCK_EXIT_UNCORRECTED);
+    assert_non_null(strstr(rep, "repair not implemented"));
+    free(rep);
+    destroy(&m);
+}
+
+static void test_xattr_problems(void **state)
+{
+    (void)state;
+    struct img m;
+    build(&m);
+    uint8_t *xb = blk(&m, m.D + 5);
+    xb[40] ^= 1;
+    expect_error(&m, "xattr block");
+    xb[40] ^= 1;
+    assert_int_equal(run_check(&m, FS_CHECK_NO, NULL), FSCK_EXIT_OK);
+    ((struct mmapfs_disk_xattr_header *)xb)->used = 4000;
+    ((struct mmapfs_disk_xattr_header *)xb)->checksum = bt_block_checksum(m.D + 5, xb);
+    expect_error(&m, "xattr block");
+    destroy(&m);
+}
+
+static void test_unreachable(void **state)
+{
+    (void)state;
+    struct img m;
+    build(&m);
+    /* inode 8: a valid file that no directory names */
+    make_inode(&m, 8, S_IFREG | 0644, 1, 0, 0, 0, 0);
+    m.sb.free_inodes--;
+    sb_store(&m);
+    expect_error(&m, "inode 8: in use (1 links) but not named by any entry");
+    /* on the orphan list with nlink 0 it is fine (info only) */
+    inode_ptr(&m, 8)->nlink = 0;
+    inode_seal(&m, 8);
+    m.sb.orphan_head = 8;
+    sb_store(&m);
+    char *rep;
+    assert_int_equal(run_check(&m, FS_CHECK_NO, &rep), FSCK_EXIT_OK);
+    assert_non_null(strstr(rep, "info: inode 8: unlinked while open"));
+    free(rep);
+    /* an orphan list with a cycle */
+    make_inode(&m, 9, S_IFREG | 0644, 0, 0, 0, 0, 0);
+    inode_ptr(&m, 9)->orphan_next = 8;
+    inode_seal(&m, 9);
+    inode_ptr(&m, 8)->orphan_next = 9;
+    inode_seal(&m, 8);
+    m.sb.free_inodes--;
+    sb_store(&m);
+    expect_error(&m, "orphan list: cycle at inode 8");
+    destroy(&m);
+}
+
+static void test_directory_structure(void **state)
+{
+    (void)state;
+    struct img m;
+    build(&m);
+    /* a second entry for directory 5 (a directory hard link) */
+    struct dent sub[] = { { "c", 3, DT_REG }, { "again", 5, DT_DIR } };
+    dir_leaf(&m, m.D + 3, 5, sub, 2);
+    inode_ptr(&m, 5)->size = 2;
+    inode_seal(&m, 5);
+    expect_error(&m, "a second entry for directory 5");
+    /* wrong parent field */
+    struct dent ok[] = { { "c", 3, DT_REG } };
+    dir_leaf(&m, m.D + 3, 5, ok, 1);
+    inode_ptr(&m, 5)->size = 1;
+    inode_ptr(&m, 5)->parent = 2;
+    inode_seal(&m, 5);
+    expect_repair(&m, "directory 5: parent 2, but its entry is in directory 1");
+    destroy(&m);
+}
+
+static void test_error_state_and_counts(void **state)
+{
+    (void)state;
+    struct img m;
+    build(&m);
+    m.sb.state |= MMAPFS_STATE_ERROR;
+    sb_store(&m);
+    expect_repair(&m, "marked as having errors");
+    sb_load(&m);
+    assert_int_equal(m.sb.state, MMAPFS_STATE_CLEAN);
+    m.sb.free_inodes += 3;
+    sb_store(&m);
+    expect_repair(&m, "free inode count");
+    /* counts are hints when not clean: no error */
+    sb_load(&m);
+    m.sb.state = MMAPFS_STATE_MOUNTED;
+    m.sb.free_blocks = 5;
+    sb_store(&m);
+    assert_int_equal(run_check(&m, FS_CHECK_NO, NULL), FSCK_EXIT_OK);
+    destroy(&m);
+}
+
+static void test_journal_headers(void **state)
+{
+    (void)state;
+    struct img m;
+    build(&m);
+    blk(&m, m.sb.journal_start)[50] ^= 1;        /* slot A: checksum fails; B is zero */
+    expect_repair(&m, "journal: both header slots are invalid");
+    destroy(&m);
+}
+
+/* ---- fuzz ---------------------------------------------------------------------------- */
+
+static uint64_t rng_state;
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+static void test_fuzz_metadata(void **state)
+{
+    (void)state;
+    struct img m;
+    build(&m);
+    const uint64_t nmeta = m.D + 41;          /* every block the builder wrote */
+    uint8_t *saved = malloc(nmeta * 4096);
+    assert_non_null(saved);
+    memcpy(saved, blk(&m, 0), nmeta * 4096);
+
+    uint64_t seed = (uint64_t)time(NULL);
+    if (getenv("TEST_FSCK_SEED"))
+        seed = strtoull(getenv("TEST_FSCK_SEED"), NULL, 0);
+    rng_state = seed | 1;
+    unsigned rounds = getenv("TEST_FSCK_ROUNDS") ? (unsigned)atoi(getenv("TEST_FSCK_ROUNDS")) : 300;
+    printf("fuzz seed %" PRIu64 " (TEST_FSCK_SEED to replay), %u rounds\n", seed, rounds);
+    /* the interesting blocks: superblock, journal headers, bitmaps, the
+     * first inode table block, the nodes and the xattr block */
+    uint64_t targets[] = { 0, m.sb.journal_start, m.sb.block_bitmap_start,
+                           m.sb.inode_bitmap_start, m.sb.inode_table_start,
+                           m.D, m.D + 1, m.D + 2, m.D + 3, m.D + 4, m.D + 5 };
+    unsigned counts[64] = { 0 };
+    for (unsigned round = 0; round < rounds; round++) {
+        memcpy(blk(&m, 0), saved, nmeta * 4096);
+        unsigned flips = 1 + (unsigned)(rnd() % 8);
+        for (unsigned i = 0; i < flips; i++) {
+            uint64_t b = targets[rnd() % (sizeof(targets) / sizeof(targets[0]))];
+            uint64_t off = rnd() % 4096;
+            if (rnd() % 4 == 0)     /* sometimes hit the header/first records */
+                off %= 256;
+            blk(&m, b)[off] ^= (uint8_t)(1 + rnd() % 255);
+            /* sometimes make the damage look legitimate */
+            if (b >= m.D && rnd() % 2)
+                node_seal(&m, b);
+            if (b == m.sb.inode_table_start && rnd() % 2)
+                for (uint64_t ino = 1; ino <= 16; ino++)
+                    if (ino <= 9)
+                        inode_seal(&m, ino);
+            if (b == 0 && rnd() % 2) {
+                struct mmapfs_disk_superblock *sb = (void *)blk(&m, 0);
+                sb->checksum = crc32c(0, sb, 4092);
+            }
+        }
+        int r = run_check(&m, FS_CHECK_NO, NULL);
+        assert_true(r == 0 || r == 4 || r == 8);
+        counts[r]++;
+        if (r == 4) {
+            r = run_check(&m, FS_CHECK_YES, NULL);
+            assert_true(r == 1 || r == 4 || r == 5 || r == 8);
+            r = run_check(&m, FS_CHECK_NO, NULL);
+            assert_true(r == 0 || r == 4 || r == 8);
+        }
+    }
+    printf("fuzz results: %u clean, %u errors, %u operational\n", counts[0], counts[4],
+           counts[8]);
+    assert_true(counts[4] > 0);
+    free(saved);
+    destroy(&m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fresh_is_clean),
+        cmocka_unit_test(test_populated_is_clean),
+        cmocka_unit_test(test_operational_errors),
+        cmocka_unit_test(test_bad_inode_checksum),
+        cmocka_unit_test(test_bad_mode),
+        cmocka_unit_test(test_bitmap_bit_cleared),
+        cmocka_unit_test(test_bitmap_bit_set),
+        cmocka_unit_test(test_wrong_link_count),
+        cmocka_unit_test(test_dirent_to_free_inode),
+        cmocka_unit_test(test_dirent_problems),
+        cmocka_unit_test(test_extent_out_of_range),
+        cmocka_unit_test(test_extent_problems),
+        cmocka_unit_test(test_block_claimed_twice),
+        cmocka_unit_test(test_tree_corrupt),
+        cmocka_unit_test(test_xattr_problems),
+        cmocka_unit_test(test_unreachable),
+        cmocka_unit_test(test_directory_structure),
+        cmocka_unit_test(test_error_state_and_counts),
+        cmocka_unit_test(test_journal_headers),
+        cmocka_unit_test(test_fuzz_metadata),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
