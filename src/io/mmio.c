@@ -162,6 +162,9 @@ int mmio_open(struct mmio **out, const char *path, uint64_t size, int flags,
     if (err)
         goto out;
     *out = io;
+    const struct mmio_observer *obs = mmio_observer_get();
+    if (obs && obs->opened)
+        obs->opened(obs->ctx, io);
     return 0;
 
 out:
@@ -177,6 +180,9 @@ void mmio_close(struct mmio *io)
         return;
     mmio_loop_stop(io);     /* serves every waiting mmio_sync_delayed first */
     (void)mmio_flush(io);   /* nobody left to tell; data is as durable as it gets */
+    const struct mmio_observer *obs = mmio_observer_get();
+    if (obs && obs->closing)
+        obs->closing(obs->ctx, io);
     destroy(io);
 }
 

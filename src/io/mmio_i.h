@@ -8,6 +8,7 @@
  *   mmio_sync.c   flush, sticky failure, delayed-sync loop, group commit
  *   mmio_sigbus.c SIGBUS guard turning faults in engine copies into -EIO
  *   mmio_merge.c  merging of overlapping/adjacent writes (later wins)
+ *   mmio_observe.c the process-wide flush observer (crash recording)
  */
 #ifndef MMAPFS_IO_MMIO_I_H
 #define MMAPFS_IO_MMIO_I_H
@@ -140,6 +141,34 @@ int mmio_merge_writes(const struct mmio_write *in, size_t n,
 
 /* Frees what mmio_merge_writes allocated; safe on a zeroed struct. */
 void mmio_merged_free(struct mmio_merged *m);
+
+/* ---- mmio_observe.c (flush observer, used by tests/crash) ---------------- */
+
+/* A process-wide observer of the engine's flushes, for the crash recorder
+ * (tests/crash/recorder.c, docs/CRASH.md). Every flush that actually
+ * syncs (mmio_sync, the delayed-sync loop, mmio_close; not one refused
+ * because of a sticky failure) calls before_sync just before msync /
+ * fdatasync and after_sync right after, with the flush's result; both run
+ * under io->flush_mu, so calls for one engine never overlap. opened is
+ * called at the end of a successful mmio_open, closing at the start of
+ * mmio_close after the loop stopped and the final flush was done. Any
+ * callback may be NULL. Writes through the mapping may go on in other
+ * threads while the callbacks run (as they do while the kernel writes the
+ * pages back). Without an observer the cost is one pointer load. */
+struct mmio_observer {
+    void (*opened)(void *ctx, struct mmio *io);
+    void (*before_sync)(void *ctx, struct mmio *io);
+    void (*after_sync)(void *ctx, struct mmio *io, int err);
+    void (*closing)(void *ctx, struct mmio *io);
+    void *ctx;
+};
+
+/* Installs o (NULL removes it); o must stay valid while installed. Meant
+ * to be called once, before any mmio_open, by a test program. */
+void mmio_set_observer(const struct mmio_observer *o);
+
+/* The installed observer, or NULL (an acquire load). */
+const struct mmio_observer *mmio_observer_get(void);
 
 /* ---- test hooks (used only by tests/unit) ----------------------------- */
 

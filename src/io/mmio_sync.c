@@ -52,6 +52,9 @@ int mmio_flush(struct mmio *io)
         goto out;
     }
 
+    const struct mmio_observer *obs = mmio_observer_get();
+    if (obs && obs->before_sync)
+        obs->before_sync(obs->ctx, io);
     t0 = mmio_now_ns();
     if (io->test_fail_next_sync) {
         err = -io->test_fail_next_sync;
@@ -75,6 +78,8 @@ int mmio_flush(struct mmio *io)
     mmio_metric_add(&io->m.sync_us, (mmio_now_ns() - t0) / 1000);
     if (err)    /* sticky: pages may now be marked clean, a retry could lie */
         __atomic_store_n(&io->failed, 1, __ATOMIC_RELEASE);
+    if (obs && obs->after_sync)
+        obs->after_sync(obs->ctx, io, err);
 out:
     pthread_mutex_unlock(&io->flush_mu);
     return err;
