@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+#
+# 60_enospc.sh — a full disk: on a 64 MiB image, dd until ENOSPC ("No space
+# left on device"), the mount stays usable, rm frees the space (df), writing
+# works again; then many small files until ENOSPC (inodes or blocks run out
+# first), rm -r, and again; unmount, fsck -n clean, remount and verify.
+set -euo pipefail
+. "$(dirname "$0")/../lib/common.sh"
+t_init "$@"
+require_cmd dd sha256sum
+export LC_ALL=C
+
+img=$T_DIR/small.img
+M=$T_DIR/mnt
+export M
+make_image "$img" 64M
+mount_image "$img" "$M"
+size=$(fs_size_bytes "$M")
+used0=$(fs_used_bytes "$M")
+avail0=$(fs_avail_bytes "$M")
+export used0
+check_range "64 MiB filesystem: statfs size" $((48 << 20)) $((64 << 20)) "$size"
+check_range "most of it available" $((32 << 20)) "$size" "$avail0"
+
+# ---- fill with one file -----------------------------------------------------------------
+_run dd if=/dev/urandom of="$M/fill" bs=1M
+if [ "$T_RC" -ne 0 ] && [ "$T_RC" -ne 124 ] && grep -q "No space left on device" <<<"$T_OUT"; then
+    pass "dd until the disk is full fails with ENOSPC"
+else
+    fail "dd until the disk is full fails with ENOSPC" "command: dd if=/dev/urandom of=$M/fill bs=1M" \
+        "expected: exit 1 with 'No space left on device', got: exit $T_RC"
+    _tail_output "$T_OUT"
+fi
+fill_size=$(stat -c %s "$M/fill")
+check_range "the filled file holds most of the free space" $((avail0 * 80 / 100)) "$avail0" "$fill_size"
+check_range "df avail is (nearly) 0 when full" 0 $((1 << 20)) "$(fs_avail_bytes "$M")"
+check_fail "another write fails while full" dd if=/dev/zero of="$M/more" bs=64k count=16 conv=fsync status=none
+check_eq "the full file reads back completely" "$fill_size" "$(cat "$M/fill" | wc -c)"
+check "the mount is usable when full: ls -la" ls -la "$M"
+check "the mount is usable when full: stat" stat "$M/fill"
+check_errno "mkdir when full works or fails with ENOSPC" "OK|ENOSPC" "os.mkdir('$M/dir-when-full')"
+check_errno "a new empty file when full works or fails with ENOSPC" "OK|ENOSPC" "open('$M/empty-when-full', 'w').close()"
+check "fsync of the full file works" "$PY" -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDWR); os.fsync(fd)' "$M/fill"
+check "rm the full file" rm -rf "$M/fill" "$M/more" "$M/dir-when-full" "$M/empty-when-full"
+wait_until "df shows the space back after rm" 20 \
+    '[ $(( $(stat -f -c "%S * (%b - %f)" "$M") )) -le $((used0 + (1 << 20))) ]'
+
+# ---- writing works again ------------------------------------------------------------------
+check "write 10 MiB after the disk was full" dd if=/dev/urandom of="$M/after" bs=1M count=10 conv=fsync status=none
+after_sum=$(sha256sum <"$M/after")
+
+# ---- many small files until ENOSPC ------------------------------------------------------------
+check_errno "small files until ENOSPC, then all removed" OK "
+import shutil
+os.mkdir('$M/small')
+n = 0
+try:
+    while n < 200000:
+        with open('$M/small/f%06d' % n, 'wb') as f:
+            f.write(b'x' * 3000)
+        n += 1
+except OSError as e:
+    expect(e.errno == errno.ENOSPC, 'stopped by %s after %d files, not ENOSPC' % (errno.errorcode.get(e.errno), n))
+expect(n > 1000, 'only %d files fit' % n)
+expect(len(os.listdir('$M/small')) >= n, 'listing has all %d files' % n)
+expect(open('$M/small/f%06d' % (n - 1), 'rb').read() == b'x' * 3000, 'last file readable')
+print('files created:', n)
+shutil.rmtree('$M/small')"
+wait_until "df shows the space back after rm -r" 20 \
+    '[ $(( $(stat -f -c "%S * (%b - %f)" "$M") )) -le $((used0 + (12 << 20))) ]'
+check_eq "the 10 MiB file is intact" "$after_sum" "$(sha256sum <"$M/after")"
+
+# ---- fill again after all that ------------------------------------------------------------
+_run dd if=/dev/zero of="$M/fill2" bs=1M
+if [ "$T_RC" -ne 0 ] && grep -q "No space left on device" <<<"$T_OUT"; then
+    pass "second fill ends with ENOSPC"
+else
+    fail "second fill ends with ENOSPC" "expected: exit 1 with 'No space left on device', got: exit $T_RC"
+    _tail_output "$T_OUT"
+fi
+check_range "second fill got about as much space as the first" $((fill_size - (12 << 20))) $((fill_size + (1 << 20))) \
+    "$(($(stat -c %s "$M/fill2") + (10 << 20)))"
+unmount_fs "$M"
+fsck_clean "$img" "fsck.mmapfs -n clean on a full filesystem"
+mount_image "$img" "$M"
+check_eq "10 MiB file after remount" "$after_sum" "$(sha256sum <"$M/after")"
+check "rm after remount" rm "$M/fill2"
+check "write after remount" dd if=/dev/urandom of="$M/again" bs=1M count=5 conv=fsync status=none
+unmount_fs "$M"
+fsck_clean "$img" "fsck.mmapfs -n clean at the end"
+t_finish
