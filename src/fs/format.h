@@ -48,7 +48,7 @@ struct mmapfs_disk_superblock {
     uint32_t format_version;       /*   8 MMAPFS_FORMAT_VERSION */
     uint32_t block_size;           /*  12 4096 */
     uint64_t block_count;          /*  16 blocks in the filesystem */
-    uint64_t inode_count;          /*  24 inodes 1..inode_count */
+    uint64_t inode_count;          /*  24 inodes 1..inode_count (<= 2^32-1) */
     uint64_t journal_start;        /*  32 first journal block (header slot A) */
     uint64_t journal_blocks;       /*  40 journal length incl. the 2 header slots */
     uint64_t block_bitmap_start;   /*  48 */

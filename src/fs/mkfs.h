@@ -18,7 +18,7 @@
 #define MKFS_MIN_DATA_BLOCKS            256u           /* after the metadata region */
 #define MKFS_BYTES_PER_INODE            16384u         /* default inode density */
 #define MKFS_MIN_INODES                 64u            /* default never goes below */
-#define MKFS_MAX_INODES                 (1ull << 32)
+#define MKFS_MAX_INODES                 0xffffffffull  /* numbers fit 32 bits */
 #define MKFS_LABEL_MAX                  63u            /* bytes; label[64] keeps a NUL */
 
 /* Layout of a filesystem, as fs_format writes it. */
