@@ -146,6 +146,9 @@ int inode_get(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
 /* Writes inode ino back into the running transaction (checksum computed)
  * and records the transaction in the inode's memory state (for fsync). */
 int inode_put(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
+/* inode_put for a change of timestamps only: fdatasync does not wait for
+ * it (inode_put records the change for both fsync and fdatasync). */
+int inode_put_times(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
 /* Allocates and initialises a new inode (times now, nlink 1 — 2 for
  * directories, generation from the superblock counter); not yet put. */
 int inode_new(struct fs *fs, uint64_t goal, uint32_t mode, uint32_t uid, uint32_t gid,
@@ -175,8 +178,8 @@ uint64_t icache_unref(struct fs *fs, uint64_t ino, uint64_t n); /* returns what 
 uint64_t icache_refs(struct fs *fs, uint64_t ino);
 void icache_set_dirty_seq(struct fs *fs, uint64_t ino, uint64_t seq);
 uint64_t icache_dirty_seq(struct fs *fs, uint64_t ino);      /* 0 if unknown */
-/* Transaction that last changed what fdatasync needs (size, block map);
- * inode_put records dirty_seq, file.c records this one too. */
+/* Transaction that last changed what fdatasync needs (anything but
+ * timestamps); inode_put records both seqs, inode_put_times only dirty_seq. */
 void icache_set_data_seq(struct fs *fs, uint64_t ino, uint64_t seq);
 uint64_t icache_data_seq(struct fs *fs, uint64_t ino);       /* 0 if unknown */
 /* Number of inodes tracked (metrics). */

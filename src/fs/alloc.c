@@ -1,0 +1,511 @@
+/*
+ * alloc.c — block and inode allocation over the journaled bitmaps.
+ *
+ * Blocks: next-fit from a goal, scanning the bitmap 64 bits at a time and
+ * skipping bitmap blocks with no free bit (per-bitmap-block free counts kept
+ * in memory). A large request prefers a run of at least ALLOC_LONG_RUN
+ * blocks found within a bounded scan, so that sequential writes stay
+ * contiguous.
+ *
+ * Invariant 4: a block freed in transaction T is not handed out again until
+ * T is durable. Freed runs wait in the pending list (sorted, disjoint,
+ * adjacent runs merged, each tagged with the newest transaction that freed
+ * part of it); the allocator skips them and the journal's durable callback
+ * drops the runs of durable transactions.
+ *
+ * Free counts (statfs, the superblock at unmount) are counted from the
+ * bitmaps at mount and kept up to date in memory; blocks waiting in the
+ * pending list count as free, like ext4.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs/fs_i.h"
+
+#define BITS_PER_BMAP    (MMAPFS_BLOCK_SIZE * 8ull)   /* bits per bitmap block */
+#define ALLOC_MAX_WANT   (BITS_PER_BMAP * 4)          /* blocks per call */
+#define ALLOC_LONG_RUN   256u                         /* preferred run for big wants */
+#define ALLOC_SCAN_LIMIT (BITS_PER_BMAP * 16)         /* blocks looked at for a long run */
+
+struct pending_run {
+    uint64_t start, end, seq;   /* blocks [start, end) freed by transaction <= seq */
+};
+
+struct fs_pending {
+    struct pending_run *runs;   /* sorted by start, disjoint */
+    size_t count, cap;
+    uint64_t blocks;            /* total blocks in runs */
+};
+
+/* One of the two bitmaps. Bits [lo, hi) are the allocatable ones and the
+ * ones counted in group_free. */
+struct bmap {
+    uint64_t start;             /* first bitmap block */
+    uint64_t lo, hi;
+    uint32_t *group_free;
+};
+
+static struct bmap block_map(struct fs *fs)
+{
+    return (struct bmap){ fs->block_bitmap_start, fs->data_start, fs->block_count,
+                          fs->group_free };
+}
+
+static struct bmap inode_map(struct fs *fs)
+{
+    return (struct bmap){ fs->inode_bitmap_start, 0, fs->inode_count, fs->igroup_free };
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Bits of the 64-bit word holding bits [base, base+64) that lie in [lo, hi). */
+static uint64_t word_mask(uint64_t base, uint64_t lo, uint64_t hi)
+{
+    uint64_t from = lo > base ? lo - base : 0;
+    uint64_t to = hi < base + 64 ? hi - base : 64;
+    if (from >= to)
+        return 0;
+    uint64_t m = to == 64 ? ~0ull : (1ull << to) - 1;
+    return m & (~0ull << from);
+}
+
+/* ==== bitmap primitives ===================================================== */
+
+/* First bit in [pos, hi) equal to 'set', or hi. Skips bitmap blocks without
+ * a free bit when looking for a clear one. 0 or -EIO. */
+static int bmap_find(struct fs *fs, const struct bmap *m, uint64_t pos, uint64_t hi,
+                     int set, uint64_t *out)
+{
+    while (pos < hi) {
+        uint64_t g = pos / BITS_PER_BMAP;
+        uint64_t gend = min_u64((g + 1) * BITS_PER_BMAP, hi);
+        if (!set && m->group_free[g] == 0) {
+            pos = gend;
+            continue;
+        }
+        const uint64_t *w = jnl_read(fs->jnl, m->start + g);
+        if (!w)
+            return -EIO;
+        while (pos < gend) {
+            uint64_t idx = (pos % BITS_PER_BMAP) / 64;
+            uint64_t x = set ? w[idx] : ~w[idx];
+            x &= ~0ull << (pos % 64);
+            if (x) {
+                uint64_t p = (pos & ~63ull) + (uint64_t)__builtin_ctzll(x);
+                *out = p < hi ? p : hi;
+                return 0;
+            }
+            pos = (pos & ~63ull) + 64;
+        }
+        pos = gend;
+    }
+    *out = hi;
+    return 0;
+}
+
+/* Sets or clears bits [start, start+len) (inside [m->lo, m->hi)); *changed
+ * receives how many bits actually flipped. 0 or -EIO/-ENOMEM. */
+static int bmap_change(struct fs *fs, const struct bmap *m, uint64_t start, uint64_t len,
+                       int set, uint64_t *changed)
+{
+    uint64_t end = start + len, pos = start;
+    *changed = 0;
+    while (pos < end) {
+        uint64_t g = pos / BITS_PER_BMAP;
+        uint64_t gend = min_u64((g + 1) * BITS_PER_BMAP, end);
+        uint64_t *w = jnl_write(fs->jnl, m->start + g);
+        if (!w)
+            return jnl_error(fs->jnl) ? jnl_error(fs->jnl) : -ENOMEM;
+        uint64_t n = 0;
+        for (uint64_t base = pos & ~63ull; base < gend; base += 64) {
+            uint64_t idx = (base % BITS_PER_BMAP) / 64;
+            uint64_t mask = word_mask(base, pos, gend);
+            if (set) {
+                n += (uint64_t)__builtin_popcountll(mask & ~w[idx]);
+                w[idx] |= mask;
+            } else {
+                n += (uint64_t)__builtin_popcountll(mask & w[idx]);
+                w[idx] &= ~mask;
+            }
+        }
+        if (set)
+            m->group_free[g] -= (uint32_t)n;
+        else
+            m->group_free[g] += (uint32_t)n;
+        *changed += n;
+        pos = gend;
+    }
+    return 0;
+}
+
+/* Counts the free bits of every bitmap block over [m->lo, m->hi). */
+static int bmap_count(struct fs *fs, struct bmap *m, uint64_t groups, uint64_t *free_total)
+{
+    *free_total = 0;
+    for (uint64_t g = 0; g < groups; g++) {
+        const uint64_t *w = jnl_read(fs->jnl, m->start + g);
+        if (!w)
+            return -EIO;
+        uint64_t base0 = g * BITS_PER_BMAP, n = 0;
+        for (uint64_t i = 0; i < BITS_PER_BMAP / 64; i++) {
+            uint64_t mask = word_mask(base0 + i * 64, m->lo, m->hi);
+            n += (uint64_t)__builtin_popcountll(~w[i] & mask);
+        }
+        m->group_free[g] = (uint32_t)n;
+        *free_total += n;
+    }
+    return 0;
+}
+
+/* ==== pending list ========================================================== */
+
+/* Index of the first run whose end is > blk (count if none). */
+static size_t pending_first_after(const struct fs_pending *p, uint64_t blk)
+{
+    size_t lo = 0, hi = p->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (p->runs[mid].end > blk)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+/* Adds [start, end) freed in seq, merging with touching runs. */
+static int pending_add(struct fs_pending *p, uint64_t start, uint64_t end, uint64_t seq)
+{
+    /* first run that ends at or after start: it may touch the new run */
+    size_t i = pending_first_after(p, start ? start - 1 : 0);
+    if (i < p->count && p->runs[i].start <= end) {
+        struct pending_run *r = &p->runs[i];
+        p->blocks -= r->end - r->start;
+        r->start = min_u64(r->start, start);
+        r->end = r->end > end ? r->end : end;
+        r->seq = r->seq > seq ? r->seq : seq;
+        /* swallow the following runs it now touches */
+        size_t j = i + 1;
+        while (j < p->count && p->runs[j].start <= r->end) {
+            p->blocks -= p->runs[j].end - p->runs[j].start;
+            if (p->runs[j].end > r->end)
+                r->end = p->runs[j].end;
+            if (p->runs[j].seq > r->seq)
+                r->seq = p->runs[j].seq;
+            j++;
+        }
+        memmove(&p->runs[i + 1], &p->runs[j], (p->count - j) * sizeof(*p->runs));
+        p->count -= j - (i + 1);
+        p->blocks += r->end - r->start;
+        return 0;
+    }
+    if (p->count == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 64;
+        struct pending_run *runs = realloc(p->runs, cap * sizeof(*runs));
+        if (!runs)
+            return -ENOMEM;
+        p->runs = runs;
+        p->cap = cap;
+    }
+    memmove(&p->runs[i + 1], &p->runs[i], (p->count - i) * sizeof(*p->runs));
+    p->runs[i] = (struct pending_run){ start, end, seq };
+    p->count++;
+    p->blocks += end - start;
+    return 0;
+}
+
+void alloc_durable(void *ctx, uint64_t seq)
+{
+    struct fs *fs = ctx;
+    struct fs_pending *p = fs->pending;
+    if (!p)
+        return;
+    size_t out = 0;
+    for (size_t i = 0; i < p->count; i++) {
+        if (p->runs[i].seq <= seq)
+            p->blocks -= p->runs[i].end - p->runs[i].start;
+        else
+            p->runs[out++] = p->runs[i];
+    }
+    p->count = out;
+}
+
+uint64_t alloc_pending_blocks(struct fs *fs)
+{
+    return fs->pending ? fs->pending->blocks : 0;
+}
+
+int alloc_wait_pending(struct fs *fs)
+{
+    jnl_lock(fs->jnl);
+    uint64_t pending = alloc_pending_blocks(fs), seq = 0;
+    for (size_t i = 0; fs->pending && i < fs->pending->count; i++)
+        if (fs->pending->runs[i].seq > seq)
+            seq = fs->pending->runs[i].seq;
+    jnl_unlock(fs->jnl);
+    if (!pending)
+        return 0;
+    FS_COUNT(fs, enospc_retries, 1);
+    int err = jnl_commit_wait(fs->jnl, seq);
+    return err ? err : 1;
+}
+
+/* ==== set-up ================================================================ */
+
+int alloc_init(struct fs *fs)
+{
+    fs->groups = (fs->block_count + BITS_PER_BMAP - 1) / BITS_PER_BMAP;
+    fs->igroups = (fs->inode_count + BITS_PER_BMAP - 1) / BITS_PER_BMAP;
+    fs->group_free = calloc(fs->groups, sizeof(*fs->group_free));
+    fs->igroup_free = calloc(fs->igroups, sizeof(*fs->igroup_free));
+    fs->pending = calloc(1, sizeof(*fs->pending));
+    if (!fs->group_free || !fs->igroup_free || !fs->pending)
+        return -ENOMEM;
+    struct bmap bm = block_map(fs), im = inode_map(fs);
+    int err = bmap_count(fs, &bm, fs->groups, &fs->free_blocks);
+    if (!err)
+        err = bmap_count(fs, &im, fs->igroups, &fs->free_inodes);
+    if (err)
+        return err;
+    fs->block_goal = fs->data_start;
+    fs->meta_goal = fs->data_start;
+    fs->inode_goal = 1;
+    return 0;
+}
+
+void alloc_fini(struct fs *fs)
+{
+    if (fs->pending)
+        free(fs->pending->runs);
+    free(fs->pending);
+    free(fs->group_free);
+    free(fs->igroup_free);
+    fs->pending = NULL;
+    fs->group_free = fs->igroup_free = NULL;
+}
+
+/* ==== blocks ================================================================ */
+
+/* The first free, non-pending run starting in [pos, hi), at most max long.
+ * *len = 0 when there is none. */
+static int next_run(struct fs *fs, const struct bmap *m, uint64_t pos, uint64_t hi,
+                    uint64_t max, uint64_t *start, uint64_t *len)
+{
+    const struct fs_pending *p = fs->pending;
+    *len = 0;
+    while (pos < hi) {
+        uint64_t s, e;
+        int err = bmap_find(fs, m, pos, hi, 0, &s);
+        if (err)
+            return err;
+        if (s >= hi)
+            return 0;
+        uint64_t limit = min_u64(hi, s + max);
+        size_t i = pending_first_after(p, s);
+        if (i < p->count) {
+            if (p->runs[i].start <= s) {
+                pos = p->runs[i].end;
+                continue;
+            }
+            limit = min_u64(limit, p->runs[i].start);
+        }
+        err = bmap_find(fs, m, s + 1, limit, 1, &e);
+        if (err)
+            return err;
+        *start = s;
+        *len = e - s;
+        return 0;
+    }
+    return 0;
+}
+
+int alloc_blocks(struct fs *fs, uint64_t goal, uint64_t want, uint64_t *start, uint64_t *got)
+{
+    struct bmap m = block_map(fs);
+    if (want == 0)
+        return -EINVAL;
+    if (want > ALLOC_MAX_WANT)
+        want = ALLOC_MAX_WANT;
+    if (goal < m.lo || goal >= m.hi)
+        goal = fs->block_goal;
+    if (goal < m.lo || goal >= m.hi)
+        goal = m.lo;
+    if (fs->free_blocks <= alloc_pending_blocks(fs))
+        return -ENOSPC;
+
+    uint64_t pref = want < ALLOC_LONG_RUN ? want : ALLOC_LONG_RUN;
+    uint64_t best_s = 0, best_len = 0, scanned = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        uint64_t pos = pass ? m.lo : goal, end = pass ? goal : m.hi;
+        while (pos < end) {
+            uint64_t s, len;
+            int err = next_run(fs, &m, pos, end, want, &s, &len);
+            if (err)
+                return err;
+            if (len == 0)
+                break;
+            if (len >= pref || s == goal) {
+                best_s = s;
+                best_len = len;
+                goto found;
+            }
+            if (best_len)
+                scanned += s + len - pos;
+            if (len > best_len) {
+                best_s = s;
+                best_len = len;
+            }
+            if (scanned > ALLOC_SCAN_LIMIT)   /* good enough: stop looking */
+                goto found;
+            pos = s + len;
+        }
+    }
+    if (best_len == 0)
+        return -ENOSPC;
+found:;
+    uint64_t changed;
+    int err = bmap_change(fs, &m, best_s, best_len, 1, &changed);
+    if (err)
+        return err;
+    if (changed != best_len)   /* cannot happen: the bits were read clear */
+        return fs_corrupt(fs, "block bitmap changed under the allocator at %llu",
+                          (unsigned long long)best_s);
+    fs->free_blocks -= best_len;
+    fs->block_goal = best_s + best_len;
+    FS_COUNT(fs, blocks_allocated, best_len);
+    *start = best_s;
+    *got = best_len;
+    return 0;
+}
+
+/* Checks that [start, start+len) is a legal run of data-area blocks. */
+static int run_ok(struct fs *fs, uint64_t start, uint64_t len)
+{
+    return len > 0 && start >= fs->data_start && start < fs->block_count &&
+           len <= fs->block_count - start;
+}
+
+/* Gives back a run allocated in this operation that was never used: it can
+ * be reused at once (nothing durable points at it). */
+static void unalloc_blocks(struct fs *fs, uint64_t start, uint64_t len)
+{
+    struct bmap m = block_map(fs);
+    uint64_t changed;
+    if (bmap_change(fs, &m, start, len, 0, &changed) == 0)
+        fs->free_blocks += changed;
+}
+
+int free_blocks(struct fs *fs, uint64_t start, uint64_t len)
+{
+    if (!run_ok(fs, start, len))
+        return fs_corrupt(fs, "freeing blocks %llu+%llu outside the data area",
+                          (unsigned long long)start, (unsigned long long)len);
+    struct bmap m = block_map(fs);
+    uint64_t changed;
+    int err = bmap_change(fs, &m, start, len, 0, &changed);
+    if (err)
+        return err;
+    fs->free_blocks += changed;
+    FS_COUNT(fs, blocks_freed, changed);
+    err = pending_add(fs->pending, start, start + len, jnl_running_seq(fs->jnl));
+    if (err)
+        return err;
+    if (changed != len)
+        return fs_corrupt(fs, "blocks %llu+%llu freed twice (%llu were free)",
+                          (unsigned long long)start, (unsigned long long)len,
+                          (unsigned long long)(len - changed));
+    return 0;
+}
+
+int alloc_meta(struct fs *fs, uint64_t goal, uint64_t *blk, void **ptr)
+{
+    uint64_t start, got;
+    int err = alloc_blocks(fs, goal ? goal : fs->meta_goal, 1, &start, &got);
+    if (err)
+        return err;
+    void *p = jnl_write_new(fs->jnl, start);
+    if (!p) {
+        unalloc_blocks(fs, start, 1);
+        return jnl_error(fs->jnl) ? jnl_error(fs->jnl) : -ENOMEM;
+    }
+    if (!goal)
+        fs->meta_goal = start + 1;
+    *blk = start;
+    *ptr = p;
+    return 0;
+}
+
+void free_meta(struct fs *fs, uint64_t blk)
+{
+    if (!run_ok(fs, blk, 1)) {
+        fs_corrupt(fs, "freeing metadata block %llu outside the data area",
+                   (unsigned long long)blk);
+        return;
+    }
+    jnl_forget(fs->jnl, blk);
+    free_blocks(fs, blk, 1);
+}
+
+/* ==== inodes ================================================================ */
+
+int alloc_inode(struct fs *fs, uint64_t goal, uint64_t *ino)
+{
+    struct bmap m = inode_map(fs);
+    if (fs->free_inodes == 0)
+        return -ENOSPC;
+    if (goal < 1 || goal > fs->inode_count)
+        goal = fs->inode_goal;
+    if (goal < 1 || goal > fs->inode_count)
+        goal = 1;
+    uint64_t bit;
+    int err = bmap_find(fs, &m, goal - 1, m.hi, 0, &bit);
+    if (err)
+        return err;
+    if (bit >= m.hi) {   /* wrap around */
+        err = bmap_find(fs, &m, 0, goal - 1, 0, &bit);
+        if (err)
+            return err;
+        if (bit >= goal - 1)
+            return -ENOSPC;
+    }
+    uint64_t changed;
+    err = bmap_change(fs, &m, bit, 1, 1, &changed);
+    if (err)
+        return err;
+    fs->free_inodes -= changed;
+    fs->inode_goal = bit + 2 <= fs->inode_count ? bit + 2 : 1;
+    FS_COUNT(fs, inodes_allocated, 1);
+    *ino = bit + 1;
+    return 0;
+}
+
+int free_inode(struct fs *fs, uint64_t ino)
+{
+    if (ino < 1 || ino > fs->inode_count)
+        return fs_corrupt(fs, "freeing inode %llu out of range", (unsigned long long)ino);
+    struct bmap m = inode_map(fs);
+    uint64_t changed;
+    int err = bmap_change(fs, &m, ino - 1, 1, 0, &changed);
+    if (err)
+        return err;
+    fs->free_inodes += changed;
+    FS_COUNT(fs, inodes_freed, changed);
+    if (!changed)
+        return fs_corrupt(fs, "inode %llu freed twice", (unsigned long long)ino);
+    return 0;
+}
+
+int inode_in_use(struct fs *fs, uint64_t ino)
+{
+    if (ino < 1 || ino > fs->inode_count)
+        return 0;
+    uint64_t bit = ino - 1;
+    const uint64_t *w = jnl_read(fs->jnl, fs->inode_bitmap_start + bit / BITS_PER_BMAP);
+    if (!w)
+        return -EIO;
+    return (w[(bit % BITS_PER_BMAP) / 64] >> (bit % 64)) & 1;
+}

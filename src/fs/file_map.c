@@ -1,0 +1,202 @@
+/*
+ * file_map.c — the extent map of a file: validated lookups, changes, and
+ * unmapping of block ranges in bounded journal steps (truncate, punch,
+ * release).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "fs/file_i.h"
+
+void fmap_open(struct fmap *m, struct fs *fs, uint64_t ino, uint64_t root)
+{
+    m->fs = fs;
+    m->ino = ino;
+    fs_tree_open(&m->ctx, &m->tree, fs, ino, root, MMAPFS_TREE_EXTENTS);
+}
+
+void fmap_sync(struct fmap *m, struct mmapfs_disk_inode *di)
+{
+    di->tree_root = m->tree.root;
+    di->blocks += (uint64_t)m->ctx.delta;
+    m->ctx.delta = 0;
+}
+
+/* Converts and checks a tree item into *e. 0 or -EUCLEAN. */
+static int decode(struct fmap *m, uint64_t key, const struct mmapfs_disk_extent *v,
+                  size_t len, struct fextent *e)
+{
+    struct fs *fs = m->fs;
+    if (len != sizeof(*v) || v->len == 0 || (v->flags & ~MMAPFS_EXTENT_UNWRITTEN) ||
+        key >= FILE_MAX_BLOCKS || v->len > FILE_MAX_BLOCKS - key ||
+        v->start < fs->data_start || v->start >= fs->block_count ||
+        v->len > fs->block_count - v->start)
+        return fs_corrupt(fs, "inode %llu: bad extent at block %llu (start %llu, len %u, "
+                          "flags %#x, value %zu bytes)", (unsigned long long)m->ino,
+                          (unsigned long long)key, (unsigned long long)v->start, v->len,
+                          v->flags, len);
+    e->lblk = key;
+    e->pblk = v->start;
+    e->len = v->len;
+    e->flags = v->flags;
+    return 0;
+}
+
+int fmap_find_le(struct fmap *m, uint64_t lblk, struct fextent *e)
+{
+    struct mmapfs_disk_extent v;
+    size_t len = sizeof(v);
+    uint64_t key;
+    int err = bt_lookup_le(&m->tree, lblk, &key, &v, &len);
+    if (err)
+        return err;
+    return decode(m, key, &v, len, e);
+}
+
+int fmap_find(struct fmap *m, uint64_t lblk, struct fextent *e, uint64_t *next)
+{
+    int err = fmap_find_le(m, lblk, e);
+    if (err && err != -ENOENT)
+        return err;
+    if (!err && fext_end(e) > lblk)
+        return 0;
+    /* a hole: where does the next extent start? */
+    struct mmapfs_disk_extent v;
+    size_t len = sizeof(v);
+    uint64_t key;
+    *next = UINT64_MAX;
+    if (lblk == UINT64_MAX)
+        return -ENOENT;
+    err = bt_lookup_ge(&m->tree, lblk + 1, &key, &v, &len);
+    if (err == -ENOENT)
+        return -ENOENT;
+    if (err)
+        return err;
+    struct fextent ne;
+    err = decode(m, key, &v, len, &ne);
+    if (err)
+        return err;
+    *next = key;
+    return -ENOENT;
+}
+
+/* The on-disk value of e. */
+static struct mmapfs_disk_extent encode(const struct fextent *e)
+{
+    return (struct mmapfs_disk_extent){ .start = e->pblk, .len = (uint32_t)e->len,
+                                        .flags = e->flags };
+}
+
+int fmap_insert(struct fmap *m, const struct fextent *e)
+{
+    struct mmapfs_disk_extent v = encode(e);
+    return bt_insert(&m->tree, e->lblk, &v, sizeof(v));
+}
+
+int fmap_update(struct fmap *m, const struct fextent *e)
+{
+    struct mmapfs_disk_extent v = encode(e);
+    return bt_update(&m->tree, e->lblk, &v, sizeof(v));
+}
+
+int fmap_delete(struct fmap *m, uint64_t lblk)
+{
+    return bt_delete(&m->tree, lblk);
+}
+
+int fmap_zero_bytes(struct fmap *m, uint64_t from, uint64_t to)
+{
+    struct fs *fs = m->fs;
+    while (from < to) {
+        uint64_t lblk = from >> MMAPFS_BLOCK_SHIFT, next;
+        struct fextent e;
+        int err = fmap_find(m, lblk, &e, &next);
+        if (err == -ENOENT) {
+            if (next == UINT64_MAX || next << MMAPFS_BLOCK_SHIFT >= to)
+                return 0;
+            from = next << MMAPFS_BLOCK_SHIFT;
+            continue;
+        }
+        if (err)
+            return err;
+        uint64_t end = fext_end(&e) << MMAPFS_BLOCK_SHIFT;
+        if (end > to)
+            end = to;
+        if (!(e.flags & MMAPFS_EXTENT_UNWRITTEN)) {
+            uint64_t phys = ((e.pblk + (lblk - e.lblk)) << MMAPFS_BLOCK_SHIFT) +
+                            (from & (MMAPFS_BLOCK_SIZE - 1));
+            for (uint64_t done = 0; done < end - from;) {
+                size_t n = end - from - done < FS_ZERO_BYTES ? (size_t)(end - from - done)
+                                                             : FS_ZERO_BYTES;
+                err = mmio_write_at(fs->io, phys + done, fs->zero_block, n);
+                if (err)
+                    return err;
+                done += n;
+            }
+        }
+        from = end;
+    }
+    return 0;
+}
+
+int fmap_unmap_step(struct fmap *m, struct mmapfs_disk_inode *di, uint64_t from,
+                    uint64_t to, uint64_t base, uint64_t *low, int *done)
+{
+    struct fs *fs = m->fs;
+    *done = 0;
+    while (to > from) {
+        if (file_step_full(fs, base))
+            return 0;
+        struct fextent e;
+        int err = fmap_find_le(m, to - 1, &e);
+        if (err == -ENOENT || (!err && fext_end(&e) <= from))
+            break;
+        if (err)
+            return err;
+        uint64_t cut_lo = e.lblk > from ? e.lblk : from;
+        uint64_t cut_hi = fext_end(&e) < to ? fext_end(&e) : to;
+        if (cut_hi - cut_lo > FILE_EXTENT_MAX)
+            cut_lo = cut_hi - FILE_EXTENT_MAX;
+        /* insertions first (they may fail), then changes that cannot */
+        if (cut_hi < fext_end(&e)) {
+            struct fextent right = { cut_hi, e.pblk + (cut_hi - e.lblk),
+                                     fext_end(&e) - cut_hi, e.flags };
+            err = fmap_insert(m, &right);
+            if (err)
+                return err;
+        }
+        if (cut_lo == e.lblk) {
+            err = fmap_delete(m, e.lblk);
+        } else {
+            struct fextent left = e;
+            left.len = cut_lo - e.lblk;
+            err = fmap_update(m, &left);
+        }
+        if (err)
+            return err;
+        uint64_t n = cut_hi - cut_lo;
+        err = free_blocks(fs, e.pblk + (cut_lo - e.lblk), n);
+        di->blocks = di->blocks >= n ? di->blocks - n : 0;
+        fmap_sync(m, di);
+        if (err)
+            return err;
+        *low = cut_lo;
+        to = cut_lo;
+    }
+    *done = 1;
+    return 0;
+}
+
+int file_next_step(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
+{
+    int err = inode_put(fs, ino, di);
+    if (err)
+        return err;
+    jnl_end(fs->jnl);
+    err = jnl_begin(fs->jnl);
+    if (err) {
+        jnl_lock(fs->jnl);
+        return err;
+    }
+    return inode_get(fs, ino, di);
+}

@@ -1,0 +1,284 @@
+/*
+ * file_trunc.c — changing a file's block map other than by writing:
+ * truncate, release of all blocks, fallocate (preallocation, punch hole,
+ * zero range) and SEEK_DATA / SEEK_HOLE.
+ *
+ * Long operations run in journal steps (file_next_step). A truncate that
+ * spans several steps frees blocks from the end backwards and lowers the
+ * size as it goes, so a crash between steps leaves a shorter file whose
+ * remaining content is intact, never blocks past the end of the file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs/file_i.h"
+
+#define BS    ((uint64_t)MMAPFS_BLOCK_SIZE)
+#define SHIFT MMAPFS_BLOCK_SHIFT
+
+static uint64_t round_up_blocks(uint64_t bytes)
+{
+    return (bytes >> SHIFT) + ((bytes & (BS - 1)) != 0);
+}
+
+/* ==== unmapping ============================================================= */
+
+/* Unmaps [from, to) in as many journal steps as needed. keep_size: the size
+ * the operation ends with (truncate) or UINT64_MAX (the size is not
+ * lowered: punch, release). */
+static int unmap_range(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di,
+                       uint64_t from, uint64_t to, uint64_t keep_size)
+{
+    for (;;) {
+        struct fmap m;
+        uint64_t low = UINT64_MAX;
+        int done;
+        fmap_open(&m, fs, ino, di->tree_root);
+        int err = fmap_unmap_step(&m, di, from, to, jnl_running_blocks(fs->jnl), &low, &done);
+        fmap_sync(&m, di);
+        if (err || done)
+            return err;
+        if (keep_size != UINT64_MAX && low != UINT64_MAX) {
+            uint64_t s = low << SHIFT;
+            if (s < keep_size)
+                s = keep_size;
+            if (s < di->size)
+                di->size = s;
+        }
+        err = file_next_step(fs, ino, di);
+        if (err)
+            return err;
+    }
+}
+
+int file_truncate(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, uint64_t size)
+{
+    if (size > MMAPFS_MAX_FILE_SIZE)
+        return -EFBIG;
+    if (size < di->size) {
+        /* blocks past the new end go, including preallocated ones */
+        int err = unmap_range(fs, ino, di, round_up_blocks(size), FILE_MAX_BLOCKS, size);
+        if (err)
+            return err;
+        if (size < di->size && (size & (BS - 1))) {
+            /* the rest of the last block must read as zeros if the file grows again */
+            struct fmap m;
+            fmap_open(&m, fs, ino, di->tree_root);
+            err = fmap_zero_bytes(&m, size, (size + BS - 1) & ~(BS - 1));
+            if (err)
+                return err;
+        }
+    }
+    di->size = size;
+    icache_set_data_seq(fs, ino, jnl_running_seq(fs->jnl));
+    return 0;
+}
+
+int file_free_all(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
+{
+    if (!di->tree_root)
+        return 0;
+    if (S_ISDIR(di->mode)) {
+        struct fs_tree_ctx ctx;
+        struct bt_tree tree;
+        fs_tree_open(&ctx, &tree, fs, ino, di->tree_root, MMAPFS_TREE_DIR);
+        int err = bt_destroy(&tree);
+        di->tree_root = tree.root;
+        di->blocks += (uint64_t)ctx.delta;
+        return err;
+    }
+    int err = unmap_range(fs, ino, di, 0, FILE_MAX_BLOCKS, UINT64_MAX);
+    if (err || !di->tree_root)
+        return err;
+    /* an empty root leaf may remain */
+    struct fmap m;
+    fmap_open(&m, fs, ino, di->tree_root);
+    err = bt_destroy(&m.tree);
+    fmap_sync(&m, di);
+    return err;
+}
+
+/* ==== fallocate ============================================================= */
+
+/* Maps every hole of blocks [from, to) with unwritten extents, in journal
+ * steps. -ENOSPC leaves what was allocated so far (a consistent file). */
+static int preallocate(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di,
+                       uint64_t from, uint64_t to)
+{
+    struct fmap m;
+    uint64_t base = jnl_running_blocks(fs->jnl);
+    fmap_open(&m, fs, ino, di->tree_root);
+    while (from < to) {
+        if (file_step_full(fs, base)) {
+            fmap_sync(&m, di);
+            int err = file_next_step(fs, ino, di);
+            if (err)
+                return err;
+            base = jnl_running_blocks(fs->jnl);
+            fmap_open(&m, fs, ino, di->tree_root);
+        }
+        struct fextent e, prev;
+        uint64_t next;
+        int err = fmap_find(&m, from, &e, &next);
+        if (!err) {
+            from = fext_end(&e);
+            continue;
+        }
+        if (err != -ENOENT)
+            goto fail;
+        uint64_t hole_end = next < to ? next : to;
+        uint64_t want = hole_end - from, pblk, got;
+        if (want > FILE_EXTENT_MAX)
+            want = FILE_EXTENT_MAX;
+        int have_prev = from > 0 && fmap_find_le(&m, from - 1, &prev) == 0;
+        uint64_t goal = have_prev ? prev.pblk + prev.len + (from - fext_end(&prev)) : 0;
+        err = alloc_blocks(fs, goal, want, &pblk, &got);
+        if (err)
+            goto fail;
+        if (have_prev && fext_end(&prev) == from && prev.pblk + prev.len == pblk &&
+            prev.flags == MMAPFS_EXTENT_UNWRITTEN && prev.len + got <= FILE_EXTENT_MAX) {
+            prev.len += got;
+            err = fmap_update(&m, &prev);
+        } else {
+            struct fextent ne = { from, pblk, got, MMAPFS_EXTENT_UNWRITTEN };
+            err = fmap_insert(&m, &ne);
+        }
+        if (err) {
+            free_blocks(fs, pblk, got);
+            goto fail;
+        }
+        di->blocks += got;
+        from += got;
+        continue;
+fail:
+        fmap_sync(&m, di);
+        return err;
+    }
+    fmap_sync(&m, di);
+    return 0;
+}
+
+/* Punches bytes [off, end): whole blocks are unmapped, partial ones zeroed. */
+static int punch(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, uint64_t off,
+                 uint64_t end)
+{
+    uint64_t first = round_up_blocks(off), last = end >> SHIFT;
+    struct fmap m;
+    fmap_open(&m, fs, ino, di->tree_root);
+    int err;
+    if (first > last) {               /* inside one block */
+        return fmap_zero_bytes(&m, off, end);
+    }
+    err = fmap_zero_bytes(&m, off, first << SHIFT);
+    if (!err)
+        err = fmap_zero_bytes(&m, last << SHIFT, end);
+    if (!err && first < last)
+        err = unmap_range(fs, ino, di, first, last, UINT64_MAX);
+    return err;
+}
+
+/* One attempt of fs_fallocate (journal operation held). */
+static int fallocate_locked(struct fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t end)
+{
+    struct mmapfs_disk_inode di;
+    int err = inode_get(fs, ino, &di);
+    if (err)
+        return err;
+    if (S_ISDIR(di.mode))
+        return -EISDIR;
+    if (!S_ISREG(di.mode))
+        return -ENODEV;
+    unsigned touch = TOUCH_CTIME;
+    if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+        err = punch(fs, ino, &di, off, end);
+        touch |= TOUCH_MTIME;
+    }
+    if (!err && !(mode & FALLOC_FL_PUNCH_HOLE))
+        err = preallocate(fs, ino, &di, off >> SHIFT, round_up_blocks(end));
+    if (!err && !(mode & FALLOC_FL_KEEP_SIZE) && end > di.size) {
+        di.size = end;
+        touch |= TOUCH_MTIME;
+    }
+    inode_touch(&di, touch);
+    int perr = inode_put(fs, ino, &di);
+    icache_set_data_seq(fs, ino, jnl_running_seq(fs->jnl));
+    return err ? err : perr;
+}
+
+int fs_fallocate(struct fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t len)
+{
+    switch (mode) {
+    case 0:
+    case FALLOC_FL_KEEP_SIZE:
+    case FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE:
+    case FALLOC_FL_ZERO_RANGE:
+    case FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE:
+        break;
+    default:
+        return -EOPNOTSUPP;
+    }
+    if (len == 0)
+        return -EINVAL;
+    if (off >= MMAPFS_MAX_FILE_SIZE || len > MMAPFS_MAX_FILE_SIZE - off)
+        return -EFBIG;
+    for (int attempt = 0;; attempt++) {
+        int err = jnl_begin(fs->jnl);
+        if (err)
+            return err;
+        err = fallocate_locked(fs, ino, mode, off, off + len);
+        jnl_end(fs->jnl);
+        if (err == -ENOSPC && attempt == 0 && alloc_wait_pending(fs) == 1)
+            continue;
+        return err;
+    }
+}
+
+/* ==== SEEK_DATA / SEEK_HOLE ================================================= */
+
+/* Unwritten extents count as holes (they read as zeros). */
+static int64_t seek_locked(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode *di,
+                           uint64_t off, int whence)
+{
+    uint64_t size = di->size;
+    if (off >= size)
+        return -ENXIO;
+    struct fmap m;
+    fmap_open(&m, fs, ino, di->tree_root);
+    uint64_t pos = off;
+    while (pos < size) {
+        uint64_t lblk = pos >> SHIFT, next;
+        struct fextent e;
+        int err = fmap_find(&m, lblk, &e, &next);
+        if (err && err != -ENOENT)
+            return err;
+        int data = !err && !(e.flags & MMAPFS_EXTENT_UNWRITTEN);
+        if ((whence == SEEK_DATA) == data)
+            return (int64_t)pos;
+        if (err)
+            pos = next == UINT64_MAX ? size : next << SHIFT;
+        else
+            pos = fext_end(&e) << SHIFT;
+    }
+    return whence == SEEK_DATA ? -ENXIO : (int64_t)size;
+}
+
+int64_t fs_lseek(struct fs *fs, uint64_t ino, uint64_t off, int whence)
+{
+    if (whence != SEEK_DATA && whence != SEEK_HOLE)
+        return -EINVAL;
+    if (off > INT64_MAX)
+        return -ENXIO;
+    struct mmapfs_disk_inode di;
+    jnl_lock(fs->jnl);
+    int64_t r = inode_get(fs, ino, &di);
+    if (!r && S_ISDIR(di.mode))
+        r = -EISDIR;
+    if (!r)
+        r = seek_locked(fs, ino, &di, off, whence);
+    jnl_unlock(fs->jnl);
+    return r;
+}

@@ -1,0 +1,243 @@
+/*
+ * fsops.c — attributes, fsync, forget, statfs and metrics: the public
+ * operations of fs.h that are not about names or file data.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fs/fs_i.h"
+
+/* ==== attributes ============================================================ */
+
+int fs_getattr(struct fs *fs, uint64_t ino, struct fs_stat *st)
+{
+    struct mmapfs_disk_inode di;
+    jnl_lock(fs->jnl);
+    int err = inode_get(fs, ino, &di);
+    if (!err)
+        inode_to_stat(ino, &di, st);
+    jnl_unlock(fs->jnl);
+    return err;
+}
+
+/* Sets one timestamp from an explicit value, or now. */
+static void set_time(uint64_t *sec, uint32_t *nsec, const struct timespec *ts)
+{
+    *sec = (uint64_t)ts->tv_sec;
+    *nsec = (uint32_t)ts->tv_nsec;
+}
+
+/* fs_setattr with the journal operation held. */
+static int setattr_locked(struct fs *fs, uint64_t ino, const struct fs_setattr *sa,
+                          unsigned valid, struct fs_stat *st)
+{
+    struct mmapfs_disk_inode di;
+    struct timespec now;
+    int err = inode_get(fs, ino, &di);
+    if (err)
+        return err;
+    int size_changed = 0;
+    if (valid & FS_SET_SIZE) {
+        if (S_ISDIR(di.mode))
+            return -EISDIR;
+        if (!S_ISREG(di.mode))
+            return -EINVAL;
+        size_changed = sa->size != di.size;
+        err = file_truncate(fs, ino, &di, sa->size);   /* may re-read di */
+        if (err) {
+            inode_put(fs, ino, &di);                    /* keep what was done */
+            return err;
+        }
+    }
+    fs_now(&now);
+    if (valid & FS_SET_MODE)
+        di.mode = (di.mode & S_IFMT) | (sa->mode & 07777);
+    if (valid & FS_SET_UID)
+        di.uid = sa->uid;
+    if (valid & FS_SET_GID)
+        di.gid = sa->gid;
+    if (valid & FS_SET_ATIME)
+        set_time(&di.atime_sec, &di.atime_nsec, &sa->atime);
+    else if (valid & FS_SET_ATIME_NOW)
+        set_time(&di.atime_sec, &di.atime_nsec, &now);
+    if (valid & FS_SET_MTIME)
+        set_time(&di.mtime_sec, &di.mtime_nsec, &sa->mtime);
+    else if ((valid & FS_SET_MTIME_NOW) || size_changed)
+        set_time(&di.mtime_sec, &di.mtime_nsec, &now);
+    set_time(&di.ctime_sec, &di.ctime_nsec, (valid & FS_SET_CTIME) ? &sa->ctime : &now);
+
+    unsigned times = FS_SET_ATIME | FS_SET_MTIME | FS_SET_ATIME_NOW | FS_SET_MTIME_NOW |
+                     FS_SET_CTIME;
+    err = (valid & ~times) ? inode_put(fs, ino, &di) : inode_put_times(fs, ino, &di);
+    if (!err && st)
+        inode_to_stat(ino, &di, st);
+    return err;
+}
+
+int fs_setattr(struct fs *fs, uint64_t ino, const struct fs_setattr *sa, unsigned valid,
+               struct fs_stat *st)
+{
+    if ((valid & FS_SET_SIZE) && sa->size > MMAPFS_MAX_FILE_SIZE)
+        return -EFBIG;
+    int err = jnl_begin(fs->jnl);
+    if (err)
+        return err;
+    err = setattr_locked(fs, ino, sa, valid, st);
+    jnl_end(fs->jnl);
+    return err;
+}
+
+/* ==== references ============================================================ */
+
+void fs_forget(struct fs *fs, uint64_t ino, uint64_t n)
+{
+    if (jnl_begin(fs->jnl) != 0) {
+        /* read-only or failed: only the count changes */
+        jnl_lock(fs->jnl);
+        icache_unref(fs, ino, n);
+        jnl_unlock(fs->jnl);
+        return;
+    }
+    if (icache_unref(fs, ino, n) == 0) {
+        struct mmapfs_disk_inode di;
+        /* the last reference of an unlinked inode: free it now */
+        if (inode_get(fs, ino, &di) == 0 && di.nlink == 0)
+            inode_release(fs, ino);
+    }
+    jnl_end(fs->jnl);
+}
+
+/* ==== durability ============================================================ */
+
+int fs_fsync(struct fs *fs, uint64_t ino, int datasync)
+{
+    struct mmapfs_disk_inode di;
+    jnl_lock(fs->jnl);
+    int err = inode_get(fs, ino, &di);
+    uint64_t seq = 0;
+    if (!err)
+        seq = datasync && !S_ISDIR(di.mode) ? icache_data_seq(fs, ino)
+                                            : icache_dirty_seq(fs, ino);
+    jnl_unlock(fs->jnl);
+    if (err)
+        return err;
+    FS_COUNT(fs, fsyncs, 1);
+    if (fs->read_only)
+        return 0;
+    if (seq > jnl_durable_seq(fs->jnl)) {
+        FS_COUNT(fs, fsync_commits, 1);
+        return jnl_commit_wait(fs->jnl, seq);     /* data first, then metadata */
+    }
+    FS_COUNT(fs, fsync_data_syncs, 1);
+    return jnl_sync_data(fs->jnl);
+}
+
+/* ==== statfs ================================================================ */
+
+int fs_statfs(struct fs *fs, struct statvfs *st)
+{
+    memset(st, 0, sizeof(*st));
+    jnl_lock(fs->jnl);
+    const struct mmapfs_disk_superblock *sb = super_read(fs);
+    if (sb) {
+        uint64_t a = 0, b = 0;
+        memcpy(&a, sb->uuid, 8);
+        memcpy(&b, sb->uuid + 8, 8);
+        st->f_fsid = (unsigned long)(a ^ b);
+    }
+    st->f_bsize = MMAPFS_BLOCK_SIZE;
+    st->f_frsize = MMAPFS_BLOCK_SIZE;
+    st->f_blocks = fs->block_count - fs->data_start;
+    st->f_bfree = fs->free_blocks;
+    st->f_bavail = fs->free_blocks;
+    st->f_files = fs->inode_count;
+    st->f_ffree = fs->free_inodes;
+    st->f_favail = fs->free_inodes;
+    st->f_namemax = MMAPFS_NAME_MAX;
+    st->f_flag = fs->read_only ? ST_RDONLY : 0;
+    jnl_unlock(fs->jnl);
+    return sb ? 0 : -EIO;
+}
+
+/* ==== metrics =============================================================== */
+
+struct out {
+    char *buf;
+    size_t size, len;
+};
+
+/* Appends one "name value\n" line (counting what does not fit). */
+static void line(struct out *o, const char *name, uint64_t value)
+{
+    char *p = o->len < o->size ? o->buf + o->len : NULL;
+    size_t room = o->len < o->size ? o->size - o->len : 0;
+    int n = snprintf(p, room, "%s %llu\n", name, (unsigned long long)value);
+    if (n > 0)
+        o->len += (size_t)n;
+}
+
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
+int fs_format_metrics(struct fs *fs, char *buf, size_t size)
+{
+    struct out o = { buf, size, 0 };
+    struct mmio_metrics mm;
+    struct jnl_metrics jm;
+    if (buf && size)
+        buf[0] = '\0';
+    mmio_get_metrics(fs->io, &mm);
+    jnl_get_metrics(fs->jnl, &jm);
+
+    line(&o, "mmio_sync_background_loops", mm.sync_background_loops);
+    line(&o, "mmio_syncs", mm.syncs);
+    line(&o, "mmio_sync_delayed", mm.sync_delayed);
+    line(&o, "mmio_sync_longest_delay_us", mm.sync_longest_delay_us);
+    line(&o, "mmio_sync_shortest_delay_us", mm.sync_shortest_delay_us);
+    line(&o, "mmio_sync_us", mm.sync_us);
+    line(&o, "mmio_write_bytes", mm.write_bytes);
+    line(&o, "mmio_writes", mm.writes);
+    line(&o, "mmio_write_us", mm.write_us);
+    line(&o, "mmio_read_bytes", mm.read_bytes);
+    line(&o, "mmio_reads", mm.reads);
+    line(&o, "mmio_read_us", mm.read_us);
+
+    line(&o, "jnl_commits", jm.commits);
+    line(&o, "jnl_commit_blocks", jm.commit_blocks);
+    line(&o, "jnl_commit_us", jm.commit_us);
+    line(&o, "jnl_commit_waits", jm.commit_waits);
+    line(&o, "jnl_wraps", jm.wraps);
+    line(&o, "jnl_shadow_blocks_now", jm.shadow_blocks_now);
+    line(&o, "jnl_checkpoint_blocks", jm.checkpoint_blocks);
+    line(&o, "jnl_durable_seq", jnl_durable_seq(fs->jnl));
+
+    jnl_lock(fs->jnl);
+    uint64_t free_blocks = fs->free_blocks, free_inodes = fs->free_inodes;
+    uint64_t pending = alloc_pending_blocks(fs), cached = icache_count(fs);
+    int corrupt = fs->corrupt;
+    jnl_unlock(fs->jnl);
+    line(&o, "fs_blocks_total", fs->block_count - fs->data_start);
+    line(&o, "fs_blocks_free", free_blocks);
+    line(&o, "fs_blocks_pending_free", pending);
+    line(&o, "fs_inodes_total", fs->inode_count);
+    line(&o, "fs_inodes_free", free_inodes);
+    line(&o, "fs_inodes_cached", cached);
+    line(&o, "fs_reads", LOAD(fs->ctr.reads));
+    line(&o, "fs_read_bytes", LOAD(fs->ctr.read_bytes));
+    line(&o, "fs_writes", LOAD(fs->ctr.writes));
+    line(&o, "fs_write_bytes", LOAD(fs->ctr.write_bytes));
+    line(&o, "fs_fsyncs", LOAD(fs->ctr.fsyncs));
+    line(&o, "fs_fsync_commits", LOAD(fs->ctr.fsync_commits));
+    line(&o, "fs_fsync_data_syncs", LOAD(fs->ctr.fsync_data_syncs));
+    line(&o, "fs_blocks_allocated", LOAD(fs->ctr.blocks_allocated));
+    line(&o, "fs_blocks_freed", LOAD(fs->ctr.blocks_freed));
+    line(&o, "fs_inodes_allocated", LOAD(fs->ctr.inodes_allocated));
+    line(&o, "fs_inodes_freed", LOAD(fs->ctr.inodes_freed));
+    line(&o, "fs_orphans_released", LOAD(fs->ctr.orphans_released));
+    line(&o, "fs_enospc_retries", LOAD(fs->ctr.enospc_retries));
+    line(&o, "fs_corrupt", (uint64_t)corrupt);
+    line(&o, "fs_read_only", (uint64_t)fs->read_only);
+    return o.len > INT32_MAX ? INT32_MAX : (int)o.len;
+}

@@ -1,0 +1,232 @@
+/*
+ * inode.c — inode records in the journaled inode table: validated reads,
+ * writes, creation, link drops and release (freeing everything an inode
+ * owns, in journal steps for large files, protected by the orphan list).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fs/file_i.h"
+#include "util/crc32c.h"
+
+/* crc32c(le64 ino ‖ bytes 0..251). */
+static uint32_t inode_checksum(uint64_t ino, const struct mmapfs_disk_inode *di)
+{
+    uint64_t le = htole64(ino);
+    uint32_t c = crc32c(0, &le, sizeof(le));
+    return crc32c(c, di, offsetof(struct mmapfs_disk_inode, checksum));
+}
+
+/* Table block and byte offset of inode ino (1 <= ino <= inode_count). */
+static void inode_slot(const struct fs *fs, uint64_t ino, uint64_t *blk, size_t *off)
+{
+    *blk = fs->inode_table_start + (ino - 1) / MMAPFS_INODES_PER_BLOCK;
+    *off = (size_t)((ino - 1) % MMAPFS_INODES_PER_BLOCK) * MMAPFS_INODE_SIZE;
+}
+
+/* Is mode a file type mmapfs stores? */
+static int mode_type_ok(uint32_t mode)
+{
+    switch (mode & S_IFMT) {
+    case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFCHR:
+    case S_IFBLK: case S_IFIFO: case S_IFSOCK:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int inode_get(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
+{
+    if (ino < 1 || ino > fs->inode_count)
+        return -ENOENT;
+    int used = inode_in_use(fs, ino);
+    if (used < 0)
+        return used;
+    if (!used)
+        return -ENOENT;
+    uint64_t blk;
+    size_t off;
+    inode_slot(fs, ino, &blk, &off);
+    const uint8_t *p = jnl_read(fs->jnl, blk);
+    if (!p)
+        return -EIO;
+    memcpy(di, p + off, sizeof(*di));
+    uint32_t sum = inode_checksum(ino, di);
+    if (sum != di->checksum)
+        return fs_corrupt(fs, "inode %llu: checksum mismatch (stored %08x, computed %08x)",
+                          (unsigned long long)ino, di->checksum, sum);
+    if (di->mode == 0 || !mode_type_ok(di->mode))
+        return fs_corrupt(fs, "inode %llu: bad mode %#o", (unsigned long long)ino, di->mode);
+    return 0;
+}
+
+/* inode_put / inode_put_times: the record into the running transaction,
+ * and which kind of change the inode's memory state records. */
+static int put(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, int times_only)
+{
+    if (ino < 1 || ino > fs->inode_count)
+        return -EINVAL;
+    uint64_t blk;
+    size_t off;
+    inode_slot(fs, ino, &blk, &off);
+    di->checksum = inode_checksum(ino, di);
+    uint8_t *p = jnl_write(fs->jnl, blk);
+    if (!p)
+        return jnl_error(fs->jnl) ? jnl_error(fs->jnl) : fs->read_only ? -EROFS : -ENOMEM;
+    memcpy(p + off, di, sizeof(*di));
+    uint64_t seq = jnl_running_seq(fs->jnl);
+    icache_set_dirty_seq(fs, ino, seq);
+    if (!times_only)
+        icache_set_data_seq(fs, ino, seq);
+    return 0;
+}
+
+int inode_put(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
+{
+    return put(fs, ino, di, 0);
+}
+
+int inode_put_times(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
+{
+    return put(fs, ino, di, 1);
+}
+
+int inode_new(struct fs *fs, uint64_t goal, uint32_t mode, uint32_t uid, uint32_t gid,
+              uint64_t *ino, struct mmapfs_disk_inode *di)
+{
+    if (!mode_type_ok(mode))
+        return -EINVAL;
+    struct mmapfs_disk_superblock *sb = super_write(fs);
+    if (!sb)
+        return jnl_error(fs->jnl) ? jnl_error(fs->jnl) : fs->read_only ? -EROFS : -ENOMEM;
+    int err = alloc_inode(fs, goal, ino);
+    if (err)
+        return err;
+    memset(di, 0, sizeof(*di));
+    di->mode = mode;
+    di->uid = uid;
+    di->gid = gid;
+    di->nlink = S_ISDIR(mode) ? 2 : 1;
+    di->generation = sb->next_generation++;
+    super_put(fs, sb);
+    inode_touch(di, TOUCH_ATIME | TOUCH_MTIME | TOUCH_CTIME);
+    di->crtime_sec = di->ctime_sec;
+    di->crtime_nsec = di->ctime_nsec;
+    return 0;
+}
+
+void inode_to_stat(uint64_t ino, const struct mmapfs_disk_inode *di, struct fs_stat *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->ino = ino;
+    st->generation = di->generation;
+    st->mode = di->mode;
+    st->nlink = di->nlink;
+    st->uid = di->uid;
+    st->gid = di->gid;
+    st->size = di->size;
+    st->blocks512 = di->blocks * (MMAPFS_BLOCK_SIZE / 512);
+    st->rdev = di->rdev;
+    st->atime = (struct timespec){ (time_t)di->atime_sec, di->atime_nsec };
+    st->mtime = (struct timespec){ (time_t)di->mtime_sec, di->mtime_nsec };
+    st->ctime = (struct timespec){ (time_t)di->ctime_sec, di->ctime_nsec };
+    st->crtime = (struct timespec){ (time_t)di->crtime_sec, di->crtime_nsec };
+}
+
+void inode_touch(struct mmapfs_disk_inode *di, unsigned what)
+{
+    struct timespec now;
+    fs_now(&now);
+    if (what & TOUCH_ATIME) {
+        di->atime_sec = (uint64_t)now.tv_sec;
+        di->atime_nsec = (uint32_t)now.tv_nsec;
+    }
+    if (what & TOUCH_MTIME) {
+        di->mtime_sec = (uint64_t)now.tv_sec;
+        di->mtime_nsec = (uint32_t)now.tv_nsec;
+    }
+    if (what & TOUCH_CTIME) {
+        di->ctime_sec = (uint64_t)now.tv_sec;
+        di->ctime_nsec = (uint32_t)now.tv_nsec;
+    }
+}
+
+uint8_t inode_dtype(uint32_t mode)
+{
+    switch (mode & S_IFMT) {
+    case S_IFREG:  return DT_REG;
+    case S_IFDIR:  return DT_DIR;
+    case S_IFLNK:  return DT_LNK;
+    case S_IFCHR:  return DT_CHR;
+    case S_IFBLK:  return DT_BLK;
+    case S_IFIFO:  return DT_FIFO;
+    case S_IFSOCK: return DT_SOCK;
+    default:       return DT_UNKNOWN;
+    }
+}
+
+int inode_drop_link(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
+{
+    if (di->nlink == 0)
+        return fs_corrupt(fs, "inode %llu: dropping a link of an unlinked inode",
+                          (unsigned long long)ino);
+    if (S_ISDIR(di->mode))
+        di->nlink = 0;
+    else
+        di->nlink--;
+    inode_touch(di, TOUCH_CTIME);
+    if (di->nlink > 0)
+        return inode_put(fs, ino, di);
+    if (icache_refs(fs, ino) > 0)
+        return orphan_add(fs, ino, di);       /* freed by the last fs_forget */
+    int err = inode_put(fs, ino, di);
+    if (err)
+        return err;
+    return inode_release(fs, ino);
+}
+
+/* Is ino on the orphan list? (Inodes off the list have orphan_next 0.) */
+static int on_orphan_list(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode *di)
+{
+    const struct mmapfs_disk_superblock *sb = super_read(fs);
+    return di->orphan_next != 0 || (sb && sb->orphan_head == ino);
+}
+
+int inode_release(struct fs *fs, uint64_t ino)
+{
+    struct mmapfs_disk_inode di;
+    int err = inode_get(fs, ino, &di);
+    if (err)
+        return err;
+    if (di.nlink != 0)
+        return fs_corrupt(fs, "inode %llu: release of an inode with %u links",
+                          (unsigned long long)ino, di.nlink);
+    /* On the orphan list while its blocks go, so that a crash between
+     * journal steps leaves it to be finished at the next mount. Adding and
+     * removing in the same transaction costs only the superblock block. */
+    int was_orphan = on_orphan_list(fs, ino, &di);
+    if (!was_orphan && (err = orphan_add(fs, ino, &di)))
+        return err;
+    err = file_free_all(fs, ino, &di);
+    if (!err)
+        err = xattr_free_all(fs, ino, &di);
+    if (err) {
+        inode_put(fs, ino, &di);    /* progress so far; stays an orphan */
+        return err;
+    }
+    if (di.blocks != 0) {
+        /* a wrong count is worth a note, not a leak of the inode */
+        fs_corrupt(fs, "inode %llu: %llu blocks still counted after release",
+                   (unsigned long long)ino, (unsigned long long)di.blocks);
+        di.blocks = 0;
+    }
+    err = orphan_remove(fs, ino, &di);      /* puts di */
+    if (err)
+        return err;
+    if (was_orphan)
+        FS_COUNT(fs, orphans_released, 1);
+    return free_inode(fs, ino);
+}

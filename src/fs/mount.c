@@ -1,0 +1,284 @@
+/*
+ * mount.c — fs_mount / fs_unmount: exclusive lock on the image, engine,
+ * superblock checks, journal replay, allocator and inode cache set-up,
+ * orphan recovery, clean/mounted state.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "fs/fs_i.h"
+#include "journal/journal_i.h"   /* jnl_test_abandon (fs_crash_for_test only) */
+
+/* Feature bits this version understands (none yet). */
+#define FS_FEATURE_COMPAT_SUPP    0u
+#define FS_FEATURE_RO_COMPAT_SUPP 0u
+#define FS_FEATURE_INCOMPAT_SUPP  0u
+
+/* Frees fs and everything it holds; the journal must be closed already. */
+static void fs_destroy(struct fs *fs)
+{
+    if (!fs)
+        return;
+    alloc_fini(fs);
+    icache_fini(fs);
+    if (fs->io)
+        mmio_close(fs->io);
+    if (fs->lock_fd >= 0)
+        close(fs->lock_fd);
+    if (fs->zero_block)
+        munmap((void *)fs->zero_block, FS_ZERO_BYTES);
+    free((void *)fs->path);
+    free(fs);
+}
+
+/* Copies the geometry of a validated superblock into fs. */
+static void copy_geometry(struct fs *fs, const struct mmapfs_disk_superblock *sb)
+{
+    fs->block_count = sb->block_count;
+    fs->inode_count = sb->inode_count;
+    fs->block_bitmap_start = sb->block_bitmap_start;
+    fs->inode_bitmap_start = sb->inode_bitmap_start;
+    fs->inode_table_start = sb->inode_table_start;
+    fs->data_start = sb->data_start;
+    fs->journal_start = sb->journal_start;
+    fs->journal_blocks = sb->journal_blocks;
+}
+
+/* Does sb describe the same geometry as the one fs was set up with? */
+static int same_geometry(const struct fs *fs, const struct mmapfs_disk_superblock *sb)
+{
+    return fs->block_count == sb->block_count && fs->inode_count == sb->inode_count &&
+           fs->block_bitmap_start == sb->block_bitmap_start &&
+           fs->inode_bitmap_start == sb->inode_bitmap_start &&
+           fs->inode_table_start == sb->inode_table_start &&
+           fs->data_start == sb->data_start && fs->journal_start == sb->journal_start &&
+           fs->journal_blocks == sb->journal_blocks;
+}
+
+/* Takes the exclusive lock on the image through a descriptor of our own. */
+static int lock_image(struct fs *fs, const char *path)
+{
+    fs->lock_fd = open(path, (fs->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    if (fs->lock_fd < 0) {
+        int err = -errno;
+        fprintf(stderr, "mmapfs: %s: %s\n", path, strerror(errno));
+        return err;
+    }
+    if (flock(fs->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        fprintf(stderr, "mmapfs: %s: %s\n", path,
+                err == -EBUSY ? "already mounted (the image is locked by another process)"
+                              : strerror(errno));
+        return err;
+    }
+    return 0;
+}
+
+/* Reads and checks the home superblock before the journal is opened. */
+static int check_home_superblock(struct fs *fs, const char *path)
+{
+    struct mmapfs_disk_superblock sb;
+    char msg[200];
+    if (mmio_size(fs->io) < MMAPFS_BLOCK_SIZE) {
+        fprintf(stderr, "mmapfs: %s: not an mmapfs filesystem (too small)\n", path);
+        return -EINVAL;
+    }
+    int err = mmio_read_at(fs->io, 0, &sb, sizeof(sb));
+    if (err) {
+        fprintf(stderr, "mmapfs: %s: cannot read the superblock: %s\n", path, strerror(-err));
+        return err;
+    }
+    err = super_validate(&sb, mmio_size(fs->io), msg, sizeof(msg));
+    if (err) {
+        fprintf(stderr, "mmapfs: %s: %s\n", path, msg);
+        return err;
+    }
+    if (sb.feature_incompat & ~FS_FEATURE_INCOMPAT_SUPP) {
+        fprintf(stderr, "mmapfs: %s: unsupported incompatible features %#x\n", path,
+                sb.feature_incompat & ~FS_FEATURE_INCOMPAT_SUPP);
+        return -EINVAL;
+    }
+    if ((sb.feature_ro_compat & ~FS_FEATURE_RO_COMPAT_SUPP) && !fs->read_only) {
+        fprintf(stderr, "mmapfs: %s: unsupported features %#x: mount it read-only\n", path,
+                sb.feature_ro_compat & ~FS_FEATURE_RO_COMPAT_SUPP);
+        return -EROFS;
+    }
+    if (sb.state & MMAPFS_STATE_ERROR)
+        fprintf(stderr, "mmapfs: %s: warning: errors were found on this filesystem, "
+                "run fsck.mmapfs\n", path);
+    copy_geometry(fs, &sb);
+    return 0;
+}
+
+/* After replay: the journaled superblock must still be valid and describe
+ * the same layout. Sets up the allocator and the inode cache. */
+static int load_after_replay(struct fs *fs, const char *path)
+{
+    char msg[200];
+    int err;
+    jnl_lock(fs->jnl);
+    const struct mmapfs_disk_superblock *sb = super_read(fs);
+    if (!sb) {
+        err = -EIO;
+        goto out;
+    }
+    err = super_validate(sb, mmio_size(fs->io), msg, sizeof(msg));
+    if (!err && !same_geometry(fs, sb)) {
+        snprintf(msg, sizeof(msg), "superblock geometry changed by journal replay");
+        err = -EUCLEAN;
+    }
+    if (err) {
+        fprintf(stderr, "mmapfs: %s: after journal replay: %s\n", path, msg);
+        goto out;
+    }
+    err = alloc_init(fs);
+    if (!err)
+        err = icache_init(fs);
+out:
+    jnl_unlock(fs->jnl);
+    return err;
+}
+
+/* Frees left-over orphans and marks the superblock mounted; waits until
+ * that is durable, so that a crash from now on is seen as one. */
+static int mark_mounted(struct fs *fs, const char *path)
+{
+    int err = jnl_begin(fs->jnl);
+    if (err)
+        return err;
+    err = orphan_recover(fs);
+    if (err) {
+        fprintf(stderr, "mmapfs: %s: cannot free orphan inodes: %s\n", path, strerror(-err));
+        jnl_end(fs->jnl);
+        return err;
+    }
+    struct mmapfs_disk_superblock *sb = super_write(fs);
+    if (!sb) {
+        jnl_end(fs->jnl);
+        return jnl_error(fs->jnl) ? jnl_error(fs->jnl) : -ENOMEM;
+    }
+    struct timespec now;
+    fs_now(&now);
+    sb->state = MMAPFS_STATE_MOUNTED | (sb->state & MMAPFS_STATE_ERROR);
+    sb->mount_time = (uint64_t)now.tv_sec;
+    sb->write_time = (uint64_t)now.tv_sec;
+    sb->mount_count++;
+    super_put(fs, sb);
+    uint64_t seq = jnl_running_seq(fs->jnl);
+    jnl_end(fs->jnl);
+    return jnl_commit_wait(fs->jnl, seq);
+}
+
+int fs_mount(struct fs **out, const struct fs_options *opt)
+{
+    if (!out || !opt || !opt->path)
+        return -EINVAL;
+    *out = NULL;
+    struct fs *fs = calloc(1, sizeof(*fs));
+    if (!fs)
+        return -ENOMEM;
+    fs->lock_fd = -1;
+    fs->read_only = opt->read_only != 0;
+    fs->path = strdup(opt->path);
+    void *zero = mmap(NULL, FS_ZERO_BYTES, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (!fs->path || zero == MAP_FAILED) {
+        if (zero != MAP_FAILED)
+            munmap(zero, FS_ZERO_BYTES);
+        fs_destroy(fs);
+        return -ENOMEM;
+    }
+    fs->zero_block = zero;
+
+    int err = lock_image(fs, opt->path);
+    if (err)
+        goto fail;
+    struct mmio_config cfg = { .sync_delay_us = opt->sync_delay_us, .backend = opt->backend };
+    err = mmio_open(&fs->io, opt->path, 0, 0, &cfg);
+    if (err) {
+        fprintf(stderr, "mmapfs: %s: cannot open: %s\n", opt->path, strerror(-err));
+        goto fail;
+    }
+    err = check_home_superblock(fs, opt->path);
+    if (err)
+        goto fail;
+
+    struct jnl_geometry geo = {
+        .journal_start = fs->journal_start,
+        .journal_blocks = fs->journal_blocks,
+        .block_count = fs->block_count,
+    };
+    struct jnl_config jcfg = {
+        .commit_interval_ms = (uint64_t)(opt->commit_interval_s ? opt->commit_interval_s : 5) *
+                              1000u,
+        .read_only = fs->read_only,
+    };
+    err = jnl_open(&fs->jnl, fs->io, &geo, &jcfg);
+    if (err) {
+        fprintf(stderr, "mmapfs: %s: cannot open the journal: %s\n", opt->path,
+                strerror(-err));
+        goto fail;
+    }
+    jnl_set_durable_callback(fs->jnl, alloc_durable, fs);
+    err = load_after_replay(fs, opt->path);
+    if (!err && !fs->read_only)
+        err = mark_mounted(fs, opt->path);
+    if (err) {
+        jnl_close(fs->jnl);
+        fs->jnl = NULL;
+        goto fail;
+    }
+    *out = fs;
+    return 0;
+fail:
+    fs_destroy(fs);
+    return err;
+}
+
+int fs_unmount(struct fs *fs)
+{
+    if (!fs)
+        return 0;
+    int err = 0;
+    if (!fs->read_only) {
+        err = jnl_begin(fs->jnl);
+        if (!err) {
+            /* no lookup reference survives the unmount */
+            err = orphan_recover(fs);
+            struct mmapfs_disk_superblock *sb = super_write(fs);
+            if (sb) {
+                struct timespec now;
+                fs_now(&now);
+                sb->state = (err ? MMAPFS_STATE_MOUNTED : MMAPFS_STATE_CLEAN) |
+                            (sb->state & MMAPFS_STATE_ERROR);
+                sb->free_blocks = fs->free_blocks;
+                sb->free_inodes = fs->free_inodes;
+                sb->write_time = (uint64_t)now.tv_sec;
+                super_put(fs, sb);
+            } else if (!err) {
+                err = jnl_error(fs->jnl) ? jnl_error(fs->jnl) : -ENOMEM;
+            }
+            jnl_end(fs->jnl);
+        }
+    }
+    int cerr = jnl_close(fs->jnl);
+    fs->jnl = NULL;
+    if (cerr)
+        err = cerr;
+    fs_destroy(fs);
+    return err;
+}
+
+void fs_crash_for_test(struct fs *fs)
+{
+    if (!fs)
+        return;
+    jnl_test_abandon(fs->jnl);
+    fs->jnl = NULL;
+    fs_destroy(fs);
+}

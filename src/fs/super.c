@@ -1,0 +1,179 @@
+/*
+ * super.c — the superblock: validation (mount, mkfs, fsck), checksum,
+ * journaled access, and the corruption reporter fs_corrupt().
+ *
+ * Mounting and unmounting live in mount.c.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "fs/fs_i.h"
+#include "util/crc32c.h"
+
+/* ==== helpers ============================================================== */
+
+void fs_now(struct timespec *ts)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+}
+
+/* Records the first corruption message, logs every one to stderr and marks
+ * the superblock ERROR in the running transaction (best effort: not on a
+ * read-only mount or after an I/O error). Lock held (or no journal yet). */
+int fs_corrupt(struct fs *fs, const char *fmt, ...)
+{
+    char msg[sizeof(fs->corrupt_msg)];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+
+    fprintf(stderr, "mmapfs: corruption: %s%s%s\n", msg,
+            fs->path ? " on " : "", fs->path ? fs->path : "");
+    if (!fs->corrupt) {
+        fs->corrupt = 1;
+        snprintf(fs->corrupt_msg, sizeof(fs->corrupt_msg), "%s", msg);
+        if (fs->jnl && !fs->read_only && !jnl_error(fs->jnl)) {
+            struct mmapfs_disk_superblock *sb = super_write(fs);
+            if (sb) {
+                sb->state |= MMAPFS_STATE_ERROR;
+                super_put(fs, sb);
+            }
+        }
+    }
+    return -EUCLEAN;
+}
+
+/* ==== validation ============================================================ */
+
+static uint64_t div_round_up(uint64_t a, uint64_t b)
+{
+    return a / b + (a % b != 0);
+}
+
+/* Formats a reason into msg and returns err. */
+static int reject(char *msg, size_t msg_len, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int reject(char *msg, size_t msg_len, int err, const char *fmt, ...)
+{
+    if (msg && msg_len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, msg_len, fmt, ap);
+        va_end(ap);
+    }
+    return err;
+}
+
+/* Checks that region [start, start+len) starts at or after *next and ends
+ * inside the filesystem; advances *next past it. 0 or -EUCLEAN. */
+static int check_region(const struct mmapfs_disk_superblock *sb, const char *name,
+                        uint64_t start, uint64_t len, uint64_t *next,
+                        char *msg, size_t msg_len)
+{
+    if (len == 0 || start < *next || start >= sb->block_count ||
+        len > sb->block_count - start)
+        return reject(msg, msg_len, -EUCLEAN,
+                      "%s (blocks %llu+%llu) overlaps another region or lies outside "
+                      "the filesystem (%llu blocks)", name, (unsigned long long)start,
+                      (unsigned long long)len, (unsigned long long)sb->block_count);
+    *next = start + len;
+    return 0;
+}
+
+int super_validate(const struct mmapfs_disk_superblock *sb, uint64_t image_bytes,
+                   char *msg, size_t msg_len)
+{
+    if (memcmp(sb->magic, MMAPFS_MAGIC, sizeof(sb->magic)) != 0)
+        return reject(msg, msg_len, -EINVAL, "not an mmapfs filesystem (no magic)");
+    uint32_t sum = crc32c(0, sb, offsetof(struct mmapfs_disk_superblock, checksum));
+    if (sum != sb->checksum)
+        return reject(msg, msg_len, -EUCLEAN,
+                      "superblock checksum mismatch (stored %08x, computed %08x)",
+                      sb->checksum, sum);
+    if (sb->format_version != MMAPFS_FORMAT_VERSION)
+        return reject(msg, msg_len, -EINVAL, "unsupported format version %u (this is %u)",
+                      sb->format_version, MMAPFS_FORMAT_VERSION);
+    if (sb->block_size != MMAPFS_BLOCK_SIZE)
+        return reject(msg, msg_len, -EUCLEAN, "unsupported block size %u", sb->block_size);
+    if (sb->block_count < 16 || sb->block_count > image_bytes / MMAPFS_BLOCK_SIZE)
+        return reject(msg, msg_len, -EUCLEAN,
+                      "filesystem size %llu blocks does not fit the image (%llu bytes): "
+                      "truncated image?", (unsigned long long)sb->block_count,
+                      (unsigned long long)image_bytes);
+    if (sb->inode_count < 1 || sb->inode_count > sb->block_count * MMAPFS_INODES_PER_BLOCK)
+        return reject(msg, msg_len, -EUCLEAN, "bad inode count %llu",
+                      (unsigned long long)sb->inode_count);
+    if (sb->root_ino != MMAPFS_ROOT_INO)
+        return reject(msg, msg_len, -EUCLEAN, "bad root inode %llu",
+                      (unsigned long long)sb->root_ino);
+    if (sb->journal_blocks < 1026)
+        return reject(msg, msg_len, -EUCLEAN, "journal too small (%llu blocks)",
+                      (unsigned long long)sb->journal_blocks);
+
+    const uint64_t bits = MMAPFS_BLOCK_SIZE * 8ull;
+    if (sb->block_bitmap_blocks != div_round_up(sb->block_count, bits))
+        return reject(msg, msg_len, -EUCLEAN, "block bitmap size %llu, expected %llu",
+                      (unsigned long long)sb->block_bitmap_blocks,
+                      (unsigned long long)div_round_up(sb->block_count, bits));
+    if (sb->inode_bitmap_blocks != div_round_up(sb->inode_count, bits))
+        return reject(msg, msg_len, -EUCLEAN, "inode bitmap size %llu, expected %llu",
+                      (unsigned long long)sb->inode_bitmap_blocks,
+                      (unsigned long long)div_round_up(sb->inode_count, bits));
+    if (sb->inode_table_blocks != div_round_up(sb->inode_count, MMAPFS_INODES_PER_BLOCK))
+        return reject(msg, msg_len, -EUCLEAN, "inode table size %llu, expected %llu",
+                      (unsigned long long)sb->inode_table_blocks,
+                      (unsigned long long)div_round_up(sb->inode_count,
+                                                       MMAPFS_INODES_PER_BLOCK));
+
+    uint64_t next = 1;      /* block 0 is the superblock */
+    int err = check_region(sb, "journal", sb->journal_start, sb->journal_blocks, &next,
+                           msg, msg_len);
+    if (!err)
+        err = check_region(sb, "block bitmap", sb->block_bitmap_start,
+                           sb->block_bitmap_blocks, &next, msg, msg_len);
+    if (!err)
+        err = check_region(sb, "inode bitmap", sb->inode_bitmap_start,
+                           sb->inode_bitmap_blocks, &next, msg, msg_len);
+    if (!err)
+        err = check_region(sb, "inode table", sb->inode_table_start,
+                           sb->inode_table_blocks, &next, msg, msg_len);
+    if (err)
+        return err;
+    if (sb->data_start < next || sb->data_start >= sb->block_count)
+        return reject(msg, msg_len, -EUCLEAN, "bad data start %llu",
+                      (unsigned long long)sb->data_start);
+    if (sb->orphan_head > sb->inode_count)
+        return reject(msg, msg_len, -EUCLEAN, "bad orphan list head %llu",
+                      (unsigned long long)sb->orphan_head);
+    if (sb->state & ~(uint32_t)(MMAPFS_STATE_CLEAN | MMAPFS_STATE_MOUNTED |
+                                MMAPFS_STATE_ERROR))
+        return reject(msg, msg_len, -EUCLEAN, "bad state %#x", sb->state);
+    return 0;
+}
+
+void super_checksum(struct mmapfs_disk_superblock *sb)
+{
+    sb->checksum = crc32c(0, sb, offsetof(struct mmapfs_disk_superblock, checksum));
+}
+
+/* ==== journaled access ====================================================== */
+
+struct mmapfs_disk_superblock *super_write(struct fs *fs)
+{
+    return jnl_write(fs->jnl, 0);
+}
+
+void super_put(struct fs *fs, struct mmapfs_disk_superblock *sb)
+{
+    (void)fs;
+    super_checksum(sb);
+}
+
+const struct mmapfs_disk_superblock *super_read(struct fs *fs)
+{
+    return jnl_read(fs->jnl, 0);
+}

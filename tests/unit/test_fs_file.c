@@ -1,0 +1,748 @@
+/*
+ * test_fs_file.c — file data of the fs core (src/fs/file*.c, fsops.c):
+ * write/read round trips at random offsets and sizes (against an in-memory
+ * model), offsets past 4 GiB, holes, contiguity of sequential writes,
+ * truncate, fallocate modes, SEEK_DATA/SEEK_HOLE, zero-copy reads,
+ * setattr, set-id bits, EFBIG, fsync and metrics. Every test ends with an
+ * unmount and an fsck of the image. Images are sparse mkstemp files in /tmp.
+ * TEST_SEED=<n> replays the random test.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs/check.h"
+#include "fs/fs.h"
+#include "fs/fs_i.h"
+
+#define KiB 1024ull
+#define MiB (1024ull * KiB)
+#define GiB (1024ull * MiB)
+#define ROOT MMAPFS_ROOT_INO
+
+/* ==== helpers ================================================================= */
+
+struct img {
+    char path[64];
+    struct fs *fs;
+};
+
+static void img_mount_opts(struct img *m, enum mmio_backend backend)
+{
+    struct fs_options o = { .path = m->path, .backend = backend };
+    assert_int_equal(fs_mount(&m->fs, &o), 0);
+}
+
+static void img_mount(struct img *m)
+{
+    img_mount_opts(m, MMIO_BACKEND_MMAP);
+}
+
+/* Unmounts and checks the image with the fsck core. */
+static void img_unmount_check(struct img *m)
+{
+    struct fs *fs = m->fs;
+    m->fs = NULL;
+    assert_int_equal(fs_unmount(fs), 0);
+    struct fs_check_options co = { .mode = FS_CHECK_NO, .force = 1 };
+    assert_int_equal(fs_check(m->path, &co, stderr), FSCK_EXIT_OK);
+}
+
+static void img_remount(struct img *m)
+{
+    img_unmount_check(m);
+    img_mount(m);
+}
+
+/* A formatted, mounted sparse image of 'bytes'. */
+static int img_make(void **state, uint64_t bytes)
+{
+    struct img *m = calloc(1, sizeof(*m));
+    struct mmio *io;
+    if (!m)
+        return -1;
+    *state = m;
+    strcpy(m->path, "/tmp/mmapfs-test-file-XXXXXX");
+    int fd = mkstemp(m->path);
+    if (fd < 0)
+        return -1;
+    if (ftruncate(fd, (off_t)bytes)) {
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    if (mmio_open(&io, m->path, 0, 0, NULL))
+        return -1;
+    struct fs_format_options opt = { 0 };
+    int err = fs_format(io, &opt);
+    mmio_close(io);
+    if (err)
+        return -1;
+    struct fs_options o = { .path = m->path };
+    return fs_mount(&m->fs, &o) ? -1 : 0;
+}
+
+static int img_setup(void **state)
+{
+    return img_make(state, 256 * MiB);
+}
+
+static int img_teardown(void **state)
+{
+    struct img *m = *state;
+    if (m->fs)
+        fs_unmount(m->fs);
+    if (m->path[0])
+        unlink(m->path);
+    free(m);
+    return 0;
+}
+
+static const struct fs_cred cred = { 1000, 1000 };
+
+/* Creates a regular file in the root; no reference kept. */
+static uint64_t mkfile(struct fs *fs, const char *name)
+{
+    struct fs_stat st;
+    int err = fs_mknod(fs, ROOT, name, S_IFREG | 0644, 0, &cred, &st);
+    if (err)
+        fail_msg("mknod %s: %s", name, strerror(-err));
+    fs_forget(fs, st.ino, 1);
+    return st.ino;
+}
+
+static struct fs_stat attr(struct fs *fs, uint64_t ino)
+{
+    struct fs_stat st;
+    int err = fs_getattr(fs, ino, &st);
+    if (err)
+        fail_msg("getattr %llu: %s", (unsigned long long)ino, strerror(-err));
+    return st;
+}
+
+static void write_all(struct fs *fs, uint64_t ino, uint64_t off, const void *buf, size_t len)
+{
+    ssize_t n = fs_write(fs, ino, off, buf, len);
+    if (n < 0 || (size_t)n != len)
+        fail_msg("write %zu at %llu: %zd (%s)", len, (unsigned long long)off, n,
+                 n < 0 ? strerror((int)-n) : "short");
+}
+
+static void read_all(struct fs *fs, uint64_t ino, uint64_t off, void *buf, size_t len)
+{
+    ssize_t n = fs_read(fs, ino, off, buf, len);
+    if (n < 0 || (size_t)n != len)
+        fail_msg("read %zu at %llu: %zd", len, (unsigned long long)off, n);
+}
+
+/* Are len bytes of buf all equal to c? */
+static int all_bytes(const void *buf, size_t len, uint8_t c)
+{
+    const uint8_t *p = buf;
+    for (size_t i = 0; i < len; i++)
+        if (p[i] != c)
+            return 0;
+    return 1;
+}
+
+static void fill_pattern(uint8_t *buf, size_t len, uint64_t seed)
+{
+    for (size_t i = 0; i < len; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        buf[i] = (uint8_t)(seed >> 56);
+    }
+}
+
+struct extent_count {
+    uint64_t written, unwritten, blocks;
+};
+
+static int count_item(void *ctx, uint64_t key, const void *val, size_t len)
+{
+    struct extent_count *c = ctx;
+    const struct mmapfs_disk_extent *e = val;
+    (void)key;
+    assert_int_equal(len, sizeof(*e));
+    if (e->flags & MMAPFS_EXTENT_UNWRITTEN)
+        c->unwritten++;
+    else
+        c->written++;
+    c->blocks += e->len;
+    return 0;
+}
+
+/* Walks (and thereby validates) the extent tree of ino. */
+static struct extent_count count_extents(struct fs *fs, uint64_t ino)
+{
+    struct extent_count c = { 0, 0, 0 };
+    struct mmapfs_disk_inode di;
+    struct fs_tree_ctx ctx;
+    struct bt_tree tree;
+    jnl_lock(fs->jnl);
+    assert_int_equal(inode_get(fs, ino, &di), 0);
+    fs_tree_open(&ctx, &tree, fs, ino, di.tree_root, MMAPFS_TREE_EXTENTS);
+    struct bt_walk w = { .item_fn = count_item, .ctx = &c };
+    int err = di.tree_root ? bt_walk(&tree, &w) : 0;
+    jnl_unlock(fs->jnl);
+    assert_int_equal(err, 0);
+    return c;
+}
+
+static uint64_t free_blocks_now(struct fs *fs)
+{
+    struct statvfs sv;
+    assert_int_equal(fs_statfs(fs, &sv), 0);
+    return sv.f_bfree;
+}
+
+/* ==== round trips ================================================================ */
+
+static uint64_t rng_next(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* Random writes and reads inside a 24 MiB window against a memory model,
+ * checked again after a remount. */
+static void test_random_roundtrip(void **state)
+{
+    struct img *m = *state;
+    const size_t window = 24 * MiB;
+    uint64_t seed = getenv("TEST_SEED") ? strtoull(getenv("TEST_SEED"), NULL, 0)
+                                        : (uint64_t)time(NULL) | 1;
+    fprintf(stderr, "    seed %llu (TEST_SEED to replay)\n", (unsigned long long)seed);
+    uint8_t *model = calloc(1, window), *buf = malloc(2 * MiB), *got = malloc(2 * MiB);
+    assert_non_null(model);
+    assert_non_null(buf);
+    assert_non_null(got);
+    uint64_t ino = mkfile(m->fs, "random"), size = 0;
+
+    for (int round = 0; round < 400; round++) {
+        uint64_t r = rng_next(&seed);
+        size_t len = (r & 3) == 0 ? 1 + rng_next(&seed) % (2 * MiB)
+                                  : 1 + rng_next(&seed) % (40 * KiB);
+        uint64_t off = rng_next(&seed) % (window - len);
+        if ((r & 12) == 0)
+            off &= ~(uint64_t)4095;           /* some block-aligned writes */
+        fill_pattern(buf, len, rng_next(&seed));
+        write_all(m->fs, ino, off, buf, len);
+        memcpy(model + off, buf, len);
+        if (off + len > size)
+            size = off + len;
+
+        uint64_t roff = rng_next(&seed) % window;
+        size_t rlen = 1 + rng_next(&seed) % (2 * MiB);
+        ssize_t n = fs_read(m->fs, ino, roff, got, rlen);
+        size_t expect = roff >= size ? 0 : (size - roff < rlen ? size - roff : rlen);
+        assert_int_equal(n, (ssize_t)expect);
+        if (expect && memcmp(got, model + roff, expect) != 0)
+            fail_msg("round %d: read %zu at %llu differs", round, expect,
+                     (unsigned long long)roff);
+    }
+    assert_int_equal(attr(m->fs, ino).size, size);
+
+    img_remount(m);
+    assert_int_equal(attr(m->fs, ino).size, size);
+    for (uint64_t off = 0; off < size; off += 2 * MiB) {
+        size_t len = size - off < 2 * MiB ? size - off : 2 * MiB;
+        read_all(m->fs, ino, off, got, len);
+        assert_memory_equal(got, model + off, len);
+    }
+    free(model);
+    free(buf);
+    free(got);
+    img_unmount_check(m);
+}
+
+/* Holes read as zeros; only written blocks are allocated. */
+static void test_holes(void **state)
+{
+    struct img *m = *state;
+    uint64_t ino = mkfile(m->fs, "holes");
+    uint8_t *buf = malloc(MiB);
+    assert_non_null(buf);
+    memset(buf, 0xab, 4096);
+    write_all(m->fs, ino, 1 * MiB, buf, 4096);
+    write_all(m->fs, ino, 10 * MiB + 100, buf, 10);
+
+    struct fs_stat st = attr(m->fs, ino);
+    assert_int_equal(st.size, 10 * MiB + 110);
+    assert_true(st.blocks512 >= 2 * 8 && st.blocks512 <= 3 * 8);   /* 2 data + the tree */
+
+    read_all(m->fs, ino, 0, buf, MiB);
+    assert_true(all_bytes(buf, MiB, 0));
+    read_all(m->fs, ino, 1 * MiB + 4096, buf, MiB);
+    assert_true(all_bytes(buf, MiB, 0));
+    read_all(m->fs, ino, 10 * MiB, buf, 110);
+    assert_true(all_bytes(buf, 100, 0));
+    assert_true(all_bytes(buf + 100, 10, 0xab));
+    assert_int_equal(fs_read(m->fs, ino, 10 * MiB + 110, buf, 10), 0);   /* EOF */
+    assert_int_equal(fs_read(m->fs, ino, 20 * MiB, buf, 10), 0);
+    free(buf);
+    img_unmount_check(m);
+}
+
+/* Offsets far past 4 GiB (sparse) work and persist. */
+static void test_large_offsets(void **state)
+{
+    struct img *m = *state;
+    uint64_t ino = mkfile(m->fs, "big");
+    const uint64_t offs[] = { 5 * GiB - 7, 100 * GiB + 12345, 4 * 1024 * GiB };
+    char buf[64], got[64];
+    for (size_t i = 0; i < 3; i++) {
+        memset(buf, 0, sizeof(buf));
+        snprintf(buf, sizeof(buf), "data at offset %llu", (unsigned long long)offs[i]);
+        write_all(m->fs, ino, offs[i], buf, sizeof(buf));
+    }
+    img_remount(m);
+    for (size_t i = 0; i < 3; i++) {
+        memset(buf, 0, sizeof(buf));
+        snprintf(buf, sizeof(buf), "data at offset %llu", (unsigned long long)offs[i]);
+        read_all(m->fs, ino, offs[i], got, sizeof(got));
+        assert_memory_equal(got, buf, sizeof(buf));
+    }
+    assert_int_equal(attr(m->fs, ino).size, offs[2] + 64);
+    read_all(m->fs, ino, 5 * GiB + 4096, got, sizeof(got));
+    assert_true(all_bytes(got, sizeof(got), 0));
+    assert_int_equal(fs_lseek(m->fs, ino, 0, SEEK_DATA), (int64_t)((5 * GiB - 7) & ~4095ull));
+    img_unmount_check(m);
+}
+
+/* 64 MiB written sequentially in 128 KiB requests lands in few extents. */
+static void test_sequential_contiguity(void **state)
+{
+    struct img *m = *state;
+    uint64_t ino = mkfile(m->fs, "seq");
+    const size_t chunk = 128 * KiB;
+    uint8_t *buf = malloc(chunk), *got = malloc(chunk);
+    assert_non_null(buf);
+    assert_non_null(got);
+    for (uint64_t off = 0; off < 64 * MiB; off += chunk) {
+        fill_pattern(buf, chunk, off);
+        write_all(m->fs, ino, off, buf, chunk);
+    }
+    struct extent_count c = count_extents(m->fs, ino);
+    assert_true(c.written >= 1 && c.written <= 4);
+    assert_int_equal(c.unwritten, 0);
+    assert_int_equal(c.blocks, 64 * MiB / 4096);
+    struct fs_stat st = attr(m->fs, ino);
+    assert_int_equal(st.size, 64 * MiB);
+    assert_int_equal(st.blocks512 / 8, 64 * MiB / 4096 + 1);    /* data + one leaf */
+
+    img_remount(m);
+    for (uint64_t off = 0; off < 64 * MiB; off += 4 * MiB) {
+        fill_pattern(buf, chunk, off);
+        read_all(m->fs, ino, off, got, chunk);
+        assert_memory_equal(got, buf, chunk);
+    }
+    free(buf);
+    free(got);
+    img_unmount_check(m);
+}
+
+/* ==== truncate ================================================================== */
+
+static void test_truncate(void **state)
+{
+    struct img *m = *state;
+    uint64_t ino = mkfile(m->fs, "trunc");
+    uint8_t *buf = malloc(3 * MiB);
+    assert_non_null(buf);
+    memset(buf, 0xaa, 3 * MiB);
+    uint64_t free0 = free_blocks_now(m->fs);
+    write_all(m->fs, ino, 0, buf, 3 * MiB);
+    assert_true(free_blocks_now(m->fs) <= free0 - 768);
+
+    struct fs_setattr sa = { .size = 5000 };
+    struct fs_stat st;
+    assert_int_equal(fs_setattr(m->fs, ino, &sa, FS_SET_SIZE, &st), 0);
+    assert_int_equal(st.size, 5000);
+    assert_int_equal(st.blocks512 / 8, 2 + 1);                  /* 2 data blocks + leaf */
+    /* grow again: the old tail must read as zeros */
+    sa.size = 3 * MiB;
+    assert_int_equal(fs_setattr(m->fs, ino, &sa, FS_SET_SIZE, &st), 0);
+    assert_int_equal(st.size, 3 * MiB);
+    read_all(m->fs, ino, 0, buf, 3 * MiB);
+    assert_true(all_bytes(buf, 5000, 0xaa));
+    assert_true(all_bytes(buf + 5000, 3 * MiB - 5000, 0));
+    /* a write past the end after a shrink shows zeros in between */
+    sa.size = 100;
+    assert_int_equal(fs_setattr(m->fs, ino, &sa, FS_SET_SIZE, &st), 0);
+    write_all(m->fs, ino, 200, "xyz", 3);
+    read_all(m->fs, ino, 0, buf, 203);
+    assert_true(all_bytes(buf, 100, 0xaa));
+    assert_true(all_bytes(buf + 100, 100, 0));
+    assert_memory_equal(buf + 200, "xyz", 3);
+
+    sa.size = 0;
+    assert_int_equal(fs_setattr(m->fs, ino, &sa, FS_SET_SIZE, &st), 0);
+    assert_int_equal(st.blocks512, 0);
+    assert_int_equal(count_extents(m->fs, ino).written, 0);
+    assert_int_equal(free_blocks_now(m->fs), free0);
+
+    /* directories and others */
+    sa.size = 0;
+    assert_int_equal(fs_setattr(m->fs, ROOT, &sa, FS_SET_SIZE, NULL), -EISDIR);
+    struct fs_stat fifo;
+    assert_int_equal(fs_mknod(m->fs, ROOT, "fifo", S_IFIFO | 0644, 0, &cred, &fifo), 0);
+    fs_forget(m->fs, fifo.ino, 1);
+    assert_int_equal(fs_setattr(m->fs, fifo.ino, &sa, FS_SET_SIZE, NULL), -EINVAL);
+    sa.size = MMAPFS_MAX_FILE_SIZE + 1;
+    assert_int_equal(fs_setattr(m->fs, ino, &sa, FS_SET_SIZE, NULL), -EFBIG);
+    free(buf);
+    img_unmount_check(m);
+}
+
+/* A file of many extents truncated in the middle of one: split, and the
+ * shrink spans several journal steps. */
+static void test_truncate_fragmented(void **state)
+{
+    struct img *m = *state;
+    uint64_t ino = mkfile(m->fs, "frag");
+    uint8_t blk[4096];
+    uint64_t free0 = free_blocks_now(m->fs);
+    for (uint64_t i = 0; i < 6000; i++) {      /* every other block: 6000 extents */
+        memset(blk, (int)(i & 0xff), sizeof(blk));
+        write_all(m->fs, ino, i * 8192, blk, sizeof(blk));
+    }
+    assert_int_equal(count_extents(m->fs, ino).written, 6000);
+    struct fs_setattr sa = { .size = 1000 * 8192 + 100 };
+    assert_int_equal(fs_setattr(m->fs, ino, &sa, FS_SET_SIZE, NULL), 0);
+    struct extent_count c = count_extents(m->fs, ino);
+    assert_int_equal(c.written, 1001);
+    assert_int_equal(c.blocks, 1001);
+    read_all(m->fs, ino, 999 * 8192, blk, 4096);
+    assert_true(all_bytes(blk, 4096, 999 & 0xff));
+    read_all(m->fs, ino, 1000 * 8192, blk, 100);
+    assert_true(all_bytes(blk, 100, 1000 & 0xff));
+    sa.size = 0;
+    assert_int_equal(fs_setattr(m->fs, ino, &sa, FS_SET_SIZE, NULL), 0);
+    assert_int_equal(attr(m->fs, ino).blocks512, 0);
+    assert_int_equal(free_blocks_now(m->fs), free0);
+    img_unmount_check(m);
+}
+
+/* ==== fallocate ================================================================= */
+
+static void test_fallocate(void **state)
+{
+    struct img *m = *state;
+    uint64_t ino = mkfile(m->fs, "falloc");
+    uint8_t *buf = malloc(MiB);
+    assert_non_null(buf);
+
+    /* mode 0: allocates, grows the size, reads zeros */
+    uint64_t free0 = free_blocks_now(m->fs);
+    assert_int_equal(fs_fallocate(m->fs, ino, 0, 0, MiB), 0);
+    assert_int_equal(attr(m->fs, ino).size, MiB);
+    assert_true(free_blocks_now(m->fs) <= free0 - 256);
+    read_all(m->fs, ino, 0, buf, MiB);
+    assert_true(all_bytes(buf, MiB, 0));
+    struct extent_count c = count_extents(m->fs, ino);
+    assert_int_equal(c.unwritten, 1);
+    assert_int_equal(c.blocks, 256);
+
+    /* a write into the middle of the unwritten extent: data + zeros around */
+    memset(buf, 0x5a, 6000);
+    write_all(m->fs, ino, 10000, buf, 6000);
+    read_all(m->fs, ino, 0, buf, MiB);
+    assert_true(all_bytes(buf, 10000, 0));
+    assert_true(all_bytes(buf + 10000, 6000, 0x5a));
+    assert_true(all_bytes(buf + 16000, MiB - 16000, 0));
+    c = count_extents(m->fs, ino);
+    assert_int_equal(c.written, 1);
+    assert_int_equal(c.unwritten, 2);
+    assert_int_equal(c.blocks, 256);
+
+    /* KEEP_SIZE: beyond the end, size unchanged */
+    assert_int_equal(fs_fallocate(m->fs, ino, FALLOC_FL_KEEP_SIZE, MiB, MiB), 0);
+    assert_int_equal(attr(m->fs, ino).size, MiB);
+    assert_int_equal(count_extents(m->fs, ino).blocks, 512);
+
+    /* punch a hole with partial edges */
+    memset(buf, 0x77, MiB);
+    write_all(m->fs, ino, 0, buf, MiB);
+    uint64_t free1 = free_blocks_now(m->fs);
+    assert_int_equal(fs_fallocate(m->fs, ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                                  4096 + 100, 5 * 4096), 0);
+    assert_int_equal(attr(m->fs, ino).size, MiB);
+    read_all(m->fs, ino, 0, buf, MiB);
+    assert_true(all_bytes(buf, 4096 + 100, 0x77));
+    assert_true(all_bytes(buf + 4096 + 100, 5 * 4096, 0));
+    assert_true(all_bytes(buf + 6 * 4096 + 100, MiB - 6 * 4096 - 100, 0x77));
+    assert_int_equal(free_blocks_now(m->fs), free1 + 4);           /* blocks 2..5 */
+    assert_int_equal(fs_lseek(m->fs, ino, 4096 + 100, SEEK_HOLE), 2 * 4096);
+
+    /* zero range: zeros, blocks stay allocated (unwritten), size grows */
+    assert_int_equal(fs_fallocate(m->fs, ino, FALLOC_FL_ZERO_RANGE, 100 * 4096 + 1,
+                                  MiB), 0);
+    assert_int_equal(attr(m->fs, ino).size, 100 * 4096 + 1 + MiB);
+    read_all(m->fs, ino, 100 * 4096, buf, 4096);
+    assert_int_equal(buf[0], 0x77);
+    assert_true(all_bytes(buf + 1, 4095, 0));
+
+    /* unsupported modes and types */
+    assert_int_equal(fs_fallocate(m->fs, ino, FALLOC_FL_PUNCH_HOLE, 0, 4096), -EOPNOTSUPP);
+    assert_int_equal(fs_fallocate(m->fs, ino, FALLOC_FL_COLLAPSE_RANGE, 0, 4096),
+                     -EOPNOTSUPP);
+    assert_int_equal(fs_fallocate(m->fs, ino, FALLOC_FL_INSERT_RANGE, 0, 4096), -EOPNOTSUPP);
+    assert_int_equal(fs_fallocate(m->fs, ino, 0, 0, 0), -EINVAL);
+    assert_int_equal(fs_fallocate(m->fs, ino, 0, MMAPFS_MAX_FILE_SIZE, 1), -EFBIG);
+    assert_int_equal(fs_fallocate(m->fs, ROOT, 0, 0, 4096), -EISDIR);
+    free(buf);
+    img_remount(m);
+    img_unmount_check(m);
+}
+
+/* fallocate until the disk is full: -ENOSPC, the file stays consistent. */
+static void test_fallocate_enospc(void **state)
+{
+    struct img *m = *state;
+    uint64_t ino = mkfile(m->fs, "huge");
+    assert_int_equal(fs_fallocate(m->fs, ino, 0, 0, 1024 * MiB), -ENOSPC);
+    assert_int_equal(attr(m->fs, ino).size, 0);
+    struct fs_setattr sa = { .size = 0 };
+    assert_int_equal(fs_setattr(m->fs, ino, &sa, FS_SET_SIZE, NULL), 0);
+    img_unmount_check(m);
+}
+
+/* ==== lseek ===================================================================== */
+
+static void test_seek_data_hole(void **state)
+{
+    struct img *m = *state;
+    uint64_t ino = mkfile(m->fs, "seek");
+    char b[4096];
+    memset(b, 1, sizeof(b));
+    write_all(m->fs, ino, 0, b, 4096);                     /* data [0, 4K) */
+    write_all(m->fs, ino, MiB, b, 4096);                   /* data [1M, 1M+4K) */
+    assert_int_equal(fs_fallocate(m->fs, ino, 0, 2 * MiB, MiB), 0);   /* unwritten */
+    struct fs_setattr sa = { .size = 4 * MiB };
+    assert_int_equal(fs_setattr(m->fs, ino, &sa, FS_SET_SIZE, NULL), 0);
+
+    assert_int_equal(fs_lseek(m->fs, ino, 0, SEEK_DATA), 0);
+    assert_int_equal(fs_lseek(m->fs, ino, 100, SEEK_DATA), 100);
+    assert_int_equal(fs_lseek(m->fs, ino, 0, SEEK_HOLE), 4096);
+    assert_int_equal(fs_lseek(m->fs, ino, 4096, SEEK_DATA), (int64_t)MiB);
+    assert_int_equal(fs_lseek(m->fs, ino, MiB + 5, SEEK_HOLE), (int64_t)(MiB + 4096));
+    assert_int_equal(fs_lseek(m->fs, ino, MiB + 4096, SEEK_DATA), -ENXIO);  /* unwritten = hole */
+    assert_int_equal(fs_lseek(m->fs, ino, 2 * MiB, SEEK_HOLE), (int64_t)(2 * MiB));
+    assert_int_equal(fs_lseek(m->fs, ino, 4 * MiB - 1, SEEK_HOLE), (int64_t)(4 * MiB - 1));
+    assert_int_equal(fs_lseek(m->fs, ino, 4 * MiB, SEEK_DATA), -ENXIO);
+    assert_int_equal(fs_lseek(m->fs, ino, 4 * MiB, SEEK_HOLE), -ENXIO);
+    assert_int_equal(fs_lseek(m->fs, ino, 0, SEEK_SET), -EINVAL);
+    /* a file that is all data: the hole is at the end */
+    uint64_t full = mkfile(m->fs, "full");
+    write_all(m->fs, full, 0, b, 3000);
+    assert_int_equal(fs_lseek(m->fs, full, 0, SEEK_HOLE), 3000);
+    assert_int_equal(fs_lseek(m->fs, full, 2999, SEEK_DATA), 2999);
+    img_unmount_check(m);
+}
+
+/* ==== zero-copy reads ============================================================ */
+
+static void test_read_iov(void **state)
+{
+    struct img *m = *state;
+    uint64_t ino = mkfile(m->fs, "iov");
+    uint8_t *buf = malloc(256 * KiB), *got = malloc(256 * KiB);
+    assert_non_null(buf);
+    assert_non_null(got);
+    fill_pattern(buf, 128 * KiB, 42);
+    write_all(m->fs, ino, 0, buf, 128 * KiB);                /* one contiguous extent */
+    write_all(m->fs, ino, 192 * KiB, buf, 64 * KiB);         /* hole [128K, 192K) */
+
+    struct iovec iov[16];
+    int n = 0;
+    ssize_t r = fs_read_iov(m->fs, ino, 0, 256 * KiB, iov, 16, &n);
+    assert_int_equal(r, 256 * KiB);
+    assert_true(n >= 3 && n <= 4);
+    assert_int_equal(iov[0].iov_len, 128 * KiB);             /* merged: contiguous */
+    size_t pos = 0;
+    for (int i = 0; i < n; i++) {
+        memcpy(got + pos, iov[i].iov_base, iov[i].iov_len);
+        pos += iov[i].iov_len;
+    }
+    assert_int_equal(pos, 256 * KiB);
+    read_all(m->fs, ino, 0, buf, 256 * KiB);
+    assert_memory_equal(got, buf, 256 * KiB);
+    assert_true(all_bytes(got + 128 * KiB, 64 * KiB, 0));
+
+    /* a short iovec array: partial answer */
+    r = fs_read_iov(m->fs, ino, 0, 256 * KiB, iov, 1, &n);
+    assert_int_equal(r, 128 * KiB);
+    assert_int_equal(n, 1);
+    /* EOF and directories */
+    assert_int_equal(fs_read_iov(m->fs, ino, 256 * KiB, 10, iov, 16, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(fs_read_iov(m->fs, ROOT, 0, 10, iov, 16, &n), -EISDIR);
+    free(buf);
+    free(got);
+
+    /* the pread backend has no mapping to point into */
+    img_unmount_check(m);
+    img_mount_opts(m, MMIO_BACKEND_PREAD);
+    assert_int_equal(fs_read_iov(m->fs, ino, 0, 10, iov, 16, &n), -ENOTSUP);
+    char small[10];
+    assert_int_equal(fs_read(m->fs, ino, 0, small, 10), 10);
+    write_all(m->fs, ino, 0, "pread", 5);
+    assert_int_equal(fs_read(m->fs, ino, 0, small, 5), 5);
+    assert_memory_equal(small, "pread", 5);
+    img_unmount_check(m);
+}
+
+/* ==== attributes ================================================================= */
+
+static void test_setattr(void **state)
+{
+    struct img *m = *state;
+    uint64_t ino = mkfile(m->fs, "attrs");
+    struct fs_setattr sa = {
+        .mode = 04751, .uid = 12, .gid = 34,
+        .atime = { 1000, 1 }, .mtime = { 2000, 2 }, .ctime = { 3000, 3 },
+    };
+    struct fs_stat st;
+    assert_int_equal(fs_setattr(m->fs, ino, &sa, FS_SET_MODE | FS_SET_UID | FS_SET_GID |
+                                FS_SET_ATIME | FS_SET_MTIME | FS_SET_CTIME, &st), 0);
+    assert_int_equal(st.mode, S_IFREG | 04751);
+    assert_int_equal(st.uid, 12);
+    assert_int_equal(st.gid, 34);
+    assert_int_equal(st.atime.tv_sec, 1000);
+    assert_int_equal(st.atime.tv_nsec, 1);
+    assert_int_equal(st.mtime.tv_sec, 2000);
+    assert_int_equal(st.mtime.tv_nsec, 2);
+    assert_int_equal(st.ctime.tv_sec, 3000);
+
+    /* NOW variants, and ctime = now when not given */
+    struct timespec before;
+    clock_gettime(CLOCK_REALTIME, &before);
+    assert_int_equal(fs_setattr(m->fs, ino, &sa, FS_SET_ATIME_NOW | FS_SET_MTIME_NOW, &st), 0);
+    assert_true(st.atime.tv_sec >= before.tv_sec);
+    assert_true(st.mtime.tv_sec >= before.tv_sec);
+    assert_true(st.ctime.tv_sec >= before.tv_sec);
+
+    /* a write drops set-user-ID */
+    write_all(m->fs, ino, 0, "x", 1);
+    st = attr(m->fs, ino);
+    assert_int_equal(st.mode & 07777, 0751);
+    /* set-group-ID without group execute stays (mandatory-locking style) */
+    sa.mode = 02640;
+    assert_int_equal(fs_setattr(m->fs, ino, &sa, FS_SET_MODE, NULL), 0);
+    write_all(m->fs, ino, 0, "y", 1);
+    assert_int_equal(attr(m->fs, ino).mode & 07777, 02640);
+    sa.mode = 02650;
+    assert_int_equal(fs_setattr(m->fs, ino, &sa, FS_SET_MODE, NULL), 0);
+    write_all(m->fs, ino, 0, "z", 1);
+    assert_int_equal(attr(m->fs, ino).mode & 07777, 0650);
+
+    /* mode keeps the type bits */
+    sa.mode = S_IFDIR | 0700;
+    assert_int_equal(fs_setattr(m->fs, ino, &sa, FS_SET_MODE, &st), 0);
+    assert_int_equal(st.mode, S_IFREG | 0700);
+    assert_int_equal(fs_getattr(m->fs, 999999, &st), -ENOENT);
+    assert_int_equal(fs_setattr(m->fs, 999999, &sa, FS_SET_MODE, &st), -ENOENT);
+
+    img_remount(m);
+    st = attr(m->fs, ino);
+    assert_int_equal(st.mode, S_IFREG | 0700);
+    assert_int_equal(st.uid, 12);
+    img_unmount_check(m);
+}
+
+static void test_write_errors(void **state)
+{
+    struct img *m = *state;
+    uint64_t ino = mkfile(m->fs, "w");
+    char b[16] = "0123456789abcdef";
+    assert_int_equal(fs_write(m->fs, ino, MMAPFS_MAX_FILE_SIZE, b, 1), -EFBIG);
+    /* a write crossing the limit is cut at it */
+    assert_int_equal(fs_write(m->fs, ino, MMAPFS_MAX_FILE_SIZE - 4, b, 16), 4);
+    assert_int_equal(attr(m->fs, ino).size, MMAPFS_MAX_FILE_SIZE);
+    assert_int_equal(fs_write(m->fs, ROOT, 0, b, 1), -EISDIR);
+    assert_int_equal(fs_read(m->fs, ROOT, 0, b, 1), -EISDIR);
+    assert_int_equal(fs_write(m->fs, 999999, 0, b, 1), -ENOENT);
+    assert_int_equal(fs_write(m->fs, ino, 0, b, 0), 0);
+    img_unmount_check(m);
+}
+
+/* ==== fsync and metrics ========================================================== */
+
+/* Returns the value of metric name in text, or -1. */
+static long long metric(const char *text, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, name, n) == 0 && p[n] == ' ')
+            return atoll(p + n + 1);
+    return -1;
+}
+
+static void test_fsync_metrics(void **state)
+{
+    struct img *m = *state;
+    static char text[8192];
+    uint64_t ino = mkfile(m->fs, "sync");
+    write_all(m->fs, ino, 0, "hello", 5);
+    assert_true(fs_format_metrics(m->fs, text, sizeof(text)) > 0);
+    long long syncs0 = metric(text, "mmio_syncs"), commits0 = metric(text, "jnl_commits");
+    assert_true(syncs0 >= 0 && commits0 >= 0);
+
+    assert_int_equal(fs_fsync(m->fs, ino, 0), 0);             /* commits the new file */
+    assert_int_equal(fs_fsync(m->fs, ino, 1), 0);             /* nothing new: data sync */
+    write_all(m->fs, ino, 0, "HELLO", 5);                    /* overwrite: no new block */
+    assert_int_equal(fs_fsync(m->fs, ino, 1), 0);
+    assert_int_equal(fs_fsync(m->fs, ROOT, 0), 0);
+    assert_int_equal(fs_fsync(m->fs, 999999, 0), -ENOENT);
+
+    int len = fs_format_metrics(m->fs, text, sizeof(text));
+    assert_true(len > 0 && (size_t)len < sizeof(text));
+    assert_true(metric(text, "mmio_syncs") > syncs0);
+    assert_true(metric(text, "jnl_commits") > commits0);
+    assert_int_equal(metric(text, "fs_fsyncs"), 4);
+    assert_true(metric(text, "fs_fsync_commits") >= 1);
+    assert_true(metric(text, "fs_fsync_data_syncs") >= 2);
+    assert_true(metric(text, "fs_writes") >= 2);
+    assert_true(metric(text, "fs_blocks_free") > 0);
+    /* too small a buffer: the full length is still returned */
+    char tiny[16];
+    assert_int_equal(fs_format_metrics(m->fs, tiny, sizeof(tiny)), len);
+    assert_true(strlen(tiny) < sizeof(tiny));
+    img_unmount_check(m);
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, img_setup, img_teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_random_roundtrip),
+        T(test_holes),
+        T(test_large_offsets),
+        T(test_sequential_contiguity),
+        T(test_truncate),
+        T(test_truncate_fragmented),
+        T(test_fallocate),
+        T(test_fallocate_enospc),
+        T(test_seek_data_hole),
+        T(test_read_iov),
+        T(test_setattr),
+        T(test_write_errors),
+        T(test_fsync_metrics),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
