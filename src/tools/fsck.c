@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "fs/check.h"
+#include "fs/format.h"
+#include "fuse/version_i.h"
 
 #define PROG "fsck.mmapfs"
 
@@ -24,6 +26,7 @@ static void usage(FILE *f)
         "  -a   same as -p\n"
         "  -f   check even if the filesystem is clean (with -p)\n"
         "  -v   verbose: statistics, every error line\n"
+        "  -V   print the version\n"
         "  -h   this help\n"
         "exit status: 0 clean, 1 corrected, 4 errors left, 8 operational error,\n"
         "             16 usage error, 32 cancelled\n");
@@ -36,9 +39,10 @@ int main(int argc, char **argv)
 
     static const struct option longopts[] = {
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
-    while ((c = getopt_long(argc, argv, "nypafvhC:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "nypafvhVC:", longopts, NULL)) != -1) {
         switch (c) {
         case 'n': o.mode = FS_CHECK_NO; modes++; break;
         case 'y': o.mode = FS_CHECK_YES; modes++; break;
@@ -47,6 +51,10 @@ int main(int argc, char **argv)
         case 'v': o.verbose = 1; break;
         case 'C': break;                /* progress fd from fsck(8): ignored */
         case 'h': usage(stdout); return FSCK_EXIT_OK;
+        case 'V':
+            printf(PROG " %s (on-disk format %u)\n", MMAPFS_VERSION_STRING,
+                   MMAPFS_FORMAT_VERSION);
+            return FSCK_EXIT_OK;
         default: usage(stderr); return FSCK_EXIT_USAGE;
         }
     }

@@ -19,6 +19,7 @@
 #include "fs/format.h"
 #include "fs/fs.h"
 #include "fs/mkfs.h"
+#include "fuse/version_i.h"
 #include "mmapfs/mmio.h"
 
 #define PROG "mkfs.mmapfs"
@@ -45,6 +46,7 @@ static void usage(FILE *f)
         "  -f, --force            overwrite an existing filesystem or signature\n"
         "      --sparse           do not preallocate an image file\n"
         "  -q, --quiet            print nothing on success\n"
+        "  -V, --version          print the version\n"
         "  -h, --help             this help\n",
         MKFS_LABEL_MAX, MKFS_MIN_JOURNAL_BLOCKS, MKFS_DEFAULT_MAX_JOURNAL_BLOCKS);
 }
@@ -92,7 +94,8 @@ static int parse_number(const char *s, uint64_t *out)
     return 0;
 }
 
-/* Fills *a from argv. 0, or 1 after printing usage (exit 1), or 2 for --help. */
+/* Fills *a from argv. 0, or 1 after printing usage (exit 1), or 2 after
+ * --help / --version (exit 0). */
 static int parse_args(int argc, char **argv, struct mkfs_args *a)
 {
     enum { OPT_SPARSE = 256 };
@@ -105,11 +108,12 @@ static int parse_args(int argc, char **argv, struct mkfs_args *a)
         { "sparse", no_argument, NULL, OPT_SPARSE },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     memset(a, 0, sizeof(*a));
     int c;
-    while ((c = getopt_long(argc, argv, "s:L:N:J:fqh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:L:N:J:fqhV", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
             if (parse_size(optarg, &a->size) || a->size == 0) {
@@ -140,6 +144,10 @@ static int parse_args(int argc, char **argv, struct mkfs_args *a)
         case OPT_SPARSE: a->sparse = 1; break;
         case 'q': a->quiet = 1; break;
         case 'h': usage(stdout); return 2;
+        case 'V':
+            printf(PROG " %s (on-disk format %u)\n", MMAPFS_VERSION_STRING,
+                   MMAPFS_FORMAT_VERSION);
+            return 2;
         default: usage(stderr); return 1;
         }
     }
