@@ -65,6 +65,8 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 /* Bits of the 64-bit word holding bits [base, base+64) that lie in [lo, hi). */
 static uint64_t word_mask(uint64_t base, uint64_t lo, uint64_t hi)
 {
+    if (hi <= base || lo >= base + 64)
+        return 0;
     uint64_t from = lo > base ? lo - base : 0;
     uint64_t to = hi < base + 64 ? hi - base : 64;
     if (from >= to)

@@ -104,7 +104,8 @@ int super_validate(const struct mmapfs_disk_superblock *sb, uint64_t image_bytes
                       "filesystem size %llu blocks does not fit the image (%llu bytes): "
                       "truncated image?", (unsigned long long)sb->block_count,
                       (unsigned long long)image_bytes);
-    if (sb->inode_count < 1 || sb->inode_count > sb->block_count * MMAPFS_INODES_PER_BLOCK)
+    if (sb->inode_count < 1 || sb->inode_count > UINT32_MAX ||
+        sb->inode_count > sb->block_count * MMAPFS_INODES_PER_BLOCK)
         return reject(msg, msg_len, -EUCLEAN, "bad inode count %llu",
                       (unsigned long long)sb->inode_count);
     if (sb->root_ino != MMAPFS_ROOT_INO)

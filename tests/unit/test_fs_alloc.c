@@ -1,0 +1,510 @@
+/*
+ * test_fs_alloc.c — the allocator (src/fs/alloc.c) and free-space
+ * accounting: goals and contiguity, the preference for long runs, the
+ * pending list (invariant 4: blocks freed by a transaction that is not
+ * durable are not reused), inode allocation, ENOSPC and space coming back
+ * after deletes, statfs numbers, exact free counts in the superblock after
+ * unmount. Images are sparse mkstemp files in /tmp, checked with the fsck
+ * core after each test.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs/check.h"
+#include "fs/fs.h"
+#include "fs/fs_i.h"
+
+#define MiB (1024ull * 1024)
+#define ROOT MMAPFS_ROOT_INO
+
+/* ==== helpers ================================================================= */
+
+struct img {
+    char path[64];
+    struct fs *fs;
+};
+
+static void img_mount(struct img *m)
+{
+    struct fs_options o = { .path = m->path };
+    assert_int_equal(fs_mount(&m->fs, &o), 0);
+}
+
+static void img_unmount(struct img *m)
+{
+    struct fs *fs = m->fs;
+    m->fs = NULL;
+    assert_int_equal(fs_unmount(fs), 0);
+}
+
+static void img_check(struct img *m)
+{
+    struct fs_check_options co = { .mode = FS_CHECK_NO, .force = 1 };
+    assert_int_equal(fs_check(m->path, &co, stderr), FSCK_EXIT_OK);
+}
+
+static int img_make(void **state, uint64_t bytes)
+{
+    struct img *m = calloc(1, sizeof(*m));
+    struct mmio *io;
+    if (!m)
+        return -1;
+    *state = m;
+    strcpy(m->path, "/tmp/mmapfs-test-alloc-XXXXXX");
+    int fd = mkstemp(m->path);
+    if (fd < 0)
+        return -1;
+    if (ftruncate(fd, (off_t)bytes)) {
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    if (mmio_open(&io, m->path, 0, 0, NULL))
+        return -1;
+    struct fs_format_options opt = { 0 };
+    int err = fs_format(io, &opt);
+    mmio_close(io);
+    if (err)
+        return -1;
+    struct fs_options o = { .path = m->path };
+    return fs_mount(&m->fs, &o) ? -1 : 0;
+}
+
+static int img_setup(void **state)
+{
+    return img_make(state, 64 * MiB);
+}
+
+static int img_teardown(void **state)
+{
+    struct img *m = *state;
+    if (m->fs)
+        fs_unmount(m->fs);
+    if (m->path[0])
+        unlink(m->path);
+    free(m);
+    return 0;
+}
+
+static const struct fs_cred cred = { 0, 0 };
+
+static uint64_t mkfile(struct fs *fs, const char *name)
+{
+    struct fs_stat st;
+    int err = fs_mknod(fs, ROOT, name, S_IFREG | 0644, 0, &cred, &st);
+    if (err)
+        fail_msg("mknod %s: %s", name, strerror(-err));
+    fs_forget(fs, st.ino, 1);
+    return st.ino;
+}
+
+static struct statvfs statfs_now(struct fs *fs)
+{
+    struct statvfs sv;
+    assert_int_equal(fs_statfs(fs, &sv), 0);
+    return sv;
+}
+
+/* Waits until everything done so far is durable. */
+static void commit_all(struct fs *fs)
+{
+    jnl_lock(fs->jnl);
+    uint64_t seq = jnl_running_seq(fs->jnl);
+    jnl_unlock(fs->jnl);
+    assert_int_equal(jnl_commit_wait(fs->jnl, seq), 0);
+}
+
+/* Physical block of logical block 0 of ino (lock held). */
+static uint64_t first_block(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode *di)
+{
+    struct fs_tree_ctx ctx;
+    struct bt_tree tree;
+    struct mmapfs_disk_extent e;
+    size_t len = sizeof(e);
+    uint64_t key;
+    fs_tree_open(&ctx, &tree, fs, ino, di->tree_root, MMAPFS_TREE_EXTENTS);
+    assert_int_equal(bt_lookup_le(&tree, 0, &key, &e, &len), 0);
+    assert_int_equal(key, 0);
+    return e.start;
+}
+
+/* ==== block allocation ========================================================== */
+
+static void test_goal_and_contiguity(void **state)
+{
+    struct img *m = *state;
+    struct fs *fs = m->fs;
+    uint64_t s, got, s2, got2;
+    assert_int_equal(jnl_begin(fs->jnl), 0);
+    uint64_t goal = fs->data_start + 1000;
+    assert_int_equal(alloc_blocks(fs, goal, 100, &s, &got), 0);
+    assert_int_equal(s, goal);
+    assert_int_equal(got, 100);
+    /* next-fit: the allocator's own goal continues after the last run */
+    assert_int_equal(alloc_blocks(fs, 0, 10, &s2, &got2), 0);
+    assert_int_equal(s2, goal + 100);
+    assert_int_equal(got2, 10);
+    /* an occupied goal: the next free block after it */
+    uint64_t s3, got3;
+    assert_int_equal(alloc_blocks(fs, goal + 50, 1, &s3, &got3), 0);
+    assert_int_equal(s3, goal + 110);
+    assert_int_equal(free_blocks(fs, s, got), 0);
+    assert_int_equal(free_blocks(fs, s2, got2), 0);
+    assert_int_equal(free_blocks(fs, s3, got3), 0);
+    /* bad runs are corruption, not crashes */
+    jnl_end(fs->jnl);
+    assert_int_equal(alloc_blocks(fs, 0, 0, &s, &got), -EINVAL);
+    img_unmount(m);
+    img_check(m);
+}
+
+/* A large request skips short free runs for a long one nearby. */
+static void test_prefers_long_runs(void **state)
+{
+    struct img *m = *state;
+    struct fs *fs = m->fs;
+    uint64_t base, got;
+    assert_int_equal(jnl_begin(fs->jnl), 0);
+    uint64_t goal = fs->data_start + 2000;
+    assert_int_equal(alloc_blocks(fs, goal, 1000, &base, &got), 0);
+    assert_int_equal(base, goal);
+    assert_int_equal(got, 1000);
+    for (uint64_t i = 0; i < 1000; i += 2)          /* leave 1-block holes */
+        assert_int_equal(free_blocks(fs, base + i, 1), 0);
+    jnl_end(fs->jnl);
+    commit_all(fs);                                  /* holes become reusable */
+
+    assert_int_equal(jnl_begin(fs->jnl), 0);
+    assert_int_equal(alloc_pending_blocks(fs), 0);
+    uint64_t s, n;
+    assert_int_equal(alloc_blocks(fs, base + 1, 512, &s, &n), 0);
+    assert_true(n >= 256);
+    assert_true(s >= base + 1000);                   /* not in the holes */
+    assert_int_equal(free_blocks(fs, s, n), 0);
+    /* a small request takes the first hole */
+    assert_int_equal(alloc_blocks(fs, base + 1, 1, &s, &n), 0);
+    assert_int_equal(s, base + 2);
+    assert_int_equal(n, 1);
+    assert_int_equal(free_blocks(fs, s, n), 0);
+    for (uint64_t i = 1; i < 1000; i += 2)
+        assert_int_equal(free_blocks(fs, base + i, 1), 0);
+    jnl_end(fs->jnl);
+    img_unmount(m);
+    img_check(m);
+}
+
+/* Invariant 4: freed blocks are not handed out again before the freeing
+ * transaction is durable; afterwards they are. */
+static void test_pending_not_reused(void **state)
+{
+    struct img *m = *state;
+    struct fs *fs = m->fs;
+    uint64_t s1, got1, s2, got2;
+    uint64_t free0 = statfs_now(fs).f_bfree;
+    assert_int_equal(jnl_begin(fs->jnl), 0);
+    assert_int_equal(alloc_blocks(fs, 0, 16, &s1, &got1), 0);
+    assert_int_equal(got1, 16);
+    assert_int_equal(free_blocks(fs, s1, got1), 0);
+    assert_int_equal(alloc_pending_blocks(fs), 16);
+    /* same transaction, asking for exactly those blocks */
+    assert_int_equal(alloc_blocks(fs, s1, 16, &s2, &got2), 0);
+    assert_true(s2 >= s1 + 16 || s2 + got2 <= s1);
+    /* free counts include pending blocks (like ext4's statfs) */
+    jnl_end(fs->jnl);
+    assert_int_equal(statfs_now(fs).f_bfree, free0 - got2);
+    commit_all(fs);
+
+    assert_int_equal(jnl_begin(fs->jnl), 0);
+    assert_int_equal(alloc_pending_blocks(fs), 0);
+    uint64_t s3, got3;
+    assert_int_equal(alloc_blocks(fs, s1, 16, &s3, &got3), 0);
+    assert_int_equal(s3, s1);                        /* durable now: reusable */
+    assert_int_equal(got3, 16);
+    assert_int_equal(free_blocks(fs, s3, got3), 0);
+    assert_int_equal(free_blocks(fs, s2, got2), 0);
+    jnl_end(fs->jnl);
+
+    /* the same through files: a truncated file's blocks are not reused by
+     * a write in the same transaction */
+    uint64_t a = mkfile(fs, "a");
+    char buf[4096];
+    memset(buf, 'a', sizeof(buf));
+    commit_all(fs);
+    assert_int_equal(jnl_begin(fs->jnl), 0);    /* lock held: one transaction */
+    struct mmapfs_disk_inode di, bdi;
+    assert_int_equal(inode_get(fs, a, &di), 0);
+    assert_int_equal(file_write_locked(fs, a, &di, 0, buf, sizeof(buf)), 4096);
+    uint64_t a_block = first_block(fs, a, &di);
+    assert_int_equal(file_truncate(fs, a, &di, 0), 0);
+    assert_int_equal(inode_put(fs, a, &di), 0);
+    assert_int_equal(alloc_pending_blocks(fs), 2);      /* data block + extent leaf */
+    uint64_t b;
+    assert_int_equal(inode_new(fs, ROOT, S_IFREG | 0600, 0, 0, &b, &bdi), 0);
+    assert_int_equal(inode_put(fs, b, &bdi), 0);
+    assert_int_equal(file_write_locked(fs, b, &bdi, 0, buf, sizeof(buf)), 4096);
+    assert_true(first_block(fs, b, &bdi) != a_block);
+    assert_true(bdi.tree_root != a_block);
+    /* drop b again (no link, no reference: released at once) */
+    assert_int_equal(inode_drop_link(fs, b, &bdi), 0);
+    assert_int_equal(inode_in_use(fs, b), 0);
+    jnl_end(fs->jnl);
+    img_unmount(m);
+    img_check(m);
+}
+
+/* ==== inodes ===================================================================== */
+
+static void test_inode_alloc(void **state)
+{
+    struct img *m = *state;
+    struct fs *fs = m->fs;
+    uint64_t ffree0 = statfs_now(fs).f_ffree, ino, ino2;
+    assert_int_equal(jnl_begin(fs->jnl), 0);
+    assert_int_equal(alloc_inode(fs, 100, &ino), 0);
+    assert_int_equal(ino, 100);                       /* near the goal */
+    assert_int_equal(alloc_inode(fs, 100, &ino2), 0);
+    assert_int_equal(ino2, 101);
+    assert_int_equal(inode_in_use(fs, 100), 1);
+    assert_int_equal(inode_in_use(fs, 99), 0);
+    assert_int_equal(inode_in_use(fs, 0), 0);
+    assert_int_equal(inode_in_use(fs, fs->inode_count + 1), 0);
+    /* wrap around: the last inode, then the first free one from the start */
+    uint64_t last, wrapped;
+    assert_int_equal(alloc_inode(fs, fs->inode_count, &last), 0);
+    assert_int_equal(last, fs->inode_count);
+    assert_int_equal(alloc_inode(fs, fs->inode_count, &wrapped), 0);
+    assert_int_equal(wrapped, 3);                     /* 1 = root, 2 = lost+found */
+    jnl_end(fs->jnl);
+    assert_int_equal(statfs_now(fs).f_ffree, ffree0 - 4);
+
+    assert_int_equal(jnl_begin(fs->jnl), 0);
+    assert_int_equal(free_inode(fs, ino), 0);
+    assert_int_equal(free_inode(fs, ino2), 0);
+    assert_int_equal(free_inode(fs, last), 0);
+    assert_int_equal(free_inode(fs, wrapped), 0);
+    /* an unused inode reads as absent */
+    struct mmapfs_disk_inode di;
+    assert_int_equal(inode_get(fs, ino, &di), -ENOENT);
+    assert_int_equal(inode_get(fs, 0, &di), -ENOENT);
+    jnl_end(fs->jnl);
+    assert_int_equal(statfs_now(fs).f_ffree, ffree0);
+    img_unmount(m);
+    img_check(m);
+}
+
+/* Every inode used: -ENOSPC from mknod, and they come back. */
+static void test_inode_exhaustion(void **state)
+{
+    struct img *m = *state;
+    struct fs *fs = m->fs;
+    uint64_t n = statfs_now(fs).f_ffree, made = 0;
+    char name[32];
+    for (;; made++) {
+        struct fs_stat st;
+        snprintf(name, sizeof(name), "f%llu", (unsigned long long)made);
+        int err = fs_mknod(fs, ROOT, name, S_IFREG | 0600, 0, &cred, &st);
+        if (err) {
+            assert_int_equal(err, -ENOSPC);
+            break;
+        }
+        fs_forget(fs, st.ino, 1);
+    }
+    assert_int_equal(made, n);
+    assert_int_equal(statfs_now(fs).f_ffree, 0);
+    for (uint64_t i = 0; i < made; i++) {
+        snprintf(name, sizeof(name), "f%llu", (unsigned long long)i);
+        assert_int_equal(fs_unlink(fs, ROOT, name), 0);
+    }
+    assert_int_equal(statfs_now(fs).f_ffree, n);
+    img_unmount(m);
+    img_check(m);
+}
+
+/* ==== ENOSPC and statfs ============================================================ */
+
+static void test_enospc_and_space_back(void **state)
+{
+    struct img *m = *state;
+    struct fs *fs = m->fs;
+    struct statvfs sv0 = statfs_now(fs);
+    uint8_t *buf = malloc(MiB);
+    assert_non_null(buf);
+    memset(buf, 0xee, MiB);
+
+    uint64_t big = mkfile(fs, "big"), off = 0;
+    for (;;) {
+        ssize_t n = fs_write(fs, big, off, buf, MiB);
+        if (n < 0) {
+            assert_int_equal(n, -ENOSPC);
+            break;
+        }
+        off += (uint64_t)n;
+        if ((size_t)n < MiB) {                     /* a short write, then ENOSPC */
+            assert_int_equal(fs_write(fs, big, off, buf, MiB), -ENOSPC);
+            break;
+        }
+    }
+    struct statvfs full = statfs_now(fs);
+    assert_true(full.f_bfree < 8);
+    assert_true(off >= (sv0.f_bfree - 64) * 4096);
+    struct fs_stat st;
+    assert_int_equal(fs_getattr(fs, big, &st), 0);
+    assert_int_equal(st.size, off);
+    /* everything written reads back */
+    uint8_t *got = malloc(MiB);
+    assert_non_null(got);
+    assert_int_equal(fs_read(fs, big, off - MiB, got, MiB), MiB);
+    assert_memory_equal(got, buf, MiB);
+    /* others get ENOSPC too */
+    uint64_t other = mkfile(fs, "other");
+    assert_int_equal(fs_write(fs, other, 0, buf, MiB), -ENOSPC);
+    assert_int_equal(fs_getattr(fs, other, &st), 0);
+    assert_int_equal(st.size, 0);
+
+    /* delete: the space is back at once in statfs, and usable at once
+     * (the write waits for the commit that makes it reusable) */
+    assert_int_equal(fs_unlink(fs, ROOT, "big"), 0);
+    struct statvfs after = statfs_now(fs);
+    assert_true(after.f_bfree >= sv0.f_bfree - 1);
+    assert_int_equal(fs_write(fs, other, 0, buf, MiB), MiB);
+    assert_int_equal(fs_write(fs, other, MiB, buf, MiB), MiB);
+    free(buf);
+    free(got);
+    img_unmount(m);
+    img_check(m);
+}
+
+static void test_statfs_numbers(void **state)
+{
+    struct img *m = *state;
+    struct fs *fs = m->fs;
+    struct statvfs sv = statfs_now(fs);
+    assert_int_equal(sv.f_bsize, 4096);
+    assert_int_equal(sv.f_frsize, 4096);
+    assert_int_equal(sv.f_blocks, fs->block_count - fs->data_start);
+    assert_int_equal(sv.f_bfree, sv.f_blocks - 1);          /* the root directory leaf */
+    assert_int_equal(sv.f_bavail, sv.f_bfree);
+    assert_int_equal(sv.f_files, fs->inode_count);
+    assert_int_equal(sv.f_ffree, fs->inode_count - 2);
+    assert_int_equal(sv.f_namemax, 255);
+    assert_true(sv.f_fsid != 0);
+
+    uint64_t ino = mkfile(fs, "f");
+    struct statvfs s1 = statfs_now(fs);
+    assert_int_equal(s1.f_ffree, sv.f_ffree - 1);
+    uint8_t *buf = calloc(1, MiB);
+    assert_non_null(buf);
+    assert_int_equal(fs_write(fs, ino, 0, buf, MiB), MiB);
+    struct statvfs s2 = statfs_now(fs);
+    assert_int_equal(s2.f_bfree, s1.f_bfree - 256 - 1);     /* data + extent leaf */
+    free(buf);
+    assert_int_equal(fs_unlink(fs, ROOT, "f"), 0);
+    struct statvfs s3 = statfs_now(fs);
+    assert_int_equal(s3.f_bfree, sv.f_bfree);
+    assert_int_equal(s3.f_ffree, sv.f_ffree);
+    img_unmount(m);
+    img_check(m);
+}
+
+/* Many small deletes: the pending list merges and empties; every block
+ * comes back; the superblock counts are exact after unmount. */
+static void test_many_deletes_and_exact_counts(void **state)
+{
+    struct img *m = *state;
+    struct fs *fs = m->fs;
+    struct statvfs sv0 = statfs_now(fs);
+    char name[32], blk[4096];
+    memset(blk, 7, sizeof(blk));
+    for (int i = 0; i < 2000; i++) {
+        snprintf(name, sizeof(name), "s%d", i);
+        uint64_t ino = mkfile(fs, name);
+        assert_int_equal(fs_write(fs, ino, 0, blk, (size_t)(1 + i % 4096)), 1 + i % 4096);
+    }
+    for (int i = 0; i < 2000; i++) {
+        snprintf(name, sizeof(name), "s%d", i);
+        assert_int_equal(fs_unlink(fs, ROOT, name), 0);
+    }
+    struct statvfs sv1 = statfs_now(fs);
+    assert_int_equal(sv1.f_ffree, sv0.f_ffree);
+    /* the root directory may keep an extra node after growing */
+    assert_true(sv1.f_bfree + 4 >= sv0.f_bfree);
+    commit_all(fs);
+    jnl_lock(fs->jnl);
+    assert_int_equal(alloc_pending_blocks(fs), 0);
+    jnl_unlock(fs->jnl);
+
+    /* exact counts in the superblock after a clean unmount */
+    img_unmount(m);
+    struct mmio *io;
+    struct mmapfs_disk_superblock sb;
+    assert_int_equal(mmio_open(&io, m->path, 0, 0, NULL), 0);
+    assert_int_equal(mmio_read_at(io, 0, &sb, sizeof(sb)), 0);
+    mmio_close(io);
+    assert_int_equal(sb.state, MMAPFS_STATE_CLEAN);
+    assert_int_equal(sb.free_blocks, sv1.f_bfree);
+    assert_int_equal(sb.free_inodes, sv1.f_ffree);
+    img_check(m);
+    img_mount(m);
+    struct statvfs sv2 = statfs_now(m->fs);
+    assert_int_equal(sv2.f_bfree, sv1.f_bfree);
+    assert_int_equal(sv2.f_ffree, sv1.f_ffree);
+    img_unmount(m);
+}
+
+/* Freeing what is already free is reported as corruption (-EUCLEAN),
+ * never a crash, and the counts do not drift. */
+static void test_double_free_detected(void **state)
+{
+    struct img *m = *state;
+    struct fs *fs = m->fs;
+    uint64_t s, got;
+    assert_int_equal(jnl_begin(fs->jnl), 0);
+    assert_int_equal(alloc_blocks(fs, 0, 4, &s, &got), 0);
+    assert_int_equal(free_blocks(fs, s, got), 0);
+    uint64_t nfree = fs->free_blocks;
+    assert_int_equal(free_blocks(fs, s, got), -EUCLEAN);
+    assert_int_equal(fs->free_blocks, nfree);
+    assert_int_equal(free_blocks(fs, 0, 1), -EUCLEAN);              /* the superblock */
+    assert_int_equal(free_blocks(fs, fs->block_count - 1, 2), -EUCLEAN);
+    assert_int_equal(free_inode(fs, 77), -EUCLEAN);                 /* never allocated */
+    assert_int_equal(free_inode(fs, fs->inode_count + 1), -EUCLEAN);
+    jnl_end(fs->jnl);
+    assert_int_equal(fs->corrupt, 1);
+    img_unmount(m);
+    /* the error state is on disk for fsck to see */
+    struct mmio *io;
+    struct mmapfs_disk_superblock sb;
+    assert_int_equal(mmio_open(&io, m->path, 0, 0, NULL), 0);
+    assert_int_equal(mmio_read_at(io, 0, &sb, sizeof(sb)), 0);
+    mmio_close(io);
+    assert_true(sb.state & MMAPFS_STATE_ERROR);
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, img_setup, img_teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_goal_and_contiguity),
+        T(test_prefers_long_runs),
+        T(test_pending_not_reused),
+        T(test_inode_alloc),
+        T(test_inode_exhaustion),
+        T(test_enospc_and_space_back),
+        T(test_statfs_numbers),
+        T(test_many_deletes_and_exact_counts),
+        T(test_double_free_detected),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

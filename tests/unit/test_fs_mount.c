@@ -1,0 +1,551 @@
+/*
+ * test_fs_mount.c — mounting (src/fs/mount.c, super.c) and what survives
+ * it: refusal of non-mmapfs files, corrupt or truncated images, unknown
+ * features, a second mount of the same image (-EBUSY); persistence across
+ * remounts (content, inode numbers, state CLEAN/MOUNTED, mount count);
+ * orphans: unlinked files kept alive by a lookup reference, freed by the
+ * last fs_forget, and orphans left by a crash freed at the next mount;
+ * recovery of fsynced data after a crash; read-only mounts; the
+ * superblock validator on its own. Images are sparse mkstemp files in
+ * /tmp, checked with the fsck core.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fs/check.h"
+#include "fs/fs.h"
+#include "fs/fs_i.h"
+#include "util/crc32c.h"
+
+#define MiB (1024ull * 1024)
+#define ROOT MMAPFS_ROOT_INO
+
+/* ==== helpers ================================================================= */
+
+struct img {
+    char path[64];
+    struct fs *fs;
+};
+
+static int do_mount(struct img *m, int read_only)
+{
+    struct fs_options o = { .path = m->path, .read_only = read_only };
+    return fs_mount(&m->fs, &o);
+}
+
+static void img_mount(struct img *m)
+{
+    assert_int_equal(do_mount(m, 0), 0);
+}
+
+static void img_unmount(struct img *m)
+{
+    struct fs *fs = m->fs;
+    m->fs = NULL;
+    assert_int_equal(fs_unmount(fs), 0);
+}
+
+static void img_check(struct img *m)
+{
+    struct fs_check_options co = { .mode = FS_CHECK_NO, .force = 1 };
+    assert_int_equal(fs_check(m->path, &co, stderr), FSCK_EXIT_OK);
+}
+
+static void img_crash(struct img *m)
+{
+    fs_crash_for_test(m->fs);
+    m->fs = NULL;
+}
+
+static int img_make(void **state, uint64_t bytes)
+{
+    struct img *m = calloc(1, sizeof(*m));
+    struct mmio *io;
+    if (!m)
+        return -1;
+    *state = m;
+    strcpy(m->path, "/tmp/mmapfs-test-mount-XXXXXX");
+    int fd = mkstemp(m->path);
+    if (fd < 0)
+        return -1;
+    if (ftruncate(fd, (off_t)bytes)) {
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    if (mmio_open(&io, m->path, 0, 0, NULL))
+        return -1;
+    struct fs_format_options opt = { 0 };
+    int err = fs_format(io, &opt);
+    mmio_close(io);
+    return err ? -1 : 0;
+}
+
+/* A formatted image, not mounted. */
+static int img_setup(void **state)
+{
+    return img_make(state, 64 * MiB);
+}
+
+static int img_teardown(void **state)
+{
+    struct img *m = *state;
+    if (m->fs)
+        fs_unmount(m->fs);
+    if (m->path[0])
+        unlink(m->path);
+    free(m);
+    return 0;
+}
+
+static void read_super(const char *path, struct mmapfs_disk_superblock *sb)
+{
+    struct mmio *io;
+    assert_int_equal(mmio_open(&io, path, 0, 0, NULL), 0);
+    assert_int_equal(mmio_read_at(io, 0, sb, sizeof(*sb)), 0);
+    mmio_close(io);
+}
+
+static void write_super(const char *path, const struct mmapfs_disk_superblock *sb)
+{
+    struct mmio *io;
+    assert_int_equal(mmio_open(&io, path, 0, 0, NULL), 0);
+    assert_int_equal(mmio_write_at(io, 0, sb, sizeof(*sb)), 0);
+    assert_int_equal(mmio_sync(io), 0);
+    mmio_close(io);
+}
+
+static const struct fs_cred cred = { 0, 0 };
+
+static uint64_t mkfile(struct fs *fs, const char *name)
+{
+    struct fs_stat st;
+    int err = fs_mknod(fs, ROOT, name, S_IFREG | 0644, 0, &cred, &st);
+    if (err)
+        fail_msg("mknod %s: %s", name, strerror(-err));
+    fs_forget(fs, st.ino, 1);
+    return st.ino;
+}
+
+static int64_t lookup(struct fs *fs, const char *name)
+{
+    struct fs_stat st;
+    int err = fs_lookup(fs, ROOT, name, &st);
+    if (err)
+        return err;
+    fs_forget(fs, st.ino, 1);
+    return (int64_t)st.ino;
+}
+
+static uint64_t bfree(struct fs *fs)
+{
+    struct statvfs sv;
+    assert_int_equal(fs_statfs(fs, &sv), 0);
+    return sv.f_bfree;
+}
+
+static uint64_t orphan_head(struct fs *fs)
+{
+    jnl_lock(fs->jnl);
+    uint64_t h = super_read(fs)->orphan_head;
+    jnl_unlock(fs->jnl);
+    return h;
+}
+
+static int in_use(struct fs *fs, uint64_t ino)
+{
+    jnl_lock(fs->jnl);
+    int r = inode_in_use(fs, ino);
+    jnl_unlock(fs->jnl);
+    return r;
+}
+
+/* ==== refusals =================================================================== */
+
+static void test_not_mmapfs(void **state)
+{
+    struct img *m = *state;
+    char path[] = "/tmp/mmapfs-test-notfs-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    char junk[8192];
+    memset(junk, 'j', sizeof(junk));
+    assert_int_equal(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
+    close(fd);
+    struct fs_options o = { .path = path };
+    struct fs *fs = (void *)1;
+    assert_int_equal(fs_mount(&fs, &o), -EINVAL);
+    assert_null(fs);
+    /* too small to hold a superblock */
+    assert_int_equal(truncate(path, 100), 0);
+    assert_int_equal(fs_mount(&fs, &o), -EINVAL);
+    unlink(path);
+    /* missing file */
+    o.path = "/tmp/mmapfs-test-does-not-exist";
+    assert_int_equal(fs_mount(&fs, &o), -ENOENT);
+    o.path = NULL;
+    assert_int_equal(fs_mount(&fs, &o), -EINVAL);
+    (void)m;
+}
+
+static void test_second_mount_busy(void **state)
+{
+    struct img *m = *state;
+    img_mount(m);
+    struct img other = { .fs = NULL };
+    strcpy(other.path, m->path);
+    assert_int_equal(do_mount(&other, 0), -EBUSY);
+    assert_int_equal(do_mount(&other, 1), -EBUSY);
+    /* fsck refuses a mounted image too */
+    struct fs_check_options co = { .mode = FS_CHECK_NO, .force = 1 };
+    assert_int_not_equal(fs_check(m->path, &co, NULL), FSCK_EXIT_OK);
+    img_unmount(m);
+    assert_int_equal(do_mount(&other, 0), 0);     /* free again */
+    assert_int_equal(fs_unmount(other.fs), 0);
+}
+
+static void test_corrupt_superblock(void **state)
+{
+    struct img *m = *state;
+    struct mmapfs_disk_superblock sb, bad;
+    read_super(m->path, &sb);
+
+    bad = sb;
+    bad.label[0] ^= 1;                              /* checksum no longer matches */
+    write_super(m->path, &bad);
+    assert_int_equal(do_mount(m, 0), -EUCLEAN);
+    assert_int_equal(do_mount(m, 1), -EUCLEAN);
+
+    bad = sb;
+    bad.block_count *= 2;                           /* larger than the image */
+    super_checksum(&bad);
+    write_super(m->path, &bad);
+    assert_int_equal(do_mount(m, 0), -EUCLEAN);
+
+    bad = sb;
+    bad.format_version = 99;
+    super_checksum(&bad);
+    write_super(m->path, &bad);
+    assert_int_equal(do_mount(m, 0), -EINVAL);
+
+    bad = sb;
+    bad.feature_incompat = 1u << 7;                 /* unknown: refuse */
+    super_checksum(&bad);
+    write_super(m->path, &bad);
+    assert_int_equal(do_mount(m, 0), -EINVAL);
+    assert_int_equal(do_mount(m, 1), -EINVAL);
+
+    bad = sb;
+    bad.feature_ro_compat = 1u << 3;                /* unknown: read-only only */
+    super_checksum(&bad);
+    write_super(m->path, &bad);
+    assert_int_equal(do_mount(m, 0), -EROFS);
+    assert_int_equal(do_mount(m, 1), 0);
+    img_unmount(m);
+
+    bad = sb;
+    bad.feature_compat = 1u << 5;                   /* unknown: ignored */
+    super_checksum(&bad);
+    write_super(m->path, &bad);
+    img_mount(m);
+    img_unmount(m);
+
+    /* a truncated image */
+    write_super(m->path, &sb);
+    assert_int_equal(truncate(m->path, 32 * MiB), 0);
+    assert_int_equal(do_mount(m, 0), -EUCLEAN);
+}
+
+/* super_validate on its own: each geometry rule. */
+static void test_super_validate(void **state)
+{
+    struct img *m = *state;
+    struct mmapfs_disk_superblock sb, bad;
+    char msg[200];
+    read_super(m->path, &sb);
+    const uint64_t bytes = 64 * MiB;
+    assert_int_equal(super_validate(&sb, bytes, msg, sizeof(msg)), 0);
+    assert_int_equal(super_validate(&sb, bytes - 4096, msg, sizeof(msg)), -EUCLEAN);
+    assert_non_null(strstr(msg, "image"));
+
+#define BAD(field, value, expect)                                            \
+    do {                                                                     \
+        bad = sb;                                                            \
+        bad.field = value;                                                   \
+        super_checksum(&bad);                                                \
+        assert_int_equal(super_validate(&bad, bytes, msg, sizeof(msg)), expect); \
+    } while (0)
+    BAD(block_size, 8192, -EUCLEAN);
+    BAD(inode_count, 0, -EUCLEAN);
+    BAD(inode_count, 1ull << 33, -EUCLEAN);
+    BAD(root_ino, 2, -EUCLEAN);
+    BAD(journal_blocks, 1000, -EUCLEAN);
+    BAD(journal_start, 0, -EUCLEAN);
+    BAD(block_bitmap_blocks, sb.block_bitmap_blocks + 1, -EUCLEAN);
+    BAD(inode_bitmap_start, sb.block_bitmap_start, -EUCLEAN);       /* overlap */
+    BAD(inode_table_blocks, sb.inode_table_blocks - 1, -EUCLEAN);
+    BAD(inode_table_start, sb.block_count - 1, -EUCLEAN);           /* past the end */
+    BAD(data_start, sb.inode_table_start, -EUCLEAN);
+    BAD(data_start, sb.block_count, -EUCLEAN);
+    BAD(orphan_head, sb.inode_count + 1, -EUCLEAN);
+    BAD(state, 64, -EUCLEAN);
+    BAD(format_version, 2, -EINVAL);
+    BAD(magic[0], 'X', -EINVAL);
+#undef BAD
+    /* regions may have gaps between them */
+    bad = sb;
+    bad.data_start += 10;
+    super_checksum(&bad);
+    assert_int_equal(super_validate(&bad, bytes, msg, sizeof(msg)), 0);
+}
+
+/* ==== persistence ================================================================== */
+
+static void test_remount_persistence(void **state)
+{
+    struct img *m = *state;
+    img_mount(m);
+    struct mmapfs_disk_superblock sb;
+    read_super(m->path, &sb);
+    assert_true(sb.state & MMAPFS_STATE_MOUNTED);   /* durable at mount */
+    uint32_t count0 = sb.mount_count;
+
+    char name[32], buf[5000], got[5000];
+    uint64_t inos[20];
+    for (int i = 0; i < 20; i++) {
+        snprintf(name, sizeof(name), "file%d", i);
+        inos[i] = mkfile(m->fs, name);
+        memset(buf, 'a' + i, sizeof(buf));
+        assert_int_equal(fs_write(m->fs, inos[i], (uint64_t)i * 10000, buf, sizeof(buf)),
+                         sizeof(buf));
+    }
+    struct fs_setattr sa = { .mode = 0601, .mtime = { 123456, 789 } };
+    assert_int_equal(fs_setattr(m->fs, inos[3], &sa, FS_SET_MODE | FS_SET_MTIME, NULL), 0);
+    uint64_t free1 = bfree(m->fs);
+    img_unmount(m);
+    read_super(m->path, &sb);
+    assert_int_equal(sb.state, MMAPFS_STATE_CLEAN);
+    img_check(m);
+
+    img_mount(m);
+    assert_int_equal(bfree(m->fs), free1);
+    for (int i = 0; i < 20; i++) {
+        snprintf(name, sizeof(name), "file%d", i);
+        assert_int_equal(lookup(m->fs, name), (int64_t)inos[i]);      /* stable numbers */
+        memset(buf, 'a' + i, sizeof(buf));
+        assert_int_equal(fs_read(m->fs, inos[i], (uint64_t)i * 10000, got, sizeof(got)),
+                         sizeof(got));
+        assert_memory_equal(got, buf, sizeof(buf));
+        struct fs_stat st;
+        assert_int_equal(fs_getattr(m->fs, inos[i], &st), 0);
+        assert_int_equal(st.size, (uint64_t)i * 10000 + sizeof(buf));
+    }
+    struct fs_stat st;
+    assert_int_equal(fs_getattr(m->fs, inos[3], &st), 0);
+    assert_int_equal(st.mode, S_IFREG | 0601);
+    assert_int_equal(st.mtime.tv_sec, 123456);
+    assert_int_equal(st.mtime.tv_nsec, 789);
+    img_unmount(m);
+    read_super(m->path, &sb);
+    assert_int_equal(sb.mount_count, count0 + 1);
+    img_check(m);
+}
+
+static void test_read_only(void **state)
+{
+    struct img *m = *state;
+    img_mount(m);
+    uint64_t ino = mkfile(m->fs, "ro");
+    assert_int_equal(fs_write(m->fs, ino, 0, "abc", 3), 3);
+    img_unmount(m);
+    struct mmapfs_disk_superblock before, after;
+    read_super(m->path, &before);
+
+    assert_int_equal(do_mount(m, 1), 0);
+    char got[3];
+    assert_int_equal(fs_read(m->fs, ino, 0, got, 3), 3);
+    assert_memory_equal(got, "abc", 3);
+    assert_int_equal(fs_write(m->fs, ino, 0, "x", 1), -EROFS);
+    struct fs_setattr sa = { .size = 0 };
+    assert_int_equal(fs_setattr(m->fs, ino, &sa, FS_SET_SIZE, NULL), -EROFS);
+    assert_int_equal(fs_fallocate(m->fs, ino, 0, 0, 4096), -EROFS);
+    assert_int_equal(fs_fsync(m->fs, ino, 0), 0);
+    struct statvfs sv;
+    assert_int_equal(fs_statfs(m->fs, &sv), 0);
+    assert_true(sv.f_flag & ST_RDONLY);
+    fs_forget(m->fs, ino, 1);
+    img_unmount(m);
+    read_super(m->path, &after);
+    assert_memory_equal(&before, &after, sizeof(before));   /* nothing written */
+}
+
+/* ==== orphans ====================================================================== */
+
+/* An unlinked file with a lookup reference stays readable, is on the orphan
+ * list, and goes with the last forget. */
+static void test_orphan_reference(void **state)
+{
+    struct img *m = *state;
+    img_mount(m);
+    uint64_t free0 = bfree(m->fs);
+    uint64_t ino = mkfile(m->fs, "orphan");
+    uint8_t *buf = malloc(MiB), *got = malloc(MiB);
+    assert_non_null(buf);
+    assert_non_null(got);
+    memset(buf, 0x42, MiB);
+    assert_int_equal(fs_write(m->fs, ino, 0, buf, MiB), MiB);
+
+    struct fs_stat st;
+    assert_int_equal(fs_lookup(m->fs, ROOT, "orphan", &st), 0);     /* reference */
+    assert_int_equal(fs_unlink(m->fs, ROOT, "orphan"), 0);
+    assert_int_equal(lookup(m->fs, "orphan"), -ENOENT);
+    assert_int_equal(orphan_head(m->fs), ino);
+    assert_int_equal(fs_getattr(m->fs, ino, &st), 0);
+    assert_int_equal(st.nlink, 0);
+    assert_int_equal(fs_read(m->fs, ino, 0, got, MiB), MiB);
+    assert_memory_equal(got, buf, MiB);
+    assert_int_equal(fs_write(m->fs, ino, MiB, buf, 4096), 4096);    /* still writable */
+    assert_true(bfree(m->fs) < free0 - 256);
+
+    fs_forget(m->fs, ino, 1);
+    assert_int_equal(orphan_head(m->fs), 0);
+    assert_int_equal(in_use(m->fs, ino), 0);
+    assert_int_equal(fs_getattr(m->fs, ino, &st), -ENOENT);
+    assert_int_equal(bfree(m->fs), free0);
+
+    /* two orphans, released in the other order (removal from the middle) */
+    uint64_t a = mkfile(m->fs, "a"), b = mkfile(m->fs, "b"), c = mkfile(m->fs, "c");
+    assert_int_equal(fs_lookup(m->fs, ROOT, "a", &st), 0);
+    assert_int_equal(fs_lookup(m->fs, ROOT, "b", &st), 0);
+    assert_int_equal(fs_lookup(m->fs, ROOT, "c", &st), 0);
+    assert_int_equal(fs_unlink(m->fs, ROOT, "a"), 0);
+    assert_int_equal(fs_unlink(m->fs, ROOT, "b"), 0);
+    assert_int_equal(fs_unlink(m->fs, ROOT, "c"), 0);
+    assert_int_equal(orphan_head(m->fs), c);
+    fs_forget(m->fs, b, 1);
+    assert_int_equal(in_use(m->fs, b), 0);
+    assert_int_equal(orphan_head(m->fs), c);
+    fs_forget(m->fs, c, 1);
+    assert_int_equal(orphan_head(m->fs), a);
+    /* the unmount frees what is left */
+    img_unmount(m);
+    img_check(m);
+    img_mount(m);
+    assert_int_equal(in_use(m->fs, a), 0);
+    assert_int_equal(orphan_head(m->fs), 0);
+    assert_int_equal(bfree(m->fs), free0);
+    img_unmount(m);
+    free(buf);
+    free(got);
+}
+
+/* Orphans left by a crash are freed by the next mount. */
+static void test_orphan_crash_recovery(void **state)
+{
+    struct img *m = *state;
+    img_mount(m);
+    uint64_t free0 = bfree(m->fs);
+    uint64_t ino = mkfile(m->fs, "doomed");
+    uint8_t *buf = malloc(MiB);
+    assert_non_null(buf);
+    memset(buf, 0x13, MiB);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(fs_write(m->fs, ino, (uint64_t)i * MiB, buf, MiB), MiB);
+    free(buf);
+    struct fs_stat st;
+    assert_int_equal(fs_lookup(m->fs, ROOT, "doomed", &st), 0);
+    assert_int_equal(fs_unlink(m->fs, ROOT, "doomed"), 0);
+    assert_int_equal(fs_fsync(m->fs, ROOT, 0), 0);        /* the unlink is durable */
+    img_crash(m);
+
+    struct mmapfs_disk_superblock sb;
+    read_super(m->path, &sb);
+    assert_true(sb.state & MMAPFS_STATE_MOUNTED);
+    img_mount(m);                                         /* replay + orphan recovery */
+    assert_int_equal(orphan_head(m->fs), 0);
+    assert_int_equal(in_use(m->fs, ino), 0);
+    assert_int_equal(bfree(m->fs), free0);
+    assert_int_equal(lookup(m->fs, "doomed"), -ENOENT);
+    img_unmount(m);
+    img_check(m);
+}
+
+/* fsynced data and metadata survive a crash; the journal is replayed. */
+static void test_crash_after_fsync(void **state)
+{
+    struct img *m = *state;
+    img_mount(m);
+    uint64_t ino = mkfile(m->fs, "kept");
+    char buf[10000];
+    memset(buf, 'k', sizeof(buf));
+    assert_int_equal(fs_write(m->fs, ino, 0, buf, sizeof(buf)), sizeof(buf));
+    assert_int_equal(fs_fsync(m->fs, ino, 0), 0);
+    assert_int_equal(fs_fsync(m->fs, ROOT, 0), 0);
+    img_crash(m);
+    img_mount(m);
+    assert_int_equal(lookup(m->fs, "kept"), (int64_t)ino);
+    char got[10000];
+    assert_int_equal(fs_read(m->fs, ino, 0, got, sizeof(got)), sizeof(got));
+    assert_memory_equal(got, buf, sizeof(buf));
+    img_unmount(m);
+    img_check(m);
+}
+
+/* A crash in the middle of a large release (several journal steps): the
+ * inode is still an orphan and the next mount finishes the job. */
+static void test_crash_mid_release(void **state)
+{
+    struct img *m = *state;
+    img_mount(m);
+    uint64_t free0 = bfree(m->fs);
+    uint64_t ino = mkfile(m->fs, "frag");
+    char blk[4096];
+    memset(blk, 'f', sizeof(blk));
+    for (uint64_t i = 0; i < 3000; i++)       /* every other block: 3000 extents */
+        assert_int_equal(fs_write(m->fs, ino, i * 8192, blk, sizeof(blk)), 4096);
+    struct fs_stat st;
+    assert_int_equal(fs_lookup(m->fs, ROOT, "frag", &st), 0);
+    assert_int_equal(fs_unlink(m->fs, ROOT, "frag"), 0);
+    assert_int_equal(fs_fsync(m->fs, ROOT, 0), 0);
+    /* the release of the last reference spans several steps; crash right
+     * after the first ones committed */
+    fs_forget(m->fs, ino, 1);
+    img_crash(m);
+    img_mount(m);
+    assert_int_equal(in_use(m->fs, ino), 0);
+    assert_int_equal(orphan_head(m->fs), 0);
+    assert_int_equal(bfree(m->fs), free0);
+    img_unmount(m);
+    img_check(m);
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, img_setup, img_teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_not_mmapfs),
+        T(test_second_mount_busy),
+        T(test_corrupt_superblock),
+        T(test_super_validate),
+        T(test_remount_persistence),
+        T(test_read_only),
+        T(test_orphan_reference),
+        T(test_orphan_crash_recovery),
+        T(test_crash_after_fsync),
+        T(test_crash_mid_release),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
