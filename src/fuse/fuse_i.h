@@ -68,6 +68,8 @@ void mmapfs_print_help(const char *prog);
 struct mmapfs_fuse {
     struct fs *fs;                    /* set once fs_mount succeeded */
     const struct mmapfs_config *cfg;
+    struct fuse_session *se;          /* for notifications to the kernel */
+    int writeback_cache;              /* negotiated in init */
     int corrupt_logged;               /* first EUCLEAN logged (atomic) */
 };
 

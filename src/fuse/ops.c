@@ -134,6 +134,7 @@ static void mfs_init(void *userdata, struct fuse_conn_info *conn)
     if (conn->congestion_threshold < 48)
         conn->congestion_threshold = 48;
     conn->time_gran = 1;
+    m->writeback_cache = (conn->want & FUSE_CAP_WRITEBACK_CACHE) != 0;
 
     mfs_log(LOG_INFO, "%s mounted on %s (protocol %u.%u, writeback cache %s)",
             cfg->target, cfg->mountpoint, conn->proto_major, conn->proto_minor,

@@ -158,6 +158,19 @@ void mfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
                                     (uint64_t)length));
 }
 
+/* With the writeback cache, data written but not yet written back lives
+ * only in the kernel: fs would not see it (nor the size it gave the file).
+ * Invalidating the inode's page cache makes the kernel write its dirty
+ * pages back first (served by the other workers) and wait for them. Not in
+ * single-threaded mode, where nobody would serve those writes. */
+static void flush_kernel_pages(fuse_req_t req, fuse_ino_t ino)
+{
+    struct mmapfs_fuse *m = mfs_data(req);
+
+    if (m->writeback_cache && m->se && !m->cfg->single_thread)
+        fuse_lowlevel_notify_inval_inode(m->se, ino, 0, 0);
+}
+
 void mfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
                struct fuse_file_info *fi)
 {
@@ -173,6 +186,7 @@ void mfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
             err = -ENXIO;
             goto out_err;
         }
+        flush_kernel_pages(req, ino);
         pos = fs_lseek(mfs_fs(req), ino, (uint64_t)off, whence);
         if (pos < 0) {
             err = (int)pos;

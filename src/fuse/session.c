@@ -30,7 +30,8 @@
 struct fuse_session *mmapfs_session_new(struct fuse_args *args,
                                         struct mmapfs_fuse *data)
 {
-    return fuse_session_new(args, &mmapfs_ll_ops, sizeof(mmapfs_ll_ops), data);
+    data->se = fuse_session_new(args, &mmapfs_ll_ops, sizeof(mmapfs_ll_ops), data);
+    return data->se;
 }
 
 /* ---- signals -------------------------------------------------------------------- */

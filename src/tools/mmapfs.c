@@ -1,0 +1,208 @@
+/*
+ * mmapfs — the mount daemon.
+ *
+ *   mmapfs TARGET MOUNTPOINT [-f] [-d] [-s] [-o OPTIONS]
+ *
+ * A strict ladder, unwound in reverse through labels:
+ *   1. parse and validate options and paths, create the FUSE session
+ *      (libfuse rejects unknown options here; nothing touched yet);
+ *   2. daemonise (unless -f/-d) by our own fork: fs_mount starts threads
+ *      that would not survive a later fork. The parent waits on a pipe for
+ *      one status byte and exits 0 (mounted and usable) or 1;
+ *   3. fs_mount: every fallible check of TARGET (not mmapfs, in use,
+ *      corrupt) happens here, before anything is mounted;
+ *   4. signal handling, fuse_session_mount, report success;
+ *   5. the request loop, until unmount or SIGTERM/SIGINT/SIGHUP;
+ *   6. fuse_session_unmount, fs_unmount (commits, marks the image clean;
+ *      its error gives a non-zero exit status).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "fuse/fuse_i.h"
+
+/* ---- daemonising with a status pipe ---------------------------------------------- */
+
+/* Forks. The parent waits for the child's status byte and exits with it
+ * (never returns); the child gets the write end in *status_fd, starts a
+ * new session and leaves the caller's directory. */
+static int daemonize(int *status_fd)
+{
+    unsigned char status;
+    int p[2], st;
+    pid_t pid;
+    ssize_t r;
+
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        fprintf(stderr, "mmapfs: pipe: %s\n", strerror(errno));
+        return -1;
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "mmapfs: fork: %s\n", strerror(errno));
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+    if (pid > 0) {
+        close(p[1]);
+        do {
+            r = read(p[0], &status, 1);
+        } while (r < 0 && errno == EINTR);
+        if (r == 1)
+            _exit(status == 0 ? 0 : 1);
+        waitpid(pid, &st, 0);
+        fprintf(stderr, "mmapfs: the mount daemon exited before mounting\n");
+        _exit(1);
+    }
+    close(p[0]);
+    if (setsid() < 0)
+        fprintf(stderr, "mmapfs: setsid: %s\n", strerror(errno));
+    if (chdir("/") != 0)
+        fprintf(stderr, "mmapfs: chdir /: %s\n", strerror(errno));
+    *status_fd = p[1];
+    return 0;
+}
+
+/* Sends the status byte to the waiting parent (0 = mounted); on success
+ * the daemon's stdio goes to /dev/null and messages to syslog. */
+static void report_status(int *status_fd, int ok)
+{
+    unsigned char b = ok ? 0 : 1;
+    ssize_t r;
+    int fd;
+
+    if (*status_fd < 0)
+        return;
+    do {
+        r = write(*status_fd, &b, 1);
+    } while (r < 0 && errno == EINTR);
+    close(*status_fd);
+    *status_fd = -1;
+    if (!ok)
+        return;
+    fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, STDIN_FILENO);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        if (fd > STDERR_FILENO)
+            close(fd);
+    }
+    mfs_log_use_syslog(1);
+}
+
+/* ---- messages --------------------------------------------------------------------- */
+
+/* Explains an fs_mount error in terms of what the user should do. */
+static void report_mount_error(const struct mmapfs_config *cfg, int err)
+{
+    const char *t = cfg->target_arg;
+
+    switch (err) {
+    case -EBUSY:
+        fprintf(stderr, "mmapfs: %s is already mounted (or in use)\n", t);
+        break;
+    case -EUCLEAN:
+        fprintf(stderr, "mmapfs: %s: the filesystem is corrupt; "
+                "run fsck.mmapfs %s\n", t, t);
+        break;
+    case -EROFS:
+        fprintf(stderr, "mmapfs: %s uses features this version can only mount "
+                "read-only; mount with -o ro\n", t);
+        break;
+    case -EINVAL:
+        fprintf(stderr, "mmapfs: %s: not an mmapfs filesystem (or an "
+                "unsupported version); nothing mounted\n", t);
+        break;
+    default:
+        fprintf(stderr, "mmapfs: cannot mount %s: %s\n", t, strerror(-err));
+        break;
+    }
+}
+
+/* ---- main ------------------------------------------------------------------------------ */
+
+int main(int argc, char **argv)
+{
+    struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+    struct mmapfs_config cfg;
+    struct mmapfs_fuse data;
+    struct fuse_session *se;
+    struct fs_options fo;
+    struct fs *fs = NULL;
+    int status_fd = -1, ret = 1, err;
+
+    err = mmapfs_parse_args(argc, argv, &cfg, &args);
+    if (err) {
+        ret = err > 0 ? 0 : 1;
+        goto out_args;
+    }
+    memset(&data, 0, sizeof(data));
+    data.cfg = &cfg;
+    se = mmapfs_session_new(&args, &data);
+    if (!se) {
+        fprintf(stderr, "mmapfs: invalid options (see mmapfs --help); "
+                "nothing mounted\n");
+        goto out_args;
+    }
+
+    if (!cfg.foreground && daemonize(&status_fd) != 0)
+        goto out_session;
+
+    mmapfs_signals_block();     /* fs threads must not take these signals */
+    memset(&fo, 0, sizeof(fo));
+    fo.path = cfg.target;
+    fo.read_only = cfg.read_only;
+    fo.sync_delay_us = cfg.sync_delay_us;
+    fo.backend = cfg.backend;
+    fo.commit_interval_s = cfg.commit_s;
+    err = fs_mount(&fs, &fo);
+    if (err) {
+        report_mount_error(&cfg, err);
+        goto out_session;
+    }
+    data.fs = fs;
+
+    err = mmapfs_signals_start(se, cfg.mountpoint);
+    if (err) {
+        fprintf(stderr, "mmapfs: signal setup: %s\n", strerror(-err));
+        goto out_signals;
+    }
+    if (fuse_session_mount(se, cfg.mountpoint) != 0) {
+        fprintf(stderr, "mmapfs: cannot mount on %s\n", cfg.mountpoint_arg);
+        goto out_signals;
+    }
+    report_status(&status_fd, 1);
+
+    err = mmapfs_session_loop(se, &cfg);
+    ret = 0;
+    if (err) {
+        mfs_log(LOG_ERR, "request loop failed: %s", strerror(-err));
+        ret = 1;
+    }
+    fuse_session_unmount(se);
+out_signals:
+    mmapfs_signals_stop();
+    err = fs_unmount(fs);
+    if (err) {
+        mfs_log(LOG_ERR, "unmounting %s: %s; the image may need fsck.mmapfs",
+                cfg.target, strerror(-err));
+        ret = 1;
+    }
+out_session:
+    fuse_session_destroy(se);
+out_args:
+    report_status(&status_fd, 0);     /* no-op once success was reported */
+    fuse_opt_free_args(&args);
+    mmapfs_config_free(&cfg);
+    return ret;
+}
