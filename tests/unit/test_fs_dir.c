@@ -1,0 +1,770 @@
+/*
+ * test_fs_dir.c — directory index (src/fs/dir.c) and readdir (readdir.c).
+ *
+ *  - the hash-suffix logic (dir_i.h) on an in-memory B+tree, with forced
+ *    hash collisions, including a full group of 256 names of one hash;
+ *  - many names through the fs API, persistence across remount;
+ *  - readdir offsets (cookies): ".", "..", resumption, buffer-full rule,
+ *    readdirplus references, and every entry removed while iterating in
+ *    chunks of 100 (the "rm -r" pattern) on 100,000 entries;
+ *  - one directory of 1,000,000 entries: create, random lookups, unlink half,
+ *    readdir count, with timings printed.
+ *
+ * Sizes: MMAPFS_TEST_DIR_N overrides the 1,000,000 (and the ASan build uses
+ * 20,000); MMAPFS_TEST_RM_N overrides the 100,000 (ASan: 10,000).
+ * Images are sparse files from mkstemp in /tmp, removed by the teardown.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs/dir_i.h"
+#include "fs/fs.h"
+#include "fs/fs_i.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
+/* ==== image helpers ========================================================== */
+
+struct img {
+    char path[64];
+    struct fs *fs;
+};
+
+static void img_mount(struct img *m)
+{
+    struct fs_options o = { .path = m->path };
+    assert_int_equal(fs_mount(&m->fs, &o), 0);
+}
+
+static void img_unmount(struct img *m)
+{
+    struct fs *fs = m->fs;
+    m->fs = NULL;
+    assert_int_equal(fs_unmount(fs), 0);
+}
+
+/* Creates a sparse image of 'bytes' with 'inodes' inodes (0 = default),
+ * formats and mounts it. */
+static void img_create(struct img *m, uint64_t bytes, uint64_t inodes)
+{
+    struct mmio *io;
+
+    strcpy(m->path, "/tmp/mmapfs-test-dir-XXXXXX");
+    int fd = mkstemp(m->path);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (off_t)bytes), 0);
+    close(fd);
+    assert_int_equal(mmio_open(&io, m->path, 0, 0, NULL), 0);
+    struct fs_format_options opt = { .inodes = inodes };
+    assert_int_equal(fs_format(io, &opt), 0);
+    mmio_close(io);
+    img_mount(m);
+}
+
+static int img_setup(void **state)
+{
+    struct img *m = calloc(1, sizeof(*m));
+    *state = m;
+    return m ? 0 : -1;
+}
+
+static int img_teardown(void **state)
+{
+    struct img *m = *state;
+    if (m->fs)
+        fs_unmount(m->fs);
+    if (m->path[0])
+        unlink(m->path);
+    free(m);
+    return 0;
+}
+
+static const struct fs_cred cred = { 1000, 1000 };
+
+/* Creates a regular file and drops the lookup reference; returns its ino. */
+static uint64_t mkfile(struct fs *fs, uint64_t dir, const char *name)
+{
+    struct fs_stat st;
+    int err = fs_mknod(fs, dir, name, S_IFREG | 0644, 0, &cred, &st);
+    if (err)
+        fail_msg("mknod %s: %s", name, strerror(-err));
+    fs_forget(fs, st.ino, 1);
+    return st.ino;
+}
+
+/* Looks name up; returns its ino or a negative errno (reference dropped). */
+static int64_t lookup(struct fs *fs, uint64_t dir, const char *name)
+{
+    struct fs_stat st;
+    int err = fs_lookup(fs, dir, name, &st);
+    if (err)
+        return err;
+    fs_forget(fs, st.ino, 1);
+    return (int64_t)st.ino;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static uint64_t env_n(const char *name, uint64_t dflt, uint64_t asan_dflt)
+{
+    const char *s = getenv(name);
+    if (s && *s)
+        return strtoull(s, NULL, 0);
+    return SANITIZED ? asan_dflt : dflt;
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+/* ==== readdir collectors ===================================================== */
+
+struct collect {
+    unsigned max;          /* fill returns 1 after this many (0 = no limit) */
+    unsigned n;
+    char (*names)[MMAPFS_NAME_MAX + 1];
+    uint64_t *inos;
+    uint32_t *modes;
+    uint64_t *offs;
+    unsigned cap;
+    uint64_t last_off;
+    uint64_t count_only;   /* counting mode: names not stored */
+};
+
+static int collect_fill(void *ctx, const char *name, const struct fs_stat *st, uint64_t next)
+{
+    struct collect *c = ctx;
+    if (c->max && c->n >= c->max)
+        return 1;
+    if (c->names && c->n < c->cap) {
+        snprintf(c->names[c->n], sizeof(c->names[0]), "%s", name);
+        c->inos[c->n] = st->ino;
+        c->modes[c->n] = st->mode;
+        c->offs[c->n] = next;
+    }
+    c->n++;
+    c->last_off = next;
+    return 0;
+}
+
+static void collect_init(struct collect *c, unsigned cap, unsigned max)
+{
+    memset(c, 0, sizeof(*c));
+    c->cap = cap;
+    c->max = max;
+    if (cap) {
+        c->names = calloc(cap, sizeof(c->names[0]));
+        c->inos = calloc(cap, sizeof(uint64_t));
+        c->modes = calloc(cap, sizeof(uint32_t));
+        c->offs = calloc(cap, sizeof(uint64_t));
+        assert_non_null(c->names);
+        assert_non_null(c->inos);
+        assert_non_null(c->modes);
+        assert_non_null(c->offs);
+    }
+}
+
+static void collect_free(struct collect *c)
+{
+    free(c->names);
+    free(c->inos);
+    free(c->modes);
+    free(c->offs);
+}
+
+/* Counts all entries of dir (including "." and ".."), in calls of 'chunk'. */
+static uint64_t count_entries(struct fs *fs, uint64_t dir, unsigned chunk)
+{
+    uint64_t off = 0, total = 0;
+    for (;;) {
+        struct collect c;
+        collect_init(&c, 0, chunk);
+        assert_int_equal(fs_readdir(fs, dir, off, 0, collect_fill, &c), 0);
+        if (c.n == 0)
+            return total;
+        total += c.n;
+        off = c.last_off;
+    }
+}
+
+/* ==== in-memory B+tree store for the hash-suffix tests ======================= */
+
+#define MEM_BLOCKS 8192u
+
+struct mem_store {
+    uint8_t *blocks;
+    uint8_t used[MEM_BLOCKS];
+    unsigned nused;
+};
+
+static const void *mem_read(void *ctx, uint64_t blk)
+{
+    struct mem_store *m = ctx;
+    if (blk == 0 || blk >= MEM_BLOCKS || !m->used[blk])
+        return NULL;
+    return m->blocks + blk * MMAPFS_BLOCK_SIZE;
+}
+
+static void *mem_write(void *ctx, uint64_t blk)
+{
+    return (void *)mem_read(ctx, blk);
+}
+
+static int mem_alloc(void *ctx, uint64_t goal, uint64_t *blk, void **out)
+{
+    struct mem_store *m = ctx;
+    (void)goal;
+    for (uint64_t b = 1; b < MEM_BLOCKS; b++) {
+        if (!m->used[b]) {
+            m->used[b] = 1;
+            m->nused++;
+            *blk = b;
+            *out = m->blocks + b * MMAPFS_BLOCK_SIZE;
+            memset(*out, 0, MMAPFS_BLOCK_SIZE);
+            return 0;
+        }
+    }
+    return -ENOSPC;
+}
+
+static void mem_free(void *ctx, uint64_t blk)
+{
+    struct mem_store *m = ctx;
+    if (blk < MEM_BLOCKS && m->used[blk]) {
+        m->used[blk] = 0;
+        m->nused--;
+    }
+}
+
+static void mem_tree(struct mem_store *m, struct bt_store *s, struct bt_tree *t)
+{
+    memset(m, 0, sizeof(*m));
+    m->blocks = aligned_alloc(MMAPFS_BLOCK_SIZE, (size_t)MEM_BLOCKS * MMAPFS_BLOCK_SIZE);
+    assert_non_null(m->blocks);
+    *s = (struct bt_store){ m, mem_read, mem_write, mem_alloc, mem_free };
+    *t = (struct bt_tree){ .store = s, .root = 0, .owner = 7, .type = MMAPFS_TREE_DIR };
+}
+
+/* ==== tests: hash suffixes ==================================================== */
+
+/* Names sharing one hash get suffixes 0, 1, 2, ...; gaps are reused; a full
+ * group of 256 gives -ENOSPC; neighbouring hashes do not interfere. */
+static void test_suffix_collisions(void **state)
+{
+    (void)state;
+    struct mem_store m;
+    struct bt_store s;
+    struct bt_tree t;
+    const uint64_t H = 0x123456789abcdull;
+    char name[32];
+    uint64_t key, ino;
+    uint8_t type;
+
+    mem_tree(&m, &s, &t);
+    /* neighbours on both sides of H, one of them with a name used under H */
+    assert_int_equal(dirent_insert_hashed(&t, H - 1, "n0", 2, 0, 50, DT_REG, &key), 0);
+    assert_int_equal(key, (H - 1) << 8);
+    assert_int_equal(dirent_insert_hashed(&t, H + 1, "b", 1, 0, 51, DT_REG, &key), 0);
+    assert_int_equal(key, (H + 1) << 8);
+
+    for (unsigned i = 0; i < 10; i++) {
+        snprintf(name, sizeof(name), "n%u", i);
+        assert_int_equal(dirent_insert_hashed(&t, H, name, strlen(name), 0, 100 + i,
+                                              DT_REG, &key), 0);
+        assert_int_equal(key, (H << 8) | i);
+    }
+    for (unsigned i = 0; i < 10; i++) {
+        snprintf(name, sizeof(name), "n%u", i);
+        assert_int_equal(dirent_lookup_hashed(&t, H, name, strlen(name), 0, &key, &ino, &type), 0);
+        assert_int_equal(key, (H << 8) | i);
+        assert_int_equal(ino, 100 + i);
+        assert_int_equal(type, DT_REG);
+    }
+    /* the neighbours are separate */
+    assert_int_equal(dirent_lookup_hashed(&t, H, "b", 1, 0, NULL, NULL, NULL), -ENOENT);
+    assert_int_equal(dirent_lookup_hashed(&t, H - 1, "n0", 2, 0, NULL, &ino, NULL), 0);
+    assert_int_equal(ino, 50);
+    assert_int_equal(dirent_insert_hashed(&t, H, "n3", 2, 0, 1, DT_REG, NULL), -EEXIST);
+
+    /* a removed suffix leaves a gap: others keep their keys, the gap is reused */
+    assert_int_equal(dirent_delete_hashed(&t, H, "n3", 2, 0), 0);
+    assert_int_equal(dirent_lookup_hashed(&t, H, "n3", 2, 0, NULL, NULL, NULL), -ENOENT);
+    assert_int_equal(dirent_delete_hashed(&t, H, "n3", 2, 0), -ENOENT);
+    assert_int_equal(dirent_lookup_hashed(&t, H, "n4", 2, 0, &key, NULL, NULL), 0);
+    assert_int_equal(key, (H << 8) | 4);
+    assert_int_equal(dirent_insert_hashed(&t, H, "zz", 2, 0, 300, DT_DIR, &key), 0);
+    assert_int_equal(key, (H << 8) | 3);
+
+    /* update keeps the key, changes ino and type */
+    assert_int_equal(dirent_update_hashed(&t, H, "n5", 2, 0, 999, DT_DIR), 0);
+    assert_int_equal(dirent_lookup_hashed(&t, H, "n5", 2, 0, &key, &ino, &type), 0);
+    assert_int_equal(key, (H << 8) | 5);
+    assert_int_equal(ino, 999);
+    assert_int_equal(type, DT_DIR);
+    assert_int_equal(dirent_update_hashed(&t, H, "nope", 4, 0, 1, DT_REG), -ENOENT);
+
+    /* fill the group: 256 names (long ones, so the group spans leaves) */
+    char longname[200];
+    memset(longname, 'x', sizeof(longname));
+    for (unsigned i = 10; i < 256; i++) {
+        snprintf(longname, sizeof(longname), "long-%03u", i);
+        longname[strlen(longname)] = 'x';
+        assert_int_equal(dirent_insert_hashed(&t, H, longname, 150, 0, 1000 + i, DT_REG, &key), 0);
+        assert_int_equal(key, (H << 8) | i);
+    }
+    assert_int_equal(dirent_insert_hashed(&t, H, "one-too-many", 12, 0, 5, DT_REG, NULL), -ENOSPC);
+    for (unsigned i = 10; i < 256; i++) {
+        snprintf(longname, sizeof(longname), "long-%03u", i);
+        longname[strlen(longname)] = 'x';
+        assert_int_equal(dirent_lookup_hashed(&t, H, longname, 150, 0, &key, &ino, NULL), 0);
+        assert_int_equal(key, (H << 8) | i);
+        assert_int_equal(ino, 1000 + i);
+    }
+    /* the highest possible hash keeps keys below 2^63 (room for the +3) */
+    const uint64_t HMAX = (1ull << 55) - 1;
+    assert_int_equal(dirent_insert_hashed(&t, HMAX, "top", 3, 0, 7, DT_REG, &key), 0);
+    assert_true(key + 3 > key && key < (1ull << 63));
+    assert_int_equal(dirent_lookup_hashed(&t, HMAX, "top", 3, 0, NULL, &ino, NULL), 0);
+    assert_int_equal(ino, 7);
+
+    /* ino range check */
+    assert_int_equal(dirent_lookup_hashed(&t, H, "n4", 2, 50, NULL, NULL, NULL), -EUCLEAN);
+    free(m.blocks);
+}
+
+/* Real hashes with many names (tree of several levels), plus one collision
+ * group inserted in the middle of it; everything found, then removed. */
+static void test_suffix_in_big_tree(void **state)
+{
+    (void)state;
+    struct mem_store m;
+    struct bt_store s;
+    struct bt_tree t;
+    char name[64];
+    uint64_t ino;
+    const unsigned N = 20000;
+
+    mem_tree(&m, &s, &t);
+    for (unsigned i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "file-%u-with-a-longer-name", i);
+        assert_int_equal(dirent_insert_hashed(&t, mmapfs_name_hash(name, strlen(name)), name,
+                                              strlen(name), 0, i + 1, DT_REG, NULL), 0);
+    }
+    uint64_t H = mmapfs_name_hash("file-77-with-a-longer-name", 26);
+    for (unsigned i = 0; i < 40; i++) {
+        snprintf(name, sizeof(name), "collider-%u", i);
+        assert_int_equal(dirent_insert_hashed(&t, H, name, strlen(name), 0, 100000 + i,
+                                              DT_REG, NULL), 0);
+    }
+    for (unsigned i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "file-%u-with-a-longer-name", i);
+        assert_int_equal(dirent_lookup_hashed(&t, mmapfs_name_hash(name, strlen(name)), name,
+                                              strlen(name), 0, NULL, &ino, NULL), 0);
+        assert_int_equal(ino, i + 1);
+    }
+    for (unsigned i = 0; i < 40; i++) {
+        snprintf(name, sizeof(name), "collider-%u", i);
+        assert_int_equal(dirent_lookup_hashed(&t, H, name, strlen(name), 0, NULL, &ino, NULL), 0);
+        assert_int_equal(ino, 100000 + i);
+        assert_int_equal(dirent_delete_hashed(&t, H, name, strlen(name), 0), 0);
+    }
+    for (unsigned i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "file-%u-with-a-longer-name", i);
+        assert_int_equal(dirent_delete_hashed(&t, mmapfs_name_hash(name, strlen(name)), name,
+                                              strlen(name), 0), 0);
+    }
+    assert_int_equal(t.root, 0);
+    assert_int_equal(m.nused, 0);
+    free(m.blocks);
+}
+
+/* dirent_validate and dir_check_name reject what they must. */
+static void test_entry_and_name_checks(void **state)
+{
+    (void)state;
+    union dirent_buf b;
+    size_t len;
+
+    memset(&b, 0, sizeof(b));
+    b.de.ino = 5;
+    b.de.type = DT_REG;
+    b.de.name_len = 3;
+    memcpy(b.de.name, "abc", 3);
+    assert_int_equal(dirent_validate(&b, 13, 10), 0);
+    assert_int_equal(dirent_validate(&b, 12, 10), -EUCLEAN);   /* length mismatch */
+    assert_int_equal(dirent_validate(&b, 9, 10), -EUCLEAN);    /* shorter than header */
+    assert_int_equal(dirent_validate(&b, 13, 4), -EUCLEAN);    /* ino out of range */
+    b.de.ino = 0;
+    assert_int_equal(dirent_validate(&b, 13, 10), -EUCLEAN);
+    b.de.ino = 5;
+    b.de.name_len = 0;
+    assert_int_equal(dirent_validate(&b, 10, 10), -EUCLEAN);
+
+    char n256[257];
+    memset(n256, 'a', 256);
+    n256[256] = 0;
+    assert_int_equal(dir_check_name(n256, &len), -ENAMETOOLONG);
+    n256[255] = 0;
+    assert_int_equal(dir_check_name(n256, &len), 0);
+    assert_int_equal(len, 255);
+    assert_int_equal(dir_check_name("", &len), -EINVAL);
+    assert_int_equal(dir_check_name("a/b", &len), -EINVAL);
+}
+
+/* ==== tests: through the fs ================================================== */
+
+/* Name i of test_many_names: a unique "i." prefix, then arbitrary bytes
+ * (1..255, never '/') up to a length between 2 and 255. */
+static void many_name(unsigned i, char *out)
+{
+    unsigned p = (unsigned)snprintf(out, 16, "%u.", i);
+    unsigned len = 1 + (i * 37) % 255;
+    uint64_t s = i * 0x9e3779b97f4a7c15ull + 1;
+
+    if (len < p)
+        len = p;
+    for (unsigned j = p; j < len; j++) {
+        char c = (char)(1 + xorshift(&s) % 255);
+        out[j] = c == '/' ? '_' : c;
+    }
+    out[len] = '\0';
+}
+
+/* Thousands of names of every length: added, found, removed, listed, and
+ * still there after a remount; dir size and inode state follow. */
+static void test_many_names(void **state)
+{
+    struct img *m = *state;
+    const unsigned N = 3000;
+    char name[MMAPFS_NAME_MAX + 1];
+    uint64_t *inos = calloc(N, sizeof(uint64_t));
+    struct fs_stat st;
+
+    img_create(m, 256ull << 20, 0);
+    assert_int_equal(fs_mkdir(m->fs, MMAPFS_ROOT_INO, "d", 0755, &cred, &st), 0);
+    uint64_t d = st.ino;
+    fs_forget(m->fs, d, 1);
+    for (unsigned i = 0; i < N; i++) {
+        many_name(i, name);
+        inos[i] = mkfile(m->fs, d, name);
+    }
+    assert_int_equal(fs_getattr(m->fs, d, &st), 0);
+    assert_int_equal(st.size, N);
+    assert_int_equal(st.nlink, 2);
+    assert_true(st.blocks512 >= 8);            /* the index occupies blocks */
+
+    for (unsigned i = 0; i < N; i += 3) {
+        many_name(i, name);
+        assert_int_equal(fs_unlink(m->fs, d, name), 0);
+    }
+    img_unmount(m);
+    img_mount(m);
+
+    unsigned left = 0;
+    for (unsigned i = 0; i < N; i++) {
+        many_name(i, name);
+        int64_t r = lookup(m->fs, d, name);
+        if (i % 3 == 0) {
+            assert_int_equal(r, -ENOENT);
+            assert_int_equal(fs_getattr(m->fs, inos[i], &st), -ENOENT);
+        } else {
+            assert_int_equal(r, (int64_t)inos[i]);
+            left++;
+        }
+    }
+    assert_int_equal(fs_getattr(m->fs, d, &st), 0);
+    assert_int_equal(st.size, left);
+
+    /* the internal API agrees */
+    struct mmapfs_disk_inode ddi;
+    uint64_t ino;
+    uint8_t type;
+    jnl_lock(m->fs->jnl);
+    assert_int_equal(inode_get(m->fs, d, &ddi), 0);
+    many_name(1, name);
+    assert_int_equal(dir_find(m->fs, d, &ddi, name, strlen(name), &ino, &type), 0);
+    assert_int_equal(ino, inos[1]);
+    assert_int_equal(type, DT_REG);
+    assert_int_equal(dir_is_empty(&ddi), 0);
+    jnl_unlock(m->fs->jnl);
+
+    /* readdir lists exactly the survivors, each once, in offset order */
+    struct collect c;
+    collect_init(&c, N + 2, 0);
+    assert_int_equal(fs_readdir(m->fs, d, 0, 0, collect_fill, &c), 0);
+    assert_int_equal(c.n, left + 2);
+    assert_string_equal(c.names[0], ".");
+    assert_string_equal(c.names[1], "..");
+    assert_int_equal(c.inos[1], MMAPFS_ROOT_INO);
+    for (unsigned k = 2; k < c.n; k++) {
+        assert_true(c.offs[k] > c.offs[k - 1]);
+        assert_int_equal(c.modes[k] & S_IFMT, S_IFREG);
+        int64_t r = lookup(m->fs, d, c.names[k]);
+        assert_int_equal(r, (int64_t)c.inos[k]);
+    }
+    collect_free(&c);
+    free(inos);
+}
+
+/* ".", "..", offsets 1 and 2, resumption after a full buffer, plus mode. */
+static void test_readdir_offsets(void **state)
+{
+    struct img *m = *state;
+    struct fs_stat st;
+    struct collect c;
+
+    img_create(m, 64ull << 20, 0);
+    assert_int_equal(fs_mkdir(m->fs, MMAPFS_ROOT_INO, "d", 0755, &cred, &st), 0);
+    uint64_t d = st.ino;
+    fs_forget(m->fs, d, 1);
+    assert_int_equal(fs_mkdir(m->fs, d, "sub", 0755, &cred, &st), 0);
+    fs_forget(m->fs, st.ino, 1);
+    for (unsigned i = 0; i < 10; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "f%u", i);
+        mkfile(m->fs, d, name);
+    }
+    /* empty directory: only . and .. */
+    collect_init(&c, 8, 0);
+    assert_int_equal(fs_readdir(m->fs, MMAPFS_ROOT_INO, 0, 0, collect_fill, &c), 0);
+    assert_string_equal(c.names[0], ".");
+    assert_int_equal(c.offs[0], 1);
+    assert_int_equal(c.inos[0], MMAPFS_ROOT_INO);
+    assert_string_equal(c.names[1], "..");
+    assert_int_equal(c.offs[1], 2);
+    assert_int_equal(c.inos[1], MMAPFS_ROOT_INO);    /* the root is its own parent */
+    assert_int_equal(c.modes[1] & S_IFMT, S_IFDIR);
+    collect_free(&c);
+
+    /* full listing */
+    struct collect all;
+    collect_init(&all, 32, 0);
+    assert_int_equal(fs_readdir(m->fs, d, 0, 0, collect_fill, &all), 0);
+    assert_int_equal(all.n, 13);
+    assert_int_equal(all.inos[1], MMAPFS_ROOT_INO);
+
+    /* buffer full after 1 entry, then resumed one entry at a time */
+    uint64_t off = 0;
+    for (unsigned k = 0; k < 13; k++) {
+        collect_init(&c, 4, 1);
+        assert_int_equal(fs_readdir(m->fs, d, off, 0, collect_fill, &c), 0);
+        assert_int_equal(c.n, 1);
+        assert_string_equal(c.names[0], all.names[k]);
+        assert_int_equal(c.offs[0], all.offs[k]);
+        off = c.offs[0];
+        collect_free(&c);
+    }
+    collect_init(&c, 4, 0);
+    assert_int_equal(fs_readdir(m->fs, d, off, 0, collect_fill, &c), 0);
+    assert_int_equal(c.n, 0);
+    collect_free(&c);
+    /* resuming at offset 1 gives ".." first; at 2 the first entry */
+    collect_init(&c, 32, 0);
+    assert_int_equal(fs_readdir(m->fs, d, 1, 0, collect_fill, &c), 0);
+    assert_int_equal(c.n, 12);
+    assert_string_equal(c.names[0], "..");
+    collect_free(&c);
+    collect_init(&c, 32, 0);
+    assert_int_equal(fs_readdir(m->fs, d, 2, 0, collect_fill, &c), 0);
+    assert_int_equal(c.n, 11);
+    assert_string_equal(c.names[0], all.names[2]);
+    collect_free(&c);
+    /* a huge offset is simply the end */
+    collect_init(&c, 4, 0);
+    assert_int_equal(fs_readdir(m->fs, d, UINT64_MAX, 0, collect_fill, &c), 0);
+    assert_int_equal(c.n, 0);
+    collect_free(&c);
+
+    /* plus: full stats, one reference per entry taken (not . and ..) */
+    collect_init(&c, 32, 5);
+    assert_int_equal(fs_readdir(m->fs, d, 0, 1, collect_fill, &c), 0);
+    assert_int_equal(c.n, 5);
+    jnl_lock(m->fs->jnl);
+    assert_int_equal(icache_refs(m->fs, d), 0);
+    for (unsigned k = 2; k < 5; k++)
+        assert_int_equal(icache_refs(m->fs, c.inos[k]), 1);
+    assert_int_equal(icache_refs(m->fs, all.inos[5]), 0);   /* refused by fill */
+    jnl_unlock(m->fs->jnl);
+    for (unsigned k = 2; k < 5; k++) {
+        assert_int_equal(fs_getattr(m->fs, c.inos[k], &st), 0);
+        assert_int_equal(c.modes[k], st.mode);
+        fs_forget(m->fs, c.inos[k], 1);
+    }
+    collect_free(&c);
+
+    /* ".." of a subdirectory is its parent; readdir of a file is ENOTDIR */
+    assert_int_equal(fs_lookup(m->fs, d, "sub", &st), 0);
+    uint64_t sub = st.ino;
+    fs_forget(m->fs, sub, 1);
+    collect_init(&c, 4, 0);
+    assert_int_equal(fs_readdir(m->fs, sub, 0, 1, collect_fill, &c), 0);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.inos[0], sub);
+    assert_int_equal(c.inos[1], d);
+    collect_free(&c);
+    int64_t f0 = lookup(m->fs, d, "f0");
+    assert_true(f0 > 0);
+    collect_init(&c, 4, 0);
+    assert_int_equal(fs_readdir(m->fs, (uint64_t)f0, 0, 0, collect_fill, &c), -ENOTDIR);
+    collect_free(&c);
+    collect_free(&all);
+}
+
+/* The "rm -r" pattern: read 100 entries, remove them, continue from the last
+ * cookie; every entry must be seen and removed exactly once. */
+static void test_readdir_remove_while_iterating(void **state)
+{
+    struct img *m = *state;
+    const unsigned N = (unsigned)env_n("MMAPFS_TEST_RM_N", 100000, 10000);
+    struct fs_stat st;
+    char name[32];
+
+    img_create(m, 1ull << 30, N + 1024);
+    assert_int_equal(fs_mkdir(m->fs, MMAPFS_ROOT_INO, "big", 0755, &cred, &st), 0);
+    uint64_t d = st.ino;
+    fs_forget(m->fs, d, 1);
+    double t0 = now_s();
+    for (unsigned i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "entry-%u", i);
+        mkfile(m->fs, d, name);
+    }
+    double t1 = now_s();
+
+    uint8_t *seen = calloc(N, 1);
+    uint64_t off = 0, removed = 0, calls = 0;
+    for (;;) {
+        struct collect c;
+        collect_init(&c, 100, 100);
+        assert_int_equal(fs_readdir(m->fs, d, off, 0, collect_fill, &c), 0);
+        calls++;
+        if (c.n == 0) {
+            collect_free(&c);
+            break;
+        }
+        off = c.last_off;
+        for (unsigned k = 0; k < c.n; k++) {
+            if (!strcmp(c.names[k], ".") || !strcmp(c.names[k], ".."))
+                continue;
+            unsigned i;
+            assert_int_equal(sscanf(c.names[k], "entry-%u", &i), 1);
+            assert_true(i < N);
+            assert_int_equal(seen[i], 0);
+            seen[i] = 1;
+            assert_int_equal(fs_unlink(m->fs, d, c.names[k]), 0);
+            removed++;
+        }
+        collect_free(&c);
+    }
+    double t2 = now_s();
+    assert_int_equal(removed, N);
+    assert_int_equal(fs_getattr(m->fs, d, &st), 0);
+    assert_int_equal(st.size, 0);
+    assert_int_equal(count_entries(m->fs, d, 1000), 2);
+    assert_int_equal(fs_rmdir(m->fs, MMAPFS_ROOT_INO, "big"), 0);
+    print_message("    rm -r pattern, %u entries: create %.2f s, read+unlink %.2f s (%llu calls)\n",
+                  N, t1 - t0, t2 - t1, (unsigned long long)calls);
+    free(seen);
+}
+
+/* One directory of 1,000,000 entries: create, random lookups, unlink half,
+ * count with readdir, remount and count again. Timings are printed. */
+static void test_million_entries(void **state)
+{
+    struct img *m = *state;
+    const uint64_t N = env_n("MMAPFS_TEST_DIR_N", 1000000, 20000);
+    struct fs_stat st;
+    char name[32];
+    uint64_t seed = 12345;
+
+    img_create(m, 4ull << 30, N + 1024);
+    assert_int_equal(fs_mkdir(m->fs, MMAPFS_ROOT_INO, "huge", 0755, &cred, &st), 0);
+    uint64_t d = st.ino;
+    fs_forget(m->fs, d, 1);
+
+    double t0 = now_s();
+    for (uint64_t i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "f%07llu", (unsigned long long)i);
+        mkfile(m->fs, d, name);
+    }
+    double t1 = now_s();
+    const unsigned LOOKUPS = 100000;
+    for (unsigned k = 0; k < LOOKUPS; k++) {
+        uint64_t i = xorshift(&seed) % N;
+        snprintf(name, sizeof(name), "f%07llu", (unsigned long long)i);
+        assert_true(lookup(m->fs, d, name) > 0);
+    }
+    assert_int_equal(lookup(m->fs, d, "missing"), -ENOENT);
+    double t2 = now_s();
+    for (uint64_t i = 0; i < N; i += 2) {
+        snprintf(name, sizeof(name), "f%07llu", (unsigned long long)i);
+        assert_int_equal(fs_unlink(m->fs, d, name), 0);
+    }
+    double t3 = now_s();
+    uint64_t n = count_entries(m->fs, d, 1000);
+    double t4 = now_s();
+    assert_int_equal(n, N / 2 + 2);
+    assert_int_equal(fs_getattr(m->fs, d, &st), 0);
+    assert_int_equal(st.size, N / 2);
+    for (unsigned k = 0; k < 1000; k++) {
+        uint64_t i = xorshift(&seed) % N;
+        snprintf(name, sizeof(name), "f%07llu", (unsigned long long)i);
+        assert_int_equal(lookup(m->fs, d, name) > 0, i % 2 == 1);
+    }
+    img_unmount(m);
+    double t5 = now_s();
+    img_mount(m);
+    assert_int_equal(count_entries(m->fs, d, 4096), N / 2 + 2);
+    double t6 = now_s();
+    print_message("    %llu entries: create %.2f s (%.1f us/op), %u lookups %.2f s (%.1f us/op), "
+                  "unlink half %.2f s, readdir %llu %.2f s, unmount %.2f s, remount+readdir %.2f s\n",
+                  (unsigned long long)N, t1 - t0, (t1 - t0) * 1e6 / (double)N,
+                  LOOKUPS, t2 - t1, (t2 - t1) * 1e6 / LOOKUPS, t3 - t2,
+                  (unsigned long long)n, t4 - t3, t5 - t4, t6 - t5);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_suffix_collisions),
+        cmocka_unit_test(test_suffix_in_big_tree),
+        cmocka_unit_test(test_entry_and_name_checks),
+        cmocka_unit_test_setup_teardown(test_many_names, img_setup, img_teardown),
+        cmocka_unit_test_setup_teardown(test_readdir_offsets, img_setup, img_teardown),
+        cmocka_unit_test_setup_teardown(test_readdir_remove_while_iterating, img_setup,
+                                        img_teardown),
+        cmocka_unit_test_setup_teardown(test_million_entries, img_setup, img_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,636 @@
+/*
+ * test_fs_namei.c — name operations of the fs core (src/fs/namei.c):
+ * lookup, mknod, mkdir, symlink/readlink, link, unlink, rmdir.
+ *
+ * Every errno case of these functions, link counts of files and
+ * directories, lookup references, setgid inheritance, symlink targets up to
+ * 4095 bytes, timestamps (parent mtime/ctime on create and unlink, ctime on
+ * link and chmod), unlinked-but-referenced inodes, and persistence across
+ * fs_unmount/fs_mount. Images are sparse mkstemp files in /tmp.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs/fs.h"
+#include "fs/fs_i.h"
+
+/* ==== helpers ================================================================= */
+
+struct img {
+    char path[64];
+    struct fs *fs;
+};
+
+static void img_mount(struct img *m)
+{
+    struct fs_options o = { .path = m->path };
+    assert_int_equal(fs_mount(&m->fs, &o), 0);
+}
+
+static void img_unmount(struct img *m)
+{
+    struct fs *fs = m->fs;
+    m->fs = NULL;
+    assert_int_equal(fs_unmount(fs), 0);
+}
+
+static void img_remount(struct img *m)
+{
+    img_unmount(m);
+    img_mount(m);
+}
+
+/* A formatted, mounted 64 MiB sparse image. */
+static int img_setup(void **state)
+{
+    struct img *m = calloc(1, sizeof(*m));
+    struct mmio *io;
+
+    if (!m)
+        return -1;
+    *state = m;
+    strcpy(m->path, "/tmp/mmapfs-test-namei-XXXXXX");
+    int fd = mkstemp(m->path);
+    if (fd < 0)
+        return -1;
+    if (ftruncate(fd, 64ll << 20)) {
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    if (mmio_open(&io, m->path, 0, 0, NULL))
+        return -1;
+    struct fs_format_options opt = { 0 };
+    int err = fs_format(io, &opt);
+    mmio_close(io);
+    if (err)
+        return -1;
+    struct fs_options o = { .path = m->path };
+    return fs_mount(&m->fs, &o) ? -1 : 0;
+}
+
+static int img_teardown(void **state)
+{
+    struct img *m = *state;
+    if (m->fs)
+        fs_unmount(m->fs);
+    if (m->path[0])
+        unlink(m->path);
+    free(m);
+    return 0;
+}
+
+static const struct fs_cred cred = { 1000, 1000 };
+#define ROOT MMAPFS_ROOT_INO
+
+/* Creates a regular file; drops the lookup reference; returns its ino. */
+static uint64_t mkfile(struct fs *fs, uint64_t dir, const char *name)
+{
+    struct fs_stat st;
+    int err = fs_mknod(fs, dir, name, S_IFREG | 0644, 0, &cred, &st);
+    if (err)
+        fail_msg("mknod %s: %s", name, strerror(-err));
+    fs_forget(fs, st.ino, 1);
+    return st.ino;
+}
+
+static uint64_t mkdirectory(struct fs *fs, uint64_t dir, const char *name)
+{
+    struct fs_stat st;
+    int err = fs_mkdir(fs, dir, name, 0755, &cred, &st);
+    if (err)
+        fail_msg("mkdir %s: %s", name, strerror(-err));
+    fs_forget(fs, st.ino, 1);
+    return st.ino;
+}
+
+/* ino of name, or a negative errno; no reference kept. */
+static int64_t lookup(struct fs *fs, uint64_t dir, const char *name)
+{
+    struct fs_stat st;
+    int err = fs_lookup(fs, dir, name, &st);
+    if (err)
+        return err;
+    fs_forget(fs, st.ino, 1);
+    return (int64_t)st.ino;
+}
+
+static struct fs_stat attr(struct fs *fs, uint64_t ino)
+{
+    struct fs_stat st;
+    int err = fs_getattr(fs, ino, &st);
+    if (err)
+        fail_msg("getattr %llu: %s", (unsigned long long)ino, strerror(-err));
+    return st;
+}
+
+static int ts_after(struct timespec a, struct timespec b)
+{
+    return a.tv_sec > b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec > b.tv_nsec);
+}
+
+/* Lets the clock move so that a new timestamp is strictly later. */
+static void tick(void)
+{
+    struct timespec ts = { 0, 2000000 };
+    nanosleep(&ts, NULL);
+}
+
+static uint64_t refs(struct fs *fs, uint64_t ino)
+{
+    jnl_lock(fs->jnl);
+    uint64_t r = icache_refs(fs, ino);
+    jnl_unlock(fs->jnl);
+    return r;
+}
+
+static char *long_name(size_t len)
+{
+    char *s = malloc(len + 1);
+    assert_non_null(s);
+    memset(s, 'n', len);
+    s[len] = '\0';
+    return s;
+}
+
+/* ==== lookup ==================================================================== */
+
+static void test_lookup(void **state)
+{
+    struct img *m = *state;
+    struct fs_stat st;
+    char *n255 = long_name(255), *n256 = long_name(256);
+
+    uint64_t d = mkdirectory(m->fs, ROOT, "d");
+    uint64_t f = mkfile(m->fs, d, "f");
+    uint64_t l = mkfile(m->fs, d, n255);
+
+    assert_int_equal(lookup(m->fs, d, "f"), (int64_t)f);
+    assert_int_equal(lookup(m->fs, d, n255), (int64_t)l);
+    assert_int_equal(lookup(m->fs, d, "g"), -ENOENT);
+    assert_int_equal(lookup(m->fs, d, ""), -ENOENT);
+    assert_int_equal(lookup(m->fs, d, n256), -ENAMETOOLONG);
+    assert_int_equal(lookup(m->fs, d, "f/x"), -EINVAL);
+    assert_int_equal(lookup(m->fs, f, "x"), -ENOTDIR);
+    assert_int_equal(lookup(m->fs, 999999, "x"), -ENOENT);
+    assert_int_equal(lookup(m->fs, d, "."), (int64_t)d);
+    assert_int_equal(lookup(m->fs, d, ".."), ROOT);
+    assert_int_equal(lookup(m->fs, ROOT, ".."), ROOT);
+    assert_int_equal(lookup(m->fs, ROOT, "lost+found") > 0, 1);
+
+    /* each successful lookup takes one reference */
+    assert_int_equal(refs(m->fs, f), 0);
+    assert_int_equal(fs_lookup(m->fs, d, "f", &st), 0);
+    assert_int_equal(fs_lookup(m->fs, d, "f", &st), 0);
+    assert_int_equal(st.ino, f);
+    assert_int_equal(st.mode, S_IFREG | 0644);
+    assert_int_equal(st.uid, 1000);
+    assert_int_equal(refs(m->fs, f), 2);
+    fs_forget(m->fs, f, 2);
+    assert_int_equal(refs(m->fs, f), 0);
+    free(n255);
+    free(n256);
+}
+
+/* ==== creation ================================================================= */
+
+static void test_create_errors(void **state)
+{
+    struct img *m = *state;
+    struct fs_stat st;
+    char *n256 = long_name(256);
+
+    uint64_t d = mkdirectory(m->fs, ROOT, "d");
+    uint64_t f = mkfile(m->fs, d, "f");
+    assert_int_equal(fs_mknod(m->fs, d, "f", S_IFREG | 0644, 0, &cred, &st), -EEXIST);
+    assert_int_equal(fs_mkdir(m->fs, d, "f", 0755, &cred, &st), -EEXIST);
+    assert_int_equal(fs_symlink(m->fs, d, "f", "t", &cred, &st), -EEXIST);
+    assert_int_equal(fs_mkdir(m->fs, d, ".", 0755, &cred, &st), -EEXIST);
+    assert_int_equal(fs_mkdir(m->fs, d, "..", 0755, &cred, &st), -EEXIST);
+    assert_int_equal(fs_mknod(m->fs, d, n256, S_IFREG | 0644, 0, &cred, &st), -ENAMETOOLONG);
+    assert_int_equal(fs_mkdir(m->fs, d, n256, 0755, &cred, &st), -ENAMETOOLONG);
+    assert_int_equal(fs_symlink(m->fs, d, n256, "t", &cred, &st), -ENAMETOOLONG);
+    assert_int_equal(fs_mknod(m->fs, d, "", S_IFREG | 0644, 0, &cred, &st), -EINVAL);
+    assert_int_equal(fs_mknod(m->fs, d, "a/b", S_IFREG | 0644, 0, &cred, &st), -EINVAL);
+    assert_int_equal(fs_mknod(m->fs, f, "x", S_IFREG | 0644, 0, &cred, &st), -ENOTDIR);
+    assert_int_equal(fs_mkdir(m->fs, f, "x", 0755, &cred, &st), -ENOTDIR);
+    assert_int_equal(fs_symlink(m->fs, f, "x", "t", &cred, &st), -ENOTDIR);
+    assert_int_equal(fs_mknod(m->fs, 999999, "x", S_IFREG | 0644, 0, &cred, &st), -ENOENT);
+    assert_int_equal(fs_mknod(m->fs, d, "x", S_IFDIR | 0755, 0, &cred, &st), -EPERM);
+    assert_int_equal(fs_mknod(m->fs, d, "x", S_IFLNK | 0777, 0, &cred, &st), -EINVAL);
+    /* nothing was created by the failures */
+    assert_int_equal(attr(m->fs, d).size, 1);
+    assert_int_equal(lookup(m->fs, d, "x"), -ENOENT);
+    free(n256);
+}
+
+static void test_create_kinds(void **state)
+{
+    struct img *m = *state;
+    struct fs_stat st;
+
+    uint64_t rootsize = attr(m->fs, ROOT).size;
+    assert_int_equal(fs_mknod(m->fs, ROOT, "fifo", S_IFIFO | 0600, 0, &cred, &st), 0);
+    assert_int_equal(st.mode, S_IFIFO | 0600);
+    assert_int_equal(st.nlink, 1);
+    assert_int_equal(st.uid, 1000);
+    assert_int_equal(st.gid, 1000);
+    assert_int_equal(st.size, 0);
+    fs_forget(m->fs, st.ino, 1);
+    assert_int_equal(fs_mknod(m->fs, ROOT, "chr", S_IFCHR | 0620, makedev(4, 64), &cred, &st), 0);
+    assert_int_equal(st.rdev, makedev(4, 64));
+    assert_int_equal(st.mode & S_IFMT, S_IFCHR);
+    fs_forget(m->fs, st.ino, 1);
+    assert_int_equal(fs_mknod(m->fs, ROOT, "blk", S_IFBLK | 0660, makedev(8, 1), &cred, &st), 0);
+    assert_int_equal(st.rdev, makedev(8, 1));
+    fs_forget(m->fs, st.ino, 1);
+    assert_int_equal(fs_mknod(m->fs, ROOT, "sock", S_IFSOCK | 0755, 0, &cred, &st), 0);
+    fs_forget(m->fs, st.ino, 1);
+    assert_int_equal(fs_mknod(m->fs, ROOT, "plain", 0640, 0, &cred, &st), 0);   /* type 0 */
+    assert_int_equal(st.mode, S_IFREG | 0640);
+    fs_forget(m->fs, st.ino, 1);
+    /* the reference count of a created inode is one */
+    assert_int_equal(fs_mknod(m->fs, ROOT, "ref", S_IFREG | 0644, 0, &cred, &st), 0);
+    assert_int_equal(refs(m->fs, st.ino), 1);
+    fs_forget(m->fs, st.ino, 1);
+    assert_int_equal(attr(m->fs, ROOT).size, rootsize + 6);
+
+    img_remount(m);
+    int64_t chr = lookup(m->fs, ROOT, "chr");
+    assert_true(chr > 0);
+    st = attr(m->fs, (uint64_t)chr);
+    assert_int_equal(st.rdev, makedev(4, 64));
+    assert_int_equal(st.mode, S_IFCHR | 0620);
+    st = attr(m->fs, (uint64_t)lookup(m->fs, ROOT, "fifo"));
+    assert_int_equal(st.mode, S_IFIFO | 0600);
+}
+
+/* Directory link counts: 2 + subdirectories; ".." is the parent. */
+static void test_mkdir_rmdir_links(void **state)
+{
+    struct img *m = *state;
+    struct fs_stat st;
+
+    uint32_t root_links = attr(m->fs, ROOT).nlink;
+    uint64_t a = mkdirectory(m->fs, ROOT, "a");
+    assert_int_equal(attr(m->fs, ROOT).nlink, root_links + 1);
+    st = attr(m->fs, a);
+    assert_int_equal(st.nlink, 2);
+    assert_int_equal(st.mode, S_IFDIR | 0755);
+    assert_int_equal(st.size, 0);
+    uint64_t b = mkdirectory(m->fs, a, "b");
+    uint64_t c = mkdirectory(m->fs, a, "c");
+    mkfile(m->fs, a, "file");
+    assert_int_equal(attr(m->fs, a).nlink, 4);   /* files do not count */
+    assert_int_equal(attr(m->fs, a).size, 3);
+    assert_int_equal(lookup(m->fs, b, ".."), (int64_t)a);
+    assert_int_equal(lookup(m->fs, c, ".."), (int64_t)a);
+
+    img_remount(m);
+    assert_int_equal(attr(m->fs, a).nlink, 4);
+    assert_int_equal(lookup(m->fs, b, ".."), (int64_t)a);
+
+    /* rmdir errors */
+    mkfile(m->fs, b, "inside");
+    assert_int_equal(fs_rmdir(m->fs, a, "b"), -ENOTEMPTY);
+    assert_int_equal(fs_rmdir(m->fs, a, "file"), -ENOTDIR);
+    assert_int_equal(fs_rmdir(m->fs, a, "nope"), -ENOENT);
+    assert_int_equal(fs_rmdir(m->fs, a, "."), -EINVAL);
+    assert_int_equal(fs_rmdir(m->fs, a, ".."), -ENOTEMPTY);
+    assert_int_equal(fs_rmdir(m->fs, a, ""), -EINVAL);
+    assert_int_equal(fs_rmdir(m->fs, (uint64_t)lookup(m->fs, a, "file"), "x"), -ENOTDIR);
+    /* unlink of a directory */
+    assert_int_equal(fs_unlink(m->fs, a, "c"), -EISDIR);
+    assert_int_equal(fs_unlink(m->fs, a, "."), -EISDIR);
+
+    assert_int_equal(fs_rmdir(m->fs, a, "c"), 0);
+    assert_int_equal(attr(m->fs, a).nlink, 3);
+    assert_int_equal(attr(m->fs, a).size, 2);
+    assert_int_equal(fs_getattr(m->fs, c, &st), -ENOENT);      /* freed */
+    assert_int_equal(lookup(m->fs, a, "c"), -ENOENT);
+    assert_int_equal(fs_unlink(m->fs, b, "inside"), 0);
+    assert_int_equal(fs_rmdir(m->fs, a, "b"), 0);
+    assert_int_equal(fs_unlink(m->fs, a, "file"), 0);
+    assert_int_equal(attr(m->fs, a).nlink, 2);
+    assert_int_equal(fs_rmdir(m->fs, ROOT, "a"), 0);
+    assert_int_equal(attr(m->fs, ROOT).nlink, root_links);
+
+    /* a removed directory still referenced: no new entries in it */
+    assert_int_equal(fs_mkdir(m->fs, ROOT, "gone", 0755, &cred, &st), 0);
+    uint64_t gone = st.ino;
+    assert_int_equal(fs_rmdir(m->fs, ROOT, "gone"), 0);
+    assert_int_equal(fs_mknod(m->fs, gone, "x", S_IFREG | 0644, 0, &cred, &st), -ENOENT);
+    assert_int_equal(fs_mkdir(m->fs, gone, "x", 0755, &cred, &st), -ENOENT);
+    fs_forget(m->fs, gone, 1);
+}
+
+/* Files and directories created in a setgid directory take its group;
+ * directories also inherit S_ISGID. */
+static void test_setgid_inheritance(void **state)
+{
+    struct img *m = *state;
+    struct fs_stat st;
+    const struct fs_cred other = { 2000, 500 };
+
+    assert_int_equal(fs_mkdir(m->fs, ROOT, "sg", 02775, &other, &st), 0);
+    uint64_t sg = st.ino;
+    fs_forget(m->fs, sg, 1);
+    assert_int_equal(st.mode, S_IFDIR | 02775);
+    assert_int_equal(st.gid, 500);
+
+    assert_int_equal(fs_mknod(m->fs, sg, "f", S_IFREG | 0644, 0, &cred, &st), 0);
+    fs_forget(m->fs, st.ino, 1);
+    assert_int_equal(st.uid, 1000);
+    assert_int_equal(st.gid, 500);
+    assert_int_equal(st.mode, S_IFREG | 0644);
+    assert_int_equal(fs_mkdir(m->fs, sg, "sub", 0755, &cred, &st), 0);
+    fs_forget(m->fs, st.ino, 1);
+    assert_int_equal(st.gid, 500);
+    assert_int_equal(st.mode, S_IFDIR | 02755);
+    uint64_t sub = st.ino;
+    assert_int_equal(fs_symlink(m->fs, sub, "l", "target", &cred, &st), 0);
+    fs_forget(m->fs, st.ino, 1);
+    assert_int_equal(st.gid, 500);
+
+    /* outside: the caller's group, no S_ISGID */
+    assert_int_equal(fs_mkdir(m->fs, ROOT, "plain", 0755, &cred, &st), 0);
+    fs_forget(m->fs, st.ino, 1);
+    assert_int_equal(st.gid, 1000);
+    assert_int_equal(st.mode, S_IFDIR | 0755);
+}
+
+static void test_symlink_readlink(void **state)
+{
+    struct img *m = *state;
+    struct fs_stat st;
+    char buf[8192];
+
+    assert_int_equal(fs_symlink(m->fs, ROOT, "s", "hello/world", &cred, &st), 0);
+    uint64_t s = st.ino;
+    fs_forget(m->fs, s, 1);
+    assert_int_equal(st.mode, S_IFLNK | 0777);
+    assert_int_equal(st.size, 11);
+    assert_int_equal(st.nlink, 1);
+    assert_int_equal(fs_readlink(m->fs, s, buf, sizeof(buf)), 11);
+    assert_memory_equal(buf, "hello/world", 11);
+    memset(buf, 0, sizeof(buf));
+    assert_int_equal(fs_readlink(m->fs, s, buf, 5), 11);      /* truncated copy */
+    assert_memory_equal(buf, "hello", 5);
+    assert_int_equal(buf[5], 0);
+
+    /* 4095 bytes is the limit */
+    char *t4095 = long_name(4095), *t4096 = long_name(4096);
+    for (int i = 0; i < 4095; i++)
+        t4095[i] = (char)('a' + i % 26);
+    assert_int_equal(fs_symlink(m->fs, ROOT, "long", t4095, &cred, &st), 0);
+    uint64_t lg = st.ino;
+    fs_forget(m->fs, lg, 1);
+    assert_int_equal(st.size, 4095);
+    assert_int_equal(fs_symlink(m->fs, ROOT, "toolong", t4096, &cred, &st), -ENAMETOOLONG);
+    assert_int_equal(fs_symlink(m->fs, ROOT, "empty", "", &cred, &st), -ENOENT);
+    assert_int_equal(lookup(m->fs, ROOT, "toolong"), -ENOENT);
+
+    uint64_t f = mkfile(m->fs, ROOT, "file");
+    assert_int_equal(fs_readlink(m->fs, f, buf, sizeof(buf)), -EINVAL);
+    assert_int_equal(fs_readlink(m->fs, ROOT, buf, sizeof(buf)), -EINVAL);
+
+    img_remount(m);
+    memset(buf, 0, sizeof(buf));
+    assert_int_equal(fs_readlink(m->fs, lg, buf, sizeof(buf)), 4095);
+    assert_memory_equal(buf, t4095, 4095);
+    assert_int_equal(fs_readlink(m->fs, s, buf, sizeof(buf)), 11);
+    assert_memory_equal(buf, "hello/world", 11);
+
+    /* removing a symlink frees it and its data */
+    assert_int_equal(fs_unlink(m->fs, ROOT, "long"), 0);
+    assert_int_equal(fs_getattr(m->fs, lg, &st), -ENOENT);
+    free(t4095);
+    free(t4096);
+}
+
+/* ==== link / unlink ============================================================= */
+
+static void test_link_unlink(void **state)
+{
+    struct img *m = *state;
+    struct fs_stat st;
+
+    uint64_t d1 = mkdirectory(m->fs, ROOT, "d1");
+    uint64_t d2 = mkdirectory(m->fs, ROOT, "d2");
+    uint64_t f = mkfile(m->fs, d1, "f");
+    assert_int_equal(fs_link(m->fs, f, d2, "g", &st), 0);
+    assert_int_equal(st.ino, f);
+    assert_int_equal(st.nlink, 2);
+    assert_int_equal(refs(m->fs, f), 1);
+    fs_forget(m->fs, f, 1);
+    assert_int_equal(fs_link(m->fs, f, d1, "h", &st), 0);
+    fs_forget(m->fs, f, 1);
+    assert_int_equal(attr(m->fs, f).nlink, 3);
+    assert_int_equal(lookup(m->fs, d2, "g"), (int64_t)f);
+    assert_int_equal(attr(m->fs, d1).size, 2);
+    assert_int_equal(attr(m->fs, d2).nlink, 2);   /* file links do not count */
+
+    /* errors */
+    assert_int_equal(fs_link(m->fs, f, d2, "g", &st), -EEXIST);
+    assert_int_equal(fs_link(m->fs, d1, d2, "dirlink", &st), -EPERM);
+    assert_int_equal(fs_link(m->fs, f, f, "x", &st), -ENOTDIR);
+    assert_int_equal(fs_link(m->fs, 999999, d2, "x", &st), -ENOENT);
+    assert_int_equal(fs_link(m->fs, f, d2, "", &st), -EINVAL);
+    assert_int_equal(fs_link(m->fs, f, d2, ".", &st), -EEXIST);
+    assert_int_equal(fs_unlink(m->fs, d1, "nope"), -ENOENT);
+    assert_int_equal(fs_unlink(m->fs, d1, "a/b"), -EINVAL);
+    assert_int_equal(fs_unlink(m->fs, f, "x"), -ENOTDIR);
+    assert_int_equal(attr(m->fs, f).nlink, 3);
+
+    img_remount(m);
+    assert_int_equal(attr(m->fs, f).nlink, 3);
+    assert_int_equal(fs_unlink(m->fs, d1, "f"), 0);
+    assert_int_equal(attr(m->fs, f).nlink, 2);
+    assert_int_equal(lookup(m->fs, d1, "f"), -ENOENT);
+    assert_int_equal(fs_unlink(m->fs, d1, "h"), 0);
+    assert_int_equal(fs_unlink(m->fs, d2, "g"), 0);
+    assert_int_equal(fs_getattr(m->fs, f, &st), -ENOENT);     /* freed */
+    assert_int_equal(attr(m->fs, d1).size, 0);
+}
+
+/* An unlinked inode with a lookup reference lives until fs_forget; it cannot
+ * be linked again. */
+static void test_unlink_referenced(void **state)
+{
+    struct img *m = *state;
+    struct fs_stat st;
+
+    assert_int_equal(fs_mknod(m->fs, ROOT, "open", S_IFREG | 0644, 0, &cred, &st), 0);
+    uint64_t f = st.ino;
+    assert_int_equal(fs_write(m->fs, f, 0, "data", 4), 4);
+    assert_int_equal(fs_unlink(m->fs, ROOT, "open"), 0);
+    assert_int_equal(lookup(m->fs, ROOT, "open"), -ENOENT);
+    assert_int_equal(fs_getattr(m->fs, f, &st), 0);
+    assert_int_equal(st.nlink, 0);
+    char buf[4];
+    assert_int_equal(fs_read(m->fs, f, 0, buf, 4), 4);
+    assert_memory_equal(buf, "data", 4);
+    assert_int_equal(fs_link(m->fs, f, ROOT, "again", &st), -ENOENT);
+    fs_forget(m->fs, f, 1);
+    assert_int_equal(fs_getattr(m->fs, f, &st), -ENOENT);
+}
+
+/* EMLINK after 65000 links of one file. */
+static void test_link_max(void **state)
+{
+    struct img *m = *state;
+    struct fs_stat st;
+    char name[32];
+    int err = 0;
+    unsigned i;
+
+    uint64_t d = mkdirectory(m->fs, ROOT, "links");
+    uint64_t f = mkfile(m->fs, d, "target");
+    for (i = 0; i < 70000; i++) {
+        snprintf(name, sizeof(name), "l%u", i);
+        err = fs_link(m->fs, f, d, name, &st);
+        if (err)
+            break;
+        fs_forget(m->fs, f, 1);
+    }
+    assert_int_equal(err, -EMLINK);
+    assert_int_equal(attr(m->fs, f).nlink, i + 1);
+    assert_true(i + 1 >= 65000);
+    assert_int_equal(attr(m->fs, d).size, i + 1);
+    /* one link fewer: linking works again */
+    assert_int_equal(fs_unlink(m->fs, d, "l0"), 0);
+    assert_int_equal(fs_link(m->fs, f, d, "l0", &st), 0);
+    fs_forget(m->fs, f, 1);
+}
+
+/* ==== timestamps ================================================================ */
+
+static void test_times(void **state)
+{
+    struct img *m = *state;
+    struct fs_stat st;
+
+    uint64_t d = mkdirectory(m->fs, ROOT, "t");
+    struct fs_stat d0 = attr(m->fs, d);
+    tick();
+    uint64_t f = mkfile(m->fs, d, "f");
+    struct fs_stat d1 = attr(m->fs, d), f1 = attr(m->fs, f);
+    assert_true(ts_after(d1.mtime, d0.mtime));          /* create: parent mtime, ctime */
+    assert_true(ts_after(d1.ctime, d0.ctime));
+    assert_true(ts_after(f1.ctime, d0.ctime));           /* the new inode: now */
+    assert_true(ts_after(f1.mtime, d0.mtime));
+
+    tick();
+    uint64_t sub = mkdirectory(m->fs, d, "sub");
+    struct fs_stat d2 = attr(m->fs, d);
+    assert_true(ts_after(d2.mtime, d1.mtime));
+    (void)sub;
+
+    tick();
+    assert_int_equal(fs_link(m->fs, f, d, "g", &st), 0);  /* link: inode ctime, parent times */
+    fs_forget(m->fs, f, 1);
+    struct fs_stat f2 = attr(m->fs, f), d3 = attr(m->fs, d);
+    assert_true(ts_after(f2.ctime, f1.ctime));
+    assert_int_equal(f2.mtime.tv_sec, f1.mtime.tv_sec);   /* mtime untouched */
+    assert_int_equal(f2.mtime.tv_nsec, f1.mtime.tv_nsec);
+    assert_true(ts_after(d3.mtime, d2.mtime));
+
+    tick();
+    struct fs_setattr sa = { .mode = 0600 };
+    assert_int_equal(fs_setattr(m->fs, f, &sa, FS_SET_MODE, &st), 0);   /* chmod: ctime */
+    struct fs_stat f3 = attr(m->fs, f);
+    assert_true(ts_after(f3.ctime, f2.ctime));
+    assert_int_equal(f3.mode, S_IFREG | 0600);
+
+    tick();
+    assert_int_equal(fs_unlink(m->fs, d, "g"), 0);        /* unlink: parent, inode ctime */
+    struct fs_stat d4 = attr(m->fs, d), f4 = attr(m->fs, f);
+    assert_true(ts_after(d4.mtime, d3.mtime));
+    assert_true(ts_after(d4.ctime, d3.ctime));
+    assert_true(ts_after(f4.ctime, f3.ctime));
+
+    tick();
+    assert_int_equal(fs_rmdir(m->fs, d, "sub"), 0);
+    struct fs_stat d5 = attr(m->fs, d);
+    assert_true(ts_after(d5.mtime, d4.mtime));
+
+    tick();
+    assert_int_equal(fs_symlink(m->fs, d, "s", "x", &cred, &st), 0);
+    fs_forget(m->fs, st.ino, 1);
+    assert_true(ts_after(attr(m->fs, d).mtime, d5.mtime));
+
+    /* failed operations leave the times alone */
+    struct fs_stat d6 = attr(m->fs, d);
+    tick();
+    assert_int_equal(fs_mknod(m->fs, d, "f", S_IFREG | 0644, 0, &cred, &st), -EEXIST);
+    assert_int_equal(fs_unlink(m->fs, d, "zz"), -ENOENT);
+    struct fs_stat d7 = attr(m->fs, d);
+    assert_int_equal(d7.mtime.tv_sec, d6.mtime.tv_sec);
+    assert_int_equal(d7.mtime.tv_nsec, d6.mtime.tv_nsec);
+}
+
+/* Many files and directories survive a remount with their links. */
+static void test_persistence(void **state)
+{
+    struct img *m = *state;
+    char name[32];
+    uint64_t dirs[20];
+
+    for (unsigned i = 0; i < 20; i++) {
+        snprintf(name, sizeof(name), "dir%u", i);
+        dirs[i] = mkdirectory(m->fs, ROOT, name);
+        for (unsigned j = 0; j < 50; j++) {
+            snprintf(name, sizeof(name), "f%u", j);
+            mkfile(m->fs, dirs[i], name);
+        }
+        mkdirectory(m->fs, dirs[i], "subdir");
+    }
+    img_remount(m);
+    for (unsigned i = 0; i < 20; i++) {
+        snprintf(name, sizeof(name), "dir%u", i);
+        assert_int_equal(lookup(m->fs, ROOT, name), (int64_t)dirs[i]);
+        struct fs_stat st = attr(m->fs, dirs[i]);
+        assert_int_equal(st.size, 51);
+        assert_int_equal(st.nlink, 3);
+        for (unsigned j = 0; j < 50; j++) {
+            snprintf(name, sizeof(name), "f%u", j);
+            assert_true(lookup(m->fs, dirs[i], name) > 0);
+        }
+        int64_t sub = lookup(m->fs, dirs[i], "subdir");
+        assert_true(sub > 0);
+        assert_int_equal(lookup(m->fs, (uint64_t)sub, ".."), (int64_t)dirs[i]);
+    }
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, img_setup, img_teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_lookup),
+        T(test_create_errors),
+        T(test_create_kinds),
+        T(test_mkdir_rmdir_links),
+        T(test_setgid_inheritance),
+        T(test_symlink_readlink),
+        T(test_link_unlink),
+        T(test_unlink_referenced),
+        T(test_link_max),
+        T(test_times),
+        T(test_persistence),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
