@@ -217,6 +217,12 @@ static int dir_check_inode(struct fs *fs, uint64_t dir, const struct mmapfs_disk
 int dir_find(struct fs *fs, uint64_t dir, const struct mmapfs_disk_inode *ddi,
              const char *name, size_t len, uint64_t *ino, uint8_t *type)
 {
+    return dir_find_key(fs, dir, ddi, name, len, NULL, ino, type);
+}
+
+int dir_find_key(struct fs *fs, uint64_t dir, const struct mmapfs_disk_inode *ddi,
+                 const char *name, size_t len, uint64_t *key, uint64_t *ino, uint8_t *type)
+{
     struct fs_tree_ctx ctx;
     struct bt_tree tree;
 
@@ -229,7 +235,7 @@ int dir_find(struct fs *fs, uint64_t dir, const struct mmapfs_disk_inode *ddi,
         return -ENOENT;
     fs_tree_open(&ctx, &tree, fs, dir, ddi->tree_root, MMAPFS_TREE_DIR);
     err = dirent_lookup_hashed(&tree, mmapfs_name_hash(name, len), name, len,
-                               fs->inode_count, NULL, ino, type);
+                               fs->inode_count, key, ino, type);
     return dir_error(fs, dir, err);
 }
 
@@ -278,6 +284,28 @@ int dir_remove(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi,
     fs_tree_open(&ctx, &tree, fs, dir, ddi->tree_root, MMAPFS_TREE_DIR);
     err = dirent_delete_hashed(&tree, mmapfs_name_hash(name, len), name, len,
                                fs->inode_count);
+    dir_tree_done(ddi, &ctx, &tree);
+    if (err)
+        return dir_error(fs, dir, err);
+    if (ddi->size == 0)
+        return fs_corrupt(fs, "directory %llu: entry count underflow",
+                          (unsigned long long)dir);
+    ddi->size--;
+    return 0;
+}
+
+int dir_remove_key(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi, uint64_t key)
+{
+    struct fs_tree_ctx ctx;
+    struct bt_tree tree;
+
+    int err = dir_check_inode(fs, dir, ddi);
+    if (err)
+        return err;
+    if (!ddi->tree_root)
+        return -ENOENT;
+    fs_tree_open(&ctx, &tree, fs, dir, ddi->tree_root, MMAPFS_TREE_DIR);
+    err = bt_delete(&tree, key);
     dir_tree_done(ddi, &ctx, &tree);
     if (err)
         return dir_error(fs, dir, err);

@@ -50,6 +50,16 @@ int dirent_delete_hashed(struct bt_tree *t, uint64_t hash, const char *name, siz
 int dirent_update_hashed(struct bt_tree *t, uint64_t hash, const char *name, size_t len,
                          uint64_t inode_count, uint64_t ino, uint8_t type);
 
+/* dir_find that also gives the entry's key, for dir_remove_key (saves a
+ * second search when an operation finds an entry and then removes it). */
+struct fs;
+struct mmapfs_disk_inode;
+int dir_find_key(struct fs *fs, uint64_t dir, const struct mmapfs_disk_inode *ddi,
+                 const char *name, size_t len, uint64_t *key, uint64_t *ino, uint8_t *type);
+/* Removes the entry with this key (found in the same journal operation);
+ * updates ddi like dir_remove. -ENOENT if there is none. */
+int dir_remove_key(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi, uint64_t key);
+
 /* Checks a name from a caller: 0, -EINVAL (empty or contains '/'),
  * -ENAMETOOLONG. *len receives strlen(name). */
 int dir_check_name(const char *name, size_t *len);

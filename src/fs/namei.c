@@ -160,9 +160,14 @@ static int create_locked(struct fs *fs, const struct create_args *a, struct fs_s
         return -ENOENT;                 /* directory was removed */
     if (dot_name(a->name, a->len))
         return -EEXIST;
-    err = dir_find(fs, a->parent, &pdi, a->name, a->len, NULL, NULL);
-    if (err != -ENOENT)
-        return err ? err : -EEXIST;
+    if (S_ISLNK(mode)) {
+        /* check first rather than write the target for nothing; for the
+         * other types dir_add finds an existing name (the kernel looks
+         * names up before it creates them, so that is rare) */
+        err = dir_find(fs, a->parent, &pdi, a->name, a->len, NULL, NULL);
+        if (err != -ENOENT)
+            return err ? err : -EEXIST;
+    }
     if (is_dir && pdi.nlink >= FS_DIR_NLINK_MAX)
         return -EMLINK;
     if (pdi.mode & S_ISGID) {
@@ -188,7 +193,8 @@ static int create_locked(struct fs *fs, const struct create_args *a, struct fs_s
     }
     err = dir_add(fs, a->parent, &pdi, a->name, a->len, ino, inode_dtype(mode));
     if (err) {
-        inode_put(fs, a->parent, &pdi);  /* the tree may have changed shape */
+        if (err != -EEXIST)              /* the tree may have changed shape */
+            inode_put(fs, a->parent, &pdi);
         discard_new_inode(fs, ino, &di);
         return err;
     }
@@ -370,12 +376,12 @@ static int remove_locked(struct fs *fs, uint64_t parent, const char *name, size_
                          int want_dir)
 {
     struct mmapfs_disk_inode pdi, di;
-    uint64_t ino;
+    uint64_t ino, key;
 
     int err = get_dir(fs, parent, &pdi);
     if (err)
         return err;
-    err = dir_find(fs, parent, &pdi, name, len, &ino, NULL);
+    err = dir_find_key(fs, parent, &pdi, name, len, &key, &ino, NULL);
     if (err)
         return err;
     err = get_target(fs, parent, ino, &di);
@@ -389,7 +395,7 @@ static int remove_locked(struct fs *fs, uint64_t parent, const char *name, size_
     } else if (S_ISDIR(di.mode)) {
         return -EISDIR;
     }
-    err = dir_remove(fs, parent, &pdi, name, len);
+    err = dir_remove_key(fs, parent, &pdi, key);
     if (err) {
         inode_put(fs, parent, &pdi);
         return err;
@@ -476,6 +482,7 @@ struct rename_op {
     unsigned flags;
     struct mmapfs_disk_inode pdi, npdi_own, *npdi;  /* npdi = &pdi if same dir */
     uint64_t sino, tino;                            /* tino 0: no target */
+    uint64_t skey;                                  /* key of the source entry */
     uint8_t stype, ttype;
     struct mmapfs_disk_inode sdi, tdi;
 };
@@ -497,7 +504,7 @@ static int rename_check(struct fs *fs, struct rename_op *r, int *noop)
         if (err)
             return err;
     }
-    err = dir_find(fs, r->parent, &r->pdi, r->name, r->len, &r->sino, &r->stype);
+    err = dir_find_key(fs, r->parent, &r->pdi, r->name, r->len, &r->skey, &r->sino, &r->stype);
     if (err)
         return err;
     err = dir_find(fs, r->newparent, r->npdi, r->newname, r->newlen, &r->tino, &r->ttype);
@@ -569,7 +576,7 @@ static int rename_move(struct fs *fs, struct rename_op *r)
         inode_put(fs, r->newparent, r->npdi);
         return err;
     }
-    err = dir_remove(fs, r->parent, &r->pdi, r->name, r->len);
+    err = dir_remove_key(fs, r->parent, &r->pdi, r->skey);
     if (err) {
         /* undo the new entry so the inode is not linked twice */
         if (r->tino)

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
@@ -215,6 +216,8 @@ static void test_create_errors(void **state)
 
     uint64_t d = mkdirectory(m->fs, ROOT, "d");
     uint64_t f = mkfile(m->fs, d, "f");
+    struct statvfs sv0, sv1;
+    assert_int_equal(fs_statfs(m->fs, &sv0), 0);
     assert_int_equal(fs_mknod(m->fs, d, "f", S_IFREG | 0644, 0, &cred, &st), -EEXIST);
     assert_int_equal(fs_mkdir(m->fs, d, "f", 0755, &cred, &st), -EEXIST);
     assert_int_equal(fs_symlink(m->fs, d, "f", "t", &cred, &st), -EEXIST);
@@ -231,8 +234,11 @@ static void test_create_errors(void **state)
     assert_int_equal(fs_mknod(m->fs, 999999, "x", S_IFREG | 0644, 0, &cred, &st), -ENOENT);
     assert_int_equal(fs_mknod(m->fs, d, "x", S_IFDIR | 0755, 0, &cred, &st), -EPERM);
     assert_int_equal(fs_mknod(m->fs, d, "x", S_IFLNK | 0777, 0, &cred, &st), -EINVAL);
-    /* nothing was created by the failures */
+    /* nothing was created by the failures, no inode or block leaked */
     assert_int_equal(attr(m->fs, d).size, 1);
+    assert_int_equal(fs_statfs(m->fs, &sv1), 0);
+    assert_int_equal(sv1.f_ffree, sv0.f_ffree);
+    assert_int_equal(sv1.f_bfree, sv0.f_bfree);
     assert_int_equal(lookup(m->fs, d, "x"), -ENOENT);
     free(n256);
 }
