@@ -354,7 +354,7 @@ int mmapfs_parse_args(int argc, char **argv, struct mmapfs_config *cfg,
         goto out;
     }
     if (cfg->show_version) {
-        printf("mmapfs %s (on-disk format version %u, libfuse %s)\n",
+        printf("mmapfs %s (on-disk format %u, libfuse %s)\n",
                MMAPFS_VERSION_STRING, MMAPFS_FORMAT_VERSION, fuse_pkgversion());
         ret = 1;
         goto out;

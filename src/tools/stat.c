@@ -286,7 +286,7 @@ int main(int argc, char **argv)
             usage(stdout, argv[0]);
             return 0;
         case 'V':
-            printf("mmapfs-stat %s (on-disk format version %u)\n",
+            printf("mmapfs-stat %s (on-disk format %u)\n",
                    MMAPFS_VERSION_STRING, MMAPFS_FORMAT_VERSION);
             return 0;
         default:

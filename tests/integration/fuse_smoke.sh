@@ -44,7 +44,7 @@ wait_daemons_gone() {
 # ---- options and paths that must fail before anything is mounted ---------------------
 mkdir -p "$M"
 check "mmapfs --version exits 0" "$MMAPFS" --version
-check_sh "mmapfs --version names the format version" '"$0" -V | grep -q "format version"' "$MMAPFS"
+check_sh "mmapfs --version names the format version" '"$0" -V | grep -q "on-disk format [0-9]"' "$MMAPFS"
 check_sh "mmapfs --help lists the mmapfs options" \
     'out=$("$0" --help) && for o in sync_delay= io= commit= entry_timeout= attr_timeout= nowriteback_cache; do grep -q "$o" <<<"$out" || { echo "missing $o"; exit 1; }; done' "$MMAPFS"
 check_fail "unknown -o option exits non-zero" "$MMAPFS" "$IMG" "$M" -o no_such_option
