@@ -12,7 +12,7 @@
 #
 # Environment: IT_SCRIPT_TIMEOUT (seconds per script, default 300),
 # IT_ONLY (a substring: run only scripts whose name contains it),
-# MMAPFS_TEST_TMP (where test temp dirs go, default /var/tmp).
+# MMAPFS_TEST_TMP (where this run's temp dir goes, default /var/tmp).
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,7 +20,11 @@ root=$(cd "$here/../.." && pwd)
 build=${1:-build}
 case "$build" in /*) ;; *) build="$root/$build" ;; esac
 export MMAPFS_BUILD=$build
-tmp_parent=${MMAPFS_TEST_TMP:-/var/tmp}
+# One parent directory per run, so that the leak check below sees only
+# this run's mounts even when other runs share the machine.
+tmp_parent=$(mktemp -d "${MMAPFS_TEST_TMP:-/var/tmp}/mmapfs-it-run.XXXXXX")
+chmod 0755 "$tmp_parent"
+export MMAPFS_TEST_TMP=$tmp_parent
 per_script=${IT_SCRIPT_TIMEOUT:-300}
 
 # Prints mount points and loop devices left under the test temp dirs.
@@ -85,6 +89,7 @@ done
 echo
 echo "integration scripts (${build}, $((SECONDS - suite_start))s):"
 for line in "${results[@]}"; do echo "  $line"; done
+[ -n "$(leftovers)" ] || rmdir "$tmp_parent" 2>/dev/null || true
 [ "$skipped" -eq 0 ] || echo "$skipped skipped"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
