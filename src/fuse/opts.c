@@ -285,7 +285,7 @@ static int build_fuse_args(const struct mmapfs_config *cfg, struct fuse_args *re
 }
 
 /* True for the "/dev/fd/N" mount point form of mount.fuse3 -o
- * drop_privileges (an already opened /dev/fuse descriptor). */
+ * drop_privileges (a /dev/fuse descriptor mounted by mount.fuse3). */
 static int is_dev_fd_path(const char *path)
 {
     return strncmp(path, "/dev/fd/", 8) == 0 && path[8] >= '0' && path[8] <= '9';
@@ -313,8 +313,14 @@ static int check_paths(struct mmapfs_config *cfg)
         return -1;
     }
     if (is_dev_fd_path(cfg->mountpoint_arg)) {
-        cfg->mountpoint = strdup(cfg->mountpoint_arg);
-        return cfg->mountpoint ? 0 : -1;
+        /* the kernel mount was made by someone else with options mmapfs
+         * cannot check; without default_permissions nobody would check
+         * permissions at all */
+        fprintf(stderr, "mmapfs: mount point %s: an already mounted /dev/fuse "
+                "descriptor (mount.fuse3 -o drop_privileges) is not supported; "
+                "umount the mount point it made\n",
+                cfg->mountpoint_arg);
+        return -1;
     }
     if (stat(cfg->mountpoint_arg, &st) != 0) {
         fprintf(stderr, "mmapfs: mount point %s: %s\n", cfg->mountpoint_arg,

@@ -84,8 +84,6 @@ static void flush_kernel_cache(const char *mountpoint)
     struct statfs sfs;
     int fd;
 
-    if (strncmp(mountpoint, "/dev/fd/", 8) == 0)
-        return;
     fd = open(mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return;
