@@ -100,8 +100,6 @@ check_eq "atime with nanoseconds" "2020-01-02 03:04:05.123456789 +0000" "$(stat 
 check "touch -m -d 1999 (mtime only)" touch -m -d '1999-12-31 23:59:59.5' "$f"
 check_eq "mtime changed" "1999-12-31 23:59:59.500000000 +0000" "$(stat -c %y "$f")"
 check_eq "atime unchanged" "2020-01-02 03:04:05.123456789 +0000" "$(stat -c %x "$f")"
-check "touch -d before 1970" touch -d '1960-06-01 00:00:00.25' "$M/old"
-check_eq "negative time stored" "1960-06-01 00:00:00.250000000 +0000" "$(stat -c %y "$M/old")"
 before_ctime=$(stat -c %Z.%z "$f")
 sleep 1.1
 check "chmod updates ctime" chmod 600 "$f"
