@@ -8,8 +8,11 @@
  * report it (exit 4), and for the repairable problems -y to fix it (exit
  * 1) and a second -n to find the image clean (exit 0). A byte-flip fuzzer
  * over the metadata checks that fsck never crashes (exit 0, 1, 4 or 8).
- * When the fs core is linked, a last test writes files through the fs API
- * and checks the result.
+ * The last tests write images through the fs API: a populated image is
+ * clean; link counts, duplicate blocks and bitmap bits are broken and
+ * repaired; a crash with an orphan is replayed; B+tree nodes are fuzzed.
+ * TEST_FSCK_SEED=<n> replays a fuzz run, TEST_FSCK_ROUNDS=<n> sets its
+ * length, TEST_FSCK_VERBOSE=1 prints every report.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,6 +29,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -779,6 +783,341 @@ static void test_fuzz_metadata(void **state)
     destroy(&m);
 }
 
+
+/* ---- images written through the fs API ------------------------------------------------- */
+
+static const struct fs_cred cred = { 0, 0 };
+
+/* Creates an empty sparse image file of 'size' bytes and formats it. */
+static void api_format(char *path, uint64_t size)
+{
+    strcpy(path, "/tmp/test_fsck_api.XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (off_t)size), 0);
+    close(fd);
+    struct mmio *io;
+    assert_int_equal(mmio_open(&io, path, 0, 0, NULL), 0);
+    assert_int_equal(fs_format(io, NULL), 0);
+    mmio_close(io);
+}
+
+static uint64_t api_mknod(struct fs *fs, uint64_t dir, const char *name, uint32_t mode)
+{
+    struct fs_stat st;
+    assert_int_equal(fs_mknod(fs, dir, name, mode, 0, &cred, &st), 0);
+    fs_forget(fs, st.ino, 1);
+    return st.ino;
+}
+
+static uint64_t api_mkdir(struct fs *fs, uint64_t dir, const char *name)
+{
+    struct fs_stat st;
+    assert_int_equal(fs_mkdir(fs, dir, name, 0755, &cred, &st), 0);
+    fs_forget(fs, st.ino, 1);
+    return st.ino;
+}
+
+/* Inode numbers of interesting files of the API image. */
+struct api_files {
+    uint64_t d1, big, f1, f2;
+};
+
+/*
+ * A populated image: a directory of 1500 files (a directory tree of
+ * several levels), a file of 600 separate extents (an extent tree of two
+ * levels), hard links, a symlink, a FIFO, xattrs, an fallocated file,
+ * unlinks, an rmdir and a rename.
+ */
+static void api_populate(const char *path, struct api_files *af)
+{
+    struct fs *fs;
+    struct fs_options o = { .path = path };
+    assert_int_equal(fs_mount(&fs, &o), 0);
+    uint64_t d1 = api_mkdir(fs, MMAPFS_ROOT_INO, "d1");
+    uint64_t d2 = api_mkdir(fs, d1, "d2");
+    char name[64], data[8192];
+    memset(data, 'x', sizeof(data));
+    for (int i = 0; i < 1500; i++) {
+        snprintf(name, sizeof(name), "file-with-a-longish-name-%04d", i);
+        uint64_t ino = api_mknod(fs, d1, name, S_IFREG | 0644);
+        if (i % 100 == 0)
+            assert_int_equal(fs_write(fs, ino, 0, data, (size_t)(i / 100 + 1) * 500), 
+                             (ssize_t)((i / 100 + 1) * 500));
+    }
+    uint64_t big = api_mknod(fs, MMAPFS_ROOT_INO, "big", S_IFREG | 0644);
+    for (int i = 0; i < 600; i++)
+        assert_int_equal(fs_write(fs, big, (uint64_t)i * 2 * 4096, data, 4096), 4096);
+    assert_int_equal(fs_setxattr(fs, big, "user.a", "1", 1, 0), 0);
+    assert_int_equal(fs_setxattr(fs, big, "user.bb", "22", 2, 0), 0);
+    uint64_t f1 = api_mknod(fs, MMAPFS_ROOT_INO, "f1", S_IFREG | 0644);
+    uint64_t f2 = api_mknod(fs, d2, "f2", S_IFREG | 0644);
+    assert_int_equal(fs_write(fs, f1, 0, data, 8192), 8192);
+    assert_int_equal(fs_write(fs, f2, 0, data, 8192), 8192);
+    struct fs_stat st;
+    assert_int_equal(fs_link(fs, f1, d2, "f1-link", &st), 0);
+    fs_forget(fs, st.ino, 1);
+    assert_int_equal(fs_symlink(fs, MMAPFS_ROOT_INO, "sl", "d1/d2/f2", &cred, &st), 0);
+    fs_forget(fs, st.ino, 1);
+    api_mknod(fs, MMAPFS_ROOT_INO, "fifo", S_IFIFO | 0600);
+    uint64_t fa = api_mknod(fs, MMAPFS_ROOT_INO, "falloc", S_IFREG | 0644);
+    assert_int_equal(fs_fallocate(fs, fa, 0, 0, 1 << 20), 0);
+    for (int i = 0; i < 1500; i += 7) {
+        snprintf(name, sizeof(name), "file-with-a-longish-name-%04d", i);
+        assert_int_equal(fs_unlink(fs, d1, name), 0);
+    }
+    uint64_t d3 = api_mkdir(fs, MMAPFS_ROOT_INO, "d3");
+    (void)d3;
+    assert_int_equal(fs_rmdir(fs, MMAPFS_ROOT_INO, "d3"), 0);
+    assert_int_equal(fs_rename(fs, d1, "file-with-a-longish-name-0001", d2, "moved", 0), 0);
+    assert_int_equal(fs_unmount(fs), 0);
+    if (af)
+        *af = (struct api_files){ .d1 = d1, .big = big, .f1 = f1, .f2 = f2 };
+}
+
+/* fs_check of a path; returns the exit bits, the report in *out if asked. */
+static int api_check(const char *path, enum fs_check_mode mode, char **out)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    struct fs_check_options o = { .mode = mode, .verbose = 1 };
+    int r = fs_check(path, &o, f);
+    fclose(f);
+    if (getenv("TEST_FSCK_VERBOSE"))
+        fprintf(stderr, "--- fsck %d -> %d\n%s", mode, r, buf);
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    return r;
+}
+
+/* Reads inode ino's record from an unmounted image. */
+static void raw_inode(struct mmio *io, uint64_t ino, struct mmapfs_disk_inode *di)
+{
+    const struct mmapfs_disk_superblock *sb = mmio_ptr(io, 0);
+    uint64_t off = sb->inode_table_start * 4096 + (ino - 1) * 256;
+    assert_int_equal(mmio_read_at(io, off, di, sizeof(*di)), 0);
+}
+
+static void raw_inode_write(struct mmio *io, uint64_t ino, struct mmapfs_disk_inode *di)
+{
+    const struct mmapfs_disk_superblock *sb = mmio_ptr(io, 0);
+    uint64_t le = htole64(ino);
+    di->checksum = crc32c(crc32c(0, &le, 8), di, 252);
+    uint64_t off = sb->inode_table_start * 4096 + (ino - 1) * 256;
+    assert_int_equal(mmio_write_at(io, off, di, sizeof(*di)), 0);
+    assert_int_equal(mmio_sync(io), 0);
+}
+
+static void test_api_image(void **state)
+{
+    (void)state;
+    char path[64];
+    api_format(path, 64 * MiB);
+    struct api_files af;
+    api_populate(path, &af);
+    char *rep;
+    int r = api_check(path, FS_CHECK_NO, &rep);
+    if (r)
+        fprintf(stderr, "%s", rep);
+    assert_int_equal(r, FSCK_EXIT_OK);
+    free(rep);
+
+    /* wrong link count: found, repaired, and the file system mounts and reads */
+    struct mmio *io;
+    assert_int_equal(mmio_open(&io, path, 0, 0, NULL), 0);
+    struct mmapfs_disk_inode di;
+    raw_inode(io, af.f1, &di);
+    assert_int_equal(di.nlink, 2);
+    di.nlink = 5;
+    raw_inode_write(io, af.f1, &di);
+    assert_int_equal(api_check(path, FS_CHECK_NO, NULL), FSCK_EXIT_UNCORRECTED);
+    assert_int_equal(api_check(path, FS_CHECK_YES, NULL), FSCK_EXIT_CORRECTED);
+    assert_int_equal(api_check(path, FS_CHECK_NO, NULL), FSCK_EXIT_OK);
+    raw_inode(io, af.f1, &di);
+    assert_int_equal(di.nlink, 2);
+
+    /* two files claiming the same blocks: f2's extent moved onto f1's */
+    struct mmapfs_disk_inode d1, d2;
+    raw_inode(io, af.f1, &d1);
+    raw_inode(io, af.f2, &d2);
+    uint8_t *leaf1 = mmio_mut_ptr(io, d1.tree_root * 4096);
+    uint8_t *leaf2 = mmio_mut_ptr(io, d2.tree_root * 4096);
+    assert_int_equal(((struct mmapfs_disk_btree_header *)leaf2)->level, 0);
+    struct mmapfs_disk_btree_item it1, it2;
+    memcpy(&it1, leaf1 + 32, 12);
+    memcpy(&it2, leaf2 + 32, 12);
+    struct mmapfs_disk_extent e1, e2;
+    memcpy(&e1, leaf1 + it1.value_off, 16);
+    memcpy(&e2, leaf2 + it2.value_off, 16);
+    uint64_t saved_start = e2.start;
+    e2.start = e1.start;
+    memcpy(leaf2 + it2.value_off, &e2, 16);
+    ((struct mmapfs_disk_btree_header *)leaf2)->checksum = bt_block_checksum(d2.tree_root, leaf2);
+    assert_int_equal(mmio_sync(io), 0);
+    r = api_check(path, FS_CHECK_NO, &rep);
+    assert_int_equal(r, FSCK_EXIT_UNCORRECTED);
+    char want[160];
+    snprintf(want, sizeof(want), "claimed twice: file data of inode %" PRIu64
+             " and file data of inode %" PRIu64, af.f1, af.f2);
+    if (!strstr(rep, want))
+        fprintf(stderr, "want \"%s\" in:\n%s", want, rep);
+    assert_non_null(strstr(rep, want));
+    free(rep);
+    e2.start = saved_start;
+    memcpy(leaf2 + it2.value_off, &e2, 16);
+    ((struct mmapfs_disk_btree_header *)leaf2)->checksum = bt_block_checksum(d2.tree_root, leaf2);
+    assert_int_equal(mmio_sync(io), 0);
+    assert_int_equal(api_check(path, FS_CHECK_NO, NULL), FSCK_EXIT_OK);
+
+    /* a data block of f1 marked free */
+    const struct mmapfs_disk_superblock *sb = mmio_ptr(io, 0);
+    uint8_t *bm = mmio_mut_ptr(io, (sb->block_bitmap_start + e1.start / 32768) * 4096);
+    bm[(e1.start % 32768) / 8] &= (uint8_t)~(1u << (e1.start % 8));
+    assert_int_equal(mmio_sync(io), 0);
+    snprintf(want, sizeof(want), "block %" PRIu64 " in use but marked free", e1.start);
+    r = api_check(path, FS_CHECK_NO, &rep);
+    assert_int_equal(r, FSCK_EXIT_UNCORRECTED);
+    assert_non_null(strstr(rep, want));
+    free(rep);
+    assert_int_equal(api_check(path, FS_CHECK_YES, NULL), FSCK_EXIT_CORRECTED);
+    assert_int_equal(api_check(path, FS_CHECK_NO, NULL), FSCK_EXIT_OK);
+    mmio_close(io);
+
+    /* the repaired image mounts and reads */
+    struct fs *fs;
+    struct fs_options o = { .path = path };
+    assert_int_equal(fs_mount(&fs, &o), 0);
+    char buf[8192];
+    assert_int_equal(fs_read(fs, af.f1, 0, buf, sizeof(buf)), 8192);
+    assert_int_equal(buf[0], 'x');
+    assert_int_equal(fs_unmount(fs), 0);
+    assert_int_equal(api_check(path, FS_CHECK_NO, NULL), FSCK_EXIT_OK);
+    unlink(path);
+}
+
+/* A "crash" (the process dies while mounted) with an unlinked-but-open file:
+ * fsck replays the journal, reports the orphan as info, exits 0. */
+static void test_api_crash_orphan(void **state)
+{
+    (void)state;
+    char path[64];
+    api_format(path, 32 * MiB);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct fs *fs;
+        struct fs_options o = { .path = path };
+        if (fs_mount(&fs, &o))
+            _exit(2);
+        struct fs_stat st;
+        if (fs_mknod(fs, MMAPFS_ROOT_INO, "open", S_IFREG | 0644, 0, &cred, &st))
+            _exit(3);
+        if (fs_write(fs, st.ino, 0, "data", 4) != 4 || fs_unlink(fs, MMAPFS_ROOT_INO, "open"))
+            _exit(4);
+        api_mknod(fs, MMAPFS_ROOT_INO, "kept", S_IFREG | 0644);
+        if (fs_fsync(fs, MMAPFS_ROOT_INO, 0) || fs_fsync(fs, st.ino, 0))
+            _exit(5);
+        _exit(0);                      /* no unmount: a crash */
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    char *rep;
+    int r = api_check(path, FS_CHECK_NO, &rep);
+    if (r)
+        fprintf(stderr, "%s", rep);
+    assert_int_equal(r, FSCK_EXIT_OK);
+    assert_non_null(strstr(rep, "unlinked while open"));
+    free(rep);
+    /* the mount releases the orphan; then everything is clean */
+    struct fs *fs;
+    struct fs_options o = { .path = path };
+    assert_int_equal(fs_mount(&fs, &o), 0);
+    struct fs_stat st;
+    assert_int_equal(fs_lookup(fs, MMAPFS_ROOT_INO, "kept", &st), 0);
+    fs_forget(fs, st.ino, 1);
+    assert_int_equal(fs_unmount(fs), 0);
+    r = api_check(path, FS_CHECK_NO, &rep);
+    assert_int_equal(r, FSCK_EXIT_OK);
+    assert_null(strstr(rep, "unlinked while open"));
+    free(rep);
+    unlink(path);
+}
+
+/* Byte flips in the B+tree nodes (internal nodes included) of the API
+ * image, often with a recomputed checksum so that the deeper checks run. */
+static void test_api_fuzz_trees(void **state)
+{
+    (void)state;
+    char path[64];
+    api_format(path, 64 * MiB);
+    api_populate(path, NULL);
+    struct mmio *io;
+    assert_int_equal(mmio_open(&io, path, 0, 0, NULL), 0);
+    const struct mmapfs_disk_superblock *sb = mmio_ptr(io, 0);
+    uint64_t *nodes = malloc(sb->block_count * sizeof(*nodes));
+    assert_non_null(nodes);
+    size_t n = 0, internal = 0;
+    for (uint64_t b = sb->data_start; b < sb->block_count; b++) {
+        const struct mmapfs_disk_btree_header *h = mmio_ptr(io, b * 4096);
+        if (h->magic == MMAPFS_BTREE_MAGIC && h->checksum == bt_block_checksum(b, h)) {
+            nodes[n++] = b;
+            internal += h->level > 0;
+        }
+    }
+    assert_true(n > 10);
+    assert_true(internal >= 2);         /* the directory and the big file */
+    uint64_t save_first = sb->data_start, save_n = sb->block_count - sb->data_start;
+    uint8_t *saved = malloc(save_n * 4096);
+    assert_non_null(saved);
+    memcpy(saved, mmio_ptr(io, save_first * 4096), save_n * 4096);
+    uint8_t *meta = malloc(save_first * 4096);
+    assert_non_null(meta);
+    memcpy(meta, mmio_ptr(io, 0), save_first * 4096);
+
+    uint64_t seed = getenv("TEST_FSCK_SEED") ? strtoull(getenv("TEST_FSCK_SEED"), NULL, 0)
+                                             : (uint64_t)time(NULL);
+    rng_state = seed | 1;
+    unsigned rounds = getenv("TEST_FSCK_ROUNDS") ? (unsigned)atoi(getenv("TEST_FSCK_ROUNDS")) : 150;
+    printf("tree fuzz seed %" PRIu64 ", %u rounds over %zu nodes (%zu internal)\n", seed,
+           rounds, n, internal);
+    unsigned counts[64] = { 0 };
+    for (unsigned round = 0; round < rounds; round++) {
+        memcpy(mmio_mut_ptr(io, save_first * 4096), saved, save_n * 4096);
+        memcpy(mmio_mut_ptr(io, 0), meta, save_first * 4096);
+        unsigned flips = 1 + (unsigned)(rnd() % 4);
+        for (unsigned i = 0; i < flips; i++) {
+            uint64_t b = nodes[rnd() % n];
+            uint8_t *p = mmio_mut_ptr(io, b * 4096);
+            uint64_t off = rnd() % 3 ? rnd() % 512 : rnd() % 4096;   /* mostly headers/items */
+            p[off] ^= (uint8_t)(1 + rnd() % 255);
+            if (rnd() % 4)
+                ((struct mmapfs_disk_btree_header *)p)->checksum = bt_block_checksum(b, p);
+        }
+        assert_int_equal(mmio_sync(io), 0);
+        int r = api_check(path, FS_CHECK_NO, NULL);
+        assert_true(r == 0 || r == 4 || r == 8);
+        counts[r]++;
+        if (r == 4 && round % 3 == 0) {
+            r = api_check(path, FS_CHECK_YES, NULL);
+            assert_true(r == 1 || r == 4 || r == 5);
+        }
+    }
+    printf("tree fuzz results: %u clean, %u errors, %u operational\n", counts[0], counts[4],
+           counts[8]);
+    assert_true(counts[4] > rounds / 2);
+    free(saved);
+    free(meta);
+    free(nodes);
+    mmio_close(io);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -802,6 +1141,9 @@ int main(void)
         cmocka_unit_test(test_error_state_and_counts),
         cmocka_unit_test(test_journal_headers),
         cmocka_unit_test(test_fuzz_metadata),
+        cmocka_unit_test(test_api_image),
+        cmocka_unit_test(test_api_crash_orphan),
+        cmocka_unit_test(test_api_fuzz_trees),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
