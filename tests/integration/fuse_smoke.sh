@@ -174,6 +174,13 @@ check_sh "O_APPEND without writeback cache" 'echo one >"$M/app" && echo two >>"$
 unmount_fs "$M" && pass "unmount pread mount"
 fsck_clean "$IMG" "fsck.mmapfs -n after the pread mount is clean"
 
+mount_image "$IMG" "$M" -s -o max_threads=1
+check_sh "single-threaded loop (-s): write, fsync, read back" \
+    'dd if="$T_DIR/random.bin" of="$M/r3" bs=256k conv=fsync status=none && cmp "$T_DIR/random.bin" "$M/r3"'
+check_errno "single-threaded loop: SEEK_HOLE after fsync" OK "
+fd = os.open('$M/sparse', os.O_RDONLY); expect(os.lseek(fd, 0, os.SEEK_HOLE) < (8 << 20), 'no hole'); os.close(fd)"
+unmount_fs "$M" && pass "unmount single-threaded mount"
+
 # ---- SIGTERM of a foreground daemon with a file open ---------------------------------------------
 T_MOUNTS+=("$M")
 T_DIRTY["$IMG"]=1
