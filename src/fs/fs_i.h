@@ -184,11 +184,21 @@ void icache_set_data_seq(struct fs *fs, uint64_t ino, uint64_t seq);
 uint64_t icache_data_seq(struct fs *fs, uint64_t ino);       /* 0 if unknown */
 /* Number of inodes tracked (metrics). */
 uint64_t icache_count(struct fs *fs);
+/* In-memory mirror of the orphan list (orphan.c only): which inodes are on
+ * it and their predecessors (0 = the list head), so that membership tests
+ * and removals are O(1). Entries of listed inodes are never dropped. */
+int icache_orphan_set(struct fs *fs, uint64_t ino, uint64_t prev);   /* 0 / -ENOMEM */
+int icache_orphan_get(struct fs *fs, uint64_t ino, uint64_t *prev);  /* 1 if listed */
+void icache_orphan_clear(struct fs *fs, uint64_t ino);
 
 /* ---- orphans (orphan.c) ---------------------------------------------------- */
 
+/* Puts ino at the head of the orphan list (no-op if listed); puts di. */
 int orphan_add(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
+/* Takes ino off the list (no-op if not listed); puts di. */
 int orphan_remove(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
+/* Is ino on the orphan list? 1 / 0. */
+int orphan_listed(struct fs *fs, uint64_t ino);
 /* Mount: releases every inode on the orphan list (left by a crash). */
 int orphan_recover(struct fs *fs);
 

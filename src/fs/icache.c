@@ -18,6 +18,8 @@ struct icache_entry {
     uint64_t ino;             /* 0 = empty slot */
     uint64_t nlookup;
     uint64_t dirty_seq, data_seq;
+    uint64_t orphan_prev;     /* orphan list: predecessor (0 = the head) */
+    int orphan;               /* on the orphan list (orphan.c) */
 };
 
 struct fs_icache {
@@ -75,7 +77,7 @@ void icache_fini(struct fs *fs)
 /* Does the entry still tell something? */
 static int entry_live(const struct icache_entry *e, uint64_t durable)
 {
-    return e->nlookup > 0 || e->dirty_seq > durable || e->data_seq > durable;
+    return e->nlookup > 0 || e->orphan || e->dirty_seq > durable || e->data_seq > durable;
 }
 
 /* Rebuilds the table with room for what survives (and, if prune, without
@@ -123,7 +125,8 @@ static struct icache_entry *get_or_add(struct fs *fs, uint64_t ino)
         return NULL;
     e = slot_of(c, ino);
     e->ino = ino;
-    e->nlookup = e->dirty_seq = e->data_seq = 0;
+    e->nlookup = e->dirty_seq = e->data_seq = e->orphan_prev = 0;
+    e->orphan = 0;
     c->count++;
     return e;
 }
@@ -185,4 +188,32 @@ uint64_t icache_data_seq(struct fs *fs, uint64_t ino)
 uint64_t icache_count(struct fs *fs)
 {
     return fs->icache ? fs->icache->count : 0;
+}
+
+int icache_orphan_set(struct fs *fs, uint64_t ino, uint64_t prev)
+{
+    struct icache_entry *e = get_or_add(fs, ino);
+    if (!e)
+        return -ENOMEM;
+    e->orphan = 1;
+    e->orphan_prev = prev;
+    return 0;
+}
+
+int icache_orphan_get(struct fs *fs, uint64_t ino, uint64_t *prev)
+{
+    struct icache_entry *e = find(fs, ino);
+    if (!e || !e->orphan)
+        return 0;
+    *prev = e->orphan_prev;
+    return 1;
+}
+
+void icache_orphan_clear(struct fs *fs, uint64_t ino)
+{
+    struct icache_entry *e = find(fs, ino);
+    if (e) {
+        e->orphan = 0;
+        e->orphan_prev = 0;
+    }
 }

@@ -188,13 +188,6 @@ int inode_drop_link(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
     return inode_release(fs, ino);
 }
 
-/* Is ino on the orphan list? (Inodes off the list have orphan_next 0.) */
-static int on_orphan_list(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode *di)
-{
-    const struct mmapfs_disk_superblock *sb = super_read(fs);
-    return di->orphan_next != 0 || (sb && sb->orphan_head == ino);
-}
-
 int inode_release(struct fs *fs, uint64_t ino)
 {
     struct mmapfs_disk_inode di;
@@ -207,7 +200,7 @@ int inode_release(struct fs *fs, uint64_t ino)
     /* On the orphan list while its blocks go, so that a crash between
      * journal steps leaves it to be finished at the next mount. Adding and
      * removing in the same transaction costs only the superblock block. */
-    int was_orphan = on_orphan_list(fs, ino, &di);
+    int was_orphan = orphan_listed(fs, ino);
     if (!was_orphan && (err = orphan_add(fs, ino, &di)))
         return err;
     err = file_free_all(fs, ino, &di);

@@ -2,24 +2,81 @@
  * orphan.c — the on-disk orphan list (DESIGN.md invariant 6): inodes whose
  * link count is 0 but that are still in use (open files, lookup
  * references), or whose release spans several journal steps. Singly linked
- * from the superblock's orphan_head through each inode's orphan_next; the
- * list is short, so removal walks it.
+ * from the superblock's orphan_head through each inode's orphan_next.
+ *
+ * After `rm -r` under FUSE the kernel may hold lookup references on every
+ * removed inode, so the list can be long. Membership and predecessors are
+ * mirrored in the inode cache (icache_orphan_*), which makes adding and
+ * removing O(1). The mirror starts empty: a read-write mount empties the
+ * list first (orphan_recover, which always removes the head, needing no
+ * predecessor). Anything the mirror does not know is found by walking the
+ * list, as a fallback.
  */
 #include <errno.h>
 
 #include "fs/fs_i.h"
 
+/* Error for a NULL jnl_write. */
+static int write_error(struct fs *fs)
+{
+    return jnl_error(fs->jnl) ? jnl_error(fs->jnl) : fs->read_only ? -EROFS : -ENOMEM;
+}
+
+int orphan_listed(struct fs *fs, uint64_t ino)
+{
+    uint64_t prev;
+    const struct mmapfs_disk_superblock *sb = super_read(fs);
+    return (sb && sb->orphan_head == ino) || icache_orphan_get(fs, ino, &prev);
+}
+
 int orphan_add(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
 {
+    if (orphan_listed(fs, ino))
+        return inode_put(fs, ino, di);
     struct mmapfs_disk_superblock *sb = super_write(fs);
     if (!sb)
-        return jnl_error(fs->jnl) ? jnl_error(fs->jnl) : fs->read_only ? -EROFS : -ENOMEM;
-    if (sb->orphan_head == ino || di->orphan_next != 0)
-        return inode_put(fs, ino, di);        /* already listed */
-    di->orphan_next = sb->orphan_head;
+        return write_error(fs);
+    uint64_t old = sb->orphan_head;
+    int err = icache_orphan_set(fs, ino, 0);
+    if (!err && old) {
+        err = icache_orphan_set(fs, old, ino);
+        if (err)
+            icache_orphan_clear(fs, ino);
+    }
+    if (err)
+        return err;
+    di->orphan_next = old;
     sb->orphan_head = ino;
     super_put(fs, sb);
     return inode_put(fs, ino, di);
+}
+
+/* Walks the list for ino's predecessor (fallback). 0 with *prev (0 = ino
+ * is the head), -ENOENT if ino is not listed, -EUCLEAN. */
+static int find_prev(struct fs *fs, uint64_t ino, uint64_t *prev)
+{
+    const struct mmapfs_disk_superblock *sb = super_read(fs);
+    if (!sb)
+        return -EIO;
+    uint64_t cur = sb->orphan_head, before = 0;
+    for (uint64_t steps = 0; cur != 0; steps++) {
+        struct mmapfs_disk_inode cdi;
+        if (cur == ino) {
+            *prev = before;
+            return 0;
+        }
+        if (steps > fs->inode_count)
+            return fs_corrupt(fs, "orphan list has a cycle");
+        int err = inode_get(fs, cur, &cdi);
+        if (err == -ENOENT)
+            return fs_corrupt(fs, "orphan list names free inode %llu",
+                              (unsigned long long)cur);
+        if (err)
+            return err;
+        before = cur;
+        cur = cdi.orphan_next;
+    }
+    return -ENOENT;
 }
 
 int orphan_remove(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
@@ -27,36 +84,45 @@ int orphan_remove(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
     const struct mmapfs_disk_superblock *rsb = super_read(fs);
     if (!rsb)
         return -EIO;
-    uint64_t cur = rsb->orphan_head;
-    if (cur == ino) {
+    uint64_t prev = 0;
+    int err = 0;
+    if (rsb->orphan_head != ino && !icache_orphan_get(fs, ino, &prev))
+        err = find_prev(fs, ino, &prev);
+    if (err == -ENOENT) {                /* not listed: nothing to unlink */
+        di->orphan_next = 0;
+        icache_orphan_clear(fs, ino);
+        return inode_put(fs, ino, di);
+    }
+    if (err)
+        return err;
+
+    uint64_t next = di->orphan_next;
+    if (prev == 0) {
         struct mmapfs_disk_superblock *sb = super_write(fs);
         if (!sb)
-            return jnl_error(fs->jnl) ? jnl_error(fs->jnl) : -ENOMEM;
-        sb->orphan_head = di->orphan_next;
+            return write_error(fs);
+        if (sb->orphan_head != ino)
+            return fs_corrupt(fs, "orphan list: inode %llu is not the head",
+                              (unsigned long long)ino);
+        sb->orphan_head = next;
         super_put(fs, sb);
     } else {
-        /* find the predecessor */
-        uint64_t steps = 0;
-        while (cur != 0) {
-            struct mmapfs_disk_inode pdi;
-            if (++steps > fs->inode_count)
-                return fs_corrupt(fs, "orphan list has a cycle");
-            int err = inode_get(fs, cur, &pdi);
-            if (err)
-                return err == -ENOENT ? fs_corrupt(fs, "orphan list names free inode %llu",
-                                                   (unsigned long long)cur)
-                                      : err;
-            if (pdi.orphan_next == ino) {
-                pdi.orphan_next = di->orphan_next;
-                err = inode_put(fs, cur, &pdi);
-                if (err)
-                    return err;
-                break;
-            }
-            cur = pdi.orphan_next;
-        }
-        /* cur == 0: it was not listed; nothing to unlink */
+        struct mmapfs_disk_inode pdi;
+        err = inode_get(fs, prev, &pdi);
+        if (err)
+            return err;
+        if (pdi.orphan_next != ino)
+            return fs_corrupt(fs, "orphan list: inode %llu does not point to %llu",
+                              (unsigned long long)prev, (unsigned long long)ino);
+        pdi.orphan_next = next;
+        err = inode_put(fs, prev, &pdi);
+        if (err)
+            return err;
     }
+    uint64_t next_prev;
+    if (next && icache_orphan_get(fs, next, &next_prev))
+        icache_orphan_set(fs, next, prev);          /* the entry exists: cannot fail */
+    icache_orphan_clear(fs, ino);
     di->orphan_next = 0;
     return inode_put(fs, ino, di);
 }

@@ -451,6 +451,74 @@ static void test_orphan_reference(void **state)
     free(got);
 }
 
+/* The on-disk orphan list as an array (walks it). */
+static size_t orphan_list(struct fs *fs, uint64_t *out, size_t max)
+{
+    size_t n = 0;
+    jnl_lock(fs->jnl);
+    uint64_t cur = super_read(fs)->orphan_head;
+    while (cur && n < max) {
+        struct mmapfs_disk_inode di;
+        assert_int_equal(inode_get(fs, cur, &di), 0);
+        assert_int_equal(di.nlink, 0);
+        out[n++] = cur;
+        cur = di.orphan_next;
+    }
+    jnl_unlock(fs->jnl);
+    assert_int_equal(cur, 0);
+    return n;
+}
+
+/* Many orphans released in random order (the tail first, the middle, the
+ * head): the on-disk list stays exactly the set of live orphans. */
+static void test_orphan_many_random_order(void **state)
+{
+    struct img *m = *state;
+    enum { N = 150 };
+    img_mount(m);
+    uint64_t free0 = bfree(m->fs), inos[N], list[N + 1];
+    int alive[N];
+    char name[32];
+    for (int i = 0; i < N; i++) {
+        struct fs_stat st;
+        snprintf(name, sizeof(name), "o%d", i);
+        inos[i] = mkfile(m->fs, name);
+        assert_int_equal(fs_write(m->fs, inos[i], 0, name, strlen(name)), (ssize_t)strlen(name));
+        assert_int_equal(fs_lookup(m->fs, ROOT, name, &st), 0);
+        assert_int_equal(fs_unlink(m->fs, ROOT, name), 0);
+        alive[i] = 1;
+    }
+    assert_int_equal(orphan_list(m->fs, list, N + 1), N);
+    assert_int_equal(list[N - 1], inos[0]);            /* the first one is the tail */
+    fs_forget(m->fs, inos[0], 1);                      /* tail first */
+    alive[0] = 0;
+    uint64_t seed = 12345;
+    for (int left = N - 1; left > N / 2; left--) {
+        seed = seed * 6364136223846793005ull + 1;
+        int k = (int)((seed >> 33) % N);
+        while (!alive[k])
+            k = (k + 1) % N;
+        fs_forget(m->fs, inos[k], 1);
+        alive[k] = 0;
+        assert_int_equal(in_use(m->fs, inos[k]), 0);
+        size_t n = orphan_list(m->fs, list, N + 1);
+        assert_int_equal(n, (size_t)left - 1);
+        for (size_t j = 0; j < n; j++) {
+            int found = 0;
+            for (int i = 0; i < N; i++)
+                found |= alive[i] && inos[i] == list[j];
+            assert_true(found);
+        }
+    }
+    /* the rest goes at unmount */
+    img_unmount(m);
+    img_check(m);
+    img_mount(m);
+    assert_int_equal(orphan_head(m->fs), 0);
+    assert_int_equal(bfree(m->fs), free0);
+    img_unmount(m);
+}
+
 /* Orphans left by a crash are freed by the next mount. */
 static void test_orphan_crash_recovery(void **state)
 {
@@ -542,6 +610,7 @@ int main(void)
         T(test_remount_persistence),
         T(test_read_only),
         T(test_orphan_reference),
+        T(test_orphan_many_random_order),
         T(test_orphan_crash_recovery),
         T(test_crash_after_fsync),
         T(test_crash_mid_release),
