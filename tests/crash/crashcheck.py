@@ -1,0 +1,600 @@
+#!/usr/bin/env python3
+"""crashcheck — generator and checker of crashed images (docs/CRASH.md).
+
+    crashcheck.py BUILD RECORD_DIR [options]
+
+RECORD_DIR holds what one recorded workload left: base.img, barriers.log
+(tests/crash/recorder.h), expect.log (tests/crash/crashlib.py) and
+workload.txt. For each barrier k the image as of k is rebuilt (base.img plus
+the pages of barriers 1..k); crash images are that image plus a random
+subset of the pages of barrier k+1 (the pages the kernel may or may not have
+written back when the power went), and, for some k, the pure image of k.
+Every crash image is recovered and checked:
+  1. fsck.mmapfs -n is clean (after journal replay);
+  2. everything fsync'd before the crash is there, exactly (content, size,
+     names, link counts; directories' entries; SQLite commits);
+  3. no file holds bytes never written to it; no size beyond what was
+     written; no unknown names; no leaked space (orphans reclaimed);
+  4. it mounts and takes new writes (probe file), and unmounts cleanly.
+Recovery is done three ways, chosen per image: "fsck" (fsck -n replays, then
+crash_extract mounts through the fs API), "mount" (crash_extract replays at
+mount) and "fuse" (the real daemon, build/mmapfs, mounted and walked).
+
+Options:
+  --seed N          master seed (printed; derives every subset)
+  --per-barrier N   random subsets per barrier (default 1)
+  --pure-every N    also check the pure image of every N-th barrier (and
+                    the last); default 4; 1 = all
+  --fuse-every N    about one image in N is checked through a FUSE mount
+                    (default 8; 0 = never)
+  --point K[:SUBSETSEED][:MODE]   check only this crash point (replay);
+                    SUBSETSEED "pure" = no pages of K+1
+  --keep DIR        copy failing crash images into DIR
+  --work DIR        scratch directory (default: a new dir in /dev/shm)
+Prints one line per failure and a summary "N passed, M failed"; exit 1 on
+any failure.
+"""
+import argparse
+import hashlib
+import json
+import os
+import random
+import shutil
+import sqlite3
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from array import array
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from crashlib import TAG_MAGIC, UNIT  # noqa: E402
+
+PAGE = 4096
+LEAK_SLACK = 1 << 20
+
+
+# ---- the record ------------------------------------------------------------------
+
+class Record:
+    """base.img + barriers.log of one recorded run."""
+
+    def __init__(self, d):
+        self.dir = d
+        if os.path.exists(os.path.join(d, "broken")):
+            raise SystemExit("record %s is broken: %s" % (d, open(os.path.join(d, "broken")).read()))
+        self.log_path = os.path.join(d, "barriers.log")
+        self.base = os.path.join(d, "base.img")
+        self.barriers = []      # index k-1: list of (page index, log offset)
+        with open(self.log_path, "rb") as f:
+            hdr = f.read(24)
+            if hdr[:8] != b"MMCRLOG1":
+                raise SystemExit("%s: not a crash log" % self.log_path)
+            page, self.size = struct.unpack("<QQ", hdr[8:24])
+            if page != PAGE:
+                raise SystemExit("%s: page size %d" % (self.log_path, page))
+            pending = None
+            while True:
+                h = f.read(24)
+                if len(h) < 24:
+                    break
+                tag, k, v = h[:4], struct.unpack("<Q", h[8:16])[0], h[16:24]
+                if tag == b"BARR":
+                    n = struct.unpack("<Q", v)[0]
+                    idx = array("Q")
+                    idx.frombytes(f.read(8 * n))
+                    if sys.byteorder != "little":
+                        idx.byteswap()
+                    data_off = f.tell()
+                    f.seek(n * PAGE, 1)
+                    pending = (k, [(int(i), data_off + j * PAGE) for j, i in enumerate(idx)])
+                elif tag == b"DONE":
+                    err = struct.unpack("<q", v)[0]
+                    if pending is None or pending[0] != k:
+                        raise SystemExit("%s: DONE %d without its barrier" % (self.log_path, k))
+                    if err:
+                        raise SystemExit("%s: flush %d failed (%d); not a usable record"
+                                         % (self.log_path, k, err))
+                    if k != len(self.barriers) + 1:
+                        raise SystemExit("%s: barrier %d out of order" % (self.log_path, k))
+                    self.barriers.append(pending[1])
+                    pending = None
+                else:
+                    raise SystemExit("%s: bad record at %d" % (self.log_path, f.tell() - 24))
+
+    def apply(self, img_fd, pages):
+        """Writes the given (page index, log offset) pages into img_fd."""
+        with open(self.log_path, "rb") as f:
+            for idx, off in pages:
+                f.seek(off)
+                os.pwrite(img_fd, f.read(PAGE), idx * PAGE)
+
+
+# ---- expectations ---------------------------------------------------------------------
+
+class Expect:
+    """expect.log of one run, indexed for the checks."""
+
+    def __init__(self, path):
+        self.recs = [json.loads(line) for line in open(path) if line.strip()]
+        self.by_path = {}       # path -> [rec] of chg/file/dir/absent, in order
+        self.names = {}         # dir -> set of names that may appear there
+        self.assoc = {}         # path -> set of fids
+        self.fid_end = {}       # fid -> max end
+        self.fid_gen = {}       # fid -> max generation
+        self.untagged = set()
+        self.sql = {}           # db -> ["sql" records: txn durable at b]
+        self.sql_digest = {}    # db -> {txn: digest of the committed state}
+        self.statfs0 = None
+        self.orphans = 0
+        for r in self.recs:
+            t = r["t"]
+            if t in ("chg", "file", "dir", "absent"):
+                self.by_path.setdefault(r["path"], []).append(r)
+            elif t == "name":
+                self.names.setdefault(r["dir"], set()).add(r["name"])
+            elif t == "assoc":
+                self.assoc.setdefault(r["path"], set()).add(r["fid"])
+            elif t == "fid":
+                self.fid_end[r["fid"]] = max(self.fid_end.get(r["fid"], 0), r["end"])
+                self.fid_gen[r["fid"]] = max(self.fid_gen.get(r["fid"], 0), r["gen"])
+            elif t == "untagged":
+                self.untagged.add(r["path"])
+            elif t == "sql":
+                self.sql.setdefault(r["db"], []).append(r)
+            elif t == "sqlstate":
+                self.sql.setdefault(r["db"], [])
+                self.sql_digest.setdefault(r["db"], {})[r["txn"]] = r["digest"]
+            elif t == "statfs0":
+                self.statfs0 = r["used"]
+            elif t == "orphan":
+                self.orphans += 1
+        self.names.setdefault("", set()).add("lost+found")
+
+    def state_at(self, path, k):
+        """(durable record or None, relaxation: None / "append" / "any") at
+        crash point k."""
+        durable, relax = None, None
+        for r in self.by_path.get(path, ()):
+            if r["t"] == "chg":
+                if durable is not None and r["m"] <= k:
+                    relax = "any" if (relax == "any" or r["kind"] != "append") else "append"
+            elif r["b"] <= k:
+                durable, relax = r, None
+        return durable, relax
+
+
+# ---- reading a recovered tree ------------------------------------------------------------
+
+def read_manifest(path):
+    entries, statfs = {}, None
+    for line in open(path, encoding="utf-8"):
+        r = json.loads(line)
+        if "statfs" in r:
+            statfs = r["statfs"]
+        else:
+            r["path"] = r["path"].encode("latin-1").decode("utf-8", "surrogateescape")
+            entries[r["path"]] = r
+    return entries, statfs
+
+
+def walk_mount(mnt):
+    """The manifest of a FUSE mount, like crash_extract writes it."""
+    entries = {}
+
+    def add(rel, st, target=None):
+        import stat as S
+        typ = "f" if S.S_ISREG(st.st_mode) else "d" if S.S_ISDIR(st.st_mode) else \
+            "l" if S.S_ISLNK(st.st_mode) else "o"
+        e = {"path": rel, "type": typ, "mode": st.st_mode, "nlink": st.st_nlink,
+             "size": st.st_size, "ino": st.st_ino, "blocks512": st.st_blocks}
+        if target is not None:
+            e["target"] = target
+        entries[rel] = e
+
+    add("", os.lstat(mnt))
+    for root, dirs, files in os.walk(mnt):
+        for n in dirs + files:
+            full = os.path.join(root, n)
+            rel = os.path.relpath(full, mnt)
+            st = os.lstat(full)
+            add(rel, st, os.readlink(full) if os.path.islink(full) else None)
+    sv = os.statvfs(mnt)
+    statfs = {"bsize": sv.f_frsize, "blocks": sv.f_blocks, "bfree": sv.f_bfree,
+              "files": sv.f_files, "ffree": sv.f_ffree}
+    return entries, statfs
+
+
+def sha_prefix(path, limit=None):
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb") as f:
+        while limit is None or n < limit:
+            b = f.read(1 << 20 if limit is None else min(1 << 20, limit - n))
+            if not b:
+                break
+            h.update(b)
+            n += len(b)
+    return n, h.hexdigest()
+
+
+def unit_ok(u, off, allowed):
+    """A unit (possibly short, at EOF) at offset off is good if each byte is
+    zero or the same byte of a tag of an allowed (fid, gen) for this offset:
+    writes and truncations start and end at any byte, so a unit may mix
+    zeros (hole, truncated tail) and generations."""
+    if u == bytes(len(u)):
+        return True
+    if len(u) == UNIT:
+        magic, gen, fid, uoff = struct.unpack("<HHIQ", u)
+        if magic == TAG_MAGIC and uoff == off and fid in allowed and 1 <= gen <= allowed[fid]:
+            return True
+    cands = [struct.pack("<HHIQ", TAG_MAGIC, g, f, off)
+             for f, mg in allowed.items() for g in range(1, mg + 1)]
+    return all(b == 0 or any(c[i] == b for c in cands) for i, b in enumerate(u))
+
+
+def check_tags(path, allowed):
+    """Returns a description of the first foreign/stale unit, or None."""
+    words_ok = {TAG_MAGIC | (g << 16) | (f << 32)
+                for f, mg in allowed.items() for g in range(1, mg + 1)}
+    with open(path, "rb") as fh:
+        off = 0
+        while True:
+            page = fh.read(PAGE)
+            if not page:
+                return None
+            n = len(page) - len(page) % UNIT
+            fast = False
+            if n == PAGE:
+                q = memoryview(page).cast("Q")
+                if q[1::2].tolist() == list(range(off, off + PAGE, UNIT)) and \
+                        set(q[0::2].tolist()) <= words_ok:
+                    fast = True
+                elif page == bytes(PAGE):
+                    fast = True
+            if not fast:
+                for i in range(0, len(page), UNIT):
+                    u = page[i:i + UNIT]
+                    if not unit_ok(u, off + i, allowed):
+                        return "foreign or stale bytes at offset %d: %s" % (off + i, u.hex())
+            off += len(page)
+
+
+def sql_state(files):
+    """(txn, digest) of a SQLite database copied from a recovered tree,
+    or raises with the reason."""
+    with tempfile.TemporaryDirectory(dir=os.environ.get("CRASH_TMP", "/dev/shm")) as td:
+        db = os.path.join(td, "app.db")
+        for suffix, src in files.items():
+            shutil.copyfile(src, db + suffix)
+        con = sqlite3.connect(db, isolation_level=None)
+        try:
+            ic = con.execute("PRAGMA integrity_check").fetchall()
+            if ic != [("ok",)]:
+                raise ValueError("integrity_check: %r" % (ic[:5],))
+            h = hashlib.sha256()
+            for row in con.execute("SELECT id, v FROM t ORDER BY id"):
+                h.update(b"%d:" % row[0] + row[1] + b";")
+            txn = con.execute("SELECT n FROM meta").fetchone()[0]
+        finally:
+            con.close()
+        return txn, h.hexdigest()
+
+
+def check_tree(exp, k, root, entries, statfs):
+    """All expectation checks of crash point k against a recovered tree
+    (local copy or mount at root, its manifest entries). Returns problems."""
+    probs = []
+    # 2. what was durable
+    for path in exp.by_path:
+        d, relax = exp.state_at(path, k)
+        if d is None or relax == "any":
+            continue
+        e = entries.get(path)
+        t = d["t"]
+        if t == "absent":
+            if relax is None and e is not None:
+                probs.append("%s: removed (durable at barrier %d) but present" % (path, d["b"]))
+        elif t == "dir":
+            if e is None or e["type"] != "d":
+                probs.append("%s: directory fsync'd at barrier %d is missing" % (path, d["b"]))
+            elif relax is None:
+                pre = path + "/" if path else ""
+                have = sorted(p[len(pre):] for p in entries
+                              if p and p.startswith(pre) and "/" not in p[len(pre):])
+                if have != d["names"]:
+                    probs.append("%s: entries %s, fsync'd at barrier %d as %s"
+                                 % (path, have, d["b"], d["names"]))
+        elif t == "file":
+            if e is None or e["type"] != "f":
+                probs.append("%s: file fsync'd at barrier %d (size %d) is missing"
+                             % (path, d["b"], d["size"]))
+                continue
+            full = os.path.join(root, path)
+            if relax is None:
+                size, sha = sha_prefix(full)
+                if size != d["size"] or sha != d["sha"]:
+                    probs.append("%s: content differs from its fsync at barrier %d "
+                                 "(size %d, expected %d)" % (path, d["b"], size, d["size"]))
+                if e["size"] != d["size"]:
+                    probs.append("%s: size %d, fsync'd %d at barrier %d"
+                                 % (path, e["size"], d["size"], d["b"]))
+                if e["nlink"] != d["nlink"]:
+                    probs.append("%s: link count %d, fsync'd %d at barrier %d"
+                                 % (path, e["nlink"], d["nlink"], d["b"]))
+            else:
+                size, sha = sha_prefix(full, d["size"])
+                if size != d["size"] or sha != d["sha"]:
+                    probs.append("%s: the first %d bytes (fsync'd at barrier %d) changed "
+                                 "(only appends followed)" % (path, d["size"], d["b"]))
+    # 3. names, tags, sizes
+    for path, e in entries.items():
+        if not path:
+            continue
+        dname, name = os.path.split(path)
+        if name not in exp.names.get(dname, ()):
+            if not (dname == "lost+found"):
+                probs.append("%s: unknown name" % path)
+            continue
+        if e["type"] != "f" or path in exp.untagged:
+            continue
+        fids = exp.assoc.get(path)
+        if not fids:
+            probs.append("%s: a regular file where none was ever created" % path)
+            continue
+        allowed = {f: exp.fid_gen.get(f, 1) for f in fids}
+        limit = max(exp.fid_end.get(f, 0) for f in fids)
+        if e["size"] > limit:
+            probs.append("%s: size %d exceeds anything written (%d)" % (path, e["size"], limit))
+        bad = check_tags(os.path.join(root, path), allowed)
+        if bad:
+            probs.append("%s: %s" % (path, bad))
+    # SQLite commits
+    for db, rs in exp.sql.items():
+        req = max([r["txn"] for r in rs if r["b"] <= k], default=None)
+        if db not in entries:
+            if req is not None:
+                probs.append("%s: database missing (commit %d durable)" % (db, req))
+            continue
+        files = {}
+        for suffix in ("", "-wal", "-journal"):
+            if db + suffix in entries:
+                files[suffix] = os.path.join(root, db + suffix)
+        if req is None and entries[db]["size"] == 0:
+            continue
+        try:
+            txn, dig = sql_state(files)
+        except Exception as ex:  # sqlite3 errors, integrity
+            if req is None and "no such table" in str(ex):
+                continue
+            probs.append("%s: %s" % (db, ex))
+            continue
+        if req is not None and txn < req:
+            probs.append("%s: at commit %d, but commit %d was durable" % (db, txn, req))
+        elif exp.sql_digest[db].get(txn) != dig:
+            probs.append("%s: content at commit %d is not what was committed" % (db, txn))
+    # leaked space (orphans reclaimed, nothing lost)
+    if exp.statfs0 is not None and statfs:
+        used = (statfs["blocks"] - statfs["bfree"]) * statfs["bsize"]
+        seen, reach = set(), 0
+        for e in entries.values():
+            if e["ino"] not in seen:
+                seen.add(e["ino"])
+                reach += e["blocks512"] * 512
+        leak = used - reach - exp.statfs0
+        if leak > LEAK_SLACK:
+            probs.append("space leak: %d bytes in use beyond the reachable files "
+                         "(unlinked-open files not reclaimed?)" % leak)
+    return probs
+
+
+# ---- recovery ------------------------------------------------------------------------------
+
+class Checker:
+    def __init__(self, build, rec, exp, work, keep, label):
+        self.build = build
+        self.rec = rec
+        self.exp = exp
+        self.work = work
+        self.keep = keep
+        self.label = label
+        self.fsck = os.path.join(build, "fsck.mmapfs")
+        self.extract = os.path.join(build, "tests", "crash", "crash_extract")
+        self.daemon = os.path.join(build, "mmapfs")
+        self.passed = 0
+        self.failed = 0
+
+    def run(self, cmd, timeout=120):
+        try:
+            p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               timeout=timeout)
+            return p.returncode, p.stdout.decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            return 124, "timed out after %ds" % timeout
+
+    def fsck_n(self, img, when):
+        rc, out = self.run([self.fsck, "-n", img])
+        if rc != 0:
+            return ["fsck -n %s: exit %d: %s" % (when, rc, out.strip()[-600:])]
+        return []
+
+    def via_extract(self, img, k, first_fsck):
+        probs = []
+        if first_fsck:
+            probs += self.fsck_n(img, "before mount")
+            if probs:
+                return probs
+        out = os.path.join(self.work, "tree")
+        man = os.path.join(self.work, "manifest.json")
+        shutil.rmtree(out, ignore_errors=True)
+        rc, msg = self.run([self.extract, "-p", img, out, man])
+        if rc != 0:
+            return probs + ["crash_extract (mount, walk, new writes, unmount): exit %d: %s"
+                            % (rc, msg.strip()[-600:])]
+        entries, statfs = read_manifest(man)
+        probs += check_tree(self.exp, k, out, entries, statfs)
+        probs += self.fsck_n(img, "after mount, new writes and unmount")
+        return probs
+
+    def via_fuse(self, img, k):
+        mnt = os.path.join(self.work, "mnt")
+        os.makedirs(mnt, exist_ok=True)
+        logf = open(os.path.join(self.work, "daemon.log"), "w+")
+        d = subprocess.Popen([self.daemon, img, mnt, "-f"], stdout=logf, stderr=logf)
+        probs = []
+        try:
+            deadline = time.time() + 30
+            while not os.path.ismount(mnt):
+                if d.poll() is not None or time.time() > deadline:
+                    logf.seek(0)
+                    return ["mmapfs did not mount the crash image (exit %s): %s"
+                            % (d.poll(), logf.read()[-600:])]
+                time.sleep(0.02)
+            entries, statfs = walk_mount(mnt)
+            probs += check_tree(self.exp, k, mnt, entries, statfs)
+            probe = os.path.join(mnt, ".crash_probe")
+            data = os.urandom(1 << 20)
+            try:
+                with open(probe, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                with open(probe, "rb") as f:
+                    if f.read() != data:
+                        probs.append("probe file reads back wrong")
+                os.unlink(probe)
+            except OSError as ex:
+                probs.append("new writes fail after recovery: %s" % ex)
+        finally:
+            if os.path.ismount(mnt):
+                rc, msg = self.run(["fusermount3", "-u", mnt], 60)
+                if rc != 0:
+                    probs.append("fusermount3 -u: %s" % msg.strip())
+                    self.run(["fusermount3", "-u", "-z", mnt], 60)
+            try:
+                rc = d.wait(60)
+                if rc != 0:
+                    logf.seek(0)
+                    probs.append("mmapfs exited %d after unmount: %s" % (rc, logf.read()[-400:]))
+            except subprocess.TimeoutExpired:
+                d.kill()
+                d.wait()
+                probs.append("mmapfs did not exit after unmount")
+            logf.close()
+        if not probs:
+            probs += self.fsck_n(img, "after the FUSE mount")
+        return probs
+
+    def check_image(self, state, k, subset_seed, mode):
+        """Builds crash image k[+subset of k+1], recovers and checks it."""
+        img = os.path.join(self.work, "crash.img")
+        shutil.copyfile(state, img)
+        npages = 0
+        if subset_seed is not None and k < len(self.rec.barriers):
+            nxt = self.rec.barriers[k]
+            r = random.Random(subset_seed)
+            frac = r.random()
+            pages = [p for p in nxt if r.random() < frac]
+            npages = len(pages)
+            fd = os.open(img, os.O_WRONLY)
+            try:
+                self.rec.apply(fd, pages)
+            finally:
+                os.close(fd)
+        if mode == "fuse":
+            probs = self.via_fuse(img, k)
+        else:
+            probs = self.via_extract(img, k, mode == "fsck")
+        point = "%d:%s:%s" % (k, "pure" if subset_seed is None else subset_seed, mode)
+        if probs:
+            self.failed += 1
+            print("FAIL %s crash point %s (%d of %d pages of barrier %d):"
+                  % (self.label, point, npages,
+                     len(self.rec.barriers[k]) if k < len(self.rec.barriers) else 0, k + 1))
+            for p in probs[:12]:
+                print("       " + p)
+            if len(probs) > 12:
+                print("       ... %d more" % (len(probs) - 12))
+            print("       replay: tests/crash/crashcheck.py %s %s --point %s"
+                  % (self.build, self.rec.dir, point))
+            if self.keep:
+                os.makedirs(self.keep, exist_ok=True)
+                shutil.copyfile(img, os.path.join(self.keep, "%s-%s.img"
+                                                  % (self.label, point.replace(":", "_"))))
+        else:
+            self.passed += 1
+        sys.stdout.flush()
+        return not probs
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("build")
+    ap.add_argument("record")
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--per-barrier", type=int, default=1)
+    ap.add_argument("--pure-every", type=int, default=4)
+    ap.add_argument("--fuse-every", type=int, default=8)
+    ap.add_argument("--point", default=None)
+    ap.add_argument("--keep", default=None)
+    ap.add_argument("--work", default=None)
+    ap.add_argument("--label", default=None)
+    a = ap.parse_args()
+
+    build = os.path.abspath(a.build)
+    rec = Record(a.record)
+    exp = Expect(os.path.join(a.record, "expect.log"))
+    seed = a.seed if a.seed is not None else random.SystemRandom().getrandbits(31)
+    label = a.label or os.path.basename(os.path.normpath(a.record))
+    work = a.work or tempfile.mkdtemp(prefix="mmapfs-crashcheck.",
+                                      dir=os.environ.get("CRASH_TMP", "/dev/shm"))
+    os.makedirs(work, exist_ok=True)
+    ck = Checker(build, rec, exp, work, a.keep, label)
+    K = len(rec.barriers)
+    rng = random.Random(seed)
+    t0 = time.time()
+    state = os.path.join(work, "state.img")
+    shutil.copyfile(rec.base, state)
+    try:
+        if a.point:
+            parts = a.point.split(":")
+            want = int(parts[0])
+            sub = None if len(parts) < 2 or parts[1] == "pure" else int(parts[1])
+            mode = parts[2] if len(parts) > 2 else "fsck"
+        fd = os.open(state, os.O_WRONLY)
+        try:
+            for k in range(K + 1):
+                if a.point:
+                    if k == want:
+                        os.close(fd)
+                        fd = -1
+                        ck.check_image(state, k, sub, mode)
+                        break
+                else:
+                    todo = []
+                    if k == K or (a.pure_every and k % a.pure_every == 0):
+                        todo.append(None)
+                    if k < K and rec.barriers[k]:
+                        todo += [rng.getrandbits(32) for _ in range(a.per_barrier)]
+                    for sub in todo:
+                        r = rng.random()
+                        mode = "fuse" if a.fuse_every and r < 1.0 / a.fuse_every else \
+                            ("fsck" if rng.random() < 0.5 else "mount")
+                        ck.check_image(state, k, sub, mode)
+                if k < K:
+                    rec.apply(fd, rec.barriers[k])
+        finally:
+            if fd >= 0:
+                os.close(fd)
+    finally:
+        if not a.work:
+            shutil.rmtree(work, ignore_errors=True)
+    print("%s: %d barriers, seed %d, %d crash images checked in %.1fs: %d passed, %d failed"
+          % (label, K, seed, ck.passed + ck.failed, time.time() - t0, ck.passed, ck.failed))
+    return 1 if ck.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

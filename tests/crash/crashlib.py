@@ -1,0 +1,268 @@
+"""crashlib — the workload side of the crash harness (docs/CRASH.md).
+
+A workload runs on a mount of the recording daemon and changes files only
+through a Session, which logs, to a file OUTSIDE the mount, what the
+checker may expect after a crash:
+
+  {"t":"chg", "path", "m", "kind"}   path is about to change; m = barriers
+                                      completed before the change started.
+                                      kind "append": only grows, the old
+                                      bytes stay; "any": anything.
+  {"t":"file", "path", "b", "size", "sha", "nlink"}
+                                      after fsync(path) returned; b =
+                                      barriers completed by then.
+  {"t":"dir", "path", "b", "names"}  after fsync(dir) returned.
+  {"t":"absent", "path", "b"}        path was removed and its directory
+                                      fsync'd.
+  {"t":"name", "dir", "name"}        a name that may appear in dir.
+  {"t":"assoc", "path", "fid"}       the file with tag id fid may sit at path.
+  {"t":"fid", "fid", "gen", "end"}   tagged bytes up to offset end written
+                                      to fid with generation gen (or
+                                      truncated/extended to end).
+  {"t":"untagged", "path"}           path holds untagged data (SQLite).
+  {"t":"sqlstate", "db", "txn", "digest"}  a committed SQLite state.
+  {"t":"sql", "db", "b", "txn"}      SQLite commit txn is durable as of b.
+  {"t":"statfs0", "used"}            bytes in use on the fresh mount.
+  {"t":"orphan", "bytes"}            an unlinked-but-open file of that size.
+
+Crash point k (the image of barrier k plus any part of barrier k+1): a
+"file"/"dir"/"absent" record with b <= k must hold exactly unless a "chg"
+of the same path follows it in the log with m <= k.
+
+Tagged data: every aligned 16-byte unit of a tagged file is
+struct.pack("<HHIQ", TAG_MAGIC, gen, fid, offset) — it names its file and
+its own offset, so stale or foreign bytes are recognisable.
+"""
+import hashlib
+import json
+import os
+import random
+import struct
+import threading
+
+TAG_MAGIC = 0x6774
+UNIT = 16
+
+
+def tag_bytes(fid, gen, off, length):
+    """Tagged content of file fid (generation gen) for [off, off+length)."""
+    if length <= 0:
+        return b""
+    start = off - off % UNIT
+    end = off + length
+    n = (end - start + UNIT - 1) // UNIT
+    pack = struct.Struct("<HHIQ").pack
+    blob = b"".join(pack(TAG_MAGIC, gen, fid, start + i * UNIT) for i in range(n))
+    return blob[off - start:off - start + length]
+
+
+def sha_file(path, limit=None):
+    """(size, sha256 hex) of a file's content, or of its first limit bytes."""
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while True:
+            want = 1 << 20
+            if limit is not None:
+                want = min(want, limit - size)
+                if want <= 0:
+                    break
+            b = f.read(want)
+            if not b:
+                break
+            h.update(b)
+            size += len(b)
+    return size, h.hexdigest()
+
+
+class Session:
+    """Logs expectations of one workload; all paths are relative to mnt."""
+
+    def __init__(self, mnt, explog, synced, seed):
+        self.mnt = mnt
+        self.synced = synced
+        self.rng = random.Random(seed)
+        self.out = open(explog, "a", buffering=1)
+        self.lock = threading.Lock()
+        self.next_fid = 1
+        self.fid_of = {}        # path -> fid of the file there (tagged files)
+        self.gen = {}           # fid -> current generation
+        self.links = {}         # path -> set of paths naming the same inode
+
+    # ---- logging -----------------------------------------------------------
+    def barrier(self):
+        """Barriers completed so far (the recorder's published count)."""
+        with open(self.synced) as f:
+            return int(f.read().strip() or 0)
+
+    def log(self, **rec):
+        with self.lock:
+            self.out.write(json.dumps(rec, sort_keys=True) + "\n")
+
+    def p(self, rel):
+        return os.path.join(self.mnt, rel)
+
+    def chg(self, path, kind="any"):
+        self.log(t="chg", path=path, m=self.barrier(), kind=kind)
+
+    def names_of(self, path):
+        return self.links.get(path, {path})
+
+    def new_name(self, path):
+        d, n = os.path.split(path)
+        self.log(t="name", dir=d, name=n)
+        self.chg(d)
+
+    # ---- files -----------------------------------------------------------------
+    def create(self, path, untagged=False):
+        """Creates (O_EXCL) a new file at path; returns its fid (0 untagged)."""
+        self.new_name(path)
+        self.chg(path)
+        fid = 0
+        if untagged:
+            self.log(t="untagged", path=path)
+        else:
+            with self.lock:
+                fid = self.next_fid
+                self.next_fid += 1
+            self.gen[fid] = 1
+            self.fid_of[path] = fid
+            self.log(t="assoc", path=path, fid=fid)
+        fd = os.open(self.p(path), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        os.close(fd)
+        self.links[path] = {path}
+        return fid
+
+    def write(self, path, off, length, kind="any", fd=None):
+        """Writes tagged bytes [off, off+length) to the file at path."""
+        fid = self.fid_of[path]
+        gen = self.gen[fid]
+        self.log(t="fid", fid=fid, gen=gen, end=off + length)
+        for q in self.names_of(path):
+            self.chg(q, kind)
+        data = tag_bytes(fid, gen, off, length)
+        own = fd is None
+        if own:
+            fd = os.open(self.p(path), os.O_WRONLY)
+        try:
+            done = 0
+            while done < len(data):
+                done += os.pwrite(fd, data[done:done + (4 << 20)], off + done)
+        finally:
+            if own:
+                os.close(fd)
+
+    def append(self, path, length, fd=None):
+        off = os.stat(self.p(path)).st_size
+        self.write(path, off, length, kind="append", fd=fd)
+        return off
+
+    def bump_gen(self, path):
+        """Later writes to path carry a new generation (overwrites)."""
+        fid = self.fid_of[path]
+        self.gen[fid] += 1
+
+    def truncate(self, path, size):
+        fid = self.fid_of.get(path)
+        if fid:
+            self.log(t="fid", fid=fid, gen=self.gen[fid], end=size)
+        for q in self.names_of(path):
+            self.chg(q)
+        os.truncate(self.p(path), size)
+
+    def fsync(self, path, datasync=False):
+        """fsync (or fdatasync) path, then records its durable state."""
+        fd = os.open(self.p(path), os.O_RDONLY)
+        try:
+            (os.fdatasync if datasync else os.fsync)(fd)
+            b = self.barrier()
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        size, sha = sha_file(self.p(path))
+        self.log(t="file", path=path, b=b, size=size, sha=sha, nlink=st.st_nlink)
+        return b
+
+    def note_durable(self, path, b):
+        """Records path's current content as durable as of barrier b (the
+        caller knows: e.g. fsync'd content renamed, then dir fsync'd)."""
+        st = os.stat(self.p(path))
+        size, sha = sha_file(self.p(path))
+        self.log(t="file", path=path, b=b, size=size, sha=sha, nlink=st.st_nlink)
+
+    def fsync_dir(self, d):
+        """fsync the directory d ("" = root), then records its entries."""
+        fd = os.open(self.p(d) if d else self.mnt, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+            b = self.barrier()
+        finally:
+            os.close(fd)
+        names = sorted(os.listdir(self.p(d) if d else self.mnt))
+        self.log(t="dir", path=d, b=b, names=names)
+        return b
+
+    def note_absent(self, path, b):
+        self.log(t="absent", path=path, b=b)
+
+    # ---- names ---------------------------------------------------------------------
+    def unlink(self, path):
+        group = self.names_of(path)
+        for q in group:
+            self.chg(q)
+        self.chg(os.path.dirname(path))
+        os.unlink(self.p(path))
+        rest = group - {path}
+        for q in rest:
+            self.links[q] = rest
+        self.links.pop(path, None)
+        self.fid_of.pop(path, None)
+
+    def link(self, src, dst):
+        self.new_name(dst)
+        self.chg(dst)
+        for q in self.names_of(src):
+            self.chg(q)
+        os.link(self.p(src), self.p(dst))
+        group = self.names_of(src) | {dst}
+        for q in group:
+            self.links[q] = group
+        if src in self.fid_of:
+            self.fid_of[dst] = self.fid_of[src]
+            self.log(t="assoc", path=dst, fid=self.fid_of[src])
+
+    def rename(self, src, dst):
+        self.new_name(dst)
+        self.chg(src)
+        self.chg(dst)
+        self.chg(os.path.dirname(src))
+        for q in self.names_of(dst) | self.names_of(src):
+            self.chg(q)
+        os.rename(self.p(src), self.p(dst))
+        # dst's old inode loses a name
+        old = self.names_of(dst) - {dst}
+        for q in old:
+            self.links[q] = old
+        group = (self.names_of(src) - {src}) | {dst}
+        for q in group:
+            self.links[q] = group
+        self.links.pop(src, None)
+        if src in self.fid_of:
+            self.fid_of[dst] = self.fid_of.pop(src)
+            self.log(t="assoc", path=dst, fid=self.fid_of[dst])
+        else:
+            self.fid_of.pop(dst, None)
+
+    def mkdir(self, path):
+        self.new_name(path)
+        self.chg(path)
+        os.mkdir(self.p(path))
+
+    def rmdir(self, path):
+        self.chg(path)
+        self.chg(os.path.dirname(path))
+        os.rmdir(self.p(path))
+
+    def statfs_used(self):
+        st = os.statvfs(self.mnt)
+        return (st.f_blocks - st.f_bfree) * st.f_frsize

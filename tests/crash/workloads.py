@@ -1,0 +1,377 @@
+#!/usr/bin/env python3
+"""Crash-harness workloads (docs/CRASH.md).
+
+    workloads.py NAME MNT EXPLOG SYNCED SEED [SCALE]
+
+Runs workload NAME on the mounted recording daemon at MNT, logging its
+expectations to EXPLOG through crashlib.Session (SYNCED is the recorder's
+completed-barrier count file). SCALE (default 1) multiplies the number of
+iterations (CRASH_LONG runs use more). `workloads.py --list` prints the
+names with their mount options and image sizes.
+"""
+import hashlib
+import os
+import sqlite3
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from crashlib import Session  # noqa: E402
+
+
+# ---- applications -------------------------------------------------------------
+
+def applog(s, n):
+    """Append-and-fsync logs: one with fsync, one with fdatasync, records
+    of odd sizes, now and then several appends per fsync."""
+    s.mkdir("logs")
+    s.fsync_dir("")
+    for name in ("logs/a.log", "logs/b.log"):
+        s.create(name)
+    s.fsync_dir("logs")
+    fds = {name: os.open(s.p(name), os.O_WRONLY) for name in ("logs/a.log", "logs/b.log")}
+    try:
+        for i in range(12 * n):
+            name = "logs/a.log" if i % 3 else "logs/b.log"
+            for _ in range(1 + (i % 4 == 0) * s.rng.randint(1, 3)):
+                s.append(name, s.rng.choice([16, 100, 512, 4000, 4096, 9000, 33]), fd=fds[name])
+            s.fsync(name, datasync=(name == "logs/b.log"))
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+
+
+def atomic_replace(s, n):
+    """Editors' atomic replace: write tmp, fsync, rename over the target,
+    fsync the directory. Also rename-then-fsync-the-file (DESIGN.md
+    invariant 5: the metadata to reach an fsync'd file is durable)."""
+    s.mkdir("etc")
+    s.fsync_dir("")
+    s.create("etc/config")
+    s.write("etc/config", 0, 3000)
+    s.fsync("etc/config")
+    s.fsync_dir("etc")
+    for i in range(10 * n):
+        tmp = "etc/.config.tmp%d" % i
+        s.create(tmp)
+        s.write(tmp, 0, s.rng.choice([100, 4096, 5000, 20000, 70000]))
+        s.fsync(tmp)
+        s.rename(tmp, "etc/config")
+        if i % 2 == 0:
+            b = s.fsync_dir("etc")
+            s.note_durable("etc/config", b)
+            s.note_absent(tmp, b)
+        else:
+            s.fsync("etc/config")
+    # a second target replaced without any fsync: only rule 3 applies
+    s.create("etc/other")
+    for i in range(3):
+        tmp = "etc/.other.tmp%d" % i
+        s.create(tmp)
+        s.write(tmp, 0, 6000)
+        s.rename(tmp, "etc/other")
+    s.fsync_dir("etc")
+
+
+def dirtree(s, n):
+    """mkdir/rmdir trees: build nested directories with files, fsync the
+    files and the directories, then remove whole subtrees (rm -r)."""
+    for r in range(3 * n):
+        top = "t%d" % r
+        s.mkdir(top)
+        dirs = [top]
+        for i in range(6):
+            parent = s.rng.choice(dirs)
+            d = "%s/d%d" % (parent, i)
+            s.mkdir(d)
+            dirs.append(d)
+        files = []
+        for i in range(10):
+            f = "%s/f%d" % (s.rng.choice(dirs), i)
+            s.create(f)
+            s.write(f, 0, s.rng.choice([0, 16, 4096, 12000]))
+            files.append(f)
+        for f in files[::2]:
+            s.fsync(f)
+        for d in reversed(dirs):
+            s.fsync_dir(d)
+        s.fsync_dir("")
+        if r % 2 == 1 or r == 3 * n - 1:
+            # remove the previous tree (or this one) bottom-up
+            victim = "t%d" % (r - 1 if r % 2 == 1 else r)
+            for root, ds, fs in os.walk(s.p(victim), topdown=False):
+                rel = os.path.relpath(root, s.mnt)
+                for f in fs:
+                    s.unlink(os.path.join(rel, f))
+                s.rmdir(rel)
+            b = s.fsync_dir("")
+            s.note_absent(victim, b)
+
+
+def hardlinks(s, n):
+    """Hard links across directories: link, unlink some names, fsync the
+    file (its link count) and the directories."""
+    for d in ("a", "b", "c"):
+        s.mkdir(d)
+    s.fsync_dir("")
+    for r in range(4 * n):
+        src = "a/f%d" % r
+        s.create(src)
+        s.write(src, 0, 8192)
+        names = [src]
+        for d in ("b", "c"):
+            for j in range(s.rng.randint(1, 2)):
+                dst = "%s/l%d_%d" % (d, r, j)
+                s.link(names[0], dst)
+                names.append(dst)
+        s.fsync(src)
+        for d in ("a", "b", "c"):
+            s.fsync_dir(d)
+        drop = s.rng.sample(names, s.rng.randint(1, len(names) - 1))
+        for q in drop:
+            s.unlink(q)
+        keep = [q for q in names if q not in drop]
+        s.write(keep[0], 4096, 4096)  # same generation: identical bytes
+        s.fsync(keep[0])
+        for d in ("a", "b", "c"):
+            s.fsync_dir(d)
+
+
+def truncate(s, n):
+    """truncate down, up (zeros), to zero and rewrite; fsync after each."""
+    s.mkdir("tr")
+    s.fsync_dir("")
+    for r in range(2 * n):
+        f = "tr/f%d" % r
+        s.create(f)
+        s.write(f, 0, 200000)
+        s.fsync(f)
+        s.fsync_dir("tr")
+        for size in (150001, 4096, 4095, 0, 70000, 1 << 20, 10):
+            s.truncate(f, size)
+            s.fsync(f)
+            if s.rng.random() < 0.5:
+                s.bump_gen(f)
+                s.write(f, s.rng.choice([0, 100, 5000]), 9000)
+                s.fsync(f)
+
+
+def bigseq(s, n):
+    """Large sequential files: 1 MiB writes, fsync every 4 MiB; then an
+    overwrite of the first part with a new generation."""
+    s.mkdir("big")
+    s.fsync_dir("")
+    f = "big/seq"
+    s.create(f)
+    fd = os.open(s.p(f), os.O_WRONLY)
+    try:
+        total = 8 * n
+        for i in range(total):
+            s.write(f, i << 20, 1 << 20, kind="append", fd=fd)
+            if i % 4 == 3:
+                s.fsync(f)
+        s.fsync(f)
+        s.fsync_dir("big")
+        s.bump_gen(f)
+        for i in range(3):
+            s.write(f, i << 20, 1 << 20, fd=fd)
+        s.fsync(f)
+    finally:
+        os.close(fd)
+    s.create("big/nosync")
+    s.write("big/nosync", 0, 3 << 20)
+
+
+def unlink_open(s, n):
+    """Unlinked-but-open files (orphans): write a big file, fsync, unlink
+    it while open, keep writing to it and to other files with fsyncs;
+    after a crash the orphan's space must be reclaimed."""
+    s.log(t="statfs0", used=s.statfs_used())
+    s.mkdir("o")
+    s.fsync_dir("")
+    keepers = []
+    for r in range(2 * n):
+        big = "o/big%d" % r
+        s.create(big)
+        s.write(big, 0, 4 << 20)
+        s.fsync(big)
+        s.fsync_dir("o")
+        fd = os.open(s.p(big), os.O_RDWR)
+        s.log(t="orphan", bytes=4 << 20)
+        s.unlink(big)
+        b = s.fsync_dir("o")
+        s.note_absent(big, b)
+        # the orphan stays usable
+        os.pwrite(fd, b"x" * 4096, 0)
+        os.fsync(fd)
+        k = "o/keep%d" % r
+        s.create(k)
+        for _ in range(3):
+            s.append(k, 5000)
+            s.fsync(k)
+        keepers.append(k)
+        os.close(fd)
+        s.fsync_dir("o")
+
+
+def _sqlite_digest(con):
+    h = hashlib.sha256()
+    for row in con.execute("SELECT id, v FROM t ORDER BY id"):
+        h.update(b"%d:" % row[0] + row[1] + b";")
+    txn = con.execute("SELECT n FROM meta").fetchone()[0]
+    return txn, h.hexdigest()
+
+
+def _sqlite(s, n, mode):
+    d = "db"
+    s.mkdir(d)
+    s.fsync_dir("")
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        s.log(t="name", dir=d, name="app.db" + suffix)
+        s.log(t="untagged", path=d + "/app.db" + suffix)
+    s.chg(d)
+    path = d + "/app.db"
+    con = sqlite3.connect(s.p(path), isolation_level=None)
+    con.execute("PRAGMA journal_mode=%s" % mode)
+    con.execute("PRAGMA synchronous=FULL")
+    if mode == "WAL":
+        con.execute("PRAGMA wal_autocheckpoint=50")
+    con.execute("BEGIN")
+    con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
+    con.execute("CREATE TABLE meta (n INTEGER)")
+    con.execute("INSERT INTO meta VALUES (0)")
+    con.execute("COMMIT")
+    txn, dig = _sqlite_digest(con)
+    s.log(t="sqlstate", db=path, txn=txn, digest=dig)
+    if mode == "WAL":
+        s.log(t="sql", db=path, b=s.barrier(), txn=txn)
+    next_id = 1
+    for i in range(25 * n):
+        con.execute("BEGIN")
+        for _ in range(s.rng.randint(1, 4)):
+            con.execute("INSERT INTO t VALUES (?, ?)",
+                        (next_id, os.urandom(s.rng.choice([50, 600, 3000, 9000]))))
+            next_id += 1
+        if next_id > 3:
+            victim = s.rng.randrange(1, next_id)
+            con.execute("UPDATE t SET v = ? WHERE id = ?", (os.urandom(700), victim))
+            if s.rng.random() < 0.3:
+                con.execute("DELETE FROM t WHERE id = ?", (s.rng.randrange(1, next_id),))
+        con.execute("UPDATE meta SET n = n + 1")
+        con.execute("COMMIT")
+        b = s.barrier()
+        txn, dig = _sqlite_digest(con)
+        s.log(t="sqlstate", db=path, txn=txn, digest=dig)
+        if mode == "WAL":
+            s.log(t="sql", db=path, b=b, txn=txn)
+        else:
+            # DELETE + synchronous=FULL commits by unlinking the journal
+            # and does not fsync the directory (only synchronous=EXTRA
+            # does): commit txn is durable once the next transaction's
+            # journal was fsync'd, i.e. when commit txn+1 returns.
+            s.log(t="sql", db=path, b=b, txn=txn - 1)
+    if mode == "WAL":
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+
+
+def sqlite_wal(s, n):
+    """SQLite, journal_mode=WAL, synchronous=FULL, autocheckpoints."""
+    _sqlite(s, n, "WAL")
+
+
+def sqlite_rollback(s, n):
+    """SQLite, rollback journal (DELETE), synchronous=FULL."""
+    _sqlite(s, n, "DELETE")
+
+
+def concurrent(s, n):
+    """Four threads appending and fsyncing their own logs at once (group
+    commit: one sync serves several fsyncs), plus a creator thread."""
+    s.mkdir("c")
+    s.fsync_dir("")
+    names = ["c/log%d" % i for i in range(4)]
+    for q in names:
+        s.create(q)
+    s.fsync_dir("c")
+    errors = []
+
+    def appender(q, seed):
+        try:
+            for i in range(15 * n):
+                s.append(q, 1000 + (seed * 7 + i * 13) % 7000)
+                s.fsync(q)
+        except Exception as e:  # reported by the main thread
+            errors.append(e)
+
+    def creator():
+        try:
+            for i in range(6 * n):
+                q = "c/new%d" % i
+                s.create(q)
+                s.write(q, 0, 3000)
+                s.fsync(q)
+                if i % 3 == 2:
+                    s.fsync_dir("c")
+        except Exception as e:
+            errors.append(e)
+
+    ts = [threading.Thread(target=appender, args=(q, i)) for i, q in enumerate(names)]
+    ts.append(threading.Thread(target=creator))
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def periodic(s, n):
+    """No fsync at all: the periodic commit (commit=1) makes barriers; only
+    rule 3 (no foreign bytes) and consistency apply, then a final fsync."""
+    s.mkdir("p")
+    for i in range(6 * n):
+        q = "p/f%d" % i
+        s.create(q)
+        s.write(q, 0, 10000 + 3000 * i)
+        if i % 2:
+            s.truncate(q, 5000)
+        time.sleep(0.35)
+    s.fsync_dir("p")
+
+
+# name -> (function, mount options, image size)
+WORKLOADS = {
+    "applog": (applog, "", "32M"),
+    "atomic_replace": (atomic_replace, "", "32M"),
+    "dirtree": (dirtree, "", "32M"),
+    "hardlinks": (hardlinks, "", "32M"),
+    "truncate": (truncate, "", "32M"),
+    "bigseq": (bigseq, "", "48M"),
+    "unlink_open": (unlink_open, "", "32M"),
+    "sqlite_wal": (sqlite_wal, "", "32M"),
+    "sqlite_rollback": (sqlite_rollback, "", "32M"),
+    "concurrent": (concurrent, "", "32M"),
+    "periodic": (periodic, "commit=1", "32M"),
+}
+
+
+def main(argv):
+    if len(argv) >= 2 and argv[1] == "--list":
+        for name, (_, opts, size) in WORKLOADS.items():
+            print("%s %s %s" % (name, size, opts or "-"))
+        return 0
+    if len(argv) not in (6, 7) or argv[1] not in WORKLOADS:
+        sys.stderr.write(__doc__)
+        return 2
+    name, mnt, explog, synced, seed = argv[1:6]
+    scale = int(argv[6]) if len(argv) == 7 else 1
+    s = Session(mnt, explog, synced, int(seed))
+    WORKLOADS[name][0](s, scale)
+    s.log(t="end", b=s.barrier())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
