@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fs/check.h"
 #include "fs/fs.h"
 #include "fs/fs_i.h"
 
@@ -33,6 +34,7 @@
 struct img {
     char path[64];
     struct fs *fs;
+    int skip_fsck;         /* the test damages the image on purpose */
 };
 
 static void img_mount(struct img *m)
@@ -83,15 +85,35 @@ static int img_setup(void **state)
     return fs_mount(&m->fs, &o) ? -1 : 0;
 }
 
+/* Unmounts, runs the fsck core over the image (it must be clean), removes
+ * the image. A non-zero return fails the test. */
 static int img_teardown(void **state)
 {
     struct img *m = *state;
-    if (m->fs)
-        fs_unmount(m->fs);
+    int ret = 0;
+    if (m->fs && fs_unmount(m->fs) != 0)
+        ret = -1;
+    if (m->path[0] && !m->skip_fsck && ret == 0) {
+        struct fs_check_options o = { .mode = FS_CHECK_NO, .force = 1 };
+        FILE *report = tmpfile();
+        int rc = fs_check(m->path, &o, report);
+        if (rc != FSCK_EXIT_OK) {
+            fprintf(stderr, "fsck of %s after the test: exit %d\n", m->path, rc);
+            if (report) {
+                char line[512];
+                rewind(report);
+                while (fgets(line, sizeof(line), report))
+                    fputs(line, stderr);
+            }
+            ret = -1;
+        }
+        if (report)
+            fclose(report);
+    }
     if (m->path[0])
         unlink(m->path);
     free(m);
-    return 0;
+    return ret;
 }
 
 static const struct fs_cred cred = { 1000, 1000 };
@@ -621,6 +643,68 @@ static void test_persistence(void **state)
     }
 }
 
+/* A full filesystem: creation fails with ENOSPC (no block for the index to
+ * grow), leaks no inode, leaves every earlier name intact; removing a file
+ * makes room again. */
+static void test_enospc(void **state)
+{
+    struct img *m = *state;
+    struct fs_stat st;
+    struct statvfs sv0, sv1;
+    char name[64], *buf = calloc(1, 1 << 20);
+    uint64_t off = 0;
+    unsigned n = 0;
+    int err;
+
+    uint64_t d = mkdirectory(m->fs, ROOT, "d");
+    uint64_t big = mkfile(m->fs, ROOT, "big");
+    for (; n < 10; n++) {               /* the index has its first leaf */
+        snprintf(name, sizeof(name), "some-longer-file-name-%06u", n);
+        mkfile(m->fs, d, name);
+    }
+    unsigned first = n;
+    for (;;) {
+        ssize_t w = fs_write(m->fs, big, off, buf, 1 << 20);
+        if (w <= 0) {
+            assert_int_equal(w, -ENOSPC);
+            break;
+        }
+        off += (uint64_t)w;
+    }
+    /* a few blocks may come back once pending frees are durable: use them up */
+    while (fs_write(m->fs, big, off, buf, 4096) == 4096)
+        off += 4096;
+    assert_int_equal(fs_statfs(m->fs, &sv0), 0);
+    for (;;) {
+        snprintf(name, sizeof(name), "some-longer-file-name-%06u", n);
+        err = fs_mknod(m->fs, d, name, S_IFREG | 0644, 0, &cred, &st);
+        if (err)
+            break;
+        fs_forget(m->fs, st.ino, 1);
+        n++;
+    }
+    assert_int_equal(err, -ENOSPC);
+    assert_true(n > first);
+    assert_int_equal(fs_statfs(m->fs, &sv1), 0);
+    assert_int_equal(sv1.f_ffree, sv0.f_ffree - (n - first));
+    assert_int_equal(attr(m->fs, d).size, n);
+    assert_int_equal(fs_mkdir(m->fs, d, "x-dir", 0755, &cred, &st), -ENOSPC);
+    assert_int_equal(attr(m->fs, d).nlink, 2);
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(name, sizeof(name), "some-longer-file-name-%06u", i);
+        assert_true(lookup(m->fs, d, name) > 0);
+    }
+    /* room again */
+    assert_int_equal(fs_unlink(m->fs, ROOT, "big"), 0);
+    snprintf(name, sizeof(name), "some-longer-file-name-%06u", n);
+    assert_int_equal(fs_mknod(m->fs, d, name, S_IFREG | 0644, 0, &cred, &st), 0);
+    fs_forget(m->fs, st.ino, 1);
+    img_remount(m);
+    assert_int_equal(attr(m->fs, d).size, n + 1);
+    assert_true(lookup(m->fs, d, name) > 0);
+    free(buf);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, img_setup, img_teardown)
@@ -636,6 +720,7 @@ int main(void)
         T(test_link_max),
         T(test_times),
         T(test_persistence),
+        T(test_enospc),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fs/check.h"
 #include "fs/fs.h"
 #include "fs/fs_i.h"
 
@@ -30,6 +31,7 @@
 struct img {
     char path[64];
     struct fs *fs;
+    int skip_fsck;         /* the test damages the image on purpose */
 };
 
 static void img_remount(struct img *m)
@@ -70,15 +72,35 @@ static int img_setup(void **state)
     return fs_mount(&m->fs, &o) ? -1 : 0;
 }
 
+/* Unmounts, runs the fsck core over the image (it must be clean), removes
+ * the image. A non-zero return fails the test. */
 static int img_teardown(void **state)
 {
     struct img *m = *state;
-    if (m->fs)
-        fs_unmount(m->fs);
+    int ret = 0;
+    if (m->fs && fs_unmount(m->fs) != 0)
+        ret = -1;
+    if (m->path[0] && !m->skip_fsck && ret == 0) {
+        struct fs_check_options o = { .mode = FS_CHECK_NO, .force = 1 };
+        FILE *report = tmpfile();
+        int rc = fs_check(m->path, &o, report);
+        if (rc != FSCK_EXIT_OK) {
+            fprintf(stderr, "fsck of %s after the test: exit %d\n", m->path, rc);
+            if (report) {
+                char line[512];
+                rewind(report);
+                while (fgets(line, sizeof(line), report))
+                    fputs(line, stderr);
+            }
+            ret = -1;
+        }
+        if (report)
+            fclose(report);
+    }
     if (m->path[0])
         unlink(m->path);
     free(m);
-    return 0;
+    return ret;
 }
 
 static const struct fs_cred cred = { 1000, 1000 };
