@@ -29,6 +29,20 @@
 
 /* ---- daemonising with a status pipe ---------------------------------------------- */
 
+/* Closes every descriptor above stderr except 'keep', so that the daemon
+ * does not hold pipes or files of whoever started it (a caller reading our
+ * output to EOF would otherwise wait for the daemon's exit). Nothing of
+ * ours is open yet: the FUSE session opens /dev/fuse only when mounting. */
+static void close_inherited_fds(int keep)
+{
+    if ((keep <= 3 || close_range(3, (unsigned)keep - 1, 0) == 0) &&
+        close_range((unsigned)keep + 1, ~0u, 0) == 0)
+        return;
+    for (int fd = 3; fd < 1024; fd++)      /* kernels without close_range */
+        if (fd != keep)
+            close(fd);
+}
+
 /* Forks. The parent waits for the child's status byte and exits with it
  * (never returns); the child gets the write end in *status_fd, starts a
  * new session and leaves the caller's directory. */
@@ -64,6 +78,7 @@ static int daemonize(int *status_fd)
         _exit(1);
     }
     close(p[0]);
+    close_inherited_fds(p[1]);
     if (setsid() < 0)
         fprintf(stderr, "mmapfs: setsid: %s\n", strerror(errno));
     if (chdir("/") != 0)
