@@ -27,14 +27,16 @@ check_range "most of it available" $((32 << 20)) "$size" "$avail0"
 # error, ENOSPC was not reported to the writer.
 max_mb=$((2 * 64))
 _run dd if=/dev/urandom of="$M/fill" bs=1M count=$max_mb
-if [ "$T_RC" -ne 0 ] && [ "$T_RC" -ne 124 ] && grep -q "No space left on device" <<<"$T_OUT"; then
+fill_size=$(stat -c %s "$M/fill")
+if [ "$T_RC" -ne 0 ] && [ "$T_RC" -ne 124 ] && grep -q "No space left on device" <<<"$T_OUT" &&
+    [ "$fill_size" -le "$size" ]; then
     pass "dd until the disk is full fails with ENOSPC"
 else
     fail "dd until the disk is full fails with ENOSPC" "command: dd if=/dev/urandom of=$M/fill bs=1M count=$max_mb" \
-        "expected: exit 1 with 'No space left on device', got: exit $T_RC"
+        "expected: exit 1 with 'No space left on device' from write(2), a file no larger than the filesystem ($size bytes)" \
+        "got: exit $T_RC, file size $fill_size"
     _tail_output "$T_OUT"
 fi
-fill_size=$(stat -c %s "$M/fill")
 check_range "the filled file holds most of the free space" $((avail0 * 80 / 100)) "$avail0" "$fill_size"
 check_range "df avail is (nearly) 0 when full" 0 $((1 << 20)) "$(fs_avail_bytes "$M")"
 check_fail "another write fails while full" dd if=/dev/zero of="$M/more" bs=64k count=16 conv=fsync status=none
