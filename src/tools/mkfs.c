@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -295,12 +297,20 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    if (is_blk && !size) {
-        if (mmio_open(&io, a.target, 0, 0, NULL) == 0) {
-            size = mmio_size(io);
-            mmio_close(io);
-            io = NULL;
+    if (is_blk) {
+        uint64_t dev = 0;
+        if (ioctl(fd, BLKGETSIZE64, &dev)) {
+            fprintf(stderr, PROG ": %s: cannot get the device size: %s\n", a.target,
+                    strerror(errno));
+            goto out;
         }
+        if (size > dev) {
+            fprintf(stderr, PROG ": %s: the device has only %" PRIu64 " bytes, -s asks for %"
+                    PRIu64 "\n", a.target, dev, size);
+            goto out;
+        }
+        if (!size)
+            size = dev;
     }
     struct fs_format_options opt = {
         .size = size & ~(uint64_t)(MMAPFS_BLOCK_SIZE - 1),

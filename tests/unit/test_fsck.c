@@ -737,7 +737,7 @@ static void test_fuzz_metadata(void **state)
     if (getenv("TEST_FSCK_SEED"))
         seed = strtoull(getenv("TEST_FSCK_SEED"), NULL, 0);
     rng_state = seed | 1;
-    unsigned rounds = getenv("TEST_FSCK_ROUNDS") ? (unsigned)atoi(getenv("TEST_FSCK_ROUNDS")) : 300;
+    unsigned rounds = getenv("TEST_FSCK_ROUNDS") ? (unsigned)atoi(getenv("TEST_FSCK_ROUNDS")) : 200;
     printf("fuzz seed %" PRIu64 " (TEST_FSCK_SEED to replay), %u rounds\n", seed, rounds);
     /* the interesting blocks: superblock, journal headers, bitmaps, the
      * first inode table block, the nodes and the xattr block */
@@ -1083,7 +1083,7 @@ static void test_api_fuzz_trees(void **state)
     uint64_t seed = getenv("TEST_FSCK_SEED") ? strtoull(getenv("TEST_FSCK_SEED"), NULL, 0)
                                              : (uint64_t)time(NULL);
     rng_state = seed | 1;
-    unsigned rounds = getenv("TEST_FSCK_ROUNDS") ? (unsigned)atoi(getenv("TEST_FSCK_ROUNDS")) : 150;
+    unsigned rounds = getenv("TEST_FSCK_ROUNDS") ? (unsigned)atoi(getenv("TEST_FSCK_ROUNDS")) : 100;
     printf("tree fuzz seed %" PRIu64 ", %u rounds over %zu nodes (%zu internal)\n", seed,
            rounds, n, internal);
     unsigned counts[64] = { 0 };
