@@ -351,13 +351,16 @@ static ssize_t write_step(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode 
         di->size = off + done;
         map_changed = 1;
     }
+    int times = done && !__atomic_load_n(&fs->kernel_times, __ATOMIC_RELAXED);
+    if (times)
+        inode_touch(di, TOUCH_MTIME | TOUCH_CTIME);
     if (done) {
         /* a write by anyone drops set-user-ID, and set-group-ID when it
          * means "executable by the group" (not mandatory locking) */
-        uint32_t kill = S_ISUID | ((di->mode & S_IXGRP) ? S_ISGID : 0);
-        inode_touch(di, TOUCH_MTIME | TOUCH_CTIME);
-        di->mode &= ~kill;
+        di->mode &= ~(uint32_t)(S_ISUID | ((di->mode & S_IXGRP) ? S_ISGID : 0));
     }
+    if (!map_changed && !times && di->mode == mode0)
+        return done ? (ssize_t)done : err;          /* the inode did not change */
     /* fdatasync needs a commit only when size or block map changed */
     int perr = map_changed || di->mode != mode0 ? inode_put(fs, ino, di)
                                                 : inode_put_times(fs, ino, di);
@@ -411,4 +414,9 @@ ssize_t fs_write(struct fs *fs, uint64_t ino, uint64_t off, const void *buf, siz
     FS_COUNT(fs, writes, 1);
     FS_COUNT(fs, write_bytes, done);
     return (ssize_t)done;
+}
+
+void fs_set_kernel_times(struct fs *fs, int on)
+{
+    __atomic_store_n(&fs->kernel_times, on != 0, __ATOMIC_RELAXED);
 }

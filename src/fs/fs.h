@@ -166,6 +166,13 @@ ssize_t fs_read_iov(struct fs *fs, uint64_t ino, uint64_t off, size_t len,
  * maximum file size. */
 ssize_t fs_write(struct fs *fs, uint64_t ino, uint64_t off, const void *buf, size_t len);
 
+/* With the FUSE writeback cache the kernel owns mtime/ctime of regular
+ * files and sends them later with setattr; a write arriving after that
+ * setattr must not move them again. on = 1: fs_write leaves mtime/ctime
+ * alone (size, blocks and set-id bits still change). Default 0: fs_write
+ * sets mtime = ctime = now. */
+void fs_set_kernel_times(struct fs *fs, int on);
+
 /* mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE,
  * FALLOC_FL_ZERO_RANGE (±KEEP_SIZE); others -EOPNOTSUPP. */
 int fs_fallocate(struct fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t len);

@@ -57,6 +57,7 @@ struct fs {
     uint64_t groups;                  /* number of block bitmap blocks */
     uint32_t *igroup_free;            /* free bits per inode bitmap block (alloc.c) */
     uint64_t igroups;                 /* number of inode bitmap blocks */
+    int kernel_times;                 /* fs_set_kernel_times (atomic access) */
     struct fs_counters {              /* observability, updated atomically */
         uint64_t reads, read_bytes, writes, write_bytes, fsyncs, fsync_commits,
                  fsync_data_syncs, blocks_allocated, blocks_freed,

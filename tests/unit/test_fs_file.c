@@ -664,6 +664,30 @@ static void test_setattr(void **state)
     img_unmount_check(m);
 }
 
+/* With the kernel owning the times (FUSE writeback cache) writes leave
+ * mtime/ctime as the last setattr put them. */
+static void test_kernel_times(void **state)
+{
+    struct img *m = *state;
+    uint64_t ino = mkfile(m->fs, "kt");
+    struct fs_setattr sa = { .mtime = { 1000, 5 }, .ctime = { 2000, 6 } };
+    assert_int_equal(fs_setattr(m->fs, ino, &sa, FS_SET_MTIME | FS_SET_CTIME, NULL), 0);
+    fs_set_kernel_times(m->fs, 1);
+    write_all(m->fs, ino, 0, "abc", 3);          /* allocates */
+    write_all(m->fs, ino, 1, "x", 1);            /* overwrites */
+    struct fs_stat st = attr(m->fs, ino);
+    assert_int_equal(st.size, 3);
+    assert_int_equal(st.mtime.tv_sec, 1000);
+    assert_int_equal(st.mtime.tv_nsec, 5);
+    assert_int_equal(st.ctime.tv_sec, 2000);
+    fs_set_kernel_times(m->fs, 0);
+    write_all(m->fs, ino, 1, "y", 1);
+    st = attr(m->fs, ino);
+    assert_true(st.mtime.tv_sec > 1000);
+    assert_true(st.ctime.tv_sec > 2000);
+    img_unmount_check(m);
+}
+
 static void test_write_errors(void **state)
 {
     struct img *m = *state;
@@ -740,6 +764,7 @@ int main(void)
         T(test_seek_data_hole),
         T(test_read_iov),
         T(test_setattr),
+        T(test_kernel_times),
         T(test_write_errors),
         T(test_fsync_metrics),
     };
