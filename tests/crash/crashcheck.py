@@ -31,6 +31,9 @@ Options:
                     SUBSETSEED "pure" = no pages of K+1
   --keep DIR        copy failing crash images into DIR
   --work DIR        scratch directory (default: a new dir in /dev/shm)
+  --violate         self-test of the checker: crash images that also hold
+                    pages of barrier k+2 (impossible: flush k+1 had not
+                    completed); exit 0 only if some of them are caught
 Prints one line per failure and a summary "N passed, M failed"; exit 1 on
 any failure.
 """
@@ -67,6 +70,7 @@ class Record:
         self.log_path = os.path.join(d, "barriers.log")
         self.base = os.path.join(d, "base.img")
         self.barriers = []      # index k-1: list of (page index, log offset)
+        self.during = []        # index k-1: pages changed while flush k ran
         with open(self.log_path, "rb") as f:
             hdr = f.read(24)
             if hdr[:8] != b"MMCRLOG1":
@@ -99,7 +103,19 @@ class Record:
                     if k != len(self.barriers) + 1:
                         raise SystemExit("%s: barrier %d out of order" % (self.log_path, k))
                     self.barriers.append(pending[1])
+                    self.during.append([])
                     pending = None
+                elif tag == b"DURG":
+                    n = struct.unpack("<Q", v)[0]
+                    idx = array("Q")
+                    idx.frombytes(f.read(8 * n))
+                    if sys.byteorder != "little":
+                        idx.byteswap()
+                    data_off = f.tell()
+                    f.seek(n * PAGE, 1)
+                    if k != len(self.barriers):
+                        raise SystemExit("%s: DURG %d out of order" % (self.log_path, k))
+                    self.during[k - 1] = [(int(i), data_off + j * PAGE) for j, i in enumerate(idx)]
                 else:
                     raise SystemExit("%s: bad record at %d" % (self.log_path, f.tell() - 24))
 
@@ -384,6 +400,9 @@ def check_tree(exp, k, root, entries, statfs):
                 seen.add(e["ino"])
                 reach += e["blocks512"] * 512
         leak = used - reach - exp.statfs0
+        if os.environ.get("CRASH_VERBOSE"):
+            print("       crash point %d: %d bytes in use, %d reachable, %d at start: leak %d"
+                  % (k, used, reach, exp.statfs0, leak))
         if leak > LEAK_SLACK:
             probs.append("space leak: %d bytes in use beyond the reachable files "
                          "(unlinked-open files not reclaimed?)" % leak)
@@ -405,6 +424,8 @@ class Checker:
         self.daemon = os.path.join(build, "mmapfs")
         self.passed = 0
         self.failed = 0
+        self.violate = False
+        self.quiet = False
 
     def run(self, cmd, timeout=120):
         try:
@@ -491,13 +512,28 @@ class Checker:
         """Builds crash image k[+subset of k+1], recovers and checks it."""
         img = os.path.join(self.work, "crash.img")
         shutil.copyfile(state, img)
-        npages = 0
+        npages = ndur = 0
         if subset_seed is not None and k < len(self.rec.barriers):
+            # a crash before flush k+1 completed: any subset of its pages,
+            # and, half of the time, any subset of the pages written while
+            # it ran (when there were such)
             nxt = self.rec.barriers[k]
             r = random.Random(subset_seed)
             frac = r.random()
             pages = [p for p in nxt if r.random() < frac]
             npages = len(pages)
+            dur = self.rec.during[k]
+            if dur and r.random() < 0.5:
+                frac = r.random()
+                dpages = [p for p in dur if r.random() < frac]
+                ndur = len(dpages)
+                pages += dpages
+            if self.violate and k + 1 < len(self.rec.barriers):
+                # self-test only: pages of barrier k+2 without flush k+1
+                # having completed, which no kernel can produce
+                later = self.rec.barriers[k + 1]
+                frac = r.random()
+                pages += [p for p in later if r.random() < frac]
             fd = os.open(img, os.O_WRONLY)
             try:
                 self.rec.apply(fd, pages)
@@ -508,11 +544,15 @@ class Checker:
         else:
             probs = self.via_extract(img, k, mode == "fsck")
         point = "%d:%s:%s" % (k, "pure" if subset_seed is None else subset_seed, mode)
-        if probs:
+        if probs and self.quiet:
             self.failed += 1
-            print("FAIL %s crash point %s (%d of %d pages of barrier %d):"
-                  % (self.label, point, npages,
-                     len(self.rec.barriers[k]) if k < len(self.rec.barriers) else 0, k + 1))
+        elif probs:
+            self.failed += 1
+            nb = len(self.rec.barriers)
+            print("FAIL %s crash point %s (%d of %d pages of barrier %d, %d of %d written "
+                  "during its flush):"
+                  % (self.label, point, npages, len(self.rec.barriers[k]) if k < nb else 0,
+                     k + 1, ndur, len(self.rec.during[k]) if k < nb else 0))
             for p in probs[:12]:
                 print("       " + p)
             if len(probs) > 12:
@@ -541,6 +581,9 @@ def main():
     ap.add_argument("--keep", default=None)
     ap.add_argument("--work", default=None)
     ap.add_argument("--label", default=None)
+    ap.add_argument("--violate", action="store_true",
+                    help="self-test: also apply pages of barrier k+2 (impossible crash states); "
+                         "a working checker finds failures; exit 0 if any was found")
     a = ap.parse_args()
 
     build = os.path.abspath(a.build)
@@ -552,6 +595,8 @@ def main():
                                       dir=os.environ.get("CRASH_TMP", "/dev/shm"))
     os.makedirs(work, exist_ok=True)
     ck = Checker(build, rec, exp, work, a.keep, label)
+    ck.violate = ck.quiet = a.violate
+    ck.quiet = ck.quiet and not os.environ.get("CRASH_VERBOSE")
     K = len(rec.barriers)
     rng = random.Random(seed)
     t0 = time.time()
@@ -591,8 +636,14 @@ def main():
     finally:
         if not a.work:
             shutil.rmtree(work, ignore_errors=True)
-    print("%s: %d barriers, seed %d, %d crash images checked in %.1fs: %d passed, %d failed"
-          % (label, K, seed, ck.passed + ck.failed, time.time() - t0, ck.passed, ck.failed))
+    print("%s: %d barriers (%d pages; %d with writes during the flush), seed %d, "
+          "%d crash images checked in %.1fs: %d passed, %d failed"
+          % (label, K, sum(len(b) for b in rec.barriers), sum(1 for d in rec.during if d),
+             seed, ck.passed + ck.failed, time.time() - t0, ck.passed, ck.failed))
+    if a.violate:
+        print("self-test: %d of %d impossible crash images were caught"
+              % (ck.failed, ck.passed + ck.failed))
+        return 0 if ck.failed else 1
     return 1 if ck.failed else 0
 
 

@@ -293,6 +293,48 @@ out:
     pthread_mutex_unlock(&rec.mu);
 }
 
+/* Logs the pages that changed while flush k ran (other threads go on
+ * writing the mapping during msync/fdatasync, and the kernel may write such
+ * pages back before the flush completes): "DURG" k n idx... data..., like a
+ * barrier record. rec.copy is the image as of barrier k (its snapshot);
+ * it is not changed: these pages belong to barrier k+1 as well. */
+static int log_during(struct mmio *io, uint64_t k)
+{
+    unsigned char page[CRASH_PAGE];
+    unsigned char hdr[24];
+    uint64_t v;
+    int err = 0;
+
+    rec.pend_n = 0;
+    for (uint64_t i = 0; !err && i < rec.npages; i++) {
+        uint64_t off = i * CRASH_PAGE;
+        const unsigned char *p = page;
+        if (io->map)
+            p = io->map + off;
+        else
+            err = image_read(io, off, page, CRASH_PAGE);
+        if (!err && memcmp(p, rec.copy + off, CRASH_PAGE))
+            err = pend_add(i, p);
+    }
+    if (err)
+        return err;
+    memcpy(hdr, "DURG", 4);
+    memset(hdr + 4, 0, 4);
+    v = htole64(k);
+    memcpy(hdr + 8, &v, 8);
+    v = htole64(rec.pend_n);
+    memcpy(hdr + 16, &v, 8);
+    err = write_all(rec.log_fd, hdr, sizeof(hdr));
+    for (size_t i = 0; !err && i < rec.pend_n; i++) {
+        v = htole64(rec.pend_idx[i]);
+        err = write_all(rec.log_fd, &v, 8);
+    }
+    if (!err && rec.pend_n)
+        err = write_all(rec.log_fd, rec.pend_data, rec.pend_n * CRASH_PAGE);
+    rec.pend_n = 0;
+    return err;
+}
+
 /* Observer: flush k returned err. On success barrier k is complete. */
 static void on_after_sync(void *ctx, struct mmio *io, int err)
 {
@@ -321,6 +363,11 @@ static void on_after_sync(void *ctx, struct mmio *io, int err)
         memcpy(rec.copy + rec.pend_idx[i] * CRASH_PAGE,
                rec.pend_data + i * CRASH_PAGE, CRASH_PAGE);
     rec.pend_n = 0;
+    werr = log_during(io, rec.started);
+    if (werr) {
+        mark_broken("barrier log", werr);
+        goto out;
+    }
     rec.completed = rec.started;
     publish_count();
 out:

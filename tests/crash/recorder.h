@@ -18,6 +18,12 @@
  *                n x page contents: the pages that differ from the image
  *                as of barrier k-1, taken just before flush k began
  *   completion   "DONE", u32 0, u64 k, i64 result of flush k (0 = durable)
+ *   during       "DURG", u32 0, u64 k, u64 n, n x u64 page index, n x page:
+ *                after a successful flush k, the pages that changed while
+ *                it ran (written by other threads during msync/fdatasync;
+ *                the kernel may have written them before k completed).
+ *                They differ from barrier k's image and are logged again
+ *                with barrier k+1.
  * Barrier 0 is the image at open time, written as base.img. */
 #define CRASH_LOG_MAGIC "MMCRLOG1"
 

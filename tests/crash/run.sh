@@ -19,6 +19,10 @@
 #                     override the sampling (see crashcheck.py --help)
 #   CRASH_KEEP=DIR    where records and images of failures are kept
 #                     (default /var/tmp/mmapfs-crash-failures)
+#   CRASH_KEEP_RECORDS=1  keep every record (in CRASH_KEEP), not only failed ones
+#   CRASH_SELFTEST=a,b  workloads whose record also serves the checker's
+#                     self-test (crashcheck.py --violate: impossible crash
+#                     images must be caught); default applog,atomic_replace
 # Replay: the seed reproduces the workloads' choices and the sampling; the
 # barriers themselves depend on timing, so a failure's record is kept and
 # its "replay:" line re-checks the exact crash image.
@@ -34,6 +38,7 @@ RECORDER="$build/tests/crash/mmapfs-record"
 EXTRACT="$build/tests/crash/crash_extract"
 MKFS="$build/mkfs.mmapfs"
 keep=${CRASH_KEEP:-/var/tmp/mmapfs-crash-failures}
+selftest=${CRASH_SELFTEST:-applog,atomic_replace}
 
 # the crash binaries (tests/crash/crash.mk), in case the top Makefile does
 # not include crash.mk yet
@@ -143,13 +148,17 @@ record() {
 
 mapfile -t lines < <("$PY" "$here/workloads.py" --list)
 n=0
+pos=0
 for line in "${lines[@]}"; do
     read -r name size opts <<<"$line"
+    pos=$((pos + 1))
+    # the workload's seed depends only on the master seed and its place in
+    # the list, so CRASH_ONLY=name replays it
+    wseed=$((seed + pos * 7919))
     if [ -n "${CRASH_ONLY:-}" ] && [[ ",$CRASH_ONLY," != *",$name,"* ]]; then
         continue
     fi
     n=$((n + 1))
-    wseed=$((seed + n * 7919))
     rec=$tmp/rec-$name
     t0=$SECONDS
     rrc=0
@@ -176,7 +185,21 @@ for line in "${lines[@]}"; do
     fi
     total_pass=$((total_pass + p))
     total_fail=$((total_fail + f))
-    if [ "$crc" -ne 0 ] || [ "$rrc" -ne 0 ]; then
+    if [[ ",$selftest," == *",$name,"* ]]; then
+        # the checker must see the impossible: images with pages of
+        # barrier k+2 while flush k+1 had not completed
+        st=$("$PY" "$here/crashcheck.py" "$build" "$rec" --seed "$wseed" --label "$name" \
+            --violate --per-barrier 2 --pure-every 0 --fuse-every 0 2>&1 | tail -1)
+        src=$?
+        if [[ "$st" == "self-test: "* ]] && [[ "$st" != "self-test: 0 "* ]]; then
+            echo "ok   $name $st"
+            total_pass=$((total_pass + 1))
+        else
+            echo "FAIL $name checker self-test: $st"
+            total_fail=$((total_fail + 1))
+        fi
+    fi
+    if [ "$crc" -ne 0 ] || [ "$rrc" -ne 0 ] || [ -n "${CRASH_KEEP_RECORDS:-}" ]; then
         mkdir -p "$keep"
         rm -rf "${keep:?}/$name-$wseed/record"
         mkdir -p "$keep/$name-$wseed"

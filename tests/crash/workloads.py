@@ -187,7 +187,6 @@ def unlink_open(s, n):
     """Unlinked-but-open files (orphans): write a big file, fsync, unlink
     it while open, keep writing to it and to other files with fsyncs;
     after a crash the orphan's space must be reclaimed."""
-    s.log(t="statfs0", used=s.statfs_used())
     s.mkdir("o")
     s.fsync_dir("")
     keepers = []
@@ -368,6 +367,7 @@ def main(argv):
     name, mnt, explog, synced, seed = argv[1:6]
     scale = int(argv[6]) if len(argv) == 7 else 1
     s = Session(mnt, explog, synced, int(seed))
+    s.log(t="statfs0", used=s.statfs_used())
     WORKLOADS[name][0](s, scale)
     s.log(t="end", b=s.barrier())
     return 0
