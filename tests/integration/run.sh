@@ -12,7 +12,8 @@
 #
 # Environment: IT_SCRIPT_TIMEOUT (seconds per script, default 300),
 # IT_ONLY (a substring: run only scripts whose name contains it),
-# MMAPFS_TEST_TMP (where this run's temp dir goes, default /var/tmp).
+# MMAPFS_TEST_TMP (where this run's temp dir goes, default /var/tmp),
+# MMAPFS_IT_OPTS (mount options added to every mount, e.g. io=pread).
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)

@@ -399,6 +399,9 @@ mount_image() {
     T_MOUNTS+=("$mnt")
     _remember_image "$target"
     T_DIRTY["$target"]=1
+    # MMAPFS_IT_OPTS (e.g. "io=pread,nowriteback_cache") is added to every
+    # mount, to run the whole suite in another configuration.
+    [ -z "${MMAPFS_IT_OPTS:-}" ] || set -- "$@" -o "$MMAPFS_IT_OPTS"
     if ! T_OUT=$(timeout -k 5 60 "$MMAPFS" "$target" "$mnt" "$@" 2>&1 </dev/null); then
         fail "mount $target on $mnt" "command: $(_cmdline "$MMAPFS" "$target" "$mnt" "$@")"
         _tail_output "$T_OUT"
