@@ -37,30 +37,45 @@
 struct jnl;
 
 struct jnl_geometry {
-    uint64_t journal_start;   /* first journal block (header slot A) */
-    uint64_t journal_blocks;  /* including the two header slots, >= 16 */
-    uint64_t block_count;     /* blocks in the filesystem (bounds check) */
+    uint64_t journal_start;   /* first journal block (header slot A), >= 1 */
+    uint64_t journal_blocks;  /* including the two header slots,
+                               * >= JNL_MIN_JOURNAL_BLOCKS */
+    uint64_t block_count;     /* blocks in the filesystem (bounds check);
+                               * the journal lies inside, and block_count *
+                               * 4096 <= mmio_size(io). Otherwise -EINVAL. */
 };
+
+/* Smallest journal (2 header slots + 1024 log blocks). One transaction may
+ * use at most a third of the log (docs/JOURNAL.md, "Log space"), which must
+ * exceed JNL_MAX_OP_BLOCKS. */
+#define JNL_MIN_JOURNAL_BLOCKS 1026u
 
 struct jnl_config {
     uint64_t commit_interval_ms;  /* periodic commit; 0 = default 5000 */
-    int read_only;                /* no commit thread, jnl_write fails */
+    int read_only;                /* no commit thread, jnl_write fails; the
+                                   * log is replayed into memory only (readers
+                                   * see the recovered state, the image is not
+                                   * written) */
 };
 
 /* Replays the log into the home blocks (then syncs and resets the header so
  * that nothing is replayed twice), unless dry_run. *replayed (may be NULL)
- * receives the number of transactions found valid. Returns 0, -EIO, or
- * -EUCLEAN when the journal headers are both invalid. Used by jnl_open and
- * by fsck. Does not need a struct jnl. */
+ * receives the number of transactions found valid. Returns 0, -EIO (or
+ * another engine error), -EINVAL (bad geometry), -ENOMEM, or -EUCLEAN when
+ * the journal headers are both invalid. A corrupt or torn log is not an
+ * error: replay stops at the first transaction that does not check out.
+ * Used by jnl_open and by fsck. Does not need a struct jnl. */
 int jnl_recover(struct mmio *io, const struct jnl_geometry *geo, int dry_run,
                 uint64_t *replayed);
 
 /* Writes fresh journal headers (used by mkfs): slot A valid with seq = a
- * random start, start 0; slot B zeroed. Syncs. */
+ * random start, start 0; slot B zeroed. Syncs. The log area need not be
+ * zeroed. -EINVAL on bad geometry. */
 int jnl_format(struct mmio *io, const struct jnl_geometry *geo);
 
 /* Recovers (jnl_recover) then starts the commit thread. io stays owned by
- * the caller and must outlive the journal. */
+ * the caller and must outlive the journal. Errors: those of jnl_recover,
+ * -EINVAL (geometry), -ENOMEM. */
 int jnl_open(struct jnl **out, struct mmio *io, const struct jnl_geometry *geo,
              const struct jnl_config *cfg);
 
@@ -77,12 +92,16 @@ void jnl_unlock(struct jnl *j);
 const void *jnl_read(struct jnl *j, uint64_t blk);
 
 /* Writable shadow of blk in the running transaction (created from the
- * current version on first use). Lock held. Valid until jnl_unlock(). NULL:
- * out of memory, out of range, read-only or sticky error (jnl_error tells). */
+ * current version on first use). Lock held. Valid until jnl_unlock(). NULL
+ * with errno set: ENOMEM, ERANGE (out of range or inside the journal),
+ * EROFS (read-only), EIO (sticky error, jnl_error tells; or the home block
+ * could not be read), ENOSPC (the running transaction is full: only when
+ * an operation adds more than JNL_MAX_OP_BLOCKS or skipped jnl_begin). */
 void *jnl_write(struct jnl *j, uint64_t blk);
 
 /* Like jnl_write for a block newly allocated as metadata: the shadow starts
- * zeroed instead of being read from the mapping. */
+ * zeroed instead of being read from the mapping (also zeroed when blk was
+ * already in the running transaction). */
 void *jnl_write_new(struct jnl *j, uint64_t blk);
 
 /* blk stops being metadata in the running transaction (freed): its shadow
@@ -93,7 +112,9 @@ void jnl_forget(struct jnl *j, uint64_t blk);
 /* Sequence number of the running transaction (the one jnl_write adds to). */
 uint64_t jnl_running_seq(struct jnl *j);
 
-/* Highest sequence number that is durable (0 before the first commit). */
+/* Highest sequence number that is durable: everything below the running
+ * transaction's number when no commit is pending (jnl_running_seq() - 1
+ * right after jnl_open). Sequence numbers start at a random value. */
 uint64_t jnl_durable_seq(struct jnl *j);
 
 /* Number of blocks in the running transaction. Lock held. */
@@ -112,8 +133,12 @@ int jnl_begin(struct jnl *j);
  * running transaction has grown past the commit threshold. */
 void jnl_end(struct jnl *j);
 
-/* Waits until transaction seq is durable, asking for its commit now. Lock
- * NOT held. seq <= jnl_durable_seq() returns at once. 0 or -EIO. */
+/* Waits until transaction seq is durable, asking for its commit now, and
+ * until file data written to the mapping before the call is durable too
+ * (fsync: the fs may call it unconditionally with the inode's last seq).
+ * Lock NOT held. If seq is already durable (or its transaction is empty)
+ * this is one batched data sync (jnl_sync_data); otherwise the commit's own
+ * syncs cover the data. 0 or -EIO. */
 int jnl_commit_wait(struct jnl *j, uint64_t seq);
 
 /* Makes file data written to the mapping so far durable without a
@@ -125,11 +150,21 @@ int jnl_sync_data(struct jnl *j);
 int jnl_error(struct jnl *j);
 
 /* Called by the commit thread after transaction seq became durable, with
- * the lock held (the fs uses it to release blocks freed in seq for reuse). */
+ * the lock held (the fs uses it to release blocks freed in seq for reuse).
+ * Set it before the first modifying operation (it does not take the lock). */
 typedef void (*jnl_durable_fn)(void *ctx, uint64_t seq);
 void jnl_set_durable_callback(struct jnl *j, jnl_durable_fn fn, void *ctx);
 
-/* Counters for observability (mmapfs-stat). */
+/* Counters for observability (mmapfs-stat); totals since jnl_open except
+ * shadow_blocks_now. Readable from any thread without the lock.
+ *   commits            transactions made durable
+ *   commit_blocks      metadata block images they carried
+ *   commit_us          time from closing a transaction to its checkpoint
+ *   commit_waits       jnl_commit_wait calls (commits/commit_waits shows
+ *                      how well group commit batches)
+ *   wraps              transactions placed at log index 0
+ *   shadow_blocks_now  shadow buffers held now (4 KiB each)
+ *   checkpoint_blocks  images written to their home blocks */
 struct jnl_metrics {
     uint64_t commits, commit_blocks, commit_us, commit_waits, wraps,
              shadow_blocks_now, checkpoint_blocks;

@@ -1,0 +1,317 @@
+/*
+ * commit.c — the commit thread and the commit protocol, checkpoint, group
+ * commit waits and the data-only sync.
+ *
+ * One commit at a time, in five steps (docs/JOURNAL.md has the why):
+ *  1. lock: close the running transaction T, write its descriptors and
+ *     images into the log (this freezes T), start T+1; unlock
+ *  2. sync: ordered file data and the previous checkpoint become durable
+ *  3. write T's commit block and a journal header pointing at T
+ *  4. sync: T is durable
+ *  5. lock: checkpoint T's images to their home blocks, durable_seq = T,
+ *     durable callback, wake the waiters; unlock
+ * A failed write or sync is fatal and sticky (-EIO).
+ */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "journal/journal_i.h"
+#include "util/crc32c.h"
+
+uint64_t jnl_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void jnl_fail_locked(struct jnl *j)
+{
+    if (!atomic_load(&j->error))
+        atomic_store(&j->error, -EIO);
+    pthread_cond_broadcast(&j->done_cv);
+    pthread_cond_broadcast(&j->space_cv);
+    pthread_cond_broadcast(&j->commit_cv);
+}
+
+/* A full engine sync, numbered so that jnl_commit_wait can tell whether a
+ * sync began after it was called. */
+static int commit_sync(struct jnl *j)
+{
+    uint64_t n = atomic_fetch_add(&j->sync_started, 1) + 1;
+    int err = mmio_sync(j->io);
+    if (!err)
+        atomic_store(&j->sync_completed, n);
+    return err;
+}
+
+/* ---- the five steps ----------------------------------------------------------- */
+
+/* Step 1 (lock held): places the running transaction in the log, writes
+ * its descriptors and images, and makes it the committing transaction.
+ * *crc receives the CRC-32C over the written blocks. */
+static int close_txn(struct jnl *j, uint32_t *crc)
+{
+    struct mmapfs_disk_jnl_desc *d = j->scratch;
+    uint64_t n = j->running_count;
+    uint64_t size = jnl_txn_log_blocks(n);
+    uint64_t seq = atomic_load(&j->running_seq);
+    uint64_t pos = j->log_head;
+    int err = 0;
+
+    if (pos > j->log_blocks || size > j->log_blocks - pos) {
+        pos = 0;
+        atomic_fetch_add(&j->ctr.wraps, 1);
+    }
+    /* Never overwrite the last committed transaction: its checkpoint is
+     * not durable before step 2. The size limit makes this unreachable. */
+    if (j->live_valid && pos < j->live_end && j->live_start < pos + size)
+        return -EIO;
+
+    *crc = 0;
+    for (uint64_t i = 0; i < n && !err; i++) {
+        if (i % MMAPFS_JNL_DESC_MAX == 0) {
+            uint64_t count = n - i < MMAPFS_JNL_DESC_MAX ? n - i : MMAPFS_JNL_DESC_MAX;
+            memset(d, 0, JNL_BS);
+            d->magic = MMAPFS_JNL_DESC_MAGIC;
+            d->count = (uint32_t)count;
+            d->seq = seq;
+            for (uint64_t k = 0; k < count; k++)
+                d->home[k] = j->running[i + k]->blk;
+            err = mmio_write_at(j->io, jnl_log_off(&j->geo, jnl_image_idx(pos, i) - 1), d, JNL_BS);
+            *crc = crc32c(*crc, d, JNL_BS);
+        }
+        const void *image = j->running[i]->data;
+        if (!err)
+            err = mmio_write_at(j->io, jnl_log_off(&j->geo, jnl_image_idx(pos, i)), image, JNL_BS);
+        *crc = crc32c(*crc, image, JNL_BS);
+    }
+    if (err)
+        return err;
+
+    for (uint64_t i = 0; i < n; i++) {
+        struct jnl_shadow *s = j->running[i];
+        s->in_commit = 1;
+        s->running_idx = JNL_NOT_RUNNING;
+        j->commit_blks[i] = s->blk;
+    }
+    j->commit_count = n;
+    j->commit_seq = seq;
+    j->commit_pos = pos;
+    j->running_count = 0;
+    atomic_store(&j->running_seq, seq + 1);
+    pthread_cond_broadcast(&j->space_cv);
+    return 0;
+}
+
+/* Step 3a: the commit block of the committing transaction. */
+static int write_commit_block(struct jnl *j, uint32_t crc, uint64_t nblocks)
+{
+    struct mmapfs_disk_jnl_commit *c = j->scratch;
+    struct timespec now;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    memset(c, 0, JNL_BS);
+    c->magic = MMAPFS_JNL_COMMIT_MAGIC;
+    c->data_checksum = crc;
+    c->seq = j->commit_seq;
+    c->nblocks = nblocks;
+    c->commit_sec = (uint64_t)now.tv_sec;
+    c->commit_nsec = (uint32_t)now.tv_nsec;
+    c->checksum = crc32c(0, c, offsetof(struct mmapfs_disk_jnl_commit, checksum));
+    return mmio_write_at(j->io, jnl_log_off(&j->geo, j->commit_pos + nblocks), c, JNL_BS);
+}
+
+/* Step 5 (lock held): writes the first 'limit' images of the committing
+ * transaction home (limit < count only for the crash hook), from the
+ * shadow when it still holds this transaction's image, else from the log,
+ * and drops shadows the running transaction does not use. */
+static int checkpoint(struct jnl *j, uint64_t limit)
+{
+    uint64_t i;
+    int err = 0;
+
+    for (i = 0; i < j->commit_count && i < limit; i++) {
+        uint64_t blk = j->commit_blks[i];
+        struct jnl_shadow *s = jnl_map_find(&j->map, blk);
+        const void *src = j->scratch;
+
+        if (s && s->dirty_seq == j->commit_seq)
+            src = s->data;
+        else
+            err = mmio_read_at(j->io, jnl_log_off(&j->geo, jnl_image_idx(j->commit_pos, i)),
+                               j->scratch, JNL_BS);
+        if (!err)
+            err = mmio_write_at(j->io, blk * JNL_BS, src, JNL_BS);
+        if (err)
+            break;
+        if (s) {
+            s->in_commit = 0;
+            if (s->running_idx == JNL_NOT_RUNNING)
+                jnl_shadow_drop(j, s);
+        }
+    }
+    atomic_fetch_add(&j->ctr.checkpoint_blocks, i);
+    if (!err && i < j->commit_count)
+        err = -EIO;     /* stopped by the crash hook */
+    return err;
+}
+
+/* One whole commit of the running transaction (not empty). Called and
+ * returns with the lock held; drops it for steps 2-4. */
+static int commit_one(struct jnl *j)
+{
+    uint64_t t0 = jnl_now_ns();
+    uint32_t crc = 0;
+    int err = close_txn(j, &crc);
+    if (err)
+        return err;
+    uint64_t seq = j->commit_seq, count = j->commit_count, pos = j->commit_pos;
+    uint64_t nblocks = jnl_txn_log_blocks(count) - 1;
+    enum jnl_crash_point crash = j->crash_seq == seq ? j->crash_point : JNL_CRASH_NONE;
+    if (j->pause_seq == seq && seq) {
+        j->paused = 1;
+        pthread_cond_broadcast(&j->test_cv);
+        while (j->paused)
+            pthread_cond_wait(&j->test_cv, &j->mu);
+    }
+    pthread_mutex_unlock(&j->mu);
+
+    err = crash == JNL_CRASH_AFTER_LOG ? -EIO : commit_sync(j);
+    if (!err)
+        err = write_commit_block(j, crc, nblocks);
+    if (!err && crash == JNL_CRASH_AFTER_COMMIT_BLOCK)
+        err = -EIO;
+    if (!err)
+        err = jnl_head_write(j->io, &j->geo, &j->head, seq, pos, j->scratch);
+    if (!err)
+        err = commit_sync(j);
+
+    pthread_mutex_lock(&j->mu);
+    if (err || crash == JNL_CRASH_AFTER_HEADER)
+        return -EIO;
+    /* T is durable. Its log blocks stay needed until the next commit's
+     * first sync has made this checkpoint durable. */
+    atomic_store(&j->durable_seq, seq);
+    j->live_valid = 1;
+    j->live_start = pos;
+    j->live_end = pos + nblocks + 1;
+    j->log_head = j->live_end;
+    j->commits_since_open++;
+    err = checkpoint(j, crash == JNL_CRASH_MID_CHECKPOINT ? count / 2 : UINT64_MAX);
+    if (err)
+        return -EIO;
+    if (j->durable_fn)
+        j->durable_fn(j->durable_ctx, seq);
+    atomic_fetch_add(&j->ctr.commits, 1);
+    atomic_fetch_add(&j->ctr.commit_blocks, count);
+    atomic_fetch_add(&j->ctr.commit_us, (jnl_now_ns() - t0) / 1000);
+    pthread_cond_broadcast(&j->done_cv);
+    return 0;
+}
+
+/* ---- the commit thread ---------------------------------------------------------- */
+
+/* Should the running transaction be committed now? Lock held. */
+static int commit_due(const struct jnl *j)
+{
+    if (j->running_count == 0)
+        return 0;
+    if (j->shutdown || j->throttled || j->running_count >= j->soft_limit ||
+        j->requested_seq >= atomic_load(&j->running_seq))
+        return 1;
+    return jnl_now_ns() - j->running_since_ns >= j->commit_interval_ns;
+}
+
+/* Sleeps until signalled, or until the running transaction's periodic
+ * commit is due. Lock held. */
+static void wait_for_work(struct jnl *j)
+{
+    if (j->running_count == 0) {
+        pthread_cond_wait(&j->commit_cv, &j->mu);
+        return;
+    }
+    uint64_t deadline = j->running_since_ns + j->commit_interval_ns;
+    struct timespec ts = { .tv_sec = (time_t)(deadline / 1000000000u),
+                           .tv_nsec = (long)(deadline % 1000000000u) };
+    pthread_cond_timedwait(&j->commit_cv, &j->mu, &ts);
+}
+
+void *jnl_commit_main(void *arg)
+{
+    struct jnl *j = arg;
+
+    pthread_mutex_lock(&j->mu);
+    while (!atomic_load(&j->error)) {
+        if (commit_due(j)) {
+            if (commit_one(j))
+                jnl_fail_locked(j);
+            continue;
+        }
+        /* Waiters for a transaction that jnl_forget emptied: nothing to
+         * commit, they sync data only. */
+        if (j->running_count == 0 && j->requested_seq >= atomic_load(&j->running_seq))
+            pthread_cond_broadcast(&j->done_cv);
+        if (j->shutdown && j->running_count == 0)
+            break;
+        wait_for_work(j);
+    }
+    pthread_mutex_unlock(&j->mu);
+    return NULL;
+}
+
+/* ---- waiting ---------------------------------------------------------------------- */
+
+int jnl_commit_wait(struct jnl *j, uint64_t seq)
+{
+    int need_data_sync = 0, err;
+
+    if (j->read_only)
+        return 0;
+    atomic_fetch_add(&j->ctr.commit_waits, 1);
+    pthread_mutex_lock(&j->mu);
+    /* A sync numbered above s0 began after this call, so it also covers
+     * file data the caller wrote before calling. */
+    uint64_t s0 = atomic_load(&j->sync_started);
+    for (;;) {
+        err = atomic_load(&j->error);
+        if (err)
+            break;
+        uint64_t running = atomic_load(&j->running_seq);
+        if (seq > running)
+            seq = running;
+        if (seq <= atomic_load(&j->durable_seq)) {
+            need_data_sync = atomic_load(&j->sync_completed) <= s0;
+            break;
+        }
+        if (seq == running && j->running_count == 0) {
+            need_data_sync = 1;     /* nothing to commit */
+            break;
+        }
+        if (j->requested_seq < seq)
+            j->requested_seq = seq;
+        pthread_cond_signal(&j->commit_cv);
+        pthread_cond_wait(&j->done_cv, &j->mu);
+    }
+    pthread_mutex_unlock(&j->mu);
+    if (!err && need_data_sync)
+        err = jnl_sync_data(j);
+    return err;
+}
+
+int jnl_sync_data(struct jnl *j)
+{
+    if (j->read_only)
+        return 0;
+    int err = atomic_load(&j->error);
+    if (err)
+        return err;
+    if (mmio_sync_delayed(j->io)) {
+        pthread_mutex_lock(&j->mu);
+        jnl_fail_locked(j);
+        pthread_mutex_unlock(&j->mu);
+        return -EIO;
+    }
+    return 0;
+}

@@ -1,0 +1,488 @@
+/*
+ * journal.c — the journal object: open/close, the metadata lock, shadow
+ * blocks (jnl_read/jnl_write/jnl_write_new/jnl_forget), operation
+ * boundaries (jnl_begin/jnl_end), accessors, metrics and test hooks.
+ * The commit protocol is in commit.c, recovery in recover.c; the design is
+ * described in docs/JOURNAL.md.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "journal/journal_i.h"
+
+#define DEFAULT_COMMIT_INTERVAL_MS 5000u
+
+/* ---- limits ---------------------------------------------------------------- */
+
+/* Most images one transaction may hold so that its log footprint
+ * (descriptors, images, commit block) is at most a third of the log. A
+ * third, not a half: the log must hold the last committed transaction
+ * (still needed until the next commit's first sync) plus the new one, and
+ * when the new one wraps to index 0 it must end before the old one starts;
+ * with both at most log/3 this always holds (docs/JOURNAL.md, "Log space"). */
+static uint64_t txn_capacity(uint64_t log_blocks)
+{
+    uint64_t budget = log_blocks / 3;
+    uint64_t n = budget;
+    while (n && jnl_txn_log_blocks(n) > budget)
+        n--;
+    if (n > UINT32_MAX - 1)
+        n = UINT32_MAX - 1;
+    return n;
+}
+
+/* ---- open and close ---------------------------------------------------------- */
+
+/* Frees j and everything it owns. The commit thread must not be running. */
+static void jnl_destroy(struct jnl *j)
+{
+    jnl_map_destroy(&j->map);
+    for (size_t i = 0; i < j->read_temps_count; i++)
+        free(j->read_temps[i]);
+    free(j->read_temps);
+    free(j->running);
+    free(j->commit_blks);
+    free(j->scratch);
+    pthread_cond_destroy(&j->commit_cv);
+    pthread_cond_destroy(&j->done_cv);
+    pthread_cond_destroy(&j->space_cv);
+    pthread_cond_destroy(&j->test_cv);
+    pthread_mutex_destroy(&j->mu);
+    free(j);
+}
+
+/* Allocates and initialises a journal object (no recovery, no thread). */
+static int jnl_alloc(struct jnl **out, struct mmio *io, const struct jnl_geometry *geo,
+                     const struct jnl_config *cfg)
+{
+    pthread_condattr_t attr;
+    struct jnl *j = calloc(1, sizeof(*j));
+    if (!j)
+        return -ENOMEM;
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&j->commit_cv, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_cond_init(&j->done_cv, NULL);
+    pthread_cond_init(&j->space_cv, NULL);
+    pthread_cond_init(&j->test_cv, NULL);
+
+    j->io = io;
+    j->geo = *geo;
+    j->log_blocks = geo->journal_blocks - 2;
+    j->max_txn_blocks = txn_capacity(j->log_blocks);
+    j->read_only = cfg && cfg->read_only;
+    uint64_t interval_ms = cfg && cfg->commit_interval_ms ? cfg->commit_interval_ms
+                                                          : DEFAULT_COMMIT_INTERVAL_MS;
+    j->commit_interval_ns = interval_ms * 1000000u;
+    *out = j;
+    if (j->max_txn_blocks <= JNL_MAX_OP_BLOCKS)
+        return -EINVAL;      /* kept away by JNL_MIN_JOURNAL_BLOCKS */
+    j->begin_limit = j->max_txn_blocks - JNL_MAX_OP_BLOCKS;
+    j->soft_limit = j->max_txn_blocks / 4;
+
+    j->running = calloc(j->max_txn_blocks, sizeof(*j->running));
+    j->commit_blks = calloc(j->max_txn_blocks, sizeof(*j->commit_blks));
+    if (!j->running || !j->commit_blks || posix_memalign(&j->scratch, JNL_BS, JNL_BS))
+        return -ENOMEM;
+    return jnl_map_init(&j->map);
+}
+
+/* jnl_apply_fn of a read-only open: replayed images become pinned
+ * shadows, so readers see the recovered state while the image stays
+ * untouched. */
+static int apply_pinned(void *ctx, uint64_t home, const void *image)
+{
+    struct jnl *j = ctx;
+    struct jnl_shadow *s = jnl_map_find(&j->map, home);
+    if (!s) {
+        s = jnl_shadow_alloc(home);
+        if (!s)
+            return -ENOMEM;
+        if (jnl_map_insert(&j->map, s)) {
+            jnl_shadow_free(s);
+            return -ENOMEM;
+        }
+        s->pinned = 1;
+        atomic_fetch_add(&j->ctr.shadow_blocks_now, 1);
+    }
+    memcpy(s->data, image, JNL_BS);
+    return 0;
+}
+
+int jnl_open(struct jnl **out, struct mmio *io, const struct jnl_geometry *geo,
+             const struct jnl_config *cfg)
+{
+    struct jnl_replay_result res;
+    struct jnl *j = NULL;
+    int err;
+
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    err = jnl_geometry_check(io, geo);
+    if (err)
+        return err;
+    err = jnl_alloc(&j, io, geo, cfg);
+    if (err)
+        goto fail;
+
+    if (j->read_only) {
+        err = jnl_head_read(io, geo, &j->head, j->scratch);
+        if (!err)
+            err = jnl_replay(io, geo, &j->head, apply_pinned, j, &res);
+        if (err)
+            goto fail;
+        atomic_store(&j->running_seq, res.next_seq);
+    } else {
+        err = jnl_recover_head(io, geo, 0, NULL, &j->head);
+        if (err)
+            goto fail;
+        atomic_store(&j->running_seq, j->head.seq);
+        j->log_head = j->head.start;
+    }
+    atomic_store(&j->durable_seq, atomic_load(&j->running_seq) - 1);
+
+    if (!j->read_only) {
+        err = -pthread_create(&j->thread, NULL, jnl_commit_main, j);
+        if (err)
+            goto fail;
+        j->thread_started = 1;
+    }
+    *out = j;
+    return 0;
+fail:
+    if (j)
+        jnl_destroy(j);
+    return err;
+}
+
+/* Stops the commit thread: after committing everything (graceful), or at
+ * once as after a power cut (!graceful: the sticky error is set first). */
+static void stop_thread(struct jnl *j, int graceful)
+{
+    if (!j->thread_started)
+        return;
+    pthread_mutex_lock(&j->mu);
+    if (!graceful && !atomic_load(&j->error))
+        atomic_store(&j->error, -EIO);
+    j->shutdown = 1;
+    j->paused = 0;
+    pthread_cond_broadcast(&j->test_cv);
+    pthread_cond_broadcast(&j->commit_cv);
+    pthread_mutex_unlock(&j->mu);
+    pthread_join(j->thread, NULL);
+    j->thread_started = 0;
+}
+
+int jnl_close(struct jnl *j)
+{
+    int err;
+    if (!j)
+        return 0;
+    stop_thread(j, 1);
+    err = atomic_load(&j->error);
+    if (!err && !j->read_only && j->commits_since_open) {
+        /* The last checkpoint durable first, then a header past the last
+         * transaction (a seq never written): the next open replays nothing. */
+        err = mmio_sync(j->io);
+        if (!err)
+            err = jnl_head_write(j->io, &j->geo, &j->head, atomic_load(&j->running_seq),
+                                 j->log_head, j->scratch);
+        if (!err)
+            err = mmio_sync(j->io);
+        if (err)
+            err = -EIO;
+    }
+    jnl_destroy(j);
+    return err;
+}
+
+/* ---- the lock ------------------------------------------------------------------ */
+
+void jnl_lock(struct jnl *j)
+{
+    pthread_mutex_lock(&j->mu);
+}
+
+void jnl_unlock(struct jnl *j)
+{
+    for (size_t i = 0; i < j->read_temps_count; i++)
+        free(j->read_temps[i]);
+    j->read_temps_count = 0;
+    pthread_mutex_unlock(&j->mu);
+}
+
+/* ---- shadows ----------------------------------------------------------------- */
+
+/* pread backend (no mapping): a private copy of blk, freed at jnl_unlock. */
+static const void *read_copy(struct jnl *j, uint64_t blk)
+{
+    void *buf = NULL;
+    if (j->read_temps_count == j->read_temps_cap) {
+        size_t cap = j->read_temps_cap ? j->read_temps_cap * 2 : 16;
+        void **temps = realloc(j->read_temps, cap * sizeof(*temps));
+        if (!temps)
+            goto nomem;
+        j->read_temps = temps;
+        j->read_temps_cap = cap;
+    }
+    if (posix_memalign(&buf, JNL_BS, JNL_BS))
+        goto nomem;
+    int err = mmio_read_at(j->io, blk * JNL_BS, buf, JNL_BS);
+    if (err) {
+        free(buf);
+        errno = -err;
+        return NULL;
+    }
+    j->read_temps[j->read_temps_count++] = buf;
+    return buf;
+nomem:
+    errno = ENOMEM;
+    return NULL;
+}
+
+const void *jnl_read(struct jnl *j, uint64_t blk)
+{
+    if (blk >= j->geo.block_count) {
+        errno = ERANGE;
+        return NULL;
+    }
+    struct jnl_shadow *s = jnl_map_find(&j->map, blk);
+    if (s)
+        return s->data;
+    const void *p = mmio_ptr(j->io, blk * JNL_BS);
+    return p ? p : read_copy(j, blk);
+}
+
+void jnl_shadow_drop(struct jnl *j, struct jnl_shadow *s)
+{
+    jnl_map_remove(&j->map, s->blk);
+    jnl_shadow_free(s);
+    atomic_fetch_sub(&j->ctr.shadow_blocks_now, 1);
+}
+
+/* Takes s out of the running transaction (swap with the last entry). */
+static void running_remove(struct jnl *j, struct jnl_shadow *s)
+{
+    uint32_t idx = s->running_idx;
+    struct jnl_shadow *last = j->running[--j->running_count];
+    j->running[idx] = last;
+    last->running_idx = idx;
+    s->running_idx = JNL_NOT_RUNNING;
+    /* A waiter may be waiting for a transaction that just became empty:
+     * it has nothing left to commit (see jnl_commit_wait). */
+    if (j->running_count == 0 && j->requested_seq >= atomic_load(&j->running_seq))
+        pthread_cond_broadcast(&j->done_cv);
+}
+
+/* jnl_write / jnl_write_new: the writable shadow of blk in the running
+ * transaction, created from the current version (zeroed if zero) on first
+ * use. NULL with errno: EIO (sticky error), EROFS, ERANGE (not a legal
+ * home block), ENOSPC (transaction full), ENOMEM. */
+static void *dirty_block(struct jnl *j, uint64_t blk, int zero)
+{
+    struct jnl_shadow *s;
+    int err;
+
+    if (atomic_load(&j->error) || j->read_only) {
+        errno = j->read_only ? EROFS : EIO;
+        return NULL;
+    }
+    if (!jnl_home_ok(&j->geo, blk)) {
+        errno = ERANGE;
+        return NULL;
+    }
+    s = jnl_map_find(&j->map, blk);
+    if (s && s->running_idx != JNL_NOT_RUNNING) {
+        if (zero)
+            memset(s->data, 0, JNL_BS);
+        return s->data;
+    }
+    if (j->running_count >= j->max_txn_blocks) {
+        errno = ENOSPC;
+        return NULL;
+    }
+    if (s) {
+        /* Still needed by the committing transaction, whose image is
+         * already frozen in the log: the buffer can move on. */
+        if (zero)
+            memset(s->data, 0, JNL_BS);
+    } else {
+        s = jnl_shadow_alloc(blk);
+        if (!s) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        if (zero)
+            memset(s->data, 0, JNL_BS);
+        else if ((err = mmio_read_at(j->io, blk * JNL_BS, s->data, JNL_BS)) != 0) {
+            jnl_shadow_free(s);
+            errno = -err;
+            return NULL;
+        }
+        if (jnl_map_insert(&j->map, s)) {
+            jnl_shadow_free(s);
+            errno = ENOMEM;
+            return NULL;
+        }
+        atomic_fetch_add(&j->ctr.shadow_blocks_now, 1);
+    }
+    s->dirty_seq = atomic_load(&j->running_seq);
+    s->running_idx = j->running_count;
+    j->running[j->running_count++] = s;
+    if (j->running_count == 1) {
+        /* The commit thread may be asleep without a timeout (nothing to
+         * commit): wake it to arm the periodic commit. */
+        j->running_since_ns = jnl_now_ns();
+        pthread_cond_signal(&j->commit_cv);
+    }
+    return s->data;
+}
+
+void *jnl_write(struct jnl *j, uint64_t blk)
+{
+    return dirty_block(j, blk, 0);
+}
+
+void *jnl_write_new(struct jnl *j, uint64_t blk)
+{
+    return dirty_block(j, blk, 1);
+}
+
+void jnl_forget(struct jnl *j, uint64_t blk)
+{
+    struct jnl_shadow *s = jnl_map_find(&j->map, blk);
+    if (!s || s->pinned)
+        return;
+    if (s->running_idx != JNL_NOT_RUNNING)
+        running_remove(j, s);
+    /* The committing transaction's checkpoint still writes its own image
+     * (from the log if the buffer changed since); it drops the shadow. */
+    if (!s->in_commit)
+        jnl_shadow_drop(j, s);
+}
+
+/* ---- operations ---------------------------------------------------------------- */
+
+int jnl_begin(struct jnl *j)
+{
+    pthread_mutex_lock(&j->mu);
+    for (;;) {
+        int err = atomic_load(&j->error);
+        if (!err && j->read_only)
+            err = -EROFS;
+        if (err) {
+            pthread_mutex_unlock(&j->mu);
+            return err;
+        }
+        if (j->running_count <= j->begin_limit)
+            return 0;
+        /* Too full to take a whole operation: have it committed. The
+         * commit thread closes it (and broadcasts space_cv) first thing. */
+        j->throttled++;
+        pthread_cond_signal(&j->commit_cv);
+        pthread_cond_wait(&j->space_cv, &j->mu);
+        j->throttled--;
+    }
+}
+
+void jnl_end(struct jnl *j)
+{
+    if (j->running_count >= j->soft_limit)
+        pthread_cond_signal(&j->commit_cv);
+    jnl_unlock(j);
+}
+
+/* ---- accessors ------------------------------------------------------------------ */
+
+uint64_t jnl_running_seq(struct jnl *j)
+{
+    return atomic_load(&j->running_seq);
+}
+
+uint64_t jnl_durable_seq(struct jnl *j)
+{
+    return atomic_load(&j->durable_seq);
+}
+
+uint64_t jnl_running_blocks(struct jnl *j)
+{
+    return j->running_count;
+}
+
+int jnl_error(struct jnl *j)
+{
+    return atomic_load(&j->error);
+}
+
+void jnl_set_durable_callback(struct jnl *j, jnl_durable_fn fn, void *ctx)
+{
+    j->durable_fn = fn;
+    j->durable_ctx = ctx;
+}
+
+void jnl_get_metrics(struct jnl *j, struct jnl_metrics *out)
+{
+    out->commits = atomic_load_explicit(&j->ctr.commits, memory_order_relaxed);
+    out->commit_blocks = atomic_load_explicit(&j->ctr.commit_blocks, memory_order_relaxed);
+    out->commit_us = atomic_load_explicit(&j->ctr.commit_us, memory_order_relaxed);
+    out->commit_waits = atomic_load_explicit(&j->ctr.commit_waits, memory_order_relaxed);
+    out->wraps = atomic_load_explicit(&j->ctr.wraps, memory_order_relaxed);
+    out->shadow_blocks_now = atomic_load_explicit(&j->ctr.shadow_blocks_now, memory_order_relaxed);
+    out->checkpoint_blocks = atomic_load_explicit(&j->ctr.checkpoint_blocks, memory_order_relaxed);
+}
+
+/* ---- test hooks ------------------------------------------------------------------ */
+
+void jnl_test_crash_at(struct jnl *j, uint64_t seq, enum jnl_crash_point point)
+{
+    pthread_mutex_lock(&j->mu);
+    j->crash_seq = seq;
+    j->crash_point = point;
+    pthread_mutex_unlock(&j->mu);
+}
+
+void jnl_test_pause_after_close(struct jnl *j, uint64_t seq)
+{
+    pthread_mutex_lock(&j->mu);
+    j->pause_seq = seq;
+    pthread_mutex_unlock(&j->mu);
+}
+
+void jnl_test_wait_paused(struct jnl *j)
+{
+    pthread_mutex_lock(&j->mu);
+    while (!j->paused)
+        pthread_cond_wait(&j->test_cv, &j->mu);
+    pthread_mutex_unlock(&j->mu);
+}
+
+void jnl_test_resume(struct jnl *j)
+{
+    pthread_mutex_lock(&j->mu);
+    j->paused = 0;
+    j->pause_seq = 0;
+    pthread_cond_broadcast(&j->test_cv);
+    pthread_mutex_unlock(&j->mu);
+}
+
+void jnl_test_abandon(struct jnl *j)
+{
+    if (!j)
+        return;
+    stop_thread(j, 0);
+    jnl_destroy(j);
+}
+
+uint64_t jnl_test_max_txn_blocks(const struct jnl *j)
+{
+    return j->max_txn_blocks;
+}
+
+uint64_t jnl_test_begin_limit(const struct jnl *j)
+{
+    return j->begin_limit;
+}

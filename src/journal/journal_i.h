@@ -1,0 +1,233 @@
+/*
+ * Private interfaces between the files of the journal (src/journal/):
+ * the journal object, the shadow table, header and replay helpers, and the
+ * hooks the unit tests use to simulate a crash. Not for other layers.
+ *
+ *   journal.c  open/close, lock, shadows (read/write/forget), begin/end
+ *   shadow.c   the shadow table: block number -> shadow (hash map)
+ *   commit.c   commit thread, commit protocol, checkpoint, waits, data sync
+ *   recover.c  geometry checks, journal headers, parsing and replay, format
+ *
+ * Design and rationale: docs/JOURNAL.md.
+ */
+#ifndef MMAPFS_JOURNAL_I_H
+#define MMAPFS_JOURNAL_I_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "fs/format.h"
+#include "journal/journal.h"
+#include "mmapfs/mmio.h"
+
+#define JNL_BS           ((uint64_t)MMAPFS_BLOCK_SIZE)
+#define JNL_NOT_RUNNING  UINT32_MAX
+
+/* ---- shadows and the shadow table (shadow.c) ------------------------------ */
+
+/* In-memory copy of one metadata block. Every shadow is in the running
+ * transaction (running_idx set), or still needed by the committing
+ * transaction's checkpoint (in_commit), or both, or pinned (read-only
+ * mount: an image replayed in memory only). */
+struct jnl_shadow {
+    uint64_t blk;           /* home block number */
+    uint64_t dirty_seq;     /* transaction that last changed data */
+    uint32_t running_idx;   /* index in jnl->running, or JNL_NOT_RUNNING */
+    uint8_t  in_commit;     /* the committing transaction has this block */
+    uint8_t  pinned;        /* read-only replay image, never written */
+    void    *data;          /* JNL_BS bytes, 4096-aligned */
+};
+
+/* Open-addressing hash table (linear probing, backward-shift deletion),
+ * kept at most half full. */
+struct jnl_shadow_map {
+    struct jnl_shadow **slots;
+    uint64_t mask;          /* capacity - 1, capacity a power of two */
+    uint64_t count;
+};
+
+int  jnl_map_init(struct jnl_shadow_map *m);
+/* Frees the table and every shadow in it. */
+void jnl_map_destroy(struct jnl_shadow_map *m);
+struct jnl_shadow *jnl_map_find(const struct jnl_shadow_map *m, uint64_t blk);
+/* Adds s (its blk must not be present). 0 or -ENOMEM. */
+int  jnl_map_insert(struct jnl_shadow_map *m, struct jnl_shadow *s);
+/* Removes blk's entry (does not free the shadow). */
+void jnl_map_remove(struct jnl_shadow_map *m, uint64_t blk);
+/* A new shadow with uninitialised data; NULL when out of memory. */
+struct jnl_shadow *jnl_shadow_alloc(uint64_t blk);
+void jnl_shadow_free(struct jnl_shadow *s);
+
+/* ---- journal headers and replay (recover.c) ------------------------------- */
+
+/* The current journal header, as read or last written. */
+struct jnl_head_state {
+    int slot;               /* 0 = slot A, 1 = slot B */
+    uint64_t generation;
+    uint64_t seq;           /* first transaction to replay */
+    uint64_t start;         /* its log index */
+};
+
+/* Where replay ended. */
+struct jnl_replay_result {
+    uint64_t replayed;      /* valid transactions found */
+    uint64_t next_seq;      /* first sequence number not found valid */
+    uint64_t next_pos;      /* log index after the last valid transaction
+                             * (the header's start when none), < log_blocks */
+    int torn;               /* a descriptor of next_seq was seen: a torn txn */
+};
+
+/* Receives each image of a valid transaction, in log order. 0 or -errno. */
+typedef int (*jnl_apply_fn)(void *ctx, uint64_t home, const void *image);
+
+/* Byte offset of log index idx. */
+static inline uint64_t jnl_log_off(const struct jnl_geometry *geo, uint64_t idx)
+{
+    return (geo->journal_start + 2 + idx) * JNL_BS;
+}
+
+/* Log index of the i-th image (0-based) of a transaction starting at pos:
+ * every group of MMAPFS_JNL_DESC_MAX images is preceded by a descriptor. */
+static inline uint64_t jnl_image_idx(uint64_t pos, uint64_t i)
+{
+    return pos + 1 + i + i / MMAPFS_JNL_DESC_MAX;
+}
+
+/* Log blocks of a transaction of n images: descriptors + images + commit. */
+static inline uint64_t jnl_txn_log_blocks(uint64_t n)
+{
+    return n + (n + MMAPFS_JNL_DESC_MAX - 1) / MMAPFS_JNL_DESC_MAX + 1;
+}
+
+/* Checks the geometry against the rules and the image size: 0 or -EINVAL. */
+int jnl_geometry_check(struct mmio *io, const struct jnl_geometry *geo);
+/* Is blk a legal home block (in range, not inside the journal)? */
+int jnl_home_ok(const struct jnl_geometry *geo, uint64_t blk);
+/* Reads both header slots and picks the current one. 0, -EUCLEAN (none
+ * valid) or an engine error. buf: JNL_BS scratch bytes. */
+int jnl_head_read(struct mmio *io, const struct jnl_geometry *geo,
+                  struct jnl_head_state *head, void *buf);
+/* Writes {generation+1, seq, start} into the slot other than head's and
+ * updates *head. Does not sync. buf: JNL_BS scratch bytes. */
+int jnl_head_write(struct mmio *io, const struct jnl_geometry *geo,
+                   struct jnl_head_state *head, uint64_t seq, uint64_t start,
+                   void *buf);
+/* Walks the log from head, calling apply (may be NULL: count only) for
+ * every image of every valid transaction. Writes nothing else. */
+int jnl_replay(struct mmio *io, const struct jnl_geometry *geo,
+               const struct jnl_head_state *head, jnl_apply_fn apply, void *ctx,
+               struct jnl_replay_result *res);
+/* jnl_recover, also returning the header that is current afterwards. */
+int jnl_recover_head(struct mmio *io, const struct jnl_geometry *geo,
+                     int dry_run, uint64_t *replayed, struct jnl_head_state *head);
+
+/* ---- the journal object --------------------------------------------------- */
+
+/* Points of the commit protocol where a test can "cut the power": the
+ * commit thread stops there and the journal fails with -EIO, writing
+ * nothing more (tests then drop it with jnl_test_abandon and recover). */
+enum jnl_crash_point {
+    JNL_CRASH_NONE = 0,
+    JNL_CRASH_AFTER_LOG,          /* descriptors + images written, no commit block */
+    JNL_CRASH_AFTER_COMMIT_BLOCK, /* commit block written, header not moved */
+    JNL_CRASH_AFTER_HEADER,       /* durable, nothing checkpointed */
+    JNL_CRASH_MID_CHECKPOINT,     /* durable, half of the home blocks written */
+};
+
+struct jnl_counters {
+    _Atomic uint64_t commits, commit_blocks, commit_us, commit_waits, wraps,
+                     shadow_blocks_now, checkpoint_blocks;
+};
+
+struct jnl {
+    struct mmio *io;
+    struct jnl_geometry geo;
+    uint64_t log_blocks;          /* journal_blocks - 2 */
+    uint64_t max_txn_blocks;      /* images one transaction may hold */
+    uint64_t begin_limit;         /* jnl_begin waits above this many */
+    uint64_t soft_limit;          /* jnl_end kicks a commit at this many */
+    uint64_t commit_interval_ns;
+    int read_only;
+
+    pthread_mutex_t mu;           /* the metadata lock */
+    pthread_cond_t commit_cv;     /* wakes the commit thread (CLOCK_MONOTONIC) */
+    pthread_cond_t done_cv;       /* a commit finished / the txn emptied / error */
+    pthread_cond_t space_cv;      /* the running txn was closed / error */
+    pthread_t thread;
+    int thread_started;
+
+    /* shadows and the running transaction (lock) */
+    struct jnl_shadow_map map;
+    struct jnl_shadow **running;  /* max_txn_blocks entries */
+    uint32_t running_count;
+    uint64_t running_since_ns;    /* when its first block was added */
+
+    /* the committing transaction (commit thread; lock for the shadows) */
+    uint64_t *commit_blks;        /* home blocks, log order; max_txn_blocks */
+    uint64_t commit_count, commit_seq, commit_pos;
+
+    _Atomic uint64_t running_seq;
+    _Atomic uint64_t durable_seq;
+    _Atomic int error;            /* sticky: 0 or -EIO */
+    _Atomic uint64_t sync_started;   /* commit syncs begun */
+    _Atomic uint64_t sync_completed; /* number of the last one finished */
+
+    /* commit requests (lock) */
+    uint64_t requested_seq;       /* a waiter wants this seq committed */
+    uint32_t throttled;           /* jnl_begin callers waiting for room */
+    int shutdown;
+
+    /* log position (commit thread; lock when read by others) */
+    struct jnl_head_state head;   /* current on-disk header */
+    uint64_t log_head;            /* where the next transaction goes (if it fits) */
+    int live_valid;               /* [live_start, live_end): last committed txn, */
+    uint64_t live_start, live_end;/* still needed until the next commit's sync */
+    uint64_t commits_since_open;
+
+    void *scratch;                /* JNL_BS, commit thread only */
+    void **read_temps;            /* pread backend: jnl_read copies (lock) */
+    size_t read_temps_count, read_temps_cap;
+
+    jnl_durable_fn durable_fn;
+    void *durable_ctx;
+
+    struct jnl_counters ctr;
+
+    /* test hooks (see jnl_test_crash_at, jnl_test_pause_after_close) */
+    enum jnl_crash_point crash_point;
+    uint64_t crash_seq;
+    uint64_t pause_seq;
+    int paused;
+    pthread_cond_t test_cv;
+};
+
+/* Monotonic clock, nanoseconds. */
+uint64_t jnl_now_ns(void);
+/* Sets the sticky error (-EIO) and wakes everybody. Lock held. */
+void jnl_fail_locked(struct jnl *j);
+/* Body of the commit thread (arg: struct jnl *). */
+void *jnl_commit_main(void *arg);
+/* Drops a shadow that neither transaction needs any more. Lock held. */
+void jnl_shadow_drop(struct jnl *j, struct jnl_shadow *s);
+
+/* ---- test hooks (tests/unit/test_journal.c) ------------------------------- */
+
+/* When the commit of transaction seq reaches point, stop there as if the
+ * power had been cut: nothing more is written, the journal fails -EIO. */
+void jnl_test_crash_at(struct jnl *j, uint64_t seq, enum jnl_crash_point point);
+/* When transaction seq has been closed and written to the log (step 1),
+ * the commit thread waits (lock released) until jnl_test_resume. */
+void jnl_test_pause_after_close(struct jnl *j, uint64_t seq);
+/* Waits until the commit thread is paused there. */
+void jnl_test_wait_paused(struct jnl *j);
+void jnl_test_resume(struct jnl *j);
+/* Stops the commit thread and frees j without writing anything (no commit,
+ * no checkpoint, no header): the image is left as a crash would leave it. */
+void jnl_test_abandon(struct jnl *j);
+/* Largest number of blocks one transaction may hold. */
+uint64_t jnl_test_max_txn_blocks(const struct jnl *j);
+/* jnl_begin waits while the running transaction has more than this. */
+uint64_t jnl_test_begin_limit(const struct jnl *j);
+
+#endif

@@ -1,0 +1,1189 @@
+/*
+ * Unit tests of the journal (src/journal): shadows, commit, checkpoint,
+ * group commit, throttling, recovery from simulated crashes at every step
+ * of the commit protocol, torn and corrupt logs, corrupt headers.
+ *
+ * Images are sparse temporary files ($TMPDIR or /tmp) opened with libmmio.
+ * A "crash" is simulated with the private hooks of journal_i.h: the commit
+ * thread stops at a chosen point, the journal is dropped without writing
+ * anything more, and jnl_recover runs on the image as it was left. (The
+ * mapping is the "disk" here: these tests check the protocol's logic; real
+ * power cuts are the job of tests/crash.)
+ *
+ * JNL_TEST_SEED=<n> replays the randomised tests with another seed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fs/format.h"
+#include "journal/journal.h"
+#include "journal/journal_i.h"
+#include "mmapfs/mmio.h"
+#include "util/crc32c.h"
+
+#define BS          4096u
+#define IMG_BLOCKS  2048u          /* 8 MiB */
+#define J_START     1u
+#define J_BLOCKS    1100u
+#define DATA0       (J_START + J_BLOCKS)
+#define LOG_BLOCKS  (J_BLOCKS - 2)
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+struct img {
+    char path[512];
+    int fd;                 /* reads "the disk" behind the journal's back */
+    struct mmio *io;
+    struct jnl_geometry geo;
+};
+
+static void img_create_ex(struct img *im, uint64_t blocks, uint64_t jblocks,
+                          enum mmio_backend backend)
+{
+    const char *dir = getenv("TMPDIR");
+    struct mmio_config cfg = { .sync_delay_us = 0, .backend = backend };
+
+    snprintf(im->path, sizeof(im->path), "%s/test_journal.XXXXXX", dir ? dir : "/tmp");
+    im->fd = mkstemp(im->path);
+    assert_true(im->fd >= 0);
+    assert_int_equal(ftruncate(im->fd, (off_t)(blocks * BS)), 0);
+    assert_int_equal(mmio_open(&im->io, im->path, 0, 0,
+                               backend == MMIO_BACKEND_MMAP ? NULL : &cfg), 0);
+    im->geo = (struct jnl_geometry){ .journal_start = J_START, .journal_blocks = jblocks,
+                                     .block_count = blocks };
+    assert_int_equal(jnl_format(im->io, &im->geo), 0);
+}
+
+static void img_create(struct img *im)
+{
+    img_create_ex(im, IMG_BLOCKS, J_BLOCKS, MMIO_BACKEND_MMAP);
+}
+
+static void img_destroy(struct img *im)
+{
+    mmio_close(im->io);
+    close(im->fd);
+    unlink(im->path);
+}
+
+static struct jnl *jopen(struct img *im)
+{
+    struct jnl_config cfg = { 0 };
+    struct jnl *j = NULL;
+    assert_int_equal(jnl_open(&j, im->io, &im->geo, &cfg), 0);
+    assert_non_null(j);
+    return j;
+}
+
+/* Content of block blk at version ver (version 0 = zeros). */
+static void pattern(void *p, uint64_t blk, uint64_t ver)
+{
+    uint64_t *w = p;
+    if (ver == 0) {
+        memset(p, 0, BS);
+        return;
+    }
+    for (uint64_t i = 0; i < BS / 8; i++)
+        w[i] = (blk << 32) ^ (ver << 12) ^ i ^ 0x5a5a000000000000ull;
+}
+
+static int block_is(const void *p, uint64_t blk, uint64_t ver)
+{
+    static __thread uint8_t want[BS];
+    pattern(want, blk, ver);
+    return p && memcmp(p, want, BS) == 0;
+}
+
+/* Is the image's block blk (read with pread, not through the journal) at ver? */
+static int disk_is(struct img *im, uint64_t blk, uint64_t ver)
+{
+    uint8_t buf[BS];
+    if (pread(im->fd, buf, BS, (off_t)(blk * BS)) != (ssize_t)BS)
+        return 0;
+    return block_is(buf, blk, ver);
+}
+
+/* One operation: writes blocks blks[0..n) at version ver. Returns its seq. */
+static uint64_t op_write(struct jnl *j, const uint64_t *blks, size_t n, uint64_t ver)
+{
+    assert_int_equal(jnl_begin(j), 0);
+    for (size_t i = 0; i < n; i++) {
+        void *p = jnl_write(j, blks[i]);
+        assert_non_null(p);
+        pattern(p, blks[i], ver);
+    }
+    uint64_t seq = jnl_running_seq(j);
+    jnl_end(j);
+    return seq;
+}
+
+static struct jnl_head_state read_head(struct img *im)
+{
+    struct jnl_head_state h;
+    uint8_t buf[BS];
+    assert_int_equal(jnl_head_read(im->io, &im->geo, &h, buf), 0);
+    return h;
+}
+
+/* Flips one byte of log index idx at byte offset off. */
+static void flip_log_byte(struct img *im, uint64_t idx, uint64_t off)
+{
+    uint8_t b;
+    uint64_t at = jnl_log_off(&im->geo, idx) + off;
+    assert_int_equal(mmio_read_at(im->io, at, &b, 1), 0);
+    b ^= 0x40;
+    assert_int_equal(mmio_write_at(im->io, at, &b, 1), 0);
+}
+
+static uint64_t replay_count(struct img *im)
+{
+    uint64_t n = 12345;
+    assert_int_equal(jnl_recover(im->io, &im->geo, 1, &n), 0);
+    return n;
+}
+
+static uint64_t rng_state;
+static uint64_t rnd(uint64_t bound)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return bound ? rng_state % bound : rng_state;
+}
+
+static uint64_t test_seed(void)
+{
+    const char *s = getenv("JNL_TEST_SEED");
+    return s ? strtoull(s, NULL, 0) : 20260126;
+}
+
+/* Calls jnl_commit_wait(seq) on its own thread. */
+struct waiter {
+    pthread_t thread;
+    struct jnl *j;
+    uint64_t seq;
+    int result;
+};
+
+static void *waiter_main(void *arg)
+{
+    struct waiter *w = arg;
+    w->result = jnl_commit_wait(w->j, w->seq);
+    return NULL;
+}
+
+static void waiter_start(struct waiter *w, struct jnl *j, uint64_t seq)
+{
+    w->j = j;
+    w->seq = seq;
+    w->result = 1;
+    assert_int_equal(pthread_create(&w->thread, NULL, waiter_main, w), 0);
+}
+
+static int waiter_join(struct waiter *w)
+{
+    pthread_join(w->thread, NULL);
+    return w->result;
+}
+
+/* Durable callback (runs on the commit thread: no cmocka asserts there). */
+static uint64_t last_durable_cb;
+static int durable_cb_order_ok = 1;
+static void durable_cb(void *ctx, uint64_t seq)
+{
+    (void)ctx;
+    if (seq <= last_durable_cb)
+        durable_cb_order_ok = 0;
+    last_durable_cb = seq;
+}
+
+/* ---- basic commit, invariant 1 --------------------------------------------------- */
+
+static void test_commit_basic(void **state)
+{
+    (void)state;
+    struct img im;
+    img_create(&im);
+    struct jnl *j = jopen(&im);
+    struct jnl_metrics m;
+    uint64_t blks[10];
+
+    for (int i = 0; i < 10; i++)
+        blks[i] = DATA0 + 3 * (uint64_t)i;
+    last_durable_cb = 0;
+    jnl_set_durable_callback(j, durable_cb, NULL);
+    uint64_t seq0 = jnl_running_seq(j);
+    assert_int_equal(jnl_durable_seq(j), seq0 - 1);
+    assert_true(seq0 < (1ull << 62));
+
+    uint64_t seq = op_write(j, blks, 10, 1);
+    assert_int_equal(seq, seq0);
+    /* Invariant 1: the mapping keeps the old content, readers see the new. */
+    jnl_lock(j);
+    assert_int_equal(jnl_running_blocks(j), 10);
+    for (int i = 0; i < 10; i++) {
+        assert_true(disk_is(&im, blks[i], 0));
+        assert_true(block_is(mmio_ptr(im.io, blks[i] * BS), blks[i], 0));
+        assert_true(block_is(jnl_read(j, blks[i]), blks[i], 1));
+    }
+    assert_null(jnl_read(j, IMG_BLOCKS));
+    assert_null(jnl_write(j, J_START + 5));       /* inside the journal */
+    assert_int_equal(errno, ERANGE);
+    jnl_unlock(j);
+
+    assert_int_equal(jnl_commit_wait(j, seq), 0);
+    assert_true(jnl_durable_seq(j) >= seq);
+    assert_int_equal(last_durable_cb, seq);
+    assert_true(durable_cb_order_ok);
+    for (int i = 0; i < 10; i++)
+        assert_true(disk_is(&im, blks[i], 1));
+    jnl_get_metrics(j, &m);
+    assert_int_equal(m.commits, 1);
+    assert_int_equal(m.commit_blocks, 10);
+    assert_int_equal(m.checkpoint_blocks, 10);
+    assert_int_equal(m.shadow_blocks_now, 0);
+    assert_int_equal(m.commit_waits, 1);
+
+    /* Already durable: a data sync only; an empty running txn likewise. */
+    assert_int_equal(jnl_commit_wait(j, seq), 0);
+    assert_int_equal(jnl_commit_wait(j, jnl_running_seq(j)), 0);
+    assert_int_equal(jnl_sync_data(j), 0);
+    jnl_get_metrics(j, &m);
+    assert_int_equal(m.commits, 1);
+
+    assert_int_equal(jnl_close(j), 0);
+    assert_int_equal(replay_count(&im), 0);
+    j = jopen(&im);
+    assert_true(jnl_running_seq(j) > seq);
+    jnl_lock(j);
+    assert_true(block_is(jnl_read(j, blks[3]), blks[3], 1));
+    jnl_unlock(j);
+    assert_int_equal(jnl_close(j), 0);
+    img_destroy(&im);
+}
+
+/* ---- crash at each step of the commit protocol ------------------------------------- */
+
+/* T1 commits normally, T2 is cut at 'point'. Checks dry run and replay. */
+static void crash_case(enum jnl_crash_point point, uint64_t want_replayed, int t2_durable)
+{
+    struct img im;
+    img_create(&im);
+    struct jnl *j = jopen(&im);
+    uint64_t a[4] = { DATA0, DATA0 + 1, DATA0 + 2, DATA0 + 3 };
+    uint64_t b[6] = { DATA0, DATA0 + 1, DATA0 + 10, DATA0 + 11, DATA0 + 12, 0 };
+
+    uint64_t s1 = op_write(j, a, 4, 1);
+    assert_int_equal(jnl_commit_wait(j, s1), 0);
+    uint64_t s2 = jnl_running_seq(j);
+    jnl_test_crash_at(j, s2, point);
+    assert_int_equal(op_write(j, b, 6, 2), s2);
+    assert_int_equal(jnl_commit_wait(j, s2), -EIO);
+    assert_int_equal(jnl_error(j), -EIO);
+    assert_int_equal(jnl_begin(j), -EIO);
+    jnl_lock(j);
+    assert_null(jnl_write(j, DATA0 + 50));
+    assert_int_equal(errno, EIO);
+    jnl_unlock(j);
+    jnl_test_abandon(j);
+
+    /* Nothing of T2 is home yet (but half of it at MID_CHECKPOINT). */
+    if (point != JNL_CRASH_MID_CHECKPOINT)
+        assert_true(disk_is(&im, DATA0 + 10, 0));
+    assert_int_equal(replay_count(&im), want_replayed);
+    assert_int_equal(replay_count(&im), want_replayed);   /* dry run wrote nothing */
+
+    /* Before T2's first sync, T1's checkpoint (home writes) may not have
+     * reached the disk: lose it. The header still points at T1, whose log
+     * blocks are intact, so replay restores it. */
+    if (point == JNL_CRASH_AFTER_LOG || point == JNL_CRASH_AFTER_COMMIT_BLOCK) {
+        static const uint8_t zero[BS];
+        for (int i = 0; i < 4; i++)
+            assert_int_equal(pwrite(im.fd, zero, BS, (off_t)(a[i] * BS)), (ssize_t)BS);
+    }
+
+    uint64_t n = 0;
+    assert_int_equal(jnl_recover(im.io, &im.geo, 0, &n), 0);
+    assert_int_equal(n, want_replayed);
+    for (int i = 0; i < 6; i++)
+        assert_true(disk_is(&im, b[i], t2_durable ? 2 : (i < 2 ? 1 : 0)));
+    assert_true(disk_is(&im, DATA0 + 2, 1));
+    assert_true(disk_is(&im, DATA0 + 3, 1));
+    assert_int_equal(replay_count(&im), 0);               /* header reset */
+
+    /* The journal goes on from there; seq numbers are not reused. */
+    j = jopen(&im);
+    assert_true(jnl_running_seq(j) > s2);
+    uint64_t s3 = op_write(j, a, 1, 3);
+    assert_int_equal(jnl_commit_wait(j, s3), 0);
+    assert_true(disk_is(&im, DATA0, 3));
+    assert_int_equal(read_head(&im).seq, s3);
+    assert_int_equal(jnl_close(j), 0);
+    assert_int_equal(replay_count(&im), 0);
+    img_destroy(&im);
+}
+
+static void test_crash_after_log(void **state)
+{
+    (void)state;
+    crash_case(JNL_CRASH_AFTER_LOG, 1, 0);     /* header at T1: T1 replayed, T2 not */
+}
+
+static void test_crash_after_commit_block(void **state)
+{
+    (void)state;
+    crash_case(JNL_CRASH_AFTER_COMMIT_BLOCK, 2, 1);  /* T2 found after T1 */
+}
+
+static void test_crash_after_header(void **state)
+{
+    (void)state;
+    crash_case(JNL_CRASH_AFTER_HEADER, 1, 1);
+}
+
+static void test_crash_mid_checkpoint(void **state)
+{
+    (void)state;
+    crash_case(JNL_CRASH_MID_CHECKPOINT, 1, 1);
+}
+
+/* Close after a failure returns the sticky error and writes nothing. */
+static void test_sticky_close(void **state)
+{
+    (void)state;
+    struct img im;
+    img_create(&im);
+    struct jnl *j = jopen(&im);
+    uint64_t a[1] = { DATA0 };
+    uint64_t s = jnl_running_seq(j);
+    jnl_test_crash_at(j, s, JNL_CRASH_AFTER_HEADER);
+    op_write(j, a, 1, 1);
+    assert_int_equal(jnl_commit_wait(j, s), -EIO);
+    assert_int_equal(jnl_sync_data(j), -EIO);
+    assert_int_equal(jnl_close(j), -EIO);
+    assert_true(disk_is(&im, DATA0, 0));
+    assert_int_equal(replay_count(&im), 1);
+    img_destroy(&im);
+}
+
+/* A small transaction nobody waits for is committed by the periodic timer. */
+static void test_periodic_commit(void **state)
+{
+    (void)state;
+    struct img im;
+    img_create(&im);
+    struct jnl_config cfg = { .commit_interval_ms = 50 };
+    struct jnl *j = NULL;
+    uint64_t a[1] = { DATA0 };
+
+    assert_int_equal(jnl_open(&j, im.io, &im.geo, &cfg), 0);
+    usleep(100 * 1000);           /* the commit thread is idle, no timer armed */
+    uint64_t s = op_write(j, a, 1, 1);
+    for (int i = 0; i < 200 && jnl_durable_seq(j) < s; i++)
+        usleep(10 * 1000);
+    assert_true(jnl_durable_seq(j) >= s);
+    jnl_lock(j);                  /* the checkpoint ran under the lock */
+    jnl_unlock(j);
+    assert_true(disk_is(&im, DATA0, 1));
+    assert_int_equal(jnl_close(j), 0);
+    img_destroy(&im);
+}
+
+/* ---- torn transactions ------------------------------------------------------------- */
+
+/* T1 home; T2 durable in the log only; one byte of T2 (at log index
+ * start + rel, byte off) is flipped: T2 must not be replayed. */
+static void torn_case(uint64_t rel, uint64_t off)
+{
+    struct img im;
+    img_create(&im);
+    struct jnl *j = jopen(&im);
+    uint64_t a[3] = { DATA0, DATA0 + 1, DATA0 + 2 };
+
+    uint64_t s1 = op_write(j, a, 3, 1);
+    assert_int_equal(jnl_commit_wait(j, s1), 0);
+    uint64_t s2 = jnl_running_seq(j);
+    jnl_test_crash_at(j, s2, JNL_CRASH_AFTER_HEADER);
+    op_write(j, a, 3, 2);
+    assert_int_equal(jnl_commit_wait(j, s2), -EIO);
+    jnl_test_abandon(j);
+
+    struct jnl_head_state h = read_head(&im);
+    assert_int_equal(h.seq, s2);
+    assert_int_equal(replay_count(&im), 1);
+    flip_log_byte(&im, h.start + rel, off);
+    assert_int_equal(replay_count(&im), 0);
+    uint64_t n = 9;
+    assert_int_equal(jnl_recover(im.io, &im.geo, 0, &n), 0);
+    assert_int_equal(n, 0);
+    for (int i = 0; i < 3; i++)
+        assert_true(disk_is(&im, a[i], 1));
+    /* The torn transaction's seq is skipped from now on. */
+    assert_int_equal(read_head(&im).seq, s2 + 1);
+    j = jopen(&im);
+    assert_int_equal(jnl_running_seq(j), s2 + 1);
+    assert_int_equal(jnl_close(j), 0);
+    img_destroy(&im);
+}
+
+static void test_torn_image(void **state)
+{
+    (void)state;
+    torn_case(2, 1000);            /* second image */
+}
+
+static void test_torn_commit_block(void **state)
+{
+    (void)state;
+    torn_case(4, 20);              /* desc + 3 images, then the commit block */
+}
+
+static void test_torn_descriptor(void **state)
+{
+    (void)state;
+    torn_case(0, 24 + 8 * 100);    /* an unused home[] slot: covered by the CRC */
+}
+
+/* An invalid transaction ends replay: a valid one after it is not applied. */
+static void test_torn_stops_replay(void **state)
+{
+    (void)state;
+    struct img im;
+    img_create(&im);
+    struct jnl *j = jopen(&im);
+    uint64_t a[2] = { DATA0, DATA0 + 1 };
+
+    uint64_t s1 = op_write(j, a, 2, 1);
+    assert_int_equal(jnl_commit_wait(j, s1), 0);
+    uint64_t s2 = op_write(j, a, 2, 2);
+    assert_int_equal(jnl_commit_wait(j, s2), 0);
+    uint64_t s3 = jnl_running_seq(j);
+    jnl_test_crash_at(j, s3, JNL_CRASH_AFTER_COMMIT_BLOCK);
+    op_write(j, a, 2, 3);
+    assert_int_equal(jnl_commit_wait(j, s3), -EIO);
+    jnl_test_abandon(j);
+
+    struct jnl_head_state h = read_head(&im);
+    assert_int_equal(h.seq, s2);
+    assert_int_equal(replay_count(&im), 2);          /* T2 and T3 */
+    flip_log_byte(&im, h.start + 1, 7);              /* T2's first image */
+    assert_int_equal(replay_count(&im), 0);
+    assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), 0);
+    assert_true(disk_is(&im, DATA0, 2));             /* T2 was home already */
+    assert_true(disk_is(&im, DATA0 + 1, 2));         /* T3 not applied */
+    img_destroy(&im);
+}
+
+/* Every single-byte corruption of a transaction's log blocks is caught. */
+static void test_fuzz_flips(void **state)
+{
+    (void)state;
+    struct img im;
+    img_create(&im);
+    struct jnl *j = jopen(&im);
+    uint64_t a[5] = { DATA0, DATA0 + 7, DATA0 + 9, DATA0 + 100, 0 };
+
+    rng_state = test_seed() | 1;
+    uint64_t s = jnl_running_seq(j);
+    jnl_test_crash_at(j, s, JNL_CRASH_AFTER_HEADER);
+    op_write(j, a, 5, 1);
+    assert_int_equal(jnl_commit_wait(j, s), -EIO);
+    jnl_test_abandon(j);
+    struct jnl_head_state h = read_head(&im);
+    assert_int_equal(replay_count(&im), 1);
+    for (int k = 0; k < 300; k++) {
+        uint64_t rel = rnd(7), off = rnd(BS);     /* desc, 5 images, commit */
+        flip_log_byte(&im, h.start + rel, off);
+        assert_int_equal(replay_count(&im), 0);
+        flip_log_byte(&im, h.start + rel, off);
+    }
+    assert_int_equal(replay_count(&im), 1);
+    img_destroy(&im);
+}
+
+/* ---- wrap-around ----------------------------------------------------------------------- */
+
+static void test_wraparound(void **state)
+{
+    (void)state;
+    struct img im;
+    img_create(&im);
+    struct jnl *j = jopen(&im);
+    static uint64_t ver[400];
+    uint64_t blks[130];
+    struct jnl_metrics m;
+
+    memset(ver, 0, sizeof(ver));
+    rng_state = test_seed() * 3 + 1;
+    for (uint64_t t = 1; t <= 120; t++) {
+        size_t n = 20 + rnd(100);
+        for (size_t i = 0; i < n; i++) {
+            blks[i] = (t * 37 + i) % 400;
+            ver[blks[i]] = t;
+            blks[i] += DATA0;
+        }
+        uint64_t s = op_write(j, blks, n, t);
+        assert_int_equal(jnl_commit_wait(j, s), 0);
+    }
+    jnl_get_metrics(j, &m);
+    assert_true(m.wraps >= 3);
+    assert_int_equal(m.commits, 120);
+
+    /* The last transaction reaches the log only. */
+    uint64_t s = jnl_running_seq(j);
+    jnl_test_crash_at(j, s, JNL_CRASH_AFTER_COMMIT_BLOCK);
+    for (size_t i = 0; i < 100; i++) {
+        blks[i] = DATA0 + (i * 3) % 400;
+        ver[(i * 3) % 400] = 121;
+    }
+    op_write(j, blks, 100, 121);
+    assert_int_equal(jnl_commit_wait(j, s), -EIO);
+    jnl_test_abandon(j);
+
+    assert_int_equal(replay_count(&im), 2);     /* the header's txn and the last one */
+    assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), 0);
+    for (uint64_t b = 0; b < 400; b++)
+        assert_true(disk_is(&im, DATA0 + b, ver[b]));
+    img_destroy(&im);
+}
+
+/* ---- group commit ---------------------------------------------------------------------- */
+
+#define GC_THREADS 8
+#define GC_ITERS   40
+
+struct gc_arg {
+    pthread_t thread;
+    struct jnl *j;
+    uint64_t blk;
+    int failures;
+};
+
+static void *gc_main(void *arg)
+{
+    struct gc_arg *g = arg;
+    for (uint64_t it = 1; it <= GC_ITERS; it++) {
+        if (jnl_begin(g->j)) {
+            g->failures++;
+            continue;
+        }
+        void *p = jnl_write(g->j, g->blk);
+        if (p)
+            pattern(p, g->blk, it);
+        else
+            g->failures++;
+        uint64_t seq = jnl_running_seq(g->j);
+        jnl_end(g->j);
+        if (jnl_commit_wait(g->j, seq) || jnl_durable_seq(g->j) < seq)
+            g->failures++;
+    }
+    return NULL;
+}
+
+static void test_group_commit(void **state)
+{
+    (void)state;
+    struct img im;
+    img_create(&im);
+    struct jnl *j = jopen(&im);
+    struct gc_arg g[GC_THREADS];
+    struct jnl_metrics m;
+
+    for (int t = 0; t < GC_THREADS; t++) {
+        g[t] = (struct gc_arg){ .j = j, .blk = DATA0 + 10 * (uint64_t)t };
+        assert_int_equal(pthread_create(&g[t].thread, NULL, gc_main, &g[t]), 0);
+    }
+    for (int t = 0; t < GC_THREADS; t++) {
+        pthread_join(g[t].thread, NULL);
+        assert_int_equal(g[t].failures, 0);
+        assert_true(disk_is(&im, g[t].blk, GC_ITERS));
+    }
+    jnl_get_metrics(j, &m);
+    printf("group commit: %lu waits, %lu commits\n", (unsigned long)m.commit_waits,
+           (unsigned long)m.commits);
+    assert_int_equal(m.commit_waits, GC_THREADS * GC_ITERS);
+    assert_true(m.commits * 2 <= m.commit_waits);
+    assert_int_equal(jnl_close(j), 0);
+    img_destroy(&im);
+}
+
+/* ---- forget ------------------------------------------------------------------------------ */
+
+static void test_forget(void **state)
+{
+    (void)state;
+    struct img im;
+    img_create(&im);
+    struct jnl *j = jopen(&im);
+    struct jnl_metrics m;
+    uint64_t x = DATA0, y = DATA0 + 1;
+
+    assert_int_equal(jnl_begin(j), 0);
+    pattern(jnl_write(j, x), x, 1);
+    pattern(jnl_write_new(j, y), y, 1);
+    jnl_forget(j, y);
+    assert_int_equal(jnl_running_blocks(j), 1);
+    uint64_t s = jnl_running_seq(j);
+    jnl_end(j);
+    jnl_test_crash_at(j, s, JNL_CRASH_AFTER_HEADER);
+    assert_int_equal(jnl_commit_wait(j, s), -EIO);
+    jnl_test_abandon(j);
+
+    /* The log holds x only. */
+    struct jnl_head_state h = read_head(&im);
+    struct mmapfs_disk_jnl_desc d;
+    assert_int_equal(mmio_read_at(im.io, jnl_log_off(&im.geo, h.start), &d, BS), 0);
+    assert_int_equal(d.magic, MMAPFS_JNL_DESC_MAGIC);
+    assert_int_equal(d.count, 1);
+    assert_int_equal(d.home[0], x);
+    assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), 0);
+    assert_true(disk_is(&im, x, 1));
+    assert_true(disk_is(&im, y, 0));
+
+    /* A transaction emptied by jnl_forget: the waiter does not hang. */
+    j = jopen(&im);
+    assert_int_equal(jnl_begin(j), 0);
+    pattern(jnl_write(j, y), y, 2);
+    s = jnl_running_seq(j);
+    jnl_end(j);
+    struct waiter w;
+    waiter_start(&w, j, s);
+    jnl_lock(j);
+    jnl_forget(j, y);
+    jnl_unlock(j);
+    assert_int_equal(waiter_join(&w), 0);
+    jnl_get_metrics(j, &m);
+    assert_int_equal(m.shadow_blocks_now, 0);
+    assert_int_equal(jnl_close(j), 0);
+    assert_true(disk_is(&im, y, 0) || disk_is(&im, y, 2));  /* committed before the forget, or not */
+    img_destroy(&im);
+}
+
+/* x dirtied in T1; T1 is paused after step 1 (images frozen in the log);
+ * T2 changes x again (and forgets z, which T1 also has). */
+static void shadow_reuse_case(int crash_t2)
+{
+    struct img im;
+    img_create(&im);
+    struct jnl *j = jopen(&im);
+    struct jnl_metrics m;
+    uint64_t x = DATA0 + 5, y = DATA0 + 6, z = DATA0 + 7, t1[2] = { x, z };
+    struct waiter w;
+
+    uint64_t s1 = op_write(j, t1, 2, 1);
+    jnl_test_pause_after_close(j, s1);
+    waiter_start(&w, j, s1);
+    jnl_test_wait_paused(j);
+
+    assert_int_equal(jnl_begin(j), 0);
+    assert_int_equal(jnl_running_seq(j), s1 + 1);
+    assert_int_equal(jnl_running_blocks(j), 0);
+    uint8_t *p = jnl_write(j, x);
+    assert_true(block_is(p, x, 1));               /* T1's version */
+    pattern(p, x, 2);
+    pattern(jnl_write(j, y), y, 2);
+    pattern(jnl_write(j, z), z, 2);
+    jnl_forget(j, z);                             /* z stays T1's business */
+    assert_true(block_is(jnl_read(j, x), x, 2));
+    assert_true(block_is(jnl_read(j, z), z, 2));
+    uint64_t s2 = jnl_running_seq(j);
+    jnl_end(j);
+    assert_true(disk_is(&im, x, 0));
+    assert_true(disk_is(&im, z, 0));
+
+    jnl_test_resume(j);
+    assert_int_equal(waiter_join(&w), 0);
+    /* T1's images went home: x from the log (its shadow moved on), z too. */
+    assert_true(disk_is(&im, x, 1));
+    assert_true(disk_is(&im, z, 1));
+    assert_true(disk_is(&im, y, 0));
+    jnl_lock(j);
+    assert_true(block_is(jnl_read(j, x), x, 2));
+    assert_true(block_is(jnl_read(j, z), z, 1));  /* shadow dropped: the mapping */
+    jnl_unlock(j);
+    jnl_get_metrics(j, &m);
+    assert_int_equal(m.shadow_blocks_now, 2);     /* x, y */
+
+    if (crash_t2) {
+        jnl_test_crash_at(j, s2, JNL_CRASH_AFTER_LOG);
+        assert_int_equal(jnl_commit_wait(j, s2), -EIO);
+        jnl_test_abandon(j);
+        assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), 0);
+        assert_true(disk_is(&im, x, 1));
+        assert_true(disk_is(&im, y, 0));
+    } else {
+        assert_int_equal(jnl_commit_wait(j, s2), 0);
+        assert_true(disk_is(&im, x, 2));
+        assert_true(disk_is(&im, y, 2));
+        assert_true(disk_is(&im, z, 1));          /* freed in T2: never written by it */
+        jnl_get_metrics(j, &m);
+        assert_int_equal(m.shadow_blocks_now, 0);
+        assert_int_equal(jnl_close(j), 0);
+    }
+    img_destroy(&im);
+}
+
+static void test_shadow_reuse(void **state)
+{
+    (void)state;
+    shadow_reuse_case(0);
+}
+
+static void test_shadow_reuse_crash(void **state)
+{
+    (void)state;
+    shadow_reuse_case(1);
+}
+
+/* ---- limits -------------------------------------------------------------------------------- */
+
+struct throttled_op {
+    pthread_t thread;
+    struct jnl *j;
+    uint64_t seq;
+    volatile int done;
+};
+
+/* One 100-block operation (blocks DATA0 + 300 ..) on its own thread. */
+static void *throttled_main(void *arg)
+{
+    struct throttled_op *t = arg;
+    uint64_t blks[100];
+    for (int i = 0; i < 100; i++)
+        blks[i] = DATA0 + 300 + (uint64_t)i;
+    t->seq = op_write(t->j, blks, 100, 4);
+    __atomic_store_n(&t->done, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+static void test_begin_throttle(void **state)
+{
+    (void)state;
+    struct img im;
+    img_create(&im);
+    struct jnl *j = jopen(&im);
+    struct jnl_metrics m;
+    struct throttled_op t = { 0 };
+    uint64_t blks[100], seq = 0;
+    uint64_t limit = jnl_test_begin_limit(j), max = jnl_test_max_txn_blocks(j);
+
+    /* 1098 log blocks: 366 per transaction, 364 of them images. */
+    assert_int_equal(max, 364);
+    assert_int_equal(limit, max - JNL_MAX_OP_BLOCKS);
+
+    /* T0 (op 1) is held in its commit, so ops 2 and 3 pile up in T1. */
+    jnl_test_pause_after_close(j, jnl_running_seq(j));
+    for (int i = 0; i < 100; i++)
+        blks[i] = DATA0 + (uint64_t)i;
+    uint64_t s0 = op_write(j, blks, 100, 1);
+    struct waiter w;
+    waiter_start(&w, j, s0);
+    jnl_test_wait_paused(j);
+    for (uint64_t op = 1; op < 3; op++) {
+        for (int i = 0; i < 100; i++)
+            blks[i] = DATA0 + op * 100 + (uint64_t)i;
+        seq = op_write(j, blks, 100, op + 1);      /* 100, then 200 > limit */
+    }
+    assert_int_equal(seq, s0 + 1);
+    jnl_lock(j);
+    assert_int_equal(jnl_running_blocks(j), 200);
+    jnl_unlock(j);
+
+    /* Op 4 must wait: 200 + JNL_MAX_OP_BLOCKS would not fit. */
+    t.j = j;
+    assert_int_equal(pthread_create(&t.thread, NULL, throttled_main, &t), 0);
+    usleep(100 * 1000);
+    assert_false(__atomic_load_n(&t.done, __ATOMIC_SEQ_CST));
+    jnl_test_resume(j);
+    pthread_join(t.thread, NULL);
+    assert_int_equal(waiter_join(&w), 0);
+    assert_int_equal(t.seq, s0 + 2);               /* T1 was closed for it */
+    jnl_get_metrics(j, &m);
+    assert_true(m.commits >= 1);
+    assert_int_equal(jnl_commit_wait(j, t.seq), 0);
+    for (uint64_t b = 0; b < 400; b++)
+        assert_true(disk_is(&im, DATA0 + b, b / 100 + 1));
+
+    /* Without jnl_begin the running transaction still cannot overflow. */
+    jnl_lock(j);
+    for (uint64_t i = 0; i < max; i++)
+        assert_non_null(jnl_write(j, DATA0 + i));
+    assert_null(jnl_write(j, DATA0 + max));
+    assert_int_equal(errno, ENOSPC);
+    assert_non_null(jnl_write(j, DATA0 + 1));     /* already in: fine */
+    seq = jnl_running_seq(j);
+    jnl_unlock(j);
+    assert_int_equal(jnl_commit_wait(j, seq), 0);
+    assert_int_equal(jnl_close(j), 0);
+    img_destroy(&im);
+}
+
+/* Transactions with several descriptors (more than 509 images). */
+static void test_large_txn(void **state)
+{
+    (void)state;
+    struct img im;
+    img_create_ex(&im, 8192, 4000, MMIO_BACKEND_MMAP);
+    struct jnl *j = jopen(&im);
+    uint64_t base = J_START + 4000, n = 1200;
+
+    assert_true(jnl_test_max_txn_blocks(j) >= n);
+    uint64_t s = jnl_running_seq(j);
+    jnl_test_crash_at(j, s, JNL_CRASH_AFTER_HEADER);
+    jnl_lock(j);
+    for (uint64_t i = 0; i < n; i++)
+        pattern(jnl_write(j, base + i * 3 % 4000), base + i * 3 % 4000, 7);
+    assert_int_equal(jnl_running_seq(j), s);
+    jnl_unlock(j);
+    assert_int_equal(jnl_commit_wait(j, s), -EIO);
+    jnl_test_abandon(j);
+    assert_int_equal(replay_count(&im), 1);
+    assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), 0);
+    for (uint64_t i = 0; i < n; i++)
+        assert_true(disk_is(&im, base + i * 3 % 4000, 7));
+    j = jopen(&im);
+    jnl_lock(j);
+    for (uint64_t i = 0; i < n; i++)
+        pattern(jnl_write(j, base + i), base + i, 8);
+    s = jnl_running_seq(j);
+    jnl_unlock(j);
+    assert_int_equal(jnl_commit_wait(j, s), 0);
+    assert_int_equal(jnl_close(j), 0);
+    for (uint64_t i = 0; i < n; i++)
+        assert_true(disk_is(&im, base + i, 8));
+    img_destroy(&im);
+}
+
+static void test_geometry(void **state)
+{
+    (void)state;
+    struct img im;
+    struct jnl *j = NULL;
+    img_create(&im);
+    struct jnl_geometry g = im.geo;
+
+    g.journal_blocks = JNL_MIN_JOURNAL_BLOCKS - 1;
+    assert_int_equal(jnl_format(im.io, &g), -EINVAL);
+    assert_int_equal(jnl_open(&j, im.io, &g, NULL), -EINVAL);
+    g = im.geo;
+    g.block_count = IMG_BLOCKS + 1;               /* larger than the image */
+    assert_int_equal(jnl_recover(im.io, &g, 1, NULL), -EINVAL);
+    g = im.geo;
+    g.journal_start = IMG_BLOCKS - 100;           /* journal past the end */
+    assert_int_equal(jnl_format(im.io, &g), -EINVAL);
+    g = im.geo;
+    g.journal_start = 0;                          /* would overwrite block 0 */
+    assert_int_equal(jnl_format(im.io, &g), -EINVAL);
+
+    /* The minimum works, and leaves room for a whole operation. */
+    g = im.geo;
+    g.journal_blocks = JNL_MIN_JOURNAL_BLOCKS;
+    assert_int_equal(jnl_format(im.io, &g), 0);
+    assert_int_equal(jnl_open(&j, im.io, &g, NULL), 0);
+    assert_true(jnl_test_begin_limit(j) > 0);
+    assert_int_equal(jnl_close(j), 0);
+    img_destroy(&im);
+}
+
+/* ---- corrupt headers and logs --------------------------------------------------------------- */
+
+static void test_corrupt_headers(void **state)
+{
+    (void)state;
+    struct img im;
+    img_create(&im);
+    struct jnl *j = NULL;
+    uint8_t buf[BS];
+    uint64_t a[1] = { DATA0 };
+
+    /* Slot A corrupt, slot B zero. */
+    assert_int_equal(mmio_read_at(im.io, J_START * BS + 100, buf, 1), 0);
+    buf[0] ^= 1;
+    assert_int_equal(mmio_write_at(im.io, J_START * BS + 100, buf, 1), 0);
+    assert_int_equal(jnl_recover(im.io, &im.geo, 1, NULL), -EUCLEAN);
+    assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), -EUCLEAN);
+    assert_int_equal(jnl_open(&j, im.io, &im.geo, NULL), -EUCLEAN);
+
+    /* The newest valid slot wins; an older valid one is a fallback. */
+    assert_int_equal(jnl_format(im.io, &im.geo), 0);
+    j = jopen(&im);
+    uint64_t s = op_write(j, a, 1, 1);
+    assert_int_equal(jnl_commit_wait(j, s), 0);   /* header gen 2 in slot B */
+    assert_int_equal(jnl_close(j), 0);            /* header gen 3 in slot A */
+    struct jnl_head_state h = read_head(&im);
+    assert_int_equal(h.slot, 0);
+    assert_int_equal(h.generation, 3);
+    assert_int_equal(mmio_read_at(im.io, J_START * BS + 4092, buf, 1), 0);
+    buf[0] ^= 1;
+    assert_int_equal(mmio_write_at(im.io, J_START * BS + 4092, buf, 1), 0);
+    h = read_head(&im);
+    assert_int_equal(h.slot, 1);
+    assert_int_equal(h.seq, s);
+    assert_int_equal(replay_count(&im), 1);       /* T1 again: harmless */
+    assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), 0);
+    assert_true(disk_is(&im, DATA0, 1));
+
+    /* Valid checksums but a header for another geometry / start out of range. */
+    struct mmapfs_disk_jnl_header *hd = (void *)buf;
+    for (int variant = 0; variant < 2; variant++) {
+        for (uint64_t slot = 0; slot < 2; slot++) {
+            memset(buf, 0, BS);
+            hd->magic = MMAPFS_JNL_HEADER_MAGIC;
+            hd->generation = 9;
+            hd->seq = 5;
+            hd->log_blocks = variant ? LOG_BLOCKS : LOG_BLOCKS + 1;
+            hd->start = variant ? LOG_BLOCKS : 0;
+            hd->checksum = crc32c(0, hd, 4092);
+            assert_int_equal(mmio_write_at(im.io, (J_START + slot) * BS, buf, BS), 0);
+        }
+        assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), -EUCLEAN);
+    }
+    img_destroy(&im);
+}
+
+/* Writes a descriptor for seq at log index idx. */
+static void put_desc(struct img *im, uint64_t idx, uint64_t seq, uint32_t count, uint64_t home)
+{
+    struct mmapfs_disk_jnl_desc d;
+    memset(&d, 0, sizeof(d));
+    d.magic = MMAPFS_JNL_DESC_MAGIC;
+    d.seq = seq;
+    d.count = count;
+    for (uint32_t i = 0; i < count && i < MMAPFS_JNL_DESC_MAX; i++)
+        d.home[i] = home + i;
+    assert_int_equal(mmio_write_at(im->io, jnl_log_off(&im->geo, idx), &d, BS), 0);
+}
+
+static void test_garbage_log(void **state)
+{
+    (void)state;
+    struct img im;
+    img_create(&im);
+    uint8_t buf[BS];
+    struct jnl_head_state h = read_head(&im);
+    uint64_t seq = h.seq;
+
+    /* Random bytes everywhere in the log. */
+    rng_state = test_seed() * 7 + 3;
+    for (uint64_t i = 0; i < LOG_BLOCKS; i++) {
+        for (int k = 0; k < (int)BS; k += 8) {
+            uint64_t v = rnd(0);
+            memcpy(buf + k, &v, 8);
+        }
+        assert_int_equal(mmio_write_at(im.io, jnl_log_off(&im.geo, i), buf, BS), 0);
+    }
+    assert_int_equal(replay_count(&im), 0);
+
+    /* Plausible descriptors that do not check out. */
+    put_desc(&im, 0, seq, 0, DATA0);                        /* count 0 */
+    assert_int_equal(replay_count(&im), 0);
+    put_desc(&im, 0, seq, MMAPFS_JNL_DESC_MAX + 1, DATA0);   /* count too big */
+    assert_int_equal(replay_count(&im), 0);
+    put_desc(&im, 0, seq, 3, IMG_BLOCKS - 1);               /* home past the end */
+    assert_int_equal(replay_count(&im), 0);
+    put_desc(&im, 0, seq, 3, J_START + 10);                 /* home inside the journal */
+    assert_int_equal(replay_count(&im), 0);
+    put_desc(&im, 0, seq, 3, DATA0);                        /* no commit block */
+    assert_int_equal(replay_count(&im), 0);
+
+    /* A transaction that would run past the end of the log. */
+    assert_int_equal(jnl_head_write(im.io, &im.geo, &h, seq, LOG_BLOCKS - 3, buf), 0);
+    put_desc(&im, LOG_BLOCKS - 3, seq, 5, DATA0);
+    assert_int_equal(replay_count(&im), 0);
+    assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), 0);
+    /* torn: the header moved on, and the seq was skipped */
+    h = read_head(&im);
+    assert_int_equal(h.seq, seq + 1);
+    assert_int_equal(h.start, LOG_BLOCKS - 3);
+
+    /* A journal opened on that log works normally. */
+    struct jnl *j = jopen(&im);
+    uint64_t a[2] = { DATA0, DATA0 + 1 };
+    uint64_t s = op_write(j, a, 2, 4);
+    assert_int_equal(jnl_commit_wait(j, s), 0);
+    assert_int_equal(jnl_close(j), 0);
+    assert_true(disk_is(&im, DATA0 + 1, 4));
+    assert_int_equal(replay_count(&im), 0);
+    img_destroy(&im);
+}
+
+/* ---- read-only open and the pread backend -------------------------------------------------- */
+
+static void test_read_only_open(void **state)
+{
+    (void)state;
+    struct img im;
+    img_create(&im);
+    struct jnl *j = jopen(&im);
+    struct jnl_config ro = { .read_only = 1 };
+    uint64_t a[2] = { DATA0, DATA0 + 1 };
+
+    uint64_t s = jnl_running_seq(j);
+    jnl_test_crash_at(j, s, JNL_CRASH_AFTER_HEADER);
+    op_write(j, a, 2, 1);
+    assert_int_equal(jnl_commit_wait(j, s), -EIO);
+    jnl_test_abandon(j);
+
+    assert_int_equal(jnl_open(&j, im.io, &im.geo, &ro), 0);
+    jnl_lock(j);
+    assert_true(block_is(jnl_read(j, DATA0), DATA0, 1));   /* replayed in memory */
+    assert_null(jnl_write(j, DATA0));
+    assert_int_equal(errno, EROFS);
+    jnl_forget(j, DATA0);
+    assert_true(block_is(jnl_read(j, DATA0), DATA0, 1));
+    jnl_unlock(j);
+    assert_int_equal(jnl_begin(j), -EROFS);
+    assert_int_equal(jnl_commit_wait(j, s), 0);
+    assert_int_equal(jnl_close(j), 0);
+    assert_true(disk_is(&im, DATA0, 0));                   /* image untouched */
+    assert_int_equal(replay_count(&im), 1);
+
+    j = jopen(&im);                                        /* read-write: replays */
+    assert_true(disk_is(&im, DATA0, 1));
+    assert_int_equal(jnl_close(j), 0);
+    img_destroy(&im);
+}
+
+static void test_pread_backend(void **state)
+{
+    (void)state;
+    struct img im;
+    img_create_ex(&im, IMG_BLOCKS, J_BLOCKS, MMIO_BACKEND_PREAD);
+    struct jnl *j = jopen(&im);
+    uint64_t a[3] = { DATA0, DATA0 + 1, DATA0 + 2 };
+
+    uint64_t s = op_write(j, a, 3, 1);
+    assert_int_equal(jnl_commit_wait(j, s), 0);
+    jnl_lock(j);
+    assert_true(block_is(jnl_read(j, DATA0 + 1), DATA0 + 1, 1));  /* a copy */
+    assert_true(block_is(jnl_read(j, DATA0 + 5), DATA0 + 5, 0));
+    jnl_unlock(j);
+    s = jnl_running_seq(j);
+    jnl_test_crash_at(j, s, JNL_CRASH_AFTER_HEADER);
+    op_write(j, a, 3, 2);
+    assert_int_equal(jnl_commit_wait(j, s), -EIO);
+    jnl_test_abandon(j);
+    assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), 0);
+    for (int i = 0; i < 3; i++)
+        assert_true(disk_is(&im, a[i], 2));
+    img_destroy(&im);
+}
+
+/* ---- randomised crash test ------------------------------------------------------------------- */
+
+#define RC_ROUNDS 10
+#define RC_POOL   150
+#define RC_OPS    400
+#define RC_MAXN   40
+
+struct rc_op {
+    uint64_t seq;
+    uint32_t n;
+    uint16_t blk[RC_MAXN];
+};
+
+/* Random operations, random commits, a power cut at a random step of a
+ * random transaction; after recovery every block must be exactly as the
+ * last durable transaction left it: all or nothing per transaction. */
+static void test_random_crash(void **state)
+{
+    (void)state;
+    static struct rc_op ops[RC_OPS + 64];
+    uint64_t seed = test_seed();
+    printf("random crash test: seed %lu (JNL_TEST_SEED to replay)\n", (unsigned long)seed);
+    rng_state = seed * 2654435761u + 17;
+
+    for (int round = 0; round < RC_ROUNDS; round++) {
+        struct img im;
+        img_create(&im);
+        struct jnl *j = jopen(&im);
+        uint64_t base = jnl_running_seq(j);
+        uint64_t crash_seq = base + rnd(30);
+        enum jnl_crash_point point = (enum jnl_crash_point)(1 + rnd(4));
+        uint64_t nops = 0, blks[RC_MAXN];
+
+        jnl_test_crash_at(j, crash_seq, point);
+        while (nops < RC_OPS + 64 && !jnl_error(j)) {
+            struct rc_op *op = &ops[nops];
+            op->n = nops < RC_OPS ? 1 + (uint32_t)rnd(RC_MAXN) : 1;
+            for (uint32_t i = 0; i < op->n; i++) {
+                op->blk[i] = (uint16_t)rnd(RC_POOL);
+                blks[i] = DATA0 + op->blk[i];
+            }
+            if (jnl_begin(j))
+                break;
+            for (uint32_t i = 0; i < op->n; i++) {
+                void *p = jnl_write(j, blks[i]);
+                assert_non_null(p);
+                pattern(p, blks[i], nops + 1);
+            }
+            op->seq = jnl_running_seq(j);
+            jnl_end(j);
+            nops++;
+            /* past RC_OPS: one op per commit until the cut happens */
+            if ((nops >= RC_OPS || rnd(4) == 0) && jnl_commit_wait(j, op->seq))
+                break;
+        }
+        assert_int_equal(jnl_error(j), -EIO);
+        jnl_test_abandon(j);
+
+        uint64_t last = point >= JNL_CRASH_AFTER_COMMIT_BLOCK ? crash_seq : crash_seq - 1;
+        assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), 0);
+        static uint64_t want[RC_POOL];
+        memset(want, 0, sizeof(want));
+        for (uint64_t k = 0; k < nops; k++)
+            if (ops[k].seq <= last)
+                for (uint32_t i = 0; i < ops[k].n; i++)
+                    want[ops[k].blk[i]] = k + 1;
+        for (uint64_t b = 0; b < RC_POOL; b++) {
+            if (!disk_is(&im, DATA0 + b, want[b]))
+                fail_msg("round %d: block %lu is not at version %lu (cut at seq %lu+%lu, point %d)",
+                         round, (unsigned long)b, (unsigned long)want[b],
+                         (unsigned long)base, (unsigned long)(crash_seq - base), (int)point);
+        }
+        img_destroy(&im);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_commit_basic),
+        cmocka_unit_test(test_crash_after_log),
+        cmocka_unit_test(test_crash_after_commit_block),
+        cmocka_unit_test(test_crash_after_header),
+        cmocka_unit_test(test_crash_mid_checkpoint),
+        cmocka_unit_test(test_sticky_close),
+        cmocka_unit_test(test_periodic_commit),
+        cmocka_unit_test(test_torn_image),
+        cmocka_unit_test(test_torn_commit_block),
+        cmocka_unit_test(test_torn_descriptor),
+        cmocka_unit_test(test_torn_stops_replay),
+        cmocka_unit_test(test_fuzz_flips),
+        cmocka_unit_test(test_wraparound),
+        cmocka_unit_test(test_group_commit),
+        cmocka_unit_test(test_forget),
+        cmocka_unit_test(test_shadow_reuse),
+        cmocka_unit_test(test_shadow_reuse_crash),
+        cmocka_unit_test(test_begin_throttle),
+        cmocka_unit_test(test_large_txn),
+        cmocka_unit_test(test_geometry),
+        cmocka_unit_test(test_corrupt_headers),
+        cmocka_unit_test(test_garbage_log),
+        cmocka_unit_test(test_read_only_open),
+        cmocka_unit_test(test_pread_backend),
+        cmocka_unit_test(test_random_crash),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
