@@ -158,7 +158,7 @@ struct mmapfs_disk_inode {
     uint32_t nlink;            /*  12 */
     uint64_t size;             /*  16 bytes (dirs: number of entries) */
     uint64_t blocks;           /*  24 4 KiB blocks owned: data + tree nodes + xattr block */
-    uint64_t atime_sec;        /*  32 */
+    uint64_t atime_sec;        /*  32 times: signed seconds (two's complement) */
     uint64_t mtime_sec;        /*  40 */
     uint64_t ctime_sec;        /*  48 */
     uint64_t crtime_sec;       /*  56 */
