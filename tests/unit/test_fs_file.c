@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -704,6 +705,89 @@ static void test_write_errors(void **state)
     img_unmount_check(m);
 }
 
+/* ==== concurrency ================================================================ */
+
+struct writer {
+    struct fs *fs;
+    uint64_t ino;
+    int id;
+    int err;
+};
+
+/* Writes 6 MiB in odd-sized pieces (fsync now and then), truncates and
+ * rewrites part of it, and checks the result. */
+static void *writer_main(void *arg)
+{
+    struct writer *w = arg;
+    const size_t total = 6 * MiB;
+    uint8_t *model = malloc(total), *got = malloc(total);
+    if (!model || !got) {
+        w->err = -ENOMEM;
+        goto out;
+    }
+    fill_pattern(model, total, (uint64_t)w->id * 7919);
+    uint64_t seed = (uint64_t)w->id * 1000003 + 1;
+    for (size_t off = 0; off < total;) {
+        size_t n = 1 + (size_t)(rng_next(&seed) % (300 * KiB));
+        if (n > total - off)
+            n = total - off;
+        ssize_t r = fs_write(w->fs, w->ino, off, model + off, n);
+        if (r != (ssize_t)n) {
+            w->err = r < 0 ? (int)r : -EIO;
+            goto out;
+        }
+        off += n;
+        if (rng_next(&seed) % 8 == 0 && (w->err = fs_fsync(w->fs, w->ino, (int)(seed & 1))))
+            goto out;
+    }
+    struct fs_setattr sa = { .size = total / 3 };
+    if ((w->err = fs_setattr(w->fs, w->ino, &sa, FS_SET_SIZE, NULL)))
+        goto out;
+    if (fs_write(w->fs, w->ino, total / 3, model + total / 3, total - total / 3) !=
+        (ssize_t)(total - total / 3)) {
+        w->err = -EIO;
+        goto out;
+    }
+    if (fs_read(w->fs, w->ino, 0, got, total) != (ssize_t)total || memcmp(got, model, total))
+        w->err = -EBADMSG;
+out:
+    free(model);
+    free(got);
+    return NULL;
+}
+
+/* Four writers and a creator/remover thread on one mount. */
+static void test_concurrent_writers(void **state)
+{
+    struct img *m = *state;
+    enum { N = 4 };
+    struct writer w[N];
+    pthread_t th[N];
+    char name[16];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "w%d", i);
+        w[i] = (struct writer){ m->fs, mkfile(m->fs, name), i, 0 };
+        assert_int_equal(pthread_create(&th[i], NULL, writer_main, &w[i]), 0);
+    }
+    /* meanwhile: files come and go in the same directory */
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof(name), "tmp%d", i % 7);
+        struct fs_stat st;
+        if (fs_mknod(m->fs, ROOT, name, S_IFREG | 0600, 0, &cred, &st) == 0) {
+            fs_write(m->fs, st.ino, 0, name, strlen(name));
+            fs_forget(m->fs, st.ino, 1);
+        }
+        if (i % 3 == 2)
+            fs_unlink(m->fs, ROOT, name);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        if (w[i].err)
+            fail_msg("writer %d: %s", i, strerror(-w[i].err));
+    }
+    img_unmount_check(m);
+}
+
 /* ==== fsync and metrics ========================================================== */
 
 /* Returns the value of metric name in text, or -1. */
@@ -766,6 +850,7 @@ int main(void)
         T(test_setattr),
         T(test_kernel_times),
         T(test_write_errors),
+        T(test_concurrent_writers),
         T(test_fsync_metrics),
     };
 #undef T
