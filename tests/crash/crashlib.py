@@ -12,6 +12,10 @@ checker may expect after a crash:
                                       after fsync(path) returned; b =
                                       barriers completed by then.
   {"t":"dir", "path", "b", "names"}  after fsync(dir) returned.
+  {"t":"bound", "path", "time", "size", "sha", "nlink"}
+                                      like "file", for every barrier that
+                                      completed after time (CLOCK_MONOTONIC
+                                      seconds): the periodic commit's bound.
   {"t":"absent", "path", "b"}        path was removed and its directory
                                       fsync'd.
   {"t":"name", "dir", "name"}        a name that may appear in dir.
@@ -39,6 +43,7 @@ import os
 import random
 import struct
 import threading
+import time
 
 TAG_MAGIC = 0x6774
 UNIT = 16
@@ -189,6 +194,14 @@ class Session:
         st = os.stat(self.p(path))
         size, sha = sha_file(self.p(path))
         self.log(t="file", path=path, b=b, size=size, sha=sha, nlink=st.st_nlink)
+
+    def note_bound(self, path, within):
+        """Records path's current content as durable at every barrier
+        completed more than within seconds from now (periodic commit)."""
+        st = os.stat(self.p(path))
+        size, sha = sha_file(self.p(path))
+        self.log(t="bound", path=path, time=time.monotonic() + within, size=size,
+                 sha=sha, nlink=st.st_nlink)
 
     def fsync_dir(self, d):
         """fsync the directory d ("" = root), then records its entries."""

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "io/mmio_i.h"
@@ -111,11 +112,29 @@ static void mark_broken(const char *what, int err)
 }
 
 /* Publishes the completed-barrier count in dir/synced (write + rename, so
- * a reader never sees a partial number). */
+ * a reader never sees a partial number) and appends "k monotonic-ns" to
+ * dir/times (CLOCK_MONOTONIC: the workloads' time.monotonic()). */
 static void publish_count(void)
 {
-    char tmp[PATH_MAX], path[PATH_MAX], text[32];
+    char tmp[PATH_MAX], path[PATH_MAX], text[64];
+    struct timespec ts;
     int fd, n, err;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    snprintf(path, sizeof(path), "%s/times", rec.dir);
+    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        mark_broken("times", -errno);
+        return;
+    }
+    n = snprintf(text, sizeof(text), "%llu %llu\n", (unsigned long long)rec.completed,
+                 (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec);
+    err = write_all(fd, text, (size_t)n);
+    close(fd);
+    if (err) {
+        mark_broken("times", err);
+        return;
+    }
 
     snprintf(tmp, sizeof(tmp), "%s/synced.tmp", rec.dir);
     snprintf(path, sizeof(path), "%s/synced", rec.dir);

@@ -34,6 +34,8 @@
  *   dir/synced       decimal count of completed barriers, replaced
  *                    atomically (rename) after each one, before the
  *                    flush returns to its caller
+ *   dir/times        "k ns" per completed barrier k: CLOCK_MONOTONIC
+ *                    time of its completion
  * Returns 0 or -errno (dir unusable). */
 int crash_recorder_install(const char *dir);
 

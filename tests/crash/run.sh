@@ -150,12 +150,14 @@ mapfile -t lines < <("$PY" "$here/workloads.py" --list)
 n=0
 pos=0
 for line in "${lines[@]}"; do
-    read -r name size opts <<<"$line"
+    read -r name size opts when <<<"$line"
     pos=$((pos + 1))
     # the workload's seed depends only on the master seed and its place in
     # the list, so CRASH_ONLY=name replays it
     wseed=$((seed + pos * 7919))
-    if [ -n "${CRASH_ONLY:-}" ] && [[ ",$CRASH_ONLY," != *",$name,"* ]]; then
+    if [ -n "${CRASH_ONLY:-}" ]; then
+        [[ ",$CRASH_ONLY," == *",$name,"* ]] || continue
+    elif [ "$when" = long ] && [ -z "${CRASH_LONG:-}" ]; then
         continue
     fi
     n=$((n + 1))
