@@ -135,6 +135,8 @@ static void mfs_init(void *userdata, struct fuse_conn_info *conn)
         conn->congestion_threshold = 48;
     conn->time_gran = 1;
     m->writeback_cache = (conn->want & FUSE_CAP_WRITEBACK_CACHE) != 0;
+    /* the kernel owns mtime/ctime of written files under the writeback cache */
+    fs_set_kernel_times(m->fs, m->writeback_cache);
 
     mfs_log(LOG_INFO, "%s mounted on %s (protocol %u.%u, writeback cache %s)",
             cfg->target, cfg->mountpoint, conn->proto_major, conn->proto_minor,

@@ -101,47 +101,10 @@ void mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         free(iov);
 }
 
-/* ---- times under the writeback cache ------------------------------------------ */
-
-#define MFS_TIME_LOCKS 64
-static pthread_mutex_t time_locks[MFS_TIME_LOCKS] = {
-    [0 ... MFS_TIME_LOCKS - 1] = PTHREAD_MUTEX_INITIALIZER
-};
-
-void mfs_times_lock(fuse_req_t req, uint64_t ino)
-{
-    if (mfs_data(req)->writeback_cache)
-        pthread_mutex_lock(&time_locks[ino % MFS_TIME_LOCKS]);
-}
-
-void mfs_times_unlock(fuse_req_t req, uint64_t ino)
-{
-    if (mfs_data(req)->writeback_cache)
-        pthread_mutex_unlock(&time_locks[ino % MFS_TIME_LOCKS]);
-}
-
-/* Under the writeback cache, WRITE requests carry data the kernel cached
- * earlier; the kernel has already given the file its mtime/ctime (and
- * sends them with a setattr when they changed). fs_write stamps "now",
- * which would win whenever the kernel has no newer time to send (a write
- * in the same clock tick as the previous time update). So the times fs
- * had before the write are put back. */
-static void restore_times(struct fs *fs, uint64_t ino, const struct fs_stat *before)
-{
-    struct fs_setattr sa;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.mtime = before->mtime;
-    sa.ctime = before->ctime;
-    fs_setattr(fs, ino, &sa, FS_SET_MTIME | FS_SET_CTIME, NULL);
-}
-
 void mfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
                off_t off, struct fuse_file_info *fi)
 {
     struct fs *fs = mfs_fs(req);
-    int keep_times = mfs_data(req)->writeback_cache;
-    struct fs_stat before;
     size_t done = 0;
     ssize_t n = 0;
     (void)fi;
@@ -150,18 +113,14 @@ void mfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
         mfs_reply_err(req, -EINVAL);
         return;
     }
-    mfs_times_lock(req, ino);
-    if (keep_times && fs_getattr(fs, ino, &before) != 0)
-        keep_times = 0;
+    /* Under the writeback cache fs_write leaves mtime/ctime alone: the
+     * kernel owns them and sends them with setattr (fs_set_kernel_times). */
     while (done < size) {
         n = fs_write(fs, ino, (uint64_t)off + done, buf + done, size - done);
         if (n <= 0)
             break;
         done += (size_t)n;
     }
-    if (keep_times && done > 0)
-        restore_times(fs, ino, &before);
-    mfs_times_unlock(req, ino);
     if (done == 0 && size > 0) {
         mfs_reply_err(req, n < 0 ? (int)n : -EIO);
         return;

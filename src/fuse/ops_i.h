@@ -11,8 +11,6 @@
  * regular files; writes keep the times fs had, setattr sets them. Both run
  * under a per-inode (striped) lock so that a setattr cannot fall between a
  * write's save and restore of the times. No-ops without the cache. */
-void mfs_times_lock(fuse_req_t req, uint64_t ino);
-void mfs_times_unlock(fuse_req_t req, uint64_t ino);
 
 /* ops_names.c */
 void mfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);

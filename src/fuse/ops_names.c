@@ -191,9 +191,7 @@ void mfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
         valid |= FS_SET_CTIME;
         sa.ctime = attr->st_ctim;
     }
-    mfs_times_lock(req, ino);
     err = fs_setattr(fs, ino, &sa, valid, &st);
-    mfs_times_unlock(req, ino);
     if (err)
         goto out_err;
     reply_attr(req, &st);
