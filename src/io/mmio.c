@@ -221,6 +221,11 @@ static int transfer(struct mmio *io, uint64_t off, void *buf, size_t len,
         return err;
 
     uint64_t us = (mmio_now_ns() - t0) / 1000;
+    if (write) {
+        const struct mmio_observer *obs = mmio_observer_get();
+        if (obs && obs->wrote)
+            obs->wrote(obs->ctx, io, off, len);
+    }
     mmio_metric_add(write ? &io->m.writes : &io->m.reads, 1);
     mmio_metric_add(write ? &io->m.write_bytes : &io->m.read_bytes, len);
     mmio_metric_add(write ? &io->m.write_us : &io->m.read_us, us);

@@ -151,16 +151,22 @@ void mmio_merged_free(struct mmio_merged *m);
  * fdatasync and after_sync right after, with the flush's result; both run
  * under io->flush_mu, so calls for one engine never overlap. opened is
  * called at the end of a successful mmio_open, closing at the start of
- * mmio_close after the loop stopped and the final flush was done. Any
- * callback may be NULL. Writes through the mapping may go on in other
- * threads while the callbacks run (as they do while the kernel writes the
- * pages back). Without an observer the cost is one pointer load. */
+ * mmio_close after the loop stopped and the final flush was done, wrote
+ * after each engine write. Any callback may be NULL. Writes through the
+ * mapping may go on in other threads while the callbacks run (as they do
+ * while the kernel writes the pages back). Without an observer the cost
+ * is one pointer load. */
 struct mmio_observer {
     void (*opened)(void *ctx, struct mmio *io);
     void (*before_sync)(void *ctx, struct mmio *io);
     void (*after_sync)(void *ctx, struct mmio *io, int err);
     void (*closing)(void *ctx, struct mmio *io);
     void *ctx;
+    /* After every successful mmio_write_at (also those of
+     * mmio_write_delayed_sync) of len > 0 bytes at off, in the writing
+     * thread, concurrently with other calls. Stores through mmio_mut_ptr
+     * are not seen. */
+    void (*wrote)(void *ctx, struct mmio *io, uint64_t off, size_t len);
 };
 
 /* Installs o (NULL removes it); o must stay valid while installed. Meant

@@ -71,6 +71,8 @@ class Record:
         self.base = os.path.join(d, "base.img")
         self.barriers = []      # index k-1: list of (page index, log offset)
         self.during = []        # index k-1: pages changed while flush k ran
+        self.versions = []      # index k-1: {page: [log offsets]} intermediate
+                                # versions of pages written before flush k
         with open(self.log_path, "rb") as f:
             hdr = f.read(24)
             if hdr[:8] != b"MMCRLOG1":
@@ -103,8 +105,23 @@ class Record:
                     if k != len(self.barriers) + 1:
                         raise SystemExit("%s: barrier %d out of order" % (self.log_path, k))
                     self.barriers.append(pending[1])
+                    self.versions.append(pending[2] if len(pending) > 2 else {})
                     self.during.append([])
                     pending = None
+                elif tag == b"VERS":
+                    n = struct.unpack("<Q", v)[0]
+                    idx = array("Q")
+                    idx.frombytes(f.read(8 * n))
+                    if sys.byteorder != "little":
+                        idx.byteswap()
+                    data_off = f.tell()
+                    f.seek(n * PAGE, 1)
+                    if pending is None or pending[0] != k:
+                        raise SystemExit("%s: VERS %d without its barrier" % (self.log_path, k))
+                    vers = {}
+                    for j, i in enumerate(idx):
+                        vers.setdefault(int(i), []).append(data_off + j * PAGE)
+                    pending = (k, pending[1], vers)
                 elif tag == b"DURG":
                     n = struct.unpack("<Q", v)[0]
                     idx = array("Q")
@@ -439,12 +456,18 @@ class Checker:
         self.quiet = False
 
     def run(self, cmd, timeout=120):
-        try:
-            p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               timeout=timeout)
-            return p.returncode, p.stdout.decode(errors="replace")
-        except subprocess.TimeoutExpired:
-            return 124, "timed out after %ds" % timeout
+        for attempt in range(10):
+            try:
+                p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   timeout=timeout)
+                return p.returncode, p.stdout.decode(errors="replace")
+            except subprocess.TimeoutExpired:
+                return 124, "timed out after %ds" % timeout
+            except OSError:
+                # the binary is being relinked (make running meanwhile)
+                if attempt == 9:
+                    raise
+                time.sleep(1)
 
     def fsck_n(self, img, when):
         rc, out = self.run([self.fsck, "-n", img])
@@ -474,7 +497,14 @@ class Checker:
         mnt = os.path.join(self.work, "mnt")
         os.makedirs(mnt, exist_ok=True)
         logf = open(os.path.join(self.work, "daemon.log"), "w+")
-        d = subprocess.Popen([self.daemon, img, mnt, "-f"], stdout=logf, stderr=logf)
+        for attempt in range(10):
+            try:
+                d = subprocess.Popen([self.daemon, img, mnt, "-f"], stdout=logf, stderr=logf)
+                break
+            except OSError:
+                if attempt == 9:
+                    raise
+                time.sleep(1)
         probs = []
         try:
             deadline = time.time() + 30
@@ -523,16 +553,28 @@ class Checker:
         """Builds crash image k[+subset of k+1], recovers and checks it."""
         img = os.path.join(self.work, "crash.img")
         shutil.copyfile(state, img)
-        npages = ndur = 0
+        npages = ndur = nver = 0
         if subset_seed is not None and k < len(self.rec.barriers):
             # a crash before flush k+1 completed: any subset of its pages,
             # and, half of the time, any subset of the pages written while
             # it ran (when there were such)
             nxt = self.rec.barriers[k]
+            vers = self.rec.versions[k]
             r = random.Random(subset_seed)
             frac = r.random()
             pages = [p for p in nxt if r.random() < frac]
             npages = len(pages)
+            # a page written several times before flush k+1 may be on disk
+            # in an intermediate version (also one whose final content
+            # equals the old one)
+            if vers and r.random() < 0.5:
+                inter = []
+                for idx in sorted(vers):
+                    if r.random() < frac:
+                        inter.append((idx, r.choice(vers[idx])))
+                chosen = {i for i, _ in inter}
+                pages = [p for p in pages if p[0] not in chosen] + inter
+                nver = len(inter)
             dur = self.rec.during[k]
             if dur and r.random() < 0.5:
                 frac = r.random()
@@ -563,10 +605,10 @@ class Checker:
         elif probs:
             self.failed += 1
             nb = len(self.rec.barriers)
-            print("FAIL %s crash point %s (%d of %d pages of barrier %d, %d of %d written "
-                  "during its flush):"
+            print("FAIL %s crash point %s (%d of %d pages of barrier %d, %d in an "
+                  "intermediate version, %d of %d written during its flush):"
                   % (self.label, point, npages, len(self.rec.barriers[k]) if k < nb else 0,
-                     k + 1, ndur, len(self.rec.during[k]) if k < nb else 0))
+                     k + 1, nver, ndur, len(self.rec.during[k]) if k < nb else 0))
             for p in probs[:12]:
                 print("       " + p)
             if len(probs) > 12:
@@ -650,9 +692,12 @@ def main():
     finally:
         if not a.work:
             shutil.rmtree(work, ignore_errors=True)
-    print("%s: %d barriers (%d pages; %d with writes during the flush), seed %d, "
+    print("%s: %d barriers (%d pages, %d intermediate versions; %d with writes during "
+          "the flush), seed %d, "
           "%d crash images checked in %.1fs: %d passed, %d failed"
-          % (label, K, sum(len(b) for b in rec.barriers), sum(1 for d in rec.during if d),
+          % (label, K, sum(len(b) for b in rec.barriers),
+             sum(len(v) for vs in rec.versions for v in vs.values()),
+             sum(1 for d in rec.during if d),
              seed, ck.passed + ck.failed, time.time() - t0, ck.passed, ck.failed))
     if a.violate:
         print("self-test: %d of %d impossible crash images were caught"

@@ -36,6 +36,13 @@
 #include "io/mmio_i.h"
 #include "recorder.h"
 
+/* A growable list of (page index, page content). */
+struct page_list {
+    uint64_t *idx;
+    unsigned char *data;
+    size_t n, cap;
+};
+
 struct recorder {
     pthread_mutex_t mu;
     char dir[PATH_MAX - 64];
@@ -48,6 +55,9 @@ struct recorder {
     uint64_t *pend_idx;         /* pages of the barrier in flight */
     unsigned char *pend_data;
     size_t pend_n, pend_cap;
+    struct page_list vers;      /* page versions after each engine write
+                                 * since the last barrier began */
+    uint64_t *last_ver;         /* per page: 1 + its latest entry in vers, or 0 */
 };
 
 static struct recorder rec = { .mu = PTHREAD_MUTEX_INITIALIZER, .log_fd = -1 };
@@ -152,6 +162,50 @@ static void publish_count(void)
         mark_broken("synced", err);
 }
 
+/* Appends page idx (content p) to l. 0 or -ENOMEM. */
+static int list_add(struct page_list *l, uint64_t idx, const unsigned char *p)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 256;
+        uint64_t *ni = realloc(l->idx, cap * sizeof(*ni));
+        if (!ni)
+            return -ENOMEM;
+        l->idx = ni;
+        unsigned char *nd = realloc(l->data, cap * CRASH_PAGE);
+        if (!nd)
+            return -ENOMEM;
+        l->data = nd;
+        l->cap = cap;
+    }
+    l->idx[l->n] = idx;
+    memcpy(l->data + l->n * CRASH_PAGE, p, CRASH_PAGE);
+    l->n++;
+    return 0;
+}
+
+/* Appends a record tag/k with the pages of l (n x index, n x page). */
+static int log_pages(const char *tag, uint64_t k, const struct page_list *l)
+{
+    unsigned char hdr[24];
+    uint64_t v;
+    int err;
+
+    memcpy(hdr, tag, 4);
+    memset(hdr + 4, 0, 4);
+    v = htole64(k);
+    memcpy(hdr + 8, &v, 8);
+    v = htole64(l->n);
+    memcpy(hdr + 16, &v, 8);
+    err = write_all(rec.log_fd, hdr, sizeof(hdr));
+    for (size_t i = 0; !err && i < l->n; i++) {
+        v = htole64(l->idx[i]);
+        err = write_all(rec.log_fd, &v, 8);
+    }
+    if (!err && l->n)
+        err = write_all(rec.log_fd, l->data, l->n * CRASH_PAGE);
+    return err;
+}
+
 /* ---- barrier 0: the image at open ------------------------------------------------ */
 
 /* Copies the whole image into rec.copy and writes it, sparsely (all-zero
@@ -216,7 +270,8 @@ static void on_opened(void *ctx, struct mmio *io)
     rec.size = io->size - io->size % CRASH_PAGE;
     rec.npages = rec.size / CRASH_PAGE;
     rec.copy = malloc(rec.size ? rec.size : 1);
-    if (!rec.copy) {
+    rec.last_ver = calloc(rec.npages ? rec.npages : 1, sizeof(*rec.last_ver));
+    if (!rec.copy || !rec.last_ver) {
         mark_broken("image copy", -ENOMEM);
         goto out;
     }
@@ -281,6 +336,42 @@ static int log_barrier(uint64_t k)
     return err;
 }
 
+/* Logs "VERS" k: the intermediate versions of pages written since barrier
+ * k-1 began, i.e. those equal neither to the page as of barrier k-1 (the
+ * copy) nor to its content now (logged in barrier k, or unchanged); then
+ * forgets them. Called right after the barrier's diff (rec.pend). */
+static int log_versions(uint64_t k)
+{
+    struct page_list keep = {0};
+    int err = 0;
+
+    /* the page's final version: from the diff, else the copy */
+    for (size_t i = 0; i < rec.pend_n; i++)
+        rec.last_ver[rec.pend_idx[i]] = 0;
+    uint64_t *final_pos = rec.last_ver;     /* reused: 1 + index in pend, or 0 */
+    for (size_t i = 0; i < rec.vers.n; i++)
+        final_pos[rec.vers.idx[i]] = 0;
+    for (size_t i = 0; i < rec.pend_n; i++)
+        final_pos[rec.pend_idx[i]] = i + 1;
+    for (size_t i = 0; !err && i < rec.vers.n; i++) {
+        uint64_t pg = rec.vers.idx[i];
+        const unsigned char *v = rec.vers.data + i * CRASH_PAGE;
+        const unsigned char *fin = final_pos[pg] ?
+            rec.pend_data + (final_pos[pg] - 1) * CRASH_PAGE : rec.copy + pg * CRASH_PAGE;
+        if (!memcmp(v, fin, CRASH_PAGE) || !memcmp(v, rec.copy + pg * CRASH_PAGE, CRASH_PAGE))
+            continue;
+        err = list_add(&keep, pg, v);
+    }
+    if (!err)
+        err = log_pages("VERS", k, &keep);
+    for (size_t i = 0; i < rec.pend_n; i++)
+        final_pos[rec.pend_idx[i]] = 0;
+    free(keep.idx);
+    free(keep.data);
+    rec.vers.n = 0;
+    return err;
+}
+
 /* Observer: flush k is about to start. Logs every page that differs from
  * the copy, as it is right now. */
 static void on_before_sync(void *ctx, struct mmio *io)
@@ -306,8 +397,44 @@ static void on_before_sync(void *ctx, struct mmio *io)
     rec.started++;
     if (!err)
         err = log_barrier(rec.started);
+    if (!err)
+        err = log_versions(rec.started);
     if (err)
         mark_broken("barrier log", err);
+out:
+    pthread_mutex_unlock(&rec.mu);
+}
+
+/* Observer: an engine write of [off, off+len) completed. Remembers the
+ * touched pages' contents as they are now: a page written several times
+ * between two flushes can reach the disk in any of these versions. */
+static void on_wrote(void *ctx, struct mmio *io, uint64_t off, size_t len)
+{
+    unsigned char page[CRASH_PAGE];
+    int err = 0;
+    (void)ctx;
+
+    pthread_mutex_lock(&rec.mu);
+    if (io != rec.io || rec.broken || !len)
+        goto out;
+    for (uint64_t i = off / CRASH_PAGE; !err && i <= (off + len - 1) / CRASH_PAGE &&
+         i < rec.npages; i++) {
+        const unsigned char *p = page;
+        if (io->map)
+            p = io->map + i * CRASH_PAGE;
+        else
+            err = image_read(io, i * CRASH_PAGE, page, CRASH_PAGE);
+        if (err)
+            break;
+        if (rec.last_ver[i] &&
+            !memcmp(rec.vers.data + (rec.last_ver[i] - 1) * CRASH_PAGE, p, CRASH_PAGE))
+            continue;
+        err = list_add(&rec.vers, i, p);
+        if (!err)
+            rec.last_ver[i] = rec.vers.n;
+    }
+    if (err)
+        mark_broken("page versions", err);
 out:
     pthread_mutex_unlock(&rec.mu);
 }
@@ -414,6 +541,7 @@ static const struct mmio_observer observer = {
     .before_sync = on_before_sync,
     .after_sync = on_after_sync,
     .closing = on_closing,
+    .wrote = on_wrote,
 };
 
 int crash_recorder_install(const char *dir)
