@@ -43,6 +43,19 @@ struct fs_format_options {
  * not zero data blocks or the inode table. -EINVAL if too small. */
 int fs_format(struct mmio *io, const struct fs_format_options *opt);
 
+/* ---- exclusive use of an image ------------------------------------------- */
+
+/* 1 if a fuse.mmapfs mount of the file behind fd is listed in
+ * /proc/self/mountinfo. */
+int fs_image_mounted(int fd);
+
+/* Takes flock(LOCK_EX) on fd, a descriptor of the image. If another process
+ * holds it while the image is not mounted (a daemon finishing its unmount
+ * after fusermount3 -u), waits up to wait_ms for it. 0, -EBUSY (in use),
+ * or -errno. */
+int fs_lock_image(int fd, unsigned wait_ms);
+#define FS_LOCK_WAIT_MS 30000u
+
 /* ---- mounting ------------------------------------------------------------ */
 
 struct fs_options {

@@ -70,11 +70,11 @@ static int lock_image(struct fs *fs, const char *path)
         fprintf(stderr, "mmapfs: %s: %s\n", path, strerror(errno));
         return err;
     }
-    if (flock(fs->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        int err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+    int err = fs_lock_image(fs->lock_fd, FS_LOCK_WAIT_MS);
+    if (err) {
         fprintf(stderr, "mmapfs: %s: %s\n", path,
                 err == -EBUSY ? "already mounted (the image is locked by another process)"
-                              : strerror(errno));
+                              : strerror(-err));
         return err;
     }
     return 0;

@@ -325,7 +325,7 @@ int main(int argc, char **argv)
     }
 
     if (fd >= 0) {
-        if (flock(fd, LOCK_EX | LOCK_NB)) {
+        if (fs_lock_image(fd, FS_LOCK_WAIT_MS)) {
             fprintf(stderr, PROG ": %s is in use (mounted by mmapfs?)\n", a.target);
             goto out;
         }
