@@ -63,7 +63,7 @@ seed=${CRASH_SEED:-$(( (RANDOM << 15 | RANDOM) ))}
 if [ -n "${CRASH_LONG:-}" ]; then
     scale=${CRASH_SCALE:-3} per=${CRASH_PER_BARRIER:-8} pure=${CRASH_PURE_EVERY:-1} fuse=${CRASH_FUSE_EVERY:-6}
 else
-    scale=${CRASH_SCALE:-1} per=${CRASH_PER_BARRIER:-1} pure=${CRASH_PURE_EVERY:-4} fuse=${CRASH_FUSE_EVERY:-8}
+    scale=${CRASH_SCALE:-1} per=${CRASH_PER_BARRIER:-3} pure=${CRASH_PURE_EVERY:-2} fuse=${CRASH_FUSE_EVERY:-8}
 fi
 echo "crash test: seed $seed (replay: CRASH_SEED=$seed${CRASH_LONG:+ CRASH_LONG=1} tests/crash/run.sh $1)"
 echo "crash test: scale $scale, $per random subset(s) per barrier, pure image every $pure barrier(s), FUSE check 1 in $fuse"
