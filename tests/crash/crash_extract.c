@@ -44,6 +44,9 @@ struct entry {
 struct entry_list {
     struct entry *v;
     size_t n, cap;
+    int oom;                    /* an allocation failed: the list is short */
+    uint64_t next_off;          /* cookie after the last entry seen */
+    size_t seen;                /* entries seen by this fs_readdir call */
 };
 
 struct walk {
@@ -95,20 +98,25 @@ static void manifest_line(FILE *f, const char *path, const struct fs_stat *st,
 static int collect(void *ctx, const char *name, const struct fs_stat *st, uint64_t next_off)
 {
     struct entry_list *l = ctx;
-    (void)next_off;
+    l->next_off = next_off;
+    l->seen++;
     if (!strcmp(name, ".") || !strcmp(name, ".."))
         return 0;
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
         struct entry *v = realloc(l->v, cap * sizeof(*v));
-        if (!v)
-            return 1;       /* stop; detected as a short list below */
+        if (!v) {
+            l->oom = 1;
+            return 1;       /* stop; reported by list_dir */
+        }
         l->v = v;
         l->cap = cap;
     }
     l->v[l->n].name = strdup(name);
-    if (!l->v[l->n].name)
+    if (!l->v[l->n].name) {
+        l->oom = 1;
         return 1;
+    }
     l->v[l->n].st = *st;
     l->n++;
     return 0;
@@ -125,13 +133,21 @@ static void list_free(struct fs *fs, struct entry_list *l)
     memset(l, 0, sizeof(*l));
 }
 
-/* Lists directory ino completely (readdir plus, resuming at cookies). */
+/* Lists directory ino completely (readdir plus). The callback takes every
+ * entry, but fs_readdir stops early on an error after some entries (the
+ * next call, from the cookie reached, reports it), so calls repeat until
+ * one sees nothing. */
 static int list_dir(struct fs *fs, uint64_t ino, struct entry_list *l)
 {
-    /* one call lists everything when the callback takes every entry */
-    int err = fs_readdir(fs, ino, 0, 1, collect, l);
-    if (err < 0)
-        return err;
+    l->next_off = 0;
+    do {
+        l->seen = 0;
+        int err = fs_readdir(fs, ino, l->next_off, 1, collect, l);
+        if (err < 0)
+            return err;
+        if (l->oom)
+            return -ENOMEM;
+    } while (l->seen);
     return 0;
 }
 

@@ -331,7 +331,7 @@ def periodic(s, n):
     """No fsync: the periodic commit (mounted with commit=1) bounds the
     loss. Each file is written and closed (close makes the kernel's
     writeback cache send the data to the daemon); from commit interval +
-    1 s after the close on, every crash image must hold it exactly
+    2 s after the close on, every crash image must hold it exactly
     ("bound" records). Rule 3 applies throughout."""
     s.mkdir("p")
     for i in range(8 * n):
@@ -340,9 +340,9 @@ def periodic(s, n):
         s.write(q, 0, 10000 + 3000 * i)
         if i % 2:
             s.truncate(q, 5000)
-        s.note_bound(q, PERIODIC_COMMIT_S + 1.0)
+        s.note_bound(q, PERIODIC_COMMIT_S + 2.0)
         time.sleep(0.4)
-    time.sleep(PERIODIC_COMMIT_S + 1.5)
+    time.sleep(PERIODIC_COMMIT_S + 3.0)
     s.fsync_dir("p")
 
 

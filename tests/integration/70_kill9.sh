@@ -86,7 +86,7 @@ for round in $(seq "$rounds"); do
     grep -q '^orphan' "$state" || echo "orphan" >>"$state"
 
     # ---- kill -9 at a random moment ------------------------------------------------------
-    for _ in $(seq 100); do
+    for _ in $(seq 400); do
         [ -e "$T_DIR/orphan.ready" ] && break
         sleep 0.05
     done
