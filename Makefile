@@ -80,8 +80,13 @@ $(B)/tests/%: tests/unit/%.c $(LIBS)
 -include $(shell find $(B)/obj $(B)/tests -name '*.d' 2>/dev/null)
 
 # ---- tests ----------------------------------------------------------------
-unit: all
+unit: all $(B)/mmio_outside
+	@$(B)/mmio_outside
 	@tests/run-unit.sh $(B)
+
+# the engine used from outside, exactly as docs/ENGINE.md tells a user to
+$(B)/mmio_outside: tests/link/mmio_outside.c $(B)/libmmio.a
+	$(CC) -Iinclude $(WARN) $(CFLAGS) -o $@ $< $(B)/libmmio.a -lpthread
 
 check-asan:
 	$(MAKE) B=build-asan CFLAGS="-O1 -g $(ASAN_FLAGS)" all
