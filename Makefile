@@ -29,7 +29,7 @@ CORE_OBJ  := $(CORE_SRC:%.c=$(B)/obj/%.o)
 FUSE_OBJ  := $(FUSE_SRC:%.c=$(B)/obj/%.o)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all deps test unit check-asan integration crash-test mount install clean
+.PHONY: all deps test unit check-asan integration crash-sample crash-test mount install clean
 # a tool is built once its main exists: src/tools/<name>.c
 TOOL_NAMES := $(if $(wildcard src/tools/mmapfs.c),mmapfs) \
               $(if $(wildcard src/tools/mkfs.c),mkfs.mmapfs) \
@@ -95,6 +95,9 @@ check-asan:
 integration: all
 	@tests/integration/run.sh $(B)
 
+crash-sample: all
+	@tests/crash/run.sh $(B)
+
 crash-test: all
 	@CRASH_LONG=1 tests/crash/run.sh $(B)
 
@@ -103,6 +106,7 @@ test: deps
 	$(MAKE) unit
 	$(MAKE) check-asan
 	$(MAKE) integration
+	$(MAKE) crash-sample
 
 # ---- convenience: the README's first command -------------------------------
 IMG ?= /var/lib/mmapfs/default.img
@@ -120,3 +124,5 @@ install: all
 
 clean:
 	rm -rf build build-asan
+
+include tests/crash/crash.mk
