@@ -34,6 +34,7 @@ struct mmio {
     unsigned char *map;         /* shared mapping of [0, size); NULL for PREAD */
     enum mmio_backend backend;
     int direct;                 /* opened with O_DIRECT */
+    int regular;                /* a regular file (not a block device) */
     uint64_t sync_delay_us;
 
     /* Sticky sync failure (0 or 1), accessed with __atomic builtins. Once
