@@ -1,8 +1,9 @@
 /*
  * check.c — the fsck driver: opens and locks the image, validates the
- * superblock, replays the journal, runs the passes (check_inodes.c,
- * check_dirs.c, check_bitmaps.c), applies repairs and prints the summary.
- * Also the helpers the passes share (check_i.h).
+ * superblock, replays the journal, runs the rounds (each: the passes of
+ * check_inodes.c, check_dirs.c, check_bitmaps.c, then with -y/-p one
+ * repair phase, check_repair.c) and prints the summary. Also the helpers
+ * the passes share (check_i.h).
  *
  * The journal is replayed even with -n: committed transactions are part of
  * the filesystem's content, not a repair (docs/man/fsck.mmapfs.8).
@@ -24,27 +25,44 @@
 #include "journal/journal.h"
 #include "util/crc32c.h"
 
-#define PROG "fsck.mmapfs"
+#define PROG CHECK_PROG
 #define ERROR_LINES_MAX 200u     /* without -v, later error lines are counted only */
+#define MAX_ROUNDS 12u           /* check + repair rounds; the last one only checks */
 
 /* ---- reporting ------------------------------------------------------------------- */
 
-void check_error(struct check *c, const char *fmt, ...)
+/* Prints one prefixed line unless the cap is reached. */
+static void vline(struct check *c, const char *prefix, const char *fmt, va_list ap)
 {
-    c->errors++;
-    if (!c->out)
-        return;
     if (!c->opt.verbose && c->lines >= ERROR_LINES_MAX) {
         if (c->lines++ == ERROR_LINES_MAX)
             fprintf(c->out, PROG ": too many errors; only counting the rest (-v lists all)\n");
         return;
     }
     c->lines++;
-    va_list ap;
-    va_start(ap, fmt);
-    fputs(PROG ": ", c->out);
+    fputs(prefix, c->out);
     vfprintf(c->out, fmt, ap);
     fputc('\n', c->out);
+}
+
+void check_error(struct check *c, const char *fmt, ...)
+{
+    c->errors++;
+    if (!c->out)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vline(c, PROG ": ", fmt, ap);
+    va_end(ap);
+}
+
+void check_repaired(struct check *c, const char *fmt, ...)
+{
+    if (!c->out)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vline(c, PROG ": repair: ", fmt, ap);
     va_end(ap);
 }
 
@@ -86,6 +104,23 @@ void check_add_fix(struct check *c, uint64_t ino, enum check_fix_field f, uint64
         c->fixes_cap = cap;
     }
     c->fixes[c->nfixes++] = (struct check_fix){ .ino = ino, .value = value, .field = f };
+}
+
+void check_plan(struct check *c, uint64_t ino, uint16_t rflags)
+{
+    if (ino < 1 || ino > c->inode_count)
+        return;
+    struct check_inode *ci = &c->inodes[ino];
+    uint16_t was = ci->rflags;
+    ci->rflags |= rflags;
+    if ((rflags & RF_RECORD) && !(was & RF_RECORD))
+        c->nrecord++;
+    if ((rflags & RF_SALVAGE) && !(was & RF_SALVAGE))
+        c->nsalvage++;
+    if ((rflags & RF_REBUILD_DIR) && !(was & RF_REBUILD_DIR))
+        c->ndirfix++;
+    if ((rflags & RF_RECONNECT) && !(was & RF_RECONNECT))
+        c->nreconnect++;
 }
 
 void check_escape(char *out, size_t out_len, const char *name, size_t len)
@@ -132,6 +167,12 @@ int check_inode_bit(struct check *c, uint64_t ino)
     uint64_t bit = ino - 1;
     const uint8_t *p = check_block(c, c->sb.inode_bitmap_start + bit / (MMAPFS_BLOCK_SIZE * 8));
     return p ? check_bit(p, bit % (MMAPFS_BLOCK_SIZE * 8)) : 0;
+}
+
+int check_block_bit(struct check *c, uint64_t b)
+{
+    const uint8_t *p = check_block(c, c->sb.block_bitmap_start + b / (MMAPFS_BLOCK_SIZE * 8));
+    return p ? check_bit(p, b % (MMAPFS_BLOCK_SIZE * 8)) : 1;
 }
 
 uint8_t check_mode_dtype(uint32_t mode)
@@ -225,7 +266,8 @@ static int load_superblock(struct check *c, FILE *out)
     return 0;
 }
 
-/* Replays the journal (also with -n). 0 or FSCK_EXIT_*. */
+/* Replays the journal (also with -n); with -y/-p replaces a journal whose
+ * headers are both invalid by a fresh empty one. 0 or FSCK_EXIT_*. */
 static int replay_journal(struct check *c)
 {
     struct jnl_geometry g = { .journal_start = c->sb.journal_start,
@@ -237,6 +279,20 @@ static int replay_journal(struct check *c)
         check_error(c, "journal: %s", err == -EUCLEAN ? "both header slots are invalid"
                                                       : "bad journal geometry");
         c->journal_bad = err == -EUCLEAN;
+        if (c->journal_bad && c->may_repair) {
+            err = check_begin_repair(c);
+            if (!err)
+                err = jnl_format(c->io, &g);
+            if (err) {
+                if (c->out)
+                    fprintf(c->out, PROG ": %s: cannot write a new journal: %s\n", c->path,
+                            strerror(-err));
+                return FSCK_EXIT_OPERATIONAL;
+            }
+            check_repaired(c, "journal: wrote fresh, empty journal headers");
+            c->repairs++;
+            c->journal_bad = 0;
+        }
         return 0;
     }
     if (err) {
@@ -252,22 +308,30 @@ static int replay_journal(struct check *c)
     return 0;
 }
 
-/* Runs every pass. 0 or FSCK_EXIT_OPERATIONAL. */
-static int run_passes(struct check *c)
+/* Clears the per-round state before a new round. */
+static void round_reset(struct check *c)
 {
     size_t map = (size_t)((c->block_count + 7) / 8);
-    c->claimed = calloc(1, map);
-    c->dup = calloc(1, map);
-    c->inodes = calloc((size_t)c->inode_count + 1, sizeof(*c->inodes));
-    if (!c->claimed || !c->dup || !c->inodes) {
-        if (c->out)
-            fprintf(c->out, PROG ": %s: out of memory\n", c->path);
-        return FSCK_EXIT_OPERATIONAL;
-    }
-    if (c->sb.state & MMAPFS_STATE_ERROR) {
-        check_error(c, "superblock: the filesystem is marked as having errors");
-        c->error_state = 1;
-    }
+    memset(c->claimed, 0, map);
+    memset(c->dup, 0, map);
+    memset(c->taken, 0, map);
+    memset(c->inodes, 0, ((size_t)c->inode_count + 1) * sizeof(*c->inodes));
+    c->ndup = 0;
+    c->nfixes = 0;
+    c->structural = c->bitmap_bad = c->counts_bad = 0;
+    c->nrecord = c->nsalvage = c->ndirfix = c->nreconnect = 0;
+    c->orphan_bad = c->lnf_blocked = 0;
+    c->partial_dirs = c->hidden_links = 0;
+    c->lnf_ino = 0;
+    c->alloc_next = c->data_start;
+    c->trust_claims = 0;
+    c->used_inodes = c->dirs = c->files = c->tree_nodes = c->data_blocks = c->orphans = 0;
+    c->errors = 0;
+}
+
+/* Runs the passes of one round. 0 or -errno. */
+static int run_passes(struct check *c)
+{
     int err;
     check_verbose(c, "pass 1: inodes, extents, trees, xattr blocks");
     err = check_pass_inodes(c);
@@ -283,47 +347,123 @@ static int run_passes(struct check *c)
         check_verbose(c, "pass 3: bitmaps and free counts");
         err = check_pass_bitmaps(c);
     }
-    if (!err && c->may_repair && c->errors) {
-        check_verbose(c, "repairing");
-        err = check_apply_fixes(c);
-    }
-    if (err) {
-        if (c->out)
-            fprintf(c->out, PROG ": %s: %s\n", c->path,
-                    err == -ENOMEM ? "out of memory" : "I/O error while checking");
-        return FSCK_EXIT_OPERATIONAL;
-    }
-    return 0;
+    return err;
 }
 
-/* Prints the summary line and computes the exit bits. */
-static int summarize(struct check *c)
+/* Prints an operational failure; returns FSCK_EXIT_OPERATIONAL. */
+static int operational(struct check *c, int err)
 {
-    uint64_t left = c->errors - (c->fixed < c->errors ? c->fixed : c->errors);
+    if (c->out)
+        fprintf(c->out, PROG ": %s: %s\n", c->path,
+                err == -ENOMEM ? "out of memory" :
+                c->repairs ? "I/O error while repairing" : "I/O error while checking");
+    return FSCK_EXIT_OPERATIONAL;
+}
+
+/* Checks (and repairs) in rounds until a round has nothing (more) to
+ * repair. 0 or FSCK_EXIT_OPERATIONAL. */
+static int run_rounds(struct check *c)
+{
+    size_t map = (size_t)((c->block_count + 7) / 8);
+    c->claimed = calloc(1, map);
+    c->dup = calloc(1, map);
+    c->taken = calloc(1, map);
+    c->inodes = calloc((size_t)c->inode_count + 1, sizeof(*c->inodes));
+    if (!c->claimed || !c->dup || !c->taken || !c->inodes)
+        return operational(c, -ENOMEM);
+    for (c->round = 1;; c->round++) {
+        if (c->round > 1) {
+            if (load_superblock(c, c->out))
+                return operational(c, -EIO);
+            round_reset(c);
+            check_info(c, "checking again after the repairs (round %u)", c->round);
+        } else {
+            round_reset(c);
+        }
+        int err = run_passes(c);
+        if (err)
+            return operational(c, err);
+        if (!c->may_repair || !c->errors || c->round == MAX_ROUNDS)
+            return 0;
+        check_verbose(c, "repairing");
+        int r = check_repair(c);
+        if (r < 0)
+            return operational(c, r);
+        if (r == 0)
+            return 0;
+        if (c->round == 1)
+            c->first_errors = c->errors;
+    }
+}
+
+/* Sets or clears the ERROR state bit of the superblock (superblock edit). */
+static void edit_error_state(struct mmapfs_disk_superblock *sb, void *arg)
+{
+    if (*(int *)arg)
+        sb->state |= MMAPFS_STATE_ERROR;
+    else
+        sb->state &= ~(uint32_t)MMAPFS_STATE_ERROR;
+}
+
+/* After the rounds: the ERROR flag is cleared when nothing is left, set
+ * when repairs ran and something is left. Prints the summary line and
+ * computes the exit bits: what the first round found, what the last round
+ * still finds (problems that only appear while repairing are listed with
+ * their round, but the summary counts the image's own). */
+static int finish(struct check *c, uint64_t pre_errors)
+{
+    uint64_t left = c->errors, pre_left = pre_errors - c->repairs_pre;
+    int cleared = 0;
+    if (c->round == 1)
+        c->first_errors = c->errors;
+    if (c->may_repair && !left && (c->error_state || c->error_set)) {
+        int on = 0;
+        if (check_write_super(c, edit_error_state, &on))
+            return operational(c, -EIO);
+        cleared = c->error_state;
+    } else if (c->may_repair && left && !(c->sb.state & MMAPFS_STATE_ERROR)) {
+        int on = 1;
+        if (check_write_super(c, edit_error_state, &on))
+            return operational(c, -EIO);
+    }
+    if (cleared && pre_left)
+        pre_left--;
+    uint64_t found = pre_errors + c->first_errors;
+    left += pre_left;
+    if (left > found)
+        found = left;
     if (c->out) {
         if (c->opt.verbose)
             fprintf(c->out, PROG ": %" PRIu64 " directories, %" PRIu64 " other inodes, %"
                     PRIu64 " tree nodes, %" PRIu64 " data blocks, %" PRIu64 " orphans\n",
                     c->dirs, c->files, c->tree_nodes, c->data_blocks, c->orphans);
         fprintf(c->out, PROG ": %s: ", c->path);
-        if (!c->errors)
+        if (!found)
             fprintf(c->out, "clean");
         else if (!left)
-            fprintf(c->out, "%" PRIu64 " error%s found, all corrected", c->errors,
-                    c->errors == 1 ? "" : "s");
+            fprintf(c->out, "%" PRIu64 " error%s found, all corrected", found,
+                    found == 1 ? "" : "s");
         else if (c->opt.mode == FS_CHECK_NO)
-            fprintf(c->out, "%" PRIu64 " error%s found, not corrected (-n)", c->errors,
-                    c->errors == 1 ? "" : "s");
+            fprintf(c->out, "%" PRIu64 " error%s found, not corrected (-n)", found,
+                    found == 1 ? "" : "s");
         else
-            fprintf(c->out, "%" PRIu64 " error%s found, %" PRIu64 " corrected, %" PRIu64
-                    " left (repair not implemented for these%s)", c->errors,
-                    c->errors == 1 ? "" : "s", c->fixed, left,
-                    c->may_repair ? "" : "; unknown read-only features");
+            fprintf(c->out, "%" PRIu64 " error%s found, %" PRIu64 " left (%s)", found,
+                    found == 1 ? "" : "s", left,
+                    !c->may_repair ? "unknown read-only features: no repairs" :
+                    c->stop_preen ? "not repaired in preen mode: run fsck.mmapfs -y" :
+                    "could not be repaired");
+        if (c->round > 1)
+            fprintf(c->out, " after %u rounds", c->round);
         fprintf(c->out, "; %" PRIu64 "/%" PRIu64 " inodes, %" PRIu64 "/%" PRIu64
                 " blocks in use\n", c->inode_count - c->sb.free_inodes, c->inode_count,
                 c->block_count - c->sb.free_blocks, c->block_count);
     }
-    return (c->fixed ? FSCK_EXIT_CORRECTED : 0) | (left ? FSCK_EXIT_UNCORRECTED : 0);
+    int ret = 0;
+    if (c->repairs || cleared)
+        ret |= FSCK_EXIT_CORRECTED;
+    if (left)
+        ret |= FSCK_EXIT_UNCORRECTED;
+    return ret;
 }
 
 int fs_check(const char *path, const struct fs_check_options *o, FILE *report)
@@ -372,12 +512,20 @@ int fs_check(const char *path, const struct fs_check_options *o, FILE *report)
         goto out;
     store.ctx = &c;
     c.store = &store;
-    ret = run_passes(&c);
+    if (c.sb.state & MMAPFS_STATE_ERROR) {
+        check_error(&c, "superblock: the filesystem is marked as having errors");
+        c.error_state = 1;
+    }
+    /* errors so far (journal, ERROR state) are outside the rounds */
+    uint64_t pre_errors = c.errors;
+    c.repairs_pre = c.repairs;
+    ret = run_rounds(&c);
     if (!ret)
-        ret = summarize(&c);
+        ret = finish(&c, pre_errors);
 out:
     free(c.claimed);
     free(c.dup);
+    free(c.taken);
     free(c.inodes);
     free(c.fixes);
     mmio_close(c.io);

@@ -2,13 +2,13 @@
  * check_bitmaps.c — fsck pass 3 (the block bitmap against the blocks the
  * inodes own, the superblock's free counts) and the repair writer.
  *
- * Repairs (only with -y/-p, only when the whole metadata was readable:
- * c->structural == 0 for those that depend on every tree):
- *   inode size (directories), block count      always
+ * The simple repairs (phase E, check_apply_fixes) run in a round that found
+ * no structural work (check_repair.c); link counts, parent fields and the
+ * bitmap rebuild still require c->structural == 0 (every tree readable):
+ *   inode size, block count                      always
  *   link count, directory parent                 no structural problem
  *   block bitmap rebuild                         no structural problem
- *   journal headers (fresh, empty journal)       always
- *   superblock free counts, ERROR state          last, when nothing else is left
+ *   superblock free counts                       last
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -17,8 +17,6 @@
 #include <string.h>
 
 #include "fs/check_i.h"
-#include "journal/journal.h"
-#include "util/crc32c.h"
 
 #define BITS_PER_BLOCK (MMAPFS_BLOCK_SIZE * 8ull)
 
@@ -166,63 +164,59 @@ static int apply_inode_fix(struct check *c, const struct check_fix *f)
     case FIX_BLOCKS: di.blocks = f->value; break;
     case FIX_PARENT: di.parent = f->value; break;
     }
-    di.checksum = check_inode_checksum(f->ino, &di);
-    uint64_t off = c->sb.inode_table_start * MMAPFS_BLOCK_SIZE +
-                   (f->ino - 1) * MMAPFS_INODE_SIZE;
-    err = mmio_write_at(c->io, off, &di, sizeof(di));
+    err = check_write_inode(c, f->ino, &di);
     return err ? err : 1;
+}
+
+/* Superblock edit: the free counts pass 3 computed. */
+static void edit_counts(struct mmapfs_disk_superblock *sb, void *arg)
+{
+    const struct check *c = arg;
+    sb->free_blocks = c->sb.free_blocks;
+    sb->free_inodes = c->sb.free_inodes;
 }
 
 int check_apply_fixes(struct check *c)
 {
-    int err = 0;
-    uint64_t fixed = 0;
-
+    uint64_t fixed = 0, per[4] = { 0 };
+    int err = check_begin_repair(c);
+    if (err)
+        return err;
     for (size_t i = 0; i < c->nfixes; i++) {
         int r = apply_inode_fix(c, &c->fixes[i]);
         if (r < 0)
             return r;
         fixed += (uint64_t)r;
+        per[c->fixes[i].field] += (uint64_t)r;
     }
+    if (fixed)
+        check_repaired(c, "inode fields corrected: %" PRIu64 " link counts, %" PRIu64 " sizes, %"
+                       PRIu64 " block counts, %" PRIu64 " parents", per[FIX_NLINK],
+                       per[FIX_SIZE], per[FIX_BLOCKS], per[FIX_PARENT]);
     if (c->bitmap_bad && !c->structural) {
         err = rebuild_block_bitmap(c);
         if (err)
             return err;
-        fixed += (uint64_t)c->bitmap_bad;
-    }
-    if (c->journal_bad) {
-        struct jnl_geometry g = { .journal_start = c->sb.journal_start,
-                                  .journal_blocks = c->sb.journal_blocks,
-                                  .block_count = c->block_count };
-        err = jnl_format(c->io, &g);
-        if (err)
-            return err;
+        check_repaired(c, "block bitmap rebuilt from the blocks the inodes own");
         fixed++;
     }
     err = mmio_sync(c->io);
     if (err)
         return err;
-
-    /* the superblock last: exact counts; ERROR cleared when nothing is left */
-    fixed += (uint64_t)c->counts_bad;
-    int left = c->errors > c->fixed + fixed + (uint64_t)c->error_state;
-    if (!fixed && !(c->error_state && !left))
-        return 0;
-    if (c->error_state && !left)
-        fixed++;
-    struct mmapfs_disk_superblock sb;
-    err = mmio_read_at(c->io, 0, &sb, sizeof(sb));
-    if (err)
-        return err;
-    sb.free_blocks = c->sb.free_blocks;
-    sb.free_inodes = c->sb.free_inodes;
-    if (!left)
-        sb.state &= ~(uint32_t)MMAPFS_STATE_ERROR;
-    sb.checksum = crc32c(0, &sb, offsetof(struct mmapfs_disk_superblock, checksum));
-    err = mmio_write_at(c->io, 0, &sb, sizeof(sb));
-    if (!err)
-        err = mmio_sync(c->io);
-    if (!err)
-        c->fixed += fixed;
-    return err;
+    /* the superblock last: exact counts */
+    if (fixed || c->counts_bad) {
+        struct check *cc = c;
+        uint64_t fb = c->sb.free_blocks, fi = c->sb.free_inodes;
+        err = check_write_super(c, edit_counts, cc);
+        if (err)
+            return err;
+        c->sb.free_blocks = fb;
+        c->sb.free_inodes = fi;
+        if (c->counts_bad)
+            check_repaired(c, "superblock free counts set to %" PRIu64 " blocks, %" PRIu64
+                           " inodes", fb, fi);
+        fixed += (uint64_t)c->counts_bad;
+    }
+    c->repairs += fixed;
+    return fixed ? 1 : 0;
 }

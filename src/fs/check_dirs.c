@@ -1,79 +1,111 @@
 /*
- * check_dirs.c — fsck pass 2: directory entries (name, hash key, target,
- * type), directory sizes, the orphan list, link counts, parent fields and
- * reachability from the root.
+ * check_dirs.c — fsck pass 2: directory entries (check_dirent.c), unique
+ * names, directory sizes, the orphan list, link counts, parent fields and
+ * reachability from the root. Plans the repairs of phase D: directories
+ * to rebuild, inodes to reconnect into lost+found, the orphan list.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "fs/check_i.h"
+
+/* A name already seen under the current hash (duplicate names). */
+struct seen_name {
+    uint8_t len;
+    char name[MMAPFS_NAME_MAX];
+};
 
 /* The directory being walked. */
 struct dir_ctx {
     struct check *c;
     uint64_t dir;
     uint64_t entries;
+    uint64_t group_hash;           /* hash of the names in 'group' */
+    struct seen_name *group;
+    size_t ngroup, group_cap;
 };
+
+/* Is e's name already used by an earlier entry of the same hash? Records
+ * it otherwise. -ENOMEM. */
+static int name_seen(struct dir_ctx *d, const struct check_dent *e)
+{
+    uint64_t hash = e->key >> 8;
+    if (!d->ngroup || d->group_hash != hash) {
+        d->group_hash = hash;
+        d->ngroup = 0;
+    }
+    for (size_t i = 0; i < d->ngroup; i++)
+        if (d->group[i].len == e->name_len && !memcmp(d->group[i].name, e->name, e->name_len))
+            return 1;
+    if (d->ngroup == d->group_cap) {
+        size_t cap = d->group_cap ? d->group_cap * 2 : 4;
+        struct seen_name *n = realloc(d->group, cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        d->group = n;
+        d->group_cap = cap;
+    }
+    d->group[d->ngroup].len = e->name_len;
+    memcpy(d->group[d->ngroup].name, e->name, e->name_len);
+    d->ngroup++;
+    return 0;
+}
+
+/* A second entry for directory t (in d->dir): the entry kept is the one in
+ * the directory t's parent field names, else the first one found. */
+static void second_dir_entry(struct dir_ctx *d, uint64_t t, const char *shown)
+{
+    struct check *c = d->c;
+    struct check_inode *ti = &c->inodes[t];
+    check_error(c, "directory %" PRIu64 ": entry '%s': a second entry for directory %" PRIu64
+                " (the first is in directory %" PRIu64 ")", d->dir, shown, t,
+                (uint64_t)ti->named_by);
+    struct mmapfs_disk_inode tdi;
+    if (!check_read_inode(c, t, &tdi) && tdi.parent == d->dir && ti->named_by != d->dir) {
+        check_plan(c, ti->named_by, RF_REBUILD_DIR);
+        ti->named_by = (uint32_t)d->dir;
+    } else {
+        check_plan(c, d->dir, RF_REBUILD_DIR);
+    }
+}
 
 /* bt_walk item callback: one directory entry. */
 static int dir_item(void *ctx, uint64_t key, const void *val, size_t len)
 {
     struct dir_ctx *d = ctx;
     struct check *c = d->c;
-    const uint8_t *v = val;
-    struct mmapfs_disk_dirent de;
+    struct check_dent e;
 
     d->entries++;
-    if (len < sizeof(de) || len > sizeof(de) + MMAPFS_NAME_MAX) {
-        check_error(c, "directory %" PRIu64 ": entry with key %#" PRIx64 ": value of %zu bytes",
-                    d->dir, key, len);
+    int v = check_dent_examine(c, d->dir, key, val, len, 1, &e);
+    if (v != DENT_KEEP)
+        check_plan(c, d->dir, RF_REBUILD_DIR);
+    if (v == DENT_DROP)
         return 0;
-    }
-    memcpy(&de, v, sizeof(de));
-    const char *name = (const char *)v + sizeof(de);
     char shown[4 * MMAPFS_NAME_MAX + 1];
-    size_t name_len = len - sizeof(de);
-    check_escape(shown, sizeof(shown), name, name_len);
-    if (de.name_len != name_len || de.name_len == 0) {
-        check_error(c, "directory %" PRIu64 ": entry with key %#" PRIx64 ": name length %u, "
-                    "value holds %zu bytes of name", d->dir, key, de.name_len, name_len);
-        return 0;
+    check_escape(shown, sizeof(shown), e.name, e.name_len);
+    if (!e.rekey) {
+        int r = name_seen(d, &e);
+        if (r < 0)
+            return r;
+        if (r) {
+            check_error(c, "directory %" PRIu64 ": entry '%s' (key %#" PRIx64 "): a second "
+                        "entry with this name", d->dir, shown, key);
+            check_plan(c, d->dir, RF_REBUILD_DIR);
+            return 0;
+        }
     }
-    if (memchr(name, '/', name_len) || memchr(name, '\0', name_len) ||
-        (name_len == 1 && name[0] == '.') || (name_len == 2 && !memcmp(name, "..", 2)))
-        check_error(c, "directory %" PRIu64 ": entry '%s': invalid name", d->dir, shown);
-    uint64_t hash = mmapfs_name_hash(name, name_len);
-    if (key >> 8 != hash)
-        check_error(c, "directory %" PRIu64 ": entry '%s': key %#" PRIx64 " does not match "
-                    "the name's hash %#" PRIx64, d->dir, shown, key, hash);
-
-    uint64_t t = de.ino;
-    if (t < 1 || t > c->inode_count) {
-        check_error(c, "directory %" PRIu64 ": entry '%s': inode %" PRIu64 " out of range",
-                    d->dir, shown, t);
-        return 0;
-    }
+    uint64_t t = e.ino;
     struct check_inode *ti = &c->inodes[t];
-    if (!(ti->state & CI_USED)) {
-        check_error(c, "directory %" PRIu64 ": entry '%s': inode %" PRIu64 " is free",
-                    d->dir, shown, t);
-        return 0;
-    }
-    if (!(ti->state & CI_VALID)) {
-        check_error(c, "directory %" PRIu64 ": entry '%s': inode %" PRIu64 " is corrupt",
-                    d->dir, shown, t);
-        return 0;
-    }
-    if (de.type != ti->dtype)
-        check_error(c, "directory %" PRIu64 ": entry '%s': type %u, but inode %" PRIu64
-                    " has type %u", d->dir, shown, de.type, t, ti->dtype);
-    if (t == MMAPFS_ROOT_INO) {
-        check_error(c, "directory %" PRIu64 ": entry '%s' names the root directory",
-                    d->dir, shown);
-        return 0;
+    if (d->dir == MMAPFS_ROOT_INO && e.name_len == 10 && !memcmp(e.name, "lost+found", 10)) {
+        if (ti->dtype == DT_DIR)
+            c->lnf_ino = t;
+        else
+            c->lnf_blocked = 1;
     }
     if (ti->links < UINT32_MAX)
         ti->links++;
@@ -82,9 +114,7 @@ static int dir_item(void *ctx, uint64_t key, const void *val, size_t len)
         if (di->subdirs < UINT32_MAX)
             di->subdirs++;
         if (ti->named_by)
-            check_error(c, "directory %" PRIu64 ": entry '%s': a second entry for directory %"
-                        PRIu64 " (the first is in directory %" PRIu64 ")", d->dir, shown,
-                        t, (uint64_t)ti->named_by);
+            second_dir_entry(d, t, shown);
         else
             ti->named_by = (uint32_t)d->dir;
     }
@@ -100,6 +130,9 @@ static int walk_dir(struct check *c, uint64_t dir, const struct mmapfs_disk_inod
     char msg[256];
     struct bt_walk w = { .item_fn = dir_item, .ctx = &d, .err_msg = msg, .err_len = sizeof(msg) };
     int err = bt_walk(&t, &w);
+    free(d.group);
+    if (err == -ENOMEM)
+        return err;
     if (err)
         return 0;       /* reported in pass 1 */
     if (d.entries != di->size) {
@@ -112,22 +145,27 @@ static int walk_dir(struct check *c, uint64_t dir, const struct mmapfs_disk_inod
 
 /* ---- orphan list ---------------------------------------------------------------- */
 
+/* Walks the orphan list, marking members CI_ORPHAN. Any problem means the
+ * list is rebuilt (phase D). */
 static int check_orphans(struct check *c)
 {
     uint64_t ino = c->sb.orphan_head;
     for (uint64_t steps = 0; ino; steps++) {
         if (ino > c->inode_count || steps > c->inode_count) {
             check_error(c, "orphan list: inode %" PRIu64 " out of range", ino);
+            c->orphan_bad = 1;
             return 0;
         }
         struct check_inode *ci = &c->inodes[ino];
         if (!(ci->state & CI_VALID)) {
             check_error(c, "orphan list: inode %" PRIu64 " is %s", ino,
                         ci->state & CI_USED ? "corrupt" : "free");
+            c->orphan_bad = 1;
             return 0;
         }
         if (ci->state & CI_ORPHAN) {
             check_error(c, "orphan list: cycle at inode %" PRIu64, ino);
+            c->orphan_bad = 1;
             return 0;
         }
         ci->state |= CI_ORPHAN;
@@ -136,11 +174,13 @@ static int check_orphans(struct check *c)
         if (err)
             return err;
         c->orphans++;
-        if (di.nlink)
+        if (di.nlink) {
             check_error(c, "orphan list: inode %" PRIu64 " has %u links", ino, di.nlink);
-        else
+            c->orphan_bad = 1;
+        } else {
             check_info(c, "inode %" PRIu64 ": unlinked while open (orphan), released at the "
                        "next mount", ino);
+        }
         ino = di.orphan_next;
     }
     return 0;
@@ -149,7 +189,9 @@ static int check_orphans(struct check *c)
 /* ---- reachability ---------------------------------------------------------------- */
 
 /* Resolves whether directory ino reaches the root through named_by links;
- * marks the whole chain CI_REACHED or CI_LOST. Reports a cycle once. */
+ * marks the whole chain CI_REACHED or CI_LOST. A cycle is reported once
+ * and cut: the directory where it closes loses its entry and goes to
+ * lost+found. */
 static void resolve_dir(struct check *c, uint64_t ino)
 {
     uint64_t cur = ino;
@@ -165,6 +207,8 @@ static void resolve_dir(struct check *c, uint64_t ino)
         if (ci->state & CI_VISITING) {
             check_error(c, "directory %" PRIu64 ": part of a cycle of directories cut off "
                         "from the root", cur);
+            check_plan(c, cur, RF_CUT | RF_RECONNECT);
+            check_plan(c, ci->named_by, RF_REBUILD_DIR);
             break;
         }
         if (!ci->named_by)
@@ -184,6 +228,30 @@ static void resolve_dir(struct check *c, uint64_t ino)
         c->inodes[ino].state |= reached ? CI_REACHED : CI_LOST;
 }
 
+/* Reports a link count or reachability problem, unless a directory index
+ * could not be read (then the picture is partial: the problems are only
+ * counted, and checked again once the indexes are repaired). */
+#define LINK_ERROR(c, ...)                                                             \
+    do {                                                                               \
+        if ((c)->partial_dirs)                                                         \
+            (c)->hidden_links++;                                                       \
+        else                                                                           \
+            check_error((c), __VA_ARGS__);                                             \
+    } while (0)
+
+/* An inode no entry names: with nlink 0 it belongs on the orphan list
+ * (the next mount releases it), otherwise in lost+found. */
+static void plan_unnamed(struct check *c, uint64_t ino, uint32_t nlink, int orphan)
+{
+    if (nlink == 0) {
+        check_plan(c, ino, RF_ORPHAN_OK);
+        if (!orphan)
+            c->orphan_bad = 1;
+    } else {
+        check_plan(c, ino, RF_RECONNECT);
+    }
+}
+
 /* Link count, parent and reachability of one valid inode. */
 static int check_links(struct check *c, uint64_t ino)
 {
@@ -200,14 +268,21 @@ static int check_links(struct check *c, uint64_t ino)
                 check_error(c, "root directory: parent %" PRIu64 ", expected itself", di.parent);
                 check_add_fix(c, ino, FIX_PARENT, MMAPFS_ROOT_INO);
             }
+            if (orphan) {
+                check_error(c, "root directory: on the orphan list");
+                c->orphan_bad = 1;
+            }
         } else if (!ci->named_by) {
             if (!orphan)
-                check_error(c, "directory %" PRIu64 ": not named by any entry (unreachable)",
+                LINK_ERROR(c, "directory %" PRIu64 ": not named by any entry (unreachable)",
                             ino);
+            plan_unnamed(c, ino, di.nlink, orphan);
         } else {
-            if (orphan)
+            if (orphan) {
                 check_error(c, "directory %" PRIu64 ": on the orphan list but named in "
                             "directory %u", ino, ci->named_by);
+                c->orphan_bad = 1;
+            }
             if (di.parent != ci->named_by) {
                 check_error(c, "directory %" PRIu64 ": parent %" PRIu64 ", but its entry is "
                             "in directory %u", ino, di.parent, ci->named_by);
@@ -216,8 +291,8 @@ static int check_links(struct check *c, uint64_t ino)
             resolve_dir(c, ino);
         }
         uint64_t want = (orphan && !ci->named_by) ? 0 : 2 + (uint64_t)ci->subdirs;
-        if (di.nlink != want) {
-            check_error(c, "directory %" PRIu64 ": link count %u, expected %" PRIu64
+        if (di.nlink != want && !(ci->rflags & RF_ORPHAN_OK)) {
+            LINK_ERROR(c, "directory %" PRIu64 ": link count %u, expected %" PRIu64
                         " (2 + %u subdirectories)", ino, di.nlink, want, ci->subdirs);
             check_add_fix(c, ino, FIX_NLINK, want);
         }
@@ -225,15 +300,18 @@ static int check_links(struct check *c, uint64_t ino)
     }
     if (ci->links == 0) {
         if (!orphan)
-            check_error(c, "inode %" PRIu64 ": in use (%u links) but not named by any entry "
+            LINK_ERROR(c, "inode %" PRIu64 ": in use (%u links) but not named by any entry "
                         "and not on the orphan list", ino, di.nlink);
+        plan_unnamed(c, ino, di.nlink, orphan);
         return 0;
     }
-    if (orphan)
+    if (orphan) {
         check_error(c, "inode %" PRIu64 ": on the orphan list but named by %u entries",
                     ino, ci->links);
+        c->orphan_bad = 1;
+    }
     if (di.nlink != ci->links) {
-        check_error(c, "inode %" PRIu64 ": link count %u, but %u entries name it",
+        LINK_ERROR(c, "inode %" PRIu64 ": link count %u, but %u entries name it",
                     ino, di.nlink, ci->links);
         check_add_fix(c, ino, FIX_NLINK, ci->links);
     }
@@ -262,6 +340,14 @@ int check_pass_dirs(struct check *c)
         if (err)
             return err;
     }
+    /* a corrupt index, or a corrupt inode that may be a directory: the
+     * names seen are not all there are */
+    for (uint64_t ino = 1; ino <= c->inode_count; ino++) {
+        const struct check_inode *ci = &c->inodes[ino];
+        if ((ci->state & CI_VALID) ? ci->dtype == DT_DIR && (ci->state & CI_TREE_BAD)
+                                   : (ci->state & CI_USED) || ino == MMAPFS_ROOT_INO)
+            c->partial_dirs++;
+    }
     int err = check_orphans(c);
     if (err)
         return err;
@@ -272,5 +358,11 @@ int check_pass_dirs(struct check *c)
         if (err)
             return err;
     }
+    if (c->hidden_links)
+        check_error(c, "%" PRIu64 " link count or reachability problem%s not listed: %" PRIu64
+                    " corrupt director%s or inode%s hide names (checked again once "
+                    "repaired)", c->hidden_links, c->hidden_links == 1 ? "" : "s",
+                    c->partial_dirs, c->partial_dirs == 1 ? "y" : "ies",
+                    c->partial_dirs == 1 ? "" : "s");
     return 0;
 }

@@ -1,12 +1,27 @@
 /*
  * Private to the fsck core (src/fs/check*.c).
  *
- *   check.c          driver: open, lock, superblock, journal, passes, summary
- *   check_inodes.c   pass 1: inodes, extent trees, xattr blocks, block owners;
- *                    pass 1b: names both owners of every block claimed twice
- *   check_dirs.c     pass 2: directory entries, orphan list, link counts,
- *                    reachability
- *   check_bitmaps.c  pass 3: bitmaps and free counts; applying repairs
+ *   check.c             driver: open, lock, superblock, journal, rounds, summary
+ *   check_inodes.c      pass 1: inodes, extent trees, xattr blocks, block owners;
+ *                       pass 1b: names both owners of every block claimed twice
+ *   check_dirs.c        pass 2: directory entries, orphan list, link counts,
+ *                       reachability
+ *   check_dirent.c      one directory entry: checks and its repaired form
+ *   check_bitmaps.c     pass 3: bitmaps and free counts; the simple repairs
+ *   check_write.c       repair primitives: block/inode allocation, writes,
+ *                       building a fresh B+tree in free blocks
+ *   check_repair.c      repair driver (which phase runs), inode records,
+ *                       the orphan list
+ *   check_salvage.c     corrupt trees: salvage what is readable, rebuild
+ *   check_repair_dup.c  blocks claimed twice: clone or punch
+ *   check_repair_dir.c  directory rebuilds, lost+found, reconnection
+ *
+ * fsck runs in rounds: every round checks the whole image from scratch;
+ * with -y one repair phase runs at its end (the earliest that has work:
+ * inode records, then corrupt trees, then shared blocks, then directory
+ * entries and reachability, then the simple counts and bitmaps), and the
+ * next round checks the result. The last round finds nothing to repair
+ * (or nothing more it can repair): what it reports is what is left.
  *
  * Everything read from the image is untrusted: every number is range
  * checked before it is used as an index or an offset.
@@ -22,26 +37,47 @@
 #include "fs/format.h"
 #include "mmapfs/mmio.h"
 
+#define CHECK_PROG "fsck.mmapfs"
+
 /* Per-inode state (struct check_inode.state bits). */
 enum {
     CI_USED     = 1 << 0,   /* set in the inode bitmap */
     CI_VALID    = 1 << 1,   /* checksum and type good: trusted */
     CI_ORPHAN   = 1 << 2,   /* on the orphan list */
-    CI_TREE_BAD = 1 << 3,   /* its tree or xattr block is corrupt */
+    CI_TREE_BAD = 1 << 3,   /* its tree is corrupt (walk failed) */
     CI_REACHED  = 1 << 4,   /* directory: reachable from the root */
     CI_LOST     = 1 << 5,   /* directory: known unreachable */
     CI_VISITING = 1 << 6,   /* directory: on the chain being resolved */
 };
 
+/* Per-inode repair plan (struct check_inode.rflags bits), this round. */
+enum {
+    RF_REC_SUM     = 1 << 0,  /* record sane, checksum wrong: recompute it */
+    RF_REC_CLEAR   = 1 << 1,  /* record unusable: free the inode */
+    RF_REC_ROOT    = 1 << 2,  /* root record unusable: rewrite as a directory */
+    RF_NO_TREE     = 1 << 3,  /* device/FIFO/socket with a tree: drop the pointer */
+    RF_NO_XATTR    = 1 << 4,  /* xattr block unusable: drop it */
+    RF_ORPHAN_NEXT = 1 << 5,  /* orphan_next out of range: clear it */
+    RF_SALVAGE     = 1 << 6,  /* tree corrupt or bad extents: salvage, rebuild */
+    RF_REBUILD_DIR = 1 << 7,  /* directory: entries to drop or fix: rebuild index */
+    RF_CUT         = 1 << 8,  /* directory in a detached cycle: drop its entry */
+    RF_RECONNECT   = 1 << 9,  /* link into lost+found */
+    RF_ORPHAN_OK   = 1 << 10, /* belongs on the orphan list (unnamed, nlink 0) */
+    RF_KEPT        = 1 << 11, /* directory: its one entry was kept by a rebuild */
+};
+#define RF_RECORD (RF_REC_SUM | RF_REC_CLEAR | RF_REC_ROOT | RF_NO_TREE | RF_NO_XATTR | \
+                   RF_ORPHAN_NEXT)
+
 struct check_inode {
     uint32_t links;        /* directory entries naming it */
     uint32_t subdirs;      /* directories: entries naming subdirectories */
-    uint32_t named_by;     /* directories: directory holding its first entry */
+    uint32_t named_by;     /* directories: directory holding its (kept) entry */
     uint8_t state;         /* CI_* */
     uint8_t dtype;         /* DT_* of its mode (valid inodes) */
+    uint16_t rflags;       /* RF_* */
 };
 
-/* Per-inode repairs found (applied at the end unless -n). */
+/* Per-inode simple repairs found (phase E). */
 enum check_fix_field { FIX_NLINK, FIX_SIZE, FIX_BLOCKS, FIX_PARENT };
 struct check_fix {
     uint64_t ino;
@@ -55,10 +91,12 @@ struct check {
     const char *path;
     struct fs_check_options opt;
     int may_repair;                  /* mode != NO and no unknown ro_compat features */
-    struct mmapfs_disk_superblock sb;  /* copy, after journal replay */
+    struct mmapfs_disk_superblock sb;  /* copy, re-read every round */
     const struct bt_store *store;    /* read-only store over the mapping */
     uint64_t block_count, inode_count, data_start;
+    unsigned round;                  /* 1, 2, ... */
 
+    /* ---- per round (reset by check_round_reset) ---- */
     uint8_t *claimed;                /* 1 bit per block: owned by some inode */
     uint8_t *dup;                    /* 1 bit per block: claimed more than once */
     uint64_t ndup;
@@ -67,11 +105,32 @@ struct check {
     struct check_fix *fixes;
     size_t nfixes, fixes_cap;
     int structural;                  /* a problem that makes a bitmap rebuild unsafe */
-    int bitmap_bad, counts_bad, journal_bad, error_state;
+    int bitmap_bad, counts_bad;
+    /* repair plan (counts of inodes with the RF_* flags) */
+    uint64_t nrecord, nsalvage, ndirfix, nreconnect;
+    int orphan_bad;                  /* the orphan list must be rebuilt */
+    uint64_t partial_dirs;           /* directories whose index is corrupt */
+    uint64_t hidden_links;           /* link problems not listed because of them */
+    uint64_t lnf_ino;                /* valid directory named "lost+found" in the root */
+    int lnf_blocked;                 /* root's "lost+found" names a non-directory */
+    /* repair allocator: blocks handed out (or reserved) in this round */
+    uint8_t *taken;
+    uint64_t alloc_next;
+    int trust_claims;                /* every in-use inode and tree was read: a block
+                                        no inode owns is free whatever the bitmap says */
 
-    /* statistics */
+    /* statistics of the round */
     uint64_t used_inodes, dirs, files, tree_nodes, data_blocks, orphans;
-    uint64_t errors, fixed, lines;
+    uint64_t errors;
+
+    /* ---- whole run ---- */
+    uint64_t lines;                  /* error lines printed (cap without -v) */
+    uint64_t repairs;                /* repair actions written */
+    uint64_t repairs_pre;            /* of those, before the rounds (journal) */
+    uint64_t first_errors;           /* errors the first round found */
+    int journal_bad, error_state, error_set;
+    int repair_started;              /* the ERROR flag is on disk while repairing */
+    int stop_preen;                  /* -p met a problem it must not repair */
 };
 
 /* Reports one problem: "fsck.mmapfs: <msg>" (the count always grows; the
@@ -79,8 +138,12 @@ struct check {
 void check_error(struct check *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* An informational line (not an error). */
 void check_info(struct check *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Records a per-inode repair (an error already reported). */
+/* A repair made: "fsck.mmapfs: repair: <msg>". */
+void check_repaired(struct check *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Records a per-inode simple repair (an error already reported). */
 void check_add_fix(struct check *c, uint64_t ino, enum check_fix_field f, uint64_t value);
+/* Sets repair flags on inode ino, counting the inode once per plan. */
+void check_plan(struct check *c, uint64_t ino, uint16_t rflags);
 
 /* Pointer to block blk of the mapping, or NULL if out of the filesystem. */
 const uint8_t *check_block(struct check *c, uint64_t blk);
@@ -89,6 +152,8 @@ int check_read_inode(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di
 uint32_t check_inode_checksum(uint64_t ino, const struct mmapfs_disk_inode *di);
 /* Is inode ino set in the on-disk inode bitmap? */
 int check_inode_bit(struct check *c, uint64_t ino);
+/* Is block b set in the on-disk block bitmap? (1 when unreadable) */
+int check_block_bit(struct check *c, uint64_t b);
 /* DT_* for a mode, 0 if the type is not a valid one. */
 uint8_t check_mode_dtype(uint32_t mode);
 /* Writes a printable form of name (escapes non-printable bytes). */
@@ -102,13 +167,104 @@ static inline void check_set_bit(uint8_t *map, uint64_t i)
 {
     map[i / 8] |= (uint8_t)(1u << (i % 8));
 }
+static inline void check_clear_bit(uint8_t *map, uint64_t i)
+{
+    map[i / 8] &= (uint8_t)~(1u << (i % 8));
+}
 
 /* Passes. Each returns 0, or -ENOMEM / -EIO (operational failure). */
 int check_pass_inodes(struct check *c);
 int check_pass_duplicates(struct check *c);
 int check_pass_dirs(struct check *c);
 int check_pass_bitmaps(struct check *c);
-/* Applies recorded repairs (may_repair). */
+
+/* ---- directory entries (check_dirent.c) ---- */
+
+/* An entry in the form a repaired directory keeps. */
+struct check_dent {
+    uint64_t key;          /* 0 until assigned when rekey */
+    uint64_t ino;
+    uint8_t type;
+    uint8_t name_len;
+    uint8_t rekey;         /* the key does not match the name: a new one is needed */
+    char name[MMAPFS_NAME_MAX];
+};
+enum { DENT_KEEP = 0, DENT_FIX = 1, DENT_DROP = 2 };
+/* Checks one entry of directory dir (report: print each problem as an
+ * error); fills *out with the repaired entry. Returns DENT_KEEP (entry is
+ * right), DENT_FIX (*out differs: type, name or key) or DENT_DROP (entry
+ * must go: bad value, target out of range, free, corrupt or the root). */
+int check_dent_examine(struct check *c, uint64_t dir, uint64_t key, const void *val,
+                       size_t len, int report, struct check_dent *out);
+/* Strict test for an entry found in a leaf whose checksum is wrong: true
+ * only if everything in it is consistent (key, name, target, type). */
+int check_dent_trustworthy(struct check *c, uint64_t key, const void *val, size_t len);
+
+/* ---- repair primitives (check_write.c) ---- */
+
+/* A key/value pair for a tree being built; val points into caller memory. */
+struct check_item {
+    uint64_t key;
+    const void *val;
+    size_t seq;              /* insertion order (stable sort) */
+    uint16_t len;
+};
+/* Growable item array with its own value arena. */
+struct check_items {
+    struct check_item *v;
+    size_t n, cap;
+    uint8_t **chunks;
+    size_t nchunks, used;    /* bytes used in the last chunk */
+};
+/* Appends a copy of (key, val[len]). 0 or -ENOMEM. */
+int check_items_add(struct check_items *it, uint64_t key, const void *val, size_t len);
+/* Sorts by key (stable: equal keys keep their order). */
+void check_items_sort(struct check_items *it);
+void check_items_free(struct check_items *it);
+
+/* Writes the ERROR flag before the first repair (once). 0 or -errno. */
+int check_begin_repair(struct check *c);
+/* Allocates up to want (>= 1) contiguous free blocks near goal: blocks of
+ * the data area that no inode owns, the bitmap marks free (unless
+ * trust_claims) and this round has not handed out. *got >= 1 on success; -ENOSPC if none is left. */
+int check_alloc_run(struct check *c, uint64_t goal, uint64_t want, uint64_t *start,
+                    uint64_t *got);
+/* Gives back blocks allocated but not used (this round's reservation). */
+void check_unalloc(struct check *c, uint64_t start, uint64_t len);
+/* Blocks a tree of n items of vlen bytes each needs (bulk built). */
+uint64_t check_tree_blocks(uint64_t n, size_t vlen);
+/* Sets (on) or clears the on-disk block bitmap bits of [start, start+len). */
+int check_write_block_bits(struct check *c, uint64_t start, uint64_t len, int on);
+/* Sets or clears inode ino's on-disk inode bitmap bit. */
+int check_write_inode_bit(struct check *c, uint64_t ino, int on);
+/* Lowest free inode (bitmap clear, not used this round), bit set on disk. */
+int check_alloc_inode(struct check *c, uint64_t *ino);
+/* Writes inode ino's record with a fresh checksum. 0 or -errno. */
+int check_write_inode(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di);
+/* Re-reads the superblock, lets edit() change it, writes it with a fresh
+ * checksum and syncs. c->sb is refreshed. 0 or -errno. */
+int check_write_super(struct check *c, void (*edit)(struct mmapfs_disk_superblock *, void *),
+                      void *arg);
+/* Builds a B+tree of owner/type holding items (sorted, unique keys) in
+ * newly allocated blocks, written and marked in the block bitmap (not
+ * synced). *root = 0 for no items; *nodes = blocks used. -ENOSPC leaves
+ * nothing allocated that is marked on disk. */
+int check_build_tree(struct check *c, uint64_t owner, uint16_t type,
+                     const struct check_items *items, uint64_t *root, uint64_t *nodes);
+
+/* ---- repairs ---- */
+
+/* Runs the earliest repair phase that has work. Returns 1 if something
+ * was written (another round must check it), 0 if nothing (more) could be
+ * repaired, or -errno (operational failure). */
+int check_repair(struct check *c);
+/* Phase B: salvage corrupt trees (check_salvage.c). 1/0/-errno as above. */
+int check_repair_salvage(struct check *c);
+/* Phase C: blocks claimed twice (check_repair_dup.c). */
+int check_repair_dups(struct check *c);
+/* Phase D: directory rebuilds, lost+found (check_repair_dir.c). */
+int check_repair_dirs(struct check *c);
+/* Phase E: simple per-inode fixes, block bitmap, free counts. */
 int check_apply_fixes(struct check *c);
 
 #endif

@@ -3,6 +3,7 @@
  * directory tree nodes, xattr block; marks the blocks each one owns) and
  * pass 1b (for blocks claimed twice, names both owners).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -41,8 +42,11 @@ struct walk_ctx {
     uint32_t mode;
     uint64_t nodes, data_blocks, xattr_blocks;
     uint64_t prev_end;
+    uint64_t first_data;       /* physical block of logical block 0, 0 = none */
     int have_prev;
     int bad;                   /* a problem inside this inode's structures */
+    int ext_bad;               /* an extent to drop or trim: salvage the tree */
+    int xattr_bad;             /* the xattr block is unusable */
     struct dup_owners *dups;   /* NULL in pass 1; set in pass 1b (quiet) */
 };
 
@@ -142,6 +146,18 @@ static int node_visit(void *ctx, uint64_t blk, unsigned level)
         if (!(w)->dups)                                                                \
             check_error((w)->c, "inode %" PRIu64 ": " fmt, (w)->ino, __VA_ARGS__);     \
     } while (0)
+/* An extent problem: the tree is salvaged (the extent dropped or trimmed). */
+#define EXT_ERROR(w, fmt, ...)                                                         \
+    do {                                                                               \
+        (w)->ext_bad = 1;                                                              \
+        WALK_ERROR(w, fmt, __VA_ARGS__);                                               \
+    } while (0)
+/* An xattr block problem: the block is dropped. */
+#define XATTR_ERROR(w, fmt, ...)                                                       \
+    do {                                                                               \
+        (w)->xattr_bad = 1;                                                            \
+        WALK_ERROR(w, fmt, __VA_ARGS__);                                               \
+    } while (0)
 
 /* bt_walk item callback for extent trees. */
 static int extent_item(void *ctx, uint64_t key, const void *val, size_t len)
@@ -151,38 +167,40 @@ static int extent_item(void *ctx, uint64_t key, const void *val, size_t len)
     struct mmapfs_disk_extent e;
 
     if (len != sizeof(e)) {
-        WALK_ERROR(w, "extent at logical block %" PRIu64 ": value of %zu bytes, expected %zu",
+        EXT_ERROR(w, "extent at logical block %" PRIu64 ": value of %zu bytes, expected %zu",
                    key, len, sizeof(e));
         return 0;
     }
     memcpy(&e, val, sizeof(e));
     if (e.len == 0) {
-        WALK_ERROR(w, "extent at logical block %" PRIu64 ": length 0", key);
+        EXT_ERROR(w, "extent at logical block %" PRIu64 ": length 0", key);
         return 0;
     }
     if (key >= MAX_FILE_BLOCKS || e.len > MAX_FILE_BLOCKS - key)
-        WALK_ERROR(w, "extent at logical block %" PRIu64 " (%u blocks) goes past the "
+        EXT_ERROR(w, "extent at logical block %" PRIu64 " (%u blocks) goes past the "
                    "maximum file size", key, e.len);
     if (w->have_prev && key < w->prev_end)
-        WALK_ERROR(w, "extent at logical block %" PRIu64 " overlaps the previous extent "
+        EXT_ERROR(w, "extent at logical block %" PRIu64 " overlaps the previous extent "
                    "(which ends at logical block %" PRIu64 ")", key, w->prev_end);
     if (!w->have_prev || key + e.len > w->prev_end)
         w->prev_end = key + e.len;
     w->have_prev = 1;
     if (e.flags & ~MMAPFS_EXTENT_UNWRITTEN)
-        WALK_ERROR(w, "extent at logical block %" PRIu64 ": unknown flags %#x", key, e.flags);
+        EXT_ERROR(w, "extent at logical block %" PRIu64 ": unknown flags %#x", key, e.flags);
     if ((e.flags & MMAPFS_EXTENT_UNWRITTEN) && !S_ISREG(w->mode))
-        WALK_ERROR(w, "extent at logical block %" PRIu64 ": unwritten extent in a %s",
+        EXT_ERROR(w, "extent at logical block %" PRIu64 ": unwritten extent in a %s",
                    key, "non-regular file");
     if (e.start < c->data_start || e.start >= c->block_count ||
         e.len > c->block_count - e.start) {
-        WALK_ERROR(w, "extent at logical block %" PRIu64 ": physical blocks %" PRIu64
+        EXT_ERROR(w, "extent at logical block %" PRIu64 ": physical blocks %" PRIu64
                    "..%" PRIu64 " outside the data area [%" PRIu64 ", %" PRIu64 ")",
                    key, e.start, e.start + e.len - 1, c->data_start, c->block_count);
         return 0;
     }
     claim(w, e.start, e.len, KIND_EXTENT);
     w->data_blocks += e.len;
+    if (key == 0)
+        w->first_data = e.start;
     return 0;
 }
 
@@ -225,7 +243,7 @@ static void walk_xattr(struct walk_ctx *w, uint64_t blk)
 {
     struct check *c = w->c;
     if (blk < c->data_start || blk >= c->block_count) {
-        WALK_ERROR(w, "xattr block %" PRIu64 " outside the data area", blk);
+        XATTR_ERROR(w, "xattr block %" PRIu64 " outside the data area", blk);
         return;
     }
     claim(w, blk, 1, KIND_XATTR);
@@ -234,41 +252,41 @@ static void walk_xattr(struct walk_ctx *w, uint64_t blk)
         return;
     const uint8_t *p = check_block(c, blk);
     if (!p) {
-        WALK_ERROR(w, "xattr block %" PRIu64 " unreadable", blk);
+        XATTR_ERROR(w, "xattr block %" PRIu64 " unreadable", blk);
         return;
     }
     struct mmapfs_disk_xattr_header h;
     memcpy(&h, p, sizeof(h));
     if (h.magic != MMAPFS_XATTR_MAGIC) {
-        WALK_ERROR(w, "xattr block %" PRIu64 ": bad magic %#x", blk, h.magic);
+        XATTR_ERROR(w, "xattr block %" PRIu64 ": bad magic %#x", blk, h.magic);
         return;
     }
     uint32_t sum = bt_block_checksum(blk, p);
     if (h.checksum != sum) {
-        WALK_ERROR(w, "xattr block %" PRIu64 ": bad checksum (stored %08x, computed %08x)",
+        XATTR_ERROR(w, "xattr block %" PRIu64 ": bad checksum (stored %08x, computed %08x)",
                    blk, h.checksum, sum);
         return;
     }
     if (h.owner != w->ino) {
-        WALK_ERROR(w, "xattr block %" PRIu64 ": owner is inode %" PRIu64, blk, h.owner);
+        XATTR_ERROR(w, "xattr block %" PRIu64 ": owner is inode %" PRIu64, blk, h.owner);
         return;
     }
     const size_t hdr = sizeof(h), end = hdr + h.used;
     if (end > MMAPFS_BLOCK_SIZE) {
-        WALK_ERROR(w, "xattr block %" PRIu64 ": %u bytes of entries do not fit", blk, h.used);
+        XATTR_ERROR(w, "xattr block %" PRIu64 ": %u bytes of entries do not fit", blk, h.used);
         return;
     }
     size_t off = hdr;
     for (unsigned i = 0; i < h.count; i++) {
         struct mmapfs_disk_xattr_entry e;
         if (off + sizeof(e) > end) {
-            WALK_ERROR(w, "xattr block %" PRIu64 ": entry %u past the used bytes", blk, i);
+            XATTR_ERROR(w, "xattr block %" PRIu64 ": entry %u past the used bytes", blk, i);
             return;
         }
         memcpy(&e, p + off, sizeof(e));
         size_t sz = sizeof(e) + e.name_len + (size_t)e.value_len;
         if (e.name_len == 0 || off + sz > end) {
-            WALK_ERROR(w, "xattr block %" PRIu64 ": entry %u: bad name or value length",
+            XATTR_ERROR(w, "xattr block %" PRIu64 ": entry %u: bad name or value length",
                        blk, i);
             return;
         }
@@ -279,7 +297,7 @@ static void walk_xattr(struct walk_ctx *w, uint64_t blk)
             memcpy(&e2, p + off2, sizeof(e2));
             if (e2.name_len == e.name_len &&
                 !memcmp(p + off2 + sizeof(e2), p + off + sizeof(e), e.name_len)) {
-                WALK_ERROR(w, "xattr block %" PRIu64 ": entry %u repeats the name of "
+                XATTR_ERROR(w, "xattr block %" PRIu64 ": entry %u repeats the name of "
                            "entry %u", blk, i, j);
                 return;
             }
@@ -288,11 +306,22 @@ static void walk_xattr(struct walk_ctx *w, uint64_t blk)
         off += (sz + 3) & ~(size_t)3;
     }
     if (off != end)
-        WALK_ERROR(w, "xattr block %" PRIu64 ": entries take %zu bytes, header says %u",
+        XATTR_ERROR(w, "xattr block %" PRIu64 ": entries take %zu bytes, header says %u",
                    blk, off - hdr, h.used);
 }
 
 /* ---- pass 1 ---------------------------------------------------------------------- */
+
+/* Length of a symlink target read from its first data block (the bytes
+ * before the first NUL, at most MMAPFS_SYMLINK_MAX); 0 if none. */
+static uint64_t symlink_len_from_data(struct check *c, uint64_t blk)
+{
+    const uint8_t *p = blk ? check_block(c, blk) : NULL;
+    if (!p)
+        return 0;
+    const uint8_t *z = memchr(p, 0, MMAPFS_SYMLINK_MAX);
+    return z ? (uint64_t)(z - p) : MMAPFS_SYMLINK_MAX;
+}
 
 /* Checks one in-use inode with a good checksum and type. */
 static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_inode *di,
@@ -300,7 +329,7 @@ static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_in
 {
     struct walk_ctx w = { .c = c, .ino = ino, .mode = di->mode, .dups = dups };
     uint32_t type = di->mode & S_IFMT;
-    int tree_ok = 0;
+    int tree_ok = 0, bad_size = 0;
 
     if (!dups) {
         if (type == S_IFDIR) {
@@ -310,13 +339,19 @@ static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_in
         } else {
             c->files++;
         }
-        if (type == S_IFREG && di->size > MMAPFS_MAX_FILE_SIZE)
+        if (type == S_IFREG && di->size > MMAPFS_MAX_FILE_SIZE) {
             WALK_ERROR(&w, "size %" PRIu64 " beyond the maximum file size", di->size);
-        if (type == S_IFLNK && (di->size < 1 || di->size > MMAPFS_SYMLINK_MAX))
+            bad_size = 1;
+        }
+        if (type == S_IFLNK && (di->size < 1 || di->size > MMAPFS_SYMLINK_MAX)) {
             WALK_ERROR(&w, "symlink target length %" PRIu64 " not in 1..%u", di->size,
                        MMAPFS_SYMLINK_MAX);
-        if (di->orphan_next > c->inode_count)
+            bad_size = 1;
+        }
+        if (di->orphan_next > c->inode_count) {
             WALK_ERROR(&w, "orphan_next %" PRIu64 " out of range", di->orphan_next);
+            check_plan(c, ino, RF_ORPHAN_NEXT);
+        }
     }
     if (type == S_IFREG || type == S_IFLNK) {
         tree_ok = walk_tree(&w, di->tree_root, MMAPFS_TREE_EXTENTS) == 0;
@@ -326,6 +361,11 @@ static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_in
         WALK_ERROR(&w, "a %s has a tree (root block %" PRIu64 ")",
                    type == S_IFIFO ? "FIFO" : type == S_IFSOCK ? "socket" : "device node",
                    di->tree_root);
+        if (!dups) {
+            check_plan(c, ino, RF_NO_TREE);
+            c->structural = 1;
+        }
+        tree_ok = 1;        /* nothing walked, nothing claimed */
     } else {
         tree_ok = 1;
     }
@@ -336,12 +376,27 @@ static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_in
 
     c->tree_nodes += w.nodes;
     c->data_blocks += w.data_blocks;
-    if (!tree_ok) {
-        c->inodes[ino].state |= CI_TREE_BAD;
+    if (w.xattr_bad)
+        check_plan(c, ino, RF_NO_XATTR);
+    if (!tree_ok || w.ext_bad || w.xattr_bad)
         c->structural = 1;
+    if (!tree_ok || w.ext_bad) {
+        if (!tree_ok)
+            c->inodes[ino].state |= CI_TREE_BAD;
+        check_plan(c, ino, RF_SALVAGE);
         return;
     }
-    uint64_t owned = w.nodes + w.data_blocks + w.xattr_blocks;
+    if (bad_size && type == S_IFREG) {
+        uint64_t end = w.prev_end * MMAPFS_BLOCK_SIZE;
+        check_add_fix(c, ino, FIX_SIZE, end < MMAPFS_MAX_FILE_SIZE ? end : MMAPFS_MAX_FILE_SIZE);
+    } else if (bad_size) {
+        uint64_t len = symlink_len_from_data(c, w.first_data);
+        if (len)
+            check_add_fix(c, ino, FIX_SIZE, len);
+        else
+            check_plan(c, ino, RF_REC_CLEAR);       /* no target left */
+    }
+    uint64_t owned = w.nodes + w.data_blocks + (w.xattr_bad ? 0 : w.xattr_blocks);
     if (owned != di->blocks) {
         check_error(c, "inode %" PRIu64 ": block count %" PRIu64 ", but it owns %" PRIu64
                     " (%" PRIu64 " data, %" PRIu64 " tree, %" PRIu64 " xattr)", ino,
@@ -350,11 +405,47 @@ static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_in
     }
 }
 
+/* Does a record whose checksum is wrong still look like an inode written
+ * by mmapfs? Then only the checksum is repaired. */
+static int record_sane(struct check *c, const struct mmapfs_disk_inode *di)
+{
+    uint8_t dt = check_mode_dtype(di->mode);
+    if (!dt || (di->mode & ~(uint32_t)(S_IFMT | 07777)))
+        return 0;
+    int has_tree = dt == DT_REG || dt == DT_LNK || dt == DT_DIR;
+    if (di->tree_root && (!has_tree || di->tree_root < c->data_start ||
+                          di->tree_root >= c->block_count))
+        return 0;
+    if (di->xattr_block && (di->xattr_block < c->data_start ||
+                            di->xattr_block >= c->block_count))
+        return 0;
+    if (di->orphan_next > c->inode_count || di->blocks > c->block_count || di->flags)
+        return 0;
+    if (dt == DT_DIR && (di->parent < 1 || di->parent > c->inode_count))
+        return 0;
+    if (dt == DT_REG && di->size > MMAPFS_MAX_FILE_SIZE)
+        return 0;
+    if (dt == DT_LNK && (di->size < 1 || di->size > MMAPFS_SYMLINK_MAX))
+        return 0;
+    if (di->rdev && dt != DT_CHR && dt != DT_BLK)
+        return 0;
+    if (di->atime_nsec > 999999999u || di->mtime_nsec > 999999999u ||
+        di->ctime_nsec > 999999999u || di->crtime_nsec > 999999999u)
+        return 0;
+    for (size_t i = 0; i < sizeof(di->reserved); i++)
+        if (di->reserved[i])
+            return 0;
+    return 1;
+}
+
 int check_pass_inodes(struct check *c)
 {
     for (uint64_t ino = 1; ino <= c->inode_count; ino++) {
-        if (!check_inode_bit(c, ino))
+        if (!check_inode_bit(c, ino)) {
+            if (ino == MMAPFS_ROOT_INO)
+                check_plan(c, ino, RF_REC_ROOT);        /* reported in pass 2 */
             continue;
+        }
         struct check_inode *ci = &c->inodes[ino];
         ci->state |= CI_USED;
         c->used_inodes++;
@@ -364,17 +455,23 @@ int check_pass_inodes(struct check *c)
             return err;
         uint32_t sum = check_inode_checksum(ino, &di);
         if (sum != di.checksum) {
-            check_error(c, "inode %" PRIu64 ": bad checksum (stored %08x, computed %08x)",
-                        ino, di.checksum, sum);
+            int sane = record_sane(c, &di);
+            check_error(c, "inode %" PRIu64 ": bad checksum (stored %08x, computed %08x)%s",
+                        ino, di.checksum, sum, sane ? "" : "; the record is not usable");
             c->structural = 1;
+            check_plan(c, ino, sane ? RF_REC_SUM :
+                               ino == MMAPFS_ROOT_INO ? RF_REC_ROOT : RF_REC_CLEAR);
             continue;
         }
         uint8_t dt = check_mode_dtype(di.mode);
         if (!dt) {
             check_error(c, "inode %" PRIu64 ": invalid mode %#o", ino, di.mode);
             c->structural = 1;
+            check_plan(c, ino, ino == MMAPFS_ROOT_INO ? RF_REC_ROOT : RF_REC_CLEAR);
             continue;
         }
+        if (ino == MMAPFS_ROOT_INO && dt != DT_DIR)
+            check_plan(c, ino, RF_REC_ROOT);            /* reported in pass 2 */
         ci->state |= CI_VALID;
         ci->dtype = dt;
         check_one(c, ino, &di, NULL);

@@ -1,0 +1,210 @@
+/*
+ * check_repair.c — the repair driver and the two small repair phases.
+ *
+ * check_repair() runs at the end of a round with -y/-p: the earliest phase
+ * that has work, because each later phase needs the picture the earlier
+ * ones repair (an entry to a corrupt inode must not be removed before the
+ * inode's checksum is repaired; shared blocks are sorted out on readable
+ * trees; link counts are computed on repaired directories):
+ *   A  inode records: checksum recomputed, inode cleared, root rewritten,
+ *      tree/xattr/orphan pointers dropped                  (this file)
+ *   B  corrupt trees salvaged and rebuilt                  (check_salvage.c)
+ *   C  blocks claimed twice: cloned or punched             (check_repair_dup.c)
+ *   D  directories rebuilt, lost+found, reconnection       (check_repair_dir.c)
+ *      and the orphan list                                 (this file)
+ *   E  link counts, sizes, parents, block bitmap, counts   (check_bitmaps.c)
+ * -p (preen) repairs only the orphan list and phase E; anything else stops
+ * it with "run fsck.mmapfs -y".
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fs/check_i.h"
+
+/* Preen met a problem that needs -y. Returns 0 (nothing repaired). */
+static int stop_preen(struct check *c, const char *what)
+{
+    c->stop_preen = 1;
+    check_info(c, "%s: not repaired in preen mode: run fsck.mmapfs -y", what);
+    return 0;
+}
+
+/* ---- phase A: inode records --------------------------------------------------------- */
+
+/* Rewrites the root's record as a directory, keeping what can be kept. */
+static void root_record(struct check *c, struct mmapfs_disk_inode *di)
+{
+    struct mmapfs_disk_inode old = *di;
+    int was_dir = (old.mode & S_IFMT) == S_IFDIR;
+    memset(di, 0, sizeof(*di));
+    di->mode = S_IFDIR | (was_dir ? (old.mode & 07777) : 0755);
+    di->uid = old.uid;
+    di->gid = old.gid;
+    di->nlink = 2;
+    di->parent = MMAPFS_ROOT_INO;
+    di->generation = old.generation;
+    di->atime_sec = old.atime_sec;
+    di->mtime_sec = old.mtime_sec;
+    di->ctime_sec = old.ctime_sec;
+    di->crtime_sec = old.crtime_sec;
+    /* keep the index if the root block still says it is the root's index */
+    const uint8_t *p = old.tree_root >= c->data_start ? check_block(c, old.tree_root) : NULL;
+    struct mmapfs_disk_btree_header h;
+    if (p) {
+        memcpy(&h, p, sizeof(h));
+        if (h.magic == MMAPFS_BTREE_MAGIC && h.owner == MMAPFS_ROOT_INO &&
+            h.type == MMAPFS_TREE_DIR)
+            di->tree_root = old.tree_root;
+    }
+}
+
+/* Applies the record repairs of one inode. 0 or -errno. */
+static int repair_record(struct check *c, uint64_t ino, uint16_t rf)
+{
+    struct mmapfs_disk_inode di;
+    int err = check_read_inode(c, ino, &di);
+    if (err)
+        return err;
+    if (rf & RF_REC_CLEAR) {
+        check_repaired(c, "inode %" PRIu64 ": cleared (freed in the inode bitmap); entries "
+                       "naming it are removed", ino);
+        return check_write_inode_bit(c, ino, 0);
+    }
+    if (rf & RF_REC_ROOT) {
+        root_record(c, &di);
+        check_repaired(c, "root directory: record rewritten as a directory (mode %#o)%s",
+                       di.mode, di.tree_root ? "" : ", empty");
+        err = check_write_inode(c, ino, &di);
+        return err ? err : check_write_inode_bit(c, ino, 1);
+    }
+    if (rf & RF_REC_SUM)
+        check_repaired(c, "inode %" PRIu64 ": checksum recomputed (the record looks sane)", ino);
+    if (rf & RF_NO_TREE) {
+        check_repaired(c, "inode %" PRIu64 ": tree pointer of a file without data dropped", ino);
+        di.tree_root = 0;
+    }
+    if (rf & RF_NO_XATTR) {
+        check_repaired(c, "inode %" PRIu64 ": unusable xattr block %" PRIu64 " dropped "
+                       "(its extended attributes are lost)", ino, di.xattr_block);
+        di.xattr_block = 0;
+    }
+    if (rf & RF_ORPHAN_NEXT) {
+        check_repaired(c, "inode %" PRIu64 ": orphan_next cleared", ino);
+        di.orphan_next = 0;
+    }
+    return check_write_inode(c, ino, &di);
+}
+
+/* Phase A. 1 (written) or -errno. */
+static int repair_records(struct check *c)
+{
+    int err = check_begin_repair(c);
+    for (uint64_t ino = 1; !err && ino <= c->inode_count; ino++) {
+        uint16_t rf = c->inodes[ino].rflags & RF_RECORD;
+        if (!rf)
+            continue;
+        err = repair_record(c, ino, rf);
+        c->repairs++;
+    }
+    if (!err)
+        err = mmio_sync(c->io);
+    return err ? err : 1;
+}
+
+/* ---- the orphan list ------------------------------------------------------------------ */
+
+/* Superblock edit: a new orphan list head. */
+static void edit_orphan_head(struct mmapfs_disk_superblock *sb, void *arg)
+{
+    sb->orphan_head = *(uint64_t *)arg;
+}
+
+/* Rewrites the orphan list: exactly the in-use inodes no entry names that
+ * have link count 0 (the next mount releases them, as after a crash). The
+ * members' links are written first, then the head. 1 or -errno. */
+static int rebuild_orphans(struct check *c)
+{
+    int err = check_begin_repair(c);
+    uint64_t head = 0, prev = 0, n = 0;
+    struct mmapfs_disk_inode di;
+    for (uint64_t ino = 1; !err && ino <= c->inode_count; ino++) {
+        if (!(c->inodes[ino].rflags & RF_ORPHAN_OK) || ino == MMAPFS_ROOT_INO)
+            continue;
+        if (!head)
+            head = ino;
+        if (prev) {
+            err = check_read_inode(c, prev, &di);
+            if (!err && di.orphan_next != ino) {
+                di.orphan_next = ino;
+                err = check_write_inode(c, prev, &di);
+            }
+        }
+        prev = ino;
+        n++;
+    }
+    if (!err && prev) {
+        err = check_read_inode(c, prev, &di);
+        if (!err && di.orphan_next) {
+            di.orphan_next = 0;
+            err = check_write_inode(c, prev, &di);
+        }
+    }
+    if (!err)
+        err = mmio_sync(c->io);
+    if (!err)
+        err = check_write_super(c, edit_orphan_head, &head);
+    /* former members that left the list: unlink them */
+    for (uint64_t ino = 1; !err && ino <= c->inode_count; ino++) {
+        if (!(c->inodes[ino].state & CI_ORPHAN) || (c->inodes[ino].rflags & RF_ORPHAN_OK))
+            continue;
+        err = check_read_inode(c, ino, &di);
+        if (!err && di.orphan_next) {
+            di.orphan_next = 0;
+            err = check_write_inode(c, ino, &di);
+        }
+    }
+    if (!err)
+        err = mmio_sync(c->io);
+    if (err)
+        return err;
+    check_repaired(c, "orphan list rebuilt: %" PRIu64 " unlinked inode%s, released at the "
+                   "next mount", n, n == 1 ? "" : "s");
+    c->repairs++;
+    return 1;
+}
+
+/* ---- driver ----------------------------------------------------------------------------- */
+
+int check_repair(struct check *c)
+{
+    int preen = c->opt.mode == FS_CHECK_PREEN;
+    if (c->nrecord)
+        return preen ? stop_preen(c, "corrupt inode records") : repair_records(c);
+    if (c->nsalvage)
+        return preen ? stop_preen(c, "corrupt trees") : check_repair_salvage(c);
+    /* every in-use inode and tree is readable from here on */
+    c->trust_claims = 1;
+    if (c->ndup)
+        return preen ? stop_preen(c, "blocks claimed twice") : check_repair_dups(c);
+    if (c->ndirfix || c->nreconnect || c->orphan_bad) {
+        int r = 0;
+        if (c->ndirfix || c->nreconnect) {
+            if (preen)
+                return stop_preen(c, "directory entries or unreachable inodes");
+            r = check_repair_dirs(c);
+            if (r < 0)
+                return r;
+        }
+        if (c->orphan_bad) {
+            int r2 = rebuild_orphans(c);
+            if (r2 < 0)
+                return r2;
+            r |= r2;
+        }
+        return r;
+    }
+    return check_apply_fixes(c);
+}
