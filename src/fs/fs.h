@@ -197,6 +197,13 @@ int64_t fs_lseek(struct fs *fs, uint64_t ino, uint64_t off, int whence);
  * durable (directories: their entries). Group-committed. */
 int fs_fsync(struct fs *fs, uint64_t ino, int datasync);
 
+/* fs_fsync without blocking the caller: done(ctx, err) is called exactly
+ * once, from the journal's commit thread or from this call, when the same
+ * guarantee holds (or with the error). done must not call into fs. The
+ * FUSE front end replies to FSYNC from it, so no worker sleeps on a sync. */
+typedef void (*fs_done_fn)(void *ctx, int err);
+void fs_fsync_async(struct fs *fs, uint64_t ino, int datasync, fs_done_fn done, void *ctx);
+
 /* ---- extended attributes ---------------------------------------------------- */
 
 /* flags: XATTR_CREATE / XATTR_REPLACE. -ENOSPC when the inode's xattr block

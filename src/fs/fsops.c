@@ -112,19 +112,28 @@ void fs_forget(struct fs *fs, uint64_t ino, uint64_t n)
 
 /* ==== durability ============================================================ */
 
-int fs_fsync(struct fs *fs, uint64_t ino, int datasync)
+/* The transaction fsync(ino) must wait for: the last one that changed
+ * what fsync covers (fdatasync: only size and block map). */
+static int fsync_target(struct fs *fs, uint64_t ino, int datasync, uint64_t *seq)
 {
     struct mmapfs_disk_inode di;
     jnl_lock(fs->jnl);
     int err = inode_get(fs, ino, &di);
-    uint64_t seq = 0;
     if (!err)
-        seq = datasync && !S_ISDIR(di.mode) ? icache_data_seq(fs, ino)
-                                            : icache_dirty_seq(fs, ino);
+        *seq = datasync && !S_ISDIR(di.mode) ? icache_data_seq(fs, ino)
+                                             : icache_dirty_seq(fs, ino);
     jnl_unlock(fs->jnl);
+    if (!err)
+        FS_COUNT(fs, fsyncs, 1);
+    return err;
+}
+
+int fs_fsync(struct fs *fs, uint64_t ino, int datasync)
+{
+    uint64_t seq = 0;
+    int err = fsync_target(fs, ino, datasync, &seq);
     if (err)
         return err;
-    FS_COUNT(fs, fsyncs, 1);
     if (fs->read_only)
         return 0;
     if (seq > jnl_durable_seq(fs->jnl)) {
@@ -133,6 +142,22 @@ int fs_fsync(struct fs *fs, uint64_t ino, int datasync)
     }
     FS_COUNT(fs, fsync_data_syncs, 1);
     return jnl_sync_data(fs->jnl);
+}
+
+void fs_fsync_async(struct fs *fs, uint64_t ino, int datasync, fs_done_fn done, void *ctx)
+{
+    uint64_t seq = 0;
+    int err = fsync_target(fs, ino, datasync, &seq);
+    if (err || fs->read_only) {
+        done(ctx, err);
+        return;
+    }
+    if (seq > jnl_durable_seq(fs->jnl))
+        FS_COUNT(fs, fsync_commits, 1);
+    else
+        FS_COUNT(fs, fsync_data_syncs, 1);
+    /* for seq already durable the commit thread makes the data durable */
+    jnl_commit_async(fs->jnl, seq, done, ctx);
 }
 
 /* ==== statfs ================================================================ */

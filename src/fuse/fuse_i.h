@@ -70,6 +70,7 @@ struct mmapfs_fuse {
     const struct mmapfs_config *cfg;
     struct fuse_session *se;          /* for notifications to the kernel */
     int writeback_cache;              /* negotiated in init */
+    int no_open, no_opendir;          /* kernel skips OPEN / OPENDIR (init) */
     int corrupt_logged;               /* first EUCLEAN logged (atomic) */
 };
 

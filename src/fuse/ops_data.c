@@ -22,6 +22,10 @@
 void mfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)ino;
+    if (mfs_data(req)->no_open) {
+        mfs_reply_err(req, -ENOSYS);   /* the kernel stops asking (init) */
+        return;
+    }
     /* O_TRUNC arrives as a separate setattr (atomic_o_trunc is off); all
      * changes go through this mount, so cached pages stay valid */
     fi->keep_cache = 1;
@@ -132,7 +136,11 @@ void mfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)ino;
     (void)fi;
-    mfs_reply_err(req, 0);         /* nothing buffered in the daemon */
+    /* Nothing is buffered in the daemon. ENOSYS makes the kernel stop
+     * sending FLUSH (one round trip fewer per close); it still writes the
+     * file's cached pages back and reports their errors (ENOSPC, EIO) from
+     * close(2) before it would have sent FLUSH. */
+    mfs_reply_err(req, -ENOSYS);
 }
 
 void mfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -142,11 +150,19 @@ void mfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     mfs_reply_err(req, 0);
 }
 
+/* Replies to a FSYNC / FSYNCDIR once fs says it is durable; runs on the
+ * journal's commit thread (or in the worker when nothing has to wait). */
+void mfs_fsync_done(void *req, int err)
+{
+    mfs_reply_err((fuse_req_t)req, err);
+}
+
 void mfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
     (void)fi;
-    /* blocks until the group commit that carries this inode is durable */
-    mfs_reply_err(req, fs_fsync(mfs_fs(req), ino, datasync));
+    /* answered from the commit thread when the group commit that carries
+     * this inode is durable: the worker goes back to other requests */
+    fs_fsync_async(mfs_fs(req), ino, datasync, mfs_fsync_done, req);
 }
 
 void mfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,

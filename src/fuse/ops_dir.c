@@ -122,6 +122,10 @@ out_err:
 void mfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)ino;
+    if (mfs_data(req)->no_opendir) {
+        mfs_reply_err(req, -ENOSYS);   /* the kernel stops asking (init) */
+        return;
+    }
     fi->fh = 0;
     fuse_reply_open(req, fi);
 }
@@ -151,5 +155,5 @@ void mfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
                   struct fuse_file_info *fi)
 {
     (void)fi;
-    mfs_reply_err(req, fs_fsync(mfs_fs(req), ino, datasync));
+    fs_fsync_async(mfs_fs(req), ino, datasync, mfs_fsync_done, req);
 }

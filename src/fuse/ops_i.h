@@ -40,6 +40,7 @@ void mfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
                off_t off, struct fuse_file_info *fi);
 void mfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void mfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void mfs_fsync_done(void *req, int err);
 void mfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 void mfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
                    off_t length, struct fuse_file_info *fi);

@@ -13,6 +13,7 @@
  * A failed write or sync is fatal and sticky (-EIO).
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -211,6 +212,89 @@ static int commit_one(struct jnl *j)
     return 0;
 }
 
+/* ---- asynchronous waiters --------------------------------------------------------- */
+
+/* Is waiter w satisfied (0), still waiting for a commit (1), or only for a
+ * data sync that began after its call (2)? Lock held. */
+static int async_state(const struct jnl *j, const struct jnl_async *w)
+{
+    if (w->seq > atomic_load(&j->durable_seq))
+        return 1;
+    return atomic_load(&j->sync_completed) > w->s0 ? 0 : 2;
+}
+
+/* Does some waiter need a data-only sync? Lock held. */
+static int async_need_sync(const struct jnl *j)
+{
+    for (const struct jnl_async *w = j->async_head; w; w = w->next)
+        if (async_state(j, w) == 2)
+            return 1;
+    return 0;
+}
+
+/* Calls done() for every satisfied waiter (all of them, with the error,
+ * after a failure), dropping the lock around the calls. Lock held. */
+static void async_complete(struct jnl *j)
+{
+    int err = atomic_load(&j->error);
+    struct jnl_async *ready = NULL, **ready_tail = &ready, **pp = &j->async_head;
+
+    while (*pp) {
+        struct jnl_async *w = *pp;
+        if (err || async_state(j, w) == 0) {
+            *pp = w->next;
+            w->next = NULL;
+            *ready_tail = w;
+            ready_tail = &w->next;
+        } else {
+            pp = &w->next;
+        }
+    }
+    j->async_tail = pp;
+    if (!ready)
+        return;
+    pthread_mutex_unlock(&j->mu);
+    while (ready) {
+        struct jnl_async *w = ready;
+        ready = w->next;
+        w->done(w->ctx, err);
+        free(w);
+    }
+    pthread_mutex_lock(&j->mu);
+}
+
+void jnl_commit_async(struct jnl *j, uint64_t seq, jnl_done_fn done, void *ctx)
+{
+    if (j->read_only) {
+        done(ctx, 0);
+        return;
+    }
+    struct jnl_async *w = malloc(sizeof(*w));
+    atomic_fetch_add(&j->ctr.commit_waits, 1);
+    pthread_mutex_lock(&j->mu);
+    int err = atomic_load(&j->error);
+    if (!w || err || !j->thread_started || j->shutdown) {
+        pthread_mutex_unlock(&j->mu);
+        free(w);
+        done(ctx, err ? err : jnl_commit_wait(j, seq));   /* no commit thread: wait here */
+        return;
+    }
+    uint64_t running = atomic_load(&j->running_seq);
+    if (seq >= running) {
+        seq = running;
+        if (j->running_count == 0)
+            seq = running - 1;      /* nothing to commit: data only */
+    }
+    *w = (struct jnl_async){ .seq = seq, .s0 = atomic_load(&j->sync_started),
+                             .done = done, .ctx = ctx };
+    *j->async_tail = w;
+    j->async_tail = &w->next;
+    if (seq > atomic_load(&j->durable_seq) && j->requested_seq < seq)
+        j->requested_seq = seq;
+    pthread_cond_signal(&j->commit_cv);
+    pthread_mutex_unlock(&j->mu);
+}
+
 /* ---- the commit thread ---------------------------------------------------------- */
 
 /* Should the running transaction be committed now? Lock held. */
@@ -247,16 +331,28 @@ void *jnl_commit_main(void *arg)
         if (commit_due(j)) {
             if (commit_one(j))
                 jnl_fail_locked(j);
+            async_complete(j);
+            continue;
+        }
+        if (async_need_sync(j)) {
+            /* fsync callers whose metadata is durable: one data sync for all */
+            pthread_mutex_unlock(&j->mu);
+            int err = commit_sync(j);
+            pthread_mutex_lock(&j->mu);
+            if (err)
+                jnl_fail_locked(j);
+            async_complete(j);
             continue;
         }
         /* Waiters for a transaction that jnl_forget emptied: nothing to
          * commit, they sync data only. */
         if (j->running_count == 0 && j->requested_seq >= atomic_load(&j->running_seq))
             pthread_cond_broadcast(&j->done_cv);
-        if (j->shutdown && j->running_count == 0)
+        if (j->shutdown && j->running_count == 0 && !j->async_head)
             break;
         wait_for_work(j);
     }
+    async_complete(j);      /* after a failure: every waiter gets the error */
     pthread_mutex_unlock(&j->mu);
     return NULL;
 }

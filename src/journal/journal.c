@@ -83,6 +83,7 @@ static int jnl_alloc(struct jnl **out, struct mmio *io, const struct jnl_geometr
     j->begin_limit = j->max_txn_blocks - JNL_MAX_OP_BLOCKS;
     j->soft_limit = j->max_txn_blocks / 4;
 
+    j->async_tail = &j->async_head;
     j->running = calloc(j->max_txn_blocks, sizeof(*j->running));
     j->commit_blks = calloc(j->max_txn_blocks, sizeof(*j->commit_blks));
     if (!j->running || !j->commit_blks || posix_memalign(&j->scratch, JNL_BS, JNL_BS))

@@ -141,6 +141,16 @@ void jnl_end(struct jnl *j);
  * syncs cover the data. 0 or -EIO. */
 int jnl_commit_wait(struct jnl *j, uint64_t seq);
 
+/* jnl_commit_wait without blocking the caller: returns at once, and
+ * done(ctx, err) is called exactly once — from the commit thread, or from
+ * this call when nothing needs waiting for — when transaction seq and the
+ * file data written before this call are durable (err 0), or with the
+ * sticky -EIO. Lock NOT held. done must not call back into the journal
+ * (it runs on the commit thread). This is how fsync is answered from the
+ * commit thread, so FUSE workers never sleep on a sync. */
+typedef void (*jnl_done_fn)(void *ctx, int err);
+void jnl_commit_async(struct jnl *j, uint64_t seq, jnl_done_fn done, void *ctx);
+
 /* Makes file data written to the mapping so far durable without a
  * metadata commit (fsync of a file whose metadata is already durable):
  * a batched engine sync (mmio_sync_delayed). Lock NOT held. 0 or -EIO. */

@@ -135,6 +135,16 @@ enum jnl_crash_point {
     JNL_CRASH_MID_CHECKPOINT,     /* durable, half of the home blocks written */
 };
 
+/* A caller of jnl_commit_async waiting for seq, with the number of syncs
+ * begun at its call: it is done once seq is durable and a sync numbered
+ * above s0 has completed (that sync covers the data it wrote before). */
+struct jnl_async {
+    uint64_t seq, s0;
+    jnl_done_fn done;
+    void *ctx;
+    struct jnl_async *next;
+};
+
 struct jnl_counters {
     _Atomic uint64_t commits, commit_blocks, commit_us, commit_waits, wraps,
                      shadow_blocks_now, checkpoint_blocks;
@@ -177,6 +187,8 @@ struct jnl {
     uint64_t requested_seq;       /* a waiter wants this seq committed */
     uint32_t throttled;           /* jnl_begin callers waiting for room */
     int shutdown;
+    struct jnl_async *async_head; /* jnl_commit_async waiters, in call order (lock) */
+    struct jnl_async **async_tail;
 
     /* log position (commit thread; lock when read by others) */
     struct jnl_head_state head;   /* current on-disk header */

@@ -618,6 +618,106 @@ static void test_group_commit(void **state)
     img_destroy(&im);
 }
 
+/* ---- asynchronous waiters (fsync answered from the commit thread) ----------------------- */
+
+struct async_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int calls, err;
+    pthread_t caller;
+    int on_caller_thread;
+};
+
+static void async_done(void *ctx, int err)
+{
+    struct async_wait *w = ctx;
+    pthread_mutex_lock(&w->mu);
+    w->calls++;
+    w->err = err;
+    w->on_caller_thread = pthread_equal(pthread_self(), w->caller);
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void async_init(struct async_wait *w)
+{
+    *w = (struct async_wait){ .caller = pthread_self() };
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+}
+
+static void async_join(struct async_wait *w)
+{
+    pthread_mutex_lock(&w->mu);
+    while (w->calls == 0)
+        pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* jnl_commit_async returns at once and calls back exactly once from the
+ * commit thread when the transaction is durable; a data-only waiter (its
+ * transaction already durable) gets a sync that began after its call. */
+static void test_commit_async(void **state)
+{
+    (void)state;
+    struct img im;
+    img_create(&im);
+    struct jnl *j = jopen(&im);
+    struct async_wait w[8];
+
+    /* metadata: 8 waiters on one transaction share its commit */
+    assert_int_equal(jnl_begin(j), 0);
+    for (int i = 0; i < 8; i++)
+        pattern(jnl_write(j, DATA0 + (uint64_t)i), DATA0 + (uint64_t)i, 7);
+    uint64_t seq = jnl_running_seq(j);
+    jnl_end(j);
+    struct jnl_metrics m0, m1;
+    jnl_get_metrics(j, &m0);
+    for (int i = 0; i < 8; i++) {
+        async_init(&w[i]);
+        jnl_commit_async(j, seq, async_done, &w[i]);
+    }
+    for (int i = 0; i < 8; i++) {
+        async_join(&w[i]);
+        assert_int_equal(w[i].err, 0);
+        assert_false(w[i].on_caller_thread);
+        assert_true(disk_is(&im, DATA0 + (uint64_t)i, 7));
+    }
+    assert_true(jnl_durable_seq(j) >= seq);
+    jnl_get_metrics(j, &m1);
+    assert_int_equal(m1.commits - m0.commits, 1);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(w[i].calls, 1);
+
+    /* data only: the transaction is durable, the waiter still gets a sync */
+    struct mmio_metrics e0, e1;
+    mmio_get_metrics(im.io, &e0);
+    async_init(&w[0]);
+    jnl_commit_async(j, seq, async_done, &w[0]);
+    async_join(&w[0]);
+    assert_int_equal(w[0].err, 0);
+    mmio_get_metrics(im.io, &e1);
+    assert_true(e1.syncs > e0.syncs);
+    assert_int_equal(w[0].calls, 1);
+
+    /* after a failure every waiter gets -EIO */
+    assert_int_equal(jnl_begin(j), 0);
+    pattern(jnl_write(j, DATA0), DATA0, 8);
+    seq = jnl_running_seq(j);
+    jnl_end(j);
+    jnl_test_crash_at(j, seq, JNL_CRASH_AFTER_LOG);
+    async_init(&w[1]);
+    jnl_commit_async(j, seq, async_done, &w[1]);
+    async_join(&w[1]);
+    assert_int_equal(w[1].err, -EIO);
+    async_init(&w[2]);
+    jnl_commit_async(j, seq, async_done, &w[2]);    /* sticky: answered at once */
+    assert_int_equal(w[2].calls, 1);
+    assert_int_equal(w[2].err, -EIO);
+    jnl_test_abandon(j);
+    img_destroy(&im);
+}
+
 /* ---- forget ------------------------------------------------------------------------------ */
 
 static void test_forget(void **state)
@@ -1173,6 +1273,7 @@ int main(void)
         cmocka_unit_test(test_fuzz_flips),
         cmocka_unit_test(test_wraparound),
         cmocka_unit_test(test_group_commit),
+        cmocka_unit_test(test_commit_async),
         cmocka_unit_test(test_forget),
         cmocka_unit_test(test_shadow_reuse),
         cmocka_unit_test(test_shadow_reuse_crash),
