@@ -228,44 +228,6 @@ static const struct bt_store check_store = {
 
 /* ---- driver ---------------------------------------------------------------------- */
 
-/* Reads and validates the superblock into c->sb. FSCK_EXIT_* or 0. */
-static int load_superblock(struct check *c, FILE *out)
-{
-    int err = mmio_read_at(c->io, 0, &c->sb, sizeof(c->sb));
-    if (err) {
-        if (out)
-            fprintf(out, PROG ": %s: cannot read the superblock: %s\n", c->path, strerror(-err));
-        return FSCK_EXIT_OPERATIONAL;
-    }
-    char msg[256] = "";
-    err = super_validate(&c->sb, mmio_size(c->io), msg, sizeof(msg));
-    if (err == -EINVAL) {
-        if (out)
-            fprintf(out, PROG ": %s: %s\n", c->path, msg);
-        return FSCK_EXIT_OPERATIONAL;
-    }
-    if (err) {
-        check_error(c, "superblock: %s (cannot check further)", msg);
-        return FSCK_EXIT_UNCORRECTED;
-    }
-    if (c->sb.feature_incompat) {
-        if (out)
-            fprintf(out, PROG ": %s: unsupported incompatible features %#x\n", c->path,
-                    c->sb.feature_incompat);
-        return FSCK_EXIT_OPERATIONAL;
-    }
-    if (c->sb.inode_count > UINT32_MAX) {
-        if (out)
-            fprintf(out, PROG ": %s: %" PRIu64 " inodes: more than this fsck supports\n",
-                    c->path, c->sb.inode_count);
-        return FSCK_EXIT_OPERATIONAL;
-    }
-    c->block_count = c->sb.block_count;
-    c->inode_count = c->sb.inode_count;
-    c->data_start = c->sb.data_start;
-    return 0;
-}
-
 /* Replays the journal (also with -n); with -y/-p replaces a journal whose
  * headers are both invalid by a fresh empty one. 0 or FSCK_EXIT_*. */
 static int replay_journal(struct check *c)
@@ -303,7 +265,7 @@ static int replay_journal(struct check *c)
     if (replayed) {
         check_info(c, "journal: replayed %" PRIu64 " committed transaction%s", replayed,
                    replayed == 1 ? "" : "s");
-        return load_superblock(c, c->out);      /* block 0 may have been replayed */
+        return check_load_superblock(c, c->out);      /* block 0 may have been replayed */
     }
     return 0;
 }
@@ -373,7 +335,7 @@ static int run_rounds(struct check *c)
         return operational(c, -ENOMEM);
     for (c->round = 1;; c->round++) {
         if (c->round > 1) {
-            if (load_superblock(c, c->out))
+            if (check_load_superblock(c, c->out))
                 return operational(c, -EIO);
             round_reset(c);
             check_info(c, "checking again after the repairs (round %u)", c->round);
@@ -494,10 +456,12 @@ int fs_check(const char *path, const struct fs_check_options *o, FILE *report)
         close(fd);
         return FSCK_EXIT_OPERATIONAL;
     }
-    ret = load_superblock(&c, report);
+    ret = check_load_superblock(&c, report);
     if (ret)
         goto out;
-    c.may_repair = c.opt.mode != FS_CHECK_NO && !c.sb.feature_ro_compat;
+    /* a superblock mended only in memory (-n, -p) is not written over */
+    c.may_repair = c.opt.mode != FS_CHECK_NO && !c.sb.feature_ro_compat &&
+                   !(c.sb_mended && !c.repair_started);
     if (c.sb.feature_ro_compat)
         check_info(&c, "unknown read-only-compatible features %#x: checking without repairs",
                    c.sb.feature_ro_compat);

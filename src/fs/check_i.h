@@ -1,9 +1,11 @@
 /*
  * Private to the fsck core (src/fs/check*.c).
  *
- *   check.c             driver: open, lock, superblock, journal, rounds, summary
+ *   check.c             driver: open, lock, journal, rounds, summary
+ *   check_super.c       the superblock: validation, mending a bad checksum
  *   check_inodes.c      pass 1: inodes, extent trees, xattr blocks, block owners;
  *                       pass 1b: names both owners of every block claimed twice
+ *   check_record.c      a record with a bad checksum: mend it or give it up
  *   check_dirs.c        pass 2: directory entries, orphan list, link counts,
  *                       reachability
  *   check_dirent.c      one directory entry: checks and its repaired form
@@ -131,6 +133,7 @@ struct check {
     int journal_bad, error_state, error_set;
     int repair_started;              /* the ERROR flag is on disk while repairing */
     int stop_preen;                  /* -p met a problem it must not repair */
+    int sb_mended;                   /* the superblock's checksum was wrong */
 };
 
 /* Reports one problem: "fsck.mmapfs: <msg>" (the count always grows; the
@@ -171,6 +174,15 @@ static inline void check_clear_bit(uint8_t *map, uint64_t i)
 {
     map[i / 8] &= (uint8_t)~(1u << (i % 8));
 }
+
+/* A record with a wrong checksum (check_record.c): sets its damaged fields
+ * to safe values in *di and returns how many there were, or -1 if the
+ * record is garbage (no valid type, or too much damage). */
+int check_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di);
+
+/* Reads the superblock into c->sb, validating it; mends one whose only
+ * fault is its checksum (check_super.c). 0 or FSCK_EXIT_* to stop with. */
+int check_load_superblock(struct check *c, FILE *out);
 
 /* Passes. Each returns 0, or -ENOMEM / -EIO (operational failure). */
 int check_pass_inodes(struct check *c);

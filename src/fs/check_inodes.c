@@ -405,39 +405,6 @@ static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_in
     }
 }
 
-/* Does a record whose checksum is wrong still look like an inode written
- * by mmapfs? Then only the checksum is repaired. */
-static int record_sane(struct check *c, const struct mmapfs_disk_inode *di)
-{
-    uint8_t dt = check_mode_dtype(di->mode);
-    if (!dt || (di->mode & ~(uint32_t)(S_IFMT | 07777)))
-        return 0;
-    int has_tree = dt == DT_REG || dt == DT_LNK || dt == DT_DIR;
-    if (di->tree_root && (!has_tree || di->tree_root < c->data_start ||
-                          di->tree_root >= c->block_count))
-        return 0;
-    if (di->xattr_block && (di->xattr_block < c->data_start ||
-                            di->xattr_block >= c->block_count))
-        return 0;
-    if (di->orphan_next > c->inode_count || di->blocks > c->block_count || di->flags)
-        return 0;
-    if (dt == DT_DIR && (di->parent < 1 || di->parent > c->inode_count))
-        return 0;
-    if (dt == DT_REG && di->size > MMAPFS_MAX_FILE_SIZE)
-        return 0;
-    if (dt == DT_LNK && (di->size < 1 || di->size > MMAPFS_SYMLINK_MAX))
-        return 0;
-    if (di->rdev && dt != DT_CHR && dt != DT_BLK)
-        return 0;
-    if (di->atime_nsec > 999999999u || di->mtime_nsec > 999999999u ||
-        di->ctime_nsec > 999999999u || di->crtime_nsec > 999999999u)
-        return 0;
-    for (size_t i = 0; i < sizeof(di->reserved); i++)
-        if (di->reserved[i])
-            return 0;
-    return 1;
-}
-
 int check_pass_inodes(struct check *c)
 {
     for (uint64_t ino = 1; ino <= c->inode_count; ino++) {
@@ -455,7 +422,8 @@ int check_pass_inodes(struct check *c)
             return err;
         uint32_t sum = check_inode_checksum(ino, &di);
         if (sum != di.checksum) {
-            int sane = record_sane(c, &di);
+            struct mmapfs_disk_inode mended = di;
+            int sane = check_record_mend(c, ino, &mended) >= 0;
             check_error(c, "inode %" PRIu64 ": bad checksum (stored %08x, computed %08x)%s",
                         ino, di.checksum, sum, sane ? "" : "; the record is not usable");
             c->structural = 1;

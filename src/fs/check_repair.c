@@ -80,8 +80,17 @@ static int repair_record(struct check *c, uint64_t ino, uint16_t rf)
         err = check_write_inode(c, ino, &di);
         return err ? err : check_write_inode_bit(c, ino, 1);
     }
-    if (rf & RF_REC_SUM)
-        check_repaired(c, "inode %" PRIu64 ": checksum recomputed (the record looks sane)", ino);
+    if (rf & RF_REC_SUM) {
+        int fixed = check_record_mend(c, ino, &di);
+        if (fixed < 0)
+            return 0;       /* changed under us? leave it to the next round */
+        if (fixed)
+            check_repaired(c, "inode %" PRIu64 ": %d damaged field%s reset, checksum recomputed",
+                           ino, fixed, fixed == 1 ? "" : "s");
+        else
+            check_repaired(c, "inode %" PRIu64 ": checksum recomputed (the record looks sane)",
+                           ino);
+    }
     if (rf & RF_NO_TREE) {
         check_repaired(c, "inode %" PRIu64 ": tree pointer of a file without data dropped", ino);
         di.tree_root = 0;

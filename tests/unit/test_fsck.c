@@ -429,8 +429,13 @@ static void test_bad_inode_checksum(void **state)
     /* the rest of the record is sane: -y recomputes the checksum */
     expect_repair(&m, "inode 4: bad checksum");
     assert_int_equal(inode_ptr(&m, 4)->uid, 1000);
-    /* an insane record (reserved bytes) is cleared, its entry removed */
+    /* a damaged field (reserved bytes) is reset with the checksum */
     inode_ptr(&m, 4)->reserved[5] = 0x5a;
+    expect_repair(&m, "inode 4: bad checksum");
+    assert_int_equal(inode_ptr(&m, 4)->reserved[5], 0);
+    assert_int_equal(inode_ptr(&m, 4)->uid, 1000);
+    /* no valid type: the record is garbage; cleared, its entry removed */
+    inode_ptr(&m, 4)->mode = 0170600;
     expect_repair(&m, "inode 4: bad checksum");
     assert_int_equal(blk(&m, m.sb.inode_bitmap_start)[0] & (1u << 3), 0);
     destroy(&m);

@@ -1204,7 +1204,86 @@ static void test_counts_bitmaps_links(void **state)
     image_destroy(&im);
 }
 
-/* ---- 10. fuzz ---------------------------------------------------------------------------------- */
+/* ---- 10. superblock, preen ------------------------------------------------------------------- */
+
+static void test_superblock_mended(void **state)
+{
+    (void)state;
+    struct image im;
+    image_build(&im);
+    struct raw r;
+    raw_open(&r, im.path);
+    raw_blk(&r, 0)[1000] ^= 0x10;                    /* a reserved byte: checksum fails */
+    raw_close(&r);
+    const char *want[] = { "superblock checksum mismatch", NULL };
+    const char *fixed[] = { "superblock: 1 damaged field reset, checksum recomputed", NULL };
+    expect_repair(im.path, want, fixed);
+    raw_open(&r, im.path);
+    r.sb.orphan_head = r.sb.inode_count + 9;         /* valid checksum, head out of range */
+    raw_sb_store(&r);
+    raw_close(&r);
+    const char *want2[] = { "bad orphan list head", NULL };
+    expect_repair(im.path, want2, fixed);
+    raw_open(&r, im.path);
+    r.sb.inode_table_start += 1;                     /* layout: cannot be trusted */
+    raw_sb_store(&r);
+    raw_close(&r);
+    char *rep;
+    assert_int_equal(run_fsck(im.path, FS_CHECK_YES, &rep), FSCK_EXIT_UNCORRECTED);
+    assert_non_null(strstr(rep, "cannot check further"));
+    free(rep);
+    raw_open(&r, im.path);
+    r.sb.inode_table_start -= 1;
+    raw_sb_store(&r);
+    raw_close(&r);
+    verify(&im, NULL, NULL, NULL);
+    image_destroy(&im);
+}
+
+static int run_preen(const char *path, char **out)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    struct fs_check_options o = { .mode = FS_CHECK_PREEN, .force = 1, .verbose = 1 };
+    int r = fs_check(path, &o, f);
+    fclose(f);
+    if (getenv("TEST_FSCK_VERBOSE"))
+        fprintf(stderr, "--- fsck -p -f -> %d\n%s", r, buf);
+    *out = buf;
+    return r;
+}
+
+static void test_preen(void **state)
+{
+    (void)state;
+    struct image im;
+    image_build(&im);
+    struct raw r;
+    raw_open(&r, im.path);
+    raw_inode(&r, im.f1)->nlink = 1;                 /* a simple problem */
+    raw_inode_seal(&r, im.f1);
+    raw_close(&r);
+    char *rep;
+    assert_int_equal(run_preen(im.path, &rep), FSCK_EXIT_CORRECTED);
+    free(rep);
+    assert_int_equal(run_fsck(im.path, FS_CHECK_NO, NULL), FSCK_EXIT_OK);
+    /* a structural one: preen stops and says so; -y repairs it */
+    raw_open(&r, im.path);
+    remove_entry(&r, MMAPFS_ROOT_INO, "fifo");
+    raw_close(&r);
+    assert_int_equal(run_preen(im.path, &rep) & FSCK_EXIT_UNCORRECTED, FSCK_EXIT_UNCORRECTED);
+    assert_non_null(strstr(rep, "run fsck.mmapfs -y"));
+    free(rep);
+    const char *fixed[] = { "reconnected as /lost+found/#", NULL };
+    expect_repair(im.path, NULL, fixed);
+    const uint64_t moved[] = { im.fifo, 0 };
+    verify(&im, moved, NULL, NULL);
+    image_destroy(&im);
+}
+
+/* ---- 11. fuzz ---------------------------------------------------------------------------------- */
 
 static uint64_t rng_state;
 static uint64_t rnd(void)
@@ -1352,6 +1431,8 @@ int main(void)
         cmocka_unit_test(test_inode_records),
         cmocka_unit_test(test_orphan_list_rebuilt),
         cmocka_unit_test(test_counts_bitmaps_links),
+        cmocka_unit_test(test_superblock_mended),
+        cmocka_unit_test(test_preen),
         cmocka_unit_test(test_fuzz_repair),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,101 @@
+/*
+ * check_record.c — an inode record whose checksum is wrong: is it still an
+ * inode mmapfs wrote, with a few damaged bytes (then those fields are set
+ * to safe values and the checksum recomputed), or garbage (then the inode
+ * is cleared)?
+ *
+ * The type in the mode is essential: without a valid one the record is
+ * garbage. Other fields that break a rule of docs/FORMAT.md §6 each count
+ * as one damaged field; pointer fields are dropped (an out-of-range tree
+ * root or xattr block, orphan_next), rule fields are reset (flags, reserved
+ * bytes, nanoseconds, rdev of a non-device). Fields the later passes
+ * repair by themselves (size, blocks, parent) still count. More than
+ * RECORD_MAX_DAMAGE damaged fields: garbage. Finally, when the record's
+ * tree root is a node of this inode whose tree type contradicts the mode
+ * (a directory index under a file mode or the reverse), the type is taken
+ * from the node: the node is checksummed with its block number, the mode
+ * was not.
+ */
+#include <dirent.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fs/check_i.h"
+
+#define RECORD_MAX_DAMAGE 2
+
+/* The tree type of the node at blk if it is a node of ino, else 0. */
+static uint16_t node_type(struct check *c, uint64_t ino, uint64_t blk)
+{
+    const uint8_t *p = blk >= c->data_start ? check_block(c, blk) : NULL;
+    struct mmapfs_disk_btree_header h;
+    if (!p)
+        return 0;
+    memcpy(&h, p, sizeof(h));
+    if (h.magic != MMAPFS_BTREE_MAGIC || h.owner != ino ||
+        h.checksum != bt_block_checksum(blk, p))
+        return 0;
+    return h.type;
+}
+
+int check_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
+{
+    int damage = 0;
+    uint8_t dt = check_mode_dtype(di->mode);
+    if (!dt)
+        return -1;
+    if (di->mode & ~(uint32_t)(S_IFMT | 07777)) {
+        di->mode &= (uint32_t)(S_IFMT | 07777);
+        damage++;
+    }
+    int has_tree = dt == DT_REG || dt == DT_LNK || dt == DT_DIR;
+    if (di->tree_root && (!has_tree || di->tree_root < c->data_start ||
+                          di->tree_root >= c->block_count)) {
+        di->tree_root = 0;
+        damage++;
+    }
+    if (di->xattr_block && (di->xattr_block < c->data_start ||
+                            di->xattr_block >= c->block_count)) {
+        di->xattr_block = 0;
+        damage++;
+    }
+    if (di->orphan_next > c->inode_count) {
+        di->orphan_next = 0;
+        damage++;
+    }
+    if (di->flags) {
+        di->flags = 0;
+        damage++;
+    }
+    if (di->rdev && dt != DT_CHR && dt != DT_BLK) {
+        di->rdev = 0;
+        damage++;
+    }
+    uint32_t *ns[] = { &di->atime_nsec, &di->mtime_nsec, &di->ctime_nsec, &di->crtime_nsec };
+    for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++)
+        if (*ns[i] > 999999999u) {
+            *ns[i] = 0;
+            damage++;
+        }
+    for (size_t i = 0; i < sizeof(di->reserved); i++)
+        if (di->reserved[i]) {
+            memset(di->reserved, 0, sizeof(di->reserved));
+            damage++;
+            break;
+        }
+    damage += di->blocks > c->block_count;
+    damage += dt == DT_DIR && (di->parent < 1 || di->parent > c->inode_count);
+    damage += dt == DT_REG && di->size > MMAPFS_MAX_FILE_SIZE;
+    damage += dt == DT_LNK && (di->size < 1 || di->size > MMAPFS_SYMLINK_MAX);
+    if (damage > RECORD_MAX_DAMAGE)
+        return -1;
+    uint16_t tt = has_tree && di->tree_root ? node_type(c, ino, di->tree_root) : 0;
+    if (tt == MMAPFS_TREE_DIR && dt != DT_DIR) {
+        di->mode = S_IFDIR | (di->mode & 07777);
+        damage++;
+    } else if (tt == MMAPFS_TREE_EXTENTS && dt == DT_DIR) {
+        di->mode = S_IFREG | (di->mode & 07777);
+        damage++;
+    }
+    return damage;
+}

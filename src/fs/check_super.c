@@ -1,0 +1,148 @@
+/*
+ * check_super.c — loading the superblock, and mending one whose checksum
+ * is wrong.
+ *
+ * There is no backup superblock in format 1. A superblock that fails its
+ * checksum or a rule on a field that locates nothing (root inode, orphan
+ * head, state) is mended when everything that locates data checks out: super_validate passes with the checksum recomputed, and the layout
+ * is exactly the one mkfs writes (regions back to back from block 1, an
+ * inode count that is a multiple of 16). The fields that carry no layout
+ * are then reset to safe values: the root inode number, an orphan head out
+ * of range (the orphan list is rebuilt), unknown state bits, the feature
+ * flags (format 1 defines none; a checksum failure makes them suspect),
+ * the reserved bytes. Free counts are recomputed by pass 3 anyway. With
+ * -n the mended copy is only used to check the rest of the image.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "fs/check_i.h"
+#include "fs/fs_i.h"
+#include "util/crc32c.h"
+
+#define PROG CHECK_PROG
+
+/* Is the layout exactly what mkfs writes? */
+static int mkfs_layout(const struct mmapfs_disk_superblock *sb)
+{
+    return sb->journal_start == 1 &&
+           sb->block_bitmap_start == sb->journal_start + sb->journal_blocks &&
+           sb->inode_bitmap_start == sb->block_bitmap_start + sb->block_bitmap_blocks &&
+           sb->inode_table_start == sb->inode_bitmap_start + sb->inode_bitmap_blocks &&
+           sb->data_start == sb->inode_table_start + sb->inode_table_blocks &&
+           sb->inode_count % MMAPFS_INODES_PER_BLOCK == 0;
+}
+
+/* Mends *sb (which failed validation) in place. Returns the number of
+ * fields reset, or -1 if the superblock cannot be trusted. */
+static int super_mend(struct mmapfs_disk_superblock *sb, uint64_t image_bytes)
+{
+    int n = 0;
+    if (sb->root_ino != MMAPFS_ROOT_INO) {
+        sb->root_ino = MMAPFS_ROOT_INO;
+        n++;
+    }
+    if (sb->orphan_head > sb->inode_count) {
+        sb->orphan_head = 0;
+        n++;
+    }
+    uint32_t st = sb->state & (MMAPFS_STATE_CLEAN | MMAPFS_STATE_MOUNTED | MMAPFS_STATE_ERROR);
+    if ((st & MMAPFS_STATE_CLEAN) && (st & MMAPFS_STATE_MOUNTED))
+        st &= ~(uint32_t)MMAPFS_STATE_CLEAN;
+    if (st != sb->state) {
+        sb->state = st;
+        n++;
+    }
+    if (sb->feature_compat || sb->feature_ro_compat || sb->feature_incompat) {
+        sb->feature_compat = sb->feature_ro_compat = sb->feature_incompat = 0;
+        n++;
+    }
+    if (sb->reserved0) {
+        sb->reserved0 = 0;
+        n++;
+    }
+    for (size_t i = 0; i < sizeof(sb->reserved); i++)
+        if (sb->reserved[i]) {
+            memset(sb->reserved, 0, sizeof(sb->reserved));
+            n++;
+            break;
+        }
+    sb->state |= MMAPFS_STATE_ERROR;
+    sb->checksum = crc32c(0, sb, offsetof(struct mmapfs_disk_superblock, checksum));
+    if (super_validate(sb, image_bytes, NULL, 0) || !mkfs_layout(sb))
+        return -1;
+    return n;
+}
+
+/* A superblock that failed with -EUCLEAN: mends it if it can (and writes
+ * it with -y). 0 if c->sb is now usable, else FSCK_EXIT_UNCORRECTED. */
+static int try_mend(struct check *c, const char *msg)
+{
+    struct mmapfs_disk_superblock sb = c->sb;
+    int n = super_mend(&sb, mmio_size(c->io));
+    if (n < 0) {
+        check_error(c, "superblock: %s (cannot check further)", msg);
+        return FSCK_EXIT_UNCORRECTED;
+    }
+    if (!c->sb_mended)
+        check_error(c, "superblock: %s; the layout checks out%s", msg,
+                    n ? " (damaged fields reset)" : "");
+    c->sb_mended = 1;
+    int was_error = (c->sb.state & MMAPFS_STATE_ERROR) != 0;
+    c->sb = sb;
+    if (c->opt.mode == FS_CHECK_YES && !c->repair_started) {
+        int err = mmio_write_at(c->io, 0, &sb, sizeof(sb));
+        if (!err)
+            err = mmio_sync(c->io);
+        if (err)
+            return FSCK_EXIT_OPERATIONAL;
+        check_repaired(c, "superblock: %d damaged field%s reset, checksum recomputed", n,
+                       n == 1 ? "" : "s");
+        c->repair_started = 1;
+        c->error_set = !was_error;
+        c->repairs++;
+    } else if (c->opt.mode == FS_CHECK_PREEN) {
+        c->stop_preen = 1;
+    }
+    return 0;
+}
+
+int check_load_superblock(struct check *c, FILE *out)
+{
+    int err = mmio_read_at(c->io, 0, &c->sb, sizeof(c->sb));
+    if (err) {
+        if (out)
+            fprintf(out, PROG ": %s: cannot read the superblock: %s\n", c->path, strerror(-err));
+        return FSCK_EXIT_OPERATIONAL;
+    }
+    char msg[256] = "";
+    err = super_validate(&c->sb, mmio_size(c->io), msg, sizeof(msg));
+    if (err == -EINVAL) {
+        if (out)
+            fprintf(out, PROG ": %s: %s\n", c->path, msg);
+        return FSCK_EXIT_OPERATIONAL;
+    }
+    if (err) {
+        int r = try_mend(c, msg);
+        if (r)
+            return r;
+    }
+    if (c->sb.feature_incompat) {
+        if (out)
+            fprintf(out, PROG ": %s: unsupported incompatible features %#x\n", c->path,
+                    c->sb.feature_incompat);
+        return FSCK_EXIT_OPERATIONAL;
+    }
+    if (c->sb.inode_count > UINT32_MAX) {
+        if (out)
+            fprintf(out, PROG ": %s: %" PRIu64 " inodes: more than this fsck supports\n",
+                    c->path, c->sb.inode_count);
+        return FSCK_EXIT_OPERATIONAL;
+    }
+    c->block_count = c->sb.block_count;
+    c->inode_count = c->sb.inode_count;
+    c->data_start = c->sb.data_start;
+    return 0;
+}
