@@ -204,6 +204,7 @@ static int split_extents(struct dups *d, struct check_items *out, uint64_t *data
                 *changed |= run_lost;
                 (*count)++;
                 if (dry) {
+                    /* counting only */
                 } else if (run_lost) {
                     err = clone_run(d, key + run, e.start + run, j - run, e.flags, other,
                                     out, data);

@@ -1,6 +1,6 @@
 /*
- * fsck.mmapfs — check (and partly repair) an mmapfs image. Thin main over
- * fs_check() (src/fs/check.c); see docs/man/fsck.mmapfs.8.
+ * fsck.mmapfs — check and repair an mmapfs image. Thin main over
+ * fs_check() (src/fs/check*.c); see docs/man/fsck.mmapfs.8 and docs/FSCK.md.
  *
  * Exit status, as fsck(8): 0 clean, 1 errors corrected, 4 errors left
  * uncorrected, 8 operational error, 16 usage error, 32 cancelled.
@@ -22,7 +22,7 @@ static void usage(FILE *f)
         "usage: " PROG " [-n|-y|-p] [-f] [-v] TARGET\n"
         "  -n   check only, change nothing (the journal is still replayed)\n"
         "  -y   repair what can be repaired\n"
-        "  -p   preen: repair automatically; skip a clean filesystem unless -f\n"
+        "  -p   preen: repair what touches no data; skip a clean filesystem unless -f\n"
         "  -a   same as -p\n"
         "  -f   check even if the filesystem is clean (with -p)\n"
         "  -v   verbose: statistics, every error line\n"
