@@ -142,7 +142,7 @@ static int rebuild_block_bitmap(struct check *c)
         for (uint64_t j = 0; j < BITS_PER_BLOCK && first + j < c->block_count; j++)
             if (want_bit(c, first + j))
                 check_set_bit(buf, j);
-        err = mmio_write_at(c->io, (c->sb.block_bitmap_start + i) * MMAPFS_BLOCK_SIZE, buf,
+        err = check_io_write(c, (c->sb.block_bitmap_start + i) * MMAPFS_BLOCK_SIZE, buf,
                             MMAPFS_BLOCK_SIZE);
     }
     free(buf);
@@ -200,7 +200,7 @@ int check_apply_fixes(struct check *c)
         check_repaired(c, "block bitmap rebuilt from the blocks the inodes own");
         fixed++;
     }
-    err = mmio_sync(c->io);
+    err = check_io_sync(c);
     if (err)
         return err;
     /* the superblock last: exact counts */

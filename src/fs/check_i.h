@@ -10,6 +10,7 @@
  *                       reachability
  *   check_dirent.c      one directory entry: checks and its repaired form
  *   check_bitmaps.c     pass 3: bitmaps and free counts; the simple repairs
+ *   check_io.c          every repair write and sync (and a crash simulation)
  *   check_write.c       repair primitives: block/inode allocation, writes,
  *                       building a fresh B+tree in free blocks
  *   check_repair.c      repair driver (which phase runs), inode records,
@@ -211,6 +212,22 @@ int check_dent_examine(struct check *c, uint64_t dir, uint64_t key, const void *
 /* Strict test for an entry found in a leaf whose checksum is wrong: true
  * only if everything in it is consistent (key, name, target, type). */
 int check_dent_trustworthy(struct check *c, uint64_t key, const void *val, size_t len);
+
+/* ---- writes (check_io.c) ---- */
+
+/* Every repair write and sync: mmio_write_at / mmio_sync, or the crash
+ * simulation below. 0 or -errno. */
+int check_io_write(struct check *c, uint64_t off, const void *buf, size_t len);
+int check_io_sync(struct check *c);
+
+/* Test hook: with crash_at != 0, the crash_at-th repair write "crashes":
+ * a random subset (rng) of the writes since the last sync is undone and
+ * every later write and sync fails with -EIO. Tests reset it. */
+struct check_crash_sim {
+    uint64_t crash_at, writes, rng;
+    int crashed;
+};
+extern struct check_crash_sim check_crash_sim;
 
 /* ---- repair primitives (check_write.c) ---- */
 

@@ -119,7 +119,7 @@ static int repair_records(struct check *c)
         c->repairs++;
     }
     if (!err)
-        err = mmio_sync(c->io);
+        err = check_io_sync(c);
     return err ? err : 1;
 }
 
@@ -162,7 +162,7 @@ static int rebuild_orphans(struct check *c)
         }
     }
     if (!err)
-        err = mmio_sync(c->io);
+        err = check_io_sync(c);
     if (!err)
         err = check_write_super(c, edit_orphan_head, &head);
     /* former members that left the list: unlink them */
@@ -176,7 +176,7 @@ static int rebuild_orphans(struct check *c)
         }
     }
     if (!err)
-        err = mmio_sync(c->io);
+        err = check_io_sync(c);
     if (err)
         return err;
     check_repaired(c, "orphan list rebuilt: %" PRIu64 " unlinked inode%s, released at the "

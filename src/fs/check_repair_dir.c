@@ -35,8 +35,16 @@ struct rebuild {
     struct check_items keyed;      /* entries with their key */
     struct check_items pending;    /* entries that need a key (key = hash << 8) */
     struct check_items assigned;   /* pending entries given a key */
+    size_t *slots;                 /* hash index over assigned: index + 1, 0 = empty */
+    size_t nslots;                 /* power of 2, at least twice the entries added */
     uint64_t kept, dropped, fixed, added;
 };
+
+/* First slot of hash h in the index over r->assigned. */
+static size_t slot_of(const struct rebuild *r, uint64_t h)
+{
+    return (size_t)((h * 0x9e3779b97f4a7c15ull) >> 20) & (r->nslots - 1);
+}
 
 /* Encodes an entry value into buf; returns its length. */
 static size_t encode(uint8_t *buf, uint64_t ino, uint8_t type, const char *name, size_t len)
@@ -74,8 +82,8 @@ static int scan_hash(struct rebuild *r, uint64_t h, const char *name, size_t len
         used[(k->v[i].key & 0xff) / 8] |= (uint8_t)(1u << (k->v[i].key % 8));
         found |= same_name(&k->v[i], name, len);
     }
-    for (size_t i = 0; i < r->assigned.n; i++) {
-        const struct check_item *it = &r->assigned.v[i];
+    for (size_t s = slot_of(r, h); r->slots[s]; s = (s + 1) & (r->nslots - 1)) {
+        const struct check_item *it = &r->assigned.v[r->slots[s] - 1];
         if (it->key >> 8 != h)
             continue;
         used[(it->key & 0xff) / 8] |= (uint8_t)(1u << (it->key % 8));
@@ -98,8 +106,16 @@ static int assign_key(struct rebuild *r, const struct check_item *p)
     for (unsigned k = 0; k < 256; k++) {
         if (used[k / 8] & (1u << (k % 8)))
             continue;
+        if (r->assigned.n * 2 + 2 > r->nslots)
+            return -EOVERFLOW;      /* sized by rebuild_dir: cannot happen */
         int err = check_items_add(&r->assigned, h << 8 | k, p->val, p->len);
-        return err ? err : 1;
+        if (err)
+            return err;
+        size_t s = slot_of(r, h);
+        while (r->slots[s])
+            s = (s + 1) & (r->nslots - 1);
+        r->slots[s] = r->assigned.n;
+        return 1;
     }
     return 0;
 }
@@ -210,6 +226,15 @@ static int rebuild_dir(struct check *c, uint64_t dir, uint64_t lnf, int new_lnf,
     check_items_sort(&r.keyed);
     drop_repeated(&r);
     r.kept = r.keyed.n;
+    size_t adds = r.pending.n + 1 + (dir == lnf ? (size_t)c->nreconnect : 0);
+    r.nslots = 16;
+    while (r.nslots < adds * 2 + 2)
+        r.nslots *= 2;
+    r.slots = calloc(r.nslots, sizeof(*r.slots));
+    if (!r.slots) {
+        err = -ENOMEM;
+        goto out;
+    }
     for (size_t i = 0; !err && i < r.pending.n; i++) {
         int got = assign_key(&r, &r.pending.v[i]);
         if (got == 0)
@@ -252,6 +277,7 @@ out:
     check_items_free(&r.keyed);
     check_items_free(&r.pending);
     check_items_free(&r.assigned);
+    free(r.slots);
     return err;
 }
 
@@ -335,11 +361,11 @@ int check_repair_dirs(struct check *c)
             n += (size_t)r;
     }
     if (!err)
-        err = mmio_sync(c->io);     /* new indexes (and lost+found's record) first */
+        err = check_io_sync(c);     /* new indexes (and lost+found's record) first */
     if (!err)
         err = switch_dirs(c, nd, n);
     if (!err)
-        err = mmio_sync(c->io);
+        err = check_io_sync(c);
     if (!err && new_lnf)
         err = check_write_super(c, edit_generation, NULL);
     free(nd);

@@ -125,7 +125,7 @@ static int copy_blocks(struct check *c, uint64_t src, uint64_t dst, uint64_t n)
     for (uint64_t i = 0; i < n; i++) {
         int err = mmio_read_at(c->io, (src + i) * MMAPFS_BLOCK_SIZE, buf, sizeof(buf));
         if (!err)
-            err = mmio_write_at(c->io, (dst + i) * MMAPFS_BLOCK_SIZE, buf, sizeof(buf));
+            err = check_io_write(c, (dst + i) * MMAPFS_BLOCK_SIZE, buf, sizeof(buf));
         if (err)
             return err;
     }
@@ -360,7 +360,7 @@ int check_repair_dups(struct check *c)
             nmv += (size_t)r;
     }
     if (!err && nmv)
-        err = mmio_sync(c->io);     /* clones and new trees first */
+        err = check_io_sync(c);     /* clones and new trees first */
     for (size_t i = 0; !err && i < nmv; i++) {
         struct mmapfs_disk_inode di;
         err = check_read_inode(c, mv[i].ino, &di);
@@ -372,7 +372,7 @@ int check_repair_dups(struct check *c)
         c->repairs++;
     }
     if (!err && nmv)
-        err = mmio_sync(c->io);
+        err = check_io_sync(c);
     check_items_free(&d.ext);
     free(d.k);
     free(mv);

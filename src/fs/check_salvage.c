@@ -342,13 +342,13 @@ int check_repair_salvage(struct check *c)
     }
     /* the new trees are durable before any inode points at them */
     if (!err && ndone)
-        err = mmio_sync(c->io);
+        err = check_io_sync(c);
     for (size_t i = 0; !err && i < ndone; i++) {
         err = switch_tree(c, &done[i]);
         c->repairs++;
     }
     if (!err && ndone)
-        err = mmio_sync(c->io);
+        err = check_io_sync(c);
     check_items_free(&s.items);
     free(s.visited);
     free(s.visit);

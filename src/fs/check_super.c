@@ -93,9 +93,9 @@ static int try_mend(struct check *c, const char *msg)
     int was_error = (c->sb.state & MMAPFS_STATE_ERROR) != 0;
     c->sb = sb;
     if (c->opt.mode == FS_CHECK_YES && !c->repair_started) {
-        int err = mmio_write_at(c->io, 0, &sb, sizeof(sb));
+        int err = check_io_write(c, 0, &sb, sizeof(sb));
         if (!err)
-            err = mmio_sync(c->io);
+            err = check_io_sync(c);
         if (err)
             return FSCK_EXIT_OPERATIONAL;
         check_repaired(c, "superblock: %d damaged field%s reset, checksum recomputed", n,

@@ -1,7 +1,7 @@
 /*
  * check_write.c — the primitives fsck repairs are made of: an allocator
  * over blocks known to be free, inode allocation, writes of inode records,
- * bitmap bits and the superblock (all through mmio_write_at), and a bulk
+ * bitmap bits and the superblock (all through check_io_write), and a bulk
  * builder that writes a fresh B+tree into newly allocated blocks.
  *
  * Crash safety: a repair writes new blocks first, marks them in the block
@@ -92,7 +92,7 @@ int check_write_inode(struct check *c, uint64_t ino, struct mmapfs_disk_inode *d
         return -EINVAL;
     di->checksum = check_inode_checksum(ino, di);
     uint64_t off = c->sb.inode_table_start * MMAPFS_BLOCK_SIZE + (ino - 1) * MMAPFS_INODE_SIZE;
-    return mmio_write_at(c->io, off, di, sizeof(*di));
+    return check_io_write(c, off, di, sizeof(*di));
 }
 
 /* Sets or clears bit i of the bitmap that starts at block 'start'. */
@@ -105,7 +105,7 @@ static int write_bit(struct check *c, uint64_t start, uint64_t i, int on)
         return err;
     uint8_t mask = (uint8_t)(1u << (i % 8));
     uint8_t nb = on ? (uint8_t)(byte | mask) : (uint8_t)(byte & ~mask);
-    return nb == byte ? 0 : mmio_write_at(c->io, off, &nb, 1);
+    return nb == byte ? 0 : check_io_write(c, off, &nb, 1);
 }
 
 int check_write_block_bits(struct check *c, uint64_t start, uint64_t len, int on)
@@ -136,9 +136,9 @@ int check_write_super(struct check *c, void (*edit)(struct mmapfs_disk_superbloc
         return err;
     edit(&sb, arg);
     sb.checksum = crc32c(0, &sb, offsetof(struct mmapfs_disk_superblock, checksum));
-    err = mmio_write_at(c->io, 0, &sb, sizeof(sb));
+    err = check_io_write(c, 0, &sb, sizeof(sb));
     if (!err)
-        err = mmio_sync(c->io);
+        err = check_io_sync(c);
     if (err)
         return err;
     /* keep the counts this round computed; take the rest as written */
@@ -274,7 +274,7 @@ static int node_write(struct check *c, uint64_t blk, uint8_t *buf)
 {
     struct mmapfs_disk_btree_header *h = (void *)buf;
     h->checksum = bt_block_checksum(blk, buf);
-    return mmio_write_at(c->io, blk * MMAPFS_BLOCK_SIZE, buf, MMAPFS_BLOCK_SIZE);
+    return check_io_write(c, blk * MMAPFS_BLOCK_SIZE, buf, MMAPFS_BLOCK_SIZE);
 }
 
 /* Writes the leaves: packs items in order, each leaf as full as it goes. */

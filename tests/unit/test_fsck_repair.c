@@ -38,6 +38,7 @@
 
 #include "fs/btree.h"
 #include "fs/check.h"
+#include "fs/check_i.h"
 #include "fs/format.h"
 #include "fs/fs.h"
 #include "mmapfs/mmio.h"
@@ -1283,7 +1284,124 @@ static void test_preen(void **state)
     image_destroy(&im);
 }
 
-/* ---- 11. fuzz ---------------------------------------------------------------------------------- */
+/* ---- 11. a crash in the middle of fsck -y ---------------------------------------------------- */
+
+/* Saved metadata region and used data blocks of an image, to restore. */
+struct snapshot {
+    uint64_t D, nused;
+    uint8_t *meta, *data;
+    uint64_t *used;
+};
+
+static void snap_take(struct raw *r, struct snapshot *s)
+{
+    s->D = r->sb.data_start;
+    s->meta = malloc(s->D * 4096);
+    s->used = malloc(r->sb.block_count * sizeof(*s->used));
+    assert_non_null(s->meta);
+    assert_non_null(s->used);
+    memcpy(s->meta, raw_blk(r, 0), s->D * 4096);
+    s->nused = 0;
+    for (uint64_t b = s->D; b < r->sb.block_count; b++) {
+        const uint8_t *bm = raw_blk(r, r->sb.block_bitmap_start + b / 32768);
+        if ((bm[(b % 32768) / 8] >> (b % 8)) & 1)
+            s->used[s->nused++] = b;
+    }
+    s->data = malloc(s->nused * 4096);
+    assert_non_null(s->data);
+    for (uint64_t i = 0; i < s->nused; i++)
+        memcpy(s->data + i * 4096, raw_blk(r, s->used[i]), 4096);
+}
+
+static void snap_restore(struct raw *r, const struct snapshot *s)
+{
+    memcpy(raw_blk(r, 0), s->meta, s->D * 4096);
+    for (uint64_t i = 0; i < s->nused; i++)
+        memcpy(raw_blk(r, s->used[i]), s->data + i * 4096, 4096);
+    assert_int_equal(mmio_sync(r->io), 0);
+}
+
+static void snap_free(struct snapshot *s)
+{
+    free(s->meta);
+    free(s->data);
+    free(s->used);
+}
+
+/*
+ * Several problems at once (a wiped directory leaf, a shared block, an
+ * unnamed FIFO, an inode record with a bad checksum, a wrong link count);
+ * fsck -y "crashes" at its k-th write, losing a random part of what was
+ * not synced yet. A second fsck -y must still repair everything (exit 1),
+ * -n must then be clean, and the files must be as after an uninterrupted
+ * repair.
+ */
+static void test_crash_during_repair(void **state)
+{
+    (void)state;
+    struct image im;
+    image_build(&im);
+    struct raw r;
+    raw_open(&r, im.path);
+    uint64_t root = raw_inode(&r, im.d1)->tree_root;
+    uint64_t l2 = ptrs(raw_blk(&r, root))[2].child;
+    uint64_t lost[400];
+    size_t nlost = leaf_inodes(&r, l2, lost, 396);
+    memset(raw_blk(&r, l2), 0, 4096);
+    uint64_t leaf1, leaf2;
+    unsigned i1, i2;
+    struct mmapfs_disk_extent *e1 = raw_extent(&r, im.f1, 0, &leaf1, &i1);
+    struct mmapfs_disk_extent *e2 = raw_extent(&r, im.f2, 0, &leaf2, &i2);
+    e2->start = e1->start;
+    raw_node_seal(&r, leaf2);
+    remove_entry(&r, MMAPFS_ROOT_INO, "fifo");
+    raw_inode(&r, im.g1)->mtime_sec ^= 0x100;
+    raw_inode(&r, im.d2)->nlink = 5;
+    raw_inode_seal(&r, im.d2);
+    assert_int_equal(mmio_sync(r.io), 0);
+    struct snapshot snap;
+    snap_take(&r, &snap);
+    lost[nlost++] = im.fifo;
+    lost[nlost] = 0;
+    const uint64_t skip[] = { im.f2, 0 };
+
+    /* how many writes an uninterrupted repair makes */
+    check_crash_sim = (struct check_crash_sim){ .crash_at = UINT64_MAX };
+    assert_int_equal(run_fsck(im.path, FS_CHECK_YES, NULL), FSCK_EXIT_CORRECTED);
+    uint64_t total = check_crash_sim.writes;
+    check_crash_sim = (struct check_crash_sim){ 0 };
+    assert_true(total > 10);
+    verify(&im, lost, NULL, skip);
+
+    uint64_t seed = getenv("TEST_FSCK_SEED") ? strtoull(getenv("TEST_FSCK_SEED"), NULL, 0)
+                                             : (uint64_t)time(NULL);
+    unsigned points = getenv("TEST_FSCK_ROUNDS") ? (unsigned)atoi(getenv("TEST_FSCK_ROUNDS"))
+                                                 : 24;
+    printf("crash during repair: seed %" PRIu64 ", %" PRIu64 " writes, %u crash points\n",
+           seed, total, points);
+    for (unsigned i = 0; i < points; i++) {
+        uint64_t k = 1 + (i * total) / points + (seed + i) % 2;
+        snap_restore(&r, &snap);
+        check_crash_sim = (struct check_crash_sim){ .crash_at = k, .rng = seed * 31 + i };
+        int y1 = run_fsck(im.path, FS_CHECK_YES, NULL);
+        int crashed = check_crash_sim.crashed;
+        check_crash_sim = (struct check_crash_sim){ 0 };
+        assert_int_equal(y1, crashed ? FSCK_EXIT_OPERATIONAL : FSCK_EXIT_CORRECTED);
+        char *rep;
+        int y2 = run_fsck(im.path, FS_CHECK_YES, &rep), want = crashed ? FSCK_EXIT_CORRECTED : 0;
+        if (y2 != want)
+            fprintf(stderr, "crash at write %" PRIu64 " (seed %" PRIu64 "): second -y %d\n%s",
+                    k, seed, y2, rep);
+        free(rep);
+        assert_int_equal(y2, want);
+        verify(&im, lost, NULL, skip);
+    }
+    raw_close(&r);
+    snap_free(&snap);
+    image_destroy(&im);
+}
+
+/* ---- 12. fuzz ---------------------------------------------------------------------------------- */
 
 static uint64_t rng_state;
 static uint64_t rnd(void)
@@ -1309,6 +1427,39 @@ static int mount_and_read_all(const char *path)
     free(w.v);
     err = fs_unmount(fs);
     return w.errors + (err != 0);
+}
+
+/* Damage a byte flip rarely makes: a node wiped or copied over another, an
+ * extent or a directory entry pointed elsewhere (sealed, so only the
+ * cross-checks can tell). */
+static void structural_damage(struct raw *r, unsigned kind, const uint64_t *nodes,
+                              size_t nnodes, const uint64_t *used, size_t nused)
+{
+    uint64_t b = nodes[rnd() % nnodes];
+    uint8_t *p = raw_blk(r, b);
+    switch (kind) {
+    case 0:                                 /* wiped */
+        memset(p, 0, 4096);
+        break;
+    case 1: {                               /* another node's content, resealed */
+        uint64_t o = nodes[rnd() % nnodes];
+        memcpy(p, raw_blk(r, o), 4096);
+        raw_node_seal(r, b);
+        break;
+    }
+    default: {                              /* an item's value points elsewhere */
+        if (hdr(p)->level != 0 || hdr(p)->nitems == 0)
+            break;
+        struct mmapfs_disk_btree_item *it = &items(p)[rnd() % hdr(p)->nitems];
+        if (it->value_off + 8u > 4096)
+            break;
+        uint64_t v = hdr(p)->type == MMAPFS_TREE_EXTENTS ? used[rnd() % nused]
+                                                         : 1 + rnd() % 420;
+        memcpy(p + it->value_off, &v, 8);   /* extent start / entry inode */
+        raw_node_seal(r, b);
+        break;
+    }
+    }
 }
 
 static void test_fuzz_repair(void **state)
@@ -1357,7 +1508,11 @@ static void test_fuzz_repair(void **state)
             memcpy(raw_blk(&r, used[i]), data + i * 4096, 4096);
         unsigned flips = 1 + (unsigned)(rnd() % 6);
         for (unsigned i = 0; i < flips; i++) {
-            unsigned what = (unsigned)(rnd() % 10);
+            unsigned what = (unsigned)(rnd() % 14);
+            if (what >= 10) {
+                structural_damage(&r, what - 10, nodes, nnodes, used, nused);
+                continue;
+            }
             uint64_t b;
             if (what < 5)
                 b = nodes[rnd() % nnodes];
@@ -1433,6 +1588,7 @@ int main(void)
         cmocka_unit_test(test_counts_bitmaps_links),
         cmocka_unit_test(test_superblock_mended),
         cmocka_unit_test(test_preen),
+        cmocka_unit_test(test_crash_during_repair),
         cmocka_unit_test(test_fuzz_repair),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
