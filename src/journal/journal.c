@@ -218,6 +218,11 @@ void jnl_unlock(struct jnl *j)
 
 /* ---- shadows ----------------------------------------------------------------- */
 
+int jnl_is_shadow(struct jnl *j, uint64_t blk)
+{
+    return jnl_map_find(&j->map, blk) != NULL;
+}
+
 /* pread backend (no mapping): a private copy of blk, freed at jnl_unlock. */
 static const void *read_copy(struct jnl *j, uint64_t blk)
 {

@@ -104,6 +104,10 @@ void *jnl_write(struct jnl *j, uint64_t blk);
  * already in the running transaction). */
 void *jnl_write_new(struct jnl *j, uint64_t blk);
 
+/* 1 if blk currently has an in-memory shadow (its content was written by
+ * this process and is what jnl_read returns). Lock held. */
+int jnl_is_shadow(struct jnl *j, uint64_t blk);
+
 /* blk stops being metadata in the running transaction (freed): its shadow
  * is dropped from the running transaction and it is never written home by
  * this transaction. Lock held. */

@@ -248,7 +248,7 @@ static struct mstore *ms_new(bool shadow_mode)
 {
     struct mstore *ms = calloc(1, sizeof(*ms));
     assert_non_null(ms);
-    ms->st = (struct bt_store){ ms, ms_read, ms_write, ms_alloc, ms_free };
+    ms->st = (struct bt_store){ ms, ms_read, ms_write, ms_alloc, ms_free, NULL };
     ms->shadow_mode = shadow_mode;
     ms->alloc_budget = -1;
     ms->write_budget = -1;
@@ -1151,6 +1151,45 @@ static void test_corrupt_flip(void **state)
     ms_destroy(ms);
 }
 
+/* A store that calls a block trusted skips only its checksum check: a
+ * stale checksum in a trusted node is accepted, everything else is still
+ * checked, and an untrusted node with the same bytes is refused. */
+static uint64_t trusted_blk;
+static int trust_one(void *ctx, uint64_t blk)
+{
+    (void)ctx;
+    return blk == trusted_blk;
+}
+
+static void test_trusted_skips_checksum(void **state)
+{
+    (void)state;
+    struct mstore *ms = ms_new(true);
+    struct bt_tree t = tree_on(ms);
+    build_two_level(ms, &t);
+    struct node_list *nl = list_nodes(&t);
+    uint64_t leaf = nth_node(nl, 0, 3);
+    uint64_t k = first_key(ms, leaf) + 10;
+    uint8_t *p = ms_block(ms, leaf);
+
+    p[4] ^= 0x01;                       /* checksum field only */
+    expect_all_fail(&t, k, -EUCLEAN);   /* untrusted: refused */
+    ms->st.trusted = trust_one;
+    trusted_blk = leaf;
+    expect_val(&t, k, 0, 100);          /* trusted: accepted */
+    p[0] ^= 0x01;                       /* magic: still checked */
+    expect_all_fail(&t, k, -EUCLEAN);
+    p[0] ^= 0x01;
+    trusted_blk = 0;
+    expect_all_fail(&t, k, -EUCLEAN);
+    p[4] ^= 0x01;
+    ms->st.trusted = NULL;
+    expect_val(&t, k, 0, 100);
+    free(nl);
+    assert_int_equal(bt_destroy(&t), 0);
+    ms_destroy(ms);
+}
+
 static void test_corrupt_owner_type(void **state)
 {
     (void)state;
@@ -1623,6 +1662,7 @@ int main(void)
         cmocka_unit_test(test_sequential_dense),
         cmocka_unit_test(test_random_1m),
         cmocka_unit_test(test_corrupt_flip),
+        cmocka_unit_test(test_trusted_skips_checksum),
         cmocka_unit_test(test_corrupt_owner_type),
         cmocka_unit_test(test_corrupt_absurd),
         cmocka_unit_test(test_corrupt_cycle),
