@@ -1075,6 +1075,28 @@ static void test_inode_records(void **state)
     image_destroy(&im);
 }
 
+/* The root's record is wiped and freed: it is rewritten as an empty
+ * directory and everything it held comes back through lost+found. */
+static void test_root_wiped(void **state)
+{
+    (void)state;
+    struct image im;
+    image_build(&im);
+    struct raw r;
+    raw_open(&r, im.path);
+    memset(raw_inode(&r, MMAPFS_ROOT_INO), 0, 256);
+    raw_bit(&r, r.sb.inode_bitmap_start, 0, 0);
+    raw_close(&r);
+    const char *want[] = { "root directory (inode 1): free", NULL };
+    const char *fixed[] = { "root directory: record rewritten as a directory",
+                            "created /lost+found", "reconnected as /lost+found/#2", NULL };
+    expect_repair(im.path, want, fixed);
+    /* f1 keeps its other name, d2/f1-link */
+    const uint64_t moved[] = { im.d1, im.big, im.d2, im.sl, im.fifo, im.d3, 0 };
+    verify(&im, moved, NULL, NULL);
+    image_destroy(&im);
+}
+
 /* ---- 8. the orphan list ------------------------------------------------------------------------ */
 
 /* A child mounts, leaves two open unlinked files and a kept file, and dies
@@ -1584,6 +1606,7 @@ int main(void)
         cmocka_unit_test(test_dir_index_salvaged),
         cmocka_unit_test(test_extent_tree_salvaged),
         cmocka_unit_test(test_inode_records),
+        cmocka_unit_test(test_root_wiped),
         cmocka_unit_test(test_orphan_list_rebuilt),
         cmocka_unit_test(test_counts_bitmaps_links),
         cmocka_unit_test(test_superblock_mended),
