@@ -277,6 +277,8 @@ static int check_links(struct check *c, uint64_t ino)
                 LINK_ERROR(c, "directory %" PRIu64 ": not named by any entry (unreachable)",
                             ino);
             plan_unnamed(c, ino, di.nlink, orphan);
+            if (orphan && (di.parent < 1 || di.parent > c->inode_count))
+                check_add_fix(c, ino, FIX_PARENT, MMAPFS_ROOT_INO);   /* reported in pass 1 */
         } else {
             if (orphan) {
                 check_error(c, "directory %" PRIu64 ": on the orphan list but named in "

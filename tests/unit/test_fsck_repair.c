@@ -12,9 +12,13 @@
  * and, mounted again, every file that was not corrupted still there with
  * the same content (a whole-tree walk finds each inode of the manifest),
  * the reconnected ones in /lost+found as "#<ino>".
- * The last test flips random bytes in the metadata: -y then -n must agree
- * (-y exit 1 exactly when -n is then 0), and a clean result must mount and
- * read back without errors.
+ * Then: several problems at once with fsck -y "crashing" at each of its
+ * writes (a random part of the unsynced writes lost), after which another
+ * -y must give the same result. The last test damages the metadata at
+ * random (byte flips, wiped or copied nodes, pointers moved): -y then -n
+ * must agree (-y exit 1 exactly when -n is then 0), and a clean result
+ * must mount, read back, take new files and let lost+found be emptied,
+ * and still check clean.
  * TEST_FSCK_SEED / TEST_FSCK_ROUNDS replay / lengthen the fuzz;
  * TEST_FSCK_VERBOSE=1 prints every fsck report.
  */
@@ -1434,7 +1438,36 @@ static uint64_t rnd(void)
     return rng_state;
 }
 
-/* Mounts, reads everything, unmounts: 0 or the number of errors. */
+/* Removes everything in directory dir (depth first). Returns the number of
+ * errors. */
+static int remove_all(struct fs *fs, uint64_t dir, int depth)
+{
+    struct names nm = { 0 };
+    int errors = 0;
+    if (depth > 20 || fs_readdir(fs, dir, 0, 0, names_fill, &nm))
+        return 1;
+    for (size_t i = 0; i < nm.n; i++) {
+        int err;
+        if (S_ISDIR(nm.mode[i])) {
+            errors += remove_all(fs, nm.ino[i], depth + 1);
+            err = fs_rmdir(fs, dir, nm.v[i]);
+        } else {
+            err = fs_unlink(fs, dir, nm.v[i]);
+        }
+        if (err) {
+            fprintf(stderr, "remove %" PRIu64 "/%s: %d\n", dir, nm.v[i], err);
+            errors++;
+        }
+    }
+    free(nm.v);
+    free(nm.ino);
+    free(nm.mode);
+    return errors;
+}
+
+/* Mounts, reads everything, then uses the repaired structures: a new file
+ * in every directory of the root, new entries, and lost+found emptied
+ * (rm -r); unmounts. 0 or the number of errors. */
 static int mount_and_read_all(const char *path)
 {
     struct fs *fs;
@@ -1446,9 +1479,29 @@ static int mount_and_read_all(const char *path)
     }
     struct walk w = { .fs = fs };
     walk_dir(&w, MMAPFS_ROOT_INO, 0);
+    int errors = w.errors;
+    uint8_t buf[20000];
+    memset(buf, 'n', sizeof(buf));
+    for (size_t i = 0; i < w.n; i++) {
+        struct fs_stat st;
+        if (w.v[i].dir != MMAPFS_ROOT_INO || fs_getattr(fs, w.v[i].ino, &st) ||
+            !S_ISDIR(st.mode))
+            continue;
+        if (fs_mknod(fs, w.v[i].ino, "fsck-new", S_IFREG | 0644, 0, &cred, &st)) {
+            errors++;
+            continue;
+        }
+        fs_forget(fs, st.ino, 1);
+        errors += fs_write(fs, st.ino, 0, buf, sizeof(buf)) != (ssize_t)sizeof(buf);
+    }
     free(w.v);
+    struct fs_stat lnf;
+    if (!fs_lookup(fs, MMAPFS_ROOT_INO, "lost+found", &lnf)) {
+        fs_forget(fs, lnf.ino, 1);
+        errors += remove_all(fs, lnf.ino, 0);
+    }
     err = fs_unmount(fs);
-    return w.errors + (err != 0);
+    return errors + (err != 0);
 }
 
 /* Damage a byte flip rarely makes: a node wiped or copied over another, an
@@ -1582,7 +1635,7 @@ static void test_fuzz_repair(void **state)
                      round);
         assert_int_equal(run_fsck(im.path, FS_CHECK_NO, NULL), FSCK_EXIT_OK);
     }
-    printf("repair fuzz: %u clean, %u repaired (mounted and read back), %u left with errors\n",
+    printf("repair fuzz: %u clean, %u repaired (mounted, read back, written, lost+found emptied), %u left with errors\n",
            clean, repaired, left);
     raw_close(&r);
     free(meta);
