@@ -45,6 +45,7 @@ static void vline(struct check *c, const char *prefix, const char *fmt, va_list 
     fputc('\n', c->out);
 }
 
+/* See check_i.h. */
 void check_error(struct check *c, const char *fmt, ...)
 {
     c->errors++;
@@ -56,6 +57,7 @@ void check_error(struct check *c, const char *fmt, ...)
     va_end(ap);
 }
 
+/* See check_i.h. */
 void check_repaired(struct check *c, const char *fmt, ...)
 {
     if (!c->out)
@@ -66,6 +68,7 @@ void check_repaired(struct check *c, const char *fmt, ...)
     va_end(ap);
 }
 
+/* See check_i.h. */
 void check_info(struct check *c, const char *fmt, ...)
 {
     if (!c->out)
@@ -93,6 +96,7 @@ static void check_verbose(struct check *c, const char *fmt, ...)
     va_end(ap);
 }
 
+/* See check_i.h. */
 void check_add_fix(struct check *c, uint64_t ino, enum check_fix_field f, uint64_t value)
 {
     if (c->nfixes == c->fixes_cap) {
@@ -106,6 +110,7 @@ void check_add_fix(struct check *c, uint64_t ino, enum check_fix_field f, uint64
     c->fixes[c->nfixes++] = (struct check_fix){ .ino = ino, .value = value, .field = f };
 }
 
+/* See check_i.h. */
 void check_plan(struct check *c, uint64_t ino, uint16_t rflags)
 {
     if (ino < 1 || ino > c->inode_count)
@@ -123,6 +128,7 @@ void check_plan(struct check *c, uint64_t ino, uint16_t rflags)
         c->nreconnect++;
 }
 
+/* See check_i.h. */
 void check_escape(char *out, size_t out_len, const char *name, size_t len)
 {
     size_t o = 0;
@@ -146,6 +152,7 @@ const uint8_t *check_block(struct check *c, uint64_t blk)
     return mmio_ptr(c->io, blk * MMAPFS_BLOCK_SIZE);
 }
 
+/* See check_i.h. */
 int check_read_inode(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
 {
     if (ino < 1 || ino > c->inode_count)
@@ -155,6 +162,7 @@ int check_read_inode(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di
     return err ? -EIO : 0;
 }
 
+/* See check_i.h. */
 uint32_t check_inode_checksum(uint64_t ino, const struct mmapfs_disk_inode *di)
 {
     uint64_t le = htole64(ino);
@@ -162,6 +170,7 @@ uint32_t check_inode_checksum(uint64_t ino, const struct mmapfs_disk_inode *di)
     return crc32c(sum, di, offsetof(struct mmapfs_disk_inode, checksum));
 }
 
+/* See check_i.h. */
 int check_inode_bit(struct check *c, uint64_t ino)
 {
     uint64_t bit = ino - 1;
@@ -169,12 +178,14 @@ int check_inode_bit(struct check *c, uint64_t ino)
     return p ? check_bit(p, bit % (MMAPFS_BLOCK_SIZE * 8)) : 0;
 }
 
+/* See check_i.h. */
 int check_block_bit(struct check *c, uint64_t b)
 {
     const uint8_t *p = check_block(c, c->sb.block_bitmap_start + b / (MMAPFS_BLOCK_SIZE * 8));
     return p ? check_bit(p, b % (MMAPFS_BLOCK_SIZE * 8)) : 1;
 }
 
+/* See check_i.h. */
 uint8_t check_mode_dtype(uint32_t mode)
 {
     switch (mode & S_IFMT) {
@@ -428,6 +439,7 @@ static int finish(struct check *c, uint64_t pre_errors)
     return ret;
 }
 
+/* See check_i.h. */
 int fs_check(const char *path, const struct fs_check_options *o, FILE *report)
 {
     struct check c = { .out = report, .path = path };

@@ -80,6 +80,7 @@ static int64_t count_disk_bits(struct check *c, uint64_t start, uint64_t n)
     return (int64_t)set;
 }
 
+/* See check_i.h. */
 int check_pass_bitmaps(struct check *c)
 {
     struct run r = { 0 };
@@ -176,6 +177,7 @@ static void edit_counts(struct mmapfs_disk_superblock *sb, void *arg)
     sb->free_inodes = c->sb.free_inodes;
 }
 
+/* See check_i.h. */
 int check_apply_fixes(struct check *c)
 {
     uint64_t fixed = 0, per[4] = { 0 };

@@ -21,6 +21,7 @@
             check_error(c, "directory %" PRIu64 ": " fmt, dir, __VA_ARGS__);           \
     } while (0)
 
+/* See check_i.h. */
 int check_dent_examine(struct check *c, uint64_t dir, uint64_t key, const void *val,
                        size_t len, int report, struct check_dent *out)
 {
@@ -96,6 +97,7 @@ int check_dent_examine(struct check *c, uint64_t dir, uint64_t key, const void *
     return verdict;
 }
 
+/* See check_i.h. */
 int check_dent_trustworthy(struct check *c, uint64_t key, const void *val, size_t len)
 {
     struct mmapfs_disk_dirent de;

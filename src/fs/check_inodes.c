@@ -405,6 +405,7 @@ static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_in
     }
 }
 
+/* See check_i.h. */
 int check_pass_inodes(struct check *c)
 {
     for (uint64_t ino = 1; ino <= c->inode_count; ino++) {

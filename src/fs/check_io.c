@@ -72,6 +72,7 @@ static void crash(struct check *c)
     mmio_sync(c->io);
 }
 
+/* See check_i.h. */
 int check_io_write(struct check *c, uint64_t off, const void *buf, size_t len)
 {
     struct check_crash_sim *s = &check_crash_sim;
@@ -89,6 +90,7 @@ int check_io_write(struct check *c, uint64_t off, const void *buf, size_t len)
     return mmio_write_at(c->io, off, buf, len);
 }
 
+/* See check_i.h. */
 int check_io_sync(struct check *c)
 {
     if (check_crash_sim.crash_at) {

@@ -38,6 +38,7 @@ static uint16_t node_type(struct check *c, uint64_t ino, uint64_t blk)
     return h.type;
 }
 
+/* See check_i.h. */
 int check_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
 {
     int damage = 0;

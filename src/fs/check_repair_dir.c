@@ -331,6 +331,7 @@ static int switch_dirs(struct check *c, const struct newdir *nd, size_t n)
     return 0;
 }
 
+/* See check_i.h. */
 int check_repair_dirs(struct check *c)
 {
     uint64_t lnf = c->lnf_ino;

@@ -323,6 +323,7 @@ static int pick_keepers(struct dups *d)
     return 0;
 }
 
+/* See check_i.h. */
 int check_repair_dups(struct check *c)
 {
     struct dups d = { .c = c };

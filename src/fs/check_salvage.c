@@ -307,6 +307,7 @@ static int switch_tree(struct check *c, const struct rebuilt *r)
     return check_write_inode(c, r->ino, &di);
 }
 
+/* See check_i.h. */
 int check_repair_salvage(struct check *c)
 {
     struct salvage s = { .c = c };

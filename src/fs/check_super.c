@@ -109,6 +109,7 @@ static int try_mend(struct check *c, const char *msg)
     return 0;
 }
 
+/* See check_i.h. */
 int check_load_superblock(struct check *c, FILE *out)
 {
     int err = mmio_read_at(c->io, 0, &c->sb, sizeof(c->sb));

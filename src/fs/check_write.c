@@ -69,12 +69,14 @@ static int item_cmp(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* See check_i.h. */
 void check_items_sort(struct check_items *it)
 {
     if (it->n > 1)
         qsort(it->v, it->n, sizeof(*it->v), item_cmp);
 }
 
+/* See check_i.h. */
 void check_items_free(struct check_items *it)
 {
     for (size_t i = 0; i < it->nchunks; i++)
@@ -108,6 +110,7 @@ static int write_bit(struct check *c, uint64_t start, uint64_t i, int on)
     return nb == byte ? 0 : check_io_write(c, off, &nb, 1);
 }
 
+/* See check_i.h. */
 int check_write_block_bits(struct check *c, uint64_t start, uint64_t len, int on)
 {
     for (uint64_t b = start; b < start + len; b++) {
@@ -120,6 +123,7 @@ int check_write_block_bits(struct check *c, uint64_t start, uint64_t len, int on
     return 0;
 }
 
+/* See check_i.h. */
 int check_write_inode_bit(struct check *c, uint64_t ino, int on)
 {
     if (ino < 1 || ino > c->inode_count)
@@ -127,6 +131,7 @@ int check_write_inode_bit(struct check *c, uint64_t ino, int on)
     return write_bit(c, c->sb.inode_bitmap_start, ino - 1, on);
 }
 
+/* See check_i.h. */
 int check_write_super(struct check *c, void (*edit)(struct mmapfs_disk_superblock *, void *),
                       void *arg)
 {
@@ -156,6 +161,7 @@ static void edit_set_error(struct mmapfs_disk_superblock *sb, void *arg)
     sb->state |= MMAPFS_STATE_ERROR;
 }
 
+/* See check_i.h. */
 int check_begin_repair(struct check *c)
 {
     if (c->repair_started)
@@ -178,12 +184,14 @@ static int block_free(struct check *c, uint64_t b)
            (c->trust_claims || !check_block_bit(c, b));
 }
 
+/* See check_i.h. */
 void check_unalloc(struct check *c, uint64_t start, uint64_t len)
 {
     for (uint64_t b = start; b < start + len && b < c->block_count; b++)
         check_clear_bit(c->taken, b);
 }
 
+/* See check_i.h. */
 uint64_t check_tree_blocks(uint64_t n, size_t vlen)
 {
     uint64_t per_leaf = (MMAPFS_BLOCK_SIZE - HDR_SIZE) / (ITEM_SIZE + vlen);
@@ -195,6 +203,7 @@ uint64_t check_tree_blocks(uint64_t n, size_t vlen)
     return total;
 }
 
+/* See check_i.h. */
 int check_alloc_run(struct check *c, uint64_t goal, uint64_t want, uint64_t *start,
                     uint64_t *got)
 {
@@ -224,6 +233,7 @@ int check_alloc_run(struct check *c, uint64_t goal, uint64_t want, uint64_t *sta
     return -ENOSPC;
 }
 
+/* See check_i.h. */
 int check_alloc_inode(struct check *c, uint64_t *ino)
 {
     for (uint64_t i = 2; i <= c->inode_count; i++) {
@@ -344,6 +354,7 @@ static int build_level(struct check *c, uint64_t owner, uint16_t type, unsigned 
     return 0;
 }
 
+/* See check_i.h. */
 int check_build_tree(struct check *c, uint64_t owner, uint16_t type,
                      const struct check_items *items, uint64_t *root, uint64_t *nodes)
 {
