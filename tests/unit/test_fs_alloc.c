@@ -25,88 +25,16 @@
 #include "fs/fs.h"
 #include "fs/fs_i.h"
 
-#define MiB (1024ull * 1024)
-#define ROOT MMAPFS_ROOT_INO
+#define FS_FIXTURE_CRED { 0, 0 }     /* the tests act as root */
+#include "fs_fixture.h"
 
 /* ==== helpers ================================================================= */
 
-struct img {
-    char path[64];
-    struct fs *fs;
-};
-
-static void img_mount(struct img *m)
-{
-    struct fs_options o = { .path = m->path };
-    assert_int_equal(fs_mount(&m->fs, &o), 0);
-}
-
-static void img_unmount(struct img *m)
-{
-    struct fs *fs = m->fs;
-    m->fs = NULL;
-    assert_int_equal(fs_unmount(fs), 0);
-}
-
-static void img_check(struct img *m)
-{
-    struct fs_check_options co = { .mode = FS_CHECK_NO, .force = 1 };
-    assert_int_equal(fs_check(m->path, &co, stderr), FSCK_EXIT_OK);
-}
-
-static int img_make(void **state, uint64_t bytes)
-{
-    struct img *m = calloc(1, sizeof(*m));
-    struct mmio *io;
-    if (!m)
-        return -1;
-    *state = m;
-    strcpy(m->path, "/tmp/mmapfs-test-alloc-XXXXXX");
-    int fd = mkstemp(m->path);
-    if (fd < 0)
-        return -1;
-    if (ftruncate(fd, (off_t)bytes)) {
-        close(fd);
-        return -1;
-    }
-    close(fd);
-    if (mmio_open(&io, m->path, 0, 0, NULL))
-        return -1;
-    struct fs_format_options opt = { 0 };
-    int err = fs_format(io, &opt);
-    mmio_close(io);
-    if (err)
-        return -1;
-    struct fs_options o = { .path = m->path };
-    return fs_mount(&m->fs, &o) ? -1 : 0;
-}
-
+/* A formatted, mounted 64 MiB image; the tests check it themselves (img_check). */
 static int img_setup(void **state)
 {
-    return img_make(state, 64 * MiB);
-}
-
-static int img_teardown(void **state)
-{
-    struct img *m = *state;
-    if (m->fs)
-        fs_unmount(m->fs);
-    if (m->path[0])
-        unlink(m->path);
-    free(m);
-    return 0;
-}
-
-static const struct fs_cred cred = { 0, 0 };
-
-static uint64_t mkfile(struct fs *fs, const char *name)
-{
-    struct fs_stat st;
-    int err = fs_mknod(fs, ROOT, name, S_IFREG | 0644, 0, &cred, &st);
-    if (err)
-        fail_msg("mknod %s: %s", name, strerror(-err));
-    fs_forget(fs, st.ino, 1);
-    return st.ino;
+    static const struct img_config c = { .name = "alloc", .bytes = 64 * MiB, .mount = 1 };
+    return img_setup_config(state, &c);
 }
 
 static struct statvfs statfs_now(struct fs *fs)
@@ -237,7 +165,7 @@ static void test_pending_not_reused(void **state)
 
     /* the same through files: a truncated file's blocks are not reused by
      * a write in the same transaction */
-    uint64_t a = mkfile(fs, "a");
+    uint64_t a = mkfile(fs, ROOT, "a");
     char buf[4096];
     memset(buf, 'a', sizeof(buf));
     commit_all(fs);
@@ -342,7 +270,7 @@ static void test_enospc_and_space_back(void **state)
     assert_non_null(buf);
     memset(buf, 0xee, MiB);
 
-    uint64_t big = mkfile(fs, "big"), off = 0;
+    uint64_t big = mkfile(fs, ROOT, "big"), off = 0;
     for (;;) {
         ssize_t n = fs_write(fs, big, off, buf, MiB);
         if (n < 0) {
@@ -367,7 +295,7 @@ static void test_enospc_and_space_back(void **state)
     assert_int_equal(fs_read(fs, big, off - MiB, got, MiB), MiB);
     assert_memory_equal(got, buf, MiB);
     /* others get ENOSPC too */
-    uint64_t other = mkfile(fs, "other");
+    uint64_t other = mkfile(fs, ROOT, "other");
     assert_int_equal(fs_write(fs, other, 0, buf, MiB), -ENOSPC);
     assert_int_equal(fs_getattr(fs, other, &st), 0);
     assert_int_equal(st.size, 0);
@@ -400,7 +328,7 @@ static void test_statfs_numbers(void **state)
     assert_int_equal(sv.f_namemax, 255);
     assert_true(sv.f_fsid != 0);
 
-    uint64_t ino = mkfile(fs, "f");
+    uint64_t ino = mkfile(fs, ROOT, "f");
     struct statvfs s1 = statfs_now(fs);
     assert_int_equal(s1.f_ffree, sv.f_ffree - 1);
     uint8_t *buf = calloc(1, MiB);
@@ -428,7 +356,7 @@ static void test_many_deletes_and_exact_counts(void **state)
     memset(blk, 7, sizeof(blk));
     for (int i = 0; i < 2000; i++) {
         snprintf(name, sizeof(name), "s%d", i);
-        uint64_t ino = mkfile(fs, name);
+        uint64_t ino = mkfile(fs, ROOT, name);
         assert_int_equal(fs_write(fs, ino, 0, blk, (size_t)(1 + i % 4096)), 1 + i % 4096);
     }
     for (int i = 0; i < 2000; i++) {

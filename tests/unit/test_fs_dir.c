@@ -46,105 +46,15 @@
 #define SANITIZED 0
 #endif
 
+#include "fs_fixture.h"
+
 /* ==== image helpers ========================================================== */
 
-struct img {
-    char path[64];
-    struct fs *fs;
-    int skip_fsck;         /* the test damages the image on purpose */
-};
-
-static void img_mount(struct img *m)
-{
-    struct fs_options o = { .path = m->path };
-    assert_int_equal(fs_mount(&m->fs, &o), 0);
-}
-
-static void img_unmount(struct img *m)
-{
-    struct fs *fs = m->fs;
-    m->fs = NULL;
-    assert_int_equal(fs_unmount(fs), 0);
-}
-
-/* Creates a sparse image of 'bytes' with 'inodes' inodes (0 = default),
- * formats and mounts it. */
-static void img_create(struct img *m, uint64_t bytes, uint64_t inodes)
-{
-    struct mmio *io;
-
-    strcpy(m->path, "/tmp/mmapfs-test-dir-XXXXXX");
-    int fd = mkstemp(m->path);
-    assert_true(fd >= 0);
-    assert_int_equal(ftruncate(fd, (off_t)bytes), 0);
-    close(fd);
-    assert_int_equal(mmio_open(&io, m->path, 0, 0, NULL), 0);
-    struct fs_format_options opt = { .inodes = inodes };
-    assert_int_equal(fs_format(io, &opt), 0);
-    mmio_close(io);
-    img_mount(m);
-}
-
+/* No image yet: each test makes its own with img_create(); the teardown checks it. */
 static int img_setup(void **state)
 {
-    struct img *m = calloc(1, sizeof(*m));
-    *state = m;
-    return m ? 0 : -1;
-}
-
-/* Unmounts, runs the fsck core over the image (it must be clean), removes
- * the image. A non-zero return fails the test. */
-static int img_teardown(void **state)
-{
-    struct img *m = *state;
-    int ret = 0;
-    if (m->fs && fs_unmount(m->fs) != 0)
-        ret = -1;
-    if (m->path[0] && !m->skip_fsck && ret == 0) {
-        struct fs_check_options o = { .mode = FS_CHECK_NO, .force = 1 };
-        FILE *report = tmpfile();
-        int rc = fs_check(m->path, &o, report);
-        if (rc != FSCK_EXIT_OK) {
-            fprintf(stderr, "fsck of %s after the test: exit %d\n", m->path, rc);
-            if (report) {
-                char line[512];
-                rewind(report);
-                while (fgets(line, sizeof(line), report))
-                    fputs(line, stderr);
-            }
-            ret = -1;
-        }
-        if (report)
-            fclose(report);
-    }
-    if (m->path[0])
-        unlink(m->path);
-    free(m);
-    return ret;
-}
-
-static const struct fs_cred cred = { 1000, 1000 };
-
-/* Creates a regular file and drops the lookup reference; returns its ino. */
-static uint64_t mkfile(struct fs *fs, uint64_t dir, const char *name)
-{
-    struct fs_stat st;
-    int err = fs_mknod(fs, dir, name, S_IFREG | 0644, 0, &cred, &st);
-    if (err)
-        fail_msg("mknod %s: %s", name, strerror(-err));
-    fs_forget(fs, st.ino, 1);
-    return st.ino;
-}
-
-/* Looks name up; returns its ino or a negative errno (reference dropped). */
-static int64_t lookup(struct fs *fs, uint64_t dir, const char *name)
-{
-    struct fs_stat st;
-    int err = fs_lookup(fs, dir, name, &st);
-    if (err)
-        return err;
-    fs_forget(fs, st.ino, 1);
-    return (int64_t)st.ino;
+    static const struct img_config c = { .name = "dir", .check_at_teardown = 1 };
+    return img_setup_config(state, &c);
 }
 
 static double now_s(void)

@@ -28,109 +28,23 @@
 #include "fs/fs.h"
 #include "fs/fs_i.h"
 
-#define KiB 1024ull
-#define MiB (1024ull * KiB)
-#define GiB (1024ull * MiB)
-#define ROOT MMAPFS_ROOT_INO
+#include "fs_fixture.h"
 
 /* ==== helpers ================================================================= */
 
-struct img {
-    char path[64];
-    struct fs *fs;
-};
-
+/* Mounts the image with the given mmio backend. */
 static void img_mount_opts(struct img *m, enum mmio_backend backend)
 {
-    struct fs_options o = { .path = m->path, .backend = backend };
-    assert_int_equal(fs_mount(&m->fs, &o), 0);
+    assert_int_equal(img_try_mount(m, (struct fs_options){ .backend = backend }), 0);
 }
 
-static void img_mount(struct img *m)
-{
-    img_mount_opts(m, MMIO_BACKEND_MMAP);
-}
-
-/* Unmounts and checks the image with the fsck core. */
-static void img_unmount_check(struct img *m)
-{
-    struct fs *fs = m->fs;
-    m->fs = NULL;
-    assert_int_equal(fs_unmount(fs), 0);
-    struct fs_check_options co = { .mode = FS_CHECK_NO, .force = 1 };
-    assert_int_equal(fs_check(m->path, &co, stderr), FSCK_EXIT_OK);
-}
-
-static void img_remount(struct img *m)
-{
-    img_unmount_check(m);
-    img_mount(m);
-}
-
-/* A formatted, mounted sparse image of 'bytes'. */
-static int img_make(void **state, uint64_t bytes)
-{
-    struct img *m = calloc(1, sizeof(*m));
-    struct mmio *io;
-    if (!m)
-        return -1;
-    *state = m;
-    strcpy(m->path, "/tmp/mmapfs-test-file-XXXXXX");
-    int fd = mkstemp(m->path);
-    if (fd < 0)
-        return -1;
-    if (ftruncate(fd, (off_t)bytes)) {
-        close(fd);
-        return -1;
-    }
-    close(fd);
-    if (mmio_open(&io, m->path, 0, 0, NULL))
-        return -1;
-    struct fs_format_options opt = { 0 };
-    int err = fs_format(io, &opt);
-    mmio_close(io);
-    if (err)
-        return -1;
-    struct fs_options o = { .path = m->path };
-    return fs_mount(&m->fs, &o) ? -1 : 0;
-}
-
+/* A formatted, mounted 256 MiB image; the tests end with img_unmount_check() and
+ * img_remount() checks it too. */
 static int img_setup(void **state)
 {
-    return img_make(state, 256 * MiB);
-}
-
-static int img_teardown(void **state)
-{
-    struct img *m = *state;
-    if (m->fs)
-        fs_unmount(m->fs);
-    if (m->path[0])
-        unlink(m->path);
-    free(m);
-    return 0;
-}
-
-static const struct fs_cred cred = { 1000, 1000 };
-
-/* Creates a regular file in the root; no reference kept. */
-static uint64_t mkfile(struct fs *fs, const char *name)
-{
-    struct fs_stat st;
-    int err = fs_mknod(fs, ROOT, name, S_IFREG | 0644, 0, &cred, &st);
-    if (err)
-        fail_msg("mknod %s: %s", name, strerror(-err));
-    fs_forget(fs, st.ino, 1);
-    return st.ino;
-}
-
-static struct fs_stat attr(struct fs *fs, uint64_t ino)
-{
-    struct fs_stat st;
-    int err = fs_getattr(fs, ino, &st);
-    if (err)
-        fail_msg("getattr %llu: %s", (unsigned long long)ino, strerror(-err));
-    return st;
+    static const struct img_config c = { .name = "file", .bytes = 256 * MiB, .mount = 1,
+                                         .fsck_on_remount = 1 };
+    return img_setup_config(state, &c);
 }
 
 static void write_all(struct fs *fs, uint64_t ino, uint64_t off, const void *buf, size_t len)
@@ -231,7 +145,7 @@ static void test_random_roundtrip(void **state)
     assert_non_null(model);
     assert_non_null(buf);
     assert_non_null(got);
-    uint64_t ino = mkfile(m->fs, "random"), size = 0;
+    uint64_t ino = mkfile(m->fs, ROOT, "random"), size = 0;
 
     for (int round = 0; round < 400; round++) {
         uint64_t r = rng_next(&seed);
@@ -274,7 +188,7 @@ static void test_random_roundtrip(void **state)
 static void test_holes(void **state)
 {
     struct img *m = *state;
-    uint64_t ino = mkfile(m->fs, "holes");
+    uint64_t ino = mkfile(m->fs, ROOT, "holes");
     uint8_t *buf = malloc(MiB);
     assert_non_null(buf);
     memset(buf, 0xab, 4096);
@@ -302,7 +216,7 @@ static void test_holes(void **state)
 static void test_large_offsets(void **state)
 {
     struct img *m = *state;
-    uint64_t ino = mkfile(m->fs, "big");
+    uint64_t ino = mkfile(m->fs, ROOT, "big");
     const uint64_t offs[] = { 5 * GiB - 7, 100 * GiB + 12345, 4 * 1024 * GiB };
     char buf[64], got[64];
     for (size_t i = 0; i < 3; i++) {
@@ -328,7 +242,7 @@ static void test_large_offsets(void **state)
 static void test_sequential_contiguity(void **state)
 {
     struct img *m = *state;
-    uint64_t ino = mkfile(m->fs, "seq");
+    uint64_t ino = mkfile(m->fs, ROOT, "seq");
     const size_t chunk = 128 * KiB;
     uint8_t *buf = malloc(chunk), *got = malloc(chunk);
     assert_non_null(buf);
@@ -361,7 +275,7 @@ static void test_sequential_contiguity(void **state)
 static void test_truncate(void **state)
 {
     struct img *m = *state;
-    uint64_t ino = mkfile(m->fs, "trunc");
+    uint64_t ino = mkfile(m->fs, ROOT, "trunc");
     uint8_t *buf = malloc(3 * MiB);
     assert_non_null(buf);
     memset(buf, 0xaa, 3 * MiB);
@@ -414,7 +328,7 @@ static void test_truncate(void **state)
 static void test_truncate_fragmented(void **state)
 {
     struct img *m = *state;
-    uint64_t ino = mkfile(m->fs, "frag");
+    uint64_t ino = mkfile(m->fs, ROOT, "frag");
     uint8_t blk[4096];
     uint64_t free0 = free_blocks_now(m->fs);
     for (uint64_t i = 0; i < 6000; i++) {      /* every other block: 6000 extents */
@@ -443,7 +357,7 @@ static void test_truncate_fragmented(void **state)
 static void test_fallocate(void **state)
 {
     struct img *m = *state;
-    uint64_t ino = mkfile(m->fs, "falloc");
+    uint64_t ino = mkfile(m->fs, ROOT, "falloc");
     uint8_t *buf = malloc(MiB);
     assert_non_null(buf);
 
@@ -514,7 +428,7 @@ static void test_fallocate(void **state)
 static void test_fallocate_enospc(void **state)
 {
     struct img *m = *state;
-    uint64_t ino = mkfile(m->fs, "huge");
+    uint64_t ino = mkfile(m->fs, ROOT, "huge");
     assert_int_equal(fs_fallocate(m->fs, ino, 0, 0, 1024 * MiB), -ENOSPC);
     assert_int_equal(attr(m->fs, ino).size, 0);
     struct fs_setattr sa = { .size = 0 };
@@ -527,7 +441,7 @@ static void test_fallocate_enospc(void **state)
 static void test_seek_data_hole(void **state)
 {
     struct img *m = *state;
-    uint64_t ino = mkfile(m->fs, "seek");
+    uint64_t ino = mkfile(m->fs, ROOT, "seek");
     char b[4096];
     memset(b, 1, sizeof(b));
     write_all(m->fs, ino, 0, b, 4096);                     /* data [0, 4K) */
@@ -548,7 +462,7 @@ static void test_seek_data_hole(void **state)
     assert_int_equal(fs_lseek(m->fs, ino, 4 * MiB, SEEK_HOLE), -ENXIO);
     assert_int_equal(fs_lseek(m->fs, ino, 0, SEEK_SET), -EINVAL);
     /* a file that is all data: the hole is at the end */
-    uint64_t full = mkfile(m->fs, "full");
+    uint64_t full = mkfile(m->fs, ROOT, "full");
     write_all(m->fs, full, 0, b, 3000);
     assert_int_equal(fs_lseek(m->fs, full, 0, SEEK_HOLE), 3000);
     assert_int_equal(fs_lseek(m->fs, full, 2999, SEEK_DATA), 2999);
@@ -560,7 +474,7 @@ static void test_seek_data_hole(void **state)
 static void test_read_iov(void **state)
 {
     struct img *m = *state;
-    uint64_t ino = mkfile(m->fs, "iov");
+    uint64_t ino = mkfile(m->fs, ROOT, "iov");
     uint8_t *buf = malloc(256 * KiB), *got = malloc(256 * KiB);
     assert_non_null(buf);
     assert_non_null(got);
@@ -612,7 +526,7 @@ static void test_read_iov(void **state)
 static void test_setattr(void **state)
 {
     struct img *m = *state;
-    uint64_t ino = mkfile(m->fs, "attrs");
+    uint64_t ino = mkfile(m->fs, ROOT, "attrs");
     struct fs_setattr sa = {
         .mode = 04751, .uid = 12, .gid = 34,
         .atime = { 1000, 1 }, .mtime = { 2000, 2 }, .ctime = { 3000, 3 },
@@ -670,7 +584,7 @@ static void test_setattr(void **state)
 static void test_kernel_times(void **state)
 {
     struct img *m = *state;
-    uint64_t ino = mkfile(m->fs, "kt");
+    uint64_t ino = mkfile(m->fs, ROOT, "kt");
     struct fs_setattr sa = { .mtime = { 1000, 5 }, .ctime = { 2000, 6 } };
     assert_int_equal(fs_setattr(m->fs, ino, &sa, FS_SET_MTIME | FS_SET_CTIME, NULL), 0);
     fs_set_kernel_times(m->fs, 1);
@@ -692,7 +606,7 @@ static void test_kernel_times(void **state)
 static void test_write_errors(void **state)
 {
     struct img *m = *state;
-    uint64_t ino = mkfile(m->fs, "w");
+    uint64_t ino = mkfile(m->fs, ROOT, "w");
     char b[16] = "0123456789abcdef";
     assert_int_equal(fs_write(m->fs, ino, MMAPFS_MAX_FILE_SIZE, b, 1), -EFBIG);
     /* a write crossing the limit is cut at it */
@@ -766,7 +680,7 @@ static void test_concurrent_writers(void **state)
     char name[16];
     for (int i = 0; i < N; i++) {
         snprintf(name, sizeof(name), "w%d", i);
-        w[i] = (struct writer){ m->fs, mkfile(m->fs, name), i, 0 };
+        w[i] = (struct writer){ m->fs, mkfile(m->fs, ROOT, name), i, 0 };
         assert_int_equal(pthread_create(&th[i], NULL, writer_main, &w[i]), 0);
     }
     /* meanwhile: files come and go in the same directory */
@@ -804,7 +718,7 @@ static void test_fsync_metrics(void **state)
 {
     struct img *m = *state;
     static char text[8192];
-    uint64_t ino = mkfile(m->fs, "sync");
+    uint64_t ino = mkfile(m->fs, ROOT, "sync");
     write_all(m->fs, ino, 0, "hello", 5);
     assert_true(fs_format_metrics(m->fs, text, sizeof(text)) > 0);
     long long syncs0 = metric(text, "mmio_syncs"), commits0 = metric(text, "jnl_commits");

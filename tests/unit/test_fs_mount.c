@@ -30,38 +30,15 @@
 #include "fs/fs_i.h"
 #include "util/crc32c.h"
 
-#define MiB (1024ull * 1024)
-#define ROOT MMAPFS_ROOT_INO
+#define FS_FIXTURE_CRED { 0, 0 }     /* the tests act as root */
+#include "fs_fixture.h"
 
 /* ==== helpers ================================================================= */
 
-struct img {
-    char path[64];
-    struct fs *fs;
-};
-
+/* Mounts the image, read-only if asked; returns what fs_mount returns. */
 static int do_mount(struct img *m, int read_only)
 {
-    struct fs_options o = { .path = m->path, .read_only = read_only };
-    return fs_mount(&m->fs, &o);
-}
-
-static void img_mount(struct img *m)
-{
-    assert_int_equal(do_mount(m, 0), 0);
-}
-
-static void img_unmount(struct img *m)
-{
-    struct fs *fs = m->fs;
-    m->fs = NULL;
-    assert_int_equal(fs_unmount(fs), 0);
-}
-
-static void img_check(struct img *m)
-{
-    struct fs_check_options co = { .mode = FS_CHECK_NO, .force = 1 };
-    assert_int_equal(fs_check(m->path, &co, stderr), FSCK_EXIT_OK);
+    return img_try_mount(m, (struct fs_options){ .read_only = read_only });
 }
 
 static void img_crash(struct img *m)
@@ -70,45 +47,11 @@ static void img_crash(struct img *m)
     m->fs = NULL;
 }
 
-static int img_make(void **state, uint64_t bytes)
-{
-    struct img *m = calloc(1, sizeof(*m));
-    struct mmio *io;
-    if (!m)
-        return -1;
-    *state = m;
-    strcpy(m->path, "/tmp/mmapfs-test-mount-XXXXXX");
-    int fd = mkstemp(m->path);
-    if (fd < 0)
-        return -1;
-    if (ftruncate(fd, (off_t)bytes)) {
-        close(fd);
-        return -1;
-    }
-    close(fd);
-    if (mmio_open(&io, m->path, 0, 0, NULL))
-        return -1;
-    struct fs_format_options opt = { 0 };
-    int err = fs_format(io, &opt);
-    mmio_close(io);
-    return err ? -1 : 0;
-}
-
 /* A formatted image, not mounted. */
 static int img_setup(void **state)
 {
-    return img_make(state, 64 * MiB);
-}
-
-static int img_teardown(void **state)
-{
-    struct img *m = *state;
-    if (m->fs)
-        fs_unmount(m->fs);
-    if (m->path[0])
-        unlink(m->path);
-    free(m);
-    return 0;
+    static const struct img_config c = { .name = "mount", .bytes = 64 * MiB };
+    return img_setup_config(state, &c);
 }
 
 static void read_super(const char *path, struct mmapfs_disk_superblock *sb)
@@ -126,28 +69,6 @@ static void write_super(const char *path, const struct mmapfs_disk_superblock *s
     assert_int_equal(mmio_write_at(io, 0, sb, sizeof(*sb)), 0);
     assert_int_equal(mmio_sync(io), 0);
     mmio_close(io);
-}
-
-static const struct fs_cred cred = { 0, 0 };
-
-static uint64_t mkfile(struct fs *fs, const char *name)
-{
-    struct fs_stat st;
-    int err = fs_mknod(fs, ROOT, name, S_IFREG | 0644, 0, &cred, &st);
-    if (err)
-        fail_msg("mknod %s: %s", name, strerror(-err));
-    fs_forget(fs, st.ino, 1);
-    return st.ino;
-}
-
-static int64_t lookup(struct fs *fs, const char *name)
-{
-    struct fs_stat st;
-    int err = fs_lookup(fs, ROOT, name, &st);
-    if (err)
-        return err;
-    fs_forget(fs, st.ino, 1);
-    return (int64_t)st.ino;
 }
 
 static uint64_t bfree(struct fs *fs)
@@ -327,7 +248,7 @@ static void test_remount_persistence(void **state)
     uint64_t inos[20];
     for (int i = 0; i < 20; i++) {
         snprintf(name, sizeof(name), "file%d", i);
-        inos[i] = mkfile(m->fs, name);
+        inos[i] = mkfile(m->fs, ROOT, name);
         memset(buf, 'a' + i, sizeof(buf));
         assert_int_equal(fs_write(m->fs, inos[i], (uint64_t)i * 10000, buf, sizeof(buf)),
                          sizeof(buf));
@@ -344,7 +265,7 @@ static void test_remount_persistence(void **state)
     assert_int_equal(bfree(m->fs), free1);
     for (int i = 0; i < 20; i++) {
         snprintf(name, sizeof(name), "file%d", i);
-        assert_int_equal(lookup(m->fs, name), (int64_t)inos[i]);      /* stable numbers */
+        assert_int_equal(lookup(m->fs, ROOT, name), (int64_t)inos[i]);      /* stable numbers */
         memset(buf, 'a' + i, sizeof(buf));
         assert_int_equal(fs_read(m->fs, inos[i], (uint64_t)i * 10000, got, sizeof(got)),
                          sizeof(got));
@@ -368,7 +289,7 @@ static void test_read_only(void **state)
 {
     struct img *m = *state;
     img_mount(m);
-    uint64_t ino = mkfile(m->fs, "ro");
+    uint64_t ino = mkfile(m->fs, ROOT, "ro");
     assert_int_equal(fs_write(m->fs, ino, 0, "abc", 3), 3);
     img_unmount(m);
     struct mmapfs_disk_superblock before, after;
@@ -401,7 +322,7 @@ static void test_orphan_reference(void **state)
     struct img *m = *state;
     img_mount(m);
     uint64_t free0 = bfree(m->fs);
-    uint64_t ino = mkfile(m->fs, "orphan");
+    uint64_t ino = mkfile(m->fs, ROOT, "orphan");
     uint8_t *buf = malloc(MiB), *got = malloc(MiB);
     assert_non_null(buf);
     assert_non_null(got);
@@ -411,7 +332,7 @@ static void test_orphan_reference(void **state)
     struct fs_stat st;
     assert_int_equal(fs_lookup(m->fs, ROOT, "orphan", &st), 0);     /* reference */
     assert_int_equal(fs_unlink(m->fs, ROOT, "orphan"), 0);
-    assert_int_equal(lookup(m->fs, "orphan"), -ENOENT);
+    assert_int_equal(lookup(m->fs, ROOT, "orphan"), -ENOENT);
     assert_int_equal(orphan_head(m->fs), ino);
     assert_int_equal(fs_getattr(m->fs, ino, &st), 0);
     assert_int_equal(st.nlink, 0);
@@ -427,7 +348,7 @@ static void test_orphan_reference(void **state)
     assert_int_equal(bfree(m->fs), free0);
 
     /* two orphans, released in the other order (removal from the middle) */
-    uint64_t a = mkfile(m->fs, "a"), b = mkfile(m->fs, "b"), c = mkfile(m->fs, "c");
+    uint64_t a = mkfile(m->fs, ROOT, "a"), b = mkfile(m->fs, ROOT, "b"), c = mkfile(m->fs, ROOT, "c");
     assert_int_equal(fs_lookup(m->fs, ROOT, "a", &st), 0);
     assert_int_equal(fs_lookup(m->fs, ROOT, "b", &st), 0);
     assert_int_equal(fs_lookup(m->fs, ROOT, "c", &st), 0);
@@ -483,7 +404,7 @@ static void test_orphan_many_random_order(void **state)
     for (int i = 0; i < N; i++) {
         struct fs_stat st;
         snprintf(name, sizeof(name), "o%d", i);
-        inos[i] = mkfile(m->fs, name);
+        inos[i] = mkfile(m->fs, ROOT, name);
         assert_int_equal(fs_write(m->fs, inos[i], 0, name, strlen(name)), (ssize_t)strlen(name));
         assert_int_equal(fs_lookup(m->fs, ROOT, name, &st), 0);
         assert_int_equal(fs_unlink(m->fs, ROOT, name), 0);
@@ -526,7 +447,7 @@ static void test_orphan_crash_recovery(void **state)
     struct img *m = *state;
     img_mount(m);
     uint64_t free0 = bfree(m->fs);
-    uint64_t ino = mkfile(m->fs, "doomed");
+    uint64_t ino = mkfile(m->fs, ROOT, "doomed");
     uint8_t *buf = malloc(MiB);
     assert_non_null(buf);
     memset(buf, 0x13, MiB);
@@ -546,7 +467,7 @@ static void test_orphan_crash_recovery(void **state)
     assert_int_equal(orphan_head(m->fs), 0);
     assert_int_equal(in_use(m->fs, ino), 0);
     assert_int_equal(bfree(m->fs), free0);
-    assert_int_equal(lookup(m->fs, "doomed"), -ENOENT);
+    assert_int_equal(lookup(m->fs, ROOT, "doomed"), -ENOENT);
     img_unmount(m);
     img_check(m);
 }
@@ -556,7 +477,7 @@ static void test_crash_after_fsync(void **state)
 {
     struct img *m = *state;
     img_mount(m);
-    uint64_t ino = mkfile(m->fs, "kept");
+    uint64_t ino = mkfile(m->fs, ROOT, "kept");
     char buf[10000];
     memset(buf, 'k', sizeof(buf));
     assert_int_equal(fs_write(m->fs, ino, 0, buf, sizeof(buf)), sizeof(buf));
@@ -566,12 +487,12 @@ static void test_crash_after_fsync(void **state)
     /* read-only first: the journal is replayed in memory only */
     char got[10000];
     assert_int_equal(do_mount(m, 1), 0);
-    assert_int_equal(lookup(m->fs, "kept"), (int64_t)ino);
+    assert_int_equal(lookup(m->fs, ROOT, "kept"), (int64_t)ino);
     assert_int_equal(fs_read(m->fs, ino, 0, got, sizeof(got)), sizeof(got));
     assert_memory_equal(got, buf, sizeof(buf));
     img_unmount(m);
     img_mount(m);
-    assert_int_equal(lookup(m->fs, "kept"), (int64_t)ino);
+    assert_int_equal(lookup(m->fs, ROOT, "kept"), (int64_t)ino);
     assert_int_equal(fs_read(m->fs, ino, 0, got, sizeof(got)), sizeof(got));
     assert_memory_equal(got, buf, sizeof(buf));
     img_unmount(m);
@@ -585,7 +506,7 @@ static void test_crash_mid_release(void **state)
     struct img *m = *state;
     img_mount(m);
     uint64_t free0 = bfree(m->fs);
-    uint64_t ino = mkfile(m->fs, "frag");
+    uint64_t ino = mkfile(m->fs, ROOT, "frag");
     char blk[4096];
     memset(blk, 'f', sizeof(blk));
     for (uint64_t i = 0; i < 3000; i++)       /* every other block: 3000 extents */
@@ -626,7 +547,7 @@ static void test_crash_fuzz(void **state)
             char name[16];
             snprintf(name, sizeof(name), "f%d", (int)(r % 24));
             struct fs_stat st;
-            int64_t ino = lookup(m->fs, name);
+            int64_t ino = lookup(m->fs, ROOT, name);
             switch ((r >> 8) % 8) {
             case 0:
             case 1:

@@ -29,147 +29,16 @@
 #include "fs/fs.h"
 #include "fs/fs_i.h"
 
+#include "fs_fixture.h"
+
 /* ==== helpers ================================================================= */
 
-struct img {
-    char path[64];
-    struct fs *fs;
-    int skip_fsck;         /* the test damages the image on purpose */
-};
-
-static void img_mount(struct img *m)
-{
-    struct fs_options o = { .path = m->path };
-    assert_int_equal(fs_mount(&m->fs, &o), 0);
-}
-
-static void img_unmount(struct img *m)
-{
-    struct fs *fs = m->fs;
-    m->fs = NULL;
-    assert_int_equal(fs_unmount(fs), 0);
-}
-
-static void img_remount(struct img *m)
-{
-    img_unmount(m);
-    img_mount(m);
-}
-
-/* A formatted, mounted 64 MiB sparse image. */
+/* A formatted, mounted 64 MiB sparse image, checked by the teardown. */
 static int img_setup(void **state)
 {
-    struct img *m = calloc(1, sizeof(*m));
-    struct mmio *io;
-
-    if (!m)
-        return -1;
-    *state = m;
-    strcpy(m->path, "/tmp/mmapfs-test-namei-XXXXXX");
-    int fd = mkstemp(m->path);
-    if (fd < 0)
-        return -1;
-    if (ftruncate(fd, 64ll << 20)) {
-        close(fd);
-        return -1;
-    }
-    close(fd);
-    if (mmio_open(&io, m->path, 0, 0, NULL))
-        return -1;
-    struct fs_format_options opt = { 0 };
-    int err = fs_format(io, &opt);
-    mmio_close(io);
-    if (err)
-        return -1;
-    struct fs_options o = { .path = m->path };
-    return fs_mount(&m->fs, &o) ? -1 : 0;
-}
-
-/* Unmounts, runs the fsck core over the image (it must be clean), removes
- * the image. A non-zero return fails the test. */
-static int img_teardown(void **state)
-{
-    struct img *m = *state;
-    int ret = 0;
-    if (m->fs && fs_unmount(m->fs) != 0)
-        ret = -1;
-    if (m->path[0] && !m->skip_fsck && ret == 0) {
-        struct fs_check_options o = { .mode = FS_CHECK_NO, .force = 1 };
-        FILE *report = tmpfile();
-        int rc = fs_check(m->path, &o, report);
-        if (rc != FSCK_EXIT_OK) {
-            fprintf(stderr, "fsck of %s after the test: exit %d\n", m->path, rc);
-            if (report) {
-                char line[512];
-                rewind(report);
-                while (fgets(line, sizeof(line), report))
-                    fputs(line, stderr);
-            }
-            ret = -1;
-        }
-        if (report)
-            fclose(report);
-    }
-    if (m->path[0])
-        unlink(m->path);
-    free(m);
-    return ret;
-}
-
-static const struct fs_cred cred = { 1000, 1000 };
-#define ROOT MMAPFS_ROOT_INO
-
-/* Creates a regular file; drops the lookup reference; returns its ino. */
-static uint64_t mkfile(struct fs *fs, uint64_t dir, const char *name)
-{
-    struct fs_stat st;
-    int err = fs_mknod(fs, dir, name, S_IFREG | 0644, 0, &cred, &st);
-    if (err)
-        fail_msg("mknod %s: %s", name, strerror(-err));
-    fs_forget(fs, st.ino, 1);
-    return st.ino;
-}
-
-static uint64_t mkdirectory(struct fs *fs, uint64_t dir, const char *name)
-{
-    struct fs_stat st;
-    int err = fs_mkdir(fs, dir, name, 0755, &cred, &st);
-    if (err)
-        fail_msg("mkdir %s: %s", name, strerror(-err));
-    fs_forget(fs, st.ino, 1);
-    return st.ino;
-}
-
-/* ino of name, or a negative errno; no reference kept. */
-static int64_t lookup(struct fs *fs, uint64_t dir, const char *name)
-{
-    struct fs_stat st;
-    int err = fs_lookup(fs, dir, name, &st);
-    if (err)
-        return err;
-    fs_forget(fs, st.ino, 1);
-    return (int64_t)st.ino;
-}
-
-static struct fs_stat attr(struct fs *fs, uint64_t ino)
-{
-    struct fs_stat st;
-    int err = fs_getattr(fs, ino, &st);
-    if (err)
-        fail_msg("getattr %llu: %s", (unsigned long long)ino, strerror(-err));
-    return st;
-}
-
-static int ts_after(struct timespec a, struct timespec b)
-{
-    return a.tv_sec > b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec > b.tv_nsec);
-}
-
-/* Lets the clock move so that a new timestamp is strictly later. */
-static void tick(void)
-{
-    struct timespec ts = { 0, 2000000 };
-    nanosleep(&ts, NULL);
+    static const struct img_config c = { .name = "namei", .bytes = 64 * MiB, .mount = 1,
+                                         .check_at_teardown = 1 };
+    return img_setup_config(state, &c);
 }
 
 static uint64_t refs(struct fs *fs, uint64_t ino)
