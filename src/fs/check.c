@@ -31,15 +31,18 @@
 
 /* ---- reporting ------------------------------------------------------------------- */
 
-/* Prints one prefixed line unless the cap is reached. */
-static void vline(struct check *c, const char *prefix, const char *fmt, va_list ap)
+/* Prints one prefixed line unless the cap of its kind (*lines: error or
+ * repair lines printed) is reached. */
+static void vline(struct check *c, uint64_t *lines, const char *kind, const char *prefix,
+                  const char *fmt, va_list ap)
 {
-    if (!c->opt.verbose && c->lines >= ERROR_LINES_MAX) {
-        if (c->lines++ == ERROR_LINES_MAX)
-            fprintf(c->out, PROG ": too many errors; only counting the rest (-v lists all)\n");
+    if (!c->opt.verbose && *lines >= ERROR_LINES_MAX) {
+        if ((*lines)++ == ERROR_LINES_MAX)
+            fprintf(c->out, PROG ": too many %s; only counting the rest (-v lists all)\n",
+                    kind);
         return;
     }
-    c->lines++;
+    (*lines)++;
     fputs(prefix, c->out);
     vfprintf(c->out, fmt, ap);
     fputc('\n', c->out);
@@ -53,7 +56,7 @@ void check_error(struct check *c, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    vline(c, PROG ": ", fmt, ap);
+    vline(c, &c->lines, "errors", PROG ": ", fmt, ap);
     va_end(ap);
 }
 
@@ -64,7 +67,7 @@ void check_repaired(struct check *c, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    vline(c, PROG ": repair: ", fmt, ap);
+    vline(c, &c->repair_lines, "repairs", PROG ": repair: ", fmt, ap);
     va_end(ap);
 }
 

@@ -127,7 +127,7 @@ struct check {
     uint64_t errors;
 
     /* ---- whole run ---- */
-    uint64_t lines;                  /* error lines printed (cap without -v) */
+    uint64_t lines, repair_lines;    /* error / repair lines printed (cap without -v) */
     uint64_t repairs;                /* repair actions written */
     uint64_t repairs_pre;            /* of those, before the rounds (journal) */
     uint64_t first_errors;           /* errors the first round found */

@@ -271,6 +271,9 @@ static int rebuild_dir(struct check *c, uint64_t dir, uint64_t lnf, int new_lnf,
         check_repaired(c, "directory %" PRIu64 ": index rebuilt: %" PRIu64 " entries, %"
                        PRIu64 " removed, %" PRIu64 " repaired, %" PRIu64 " added", dir,
                        (uint64_t)r.keyed.n, r.dropped, r.fixed, r.added);
+    if (!err && dir == lnf && r.added)     /* not capped like the lines per inode */
+        check_info(c, "/lost+found (inode %" PRIu64 "): %" PRIu64 " inode%s reconnected", dir,
+                   r.added, r.added == 1 ? "" : "s");
     if (!err)
         err = 1;
 out:
