@@ -7,9 +7,10 @@
  * (even when the node's checksum or its keys are wrong: each child must
  * prove itself the same way, and levels must go down, so the walk ends).
  * Items are taken from leaves whose checksum is right; from a leaf whose
- * checksum is wrong only directory entries that are consistent in every
- * respect (key = hash of the name, target in use with that type) are
- * taken. Extents are then cleaned (length, range, flags, overlaps trimmed)
+ * checksum is wrong only items that are consistent in every respect:
+ * directory entries whose key is the hash of the name and whose target is
+ * in use with that type, extents whose blocks are all marked in use and
+ * owned by no readable tree. Extents are then cleaned (length, range, flags, overlaps trimmed)
  * and a fresh tree is built in free blocks; the old nodes are left to the
  * block bitmap rebuild of a later round. Lost extents become holes; lost
  * directory entries leave their inodes unreachable, and the next round
@@ -37,6 +38,7 @@ struct salvage {
     struct check *c;
     uint64_t ino;
     uint16_t type;
+    uint32_t mode;
     int collect;                 /* 0: reserve blocks only; 1: collect items */
     struct check_items items;
     uint8_t *visit;              /* 1 bit per block, cleared after the walk */
@@ -81,6 +83,29 @@ static int visit(struct salvage *s, uint64_t blk)
     return 1;
 }
 
+/* Strict test for an extent found in a leaf whose checksum is wrong: true
+ * only if it is valid and every block it maps is marked in use in the
+ * bitmap and claimed by no readable tree (a damaged start or length almost
+ * always breaks one of these). */
+static int extent_trustworthy(struct salvage *s, uint64_t key, const void *val, size_t len)
+{
+    struct check *c = s->c;
+    struct mmapfs_disk_extent e;
+    if (len != sizeof(e))
+        return 0;
+    memcpy(&e, val, sizeof(e));
+    if (e.len == 0 || (e.flags & ~MMAPFS_EXTENT_UNWRITTEN) || key >= MAX_FILE_BLOCKS ||
+        e.len > MAX_FILE_BLOCKS - key || e.start < c->data_start ||
+        e.start >= c->block_count || e.len > c->block_count - e.start)
+        return 0;
+    if ((e.flags & MMAPFS_EXTENT_UNWRITTEN) && !S_ISREG(s->mode))
+        return 0;
+    for (uint64_t b = e.start; b < e.start + e.len; b++)
+        if (check_bit(c->claimed, b) || !check_block_bit(c, b))
+            return 0;
+    return 1;
+}
+
 /* Takes the items of a leaf. */
 static void salvage_leaf(struct salvage *s, const uint8_t *p, int sum_ok)
 {
@@ -99,8 +124,9 @@ static void salvage_leaf(struct salvage *s, const uint8_t *p, int sum_ok)
             continue;
         }
         const uint8_t *val = p + it.value_off;
-        if (!sum_ok && (s->type != MMAPFS_TREE_DIR ||
-                        !check_dent_trustworthy(s->c, it.key, val, it.value_len))) {
+        if (!sum_ok && !(s->type == MMAPFS_TREE_DIR
+                             ? check_dent_trustworthy(s->c, it.key, val, it.value_len)
+                             : extent_trustworthy(s, it.key, val, it.value_len))) {
             s->dropped++;
             continue;
         }
@@ -252,6 +278,7 @@ static int salvage_one(struct salvage *s, uint64_t ino, struct rebuilt *r)
     int dir = S_ISDIR(di.mode);
     s->ino = ino;
     s->type = dir ? MMAPFS_TREE_DIR : MMAPFS_TREE_EXTENTS;
+    s->mode = di.mode;
     s->collect = 1;
     s->nodes_ok = s->nodes_bad = s->dropped = 0;
     salvage_walk(s, di.tree_root);
@@ -276,14 +303,14 @@ static int salvage_one(struct salvage *s, uint64_t ino, struct rebuilt *r)
         goto out;
     if (dir)
         check_repaired(c, "directory %" PRIu64 ": index rebuilt from what was readable: %"
-                       PRIu64 " entries kept, %" PRIu64 " dropped, %" PRIu64 " unreadable "
+                       PRIu64 " entries kept, %" PRIu64 " dropped, %" PRIu64 " damaged "
                        "node%s; inodes left without a name go to /lost+found", ino,
                        (uint64_t)clean.n, s->dropped, s->nodes_bad,
                        s->nodes_bad == 1 ? "" : "s");
     else
         check_repaired(c, "inode %" PRIu64 ": extent tree rebuilt from what was readable: %"
                        PRIu64 " extents (%" PRIu64 " blocks) kept, %" PRIu64 " dropped, %"
-                       PRIu64 " unreadable node%s; what they mapped now reads as holes", ino,
+                       PRIu64 " damaged node%s; dropped ranges read as holes", ino,
                        (uint64_t)clean.n, data, s->dropped, s->nodes_bad,
                        s->nodes_bad == 1 ? "" : "s");
     err = 1;
@@ -327,6 +354,7 @@ int check_repair_salvage(struct check *c)
             break;
         s.ino = ino;
         s.type = S_ISDIR(di.mode) ? MMAPFS_TREE_DIR : MMAPFS_TREE_EXTENTS;
+        s.mode = di.mode;
         s.collect = 0;
         salvage_walk(&s, di.tree_root);
         if (s.oom)
