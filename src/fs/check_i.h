@@ -67,9 +67,10 @@ enum {
     RF_RECONNECT   = 1 << 9,  /* link into lost+found */
     RF_ORPHAN_OK   = 1 << 10, /* belongs on the orphan list (unnamed, nlink 0) */
     RF_KEPT        = 1 << 11, /* directory: its one entry was kept by a rebuild */
+    RF_REC_TYPE    = 1 << 12, /* mode type contradicts its tree: take the tree's */
 };
 #define RF_RECORD (RF_REC_SUM | RF_REC_CLEAR | RF_REC_ROOT | RF_NO_TREE | RF_NO_XATTR | \
-                   RF_ORPHAN_NEXT)
+                   RF_ORPHAN_NEXT | RF_REC_TYPE)
 
 struct check_inode {
     uint32_t links;        /* directory entries naming it */
@@ -180,6 +181,12 @@ static inline void check_clear_bit(uint8_t *map, uint64_t i)
  * to safe values in *di and returns how many there were, or -1 if the
  * record is garbage (no valid type, or too much damage). */
 int check_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di);
+/* The tree type of the node at blk if it is a valid node of ino, else 0. */
+uint16_t check_node_type(struct check *c, uint64_t ino, uint64_t blk);
+/* A mode whose type contradicts the inode's own tree root node (a
+ * directory index under a file mode, or the reverse): sets the type from
+ * the node in *di. 1 if changed, else 0. */
+int check_record_type_from_tree(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di);
 
 /* Reads the superblock into c->sb, validating it; mends one whose only
  * fault is its checksum (check_super.c). 0 or FSCK_EXIT_* to stop with. */

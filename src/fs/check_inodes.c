@@ -439,6 +439,14 @@ int check_pass_inodes(struct check *c)
             check_plan(c, ino, ino == MMAPFS_ROOT_INO ? RF_REC_ROOT : RF_REC_CLEAR);
             continue;
         }
+        struct mmapfs_disk_inode typed = di;
+        if (check_record_type_from_tree(c, ino, &typed)) {
+            check_error(c, "inode %" PRIu64 ": mode %#o, but its tree is a %s", ino, di.mode,
+                        S_ISDIR(typed.mode) ? "directory index" : "file's extent tree");
+            c->structural = 1;
+            check_plan(c, ino, RF_REC_TYPE);
+            continue;
+        }
         if (ino == MMAPFS_ROOT_INO && dt != DT_DIR)
             check_plan(c, ino, RF_REC_ROOT);            /* reported in pass 2 */
         ci->state |= CI_VALID;

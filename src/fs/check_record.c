@@ -13,8 +13,9 @@
  * RECORD_MAX_DAMAGE damaged fields: garbage. Finally, when the record's
  * tree root is a node of this inode whose tree type contradicts the mode
  * (a directory index under a file mode or the reverse), the type is taken
- * from the node: the node is checksummed with its block number, the mode
- * was not.
+ * from the node: the node is checksummed with its block number and names
+ * its owner, the mode is one field of the record. The same holds for a
+ * record whose checksum is right (check_record_type_from_tree).
  */
 #include <dirent.h>
 #include <string.h>
@@ -24,8 +25,8 @@
 
 #define RECORD_MAX_DAMAGE 2
 
-/* The tree type of the node at blk if it is a node of ino, else 0. */
-static uint16_t node_type(struct check *c, uint64_t ino, uint64_t blk)
+/* See check_i.h. */
+uint16_t check_node_type(struct check *c, uint64_t ino, uint64_t blk)
 {
     const uint8_t *p = blk >= c->data_start ? check_block(c, blk) : NULL;
     struct mmapfs_disk_btree_header h;
@@ -90,13 +91,23 @@ int check_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *d
     damage += dt == DT_LNK && (di->size < 1 || di->size > MMAPFS_SYMLINK_MAX);
     if (damage > RECORD_MAX_DAMAGE)
         return -1;
-    uint16_t tt = has_tree && di->tree_root ? node_type(c, ino, di->tree_root) : 0;
+    return damage + check_record_type_from_tree(c, ino, di);
+}
+
+/* See check_i.h. */
+int check_record_type_from_tree(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
+{
+    uint8_t dt = check_mode_dtype(di->mode);
+    if (dt != DT_REG && dt != DT_LNK && dt != DT_DIR)
+        return 0;
+    uint16_t tt = di->tree_root ? check_node_type(c, ino, di->tree_root) : 0;
     if (tt == MMAPFS_TREE_DIR && dt != DT_DIR) {
         di->mode = S_IFDIR | (di->mode & 07777);
-        damage++;
-    } else if (tt == MMAPFS_TREE_EXTENTS && dt == DT_DIR) {
-        di->mode = S_IFREG | (di->mode & 07777);
-        damage++;
+        return 1;
     }
-    return damage;
+    if (tt == MMAPFS_TREE_EXTENTS && dt == DT_DIR) {
+        di->mode = S_IFREG | (di->mode & 07777);
+        return 1;
+    }
+    return 0;
 }

@@ -91,6 +91,9 @@ static int repair_record(struct check *c, uint64_t ino, uint16_t rf)
             check_repaired(c, "inode %" PRIu64 ": checksum recomputed (the record looks sane)",
                            ino);
     }
+    if ((rf & RF_REC_TYPE) && check_record_type_from_tree(c, ino, &di))
+        check_repaired(c, "inode %" PRIu64 ": type set to %s, as its tree says", ino,
+                       S_ISDIR(di.mode) ? "directory" : "regular file");
     if (rf & RF_NO_TREE) {
         check_repaired(c, "inode %" PRIu64 ": tree pointer of a file without data dropped", ino);
         di.tree_root = 0;

@@ -495,7 +495,9 @@ static int names_fill(void *ctx, const char *name, const struct fs_stat *st, uin
 static void walk_dir(struct walk *w, uint64_t dir, int depth)
 {
     struct names nm = { 0 };
-    if (depth > 20 || fs_readdir(w->fs, dir, 0, 0, names_fill, &nm)) {
+    int rd = depth > 20 ? -ELOOP : fs_readdir(w->fs, dir, 0, 0, names_fill, &nm);
+    if (rd) {
+        fprintf(stderr, "readdir %" PRIu64 ": %d\n", dir, rd);
         w->errors++;
         return;
     }
@@ -522,11 +524,14 @@ static void walk_dir(struct walk *w, uint64_t dir, int depth)
         } else if (S_ISREG(st.mode)) {
             uint8_t buf[65536];
             uint64_t end = st.size < 16 * MiB ? st.size : 16 * MiB;  /* sizes may be fuzzed */
-            for (uint64_t off = 0; off < end; off += sizeof(buf))
-                if (fs_read(w->fs, st.ino, off, buf, sizeof(buf)) < 0) {
+            for (uint64_t off = 0; off < end; off += sizeof(buf)) {
+                ssize_t n = fs_read(w->fs, st.ino, off, buf, sizeof(buf));
+                if (n < 0) {
+                    fprintf(stderr, "read %" PRIu64 " at %" PRIu64 ": %zd\n", st.ino, off, n);
                     w->errors++;
                     break;
                 }
+            }
         }
     }
     free(nm.v);
@@ -1072,6 +1077,10 @@ static void test_inode_records(void **state)
     raw_inode_seal(&r, MMAPFS_ROOT_INO);
     uint8_t *xb = raw_blk(&r, raw_inode(&r, im.big)->xattr_block);
     xb[40] ^= 0x01;                                     /* xattr block checksum */
+    raw_inode(&r, im.g1)->mode = S_IFDIR | 0644;        /* types the trees contradict */
+    raw_inode_seal(&r, im.g1);
+    raw_inode(&r, im.sub)->mode = S_IFREG | 0755;
+    raw_inode_seal(&r, im.sub);
     raw_close(&r);
     char w1[96], w2[96], w3[96];
     snprintf(w1, sizeof(w1), "inode %" PRIu64 ": bad checksum", im.f1);
@@ -1081,14 +1090,19 @@ static void test_inode_records(void **state)
     char f1[96], f2[96];
     snprintf(f1, sizeof(f1), "inode %" PRIu64 ": checksum recomputed", im.f1);
     snprintf(f2, sizeof(f2), "inode %" PRIu64 ": cleared", im.f2);
+    char f3[96], f4[96];
+    snprintf(f3, sizeof(f3), "inode %" PRIu64 ": type set to regular file", im.g1);
+    snprintf(f4, sizeof(f4), "inode %" PRIu64 ": type set to directory", im.sub);
     const char *fixed[] = { f1, f2, "root directory: record rewritten as a directory",
-                            "xattr block", NULL };
+                            "xattr block", f3, f4, NULL };
     expect_repair(im.path, want, fixed);
     /* f2 is gone; everything else, the whole root directory included, stays */
     const uint64_t gone[] = { im.f2, 0 };
     verify(&im, NULL, gone, NULL);
     raw_open(&r, im.path);
     assert_int_equal(raw_inode(&r, MMAPFS_ROOT_INO)->mode, S_IFDIR | 0755);
+    assert_int_equal(raw_inode(&r, im.g1)->mode, S_IFREG | 0644);
+    assert_int_equal(raw_inode(&r, im.sub)->mode, S_IFDIR | 0755);
     assert_int_equal(raw_inode(&r, im.big)->xattr_block, 0);
     raw_close(&r);
     image_destroy(&im);
@@ -1459,8 +1473,11 @@ static int remove_all(struct fs *fs, uint64_t dir, int depth)
 {
     struct names nm = { 0 };
     int errors = 0;
-    if (depth > 20 || fs_readdir(fs, dir, 0, 0, names_fill, &nm))
+    int rd = depth > 20 ? -ELOOP : fs_readdir(fs, dir, 0, 0, names_fill, &nm);
+    if (rd) {
+        fprintf(stderr, "readdir %" PRIu64 " (removing): %d\n", dir, rd);
         return 1;
+    }
     for (size_t i = 0; i < nm.n; i++) {
         int err;
         if (S_ISDIR(nm.mode[i])) {
@@ -1502,20 +1519,29 @@ static int mount_and_read_all(const char *path)
         if (w.v[i].dir != MMAPFS_ROOT_INO || fs_getattr(fs, w.v[i].ino, &st) ||
             !S_ISDIR(st.mode))
             continue;
-        if (fs_mknod(fs, w.v[i].ino, "fsck-new", S_IFREG | 0644, 0, &cred, &st)) {
+        err = fs_mknod(fs, w.v[i].ino, "fsck-new", S_IFREG | 0644, 0, &cred, &st);
+        if (err) {
+            fprintf(stderr, "mknod in %" PRIu64 ": %d\n", w.v[i].ino, err);
             errors++;
             continue;
         }
         fs_forget(fs, st.ino, 1);
-        errors += fs_write(fs, st.ino, 0, buf, sizeof(buf)) != (ssize_t)sizeof(buf);
+        ssize_t n = fs_write(fs, st.ino, 0, buf, sizeof(buf));
+        if (n != (ssize_t)sizeof(buf)) {
+            fprintf(stderr, "write %" PRIu64 ": %zd\n", st.ino, n);
+            errors++;
+        }
     }
     free(w.v);
     struct fs_stat lnf;
     if (!fs_lookup(fs, MMAPFS_ROOT_INO, "lost+found", &lnf)) {
         fs_forget(fs, lnf.ino, 1);
-        errors += remove_all(fs, lnf.ino, 0);
+        if (S_ISDIR(lnf.mode))          /* a damaged mode may have made it a file */
+            errors += remove_all(fs, lnf.ino, 0);
     }
     err = fs_unmount(fs);
+    if (err)
+        fprintf(stderr, "unmount: %d\n", err);
     return errors + (err != 0);
 }
 
