@@ -19,7 +19,8 @@
  * must agree (-y exit 1 exactly when -n is then 0), and a clean result
  * must mount, read back, take new files and let lost+found be emptied,
  * and still check clean.
- * TEST_FSCK_SEED / TEST_FSCK_ROUNDS replay / lengthen the fuzz;
+ * TEST_FSCK_SEED / TEST_FSCK_ROUNDS replay / lengthen the fuzz,
+ * TEST_FSCK_FLIPS (default 6) sets the most damage per fuzz round;
  * TEST_FSCK_VERBOSE=1 prints every fsck report.
  */
 #include <stdarg.h>
@@ -1615,6 +1616,10 @@ static void test_fuzz_repair(void **state)
     rng_state = seed | 1;
     unsigned rounds = getenv("TEST_FSCK_ROUNDS") ? (unsigned)atoi(getenv("TEST_FSCK_ROUNDS"))
                                                  : 40;
+    unsigned max_flips = getenv("TEST_FSCK_FLIPS") ? (unsigned)atoi(getenv("TEST_FSCK_FLIPS"))
+                                                   : 6;
+    if (max_flips < 1)
+        max_flips = 1;
     printf("repair fuzz seed %" PRIu64 " (TEST_FSCK_SEED to replay), %u rounds, %zu nodes\n",
            seed, rounds, nnodes);
     unsigned clean = 0, repaired = 0, left = 0;
@@ -1622,7 +1627,7 @@ static void test_fuzz_repair(void **state)
         memcpy(raw_blk(&r, 0), meta, D * 4096);
         for (size_t i = 0; i < nused; i++)
             memcpy(raw_blk(&r, used[i]), data + i * 4096, 4096);
-        unsigned flips = 1 + (unsigned)(rnd() % 6);
+        unsigned flips = 1 + (unsigned)(rnd() % max_flips);
         for (unsigned i = 0; i < flips; i++) {
             unsigned what = (unsigned)(rnd() % 14);
             if (what >= 10) {
