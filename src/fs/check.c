@@ -457,10 +457,11 @@ int fs_check(const char *path, const struct fs_check_options *o, FILE *report)
             fprintf(report, PROG ": %s: cannot open: %s\n", path, strerror(errno));
         return FSCK_EXIT_OPERATIONAL;
     }
-    if (flock(fd, LOCK_EX | LOCK_NB)) {
+    int lerr = fs_lock_image(fd, FS_LOCK_WAIT_MS);   /* waits for a daemon still unmounting */
+    if (lerr) {
         if (report)
-            fprintf(report, PROG ": %s: %s\n", path, errno == EWOULDBLOCK ?
-                    "in use (mounted?): refusing to check it" : strerror(errno));
+            fprintf(report, PROG ": %s: %s\n", path, lerr == -EBUSY ?
+                    "in use (mounted?): refusing to check it" : strerror(-lerr));
         close(fd);
         return FSCK_EXIT_OPERATIONAL;
     }
