@@ -6,6 +6,7 @@
 #   make mount        build, create /var/lib/mmapfs/default.img (1 GiB) if missing,
 #                     mount it on /mnt/mmapfs (unmount: fusermount3 -u /mnt/mmapfs)
 #   make install      install binaries and man pages under /usr/local
+#   make bench        benchmark against ext4 on a loop device (ratios)
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
@@ -29,7 +30,7 @@ CORE_OBJ  := $(CORE_SRC:%.c=$(B)/obj/%.o)
 FUSE_OBJ  := $(FUSE_SRC:%.c=$(B)/obj/%.o)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all deps test unit check-asan integration crash-sample crash-test mount install clean
+.PHONY: all deps test unit check-asan integration bench crash-sample crash-test mount install clean
 # a tool is built once its main exists: src/tools/<name>.c
 TOOL_NAMES := $(if $(wildcard src/tools/mmapfs.c),mmapfs) \
               $(if $(wildcard src/tools/mkfs.c),mkfs.mmapfs) \
@@ -94,6 +95,10 @@ check-asan:
 
 integration: all
 	@tests/integration/run.sh $(B)
+
+# side-by-side with ext4 on a loop device, ratios (docs/BENCH.md)
+bench: all
+	tests/bench/run.sh $(B)
 
 crash-sample: all
 	@tests/crash/run.sh $(B)

@@ -40,8 +40,9 @@ extern "C" {
 struct mmio;
 
 /* How the engine reaches the file.
- * MMAP:  one MAP_SHARED mapping of [0, size); reads and writes are
- *        memcpy, pointers available, durability by msync + fdatasync.
+ * MMAP:  one MAP_SHARED mapping of [0, size); reads are memcpy from it,
+ *        writes pwrite into its page cache (docs/ENGINE.md), pointers
+ *        available, durability by fdatasync.
  * PREAD: pread/pwrite (whole ranges: short transfers and EINTR retried)
  *        and fdatasync; no pointers; no SIGBUS handler needed. */
 enum mmio_backend { MMIO_BACKEND_MMAP = 0, MMIO_BACKEND_PREAD = 1 };

@@ -200,7 +200,7 @@ uint64_t mmio_size(const struct mmio *io)
  * slower for large sequential writes into a freshly preallocated image),
  * while pwrite copies into the page cache directly. Linux keeps the two
  * views coherent: readers of the mapping see the data at once, and
- * mmio_sync's msync + fdatasync make it durable. A disk-full or I/O error
+ * mmio_sync's fdatasync makes it durable. A disk-full or I/O error
  * comes back as an errno instead of a SIGBUS. A regular file truncated
  * under the engine is refused with -EIO (pwrite would silently extend it).
  * With O_DIRECT the page cache is bypassed, so the copy goes through the
