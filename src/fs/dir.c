@@ -270,6 +270,16 @@ int dir_add(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi,
     return 0;
 }
 
+/* One entry left the directory: its entry count goes down by one. */
+static int dir_count_removed(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi)
+{
+    if (ddi->size == 0)
+        return fs_corrupt(fs, "directory %llu: entry count underflow",
+                          (unsigned long long)dir);
+    ddi->size--;
+    return 0;
+}
+
 int dir_remove(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi,
                const char *name, size_t len)
 {
@@ -287,11 +297,7 @@ int dir_remove(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi,
     dir_tree_done(ddi, &ctx, &tree);
     if (err)
         return dir_error(fs, dir, err);
-    if (ddi->size == 0)
-        return fs_corrupt(fs, "directory %llu: entry count underflow",
-                          (unsigned long long)dir);
-    ddi->size--;
-    return 0;
+    return dir_count_removed(fs, dir, ddi);
 }
 
 int dir_remove_key(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi, uint64_t key)
@@ -309,11 +315,7 @@ int dir_remove_key(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi, u
     dir_tree_done(ddi, &ctx, &tree);
     if (err)
         return dir_error(fs, dir, err);
-    if (ddi->size == 0)
-        return fs_corrupt(fs, "directory %llu: entry count underflow",
-                          (unsigned long long)dir);
-    ddi->size--;
-    return 0;
+    return dir_count_removed(fs, dir, ddi);
 }
 
 int dir_replace(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi,
