@@ -10,8 +10,9 @@
  * Invariant 4: a block freed in transaction T is not handed out again until
  * T is durable. Freed runs wait in the pending list (sorted, disjoint,
  * adjacent runs merged, each tagged with the newest transaction that freed
- * part of it); the allocator skips them and the journal's durable callback
- * drops the runs of durable transactions.
+ * part of it); the allocator skips them. Once the transaction is durable
+ * and no zero-copy read that could have seen the blocks is still being
+ * answered (readpin.c), alloc_release drops the runs.
  *
  * Free counts (statfs, the superblock at unmount) are counted from the
  * bitmaps at mount and kept up to date in memory; blocks waiting in the
@@ -222,7 +223,11 @@ static int pending_add(struct fs_pending *p, uint64_t start, uint64_t end, uint6
 
 void alloc_durable(void *ctx, uint64_t seq)
 {
-    struct fs *fs = ctx;
+    pins_durable(ctx, seq);
+}
+
+void alloc_release(struct fs *fs, uint64_t seq)
+{
     struct fs_pending *p = fs->pending;
     if (!p)
         return;
@@ -253,6 +258,10 @@ int alloc_wait_pending(struct fs *fs)
         return 0;
     FS_COUNT(fs, enospc_retries, 1);
     int err = jnl_commit_wait(fs->jnl, seq);
+    if (!err)
+        err = pins_wait(fs, seq);     /* zero-copy replies still in flight */
+    if (err == -EBUSY)
+        return 0;
     return err ? err : 1;
 }
 

@@ -160,12 +160,13 @@ static ssize_t read_iov_locked(struct fs *fs, uint64_t ino, const struct mmapfs_
 }
 
 ssize_t fs_read_iov(struct fs *fs, uint64_t ino, uint64_t off, size_t len,
-                    struct iovec *iov, int max, int *niov)
+                    struct iovec *iov, int max, int *niov,
+                    const struct fs_read_pin *pin)
 {
     *niov = 0;
     if (!mmio_ptr(fs->io, 0))
         return -ENOTSUP;      /* pread backend: no mapping to point into */
-    if (max <= 0)
+    if (max <= 0 || !pin || !pin->held)
         return -EINVAL;
     struct mmapfs_disk_inode di;
     jnl_lock(fs->jnl);

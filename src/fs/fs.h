@@ -166,13 +166,25 @@ int fs_readdir(struct fs *fs, uint64_t ino, uint64_t off, int plus,
 /* Copies up to len bytes at off into buf; returns bytes read (0 at EOF). */
 ssize_t fs_read(struct fs *fs, uint64_t ino, uint64_t off, void *buf, size_t len);
 
+/* A zero-copy reader's hold on the blocks its pointers lead to: blocks a
+ * file frees are not handed to another file while a pin that could have
+ * seen them is held (DESIGN.md invariant 8). Take it before fs_read_iov,
+ * drop it once the reply that carries the pointers has been sent. Holding
+ * one is cheap (two atomic operations) but must be short: freed blocks wait
+ * for it. */
+struct fs_read_pin { unsigned idx; int held; };
+void fs_read_pin(struct fs *fs, struct fs_read_pin *pin);
+void fs_read_unpin(struct fs *fs, struct fs_read_pin *pin);
+
 /* Zero-copy read: fills iov[0..max) with pointers into the mapping (holes
  * and unwritten extents point at a shared zero page), sets *niov; returns
  * bytes described (0 at EOF). -ENOTSUP with the pread backend (then use
- * fs_read). The pointers stay valid while the mount lives; the data may
- * change under a concurrent writer, as with any read racing a write. */
+ * fs_read); -EINVAL without a held pin. The pointers show this file's data
+ * for as long as the pin is held; the data may change under a concurrent
+ * writer of the same file, as with any read racing a write. */
 ssize_t fs_read_iov(struct fs *fs, uint64_t ino, uint64_t off, size_t len,
-                    struct iovec *iov, int max, int *niov);
+                    struct iovec *iov, int max, int *niov,
+                    const struct fs_read_pin *pin);
 
 /* Writes len bytes at off (allocating, extending size, updating
  * mtime/ctime); returns bytes written. -ENOSPC when full, -EFBIG past the

@@ -18,6 +18,7 @@
 #define MMAPFS_FS_I_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "fs/btree.h"
@@ -57,6 +58,16 @@ struct fs {
     uint64_t groups;                  /* number of block bitmap blocks */
     uint32_t *igroup_free;            /* free bits per inode bitmap block (alloc.c) */
     uint64_t igroups;                 /* number of inode bitmap blocks */
+    /* read pins and the grace period of freed blocks (readpin.c); fields
+     * other than cur/active under the journal lock */
+    struct fs_pins {
+        _Atomic unsigned cur;             /* slot new pins count in */
+        _Atomic uint64_t active[2];       /* pins held, per slot */
+        uint64_t durable_seq;             /* newest durable transaction */
+        uint64_t grace_seq;               /* frees up to it wait for slot grace_idx (0: none) */
+        unsigned grace_idx;
+        uint64_t released_seq;            /* frees up to it are reusable */
+    } pins;
     int kernel_times;                 /* fs_set_kernel_times (atomic access) */
     struct fs_counters {              /* observability, updated atomically */
         uint64_t reads, read_bytes, writes, write_bytes, fsyncs, fsync_commits,
@@ -115,12 +126,27 @@ int alloc_init(struct fs *fs);
 void alloc_fini(struct fs *fs);
 /* Journal durable callback: releases blocks freed up to seq. */
 void alloc_durable(void *ctx, uint64_t seq);
+/* Makes blocks freed by transactions up to seq reusable (readpin.c calls
+ * it once no read pin can see them). Lock held. */
+void alloc_release(struct fs *fs, uint64_t seq);
 /* Blocks freed but not yet reusable (waiting for their transaction). */
 uint64_t alloc_pending_blocks(struct fs *fs);
 /* Called WITHOUT the lock after an operation failed with -ENOSPC: if freed
  * blocks are waiting for a commit, commits and waits for it and returns 1
  * (retry the operation once); 0 if retrying cannot help; -EIO. */
 int alloc_wait_pending(struct fs *fs);
+
+/* ---- read pins (readpin.c) ------------------------------------------------ */
+
+/* Journal durable callback's part: transaction seq is durable; starts or
+ * ends grace periods. Lock held. */
+void pins_durable(struct fs *fs, uint64_t seq);
+/* Ends the grace period in progress if its pins are gone, starts the next
+ * one. Lock held. */
+void pins_advance(struct fs *fs);
+/* Lock NOT held: waits (bounded, about a second) until blocks freed by
+ * transactions up to seq (already durable) are reusable. 0 or -EBUSY. */
+int pins_wait(struct fs *fs, uint64_t seq);
 
 /* ---- B+tree binding (tree.c) ---------------------------------------------- */
 

@@ -5,7 +5,9 @@
  * Nothing is buffered in the daemon: open/flush/release have nothing to do
  * and no file handle is kept (fh = 0). Reads with the mmap backend are
  * zero-copy: fs_read_iov describes the data as pointers into the mapping
- * and fuse_reply_iov writes them straight to /dev/fuse.
+ * and fuse_reply_iov writes them straight to /dev/fuse. A read pin is held
+ * from before the lookup until the reply has been written, so the blocks
+ * cannot be given to another file in between (fs_read_pin).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -65,6 +67,7 @@ void mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
               struct fuse_file_info *fi)
 {
     struct iovec small[64], *iov = small;
+    struct fs_read_pin pin;
     size_t done = 0, max;
     ssize_t n = 0;
     int used = 0, got;
@@ -84,10 +87,11 @@ void mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
             return;
         }
     }
+    fs_read_pin(mfs_fs(req), &pin);
     while (done < size && (size_t)used < max) {
         got = 0;
         n = fs_read_iov(mfs_fs(req), ino, (uint64_t)off + done, size - done,
-                        iov + used, (int)(max - (size_t)used), &got);
+                        iov + used, (int)(max - (size_t)used), &got, &pin);
         if (n <= 0)
             break;
         used += got;
@@ -95,11 +99,14 @@ void mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     }
     if (n == -ENOTSUP || (done < size && n > 0)) {
         /* pread backend, or the iovec ran out before EOF */
+        fs_read_unpin(mfs_fs(req), &pin);
         read_copy(req, ino, size, off);
     } else if (n < 0 && done == 0) {
+        fs_read_unpin(mfs_fs(req), &pin);
         mfs_reply_err(req, (int)n);
     } else {
         fuse_reply_iov(req, iov, used);
+        fs_read_unpin(mfs_fs(req), &pin);
     }
     if (iov != small)
         free(iov);

@@ -436,6 +436,57 @@ static void test_fallocate_enospc(void **state)
     img_unmount_check(m);
 }
 
+/* Invariant 8: blocks a file frees are not handed to another file while a
+ * zero-copy reply may still point at them (read pin held), and are once it
+ * is dropped. The disk is filled so that the second file can only get
+ * space by reusing the first file's blocks. */
+static void test_read_iov_pin(void **state)
+{
+    struct img *m = *state;
+    uint64_t a = mkfile(m->fs, ROOT, "a"), fill = mkfile(m->fs, ROOT, "fill");
+    uint64_t b = mkfile(m->fs, ROOT, "b");
+    size_t alen = 128 * KiB, blen = 64 * KiB;
+    uint8_t *buf = malloc(alen);
+    assert_non_null(buf);
+    memset(buf, 'A', alen);
+    write_all(m->fs, a, 0, buf, alen);
+    assert_int_equal(fs_fsync(m->fs, a, 0), 0);
+    uint64_t off = 0;
+    for (uint64_t step = MiB; step >= 4096; step /= 16) {
+        int err;
+        while ((err = fs_fallocate(m->fs, fill, 0, off, step)) == 0)
+            off += step;
+        assert_int_equal(err, -ENOSPC);
+    }
+
+    struct fs_read_pin pin;
+    struct iovec iov[8];
+    int n = 0;
+    fs_read_pin(m->fs, &pin);
+    assert_int_equal(fs_read_iov(m->fs, a, 0, alen, iov, 8, &n, &pin), (ssize_t)alen);
+    struct fs_setattr sa = { .size = 0 };
+    assert_int_equal(fs_setattr(m->fs, a, &sa, FS_SET_SIZE, NULL), 0);
+    assert_int_equal(fs_fsync(m->fs, a, 0), 0);      /* the free is durable */
+
+    memset(buf, 'B', blen);
+    ssize_t w = fs_write(m->fs, b, 0, buf, blen);
+    assert_true(w == -ENOSPC || w > 0);
+    for (int i = 0; i < n; i++)                        /* still a's bytes */
+        assert_true(all_bytes(iov[i].iov_base, iov[i].iov_len, 'A'));
+
+    fs_read_unpin(m->fs, &pin);
+    if (w < 0) {
+        /* unpinned: a's blocks are the only free space, and b gets them */
+        assert_int_equal(fs_write(m->fs, b, 0, buf, blen), (ssize_t)blen);
+        int reused = 0;
+        for (int i = 0; i < n; i++)
+            reused |= !all_bytes(iov[i].iov_base, iov[i].iov_len, 'A');
+        assert_true(reused);
+    }
+    free(buf);
+    img_unmount_check(m);
+}
+
 /* ==== lseek ===================================================================== */
 
 static void test_seek_data_hole(void **state)
@@ -484,7 +535,10 @@ static void test_read_iov(void **state)
 
     struct iovec iov[16];
     int n = 0;
-    ssize_t r = fs_read_iov(m->fs, ino, 0, 256 * KiB, iov, 16, &n);
+    struct fs_read_pin pin = { 0, 0 };
+    assert_int_equal(fs_read_iov(m->fs, ino, 0, 256 * KiB, iov, 16, &n, &pin), -EINVAL);
+    fs_read_pin(m->fs, &pin);
+    ssize_t r = fs_read_iov(m->fs, ino, 0, 256 * KiB, iov, 16, &n, &pin);
     assert_int_equal(r, 256 * KiB);
     assert_true(n >= 3 && n <= 4);
     assert_int_equal(iov[0].iov_len, 128 * KiB);             /* merged: contiguous */
@@ -499,20 +553,23 @@ static void test_read_iov(void **state)
     assert_true(all_bytes(got + 128 * KiB, 64 * KiB, 0));
 
     /* a short iovec array: partial answer */
-    r = fs_read_iov(m->fs, ino, 0, 256 * KiB, iov, 1, &n);
+    r = fs_read_iov(m->fs, ino, 0, 256 * KiB, iov, 1, &n, &pin);
     assert_int_equal(r, 128 * KiB);
     assert_int_equal(n, 1);
     /* EOF and directories */
-    assert_int_equal(fs_read_iov(m->fs, ino, 256 * KiB, 10, iov, 16, &n), 0);
+    assert_int_equal(fs_read_iov(m->fs, ino, 256 * KiB, 10, iov, 16, &n, &pin), 0);
     assert_int_equal(n, 0);
-    assert_int_equal(fs_read_iov(m->fs, ROOT, 0, 10, iov, 16, &n), -EISDIR);
+    assert_int_equal(fs_read_iov(m->fs, ROOT, 0, 10, iov, 16, &n, &pin), -EISDIR);
+    fs_read_unpin(m->fs, &pin);
     free(buf);
     free(got);
 
     /* the pread backend has no mapping to point into */
     img_unmount_check(m);
     img_mount_opts(m, MMIO_BACKEND_PREAD);
-    assert_int_equal(fs_read_iov(m->fs, ino, 0, 10, iov, 16, &n), -ENOTSUP);
+    fs_read_pin(m->fs, &pin);
+    assert_int_equal(fs_read_iov(m->fs, ino, 0, 10, iov, 16, &n, &pin), -ENOTSUP);
+    fs_read_unpin(m->fs, &pin);
     char small[10];
     assert_int_equal(fs_read(m->fs, ino, 0, small, 10), 10);
     write_all(m->fs, ino, 0, "pread", 5);
@@ -761,6 +818,7 @@ int main(void)
         T(test_fallocate_enospc),
         T(test_seek_data_hole),
         T(test_read_iov),
+        T(test_read_iov_pin),
         T(test_setattr),
         T(test_kernel_times),
         T(test_write_errors),
