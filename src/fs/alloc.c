@@ -422,6 +422,7 @@ int free_blocks(struct fs *fs, uint64_t start, uint64_t len)
         return err;
     fs->free_blocks += changed;
     FS_COUNT(fs, blocks_freed, changed);
+    verified_clear(fs, start, len);
     err = pending_add(fs->pending, start, start + len, jnl_running_seq(fs->jnl));
     if (err)
         return err;

@@ -50,11 +50,14 @@ struct bt_store {
     int (*alloc)(void *ctx, uint64_t goal, uint64_t *blk, void **out);
     /* blk is no longer part of the tree. */
     void (*free)(void *ctx, uint64_t blk);
-    /* Optional (may be NULL): 1 if blk's current content was produced by
-     * this process through this store (an in-memory copy written by the
-     * tree code, e.g. a journal shadow), so its checksum need not be
-     * verified again on read. Every other check still runs. */
+    /* Optional (may be NULL): 1 if blk's current content needs no checksum
+     * verification on read: produced by this process through this store
+     * (an in-memory copy written by the tree code, e.g. a journal shadow),
+     * or verified before and unchanged since. Every other check still
+     * runs. */
     int (*trusted)(void *ctx, uint64_t blk);
+    /* Optional (may be NULL): blk's checksum has just been verified. */
+    void (*verified)(void *ctx, uint64_t blk);
 };
 
 /* Most blocks one insert/update/delete changes: each path node (height <=

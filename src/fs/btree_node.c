@@ -191,6 +191,8 @@ int bt_node_read(const struct bt_tree *t, uint64_t blk, int level,
     int err = node_check(t, blk, p, level, b, why, !trusted);
     if (err)
         return err;
+    if (!trusted && t->store->verified)
+        t->store->verified(t->store->ctx, blk);
     *out = p;
     return 0;
 }

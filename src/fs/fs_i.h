@@ -68,11 +68,14 @@ struct fs {
         unsigned grace_idx;
         uint64_t released_seq;            /* frees up to it are reusable */
     } pins;
+    uint64_t **verified;              /* checksum-verified blocks (verified.c) */
+    uint64_t verified_chunks;
     int kernel_times;                 /* fs_set_kernel_times (atomic access) */
     struct fs_counters {              /* observability, updated atomically */
         uint64_t reads, read_bytes, writes, write_bytes, fsyncs, fsync_commits,
                  fsync_data_syncs, blocks_allocated, blocks_freed,
-                 inodes_allocated, inodes_freed, orphans_released, enospc_retries;
+                 inodes_allocated, inodes_freed, orphans_released, enospc_retries,
+                 node_checksums;
     } ctr;
 };
 
@@ -135,6 +138,16 @@ uint64_t alloc_pending_blocks(struct fs *fs);
  * blocks are waiting for a commit, commits and waits for it and returns 1
  * (retry the operation once); 0 if retrying cannot help; -EIO. */
 int alloc_wait_pending(struct fs *fs);
+
+/* ---- verified metadata blocks (verified.c) -------------------------------- */
+
+int  verified_init(struct fs *fs);
+void verified_fini(struct fs *fs);
+/* 1 if blk's checksum was verified since mount and it was not freed since. */
+int  verified_test(struct fs *fs, uint64_t blk);
+void verified_set(struct fs *fs, uint64_t blk);
+/* Blocks [start, start+len) were freed: verify them again next time. */
+void verified_clear(struct fs *fs, uint64_t start, uint64_t len);
 
 /* ---- read pins (readpin.c) ------------------------------------------------ */
 

@@ -27,6 +27,7 @@ static void fs_destroy(struct fs *fs)
         return;
     alloc_fini(fs);
     icache_fini(fs);
+    verified_fini(fs);
     if (fs->io)
         mmio_close(fs->io);
     if (fs->lock_fd >= 0)
@@ -140,6 +141,8 @@ static int load_after_replay(struct fs *fs, const char *path)
     err = alloc_init(fs);
     if (!err)
         err = icache_init(fs);
+    if (!err)
+        err = verified_init(fs);
 out:
     jnl_unlock(fs->jnl);
     return err;

@@ -47,11 +47,19 @@ static void store_free(void *vctx, uint64_t blk)
     ctx->delta--;
 }
 
-/* A journal shadow holds what the tree code wrote: no need to verify it. */
+/* A journal shadow holds what the tree code wrote, and a block verified
+ * once keeps its bytes until it is freed (verified.c). */
 static int store_trusted(void *vctx, uint64_t blk)
 {
     struct fs_tree_ctx *ctx = vctx;
-    return jnl_is_shadow(ctx->fs->jnl, blk);
+    return verified_test(ctx->fs, blk) || jnl_is_shadow(ctx->fs->jnl, blk);
+}
+
+static void store_verified(void *vctx, uint64_t blk)
+{
+    struct fs_tree_ctx *ctx = vctx;
+    FS_COUNT(ctx->fs, node_checksums, 1);
+    verified_set(ctx->fs, blk);
 }
 
 const struct bt_store fs_tree_store = {
@@ -61,6 +69,7 @@ const struct bt_store fs_tree_store = {
     .alloc = store_alloc,
     .free = store_free,
     .trusted = store_trusted,
+    .verified = store_verified,
 };
 
 void fs_tree_open(struct fs_tree_ctx *ctx, struct bt_tree *tree, struct fs *fs,

@@ -123,7 +123,7 @@ static const struct metric_doc metric_docs[] = {
     { "*checkpoint_blocks",     "Journal block images written to their home location", 0 },
     { "*wraps",                 "Journal log wrap-arounds", 0 },
     /* filesystem (fs_) */
-    { "*blocks_pending_free",   "Blocks freed by transactions not yet durable", 1 },
+    { "*blocks_pending_free",   "Blocks freed but not yet reusable (transaction not durable, or zero-copy replies in flight)", 1 },
     { "*blocks_total",          "Blocks available to data and metadata", 1 },
     { "*blocks_free",           "Free blocks", 1 },
     { "*inodes_total",          "Inodes in the inode table", 1 },
@@ -135,6 +135,7 @@ static const struct metric_doc metric_docs[] = {
     { "*inodes_freed",          "Inodes freed", 0 },
     { "*orphans_released",      "Unlinked-but-open inodes reclaimed", 0 },
     { "*enospc_retries",        "Allocations retried after committing freed blocks", 0 },
+    { "*node_checksums",        "Tree node checksums verified (once per node per mount)", 0 },
     { "*corrupt",               "1 once corruption was detected (fsck needed)", 1 },
     { "*read_only",             "1 if mounted read-only", 1 },
     /* generic */

@@ -248,7 +248,7 @@ static struct mstore *ms_new(bool shadow_mode)
 {
     struct mstore *ms = calloc(1, sizeof(*ms));
     assert_non_null(ms);
-    ms->st = (struct bt_store){ ms, ms_read, ms_write, ms_alloc, ms_free, NULL };
+    ms->st = (struct bt_store){ ms, ms_read, ms_write, ms_alloc, ms_free, NULL, NULL };
     ms->shadow_mode = shadow_mode;
     ms->alloc_budget = -1;
     ms->write_budget = -1;

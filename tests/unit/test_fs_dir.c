@@ -205,7 +205,7 @@ static void mem_tree(struct mem_store *m, struct bt_store *s, struct bt_tree *t)
     memset(m, 0, sizeof(*m));
     m->blocks = aligned_alloc(MMAPFS_BLOCK_SIZE, (size_t)MEM_BLOCKS * MMAPFS_BLOCK_SIZE);
     assert_non_null(m->blocks);
-    *s = (struct bt_store){ m, mem_read, mem_write, mem_alloc, mem_free, NULL };
+    *s = (struct bt_store){ m, mem_read, mem_write, mem_alloc, mem_free, NULL, NULL };
     *t = (struct bt_tree){ .store = s, .root = 0, .owner = 7, .type = MMAPFS_TREE_DIR };
 }
 

@@ -771,6 +771,42 @@ static long long metric(const char *text, const char *name)
     return -1;
 }
 
+/* A tree node's checksum is verified on its first read from the image,
+ * not on every access; a freed block is verified again when reused. */
+static void test_node_checksum_once(void **state)
+{
+    struct img *m = *state;
+    static char text[8192];
+    uint64_t ino = mkfile(m->fs, ROOT, "frag");
+    uint8_t blk[4096];
+    for (uint64_t i = 0; i < 2000; i++) {      /* every other block: a deep-ish tree */
+        memset(blk, (int)(i & 0xff), sizeof(blk));
+        write_all(m->fs, ino, i * 8192, blk, sizeof(blk));
+    }
+    img_remount(m);                            /* nodes now come from the image */
+    uint8_t *buf = malloc(2000 * 8192);
+    assert_non_null(buf);
+    read_all(m->fs, ino, 0, buf, 2000 * 8192 - 4096);
+    fs_format_metrics(m->fs, text, sizeof(text));
+    long long first = metric(text, "fs_node_checksums");
+    assert_true(first >= 2);                   /* root and leaves verified */
+    read_all(m->fs, ino, 0, buf, 2000 * 8192 - 4096);
+    assert_true(all_bytes(buf + 1999 * 8192 - 8192, 4096, 1998 & 0xff));
+    fs_format_metrics(m->fs, text, sizeof(text));
+    assert_int_equal(metric(text, "fs_node_checksums"), first);
+    /* freed nodes lose their mark */
+    uint64_t v0 = 0, v1 = 0;
+    for (uint64_t b = m->fs->data_start; b < m->fs->block_count; b++)
+        v0 += (uint64_t)verified_test(m->fs, b);
+    struct fs_setattr sa = { .size = 0 };
+    assert_int_equal(fs_setattr(m->fs, ino, &sa, FS_SET_SIZE, NULL), 0);
+    for (uint64_t b = m->fs->data_start; b < m->fs->block_count; b++)
+        v1 += (uint64_t)verified_test(m->fs, b);
+    assert_true(v0 >= (uint64_t)first && v1 + (uint64_t)first <= v0);
+    free(buf);
+    img_unmount_check(m);
+}
+
 static void test_fsync_metrics(void **state)
 {
     struct img *m = *state;
@@ -824,6 +860,7 @@ int main(void)
         T(test_write_errors),
         T(test_concurrent_writers),
         T(test_fsync_metrics),
+        T(test_node_checksum_once),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
