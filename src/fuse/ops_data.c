@@ -66,6 +66,7 @@ static void read_copy(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
 void mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
               struct fuse_file_info *fi)
 {
+    struct fs *fs = mfs_fs(req);      /* req is gone once replied to */
     struct iovec small[64], *iov = small;
     struct fs_read_pin pin;
     size_t done = 0, max;
@@ -87,10 +88,10 @@ void mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
             return;
         }
     }
-    fs_read_pin(mfs_fs(req), &pin);
+    fs_read_pin(fs, &pin);
     while (done < size && (size_t)used < max) {
         got = 0;
-        n = fs_read_iov(mfs_fs(req), ino, (uint64_t)off + done, size - done,
+        n = fs_read_iov(fs, ino, (uint64_t)off + done, size - done,
                         iov + used, (int)(max - (size_t)used), &got, &pin);
         if (n <= 0)
             break;
@@ -99,14 +100,14 @@ void mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     }
     if (n == -ENOTSUP || (done < size && n > 0)) {
         /* pread backend, or the iovec ran out before EOF */
-        fs_read_unpin(mfs_fs(req), &pin);
+        fs_read_unpin(fs, &pin);
         read_copy(req, ino, size, off);
     } else if (n < 0 && done == 0) {
-        fs_read_unpin(mfs_fs(req), &pin);
+        fs_read_unpin(fs, &pin);
         mfs_reply_err(req, (int)n);
     } else {
         fuse_reply_iov(req, iov, used);
-        fs_read_unpin(mfs_fs(req), &pin);
+        fs_read_unpin(fs, &pin);
     }
     if (iov != small)
         free(iov);
