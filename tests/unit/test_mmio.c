@@ -5,6 +5,8 @@
  * ASan:  make B=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined \
  *          -fno-omit-frame-pointer -fno-sanitize-recover=all" \
  *          build-asan/tests/test_mmio && build-asan/tests/test_mmio
+ * TSan:  make B=build-tsan CFLAGS="-O1 -g -fsanitize=thread" \
+ *          build-tsan/tests/test_mmio && build-tsan/tests/test_mmio
  *
  * Most tests run once per backend (cmocka prestate = the backend). Files
  * live in a mkdtemp directory under /tmp, removed by the group teardown.
@@ -598,24 +600,43 @@ static void run_sd_threads(struct mmio *io, int nthreads, int calls,
     mmio_get_metrics(io, m);
 }
 
-/* With a window, 8 looping threads share syncs. */
-static void test_batching_window(void **state)
+/* Opens a fresh 4 KiB engine named name with this test's backend and a
+ * batching window of window_us. */
+static struct mmio *open_windowed(void **state, const char *name, uint64_t window_us)
 {
-    struct mmio_config cfg = cfg_of(state, 2000);
-    struct mmio_metrics m;
+    struct mmio_config cfg = cfg_of(state, window_us);
     struct mmio *io;
     char path[PATH_MAX];
 
-    tmp_path(path, "batch");
+    tmp_path(path, name);
     assert_int_equal(mmio_open(&io, path, 4096, 0, &cfg), 0);
-    run_sd_threads(io, 8, 50, &m);
-    print_message("    window 2 ms: %llu delayed syncs -> %llu syncs (%llu loops)\n",
+    return io;
+}
+
+/* With a window, 8 looping threads share syncs: the loop waits for the
+ * company it has seen (and it comes), each wait bounded by the window. */
+static void test_batching_window(void **state)
+{
+    const uint64_t window_us = 200000;
+    struct mmio_metrics m;
+    struct mmio *io = open_windowed(state, "batch", window_us);
+    mmio_test_set_sync_sleep(io, 2000);         /* a 2 ms disk */
+    run_sd_threads(io, 8, 25, &m);
+    print_message("    window 200 ms, 2 ms syncs: %llu delayed syncs -> %llu syncs "
+                  "(%llu loops; %llu waited for company, %llu us, %llu joined)\n",
                   (unsigned long long)m.sync_delayed, (unsigned long long)m.syncs,
-                  (unsigned long long)m.sync_background_loops);
-    assert_int_equal(m.sync_delayed, 400);
+                  (unsigned long long)m.sync_background_loops,
+                  (unsigned long long)m.sync_company_waits,
+                  (unsigned long long)m.sync_company_wait_us,
+                  (unsigned long long)m.sync_company_joined);
+    assert_int_equal(m.sync_delayed, 200);
     assert_true(m.syncs * 3 <= m.sync_delayed);
     assert_true(m.sync_background_loops <= m.syncs);
     assert_true(m.sync_longest_delay_us >= m.sync_shortest_delay_us);
+    assert_true(m.sync_company_waits >= 1);
+    assert_true(m.sync_company_waits <= m.sync_background_loops);
+    assert_true(m.sync_company_joined >= 1);
+    assert_true(m.sync_company_wait_us <= m.sync_company_waits * window_us);
     mmio_close(io);
 }
 
@@ -639,39 +660,115 @@ static void test_batching_in_flight(void **state)
     mmio_close(io);
 }
 
-/* A lone caller on an idle engine does not wait for the window; a caller
- * right after a sync does (that is the batching). */
+/* A thread that syncs alone never waits for the window, idle or busy:
+ * 20 back-to-back calls with a 200 ms window take about 20 syncs, where
+ * waiting out the window after each sync would take 4 s. Each call does
+ * exactly one sync of its own. */
 static void test_lone_caller_latency(void **state)
 {
     const uint64_t window_us = 200000;
-    struct mmio_config cfg = cfg_of(state, window_us);
-    struct mmio_metrics m0, m1;
-    struct mmio *io;
-    char path[PATH_MAX];
-
-    tmp_path(path, "lone");
-    assert_int_equal(mmio_open(&io, path, 4096, 0, &cfg), 0);
-
-    for (int round = 0; round < 2; round++) {
-        if (round)
-            sleep_ms(window_us / 1000 + 50);    /* idle again */
-        assert_int_equal(mmio_write_at(io, 0, "a", 1), 0);
-        mmio_get_metrics(io, &m0);
-        uint64_t t0 = now_us();
-        assert_int_equal(mmio_sync_delayed(io), 0);
-        uint64_t dt = now_us() - t0;
+    struct mmio_metrics m0, m1, m2;
+    struct mmio *io = open_windowed(state, "lone", window_us);
+    mmio_get_metrics(io, &m0);
+    uint64_t t0 = now_us();
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(mmio_write_at(io, (uint64_t)i, "a", 1), 0);
         mmio_get_metrics(io, &m1);
-        print_message("    idle lone caller: %llu us (window %llu us)\n",
-                      (unsigned long long)dt, (unsigned long long)window_us);
-        assert_true(dt < window_us / 2);
-        assert_int_equal(m1.syncs, m0.syncs + 1);
+        uint64_t before = mmio_test_gen_started(io);
+        assert_int_equal(mmio_sync_delayed(io), 0);
+        assert_true(mmio_test_gen_done(io) >= before + 1);
+        mmio_get_metrics(io, &m2);
+        assert_int_equal(m2.syncs, m1.syncs + 1);
+        assert_int_equal(m2.sync_background_loops, m1.sync_background_loops + 1);
     }
+    uint64_t dt = now_us() - t0;
+    mmio_get_metrics(io, &m1);
+    print_message("    lone caller, 20 calls: %llu us (window %llu us)\n",
+                  (unsigned long long)dt, (unsigned long long)window_us);
+    assert_true(dt < 2000000);
+    assert_int_equal(m1.syncs, m0.syncs + 20);
+    assert_int_equal(m1.sync_delayed, m0.sync_delayed + 20);
+    assert_int_equal(m1.sync_company_waits, 0);
+    mmio_close(io);
+}
 
-    /* busy: the previous sync just ended, so this one forms a batch */
+/* Threads that take turns (each call on a new thread, never two at once,
+ * as a FUSE worker pool may serve one application's fsyncs) are no
+ * company: different thread ids alone do not make the loop wait. */
+static void *sd_once(void *p);
+
+static void test_turn_takers_never_wait(void **state)
+{
+    const uint64_t window_us = 200000;
+    struct mmio_metrics m;
+    struct mmio *io = open_windowed(state, "turns", window_us);
+    uint64_t t0 = now_us();
+    for (int i = 0; i < 20; i++) {
+        struct sd_arg a = { io, 1, -1, 0 };
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, sd_once, &a), 0);
+        assert_int_equal(pthread_join(th, NULL), 0);
+        assert_int_equal(a.failures, 0);
+    }
+    uint64_t dt = now_us() - t0;
+    mmio_get_metrics(io, &m);
+    print_message("    20 turn-taking threads: %llu us\n", (unsigned long long)dt);
+    assert_true(dt < 2000000);
+    assert_int_equal(m.syncs, 20);
+    assert_int_equal(m.sync_company_waits, 0);
+    mmio_close(io);
+}
+
+/* Company seen lately makes a lone caller wait, but only about one
+ * average sync, not the window; once the others have been quiet for a
+ * window, the lone caller goes straight through again. */
+static void test_company_gone(void **state)
+{
+    const uint64_t window_us = 500000, slow_us = 50000;
+    struct mmio_metrics m0, m1;
+    struct mmio *io = open_windowed(state, "gone", window_us);
+    mmio_test_set_sync_sleep(io, slow_us);
+
+    /* a is in sync 1; b and c arrive meanwhile and share sync 2 */
+    struct sd_arg a[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        a[i] = (struct sd_arg){ io, 1, -1, 0 };
+        assert_int_equal(pthread_create(&th[i], NULL, sd_once, &a[i]), 0);
+        while (i == 0 && mmio_test_gen_started(io) == 0)
+            sleep_ms(1);
+    }
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(a[i].failures, 0);
+    }
+    mmio_get_metrics(io, &m0);
+    if (m0.syncs != 2) {        /* b and c were too slow to start: no company */
+        print_message("    b and c did not share a sync (%llu syncs)\n",
+                      (unsigned long long)m0.syncs);
+        mmio_close(io);
+        skip();
+    }
+    mmio_test_set_sync_sleep(io, 0);
+
+    /* right after: company is expected, waited for, does not come */
     uint64_t t0 = now_us();
     assert_int_equal(mmio_sync_delayed(io), 0);
     uint64_t dt = now_us() - t0;
-    assert_true(dt >= window_us / 2);
+    mmio_get_metrics(io, &m1);
+    print_message("    lone caller after company: %llu us (window %llu us, syncs %llu us)\n",
+                  (unsigned long long)dt, (unsigned long long)window_us,
+                  (unsigned long long)slow_us);
+    assert_int_equal(m1.sync_company_waits, m0.sync_company_waits + 1);
+    assert_int_equal(m1.sync_company_joined, m0.sync_company_joined);
+    assert_true(dt < window_us * 7 / 10);
+
+    /* a window later the others no longer count */
+    sleep_ms(window_us / 1000 + 100);
+    assert_int_equal(mmio_sync_delayed(io), 0);
+    mmio_get_metrics(io, &m0);
+    assert_int_equal(m0.sync_company_waits, m1.sync_company_waits);
+    assert_int_equal(m0.syncs, m1.syncs + 1);
     mmio_close(io);
 }
 
@@ -1287,6 +1384,8 @@ int main(void)
         BOTH(test_batching_window),
         BOTH(test_batching_in_flight),
         BOTH(test_lone_caller_latency),
+        BOTH(test_turn_takers_never_wait),
+        BOTH(test_company_gone),
         BOTH(test_never_before_later_sync),
         cmocka_unit_test(test_merge_cases),
         cmocka_unit_test(test_merge_random),
