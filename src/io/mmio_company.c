@@ -43,8 +43,14 @@ uint64_t mmio_company_expected(const struct mmio *io, uint64_t now_ns,
                                uint64_t pending)
 {
     const struct mmio_company *c = &io->company;
-    uint64_t horizon = window_ns(io);
     uint64_t distinct = 0, overlap = pending;
+    /* a thread syncing in a loop calls again about one sync after its
+     * previous call returned: remember callers for the window, and for at
+     * least a few syncs even when the window is shorter than that */
+    uint64_t horizon = window_ns(io);
+    if (c->avg_sync_ns < UINT64_MAX / MMIO_COMPANY_HORIZON_SYNCS &&
+        horizon < c->avg_sync_ns * MMIO_COMPANY_HORIZON_SYNCS)
+        horizon = c->avg_sync_ns * MMIO_COMPANY_HORIZON_SYNCS;
 
     for (unsigned i = 0; i < MMIO_COMPANY_BATCHES; i++)
         if (c->batch_callers[i] > overlap)

@@ -34,6 +34,9 @@
  * counts, the loop remembers. */
 #define MMIO_COMPANY_CALLERS 16
 #define MMIO_COMPANY_BATCHES 8
+/* A caller counts as recent for the window, but at least this many
+ * average sync times. */
+#define MMIO_COMPANY_HORIZON_SYNCS 4
 
 /* What the delayed-sync loop knows about its callers; guarded by mu. */
 struct mmio_company {
@@ -137,7 +140,8 @@ void mmio_company_note_caller(struct mmio *io, uint64_t now_ns);
  * >= 2, or one of the last MMIO_COMPANY_BATCHES loop syncs served >= 2
  * callers (threads that take turns, never overlapping, are no company).
  * With that evidence: the number of distinct threads that called within
- * the last window (at most MMIO_COMPANY_CALLERS). Without it: 0 or 1. */
+ * the last window, or the last MMIO_COMPANY_HORIZON_SYNCS average syncs
+ * if that is longer (at most MMIO_COMPANY_CALLERS). Without it: 0 or 1. */
 uint64_t mmio_company_expected(const struct mmio *io, uint64_t now_ns,
                                uint64_t pending);
 
