@@ -49,13 +49,15 @@ enum mmio_backend { MMIO_BACKEND_MMAP = 0, MMIO_BACKEND_PREAD = 1 };
 
 /* Options of mmio_open; cfg == NULL means { 0, MMIO_BACKEND_MMAP }. */
 struct mmio_config {
-    /* Batching window of the delayed-sync loop, in microseconds. When a
-     * delayed sync is requested less than sync_delay_us after the
-     * previous loop sync completed, the loop waits until that much time
-     * has passed since it, collecting more callers into one sync. An idle
-     * engine (last sync longer ago) syncs at once. 0 (the default): never
-     * wait; callers still share syncs by riding the next one while a sync
-     * is in flight. */
+    /* Batching window of the delayed-sync loop, in microseconds: the
+     * most a delayed sync may be held back to wait for other callers to
+     * share it. The loop waits only when there is evidence of company
+     * (several threads called lately and recent syncs served several
+     * callers at once), and then at most min(window, the average sync
+     * time), ending as soon as the expected callers are pending. A thread
+     * that syncs alone never waits. 0 (the default): never wait; callers
+     * still share syncs by riding the next one while a sync is in flight.
+     * docs/ENGINE.md, "Waiting for company". */
     uint64_t sync_delay_us;      /* batching window of the delayed-sync loop */
     enum mmio_backend backend;   /* MMAP by default; PREAD uses pread/pwrite/fdatasync */
 };
@@ -76,12 +78,19 @@ struct mmio_config {
  *   sync_us                microseconds spent in flushes
  *   writes, write_bytes, write_us   engine writes (after merging, for
  *                          mmio_write_delayed_sync), bytes, microseconds
- *   reads, read_bytes, read_us      engine reads, bytes, microseconds */
+ *   reads, read_bytes, read_us      engine reads, bytes, microseconds
+ *   sync_company_waits     loop syncs held back to wait for company (see
+ *                          mmio_config); the other sync_background_loops
+ *                          went straight through
+ *   sync_company_wait_us   microseconds the loop spent in those waits
+ *   sync_company_joined    delayed-sync requests that arrived during those
+ *                          waits (the company that came) */
 struct mmio_metrics {            /* totals since open */
     uint64_t sync_background_loops, syncs, sync_delayed,
              sync_longest_delay_us, sync_shortest_delay_us, sync_us,
              write_bytes, writes, write_us,
-             read_bytes, reads, read_us;
+             read_bytes, reads, read_us,
+             sync_company_waits, sync_company_wait_us, sync_company_joined;
 };
 
 /* One write of a batch: len bytes from data to offset off. data is
@@ -169,9 +178,10 @@ int  mmio_sync(struct mmio *io);                         /* flush everything now
 
 /* Waits until a sync that BEGAN AFTER this call has completed, so that
  * everything written before the call is durable; concurrent callers share
- * syncs (group commit, docs/ENGINE.md). On an idle engine a lone caller
- * pays about one sync; the sync_delay_us window applies only right after
- * another sync. Errors: -EINVAL (NULL io), -EIO (that sync failed, or a
+ * syncs (group commit, docs/ENGINE.md). A thread that syncs alone pays
+ * about one sync (two if a sync is in flight when it calls), whatever the
+ * window; with company, the wait for it adds at most min(sync_delay_us,
+ * average sync time). Errors: -EINVAL (NULL io), -EIO (that sync failed, or a
  * sync failed before: sticky). */
 int  mmio_sync_delayed(struct mmio *io);                 /* wait for a batched sync that started after this call */
 

@@ -305,5 +305,8 @@ void mmio_get_metrics(const struct mmio *io, struct mmio_metrics *out)
     LOAD(read_bytes);
     LOAD(reads);
     LOAD(read_us);
+    LOAD(sync_company_waits);
+    LOAD(sync_company_wait_us);
+    LOAD(sync_company_joined);
 #undef LOAD
 }

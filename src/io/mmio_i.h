@@ -6,6 +6,7 @@
  *   mmio.c        open/close, bounds, read/write/pointers, metrics
  *   mmio_pio.c    PREAD backend: full pread/pwrite loops, O_DIRECT bounce
  *   mmio_sync.c   flush, sticky failure, delayed-sync loop, group commit
+ *   mmio_company.c evidence for the loop's wait for company (adaptive batching)
  *   mmio_sigbus.c SIGBUS guard turning faults in engine copies into -EIO
  *   mmio_merge.c  merging of overlapping/adjacent writes (later wins)
  *   mmio_observe.c the process-wide flush observer (crash recording)
@@ -27,6 +28,27 @@
 /* Alignment of the bounce buffer used for O_DIRECT with the PREAD
  * backend: a page, which satisfies every logical block size <= 4096. */
 #define MMIO_DIRECT_ALIGN 4096
+
+/* Adaptive batching (docs/ENGINE.md, "Waiting for company"): how many
+ * distinct recent caller threads, and how many past loop syncs' caller
+ * counts, the loop remembers. */
+#define MMIO_COMPANY_CALLERS 16
+#define MMIO_COMPANY_BATCHES 8
+/* A caller counts as recent for the window, but at least this many
+ * average sync times. */
+#define MMIO_COMPANY_HORIZON_SYNCS 4
+
+/* What the delayed-sync loop knows about its callers; guarded by mu. */
+struct mmio_company {
+    struct {
+        pthread_t tid;
+        uint64_t last_ns;       /* its latest mmio_sync_delayed call */
+    } callers[MMIO_COMPANY_CALLERS];
+    unsigned n_callers;         /* entries in use */
+    uint64_t batch_callers[MMIO_COMPANY_BATCHES]; /* callers served by recent loop syncs */
+    unsigned batch_pos;         /* next slot of batch_callers to overwrite */
+    uint64_t avg_sync_ns;       /* moving average of a loop sync's duration */
+};
 
 struct mmio {
     int fd;
@@ -57,7 +79,8 @@ struct mmio {
     uint64_t batch_first_ns;    /* arrival of the first request of the forming batch */
     uint64_t batch_last_ns;     /* arrival of the latest one */
     uint64_t batch_n;           /* requests in the forming batch */
-    uint64_t last_sync_end_ns;  /* when the loop's previous sync completed */
+    int company_wait;           /* the loop waits for more callers: wake it on each */
+    struct mmio_company company;
     int stop;                   /* mmio_close asks the loop to exit */
     int loop_running;
     pthread_t loop;
@@ -106,6 +129,28 @@ void mmio_loop_stop(struct mmio *io);
  * engine failed on error. 0, the failing call's -errno, or -EIO once
  * failed. */
 int mmio_flush(struct mmio *io);
+
+/* ---- mmio_company.c (all with mu held) -------------------------------- */
+
+/* Records that the calling thread requests a delayed sync at now_ns. */
+void mmio_company_note_caller(struct mmio *io, uint64_t now_ns);
+
+/* How many callers a batch forming at now_ns, with pending callers so
+ * far, may expect. Company needs evidence that callers overlap: pending
+ * >= 2, or one of the last MMIO_COMPANY_BATCHES loop syncs served >= 2
+ * callers (threads that take turns, never overlapping, are no company).
+ * With that evidence: the number of distinct threads that called within
+ * the last window, or the last MMIO_COMPANY_HORIZON_SYNCS average syncs
+ * if that is longer (at most MMIO_COMPANY_CALLERS). Without it: 0 or 1. */
+uint64_t mmio_company_expected(const struct mmio *io, uint64_t now_ns,
+                               uint64_t pending);
+
+/* The longest the loop may wait for company, in ns: the smaller of the
+ * window and the average loop sync duration (0 before the first sync). */
+uint64_t mmio_company_wait_ns(const struct mmio *io);
+
+/* Records a loop sync that served callers requests and took sync_ns. */
+void mmio_company_note_sync(struct mmio *io, uint64_t callers, uint64_t sync_ns);
 
 /* ---- mmio_sigbus.c ---------------------------------------------------- */
 

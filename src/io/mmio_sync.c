@@ -26,13 +26,6 @@ static uint64_t sat_add(uint64_t a, uint64_t b)
     return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
-/* The batching window in nanoseconds, saturated. */
-static uint64_t window_ns(const struct mmio *io)
-{
-    uint64_t us = io->sync_delay_us;
-    return us > UINT64_MAX / 1000u ? UINT64_MAX : us * 1000u;
-}
-
 /* Sleeps us microseconds, resuming after signals. */
 static void sleep_us(uint64_t us)
 {
@@ -101,14 +94,33 @@ static struct timespec ns_to_ts(uint64_t ns)
     return ts;
 }
 
-/* Waits on loop_cv (mu held) until deadline_ns or stop; new requests that
- * arrive meanwhile simply join the batch being formed. */
-static void wait_for_batch(struct mmio *io, uint64_t deadline_ns)
+/* With a window set, lets the forming batch wait for company (mu held):
+ * only if fewer callers are pending than recent history says to expect,
+ * and at most min(window, average sync time); it ends as soon as the
+ * expected number is pending. Callers wake the loop on each arrival while
+ * company_wait is set. A lone thread never waits (docs/ENGINE.md,
+ * "Waiting for company"). */
+static void wait_for_company(struct mmio *io)
 {
-    while (!io->stop && mmio_now_ns() < deadline_ns) {
-        struct timespec ts = ns_to_ts(deadline_ns);
+    uint64_t start = mmio_now_ns();
+    uint64_t pending = io->batch_n;
+    uint64_t expected = mmio_company_expected(io, start, pending);
+    uint64_t max_wait = mmio_company_wait_ns(io);
+
+    if (pending >= expected || !max_wait)
+        return;
+    uint64_t deadline = sat_add(start, max_wait);
+    struct timespec ts = ns_to_ts(deadline);
+    uint64_t now = start;
+    io->company_wait = 1;
+    while (!io->stop && io->batch_n < expected && now < deadline) {
         pthread_cond_timedwait(&io->loop_cv, &io->mu, &ts);
+        now = mmio_now_ns();
     }
+    io->company_wait = 0;
+    mmio_metric_add(&io->m.sync_company_waits, 1);
+    mmio_metric_add(&io->m.sync_company_wait_us, (now - start) / 1000);
+    mmio_metric_add(&io->m.sync_company_joined, io->batch_n - pending);
 }
 
 /* The delayed-sync loop: one iteration per sync. Exits once stop is set
@@ -125,28 +137,27 @@ static void *loop_main(void *arg)
             break;      /* stopping, nothing pending */
         mmio_metric_add(&io->m.sync_background_loops, 1);
 
-        /* Idle (the previous sync ended at least a window ago): sync at
-         * once. Busy: let the window since that sync run out so that more
-         * callers can join this batch. */
         if (io->sync_delay_us)
-            wait_for_batch(io, sat_add(io->last_sync_end_ns, window_ns(io)));
+            wait_for_company(io);
 
         uint64_t now = mmio_now_ns();
         uint64_t gen = ++io->gen_started;  /* later arrivals need gen + 1 */
-        uint64_t longest = io->batch_n ? (now - io->batch_first_ns) / 1000 : 0;
-        uint64_t shortest = io->batch_n ? (now - io->batch_last_ns) / 1000 : 0;
+        uint64_t callers = io->batch_n;
+        uint64_t longest = callers ? (now - io->batch_first_ns) / 1000 : 0;
+        uint64_t shortest = callers ? (now - io->batch_last_ns) / 1000 : 0;
         io->batch_n = 0;
         pthread_mutex_unlock(&io->mu);
 
         mmio_metric_add(&io->m.sync_longest_delay_us, longest);
         mmio_metric_add(&io->m.sync_shortest_delay_us, shortest);
         int err = mmio_flush(io);
+        uint64_t end = mmio_now_ns();
 
         pthread_mutex_lock(&io->mu);
         if (err && !io->gen_failed)
             io->gen_failed = gen;
         io->gen_done = gen;
-        io->last_sync_end_ns = mmio_now_ns();
+        mmio_company_note_sync(io, callers, end - now);
         pthread_cond_broadcast(&io->done_cv);
     }
     pthread_mutex_unlock(&io->mu);
@@ -217,9 +228,12 @@ int mmio_sync_delayed(struct mmio *io)
     if (io->batch_n++ == 0)
         io->batch_first_ns = now;
     io->batch_last_ns = now;
+    mmio_company_note_caller(io, now);
     if (io->gen_wanted < need) {
         io->gen_wanted = need;
         pthread_cond_signal(&io->loop_cv);
+    } else if (io->company_wait) {
+        pthread_cond_signal(&io->loop_cv);  /* company arrived */
     }
     while (io->gen_done < need)
         pthread_cond_wait(&io->done_cv, &io->mu);
