@@ -34,12 +34,18 @@ fi
 # The ext4 reference mount is not a FUSE mount: unmount it here, before the
 # common trap detaches the loop device under it.
 E4=$T_DIR/ext4
-_umount_ext4() {
+# The EXIT trap: RC is the script's exit status, which _t_cleanup reads
+# from $? (set -e is turned off first, or the (exit RC) would end the trap).
+_dio_cleanup() {
+    local rc=$1
+    set +e
     if mountpoint -q "$E4" 2>/dev/null; then
-        timeout -k 5 30 umount "$E4" 2>/dev/null || timeout -k 5 30 umount -l "$E4" 2>/dev/null || true
+        timeout -k 5 30 umount "$E4" 2>/dev/null || timeout -k 5 30 umount -l "$E4" 2>/dev/null
     fi
+    (exit "$rc")
+    _t_cleanup
 }
-trap '_dio_rc=$?; _umount_ext4; (exit $_dio_rc); _t_cleanup' EXIT
+trap '_dio_cleanup $?' EXIT
 
 # race DESC FILE [MODE] : dio_race on FILE must report no stale read.
 race() {
