@@ -121,7 +121,11 @@ static void mfs_init(void *userdata, struct fuse_conn_info *conn)
     want_cap(conn, FUSE_CAP_READDIRPLUS, 1);
     want_cap(conn, FUSE_CAP_READDIRPLUS_AUTO, 1);
     want_cap(conn, FUSE_CAP_PARALLEL_DIROPS, 1);
-    want_cap(conn, FUSE_CAP_ASYNC_DIO, 1);
+    /* Off: the kernel does not invalidate the page cache when an
+     * asynchronous direct write completes (only a synchronous one, after
+     * the WRITE reply), so a buffered read racing with an io_submit
+     * O_DIRECT write could cache the old data for good. docs/MOUNT.md */
+    want_cap(conn, FUSE_CAP_ASYNC_DIO, 0);
     want_cap(conn, FUSE_CAP_CACHE_SYMLINKS, 1);      /* we are the only writer */
     want_cap(conn, FUSE_CAP_EXPORT_SUPPORT, 0);
     want_cap(conn, FUSE_CAP_AUTO_INVAL_DATA, 0);     /* only writer: keep the cache */
