@@ -321,7 +321,7 @@ struct worker {
     struct fs *fs;
     int id;
     uint64_t dir;
-    char prefix[8];             /* prefix of this worker's names */
+    char prefix[16];            /* prefix of this worker's names */
     unsigned iters;
     struct shared *sh;          /* NULL: private directory test */
     struct slot slot[SLOTS];
@@ -416,7 +416,7 @@ static int slot_op(struct worker *w, uint64_t k, uint64_t r)
     struct fs *fs = w->fs;
     int s = (int)(r % SLOTS);
     struct slot *sl = &w->slot[s];
-    char name[24], other[24], link[24];
+    char name[32], other[32], link[32];
     slot_name(w, s, sl->renamed ? 'g' : 'f', name, sizeof(name));
     slot_name(w, s, sl->renamed ? 'f' : 'g', other, sizeof(other));
     slot_name(w, s, 'h', link, sizeof(link));
@@ -545,7 +545,7 @@ static int shared_record_op(struct worker *w, uint64_t k, uint64_t r)
 static int shared_rename_op(struct worker *w, uint64_t k)
 {
     struct shared *sh = w->sh;
-    char tmp[24];
+    char tmp[32];
     snprintf(tmp, sizeof(tmp), "%stmp", w->prefix);
     struct fs_stat st;
     int err = fs_mknod(w->fs, sh->dir, tmp, S_IFREG | 0600, 0, &cred, &st);
@@ -615,7 +615,7 @@ static void workers_run(struct worker *w, struct committer *c, struct fs *fs)
  * model; their names are added to 'want' (the expected listing). */
 static void worker_verify(struct worker *w, struct names *want)
 {
-    char name[24];
+    char name[32];
     for (int s = 0; s < SLOTS; s++) {
         struct slot *sl = &w->slot[s];
         if (!sl->exists)
@@ -696,7 +696,7 @@ static void test_shared_dir(void **state)
     sh.dir = mkdirectory(m->fs, ROOT, "shared");
     pthread_mutex_init(&sh.target_mu, NULL);
     for (int f = 0; f < SHARED_FILES; f++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof(name), "S%d", f);
         sh.ino[f] = mkfile(m->fs, sh.dir, name);
         for (int r = 0; r < SHARED_RECORDS; r++)
@@ -716,7 +716,7 @@ static void test_shared_dir(void **state)
         worker_verify(&w[i], &want);
     static uint8_t expect[SHARED_RECORDS * BS];
     for (int f = 0; f < SHARED_FILES; f++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof(name), "S%d", f);
         names_add(&want, name);
         size_t size = 0;
@@ -943,7 +943,7 @@ static void test_read_during_truncate(void **state)
     memset(rd, 0, sizeof(rd));
     memset(&c, 0, sizeof(c));
     for (int f = 0; f < TFILES; f++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof(name), "T%d", f);
         mu[f] = (struct mutator){ .fs = m->fs, .ino = mkfile(m->fs, ROOT, name),
                                   .tag = (uint8_t)(0xa1 + f), .iters = 400 * scale(),
