@@ -17,9 +17,12 @@
  *    while the blocks freed by truncation are reused by the other files;
  *  - readdir (plain and plus, in small batches) of a directory whose
  *    entries come and go: no surviving entry is skipped or repeated.
+ *  - a full disk: four writers append to files that together want more
+ *    than the disk holds and truncate them on ENOSPC (blocks freed by one
+ *    become usable by the others once the truncation commits).
  *
  * In each, one more thread forces commits (fsync of the directories) in a
- * loop. Threads record the first error they see; the main thread asserts
+ * loop, and asks for metrics and statfs as mmapfs-stat and statfs(2) do. Threads record the first error they see; the main thread asserts
  * after joining them (cmocka's asserts work only on the main thread). The
  * results are then compared with a model each thread kept: listings hold
  * exactly the expected names, every file has exactly the content its last
@@ -1235,6 +1238,117 @@ static void test_readdir_churn(void **state)
     img_unmount_check(m);
 }
 
+/* ==== a full disk ========================================================================= */
+
+#define FULL_IMAGE (16 * MiB)          /* the smallest image: about 11 MiB of data */
+#define FULL_FILE  (4 * MiB)           /* each writer's file grows to this, then is cut */
+
+/* Appends its tag byte to its file until FULL_FILE or ENOSPC, then
+ * truncates it to 0 and starts again: four of them ask for more than the
+ * disk holds, and the blocks freed by one are reusable by the others only
+ * after the truncation commits. */
+struct filler {
+    struct fs *fs;
+    uint64_t ino;
+    uint8_t tag;
+    unsigned iters;
+    size_t size;                /* model: size bytes of tag */
+    unsigned appends, enospc, cuts;
+    struct failure f;
+    pthread_t th;
+};
+
+static void *filler_main(void *arg)
+{
+    struct filler *fl = arg;
+    enum { MAXW = 512 * 1024 };
+    uint8_t *chunk = malloc(MAXW);
+    if (!chunk) {
+        failf(&fl->f, "no memory");
+        return NULL;
+    }
+    memset(chunk, fl->tag, MAXW);
+    uint64_t rs = fl->tag * 1234567ull;
+    for (unsigned k = 0; k < fl->iters && !fl->f.msg[0]; k++) {
+        size_t len = 4096 + (size_t)(rng_next(&rs) % (MAXW - 4096));
+        int cut = fl->size + len > FULL_FILE;
+        if (!cut) {
+            ssize_t n = fs_write(fl->fs, fl->ino, fl->size, chunk, len);
+            if (n == -ENOSPC) {
+                fl->enospc++;
+                cut = 1;
+            } else if (n <= 0 || (size_t)n > len) {
+                failf(&fl->f, "filler %#x: write of %zu at %zu: %zd", fl->tag, len, fl->size, n);
+                break;
+            } else {
+                fl->size += (size_t)n;       /* a short write is a full disk too */
+                fl->appends++;
+                cut = (size_t)n < len;
+                fl->enospc += cut;
+            }
+        }
+        if (cut) {
+            struct fs_setattr sa = { .size = 0 };
+            int err = fs_setattr(fl->fs, fl->ino, &sa, FS_SET_SIZE, NULL);
+            if (err) {
+                failf(&fl->f, "filler %#x: truncate: %s", fl->tag, strerror(-err));
+                break;
+            }
+            fl->size = 0;
+            fl->cuts++;
+        }
+    }
+    free(chunk);
+    return NULL;
+}
+
+static int img_setup_empty(void **state)
+{
+    static const struct img_config c = { .name = "concurrency", .check_at_teardown = 1 };
+    return img_setup_config(state, &c);
+}
+
+static void test_full_disk(void **state)
+{
+    struct img *m = *state;
+    enum { NFILLERS = 4 };
+    static struct filler fl[NFILLERS];
+    static struct committer c;
+    memset(fl, 0, sizeof(fl));
+    memset(&c, 0, sizeof(c));
+    img_create(m, FULL_IMAGE, 0);
+    for (int i = 0; i < NFILLERS; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "F%d", i);
+        fl[i] = (struct filler){ .fs = m->fs, .ino = mkfile(m->fs, ROOT, name),
+                                 .tag = (uint8_t)(0xc1 + i), .iters = 60 * scale() };
+    }
+    committer_start(&c, m->fs);
+    for (int i = 0; i < NFILLERS; i++)
+        assert_int_equal(pthread_create(&fl[i].th, NULL, filler_main, &fl[i]), 0);
+    for (int i = 0; i < NFILLERS; i++)
+        assert_int_equal(pthread_join(fl[i].th, NULL), 0);
+    committer_stop(&c);
+    unsigned enospc = 0;
+    uint8_t *want = malloc(FULL_FILE);
+    assert_non_null(want);
+    for (int i = 0; i < NFILLERS; i++) {
+        if (fl[i].f.msg[0])
+            fail_msg("%s", fl[i].f.msg);
+        memset(want, fl[i].tag, fl[i].size);
+        struct failure f = { "" };
+        if (!content_is(m->fs, fl[i].ino, want, fl[i].size, &f, "filler file"))
+            fail_msg("%s", f.msg);
+        printf("F%d: %u appends, %u full, %u truncations, final size %zu\n", i,
+               fl[i].appends, fl[i].enospc, fl[i].cuts, fl[i].size);
+        enospc += fl[i].enospc;
+    }
+    free(want);
+    print_journal(m->fs, &c);
+    printf("full disk seen %u times\n", enospc);
+    img_unmount_check(m);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, img_setup, img_teardown)
@@ -1243,6 +1357,7 @@ int main(void)
         T(test_shared_dir),
         T(test_read_during_truncate),
         T(test_readdir_churn),
+        cmocka_unit_test_setup_teardown(test_full_disk, img_setup_empty, img_teardown),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
