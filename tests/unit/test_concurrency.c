@@ -780,15 +780,23 @@ struct mutator {
     pthread_t th;
 };
 
+/* n bytes of tag (malloc'ed), or NULL with f set. */
+static uint8_t *tag_buffer(size_t n, uint8_t tag, struct failure *f)
+{
+    uint8_t *b = malloc(n);
+    if (b)
+        memset(b, tag, n);
+    else
+        failf(f, "no memory");
+    return b;
+}
+
 static void *mutator_main(void *arg)
 {
     struct mutator *mu = arg;
-    uint8_t *chunk = malloc(TCHUNK);
-    if (!chunk) {
-        failf(&mu->f, "no memory");
+    uint8_t *chunk = tag_buffer(TCHUNK, mu->tag, &mu->f);
+    if (!chunk)
         return NULL;
-    }
-    memset(chunk, mu->tag, TCHUNK);
     uint64_t rs = mu->tag * 7777ull;
     for (unsigned k = 0; k < mu->iters && !mu->f.msg[0]; k++) {
         uint64_t r = rng_next(&rs);
@@ -1262,12 +1270,9 @@ static void *filler_main(void *arg)
 {
     struct filler *fl = arg;
     enum { MAXW = 512 * 1024 };
-    uint8_t *chunk = malloc(MAXW);
-    if (!chunk) {
-        failf(&fl->f, "no memory");
+    uint8_t *chunk = tag_buffer(MAXW, fl->tag, &fl->f);
+    if (!chunk)
         return NULL;
-    }
-    memset(chunk, fl->tag, MAXW);
     uint64_t rs = fl->tag * 1234567ull;
     for (unsigned k = 0; k < fl->iters && !fl->f.msg[0]; k++) {
         size_t len = 4096 + (size_t)(rng_next(&rs) % (MAXW - 4096));
