@@ -5,8 +5,8 @@
 #   tests/run-unit.sh BUILD NAME...     only BUILD/tests/NAME... (each must exist)
 #
 # UNIT_RUNNER, if set, is a command prefix each binary runs under (make
-# check-tsan uses it for `setarch <arch> -R`). Exits non-zero if any test
-# binary fails. Prints a closing tally line with the time taken.
+# check-tsan uses it for `setarch <arch> -R`). Prints each binary's time
+# and a closing tally line; exits non-zero if any test binary fails.
 set -u
 B=${1:-build}
 shift || true
@@ -25,7 +25,9 @@ for t in "${tests[@]}"; do
         echo "== $t: missing"; fail=$((fail+1)); failed+=("$t"); continue
     fi
     echo "== $t"
-    if timeout 600 "${runner[@]}" "$t"; then pass=$((pass+1)); else fail=$((fail+1)); failed+=("$t"); fi
+    t0=$SECONDS
+    if timeout 600 "${runner[@]}" "$t"; then pass=$((pass+1)); r=ok; else fail=$((fail+1)); failed+=("$t"); r=FAILED; fi
+    echo "-- $t: $r ($((SECONDS-t0)) s)"
 done
 echo "unit test binaries: $pass passed, $fail failed ($((SECONDS-start)) s)"
 [ "$fail" -eq 0 ] || { printf 'FAILED: %s\n' "${failed[@]}"; exit 1; }

@@ -22,7 +22,9 @@
  *    become usable by the others once the truncation commits).
  *
  * In each, one more thread forces commits (fsync of the directories) in a
- * loop, and asks for metrics and statfs as mmapfs-stat and statfs(2) do. Threads record the first error they see; the main thread asserts
+ * loop, and asks for metrics and statfs as mmapfs-stat and statfs(2) do.
+ * The private-directory test runs with a sync batching window
+ * (sync_delay), the shared-directory one with the pread backend. Threads record the first error they see; the main thread asserts
  * after joining them (cmocka's asserts work only on the main thread). The
  * results are then compared with a model each thread kept: listings hold
  * exactly the expected names, every file has exactly the content its last
@@ -656,10 +658,19 @@ static int img_setup(void **state)
     return img_setup_config(state, &c);
 }
 
-/* Four workers, each in its own directory. */
+/* Mounts the test's image again with other engine options. */
+static void remount_with(struct img *m, struct fs_options o)
+{
+    img_unmount(m);
+    assert_int_equal(img_try_mount(m, o), 0);
+}
+
+/* Four workers, each in its own directory; a sync batching window. */
 static void test_private_dirs(void **state)
 {
     struct img *m = *state;
+    /* syncs batched by the engine's delayed-sync loop (mount option sync_delay) */
+    remount_with(m, (struct fs_options){ .sync_delay_us = 300 });
     static struct worker w[NWORKERS];
     static struct committer c;
     memset(w, 0, sizeof(w));
@@ -686,10 +697,12 @@ static void test_private_dirs(void **state)
 }
 
 /* Four workers in one directory, with names of their own, records of
- * shared files and one name they all rename onto. */
+ * shared files and one name they all rename onto; pread backend. */
 static void test_shared_dir(void **state)
 {
     struct img *m = *state;
+    /* the engine's other backend (mount option io=pread) */
+    remount_with(m, (struct fs_options){ .backend = MMIO_BACKEND_PREAD });
     static struct worker w[NWORKERS];
     static struct committer c;
     static struct shared sh;
