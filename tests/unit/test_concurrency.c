@@ -930,9 +930,12 @@ static void *reader_main(void *arg)
             rd->bytes += (unsigned)n;
         } else {
             struct iovec iov[16];
+            struct fs_read_pin pin;
             int niov = 0;
-            ssize_t n = fs_read_iov(rd->fs, rd->ino[f], off, len, iov, 16, &niov);
+            fs_read_pin(rd->fs, &pin);      /* held until the "reply" is copied */
+            ssize_t n = fs_read_iov(rd->fs, rd->ino[f], off, len, iov, 16, &niov, &pin);
             if (n < 0 || (size_t)n > len) {
+                fs_read_unpin(rd->fs, &pin);
                 failf(&rd->f, "reader %d: fs_read_iov: %zd", rd->id, n);
                 break;
             }
@@ -945,6 +948,7 @@ static void *reader_main(void *arg)
                 kernel_copy(buf + got, iov[i].iov_base, iov[i].iov_len);
                 got += iov[i].iov_len;
             }
+            fs_read_unpin(rd->fs, &pin);
             if (got != (size_t)n)
                 failf(&rd->f, "reader %d: iovec has %zu bytes, returned %zd", rd->id, got, n);
             bytes_ok(rd, f, buf, got, off, "fs_read_iov");
