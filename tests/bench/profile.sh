@@ -91,14 +91,7 @@ case "$workload" in
 sqlwal | sqldel)
     mode=WAL
     [ "$workload" = sqlwal ] || mode=DELETE
-    {
-        echo "PRAGMA journal_mode=$mode;"
-        echo "PRAGMA synchronous=FULL;"
-        echo "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);"
-        for ((i = 1; i <= SQL_TXNS; i++)); do
-            echo "BEGIN; INSERT INTO t(v) VALUES('row $i: a small payload of about one hundred bytes, as a log line or a key-value pair would be'); COMMIT;"
-        done
-    } >"$sql"
+    "$here/sqlfile.sh" "$mode" "$SQL_TXNS" >"$sql"
     ;;
 statc | delete)
     mkdir "$MNT/small"
