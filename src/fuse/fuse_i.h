@@ -65,6 +65,20 @@ void mmapfs_print_help(const char *prog);
 
 /* ---- per-mount state (ops.c) ----------------------------------------------- */
 
+/* Requests counted per kind (mfs_count), reported with the fs metrics as
+ * "fuse_req_<name> N" (names in ops.c). INIT and DESTROY are not counted. */
+enum mfs_op {
+    MFS_OP_LOOKUP, MFS_OP_FORGET, MFS_OP_BATCH_FORGET, MFS_OP_GETATTR,
+    MFS_OP_SETATTR, MFS_OP_READLINK, MFS_OP_MKNOD, MFS_OP_MKDIR,
+    MFS_OP_UNLINK, MFS_OP_RMDIR, MFS_OP_SYMLINK, MFS_OP_RENAME, MFS_OP_LINK,
+    MFS_OP_OPEN, MFS_OP_READ, MFS_OP_WRITE, MFS_OP_FLUSH, MFS_OP_RELEASE,
+    MFS_OP_FSYNC, MFS_OP_OPENDIR, MFS_OP_READDIR, MFS_OP_READDIRPLUS,
+    MFS_OP_RELEASEDIR, MFS_OP_FSYNCDIR, MFS_OP_STATFS, MFS_OP_SETXATTR,
+    MFS_OP_GETXATTR, MFS_OP_LISTXATTR, MFS_OP_REMOVEXATTR, MFS_OP_CREATE,
+    MFS_OP_FALLOCATE, MFS_OP_LSEEK,
+    MFS_OP_COUNT
+};
+
 struct mmapfs_fuse {
     struct fs *fs;                    /* set once fs_mount succeeded */
     const struct mmapfs_config *cfg;
@@ -72,6 +86,7 @@ struct mmapfs_fuse {
     int writeback_cache;              /* negotiated in init */
     int no_open, no_opendir;          /* kernel skips OPEN / OPENDIR (init) */
     int corrupt_logged;               /* first EUCLEAN logged (atomic) */
+    uint64_t requests[MFS_OP_COUNT];  /* per kind (atomic, relaxed) */
 };
 
 /* The low-level operation table; userdata is a struct mmapfs_fuse. */
@@ -86,6 +101,16 @@ static inline struct fs *mfs_fs(fuse_req_t req)
 {
     return mfs_data(req)->fs;
 }
+
+/* Counts one request of kind op (first thing each handler does). */
+static inline void mfs_count(fuse_req_t req, enum mfs_op op)
+{
+    __atomic_fetch_add(&mfs_data(req)->requests[op], 1, __ATOMIC_RELAXED);
+}
+
+/* Appends the request counters to buf ("fuse_req_<name> N\n" lines, only
+ * kinds seen at least once); returns the length it needs, as snprintf. */
+int mfs_format_requests(const struct mmapfs_fuse *m, char *buf, size_t size);
 
 /* Replies with the error of an fs call (negative errno). -EUCLEAN becomes
  * EIO (and is logged once); 0 replies success. Returns fuse_reply_err's

@@ -21,6 +21,7 @@
 
 void mfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+    mfs_count(req, MFS_OP_OPEN);
     (void)ino;
     if (mfs_data(req)->no_open) {
         mfs_reply_err(req, -ENOSYS);   /* the kernel stops asking (init) */
@@ -111,6 +112,7 @@ void mfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
     struct fs *fs = mfs_fs(req);
     size_t done = 0;
     ssize_t n = 0;
+    mfs_count(req, MFS_OP_WRITE);
     (void)fi;
 
     if (off < 0) {
@@ -134,6 +136,7 @@ void mfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 
 void mfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+    mfs_count(req, MFS_OP_FLUSH);
     (void)ino;
     (void)fi;
     /* Nothing is buffered in the daemon. ENOSYS makes the kernel stop
@@ -145,6 +148,7 @@ void mfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 void mfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+    mfs_count(req, MFS_OP_RELEASE);
     (void)ino;
     (void)fi;
     mfs_reply_err(req, 0);
@@ -159,6 +163,7 @@ void mfs_fsync_done(void *req, int err)
 
 void mfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
+    mfs_count(req, MFS_OP_FSYNC);
     (void)fi;
     /* answered from the commit thread when the group commit that carries
      * this inode is durable: the worker goes back to other requests */
@@ -168,6 +173,7 @@ void mfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_in
 void mfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
                    off_t length, struct fuse_file_info *fi)
 {
+    mfs_count(req, MFS_OP_FALLOCATE);
     (void)fi;
     if (offset < 0 || length <= 0) {
         mfs_reply_err(req, -EINVAL);
@@ -196,6 +202,7 @@ void mfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
     struct fs_stat st;
     int64_t pos;
     int err;
+    mfs_count(req, MFS_OP_LSEEK);
     (void)fi;
 
     switch (whence) {
@@ -236,6 +243,7 @@ void mfs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
     struct statvfs st;
     int err;
+    mfs_count(req, MFS_OP_STATFS);
     (void)ino;
 
     memset(&st, 0, sizeof(st));
