@@ -166,13 +166,20 @@ static void mfs_init(void *userdata, struct fuse_conn_info *conn)
     want_cap(conn, FUSE_CAP_NO_OPENDIR_SUPPORT, 1);
     want_cap(conn, FUSE_CAP_ASYNC_READ, 1);
     want_cap(conn, FUSE_CAP_READDIRPLUS, 1);
-    want_cap(conn, FUSE_CAP_READDIRPLUS_AUTO, 1);
+    want_cap(conn, FUSE_CAP_READDIRPLUS_AUTO, cfg->readdirplus_auto);
     want_cap(conn, FUSE_CAP_PARALLEL_DIROPS, 1);
     want_cap(conn, FUSE_CAP_ASYNC_DIO, 1);
     want_cap(conn, FUSE_CAP_CACHE_SYMLINKS, 1);      /* we are the only writer */
     want_cap(conn, FUSE_CAP_EXPORT_SUPPORT, 0);
     want_cap(conn, FUSE_CAP_AUTO_INVAL_DATA, 0);     /* only writer: keep the cache */
-    want_cap(conn, FUSE_CAP_HANDLE_KILLPRIV, 0);     /* kernel clears SUID/SGID */
+    want_cap(conn, FUSE_CAP_HANDLE_KILLPRIV, 0);     /* v1: no gain (no SB_NOSEC) */
+#ifdef FUSE_CAP_HANDLE_KILLPRIV_V2
+    /* the kernel then caches "no security.capability" per inode (SB_NOSEC)
+     * instead of a GETXATTR per write(2); fs clears SUID/SGID (mfs_write,
+     * setattr's KILL_SUID/KILL_SGID) */
+    want_cap(conn, FUSE_CAP_HANDLE_KILLPRIV_V2, 1);
+    m->killpriv_v2 = (conn->want & FUSE_CAP_HANDLE_KILLPRIV_V2) != 0;
+#endif
     want_cap(conn, FUSE_CAP_ATOMIC_O_TRUNC, 0);      /* truncation via setattr */
     want_cap(conn, FUSE_CAP_SPLICE_WRITE, 0);
     want_cap(conn, FUSE_CAP_SPLICE_MOVE, 0);

@@ -151,16 +151,13 @@ void mfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
         valid |= FS_SET_MODE;
         sa.mode = attr->st_mode & 07777;
     } else if (to_set & (FUSE_SET_ATTR_KILL_SUID | FUSE_SET_ATTR_KILL_SGID)) {
-        /* only sent with HANDLE_KILLPRIV_V2, which is not negotiated;
-         * handled anyway as the kernel would */
+        /* sent with HANDLE_KILLPRIV_V2 (negotiated where libfuse has it)
+         * for truncate/chown by a caller without CAP_FSETID */
         err = fs_getattr(fs, ino, &st);
         if (err)
             goto out_err;
-        sa.mode = st.mode & 07777;
-        if (to_set & FUSE_SET_ATTR_KILL_SUID)
-            sa.mode &= ~(uint32_t)S_ISUID;
-        if ((to_set & FUSE_SET_ATTR_KILL_SGID) && (st.mode & S_IXGRP))
-            sa.mode &= ~(uint32_t)S_ISGID;
+        sa.mode = mfs_mode_without_privs(st.mode, to_set & FUSE_SET_ATTR_KILL_SUID,
+                                         to_set & FUSE_SET_ATTR_KILL_SGID);
         if (sa.mode != (st.mode & 07777))
             valid |= FS_SET_MODE;
     }

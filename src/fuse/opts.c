@@ -42,6 +42,11 @@ static const struct fuse_opt mmapfs_opts[] = {
     MMAPFS_OPT("entry_timeout=%s", entry_timeout_str, 0),
     MMAPFS_OPT("attr_timeout=%s", attr_timeout_str, 0),
     MMAPFS_OPT("max_threads=%s", max_threads_str, 0),
+    MMAPFS_OPT("max_idle_threads=%s", idle_threads_str, 0),
+    MMAPFS_OPT("readdirplus=%s", readdirplus_str, 0),
+    MMAPFS_OPT("max_ratio=%s", max_ratio_str, 0),
+    MMAPFS_OPT("noclone_fd", no_clone_fd, 1),
+    MMAPFS_OPT("clone_fd", no_clone_fd, 0),
     MMAPFS_OPT("nowriteback_cache", no_writeback_cache, 1),
     MMAPFS_OPT("writeback_cache", no_writeback_cache, 0),
     /* read-only: also passed on so that the kernel mount is read-only */
@@ -85,11 +90,18 @@ static const char mmapfs_help[] =
 "    io=mmap|pread          I/O engine backend (default mmap)\n"
 "    commit=SEC             periodic journal commit interval (default 5)\n"
 "    entry_timeout=SEC      kernel cache time of names, also of negative\n"
-"                           lookups (default 1.0; fractions allowed)\n"
-"    attr_timeout=SEC       kernel cache time of attributes (default 1.0)\n"
+"                           lookups (default " MMAPFS_STR(MMAPFS_DEFAULT_TIMEOUT) "; fractions allowed)\n"
+"    attr_timeout=SEC       kernel cache time of attributes (default " MMAPFS_STR(MMAPFS_DEFAULT_TIMEOUT) ")\n"
 "    nowriteback_cache      write through to the daemon on every write(2)\n"
 "                           (default: kernel writeback cache when offered)\n"
 "    max_threads=N          request worker threads at most (default 64)\n"
+"    max_idle_threads=N     idle workers kept at most (default 16)\n"
+"    noclone_fd             workers share one /dev/fuse descriptor\n"
+"                           (default: one descriptor per worker)\n"
+"    readdirplus=always|auto  attributes with every directory listing\n"
+"                           (always, default) or as the kernel chooses\n"
+"    max_ratio=PCT          share of the dirty-page limit the kernel lets\n"
+"                           this mount use (default " MMAPFS_STR(MMAPFS_DEFAULT_MAX_RATIO) "; 0 = kernel's)\n"
 "    ro                     mount read-only (the image is not written)\n"
 "\n"
 "daemon flags:\n"
@@ -200,9 +212,12 @@ static int validate(struct mmapfs_config *cfg)
 
     cfg->backend = MMIO_BACKEND_MMAP;
     cfg->commit_s = 5;
-    cfg->entry_timeout = 1.0;
-    cfg->attr_timeout = 1.0;
+    cfg->entry_timeout = MMAPFS_DEFAULT_TIMEOUT;
+    cfg->attr_timeout = MMAPFS_DEFAULT_TIMEOUT;
     cfg->max_threads = 64;
+    cfg->idle_threads = 0;      /* set below: default depends on max_threads */
+    cfg->readdirplus_auto = 0;
+    cfg->max_ratio = MMAPFS_DEFAULT_MAX_RATIO;
     cfg->sync_delay_us = 0;
 
     if (cfg->sync_delay_str) {
@@ -251,6 +266,35 @@ static int validate(struct mmapfs_config *cfg)
             return -1;
         }
         cfg->max_threads = (unsigned)v;
+    }
+    cfg->idle_threads = cfg->max_threads < MMAPFS_DEFAULT_IDLE_THREADS ?
+                        cfg->max_threads : MMAPFS_DEFAULT_IDLE_THREADS;
+    if (cfg->idle_threads_str) {
+        if (parse_u64(cfg->idle_threads_str, 1, cfg->max_threads, &v)) {
+            fprintf(stderr, "mmapfs: max_idle_threads=%s: expected 1..max_threads "
+                    "(%u)\n", cfg->idle_threads_str, cfg->max_threads);
+            return -1;
+        }
+        cfg->idle_threads = (unsigned)v;
+    }
+    if (cfg->readdirplus_str) {
+        if (strcmp(cfg->readdirplus_str, "always") == 0) {
+            cfg->readdirplus_auto = 0;
+        } else if (strcmp(cfg->readdirplus_str, "auto") == 0) {
+            cfg->readdirplus_auto = 1;
+        } else {
+            fprintf(stderr, "mmapfs: readdirplus=%s: expected readdirplus=always "
+                    "or readdirplus=auto\n", cfg->readdirplus_str);
+            return -1;
+        }
+    }
+    if (cfg->max_ratio_str) {
+        if (parse_u64(cfg->max_ratio_str, 0, 100, &v)) {
+            fprintf(stderr, "mmapfs: max_ratio=%s: expected a percentage, 0..100 "
+                    "(0: leave the kernel's setting)\n", cfg->max_ratio_str);
+            return -1;
+        }
+        cfg->max_ratio = v == 0 ? -1 : (int)v;
     }
     return 0;
 }
@@ -392,5 +436,8 @@ void mmapfs_config_free(struct mmapfs_config *cfg)
     free(cfg->entry_timeout_str);
     free(cfg->attr_timeout_str);
     free(cfg->max_threads_str);
+    free(cfg->idle_threads_str);
+    free(cfg->readdirplus_str);
+    free(cfg->max_ratio_str);
     memset(cfg, 0, sizeof(*cfg));
 }

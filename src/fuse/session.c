@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/statfs.h>
 #include <syslog.h>
@@ -220,6 +221,82 @@ void mmapfs_signals_stop(void)
     sig.pipe[0] = sig.pipe[1] = -1;
 }
 
+/* ---- dirty-page share of the mount (bdi max_ratio) -------------------------------- */
+
+/* True if the mountinfo field f (octal escapes \040 etc.) spells path. */
+static int mountinfo_path_is(const char *f, const char *path)
+{
+    while (*f && *path) {
+        char c = *f;
+        if (c == '\\' && f[1] >= '0' && f[1] <= '3' && f[2] >= '0' && f[2] <= '7' &&
+            f[3] >= '0' && f[3] <= '7') {
+            c = (char)((f[1] - '0') * 64 + (f[2] - '0') * 8 + (f[3] - '0'));
+            f += 3;
+        }
+        if (c != *path)
+            return 0;
+        f++;
+        path++;
+    }
+    return *f == '\0' && *path == '\0';
+}
+
+/* Finds the device number ("MAJ:MIN") of the last fuse.mmapfs mount on
+ * mountpoint in /proc/self/mountinfo, without touching the mount itself
+ * (the request loop is not running yet: a stat would wait forever). */
+static int find_mount_dev(const char *mountpoint, char *dev, size_t size)
+{
+    char line[4096], id[64], mnt[4096], type[64];
+    int found = -ENOENT;
+    FILE *f;
+
+    f = fopen("/proc/self/mountinfo", "re");
+    if (!f)
+        return -errno;
+    while (fgets(line, sizeof(line), f)) {
+        const char *sep = strstr(line, " - ");
+        if (!sep || sscanf(line, "%*s %*s %63s %*s %4095s", id, mnt) != 2 ||
+            sscanf(sep + 3, "%63s", type) != 1)
+            continue;
+        if (strcmp(type, "fuse.mmapfs") == 0 && mountinfo_path_is(mnt, mountpoint) &&
+            strlen(id) < size) {
+            strcpy(dev, id);
+            found = 0;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+void mmapfs_set_max_ratio(const struct mmapfs_config *cfg)
+{
+    char dev[64], path[128], val[16];
+    int fd, err, len;
+    ssize_t w;
+
+    if (cfg->max_ratio < 0)
+        return;
+    err = find_mount_dev(cfg->mountpoint, dev, sizeof(dev));
+    if (err) {
+        mfs_log(LOG_INFO, "max_ratio: mount of %s not found in mountinfo: %s; "
+                "kernel default kept", cfg->mountpoint, strerror(-err));
+        return;
+    }
+    snprintf(path, sizeof(path), "/sys/class/bdi/%s/max_ratio", dev);
+    len = snprintf(val, sizeof(val), "%d\n", cfg->max_ratio);
+    fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+        mfs_log(LOG_INFO, "max_ratio: %s: %s; kernel default kept", path,
+                strerror(errno));
+        return;
+    }
+    w = write(fd, val, (size_t)len);
+    if (w != len)
+        mfs_log(LOG_INFO, "max_ratio: writing %d to %s: %s; kernel default kept",
+                cfg->max_ratio, path, w < 0 ? strerror(errno) : "short write");
+    close(fd);
+}
+
 /* ---- loop ------------------------------------------------------------------------- */
 
 /* Tells the shutdown thread that the loop has returned. */
@@ -244,9 +321,9 @@ int mmapfs_session_loop(struct fuse_session *se, const struct mmapfs_config *cfg
             loop_returned();
             return -ENOMEM;
         }
-        fuse_loop_cfg_set_clone_fd(lc, 1);
+        fuse_loop_cfg_set_clone_fd(lc, !cfg->no_clone_fd);
         fuse_loop_cfg_set_max_threads(lc, cfg->max_threads);
-        fuse_loop_cfg_set_idle_threads(lc, cfg->max_threads < 16 ? cfg->max_threads : 16);
+        fuse_loop_cfg_set_idle_threads(lc, cfg->idle_threads);
         ret = fuse_session_loop_mt(se, lc);
         fuse_loop_cfg_destroy(lc);
     }
