@@ -31,6 +31,7 @@
 /* Defaults (docs/MOUNT.md says why). */
 #define MMAPFS_DEFAULT_TIMEOUT       3600   /* entry_timeout, attr_timeout (s) */
 #define MMAPFS_DEFAULT_MAX_RATIO     10     /* bdi max_ratio (%) */
+#define MMAPFS_DEFAULT_MIN_RATIO     5      /* bdi min_ratio (%) */
 #define MMAPFS_DEFAULT_IDLE_THREADS  16
 #define MMAPFS_STR_(x) #x
 #define MMAPFS_STR(x) MMAPFS_STR_(x)
@@ -48,7 +49,7 @@ struct mmapfs_config {
     int no_clone_fd;         /* workers share one /dev/fuse descriptor */
     char *sync_delay_str, *io_str, *commit_str;
     char *entry_timeout_str, *attr_timeout_str, *max_threads_str;
-    char *readdirplus_str, *max_ratio_str, *idle_threads_str;
+    char *readdirplus_str, *max_ratio_str, *min_ratio_str, *idle_threads_str;
     /* validated values */
     uint64_t sync_delay_us;
     enum mmio_backend backend;
@@ -57,7 +58,7 @@ struct mmapfs_config {
     unsigned max_threads;
     unsigned idle_threads;   /* workers kept waiting at most */
     int readdirplus_auto;    /* 1: kernel chooses READDIRPLUS or READDIR */
-    int max_ratio;           /* bdi max_ratio to set, -1 = leave it */
+    int max_ratio, min_ratio; /* bdi max_ratio/min_ratio to set, -1 = leave */
     int bad;                 /* an error was already reported */
 };
 
@@ -168,11 +169,11 @@ int mmapfs_signals_start(struct fuse_session *se, const char *mountpoint);
 /* Stops the shutdown thread and restores the default handlers. */
 void mmapfs_signals_stop(void);
 
-/* Lets the kernel keep up to cfg->max_ratio percent of the system's
- * dirty-page limit for this mount (sysfs bdi max_ratio; FUSE mounts start
- * at 1 with strict_limit). Call after mounting, before the loop; logs one
- * line and goes on if not allowed (not root) or not found. */
-void mmapfs_set_max_ratio(const struct mmapfs_config *cfg);
+/* Sets the mount's share of the system's dirty-page limit (sysfs bdi
+ * max_ratio = cfg->max_ratio, min_ratio = cfg->min_ratio; FUSE mounts start
+ * at max 1, min 0, strict_limit). Call after mounting, before the loop;
+ * logs one line and goes on where not allowed (not root) or not found. */
+void mmapfs_set_dirty_share(const struct mmapfs_config *cfg);
 
 /* Runs the request loop until unmount or a signal: multi-threaded (clone_fd,
  * up to cfg->max_threads workers) unless cfg->single_thread. Returns 0 or

@@ -45,6 +45,7 @@ static const struct fuse_opt mmapfs_opts[] = {
     MMAPFS_OPT("max_idle_threads=%s", idle_threads_str, 0),
     MMAPFS_OPT("readdirplus=%s", readdirplus_str, 0),
     MMAPFS_OPT("max_ratio=%s", max_ratio_str, 0),
+    MMAPFS_OPT("min_ratio=%s", min_ratio_str, 0),
     MMAPFS_OPT("noclone_fd", no_clone_fd, 1),
     MMAPFS_OPT("clone_fd", no_clone_fd, 0),
     MMAPFS_OPT("nowriteback_cache", no_writeback_cache, 1),
@@ -100,8 +101,10 @@ static const char mmapfs_help[] =
 "                           (default: one descriptor per worker)\n"
 "    readdirplus=always|auto  attributes with every directory listing\n"
 "                           (always, default) or as the kernel chooses\n"
-"    max_ratio=PCT          share of the dirty-page limit the kernel lets\n"
-"                           this mount use (default " MMAPFS_STR(MMAPFS_DEFAULT_MAX_RATIO) "; 0 = kernel's)\n"
+"    max_ratio=PCT          most of the kernel's dirty-page limit this\n"
+"                           mount may use (default " MMAPFS_STR(MMAPFS_DEFAULT_MAX_RATIO) "; 0 = kernel's)\n"
+"    min_ratio=PCT          share of it reserved for this mount\n"
+"                           (default " MMAPFS_STR(MMAPFS_DEFAULT_MIN_RATIO) "; 0 = kernel's)\n"
 "    ro                     mount read-only (the image is not written)\n"
 "\n"
 "daemon flags:\n"
@@ -205,6 +208,23 @@ static int parse_seconds(const char *s, double max, double *out)
     return 0;
 }
 
+/* A bdi ratio option: a percentage 0..100, 0 meaning "leave the kernel's
+ * setting" (stored as -1). Unset (s NULL) keeps *out. */
+static int parse_ratio(const char *name, const char *s, int *out)
+{
+    uint64_t v;
+
+    if (!s)
+        return 0;
+    if (parse_u64(s, 0, 100, &v)) {
+        fprintf(stderr, "mmapfs: %s=%s: expected a percentage, 0..100 "
+                "(0: leave the kernel's setting)\n", name, s);
+        return -1;
+    }
+    *out = v == 0 ? -1 : (int)v;
+    return 0;
+}
+
 /* Converts the raw option strings into values; prints what is wrong. */
 static int validate(struct mmapfs_config *cfg)
 {
@@ -218,6 +238,7 @@ static int validate(struct mmapfs_config *cfg)
     cfg->idle_threads = 0;      /* set below: default depends on max_threads */
     cfg->readdirplus_auto = 0;
     cfg->max_ratio = MMAPFS_DEFAULT_MAX_RATIO;
+    cfg->min_ratio = MMAPFS_DEFAULT_MIN_RATIO;
     cfg->sync_delay_us = 0;
 
     if (cfg->sync_delay_str) {
@@ -288,13 +309,15 @@ static int validate(struct mmapfs_config *cfg)
             return -1;
         }
     }
-    if (cfg->max_ratio_str) {
-        if (parse_u64(cfg->max_ratio_str, 0, 100, &v)) {
-            fprintf(stderr, "mmapfs: max_ratio=%s: expected a percentage, 0..100 "
-                    "(0: leave the kernel's setting)\n", cfg->max_ratio_str);
-            return -1;
-        }
-        cfg->max_ratio = v == 0 ? -1 : (int)v;
+    if (parse_ratio("max_ratio", cfg->max_ratio_str, &cfg->max_ratio) ||
+        parse_ratio("min_ratio", cfg->min_ratio_str, &cfg->min_ratio))
+        return -1;
+    if (cfg->max_ratio < 0 && !cfg->min_ratio_str)
+        cfg->min_ratio = -1;     /* the kernel's max (1) is below our min */
+    if (cfg->min_ratio > 0 && cfg->max_ratio > 0 && cfg->min_ratio > cfg->max_ratio) {
+        fprintf(stderr, "mmapfs: min_ratio=%d is above max_ratio=%d\n",
+                cfg->min_ratio, cfg->max_ratio);
+        return -1;
     }
     return 0;
 }
@@ -439,5 +462,6 @@ void mmapfs_config_free(struct mmapfs_config *cfg)
     free(cfg->idle_threads_str);
     free(cfg->readdirplus_str);
     free(cfg->max_ratio_str);
+    free(cfg->min_ratio_str);
     memset(cfg, 0, sizeof(*cfg));
 }

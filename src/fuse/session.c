@@ -221,7 +221,7 @@ void mmapfs_signals_stop(void)
     sig.pipe[0] = sig.pipe[1] = -1;
 }
 
-/* ---- dirty-page share of the mount (bdi max_ratio) -------------------------------- */
+/* ---- dirty-page share of the mount (bdi max_ratio, min_ratio) -------------------------------- */
 
 /* True if the mountinfo field f (octal escapes \040 etc.) spells path. */
 static int mountinfo_path_is(const char *f, const char *path)
@@ -268,33 +268,46 @@ static int find_mount_dev(const char *mountpoint, char *dev, size_t size)
     return found;
 }
 
-void mmapfs_set_max_ratio(const struct mmapfs_config *cfg)
+/* Writes value to the bdi attribute file /sys/class/bdi/DEV/name; logs one
+ * line if that is not possible. */
+static void set_bdi_attr(const char *dev, const char *name, int value)
 {
-    char dev[64], path[128], val[16];
-    int fd, err, len;
+    char path[128], val[16];
+    int fd, len;
     ssize_t w;
 
-    if (cfg->max_ratio < 0)
-        return;
-    err = find_mount_dev(cfg->mountpoint, dev, sizeof(dev));
-    if (err) {
-        mfs_log(LOG_INFO, "max_ratio: mount of %s not found in mountinfo: %s; "
-                "kernel default kept", cfg->mountpoint, strerror(-err));
-        return;
-    }
-    snprintf(path, sizeof(path), "/sys/class/bdi/%s/max_ratio", dev);
-    len = snprintf(val, sizeof(val), "%d\n", cfg->max_ratio);
+    snprintf(path, sizeof(path), "/sys/class/bdi/%s/%s", dev, name);
+    len = snprintf(val, sizeof(val), "%d\n", value);
     fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0) {
-        mfs_log(LOG_INFO, "max_ratio: %s: %s; kernel default kept", path,
-                strerror(errno));
+        mfs_log(LOG_INFO, "%s: %s; kernel default kept", path, strerror(errno));
         return;
     }
     w = write(fd, val, (size_t)len);
     if (w != len)
-        mfs_log(LOG_INFO, "max_ratio: writing %d to %s: %s; kernel default kept",
-                cfg->max_ratio, path, w < 0 ? strerror(errno) : "short write");
+        mfs_log(LOG_INFO, "writing %d to %s: %s; kernel default kept", value, path,
+                w < 0 ? strerror(errno) : "short write");
     close(fd);
+}
+
+void mmapfs_set_dirty_share(const struct mmapfs_config *cfg)
+{
+    char dev[64];
+    int err;
+
+    if (cfg->max_ratio < 0 && cfg->min_ratio < 0)
+        return;
+    err = find_mount_dev(cfg->mountpoint, dev, sizeof(dev));
+    if (err) {
+        mfs_log(LOG_INFO, "mount of %s not found in mountinfo: %s; dirty-page "
+                "limits of the kernel kept", cfg->mountpoint, strerror(-err));
+        return;
+    }
+    /* max first: the kernel refuses a min_ratio above max_ratio */
+    if (cfg->max_ratio >= 0)
+        set_bdi_attr(dev, "max_ratio", cfg->max_ratio);
+    if (cfg->min_ratio >= 0)
+        set_bdi_attr(dev, "min_ratio", cfg->min_ratio);
 }
 
 /* ---- loop ------------------------------------------------------------------------- */

@@ -13,7 +13,7 @@
 #   - after rename, unlink, link, chmod, chown, truncate, utime, rmdir,
 #     mkdir/symlink/mknod over cached negative entries, stat sees the new
 #     state at once, and a listing shows exactly the names that exist;
-#   - max_ratio= reaches the mount's bdi (root, sysfs file present).
+#   - max_ratio=/min_ratio= reach the mount's bdi (root, sysfs files present).
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
 t_init "$@"
@@ -247,15 +247,18 @@ check("rename across directories", os.stat(M + "/moved").st_ino == ino and not o
 # ---- the dirty-page share -------------------------------------------------------------------
 dev=$(mountpoint -d "$M")
 if [ "$(id -u)" = 0 ] && [ -w "/sys/class/bdi/$dev/max_ratio" ]; then
-    check_eq "default max_ratio reaches the bdi" 10 "$(cat "/sys/class/bdi/$dev/max_ratio")"
+    check_eq "default max_ratio/min_ratio reach the bdi" 10/5 \
+        "$(cat "/sys/class/bdi/$dev/max_ratio")/$(cat "/sys/class/bdi/$dev/min_ratio")"
     unmount_fs "$M"
-    mount_image "$IMG" "$M" -o max_ratio=25
+    mount_image "$IMG" "$M" -o max_ratio=25,min_ratio=3
     dev=$(mountpoint -d "$M")
-    check_eq "max_ratio=25 reaches the bdi" 25 "$(cat "/sys/class/bdi/$dev/max_ratio")"
+    check_eq "max_ratio=25,min_ratio=3 reach the bdi" 25/3 \
+        "$(cat "/sys/class/bdi/$dev/max_ratio")/$(cat "/sys/class/bdi/$dev/min_ratio")"
 else
     skip "max_ratio: not root or no bdi max_ratio file"
 fi
 check_fail "max_ratio=101 is refused" "$MMAPFS" "$IMG" "$T_DIR/nomnt" -o max_ratio=101
+check_fail "min_ratio above max_ratio is refused" "$MMAPFS" "$IMG" "$T_DIR/nomnt" -o max_ratio=5,min_ratio=6
 check_fail "readdirplus=sometimes is refused" "$MMAPFS" "$IMG" "$T_DIR/nomnt" -o readdirplus=sometimes
 
 t_finish
