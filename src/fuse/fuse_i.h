@@ -175,9 +175,10 @@ void mmapfs_signals_stop(void);
  * logs one line and goes on where not allowed (not root) or not found. */
 void mmapfs_set_dirty_share(const struct mmapfs_config *cfg);
 
-/* Runs the request loop until unmount or a signal: multi-threaded (clone_fd,
- * up to cfg->max_threads workers) unless cfg->single_thread. Returns 0 or
- * -errno (a signal-terminated loop returns 0). */
+/* Runs the request loop until unmount or a signal: multi-threaded (clone_fd
+ * unless cfg->no_clone_fd, up to cfg->max_threads workers, at most
+ * cfg->idle_threads idle) unless cfg->single_thread. Returns 0 or -errno
+ * (a signal-terminated loop returns 0). */
 int mmapfs_session_loop(struct fuse_session *se, const struct mmapfs_config *cfg);
 
 #endif
