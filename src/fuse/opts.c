@@ -312,6 +312,8 @@ static int validate(struct mmapfs_config *cfg)
     if (parse_ratio("max_ratio", cfg->max_ratio_str, &cfg->max_ratio) ||
         parse_ratio("min_ratio", cfg->min_ratio_str, &cfg->min_ratio))
         return -1;
+    if (cfg->read_only && !cfg->max_ratio_str && !cfg->min_ratio_str)
+        cfg->max_ratio = -1;     /* nothing to write back: reserve nothing */
     if (cfg->max_ratio < 0 && !cfg->min_ratio_str)
         cfg->min_ratio = -1;     /* the kernel's max (1) is below our min */
     if (cfg->min_ratio > 0 && cfg->max_ratio > 0 && cfg->min_ratio > cfg->max_ratio) {
