@@ -47,6 +47,7 @@ struct mmapfs_config {
     int read_only;
     int no_writeback_cache;
     int no_clone_fd;         /* workers share one /dev/fuse descriptor */
+    int hot_loop;            /* one thread serves, backups when it is held up */
     char *sync_delay_str, *io_str, *commit_str;
     char *entry_timeout_str, *attr_timeout_str, *max_threads_str;
     char *readdirplus_str, *max_ratio_str, *min_ratio_str, *idle_threads_str;

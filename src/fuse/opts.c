@@ -48,6 +48,8 @@ static const struct fuse_opt mmapfs_opts[] = {
     MMAPFS_OPT("min_ratio=%s", min_ratio_str, 0),
     MMAPFS_OPT("noclone_fd", no_clone_fd, 1),
     MMAPFS_OPT("clone_fd", no_clone_fd, 0),
+    MMAPFS_OPT("hotloop", hot_loop, 1),
+    MMAPFS_OPT("nohotloop", hot_loop, 0),
     MMAPFS_OPT("nowriteback_cache", no_writeback_cache, 1),
     MMAPFS_OPT("writeback_cache", no_writeback_cache, 0),
     /* read-only: also passed on so that the kernel mount is read-only */
@@ -97,6 +99,8 @@ static const char mmapfs_help[] =
 "                           (default: kernel writeback cache when offered)\n"
 "    max_threads=N          request worker threads at most (default 64)\n"
 "    max_idle_threads=N     idle workers kept at most (default 16)\n"
+"    hotloop                one thread serves while it keeps up; more only\n"
+"                           when requests queue behind it (default off)\n"
 "    noclone_fd             workers share one /dev/fuse descriptor\n"
 "                           (default: one descriptor per worker)\n"
 "    readdirplus=always|auto  attributes with every directory listing\n"
@@ -288,6 +292,10 @@ static int validate(struct mmapfs_config *cfg)
         }
         cfg->max_threads = (unsigned)v;
     }
+    /* one worker could not serve the writes a SEEK_DATA flush waits for:
+     * that is the single-threaded loop */
+    if (cfg->max_threads == 1)
+        cfg->single_thread = 1;
     cfg->idle_threads = cfg->max_threads < MMAPFS_DEFAULT_IDLE_THREADS ?
                         cfg->max_threads : MMAPFS_DEFAULT_IDLE_THREADS;
     if (cfg->idle_threads_str) {

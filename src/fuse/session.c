@@ -15,9 +15,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/statfs.h>
 #include <syslog.h>
@@ -321,6 +323,168 @@ static void loop_returned(void)
     pthread_mutex_unlock(&sig.lock);
 }
 
+/* ---- the hot-thread loop (hotloop) --------------------------------------------------
+ *
+ * libfuse's multi-threaded loop keeps two or more workers waiting in
+ * read(2) of /dev/fuse, and the kernel wakes the one that waited longest,
+ * so one caller's consecutive requests alternate between threads: about
+ * twice the latency of one thread (docs/MOUNT.md, "Request loop"). Here
+ * the loop's own thread (the primary) serves every request as long as it
+ * keeps up. A monitor thread checks every HOT_TICK_US whether the primary
+ * is busy while further requests wait (poll of /dev/fuse); then it wakes
+ * (or starts, up to max_threads - 1) a backup worker, which serves
+ * requests until none waits. Parallel callers thus get more threads within
+ * a tick, and a request that blocks (cold image pages, a write-back the
+ * daemon itself waits for) holds others up by about one tick. */
+#define HOT_TICK_US        500
+#define HOT_IDLE_TICK_US   10000      /* after HOT_QUIET_TICKS without requests */
+#define HOT_QUIET_TICKS    2000
+
+struct hot_loop {
+    struct fuse_session *se;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;          /* backups wait here for 'wanted' */
+    unsigned max_backups, nbackups, wanted;
+    int stop;                     /* (lock) */
+    uint64_t seq;                 /* requests the primary took (atomic) */
+    int busy;                     /* the primary is serving one (atomic) */
+    pthread_t monitor, *backups;
+};
+
+/* True if the kernel has requests waiting on the session's device. */
+static int hot_pending(struct hot_loop *h)
+{
+    struct pollfd p = { .fd = fuse_session_fd(h->se), .events = POLLIN };
+
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+static void *hot_backup(void *arg)
+{
+    struct hot_loop *h = arg;
+    struct fuse_buf buf = { .mem = NULL };
+    int res;
+
+    pthread_mutex_lock(&h->lock);
+    for (;;) {
+        while (!h->stop && h->wanted == 0)
+            pthread_cond_wait(&h->cond, &h->lock);
+        if (h->stop)
+            break;
+        h->wanted--;
+        pthread_mutex_unlock(&h->lock);
+        /* serve while requests wait */
+        while (hot_pending(h) && !fuse_session_exited(h->se)) {
+            res = fuse_session_receive_buf(h->se, &buf);
+            if (res == -EINTR)
+                continue;
+            if (res <= 0)
+                break;
+            fuse_session_process_buf(h->se, &buf);
+        }
+        pthread_mutex_lock(&h->lock);
+    }
+    pthread_mutex_unlock(&h->lock);
+    free(buf.mem);
+    return NULL;
+}
+
+static void *hot_monitor(void *arg)
+{
+    struct hot_loop *h = arg;
+    uint64_t last = 0, seq;
+    unsigned quiet = 0;
+    int stop;
+
+    for (;;) {
+        usleep(quiet >= HOT_QUIET_TICKS ? HOT_IDLE_TICK_US : HOT_TICK_US);
+        seq = __atomic_load_n(&h->seq, __ATOMIC_ACQUIRE);
+        quiet = seq == last ? quiet + 1 : 0;
+        pthread_mutex_lock(&h->lock);
+        stop = h->stop;
+        if (!stop && __atomic_load_n(&h->busy, __ATOMIC_ACQUIRE) && hot_pending(h)) {
+            if (h->wanted < h->nbackups) {
+                h->wanted++;
+                pthread_cond_signal(&h->cond);
+            } else if (h->nbackups < h->max_backups &&
+                       pthread_create(&h->backups[h->nbackups], NULL, hot_backup, h) == 0) {
+                h->nbackups++;
+                h->wanted++;
+            }
+        }
+        pthread_mutex_unlock(&h->lock);
+        if (stop)
+            return NULL;
+        last = seq;
+    }
+}
+
+/* Stops the monitor and the backups: those blocked in read(2) are
+ * interrupted with SIGUSR1 (a no-op handler, see mmapfs_signals_start)
+ * until they have returned. */
+static void hot_stop(struct hot_loop *h)
+{
+    unsigned i;
+
+    pthread_mutex_lock(&h->lock);
+    h->stop = 1;
+    pthread_cond_broadcast(&h->cond);
+    pthread_mutex_unlock(&h->lock);
+    pthread_join(h->monitor, NULL);
+    for (i = 0; i < h->nbackups; i++) {
+        struct timespec until;
+        for (;;) {
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += 50 * 1000 * 1000;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            if (pthread_timedjoin_np(h->backups[i], NULL, &until) == 0)
+                break;
+            pthread_kill(h->backups[i], SIGUSR1);
+        }
+    }
+}
+
+static int hot_loop_run(struct fuse_session *se, unsigned max_threads)
+{
+    struct hot_loop h;
+    struct fuse_buf buf = { .mem = NULL };
+    int res = 0;
+
+    memset(&h, 0, sizeof(h));
+    h.se = se;
+    h.max_backups = max_threads > 1 ? max_threads - 1 : 0;
+    h.backups = calloc(h.max_backups ? h.max_backups : 1, sizeof(*h.backups));
+    if (!h.backups)
+        return -ENOMEM;
+    pthread_mutex_init(&h.lock, NULL);
+    pthread_cond_init(&h.cond, NULL);
+    res = -pthread_create(&h.monitor, NULL, hot_monitor, &h);
+    if (res) {
+        free(h.backups);
+        return res;
+    }
+    while (!fuse_session_exited(se)) {
+        res = fuse_session_receive_buf(se, &buf);
+        if (res == -EINTR)
+            continue;
+        if (res <= 0)
+            break;
+        __atomic_store_n(&h.busy, 1, __ATOMIC_RELEASE);
+        __atomic_add_fetch(&h.seq, 1, __ATOMIC_RELEASE);
+        fuse_session_process_buf(se, &buf);
+        __atomic_store_n(&h.busy, 0, __ATOMIC_RELEASE);
+    }
+    hot_stop(&h);
+    free(buf.mem);
+    free(h.backups);
+    pthread_mutex_destroy(&h.lock);
+    pthread_cond_destroy(&h.cond);
+    return res < 0 ? res : 0;
+}
+
 int mmapfs_session_loop(struct fuse_session *se, const struct mmapfs_config *cfg)
 {
     struct fuse_loop_config *lc;
@@ -328,6 +492,8 @@ int mmapfs_session_loop(struct fuse_session *se, const struct mmapfs_config *cfg
 
     if (cfg->single_thread) {
         ret = fuse_session_loop(se);
+    } else if (cfg->hot_loop) {
+        ret = hot_loop_run(se, cfg->max_threads);
     } else {
         lc = fuse_loop_cfg_create();
         if (!lc) {
