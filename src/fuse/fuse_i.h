@@ -47,7 +47,7 @@ struct mmapfs_config {
     int read_only;
     int no_writeback_cache;
     int no_clone_fd;         /* workers share one /dev/fuse descriptor */
-    int hot_loop;            /* one thread serves, backups when it is held up */
+    int no_hot_loop;         /* libfuse's multi-threaded loop instead */
     char *sync_delay_str, *io_str, *commit_str;
     char *entry_timeout_str, *attr_timeout_str, *max_threads_str;
     char *readdirplus_str, *max_ratio_str, *min_ratio_str, *idle_threads_str;
@@ -176,10 +176,13 @@ void mmapfs_signals_stop(void);
  * logs one line and goes on where not allowed (not root) or not found. */
 void mmapfs_set_dirty_share(const struct mmapfs_config *cfg);
 
-/* Runs the request loop until unmount or a signal: multi-threaded (clone_fd
- * unless cfg->no_clone_fd, up to cfg->max_threads workers, at most
- * cfg->idle_threads idle) unless cfg->single_thread. Returns 0 or -errno
- * (a signal-terminated loop returns 0). */
+/* Runs the request loop until unmount or a signal: libfuse's single-threaded
+ * loop if cfg->single_thread; else the hot-thread loop (session.c: one
+ * thread, backups up to cfg->max_threads when requests queue) unless
+ * cfg->no_hot_loop; else libfuse's multi-threaded loop (clone_fd unless
+ * cfg->no_clone_fd, up to cfg->max_threads workers, at most
+ * cfg->idle_threads idle). Returns 0 or -errno (a signal-terminated loop
+ * returns 0). */
 int mmapfs_session_loop(struct fuse_session *se, const struct mmapfs_config *cfg);
 
 #endif

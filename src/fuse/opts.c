@@ -48,8 +48,8 @@ static const struct fuse_opt mmapfs_opts[] = {
     MMAPFS_OPT("min_ratio=%s", min_ratio_str, 0),
     MMAPFS_OPT("noclone_fd", no_clone_fd, 1),
     MMAPFS_OPT("clone_fd", no_clone_fd, 0),
-    MMAPFS_OPT("hotloop", hot_loop, 1),
-    MMAPFS_OPT("nohotloop", hot_loop, 0),
+    MMAPFS_OPT("hotloop", no_hot_loop, 0),
+    MMAPFS_OPT("nohotloop", no_hot_loop, 1),
     MMAPFS_OPT("nowriteback_cache", no_writeback_cache, 1),
     MMAPFS_OPT("writeback_cache", no_writeback_cache, 0),
     /* read-only: also passed on so that the kernel mount is read-only */
@@ -98,11 +98,12 @@ static const char mmapfs_help[] =
 "    nowriteback_cache      write through to the daemon on every write(2)\n"
 "                           (default: kernel writeback cache when offered)\n"
 "    max_threads=N          request worker threads at most (default 64)\n"
-"    max_idle_threads=N     idle workers kept at most (default 16)\n"
-"    hotloop                one thread serves while it keeps up; more only\n"
-"                           when requests queue behind it (default off)\n"
-"    noclone_fd             workers share one /dev/fuse descriptor\n"
-"                           (default: one descriptor per worker)\n"
+"    max_idle_threads=N     nohotloop: idle workers kept (default 16)\n"
+"    nohotloop              libfuse's multi-threaded loop instead of the\n"
+"                           hot-thread loop (one thread serves while it\n"
+"                           keeps up, more when requests queue behind it)\n"
+"    noclone_fd             nohotloop: workers share one /dev/fuse\n"
+"                           descriptor (default: one per worker)\n"
 "    readdirplus=always|auto  attributes with every directory listing\n"
 "                           (always, default) or as the kernel chooses\n"
 "    max_ratio=PCT          most of the kernel's dirty-page limit this\n"

@@ -323,7 +323,7 @@ static void loop_returned(void)
     pthread_mutex_unlock(&sig.lock);
 }
 
-/* ---- the hot-thread loop (hotloop) --------------------------------------------------
+/* ---- the hot-thread loop (default; nohotloop: libfuse's) ------------------------
  *
  * libfuse's multi-threaded loop keeps two or more workers waiting in
  * read(2) of /dev/fuse, and the kernel wakes the one that waited longest,
@@ -492,7 +492,7 @@ int mmapfs_session_loop(struct fuse_session *se, const struct mmapfs_config *cfg
 
     if (cfg->single_thread) {
         ret = fuse_session_loop(se);
-    } else if (cfg->hot_loop) {
+    } else if (!cfg->no_hot_loop) {
         ret = hot_loop_run(se, cfg->max_threads);
     } else {
         lc = fuse_loop_cfg_create();
