@@ -28,6 +28,14 @@
 
 /* ---- configuration (opts.c) ------------------------------------------------ */
 
+/* Defaults (docs/MOUNT.md says why). */
+#define MMAPFS_DEFAULT_TIMEOUT       3600   /* entry_timeout, attr_timeout (s) */
+#define MMAPFS_DEFAULT_MAX_RATIO     10     /* bdi max_ratio (%) */
+#define MMAPFS_DEFAULT_MIN_RATIO     5      /* bdi min_ratio (%) */
+#define MMAPFS_DEFAULT_IDLE_THREADS  16
+#define MMAPFS_STR_(x) #x
+#define MMAPFS_STR(x) MMAPFS_STR_(x)
+
 struct mmapfs_config {
     /* positionals, as given and resolved (absolute) */
     const char *target_arg, *mountpoint_arg;
@@ -38,14 +46,20 @@ struct mmapfs_config {
      * parsing (fuse_opt stores strings; numbers are checked strictly) */
     int read_only;
     int no_writeback_cache;
+    int no_clone_fd;         /* workers share one /dev/fuse descriptor */
+    int no_hot_loop;         /* libfuse's multi-threaded loop instead */
     char *sync_delay_str, *io_str, *commit_str;
     char *entry_timeout_str, *attr_timeout_str, *max_threads_str;
+    char *readdirplus_str, *max_ratio_str, *min_ratio_str, *idle_threads_str;
     /* validated values */
     uint64_t sync_delay_us;
     enum mmio_backend backend;
     unsigned commit_s;
     double entry_timeout, attr_timeout;
     unsigned max_threads;
+    unsigned idle_threads;   /* workers kept waiting at most */
+    int readdirplus_auto;    /* 1: kernel chooses READDIRPLUS or READDIR */
+    int max_ratio, min_ratio; /* bdi max_ratio/min_ratio to set, -1 = leave */
     int bad;                 /* an error was already reported */
 };
 
@@ -65,13 +79,29 @@ void mmapfs_print_help(const char *prog);
 
 /* ---- per-mount state (ops.c) ----------------------------------------------- */
 
+/* Requests counted per kind (mfs_count), reported with the fs metrics as
+ * "fuse_req_<name> N" (names in ops.c). INIT and DESTROY are not counted. */
+enum mfs_op {
+    MFS_OP_LOOKUP, MFS_OP_FORGET, MFS_OP_BATCH_FORGET, MFS_OP_GETATTR,
+    MFS_OP_SETATTR, MFS_OP_READLINK, MFS_OP_MKNOD, MFS_OP_MKDIR,
+    MFS_OP_UNLINK, MFS_OP_RMDIR, MFS_OP_SYMLINK, MFS_OP_RENAME, MFS_OP_LINK,
+    MFS_OP_OPEN, MFS_OP_READ, MFS_OP_WRITE, MFS_OP_FLUSH, MFS_OP_RELEASE,
+    MFS_OP_FSYNC, MFS_OP_OPENDIR, MFS_OP_READDIR, MFS_OP_READDIRPLUS,
+    MFS_OP_RELEASEDIR, MFS_OP_FSYNCDIR, MFS_OP_STATFS, MFS_OP_SETXATTR,
+    MFS_OP_GETXATTR, MFS_OP_LISTXATTR, MFS_OP_REMOVEXATTR, MFS_OP_CREATE,
+    MFS_OP_FALLOCATE, MFS_OP_LSEEK,
+    MFS_OP_COUNT
+};
+
 struct mmapfs_fuse {
     struct fs *fs;                    /* set once fs_mount succeeded */
     const struct mmapfs_config *cfg;
     struct fuse_session *se;          /* for notifications to the kernel */
     int writeback_cache;              /* negotiated in init */
     int no_open, no_opendir;          /* kernel skips OPEN / OPENDIR (init) */
+    int killpriv_v2;                  /* fs clears SUID/SGID on write (init) */
     int corrupt_logged;               /* first EUCLEAN logged (atomic) */
+    uint64_t requests[MFS_OP_COUNT];  /* per kind (atomic, relaxed) */
 };
 
 /* The low-level operation table; userdata is a struct mmapfs_fuse. */
@@ -86,6 +116,16 @@ static inline struct fs *mfs_fs(fuse_req_t req)
 {
     return mfs_data(req)->fs;
 }
+
+/* Counts one request of kind op (first thing each handler does). */
+static inline void mfs_count(fuse_req_t req, enum mfs_op op)
+{
+    __atomic_fetch_add(&mfs_data(req)->requests[op], 1, __ATOMIC_RELAXED);
+}
+
+/* Appends the request counters to buf ("fuse_req_<name> N\n" lines, only
+ * kinds seen at least once); returns the length it needs, as snprintf. */
+int mfs_format_requests(const struct mmapfs_fuse *m, char *buf, size_t size);
 
 /* Replies with the error of an fs call (negative errno). -EUCLEAN becomes
  * EIO (and is logged once); 0 replies success. Returns fuse_reply_err's
@@ -130,9 +170,19 @@ int mmapfs_signals_start(struct fuse_session *se, const char *mountpoint);
 /* Stops the shutdown thread and restores the default handlers. */
 void mmapfs_signals_stop(void);
 
-/* Runs the request loop until unmount or a signal: multi-threaded (clone_fd,
- * up to cfg->max_threads workers) unless cfg->single_thread. Returns 0 or
- * -errno (a signal-terminated loop returns 0). */
+/* Sets the mount's share of the system's dirty-page limit (sysfs bdi
+ * max_ratio = cfg->max_ratio, min_ratio = cfg->min_ratio; FUSE mounts start
+ * at max 1, min 0, strict_limit). Call after mounting, before the loop;
+ * logs one line and goes on where not allowed (not root) or not found. */
+void mmapfs_set_dirty_share(const struct mmapfs_config *cfg);
+
+/* Runs the request loop until unmount or a signal: libfuse's single-threaded
+ * loop if cfg->single_thread; else the hot-thread loop (session.c: one
+ * thread, backups up to cfg->max_threads when requests queue) unless
+ * cfg->no_hot_loop; else libfuse's multi-threaded loop (clone_fd unless
+ * cfg->no_clone_fd, up to cfg->max_threads workers, at most
+ * cfg->idle_threads idle). Returns 0 or -errno (a signal-terminated loop
+ * returns 0). */
 int mmapfs_session_loop(struct fuse_session *se, const struct mmapfs_config *cfg);
 
 #endif

@@ -93,6 +93,53 @@ void mfs_reply_entry(fuse_req_t req, const struct fs_stat *st)
         fs_forget(mfs_fs(req), st->ino, 1);   /* the kernel never saw it */
 }
 
+/* ---- request counters ------------------------------------------------------------ */
+
+static const char *const op_names[MFS_OP_COUNT] = {
+    [MFS_OP_LOOKUP] = "lookup", [MFS_OP_FORGET] = "forget",
+    [MFS_OP_BATCH_FORGET] = "batch_forget", [MFS_OP_GETATTR] = "getattr",
+    [MFS_OP_SETATTR] = "setattr", [MFS_OP_READLINK] = "readlink",
+    [MFS_OP_MKNOD] = "mknod", [MFS_OP_MKDIR] = "mkdir",
+    [MFS_OP_UNLINK] = "unlink", [MFS_OP_RMDIR] = "rmdir",
+    [MFS_OP_SYMLINK] = "symlink", [MFS_OP_RENAME] = "rename",
+    [MFS_OP_LINK] = "link", [MFS_OP_OPEN] = "open", [MFS_OP_READ] = "read",
+    [MFS_OP_WRITE] = "write", [MFS_OP_FLUSH] = "flush",
+    [MFS_OP_RELEASE] = "release", [MFS_OP_FSYNC] = "fsync",
+    [MFS_OP_OPENDIR] = "opendir", [MFS_OP_READDIR] = "readdir",
+    [MFS_OP_READDIRPLUS] = "readdirplus", [MFS_OP_RELEASEDIR] = "releasedir",
+    [MFS_OP_FSYNCDIR] = "fsyncdir", [MFS_OP_STATFS] = "statfs",
+    [MFS_OP_SETXATTR] = "setxattr", [MFS_OP_GETXATTR] = "getxattr",
+    [MFS_OP_LISTXATTR] = "listxattr", [MFS_OP_REMOVEXATTR] = "removexattr",
+    [MFS_OP_CREATE] = "create", [MFS_OP_FALLOCATE] = "fallocate",
+    [MFS_OP_LSEEK] = "lseek",
+};
+
+int mfs_format_requests(const struct mmapfs_fuse *m, char *buf, size_t size)
+{
+    size_t len = 0;
+    int op, n;
+
+    for (op = 0; op < MFS_OP_COUNT; op++) {
+        uint64_t v = __atomic_load_n(&m->requests[op], __ATOMIC_RELAXED);
+        if (v == 0)
+            continue;
+        n = snprintf(buf + (len < size ? len : size), len < size ? size - len : 0,
+                     "fuse_req_%s %llu\n", op_names[op], (unsigned long long)v);
+        if (n < 0)
+            return n;
+        len += (size_t)n;
+    }
+    return (int)len;
+}
+
+/* READ is counted here: the handler itself (ops_data.c) stays as it is. */
+static void mfs_read_counted(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                             struct fuse_file_info *fi)
+{
+    mfs_count(req, MFS_OP_READ);
+    mfs_read(req, ino, size, off, fi);
+}
+
 /* ---- init / destroy ------------------------------------------------------------ */
 
 /* Turns capability 'cap' on in conn->want if the kernel offers it. */
@@ -119,7 +166,7 @@ static void mfs_init(void *userdata, struct fuse_conn_info *conn)
     want_cap(conn, FUSE_CAP_NO_OPENDIR_SUPPORT, 1);
     want_cap(conn, FUSE_CAP_ASYNC_READ, 1);
     want_cap(conn, FUSE_CAP_READDIRPLUS, 1);
-    want_cap(conn, FUSE_CAP_READDIRPLUS_AUTO, 1);
+    want_cap(conn, FUSE_CAP_READDIRPLUS_AUTO, cfg->readdirplus_auto);
     want_cap(conn, FUSE_CAP_PARALLEL_DIROPS, 1);
     /* Off: the kernel does not invalidate the page cache when an
      * asynchronous direct write completes (only a synchronous one, after
@@ -129,7 +176,14 @@ static void mfs_init(void *userdata, struct fuse_conn_info *conn)
     want_cap(conn, FUSE_CAP_CACHE_SYMLINKS, 1);      /* we are the only writer */
     want_cap(conn, FUSE_CAP_EXPORT_SUPPORT, 0);
     want_cap(conn, FUSE_CAP_AUTO_INVAL_DATA, 0);     /* only writer: keep the cache */
-    want_cap(conn, FUSE_CAP_HANDLE_KILLPRIV, 0);     /* kernel clears SUID/SGID */
+    want_cap(conn, FUSE_CAP_HANDLE_KILLPRIV, 0);     /* v1: no gain (no SB_NOSEC) */
+#ifdef FUSE_CAP_HANDLE_KILLPRIV_V2
+    /* the kernel then caches "no security.capability" per inode (SB_NOSEC)
+     * instead of a GETXATTR per write(2); fs clears SUID/SGID (mfs_write,
+     * setattr's KILL_SUID/KILL_SGID) */
+    want_cap(conn, FUSE_CAP_HANDLE_KILLPRIV_V2, 1);
+    m->killpriv_v2 = (conn->want & FUSE_CAP_HANDLE_KILLPRIV_V2) != 0;
+#endif
     want_cap(conn, FUSE_CAP_ATOMIC_O_TRUNC, 0);      /* truncation via setattr */
     want_cap(conn, FUSE_CAP_SPLICE_WRITE, 0);
     want_cap(conn, FUSE_CAP_SPLICE_MOVE, 0);
@@ -178,7 +232,7 @@ const struct fuse_lowlevel_ops mmapfs_ll_ops = {
     .rename       = mfs_rename,
     .link         = mfs_link,
     .open         = mfs_open,
-    .read         = mfs_read,
+    .read         = mfs_read_counted,
     .write        = mfs_write,
     .flush        = mfs_flush,
     .release      = mfs_release,

@@ -23,6 +23,7 @@
 
 void mfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+    mfs_count(req, MFS_OP_OPEN);
     (void)ino;
     if (mfs_data(req)->no_open) {
         mfs_reply_err(req, -ENOSYS);   /* the kernel stops asking (init) */
@@ -113,16 +114,47 @@ void mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         free(iov);
 }
 
+/* With HANDLE_KILLPRIV_V2 (ops.c) the kernel leaves clearing SUID/SGID on
+ * write(2) to the filesystem, as file_remove_privs() would do it: not for
+ * writes of cached pages (the kernel sends writes to such files through),
+ * not for root (CAP_FSETID, approximated by uid 0). */
+static int kill_privs_on_write(fuse_req_t req, fuse_ino_t ino,
+                               const struct fuse_file_info *fi)
+{
+    struct fs *fs = mfs_fs(req);
+    struct fs_setattr sa;
+    struct fs_stat st;
+    int err;
+
+    if (!mfs_data(req)->killpriv_v2 || fi->writepage || fuse_req_ctx(req)->uid == 0)
+        return 0;
+    err = fs_getattr(fs, ino, &st);
+    if (err)
+        return err;
+    memset(&sa, 0, sizeof(sa));
+    sa.mode = mfs_mode_without_privs(st.mode, 1, 1);
+    if (sa.mode == (st.mode & 07777))
+        return 0;
+    return fs_setattr(fs, ino, &sa, FS_SET_MODE, &st);
+}
+
 void mfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
                off_t off, struct fuse_file_info *fi)
 {
     struct fs *fs = mfs_fs(req);
     size_t done = 0;
     ssize_t n = 0;
-    (void)fi;
+    int err;
+
+    mfs_count(req, MFS_OP_WRITE);
 
     if (off < 0) {
         mfs_reply_err(req, -EINVAL);
+        return;
+    }
+    err = kill_privs_on_write(req, ino, fi);
+    if (err) {
+        mfs_reply_err(req, err);
         return;
     }
     /* Under the writeback cache fs_write leaves mtime/ctime alone: the
@@ -142,6 +174,7 @@ void mfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 
 void mfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+    mfs_count(req, MFS_OP_FLUSH);
     (void)ino;
     (void)fi;
     /* Nothing is buffered in the daemon. ENOSYS makes the kernel stop
@@ -153,6 +186,7 @@ void mfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 void mfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+    mfs_count(req, MFS_OP_RELEASE);
     (void)ino;
     (void)fi;
     mfs_reply_err(req, 0);
@@ -167,6 +201,7 @@ void mfs_fsync_done(void *req, int err)
 
 void mfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
+    mfs_count(req, MFS_OP_FSYNC);
     (void)fi;
     /* answered from the commit thread when the group commit that carries
      * this inode is durable: the worker goes back to other requests */
@@ -176,6 +211,7 @@ void mfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_in
 void mfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
                    off_t length, struct fuse_file_info *fi)
 {
+    mfs_count(req, MFS_OP_FALLOCATE);
     (void)fi;
     if (offset < 0 || length <= 0) {
         mfs_reply_err(req, -EINVAL);
@@ -204,6 +240,7 @@ void mfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
     struct fs_stat st;
     int64_t pos;
     int err;
+    mfs_count(req, MFS_OP_LSEEK);
     (void)fi;
 
     switch (whence) {
@@ -244,6 +281,7 @@ void mfs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
     struct statvfs st;
     int err;
+    mfs_count(req, MFS_OP_STATFS);
     (void)ino;
 
     memset(&st, 0, sizeof(st));

@@ -121,6 +121,7 @@ out_err:
 
 void mfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+    mfs_count(req, MFS_OP_OPENDIR);
     (void)ino;
     if (mfs_data(req)->no_opendir) {
         mfs_reply_err(req, -ENOSYS);   /* the kernel stops asking (init) */
@@ -133,6 +134,7 @@ void mfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void mfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                  struct fuse_file_info *fi)
 {
+    mfs_count(req, MFS_OP_READDIR);
     (void)fi;
     do_readdir(req, ino, size, off, 0);
 }
@@ -140,12 +142,14 @@ void mfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void mfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
+    mfs_count(req, MFS_OP_READDIRPLUS);
     (void)fi;
     do_readdir(req, ino, size, off, 1);
 }
 
 void mfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+    mfs_count(req, MFS_OP_RELEASEDIR);
     (void)ino;
     (void)fi;
     mfs_reply_err(req, 0);
@@ -154,6 +158,7 @@ void mfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void mfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
                   struct fuse_file_info *fi)
 {
+    mfs_count(req, MFS_OP_FSYNCDIR);
     (void)fi;
     fs_fsync_async(mfs_fs(req), ino, datasync, mfs_fsync_done, req);
 }

@@ -72,6 +72,7 @@ void mfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     const struct mmapfs_config *cfg = mfs_data(req)->cfg;
     struct fs_stat st;
     int err;
+    mfs_count(req, MFS_OP_LOOKUP);
 
     err = fs_lookup(mfs_fs(req), parent, name, &st);
     if (err == -ENOENT && cfg->entry_timeout > 0) {
@@ -93,6 +94,7 @@ out_err:
 
 void mfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
+    mfs_count(req, MFS_OP_FORGET);
     fs_forget(mfs_fs(req), ino, nlookup);
     fuse_reply_none(req);
 }
@@ -101,6 +103,7 @@ void mfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *for
 {
     struct fs *fs = mfs_fs(req);
     size_t i;
+    mfs_count(req, MFS_OP_BATCH_FORGET);
 
     for (i = 0; i < count; i++)
         fs_forget(fs, forgets[i].ino, forgets[i].nlookup);
@@ -120,6 +123,7 @@ void mfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct fs_stat st;
     int err;
+    mfs_count(req, MFS_OP_GETATTR);
     (void)fi;
 
     err = fs_getattr(mfs_fs(req), ino, &st);
@@ -139,6 +143,7 @@ void mfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
     struct fs_stat st;
     unsigned valid = 0;
     int err;
+    mfs_count(req, MFS_OP_SETATTR);
     (void)fi;
 
     memset(&sa, 0, sizeof(sa));
@@ -146,16 +151,13 @@ void mfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
         valid |= FS_SET_MODE;
         sa.mode = attr->st_mode & 07777;
     } else if (to_set & (FUSE_SET_ATTR_KILL_SUID | FUSE_SET_ATTR_KILL_SGID)) {
-        /* only sent with HANDLE_KILLPRIV_V2, which is not negotiated;
-         * handled anyway as the kernel would */
+        /* sent with HANDLE_KILLPRIV_V2 (negotiated where libfuse has it)
+         * for truncate/chown by a caller without CAP_FSETID */
         err = fs_getattr(fs, ino, &st);
         if (err)
             goto out_err;
-        sa.mode = st.mode & 07777;
-        if (to_set & FUSE_SET_ATTR_KILL_SUID)
-            sa.mode &= ~(uint32_t)S_ISUID;
-        if ((to_set & FUSE_SET_ATTR_KILL_SGID) && (st.mode & S_IXGRP))
-            sa.mode &= ~(uint32_t)S_ISGID;
+        sa.mode = mfs_mode_without_privs(st.mode, to_set & FUSE_SET_ATTR_KILL_SUID,
+                                         to_set & FUSE_SET_ATTR_KILL_SGID);
         if (sa.mode != (st.mode & 07777))
             valid |= FS_SET_MODE;
     }
@@ -204,6 +206,7 @@ void mfs_readlink(fuse_req_t req, fuse_ino_t ino)
 {
     char buf[MMAPFS_SYMLINK_MAX + 1];
     int len;
+    mfs_count(req, MFS_OP_READLINK);
 
     len = fs_readlink(mfs_fs(req), ino, buf, sizeof(buf) - 1);
     if (len < 0)
@@ -227,6 +230,7 @@ void mfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
     struct fs_cred cred;
     struct fs_stat st;
     int err;
+    mfs_count(req, MFS_OP_MKNOD);
 
     caller_cred(req, &cred);
     mode = new_inode_mode(req, parent, mode);
@@ -246,6 +250,7 @@ void mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
     struct fs_cred cred;
     struct fs_stat st;
     int err;
+    mfs_count(req, MFS_OP_CREATE);
 
     caller_cred(req, &cred);
     mode = new_inode_mode(req, parent, S_IFREG | (mode & 07777));
@@ -266,6 +271,7 @@ void mfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
     struct fs_cred cred;
     struct fs_stat st;
     int err;
+    mfs_count(req, MFS_OP_MKDIR);
 
     caller_cred(req, &cred);
     err = fs_mkdir(mfs_fs(req), parent, name, S_IFDIR | (mode & 07777), &cred, &st);
@@ -282,6 +288,7 @@ void mfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char
     struct fs_cred cred;
     struct fs_stat st;
     int err;
+    mfs_count(req, MFS_OP_SYMLINK);
 
     caller_cred(req, &cred);
     err = fs_symlink(mfs_fs(req), parent, name, link, &cred, &st);
@@ -297,6 +304,7 @@ void mfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *
 {
     struct fs_stat st;
     int err;
+    mfs_count(req, MFS_OP_LINK);
 
     err = fs_link(mfs_fs(req), ino, newparent, newname, &st);
     if (err)
@@ -311,11 +319,13 @@ out_err:
 
 void mfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+    mfs_count(req, MFS_OP_UNLINK);
     mfs_reply_err(req, fs_unlink(mfs_fs(req), parent, name));
 }
 
 void mfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+    mfs_count(req, MFS_OP_RMDIR);
     mfs_reply_err(req, fs_rmdir(mfs_fs(req), parent, name));
 }
 
@@ -324,6 +334,7 @@ void mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
     unsigned fs_flags = 0;
     int err;
+    mfs_count(req, MFS_OP_RENAME);
 
     if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
         err = -EINVAL;            /* RENAME_WHITEOUT: not supported */

@@ -29,12 +29,14 @@ static int is_posix_acl(const char *name)
     return strncmp(name, "system.posix_acl_", 17) == 0;
 }
 
-/* Formats the metrics into a new buffer; returns its length or -errno. */
-static int format_metrics(struct fs *fs, char **out)
+/* Formats the metrics (fs counters, then the FUSE request counters) into
+ * a new buffer; returns its length or -errno. */
+static int format_metrics(const struct mmapfs_fuse *m, char **out)
 {
+    struct fs *fs = m->fs;
     size_t cap = 16384;
     char *buf = NULL, *grown;
-    int len;
+    int len, more;
 
     for (;;) {
         grown = realloc(buf, cap);
@@ -44,6 +46,10 @@ static int format_metrics(struct fs *fs, char **out)
         }
         buf = grown;
         len = fs_format_metrics(fs, buf, cap);
+        if (len >= 0 && (size_t)len < cap) {
+            more = mfs_format_requests(m, buf + len, cap - (size_t)len);
+            len = more < 0 ? more : len + more;
+        }
         if (len < 0) {
             free(buf);
             return len;
@@ -62,7 +68,7 @@ static void get_metrics(fuse_req_t req, size_t size)
     char *buf = NULL;
     int len, err;
 
-    len = format_metrics(mfs_fs(req), &buf);
+    len = format_metrics(mfs_data(req), &buf);
     if (len < 0) {
         err = len;
         goto out_err;
@@ -86,6 +92,7 @@ void mfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
                   const char *value, size_t size, int flags)
 {
     int err;
+    mfs_count(req, MFS_OP_SETXATTR);
 
     if (is_metrics_xattr(ino, name))
         err = -EPERM;
@@ -111,6 +118,7 @@ void mfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
     char *buf = NULL;
     int len;
+    mfs_count(req, MFS_OP_GETXATTR);
 
     if (is_metrics_xattr(ino, name)) {
         get_metrics(req, size);
@@ -136,6 +144,7 @@ void mfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
     char *buf = NULL;
     int len;
+    mfs_count(req, MFS_OP_LISTXATTR);
 
     if (size) {
         buf = malloc(size);
@@ -152,6 +161,7 @@ void mfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 void mfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
     int err;
+    mfs_count(req, MFS_OP_REMOVEXATTR);
 
     if (is_metrics_xattr(ino, name))
         err = -EPERM;

@@ -42,6 +42,14 @@ static const struct fuse_opt mmapfs_opts[] = {
     MMAPFS_OPT("entry_timeout=%s", entry_timeout_str, 0),
     MMAPFS_OPT("attr_timeout=%s", attr_timeout_str, 0),
     MMAPFS_OPT("max_threads=%s", max_threads_str, 0),
+    MMAPFS_OPT("max_idle_threads=%s", idle_threads_str, 0),
+    MMAPFS_OPT("readdirplus=%s", readdirplus_str, 0),
+    MMAPFS_OPT("max_ratio=%s", max_ratio_str, 0),
+    MMAPFS_OPT("min_ratio=%s", min_ratio_str, 0),
+    MMAPFS_OPT("noclone_fd", no_clone_fd, 1),
+    MMAPFS_OPT("clone_fd", no_clone_fd, 0),
+    MMAPFS_OPT("hotloop", no_hot_loop, 0),
+    MMAPFS_OPT("nohotloop", no_hot_loop, 1),
     MMAPFS_OPT("nowriteback_cache", no_writeback_cache, 1),
     MMAPFS_OPT("writeback_cache", no_writeback_cache, 0),
     /* read-only: also passed on so that the kernel mount is read-only */
@@ -85,11 +93,23 @@ static const char mmapfs_help[] =
 "    io=mmap|pread          I/O engine backend (default mmap)\n"
 "    commit=SEC             periodic journal commit interval (default 5)\n"
 "    entry_timeout=SEC      kernel cache time of names, also of negative\n"
-"                           lookups (default 1.0; fractions allowed)\n"
-"    attr_timeout=SEC       kernel cache time of attributes (default 1.0)\n"
+"                           lookups (default " MMAPFS_STR(MMAPFS_DEFAULT_TIMEOUT) "; fractions allowed)\n"
+"    attr_timeout=SEC       kernel cache time of attributes (default " MMAPFS_STR(MMAPFS_DEFAULT_TIMEOUT) ")\n"
 "    nowriteback_cache      write through to the daemon on every write(2)\n"
 "                           (default: kernel writeback cache when offered)\n"
 "    max_threads=N          request worker threads at most (default 64)\n"
+"    max_idle_threads=N     nohotloop: idle workers kept (default 16)\n"
+"    nohotloop              libfuse's multi-threaded loop instead of the\n"
+"                           hot-thread loop (one thread serves while it\n"
+"                           keeps up, more when requests queue behind it)\n"
+"    noclone_fd             nohotloop: workers share one /dev/fuse\n"
+"                           descriptor (default: one per worker)\n"
+"    readdirplus=always|auto  attributes with every directory listing\n"
+"                           (always, default) or as the kernel chooses\n"
+"    max_ratio=PCT          most of the kernel's dirty-page limit this\n"
+"                           mount may use (default " MMAPFS_STR(MMAPFS_DEFAULT_MAX_RATIO) "; 0 = kernel's)\n"
+"    min_ratio=PCT          share of it reserved for this mount\n"
+"                           (default " MMAPFS_STR(MMAPFS_DEFAULT_MIN_RATIO) "; 0 = kernel's)\n"
 "    ro                     mount read-only (the image is not written)\n"
 "\n"
 "daemon flags:\n"
@@ -193,6 +213,23 @@ static int parse_seconds(const char *s, double max, double *out)
     return 0;
 }
 
+/* A bdi ratio option: a percentage 0..100, 0 meaning "leave the kernel's
+ * setting" (stored as -1). Unset (s NULL) keeps *out. */
+static int parse_ratio(const char *name, const char *s, int *out)
+{
+    uint64_t v;
+
+    if (!s)
+        return 0;
+    if (parse_u64(s, 0, 100, &v)) {
+        fprintf(stderr, "mmapfs: %s=%s: expected a percentage, 0..100 "
+                "(0: leave the kernel's setting)\n", name, s);
+        return -1;
+    }
+    *out = v == 0 ? -1 : (int)v;
+    return 0;
+}
+
 /* Converts the raw option strings into values; prints what is wrong. */
 static int validate(struct mmapfs_config *cfg)
 {
@@ -200,9 +237,13 @@ static int validate(struct mmapfs_config *cfg)
 
     cfg->backend = MMIO_BACKEND_MMAP;
     cfg->commit_s = 5;
-    cfg->entry_timeout = 1.0;
-    cfg->attr_timeout = 1.0;
+    cfg->entry_timeout = MMAPFS_DEFAULT_TIMEOUT;
+    cfg->attr_timeout = MMAPFS_DEFAULT_TIMEOUT;
     cfg->max_threads = 64;
+    cfg->idle_threads = 0;      /* set below: default depends on max_threads */
+    cfg->readdirplus_auto = 0;
+    cfg->max_ratio = MMAPFS_DEFAULT_MAX_RATIO;
+    cfg->min_ratio = MMAPFS_DEFAULT_MIN_RATIO;
     cfg->sync_delay_us = 0;
 
     if (cfg->sync_delay_str) {
@@ -251,6 +292,43 @@ static int validate(struct mmapfs_config *cfg)
             return -1;
         }
         cfg->max_threads = (unsigned)v;
+    }
+    /* one worker could not serve the writes a SEEK_DATA flush waits for:
+     * that is the single-threaded loop */
+    if (cfg->max_threads == 1)
+        cfg->single_thread = 1;
+    cfg->idle_threads = cfg->max_threads < MMAPFS_DEFAULT_IDLE_THREADS ?
+                        cfg->max_threads : MMAPFS_DEFAULT_IDLE_THREADS;
+    if (cfg->idle_threads_str) {
+        if (parse_u64(cfg->idle_threads_str, 1, cfg->max_threads, &v)) {
+            fprintf(stderr, "mmapfs: max_idle_threads=%s: expected 1..max_threads "
+                    "(%u)\n", cfg->idle_threads_str, cfg->max_threads);
+            return -1;
+        }
+        cfg->idle_threads = (unsigned)v;
+    }
+    if (cfg->readdirplus_str) {
+        if (strcmp(cfg->readdirplus_str, "always") == 0) {
+            cfg->readdirplus_auto = 0;
+        } else if (strcmp(cfg->readdirplus_str, "auto") == 0) {
+            cfg->readdirplus_auto = 1;
+        } else {
+            fprintf(stderr, "mmapfs: readdirplus=%s: expected readdirplus=always "
+                    "or readdirplus=auto\n", cfg->readdirplus_str);
+            return -1;
+        }
+    }
+    if (parse_ratio("max_ratio", cfg->max_ratio_str, &cfg->max_ratio) ||
+        parse_ratio("min_ratio", cfg->min_ratio_str, &cfg->min_ratio))
+        return -1;
+    if (cfg->read_only && !cfg->max_ratio_str && !cfg->min_ratio_str)
+        cfg->max_ratio = -1;     /* nothing to write back: reserve nothing */
+    if (cfg->max_ratio < 0 && !cfg->min_ratio_str)
+        cfg->min_ratio = -1;     /* the kernel's max (1) is below our min */
+    if (cfg->min_ratio > 0 && cfg->max_ratio > 0 && cfg->min_ratio > cfg->max_ratio) {
+        fprintf(stderr, "mmapfs: min_ratio=%d is above max_ratio=%d\n",
+                cfg->min_ratio, cfg->max_ratio);
+        return -1;
     }
     return 0;
 }
@@ -392,5 +470,9 @@ void mmapfs_config_free(struct mmapfs_config *cfg)
     free(cfg->entry_timeout_str);
     free(cfg->attr_timeout_str);
     free(cfg->max_threads_str);
+    free(cfg->idle_threads_str);
+    free(cfg->readdirplus_str);
+    free(cfg->max_ratio_str);
+    free(cfg->min_ratio_str);
     memset(cfg, 0, sizeof(*cfg));
 }

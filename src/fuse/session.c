@@ -15,8 +15,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/statfs.h>
 #include <syslog.h>
@@ -220,6 +223,95 @@ void mmapfs_signals_stop(void)
     sig.pipe[0] = sig.pipe[1] = -1;
 }
 
+/* ---- dirty-page share of the mount (bdi max_ratio, min_ratio) -------------------------------- */
+
+/* True if the mountinfo field f (octal escapes \040 etc.) spells path. */
+static int mountinfo_path_is(const char *f, const char *path)
+{
+    while (*f && *path) {
+        char c = *f;
+        if (c == '\\' && f[1] >= '0' && f[1] <= '3' && f[2] >= '0' && f[2] <= '7' &&
+            f[3] >= '0' && f[3] <= '7') {
+            c = (char)((f[1] - '0') * 64 + (f[2] - '0') * 8 + (f[3] - '0'));
+            f += 3;
+        }
+        if (c != *path)
+            return 0;
+        f++;
+        path++;
+    }
+    return *f == '\0' && *path == '\0';
+}
+
+/* Finds the device number ("MAJ:MIN") of the last fuse.mmapfs mount on
+ * mountpoint in /proc/self/mountinfo, without touching the mount itself
+ * (the request loop is not running yet: a stat would wait forever). */
+static int find_mount_dev(const char *mountpoint, char *dev, size_t size)
+{
+    char line[4096], id[64], mnt[4096], type[64];
+    int found = -ENOENT;
+    FILE *f;
+
+    f = fopen("/proc/self/mountinfo", "re");
+    if (!f)
+        return -errno;
+    while (fgets(line, sizeof(line), f)) {
+        const char *sep = strstr(line, " - ");
+        if (!sep || sscanf(line, "%*s %*s %63s %*s %4095s", id, mnt) != 2 ||
+            sscanf(sep + 3, "%63s", type) != 1)
+            continue;
+        if (strcmp(type, "fuse.mmapfs") == 0 && mountinfo_path_is(mnt, mountpoint) &&
+            strlen(id) < size) {
+            strcpy(dev, id);
+            found = 0;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* Writes value to the bdi attribute file /sys/class/bdi/DEV/name; logs one
+ * line if that is not possible. */
+static void set_bdi_attr(const char *dev, const char *name, int value)
+{
+    char path[128], val[16];
+    int fd, len;
+    ssize_t w;
+
+    snprintf(path, sizeof(path), "/sys/class/bdi/%s/%s", dev, name);
+    len = snprintf(val, sizeof(val), "%d\n", value);
+    fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+        mfs_log(LOG_INFO, "%s: %s; kernel default kept", path, strerror(errno));
+        return;
+    }
+    w = write(fd, val, (size_t)len);
+    if (w != len)
+        mfs_log(LOG_INFO, "writing %d to %s: %s; kernel default kept", value, path,
+                w < 0 ? strerror(errno) : "short write");
+    close(fd);
+}
+
+void mmapfs_set_dirty_share(const struct mmapfs_config *cfg)
+{
+    char dev[64];
+    int err;
+
+    if (cfg->max_ratio < 0 && cfg->min_ratio < 0)
+        return;
+    err = find_mount_dev(cfg->mountpoint, dev, sizeof(dev));
+    if (err) {
+        mfs_log(LOG_INFO, "mount of %s not found in mountinfo: %s; dirty-page "
+                "limits of the kernel kept", cfg->mountpoint, strerror(-err));
+        return;
+    }
+    /* max first: the kernel refuses a min_ratio above max_ratio */
+    if (cfg->max_ratio >= 0)
+        set_bdi_attr(dev, "max_ratio", cfg->max_ratio);
+    if (cfg->min_ratio >= 0)
+        set_bdi_attr(dev, "min_ratio", cfg->min_ratio);
+}
+
 /* ---- loop ------------------------------------------------------------------------- */
 
 /* Tells the shutdown thread that the loop has returned. */
@@ -231,6 +323,168 @@ static void loop_returned(void)
     pthread_mutex_unlock(&sig.lock);
 }
 
+/* ---- the hot-thread loop (default; nohotloop: libfuse's) ------------------------
+ *
+ * libfuse's multi-threaded loop keeps two or more workers waiting in
+ * read(2) of /dev/fuse, and the kernel wakes the one that waited longest,
+ * so one caller's consecutive requests alternate between threads: about
+ * twice the latency of one thread (docs/MOUNT.md, "Request loop"). Here
+ * the loop's own thread (the primary) serves every request as long as it
+ * keeps up. A monitor thread checks every HOT_TICK_US whether the primary
+ * is busy while further requests wait (poll of /dev/fuse); then it wakes
+ * (or starts, up to max_threads - 1) a backup worker, which serves
+ * requests until none waits. Parallel callers thus get more threads within
+ * a tick, and a request that blocks (cold image pages, a write-back the
+ * daemon itself waits for) holds others up by about one tick. */
+#define HOT_TICK_US        500
+#define HOT_IDLE_TICK_US   10000      /* after HOT_QUIET_TICKS without requests */
+#define HOT_QUIET_TICKS    2000
+
+struct hot_loop {
+    struct fuse_session *se;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;          /* backups wait here for 'wanted' */
+    unsigned max_backups, nbackups, wanted;
+    int stop;                     /* (lock) */
+    uint64_t seq;                 /* requests the primary took (atomic) */
+    int busy;                     /* the primary is serving one (atomic) */
+    pthread_t monitor, *backups;
+};
+
+/* True if the kernel has requests waiting on the session's device. */
+static int hot_pending(struct hot_loop *h)
+{
+    struct pollfd p = { .fd = fuse_session_fd(h->se), .events = POLLIN };
+
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+static void *hot_backup(void *arg)
+{
+    struct hot_loop *h = arg;
+    struct fuse_buf buf = { .mem = NULL };
+    int res;
+
+    pthread_mutex_lock(&h->lock);
+    for (;;) {
+        while (!h->stop && h->wanted == 0)
+            pthread_cond_wait(&h->cond, &h->lock);
+        if (h->stop)
+            break;
+        h->wanted--;
+        pthread_mutex_unlock(&h->lock);
+        /* serve while requests wait */
+        while (hot_pending(h) && !fuse_session_exited(h->se)) {
+            res = fuse_session_receive_buf(h->se, &buf);
+            if (res == -EINTR)
+                continue;
+            if (res <= 0)
+                break;
+            fuse_session_process_buf(h->se, &buf);
+        }
+        pthread_mutex_lock(&h->lock);
+    }
+    pthread_mutex_unlock(&h->lock);
+    free(buf.mem);
+    return NULL;
+}
+
+static void *hot_monitor(void *arg)
+{
+    struct hot_loop *h = arg;
+    uint64_t last = 0, seq;
+    unsigned quiet = 0;
+    int stop;
+
+    for (;;) {
+        usleep(quiet >= HOT_QUIET_TICKS ? HOT_IDLE_TICK_US : HOT_TICK_US);
+        seq = __atomic_load_n(&h->seq, __ATOMIC_ACQUIRE);
+        quiet = seq == last ? quiet + 1 : 0;
+        pthread_mutex_lock(&h->lock);
+        stop = h->stop;
+        if (!stop && __atomic_load_n(&h->busy, __ATOMIC_ACQUIRE) && hot_pending(h)) {
+            if (h->wanted < h->nbackups) {
+                h->wanted++;
+                pthread_cond_signal(&h->cond);
+            } else if (h->nbackups < h->max_backups &&
+                       pthread_create(&h->backups[h->nbackups], NULL, hot_backup, h) == 0) {
+                h->nbackups++;
+                h->wanted++;
+            }
+        }
+        pthread_mutex_unlock(&h->lock);
+        if (stop)
+            return NULL;
+        last = seq;
+    }
+}
+
+/* Stops the monitor and the backups: those blocked in read(2) are
+ * interrupted with SIGUSR1 (a no-op handler, see mmapfs_signals_start)
+ * until they have returned. */
+static void hot_stop(struct hot_loop *h)
+{
+    unsigned i;
+
+    pthread_mutex_lock(&h->lock);
+    h->stop = 1;
+    pthread_cond_broadcast(&h->cond);
+    pthread_mutex_unlock(&h->lock);
+    pthread_join(h->monitor, NULL);
+    for (i = 0; i < h->nbackups; i++) {
+        struct timespec until;
+        for (;;) {
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += 50 * 1000 * 1000;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            if (pthread_timedjoin_np(h->backups[i], NULL, &until) == 0)
+                break;
+            pthread_kill(h->backups[i], SIGUSR1);
+        }
+    }
+}
+
+static int hot_loop_run(struct fuse_session *se, unsigned max_threads)
+{
+    struct hot_loop h;
+    struct fuse_buf buf = { .mem = NULL };
+    int res = 0;
+
+    memset(&h, 0, sizeof(h));
+    h.se = se;
+    h.max_backups = max_threads > 1 ? max_threads - 1 : 0;
+    h.backups = calloc(h.max_backups ? h.max_backups : 1, sizeof(*h.backups));
+    if (!h.backups)
+        return -ENOMEM;
+    pthread_mutex_init(&h.lock, NULL);
+    pthread_cond_init(&h.cond, NULL);
+    res = -pthread_create(&h.monitor, NULL, hot_monitor, &h);
+    if (res) {
+        free(h.backups);
+        return res;
+    }
+    while (!fuse_session_exited(se)) {
+        res = fuse_session_receive_buf(se, &buf);
+        if (res == -EINTR)
+            continue;
+        if (res <= 0)
+            break;
+        __atomic_store_n(&h.busy, 1, __ATOMIC_RELEASE);
+        __atomic_add_fetch(&h.seq, 1, __ATOMIC_RELEASE);
+        fuse_session_process_buf(se, &buf);
+        __atomic_store_n(&h.busy, 0, __ATOMIC_RELEASE);
+    }
+    hot_stop(&h);
+    free(buf.mem);
+    free(h.backups);
+    pthread_mutex_destroy(&h.lock);
+    pthread_cond_destroy(&h.cond);
+    return res < 0 ? res : 0;
+}
+
 int mmapfs_session_loop(struct fuse_session *se, const struct mmapfs_config *cfg)
 {
     struct fuse_loop_config *lc;
@@ -238,15 +492,17 @@ int mmapfs_session_loop(struct fuse_session *se, const struct mmapfs_config *cfg
 
     if (cfg->single_thread) {
         ret = fuse_session_loop(se);
+    } else if (!cfg->no_hot_loop) {
+        ret = hot_loop_run(se, cfg->max_threads);
     } else {
         lc = fuse_loop_cfg_create();
         if (!lc) {
             loop_returned();
             return -ENOMEM;
         }
-        fuse_loop_cfg_set_clone_fd(lc, 1);
+        fuse_loop_cfg_set_clone_fd(lc, !cfg->no_clone_fd);
         fuse_loop_cfg_set_max_threads(lc, cfg->max_threads);
-        fuse_loop_cfg_set_idle_threads(lc, cfg->max_threads < 16 ? cfg->max_threads : 16);
+        fuse_loop_cfg_set_idle_threads(lc, cfg->idle_threads);
         ret = fuse_session_loop_mt(se, lc);
         fuse_loop_cfg_destroy(lc);
     }

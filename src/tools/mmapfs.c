@@ -196,6 +196,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "mmapfs: cannot mount on %s\n", cfg.mountpoint_arg);
         goto out_signals;
     }
+    mmapfs_set_dirty_share(&cfg);
     report_status(&status_fd, 1);
 
     err = mmapfs_session_loop(se, &cfg);

@@ -46,7 +46,7 @@ mkdir -p "$M"
 check "mmapfs --version exits 0" "$MMAPFS" --version
 check_sh "mmapfs --version names the format version" '"$0" -V | grep -q "on-disk format [0-9]"' "$MMAPFS"
 check_sh "mmapfs --help lists the mmapfs options" \
-    'out=$("$0" --help) && for o in sync_delay= io= commit= entry_timeout= attr_timeout= nowriteback_cache; do grep -q "$o" <<<"$out" || { echo "missing $o"; exit 1; }; done' "$MMAPFS"
+    'out=$("$0" --help) && for o in sync_delay= io= commit= entry_timeout= attr_timeout= nowriteback_cache readdirplus= max_ratio= min_ratio= max_idle_threads= noclone_fd nohotloop; do grep -q "$o" <<<"$out" || { echo "missing $o"; exit 1; }; done' "$MMAPFS"
 check_fail "unknown -o option exits non-zero" "$MMAPFS" "$IMG" "$M" -o no_such_option
 check_sh "unknown -o option: exit 1 with a message" \
     '"$0" "$1" "$2" -o no_such_option 2>"$3/err"; rc=$?; [ $rc -eq 1 ] && grep -q "no_such_option" "$3/err"' \
@@ -54,6 +54,9 @@ check_sh "unknown -o option: exit 1 with a message" \
 check_fail "bad value io=floppy exits non-zero" "$MMAPFS" "$IMG" "$M" -o io=floppy
 check_fail "bad value commit=5x exits non-zero" "$MMAPFS" "$IMG" "$M" -o commit=5x
 check_fail "bad value entry_timeout=-1 exits non-zero" "$MMAPFS" "$IMG" "$M" -o entry_timeout=-1
+check_fail "bad value max_idle_threads=0 exits non-zero" "$MMAPFS" "$IMG" "$M" -o max_idle_threads=0
+check_fail "max_idle_threads above max_threads exits non-zero" "$MMAPFS" "$IMG" "$M" -o max_threads=4,max_idle_threads=5
+check_fail "bad value min_ratio=x exits non-zero" "$MMAPFS" "$IMG" "$M" -o min_ratio=x
 check_fail "unknown dash option exits non-zero" "$MMAPFS" "$IMG" "$M" --frobnicate
 check_fail "a third positional argument exits non-zero" "$MMAPFS" "$IMG" "$M" extra
 check_fail "missing mount point argument exits non-zero" "$MMAPFS" "$IMG"
@@ -173,6 +176,12 @@ check_sh "io=pread,nowriteback_cache: write and read back after dropping caches"
 check_sh "O_APPEND without writeback cache" 'echo one >"$M/app" && echo two >>"$M/app" && [ "$(cat "$M/app")" == "$(printf "one\ntwo")" ]'
 unmount_fs "$M" && pass "unmount pread mount"
 fsck_clean "$IMG" "fsck.mmapfs -n after the pread mount is clean"
+
+mount_image "$IMG" "$M" -o nohotloop,noclone_fd,max_idle_threads=2,readdirplus=auto,max_ratio=0
+check_sh "nohotloop,noclone_fd,max_idle_threads=2: parallel writers, fsync, read back" \
+    'for i in 1 2 3 4; do dd if="$T_DIR/random.bin" of="$M/p$i" bs=64k conv=fsync status=none & done; wait; for i in 1 2 3 4; do cmp "$T_DIR/random.bin" "$M/p$i" || exit 1; rm "$M/p$i"; done'
+check_sh "readdirplus=auto: listing with attributes" '[ "$(ls -ln "$M" | awk '"'"'$9 == "random.bin" { print $5 }'"'"')" = $((5 << 20)) ]'
+unmount_fs "$M" && pass "unmount noclone_fd mount"
 
 mount_image "$IMG" "$M" -s -o max_threads=1
 check_sh "single-threaded loop (-s): write, fsync, read back" \

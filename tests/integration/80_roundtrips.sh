@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+#
+# 80_roundtrips.sh — FUSE round trips per operation, counted by the
+# daemon's own per-kind request counters (fuse_req_* in the metrics xattr),
+# and the correctness of what the kernel caches with the long default
+# timeouts, negative entries and READDIRPLUS:
+#   - a stat after a listing needs no LOOKUP (READDIRPLUS), a second one
+#     no request at all; rm -rf after a listing needs no LOOKUP;
+#   - a missing name is looked up once (negative entry), and creating it
+#     afterwards (open O_CREAT) needs no LOOKUP: CREATE plus the
+#     directory's GETATTR;
+#   - write+fsync costs at most 4 requests (GETXATTR, WRITE, SETATTR, FSYNC);
+#   - after rename, unlink, link, chmod, chown, truncate, utime, rmdir,
+#     mkdir/symlink/mknod over cached negative entries, stat sees the new
+#     state at once, and a listing shows exactly the names that exist;
+#   - max_ratio=/min_ratio= reach the mount's bdi (root, sysfs files present).
+set -euo pipefail
+. "$(dirname "$0")/../lib/common.sh"
+t_init "$@"
+require_cmd python3
+export LC_ALL=C
+
+IMG=$T_DIR/rt.img
+M=$T_DIR/mnt
+make_image "$IMG" 512M
+
+# Counts are only meaningful with the default caching options.
+counts=1
+case ",${MMAPFS_IT_OPTS:-}," in
+    *timeout=*|*readdirplus=*) counts=0 ;;
+esac
+
+# run_py DESC 'PYTHON' : runs the snippet (M, N, COUNTS set; helpers
+# below); every line "PASS desc" / "FAIL desc: details" it prints becomes
+# a result; a crash or timeout is a failure.
+cat >"$T_DIR/rt_lib.py" <<'EOF'
+import os, stat, sys
+M = os.environ["M"]
+N = int(os.environ["N"])
+COUNTS = os.environ["COUNTS"] == "1"
+
+def counters():
+    """The daemon's request counters."""
+    text = os.getxattr(M, "trusted.mmapfs.metrics").decode()
+    c = {}
+    for line in text.splitlines():
+        k, _, v = line.partition(" ")
+        if k.startswith("fuse_req_"):
+            c[k[9:]] = int(v)
+    return c
+
+# GETXATTRs one counters() costs (Python tries a small buffer first).
+_c0 = counters()
+READ_COST = counters()["getxattr"] - _c0.get("getxattr", 0)
+
+def delta(a, b):
+    """Requests between two readings, without those of the reading."""
+    d = {k: b.get(k, 0) - a.get(k, 0) for k in set(a) | set(b)}
+    d["getxattr"] = d.get("getxattr", 0) - READ_COST
+    return {k: v for k, v in d.items() if v}
+
+def sync_requests(d):
+    """Requests a caller waits for (FORGET and RELEASE are asynchronous)."""
+    return sum(v for k, v in d.items() if k not in ("forget", "batch_forget", "release"))
+
+def check(desc, ok, details=""):
+    print(("PASS %s" % desc) if ok else ("FAIL %s: %s" % (desc, details)), flush=True)
+
+def check_counts(desc, ok, d):
+    if COUNTS:
+        check(desc, ok, "requests %s" % sorted(d.items()))
+EOF
+run_py() {
+    local desc=$1 code=$2 out line
+    if ! out=$(cd "$T_DIR" && M=$M N=$N COUNTS=$counts timeout -k 5 "$STEP_TIMEOUT" \
+               "$PY" -c "from rt_lib import *
+$code" 2>&1); then
+        fail "$desc" "python failed"
+        _tail_output "$out"
+    fi
+    while IFS= read -r line; do
+        case "$line" in
+            PASS\ *) pass "${line#PASS }" ;;
+            FAIL\ *) fail "${line#FAIL }" ;;
+            *) [ -z "$line" ] || t_log "$line" ;;
+        esac
+    done <<<"$out"
+}
+
+N=200
+mount_image "$IMG" "$M"
+
+# ---- counts ----------------------------------------------------------------------------
+run_py "negative entries and create" '
+os.mkdir(M + "/d")
+names = [M + "/d/n%d" % i for i in range(N)]
+a = counters()
+for p in names:
+    try:
+        os.stat(p)
+        check("missing name %s" % p, False, "stat succeeded")
+    except FileNotFoundError:
+        pass
+b = counters()
+d = delta(a, b)
+check_counts("first stat of %d missing names: one LOOKUP each" % N,
+             d.get("lookup", 0) == N and sync_requests(d) <= N + 2, d)
+for p in names:
+    try:
+        os.stat(p)
+    except FileNotFoundError:
+        pass
+c = counters()
+d = delta(b, c)
+check_counts("second stat of the missing names: no request (negative entries cached)",
+             sync_requests(d) == 0, d)
+for p in names:
+    os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o644))
+e = counters()
+d = delta(c, e)
+check_counts("open(O_CREAT) of %d negatively cached names: no LOOKUP, CREATE + dir GETATTR" % N,
+             d.get("lookup", 0) == 0 and d.get("create", 0) == N and
+             sync_requests(d) <= 2 * N + 2, d)
+missing = [p for p in names if not os.path.exists(p)]
+check("negative entries do not hide the created files", not missing, missing[:3])
+'
+
+run_py "create after a listing" '
+os.mkdir(M + "/c")
+os.listdir(M + "/c")
+a = counters()
+for i in range(N):
+    os.close(os.open(M + "/c/f%d" % i, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+d = delta(a, counters())
+check_counts("O_CREAT|O_EXCL of %d new names: at most LOOKUP, dir GETATTR, CREATE each" % N,
+             d.get("create", 0) == N and sync_requests(d) <= 3 * N + 2, d)
+'
+
+# Fresh kernel caches: stat after a listing.
+unmount_fs "$M"
+mount_image "$IMG" "$M"
+run_py "stat after readdirplus" '
+a = counters()
+with os.scandir(M + "/c") as it:
+    names = [e.name for e in it]
+b = counters()
+sts = [os.stat(M + "/c/" + n) for n in names]
+c = counters()
+check("listing shows the %d created files" % N, sorted(names) == sorted("f%d" % i for i in range(N)),
+      len(names))
+d = delta(a, b)
+check_counts("listing used READDIRPLUS", d.get("readdirplus", 0) >= 1 and d.get("readdir", 0) == 0, d)
+d = delta(b, c)
+check_counts("stat of %d listed files: no LOOKUP, no GETATTR" % N,
+             d.get("lookup", 0) == 0 and d.get("getattr", 0) == 0, d)
+for n in names:
+    os.stat(M + "/c/" + n)
+d = delta(c, counters())
+check_counts("second stat of the files: no request", sync_requests(d) == 0, d)
+check("all are empty regular files", all(stat.S_ISREG(s.st_mode) and s.st_size == 0 for s in sts))
+'
+
+run_py "unlink after a listing" '
+os.listdir(M + "/c")
+a = counters()
+for i in range(N):
+    os.unlink(M + "/c/f%d" % i)
+d = delta(a, counters())
+check_counts("unlink of %d listed files: no LOOKUP" % N,
+             d.get("lookup", 0) == 0 and d.get("unlink", 0) == N, d)
+check("directory empty after the unlinks", os.listdir(M + "/c") == [], os.listdir(M + "/c")[:3])
+'
+
+run_py "write and fsync" '
+K = 100
+fd = os.open(M + "/w", os.O_CREAT | os.O_WRONLY, 0o644)
+a = counters()
+for i in range(K):
+    os.pwrite(fd, b"x" * 4096, i * 4096)
+    os.fsync(fd)
+d = delta(a, counters())
+os.close(fd)
+check_counts("%d x (4 KiB write + fsync): at most 4 requests each" % K,
+             d.get("fsync", 0) == K and d.get("write", 0) <= K and sync_requests(d) <= 4 * K + 2, d)
+check("size after the writes", os.stat(M + "/w").st_size == K * 4096, os.stat(M + "/w").st_size)
+check("st_blocks after close", os.stat(M + "/w").st_blocks >= K * 8, os.stat(M + "/w").st_blocks)
+'
+
+# ---- what the kernel caches stays right ---------------------------------------------------
+run_py "cached attributes and entries" '
+d = M + "/k"
+os.mkdir(d)
+open(d + "/a", "w").close()
+ino = os.stat(d + "/a").st_ino
+os.rename(d + "/a", d + "/b")
+check("rename: old name gone at once", not os.path.exists(d + "/a"))
+check("rename: new name has the inode", os.stat(d + "/b").st_ino == ino)
+try:
+    os.stat(d + "/c")
+except FileNotFoundError:
+    pass
+os.rename(d + "/b", d + "/c")
+check("rename onto a negatively cached name", os.stat(d + "/c").st_ino == ino)
+os.link(d + "/c", d + "/l")
+check("link: nlink 2 at once", os.stat(d + "/c").st_nlink == 2, os.stat(d + "/c").st_nlink)
+os.unlink(d + "/l")
+check("unlink of a link: nlink 1 at once", os.stat(d + "/c").st_nlink == 1, os.stat(d + "/c").st_nlink)
+check("unlinked name gone", not os.path.exists(d + "/l"))
+os.chmod(d + "/c", 0o600)
+check("chmod seen at once", stat.S_IMODE(os.stat(d + "/c").st_mode) == 0o600,
+      oct(os.stat(d + "/c").st_mode))
+os.chown(d + "/c", 1234, 5678)
+s = os.stat(d + "/c")
+check("chown seen at once", (s.st_uid, s.st_gid) == (1234, 5678), (s.st_uid, s.st_gid))
+with open(d + "/c", "wb") as f:
+    f.write(b"0123456789")
+check("size after write seen at once", os.stat(d + "/c").st_size == 10, os.stat(d + "/c").st_size)
+os.truncate(d + "/c", 3)
+check("truncate seen at once", os.stat(d + "/c").st_size == 3, os.stat(d + "/c").st_size)
+os.utime(d + "/c", ns=(1000000000123, 2000000000456))
+s = os.stat(d + "/c")
+check("utime seen at once", (s.st_atime_ns, s.st_mtime_ns) == (1000000000123, 2000000000456),
+      (s.st_atime_ns, s.st_mtime_ns))
+before = os.stat(d).st_mtime_ns
+for name in ("sub", "sym", "fifo"):
+    try:
+        os.stat(d + "/" + name)
+    except FileNotFoundError:
+        pass
+os.mkdir(d + "/sub")
+os.symlink("c", d + "/sym")
+os.mkfifo(d + "/fifo")
+check("mkdir over a negative entry", stat.S_ISDIR(os.stat(d + "/sub").st_mode))
+check("symlink over a negative entry", os.readlink(d + "/sym") == "c")
+check("mknod over a negative entry", stat.S_ISFIFO(os.stat(d + "/fifo").st_mode))
+check("directory nlink counts the subdirectory", os.stat(d).st_nlink == 3, os.stat(d).st_nlink)
+check("directory mtime moved with its entries", os.stat(d).st_mtime_ns >= before)
+os.rmdir(d + "/sub")
+check("rmdir: gone at once", not os.path.exists(d + "/sub"))
+check("rmdir: parent nlink back to 2", os.stat(d).st_nlink == 2, os.stat(d).st_nlink)
+check("listing shows exactly the existing names", sorted(os.listdir(d)) == ["c", "fifo", "sym"],
+      sorted(os.listdir(d)))
+os.rename(d + "/c", M + "/moved")
+check("rename across directories", os.stat(M + "/moved").st_ino == ino and not os.path.exists(d + "/c"))
+'
+
+# ---- the dirty-page share -------------------------------------------------------------------
+dev=$(mountpoint -d "$M")
+if [ "$(id -u)" = 0 ] && [ -w "/sys/class/bdi/$dev/max_ratio" ]; then
+    check_eq "default max_ratio/min_ratio reach the bdi" 10/5 \
+        "$(cat "/sys/class/bdi/$dev/max_ratio")/$(cat "/sys/class/bdi/$dev/min_ratio")"
+    unmount_fs "$M"
+    mount_image "$IMG" "$M" -o max_ratio=25,min_ratio=3
+    dev=$(mountpoint -d "$M")
+    check_eq "max_ratio=25,min_ratio=3 reach the bdi" 25/3 \
+        "$(cat "/sys/class/bdi/$dev/max_ratio")/$(cat "/sys/class/bdi/$dev/min_ratio")"
+else
+    skip "max_ratio: not root or no bdi max_ratio file"
+fi
+check_fail "max_ratio=101 is refused" "$MMAPFS" "$IMG" "$T_DIR/nomnt" -o max_ratio=101
+check_fail "min_ratio above max_ratio is refused" "$MMAPFS" "$IMG" "$T_DIR/nomnt" -o max_ratio=5,min_ratio=6
+check_fail "readdirplus=sometimes is refused" "$MMAPFS" "$IMG" "$T_DIR/nomnt" -o readdirplus=sometimes
+
+t_finish
