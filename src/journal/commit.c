@@ -1,15 +1,20 @@
 /*
- * commit.c — the commit thread and the commit protocol, checkpoint, group
- * commit waits and the data-only sync.
+ * commit.c — the commit thread and the commit protocol, checkpoint, the
+ * lazy journal header, group commit waits and the data-only sync.
  *
- * One commit at a time, in five steps (docs/JOURNAL.md has the why):
- *  1. lock: close the running transaction T, write its descriptors and
- *     images into the log (this freezes T), start T+1; unlock
- *  2. sync: ordered file data and the previous checkpoint become durable
- *  3. write T's commit block and a journal header pointing at T
- *  4. sync: T is durable
+ * One commit at a time (docs/JOURNAL.md has the why):
+ *  1. lock: close the running transaction T, place it in the log (never
+ *     over a transaction the durable header may still need), write its
+ *     descriptors and images (this freezes T), start T+1; unlock
+ *  2. only if T makes new file data reachable (jnl_note_new_data): sync,
+ *     so that the data is durable before T's commit block can be
+ *  3. write T's commit block (its CRC covers every log block of T)
+ *  4. sync: T is durable. One sync per commit unless step 2 ran.
  *  5. lock: checkpoint T's images to their home blocks, durable_seq = T,
  *     durable callback, wake the waiters; unlock
+ * The journal header is never written with a sync of its own: right before
+ * each sync it is moved (lazily) to the newest transaction all of whose
+ * predecessors have durable checkpoints, and rides that sync.
  * A failed write or sync is fatal and sticky (-EIO).
  */
 #include <errno.h>
@@ -43,16 +48,96 @@ void jnl_fail_locked(struct jnl *j)
  * (mount option sync_delay=) lets commits and data-only syncs from other
  * callers share device syncs. With the default window of 0 a lone commit
  * pays one sync per step, no added delay. */
+static int commit_sync(struct jnl *j);
+
+/* ---- the log window and the lazy header ---------------------------------------- */
+
+static struct jnl_live_txn *live_at(struct jnl *j, uint32_t i)
+{
+    return &j->live[(j->live_first + i) % JNL_LIVE_MAX];
+}
+
+/* Log index where transaction seq starts: a live transaction's own start,
+ * else log_head (seq is the next one to be placed). */
+static uint64_t live_start_of(struct jnl *j, uint64_t seq)
+{
+    for (uint32_t i = 0; i < j->live_count; i++)
+        if (live_at(j, i)->seq == seq)
+            return live_at(j, i)->start;
+    return j->log_head;
+}
+
+/* After a numbered sync: the checkpoint and the header written before it
+ * are durable; transactions before the durable header leave the window. */
+static void window_update(struct jnl *j)
+{
+    uint64_t done = atomic_load(&j->sync_completed);
+    if (done >= j->ckpt_durable_after)
+        j->ckpt_durable_seq = j->ckpt_seq;
+    if (done >= j->head_durable_after)
+        j->tail_seq = j->head.seq;
+    while (j->live_count && j->live[j->live_first].seq < j->tail_seq) {
+        j->live_first = (j->live_first + 1) % JNL_LIVE_MAX;
+        j->live_count--;
+    }
+}
+
+/* The lazy header, written right before a numbered sync (and by the crash
+ * hooks): it may name transaction S once the checkpoints of every
+ * transaction before S are durable, since a header the kernel writes back
+ * early must already be true. At most one header write is not yet durable,
+ * so the durable header names either head.seq or tail_seq. */
+static int head_advance(struct jnl *j)
+{
+    uint64_t target = j->ckpt_durable_seq + 1;
+    if (target <= j->head.seq || atomic_load(&j->sync_completed) < j->head_durable_after)
+        return 0;
+    int err = jnl_head_write(j->io, &j->geo, &j->head, target, live_start_of(j, target),
+                             j->scratch);
+    if (err)
+        return err;
+    j->head_durable_after = atomic_load(&j->sync_started) + 1;
+    atomic_fetch_add(&j->ctr.header_writes, 1);
+    return 0;
+}
+
 static int commit_sync(struct jnl *j)
 {
+    int err = head_advance(j);
+    if (err)
+        return err;
     uint64_t n = atomic_fetch_add(&j->sync_started, 1) + 1;
-    int err = mmio_sync_delayed(j->io);
-    if (!err)
+    err = mmio_sync_delayed(j->io);
+    if (!err) {
         atomic_store(&j->sync_completed, n);
+        window_update(j);
+    }
     return err;
 }
 
-/* ---- the five steps ----------------------------------------------------------- */
+/* Where a transaction of size log blocks goes: right after the previous
+ * one if it fits before the end of the log, else at index 0. -EAGAIN if
+ * that would overwrite a live transaction (the window [first live start,
+ * log_head), circular) or the ring is full. */
+static int log_place(struct jnl *j, uint64_t size, uint64_t *out)
+{
+    uint64_t pos = j->log_head;
+    if (pos > j->log_blocks || size > j->log_blocks - pos)
+        pos = 0;
+    if (j->live_count == JNL_LIVE_MAX)
+        return -EAGAIN;
+    if (j->live_count) {
+        uint64_t lo = live_at(j, 0)->start, hi = j->log_head;
+        int overlap = lo < hi ? pos < hi && lo < pos + size
+                              : pos < hi || lo < pos + size;
+        if (overlap)
+            return -EAGAIN;
+    }
+    *out = pos;
+    return 0;
+}
+
+/* ---- the commit steps ---------------------------------------------------------- */
 
 /* Step 1 (lock held): places the running transaction in the log, writes
  * its descriptors and images, and makes it the committing transaction.
@@ -63,17 +148,12 @@ static int close_txn(struct jnl *j, uint32_t *crc)
     uint64_t n = j->running_count;
     uint64_t size = jnl_txn_log_blocks(n);
     uint64_t seq = atomic_load(&j->running_seq);
-    uint64_t pos = j->log_head;
-    int err = 0;
-
-    if (pos > j->log_blocks || size > j->log_blocks - pos) {
-        pos = 0;
+    uint64_t pos;
+    int err = log_place(j, size, &pos);
+    if (err)
+        return err;
+    if (pos != j->log_head)
         atomic_fetch_add(&j->ctr.wraps, 1);
-    }
-    /* Never overwrite the last committed transaction: its checkpoint is
-     * not durable before step 2. The size limit makes this unreachable. */
-    if (j->live_valid && pos < j->live_end && j->live_start < pos + size)
-        return -EIO;
 
     *crc = 0;
     for (uint64_t i = 0; i < n && !err; i++) {
@@ -105,7 +185,11 @@ static int close_txn(struct jnl *j, uint32_t *crc)
     j->commit_count = n;
     j->commit_seq = seq;
     j->commit_pos = pos;
+    j->commit_new_data = j->running_new_data;
+    j->running_new_data = 0;
     j->running_count = 0;
+    *live_at(j, j->live_count++) = (struct jnl_live_txn){ seq, pos, pos + size };
+    j->log_head = pos + size;
     atomic_store(&j->running_seq, seq + 1);
     pthread_cond_broadcast(&j->space_cv);
     return 0;
@@ -164,17 +248,35 @@ static int checkpoint(struct jnl *j, uint64_t limit)
     return err;
 }
 
+/* Closes the running transaction (step 1). When the live window leaves
+ * no room for it, first catches the header up with syncs of its own (at
+ * most three: checkpoint durable, header past the newest, and one spare). */
+static int close_with_room(struct jnl *j, uint32_t *crc)
+{
+    int err = close_txn(j, crc);
+    for (int tries = 0; err == -EAGAIN && tries < 3; tries++) {
+        pthread_mutex_unlock(&j->mu);
+        err = commit_sync(j);
+        pthread_mutex_lock(&j->mu);
+        atomic_fetch_add(&j->ctr.log_full_syncs, 1);
+        if (!err)
+            err = close_txn(j, crc);
+    }
+    return err == -EAGAIN ? -EIO : err;
+}
+
 /* One whole commit of the running transaction (not empty). Called and
  * returns with the lock held; drops it for steps 2-4. */
 static int commit_one(struct jnl *j)
 {
     uint64_t t0 = jnl_now_ns();
     uint32_t crc = 0;
-    int err = close_txn(j, &crc);
+    int err = close_with_room(j, &crc);
     if (err)
         return err;
-    uint64_t seq = j->commit_seq, count = j->commit_count, pos = j->commit_pos;
+    uint64_t seq = j->commit_seq, count = j->commit_count;
     uint64_t nblocks = jnl_txn_log_blocks(count) - 1;
+    int ordered = j->commit_new_data;
     enum jnl_crash_point crash = j->crash_seq == seq ? j->crash_point : JNL_CRASH_NONE;
     if (j->pause_seq == seq && seq) {
         j->paused = 1;
@@ -184,33 +286,46 @@ static int commit_one(struct jnl *j)
     }
     pthread_mutex_unlock(&j->mu);
 
-    err = crash == JNL_CRASH_AFTER_LOG ? -EIO : commit_sync(j);
+    uint64_t syncs = 0;
+    if (crash == JNL_CRASH_AFTER_LOG) {
+        head_advance(j);
+        err = -EIO;
+    } else if (ordered) {
+        /* new file data durable (with the log) before the commit block */
+        err = commit_sync(j);
+        syncs++;
+    }
     if (!err)
         err = write_commit_block(j, crc, nblocks);
-    if (!err && crash == JNL_CRASH_AFTER_COMMIT_BLOCK)
+    if (!err && crash == JNL_CRASH_AFTER_COMMIT_BLOCK) {
+        head_advance(j);
         err = -EIO;
-    if (!err)
-        err = jnl_head_write(j->io, &j->geo, &j->head, seq, pos, j->scratch);
-    if (!err)
+    }
+    if (!err) {
         err = commit_sync(j);
+        syncs++;
+    }
+    /* An ordered commit leaves the header at itself (the freed-block reuse
+     * argument of docs/JOURNAL.md, invariant 4, relies on it). */
+    if (!err && ordered && j->head.seq != seq)
+        err = -EIO;
 
     pthread_mutex_lock(&j->mu);
-    if (err || crash == JNL_CRASH_AFTER_HEADER)
+    atomic_fetch_add(&j->ctr.commit_syncs, syncs);
+    if (err || crash == JNL_CRASH_AFTER_SYNC)
         return -EIO;
-    /* T is durable. Its log blocks stay needed until the next commit's
-     * first sync has made this checkpoint durable. */
     atomic_store(&j->durable_seq, seq);
-    j->live_valid = 1;
-    j->live_start = pos;
-    j->live_end = pos + nblocks + 1;
-    j->log_head = j->live_end;
     j->commits_since_open++;
     err = checkpoint(j, crash == JNL_CRASH_MID_CHECKPOINT ? count / 2 : UINT64_MAX);
     if (err)
         return -EIO;
+    /* the home writes become durable with the next numbered sync */
+    j->ckpt_seq = seq;
+    j->ckpt_durable_after = atomic_load(&j->sync_started) + 1;
     if (j->durable_fn)
         j->durable_fn(j->durable_ctx, seq);
     atomic_fetch_add(&j->ctr.commits, 1);
+    atomic_fetch_add(&j->ctr.ordered_commits, ordered != 0);
     atomic_fetch_add(&j->ctr.commit_blocks, count);
     atomic_fetch_add(&j->ctr.commit_us, (jnl_now_ns() - t0) / 1000);
     pthread_cond_broadcast(&j->done_cv);
