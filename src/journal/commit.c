@@ -41,15 +41,6 @@ void jnl_fail_locked(struct jnl *j)
     pthread_cond_broadcast(&j->commit_cv);
 }
 
-/* A full engine sync, numbered so that jnl_commit_wait can tell whether a
- * sync began after it was called. It goes through the engine's delayed
- * sync, which returns once a sync that began after this call completed:
- * so the number is taken before it, and the engine's batching window
- * (mount option sync_delay=) lets commits and data-only syncs from other
- * callers share device syncs. With the default window of 0 a lone commit
- * pays one sync per step, no added delay. */
-static int commit_sync(struct jnl *j);
-
 /* ---- the log window and the lazy header ---------------------------------------- */
 
 static struct jnl_live_txn *live_at(struct jnl *j, uint32_t i)
@@ -101,6 +92,14 @@ static int head_advance(struct jnl *j)
     return 0;
 }
 
+/* A full engine sync, numbered so that jnl_commit_wait can tell whether a
+ * sync began after it was called, with the lazy header riding it. It goes
+ * through the engine's delayed sync, which returns once a sync that began
+ * after this call completed: so the number is taken before it, and the
+ * engine's batching window (mount option sync_delay=) lets commits and
+ * data-only syncs from other callers share device syncs. With the default
+ * window of 0 a lone commit pays one sync (two when ordered), no added
+ * delay. */
 static int commit_sync(struct jnl *j)
 {
     int err = head_advance(j);
