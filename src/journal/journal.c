@@ -43,7 +43,8 @@ static void jnl_destroy(struct jnl *j)
         free(j->read_temps[i]);
     free(j->read_temps);
     free(j->running);
-    free(j->commit_blks);
+    free(j->closed[0].blks);
+    free(j->closed[1].blks);
     free(j->scratch);
     pthread_cond_destroy(&j->commit_cv);
     pthread_cond_destroy(&j->done_cv);
@@ -86,8 +87,10 @@ static int jnl_alloc(struct jnl **out, struct mmio *io, const struct jnl_geometr
 
     j->async_tail = &j->async_head;
     j->running = calloc(j->max_txn_blocks, sizeof(*j->running));
-    j->commit_blks = calloc(j->max_txn_blocks, sizeof(*j->commit_blks));
-    if (!j->running || !j->commit_blks || posix_memalign(&j->scratch, JNL_BS, JNL_BS))
+    for (int i = 0; i < 2; i++)
+        j->closed[i].blks = calloc(j->max_txn_blocks, sizeof(*j->closed[i].blks));
+    if (!j->running || !j->closed[0].blks || !j->closed[1].blks ||
+        posix_memalign(&j->scratch, JNL_BS, JNL_BS))
         return -ENOMEM;
     return jnl_map_init(&j->map);
 }
@@ -460,6 +463,7 @@ void jnl_get_metrics(struct jnl *j, struct jnl_metrics *out)
     out->ordered_commits = atomic_load_explicit(&j->ctr.ordered_commits, memory_order_relaxed);
     out->header_writes = atomic_load_explicit(&j->ctr.header_writes, memory_order_relaxed);
     out->log_full_syncs = atomic_load_explicit(&j->ctr.log_full_syncs, memory_order_relaxed);
+    out->pipelined_commits = atomic_load_explicit(&j->ctr.pipelined_commits, memory_order_relaxed);
 }
 
 /* ---- test hooks ------------------------------------------------------------------ */

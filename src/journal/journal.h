@@ -198,11 +198,14 @@ void jnl_set_durable_callback(struct jnl *j, jnl_durable_fn fn, void *ctx);
  *   ordered_commits    commits with new file data (jnl_note_new_data)
  *   header_writes      lazy journal header writes (no sync of their own)
  *   log_full_syncs     extra syncs to catch the header up when the live
- *                      transactions left no room in the log */
+ *                      transactions left no room in the log
+ *   pipelined_commits  transactions closed early to ride the final sync of
+ *                      an ordered commit (they need no sync of their own
+ *                      before their commit block) */
 struct jnl_metrics {
     uint64_t commits, commit_blocks, commit_us, commit_waits, wraps,
              shadow_blocks_now, checkpoint_blocks, commit_syncs, ordered_commits,
-             header_writes, log_full_syncs;
+             header_writes, log_full_syncs, pipelined_commits;
 };
 void jnl_get_metrics(struct jnl *j, struct jnl_metrics *out);
 

@@ -27,14 +27,14 @@
 /* ---- shadows and the shadow table (shadow.c) ------------------------------ */
 
 /* In-memory copy of one metadata block. Every shadow is in the running
- * transaction (running_idx set), or still needed by the committing
- * transaction's checkpoint (in_commit), or both, or pinned (read-only
- * mount: an image replayed in memory only). */
+ * transaction (running_idx set), or still needed by the checkpoint of a
+ * closed transaction (in_commit: how many, at most two), or both, or
+ * pinned (read-only mount: an image replayed in memory only). */
 struct jnl_shadow {
     uint64_t blk;           /* home block number */
     uint64_t dirty_seq;     /* transaction that last changed data */
     uint32_t running_idx;   /* index in jnl->running, or JNL_NOT_RUNNING */
-    uint8_t  in_commit;     /* the committing transaction has this block */
+    uint8_t  in_commit;     /* closed transactions that still checkpoint it */
     uint8_t  pinned;        /* read-only replay image, never written */
     void    *data;          /* JNL_BS bytes, 4096-aligned */
 };
@@ -147,10 +147,20 @@ struct jnl_async {
     struct jnl_async *next;
 };
 
+/* A closed transaction: frozen in the log, waiting for its commit block,
+ * its final sync and its checkpoint. */
+struct jnl_closed {
+    uint64_t *blks;               /* home blocks, log order; max_txn_blocks */
+    uint64_t count, seq, pos;
+    uint32_t crc;                 /* CRC-32C of its descriptors and images */
+    int new_data;                 /* ordered: data synced before the commit block */
+    int pre_synced;               /* a sync that began after it closed completed */
+};
+
 struct jnl_counters {
     _Atomic uint64_t commits, commit_blocks, commit_us, commit_waits, wraps,
                      shadow_blocks_now, checkpoint_blocks, commit_syncs,
-                     ordered_commits, header_writes, log_full_syncs;
+                     ordered_commits, header_writes, log_full_syncs, pipelined_commits;
 };
 
 /* A transaction whose log blocks are still needed: from the oldest one the
@@ -188,10 +198,11 @@ struct jnl {
     uint64_t running_since_ns;    /* when its first block was added */
     int running_new_data;         /* jnl_note_new_data was called for it */
 
-    /* the committing transaction (commit thread; lock for the shadows) */
-    uint64_t *commit_blks;        /* home blocks, log order; max_txn_blocks */
-    uint64_t commit_count, commit_seq, commit_pos;
-    int commit_new_data;          /* ordered data: sync before the commit block */
+    /* closed transactions (commit thread; lock for the shadows): the one
+     * committing, closed[cur], and the next one when it was closed early to
+     * ride the final sync of an ordered commit (next_ready) */
+    struct jnl_closed closed[2];
+    int cur, next_ready;
 
     _Atomic uint64_t running_seq;
     _Atomic uint64_t durable_seq;

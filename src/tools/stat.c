@@ -122,6 +122,7 @@ static const struct metric_doc metric_docs[] = {
     { "*commit_blocks",         "Metadata blocks carried by journal commits", 0 },
     { "*commit_us",             "Time from closing a transaction to its checkpoint, microseconds", 0 },
     { "*ordered_commits",       "Journal commits with new file data (data synced first)", 0 },
+    { "*pipelined_commits",     "Journal transactions that rode the previous ordered commit's sync", 0 },
     { "*header_writes",         "Lazy journal header writes", 0 },
     { "*commits",               "Journal transactions made durable", 0 },
     { "*checkpoint_blocks",     "Journal block images written to their home location", 0 },

@@ -909,6 +909,72 @@ static void test_commit_async(void **state)
     img_destroy(&im);
 }
 
+/* Pipelined ordered commits: T1 (ordered) is held after its close while
+ * T2 (ordered) is queued; T2 then closes early and rides T1's final sync,
+ * so the two cost three syncs, not four. With a cut at each point of T2's
+ * commit, recovery gives T1, plus T2 once its commit block was written. */
+static void pipelined_case(enum jnl_crash_point point)
+{
+    struct img im;
+    img_create(&im);
+    struct jnl *j = jopen(&im);
+    uint64_t a[3] = { DATA0, DATA0 + 1, DATA0 + 2 }, b[2] = { DATA0 + 1, DATA0 + 5 };
+    struct async_wait w1, w2;
+    struct mmio_metrics e0, e1;
+    struct jnl_metrics m;
+
+    assert_int_equal(jnl_commit_wait(j, op_write(j, a, 3, 1)), 0);
+    uint64_t s1 = jnl_running_seq(j);
+    jnl_test_pause_after_close(j, s1);
+    assert_int_equal(op_write_ordered(j, a, 3, 2), s1);
+    async_init(&w1);
+    jnl_commit_async(j, s1, async_done, &w1);
+    jnl_test_wait_paused(j);
+    uint64_t s2 = op_write_ordered(j, b, 2, 3);
+    assert_int_equal(s2, s1 + 1);
+    if (point != JNL_CRASH_NONE)
+        jnl_test_crash_at(j, s2, point);
+    async_init(&w2);
+    jnl_commit_async(j, s2, async_done, &w2);
+    mmio_get_metrics(im.io, &e0);
+    jnl_test_resume(j);
+    async_join(&w1);
+    async_join(&w2);
+    mmio_get_metrics(im.io, &e1);
+    jnl_get_metrics(j, &m);
+    assert_int_equal(w1.err, 0);
+    assert_int_equal(m.pipelined_commits, 1);
+    int t2 = point == JNL_CRASH_NONE || point >= JNL_CRASH_AFTER_COMMIT_BLOCK;
+    if (point == JNL_CRASH_NONE) {
+        assert_int_equal(w2.err, 0);
+        assert_int_equal(e1.syncs - e0.syncs, 3);
+        assert_int_equal(m.commit_syncs, 1 + 3);
+        assert_int_equal(m.ordered_commits, 2);
+        assert_true(read_head(&im).seq >= s1);   /* ordered: at T2 or T1 */
+        assert_int_equal(jnl_close(j), 0);
+    } else {
+        assert_int_equal(w2.err, -EIO);
+        jnl_test_abandon(j);
+        assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), 0);
+    }
+    assert_true(disk_is(&im, DATA0, 2));
+    assert_true(disk_is(&im, DATA0 + 2, 2));
+    assert_true(disk_is(&im, DATA0 + 1, t2 ? 3 : 2));
+    assert_true(disk_is(&im, DATA0 + 5, t2 ? 3 : 0));
+    assert_int_equal(replay_count(&im), 0);
+    img_destroy(&im);
+}
+
+static void test_pipelined(void **state)
+{
+    (void)state;
+    pipelined_case(JNL_CRASH_NONE);
+    pipelined_case(JNL_CRASH_AFTER_LOG);
+    pipelined_case(JNL_CRASH_AFTER_COMMIT_BLOCK);
+    pipelined_case(JNL_CRASH_AFTER_SYNC);
+    pipelined_case(JNL_CRASH_MID_CHECKPOINT);
+}
+
 /* ---- forget ------------------------------------------------------------------------------ */
 
 static void test_forget(void **state)
@@ -1468,6 +1534,7 @@ int main(void)
         cmocka_unit_test(test_log_full),
         cmocka_unit_test(test_group_commit),
         cmocka_unit_test(test_commit_async),
+        cmocka_unit_test(test_pipelined),
         cmocka_unit_test(test_forget),
         cmocka_unit_test(test_shadow_reuse),
         cmocka_unit_test(test_shadow_reuse_crash),
