@@ -1450,9 +1450,10 @@ struct rc_op {
     uint16_t blk[RC_MAXN];
 };
 
-/* Random operations, random commits, a power cut at a random step of a
- * random transaction; after recovery every block must be exactly as the
- * last durable transaction left it: all or nothing per transaction. */
+/* Random operations (some ordered), random commits, a power cut at a
+ * random step of a random transaction; after recovery every block must be
+ * exactly as the last durable transaction left it: all or nothing per
+ * transaction. */
 static void test_random_crash(void **state)
 {
     (void)state;
@@ -1480,6 +1481,8 @@ static void test_random_crash(void **state)
             }
             if (jnl_begin(j))
                 break;
+            if (rnd(3) == 0)
+                jnl_note_new_data(j);       /* an ordered transaction */
             for (uint32_t i = 0; i < op->n; i++) {
                 void *p = jnl_write(j, blks[i]);
                 assert_non_null(p);
