@@ -190,6 +190,7 @@ static int fill_blocks(struct fs *fs, uint64_t pblk, uint64_t pos, uint64_t wend
                        const uint8_t *data)
 {
     uint64_t base = pblk << SHIFT;          /* physical byte of file byte pos & ~(BS-1) */
+    jnl_note_new_data(fs->jnl);             /* ordered data: synced before the commit */
     uint64_t head = pos & (BS - 1);
     int err = 0;
     if (head)

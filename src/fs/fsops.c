@@ -236,6 +236,11 @@ int fs_format_metrics(struct fs *fs, char *buf, size_t size)
     line(&o, "jnl_wraps", jm.wraps);
     line(&o, "jnl_shadow_blocks_now", jm.shadow_blocks_now);
     line(&o, "jnl_checkpoint_blocks", jm.checkpoint_blocks);
+    line(&o, "jnl_commit_syncs", jm.commit_syncs);
+    line(&o, "jnl_ordered_commits", jm.ordered_commits);
+    line(&o, "jnl_header_writes", jm.header_writes);
+    line(&o, "jnl_log_full_syncs", jm.log_full_syncs);
+    line(&o, "jnl_pipelined_commits", jm.pipelined_commits);
     line(&o, "jnl_durable_seq", jnl_durable_seq(fs->jnl));
 
     jnl_lock(fs->jnl);

@@ -1,15 +1,22 @@
 /*
- * commit.c — the commit thread and the commit protocol, checkpoint, group
- * commit waits and the data-only sync.
+ * commit.c — the commit thread and the commit protocol, checkpoint, the
+ * lazy journal header, group commit waits and the data-only sync.
  *
- * One commit at a time, in five steps (docs/JOURNAL.md has the why):
- *  1. lock: close the running transaction T, write its descriptors and
- *     images into the log (this freezes T), start T+1; unlock
- *  2. sync: ordered file data and the previous checkpoint become durable
- *  3. write T's commit block and a journal header pointing at T
- *  4. sync: T is durable
+ * One commit at a time (docs/JOURNAL.md has the why):
+ *  1. lock: close the running transaction T, place it in the log (never
+ *     over a transaction the durable header may still need), write its
+ *     descriptors and images (this freezes T), start T+1; unlock
+ *  2. only if T makes new file data reachable (jnl_note_new_data): sync,
+ *     so that the data is durable before T's commit block can be
+ *  3. write T's commit block (its CRC covers every log block of T)
+ *  4. sync: T is durable. One sync per commit unless step 2 ran. Before
+ *     this sync of an ordered T, a due T+1 is closed (step 1) too, so its
+ *     data and log ride it and T+1 skips its step 2 (pipelining).
  *  5. lock: checkpoint T's images to their home blocks, durable_seq = T,
  *     durable callback, wake the waiters; unlock
+ * The journal header is never written with a sync of its own: right before
+ * each sync it is moved (lazily) to the newest transaction all of whose
+ * predecessors have durable checkpoints, and rides that sync.
  * A failed write or sync is fatal and sticky (-EIO).
  */
 #include <errno.h>
@@ -36,46 +43,121 @@ void jnl_fail_locked(struct jnl *j)
     pthread_cond_broadcast(&j->commit_cv);
 }
 
+/* ---- the log window and the lazy header ---------------------------------------- */
+
+static struct jnl_live_txn *live_at(struct jnl *j, uint32_t i)
+{
+    return &j->live[(j->live_first + i) % JNL_LIVE_MAX];
+}
+
+/* Log index where transaction seq starts: a live transaction's own start,
+ * else log_head (seq is the next one to be placed). */
+static uint64_t live_start_of(struct jnl *j, uint64_t seq)
+{
+    for (uint32_t i = 0; i < j->live_count; i++)
+        if (live_at(j, i)->seq == seq)
+            return live_at(j, i)->start;
+    return j->log_head;
+}
+
+/* After a numbered sync: the checkpoint and the header written before it
+ * are durable; transactions before the durable header leave the window. */
+static void window_update(struct jnl *j)
+{
+    uint64_t done = atomic_load(&j->sync_completed);
+    if (done >= j->ckpt_durable_after)
+        j->ckpt_durable_seq = j->ckpt_seq;
+    if (done >= j->head_durable_after)
+        j->tail_seq = j->head.seq;
+    while (j->live_count && j->live[j->live_first].seq < j->tail_seq) {
+        j->live_first = (j->live_first + 1) % JNL_LIVE_MAX;
+        j->live_count--;
+    }
+}
+
+/* The lazy header, written right before a numbered sync (and by the crash
+ * hooks): it may name transaction S once the checkpoints of every
+ * transaction before S are durable, since a header the kernel writes back
+ * early must already be true. At most one header write is not yet durable,
+ * so the durable header names either head.seq or tail_seq. */
+static int head_advance(struct jnl *j)
+{
+    uint64_t target = j->ckpt_durable_seq + 1;
+    if (target <= j->head.seq || atomic_load(&j->sync_completed) < j->head_durable_after)
+        return 0;
+    int err = jnl_head_write(j->io, &j->geo, &j->head, target, live_start_of(j, target),
+                             j->scratch);
+    if (err)
+        return err;
+    j->head_durable_after = atomic_load(&j->sync_started) + 1;
+    atomic_fetch_add(&j->ctr.header_writes, 1);
+    return 0;
+}
+
 /* A full engine sync, numbered so that jnl_commit_wait can tell whether a
- * sync began after it was called. It goes through the engine's delayed
- * sync, which returns once a sync that began after this call completed:
- * so the number is taken before it, and the engine's batching window
- * (mount option sync_delay=) lets commits and data-only syncs from other
- * callers share device syncs. With the default window of 0 a lone commit
- * pays one sync per step, no added delay. */
+ * sync began after it was called, with the lazy header riding it. It goes
+ * through the engine's delayed sync, which returns once a sync that began
+ * after this call completed: so the number is taken before it, and the
+ * engine's batching window (mount option sync_delay=) lets commits and
+ * data-only syncs from other callers share device syncs. With the default
+ * window of 0 a lone commit pays one sync (two when ordered), no added
+ * delay. */
 static int commit_sync(struct jnl *j)
 {
+    int err = head_advance(j);
+    if (err)
+        return err;
     uint64_t n = atomic_fetch_add(&j->sync_started, 1) + 1;
-    int err = mmio_sync_delayed(j->io);
-    if (!err)
+    err = mmio_sync_delayed(j->io);
+    if (!err) {
         atomic_store(&j->sync_completed, n);
+        window_update(j);
+    }
     return err;
 }
 
-/* ---- the five steps ----------------------------------------------------------- */
+/* Where a transaction of size log blocks goes: right after the previous
+ * one if it fits before the end of the log, else at index 0. -EAGAIN if
+ * that would overwrite a live transaction (the window [first live start,
+ * log_head), circular) or the ring is full. */
+static int log_place(struct jnl *j, uint64_t size, uint64_t *out)
+{
+    uint64_t pos = j->log_head;
+    if (pos > j->log_blocks || size > j->log_blocks - pos)
+        pos = 0;
+    if (j->live_count == JNL_LIVE_MAX)
+        return -EAGAIN;
+    if (j->live_count) {
+        uint64_t lo = live_at(j, 0)->start, hi = j->log_head;
+        int overlap = lo < hi ? pos < hi && lo < pos + size
+                              : pos < hi || lo < pos + size;
+        if (overlap)
+            return -EAGAIN;
+    }
+    *out = pos;
+    return 0;
+}
+
+/* ---- the commit steps ---------------------------------------------------------- */
 
 /* Step 1 (lock held): places the running transaction in the log, writes
- * its descriptors and images, and makes it the committing transaction.
- * *crc receives the CRC-32C over the written blocks. */
-static int close_txn(struct jnl *j, uint32_t *crc)
+ * its descriptors and images, and makes it the closed transaction t (with
+ * the CRC-32C over the written blocks). Nothing changes on -EAGAIN (no
+ * room in the log). */
+static int close_txn(struct jnl *j, struct jnl_closed *t)
 {
+    uint32_t crc = 0;
     struct mmapfs_disk_jnl_desc *d = j->scratch;
     uint64_t n = j->running_count;
     uint64_t size = jnl_txn_log_blocks(n);
     uint64_t seq = atomic_load(&j->running_seq);
-    uint64_t pos = j->log_head;
-    int err = 0;
-
-    if (pos > j->log_blocks || size > j->log_blocks - pos) {
-        pos = 0;
+    uint64_t pos;
+    int err = log_place(j, size, &pos);
+    if (err)
+        return err;
+    if (pos != j->log_head)
         atomic_fetch_add(&j->ctr.wraps, 1);
-    }
-    /* Never overwrite the last committed transaction: its checkpoint is
-     * not durable before step 2. The size limit makes this unreachable. */
-    if (j->live_valid && pos < j->live_end && j->live_start < pos + size)
-        return -EIO;
 
-    *crc = 0;
     for (uint64_t i = 0; i < n && !err; i++) {
         if (i % MMAPFS_JNL_DESC_MAX == 0) {
             uint64_t count = n - i < MMAPFS_JNL_DESC_MAX ? n - i : MMAPFS_JNL_DESC_MAX;
@@ -86,95 +168,144 @@ static int close_txn(struct jnl *j, uint32_t *crc)
             for (uint64_t k = 0; k < count; k++)
                 d->home[k] = j->running[i + k]->blk;
             err = mmio_write_at(j->io, jnl_log_off(&j->geo, jnl_image_idx(pos, i) - 1), d, JNL_BS);
-            *crc = crc32c(*crc, d, JNL_BS);
+            crc = crc32c(crc, d, JNL_BS);
         }
         const void *image = j->running[i]->data;
         if (!err)
             err = mmio_write_at(j->io, jnl_log_off(&j->geo, jnl_image_idx(pos, i)), image, JNL_BS);
-        *crc = crc32c(*crc, image, JNL_BS);
+        crc = crc32c(crc, image, JNL_BS);
     }
     if (err)
         return err;
 
     for (uint64_t i = 0; i < n; i++) {
         struct jnl_shadow *s = j->running[i];
-        s->in_commit = 1;
+        s->in_commit++;
         s->running_idx = JNL_NOT_RUNNING;
-        j->commit_blks[i] = s->blk;
+        t->blks[i] = s->blk;
     }
-    j->commit_count = n;
-    j->commit_seq = seq;
-    j->commit_pos = pos;
+    t->count = n;
+    t->seq = seq;
+    t->pos = pos;
+    t->crc = crc;
+    t->new_data = j->running_new_data;
+    t->pre_synced = 0;
+    j->running_new_data = 0;
     j->running_count = 0;
+    *live_at(j, j->live_count++) = (struct jnl_live_txn){ seq, pos, pos + size };
+    j->log_head = pos + size;
     atomic_store(&j->running_seq, seq + 1);
     pthread_cond_broadcast(&j->space_cv);
     return 0;
 }
 
-/* Step 3a: the commit block of the committing transaction. */
-static int write_commit_block(struct jnl *j, uint32_t crc, uint64_t nblocks)
+/* Step 3: the commit block of closed transaction t. */
+static int write_commit_block(struct jnl *j, const struct jnl_closed *t)
 {
     struct mmapfs_disk_jnl_commit *c = j->scratch;
+    uint64_t nblocks = jnl_txn_log_blocks(t->count) - 1;
     struct timespec now;
 
     clock_gettime(CLOCK_REALTIME, &now);
     memset(c, 0, JNL_BS);
     c->magic = MMAPFS_JNL_COMMIT_MAGIC;
-    c->data_checksum = crc;
-    c->seq = j->commit_seq;
+    c->data_checksum = t->crc;
+    c->seq = t->seq;
     c->nblocks = nblocks;
     c->commit_sec = (uint64_t)now.tv_sec;
     c->commit_nsec = (uint32_t)now.tv_nsec;
     c->checksum = crc32c(0, c, offsetof(struct mmapfs_disk_jnl_commit, checksum));
-    return mmio_write_at(j->io, jnl_log_off(&j->geo, j->commit_pos + nblocks), c, JNL_BS);
+    return mmio_write_at(j->io, jnl_log_off(&j->geo, t->pos + nblocks), c, JNL_BS);
 }
 
-/* Step 5 (lock held): writes the first 'limit' images of the committing
- * transaction home (limit < count only for the crash hook), from the
- * shadow when it still holds this transaction's image, else from the log,
- * and drops shadows the running transaction does not use. */
-static int checkpoint(struct jnl *j, uint64_t limit)
+/* Step 5 (lock held): writes the first 'limit' images of t home (limit <
+ * count only for the crash hook), from the shadow when it still holds t's
+ * image, else from the log, and drops shadows that neither the running
+ * transaction nor another closed one uses. */
+static int checkpoint(struct jnl *j, const struct jnl_closed *t, uint64_t limit)
 {
     uint64_t i;
     int err = 0;
 
-    for (i = 0; i < j->commit_count && i < limit; i++) {
-        uint64_t blk = j->commit_blks[i];
+    for (i = 0; i < t->count && i < limit; i++) {
+        uint64_t blk = t->blks[i];
         struct jnl_shadow *s = jnl_map_find(&j->map, blk);
         const void *src = j->scratch;
 
-        if (s && s->dirty_seq == j->commit_seq)
+        if (s && s->dirty_seq == t->seq)
             src = s->data;
         else
-            err = mmio_read_at(j->io, jnl_log_off(&j->geo, jnl_image_idx(j->commit_pos, i)),
+            err = mmio_read_at(j->io, jnl_log_off(&j->geo, jnl_image_idx(t->pos, i)),
                                j->scratch, JNL_BS);
         if (!err)
             err = mmio_write_at(j->io, blk * JNL_BS, src, JNL_BS);
         if (err)
             break;
         if (s) {
-            s->in_commit = 0;
-            if (s->running_idx == JNL_NOT_RUNNING)
+            s->in_commit--;
+            if (!s->in_commit && s->running_idx == JNL_NOT_RUNNING)
                 jnl_shadow_drop(j, s);
         }
     }
     atomic_fetch_add(&j->ctr.checkpoint_blocks, i);
-    if (!err && i < j->commit_count)
+    if (!err && i < t->count)
         err = -EIO;     /* stopped by the crash hook */
     return err;
 }
 
-/* One whole commit of the running transaction (not empty). Called and
+/* Closes the running transaction into t (step 1). When the live window
+ * leaves no room for it, first catches the header up with syncs of its own
+ * (at most three: checkpoint durable, header past the newest, a spare). */
+static int close_with_room(struct jnl *j, struct jnl_closed *t)
+{
+    int err = close_txn(j, t);
+    for (int tries = 0; err == -EAGAIN && tries < 3; tries++) {
+        pthread_mutex_unlock(&j->mu);
+        err = commit_sync(j);
+        pthread_mutex_lock(&j->mu);
+        atomic_fetch_add(&j->ctr.log_full_syncs, 1);
+        if (!err)
+            err = close_txn(j, t);
+    }
+    return err == -EAGAIN ? -EIO : err;
+}
+
+static int commit_due(const struct jnl *j);
+
+/* Pipelining, before the final sync of an ordered commit: if the running
+ * transaction is due, close it now (lock taken here), so that its file
+ * data and log blocks ride that sync and it needs no sync of its own
+ * before its commit block. Never waits for anybody: only a transaction
+ * that is due anyway. Returns 1 if closed, 0 if not, or an error. */
+static int close_next_early(struct jnl *j)
+{
+    struct jnl_closed *next = &j->closed[j->cur ^ 1];
+    int err = 0, closed = 0;
+
+    pthread_mutex_lock(&j->mu);
+    if (commit_due(j)) {
+        err = close_txn(j, next);       /* -EAGAIN: no room, close it later */
+        closed = !err;
+    }
+    pthread_mutex_unlock(&j->mu);
+    return err == -EAGAIN ? 0 : err ? err : closed;
+}
+
+/* One whole commit: of the transaction closed early by the previous commit
+ * (next_ready), else of the running transaction (not empty). Called and
  * returns with the lock held; drops it for steps 2-4. */
 static int commit_one(struct jnl *j)
 {
     uint64_t t0 = jnl_now_ns();
-    uint32_t crc = 0;
-    int err = close_txn(j, &crc);
-    if (err)
+    struct jnl_closed *t = &j->closed[j->cur];
+    int err = 0, early = 0;
+
+    if (j->next_ready)
+        j->next_ready = 0;
+    else if ((err = close_with_room(j, t)) != 0)
         return err;
-    uint64_t seq = j->commit_seq, count = j->commit_count, pos = j->commit_pos;
-    uint64_t nblocks = jnl_txn_log_blocks(count) - 1;
+    uint64_t seq = t->seq, count = t->count;
+    int ordered = t->new_data;
     enum jnl_crash_point crash = j->crash_seq == seq ? j->crash_point : JNL_CRASH_NONE;
     if (j->pause_seq == seq && seq) {
         j->paused = 1;
@@ -184,33 +315,61 @@ static int commit_one(struct jnl *j)
     }
     pthread_mutex_unlock(&j->mu);
 
-    err = crash == JNL_CRASH_AFTER_LOG ? -EIO : commit_sync(j);
-    if (!err)
-        err = write_commit_block(j, crc, nblocks);
-    if (!err && crash == JNL_CRASH_AFTER_COMMIT_BLOCK)
+    uint64_t syncs = 0;
+    if (crash == JNL_CRASH_AFTER_LOG) {
+        head_advance(j);
         err = -EIO;
-    if (!err)
-        err = jnl_head_write(j->io, &j->geo, &j->head, seq, pos, j->scratch);
-    if (!err)
+    } else if (ordered && !t->pre_synced) {
+        /* new file data durable (with the log) before the commit block */
         err = commit_sync(j);
+        syncs++;
+    }
+    if (!err)
+        err = write_commit_block(j, t);
+    if (!err && crash == JNL_CRASH_AFTER_COMMIT_BLOCK) {
+        head_advance(j);
+        err = -EIO;
+    }
+    if (!err && ordered) {
+        early = close_next_early(j);
+        if (early < 0)
+            err = early;
+    }
+    if (!err) {
+        err = commit_sync(j);
+        syncs++;
+    }
+    /* An ordered commit leaves the header at itself, or at the transaction
+     * before it when pipelined (the freed-block reuse argument of
+     * docs/JOURNAL.md, invariant 4, relies on it). */
+    if (!err && ordered && j->head.seq + 1 < seq)
+        err = -EIO;
 
     pthread_mutex_lock(&j->mu);
-    if (err || crash == JNL_CRASH_AFTER_HEADER)
+    atomic_fetch_add(&j->ctr.commit_syncs, syncs);
+    if (early > 0 && !err) {
+        /* the next transaction closed before this sync began */
+        j->closed[j->cur ^ 1].pre_synced = 1;
+        atomic_fetch_add(&j->ctr.pipelined_commits, 1);
+    }
+    if (err || crash == JNL_CRASH_AFTER_SYNC)
         return -EIO;
-    /* T is durable. Its log blocks stay needed until the next commit's
-     * first sync has made this checkpoint durable. */
     atomic_store(&j->durable_seq, seq);
-    j->live_valid = 1;
-    j->live_start = pos;
-    j->live_end = pos + nblocks + 1;
-    j->log_head = j->live_end;
     j->commits_since_open++;
-    err = checkpoint(j, crash == JNL_CRASH_MID_CHECKPOINT ? count / 2 : UINT64_MAX);
+    err = checkpoint(j, t, crash == JNL_CRASH_MID_CHECKPOINT ? count / 2 : UINT64_MAX);
     if (err)
         return -EIO;
+    /* the home writes become durable with the next numbered sync */
+    j->ckpt_seq = seq;
+    j->ckpt_durable_after = atomic_load(&j->sync_started) + 1;
+    if (early > 0) {
+        j->cur ^= 1;
+        j->next_ready = 1;
+    }
     if (j->durable_fn)
         j->durable_fn(j->durable_ctx, seq);
     atomic_fetch_add(&j->ctr.commits, 1);
+    atomic_fetch_add(&j->ctr.ordered_commits, ordered != 0);
     atomic_fetch_add(&j->ctr.commit_blocks, count);
     atomic_fetch_add(&j->ctr.commit_us, (jnl_now_ns() - t0) / 1000);
     pthread_cond_broadcast(&j->done_cv);
@@ -333,7 +492,7 @@ void *jnl_commit_main(void *arg)
 
     pthread_mutex_lock(&j->mu);
     while (!atomic_load(&j->error)) {
-        if (commit_due(j)) {
+        if (j->next_ready || commit_due(j)) {
             if (commit_one(j))
                 jnl_fail_locked(j);
             async_complete(j);
@@ -353,7 +512,7 @@ void *jnl_commit_main(void *arg)
          * commit, they sync data only. */
         if (j->running_count == 0 && j->requested_seq >= atomic_load(&j->running_seq))
             pthread_cond_broadcast(&j->done_cv);
-        if (j->shutdown && j->running_count == 0 && !j->async_head)
+        if (j->shutdown && j->running_count == 0 && !j->async_head && !j->next_ready)
             break;
         wait_for_work(j);
     }

@@ -16,11 +16,12 @@
 /* ---- limits ---------------------------------------------------------------- */
 
 /* Most images one transaction may hold so that its log footprint
- * (descriptors, images, commit block) is at most a third of the log. A
- * third, not a half: the log must hold the last committed transaction
- * (still needed until the next commit's first sync) plus the new one, and
- * when the new one wraps to index 0 it must end before the old one starts;
- * with both at most log/3 this always holds (docs/JOURNAL.md, "Log space"). */
+ * (descriptors, images, commit block) is at most a third of the log: then
+ * a transaction always fits once the header has caught up with the newest
+ * one, and two such transactions never collide (the old one-transaction
+ * window). The lazy header keeps up to three transactions live; when they
+ * leave no room the commit thread catches the header up first
+ * (docs/JOURNAL.md, "Log space"). */
 static uint64_t txn_capacity(uint64_t log_blocks)
 {
     uint64_t budget = log_blocks / 3;
@@ -42,7 +43,8 @@ static void jnl_destroy(struct jnl *j)
         free(j->read_temps[i]);
     free(j->read_temps);
     free(j->running);
-    free(j->commit_blks);
+    free(j->closed[0].blks);
+    free(j->closed[1].blks);
     free(j->scratch);
     pthread_cond_destroy(&j->commit_cv);
     pthread_cond_destroy(&j->done_cv);
@@ -85,8 +87,10 @@ static int jnl_alloc(struct jnl **out, struct mmio *io, const struct jnl_geometr
 
     j->async_tail = &j->async_head;
     j->running = calloc(j->max_txn_blocks, sizeof(*j->running));
-    j->commit_blks = calloc(j->max_txn_blocks, sizeof(*j->commit_blks));
-    if (!j->running || !j->commit_blks || posix_memalign(&j->scratch, JNL_BS, JNL_BS))
+    for (int i = 0; i < 2; i++)
+        j->closed[i].blks = calloc(j->max_txn_blocks, sizeof(*j->closed[i].blks));
+    if (!j->running || !j->closed[0].blks || !j->closed[1].blks ||
+        posix_memalign(&j->scratch, JNL_BS, JNL_BS))
         return -ENOMEM;
     return jnl_map_init(&j->map);
 }
@@ -138,13 +142,24 @@ int jnl_open(struct jnl **out, struct mmio *io, const struct jnl_geometry *geo,
             goto fail;
         atomic_store(&j->running_seq, res.next_seq);
     } else {
-        err = jnl_recover_head(io, geo, 0, NULL, &j->head);
+        uint64_t replayed = 0;
+        err = jnl_recover_head(io, geo, 0, &replayed, &j->head);
+        /* Recovery synced if it replayed. Otherwise the header and home
+         * blocks read may still be only in the page cache (a daemon killed
+         * without a power cut): make them durable, so that the window
+         * below starts from a durable header. */
+        if (!err && !replayed && mmio_sync(io))
+            err = -EIO;
         if (err)
             goto fail;
         atomic_store(&j->running_seq, j->head.seq);
         j->log_head = j->head.start;
     }
     atomic_store(&j->durable_seq, atomic_load(&j->running_seq) - 1);
+    /* Every checkpoint before the header's transaction is durable, the
+     * header too, and no transaction is live yet. */
+    j->tail_seq = j->head.seq;
+    j->ckpt_seq = j->ckpt_durable_seq = atomic_load(&j->durable_seq);
 
     if (!j->read_only) {
         err = -pthread_create(&j->thread, NULL, jnl_commit_main, j);
@@ -395,6 +410,11 @@ int jnl_begin(struct jnl *j)
     }
 }
 
+void jnl_note_new_data(struct jnl *j)
+{
+    j->running_new_data = 1;
+}
+
 void jnl_end(struct jnl *j)
 {
     if (j->running_count >= j->soft_limit)
@@ -439,6 +459,11 @@ void jnl_get_metrics(struct jnl *j, struct jnl_metrics *out)
     out->wraps = atomic_load_explicit(&j->ctr.wraps, memory_order_relaxed);
     out->shadow_blocks_now = atomic_load_explicit(&j->ctr.shadow_blocks_now, memory_order_relaxed);
     out->checkpoint_blocks = atomic_load_explicit(&j->ctr.checkpoint_blocks, memory_order_relaxed);
+    out->commit_syncs = atomic_load_explicit(&j->ctr.commit_syncs, memory_order_relaxed);
+    out->ordered_commits = atomic_load_explicit(&j->ctr.ordered_commits, memory_order_relaxed);
+    out->header_writes = atomic_load_explicit(&j->ctr.header_writes, memory_order_relaxed);
+    out->log_full_syncs = atomic_load_explicit(&j->ctr.log_full_syncs, memory_order_relaxed);
+    out->pipelined_commits = atomic_load_explicit(&j->ctr.pipelined_commits, memory_order_relaxed);
 }
 
 /* ---- test hooks ------------------------------------------------------------------ */

@@ -9,10 +9,13 @@
  *    shadow. The mapping's copy of the block is NOT touched until the
  *    transaction that changed it is durable (DESIGN.md invariant 1).
  *  - The commit thread closes the running transaction (a new one starts at
- *    once), copies its block images into the log, syncs (this also makes
- *    ordered file data durable, invariant 3), writes the commit block and the
- *    journal header, syncs again, then copies the images to their home
- *    blocks in the mapping (checkpoint) and wakes the waiters.
+ *    once), copies its block images into the log, writes the commit block
+ *    (checksummed over the whole transaction) and syncs once, then copies
+ *    the images to their home blocks in the mapping (checkpoint) and wakes
+ *    the waiters. A transaction that makes new file data reachable
+ *    (jnl_note_new_data) syncs once more, before its commit block, so that
+ *    the data is durable first (ordered data, invariant 3). The journal
+ *    header is advanced lazily, riding those syncs.
  *  - Callers of jnl_commit_wait() that arrive while a commit is in flight
  *    ride the next one (group commit).
  *
@@ -133,6 +136,14 @@ uint64_t jnl_running_blocks(struct jnl *j);
  * transaction is too large to take JNL_MAX_OP_BLOCKS more. Returns with the
  * lock held and 0, or without the lock and the sticky error / -EROFS. */
 int jnl_begin(struct jnl *j);
+/* Ordered data (invariant 3): the running transaction makes file data
+ * blocks reachable that were not readable file data before (blocks newly
+ * allocated and written by a write, unwritten extents converted to
+ * written). Its commit then syncs the data (and the log) before writing the
+ * commit block: two syncs instead of one. Data overwritten in place in
+ * blocks the file already owned needs no such ordering. Lock held. */
+void jnl_note_new_data(struct jnl *j);
+
 /* Ends a modifying operation: unlocks; kicks the commit thread if the
  * running transaction has grown past the commit threshold. */
 void jnl_end(struct jnl *j);
@@ -164,7 +175,9 @@ int jnl_sync_data(struct jnl *j);
 int jnl_error(struct jnl *j);
 
 /* Called by the commit thread after transaction seq became durable, with
- * the lock held (the fs uses it to release blocks freed in seq for reuse).
+ * the lock held (the fs uses it to release blocks freed in seq for reuse:
+ * safe although the lazy header may still name an older transaction, see
+ * docs/JOURNAL.md, invariant 4).
  * Set it before the first modifying operation (it does not take the lock). */
 typedef void (*jnl_durable_fn)(void *ctx, uint64_t seq);
 void jnl_set_durable_callback(struct jnl *j, jnl_durable_fn fn, void *ctx);
@@ -178,10 +191,21 @@ void jnl_set_durable_callback(struct jnl *j, jnl_durable_fn fn, void *ctx);
  *                      how well group commit batches)
  *   wraps              transactions placed at log index 0
  *   shadow_blocks_now  shadow buffers held now (4 KiB each)
- *   checkpoint_blocks  images written to their home blocks */
+ *   checkpoint_blocks  images written to their home blocks
+ *   commit_syncs       device syncs the commits issued (1 per commit, 2
+ *                      for an ordered one; commit_syncs / commits is the
+ *                      syncs per commit)
+ *   ordered_commits    commits with new file data (jnl_note_new_data)
+ *   header_writes      lazy journal header writes (no sync of their own)
+ *   log_full_syncs     extra syncs to catch the header up when the live
+ *                      transactions left no room in the log
+ *   pipelined_commits  transactions closed early to ride the final sync of
+ *                      an ordered commit (they need no sync of their own
+ *                      before their commit block) */
 struct jnl_metrics {
     uint64_t commits, commit_blocks, commit_us, commit_waits, wraps,
-             shadow_blocks_now, checkpoint_blocks;
+             shadow_blocks_now, checkpoint_blocks, commit_syncs, ordered_commits,
+             header_writes, log_full_syncs, pipelined_commits;
 };
 void jnl_get_metrics(struct jnl *j, struct jnl_metrics *out);
 

@@ -27,14 +27,14 @@
 /* ---- shadows and the shadow table (shadow.c) ------------------------------ */
 
 /* In-memory copy of one metadata block. Every shadow is in the running
- * transaction (running_idx set), or still needed by the committing
- * transaction's checkpoint (in_commit), or both, or pinned (read-only
- * mount: an image replayed in memory only). */
+ * transaction (running_idx set), or still needed by the checkpoint of a
+ * closed transaction (in_commit: how many, at most two), or both, or
+ * pinned (read-only mount: an image replayed in memory only). */
 struct jnl_shadow {
     uint64_t blk;           /* home block number */
     uint64_t dirty_seq;     /* transaction that last changed data */
     uint32_t running_idx;   /* index in jnl->running, or JNL_NOT_RUNNING */
-    uint8_t  in_commit;     /* the committing transaction has this block */
+    uint8_t  in_commit;     /* closed transactions that still checkpoint it */
     uint8_t  pinned;        /* read-only replay image, never written */
     void    *data;          /* JNL_BS bytes, 4096-aligned */
 };
@@ -129,9 +129,11 @@ int jnl_recover_head(struct mmio *io, const struct jnl_geometry *geo,
  * nothing more (tests then drop it with jnl_test_abandon and recover). */
 enum jnl_crash_point {
     JNL_CRASH_NONE = 0,
-    JNL_CRASH_AFTER_LOG,          /* descriptors + images written, no commit block */
-    JNL_CRASH_AFTER_COMMIT_BLOCK, /* commit block written, header not moved */
-    JNL_CRASH_AFTER_HEADER,       /* durable, nothing checkpointed */
+    JNL_CRASH_AFTER_LOG,          /* descriptors + images written (and a lazy
+                                   * header), no commit block, no sync */
+    JNL_CRASH_AFTER_COMMIT_BLOCK, /* commit block written (and a lazy header),
+                                   * the final sync not done */
+    JNL_CRASH_AFTER_SYNC,         /* durable, nothing checkpointed */
     JNL_CRASH_MID_CHECKPOINT,     /* durable, half of the home blocks written */
 };
 
@@ -145,10 +147,32 @@ struct jnl_async {
     struct jnl_async *next;
 };
 
+/* A closed transaction: frozen in the log, waiting for its commit block,
+ * its final sync and its checkpoint. */
+struct jnl_closed {
+    uint64_t *blks;               /* home blocks, log order; max_txn_blocks */
+    uint64_t count, seq, pos;
+    uint32_t crc;                 /* CRC-32C of its descriptors and images */
+    int new_data;                 /* ordered: data synced before the commit block */
+    int pre_synced;               /* a sync that began after it closed completed */
+};
+
 struct jnl_counters {
     _Atomic uint64_t commits, commit_blocks, commit_us, commit_waits, wraps,
-                     shadow_blocks_now, checkpoint_blocks;
+                     shadow_blocks_now, checkpoint_blocks, commit_syncs,
+                     ordered_commits, header_writes, log_full_syncs, pipelined_commits;
 };
+
+/* A transaction whose log blocks are still needed: from the oldest one the
+ * durable header may point at through the newest placed (docs/JOURNAL.md,
+ * "Log space"). */
+struct jnl_live_txn {
+    uint64_t seq, start, end;     /* log blocks [start, end) */
+};
+
+/* Most live transactions: three in steady state (see "Log space"); when
+ * the ring is full the commit thread catches the header up first. */
+#define JNL_LIVE_MAX 8u
 
 struct jnl {
     struct mmio *io;
@@ -172,10 +196,13 @@ struct jnl {
     struct jnl_shadow **running;  /* max_txn_blocks entries */
     uint32_t running_count;
     uint64_t running_since_ns;    /* when its first block was added */
+    int running_new_data;         /* jnl_note_new_data was called for it */
 
-    /* the committing transaction (commit thread; lock for the shadows) */
-    uint64_t *commit_blks;        /* home blocks, log order; max_txn_blocks */
-    uint64_t commit_count, commit_seq, commit_pos;
+    /* closed transactions (commit thread; lock for the shadows): the one
+     * committing, closed[cur], and the next one when it was closed early to
+     * ride the final sync of an ordered commit (next_ready) */
+    struct jnl_closed closed[2];
+    int cur, next_ready;
 
     _Atomic uint64_t running_seq;
     _Atomic uint64_t durable_seq;
@@ -190,11 +217,19 @@ struct jnl {
     struct jnl_async *async_head; /* jnl_commit_async waiters, in call order (lock) */
     struct jnl_async **async_tail;
 
-    /* log position (commit thread; lock when read by others) */
-    struct jnl_head_state head;   /* current on-disk header */
+    /* log position and the lazy header (commit thread only; jnl_close
+     * after the thread has stopped). A write "is durable after sync n"
+     * when it was made before numbered sync n began; sync_completed >= n
+     * then says it is on the disk. */
+    struct jnl_head_state head;   /* the header last written */
+    uint64_t head_durable_after;  /* ... durable once sync_completed >= this */
+    uint64_t tail_seq;            /* oldest seq the durable header may name */
+    uint64_t ckpt_seq;            /* last transaction checkpointed */
+    uint64_t ckpt_durable_after;  /* its home writes durable after this sync */
+    uint64_t ckpt_durable_seq;    /* checkpoints of all txns <= this durable */
     uint64_t log_head;            /* where the next transaction goes (if it fits) */
-    int live_valid;               /* [live_start, live_end): last committed txn, */
-    uint64_t live_start, live_end;/* still needed until the next commit's sync */
+    struct jnl_live_txn live[JNL_LIVE_MAX]; /* ring of live transactions */
+    uint32_t live_first, live_count;
     uint64_t commits_since_open;
 
     void *scratch;                /* JNL_BS, commit thread only */

@@ -112,6 +112,8 @@ static const struct metric_doc metric_docs[] = {
     { "*fsync_commits",         "fsync calls that waited for a journal commit", 0 },
     { "*fsync_data_syncs",      "fsync calls that needed only a data sync", 0 },
     { "*fsyncs",                "fsync and fsyncdir calls", 0 },
+    { "*commit_syncs",          "Device syncs issued by journal commits", 0 },
+    { "*log_full_syncs",        "Extra syncs to catch the journal header up when the log was full", 0 },
     { "*syncs",                 "Device syncs (msync/fdatasync) by the I/O engine", 0 },
     /* journal (jnl_) */
     { "*shadow_blocks_now",     "Journal shadow buffers held now (4 KiB each)", 1 },
@@ -119,6 +121,9 @@ static const struct metric_doc metric_docs[] = {
     { "*commit_waits",          "Callers that waited for a journal commit", 0 },
     { "*commit_blocks",         "Metadata blocks carried by journal commits", 0 },
     { "*commit_us",             "Time from closing a transaction to its checkpoint, microseconds", 0 },
+    { "*ordered_commits",       "Journal commits with new file data (data synced first)", 0 },
+    { "*pipelined_commits",     "Journal transactions that rode the previous ordered commit's sync", 0 },
+    { "*header_writes",         "Lazy journal header writes", 0 },
     { "*commits",               "Journal transactions made durable", 0 },
     { "*checkpoint_blocks",     "Journal block images written to their home location", 0 },
     { "*wraps",                 "Journal log wrap-arounds", 0 },

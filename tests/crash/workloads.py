@@ -286,45 +286,117 @@ def sqlite_rollback(s, n):
     _sqlite(s, n, "DELETE")
 
 
-def concurrent(s, n):
-    """Four threads appending and fsyncing their own logs at once (group
-    commit: one sync serves several fsyncs), plus a creator thread."""
-    s.mkdir("c")
-    s.fsync_dir("")
-    names = ["c/log%d" % i for i in range(4)]
-    for q in names:
-        s.create(q)
-    s.fsync_dir("c")
+def _run_threads(targets):
+    """Runs the callables at once; re-raises the first exception."""
     errors = []
 
-    def appender(q, seed):
+    def wrap(fn):
         try:
-            for i in range(15 * n):
-                s.append(q, 1000 + (seed * 7 + i * 13) % 7000)
-                s.fsync(q)
+            fn()
         except Exception as e:  # reported by the main thread
             errors.append(e)
 
-    def creator():
-        try:
-            for i in range(6 * n):
-                q = "c/new%d" % i
-                s.create(q)
-                s.write(q, 0, 3000)
-                s.fsync(q)
-                if i % 3 == 2:
-                    s.fsync_dir("c")
-        except Exception as e:
-            errors.append(e)
-
-    ts = [threading.Thread(target=appender, args=(q, i)) for i, q in enumerate(names)]
-    ts.append(threading.Thread(target=creator))
+    ts = [threading.Thread(target=wrap, args=(fn,)) for fn in targets]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
     if errors:
         raise errors[0]
+
+
+def _make_logs(s, d, count):
+    """Directory d with count empty log files, all fsync'd; their names."""
+    s.mkdir(d)
+    s.fsync_dir("")
+    names = ["%s/log%d" % (d, i) for i in range(count)]
+    for q in names:
+        s.create(q)
+    s.fsync_dir(d)
+    return names
+
+
+def concurrent(s, n):
+    """Four threads appending and fsyncing their own logs at once (group
+    commit: one sync serves several fsyncs), plus a creator thread."""
+    names = _make_logs(s, "c", 4)
+
+    def appender(q, seed):
+        for i in range(15 * n):
+            s.append(q, 1000 + (seed * 7 + i * 13) % 7000)
+            s.fsync(q)
+
+    def creator():
+        for i in range(6 * n):
+            q = "c/new%d" % i
+            s.create(q)
+            s.write(q, 0, 3000)
+            s.fsync(q)
+            if i % 3 == 2:
+                s.fsync_dir("c")
+
+    _run_threads([lambda q=q, i=i: appender(q, i) for i, q in enumerate(names)] + [creator])
+
+
+# 4 KiB records, 4 KiB plus odd tails, and odd sizes: appends that end
+# mid-block (the next one writes into an owned block: one-sync commits)
+# and appends that allocate (ordered commits, two syncs).
+APPEND_SIZES = [4096, 4096 + 17, 4096 + 1000, 8192 + 333, 33, 100, 1000, 5000, 12289]
+
+
+def appenders8(s, n):
+    """Eight threads append to their own logs and fsync (or fdatasync)
+    after every record, all at once: group commit of ordered and plain
+    transactions. Every acknowledged fsync's prefix must survive exactly,
+    and the tags catch foreign or stale bytes past it."""
+    names = _make_logs(s, "ap", 8)
+    rngs = [s.rng.randrange(1 << 30) for _ in names]
+
+    def appender(i):
+        q = names[i]
+        fd = os.open(s.p(q), os.O_WRONLY)
+        try:
+            for k in range(8 * n):
+                size = APPEND_SIZES[(rngs[i] + k * 7) % len(APPEND_SIZES)]
+                s.append(q, size, fd=fd)
+                s.fsync(q, datasync=(i % 2 == 1))
+        finally:
+            os.close(fd)
+
+    _run_threads([lambda i=i: appender(i) for i in range(len(names))])
+
+
+def parallel_create(s, n):
+    """Four threads create files, write them (sizes from 0 to three
+    blocks, odd tails) and fsync them, each in its own directory (fsync'd
+    now and then) and in one shared directory; the shared directory is
+    fsync'd once they are done. fsync(file) must make the new name durable
+    (invariant 5)."""
+    s.mkdir("pc")
+    s.mkdir("pc/shared")
+    dirs = ["pc/d%d" % i for i in range(4)]
+    for d in dirs:
+        s.mkdir(d)
+    s.fsync_dir("")
+    s.fsync_dir("pc")
+    sizes = [0, 100, 4096, 4097, 9000, 12288]
+
+    def creator(i):
+        for k in range(4 * n):
+            own = "%s/f%d" % (dirs[i], k)
+            s.create(own)
+            s.write(own, 0, sizes[(i + k) % len(sizes)])
+            s.fsync(own)
+            shared = "pc/shared/t%d_%d" % (i, k)
+            s.create(shared)
+            s.write(shared, 0, sizes[(i * 3 + k) % len(sizes)])
+            s.fsync(shared)
+            if k % 2 == 1:
+                s.fsync_dir(dirs[i])
+
+    _run_threads([lambda i=i: creator(i) for i in range(len(dirs))])
+    s.fsync_dir("pc/shared")
+    s.fsync_dir("pc")
 
 
 def periodic(s, n):
@@ -361,6 +433,8 @@ WORKLOADS = {
     "sqlite_wal": (sqlite_wal, "", "32M", False),
     "sqlite_rollback": (sqlite_rollback, "", "32M", False),
     "concurrent": (concurrent, "", "32M", False),
+    "appenders8": (appenders8, "", "32M", False),
+    "parallel_create": (parallel_create, "", "32M", False),
     "periodic": (periodic, "commit=1", "32M", False),
     # the same loads on the pread/pwrite backend and with a group-commit window
     "applog_pread": (applog, "io=pread", "32M", True),
