@@ -125,6 +125,10 @@ int fmap_zero_bytes(struct fmap *m, uint64_t from, uint64_t to)
         if (!(e.flags & MMAPFS_EXTENT_UNWRITTEN)) {
             uint64_t phys = ((e.pblk + (lblk - e.lblk)) << MMAPFS_BLOCK_SHIFT) +
                             (from & (MMAPFS_BLOCK_SIZE - 1));
+            /* the zeros are what a later size or extent change makes
+             * readable: ordered like new data, or a crash could show the
+             * bytes a truncate or punch removed */
+            jnl_note_new_data(fs->jnl);
             for (uint64_t done = 0; done < end - from;) {
                 size_t n = end - from - done < FS_ZERO_BYTES ? (size_t)(end - from - done)
                                                              : FS_ZERO_BYTES;

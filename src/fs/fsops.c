@@ -222,6 +222,9 @@ int fs_format_metrics(struct fs *fs, char *buf, size_t size)
     line(&o, "mmio_sync_longest_delay_us", mm.sync_longest_delay_us);
     line(&o, "mmio_sync_shortest_delay_us", mm.sync_shortest_delay_us);
     line(&o, "mmio_sync_us", mm.sync_us);
+    line(&o, "mmio_sync_company_waits", mm.sync_company_waits);
+    line(&o, "mmio_sync_company_wait_us", mm.sync_company_wait_us);
+    line(&o, "mmio_sync_company_joined", mm.sync_company_joined);
     line(&o, "mmio_write_bytes", mm.write_bytes);
     line(&o, "mmio_writes", mm.writes);
     line(&o, "mmio_write_us", mm.write_us);

@@ -105,6 +105,9 @@ struct metric_doc {
 static const struct metric_doc metric_docs[] = {
     /* I/O engine (mmio_) */
     { "*sync_background_loops", "Iterations of the I/O engine's delayed-sync loop", 0 },
+    { "*sync_company_waits",    "Delayed syncs held back to wait for other callers (adaptive batching)", 0 },
+    { "*sync_company_wait_us",  "Time spent waiting for other callers before a sync, microseconds", 0 },
+    { "*sync_company_joined",   "Delayed-sync requests that arrived during such a wait", 0 },
     { "*sync_delayed",          "Delayed (batched) sync requests to the I/O engine", 0 },
     { "*sync_longest_delay_us", "Longest wait of a delayed sync, microseconds", 1 },
     { "*sync_shortest_delay_us", "Shortest wait of a delayed sync, microseconds", 1 },
