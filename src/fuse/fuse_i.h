@@ -33,6 +33,9 @@
 #define MMAPFS_DEFAULT_MAX_RATIO     10     /* bdi max_ratio (%) */
 #define MMAPFS_DEFAULT_MIN_RATIO     5      /* bdi min_ratio (%) */
 #define MMAPFS_DEFAULT_IDLE_THREADS  16
+/* hot loop: poll for the next request this long before sleeping in
+ * read(2): a request that comes within it skips a wake-up (docs/MOUNT.md) */
+#define MMAPFS_DEFAULT_SPIN_US       20
 #define MMAPFS_STR_(x) #x
 #define MMAPFS_STR(x) MMAPFS_STR_(x)
 
@@ -51,6 +54,7 @@ struct mmapfs_config {
     char *sync_delay_str, *io_str, *commit_str;
     char *entry_timeout_str, *attr_timeout_str, *max_threads_str;
     char *readdirplus_str, *max_ratio_str, *min_ratio_str, *idle_threads_str;
+    char *spin_str;
     /* validated values */
     uint64_t sync_delay_us;
     enum mmio_backend backend;
@@ -58,6 +62,7 @@ struct mmapfs_config {
     double entry_timeout, attr_timeout;
     unsigned max_threads;
     unsigned idle_threads;   /* workers kept waiting at most */
+    unsigned spin_us;        /* hot loop: poll this long for the next request */
     int readdirplus_auto;    /* 1: kernel chooses READDIRPLUS or READDIR */
     int max_ratio, min_ratio; /* bdi max_ratio/min_ratio to set, -1 = leave */
     int bad;                 /* an error was already reported */

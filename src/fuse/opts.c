@@ -43,6 +43,7 @@ static const struct fuse_opt mmapfs_opts[] = {
     MMAPFS_OPT("attr_timeout=%s", attr_timeout_str, 0),
     MMAPFS_OPT("max_threads=%s", max_threads_str, 0),
     MMAPFS_OPT("max_idle_threads=%s", idle_threads_str, 0),
+    MMAPFS_OPT("spin=%s", spin_str, 0),
     MMAPFS_OPT("readdirplus=%s", readdirplus_str, 0),
     MMAPFS_OPT("max_ratio=%s", max_ratio_str, 0),
     MMAPFS_OPT("min_ratio=%s", min_ratio_str, 0),
@@ -102,6 +103,9 @@ static const char mmapfs_help[] =
 "    nohotloop              libfuse's multi-threaded loop instead of the\n"
 "                           hot-thread loop (one thread serves while it\n"
 "                           keeps up, more when requests queue behind it)\n"
+"    spin=USEC              hot loop: after a request, poll this long for\n"
+"                           the next before sleeping (default " MMAPFS_STR(MMAPFS_DEFAULT_SPIN_US) ",\n"
+"                           0..1000; 0 = sleep at once)\n"
 "    noclone_fd             nohotloop: workers share one /dev/fuse\n"
 "                           descriptor (default: one per worker)\n"
 "    readdirplus=always|auto  attributes with every directory listing\n"
@@ -197,6 +201,24 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
     return 0;
 }
 
+/* Option name=str (str NULL: not given, *out untouched) as a number in
+ * [min, max] into *out; on a bad value prints "mmapfs: name=str: expected
+ * what" and returns -1. */
+static int parse_count(const char *name, const char *str, uint64_t min, uint64_t max,
+                       const char *what, unsigned *out)
+{
+    uint64_t v;
+
+    if (!str)
+        return 0;
+    if (parse_u64(str, min, max, &v)) {
+        fprintf(stderr, "mmapfs: %s=%s: expected %s\n", name, str, what);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
 /* Strict non-negative decimal number of seconds in [0, max]. */
 static int parse_seconds(const char *s, double max, double *out)
 {
@@ -265,14 +287,9 @@ static int validate(struct mmapfs_config *cfg)
             return -1;
         }
     }
-    if (cfg->commit_str) {
-        if (parse_u64(cfg->commit_str, 1, 86400, &v)) {
-            fprintf(stderr, "mmapfs: commit=%s: expected seconds, 1..86400\n",
-                    cfg->commit_str);
-            return -1;
-        }
-        cfg->commit_s = (unsigned)v;
-    }
+    if (parse_count("commit", cfg->commit_str, 1, 86400, "seconds, 1..86400",
+                    &cfg->commit_s))
+        return -1;
     if (cfg->entry_timeout_str &&
         parse_seconds(cfg->entry_timeout_str, 86400, &cfg->entry_timeout)) {
         fprintf(stderr, "mmapfs: entry_timeout=%s: expected seconds, 0..86400\n",
@@ -285,14 +302,9 @@ static int validate(struct mmapfs_config *cfg)
                 cfg->attr_timeout_str);
         return -1;
     }
-    if (cfg->max_threads_str) {
-        if (parse_u64(cfg->max_threads_str, 1, 1024, &v)) {
-            fprintf(stderr, "mmapfs: max_threads=%s: expected 1..1024\n",
-                    cfg->max_threads_str);
-            return -1;
-        }
-        cfg->max_threads = (unsigned)v;
-    }
+    if (parse_count("max_threads", cfg->max_threads_str, 1, 1024, "1..1024",
+                    &cfg->max_threads))
+        return -1;
     /* one worker could not serve the writes a SEEK_DATA flush waits for:
      * that is the single-threaded loop */
     if (cfg->max_threads == 1)
@@ -307,6 +319,10 @@ static int validate(struct mmapfs_config *cfg)
         }
         cfg->idle_threads = (unsigned)v;
     }
+    cfg->spin_us = MMAPFS_DEFAULT_SPIN_US;
+    if (parse_count("spin", cfg->spin_str, 0, 1000, "microseconds, 0..1000",
+                    &cfg->spin_us))
+        return -1;
     if (cfg->readdirplus_str) {
         if (strcmp(cfg->readdirplus_str, "always") == 0) {
             cfg->readdirplus_auto = 0;
@@ -471,6 +487,7 @@ void mmapfs_config_free(struct mmapfs_config *cfg)
     free(cfg->attr_timeout_str);
     free(cfg->max_threads_str);
     free(cfg->idle_threads_str);
+    free(cfg->spin_str);
     free(cfg->readdirplus_str);
     free(cfg->max_ratio_str);
     free(cfg->min_ratio_str);

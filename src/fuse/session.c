@@ -359,6 +359,24 @@ static int hot_pending(struct hot_loop *h)
     return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
 }
 
+/* Polls (without sleeping) up to spin_us for a request to arrive. A caller
+ * that sends its next request right after our reply (a create loop, tar)
+ * then finds this thread awake instead of paying a wake-up, about a quarter
+ * of a round trip on a 2-CPU VM. Returns as soon as one is pending. */
+static void hot_spin(struct hot_loop *h, unsigned spin_us)
+{
+    struct timespec t0, t;
+
+    if (!spin_us)
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!hot_pending(h)) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - t0.tv_sec) * 1000000L + (t.tv_nsec - t0.tv_nsec) / 1000 >= (long)spin_us)
+            return;
+    }
+}
+
 static void *hot_backup(void *arg)
 {
     struct hot_loop *h = arg;
@@ -447,7 +465,7 @@ static void hot_stop(struct hot_loop *h)
     }
 }
 
-static int hot_loop_run(struct fuse_session *se, unsigned max_threads)
+static int hot_loop_run(struct fuse_session *se, unsigned max_threads, unsigned spin_us)
 {
     struct hot_loop h;
     struct fuse_buf buf = { .mem = NULL };
@@ -467,6 +485,7 @@ static int hot_loop_run(struct fuse_session *se, unsigned max_threads)
         return res;
     }
     while (!fuse_session_exited(se)) {
+        hot_spin(&h, spin_us);
         res = fuse_session_receive_buf(se, &buf);
         if (res == -EINTR)
             continue;
@@ -493,7 +512,7 @@ int mmapfs_session_loop(struct fuse_session *se, const struct mmapfs_config *cfg
     if (cfg->single_thread) {
         ret = fuse_session_loop(se);
     } else if (!cfg->no_hot_loop) {
-        ret = hot_loop_run(se, cfg->max_threads);
+        ret = hot_loop_run(se, cfg->max_threads, cfg->spin_us);
     } else {
         lc = fuse_loop_cfg_create();
         if (!lc) {

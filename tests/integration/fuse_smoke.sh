@@ -46,7 +46,7 @@ mkdir -p "$M"
 check "mmapfs --version exits 0" "$MMAPFS" --version
 check_sh "mmapfs --version names the format version" '"$0" -V | grep -q "on-disk format [0-9]"' "$MMAPFS"
 check_sh "mmapfs --help lists the mmapfs options" \
-    'out=$("$0" --help) && for o in sync_delay= io= commit= entry_timeout= attr_timeout= nowriteback_cache readdirplus= max_ratio= min_ratio= max_idle_threads= noclone_fd nohotloop; do grep -q "$o" <<<"$out" || { echo "missing $o"; exit 1; }; done' "$MMAPFS"
+    'out=$("$0" --help) && for o in sync_delay= io= commit= entry_timeout= attr_timeout= nowriteback_cache readdirplus= max_ratio= min_ratio= max_idle_threads= spin= noclone_fd nohotloop; do grep -q "$o" <<<"$out" || { echo "missing $o"; exit 1; }; done' "$MMAPFS"
 check_fail "unknown -o option exits non-zero" "$MMAPFS" "$IMG" "$M" -o no_such_option
 check_sh "unknown -o option: exit 1 with a message" \
     '"$0" "$1" "$2" -o no_such_option 2>"$3/err"; rc=$?; [ $rc -eq 1 ] && grep -q "no_such_option" "$3/err"' \
@@ -55,6 +55,7 @@ check_fail "bad value io=floppy exits non-zero" "$MMAPFS" "$IMG" "$M" -o io=flop
 check_fail "bad value commit=5x exits non-zero" "$MMAPFS" "$IMG" "$M" -o commit=5x
 check_fail "bad value entry_timeout=-1 exits non-zero" "$MMAPFS" "$IMG" "$M" -o entry_timeout=-1
 check_fail "bad value max_idle_threads=0 exits non-zero" "$MMAPFS" "$IMG" "$M" -o max_idle_threads=0
+check_fail "bad value spin=1001 exits non-zero" "$MMAPFS" "$IMG" "$M" -o spin=1001
 check_fail "max_idle_threads above max_threads exits non-zero" "$MMAPFS" "$IMG" "$M" -o max_threads=4,max_idle_threads=5
 check_fail "bad value min_ratio=x exits non-zero" "$MMAPFS" "$IMG" "$M" -o min_ratio=x
 check_fail "unknown dash option exits non-zero" "$MMAPFS" "$IMG" "$M" --frobnicate
