@@ -804,7 +804,12 @@ static void test_group_commit(void **state)
     printf("group commit: %lu waits, %lu commits\n", (unsigned long)m.commit_waits,
            (unsigned long)m.commits);
     assert_int_equal(m.commit_waits, GC_THREADS * GC_ITERS);
-    assert_true(m.commits * 2 <= m.commit_waits);
+    /* callers that arrive during a commit share the next one. How many
+     * share depends on how long a commit takes against how fast the
+     * threads come back (one sync per commit, ThreadSanitizer's slowdown):
+     * 80-170 commits for 320 waits have been seen, so only sharing itself
+     * is asserted; test_pipelined and test_commit_async count exactly. */
+    assert_true(m.commits < m.commit_waits);
     assert_int_equal(jnl_close(j), 0);
     img_destroy(&im);
 }
