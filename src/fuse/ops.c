@@ -132,14 +132,6 @@ int mfs_format_requests(const struct mmapfs_fuse *m, char *buf, size_t size)
     return (int)len;
 }
 
-/* READ is counted here: the handler itself (ops_data.c) stays as it is. */
-static void mfs_read_counted(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                             struct fuse_file_info *fi)
-{
-    mfs_count(req, MFS_OP_READ);
-    mfs_read(req, ino, size, off, fi);
-}
-
 /* ---- init / destroy ------------------------------------------------------------ */
 
 /* Turns capability 'cap' on in conn->want if the kernel offers it. */
@@ -232,7 +224,7 @@ const struct fuse_lowlevel_ops mmapfs_ll_ops = {
     .rename       = mfs_rename,
     .link         = mfs_link,
     .open         = mfs_open,
-    .read         = mfs_read_counted,
+    .read         = mfs_read,
     .write        = mfs_write,
     .flush        = mfs_flush,
     .release      = mfs_release,

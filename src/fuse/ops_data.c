@@ -73,6 +73,7 @@ void mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     size_t done = 0, max;
     ssize_t n = 0;
     int used = 0, got;
+    mfs_count(req, MFS_OP_READ);
     (void)fi;
 
     if (off < 0) {
