@@ -20,22 +20,7 @@
 #include <unistd.h>
 
 #include "fs/fs.h"
-
-/* Undoes the octal escapes of /proc/self/mountinfo (\040 for a space). */
-static void unescape_mountinfo(char *s)
-{
-    char *out = s;
-    while (*s) {
-        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-            s[3] >= '0' && s[3] <= '7') {
-            *out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-            s += 4;
-        } else {
-            *out++ = *s++;
-        }
-    }
-    *out = 0;
-}
+#include "util/mountinfo.h"
 
 /* Same file (or the same block device) as st? */
 static int same_file(const struct stat *a, const struct stat *b)
@@ -66,7 +51,7 @@ int fs_image_mounted(int fd)
         char *source = strtok_r(NULL, " \n", &save);
         if (!type || !source || strcmp(type, "fuse.mmapfs") != 0)
             continue;
-        unescape_mountinfo(source);
+        mountinfo_unescape(source);
         if (stat(source, &other) == 0 && same_file(&me, &other))
             found = 1;
     }

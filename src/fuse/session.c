@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "fuse/fuse_i.h"
+#include "util/mountinfo.h"
 
 #define FUSE_SUPER_MAGIC_VALUE 0x65735546
 
@@ -225,24 +226,6 @@ void mmapfs_signals_stop(void)
 
 /* ---- dirty-page share of the mount (bdi max_ratio, min_ratio) -------------------------------- */
 
-/* True if the mountinfo field f (octal escapes \040 etc.) spells path. */
-static int mountinfo_path_is(const char *f, const char *path)
-{
-    while (*f && *path) {
-        char c = *f;
-        if (c == '\\' && f[1] >= '0' && f[1] <= '3' && f[2] >= '0' && f[2] <= '7' &&
-            f[3] >= '0' && f[3] <= '7') {
-            c = (char)((f[1] - '0') * 64 + (f[2] - '0') * 8 + (f[3] - '0'));
-            f += 3;
-        }
-        if (c != *path)
-            return 0;
-        f++;
-        path++;
-    }
-    return *f == '\0' && *path == '\0';
-}
-
 /* Finds the device number ("MAJ:MIN") of the last fuse.mmapfs mount on
  * mountpoint in /proc/self/mountinfo, without touching the mount itself
  * (the request loop is not running yet: a stat would wait forever). */
@@ -260,7 +243,8 @@ static int find_mount_dev(const char *mountpoint, char *dev, size_t size)
         if (!sep || sscanf(line, "%*s %*s %63s %*s %4095s", id, mnt) != 2 ||
             sscanf(sep + 3, "%63s", type) != 1)
             continue;
-        if (strcmp(type, "fuse.mmapfs") == 0 && mountinfo_path_is(mnt, mountpoint) &&
+        mountinfo_unescape(mnt);
+        if (strcmp(type, "fuse.mmapfs") == 0 && strcmp(mnt, mountpoint) == 0 &&
             strlen(id) < size) {
             strcpy(dev, id);
             found = 0;

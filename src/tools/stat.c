@@ -26,28 +26,11 @@
 
 #include "fs/format.h"
 #include "fuse/version_i.h"
+#include "util/mountinfo.h"
 
 #define METRICS_MAX 65536          /* XATTR_SIZE_MAX */
 
 /* ---- is it an mmapfs mount? ---------------------------------------------------------- */
-
-/* Decodes the octal escapes (\040 etc.) of a /proc/self/mountinfo field in
- * place. */
-static void unescape_mountinfo(char *s)
-{
-    char *in = s, *out = s;
-
-    while (*in) {
-        if (in[0] == '\\' && in[1] >= '0' && in[1] <= '7' && in[2] >= '0' &&
-            in[2] <= '7' && in[3] >= '0' && in[3] <= '7') {
-            *out++ = (char)(((in[1] - '0') << 6) | ((in[2] - '0') << 3) | (in[3] - '0'));
-            in += 4;
-        } else {
-            *out++ = *in++;
-        }
-    }
-    *out = '\0';
-}
 
 /* Finds the topmost mount on path 'mnt' and copies its type into fstype.
  * 0 if found, -ENOENT if mnt is not a mount point, other -errno. */
@@ -81,7 +64,7 @@ static int mount_type(const char *mnt, char *fstype, size_t size)
         }
         if (!point || !type)
             continue;
-        unescape_mountinfo(point);
+        mountinfo_unescape(point);
         if (strcmp(point, mnt) == 0) {      /* later lines are mounted on top */
             snprintf(fstype, size, "%s", type);
             found = 0;
