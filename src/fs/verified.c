@@ -85,9 +85,14 @@ void verified_clear(struct fs *fs, uint64_t start, uint64_t len)
             blk = stop;
             continue;
         }
-        for (; blk < stop; blk++) {
-            uint64_t bit = blk % VBITS_PER_CHUNK;
-            __atomic_fetch_and(&c[bit / 64], ~(1ull << (bit % 64)), __ATOMIC_RELAXED);
+        while (blk < stop) {                    /* a word at a time */
+            uint64_t bit = blk % VBITS_PER_CHUNK, n = 64 - bit % 64;
+            if (n > stop - blk)
+                n = stop - blk;
+            uint64_t mask = (n == 64 ? ~0ull : ((1ull << n) - 1)) << (bit % 64);
+            if (__atomic_load_n(&c[bit / 64], __ATOMIC_RELAXED) & mask)
+                __atomic_fetch_and(&c[bit / 64], ~mask, __ATOMIC_RELAXED);
+            blk += n;
         }
     }
 }

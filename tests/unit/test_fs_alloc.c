@@ -419,6 +419,33 @@ static void test_double_free_detected(void **state)
     assert_true(sb.state & MMAPFS_STATE_ERROR);
 }
 
+/* verified.c: marks set one by one, cleared by ranges across word and
+ * chunk boundaries; nothing outside a cleared range is touched. */
+static void test_verified_marks(void **state)
+{
+    struct img *m = *state;
+    struct fs *fs = m->fs;
+    uint64_t lo = fs->data_start, n = fs->block_count - lo;
+    for (uint64_t b = lo; b < fs->block_count; b += 3)
+        verified_set(fs, b);
+    uint64_t cuts[][2] = { { lo + 1, 1 }, { lo + 60, 10 }, { lo + 200, 130 },
+                           { 32768 - 5, 70 } };
+    for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++)
+        if (cuts[i][0] >= lo && cuts[i][0] + cuts[i][1] <= fs->block_count)
+            verified_clear(fs, cuts[i][0], cuts[i][1]);
+    for (uint64_t b = lo; b < lo + n; b++) {
+        int cut = 0;
+        for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++)
+            cut |= cuts[i][0] >= lo && b >= cuts[i][0] && b < cuts[i][0] + cuts[i][1];
+        assert_int_equal(verified_test(fs, b), !cut && (b - lo) % 3 == 0);
+    }
+    verified_clear(fs, lo, n);
+    for (uint64_t b = lo; b < lo + n; b++)
+        assert_false(verified_test(fs, b));
+    img_unmount(m);
+    img_check(m);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, img_setup, img_teardown)
@@ -432,6 +459,7 @@ int main(void)
         T(test_statfs_numbers),
         T(test_many_deletes_and_exact_counts),
         T(test_double_free_detected),
+        T(test_verified_marks),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
