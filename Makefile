@@ -6,7 +6,10 @@
 #   make check-tsan   the threaded unit tests under ThreadSanitizer (part of make test)
 #   make mount        build, create /var/lib/mmapfs/default.img (1 GiB) if missing,
 #                     mount it on /mnt/mmapfs (unmount: fusermount3 -u /mnt/mmapfs)
-#   make install      install binaries and man pages under /usr/local
+#   make install      install programs, libmmio, its header and mmio.pc, man
+#                     pages under $(PREFIX) (/usr/local), mount.mmapfs in /sbin;
+#                     honours DESTDIR; writes a manifest (docs/MOUNT.md)
+#   make uninstall    remove exactly what the manifest lists
 #   make bench        benchmark against ext4 on a loop device (ratios)
 
 CC       ?= cc
@@ -148,8 +151,30 @@ mount: deps
 	$(B)/mmapfs $(IMG) $(MNT)
 	@echo "mounted $(IMG) on $(MNT); unmount with: fusermount3 -u $(MNT)"
 
+# ---- install / uninstall: mount-scripts/install.sh, docs/MOUNT.md "Installing" -----
+# mount(8) runs helpers only from /sbin (and /sbin/fs.d, /sbin/fs), so
+# mount.mmapfs goes there whatever the PREFIX (under DESTDIR if given).
+PREFIX       ?= /usr/local
+SBINDIR      ?= $(PREFIX)/sbin
+LIBDIR       ?= $(PREFIX)/lib
+INCLUDEDIR   ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+MANDIR       ?= $(PREFIX)/share/man
+DOCDIR       ?= $(PREFIX)/share/doc/mmapfs
+MANIFEST     ?= $(PREFIX)/share/mmapfs/install-manifest
+MOUNT_HELPER_DIR ?= /sbin
+DESTDIR      ?=
+INSTALL_ENV = PREFIX='$(PREFIX)' SBINDIR='$(SBINDIR)' LIBDIR='$(LIBDIR)' \
+              INCLUDEDIR='$(INCLUDEDIR)' PKGCONFIGDIR='$(PKGCONFIGDIR)' \
+              MANDIR='$(MANDIR)' DOCDIR='$(DOCDIR)' MANIFEST='$(MANIFEST)' \
+              MOUNT_HELPER_DIR='$(MOUNT_HELPER_DIR)' DESTDIR='$(DESTDIR)'
+.PHONY: uninstall
+
 install: all
-	mount-scripts/install.sh $(B)
+	$(INSTALL_ENV) mount-scripts/install.sh $(B)
+
+uninstall:
+	$(INSTALL_ENV) mount-scripts/uninstall.sh
 
 clean:
 	rm -rf build build-asan build-tsan
