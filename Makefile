@@ -154,16 +154,19 @@ mount: deps
 # ---- install / uninstall: mount-scripts/install.sh, docs/MOUNT.md "Installing" -----
 # mount(8) runs helpers only from /sbin (and /sbin/fs.d, /sbin/fs), so
 # mount.mmapfs goes there whatever the PREFIX (under DESTDIR if given).
+# PREFIX and DESTDIR may come from the environment; the other directories
+# only from the command line (make install LIBDIR=/usr/lib64), so that an
+# unrelated LIBDIR or MANIFEST in the environment does not move files.
 PREFIX       ?= /usr/local
-SBINDIR      ?= $(PREFIX)/sbin
-LIBDIR       ?= $(PREFIX)/lib
-INCLUDEDIR   ?= $(PREFIX)/include
-PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
-MANDIR       ?= $(PREFIX)/share/man
-DOCDIR       ?= $(PREFIX)/share/doc/mmapfs
-MANIFEST     ?= $(PREFIX)/share/mmapfs/install-manifest
-MOUNT_HELPER_DIR ?= /sbin
 DESTDIR      ?=
+SBINDIR       = $(PREFIX)/sbin
+LIBDIR        = $(PREFIX)/lib
+INCLUDEDIR    = $(PREFIX)/include
+PKGCONFIGDIR  = $(LIBDIR)/pkgconfig
+MANDIR        = $(PREFIX)/share/man
+DOCDIR        = $(PREFIX)/share/doc/mmapfs
+MANIFEST      = $(PREFIX)/share/mmapfs/install-manifest
+MOUNT_HELPER_DIR = /sbin
 INSTALL_ENV = PREFIX='$(PREFIX)' SBINDIR='$(SBINDIR)' LIBDIR='$(LIBDIR)' \
               INCLUDEDIR='$(INCLUDEDIR)' PKGCONFIGDIR='$(PKGCONFIGDIR)' \
               MANDIR='$(MANDIR)' DOCDIR='$(DOCDIR)' MANIFEST='$(MANIFEST)' \
