@@ -36,6 +36,7 @@ export T_ROOT T_BUILD T_DIR STAGE SYSMNT VERSION PY
 # mount cleanup of common.sh; if that part was killed, stop them by PID.
 _install_cleanup() {
     local rc=$? d pid n
+    set +e        # (exit "$rc") below must not end the trap early
     for d in /proc/[0-9]*; do
         pid=${d#/proc/}
         [ "$(basename "$(readlink "$d/exe" 2>/dev/null)")" == mmapfs ] || continue
