@@ -34,9 +34,19 @@ export T_ROOT T_BUILD T_DIR STAGE SYSMNT VERSION PY
 
 # Daemons serving SYSMNT in the namespace of part 2 are invisible to the
 # mount cleanup of common.sh; if that part was killed, stop them by PID.
+UNIT_FILE=""         # part 3: the unit it wrote, and whether it installed
+SYSTEM_INSTALLED=0   # into the real system (undone here if it failed)
 _install_cleanup() {
     local rc=$? d pid n
     set +e        # (exit "$rc") below must not end the trap early
+    if [ -n "$UNIT_FILE" ]; then
+        systemctl stop "$(basename "$UNIT_FILE")" 2>/dev/null
+        rm -f "$UNIT_FILE"
+        systemctl daemon-reload 2>/dev/null
+    fi
+    if [ "$SYSTEM_INSTALLED" -eq 1 ] && [ -e /usr/local/share/mmapfs/install-manifest ]; then
+        "${MAKE[@]}" uninstall >/dev/null
+    fi
     for d in /proc/[0-9]*; do
         pid=${d#/proc/}
         [ "$(basename "$(readlink "$d/exe" 2>/dev/null)")" == mmapfs ] || continue
@@ -96,6 +106,13 @@ for page in "$STAGE"/usr/local/share/man/man*/*; do
 done
 check_sh "every page of docs/man is installed" \
     'for p in "$T_ROOT"/docs/man/*.[0-9]; do n=$(basename "$p"); cmp "$p" "$STAGE/usr/local/share/man/man${n##*.}/$n" || exit 1; done'
+
+# mmapfs-stat's option rules (before it looks at the mount point)
+for bad in "--json --prometheus" "-w 1 --prometheus" "-c 2" "-w 0" "-w x" "-w 1 -c 0"; do
+    _run "$MSTAT" $bad "$T_DIR"
+    check_eq "mmapfs-stat $bad: usage error (exit 2)" 2 "$T_RC"
+done
+check_fail "mmapfs-stat --json on a directory that is not a mount" "$MSTAT" --json "$T_DIR"
 
 cp "$MANIFEST_FILE" "$T_DIR/manifest.1"
 check "make install again (overwrites)" "${MAKE[@]}" install DESTDIR="$STAGE"
@@ -341,12 +358,14 @@ else
     UNIT=$(systemd-escape --path --suffix=mount "$UNITMNT")
     mkdir -p "$UNITMNT"
     make_image "$T_DIR/unit.img" 256M
+    UNIT_FILE=/run/systemd/system/$UNIT
     sed -e "s|^What=.*|What=$T_DIR/unit.img|" -e "s|^Where=.*|Where=$UNITMNT|" \
         -e "s|^RequiresMountsFor=.*|RequiresMountsFor=$T_DIR|" \
-        "$T_ROOT/mount-scripts/mnt-mmapfs.mount" >"/run/systemd/system/$UNIT"
+        "$T_ROOT/mount-scripts/mnt-mmapfs.mount" >"$UNIT_FILE"
     T_MOUNTS+=("$UNITMNT")
     T_IMAGES+=("$T_DIR/unit.img")
     T_DIRTY["$T_DIR/unit.img"]=1
+    SYSTEM_INSTALLED=1
     check "make install (system)" "${MAKE[@]}" install
     check "systemctl daemon-reload" systemctl daemon-reload
     check "systemctl start $UNIT" systemctl start "$UNIT"
@@ -356,9 +375,11 @@ else
     check "systemctl stop $UNIT" systemctl stop "$UNIT"
     if _wait_daemon_gone "$UNITMNT" 60; then pass "its daemon exits"; else fail "its daemon exits"; fi
     check_fail_sh "unmounted" 'mountpoint -q "$0"' "$UNITMNT"
-    rm -f "/run/systemd/system/$UNIT"
+    rm -f "$UNIT_FILE"
+    UNIT_FILE=""
     systemctl daemon-reload || true
     check "make uninstall (system)" "${MAKE[@]}" uninstall
+    SYSTEM_INSTALLED=0
     check_sh "nothing of the system install is left" '[ ! -e /sbin/mount.mmapfs ] && [ ! -e /usr/local/sbin/mmapfs ]'
     flock -u "$lock"
 fi
