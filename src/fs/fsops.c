@@ -244,6 +244,8 @@ int fs_format_metrics(struct fs *fs, char *buf, size_t size)
     line(&o, "jnl_header_writes", jm.header_writes);
     line(&o, "jnl_log_full_syncs", jm.log_full_syncs);
     line(&o, "jnl_pipelined_commits", jm.pipelined_commits);
+    line(&o, "jnl_data_images", jm.data_images);
+    line(&o, "jnl_head_past_syncs", jm.head_past_syncs);
     line(&o, "jnl_durable_seq", jnl_durable_seq(fs->jnl));
 
     jnl_lock(fs->jnl);
