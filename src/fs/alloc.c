@@ -423,6 +423,7 @@ int free_blocks(struct fs *fs, uint64_t start, uint64_t len)
     fs->free_blocks += changed;
     FS_COUNT(fs, blocks_freed, changed);
     verified_clear(fs, start, len);
+    jnl_forget_data(fs->jnl, start, len);
     err = pending_add(fs->pending, start, start + len, jnl_running_seq(fs->jnl));
     if (err)
         return err;

@@ -2,13 +2,16 @@
  * file.c — file data: reads (copying and zero-copy), writes (allocation,
  * unwritten-extent conversion, in-place overwrite).
  *
- * Data blocks are not journaled: they are read and written through the
- * engine directly. Ordered data (invariant 3): a newly allocated block gets
- * its data (and zeros for the bytes the write does not cover, so that no
- * stale bytes of a deleted file can ever show) copied into the mapping
- * while the journal lock is held, before the extent that points at it is
- * added; the commit's first sync therefore always makes the data durable
- * before the metadata.
+ * Data blocks live at home: they are read and written through the engine
+ * directly. Ordered data (invariant 3): a newly allocated block gets its
+ * data (and zeros for the bytes the write does not cover, so that no stale
+ * bytes of a deleted file can ever show) copied into the mapping while the
+ * journal lock is held, before the extent that points at it is added. A
+ * small write's blocks are also copied into the log by the commit
+ * (jnl_log_data), so one sync makes data and metadata durable together;
+ * a larger one makes the commit sync the data first. An in-place
+ * overwrite tells the journal (file_data_overwritten), which may still
+ * hold an older image of the block.
  */
 #include <errno.h>
 #include <string.h>
@@ -30,6 +33,28 @@ static uint64_t round_up(uint64_t x)
 }
 
 /* ==== reads ================================================================= */
+
+/* Copies n bytes of file data at physical byte phys. A read-only mount
+ * whose journal was replayed in memory only takes the blocks the log holds
+ * images of (small new data rides in the log) from there. */
+static int read_data(struct fs *fs, uint64_t phys, uint8_t *out, size_t n)
+{
+    if (!jnl_has_replayed(fs->jnl))
+        return mmio_read_at(fs->io, phys, out, n);
+    while (n) {
+        size_t in = (size_t)(phys & (BS - 1)), k = (size_t)min_u64(n, BS - in);
+        const uint8_t *img = jnl_replayed_block(fs->jnl, phys >> SHIFT);
+        int err = img ? 0 : mmio_read_at(fs->io, phys, out, k);
+        if (err)
+            return err;
+        if (img)
+            memcpy(out, img + in, k);
+        phys += k;
+        out += k;
+        n -= k;
+    }
+    return 0;
+}
 
 ssize_t file_read_locked(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode *di,
                          uint64_t off, void *buf, size_t len)
@@ -55,7 +80,7 @@ ssize_t file_read_locked(struct fs *fs, uint64_t ino, const struct mmapfs_disk_i
             memset(out + done, 0, n);
         } else {
             uint64_t phys = ((e.pblk + (lblk - e.lblk)) << SHIFT) + (pos & (BS - 1));
-            err = mmio_read_at(fs->io, phys, out + done, n);
+            err = read_data(fs, phys, out + done, n);
             if (err)
                 return err;
         }
@@ -164,8 +189,9 @@ ssize_t fs_read_iov(struct fs *fs, uint64_t ino, uint64_t off, size_t len,
                     const struct fs_read_pin *pin)
 {
     *niov = 0;
-    if (!mmio_ptr(fs->io, 0))
-        return -ENOTSUP;      /* pread backend: no mapping to point into */
+    if (!mmio_ptr(fs->io, 0) || jnl_has_replayed(fs->jnl))
+        return -ENOTSUP;      /* pread backend: no mapping to point into;
+                               * or file data images replayed in memory */
     if (max <= 0 || !pin || !pin->held)
         return -EINVAL;
     struct mmapfs_disk_inode di;
@@ -190,8 +216,9 @@ static int fill_blocks(struct fs *fs, uint64_t pblk, uint64_t pos, uint64_t wend
                        const uint8_t *data)
 {
     uint64_t base = pblk << SHIFT;          /* physical byte of file byte pos & ~(BS-1) */
-    jnl_note_new_data(fs->jnl);             /* ordered data: synced before the commit */
     uint64_t head = pos & (BS - 1);
+    /* ordered data: in the log if small, else synced before the commit */
+    jnl_log_data(fs->jnl, pblk, (round_up(wend) - (pos - head)) >> SHIFT);
     int err = 0;
     if (head)
         err = mmio_write_at(fs->io, base, fs->zero_block, (size_t)head);
@@ -337,8 +364,11 @@ static ssize_t write_step(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode 
             uint64_t stop = min_u64(end, fext_end(&e) << SHIFT);
             uint64_t phys = ((e.pblk + (lblk - e.lblk)) << SHIFT) + (pos & (BS - 1));
             n = mmio_write_at(fs->io, phys, buf + done, (size_t)(stop - pos));
-            if (!n)
+            if (!n) {
+                file_data_overwritten(fs, ino, phys >> SHIFT,
+                                      ((phys + (stop - pos) - 1) >> SHIFT) - (phys >> SHIFT) + 1);
                 n = (ssize_t)(stop - pos);
+            }
         }
         fmap_sync(&m, di);
         if (n < 0) {

@@ -58,6 +58,12 @@ int fmap_insert(struct fmap *m, const struct fextent *e);
 int fmap_update(struct fmap *m, const struct fextent *e);
 int fmap_delete(struct fmap *m, uint64_t lblk);
 
+/* Data blocks [pblk, pblk+n) of file ino were overwritten in place: if
+ * the journal still holds an older image of one of them
+ * (jnl_data_overwrite), the file's fsync and fdatasync must wait for the
+ * running transaction. Lock held. */
+void file_data_overwritten(struct fs *fs, uint64_t ino, uint64_t pblk, uint64_t n);
+
 /* Writes zeros over bytes [from, to) of the file where it is mapped and
  * written (holes and unwritten extents already read as zeros). */
 int fmap_zero_bytes(struct fmap *m, uint64_t from, uint64_t to);

@@ -104,6 +104,15 @@ int fmap_delete(struct fmap *m, uint64_t lblk)
     return bt_delete(&m->tree, lblk);
 }
 
+void file_data_overwritten(struct fs *fs, uint64_t ino, uint64_t pblk, uint64_t n)
+{
+    if (jnl_data_overwrite(fs->jnl, pblk, n)) {
+        uint64_t seq = jnl_running_seq(fs->jnl);
+        icache_set_dirty_seq(fs, ino, seq);
+        icache_set_data_seq(fs, ino, seq);
+    }
+}
+
 int fmap_zero_bytes(struct fmap *m, uint64_t from, uint64_t to)
 {
     struct fs *fs = m->fs;
@@ -129,6 +138,9 @@ int fmap_zero_bytes(struct fmap *m, uint64_t from, uint64_t to)
              * readable: ordered like new data, or a crash could show the
              * bytes a truncate or punch removed */
             jnl_note_new_data(fs->jnl);
+            file_data_overwritten(fs, m->ino, phys >> MMAPFS_BLOCK_SHIFT,
+                                  ((phys + (end - from) - 1) >> MMAPFS_BLOCK_SHIFT) -
+                                      (phys >> MMAPFS_BLOCK_SHIFT) + 1);
             for (uint64_t done = 0; done < end - from;) {
                 size_t n = end - from - done < FS_ZERO_BYTES ? (size_t)(end - from - done)
                                                              : FS_ZERO_BYTES;

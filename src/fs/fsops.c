@@ -113,49 +113,65 @@ void fs_forget(struct fs *fs, uint64_t ino, uint64_t n)
 /* ==== durability ============================================================ */
 
 /* The transaction fsync(ino) must wait for: the last one that changed
- * what fsync covers (fdatasync: only size and block map). */
-static int fsync_target(struct fs *fs, uint64_t ino, int datasync, uint64_t *seq)
+ * what fsync covers (fdatasync: only size and block map). *has_data: the
+ * inode is a regular file, whose data lives outside the journal. */
+static int fsync_target(struct fs *fs, uint64_t ino, int datasync, uint64_t *seq,
+                        int *has_data)
 {
     struct mmapfs_disk_inode di;
     jnl_lock(fs->jnl);
     int err = inode_get(fs, ino, &di);
-    if (!err)
+    if (!err) {
         *seq = datasync && !S_ISDIR(di.mode) ? icache_data_seq(fs, ino)
                                              : icache_dirty_seq(fs, ino);
+        *has_data = S_ISREG(di.mode);
+    }
     jnl_unlock(fs->jnl);
     if (!err)
         FS_COUNT(fs, fsyncs, 1);
     return err;
 }
 
+/* Is there nothing to wait for? A directory, symlink or device node is all
+ * metadata: once its last transaction is durable, so is everything fsync
+ * covers (a symlink's target is written with the transaction that creates
+ * it, ordered or logged). A regular file may have data written in place
+ * since the last sync. */
+static int fsync_nothing(struct fs *fs, uint64_t seq, int has_data)
+{
+    if (fs->read_only)
+        return 1;
+    if (seq > jnl_durable_seq(fs->jnl)) {
+        FS_COUNT(fs, fsync_commits, 1);
+        return 0;
+    }
+    if (!has_data && !jnl_error(fs->jnl))
+        return 1;
+    FS_COUNT(fs, fsync_data_syncs, 1);
+    return 0;
+}
+
 int fs_fsync(struct fs *fs, uint64_t ino, int datasync)
 {
     uint64_t seq = 0;
-    int err = fsync_target(fs, ino, datasync, &seq);
-    if (err)
+    int has_data = 0;
+    int err = fsync_target(fs, ino, datasync, &seq, &has_data);
+    if (err || fsync_nothing(fs, seq, has_data))
         return err;
-    if (fs->read_only)
-        return 0;
-    if (seq > jnl_durable_seq(fs->jnl)) {
-        FS_COUNT(fs, fsync_commits, 1);
+    if (seq > jnl_durable_seq(fs->jnl))
         return jnl_commit_wait(fs->jnl, seq);     /* data first, then metadata */
-    }
-    FS_COUNT(fs, fsync_data_syncs, 1);
     return jnl_sync_data(fs->jnl);
 }
 
 void fs_fsync_async(struct fs *fs, uint64_t ino, int datasync, fs_done_fn done, void *ctx)
 {
     uint64_t seq = 0;
-    int err = fsync_target(fs, ino, datasync, &seq);
-    if (err || fs->read_only) {
+    int has_data = 0;
+    int err = fsync_target(fs, ino, datasync, &seq, &has_data);
+    if (err || fsync_nothing(fs, seq, has_data)) {
         done(ctx, err);
         return;
     }
-    if (seq > jnl_durable_seq(fs->jnl))
-        FS_COUNT(fs, fsync_commits, 1);
-    else
-        FS_COUNT(fs, fsync_data_syncs, 1);
     /* for seq already durable the commit thread makes the data durable */
     jnl_commit_async(fs->jnl, seq, done, ctx);
 }
@@ -244,6 +260,8 @@ int fs_format_metrics(struct fs *fs, char *buf, size_t size)
     line(&o, "jnl_header_writes", jm.header_writes);
     line(&o, "jnl_log_full_syncs", jm.log_full_syncs);
     line(&o, "jnl_pipelined_commits", jm.pipelined_commits);
+    line(&o, "jnl_data_images", jm.data_images);
+    line(&o, "jnl_head_past_syncs", jm.head_past_syncs);
     line(&o, "jnl_durable_seq", jnl_durable_seq(fs->jnl));
 
     jnl_lock(fs->jnl);

@@ -148,7 +148,7 @@ static int close_txn(struct jnl *j, struct jnl_closed *t)
 {
     uint32_t crc = 0;
     struct mmapfs_disk_jnl_desc *d = j->scratch;
-    uint64_t n = j->running_count;
+    uint64_t n = j->running_count + j->running_data_count;
     uint64_t size = jnl_txn_log_blocks(n);
     uint64_t seq = atomic_load(&j->running_seq);
     uint64_t pos;
@@ -166,25 +166,30 @@ static int close_txn(struct jnl *j, struct jnl_closed *t)
             d->count = (uint32_t)count;
             d->seq = seq;
             for (uint64_t k = 0; k < count; k++)
-                d->home[k] = j->running[i + k]->blk;
+                d->home[k] = jnl_running_home(j, i + k);
             err = mmio_write_at(j->io, jnl_log_off(&j->geo, jnl_image_idx(pos, i) - 1), d, JNL_BS);
             crc = crc32c(crc, d, JNL_BS);
         }
-        const void *image = j->running[i]->data;
+        const void *image = err ? NULL : jnl_running_image(j, i, &err);
         if (!err)
             err = mmio_write_at(j->io, jnl_log_off(&j->geo, jnl_image_idx(pos, i)), image, JNL_BS);
-        crc = crc32c(crc, image, JNL_BS);
+        if (!err)
+            crc = crc32c(crc, image, JNL_BS);
     }
     if (err)
         return err;
 
-    for (uint64_t i = 0; i < n; i++) {
+    for (uint64_t i = 0; i < n; i++)
+        t->blks[i] = jnl_running_home(j, i);
+    for (uint64_t i = 0; i < j->running_count; i++) {
         struct jnl_shadow *s = j->running[i];
         s->in_commit++;
         s->running_idx = JNL_NOT_RUNNING;
-        t->blks[i] = s->blk;
     }
     t->count = n;
+    t->meta_count = j->running_count;
+    t->head_past = j->running_head_past;
+    jnl_datalog_close(j);
     t->seq = seq;
     t->pos = pos;
     t->crc = crc;
@@ -218,8 +223,9 @@ static int write_commit_block(struct jnl *j, const struct jnl_closed *t)
     return mmio_write_at(j->io, jnl_log_off(&j->geo, t->pos + nblocks), c, JNL_BS);
 }
 
-/* Step 5 (lock held): writes the first 'limit' images of t home (limit <
- * count only for the crash hook), from the shadow when it still holds t's
+/* Step 5 (lock held): writes the first 'limit' metadata images of t home
+ * (limit < meta_count only for the crash hook; data images are home
+ * already), from the shadow when it still holds t's
  * image, else from the log, and drops shadows that neither the running
  * transaction nor another closed one uses. */
 static int checkpoint(struct jnl *j, const struct jnl_closed *t, uint64_t limit)
@@ -227,7 +233,7 @@ static int checkpoint(struct jnl *j, const struct jnl_closed *t, uint64_t limit)
     uint64_t i;
     int err = 0;
 
-    for (i = 0; i < t->count && i < limit; i++) {
+    for (i = 0; i < t->meta_count && i < limit; i++) {
         uint64_t blk = t->blks[i];
         struct jnl_shadow *s = jnl_map_find(&j->map, blk);
         const void *src = j->scratch;
@@ -248,7 +254,7 @@ static int checkpoint(struct jnl *j, const struct jnl_closed *t, uint64_t limit)
         }
     }
     atomic_fetch_add(&j->ctr.checkpoint_blocks, i);
-    if (!err && i < t->count)
+    if (!err && i < t->meta_count)
         err = -EIO;     /* stopped by the crash hook */
     return err;
 }
@@ -324,6 +330,18 @@ static int commit_one(struct jnl *j)
         err = commit_sync(j);
         syncs++;
     }
+    if (!err && t->head_past) {
+        /* a block overwritten in place still has an image in transaction
+         * head_past, which replay must not reach once T is durable */
+        uint64_t n0 = syncs;
+        for (int tries = 0; !err && j->tail_seq <= t->head_past && tries < 3; tries++) {
+            err = commit_sync(j);
+            syncs++;
+        }
+        if (!err && j->tail_seq <= t->head_past)
+            err = -EIO;
+        atomic_fetch_add(&j->ctr.head_past_syncs, syncs - n0);
+    }
     if (!err)
         err = write_commit_block(j, t);
     if (!err && crash == JNL_CRASH_AFTER_COMMIT_BLOCK) {
@@ -356,12 +374,13 @@ static int commit_one(struct jnl *j)
         return -EIO;
     atomic_store(&j->durable_seq, seq);
     j->commits_since_open++;
-    err = checkpoint(j, t, crash == JNL_CRASH_MID_CHECKPOINT ? count / 2 : UINT64_MAX);
+    err = checkpoint(j, t, crash == JNL_CRASH_MID_CHECKPOINT ? t->meta_count / 2 : UINT64_MAX);
     if (err)
         return -EIO;
     /* the home writes become durable with the next numbered sync */
     j->ckpt_seq = seq;
     j->ckpt_durable_after = atomic_load(&j->sync_started) + 1;
+    jnl_datalog_prune(j);
     if (early > 0) {
         j->cur ^= 1;
         j->next_ready = 1;
@@ -446,7 +465,7 @@ void jnl_commit_async(struct jnl *j, uint64_t seq, jnl_done_fn done, void *ctx)
     uint64_t running = atomic_load(&j->running_seq);
     if (seq >= running) {
         seq = running;
-        if (j->running_count == 0)
+        if (jnl_running_empty(j))
             seq = running - 1;      /* nothing to commit: data only */
     }
     *w = (struct jnl_async){ .seq = seq, .s0 = atomic_load(&j->sync_started),
@@ -464,7 +483,7 @@ void jnl_commit_async(struct jnl *j, uint64_t seq, jnl_done_fn done, void *ctx)
 /* Should the running transaction be committed now? Lock held. */
 static int commit_due(const struct jnl *j)
 {
-    if (j->running_count == 0)
+    if (jnl_running_empty(j))
         return 0;
     if (j->shutdown || j->throttled || j->running_count >= j->soft_limit ||
         j->requested_seq >= atomic_load(&j->running_seq))
@@ -476,7 +495,7 @@ static int commit_due(const struct jnl *j)
  * commit is due. Lock held. */
 static void wait_for_work(struct jnl *j)
 {
-    if (j->running_count == 0) {
+    if (jnl_running_empty(j)) {
         pthread_cond_wait(&j->commit_cv, &j->mu);
         return;
     }
@@ -510,9 +529,9 @@ void *jnl_commit_main(void *arg)
         }
         /* Waiters for a transaction that jnl_forget emptied: nothing to
          * commit, they sync data only. */
-        if (j->running_count == 0 && j->requested_seq >= atomic_load(&j->running_seq))
+        if (jnl_running_empty(j) && j->requested_seq >= atomic_load(&j->running_seq))
             pthread_cond_broadcast(&j->done_cv);
-        if (j->shutdown && j->running_count == 0 && !j->async_head && !j->next_ready)
+        if (j->shutdown && jnl_running_empty(j) && !j->async_head && !j->next_ready)
             break;
         wait_for_work(j);
     }
@@ -545,7 +564,7 @@ int jnl_commit_wait(struct jnl *j, uint64_t seq)
             need_data_sync = atomic_load(&j->sync_completed) <= s0;
             break;
         }
-        if (seq == running && j->running_count == 0) {
+        if (seq == running && jnl_running_empty(j)) {
             need_data_sync = 1;     /* nothing to commit */
             break;
         }

@@ -39,6 +39,7 @@ static uint64_t txn_capacity(uint64_t log_blocks)
 static void jnl_destroy(struct jnl *j)
 {
     jnl_map_destroy(&j->map);
+    jnl_datalog_destroy(j);
     for (size_t i = 0; i < j->read_temps_count; i++)
         free(j->read_temps[i]);
     free(j->read_temps);
@@ -83,6 +84,9 @@ static int jnl_alloc(struct jnl **out, struct mmio *io, const struct jnl_geometr
     if (j->max_txn_blocks <= JNL_MAX_OP_BLOCKS)
         return -EINVAL;      /* kept away by JNL_MIN_JOURNAL_BLOCKS */
     j->begin_limit = j->max_txn_blocks - JNL_MAX_OP_BLOCKS;
+    int err = jnl_datalog_init(j);
+    if (err)
+        return err;
     j->soft_limit = j->max_txn_blocks / 4;
 
     j->async_tail = &j->async_head;
@@ -293,10 +297,23 @@ static void running_remove(struct jnl *j, struct jnl_shadow *s)
     j->running[idx] = last;
     last->running_idx = idx;
     s->running_idx = JNL_NOT_RUNNING;
+    jnl_running_maybe_emptied(j);
+}
+
+void jnl_running_maybe_emptied(struct jnl *j)
+{
     /* A waiter may be waiting for a transaction that just became empty:
      * it has nothing left to commit (see jnl_commit_wait). */
-    if (j->running_count == 0 && j->requested_seq >= atomic_load(&j->running_seq))
+    if (jnl_running_empty(j) && j->requested_seq >= atomic_load(&j->running_seq))
         pthread_cond_broadcast(&j->done_cv);
+}
+
+void jnl_running_started(struct jnl *j)
+{
+    /* The commit thread may be asleep without a timeout (nothing to
+     * commit): wake it to arm the periodic commit. */
+    j->running_since_ns = jnl_now_ns();
+    pthread_cond_signal(&j->commit_cv);
 }
 
 /* jnl_write / jnl_write_new: the writable shadow of blk in the running
@@ -322,7 +339,7 @@ static void *dirty_block(struct jnl *j, uint64_t blk, int zero)
             memset(s->data, 0, JNL_BS);
         return s->data;
     }
-    if (j->running_count >= j->max_txn_blocks) {
+    if (j->running_count + j->running_data_count >= j->max_txn_blocks) {
         errno = ENOSPC;
         return NULL;
     }
@@ -354,12 +371,8 @@ static void *dirty_block(struct jnl *j, uint64_t blk, int zero)
     s->dirty_seq = atomic_load(&j->running_seq);
     s->running_idx = j->running_count;
     j->running[j->running_count++] = s;
-    if (j->running_count == 1) {
-        /* The commit thread may be asleep without a timeout (nothing to
-         * commit): wake it to arm the periodic commit. */
-        j->running_since_ns = jnl_now_ns();
-        pthread_cond_signal(&j->commit_cv);
-    }
+    if (j->running_count + j->running_data_count == 1)
+        jnl_running_started(j);
     return s->data;
 }
 
@@ -399,7 +412,7 @@ int jnl_begin(struct jnl *j)
             pthread_mutex_unlock(&j->mu);
             return err;
         }
-        if (j->running_count <= j->begin_limit)
+        if (j->running_count + j->running_data_count <= j->begin_limit)
             return 0;
         /* Too full to take a whole operation: have it committed. The
          * commit thread closes it (and broadcasts space_cv) first thing. */
@@ -464,6 +477,8 @@ void jnl_get_metrics(struct jnl *j, struct jnl_metrics *out)
     out->header_writes = atomic_load_explicit(&j->ctr.header_writes, memory_order_relaxed);
     out->log_full_syncs = atomic_load_explicit(&j->ctr.log_full_syncs, memory_order_relaxed);
     out->pipelined_commits = atomic_load_explicit(&j->ctr.pipelined_commits, memory_order_relaxed);
+    out->data_images = atomic_load_explicit(&j->ctr.data_images, memory_order_relaxed);
+    out->head_past_syncs = atomic_load_explicit(&j->ctr.head_past_syncs, memory_order_relaxed);
 }
 
 /* ---- test hooks ------------------------------------------------------------------ */

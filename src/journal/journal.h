@@ -14,8 +14,9 @@
  *    the images to their home blocks in the mapping (checkpoint) and wakes
  *    the waiters. A transaction that makes new file data reachable
  *    (jnl_note_new_data) syncs once more, before its commit block, so that
- *    the data is durable first (ordered data, invariant 3). The journal
- *    header is advanced lazily, riding those syncs.
+ *    the data is durable first (ordered data, invariant 3), unless the
+ *    data is small enough to ride in the log itself (jnl_log_data). The
+ *    journal header is advanced lazily, riding those syncs.
  *  - Callers of jnl_commit_wait() that arrive while a commit is in flight
  *    ride the next one (group commit).
  *
@@ -144,6 +145,35 @@ int jnl_begin(struct jnl *j);
  * blocks the file already owned needs no such ordering. Lock held. */
 void jnl_note_new_data(struct jnl *j);
 
+/* Small new data rides in the log (docs/JOURNAL.md): blocks [pblk,
+ * pblk+n) were just allocated (or converted from unwritten) and filled
+ * with file data in the mapping. When the running transaction has room
+ * for their images (a small write), the commit copies them into the log
+ * beside the metadata, and replay writes them home: the commit needs one
+ * sync instead of two. Otherwise this is jnl_note_new_data. Lock held. */
+void jnl_log_data(struct jnl *j, uint64_t pblk, uint64_t n);
+
+/* File data blocks [pblk, pblk+n) were just overwritten in place. If a
+ * live transaction holds an image of one of them (jnl_log_data), replay
+ * would write that older image over the new bytes: the block is logged
+ * again in the running transaction (or, when it is full, its commit first
+ * moves the durable header past that transaction). Returns 1 then: the
+ * write is durable only once the running transaction is (the caller makes
+ * the file's fsync wait for it); else 0. Lock held. */
+int jnl_data_overwrite(struct jnl *j, uint64_t pblk, uint64_t n);
+
+/* Blocks [start, start+len) stopped being file data (freed): they leave
+ * the running transaction's data images, and older images of them need no
+ * more care (docs/JOURNAL.md, invariant 4). Lock held. */
+void jnl_forget_data(struct jnl *j, uint64_t start, uint64_t len);
+
+/* Read-only journal (jnl_config.read_only) whose replay found images: 1,
+ * and file data must then be read through jnl_replayed_block. Else 0. */
+int jnl_has_replayed(struct jnl *j);
+/* Read-only journal: the replayed image of blk, or NULL when the log has
+ * none (the mapping's copy is current). Lock held. */
+const void *jnl_replayed_block(struct jnl *j, uint64_t blk);
+
 /* Ends a modifying operation: unlocks; kicks the commit thread if the
  * running transaction has grown past the commit threshold. */
 void jnl_end(struct jnl *j);
@@ -201,11 +231,16 @@ void jnl_set_durable_callback(struct jnl *j, jnl_durable_fn fn, void *ctx);
  *                      transactions left no room in the log
  *   pipelined_commits  transactions closed early to ride the final sync of
  *                      an ordered commit (they need no sync of their own
- *                      before their commit block) */
+ *                      before their commit block)
+ *   data_images        file data blocks copied into the log (jnl_log_data
+ *                      and the re-logs of jnl_data_overwrite)
+ *   head_past_syncs    syncs a commit spent moving the header past an
+ *                      older image of a block overwritten in place */
 struct jnl_metrics {
     uint64_t commits, commit_blocks, commit_us, commit_waits, wraps,
              shadow_blocks_now, checkpoint_blocks, commit_syncs, ordered_commits,
-             header_writes, log_full_syncs, pipelined_commits;
+             header_writes, log_full_syncs, pipelined_commits, data_images,
+             head_past_syncs;
 };
 void jnl_get_metrics(struct jnl *j, struct jnl_metrics *out);
 

@@ -150,8 +150,13 @@ struct jnl_async {
 /* A closed transaction: frozen in the log, waiting for its commit block,
  * its final sync and its checkpoint. */
 struct jnl_closed {
-    uint64_t *blks;               /* home blocks, log order; max_txn_blocks */
+    uint64_t *blks;               /* home blocks, log order; max_txn_blocks:
+                                   * metadata images first, then file data */
     uint64_t count, seq, pos;
+    uint64_t meta_count;          /* images to checkpoint (the metadata) */
+    uint64_t head_past;           /* the durable header must name a later
+                                   * transaction before the commit block is
+                                   * written (0: no such need) */
     uint32_t crc;                 /* CRC-32C of its descriptors and images */
     int new_data;                 /* ordered: data synced before the commit block */
     int pre_synced;               /* a sync that began after it closed completed */
@@ -160,7 +165,8 @@ struct jnl_closed {
 struct jnl_counters {
     _Atomic uint64_t commits, commit_blocks, commit_us, commit_waits, wraps,
                      shadow_blocks_now, checkpoint_blocks, commit_syncs,
-                     ordered_commits, header_writes, log_full_syncs, pipelined_commits;
+                     ordered_commits, header_writes, log_full_syncs, pipelined_commits,
+                     data_images, head_past_syncs;
 };
 
 /* A transaction whose log blocks are still needed: from the oldest one the
@@ -197,6 +203,21 @@ struct jnl {
     uint32_t running_count;
     uint64_t running_since_ns;    /* when its first block was added */
     int running_new_data;         /* jnl_note_new_data was called for it */
+
+    /* file data images (datalog.c; docs/JOURNAL.md, "Small new data rides
+     * in the log"). 'logged' maps every data block with an image in the
+     * running or a live transaction to an entry (data NULL) whose
+     * dirty_seq is the last transaction that logged it and whose
+     * running_idx is its index in running_data. (lock) */
+    struct jnl_shadow_map logged;
+    struct jnl_shadow **running_data; /* data_max entries */
+    uint32_t running_data_count;  /* data images in the running txn */
+    uint32_t running_data_new;    /* of those, blocks of new data */
+    uint32_t data_max;            /* most data images in one transaction */
+    uint32_t data_new_max;        /* most new-data blocks logged in one */
+    uint64_t running_head_past;   /* see jnl_closed.head_past */
+    uint64_t logged_pruned_tail;  /* tail_seq at the last prune */
+    void *data_buf;               /* JNL_BS, copy of a data image (lock) */
 
     /* closed transactions (commit thread; lock for the shadows): the one
      * committing, closed[cur], and the next one when it was closed early to
@@ -257,6 +278,33 @@ void jnl_fail_locked(struct jnl *j);
 void *jnl_commit_main(void *arg);
 /* Drops a shadow that neither transaction needs any more. Lock held. */
 void jnl_shadow_drop(struct jnl *j, struct jnl_shadow *s);
+/* Nothing in the running transaction (no metadata, no data image). */
+static inline int jnl_running_empty(const struct jnl *j)
+{
+    return j->running_count == 0 && j->running_data_count == 0;
+}
+/* Notes that the running transaction just got its first block: arms the
+ * periodic commit. Lock held. */
+void jnl_running_started(struct jnl *j);
+/* A waiter may be waiting for a transaction that just became empty. */
+void jnl_running_maybe_emptied(struct jnl *j);
+
+/* ---- file data images (datalog.c) ---------------------------------------- */
+
+/* Sizes the data image budgets and allocates running_data. 0 or -ENOMEM. */
+int jnl_datalog_init(struct jnl *j);
+void jnl_datalog_destroy(struct jnl *j);
+/* Step 1 (lock held): home block of the i-th image of the running
+ * transaction (metadata first, then data), and its content (data images
+ * are read from their home block now, into data_buf). NULL on error. */
+uint64_t jnl_running_home(const struct jnl *j, uint64_t i);
+const void *jnl_running_image(struct jnl *j, uint64_t i, int *err);
+/* Step 1 (lock held), after the images are written: the running data
+ * images belong to the closed transaction now. */
+void jnl_datalog_close(struct jnl *j);
+/* After a commit (lock held): forgets entries of transactions that replay
+ * can no longer reach (older than tail_seq). */
+void jnl_datalog_prune(struct jnl *j);
 
 /* ---- test hooks (tests/unit/test_journal.c) ------------------------------- */
 

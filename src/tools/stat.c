@@ -122,6 +122,8 @@ static const struct metric_doc metric_docs[] = {
     { "*ordered_commits",       "Journal commits with new file data (data synced first)", 0 },
     { "*pipelined_commits",     "Journal transactions that rode the previous ordered commit's sync", 0 },
     { "*header_writes",         "Lazy journal header writes", 0 },
+    { "*data_images",           "File data blocks copied into the journal log (small writes, re-logged overwrites)", 0 },
+    { "*head_past_syncs",       "Syncs spent moving the journal header past an older data image", 0 },
     { "*commits",               "Journal transactions made durable", 0 },
     { "*checkpoint_blocks",     "Journal block images written to their home location", 0 },
     { "*wraps",                 "Journal log wrap-arounds", 0 },

@@ -1417,6 +1417,210 @@ static void test_read_only_open(void **state)
     img_destroy(&im);
 }
 
+/* ---- file data images (small new data rides in the log) --------------------------- */
+
+#define DBLK (DATA0 + 600)      /* a "file data" block: written at home directly */
+
+/* Writes version ver of data block blk at home, as the fs does. */
+static void data_put(struct img *im, uint64_t blk, uint64_t ver)
+{
+    uint8_t buf[BS];
+    pattern(buf, blk, ver);
+    assert_int_equal(mmio_write_at(im->io, blk * BS, buf, BS), 0);
+}
+
+/* One operation: new data block d at version ver, logged (jnl_log_data),
+ * and metadata block m changed with it. Returns its seq. */
+static uint64_t op_new_data(struct img *im, struct jnl *j, uint64_t d, uint64_t m, uint64_t ver)
+{
+    assert_int_equal(jnl_begin(j), 0);
+    data_put(im, d, ver);
+    jnl_log_data(j, d, 1);
+    pattern(jnl_write(j, m), m, ver);
+    uint64_t seq = jnl_running_seq(j);
+    jnl_end(j);
+    return seq;
+}
+
+/* A small write's data rides in the log: one sync, and replay restores the
+ * data even when its home write never reached the disk. */
+static void test_data_logged(void **state)
+{
+    (void)state;
+    struct img im;
+    img_create(&im);
+    struct jnl *j = jopen(&im);
+    struct mmio_metrics e0, e1;
+    struct jnl_metrics m;
+
+    mmio_get_metrics(im.io, &e0);
+    uint64_t s = op_new_data(&im, j, DBLK, DATA0, 1);
+    assert_int_equal(jnl_commit_wait(j, s), 0);
+    mmio_get_metrics(im.io, &e1);
+    assert_int_equal(e1.syncs - e0.syncs, 1);
+    jnl_get_metrics(j, &m);
+    assert_int_equal(m.ordered_commits, 0);
+    assert_int_equal(m.data_images, 1);
+    /* the header is still at or before s: replay reaches it */
+    assert_true(read_head(&im).seq <= s);
+    jnl_test_abandon(j);
+    data_put(&im, DBLK, 7);                 /* the home write was lost */
+    assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), 0);
+    assert_true(disk_is(&im, DBLK, 1));
+    assert_true(disk_is(&im, DATA0, 1));
+    img_destroy(&im);
+}
+
+/* Too much new data for the log: the ordered way, two syncs, no image. */
+static void test_data_large_ordered(void **state)
+{
+    (void)state;
+    struct img im;
+    img_create(&im);
+    struct jnl *j = jopen(&im);
+    struct jnl_metrics m;
+
+    assert_int_equal(jnl_begin(j), 0);
+    jnl_log_data(j, DBLK, 200);             /* a 800 KiB write */
+    pattern(jnl_write(j, DATA0), DATA0, 1);
+    uint64_t s = jnl_running_seq(j);
+    jnl_end(j);
+    assert_int_equal(jnl_commit_wait(j, s), 0);
+    jnl_get_metrics(j, &m);
+    assert_int_equal(m.ordered_commits, 1);
+    assert_int_equal(m.commit_syncs, 2);
+    assert_int_equal(m.data_images, 0);
+    assert_int_equal(jnl_close(j), 0);
+    img_destroy(&im);
+}
+
+/* A block logged in T1 and then overwritten in place: without a newer
+ * image, replay from a header still at T1 would bring the old bytes back
+ * over data a later fsync made durable. */
+static void test_data_overwrite(void **state)
+{
+    (void)state;
+    struct img im;
+    img_create(&im);
+    struct jnl *j = jopen(&im);
+    struct jnl_metrics m;
+
+    uint64_t s1 = op_new_data(&im, j, DBLK, DATA0, 1);
+    assert_int_equal(jnl_commit_wait(j, s1), 0);
+    jnl_lock(j);
+    data_put(&im, DBLK, 2);                 /* overwrite in place */
+    assert_int_equal(jnl_data_overwrite(j, DBLK, 1), 1);
+    assert_int_equal(jnl_data_overwrite(j, DBLK + 1, 1), 0);  /* never logged */
+    uint64_t s2 = jnl_running_seq(j);
+    jnl_unlock(j);
+    assert_int_equal(jnl_commit_wait(j, s2), 0);  /* the image alone is a transaction */
+    jnl_get_metrics(j, &m);
+    assert_int_equal(m.data_images, 2);
+    assert_true(read_head(&im).seq <= s1);  /* replay would still reach T1 */
+    jnl_test_abandon(j);
+    assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), 0);
+    assert_true(disk_is(&im, DBLK, 2));
+    img_destroy(&im);
+}
+
+/* The same when the running transaction has no room for another image:
+ * its commit first moves the durable header past T1. */
+static void test_data_overwrite_full(void **state)
+{
+    (void)state;
+    struct img im;
+    img_create(&im);
+    struct jnl *j = jopen(&im);
+    struct jnl_metrics m;
+
+    uint64_t s1 = op_new_data(&im, j, DBLK, DATA0, 1);
+    assert_int_equal(jnl_commit_wait(j, s1), 0);
+    uint64_t blk = DATA0 + 1;
+    uint64_t s2 = op_write(j, &blk, 1, 2);
+    jnl_lock(j);
+    uint32_t saved = j->data_max;
+    j->data_max = 0;                        /* no room left for images */
+    data_put(&im, DBLK, 3);
+    assert_int_equal(jnl_data_overwrite(j, DBLK, 1), 1);
+    j->data_max = saved;
+    jnl_unlock(j);
+    assert_int_equal(jnl_commit_wait(j, s2), 0);
+    jnl_get_metrics(j, &m);
+    assert_int_equal(m.data_images, 1);
+    assert_true(m.head_past_syncs >= 1);
+    assert_true(read_head(&im).seq > s1);
+    jnl_test_abandon(j);
+    assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), 0);
+    assert_true(disk_is(&im, DBLK, 3));
+    assert_true(disk_is(&im, DATA0 + 1, 2));
+    img_destroy(&im);
+}
+
+/* A logged block freed in the same transaction leaves it; once replay
+ * cannot reach an image any more, the journal forgets the block. */
+static void test_data_forget(void **state)
+{
+    (void)state;
+    struct img im;
+    img_create(&im);
+    struct jnl *j = jopen(&im);
+    struct jnl_metrics m;
+
+    assert_int_equal(jnl_begin(j), 0);
+    data_put(&im, DBLK, 1);
+    jnl_log_data(j, DBLK, 1);
+    jnl_forget_data(j, DBLK - 10, 20);      /* e.g. a truncate frees it */
+    pattern(jnl_write(j, DATA0), DATA0, 1);
+    uint64_t s = jnl_running_seq(j);
+    jnl_end(j);
+    assert_int_equal(jnl_commit_wait(j, s), 0);
+    jnl_get_metrics(j, &m);
+    assert_int_equal(m.data_images, 0);
+
+    uint64_t s1 = op_new_data(&im, j, DBLK + 1, DATA0, 2);
+    assert_int_equal(jnl_commit_wait(j, s1), 0);
+    jnl_lock(j);
+    assert_int_equal(jnl_data_overwrite(j, DBLK + 1, 1), 1);
+    jnl_unlock(j);
+    for (uint64_t k = 0; k < 5; k++) {
+        uint64_t b = DATA0 + 2, t = op_write(j, &b, 1, k + 3);
+        assert_int_equal(jnl_commit_wait(j, t), 0);
+    }
+    jnl_lock(j);
+    assert_int_equal(jnl_data_overwrite(j, DBLK + 1, 1), 0);  /* pruned */
+    jnl_unlock(j);
+    jnl_test_abandon(j);
+    data_put(&im, DBLK, 9);                 /* reused by another file */
+    assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), 0);
+    assert_true(disk_is(&im, DBLK, 9));
+    img_destroy(&im);
+}
+
+/* A read-only open replays data images in memory too. */
+static void test_data_read_only(void **state)
+{
+    (void)state;
+    struct img im;
+    img_create(&im);
+    struct jnl *j = jopen(&im);
+    struct jnl_config ro = { .read_only = 1 };
+
+    uint64_t s = op_new_data(&im, j, DBLK, DATA0, 1);
+    assert_int_equal(jnl_commit_wait(j, s), 0);
+    assert_int_equal(jnl_has_replayed(j), 0);
+    jnl_test_abandon(j);
+    data_put(&im, DBLK, 5);
+    assert_int_equal(jnl_open(&j, im.io, &im.geo, &ro), 0);
+    assert_int_equal(jnl_has_replayed(j), 1);
+    jnl_lock(j);
+    assert_true(block_is(jnl_replayed_block(j, DBLK), DBLK, 1));
+    assert_null(jnl_replayed_block(j, DBLK + 1));
+    jnl_unlock(j);
+    assert_int_equal(jnl_close(j), 0);
+    assert_true(disk_is(&im, DBLK, 5));     /* image untouched */
+    img_destroy(&im);
+}
+
 static void test_pread_backend(void **state)
 {
     (void)state;
@@ -1552,6 +1756,12 @@ int main(void)
         cmocka_unit_test(test_corrupt_headers),
         cmocka_unit_test(test_garbage_log),
         cmocka_unit_test(test_read_only_open),
+        cmocka_unit_test(test_data_logged),
+        cmocka_unit_test(test_data_large_ordered),
+        cmocka_unit_test(test_data_overwrite),
+        cmocka_unit_test(test_data_overwrite_full),
+        cmocka_unit_test(test_data_forget),
+        cmocka_unit_test(test_data_read_only),
         cmocka_unit_test(test_pread_backend),
         cmocka_unit_test(test_random_crash),
     };
