@@ -20,7 +20,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "usage: " PROG " [-n|-y|-p] [-f] [-v] TARGET\n"
-        "  -n   check only, change nothing (the journal is still replayed)\n"
+        "  -n   check only, write nothing (the journal is replayed in memory;\n"
+        "       read-only media and images in use can be checked)\n"
         "  -y   repair what can be repaired\n"
         "  -p   preen: repair what touches no data; skip a clean filesystem unless -f\n"
         "  -a   same as -p\n"
