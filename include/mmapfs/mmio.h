@@ -66,7 +66,10 @@ struct mmio_config {
      * beyond a regular file's is -EROFS (nothing is extended). Writes
      * (mmio_write_at, mmio_write_delayed_sync) return -EROFS,
      * mmio_mut_ptr returns NULL, and syncs return 0 without a system call:
-     * the engine never writes. Used by fsck.mmapfs -n. */
+     * the engine never writes. A read that faults in the mapping is
+     * retried with pread (reading a hole of a file on a full tmpfs
+     * through a mapping needs a new page; pread does not). Used by
+     * fsck.mmapfs -n. */
     int read_only;
 };
 

@@ -18,6 +18,8 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -107,6 +109,12 @@ int check_open(struct check *c, int *fd_out)
         return FSCK_EXIT_OPERATIONAL;
     }
     *fd_out = fd;
+    int ro_device = 0;
+    if (!read_only && S_ISBLK(st.st_mode) && ioctl(fd, BLKROGET, &ro_device) == 0 &&
+        ro_device) {
+        refuse_errno(c, EROFS, read_only);      /* the open itself may succeed */
+        return FSCK_EXIT_OPERATIONAL;
+    }
     int r = lock_target(c, fd, read_only);
     if (r)
         return r;

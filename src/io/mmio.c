@@ -251,9 +251,14 @@ static int transfer(struct mmio *io, uint64_t off, void *buf, size_t len,
     t0 = mmio_now_ns();
     if (io->map && write)
         err = mmap_backend_write(io, off, buf, len);
-    else if (io->map)
+    else if (io->map) {
         err = mmio_guarded_copy(buf, io->map + off, len, io->map, io->size);
-    else if (write)
+        /* A read fault on a hole of a tmpfs file allocates a page, which
+         * fails on a full tmpfs; pread of a hole allocates nothing. A
+         * read-only engine must read on a full disk: it tries pread. */
+        if (err == -EIO && io->read_only)
+            err = mmio_pio_read(io, off, buf, len);
+    } else if (write)
         err = mmio_pio_write(io, off, buf, len);
     else
         err = mmio_pio_read(io, off, buf, len);
