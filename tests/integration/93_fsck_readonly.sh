@@ -16,7 +16,8 @@
 #   - a mounted image: -n checks it with a warning line, -y refuses;
 #   - finally -y replays into the image (the checksum changes) and -n is
 #     clean without a replay.
-# Everything it mounts or attaches is undone by the EXIT trap.
+# Everything it mounts, attaches or makes immutable is undone by the EXIT
+# trap (common.sh: mount_other, new_loop, make_immutable).
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
 t_init "$@"
@@ -26,19 +27,7 @@ img=$T_DIR/ro.img
 M=$T_DIR/mnt
 RO=$T_DIR/ro-bind
 TMPFS=$T_DIR/full
-EXTRA_MOUNTS=()       # bind and tmpfs mounts, undone before common.sh's cleanup
-IMMUTABLE=""
 
-# Undoes what this script made beyond common.sh's mounts and loops.
-cleanup_extra() {
-    local i
-    [ -z "$IMMUTABLE" ] || chattr -i "$IMMUTABLE" 2>/dev/null || true
-    for ((i = ${#EXTRA_MOUNTS[@]} - 1; i >= 0; i--)); do
-        timeout -k 5 30 umount "${EXTRA_MOUNTS[$i]}" 2>/dev/null ||
-            timeout -k 5 30 umount -l "${EXTRA_MOUNTS[$i]}" 2>/dev/null || true
-    done
-}
-trap 'rc=$?; cleanup_extra; (exit $rc); _t_cleanup' EXIT
 
 sum() { md5sum <"$1" | cut -d' ' -f1; }
 
@@ -109,8 +98,7 @@ fi
 # ---- a read-only bind mount ------------------------------------------------------------
 mkdir -p "$T_DIR/rw" "$RO"
 cp --sparse=always "$img" "$T_DIR/rw/ro.img"
-if mount --bind "$T_DIR/rw" "$RO" && EXTRA_MOUNTS+=("$RO") &&
-    mount -o remount,bind,ro "$RO"; then
+if mount_other "$RO" --bind "$T_DIR/rw" && mount -o remount,bind,ro "$RO"; then
     check_fail_sh "the bind mount is read-only" 'touch "$0/x"' "$RO"
     fsck_n_unchanged "fsck -n of an image in a read-only bind mount" "$RO/ro.img"
     fsck_y_refused "fsck -y in a read-only bind mount: refused, says -n" "$RO/ro.img"
@@ -120,21 +108,17 @@ fi
 
 # ---- an immutable file -----------------------------------------------------------------------
 cp --sparse=always "$img" "$T_DIR/immutable.img"
-if chattr +i "$T_DIR/immutable.img" 2>/dev/null; then
+if make_immutable "$T_DIR/immutable.img"; then
     IMMUTABLE=$T_DIR/immutable.img
     check_fail_sh "the file is immutable" 'exec 3>>"$0"' "$IMMUTABLE"
     fsck_n_unchanged "fsck -n of an immutable file (chattr +i)" "$IMMUTABLE"
     fsck_y_refused "fsck -y of an immutable file: refused, says -n" "$IMMUTABLE"
-    chattr -i "$IMMUTABLE"
-    IMMUTABLE=""
 else
     skip "immutable file: chattr +i not supported on this filesystem"
 fi
 
 # ---- a full host filesystem ---------------------------------------------------------------
-mkdir -p "$TMPFS"
-if mount -t tmpfs -o size=40m tmpfs "$TMPFS"; then
-    EXTRA_MOUNTS+=("$TMPFS")
+if mount_other "$TMPFS" -t tmpfs -o size=40m tmpfs; then
     cp --sparse=always "$img" "$TMPFS/ro.img"
     dd if=/dev/zero of="$TMPFS/filler" bs=1M status=none 2>/dev/null || true
     dd if=/dev/zero of="$TMPFS/filler2" bs=4k status=none 2>/dev/null || true
