@@ -140,7 +140,8 @@ void mmapfs_print_help(const char *prog)
     printf("usage: %s TARGET MOUNTPOINT [-f] [-d] [-s] [-o OPTIONS]\n"
            "Mounts the mmapfs image file or block device TARGET on MOUNTPOINT.\n"
            "Without -f the command returns once the mount is usable (exit 0)\n"
-           "or has failed (exit 1); the daemon goes on in the background.\n"
+           "or has failed (exit 1..7, by kind: see mmapfs(8)); the daemon goes\n"
+           "on in the background.\n"
            "Unmount with: fusermount3 -u MOUNTPOINT (or umount as root).\n\n",
            prog);
     fputs(mmapfs_help, stdout);
