@@ -392,7 +392,9 @@ static int is_dev_fd_path(const char *path)
     return strncmp(path, "/dev/fd/", 8) == 0 && path[8] >= '0' && path[8] <= '9';
 }
 
-/* 1 if path (resolved) is the mount point of a mount already. */
+/* 1 if path (resolved) is the mount point of a mount already. An autofs
+ * trigger does not count: systemd's automount (x-systemd.automount in
+ * fstab) mounts us over its autofs mount point. */
 static int is_mount_point(const char *path)
 {
     char line[8192], point[4096];
@@ -400,9 +402,11 @@ static int is_mount_point(const char *path)
     FILE *f = fopen("/proc/self/mountinfo", "re");
     if (!f)
         return 0;
-    /* "ID PARENT MAJ:MIN ROOT MOUNTPOINT ..." */
+    /* "ID PARENT MAJ:MIN ROOT MOUNTPOINT ... - FSTYPE SOURCE OPTIONS" */
     while (!found && fgets(line, sizeof(line), f)) {
-        if (sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1)
+        const char *sep = strstr(line, " - ");
+        if (!sep || strncmp(sep + 3, "autofs ", 7) == 0 ||
+            sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1)
             continue;
         mountinfo_unescape(point);
         found = strcmp(point, path) == 0;
