@@ -47,7 +47,7 @@ struct mmio;
  *        and fdatasync; no pointers; no SIGBUS handler needed. */
 enum mmio_backend { MMIO_BACKEND_MMAP = 0, MMIO_BACKEND_PREAD = 1 };
 
-/* Options of mmio_open; cfg == NULL means { 0, MMIO_BACKEND_MMAP }. */
+/* Options of mmio_open; cfg == NULL means { 0, MMIO_BACKEND_MMAP, 0 }. */
 struct mmio_config {
     /* Batching window of the delayed-sync loop, in microseconds: the
      * most a delayed sync may be held back to wait for other callers to
@@ -60,6 +60,17 @@ struct mmio_config {
      * docs/ENGINE.md, "Waiting for company". */
     uint64_t sync_delay_us;      /* batching window of the delayed-sync loop */
     enum mmio_backend backend;   /* MMAP by default; PREAD uses pread/pwrite/fdatasync */
+    /* Nonzero: read-only. The file is opened O_RDONLY (so read-only media,
+     * immutable files and read-only block devices work) and mapped
+     * PROT_READ; a missing file is -ENOENT (never created) and a size
+     * beyond a regular file's is -EROFS (nothing is extended). Writes
+     * (mmio_write_at, mmio_write_delayed_sync) return -EROFS,
+     * mmio_mut_ptr returns NULL, and syncs return 0 without a system call:
+     * the engine never writes. A read that faults in the mapping is
+     * retried with pread (reading a hole of a file on a full tmpfs
+     * through a mapping needs a new page; pread does not). Used by
+     * fsck.mmapfs -n. */
+    int read_only;
 };
 
 /* Totals since open. Each field is an independent relaxed atomic counter:
@@ -163,7 +174,7 @@ int  mmio_write_at(struct mmio *io, uint64_t off, const void *buf, size_t len);
  * Stores through mmio_mut_ptr are not durable until a sync, and are not
  * refused after a sticky sync failure. */
 const void *mmio_ptr(struct mmio *io, uint64_t off);     /* NULL if out of range or PREAD backend */
-void *mmio_mut_ptr(struct mmio *io, uint64_t off);
+void *mmio_mut_ptr(struct mmio *io, uint64_t off);       /* also NULL if read_only */
 
 /* Makes everything written so far durable, now, in the calling thread:
  * MMAP: msync(MS_SYNC) of the whole mapping, then fdatasync (which also

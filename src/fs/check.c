@@ -1,12 +1,14 @@
 /*
- * check.c — the fsck driver: opens and locks the image, validates the
- * superblock, replays the journal, runs the rounds (each: the passes of
- * check_inodes.c, check_dirs.c, check_bitmaps.c, then with -y/-p one
- * repair phase, check_repair.c) and prints the summary. Also the helpers
- * the passes share (check_i.h).
+ * check.c — the fsck driver: opens and locks the image (check_open.c),
+ * validates the superblock, replays the journal, runs the rounds (each:
+ * the passes of check_inodes.c, check_dirs.c, check_bitmaps.c, then with
+ * -y/-p one repair phase, check_repair.c) and prints the summary. Also the
+ * helpers the passes share (check_i.h).
  *
  * The journal is replayed even with -n: committed transactions are part of
- * the filesystem's content, not a repair (docs/man/fsck.mmapfs.8).
+ * the filesystem's content, not a repair (docs/man/fsck.mmapfs.8). With -n
+ * the replay is in memory only (a read-only jnl whose blocks check_block
+ * and check_read return): -n never writes to the image.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -152,7 +154,31 @@ const uint8_t *check_block(struct check *c, uint64_t blk)
 {
     if (blk >= c->block_count)
         return NULL;
+    if (c->replay)
+        return jnl_read(c->replay, blk);    /* its lock is held for the whole check */
     return mmio_ptr(c->io, blk * MMAPFS_BLOCK_SIZE);
+}
+
+/* See check_i.h. */
+int check_read(struct check *c, uint64_t off, void *buf, size_t len)
+{
+    uint8_t *to = buf;
+    while (len) {
+        uint64_t blk = off / MMAPFS_BLOCK_SIZE;
+        size_t in = (size_t)(off % MMAPFS_BLOCK_SIZE);
+        size_t n = len < MMAPFS_BLOCK_SIZE - in ? len : MMAPFS_BLOCK_SIZE - in;
+        if (c->replay && jnl_is_shadow(c->replay, blk)) {
+            memcpy(to, (const uint8_t *)jnl_read(c->replay, blk) + in, n);
+        } else {
+            int err = mmio_read_at(c->io, off, to, n);
+            if (err)
+                return err;
+        }
+        to += n;
+        off += n;
+        len -= n;
+    }
+    return 0;
 }
 
 /* See check_i.h. */
@@ -161,7 +187,7 @@ int check_read_inode(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di
     if (ino < 1 || ino > c->inode_count)
         return -EIO;
     uint64_t off = c->sb.inode_table_start * MMAPFS_BLOCK_SIZE + (ino - 1) * MMAPFS_INODE_SIZE;
-    int err = mmio_read_at(c->io, off, di, sizeof(*di));
+    int err = check_read(c, off, di, sizeof(*di));
     return err ? -EIO : 0;
 }
 
@@ -242,15 +268,36 @@ static const struct bt_store check_store = {
 
 /* ---- driver ---------------------------------------------------------------------- */
 
-/* Replays the journal (also with -n); with -y/-p replaces a journal whose
- * headers are both invalid by a fresh empty one. 0 or FSCK_EXIT_*. */
+/* -n: replays the journal into memory only. A dry run counts the valid
+ * transactions; if there are any, a read-only journal object holds their
+ * blocks (readers see the recovered state, the image is not written) and
+ * its lock is held until the end of the check, so that the pointers
+ * check_block returns stay valid. 0 or -errno (as jnl_recover). */
+static int replay_in_memory(struct check *c, const struct jnl_geometry *g,
+                            uint64_t *replayed)
+{
+    int err = jnl_recover(c->io, g, 1, replayed);
+    if (err || !*replayed)
+        return err;
+    struct jnl_config cfg = { .read_only = 1 };
+    err = jnl_open(&c->replay, c->io, g, &cfg);
+    if (err)
+        return err;
+    jnl_lock(c->replay);
+    return 0;
+}
+
+/* Replays the journal: into the image with -y/-p, into memory with -n;
+ * with -y/-p replaces a journal whose headers are both invalid by a fresh
+ * empty one. 0 or FSCK_EXIT_*. */
 static int replay_journal(struct check *c)
 {
     struct jnl_geometry g = { .journal_start = c->sb.journal_start,
                               .journal_blocks = c->sb.journal_blocks,
                               .block_count = c->sb.block_count };
     uint64_t replayed = 0;
-    int err = jnl_recover(c->io, &g, 0, &replayed);
+    int err = c->opt.mode == FS_CHECK_NO ? replay_in_memory(c, &g, &replayed)
+                                         : jnl_recover(c->io, &g, 0, &replayed);
     if (err == -EUCLEAN || err == -EINVAL) {
         check_error(c, "journal: %s", err == -EUCLEAN ? "both header slots are invalid"
                                                       : "bad journal geometry");
@@ -277,8 +324,9 @@ static int replay_journal(struct check *c)
         return FSCK_EXIT_OPERATIONAL;
     }
     if (replayed) {
-        check_info(c, "journal: replayed %" PRIu64 " committed transaction%s", replayed,
-                   replayed == 1 ? "" : "s");
+        check_info(c, "journal: replayed %" PRIu64 " committed transaction%s%s", replayed,
+                   replayed == 1 ? "" : "s",
+                   c->replay ? " in memory (-n: the image is not written)" : "");
         return check_load_superblock(c, c->out);      /* block 0 may have been replayed */
     }
     return 0;
@@ -447,31 +495,13 @@ int fs_check(const char *path, const struct fs_check_options *o, FILE *report)
 {
     struct check c = { .out = report, .path = path };
     struct bt_store store = check_store;
-    int ret;
+    int fd;
 
     if (o)
         c.opt = *o;
-    int fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
-        if (report)
-            fprintf(report, PROG ": %s: cannot open: %s\n", path, strerror(errno));
-        return FSCK_EXIT_OPERATIONAL;
-    }
-    int lerr = fs_lock_image(fd, FS_LOCK_WAIT_MS);   /* waits for a daemon still unmounting */
-    if (lerr) {
-        if (report)
-            fprintf(report, PROG ": %s: %s\n", path, lerr == -EBUSY ?
-                    "in use (mounted?): refusing to check it" : strerror(-lerr));
-        close(fd);
-        return FSCK_EXIT_OPERATIONAL;
-    }
-    int err = mmio_open(&c.io, path, 0, 0, NULL);
-    if (err) {
-        if (report)
-            fprintf(report, PROG ": %s: cannot open: %s\n", path, strerror(-err));
-        close(fd);
-        return FSCK_EXIT_OPERATIONAL;
-    }
+    int ret = check_open(&c, &fd);
+    if (ret)
+        goto out;
     ret = check_load_superblock(&c, report);
     if (ret)
         goto out;
@@ -508,7 +538,6 @@ out:
     free(c.taken);
     free(c.inodes);
     free(c.fixes);
-    mmio_close(c.io);
-    close(fd);
+    check_close(&c, fd);
     return ret;
 }

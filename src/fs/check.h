@@ -21,7 +21,8 @@ enum {
 };
 
 enum fs_check_mode {
-    FS_CHECK_NO = 0,     /* -n: report only (the journal is still replayed) */
+    FS_CHECK_NO = 0,     /* -n: report only; never writes (the journal is
+                          * replayed into memory only) */
     FS_CHECK_YES = 1,    /* -y: repair what can be repaired */
     FS_CHECK_PREEN = 2,  /* -p: like -y; a clean filesystem is skipped without -f */
 };
@@ -32,9 +33,12 @@ struct fs_check_options {
     int verbose;         /* -v: statistics and every error line (no cap) */
 };
 
-/* Checks the image at path: refuses if it is in use (flock), validates the
- * superblock, replays the journal, checks every structure, repairs the
- * repairable problems unless mode is FS_CHECK_NO. Writes one line per
+/* Checks the image at path: validates the superblock, replays the
+ * journal, checks every structure, repairs the repairable problems unless
+ * mode is FS_CHECK_NO. FS_CHECK_NO opens the image read-only and writes
+ * nothing (the journal is replayed into memory); it takes a shared flock
+ * and checks an image in use anyway, with a warning. The other modes take
+ * the exclusive flock and refuse an image in use. Writes one line per
  * problem ("fsck.mmapfs: <what>: <details>") and a summary to report (may
  * be NULL: silent). Returns fsck(8) exit bits (FSCK_EXIT_*). */
 int fs_check(const char *path, const struct fs_check_options *o, FILE *report);

@@ -1,7 +1,8 @@
 /*
  * Private to the fsck core (src/fs/check*.c).
  *
- *   check.c             driver: open, lock, journal, rounds, summary
+ *   check.c             driver: journal, rounds, summary
+ *   check_open.c        the target: stat, open, lock, engine (read-only with -n)
  *   check_super.c       the superblock: validation, mending a bad checksum
  *   check_inodes.c      pass 1: inodes, extent trees, xattr blocks, block owners;
  *                       pass 1b: names both owners of every block claimed twice
@@ -89,8 +90,12 @@ struct check_fix {
     enum check_fix_field field;
 };
 
+struct jnl;
+
 struct check {
-    struct mmio *io;
+    struct mmio *io;                 /* read-only engine with -n */
+    struct jnl *replay;              /* -n: the journal replayed into memory only
+                                        (read-only jnl, lock held), or NULL */
     FILE *out;
     const char *path;
     struct fs_check_options opt;
@@ -136,6 +141,7 @@ struct check {
     int repair_started;              /* the ERROR flag is on disk while repairing */
     int stop_preen;                  /* -p met a problem it must not repair */
     int sb_mended;                   /* the superblock's checksum was wrong */
+    int in_use;                      /* -n of an image another process holds */
 };
 
 /* Reports one problem: "fsck.mmapfs: <msg>" (the count always grows; the
@@ -150,8 +156,13 @@ void check_add_fix(struct check *c, uint64_t ino, enum check_fix_field f, uint64
 /* Sets repair flags on inode ino, counting the inode once per plan. */
 void check_plan(struct check *c, uint64_t ino, uint16_t rflags);
 
-/* Pointer to block blk of the mapping, or NULL if out of the filesystem. */
+/* Pointer to block blk as the check sees it (with -n, a block replayed
+ * from the journal is its in-memory copy), or NULL if out of the
+ * filesystem. */
 const uint8_t *check_block(struct check *c, uint64_t blk);
+/* Copies len bytes at byte offset off as the check sees them (replayed
+ * blocks included). 0 or an engine error. */
+int check_read(struct check *c, uint64_t off, void *buf, size_t len);
 /* Copies inode ino's record. 0 or -EIO. */
 int check_read_inode(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di);
 uint32_t check_inode_checksum(uint64_t ino, const struct mmapfs_disk_inode *di);
@@ -187,6 +198,14 @@ uint16_t check_node_type(struct check *c, uint64_t ino, uint64_t blk);
  * directory index under a file mode, or the reverse): sets the type from
  * the node in *di. 1 if changed, else 0. */
 int check_record_type_from_tree(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di);
+
+/* Opens c->path for the check (check_open.c): stat, open (read-only with
+ * -n), image lock, engine (read-only with -n). On failure prints one line
+ * naming the problem and what to do. *fd: the locked descriptor, or -1.
+ * 0 or FSCK_EXIT_OPERATIONAL; call check_close in every case. */
+int check_open(struct check *c, int *fd);
+/* Closes what check_open and the in-memory replay opened. */
+void check_close(struct check *c, int fd);
 
 /* Reads the superblock into c->sb, validating it; mends one whose only
  * fault is its checksum (check_super.c). 0 or FSCK_EXIT_* to stop with. */

@@ -112,7 +112,7 @@ static int try_mend(struct check *c, const char *msg)
 /* See check_i.h. */
 int check_load_superblock(struct check *c, FILE *out)
 {
-    int err = mmio_read_at(c->io, 0, &c->sb, sizeof(c->sb));
+    int err = check_read(c, 0, &c->sb, sizeof(c->sb));
     if (err) {
         if (out)
             fprintf(out, PROG ": %s: cannot read the superblock: %s\n", c->path, strerror(-err));

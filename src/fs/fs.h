@@ -54,6 +54,9 @@ int fs_image_mounted(int fd);
  * after fusermount3 -u), waits up to wait_ms for it. 0, -EBUSY (in use),
  * or -errno. */
 int fs_lock_image(int fd, unsigned wait_ms);
+/* The same with a shared lock (flock(LOCK_SH)), for readers that only need
+ * to keep writers out (fsck -n): another reader does not make it fail. */
+int fs_lock_image_shared(int fd, unsigned wait_ms);
 #define FS_LOCK_WAIT_MS 30000u
 
 /* ---- mounting ------------------------------------------------------------ */

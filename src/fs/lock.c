@@ -1,6 +1,7 @@
 /*
  * Exclusive use of an image: mount, fsck and mkfs hold flock(LOCK_EX) on a
- * descriptor of the image for as long as they use it.
+ * descriptor of the image for as long as they use it; fsck -n, which only
+ * reads, holds flock(LOCK_SH), so that nothing writes while it reads.
  *
  * `fusermount3 -u` returns as soon as the kernel has detached the mount;
  * the daemon then still commits and closes the image, which takes a
@@ -88,13 +89,14 @@ static int lock_held_by_self(int fd)
     return found;
 }
 
-int fs_lock_image(int fd, unsigned wait_ms)
+/* fs_lock_image with op LOCK_EX or LOCK_SH. */
+static int lock_image(int fd, int op, unsigned wait_ms)
 {
     const struct timespec step = { 0, 20 * 1000 * 1000 };
     unsigned waited = 0;
 
     for (;;) {
-        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+        if (flock(fd, op | LOCK_NB) == 0)
             return 0;
         if (errno != EWOULDBLOCK)
             return -errno;
@@ -103,4 +105,14 @@ int fs_lock_image(int fd, unsigned wait_ms)
         nanosleep(&step, NULL);
         waited += 20;
     }
+}
+
+int fs_lock_image(int fd, unsigned wait_ms)
+{
+    return lock_image(fd, LOCK_EX, wait_ms);
+}
+
+int fs_lock_image_shared(int fd, unsigned wait_ms)
+{
+    return lock_image(fd, LOCK_SH, wait_ms);
 }

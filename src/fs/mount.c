@@ -201,7 +201,8 @@ int fs_mount(struct fs **out, const struct fs_options *opt)
     int err = lock_image(fs, opt->path);
     if (err)
         goto fail;
-    struct mmio_config cfg = { .sync_delay_us = opt->sync_delay_us, .backend = opt->backend };
+    struct mmio_config cfg = { .sync_delay_us = opt->sync_delay_us, .backend = opt->backend,
+                               .read_only = fs->read_only };   /* read-only media too */
     err = mmio_open(&fs->io, opt->path, 0, 0, &cfg);
     if (err) {
         fprintf(stderr, "mmapfs: %s: cannot open: %s\n", opt->path, strerror(-err));

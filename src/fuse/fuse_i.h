@@ -71,8 +71,9 @@ struct mmapfs_config {
 /* Parses argv into cfg and the argument vector handed to fuse_session_new
  * (argv[0], the FUSE options to pass through, and the options mmapfs always
  * adds: subtype=mmapfs, fsname=TARGET, default_permissions).
- * Returns 0 to go on, 1 when -h/-V was handled (exit 0), -1 on a usage
- * error (message printed; exit 1). */
+ * Returns 0 to go on, 1 when -h/-V was handled (exit 0), or minus a
+ * TOOL_EXIT_* code (src/tools/exit_i.h) after printing one line that says
+ * what is wrong with an option, TARGET or MOUNTPOINT (exit with it). */
 int mmapfs_parse_args(int argc, char **argv, struct mmapfs_config *cfg,
                       struct fuse_args *fuse_args);
 

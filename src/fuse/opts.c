@@ -18,10 +18,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fs/format.h"
 #include "fuse/fuse_i.h"
+#include "tools/exit_i.h"
+#include "util/mountinfo.h"
 
 enum {
     KEY_HELP,
@@ -134,7 +140,8 @@ void mmapfs_print_help(const char *prog)
     printf("usage: %s TARGET MOUNTPOINT [-f] [-d] [-s] [-o OPTIONS]\n"
            "Mounts the mmapfs image file or block device TARGET on MOUNTPOINT.\n"
            "Without -f the command returns once the mount is usable (exit 0)\n"
-           "or has failed (exit 1); the daemon goes on in the background.\n"
+           "or has failed (exit 1..7, by kind: see mmapfs(8)); the daemon goes\n"
+           "on in the background.\n"
            "Unmount with: fusermount3 -u MOUNTPOINT (or umount as root).\n\n",
            prog);
     fputs(mmapfs_help, stdout);
@@ -385,52 +392,126 @@ static int is_dev_fd_path(const char *path)
     return strncmp(path, "/dev/fd/", 8) == 0 && path[8] >= '0' && path[8] <= '9';
 }
 
-/* Resolves TARGET and MOUNTPOINT; TARGET must exist (the engine would
- * create a missing file) and be a regular file or block device; MOUNTPOINT
- * must be a directory. */
-static int check_paths(struct mmapfs_config *cfg)
+/* 1 if path (resolved) is the mount point of a mount already. An autofs
+ * trigger does not count: systemd's automount (x-systemd.automount in
+ * fstab) mounts us over its autofs mount point. */
+static int is_mount_point(const char *path)
 {
+    char line[8192], point[4096];
+    int found = 0;
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (!f)
+        return 0;
+    /* "ID PARENT MAJ:MIN ROOT MOUNTPOINT ... - FSTYPE SOURCE OPTIONS" */
+    while (!found && fgets(line, sizeof(line), f)) {
+        const char *sep = strstr(line, " - ");
+        if (!sep || strncmp(sep + 3, "autofs ", 7) == 0 ||
+            sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1)
+            continue;
+        mountinfo_unescape(point);
+        found = strcmp(point, path) == 0;
+    }
+    fclose(f);
+    return found;
+}
+
+/* TARGET as the mount will open it: read-write unless ro. Prints what is
+ * wrong; 0 or -TOOL_EXIT_*. */
+static int check_target(struct mmapfs_config *cfg)
+{
+    const char *t = cfg->target_arg;
     struct stat st;
 
-    if (stat(cfg->target_arg, &st) != 0) {
-        fprintf(stderr, "mmapfs: %s: %s\n", cfg->target_arg, strerror(errno));
-        return -1;
+    if (stat(t, &st) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            fprintf(stderr, "mmapfs: %s: no such file or device: give the image file "
+                    "or block device made by mkfs.mmapfs\n", t);
+        else
+            fprintf(stderr, "mmapfs: %s: %s\n", t, strerror(errno));
+        return -TOOL_EXIT_TARGET_ACCESS;
     }
     if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-        fprintf(stderr, "mmapfs: %s: not a regular file or block device\n",
-                cfg->target_arg);
-        return -1;
+        fprintf(stderr, "mmapfs: %s: %s: give the image file or block device made by "
+                "mkfs.mmapfs\n", t, S_ISDIR(st.st_mode) ? "is a directory"
+                                                       : "not a regular file or block device");
+        return -TOOL_EXIT_TARGET_KIND;
     }
-    cfg->target = realpath(cfg->target_arg, NULL);
+    if (S_ISREG(st.st_mode) && st.st_size < MMAPFS_BLOCK_SIZE) {
+        fprintf(stderr, "mmapfs: %s: %lld bytes: too small to be an mmapfs filesystem "
+                "(make one with mkfs.mmapfs)\n", t, (long long)st.st_size);
+        return -TOOL_EXIT_TARGET_KIND;
+    }
+    int fd = open(t, (cfg->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    int ro_device = 0;
+    if (fd >= 0 && !cfg->read_only && S_ISBLK(st.st_mode) &&
+        ioctl(fd, BLKROGET, &ro_device) == 0 && ro_device)
+        errno = EROFS;      /* a read-only device may still open read-write */
+    if (fd < 0 || ro_device) {
+        int e = errno;
+        if (cfg->read_only)
+            fprintf(stderr, "mmapfs: %s: cannot read it: %s\n", t, strerror(e));
+        else if (e == EROFS || e == EACCES || e == EPERM || e == ETXTBSY)
+            fprintf(stderr, "mmapfs: %s: cannot open it for writing (%s): mount it "
+                    "read-only with -o ro\n", t, strerror(e));
+        else
+            fprintf(stderr, "mmapfs: %s: cannot open: %s\n", t, strerror(e));
+        if (fd >= 0)
+            close(fd);
+        return -TOOL_EXIT_TARGET_ACCESS;
+    }
+    int mounted = fs_image_mounted(fd);
+    close(fd);
+    if (mounted) {
+        fprintf(stderr, "mmapfs: %s is already mounted: unmount it first "
+                "(fusermount3 -u MOUNTPOINT)\n", t);
+        return -TOOL_EXIT_IN_USE;
+    }
+    cfg->target = realpath(t, NULL);
     if (!cfg->target) {
-        fprintf(stderr, "mmapfs: %s: %s\n", cfg->target_arg, strerror(errno));
-        return -1;
+        fprintf(stderr, "mmapfs: %s: %s\n", t, strerror(errno));
+        return -TOOL_EXIT_TARGET_ACCESS;
     }
-    if (is_dev_fd_path(cfg->mountpoint_arg)) {
+    return 0;
+}
+
+/* MOUNTPOINT: an existing directory that is not a mount point yet. Prints
+ * what is wrong; 0 or -TOOL_EXIT_MOUNT_POINT. */
+static int check_mount_point(struct mmapfs_config *cfg)
+{
+    const char *m = cfg->mountpoint_arg;
+    struct stat st;
+
+    if (is_dev_fd_path(m)) {
         /* the kernel mount was made by someone else with options mmapfs
          * cannot check; without default_permissions nobody would check
          * permissions at all */
         fprintf(stderr, "mmapfs: mount point %s: an already mounted /dev/fuse "
                 "descriptor (mount.fuse3 -o drop_privileges) is not supported; "
-                "umount the mount point it made\n",
-                cfg->mountpoint_arg);
-        return -1;
+                "umount the mount point it made\n", m);
+        return -TOOL_EXIT_MOUNT_POINT;
     }
-    if (stat(cfg->mountpoint_arg, &st) != 0) {
-        fprintf(stderr, "mmapfs: mount point %s: %s\n", cfg->mountpoint_arg,
-                strerror(errno));
-        return -1;
+    if (stat(m, &st) != 0) {
+        if (errno == ENOENT)
+            fprintf(stderr, "mmapfs: mount point %s does not exist: create it "
+                    "(mkdir) first\n", m);
+        else
+            fprintf(stderr, "mmapfs: mount point %s: %s\n", m, strerror(errno));
+        return -TOOL_EXIT_MOUNT_POINT;
     }
     if (!S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "mmapfs: mount point %s is not a directory\n",
-                cfg->mountpoint_arg);
-        return -1;
+        fprintf(stderr, "mmapfs: mount point %s is not a directory: give an empty "
+                "directory\n", m);
+        return -TOOL_EXIT_MOUNT_POINT;
     }
-    cfg->mountpoint = realpath(cfg->mountpoint_arg, NULL);
+    cfg->mountpoint = realpath(m, NULL);
     if (!cfg->mountpoint) {
-        fprintf(stderr, "mmapfs: mount point %s: %s\n", cfg->mountpoint_arg,
-                strerror(errno));
-        return -1;
+        fprintf(stderr, "mmapfs: mount point %s: %s\n", m, strerror(errno));
+        return -TOOL_EXIT_MOUNT_POINT;
+    }
+    if (is_mount_point(cfg->mountpoint)) {
+        fprintf(stderr, "mmapfs: mount point %s is already mounted: unmount it "
+                "first (fusermount3 -u %s) or choose another directory\n", m, m);
+        return -TOOL_EXIT_MOUNT_POINT;
     }
     return 0;
 }
@@ -440,12 +521,13 @@ int mmapfs_parse_args(int argc, char **argv, struct mmapfs_config *cfg,
 {
     struct fuse_args rest = FUSE_ARGS_INIT(argc, argv);
     const char *prog = argc > 0 ? argv[0] : "mmapfs";
-    int ret = -1;
+    int ret;
 
     memset(cfg, 0, sizeof(*cfg));
     if (fuse_opt_parse(&rest, cfg, mmapfs_opts, opt_proc) != 0) {
         if (!cfg->bad)
             fprintf(stderr, "mmapfs: invalid options (see mmapfs --help)\n");
+        ret = -TOOL_EXIT_USAGE;
         goto out;
     }
     if (cfg->show_help) {
@@ -460,14 +542,24 @@ int mmapfs_parse_args(int argc, char **argv, struct mmapfs_config *cfg,
         goto out;
     }
     if (!cfg->target_arg || !cfg->mountpoint_arg) {
-        fprintf(stderr, "usage: %s TARGET MOUNTPOINT [-f] [-d] [-s] [-o OPTIONS]\n"
-                "(%s --help for the options)\n", prog, prog);
+        fprintf(stderr, "mmapfs: %s: usage: %s TARGET MOUNTPOINT [-f] [-d] [-s] "
+                "[-o OPTIONS] (%s --help for the options)\n",
+                cfg->target_arg ? "no MOUNTPOINT given" : "no TARGET given", prog, prog);
+        ret = -TOOL_EXIT_USAGE;
         goto out;
     }
-    if (validate(cfg) || check_paths(cfg))
+    if (validate(cfg)) {
+        ret = -TOOL_EXIT_USAGE;
+        goto out;
+    }
+    ret = check_target(cfg);
+    if (!ret)
+        ret = check_mount_point(cfg);
+    if (ret)
         goto out;
     if (build_fuse_args(cfg, &rest, fuse_args)) {
         fprintf(stderr, "mmapfs: out of memory\n");
+        ret = -TOOL_EXIT_FAILURE;
         goto out;
     }
     ret = 0;

@@ -130,13 +130,22 @@ int mmio_open(struct mmio **out, const char *path, uint64_t size, int flags,
     io->backend = cfg ? cfg->backend : MMIO_BACKEND_MMAP;
     io->sync_delay_us = cfg ? cfg->sync_delay_us : MMIO_DEFAULT_SYNC_DELAY_US;
     io->direct = (flags & O_DIRECT) != 0;
+    io->read_only = cfg && cfg->read_only;
     pthread_mutex_init(&io->flush_mu, NULL);
 
-    err = open_or_create(path, flags, &created);
+    if (io->read_only) {
+        err = open(path, O_RDONLY | O_CLOEXEC | flags);
+        if (err < 0)
+            err = -errno;
+    } else {
+        err = open_or_create(path, flags, &created);
+    }
     if (err < 0)
         goto out;
     io->fd = err;
     err = decide_size(io->fd, size, &io->size, &extend_to, &io->regular);
+    if (!err && extend_to && io->read_only)
+        err = -EROFS;           /* a read-only engine extends nothing */
     if (err)
         goto out;
 
@@ -144,7 +153,8 @@ int mmio_open(struct mmio **out, const char *path, uint64_t size, int flags,
         err = mmio_sigbus_install();
         if (err)
             goto out;
-        void *p = mmap(NULL, (size_t)io->size, PROT_READ | PROT_WRITE,
+        void *p = mmap(NULL, (size_t)io->size,
+                       io->read_only ? PROT_READ : PROT_READ | PROT_WRITE,
                        MAP_SHARED, io->fd, 0);
         if (p == MAP_FAILED) {
             err = -errno;
@@ -231,6 +241,8 @@ static int transfer(struct mmio *io, uint64_t off, void *buf, size_t len,
         return -EINVAL;
     if (!mmio_range_ok(io, off, len))
         return -ERANGE;
+    if (write && io->read_only)
+        return -EROFS;
     if (write && __atomic_load_n(&io->failed, __ATOMIC_ACQUIRE))
         return -EIO;    /* sticky sync failure */
     if (len == 0)
@@ -239,9 +251,14 @@ static int transfer(struct mmio *io, uint64_t off, void *buf, size_t len,
     t0 = mmio_now_ns();
     if (io->map && write)
         err = mmap_backend_write(io, off, buf, len);
-    else if (io->map)
+    else if (io->map) {
         err = mmio_guarded_copy(buf, io->map + off, len, io->map, io->size);
-    else if (write)
+        /* A read fault on a hole of a tmpfs file allocates a page, which
+         * fails on a full tmpfs; pread of a hole allocates nothing. A
+         * read-only engine must read on a full disk: it tries pread. */
+        if (err == -EIO && io->read_only)
+            err = mmio_pio_read(io, off, buf, len);
+    } else if (write)
         err = mmio_pio_write(io, off, buf, len);
     else
         err = mmio_pio_read(io, off, buf, len);
@@ -272,14 +289,16 @@ int mmio_write_at(struct mmio *io, uint64_t off, const void *buf, size_t len)
 
 const void *mmio_ptr(struct mmio *io, uint64_t off)
 {
-    return mmio_mut_ptr(io, off);
+    if (!io || !io->map || off >= io->size)
+        return NULL;
+    return io->map + off;
 }
 
 void *mmio_mut_ptr(struct mmio *io, uint64_t off)
 {
-    if (!io || !io->map || off >= io->size)
-        return NULL;
-    return io->map + off;
+    if (io && io->read_only)
+        return NULL;        /* the mapping is PROT_READ */
+    return (void *)mmio_ptr(io, off);
 }
 
 void mmio_get_metrics(const struct mmio *io, struct mmio_metrics *out)

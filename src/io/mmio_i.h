@@ -57,6 +57,7 @@ struct mmio {
     enum mmio_backend backend;
     int direct;                 /* opened with O_DIRECT */
     int regular;                /* a regular file (not a block device) */
+    int read_only;              /* mmio_config.read_only: never writes */
     uint64_t sync_delay_us;
 
     /* Sticky sync failure (0 or 1), accessed with __atomic builtins. Once

@@ -39,6 +39,8 @@ int mmio_flush(struct mmio *io)
     uint64_t t0;
     int err = 0;
 
+    if (io->read_only)
+        return 0;           /* nothing of ours can be dirty */
     pthread_mutex_lock(&io->flush_mu);
     if (__atomic_load_n(&io->failed, __ATOMIC_ACQUIRE)) {
         err = -EIO;

@@ -13,6 +13,7 @@
 #include "fs/check.h"
 #include "fs/format.h"
 #include "fuse/version_i.h"
+#include "tools/exit_i.h"
 
 #define PROG "fsck.mmapfs"
 
@@ -20,7 +21,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "usage: " PROG " [-n|-y|-p] [-f] [-v] TARGET\n"
-        "  -n   check only, change nothing (the journal is still replayed)\n"
+        "  -n   check only, write nothing (the journal is replayed in memory;\n"
+        "       read-only media and images in use can be checked)\n"
         "  -y   repair what can be repaired\n"
         "  -p   preen: repair what touches no data; skip a clean filesystem unless -f\n"
         "  -a   same as -p\n"
@@ -42,7 +44,8 @@ int main(int argc, char **argv)
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
-    while ((c = getopt_long(argc, argv, "nypafvhVC:", longopts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":nypafvhVC:", longopts, NULL)) != -1) {
         switch (c) {
         case 'n': o.mode = FS_CHECK_NO; modes++; break;
         case 'y': o.mode = FS_CHECK_YES; modes++; break;
@@ -55,16 +58,19 @@ int main(int argc, char **argv)
             printf(PROG " %s (on-disk format %u)\n", MMAPFS_VERSION_STRING,
                    MMAPFS_FORMAT_VERSION);
             return FSCK_EXIT_OK;
-        default: usage(stderr); return FSCK_EXIT_USAGE;
+        default:
+            tool_bad_option(PROG, c, optopt, argv[optind - 1]);
+            return FSCK_EXIT_USAGE;
         }
     }
     if (modes > 1) {
-        fprintf(stderr, PROG ": -n, -y and -p exclude each other\n");
+        fprintf(stderr, PROG ": -n, -y and -p exclude each other: give one of them\n");
         return FSCK_EXIT_USAGE;
     }
     if (optind != argc - 1) {
-        fprintf(stderr, PROG ": %s\n", optind >= argc ? "no TARGET given" : "too many arguments");
-        usage(stderr);
+        fprintf(stderr, PROG ": %s: usage: " PROG " [-n|-y|-p] [-f] [-v] TARGET (" PROG
+                " --help for the options)\n",
+                optind >= argc ? "no TARGET given" : "more than one TARGET given");
         return FSCK_EXIT_USAGE;
     }
     /* Ctrl-C mid-repair would leave a half-written fix: ignore it while

@@ -3,7 +3,9 @@
  * device. Thin main over fs_format() (src/fs/mkfs.c); see
  * docs/man/mkfs.mmapfs.8.
  *
- * Exit status: 0 success, 1 any error (bad options included, as mke2fs).
+ * Exit status: 0 success, else one TOOL_EXIT_* code per kind of refusal
+ * (src/tools/exit_i.h, docs/man/mkfs.mmapfs.8), each with one line that
+ * names the problem and what to do.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +25,7 @@
 #include "fs/mkfs.h"
 #include "fuse/version_i.h"
 #include "mmapfs/mmio.h"
+#include "tools/exit_i.h"
 
 #define PROG "mkfs.mmapfs"
 
@@ -96,8 +99,8 @@ static int parse_number(const char *s, uint64_t *out)
     return 0;
 }
 
-/* Fills *a from argv. 0, or 1 after printing usage (exit 1), or 2 after
- * --help / --version (exit 0). */
+/* Fills *a from argv. 0, or 1 after --help / --version (exit 0), or
+ * -TOOL_EXIT_USAGE after printing what is wrong. */
 static int parse_args(int argc, char **argv, struct mkfs_args *a)
 {
     enum { OPT_SPARSE = 256 };
@@ -115,61 +118,69 @@ static int parse_args(int argc, char **argv, struct mkfs_args *a)
     };
     memset(a, 0, sizeof(*a));
     int c;
-    while ((c = getopt_long(argc, argv, "s:L:N:J:fqhV", longopts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":s:L:N:J:fqhV", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
             if (parse_size(optarg, &a->size) || a->size == 0) {
-                fprintf(stderr, PROG ": invalid size '%s'\n", optarg);
-                return 1;
+                fprintf(stderr, PROG ": -s %s: expected a size in bytes, with an optional "
+                        "suffix K, M, G or T (for example 64M)\n", optarg);
+                return -TOOL_EXIT_USAGE;
             }
             break;
         case 'L':
             if (strlen(optarg) > MKFS_LABEL_MAX) {
-                fprintf(stderr, PROG ": label longer than %u bytes\n", MKFS_LABEL_MAX);
-                return 1;
+                fprintf(stderr, PROG ": -L: the label has %zu bytes; at most %u are "
+                        "allowed\n", strlen(optarg), MKFS_LABEL_MAX);
+                return -TOOL_EXIT_USAGE;
             }
             a->label = optarg;
             break;
         case 'N':
             if (parse_number(optarg, &a->inodes) || a->inodes == 0) {
-                fprintf(stderr, PROG ": invalid inode count '%s'\n", optarg);
-                return 1;
+                fprintf(stderr, PROG ": -N %s: expected a number of inodes, 1 or more\n",
+                        optarg);
+                return -TOOL_EXIT_USAGE;
             }
             break;
         case 'J':
             if (parse_number(optarg, &a->journal) || a->journal == 0) {
-                fprintf(stderr, PROG ": invalid journal size '%s'\n", optarg);
-                return 1;
+                fprintf(stderr, PROG ": -J %s: expected a number of 4 KiB blocks, at "
+                        "least %u\n", optarg, MKFS_MIN_JOURNAL_BLOCKS);
+                return -TOOL_EXIT_USAGE;
             }
             break;
         case 'f': a->force = 1; break;
         case OPT_SPARSE: a->sparse = 1; break;
         case 'q': a->quiet = 1; break;
-        case 'h': usage(stdout); return 2;
+        case 'h': usage(stdout); return 1;
         case 'V':
             printf(PROG " %s (on-disk format %u)\n", MMAPFS_VERSION_STRING,
                    MMAPFS_FORMAT_VERSION);
-            return 2;
-        default: usage(stderr); return 1;
+            return 1;
+        default:
+            tool_bad_option(PROG, c, optopt, argv[optind - 1]);
+            return -TOOL_EXIT_USAGE;
         }
     }
     if (optind != argc - 1) {
-        fprintf(stderr, PROG ": %s\n", optind >= argc ? "no TARGET given" : "too many arguments");
-        usage(stderr);
-        return 1;
+        fprintf(stderr, PROG ": %s: usage: " PROG " [options] TARGET (" PROG
+                " --help for the options)\n",
+                optind >= argc ? "no TARGET given" : "more than one TARGET given");
+        return -TOOL_EXIT_USAGE;
     }
     a->target = argv[optind];
     return 0;
 }
 
-/* Reads the head of fd and refuses (returns -1 after a message) when a
- * known signature is there and -f was not given. */
+/* Reads the head of fd and refuses (returns -TOOL_EXIT_* after a message)
+ * when a known signature is there and -f was not given. */
 static int check_signature(int fd, const struct mkfs_args *a)
 {
     unsigned char *head = calloc(1, MKFS_PROBE_BYTES);
     if (!head) {
         fprintf(stderr, PROG ": out of memory\n");
-        return -1;
+        return -TOOL_EXIT_FAILURE;
     }
     size_t len = 0;
     while (len < MKFS_PROBE_BYTES) {
@@ -179,7 +190,7 @@ static int check_signature(int fd, const struct mkfs_args *a)
         if (r < 0) {
             fprintf(stderr, PROG ": %s: read: %s\n", a->target, strerror(errno));
             free(head);
-            return -1;
+            return -TOOL_EXIT_FAILURE;
         }
         if (r == 0)
             break;
@@ -196,20 +207,22 @@ static int check_signature(int fd, const struct mkfs_args *a)
         return 0;
     }
     fprintf(stderr, PROG ": %s: found %s; use -f to overwrite it\n", a->target, what);
-    return -1;
+    return -TOOL_EXIT_EXISTING;
 }
 
-/* Explains why mkfs_geometry refused. */
-static void explain_geometry(uint64_t size, const struct mkfs_args *a)
+/* Explains why mkfs_geometry refused; returns the exit status. */
+static int explain_geometry(uint64_t size, const struct mkfs_args *a)
 {
-    if ((size & ~(uint64_t)(MMAPFS_BLOCK_SIZE - 1)) < MKFS_MIN_BYTES)
-        fprintf(stderr, PROG ": %s: size %" PRIu64 " bytes is too small (minimum %llu MiB)\n",
-                a->target, size, MKFS_MIN_BYTES >> 20);
-    else
-        fprintf(stderr, PROG ": %s: the requested inode count (-N) or journal size (-J) "
-                "does not fit in %" PRIu64 " bytes (journal: %u blocks minimum, half the "
-                "filesystem maximum; inodes: at most %llu)\n",
-                a->target, size, MKFS_MIN_JOURNAL_BLOCKS, (unsigned long long)MKFS_MAX_INODES);
+    if ((size & ~(uint64_t)(MMAPFS_BLOCK_SIZE - 1)) < MKFS_MIN_BYTES) {
+        fprintf(stderr, PROG ": %s: size %" PRIu64 " bytes is too small (minimum %llu MiB): "
+                "give a larger -s or target\n", a->target, size, MKFS_MIN_BYTES >> 20);
+        return TOOL_EXIT_TARGET_KIND;
+    }
+    fprintf(stderr, PROG ": %s: the requested inode count (-N) or journal size (-J) "
+            "does not fit in %" PRIu64 " bytes (journal: %u blocks minimum, half the "
+            "filesystem maximum; inodes: at most %llu)\n",
+            a->target, size, MKFS_MIN_JOURNAL_BLOCKS, (unsigned long long)MKFS_MAX_INODES);
+    return TOOL_EXIT_USAGE;
 }
 
 /* Prints the summary of the new filesystem. */
@@ -238,18 +251,36 @@ static void print_summary(struct mmio *io, const struct mkfs_args *a)
 }
 
 /* Allocates the file's space up front (not with --sparse) so that the
- * mapping never hits ENOSPC. 0 or -errno (message printed). */
+ * mapping never hits ENOSPC. 0 or the exit status (message printed). */
 static int preallocate(int fd, uint64_t size, const struct mkfs_args *a)
 {
     int err = posix_fallocate(fd, 0, (off_t)size);
     if (err == 0)
         return 0;
-    if (err == ENOSPC)
+    if (err == ENOSPC) {
         fprintf(stderr, PROG ": %s: not enough space to preallocate %" PRIu64
                 " bytes (use --sparse for a sparse image)\n", a->target, size);
+        return TOOL_EXIT_NO_SPACE;
+    }
+    fprintf(stderr, PROG ": %s: fallocate: %s\n", a->target, strerror(err));
+    return TOOL_EXIT_FAILURE;
+}
+
+/* Explains a failed stat, open or create of the target (errno e); returns
+ * the exit status. */
+static int target_error(const struct mkfs_args *a, const char *what, int e)
+{
+    if (e == EBUSY) {
+        fprintf(stderr, PROG ": %s: the device is in use (mounted?): unmount it first\n",
+                a->target);
+        return TOOL_EXIT_IN_USE;
+    }
+    if (e == EROFS || e == EACCES || e == EPERM || e == ETXTBSY)
+        fprintf(stderr, PROG ": %s: cannot %s it (%s): give a target you may write\n",
+                a->target, what, strerror(e));
     else
-        fprintf(stderr, PROG ": %s: fallocate: %s\n", a->target, strerror(err));
-    return -err;
+        fprintf(stderr, PROG ": %s: cannot %s it: %s\n", a->target, what, strerror(e));
+    return TOOL_EXIT_TARGET_ACCESS;
 }
 
 int main(int argc, char **argv)
@@ -257,35 +288,38 @@ int main(int argc, char **argv)
     struct mkfs_args a;
     int r = parse_args(argc, argv, &a);
     if (r)
-        return r == 2 ? 0 : 1;
+        return r > 0 ? TOOL_EXIT_OK : -r;
 
-    int created = 0, extended = 0, is_blk = 0, fd = -1, ret = 1;
+    int created = 0, extended = 0, is_blk = 0, fd = -1, ret = TOOL_EXIT_FAILURE;
     off_t old_size = 0;
     struct mmio *io = NULL;
     struct stat st;
 
     if (stat(a.target, &st) == 0) {
         if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-            fprintf(stderr, PROG ": %s: not a regular file or block device\n", a.target);
-            return 1;
+            fprintf(stderr, PROG ": %s: %s: give an image file (created if missing) or a "
+                    "block device\n", a.target,
+                    S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file or block device");
+            return TOOL_EXIT_TARGET_KIND;
         }
         /* O_EXCL on a block device fails if it is mounted or claimed */
         fd = open(a.target, O_RDWR | O_CLOEXEC | (S_ISBLK(st.st_mode) ? O_EXCL : 0));
-        if (fd < 0) {
-            fprintf(stderr, PROG ": %s: %s\n", a.target,
-                    errno == EBUSY ? "device is in use (mounted?)" : strerror(errno));
-            return 1;
+        if (fd < 0)
+            return target_error(&a, "open", errno);
+        int ro_device = 0;
+        if (S_ISBLK(st.st_mode) && ioctl(fd, BLKROGET, &ro_device) == 0 && ro_device) {
+            close(fd);      /* a read-only device may still open read-write */
+            return target_error(&a, "write", EROFS);
         }
         old_size = st.st_size;
         is_blk = S_ISBLK(st.st_mode);
     } else if (errno == ENOENT) {
         if (!a.size) {
             fprintf(stderr, PROG ": %s does not exist: give its size with -s SIZE\n", a.target);
-            return 1;
+            return TOOL_EXIT_USAGE;
         }
     } else {
-        fprintf(stderr, PROG ": %s: %s\n", a.target, strerror(errno));
-        return 1;
+        return target_error(&a, "reach", errno);
     }
 
     /* the size to use */
@@ -294,6 +328,7 @@ int main(int argc, char **argv)
         size = (uint64_t)st.st_size;
         if (!size) {
             fprintf(stderr, PROG ": %s is empty: give its size with -s SIZE\n", a.target);
+            ret = TOOL_EXIT_USAGE;
             goto out;
         }
     }
@@ -306,7 +341,8 @@ int main(int argc, char **argv)
         }
         if (size > dev) {
             fprintf(stderr, PROG ": %s: the device has only %" PRIu64 " bytes, -s asks for %"
-                    PRIu64 "\n", a.target, dev, size);
+                    PRIu64 ": give a smaller -s or none\n", a.target, dev, size);
+            ret = TOOL_EXIT_TARGET_KIND;
             goto out;
         }
         if (!size)
@@ -320,21 +356,26 @@ int main(int argc, char **argv)
     };
     struct mkfs_geometry geo;
     if (mkfs_geometry(size, &opt, &geo)) {
-        explain_geometry(size, &a);
+        ret = explain_geometry(size, &a);
         goto out;
     }
 
     if (fd >= 0) {
         if (fs_lock_image(fd, FS_LOCK_WAIT_MS)) {
-            fprintf(stderr, PROG ": %s is in use (mounted by mmapfs?)\n", a.target);
+            fprintf(stderr, PROG ": %s is in use (mounted by mmapfs, or being checked): "
+                    "unmount it first\n", a.target);
+            ret = TOOL_EXIT_IN_USE;
             goto out;
         }
-        if (check_signature(fd, &a))
+        r = check_signature(fd, &a);
+        if (r) {
+            ret = -r;
             goto out;
+        }
     } else {
         fd = open(a.target, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
         if (fd < 0) {
-            fprintf(stderr, PROG ": %s: create: %s\n", a.target, strerror(errno));
+            ret = target_error(&a, "create", errno);
             goto out;
         }
         created = 1;
@@ -342,8 +383,13 @@ int main(int argc, char **argv)
     }
 
     extended = !is_blk && !created && (uint64_t)old_size < opt.size;
-    if (!is_blk && !a.sparse && preallocate(fd, opt.size, &a))
-        goto out;
+    if (!is_blk && !a.sparse) {
+        r = preallocate(fd, opt.size, &a);
+        if (r) {
+            ret = r;
+            goto out;
+        }
+    }
 
     int err = mmio_open(&io, a.target, opt.size, 0, NULL);
     if (err) {
@@ -355,13 +401,15 @@ int main(int argc, char **argv)
     err = fs_format(io, &opt);
     if (err) {
         fprintf(stderr, PROG ": %s: format failed: %s\n", a.target, strerror(-err));
+        if (err == -ENOSPC)
+            ret = TOOL_EXIT_NO_SPACE;
         goto out;
     }
     if (!a.quiet)
         print_summary(io, &a);
     mmio_close(io);
     io = NULL;
-    ret = 0;
+    ret = TOOL_EXIT_OK;
 out:
     if (io)
         mmio_close(io);

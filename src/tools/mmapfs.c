@@ -8,7 +8,8 @@
  *      (libfuse rejects unknown options here; nothing touched yet);
  *   2. daemonise (unless -f/-d) by our own fork: fs_mount starts threads
  *      that would not survive a later fork. The parent waits on a pipe for
- *      one status byte and exits 0 (mounted and usable) or 1;
+ *      one status byte and exits with it: 0 (mounted and usable) or the
+ *      TOOL_EXIT_* code of the failure (src/tools/exit_i.h);
  *   3. fs_mount: every fallible check of TARGET (not mmapfs, in use,
  *      corrupt) happens here, before anything is mounted;
  *   4. signal handling, fuse_session_mount, report success;
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 #include "fuse/fuse_i.h"
+#include "tools/exit_i.h"
 
 /* ---- daemonising with a status pipe ---------------------------------------------- */
 
@@ -43,9 +45,10 @@ static void close_inherited_fds(int keep)
             close(fd);
 }
 
-/* Forks. The parent waits for the child's status byte and exits with it
- * (never returns); the child gets the write end in *status_fd, starts a
- * new session and leaves the caller's directory. */
+/* Forks. The parent waits for the child's status byte (the exit status:
+ * 0 mounted, else a TOOL_EXIT_* code) and exits with it (never returns);
+ * the child gets the write end in *status_fd, starts a new session and
+ * leaves the caller's directory. */
 static int daemonize(int *status_fd)
 {
     unsigned char status;
@@ -72,10 +75,10 @@ static int daemonize(int *status_fd)
             r = read(p[0], &status, 1);
         } while (r < 0 && errno == EINTR);
         if (r == 1)
-            _exit(status == 0 ? 0 : 1);
+            _exit(status);
         waitpid(pid, &st, 0);
         fprintf(stderr, "mmapfs: the mount daemon exited before mounting\n");
-        _exit(1);
+        _exit(TOOL_EXIT_FAILURE);
     }
     close(p[0]);
     close_inherited_fds(p[1]);
@@ -87,11 +90,13 @@ static int daemonize(int *status_fd)
     return 0;
 }
 
-/* Sends the status byte to the waiting parent (0 = mounted); on success
- * the daemon's stdio goes to /dev/null and messages to syslog. */
-static void report_status(int *status_fd, int ok)
+/* Sends the status byte to the waiting parent (0 = mounted, else the
+ * TOOL_EXIT_* code it exits with); on success the daemon's stdio goes to
+ * /dev/null and messages to syslog. */
+static void report_status(int *status_fd, int code)
 {
-    unsigned char b = ok ? 0 : 1;
+    unsigned char b = (unsigned char)code;
+    int ok = code == 0;
     ssize_t r;
     int fd;
 
@@ -117,30 +122,35 @@ static void report_status(int *status_fd, int ok)
 
 /* ---- messages --------------------------------------------------------------------- */
 
-/* Explains an fs_mount error in terms of what the user should do. */
-static void report_mount_error(const struct mmapfs_config *cfg, int err)
+/* Explains an fs_mount error in terms of what the user should do (after
+ * fs_mount's own line naming the detail); returns the exit status. */
+static int report_mount_error(const struct mmapfs_config *cfg, int err)
 {
     const char *t = cfg->target_arg;
 
     switch (err) {
     case -EBUSY:
-        fprintf(stderr, "mmapfs: %s is already mounted (or in use)\n", t);
-        break;
+        fprintf(stderr, "mmapfs: %s is already mounted (or in use by fsck.mmapfs or "
+                "mkfs.mmapfs); nothing mounted\n", t);
+        return TOOL_EXIT_IN_USE;
     case -EUCLEAN:
         fprintf(stderr, "mmapfs: %s: the filesystem is corrupt; "
                 "run fsck.mmapfs %s\n", t, t);
-        break;
+        return TOOL_EXIT_CORRUPT;
     case -EROFS:
         fprintf(stderr, "mmapfs: %s uses features this version can only mount "
                 "read-only; mount with -o ro\n", t);
-        break;
+        return TOOL_EXIT_TARGET_KIND;
     case -EINVAL:
         fprintf(stderr, "mmapfs: %s: not an mmapfs filesystem (or an "
                 "unsupported version); nothing mounted\n", t);
-        break;
+        return TOOL_EXIT_TARGET_KIND;
+    case -ENOENT: case -EACCES: case -EPERM:
+        fprintf(stderr, "mmapfs: cannot mount %s: %s\n", t, strerror(-err));
+        return TOOL_EXIT_TARGET_ACCESS;
     default:
         fprintf(stderr, "mmapfs: cannot mount %s: %s\n", t, strerror(-err));
-        break;
+        return TOOL_EXIT_FAILURE;
     }
 }
 
@@ -154,19 +164,21 @@ int main(int argc, char **argv)
     struct fuse_session *se;
     struct fs_options fo;
     struct fs *fs = NULL;
-    int status_fd = -1, ret = 1, err;
+    int status_fd = -1, ret = TOOL_EXIT_FAILURE, err;
 
     err = mmapfs_parse_args(argc, argv, &cfg, &args);
     if (err) {
-        ret = err > 0 ? 0 : 1;
+        ret = err > 0 ? TOOL_EXIT_OK : -err;
         goto out_args;
     }
     memset(&data, 0, sizeof(data));
     data.cfg = &cfg;
     se = mmapfs_session_new(&args, &data);
     if (!se) {
-        fprintf(stderr, "mmapfs: invalid options (see mmapfs --help); "
-                "nothing mounted\n");
+        /* libfuse printed the option it does not know */
+        fprintf(stderr, "mmapfs: invalid FUSE option (see the line above and "
+                "mmapfs --help); nothing mounted\n");
+        ret = TOOL_EXIT_USAGE;
         goto out_args;
     }
 
@@ -182,7 +194,7 @@ int main(int argc, char **argv)
     fo.commit_interval_s = cfg.commit_s;
     err = fs_mount(&fs, &fo);
     if (err) {
-        report_mount_error(&cfg, err);
+        ret = report_mount_error(&cfg, err);
         goto out_session;
     }
     data.fs = fs;
@@ -197,13 +209,13 @@ int main(int argc, char **argv)
         goto out_signals;
     }
     mmapfs_set_dirty_share(&cfg);
-    report_status(&status_fd, 1);
+    report_status(&status_fd, TOOL_EXIT_OK);
 
     err = mmapfs_session_loop(se, &cfg);
-    ret = 0;
+    ret = TOOL_EXIT_OK;
     if (err) {
         mfs_log(LOG_ERR, "request loop failed: %s", strerror(-err));
-        ret = 1;
+        ret = TOOL_EXIT_FAILURE;
     }
     fuse_session_unmount(se);
 out_signals:
@@ -212,12 +224,13 @@ out_signals:
     if (err) {
         mfs_log(LOG_ERR, "unmounting %s: %s; the image may need fsck.mmapfs",
                 cfg.target, strerror(-err));
-        ret = 1;
+        ret = TOOL_EXIT_FAILURE;
     }
 out_session:
     fuse_session_destroy(se);
 out_args:
-    report_status(&status_fd, 0);     /* no-op once success was reported */
+    /* no-op once success was reported */
+    report_status(&status_fd, ret ? ret : TOOL_EXIT_FAILURE);
     fuse_opt_free_args(&args);
     mmapfs_config_free(&cfg);
     return ret;

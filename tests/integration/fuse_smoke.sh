@@ -48,8 +48,8 @@ check_sh "mmapfs --version names the format version" '"$0" -V | grep -q "on-disk
 check_sh "mmapfs --help lists the mmapfs options" \
     'out=$("$0" --help) && for o in sync_delay= io= commit= entry_timeout= attr_timeout= nowriteback_cache readdirplus= max_ratio= min_ratio= max_idle_threads= spin= noclone_fd nohotloop; do grep -q "$o" <<<"$out" || { echo "missing $o"; exit 1; }; done' "$MMAPFS"
 check_fail "unknown -o option exits non-zero" "$MMAPFS" "$IMG" "$M" -o no_such_option
-check_sh "unknown -o option: exit 1 with a message" \
-    '"$0" "$1" "$2" -o no_such_option 2>"$3/err"; rc=$?; [ $rc -eq 1 ] && grep -q "no_such_option" "$3/err"' \
+check_sh "unknown -o option: exit 2 (usage) with a message" \
+    '"$0" "$1" "$2" -o no_such_option 2>"$3/err"; rc=$?; [ $rc -eq 2 ] && grep -q "no_such_option" "$3/err"' \
     "$MMAPFS" "$IMG" "$M" "$T_DIR"
 check_fail "bad value io=floppy exits non-zero" "$MMAPFS" "$IMG" "$M" -o io=floppy
 check_fail "bad value commit=5x exits non-zero" "$MMAPFS" "$IMG" "$M" -o commit=5x
@@ -66,8 +66,8 @@ check_sh "a missing image is not created" '[ ! -e "$0" ]' "$T_DIR/no-such.img"
 check_fail "mount point that is a file exits non-zero" "$MMAPFS" "$IMG" "$IMG"
 check_fail "missing mount point exits non-zero" "$MMAPFS" "$IMG" "$T_DIR/no-such-dir"
 truncate -s 64M "$T_DIR/zeros.img"
-check_sh "image that is not mmapfs: exit 1" \
-    '"$0" "$1" "$2"; [ $? -eq 1 ]' "$MMAPFS" "$T_DIR/zeros.img" "$M"
+check_sh "image that is not mmapfs: exit 4" \
+    '"$0" "$1" "$2"; [ $? -eq 4 ]' "$MMAPFS" "$T_DIR/zeros.img" "$M"
 check_fail_sh "nothing got mounted by the failures above" 'mountpoint -q "$M"'
 
 # ---- mount, listing, basic operations ------------------------------------------------------
@@ -79,8 +79,8 @@ check_sh "mount(8) output shows the image and fuse.mmapfs" \
     'mount | grep -qF "$IMG on $M type fuse.mmapfs"'
 check_sh "default_permissions is on" \
     'awk -v m="$M" '"'"'$2 == m { print $4 }'"'"' /proc/mounts | grep -q default_permissions'
-check_sh "mounting the same image twice: exit 1, 'already mounted'" \
-    'mkdir -p "$1/mnt2"; "$0" "$2" "$1/mnt2" 2>"$1/err2"; rc=$?; [ $rc -eq 1 ] && grep -q "already mounted" "$1/err2" && ! mountpoint -q "$1/mnt2"' \
+check_sh "mounting the same image twice: exit 5, 'already mounted'" \
+    'mkdir -p "$1/mnt2"; "$0" "$2" "$1/mnt2" 2>"$1/err2"; rc=$?; [ $rc -eq 5 ] && grep -q "already mounted" "$1/err2" && ! mountpoint -q "$1/mnt2"' \
     "$MMAPFS" "$T_DIR" "$IMG"
 
 head -c $((5 << 20)) /dev/urandom >"$T_DIR/random.bin"

@@ -26,6 +26,11 @@
 #   fsck_clean TARGET     asserts `fsck.mmapfs -n TARGET` exits 0
 #   new_loop FILE VAR     attaches FILE to a loop device, its path in $VAR
 #                         (detached again by the cleanup trap)
+#   mount_other DIR ARGS...   mount ARGS... DIR (a tmpfs, a bind mount: not
+#                         mmapfs); the cleanup trap unmounts it. Returns 1
+#                         if mount fails
+#   make_immutable FILE   chattr +i FILE; the cleanup trap undoes it.
+#                         Returns 1 if the filesystem does not support it
 #   check DESC CMD...     asserts CMD exits 0      (under `timeout`)
 #   check_sh DESC 'SH' [ARG0 ARGS...]   asserts bash -c 'SH' ARG0... exits 0
 #   check_fail DESC CMD...    asserts CMD exits non-zero (a timeout is a failure)
@@ -59,6 +64,8 @@ T_MOUNTS=()        # mount points made by mount_image, in order
 T_IMAGES=()        # targets given to mount_image, checked by t_finish
 declare -A T_DIRTY=()  # target -> 1 if mounted since its last fsck_clean
 T_LOOPS=()         # loop devices made by new_loop
+T_OTHER_MOUNTS=()  # mounts made by mount_other
+T_IMMUTABLE=()     # files made immutable by make_immutable
 T_DIR=""
 STEP_TIMEOUT=${STEP_TIMEOUT:-120}
 T_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -354,6 +361,16 @@ _t_cleanup() {
     for ((i = ${#T_LOOPS[@]} - 1; i >= 0; i--)); do
         losetup -d "${T_LOOPS[$i]}" 2>/dev/null || true
     done
+    for i in "${T_IMMUTABLE[@]}"; do
+        chattr -i "$i" 2>/dev/null || true
+    done
+    for ((i = ${#T_OTHER_MOUNTS[@]} - 1; i >= 0; i--)); do
+        mnt=${T_OTHER_MOUNTS[$i]}
+        if mountpoint -q "$mnt" 2>/dev/null; then
+            timeout -k 5 30 umount "$mnt" 2>/dev/null || timeout -k 5 30 umount -l "$mnt" ||
+                echo "[$T_NAME] cleanup: could not unmount $mnt" >&2
+        fi
+    done
     if [ -n "$T_DIR" ] && [ -d "$T_DIR" ]; then
         if grep -q " $T_DIR" /proc/mounts; then
             echo "[$T_NAME] cleanup: something is still mounted under $T_DIR; not removing it" >&2
@@ -463,6 +480,24 @@ new_loop() {
     T_LOOPS+=("$_nl_dev")
     [ -b "$_nl_dev" ] || return 1
     printf -v "$2" '%s' "$_nl_dev"
+}
+
+# mount_other DIR ARGS... : mount ARGS... DIR (not mmapfs: a tmpfs, a bind
+# mount); the cleanup trap unmounts it. Returns 1 if mount fails.
+mount_other() {
+    local dir=$1
+    shift
+    mkdir -p "$dir"
+    timeout -k 5 30 mount "$@" "$dir" || return 1
+    T_OTHER_MOUNTS+=("$dir")
+}
+
+# make_immutable FILE : chattr +i FILE; the cleanup trap undoes it (a
+# directory holding an immutable file cannot be removed). Returns 1 if the
+# filesystem does not support it.
+make_immutable() {
+    chattr +i "$1" 2>/dev/null || return 1
+    T_IMMUTABLE+=("$1")
 }
 
 # Detaches a loop device made by new_loop and forgets it.

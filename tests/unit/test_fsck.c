@@ -403,13 +403,25 @@ static void test_operational_errors(void **state)
     assert_int_equal(run_check(&m, FS_CHECK_NO, NULL), FSCK_EXIT_OPERATIONAL);
     m.sb.feature_incompat = 0;
     sb_store(&m);
-    /* in use (the mount's flock) */
+    /* in use (the mount's flock): -y refuses; -n checks anyway with a
+     * warning (as e2fsck -n on a mounted filesystem) */
     int fd = open(m.path, O_RDONLY);
     assert_true(fd >= 0);
     assert_int_equal(flock(fd, LOCK_EX), 0);
     char *rep;
-    assert_int_equal(run_check(&m, FS_CHECK_NO, &rep), FSCK_EXIT_OPERATIONAL);
+    assert_int_equal(run_check(&m, FS_CHECK_YES, &rep), FSCK_EXIT_OPERATIONAL);
     assert_non_null(strstr(rep, "in use"));
+    free(rep);
+    assert_int_equal(run_check(&m, FS_CHECK_NO, &rep), FSCK_EXIT_OK);
+    assert_non_null(strstr(rep, "warning: in use"));
+    free(rep);
+    close(fd);
+    /* another reader (a second fsck -n) does not make -n warn */
+    fd = open(m.path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_SH), 0);
+    assert_int_equal(run_check(&m, FS_CHECK_NO, &rep), FSCK_EXIT_OK);
+    assert_null(strstr(rep, "warning: in use"));
     free(rep);
     close(fd);
     /* corrupt superblock checksum */

@@ -96,7 +96,7 @@ static int read_file(const char *path, uint64_t off, void *buf, size_t len)
 /* The config for a test: its backend (prestate) and a batching window. */
 static struct mmio_config cfg_of(void **state, uint64_t delay_us)
 {
-    struct mmio_config cfg = { delay_us, MMIO_BACKEND_MMAP };
+    struct mmio_config cfg = { delay_us, MMIO_BACKEND_MMAP, 0 };
     if (state && *state)
         cfg.backend = *(enum mmio_backend *)*state;
     return cfg;
@@ -274,6 +274,52 @@ static void test_no_truncate_and_detect(void **state)
     assert_int_equal(stat(path, &st), 0);   /* not ours to remove */
 }
 
+/* A read-only engine: opens a file whose mode allows no writing (root
+ * ignores modes, so the proof is the EROFS of every write and the file's
+ * unchanged bytes and mtime), never creates or extends, never syncs. */
+static void test_read_only(void **state)
+{
+    struct mmio_config cfg = cfg_of(state, 0);
+    struct mmio *io;
+    char path[PATH_MAX], buf[8192], want[8192];
+    struct stat before, after;
+    struct mmio_metrics m;
+
+    cfg.read_only = 1;
+    fill_random(want, sizeof(want), 11);
+    tmp_path(path, "ro");
+    make_file(path, want, sizeof(want));
+    assert_int_equal(chmod(path, 0444), 0);
+    assert_int_equal(stat(path, &before), 0);
+    assert_int_equal(mmio_open(&io, path, 0, 0, &cfg), 0);
+    assert_int_equal(mmio_read_at(io, 0, buf, sizeof(buf)), 0);
+    assert_memory_equal(buf, want, sizeof(want));
+    assert_int_equal(mmio_write_at(io, 0, buf, 1), -EROFS);
+    struct mmio_write w = { 0, buf, 1 };
+    assert_int_equal(mmio_write_delayed_sync(io, &w, 1), -EROFS);
+    assert_null(mmio_mut_ptr(io, 0));
+    if (cfg.backend == MMIO_BACKEND_MMAP)
+        assert_memory_equal(mmio_ptr(io, 4096), want + 4096, 16);
+    assert_int_equal(mmio_sync(io), 0);
+    assert_int_equal(mmio_sync_delayed(io), 0);
+    mmio_get_metrics(io, &m);
+    assert_int_equal(m.syncs, 0);
+    assert_int_equal(m.writes, 0);
+    mmio_close(io);
+    assert_int_equal(stat(path, &after), 0);
+    assert_int_equal(after.st_size, sizeof(want));
+    assert_true(after.st_mtim.tv_sec == before.st_mtim.tv_sec &&
+                after.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
+
+    assert_int_equal(mmio_open(&io, path, 3 * 4096, 0, &cfg), -EROFS);
+    assert_int_equal(stat(path, &after), 0);
+    assert_int_equal(after.st_size, sizeof(want));      /* not extended */
+    tmp_path(path, "ro-missing");
+    assert_int_equal(mmio_open(&io, path, 0, 0, &cfg), -ENOENT);
+    assert_int_equal(mmio_open(&io, path, 4096, 0, &cfg), -ENOENT);
+    assert_int_equal(stat(path, &after), -1);           /* not created */
+}
+
 /* An explicit smaller size uses only the beginning of the file. */
 static void test_prefix_size(void **state)
 {
@@ -329,7 +375,7 @@ static void test_sparse_extend(void **state)
 static void test_invalid_args(void **state)
 {
     struct mmio_config cfg = cfg_of(state, 0);
-    struct mmio_config bad = { 0, (enum mmio_backend)7 };
+    struct mmio_config bad = { 0, (enum mmio_backend)7, 0 };
     struct mmio *io;
     char path[PATH_MAX];
 
@@ -1289,7 +1335,8 @@ static void test_unrelated_sigbus_not_swallowed(void **state)
 
 /* A sparse image on a full filesystem: a store into a hole cannot get a
  * block. Both backends write with pwrite(2) (the mmap backend into the
- * mapping's page cache), so the writer gets -ENOSPC. Uses a 1 MiB tmpfs (root only), always unmounted. */
+ * mapping's page cache), so the writer gets -ENOSPC; a read-only engine
+ * still reads the holes. Uses a 1 MiB tmpfs (root only), always unmounted. */
 static char full_mnt[128];
 
 static void test_disk_full(void **state)
@@ -1325,6 +1372,16 @@ static void test_disk_full(void **state)
     assert_int_equal(err, -ENOSPC);
     assert_true(off <= (2u << 20));     /* failed at once, as soon as full */
     assert_int_equal(mmio_read_at(io, 0, buf, 4096), 0);    /* still alive */
+    mmio_close(io);
+    /* a read-only engine reads the holes of the full tmpfs as zeros (a
+     * read fault there would need a new page: the engine uses pread) */
+    struct mmio_config ro = cfg;
+    ro.read_only = 1;
+    assert_int_equal(mmio_open(&io, path, 0, 0, &ro), 0);
+    memset(buf, 0x5a, 4096);
+    assert_int_equal(mmio_read_at(io, (7u << 20) + 4096, buf, 4096), 0);
+    for (int i = 0; i < 4096; i++)
+        assert_int_equal(buf[i], 0);
     mmio_close(io);
     free(buf);
 }
@@ -1366,7 +1423,7 @@ static void test_blockdev(void **state)
     print_message("    using %s\n", loop_dev);
 
     for (int b = 0; b < 2; b++) {
-        struct mmio_config cfg = { 0, b ? MMIO_BACKEND_PREAD : MMIO_BACKEND_MMAP };
+        struct mmio_config cfg = { 0, b ? MMIO_BACKEND_PREAD : MMIO_BACKEND_MMAP, 0 };
         struct mmio *io;
         uint64_t off = (1u << 20) + (uint64_t)b * 8192;
 
@@ -1391,7 +1448,7 @@ static void test_blockdev(void **state)
     }
 
     /* O_DIRECT on the device with the PREAD backend, unaligned buffer */
-    struct mmio_config pcfg = { 0, MMIO_BACKEND_PREAD };
+    struct mmio_config pcfg = { 0, MMIO_BACKEND_PREAD, 0 };
     struct mmio *io;
     char *raw = malloc(4096 + 3);
     assert_non_null(raw);
@@ -1434,6 +1491,7 @@ int main(void)
         BOTH(test_create_mode_and_size),
         BOTH(test_no_truncate_and_detect),
         BOTH(test_prefix_size),
+        BOTH(test_read_only),
         BOTH(test_sparse_extend),
         BOTH(test_invalid_args),
         BOTH(test_bounds),

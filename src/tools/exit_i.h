@@ -1,0 +1,45 @@
+/*
+ * Exit status of mmapfs (the mount daemon) and mkfs.mmapfs: one number per
+ * kind of refusal, so that scripts can tell them apart; the message (one
+ * line on stderr) names the problem and what to do. Listed in the EXIT
+ * STATUS sections of docs/man/mmapfs.8 and docs/man/mkfs.mmapfs.8.
+ * fsck.mmapfs keeps the fsck(8) bits instead (src/fs/check.h).
+ */
+#ifndef MMAPFS_TOOLS_EXIT_I_H
+#define MMAPFS_TOOLS_EXIT_I_H
+
+#include <stdio.h>
+
+enum tool_exit {
+    TOOL_EXIT_OK = 0,
+    TOOL_EXIT_FAILURE = 1,       /* anything else: I/O error, the mount or format failed */
+    TOOL_EXIT_USAGE = 2,         /* unknown option, bad option value, missing or
+                                  * extra argument */
+    TOOL_EXIT_TARGET_ACCESS = 3, /* TARGET missing, or cannot be read, written or
+                                  * created (permissions, read-only media) */
+    TOOL_EXIT_TARGET_KIND = 4,   /* TARGET is not an image file or block device
+                                  * (a directory ...), is too small, or (mount) is
+                                  * not an mmapfs filesystem this version mounts */
+    TOOL_EXIT_IN_USE = 5,        /* TARGET mounted or locked by another process */
+    TOOL_EXIT_MOUNT_POINT = 6,   /* mount: MOUNTPOINT missing, not a directory,
+                                  * or already a mount point */
+    TOOL_EXIT_CORRUPT = 7,       /* mount: the filesystem is corrupt (fsck.mmapfs) */
+    TOOL_EXIT_EXISTING = 8,      /* mkfs: TARGET holds a filesystem (use -f) */
+    TOOL_EXIT_NO_SPACE = 9,      /* mkfs: no room to preallocate the image */
+};
+
+/* One line for an option getopt refused (call getopt with opterr = 0 and
+ * an optstring that starts with ':'): c is what getopt returned (':' for
+ * a missing value, '?' for an unknown option), opt its optopt, word the
+ * argument that held it (argv[optind - 1]). */
+static inline void tool_bad_option(const char *prog, int c, int opt, const char *word)
+{
+    char name[3] = { '-', (char)opt, 0 };
+    const char *what = opt > ' ' && opt < 127 ? name : word;
+    if (c == ':')
+        fprintf(stderr, "%s: option %s needs a value (see %s --help)\n", prog, what, prog);
+    else
+        fprintf(stderr, "%s: unknown option %s (see %s --help)\n", prog, what, prog);
+}
+
+#endif

@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+#
+# 95_front_door.sh — bad input at the front door of mmapfs, mkfs.mmapfs and
+# fsck.mmapfs: every bad option value, a missing or unusable target, a
+# directory or a too small target, a bad mount point, a target in use.
+# Each case asserts the exit status (docs/man/*.8, EXIT STATUS), that the
+# message is one line (two where fs_mount names the detail first), and a
+# word of it. Nothing may get mounted and no file may be created by a
+# refusal. Bounded: every command runs under timeout; the EXIT trap undoes
+# every mount, loop device and immutable flag (common.sh).
+set -euo pipefail
+. "$(dirname "$0")/../lib/common.sh"
+STEP_TIMEOUT=40
+t_init "$@"
+require_cmd chattr losetup truncate mount umount
+
+M=$T_DIR/mnt
+IMG=$T_DIR/good.img
+IMMUTABLE=""
+
+
+# expect DESC CODE PATTERN CMD... : CMD exits CODE, prints exactly one
+# line (stdout and stderr together) and the line matches PATTERN (grep -E).
+expect() {
+    expect_lines "$1" "$2" "$3" 1 "${@:4}"
+}
+
+# expect_lines DESC CODE PATTERN MAXLINES CMD... : as expect, at most
+# MAXLINES lines, the last one matching PATTERN.
+expect_lines() {
+    local desc=$1 code=$2 pattern=$3 max=$4 lines
+    shift 4
+    _run "$@" </dev/null
+    lines=$(printf '%s' "$T_OUT" | grep -c '' || true)
+    if [ "$T_RC" -eq "$code" ] && [ "$lines" -ge 1 ] && [ "$lines" -le "$max" ] &&
+        tail -n 1 <<<"$T_OUT" | grep -Eq -- "$pattern"; then
+        pass "$desc (exit $code)"
+    else
+        fail "$desc" "command: $(_cmdline "$@")" \
+            "expected: exit $code, 1..$max lines, last matching /$pattern/" \
+            "got:      exit $T_RC, $lines lines"
+        _tail_output "$T_OUT"
+    fi
+}
+
+make_image "$IMG" 32M
+mkdir -p "$M" "$T_DIR/dir"
+truncate -s 0 "$T_DIR/empty.img"
+truncate -s 100 "$T_DIR/tiny.img"
+truncate -s 32M "$T_DIR/zeros.img"
+
+# ---- mmapfs: usage (2) ----------------------------------------------------------------------
+expect "mmapfs: no arguments" 2 "no TARGET given" "$MMAPFS"
+expect "mmapfs: no mount point" 2 "no MOUNTPOINT given" "$MMAPFS" "$IMG"
+expect "mmapfs: a third positional" 2 "unexpected argument 'extra'" "$MMAPFS" "$IMG" "$M" extra
+expect "mmapfs: unknown dash option" 2 "unknown option '--frobnicate'" "$MMAPFS" "$IMG" "$M" --frobnicate
+expect_lines "mmapfs: unknown -o option (libfuse names it)" 2 "invalid FUSE option" 2 \
+    "$MMAPFS" "$IMG" "$M" -o no_such_option
+check_sh "mmapfs: the unknown -o option is named" \
+    'out=$("$0" "$1" "$2" -o no_such_option 2>&1); grep -q no_such_option <<<"$out"' \
+    "$MMAPFS" "$IMG" "$M"
+while read -r opt want; do
+    expect "mmapfs: -o $opt" 2 "^mmapfs: .*$want" "$MMAPFS" "$IMG" "$M" -o "$opt"
+done <<'EOF'
+io=floppy io=floppy: expected io=mmap or io=pread
+commit=5x commit=5x: expected seconds, 1..86400
+commit=0 commit=0: expected seconds, 1..86400
+commit=86401 commit=86401: expected seconds
+sync_delay=-1 sync_delay=-1: expected microseconds
+sync_delay=10000001 sync_delay=10000001: expected microseconds
+entry_timeout=-1 entry_timeout=-1: expected seconds
+entry_timeout=nan entry_timeout=nan: expected seconds
+attr_timeout=1e9 attr_timeout=1e9: expected seconds
+max_threads=0 max_threads=0: expected 1..1024
+max_threads=1025 max_threads=1025: expected 1..1024
+max_idle_threads=0 max_idle_threads=0: expected 1..max_threads
+max_threads=4,max_idle_threads=5 max_idle_threads=5: expected 1..max_threads
+spin=1001 spin=1001: expected microseconds, 0..1000
+spin=-1 spin=-1: expected microseconds
+readdirplus=never readdirplus=never: expected readdirplus=always
+max_ratio=101 max_ratio=101: expected a percentage
+min_ratio=x min_ratio=x: expected a percentage
+max_ratio=10,min_ratio=20 min_ratio=20 is above max_ratio=10
+EOF
+
+# ---- mmapfs: TARGET (3: access, 4: kind) --------------------------------------------------
+expect "mmapfs: missing image" 3 "no such file or device" "$MMAPFS" "$T_DIR/no-such.img" "$M"
+check_fail "mmapfs: the missing image was not created" test -e "$T_DIR/no-such.img"
+expect "mmapfs: image in a missing directory" 3 "no such file or device" \
+    "$MMAPFS" "$T_DIR/no-dir/x.img" "$M"
+expect "mmapfs: TARGET is a directory" 4 "is a directory: give the image file" \
+    "$MMAPFS" "$T_DIR/dir" "$M"
+expect "mmapfs: TARGET is a character device" 4 "not a regular file or block device" \
+    "$MMAPFS" /dev/null "$M"
+expect "mmapfs: empty TARGET" 4 "0 bytes: too small" "$MMAPFS" "$T_DIR/empty.img" "$M"
+expect "mmapfs: 100-byte TARGET" 4 "100 bytes: too small" "$MMAPFS" "$T_DIR/tiny.img" "$M"
+expect_lines "mmapfs: TARGET that is not mmapfs" 4 "not an mmapfs filesystem" 2 \
+    "$MMAPFS" "$T_DIR/zeros.img" "$M"
+cp --sparse=always "$IMG" "$T_DIR/corrupt.img"
+printf '\xff' | dd of="$T_DIR/corrupt.img" bs=1 seek=300 conv=notrunc status=none
+expect_lines "mmapfs: corrupt superblock" 7 "corrupt; run fsck.mmapfs" 2 \
+    "$MMAPFS" "$T_DIR/corrupt.img" "$M"
+cp --sparse=always "$IMG" "$T_DIR/immutable.img"
+if make_immutable "$T_DIR/immutable.img"; then
+    IMMUTABLE=$T_DIR/immutable.img
+    expect "mmapfs: immutable image, read-write" 3 "cannot open it for writing.*-o ro" \
+        "$MMAPFS" "$IMMUTABLE" "$M"
+    mount_image "$IMMUTABLE" "$M" -o ro
+    pass "mmapfs: immutable image mounts with -o ro"
+    check "mmapfs -o ro of an immutable image: files readable" test -d "$M/lost+found"
+    unmount_fs "$M"
+    T_DIRTY["$IMMUTABLE"]=0          # read-only: nothing to check afterwards
+else
+    skip "immutable image: chattr +i not supported here"
+fi
+if dev=$(timeout -k 5 30 losetup -r --find --show "$IMG" 2>/dev/null); then
+    T_LOOPS+=("$dev")
+    expect "mmapfs: read-only loop device, read-write" 3 "cannot open it for writing.*-o ro" \
+        "$MMAPFS" "$dev" "$M"
+    expect "mkfs: read-only loop device" 3 "cannot write it" "$MKFS" -q -f "$dev"
+    expect "fsck -y: read-only loop device" 8 "cannot open it for writing.*use -n" \
+        "$FSCK" -y "$dev"
+    drop_loop "$dev" || true
+else
+    skip "read-only loop device: losetup does not work here"
+fi
+
+# ---- mmapfs: MOUNTPOINT (6) ----------------------------------------------------------------
+expect "mmapfs: missing mount point" 6 "does not exist: create it" \
+    "$MMAPFS" "$IMG" "$T_DIR/no-such-dir"
+expect "mmapfs: mount point is a file" 6 "is not a directory" "$MMAPFS" "$IMG" "$T_DIR/tiny.img"
+if mount_other "$T_DIR/busy" -t tmpfs -o size=1m tmpfs; then
+    expect "mmapfs: mount point already mounted" 6 "is already mounted: unmount it" \
+        "$MMAPFS" "$IMG" "$T_DIR/busy"
+    check_eq "mmapfs: nothing mounted over it" "tmpfs" "$(stat -f -c %T "$T_DIR/busy")"
+    timeout -k 5 30 umount "$T_DIR/busy" || true
+else
+    skip "mount point already mounted: cannot mount a tmpfs"
+fi
+
+# ---- in use (5) --------------------------------------------------------------------------------
+mount_image "$IMG" "$M"
+mkdir -p "$T_DIR/mnt2"
+expect "mmapfs: TARGET already mounted" 5 "is already mounted: unmount it first" \
+    "$MMAPFS" "$IMG" "$T_DIR/mnt2"
+expect "mmapfs: mount point already mounted (by mmapfs)" 6 "is already mounted" \
+    "$MMAPFS" "$T_DIR/zeros.img" "$M"
+expect "mkfs: TARGET mounted" 5 "in use .*unmount it first" "$MKFS" -q -f "$IMG"
+expect "fsck -y: TARGET mounted" 8 "in use \(mounted\?\): refusing to repair" "$FSCK" -y "$IMG"
+unmount_fs "$M"
+check_fail_sh "no refusal mounted anything" \
+    'mountpoint -q "$0" || mountpoint -q "$1" || mountpoint -q "$2"' "$M" "$T_DIR/mnt2" "$T_DIR/busy"
+
+# ---- mkfs.mmapfs -------------------------------------------------------------------------------
+expect "mkfs: no arguments" 2 "no TARGET given" "$MKFS"
+expect "mkfs: two targets" 2 "more than one TARGET" "$MKFS" a b
+expect "mkfs: unknown option" 2 "unknown option -z" "$MKFS" -z x
+expect "mkfs: unknown long option" 2 "unknown option --frobnicate" "$MKFS" --frobnicate x
+expect "mkfs: -s without a value" 2 "option -s needs a value" "$MKFS" -s
+expect "mkfs: -s 12Q" 2 "-s 12Q: expected a size" "$MKFS" -s 12Q "$T_DIR/new.img"
+expect "mkfs: -s 0" 2 "-s 0: expected a size" "$MKFS" -s 0 "$T_DIR/new.img"
+expect "mkfs: -s -5M" 2 "-s -5M: expected a size" "$MKFS" -s -5M "$T_DIR/new.img"
+expect "mkfs: -N 0" 2 "-N 0: expected a number" "$MKFS" -s 32M -N 0 "$T_DIR/new.img"
+expect "mkfs: -N x" 2 "-N x: expected a number" "$MKFS" -s 32M -N x "$T_DIR/new.img"
+expect "mkfs: -J 1x" 2 "-J 1x: expected a number" "$MKFS" -s 32M -J 1x "$T_DIR/new.img"
+expect "mkfs: -L of 65 bytes" 2 "-L: the label has 65 bytes" \
+    "$MKFS" -s 32M -L "$(printf 'x%.0s' $(seq 65))" "$T_DIR/new.img"
+expect "mkfs: -J larger than fits" 2 "journal size \(-J\) does not fit" \
+    "$MKFS" -q --sparse -s 32M -J 100000 "$T_DIR/new.img"
+expect "mkfs: missing TARGET without -s" 2 "does not exist: give its size with -s" \
+    "$MKFS" "$T_DIR/new.img"
+expect "mkfs: empty TARGET without -s" 2 "is empty: give its size with -s" "$MKFS" "$T_DIR/empty.img"
+check_fail "mkfs: no file was created by the refusals" test -e "$T_DIR/new.img"
+expect "mkfs: size below the minimum" 4 "too small \(minimum 16 MiB\)" \
+    "$MKFS" -q --sparse -s 1M "$T_DIR/new.img"
+check_fail "mkfs: ... and nothing created" test -e "$T_DIR/new.img"
+expect "mkfs: 100-byte TARGET" 4 "too small" "$MKFS" -q "$T_DIR/tiny.img"
+expect "mkfs: TARGET is a directory" 4 "is a directory: give an image file" "$MKFS" -q "$T_DIR/dir"
+expect "mkfs: TARGET is a character device" 4 "not a regular file or block device" "$MKFS" -q /dev/null
+expect "mkfs: TARGET in a missing directory" 3 "cannot create it: No such file" \
+    "$MKFS" -q -s 32M "$T_DIR/no-dir/x.img"
+expect "mkfs: existing mmapfs without -f" 8 "found .*use -f to overwrite it" "$MKFS" -q "$IMG"
+if [ -n "$IMMUTABLE" ]; then
+    expect "mkfs: immutable file" 3 "cannot open it \(Operation not permitted\)" \
+        "$MKFS" -q -f "$IMMUTABLE"
+fi
+if mount_other "$T_DIR/small" -t tmpfs -o size=8m tmpfs; then
+    expect "mkfs: no room to preallocate" 9 "not enough space to preallocate.*--sparse" \
+        "$MKFS" -q -s 32M "$T_DIR/small/x.img"
+    check_fail "mkfs: the new file was removed again" test -e "$T_DIR/small/x.img"
+    timeout -k 5 30 umount "$T_DIR/small" || true
+else
+    skip "mkfs on a full filesystem: cannot mount a tmpfs"
+fi
+
+# ---- fsck.mmapfs (fsck(8) codes: 8 operational, 16 usage) ---------------------------------
+expect "fsck: no arguments" 16 "no TARGET given" "$FSCK"
+expect "fsck: two targets" 16 "more than one TARGET" "$FSCK" a b
+expect "fsck: unknown option" 16 "unknown option -z" "$FSCK" -z "$IMG"
+expect "fsck: -n and -y" 16 "exclude each other" "$FSCK" -n -y "$IMG"
+expect "fsck: missing TARGET" 8 "no such file or device" "$FSCK" -n "$T_DIR/no-such.img"
+check_fail "fsck: the missing image was not created" test -e "$T_DIR/no-such.img"
+expect "fsck: TARGET is a directory" 8 "is a directory" "$FSCK" -n "$T_DIR/dir"
+expect "fsck -y: TARGET is a directory" 8 "is a directory" "$FSCK" -y "$T_DIR/dir"
+expect "fsck: TARGET is a character device" 8 "not a regular file or block device" "$FSCK" -n /dev/null
+expect "fsck: empty TARGET" 8 "0 bytes: too small" "$FSCK" -n "$T_DIR/empty.img"
+expect "fsck: 100-byte TARGET" 8 "100 bytes: too small" "$FSCK" -n "$T_DIR/tiny.img"
+expect "fsck: TARGET that is not mmapfs" 8 "not mmapfs|magic" "$FSCK" -n "$T_DIR/zeros.img"
+check_sh "fsck: the good image is clean" '"$0" -n "$1" >/dev/null' "$FSCK" "$IMG"
+t_finish
