@@ -190,6 +190,11 @@ static int close_txn(struct jnl *j, struct jnl_closed *t)
     t->meta_count = j->running_count;
     t->head_past = j->running_head_past;
     jnl_datalog_close(j);
+    j->waiters_hist[j->waiters_pos++ % JNL_BATCH_HIST] = j->running_waiters;
+    j->running_waiters = 0;
+    if (j->batch_held)
+        atomic_fetch_add(&j->ctr.batched_commits, 1);
+    j->batch_held = 0;
     t->seq = seq;
     t->pos = pos;
     t->crc = crc;
@@ -276,7 +281,7 @@ static int close_with_room(struct jnl *j, struct jnl_closed *t)
     return err == -EAGAIN ? -EIO : err;
 }
 
-static int commit_due(const struct jnl *j);
+static int commit_due(struct jnl *j);
 
 /* Pipelining, before the final sync of an ordered commit: if the running
  * transaction is due, close it now (lock taken here), so that its file
@@ -390,7 +395,9 @@ static int commit_one(struct jnl *j)
     atomic_fetch_add(&j->ctr.commits, 1);
     atomic_fetch_add(&j->ctr.ordered_commits, ordered != 0);
     atomic_fetch_add(&j->ctr.commit_blocks, count);
-    atomic_fetch_add(&j->ctr.commit_us, (jnl_now_ns() - t0) / 1000);
+    uint64_t took = jnl_now_ns() - t0;
+    atomic_fetch_add(&j->ctr.commit_us, took / 1000);
+    j->avg_commit_ns = j->avg_commit_ns ? (j->avg_commit_ns * 7 + took) / 8 : took;
     pthread_cond_broadcast(&j->done_cv);
     return 0;
 }
@@ -470,6 +477,8 @@ void jnl_commit_async(struct jnl *j, uint64_t seq, jnl_done_fn done, void *ctx)
     }
     *w = (struct jnl_async){ .seq = seq, .s0 = atomic_load(&j->sync_started),
                              .done = done, .ctx = ctx };
+    if (seq == running)
+        j->running_waiters++;
     *j->async_tail = w;
     j->async_tail = &w->next;
     if (seq > atomic_load(&j->durable_seq) && j->requested_seq < seq)
@@ -480,26 +489,64 @@ void jnl_commit_async(struct jnl *j, uint64_t seq, jnl_done_fn done, void *ctx)
 
 /* ---- the commit thread ---------------------------------------------------------- */
 
-/* Should the running transaction be committed now? Lock held. */
-static int commit_due(const struct jnl *j)
+/* Longest a commit waits for company. */
+#define BATCH_MAX_NS 10000000u
+
+/* Waiting for company, as jbd2 does for synchronous handles: when recent
+ * commits each had several fsync callers, a commit asked for by fewer
+ * callers than that waits until they are all back, or until the running
+ * transaction is as old as an average commit (at most BATCH_MAX_NS). The
+ * callers woken by the previous commit then join this one instead of
+ * forming a group of their own: fewer, fuller commits. A lone caller (no
+ * recent commit had two) never waits. Returns when the wait ends, or 0
+ * for no wait. Lock held. */
+static uint64_t batch_deadline(const struct jnl *j)
+{
+    uint32_t peak = 0;
+    for (uint32_t i = 0; i < JNL_BATCH_HIST; i++)
+        if (j->waiters_hist[i] > peak)
+            peak = j->waiters_hist[i];
+    if (peak < 2 || j->running_waiters >= peak || j->running_waiters == 0)
+        return 0;
+    uint64_t wait = j->avg_commit_ns < BATCH_MAX_NS ? j->avg_commit_ns : BATCH_MAX_NS;
+    return j->running_since_ns + wait;
+}
+
+/* When the running transaction's commit is due: now (0), or a time
+ * (monotonic ns), or UINT64_MAX when nothing is to commit. Lock held. */
+static uint64_t commit_when(struct jnl *j)
 {
     if (jnl_running_empty(j))
+        return UINT64_MAX;
+    if (j->shutdown || j->throttled || j->running_count >= j->soft_limit)
         return 0;
-    if (j->shutdown || j->throttled || j->running_count >= j->soft_limit ||
-        j->requested_seq >= atomic_load(&j->running_seq))
-        return 1;
-    return jnl_now_ns() - j->running_since_ns >= j->commit_interval_ns;
+    if (j->requested_seq >= atomic_load(&j->running_seq)) {
+        uint64_t at = batch_deadline(j);
+        if (at > jnl_now_ns()) {
+            j->batch_held = 1;
+            return at;
+        }
+        return 0;
+    }
+    return j->running_since_ns + j->commit_interval_ns;
+}
+
+/* Should the running transaction be committed now? Lock held. */
+static int commit_due(struct jnl *j)
+{
+    uint64_t at = commit_when(j);
+    return at == 0 || (at != UINT64_MAX && at <= jnl_now_ns());
 }
 
 /* Sleeps until signalled, or until the running transaction's periodic
  * commit is due. Lock held. */
 static void wait_for_work(struct jnl *j)
 {
-    if (jnl_running_empty(j)) {
+    uint64_t deadline = commit_when(j);
+    if (deadline == UINT64_MAX) {
         pthread_cond_wait(&j->commit_cv, &j->mu);
         return;
     }
-    uint64_t deadline = j->running_since_ns + j->commit_interval_ns;
     struct timespec ts = { .tv_sec = (time_t)(deadline / 1000000000u),
                            .tv_nsec = (long)(deadline % 1000000000u) };
     pthread_cond_timedwait(&j->commit_cv, &j->mu, &ts);
@@ -545,6 +592,7 @@ void *jnl_commit_main(void *arg)
 int jnl_commit_wait(struct jnl *j, uint64_t seq)
 {
     int need_data_sync = 0, err;
+    uint64_t counted = 0;           /* the running seq this call was counted in */
 
     if (j->read_only)
         return 0;
@@ -570,6 +618,10 @@ int jnl_commit_wait(struct jnl *j, uint64_t seq)
         }
         if (j->requested_seq < seq)
             j->requested_seq = seq;
+        if (seq == running && counted != running) {
+            j->running_waiters++;
+            counted = running;
+        }
         pthread_cond_signal(&j->commit_cv);
         pthread_cond_wait(&j->done_cv, &j->mu);
     }

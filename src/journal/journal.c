@@ -479,6 +479,7 @@ void jnl_get_metrics(struct jnl *j, struct jnl_metrics *out)
     out->pipelined_commits = atomic_load_explicit(&j->ctr.pipelined_commits, memory_order_relaxed);
     out->data_images = atomic_load_explicit(&j->ctr.data_images, memory_order_relaxed);
     out->head_past_syncs = atomic_load_explicit(&j->ctr.head_past_syncs, memory_order_relaxed);
+    out->batched_commits = atomic_load_explicit(&j->ctr.batched_commits, memory_order_relaxed);
 }
 
 /* ---- test hooks ------------------------------------------------------------------ */

@@ -235,12 +235,14 @@ void jnl_set_durable_callback(struct jnl *j, jnl_durable_fn fn, void *ctx);
  *   data_images        file data blocks copied into the log (jnl_log_data
  *                      and the re-logs of jnl_data_overwrite)
  *   head_past_syncs    syncs a commit spent moving the header past an
- *                      older image of a block overwritten in place */
+ *                      older image of a block overwritten in place
+ *   batched_commits    commits held back briefly for more fsync callers
+ *                      to join (several callers were seen recently) */
 struct jnl_metrics {
     uint64_t commits, commit_blocks, commit_us, commit_waits, wraps,
              shadow_blocks_now, checkpoint_blocks, commit_syncs, ordered_commits,
              header_writes, log_full_syncs, pipelined_commits, data_images,
-             head_past_syncs;
+             head_past_syncs, batched_commits;
 };
 void jnl_get_metrics(struct jnl *j, struct jnl_metrics *out);
 

@@ -166,7 +166,7 @@ struct jnl_counters {
     _Atomic uint64_t commits, commit_blocks, commit_us, commit_waits, wraps,
                      shadow_blocks_now, checkpoint_blocks, commit_syncs,
                      ordered_commits, header_writes, log_full_syncs, pipelined_commits,
-                     data_images, head_past_syncs;
+                     data_images, head_past_syncs, batched_commits;
 };
 
 /* A transaction whose log blocks are still needed: from the oldest one the
@@ -175,6 +175,9 @@ struct jnl_counters {
 struct jnl_live_txn {
     uint64_t seq, start, end;     /* log blocks [start, end) */
 };
+
+/* Commits whose waiter counts decide whether a commit waits for company. */
+#define JNL_BATCH_HIST 8u
 
 /* Most live transactions: three in steady state (see "Log space"); when
  * the ring is full the commit thread catches the header up first. */
@@ -233,6 +236,12 @@ struct jnl {
 
     /* commit requests (lock) */
     uint64_t requested_seq;       /* a waiter wants this seq committed */
+    /* waiting for company (commit.c, batch_deadline) */
+    uint32_t running_waiters;     /* fsync callers waiting for the running txn */
+    uint32_t waiters_hist[JNL_BATCH_HIST]; /* waiters of the last closed txns */
+    uint32_t waiters_pos;
+    uint64_t avg_commit_ns;       /* moving average of a commit's duration */
+    int batch_held;               /* the running txn's commit was held back */
     uint32_t throttled;           /* jnl_begin callers waiting for room */
     int shutdown;
     struct jnl_async *async_head; /* jnl_commit_async waiters, in call order (lock) */

@@ -124,6 +124,7 @@ static const struct metric_doc metric_docs[] = {
     { "*header_writes",         "Lazy journal header writes", 0 },
     { "*data_images",           "File data blocks copied into the journal log (small writes, re-logged overwrites)", 0 },
     { "*head_past_syncs",       "Syncs spent moving the journal header past an older data image", 0 },
+    { "*batched_commits",       "Journal commits held back briefly for more fsync callers to join", 0 },
     { "*commits",               "Journal transactions made durable", 0 },
     { "*checkpoint_blocks",     "Journal block images written to their home location", 0 },
     { "*wraps",                 "Journal log wrap-arounds", 0 },

@@ -970,6 +970,64 @@ static void pipelined_case(enum jnl_crash_point point)
     img_destroy(&im);
 }
 
+/* Waiting for company: after a commit that had four fsync callers, a
+ * commit asked for by one waits briefly for more (and is counted); a
+ * caller alone in every recent commit never waits. */
+static void test_commit_batching(void **state)
+{
+    (void)state;
+    struct img im;
+    img_create(&im);
+    struct jnl *j = jopen(&im);
+    struct async_wait w[4];
+    struct jnl_metrics m;
+    uint64_t blk = DATA0;
+
+    for (int k = 0; k < 5; k++) {           /* a lone caller */
+        uint64_t s = op_write(j, &blk, 1, (uint64_t)k + 1);
+        async_init(&w[0]);
+        jnl_commit_async(j, s, async_done, &w[0]);
+        async_join(&w[0]);
+        assert_int_equal(w[0].err, 0);
+    }
+    jnl_get_metrics(j, &m);
+    assert_int_equal(m.batched_commits, 0);
+
+    /* four callers in one transaction: the commit thread is held in the
+     * previous commit while they register */
+    uint64_t s0 = op_write(j, &blk, 1, 10);
+    jnl_test_pause_after_close(j, s0);
+    struct waiter first;
+    waiter_start(&first, j, s0);
+    jnl_test_wait_paused(j);
+    uint64_t b1 = DATA0 + 1, s1 = op_write(j, &b1, 1, 11);
+    for (int i = 0; i < 4; i++) {
+        async_init(&w[i]);
+        jnl_commit_async(j, s1, async_done, &w[i]);
+    }
+    jnl_test_resume(j);
+    assert_int_equal(waiter_join(&first), 0);
+    for (int i = 0; i < 4; i++) {
+        async_join(&w[i]);
+        assert_int_equal(w[i].err, 0);
+    }
+    jnl_get_metrics(j, &m);
+    assert_int_equal(m.batched_commits, 0);
+
+    /* now one caller: held for company, then committed all the same */
+    uint64_t s2 = op_write(j, &blk, 1, 12);
+    async_init(&w[0]);
+    jnl_commit_async(j, s2, async_done, &w[0]);
+    async_join(&w[0]);
+    assert_int_equal(w[0].err, 0);
+    assert_true(jnl_durable_seq(j) >= s2);
+    jnl_get_metrics(j, &m);
+    assert_int_equal(m.batched_commits, 1);
+    assert_int_equal(jnl_close(j), 0);
+    assert_int_equal(replay_count(&im), 0);
+    img_destroy(&im);
+}
+
 static void test_pipelined(void **state)
 {
     (void)state;
@@ -1746,6 +1804,7 @@ int main(void)
         cmocka_unit_test(test_log_full),
         cmocka_unit_test(test_group_commit),
         cmocka_unit_test(test_commit_async),
+        cmocka_unit_test(test_commit_batching),
         cmocka_unit_test(test_pipelined),
         cmocka_unit_test(test_forget),
         cmocka_unit_test(test_shadow_reuse),
