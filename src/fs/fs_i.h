@@ -89,7 +89,7 @@ struct fs {
  * superblock ERROR state when possible; returns -EUCLEAN. */
 int fs_corrupt(struct fs *fs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Current time (CLOCK_REALTIME). */
+/* Current time, from the kernel's coarse clock (CLOCK_REALTIME_COARSE). */
 void fs_now(struct timespec *ts);
 
 /* ---- superblock (super.c) -------------------------------------------------- */

@@ -15,9 +15,15 @@
 
 /* ==== helpers ============================================================== */
 
+/* The kernel's own timestamp clock (current_time(): the coarse real-time
+ * clock, one tick resolution). With the writeback cache the kernel stamps
+ * mtime/ctime of regular files itself (write, link, unlink, rename), and
+ * the daemon stamps the rest; both must come from the same clock, or a
+ * time the kernel sets can be older than one the daemon set just before
+ * (a fine-grained daemon stamp is up to a tick ahead of the coarse one). */
 void fs_now(struct timespec *ts)
 {
-    clock_gettime(CLOCK_REALTIME, ts);
+    clock_gettime(CLOCK_REALTIME_COARSE, ts);
 }
 
 /* Records the first corruption message, logs every one to stderr and marks

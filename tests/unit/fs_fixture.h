@@ -259,11 +259,16 @@ static inline int ts_after(struct timespec a, struct timespec b)
     return a.tv_sec > b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec > b.tv_nsec);
 }
 
-/* Lets the clock move (2 ms) so that a new timestamp is strictly later. */
+/* Lets the filesystem's clock (the coarse real-time clock, one kernel
+ * tick) move, so that a new timestamp is strictly later. */
 static inline void tick(void)
 {
-    struct timespec ts = { 0, 2000000 };
-    nanosleep(&ts, NULL);
+    struct timespec t0, t, ms = { 0, 1000000 };
+    clock_gettime(CLOCK_REALTIME_COARSE, &t0);
+    do {
+        nanosleep(&ms, NULL);
+        clock_gettime(CLOCK_REALTIME_COARSE, &t);
+    } while (t.tv_sec == t0.tv_sec && t.tv_nsec == t0.tv_nsec);
 }
 
 #endif
