@@ -55,26 +55,7 @@ race() {
 }
 
 # ---- ext4 on a loop device: the reference ------------------------------------------
-if ! command -v mkfs.ext4 >/dev/null 2>&1 || ! command -v losetup >/dev/null 2>&1; then
-    skip "ext4 reference (mkfs.ext4 or losetup missing)"
-else
-    truncate -s 64M "$T_DIR/ext4.img"
-    dev=""
-    if ! new_loop "$T_DIR/ext4.img" dev; then
-        skip "ext4 reference (losetup --find --show does not work here)"
-    elif ! timeout -k 5 60 mkfs.ext4 -q -F "$dev" >/dev/null 2>&1; then
-        fail "mkfs.ext4 $dev"
-    else
-        mkdir -p "$E4"
-        if timeout -k 5 30 mount -t ext4 "$dev" "$E4"; then
-            race "ext4: buffered read after io_submit O_DIRECT write sees the new data" "$E4/f"
-            check "umount ext4" timeout -k 5 30 umount "$E4"
-        else
-            skip "ext4 reference (mount -t ext4 failed)"
-        fi
-        drop_loop "$dev" || fail "losetup -d $dev"
-    fi
-fi
+on_ext4 "$E4" race "ext4: buffered read after io_submit O_DIRECT write sees the new data" "$E4/f"
 
 # ---- mmapfs, with and without the writeback cache ---------------------------------
 img=$T_DIR/dio.img

@@ -482,6 +482,36 @@ new_loop() {
     printf -v "$2" '%s' "$_nl_dev"
 }
 
+# on_ext4 DIR CMD... : the ext4 reference of a comparison test. Makes a
+# 64 MiB ext4 on a loop device, mounts it on DIR, runs CMD... (a function
+# that records its own results), unmounts and detaches it. Skips with the
+# reason where mkfs.ext4, losetup or the mount is not available.
+on_ext4() {
+    local dir=$1 dev=""
+    shift
+    if ! command -v mkfs.ext4 >/dev/null 2>&1 || ! command -v losetup >/dev/null 2>&1; then
+        skip "ext4 reference (mkfs.ext4 or losetup missing)"
+        return 0
+    fi
+    truncate -s 64M "$T_DIR/ext4.img"
+    if ! new_loop "$T_DIR/ext4.img" dev; then
+        skip "ext4 reference (losetup --find --show does not work here)"
+        return 0
+    fi
+    if ! timeout -k 5 60 mkfs.ext4 -q -F "$dev" >/dev/null 2>&1; then
+        fail "mkfs.ext4 $dev"
+    else
+        mkdir -p "$dir"
+        if timeout -k 5 30 mount -t ext4 "$dev" "$dir"; then
+            "$@"
+            check "umount ext4" timeout -k 5 30 umount "$dir"
+        else
+            skip "ext4 reference (mount -t ext4 failed)"
+        fi
+    fi
+    drop_loop "$dev" || fail "losetup -d $dev"
+}
+
 # mount_other DIR ARGS... : mount ARGS... DIR (not mmapfs: a tmpfs, a bind
 # mount); the cleanup trap unmounts it. Returns 1 if mount fails.
 mount_other() {
