@@ -120,7 +120,7 @@ void check_plan(struct check *c, uint64_t ino, uint16_t rflags)
 {
     if (ino < 1 || ino > c->inode_count)
         return;
-    struct check_inode *ci = &c->inodes[ino];
+    struct check_inode *ci = check_ci(c, ino);
     uint16_t was = ci->rflags;
     ci->rflags |= rflags;
     if ((rflags & RF_RECORD) && !(was & RF_RECORD))
@@ -332,14 +332,24 @@ static int replay_journal(struct check *c)
     return 0;
 }
 
+/* Frees the sparse per-round state. */
+static void free_state(struct check *c)
+{
+    check_bits_free(&c->claimed);
+    check_bits_free(&c->dup);
+    check_bits_free(&c->taken);
+    check_ci_free(c);
+}
+
 /* Clears the per-round state before a new round. */
 static void round_reset(struct check *c)
 {
-    size_t map = (size_t)((c->block_count + 7) / 8);
-    memset(c->claimed, 0, map);
-    memset(c->dup, 0, map);
-    memset(c->taken, 0, map);
-    memset(c->inodes, 0, ((size_t)c->inode_count + 1) * sizeof(*c->inodes));
+    check_bits_reset(&c->claimed);
+    check_bits_reset(&c->dup);
+    check_bits_reset(&c->taken);
+    check_ci_reset(c);
+    c->nomem = 0;
+    (void)check_ci(c, MMAPFS_ROOT_INO);   /* loops over records visit the root */
     c->ndup = 0;
     c->nfixes = 0;
     c->structural = c->bitmap_bad = c->counts_bad = 0;
@@ -353,23 +363,32 @@ static void round_reset(struct check *c)
     c->errors = 0;
 }
 
+/* -ENOMEM if a page of the sparse state could not be allocated (some of
+ * the state was then dropped), else err. */
+static int nomem(const struct check *c, int err)
+{
+    if (!err && (c->nomem || c->claimed.nomem || c->dup.nomem || c->taken.nomem))
+        return -ENOMEM;
+    return err;
+}
+
 /* Runs the passes of one round. 0 or -errno. */
 static int run_passes(struct check *c)
 {
     int err;
     check_verbose(c, "pass 1: inodes, extents, trees, xattr blocks");
-    err = check_pass_inodes(c);
+    err = nomem(c, check_pass_inodes(c));
     if (!err && c->ndup) {
         check_verbose(c, "pass 1b: %" PRIu64 " blocks claimed more than once", c->ndup);
-        err = check_pass_duplicates(c);
+        err = nomem(c, check_pass_duplicates(c));
     }
     if (!err) {
         check_verbose(c, "pass 2: directories, orphans, link counts, reachability");
-        err = check_pass_dirs(c);
+        err = nomem(c, check_pass_dirs(c));
     }
     if (!err) {
         check_verbose(c, "pass 3: bitmaps and free counts");
-        err = check_pass_bitmaps(c);
+        err = nomem(c, check_pass_bitmaps(c));
     }
     return err;
 }
@@ -388,22 +407,18 @@ static int operational(struct check *c, int err)
  * repair. 0 or FSCK_EXIT_OPERATIONAL. */
 static int run_rounds(struct check *c)
 {
-    size_t map = (size_t)((c->block_count + 7) / 8);
-    c->claimed = calloc(1, map);
-    c->dup = calloc(1, map);
-    c->taken = calloc(1, map);
-    c->inodes = calloc((size_t)c->inode_count + 1, sizeof(*c->inodes));
-    if (!c->claimed || !c->dup || !c->taken || !c->inodes)
-        return operational(c, -ENOMEM);
     for (c->round = 1;; c->round++) {
-        if (c->round > 1) {
-            if (check_load_superblock(c, c->out))
-                return operational(c, -EIO);
-            round_reset(c);
+        if (c->round > 1 && check_load_superblock(c, c->out))
+            return operational(c, -EIO);
+        /* sized by this round's superblock */
+        free_state(c);
+        if (check_bits_init(&c->claimed, c->block_count) ||
+            check_bits_init(&c->dup, c->block_count) ||
+            check_bits_init(&c->taken, c->block_count) || check_ci_init(c))
+            return operational(c, -ENOMEM);
+        round_reset(c);
+        if (c->round > 1)
             check_info(c, "checking again after the repairs (round %u)", c->round);
-        } else {
-            round_reset(c);
-        }
         int err = run_passes(c);
         if (err)
             return operational(c, err);
@@ -533,10 +548,7 @@ int fs_check(const char *path, const struct fs_check_options *o, FILE *report)
     if (!ret)
         ret = finish(&c, pre_errors);
 out:
-    free(c.claimed);
-    free(c.dup);
-    free(c.taken);
-    free(c.inodes);
+    free_state(&c);
     free(c.fixes);
     check_close(&c, fd);
     return ret;

@@ -55,7 +55,7 @@ static void note_bit(struct check *c, struct run *r, uint64_t b, int kind)
 /* Should block b be marked in use? */
 static int want_bit(const struct check *c, uint64_t b)
 {
-    return b < c->data_start || check_bit(c->claimed, b);
+    return b < c->data_start || check_bits_get(&c->claimed, b);
 }
 
 /* Counts set bits [0, n) of an on-disk bitmap starting at block start.
@@ -84,17 +84,25 @@ static int64_t count_disk_bits(struct check *c, uint64_t start, uint64_t n)
 int check_pass_bitmaps(struct check *c)
 {
     struct run r = { 0 };
-    for (uint64_t b = 0; b < c->block_count; b += 8) {
-        uint64_t blk = c->sb.block_bitmap_start + b / BITS_PER_BLOCK;
-        const uint8_t *p = check_block(c, blk);
-        if (!p)
+    const uint8_t *p = NULL;
+    /* 64 blocks at a time: only words where the bitmap and the owners
+     * differ are looked at bit by bit */
+    for (uint64_t b = 0; b < c->block_count; b += 64) {
+        if (b % BITS_PER_BLOCK == 0 &&
+            !(p = check_block(c, c->sb.block_bitmap_start + b / BITS_PER_BLOCK)))
             return -EIO;
-        uint8_t disk = p[(b % BITS_PER_BLOCK) / 8];
-        uint64_t end = b + 8 < c->block_count ? b + 8 : c->block_count;
-        for (uint64_t i = b; i < end; i++) {
-            int have = (disk >> (i % 8)) & 1, want = want_bit(c, i);
-            if (have != want)
-                note_bit(c, &r, i, want ? 1 : 2);
+        uint64_t disk, want = check_bits_word(&c->claimed, b);
+        memcpy(&disk, p + (b % BITS_PER_BLOCK) / 8, 8);
+        if (b < c->data_start)
+            want |= c->data_start - b >= 64 ? ~0ull : (1ull << (c->data_start - b)) - 1;
+        if (c->block_count - b < 64) {
+            uint64_t valid = (1ull << (c->block_count - b)) - 1;
+            disk &= valid;
+            want &= valid;
+        }
+        for (uint64_t diff = disk ^ want; diff; diff &= diff - 1) {
+            uint64_t i = b + (uint64_t)__builtin_ctzll(diff);
+            note_bit(c, &r, i, want_bit(c, i) ? 1 : 2);
         }
     }
     flush_run(c, &r);
@@ -104,9 +112,7 @@ int check_pass_bitmaps(struct check *c)
     if (used_blocks < 0 || used_inodes < 0)
         return -EIO;
     if (c->bitmap_bad && c->may_repair && !c->structural) {
-        uint64_t claimed = 0;
-        for (uint64_t b = c->data_start; b < c->block_count; b++)
-            claimed += check_bit(c->claimed, b);
+        uint64_t claimed = check_bits_count(&c->claimed, c->data_start, c->block_count);
         used_blocks = (int64_t)(c->data_start + claimed);
     }
     uint64_t free_blocks = c->block_count - (uint64_t)used_blocks;

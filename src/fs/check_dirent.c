@@ -75,7 +75,7 @@ int check_dent_examine(struct check *c, uint64_t dir, uint64_t key, const void *
         DE_ERROR("entry '%s': inode %" PRIu64 " out of range", shown, t);
         return DENT_DROP;
     }
-    struct check_inode *ti = &c->inodes[t];
+    struct check_inode *ti = check_ci(c, t);
     if (!(ti->state & CI_USED)) {
         DE_ERROR("entry '%s': inode %" PRIu64 " is free", shown, t);
         return DENT_DROP;
@@ -114,6 +114,6 @@ int check_dent_trustworthy(struct check *c, uint64_t key, const void *val, size_
         return 0;
     if (de.ino <= MMAPFS_ROOT_INO || de.ino > c->inode_count)
         return 0;
-    const struct check_inode *ti = &c->inodes[de.ino];
+    const struct check_inode *ti = check_ci(c, de.ino);
     return (ti->state & CI_VALID) && ti->dtype == de.type;
 }

@@ -60,7 +60,7 @@ static int name_seen(struct dir_ctx *d, const struct check_dent *e)
 static void second_dir_entry(struct dir_ctx *d, uint64_t t, const char *shown)
 {
     struct check *c = d->c;
-    struct check_inode *ti = &c->inodes[t];
+    struct check_inode *ti = check_ci(c, t);
     check_error(c, "directory %" PRIu64 ": entry '%s': a second entry for directory %" PRIu64
                 " (the first is in directory %" PRIu64 ")", d->dir, shown, t,
                 (uint64_t)ti->named_by);
@@ -100,7 +100,7 @@ static int dir_item(void *ctx, uint64_t key, const void *val, size_t len)
         }
     }
     uint64_t t = e.ino;
-    struct check_inode *ti = &c->inodes[t];
+    struct check_inode *ti = check_ci(c, t);
     if (d->dir == MMAPFS_ROOT_INO && e.name_len == 10 && !memcmp(e.name, "lost+found", 10)) {
         if (ti->dtype == DT_DIR)
             c->lnf_ino = t;
@@ -110,7 +110,7 @@ static int dir_item(void *ctx, uint64_t key, const void *val, size_t len)
     if (ti->links < UINT32_MAX)
         ti->links++;
     if (ti->dtype == DT_DIR) {
-        struct check_inode *di = &c->inodes[d->dir];
+        struct check_inode *di = check_ci(c, d->dir);
         if (di->subdirs < UINT32_MAX)
             di->subdirs++;
         if (ti->named_by)
@@ -156,7 +156,7 @@ static int check_orphans(struct check *c)
             c->orphan_bad = 1;
             return 0;
         }
-        struct check_inode *ci = &c->inodes[ino];
+        struct check_inode *ci = check_ci(c, ino);
         if (!(ci->state & CI_VALID)) {
             check_error(c, "orphan list: inode %" PRIu64 " is %s", ino,
                         ci->state & CI_USED ? "corrupt" : "free");
@@ -197,7 +197,7 @@ static void resolve_dir(struct check *c, uint64_t ino)
     uint64_t cur = ino;
     int reached = 0;
     for (;;) {
-        struct check_inode *ci = &c->inodes[cur];
+        struct check_inode *ci = check_ci(c, cur);
         if (cur == MMAPFS_ROOT_INO || (ci->state & CI_REACHED)) {
             reached = 1;
             break;
@@ -217,15 +217,15 @@ static void resolve_dir(struct check *c, uint64_t ino)
         cur = ci->named_by;
     }
     for (cur = ino;;) {
-        struct check_inode *ci = &c->inodes[cur];
+        struct check_inode *ci = check_ci(c, cur);
         if (!(ci->state & CI_VISITING))
             break;
         ci->state &= (uint8_t)~CI_VISITING;
         ci->state |= reached ? CI_REACHED : CI_LOST;
         cur = ci->named_by;
     }
-    if (!(c->inodes[ino].state & (CI_REACHED | CI_LOST)))
-        c->inodes[ino].state |= reached ? CI_REACHED : CI_LOST;
+    if (!(check_ci(c, ino)->state & (CI_REACHED | CI_LOST)))
+        check_ci(c, ino)->state |= reached ? CI_REACHED : CI_LOST;
 }
 
 /* Reports a link count or reachability problem, unless a directory index
@@ -255,7 +255,7 @@ static void plan_unnamed(struct check *c, uint64_t ino, uint32_t nlink, int orph
 /* Link count, parent and reachability of one valid inode. */
 static int check_links(struct check *c, uint64_t ino)
 {
-    struct check_inode *ci = &c->inodes[ino];
+    struct check_inode *ci = check_ci(c, ino);
     struct mmapfs_disk_inode di;
     int err = check_read_inode(c, ino, &di);
     if (err)
@@ -324,15 +324,16 @@ static int check_links(struct check *c, uint64_t ino)
 
 int check_pass_dirs(struct check *c)
 {
-    struct check_inode *root = &c->inodes[MMAPFS_ROOT_INO];
+    struct check_inode *root = check_ci(c, MMAPFS_ROOT_INO);
     if (!(root->state & CI_VALID) || root->dtype != DT_DIR) {
         check_error(c, "root directory (inode 1): %s",
                     !(root->state & CI_USED) ? "free" :
                     !(root->state & CI_VALID) ? "corrupt" : "not a directory");
         c->structural = 1;
     }
-    for (uint64_t ino = 1; ino <= c->inode_count; ino++) {
-        struct check_inode *ci = &c->inodes[ino];
+    for (uint64_t ino = check_ci_next(c, 1); ino <= c->inode_count;
+         ino = check_ci_next(c, ino + 1)) {
+        struct check_inode *ci = check_ci(c, ino);
         if (!(ci->state & CI_VALID) || ci->dtype != DT_DIR || (ci->state & CI_TREE_BAD))
             continue;
         struct mmapfs_disk_inode di;
@@ -344,8 +345,9 @@ int check_pass_dirs(struct check *c)
     }
     /* a corrupt index, or a corrupt inode that may be a directory: the
      * names seen are not all there are */
-    for (uint64_t ino = 1; ino <= c->inode_count; ino++) {
-        const struct check_inode *ci = &c->inodes[ino];
+    for (uint64_t ino = check_ci_next(c, 1); ino <= c->inode_count;
+         ino = check_ci_next(c, ino + 1)) {
+        const struct check_inode *ci = check_ci(c, ino);
         if ((ci->state & CI_VALID) ? ci->dtype == DT_DIR && (ci->state & CI_TREE_BAD)
                                    : (ci->state & CI_USED) || ino == MMAPFS_ROOT_INO)
             c->partial_dirs++;
@@ -353,8 +355,9 @@ int check_pass_dirs(struct check *c)
     int err = check_orphans(c);
     if (err)
         return err;
-    for (uint64_t ino = 1; ino <= c->inode_count; ino++) {
-        if (!(c->inodes[ino].state & CI_VALID))
+    for (uint64_t ino = check_ci_next(c, 1); ino <= c->inode_count;
+         ino = check_ci_next(c, ino + 1)) {
+        if (!(check_ci(c, ino)->state & CI_VALID))
             continue;
         err = check_links(c, ino);
         if (err)

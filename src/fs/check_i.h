@@ -19,6 +19,8 @@
  *   check_salvage.c     corrupt trees: salvage what is readable, rebuild
  *   check_repair_dup.c  blocks claimed twice: clone or punch
  *   check_repair_dir.c  directory rebuilds, lost+found, reconnection
+ *   check_sparse.c      per-block bits and per-inode records, allocated in
+ *                       pages as they are written (memory follows use)
  *
  * fsck runs in rounds: every round checks the whole image from scratch;
  * with -y one repair phase runs at its end (the earliest that has work:
@@ -82,6 +84,17 @@ struct check_inode {
     uint16_t rflags;       /* RF_* */
 };
 
+/* One bit per block, in pages of 2^CHECK_BITS_PAGE_SHIFT bits (32 KiB,
+ * 1 GiB of blocks) allocated on the first set bit (check_sparse.c). */
+#define CHECK_BITS_PAGE_SHIFT 18
+struct check_bits {
+    uint8_t **pages;
+    uint64_t npages;
+    int nomem;                       /* a page could not be allocated */
+};
+/* Per-inode records in pages of 2^CHECK_INO_PAGE_SHIFT (64 KiB). */
+#define CHECK_INO_PAGE_SHIFT 12
+
 /* Per-inode simple repairs found (phase E). */
 enum check_fix_field { FIX_NLINK, FIX_SIZE, FIX_BLOCKS, FIX_PARENT };
 struct check_fix {
@@ -106,10 +119,12 @@ struct check {
     unsigned round;                  /* 1, 2, ... */
 
     /* ---- per round (reset by check_round_reset) ---- */
-    uint8_t *claimed;                /* 1 bit per block: owned by some inode */
-    uint8_t *dup;                    /* 1 bit per block: claimed more than once */
+    struct check_bits claimed;       /* owned by some inode */
+    struct check_bits dup;           /* claimed more than once */
     uint64_t ndup;
-    struct check_inode *inodes;      /* [0..inode_count], index = inode number */
+    struct check_inode **ci_pages;   /* records of inodes 0..inode_count (check_ci) */
+    uint64_t ci_npages;
+    int nomem;                       /* a record page could not be allocated */
 
     struct check_fix *fixes;
     size_t nfixes, fixes_cap;
@@ -123,7 +138,7 @@ struct check {
     uint64_t lnf_ino;                /* valid directory named "lost+found" in the root */
     int lnf_blocked;                 /* root's "lost+found" names a non-directory */
     /* repair allocator: blocks handed out (or reserved) in this round */
-    uint8_t *taken;
+    struct check_bits taken;
     uint64_t alloc_next;
     int trust_claims;                /* every in-use inode and tree was read: a block
                                         no inode owns is free whatever the bitmap says */
@@ -187,6 +202,37 @@ static inline void check_clear_bit(uint8_t *map, uint64_t i)
 {
     map[i / 8] &= (uint8_t)~(1u << (i % 8));
 }
+
+/* ---- sparse state (check_sparse.c) ---- */
+int check_bits_init(struct check_bits *m, uint64_t nbits);      /* 0 or -ENOMEM */
+void check_bits_reset(struct check_bits *m);                      /* all zero */
+void check_bits_free(struct check_bits *m);
+void check_bits_set(struct check_bits *m, uint64_t i);
+void check_bits_clear(struct check_bits *m, uint64_t i);
+/* The 64 bits from i (a multiple of 64) on, bit 0 = i. */
+uint64_t check_bits_word(const struct check_bits *m, uint64_t i);
+/* The first set bit in [from, end), or end. */
+uint64_t check_bits_next(const struct check_bits *m, uint64_t from, uint64_t end);
+uint64_t check_bits_count(const struct check_bits *m, uint64_t from, uint64_t end);
+static inline int check_bits_get(const struct check_bits *m, uint64_t i)
+{
+    const uint8_t *p = m->pages[i >> CHECK_BITS_PAGE_SHIFT];
+    return p && check_bit(p, i & ((1ull << CHECK_BITS_PAGE_SHIFT) - 1));
+}
+int check_ci_init(struct check *c);                                /* 0 or -ENOMEM */
+void check_ci_reset(struct check *c);                              /* all zero */
+void check_ci_free(struct check *c);
+/* The record of inode ino (<= inode_count), allocating its page; on
+ * allocation failure a scratch record and c->nomem. */
+struct check_inode *check_ci(struct check *c, uint64_t ino);
+/* The record of ino without allocating: a zero record where none is. */
+const struct check_inode *check_ci_peek(const struct check *c, uint64_t ino);
+/* The smallest inode >= ino that may have a non-zero record (its page
+ * exists), or inode_count + 1: loops over records skip absent pages. */
+uint64_t check_ci_next(const struct check *c, uint64_t ino);
+/* The smallest inode >= ino set in the on-disk inode bitmap, or
+ * inode_count + 1 (unreadable bitmap blocks count as clear). */
+uint64_t check_next_inode_bit(struct check *c, uint64_t ino);
 
 /* A record with a wrong checksum (check_record.c): sets its damaged fields
  * to safe values in *di and returns how many there were, or -1 if the

@@ -77,7 +77,7 @@ static void find_owners(struct walk_ctx *w, uint64_t start, uint64_t len, int ki
     int run_kind = 0, in_run = 0;
 
     for (uint64_t b = start; b < start + len; b++) {
-        if (!check_bit(c->dup, b))
+        if (!check_bits_get(&c->dup, b))
             continue;
         size_t lo = 0, hi = d->n;
         while (lo < hi) {
@@ -118,10 +118,10 @@ static void claim(struct walk_ctx *w, uint64_t start, uint64_t len, int kind)
         return;
     }
     for (uint64_t b = start; b < start + len; b++) {
-        if (!check_bit(c->claimed, b)) {
-            check_set_bit(c->claimed, b);
-        } else if (!check_bit(c->dup, b)) {
-            check_set_bit(c->dup, b);
+        if (!check_bits_get(&c->claimed, b)) {
+            check_bits_set(&c->claimed, b);
+        } else if (!check_bits_get(&c->dup, b)) {
+            check_bits_set(&c->dup, b);
             c->ndup++;
         }
     }
@@ -382,7 +382,7 @@ static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_in
         c->structural = 1;
     if (!tree_ok || w.ext_bad) {
         if (!tree_ok)
-            c->inodes[ino].state |= CI_TREE_BAD;
+            check_ci(c, ino)->state |= CI_TREE_BAD;
         check_plan(c, ino, RF_SALVAGE);
         return;
     }
@@ -408,13 +408,11 @@ static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_in
 /* See check_i.h. */
 int check_pass_inodes(struct check *c)
 {
-    for (uint64_t ino = 1; ino <= c->inode_count; ino++) {
-        if (!check_inode_bit(c, ino)) {
-            if (ino == MMAPFS_ROOT_INO)
-                check_plan(c, ino, RF_REC_ROOT);        /* reported in pass 2 */
-            continue;
-        }
-        struct check_inode *ci = &c->inodes[ino];
+    if (!check_inode_bit(c, MMAPFS_ROOT_INO))
+        check_plan(c, MMAPFS_ROOT_INO, RF_REC_ROOT);    /* reported in pass 2 */
+    for (uint64_t ino = check_next_inode_bit(c, 1); ino <= c->inode_count;
+         ino = check_next_inode_bit(c, ino + 1)) {
+        struct check_inode *ci = check_ci(c, ino);
         ci->state |= CI_USED;
         c->used_inodes++;
         struct mmapfs_disk_inode di;
@@ -473,12 +471,14 @@ int check_pass_duplicates(struct check *c)
         err = -ENOMEM;
         goto out;
     }
-    for (uint64_t b = 0; b < c->block_count && d.n < cap; b++)
-        if (check_bit(c->dup, b))
-            d.blocks[d.n++] = b;
+    for (uint64_t b = check_bits_next(&c->dup, 0, c->block_count); b < c->block_count &&
+         d.n < cap; b = check_bits_next(&c->dup, b + 1, c->block_count))
+        d.blocks[d.n++] = b;
 
-    for (uint64_t ino = 1; ino <= c->inode_count; ino++) {
-        if (!(c->inodes[ino].state & CI_VALID))
+    for (uint64_t ino = check_ci_next(c, 1); ino <= c->inode_count;
+
+         ino = check_ci_next(c, ino + 1)) {
+        if (!(check_ci(c, ino)->state & CI_VALID))
             continue;
         struct mmapfs_disk_inode di;
         err = check_read_inode(c, ino, &di);

@@ -114,8 +114,9 @@ static int repair_record(struct check *c, uint64_t ino, uint16_t rf)
 static int repair_records(struct check *c)
 {
     int err = check_begin_repair(c);
-    for (uint64_t ino = 1; !err && ino <= c->inode_count; ino++) {
-        uint16_t rf = c->inodes[ino].rflags & RF_RECORD;
+    for (uint64_t ino = check_ci_next(c, 1); !err && ino <= c->inode_count;
+         ino = check_ci_next(c, ino + 1)) {
+        uint16_t rf = check_ci(c, ino)->rflags & RF_RECORD;
         if (!rf)
             continue;
         err = repair_record(c, ino, rf);
@@ -142,8 +143,9 @@ static int rebuild_orphans(struct check *c)
     int err = check_begin_repair(c);
     uint64_t head = 0, prev = 0, n = 0;
     struct mmapfs_disk_inode di;
-    for (uint64_t ino = 1; !err && ino <= c->inode_count; ino++) {
-        if (!(c->inodes[ino].rflags & RF_ORPHAN_OK) || ino == MMAPFS_ROOT_INO)
+    for (uint64_t ino = check_ci_next(c, 1); !err && ino <= c->inode_count;
+         ino = check_ci_next(c, ino + 1)) {
+        if (!(check_ci(c, ino)->rflags & RF_ORPHAN_OK) || ino == MMAPFS_ROOT_INO)
             continue;
         if (!head)
             head = ino;
@@ -169,8 +171,9 @@ static int rebuild_orphans(struct check *c)
     if (!err)
         err = check_write_super(c, edit_orphan_head, &head);
     /* former members that left the list: unlink them */
-    for (uint64_t ino = 1; !err && ino <= c->inode_count; ino++) {
-        if (!(c->inodes[ino].state & CI_ORPHAN) || (c->inodes[ino].rflags & RF_ORPHAN_OK))
+    for (uint64_t ino = check_ci_next(c, 1); !err && ino <= c->inode_count;
+         ino = check_ci_next(c, ino + 1)) {
+        if (!(check_ci(c, ino)->state & CI_ORPHAN) || (check_ci(c, ino)->rflags & RF_ORPHAN_OK))
             continue;
         err = check_read_inode(c, ino, &di);
         if (!err && di.orphan_next) {

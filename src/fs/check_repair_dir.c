@@ -130,7 +130,7 @@ static int add_reconnect(struct rebuild *r, uint64_t ino)
     for (unsigned n = 0; n < 1000; n++) {
         int len = n ? snprintf(name, sizeof(name), "#%" PRIu64 ".%u", ino, n)
                     : snprintf(name, sizeof(name), "#%" PRIu64, ino);
-        size_t vlen = encode(buf, ino, c->inodes[ino].dtype, name, (size_t)len);
+        size_t vlen = encode(buf, ino, check_ci(c, ino)->dtype, name, (size_t)len);
         struct check_item it = { .val = buf, .len = (uint16_t)vlen };
         int got = assign_key(r, &it);
         if (got < 0)
@@ -156,7 +156,7 @@ static int take_entry(void *ctx, uint64_t key, const void *val, size_t len)
         r->dropped++;
         return 0;
     }
-    struct check_inode *ti = &c->inodes[e.ino];
+    struct check_inode *ti = check_ci(c, e.ino);
     if (ti->dtype == DT_DIR) {
         if (ti->named_by != r->dir || (ti->rflags & (RF_KEPT | RF_CUT))) {
             r->dropped++;           /* a second entry, or a cut cycle */
@@ -249,8 +249,9 @@ static int rebuild_dir(struct check *c, uint64_t dir, uint64_t lnf, int new_lnf,
         err = got < 0 ? got : 0;
         r.added += got > 0;
     }
-    for (uint64_t ino = 1; !err && dir == lnf && ino <= c->inode_count; ino++)
-        if (c->inodes[ino].rflags & RF_RECONNECT) {
+    for (uint64_t ino = check_ci_next(c, 1); !err && dir == lnf && ino <= c->inode_count;
+         ino = check_ci_next(c, ino + 1))
+        if (check_ci(c, ino)->rflags & RF_RECONNECT) {
             int got = add_reconnect(&r, ino);
             err = got < 0 ? got : 0;
         }
@@ -352,8 +353,9 @@ int check_repair_dirs(struct check *c)
             lnf = 0;
         }
     }
-    for (uint64_t ino = 1; !err && ino <= c->inode_count && n < c->ndirfix + 2; ino++) {
-        const struct check_inode *ci = &c->inodes[ino];
+    for (uint64_t ino = check_ci_next(c, 1); !err && ino <= c->inode_count && n < c->ndirfix + 2;
+         ino = check_ci_next(c, ino + 1)) {
+        const struct check_inode *ci = check_ci(c, ino);
         int need = (ci->rflags & RF_REBUILD_DIR) || (ino == lnf && c->nreconnect) ||
                    (ino == MMAPFS_ROOT_INO && new_lnf);
         if (!need)

@@ -42,7 +42,7 @@ struct dups {
 /* The keeper record of block b, NULL if b is not shared. */
 static struct keeper *find_keeper(struct dups *d, uint64_t b)
 {
-    if (!check_bit(d->c->dup, b))
+    if (!check_bits_get(&d->c->dup, b))
         return NULL;
     size_t lo = 0, hi = d->n;
     while (lo < hi) {
@@ -309,8 +309,9 @@ static int pick_keepers(struct dups *d)
 {
     struct check *c = d->c;
     d->pick = 1;
-    for (uint64_t ino = 1; ino <= c->inode_count; ino++) {
-        if (!(c->inodes[ino].state & CI_VALID))
+    for (uint64_t ino = check_ci_next(c, 1); ino <= c->inode_count;
+         ino = check_ci_next(c, ino + 1)) {
+        if (!(check_ci(c, ino)->state & CI_VALID))
             continue;
         struct mmapfs_disk_inode di;
         int err = check_read_inode(c, ino, &di);
@@ -333,13 +334,15 @@ int check_repair_dups(struct check *c)
     d.k = calloc(c->ndup ? c->ndup : 1, sizeof(*d.k));
     if (!err && !d.k)
         err = -ENOMEM;
-    for (uint64_t b = 0; !err && b < c->block_count && d.n < c->ndup; b++)
-        if (check_bit(c->dup, b))
-            d.k[d.n++].blk = b;
+    for (uint64_t b = check_bits_next(&c->dup, 0, c->block_count);
+         !err && b < c->block_count && d.n < c->ndup;
+         b = check_bits_next(&c->dup, b + 1, c->block_count))
+        d.k[d.n++].blk = b;
     if (!err)
         err = pick_keepers(&d);
-    for (uint64_t ino = 1; !err && ino <= c->inode_count; ino++) {
-        if (!(c->inodes[ino].state & CI_VALID))
+    for (uint64_t ino = check_ci_next(c, 1); !err && ino <= c->inode_count;
+         ino = check_ci_next(c, ino + 1)) {
+        if (!(check_ci(c, ino)->state & CI_VALID))
             continue;
         struct mmapfs_disk_inode di;
         err = check_read_inode(c, ino, &di);

@@ -60,7 +60,7 @@ static void reserve_extent(struct salvage *s, const void *val, size_t len)
         e.len > c->block_count - e.start)
         return;
     for (uint64_t b = e.start; b < e.start + e.len; b++)
-        check_set_bit(c->taken, b);
+        check_bits_set(&c->taken, b);
 }
 
 /* Marks blk visited; 0 if it already was. */
@@ -101,7 +101,7 @@ static int extent_trustworthy(struct salvage *s, uint64_t key, const void *val, 
     if ((e.flags & MMAPFS_EXTENT_UNWRITTEN) && !S_ISREG(s->mode))
         return 0;
     for (uint64_t b = e.start; b < e.start + e.len; b++)
-        if (check_bit(c->claimed, b) || !check_block_bit(c, b))
+        if (check_bits_get(&c->claimed, b) || !check_block_bit(c, b))
             return 0;
     return 1;
 }
@@ -151,7 +151,7 @@ static void salvage_node(struct salvage *s, uint64_t blk, unsigned max_level)
     if (s->oom || !visit(s, blk))
         return;
     if (!s->collect)
-        check_set_bit(c->taken, blk);
+        check_bits_set(&c->taken, blk);
     const uint8_t *p = check_block(c, blk);
     struct mmapfs_disk_btree_header h;
     if (!p) {
@@ -345,8 +345,9 @@ int check_repair_salvage(struct check *c)
     if (!err && (!done || !s.visit))
         err = -ENOMEM;
     /* reserve every block the salvaged trees may still need */
-    for (uint64_t ino = 1; !err && ino <= c->inode_count; ino++) {
-        if (!(c->inodes[ino].rflags & RF_SALVAGE))
+    for (uint64_t ino = check_ci_next(c, 1); !err && ino <= c->inode_count;
+         ino = check_ci_next(c, ino + 1)) {
+        if (!(check_ci(c, ino)->rflags & RF_SALVAGE))
             continue;
         struct mmapfs_disk_inode di;
         err = check_read_inode(c, ino, &di);
@@ -360,8 +361,9 @@ int check_repair_salvage(struct check *c)
         if (s.oom)
             err = -ENOMEM;
     }
-    for (uint64_t ino = 1; !err && ino <= c->inode_count && ndone < c->nsalvage; ino++) {
-        if (!(c->inodes[ino].rflags & RF_SALVAGE))
+    for (uint64_t ino = check_ci_next(c, 1); !err && ino <= c->inode_count && ndone < c->nsalvage;
+         ino = check_ci_next(c, ino + 1)) {
+        if (!(check_ci(c, ino)->rflags & RF_SALVAGE))
             continue;
         int r = salvage_one(&s, ino, &done[ndone]);
         if (r < 0)

@@ -180,7 +180,7 @@ int check_begin_repair(struct check *c)
 /* Can block b be given to a repair? */
 static int block_free(struct check *c, uint64_t b)
 {
-    return !check_bit(c->claimed, b) && !check_bit(c->taken, b) &&
+    return !check_bits_get(&c->claimed, b) && !check_bits_get(&c->taken, b) &&
            (c->trust_claims || !check_block_bit(c, b));
 }
 
@@ -188,7 +188,7 @@ static int block_free(struct check *c, uint64_t b)
 void check_unalloc(struct check *c, uint64_t start, uint64_t len)
 {
     for (uint64_t b = start; b < start + len && b < c->block_count; b++)
-        check_clear_bit(c->taken, b);
+        check_bits_clear(&c->taken, b);
 }
 
 /* See check_i.h. */
@@ -224,7 +224,7 @@ int check_alloc_run(struct check *c, uint64_t goal, uint64_t want, uint64_t *sta
         while (n < want && b + n < c->block_count && block_free(c, b + n))
             n++;
         for (uint64_t j = 0; j < n; j++)
-            check_set_bit(c->taken, b + j);
+            check_bits_set(&c->taken, b + j);
         *start = b;
         *got = n;
         c->alloc_next = b + n;
@@ -237,7 +237,7 @@ int check_alloc_run(struct check *c, uint64_t goal, uint64_t want, uint64_t *sta
 int check_alloc_inode(struct check *c, uint64_t *ino)
 {
     for (uint64_t i = 2; i <= c->inode_count; i++) {
-        if (check_inode_bit(c, i) || (c->inodes[i].state & CI_USED))
+        if (check_inode_bit(c, i) || (check_ci_peek(c, i)->state & CI_USED))
             continue;
         int err = check_write_inode_bit(c, i, 1);
         if (err)
