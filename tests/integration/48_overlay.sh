@@ -15,7 +15,8 @@
 # changed lower file is copied up; a deleted lower file leaves a whiteout
 # in the upper layer; a lower directory renamed with rename(2) gets a
 # trusted.overlay.redirect xattr; all of it survives an unmount and mount
-# of both layers. The overlay is unmounted before mmapfs, by the test and
+# of both layers (the overlay now with nfs_export=on, which needs file
+# handles of the upper layer). The overlay is unmounted before mmapfs, by the test and
 # by the EXIT trap.
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
@@ -86,12 +87,16 @@ mount_overlay() {
     OVL_MSGS=$(dmesg | tail -n +"$((before + 1))" | grep -i overlayfs || true)
     mountpoint -q "$OVL" || t_finish
 }
+# The overlayfs lines of the last mount other than the tmpfile warning.
+other_ovl_msgs() {
+    printf '%s\n' "$OVL_MSGS" | grep -v 'upper fs does not support tmpfile' | sed '/^$/d' || true
+}
 mount_overlay
 printf '     kernel said at mount: %s\n' "${OVL_MSGS:-nothing}"
 check_sh "the kernel warns that the upper fs has no tmpfile" \
     'grep -q "upper fs does not support tmpfile" <<<"$1"' _ "$OVL_MSGS"
 check_eq "and says nothing else (no RENAME_WHITEOUT, xattr, file handle warning)" "" \
-    "$(printf '%s\n' "$OVL_MSGS" | grep -v 'upper fs does not support tmpfile' | sed '/^$/d' || true)"
+    "$(other_ovl_msgs)"
 
 check_sh "a new file lands in the upper layer" \
     'echo new >"$1/n" && [ "$(cat "$2/upper/n")" = new ]' _ "$OVL" "$M"
@@ -115,7 +120,10 @@ check "unmount the overlay" timeout -k 5 30 umount "$OVL"
 unmount_fs "$M"
 fsck_clean "$img"
 mount_image "$img" "$M"
+ovl_opts+=",nfs_export=on"      # decodes file handles of the upper layer
 mount_overlay
+check_eq "after remounting with nfs_export=on: no kernel message but tmpfile" "" \
+    "$(other_ovl_msgs)"
 check_eq "after remounting: the names in the overlay" "dir2 keep n" "$(ls "$OVL" | xargs)"
 check_eq "after remounting: the renamed directory's content" "lower x" "$(cat "$OVL/dir2/x")"
 check_eq "after remounting: the copied-up file" "lower keep more" "$(xargs <"$OVL/keep")"
