@@ -612,9 +612,11 @@ static int rename_vacate(struct fs *fs, struct rename_op *r)
     int err = whiteout_new(fs, r, &wino, &wdi);
     if (err)
         return err;
-    err = dir_replace(fs, r->parent, &r->pdi, r->name, r->len, wino, inode_dtype(wdi.mode));
+    /* the inode first: a failure after the entry points to it would leave
+     * the entry pointing at a freed inode */
+    err = inode_put(fs, wino, &wdi);
     if (!err)
-        err = inode_put(fs, wino, &wdi);
+        err = dir_replace(fs, r->parent, &r->pdi, r->name, r->len, wino, inode_dtype(wdi.mode));
     if (err)
         discard_new_inode(fs, wino, &wdi);
     return err;

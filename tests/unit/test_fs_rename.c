@@ -423,6 +423,46 @@ static void test_whiteout(void **state)
     assert_int_equal(lookup(m->fs, d2, "sub"), (int64_t)sub);
 }
 
+/* No free inode for the whiteout: -ENOSPC and the rename leaves nothing of
+ * itself; a plain rename still works. */
+static void test_whiteout_no_inodes(void **state)
+{
+    struct img *m = *state;
+    struct fs_stat st;
+    char name[32];
+    int err;
+
+    uint64_t d = mkdirectory(m->fs, ROOT, "d");
+    uint64_t f = mkfile(m->fs, d, "f");
+    uint64_t fill = mkdirectory(m->fs, ROOT, "fill");
+    for (unsigned i = 0;; i++) {
+        snprintf(name, sizeof(name), "n%u", i);
+        err = fs_mknod(m->fs, fill, name, S_IFREG | 0644, 0, &cred, &st);
+        if (err)
+            break;
+        fs_forget(m->fs, st.ino, 1);
+    }
+    assert_int_equal(err, -ENOSPC);
+    struct statvfs sv;
+    assert_int_equal(fs_statfs(m->fs, &sv), 0);
+    assert_int_equal(sv.f_ffree, 0);                    /* out of inodes, not blocks */
+    assert_true(entries(m->fs, fill) > 1000);
+    uint64_t size = entries(m->fs, d);
+    assert_int_equal(fs_rename(m->fs, d, "f", d, "g", WHITEOUT), -ENOSPC);
+    assert_int_equal(lookup(m->fs, d, "f"), (int64_t)f);
+    assert_int_equal(lookup(m->fs, d, "g"), -ENOENT);
+    assert_int_equal(entries(m->fs, d), size);
+    assert_int_equal(fs_rename(m->fs, d, "f", ROOT, "g", WHITEOUT), -ENOSPC);
+    assert_int_equal(lookup(m->fs, ROOT, "g"), -ENOENT);
+    assert_int_equal(fs_rename(m->fs, d, "f", d, "g", 0), 0);
+    /* one inode freed: the whiteout takes it */
+    assert_int_equal(fs_unlink(m->fs, fill, "n0"), 0);
+    assert_int_equal(fs_rename(m->fs, d, "g", d, "h", WHITEOUT), 0);
+    assert_whiteout(m->fs, d, "g", 0, 0);
+    img_remount(m);
+    assert_int_equal(lookup(m->fs, d, "h"), (int64_t)f);
+}
+
 /* ==== times ====================================================================== */
 
 static void test_rename_times(void **state)
@@ -509,6 +549,7 @@ int main(void)
         T(test_rename_errors),
         T(test_exchange),
         T(test_whiteout),
+        T(test_whiteout_no_inodes),
         T(test_rename_times),
         T(test_rename_shuffle),
     };
