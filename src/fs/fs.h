@@ -144,10 +144,18 @@ int fs_rmdir(struct fs *fs, uint64_t parent, const char *name);
 
 #define FS_RENAME_NOREPLACE (1u << 0)   /* = RENAME_NOREPLACE */
 #define FS_RENAME_EXCHANGE  (1u << 1)   /* = RENAME_EXCHANGE */
-/* POSIX rename plus the two flags; -EINVAL for a directory moved into its
- * own subtree, -ENOTEMPTY, -EISDIR, -ENOTDIR, -EEXIST (NOREPLACE). */
+#define FS_RENAME_WHITEOUT  (1u << 2)   /* = RENAME_WHITEOUT */
+/* POSIX rename plus the flags; -EINVAL for a directory moved into its
+ * own subtree, -ENOTEMPTY, -EISDIR, -ENOTDIR, -EEXIST (NOREPLACE), -EINVAL
+ * for EXCHANGE with NOREPLACE or WHITEOUT (as ext4). WHITEOUT leaves at the
+ * source name a whiteout (character device 0/0, mode 0) made in the same
+ * transaction as the move; fs_rename_as gives it the caller's uid and gid
+ * (the directory's gid if it is setgid), fs_rename root's. */
 int fs_rename(struct fs *fs, uint64_t parent, const char *name,
               uint64_t newparent, const char *newname, unsigned flags);
+int fs_rename_as(struct fs *fs, uint64_t parent, const char *name,
+                 uint64_t newparent, const char *newname, unsigned flags,
+                 const struct fs_cred *cred);
 
 /* Drops n lookup references (FUSE forget). */
 void fs_forget(struct fs *fs, uint64_t ino, uint64_t n);

@@ -1,6 +1,7 @@
 /*
  * Name operations: lookup, create (mknod, mkdir, symlink), readlink, link,
- * unlink, rmdir and rename (with RENAME_NOREPLACE / RENAME_EXCHANGE).
+ * unlink, rmdir and rename (with RENAME_NOREPLACE / RENAME_EXCHANGE /
+ * RENAME_WHITEOUT).
  *
  * Each public function is one journal operation (jnl_begin .. jnl_end, or
  * jnl_lock .. jnl_unlock when it only reads), so every change of a name,
@@ -85,6 +86,21 @@ static void found_inode(struct fs *fs, uint64_t ino, const struct mmapfs_disk_in
 
 /* ==== lookup ================================================================ */
 
+/*
+ * "." of any inode, directory or not: the kernel decodes a file handle
+ * (open_by_handle_at, NFS export) of an inode it no longer caches by
+ * LOOKUP(ino, "."). An inode number not in use, or an inode without links
+ * (deleted; the kernel would still cache it if it were open), is -ENOENT,
+ * which the kernel reports as ESTALE. Journal lock held.
+ */
+static int lookup_self(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
+{
+    int err = inode_get(fs, ino, di);
+    if (err)
+        return err;
+    return di->nlink == 0 ? -ENOENT : 0;
+}
+
 int fs_lookup(struct fs *fs, uint64_t parent, const char *name, struct fs_stat *st)
 {
     struct mmapfs_disk_inode pdi, di;
@@ -95,13 +111,16 @@ int fs_lookup(struct fs *fs, uint64_t parent, const char *name, struct fs_stat *
     if (err)
         return len == 0 && err == -EINVAL ? -ENOENT : err;
     jnl_lock(fs->jnl);
+    if (dot_name(name, len) == 1) {
+        err = lookup_self(fs, parent, &di);
+        if (!err)
+            found_inode(fs, parent, &di, st);
+        goto out;
+    }
     err = get_dir(fs, parent, &pdi);
     if (err)
         goto out;
     switch (dot_name(name, len)) {
-    case 1:
-        ino = parent;
-        break;
     case 2:
         err = get_parent_ino(fs, parent, &pdi, &ino);
         break;
@@ -480,6 +499,7 @@ struct rename_op {
     const char *name, *newname;
     size_t len, newlen;
     unsigned flags;
+    const struct fs_cred *cred;                     /* owner of a whiteout */
     struct mmapfs_disk_inode pdi, npdi_own, *npdi;  /* npdi = &pdi if same dir */
     uint64_t sino, tino;                            /* tino 0: no target */
     uint64_t skey;                                  /* key of the source entry */
@@ -562,6 +582,46 @@ static int rename_check(struct fs *fs, struct rename_op *r, int *noop)
     return 0;
 }
 
+/* The inode of a whiteout: a character device 0/0 with mode 0 (as
+ * overlayfs and ext4 make them), owned by the caller (root without cred).
+ * Not yet put. */
+static int whiteout_new(struct fs *fs, const struct rename_op *r, uint64_t *ino,
+                        struct mmapfs_disk_inode *di)
+{
+    uint32_t uid = r->cred ? r->cred->uid : 0, gid = r->cred ? r->cred->gid : 0;
+
+    if (r->pdi.mode & S_ISGID)
+        gid = r->pdi.gid;
+    int err = inode_new(fs, r->parent, S_IFCHR, uid, gid, ino, di);
+    if (err)
+        return err;
+    di->rdev = 0;
+    return 0;
+}
+
+/* Leaves at the source name what a moved entry leaves behind: nothing, or
+ * with RENAME_WHITEOUT a new whiteout inode, in the same transaction as
+ * the move, so that a crash shows the old state or the new one. */
+static int rename_vacate(struct fs *fs, struct rename_op *r)
+{
+    struct mmapfs_disk_inode wdi;
+    uint64_t wino;
+
+    if (!(r->flags & FS_RENAME_WHITEOUT))
+        return dir_remove_key(fs, r->parent, &r->pdi, r->skey);
+    int err = whiteout_new(fs, r, &wino, &wdi);
+    if (err)
+        return err;
+    /* the inode first: a failure after the entry points to it would leave
+     * the entry pointing at a freed inode */
+    err = inode_put(fs, wino, &wdi);
+    if (!err)
+        err = dir_replace(fs, r->parent, &r->pdi, r->name, r->len, wino, inode_dtype(wdi.mode));
+    if (err)
+        discard_new_inode(fs, wino, &wdi);
+    return err;
+}
+
 /* Moves (or replaces with) the source entry; everything checked. */
 static int rename_move(struct fs *fs, struct rename_op *r)
 {
@@ -576,7 +636,7 @@ static int rename_move(struct fs *fs, struct rename_op *r)
         inode_put(fs, r->newparent, r->npdi);
         return err;
     }
-    err = dir_remove_key(fs, r->parent, &r->pdi, r->skey);
+    err = rename_vacate(fs, r);
     if (err) {
         /* undo the new entry so the inode is not linked twice */
         if (r->tino)
@@ -661,15 +721,16 @@ static int rename_exchange(struct fs *fs, struct rename_op *r)
     return err;
 }
 
-int fs_rename(struct fs *fs, uint64_t parent, const char *name,
-              uint64_t newparent, const char *newname, unsigned flags)
+int fs_rename_as(struct fs *fs, uint64_t parent, const char *name,
+                 uint64_t newparent, const char *newname, unsigned flags,
+                 const struct fs_cred *cred)
 {
     struct rename_op r;
     int noop;
 
-    if (flags & ~(FS_RENAME_NOREPLACE | FS_RENAME_EXCHANGE))
+    if (flags & ~(FS_RENAME_NOREPLACE | FS_RENAME_EXCHANGE | FS_RENAME_WHITEOUT))
         return -EINVAL;
-    if ((flags & FS_RENAME_NOREPLACE) && (flags & FS_RENAME_EXCHANGE))
+    if ((flags & FS_RENAME_EXCHANGE) && (flags & (FS_RENAME_NOREPLACE | FS_RENAME_WHITEOUT)))
         return -EINVAL;
     memset(&r, 0, sizeof(r));
     r.parent = parent;
@@ -677,6 +738,7 @@ int fs_rename(struct fs *fs, uint64_t parent, const char *name,
     r.name = name;
     r.newname = newname;
     r.flags = flags;
+    r.cred = cred;
     int err = dir_check_name(name, &r.len);
     if (err)
         return r.len == 0 && err == -EINVAL ? -ENOENT : err;
@@ -696,4 +758,10 @@ int fs_rename(struct fs *fs, uint64_t parent, const char *name,
         jnl_end(fs->jnl);
     } while (retry_enospc(fs, err, &tries));
     return err;
+}
+
+int fs_rename(struct fs *fs, uint64_t parent, const char *name,
+              uint64_t newparent, const char *newname, unsigned flags)
+{
+    return fs_rename_as(fs, parent, name, newparent, newname, flags, NULL);
 }

@@ -166,7 +166,11 @@ static void mfs_init(void *userdata, struct fuse_conn_info *conn)
      * O_DIRECT write could cache the old data for good. docs/MOUNT.md */
     want_cap(conn, FUSE_CAP_ASYNC_DIO, 0);
     want_cap(conn, FUSE_CAP_CACHE_SYMLINKS, 1);      /* we are the only writer */
-    want_cap(conn, FUSE_CAP_EXPORT_SUPPORT, 0);
+    /* file handles (open_by_handle_at, NFS): the kernel decodes a handle
+     * of an inode it does not cache with LOOKUP(ino, ".") and a parent with
+     * LOOKUP(ino, ".."); fs answers both from the inode table, and the
+     * generation in every entry makes a handle of a reused inode ESTALE */
+    want_cap(conn, FUSE_CAP_EXPORT_SUPPORT, 1);
     want_cap(conn, FUSE_CAP_AUTO_INVAL_DATA, 0);     /* only writer: keep the cache */
     want_cap(conn, FUSE_CAP_HANDLE_KILLPRIV, 0);     /* v1: no gain (no SB_NOSEC) */
 #ifdef FUSE_CAP_HANDLE_KILLPRIV_V2

@@ -333,18 +333,22 @@ void mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
                 fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
     unsigned fs_flags = 0;
+    struct fs_cred cred;
     int err;
     mfs_count(req, MFS_OP_RENAME);
 
-    if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
-        err = -EINVAL;            /* RENAME_WHITEOUT: not supported */
+    if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) {
+        err = -EINVAL;
         goto out_err;
     }
     if (flags & RENAME_NOREPLACE)
         fs_flags |= FS_RENAME_NOREPLACE;
     if (flags & RENAME_EXCHANGE)
         fs_flags |= FS_RENAME_EXCHANGE;
-    err = fs_rename(mfs_fs(req), parent, name, newparent, newname, fs_flags);
+    if (flags & RENAME_WHITEOUT)
+        fs_flags |= FS_RENAME_WHITEOUT;     /* the kernel checked CAP_MKNOD */
+    caller_cred(req, &cred);
+    err = fs_rename_as(mfs_fs(req), parent, name, newparent, newname, fs_flags, &cred);
 out_err:
     mfs_reply_err(req, err);
 }

@@ -172,6 +172,7 @@ class Expect:
         self.sql_digest = {}    # db -> {txn: digest of the committed state}
         self.statfs0 = None
         self.orphans = 0
+        self.wpairs = []        # renames with RENAME_WHITEOUT
         for r in self.recs:
             t = r["t"]
             if t in ("chg", "file", "dir", "absent"):
@@ -194,6 +195,8 @@ class Expect:
                 self.statfs0 = r["used"]
             elif t == "orphan":
                 self.orphans += 1
+            elif t == "wpair":
+                self.wpairs.append(r)
         self.names.setdefault("", set()).add("lost+found")
 
     def state_at(self, path, k):
@@ -373,6 +376,20 @@ def check_tree(exp, k, root, entries, statfs):
                 if size != d["size"] or sha != d["sha"]:
                     probs.append("%s: the first %d bytes (fsync'd at barrier %d) changed "
                                  "(only appends followed)" % (path, d["size"], d["b"]))
+    # a rename with RENAME_WHITEOUT is all or nothing: the whiteout at the
+    # source comes with the entry at the target
+    for r in exp.wpairs:
+        s, d = entries.get(r["src"]), entries.get(r["dst"])
+        whiteout = s is not None and s["mode"] == 0o020000   # S_IFCHR | 0
+        if whiteout and d is None:
+            why = "a whiteout at the source, no target"
+        elif s is not None and not whiteout and d is not None and s["ino"] == d["ino"]:
+            why = "one inode under both names"
+        elif s is None and d is not None and not r["replace"]:
+            why = "the target without a whiteout at the source"
+        else:
+            continue
+        probs.append("%s -> %s (RENAME_WHITEOUT) half done: %s" % (r["src"], r["dst"], why))
     # 3. names, tags, sizes
     for path, e in entries.items():
         if not path:

@@ -28,6 +28,11 @@ checker may expect after a crash:
   {"t":"sql", "db", "b", "txn"}      SQLite commit txn is durable as of b.
   {"t":"statfs0", "used"}            bytes in use on the fresh mount.
   {"t":"orphan", "bytes"}            an unlinked-but-open file of that size.
+  {"t":"wpair", "src", "dst", "replace"}   src is renamed to dst with
+                                      RENAME_WHITEOUT (replace: dst existed):
+                                      never a whiteout at src without dst,
+                                      never one inode under both names, never
+                                      dst without src unless dst existed.
 
 Crash point k (the image of barrier k plus any part of barrier k+1): a
 "file"/"dir"/"absent" record with b <= k must hold exactly unless a "chg"
@@ -37,6 +42,8 @@ Tagged data: every aligned 16-byte unit of a tagged file is
 struct.pack("<HHIQ", TAG_MAGIC, gen, fid, offset) — it names its file and
 its own offset, so stale or foreign bytes are recognisable.
 """
+import ctypes
+import ctypes.util
 import hashlib
 import json
 import os
@@ -47,6 +54,15 @@ import time
 
 TAG_MAGIC = 0x6774
 UNIT = 16
+RENAME_WHITEOUT = 4
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def renameat2(src, dst, flags):
+    """renameat2(2) on two paths (AT_FDCWD); OSError on failure."""
+    if _libc.renameat2(-100, os.fsencode(src), -100, os.fsencode(dst), flags) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), src)
 
 
 def tag_bytes(fid, gen, off, length):
@@ -244,14 +260,21 @@ class Session:
             self.fid_of[dst] = self.fid_of[src]
             self.log(t="assoc", path=dst, fid=self.fid_of[src])
 
-    def rename(self, src, dst):
+    def rename(self, src, dst, flags=0):
+        """rename(2), or renameat2 with flags (RENAME_WHITEOUT: a whiteout
+        stays at src, logged as a "wpair")."""
+        if flags & RENAME_WHITEOUT:
+            self.log(t="wpair", src=src, dst=dst, replace=os.path.lexists(self.p(dst)))
         self.new_name(dst)
         self.chg(src)
         self.chg(dst)
         self.chg(os.path.dirname(src))
         for q in self.names_of(dst) | self.names_of(src):
             self.chg(q)
-        os.rename(self.p(src), self.p(dst))
+        if flags:
+            renameat2(self.p(src), self.p(dst), flags)
+        else:
+            os.rename(self.p(src), self.p(dst))
         # dst's old inode loses a name
         old = self.names_of(dst) - {dst}
         for q in old:

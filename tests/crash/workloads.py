@@ -18,7 +18,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crashlib import Session  # noqa: E402
+from crashlib import RENAME_WHITEOUT, Session  # noqa: E402
 
 
 # ---- applications -------------------------------------------------------------
@@ -421,6 +421,33 @@ def periodic(s, n):
 PERIODIC_COMMIT_S = 1
 
 
+def whiteout(s, n):
+    """overlayfs' renames on its upper layer: renameat2(RENAME_WHITEOUT) of
+    fsync'd files and of (empty) directories, within a directory and across two,
+    some replacing a file, the directory fsync'd after every other one.
+    The whiteout and the move are one transaction ("wpair")."""
+    for d in ("w", "v"):
+        s.mkdir(d)
+    s.fsync_dir("")
+    for i in range(8 * n):
+        src, dst = "w/s%d" % i, ("w/t%d" if i % 3 else "v/t%d") % i
+        if i % 4 == 3:
+            s.mkdir(src)                    # empty: Session does not follow
+        else:                               # the names under a moved directory
+            s.create(src)
+            s.write(src, 0, s.rng.choice([100, 4096, 9000]))
+            s.fsync(src)
+            if i % 4 == 2:                  # replaces a file at the target
+                s.create(dst)
+                s.write(dst, 0, 5000)
+                s.fsync(dst)
+        s.fsync_dir("w")
+        s.rename(src, dst, RENAME_WHITEOUT)
+        if i % 2 == 0:
+            s.fsync_dir("w")
+            s.fsync_dir(os.path.dirname(dst))
+
+
 # name -> (function, mount options, image size, run in the long run only)
 WORKLOADS = {
     "applog": (applog, "", "32M", False),
@@ -436,6 +463,7 @@ WORKLOADS = {
     "appenders8": (appenders8, "", "32M", False),
     "parallel_create": (parallel_create, "", "32M", False),
     "periodic": (periodic, "commit=1", "32M", False),
+    "whiteout": (whiteout, "", "32M", False),
     # the same loads on the pread/pwrite backend and with a group-commit window
     "applog_pread": (applog, "io=pread", "32M", True),
     "sqlite_wal_pread": (sqlite_wal, "io=pread", "32M", True),

@@ -25,27 +25,12 @@ export LC_ALL=C
 iters=${DIO_ITERATIONS:-2000}
 secs=${DIO_SECONDS:-5}
 RACE=$T_DIR/dio_race
-if ! T_OUT=$(cc -O2 -Wall -pthread -o "$RACE" "$T_ROOT/tests/integration/dio_race.c" 2>&1); then
-    fail "compile dio_race.c" "command: cc -O2 -Wall -pthread -o $RACE tests/integration/dio_race.c"
-    _tail_output "$T_OUT"
-    t_finish
-fi
+compile_c "$RACE" "$T_ROOT/tests/integration/dio_race.c" -pthread
 
-# The ext4 reference mount is not a FUSE mount: unmount it here, before the
+# The ext4 reference mount is not a FUSE mount: unmount it before the
 # common trap detaches the loop device under it.
 E4=$T_DIR/ext4
-# The EXIT trap: RC is the script's exit status, which _t_cleanup reads
-# from $? (set -e is turned off first, or the (exit RC) would end the trap).
-_dio_cleanup() {
-    local rc=$1
-    set +e
-    if mountpoint -q "$E4" 2>/dev/null; then
-        timeout -k 5 30 umount "$E4" 2>/dev/null || timeout -k 5 30 umount -l "$E4" 2>/dev/null
-    fi
-    (exit "$rc")
-    _t_cleanup
-}
-trap '_dio_cleanup $?' EXIT
+umount_first "$E4"
 
 # race DESC FILE [MODE] : dio_race on FILE must report no stale read.
 race() {

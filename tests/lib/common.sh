@@ -29,6 +29,10 @@
 #   mount_other DIR ARGS...   mount ARGS... DIR (a tmpfs, a bind mount: not
 #                         mmapfs); the cleanup trap unmounts it. Returns 1
 #                         if mount fails
+#   umount_first DIR...   the EXIT trap unmounts these (not mmapfs: ext4 of
+#                         on_ext4, an overlay on mmapfs) before anything else
+#   compile_c OUT SRC [CFLAGS...]   cc -O2 -Wall SRC into OUT (a test helper
+#                         program); a failure ends the script
 #   make_immutable FILE   chattr +i FILE; the cleanup trap undoes it.
 #                         Returns 1 if the filesystem does not support it
 #   check DESC CMD...     asserts CMD exits 0      (under `timeout`)
@@ -65,6 +69,7 @@ T_IMAGES=()        # targets given to mount_image, checked by t_finish
 declare -A T_DIRTY=()  # target -> 1 if mounted since its last fsck_clean
 T_LOOPS=()         # loop devices made by new_loop
 T_OTHER_MOUNTS=()  # mounts made by mount_other
+T_UMOUNT_FIRST=()  # non-mmapfs mounts the EXIT trap undoes first (umount_first)
 T_IMMUTABLE=()     # files made immutable by make_immutable
 T_DIR=""
 STEP_TIMEOUT=${STEP_TIMEOUT:-120}
@@ -510,6 +515,41 @@ on_ext4() {
         fi
     fi
     drop_loop "$dev" || fail "losetup -d $dev"
+}
+
+# umount_first DIR... : the EXIT trap unmounts DIR... (in the order given,
+# lazily if need be) before the common cleanup: an ext4 on a loop device
+# made by on_ext4, or an overlay whose upper layer is on mmapfs.
+umount_first() {
+    T_UMOUNT_FIRST=("$@")
+    trap '_umount_first_cleanup $?' EXIT
+}
+
+# The EXIT trap of umount_first: RC is the script's exit status, which
+# _t_cleanup reads from $? (set -e is turned off first, or the (exit RC)
+# would end the trap).
+_umount_first_cleanup() {
+    local rc=$1 dir
+    set +e
+    for dir in "${T_UMOUNT_FIRST[@]}"; do
+        if mountpoint -q "$dir" 2>/dev/null; then
+            timeout -k 5 30 umount "$dir" 2>/dev/null || timeout -k 5 30 umount -l "$dir" 2>/dev/null
+        fi
+    done
+    (exit "$rc")
+    _t_cleanup
+}
+
+# compile_c OUT SRC [CFLAGS...] : compiles a test's helper program with cc;
+# records a failure and ends the script if it does not compile.
+compile_c() {
+    local out=$1 src=$2
+    shift 2
+    if ! T_OUT=$(cc -O2 -Wall "$@" -o "$out" "$src" 2>&1); then
+        fail "compile $(basename "$src")" "command: $(_cmdline cc -O2 -Wall "$@" -o "$out" "$src")"
+        _tail_output "$T_OUT"
+        t_finish
+    fi
 }
 
 # mount_other DIR ARGS... : mount ARGS... DIR (not mmapfs: a tmpfs, a bind

@@ -97,6 +97,56 @@ static void test_lookup(void **state)
     free(n256);
 }
 
+/* "." of any inode, as the kernel asks when it decodes a file handle of an
+ * inode it no longer caches: works for files and directories, takes a
+ * reference; -ENOENT (the kernel's ESTALE) for a free, unlinked or
+ * out-of-range inode. */
+static void test_lookup_dot_any_inode(void **state)
+{
+    struct img *m = *state;
+    struct fs_stat st;
+
+    uint64_t d = mkdirectory(m->fs, ROOT, "d");
+    uint64_t f = mkfile(m->fs, d, "f");
+    uint64_t sub = mkdirectory(m->fs, d, "sub");
+    assert_int_equal(fs_lookup(m->fs, f, ".", &st), 0);
+    assert_int_equal(st.ino, f);
+    assert_int_equal(st.mode, S_IFREG | 0644);
+    assert_int_equal(st.generation, attr(m->fs, f).generation);
+    assert_int_equal(refs(m->fs, f), 1);
+    fs_forget(m->fs, f, 1);
+    assert_int_equal(lookup(m->fs, sub, "."), (int64_t)sub);
+    assert_int_equal(lookup(m->fs, sub, ".."), (int64_t)d);
+    assert_int_equal(lookup(m->fs, f, ".."), -ENOTDIR);
+    assert_int_equal(lookup(m->fs, 0, "."), -ENOENT);
+    assert_int_equal(lookup(m->fs, UINT64_MAX, "."), -ENOENT);
+    assert_int_equal(lookup(m->fs, 999999, "."), -ENOENT);
+
+    /* deleted: the number is free, or (open) unlinked but not yet freed */
+    uint64_t gen = attr(m->fs, f).generation;
+    assert_int_equal(fs_unlink(m->fs, d, "f"), 0);
+    assert_int_equal(lookup(m->fs, f, "."), -ENOENT);
+    assert_int_equal(fs_rmdir(m->fs, d, "sub"), 0);
+    assert_int_equal(lookup(m->fs, sub, "."), -ENOENT);
+    assert_int_equal(fs_mknod(m->fs, d, "o", S_IFREG | 0600, 0, &cred, &st), 0);
+    uint64_t o = st.ino;
+    assert_int_equal(fs_unlink(m->fs, d, "o"), 0);       /* still referenced */
+    assert_int_equal(lookup(m->fs, o, "."), -ENOENT);
+    fs_forget(m->fs, o, 1);
+
+    /* a reused number answers with a new generation */
+    uint64_t again = 0;
+    for (int i = 0; i < 64 && again != f; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "n%d", i);
+        again = mkfile(m->fs, d, name);
+    }
+    assert_int_equal(again, f);
+    assert_int_equal(fs_lookup(m->fs, f, ".", &st), 0);
+    assert_true(st.generation > gen);
+    fs_forget(m->fs, f, 1);
+}
+
 /* ==== creation ================================================================= */
 
 static void test_create_errors(void **state)
@@ -579,6 +629,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, img_setup, img_teardown)
     const struct CMUnitTest tests[] = {
         T(test_lookup),
+        T(test_lookup_dot_any_inode),
         T(test_create_errors),
         T(test_create_kinds),
         T(test_mkdir_rmdir_links),

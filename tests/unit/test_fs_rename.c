@@ -3,7 +3,9 @@
  * across directories, replacement of files and empty directories, every
  * error case (ENOENT, EEXIST with NOREPLACE, ENOTDIR, EISDIR, ENOTEMPTY,
  * EINVAL for loops and bad flags, ENAMETOOLONG), the same-inode no-op,
- * RENAME_EXCHANGE of files and directories across directories, link-count
+ * RENAME_EXCHANGE of files and directories across directories,
+ * RENAME_WHITEOUT (the whiteout left behind, its owner, its flag
+ * combinations, nothing left by a failed rename), link-count
  * bookkeeping checked with fs_getattr, timestamps, and persistence across
  * fs_unmount/fs_mount. Images are sparse mkstemp files in /tmp.
  */
@@ -40,6 +42,7 @@ static int img_setup(void **state)
 
 #define NOREPLACE FS_RENAME_NOREPLACE
 #define EXCHANGE FS_RENAME_EXCHANGE
+#define WHITEOUT FS_RENAME_WHITEOUT
 
 static uint32_t nlink(struct fs *fs, uint64_t ino)
 {
@@ -326,6 +329,140 @@ static void test_exchange(void **state)
     assert_int_equal(nlink(m->fs, d2), 3);
 }
 
+/* ==== whiteout =================================================================== */
+
+/* Asserts that name in dir is a whiteout (character device 0/0, mode 0,
+ * one link) owned by uid:gid; returns its ino. */
+static uint64_t assert_whiteout(struct fs *fs, uint64_t dir, const char *name,
+                                uint32_t uid, uint32_t gid)
+{
+    int64_t w = lookup(fs, dir, name);
+    assert_true(w > 0);
+    struct fs_stat st = attr(fs, (uint64_t)w);
+    assert_int_equal(st.mode, S_IFCHR);
+    assert_int_equal(st.rdev, 0);
+    assert_int_equal(st.nlink, 1);
+    assert_int_equal(st.uid, uid);
+    assert_int_equal(st.gid, gid);
+    return (uint64_t)w;
+}
+
+static void test_whiteout(void **state)
+{
+    struct img *m = *state;
+    const struct fs_cred user = { 1234, 5678 };
+    uint64_t d1 = mkdirectory(m->fs, ROOT, "d1");
+    uint64_t d2 = mkdirectory(m->fs, ROOT, "d2");
+    uint64_t f = mkfile(m->fs, d1, "f");
+    uint64_t sub = mkdirectory(m->fs, d1, "sub");
+    mkfile(m->fs, sub, "inside");
+    uint64_t old = mkfile(m->fs, d2, "old");
+    uint64_t gen_f = attr(m->fs, f).generation;
+
+    /* a file within one directory: the source name becomes a whiteout */
+    assert_int_equal(fs_rename_as(m->fs, d1, "f", d1, "g", WHITEOUT, &user), 0);
+    assert_int_equal(lookup(m->fs, d1, "g"), (int64_t)f);
+    uint64_t w1 = assert_whiteout(m->fs, d1, "f", 1234, 5678);
+    assert_true(w1 != f);
+    assert_true(attr(m->fs, w1).generation > gen_f);
+    assert_int_equal(entries(m->fs, d1), 3);
+    assert_int_equal(nlink(m->fs, f), 1);
+
+    /* a non-empty directory across directories, replacing nothing */
+    assert_int_equal(nlink(m->fs, d1), 3);
+    assert_int_equal(fs_rename(m->fs, d1, "sub", d2, "sub", WHITEOUT | NOREPLACE), 0);
+    assert_whiteout(m->fs, d1, "sub", 0, 0);
+    assert_int_equal(lookup(m->fs, d2, "sub"), (int64_t)sub);
+    assert_int_equal(lookup(m->fs, sub, ".."), (int64_t)d2);
+    assert_true(lookup(m->fs, sub, "inside") > 0);
+    assert_int_equal(nlink(m->fs, d1), 2);
+    assert_int_equal(nlink(m->fs, d2), 3);
+
+    /* replacing a file: the replaced inode goes, the whiteout stays */
+    assert_int_equal(fs_rename(m->fs, d1, "g", d2, "old", WHITEOUT), 0);
+    assert_int_equal(lookup(m->fs, d2, "old"), (int64_t)f);
+    assert_whiteout(m->fs, d1, "g", 0, 0);
+    assert_int_equal(fs_getattr(m->fs, old, &(struct fs_stat){0}), -ENOENT);
+
+    /* a whiteout can itself be renamed over, with a whiteout again */
+    assert_int_equal(fs_rename(m->fs, d2, "old", d1, "f", WHITEOUT), 0);
+    assert_int_equal(lookup(m->fs, d1, "f"), (int64_t)f);
+    assert_int_equal(fs_getattr(m->fs, w1, &(struct fs_stat){0}), -ENOENT);
+    assert_whiteout(m->fs, d2, "old", 0, 0);
+
+    /* setgid directory: the whiteout takes the directory's group */
+    struct fs_setattr sa = { .mode = 02775, .gid = 77 };
+    assert_int_equal(fs_setattr(m->fs, d1, &sa, FS_SET_MODE | FS_SET_GID, NULL), 0);
+    assert_int_equal(fs_rename_as(m->fs, d1, "f", d1, "h", WHITEOUT, &user), 0);
+    assert_whiteout(m->fs, d1, "f", 1234, 77);
+
+    /* flag combinations and failures: nothing changes, no whiteout left */
+    struct statvfs before, after;
+    assert_int_equal(fs_statfs(m->fs, &before), 0);
+    assert_int_equal(fs_rename(m->fs, d1, "h", d1, "g", WHITEOUT | EXCHANGE), -EINVAL);
+    assert_int_equal(fs_rename(m->fs, d1, "h", d2, "old", WHITEOUT | NOREPLACE), -EEXIST);
+    assert_int_equal(fs_rename(m->fs, d1, "nothere", d1, "x", WHITEOUT), -ENOENT);
+    uint64_t full = mkdirectory(m->fs, d2, "full");
+    mkfile(m->fs, full, "x");
+    uint64_t e = mkdirectory(m->fs, d1, "e");
+    assert_int_equal(fs_rename(m->fs, d1, "e", d2, "full", WHITEOUT), -ENOTEMPTY);
+    assert_int_equal(fs_rename(m->fs, d1, "h", d1, "e", WHITEOUT), -EISDIR);
+    assert_int_equal(lookup(m->fs, d1, "h"), (int64_t)f);
+    assert_int_equal(lookup(m->fs, d1, "e"), (int64_t)e);
+    assert_int_equal(lookup(m->fs, d1, "x"), -ENOENT);
+    assert_int_equal(fs_statfs(m->fs, &after), 0);
+    assert_int_equal(after.f_ffree + 3, before.f_ffree);  /* full, x, e only */
+
+    /* all of it survives a remount (and the teardown's fsck) */
+    img_remount(m);
+    assert_whiteout(m->fs, d1, "f", 1234, 77);
+    assert_whiteout(m->fs, d1, "g", 0, 0);
+    assert_whiteout(m->fs, d1, "sub", 0, 0);
+    assert_whiteout(m->fs, d2, "old", 0, 0);
+    assert_int_equal(lookup(m->fs, d1, "h"), (int64_t)f);
+    assert_int_equal(lookup(m->fs, d2, "sub"), (int64_t)sub);
+}
+
+/* No free inode for the whiteout: -ENOSPC and the rename leaves nothing of
+ * itself; a plain rename still works. */
+static void test_whiteout_no_inodes(void **state)
+{
+    struct img *m = *state;
+    struct fs_stat st;
+    char name[32];
+    int err;
+
+    uint64_t d = mkdirectory(m->fs, ROOT, "d");
+    uint64_t f = mkfile(m->fs, d, "f");
+    uint64_t fill = mkdirectory(m->fs, ROOT, "fill");
+    for (unsigned i = 0;; i++) {
+        snprintf(name, sizeof(name), "n%u", i);
+        err = fs_mknod(m->fs, fill, name, S_IFREG | 0644, 0, &cred, &st);
+        if (err)
+            break;
+        fs_forget(m->fs, st.ino, 1);
+    }
+    assert_int_equal(err, -ENOSPC);
+    struct statvfs sv;
+    assert_int_equal(fs_statfs(m->fs, &sv), 0);
+    assert_int_equal(sv.f_ffree, 0);                    /* out of inodes, not blocks */
+    assert_true(entries(m->fs, fill) > 1000);
+    uint64_t size = entries(m->fs, d);
+    assert_int_equal(fs_rename(m->fs, d, "f", d, "g", WHITEOUT), -ENOSPC);
+    assert_int_equal(lookup(m->fs, d, "f"), (int64_t)f);
+    assert_int_equal(lookup(m->fs, d, "g"), -ENOENT);
+    assert_int_equal(entries(m->fs, d), size);
+    assert_int_equal(fs_rename(m->fs, d, "f", ROOT, "g", WHITEOUT), -ENOSPC);
+    assert_int_equal(lookup(m->fs, ROOT, "g"), -ENOENT);
+    assert_int_equal(fs_rename(m->fs, d, "f", d, "g", 0), 0);
+    /* one inode freed: the whiteout takes it */
+    assert_int_equal(fs_unlink(m->fs, fill, "n0"), 0);
+    assert_int_equal(fs_rename(m->fs, d, "g", d, "h", WHITEOUT), 0);
+    assert_whiteout(m->fs, d, "g", 0, 0);
+    img_remount(m);
+    assert_int_equal(lookup(m->fs, d, "h"), (int64_t)f);
+}
+
 /* ==== times ====================================================================== */
 
 static void test_rename_times(void **state)
@@ -411,6 +548,8 @@ int main(void)
         T(test_rename_replace_dir),
         T(test_rename_errors),
         T(test_exchange),
+        T(test_whiteout),
+        T(test_whiteout_no_inodes),
         T(test_rename_times),
         T(test_rename_shuffle),
     };

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+#
+# 48_overlay.sh — mmapfs as the upper layer of overlayfs (upperdir and
+# workdir on mmapfs, lowerdir on a tmpfs), and RENAME_WHITEOUT on mmapfs
+# itself.
+#
+# Directly on mmapfs: renameat2(RENAME_WHITEOUT) leaves a whiteout
+# (character device 0/0, mode 0) at the source name, also with
+# RENAME_NOREPLACE, moving a directory, and replacing a file; EINVAL with
+# RENAME_EXCHANGE; O_TMPFILE is EOPNOTSUPP (docs/LINUX.md says why).
+# Through overlayfs (redirect_dir=on, index=on): the mount succeeds without
+# the "does not support RENAME_WHITEOUT" / xattr / file handle warnings
+# (the one kernel warning left, "upper fs does not support tmpfile", is
+# checked to be the only one); a new file lands in the upper layer; a
+# changed lower file is copied up; a deleted lower file leaves a whiteout
+# in the upper layer; a lower directory renamed with rename(2) gets a
+# trusted.overlay.redirect xattr; all of it survives an unmount and mount
+# of both layers (the overlay now with nfs_export=on, which needs file
+# handles of the upper layer). The overlay is unmounted before mmapfs, by the test and
+# by the EXIT trap.
+set -euo pipefail
+. "$(dirname "$0")/../lib/common.sh"
+t_init "$@"
+require_cmd stat getfattr dmesg
+export LC_ALL=C
+
+if ! grep -qw overlay /proc/filesystems && ! modprobe overlay 2>/dev/null; then
+    skip_script "overlayfs is not available in this kernel"
+fi
+
+LOWER=$T_DIR/lower
+M=$T_DIR/mnt
+OVL=$T_DIR/ovl
+umount_first "$OVL"
+img=$T_DIR/overlay.img
+make_image "$img" 256M
+mount_image "$img" "$M"
+
+# ---- RENAME_WHITEOUT and O_TMPFILE on mmapfs itself -----------------------------
+ERRNO_PRELUDE="RENAME_WHITEOUT = 4
+def is_whiteout(p):
+    st = os.lstat(p)
+    return stat.S_ISCHR(st.st_mode) and st.st_mode == stat.S_IFCHR and st.st_rdev == 0
+M = '$M/w'
+"
+mkdir "$M/w"
+check_errno "renameat2 RENAME_WHITEOUT: source name becomes a whiteout" OK '
+write_file(M + "/a", b"A")
+renameat2(M + "/a", M + "/b", RENAME_WHITEOUT)
+expect(is_whiteout(M + "/a"), "no whiteout at a")
+expect(read_file(M + "/b") == b"A", "b lost the content")'
+check_errno "RENAME_WHITEOUT|RENAME_NOREPLACE moves a directory" OK '
+os.mkdir(M + "/d"); write_file(M + "/d/x", b"X")
+renameat2(M + "/d", M + "/d2", RENAME_WHITEOUT | RENAME_NOREPLACE)
+expect(is_whiteout(M + "/d"), "no whiteout at d")
+expect(read_file(M + "/d2/x") == b"X", "d2/x lost")'
+check_errno "RENAME_WHITEOUT|RENAME_NOREPLACE onto an existing name: EEXIST" EEXIST '
+renameat2(M + "/b", M + "/d2", RENAME_WHITEOUT | RENAME_NOREPLACE)'
+check_errno "RENAME_WHITEOUT replacing a file" OK '
+write_file(M + "/c", b"C")
+renameat2(M + "/c", M + "/b", RENAME_WHITEOUT)
+expect(is_whiteout(M + "/c"), "no whiteout at c")
+expect(read_file(M + "/b") == b"C", "b is not c")'
+check_errno "RENAME_WHITEOUT|RENAME_EXCHANGE: EINVAL" EINVAL '
+renameat2(M + "/b", M + "/d2", RENAME_WHITEOUT | RENAME_EXCHANGE)'
+check_errno "nothing changed by the failures" OK '
+expect(sorted(os.listdir(M)) == ["a", "b", "c", "d", "d2"], str(sorted(os.listdir(M))))'
+check_errno "O_TMPFILE on mmapfs: EOPNOTSUPP (no tmpfile in libfuse 3.14)" EOPNOTSUPP '
+os.open(M, os.O_TMPFILE | os.O_RDWR, 0o600)'
+
+# ---- overlayfs with the upper layer on mmapfs -------------------------------------
+mount_other "$LOWER" -t tmpfs -o size=16m tmpfs || skip_script "cannot mount a tmpfs"
+mkdir -p "$LOWER/dir/deep" "$M/upper" "$M/work" "$OVL"
+echo "lower a" >"$LOWER/a"
+echo "lower keep" >"$LOWER/keep"
+echo "lower x" >"$LOWER/dir/x"
+echo "lower y" >"$LOWER/dir/deep/y"
+
+ovl_opts="lowerdir=$LOWER,upperdir=$M/upper,workdir=$M/work,redirect_dir=on,index=on"
+# mount_overlay : mounts the overlay; the kernel's overlayfs lines logged
+# during the mount end up in $OVL_MSGS.
+mount_overlay() {
+    local before
+    before=$(dmesg | wc -l)
+    check "mount overlayfs (upper and work on mmapfs)" \
+        timeout -k 5 30 mount -t overlay overlay -o "$ovl_opts" "$OVL"
+    OVL_MSGS=$(dmesg | tail -n +"$((before + 1))" | grep -i overlayfs || true)
+    mountpoint -q "$OVL" || t_finish
+}
+# The overlayfs lines of the last mount other than the tmpfile warning.
+other_ovl_msgs() {
+    printf '%s\n' "$OVL_MSGS" | grep -v 'upper fs does not support tmpfile' | sed '/^$/d' || true
+}
+mount_overlay
+printf '     kernel said at mount: %s\n' "${OVL_MSGS:-nothing}"
+check_sh "the kernel warns that the upper fs has no tmpfile" \
+    'grep -q "upper fs does not support tmpfile" <<<"$1"' _ "$OVL_MSGS"
+check_eq "and says nothing else (no RENAME_WHITEOUT, xattr, file handle warning)" "" \
+    "$(other_ovl_msgs)"
+
+check_sh "a new file lands in the upper layer" \
+    'echo new >"$1/n" && [ "$(cat "$2/upper/n")" = new ]' _ "$OVL" "$M"
+check_sh "a changed lower file is copied up, the lower one stays" \
+    'echo more >>"$1/keep" && [ "$(cat "$2/upper/keep")" = "lower keep
+more" ] && [ "$(cat "$3/keep")" = "lower keep" ]' _ "$OVL" "$M" "$LOWER"
+check "delete a lower file through the overlay" rm "$OVL/a"
+check_eq "it leaves a whiteout in the upper layer" "character special file 0:0 0" \
+    "$(stat -c '%F %t:%T %a' "$M/upper/a")"
+check_fail "the deleted file is gone from the overlay" stat "$OVL/a"
+check_eq "and still there in the lower layer" "lower a" "$(cat "$LOWER/a")"
+check "rename a lower directory with rename(2)" \
+    "$PY" -c 'import os, sys; os.rename(sys.argv[1] + "/dir", sys.argv[1] + "/dir2")' "$OVL"
+check_eq "its upper copy has trusted.overlay.redirect" "dir" \
+    "$(getfattr --absolute-names --only-values -n trusted.overlay.redirect "$M/upper/dir2" 2>&1)"
+check_eq "a whiteout covers the old name" "character special file" "$(stat -c '%F' "$M/upper/dir")"
+check_eq "its content comes from the lower layer" "lower y" "$(cat "$OVL/dir2/deep/y")"
+
+# ---- the same after unmounting both layers ------------------------------------------
+check "unmount the overlay" timeout -k 5 30 umount "$OVL"
+unmount_fs "$M"
+fsck_clean "$img"
+mount_image "$img" "$M"
+ovl_opts+=",nfs_export=on"      # decodes file handles of the upper layer
+mount_overlay
+check_eq "after remounting with nfs_export=on: no kernel message but tmpfile" "" \
+    "$(other_ovl_msgs)"
+check_eq "after remounting: the names in the overlay" "dir2 keep n" "$(ls "$OVL" | xargs)"
+check_eq "after remounting: the renamed directory's content" "lower x" "$(cat "$OVL/dir2/x")"
+check_eq "after remounting: the copied-up file" "lower keep more" "$(xargs <"$OVL/keep")"
+check "unmount the overlay again" timeout -k 5 30 umount "$OVL"
+t_finish
