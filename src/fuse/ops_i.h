@@ -9,25 +9,6 @@
 
 #include "fuse/fuse_i.h"
 
-/* ops_data.c: with the writeback cache the kernel owns mtime/ctime of
- * regular files; writes keep the times fs had, setattr sets them. Both run
- * under a per-inode (striped) lock so that a setattr cannot fall between a
- * write's save and restore of the times. No-ops without the cache. */
-
-/* The permission bits left when SUID (kill_suid) and SGID (kill_sgid) are
- * cleared as the kernel does: SGID only together with group-execute (without
- * it, SGID marks mandatory locking, not privilege). */
-static inline uint32_t mfs_mode_without_privs(uint32_t mode, int kill_suid, int kill_sgid)
-{
-    uint32_t m = mode & 07777;
-
-    if (kill_suid)
-        m &= ~(uint32_t)S_ISUID;
-    if (kill_sgid && (mode & S_IXGRP))
-        m &= ~(uint32_t)S_ISGID;
-    return m;
-}
-
 /* ops_names.c */
 void mfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void mfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
