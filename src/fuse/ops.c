@@ -176,8 +176,10 @@ static void mfs_init(void *userdata, struct fuse_conn_info *conn)
     want_cap(conn, FUSE_CAP_SPLICE_WRITE, 0);
     want_cap(conn, FUSE_CAP_SPLICE_MOVE, 0);
     want_cap(conn, FUSE_CAP_SPLICE_READ, 0);
-    want_cap(conn, FUSE_CAP_POSIX_ACL, 0);
-    want_cap(conn, FUSE_CAP_DONT_MASK, 0);
+    /* ACLs: the kernel enforces and caches them; the daemon stores them,
+     * keeps the mode in sync and applies the umask itself (ops_xattr.c) */
+    want_cap(conn, FUSE_CAP_POSIX_ACL, !cfg->no_acl);
+    want_cap(conn, FUSE_CAP_DONT_MASK, (conn->want & FUSE_CAP_POSIX_ACL) != 0);
 
     conn->max_write = 1u << 20;
     if (conn->max_background < 64)

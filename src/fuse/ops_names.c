@@ -10,13 +10,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fs/acl.h"
 #include "fs/format.h"
 #include "fuse/ops_i.h"
 
 /* ---- credentials of new inodes ------------------------------------------------ */
 
-/* True if the caller of req has gid as primary or supplementary group. */
-static int caller_in_group(fuse_req_t req, const struct fuse_ctx *ctx, uint32_t gid)
+int mfs_caller_in_group(fuse_req_t req, const struct fuse_ctx *ctx, uint32_t gid)
 {
     gid_t small[64], *list = small;
     int n, i, found = 0;
@@ -51,7 +51,7 @@ static uint32_t new_inode_mode(fuse_req_t req, fuse_ino_t parent, uint32_t mode)
         return mode;
     if (fs_getattr(mfs_fs(req), parent, &dir) != 0 || !(dir.mode & S_ISGID))
         return mode;
-    if (caller_in_group(req, ctx, dir.gid))
+    if (mfs_caller_in_group(req, ctx, dir.gid))
         return mode;
     return mode & ~(uint32_t)S_ISGID;
 }
@@ -158,7 +158,7 @@ static uint32_t mode_keep_sgid(fuse_req_t req, const struct fs_stat *st, uint32_
 {
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
 
-    if (ctx->uid != 0 && !caller_in_group(req, ctx, st->gid))
+    if (ctx->uid != 0 && !mfs_caller_in_group(req, ctx, st->gid))
         mode &= ~(uint32_t)S_ISGID;
     return mode;
 }
@@ -183,7 +183,7 @@ static uint32_t mode_after_kill(fuse_req_t req, const struct fs_stat *st, int to
     }
     mode &= ~(uint32_t)S_ISUID;
     if ((mode & S_ISGID) &&
-        ((mode & S_IXGRP) || (!capable && !caller_in_group(req, ctx, st->gid))))
+        ((mode & S_IXGRP) || (!capable && !mfs_caller_in_group(req, ctx, st->gid))))
         mode &= ~(uint32_t)S_ISGID;
     return mode;
 }
@@ -250,6 +250,8 @@ void mfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
         sa.ctime = attr->st_ctim;
     }
     err = fs_setattr(fs, ino, &sa, valid, &st);
+    if (!err && (to_set & FUSE_SET_ATTR_MODE) && mfs_data(req)->posix_acl)
+        err = fs_acl_chmod_inode(fs, ino, st.mode);
     if (err)
         goto out_err;
     reply_attr(req, &st);
@@ -290,7 +292,11 @@ void mfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 
     caller_cred(req, &cred);
     mode = new_inode_mode(req, parent, mode);
-    err = fs_mknod(mfs_fs(req), parent, name, mode, rdev, &cred, &st);
+    err = mfs_acl_new_mode(req, parent, &mode);
+    if (!err)
+        err = fs_mknod(mfs_fs(req), parent, name, mode, rdev, &cred, &st);
+    if (!err)
+        err = mfs_acl_inherit(req, parent, name, &st);
     if (err)
         goto out_err;
     mfs_reply_entry(req, &st);
@@ -310,7 +316,11 @@ void mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
 
     caller_cred(req, &cred);
     mode = new_inode_mode(req, parent, S_IFREG | (mode & 07777));
-    err = fs_mknod(mfs_fs(req), parent, name, mode, 0, &cred, &st);
+    err = mfs_acl_new_mode(req, parent, &mode);
+    if (!err)
+        err = fs_mknod(mfs_fs(req), parent, name, mode, 0, &cred, &st);
+    if (!err)
+        err = mfs_acl_inherit(req, parent, name, &st);
     if (err)
         goto out_err;
     mfs_fill_entry(req, &st, &e);
@@ -330,7 +340,12 @@ void mfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
     mfs_count(req, MFS_OP_MKDIR);
 
     caller_cred(req, &cred);
-    err = fs_mkdir(mfs_fs(req), parent, name, S_IFDIR | (mode & 07777), &cred, &st);
+    mode = S_IFDIR | (mode & 07777);
+    err = mfs_acl_new_mode(req, parent, &mode);
+    if (!err)
+        err = fs_mkdir(mfs_fs(req), parent, name, mode, &cred, &st);
+    if (!err)
+        err = mfs_acl_inherit(req, parent, name, &st);
     if (err)
         goto out_err;
     mfs_reply_entry(req, &st);
