@@ -3,6 +3,7 @@
 # 46_acl.sh — POSIX ACLs as on ext4. One probe (setfacl/getfacl, access as
 # a second user, default ACLs inherited by files, directories, FIFOs and
 # device nodes, chmod of a file with an ACL, an ACL equivalent to a mode,
+# set-group-ID after a setfacl by an owner outside the group and by root,
 # the umask with and without a default ACL, invalid ACL values, a default
 # ACL on a file) runs on ext4 on a loop device (the reference) and on
 # mmapfs; the transcripts must be equal, and again after a remount. The
@@ -67,6 +68,13 @@ probe() {
     setfacl -b f
     getfacl f
     stat -c 'mode %a' f
+    echo "== setfacl by an owner outside the file's group drops set-group-ID"
+    touch s t
+    chown nobody:1001 s t
+    chmod 2770 s t
+    echo "setfacl as owner nobody: $(as2 setfacl -m u:1001:r s)"
+    setfacl -m u:1001:r t
+    stat -c '%n mode %a' s t
     echo "== default ACLs"
     mkdir d
     setfacl -d -m u:nobody:rwx,g::rx,o::- d
