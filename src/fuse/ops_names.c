@@ -135,21 +135,6 @@ out_err:
     mfs_reply_err(req, err);
 }
 
-/*
- * Set-user-ID and set-group-ID clearing with HANDLE_KILLPRIV (ops.c), as
- * the kernel's setattr_should_drop_suidgid() does on a local filesystem.
- * SETATTRs that carry the clearing:
- *  - nothing to set: the kernel's file_remove_privs() at write(2) or
- *    fallocate(2) time, in the writer's context, sent only when the writer
- *    lacks CAP_FSETID and the kernel found a bit to clear;
- *  - a size (truncate, O_TRUNC): cleared unless the caller is root;
- *  - an owner or group (chown) of a non-directory: set-user-ID always,
- *    set-group-ID by the group rule, even for root.
- * Group rule: set-group-ID goes if group-execute is set, or if the caller
- * is neither in the file's group nor root (CAP_FSETID is approximated by
- * uid 0: the daemon cannot see capabilities). Returns the permission bits
- * to keep (07777).
- */
 /* A mode sent by the kernel keeps set-group-ID only for a caller in the
  * file's group or root: chmod(2) by such a caller never asks for it, and
  * the kernel's set-user-ID clearing at write(2) time comes as a mode that
@@ -163,6 +148,23 @@ static uint32_t mode_keep_sgid(fuse_req_t req, const struct fs_stat *st, uint32_
     return mode;
 }
 
+/*
+ * Set-user-ID and set-group-ID clearing with HANDLE_KILLPRIV (ops.c), as
+ * the kernel's setattr_should_drop_suidgid() does on a local filesystem.
+ * SETATTRs that carry the clearing:
+ *  - nothing to set: the kernel's file_remove_privs() at write(2) or
+ *    fallocate(2) time, in the writer's context, sent only when the writer
+ *    lacks CAP_FSETID and the kernel found a bit to clear (set-group-ID
+ *    only; when set-user-ID goes too, the kernel sends the mode without it
+ *    instead, handled by mode_keep_sgid);
+ *  - a size (truncate, O_TRUNC): cleared unless the caller is root;
+ *  - an owner or group (chown) of a non-directory: set-user-ID always,
+ *    set-group-ID by the group rule, even for root.
+ * Group rule: set-group-ID goes if group-execute is set, or if the caller
+ * is neither in the file's group nor root (CAP_FSETID is approximated by
+ * uid 0: the daemon cannot see capabilities). Returns the permission bits
+ * to keep (07777).
+ */
 static uint32_t mode_after_kill(fuse_req_t req, const struct fs_stat *st, int to_set)
 {
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
