@@ -12,7 +12,7 @@
  * it and keeps the mode in sync (src/fs/acl.c); reading is a plain xattr
  * read. New inodes inherit their directory's default ACL (mfs_acl_new_mode,
  * mfs_acl_inherit). With noacl the names are refused (EOPNOTSUPP), as
- * ACLs would be stored but never enforced.
+ * ACLs would be stored but never enforced, and not listed.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -204,12 +204,45 @@ void mfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
     free(buf);
 }
 
+/* Drops the ACL names from a NUL-separated list of len bytes (noacl: as
+ * ext4, they are not listed when ACLs are off); returns the new length. */
+static size_t drop_acl_names(char *list, size_t len)
+{
+    size_t in = 0, out = 0, n;
+
+    while (in < len) {
+        n = strnlen(list + in, len - in) + 1;
+        if (!is_posix_acl(list + in)) {
+            memmove(list + out, list + in, n);
+            out += n;
+        }
+        in += n;
+    }
+    return out;
+}
+
 void mfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
+    struct fs *fs = mfs_fs(req);
     char *buf = NULL;
     int len;
     mfs_count(req, MFS_OP_LISTXATTR);
 
+    if (!mfs_data(req)->posix_acl) {
+        /* the whole list, filtered, so that the size query is exact */
+        len = fs_listxattr(fs, ino, NULL, 0);
+        if (len > 0 && !(buf = malloc((size_t)len)))
+            len = -ENOMEM;
+        if (len > 0)
+            len = fs_listxattr(fs, ino, buf, (size_t)len);
+        if (len > 0)
+            len = (int)drop_acl_names(buf, (size_t)len);
+        if (len > 0 && size && (size_t)len > size)
+            len = -ERANGE;
+        reply_sized(req, len, buf, size);
+        free(buf);
+        return;
+    }
     if (size) {
         buf = malloc(size);
         if (!buf) {
@@ -217,7 +250,7 @@ void mfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
             return;
         }
     }
-    len = fs_listxattr(mfs_fs(req), ino, buf, size);
+    len = fs_listxattr(fs, ino, buf, size);
     reply_sized(req, len, buf, size);
     free(buf);
 }

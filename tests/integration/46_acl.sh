@@ -144,11 +144,15 @@ check_sh "mmapfs: u:nobody:- denies nobody" \
 unmount_fs "$M"
 mount_image "$img" "$M" -o allow_other
 check_eq "mmapfs: the same ACLs after a remount" "$(cat "$T_DIR/ext4.list")" "$(listing "$M")"
+check_sh "mmapfs: listxattr shows the inherited access ACL" \
+    'getfattr -m - "$0/acl/d/file" | grep -qx system.posix_acl_access' "$M"
 unmount_fs "$M"
 
 # noacl: ACL names refused, umask applied by the kernel
 mount_image "$img" "$M" -o allow_other,noacl
 check_fail "noacl: setfacl is refused" setfacl -m u:nobody:r "$M/acl/e"
+check_sh "noacl: ACL names are not listed (as ext4 noacl)" \
+    'out=$(getfattr -m - "$0/acl/d/file") && ! grep -q posix_acl <<<"$out"' "$M"
 check_sh "noacl: the umask applies" 'cd "$0" && umask 027 && touch n && [ "$(stat -c %a n)" = 640 ]' "$M"
 unmount_fs "$M"
 
