@@ -344,7 +344,6 @@ static ssize_t write_step(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode 
     fmap_open(&m, fs, ino, di->tree_root);
     uint64_t base = jnl_running_blocks(fs->jnl), end = off + len;
     uint64_t blocks0 = di->blocks, root0 = di->tree_root;
-    uint32_t mode0 = di->mode;
     size_t done = 0;
     ssize_t err = 0;
     int map_changed = 0;
@@ -386,15 +385,13 @@ static ssize_t write_step(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode 
     int times = done && !__atomic_load_n(&fs->kernel_times, __ATOMIC_RELAXED);
     if (times)
         inode_touch(di, TOUCH_MTIME | TOUCH_CTIME);
-    if (done) {
-        /* a write by anyone drops set-user-ID, and set-group-ID when it
-         * means "executable by the group" (not mandatory locking) */
-        di->mode &= ~(uint32_t)(S_ISUID | ((di->mode & S_IXGRP) ? S_ISGID : 0));
-    }
-    if (!map_changed && !times && di->mode == mode0)
+    /* set-id bits are not touched here: who may keep them depends on the
+     * writer (CAP_FSETID, group), which only the caller of write(2) knows;
+     * the FUSE front end clears them then (mfs_setattr) */
+    if (!map_changed && !times)
         return done ? (ssize_t)done : err;          /* the inode did not change */
     /* fdatasync needs a commit only when size or block map changed */
-    int perr = map_changed || di->mode != mode0 ? inode_put(fs, ino, di)
+    int perr = map_changed ? inode_put(fs, ino, di)
                                                 : inode_put_times(fs, ino, di);
     if (perr)
         return perr;

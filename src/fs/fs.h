@@ -205,7 +205,7 @@ ssize_t fs_write(struct fs *fs, uint64_t ino, uint64_t off, const void *buf, siz
 /* With the FUSE writeback cache the kernel owns mtime/ctime of regular
  * files and sends them later with setattr; a write arriving after that
  * setattr must not move them again. on = 1: fs_write leaves mtime/ctime
- * alone (size, blocks and set-id bits still change). Default 0: fs_write
+ * alone (size and blocks still change). Default 0: fs_write
  * sets mtime = ctime = now. */
 void fs_set_kernel_times(struct fs *fs, int on);
 

@@ -49,6 +49,7 @@ struct mmapfs_config {
      * parsing (fuse_opt stores strings; numbers are checked strictly) */
     int read_only;
     int no_writeback_cache;
+    int no_acl;              /* noacl: no POSIX ACLs (default: acl) */
     int no_clone_fd;         /* workers share one /dev/fuse descriptor */
     int no_hot_loop;         /* libfuse's multi-threaded loop instead */
     char *sync_delay_str, *io_str, *commit_str;
@@ -105,7 +106,8 @@ struct mmapfs_fuse {
     struct fuse_session *se;          /* for notifications to the kernel */
     int writeback_cache;              /* negotiated in init */
     int no_open, no_opendir;          /* kernel skips OPEN / OPENDIR (init) */
-    int killpriv_v2;                  /* fs clears SUID/SGID on write (init) */
+    int killpriv;                     /* daemon clears SUID/SGID (init) */
+    int posix_acl, dont_mask;         /* ACLs negotiated; umask is ours (init) */
     int corrupt_logged;               /* first EUCLEAN logged (atomic) */
     uint64_t requests[MFS_OP_COUNT];  /* per kind (atomic, relaxed) */
 };

@@ -172,20 +172,18 @@ static void mfs_init(void *userdata, struct fuse_conn_info *conn)
      * generation in every entry makes a handle of a reused inode ESTALE */
     want_cap(conn, FUSE_CAP_EXPORT_SUPPORT, 1);
     want_cap(conn, FUSE_CAP_AUTO_INVAL_DATA, 0);     /* only writer: keep the cache */
-    want_cap(conn, FUSE_CAP_HANDLE_KILLPRIV, 0);     /* v1: no gain (no SB_NOSEC) */
-#ifdef FUSE_CAP_HANDLE_KILLPRIV_V2
-    /* the kernel then caches "no security.capability" per inode (SB_NOSEC)
-     * instead of a GETXATTR per write(2); fs clears SUID/SGID (mfs_write,
-     * setattr's KILL_SUID/KILL_SGID) */
-    want_cap(conn, FUSE_CAP_HANDLE_KILLPRIV_V2, 1);
-    m->killpriv_v2 = (conn->want & FUSE_CAP_HANDLE_KILLPRIV_V2) != 0;
-#endif
+    /* v1: the kernel leaves clearing SUID/SGID to the daemon (it would
+     * clear SGID only with group-execute); mfs_setattr clears them as
+     * setattr_should_drop_suidgid() does. v2 is not in libfuse 3.14. */
+    want_cap(conn, FUSE_CAP_HANDLE_KILLPRIV, 1);
     want_cap(conn, FUSE_CAP_ATOMIC_O_TRUNC, 0);      /* truncation via setattr */
     want_cap(conn, FUSE_CAP_SPLICE_WRITE, 0);
     want_cap(conn, FUSE_CAP_SPLICE_MOVE, 0);
     want_cap(conn, FUSE_CAP_SPLICE_READ, 0);
-    want_cap(conn, FUSE_CAP_POSIX_ACL, 0);
-    want_cap(conn, FUSE_CAP_DONT_MASK, 0);
+    /* ACLs: the kernel enforces and caches them; the daemon stores them,
+     * keeps the mode in sync and applies the umask itself (ops_xattr.c) */
+    want_cap(conn, FUSE_CAP_POSIX_ACL, !cfg->no_acl);
+    want_cap(conn, FUSE_CAP_DONT_MASK, (conn->want & FUSE_CAP_POSIX_ACL) != 0);
 
     conn->max_write = 1u << 20;
     if (conn->max_background < 64)
@@ -196,6 +194,9 @@ static void mfs_init(void *userdata, struct fuse_conn_info *conn)
     m->writeback_cache = (conn->want & FUSE_CAP_WRITEBACK_CACHE) != 0;
     m->no_open = (conn->want & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
     m->no_opendir = (conn->want & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0;
+    m->killpriv = (conn->want & FUSE_CAP_HANDLE_KILLPRIV) != 0;
+    m->posix_acl = (conn->want & FUSE_CAP_POSIX_ACL) != 0;
+    m->dont_mask = (conn->want & FUSE_CAP_DONT_MASK) != 0;
     /* the kernel owns mtime/ctime of written files under the writeback cache */
     fs_set_kernel_times(m->fs, m->writeback_cache);
 

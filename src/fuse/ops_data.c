@@ -115,47 +115,18 @@ void mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         free(iov);
 }
 
-/* With HANDLE_KILLPRIV_V2 (ops.c) the kernel leaves clearing SUID/SGID on
- * write(2) to the filesystem, as file_remove_privs() would do it: not for
- * writes of cached pages (the kernel sends writes to such files through),
- * not for root (CAP_FSETID, approximated by uid 0). */
-static int kill_privs_on_write(fuse_req_t req, fuse_ino_t ino,
-                               const struct fuse_file_info *fi)
-{
-    struct fs *fs = mfs_fs(req);
-    struct fs_setattr sa;
-    struct fs_stat st;
-    int err;
-
-    if (!mfs_data(req)->killpriv_v2 || fi->writepage || fuse_req_ctx(req)->uid == 0)
-        return 0;
-    err = fs_getattr(fs, ino, &st);
-    if (err)
-        return err;
-    memset(&sa, 0, sizeof(sa));
-    sa.mode = mfs_mode_without_privs(st.mode, 1, 1);
-    if (sa.mode == (st.mode & 07777))
-        return 0;
-    return fs_setattr(fs, ino, &sa, FS_SET_MODE, &st);
-}
-
 void mfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
                off_t off, struct fuse_file_info *fi)
 {
     struct fs *fs = mfs_fs(req);
     size_t done = 0;
     ssize_t n = 0;
-    int err;
 
     mfs_count(req, MFS_OP_WRITE);
+    (void)fi;
 
     if (off < 0) {
         mfs_reply_err(req, -EINVAL);
-        return;
-    }
-    err = kill_privs_on_write(req, ino, fi);
-    if (err) {
-        mfs_reply_err(req, err);
         return;
     }
     /* Under the writeback cache fs_write leaves mtime/ctime alone: the

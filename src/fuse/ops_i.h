@@ -9,26 +9,9 @@
 
 #include "fuse/fuse_i.h"
 
-/* ops_data.c: with the writeback cache the kernel owns mtime/ctime of
- * regular files; writes keep the times fs had, setattr sets them. Both run
- * under a per-inode (striped) lock so that a setattr cannot fall between a
- * write's save and restore of the times. No-ops without the cache. */
-
-/* The permission bits left when SUID (kill_suid) and SGID (kill_sgid) are
- * cleared as the kernel does: SGID only together with group-execute (without
- * it, SGID marks mandatory locking, not privilege). */
-static inline uint32_t mfs_mode_without_privs(uint32_t mode, int kill_suid, int kill_sgid)
-{
-    uint32_t m = mode & 07777;
-
-    if (kill_suid)
-        m &= ~(uint32_t)S_ISUID;
-    if (kill_sgid && (mode & S_IXGRP))
-        m &= ~(uint32_t)S_ISGID;
-    return m;
-}
-
 /* ops_names.c */
+/* True if the caller of req (ctx) has gid as primary or supplementary group. */
+int mfs_caller_in_group(fuse_req_t req, const struct fuse_ctx *ctx, uint32_t gid);
 void mfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void mfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
 void mfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
@@ -75,6 +58,14 @@ void mfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
                   struct fuse_file_info *fi);
 
 /* ops_xattr.c */
+/* POSIX ACLs of new inodes (no-ops unless ACLs were negotiated). Before
+ * creating: masks *mode by parent's default ACL, or by the caller's umask
+ * (FUSE_CAP_DONT_MASK: the kernel leaves it to us). After creating name
+ * (st): stores the ACLs it inherits; if that fails, removes it again and
+ * returns the error. */
+int mfs_acl_new_mode(fuse_req_t req, fuse_ino_t parent, mode_t *mode);
+int mfs_acl_inherit(fuse_req_t req, fuse_ino_t parent, const char *name,
+                    const struct fs_stat *st);
 void mfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
                   const char *value, size_t size, int flags);
 void mfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);

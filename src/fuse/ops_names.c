@@ -10,13 +10,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fs/acl.h"
 #include "fs/format.h"
 #include "fuse/ops_i.h"
 
 /* ---- credentials of new inodes ------------------------------------------------ */
 
-/* True if the caller of req has gid as primary or supplementary group. */
-static int caller_in_group(fuse_req_t req, const struct fuse_ctx *ctx, uint32_t gid)
+int mfs_caller_in_group(fuse_req_t req, const struct fuse_ctx *ctx, uint32_t gid)
 {
     gid_t small[64], *list = small;
     int n, i, found = 0;
@@ -51,7 +51,7 @@ static uint32_t new_inode_mode(fuse_req_t req, fuse_ino_t parent, uint32_t mode)
         return mode;
     if (fs_getattr(mfs_fs(req), parent, &dir) != 0 || !(dir.mode & S_ISGID))
         return mode;
-    if (caller_in_group(req, ctx, dir.gid))
+    if (mfs_caller_in_group(req, ctx, dir.gid))
         return mode;
     return mode & ~(uint32_t)S_ISGID;
 }
@@ -135,6 +135,61 @@ out_err:
     mfs_reply_err(req, err);
 }
 
+/* A mode sent by the kernel keeps set-group-ID only for a caller in the
+ * file's group or root: chmod(2) by such a caller never asks for it, and
+ * the kernel's set-user-ID clearing at write(2) time comes as a mode that
+ * still has it (kernel 6.18). */
+static uint32_t mode_keep_sgid(fuse_req_t req, const struct fs_stat *st, uint32_t mode)
+{
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+    if (ctx->uid != 0 && !mfs_caller_in_group(req, ctx, st->gid))
+        mode &= ~(uint32_t)S_ISGID;
+    return mode;
+}
+
+/*
+ * Set-user-ID and set-group-ID clearing with HANDLE_KILLPRIV (ops.c), as
+ * the kernel's setattr_should_drop_suidgid() does on a local filesystem.
+ * SETATTRs that carry the clearing:
+ *  - nothing to set: the kernel's file_remove_privs() at write(2) or
+ *    fallocate(2) time, in the writer's context, sent only when the writer
+ *    lacks CAP_FSETID and the kernel found a bit to clear (set-group-ID
+ *    only; when set-user-ID goes too, the kernel sends the mode without it
+ *    instead, handled by mode_keep_sgid);
+ *  - a size (truncate, O_TRUNC): cleared unless the caller is root;
+ *  - an owner or group (chown) of a non-directory: set-user-ID always,
+ *    set-group-ID by the group rule, even for root.
+ * Group rule: set-group-ID goes if group-execute is set, or if the caller
+ * is neither in the file's group nor root (CAP_FSETID is approximated by
+ * uid 0: the daemon cannot see capabilities). Returns the permission bits
+ * to keep (07777).
+ */
+static uint32_t mode_after_kill(fuse_req_t req, const struct fs_stat *st, int to_set)
+{
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    uint32_t mode = st->mode & 07777;
+    int capable = ctx->uid == 0;
+
+    if ((to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) && !S_ISDIR(st->mode)) {
+        /* chown: set-user-ID even for root */
+    } else if (!S_ISREG(st->mode)) {
+        return mode;
+    } else if (to_set & FUSE_SET_ATTR_SIZE) {
+        if (capable)
+            return mode;
+    } else if (to_set == 0) {
+        capable = 0;              /* the kernel found the writer lacks CAP_FSETID */
+    } else {
+        return mode;              /* times only */
+    }
+    mode &= ~(uint32_t)S_ISUID;
+    if ((mode & S_ISGID) &&
+        ((mode & S_IXGRP) || (!capable && !mfs_caller_in_group(req, ctx, st->gid))))
+        mode &= ~(uint32_t)S_ISGID;
+    return mode;
+}
+
 void mfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                  struct fuse_file_info *fi)
 {
@@ -150,14 +205,17 @@ void mfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
     if (to_set & FUSE_SET_ATTR_MODE) {
         valid |= FS_SET_MODE;
         sa.mode = attr->st_mode & 07777;
-    } else if (to_set & (FUSE_SET_ATTR_KILL_SUID | FUSE_SET_ATTR_KILL_SGID)) {
-        /* sent with HANDLE_KILLPRIV_V2 (negotiated where libfuse has it)
-         * for truncate/chown by a caller without CAP_FSETID */
+        if (mfs_data(req)->killpriv && (sa.mode & S_ISGID)) {
+            err = fs_getattr(fs, ino, &st);
+            if (err)
+                goto out_err;
+            sa.mode = mode_keep_sgid(req, &st, sa.mode);
+        }
+    } else if (mfs_data(req)->killpriv) {
         err = fs_getattr(fs, ino, &st);
         if (err)
             goto out_err;
-        sa.mode = mfs_mode_without_privs(st.mode, to_set & FUSE_SET_ATTR_KILL_SUID,
-                                         to_set & FUSE_SET_ATTR_KILL_SGID);
+        sa.mode = mode_after_kill(req, &st, to_set);
         if (sa.mode != (st.mode & 07777))
             valid |= FS_SET_MODE;
     }
@@ -194,6 +252,8 @@ void mfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
         sa.ctime = attr->st_ctim;
     }
     err = fs_setattr(fs, ino, &sa, valid, &st);
+    if (!err && (to_set & FUSE_SET_ATTR_MODE) && mfs_data(req)->posix_acl)
+        err = fs_acl_chmod_inode(fs, ino, st.mode);
     if (err)
         goto out_err;
     reply_attr(req, &st);
@@ -234,7 +294,11 @@ void mfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 
     caller_cred(req, &cred);
     mode = new_inode_mode(req, parent, mode);
-    err = fs_mknod(mfs_fs(req), parent, name, mode, rdev, &cred, &st);
+    err = mfs_acl_new_mode(req, parent, &mode);
+    if (!err)
+        err = fs_mknod(mfs_fs(req), parent, name, mode, rdev, &cred, &st);
+    if (!err)
+        err = mfs_acl_inherit(req, parent, name, &st);
     if (err)
         goto out_err;
     mfs_reply_entry(req, &st);
@@ -254,7 +318,11 @@ void mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
 
     caller_cred(req, &cred);
     mode = new_inode_mode(req, parent, S_IFREG | (mode & 07777));
-    err = fs_mknod(mfs_fs(req), parent, name, mode, 0, &cred, &st);
+    err = mfs_acl_new_mode(req, parent, &mode);
+    if (!err)
+        err = fs_mknod(mfs_fs(req), parent, name, mode, 0, &cred, &st);
+    if (!err)
+        err = mfs_acl_inherit(req, parent, name, &st);
     if (err)
         goto out_err;
     mfs_fill_entry(req, &st, &e);
@@ -274,7 +342,12 @@ void mfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
     mfs_count(req, MFS_OP_MKDIR);
 
     caller_cred(req, &cred);
-    err = fs_mkdir(mfs_fs(req), parent, name, S_IFDIR | (mode & 07777), &cred, &st);
+    mode = S_IFDIR | (mode & 07777);
+    err = mfs_acl_new_mode(req, parent, &mode);
+    if (!err)
+        err = fs_mkdir(mfs_fs(req), parent, name, mode, &cred, &st);
+    if (!err)
+        err = mfs_acl_inherit(req, parent, name, &st);
     if (err)
         goto out_err;
     mfs_reply_entry(req, &st);

@@ -4,14 +4,21 @@
  * "trusted.mmapfs.metrics" on the root directory is not stored: reading it
  * returns the text of fs_format_metrics ("name value" lines), which is how
  * mmapfs-stat reads the counters of a running mount. It is read-only
- * (set/remove: EPERM) and not listed by listxattr. POSIX ACL names are
- * refused (EOPNOTSUPP): ACLs are not negotiated, so they would be stored
- * but never enforced.
+ * (set/remove: EPERM) and not listed by listxattr.
+ *
+ * POSIX ACLs (system.posix_acl_access / _default): with FUSE_POSIX_ACL
+ * negotiated (option acl, the default) the kernel enforces and caches
+ * them; setting or removing one goes through fs_acl_set, which validates
+ * it and keeps the mode in sync (src/fs/acl.c); reading is a plain xattr
+ * read. New inodes inherit their directory's default ACL (mfs_acl_new_mode,
+ * mfs_acl_inherit). With noacl the names are refused (EOPNOTSUPP), as
+ * ACLs would be stored but never enforced, and not listed.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fs/acl.h"
 #include "fs/format.h"
 #include "fuse/ops_i.h"
 
@@ -27,6 +34,63 @@ static int is_metrics_xattr(fuse_ino_t ino, const char *name)
 static int is_posix_acl(const char *name)
 {
     return strncmp(name, "system.posix_acl_", 17) == 0;
+}
+
+/* setxattr (value) or removexattr (NULL) of an ACL name. The mode change
+ * that goes with an access ACL keeps S_ISGID only for a caller in the
+ * file's group or root, as the kernel's posix_acl_update_mode(). */
+static int set_acl(fuse_req_t req, fuse_ino_t ino, const char *name,
+                   const char *value, size_t size)
+{
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    struct fs *fs = mfs_fs(req);
+    struct fs_stat st;
+    int keep_sgid = 1, err;
+
+    if (!mfs_data(req)->posix_acl)
+        return -EOPNOTSUPP;
+    if (value && ctx->uid != 0) {
+        err = fs_getattr(fs, ino, &st);
+        if (err)
+            return err;
+        keep_sgid = mfs_caller_in_group(req, ctx, st.gid);
+    }
+    return fs_acl_set(fs, ino, name, value, size, keep_sgid);
+}
+
+int mfs_acl_new_mode(fuse_req_t req, fuse_ino_t parent, mode_t *mode)
+{
+    const struct mmapfs_fuse *m = mfs_data(req);
+    uint32_t mode32 = *mode;
+    int err;
+
+    if (!m->posix_acl)
+        return 0;
+    err = fs_acl_create_mode(m->fs, parent, &mode32,
+                             m->dont_mask ? (uint32_t)fuse_req_ctx(req)->umask : 0);
+    if (err < 0)
+        return err;
+    *mode = mode32;
+    return 0;
+}
+
+int mfs_acl_inherit(fuse_req_t req, fuse_ino_t parent, const char *name,
+                    const struct fs_stat *st)
+{
+    struct fs *fs = mfs_fs(req);
+    int err;
+
+    if (!mfs_data(req)->posix_acl)
+        return 0;
+    err = fs_acl_inherit(fs, parent, st->ino, st->mode);
+    if (err) {
+        if (S_ISDIR(st->mode))
+            fs_rmdir(fs, parent, name);
+        else
+            fs_unlink(fs, parent, name);
+        fs_forget(fs, st->ino, 1);
+    }
+    return err;
 }
 
 /* Formats the metrics (fs counters, then the FUSE request counters) into
@@ -97,7 +161,7 @@ void mfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
     if (is_metrics_xattr(ino, name))
         err = -EPERM;
     else if (is_posix_acl(name))
-        err = -EOPNOTSUPP;
+        err = set_acl(req, ino, name, value, size);
     else
         err = fs_setxattr(mfs_fs(req), ino, name, value, size, flags);
     mfs_reply_err(req, err);
@@ -124,7 +188,7 @@ void mfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
         get_metrics(req, size);
         return;
     }
-    if (is_posix_acl(name)) {
+    if (is_posix_acl(name) && !mfs_data(req)->posix_acl) {
         mfs_reply_err(req, -EOPNOTSUPP);
         return;
     }
@@ -140,12 +204,45 @@ void mfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
     free(buf);
 }
 
+/* Drops the ACL names from a NUL-separated list of len bytes (noacl: as
+ * ext4, they are not listed when ACLs are off); returns the new length. */
+static size_t drop_acl_names(char *list, size_t len)
+{
+    size_t in = 0, out = 0, n;
+
+    while (in < len) {
+        n = strnlen(list + in, len - in) + 1;
+        if (!is_posix_acl(list + in)) {
+            memmove(list + out, list + in, n);
+            out += n;
+        }
+        in += n;
+    }
+    return out;
+}
+
 void mfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
+    struct fs *fs = mfs_fs(req);
     char *buf = NULL;
     int len;
     mfs_count(req, MFS_OP_LISTXATTR);
 
+    if (!mfs_data(req)->posix_acl) {
+        /* the whole list, filtered, so that the size query is exact */
+        len = fs_listxattr(fs, ino, NULL, 0);
+        if (len > 0 && !(buf = malloc((size_t)len)))
+            len = -ENOMEM;
+        if (len > 0)
+            len = fs_listxattr(fs, ino, buf, (size_t)len);
+        if (len > 0)
+            len = (int)drop_acl_names(buf, (size_t)len);
+        if (len > 0 && size && (size_t)len > size)
+            len = -ERANGE;
+        reply_sized(req, len, buf, size);
+        free(buf);
+        return;
+    }
     if (size) {
         buf = malloc(size);
         if (!buf) {
@@ -153,7 +250,7 @@ void mfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
             return;
         }
     }
-    len = fs_listxattr(mfs_fs(req), ino, buf, size);
+    len = fs_listxattr(fs, ino, buf, size);
     reply_sized(req, len, buf, size);
     free(buf);
 }
@@ -166,7 +263,7 @@ void mfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
     if (is_metrics_xattr(ino, name))
         err = -EPERM;
     else if (is_posix_acl(name))
-        err = -EOPNOTSUPP;
+        err = set_acl(req, ino, name, NULL, 0);
     else
         err = fs_removexattr(mfs_fs(req), ino, name);
     mfs_reply_err(req, err);

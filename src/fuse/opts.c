@@ -59,6 +59,8 @@ static const struct fuse_opt mmapfs_opts[] = {
     MMAPFS_OPT("nohotloop", no_hot_loop, 1),
     MMAPFS_OPT("nowriteback_cache", no_writeback_cache, 1),
     MMAPFS_OPT("writeback_cache", no_writeback_cache, 0),
+    MMAPFS_OPT("noacl", no_acl, 1),
+    MMAPFS_OPT("acl", no_acl, 0),
     /* read-only: also passed on so that the kernel mount is read-only */
     MMAPFS_OPT("ro", read_only, 1),
     MMAPFS_OPT("rw", read_only, 0),
@@ -104,6 +106,8 @@ static const char mmapfs_help[] =
 "    attr_timeout=SEC       kernel cache time of attributes (default " MMAPFS_STR(MMAPFS_DEFAULT_TIMEOUT) ")\n"
 "    nowriteback_cache      write through to the daemon on every write(2)\n"
 "                           (default: kernel writeback cache when offered)\n"
+"    acl / noacl            POSIX ACLs (system.posix_acl_*), enforced by\n"
+"                           the kernel (default acl)\n"
 "    max_threads=N          request worker threads at most (default 64)\n"
 "    max_idle_threads=N     nohotloop: idle workers kept (default 16)\n"
 "    nohotloop              libfuse's multi-threaded loop instead of the\n"
