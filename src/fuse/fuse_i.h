@@ -50,6 +50,7 @@ struct mmapfs_config {
     int read_only;
     int no_writeback_cache;
     int no_acl;              /* noacl: no POSIX ACLs (default: acl) */
+    int no_killpriv_v2;      /* nokillpriv_v2: no HANDLE_KILLPRIV_V2 */
     int no_clone_fd;         /* workers share one /dev/fuse descriptor */
     int no_hot_loop;         /* libfuse's multi-threaded loop instead */
     char *sync_delay_str, *io_str, *commit_str;
@@ -107,6 +108,7 @@ struct mmapfs_fuse {
     int writeback_cache;              /* negotiated in init */
     int no_open, no_opendir;          /* kernel skips OPEN / OPENDIR (init) */
     int killpriv;                     /* daemon clears SUID/SGID (init) */
+    int killpriv_v2;                  /* ... and the mount is SB_NOSEC (init) */
     int posix_acl, dont_mask;         /* ACLs negotiated; umask is ours (init) */
     int corrupt_logged;               /* first EUCLEAN logged (atomic) */
     uint64_t requests[MFS_OP_COUNT];  /* per kind (atomic, relaxed) */
@@ -164,6 +166,18 @@ void mfs_log_use_syslog(int on);
  * NULL on error (libfuse printed why). */
 struct fuse_session *mmapfs_session_new(struct fuse_args *args,
                                         struct mmapfs_fuse *data);
+
+/* ---- HANDLE_KILLPRIV_V2 on libfuse 3.14 (killpriv.c) ------------------------ */
+
+/* Puts the daemon's own read/writev on the session's device (call after
+ * fuse_session_mount, before the loop), so that the INIT reply can carry
+ * FUSE_HANDLE_KILLPRIV_V2. A no-op where libfuse negotiates it itself.
+ * 0 or -errno (then the mount works as before, without the flag). */
+int mmapfs_killpriv_install(struct fuse_session *se);
+
+/* From mfs_init: 1 if the INIT reply will carry the flag (the kernel
+ * offered it and the I/O is installed), else 0. */
+int mmapfs_killpriv_negotiate(void);
 
 /* Blocks SIGTERM/SIGINT/SIGHUP/SIGUSR1 in the calling thread, so that
  * threads started afterwards (fs_mount's) inherit the mask. Call before

@@ -174,8 +174,18 @@ static void mfs_init(void *userdata, struct fuse_conn_info *conn)
     want_cap(conn, FUSE_CAP_AUTO_INVAL_DATA, 0);     /* only writer: keep the cache */
     /* v1: the kernel leaves clearing SUID/SGID to the daemon (it would
      * clear SGID only with group-execute); mfs_setattr clears them as
-     * setattr_should_drop_suidgid() does. v2 is not in libfuse 3.14. */
+     * setattr_should_drop_suidgid() does. */
     want_cap(conn, FUSE_CAP_HANDLE_KILLPRIV, 1);
+    /* v2 as well: the kernel then marks the mount SB_NOSEC and caches "no
+     * security.capability" per inode instead of a GETXATTR per write(2);
+     * the clearing stays mfs_setattr's. libfuse 3.14 cannot ask for it:
+     * killpriv.c adds the flag to the INIT reply. */
+#ifdef FUSE_CAP_HANDLE_KILLPRIV_V2
+    want_cap(conn, FUSE_CAP_HANDLE_KILLPRIV_V2, !cfg->no_killpriv_v2);
+    m->killpriv_v2 = (conn->want & FUSE_CAP_HANDLE_KILLPRIV_V2) != 0;
+#else
+    m->killpriv_v2 = !cfg->no_killpriv_v2 && mmapfs_killpriv_negotiate();
+#endif
     want_cap(conn, FUSE_CAP_ATOMIC_O_TRUNC, 0);      /* truncation via setattr */
     want_cap(conn, FUSE_CAP_SPLICE_WRITE, 0);
     want_cap(conn, FUSE_CAP_SPLICE_MOVE, 0);

@@ -61,6 +61,8 @@ static const struct fuse_opt mmapfs_opts[] = {
     MMAPFS_OPT("writeback_cache", no_writeback_cache, 0),
     MMAPFS_OPT("noacl", no_acl, 1),
     MMAPFS_OPT("acl", no_acl, 0),
+    MMAPFS_OPT("nokillpriv_v2", no_killpriv_v2, 1),
+    MMAPFS_OPT("killpriv_v2", no_killpriv_v2, 0),
     /* read-only: also passed on so that the kernel mount is read-only */
     MMAPFS_OPT("ro", read_only, 1),
     MMAPFS_OPT("rw", read_only, 0),
@@ -108,6 +110,8 @@ static const char mmapfs_help[] =
 "                           (default: kernel writeback cache when offered)\n"
 "    acl / noacl            POSIX ACLs (system.posix_acl_*), enforced by\n"
 "                           the kernel (default acl)\n"
+"    nokillpriv_v2          let the kernel ask for security.capability on\n"
+"                           every write(2) (default: HANDLE_KILLPRIV_V2)\n"
 "    max_threads=N          request worker threads at most (default 64)\n"
 "    max_idle_threads=N     nohotloop: idle workers kept (default 16)\n"
 "    nohotloop              libfuse's multi-threaded loop instead of the\n"

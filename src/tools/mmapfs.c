@@ -209,6 +209,9 @@ int main(int argc, char **argv)
         goto out_signals;
     }
     mmapfs_set_dirty_share(&cfg);
+    if (!cfg.no_killpriv_v2 && (err = mmapfs_killpriv_install(se)) != 0)
+        mfs_log(LOG_WARNING, "cannot install the device I/O for HANDLE_KILLPRIV_V2: %s; "
+                "every write asks for security.capability", strerror(-err));
     report_status(&status_fd, TOOL_EXIT_OK);
 
     err = mmapfs_session_loop(se, &cfg);
