@@ -202,7 +202,9 @@ ssize_t fs_write(struct fs *fs, uint64_t ino, uint64_t off, const void *buf, siz
 void fs_set_kernel_times(struct fs *fs, int on);
 
 /* mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE,
- * FALLOC_FL_ZERO_RANGE (±KEEP_SIZE); others -EOPNOTSUPP. */
+ * FALLOC_FL_ZERO_RANGE (±KEEP_SIZE), FALLOC_FL_COLLAPSE_RANGE and
+ * FALLOC_FL_INSERT_RANGE alone (block-aligned; errors as ext4, see
+ * file_shift.c); others -EOPNOTSUPP. */
 int fs_fallocate(struct fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t len);
 
 /* SEEK_DATA / SEEK_HOLE (others -EINVAL); -ENXIO as lseek(2). */
