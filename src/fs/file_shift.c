@@ -4,10 +4,11 @@
  * extents after them. Data blocks never move; only extent keys change
  * (the extent API of file_i.h: find, insert, delete, update).
  *
- * Errors follow Linux (VFS then ext4): -EINVAL for a mode combined with
- * other flags, len 0, offset or length not a multiple of 4096, a collapse
- * reaching or passing the end of the file, an insert at or past it;
- * -EFBIG past the maximum file size; -EISDIR, -ENODEV for other types.
+ * Errors follow Linux 6.x (VFS then ext4): -EOPNOTSUPP for a mode combined
+ * with other flags (older kernels said -EINVAL); -EINVAL for len 0, offset
+ * or length not a multiple of 4096, a collapse reaching or passing the end
+ * of the file, an insert at or past it; -EFBIG past the maximum file size;
+ * -EISDIR, -ENODEV for other types.
  *
  * Crash safety (docs/JOURNAL.md, "Collapse and insert range"): the whole
  * change is one journal operation, hence atomic, while it adds at most

@@ -226,7 +226,7 @@ int fs_fallocate(struct fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t l
     if (len == 0)
         return -EINVAL;
     if (shift && mode != FALLOC_FL_COLLAPSE_RANGE && mode != FALLOC_FL_INSERT_RANGE)
-        return -EINVAL;             /* only used alone (vfs_fallocate) */
+        return -EOPNOTSUPP;         /* only alone (vfs_fallocate of Linux 6.x) */
     if (off >= MMAPFS_MAX_FILE_SIZE || len > MMAPFS_MAX_FILE_SIZE - off)
         return -EFBIG;
     for (int attempt = 0;; attempt++) {
