@@ -117,7 +117,7 @@ static int collapse_move(struct shift *s, uint64_t first, uint64_t n)
         }
         if (err)
             return err;
-        if (e.lblk < first + n)            /* a write between steps mapped it */
+        if (e.lblk < pos)                  /* a write between steps mapped it */
             return -EBUSY;
         /* the blocks below must be free down to the new start */
         err = fmap_find_le(&s->m, e.lblk - 1, &prev);
