@@ -360,6 +360,7 @@ static void round_reset(struct check *c)
     c->alloc_next = c->data_start;
     c->trust_claims = 0;
     c->used_inodes = c->dirs = c->files = c->tree_nodes = c->data_blocks = c->orphans = 0;
+    c->xattr_chained = 0;
     c->errors = 0;
 }
 
@@ -474,8 +475,9 @@ static int finish(struct check *c, uint64_t pre_errors)
     if (c->out) {
         if (c->opt.verbose)
             fprintf(c->out, PROG ": %" PRIu64 " directories, %" PRIu64 " other inodes, %"
-                    PRIu64 " tree nodes, %" PRIu64 " data blocks, %" PRIu64 " orphans\n",
-                    c->dirs, c->files, c->tree_nodes, c->data_blocks, c->orphans);
+                    PRIu64 " tree nodes, %" PRIu64 " data blocks, %" PRIu64 " orphans, %"
+                    PRIu64 " chained xattr blocks\n", c->dirs, c->files, c->tree_nodes,
+                    c->data_blocks, c->orphans, c->xattr_chained);
         fprintf(c->out, PROG ": %s: ", c->path);
         if (!found)
             fprintf(c->out, "clean");

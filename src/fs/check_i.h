@@ -128,6 +128,7 @@ struct check {
 
     struct check_fix *fixes;
     size_t nfixes, fixes_cap;
+    uint64_t xattr_chained;          /* xattr blocks after the first of a chain */
     int structural;                  /* a problem that makes a bitmap rebuild unsafe */
     int bitmap_bad, counts_bad;
     /* repair plan (counts of inodes with the RF_* flags) */
@@ -290,6 +291,12 @@ int check_dent_trustworthy(struct check *c, uint64_t key, const void *val, size_
 /* Every repair write and sync: mmio_write_at / mmio_sync, or the crash
  * simulation below. 0 or -errno. */
 int check_io_write(struct check *c, uint64_t off, const void *buf, size_t len);
+
+/* Validates xattr block blk of inode ino (range, magic, checksum, owner,
+ * entries, a next pointer only with the chain feature); *next = its next
+ * pointer. 0, or -1 with the problem described in msg (check_inodes.c). */
+int check_xattr_block(struct check *c, uint64_t ino, uint64_t blk, uint64_t *next, char *msg,
+                      size_t len);
 int check_io_sync(struct check *c);
 
 /* Test hook: with crash_at != 0, the crash_at-th repair write "crashes":

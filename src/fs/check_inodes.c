@@ -238,76 +238,93 @@ static int walk_tree(struct walk_ctx *w, uint64_t root, uint16_t type)
 
 /* ---- xattr block ------------------------------------------------------------------ */
 
-/* Validates the xattr block of the inode and claims it. */
-static void walk_xattr(struct walk_ctx *w, uint64_t blk)
+/* See check_i.h. */
+int check_xattr_block(struct check *c, uint64_t ino, uint64_t blk, uint64_t *next, char *msg,
+                      size_t len)
 {
-    struct check *c = w->c;
-    if (blk < c->data_start || blk >= c->block_count) {
-        XATTR_ERROR(w, "xattr block %" PRIu64 " outside the data area", blk);
-        return;
-    }
-    claim(w, blk, 1, KIND_XATTR);
-    w->xattr_blocks = 1;
-    if (w->dups)
-        return;
+#define BAD(...) do { snprintf(msg, len, __VA_ARGS__); return -1; } while (0)
+    if (blk < c->data_start || blk >= c->block_count)
+        BAD("xattr block %" PRIu64 " outside the data area", blk);
     const uint8_t *p = check_block(c, blk);
-    if (!p) {
-        XATTR_ERROR(w, "xattr block %" PRIu64 " unreadable", blk);
-        return;
-    }
+    if (!p)
+        BAD("xattr block %" PRIu64 " unreadable", blk);
     struct mmapfs_disk_xattr_header h;
     memcpy(&h, p, sizeof(h));
-    if (h.magic != MMAPFS_XATTR_MAGIC) {
-        XATTR_ERROR(w, "xattr block %" PRIu64 ": bad magic %#x", blk, h.magic);
-        return;
-    }
+    if (h.magic != MMAPFS_XATTR_MAGIC)
+        BAD("xattr block %" PRIu64 ": bad magic %#x", blk, h.magic);
     uint32_t sum = bt_block_checksum(blk, p);
-    if (h.checksum != sum) {
-        XATTR_ERROR(w, "xattr block %" PRIu64 ": bad checksum (stored %08x, computed %08x)",
-                   blk, h.checksum, sum);
-        return;
-    }
-    if (h.owner != w->ino) {
-        XATTR_ERROR(w, "xattr block %" PRIu64 ": owner is inode %" PRIu64, blk, h.owner);
-        return;
-    }
+    if (h.checksum != sum)
+        BAD("xattr block %" PRIu64 ": bad checksum (stored %08x, computed %08x)", blk,
+            h.checksum, sum);
+    if (h.owner != ino)
+        BAD("xattr block %" PRIu64 ": owner is inode %" PRIu64, blk, h.owner);
     const size_t hdr = sizeof(h), end = hdr + h.used;
-    if (end > MMAPFS_BLOCK_SIZE) {
-        XATTR_ERROR(w, "xattr block %" PRIu64 ": %u bytes of entries do not fit", blk, h.used);
-        return;
-    }
+    if (end > MMAPFS_BLOCK_SIZE)
+        BAD("xattr block %" PRIu64 ": %u bytes of entries do not fit", blk, h.used);
     size_t off = hdr;
     for (unsigned i = 0; i < h.count; i++) {
         struct mmapfs_disk_xattr_entry e;
-        if (off + sizeof(e) > end) {
-            XATTR_ERROR(w, "xattr block %" PRIu64 ": entry %u past the used bytes", blk, i);
-            return;
-        }
+        if (off + sizeof(e) > end)
+            BAD("xattr block %" PRIu64 ": entry %u past the used bytes", blk, i);
         memcpy(&e, p + off, sizeof(e));
         size_t sz = sizeof(e) + e.name_len + (size_t)e.value_len;
-        if (e.name_len == 0 || off + sz > end) {
-            XATTR_ERROR(w, "xattr block %" PRIu64 ": entry %u: bad name or value length",
-                       blk, i);
-            return;
-        }
+        if (e.name_len == 0 || off + sz > end)
+            BAD("xattr block %" PRIu64 ": entry %u: bad name or value length", blk, i);
         /* names unique within the block */
         size_t off2 = hdr;
         for (unsigned j = 0; j < i; j++) {
             struct mmapfs_disk_xattr_entry e2;
             memcpy(&e2, p + off2, sizeof(e2));
             if (e2.name_len == e.name_len &&
-                !memcmp(p + off2 + sizeof(e2), p + off + sizeof(e), e.name_len)) {
-                XATTR_ERROR(w, "xattr block %" PRIu64 ": entry %u repeats the name of "
-                           "entry %u", blk, i, j);
-                return;
-            }
+                !memcmp(p + off2 + sizeof(e2), p + off + sizeof(e), e.name_len))
+                BAD("xattr block %" PRIu64 ": entry %u repeats the name of entry %u", blk, i,
+                    j);
             off2 += (sizeof(e2) + e2.name_len + (size_t)e2.value_len + 3) & ~(size_t)3;
         }
         off += (sz + 3) & ~(size_t)3;
     }
     if (off != end)
-        XATTR_ERROR(w, "xattr block %" PRIu64 ": entries take %zu bytes, header says %u",
-                   blk, off - hdr, h.used);
+        BAD("xattr block %" PRIu64 ": entries take %zu bytes, header says %u", blk, off - hdr,
+            h.used);
+    if (h.next && !(c->sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN))
+        BAD("xattr block %" PRIu64 ": chained to block %" PRIu64 " without the xattr chain "
+            "feature", blk, h.next);
+    *next = h.next;
+    return 0;
+#undef BAD
+}
+
+/* Validates the xattr chain of the inode and claims its blocks. The walk
+ * stops at the first bad block, a block seen before (a loop, or a block
+ * another inode claimed: the owner check already failed for the latter
+ * unless it is this inode's) or past MMAPFS_XATTR_CHAIN_MAX blocks; the
+ * repair cuts the chain there (check_repair.c). */
+static void walk_xattr(struct walk_ctx *w, uint64_t blk)
+{
+    struct check *c = w->c;
+    char msg[160];
+    for (unsigned n = 0; blk; n++) {
+        if (n == MMAPFS_XATTR_CHAIN_MAX) {
+            XATTR_ERROR(w, "xattr chain longer than %u blocks", MMAPFS_XATTR_CHAIN_MAX);
+            return;
+        }
+        if (n && !w->dups && blk < c->block_count && check_bit(c->claimed, blk)) {
+            XATTR_ERROR(w, "xattr chain: block %" PRIu64 " is owned already (a loop?)", blk);
+            return;
+        }
+        if (blk >= c->data_start && blk < c->block_count) {
+            claim(w, blk, 1, KIND_XATTR);
+            w->xattr_blocks++;
+        }
+        uint64_t next;
+        if (check_xattr_block(c, w->ino, blk, &next, msg, sizeof(msg))) {
+            XATTR_ERROR(w, "%s", msg);
+            return;
+        }
+        if (n)
+            c->xattr_chained++;
+        blk = next;
+    }
 }
 
 /* ---- pass 1 ---------------------------------------------------------------------- */

@@ -61,6 +61,46 @@ static void root_record(struct check *c, struct mmapfs_disk_inode *di)
     }
 }
 
+/* The xattr chain of inode ino is broken: cut it after its last good
+ * block (the repair rewrites that block's next pointer), or drop it if
+ * its first block is bad. The blocks cut off become free when the bitmap
+ * is rebuilt. 0 or -errno. */
+static int cut_xattr_chain(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
+{
+    uint8_t *seen = calloc((size_t)(c->block_count + 7) / 8, 1);
+    if (!seen)
+        return -ENOMEM;
+    char msg[160];
+    uint64_t blk = di->xattr_block, last = 0, next = 0;
+    unsigned kept = 0;
+    while (blk && kept < MMAPFS_XATTR_CHAIN_MAX && blk < c->block_count &&
+           !check_bit(seen, blk) && !check_xattr_block(c, ino, blk, &next, msg, sizeof(msg))) {
+        check_set_bit(seen, blk);
+        last = blk;
+        kept++;
+        blk = next;
+    }
+    free(seen);
+    if (!last) {
+        check_repaired(c, "inode %" PRIu64 ": unusable xattr block %" PRIu64 " dropped "
+                       "(its extended attributes are lost)", ino, di->xattr_block);
+        di->xattr_block = 0;
+        return 0;
+    }
+    uint8_t buf[MMAPFS_BLOCK_SIZE];
+    const uint8_t *p = check_block(c, last);
+    if (!p)
+        return -EIO;
+    memcpy(buf, p, sizeof(buf));
+    struct mmapfs_disk_xattr_header *h = (void *)buf;
+    h->next = 0;
+    h->checksum = bt_block_checksum(last, buf);
+    check_repaired(c, "inode %" PRIu64 ": xattr chain cut after block %" PRIu64 " (%u block%s "
+                   "kept; the extended attributes of the rest are lost)", ino, last, kept,
+                   kept == 1 ? "" : "s");
+    return check_io_write(c, last * MMAPFS_BLOCK_SIZE, buf, sizeof(buf));
+}
+
 /* Applies the record repairs of one inode. 0 or -errno. */
 static int repair_record(struct check *c, uint64_t ino, uint16_t rf)
 {
@@ -99,9 +139,9 @@ static int repair_record(struct check *c, uint64_t ino, uint16_t rf)
         di.tree_root = 0;
     }
     if (rf & RF_NO_XATTR) {
-        check_repaired(c, "inode %" PRIu64 ": unusable xattr block %" PRIu64 " dropped "
-                       "(its extended attributes are lost)", ino, di.xattr_block);
-        di.xattr_block = 0;
+        err = cut_xattr_chain(c, ino, &di);
+        if (err)
+            return err;
     }
     if (rf & RF_ORPHAN_NEXT) {
         check_repaired(c, "inode %" PRIu64 ": orphan_next cleared", ino);

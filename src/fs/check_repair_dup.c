@@ -98,7 +98,7 @@ static int dup_extent(void *ctx, uint64_t key, const void *val, size_t len)
     return check_items_add(&d->ext, key, &e, sizeof(e));
 }
 
-/* Walks inode ino's tree and xattr block. */
+/* Walks inode ino's tree and xattr chain. */
 static int walk_inode(struct dups *d, uint64_t ino, const struct mmapfs_disk_inode *di)
 {
     int dir = S_ISDIR(di->mode), file = S_ISREG(di->mode) || S_ISLNK(di->mode);
@@ -113,8 +113,15 @@ static int walk_inode(struct dups *d, uint64_t ino, const struct mmapfs_disk_ino
         if (err)
             return err;
     }
-    if (di->xattr_block && di->xattr_block < d->c->block_count)
-        claim(d, di->xattr_block, 0, K_XATTR);
+    /* every block of the xattr chain (valid by now: phase A cut it) */
+    char msg[160];
+    uint64_t blk = di->xattr_block, next;
+    for (unsigned n = 0; blk && blk < d->c->block_count && n < MMAPFS_XATTR_CHAIN_MAX; n++) {
+        claim(d, blk, 0, K_XATTR);
+        if (check_xattr_block(d->c, ino, blk, &next, msg, sizeof(msg)))
+            break;
+        blk = next;
+    }
     return 0;
 }
 

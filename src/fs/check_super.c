@@ -55,8 +55,10 @@ static int super_mend(struct mmapfs_disk_superblock *sb, uint64_t image_bytes)
         sb->state = st;
         n++;
     }
-    if (sb->feature_compat || sb->feature_ro_compat || sb->feature_incompat) {
-        sb->feature_compat = sb->feature_ro_compat = sb->feature_incompat = 0;
+    if (sb->feature_compat || sb->feature_ro_compat ||
+        (sb->feature_incompat & ~MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN)) {
+        sb->feature_compat = sb->feature_ro_compat = 0;
+        sb->feature_incompat &= MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN;
         n++;
     }
     if (sb->reserved0) {
@@ -130,10 +132,10 @@ int check_load_superblock(struct check *c, FILE *out)
         if (r)
             return r;
     }
-    if (c->sb.feature_incompat) {
+    if (c->sb.feature_incompat & ~MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN) {
         if (out)
             fprintf(out, PROG ": %s: unsupported incompatible features %#x\n", c->path,
-                    c->sb.feature_incompat);
+                    c->sb.feature_incompat & ~MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN);
         return FSCK_EXIT_OPERATIONAL;
     }
     if (c->sb.inode_count > UINT32_MAX) {

@@ -80,6 +80,13 @@ int fmap_unmap_step(struct fmap *m, struct mmapfs_disk_inode *di, uint64_t from,
  * even on error. */
 int file_next_step(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
 
+/* One attempt of fs_fallocate for FALLOC_FL_COLLAPSE_RANGE or
+ * FALLOC_FL_INSERT_RANGE (file_shift.c), journal operation held; the
+ * caller checked len > 0 and off + len <= MMAPFS_MAX_FILE_SIZE. *retry_ok
+ * = 0 once something changed (an -ENOSPC must not be retried then). */
+int file_shift_locked(struct fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t len,
+                      int *retry_ok);
+
 /* Has the running step grown past the budget since base? */
 static inline int file_step_full(struct fs *fs, uint64_t base)
 {

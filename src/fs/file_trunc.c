@@ -1,7 +1,8 @@
 /*
  * file_trunc.c — changing a file's block map other than by writing:
  * truncate, release of all blocks, fallocate (preallocation, punch hole,
- * zero range) and SEEK_DATA / SEEK_HOLE.
+ * zero range; collapse and insert range are in file_shift.c) and
+ * SEEK_DATA / SEEK_HOLE.
  *
  * Long operations run in journal steps (file_next_step). A truncate that
  * spans several steps frees blocks from the end backwards and lowers the
@@ -211,7 +212,8 @@ static int fallocate_locked(struct fs *fs, uint64_t ino, int mode, uint64_t off,
 
 int fs_fallocate(struct fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t len)
 {
-    switch (mode) {
+    int shift = mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE);
+    switch (shift ? 0 : mode) {
     case 0:
     case FALLOC_FL_KEEP_SIZE:
     case FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE:
@@ -223,15 +225,19 @@ int fs_fallocate(struct fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t l
     }
     if (len == 0)
         return -EINVAL;
+    if (shift && mode != FALLOC_FL_COLLAPSE_RANGE && mode != FALLOC_FL_INSERT_RANGE)
+        return -EOPNOTSUPP;         /* only alone (vfs_fallocate of Linux 6.x) */
     if (off >= MMAPFS_MAX_FILE_SIZE || len > MMAPFS_MAX_FILE_SIZE - off)
         return -EFBIG;
     for (int attempt = 0;; attempt++) {
         int err = jnl_begin(fs->jnl);
         if (err)
             return err;
-        err = fallocate_locked(fs, ino, mode, off, off + len);
+        int retry_ok = 1;
+        err = shift ? file_shift_locked(fs, ino, mode, off, len, &retry_ok)
+                    : fallocate_locked(fs, ino, mode, off, off + len);
         jnl_end(fs->jnl);
-        if (err == -ENOSPC && attempt == 0 && alloc_wait_pending(fs) == 1)
+        if (err == -ENOSPC && retry_ok && attempt == 0 && alloc_wait_pending(fs) == 1)
             continue;
         return err;
     }

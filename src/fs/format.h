@@ -263,19 +263,28 @@ static inline uint64_t mmapfs_name_hash(const char *name, size_t len)
 
 /* ---- extended attributes --------------------------------------------------- */
 /*
- * One block per inode (xattr_block). Header, then entries packed from offset
- * 32: {u8 name_len, u8 reserved, le16 value_len, name, value}, each padded to
- * 4 bytes; 'used' = bytes of entries. Names are full ("user.foo").
- * checksum = crc32c(le64 block number ‖ bytes 8..4095).
+ * A chain of xattr blocks per inode, from xattr_block through each header's
+ * 'next' (docs/FORMAT.md). Header, then entries packed from offset 32:
+ * {u8 name_len, u8 reserved, le16 value_len, name, value}, each padded to 4
+ * bytes; 'used' = bytes of entries. Names are full ("user.foo"), unique in
+ * the whole chain; an entry never spans blocks. checksum = crc32c(le64
+ * block number ‖ bytes 8..4095). An image with a chain longer than one
+ * block has MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN set (drivers that do not
+ * know 'next' must refuse it); a chain has at most MMAPFS_XATTR_CHAIN_MAX
+ * blocks.
  */
+#define MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN 0x2u
+#define MMAPFS_XATTR_CHAIN_MAX 16384u
 #define MMAPFS_XATTR_MAGIC 0x41584d4du   /* "MMXA" */
 struct mmapfs_disk_xattr_header {
-    uint32_t magic;
-    uint32_t checksum;
-    uint64_t owner;            /* inode number */
-    uint16_t count;
-    uint16_t used;             /* bytes of entries after the header */
-    uint8_t  reserved[12];
+    uint32_t magic;            /*  0 */
+    uint32_t checksum;         /*  4 */
+    uint64_t owner;            /*  8 inode number */
+    uint16_t count;            /* 16 */
+    uint16_t used;             /* 18 bytes of entries after the header */
+    uint32_t reserved0;        /* 20 zero */
+    uint64_t next;             /* 24 next block of the chain, 0 = last
+                                *    (non-zero only with the feature below) */
 };
 _Static_assert(sizeof(struct mmapfs_disk_xattr_header) == 32, "xh");
 

@@ -210,7 +210,9 @@ ssize_t fs_write(struct fs *fs, uint64_t ino, uint64_t off, const void *buf, siz
 void fs_set_kernel_times(struct fs *fs, int on);
 
 /* mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE,
- * FALLOC_FL_ZERO_RANGE (±KEEP_SIZE); others -EOPNOTSUPP. */
+ * FALLOC_FL_ZERO_RANGE (±KEEP_SIZE), FALLOC_FL_COLLAPSE_RANGE and
+ * FALLOC_FL_INSERT_RANGE alone (block-aligned; errors as ext4, see
+ * file_shift.c); others -EOPNOTSUPP. */
 int fs_fallocate(struct fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t len);
 
 /* SEEK_DATA / SEEK_HOLE (others -EINVAL); -ENXIO as lseek(2). */
@@ -229,8 +231,10 @@ void fs_fsync_async(struct fs *fs, uint64_t ino, int datasync, fs_done_fn done, 
 
 /* ---- extended attributes ---------------------------------------------------- */
 
-/* flags: XATTR_CREATE / XATTR_REPLACE. -ENOSPC when the inode's xattr block
- * is full, -ERANGE name too long, -EEXIST / -ENODATA per flags. */
+/* flags: XATTR_CREATE / XATTR_REPLACE. -ENOSPC when the entry does not fit
+ * one xattr block (value over about 4 KiB), no block is free, or the
+ * inode's xattr chain has MMAPFS_XATTR_CHAIN_MAX blocks; -E2BIG value over
+ * 64 KiB; -ERANGE name too long; -EEXIST / -ENODATA per flags. */
 int fs_setxattr(struct fs *fs, uint64_t ino, const char *name, const void *value,
                 size_t size, int flags);
 /* Returns the value length; copies it if size >= length; size 0 asks only

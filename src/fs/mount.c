@@ -18,7 +18,7 @@
 /* Feature bits this version understands (none yet). */
 #define FS_FEATURE_COMPAT_SUPP    0u
 #define FS_FEATURE_RO_COMPAT_SUPP 0u
-#define FS_FEATURE_INCOMPAT_SUPP  0u
+#define FS_FEATURE_INCOMPAT_SUPP  MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN
 
 /* Frees fs and everything it holds; the journal must be closed already. */
 static void fs_destroy(struct fs *fs)

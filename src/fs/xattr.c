@@ -1,16 +1,25 @@
 /*
- * Extended attributes: at most one metadata block per inode (format.h).
+ * Extended attributes: a chain of metadata blocks per inode (format.h,
+ * docs/FORMAT.md "Extended attributes").
  *
- * Block = header (magic, checksum, owner, count, used) then 'count' packed
+ * Block = header (magic, checksum, owner, count, used, next) then 'count' packed
  * entries {u8 name_len, u8 reserved, le16 value_len, name, value}, each
  * padded to 4 bytes. Names are stored as the kernel gives them, namespace
  * prefix included ("user.x", "trusted.x", "security.x",
- * "system.posix_acl_access"). A change rebuilds the block in memory and
- * writes it into the running transaction; removing the last attribute frees
- * the block. Every block read is validated before any entry is trusted.
+ * "system.posix_acl_access"). A change rebuilds the affected block in
+ * memory and writes it into the running transaction. A new entry goes into
+ * its old block if it fits there, else into the first block with room,
+ * else into a new block pushed at the head of the chain; a block whose last
+ * entry goes is unlinked and freed. Every change walks the whole chain
+ * (validating each block before any entry is trusted), so an operation
+ * costs one read per block of the chain; the chain is bounded by
+ * MMAPFS_XATTR_CHAIN_MAX, which also stops a loop.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/types.h>
 #include <sys/xattr.h>
 
 #include "fs/fs_i.h"
@@ -33,18 +42,14 @@ static int check_name(const char *name, size_t *len)
 }
 
 /*
- * Reads and validates inode ino's xattr block (magic, checksum, owner,
- * every entry within 'used'). *blk is NULL when the inode has none.
- * -EUCLEAN (recorded) when the block is corrupt.
+ * Reads and validates xattr block b of inode ino (magic, checksum, owner,
+ * every entry within 'used'). -EUCLEAN (recorded) when the block is
+ * corrupt. The pointer is valid until the block is written or the lock
+ * is released.
  */
-static int xattr_load(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode *di,
-                      const uint8_t **blk)
+static int block_load(struct fs *fs, uint64_t ino, uint64_t b, const uint8_t **blk)
 {
-    uint64_t b = di->xattr_block;
-
     *blk = NULL;
-    if (!b)
-        return 0;
     if (b < fs->data_start || b >= fs->block_count)
         return fs_corrupt(fs, "inode %llu: xattr block %llu out of range",
                           (unsigned long long)ino, (unsigned long long)b);
@@ -72,6 +77,45 @@ static int xattr_load(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inod
 bad:
     return fs_corrupt(fs, "inode %llu: corrupt xattr block %llu",
                       (unsigned long long)ino, (unsigned long long)b);
+}
+
+static uint64_t block_next(const uint8_t *blk)
+{
+    return ((const struct mmapfs_disk_xattr_header *)blk)->next;
+}
+
+/* ---- walking the chain ---- */
+
+struct chain_pos {
+    uint64_t blk;              /* current block, 0 past the end */
+    const uint8_t *p;          /* its validated content, NULL past the end */
+    unsigned n;                /* blocks visited */
+};
+
+/* Loads block b (0: the end) as the next position of the walk; a chain
+ * longer than MMAPFS_XATTR_CHAIN_MAX (a loop) is corruption. */
+static int chain_load(struct fs *fs, uint64_t ino, struct chain_pos *c, uint64_t b)
+{
+    c->blk = b;
+    c->p = NULL;
+    if (!b)
+        return 0;
+    if (++c->n > MMAPFS_XATTR_CHAIN_MAX)
+        return fs_corrupt(fs, "inode %llu: xattr chain longer than %u blocks (a loop?)",
+                          (unsigned long long)ino, MMAPFS_XATTR_CHAIN_MAX);
+    return block_load(fs, ino, b, &c->p);
+}
+
+static int chain_first(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode *di,
+                       struct chain_pos *c)
+{
+    c->n = 0;
+    return chain_load(fs, ino, c, di->xattr_block);
+}
+
+static int chain_next(struct fs *fs, uint64_t ino, struct chain_pos *c)
+{
+    return chain_load(fs, ino, c, block_next(c->p));
 }
 
 /* Iteration over the entries of a validated block. */
@@ -154,42 +198,119 @@ static int rebuild(uint8_t *out, const uint8_t *blk, const struct mmapfs_disk_xa
     return 0;
 }
 
-/*
- * Stores the rebuilt block 'image' as inode ino's xattr block: allocates one
- * if needed, frees it if image has no entries. Updates di (not put).
- */
-static int store_block(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di,
-                       uint8_t *image)
+/* ---- changing the chain ---- */
+
+/* Writes image (entries built by rebuild) as xattr block blk of inode ino,
+ * with the given next pointer. */
+static int write_block(struct fs *fs, uint64_t ino, uint64_t blk, uint8_t *image,
+                       uint64_t next)
 {
     struct mmapfs_disk_xattr_header *h = (void *)image;
-    void *dst;
-
-    if (h->count == 0) {
-        if (di->xattr_block) {
-            free_meta(fs, di->xattr_block);
-            di->xattr_block = 0;
-            if (di->blocks)
-                di->blocks--;
-        }
-        return 0;
-    }
-    if (di->xattr_block) {
-        dst = jnl_write(fs->jnl, di->xattr_block);
-        if (!dst)
-            return jnl_error(fs->jnl) ? jnl_error(fs->jnl) : -ENOMEM;
-    } else {
-        uint64_t blk;
-        int err = alloc_meta(fs, di->tree_root, &blk, &dst);
-        if (err)
-            return err;
-        di->xattr_block = blk;
-        di->blocks++;
-    }
+    void *dst = jnl_write(fs->jnl, blk);
+    if (!dst)
+        return jnl_error(fs->jnl) ? jnl_error(fs->jnl) : -ENOMEM;
     h->magic = MMAPFS_XATTR_MAGIC;
     h->owner = ino;
+    h->reserved0 = 0;
+    h->next = next;
     memcpy(dst, image, MMAPFS_BLOCK_SIZE);
-    ((struct mmapfs_disk_xattr_header *)dst)->checksum = bt_block_checksum(di->xattr_block, dst);
+    ((struct mmapfs_disk_xattr_header *)dst)->checksum = bt_block_checksum(blk, dst);
     return 0;
+}
+
+/* Puts a new empty block at the head of inode ino's chain (*blk). The
+ * first chain of two blocks sets the incompat feature bit. Updates di. */
+static int chain_push(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, uint64_t *blk)
+{
+    uint8_t image[MMAPFS_BLOCK_SIZE];
+    void *dst;
+    int err = alloc_meta(fs, di->tree_root, blk, &dst);
+    if (err)
+        return err;
+    if (di->xattr_block &&
+        !(super_read(fs)->feature_incompat & MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN)) {
+        struct mmapfs_disk_superblock *sb = super_write(fs);
+        if (!sb) {
+            free_meta(fs, *blk);
+            return jnl_error(fs->jnl) ? jnl_error(fs->jnl) : -ENOMEM;
+        }
+        sb->feature_incompat |= MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN;
+        super_put(fs, sb);
+    }
+    rebuild(image, NULL, NULL, NULL, 0, NULL, 0);
+    err = write_block(fs, ino, *blk, image, di->xattr_block);
+    if (err)
+        return err;
+    di->xattr_block = *blk;
+    di->blocks++;
+    return 0;
+}
+
+/* Takes block blk (now empty) out of inode ino's chain and frees it. */
+static int chain_unlink(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di,
+                        uint64_t blk, uint64_t next)
+{
+    if (di->xattr_block == blk) {
+        di->xattr_block = next;
+    } else {
+        struct chain_pos c;
+        int err = chain_first(fs, ino, di, &c);
+        while (!err && c.blk && block_next(c.p) != blk)
+            err = chain_next(fs, ino, &c);
+        if (err)
+            return err;
+        if (!c.blk)
+            return fs_corrupt(fs, "inode %llu: xattr block %llu not in its chain",
+                              (unsigned long long)ino, (unsigned long long)blk);
+        uint64_t prev = c.blk;
+        uint8_t *dst = jnl_write(fs->jnl, prev);
+        if (!dst)
+            return jnl_error(fs->jnl) ? jnl_error(fs->jnl) : -ENOMEM;
+        ((struct mmapfs_disk_xattr_header *)dst)->next = next;
+        ((struct mmapfs_disk_xattr_header *)dst)->checksum = bt_block_checksum(prev, dst);
+    }
+    free_meta(fs, blk);
+    if (di->blocks)
+        di->blocks--;
+    return 0;
+}
+
+/* Where a name is, and where a new entry of 'need' bytes fits. */
+struct xattr_place {
+    uint64_t blk;              /* block holding the name, 0 if none */
+    const struct mmapfs_disk_xattr_entry *e;
+    const uint8_t *p;          /* that block */
+    uint64_t room;             /* block to put the new entry in, 0 if none has room */
+    unsigned nblocks;          /* blocks in the chain */
+};
+
+/* Walks inode ino's whole chain (validating it) for name and for room. The
+ * block holding the name is preferred if the new entry fits once the old
+ * one is gone. */
+static int chain_scan(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode *di,
+                      const char *name, size_t len, size_t need, struct xattr_place *pl)
+{
+    struct chain_pos c;
+    uint64_t first_room = 0;
+    memset(pl, 0, sizeof(*pl));
+    int err = chain_first(fs, ino, di, &c);
+    for (; !err && c.blk; err = chain_next(fs, ino, &c)) {
+        size_t free_bytes = XATTR_ROOM - ((const struct mmapfs_disk_xattr_header *)c.p)->used;
+        const struct mmapfs_disk_xattr_entry *e = pl->blk ? NULL : find_entry(c.p, name, len);
+        if (e) {
+            pl->blk = c.blk;
+            pl->e = e;
+            pl->p = c.p;
+            if (free_bytes + entry_size(e->name_len, e->value_len) >= need)
+                pl->room = c.blk;
+        }
+        if (!first_room && free_bytes >= need)
+            first_room = c.blk;
+    }
+    if (!pl->room)
+        pl->room = first_room;
+    pl->nblocks = c.n;
+    return err;
 }
 
 /* ==== public functions ======================================================== */
@@ -199,31 +320,59 @@ static int change_locked(struct fs *fs, uint64_t ino, const char *name, size_t l
                          const void *value, size_t size, int flags)
 {
     struct mmapfs_disk_inode di;
-    const uint8_t *blk;
+    struct xattr_place pl;
     uint8_t image[MMAPFS_BLOCK_SIZE];
 
     int err = inode_get(fs, ino, &di);
     if (err)
         return err;
-    err = xattr_load(fs, ino, &di, &blk);
+    err = chain_scan(fs, ino, &di, name, len, value ? entry_size(len, size) : 0, &pl);
     if (err)
         return err;
-    const struct mmapfs_disk_xattr_entry *old = find_entry(blk, name, len);
     if (!value) {
-        if (!old)
+        if (!pl.blk)
             return -ENODATA;
     } else {
-        if (old && (flags & XATTR_CREATE))
+        if (pl.blk && (flags & XATTR_CREATE))
             return -EEXIST;
-        if (!old && (flags & XATTR_REPLACE))
+        if (!pl.blk && (flags & XATTR_REPLACE))
             return -ENODATA;
     }
-    err = rebuild(image, blk, old, value ? name : NULL, len, value, size);
-    if (err)
-        return err;
-    err = store_block(fs, ino, &di, image);
-    if (err)
-        return err;
+    if (value && !pl.room) {
+        if (pl.nblocks >= MMAPFS_XATTR_CHAIN_MAX)
+            return -ENOSPC;
+        /* the only change that may fail comes first: a new block */
+        err = chain_push(fs, ino, &di, &pl.room);
+        if (err)
+            return err;
+    }
+    if (value && pl.room != pl.blk) {
+        const uint8_t *p;
+        err = block_load(fs, ino, pl.room, &p);
+        if (!err)
+            err = rebuild(image, p, NULL, name, len, value, size);
+        if (!err)
+            err = write_block(fs, ino, pl.room, image, block_next(p));
+        if (err)
+            return err;
+        value = NULL;                   /* added; the old entry still goes */
+    }
+    if (pl.blk) {
+        /* the old entry goes from its block, replaced there if value */
+        const uint8_t *p;
+        err = block_load(fs, ino, pl.blk, &p);
+        if (err)
+            return err;
+        const struct mmapfs_disk_xattr_entry *old = find_entry(p, name, len);
+        uint64_t next = block_next(p);
+        err = rebuild(image, p, old, value ? name : NULL, len, value, size);
+        if (!err)
+            err = ((struct mmapfs_disk_xattr_header *)image)->count
+                      ? write_block(fs, ino, pl.blk, image, next)
+                      : chain_unlink(fs, ino, &di, pl.blk, next);
+        if (err)
+            return err;
+    }
     inode_touch(&di, TOUCH_CTIME);
     return inode_put(fs, ino, &di);
 }
@@ -275,7 +424,7 @@ int fs_removexattr(struct fs *fs, uint64_t ino, const char *name)
 int fs_getxattr(struct fs *fs, uint64_t ino, const char *name, void *buf, size_t size)
 {
     struct mmapfs_disk_inode di;
-    const uint8_t *blk;
+    struct xattr_place pl;
     size_t len;
 
     int err = check_name(name, &len);
@@ -284,10 +433,10 @@ int fs_getxattr(struct fs *fs, uint64_t ino, const char *name, void *buf, size_t
     jnl_lock(fs->jnl);
     err = inode_get(fs, ino, &di);
     if (!err)
-        err = xattr_load(fs, ino, &di, &blk);
+        err = chain_scan(fs, ino, &di, name, len, SIZE_MAX, &pl);
     if (err)
         goto out;
-    const struct mmapfs_disk_xattr_entry *e = find_entry(blk, name, len);
+    const struct mmapfs_disk_xattr_entry *e = pl.e;
     if (!e) {
         err = -ENODATA;
         goto out;
@@ -305,53 +454,69 @@ out:
     return err;
 }
 
+/* Copies the names of the chain into buf (NULL: only counts); the total
+ * length of the list, or -errno. */
+static ssize_t list_names(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode *di,
+                          char *buf)
+{
+    const struct mmapfs_disk_xattr_entry *e;
+    struct xattr_iter it;
+    struct chain_pos c;
+    size_t total = 0;
+
+    int err = chain_first(fs, ino, di, &c);
+    for (; !err && c.blk; err = chain_next(fs, ino, &c)) {
+        iter_init(&it, c.p);
+        while ((e = iter_next(&it))) {
+            if (buf) {
+                memcpy(buf + total, e->data, e->name_len);
+                buf[total + e->name_len] = '\0';
+            }
+            total += (size_t)e->name_len + 1;
+        }
+    }
+    return err ? err : (ssize_t)total;
+}
+
 int fs_listxattr(struct fs *fs, uint64_t ino, char *buf, size_t size)
 {
     struct mmapfs_disk_inode di;
-    const struct mmapfs_disk_xattr_entry *e;
-    struct xattr_iter it;
-    const uint8_t *blk;
-    size_t total = 0;
 
     jnl_lock(fs->jnl);
-    int err = inode_get(fs, ino, &di);
-    if (!err)
-        err = xattr_load(fs, ino, &di, &blk);
-    if (err)
-        goto out;
-    iter_init(&it, blk);
-    while ((e = iter_next(&it)))
-        total += (size_t)e->name_len + 1;
-    err = (int)total;
-    if (size == 0)
-        goto out;
-    if (size < total) {
-        err = -ERANGE;
-        goto out;
+    ssize_t total = inode_get(fs, ino, &di);
+    if (!total)
+        total = list_names(fs, ino, &di, NULL);
+    if (total > 0 && size) {
+        if (size < (size_t)total)
+            total = -ERANGE;
+        else
+            total = list_names(fs, ino, &di, buf);
     }
-    iter_init(&it, blk);
-    while ((e = iter_next(&it))) {
-        memcpy(buf, e->data, e->name_len);
-        buf[e->name_len] = '\0';
-        buf += e->name_len + 1;
-    }
-out:
     jnl_unlock(fs->jnl);
-    return err;
+    return total > INT_MAX ? -E2BIG : (int)total;
 }
 
 int xattr_free_all(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
 {
-    const uint8_t *blk;
+    struct chain_pos c;
 
-    if (!di->xattr_block)
-        return 0;
-    int err = xattr_load(fs, ino, di, &blk);
+    /* the whole chain is validated first: never free a block that may be
+     * someone else's */
+    int err = chain_first(fs, ino, di, &c);
+    while (!err && c.blk)
+        err = chain_next(fs, ino, &c);
     if (err)
-        return err;            /* never free a block that may be someone else's */
-    free_meta(fs, di->xattr_block);
-    di->xattr_block = 0;
-    if (di->blocks)
-        di->blocks--;
+        return err;
+    while (di->xattr_block) {
+        uint64_t b = di->xattr_block;
+        const uint8_t *p;
+        err = block_load(fs, ino, b, &p);
+        if (err)
+            return err;
+        di->xattr_block = block_next(p);
+        free_meta(fs, b);
+        if (di->blocks)
+            di->blocks--;
+    }
     return 0;
 }

@@ -139,6 +139,32 @@ def hardlinks(s, n):
             s.fsync_dir(d)
 
 
+def xattr_chain(s, n):
+    """Many extended attributes per file (chained xattr blocks, 0.3 KiB to
+    16 KiB of attributes): grow a chain over several blocks, remove every
+    other attribute (blocks unlinked), grow values (entries move between
+    blocks); fsync after each phase. Attributes are not in the checker's
+    model: every crash image must recover, pass fsck and keep the data."""
+    s.mkdir("xa")
+    s.fsync_dir("")
+    for r in range(n):
+        f = "xa/f%d" % r
+        s.create(f)
+        s.write(f, 0, 8192)
+        s.fsync(f)
+        s.fsync_dir("xa")
+        p = s.p(f)
+        for i in range(300):
+            os.setxattr(p, "user.a%04d" % i, b"v" * (1 + (i * 7) % 60))
+        s.fsync(f)
+        for i in range(0, 300, 2):
+            os.removexattr(p, "user.a%04d" % i)
+        s.fsync(f)
+        for i in range(1, 300, 4):
+            os.setxattr(p, "user.a%04d" % i, b"w" * s.rng.choice([100, 200, 400]))
+        s.fsync(f)
+
+
 def truncate(s, n):
     """truncate down, up (zeros), to zero and rewrite; fsync after each."""
     s.mkdir("tr")
@@ -455,6 +481,7 @@ WORKLOADS = {
     "dirtree": (dirtree, "", "32M", False),
     "hardlinks": (hardlinks, "", "32M", False),
     "truncate": (truncate, "", "32M", False),
+    "xattr_chain": (xattr_chain, "", "32M", False),
     "bigseq": (bigseq, "", "48M", False),
     "unlink_open": (unlink_open, "", "32M", False),
     "sqlite_wal": (sqlite_wal, "", "32M", False),

@@ -2,7 +2,8 @@
  * test_fs_xattr.c — extended attributes (src/fs/xattr.c): set, get, list,
  * remove; XATTR_CREATE / XATTR_REPLACE; size conventions (0 asks the
  * length, -ERANGE when too small); -ENODATA; name and value limits; a full
- * block (-ENOSPC) and reuse of its room; the block count of the inode;
+ * block chaining a second one, reuse of room, empty blocks unlinked; the
+ * block count of the inode;
  * ctime; persistence across fs_unmount/fs_mount; the block freed with the
  * inode or when the last attribute goes; a corrupt block detected.
  * Images are sparse mkstemp files in /tmp.
@@ -176,62 +177,82 @@ static void test_flags_and_limits(void **state)
     assert_int_equal(fs_getxattr(m->fs, f, "user.big", buf, sizeof(buf)), -ENODATA);
 }
 
-/* Filling the block: -ENOSPC, nothing lost; removing one makes room again;
- * a replacement may reuse the room of the value it replaces. */
+/* The superblock's incompat features. */
+static uint32_t incompat_of(struct fs *fs)
+{
+    jnl_lock(fs->jnl);
+    uint32_t f = super_read(fs)->feature_incompat;
+    jnl_unlock(fs->jnl);
+    return f;
+}
+
+/* Filling the first block chains a second one (and sets the incompat
+ * feature); nothing is lost; a value too large for any block is -ENOSPC;
+ * a replacement may reuse the room of the value it replaces; the block
+ * that loses its last entry is unlinked and freed. */
 static void test_full_block(void **state)
 {
     struct img *m = *state;
     char name[32], val[1000], buf[1000];
-    unsigned n = 0;
-    int err;
     uint64_t f = mkfile(m->fs, ROOT, "f");
 
-    for (;;) {
+    assert_int_equal(incompat_of(m->fs) & MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN, 0);
+    for (unsigned n = 0; n < 4; n++) {   /* 4 x (4 + 8 + 1000) of 4064 bytes */
         snprintf(name, sizeof(name), "user.k%u", n);
         memset(val, 'a' + n % 26, sizeof(val));
-        err = fs_setxattr(m->fs, f, name, val, sizeof(val), 0);
-        if (err)
-            break;
-        n++;
+        assert_int_equal(fs_setxattr(m->fs, f, name, val, sizeof(val), 0), 0);
     }
-    assert_int_equal(err, -ENOSPC);
-    assert_int_equal(n, 4);            /* 4 x (4 + 8 + 1000) of 4064 bytes */
-    /* small ones fill what is left */
-    unsigned small = 0;
-    for (;;) {
-        snprintf(name, sizeof(name), "user.s%u", small);
-        err = fs_setxattr(m->fs, f, name, "xy", 2, 0);
-        if (err)
-            break;
-        small++;
+    uint64_t first = xattr_block_of(m->fs, f);
+    assert_int_equal(attr(m->fs, f).blocks512, 8);
+    assert_int_equal(incompat_of(m->fs) & MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN, 0);
+    /* the fifth goes into a new block at the head of the chain */
+    memset(val, 'e', sizeof(val));
+    assert_int_equal(fs_setxattr(m->fs, f, "user.k4", val, sizeof(val), 0), 0);
+    assert_int_not_equal(xattr_block_of(m->fs, f), first);
+    assert_int_equal(attr(m->fs, f).blocks512, 16);
+    assert_int_equal(incompat_of(m->fs) & MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN,
+                     MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN);
+    /* small ones fill the room of the new block first */
+    for (unsigned i = 0; i < 100; i++) {
+        snprintf(name, sizeof(name), "user.s%u", i);
+        assert_int_equal(fs_setxattr(m->fs, f, name, "xy", 2, 0), 0);
     }
-    assert_int_equal(err, -ENOSPC);
-    assert_true(small > 0);
-    for (unsigned i = 0; i < n; i++) {
+    assert_int_equal(attr(m->fs, f).blocks512, 16);
+    for (unsigned i = 0; i < 5; i++) {
         snprintf(name, sizeof(name), "user.k%u", i);
         assert_int_equal(fs_getxattr(m->fs, f, name, buf, sizeof(buf)), (int)sizeof(val));
         assert_int_equal(buf[999], 'a' + i % 26);
     }
-    /* replacing a value by one of the same size fits, a larger one does not */
+    /* a value no block can hold */
+    static char huge[4100];
+    assert_int_equal(fs_setxattr(m->fs, f, "user.huge", huge, sizeof(huge), 0), -ENOSPC);
+    /* replacing a value by one of the same size stays in its block; a
+     * larger one moves to a block with room */
     memset(val, 'Z', sizeof(val));
     assert_int_equal(fs_setxattr(m->fs, f, "user.k1", val, sizeof(val), XATTR_REPLACE), 0);
-    assert_int_equal(fs_setxattr(m->fs, f, "user.k1", val, sizeof(val) + 0, 0), 0);
+    assert_int_equal(attr(m->fs, f).blocks512, 16);
     char bigger[1100];
     memset(bigger, 'B', sizeof(bigger));
-    assert_int_equal(fs_setxattr(m->fs, f, "user.k1", bigger, sizeof(bigger), 0), -ENOSPC);
+    assert_int_equal(fs_setxattr(m->fs, f, "user.k2", bigger, sizeof(bigger), 0), 0);
+    assert_int_equal(fs_getxattr(m->fs, f, "user.k2", bigger, sizeof(bigger)), 1100);
     assert_int_equal(fs_getxattr(m->fs, f, "user.k1", buf, sizeof(buf)), (int)sizeof(val));
     assert_int_equal(buf[0], 'Z');
-    /* removing one makes room */
-    assert_int_equal(fs_removexattr(m->fs, f, "user.k0"), 0);
-    assert_int_equal(fs_setxattr(m->fs, f, "user.new", val, 900, 0), 0);
+    /* removing every entry of a block frees it, the rest stays */
+    uint64_t blocks = attr(m->fs, f).blocks512;
+    for (unsigned i = 0; i < 100; i++) {
+        snprintf(name, sizeof(name), "user.s%u", i);
+        assert_int_equal(fs_removexattr(m->fs, f, name), 0);
+    }
+    assert_int_equal(fs_removexattr(m->fs, f, "user.k4"), 0);
+    assert_int_equal(fs_removexattr(m->fs, f, "user.k2"), 0);
+    assert_true(attr(m->fs, f).blocks512 < blocks);
 
     img_remount(m);
-    assert_int_equal(fs_getxattr(m->fs, f, "user.new", buf, sizeof(buf)), 900);
     assert_int_equal(fs_getxattr(m->fs, f, "user.k1", buf, sizeof(buf)), 1000);
     assert_int_equal(buf[500], 'Z');
-    assert_int_equal(fs_getxattr(m->fs, f, "user.k0", buf, sizeof(buf)), -ENODATA);
-    snprintf(name, sizeof(name), "user.s%u", small - 1);
-    assert_int_equal(fs_getxattr(m->fs, f, name, buf, sizeof(buf)), 2);
+    assert_int_equal(fs_getxattr(m->fs, f, "user.k3", buf, sizeof(buf)), 1000);
+    assert_int_equal(fs_getxattr(m->fs, f, "user.k2", buf, sizeof(buf)), -ENODATA);
+    assert_int_equal(fs_getxattr(m->fs, f, "user.s99", buf, sizeof(buf)), -ENODATA);
 }
 
 /* Attributes on directories and symlinks; persistence; ctime. */
