@@ -308,7 +308,7 @@ static void walk_xattr(struct walk_ctx *w, uint64_t blk)
             XATTR_ERROR(w, "xattr chain longer than %u blocks", MMAPFS_XATTR_CHAIN_MAX);
             return;
         }
-        if (n && !w->dups && blk < c->block_count && check_bit(c->claimed, blk)) {
+        if (n && !w->dups && blk < c->block_count && check_bits_get(&c->claimed, blk)) {
             XATTR_ERROR(w, "xattr chain: block %" PRIu64 " is owned already (a loop?)", blk);
             return;
         }
