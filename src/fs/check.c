@@ -154,7 +154,7 @@ const uint8_t *check_block(struct check *c, uint64_t blk)
 {
     if (blk >= c->block_count)
         return NULL;
-    if (c->replay)
+    if (c->replay && jnl_is_shadow(c->replay, blk))
         return jnl_read(c->replay, blk);    /* its lock is held for the whole check */
     return mmio_ptr(c->io, blk * MMAPFS_BLOCK_SIZE);
 }

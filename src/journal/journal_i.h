@@ -22,6 +22,8 @@
 #include "mmapfs/mmio.h"
 
 #define JNL_BS           ((uint64_t)MMAPFS_BLOCK_SIZE)
+/* jnl_read copies kept allocated across lock holds (journal.c). */
+#define JNL_READ_KEEP    64u
 #define JNL_NOT_RUNNING  UINT32_MAX
 
 /* ---- shadows and the shadow table (shadow.c) ------------------------------ */
@@ -263,8 +265,9 @@ struct jnl {
     uint64_t commits_since_open;
 
     void *scratch;                /* JNL_BS, commit thread only */
-    void **read_temps;            /* pread backend: jnl_read copies (lock) */
-    size_t read_temps_count, read_temps_cap;
+    void **read_temps;            /* jnl_read copies (lock): [0, count) in
+                                   * use, [count, alloc) spare */
+    size_t read_temps_count, read_temps_alloc, read_temps_cap;
 
     jnl_durable_fn durable_fn;
     void *durable_ctx;
