@@ -517,6 +517,9 @@ int fs_check(const char *path, const struct fs_check_options *o, FILE *report)
             fprintf(report, PROG ": %s: clean, skipped (-f checks anyway)\n", path);
         goto out;
     }
+    ret = check_mmp(&c);
+    if (ret)
+        goto out;
     ret = replay_journal(&c);
     if (ret)
         goto out;
@@ -533,6 +536,7 @@ int fs_check(const char *path, const struct fs_check_options *o, FILE *report)
     if (!ret)
         ret = finish(&c, pre_errors);
 out:
+    check_mmp_release(&c);
     free(c.claimed);
     free(c.dup);
     free(c.taken);

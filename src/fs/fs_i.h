@@ -53,6 +53,7 @@ struct fs {
     const void *zero_block;           /* FS_ZERO_BYTES (>= MMAPFS_BLOCK_SIZE) zero bytes */
     /* ---- added by fs core A (private to its files) ---- */
     const char *path;                 /* image path (messages), owned */
+    struct mmp *mmp;                  /* multi-mount protection, NULL if off (mmp.c) */
     uint64_t meta_goal;               /* next-fit goal for metadata blocks */
     uint32_t *group_free;             /* free bits per block bitmap block (alloc.c) */
     uint64_t groups;                  /* number of block bitmap blocks */

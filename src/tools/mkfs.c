@@ -35,6 +35,8 @@ struct mkfs_args {
     uint64_t journal;       /* -J, blocks */
     const char *label;      /* -L */
     int force, sparse, quiet;
+    int mmp;                /* -O mmp: 1, -O ^mmp: 0, not given: -1 (block device: on) */
+    uint32_t mmp_interval;  /* --mmp-interval, seconds; 0 = default */
     const char *target;
 };
 
@@ -50,10 +52,15 @@ static void usage(FILE *f)
         "                         clamped to [%u, %u])\n"
         "  -f, --force            overwrite an existing filesystem or signature\n"
         "      --sparse           do not preallocate an image file\n"
+        "  -O mmp | -O ^mmp       multi-mount protection on or off (default: on for\n"
+        "                         a block device, off for an image file)\n"
+        "      --mmp-interval S   MMP heartbeat interval, seconds (default %u, at\n"
+        "                         most %u); implies -O mmp\n"
         "  -q, --quiet            print nothing on success\n"
         "  -V, --version          print the version\n"
         "  -h, --help             this help\n",
-        MKFS_LABEL_MAX, MKFS_MIN_JOURNAL_BLOCKS, MKFS_DEFAULT_MAX_JOURNAL_BLOCKS);
+        MKFS_LABEL_MAX, MKFS_MIN_JOURNAL_BLOCKS, MKFS_DEFAULT_MAX_JOURNAL_BLOCKS,
+        MMAPFS_MMP_INTERVAL_DEFAULT, MMAPFS_MMP_INTERVAL_MAX);
 }
 
 /* Parses "123", "64M", "1.5G" is not accepted; suffixes K/M/G/T (binary),
@@ -103,7 +110,7 @@ static int parse_number(const char *s, uint64_t *out)
  * -TOOL_EXIT_USAGE after printing what is wrong. */
 static int parse_args(int argc, char **argv, struct mkfs_args *a)
 {
-    enum { OPT_SPARSE = 256 };
+    enum { OPT_SPARSE = 256, OPT_MMP_INTERVAL };
     static const struct option longopts[] = {
         { "size", required_argument, NULL, 's' },
         { "label", required_argument, NULL, 'L' },
@@ -111,15 +118,18 @@ static int parse_args(int argc, char **argv, struct mkfs_args *a)
         { "journal", required_argument, NULL, 'J' },
         { "force", no_argument, NULL, 'f' },
         { "sparse", no_argument, NULL, OPT_SPARSE },
+        { "mmp-interval", required_argument, NULL, OPT_MMP_INTERVAL },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     memset(a, 0, sizeof(*a));
+    a->mmp = -1;
     int c;
+    uint64_t n;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":s:L:N:J:fqhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":s:L:N:J:O:fqhV", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
             if (parse_size(optarg, &a->size) || a->size == 0) {
@@ -149,6 +159,26 @@ static int parse_args(int argc, char **argv, struct mkfs_args *a)
                         "least %u\n", optarg, MKFS_MIN_JOURNAL_BLOCKS);
                 return -TOOL_EXIT_USAGE;
             }
+            break;
+        case 'O':
+            if (strcmp(optarg, "mmp") == 0) {
+                a->mmp = 1;
+            } else if (strcmp(optarg, "^mmp") == 0) {
+                a->mmp = 0;
+            } else {
+                fprintf(stderr, PROG ": -O %s: the features are mmp and ^mmp\n", optarg);
+                return -TOOL_EXIT_USAGE;
+            }
+            break;
+        case OPT_MMP_INTERVAL:
+            if (parse_number(optarg, &n) || n == 0 || n > MMAPFS_MMP_INTERVAL_MAX) {
+                fprintf(stderr, PROG ": --mmp-interval %s: expected seconds, 1 to %u\n",
+                        optarg, MMAPFS_MMP_INTERVAL_MAX);
+                return -TOOL_EXIT_USAGE;
+            }
+            a->mmp_interval = (uint32_t)n;
+            if (a->mmp < 0)
+                a->mmp = 1;
             break;
         case 'f': a->force = 1; break;
         case OPT_SPARSE: a->sparse = 1; break;
@@ -245,6 +275,9 @@ static void print_summary(struct mmio *io, const struct mkfs_args *a)
     printf("  inodes:   %" PRIu64 ", %" PRIu64 " free\n", sb.inode_count, sb.free_inodes);
     printf("  journal:  %" PRIu64 " blocks (%" PRIu64 " MiB)\n", sb.journal_blocks,
            (sb.journal_blocks * MMAPFS_BLOCK_SIZE) >> 20);
+    if (sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_MMP)
+        printf("  mmp:      block %" PRIu64 ", heartbeat every %" PRIu32 " s\n",
+               sb.mmp_block, sb.mmp_interval);
     printf("  uuid:     %s\n", uuid);
     if (sb.label[0])
         printf("  label:    %.64s\n", sb.label);
@@ -353,6 +386,8 @@ int main(int argc, char **argv)
         .inodes = a.inodes,
         .journal_blocks = a.journal,
         .label = a.label,
+        .mmp = a.mmp < 0 ? is_blk : a.mmp,
+        .mmp_interval = a.mmp_interval,
     };
     struct mkfs_geometry geo;
     if (mkfs_geometry(size, &opt, &geo)) {
