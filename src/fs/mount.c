@@ -235,6 +235,7 @@ int fs_mount(struct fs **out, const struct fs_options *opt)
         if (err)
             goto fail;
     }
+    fs_host_space_init(fs);
 
     struct jnl_geometry geo = {
         .journal_start = fs->journal_start,

@@ -51,7 +51,8 @@ static void usage(FILE *f)
         "  -J, --journal BLOCKS   journal size in 4 KiB blocks (default: size/64,\n"
         "                         clamped to [%u, %u])\n"
         "  -f, --force            overwrite an existing filesystem or signature\n"
-        "      --sparse           do not preallocate an image file\n"
+        "      --sparse           do not preallocate an image file (the journal and\n"
+        "                         the metadata region are allocated all the same)\n"
         "  -O mmp | -O ^mmp       multi-mount protection on or off (default: on for\n"
         "                         a block device, off for an image file)\n"
         "      --mmp-interval S   MMP heartbeat interval, seconds (default %u, at\n"
@@ -299,6 +300,23 @@ static int preallocate(int fd, uint64_t size, const struct mkfs_args *a)
     return TOOL_EXIT_FAILURE;
 }
 
+/* --sparse: the metadata region (superblock, MMP block, journal, bitmaps,
+ * inode table) and the root leaf are allocated all the same, so that a
+ * full host can never stop a commit (docs/ROBUSTNESS.md). 0 or the exit
+ * status (message printed). */
+static int reserve_metadata(int fd, uint64_t bytes, const struct mkfs_args *a)
+{
+    if (fallocate(fd, 0, 0, (off_t)bytes) == 0 || errno == EOPNOTSUPP || errno == ENOSYS)
+        return 0;
+    if (errno == ENOSPC || errno == EDQUOT) {
+        fprintf(stderr, PROG ": %s: not enough space for the %" PRIu64 " bytes of journal "
+                "and metadata\n", a->target, bytes);
+        return TOOL_EXIT_NO_SPACE;
+    }
+    fprintf(stderr, PROG ": %s: fallocate: %s\n", a->target, strerror(errno));
+    return TOOL_EXIT_FAILURE;
+}
+
 /* Explains a failed stat, open or create of the target (errno e); returns
  * the exit status. */
 static int target_error(const struct mkfs_args *a, const char *what, int e)
@@ -418,8 +436,9 @@ int main(int argc, char **argv)
     }
 
     extended = !is_blk && !created && (uint64_t)old_size < opt.size;
-    if (!is_blk && !a.sparse) {
-        r = preallocate(fd, opt.size, &a);
+    if (!is_blk) {
+        r = a.sparse ? reserve_metadata(fd, (geo.data_start + 1) * MMAPFS_BLOCK_SIZE, &a)
+                     : preallocate(fd, opt.size, &a);
         if (r) {
             ret = r;
             goto out;
