@@ -26,7 +26,7 @@ static void populate(struct img *m, uint64_t *dir, uint64_t *file)
 {
     img_mount(m);
     *dir = mkdirectory(m->fs, ROOT, "d");
-    char name[32];
+    char name[48];
     for (int i = 0; i < FILES; i++) {
         snprintf(name, sizeof(name), "entry-with-a-long-name-%04d", i);
         mkfile(m->fs, *dir, name);
