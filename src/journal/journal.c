@@ -44,6 +44,7 @@ static void jnl_destroy(struct jnl *j)
     for (size_t i = 0; i < j->read_temps_alloc; i++)
         free(j->read_temps[i]);
     free(j->read_temps);
+    free(j->read_blks);
     free(j->running);
     free(j->closed[0].blks);
     free(j->closed[1].blks);
@@ -256,6 +257,10 @@ int jnl_is_shadow(struct jnl *j, uint64_t blk)
  * remount; docs/ROBUSTNESS.md). */
 static const void *read_copy(struct jnl *j, uint64_t blk)
 {
+    size_t n = j->read_temps_count;
+    for (size_t i = n; i > 0 && i + JNL_READ_REUSE > n; i--)
+        if (j->read_blks[i - 1] == blk)
+            return j->read_temps[i - 1];    /* home blocks do not change under the lock */
     if (j->read_temps_count == j->read_temps_alloc) {
         if (j->read_temps_alloc == j->read_temps_cap) {
             size_t cap = j->read_temps_cap ? j->read_temps_cap * 2 : 16;
@@ -263,6 +268,10 @@ static const void *read_copy(struct jnl *j, uint64_t blk)
             if (!temps)
                 goto nomem;
             j->read_temps = temps;
+            uint64_t *blks = realloc(j->read_blks, cap * sizeof(*blks));
+            if (!blks)
+                goto nomem;
+            j->read_blks = blks;
             j->read_temps_cap = cap;
         }
         void *buf = NULL;
@@ -282,7 +291,7 @@ static const void *read_copy(struct jnl *j, uint64_t blk)
         errno = -err;
         return NULL;
     }
-    j->read_temps_count++;
+    j->read_blks[j->read_temps_count++] = blk;
     return buf;
 nomem:
     errno = ENOMEM;
