@@ -378,8 +378,13 @@ int alloc_blocks(struct fs *fs, uint64_t goal, uint64_t want, uint64_t *start, u
     if (best_len == 0)
         return -ENOSPC;
 found:;
+    /* a sparse image: the host must have the space before anything
+     * points at these blocks (hostspace.c) */
+    int err = fs_host_reserve_blocks(fs, best_s, best_len);
+    if (err)
+        return err;
     uint64_t changed;
-    int err = bmap_change(fs, &m, best_s, best_len, 1, &changed);
+    err = bmap_change(fs, &m, best_s, best_len, 1, &changed);
     if (err)
         return err;
     if (changed != best_len)   /* cannot happen: the bits were read clear */

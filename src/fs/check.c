@@ -154,7 +154,7 @@ const uint8_t *check_block(struct check *c, uint64_t blk)
 {
     if (blk >= c->block_count)
         return NULL;
-    if (c->replay)
+    if (c->replay && jnl_is_shadow(c->replay, blk))
         return jnl_read(c->replay, blk);    /* its lock is held for the whole check */
     return mmio_ptr(c->io, blk * MMAPFS_BLOCK_SIZE);
 }
@@ -534,6 +534,9 @@ int fs_check(const char *path, const struct fs_check_options *o, FILE *report)
             fprintf(report, PROG ": %s: clean, skipped (-f checks anyway)\n", path);
         goto out;
     }
+    ret = check_mmp(&c);
+    if (ret)
+        goto out;
     ret = replay_journal(&c);
     if (ret)
         goto out;
@@ -550,6 +553,7 @@ int fs_check(const char *path, const struct fs_check_options *o, FILE *report)
     if (!ret)
         ret = finish(&c, pre_errors);
 out:
+    check_mmp_release(&c);
     free_state(&c);
     free(c.fixes);
     check_close(&c, fd);

@@ -158,6 +158,7 @@ struct check {
     int stop_preen;                  /* -p met a problem it must not repair */
     int sb_mended;                   /* the superblock's checksum was wrong */
     int in_use;                      /* -n of an image another process holds */
+    struct mmp *mmp;                 /* repairs: the MMP block says FSCK (check_mmp.c) */
 };
 
 /* Reports one problem: "fsck.mmapfs: <msg>" (the count always grows; the
@@ -257,6 +258,13 @@ void check_close(struct check *c, int fd);
 /* Reads the superblock into c->sb, validating it; mends one whose only
  * fault is its checksum (check_super.c). 0 or FSCK_EXIT_* to stop with. */
 int check_load_superblock(struct check *c, FILE *out);
+
+/* Multi-mount protection (check_mmp.c): with -n, a warning if the MMP
+ * block shows a holder; for repairs, claims the block (it says FSCK until
+ * check_mmp_release), refusing an image whose heartbeat is live. 0 or
+ * FSCK_EXIT_OPERATIONAL. */
+int check_mmp(struct check *c);
+void check_mmp_release(struct check *c);
 
 /* Passes. Each returns 0, or -ENOMEM / -EIO (operational failure). */
 int check_pass_inodes(struct check *c);

@@ -22,12 +22,16 @@
 #include "fs/fs_i.h"
 #include "util/crc32c.h"
 
+/* Incompatible features this checker understands. */
+#define CHECK_INCOMPAT_KNOWN (MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN | MMAPFS_FEATURE_INCOMPAT_MMP)
+
 #define PROG CHECK_PROG
 
 /* Is the layout exactly what mkfs writes? */
 static int mkfs_layout(const struct mmapfs_disk_superblock *sb)
 {
-    return sb->journal_start == 1 &&
+    uint64_t mmp = sb->feature_incompat & MMAPFS_FEATURE_INCOMPAT_MMP ? 1 : 0;
+    return sb->journal_start == 1 + mmp && (!mmp || sb->mmp_block == 1) &&
            sb->block_bitmap_start == sb->journal_start + sb->journal_blocks &&
            sb->inode_bitmap_start == sb->block_bitmap_start + sb->block_bitmap_blocks &&
            sb->inode_table_start == sb->inode_bitmap_start + sb->inode_bitmap_blocks &&
@@ -55,10 +59,10 @@ static int super_mend(struct mmapfs_disk_superblock *sb, uint64_t image_bytes)
         sb->state = st;
         n++;
     }
-    if (sb->feature_compat || sb->feature_ro_compat ||
-        (sb->feature_incompat & ~MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN)) {
+    uint32_t known_incompat = sb->feature_incompat & CHECK_INCOMPAT_KNOWN;
+    if (sb->feature_compat || sb->feature_ro_compat || sb->feature_incompat != known_incompat) {
         sb->feature_compat = sb->feature_ro_compat = 0;
-        sb->feature_incompat &= MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN;
+        sb->feature_incompat = known_incompat;
         n++;
     }
     if (sb->reserved0) {
@@ -132,10 +136,10 @@ int check_load_superblock(struct check *c, FILE *out)
         if (r)
             return r;
     }
-    if (c->sb.feature_incompat & ~MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN) {
+    if (c->sb.feature_incompat & ~CHECK_INCOMPAT_KNOWN) {
         if (out)
             fprintf(out, PROG ": %s: unsupported incompatible features %#x\n", c->path,
-                    c->sb.feature_incompat & ~MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN);
+                    c->sb.feature_incompat & ~CHECK_INCOMPAT_KNOWN);
         return FSCK_EXIT_OPERATIONAL;
     }
     if (c->sb.inode_count > UINT32_MAX) {

@@ -74,10 +74,51 @@ struct mmapfs_disk_superblock {
     uint64_t write_time;           /* 256 */
     uint32_t mount_count;          /* 264 */
     uint32_t reserved0;            /* 268 */
-    uint8_t  reserved[4092 - 272]; /* 272 zero */
+    uint8_t  reserved[1024 - 272]; /* 272 zero */
+    uint64_t mmp_block;            /* 1024 MMP block (MMAPFS_FEATURE_INCOMPAT_MMP), else 0 */
+    uint32_t mmp_interval;         /* 1032 heartbeat interval, seconds (MMP), else 0 */
+    uint32_t mmp_reserved;         /* 1036 0 */
+    uint8_t  reserved2[4092 - 1040]; /* 1040 zero */
     uint32_t checksum;             /* 4092 crc32c of bytes 0..4091 */
 };
 _Static_assert(sizeof(struct mmapfs_disk_superblock) == MMAPFS_BLOCK_SIZE, "sb");
+_Static_assert(offsetof(struct mmapfs_disk_superblock, mmp_block) == 1024, "sb mmp");
+
+/* ---- feature bits (docs/FORMAT.md §2) ------------------------------------ */
+
+/* Multi-mount protection: the superblock names an MMP block (below) that a
+ * read-write mount keeps updating; a second mount that sees it change
+ * refuses. */
+#define MMAPFS_FEATURE_INCOMPAT_MMP 0x4u
+
+/* ---- MMP block (multi-mount protection) ---------------------------------- */
+/*
+ * One block, at sb.mmp_block (mkfs: block 1, the journal starts at 2), read
+ * and written with O_DIRECT and O_DSYNC, never through the mapping, so that
+ * what another machine wrote to the device is what is read. seq is either
+ * a live sequence number (1..MMAPFS_MMP_SEQ_MAX, changed by the holder at
+ * least every mmp_interval seconds), or MMAPFS_MMP_SEQ_CLEAN (nobody holds
+ * the image), or MMAPFS_MMP_SEQ_FSCK (fsck is repairing it).
+ */
+#define MMAPFS_MMP_MAGIC      0x504d4d4du   /* "MMMP" */
+#define MMAPFS_MMP_SEQ_CLEAN  0xff4d4d50u
+#define MMAPFS_MMP_SEQ_FSCK   0xe24d4d50u
+#define MMAPFS_MMP_SEQ_MAX    0xe24d4d4fu
+#define MMAPFS_MMP_INTERVAL_DEFAULT 5u      /* seconds */
+#define MMAPFS_MMP_INTERVAL_MAX     300u
+
+struct mmapfs_disk_mmp {
+    uint32_t magic;            /*  0 MMAPFS_MMP_MAGIC */
+    uint32_t seq;              /*  4 live sequence number, or CLEAN / FSCK */
+    uint64_t time;             /*  8 last update, seconds since the epoch (holder's clock) */
+    uint32_t pid;              /* 16 holder's process id */
+    uint32_t interval;         /* 20 the holder's update interval, seconds */
+    char     nodename[64];     /* 24 holder's host name (uname), NUL-padded */
+    char     device[64];       /* 88 the path the holder opened (its last 63 bytes) */
+    uint8_t  reserved[4092 - 152];
+    uint32_t checksum;         /* 4092 crc32c of bytes 0..4091 */
+};
+_Static_assert(sizeof(struct mmapfs_disk_mmp) == MMAPFS_BLOCK_SIZE, "mmp");
 
 /* ---- journal ------------------------------------------------------------- */
 /*

@@ -37,6 +37,9 @@ struct fs_format_options {
     uint64_t inodes;          /* 0 = one per 16 KiB */
     uint64_t journal_blocks;  /* 0 = size/64 clamped to [1026, 32768] */
     const char *label;        /* NULL = empty */
+    int mmp;                  /* nonzero: multi-mount protection (MMP block at
+                               * block 1, the journal moves to block 2) */
+    uint32_t mmp_interval;    /* MMP heartbeat, seconds; 0 = 5 (max 300) */
 };
 
 /* Writes a new empty filesystem (root directory, lost+found) onto io. Does

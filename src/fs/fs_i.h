@@ -53,6 +53,9 @@ struct fs {
     const void *zero_block;           /* FS_ZERO_BYTES (>= MMAPFS_BLOCK_SIZE) zero bytes */
     /* ---- added by fs core A (private to its files) ---- */
     const char *path;                 /* image path (messages), owned */
+    struct mmp *mmp;                  /* multi-mount protection, NULL if off (mmp.c) */
+    int host_sparse;                  /* image file with holes: reserve what is
+                                       * allocated (hostspace.c) */
     uint64_t meta_goal;               /* next-fit goal for metadata blocks */
     uint32_t *group_free;             /* free bits per block bitmap block (alloc.c) */
     uint64_t groups;                  /* number of block bitmap blocks */
@@ -105,6 +108,18 @@ void super_checksum(struct mmapfs_disk_superblock *sb);
 struct mmapfs_disk_superblock *super_write(struct fs *fs);
 void super_put(struct fs *fs, struct mmapfs_disk_superblock *sb);
 const struct mmapfs_disk_superblock *super_read(struct fs *fs);
+
+/* ---- host space of a sparse image (hostspace.c) ------------------------------ */
+
+/* fallocate(fd, 0, off, len), EINTR retried: 0, 1 if the host cannot do it
+ * (EOPNOTSUPP: a block device, some filesystems), or -errno (-ENOSPC). */
+int fs_host_reserve(int fd, uint64_t off, uint64_t len);
+/* At a read-write mount: decides whether the image is a sparse file, and
+ * if so reserves its metadata region (a warning if the host is full). */
+void fs_host_space_init(struct fs *fs);
+/* Reserves host space for blocks [start, start+n) of a sparse image before
+ * the allocator hands them out. 0, -ENOSPC (the host is full), -errno. */
+int fs_host_reserve_blocks(struct fs *fs, uint64_t start, uint64_t n);
 
 /* ---- allocation (alloc.c) -------------------------------------------------- */
 

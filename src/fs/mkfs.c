@@ -27,6 +27,7 @@
 #include "fs/format.h"
 #include "fs/fs.h"
 #include "fs/mkfs.h"
+#include "fs/mmp.h"
 #include "journal/journal.h"
 #include "util/crc32c.h"
 
@@ -62,7 +63,11 @@ int mkfs_geometry(uint64_t bytes, const struct fs_format_options *opt,
     }
     if (jb < MKFS_MIN_JOURNAL_BLOCKS || jb > g->block_count / 2)
         return -EINVAL;
-    g->journal_start = 1;
+    if (opt && opt->mmp && opt->mmp_interval > MMAPFS_MMP_INTERVAL_MAX)
+        return -EINVAL;
+    /* with MMP, block 1 is the MMP block and the journal follows it */
+    g->mmp_block = opt && opt->mmp ? 1 : 0;
+    g->journal_start = g->mmp_block ? 2 : 1;
     g->journal_blocks = jb;
 
     uint64_t inodes = opt ? opt->inodes : 0;
@@ -218,6 +223,12 @@ static int make_superblock(struct mmapfs_disk_superblock *sb, const struct mkfs_
     sb->free_blocks = g->block_count - g->used_blocks;
     sb->free_inodes = g->inode_count - 2;
     sb->state = MMAPFS_STATE_CLEAN;
+    if (g->mmp_block) {
+        sb->feature_incompat |= MMAPFS_FEATURE_INCOMPAT_MMP;
+        sb->mmp_block = g->mmp_block;
+        sb->mmp_interval = opt->mmp_interval ? opt->mmp_interval
+                                             : MMAPFS_MMP_INTERVAL_DEFAULT;
+    }
     size_t got = 0;
     while (got < sizeof(sb->uuid)) {
         ssize_t r = getrandom(sb->uuid + got, sizeof(sb->uuid) - got, 0);
@@ -302,7 +313,17 @@ int fs_format(struct mmio *io, const struct fs_format_options *opt)
     if (err)
         goto out;
 
-    /* 6. superblock last */
+    /* 6. the MMP block, released (CLEAN) */
+    if (g.mmp_block) {
+        struct mmapfs_disk_mmp *mmp = (void *)block;
+        mmp_block_clean(mmp, opt->mmp_interval ? opt->mmp_interval
+                                               : MMAPFS_MMP_INTERVAL_DEFAULT);
+        err = mmio_write_at(io, g.mmp_block * MMAPFS_BLOCK_SIZE, mmp, sizeof(*mmp));
+        if (err)
+            goto out;
+    }
+
+    /* 7. superblock last */
     struct mmapfs_disk_superblock *sb = (void *)block;
     err = make_superblock(sb, &g, opt, &now);
     if (!err)

@@ -1,7 +1,7 @@
 /*
  * mount.c — fs_mount / fs_unmount: exclusive lock on the image, engine,
  * superblock checks, journal replay, allocator and inode cache set-up,
- * orphan recovery, clean/mounted state.
+ * orphan recovery, clean/mounted state, multi-mount protection (mmp.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,18 +13,21 @@
 #include <unistd.h>
 
 #include "fs/fs_i.h"
+#include "fs/mmp.h"
 #include "journal/journal_i.h"   /* jnl_test_abandon (fs_crash_for_test only) */
 
-/* Feature bits this version understands (none yet). */
+/* Feature bits this version understands. */
 #define FS_FEATURE_COMPAT_SUPP    0u
 #define FS_FEATURE_RO_COMPAT_SUPP 0u
-#define FS_FEATURE_INCOMPAT_SUPP  MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN
+#define FS_FEATURE_INCOMPAT_SUPP  (MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN | \
+                                   MMAPFS_FEATURE_INCOMPAT_MMP)
 
 /* Frees fs and everything it holds; the journal must be closed already. */
 static void fs_destroy(struct fs *fs)
 {
     if (!fs)
         return;
+    mmp_release(fs->mmp, 1);      /* a failed mount releases it too */
     alloc_fini(fs);
     icache_fini(fs);
     verified_fini(fs);
@@ -81,8 +84,10 @@ static int lock_image(struct fs *fs, const char *path)
     return 0;
 }
 
-/* Reads and checks the home superblock before the journal is opened. */
-static int check_home_superblock(struct fs *fs, const char *path)
+/* Reads and checks the home superblock (into *sbp) before the journal is
+ * opened. */
+static int check_home_superblock(struct fs *fs, const char *path,
+                                 struct mmapfs_disk_superblock *sbp)
 {
     struct mmapfs_disk_superblock sb;
     char msg[200];
@@ -114,7 +119,18 @@ static int check_home_superblock(struct fs *fs, const char *path)
         fprintf(stderr, "mmapfs: %s: warning: errors were found on this filesystem, "
                 "run fsck.mmapfs\n", path);
     copy_geometry(fs, &sb);
+    *sbp = sb;
     return 0;
+}
+
+/* The heartbeat lost the image (another writer took it, or the MMP block
+ * cannot be written): nothing may commit any more. Called by mmp.c. */
+static void mmp_lost(void *ctx)
+{
+    struct fs *fs = ctx;
+    jnl_lock(fs->jnl);
+    jnl_fail_locked(fs->jnl);
+    jnl_unlock(fs->jnl);
 }
 
 /* After replay: the journaled superblock must still be valid and describe
@@ -208,9 +224,19 @@ int fs_mount(struct fs **out, const struct fs_options *opt)
         fprintf(stderr, "mmapfs: %s: cannot open: %s\n", opt->path, strerror(-err));
         goto fail;
     }
-    err = check_home_superblock(fs, opt->path);
+    struct mmapfs_disk_superblock sb;
+    err = check_home_superblock(fs, opt->path, &sb);
     if (err)
         goto fail;
+    /* Before the journal replay writes anything: nobody else may use the
+     * image, here or on another machine (a read-only mount does not
+     * claim it, as with ext4). */
+    if (!fs->read_only && (sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_MMP)) {
+        err = mmp_claim(&fs->mmp, opt->path, &sb, MMP_MOUNT, "mmapfs", stderr);
+        if (err)
+            goto fail;
+    }
+    fs_host_space_init(fs);
 
     struct jnl_geometry geo = {
         .journal_start = fs->journal_start,
@@ -229,10 +255,12 @@ int fs_mount(struct fs **out, const struct fs_options *opt)
         goto fail;
     }
     jnl_set_durable_callback(fs->jnl, alloc_durable, fs);
+    mmp_on_lost(fs->mmp, mmp_lost, fs);
     err = load_after_replay(fs, opt->path);
     if (!err && !fs->read_only)
         err = mark_mounted(fs, opt->path);
     if (err) {
+        mmp_on_lost(fs->mmp, NULL, NULL);
         jnl_close(fs->jnl);
         fs->jnl = NULL;
         goto fail;
@@ -270,9 +298,15 @@ int fs_unmount(struct fs *fs)
             jnl_end(fs->jnl);
         }
     }
+    mmp_on_lost(fs->mmp, NULL, NULL);    /* the journal goes away */
     int cerr = jnl_close(fs->jnl);
     fs->jnl = NULL;
     if (cerr)
+        err = cerr;
+    /* clean: the next mount need not wait out the heartbeat */
+    cerr = mmp_release(fs->mmp, !err);
+    fs->mmp = NULL;
+    if (cerr && !err)
         err = cerr;
     fs_destroy(fs);
     return err;
@@ -282,7 +316,10 @@ void fs_crash_for_test(struct fs *fs)
 {
     if (!fs)
         return;
+    mmp_on_lost(fs->mmp, NULL, NULL);
     jnl_test_abandon(fs->jnl);
     fs->jnl = NULL;
+    mmp_release(fs->mmp, 0);      /* a crash leaves the heartbeat live */
+    fs->mmp = NULL;
     fs_destroy(fs);
 }

@@ -137,6 +137,15 @@ int super_validate(const struct mmapfs_disk_superblock *sb, uint64_t image_bytes
                                                        MMAPFS_INODES_PER_BLOCK));
 
     uint64_t next = 1;      /* block 0 is the superblock */
+    if (sb->feature_incompat & MMAPFS_FEATURE_INCOMPAT_MMP) {
+        /* the MMP block lies between the superblock and the journal */
+        if (sb->mmp_block < 1 || sb->mmp_block >= sb->journal_start)
+            return reject(msg, msg_len, -EUCLEAN, "bad MMP block %llu",
+                          (unsigned long long)sb->mmp_block);
+        if (sb->mmp_interval < 1 || sb->mmp_interval > MMAPFS_MMP_INTERVAL_MAX)
+            return reject(msg, msg_len, -EUCLEAN, "bad MMP interval %u s", sb->mmp_interval);
+        next = sb->mmp_block + 1;
+    }
     int err = check_region(sb, "journal", sb->journal_start, sb->journal_blocks, &next,
                            msg, msg_len);
     if (!err)

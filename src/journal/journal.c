@@ -6,6 +6,7 @@
  * described in docs/JOURNAL.md.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,9 +41,10 @@ static void jnl_destroy(struct jnl *j)
 {
     jnl_map_destroy(&j->map);
     jnl_datalog_destroy(j);
-    for (size_t i = 0; i < j->read_temps_count; i++)
+    for (size_t i = 0; i < j->read_temps_alloc; i++)
         free(j->read_temps[i]);
     free(j->read_temps);
+    free(j->read_blks);
     free(j->running);
     free(j->closed[0].blks);
     free(j->closed[1].blks);
@@ -229,8 +231,11 @@ void jnl_lock(struct jnl *j)
 
 void jnl_unlock(struct jnl *j)
 {
-    for (size_t i = 0; i < j->read_temps_count; i++)
-        free(j->read_temps[i]);
+    /* The copies of jnl_read stay allocated for the next holder, up to
+     * JNL_READ_KEEP of them (a B+tree walk of a huge directory can read
+     * more under one lock hold). */
+    while (j->read_temps_alloc > JNL_READ_KEEP)
+        free(j->read_temps[--j->read_temps_alloc]);
     j->read_temps_count = 0;
     pthread_mutex_unlock(&j->mu);
 }
@@ -242,27 +247,51 @@ int jnl_is_shadow(struct jnl *j, uint64_t blk)
     return jnl_map_find(&j->map, blk) != NULL;
 }
 
-/* pread backend (no mapping): a private copy of blk, freed at jnl_unlock. */
+/* A private copy of home block blk, valid until jnl_unlock. The copy is
+ * made by the engine (a guarded memcpy from the mapping, or pread), so a
+ * page that cannot be read (image truncated under the mount, media error)
+ * is an error here instead of a SIGBUS in whoever would have dereferenced
+ * a pointer into the mapping. Such an error is sticky for the journal: an
+ * operation that stopped half-way on it may have changed blocks already,
+ * so nothing may commit any more (the filesystem is read-only until
+ * remount; docs/ROBUSTNESS.md). */
 static const void *read_copy(struct jnl *j, uint64_t blk)
 {
-    void *buf = NULL;
-    if (j->read_temps_count == j->read_temps_cap) {
-        size_t cap = j->read_temps_cap ? j->read_temps_cap * 2 : 16;
-        void **temps = realloc(j->read_temps, cap * sizeof(*temps));
-        if (!temps)
+    size_t n = j->read_temps_count;
+    for (size_t i = n; i > 0 && i + JNL_READ_REUSE > n; i--)
+        if (j->read_blks[i - 1] == blk)
+            return j->read_temps[i - 1];    /* home blocks do not change under the lock */
+    if (j->read_temps_count == j->read_temps_alloc) {
+        if (j->read_temps_alloc == j->read_temps_cap) {
+            size_t cap = j->read_temps_cap ? j->read_temps_cap * 2 : 16;
+            void **temps = realloc(j->read_temps, cap * sizeof(*temps));
+            if (!temps)
+                goto nomem;
+            j->read_temps = temps;
+            uint64_t *blks = realloc(j->read_blks, cap * sizeof(*blks));
+            if (!blks)
+                goto nomem;
+            j->read_blks = blks;
+            j->read_temps_cap = cap;
+        }
+        void *buf = NULL;
+        if (posix_memalign(&buf, JNL_BS, JNL_BS))
             goto nomem;
-        j->read_temps = temps;
-        j->read_temps_cap = cap;
+        j->read_temps[j->read_temps_alloc++] = buf;
     }
-    if (posix_memalign(&buf, JNL_BS, JNL_BS))
-        goto nomem;
+    void *buf = j->read_temps[j->read_temps_count];
     int err = mmio_read_at(j->io, blk * JNL_BS, buf, JNL_BS);
     if (err) {
-        free(buf);
+        if (err == -EIO && !atomic_load(&j->error)) {
+            fprintf(stderr, "mmapfs: metadata block %llu cannot be read "
+                    "(image truncated or I/O error): no further commits\n",
+                    (unsigned long long)blk);
+            jnl_fail_locked(j);
+        }
         errno = -err;
         return NULL;
     }
-    j->read_temps[j->read_temps_count++] = buf;
+    j->read_blks[j->read_temps_count++] = blk;
     return buf;
 nomem:
     errno = ENOMEM;
@@ -278,8 +307,7 @@ const void *jnl_read(struct jnl *j, uint64_t blk)
     struct jnl_shadow *s = jnl_map_find(&j->map, blk);
     if (s)
         return s->data;
-    const void *p = mmio_ptr(j->io, blk * JNL_BS);
-    return p ? p : read_copy(j, blk);
+    return read_copy(j, blk);
 }
 
 void jnl_shadow_drop(struct jnl *j, struct jnl_shadow *s)

@@ -90,9 +90,13 @@ int jnl_close(struct jnl *j);
 void jnl_lock(struct jnl *j);
 void jnl_unlock(struct jnl *j);
 
-/* Current version of metadata block blk (newest shadow, else the mapping).
- * Lock held. Valid until jnl_unlock(). NULL if blk is out of range (the
- * caller reports -EIO / corruption). */
+/* Current version of metadata block blk (newest shadow, else a private
+ * copy of the home block, read through the engine so that a page that
+ * cannot be read is an error, never a SIGBUS). Lock held. Valid until
+ * jnl_unlock(); each call not served by a shadow costs one 4 KiB copy held
+ * until then. NULL if blk is out of range (errno ERANGE; the caller
+ * reports -EIO / corruption), or cannot be read (errno EIO: the journal
+ * error becomes sticky, nothing commits any more; or ENOMEM). */
 const void *jnl_read(struct jnl *j, uint64_t blk);
 
 /* Writable shadow of blk in the running transaction (created from the

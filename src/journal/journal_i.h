@@ -22,6 +22,14 @@
 #include "mmapfs/mmio.h"
 
 #define JNL_BS           ((uint64_t)MMAPFS_BLOCK_SIZE)
+/* jnl_read copies kept allocated across lock holds (journal.c): freeing
+ * and allocating them again on every hold made glibc trim and regrow its
+ * heap (a TLB shootdown each time). */
+#define JNL_READ_KEEP    1024u
+/* A block read again within one hold is served from its copy if it is
+ * among the last JNL_READ_REUSE copies (readdirplus reads the same inode
+ * table block for many entries). */
+#define JNL_READ_REUSE   32u
 #define JNL_NOT_RUNNING  UINT32_MAX
 
 /* ---- shadows and the shadow table (shadow.c) ------------------------------ */
@@ -263,8 +271,10 @@ struct jnl {
     uint64_t commits_since_open;
 
     void *scratch;                /* JNL_BS, commit thread only */
-    void **read_temps;            /* pread backend: jnl_read copies (lock) */
-    size_t read_temps_count, read_temps_cap;
+    void **read_temps;            /* jnl_read copies (lock): [0, count) in
+                                   * use, [count, alloc) spare */
+    uint64_t *read_blks;          /* the block each copy in use holds */
+    size_t read_temps_count, read_temps_alloc, read_temps_cap;
 
     jnl_durable_fn durable_fn;
     void *durable_ctx;

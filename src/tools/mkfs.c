@@ -35,6 +35,8 @@ struct mkfs_args {
     uint64_t journal;       /* -J, blocks */
     const char *label;      /* -L */
     int force, sparse, quiet;
+    int mmp;                /* -O mmp: 1, -O ^mmp: 0, not given: -1 (block device: on) */
+    uint32_t mmp_interval;  /* --mmp-interval, seconds; 0 = default */
     const char *target;
 };
 
@@ -49,11 +51,17 @@ static void usage(FILE *f)
         "  -J, --journal BLOCKS   journal size in 4 KiB blocks (default: size/64,\n"
         "                         clamped to [%u, %u])\n"
         "  -f, --force            overwrite an existing filesystem or signature\n"
-        "      --sparse           do not preallocate an image file\n"
+        "      --sparse           do not preallocate an image file (the journal and\n"
+        "                         the metadata region are allocated all the same)\n"
+        "  -O mmp | -O ^mmp       multi-mount protection on or off (default: on for\n"
+        "                         a block device, off for an image file)\n"
+        "      --mmp-interval S   MMP heartbeat interval, seconds (default %u, at\n"
+        "                         most %u); implies -O mmp\n"
         "  -q, --quiet            print nothing on success\n"
         "  -V, --version          print the version\n"
         "  -h, --help             this help\n",
-        MKFS_LABEL_MAX, MKFS_MIN_JOURNAL_BLOCKS, MKFS_DEFAULT_MAX_JOURNAL_BLOCKS);
+        MKFS_LABEL_MAX, MKFS_MIN_JOURNAL_BLOCKS, MKFS_DEFAULT_MAX_JOURNAL_BLOCKS,
+        MMAPFS_MMP_INTERVAL_DEFAULT, MMAPFS_MMP_INTERVAL_MAX);
 }
 
 /* Parses "123", "64M", "1.5G" is not accepted; suffixes K/M/G/T (binary),
@@ -103,7 +111,7 @@ static int parse_number(const char *s, uint64_t *out)
  * -TOOL_EXIT_USAGE after printing what is wrong. */
 static int parse_args(int argc, char **argv, struct mkfs_args *a)
 {
-    enum { OPT_SPARSE = 256 };
+    enum { OPT_SPARSE = 256, OPT_MMP_INTERVAL };
     static const struct option longopts[] = {
         { "size", required_argument, NULL, 's' },
         { "label", required_argument, NULL, 'L' },
@@ -111,15 +119,18 @@ static int parse_args(int argc, char **argv, struct mkfs_args *a)
         { "journal", required_argument, NULL, 'J' },
         { "force", no_argument, NULL, 'f' },
         { "sparse", no_argument, NULL, OPT_SPARSE },
+        { "mmp-interval", required_argument, NULL, OPT_MMP_INTERVAL },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     memset(a, 0, sizeof(*a));
+    a->mmp = -1;
     int c;
+    uint64_t n;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":s:L:N:J:fqhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":s:L:N:J:O:fqhV", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
             if (parse_size(optarg, &a->size) || a->size == 0) {
@@ -149,6 +160,26 @@ static int parse_args(int argc, char **argv, struct mkfs_args *a)
                         "least %u\n", optarg, MKFS_MIN_JOURNAL_BLOCKS);
                 return -TOOL_EXIT_USAGE;
             }
+            break;
+        case 'O':
+            if (strcmp(optarg, "mmp") == 0) {
+                a->mmp = 1;
+            } else if (strcmp(optarg, "^mmp") == 0) {
+                a->mmp = 0;
+            } else {
+                fprintf(stderr, PROG ": -O %s: the features are mmp and ^mmp\n", optarg);
+                return -TOOL_EXIT_USAGE;
+            }
+            break;
+        case OPT_MMP_INTERVAL:
+            if (parse_number(optarg, &n) || n == 0 || n > MMAPFS_MMP_INTERVAL_MAX) {
+                fprintf(stderr, PROG ": --mmp-interval %s: expected seconds, 1 to %u\n",
+                        optarg, MMAPFS_MMP_INTERVAL_MAX);
+                return -TOOL_EXIT_USAGE;
+            }
+            a->mmp_interval = (uint32_t)n;
+            if (a->mmp < 0)
+                a->mmp = 1;
             break;
         case 'f': a->force = 1; break;
         case OPT_SPARSE: a->sparse = 1; break;
@@ -245,6 +276,9 @@ static void print_summary(struct mmio *io, const struct mkfs_args *a)
     printf("  inodes:   %" PRIu64 ", %" PRIu64 " free\n", sb.inode_count, sb.free_inodes);
     printf("  journal:  %" PRIu64 " blocks (%" PRIu64 " MiB)\n", sb.journal_blocks,
            (sb.journal_blocks * MMAPFS_BLOCK_SIZE) >> 20);
+    if (sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_MMP)
+        printf("  mmp:      block %" PRIu64 ", heartbeat every %" PRIu32 " s\n",
+               sb.mmp_block, sb.mmp_interval);
     printf("  uuid:     %s\n", uuid);
     if (sb.label[0])
         printf("  label:    %.64s\n", sb.label);
@@ -263,6 +297,23 @@ static int preallocate(int fd, uint64_t size, const struct mkfs_args *a)
         return TOOL_EXIT_NO_SPACE;
     }
     fprintf(stderr, PROG ": %s: fallocate: %s\n", a->target, strerror(err));
+    return TOOL_EXIT_FAILURE;
+}
+
+/* --sparse: the metadata region (superblock, MMP block, journal, bitmaps,
+ * inode table) and the root leaf are allocated all the same, so that a
+ * full host can never stop a commit (docs/ROBUSTNESS.md). 0 or the exit
+ * status (message printed). */
+static int reserve_metadata(int fd, uint64_t bytes, const struct mkfs_args *a)
+{
+    if (fallocate(fd, 0, 0, (off_t)bytes) == 0 || errno == EOPNOTSUPP || errno == ENOSYS)
+        return 0;
+    if (errno == ENOSPC || errno == EDQUOT) {
+        fprintf(stderr, PROG ": %s: not enough space for the %" PRIu64 " bytes of journal "
+                "and metadata\n", a->target, bytes);
+        return TOOL_EXIT_NO_SPACE;
+    }
+    fprintf(stderr, PROG ": %s: fallocate: %s\n", a->target, strerror(errno));
     return TOOL_EXIT_FAILURE;
 }
 
@@ -353,6 +404,8 @@ int main(int argc, char **argv)
         .inodes = a.inodes,
         .journal_blocks = a.journal,
         .label = a.label,
+        .mmp = a.mmp < 0 ? is_blk : a.mmp,
+        .mmp_interval = a.mmp_interval,
     };
     struct mkfs_geometry geo;
     if (mkfs_geometry(size, &opt, &geo)) {
@@ -383,8 +436,9 @@ int main(int argc, char **argv)
     }
 
     extended = !is_blk && !created && (uint64_t)old_size < opt.size;
-    if (!is_blk && !a.sparse) {
-        r = preallocate(fd, opt.size, &a);
+    if (!is_blk) {
+        r = a.sparse ? reserve_metadata(fd, (geo.data_start + 1) * MMAPFS_BLOCK_SIZE, &a)
+                     : preallocate(fd, opt.size, &a);
         if (r) {
             ret = r;
             goto out;

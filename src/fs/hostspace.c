@@ -1,0 +1,67 @@
+/*
+ * hostspace.c — host space for a sparse image file. Every block of a
+ * sparse image that mmapfs will write is allocated on the host
+ * (fallocate) before anything depends on it, so that a full host
+ * filesystem is an ENOSPC at allocation time, never a failed checkpoint
+ * (which would stop every commit, deletes included) nor a SIGBUS on a
+ * store into a hole of the mapping. docs/ROBUSTNESS.md.
+ *
+ *  - mkfs --sparse reserves the metadata region (superblock, MMP block,
+ *    journal, bitmaps, inode table) and the root leaf;
+ *  - a read-write mount of an image file with holes reserves the metadata
+ *    region again (images made before mkfs did it) and from then on every
+ *    run the block allocator hands out (file data and metadata blocks).
+ * An image without holes (mkfs without --sparse) and a block device skip
+ * all of it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fs/fs_i.h"
+
+int fs_host_reserve(int fd, uint64_t off, uint64_t len)
+{
+    if (len == 0)
+        return 0;
+    int r;
+    do
+        r = fallocate(fd, 0, (off_t)off, (off_t)len);
+    while (r && errno == EINTR);
+    if (r == 0)
+        return 0;
+    if (errno == EOPNOTSUPP || errno == ENOSYS)
+        return 1;      /* the host cannot reserve: nothing to do */
+    return -errno;
+}
+
+void fs_host_space_init(struct fs *fs)
+{
+    struct stat st;
+    fs->host_sparse = 0;
+    if (fs->read_only || fs->lock_fd < 0 || fstat(fs->lock_fd, &st) || !S_ISREG(st.st_mode))
+        return;
+    if ((uint64_t)st.st_blocks * 512u >= (uint64_t)st.st_size)
+        return;        /* fully allocated: nothing can run out */
+    int r = fs_host_reserve(fs->lock_fd, 0, fs->data_start * MMAPFS_BLOCK_SIZE);
+    if (r > 0)
+        return;
+    if (r < 0)
+        fprintf(stderr, "mmapfs: %s: warning: cannot reserve host space for the journal and "
+                "metadata of this sparse image: %s\n", fs->path, strerror(-r));
+    fs->host_sparse = 1;
+}
+
+int fs_host_reserve_blocks(struct fs *fs, uint64_t start, uint64_t n)
+{
+    if (!fs->host_sparse)
+        return 0;
+    int r = fs_host_reserve(fs->lock_fd, start * MMAPFS_BLOCK_SIZE, n * MMAPFS_BLOCK_SIZE);
+    if (r > 0) {
+        fs->host_sparse = 0;    /* not supported here after all */
+        return 0;
+    }
+    return r == -EDQUOT ? -ENOSPC : r;
+}

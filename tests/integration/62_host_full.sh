@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+#
+# 62_host_full.sh — a sparse image on a host filesystem that fills up.
+#
+# A 40 MiB tmpfs holds a 256 MiB --sparse image (mkfs allocates only its
+# journal and metadata region) and a 4 MiB host file that can be deleted
+# later to give space back. The mount fills: files are written until the
+# HOST is full, long before the image is. Writers must get ENOSPC (or
+# EIO), never a dead daemon (ENOTCONN); the mount stays usable: ls, stat,
+# reading what was written, rm (deletes commit: the journal does not need
+# host space), mkdir. Then host space is freed (the host file and some of
+# the filesystem's files), writes work again, unmount, fsck.mmapfs -n is
+# clean, a remount works, and every file whose write and fsync succeeded
+# is intact. -o nowriteback_cache, so that ENOSPC comes from write(2)
+# itself (60_enospc.sh covers the writeback cache). docs/ROBUSTNESS.md.
+set -euo pipefail
+. "$(dirname "$0")/../lib/common.sh"
+t_init "$@"
+require_cmd sha256sum
+export LC_ALL=C
+
+host=$T_DIR/host
+mount_other "$host" -t tmpfs -o size=40M tmpfs || skip_script "cannot mount a tmpfs here"
+img=$host/sparse.img
+M=$T_DIR/mnt
+make_image "$img" 256M
+check_range "mkfs --sparse allocated the journal and metadata only (KiB on the host)" \
+    1024 16384 "$(du -k "$img" | cut -f1)"
+check "a 4 MiB host file to free later" dd if=/dev/zero of="$host/spare" bs=1M count=4 status=none
+mount_image "$img" "$M" -o nowriteback_cache
+dpid=$(_daemon_pids "$M" | head -1)
+
+# ---- fill the host -------------------------------------------------------------------
+sums=$T_DIR/sums
+check_errno "files of 1 MiB until the host is full: ENOSPC" "ENOSPC|EIO" "
+import hashlib
+n = 0
+with open('$sums', 'w') as log:
+    while n < 400:
+        p = '$M/f%03d' % n
+        data = os.urandom(1 << 20)
+        fd = os.open(p, os.O_CREAT | os.O_WRONLY, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        log.write('%s %s\n' % (hashlib.sha256(data).hexdigest(), p))
+        log.flush()
+        n += 1"
+nfiles=$(wc -l <"$sums")
+t_log "$nfiles files of 1 MiB fit before the host was full; tmpfs: $(df -k "$host" | tail -1)"
+check_range "the host filled before the image (files written)" 10 40 "$nfiles"
+check "the daemon is alive" kill -0 "$dpid"
+check_errno "another write when the host is full: ENOSPC" "ENOSPC|EIO" "
+fd = os.open('$M/more', os.O_CREAT | os.O_WRONLY, 0o644)
+os.write(fd, os.urandom(1 << 20))
+os.fsync(fd)"
+check "the mount is usable when the host is full: ls -la" ls -la "$M"
+check "stat of a written file" stat "$M/f000"
+check_sh "the written files read back intact" 'cd / && sha256sum -c --quiet "$0"' "$sums"
+check "rm commits while the host is full" rm -f "$M/more" "$M/f000" "$M/f001"
+check_errno "mkdir while the host is full works or gives ENOSPC" "OK|ENOSPC" "os.mkdir('$M/dir')"
+grep -v "/f000$\|/f001$" "$sums" >"$sums.kept"
+
+# ---- free host space: writing works again ------------------------------------------------
+check "free the host file" rm -f "$host/spare"
+check "write 2 MiB after host space came back" \
+    dd if=/dev/urandom of="$M/after" bs=1M count=2 conv=fsync status=none
+after_sum=$(sha256sum <"$M/after" 2>/dev/null || echo missing)
+check "the daemon is still alive" kill -0 "$dpid"
+unmount_fs "$M" && pass "unmount"
+fsck_clean "$img"
+mount_image "$img" "$M" -o nowriteback_cache
+check_sh "after a remount every fsync'd file is intact" 'cd / && sha256sum -c --quiet "$0"' "$sums.kept"
+check_eq "the file written after space came back is intact" "$after_sum" "$(sha256sum <"$M/after")"
+t_finish

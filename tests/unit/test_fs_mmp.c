@@ -1,0 +1,156 @@
+/*
+ * test_fs_mmp.c — multi-mount protection (src/fs/mmp.c) through the fs
+ * core: format with MMP, a second claim refused while the first holds the
+ * image, a clean unmount releases the block, a crash leaves it live and
+ * the next mount waits it out, a holder whose block is overwritten stops
+ * committing. The cross-path case (loop device and file) is
+ * tests/integration/77_mmp.sh.
+ */
+#include "fs_fixture.h"
+
+#include <errno.h>
+#include <fcntl.h>
+
+#include "fs/mkfs.h"
+#include "fs/mmp.h"
+
+static int img_setup(void **state)
+{
+    static const struct img_config c = { .name = "mmp" };
+    return img_setup_config(state, &c);
+}
+
+/* A 32 MiB image with MMP and a 1 s heartbeat. */
+static void format_mmp(struct img *m)
+{
+    snprintf(m->path, sizeof(m->path), "/tmp/mmapfs-test-mmp-XXXXXX");
+    int fd = mkstemp(m->path);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 32 * MiB), 0);
+    close(fd);
+    struct mmio *io;
+    assert_int_equal(mmio_open(&io, m->path, 0, 0, NULL), 0);
+    struct fs_format_options opt = { .mmp = 1, .mmp_interval = 1 };
+    assert_int_equal(fs_format(io, &opt), 0);
+    mmio_close(io);
+}
+
+static struct mmapfs_disk_mmp peek(struct img *m)
+{
+    struct mmapfs_disk_mmp b;
+    assert_int_equal(mmp_peek(m->path, 1, &b), 0);
+    assert_true(mmp_block_valid(&b));
+    return b;
+}
+
+static struct mmapfs_disk_superblock superblock(struct img *m)
+{
+    struct mmapfs_disk_superblock sb;
+    int fd = open(m->path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, &sb, sizeof(sb), 0), (ssize_t)sizeof(sb));
+    close(fd);
+    return sb;
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void test_format_and_release(void **state)
+{
+    struct img *m = *state;
+    format_mmp(m);
+    struct mmapfs_disk_superblock sb = superblock(m);
+    assert_true(sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_MMP);
+    assert_int_equal(sb.mmp_block, 1);
+    assert_int_equal(sb.mmp_interval, 1);
+    assert_int_equal(sb.journal_start, 2);
+    assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_CLEAN);
+
+    img_mount(m);
+    struct mmapfs_disk_mmp b = peek(m);
+    assert_true(b.seq >= 1 && b.seq <= MMAPFS_MMP_SEQ_MAX);
+    assert_int_equal(b.pid, (uint32_t)getpid());
+    /* the heartbeat moves */
+    sleep(2);
+    assert_int_not_equal(peek(m).seq, b.seq);
+
+    /* a second claim (another path to the image would get here past the
+     * flock) is refused at once: this host, a live pid */
+    struct mmp *other = NULL;
+    double t0 = now_s();
+    assert_int_equal(mmp_claim(&other, m->path, &sb, MMP_MOUNT, "test", NULL), -EBUSY);
+    assert_null(other);
+    assert_true(now_s() - t0 < 1.0);
+    mkfile(m->fs, ROOT, "f");
+    img_unmount(m);
+    assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_CLEAN);
+
+    /* clean: the next mount is immediate */
+    t0 = now_s();
+    img_mount(m);
+    assert_true(now_s() - t0 < 1.0);
+    assert_true(lookup(m->fs, ROOT, "f") > 0);
+    img_unmount_check(m);
+}
+
+static void test_crash_then_takeover(void **state)
+{
+    struct img *m = *state;
+    format_mmp(m);
+    img_mount(m);
+    mkfile(m->fs, ROOT, "before-crash");
+    assert_int_equal(fs_fsync(m->fs, ROOT, 0), 0);
+    fs_crash_for_test(m->fs);
+    m->fs = NULL;
+    uint32_t seq = peek(m).seq;
+    assert_true(seq >= 1 && seq <= MMAPFS_MMP_SEQ_MAX);
+
+    /* the holder is "alive" (our pid) and recent: a mount refuses */
+    assert_int_equal(img_try_mount(m, (struct fs_options){ 0 }), -EBUSY);
+    /* once the block is old enough, the mount watches it for 3 s and
+     * takes over */
+    sleep(5);
+    double t0 = now_s();
+    img_mount(m);
+    assert_true(now_s() - t0 >= 2.5);
+    assert_true(lookup(m->fs, ROOT, "before-crash") > 0);
+    img_unmount_check(m);
+}
+
+static void test_lost_block_stops_commits(void **state)
+{
+    struct img *m = *state;
+    format_mmp(m);
+    img_mount(m);
+    /* another writer's mkfs, or a damaged device: the block is zeroed */
+    int fd = open(m->path, O_WRONLY);
+    assert_true(fd >= 0);
+    static char zero[4096];
+    assert_int_equal(pwrite(fd, zero, sizeof(zero), 4096), (ssize_t)sizeof(zero));
+    assert_int_equal(fsync(fd), 0);
+    close(fd);
+    sleep(2);
+    assert_int_equal(jnl_error(m->fs->jnl), -EIO);
+    struct fs_stat st;
+    assert_true(fs_mknod(m->fs, ROOT, "after", S_IFREG | 0644, 0, &cred, &st) < 0);
+    struct fs *fs = m->fs;
+    m->fs = NULL;
+    assert_int_equal(fs_unmount(fs), -EIO);
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, img_setup, img_teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_format_and_release),
+        T(test_crash_then_takeover),
+        T(test_lost_block_stops_commits),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
