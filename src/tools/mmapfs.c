@@ -192,6 +192,7 @@ int main(int argc, char **argv)
     fo.sync_delay_us = cfg.sync_delay_us;
     fo.backend = cfg.backend;
     fo.commit_interval_s = cfg.commit_s;
+    fo.discard = cfg.discard;
     err = fs_mount(&fs, &fo);
     if (err) {
         ret = report_mount_error(&cfg, err);
@@ -209,6 +210,10 @@ int main(int argc, char **argv)
         goto out_signals;
     }
     mmapfs_set_dirty_share(&cfg);
+    err = mfs_metrics_file_start(&data);
+    if (err)
+        mfs_log(LOG_WARNING, "metrics=%s: no updates: %s", cfg.metrics_path,
+                strerror(-err));
     report_status(&status_fd, TOOL_EXIT_OK);
 
     err = mmapfs_session_loop(se, &cfg);
@@ -220,6 +225,7 @@ int main(int argc, char **argv)
     fuse_session_unmount(se);
 out_signals:
     mmapfs_signals_stop();
+    mfs_metrics_file_stop();
     err = fs_unmount(fs);
     if (err) {
         mfs_log(LOG_ERR, "unmounting %s: %s; the image may need fsck.mmapfs",
