@@ -40,7 +40,9 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 TOOL_NAMES := $(if $(wildcard src/tools/mmapfs.c),mmapfs) \
               $(if $(wildcard src/tools/mkfs.c),mkfs.mmapfs) \
               $(if $(wildcard src/tools/fsck.c),fsck.mmapfs) \
-              $(if $(wildcard src/tools/stat.c),mmapfs-stat)
+              $(if $(wildcard src/tools/stat.c),mmapfs-stat) \
+              $(if $(wildcard src/tools/resize.c),mmapfs-resize) \
+              $(if $(wildcard src/tools/trim.c),mmapfs-trim)
 all: $(B)/libmmio.a $(B)/libmmapfs.a $(addprefix $(B)/,$(TOOL_NAMES)) $(UNIT_BIN)
 
 # ---- packages: installed only when missing (Debian 12, as root) -----------
@@ -77,6 +79,10 @@ $(B)/mkfs.mmapfs: $(B)/obj/src/tools/mkfs.o $(LIBS)
 $(B)/fsck.mmapfs: $(B)/obj/src/tools/fsck.o $(LIBS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 $(B)/mmapfs-stat: $(B)/obj/src/tools/stat.o $(LIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/mmapfs-resize: $(B)/obj/src/tools/resize.o $(LIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/mmapfs-trim: $(B)/obj/src/tools/trim.o $(LIBS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/tests/%: tests/unit/%.c $(LIBS)

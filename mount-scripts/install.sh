@@ -11,7 +11,8 @@
 # Environment (every directory absolute; defaults as `make install`):
 #   PREFIX            /usr/local
 #   SBINDIR           $PREFIX/sbin    mmapfs, mkfs.mmapfs, fsck.mmapfs,
-#                                     mmapfs-stat, mmapfs-mount-all
+#                                     mmapfs-stat, mmapfs-resize,
+#                                     mmapfs-trim, mmapfs-mount-all
 #   LIBDIR            $PREFIX/lib     libmmio.a
 #   INCLUDEDIR        $PREFIX/include mmapfs/mmio.h
 #   PKGCONFIGDIR      $LIBDIR/pkgconfig   mmio.pc
@@ -53,7 +54,7 @@ for d in "$PREFIX" "$SBINDIR" "$LIBDIR" "$INCLUDEDIR" "$PKGCONFIGDIR" "$MANDIR" 
 done
 
 missing=0
-for f in mmapfs mkfs.mmapfs fsck.mmapfs mmapfs-stat libmmio.a; do
+for f in mmapfs mkfs.mmapfs fsck.mmapfs mmapfs-stat mmapfs-resize mmapfs-trim libmmio.a; do
     if [ ! -f "$build/$f" ]; then
         echo "install.sh: $build/$f is missing (run make all first)" >&2
         missing=1
@@ -100,7 +101,7 @@ relative_to_prefix() {
 [ -z "$DESTDIR" ] || mkdir -p "$DESTDIR"
 
 # ---- programs, library, header ----------------------------------------------------
-for bin in mmapfs mkfs.mmapfs fsck.mmapfs mmapfs-stat; do
+for bin in mmapfs mkfs.mmapfs fsck.mmapfs mmapfs-stat mmapfs-resize mmapfs-trim; do
     put "$build/$bin" "$SBINDIR/$bin" 0755
 done
 put "$here/mmapfs-mount-all" "$SBINDIR/mmapfs-mount-all" 0755

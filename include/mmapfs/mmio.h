@@ -95,13 +95,16 @@ struct mmio_config {
  *                          went straight through
  *   sync_company_wait_us   microseconds the loop spent in those waits
  *   sync_company_joined    delayed-sync requests that arrived during those
- *                          waits (the company that came) */
+ *                          waits (the company that came)
+ *   discards, discard_bytes, discard_us   successful mmio_discard calls,
+ *                          bytes given back, microseconds spent */
 struct mmio_metrics {            /* totals since open */
     uint64_t sync_background_loops, syncs, sync_delayed,
              sync_longest_delay_us, sync_shortest_delay_us, sync_us,
              write_bytes, writes, write_us,
              read_bytes, reads, read_us,
-             sync_company_waits, sync_company_wait_us, sync_company_joined;
+             sync_company_waits, sync_company_wait_us, sync_company_joined,
+             discards, discard_bytes, discard_us;
 };
 
 /* One write of a batch: len bytes from data to offset off. data is
@@ -205,6 +208,25 @@ int  mmio_sync_delayed(struct mmio *io);                 /* wait for a batched s
  * Errors: those checks, -ENOMEM, and those of mmio_write_at (after which
  * a part of the batch may have been written) and mmio_sync_delayed. */
 int  mmio_write_delayed_sync(struct mmio *io, const struct mmio_write *w, size_t n);
+
+/* Gives the bytes [off, off+len) back to the storage: they are unused
+ * (a freed block) and their content no longer matters. A regular file
+ * gets a hole there (fallocate PUNCH_HOLE|KEEP_SIZE: the file keeps its
+ * size, the range reads as zeros afterwards, the host filesystem frees the
+ * space); a block device gets BLKDISCARD (what the range reads afterwards
+ * depends on the device: zeros or the old bytes). Pages of the range in
+ * the mapping are dropped; pointers into it stay valid. Partial blocks at
+ * the ends of the range are zeroed, not freed (regular files). Immediate:
+ * no sync is needed, and none is implied for other writes. The caller must
+ * not discard bytes it (or another thread) still writes or reads.
+ * Errors: -EINVAL (NULL io), -EROFS (read-only engine), -ERANGE (outside
+ * [0, size)), -EOPNOTSUPP (the file system or device cannot discard;
+ * sticky: later calls fail at once), other -errno of fallocate/ioctl. */
+int  mmio_discard(struct mmio *io, uint64_t off, uint64_t len);
+
+/* 0 if mmio_discard is known not to work on io (read-only, or it returned
+ * -EOPNOTSUPP before), else 1 (not yet known to fail). */
+int  mmio_discard_supported(const struct mmio *io);
 
 /* Copies the current counters into *out; from any thread at any time.
  * NULL io gives zeros; NULL out is a no-op. */

@@ -12,7 +12,9 @@
  * adjacent runs merged, each tagged with the newest transaction that freed
  * part of it); the allocator skips them. Once the transaction is durable
  * and no zero-copy read that could have seen the blocks is still being
- * answered (readpin.c), alloc_release drops the runs.
+ * answered (readpin.c), alloc_release drops the runs (with the discard
+ * mount option, discard.c punches each run first, while the allocator
+ * still skips it).
  *
  * Free counts (statfs, the superblock at unmount) are counted from the
  * bitmaps at mount and kept up to date in memory; blocks waiting in the
@@ -233,9 +235,11 @@ void alloc_release(struct fs *fs, uint64_t seq)
         return;
     size_t out = 0;
     for (size_t i = 0; i < p->count; i++) {
-        if (p->runs[i].seq <= seq)
+        if (p->runs[i].seq <= seq) {
             p->blocks -= p->runs[i].end - p->runs[i].start;
-        else
+            if (fs->discard)
+                discard_released(fs, p->runs[i].start, p->runs[i].end);
+        } else
             p->runs[out++] = p->runs[i];
     }
     p->count = out;

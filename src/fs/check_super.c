@@ -5,8 +5,8 @@
  * There is no backup superblock in format 1. A superblock that fails its
  * checksum or a rule on a field that locates nothing (root inode, orphan
  * head, state) is mended when everything that locates data checks out: super_validate passes with the checksum recomputed, and the layout
- * is exactly the one mkfs writes (regions back to back from block 1, an
- * inode count that is a multiple of 16). The fields that carry no layout
+ * is the one mkfs writes (regions back to back from block 1, room to grow
+ * the block bitmap after it, an inode count that is a multiple of 16). The fields that carry no layout
  * are then reset to safe values: the root inode number, an orphan head out
  * of range (the orphan list is rebuilt), unknown state bits, the feature
  * flags (format 1 defines none; a checksum failure makes them suspect),
@@ -20,6 +20,7 @@
 
 #include "fs/check_i.h"
 #include "fs/fs_i.h"
+#include "fs/mkfs.h"
 #include "util/crc32c.h"
 
 /* Incompatible features this checker understands. */
@@ -27,13 +28,18 @@
 
 #define PROG CHECK_PROG
 
-/* Is the layout exactly what mkfs writes? */
+/* Is the layout what mkfs writes (or mmapfs-resize leaves)? The block
+ * bitmap may be followed by room to grow it, at most what mkfs leaves for
+ * the current size (docs/FORMAT.md, "Growing"). */
 static int mkfs_layout(const struct mmapfs_disk_superblock *sb)
 {
     uint64_t mmp = sb->feature_incompat & MMAPFS_FEATURE_INCOMPAT_MMP ? 1 : 0;
+    uint64_t bitmap_room = sb->inode_bitmap_start - sb->block_bitmap_start;
     return sb->journal_start == 1 + mmp && (!mmp || sb->mmp_block == 1) &&
            sb->block_bitmap_start == sb->journal_start + sb->journal_blocks &&
-           sb->inode_bitmap_start == sb->block_bitmap_start + sb->block_bitmap_blocks &&
+           sb->inode_bitmap_start > sb->block_bitmap_start &&
+           bitmap_room >= sb->block_bitmap_blocks &&
+           bitmap_room <= mkfs_bitmap_room(sb->block_count) &&
            sb->inode_table_start == sb->inode_bitmap_start + sb->inode_bitmap_blocks &&
            sb->data_start == sb->inode_table_start + sb->inode_table_blocks &&
            sb->inode_count % MMAPFS_INODES_PER_BLOCK == 0;

@@ -70,6 +70,9 @@ struct fs_options {
     uint64_t sync_delay_us;     /* engine batching window; 0 = engine default */
     enum mmio_backend backend;  /* io=mmap|pread */
     unsigned commit_interval_s; /* periodic commit, 0 = 5 */
+    int discard;                /* give freed blocks back to the storage
+                                 * once their transaction is durable
+                                 * (mmio_discard; ignored read-only) */
 };
 
 /* Opens the image, checks the superblock (magic, version, checksum,

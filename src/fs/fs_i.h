@@ -45,6 +45,7 @@ struct fs {
     uint64_t free_blocks, free_inodes;
     uint64_t block_goal, inode_goal;
     struct fs_pending *pending;
+    int discard;                      /* punch released runs (discard.c; journal lock) */
     /* per-inode memory state (journal lock) */
     struct fs_icache *icache;
     /* first corruption seen (journal lock for writes) */
@@ -147,6 +148,11 @@ void alloc_durable(void *ctx, uint64_t seq);
 /* Makes blocks freed by transactions up to seq reusable (readpin.c calls
  * it once no read pin can see them). Lock held. */
 void alloc_release(struct fs *fs, uint64_t seq);
+/* discard.c: gives the freed run [start, end) back to the storage (hole
+ * in an image file, BLKDISCARD on a device) before alloc_release makes it
+ * reusable, when fs->discard is on and the run is at least 64 KiB. A target that cannot discard turns
+ * fs->discard off (one log line). Lock held. */
+void discard_released(struct fs *fs, uint64_t start, uint64_t end);
 /* Blocks freed but not yet reusable (waiting for their transaction). */
 uint64_t alloc_pending_blocks(struct fs *fs);
 /* Called WITHOUT the lock after an operation failed with -ENOSPC: if freed

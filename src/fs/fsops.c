@@ -247,6 +247,9 @@ int fs_format_metrics(struct fs *fs, char *buf, size_t size)
     line(&o, "mmio_read_bytes", mm.read_bytes);
     line(&o, "mmio_reads", mm.reads);
     line(&o, "mmio_read_us", mm.read_us);
+    line(&o, "mmio_discards", mm.discards);
+    line(&o, "mmio_discard_bytes", mm.discard_bytes);
+    line(&o, "mmio_discard_us", mm.discard_us);
 
     line(&o, "jnl_commits", jm.commits);
     line(&o, "jnl_commit_blocks", jm.commit_blocks);

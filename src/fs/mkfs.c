@@ -6,7 +6,7 @@
  * Layout (docs/FORMAT.md, src/fs/format.h):
  *   block 0                  superblock
  *   1 .. journal_blocks      journal (jnl_format writes its headers)
- *   block bitmap, inode bitmap, inode table
+ *   block bitmap (+ room to grow it: mmapfs-resize), inode bitmap, inode table
  *   data_start               the root directory's single B+tree leaf
  *   data_start + 1 ..        free
  *
@@ -87,7 +87,7 @@ int mkfs_geometry(uint64_t bytes, const struct fs_format_options *opt,
     const uint64_t bits_per_block = MMAPFS_BLOCK_SIZE * 8ull;
     g->block_bitmap_start = g->journal_start + g->journal_blocks;
     g->block_bitmap_blocks = div_round_up(g->block_count, bits_per_block);
-    g->inode_bitmap_start = g->block_bitmap_start + g->block_bitmap_blocks;
+    g->inode_bitmap_start = g->block_bitmap_start + mkfs_bitmap_room(g->block_count);
     g->inode_bitmap_blocks = div_round_up(g->inode_count, bits_per_block);
     g->inode_table_start = g->inode_bitmap_start + g->inode_bitmap_blocks;
     g->inode_table_blocks = div_round_up(g->inode_count, MMAPFS_INODES_PER_BLOCK);
@@ -99,6 +99,20 @@ int mkfs_geometry(uint64_t bytes, const struct fs_format_options *opt,
     g->used_blocks = g->data_start + 1;       /* + root directory leaf */
     g->root_dir_block = g->data_start;
     return 0;
+}
+
+uint64_t mkfs_bitmap_room(uint64_t block_count)
+{
+    /* room after the bitmap for growing the filesystem in place
+     * (mmapfs-resize) to MKFS_GROW_FACTOR times its size, at most 16 TiB:
+     * 1 block per 128 MiB of the grown size, 0.2 % of the image */
+    const uint64_t bits_per_block = MMAPFS_BLOCK_SIZE * 8ull;
+    uint64_t grown = block_count * MKFS_GROW_FACTOR;
+    if (grown > MKFS_GROW_MAX_BLOCKS)
+        grown = MKFS_GROW_MAX_BLOCKS;
+    uint64_t room = div_round_up(grown, bits_per_block);
+    uint64_t need = div_round_up(block_count, bits_per_block);
+    return room > need ? room : need;
 }
 
 /* ---- building blocks ---------------------------------------------------------- */

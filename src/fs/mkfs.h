@@ -20,6 +20,11 @@
 #define MKFS_MIN_INODES                 64u            /* default never goes below */
 #define MKFS_MAX_INODES                 0xffffffffull  /* numbers fit 32 bits */
 #define MKFS_LABEL_MAX                  63u            /* bytes; label[64] keeps a NUL */
+/* block bitmap room left after the bitmap, for growing in place
+ * (mmapfs-resize, docs/FORMAT.md "Growing"): up to this many times the
+ * size, at most MKFS_GROW_MAX_BLOCKS (16 TiB) */
+#define MKFS_GROW_FACTOR                64u
+#define MKFS_GROW_MAX_BLOCKS            (1ull << 32)
 
 /* Layout of a filesystem, as fs_format writes it. */
 struct mkfs_geometry {
@@ -38,6 +43,11 @@ struct mkfs_geometry {
  * options (NULL or zero fields = defaults; opt->size is ignored here). The
  * inode count is rounded up to a multiple of 16. -EINVAL when too small or
  * when the options do not fit. */
+/* Blocks from the block bitmap's start to the inode bitmap that mkfs
+ * leaves for a filesystem of block_count blocks: the bitmap and the room
+ * to grow it in place (MKFS_GROW_FACTOR). */
+uint64_t mkfs_bitmap_room(uint64_t block_count);
+
 int mkfs_geometry(uint64_t bytes, const struct fs_format_options *opt,
                   struct mkfs_geometry *g);
 

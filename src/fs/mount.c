@@ -204,6 +204,7 @@ int fs_mount(struct fs **out, const struct fs_options *opt)
         return -ENOMEM;
     fs->lock_fd = -1;
     fs->read_only = opt->read_only != 0;
+    fs->discard = opt->discard && !fs->read_only;
     fs->path = strdup(opt->path);
     void *zero = mmap(NULL, FS_ZERO_BYTES, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (!fs->path || zero == MAP_FAILED) {

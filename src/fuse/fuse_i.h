@@ -36,6 +36,7 @@
 /* hot loop: poll for the next request this long before sleeping in
  * read(2): a request that comes within it skips a wake-up (docs/MOUNT.md) */
 #define MMAPFS_DEFAULT_SPIN_US       20
+#define MMAPFS_DEFAULT_METRICS_INTERVAL 15   /* metrics=PATH updates (s) */
 #define MMAPFS_STR_(x) #x
 #define MMAPFS_STR(x) MMAPFS_STR_(x)
 
@@ -57,6 +58,8 @@ struct mmapfs_config {
     char *entry_timeout_str, *attr_timeout_str, *max_threads_str;
     char *readdirplus_str, *max_ratio_str, *min_ratio_str, *idle_threads_str;
     char *spin_str;
+    int discard_opt;         /* 0 not given, 1 discard, 2 nodiscard */
+    char *metrics_arg, *metrics_interval_str;
     /* validated values */
     uint64_t sync_delay_us;
     enum mmio_backend backend;
@@ -67,6 +70,9 @@ struct mmapfs_config {
     unsigned spin_us;        /* hot loop: poll this long for the next request */
     int readdirplus_auto;    /* 1: kernel chooses READDIRPLUS or READDIR */
     int max_ratio, min_ratio; /* bdi max_ratio/min_ratio to set, -1 = leave */
+    int discard;             /* give freed blocks back (-o discard) */
+    char *metrics_path;      /* metrics=PATH, absolute; NULL = none */
+    unsigned metrics_interval_s;
     int bad;                 /* an error was already reported */
 };
 
@@ -136,6 +142,24 @@ static inline void mfs_count(fuse_req_t req, enum mfs_op op)
 /* Appends the request counters to buf ("fuse_req_<name> N\n" lines, only
  * kinds seen at least once); returns the length it needs, as snprintf. */
 int mfs_format_requests(const struct mmapfs_fuse *m, char *buf, size_t size);
+
+/* Formats the metrics text (fs_format_metrics, then the FUSE request
+ * counters) into a new NUL-terminated buffer (*out, freed by the caller);
+ * returns its length or -errno. (ops_xattr.c) */
+int mfs_format_metrics(const struct mmapfs_fuse *m, char **out);
+
+/* ---- metrics=PATH (metrics_file.c) ------------------------------------------ */
+
+/* Starts a thread that writes the metrics in the Prometheus text format
+ * (the same text as mmapfs-stat --prometheus, label mountpoint=
+ * cfg->mountpoint) to cfg->metrics_path every cfg->metrics_interval_s
+ * seconds, atomically (PATH.tmp, then rename). The first file is written
+ * before it returns. No-op if metrics_path is NULL. 0 or -errno. */
+int mfs_metrics_file_start(struct mmapfs_fuse *m);
+
+/* Stops the thread and writes the file one last time (the counters at
+ * unmount). Call before fs_unmount. No-op if not started. */
+void mfs_metrics_file_stop(void);
 
 /* Replies with the error of an fs call (negative errno). -EUCLEAN becomes
  * EIO (and is logged once); 0 replies success. Returns fuse_reply_err's

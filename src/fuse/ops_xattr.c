@@ -95,7 +95,7 @@ int mfs_acl_inherit(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 /* Formats the metrics (fs counters, then the FUSE request counters) into
  * a new buffer; returns its length or -errno. */
-static int format_metrics(const struct mmapfs_fuse *m, char **out)
+int mfs_format_metrics(const struct mmapfs_fuse *m, char **out)
 {
     struct fs *fs = m->fs;
     size_t cap = 16384;
@@ -132,7 +132,7 @@ static void get_metrics(fuse_req_t req, size_t size)
     char *buf = NULL;
     int len, err;
 
-    len = format_metrics(mfs_data(req), &buf);
+    len = mfs_format_metrics(mfs_data(req), &buf);
     if (len < 0) {
         err = len;
         goto out_err;

@@ -63,6 +63,10 @@ static const struct fuse_opt mmapfs_opts[] = {
     MMAPFS_OPT("acl", no_acl, 0),
     MMAPFS_OPT("nokillpriv_v2", no_killpriv_v2, 1),
     MMAPFS_OPT("killpriv_v2", no_killpriv_v2, 0),
+    MMAPFS_OPT("discard", discard_opt, 1),
+    MMAPFS_OPT("nodiscard", discard_opt, 2),
+    MMAPFS_OPT("metrics=%s", metrics_arg, 0),
+    MMAPFS_OPT("metrics_interval=%s", metrics_interval_str, 0),
     /* read-only: also passed on so that the kernel mount is read-only */
     MMAPFS_OPT("ro", read_only, 1),
     MMAPFS_OPT("rw", read_only, 0),
@@ -128,6 +132,16 @@ static const char mmapfs_help[] =
 "                           mount may use (default " MMAPFS_STR(MMAPFS_DEFAULT_MAX_RATIO) "; 0 = kernel's)\n"
 "    min_ratio=PCT          share of it reserved for this mount\n"
 "                           (default " MMAPFS_STR(MMAPFS_DEFAULT_MIN_RATIO) "; 0 = kernel's)\n"
+"    discard, nodiscard     give freed blocks back to the storage once\n"
+"                           their transaction is durable: holes in an image\n"
+"                           file, BLKDISCARD on a device (default nodiscard;\n"
+"                           mmapfs-trim does it offline)\n"
+"    metrics=PATH           write the counters in the Prometheus text format\n"
+"                           (as mmapfs-stat --prometheus) to PATH every\n"
+"                           metrics_interval seconds and at unmount\n"
+"                           (PATH.tmp, then rename); PATH's directory must exist\n"
+"    metrics_interval=SEC   seconds between metrics=PATH updates (default\n"
+"                           " MMAPFS_STR(MMAPFS_DEFAULT_METRICS_INTERVAL) ", 1..86400)\n"
 "    ro                     mount read-only (the image is not written)\n"
 "\n"
 "daemon flags:\n"
@@ -352,6 +366,13 @@ static int validate(struct mmapfs_config *cfg)
     if (parse_ratio("max_ratio", cfg->max_ratio_str, &cfg->max_ratio) ||
         parse_ratio("min_ratio", cfg->min_ratio_str, &cfg->min_ratio))
         return -1;
+    /* off unless asked for: punching holes costs the host file system
+     * real time under the journal lock (docs/MOUNT.md, "Discard") */
+    cfg->discard = cfg->discard_opt == 1;
+    cfg->metrics_interval_s = MMAPFS_DEFAULT_METRICS_INTERVAL;
+    if (parse_count("metrics_interval", cfg->metrics_interval_str, 1, 86400,
+                    "seconds, 1..86400", &cfg->metrics_interval_s))
+        return -1;
     if (cfg->read_only && !cfg->max_ratio_str && !cfg->min_ratio_str)
         cfg->max_ratio = -1;     /* nothing to write back: reserve nothing */
     if (cfg->max_ratio < 0 && !cfg->min_ratio_str)
@@ -524,6 +545,48 @@ static int check_mount_point(struct mmapfs_config *cfg)
     return 0;
 }
 
+/* metrics=PATH: its directory must exist and be writable, PATH must not be
+ * a directory. Stores the absolute path (the daemon changes directory).
+ * Prints what is wrong; 0 or -TOOL_EXIT_USAGE. */
+static int check_metrics_path(struct mmapfs_config *cfg)
+{
+    const char *p = cfg->metrics_arg;
+    struct stat st;
+
+    if (!p)
+        return 0;
+    const char *slash = strrchr(p, '/');
+    const char *base = slash ? slash + 1 : p;
+    char *dir = slash ? strndup(p, (size_t)(slash - p) + (slash == p)) : strdup(".");
+    char *real = dir ? realpath(dir, NULL) : NULL;
+    int err = 0;
+
+    if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
+        fprintf(stderr, "mmapfs: metrics=%s: give a file name, not a directory\n", p);
+        err = -TOOL_EXIT_USAGE;
+    } else if (!real || stat(real, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "mmapfs: metrics=%s: directory %s does not exist: create it "
+                "first (node_exporter's textfile collector directory)\n", p,
+                dir ? dir : "?");
+        err = -TOOL_EXIT_USAGE;
+    } else if (access(real, W_OK | X_OK) != 0) {
+        fprintf(stderr, "mmapfs: metrics=%s: cannot write in %s: %s\n", p, real,
+                strerror(errno));
+        err = -TOOL_EXIT_USAGE;
+    } else if (asprintf(&cfg->metrics_path, "%s%s%s", real,
+                        strcmp(real, "/") ? "/" : "", base) < 0) {
+        cfg->metrics_path = NULL;
+        fprintf(stderr, "mmapfs: out of memory\n");
+        err = -TOOL_EXIT_FAILURE;
+    } else if (stat(cfg->metrics_path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "mmapfs: metrics=%s is a directory: give a file name\n", p);
+        err = -TOOL_EXIT_USAGE;
+    }
+    free(dir);
+    free(real);
+    return err;
+}
+
 int mmapfs_parse_args(int argc, char **argv, struct mmapfs_config *cfg,
                       struct fuse_args *fuse_args)
 {
@@ -560,7 +623,9 @@ int mmapfs_parse_args(int argc, char **argv, struct mmapfs_config *cfg,
         ret = -TOOL_EXIT_USAGE;
         goto out;
     }
-    ret = check_target(cfg);
+    ret = check_metrics_path(cfg);
+    if (!ret)
+        ret = check_target(cfg);
     if (!ret)
         ret = check_mount_point(cfg);
     if (ret)
@@ -591,5 +656,8 @@ void mmapfs_config_free(struct mmapfs_config *cfg)
     free(cfg->readdirplus_str);
     free(cfg->max_ratio_str);
     free(cfg->min_ratio_str);
+    free(cfg->metrics_arg);
+    free(cfg->metrics_interval_str);
+    free(cfg->metrics_path);
     memset(cfg, 0, sizeof(*cfg));
 }

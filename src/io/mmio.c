@@ -327,5 +327,8 @@ void mmio_get_metrics(const struct mmio *io, struct mmio_metrics *out)
     LOAD(sync_company_waits);
     LOAD(sync_company_wait_us);
     LOAD(sync_company_joined);
+    LOAD(discards);
+    LOAD(discard_bytes);
+    LOAD(discard_us);
 #undef LOAD
 }

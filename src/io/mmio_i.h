@@ -58,6 +58,7 @@ struct mmio {
     int direct;                 /* opened with O_DIRECT */
     int regular;                /* a regular file (not a block device) */
     int read_only;              /* mmio_config.read_only: never writes */
+    int discard_unsupported;    /* mmio_discard got EOPNOTSUPP (atomic, sticky) */
     uint64_t sync_delay_us;
 
     /* Sticky sync failure (0 or 1), accessed with __atomic builtins. Once

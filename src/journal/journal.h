@@ -77,6 +77,18 @@ int jnl_recover(struct mmio *io, const struct jnl_geometry *geo, int dry_run,
  * zeroed. -EINVAL on bad geometry. */
 int jnl_format(struct mmio *io, const struct jnl_geometry *geo);
 
+/* Offline (mmapfs-resize): prepares the journal of old_geo to become
+ * new_journal_blocks long (the same start, a shorter log): writes a header
+ * with the new log size into the slot that is not current. Until the
+ * caller switches the superblock to the new length, the old geometry still
+ * finds its own header (the new slot does not match its log size); after,
+ * only the new slot matches. Does not sync. The journal must replay
+ * nothing (clean unmount): -EBUSY otherwise. -EINVAL if new_journal_blocks
+ * is below JNL_MIN_JOURNAL_BLOCKS or above the old length; -EUCLEAN if no
+ * header slot is valid; engine errors. */
+int jnl_reshape(struct mmio *io, const struct jnl_geometry *old_geo,
+                uint64_t new_journal_blocks);
+
 /* Recovers (jnl_recover) then starts the commit thread. io stays owned by
  * the caller and must outlive the journal. Errors: those of jnl_recover,
  * -EINVAL (geometry), -ENOMEM. */

@@ -8,6 +8,7 @@
 #ifndef MMAPFS_TOOLS_EXIT_I_H
 #define MMAPFS_TOOLS_EXIT_I_H
 
+#include <errno.h>
 #include <stdio.h>
 
 enum tool_exit {
@@ -26,7 +27,21 @@ enum tool_exit {
     TOOL_EXIT_CORRUPT = 7,       /* mount: the filesystem is corrupt (fsck.mmapfs) */
     TOOL_EXIT_EXISTING = 8,      /* mkfs: TARGET holds a filesystem (use -f) */
     TOOL_EXIT_NO_SPACE = 9,      /* mkfs: no room to preallocate the image */
+    TOOL_EXIT_SHRINK = 10,       /* mmapfs-resize: SIZE below the current size */
+    TOOL_EXIT_TOO_BIG = 11,      /* mmapfs-resize: no room for the larger bitmap */
 };
+
+/* Exit status for an error of fs_offline_open (mmapfs-trim, mmapfs-resize). */
+static inline int tool_exit_offline(int err)
+{
+    switch (err) {
+    case -EBUSY: return TOOL_EXIT_IN_USE;
+    case -EUCLEAN: return TOOL_EXIT_CORRUPT;
+    case -EINVAL: case -EOPNOTSUPP: return TOOL_EXIT_TARGET_KIND;
+    case -ENOENT: case -EACCES: case -EPERM: case -EROFS: return TOOL_EXIT_TARGET_ACCESS;
+    default: return TOOL_EXIT_FAILURE;
+    }
+}
 
 /* One line for an option getopt refused (call getopt with opterr = 0 and
  * an optstring that starts with ':'): c is what getopt returned (':' for

@@ -26,6 +26,7 @@
 #include "fuse/version_i.h"
 #include "mmapfs/mmio.h"
 #include "tools/exit_i.h"
+#include "util/size.h"
 
 #define PROG "mkfs.mmapfs"
 
@@ -62,35 +63,6 @@ static void usage(FILE *f)
         "  -h, --help             this help\n",
         MKFS_LABEL_MAX, MKFS_MIN_JOURNAL_BLOCKS, MKFS_DEFAULT_MAX_JOURNAL_BLOCKS,
         MMAPFS_MMP_INTERVAL_DEFAULT, MMAPFS_MMP_INTERVAL_MAX);
-}
-
-/* Parses "123", "64M", "1.5G" is not accepted; suffixes K/M/G/T (binary),
- * optionally followed by "iB" or "B". 0 or -EINVAL. */
-static int parse_size(const char *s, uint64_t *out)
-{
-    char *end;
-    if (!*s || *s == '-')
-        return -EINVAL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s)
-        return -EINVAL;
-    unsigned shift = 0;
-    switch (*end) {
-    case 'k': case 'K': shift = 10; end++; break;
-    case 'm': case 'M': shift = 20; end++; break;
-    case 'g': case 'G': shift = 30; end++; break;
-    case 't': case 'T': shift = 40; end++; break;
-    default: break;
-    }
-    if (shift && (!strcmp(end, "iB") || !strcmp(end, "B")))
-        end += strlen(end);
-    if (*end)
-        return -EINVAL;
-    if (shift && v > (UINT64_MAX >> shift))
-        return -EINVAL;
-    *out = (uint64_t)v << shift;
-    return 0;
 }
 
 /* Plain unsigned number. 0 or -EINVAL. */

@@ -192,6 +192,7 @@ int main(int argc, char **argv)
     fo.sync_delay_us = cfg.sync_delay_us;
     fo.backend = cfg.backend;
     fo.commit_interval_s = cfg.commit_s;
+    fo.discard = cfg.discard;
     err = fs_mount(&fs, &fo);
     if (err) {
         ret = report_mount_error(&cfg, err);
@@ -212,6 +213,10 @@ int main(int argc, char **argv)
     if (!cfg.no_killpriv_v2 && (err = mmapfs_killpriv_install(se)) != 0)
         mfs_log(LOG_WARNING, "cannot install the device I/O for HANDLE_KILLPRIV_V2: %s; "
                 "every write asks for security.capability", strerror(-err));
+    err = mfs_metrics_file_start(&data);
+    if (err)
+        mfs_log(LOG_WARNING, "metrics=%s: no updates: %s", cfg.metrics_path,
+                strerror(-err));
     report_status(&status_fd, TOOL_EXIT_OK);
 
     err = mmapfs_session_loop(se, &cfg);
@@ -223,6 +228,7 @@ int main(int argc, char **argv)
     fuse_session_unmount(se);
 out_signals:
     mmapfs_signals_stop();
+    mfs_metrics_file_stop();
     err = fs_unmount(fs);
     if (err) {
         mfs_log(LOG_ERR, "unmounting %s: %s; the image may need fsck.mmapfs",

@@ -38,6 +38,7 @@
 
 #include "fs/format.h"
 #include "fuse/version_i.h"
+#include "util/metrics_text.h"
 #include "util/mountinfo.h"
 
 #define METRICS_MAX 65536          /* XATTR_SIZE_MAX */
@@ -87,148 +88,7 @@ static int mount_type(const char *mnt, char *fstype, size_t size)
     return found;
 }
 
-/* ---- output ------------------------------------------------------------------------------ */
-
-/* What a counter means, for # HELP; prefixes match the engine ("mmio_"),
- * journal ("jnl_") and fs names of fs_format_metrics. */
-struct metric_doc {
-    const char *name;      /* exact name or a prefix ending in '*' */
-    const char *help;
-    int gauge;             /* 1 = gauge, 0 = counter */
-};
-
-static const struct metric_doc metric_docs[] = {
-    /* I/O engine (mmio_) */
-    { "*sync_background_loops", "Iterations of the I/O engine's delayed-sync loop", 0 },
-    { "*sync_company_waits",    "Delayed syncs held back to wait for other callers (adaptive batching)", 0 },
-    { "*sync_company_wait_us",  "Time spent waiting for other callers before a sync", 0 },
-    { "*sync_company_joined",   "Delayed-sync requests that arrived during such a wait", 0 },
-    { "*sync_delayed",          "Delayed (batched) sync requests to the I/O engine", 0 },
-    { "*sync_longest_delay_us", "Sum over delayed-sync batches of the wait of each batch's earliest request", 0 },
-    { "*sync_shortest_delay_us", "Sum over delayed-sync batches of the wait of each batch's latest request", 0 },
-    { "*sync_us",               "Time spent in device syncs", 0 },
-    { "*fsync_commits",         "fsync calls that waited for a journal commit", 0 },
-    { "*fsync_data_syncs",      "fsync calls that needed only a data sync", 0 },
-    { "*fsyncs",                "fsync and fsyncdir calls", 0 },
-    { "*commit_syncs",          "Device syncs issued by journal commits", 0 },
-    { "*log_full_syncs",        "Extra syncs to catch the journal header up when the log was full", 0 },
-    { "*syncs",                 "Device syncs (msync/fdatasync) by the I/O engine", 0 },
-    /* journal (jnl_) */
-    { "*shadow_blocks_now",     "Journal shadow buffers held now (4 KiB each)", 1 },
-    { "*durable_seq",           "Sequence number of the last durable journal transaction", 1 },
-    { "*commit_waits",          "Callers that waited for a journal commit", 0 },
-    { "*commit_blocks",         "Metadata blocks carried by journal commits", 0 },
-    { "*commit_us",             "Time from closing a transaction to its checkpoint", 0 },
-    { "*ordered_commits",       "Journal commits with new file data (data synced first)", 0 },
-    { "*pipelined_commits",     "Journal transactions that rode the previous ordered commit's sync", 0 },
-    { "*header_writes",         "Lazy journal header writes", 0 },
-    { "*data_images",           "File data blocks copied into the journal log (small writes, re-logged overwrites)", 0 },
-    { "*head_past_syncs",       "Syncs spent moving the journal header past an older data image", 0 },
-    { "*batched_commits",       "Journal commits held back briefly for more fsync callers to join", 0 },
-    { "*commits",               "Journal transactions made durable", 0 },
-    { "*checkpoint_blocks",     "Journal block images written to their home location", 0 },
-    { "*wraps",                 "Journal log wrap-arounds", 0 },
-    /* filesystem (fs_) */
-    { "*blocks_pending_free",   "Blocks freed but not yet reusable (transaction not durable, or zero-copy replies in flight)", 1 },
-    { "*blocks_total",          "Blocks (4 KiB) available to data and metadata", 1 },
-    { "*blocks_free",           "Free blocks", 1 },
-    { "*inodes_total",          "Inodes in the inode table", 1 },
-    { "*inodes_free",           "Free inodes", 1 },
-    { "*inodes_cached",         "Inodes in the in-memory inode cache", 1 },
-    { "*blocks_allocated",      "Blocks allocated", 0 },
-    { "*blocks_freed",          "Blocks freed", 0 },
-    { "*inodes_allocated",      "Inodes allocated", 0 },
-    { "*inodes_freed",          "Inodes freed", 0 },
-    { "*orphans_released",      "Unlinked-but-open inodes reclaimed", 0 },
-    { "*enospc_retries",        "Allocations retried after committing freed blocks", 0 },
-    { "*node_checksums",        "Tree node checksums verified (once per node per mount)", 0 },
-    { "*corrupt",               "1 once corruption was detected (fsck needed)", 1 },
-    { "*read_only",             "1 if mounted read-only", 1 },
-    /* generic */
-    { "*_now",                  "Current value", 1 },
-    { "*longest*",              "Longest observed value", 1 },
-    { "*shortest*",             "Shortest observed value", 1 },
-    { "*write_bytes",           "Bytes written", 0 },
-    { "*read_bytes",            "Bytes read", 0 },
-    { "*write_us",              "Time spent writing", 0 },
-    { "*read_us",               "Time spent reading", 0 },
-    { "*writes",                "Write operations", 0 },
-    { "*reads",                 "Read operations", 0 },
-    { NULL, NULL, 0 },
-};
-
-/* Glob-lite: pattern may start and/or end with '*'. */
-static int doc_matches(const char *pat, const char *name)
-{
-    size_t pl = strlen(pat), nl = strlen(name);
-    int lead = pat[0] == '*', trail = pl > 1 && pat[pl - 1] == '*';
-    const char *core = pat + lead;
-    size_t cl = pl - (size_t)lead - (size_t)trail;
-    char buf[128];
-
-    if (cl >= sizeof(buf))
-        return 0;
-    memcpy(buf, core, cl);
-    buf[cl] = '\0';
-    if (lead && trail)
-        return strstr(name, buf) != NULL;
-    if (lead)
-        return nl >= cl && strcmp(name + nl - cl, buf) == 0;
-    if (trail)
-        return strncmp(name, buf, cl) == 0;
-    return strcmp(name, buf) == 0;
-}
-
-static const struct metric_doc *find_doc(const char *name)
-{
-    const struct metric_doc *d;
-
-    for (d = metric_docs; d->name; d++)
-        if (doc_matches(d->name, name))
-            return d;
-    return NULL;
-}
-
-/* True if s is a number (integer or decimal). */
-static int is_number(const char *s)
-{
-    char *end;
-
-    if (!*s)
-        return 0;
-    errno = 0;
-    (void)strtod(s, &end);
-    return errno == 0 && *end == '\0';
-}
-
 /* ---- reading the counters ------------------------------------------------------------------ */
-
-/* One "name value" line of the metrics text. */
-struct metric {
-    char name[128];
-    char value[64];
-};
-
-/* Parses the next "name value" line of the text at *pos into m and moves
- * *pos past it; lines that are not a name and a number are skipped.
- * Returns 1 if a metric was found, 0 at the end of the text. */
-static int next_metric(const char **pos, struct metric *m)
-{
-    while (**pos) {
-        const char *line = *pos, *nl = strchr(line, '\n');
-        size_t len = nl ? (size_t)(nl - line) : strlen(line);
-        char buf[256];
-
-        *pos = line + len + (nl ? 1 : 0);
-        if (len >= sizeof(buf))
-            continue;
-        memcpy(buf, line, len);
-        buf[len] = '\0';
-        if (sscanf(buf, "%127s %63s", m->name, m->value) == 2 && is_number(m->value))
-            return 1;
-    }
-    return 0;
-}
 
 /* Reads the metrics text of the mmapfs mount mnt into buf (METRICS_MAX + 1
  * bytes), NUL-terminated. 0, or -1 after printing why (shown: the path as
@@ -252,112 +112,6 @@ static int read_metrics(const char *mnt, const char *shown, char *buf)
 
 /* ---- text and Prometheus output ---------------------------------------------------------------- */
 
-/* Prints a label value with \\, \" and \n escaped. */
-static void print_label_value(const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '\\' || *s == '"')
-            printf("\\%c", *s);
-        else if (*s == '\n')
-            fputs("\\n", stdout);
-        else
-            putchar(*s);
-    }
-}
-
-/* How one counter is exposed to Prometheus. */
-struct prom_metric {
-    char name[192];          /* mmapfs_<name>, unit suffix, _total for counters */
-    const char *label;       /* value of the "op" label, or NULL */
-    const char *help;
-    double scale;            /* 1e-6 for microseconds shown as seconds, else 1 */
-    int gauge;
-};
-
-#define FUSE_REQ_PREFIX "fuse_req_"
-
-/* Appends suffix to pm->name unless it already ends with it. */
-static void prom_suffix(struct prom_metric *pm, const char *suffix)
-{
-    size_t n = strlen(pm->name), sl = strlen(suffix);
-
-    if ((n < sl || strcmp(pm->name + n - sl, suffix) != 0) && n + sl < sizeof(pm->name))
-        memcpy(pm->name + n, suffix, sl + 1);
-}
-
-/* Prometheus naming (base units in the name, counters end in _total):
- * "x_us" becomes "mmapfs_x_seconds" with the value in seconds; the FUSE
- * request counts "fuse_req_KIND" become one family
- * mmapfs_fuse_requests_total{op="KIND"}. */
-static void prom_describe(const char *name, struct prom_metric *pm)
-{
-    const struct metric_doc *doc = find_doc(name);
-    size_t n, i;
-
-    pm->gauge = doc && doc->gauge;
-    pm->help = doc ? doc->help : "mmapfs counter";
-    pm->scale = 1;
-    pm->label = NULL;
-    if (strncmp(name, FUSE_REQ_PREFIX, strlen(FUSE_REQ_PREFIX)) == 0 &&
-        name[strlen(FUSE_REQ_PREFIX)]) {
-        snprintf(pm->name, sizeof(pm->name), "mmapfs_fuse_requests_total");
-        pm->label = name + strlen(FUSE_REQ_PREFIX);
-        pm->help = "FUSE requests received since the mount, by kind";
-        pm->gauge = 0;
-        return;
-    }
-    n = (size_t)snprintf(pm->name, sizeof(pm->name) - 16, "mmapfs_%s", name);
-    if (n >= sizeof(pm->name) - 16)
-        n = sizeof(pm->name) - 17;
-    for (i = 7; i < n; i++)
-        if (!isalnum((unsigned char)pm->name[i]) && pm->name[i] != '_' && pm->name[i] != ':')
-            pm->name[i] = '_';
-    if (n > 3 && strcmp(pm->name + n - 3, "_us") == 0) {
-        pm->name[n - 3] = '\0';
-        prom_suffix(pm, "_seconds");
-        pm->scale = 1e-6;
-    }
-    if (!pm->gauge)
-        prom_suffix(pm, "_total");
-}
-
-/* Prints the metrics text in the Prometheus text format. Returns the number
- * of metrics printed. */
-static int print_prometheus(const char *text, const char *mnt)
-{
-    const char *pos = text;
-    struct metric m;
-    int count = 0, fuse_family_done = 0;
-
-    while (next_metric(&pos, &m)) {
-        struct prom_metric pm;
-
-        prom_describe(m.name, &pm);
-        count++;
-        if (!pm.label || !fuse_family_done) {
-            if (pm.label)
-                printf("# HELP %s %s (the fuse_req_* lines of mmapfs-stat).\n", pm.name, pm.help);
-            else if (pm.scale != 1)
-                printf("# HELP %s %s, seconds (%s / 1e6).\n", pm.name, pm.help, m.name);
-            else
-                printf("# HELP %s %s (%s).\n", pm.name, pm.help, m.name);
-            printf("# TYPE %s %s\n", pm.name, pm.gauge ? "gauge" : "counter");
-            fuse_family_done |= pm.label != NULL;
-        }
-        printf("%s{mountpoint=\"", pm.name);
-        print_label_value(mnt);
-        if (pm.label) {
-            printf("\",op=\"");
-            print_label_value(pm.label);
-        }
-        if (pm.scale != 1)
-            printf("\"} %.6f\n", strtod(m.value, NULL) * pm.scale);
-        else
-            printf("\"} %s\n", m.value);
-    }
-    return count;
-}
-
 /* Prints the metrics as "name value" lines. Returns the number printed. */
 static int print_text(const char *text)
 {
@@ -365,7 +119,7 @@ static int print_text(const char *text)
     struct metric m;
     int count = 0;
 
-    while (next_metric(&pos, &m)) {
+    while (metrics_next(&pos, &m)) {
         printf("%s %s\n", m.name, m.value);
         count++;
     }
@@ -476,7 +230,7 @@ static int print_json(const char *text, const char *mnt)
     fputs("{\n  \"mountpoint\": ", stdout);
     print_json_string(mnt);
     fputs(",\n  \"metrics\": {", stdout);
-    while (next_metric(&pos, &m)) {
+    while (metrics_next(&pos, &m)) {
         fputs(count ? ",\n    " : "\n    ", stdout);
         print_json_string(m.name);
         fputs(": ", stdout);
@@ -526,7 +280,7 @@ static void take_sample(const char *text, struct sample *s)
 
     memset(s, 0, sizeof(*s));
     s->seconds = monotonic_seconds();
-    while (next_metric(&pos, &m))
+    while (metrics_next(&pos, &m))
         for (i = 0; i < W_COUNT; i++)
             if (strcmp(m.name, watch_names[i]) == 0) {
                 s->value[i] = strtod(m.value, NULL);
@@ -772,7 +526,7 @@ int main(int argc, char **argv)
     }
     if (read_metrics(mnt, argv[optind], buf))
         goto out;
-    printed = prometheus ? print_prometheus(buf, mnt) : json ? print_json(buf, mnt) : print_text(buf);
+    printed = prometheus ? metrics_print_prometheus(stdout, buf, mnt) : json ? print_json(buf, mnt) : print_text(buf);
     if (printed == 0) {
         fprintf(stderr, "mmapfs-stat: %s: the mount reported no metrics\n", argv[optind]);
         goto out;

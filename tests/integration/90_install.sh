@@ -69,6 +69,8 @@ check_sh "the manifest exists" '[ -s "$MANIFEST_FILE" ]'
 check_sh "programs, library, header, pkg-config file, man pages and mount helper installed" '
     for f in usr/local/sbin/mmapfs usr/local/sbin/mkfs.mmapfs usr/local/sbin/fsck.mmapfs \
         usr/local/sbin/mmapfs-stat usr/local/sbin/mmapfs-mount-all usr/local/lib/libmmio.a \
+        usr/local/sbin/mmapfs-resize usr/local/sbin/mmapfs-trim \
+        usr/local/share/man/man8/mmapfs-resize.8 usr/local/share/man/man8/mmapfs-trim.8 \
         usr/local/include/mmapfs/mmio.h usr/local/lib/pkgconfig/mmio.pc \
         usr/local/share/man/man3/mmio.3 usr/local/share/man/man8/mmapfs.8 \
         usr/local/share/man/man8/mount.mmapfs.8 usr/local/share/man/man8/mmapfs-stat.8 \

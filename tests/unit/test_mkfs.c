@@ -121,11 +121,12 @@ static void test_format_layout(void **state)
     assert_int_equal(sb.journal_blocks, 1026);      /* 16384/64 = 256, clamped up */
     assert_int_equal(sb.block_bitmap_start, 1027);
     assert_int_equal(sb.block_bitmap_blocks, 1);
-    assert_int_equal(sb.inode_bitmap_start, 1028);
+    /* room to grow the bitmap to 64 x 64 MiB = 4 GiB: 32 blocks */
+    assert_int_equal(sb.inode_bitmap_start, 1027 + 32);
     assert_int_equal(sb.inode_bitmap_blocks, 1);
-    assert_int_equal(sb.inode_table_start, 1029);
+    assert_int_equal(sb.inode_table_start, 1060);
     assert_int_equal(sb.inode_table_blocks, 4096 / 16);
-    assert_int_equal(sb.data_start, 1029 + 256);
+    assert_int_equal(sb.data_start, 1060 + 256);
     assert_int_equal(sb.root_ino, 1);
     assert_int_equal(sb.orphan_head, 0);
     assert_int_equal(sb.state, MMAPFS_STATE_CLEAN);

@@ -1479,6 +1479,133 @@ static int blockdev_teardown(void **state)
     return 0;
 }
 
+/* ---- discard ---------------------------------------------------------------------- */
+
+/* Allocated bytes of path (st_blocks * 512). */
+static uint64_t allocated_bytes(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return (uint64_t)st.st_blocks * 512u;
+}
+
+/* mmio_discard on a regular file punches a hole: the space goes back to
+ * the host filesystem, the size stays, the range reads as zeros (also
+ * through the mapping), the bytes around it are untouched. */
+static void test_discard_file(void **state)
+{
+    struct mmio_config cfg = cfg_of(state, 0);
+    char path[PATH_MAX];
+    const size_t len = 4u << 20;
+    unsigned char *data = malloc(len), *back = malloc(len);
+    struct mmio *io;
+    struct mmio_metrics m;
+
+    assert_non_null(data);
+    assert_non_null(back);
+    tmp_path(path, "discard");
+    fill_random(data, len, 77);
+    make_file(path, data, len);
+    assert_int_equal(mmio_open(&io, path, 0, 0, &cfg), 0);
+    assert_int_equal(mmio_discard_supported(io), 1);
+    uint64_t before = allocated_bytes(path);
+    assert_true(before >= len);
+
+    /* 2 MiB in the middle, at a 4 KiB boundary */
+    assert_int_equal(mmio_discard(io, 1u << 20, 2u << 20), 0);
+    uint64_t after = allocated_bytes(path);
+    assert_true(after + (2u << 20) <= before);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal((uint64_t)st.st_size, len);
+
+    assert_int_equal(mmio_read_at(io, 0, back, len), 0);
+    assert_memory_equal(back, data, 1u << 20);
+    for (size_t i = 1u << 20; i < (3u << 20); i++)
+        if (back[i]) fail_msg("byte %zu not zero after discard", i);
+    assert_memory_equal(back + (3u << 20), data + (3u << 20), len - (3u << 20));
+    const unsigned char *p = mmio_ptr(io, 0);
+    if (p)
+        assert_int_equal(p[(1u << 20) + 5], 0);
+
+    /* a write into the hole works again */
+    assert_int_equal(mmio_write_at(io, 2u << 20, "again", 5), 0);
+    assert_int_equal(mmio_read_at(io, 2u << 20, back, 5), 0);
+    assert_memory_equal(back, "again", 5);
+
+    mmio_get_metrics(io, &m);
+    assert_int_equal(m.discards, 1);
+    assert_int_equal(m.discard_bytes, 2u << 20);
+
+    /* bounds and arguments */
+    assert_int_equal(mmio_discard(io, 0, 0), 0);
+    assert_int_equal(mmio_discard(io, len, 0), 0);
+    assert_int_equal(mmio_discard(io, len - 4096, 8192), -ERANGE);
+    assert_int_equal(mmio_discard(io, UINT64_MAX, 2), -ERANGE);
+    assert_int_equal(mmio_discard(NULL, 0, 4096), -EINVAL);
+    mmio_close(io);
+
+    /* read-only engine: refused, nothing changes */
+    struct mmio_config ro = cfg;
+    ro.read_only = 1;
+    assert_int_equal(mmio_open(&io, path, 0, 0, &ro), 0);
+    assert_int_equal(mmio_discard_supported(io), 0);
+    assert_int_equal(mmio_discard(io, 0, 4096), -EROFS);
+    mmio_close(io);
+    assert_int_equal(read_file(path, 0, back, 4096), 0);
+    assert_memory_equal(back, data, 4096);
+    free(data);
+    free(back);
+}
+
+/* BLKDISCARD on a loop device over a sparse file: the backing file loses
+ * the blocks (the loop driver punches holes), bytes around stay. */
+static void test_discard_blockdev(void **state)
+{
+    (void)state;
+    const uint64_t dev_size = 16u << 20;
+    char img[PATH_MAX], buf[4096], want[4096];
+    struct mmio *io;
+
+    if (geteuid() != 0) {
+        print_message("    SKIP block device discard: not running as root\n");
+        skip();
+    }
+    snprintf(img, sizeof(img), "%s/discard-loop.img", tmpdir);
+    make_file(img, NULL, 0);
+    assert_int_equal(truncate(img, (off_t)dev_size), 0);
+    const char *why = loop_attach(img);
+    if (why) {
+        print_message("    SKIP block device discard: %s\n", why);
+        skip();
+    }
+    assert_int_equal(mmio_open(&io, loop_dev, 0, 0, NULL), 0);
+    for (uint64_t off = 0; off < (8u << 20); off += sizeof(buf)) {
+        fill_random(buf, sizeof(buf), off);
+        assert_int_equal(mmio_write_at(io, off, buf, sizeof(buf)), 0);
+    }
+    assert_int_equal(mmio_sync(io), 0);
+    uint64_t before = allocated_bytes(img);
+    assert_true(before >= (8u << 20));
+    int err = mmio_discard(io, 1u << 20, 4u << 20);
+    if (err == -EOPNOTSUPP) {
+        mmio_close(io);
+        print_message("    SKIP: this loop device does not discard\n");
+        skip();
+    }
+    assert_int_equal(err, 0);
+    assert_int_equal(mmio_sync(io), 0);
+    assert_true(allocated_bytes(img) + (4u << 20) <= before);
+    fill_random(want, sizeof(want), 0);
+    assert_int_equal(mmio_read_at(io, 0, buf, sizeof(buf)), 0);
+    assert_memory_equal(buf, want, sizeof(want));
+    fill_random(want, sizeof(want), 5u << 20);
+    assert_int_equal(mmio_read_at(io, 5u << 20, buf, sizeof(buf)), 0);
+    assert_memory_equal(buf, want, sizeof(want));
+    mmio_close(io);
+    assert_int_equal(loop_detach(), 0);
+}
+
 /* ---- runner ------------------------------------------------------------------- */
 
 /* A test run once per backend, named after it. */
@@ -1514,6 +1641,8 @@ int main(void)
         { "test_disk_full[mmap]", test_disk_full, NULL, disk_full_teardown, &be_mmap },
         { "test_disk_full[pread]", test_disk_full, NULL, disk_full_teardown, &be_pread },
         cmocka_unit_test_teardown(test_blockdev, blockdev_teardown),
+        BOTH(test_discard_file),
+        cmocka_unit_test_teardown(test_discard_blockdev, blockdev_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1,0 +1,89 @@
+/*
+ * mmapfs-trim — gives every free block of an unmounted mmapfs filesystem
+ * back to the storage: holes in an image file (it becomes sparse again),
+ * BLKDISCARD on a block device. Thin main over fs_trim (src/fs/trim.c);
+ * see docs/man/mmapfs-trim.8. The mounted counterpart is -o discard.
+ *
+ *   mmapfs-trim [-v] TARGET
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fs/offline.h"
+#include "fuse/version_i.h"
+#include "tools/exit_i.h"
+
+#define PROG "mmapfs-trim"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: " PROG " [-v] TARGET\n"
+        "Gives every free block of the unmounted mmapfs filesystem on TARGET back\n"
+        "to the storage (holes in an image file, BLKDISCARD on a block device).\n"
+        "  -v   print what was given back\n"
+        "  -V   print the version\n"
+        "  -h   this help\n"
+        "exit status: 0 done, 1 failure (also: TARGET cannot discard), 2 usage,\n"
+        "  3 TARGET cannot be opened, 4 not mmapfs, 5 mounted or in use,\n"
+        "  7 corrupt or not cleanly unmounted\n");
+}
+
+int main(int argc, char **argv)
+{
+    int verbose = 0, c;
+    char msg[512];
+    struct fs_offline o;
+    uint64_t runs = 0, blocks = 0;
+
+    static const struct option longopts[] = {
+        { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":vhV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'v': verbose = 1; break;
+        case 'h': usage(stdout); return TOOL_EXIT_OK;
+        case 'V':
+            printf(PROG " %s (on-disk format %u)\n", MMAPFS_VERSION_STRING,
+                   MMAPFS_FORMAT_VERSION);
+            return TOOL_EXIT_OK;
+        default:
+            tool_bad_option(PROG, c, optopt, argv[optind - 1]);
+            return TOOL_EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, PROG ": %s: usage: " PROG " [-v] TARGET\n",
+                optind >= argc ? "no TARGET given" : "more than one TARGET given");
+        return TOOL_EXIT_USAGE;
+    }
+    const char *target = argv[optind];
+    int err = fs_offline_open(&o, target, msg, sizeof(msg));
+    if (err) {
+        fprintf(stderr, PROG ": %s: %s\n", target, msg);
+        return tool_exit_offline(err);
+    }
+    err = fs_trim(&o, &runs, &blocks);
+    fs_offline_close(&o);
+    if (err == -EOPNOTSUPP) {
+        fprintf(stderr, PROG ": %s: cannot discard (no hole punching on this file "
+                "system, or the device does not support discard)\n", target);
+        return TOOL_EXIT_FAILURE;
+    }
+    if (err) {
+        fprintf(stderr, PROG ": %s: %s (after %llu blocks)\n", target, strerror(-err),
+                (unsigned long long)blocks);
+        return TOOL_EXIT_FAILURE;
+    }
+    if (verbose)
+        printf("%s: %llu free blocks (%.1f MiB) in %llu runs given back\n", target,
+               (unsigned long long)blocks, (double)blocks * MMAPFS_BLOCK_SIZE / (1u << 20),
+               (unsigned long long)runs);
+    return TOOL_EXIT_OK;
+}
