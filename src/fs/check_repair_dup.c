@@ -113,6 +113,11 @@ static int walk_inode(struct dups *d, uint64_t ino, const struct mmapfs_disk_ino
         if (err)
             return err;
     }
+    if (file) {
+        int err = check_inline_extents(di, dup_extent, d);
+        if (err)
+            return err;
+    }
     if (di->xattr_block && di->xattr_block < d->c->block_count)
         claim(d, di->xattr_block, 0, K_XATTR);
     return 0;
@@ -367,7 +372,7 @@ int check_repair_dups(struct check *c)
         err = check_read_inode(c, mv[i].ino, &di);
         if (err)
             break;
-        di.tree_root = mv[i].root;
+        check_inline_to_tree(&di, mv[i].root);
         di.blocks = mv[i].nodes + mv[i].data + (di.xattr_block ? 1 : 0);
         err = check_write_inode(c, mv[i].ino, &di);
         c->repairs++;

@@ -9,7 +9,8 @@
  * inode count that is a multiple of 16). The fields that carry no layout
  * are then reset to safe values: the root inode number, an orphan head out
  * of range (the orphan list is rebuilt), unknown state bits, the feature
- * flags (format 1 defines none; a checksum failure makes them suspect),
+ * flags other than incompat 0x1 (the only one defined; a checksum failure
+ * makes the others suspect, and dropping 0x1 would lose inline content),
  * the reserved bytes. Free counts are recomputed by pass 3 anyway. With
  * -n the mended copy is only used to check the rest of the image.
  */
@@ -55,8 +56,10 @@ static int super_mend(struct mmapfs_disk_superblock *sb, uint64_t image_bytes)
         sb->state = st;
         n++;
     }
-    if (sb->feature_compat || sb->feature_ro_compat || sb->feature_incompat) {
-        sb->feature_compat = sb->feature_ro_compat = sb->feature_incompat = 0;
+    if (sb->feature_compat || sb->feature_ro_compat ||
+        (sb->feature_incompat & ~MMAPFS_FEATURE_INCOMPAT_INODE_DATA)) {
+        sb->feature_compat = sb->feature_ro_compat = 0;
+        sb->feature_incompat &= MMAPFS_FEATURE_INCOMPAT_INODE_DATA;
         n++;
     }
     if (sb->reserved0) {
@@ -130,10 +133,10 @@ int check_load_superblock(struct check *c, FILE *out)
         if (r)
             return r;
     }
-    if (c->sb.feature_incompat) {
+    if (c->sb.feature_incompat & ~MMAPFS_FEATURE_INCOMPAT_INODE_DATA) {
         if (out)
             fprintf(out, PROG ": %s: unsupported incompatible features %#x\n", c->path,
-                    c->sb.feature_incompat);
+                    c->sb.feature_incompat & ~MMAPFS_FEATURE_INCOMPAT_INODE_DATA);
         return FSCK_EXIT_OPERATIONAL;
     }
     if (c->sb.inode_count > UINT32_MAX) {

@@ -37,6 +37,9 @@ struct fs_format_options {
     uint64_t inodes;          /* 0 = one per 16 KiB */
     uint64_t journal_blocks;  /* 0 = size/64 clamped to [1026, 32768] */
     const char *label;        /* NULL = empty */
+    int no_inode_data;        /* 1: without incompat feature 0x1 (extents and
+                               * tiny data inside inodes): the format older
+                               * versions mount */
 };
 
 /* Writes a new empty filesystem (root directory, lost+found) onto io. Does

@@ -35,6 +35,7 @@ struct mkfs_args {
     uint64_t journal;       /* -J, blocks */
     const char *label;      /* -L */
     int force, sparse, quiet;
+    int no_inode_data;      /* --no-inode-data */
     const char *target;
 };
 
@@ -50,6 +51,8 @@ static void usage(FILE *f)
         "                         clamped to [%u, %u])\n"
         "  -f, --force            overwrite an existing filesystem or signature\n"
         "      --sparse           do not preallocate an image file\n"
+        "      --no-inode-data    keep every file's extents and data out of its inode\n"
+        "                         (the format before incompat feature 0x1)\n"
         "  -q, --quiet            print nothing on success\n"
         "  -V, --version          print the version\n"
         "  -h, --help             this help\n",
@@ -103,7 +106,7 @@ static int parse_number(const char *s, uint64_t *out)
  * -TOOL_EXIT_USAGE after printing what is wrong. */
 static int parse_args(int argc, char **argv, struct mkfs_args *a)
 {
-    enum { OPT_SPARSE = 256 };
+    enum { OPT_SPARSE = 256, OPT_NO_INODE_DATA };
     static const struct option longopts[] = {
         { "size", required_argument, NULL, 's' },
         { "label", required_argument, NULL, 'L' },
@@ -111,6 +114,7 @@ static int parse_args(int argc, char **argv, struct mkfs_args *a)
         { "journal", required_argument, NULL, 'J' },
         { "force", no_argument, NULL, 'f' },
         { "sparse", no_argument, NULL, OPT_SPARSE },
+        { "no-inode-data", no_argument, NULL, OPT_NO_INODE_DATA },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -152,6 +156,7 @@ static int parse_args(int argc, char **argv, struct mkfs_args *a)
             break;
         case 'f': a->force = 1; break;
         case OPT_SPARSE: a->sparse = 1; break;
+        case OPT_NO_INODE_DATA: a->no_inode_data = 1; break;
         case 'q': a->quiet = 1; break;
         case 'h': usage(stdout); return 1;
         case 'V':
@@ -353,6 +358,7 @@ int main(int argc, char **argv)
         .inodes = a.inodes,
         .journal_blocks = a.journal,
         .label = a.label,
+        .no_inode_data = a.no_inode_data,
     };
     struct mkfs_geometry geo;
     if (mkfs_geometry(size, &opt, &geo)) {
