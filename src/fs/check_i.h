@@ -71,9 +71,10 @@ enum {
     RF_ORPHAN_OK   = 1 << 10, /* belongs on the orphan list (unnamed, nlink 0) */
     RF_KEPT        = 1 << 11, /* directory: its one entry was kept by a rebuild */
     RF_REC_TYPE    = 1 << 12, /* mode type contradicts its tree: take the tree's */
+    RF_NO_INLINE   = 1 << 13, /* inode flags unusable: drop flags and inline area */
 };
 #define RF_RECORD (RF_REC_SUM | RF_REC_CLEAR | RF_REC_ROOT | RF_NO_TREE | RF_NO_XATTR | \
-                   RF_ORPHAN_NEXT | RF_REC_TYPE)
+                   RF_ORPHAN_NEXT | RF_REC_TYPE | RF_NO_INLINE)
 
 struct check_inode {
     uint32_t links;        /* directory entries naming it */
@@ -246,6 +247,19 @@ uint16_t check_node_type(struct check *c, uint64_t ino, uint64_t blk);
  * directory index under a file mode, or the reverse): sets the type from
  * the node in *di. 1 if changed, else 0. */
 int check_record_type_from_tree(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di);
+
+/* Inode-resident data (docs/FORMAT.md §6), check_record.c. Are di's flags
+ * usable: known bits, allowed by the superblock, at most one of the two
+ * kinds, only for a file or symlink without a tree root? (0 flags: yes.) */
+int check_inline_flags_ok(const struct check *c, const struct mmapfs_disk_inode *di);
+/* Calls fn (a bt_walk item callback) for every used slot of an inline
+ * extent area, in slot order; slots must be packed (a used slot after an
+ * unused one: -EUCLEAN). Stops at and returns fn's non-zero result. */
+int check_inline_extents(const struct mmapfs_disk_inode *di,
+                         int (*fn)(void *ctx, uint64_t key, const void *val, size_t len),
+                         void *ctx);
+/* Points di at a rebuilt tree: tree_root = root, inline extents dropped. */
+void check_inline_to_tree(struct mmapfs_disk_inode *di, uint64_t root);
 
 /* Opens c->path for the check (check_open.c): stat, open (read-only with
  * -n), image lock, engine (read-only with -n). On failure prints one line

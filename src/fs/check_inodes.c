@@ -370,6 +370,26 @@ static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_in
             check_plan(c, ino, RF_ORPHAN_NEXT);
         }
     }
+    int flags_ok = check_inline_flags_ok(c, di);
+    if (!flags_ok) {
+        WALK_ERROR(&w, "flags %#x not valid here (mode %#o, tree root %" PRIu64 "%s)",
+                   di->flags, di->mode, di->tree_root,
+                   c->sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_INODE_DATA
+                       ? "" : ", image without inode-resident data");
+        if (!dups) {
+            check_plan(c, ino, RF_NO_INLINE);
+            c->structural = 1;
+        }
+    }
+    if (flags_ok && (di->flags & MMAPFS_INODE_EXTENTS) &&
+        check_inline_extents(di, extent_item, &w) == -EUCLEAN)
+        EXT_ERROR(&w, "inline extents not packed at the start of the area%s", "");
+    if (flags_ok && (di->flags & MMAPFS_INODE_INLINE_DATA) && !dups &&
+        di->size > MMAPFS_INLINE_BYTES) {
+        WALK_ERROR(&w, "size %" PRIu64 " with inline data (at most %u bytes)", di->size,
+                   MMAPFS_INLINE_BYTES);
+        bad_size = 1;
+    }
     if (type == S_IFREG || type == S_IFLNK) {
         tree_ok = walk_tree(&w, di->tree_root, MMAPFS_TREE_EXTENTS) == 0;
     } else if (type == S_IFDIR) {
@@ -403,7 +423,16 @@ static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_in
         check_plan(c, ino, RF_SALVAGE);
         return;
     }
-    if (bad_size && type == S_IFREG) {
+    int inline_data = flags_ok && (di->flags & MMAPFS_INODE_INLINE_DATA);
+    if (bad_size && inline_data) {
+        uint64_t len = type == S_IFREG ? MMAPFS_INLINE_BYTES
+                                       : strnlen((const char *)di->inline_area,
+                                                 MMAPFS_INLINE_BYTES);
+        if (len)
+            check_add_fix(c, ino, FIX_SIZE, len);
+        else
+            check_plan(c, ino, RF_REC_CLEAR);       /* no target left */
+    } else if (bad_size && type == S_IFREG) {
         uint64_t end = w.prev_end * MMAPFS_BLOCK_SIZE;
         check_add_fix(c, ino, FIX_SIZE, end < MMAPFS_MAX_FILE_SIZE ? end : MMAPFS_MAX_FILE_SIZE);
     } else if (bad_size) {

@@ -18,6 +18,7 @@
  * record whose checksum is right (check_record_type_from_tree).
  */
 #include <dirent.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -65,9 +66,17 @@ int check_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *d
         di->orphan_next = 0;
         damage++;
     }
-    if (di->flags) {
+    if (!check_inline_flags_ok(c, di)) {
         di->flags = 0;
+        memset(di->inline_area, 0, sizeof(di->inline_area));
         damage++;
+    } else if (!di->flags) {
+        for (size_t i = 0; i < sizeof(di->inline_area); i++)
+            if (di->inline_area[i]) {
+                memset(di->inline_area, 0, sizeof(di->inline_area));
+                damage++;
+                break;
+            }
     }
     if (di->rdev && dt != DT_CHR && dt != DT_BLK) {
         di->rdev = 0;
@@ -89,6 +98,7 @@ int check_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *d
     damage += dt == DT_DIR && (di->parent < 1 || di->parent > c->inode_count);
     damage += dt == DT_REG && di->size > MMAPFS_MAX_FILE_SIZE;
     damage += dt == DT_LNK && (di->size < 1 || di->size > MMAPFS_SYMLINK_MAX);
+    damage += (di->flags & MMAPFS_INODE_INLINE_DATA) && di->size > MMAPFS_INLINE_BYTES;
     if (damage > RECORD_MAX_DAMAGE)
         return -1;
     return damage + check_record_type_from_tree(c, ino, di);
@@ -110,4 +120,53 @@ int check_record_type_from_tree(struct check *c, uint64_t ino, struct mmapfs_dis
         return 1;
     }
     return 0;
+}
+
+/* ---- inode-resident data --------------------------------------------------------- */
+
+/* See check_i.h. */
+int check_inline_flags_ok(const struct check *c, const struct mmapfs_disk_inode *di)
+{
+    uint32_t f = di->flags;
+    if (!f)
+        return 1;
+    return !(f & ~MMAPFS_INODE_FLAGS_KNOWN) && f != MMAPFS_INODE_FLAGS_KNOWN &&
+           (c->sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_INODE_DATA) && !di->tree_root &&
+           (S_ISREG(di->mode) || S_ISLNK(di->mode));
+}
+
+/* See check_i.h. */
+int check_inline_extents(const struct mmapfs_disk_inode *di,
+                         int (*fn)(void *ctx, uint64_t key, const void *val, size_t len),
+                         void *ctx)
+{
+    static const uint8_t zero[MMAPFS_INLINE_EXTENT_BYTES];
+    int unused = 0;
+    if (!(di->flags & MMAPFS_INODE_EXTENTS))
+        return 0;
+    for (unsigned i = 0; i < MMAPFS_INLINE_EXTENTS; i++) {
+        if (!memcmp(di->inline_area + i * MMAPFS_INLINE_EXTENT_BYTES, zero, sizeof(zero))) {
+            unused = 1;
+            continue;
+        }
+        if (unused)
+            return -EUCLEAN;
+        struct mmapfs_disk_extent e;
+        uint64_t lblk;
+        mmapfs_inline_extent_get(di->inline_area, i, &lblk, &e);
+        int r = fn(ctx, lblk, &e, sizeof(e));
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+/* See check_i.h. */
+void check_inline_to_tree(struct mmapfs_disk_inode *di, uint64_t root)
+{
+    di->tree_root = root;
+    if (di->flags & MMAPFS_INODE_EXTENTS) {
+        di->flags &= ~MMAPFS_INODE_EXTENTS;
+        memset(di->inline_area, 0, sizeof(di->inline_area));
+    }
 }

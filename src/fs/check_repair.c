@@ -143,6 +143,12 @@ static int repair_record(struct check *c, uint64_t ino, uint16_t rf)
         if (err)
             return err;
     }
+    if (rf & RF_NO_INLINE) {
+        check_repaired(c, "inode %" PRIu64 ": unusable flags %#x dropped with the inline "
+                       "area (its inline extents or data are lost)", ino, di.flags);
+        di.flags = 0;
+        memset(di.inline_area, 0, sizeof(di.inline_area));
+    }
     if (rf & RF_ORPHAN_NEXT) {
         check_repaired(c, "inode %" PRIu64 ": orphan_next cleared", ino);
         di.orphan_next = 0;

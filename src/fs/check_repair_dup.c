@@ -113,6 +113,11 @@ static int walk_inode(struct dups *d, uint64_t ino, const struct mmapfs_disk_ino
         if (err)
             return err;
     }
+    if (file) {
+        int err = check_inline_extents(di, dup_extent, d);
+        if (err)
+            return err;
+    }
     /* every block of the xattr chain (valid by now: phase A cut it) */
     char msg[160];
     uint64_t blk = di->xattr_block, next;
@@ -377,7 +382,7 @@ int check_repair_dups(struct check *c)
         err = check_read_inode(c, mv[i].ino, &di);
         if (err)
             break;
-        di.tree_root = mv[i].root;
+        check_inline_to_tree(&di, mv[i].root);
         di.blocks = mv[i].nodes + mv[i].data + (di.xattr_block ? 1 : 0);
         err = check_write_inode(c, mv[i].ino, &di);
         c->repairs++;

@@ -183,6 +183,25 @@ static void salvage_node(struct salvage *s, uint64_t blk, unsigned max_level)
     }
 }
 
+/* check_inline_extents callback: an inline extent as a leaf item of a
+ * leaf with a right checksum (the record's checksum is right). */
+static int salvage_inline_item(void *ctx, uint64_t key, const void *val, size_t len)
+{
+    struct salvage *s = ctx;
+    if (!s->collect)
+        reserve_extent(s, val, len);
+    else if (check_items_add(&s->items, key, val, len))
+        s->oom = 1;
+    return 0;
+}
+
+/* Takes the inline extents of di (an unpacked area: those before the gap). */
+static void salvage_inline(struct salvage *s, const struct mmapfs_disk_inode *di)
+{
+    if (check_inline_extents(di, salvage_inline_item, s))
+        s->dropped++;
+}
+
 /* Walks the tree of s->ino from root; clears the visit bits afterwards. */
 static void salvage_walk(struct salvage *s, uint64_t root)
 {
@@ -282,6 +301,7 @@ static int salvage_one(struct salvage *s, uint64_t ino, struct rebuilt *r)
     s->collect = 1;
     s->nodes_ok = s->nodes_bad = s->dropped = 0;
     salvage_walk(s, di.tree_root);
+    salvage_inline(s, &di);
     if (s->oom) {
         err = -ENOMEM;
         goto out;
@@ -327,7 +347,7 @@ static int switch_tree(struct check *c, const struct rebuilt *r)
     int err = check_read_inode(c, r->ino, &di);
     if (err)
         return err;
-    di.tree_root = r->root;
+    check_inline_to_tree(&di, r->root);
     di.blocks = r->nodes + r->data + (di.xattr_block ? 1 : 0);
     if (S_ISDIR(di.mode))
         di.size = r->count;
@@ -358,6 +378,7 @@ int check_repair_salvage(struct check *c)
         s.mode = di.mode;
         s.collect = 0;
         salvage_walk(&s, di.tree_root);
+        salvage_inline(&s, &di);
         if (s.oom)
             err = -ENOMEM;
     }

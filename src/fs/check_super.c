@@ -9,7 +9,8 @@
  * the block bitmap after it, an inode count that is a multiple of 16). The fields that carry no layout
  * are then reset to safe values: the root inode number, an orphan head out
  * of range (the orphan list is rebuilt), unknown state bits, the feature
- * flags (format 1 defines none; a checksum failure makes them suspect),
+ * flags other than incompat 0x1 (the only one defined; a checksum failure
+ * makes the others suspect, and dropping 0x1 would lose inline content),
  * the reserved bytes. Free counts are recomputed by pass 3 anyway. With
  * -n the mended copy is only used to check the rest of the image.
  */
@@ -24,7 +25,8 @@
 #include "util/crc32c.h"
 
 /* Incompatible features this checker understands. */
-#define CHECK_INCOMPAT_KNOWN (MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN | MMAPFS_FEATURE_INCOMPAT_MMP)
+#define CHECK_INCOMPAT_KNOWN (MMAPFS_FEATURE_INCOMPAT_INODE_DATA | \
+                              MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN | MMAPFS_FEATURE_INCOMPAT_MMP)
 
 #define PROG CHECK_PROG
 

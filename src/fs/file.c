@@ -63,6 +63,10 @@ ssize_t file_read_locked(struct fs *fs, uint64_t ino, const struct mmapfs_disk_i
         return 0;
     if (len > di->size - off)
         len = (size_t)(di->size - off);
+    if (di->flags & MMAPFS_INODE_INLINE_DATA) {
+        file_inline_read(di, off, buf, len);
+        return (ssize_t)len;
+    }
     struct fmap m;
     fmap_open(&m, fs, ino, di->tree_root);
     uint8_t *out = buf;
@@ -154,6 +158,8 @@ static ssize_t read_iov_locked(struct fs *fs, uint64_t ino, const struct mmapfs_
         return 0;
     if (len > di->size - off)
         len = (size_t)(di->size - off);
+    if (di->flags & MMAPFS_INODE_INLINE_DATA)
+        return -ENOTSUP;          /* bytes in the inode record: copied instead */
     struct fmap m;
     fmap_open(&m, fs, ino, di->tree_root);
     size_t done = 0;
@@ -334,19 +340,45 @@ static ssize_t write_unwritten(struct fmap *m, const struct fextent *e, uint64_t
     return err ? err : (ssize_t)(wend - pos);
 }
 
+int file_uninline(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
+{
+    if (!(di->flags & MMAPFS_INODE_INLINE_DATA))
+        return 0;
+    struct mmapfs_disk_inode before = *di;
+    memset(di->inline_area, 0, sizeof(di->inline_area));
+    di->flags &= ~MMAPFS_INODE_INLINE_DATA;
+    if (di->size == 0)
+        return 0;
+    struct fmap m;
+    fmap_open(&m, fs, ino, di->tree_root);
+    ssize_t n = write_hole(&m, di, 0, di->size, UINT64_MAX, before.inline_area);
+    fmap_sync(&m, di);
+    if (n >= 0 && (uint64_t)n == before.size)
+        return 0;
+    *di = before;               /* write_hole changed nothing */
+    return n < 0 ? (int)n : -EIO;
+}
+
 /* One journal step of a write at off: as much of buf as fits in the step's
  * budget (all of it unless bounded). Updates size, times, set-id bits and
  * puts the inode. Returns bytes written, or -errno if none were. */
 static ssize_t write_step(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di,
                           uint64_t off, const uint8_t *buf, size_t len, int bounded)
 {
-    struct fmap m;
-    fmap_open(&m, fs, ino, di->tree_root);
     uint64_t base = jnl_running_blocks(fs->jnl), end = off + len;
     uint64_t blocks0 = di->blocks, root0 = di->tree_root;
+    uint32_t flags0 = di->flags;
     size_t done = 0;
-    ssize_t err = 0;
-    int map_changed = 0;
+    ssize_t err = file_inline_write(fs, ino, di, off, buf, len);
+    int map_changed = di->flags != flags0 || di->tree_root != root0;
+    if (err > 0) {
+        done = (size_t)err;
+        map_changed = 1;
+    }
+    if (err)
+        len = done;                 /* written into the inode, or failed */
+    struct fmap m;
+    fmap_open(&m, fs, ino, di->tree_root);
     while (done < len) {
         if (bounded && done && file_step_full(fs, base))
             break;
@@ -376,7 +408,7 @@ static ssize_t write_step(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode 
         }
         done += (size_t)n;
     }
-    if (done == 0 && di->blocks == blocks0 && di->tree_root == root0)
+    if (done == 0 && di->blocks == blocks0 && di->tree_root == root0 && !map_changed)
         return err;
     if (off + done > di->size) {
         di->size = off + done;
@@ -391,8 +423,7 @@ static ssize_t write_step(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode 
     if (!map_changed && !times)
         return done ? (ssize_t)done : err;          /* the inode did not change */
     /* fdatasync needs a commit only when size or block map changed */
-    int perr = map_changed ? inode_put(fs, ino, di)
-                                                : inode_put_times(fs, ino, di);
+    int perr = map_changed ? inode_put(fs, ino, di) : inode_put_times(fs, ino, di);
     if (perr)
         return perr;
     return done ? (ssize_t)done : err;

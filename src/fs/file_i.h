@@ -10,7 +10,9 @@
 #ifndef MMAPFS_FILE_I_H
 #define MMAPFS_FILE_I_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "fs/fs_i.h"
 
@@ -35,16 +37,42 @@ static inline uint64_t fext_end(const struct fextent *e)
     return e->lblk + e->len;
 }
 
-/* The extent tree of one inode, bound to the journal. Lock held. */
+/* The extent map of one inode, bound to the journal. Lock held. On an
+ * image with inode-resident data (fs_inode_data) the first
+ * MMAPFS_INLINE_EXTENTS extents live in the inode (ext[], copied from and
+ * back to inline_area); an insert that does not fit moves them into a
+ * tree, and fmap_unmap_step moves a tree that has become small enough back
+ * into the inode. Callers see one map either way. */
 struct fmap {
     struct fs *fs;
     uint64_t ino;
     struct fs_tree_ctx ctx;
     struct bt_tree tree;
+    int in_inode;            /* the map is ext[0..count) (tree.root is 0) */
+    int dirty;               /* ext[] changed: fmap_sync writes inline_area */
+    int data_inline;         /* the inode holds data bytes: the map is empty
+                              * and may not change (file_uninline first) */
+    unsigned count;
+    struct fextent ext[MMAPFS_INLINE_EXTENTS];
 };
 
-void fmap_open(struct fmap *m, struct fs *fs, uint64_t ino, uint64_t root);
-/* Stores the tree root and the node count change into di. */
+/* Does the image keep extents and small data in inodes? */
+static inline int fs_inode_data(const struct fs *fs)
+{
+    return (fs->feature_incompat & MMAPFS_FEATURE_INCOMPAT_INODE_DATA) != 0;
+}
+
+/* Opens the map of inode ino from its record di (validated by inode_get). */
+void fmap_open_inode(struct fmap *m, struct fs *fs, uint64_t ino,
+                     const struct mmapfs_disk_inode *di);
+/* The same, in the form the callers have always used: root must be the
+ * tree_root field of the record (fmap_open(&m, fs, ino, di->tree_root)). */
+#define fmap_open(m, fs, ino, root)                                                    \
+    fmap_open_inode((m), (fs), (ino),                                                   \
+                    (const struct mmapfs_disk_inode *)(const void *)(                  \
+                        (const char *)&(root) - offsetof(struct mmapfs_disk_inode, tree_root)))
+/* Stores the map (tree root or inline extents, inode flags) and the node
+ * count change into di. */
 void fmap_sync(struct fmap *m, struct mmapfs_disk_inode *di);
 
 /* The extent containing lblk: 0 and *e; or -ENOENT (a hole) with *next =
@@ -74,6 +102,24 @@ int fmap_zero_bytes(struct fmap *m, uint64_t from, uint64_t to);
  * receives the lowest block unmapped so far (unchanged if none). */
 int fmap_unmap_step(struct fmap *m, struct mmapfs_disk_inode *di, uint64_t from,
                     uint64_t to, uint64_t base, uint64_t *low, int *done);
+
+/* ---- inode-resident data (file_inline.c, file.c) ---- */
+
+/* Copies bytes [off, off+len) (within size) of an inline-data inode. */
+void file_inline_read(const struct mmapfs_disk_inode *di, uint64_t off, void *buf, size_t len);
+/* Writes [off, off+len) into the inode when the file keeps (or may start
+ * keeping) its bytes there and the result fits: returns len (di changed,
+ * not put; size not updated). Returns 0 when the write is for the block
+ * path: di is then not inline (file_uninline moved its bytes to a block
+ * if it was). -errno. */
+ssize_t file_inline_write(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di,
+                          uint64_t off, const void *buf, size_t len);
+/* Truncate of an inline-data inode to size <= MMAPFS_INLINE_BYTES. */
+void file_inline_truncate(struct mmapfs_disk_inode *di, uint64_t size);
+/* Moves the bytes of an inline-data inode into a new data block (mapped
+ * at logical block 0) in the running transaction; no-op for another
+ * inode. On error di is unchanged. */
+int file_uninline(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
 
 /* Puts di, ends the journal step and begins another, re-reads di (another
  * operation may have changed it in between). The lock is held on return,

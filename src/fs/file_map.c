@@ -2,25 +2,18 @@
  * file_map.c — the extent map of a file: validated lookups, changes, and
  * unmapping of block ranges in bounded journal steps (truncate, punch,
  * release).
+ *
+ * The map is either the inode's extent tree or, on images with
+ * inode-resident data, up to MMAPFS_INLINE_EXTENTS extents inside the
+ * inode record (docs/FORMAT.md §6). The inline extents are worked on in a
+ * copy (struct fmap) that fmap_sync writes back into the caller's record;
+ * the caller puts the record in the same transaction, so a move between
+ * the two forms is atomic.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "fs/file_i.h"
-
-void fmap_open(struct fmap *m, struct fs *fs, uint64_t ino, uint64_t root)
-{
-    m->fs = fs;
-    m->ino = ino;
-    fs_tree_open(&m->ctx, &m->tree, fs, ino, root, MMAPFS_TREE_EXTENTS);
-}
-
-void fmap_sync(struct fmap *m, struct mmapfs_disk_inode *di)
-{
-    di->tree_root = m->tree.root;
-    di->blocks += (uint64_t)m->ctx.delta;
-    m->ctx.delta = 0;
-}
 
 /* Converts and checks a tree item into *e. 0 or -EUCLEAN. */
 static int decode(struct fmap *m, uint64_t key, const struct mmapfs_disk_extent *v,
@@ -42,8 +35,146 @@ static int decode(struct fmap *m, uint64_t key, const struct mmapfs_disk_extent 
     return 0;
 }
 
+
+/* ==== the map in the inode ================================================= */
+
+void fmap_open_inode(struct fmap *m, struct fs *fs, uint64_t ino,
+                     const struct mmapfs_disk_inode *di)
+{
+    m->fs = fs;
+    m->ino = ino;
+    fs_tree_open(&m->ctx, &m->tree, fs, ino, di->tree_root, MMAPFS_TREE_EXTENTS);
+    m->dirty = 0;
+    m->count = 0;
+    m->data_inline = (di->flags & MMAPFS_INODE_INLINE_DATA) != 0;
+    m->in_inode = di->tree_root == 0 && (fs_inode_data(fs) || m->data_inline ||
+                                         (di->flags & MMAPFS_INODE_EXTENTS));
+    if (!m->in_inode || !(di->flags & MMAPFS_INODE_EXTENTS))
+        return;
+    /* inode_get validated the slots */
+    for (unsigned i = 0; i < MMAPFS_INLINE_EXTENTS; i++) {
+        struct mmapfs_disk_extent v;
+        uint64_t lblk;
+        mmapfs_inline_extent_get(di->inline_area, i, &lblk, &v);
+        if (v.len == 0)
+            break;
+        m->ext[m->count++] = (struct fextent){ lblk, v.start, v.len, v.flags };
+    }
+}
+
+void fmap_sync(struct fmap *m, struct mmapfs_disk_inode *di)
+{
+    di->tree_root = m->tree.root;
+    di->blocks += (uint64_t)m->ctx.delta;
+    m->ctx.delta = 0;
+    if (m->in_inode && m->dirty) {
+        memset(di->inline_area, 0, sizeof(di->inline_area));
+        for (unsigned i = 0; i < m->count; i++) {
+            struct mmapfs_disk_extent v = { m->ext[i].pblk, (uint32_t)m->ext[i].len,
+                                            m->ext[i].flags };
+            mmapfs_inline_extent_put(di->inline_area, i, m->ext[i].lblk, &v);
+        }
+        di->flags &= ~MMAPFS_INODE_EXTENTS;
+        if (m->count)
+            di->flags |= MMAPFS_INODE_EXTENTS;
+        m->dirty = 0;
+    } else if (!m->in_inode && (di->flags & MMAPFS_INODE_EXTENTS)) {
+        memset(di->inline_area, 0, sizeof(di->inline_area));
+        di->flags &= ~MMAPFS_INODE_EXTENTS;
+    }
+}
+
+/* Index of the first inline extent with lblk >= key (count if none). */
+static unsigned inline_ge(const struct fmap *m, uint64_t key)
+{
+    unsigned i = 0;
+    while (i < m->count && m->ext[i].lblk < key)
+        i++;
+    return i;
+}
+
+/* Can e be stored in an inline slot? */
+static int inline_fits(const struct fextent *e)
+{
+    return e->lblk < MMAPFS_INLINE_LBLK_LIMIT && e->pblk < MMAPFS_INLINE_PBLK_LIMIT &&
+           e->len < MMAPFS_INLINE_EXTENT_UNWRITTEN;
+}
+
+/* The on-disk value of e. */
+static struct mmapfs_disk_extent encode(const struct fextent *e)
+{
+    return (struct mmapfs_disk_extent){ .start = e->pblk, .len = (uint32_t)e->len,
+                                        .flags = e->flags };
+}
+
+/* The inline extents no longer fit: they move into a new tree, in the
+ * same transaction. On error nothing has changed. */
+static int inline_to_tree(struct fmap *m)
+{
+    for (unsigned i = 0; i < m->count; i++) {
+        struct mmapfs_disk_extent v = encode(&m->ext[i]);
+        int err = bt_insert(&m->tree, m->ext[i].lblk, &v, sizeof(v));
+        if (err) {
+            if (m->tree.root)
+                bt_destroy(&m->tree);       /* nodes of this step only */
+            return err;
+        }
+    }
+    m->in_inode = 0;
+    m->count = 0;
+    return 0;
+}
+
+/* A tree of at most MMAPFS_INLINE_EXTENTS extents moves back into the
+ * inode (its nodes are freed). 0 (also when it stays a tree) or -errno. */
+static int tree_to_inline(struct fmap *m)
+{
+    struct fextent e[MMAPFS_INLINE_EXTENTS];
+    unsigned n = 0;
+    if (m->in_inode || !m->tree.root || !fs_inode_data(m->fs))
+        return 0;
+    for (uint64_t key = 0;;) {
+        struct mmapfs_disk_extent v;
+        size_t len = sizeof(v);
+        uint64_t found;
+        int err = bt_lookup_ge(&m->tree, key, &found, &v, &len);
+        if (err == -ENOENT)
+            break;
+        if (err)
+            return err;
+        if (n == MMAPFS_INLINE_EXTENTS)
+            return 0;
+        err = decode(m, found, &v, len, &e[n]);
+        if (err)
+            return err;
+        if (!inline_fits(&e[n]))
+            return 0;
+        n++;
+        if (found == UINT64_MAX)
+            break;
+        key = found + 1;
+    }
+    int err = bt_destroy(&m->tree);
+    if (err)
+        return err;
+    m->in_inode = 1;
+    m->dirty = 1;
+    m->count = n;
+    memcpy(m->ext, e, n * sizeof(e[0]));
+    return 0;
+}
+
+/* ==== lookups and changes =================================================== */
+
 int fmap_find_le(struct fmap *m, uint64_t lblk, struct fextent *e)
 {
+    if (m->in_inode) {
+        unsigned i = lblk == UINT64_MAX ? m->count : inline_ge(m, lblk + 1);
+        if (i == 0)
+            return -ENOENT;
+        *e = m->ext[i - 1];
+        return 0;
+    }
     struct mmapfs_disk_extent v;
     size_t len = sizeof(v);
     uint64_t key;
@@ -67,6 +198,12 @@ int fmap_find(struct fmap *m, uint64_t lblk, struct fextent *e, uint64_t *next)
     *next = UINT64_MAX;
     if (lblk == UINT64_MAX)
         return -ENOENT;
+    if (m->in_inode) {
+        unsigned i = inline_ge(m, lblk + 1);
+        if (i < m->count)
+            *next = m->ext[i].lblk;
+        return -ENOENT;
+    }
     err = bt_lookup_ge(&m->tree, lblk + 1, &key, &v, &len);
     if (err == -ENOENT)
         return -ENOENT;
@@ -80,27 +217,68 @@ int fmap_find(struct fmap *m, uint64_t lblk, struct fextent *e, uint64_t *next)
     return -ENOENT;
 }
 
-/* The on-disk value of e. */
-static struct mmapfs_disk_extent encode(const struct fextent *e)
+/* The map of an inode holding its data bytes must not change. */
+static int data_inline_error(struct fmap *m)
 {
-    return (struct mmapfs_disk_extent){ .start = e->pblk, .len = (uint32_t)e->len,
-                                        .flags = e->flags };
+    return fs_corrupt(m->fs, "inode %llu: block map change of an inode holding its data",
+                      (unsigned long long)m->ino);
 }
 
 int fmap_insert(struct fmap *m, const struct fextent *e)
 {
+    if (m->data_inline)
+        return data_inline_error(m);
+    if (m->in_inode) {
+        unsigned i = inline_ge(m, e->lblk);
+        if (i < m->count && m->ext[i].lblk == e->lblk)
+            return -EEXIST;
+        if (m->count < MMAPFS_INLINE_EXTENTS && inline_fits(e)) {
+            memmove(&m->ext[i + 1], &m->ext[i], (m->count - i) * sizeof(m->ext[0]));
+            m->ext[i] = *e;
+            m->count++;
+            m->dirty = 1;
+            return 0;
+        }
+        int err = inline_to_tree(m);
+        if (err)
+            return err;
+    }
     struct mmapfs_disk_extent v = encode(e);
     return bt_insert(&m->tree, e->lblk, &v, sizeof(v));
 }
 
 int fmap_update(struct fmap *m, const struct fextent *e)
 {
+    if (m->data_inline)
+        return data_inline_error(m);
+    if (m->in_inode) {
+        unsigned i = inline_ge(m, e->lblk);
+        if (i == m->count || m->ext[i].lblk != e->lblk)
+            return -ENOENT;
+        if (inline_fits(e)) {
+            m->ext[i] = *e;
+            m->dirty = 1;
+            return 0;
+        }
+        int err = inline_to_tree(m);
+        if (err)
+            return err;
+    }
     struct mmapfs_disk_extent v = encode(e);
     return bt_update(&m->tree, e->lblk, &v, sizeof(v));
 }
 
 int fmap_delete(struct fmap *m, uint64_t lblk)
 {
+    if (m->in_inode) {
+        unsigned i = inline_ge(m, lblk);
+        if (i == m->count || m->ext[i].lblk != lblk)
+            return -ENOENT;
+        memmove(&m->ext[i], &m->ext[i + 1], (m->count - i - 1) * sizeof(m->ext[0]));
+        m->count--;
+        m->dirty = 1;
+        return 0;
+    }
     return bt_delete(&m->tree, lblk);
 }
 
@@ -199,6 +377,10 @@ int fmap_unmap_step(struct fmap *m, struct mmapfs_disk_inode *di, uint64_t from,
         *low = cut_lo;
         to = cut_lo;
     }
+    int err = tree_to_inline(m);
+    fmap_sync(m, di);
+    if (err)
+        return err;
     *done = 1;
     return 0;
 }

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,6 +61,14 @@ int file_truncate(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, uin
 {
     if (size > MMAPFS_MAX_FILE_SIZE)
         return -EFBIG;
+    if ((di->flags & MMAPFS_INODE_INLINE_DATA) && size <= MMAPFS_INLINE_BYTES) {
+        file_inline_truncate(di, size);
+        icache_set_data_seq(fs, ino, jnl_running_seq(fs->jnl));
+        return 0;
+    }
+    int uerr = file_uninline(fs, ino, di);
+    if (uerr)
+        return uerr;
     if (size < di->size) {
         /* blocks past the new end go, including preallocated ones */
         int err = unmap_range(fs, ino, di, round_up_blocks(size), FILE_MAX_BLOCKS, size);
@@ -81,7 +90,11 @@ int file_truncate(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, uin
 
 int file_free_all(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
 {
-    if (!di->tree_root)
+    if (di->flags & MMAPFS_INODE_INLINE_DATA) {
+        memset(di->inline_area, 0, sizeof(di->inline_area));
+        di->flags &= ~MMAPFS_INODE_INLINE_DATA;
+    }
+    if (!di->tree_root && !(di->flags & MMAPFS_INODE_EXTENTS))
         return 0;
     if (S_ISDIR(di->mode)) {
         struct fs_tree_ctx ctx;
@@ -194,6 +207,9 @@ static int fallocate_locked(struct fs *fs, uint64_t ino, int mode, uint64_t off,
     if (!S_ISREG(di.mode))
         return -ENODEV;
     unsigned touch = TOUCH_CTIME;
+    err = file_uninline(fs, ino, &di);      /* the range works on blocks */
+    if (err)
+        return err;
     if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
         err = punch(fs, ino, &di, off, end);
         touch |= TOUCH_MTIME;
@@ -252,6 +268,8 @@ static int64_t seek_locked(struct fs *fs, uint64_t ino, const struct mmapfs_disk
     uint64_t size = di->size;
     if (off >= size)
         return -ENXIO;
+    if (di->flags & MMAPFS_INODE_INLINE_DATA)       /* all data, no hole */
+        return whence == SEEK_DATA ? (int64_t)off : (int64_t)size;
     struct fmap m;
     fmap_open(&m, fs, ino, di->tree_root);
     uint64_t pos = off;

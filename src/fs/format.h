@@ -65,7 +65,7 @@ struct mmapfs_disk_superblock {
     uint64_t free_inodes;          /* 136 exact when state is CLEAN, else a hint */
     uint32_t feature_compat;       /* 144 unknown bits: ignore */
     uint32_t feature_ro_compat;    /* 148 unknown bits: mount read-only */
-    uint32_t feature_incompat;     /* 152 unknown bits: refuse to mount */
+    uint32_t feature_incompat;     /* 152 unknown bits: refuse to mount (MMAPFS_FEATURE_INCOMPAT_*) */
     uint32_t state;                /* 156 enum mmapfs_state bits */
     uint8_t  uuid[16];             /* 160 random at mkfs */
     char     label[64];            /* 176 NUL-padded */
@@ -119,6 +119,9 @@ struct mmapfs_disk_mmp {
     uint32_t checksum;         /* 4092 crc32c of bytes 0..4091 */
 };
 _Static_assert(sizeof(struct mmapfs_disk_mmp) == MMAPFS_BLOCK_SIZE, "mmp");
+
+/* feature_incompat bits (docs/FORMAT.md §2) */
+#define MMAPFS_FEATURE_INCOMPAT_INODE_DATA 0x1u  /* inode-resident extents and data */
 
 /* ---- journal ------------------------------------------------------------- */
 /*
@@ -181,6 +184,18 @@ _Static_assert(sizeof(struct mmapfs_disk_jnl_commit) == MMAPFS_BLOCK_SIZE, "jc")
 #define MMAPFS_INODE_SIZE        256u
 #define MMAPFS_INODES_PER_BLOCK  (MMAPFS_BLOCK_SIZE / MMAPFS_INODE_SIZE)
 
+/* inode flags (see below) */
+#define MMAPFS_INODE_EXTENTS      0x1u  /* inline_area: extents (the map) */
+#define MMAPFS_INODE_INLINE_DATA  0x2u  /* inline_area: the file's bytes */
+#define MMAPFS_INODE_FLAGS_KNOWN  (MMAPFS_INODE_EXTENTS | MMAPFS_INODE_INLINE_DATA)
+
+#define MMAPFS_INLINE_BYTES            60u   /* inline_area: bytes 132..191 */
+#define MMAPFS_INLINE_EXTENT_BYTES     15u
+#define MMAPFS_INLINE_EXTENTS          4u
+#define MMAPFS_INLINE_EXTENT_UNWRITTEN 0x80000000u
+#define MMAPFS_INLINE_LBLK_LIMIT       (1ull << 40)  /* logical blocks must be below */
+#define MMAPFS_INLINE_PBLK_LIMIT       (1ull << 48)  /* physical blocks must be below */
+
 /*
  * Inode ino (1-based) lives in block inode_table_start + (ino-1)/16 at byte
  * offset ((ino-1)%16)*256. It is in use iff inode bitmap bit ino-1 is set;
@@ -191,6 +206,22 @@ _Static_assert(sizeof(struct mmapfs_disk_jnl_commit) == MMAPFS_BLOCK_SIZE, "jc")
  * logical block) for regular files and symlinks, the directory index (key =
  * name hash) for directories; 0 = empty tree. Symlink targets are stored as
  * file data (size = target length).
+ *
+ * Inode-resident data (only with MMAPFS_FEATURE_INCOMPAT_INODE_DATA; flags
+ * is 0 on images without it). A regular file or symlink whose tree_root is
+ * 0 may keep its block map or its bytes in inline_area, and flags says
+ * which (at most one of the two bits, only for S_IFREG and S_IFLNK, never
+ * with tree_root != 0):
+ *  MMAPFS_INODE_EXTENTS: inline_area holds 1..4 extents of
+ *    MMAPFS_INLINE_EXTENT_BYTES each, packed from offset 0, sorted by
+ *    logical block, not overlapping; unused slots are all zero. A slot:
+ *    bytes 0..4 le40 first logical block, 5..10 le48 first physical block,
+ *    11..14 le32 length (bits 0..30, >= 1) | MMAPFS_INLINE_EXTENT_UNWRITTEN.
+ *  MMAPFS_INODE_INLINE_DATA: the file's bytes 0..size-1 are inline_area[0
+ *    .. size-1] (size <= MMAPFS_INLINE_BYTES); the rest of the area is zero.
+ *    The inode owns no data block.
+ * With neither bit, inline_area is zero and the map is the tree (an empty
+ * tree: no data).
  */
 struct mmapfs_disk_inode {
     uint32_t mode;             /*   0 st_mode, type bits included */
@@ -213,8 +244,9 @@ struct mmapfs_disk_inode {
     uint64_t xattr_block;      /* 104 xattr block, 0 = none */
     uint64_t orphan_next;      /* 112 next inode on the orphan list, 0 = end */
     uint64_t parent;           /* 120 directories: parent inode (root: itself) */
-    uint32_t flags;            /* 128 reserved for inode flags, 0 */
-    uint8_t  reserved[252 - 132];
+    uint32_t flags;            /* 128 MMAPFS_INODE_* */
+    uint8_t  inline_area[MMAPFS_INLINE_BYTES]; /* 132 extents or data, per flags */
+    uint8_t  reserved[252 - 192];  /* 192 zero */
     uint32_t checksum;         /* 252 crc32c of (le64 ino ‖ bytes 0..251) */
 };
 _Static_assert(sizeof(struct mmapfs_disk_inode) == MMAPFS_INODE_SIZE, "inode");
@@ -274,6 +306,47 @@ struct mmapfs_disk_extent {
     uint32_t flags;            /* MMAPFS_EXTENT_* */
 };
 _Static_assert(sizeof(struct mmapfs_disk_extent) == 16, "ext");
+
+/* Little-endian n-byte fields of the inline extent slots. */
+static inline uint64_t mmapfs_le_get(const uint8_t *p, unsigned n)
+{
+    uint64_t v = 0;
+    for (unsigned i = n; i-- > 0;)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static inline void mmapfs_le_put(uint8_t *p, unsigned n, uint64_t v)
+{
+    for (unsigned i = 0; i < n; i++, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+/* Slot i (< MMAPFS_INLINE_EXTENTS) of an inline extent area (struct
+ * mmapfs_disk_inode) as a tree value and its logical block. A slot of all
+ * zeros reads as len 0 (unused). */
+static inline void mmapfs_inline_extent_get(const uint8_t *area, unsigned i, uint64_t *lblk,
+                                            struct mmapfs_disk_extent *e)
+{
+    const uint8_t *p = area + i * MMAPFS_INLINE_EXTENT_BYTES;
+    uint32_t lf = (uint32_t)mmapfs_le_get(p + 11, 4);
+    *lblk = mmapfs_le_get(p, 5);
+    e->start = mmapfs_le_get(p + 5, 6);
+    e->len = lf & ~MMAPFS_INLINE_EXTENT_UNWRITTEN;
+    e->flags = (lf & MMAPFS_INLINE_EXTENT_UNWRITTEN) ? MMAPFS_EXTENT_UNWRITTEN : 0;
+}
+
+/* The caller checks lblk < MMAPFS_INLINE_LBLK_LIMIT, e->start <
+ * MMAPFS_INLINE_PBLK_LIMIT, e->len < 2^31. */
+static inline void mmapfs_inline_extent_put(uint8_t *area, unsigned i, uint64_t lblk,
+                                            const struct mmapfs_disk_extent *e)
+{
+    uint8_t *p = area + i * MMAPFS_INLINE_EXTENT_BYTES;
+    mmapfs_le_put(p, 5, lblk);
+    mmapfs_le_put(p + 5, 6, e->start);
+    mmapfs_le_put(p + 11, 4, e->len | ((e->flags & MMAPFS_EXTENT_UNWRITTEN)
+                                           ? MMAPFS_INLINE_EXTENT_UNWRITTEN : 0));
+}
 
 /*
  * Directory index value. key = (mmapfs_name_hash(name) << 8) | k, where k

@@ -40,6 +40,9 @@ struct fs_format_options {
     int mmp;                  /* nonzero: multi-mount protection (MMP block at
                                * block 1, the journal moves to block 2) */
     uint32_t mmp_interval;    /* MMP heartbeat, seconds; 0 = 5 (max 300) */
+    int no_inode_data;        /* 1: without incompat feature 0x1 (extents and
+                               * tiny data inside inodes): the format older
+                               * versions mount */
 };
 
 /* Writes a new empty filesystem (root directory, lost+found) onto io. Does

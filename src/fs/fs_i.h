@@ -41,6 +41,7 @@ struct fs {
     uint64_t block_count, inode_count;
     uint64_t block_bitmap_start, inode_bitmap_start, inode_table_start;
     uint64_t data_start, journal_start, journal_blocks;
+    uint32_t feature_incompat;        /* superblock bits (MMAPFS_FEATURE_INCOMPAT_*) */
     /* allocator state (journal lock) */
     uint64_t free_blocks, free_inodes;
     uint64_t block_goal, inode_goal;

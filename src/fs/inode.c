@@ -38,6 +38,46 @@ static int mode_type_ok(uint32_t mode)
     }
 }
 
+/* The inode-resident part of a record (flags != 0): flags allowed by the
+ * image and the type, inline extents sorted, disjoint and inside the data
+ * area, inline data within the area. 0 or -EUCLEAN. */
+static int inode_data_check(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode *di)
+{
+    unsigned long long n = (unsigned long long)ino;
+    uint32_t f = di->flags;
+    if ((f & ~MMAPFS_INODE_FLAGS_KNOWN) || !fs_inode_data(fs) ||
+        f == MMAPFS_INODE_FLAGS_KNOWN || di->tree_root ||
+        (!S_ISREG(di->mode) && !S_ISLNK(di->mode)))
+        return fs_corrupt(fs, "inode %llu: flags %#x not valid here (mode %#o, tree %llu)",
+                          n, f, di->mode, (unsigned long long)di->tree_root);
+    if (f & MMAPFS_INODE_INLINE_DATA) {
+        if (di->size > MMAPFS_INLINE_BYTES)
+            return fs_corrupt(fs, "inode %llu: %llu bytes of inline data", n,
+                              (unsigned long long)di->size);
+        return 0;
+    }
+    uint64_t prev_end = 0;
+    int empty = 0;
+    for (unsigned i = 0; i < MMAPFS_INLINE_EXTENTS; i++) {
+        struct mmapfs_disk_extent e;
+        uint64_t lblk;
+        mmapfs_inline_extent_get(di->inline_area, i, &lblk, &e);
+        if (e.len == 0 && !lblk && !e.start && !e.flags) {
+            empty = 1;
+            continue;
+        }
+        if (empty || e.len == 0 || (i && lblk < prev_end) ||
+            lblk >= FILE_MAX_BLOCKS || e.len > FILE_MAX_BLOCKS - lblk ||
+            (e.flags && !S_ISREG(di->mode)) || e.start < fs->data_start ||
+            e.start >= fs->block_count || e.len > fs->block_count - e.start)
+            return fs_corrupt(fs, "inode %llu: bad inline extent %u (block %llu: start "
+                              "%llu, len %u)", n, i, (unsigned long long)lblk,
+                              (unsigned long long)e.start, e.len);
+        prev_end = lblk + e.len;
+    }
+    return 0;
+}
+
 int inode_get(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
 {
     if (ino < 1 || ino > fs->inode_count)
@@ -60,7 +100,7 @@ int inode_get(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
                           (unsigned long long)ino, di->checksum, sum);
     if (di->mode == 0 || !mode_type_ok(di->mode))
         return fs_corrupt(fs, "inode %llu: bad mode %#o", (unsigned long long)ino, di->mode);
-    return 0;
+    return di->flags ? inode_data_check(fs, ino, di) : 0;
 }
 
 /* inode_put / inode_put_times: the record into the running transaction,

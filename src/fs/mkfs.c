@@ -237,6 +237,8 @@ static int make_superblock(struct mmapfs_disk_superblock *sb, const struct mkfs_
     sb->free_blocks = g->block_count - g->used_blocks;
     sb->free_inodes = g->inode_count - 2;
     sb->state = MMAPFS_STATE_CLEAN;
+    if (!opt || !opt->no_inode_data)
+        sb->feature_incompat |= MMAPFS_FEATURE_INCOMPAT_INODE_DATA;
     if (g->mmp_block) {
         sb->feature_incompat |= MMAPFS_FEATURE_INCOMPAT_MMP;
         sb->mmp_block = g->mmp_block;

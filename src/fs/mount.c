@@ -19,7 +19,8 @@
 /* Feature bits this version understands. */
 #define FS_FEATURE_COMPAT_SUPP    0u
 #define FS_FEATURE_RO_COMPAT_SUPP 0u
-#define FS_FEATURE_INCOMPAT_SUPP  (MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN | \
+#define FS_FEATURE_INCOMPAT_SUPP  (MMAPFS_FEATURE_INCOMPAT_INODE_DATA | \
+                                   MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN | \
                                    MMAPFS_FEATURE_INCOMPAT_MMP)
 
 /* Frees fs and everything it holds; the journal must be closed already. */
@@ -52,6 +53,7 @@ static void copy_geometry(struct fs *fs, const struct mmapfs_disk_superblock *sb
     fs->data_start = sb->data_start;
     fs->journal_start = sb->journal_start;
     fs->journal_blocks = sb->journal_blocks;
+    fs->feature_incompat = sb->feature_incompat;
 }
 
 /* Does sb describe the same geometry as the one fs was set up with? */

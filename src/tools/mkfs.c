@@ -38,6 +38,7 @@ struct mkfs_args {
     int force, sparse, quiet;
     int mmp;                /* -O mmp: 1, -O ^mmp: 0, not given: -1 (block device: on) */
     uint32_t mmp_interval;  /* --mmp-interval, seconds; 0 = default */
+    int no_inode_data;      /* --no-inode-data */
     const char *target;
 };
 
@@ -58,6 +59,8 @@ static void usage(FILE *f)
         "                         a block device, off for an image file)\n"
         "      --mmp-interval S   MMP heartbeat interval, seconds (default %u, at\n"
         "                         most %u); implies -O mmp\n"
+        "      --no-inode-data    keep every file's extents and data out of its inode\n"
+        "                         (the format before incompat feature 0x1)\n"
         "  -q, --quiet            print nothing on success\n"
         "  -V, --version          print the version\n"
         "  -h, --help             this help\n",
@@ -83,7 +86,7 @@ static int parse_number(const char *s, uint64_t *out)
  * -TOOL_EXIT_USAGE after printing what is wrong. */
 static int parse_args(int argc, char **argv, struct mkfs_args *a)
 {
-    enum { OPT_SPARSE = 256, OPT_MMP_INTERVAL };
+    enum { OPT_SPARSE = 256, OPT_MMP_INTERVAL, OPT_NO_INODE_DATA };
     static const struct option longopts[] = {
         { "size", required_argument, NULL, 's' },
         { "label", required_argument, NULL, 'L' },
@@ -92,6 +95,7 @@ static int parse_args(int argc, char **argv, struct mkfs_args *a)
         { "force", no_argument, NULL, 'f' },
         { "sparse", no_argument, NULL, OPT_SPARSE },
         { "mmp-interval", required_argument, NULL, OPT_MMP_INTERVAL },
+        { "no-inode-data", no_argument, NULL, OPT_NO_INODE_DATA },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -155,6 +159,7 @@ static int parse_args(int argc, char **argv, struct mkfs_args *a)
             break;
         case 'f': a->force = 1; break;
         case OPT_SPARSE: a->sparse = 1; break;
+        case OPT_NO_INODE_DATA: a->no_inode_data = 1; break;
         case 'q': a->quiet = 1; break;
         case 'h': usage(stdout); return 1;
         case 'V':
@@ -378,6 +383,7 @@ int main(int argc, char **argv)
         .label = a.label,
         .mmp = a.mmp < 0 ? is_blk : a.mmp,
         .mmp_interval = a.mmp_interval,
+        .no_inode_data = a.no_inode_data,
     };
     struct mkfs_geometry geo;
     if (mkfs_geometry(size, &opt, &geo)) {

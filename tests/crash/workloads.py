@@ -184,6 +184,37 @@ def truncate(s, n):
                 s.fsync(f)
 
 
+def inline_grow(s, n):
+    """Files across the inode-resident boundaries (docs/FORMAT.md §6):
+    bytes kept in the inode grow into a block (the first write past 60
+    bytes), extents kept in the inode overflow into a tree (a 5th extent:
+    every other block written) and move back on truncate; then the file
+    is cut to zero and starts inside the inode again. fsync after most
+    steps, some steps left to the next one."""
+    s.mkdir("in")
+    s.fsync_dir("")
+    for r in range(3 * n):
+        f = "in/f%d" % r
+        s.create(f)
+        s.fsync_dir("in")
+        s.write(f, 0, s.rng.choice([1, 20, 59, 60]))
+        s.fsync(f)
+        s.write(f, s.rng.choice([30, 59, 60]), s.rng.choice([1, 40, 5000]))
+        s.fsync(f)
+        for k in range(1, 7):
+            s.write(f, k * 2 * 4096, 4096)
+            if k in (4, 5) or s.rng.random() < 0.5:
+                s.fsync(f)
+        s.truncate(f, s.rng.choice([3 * 4096, 7 * 4096, 9 * 4096 + 100]))
+        s.fsync(f, datasync=s.rng.random() < 0.5)
+        s.truncate(f, 0)
+        if s.rng.random() < 0.5:
+            s.fsync(f)
+        s.bump_gen(f)
+        s.write(f, 0, s.rng.choice([10, 60, 61]))
+        s.fsync(f)
+
+
 def bigseq(s, n):
     """Large sequential files: 1 MiB writes, fsync every 4 MiB; then an
     overwrite of the first part with a new generation."""
@@ -482,6 +513,7 @@ WORKLOADS = {
     "hardlinks": (hardlinks, "", "32M", False),
     "truncate": (truncate, "", "32M", False),
     "xattr_chain": (xattr_chain, "", "32M", False),
+    "inline_grow": (inline_grow, "", "32M", False),
     "bigseq": (bigseq, "", "48M", False),
     "unlink_open": (unlink_open, "", "32M", False),
     "sqlite_wal": (sqlite_wal, "", "32M", False),

@@ -488,7 +488,8 @@ new_loop() {
 }
 
 # on_ext4 DIR CMD... : the ext4 reference of a comparison test. Makes a
-# 64 MiB ext4 on a loop device, mounts it on DIR, runs CMD... (a function
+# 64 MiB ext4 (EXT4_SIZE, a truncate size, when set; from 512M up mkfs.ext4
+# picks 4 KiB blocks) on a loop device, mounts it on DIR, runs CMD... (a function
 # that records its own results), unmounts and detaches it. Skips with the
 # reason where mkfs.ext4, losetup or the mount is not available.
 on_ext4() {
@@ -498,7 +499,7 @@ on_ext4() {
         skip "ext4 reference (mkfs.ext4 or losetup missing)"
         return 0
     fi
-    truncate -s 64M "$T_DIR/ext4.img"
+    truncate -s "${EXT4_SIZE:-64M}" "$T_DIR/ext4.img"
     if ! new_loop "$T_DIR/ext4.img" dev; then
         skip "ext4 reference (losetup --find --show does not work here)"
         return 0
