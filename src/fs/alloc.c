@@ -145,6 +145,17 @@ static int bmap_change(struct fs *fs, const struct bmap *m, uint64_t start, uint
     return 0;
 }
 
+/* Free bits over [m->lo, m->hi) of bitmap block g, whose words are w. */
+static uint32_t group_count(const struct bmap *m, uint64_t g, const uint64_t *w)
+{
+    uint64_t base0 = g * BITS_PER_BMAP, n = 0;
+    for (uint64_t i = 0; i < BITS_PER_BMAP / 64; i++) {
+        uint64_t mask = word_mask(base0 + i * 64, m->lo, m->hi);
+        n += (uint64_t)__builtin_popcountll(~w[i] & mask);
+    }
+    return (uint32_t)n;
+}
+
 /* Counts the free bits of every bitmap block over [m->lo, m->hi). */
 static int bmap_count(struct fs *fs, struct bmap *m, uint64_t groups, uint64_t *free_total)
 {
@@ -153,15 +164,49 @@ static int bmap_count(struct fs *fs, struct bmap *m, uint64_t groups, uint64_t *
         const uint64_t *w = jnl_read(fs->jnl, m->start + g);
         if (!w)
             return -EIO;
-        uint64_t base0 = g * BITS_PER_BMAP, n = 0;
-        for (uint64_t i = 0; i < BITS_PER_BMAP / 64; i++) {
-            uint64_t mask = word_mask(base0 + i * 64, m->lo, m->hi);
-            n += (uint64_t)__builtin_popcountll(~w[i] & mask);
-        }
-        m->group_free[g] = (uint32_t)n;
-        *free_total += n;
+        m->group_free[g] = group_count(m, g, w);
+        *free_total += m->group_free[g];
     }
     return 0;
+}
+
+/* Sum of the free counts of all groups. */
+static uint64_t groups_total(const uint32_t *group_free, uint64_t groups)
+{
+    uint64_t total = 0;
+    for (uint64_t g = 0; g < groups; g++)
+        total += group_free[g];
+    return total;
+}
+
+void alloc_undo_block(struct fs *fs, uint64_t blk, const void *before, const void *after)
+{
+    const uint64_t *was = before, *now = after;
+    if (blk >= fs->inode_bitmap_start && blk - fs->inode_bitmap_start < fs->igroups) {
+        struct bmap m = inode_map(fs);
+        uint64_t g = blk - m.start;
+        m.group_free[g] = group_count(&m, g, now);
+        fs->free_inodes = groups_total(fs->igroup_free, fs->igroups);
+        return;
+    }
+    if (blk < fs->block_bitmap_start || blk - fs->block_bitmap_start >= fs->groups)
+        return;
+    struct bmap m = block_map(fs);
+    uint64_t g = blk - m.start, base0 = g * BITS_PER_BMAP;
+    m.group_free[g] = group_count(&m, g, now);
+    fs->free_blocks = groups_total(fs->group_free, fs->groups);
+    /* Blocks the failed operation allocated are free again: images of
+     * them logged as new data must not be replayed over what they hold
+     * next, and what was verified in them is stale. */
+    for (uint64_t i = 0; i < BITS_PER_BMAP / 64; i++) {
+        uint64_t gone = was[i] & ~now[i] & word_mask(base0 + i * 64, m.lo, m.hi);
+        while (gone) {
+            uint64_t b = base0 + i * 64 + (uint64_t)__builtin_ctzll(gone);
+            jnl_forget_data(fs->jnl, b, 1);
+            verified_clear(fs, b, 1);
+            gone &= gone - 1;
+        }
+    }
 }
 
 /* ==== pending list ========================================================== */
@@ -180,7 +225,23 @@ static size_t pending_first_after(const struct fs_pending *p, uint64_t blk)
     return lo;
 }
 
-/* Adds [start, end) freed in seq, merging with touching runs. */
+/* Makes room for one more run, so that the pending_add that follows
+ * cannot fail. 0 or -ENOMEM. */
+static int pending_reserve(struct fs_pending *p)
+{
+    if (p->count < p->cap)
+        return 0;
+    size_t cap = p->cap ? p->cap * 2 : 64;
+    struct pending_run *runs = realloc(p->runs, cap * sizeof(*runs));
+    if (!runs)
+        return -ENOMEM;
+    p->runs = runs;
+    p->cap = cap;
+    return 0;
+}
+
+/* Adds [start, end) freed in seq, merging with touching runs. 0, or
+ * -ENOMEM (never after pending_reserve). */
 static int pending_add(struct fs_pending *p, uint64_t start, uint64_t end, uint64_t seq)
 {
     /* first run that ends at or after start: it may touch the new run */
@@ -206,14 +267,9 @@ static int pending_add(struct fs_pending *p, uint64_t start, uint64_t end, uint6
         p->blocks += r->end - r->start;
         return 0;
     }
-    if (p->count == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 64;
-        struct pending_run *runs = realloc(p->runs, cap * sizeof(*runs));
-        if (!runs)
-            return -ENOMEM;
-        p->runs = runs;
-        p->cap = cap;
-    }
+    int err = pending_reserve(p);
+    if (err)
+        return err;
     memmove(&p->runs[i + 1], &p->runs[i], (p->count - i) * sizeof(*p->runs));
     p->runs[i] = (struct pending_run){ start, end, seq };
     p->count++;
@@ -380,8 +436,11 @@ int alloc_blocks(struct fs *fs, uint64_t goal, uint64_t want, uint64_t *start, u
 found:;
     uint64_t changed;
     int err = bmap_change(fs, &m, best_s, best_len, 1, &changed);
-    if (err)
+    if (err) {
+        /* a partial change: the operation's undo takes it back */
+        fs->free_blocks = groups_total(fs->group_free, fs->groups);
         return err;
+    }
     if (changed != best_len)   /* cannot happen: the bits were read clear */
         return fs_corrupt(fs, "block bitmap changed under the allocator at %llu",
                           (unsigned long long)best_s);
@@ -406,32 +465,51 @@ static void unalloc_blocks(struct fs *fs, uint64_t start, uint64_t len)
 {
     struct bmap m = block_map(fs);
     uint64_t changed;
-    if (bmap_change(fs, &m, start, len, 0, &changed) == 0)
-        fs->free_blocks += changed;
+    int err = bmap_change(fs, &m, start, len, 0, &changed);
+    fs->free_blocks = groups_total(fs->group_free, fs->groups);
+    if (err)
+        jnl_op_failed(fs->jnl, err);
 }
 
-int free_blocks(struct fs *fs, uint64_t start, uint64_t len)
+/* free_blocks without the failure record. */
+static int free_run(struct fs *fs, uint64_t start, uint64_t len)
 {
     if (!run_ok(fs, start, len))
         return fs_corrupt(fs, "freeing blocks %llu+%llu outside the data area",
                           (unsigned long long)start, (unsigned long long)len);
-    struct bmap m = block_map(fs);
-    uint64_t changed;
-    int err = bmap_change(fs, &m, start, len, 0, &changed);
+    /* The pending record first: a freed block without one could be
+     * handed out again before the freeing transaction is durable. */
+    int err = pending_reserve(fs->pending);
     if (err)
         return err;
+    struct bmap m = block_map(fs);
+    uint64_t changed;
+    err = bmap_change(fs, &m, start, len, 0, &changed);
+    if (err) {
+        /* a partial change stays in the running transaction until the
+         * operation's undo: keep the count right until then */
+        fs->free_blocks = groups_total(fs->group_free, fs->groups);
+        pending_add(fs->pending, start, start + len, jnl_running_seq(fs->jnl));
+        return err;
+    }
     fs->free_blocks += changed;
     FS_COUNT(fs, blocks_freed, changed);
     verified_clear(fs, start, len);
     jnl_forget_data(fs->jnl, start, len);
-    err = pending_add(fs->pending, start, start + len, jnl_running_seq(fs->jnl));
-    if (err)
-        return err;
+    pending_add(fs->pending, start, start + len, jnl_running_seq(fs->jnl));
     if (changed != len)
         return fs_corrupt(fs, "blocks %llu+%llu freed twice (%llu were free)",
                           (unsigned long long)start, (unsigned long long)len,
                           (unsigned long long)(len - changed));
     return 0;
+}
+
+int free_blocks(struct fs *fs, uint64_t start, uint64_t len)
+{
+    int err = free_run(fs, start, len);
+    if (err)
+        jnl_op_failed(fs->jnl, err);   /* for callers that cannot return it */
+    return err;
 }
 
 int alloc_meta(struct fs *fs, uint64_t goal, uint64_t *blk, void **ptr)
@@ -455,8 +533,8 @@ int alloc_meta(struct fs *fs, uint64_t goal, uint64_t *blk, void **ptr)
 void free_meta(struct fs *fs, uint64_t blk)
 {
     if (!run_ok(fs, blk, 1)) {
-        fs_corrupt(fs, "freeing metadata block %llu outside the data area",
-                   (unsigned long long)blk);
+        jnl_op_failed(fs->jnl, fs_corrupt(fs, "freeing metadata block %llu outside the data area",
+                                          (unsigned long long)blk));
         return;
     }
     jnl_forget(fs->jnl, blk);

@@ -134,6 +134,10 @@ void alloc_durable(void *ctx, uint64_t seq);
 void alloc_release(struct fs *fs, uint64_t seq);
 /* Blocks freed but not yet reusable (waiting for their transaction). */
 uint64_t alloc_pending_blocks(struct fs *fs);
+/* jnl_undo restored blk: if it is a bitmap block, its free count (and
+ * the totals) are counted again, and blocks the failed operation had
+ * allocated lose their log images. Lock held. */
+void alloc_undo_block(struct fs *fs, uint64_t blk, const void *before, const void *after);
 /* Called WITHOUT the lock after an operation failed with -ENOSPC: if freed
  * blocks are waiting for a commit, commits and waits for it and returns 1
  * (retry the operation once); 0 if retrying cannot help; -EIO. */
@@ -230,6 +234,10 @@ uint64_t icache_count(struct fs *fs);
 int icache_orphan_set(struct fs *fs, uint64_t ino, uint64_t prev);   /* 0 / -ENOMEM */
 int icache_orphan_get(struct fs *fs, uint64_t ino, uint64_t *prev);  /* 1 if listed */
 void icache_orphan_clear(struct fs *fs, uint64_t ino);
+/* 1 if the mirror changed since the last call (which clears the mark). */
+int icache_orphan_changed(struct fs *fs);
+/* Forgets the whole mirror (orphan_reload rebuilds it). */
+void icache_orphan_reset(struct fs *fs);
 
 /* ---- orphans (orphan.c) ---------------------------------------------------- */
 
@@ -241,6 +249,21 @@ int orphan_remove(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
 int orphan_listed(struct fs *fs, uint64_t ino);
 /* Mount: releases every inode on the orphan list (left by a crash). */
 int orphan_recover(struct fs *fs);
+/* Rebuilds the in-memory mirror from the list (after jnl_undo). 0 or
+ * -errno. */
+int orphan_reload(struct fs *fs);
+
+/* ---- failed operations (undo.c; docs/JOURNAL.md, "Failed operations") ------- */
+
+/* Ends a modifying operation (instead of jnl_end) that returns err, and
+ * returns what the operation must return: err, or the error of a change
+ * that failed in a path that could not return it (jnl_op_failed). A failed
+ * operation's changes are undone (jnl_undo) and the memory state that
+ * mirrors them (free counts, orphan mirror) follows; if that is
+ * impossible the journal is aborted. Unlocks. */
+int fs_end(struct fs *fs, int err);
+/* Aborts the journal (read-only from now on), logging why. Lock held. */
+void fs_abort(struct fs *fs, int err, const char *why);
 
 /* ---- file data (file.c) ---------------------------------------------------- */
 

@@ -86,7 +86,7 @@ int fs_setattr(struct fs *fs, uint64_t ino, const struct fs_setattr *sa, unsigne
     if (err)
         return err;
     err = setattr_locked(fs, ino, sa, valid, st);
-    jnl_end(fs->jnl);
+    err = fs_end(fs, err);
     return err;
 }
 
@@ -101,13 +101,15 @@ void fs_forget(struct fs *fs, uint64_t ino, uint64_t n)
         jnl_unlock(fs->jnl);
         return;
     }
+    int err = 0;
     if (icache_unref(fs, ino, n) == 0) {
         struct mmapfs_disk_inode di;
-        /* the last reference of an unlinked inode: free it now */
+        /* the last reference of an unlinked inode: free it now (on
+         * failure it stays on the orphan list for the next mount) */
         if (inode_get(fs, ino, &di) == 0 && di.nlink == 0)
-            inode_release(fs, ino);
+            err = inode_release(fs, ino);
     }
-    jnl_end(fs->jnl);
+    err = fs_end(fs, err);
 }
 
 /* ==== durability ============================================================ */

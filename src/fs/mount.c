@@ -158,7 +158,7 @@ static int mark_mounted(struct fs *fs, const char *path)
     err = orphan_recover(fs);
     if (err) {
         fprintf(stderr, "mmapfs: %s: cannot free orphan inodes: %s\n", path, strerror(-err));
-        jnl_end(fs->jnl);
+        err = fs_end(fs, err);
         return err;
     }
     struct mmapfs_disk_superblock *sb = super_write(fs);

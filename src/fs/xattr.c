@@ -251,7 +251,7 @@ int fs_setxattr(struct fs *fs, uint64_t ino, const char *name, const void *value
         if (err)
             return err;
         err = change_locked(fs, ino, name, len, value, size, flags);
-        jnl_end(fs->jnl);
+        err = fs_end(fs, err);
         /* -ENOSPC: a full xattr block, or no free block; in the latter
          * case blocks freed by an uncommitted transaction may help */
     } while (err == -ENOSPC && tries++ == 0 && alloc_wait_pending(fs) == 1);
@@ -268,7 +268,7 @@ int fs_removexattr(struct fs *fs, uint64_t ino, const char *name)
     if (err)
         return err;
     err = change_locked(fs, ino, name, len, NULL, 0, 0);
-    jnl_end(fs->jnl);
+    err = fs_end(fs, err);
     return err;
 }
 

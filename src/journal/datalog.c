@@ -120,6 +120,8 @@ static void data_drop(struct jnl *j, struct jnl_shadow *e)
     }
     jnl_map_remove(&j->logged, e->blk);
     free(e);
+    if (j->undo.active)
+        j->undo.forgot_data = 1;    /* see jnl_undo */
 }
 
 void jnl_log_data(struct jnl *j, uint64_t pblk, uint64_t n)
