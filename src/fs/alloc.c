@@ -122,7 +122,7 @@ static int bmap_change(struct fs *fs, const struct bmap *m, uint64_t start, uint
         uint64_t gend = min_u64((g + 1) * BITS_PER_BMAP, end);
         uint64_t *w = jnl_write(fs->jnl, m->start + g);
         if (!w)
-            return jnl_error(fs->jnl) ? jnl_error(fs->jnl) : -ENOMEM;
+            return fs_write_error(fs, errno);
         uint64_t n = 0;
         for (uint64_t base = pos & ~63ull; base < gend; base += 64) {
             uint64_t idx = (base % BITS_PER_BMAP) / 64;
@@ -520,8 +520,9 @@ int alloc_meta(struct fs *fs, uint64_t goal, uint64_t *blk, void **ptr)
         return err;
     void *p = jnl_write_new(fs->jnl, start);
     if (!p) {
+        int saved = errno;
         unalloc_blocks(fs, start, 1);
-        return jnl_error(fs->jnl) ? jnl_error(fs->jnl) : -ENOMEM;
+        return fs_write_error(fs, saved);
     }
     if (!goal)
         fs->meta_goal = start + 1;

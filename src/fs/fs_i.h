@@ -17,6 +17,7 @@
 #ifndef MMAPFS_FS_I_H
 #define MMAPFS_FS_I_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -88,6 +89,15 @@ struct fs {
 /* Records corruption (first message kept, logged to stderr), sets the
  * superblock ERROR state when possible; returns -EUCLEAN. */
 int fs_corrupt(struct fs *fs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The error of a jnl_write / jnl_write_new that just returned NULL: the
+ * journal's sticky error, else what it set errno to (ENOMEM, EIO when the
+ * home block could not be read, ENOSPC, EROFS). */
+static inline int fs_write_error(struct fs *fs, int saved_errno)
+{
+    int err = jnl_error(fs->jnl);
+    return err ? err : saved_errno ? -saved_errno : -ENOMEM;
+}
 
 /* Current time, from the kernel's coarse clock (CLOCK_REALTIME_COARSE). */
 void fs_now(struct timespec *ts);
@@ -262,6 +272,9 @@ int orphan_reload(struct fs *fs);
  * mirrors them (free counts, orphan mirror) follows; if that is
  * impossible the journal is aborted. Unlocks. */
 int fs_end(struct fs *fs, int err);
+/* fs_end without the jnl_end: the operation goes on (or ends) with what
+ * was there before the failed part. */
+int fs_undo_failed(struct fs *fs, int err);
 /* Aborts the journal (read-only from now on), logging why. Lock held. */
 void fs_abort(struct fs *fs, int err, const char *why);
 

@@ -253,7 +253,7 @@ int fs_unmount(struct fs *fs)
         err = jnl_begin(fs->jnl);
         if (!err) {
             /* no lookup reference survives the unmount */
-            err = orphan_recover(fs);
+            err = fs_undo_failed(fs, orphan_recover(fs));
             struct mmapfs_disk_superblock *sb = super_write(fs);
             if (sb) {
                 struct timespec now;

@@ -19,7 +19,7 @@
 /* Error for a NULL jnl_write. */
 static int write_error(struct fs *fs)
 {
-    return jnl_error(fs->jnl) ? jnl_error(fs->jnl) : fs->read_only ? -EROFS : -ENOMEM;
+    return fs_write_error(fs, errno);
 }
 
 int orphan_listed(struct fs *fs, uint64_t ino)

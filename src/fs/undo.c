@@ -47,7 +47,7 @@ static void undo(struct fs *fs)
     }
 }
 
-int fs_end(struct fs *fs, int err)
+int fs_undo_failed(struct fs *fs, int err)
 {
     struct jnl *j = fs->jnl;
     if (err >= 0 && jnl_op_failure(j))
@@ -55,6 +55,12 @@ int fs_end(struct fs *fs, int err)
     if (err < 0 && jnl_op_changed(j))
         undo(fs);
     icache_orphan_changed(fs);
-    jnl_end(j);
+    return err;
+}
+
+int fs_end(struct fs *fs, int err)
+{
+    err = fs_undo_failed(fs, err);
+    jnl_end(fs->jnl);
     return err;
 }

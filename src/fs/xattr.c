@@ -176,7 +176,7 @@ static int store_block(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di
     if (di->xattr_block) {
         dst = jnl_write(fs->jnl, di->xattr_block);
         if (!dst)
-            return jnl_error(fs->jnl) ? jnl_error(fs->jnl) : -ENOMEM;
+            return fs_write_error(fs, errno);
     } else {
         uint64_t blk;
         int err = alloc_meta(fs, di->tree_root, &blk, &dst);
