@@ -29,6 +29,11 @@
  * A failed sync is fatal and sticky: jnl_error() returns -EIO from then on,
  * jnl_write() returns NULL, and jnl_commit_wait() returns -EIO.
  *
+ * A failed operation leaves nothing behind: the journal keeps an undo log
+ * of the operation in progress (jnl_undo), and jnl_abort stops the
+ * journal (-EROFS, the running transaction never commits) where an undo
+ * is impossible. docs/JOURNAL.md, "Failed operations".
+ *
  * Format of the journal: src/fs/format.h and docs/FORMAT.md.
  */
 #ifndef MMAPFS_JOURNAL_H

@@ -12,6 +12,8 @@
  *                               (ENOMEM); other threads are not counted
  *   fault_arm(FAULT_IO, n, 1)   the n-th engine system call of any thread
  *                               fails (EIO)
+ *   fault_arm_from(kind, n, t)  the n-th call fails and every later one
+ *                               too (a persistent shortage)
  *   fault_disarm()              stops; returns 1 if the fault was hit
  *
  * FAULT_BACKTRACE=1 in the environment prints the stack of every injected
@@ -38,6 +40,7 @@ static struct {
     long countdown;           /* calls left until the failing one (atomic) */
     int hit;                  /* the fault was injected (atomic) */
     int any_thread;
+    int persistent;           /* every call after the n-th fails too */
     pthread_t thread;
 } fault;
 
@@ -45,9 +48,16 @@ static inline void fault_arm(int kind, long n, int any_thread)
 {
     fault.thread = pthread_self();
     fault.any_thread = any_thread;
+    fault.persistent = 0;
     __atomic_store_n(&fault.hit, 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&fault.countdown, n, __ATOMIC_SEQ_CST);
     __atomic_store_n(&fault.kind, kind, __ATOMIC_SEQ_CST);
+}
+
+static inline void fault_arm_from(int kind, long n, int any_thread)
+{
+    fault_arm(kind, n, any_thread);
+    fault.persistent = 1;
 }
 
 static inline int fault_disarm(void)
@@ -63,7 +73,8 @@ static inline int fault_now(int kind)
         return 0;
     if (!fault.any_thread && !pthread_equal(pthread_self(), fault.thread))
         return 0;
-    if (__atomic_sub_fetch(&fault.countdown, 1, __ATOMIC_SEQ_CST) != 0)
+    long left = __atomic_sub_fetch(&fault.countdown, 1, __ATOMIC_SEQ_CST);
+    if (left != 0 && !(fault.persistent && left < 0))
         return 0;
     __atomic_store_n(&fault.hit, 1, __ATOMIC_SEQ_CST);
     const char *bt = getenv("FAULT_BACKTRACE");

@@ -655,6 +655,37 @@ static void test_sweep_io_pread(void **state)
     backend = MMIO_BACKEND_MMAP;
 }
 
+/* An inode whose change the inode cache could not record (no memory for
+ * its entry) must still make fsync wait for the running transaction:
+ * before, its dirty sequence number was dropped and fsync answered after
+ * a data-only sync. */
+static void test_icache_lost_seq(void **state)
+{
+    (void)state;
+    format_image();
+    struct fs *fs = mount_image();
+    uint64_t far = UINT64_MAX / 2;     /* never durable: every entry stays live */
+    jnl_lock(fs->jnl);
+    /* fill the table (1024 slots) as far as it goes without growing */
+    uint64_t ino = 1000000;
+    fault_arm_from(FAULT_MEM, 1, 0);
+    for (int i = 0; i < 1100; i++)
+        icache_set_dirty_seq(fs, ino++, far);
+    int hit = fault_disarm();
+    /* the table is full: this one has no entry, yet it is not forgotten */
+    fault_arm_from(FAULT_MEM, 1, 0);
+    icache_set_dirty_seq(fs, 42, far + 1);
+    icache_set_data_seq(fs, 42, far + 2);
+    fault_disarm();
+    uint64_t dirty = icache_dirty_seq(fs, 42), data = icache_data_seq(fs, 42);
+    jnl_unlock(fs->jnl);
+    assert_true(hit);
+    assert_true(dirty >= far + 1);
+    assert_true(data >= far + 2);
+    fs_crash_for_test(fs);              /* the fake entries must not be unmounted */
+    unlink(image);
+}
+
 int main(void)
 {
     const char *v = getenv("FAULT_VERBOSE");
@@ -664,6 +695,7 @@ int main(void)
         cmocka_unit_test(test_sweep_memory),
         cmocka_unit_test(test_sweep_io),
         cmocka_unit_test(test_sweep_io_pread),
+        cmocka_unit_test(test_icache_lost_seq),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     unlink(image);
