@@ -686,6 +686,33 @@ static void test_icache_lost_seq(void **state)
     unlink(image);
 }
 
+/* jnl_abort (what fs_end falls back to when an undo is impossible): the
+ * filesystem turns read-only, the running transaction never commits, and
+ * the disk keeps the last durable one. */
+static void test_abort(void **state)
+{
+    (void)state;
+    format_image();
+    struct fs *fs = mount_image();
+    uint64_t d = mkdirectory(fs, ROOT, "d");
+    commit(fs);
+    mkfile(fs, d, "uncommitted");
+    jnl_lock(fs->jnl);
+    jnl_abort(fs->jnl, -ENOMEM, "test_abort");
+    jnl_unlock(fs->jnl);
+    struct fs_stat st;
+    assert_int_equal(fs_mknod(fs, d, "after", S_IFREG | 0644, 0, &cred, &st), -EROFS);
+    assert_int_equal(fs_fsync(fs, d, 0), -EROFS);
+    assert_int_equal(fs_unmount(fs), -EROFS);
+    check_image("abort", 0);
+    fs = mount_image();
+    assert_true(exists(fs, ROOT, "d"));
+    assert_false(exists(fs, d, "uncommitted"));
+    assert_false(exists(fs, d, "after"));
+    assert_int_equal(fs_unmount(fs), 0);
+    unlink(image);
+}
+
 int main(void)
 {
     const char *v = getenv("FAULT_VERBOSE");
@@ -696,6 +723,7 @@ int main(void)
         cmocka_unit_test(test_sweep_io),
         cmocka_unit_test(test_sweep_io_pread),
         cmocka_unit_test(test_icache_lost_seq),
+        cmocka_unit_test(test_abort),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     unlink(image);
