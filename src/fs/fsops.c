@@ -200,7 +200,8 @@ int fs_statfs(struct fs *fs, struct statvfs *st)
     st->f_ffree = fs->free_inodes;
     st->f_favail = fs->free_inodes;
     st->f_namemax = MMAPFS_NAME_MAX;
-    st->f_flag = fs->read_only ? ST_RDONLY : 0;
+    /* a failed or aborted journal takes no more changes */
+    st->f_flag = fs->read_only || jnl_error(fs->jnl) ? ST_RDONLY : 0;
     jnl_unlock(fs->jnl);
     return sb ? 0 : -EIO;
 }

@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
@@ -703,6 +704,9 @@ static void test_abort(void **state)
     struct fs_stat st;
     assert_int_equal(fs_mknod(fs, d, "after", S_IFREG | 0644, 0, &cred, &st), -EROFS);
     assert_int_equal(fs_fsync(fs, d, 0), -EROFS);
+    struct statvfs sv;
+    assert_int_equal(fs_statfs(fs, &sv), 0);
+    assert_true(sv.f_flag & ST_RDONLY);
     assert_int_equal(fs_unmount(fs), -EROFS);
     check_image("abort", 0);
     fs = mount_image();
