@@ -197,6 +197,9 @@ struct jnl_undo {
     uint32_t pool_count, pool_cap;
     uint32_t buffers;             /* buffers in use by entries */
     int forgot_data;              /* jnl_forget_data dropped entries in it */
+    uint64_t (*forgets)[2];       /* jnl_forget_data ranges held back until
+                                   * jnl_end (an undo keeps the entries) */
+    uint32_t forget_count, forget_cap;
     int failed;                   /* a change failed where it could not be
                                    * reported (jnl_op_failed): first error */
     void *before;                 /* JNL_BS: a block as the failed op left it */
@@ -342,6 +345,8 @@ void jnl_datalog_close(struct jnl *j);
 /* After a commit (lock held): forgets entries of transactions that replay
  * can no longer reach (older than tail_seq). */
 void jnl_datalog_prune(struct jnl *j);
+/* jnl_forget_data without holding it back for the operation's undo. */
+void jnl_datalog_forget(struct jnl *j, uint64_t start, uint64_t len);
 
 /* ---- the undo log of an operation (undo.c) ------------------------------ */
 

@@ -39,6 +39,7 @@ static void entries_clear(struct jnl *j)
     u->buffers = 0;
     u->forgot_data = 0;
     u->failed = 0;
+    u->forget_count = 0;
 }
 
 void jnl_undo_destroy(struct jnl *j)
@@ -50,6 +51,7 @@ void jnl_undo_destroy(struct jnl *j)
         free(u->pool[i]);
     free(u->pool);
     free(u->entries);
+    free(u->forgets);
     free(u->before);
 }
 
@@ -59,8 +61,19 @@ void jnl_undo_start(struct jnl *j)
     j->undo.gen++;
 }
 
+/* Forgets the log images held back (jnl_forget_data during the
+ * operation). */
+static void forgets_apply(struct jnl *j)
+{
+    struct jnl_undo *u = &j->undo;
+    for (uint32_t i = 0; i < u->forget_count; i++)
+        jnl_datalog_forget(j, u->forgets[i][0], u->forgets[i][1]);
+    u->forget_count = 0;
+}
+
 void jnl_undo_finish(struct jnl *j)
 {
+    forgets_apply(j);       /* the operation stands: images of blocks it freed go */
     entries_clear(j);
     j->undo.active = 0;
 }
@@ -174,6 +187,11 @@ int jnl_undo(struct jnl *j, jnl_undo_fn fn, void *ctx)
     int err = 0;
     if (!u->active)
         return 0;
+    /* The blocks the operation freed are file data again: their log
+     * images stay (forget_later). fn may forget images of blocks the
+     * operation allocated: those need nothing more. */
+    int forgot_data = u->forgot_data;
+    u->forget_count = 0;
     for (uint32_t i = u->count; i-- > 0 && !err;) {
         const struct jnl_undo_entry *e = &u->entries[i];
         int had_before;
@@ -187,15 +205,17 @@ int jnl_undo(struct jnl *j, jnl_undo_fn fn, void *ctx)
         }
         fn(ctx, e->blk, had_before ? u->before : zeros, after);
     }
-    if (!err && u->forgot_data) {
-        /* Freeing blocks forgot their log images (jnl_forget_data), and
-         * the blocks are file data again: an in-place overwrite of one of
-         * them would not be logged again, so replay must not reach any
-         * older transaction once the running one is durable. */
+    if (!err && forgot_data) {
+        /* Freeing blocks forgot their log images at once (no memory to
+         * hold them back), and the blocks are file data again: an in-place
+         * overwrite of one of them would not be logged again, so replay
+         * must not reach any older transaction once the running one is
+         * durable. */
         uint64_t before_running = atomic_load(&j->running_seq) - 1;
         if (j->running_head_past < before_running)
             j->running_head_past = before_running;
     }
+    forgets_apply(j);       /* fn's: images of blocks the operation allocated */
     entries_clear(j);
     j->undo.gen++;
     if (err)
