@@ -4,8 +4,9 @@
  *
  * The sweep: for each modifying operation (create, mkdir, mknod, symlink,
  * link, unlink, unlink of an open file, rmdir, rename over an existing
- * file, a write that allocates, truncate, fallocate, punch hole, setxattr,
- * removexattr) the operation runs with a fault injected at step N = 1, 2,
+ * file, rename exchange, chmod/chown, a create that splits a directory
+ * leaf, a write that allocates, truncate, fallocate, punch hole,
+ * setxattr, removexattr) the operation runs with a fault injected at step N = 1, 2,
  * 3 ... until it completes without reaching the fault:
  *
  *  - memory: the N-th allocation of the calling thread fails (ENOMEM);
@@ -350,6 +351,60 @@ static int state_rename(struct fs *fs, struct ctx *c)
     return has_pattern(fs, (uint64_t)dst, 5 * 4096, 3) ? 0 : -1;
 }
 
+static int run_exchange(struct fs *fs, struct ctx *c)
+{
+    return fs_rename(fs, c->d, "src", c->e, "dst", FS_RENAME_EXCHANGE);
+}
+
+static int state_exchange(struct fs *fs, struct ctx *c)
+{
+    int64_t src = lookup(fs, c->d, "src"), dst = lookup(fs, c->e, "dst");
+    if (src < 0 || dst < 0)
+        return -1;
+    if ((uint64_t)src == c->ino)
+        return has_pattern(fs, (uint64_t)dst, 5 * 4096, 3) ? 0 : -1;
+    return (uint64_t)dst == c->ino && has_pattern(fs, (uint64_t)src, 5 * 4096, 3) ? 1 : -1;
+}
+
+static int run_chmod(struct fs *fs, struct ctx *c)
+{
+    struct fs_setattr sa = { .mode = 0600, .uid = 1000, .gid = 1000 };
+    struct fs_stat st;
+    return fs_setattr(fs, c->ino, &sa, FS_SET_MODE | FS_SET_UID | FS_SET_GID, &st);
+}
+
+static int state_chmod(struct fs *fs, struct ctx *c)
+{
+    uint32_t mode = attr(fs, c->ino).mode & 07777;
+    return mode == 0600 ? 1 : mode == 0644 ? 0 : -1;
+}
+
+/* A directory whose tree is one full leaf: the next entry of a name as
+ * long as the others ("new") splits it, allocating two tree blocks.
+ * How many names fill a leaf is found once, in directory e: the count
+ * at which its block count grows past that of one leaf. */
+static void prep_full_leaf(struct fs *fs, struct ctx *c)
+{
+    static int fill;
+    char name[16];
+    prep_dirs(fs, c);
+    if (!fill) {
+        mkfile(fs, c->e, "000");
+        uint64_t one_leaf = attr(fs, c->e).blocks512;
+        for (int i = 1; i < 1000 && !fill; i++) {
+            snprintf(name, sizeof(name), "%03d", i);
+            mkfile(fs, c->e, name);
+            if (attr(fs, c->e).blocks512 > one_leaf)
+                fill = i;               /* entries 0 .. i-1 filled the leaf */
+        }
+        assert_true(fill > 0);
+    }
+    for (int i = 0; i < fill; i++) {
+        snprintf(name, sizeof(name), "%03d", i);
+        mkfile(fs, c->d, name);
+    }
+}
+
 #define WRITE_BYTES (24 * 4096 + 300)
 
 static void prep_empty_file(struct fs *fs, struct ctx *c)
@@ -511,6 +566,9 @@ static const struct op ops[] = {
     { "unlink of an open file", prep_open_file, run_unlink, state_unlink },
     { "rmdir", prep_rmdir, run_rmdir, state_rmdir },
     { "rename over a file", prep_rename, run_rename, state_rename },
+    { "rename exchange", prep_rename, run_exchange, state_exchange },
+    { "chmod and chown", prep_file, run_chmod, state_chmod },
+    { "create splitting a leaf", prep_full_leaf, run_create, state_create },
     { "write", prep_empty_file, run_write, state_write },
     { "truncate", prep_big_file, run_truncate, state_truncate },
     { "fallocate", prep_empty_file, run_fallocate, state_fallocate },
