@@ -37,6 +37,11 @@ struct fs_pending {
     struct pending_run *runs;   /* sorted by start, disjoint */
     size_t count, cap;
     uint64_t blocks;            /* total blocks in runs */
+    /* runs added by the operation in progress (jnl_op_gen op_gen): an
+     * undo takes them out again (alloc_undo_pending) */
+    uint64_t (*op_runs)[2];
+    size_t op_count, op_cap;
+    uint64_t op_gen;
 };
 
 /* One of the two bitmaps. Bits [lo, hi) are the allocatable ones and the
@@ -225,10 +230,23 @@ static size_t pending_first_after(const struct fs_pending *p, uint64_t blk)
     return lo;
 }
 
-/* Makes room for one more run, so that the pending_add that follows
- * cannot fail. 0 or -ENOMEM. */
-static int pending_reserve(struct fs_pending *p)
+/* Makes room for one more run (and, with op_gen, one more record of the
+ * operation's runs), so that the pending_add that follows cannot fail.
+ * 0 or -ENOMEM. */
+static int pending_reserve(struct fs_pending *p, uint64_t op_gen)
 {
+    if (p->op_gen != op_gen) {          /* a new operation */
+        p->op_gen = op_gen;
+        p->op_count = 0;
+    }
+    if (op_gen && p->op_count == p->op_cap) {
+        size_t cap = p->op_cap ? p->op_cap * 2 : 16;
+        uint64_t (*op_runs)[2] = realloc(p->op_runs, cap * sizeof(*op_runs));
+        if (!op_runs)
+            return -ENOMEM;
+        p->op_runs = op_runs;
+        p->op_cap = cap;
+    }
     if (p->count < p->cap)
         return 0;
     size_t cap = p->cap ? p->cap * 2 : 64;
@@ -238,6 +256,51 @@ static int pending_reserve(struct fs_pending *p)
     p->runs = runs;
     p->cap = cap;
     return 0;
+}
+
+/* Takes blocks [start, end) out of the list (they were added by the
+ * operation being undone: no other run covers them). A run cut in two
+ * needs a slot; without memory the rest stays listed, which only delays
+ * its reuse to the next commit. */
+static void pending_remove(struct fs_pending *p, uint64_t start, uint64_t end)
+{
+    size_t i = pending_first_after(p, start);
+    while (i < p->count && p->runs[i].start < end) {
+        struct pending_run *r = &p->runs[i];
+        uint64_t s = r->start > start ? r->start : start, e = r->end < end ? r->end : end;
+        if (s > r->start && e < r->end) {           /* cut in two */
+            if (pending_reserve(p, p->op_gen))
+                return;
+            r = &p->runs[i];
+            memmove(&p->runs[i + 1], &p->runs[i], (p->count - i) * sizeof(*p->runs));
+            p->count++;
+            p->runs[i + 1].start = e;
+            r->end = s;
+            p->blocks -= e - s;
+            return;
+        }
+        p->blocks -= e - s;
+        if (s == r->start && e == r->end) {
+            memmove(&p->runs[i], &p->runs[i + 1], (p->count - i - 1) * sizeof(*p->runs));
+            p->count--;
+            continue;
+        }
+        if (s == r->start)
+            r->start = e;
+        else
+            r->end = s;
+        i++;
+    }
+}
+
+void alloc_undo_pending(struct fs *fs)
+{
+    struct fs_pending *p = fs->pending;
+    if (!p || p->op_gen != jnl_op_gen(fs->jnl))
+        return;
+    for (size_t i = p->op_count; i-- > 0;)
+        pending_remove(p, p->op_runs[i][0], p->op_runs[i][1]);
+    p->op_count = 0;
 }
 
 /* Adds [start, end) freed in seq, merging with touching runs. 0, or
@@ -267,7 +330,7 @@ static int pending_add(struct fs_pending *p, uint64_t start, uint64_t end, uint6
         p->blocks += r->end - r->start;
         return 0;
     }
-    int err = pending_reserve(p);
+    int err = pending_reserve(p, p->op_gen);
     if (err)
         return err;
     memmove(&p->runs[i + 1], &p->runs[i], (p->count - i) * sizeof(*p->runs));
@@ -275,6 +338,19 @@ static int pending_add(struct fs_pending *p, uint64_t start, uint64_t end, uint6
     p->count++;
     p->blocks += end - start;
     return 0;
+}
+
+/* pending_add after pending_reserve (cannot fail), and the record of the
+ * operation's run. */
+static void pending_note(struct fs_pending *p, uint64_t op_gen, uint64_t start, uint64_t end,
+                         uint64_t seq)
+{
+    pending_add(p, start, end, seq);
+    if (op_gen) {
+        p->op_runs[p->op_count][0] = start;
+        p->op_runs[p->op_count][1] = end;
+        p->op_count++;
+    }
 }
 
 void alloc_durable(void *ctx, uint64_t seq)
@@ -346,8 +422,10 @@ int alloc_init(struct fs *fs)
 
 void alloc_fini(struct fs *fs)
 {
-    if (fs->pending)
+    if (fs->pending) {
         free(fs->pending->runs);
+        free(fs->pending->op_runs);
+    }
     free(fs->pending);
     free(fs->group_free);
     free(fs->igroup_free);
@@ -479,7 +557,8 @@ static int free_run(struct fs *fs, uint64_t start, uint64_t len)
                           (unsigned long long)start, (unsigned long long)len);
     /* The pending record first: a freed block without one could be
      * handed out again before the freeing transaction is durable. */
-    int err = pending_reserve(fs->pending);
+    uint64_t op_gen = jnl_op_gen(fs->jnl);
+    int err = pending_reserve(fs->pending, op_gen);
     if (err)
         return err;
     struct bmap m = block_map(fs);
@@ -489,14 +568,14 @@ static int free_run(struct fs *fs, uint64_t start, uint64_t len)
         /* a partial change stays in the running transaction until the
          * operation's undo: keep the count right until then */
         fs->free_blocks = groups_total(fs->group_free, fs->groups);
-        pending_add(fs->pending, start, start + len, jnl_running_seq(fs->jnl));
+        pending_note(fs->pending, op_gen, start, start + len, jnl_running_seq(fs->jnl));
         return err;
     }
     fs->free_blocks += changed;
     FS_COUNT(fs, blocks_freed, changed);
     verified_clear(fs, start, len);
     jnl_forget_data(fs->jnl, start, len);
-    pending_add(fs->pending, start, start + len, jnl_running_seq(fs->jnl));
+    pending_note(fs->pending, op_gen, start, start + len, jnl_running_seq(fs->jnl));
     if (changed != len)
         return fs_corrupt(fs, "blocks %llu+%llu freed twice (%llu were free)",
                           (unsigned long long)start, (unsigned long long)len,

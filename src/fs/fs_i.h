@@ -148,6 +148,9 @@ uint64_t alloc_pending_blocks(struct fs *fs);
  * the totals) are counted again, and blocks the failed operation had
  * allocated lose their log images. Lock held. */
 void alloc_undo_block(struct fs *fs, uint64_t blk, const void *before, const void *after);
+/* Before jnl_undo: blocks the failed operation freed leave the pending
+ * list (they are its blocks again, or were never anybody's). Lock held. */
+void alloc_undo_pending(struct fs *fs);
 /* Called WITHOUT the lock after an operation failed with -ENOSPC: if freed
  * blocks are waiting for a commit, commits and waits for it and returns 1
  * (retry the operation once); 0 if retrying cannot help; -EIO. */

@@ -30,6 +30,7 @@ static void undo_block(void *ctx, uint64_t blk, const void *before, const void *
 /* Undoes the failed operation in progress. */
 static void undo(struct fs *fs)
 {
+    alloc_undo_pending(fs);
     if (jnl_undo(fs->jnl, undo_block, fs))
         return;                         /* aborted, and said why */
     if (icache_orphan_changed(fs)) {

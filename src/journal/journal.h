@@ -238,6 +238,9 @@ int jnl_op_changed(struct jnl *j);
 void jnl_op_failed(struct jnl *j, int err);
 /* The error jnl_op_failed recorded in this operation, or 0. Lock held. */
 int jnl_op_failure(struct jnl *j);
+/* A number that names the operation in progress (changes at every
+ * jnl_begin and jnl_undo); 0 when none is in progress. Lock held. */
+uint64_t jnl_op_gen(struct jnl *j);
 
 /* Like jbd2's journal abort: the running transaction will never commit,
  * the sticky error becomes -EROFS (every later jnl_begin, jnl_write and

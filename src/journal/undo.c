@@ -136,6 +136,11 @@ int jnl_op_failure(struct jnl *j)
     return j->undo.active ? j->undo.failed : 0;
 }
 
+uint64_t jnl_op_gen(struct jnl *j)
+{
+    return j->undo.active ? j->undo.gen : 0;
+}
+
 int jnl_op_changed(struct jnl *j)
 {
     return j->undo.active && (j->undo.count || j->undo.forgot_data);

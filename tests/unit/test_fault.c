@@ -12,7 +12,8 @@
  *  - memory: the N-th allocation of the calling thread fails (ENOMEM);
  *  - I/O: the N-th engine system call (pread, pwrite, fdatasync) of any
  *    thread fails (EIO), counted over the operation and the unmount that
- *    commits it.
+ *    commits it;
+ *  - ENOSPC: the disk is full but for N - 1 blocks.
  *
  * Each time: the call returns 0 or a clean negative errno; unless the
  * journal was aborted, the filesystem still works (another create
@@ -585,12 +586,34 @@ struct tally {
     long steps, failed, aborted;
 };
 
+/* Not an injected fault: the disk is full but for step - 1 blocks. */
+#define FAULT_NOSPC 4
+
 /* Errors an injected fault may surface as. */
 static int clean_error(int err, int kind)
 {
+    if (kind == FAULT_NOSPC)
+        return err == -ENOSPC;
     if (kind == FAULT_MEM)
         return err == -ENOMEM || err == -EROFS;
     return err == -EIO || err == -EROFS;
+}
+
+/* Fills the disk (a preallocated file, chunks of 1 MiB then of one block)
+ * and frees 'leave' blocks of it again, committed. */
+static void fill_disk(struct fs *fs, long leave)
+{
+    uint64_t f = mkfile(fs, ROOT, "filler"), size = 0;
+    for (uint64_t chunk = MiB; chunk >= 4096; chunk = chunk == MiB ? 4096 : 0) {
+        int err;
+        while ((err = fs_fallocate(fs, f, 0, size, chunk)) == 0)
+            size += chunk;
+        assert_int_equal(err, -ENOSPC);
+    }
+    if (leave)
+        assert_int_equal(fs_fallocate(fs, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+                                      (uint64_t)leave * 4096), 0);
+    commit(fs);
 }
 
 /* One run of op with the step-th fault of kind; returns whether the fault
@@ -602,13 +625,16 @@ static int one_step(const struct op *op, int kind, int warm_up, long step, struc
     struct fs *fs = mount_image();
     op->prep(fs, &c);
     commit(fs);
+    if (kind == FAULT_NOSPC)
+        fill_disk(fs, step - 1);
     /* the running transaction holds a change of the same blocks, or nothing */
     uint64_t warm = warm_up ? mkfile(fs, c.d, "warm") : 0;
 
-    fault_arm(kind, step, kind == FAULT_IO);
+    if (kind != FAULT_NOSPC)
+        fault_arm(kind, step, kind == FAULT_IO);
     int ret = op->run(fs, &c);
     int aborted = jnl_error(fs->jnl) != 0;
-    int hit = kind == FAULT_MEM ? fault_disarm() : 0;
+    int hit = kind == FAULT_MEM ? fault_disarm() : kind == FAULT_NOSPC ? ret == -ENOSPC : 0;
     if (ret != 0 && !clean_error(ret, kind))
         fail_msg("%s, step %ld: returned %d (%s)", op->name, step, ret, strerror(-ret));
     if (kind == FAULT_MEM && !hit && ret != 0)
@@ -619,7 +645,8 @@ static int one_step(const struct op *op, int kind, int warm_up, long step, struc
          * hit this create, or have stopped the journal meanwhile) */
         struct fs_stat st;
         int err = fs_mknod(fs, ROOT, "probe", S_IFREG | 0600, 0, &cred, &st);
-        if (err && !(kind == FAULT_IO && (jnl_error(fs->jnl) || fault.hit)))
+        if (err && !(kind == FAULT_IO && (jnl_error(fs->jnl) || fault.hit)) &&
+            !(kind == FAULT_NOSPC && err == -ENOSPC))
             fail_msg("%s, step %ld: create after the failure: %s", op->name, step,
                      strerror(-err));
         if (!err)
@@ -635,7 +662,8 @@ static int one_step(const struct op *op, int kind, int warm_up, long step, struc
         fail_msg("%s, step %ld: unmount: %s", op->name, step, strerror(-unmount_err));
     if (verbose)
         fprintf(stderr, "  %s %s%s step %ld: ret %d%s%s\n", op->name,
-                kind == FAULT_MEM ? "mem" : "io", warm_up ? " warm" : "", step, ret,
+                kind == FAULT_MEM ? "mem" : kind == FAULT_IO ? "io" : "nospc",
+                warm_up ? " warm" : "", step, ret,
                 hit ? " (fault hit)" : "", aborted ? " (aborted)" : "");
 
     check_image(op->name, step);
@@ -677,7 +705,8 @@ static void sweep(int kind)
         if (only && *only && strcmp(only, ops[i].name) != 0)
             continue;
         struct tally t = { 0 };
-        for (int warm_up = 0; warm_up < 2; warm_up++) {
+        /* a full disk may not take "warm" */
+        for (int warm_up = 0; warm_up < (kind == FAULT_NOSPC ? 1 : 2); warm_up++) {
             long step = 1;
             while (one_step(&ops[i], kind, warm_up, step, &t)) {
                 if (++step > MAX_STEPS)
@@ -685,7 +714,8 @@ static void sweep(int kind)
             }
         }
         fprintf(stderr, "  %-24s %s%s: %3ld steps, %3ld failed cleanly, %ld aborted\n",
-                ops[i].name, kind == FAULT_MEM ? "memory" : "I/O",
+                ops[i].name,
+                kind == FAULT_MEM ? "memory" : kind == FAULT_IO ? "I/O" : "ENOSPC",
                 backend == MMIO_BACKEND_PREAD ? " (pread)" : "", t.steps, t.failed, t.aborted);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -704,6 +734,15 @@ static void test_sweep_io(void **state)
 {
     (void)state;
     sweep(FAULT_IO);
+}
+
+/* ENOSPC stays a clean, non-fatal error: each operation runs on a disk
+ * with 0, 1, 2 ... free blocks until it succeeds; every failure must leave
+ * no trace and the filesystem writable. */
+static void test_sweep_nospc(void **state)
+{
+    (void)state;
+    sweep(FAULT_NOSPC);
 }
 
 static void test_sweep_io_pread(void **state)
@@ -784,6 +823,7 @@ int main(void)
         cmocka_unit_test(test_sweep_memory),
         cmocka_unit_test(test_sweep_io),
         cmocka_unit_test(test_sweep_io_pread),
+        cmocka_unit_test(test_sweep_nospc),
         cmocka_unit_test(test_icache_lost_seq),
         cmocka_unit_test(test_abort),
     };
