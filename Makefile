@@ -87,7 +87,14 @@ $(B)/mmapfs-trim: $(B)/obj/src/tools/trim.o $(LIBS)
 
 $(B)/tests/%: tests/unit/%.c $(LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -MMD -MP -o $@ $< $(LIBS) -lcmocka $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -MMD -MP -o $@ $< $(LIBS) -lcmocka $(LDLIBS) $(TEST_LDFLAGS)
+
+# test_fault replaces the allocator and the engine's system calls by its
+# own wrappers (tests/unit/fault_wrap.h, docs/FAULTS.md): nothing in the
+# libraries knows about fault injection.
+FAULT_WRAP = malloc calloc realloc strdup posix_memalign pread64 pwrite64 fdatasync fsync msync
+$(B)/tests/test_fault: TEST_LDFLAGS = $(addprefix -Wl$(comma)--wrap=,$(FAULT_WRAP))
+comma := ,
 
 -include $(shell find $(B)/obj $(B)/tests -name '*.d' 2>/dev/null)
 

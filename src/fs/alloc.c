@@ -39,6 +39,11 @@ struct fs_pending {
     struct pending_run *runs;   /* sorted by start, disjoint */
     size_t count, cap;
     uint64_t blocks;            /* total blocks in runs */
+    /* runs added by the operation in progress (jnl_op_gen op_gen): an
+     * undo takes them out again (alloc_undo_pending) */
+    uint64_t (*op_runs)[2];
+    size_t op_count, op_cap;
+    uint64_t op_gen;
 };
 
 /* One of the two bitmaps. Bits [lo, hi) are the allocatable ones and the
@@ -124,7 +129,7 @@ static int bmap_change(struct fs *fs, const struct bmap *m, uint64_t start, uint
         uint64_t gend = min_u64((g + 1) * BITS_PER_BMAP, end);
         uint64_t *w = jnl_write(fs->jnl, m->start + g);
         if (!w)
-            return jnl_error(fs->jnl) ? jnl_error(fs->jnl) : -ENOMEM;
+            return fs_write_error(fs, errno);
         uint64_t n = 0;
         for (uint64_t base = pos & ~63ull; base < gend; base += 64) {
             uint64_t idx = (base % BITS_PER_BMAP) / 64;
@@ -147,6 +152,17 @@ static int bmap_change(struct fs *fs, const struct bmap *m, uint64_t start, uint
     return 0;
 }
 
+/* Free bits over [m->lo, m->hi) of bitmap block g, whose words are w. */
+static uint32_t group_count(const struct bmap *m, uint64_t g, const uint64_t *w)
+{
+    uint64_t base0 = g * BITS_PER_BMAP, n = 0;
+    for (uint64_t i = 0; i < BITS_PER_BMAP / 64; i++) {
+        uint64_t mask = word_mask(base0 + i * 64, m->lo, m->hi);
+        n += (uint64_t)__builtin_popcountll(~w[i] & mask);
+    }
+    return (uint32_t)n;
+}
+
 /* Counts the free bits of every bitmap block over [m->lo, m->hi). */
 static int bmap_count(struct fs *fs, struct bmap *m, uint64_t groups, uint64_t *free_total)
 {
@@ -155,15 +171,49 @@ static int bmap_count(struct fs *fs, struct bmap *m, uint64_t groups, uint64_t *
         const uint64_t *w = jnl_read(fs->jnl, m->start + g);
         if (!w)
             return -EIO;
-        uint64_t base0 = g * BITS_PER_BMAP, n = 0;
-        for (uint64_t i = 0; i < BITS_PER_BMAP / 64; i++) {
-            uint64_t mask = word_mask(base0 + i * 64, m->lo, m->hi);
-            n += (uint64_t)__builtin_popcountll(~w[i] & mask);
-        }
-        m->group_free[g] = (uint32_t)n;
-        *free_total += n;
+        m->group_free[g] = group_count(m, g, w);
+        *free_total += m->group_free[g];
     }
     return 0;
+}
+
+/* Sum of the free counts of all groups. */
+static uint64_t groups_total(const uint32_t *group_free, uint64_t groups)
+{
+    uint64_t total = 0;
+    for (uint64_t g = 0; g < groups; g++)
+        total += group_free[g];
+    return total;
+}
+
+void alloc_undo_block(struct fs *fs, uint64_t blk, const void *before, const void *after)
+{
+    const uint64_t *was = before, *now = after;
+    if (blk >= fs->inode_bitmap_start && blk - fs->inode_bitmap_start < fs->igroups) {
+        struct bmap m = inode_map(fs);
+        uint64_t g = blk - m.start;
+        m.group_free[g] = group_count(&m, g, now);
+        fs->free_inodes = groups_total(fs->igroup_free, fs->igroups);
+        return;
+    }
+    if (blk < fs->block_bitmap_start || blk - fs->block_bitmap_start >= fs->groups)
+        return;
+    struct bmap m = block_map(fs);
+    uint64_t g = blk - m.start, base0 = g * BITS_PER_BMAP;
+    m.group_free[g] = group_count(&m, g, now);
+    fs->free_blocks = groups_total(fs->group_free, fs->groups);
+    /* Blocks the failed operation allocated are free again: images of
+     * them logged as new data must not be replayed over what they hold
+     * next, and what was verified in them is stale. */
+    for (uint64_t i = 0; i < BITS_PER_BMAP / 64; i++) {
+        uint64_t gone = was[i] & ~now[i] & word_mask(base0 + i * 64, m.lo, m.hi);
+        while (gone) {
+            uint64_t b = base0 + i * 64 + (uint64_t)__builtin_ctzll(gone);
+            jnl_forget_data(fs->jnl, b, 1);
+            verified_clear(fs, b, 1);
+            gone &= gone - 1;
+        }
+    }
 }
 
 /* ==== pending list ========================================================== */
@@ -182,7 +232,81 @@ static size_t pending_first_after(const struct fs_pending *p, uint64_t blk)
     return lo;
 }
 
-/* Adds [start, end) freed in seq, merging with touching runs. */
+/* Makes room for one more run (and, with op_gen, one more record of the
+ * operation's runs), so that the pending_add that follows cannot fail.
+ * 0 or -ENOMEM. */
+static int pending_reserve(struct fs_pending *p, uint64_t op_gen)
+{
+    if (p->op_gen != op_gen) {          /* a new operation */
+        p->op_gen = op_gen;
+        p->op_count = 0;
+    }
+    if (op_gen && p->op_count == p->op_cap) {
+        size_t cap = p->op_cap ? p->op_cap * 2 : 16;
+        uint64_t (*op_runs)[2] = realloc(p->op_runs, cap * sizeof(*op_runs));
+        if (!op_runs)
+            return -ENOMEM;
+        p->op_runs = op_runs;
+        p->op_cap = cap;
+    }
+    if (p->count < p->cap)
+        return 0;
+    size_t cap = p->cap ? p->cap * 2 : 64;
+    struct pending_run *runs = realloc(p->runs, cap * sizeof(*runs));
+    if (!runs)
+        return -ENOMEM;
+    p->runs = runs;
+    p->cap = cap;
+    return 0;
+}
+
+/* Takes blocks [start, end) out of the list (they were added by the
+ * operation being undone: no other run covers them). A run cut in two
+ * needs a slot; without memory the rest stays listed, which only delays
+ * its reuse to the next commit. */
+static void pending_remove(struct fs_pending *p, uint64_t start, uint64_t end)
+{
+    size_t i = pending_first_after(p, start);
+    while (i < p->count && p->runs[i].start < end) {
+        struct pending_run *r = &p->runs[i];
+        uint64_t s = r->start > start ? r->start : start, e = r->end < end ? r->end : end;
+        if (s > r->start && e < r->end) {           /* cut in two */
+            if (pending_reserve(p, p->op_gen))
+                return;
+            r = &p->runs[i];
+            memmove(&p->runs[i + 1], &p->runs[i], (p->count - i) * sizeof(*p->runs));
+            p->count++;
+            p->runs[i + 1].start = e;
+            r->end = s;
+            p->blocks -= e - s;
+            return;
+        }
+        p->blocks -= e - s;
+        if (s == r->start && e == r->end) {
+            memmove(&p->runs[i], &p->runs[i + 1], (p->count - i - 1) * sizeof(*p->runs));
+            p->count--;
+            continue;
+        }
+        if (s == r->start)
+            r->start = e;
+        else
+            r->end = s;
+        i++;
+    }
+}
+
+void alloc_undo_pending(struct fs *fs)
+{
+    struct fs_pending *p = fs->pending;
+    if (!p || p->op_gen != jnl_op_gen(fs->jnl))
+        return;
+    for (size_t i = p->op_count; i-- > 0;)
+        pending_remove(p, p->op_runs[i][0], p->op_runs[i][1]);
+    p->op_count = 0;
+}
+
+/* Adds [start, end) freed in seq, merging with touching runs. 0, or
+ * -ENOMEM (never after pending_reserve). */
 static int pending_add(struct fs_pending *p, uint64_t start, uint64_t end, uint64_t seq)
 {
     /* first run that ends at or after start: it may touch the new run */
@@ -208,19 +332,27 @@ static int pending_add(struct fs_pending *p, uint64_t start, uint64_t end, uint6
         p->blocks += r->end - r->start;
         return 0;
     }
-    if (p->count == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 64;
-        struct pending_run *runs = realloc(p->runs, cap * sizeof(*runs));
-        if (!runs)
-            return -ENOMEM;
-        p->runs = runs;
-        p->cap = cap;
-    }
+    int err = pending_reserve(p, p->op_gen);
+    if (err)
+        return err;
     memmove(&p->runs[i + 1], &p->runs[i], (p->count - i) * sizeof(*p->runs));
     p->runs[i] = (struct pending_run){ start, end, seq };
     p->count++;
     p->blocks += end - start;
     return 0;
+}
+
+/* pending_add after pending_reserve (cannot fail), and the record of the
+ * operation's run. */
+static void pending_note(struct fs_pending *p, uint64_t op_gen, uint64_t start, uint64_t end,
+                         uint64_t seq)
+{
+    pending_add(p, start, end, seq);
+    if (op_gen) {
+        p->op_runs[p->op_count][0] = start;
+        p->op_runs[p->op_count][1] = end;
+        p->op_count++;
+    }
 }
 
 void alloc_durable(void *ctx, uint64_t seq)
@@ -294,8 +426,10 @@ int alloc_init(struct fs *fs)
 
 void alloc_fini(struct fs *fs)
 {
-    if (fs->pending)
+    if (fs->pending) {
         free(fs->pending->runs);
+        free(fs->pending->op_runs);
+    }
     free(fs->pending);
     free(fs->group_free);
     free(fs->igroup_free);
@@ -389,8 +523,11 @@ found:;
         return err;
     uint64_t changed;
     err = bmap_change(fs, &m, best_s, best_len, 1, &changed);
-    if (err)
+    if (err) {
+        /* a partial change: the operation's undo takes it back */
+        fs->free_blocks = groups_total(fs->group_free, fs->groups);
         return err;
+    }
     if (changed != best_len)   /* cannot happen: the bits were read clear */
         return fs_corrupt(fs, "block bitmap changed under the allocator at %llu",
                           (unsigned long long)best_s);
@@ -415,32 +552,52 @@ static void unalloc_blocks(struct fs *fs, uint64_t start, uint64_t len)
 {
     struct bmap m = block_map(fs);
     uint64_t changed;
-    if (bmap_change(fs, &m, start, len, 0, &changed) == 0)
-        fs->free_blocks += changed;
+    int err = bmap_change(fs, &m, start, len, 0, &changed);
+    fs->free_blocks = groups_total(fs->group_free, fs->groups);
+    if (err)
+        jnl_op_failed(fs->jnl, err);
 }
 
-int free_blocks(struct fs *fs, uint64_t start, uint64_t len)
+/* free_blocks without the failure record. */
+static int free_run(struct fs *fs, uint64_t start, uint64_t len)
 {
     if (!run_ok(fs, start, len))
         return fs_corrupt(fs, "freeing blocks %llu+%llu outside the data area",
                           (unsigned long long)start, (unsigned long long)len);
-    struct bmap m = block_map(fs);
-    uint64_t changed;
-    int err = bmap_change(fs, &m, start, len, 0, &changed);
+    /* The pending record first: a freed block without one could be
+     * handed out again before the freeing transaction is durable. */
+    uint64_t op_gen = jnl_op_gen(fs->jnl);
+    int err = pending_reserve(fs->pending, op_gen);
     if (err)
         return err;
+    struct bmap m = block_map(fs);
+    uint64_t changed;
+    err = bmap_change(fs, &m, start, len, 0, &changed);
+    if (err) {
+        /* a partial change stays in the running transaction until the
+         * operation's undo: keep the count right until then */
+        fs->free_blocks = groups_total(fs->group_free, fs->groups);
+        pending_note(fs->pending, op_gen, start, start + len, jnl_running_seq(fs->jnl));
+        return err;
+    }
     fs->free_blocks += changed;
     FS_COUNT(fs, blocks_freed, changed);
     verified_clear(fs, start, len);
     jnl_forget_data(fs->jnl, start, len);
-    err = pending_add(fs->pending, start, start + len, jnl_running_seq(fs->jnl));
-    if (err)
-        return err;
+    pending_note(fs->pending, op_gen, start, start + len, jnl_running_seq(fs->jnl));
     if (changed != len)
         return fs_corrupt(fs, "blocks %llu+%llu freed twice (%llu were free)",
                           (unsigned long long)start, (unsigned long long)len,
                           (unsigned long long)(len - changed));
     return 0;
+}
+
+int free_blocks(struct fs *fs, uint64_t start, uint64_t len)
+{
+    int err = free_run(fs, start, len);
+    if (err)
+        jnl_op_failed(fs->jnl, err);   /* for callers that cannot return it */
+    return err;
 }
 
 int alloc_meta(struct fs *fs, uint64_t goal, uint64_t *blk, void **ptr)
@@ -451,8 +608,9 @@ int alloc_meta(struct fs *fs, uint64_t goal, uint64_t *blk, void **ptr)
         return err;
     void *p = jnl_write_new(fs->jnl, start);
     if (!p) {
+        int saved = errno;
         unalloc_blocks(fs, start, 1);
-        return jnl_error(fs->jnl) ? jnl_error(fs->jnl) : -ENOMEM;
+        return fs_write_error(fs, saved);
     }
     if (!goal)
         fs->meta_goal = start + 1;
@@ -464,8 +622,8 @@ int alloc_meta(struct fs *fs, uint64_t goal, uint64_t *blk, void **ptr)
 void free_meta(struct fs *fs, uint64_t blk)
 {
     if (!run_ok(fs, blk, 1)) {
-        fs_corrupt(fs, "freeing metadata block %llu outside the data area",
-                   (unsigned long long)blk);
+        jnl_op_failed(fs->jnl, fs_corrupt(fs, "freeing metadata block %llu outside the data area",
+                                          (unsigned long long)blk));
         return;
     }
     jnl_forget(fs->jnl, blk);

@@ -223,15 +223,16 @@ static void op_dirty(struct bt_op *op, uint64_t blk, uint8_t *p)
 }
 
 /* Gets the writable shadow of path level lv (once): lv->node then points
- * to it, the old read pointer is never used again. -EIO if the store
- * refuses. */
+ * to it, the old read pointer is never used again. -ENOMEM if the store
+ * is out of memory, -EIO if it refuses otherwise. */
 static int op_write(struct bt_op *op, struct bt_level *lv)
 {
     if (lv->w)
         return 0;
+    errno = 0;
     uint8_t *w = op->t->store->write(op->t->store->ctx, lv->blk);
     if (!w)
-        return -EIO;
+        return errno == ENOMEM ? -ENOMEM : -EIO;
     lv->w = w;
     lv->node = w;
     op_dirty(op, lv->blk, w);

@@ -458,7 +458,9 @@ ssize_t fs_write(struct fs *fs, uint64_t ino, uint64_t off, const void *buf, siz
         ssize_t n = err ? err
                         : write_step(fs, ino, &di, off + done, (const uint8_t *)buf + done,
                                      len - done, 1);
-        jnl_end(fs->jnl);
+        int end_err = fs_end(fs, n < 0 ? (int)n : 0);
+        if (end_err)
+            n = end_err;
         if (n == -ENOSPC && !retried) {
             /* blocks freed by a transaction not yet durable come back
              * once it commits: commit and retry once */

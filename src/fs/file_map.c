@@ -390,11 +390,13 @@ int file_next_step(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
     int err = inode_put(fs, ino, di);
     if (err)
         return err;
-    jnl_end(fs->jnl);
+    /* a change that failed where it could not be reported fails (and
+     * undoes) this step rather than committing with it */
+    int step_err = fs_end(fs, 0);
     err = jnl_begin(fs->jnl);
     if (err) {
         jnl_lock(fs->jnl);
         return err;
     }
-    return inode_get(fs, ino, di);
+    return step_err ? step_err : inode_get(fs, ino, di);
 }

@@ -57,6 +57,22 @@ static int unmap_range(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di
     }
 }
 
+/* Zeroes bytes [from, to) of the file in place, as the last change of an
+ * operation that can still fail: data is not journaled, so nothing undoes
+ * it (docs/JOURNAL.md, "Failed operations"). The inode is put first: its
+ * block is then in the running transaction, and the caller's final
+ * inode_put cannot fail for lack of memory after the zeros are written. */
+static int zero_bytes_last(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di,
+                           uint64_t from, uint64_t to)
+{
+    struct fmap m;
+    int err = inode_put(fs, ino, di);
+    if (err)
+        return err;
+    fmap_open(&m, fs, ino, di->tree_root);
+    return fmap_zero_bytes(&m, from, to);
+}
+
 int file_truncate(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, uint64_t size)
 {
     if (size > MMAPFS_MAX_FILE_SIZE)
@@ -76,9 +92,7 @@ int file_truncate(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, uin
             return err;
         if (size < di->size && (size & (BS - 1))) {
             /* the rest of the last block must read as zeros if the file grows again */
-            struct fmap m;
-            fmap_open(&m, fs, ino, di->tree_root);
-            err = fmap_zero_bytes(&m, size, (size + BS - 1) & ~(BS - 1));
+            err = zero_bytes_last(fs, ino, di, size, (size + BS - 1) & ~(BS - 1));
             if (err)
                 return err;
         }
@@ -176,22 +190,21 @@ fail:
     return 0;
 }
 
-/* Punches bytes [off, end): whole blocks are unmapped, partial ones zeroed. */
+/* Punches bytes [off, end): whole blocks are unmapped, partial ones zeroed
+ * (last: zeros written in place cannot be undone). */
 static int punch(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, uint64_t off,
                  uint64_t end)
 {
     uint64_t first = round_up_blocks(off), last = end >> SHIFT;
-    struct fmap m;
-    fmap_open(&m, fs, ino, di->tree_root);
-    int err;
-    if (first > last) {               /* inside one block */
-        return fmap_zero_bytes(&m, off, end);
-    }
-    err = fmap_zero_bytes(&m, off, first << SHIFT);
-    if (!err)
-        err = fmap_zero_bytes(&m, last << SHIFT, end);
-    if (!err && first < last)
+    if (first > last)                 /* inside one block */
+        return zero_bytes_last(fs, ino, di, off, end);
+    int err = 0;
+    if (first < last)
         err = unmap_range(fs, ino, di, first, last, UINT64_MAX);
+    if (!err)
+        err = zero_bytes_last(fs, ino, di, off, first << SHIFT);
+    if (!err)
+        err = zero_bytes_last(fs, ino, di, last << SHIFT, end);
     return err;
 }
 
@@ -252,7 +265,7 @@ int fs_fallocate(struct fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t l
         int retry_ok = 1;
         err = shift ? file_shift_locked(fs, ino, mode, off, len, &retry_ok)
                     : fallocate_locked(fs, ino, mode, off, off + len);
-        jnl_end(fs->jnl);
+        err = fs_end(fs, err);
         if (err == -ENOSPC && retry_ok && attempt == 0 && alloc_wait_pending(fs) == 1)
             continue;
         return err;

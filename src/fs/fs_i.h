@@ -17,6 +17,7 @@
 #ifndef MMAPFS_FS_I_H
 #define MMAPFS_FS_I_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -94,6 +95,15 @@ struct fs {
  * superblock ERROR state when possible; returns -EUCLEAN. */
 int fs_corrupt(struct fs *fs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The error of a jnl_write / jnl_write_new that just returned NULL: the
+ * journal's sticky error, else what it set errno to (ENOMEM, EIO when the
+ * home block could not be read, ENOSPC, EROFS). */
+static inline int fs_write_error(struct fs *fs, int saved_errno)
+{
+    int err = jnl_error(fs->jnl);
+    return err ? err : saved_errno ? -saved_errno : -ENOMEM;
+}
+
 /* Current time, from the kernel's coarse clock (CLOCK_REALTIME_COARSE). */
 void fs_now(struct timespec *ts);
 
@@ -156,6 +166,13 @@ void alloc_release(struct fs *fs, uint64_t seq);
 void discard_released(struct fs *fs, uint64_t start, uint64_t end);
 /* Blocks freed but not yet reusable (waiting for their transaction). */
 uint64_t alloc_pending_blocks(struct fs *fs);
+/* jnl_undo restored blk: if it is a bitmap block, its free count (and
+ * the totals) are counted again, and blocks the failed operation had
+ * allocated lose their log images. Lock held. */
+void alloc_undo_block(struct fs *fs, uint64_t blk, const void *before, const void *after);
+/* Before jnl_undo: blocks the failed operation freed leave the pending
+ * list (they are its blocks again, or were never anybody's). Lock held. */
+void alloc_undo_pending(struct fs *fs);
 /* Called WITHOUT the lock after an operation failed with -ENOSPC: if freed
  * blocks are waiting for a commit, commits and waits for it and returns 1
  * (retry the operation once); 0 if retrying cannot help; -EIO. */
@@ -252,6 +269,10 @@ uint64_t icache_count(struct fs *fs);
 int icache_orphan_set(struct fs *fs, uint64_t ino, uint64_t prev);   /* 0 / -ENOMEM */
 int icache_orphan_get(struct fs *fs, uint64_t ino, uint64_t *prev);  /* 1 if listed */
 void icache_orphan_clear(struct fs *fs, uint64_t ino);
+/* 1 if the mirror changed since the last call (which clears the mark). */
+int icache_orphan_changed(struct fs *fs);
+/* Forgets the whole mirror (orphan_reload rebuilds it). */
+void icache_orphan_reset(struct fs *fs);
 
 /* ---- orphans (orphan.c) ---------------------------------------------------- */
 
@@ -263,6 +284,24 @@ int orphan_remove(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
 int orphan_listed(struct fs *fs, uint64_t ino);
 /* Mount: releases every inode on the orphan list (left by a crash). */
 int orphan_recover(struct fs *fs);
+/* Rebuilds the in-memory mirror from the list (after jnl_undo). 0 or
+ * -errno. */
+int orphan_reload(struct fs *fs);
+
+/* ---- failed operations (undo.c; docs/JOURNAL.md, "Failed operations") ------- */
+
+/* Ends a modifying operation (instead of jnl_end) that returns err, and
+ * returns what the operation must return: err, or the error of a change
+ * that failed in a path that could not return it (jnl_op_failed). A failed
+ * operation's changes are undone (jnl_undo) and the memory state that
+ * mirrors them (free counts, orphan mirror) follows; if that is
+ * impossible the journal is aborted. Unlocks. */
+int fs_end(struct fs *fs, int err);
+/* fs_end without the jnl_end: the operation goes on (or ends) with what
+ * was there before the failed part. */
+int fs_undo_failed(struct fs *fs, int err);
+/* Aborts the journal (read-only from now on), logging why. Lock held. */
+void fs_abort(struct fs *fs, int err, const char *why);
 
 /* ---- file data (file.c) ---------------------------------------------------- */
 

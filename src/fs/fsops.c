@@ -86,7 +86,7 @@ int fs_setattr(struct fs *fs, uint64_t ino, const struct fs_setattr *sa, unsigne
     if (err)
         return err;
     err = setattr_locked(fs, ino, sa, valid, st);
-    jnl_end(fs->jnl);
+    err = fs_end(fs, err);
     return err;
 }
 
@@ -101,13 +101,15 @@ void fs_forget(struct fs *fs, uint64_t ino, uint64_t n)
         jnl_unlock(fs->jnl);
         return;
     }
+    int err = 0;
     if (icache_unref(fs, ino, n) == 0) {
         struct mmapfs_disk_inode di;
-        /* the last reference of an unlinked inode: free it now */
+        /* the last reference of an unlinked inode: free it now (on
+         * failure it stays on the orphan list for the next mount) */
         if (inode_get(fs, ino, &di) == 0 && di.nlink == 0)
-            inode_release(fs, ino);
+            err = inode_release(fs, ino);
     }
-    jnl_end(fs->jnl);
+    err = fs_end(fs, err);
 }
 
 /* ==== durability ============================================================ */
@@ -198,7 +200,8 @@ int fs_statfs(struct fs *fs, struct statvfs *st)
     st->f_ffree = fs->free_inodes;
     st->f_favail = fs->free_inodes;
     st->f_namemax = MMAPFS_NAME_MAX;
-    st->f_flag = fs->read_only ? ST_RDONLY : 0;
+    /* a failed or aborted journal takes no more changes */
+    st->f_flag = fs->read_only || jnl_error(fs->jnl) ? ST_RDONLY : 0;
     jnl_unlock(fs->jnl);
     return sb ? 0 : -EIO;
 }

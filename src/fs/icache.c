@@ -27,6 +27,12 @@ struct fs_icache {
     uint64_t mask;            /* capacity - 1 */
     uint64_t count;
     uint64_t prune_at;        /* rebuild when count reaches this */
+    /* Newest transaction whose record could not be kept (no memory for an
+     * entry): every inode without an entry answers at least this, so an
+     * fsync never returns after a data-only sync while the change it
+     * needs is still in the running transaction. */
+    uint64_t lost_dirty_seq, lost_data_seq;
+    int orphan_changed;       /* the orphan mirror changed (icache_orphan_changed) */
 };
 
 #define ICACHE_MIN_CAP   1024u
@@ -159,30 +165,41 @@ uint64_t icache_refs(struct fs *fs, uint64_t ino)
     return e ? e->nlookup : 0;
 }
 
+/* Raises *field to seq, or *lost when there is no entry. */
+static void raise_seq(uint64_t *field, uint64_t *lost, uint64_t seq)
+{
+    uint64_t *p = field ? field : lost;
+    if (seq > *p)
+        *p = seq;
+}
+
 void icache_set_dirty_seq(struct fs *fs, uint64_t ino, uint64_t seq)
 {
     struct icache_entry *e = get_or_add(fs, ino);
-    if (e && seq > e->dirty_seq)
-        e->dirty_seq = seq;
+    raise_seq(e ? &e->dirty_seq : NULL, &fs->icache->lost_dirty_seq, seq);
+}
+
+static uint64_t max_seq(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
 }
 
 uint64_t icache_dirty_seq(struct fs *fs, uint64_t ino)
 {
     struct icache_entry *e = find(fs, ino);
-    return e ? e->dirty_seq : 0;
+    return max_seq(e ? e->dirty_seq : 0, fs->icache->lost_dirty_seq);
 }
 
 void icache_set_data_seq(struct fs *fs, uint64_t ino, uint64_t seq)
 {
     struct icache_entry *e = get_or_add(fs, ino);
-    if (e && seq > e->data_seq)
-        e->data_seq = seq;
+    raise_seq(e ? &e->data_seq : NULL, &fs->icache->lost_data_seq, seq);
 }
 
 uint64_t icache_data_seq(struct fs *fs, uint64_t ino)
 {
     struct icache_entry *e = find(fs, ino);
-    return e ? e->data_seq : 0;
+    return max_seq(e ? e->data_seq : 0, fs->icache->lost_data_seq);
 }
 
 uint64_t icache_count(struct fs *fs)
@@ -197,6 +214,7 @@ int icache_orphan_set(struct fs *fs, uint64_t ino, uint64_t prev)
         return -ENOMEM;
     e->orphan = 1;
     e->orphan_prev = prev;
+    fs->icache->orphan_changed = 1;
     return 0;
 }
 
@@ -215,5 +233,22 @@ void icache_orphan_clear(struct fs *fs, uint64_t ino)
     if (e) {
         e->orphan = 0;
         e->orphan_prev = 0;
+        fs->icache->orphan_changed = 1;
+    }
+}
+
+int icache_orphan_changed(struct fs *fs)
+{
+    int changed = fs->icache->orphan_changed;
+    fs->icache->orphan_changed = 0;
+    return changed;
+}
+
+void icache_orphan_reset(struct fs *fs)
+{
+    struct fs_icache *c = fs->icache;
+    for (uint64_t i = 0; i <= c->mask; i++) {
+        c->slots[i].orphan = 0;
+        c->slots[i].orphan_prev = 0;
     }
 }

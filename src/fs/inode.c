@@ -115,7 +115,7 @@ static int put(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, int ti
     di->checksum = inode_checksum(ino, di);
     uint8_t *p = jnl_write(fs->jnl, blk);
     if (!p)
-        return jnl_error(fs->jnl) ? jnl_error(fs->jnl) : fs->read_only ? -EROFS : -ENOMEM;
+        return fs_write_error(fs, errno);
     memcpy(p + off, di, sizeof(*di));
     uint64_t seq = jnl_running_seq(fs->jnl);
     icache_set_dirty_seq(fs, ino, seq);
@@ -141,7 +141,7 @@ int inode_new(struct fs *fs, uint64_t goal, uint32_t mode, uint32_t uid, uint32_
         return -EINVAL;
     struct mmapfs_disk_superblock *sb = super_write(fs);
     if (!sb)
-        return jnl_error(fs->jnl) ? jnl_error(fs->jnl) : fs->read_only ? -EROFS : -ENOMEM;
+        return fs_write_error(fs, errno);
     int err = alloc_inode(fs, goal, ino);
     if (err)
         return err;

@@ -176,7 +176,7 @@ static int mark_mounted(struct fs *fs, const char *path)
     err = orphan_recover(fs);
     if (err) {
         fprintf(stderr, "mmapfs: %s: cannot free orphan inodes: %s\n", path, strerror(-err));
-        jnl_end(fs->jnl);
+        err = fs_end(fs, err);
         return err;
     }
     struct mmapfs_disk_superblock *sb = super_write(fs);
@@ -284,7 +284,7 @@ int fs_unmount(struct fs *fs)
         err = jnl_begin(fs->jnl);
         if (!err) {
             /* no lookup reference survives the unmount */
-            err = orphan_recover(fs);
+            err = fs_undo_failed(fs, orphan_recover(fs));
             struct mmapfs_disk_superblock *sb = super_write(fs);
             if (sb) {
                 struct timespec now;

@@ -242,7 +242,7 @@ static int create(struct fs *fs, struct create_args *a, struct fs_stat *st)
         if (err)
             return err;
         err = create_locked(fs, a, st);
-        jnl_end(fs->jnl);
+        err = fs_end(fs, err);
     } while (retry_enospc(fs, err, &tries));
     return err;
 }
@@ -385,7 +385,7 @@ int fs_link(struct fs *fs, uint64_t ino, uint64_t newparent, const char *newname
         if (err)
             return err;
         err = link_locked(fs, ino, newparent, newname, len, st);
-        jnl_end(fs->jnl);
+        err = fs_end(fs, err);
     } while (retry_enospc(fs, err, &tries));
     return err;
 }
@@ -445,7 +445,7 @@ static int remove_name(struct fs *fs, uint64_t parent, const char *name, int wan
     if (err)
         return err;
     err = remove_locked(fs, parent, name, len, want_dir);
-    jnl_end(fs->jnl);
+    err = fs_end(fs, err);
     return err;
 }
 
@@ -755,7 +755,7 @@ int fs_rename_as(struct fs *fs, uint64_t parent, const char *name,
         err = rename_check(fs, &r, &noop);
         if (!err && !noop)
             err = (flags & FS_RENAME_EXCHANGE) ? rename_exchange(fs, &r) : rename_move(fs, &r);
-        jnl_end(fs->jnl);
+        err = fs_end(fs, err);
     } while (retry_enospc(fs, err, &tries));
     return err;
 }

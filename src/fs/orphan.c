@@ -19,7 +19,7 @@
 /* Error for a NULL jnl_write. */
 static int write_error(struct fs *fs)
 {
-    return jnl_error(fs->jnl) ? jnl_error(fs->jnl) : fs->read_only ? -EROFS : -ENOMEM;
+    return fs_write_error(fs, errno);
 }
 
 int orphan_listed(struct fs *fs, uint64_t ino)
@@ -51,9 +51,10 @@ int orphan_add(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
     return inode_put(fs, ino, di);
 }
 
-/* Walks the list for ino's predecessor (fallback). 0 with *prev (0 = ino
- * is the head), -ENOENT if ino is not listed, -EUCLEAN. */
-static int find_prev(struct fs *fs, uint64_t ino, uint64_t *prev)
+/* Walks the list from its head: fn(ctx, ino, prev, &di) for each inode on
+ * it (prev 0 for the head) until fn returns non-zero (returned). 0 at the
+ * end of the list, -EUCLEAN (a cycle, a free inode), or an error. */
+static int walk(struct fs *fs, int (*fn)(struct fs *, void *, uint64_t, uint64_t), void *ctx)
 {
     const struct mmapfs_disk_superblock *sb = super_read(fs);
     if (!sb)
@@ -61,13 +62,12 @@ static int find_prev(struct fs *fs, uint64_t ino, uint64_t *prev)
     uint64_t cur = sb->orphan_head, before = 0;
     for (uint64_t steps = 0; cur != 0; steps++) {
         struct mmapfs_disk_inode cdi;
-        if (cur == ino) {
-            *prev = before;
-            return 0;
-        }
+        int err = fn(fs, ctx, cur, before);
+        if (err)
+            return err;
         if (steps > fs->inode_count)
             return fs_corrupt(fs, "orphan list has a cycle");
-        int err = inode_get(fs, cur, &cdi);
+        err = inode_get(fs, cur, &cdi);
         if (err == -ENOENT)
             return fs_corrupt(fs, "orphan list names free inode %llu",
                               (unsigned long long)cur);
@@ -76,7 +76,29 @@ static int find_prev(struct fs *fs, uint64_t ino, uint64_t *prev)
         before = cur;
         cur = cdi.orphan_next;
     }
-    return -ENOENT;
+    return 0;
+}
+
+/* walk() callback of find_prev: ctx = { ino, prev }; 1 when found. */
+static int prev_of(struct fs *fs, void *ctx, uint64_t ino, uint64_t prev)
+{
+    uint64_t *want = ctx;
+    (void)fs;
+    if (ino != want[0])
+        return 0;
+    want[1] = prev;
+    return 1;
+}
+
+/* Walks the list for ino's predecessor (fallback). 0 with *prev (0 = ino
+ * is the head), -ENOENT if ino is not listed, -EUCLEAN. */
+static int find_prev(struct fs *fs, uint64_t ino, uint64_t *prev)
+{
+    uint64_t want[2] = { ino, 0 };
+    int err = walk(fs, prev_of, want);
+    if (err == 1)
+        *prev = want[1];
+    return err == 1 ? 0 : err ? err : -ENOENT;
 }
 
 int orphan_remove(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
@@ -151,4 +173,17 @@ int orphan_recover(struct fs *fs)
         if (err)
             return err;
     }
+}
+
+/* walk() callback of orphan_reload: mirrors one listed inode. */
+static int mirror(struct fs *fs, void *ctx, uint64_t ino, uint64_t prev)
+{
+    (void)ctx;
+    return icache_orphan_set(fs, ino, prev);
+}
+
+int orphan_reload(struct fs *fs)
+{
+    icache_orphan_reset(fs);
+    return walk(fs, mirror, NULL);
 }

@@ -208,7 +208,7 @@ static int write_block(struct fs *fs, uint64_t ino, uint64_t blk, uint8_t *image
     struct mmapfs_disk_xattr_header *h = (void *)image;
     void *dst = jnl_write(fs->jnl, blk);
     if (!dst)
-        return jnl_error(fs->jnl) ? jnl_error(fs->jnl) : -ENOMEM;
+        return fs_write_error(fs, errno);
     h->magic = MMAPFS_XATTR_MAGIC;
     h->owner = ino;
     h->reserved0 = 0;
@@ -400,7 +400,7 @@ int fs_setxattr(struct fs *fs, uint64_t ino, const char *name, const void *value
         if (err)
             return err;
         err = change_locked(fs, ino, name, len, value, size, flags);
-        jnl_end(fs->jnl);
+        err = fs_end(fs, err);
         /* -ENOSPC: a full xattr block, or no free block; in the latter
          * case blocks freed by an uncommitted transaction may help */
     } while (err == -ENOSPC && tries++ == 0 && alloc_wait_pending(fs) == 1);
@@ -417,7 +417,7 @@ int fs_removexattr(struct fs *fs, uint64_t ino, const char *name)
     if (err)
         return err;
     err = change_locked(fs, ino, name, len, NULL, 0, 0);
-    jnl_end(fs->jnl);
+    err = fs_end(fs, err);
     return err;
 }
 

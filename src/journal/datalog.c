@@ -120,6 +120,28 @@ static void data_drop(struct jnl *j, struct jnl_shadow *e)
     }
     jnl_map_remove(&j->logged, e->blk);
     free(e);
+    if (j->undo.active)
+        j->undo.forgot_data = 1;    /* see jnl_undo */
+}
+
+/* Holds [start, start+len) back until the operation ends: if it fails,
+ * the blocks are file data again and their entries must still be there.
+ * 0, or -ENOMEM (then the caller forgets them at once). */
+static int forget_later(struct jnl *j, uint64_t start, uint64_t len)
+{
+    struct jnl_undo *u = &j->undo;
+    if (u->forget_count == u->forget_cap) {
+        uint32_t cap = u->forget_cap ? u->forget_cap * 2 : 16;
+        uint64_t (*f)[2] = realloc(u->forgets, cap * sizeof(*f));
+        if (!f)
+            return -ENOMEM;
+        u->forgets = f;
+        u->forget_cap = cap;
+    }
+    u->forgets[u->forget_count][0] = start;
+    u->forgets[u->forget_count][1] = len;
+    u->forget_count++;
+    return 0;
 }
 
 void jnl_log_data(struct jnl *j, uint64_t pblk, uint64_t n)
@@ -185,6 +207,15 @@ static int in_range(const struct jnl_shadow *e, const uint64_t *r)
 }
 
 void jnl_forget_data(struct jnl *j, uint64_t start, uint64_t len)
+{
+    if (j->logged.count == 0)
+        return;
+    if (j->undo.active && forget_later(j, start, len) == 0)
+        return;
+    jnl_datalog_forget(j, start, len);
+}
+
+void jnl_datalog_forget(struct jnl *j, uint64_t start, uint64_t len)
 {
     if (j->logged.count == 0)
         return;

@@ -41,6 +41,7 @@ static void jnl_destroy(struct jnl *j)
 {
     jnl_map_destroy(&j->map);
     jnl_datalog_destroy(j);
+    jnl_undo_destroy(j);
     for (size_t i = 0; i < j->read_temps_alloc; i++)
         free(j->read_temps[i]);
     free(j->read_temps);
@@ -87,6 +88,8 @@ static int jnl_alloc(struct jnl **out, struct mmio *io, const struct jnl_geometr
         return -EINVAL;      /* kept away by JNL_MIN_JOURNAL_BLOCKS */
     j->begin_limit = j->max_txn_blocks - JNL_MAX_OP_BLOCKS;
     int err = jnl_datalog_init(j);
+    if (!err)
+        err = jnl_undo_init(j);
     if (err)
         return err;
     j->soft_limit = j->max_txn_blocks / 4;
@@ -318,7 +321,7 @@ void jnl_shadow_drop(struct jnl *j, struct jnl_shadow *s)
 }
 
 /* Takes s out of the running transaction (swap with the last entry). */
-static void running_remove(struct jnl *j, struct jnl_shadow *s)
+void jnl_running_remove(struct jnl *j, struct jnl_shadow *s)
 {
     uint32_t idx = s->running_idx;
     struct jnl_shadow *last = j->running[--j->running_count];
@@ -362,6 +365,10 @@ static void *dirty_block(struct jnl *j, uint64_t blk, int zero)
         return NULL;
     }
     s = jnl_map_find(&j->map, blk);
+    if (jnl_undo_needed(j, s) && (err = jnl_undo_note(j, blk, s)) != 0) {
+        errno = -err;
+        return NULL;
+    }
     if (s && s->running_idx != JNL_NOT_RUNNING) {
         if (zero)
             memset(s->data, 0, JNL_BS);
@@ -395,13 +402,19 @@ static void *dirty_block(struct jnl *j, uint64_t blk, int zero)
             return NULL;
         }
         atomic_fetch_add(&j->ctr.shadow_blocks_now, 1);
+        s->undo_gen = j->undo.gen;
     }
     s->dirty_seq = atomic_load(&j->running_seq);
+    jnl_running_add(j, s);
+    return s->data;
+}
+
+void jnl_running_add(struct jnl *j, struct jnl_shadow *s)
+{
     s->running_idx = j->running_count;
     j->running[j->running_count++] = s;
     if (j->running_count + j->running_data_count == 1)
         jnl_running_started(j);
-    return s->data;
 }
 
 void *jnl_write(struct jnl *j, uint64_t blk)
@@ -419,8 +432,16 @@ void jnl_forget(struct jnl *j, uint64_t blk)
     struct jnl_shadow *s = jnl_map_find(&j->map, blk);
     if (!s || s->pinned)
         return;
+    if (jnl_undo_needed(j, s)) {
+        int err = jnl_undo_note(j, blk, s);
+        if (err) {
+            /* the shadow stays as it is: the block is not forgotten */
+            jnl_op_failed(j, err);
+            return;
+        }
+    }
     if (s->running_idx != JNL_NOT_RUNNING)
-        running_remove(j, s);
+        jnl_running_remove(j, s);
     /* The committing transaction's checkpoint still writes its own image
      * (from the log if the buffer changed since); it drops the shadow. */
     if (!s->in_commit)
@@ -440,8 +461,10 @@ int jnl_begin(struct jnl *j)
             pthread_mutex_unlock(&j->mu);
             return err;
         }
-        if (j->running_count + j->running_data_count <= j->begin_limit)
+        if (j->running_count + j->running_data_count <= j->begin_limit) {
+            jnl_undo_start(j);
             return 0;
+        }
         /* Too full to take a whole operation: have it committed. The
          * commit thread closes it (and broadcasts space_cv) first thing. */
         j->throttled++;
@@ -458,6 +481,7 @@ void jnl_note_new_data(struct jnl *j)
 
 void jnl_end(struct jnl *j)
 {
+    jnl_undo_finish(j);
     if (j->running_count >= j->soft_limit)
         pthread_cond_signal(&j->commit_cv);
     jnl_unlock(j);

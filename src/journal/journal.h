@@ -29,6 +29,11 @@
  * A failed sync is fatal and sticky: jnl_error() returns -EIO from then on,
  * jnl_write() returns NULL, and jnl_commit_wait() returns -EIO.
  *
+ * A failed operation leaves nothing behind: the journal keeps an undo log
+ * of the operation in progress (jnl_undo), and jnl_abort stops the
+ * journal (-EROFS, the running transaction never commits) where an undo
+ * is impossible. docs/JOURNAL.md, "Failed operations".
+ *
  * Format of the journal: src/fs/format.h and docs/FORMAT.md.
  */
 #ifndef MMAPFS_JOURNAL_H
@@ -217,8 +222,48 @@ void jnl_commit_async(struct jnl *j, uint64_t seq, jnl_done_fn done, void *ctx);
  * a batched engine sync (mmio_sync_delayed). Lock NOT held. 0 or -EIO. */
 int jnl_sync_data(struct jnl *j);
 
-/* Sticky error: 0, or -EIO after a failed sync. */
+/* Sticky error: 0, -EIO after a failed sync, or -EROFS after jnl_abort. */
 int jnl_error(struct jnl *j);
+
+/* ---- failed operations (docs/JOURNAL.md, "Failed operations") -------------
+ * Between jnl_begin and jnl_end the journal keeps an undo log of the
+ * operation: the state of every block before its first change in the
+ * operation. An operation that fails half-way calls jnl_undo before
+ * jnl_end, and nothing of it stays in the running transaction. */
+
+/* Called for every block jnl_undo restored: its bytes as the failed
+ * operation left them (zeros if it had dropped it) and as they are again
+ * (the fs recounts the free bits of a restored bitmap block). Lock held. */
+typedef void (*jnl_undo_fn)(void *ctx, uint64_t blk, const void *before, const void *after);
+
+/* Undoes every change of the operation in progress (since jnl_begin, or
+ * since the last jnl_undo): shadows it created are dropped, shadows it
+ * changed get their old bytes back, and the running transaction holds
+ * what it held before the operation. fn (may be NULL) is called for each
+ * restored block. 0, or -ENOMEM when a block could not be restored: the
+ * journal is then aborted (jnl_abort). Lock held (jnl_begin). */
+int jnl_undo(struct jnl *j, jnl_undo_fn fn, void *ctx);
+
+/* Whether the operation in progress changed a block (or forgot a log
+ * image): jnl_undo has something to do. Lock held. */
+int jnl_op_changed(struct jnl *j);
+
+/* A change of the operation in progress failed at a place that cannot
+ * return the error (a void path): recorded (the first one), so that
+ * whoever ends the operation can undo it or abort. Lock held. */
+void jnl_op_failed(struct jnl *j, int err);
+/* The error jnl_op_failed recorded in this operation, or 0. Lock held. */
+int jnl_op_failure(struct jnl *j);
+/* A number that names the operation in progress (changes at every
+ * jnl_begin and jnl_undo); 0 when none is in progress. Lock held. */
+uint64_t jnl_op_gen(struct jnl *j);
+
+/* Like jbd2's journal abort: the running transaction will never commit,
+ * the sticky error becomes -EROFS (every later jnl_begin, jnl_write and
+ * commit wait fails), and 'why' is logged on stderr once. What is on the
+ * disk stays the last durable transaction (plus a commit in flight, which
+ * holds whole operations only). Lock held. */
+void jnl_abort(struct jnl *j, int err, const char *why);
 
 /* Called by the commit thread after transaction seq became durable, with
  * the lock held (the fs uses it to release blocks freed in seq for reuse:

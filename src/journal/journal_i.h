@@ -44,6 +44,7 @@ struct jnl_shadow {
     uint32_t running_idx;   /* index in jnl->running, or JNL_NOT_RUNNING */
     uint8_t  in_commit;     /* closed transactions that still checkpoint it */
     uint8_t  pinned;        /* read-only replay image, never written */
+    uint64_t undo_gen;      /* operation whose undo log holds its old state */
     void    *data;          /* JNL_BS bytes, 4096-aligned */
 };
 
@@ -184,6 +185,34 @@ struct jnl_live_txn {
     uint64_t seq, start, end;     /* log blocks [start, end) */
 };
 
+/* One block's state before the operation changed it (undo.c). */
+struct jnl_undo_entry {
+    uint64_t blk;
+    uint64_t dirty_seq;           /* the shadow's dirty_seq before */
+    uint8_t had_shadow;           /* a shadow existed (its bytes are in saved) */
+    uint8_t was_running;          /* ... and was in the running transaction */
+    void *saved;                  /* JNL_BS bytes (had_shadow), from the pool */
+};
+
+/* The undo log of the operation in progress (between jnl_begin and
+ * jnl_end; docs/JOURNAL.md, "Failed operations"). Lock held. */
+struct jnl_undo {
+    int active;                   /* jnl_begin .. jnl_end */
+    uint64_t gen;                 /* operation number (shadow.undo_gen) */
+    struct jnl_undo_entry *entries;
+    uint32_t count, cap;
+    void **pool;                  /* spare JNL_BS buffers, kept across operations */
+    uint32_t pool_count, pool_cap;
+    uint32_t buffers;             /* buffers in use by entries */
+    int forgot_data;              /* jnl_forget_data dropped entries in it */
+    uint64_t (*forgets)[2];       /* jnl_forget_data ranges held back until
+                                   * jnl_end (an undo keeps the entries) */
+    uint32_t forget_count, forget_cap;
+    int failed;                   /* a change failed where it could not be
+                                   * reported (jnl_op_failed): first error */
+    void *before;                 /* JNL_BS: a block as the failed op left it */
+};
+
 /* Commits whose waiter counts decide whether a commit waits for company. */
 #define JNL_BATCH_HIST 8u
 
@@ -279,6 +308,8 @@ struct jnl {
     jnl_durable_fn durable_fn;
     void *durable_ctx;
 
+    struct jnl_undo undo;         /* the operation in progress (undo.c) */
+
     struct jnl_counters ctr;
 
     /* test hooks (see jnl_test_crash_at, jnl_test_pause_after_close) */
@@ -324,6 +355,26 @@ void jnl_datalog_close(struct jnl *j);
 /* After a commit (lock held): forgets entries of transactions that replay
  * can no longer reach (older than tail_seq). */
 void jnl_datalog_prune(struct jnl *j);
+/* jnl_forget_data without holding it back for the operation's undo. */
+void jnl_datalog_forget(struct jnl *j, uint64_t start, uint64_t len);
+
+/* ---- the undo log of an operation (undo.c) ------------------------------ */
+
+int  jnl_undo_init(struct jnl *j);
+void jnl_undo_destroy(struct jnl *j);
+/* jnl_begin / jnl_end: starts or forgets the operation's undo log. */
+void jnl_undo_start(struct jnl *j);
+void jnl_undo_finish(struct jnl *j);
+/* Records blk's state before the operation changes it (first change in
+ * the operation only; s: its shadow or NULL). 0 or -ENOMEM. */
+int  jnl_undo_note(struct jnl *j, uint64_t blk, struct jnl_shadow *s);
+static inline int jnl_undo_needed(const struct jnl *j, const struct jnl_shadow *s)
+{
+    return j->undo.active && (!s || s->undo_gen != j->undo.gen);
+}
+/* Takes s out of the running transaction / puts it in. Lock held. */
+void jnl_running_remove(struct jnl *j, struct jnl_shadow *s);
+void jnl_running_add(struct jnl *j, struct jnl_shadow *s);
 
 /* ---- test hooks (tests/unit/test_journal.c) ------------------------------- */
 
