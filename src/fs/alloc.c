@@ -99,7 +99,7 @@ static int bmap_find(struct fs *fs, const struct bmap *m, uint64_t pos, uint64_t
         }
         const uint64_t *w = jnl_read(fs->jnl, m->start + g);
         if (!w)
-            return -EIO;
+            return jnl_read_error();
         while (pos < gend) {
             uint64_t idx = (pos % BITS_PER_BMAP) / 64;
             uint64_t x = set ? w[idx] : ~w[idx];
@@ -170,7 +170,7 @@ static int bmap_count(struct fs *fs, struct bmap *m, uint64_t groups, uint64_t *
     for (uint64_t g = 0; g < groups; g++) {
         const uint64_t *w = jnl_read(fs->jnl, m->start + g);
         if (!w)
-            return -EIO;
+            return jnl_read_error();
         m->group_free[g] = group_count(m, g, w);
         *free_total += m->group_free[g];
     }
@@ -686,6 +686,6 @@ int inode_in_use(struct fs *fs, uint64_t ino)
     uint64_t bit = ino - 1;
     const uint64_t *w = jnl_read(fs->jnl, fs->inode_bitmap_start + bit / BITS_PER_BMAP);
     if (!w)
-        return -EIO;
+        return jnl_read_error();
     return (w[(bit % BITS_PER_BMAP) / 64] >> (bit % 64)) & 1;
 }

@@ -182,10 +182,12 @@ int bt_node_read(const struct bt_tree *t, uint64_t blk, int level,
         *why = "null block pointer";
         return -EUCLEAN;
     }
+    errno = EIO;             /* a store that says nothing: unreadable */
     const uint8_t *p = t->store->read(t->store->ctx, blk);
     if (!p) {
-        *why = "block unreadable";
-        return -EIO;
+        int e = errno;
+        *why = e == ENOMEM ? "out of memory" : "block unreadable";
+        return e == ENOMEM ? -ENOMEM : -EIO;
     }
     int trusted = t->store->trusted && t->store->trusted(t->store->ctx, blk);
     int err = node_check(t, blk, p, level, b, why, !trusted);

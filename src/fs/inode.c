@@ -92,7 +92,7 @@ int inode_get(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
     inode_slot(fs, ino, &blk, &off);
     const uint8_t *p = jnl_read(fs->jnl, blk);
     if (!p)
-        return -EIO;
+        return jnl_read_error();
     memcpy(di, p + off, sizeof(*di));
     uint32_t sum = inode_checksum(ino, di);
     if (sum != di->checksum)

@@ -55,7 +55,7 @@ static int block_load(struct fs *fs, uint64_t ino, uint64_t b, const uint8_t **b
                           (unsigned long long)ino, (unsigned long long)b);
     const uint8_t *p = jnl_read(fs->jnl, b);
     if (!p)
-        return -EIO;
+        return jnl_read_error();
     const struct mmapfs_disk_xattr_header *h = (const void *)p;
     if (h->magic != MMAPFS_XATTR_MAGIC || h->checksum != bt_block_checksum(b, p) ||
         h->owner != ino || h->used > XATTR_ROOM)

@@ -39,6 +39,7 @@
 #ifndef MMAPFS_JOURNAL_H
 #define MMAPFS_JOURNAL_H
 
+#include <errno.h>
 #include <stdint.h>
 
 #include "mmapfs/mmio.h"
@@ -115,6 +116,12 @@ void jnl_unlock(struct jnl *j);
  * reports -EIO / corruption), or cannot be read (errno EIO: the journal
  * error becomes sticky, nothing commits any more; or ENOMEM). */
 const void *jnl_read(struct jnl *j, uint64_t blk);
+/* The -errno for a NULL from jnl_read (errno still as it left it): -ENOMEM
+ * for a failed copy buffer, else -EIO. */
+static inline int jnl_read_error(void)
+{
+    return errno == ENOMEM ? -ENOMEM : -EIO;
+}
 
 /* Writable shadow of blk in the running transaction (created from the
  * current version on first use). Lock held. Valid until jnl_unlock(). NULL
