@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *before = NULL, *repair = NULL, *after = NULL;
     int r = check(&img, FS_CHECK_NO, &before);
     if (r == FSCK_EXIT_OK) {
-        int err = fuzz_mount_walk(&img, 1);
+        int err = fuzz_mount_walk(&img, 1, 0);
         if (err)
             fuzz_fail("fsck -n found the image clean, the mount refused it (%d)", err);
     }
@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (r2 != FSCK_EXIT_OK)
             fuzz_fail("fsck -y exit %d, then fsck -n exit %d\n--- -n before:\n%s"
                       "--- -y:\n%s--- -n after:\n%s", r, r2, before, repair, after);
-        int err = fuzz_mount_walk(&img, 0);
+        int err = fuzz_mount_walk(&img, 0, 1);
         if (err)
             fuzz_fail("fsck -y repaired the image, the mount refused it (%d)\n--- -y:\n%s",
                       err, repair);

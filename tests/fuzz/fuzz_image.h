@@ -63,9 +63,9 @@ void fuzz_image_drop(struct fuzz_image *img);
  * a crash, hang or leak is the finding. */
 void fuzz_walk(struct fs *fs);
 
-/* Mounts img (read-only or read-write), walks it, unmounts. Returns the
- * fs_mount result. */
-int fuzz_mount_walk(const struct fuzz_image *img, int read_only);
+/* Mounts img (read-only or read-write), walks it if asked, unmounts.
+ * Returns the fs_mount result. */
+int fuzz_mount_walk(const struct fuzz_image *img, int read_only, int walk);
 
 /* Aborts with a message: an invariant of the harness failed. */
 void fuzz_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));

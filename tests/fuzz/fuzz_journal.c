@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fuzz_fail("dry run found %llu transactions, replay %llu",
                       (unsigned long long)dry, (unsigned long long)real);
         mmio_close(io);
-        fuzz_mount_walk(&img, 1);
+        fuzz_mount_walk(&img, 1, 1);
     }
     fuzz_image_drop(&img);
     return 0;

@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct fuzz_image img;
     if (fuzz_image_make(&img, data, size, FUZZ_REGION_USED) != 0)
         return 0;
-    fuzz_mount_walk(&img, 1);
+    fuzz_mount_walk(&img, 1, 1);
     fuzz_image_drop(&img);
     return 0;
 }
