@@ -528,6 +528,30 @@ void fuzz_walk(struct fs *fs)
     free(w);
 }
 
+void fuzz_change(struct fs *fs)
+{
+    static uint8_t data[40000];
+    struct fs_stat st;
+    const struct fs_cred cred = { 0, 0 };
+    memset(data, 'z', sizeof(data));
+    if (fs_mkdir(fs, MMAPFS_ROOT_INO, "fuzz-dir", 0755, &cred, &st) == 0)
+        fs_forget(fs, st.ino, 1);
+    if (fs_mknod(fs, MMAPFS_ROOT_INO, "fuzz-file", S_IFREG | 0644, 0, &cred, &st) == 0) {
+        fs_write(fs, st.ino, 0, data, sizeof(data));
+        fs_write(fs, st.ino, 1 << 20, data, 100);
+        fs_setxattr(fs, st.ino, "user.fuzz", data, 300, 0);
+        struct fs_setattr sa = { .size = 5000 };
+        fs_setattr(fs, st.ino, &sa, FS_SET_SIZE, NULL);
+        fs_forget(fs, st.ino, 1);
+    }
+    fs_rename(fs, MMAPFS_ROOT_INO, "fuzz-file", MMAPFS_ROOT_INO, "dir", FS_RENAME_EXCHANGE);
+    fs_setxattr(fs, MMAPFS_ROOT_INO, "user.fuzz", "x", 1, 0);
+    fs_unlink(fs, MMAPFS_ROOT_INO, "fragmented");
+    fs_unlink(fs, MMAPFS_ROOT_INO, "link");
+    fs_rmdir(fs, MMAPFS_ROOT_INO, "after");
+    fs_fsync(fs, MMAPFS_ROOT_INO, 0);
+}
+
 int fuzz_mount_walk(const struct fuzz_image *img, int read_only, int walk)
 {
     struct fs *fs;
@@ -537,6 +561,8 @@ int fuzz_mount_walk(const struct fuzz_image *img, int read_only, int walk)
         return err;
     if (walk)
         fuzz_walk(fs);
+    if (walk && !read_only)
+        fuzz_change(fs);
     fs_unmount(fs);
     return 0;
 }

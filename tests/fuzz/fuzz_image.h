@@ -9,7 +9,9 @@
  *
  *   byte 0           flags: bit 0 = start from the "crashed" base (log
  *                    not checkpointed, an orphan on the list) instead of
- *                    the clean one
+ *                    the clean one; bit 1 = fuzz_mount mounts read-write
+ *                    (replay into the image, orphans freed) and changes
+ *                    things after the walk
  *   then records     [u8 op][le16 sel][le16 off][u8 len][len bytes]
  *     op bit 0       recompute the block's checksums after the patch
  *                    (superblock, inode records, B+tree node, xattr block,
@@ -63,8 +65,14 @@ void fuzz_image_drop(struct fuzz_image *img);
  * a crash, hang or leak is the finding. */
 void fuzz_walk(struct fs *fs);
 
-/* Mounts img (read-only or read-write), walks it if asked, unmounts.
- * Returns the fs_mount result. */
+/* A few changes through the fs API (mkdir, create, write, truncate,
+ * xattrs, rename exchange, unlink, rmdir, fsync) on a read-write mount:
+ * the allocator, the orphan list and the tree updates meet the damage. */
+void fuzz_change(struct fs *fs);
+
+/* Mounts img (read-only or read-write), walks it if asked (and then, when
+ * read-write, makes fuzz_change's changes), unmounts. Returns the fs_mount
+ * result. */
 int fuzz_mount_walk(const struct fuzz_image *img, int read_only, int walk);
 
 /* Aborts with a message: an invariant of the harness failed. */

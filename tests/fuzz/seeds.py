@@ -2,11 +2,12 @@
 """tests/fuzz/seeds.py DIR — writes the seed corpus of the fuzz targets into
 DIR (made at build time, never kept in git). Input format: fuzz_image.h.
 
-Each seed is one small patch list on one of the two base images: the
-unpatched images, then for the first blocks of the target's block list
-(superblock, bitmaps, inode table, tree nodes, xattr blocks, journal
-blocks, in block order) a field set to all ones, a run of bytes set to
-zero, the whole block zeroed; with and without checksum recomputation."""
+Each seed is one small patch list on one of the two base images (read-only
+and read-write mount for fuzz_mount): the unpatched images, then for the
+first 80 blocks of the target's block list (superblock, journal blocks,
+bitmaps, inode table, tree nodes, xattr blocks, in block order) a field
+set to all ones with the checksum recomputed, and a run of bytes set to
+zero or the whole block zeroed, checksum left wrong."""
 import os
 import struct
 import sys
@@ -19,14 +20,12 @@ def record(op, sel, off, data):
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
-    seeds = [b'\x00', b'\x01']
+    seeds = [b'\x00', b'\x01', b'\x02', b'\x03']
     for base in (0, 1):
-        for sel in range(32):
-            for off in (0, 16):
-                seeds.append(bytes([base]) + record(1, sel, off, b'\xff' * 8))
-            seeds.append(bytes([base]) + record(0, sel, 40, b'\x00' * 16))
-            seeds.append(bytes([base]) + record(3, sel, 0, b''))
-            seeds.append(bytes([base]) + record(1, sel, 4000, b'\x01\x00\x00\x00'))
+        for sel in range(80):
+            off = (16, 104, 0, 40)[sel % 4]
+            seeds.append(bytes([base]) + record(1, sel, off, b'\xff' * 8))
+            seeds.append(bytes([base | 2]) + record(0 if sel % 2 else 2, sel, 40, b'\x00' * 16))
     for i, s in enumerate(seeds):
         with open(os.path.join(out, 'seed-%04d' % i), 'wb') as f:
             f.write(s)
