@@ -380,6 +380,10 @@ static int collect(void *ctx, const char *name, const struct fs_stat *st, uint64
     if (next_off <= nm->next_off)
         fuzz_fail("readdir: entry '%s' gives offset %llu after %llu: the listing never ends",
                   name, (unsigned long long)next_off, (unsigned long long)nm->next_off);
+    if (!name[0] || strchr(name, '/') || (!strcmp(name, ".") && next_off != 1) ||
+        (!strcmp(name, "..") && next_off != 2))
+        fuzz_fail("readdir: a name the kernel cannot take: '%s' (offset %llu)", name,
+                  (unsigned long long)next_off);
     snprintf(nm->name[nm->n++], sizeof(nm->name[0]), "%s", name);
     nm->next_off = next_off;
     return 0;
