@@ -61,7 +61,9 @@ fuzz | sample)
         log=$build/logs/$t.log
         # -timeout: one input may take a few seconds under ASan (fsck -y
         # rounds); a hang is much longer. Leaks are detected per input.
-        timeout $((per + 120)) "$build/fuzz/$t" -max_total_time="$per" -timeout=25 \
+        # libFuzzer reads the whole corpus before it looks at the clock,
+        # so the outer timeout leaves room for that.
+        timeout $((per + 900)) "$build/fuzz/$t" -max_total_time="$per" -timeout=25 \
             -rss_limit_mb=2560 -max_len=4096 -print_final_stats=1 \
             -artifact_prefix="$build/artifacts/$t-" "$corpus" "$here/regress/$t" \
             >"$log" 2>&1
