@@ -182,7 +182,7 @@ uninstall:
 	$(INSTALL_ENV) mount-scripts/uninstall.sh
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz
 
 include tests/crash/crash.mk
 include tests/fuzz/fuzz.mk
