@@ -11,6 +11,7 @@
 #                     honours DESTDIR; writes a manifest (docs/MOUNT.md)
 #   make uninstall    remove exactly what the manifest lists
 #   make bench        benchmark against ext4 on a loop device (ratios)
+#   make fuzz         libFuzzer over image parsing, FUZZ_SECONDS=N (docs/FUZZ.md)
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
@@ -47,7 +48,7 @@ all: $(B)/libmmio.a $(B)/libmmapfs.a $(addprefix $(B)/,$(TOOL_NAMES)) $(UNIT_BIN
 
 # ---- packages: installed only when missing (Debian 12, as root) -----------
 DEB_PKGS = build-essential pkg-config libfuse3-dev fuse3 libcmocka-dev \
-           attr acl rsync git sqlite3 util-linux e2fsprogs fio hyperfine
+           attr acl rsync git sqlite3 util-linux e2fsprogs fio hyperfine clang
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
@@ -152,6 +153,7 @@ test: deps
 	$(MAKE) check-tsan
 	$(MAKE) integration
 	$(MAKE) crash-sample
+	$(MAKE) fuzz-test
 
 # ---- convenience: the README's first command -------------------------------
 IMG ?= /var/lib/mmapfs/default.img
@@ -193,6 +195,7 @@ uninstall:
 	$(INSTALL_ENV) mount-scripts/uninstall.sh
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz
 
 include tests/crash/crash.mk
+include tests/fuzz/fuzz.mk

@@ -24,6 +24,13 @@ int dirent_validate(const union dirent_buf *buf, size_t len, uint64_t inode_coun
         return -EUCLEAN;
     if (buf->de.ino == 0 || (inode_count && buf->de.ino > inode_count))
         return -EUCLEAN;
+    /* a name the kernel cannot take: '/' fails the whole readdir batch, a
+     * NUL cuts it short (to "" or to a second "." or "..") */
+    const char *name = buf->de.name;
+    size_t n = buf->de.name_len;
+    if (memchr(name, '/', n) || memchr(name, '\0', n) || (n == 1 && name[0] == '.') ||
+        (n == 2 && name[0] == '.' && name[1] == '.'))
+        return -EUCLEAN;
     return 0;
 }
 

@@ -28,7 +28,8 @@ union dirent_buf {
 };
 
 /* Checks a value read from a directory tree: length, name length, ino
- * within [1, inode_count] (inode_count 0 = unchecked). 0 or -EUCLEAN. */
+ * within [1, inode_count] (inode_count 0 = unchecked), a name without '/'
+ * or NUL that is not "." or "..". 0 or -EUCLEAN. */
 int dirent_validate(const union dirent_buf *buf, size_t len, uint64_t inode_count);
 
 /* Finds name among the keys of hash. Sets *key, *ino and *type (each may be

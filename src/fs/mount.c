@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fs/fs_i.h"
@@ -135,6 +136,21 @@ static void mmp_lost(void *ctx)
     jnl_unlock(fs->jnl);
 }
 
+/* The root directory must be there: a mount whose root is free or not a
+ * directory answers nothing (not even a stat of the mount point). */
+static int check_root(struct fs *fs, const char *path)
+{
+    struct mmapfs_disk_inode root;
+    int err = inode_get(fs, MMAPFS_ROOT_INO, &root);
+    if (!err && !S_ISDIR(root.mode))
+        err = -ENOTDIR;
+    if (!err || err == -EIO)
+        return err;
+    fprintf(stderr, "mmapfs: %s: root directory (inode %u): %s\n", path, MMAPFS_ROOT_INO,
+            err == -ENOENT ? "not in use" : err == -ENOTDIR ? "not a directory" : "corrupt");
+    return -EUCLEAN;
+}
+
 /* After replay: the journaled superblock must still be valid and describe
  * the same layout. Sets up the allocator and the inode cache. */
 static int load_after_replay(struct fs *fs, const char *path)
@@ -161,6 +177,8 @@ static int load_after_replay(struct fs *fs, const char *path)
         err = icache_init(fs);
     if (!err)
         err = verified_init(fs);
+    if (!err)
+        err = check_root(fs, path);
 out:
     jnl_unlock(fs->jnl);
     return err;

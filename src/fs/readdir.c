@@ -78,7 +78,11 @@ static int list_entries(struct listing *l, const struct mmapfs_disk_inode *ddi, 
         int err = bt_lookup_ge(&tree, key, &found, &buf, &len);
         if (err == -ENOENT)
             return 0;
-        if (!err && (found < key || dirent_validate(&buf, len, l->fs->inode_count)))
+        /* the key must be the name's (hash << 8 | k): a larger one would
+         * wrap the next offset (found + 3) back to the start, a listing
+         * that never ends */
+        if (!err && (found < key || dirent_validate(&buf, len, l->fs->inode_count) ||
+                     found >> 8 != mmapfs_name_hash(buf.de.name, buf.de.name_len)))
             err = -EUCLEAN;
         if (err == -EUCLEAN)
             return fs_corrupt(l->fs, "directory %llu: corrupt index",

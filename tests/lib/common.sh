@@ -312,7 +312,7 @@ _daemon_pids() {
     exe=$(readlink -f "$MMAPFS")
     for d in /proc/[0-9]*; do
         pid=${d#/proc/}
-        [ "$(readlink "$d/exe" 2>/dev/null)" == "$exe" ] || continue
+        [ "$d/exe" -ef "$exe" ] || continue   # no fork per process (test builtin)
         while IFS= read -r -d '' arg; do
             if [ "$arg" == "$mnt" ]; then
                 echo "$pid"
