@@ -47,6 +47,7 @@
 #   BENCH_MIX_SIZE      file size of each reader [64M]
 #   BENCH_MIX_WSIZE     file size of each writer (time-based, wraps) [64M]
 #   BENCH_MMAPFS_OPTS   extra mmapfs -o options (e.g. io=pread) []
+#   BENCH_MKFS_OPTS     extra mkfs.mmapfs options (e.g. --no-inode-data) []
 #   BENCH_MAX_SECONDS   abort if the run takes longer [1200]
 #   BENCH_STEP_TIMEOUT  seconds one measured step may take [180]
 #   BENCH_REV           version named in the output [git HEAD of BUILD/..]
@@ -324,7 +325,9 @@ LOOP=$(timeout -k 5 30 losetup --find --show "$EXT_FILE") || die "losetup --find
 [ -b "$LOOP" ] || die "losetup gave $LOOP, not a block device"
 timeout -k 5 120 mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$LOOP" ||
     die "mkfs.ext4 $LOOP failed"
-timeout -k 5 120 "$MKFS" -q -f -s "$FS_SIZE" "$MM_IMG" || die "mkfs.mmapfs -s $FS_SIZE $MM_IMG failed"
+# shellcheck disable=SC2086 # BENCH_MKFS_OPTS is a list of options
+timeout -k 5 120 "$MKFS" -q -f ${BENCH_MKFS_OPTS:-} -s "$FS_SIZE" "$MM_IMG" ||
+    die "mkfs.mmapfs ${BENCH_MKFS_OPTS:-} -s $FS_SIZE $MM_IMG failed"
 ext_mount
 mm_mount
 log "ext4 on $LOOP (sparse $EXT_FILE), mmapfs on $MM_IMG (preallocated, daemon pid $MM_PID)"
@@ -610,7 +613,7 @@ for id in "${METRICS[@]}"; do
     rows+=("${LABEL[$id]} (${UNIT[$id]}, median of $n)|$(fmt "$e")|$(fmt "$m")|$ratio|$(target "${ratio%x}" "${MUST[$id]}" MISSED)|$(target "${ratio%x}" "${AIM[$id]}" "not yet")")
 done
 
-header="mmapfs vs ext4 on a loop device, $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs, kernel $(uname -r); load average $load_start at start, $load_end at end; mmapfs $REV; filesystems of $FS_SIZE; total ${SECONDS}s"
+header="mmapfs vs ext4 on a loop device, $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs, kernel $(uname -r); load average $load_start at start, $load_end at end; mmapfs $REV${BENCH_MKFS_OPTS:+ (mkfs ${BENCH_MKFS_OPTS})}${MMAPFS_OPTS:+ (-o $MMAPFS_OPTS)}; filesystems of $FS_SIZE; total ${SECONDS}s"
 note="ratio >= 1.0 means mmapfs at least as good as ext4: mmapfs/ext4 for rates, ext4/mmapfs for durations and latencies"
 
 mkdir -p "$(dirname "$BENCH_OUT")"
