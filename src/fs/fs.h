@@ -43,6 +43,8 @@ struct fs_format_options {
     int no_inode_data;        /* 1: without incompat feature 0x1 (extents and
                                * tiny data inside inodes): the format older
                                * versions mount */
+    int no_inode_xattr;       /* 1: without incompat feature 0x8 (extended
+                               * attributes inside inodes) */
 };
 
 /* Writes a new empty filesystem (root directory, lost+found) onto io. Does
