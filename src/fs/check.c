@@ -361,6 +361,7 @@ static void round_reset(struct check *c)
     c->trust_claims = 0;
     c->used_inodes = c->dirs = c->files = c->tree_nodes = c->data_blocks = c->orphans = 0;
     c->xattr_chained = 0;
+    c->xattr_in_inode = 0;
     c->errors = 0;
 }
 
@@ -476,8 +477,9 @@ static int finish(struct check *c, uint64_t pre_errors)
         if (c->opt.verbose)
             fprintf(c->out, PROG ": %" PRIu64 " directories, %" PRIu64 " other inodes, %"
                     PRIu64 " tree nodes, %" PRIu64 " data blocks, %" PRIu64 " orphans, %"
-                    PRIu64 " chained xattr blocks\n", c->dirs, c->files, c->tree_nodes,
-                    c->data_blocks, c->orphans, c->xattr_chained);
+                    PRIu64 " chained xattr blocks, %" PRIu64 " in-inode xattrs\n", c->dirs,
+                    c->files, c->tree_nodes, c->data_blocks, c->orphans, c->xattr_chained,
+                    c->xattr_in_inode);
         fprintf(c->out, PROG ": %s: ", c->path);
         if (!found)
             fprintf(c->out, "clean");

@@ -72,9 +72,11 @@ enum {
     RF_KEPT        = 1 << 11, /* directory: its one entry was kept by a rebuild */
     RF_REC_TYPE    = 1 << 12, /* mode type contradicts its tree: take the tree's */
     RF_NO_INLINE   = 1 << 13, /* inode flags unusable: drop flags and inline area */
+    RF_NO_IXATTR   = 1 << 14, /* in-inode xattr area damaged: drop it */
+    RF_IXATTR_DUP  = 1 << 15, /* in-inode xattr also in the chain: drop the inode's copy */
 };
 #define RF_RECORD (RF_REC_SUM | RF_REC_CLEAR | RF_REC_ROOT | RF_NO_TREE | RF_NO_XATTR | \
-                   RF_ORPHAN_NEXT | RF_REC_TYPE | RF_NO_INLINE)
+                   RF_ORPHAN_NEXT | RF_REC_TYPE | RF_NO_INLINE | RF_NO_IXATTR | RF_IXATTR_DUP)
 
 struct check_inode {
     uint32_t links;        /* directory entries naming it */
@@ -130,6 +132,7 @@ struct check {
     struct check_fix *fixes;
     size_t nfixes, fixes_cap;
     uint64_t xattr_chained;          /* xattr blocks after the first of a chain */
+    uint64_t xattr_in_inode;         /* xattrs kept in inode records */
     int structural;                  /* a problem that makes a bitmap rebuild unsafe */
     int bitmap_bad, counts_bad;
     /* repair plan (counts of inodes with the RF_* flags) */
@@ -252,6 +255,13 @@ int check_record_type_from_tree(struct check *c, uint64_t ino, struct mmapfs_dis
  * usable: known bits, allowed by the superblock, at most one of the two
  * kinds, only for a file or symlink without a tree root? (0 flags: yes.) */
 int check_inline_flags_ok(const struct check *c, const struct mmapfs_disk_inode *di);
+
+/* In-inode xattrs (docs/FORMAT.md §6), check_record.c. Is di's xattr_area
+ * valid (with MMAPFS_FEATURE_INCOMPAT_INODE_XATTR: entries within the
+ * area, names, no repeats, zeros after the end; without it: all zero)? 1,
+ * or 0 with the reason in msg (NULL: none wanted). Reads only the area. */
+int check_ixattr_ok(const struct check *c, const struct mmapfs_disk_inode *di, char *msg,
+                    size_t len);
 /* Calls fn (a bt_walk item callback) for every used slot of an inline
  * extent area, in slot order; slots must be packed (a used slot after an
  * unused one: -EUCLEAN). Stops at and returns fn's non-zero result. */
@@ -317,6 +327,10 @@ int check_io_write(struct check *c, uint64_t off, const void *buf, size_t len);
 /* Validates xattr block blk of inode ino (range, magic, checksum, owner,
  * entries, a next pointer only with the chain feature); *next = its next
  * pointer. 0, or -1 with the problem described in msg (check_inodes.c). */
+/* Does validated xattr block blk of an inode hold a name its valid
+ * in-inode area holds too (check_inodes.c)? 1 or 0; with drop, such names
+ * are removed from area. */
+int check_xattr_block_in_inode(struct check *c, uint64_t blk, uint8_t *area, int drop);
 int check_xattr_block(struct check *c, uint64_t ino, uint64_t blk, uint64_t *next, char *msg,
                       size_t len);
 int check_io_sync(struct check *c);

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "fs/check_i.h"
+#include "fs/xattr_i.h"
 
 #define MAX_FILE_BLOCKS (MMAPFS_MAX_FILE_SIZE / MMAPFS_BLOCK_SIZE)
 #define DUP_LIST_MAX    4096u    /* duplicate blocks whose owners pass 1b names */
@@ -47,6 +48,9 @@ struct walk_ctx {
     int bad;                   /* a problem inside this inode's structures */
     int ext_bad;               /* an extent to drop or trim: salvage the tree */
     int xattr_bad;             /* the xattr block is unusable */
+    uint8_t ixattr[MMAPFS_IXATTR_BYTES]; /* copy of the in-inode xattr area */
+    int ixattr_ok;             /* it is valid (and the image has the feature) */
+    int ixattr_dup;            /* a name of the area is in the chain too */
     struct dup_owners *dups;   /* NULL in pass 1; set in pass 1b (quiet) */
 };
 
@@ -294,6 +298,30 @@ int check_xattr_block(struct check *c, uint64_t ino, uint64_t blk, uint64_t *nex
 #undef BAD
 }
 
+/* See check_i.h. */
+int check_xattr_block_in_inode(struct check *c, uint64_t blk, uint8_t *area, int drop)
+{
+    const uint8_t *p = check_block(c, blk);
+    struct mmapfs_disk_xattr_header h;
+    struct ixattr_entry ie;
+    int found = 0;
+    if (!p)
+        return 0;
+    memcpy(&h, p, sizeof(h));
+    size_t off = sizeof(h);
+    for (unsigned i = 0; i < h.count; i++) {
+        struct mmapfs_disk_xattr_entry e;
+        memcpy(&e, p + off, sizeof(e));
+        if (ixattr_find(area, (const char *)p + off + sizeof(e), e.name_len, &ie)) {
+            found = 1;
+            if (drop)
+                ixattr_remove(area, &ie);
+        }
+        off += (sizeof(e) + e.name_len + (size_t)e.value_len + 3) & ~(size_t)3;
+    }
+    return found;
+}
+
 /* Validates the xattr chain of the inode and claims its blocks. The walk
  * stops at the first bad block, a block seen before (a loop, or a block
  * another inode claimed: the owner check already failed for the latter
@@ -320,6 +348,10 @@ static void walk_xattr(struct walk_ctx *w, uint64_t blk)
         if (check_xattr_block(c, w->ino, blk, &next, msg, sizeof(msg))) {
             XATTR_ERROR(w, "%s", msg);
             return;
+        }
+        if (w->ixattr_ok && check_xattr_block_in_inode(c, blk, w->ixattr, 0)) {
+            WALK_ERROR(w, "xattr block %" PRIu64 " holds a name the inode holds too", blk);
+            w->ixattr_dup = 1;
         }
         if (n)
             c->xattr_chained++;
@@ -406,10 +438,23 @@ static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_in
     } else {
         tree_ok = 1;
     }
+    char msg[160];
+    if (!check_ixattr_ok(c, di, msg, sizeof(msg))) {
+        WALK_ERROR(&w, "%s", msg);
+        if (!dups)
+            check_plan(c, ino, RF_NO_IXATTR);
+    } else if (c->sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_INODE_XATTR) {
+        memcpy(w.ixattr, di->xattr_area, sizeof(w.ixattr));
+        w.ixattr_ok = 1;
+        if (!dups)
+            c->xattr_in_inode += (uint64_t)ixattr_check(di->xattr_area, msg, sizeof(msg));
+    }
     if (di->xattr_block)
         walk_xattr(&w, di->xattr_block);
     if (dups)
         return;
+    if (w.ixattr_dup)
+        check_plan(c, ino, RF_IXATTR_DUP);
 
     c->tree_nodes += w.nodes;
     c->data_blocks += w.data_blocks;

@@ -7,8 +7,8 @@
  * The type in the mode is essential: without a valid one the record is
  * garbage. Other fields that break a rule of docs/FORMAT.md §6 each count
  * as one damaged field; pointer fields are dropped (an out-of-range tree
- * root or xattr block, orphan_next), rule fields are reset (flags, reserved
- * bytes, nanoseconds, rdev of a non-device). Fields the later passes
+ * root or xattr block, orphan_next), rule fields are reset (flags, a
+ * damaged in-inode xattr area, nanoseconds, rdev of a non-device). Fields the later passes
  * repair by themselves (size, blocks, parent) still count. More than
  * RECORD_MAX_DAMAGE damaged fields: garbage. Finally, when the record's
  * tree root is a node of this inode whose tree type contradicts the mode
@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 
 #include "fs/check_i.h"
+#include "fs/xattr_i.h"
 
 #define RECORD_MAX_DAMAGE 2
 
@@ -88,12 +89,10 @@ int check_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *d
             *ns[i] = 0;
             damage++;
         }
-    for (size_t i = 0; i < sizeof(di->reserved); i++)
-        if (di->reserved[i]) {
-            memset(di->reserved, 0, sizeof(di->reserved));
-            damage++;
-            break;
-        }
+    if (!check_ixattr_ok(c, di, NULL, 0)) {
+        memset(di->xattr_area, 0, sizeof(di->xattr_area));
+        damage++;
+    }
     damage += di->blocks > c->block_count;
     damage += dt == DT_DIR && (di->parent < 1 || di->parent > c->inode_count);
     damage += dt == DT_REG && di->size > MMAPFS_MAX_FILE_SIZE;
@@ -159,6 +158,26 @@ int check_inline_extents(const struct mmapfs_disk_inode *di,
             return r;
     }
     return 0;
+}
+
+/* See check_i.h. */
+int check_ixattr_ok(const struct check *c, const struct mmapfs_disk_inode *di, char *msg,
+                    size_t len)
+{
+    char buf[128];
+    if (!(c->sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_INODE_XATTR)) {
+        for (size_t i = 0; i < sizeof(di->xattr_area); i++)
+            if (di->xattr_area[i]) {
+                if (msg)
+                    snprintf(msg, len, "reserved byte %zu not zero (image without "
+                             "in-inode xattrs)", 192 + i);
+                return 0;
+            }
+        return 1;
+    }
+    if (ixattr_check(di->xattr_area, msg ? msg : buf, msg ? len : sizeof(buf)) < 0)
+        return 0;
+    return 1;
 }
 
 /* See check_i.h. */

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 
 #include "fs/check_i.h"
+#include "fs/xattr_i.h"
 
 /* Preen met a problem that needs -y. Returns 0 (nothing repaired). */
 static int stop_preen(struct check *c, const char *what)
@@ -59,6 +60,26 @@ static void root_record(struct check *c, struct mmapfs_disk_inode *di)
             h.type == MMAPFS_TREE_DIR)
             di->tree_root = old.tree_root;
     }
+}
+
+/* Names of inode ino's in-inode area that its (valid) xattr chain holds
+ * too lose their in-inode copy; the chain's wins. 0 or -errno. */
+static int drop_ixattr_dups(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
+{
+    char msg[160];
+    uint64_t blk = di->xattr_block, next;
+    unsigned n = 0;
+    if (!check_ixattr_ok(c, di, NULL, 0) ||
+        !(c->sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_INODE_XATTR))
+        return 0;
+    while (blk && n++ < MMAPFS_XATTR_CHAIN_MAX &&
+           !check_xattr_block(c, ino, blk, &next, msg, sizeof(msg))) {
+        if (check_xattr_block_in_inode(c, blk, di->xattr_area, 1))
+            check_repaired(c, "inode %" PRIu64 ": in-inode copy of an xattr that block %"
+                           PRIu64 " holds too dropped", ino, blk);
+        blk = next;
+    }
+    return 0;
 }
 
 /* The xattr chain of inode ino is broken: cut it after its last good
@@ -140,6 +161,18 @@ static int repair_record(struct check *c, uint64_t ino, uint16_t rf)
     }
     if (rf & RF_NO_XATTR) {
         err = cut_xattr_chain(c, ino, &di);
+        if (err)
+            return err;
+    }
+    if (rf & RF_NO_IXATTR) {
+        char msg[160] = "";
+        check_ixattr_ok(c, &di, msg, sizeof(msg));
+        check_repaired(c, "inode %" PRIu64 ": damaged in-inode xattr area dropped (%s; its "
+                       "in-inode extended attributes are lost)", ino, msg);
+        memset(di.xattr_area, 0, sizeof(di.xattr_area));
+    }
+    if (rf & RF_IXATTR_DUP) {
+        err = drop_ixattr_dups(c, ino, &di);
         if (err)
             return err;
     }

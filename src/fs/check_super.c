@@ -26,7 +26,8 @@
 
 /* Incompatible features this checker understands. */
 #define CHECK_INCOMPAT_KNOWN (MMAPFS_FEATURE_INCOMPAT_INODE_DATA | \
-                              MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN | MMAPFS_FEATURE_INCOMPAT_MMP)
+                              MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN | MMAPFS_FEATURE_INCOMPAT_MMP | \
+                              MMAPFS_FEATURE_INCOMPAT_INODE_XATTR)
 
 #define PROG CHECK_PROG
 

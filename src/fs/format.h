@@ -122,6 +122,7 @@ _Static_assert(sizeof(struct mmapfs_disk_mmp) == MMAPFS_BLOCK_SIZE, "mmp");
 
 /* feature_incompat bits (docs/FORMAT.md §2) */
 #define MMAPFS_FEATURE_INCOMPAT_INODE_DATA 0x1u  /* inode-resident extents and data */
+#define MMAPFS_FEATURE_INCOMPAT_INODE_XATTR 0x8u /* in-inode xattrs (xattr_area) */
 
 /* ---- journal ------------------------------------------------------------- */
 /*
@@ -196,6 +197,22 @@ _Static_assert(sizeof(struct mmapfs_disk_jnl_commit) == MMAPFS_BLOCK_SIZE, "jc")
 #define MMAPFS_INLINE_LBLK_LIMIT       (1ull << 40)  /* logical blocks must be below */
 #define MMAPFS_INLINE_PBLK_LIMIT       (1ull << 48)  /* physical blocks must be below */
 
+/* In-inode extended attributes (MMAPFS_FEATURE_INCOMPAT_INODE_XATTR):
+ * xattr_area, bytes 192..251 of every inode, whatever its type. */
+#define MMAPFS_IXATTR_BYTES      60u
+#define MMAPFS_IXATTR_ENTRY_HDR  3u    /* u8 name index, u8 name_len, u8 value_len */
+enum mmapfs_ixattr_index {     /* name index: the prefix the stored name follows */
+    MMAPFS_IXATTR_END         = 0,  /* no more entries; the rest of the area is zero */
+    MMAPFS_IXATTR_USER        = 1,  /* "user." */
+    MMAPFS_IXATTR_ACL_ACCESS  = 2,  /* "system.posix_acl_access" (stored name empty) */
+    MMAPFS_IXATTR_ACL_DEFAULT = 3,  /* "system.posix_acl_default" (stored name empty) */
+    MMAPFS_IXATTR_TRUSTED     = 4,  /* "trusted." */
+    MMAPFS_IXATTR_SECURITY    = 5,  /* "security." */
+    MMAPFS_IXATTR_SYSTEM      = 6,  /* "system." */
+    MMAPFS_IXATTR_FULL        = 7,  /* "" (the whole name is stored) */
+    MMAPFS_IXATTR_INDEX_MAX   = 7,
+};
+
 /*
  * Inode ino (1-based) lives in block inode_table_start + (ino-1)/16 at byte
  * offset ((ino-1)%16)*256. It is in use iff inode bitmap bit ino-1 is set;
@@ -222,6 +239,17 @@ _Static_assert(sizeof(struct mmapfs_disk_jnl_commit) == MMAPFS_BLOCK_SIZE, "jc")
  *    The inode owns no data block.
  * With neither bit, inline_area is zero and the map is the tree (an empty
  * tree: no data).
+ *
+ * In-inode extended attributes (only with MMAPFS_FEATURE_INCOMPAT_INODE_XATTR;
+ * xattr_area is zero on images without it): entries packed from byte 0 of
+ * xattr_area, each {u8 index (enum mmapfs_ixattr_index, 1..7), u8
+ * name_len, u8 value_len, name_len bytes of name, value_len bytes of
+ * value}, no padding. The attribute's full name is the index's prefix
+ * followed by the stored name (1..255 bytes in all; indexes 2 and 3 store
+ * no name). The list ends at an index byte of 0 or at the end of the area;
+ * every byte after the last entry is zero. Full names are unique in the
+ * area and in the inode's xattr block chain together. An attribute is kept
+ * here when it fits, else in the chain (docs/FORMAT.md §6).
  */
 struct mmapfs_disk_inode {
     uint32_t mode;             /*   0 st_mode, type bits included */
@@ -246,10 +274,11 @@ struct mmapfs_disk_inode {
     uint64_t parent;           /* 120 directories: parent inode (root: itself) */
     uint32_t flags;            /* 128 MMAPFS_INODE_* */
     uint8_t  inline_area[MMAPFS_INLINE_BYTES]; /* 132 extents or data, per flags */
-    uint8_t  reserved[252 - 192];  /* 192 zero */
+    uint8_t  xattr_area[MMAPFS_IXATTR_BYTES]; /* 192 in-inode xattrs (INODE_XATTR), else zero */
     uint32_t checksum;         /* 252 crc32c of (le64 ino ‖ bytes 0..251) */
 };
 _Static_assert(sizeof(struct mmapfs_disk_inode) == MMAPFS_INODE_SIZE, "inode");
+_Static_assert(offsetof(struct mmapfs_disk_inode, xattr_area) == 192, "inode xattr_area");
 
 /* ---- B+tree nodes (extent trees and directory indexes) ------------------- */
 /*

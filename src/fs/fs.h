@@ -43,6 +43,8 @@ struct fs_format_options {
     int no_inode_data;        /* 1: without incompat feature 0x1 (extents and
                                * tiny data inside inodes): the format older
                                * versions mount */
+    int no_inode_xattr;       /* 1: without incompat feature 0x8 (extended
+                               * attributes inside inodes) */
 };
 
 /* Writes a new empty filesystem (root directory, lost+found) onto io. Does
@@ -240,10 +242,13 @@ void fs_fsync_async(struct fs *fs, uint64_t ino, int datasync, fs_done_fn done, 
 
 /* ---- extended attributes ---------------------------------------------------- */
 
-/* flags: XATTR_CREATE / XATTR_REPLACE. -ENOSPC when the entry does not fit
- * one xattr block (value over about 4 KiB), no block is free, or the
- * inode's xattr chain has MMAPFS_XATTR_CHAIN_MAX blocks; -E2BIG value over
- * 64 KiB; -ERANGE name too long; -EEXIST / -ENODATA per flags. */
+/* flags: XATTR_CREATE / XATTR_REPLACE. On images with in-inode xattrs
+ * (incompat 0x8) an attribute that fits in the inode's area needs no block
+ * (docs/FORMAT.md §6). -ENOSPC when the entry does not fit one xattr block
+ * (value over about 4 KiB), no block is free, or the inode's xattr chain
+ * has MMAPFS_XATTR_CHAIN_MAX blocks; -E2BIG value over 64 KiB; -ERANGE
+ * name too long; -EEXIST / -ENODATA per flags; -EUCLEAN when the inode's
+ * area or a block of its chain is corrupt (also for get, list, remove). */
 int fs_setxattr(struct fs *fs, uint64_t ino, const char *name, const void *value,
                 size_t size, int flags);
 /* Returns the value length; copies it if size >= length; size 0 asks only

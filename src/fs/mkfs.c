@@ -239,6 +239,8 @@ static int make_superblock(struct mmapfs_disk_superblock *sb, const struct mkfs_
     sb->state = MMAPFS_STATE_CLEAN;
     if (!opt || !opt->no_inode_data)
         sb->feature_incompat |= MMAPFS_FEATURE_INCOMPAT_INODE_DATA;
+    if (!opt || !opt->no_inode_xattr)
+        sb->feature_incompat |= MMAPFS_FEATURE_INCOMPAT_INODE_XATTR;
     if (g->mmp_block) {
         sb->feature_incompat |= MMAPFS_FEATURE_INCOMPAT_MMP;
         sb->mmp_block = g->mmp_block;

@@ -22,7 +22,8 @@
 #define FS_FEATURE_RO_COMPAT_SUPP 0u
 #define FS_FEATURE_INCOMPAT_SUPP  (MMAPFS_FEATURE_INCOMPAT_INODE_DATA | \
                                    MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN | \
-                                   MMAPFS_FEATURE_INCOMPAT_MMP)
+                                   MMAPFS_FEATURE_INCOMPAT_MMP | \
+                                   MMAPFS_FEATURE_INCOMPAT_INODE_XATTR)
 
 /* Frees fs and everything it holds; the journal must be closed already. */
 static void fs_destroy(struct fs *fs)

@@ -14,6 +14,12 @@
  * (validating each block before any entry is trusted), so an operation
  * costs one read per block of the chain; the chain is bounded by
  * MMAPFS_XATTR_CHAIN_MAX, which also stops a loop.
+ *
+ * With MMAPFS_FEATURE_INCOMPAT_INODE_XATTR, small attributes live in the
+ * inode record's xattr_area (xattr_inode.c) and the chain holds only those
+ * that do not fit there: get and list look at the inode first, a set puts
+ * the value in the inode when it fits (change_locked), so a file with a
+ * few small attributes or a short ACL owns no xattr block.
  */
 #include <errno.h>
 #include <limits.h>
@@ -23,6 +29,7 @@
 #include <sys/xattr.h>
 
 #include "fs/fs_i.h"
+#include "fs/xattr_i.h"
 
 #define XATTR_HDR     sizeof(struct mmapfs_disk_xattr_header)
 #define XATTR_ROOM    (MMAPFS_BLOCK_SIZE - XATTR_HDR)   /* bytes for entries */
@@ -313,54 +320,38 @@ static int chain_scan(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inod
     return err;
 }
 
-/* ==== public functions ======================================================== */
-
-/* fs_setxattr body (value NULL: remove), journal operation held. */
-static int change_locked(struct fs *fs, uint64_t ino, const char *name, size_t len,
-                         const void *value, size_t size, int flags)
+/* Changes the chain for name: value NULL removes it (pl->blk holds it),
+ * else sets it there (replacing the entry of pl->blk if any). Updates di. */
+static int chain_change(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di,
+                        struct xattr_place *pl, const char *name, size_t len,
+                        const void *value, size_t size)
 {
-    struct mmapfs_disk_inode di;
-    struct xattr_place pl;
     uint8_t image[MMAPFS_BLOCK_SIZE];
+    int err;
 
-    int err = inode_get(fs, ino, &di);
-    if (err)
-        return err;
-    err = chain_scan(fs, ino, &di, name, len, value ? entry_size(len, size) : 0, &pl);
-    if (err)
-        return err;
-    if (!value) {
-        if (!pl.blk)
-            return -ENODATA;
-    } else {
-        if (pl.blk && (flags & XATTR_CREATE))
-            return -EEXIST;
-        if (!pl.blk && (flags & XATTR_REPLACE))
-            return -ENODATA;
-    }
-    if (value && !pl.room) {
-        if (pl.nblocks >= MMAPFS_XATTR_CHAIN_MAX)
+    if (value && !pl->room) {
+        if (pl->nblocks >= MMAPFS_XATTR_CHAIN_MAX)
             return -ENOSPC;
         /* the only change that may fail comes first: a new block */
-        err = chain_push(fs, ino, &di, &pl.room);
+        err = chain_push(fs, ino, di, &pl->room);
         if (err)
             return err;
     }
-    if (value && pl.room != pl.blk) {
+    if (value && pl->room != pl->blk) {
         const uint8_t *p;
-        err = block_load(fs, ino, pl.room, &p);
+        err = block_load(fs, ino, pl->room, &p);
         if (!err)
             err = rebuild(image, p, NULL, name, len, value, size);
         if (!err)
-            err = write_block(fs, ino, pl.room, image, block_next(p));
+            err = write_block(fs, ino, pl->room, image, block_next(p));
         if (err)
             return err;
         value = NULL;                   /* added; the old entry still goes */
     }
-    if (pl.blk) {
+    if (pl->blk) {
         /* the old entry goes from its block, replaced there if value */
         const uint8_t *p;
-        err = block_load(fs, ino, pl.blk, &p);
+        err = block_load(fs, ino, pl->blk, &p);
         if (err)
             return err;
         const struct mmapfs_disk_xattr_entry *old = find_entry(p, name, len);
@@ -368,8 +359,77 @@ static int change_locked(struct fs *fs, uint64_t ino, const char *name, size_t l
         err = rebuild(image, p, old, value ? name : NULL, len, value, size);
         if (!err)
             err = ((struct mmapfs_disk_xattr_header *)image)->count
-                      ? write_block(fs, ino, pl.blk, image, next)
-                      : chain_unlink(fs, ino, &di, pl.blk, next);
+                      ? write_block(fs, ino, pl->blk, image, next)
+                      : chain_unlink(fs, ino, di, pl->blk, next);
+        if (err)
+            return err;
+    }
+    return 0;
+}
+
+/* ---- the in-inode area ---- */
+
+static int inode_xattr(const struct fs *fs)
+{
+    return (fs->feature_incompat & MMAPFS_FEATURE_INCOMPAT_INODE_XATTR) != 0;
+}
+
+/* Validates inode ino's in-inode area before any entry is trusted: 1 if
+ * the image has the feature, 0 if not (the area is not read), -EUCLEAN
+ * (recorded) when it is corrupt. */
+static int area_load(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode *di)
+{
+    char msg[128];
+    if (!inode_xattr(fs))
+        return 0;
+    if (ixattr_check(di->xattr_area, msg, sizeof(msg)) < 0)
+        return fs_corrupt(fs, "inode %llu: %s", (unsigned long long)ino, msg);
+    return 1;
+}
+
+/* ==== public functions ======================================================== */
+
+/*
+ * fs_setxattr body (value NULL: remove), journal operation held. Names are
+ * unique over the inode area and the chain together. A value goes into
+ * the inode area whenever it fits there once the old entry (wherever it
+ * was) is gone, else into the chain; attributes already in the chain do
+ * not move when room appears in the inode.
+ */
+static int change_locked(struct fs *fs, uint64_t ino, const char *name, size_t len,
+                         const void *value, size_t size, int flags)
+{
+    struct mmapfs_disk_inode di;
+    struct xattr_place pl;
+    struct ixattr_entry ie;
+
+    int err = inode_get(fs, ino, &di);
+    if (err)
+        return err;
+    int in_inode = area_load(fs, ino, &di);
+    if (in_inode < 0)
+        return in_inode;
+    int found = in_inode && ixattr_find(di.xattr_area, name, len, &ie);
+    err = chain_scan(fs, ino, &di, name, len, value ? entry_size(len, size) : 0, &pl);
+    if (err)
+        return err;
+    if (!value) {
+        if (!pl.blk && !found)
+            return -ENODATA;
+    } else {
+        if ((pl.blk || found) && (flags & XATTR_CREATE))
+            return -EEXIST;
+        if (!pl.blk && !found && (flags & XATTR_REPLACE))
+            return -ENODATA;
+    }
+    if (found)
+        ixattr_remove(di.xattr_area, &ie);
+    if (value && in_inode && ixattr_add(di.xattr_area, name, len, value, size) == 0)
+        value = NULL;                   /* in the inode; a chain copy goes */
+    else if (!value && found)
+        pl.blk = 0;                     /* removed from the inode: the chain has none */
+    if (value || pl.blk) {
+        err = chain_change(fs, ino, &di, &pl, name, len, value, size);
         if (err)
             return err;
     }
@@ -432,39 +492,65 @@ int fs_getxattr(struct fs *fs, uint64_t ino, const char *name, void *buf, size_t
         return err;
     jnl_lock(fs->jnl);
     err = inode_get(fs, ino, &di);
-    if (!err)
+    const void *value = NULL;
+    size_t value_len = 0;
+    struct ixattr_entry ie;
+    int in_inode = err ? 0 : area_load(fs, ino, &di);
+    if (in_inode < 0)
+        err = in_inode;
+    if (!err && in_inode > 0 && ixattr_find(di.xattr_area, name, len, &ie)) {
+        value = ie.value;
+        value_len = ie.value_len;
+    } else if (!err) {
         err = chain_scan(fs, ino, &di, name, len, SIZE_MAX, &pl);
+        if (!err && pl.e) {
+            value = pl.e->data + pl.e->name_len;
+            value_len = pl.e->value_len;
+        }
+    }
     if (err)
         goto out;
-    const struct mmapfs_disk_xattr_entry *e = pl.e;
-    if (!e) {
+    if (!value) {
         err = -ENODATA;
         goto out;
     }
-    err = e->value_len;
+    err = (int)value_len;
     if (size == 0)
         goto out;
-    if (size < e->value_len) {
+    if (size < value_len) {
         err = -ERANGE;
         goto out;
     }
-    memcpy(buf, e->data + e->name_len, e->value_len);
+    memcpy(buf, value, value_len);
 out:
     jnl_unlock(fs->jnl);
     return err;
 }
 
-/* Copies the names of the chain into buf (NULL: only counts); the total
- * length of the list, or -errno. */
+/* Copies the names of the inode area, then of the chain, into buf (NULL:
+ * only counts); the total length of the list, or -errno. */
 static ssize_t list_names(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode *di,
                           char *buf)
 {
     const struct mmapfs_disk_xattr_entry *e;
+    struct ixattr_entry ie;
     struct xattr_iter it;
     struct chain_pos c;
-    size_t total = 0;
+    size_t total = 0, off = 0;
+    char name[MMAPFS_NAME_MAX + 1];
 
-    int err = chain_first(fs, ino, di, &c);
+    int err = area_load(fs, ino, di);
+    if (err < 0)
+        return err;
+    while (err > 0 && ixattr_next(di->xattr_area, &off, &ie)) {
+        size_t n = ixattr_full_name(&ie, name);
+        if (buf) {
+            memcpy(buf + total, name, n);
+            buf[total + n] = '\0';
+        }
+        total += n + 1;
+    }
+    err = chain_first(fs, ino, di, &c);
     for (; !err && c.blk; err = chain_next(fs, ino, &c)) {
         iter_init(&it, c.p);
         while ((e = iter_next(&it))) {
@@ -518,5 +604,6 @@ int xattr_free_all(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
         if (di->blocks)
             di->blocks--;
     }
+    memset(di->xattr_area, 0, sizeof(di->xattr_area));
     return 0;
 }

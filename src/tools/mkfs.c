@@ -39,6 +39,7 @@ struct mkfs_args {
     int mmp;                /* -O mmp: 1, -O ^mmp: 0, not given: -1 (block device: on) */
     uint32_t mmp_interval;  /* --mmp-interval, seconds; 0 = default */
     int no_inode_data;      /* --no-inode-data */
+    int no_inode_xattr;     /* -O ^inode_xattr */
     const char *target;
 };
 
@@ -61,6 +62,8 @@ static void usage(FILE *f)
         "                         most %u); implies -O mmp\n"
         "      --no-inode-data    keep every file's extents and data out of its inode\n"
         "                         (the format before incompat feature 0x1)\n"
+        "  -O ^inode_xattr        keep every extended attribute out of its inode\n"
+        "                         (the format before incompat feature 0x8)\n"
         "  -q, --quiet            print nothing on success\n"
         "  -V, --version          print the version\n"
         "  -h, --help             this help\n",
@@ -142,8 +145,13 @@ static int parse_args(int argc, char **argv, struct mkfs_args *a)
                 a->mmp = 1;
             } else if (strcmp(optarg, "^mmp") == 0) {
                 a->mmp = 0;
+            } else if (strcmp(optarg, "inode_xattr") == 0) {
+                a->no_inode_xattr = 0;
+            } else if (strcmp(optarg, "^inode_xattr") == 0) {
+                a->no_inode_xattr = 1;
             } else {
-                fprintf(stderr, PROG ": -O %s: the features are mmp and ^mmp\n", optarg);
+                fprintf(stderr, PROG ": -O %s: the features are mmp, ^mmp, inode_xattr and "
+                        "^inode_xattr\n", optarg);
                 return -TOOL_EXIT_USAGE;
             }
             break;
@@ -384,6 +392,7 @@ int main(int argc, char **argv)
         .mmp = a.mmp < 0 ? is_blk : a.mmp,
         .mmp_interval = a.mmp_interval,
         .no_inode_data = a.no_inode_data,
+        .no_inode_xattr = a.no_inode_xattr,
     };
     struct mkfs_geometry geo;
     if (mkfs_geometry(size, &opt, &geo)) {

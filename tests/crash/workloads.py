@@ -165,6 +165,41 @@ def xattr_chain(s, n):
         s.fsync(f)
 
 
+def xattr_inode(s, n):
+    """Small attribute sets kept in the inode record (docs/FORMAT.md §6,
+    in-inode xattrs) next to inline data in the same record: a few short
+    attributes (in the inode), more than the inode holds (a block), values
+    grown into the block and shrunk back into the inode (the block freed),
+    removals; fsync after most steps. Attributes are not in the checker's
+    model: every crash image must recover, pass fsck and keep the data."""
+    s.mkdir("xi")
+    s.fsync_dir("")
+    for r in range(4 * n):
+        f = "xi/f%d" % r
+        s.create(f)
+        s.write(f, 0, s.rng.choice([1, 20, 60, 5000]))
+        s.fsync(f)
+        s.fsync_dir("xi")
+        p = s.p(f)
+        os.setxattr(p, "user.mime", b"text/plain")
+        os.setxattr(p, "security.x", b"l" * s.rng.choice([4, 30]))
+        s.fsync(f)
+        for i in range(6):
+            os.setxattr(p, "user.k%d" % i, b"v" * (5 + 3 * i))
+            if s.rng.random() < 0.5:
+                s.fsync(f)
+        os.setxattr(p, "user.mime", b"m" * 200)
+        s.fsync(f)
+        for i in range(6):
+            os.removexattr(p, "user.k%d" % i)
+        os.setxattr(p, "user.mime", b"x")
+        s.fsync(f)
+        if s.rng.random() < 0.5:
+            s.bump_gen(f)
+            s.write(f, 0, s.rng.choice([10, 61]))
+            s.fsync(f)
+
+
 def truncate(s, n):
     """truncate down, up (zeros), to zero and rewrite; fsync after each."""
     s.mkdir("tr")
@@ -513,6 +548,7 @@ WORKLOADS = {
     "hardlinks": (hardlinks, "", "32M", False),
     "truncate": (truncate, "", "32M", False),
     "xattr_chain": (xattr_chain, "", "32M", False),
+    "xattr_inode": (xattr_inode, "", "32M", False),
     "inline_grow": (inline_grow, "", "32M", False),
     "bigseq": (bigseq, "", "48M", False),
     "unlink_open": (unlink_open, "", "32M", False),

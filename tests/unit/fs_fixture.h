@@ -62,6 +62,7 @@ struct img_config {
                               * and mount */
     int check_at_teardown;   /* the teardown fails the test if the unmount fails
                               * or the fsck core finds the image not clean */
+    int no_inode_xattr;      /* format without in-inode xattrs (incompat 0x8) */
 };
 
 /* One test's image. */
@@ -72,6 +73,7 @@ struct img {
     const char *name;        /* from img_config */
     int fsck_on_remount;     /* from img_config */
     int check_at_teardown;   /* from img_config */
+    int no_inode_xattr;      /* from img_config */
 };
 
 /* Mounts the image with options o (its path is filled in); returns what
@@ -138,7 +140,7 @@ static inline int img_format(struct img *m, uint64_t bytes, uint64_t inodes)
     close(fd);
     if (mmio_open(&io, m->path, 0, 0, NULL))
         return -1;
-    struct fs_format_options opt = { .inodes = inodes };
+    struct fs_format_options opt = { .inodes = inodes, .no_inode_xattr = m->no_inode_xattr };
     int err = fs_format(io, &opt);
     mmio_close(io);
     return err ? -1 : 0;
@@ -166,6 +168,7 @@ static inline int img_setup_config(void **state, const struct img_config *c)
     m->name = c->name;
     m->fsck_on_remount = c->fsck_on_remount;
     m->check_at_teardown = c->check_at_teardown;
+    m->no_inode_xattr = c->no_inode_xattr;
     if (c->bytes && img_format(m, c->bytes, 0))
         return -1;
     if (c->mount && img_try_mount(m, (struct fs_options){ 0 }))

@@ -289,7 +289,7 @@ static void test_old_format(void **state)
     img_unmount(m);
     struct mmio *io;
     assert_int_equal(mmio_open(&io, m->path, 0, 0, NULL), 0);
-    struct fs_format_options opt = { .no_inode_data = 1 };
+    struct fs_format_options opt = { .no_inode_data = 1, .no_inode_xattr = 1 };
     assert_int_equal(fs_format(io, &opt), 0);
     mmio_close(io);
     img_mount(m);

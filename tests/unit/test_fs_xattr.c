@@ -6,7 +6,8 @@
  * block count of the inode;
  * ctime; persistence across fs_unmount/fs_mount; the block freed with the
  * inode or when the last attribute goes; a corrupt block detected.
- * Images are sparse mkstemp files in /tmp.
+ * Images are sparse mkstemp files in /tmp, formatted without in-inode
+ * xattrs (incompat 0x8), so that every attribute lives in the blocks.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -36,7 +37,9 @@
 /* A formatted, mounted 64 MiB sparse image, checked by the teardown. */
 static int img_setup(void **state)
 {
+    /* the block format: in-inode xattrs (test_xattr_inode.c) are off */
     static const struct img_config c = { .name = "xattr", .bytes = 64 * MiB, .mount = 1,
+                                         .no_inode_xattr = 1,
                                          .check_at_teardown = 1 };
     return img_setup_config(state, &c);
 }

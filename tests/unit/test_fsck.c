@@ -471,10 +471,10 @@ static void test_bad_inode_checksum(void **state)
     /* the rest of the record is sane: -y recomputes the checksum */
     expect_repair(&m, "inode 4: bad checksum");
     assert_int_equal(inode_ptr(&m, 4)->uid, 1000);
-    /* a damaged field (reserved bytes) is reset with the checksum */
-    inode_ptr(&m, 4)->reserved[5] = 0x5a;
+    /* a damaged field (the in-inode xattr area) is reset with the checksum */
+    inode_ptr(&m, 4)->xattr_area[5] = 0x5a;
     expect_repair(&m, "inode 4: bad checksum");
-    assert_int_equal(inode_ptr(&m, 4)->reserved[5], 0);
+    assert_int_equal(inode_ptr(&m, 4)->xattr_area[5], 0);
     assert_int_equal(inode_ptr(&m, 4)->uid, 1000);
     /* no valid type: the record is garbage; cleared, its entry removed */
     inode_ptr(&m, 4)->mode = 0170600;

@@ -159,8 +159,9 @@ static void image_format(struct image *im, uint64_t size)
     assert_int_equal(mmio_open(&io, im->path, 0, 0, NULL), 0);
     /* the tests edit extent tree leaves by hand: every file with data has
      * a tree only without inode-resident data (old-format images stay
-     * tested; test_fs_inline checks the inline structures) */
-    struct fs_format_options opt = { .no_inode_data = 1 };
+     * tested; test_fs_inline checks the inline structures); xattr blocks
+     * too: every attribute in a block, none in the inode */
+    struct fs_format_options opt = { .no_inode_data = 1, .no_inode_xattr = 1 };
     assert_int_equal(fs_format(io, &opt), 0);
     mmio_close(io);
 }

@@ -134,7 +134,8 @@ static void test_format_layout(void **state)
     assert_int_equal(sb.free_inodes, sb.inode_count - 2);
     assert_int_equal(sb.next_generation, 3);
     assert_int_equal(sb.feature_compat | sb.feature_ro_compat, 0);
-    assert_int_equal(sb.feature_incompat, MMAPFS_FEATURE_INCOMPAT_INODE_DATA);
+    assert_int_equal(sb.feature_incompat,
+                     MMAPFS_FEATURE_INCOMPAT_INODE_DATA | MMAPFS_FEATURE_INCOMPAT_INODE_XATTR);
     assert_string_equal(sb.label, "testvol");
     assert_true(sb.mkfs_time > 0);
     static const uint8_t zero_uuid[16];

@@ -32,7 +32,9 @@
 
 static int img_setup(void **state)
 {
+    /* without in-inode xattrs: every attribute goes to the chain */
     static const struct img_config c = { .name = "xattr-many", .bytes = 64 * MiB, .mount = 1,
+                                         .no_inode_xattr = 1,
                                          .fsck_on_remount = 1, .check_at_teardown = 1 };
     return img_setup_config(state, &c);
 }
