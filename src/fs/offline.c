@@ -18,9 +18,11 @@
 
 /* Features that change nothing the offline tools read or write (the
  * bitmaps, the journal, the superblock): inode-resident extents (0x1) and
- * chained xattr blocks (0x2). Any other bit is refused; MMP (0x4) too,
- * since these tools do not take part in it. */
-#define OFFLINE_INCOMPAT_OK 0x3u
+ * chained xattr blocks (0x2); and a grown inode table (0x10), which
+ * resize itself writes (its blocks are set in the block bitmap). Any
+ * other bit is refused; MMP (0x4) too, since these tools do not take
+ * part in it. */
+#define OFFLINE_INCOMPAT_OK 0x13u
 
 static int say(char *msg, size_t len, int err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
