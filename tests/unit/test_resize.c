@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "fs/offline.h"
+#include "io/mmio_i.h"
 
 static int img_setup(void **state)
 {
@@ -259,6 +260,108 @@ static void test_grow_stop_at_each_step(void **state)
     }
 }
 
+/* ---- a cut after every write ---------------------------------------------------- */
+
+/* The engine writes of one fs_grow, in order, with their bytes (the
+ * engine's observer sees every mmio_write_at). */
+struct write_log {
+    size_t n;
+    struct logged { uint64_t off; size_t len; void *bytes; } w[512];
+};
+
+static void log_write(void *ctx, struct mmio *io, uint64_t off, size_t len)
+{
+    struct write_log *l = ctx;
+    assert_true(l->n < sizeof(l->w) / sizeof(l->w[0]));
+    struct logged *w = &l->w[l->n++];
+    w->off = off;
+    w->len = len;
+    w->bytes = malloc(len);
+    assert_non_null(w->bytes);
+    assert_int_equal(mmio_read_at(io, off, w->bytes, len), 0);
+}
+
+/* Copies file from to a new file to (sparse: only non-zero blocks). */
+static void copy_image(const char *from, const char *to)
+{
+    int in = open(from, O_RDONLY), out = open(to, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    static unsigned char buf[4096];
+    static const unsigned char zero[4096];
+    struct stat st;
+    assert_true(in >= 0 && out >= 0);
+    assert_int_equal(fstat(in, &st), 0);
+    for (off_t o = 0; o < st.st_size; o += 4096) {
+        assert_int_equal(pread(in, buf, 4096, o), 4096);
+        if (memcmp(buf, zero, 4096) != 0)
+            assert_int_equal(pwrite(out, buf, 4096, o), 4096);
+    }
+    assert_int_equal(ftruncate(out, st.st_size), 0);
+    close(in);
+    close(out);
+}
+
+/* The image as a crash after the first k writes of the grow leaves it
+ * (the file extension comes first): fsck clean, the old or the new size
+ * and inode count, and the old file's data readable. */
+static void test_grow_cut_at_every_write(void **state)
+{
+    struct img *m = *state;
+    struct fs_offline o;
+    struct fs_grow_plan p;
+    struct mmapfs_disk_superblock sb;
+    static struct write_log log;
+    struct mmio_observer obs = { .wrote = log_write, .ctx = &log };
+    char msg[256], before[80];
+
+    remake_image(m, 64 * MiB, 2048);
+    img_mount(m);
+    put_file(m->fs, "a", MiB, 7);
+    img_unmount(m);
+    snprintf(before, sizeof(before), "%s.before", m->path);
+    copy_image(m->path, before);
+
+    assert_int_equal(fs_offline_open(&o, m->path, msg, sizeof(msg)), 0);
+    mmio_set_observer(&obs);
+    int err = fs_grow(&o, 8 * GiB, &p, NULL, NULL);
+    mmio_set_observer(NULL);
+    fs_offline_close(&o);
+    assert_int_equal(err, 0);
+    assert_true(p.relocated && p.ibm_moved && p.itab_blocks);
+    assert_true(log.n > 10);
+
+    struct img c = *m;
+    char *cut = c.path;
+    assert_true(strlen(m->path) + 5 <= sizeof(c.path));
+    strcat(cut, ".cut");
+    for (size_t k = 0; k <= log.n; k++) {
+        copy_image(before, cut);
+        int fd = open(cut, O_RDWR);
+        assert_true(fd >= 0);
+        assert_int_equal(ftruncate(fd, (off_t)(8 * GiB)), 0);
+        for (size_t i = 0; i < k; i++)
+            assert_int_equal(pwrite(fd, log.w[i].bytes, log.w[i].len, (off_t)log.w[i].off),
+                             (ssize_t)log.w[i].len);
+        close(fd);
+        img_check(&c);
+        read_super(cut, &sb);
+        if (k == log.n) {
+            assert_int_equal(sb.block_count, 8 * GiB / 4096);
+            assert_int_equal(sb.inode_count, 8 * GiB / 16384);
+        } else {                    /* the superblock is the last write */
+            assert_int_equal(sb.block_count, 64 * MiB / 4096);
+            assert_int_equal(sb.inode_count, 64 * MiB / 16384);
+        }
+        img_mount(&c);
+        check_file(c.fs, "a", MiB, 7);
+        img_unmount(&c);
+    }
+    for (size_t i = 0; i < log.n; i++)
+        free(log.w[i].bytes);
+    log.n = 0;
+    unlink(before);
+    unlink(cut);
+}
+
 /* Creates empty files prefix0, prefix1, ... in the root until the inodes
  * run out (ENOSPC); returns how many were made. */
 static uint64_t fill_inodes(struct fs *fs, const char *prefix)
@@ -492,6 +595,7 @@ int main(void)
         T(test_grow_plan),
         T(test_grow_and_use),
         T(test_grow_stop_at_each_step),
+        T(test_grow_cut_at_every_write),
         T(test_grow_inodes),
         T(test_inode_block_mapping),
         T(test_grown_table_damage),
