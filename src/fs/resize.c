@@ -226,20 +226,32 @@ static int write_bitmap(struct fs_offline *o, const struct bitmap_grow *m)
 
 /* Zeroes the new inode table extent; blocks past old_image_bytes of an
  * image file read as zeros already (the file was just extended) and are
- * left sparse. */
+ * not written. In an image file, the extent and a moved inode bitmap's
+ * room get host space (fallocate), as mkfs gives the metadata region:
+ * the mount writes them at checkpoints, never through the allocator
+ * (hostspace.c). */
 static int zero_table(struct fs_offline *o, const struct fs_grow_plan *p,
                       uint64_t old_image_bytes)
 {
     uint64_t end = p->itab_start + p->itab_blocks;
-    if (o->regular && old_image_bytes / MMAPFS_BLOCK_SIZE < end)
-        end = old_image_bytes / MMAPFS_BLOCK_SIZE > p->itab_start
-                  ? old_image_bytes / MMAPFS_BLOCK_SIZE : p->itab_start;
-    if (end <= p->itab_start)
+    uint64_t zeros_from = o->regular ? old_image_bytes / MMAPFS_BLOCK_SIZE : end;
+    uint64_t stop = zeros_from < end ? zeros_from : end;
+    int err = 0;
+    if (o->regular) {
+        int r = fs_host_reserve(o->lock_fd, p->itab_start * MMAPFS_BLOCK_SIZE,
+                                p->itab_blocks * MMAPFS_BLOCK_SIZE);
+        if (r >= 0 && p->ibm_moved)
+            r = fs_host_reserve(o->lock_fd, p->ibm_start * MMAPFS_BLOCK_SIZE,
+                                p->ibm_room * MMAPFS_BLOCK_SIZE);
+        if (r < 0)
+            return r == -EDQUOT ? -ENOSPC : r;
+    }
+    if (stop <= p->itab_start)
         return 0;
     void *zeros = calloc(ZERO_CHUNK_BLOCKS, MMAPFS_BLOCK_SIZE);
-    int err = zeros ? 0 : -ENOMEM;
-    for (uint64_t b = p->itab_start; b < end && !err; b += ZERO_CHUNK_BLOCKS) {
-        uint64_t n = end - b < ZERO_CHUNK_BLOCKS ? end - b : ZERO_CHUNK_BLOCKS;
+    err = zeros ? 0 : -ENOMEM;
+    for (uint64_t b = p->itab_start; b < stop && !err; b += ZERO_CHUNK_BLOCKS) {
+        uint64_t n = stop - b < ZERO_CHUNK_BLOCKS ? stop - b : ZERO_CHUNK_BLOCKS;
         err = mmio_write_at(o->io, b * MMAPFS_BLOCK_SIZE, zeros, n * MMAPFS_BLOCK_SIZE);
     }
     free(zeros);
