@@ -193,6 +193,19 @@ uint64_t check_inode_offset(const struct check *c, uint64_t ino)
 }
 
 /* See check_i.h. */
+int check_in_itab(const struct check *c, uint64_t start, uint64_t len)
+{
+    const struct mmapfs_disk_itab *t = &c->sb.itab;
+    if (!(c->sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_ITAB))
+        return 0;
+    for (uint32_t i = 0; i < t->count && i < MMAPFS_ITAB_EXTENTS_MAX; i++)
+        if (start < t->ext[i].start + t->ext[i].blocks && t->ext[i].start < start + len)
+            return 1;
+    return t->inode_bitmap_room && start < c->sb.inode_bitmap_start + t->inode_bitmap_room &&
+           c->sb.inode_bitmap_start < start + len;
+}
+
+/* See check_i.h. */
 void check_claim_itab(struct check *c)
 {
     if (!(c->sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_ITAB))

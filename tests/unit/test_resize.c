@@ -16,6 +16,7 @@
 
 #include "fs/offline.h"
 #include "io/mmio_i.h"
+#include "util/crc32c.h"
 
 static int img_setup(void **state)
 {
@@ -538,7 +539,32 @@ static void test_grown_table_damage(void **state)
         assert_int_not_equal(img_try_mount(m, (struct fs_options){ 0 }), 0);
     }
     assert_int_equal(pwrite(fd, &good, sizeof(good), 0), (ssize_t)sizeof(good));
+
+    /* a file's extent pointing into the table extent: fsck drops it (a
+     * write to the file would have overwritten inode records) */
+    img_mount(m);
+    uint64_t ino = put_file(m->fs, "x", 8192, 3);
+    img_unmount(m);
+    struct mmapfs_disk_inode di;
+    off_t at = (off_t)(mmapfs_inode_block(good.inode_table_start, good.inode_table_blocks,
+                                          &good.itab, ino) * 4096 +
+                       (ino - 1) % 16 * 256);
+    assert_int_equal(pread(fd, &di, sizeof(di), at), (ssize_t)sizeof(di));
+    assert_int_equal(di.flags, MMAPFS_INODE_EXTENTS);
+    struct mmapfs_disk_extent e;
+    uint64_t lblk;
+    mmapfs_inline_extent_get(di.inline_area, 0, &lblk, &e);
+    e.start = good.itab.ext[0].start + 5;
+    mmapfs_inline_extent_put(di.inline_area, 0, lblk, &e);
+    uint64_t le = htole64(ino);
+    di.checksum = crc32c(crc32c(0, &le, 8), &di, offsetof(struct mmapfs_disk_inode, checksum));
+    assert_int_equal(pwrite(fd, &di, sizeof(di), at), (ssize_t)sizeof(di));
     close(fd);
+    co.mode = FS_CHECK_NO;
+    assert_int_equal(fs_check(m->path, &co, stderr), FSCK_EXIT_UNCORRECTED);
+    co.mode = FS_CHECK_YES;
+    assert_int_equal(fs_check(m->path, &co, stderr), FSCK_EXIT_CORRECTED);
+    img_check(m);
 }
 
 static void test_trim_and_discard_option(void **state)
