@@ -53,9 +53,6 @@ static uint64_t div_up(uint64_t a, uint64_t b)
     return a / b + (a % b != 0);
 }
 
-static int plan_blocks(const struct fs_offline *o, uint64_t new_bytes,
-                       struct fs_grow_plan *p);
-
 /* Blocks of the whole inode table now: the first table and the extents. */
 static uint64_t table_blocks_now(const struct mmapfs_disk_superblock *sb)
 {
@@ -122,14 +119,6 @@ static void plan_inodes(const struct mmapfs_disk_superblock *sb, struct fs_grow_
     }
 }
 
-int fs_grow_plan(const struct fs_offline *o, uint64_t new_bytes, struct fs_grow_plan *p)
-{
-    int err = plan_blocks(o, new_bytes, p);
-    if (!err && p->new_blocks > p->old_blocks)
-        plan_inodes(&o->sb, p);
-    return err;
-}
-
 /* The block part of the plan (fs_grow_plan). */
 static int plan_blocks(const struct fs_offline *o, uint64_t new_bytes, struct fs_grow_plan *p)
 {
@@ -168,6 +157,14 @@ static int plan_blocks(const struct fs_offline *o, uint64_t new_bytes, struct fs
     p->journal_blocks = sb->journal_blocks - take;
     p->bitmap_start = journal_end - take;
     return 0;
+}
+
+int fs_grow_plan(const struct fs_offline *o, uint64_t new_bytes, struct fs_grow_plan *p)
+{
+    int err = plan_blocks(o, new_bytes, p);
+    if (!err && p->new_blocks > p->old_blocks)
+        plan_inodes(&o->sb, p);
+    return err;
 }
 
 /* A bitmap as it grows: the old one (old_bits valid bits in old_blocks
