@@ -12,7 +12,9 @@
  *  inode_bitmap_start ..  1 bit per inode (bit i-1 = inode i), 1 = in use
  *  inode_table_start ..   inode_count records of 256 bytes, 16 per block
  *  data_start ..          data blocks and metadata blocks (B+tree nodes,
- *                         xattr blocks), allocated through the block bitmap
+ *                         xattr blocks), allocated through the block bitmap;
+ *                         with ITAB also more inode table extents and
+ *                         maybe the inode bitmap (struct mmapfs_disk_itab)
  */
 #ifndef MMAPFS_FORMAT_H
 #define MMAPFS_FORMAT_H
