@@ -330,6 +330,7 @@ static void test_grow_cut_at_every_write(void **state)
     assert_int_equal(err, 0);
     assert_true(p.relocated && p.ibm_moved && p.itab_blocks);
     assert_true(log.n > 10);
+    print_message("%zu writes: %zu cut images checked\n", log.n, log.n + 1);
 
     struct img c = *m;
     char *cut = c.path;
