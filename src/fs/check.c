@@ -182,11 +182,47 @@ int check_read(struct check *c, uint64_t off, void *buf, size_t len)
 }
 
 /* See check_i.h. */
-int check_read_inode(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
+uint64_t check_inode_offset(const struct check *c, uint64_t ino)
 {
     if (ino < 1 || ino > c->inode_count)
+        return 0;
+    uint64_t blk = mmapfs_inode_block(c->sb.inode_table_start, c->sb.inode_table_blocks,
+                                      &c->sb.itab, ino);
+    return blk ? blk * MMAPFS_BLOCK_SIZE +
+                 ((ino - 1) % MMAPFS_INODES_PER_BLOCK) * MMAPFS_INODE_SIZE : 0;
+}
+
+/* See check_i.h. */
+int check_in_itab(const struct check *c, uint64_t start, uint64_t len)
+{
+    const struct mmapfs_disk_itab *t = &c->sb.itab;
+    if (!(c->sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_ITAB))
+        return 0;
+    for (uint32_t i = 0; i < t->count && i < MMAPFS_ITAB_EXTENTS_MAX; i++)
+        if (start < t->ext[i].start + t->ext[i].blocks && t->ext[i].start < start + len)
+            return 1;
+    return t->inode_bitmap_room && start < c->sb.inode_bitmap_start + t->inode_bitmap_room &&
+           c->sb.inode_bitmap_start < start + len;
+}
+
+/* See check_i.h. */
+void check_claim_itab(struct check *c)
+{
+    if (!(c->sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_ITAB))
+        return;
+    for (uint32_t i = 0; i < c->sb.itab.count && i < MMAPFS_ITAB_EXTENTS_MAX; i++)
+        for (uint64_t b = 0; b < c->sb.itab.ext[i].blocks; b++)
+            check_bits_set(&c->claimed, c->sb.itab.ext[i].start + b);
+    for (uint64_t b = 0; b < c->sb.itab.inode_bitmap_room; b++)
+        check_bits_set(&c->claimed, c->sb.inode_bitmap_start + b);
+}
+
+/* See check_i.h. */
+int check_read_inode(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
+{
+    uint64_t off = check_inode_offset(c, ino);
+    if (!off)
         return -EIO;
-    uint64_t off = c->sb.inode_table_start * MMAPFS_BLOCK_SIZE + (ino - 1) * MMAPFS_INODE_SIZE;
     int err = check_read(c, off, di, sizeof(*di));
     return err ? -EIO : 0;
 }
@@ -345,6 +381,7 @@ static void free_state(struct check *c)
 static void round_reset(struct check *c)
 {
     check_bits_reset(&c->claimed);
+    check_claim_itab(c);        /* validated: inside the filesystem */
     check_bits_reset(&c->dup);
     check_bits_reset(&c->taken);
     check_ci_reset(c);

@@ -184,6 +184,15 @@ const uint8_t *check_block(struct check *c, uint64_t blk);
 /* Copies len bytes at byte offset off as the check sees them (replayed
  * blocks included). 0 or an engine error. */
 int check_read(struct check *c, uint64_t off, void *buf, size_t len);
+/* Byte offset of inode ino's record (1 <= ino <= inode_count) in the
+ * first inode table or a grown table's extents; 0 if there is none. */
+uint64_t check_inode_offset(const struct check *c, uint64_t ino);
+/* Does [start, start+len) overlap a grown inode table's extents or its
+ * inode bitmap room (blocks of the data area no inode may own)? */
+int check_in_itab(const struct check *c, uint64_t start, uint64_t len);
+/* Claims the blocks of a grown inode table (its extents and the inode
+ * bitmap's room in the data area) in c->claimed. */
+void check_claim_itab(struct check *c);
 /* Copies inode ino's record. 0 or -EIO. */
 int check_read_inode(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di);
 uint32_t check_inode_checksum(uint64_t ino, const struct mmapfs_disk_inode *di);

@@ -201,6 +201,11 @@ static int extent_item(void *ctx, uint64_t key, const void *val, size_t len)
                    key, e.start, e.start + e.len - 1, c->data_start, c->block_count);
         return 0;
     }
+    if (check_in_itab(c, e.start, e.len)) {
+        EXT_ERROR(w, "extent at logical block %" PRIu64 ": physical blocks %" PRIu64
+                   "..%" PRIu64 " inside the inode table", key, e.start, e.start + e.len - 1);
+        return 0;
+    }
     claim(w, e.start, e.len, KIND_EXTENT);
     w->data_blocks += e.len;
     if (key == 0)

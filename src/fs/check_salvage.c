@@ -96,7 +96,8 @@ static int extent_trustworthy(struct salvage *s, uint64_t key, const void *val, 
     memcpy(&e, val, sizeof(e));
     if (e.len == 0 || (e.flags & ~MMAPFS_EXTENT_UNWRITTEN) || key >= MAX_FILE_BLOCKS ||
         e.len > MAX_FILE_BLOCKS - key || e.start < c->data_start ||
-        e.start >= c->block_count || e.len > c->block_count - e.start)
+        e.start >= c->block_count || e.len > c->block_count - e.start ||
+        check_in_itab(c, e.start, e.len))
         return 0;
     if ((e.flags & MMAPFS_EXTENT_UNWRITTEN) && !S_ISREG(s->mode))
         return 0;
@@ -241,7 +242,7 @@ static int clean_extents(struct salvage *s, uint32_t mode, struct check_items *o
         if (e.len > MAX_FILE_BLOCKS - key)
             e.len = (uint32_t)(MAX_FILE_BLOCKS - key);
         if (e.start < c->data_start || e.start >= c->block_count ||
-            e.len > c->block_count - e.start) {
+            e.len > c->block_count - e.start || check_in_itab(c, e.start, e.len)) {
             s->dropped++;
             continue;
         }

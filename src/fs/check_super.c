@@ -27,7 +27,7 @@
 /* Incompatible features this checker understands. */
 #define CHECK_INCOMPAT_KNOWN (MMAPFS_FEATURE_INCOMPAT_INODE_DATA | \
                               MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN | MMAPFS_FEATURE_INCOMPAT_MMP | \
-                              MMAPFS_FEATURE_INCOMPAT_INODE_XATTR)
+                              MMAPFS_FEATURE_INCOMPAT_INODE_XATTR | MMAPFS_FEATURE_INCOMPAT_ITAB)
 
 #define PROG CHECK_PROG
 
@@ -37,13 +37,16 @@
 static int mkfs_layout(const struct mmapfs_disk_superblock *sb)
 {
     uint64_t mmp = sb->feature_incompat & MMAPFS_FEATURE_INCOMPAT_MMP ? 1 : 0;
-    uint64_t bitmap_room = sb->inode_bitmap_start - sb->block_bitmap_start;
+    /* a grown inode table's bitmap may have moved into the data area: its
+     * old blocks joined the room (§13a) */
+    int moved = mmapfs_inode_bitmap_moved(sb);
+    uint64_t bitmap_room = mmapfs_block_bitmap_room_end(sb) - sb->block_bitmap_start;
     return sb->journal_start == 1 + mmp && (!mmp || sb->mmp_block == 1) &&
            sb->block_bitmap_start == sb->journal_start + sb->journal_blocks &&
-           sb->inode_bitmap_start > sb->block_bitmap_start &&
+           mmapfs_block_bitmap_room_end(sb) > sb->block_bitmap_start &&
            bitmap_room >= sb->block_bitmap_blocks &&
-           bitmap_room <= mkfs_bitmap_room(sb->block_count) &&
-           sb->inode_table_start == sb->inode_bitmap_start + sb->inode_bitmap_blocks &&
+           (moved || bitmap_room <= mkfs_bitmap_room(sb->block_count)) &&
+           (moved || sb->inode_table_start == sb->inode_bitmap_start + sb->inode_bitmap_blocks) &&
            sb->data_start == sb->inode_table_start + sb->inode_table_blocks &&
            sb->inode_count % MMAPFS_INODES_PER_BLOCK == 0;
 }

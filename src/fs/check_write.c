@@ -90,10 +90,10 @@ void check_items_free(struct check_items *it)
 
 int check_write_inode(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
 {
-    if (ino < 1 || ino > c->inode_count)
+    uint64_t off = check_inode_offset(c, ino);
+    if (!off)
         return -EINVAL;
     di->checksum = check_inode_checksum(ino, di);
-    uint64_t off = c->sb.inode_table_start * MMAPFS_BLOCK_SIZE + (ino - 1) * MMAPFS_INODE_SIZE;
     return check_io_write(c, off, di, sizeof(*di));
 }
 

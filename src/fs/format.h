@@ -12,7 +12,9 @@
  *  inode_bitmap_start ..  1 bit per inode (bit i-1 = inode i), 1 = in use
  *  inode_table_start ..   inode_count records of 256 bytes, 16 per block
  *  data_start ..          data blocks and metadata blocks (B+tree nodes,
- *                         xattr blocks), allocated through the block bitmap
+ *                         xattr blocks), allocated through the block bitmap;
+ *                         with ITAB also more inode table extents and
+ *                         maybe the inode bitmap (struct mmapfs_disk_itab)
  */
 #ifndef MMAPFS_FORMAT_H
 #define MMAPFS_FORMAT_H
@@ -42,6 +44,39 @@ enum mmapfs_state {
     MMAPFS_STATE_MOUNTED = 2,  /* mounted (or crashed while mounted) */
     MMAPFS_STATE_ERROR   = 4,  /* corruption seen: fsck needed (or-ed in) */
 };
+
+/*
+ * Grown inode table (superblock bytes 2048..3071; docs/FORMAT.md §4b).
+ * Only with MMAPFS_FEATURE_INCOMPAT_ITAB, else all zero. mmapfs-resize
+ * adds inodes in extra table extents taken from the data area: the table
+ * is inode_table_start + inode_table_blocks, then ext[0], ext[1], ... in
+ * order, 16 records per block, and inode_count = 16 x (inode_table_blocks
+ * + the extents' blocks). The inode bitmap may then lie in the data area
+ * too (inode_bitmap_start >= data_start), with inode_bitmap_room blocks
+ * reserved for it there (>= inode_bitmap_blocks). Every extent and the
+ * room lie inside [data_start, block_count), overlap nothing and are set
+ * in the block bitmap.
+ */
+#define MMAPFS_ITAB_EXTENTS_MAX 62u
+
+/* feature_incompat bit: sb.itab lists extra inode table extents, the inode
+ * bitmap may lie in the data area (set by mmapfs-resize when it adds
+ * inodes; images never grown stay without it). */
+#define MMAPFS_FEATURE_INCOMPAT_ITAB 0x10u
+
+struct mmapfs_disk_itab_extent {
+    uint64_t start;            /* first block */
+    uint64_t blocks;           /* >= 1 */
+};
+
+struct mmapfs_disk_itab {
+    uint32_t count;            /*    0 extents in use, 1..MMAPFS_ITAB_EXTENTS_MAX */
+    uint32_t reserved0;        /*    4 zero */
+    uint64_t inode_bitmap_room; /*   8 inode bitmap in the data area: blocks reserved, else 0 */
+    struct mmapfs_disk_itab_extent ext[MMAPFS_ITAB_EXTENTS_MAX]; /* 16; unused: zero */
+    uint8_t  reserved[16];     /* 1008 zero */
+};
+_Static_assert(sizeof(struct mmapfs_disk_itab) == 1024, "itab");
 
 struct mmapfs_disk_superblock {
     uint8_t  magic[8];             /*   0 MMAPFS_MAGIC */
@@ -78,11 +113,28 @@ struct mmapfs_disk_superblock {
     uint64_t mmp_block;            /* 1024 MMP block (MMAPFS_FEATURE_INCOMPAT_MMP), else 0 */
     uint32_t mmp_interval;         /* 1032 heartbeat interval, seconds (MMP), else 0 */
     uint32_t mmp_reserved;         /* 1036 0 */
-    uint8_t  reserved2[4092 - 1040]; /* 1040 zero */
+    uint8_t  reserved2[2048 - 1040]; /* 1040 zero */
+    struct mmapfs_disk_itab itab;  /* 2048 grown inode table (MMAPFS_FEATURE_INCOMPAT_ITAB) */
+    uint8_t  reserved3[4092 - 3072]; /* 3072 zero */
     uint32_t checksum;             /* 4092 crc32c of bytes 0..4091 */
 };
 _Static_assert(sizeof(struct mmapfs_disk_superblock) == MMAPFS_BLOCK_SIZE, "sb");
 _Static_assert(offsetof(struct mmapfs_disk_superblock, mmp_block) == 1024, "sb mmp");
+_Static_assert(offsetof(struct mmapfs_disk_superblock, itab) == 2048, "sb itab");
+
+/* Has a grown inode table's bitmap moved into the data area? Then the gap
+ * after the block bitmap (its room, docs/FORMAT.md §13a) reaches up to
+ * inode_table_start, else up to inode_bitmap_start. */
+static inline int mmapfs_inode_bitmap_moved(const struct mmapfs_disk_superblock *sb)
+{
+    return (sb->feature_incompat & MMAPFS_FEATURE_INCOMPAT_ITAB) &&
+           sb->itab.inode_bitmap_room != 0;
+}
+
+static inline uint64_t mmapfs_block_bitmap_room_end(const struct mmapfs_disk_superblock *sb)
+{
+    return mmapfs_inode_bitmap_moved(sb) ? sb->inode_table_start : sb->inode_bitmap_start;
+}
 
 /* ---- feature bits (docs/FORMAT.md §2) ------------------------------------ */
 
@@ -215,7 +267,8 @@ enum mmapfs_ixattr_index {     /* name index: the prefix the stored name follows
 
 /*
  * Inode ino (1-based) lives in block inode_table_start + (ino-1)/16 at byte
- * offset ((ino-1)%16)*256. It is in use iff inode bitmap bit ino-1 is set;
+ * offset ((ino-1)%16)*256 (with ITAB, past the first table: in the
+ * extents, mmapfs_inode_block below). It is in use iff inode bitmap bit ino-1 is set;
  * the content of an unused record is undefined (mkfs does not zero the
  * table). A used inode has mode != 0.
  *
@@ -279,6 +332,42 @@ struct mmapfs_disk_inode {
 };
 _Static_assert(sizeof(struct mmapfs_disk_inode) == MMAPFS_INODE_SIZE, "inode");
 _Static_assert(offsetof(struct mmapfs_disk_inode, xattr_area) == 192, "inode xattr_area");
+
+/* Block holding the record of inode ino (1-based) in a table of
+ * table_blocks blocks at table_start followed by t's extents (t NULL: no
+ * extents), or 0 if the table has no such record. */
+static inline uint64_t mmapfs_inode_block(uint64_t table_start, uint64_t table_blocks,
+                                          const struct mmapfs_disk_itab *t, uint64_t ino)
+{
+    if (ino == 0)
+        return 0;
+    uint64_t b = (ino - 1) / MMAPFS_INODES_PER_BLOCK;
+    if (b < table_blocks)
+        return table_start + b;
+    b -= table_blocks;
+    for (uint32_t i = 0; t && i < t->count && i < MMAPFS_ITAB_EXTENTS_MAX; i++) {
+        if (b < t->ext[i].blocks)
+            return t->ext[i].start + b;
+        b -= t->ext[i].blocks;
+    }
+    return 0;
+}
+
+/* Inverse: the first inode number whose record is in block blk, or 0 if
+ * blk is not an inode table block. */
+static inline uint64_t mmapfs_inode_block_first(uint64_t table_start, uint64_t table_blocks,
+                                                const struct mmapfs_disk_itab *t, uint64_t blk)
+{
+    if (blk >= table_start && blk - table_start < table_blocks)
+        return (blk - table_start) * MMAPFS_INODES_PER_BLOCK + 1;
+    uint64_t idx = table_blocks;
+    for (uint32_t i = 0; t && i < t->count && i < MMAPFS_ITAB_EXTENTS_MAX; i++) {
+        if (blk >= t->ext[i].start && blk - t->ext[i].start < t->ext[i].blocks)
+            return (idx + blk - t->ext[i].start) * MMAPFS_INODES_PER_BLOCK + 1;
+        idx += t->ext[i].blocks;
+    }
+    return 0;
+}
 
 /* ---- B+tree nodes (extent trees and directory indexes) ------------------- */
 /*

@@ -43,6 +43,8 @@ struct fs {
     uint64_t block_bitmap_start, inode_bitmap_start, inode_table_start;
     uint64_t data_start, journal_start, journal_blocks;
     uint32_t feature_incompat;        /* superblock bits (MMAPFS_FEATURE_INCOMPAT_*) */
+    uint64_t inode_table_blocks;      /* the first table; then itab's extents */
+    struct mmapfs_disk_itab itab;     /* grown inode table (zero if not grown) */
     /* allocator state (journal lock) */
     uint64_t free_blocks, free_inodes;
     uint64_t block_goal, inode_goal;

@@ -8,8 +8,10 @@
  *
  *  - mkfs --sparse reserves the metadata region (superblock, MMP block,
  *    journal, bitmaps, inode table) and the root leaf;
+ *  - mmapfs-resize reserves a new inode table extent and the inode
+ *    bitmap's room in the data area (resize.c);
  *  - a read-write mount of an image file with holes reserves the metadata
- *    region again (images made before mkfs did it) and from then on every
+ *    region (and those) again (images made before mkfs did it) and from then on every
  *    run the block allocator hands out (file data and metadata blocks).
  * An image without holes (mkfs without --sparse) and a block device skip
  * all of it.
@@ -46,6 +48,13 @@ void fs_host_space_init(struct fs *fs)
     if ((uint64_t)st.st_blocks * 512u >= (uint64_t)st.st_size)
         return;        /* fully allocated: nothing can run out */
     int r = fs_host_reserve(fs->lock_fd, 0, fs->data_start * MMAPFS_BLOCK_SIZE);
+    /* a grown inode table's extents and bitmap room (FORMAT.md §4b) */
+    for (uint32_t i = 0; !r && i < fs->itab.count && i < MMAPFS_ITAB_EXTENTS_MAX; i++)
+        r = fs_host_reserve(fs->lock_fd, fs->itab.ext[i].start * MMAPFS_BLOCK_SIZE,
+                            fs->itab.ext[i].blocks * MMAPFS_BLOCK_SIZE);
+    if (!r && fs->itab.inode_bitmap_room)
+        r = fs_host_reserve(fs->lock_fd, fs->inode_bitmap_start * MMAPFS_BLOCK_SIZE,
+                            fs->itab.inode_bitmap_room * MMAPFS_BLOCK_SIZE);
     if (r > 0)
         return;
     if (r < 0)

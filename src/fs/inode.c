@@ -19,10 +19,12 @@ static uint32_t inode_checksum(uint64_t ino, const struct mmapfs_disk_inode *di)
     return crc32c(c, di, offsetof(struct mmapfs_disk_inode, checksum));
 }
 
-/* Table block and byte offset of inode ino (1 <= ino <= inode_count). */
+/* Table block and byte offset of inode ino (1 <= ino <= inode_count): in
+ * the first table or one of a grown table's extents (docs/FORMAT.md §4b).
+ * The superblock's validation makes every such ino map to a block. */
 static void inode_slot(const struct fs *fs, uint64_t ino, uint64_t *blk, size_t *off)
 {
-    *blk = fs->inode_table_start + (ino - 1) / MMAPFS_INODES_PER_BLOCK;
+    *blk = mmapfs_inode_block(fs->inode_table_start, fs->inode_table_blocks, &fs->itab, ino);
     *off = (size_t)((ino - 1) % MMAPFS_INODES_PER_BLOCK) * MMAPFS_INODE_SIZE;
 }
 

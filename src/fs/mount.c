@@ -23,7 +23,8 @@
 #define FS_FEATURE_INCOMPAT_SUPP  (MMAPFS_FEATURE_INCOMPAT_INODE_DATA | \
                                    MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN | \
                                    MMAPFS_FEATURE_INCOMPAT_MMP | \
-                                   MMAPFS_FEATURE_INCOMPAT_INODE_XATTR)
+                                   MMAPFS_FEATURE_INCOMPAT_INODE_XATTR | \
+                                   MMAPFS_FEATURE_INCOMPAT_ITAB)
 
 /* Frees fs and everything it holds; the journal must be closed already. */
 static void fs_destroy(struct fs *fs)
@@ -52,6 +53,8 @@ static void copy_geometry(struct fs *fs, const struct mmapfs_disk_superblock *sb
     fs->block_bitmap_start = sb->block_bitmap_start;
     fs->inode_bitmap_start = sb->inode_bitmap_start;
     fs->inode_table_start = sb->inode_table_start;
+    fs->inode_table_blocks = sb->inode_table_blocks;
+    fs->itab = sb->itab;
     fs->data_start = sb->data_start;
     fs->journal_start = sb->journal_start;
     fs->journal_blocks = sb->journal_blocks;
@@ -65,6 +68,8 @@ static int same_geometry(const struct fs *fs, const struct mmapfs_disk_superbloc
            fs->block_bitmap_start == sb->block_bitmap_start &&
            fs->inode_bitmap_start == sb->inode_bitmap_start &&
            fs->inode_table_start == sb->inode_table_start &&
+           fs->inode_table_blocks == sb->inode_table_blocks &&
+           memcmp(&fs->itab, &sb->itab, sizeof(fs->itab)) == 0 &&
            fs->data_start == sb->data_start && fs->journal_start == sb->journal_start &&
            fs->journal_blocks == sb->journal_blocks;
 }

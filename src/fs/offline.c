@@ -18,11 +18,14 @@
 
 /* Features that change nothing the offline tools read or write (the
  * bitmaps, the journal, the superblock): inode-resident extents (0x1),
- * chained xattr blocks (0x2) and in-inode xattrs (0x8). Any other bit is
- * refused; MMP (0x4) too, since these tools do not take part in it. */
+ * chained xattr blocks (0x2) and in-inode xattrs (0x8); and a grown inode
+ * table (0x10), which resize itself writes (its blocks are set in the block
+ * bitmap). Any other bit is refused; MMP (0x4) too, since these tools do not
+ * take part in it. */
 #define OFFLINE_INCOMPAT_OK (MMAPFS_FEATURE_INCOMPAT_INODE_DATA | \
                              MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN | \
-                             MMAPFS_FEATURE_INCOMPAT_INODE_XATTR)
+                             MMAPFS_FEATURE_INCOMPAT_INODE_XATTR | \
+                             MMAPFS_FEATURE_INCOMPAT_ITAB)
 
 static int say(char *msg, size_t len, int err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -45,6 +45,7 @@ int fs_trim(struct fs_offline *o, uint64_t *runs, uint64_t *blocks);
 enum fs_grow_step {
     FS_GROW_EXTENDED = 1,    /* image file made larger (nothing else yet) */
     FS_GROW_BITMAP,          /* new block bitmap blocks written, not synced */
+    FS_GROW_INODES,          /* new inode table blocks zeroed, inode bitmap written */
     FS_GROW_JOURNAL,         /* shorter-log journal header written, not synced */
     FS_GROW_SYNCED,          /* all of the above durable; old superblock */
     FS_GROW_SUPER,           /* new superblock written, not synced */
@@ -58,6 +59,13 @@ struct fs_grow_plan {
     uint64_t journal_blocks;                /* new journal length */
     int relocated;                          /* bitmap moved into the journal tail */
     uint64_t max_blocks;                    /* the most this image can grow to */
+    /* inodes (docs/FORMAT.md §13a); itab_blocks 0: the count stays */
+    uint64_t old_inodes, new_inodes;
+    uint64_t itab_start, itab_blocks;       /* new inode table extent (new space) */
+    uint64_t ibm_start, ibm_blocks;         /* new inode bitmap region */
+    uint64_t ibm_room;                      /* its room in the data area, 0 = none */
+    int ibm_moved;                          /* the inode bitmap moves into the new space */
+    int reuse_room;                         /* the old room becomes a table extent */
 };
 
 /* Works out how o's filesystem grows to new_bytes (rounded down to 4096).
@@ -68,7 +76,8 @@ int fs_grow_plan(const struct fs_offline *o, uint64_t new_bytes, struct fs_grow_
 
 /* Grows o's filesystem to new_bytes: extends an image file if needed,
  * writes the new bitmap blocks (and, when the bitmap must move, a journal
- * header for the shorter log) where the current filesystem does not look,
+ * header for the shorter log), zeroes a new inode table extent and writes
+ * the grown inode bitmap, all where the current filesystem does not look,
  * syncs, then switches with one superblock write and syncs. hook (may be
  * NULL) is called after each step. Errors: those of fs_grow_plan, -ENOSPC
  * (a device smaller than new_bytes), engine errors. */

@@ -90,6 +90,74 @@ static int check_region(const struct mmapfs_disk_superblock *sb, const char *nam
     return 0;
 }
 
+/* A grown inode table (MMAPFS_FEATURE_INCOMPAT_ITAB): extent count and
+ * sizes, inode_count = 16 x all table blocks, the reserved bytes zero. */
+static int itab_validate(const struct mmapfs_disk_superblock *sb, char *msg, size_t msg_len)
+{
+    const struct mmapfs_disk_itab *t = &sb->itab;
+    uint64_t blocks = sb->inode_table_blocks;
+    int bad = t->count < 1 || t->count > MMAPFS_ITAB_EXTENTS_MAX || t->reserved0 ||
+              blocks < 1 || blocks >= sb->block_count;
+    for (size_t i = 0; i < sizeof(t->reserved); i++)
+        bad |= t->reserved[i] != 0;
+    for (uint32_t i = 0; !bad && i < MMAPFS_ITAB_EXTENTS_MAX; i++) {
+        const struct mmapfs_disk_itab_extent *e = &t->ext[i];
+        if (i >= t->count) {
+            bad = e->start || e->blocks;
+            continue;
+        }
+        bad = e->blocks < 1 || e->blocks >= sb->block_count;
+        blocks += e->blocks;        /* < 63 x 2^52: no overflow */
+    }
+    if (bad || sb->inode_count != blocks * MMAPFS_INODES_PER_BLOCK)
+        return reject(msg, msg_len, -EUCLEAN, "bad inode table extents (%u, %llu inodes)",
+                      t->count, (unsigned long long)sb->inode_count);
+    if (t->inode_bitmap_room && t->inode_bitmap_room < sb->inode_bitmap_blocks)
+        return reject(msg, msg_len, -EUCLEAN, "inode bitmap room %llu < %llu blocks",
+                      (unsigned long long)t->inode_bitmap_room,
+                      (unsigned long long)sb->inode_bitmap_blocks);
+    return 0;
+}
+
+/* Range i of a grown table's data-area ranges: extent i, and the inode
+ * bitmap room as the last one. */
+static void itab_range(const struct mmapfs_disk_superblock *sb, uint32_t i,
+                       uint64_t *start, uint64_t *len)
+{
+    if (i < sb->itab.count) {
+        *start = sb->itab.ext[i].start;
+        *len = sb->itab.ext[i].blocks;
+    } else {
+        *start = sb->inode_bitmap_start;
+        *len = sb->itab.inode_bitmap_room;
+    }
+}
+
+/* The extents and the inode bitmap room lie in [data_start, block_count)
+ * and do not overlap each other. */
+static int itab_check_places(const struct mmapfs_disk_superblock *sb, char *msg,
+                             size_t msg_len)
+{
+    uint32_t n = sb->itab.count + (sb->itab.inode_bitmap_room ? 1 : 0);
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t s, l;
+        itab_range(sb, i, &s, &l);
+        int bad = s < sb->data_start || s >= sb->block_count || l > sb->block_count - s;
+        for (uint32_t j = 0; !bad && j < i; j++) {
+            uint64_t s2, l2;
+            itab_range(sb, j, &s2, &l2);
+            bad = s < s2 + l2 && s2 < s + l;
+        }
+        if (bad)
+            return reject(msg, msg_len, -EUCLEAN,
+                          "%s (blocks %llu+%llu) overlaps another region or lies outside "
+                          "the data area", i < sb->itab.count ? "inode table extent"
+                                                              : "inode bitmap",
+                          (unsigned long long)s, (unsigned long long)l);
+    }
+    return 0;
+}
+
 int super_validate(const struct mmapfs_disk_superblock *sb, uint64_t image_bytes,
                    char *msg, size_t msg_len)
 {
@@ -130,11 +198,20 @@ int super_validate(const struct mmapfs_disk_superblock *sb, uint64_t image_bytes
         return reject(msg, msg_len, -EUCLEAN, "inode bitmap size %llu, expected %llu",
                       (unsigned long long)sb->inode_bitmap_blocks,
                       (unsigned long long)div_round_up(sb->inode_count, bits));
-    if (sb->inode_table_blocks != div_round_up(sb->inode_count, MMAPFS_INODES_PER_BLOCK))
+    int grown = (sb->feature_incompat & MMAPFS_FEATURE_INCOMPAT_ITAB) != 0;
+    if (grown) {
+        int err = itab_validate(sb, msg, msg_len);
+        if (err)
+            return err;
+    } else if (sb->itab.count || sb->itab.inode_bitmap_room) {
+        return reject(msg, msg_len, -EUCLEAN, "inode table extents without the feature");
+    } else if (sb->inode_table_blocks != div_round_up(sb->inode_count,
+                                                      MMAPFS_INODES_PER_BLOCK)) {
         return reject(msg, msg_len, -EUCLEAN, "inode table size %llu, expected %llu",
                       (unsigned long long)sb->inode_table_blocks,
                       (unsigned long long)div_round_up(sb->inode_count,
                                                        MMAPFS_INODES_PER_BLOCK));
+    }
 
     uint64_t next = 1;      /* block 0 is the superblock */
     if (sb->feature_incompat & MMAPFS_FEATURE_INCOMPAT_MMP) {
@@ -151,7 +228,9 @@ int super_validate(const struct mmapfs_disk_superblock *sb, uint64_t image_bytes
     if (!err)
         err = check_region(sb, "block bitmap", sb->block_bitmap_start,
                            sb->block_bitmap_blocks, &next, msg, msg_len);
-    if (!err)
+    /* a grown table's inode bitmap may have moved into the data area */
+    int bitmap_in_data = grown && sb->itab.inode_bitmap_room != 0;
+    if (!err && !bitmap_in_data)
         err = check_region(sb, "inode bitmap", sb->inode_bitmap_start,
                            sb->inode_bitmap_blocks, &next, msg, msg_len);
     if (!err)
@@ -162,6 +241,11 @@ int super_validate(const struct mmapfs_disk_superblock *sb, uint64_t image_bytes
     if (sb->data_start < next || sb->data_start >= sb->block_count)
         return reject(msg, msg_len, -EUCLEAN, "bad data start %llu",
                       (unsigned long long)sb->data_start);
+    if (grown) {
+        err = itab_check_places(sb, msg, msg_len);
+        if (err)
+            return err;
+    }
     if (sb->orphan_head > sb->inode_count)
         return reject(msg, msg_len, -EUCLEAN, "bad orphan list head %llu",
                       (unsigned long long)sb->orphan_head);

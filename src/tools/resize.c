@@ -9,7 +9,7 @@
  * file's current size (after the user made it larger, e.g. truncate -s).
  * An image file smaller than SIZE is extended (sparse).
  *
- * Testing aid: MMAPFS_RESIZE_STOP_AT=N (1..5, enum fs_grow_step) makes
+ * Testing aid: MMAPFS_RESIZE_STOP_AT=N (1..6, enum fs_grow_step) makes
  * the tool exit with status 99 right after step N, without syncing or
  * closing anything: a crash at that point.
  */
@@ -146,6 +146,15 @@ int main(int argc, char **argv)
         printf("%s: journal %llu -> %llu blocks\n", target,
                (unsigned long long)o.sb.journal_blocks,
                (unsigned long long)plan.journal_blocks);
+    if (plan.itab_blocks)
+        printf("%s: inodes %llu -> %llu (table extent of %llu blocks at %llu; inode "
+               "bitmap %llu blocks at %llu%s)\n", target,
+               (unsigned long long)plan.old_inodes, (unsigned long long)plan.new_inodes,
+               (unsigned long long)plan.itab_blocks, (unsigned long long)plan.itab_start,
+               (unsigned long long)plan.ibm_blocks, (unsigned long long)plan.ibm_start,
+               plan.ibm_moved ? ", moved" : "");
+    else
+        printf("%s: inodes stay %llu\n", target, (unsigned long long)plan.old_inodes);
     if (dry_run) {
         fs_offline_close(&o);
         return TOOL_EXIT_OK;

@@ -218,10 +218,12 @@ void fuzz_init(void)
 
 /* ==== patches ================================================================== */
 
-static void crc_inode_block(uint64_t blk, uint8_t *p)
+/* Inode table block blk (first inode first_ino; the first table or a
+ * grown table's extent): every record's checksum. */
+static void crc_inode_block(uint64_t first_ino, uint8_t *p)
 {
     for (unsigned i = 0; i < MMAPFS_INODES_PER_BLOCK; i++) {
-        uint64_t ino = (blk - geometry.inode_table_start) * MMAPFS_INODES_PER_BLOCK + i + 1;
+        uint64_t ino = first_ino + i;
         uint8_t *rec = p + i * MMAPFS_INODE_SIZE;
         uint64_t le = htole64(ino);
         uint32_t c = crc32c(0, &le, sizeof(le));
@@ -253,12 +255,16 @@ static void crc_commit_block(int fd, uint64_t idx, uint8_t *p)
 static void fix_checksums(int fd, uint64_t blk, uint8_t *p)
 {
     const struct mmapfs_disk_superblock *g = &geometry;
+    uint64_t first_ino;
     uint32_t magic;
     memcpy(&magic, p, sizeof(magic));
     if (blk == 0) {
         super_checksum((struct mmapfs_disk_superblock *)p);
-    } else if (blk >= g->inode_table_start && blk < g->inode_table_start + g->inode_table_blocks) {
-        crc_inode_block(blk, p);
+    } else if ((first_ino = mmapfs_inode_block_first(
+                    g->inode_table_start, g->inode_table_blocks,
+                    (g->feature_incompat & MMAPFS_FEATURE_INCOMPAT_ITAB) ? &g->itab : NULL,
+                    blk)) != 0) {
+        crc_inode_block(first_ino, p);
     } else if (blk >= g->journal_start && blk < g->journal_start + 2) {
         struct mmapfs_disk_jnl_header *h = (struct mmapfs_disk_jnl_header *)p;
         h->checksum = crc32c(0, h, offsetof(struct mmapfs_disk_jnl_header, checksum));

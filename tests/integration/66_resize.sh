@@ -9,13 +9,18 @@
 #  2. Refusals: a smaller SIZE (exit 10, nothing changed), a mounted image
 #     (exit 5), a growth beyond mkfs's room and what the journal can give
 #     up (exit 11).
-#  3. Crash at each step (MMAPFS_RESIZE_STOP_AT=1..5 makes the tool exit
+#  3. The inode table grows with the size: a 64 MiB image (4096 inodes)
+#     with data, its inodes used up, grown 10x to 640 MiB (40960 inodes):
+#     10000 more files than before fit, the data is intact, fsck clean,
+#     everything still there after a remount.
+#  4. Crash at each step (MMAPFS_RESIZE_STOP_AT=1..6 makes the tool exit
 #     right after that step, without syncing or closing), growing a 128 MiB
 #     image with a 4096-block journal to 16 GiB (past mkfs's 8 GiB room, so
-#     the bitmap moves into the journal: every step happens): fsck clean, and
+#     the bitmap moves into the journal, the inode bitmap into the new space:
+#     every step happens): fsck clean, and
 #     the filesystem has the old or the new size, never anything else;
 #     a second run finishes the job.
-#  4. A block device (loop device over a file made larger with losetup -c).
+#  5. A block device (loop device over a file made larger with losetup -c).
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
 t_init "$@"
@@ -25,6 +30,11 @@ RESIZE="$T_BUILD/mmapfs-resize"
 
 # blocks in the filesystem, from fsck's summary "N/M blocks in use"
 fs_blocks() { "$FSCK" -n "$1" | sed -n 's|.* [0-9]*/\([0-9]*\) blocks in use.*|\1|p'; }
+# inodes in the filesystem, from the summary "N/M inodes"
+fs_inodes() { "$FSCK" -n "$1" | sed -n 's|.* [0-9]*/\([0-9]*\) inodes,.*|\1|p'; }
+# bash -c "$MAKE_FILES" _ DIR PREFIX N: empty files PREFIX1..PREFIXN in DIR,
+# stopping at the first failure
+MAKE_FILES='cd "$1" && for i in $(seq "$3"); do : >"$2$i" || exit 1; done'
 
 img=$T_DIR/grow.img
 M=$T_DIR/mnt
@@ -74,8 +84,36 @@ check "write 1 GiB more" dd if=/dev/zero of="$M/gig" bs=1M count=1024 conv=fsync
 unmount_fs "$M"
 fsck_clean "$img"
 
+# ---- the inode table grows --------------------------------------------------------------
+iimg=$T_DIR/inodes.img
+make_image "$iimg" 64M
+check_eq "64 MiB: 4096 inodes" 4096 "$(fs_inodes "$iimg")"
+mount_image "$iimg" "$M"
+check "8 MiB of data" dd if=/dev/urandom of="$M/data" bs=1M count=8 conv=fsync status=none
+_run bash -c "$MAKE_FILES" _ "$M" a 5000
+check_sh "the 4096 inodes run out" '[ "$1" -ne 0 ] && grep -q "No space" <<<"$2"' _ "$T_RC" "$T_OUT"
+old_files=$(find "$M" -type f | wc -l)
+check_range "about 4096 files" 4090 4095 "$old_files"
+file_manifest "$M" "$T_DIR/inodes.sum"
+unmount_fs "$M"
+check "grow 10x to 640 MiB" "$RESIZE" "$iimg" 640M
+check_eq "40960 inodes" 40960 "$(fs_inodes "$iimg")"
+fsck_clean "$iimg"
+mount_image "$iimg" "$M"
+check_range "df -i shows 40960 inodes" 40960 40960 "$(stat -f -c %c "$M")"
+check "10000 more files than the old inode count" bash -c "$MAKE_FILES" _ "$M" b 14096
+check "the data and the old files are intact" bash -c 'cd "$1" && sha256sum -c --quiet "$2"' _ "$M" "$T_DIR/inodes.sum"
+unmount_fs "$M"
+fsck_clean "$iimg"
+mount_image "$iimg" "$M"
+check_eq "all files after a remount" $((old_files + 14096)) "$(find "$M" -type f | wc -l)"
+check "a new file after a remount" touch "$M/after"
+unmount_fs "$M"
+fsck_clean "$iimg"
+rm -f "$iimg"
+
 # ---- a crash at each step ----------------------------------------------------------------
-for step in 1 2 3 4 5; do
+for step in 1 2 3 4 5 6; do
     cimg=$T_DIR/crash$step.img
     make_image "$cimg" 128M -J 4096
     mount_image "$cimg" "$M"
@@ -88,11 +126,16 @@ for step in 1 2 3 4 5; do
     blocks=$(fs_blocks "$cimg")
     check_sh "crash $step: the old or the new size ($blocks blocks)" \
         '[ "$1" = 32768 ] || [ "$1" = 4194304 ]' _ "$blocks"
+    inodes=$(fs_inodes "$cimg")
+    check_sh "crash $step: the inodes of that size ($inodes)" \
+        '{ [ "$1" = 32768 ] && [ "$2" = 8192 ]; } || { [ "$1" = 4194304 ] && [ "$2" = 1048576 ]; }' \
+        _ "$blocks" "$inodes"
     mount_image "$cimg" "$M"
     check "crash $step: files intact" bash -c 'cd "$1" && sha256sum -c --quiet "$2"' _ "$M" "$T_DIR/crash.sum"
     unmount_fs "$M"
     check "crash $step: a second run finishes" "$RESIZE" "$cimg" 16G
     check_eq "crash $step: grown" 4194304 "$(fs_blocks "$cimg")"
+    check_eq "crash $step: inodes grown" 1048576 "$(fs_inodes "$cimg")"
     fsck_clean "$cimg"
     rm -f "$cimg"
 done

@@ -2,7 +2,9 @@
  * test_resize — the offline tools' core: fs_offline_open (refusals),
  * fs_grow_plan / fs_grow (in place and relocated into the journal tail,
  * a stop after each step leaves the old or the new size, the grown image
- * mounts, holds its files, takes new ones and checks clean), fs_trim, and
+ * mounts, holds its files, takes new ones and checks clean), the inode
+ * table's growth (more files than before, fsck's and mount's checks of
+ * the extents), fs_trim, and
  * the discard mount option (fs_options.discard) on a real image file.
  */
 #include "fs_fixture.h"
@@ -11,8 +13,11 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "fs/offline.h"
+#include "io/mmio_i.h"
+#include "util/crc32c.h"
 
 static int img_setup(void **state)
 {
@@ -62,16 +67,16 @@ static void check_file(struct fs *fs, const char *name, size_t n, int seed)
     free(buf);
 }
 
-/* Replaces the test's image by a new 64 MiB one with a journal of
+/* Replaces the test's image by a new one of bytes with a journal of
  * journal_blocks (larger than the default, so that the bitmap can move). */
-static void remake_image(struct img *m, uint64_t journal_blocks)
+static void remake_image(struct img *m, uint64_t bytes, uint64_t journal_blocks)
 {
     struct mmio *io;
-    struct fs_format_options fo = { .size = 64 * MiB, .journal_blocks = journal_blocks };
+    struct fs_format_options fo = { .size = bytes, .journal_blocks = journal_blocks };
 
     unlink(m->path);
     m->path[0] = 0;
-    assert_int_equal(img_format(m, 64 * MiB, 0), 0);
+    assert_int_equal(img_format(m, bytes, 0), 0);
     assert_int_equal(mmio_open(&io, m->path, 0, 0, NULL), 0);
     assert_int_equal(fs_format(io, &fo), 0);
     mmio_close(io);
@@ -156,7 +161,7 @@ static void test_grow_and_use(void **state)
     struct mmapfs_disk_superblock sb;
     char msg[256];
 
-    remake_image(m, 4096);
+    remake_image(m, 64 * MiB, 4096);
     img_mount(m);
     put_file(m->fs, "a", 3 * MiB, 1);
     img_unmount(m);
@@ -201,7 +206,8 @@ static void test_grow_and_use(void **state)
 }
 
 /* A stop right after each step (the tool exits there: a crash); 64 MiB
- * to 8 GiB is past mkfs's room (4 GiB), so the bitmap moves: every step. */
+ * to 8 GiB is past mkfs's room (4 GiB), so the bitmap moves, and the
+ * inodes grow (4096 -> 524288, the inode bitmap moves): every step. */
 static jmp_buf stop_jump;
 static enum fs_grow_step stop_at;
 static void stop_hook(enum fs_grow_step step, void *ctx)
@@ -221,7 +227,7 @@ static void test_grow_stop_at_each_step(void **state)
         struct fs_grow_plan p;
         struct mmapfs_disk_superblock sb;
 
-        remake_image(m, 2048);
+        remake_image(m, 64 * MiB, 2048);
         img_mount(m);
         put_file(m->fs, "a", MiB, step);
         img_unmount(m);
@@ -234,10 +240,14 @@ static void test_grow_stop_at_each_step(void **state)
         }
         fs_offline_close(&o);        /* closes without a sync of its own */
         read_super(m->path, &sb);
-        if (step == FS_GROW_SUPER)
+        if (step == FS_GROW_SUPER) {
             assert_int_equal(sb.block_count, 8 * GiB / 4096);
-        else
+            assert_int_equal(sb.inode_count, 8 * GiB / 16384);
+        } else {
             assert_int_equal(sb.block_count, 64 * MiB / 4096);
+            assert_int_equal(sb.inode_count, 64 * MiB / 16384);
+            assert_int_equal(sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_ITAB, 0);
+        }
         img_check(m);
         img_mount(m);
         check_file(m->fs, "a", MiB, step);
@@ -250,6 +260,368 @@ static void test_grow_stop_at_each_step(void **state)
         assert_int_equal(sb.block_count, 8 * GiB / 4096);
         img_check(m);
     }
+}
+
+/* ---- a cut after every write ---------------------------------------------------- */
+
+/* The engine writes of one fs_grow, in order, with their bytes (the
+ * engine's observer sees every mmio_write_at). */
+struct write_log {
+    size_t n;
+    struct logged { uint64_t off; size_t len; void *bytes; } w[512];
+};
+
+static void log_write(void *ctx, struct mmio *io, uint64_t off, size_t len)
+{
+    struct write_log *l = ctx;
+    assert_true(l->n < sizeof(l->w) / sizeof(l->w[0]));
+    struct logged *w = &l->w[l->n++];
+    w->off = off;
+    w->len = len;
+    w->bytes = malloc(len);
+    assert_non_null(w->bytes);
+    assert_int_equal(mmio_read_at(io, off, w->bytes, len), 0);
+}
+
+/* Copies file from to a new file to (sparse: only non-zero blocks). */
+static void copy_image(const char *from, const char *to)
+{
+    int in = open(from, O_RDONLY), out = open(to, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    static unsigned char buf[4096];
+    static const unsigned char zero[4096];
+    struct stat st;
+    assert_true(in >= 0 && out >= 0);
+    assert_int_equal(fstat(in, &st), 0);
+    for (off_t o = 0; o < st.st_size; o += 4096) {
+        assert_int_equal(pread(in, buf, 4096, o), 4096);
+        if (memcmp(buf, zero, 4096) != 0)
+            assert_int_equal(pwrite(out, buf, 4096, o), 4096);
+    }
+    assert_int_equal(ftruncate(out, st.st_size), 0);
+    close(in);
+    close(out);
+}
+
+/* The image as a crash after the first k writes of the grow leaves it
+ * (the file extension comes first): fsck clean, the old or the new size
+ * and inode count, and the old file's data readable. */
+static void test_grow_cut_at_every_write(void **state)
+{
+    struct img *m = *state;
+    struct fs_offline o;
+    struct fs_grow_plan p;
+    struct mmapfs_disk_superblock sb;
+    static struct write_log log;
+    struct mmio_observer obs = { .wrote = log_write, .ctx = &log };
+    char msg[256], before[80];
+
+    remake_image(m, 64 * MiB, 2048);
+    img_mount(m);
+    put_file(m->fs, "a", MiB, 7);
+    img_unmount(m);
+    snprintf(before, sizeof(before), "%s.before", m->path);
+    copy_image(m->path, before);
+
+    assert_int_equal(fs_offline_open(&o, m->path, msg, sizeof(msg)), 0);
+    mmio_set_observer(&obs);
+    int err = fs_grow(&o, 8 * GiB, &p, NULL, NULL);
+    mmio_set_observer(NULL);
+    fs_offline_close(&o);
+    assert_int_equal(err, 0);
+    assert_true(p.relocated && p.ibm_moved && p.itab_blocks);
+    assert_true(log.n > 10);
+    print_message("%zu writes: %zu cut images checked\n", log.n, log.n + 1);
+
+    struct img c = *m;
+    char *cut = c.path;
+    assert_true(strlen(m->path) + 5 <= sizeof(c.path));
+    strcat(cut, ".cut");
+    for (size_t k = 0; k <= log.n; k++) {
+        copy_image(before, cut);
+        int fd = open(cut, O_RDWR);
+        assert_true(fd >= 0);
+        assert_int_equal(ftruncate(fd, (off_t)(8 * GiB)), 0);
+        for (size_t i = 0; i < k; i++)
+            assert_int_equal(pwrite(fd, log.w[i].bytes, log.w[i].len, (off_t)log.w[i].off),
+                             (ssize_t)log.w[i].len);
+        close(fd);
+        img_check(&c);
+        read_super(cut, &sb);
+        if (k == log.n) {
+            assert_int_equal(sb.block_count, 8 * GiB / 4096);
+            assert_int_equal(sb.inode_count, 8 * GiB / 16384);
+        } else {                    /* the superblock is the last write */
+            assert_int_equal(sb.block_count, 64 * MiB / 4096);
+            assert_int_equal(sb.inode_count, 64 * MiB / 16384);
+        }
+        img_mount(&c);
+        check_file(c.fs, "a", MiB, 7);
+        img_unmount(&c);
+    }
+    for (size_t i = 0; i < log.n; i++)
+        free(log.w[i].bytes);
+    log.n = 0;
+    unlink(before);
+    unlink(cut);
+}
+
+/* Creates empty files prefix0, prefix1, ... in the root until the inodes
+ * run out (ENOSPC); returns how many were made. */
+static uint64_t fill_inodes(struct fs *fs, const char *prefix)
+{
+    struct fs_stat st;
+    char name[64];
+    for (uint64_t n = 0;; n++) {
+        snprintf(name, sizeof(name), "%s%llu", prefix, (unsigned long long)n);
+        int err = fs_mknod(fs, ROOT, name, S_IFREG | 0644, 0, &cred, &st);
+        if (err == -ENOSPC)
+            return n;
+        assert_int_equal(err, 0);
+        fs_forget(fs, st.ino, 1);
+    }
+}
+
+static void grow_to(struct img *m, uint64_t bytes, struct fs_grow_plan *p)
+{
+    struct fs_offline o;
+    char msg[256];
+    assert_int_equal(fs_offline_open(&o, m->path, msg, sizeof(msg)), 0);
+    assert_int_equal(fs_grow(&o, bytes, p, NULL, NULL), 0);
+    fs_offline_close(&o);
+    img_check(m);
+}
+
+/* A full inode table grows with the size (10x: 2048 -> 20480 inodes),
+ * the new inodes are usable and survive a remount; the inode bitmap then
+ * moves into the new space (1 GiB: 2 bitmap blocks), grows in its room
+ * (4 GiB), and moves again, its old room becoming table (8 GiB). */
+static void test_grow_inodes(void **state)
+{
+    struct img *m = *state;
+    struct fs_grow_plan p;
+    struct mmapfs_disk_superblock sb;
+
+    remake_image(m, 32 * MiB, 4096);        /* a journal that can give room: 8 GiB */
+    read_super(m->path, &sb);
+    assert_int_equal(sb.inode_count, 2048);
+    assert_int_equal(sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_ITAB, 0);
+    img_mount(m);
+    put_file(m->fs, "data", MiB, 9);
+    uint64_t first = fill_inodes(m->fs, "a");
+    assert_true(first > 2000 && first < 2048);
+    img_unmount(m);
+
+    grow_to(m, 320 * MiB, &p);
+    assert_int_equal(p.old_inodes, 2048);
+    assert_int_equal(p.new_inodes, 20480);
+    assert_int_equal(p.itab_blocks, (20480 - 2048) / 16);
+    assert_int_equal(p.itab_start, 32 * MiB / 4096);
+    assert_false(p.ibm_moved);
+    read_super(m->path, &sb);
+    assert_true(sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_ITAB);
+    assert_int_equal(sb.inode_count, 20480);
+    assert_int_equal(sb.itab.count, 1);
+    assert_int_equal(sb.itab.ext[0].start, 8192);
+    assert_int_equal(sb.itab.ext[0].blocks, 1152);
+    assert_int_equal(sb.itab.inode_bitmap_room, 0);
+
+    img_mount(m);
+    struct statvfs sv;
+    assert_int_equal(fs_statfs(m->fs, &sv), 0);
+    assert_int_equal(sv.f_files, 20480);
+    assert_int_equal(fill_inodes(m->fs, "b"), 20480 - 2048);   /* every new inode */
+    check_file(m->fs, "data", MiB, 9);
+    img_remount(m);
+    assert_true(lookup(m->fs, ROOT, "a0") > 0);
+    int64_t last = lookup(m->fs, ROOT, "b18431");
+    assert_true(last > 2048);
+    assert_int_equal(attr(m->fs, (uint64_t)last).mode, S_IFREG | 0644);
+    /* free some, the rest of the test creates in the later extents */
+    for (int i = 0; i < 100; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "b%d", i);
+        assert_int_equal(fs_unlink(m->fs, ROOT, name), 0);
+    }
+    img_unmount(m);
+    img_check(m);
+
+    grow_to(m, 1 * GiB, &p);                       /* 65536 inodes: 2 bitmap blocks */
+    assert_int_equal(p.new_inodes, 65536);
+    assert_true(p.ibm_moved);
+    assert_false(p.reuse_room);
+    assert_int_equal(p.ibm_start, 320 * MiB / 4096);
+    assert_int_equal(p.ibm_room, 2 * 4);
+    assert_int_equal(p.itab_start, 320 * MiB / 4096 + 8);
+    img_mount(m);
+    assert_int_equal(fill_inodes(m->fs, "c"), 65536 - 20480 + 100);
+    img_unmount(m);
+    img_check(m);
+
+    grow_to(m, 4 * GiB, &p);                       /* 262144: 8 blocks, in the room */
+    assert_false(p.ibm_moved);
+    read_super(m->path, &sb);
+    assert_int_equal(sb.inode_bitmap_start, 320 * MiB / 4096);
+    assert_int_equal(sb.inode_bitmap_blocks, 8);
+
+    grow_to(m, 8 * GiB, &p);                       /* 16 blocks: moves, the room is table */
+    assert_true(p.ibm_moved);
+    assert_true(p.reuse_room);
+    read_super(m->path, &sb);
+    assert_int_equal(sb.itab.count, 5);
+    assert_int_equal(sb.itab.ext[4].start, 320 * MiB / 4096);
+    assert_int_equal(sb.itab.ext[4].blocks, 8);
+    assert_int_equal(sb.inode_count, 524288 + 8 * 16);
+    img_mount(m);
+    check_file(m->fs, "data", MiB, 9);
+    assert_true(lookup(m->fs, ROOT, "c45000") > 0);
+    mkfile(m->fs, ROOT, "after");
+    img_unmount(m);
+    img_check(m);
+}
+
+/* The inode number -> table block mapping (format.h) over the first table
+ * and the extents, and back. */
+static void test_inode_block_mapping(void **state)
+{
+    (void)state;
+    struct mmapfs_disk_itab t = { .count = 2 };
+    t.ext[0] = (struct mmapfs_disk_itab_extent){ 1000, 2 };
+    t.ext[1] = (struct mmapfs_disk_itab_extent){ 500, 1 };
+    /* inode -> block (0: past the table) */
+    static const uint64_t fwd[][2] = { { 1, 100 }, { 48, 102 }, { 49, 1000 }, { 65, 1001 },
+                                       { 81, 500 }, { 96, 500 }, { 97, 0 }, { 0, 0 } };
+    for (size_t i = 0; i < sizeof(fwd) / sizeof(fwd[0]); i++)
+        assert_int_equal(mmapfs_inode_block(100, 3, &t, fwd[i][0]), fwd[i][1]);
+    assert_int_equal(mmapfs_inode_block(100, 3, NULL, 49), 0);
+    /* block -> its first inode (0: not a table block) */
+    static const uint64_t back[][2] = { { 102, 33 }, { 1001, 65 }, { 500, 81 }, { 501, 0 },
+                                        { 99, 0 } };
+    for (size_t i = 0; i < sizeof(back) / sizeof(back[0]); i++)
+        assert_int_equal(mmapfs_inode_block_first(100, 3, &t, back[i][0]), back[i][1]);
+}
+
+/* Damage to a grown table's description: fsck and mount notice. */
+static void test_grown_table_damage(void **state)
+{
+    struct img *m = *state;
+    struct fs_grow_plan p;
+    struct mmapfs_disk_superblock sb, good;
+    struct fs_check_options co = { .mode = FS_CHECK_NO, .force = 1 };
+
+    grow_to(m, 320 * MiB, &p);
+    read_super(m->path, &good);
+    int fd = open(m->path, O_RDWR);
+    assert_true(fd >= 0);
+    /* the extent's first block free in the block bitmap: fsck -n finds it,
+     * fsck -y sets it */
+    uint64_t b = good.itab.ext[0].start;
+    off_t off = (off_t)(good.block_bitmap_start * 4096 + b / 8);
+    unsigned char byte;
+    assert_int_equal(pread(fd, &byte, 1, off), 1);
+    byte &= (unsigned char)~(1u << (b % 8));
+    assert_int_equal(pwrite(fd, &byte, 1, off), 1);
+    assert_int_equal(fs_check(m->path, &co, stderr), FSCK_EXIT_UNCORRECTED);
+    co.mode = FS_CHECK_YES;
+    assert_int_equal(fs_check(m->path, &co, stderr), FSCK_EXIT_CORRECTED);
+    img_check(m);
+    /* an extent overlapping the first table, past the end, or an inode
+     * count that does not match: the superblock is refused */
+    for (int i = 0; i < 3; i++) {
+        sb = good;
+        if (i == 0)
+            sb.itab.ext[0].start = sb.inode_table_start;
+        else if (i == 1)
+            sb.itab.ext[0].start = sb.block_count - 1;
+        else
+            sb.inode_count += 16;
+        super_checksum(&sb);
+        char why[200];
+        assert_int_equal(super_validate(&sb, 320 * MiB, why, sizeof(why)), -EUCLEAN);
+        assert_int_equal(pwrite(fd, &sb, sizeof(sb), 0), (ssize_t)sizeof(sb));
+        assert_int_not_equal(img_try_mount(m, (struct fs_options){ 0 }), 0);
+    }
+    assert_int_equal(pwrite(fd, &good, sizeof(good), 0), (ssize_t)sizeof(good));
+
+    /* a file's extent pointing into the table extent: fsck drops it (a
+     * write to the file would have overwritten inode records) */
+    img_mount(m);
+    uint64_t ino = put_file(m->fs, "x", 8192, 3);
+    img_unmount(m);
+    struct mmapfs_disk_inode di;
+    off_t at = (off_t)(mmapfs_inode_block(good.inode_table_start, good.inode_table_blocks,
+                                          &good.itab, ino) * 4096 +
+                       (ino - 1) % 16 * 256);
+    assert_int_equal(pread(fd, &di, sizeof(di), at), (ssize_t)sizeof(di));
+    assert_int_equal(di.flags, MMAPFS_INODE_EXTENTS);
+    struct mmapfs_disk_extent e;
+    uint64_t lblk;
+    mmapfs_inline_extent_get(di.inline_area, 0, &lblk, &e);
+    e.start = good.itab.ext[0].start + 5;
+    mmapfs_inline_extent_put(di.inline_area, 0, lblk, &e);
+    uint64_t le = htole64(ino);
+    di.checksum = crc32c(crc32c(0, &le, 8), &di, offsetof(struct mmapfs_disk_inode, checksum));
+    assert_int_equal(pwrite(fd, &di, sizeof(di), at), (ssize_t)sizeof(di));
+    close(fd);
+    co.mode = FS_CHECK_NO;
+    assert_int_equal(fs_check(m->path, &co, stderr), FSCK_EXIT_UNCORRECTED);
+    co.mode = FS_CHECK_YES;
+    assert_int_equal(fs_check(m->path, &co, stderr), FSCK_EXIT_CORRECTED);
+    img_check(m);
+}
+
+/* Random values in the grown table's superblock fields (checksum made
+ * valid): whatever super_validate accepts, fsck -n and a mount survive
+ * (no crash; a wrong table reads as damaged inodes). Seeded: replayable. */
+static void test_grown_table_random_fields(void **state)
+{
+    struct img *m = *state;
+    struct fs_grow_plan p;
+    struct mmapfs_disk_superblock good, sb;
+    struct fs_check_options co = { .mode = FS_CHECK_NO, .force = 1 };
+    unsigned seed = (unsigned)time(NULL);
+    int accepted = 0;
+
+    print_message("seed %u\n", seed);
+    srand(seed);
+    grow_to(m, 320 * MiB, &p);
+    grow_to(m, 1 * GiB, &p);                 /* the bitmap moves: a room too */
+    read_super(m->path, &good);
+    FILE *quiet = fopen("/dev/null", "w");
+    assert_non_null(quiet);
+    for (int i = 0; i < 300; i++) {
+        sb = good;
+        uint64_t *fields[] = { &sb.itab.ext[0].start, &sb.itab.ext[0].blocks,
+                               &sb.itab.ext[1].start, &sb.itab.ext[1].blocks,
+                               &sb.itab.inode_bitmap_room, &sb.inode_bitmap_start,
+                               &sb.inode_count, &sb.inode_table_blocks };
+        uint64_t *f = fields[rand() % 8];
+        switch (rand() % 3) {
+        case 0: *f += (uint64_t)(rand() % 64) - 32; break;
+        case 1: *f = (uint64_t)rand() % good.block_count; break;
+        default: sb.itab.count = (uint32_t)rand() % 70; break;
+        }
+        super_checksum(&sb);
+        int fd = open(m->path, O_RDWR);
+        assert_true(fd >= 0);
+        assert_int_equal(pwrite(fd, &sb, sizeof(sb), 0), (ssize_t)sizeof(sb));
+        close(fd);
+        if (super_validate(&sb, 1 * GiB, NULL, 0) == 0) {
+            accepted++;
+            (void)fs_check(m->path, &co, quiet);
+            if (img_try_mount(m, (struct fs_options){ 0 }) == 0) {
+                struct statvfs sv;
+                (void)fs_statfs(m->fs, &sv);
+                (void)lookup(m->fs, ROOT, "lost+found");
+                img_unmount(m);
+            }
+        }
+    }
+    fclose(quiet);
+    print_message("%d of 300 damaged superblocks passed validation\n", accepted);
+    int fd = open(m->path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, &good, sizeof(good), 0), (ssize_t)sizeof(good));
+    close(fd);
 }
 
 static void test_trim_and_discard_option(void **state)
@@ -306,6 +678,11 @@ int main(void)
         T(test_grow_plan),
         T(test_grow_and_use),
         T(test_grow_stop_at_each_step),
+        T(test_grow_cut_at_every_write),
+        T(test_grow_inodes),
+        T(test_inode_block_mapping),
+        T(test_grown_table_damage),
+        T(test_grown_table_random_fields),
         T(test_trim_and_discard_option),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
