@@ -540,6 +540,9 @@ int fs_check(const char *path, const struct fs_check_options *o, FILE *report)
     ret = replay_journal(&c);
     if (ret)
         goto out;
+    ret = check_backup_superblock(&c);
+    if (ret)
+        goto out;
     store.ctx = &c;
     c.store = &store;
     if (c.sb.state & MMAPFS_STATE_ERROR) {

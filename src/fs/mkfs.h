@@ -30,6 +30,7 @@
 struct mkfs_geometry {
     uint64_t block_count, inode_count;
     uint64_t mmp_block;          /* 0: no MMP */
+    uint64_t backup_block;       /* the backup superblock */
     uint64_t journal_start, journal_blocks;
     uint64_t block_bitmap_start, block_bitmap_blocks;
     uint64_t inode_bitmap_start, inode_bitmap_blocks;

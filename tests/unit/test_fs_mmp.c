@@ -68,7 +68,8 @@ static void test_format_and_release(void **state)
     assert_true(sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_MMP);
     assert_int_equal(sb.mmp_block, 1);
     assert_int_equal(sb.mmp_interval, 1);
-    assert_int_equal(sb.journal_start, 2);
+    assert_int_equal(sb.backup_block, 2);           /* after the MMP block */
+    assert_int_equal(sb.journal_start, 3);
     assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_CLEAN);
 
     img_mount(m);
