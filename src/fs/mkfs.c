@@ -26,11 +26,13 @@
 #include <sys/stat.h>
 #include <dirent.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fs/format.h"
-#include "fs/fs.h"
+#include "fs/fs_i.h"
 #include "fs/mkfs.h"
 #include "fs/mmp.h"
+#include "fs/super_backup.h"
 #include "journal/journal.h"
 #include "util/crc32c.h"
 
@@ -362,4 +364,35 @@ int fs_format(struct mmio *io, const struct fs_format_options *opt)
 out:
     free(block);
     return err;
+}
+
+/* ---- an MMP image already on the target ------------------------------------------- */
+
+/* pread of the descriptor in ctx as a super_backup_read_fn. */
+static int read_fd(void *ctx, uint64_t off, void *buf, size_t len)
+{
+    ssize_t r = pread(*(int *)ctx, buf, len, (off_t)off);
+    if (r < 0)
+        return -errno;
+    return (size_t)r == len ? 0 : -EIO;
+}
+
+int mkfs_claim_mmp(int fd, const char *path, uint64_t bytes, const char *prog, FILE *err,
+                   struct mmp **out)
+{
+    struct mmapfs_disk_superblock sb;
+    uint64_t blk;
+
+    *out = NULL;
+    if (bytes < MMAPFS_BLOCK_SIZE)
+        return 0;
+    int e = read_fd(&fd, 0, &sb, sizeof(sb));
+    if (e)
+        return e;
+    if (super_validate(&sb, bytes, NULL, 0) != 0 &&
+        super_backup_find(read_fd, &fd, bytes, &sb, &blk) != 1)
+        return 0;                   /* no mmapfs here: nothing holds it */
+    if (!(sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_MMP))
+        return 0;
+    return mmp_claim(out, path, &sb, MMP_FSCK, prog, err);
 }

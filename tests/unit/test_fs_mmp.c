@@ -144,6 +144,59 @@ static void test_lost_block_stops_commits(void **state)
     assert_int_equal(fs_unmount(fs), -EIO);
 }
 
+/* mkfs over an MMP image (mkfs_claim_mmp): a released block is claimed
+ * (FSCK while mkfs writes), a live holder is refused with one line naming
+ * it, an image without MMP needs nothing; with block 0 zeroed the backup
+ * superblock still names the MMP block. */
+static void test_mkfs_over_live_image(void **state)
+{
+    struct img *m = *state;
+    format_mmp(m);
+    struct mmp *claim;
+    int fd = open(m->path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", stderr, &claim), 0);
+    assert_non_null(claim);
+    assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_FSCK);
+    mmp_release(claim, 1);
+    assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_CLEAN);
+
+    img_mount(m);
+    char *msg = NULL;
+    size_t len = 0;
+    FILE *err = open_memstream(&msg, &len);
+    assert_non_null(err);
+    assert_int_equal(mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", err, &claim), -EBUSY);
+    fclose(err);
+    assert_null(claim);
+    char want[64];
+    snprintf(want, sizeof(want), "pid %d", (int)getpid());
+    assert_non_null(strstr(msg, "in use (multi-mount protection)"));
+    assert_non_null(strstr(msg, want));
+    size_t lines = 0;
+    for (size_t i = 0; i < len; i++)
+        lines += msg[i] == '\n';
+    assert_int_equal(lines, 1);
+    free(msg);
+    /* block 0 gone: the backup superblock still leads to the MMP block */
+    static const uint8_t zero[4096];
+    struct mmapfs_disk_superblock sb0;
+    assert_int_equal(pread(fd, &sb0, sizeof(sb0), 0), (ssize_t)sizeof(sb0));
+    assert_int_equal(pwrite(fd, zero, sizeof(zero), 0), (ssize_t)sizeof(zero));
+    assert_int_equal(mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", NULL, &claim), -EBUSY);
+    assert_int_equal(pwrite(fd, &sb0, sizeof(sb0), 0), (ssize_t)sizeof(sb0));
+    img_unmount(m);
+
+    /* no MMP: nothing to claim */
+    struct mmio *io;
+    assert_int_equal(mmio_open(&io, m->path, 0, 0, NULL), 0);
+    assert_int_equal(fs_format(io, NULL), 0);
+    mmio_close(io);
+    assert_int_equal(mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", stderr, &claim), 0);
+    assert_null(claim);
+    close(fd);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, img_setup, img_teardown)
@@ -151,6 +204,7 @@ int main(void)
         T(test_format_and_release),
         T(test_crash_then_takeover),
         T(test_lost_block_stops_commits),
+        T(test_mkfs_over_live_image),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
