@@ -18,6 +18,7 @@
 #include <fcntl.h>
 
 #include "fs/check.h"
+#include "fsck_report.h"
 #include "fs/fs_i.h"
 #include "fs/mkfs.h"
 #include "fs/offline.h"
@@ -100,24 +101,9 @@ static void write_block(struct img *m, uint64_t b, const void *buf)
     close(fd);
 }
 
-/* Runs the fsck core; returns its exit code, the report in *report (freed
- * by the caller) if report is not NULL. */
 static int fsck(struct img *m, enum fs_check_mode mode, char **report)
 {
-    struct fs_check_options o = { .mode = mode, .force = 1 };
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    assert_non_null(f);
-    int r = fs_check(m->path, &o, f);
-    fclose(f);
-    if (getenv("TEST_FSCK_VERBOSE") || (r & ~(FSCK_EXIT_CORRECTED | FSCK_EXIT_UNCORRECTED)))
-        fprintf(stderr, "%s", buf);
-    if (report)
-        *report = buf;
-    else
-        free(buf);
-    return r;
+    return fsck_report(m->path, mode, report);
 }
 
 /* The common end of every damage to block 0: mount refused, -n finds the
