@@ -11,7 +11,8 @@
 #    machine looks like) refuses after watching the heartbeat change;
 #  - fsck -y refuses; fsck -n warns and checks read-only;
 #  - mkfs -f refuses (exit 5, one line naming host and pid), from either
-#    host name, and A's files are intact;
+#    host name, and so do mmapfs-resize and mmapfs-trim; A's files are
+#    intact;
 #  - kill -9 A: a mount of the file now waits out the heartbeat (about
 #    2 x interval + 1 s) and takes over; writes work;
 #  - its clean unmount marks the block clean: the next mount (through the
@@ -26,6 +27,8 @@ require_cmd losetup unshare hostname
 export LC_ALL=C
 
 img=$T_DIR/mmp.img
+RESIZE="$T_BUILD/mmapfs-resize"
+TRIM="$T_BUILD/mmapfs-trim"
 A=$T_DIR/a
 Bm=$T_DIR/b
 mkdir -p "$A" "$Bm"
@@ -103,6 +106,14 @@ if [ "$T_RC" -eq 5 ] && grep -q "in use (multi-mount protection): host $host, pi
 else
     fail "mkfs -f from another host name: refused after watching the heartbeat" "exit $T_RC" "$T_OUT"
 fi
+for tool in "$RESIZE" "$TRIM"; do
+    _run "$tool" "$img"
+    if [ "$T_RC" -eq 5 ] && grep -q "in use (multi-mount protection): host $host, pid $apid" <<<"$T_OUT"; then
+        pass "$(basename "$tool") refuses the image A holds (exit 5, names host and pid)"
+    else
+        fail "$(basename "$tool") refuses the image A holds" "exit $T_RC" "$T_OUT"
+    fi
+done
 check_sh "A's files survived the refused mkfs" '[ "$(sha256sum <"$0")" = "$1" ]' "$A/before" "$sum_before"
 check "A is still alive and writing" dd if=/dev/zero of="$A/still" bs=4k count=4 conv=fsync status=none
 

@@ -11,8 +11,12 @@
 #include <errno.h>
 #include <fcntl.h>
 
+#include <pthread.h>
+
 #include "fs/mkfs.h"
 #include "fs/mmp.h"
+#include "fs/offline.h"
+#include "util/crc32c.h"
 
 static int img_setup(void **state)
 {
@@ -197,6 +201,74 @@ static void test_mkfs_over_live_image(void **state)
     close(fd);
 }
 
+/* A holder on "another machine": rewrites the MMP block (block 1) with a
+ * new sequence number every 300 ms until told to stop. */
+struct foreign {
+    const char *path;
+    int stop;               /* atomic */
+};
+
+static void *foreign_heartbeat(void *arg)
+{
+    struct foreign *f = arg;
+    int fd = open(f->path, O_RDWR);
+    if (fd < 0)
+        return NULL;
+    for (uint32_t seq = 1; !__atomic_load_n(&f->stop, __ATOMIC_ACQUIRE); seq++) {
+        struct mmapfs_disk_mmp b;
+        memset(&b, 0, sizeof(b));
+        b.magic = MMAPFS_MMP_MAGIC;
+        b.seq = seq;
+        b.time = (uint64_t)time(NULL);
+        b.pid = 4242;
+        b.interval = 1;
+        snprintf(b.nodename, sizeof(b.nodename), "other-host");
+        snprintf(b.device, sizeof(b.device), "/dev/shared");
+        b.checksum = crc32c(0, &b, offsetof(struct mmapfs_disk_mmp, checksum));
+        if (pwrite(fd, &b, sizeof(b), 4096) != (ssize_t)sizeof(b))
+            break;
+        fdatasync(fd);
+        usleep(300 * 1000);
+    }
+    close(fd);
+    return NULL;
+}
+
+/* mmapfs-resize and mmapfs-trim (fs_offline_open): a live holder elsewhere
+ * is refused naming it; a dead one is waited out and taken over; while
+ * open the block says FSCK, after fs_offline_close CLEAN. */
+static void test_offline_tools_claim(void **state)
+{
+    struct img *m = *state;
+    format_mmp(m);
+    struct fs_offline o;
+    char msg[512];
+
+    assert_int_equal(fs_offline_open(&o, m->path, msg, sizeof(msg)), 0);
+    assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_FSCK);
+    fs_offline_close(&o);
+    assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_CLEAN);
+
+    struct foreign f = { m->path, 0 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, foreign_heartbeat, &f), 0);
+    usleep(100 * 1000);
+    assert_int_equal(fs_offline_open(&o, m->path, msg, sizeof(msg)), -EBUSY);
+    assert_non_null(strstr(msg, "in use (multi-mount protection): host other-host, pid 4242"));
+    __atomic_store_n(&f.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(t, NULL);
+
+    /* the holder died: waited out (2 x 1 + 1 s), then taken */
+    double t0 = now_s();
+    assert_int_equal(fs_offline_open(&o, m->path, msg, sizeof(msg)), 0);
+    assert_true(now_s() - t0 >= 2.5);
+    assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_FSCK);
+    fs_offline_close(&o);
+    assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_CLEAN);
+    img_mount(m);
+    img_unmount_check(m);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, img_setup, img_teardown)
@@ -205,6 +277,7 @@ int main(void)
         T(test_crash_then_takeover),
         T(test_lost_block_stops_commits),
         T(test_mkfs_over_live_image),
+        T(test_offline_tools_claim),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
