@@ -81,7 +81,7 @@ void super_backup_report(struct mmio *io, const char *path,
     if (!other_version &&
         super_backup_find(read_engine, io, mmio_size(io), &backup, &blk) == 1)
         fprintf(stderr, "mmapfs: %s: %s; the backup superblock at block %llu is usable: "
-                "run fsck.mmapfs -y to restore the superblock\n", path, msg,
+                "run fsck.mmapfs -y to repair the superblock\n", path, msg,
                 (unsigned long long)blk);
     else if (err == -EUCLEAN)
         fprintf(stderr, "mmapfs: %s: %s: damaged superblock, run fsck.mmapfs -y\n", path, msg);
