@@ -43,7 +43,7 @@ static void populate(struct img *m)
 {
     img_mount(m);
     for (int d = 0; d < 40; d++) {
-        char name[32];
+        char name[64];
         snprintf(name, sizeof(name), "dir%d", d);
         uint64_t dir = mkdirectory(m->fs, ROOT, name);
         for (int f = 0; f < 60; f++) {
