@@ -304,6 +304,36 @@ static void test_after_grow(void **state)
     expect_files(m);
 }
 
+/* A crash of mmapfs-resize between its backup write and its superblock
+ * write: block 0 still holds the old (valid) superblock, the backup the
+ * grown one. The old filesystem is the one in force; fsck -n reports the
+ * backup as different, -y rewrites it from block 0, and the image mounts
+ * with its old size. */
+static void test_grow_crash_before_primary(void **state)
+{
+    struct img *m = *state;
+    make_image(m, 0);
+    struct mmapfs_disk_superblock old, sb;
+    read_block(m, 0, &old);
+    struct fs_offline o;
+    char msg[256];
+    assert_int_equal(fs_offline_open(&o, m->path, msg, sizeof(msg)), 0);
+    struct fs_grow_plan plan;
+    assert_int_equal(fs_grow(&o, 2 * IMG_BYTES, &plan, NULL, NULL), 0);
+    fs_offline_close(&o);
+    write_block(m, 0, &old);            /* the superblock write never happened */
+
+    char *rep;
+    assert_int_equal(fsck(m, FS_CHECK_NO, &rep), FSCK_EXIT_UNCORRECTED);
+    assert_non_null(strstr(rep, "backup superblock at block 1: its layout differs"));
+    free(rep);
+    assert_int_equal(fsck(m, FS_CHECK_YES, NULL), FSCK_EXIT_CORRECTED);
+    assert_int_equal(fsck(m, FS_CHECK_NO, NULL), FSCK_EXIT_OK);
+    read_block(m, 1, &sb);
+    assert_int_equal(sb.block_count, old.block_count);
+    expect_files(m);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, img_setup, img_teardown)
 
 int main(void)
@@ -317,6 +347,7 @@ int main(void)
         T(test_backup_damaged),
         T(test_both_gone),
         T(test_after_grow),
+        T(test_grow_crash_before_primary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
