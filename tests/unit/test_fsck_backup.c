@@ -106,6 +106,18 @@ static int fsck(struct img *m, enum fs_check_mode mode, char **report)
     return fsck_report(m->path, mode, report);
 }
 
+/* fsck -n finds the problem (want in its report), -y fixes it, -n is then
+ * clean. */
+static void expect_fix(struct img *m, const char *want)
+{
+    char *rep;
+    assert_int_equal(fsck(m, FS_CHECK_NO, &rep), FSCK_EXIT_UNCORRECTED);
+    assert_non_null(strstr(rep, want));
+    free(rep);
+    assert_int_equal(fsck(m, FS_CHECK_YES, NULL), FSCK_EXIT_CORRECTED);
+    assert_int_equal(fsck(m, FS_CHECK_NO, NULL), FSCK_EXIT_OK);
+}
+
 /* The common end of every damage to block 0: mount refused, -n finds the
  * backup at backup_blk usable, -y restores it, -n is then clean, the files
  * are there; next_generation moved past the old one. */
@@ -240,12 +252,7 @@ static void test_backup_damaged(void **state)
     read_block(m, 0, &sb);
     static const uint8_t zero[4096];
     write_block(m, 1, zero);
-    char *rep;
-    assert_int_equal(fsck(m, FS_CHECK_NO, &rep), FSCK_EXIT_UNCORRECTED);
-    assert_non_null(strstr(rep, "backup superblock at block 1: damaged"));
-    free(rep);
-    assert_int_equal(fsck(m, FS_CHECK_YES, NULL), FSCK_EXIT_CORRECTED);
-    assert_int_equal(fsck(m, FS_CHECK_NO, NULL), FSCK_EXIT_OK);
+    expect_fix(m, "backup superblock at block 1: damaged");
     read_block(m, 1, &backup);
     assert_int_equal(super_validate(&backup, IMG_BYTES, NULL, 0), 0);
     assert_int_equal(backup.block_count, sb.block_count);
@@ -255,11 +262,7 @@ static void test_backup_damaged(void **state)
     super_checksum(&backup);
     assert_int_equal(super_validate(&backup, IMG_BYTES, NULL, 0), 0);
     write_block(m, 1, &backup);
-    assert_int_equal(fsck(m, FS_CHECK_NO, &rep), FSCK_EXIT_UNCORRECTED);
-    assert_non_null(strstr(rep, "layout differs"));
-    free(rep);
-    assert_int_equal(fsck(m, FS_CHECK_YES, NULL), FSCK_EXIT_CORRECTED);
-    assert_int_equal(fsck(m, FS_CHECK_NO, NULL), FSCK_EXIT_OK);
+    expect_fix(m, "layout differs");
     expect_files(m);
 }
 
@@ -323,12 +326,7 @@ static void test_grow_crash_before_primary(void **state)
     fs_offline_close(&o);
     write_block(m, 0, &old);            /* the superblock write never happened */
 
-    char *rep;
-    assert_int_equal(fsck(m, FS_CHECK_NO, &rep), FSCK_EXIT_UNCORRECTED);
-    assert_non_null(strstr(rep, "backup superblock at block 1: its layout differs"));
-    free(rep);
-    assert_int_equal(fsck(m, FS_CHECK_YES, NULL), FSCK_EXIT_CORRECTED);
-    assert_int_equal(fsck(m, FS_CHECK_NO, NULL), FSCK_EXIT_OK);
+    expect_fix(m, "backup superblock at block 1: its layout differs");
     read_block(m, 1, &sb);
     assert_int_equal(sb.block_count, old.block_count);
     expect_files(m);
