@@ -105,8 +105,8 @@ static int super_mend(struct mmapfs_disk_superblock *sb, uint64_t image_bytes)
 }
 
 /* Takes *sb (mended, or restored from the backup) in place of block 0,
- * and writes it there with -y; 'repaired' says what was done. 0 or
- * FSCK_EXIT_OPERATIONAL. */
+ * and writes it there with -y (after claiming the MMP block, if any);
+ * 'repaired' says what was done. 0 or FSCK_EXIT_OPERATIONAL. */
 static int take_superblock(struct check *c, const struct mmapfs_disk_superblock *sb,
                            const char *repaired)
 {
@@ -114,6 +114,11 @@ static int take_superblock(struct check *c, const struct mmapfs_disk_superblock 
     int was_error = (c->sb.state & MMAPFS_STATE_ERROR) != 0;
     c->sb = *sb;
     if (c->opt.mode == FS_CHECK_YES && !c->repair_started) {
+        /* with MMP, no write before the image is ours (a live holder is
+         * refused here, not overwritten) */
+        int r = check_mmp(c);
+        if (r)
+            return r;
         int err = check_io_write(c, 0, sb, sizeof(*sb));
         if (!err)
             err = check_io_sync(c);

@@ -269,6 +269,38 @@ static void test_offline_tools_claim(void **state)
     img_unmount_check(m);
 }
 
+/* fsck -y restoring block 0 from the backup superblock of an MMP image
+ * claims the MMP block first: with a live holder elsewhere it refuses and
+ * writes nothing. */
+static void test_fsck_restore_claims_first(void **state)
+{
+    struct img *m = *state;
+    format_mmp(m);
+    static const uint8_t zero[4096];
+    int fd = open(m->path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, zero, sizeof(zero), 0), (ssize_t)sizeof(zero));
+
+    struct foreign f = { m->path, 0 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, foreign_heartbeat, &f), 0);
+    usleep(100 * 1000);
+    struct fs_check_options o = { .mode = FS_CHECK_YES };
+    assert_int_equal(fs_check(m->path, &o, stderr), FSCK_EXIT_OPERATIONAL);
+    uint8_t b0[4096];
+    assert_int_equal(pread(fd, b0, sizeof(b0), 0), (ssize_t)sizeof(b0));
+    assert_memory_equal(b0, zero, sizeof(zero));        /* nothing written */
+    __atomic_store_n(&f.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(t, NULL);
+
+    /* the holder died: restored (after waiting it out) */
+    assert_int_equal(fs_check(m->path, &o, stderr), FSCK_EXIT_CORRECTED);
+    assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_CLEAN);
+    close(fd);
+    img_mount(m);
+    img_unmount_check(m);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, img_setup, img_teardown)
@@ -278,6 +310,7 @@ int main(void)
         T(test_lost_block_stops_commits),
         T(test_mkfs_over_live_image),
         T(test_offline_tools_claim),
+        T(test_fsck_restore_claims_first),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
