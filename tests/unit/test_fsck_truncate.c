@@ -64,6 +64,12 @@ static void populate(struct img *m)
  * exit code; the report in *report (the caller frees it). */
 static const struct mmio_observer *cut_observer;
 
+/* A thread the parent starts right after the fork (never before it: a
+ * thread starting while the process forks can leave the child's allocator
+ * locked), with its argument. */
+static void *(*after_fork)(void *);
+static void *after_fork_arg;
+
 static int fsck_in_child(const char *path, enum fs_check_mode mode, char **report)
 {
     int pipefd[2];
@@ -71,6 +77,7 @@ static int fsck_in_child(const char *path, enum fs_check_mode mode, char **repor
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        alarm(60);              /* a hung child fails the test, bounded */
         close(pipefd[0]);
         if (cut_observer)
             mmio_set_observer(cut_observer);
@@ -86,6 +93,9 @@ static int fsck_in_child(const char *path, enum fs_check_mode mode, char **repor
         _exit(r);
     }
     close(pipefd[1]);
+    pthread_t t;
+    if (after_fork)
+        assert_int_equal(pthread_create(&t, NULL, after_fork, after_fork_arg), 0);
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
@@ -98,6 +108,8 @@ static int fsck_in_child(const char *path, enum fs_check_mode mode, char **repor
     close(pipefd[0]);
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (after_fork)
+        pthread_join(t, NULL);
     if (!WIFEXITED(status))
         fail_msg("fsck died: %s", WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "?");
     if (report)
@@ -220,11 +232,11 @@ static void test_check_truncated(void **state)
     for (int i = 0; i < RUNS; i++) {
         copy_file(m->path, work);
         struct cutter k = { work, (off_t)(sb.data_start * 4096), (long)(took * 1e6 * i / RUNS) };
-        pthread_t t;
-        assert_int_equal(pthread_create(&t, NULL, cut_later, &k), 0);
+        after_fork = cut_later;
+        after_fork_arg = &k;
         char *rep;
         int r = fsck_in_child(work, FS_CHECK_NO, &rep);
-        pthread_join(t, NULL);
+        after_fork = NULL;
         /* finished first (0); cut before it looked (4: the filesystem does
          * not fit the image); cut while it ran (8); never killed */
         assert_true(r == FSCK_EXIT_OK || r == FSCK_EXIT_UNCORRECTED ||
