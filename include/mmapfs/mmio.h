@@ -179,6 +179,16 @@ int  mmio_write_at(struct mmio *io, uint64_t off, const void *buf, size_t len);
 const void *mmio_ptr(struct mmio *io, uint64_t off);     /* NULL if out of range or PREAD backend */
 void *mmio_mut_ptr(struct mmio *io, uint64_t off);       /* also NULL if read_only */
 
+/* Runs fn(arg) with the engine's SIGBUS guard armed over the whole mapping
+ * (MMAP backend; PREAD: just calls fn), for callers that read through
+ * mmio_ptr pointers: a fault on the mapping inside fn (the file truncated
+ * under it, a device error on a page-in) abandons fn at that point — the
+ * rest of fn does not run, nothing it allocated or locked is released —
+ * and this returns -EIO; else 0 once fn returned. Faults outside the
+ * mapping are not caught. Meant for a program that stops after the error
+ * (fsck.mmapfs), not for a daemon. */
+int mmio_guarded_call(struct mmio *io, void (*fn)(void *arg), void *arg);
+
 /* Makes everything written so far durable, now, in the calling thread:
  * MMAP: msync(MS_SYNC) of the whole mapping, then fdatasync (which also
  * commits sparse-file allocation and flushes the device's write cache);

@@ -546,6 +546,58 @@ static int finish(struct check *c, uint64_t pre_errors)
     return ret;
 }
 
+/* Everything after opening the target: superblock, MMP, journal, rounds,
+ * summary. Returns the exit bits. */
+static int check_image(struct check *c)
+{
+    FILE *report = c->out;
+    int ret = check_load_superblock(c, report);
+    if (ret)
+        return ret;
+    /* a superblock mended only in memory (-n, -p) is not written over */
+    c->may_repair = c->opt.mode != FS_CHECK_NO && !c->sb.feature_ro_compat &&
+                    !(c->sb_mended && !c->repair_started);
+    if (c->sb.feature_ro_compat)
+        check_info(c, "unknown read-only-compatible features %#x: checking without repairs",
+                   c->sb.feature_ro_compat);
+    if (c->opt.mode == FS_CHECK_PREEN && !c->opt.force &&
+        c->sb.state == MMAPFS_STATE_CLEAN) {
+        if (report)
+            fprintf(report, PROG ": %s: clean, skipped (-f checks anyway)\n", c->path);
+        return 0;
+    }
+    ret = check_mmp(c);
+    if (!ret)
+        ret = replay_journal(c);
+    if (!ret)
+        ret = check_backup_superblock(c);
+    if (ret)
+        return ret;
+    if (c->sb.state & MMAPFS_STATE_ERROR) {
+        check_error(c, "superblock: the filesystem is marked as having errors");
+        c->error_state = 1;
+    }
+    /* errors so far (journal, ERROR state) are outside the rounds */
+    uint64_t pre_errors = c->errors;
+    c->repairs_pre = c->repairs;
+    ret = run_rounds(c);
+    if (!ret)
+        ret = finish(c, pre_errors);
+    return ret;
+}
+
+/* check_image under the engine's SIGBUS guard (mmio_guarded_call). */
+struct guarded_check {
+    struct check *c;
+    int ret;
+};
+
+static void check_image_guarded(void *arg)
+{
+    struct guarded_check *g = arg;
+    g->ret = check_image(g->c);
+}
+
 /* See check_i.h. */
 int fs_check(const char *path, const struct fs_check_options *o, FILE *report)
 {
@@ -558,39 +610,22 @@ int fs_check(const char *path, const struct fs_check_options *o, FILE *report)
     int ret = check_open(&c, &fd);
     if (ret)
         goto out;
-    ret = check_load_superblock(&c, report);
-    if (ret)
-        goto out;
-    /* a superblock mended only in memory (-n, -p) is not written over */
-    c.may_repair = c.opt.mode != FS_CHECK_NO && !c.sb.feature_ro_compat &&
-                   !(c.sb_mended && !c.repair_started);
-    if (c.sb.feature_ro_compat)
-        check_info(&c, "unknown read-only-compatible features %#x: checking without repairs",
-                   c.sb.feature_ro_compat);
-    if (c.opt.mode == FS_CHECK_PREEN && !c.opt.force &&
-        c.sb.state == MMAPFS_STATE_CLEAN) {
-        if (report)
-            fprintf(report, PROG ": %s: clean, skipped (-f checks anyway)\n", path);
-        goto out;
-    }
-    ret = check_mmp(&c);
-    if (ret)
-        goto out;
-    ret = replay_journal(&c);
-    if (ret)
-        goto out;
     store.ctx = &c;
     c.store = &store;
-    if (c.sb.state & MMAPFS_STATE_ERROR) {
-        check_error(&c, "superblock: the filesystem is marked as having errors");
-        c.error_state = 1;
+    /* the passes read metadata through pointers into the mapping: an image
+     * truncated under fsck (or a read error on a page) faults there, and
+     * the guard turns that into an operational error. What the abandoned
+     * pass allocated is not freed: the program stops anyway. */
+    struct guarded_check g = { &c, FSCK_EXIT_OPERATIONAL };
+    if (mmio_guarded_call(c.io, check_image_guarded, &g)) {
+        if (report)
+            fprintf(report, PROG ": %s: the image changed under fsck (truncated?) or could "
+                    "not be read: stopped; check that nothing else uses it and run "
+                    "fsck.mmapfs again\n", path);
+        ret = FSCK_EXIT_OPERATIONAL;
+    } else {
+        ret = g.ret;
     }
-    /* errors so far (journal, ERROR state) are outside the rounds */
-    uint64_t pre_errors = c.errors;
-    c.repairs_pre = c.repairs;
-    ret = run_rounds(&c);
-    if (!ret)
-        ret = finish(&c, pre_errors);
 out:
     check_mmp_release(&c);
     free_state(&c);

@@ -289,8 +289,13 @@ int check_open(struct check *c, int *fd);
 void check_close(struct check *c, int fd);
 
 /* Reads the superblock into c->sb, validating it; mends one whose only
- * fault is its checksum (check_super.c). 0 or FSCK_EXIT_* to stop with. */
+ * fault is its checksum, or takes the backup superblock in place of a
+ * damaged one (check_super.c). 0 or FSCK_EXIT_* to stop with. */
 int check_load_superblock(struct check *c, FILE *out);
+/* Checks the backup superblock (feature compat 0x1) against c->sb: a
+ * damaged or different backup is an error, rewritten from c->sb when
+ * repairs are allowed (check_super.c). 0 or FSCK_EXIT_OPERATIONAL. */
+int check_backup_superblock(struct check *c);
 
 /* Multi-mount protection (check_mmp.c): with -n, a warning if the MMP
  * block shows a holder; for repairs, claims the block (it says FSCK until

@@ -15,8 +15,8 @@
 
 int check_mmp(struct check *c)
 {
-    if (!(c->sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_MMP))
-        return 0;
+    if (!(c->sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_MMP) || c->mmp)
+        return 0;       /* no MMP, or claimed already (before a superblock repair) */
     if (c->opt.mode == FS_CHECK_NO) {
         struct mmapfs_disk_mmp b;
         char who[256];

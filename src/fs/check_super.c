@@ -1,8 +1,8 @@
 /*
- * check_super.c — loading the superblock, and mending one whose checksum
- * is wrong.
+ * check_super.c — loading the superblock, mending one whose checksum is
+ * wrong, restoring one from the backup superblock, checking the backup.
  *
- * There is no backup superblock in format 1. A superblock that fails its
+ * A superblock that fails its
  * checksum or a rule on a field that locates nothing (root inode, orphan
  * head, state) is mended when everything that locates data checks out: super_validate passes with the checksum recomputed, and the layout
  * is the one mkfs writes (regions back to back from block 1, room to grow
@@ -10,9 +10,17 @@
  * are then reset to safe values: the root inode number, an orphan head out
  * of range (the orphan list is rebuilt), unknown state bits, the feature
  * flags other than incompat 0x1 (the only one defined; a checksum failure
- * makes the others suspect, and dropping 0x1 would lose inline content),
- * the reserved bytes. Free counts are recomputed by pass 3 anyway. With
- * -n the mended copy is only used to check the rest of the image.
+ * makes the others suspect, and dropping 0x1 would lose inline content;
+ * compat 0x1, the backup, is kept when its block checks out), the
+ * reserved bytes. Free counts are recomputed by pass 3 anyway. With -n the
+ * mended copy is only used to check the rest of the image.
+ *
+ * When block 0 cannot be mended (or is no superblock at all), or its
+ * mended layout disagrees with a usable backup superblock (block 1 or 2,
+ * docs/FORMAT.md §4c), the backup takes its place: its layout fields are
+ * exact, its counters and state are made safe (super_backup_to_primary)
+ * and the passes recompute the rest. With -y it is written to block 0;
+ * -n and -p only report it and check the image through it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -22,6 +30,7 @@
 #include "fs/check_i.h"
 #include "fs/fs_i.h"
 #include "fs/mkfs.h"
+#include "fs/super_backup.h"
 #include "util/crc32c.h"
 
 /* Incompatible features this checker understands. */
@@ -37,11 +46,13 @@
 static int mkfs_layout(const struct mmapfs_disk_superblock *sb)
 {
     uint64_t mmp = sb->feature_incompat & MMAPFS_FEATURE_INCOMPAT_MMP ? 1 : 0;
+    uint64_t backup = sb->feature_compat & MMAPFS_FEATURE_COMPAT_BACKUP_SB ? 1 : 0;
     /* a grown inode table's bitmap may have moved into the data area: its
      * old blocks joined the room (§13a) */
     int moved = mmapfs_inode_bitmap_moved(sb);
     uint64_t bitmap_room = mmapfs_block_bitmap_room_end(sb) - sb->block_bitmap_start;
-    return sb->journal_start == 1 + mmp && (!mmp || sb->mmp_block == 1) &&
+    return sb->journal_start == 1 + mmp + backup && (!mmp || sb->mmp_block == 1) &&
+           (!backup || sb->backup_block == 1 + mmp) &&
            sb->block_bitmap_start == sb->journal_start + sb->journal_blocks &&
            mmapfs_block_bitmap_room_end(sb) > sb->block_bitmap_start &&
            bitmap_room >= sb->block_bitmap_blocks &&
@@ -72,8 +83,11 @@ static int super_mend(struct mmapfs_disk_superblock *sb, uint64_t image_bytes)
         n++;
     }
     uint32_t known_incompat = sb->feature_incompat & CHECK_INCOMPAT_KNOWN;
-    if (sb->feature_compat || sb->feature_ro_compat || sb->feature_incompat != known_incompat) {
-        sb->feature_compat = sb->feature_ro_compat = 0;
+    uint32_t known_compat = sb->feature_compat & MMAPFS_FEATURE_COMPAT_BACKUP_SB;
+    if (sb->feature_compat != known_compat || sb->feature_ro_compat ||
+        sb->feature_incompat != known_incompat) {
+        sb->feature_compat = known_compat;
+        sb->feature_ro_compat = 0;
         sb->feature_incompat = known_incompat;
         n++;
     }
@@ -94,30 +108,27 @@ static int super_mend(struct mmapfs_disk_superblock *sb, uint64_t image_bytes)
     return n;
 }
 
-/* A superblock that failed with -EUCLEAN: mends it if it can (and writes
- * it with -y). 0 if c->sb is now usable, else FSCK_EXIT_UNCORRECTED. */
-static int try_mend(struct check *c, const char *msg)
+/* Takes *sb (mended, or restored from the backup) in place of block 0,
+ * and writes it there with -y (after claiming the MMP block, if any);
+ * 'repaired' says what was done. 0 or FSCK_EXIT_OPERATIONAL. */
+static int take_superblock(struct check *c, const struct mmapfs_disk_superblock *sb,
+                           const char *repaired)
 {
-    struct mmapfs_disk_superblock sb = c->sb;
-    int n = super_mend(&sb, mmio_size(c->io));
-    if (n < 0) {
-        check_error(c, "superblock: %s (cannot check further)", msg);
-        return FSCK_EXIT_UNCORRECTED;
-    }
-    if (!c->sb_mended)
-        check_error(c, "superblock: %s; the layout checks out%s", msg,
-                    n ? " (damaged fields reset)" : "");
     c->sb_mended = 1;
     int was_error = (c->sb.state & MMAPFS_STATE_ERROR) != 0;
-    c->sb = sb;
+    c->sb = *sb;
     if (c->opt.mode == FS_CHECK_YES && !c->repair_started) {
-        int err = check_io_write(c, 0, &sb, sizeof(sb));
+        /* with MMP, no write before the image is ours (a live holder is
+         * refused here, not overwritten) */
+        int r = check_mmp(c);
+        if (r)
+            return r;
+        int err = check_io_write(c, 0, sb, sizeof(*sb));
         if (!err)
             err = check_io_sync(c);
         if (err)
             return FSCK_EXIT_OPERATIONAL;
-        check_repaired(c, "superblock: %d damaged field%s reset, checksum recomputed", n,
-                       n == 1 ? "" : "s");
+        check_repaired(c, "superblock: %s", repaired);
         c->repair_started = 1;
         c->error_set = !was_error;
         c->repairs++;
@@ -125,6 +136,51 @@ static int try_mend(struct check *c, const char *msg)
         c->stop_preen = 1;
     }
     return 0;
+}
+
+/* check_read as a super_backup_read_fn. */
+static int read_image(void *ctx, uint64_t off, void *buf, size_t len)
+{
+    return check_read(ctx, off, buf, len);
+}
+
+/* Block 0 failed validation with err (msg says why): mends it, or takes
+ * the backup superblock. 0 if c->sb is now usable, else FSCK_EXIT_*. */
+static int replace_superblock(struct check *c, int err, const char *msg, FILE *out)
+{
+    struct mmapfs_disk_superblock backup, mended = c->sb;
+    uint64_t backup_blk = 0;
+    uint64_t image_bytes = mmio_size(c->io);
+    int have_backup = super_backup_find(read_image, c, image_bytes, &backup,
+                                        &backup_blk) == 1;
+    int n = err == -EUCLEAN ? super_mend(&mended, image_bytes) : -1;
+    char what[96];
+
+    if (n >= 0 && (!have_backup || super_backup_same_layout(&mended, &backup))) {
+        if (!c->sb_mended)
+            check_error(c, "superblock: %s; the layout checks out%s", msg,
+                        n ? " (damaged fields reset)" : "");
+        snprintf(what, sizeof(what), "%d damaged field%s reset, checksum recomputed", n,
+                 n == 1 ? "" : "s");
+        return take_superblock(c, &mended, what);
+    }
+    if (have_backup) {
+        if (!c->sb_mended)
+            check_error(c, "superblock: %s; the backup superblock at block %" PRIu64
+                        " is usable%s", msg, backup_blk,
+                        c->opt.mode == FS_CHECK_YES ? "" : " (fsck.mmapfs -y restores it)");
+        super_backup_to_primary(&backup);
+        snprintf(what, sizeof(what), "restored from the backup superblock at block %" PRIu64,
+                 backup_blk);
+        return take_superblock(c, &backup, what);
+    }
+    if (err == -EUCLEAN) {
+        check_error(c, "superblock: %s (cannot check further)", msg);
+        return FSCK_EXIT_UNCORRECTED;
+    }
+    if (out)
+        fprintf(out, PROG ": %s: %s\n", c->path, msg);
+    return FSCK_EXIT_OPERATIONAL;
 }
 
 /* See check_i.h. */
@@ -138,13 +194,14 @@ int check_load_superblock(struct check *c, FILE *out)
     }
     char msg[256] = "";
     err = super_validate(&c->sb, mmio_size(c->io), msg, sizeof(msg));
-    if (err == -EINVAL) {
+    /* a superblock of another format version is not damage */
+    if (err == -EINVAL && memcmp(c->sb.magic, MMAPFS_MAGIC, sizeof(c->sb.magic)) == 0) {
         if (out)
             fprintf(out, PROG ": %s: %s\n", c->path, msg);
         return FSCK_EXIT_OPERATIONAL;
     }
     if (err) {
-        int r = try_mend(c, msg);
+        int r = replace_superblock(c, err, msg, out);
         if (r)
             return r;
     }
@@ -163,5 +220,36 @@ int check_load_superblock(struct check *c, FILE *out)
     c->block_count = c->sb.block_count;
     c->inode_count = c->sb.inode_count;
     c->data_start = c->sb.data_start;
+    return 0;
+}
+
+/* See check_i.h. */
+int check_backup_superblock(struct check *c)
+{
+    if (!(c->sb.feature_compat & MMAPFS_FEATURE_COMPAT_BACKUP_SB))
+        return 0;
+    uint64_t blk = c->sb.backup_block;
+    struct mmapfs_disk_superblock backup;
+    int err = check_read(c, blk * MMAPFS_BLOCK_SIZE, &backup, sizeof(backup));
+    if (err)
+        return FSCK_EXIT_OPERATIONAL;
+    if (super_backup_usable(&backup, blk, mmio_size(c->io)) &&
+        super_backup_same_layout(&backup, &c->sb))
+        return 0;
+    check_error(c, "backup superblock at block %" PRIu64 ": %s", blk,
+                super_backup_usable(&backup, blk, mmio_size(c->io))
+                    ? "its layout differs from the superblock's" : "damaged");
+    if (!c->may_repair)
+        return 0;
+    err = check_begin_repair(c);
+    if (!err)
+        err = check_io_write(c, blk * MMAPFS_BLOCK_SIZE, &c->sb, sizeof(c->sb));
+    if (!err)
+        err = check_io_sync(c);
+    if (err)
+        return FSCK_EXIT_OPERATIONAL;
+    check_repaired(c, "backup superblock at block %" PRIu64 ": rewritten from the superblock",
+                   blk);
+    c->repairs++;
     return 0;
 }

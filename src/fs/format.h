@@ -113,13 +113,15 @@ struct mmapfs_disk_superblock {
     uint64_t mmp_block;            /* 1024 MMP block (MMAPFS_FEATURE_INCOMPAT_MMP), else 0 */
     uint32_t mmp_interval;         /* 1032 heartbeat interval, seconds (MMP), else 0 */
     uint32_t mmp_reserved;         /* 1036 0 */
-    uint8_t  reserved2[2048 - 1040]; /* 1040 zero */
+    uint64_t backup_block;         /* 1040 backup superblock (MMAPFS_FEATURE_COMPAT_BACKUP_SB), else 0 */
+    uint8_t  reserved2[2048 - 1048]; /* 1048 zero */
     struct mmapfs_disk_itab itab;  /* 2048 grown inode table (MMAPFS_FEATURE_INCOMPAT_ITAB) */
     uint8_t  reserved3[4092 - 3072]; /* 3072 zero */
     uint32_t checksum;             /* 4092 crc32c of bytes 0..4091 */
 };
 _Static_assert(sizeof(struct mmapfs_disk_superblock) == MMAPFS_BLOCK_SIZE, "sb");
 _Static_assert(offsetof(struct mmapfs_disk_superblock, mmp_block) == 1024, "sb mmp");
+_Static_assert(offsetof(struct mmapfs_disk_superblock, backup_block) == 1040, "sb backup");
 _Static_assert(offsetof(struct mmapfs_disk_superblock, itab) == 2048, "sb itab");
 
 /* Has a grown inode table's bitmap moved into the data area? Then the gap
@@ -137,6 +139,15 @@ static inline uint64_t mmapfs_block_bitmap_room_end(const struct mmapfs_disk_sup
 }
 
 /* ---- feature bits (docs/FORMAT.md §2) ------------------------------------ */
+
+/* Backup superblock: a copy of the superblock at sb.backup_block (mkfs:
+ * block 1, block 2 with MMP), rewritten whenever a layout field changes
+ * (mkfs, mmapfs-resize, fsck); fsck restores block 0 from it. */
+#define MMAPFS_FEATURE_COMPAT_BACKUP_SB 0x1u
+/* The blocks where a backup superblock may live (fsck and mount look at
+ * both when block 0 is unusable). */
+#define MMAPFS_BACKUP_SB_FIRST 1u
+#define MMAPFS_BACKUP_SB_LAST  2u
 
 /* Multi-mount protection: the superblock names an MMP block (below) that a
  * read-write mount keeps updating; a second mount that sees it change

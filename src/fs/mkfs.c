@@ -5,13 +5,16 @@
  *
  * Layout (docs/FORMAT.md, src/fs/format.h):
  *   block 0                  superblock
- *   1 .. journal_blocks      journal (jnl_format writes its headers)
+ *   [block 1                 MMP block, with MMP]
+ *   block 1 (2 with MMP)     backup superblock
+ *   journal_start ..         journal (jnl_format writes its headers)
  *   block bitmap (+ room to grow it: mmapfs-resize), inode bitmap, inode table
  *   data_start               the root directory's single B+tree leaf
  *   data_start + 1 ..        free
  *
  * Order of writes, so that a half-made image is never recognised: block 0
- * is zeroed and synced first, then everything else is written and synced,
+ * and the blocks a backup superblock may occupy are zeroed and synced
+ * first, then everything else (the backup last) is written and synced,
  * then the superblock, then a last sync. Data blocks and the inode table
  * are not zeroed (unused inode records are undefined), so formatting a
  * large device is fast.
@@ -23,11 +26,13 @@
 #include <sys/stat.h>
 #include <dirent.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fs/format.h"
-#include "fs/fs.h"
+#include "fs/fs_i.h"
 #include "fs/mkfs.h"
 #include "fs/mmp.h"
+#include "fs/super_backup.h"
 #include "journal/journal.h"
 #include "util/crc32c.h"
 
@@ -65,9 +70,11 @@ int mkfs_geometry(uint64_t bytes, const struct fs_format_options *opt,
         return -EINVAL;
     if (opt && opt->mmp && opt->mmp_interval > MMAPFS_MMP_INTERVAL_MAX)
         return -EINVAL;
-    /* with MMP, block 1 is the MMP block and the journal follows it */
+    /* with MMP, block 1 is the MMP block; the backup superblock follows,
+     * then the journal */
     g->mmp_block = opt && opt->mmp ? 1 : 0;
-    g->journal_start = g->mmp_block ? 2 : 1;
+    g->backup_block = g->mmp_block + 1;
+    g->journal_start = g->backup_block + 1;
     g->journal_blocks = jb;
 
     uint64_t inodes = opt ? opt->inodes : 0;
@@ -233,6 +240,8 @@ static int make_superblock(struct mmapfs_disk_superblock *sb, const struct mkfs_
     sb->data_start = g->data_start;
     sb->root_ino = MMAPFS_ROOT_INO;
     sb->orphan_head = 0;
+    sb->feature_compat = MMAPFS_FEATURE_COMPAT_BACKUP_SB;
+    sb->backup_block = g->backup_block;
     sb->next_generation = 3;          /* root has 1, lost+found 2 */
     sb->free_blocks = g->block_count - g->used_blocks;
     sb->free_inodes = g->inode_count - 2;
@@ -290,8 +299,9 @@ int fs_format(struct mmio *io, const struct fs_format_options *opt)
     if (!block)
         return -ENOMEM;
 
-    /* 1. the old superblock (if any) goes away first */
-    err = mmio_write_at(io, 0, block, MMAPFS_BLOCK_SIZE);
+    /* 1. the old superblock and its backup (if any) go away first */
+    for (uint64_t b = 0; b <= MMAPFS_BACKUP_SB_LAST && !err; b++)
+        err = mmio_write_at(io, b * MMAPFS_BLOCK_SIZE, block, MMAPFS_BLOCK_SIZE);
     if (!err)
         err = mmio_sync(io);
     if (err)
@@ -326,29 +336,65 @@ int fs_format(struct mmio *io, const struct fs_format_options *opt)
     /* 5. root directory leaf */
     make_root_leaf(block, g.root_dir_block);
     err = mmio_write_at(io, g.root_dir_block * MMAPFS_BLOCK_SIZE, block, MMAPFS_BLOCK_SIZE);
+    if (err)
+        goto out;
+
+    /* 6. the backup superblock, a copy of the one written last */
+    struct mmapfs_disk_superblock *sb = (void *)block;
+    err = make_superblock(sb, &g, opt, &now);
+    if (!err)
+        err = mmio_write_at(io, g.backup_block * MMAPFS_BLOCK_SIZE, sb, sizeof(*sb));
     if (!err)
         err = mmio_sync(io);
     if (err)
         goto out;
 
-    /* 6. the MMP block, released (CLEAN) */
+    /* 7. the MMP block, released (CLEAN) */
     if (g.mmp_block) {
-        struct mmapfs_disk_mmp *mmp = (void *)block;
-        mmp_block_clean(mmp, opt->mmp_interval ? opt->mmp_interval
-                                               : MMAPFS_MMP_INTERVAL_DEFAULT);
-        err = mmio_write_at(io, g.mmp_block * MMAPFS_BLOCK_SIZE, mmp, sizeof(*mmp));
+        struct mmapfs_disk_mmp mmp;
+        mmp_block_clean(&mmp, opt->mmp_interval ? opt->mmp_interval
+                                                : MMAPFS_MMP_INTERVAL_DEFAULT);
+        err = mmio_write_at(io, g.mmp_block * MMAPFS_BLOCK_SIZE, &mmp, sizeof(mmp));
         if (err)
             goto out;
     }
 
-    /* 7. superblock last */
-    struct mmapfs_disk_superblock *sb = (void *)block;
-    err = make_superblock(sb, &g, opt, &now);
-    if (!err)
-        err = mmio_write_at(io, 0, sb, sizeof(*sb));
+    /* 8. superblock last (the same bytes as the backup) */
+    err = mmio_write_at(io, 0, sb, sizeof(*sb));
     if (!err)
         err = mmio_sync(io);
 out:
     free(block);
     return err;
+}
+
+/* ---- an MMP image already on the target ------------------------------------------- */
+
+/* pread of the descriptor in ctx as a super_backup_read_fn. */
+static int read_fd(void *ctx, uint64_t off, void *buf, size_t len)
+{
+    ssize_t r = pread(*(int *)ctx, buf, len, (off_t)off);
+    if (r < 0)
+        return -errno;
+    return (size_t)r == len ? 0 : -EIO;
+}
+
+int mkfs_claim_mmp(int fd, const char *path, uint64_t bytes, const char *prog, FILE *err,
+                   struct mmp **out)
+{
+    struct mmapfs_disk_superblock sb;
+    uint64_t blk;
+
+    *out = NULL;
+    if (bytes < MMAPFS_BLOCK_SIZE)
+        return 0;
+    int e = read_fd(&fd, 0, &sb, sizeof(sb));
+    if (e)
+        return e;
+    if (super_validate(&sb, bytes, NULL, 0) != 0 &&
+        super_backup_find(read_fd, &fd, bytes, &sb, &blk) != 1)
+        return 0;                   /* no mmapfs here: nothing holds it */
+    if (!(sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_MMP))
+        return 0;
+    return mmp_claim(out, path, &sb, MMP_FSCK, prog, err);
 }

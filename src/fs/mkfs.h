@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "fs/fs.h"
 #include "mmapfs/mmio.h"
@@ -30,6 +31,7 @@
 struct mkfs_geometry {
     uint64_t block_count, inode_count;
     uint64_t mmp_block;          /* 0: no MMP */
+    uint64_t backup_block;       /* the backup superblock */
     uint64_t journal_start, journal_blocks;
     uint64_t block_bitmap_start, block_bitmap_blocks;
     uint64_t inode_bitmap_start, inode_bitmap_blocks;
@@ -62,5 +64,18 @@ int mkfs_probe_buffer(const void *head, size_t len, char *what, size_t what_len)
 /* Same on an opened engine: reads min(size, MKFS_PROBE_BYTES) bytes.
  * 1 found, 0 nothing, -errno on a read error. */
 int mkfs_probe(struct mmio *io, char *what, size_t what_len);
+
+/* Before formatting a target (open descriptor fd, path, bytes long) that
+ * holds an mmapfs image with multi-mount protection (found through its
+ * superblock, or the backup when block 0 is damaged): claims its MMP
+ * block as fsck.mmapfs -y does (mmp_claim, MMP_FSCK), so that a holder
+ * that is alive — its heartbeat changes, here or on another machine, or
+ * fsck is repairing it — is refused with one line on err naming it (host,
+ * pid), and no mount starts while mkfs writes. 0 with *out (NULL when
+ * there is no MMP image; else mmp_release(*out, 0) after formatting), or
+ * -EBUSY (refused, line printed) or -errno. */
+struct mmp;
+int mkfs_claim_mmp(int fd, const char *path, uint64_t bytes, const char *prog, FILE *err,
+                   struct mmp **out);
 
 #endif

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "fs/fs_i.h"
+#include "fs/super_backup.h"
 #include "fs/mmp.h"
 #include "journal/journal_i.h"   /* jnl_test_abandon (fs_crash_for_test only) */
 
@@ -111,7 +112,7 @@ static int check_home_superblock(struct fs *fs, const char *path,
     }
     err = super_validate(&sb, mmio_size(fs->io), msg, sizeof(msg));
     if (err) {
-        fprintf(stderr, "mmapfs: %s: %s\n", path, msg);
+        super_backup_report(fs->io, path, &sb, err, msg);
         return err;
     }
     if (sb.feature_incompat & ~FS_FEATURE_INCOMPAT_SUPP) {

@@ -14,18 +14,20 @@
 #include <unistd.h>
 
 #include "fs/fs_i.h"
+#include "fs/mmp.h"
 #include "fs/offline.h"
 
 /* Features that change nothing the offline tools read or write (the
  * bitmaps, the journal, the superblock): inode-resident extents (0x1),
- * chained xattr blocks (0x2) and in-inode xattrs (0x8); and a grown inode
+ * chained xattr blocks (0x2) and in-inode xattrs (0x8); a grown inode
  * table (0x10), which resize itself writes (its blocks are set in the block
- * bitmap). Any other bit is refused; MMP (0x4) too, since these tools do not
- * take part in it. */
+ * bitmap); and MMP (0x4), whose block the tools claim like fsck -y. Any
+ * other bit is refused. */
 #define OFFLINE_INCOMPAT_OK (MMAPFS_FEATURE_INCOMPAT_INODE_DATA | \
                              MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN | \
                              MMAPFS_FEATURE_INCOMPAT_INODE_XATTR | \
-                             MMAPFS_FEATURE_INCOMPAT_ITAB)
+                             MMAPFS_FEATURE_INCOMPAT_ITAB | \
+                             MMAPFS_FEATURE_INCOMPAT_MMP)
 
 static int say(char *msg, size_t len, int err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -37,6 +39,25 @@ static int say(char *msg, size_t len, int err, const char *fmt, ...)
         vsnprintf(msg, len, fmt, ap);
     va_end(ap);
     return err;
+}
+
+/* Claims the MMP block as fsck -y does; on a refusal msg names the holder. */
+static int claim_mmp(struct fs_offline *o, char *msg, size_t msg_len)
+{
+    int err = mmp_claim(&o->mmp, o->path, &o->sb, MMP_FSCK, NULL, NULL);
+    if (err == -EBUSY) {
+        struct mmapfs_disk_mmp b;
+        char who[256] = "unknown holder";
+        memset(&b, 0, sizeof(b));
+        if (mmp_peek(o->path, o->sb.mmp_block, &b) == 0)
+            mmp_describe(&b, who, sizeof(who));
+        return say(msg, msg_len, err, "in use (multi-mount protection): %s%s", who,
+                   mmp_block_valid(&b) && b.seq == MMAPFS_MMP_SEQ_FSCK
+                       ? " (being repaired by fsck.mmapfs)" : "");
+    }
+    if (err)
+        return say(msg, msg_len, err, "multi-mount protection: %s", strerror(-err));
+    return 0;
 }
 
 int fs_offline_open(struct fs_offline *o, const char *path, char *msg, size_t msg_len)
@@ -99,6 +120,13 @@ int fs_offline_open(struct fs_offline *o, const char *path, char *msg, size_t ms
                   o->sb.feature_incompat, o->sb.feature_ro_compat);
         goto fail;
     }
+    /* a live holder elsewhere first: its image does not look clean, but
+     * "run fsck" would be the wrong advice */
+    if (o->sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_MMP) {
+        err = claim_mmp(o, msg, msg_len);
+        if (err)
+            goto fail;
+    }
     if (!(o->sb.state & MMAPFS_STATE_CLEAN) || (o->sb.state & MMAPFS_STATE_ERROR)) {
         err = say(msg, msg_len, -EUCLEAN, "not cleanly unmounted%s: run fsck.mmapfs "
                   "-y (or mount and unmount it) first",
@@ -114,6 +142,7 @@ fail:
 void fs_offline_close(struct fs_offline *o)
 {
     mmio_close(o->io);
+    mmp_release(o->mmp, 1);
     if (o->lock_fd >= 0)
         close(o->lock_fd);
     free(o->path);

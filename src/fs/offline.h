@@ -13,6 +13,8 @@
 #include "fs/format.h"
 #include "mmapfs/mmio.h"
 
+struct mmp;
+
 /* An image opened for an offline change. */
 struct fs_offline {
     struct mmio *io;                      /* the whole file or device */
@@ -21,17 +23,23 @@ struct fs_offline {
     uint64_t image_bytes;                 /* its size now */
     struct mmapfs_disk_superblock sb;     /* as read and validated */
     char *path;
+    struct mmp *mmp;                      /* MMP image: the block claimed (FSCK) */
 };
 
 /* Opens path read-write for an offline change: not mounted (mountinfo),
  * exclusive flock (no daemon, fsck or other tool on it), superblock valid,
  * unmounted cleanly (state CLEAN, no ERROR), no feature the offline tools
- * do not know. On error, msg says why in one line for the user.
+ * do not know. With multi-mount protection the MMP block is claimed as
+ * fsck -y claims it (a live holder elsewhere is refused, -EBUSY, after
+ * watching a block that was not released for 2 x interval + 1 s; the
+ * block says FSCK until fs_offline_close marks it CLEAN). On error, msg
+ * says why in one line for the user.
  * Errors: -EBUSY (mounted or in use), -EUCLEAN (corrupt, or not clean:
  * run fsck.mmapfs), -EINVAL (not mmapfs), -EOPNOTSUPP (feature), -errno. */
 int fs_offline_open(struct fs_offline *o, const char *path, char *msg, size_t msg_len);
 
-/* Syncs nothing; closes the engine and drops the lock. */
+/* Syncs nothing; closes the engine, releases the MMP block (CLEAN) and
+ * drops the lock. */
 void fs_offline_close(struct fs_offline *o);
 
 /* Gives every free block of the filesystem (block bitmap bit 0, from

@@ -32,7 +32,10 @@
  * journal tail, the journal header slot that is not current (with a log
  * size only the new superblock accepts, jnl_reshape). Then a sync, then one
  * superblock write (4096 bytes, CRC-32C), then a sync. A crash before the
- * superblock write leaves the old filesystem, after it the new one.
+ * superblock write leaves the old filesystem, after it the new one. With a
+ * backup superblock, the new superblock goes to the backup first, then a
+ * sync: the old primary still wins until it is replaced, and a primary
+ * torn by a crash is restored from the backup by fsck.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -360,6 +363,14 @@ int fs_grow(struct fs_offline *o, uint64_t new_bytes, struct fs_grow_plan *p,
     char why[200];
     if (super_validate(&sb, o->image_bytes, why, sizeof(why)) != 0)
         return -EUCLEAN;            /* a bug: never write a superblock we would reject */
+    if (sb.feature_compat & MMAPFS_FEATURE_COMPAT_BACKUP_SB) {
+        /* the backup first: a primary torn by a crash is restored from it */
+        err = mmio_write_at(o->io, sb.backup_block * MMAPFS_BLOCK_SIZE, &sb, sizeof(sb));
+        if (!err)
+            err = mmio_sync(o->io);
+        if (err)
+            return err;
+    }
     err = mmio_write_at(o->io, 0, &sb, sizeof(sb));
     if (err)
         return err;

@@ -223,6 +223,13 @@ int super_validate(const struct mmapfs_disk_superblock *sb, uint64_t image_bytes
             return reject(msg, msg_len, -EUCLEAN, "bad MMP interval %u s", sb->mmp_interval);
         next = sb->mmp_block + 1;
     }
+    if (sb->feature_compat & MMAPFS_FEATURE_COMPAT_BACKUP_SB) {
+        /* the backup superblock too (docs/FORMAT.md §4c) */
+        if (sb->backup_block < next || sb->backup_block >= sb->journal_start)
+            return reject(msg, msg_len, -EUCLEAN, "bad backup superblock block %llu",
+                          (unsigned long long)sb->backup_block);
+        next = sb->backup_block + 1;
+    }
     int err = check_region(sb, "journal", sb->journal_start, sb->journal_blocks, &next,
                            msg, msg_len);
     if (!err)

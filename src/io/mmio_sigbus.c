@@ -12,6 +12,9 @@
  * installed before ours, or, if that was SIG_DFL/SIG_IGN, is made fatal as
  * it would have been without us.
  *
+ * mmio_guarded_call arms the same guard around a whole function, for
+ * callers that read through raw pointers (fsck).
+ *
  * The only global mutable state of libmmio lives here: the installation
  * (prev_action, under install_mu). The guard state is per thread; a
  * thread's TLS block is touched before that thread can fault in a guarded
@@ -100,8 +103,10 @@ out:
     return err;
 }
 
-int mmio_guarded_copy(void *dst, const void *src, size_t len,
-                      const void *range, size_t range_len)
+/* Runs fn(arg) with the guard armed over [range, range + range_len):
+ * 0, or -EIO if a fault there abandoned fn. Guards nest (the outer one is
+ * restored on the way out). */
+static int guarded(void (*fn)(void *arg), void *arg, const void *range, size_t range_len)
 {
     sigjmp_buf jb;
     sigjmp_buf *saved = guard_jmp;   /* nesting from a signal handler */
@@ -127,11 +132,39 @@ int mmio_guarded_copy(void *dst, const void *src, size_t len,
     guard_jmp = &jb;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
 
-    memcpy(dst, src, len);
+    fn(arg);
 
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     guard_jmp = saved;
     guard_lo = saved_lo;
     guard_len = saved_len;
     return 0;
+}
+
+struct copy_args {
+    void *dst;
+    const void *src;
+    size_t len;
+};
+
+static void copy(void *arg)
+{
+    struct copy_args *a = arg;
+    memcpy(a->dst, a->src, a->len);
+}
+
+int mmio_guarded_copy(void *dst, const void *src, size_t len,
+                      const void *range, size_t range_len)
+{
+    struct copy_args a = { dst, src, len };
+    return guarded(copy, &a, range, range_len);
+}
+
+int mmio_guarded_call(struct mmio *io, void (*fn)(void *arg), void *arg)
+{
+    if (!io || !io->map) {
+        fn(arg);
+        return 0;
+    }
+    return guarded(fn, arg, io->map, io->size);
 }

@@ -23,6 +23,7 @@
 #include "fs/format.h"
 #include "fs/fs.h"
 #include "fs/mkfs.h"
+#include "fs/mmp.h"
 #include "fuse/version_i.h"
 #include "mmapfs/mmio.h"
 #include "tools/exit_i.h"
@@ -226,6 +227,25 @@ static int check_signature(int fd, const struct mkfs_args *a)
     return -TOOL_EXIT_EXISTING;
 }
 
+/* Refuses (returns -TOOL_EXIT_* after a message) a target whose MMP block
+ * (an mmapfs image with multi-mount protection) shows a live holder; -f
+ * does not override that. Else claims the block until the format is done
+ * (*mmp, NULL without MMP). */
+static int claim_mmp(int fd, const struct mkfs_args *a, const struct stat *st, struct mmp **mmp)
+{
+    uint64_t bytes = (uint64_t)st->st_size;
+    if (S_ISBLK(st->st_mode) && ioctl(fd, BLKGETSIZE64, &bytes))
+        bytes = 0;
+    int err = mkfs_claim_mmp(fd, a->target, bytes, PROG, stderr, mmp);
+    if (err == -EBUSY)
+        return -TOOL_EXIT_IN_USE;
+    if (err) {
+        fprintf(stderr, PROG ": %s: multi-mount protection: %s\n", a->target, strerror(-err));
+        return -TOOL_EXIT_FAILURE;
+    }
+    return 0;
+}
+
 /* Explains why mkfs_geometry refused; returns the exit status. */
 static int explain_geometry(uint64_t size, const struct mkfs_args *a)
 {
@@ -329,6 +349,7 @@ int main(int argc, char **argv)
     int created = 0, extended = 0, is_blk = 0, fd = -1, ret = TOOL_EXIT_FAILURE;
     off_t old_size = 0;
     struct mmio *io = NULL;
+    struct mmp *mmp = NULL;
     struct stat st;
 
     if (stat(a.target, &st) == 0) {
@@ -407,7 +428,9 @@ int main(int argc, char **argv)
             ret = TOOL_EXIT_IN_USE;
             goto out;
         }
-        r = check_signature(fd, &a);
+        r = claim_mmp(fd, &a, &st, &mmp);
+        if (!r)
+            r = check_signature(fd, &a);
         if (r) {
             ret = -r;
             goto out;
@@ -454,6 +477,7 @@ int main(int argc, char **argv)
 out:
     if (io)
         mmio_close(io);
+    mmp_release(mmp, 0);
     if (ret && created)
         unlink(a.target);
     else if (ret && extended && ftruncate(fd, old_size))

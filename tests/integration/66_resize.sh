@@ -144,10 +144,13 @@ done
 back=$T_DIR/back.img
 truncate -s 256M "$back"
 if new_loop "$back" dev; then
-    # MMP (the default on a block device) is refused by the offline tools
-    # until they keep the heartbeat themselves (docs/MOUNT.md, "Growing")
-    check_fail "mmapfs-resize refuses an MMP device" sh -c \
+    # MMP (the default on a block device): the offline tools claim the
+    # block like fsck -y and release it CLEAN (docs/MOUNT.md, "Growing")
+    check "mmapfs-resize takes an MMP device's block" sh -c \
         "'$MKFS' -q -f '$dev' && '$RESIZE' '$dev'"
+    _run "$FSCK" -n "$dev"
+    check_sh "the MMP block is released after mmapfs-resize" \
+        '[ "$1" -eq 0 ] && ! grep -q "MMP block is not released" <<<"$0"' "$T_OUT" "$T_RC"
     check "mkfs on the loop device without MMP" "$MKFS" -q -f -O ^mmp "$dev"
     check "grow a device to its own size: nothing to do" "$RESIZE" "$dev"
     check_fail "a device cannot be grown past its size" "$RESIZE" "$dev" 1G

@@ -10,6 +10,9 @@
 #  - the same from another UTS namespace (another host name: what a second
 #    machine looks like) refuses after watching the heartbeat change;
 #  - fsck -y refuses; fsck -n warns and checks read-only;
+#  - mkfs -f refuses (exit 5, one line naming host and pid), from either
+#    host name, and so do mmapfs-resize and mmapfs-trim; A's files are
+#    intact;
 #  - kill -9 A: a mount of the file now waits out the heartbeat (about
 #    2 x interval + 1 s) and takes over; writes work;
 #  - its clean unmount marks the block clean: the next mount (through the
@@ -24,6 +27,8 @@ require_cmd losetup unshare hostname
 export LC_ALL=C
 
 img=$T_DIR/mmp.img
+RESIZE="$T_BUILD/mmapfs-resize"
+TRIM="$T_BUILD/mmapfs-trim"
 A=$T_DIR/a
 Bm=$T_DIR/b
 mkdir -p "$A" "$Bm"
@@ -87,6 +92,29 @@ if grep -q "warning: the MMP block is not released" <<<"$T_OUT" && [ "$T_RC" -lt
 else
     fail "fsck -n warns and checks read-only" "exit $T_RC" "$T_OUT"
 fi
+# mkfs over the live image: refused, -f does not override it (exit 5)
+_run "$MKFS" -q -f "$img"
+if [ "$T_RC" -eq 5 ] && grep -q "in use (multi-mount protection): host $host, pid $apid" <<<"$T_OUT" &&
+    [ "$(grep -c . <<<"$T_OUT")" -eq 1 ]; then
+    pass "mkfs -f refuses the image A holds (exit 5, one line naming host and pid)"
+else
+    fail "mkfs -f refuses the image A holds" "exit $T_RC" "$T_OUT"
+fi
+_run unshare -u bash -c 'hostname mmp-other-host && exec "$@"' sh "$MKFS" -q -f "$img"
+if [ "$T_RC" -eq 5 ] && grep -q "in use (multi-mount protection): host $host, pid $apid" <<<"$T_OUT"; then
+    pass "mkfs -f from another host name: refused after watching the live heartbeat"
+else
+    fail "mkfs -f from another host name: refused after watching the heartbeat" "exit $T_RC" "$T_OUT"
+fi
+for tool in "$RESIZE" "$TRIM"; do
+    _run "$tool" "$img"
+    if [ "$T_RC" -eq 5 ] && grep -q "in use (multi-mount protection): host $host, pid $apid" <<<"$T_OUT"; then
+        pass "$(basename "$tool") refuses the image A holds (exit 5, names host and pid)"
+    else
+        fail "$(basename "$tool") refuses the image A holds" "exit $T_RC" "$T_OUT"
+    fi
+done
+check_sh "A's files survived the refused mkfs" '[ "$(sha256sum <"$0")" = "$1" ]' "$A/before" "$sum_before"
 check "A is still alive and writing" dd if=/dev/zero of="$A/still" bs=4k count=4 conv=fsync status=none
 
 # ---- A dies: the next mount waits out the heartbeat and takes over --------------------------

@@ -24,8 +24,12 @@
 #   - after unmounting, `fsck.mmapfs -y` repairs (exit 0 or 1), then
 #     `fsck.mmapfs -n` finds the image clean, and it mounts and survives
 #     the same walk without a single error. The one exception is a
-#     damaged superblock that fsck does not guess at (format 1 has no
-#     backup): then fsck -y must decline in a line or two (exit 4 or 8).
+#     damaged superblock that fsck does not guess at: then fsck -y must
+#     decline in a line or two (exit 4 or 8).
+# Then the backup superblock (docs/FORMAT.md §4c): block 0 of a copy
+# zeroed; the mount refuses in one line that names the backup and says
+# "run fsck.mmapfs -y"; fsck -y restores it (exit 1), fsck -n is clean,
+# and the image mounts and walks clean.
 # Everything mounted is unmounted by the EXIT trap (common.sh).
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
@@ -287,9 +291,10 @@ for ((i = 0; i < CASES; i++)); do
     # repair, then clean and mountable
     _run "$FSCK" -y "$img"
     if [[ "$what" == *" of super block "* ]] && [ "$T_RC" -ge 4 ]; then
-        # format 1 has no backup superblock: a destroyed one, or geometry
-        # that does not match the layout mkfs writes, is not guessed at
-        # (FSCK.md); fsck must say so in one line
+        # a superblock fsck neither mends nor can replace by the backup
+        # (one whose damage still passes the rules: the backup is then
+        # the one that differs) is not guessed at (FSCK.md); fsck must
+        # say so in one line
         if [ "$(grep -c . <<<"$T_OUT")" -le 2 ]; then
             pass "$desc: fsck -y declines (exit $T_RC): $(head -n 1 <<<"$T_OUT" | sed 's/^fsck.mmapfs: [^:]*: //')"
         else
@@ -324,6 +329,38 @@ for ((i = 0; i < CASES; i++)); do
     t_log "case $i: $((SECONDS - case_start)) s"
 done
 t_log "$CASES cases: $refused mounts refused, $mounted mounted, $repaired repaired clean"
+
+# ---- block 0 destroyed: the backup superblock ---------------------------------------
+cp --sparse=always "$base" "$img"
+dd if=/dev/zero of="$img" bs=4096 count=1 conv=notrunc status=none
+mkdir -p "$M"
+T_MOUNTS+=("$M")
+_run "$MMAPFS" "$img" "$M"
+_forget_mount "$M"
+if [ "$T_RC" -ne 0 ] && [ "$T_RC" -ne 124 ] && [ "$(grep -c . <<<"$T_OUT")" -le 2 ] &&
+    grep -q "backup superblock at block 1 is usable: run fsck.mmapfs -y" <<<"$T_OUT"; then
+    pass "block 0 zeroed: mount refused, naming the backup and fsck.mmapfs -y"
+else
+    fail "block 0 zeroed: mount refused, naming the backup" "exit $T_RC"
+    _tail_output "$T_OUT"
+fi
+_run "$FSCK" -y "$img"
+if [ "$T_RC" -eq 1 ] && grep -q "restored from the backup superblock at block 1" <<<"$T_OUT"; then
+    pass "block 0 zeroed: fsck -y restores it from the backup (exit 1)"
+else
+    fail "block 0 zeroed: fsck -y restores it from the backup" "exit $T_RC"
+    _tail_output "$T_OUT"
+fi
+fsck_clean "$img" "block 0 zeroed: fsck -n clean after the restore"
+mount_image "$img" "$M"
+timeout -k 5 60 "$PY" "$T_DIR/walk.py" "$M" "$T_DIR/walk.log" || true
+if [ -s "$T_DIR/walk.log" ]; then
+    fail "block 0 zeroed: the restored image walks without errors" "$(head -n 5 "$T_DIR/walk.log")"
+else
+    pass "block 0 zeroed: the restored image mounts and walks clean"
+fi
+unmount_fs "$M"
+fsck_clean "$img" "block 0 zeroed: clean after the mount"
 rm -f "$img"
 T_IMAGES=("$base")
 t_finish

@@ -11,8 +11,12 @@
 #include <errno.h>
 #include <fcntl.h>
 
+#include <pthread.h>
+
 #include "fs/mkfs.h"
 #include "fs/mmp.h"
+#include "fs/offline.h"
+#include "util/crc32c.h"
 
 static int img_setup(void **state)
 {
@@ -68,7 +72,8 @@ static void test_format_and_release(void **state)
     assert_true(sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_MMP);
     assert_int_equal(sb.mmp_block, 1);
     assert_int_equal(sb.mmp_interval, 1);
-    assert_int_equal(sb.journal_start, 2);
+    assert_int_equal(sb.backup_block, 2);           /* after the MMP block */
+    assert_int_equal(sb.journal_start, 3);
     assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_CLEAN);
 
     img_mount(m);
@@ -143,6 +148,159 @@ static void test_lost_block_stops_commits(void **state)
     assert_int_equal(fs_unmount(fs), -EIO);
 }
 
+/* mkfs over an MMP image (mkfs_claim_mmp): a released block is claimed
+ * (FSCK while mkfs writes), a live holder is refused with one line naming
+ * it, an image without MMP needs nothing; with block 0 zeroed the backup
+ * superblock still names the MMP block. */
+static void test_mkfs_over_live_image(void **state)
+{
+    struct img *m = *state;
+    format_mmp(m);
+    struct mmp *claim;
+    int fd = open(m->path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", stderr, &claim), 0);
+    assert_non_null(claim);
+    assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_FSCK);
+    mmp_release(claim, 1);
+    assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_CLEAN);
+
+    img_mount(m);
+    char *msg = NULL;
+    size_t len = 0;
+    FILE *err = open_memstream(&msg, &len);
+    assert_non_null(err);
+    assert_int_equal(mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", err, &claim), -EBUSY);
+    fclose(err);
+    assert_null(claim);
+    char want[64];
+    snprintf(want, sizeof(want), "pid %d", (int)getpid());
+    assert_non_null(strstr(msg, "in use (multi-mount protection)"));
+    assert_non_null(strstr(msg, want));
+    size_t lines = 0;
+    for (size_t i = 0; i < len; i++)
+        lines += msg[i] == '\n';
+    assert_int_equal(lines, 1);
+    free(msg);
+    /* block 0 gone: the backup superblock still leads to the MMP block */
+    static const uint8_t zero[4096];
+    struct mmapfs_disk_superblock sb0;
+    assert_int_equal(pread(fd, &sb0, sizeof(sb0), 0), (ssize_t)sizeof(sb0));
+    assert_int_equal(pwrite(fd, zero, sizeof(zero), 0), (ssize_t)sizeof(zero));
+    assert_int_equal(mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", NULL, &claim), -EBUSY);
+    assert_int_equal(pwrite(fd, &sb0, sizeof(sb0), 0), (ssize_t)sizeof(sb0));
+    img_unmount(m);
+
+    /* no MMP: nothing to claim */
+    struct mmio *io;
+    assert_int_equal(mmio_open(&io, m->path, 0, 0, NULL), 0);
+    assert_int_equal(fs_format(io, NULL), 0);
+    mmio_close(io);
+    assert_int_equal(mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", stderr, &claim), 0);
+    assert_null(claim);
+    close(fd);
+}
+
+/* A holder on "another machine": rewrites the MMP block (block 1) with a
+ * new sequence number every 300 ms until told to stop. */
+struct foreign {
+    const char *path;
+    int stop;               /* atomic */
+};
+
+static void *foreign_heartbeat(void *arg)
+{
+    struct foreign *f = arg;
+    int fd = open(f->path, O_RDWR);
+    if (fd < 0)
+        return NULL;
+    for (uint32_t seq = 1; !__atomic_load_n(&f->stop, __ATOMIC_ACQUIRE); seq++) {
+        struct mmapfs_disk_mmp b;
+        memset(&b, 0, sizeof(b));
+        b.magic = MMAPFS_MMP_MAGIC;
+        b.seq = seq;
+        b.time = (uint64_t)time(NULL);
+        b.pid = 4242;
+        b.interval = 1;
+        snprintf(b.nodename, sizeof(b.nodename), "other-host");
+        snprintf(b.device, sizeof(b.device), "/dev/shared");
+        b.checksum = crc32c(0, &b, offsetof(struct mmapfs_disk_mmp, checksum));
+        if (pwrite(fd, &b, sizeof(b), 4096) != (ssize_t)sizeof(b))
+            break;
+        fdatasync(fd);
+        usleep(300 * 1000);
+    }
+    close(fd);
+    return NULL;
+}
+
+/* mmapfs-resize and mmapfs-trim (fs_offline_open): a live holder elsewhere
+ * is refused naming it; a dead one is waited out and taken over; while
+ * open the block says FSCK, after fs_offline_close CLEAN. */
+static void test_offline_tools_claim(void **state)
+{
+    struct img *m = *state;
+    format_mmp(m);
+    struct fs_offline o;
+    char msg[512];
+
+    assert_int_equal(fs_offline_open(&o, m->path, msg, sizeof(msg)), 0);
+    assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_FSCK);
+    fs_offline_close(&o);
+    assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_CLEAN);
+
+    struct foreign f = { m->path, 0 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, foreign_heartbeat, &f), 0);
+    usleep(100 * 1000);
+    assert_int_equal(fs_offline_open(&o, m->path, msg, sizeof(msg)), -EBUSY);
+    assert_non_null(strstr(msg, "in use (multi-mount protection): host other-host, pid 4242"));
+    __atomic_store_n(&f.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(t, NULL);
+
+    /* the holder died: waited out (2 x 1 + 1 s), then taken */
+    double t0 = now_s();
+    assert_int_equal(fs_offline_open(&o, m->path, msg, sizeof(msg)), 0);
+    assert_true(now_s() - t0 >= 2.5);
+    assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_FSCK);
+    fs_offline_close(&o);
+    assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_CLEAN);
+    img_mount(m);
+    img_unmount_check(m);
+}
+
+/* fsck -y restoring block 0 from the backup superblock of an MMP image
+ * claims the MMP block first: with a live holder elsewhere it refuses and
+ * writes nothing. */
+static void test_fsck_restore_claims_first(void **state)
+{
+    struct img *m = *state;
+    format_mmp(m);
+    static const uint8_t zero[4096];
+    int fd = open(m->path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, zero, sizeof(zero), 0), (ssize_t)sizeof(zero));
+
+    struct foreign f = { m->path, 0 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, foreign_heartbeat, &f), 0);
+    usleep(100 * 1000);
+    struct fs_check_options o = { .mode = FS_CHECK_YES };
+    assert_int_equal(fs_check(m->path, &o, stderr), FSCK_EXIT_OPERATIONAL);
+    uint8_t b0[4096];
+    assert_int_equal(pread(fd, b0, sizeof(b0), 0), (ssize_t)sizeof(b0));
+    assert_memory_equal(b0, zero, sizeof(zero));        /* nothing written */
+    __atomic_store_n(&f.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(t, NULL);
+
+    /* the holder died: restored (after waiting it out) */
+    assert_int_equal(fs_check(m->path, &o, stderr), FSCK_EXIT_CORRECTED);
+    assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_CLEAN);
+    close(fd);
+    img_mount(m);
+    img_unmount_check(m);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, img_setup, img_teardown)
@@ -150,6 +308,9 @@ int main(void)
         T(test_format_and_release),
         T(test_crash_then_takeover),
         T(test_lost_block_stops_commits),
+        T(test_mkfs_over_live_image),
+        T(test_offline_tools_claim),
+        T(test_fsck_restore_claims_first),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -422,16 +422,20 @@ static void test_operational_errors(void **state)
     assert_int_equal(fs_check("/nonexistent/image", &o, NULL), FSCK_EXIT_OPERATIONAL);
     struct img m;
     build(&m);
-    /* not mmapfs */
+    /* not mmapfs: no magic in block 0 nor in the backup superblock (with
+     * the backup's magic, fsck -n finds it usable: test_backup_*) */
     memset(blk(&m, 0), 0, 8);
+    memset(blk(&m, 1), 0, 8);
     assert_int_equal(run_check(&m, FS_CHECK_NO, NULL), FSCK_EXIT_OPERATIONAL);
     memcpy(blk(&m, 0), MMAPFS_MAGIC, 8);
+    memcpy(blk(&m, 1), MMAPFS_MAGIC, 8);
     assert_int_equal(run_check(&m, FS_CHECK_NO, NULL), FSCK_EXIT_OK);
     /* unknown incompatible feature */
+    uint32_t incompat = m.sb.feature_incompat;
     m.sb.feature_incompat = 0x80;
     sb_store(&m);
     assert_int_equal(run_check(&m, FS_CHECK_NO, NULL), FSCK_EXIT_OPERATIONAL);
-    m.sb.feature_incompat = 0;
+    m.sb.feature_incompat = incompat;
     sb_store(&m);
     /* in use (the mount's flock): -y refuses; -n checks anyway with a
      * warning (as e2fsck -n on a mounted filesystem) */

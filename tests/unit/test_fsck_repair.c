@@ -1291,13 +1291,27 @@ static void test_superblock_mended(void **state)
     r.sb.inode_table_start += 1;                     /* layout: cannot be trusted */
     raw_sb_store(&r);
     raw_close(&r);
+    /* the backup superblock (block 1) can */
     char *rep;
+    assert_int_equal(run_fsck(im.path, FS_CHECK_YES, &rep), FSCK_EXIT_CORRECTED);
+    assert_non_null(strstr(rep, "restored from the backup superblock at block 1"));
+    free(rep);
+    assert_int_equal(run_fsck(im.path, FS_CHECK_NO, NULL), FSCK_EXIT_OK);
+    /* without the backup: nothing to go by */
+    uint8_t saved[4096];
+    raw_open(&r, im.path);
+    memcpy(saved, raw_blk(&r, 1), sizeof(saved));
+    memset(raw_blk(&r, 1), 0, sizeof(saved));
+    r.sb.inode_table_start += 1;
+    raw_sb_store(&r);
+    raw_close(&r);
     assert_int_equal(run_fsck(im.path, FS_CHECK_YES, &rep), FSCK_EXIT_UNCORRECTED);
     assert_non_null(strstr(rep, "cannot check further"));
     free(rep);
     raw_open(&r, im.path);
     r.sb.inode_table_start -= 1;
     raw_sb_store(&r);
+    memcpy(raw_blk(&r, 1), saved, sizeof(saved));
     raw_close(&r);
     verify(&im, NULL, NULL, NULL);
     image_destroy(&im);

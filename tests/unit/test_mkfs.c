@@ -117,23 +117,27 @@ static void test_format_layout(void **state)
     assert_int_equal(sb.checksum, crc32c(0, &sb, 4092));
     assert_int_equal(sb.block_count, 64 * MiB / 4096);
     assert_int_equal(sb.inode_count, 64 * MiB / 16384);
-    assert_int_equal(sb.journal_start, 1);
+    assert_int_equal(sb.backup_block, 1);           /* backup superblock */
+    assert_int_equal(sb.journal_start, 2);
     assert_int_equal(sb.journal_blocks, 1026);      /* 16384/64 = 256, clamped up */
-    assert_int_equal(sb.block_bitmap_start, 1027);
+    assert_int_equal(sb.block_bitmap_start, 1028);
     assert_int_equal(sb.block_bitmap_blocks, 1);
     /* room to grow the bitmap to 64 x 64 MiB = 4 GiB: 32 blocks */
-    assert_int_equal(sb.inode_bitmap_start, 1027 + 32);
+    assert_int_equal(sb.inode_bitmap_start, 1028 + 32);
     assert_int_equal(sb.inode_bitmap_blocks, 1);
-    assert_int_equal(sb.inode_table_start, 1060);
+    assert_int_equal(sb.inode_table_start, 1061);
     assert_int_equal(sb.inode_table_blocks, 4096 / 16);
-    assert_int_equal(sb.data_start, 1060 + 256);
+    assert_int_equal(sb.data_start, 1061 + 256);
+    /* the backup is a byte copy of the superblock */
+    assert_memory_equal(blk_ptr(&m, 1), &sb, sizeof(sb));
     assert_int_equal(sb.root_ino, 1);
     assert_int_equal(sb.orphan_head, 0);
     assert_int_equal(sb.state, MMAPFS_STATE_CLEAN);
     assert_int_equal(sb.free_blocks, sb.block_count - sb.data_start - 1);
     assert_int_equal(sb.free_inodes, sb.inode_count - 2);
     assert_int_equal(sb.next_generation, 3);
-    assert_int_equal(sb.feature_compat | sb.feature_ro_compat, 0);
+    assert_int_equal(sb.feature_compat, MMAPFS_FEATURE_COMPAT_BACKUP_SB);
+    assert_int_equal(sb.feature_ro_compat, 0);
     assert_int_equal(sb.feature_incompat,
                      MMAPFS_FEATURE_INCOMPAT_INODE_DATA | MMAPFS_FEATURE_INCOMPAT_INODE_XATTR);
     assert_string_equal(sb.label, "testvol");

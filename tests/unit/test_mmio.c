@@ -1249,6 +1249,63 @@ static void test_truncated_under_engine(void **state)
     mmio_close(io);
 }
 
+/* mmio_guarded_call: a read through an mmio_ptr pointer past the end of a
+ * truncated file abandons the function (-EIO, the rest of it does not run);
+ * engine copies inside keep their own -EIO; without a fault it is a call. */
+struct guarded_probe {
+    struct mmio *io;
+    int copy_err;
+    int after;                  /* reached the end of the function */
+    unsigned char seen;
+};
+
+static void probe_read(void *arg)
+{
+    struct guarded_probe *g = arg;
+    char buf[16];
+    g->copy_err = mmio_read_at(g->io, 8192, buf, sizeof(buf));
+    const volatile unsigned char *p = mmio_ptr(g->io, 8192);
+    if (p)
+        g->seen = p[0];
+    g->after = 1;
+}
+
+static void test_guarded_call(void **state)
+{
+    struct mmio_config cfg = cfg_of(state, 0);
+    struct mmio *io;
+    char path[PATH_MAX], want[65536];
+
+    fill_random(want, sizeof(want), 22);
+    tmp_path(path, "guarded");
+    make_file(path, want, sizeof(want));
+    assert_int_equal(mmio_open(&io, path, 0, 0, &cfg), 0);
+    struct guarded_probe g = { .io = io };
+    assert_int_equal(mmio_guarded_call(io, probe_read, &g), 0);
+    assert_true(g.after);
+    assert_int_equal(g.copy_err, 0);
+    if (cfg.backend == MMIO_BACKEND_MMAP)
+        assert_int_equal(g.seen, (unsigned char)want[8192]);
+
+    assert_int_equal(truncate(path, 4096), 0);
+    memset(&g, 0, sizeof(g));
+    g.io = io;
+    int r = mmio_guarded_call(io, probe_read, &g);
+    assert_int_equal(g.copy_err, -EIO);         /* the copy's own guard */
+    if (cfg.backend == MMIO_BACKEND_MMAP) {
+        assert_int_equal(r, -EIO);              /* the pointer read faulted */
+        assert_false(g.after);
+    } else {
+        assert_int_equal(r, 0);                 /* no pointers: just a call */
+        assert_true(g.after);
+    }
+    /* the guard is disarmed again: an engine copy still reports -EIO */
+    char buf[16];
+    assert_int_equal(mmio_read_at(io, 8192, buf, sizeof(buf)), -EIO);
+    mmio_close(io);
+    unlink(path);
+}
+
 /* Child processes: a SIGBUS that is not the engine's must still kill (or
  * reach the previous handler). */
 static void chained_handler(int sig, siginfo_t *si, void *uc)
@@ -1637,6 +1694,7 @@ int main(void)
         BOTH(test_sticky_failure),
         BOTH(test_odirect_dsync),
         BOTH(test_truncated_under_engine),
+        BOTH(test_guarded_call),
         cmocka_unit_test(test_unrelated_sigbus_not_swallowed),
         { "test_disk_full[mmap]", test_disk_full, NULL, disk_full_teardown, &be_mmap },
         { "test_disk_full[pread]", test_disk_full, NULL, disk_full_teardown, &be_pread },

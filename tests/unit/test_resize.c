@@ -107,11 +107,12 @@ static void test_offline_refusals(void **state)
     assert_non_null(strstr(msg, "fsck"));
     /* an unknown feature */
     sb.state = MMAPFS_STATE_CLEAN;
+    uint32_t incompat = sb.feature_incompat;
     sb.feature_incompat = 0x80;
     super_checksum(&sb);
     assert_int_equal(pwrite(fd, &sb, sizeof(sb), 0), (ssize_t)sizeof(sb));
     assert_int_equal(fs_offline_open(&o, m->path, msg, sizeof(msg)), -EOPNOTSUPP);
-    sb.feature_incompat = 0;
+    sb.feature_incompat = incompat;
     super_checksum(&sb);
     assert_int_equal(pwrite(fd, &sb, sizeof(sb), 0), (ssize_t)sizeof(sb));
     close(fd);
