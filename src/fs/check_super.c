@@ -233,12 +233,24 @@ int check_backup_superblock(struct check *c)
     int err = check_read(c, blk * MMAPFS_BLOCK_SIZE, &backup, sizeof(backup));
     if (err)
         return FSCK_EXIT_OPERATIONAL;
-    if (super_backup_usable(&backup, blk, mmio_size(c->io)) &&
-        super_backup_same_layout(&backup, &c->sb))
+    int usable = super_backup_usable(&backup, blk, mmio_size(c->io));
+    if (usable && super_backup_same_layout(&backup, &c->sb))
         return 0;
-    check_error(c, "backup superblock at block %" PRIu64 ": %s", blk,
-                super_backup_usable(&backup, blk, mmio_size(c->io))
-                    ? "its layout differs from the superblock's" : "damaged");
+    /* mmapfs-resize writes the grown superblock to the backup, syncs, then
+     * writes block 0 (docs/FORMAT.md §13a): a crash between the two leaves
+     * a backup of the same filesystem with more blocks. The old size is in
+     * force and the filesystem is sound, so this is not an error; the
+     * backup is brought back in line where repairs are allowed. */
+    int interrupted_grow = usable && backup.block_count > c->sb.block_count &&
+                           memcmp(backup.uuid, c->sb.uuid, sizeof(backup.uuid)) == 0;
+    if (interrupted_grow)
+        check_info(c, "backup superblock at block %" PRIu64 ": %" PRIu64 " blocks, the "
+                   "superblock %" PRIu64 ": an mmapfs-resize was interrupted before its "
+                   "last write; the filesystem keeps its size (run mmapfs-resize again "
+                   "to grow it)", blk, backup.block_count, c->sb.block_count);
+    else
+        check_error(c, "backup superblock at block %" PRIu64 ": %s", blk,
+                    usable ? "its layout differs from the superblock's" : "damaged");
     if (!c->may_repair)
         return 0;
     err = check_begin_repair(c);
