@@ -27,7 +27,7 @@ TSAN_FLAGS = -fsanitize=thread
 
 # ---- sources -------------------------------------------------------------
 MMIO_SRC  := $(wildcard src/io/*.c)
-CORE_SRC  := $(wildcard src/util/*.c src/journal/*.c src/fs/*.c)
+CORE_SRC  := $(wildcard src/util/*.c src/journal/*.c src/fs/*.c src/fsck/*.c)
 FUSE_SRC  := $(wildcard src/fuse/*.c)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 

@@ -12,7 +12,7 @@
  * adjacent runs merged, each tagged with the newest transaction that freed
  * part of it); the allocator skips them. Once the transaction is durable
  * and no zero-copy read that could have seen the blocks is still being
- * answered (readpin.c), alloc_release drops the runs (with the discard
+ * answered (readpin.c), fs_alloc_release drops the runs (with the discard
  * mount option, discard.c punches each run first, while the allocator
  * still skips it).
  *
@@ -40,7 +40,7 @@ struct fs_pending {
     size_t count, cap;
     uint64_t blocks;            /* total blocks in runs */
     /* runs added by the operation in progress (jnl_op_gen op_gen): an
-     * undo takes them out again (alloc_undo_pending) */
+     * undo takes them out again (fs_alloc_undo_pending) */
     uint64_t (*op_runs)[2];
     size_t op_count, op_cap;
     uint64_t op_gen;
@@ -186,7 +186,7 @@ static uint64_t groups_total(const uint32_t *group_free, uint64_t groups)
     return total;
 }
 
-void alloc_undo_block(struct fs *fs, uint64_t blk, const void *before, const void *after)
+void fs_alloc_undo_block(struct fs *fs, uint64_t blk, const void *before, const void *after)
 {
     const uint64_t *was = before, *now = after;
     if (blk >= fs->inode_bitmap_start && blk - fs->inode_bitmap_start < fs->igroups) {
@@ -210,7 +210,7 @@ void alloc_undo_block(struct fs *fs, uint64_t blk, const void *before, const voi
         while (gone) {
             uint64_t b = base0 + i * 64 + (uint64_t)__builtin_ctzll(gone);
             jnl_forget_data(fs->jnl, b, 1);
-            verified_clear(fs, b, 1);
+            fs_verified_clear(fs, b, 1);
             gone &= gone - 1;
         }
     }
@@ -295,7 +295,7 @@ static void pending_remove(struct fs_pending *p, uint64_t start, uint64_t end)
     }
 }
 
-void alloc_undo_pending(struct fs *fs)
+void fs_alloc_undo_pending(struct fs *fs)
 {
     struct fs_pending *p = fs->pending;
     if (!p || p->op_gen != jnl_op_gen(fs->jnl))
@@ -355,12 +355,12 @@ static void pending_note(struct fs_pending *p, uint64_t op_gen, uint64_t start, 
     }
 }
 
-void alloc_durable(void *ctx, uint64_t seq)
+void fs_alloc_durable(void *ctx, uint64_t seq)
 {
-    pins_durable(ctx, seq);
+    fs_pins_durable(ctx, seq);
 }
 
-void alloc_release(struct fs *fs, uint64_t seq)
+void fs_alloc_release(struct fs *fs, uint64_t seq)
 {
     struct fs_pending *p = fs->pending;
     if (!p)
@@ -370,22 +370,22 @@ void alloc_release(struct fs *fs, uint64_t seq)
         if (p->runs[i].seq <= seq) {
             p->blocks -= p->runs[i].end - p->runs[i].start;
             if (fs->discard)
-                discard_released(fs, p->runs[i].start, p->runs[i].end);
+                fs_discard_released(fs, p->runs[i].start, p->runs[i].end);
         } else
             p->runs[out++] = p->runs[i];
     }
     p->count = out;
 }
 
-uint64_t alloc_pending_blocks(struct fs *fs)
+uint64_t fs_alloc_pending_blocks(struct fs *fs)
 {
     return fs->pending ? fs->pending->blocks : 0;
 }
 
-int alloc_wait_pending(struct fs *fs)
+int fs_alloc_wait_pending(struct fs *fs)
 {
     jnl_lock(fs->jnl);
-    uint64_t pending = alloc_pending_blocks(fs), seq = 0;
+    uint64_t pending = fs_alloc_pending_blocks(fs), seq = 0;
     for (size_t i = 0; fs->pending && i < fs->pending->count; i++)
         if (fs->pending->runs[i].seq > seq)
             seq = fs->pending->runs[i].seq;
@@ -395,7 +395,7 @@ int alloc_wait_pending(struct fs *fs)
     FS_COUNT(fs, enospc_retries, 1);
     int err = jnl_commit_wait(fs->jnl, seq);
     if (!err)
-        err = pins_wait(fs, seq);     /* zero-copy replies still in flight */
+        err = fs_pins_wait(fs, seq);     /* zero-copy replies still in flight */
     if (err == -EBUSY)
         return 0;
     return err ? err : 1;
@@ -403,7 +403,7 @@ int alloc_wait_pending(struct fs *fs)
 
 /* ==== set-up ================================================================ */
 
-int alloc_init(struct fs *fs)
+int fs_alloc_init(struct fs *fs)
 {
     fs->groups = (fs->block_count + BITS_PER_BMAP - 1) / BITS_PER_BMAP;
     fs->igroups = (fs->inode_count + BITS_PER_BMAP - 1) / BITS_PER_BMAP;
@@ -424,7 +424,7 @@ int alloc_init(struct fs *fs)
     return 0;
 }
 
-void alloc_fini(struct fs *fs)
+void fs_alloc_fini(struct fs *fs)
 {
     if (fs->pending) {
         free(fs->pending->runs);
@@ -472,7 +472,7 @@ static int next_run(struct fs *fs, const struct bmap *m, uint64_t pos, uint64_t 
     return 0;
 }
 
-int alloc_blocks(struct fs *fs, uint64_t goal, uint64_t want, uint64_t *start, uint64_t *got)
+int fs_alloc_blocks(struct fs *fs, uint64_t goal, uint64_t want, uint64_t *start, uint64_t *got)
 {
     struct bmap m = block_map(fs);
     if (want == 0)
@@ -483,7 +483,7 @@ int alloc_blocks(struct fs *fs, uint64_t goal, uint64_t want, uint64_t *start, u
         goal = fs->block_goal;
     if (goal < m.lo || goal >= m.hi)
         goal = m.lo;
-    if (fs->free_blocks <= alloc_pending_blocks(fs))
+    if (fs->free_blocks <= fs_alloc_pending_blocks(fs))
         return -ENOSPC;
 
     uint64_t pref = want < ALLOC_LONG_RUN ? want : ALLOC_LONG_RUN;
@@ -582,7 +582,7 @@ static int free_run(struct fs *fs, uint64_t start, uint64_t len)
     }
     fs->free_blocks += changed;
     FS_COUNT(fs, blocks_freed, changed);
-    verified_clear(fs, start, len);
+    fs_verified_clear(fs, start, len);
     jnl_forget_data(fs->jnl, start, len);
     pending_note(fs->pending, op_gen, start, start + len, jnl_running_seq(fs->jnl));
     if (changed != len)
@@ -592,7 +592,7 @@ static int free_run(struct fs *fs, uint64_t start, uint64_t len)
     return 0;
 }
 
-int free_blocks(struct fs *fs, uint64_t start, uint64_t len)
+int fs_free_blocks(struct fs *fs, uint64_t start, uint64_t len)
 {
     int err = free_run(fs, start, len);
     if (err)
@@ -600,10 +600,10 @@ int free_blocks(struct fs *fs, uint64_t start, uint64_t len)
     return err;
 }
 
-int alloc_meta(struct fs *fs, uint64_t goal, uint64_t *blk, void **ptr)
+int fs_alloc_meta(struct fs *fs, uint64_t goal, uint64_t *blk, void **ptr)
 {
     uint64_t start, got;
-    int err = alloc_blocks(fs, goal ? goal : fs->meta_goal, 1, &start, &got);
+    int err = fs_alloc_blocks(fs, goal ? goal : fs->meta_goal, 1, &start, &got);
     if (err)
         return err;
     void *p = jnl_write_new(fs->jnl, start);
@@ -619,7 +619,7 @@ int alloc_meta(struct fs *fs, uint64_t goal, uint64_t *blk, void **ptr)
     return 0;
 }
 
-void free_meta(struct fs *fs, uint64_t blk)
+void fs_free_meta(struct fs *fs, uint64_t blk)
 {
     if (!run_ok(fs, blk, 1)) {
         jnl_op_failed(fs->jnl, fs_corrupt(fs, "freeing metadata block %llu outside the data area",
@@ -627,12 +627,12 @@ void free_meta(struct fs *fs, uint64_t blk)
         return;
     }
     jnl_forget(fs->jnl, blk);
-    free_blocks(fs, blk, 1);
+    fs_free_blocks(fs, blk, 1);
 }
 
 /* ==== inodes ================================================================ */
 
-int alloc_inode(struct fs *fs, uint64_t goal, uint64_t *ino)
+int fs_alloc_inode(struct fs *fs, uint64_t goal, uint64_t *ino)
 {
     struct bmap m = inode_map(fs);
     if (fs->free_inodes == 0)
@@ -663,7 +663,7 @@ int alloc_inode(struct fs *fs, uint64_t goal, uint64_t *ino)
     return 0;
 }
 
-int free_inode(struct fs *fs, uint64_t ino)
+int fs_free_inode(struct fs *fs, uint64_t ino)
 {
     if (ino < 1 || ino > fs->inode_count)
         return fs_corrupt(fs, "freeing inode %llu out of range", (unsigned long long)ino);
@@ -679,7 +679,7 @@ int free_inode(struct fs *fs, uint64_t ino)
     return 0;
 }
 
-int inode_in_use(struct fs *fs, uint64_t ino)
+int fs_inode_in_use(struct fs *fs, uint64_t ino)
 {
     if (ino < 1 || ino > fs->inode_count)
         return 0;

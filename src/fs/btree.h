@@ -122,7 +122,7 @@ struct bt_walk {
 };
 int bt_walk(struct bt_tree *t, struct bt_walk *w);
 
-/* Checksum helper shared with fsck/xattr: crc32c(le64 blk ‖ block[8..4096)). */
+/* Checksum helper shared with fsck/xattr: mfs_crc32c(le64 blk ‖ block[8..4096)). */
 uint32_t bt_block_checksum(uint64_t blk, const void *block);
 
 #endif

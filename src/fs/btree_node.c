@@ -14,12 +14,12 @@
 
 /* ==== checksum ================================================================ */
 
-/* crc32c(le64 blk ‖ block[8..4096)). */
+/* mfs_crc32c(le64 blk ‖ block[8..4096)). */
 uint32_t bt_block_checksum(uint64_t blk, const void *block)
 {
     uint64_t le = htole64(blk);
-    uint32_t c = crc32c(0, &le, sizeof(le));
-    return crc32c(c, (const uint8_t *)block + 8, MMAPFS_BLOCK_SIZE - 8);
+    uint32_t c = mfs_crc32c(0, &le, sizeof(le));
+    return mfs_crc32c(c, (const uint8_t *)block + 8, MMAPFS_BLOCK_SIZE - 8);
 }
 
 /* ==== validation ================================================================ */

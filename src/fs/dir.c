@@ -16,7 +16,7 @@
 
 /* ==== hash-level operations on a bare tree (also used by the tests) ======= */
 
-int dirent_validate(const union dirent_buf *buf, size_t len, uint64_t inode_count)
+int fs_dirent_validate(const union dirent_buf *buf, size_t len, uint64_t inode_count)
 {
     if (len < sizeof(struct mmapfs_disk_dirent) || len > DIRENT_MAX_VALUE)
         return -EUCLEAN;
@@ -59,7 +59,7 @@ static int scan_hash(struct bt_tree *t, uint64_t hash, uint64_t inode_count,
             return err;
         if (found < key)
             return -EUCLEAN;
-        err = dirent_validate(&buf, len, inode_count);
+        err = fs_dirent_validate(&buf, len, inode_count);
         if (err)
             return err;
         err = fn(ctx, found, &buf);
@@ -105,7 +105,7 @@ static int match_name(struct bt_tree *t, uint64_t hash, const char *name, size_t
     return scan_hash(t, hash, inode_count, match_cb, m);
 }
 
-int dirent_lookup_hashed(struct bt_tree *t, uint64_t hash, const char *name, size_t len,
+int fs_dirent_lookup_hashed(struct bt_tree *t, uint64_t hash, const char *name, size_t len,
                          uint64_t inode_count, uint64_t *key, uint64_t *ino, uint8_t *type)
 {
     struct match_ctx m;
@@ -134,7 +134,7 @@ static size_t dirent_encode(union dirent_buf *buf, const char *name, size_t len,
     return sizeof(struct mmapfs_disk_dirent) + len;
 }
 
-int dirent_insert_hashed(struct bt_tree *t, uint64_t hash, const char *name, size_t len,
+int fs_dirent_insert_hashed(struct bt_tree *t, uint64_t hash, const char *name, size_t len,
                          uint64_t inode_count, uint64_t ino, uint8_t type, uint64_t *key)
 {
     struct match_ctx m;
@@ -165,23 +165,23 @@ int dirent_insert_hashed(struct bt_tree *t, uint64_t hash, const char *name, siz
     return 0;
 }
 
-int dirent_delete_hashed(struct bt_tree *t, uint64_t hash, const char *name, size_t len,
+int fs_dirent_delete_hashed(struct bt_tree *t, uint64_t hash, const char *name, size_t len,
                          uint64_t inode_count)
 {
     uint64_t key;
-    int err = dirent_lookup_hashed(t, hash, name, len, inode_count, &key, NULL, NULL);
+    int err = fs_dirent_lookup_hashed(t, hash, name, len, inode_count, &key, NULL, NULL);
     if (err)
         return err;
     err = bt_delete(t, key);
     return err == -ENOENT ? -EUCLEAN : err;
 }
 
-int dirent_update_hashed(struct bt_tree *t, uint64_t hash, const char *name, size_t len,
+int fs_dirent_update_hashed(struct bt_tree *t, uint64_t hash, const char *name, size_t len,
                          uint64_t inode_count, uint64_t ino, uint8_t type)
 {
     union dirent_buf buf;
     uint64_t key;
-    int err = dirent_lookup_hashed(t, hash, name, len, inode_count, &key, NULL, NULL);
+    int err = fs_dirent_lookup_hashed(t, hash, name, len, inode_count, &key, NULL, NULL);
     if (err)
         return err;
     size_t vlen = dirent_encode(&buf, name, len, ino, type);
@@ -189,7 +189,7 @@ int dirent_update_hashed(struct bt_tree *t, uint64_t hash, const char *name, siz
     return err == -ENOENT ? -EUCLEAN : err;
 }
 
-int dir_check_name(const char *name, size_t *len)
+int fs_dir_check_name(const char *name, size_t *len)
 {
     size_t n = strnlen(name, MMAPFS_NAME_MAX + 1);
     if (n > MMAPFS_NAME_MAX)
@@ -221,13 +221,13 @@ static int dir_check_inode(struct fs *fs, uint64_t dir, const struct mmapfs_disk
     return 0;
 }
 
-int dir_find(struct fs *fs, uint64_t dir, const struct mmapfs_disk_inode *ddi,
+int fs_dir_find(struct fs *fs, uint64_t dir, const struct mmapfs_disk_inode *ddi,
              const char *name, size_t len, uint64_t *ino, uint8_t *type)
 {
-    return dir_find_key(fs, dir, ddi, name, len, NULL, ino, type);
+    return fs_dir_find_key(fs, dir, ddi, name, len, NULL, ino, type);
 }
 
-int dir_find_key(struct fs *fs, uint64_t dir, const struct mmapfs_disk_inode *ddi,
+int fs_dir_find_key(struct fs *fs, uint64_t dir, const struct mmapfs_disk_inode *ddi,
                  const char *name, size_t len, uint64_t *key, uint64_t *ino, uint8_t *type)
 {
     struct fs_tree_ctx ctx;
@@ -241,7 +241,7 @@ int dir_find_key(struct fs *fs, uint64_t dir, const struct mmapfs_disk_inode *dd
     if (!ddi->tree_root)
         return -ENOENT;
     fs_tree_open(&ctx, &tree, fs, dir, ddi->tree_root, MMAPFS_TREE_DIR);
-    err = dirent_lookup_hashed(&tree, mmapfs_name_hash(name, len), name, len,
+    err = fs_dirent_lookup_hashed(&tree, mmapfs_name_hash(name, len), name, len,
                                fs->inode_count, key, ino, type);
     return dir_error(fs, dir, err);
 }
@@ -254,7 +254,7 @@ static void dir_tree_done(struct mmapfs_disk_inode *ddi, const struct fs_tree_ct
     ddi->blocks += (uint64_t)ctx->delta;
 }
 
-int dir_add(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi,
+int fs_dir_add(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi,
             const char *name, size_t len, uint64_t ino, uint8_t type)
 {
     struct fs_tree_ctx ctx;
@@ -268,7 +268,7 @@ int dir_add(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi,
     if (len > MMAPFS_NAME_MAX)
         return -ENAMETOOLONG;
     fs_tree_open(&ctx, &tree, fs, dir, ddi->tree_root, MMAPFS_TREE_DIR);
-    err = dirent_insert_hashed(&tree, mmapfs_name_hash(name, len), name, len,
+    err = fs_dirent_insert_hashed(&tree, mmapfs_name_hash(name, len), name, len,
                                fs->inode_count, ino, type, NULL);
     dir_tree_done(ddi, &ctx, &tree);
     if (err)
@@ -287,7 +287,7 @@ static int dir_count_removed(struct fs *fs, uint64_t dir, struct mmapfs_disk_ino
     return 0;
 }
 
-int dir_remove(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi,
+int fs_dir_remove(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi,
                const char *name, size_t len)
 {
     struct fs_tree_ctx ctx;
@@ -299,7 +299,7 @@ int dir_remove(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi,
     if (len == 0 || len > MMAPFS_NAME_MAX || !ddi->tree_root)
         return -ENOENT;
     fs_tree_open(&ctx, &tree, fs, dir, ddi->tree_root, MMAPFS_TREE_DIR);
-    err = dirent_delete_hashed(&tree, mmapfs_name_hash(name, len), name, len,
+    err = fs_dirent_delete_hashed(&tree, mmapfs_name_hash(name, len), name, len,
                                fs->inode_count);
     dir_tree_done(ddi, &ctx, &tree);
     if (err)
@@ -307,7 +307,7 @@ int dir_remove(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi,
     return dir_count_removed(fs, dir, ddi);
 }
 
-int dir_remove_key(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi, uint64_t key)
+int fs_dir_remove_key(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi, uint64_t key)
 {
     struct fs_tree_ctx ctx;
     struct bt_tree tree;
@@ -325,7 +325,7 @@ int dir_remove_key(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi, u
     return dir_count_removed(fs, dir, ddi);
 }
 
-int dir_replace(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi,
+int fs_dir_replace(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi,
                 const char *name, size_t len, uint64_t ino, uint8_t type)
 {
     struct fs_tree_ctx ctx;
@@ -337,13 +337,13 @@ int dir_replace(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi,
     if (len == 0 || len > MMAPFS_NAME_MAX || !ddi->tree_root)
         return -ENOENT;
     fs_tree_open(&ctx, &tree, fs, dir, ddi->tree_root, MMAPFS_TREE_DIR);
-    err = dirent_update_hashed(&tree, mmapfs_name_hash(name, len), name, len,
+    err = fs_dirent_update_hashed(&tree, mmapfs_name_hash(name, len), name, len,
                                fs->inode_count, ino, type);
     dir_tree_done(ddi, &ctx, &tree);
     return dir_error(fs, dir, err);
 }
 
-int dir_is_empty(const struct mmapfs_disk_inode *ddi)
+int fs_dir_is_empty(const struct mmapfs_disk_inode *ddi)
 {
     return ddi->size == 0;
 }

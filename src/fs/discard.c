@@ -2,7 +2,7 @@
  * discard.c — freed blocks given back to the storage (mount option
  * discard): a hole in an image file, BLKDISCARD on a block device.
  *
- * alloc_release calls discard_released for each run it makes reusable,
+ * fs_alloc_release calls fs_discard_released for each run it makes reusable,
  * after the transaction that freed it is durable (invariant 4: before
  * that, a crash would bring back the metadata that still points to the
  * blocks, and their content must still be there) and before the run
@@ -26,7 +26,7 @@
  * docs/MOUNT.md, "Discard". */
 #define DISCARD_MIN_BLOCKS 16u      /* 64 KiB */
 
-void discard_released(struct fs *fs, uint64_t start, uint64_t end)
+void fs_discard_released(struct fs *fs, uint64_t start, uint64_t end)
 {
     if (end <= start || end - start < DISCARD_MIN_BLOCKS)
         return;

@@ -10,7 +10,7 @@
  * small write's blocks are also copied into the log by the commit
  * (jnl_log_data), so one sync makes data and metadata durable together;
  * a larger one makes the commit sync the data first. An in-place
- * overwrite tells the journal (file_data_overwritten), which may still
+ * overwrite tells the journal (fs_file_data_overwritten), which may still
  * hold an older image of the block.
  */
 #include <errno.h>
@@ -56,7 +56,7 @@ static int read_data(struct fs *fs, uint64_t phys, uint8_t *out, size_t n)
     return 0;
 }
 
-ssize_t file_read_locked(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode *di,
+ssize_t fs_file_read_locked(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode *di,
                          uint64_t off, void *buf, size_t len)
 {
     if (off >= di->size || len == 0)
@@ -64,7 +64,7 @@ ssize_t file_read_locked(struct fs *fs, uint64_t ino, const struct mmapfs_disk_i
     if (len > di->size - off)
         len = (size_t)(di->size - off);
     if (di->flags & MMAPFS_INODE_INLINE_DATA) {
-        file_inline_read(di, off, buf, len);
+        fs_file_inline_read(di, off, buf, len);
         return (ssize_t)len;
     }
     struct fmap m;
@@ -74,7 +74,7 @@ ssize_t file_read_locked(struct fs *fs, uint64_t ino, const struct mmapfs_disk_i
     while (done < len) {
         uint64_t pos = off + done, lblk = pos >> SHIFT, next;
         struct fextent e;
-        int err = fmap_find(&m, lblk, &e, &next);
+        int err = fs_fmap_find(&m, lblk, &e, &next);
         if (err && err != -ENOENT)
             return err;
         uint64_t end = err ? (next == UINT64_MAX ? UINT64_MAX : next << SHIFT)
@@ -96,7 +96,7 @@ ssize_t file_read_locked(struct fs *fs, uint64_t ino, const struct mmapfs_disk_i
 /* Gets a regular file for reading (-EISDIR / -EINVAL otherwise). */
 static int get_readable(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
 {
-    int err = inode_get(fs, ino, di);
+    int err = fs_inode_get(fs, ino, di);
     if (err)
         return err;
     if (S_ISDIR(di->mode))
@@ -112,7 +112,7 @@ ssize_t fs_read(struct fs *fs, uint64_t ino, uint64_t off, void *buf, size_t len
     jnl_lock(fs->jnl);
     ssize_t n = get_readable(fs, ino, &di);
     if (!n)
-        n = file_read_locked(fs, ino, &di, off, buf, len);
+        n = fs_file_read_locked(fs, ino, &di, off, buf, len);
     jnl_unlock(fs->jnl);
     if (n > 0) {
         FS_COUNT(fs, reads, 1);
@@ -166,7 +166,7 @@ static ssize_t read_iov_locked(struct fs *fs, uint64_t ino, const struct mmapfs_
     while (done < len) {
         uint64_t pos = off + done, lblk = pos >> SHIFT, next;
         struct fextent e;
-        int err = fmap_find(&m, lblk, &e, &next);
+        int err = fs_fmap_find(&m, lblk, &e, &next);
         if (err && err != -ENOENT)
             return done ? (ssize_t)done : err;
         uint64_t end = err ? (next == UINT64_MAX ? UINT64_MAX : next << SHIFT)
@@ -249,7 +249,7 @@ static int prev_extent(struct fmap *m, uint64_t lblk, struct fextent *prev)
 {
     if (lblk == 0)
         return -ENOENT;
-    int err = fmap_find_le(m, lblk - 1, prev);
+    int err = fs_fmap_find_le(m, lblk - 1, prev);
     if (!err && fext_end(prev) > lblk)
         return -ENOENT;    /* cannot happen: lblk would be mapped */
     return err;
@@ -272,7 +272,7 @@ static ssize_t write_hole(struct fmap *m, struct mmapfs_disk_inode *di, uint64_t
     uint64_t goal = have_prev ? prev.pblk + prev.len + (lblk - fext_end(&prev)) : 0;
 
     uint64_t pblk, got;
-    int err = alloc_blocks(fs, goal, want, &pblk, &got);
+    int err = fs_alloc_blocks(fs, goal, want, &pblk, &got);
     if (err)
         return err;
     uint64_t wend = min_u64(end, (lblk + got) << SHIFT);
@@ -280,14 +280,14 @@ static ssize_t write_hole(struct fmap *m, struct mmapfs_disk_inode *di, uint64_t
     if (!err) {
         if (have_prev && can_merge(&prev, lblk, pblk, got, 0)) {
             prev.len += got;
-            err = fmap_update(m, &prev);
+            err = fs_fmap_update(m, &prev);
         } else {
             struct fextent e = { lblk, pblk, got, 0 };
-            err = fmap_insert(m, &e);
+            err = fs_fmap_insert(m, &e);
         }
     }
     if (err) {
-        free_blocks(fs, pblk, got);
+        fs_free_blocks(fs, pblk, got);
         return err;
     }
     di->blocks += got;
@@ -313,34 +313,34 @@ static ssize_t write_unwritten(struct fmap *m, const struct fextent *e, uint64_t
     struct fextent right = { l2, e->pblk + (l2 - e->lblk), fext_end(e) - l2,
                              MMAPFS_EXTENT_UNWRITTEN };
     /* insertions first: if one fails nothing has changed yet */
-    if (has_right && (err = fmap_insert(m, &right)))
+    if (has_right && (err = fs_fmap_insert(m, &right)))
         return err;
     if (lblk > e->lblk) {
-        err = fmap_insert(m, &mid);
+        err = fs_fmap_insert(m, &mid);
         if (err) {
             if (has_right)
-                fmap_delete(m, right.lblk);
+                fs_fmap_delete(m, right.lblk);
             return err;
         }
         struct fextent left = *e;
         left.len = lblk - e->lblk;
-        err = fmap_update(m, &left);
+        err = fs_fmap_update(m, &left);
     } else {
         struct fextent prev;
         int perr = prev_extent(m, lblk, &prev);
         if (!perr && can_merge(&prev, lblk, pblk, mid.len, 0)) {
             prev.len += mid.len;
-            err = fmap_update(m, &prev);
+            err = fs_fmap_update(m, &prev);
             if (!err)
-                err = fmap_delete(m, e->lblk);
+                err = fs_fmap_delete(m, e->lblk);
         } else {
-            err = fmap_update(m, &mid);
+            err = fs_fmap_update(m, &mid);
         }
     }
     return err ? err : (ssize_t)(wend - pos);
 }
 
-int file_uninline(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
+int fs_file_uninline(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
 {
     if (!(di->flags & MMAPFS_INODE_INLINE_DATA))
         return 0;
@@ -352,7 +352,7 @@ int file_uninline(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
     struct fmap m;
     fmap_open(&m, fs, ino, di->tree_root);
     ssize_t n = write_hole(&m, di, 0, di->size, UINT64_MAX, before.inline_area);
-    fmap_sync(&m, di);
+    fs_fmap_sync(&m, di);
     if (n >= 0 && (uint64_t)n == before.size)
         return 0;
     *di = before;               /* write_hole changed nothing */
@@ -369,7 +369,7 @@ static ssize_t write_step(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode 
     uint64_t blocks0 = di->blocks, root0 = di->tree_root;
     uint32_t flags0 = di->flags;
     size_t done = 0;
-    ssize_t err = file_inline_write(fs, ino, di, off, buf, len);
+    ssize_t err = fs_file_inline_write(fs, ino, di, off, buf, len);
     int map_changed = di->flags != flags0 || di->tree_root != root0;
     if (err > 0) {
         done = (size_t)err;
@@ -384,7 +384,7 @@ static ssize_t write_step(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode 
             break;
         uint64_t pos = off + done, lblk = pos >> SHIFT, next;
         struct fextent e;
-        ssize_t n = fmap_find(&m, lblk, &e, &next);
+        ssize_t n = fs_fmap_find(&m, lblk, &e, &next);
         if (n == -ENOENT) {
             map_changed = 1;
             n = write_hole(&m, di, pos, end, next, buf + done);
@@ -396,12 +396,12 @@ static ssize_t write_step(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode 
             uint64_t phys = ((e.pblk + (lblk - e.lblk)) << SHIFT) + (pos & (BS - 1));
             n = mmio_write_at(fs->io, phys, buf + done, (size_t)(stop - pos));
             if (!n) {
-                file_data_overwritten(fs, ino, phys >> SHIFT,
+                fs_file_data_overwritten(fs, ino, phys >> SHIFT,
                                       ((phys + (stop - pos) - 1) >> SHIFT) - (phys >> SHIFT) + 1);
                 n = (ssize_t)(stop - pos);
             }
         }
-        fmap_sync(&m, di);
+        fs_fmap_sync(&m, di);
         if (n < 0) {
             err = n;
             break;
@@ -416,20 +416,20 @@ static ssize_t write_step(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode 
     }
     int times = done && !__atomic_load_n(&fs->kernel_times, __ATOMIC_RELAXED);
     if (times)
-        inode_touch(di, TOUCH_MTIME | TOUCH_CTIME);
+        fs_inode_touch(di, TOUCH_MTIME | TOUCH_CTIME);
     /* set-id bits are not touched here: who may keep them depends on the
      * writer (CAP_FSETID, group), which only the caller of write(2) knows;
      * the FUSE front end clears them then (mfs_setattr) */
     if (!map_changed && !times)
         return done ? (ssize_t)done : err;          /* the inode did not change */
     /* fdatasync needs a commit only when size or block map changed */
-    int perr = map_changed ? inode_put(fs, ino, di) : inode_put_times(fs, ino, di);
+    int perr = map_changed ? fs_inode_put(fs, ino, di) : fs_inode_put_times(fs, ino, di);
     if (perr)
         return perr;
     return done ? (ssize_t)done : err;
 }
 
-ssize_t file_write_locked(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di,
+ssize_t fs_file_write_locked(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di,
                           uint64_t off, const void *buf, size_t len)
 {
     if (off >= MMAPFS_MAX_FILE_SIZE || len > MMAPFS_MAX_FILE_SIZE - off)
@@ -452,7 +452,7 @@ ssize_t fs_write(struct fs *fs, uint64_t ino, uint64_t off, const void *buf, siz
         int err = jnl_begin(fs->jnl);
         if (err)
             return done ? (ssize_t)done : err;
-        err = inode_get(fs, ino, &di);
+        err = fs_inode_get(fs, ino, &di);
         if (!err && !S_ISREG(di.mode))
             err = S_ISDIR(di.mode) ? -EISDIR : -EINVAL;
         ssize_t n = err ? err
@@ -465,7 +465,7 @@ ssize_t fs_write(struct fs *fs, uint64_t ino, uint64_t off, const void *buf, siz
             /* blocks freed by a transaction not yet durable come back
              * once it commits: commit and retry once */
             retried = 1;
-            int r = alloc_wait_pending(fs);
+            int r = fs_alloc_wait_pending(fs);
             if (r == 1)
                 continue;
         }

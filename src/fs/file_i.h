@@ -41,7 +41,7 @@ static inline uint64_t fext_end(const struct fextent *e)
  * image with inode-resident data (fs_inode_data) the first
  * MMAPFS_INLINE_EXTENTS extents live in the inode (ext[], copied from and
  * back to inline_area); an insert that does not fit moves them into a
- * tree, and fmap_unmap_step moves a tree that has become small enough back
+ * tree, and fs_fmap_unmap_step moves a tree that has become small enough back
  * into the inode. Callers see one map either way. */
 struct fmap {
     struct fs *fs;
@@ -49,9 +49,9 @@ struct fmap {
     struct fs_tree_ctx ctx;
     struct bt_tree tree;
     int in_inode;            /* the map is ext[0..count) (tree.root is 0) */
-    int dirty;               /* ext[] changed: fmap_sync writes inline_area */
+    int dirty;               /* ext[] changed: fs_fmap_sync writes inline_area */
     int data_inline;         /* the inode holds data bytes: the map is empty
-                              * and may not change (file_uninline first) */
+                              * and may not change (fs_file_uninline first) */
     unsigned count;
     struct fextent ext[MMAPFS_INLINE_EXTENTS];
 };
@@ -62,75 +62,75 @@ static inline int fs_inode_data(const struct fs *fs)
     return (fs->feature_incompat & MMAPFS_FEATURE_INCOMPAT_INODE_DATA) != 0;
 }
 
-/* Opens the map of inode ino from its record di (validated by inode_get). */
-void fmap_open_inode(struct fmap *m, struct fs *fs, uint64_t ino,
+/* Opens the map of inode ino from its record di (validated by fs_inode_get). */
+void fs_fmap_open_inode(struct fmap *m, struct fs *fs, uint64_t ino,
                      const struct mmapfs_disk_inode *di);
 /* The same, in the form the callers have always used: root must be the
  * tree_root field of the record (fmap_open(&m, fs, ino, di->tree_root)). */
 #define fmap_open(m, fs, ino, root)                                                    \
-    fmap_open_inode((m), (fs), (ino),                                                   \
+    fs_fmap_open_inode((m), (fs), (ino),                                                   \
                     (const struct mmapfs_disk_inode *)(const void *)(                  \
                         (const char *)&(root) - offsetof(struct mmapfs_disk_inode, tree_root)))
 /* Stores the map (tree root or inline extents, inode flags) and the node
  * count change into di. */
-void fmap_sync(struct fmap *m, struct mmapfs_disk_inode *di);
+void fs_fmap_sync(struct fmap *m, struct mmapfs_disk_inode *di);
 
 /* The extent containing lblk: 0 and *e; or -ENOENT (a hole) with *next =
  * the first mapped block after lblk (UINT64_MAX if none). -EUCLEAN. */
-int fmap_find(struct fmap *m, uint64_t lblk, struct fextent *e, uint64_t *next);
+int fs_fmap_find(struct fmap *m, uint64_t lblk, struct fextent *e, uint64_t *next);
 /* The extent with the greatest lblk <= lblk (it may end before lblk).
  * -ENOENT if none. */
-int fmap_find_le(struct fmap *m, uint64_t lblk, struct fextent *e);
-int fmap_insert(struct fmap *m, const struct fextent *e);
+int fs_fmap_find_le(struct fmap *m, uint64_t lblk, struct fextent *e);
+int fs_fmap_insert(struct fmap *m, const struct fextent *e);
 /* Replaces the extent stored under key e->lblk (same key). */
-int fmap_update(struct fmap *m, const struct fextent *e);
-int fmap_delete(struct fmap *m, uint64_t lblk);
+int fs_fmap_update(struct fmap *m, const struct fextent *e);
+int fs_fmap_delete(struct fmap *m, uint64_t lblk);
 
 /* Data blocks [pblk, pblk+n) of file ino were overwritten in place: if
  * the journal still holds an older image of one of them
  * (jnl_data_overwrite), the file's fsync and fdatasync must wait for the
  * running transaction. Lock held. */
-void file_data_overwritten(struct fs *fs, uint64_t ino, uint64_t pblk, uint64_t n);
+void fs_file_data_overwritten(struct fs *fs, uint64_t ino, uint64_t pblk, uint64_t n);
 
 /* Writes zeros over bytes [from, to) of the file where it is mapped and
  * written (holes and unwritten extents already read as zeros). */
-int fmap_zero_bytes(struct fmap *m, uint64_t from, uint64_t to);
+int fs_fmap_zero_bytes(struct fmap *m, uint64_t from, uint64_t to);
 
 /* Unmaps logical blocks [from, to), highest first, freeing their blocks,
  * until done (*done = 1) or the journal step has grown by FILE_STEP_BUDGET
  * blocks since 'base' (jnl_running_blocks). Updates di->blocks; *low
  * receives the lowest block unmapped so far (unchanged if none). */
-int fmap_unmap_step(struct fmap *m, struct mmapfs_disk_inode *di, uint64_t from,
+int fs_fmap_unmap_step(struct fmap *m, struct mmapfs_disk_inode *di, uint64_t from,
                     uint64_t to, uint64_t base, uint64_t *low, int *done);
 
 /* ---- inode-resident data (file_inline.c, file.c) ---- */
 
 /* Copies bytes [off, off+len) (within size) of an inline-data inode. */
-void file_inline_read(const struct mmapfs_disk_inode *di, uint64_t off, void *buf, size_t len);
+void fs_file_inline_read(const struct mmapfs_disk_inode *di, uint64_t off, void *buf, size_t len);
 /* Writes [off, off+len) into the inode when the file keeps (or may start
  * keeping) its bytes there and the result fits: returns len (di changed,
  * not put; size not updated). Returns 0 when the write is for the block
- * path: di is then not inline (file_uninline moved its bytes to a block
+ * path: di is then not inline (fs_file_uninline moved its bytes to a block
  * if it was). -errno. */
-ssize_t file_inline_write(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di,
+ssize_t fs_file_inline_write(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di,
                           uint64_t off, const void *buf, size_t len);
 /* Truncate of an inline-data inode to size <= MMAPFS_INLINE_BYTES. */
-void file_inline_truncate(struct mmapfs_disk_inode *di, uint64_t size);
+void fs_file_inline_truncate(struct mmapfs_disk_inode *di, uint64_t size);
 /* Moves the bytes of an inline-data inode into a new data block (mapped
  * at logical block 0) in the running transaction; no-op for another
  * inode. On error di is unchanged. */
-int file_uninline(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
+int fs_file_uninline(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
 
 /* Puts di, ends the journal step and begins another, re-reads di (another
  * operation may have changed it in between). The lock is held on return,
  * even on error. */
-int file_next_step(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
+int fs_file_next_step(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
 
 /* One attempt of fs_fallocate for FALLOC_FL_COLLAPSE_RANGE or
  * FALLOC_FL_INSERT_RANGE (file_shift.c), journal operation held; the
  * caller checked len > 0 and off + len <= MMAPFS_MAX_FILE_SIZE. *retry_ok
  * = 0 once something changed (an -ENOSPC must not be retried then). */
-int file_shift_locked(struct fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t len,
+int fs_file_shift_locked(struct fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t len,
                       int *retry_ok);
 
 /* Has the running step grown past the budget since base? */

@@ -5,7 +5,7 @@
  *
  * A file keeps its bytes in the inode while every write ends within
  * MMAPFS_INLINE_BYTES; the first write, truncate or fallocate that does
- * not fit moves them to a data block (file_uninline) in the same
+ * not fit moves them to a data block (fs_file_uninline) in the same
  * transaction as the change that needed it. Bytes of the area past the
  * size are always zero, so a file that grows inside the area reads zeros.
  */
@@ -14,12 +14,12 @@
 
 #include "fs/file_i.h"
 
-void file_inline_read(const struct mmapfs_disk_inode *di, uint64_t off, void *buf, size_t len)
+void fs_file_inline_read(const struct mmapfs_disk_inode *di, uint64_t off, void *buf, size_t len)
 {
     memcpy(buf, di->inline_area + off, len);
 }
 
-ssize_t file_inline_write(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di,
+ssize_t fs_file_inline_write(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di,
                           uint64_t off, const void *buf, size_t len)
 {
     int held = (di->flags & MMAPFS_INODE_INLINE_DATA) != 0;
@@ -35,11 +35,11 @@ ssize_t file_inline_write(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode 
         memcpy(di->inline_area + off, buf, len);
         return (ssize_t)len;
     }
-    int err = file_uninline(fs, ino, di);
+    int err = fs_file_uninline(fs, ino, di);
     return err ? err : 0;
 }
 
-void file_inline_truncate(struct mmapfs_disk_inode *di, uint64_t size)
+void fs_file_inline_truncate(struct mmapfs_disk_inode *di, uint64_t size)
 {
     if (size < di->size)
         memset(di->inline_area + size, 0, (size_t)(di->size - size));

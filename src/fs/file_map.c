@@ -6,7 +6,7 @@
  * The map is either the inode's extent tree or, on images with
  * inode-resident data, up to MMAPFS_INLINE_EXTENTS extents inside the
  * inode record (docs/FORMAT.md §6). The inline extents are worked on in a
- * copy (struct fmap) that fmap_sync writes back into the caller's record;
+ * copy (struct fmap) that fs_fmap_sync writes back into the caller's record;
  * the caller puts the record in the same transaction, so a move between
  * the two forms is atomic.
  */
@@ -38,7 +38,7 @@ static int decode(struct fmap *m, uint64_t key, const struct mmapfs_disk_extent 
 
 /* ==== the map in the inode ================================================= */
 
-void fmap_open_inode(struct fmap *m, struct fs *fs, uint64_t ino,
+void fs_fmap_open_inode(struct fmap *m, struct fs *fs, uint64_t ino,
                      const struct mmapfs_disk_inode *di)
 {
     m->fs = fs;
@@ -51,7 +51,7 @@ void fmap_open_inode(struct fmap *m, struct fs *fs, uint64_t ino,
                                          (di->flags & MMAPFS_INODE_EXTENTS));
     if (!m->in_inode || !(di->flags & MMAPFS_INODE_EXTENTS))
         return;
-    /* inode_get validated the slots */
+    /* fs_inode_get validated the slots */
     for (unsigned i = 0; i < MMAPFS_INLINE_EXTENTS; i++) {
         struct mmapfs_disk_extent v;
         uint64_t lblk;
@@ -62,7 +62,7 @@ void fmap_open_inode(struct fmap *m, struct fs *fs, uint64_t ino,
     }
 }
 
-void fmap_sync(struct fmap *m, struct mmapfs_disk_inode *di)
+void fs_fmap_sync(struct fmap *m, struct mmapfs_disk_inode *di)
 {
     di->tree_root = m->tree.root;
     di->blocks += (uint64_t)m->ctx.delta;
@@ -166,7 +166,7 @@ static int tree_to_inline(struct fmap *m)
 
 /* ==== lookups and changes =================================================== */
 
-int fmap_find_le(struct fmap *m, uint64_t lblk, struct fextent *e)
+int fs_fmap_find_le(struct fmap *m, uint64_t lblk, struct fextent *e)
 {
     if (m->in_inode) {
         unsigned i = lblk == UINT64_MAX ? m->count : inline_ge(m, lblk + 1);
@@ -184,9 +184,9 @@ int fmap_find_le(struct fmap *m, uint64_t lblk, struct fextent *e)
     return decode(m, key, &v, len, e);
 }
 
-int fmap_find(struct fmap *m, uint64_t lblk, struct fextent *e, uint64_t *next)
+int fs_fmap_find(struct fmap *m, uint64_t lblk, struct fextent *e, uint64_t *next)
 {
-    int err = fmap_find_le(m, lblk, e);
+    int err = fs_fmap_find_le(m, lblk, e);
     if (err && err != -ENOENT)
         return err;
     if (!err && fext_end(e) > lblk)
@@ -224,7 +224,7 @@ static int data_inline_error(struct fmap *m)
                       (unsigned long long)m->ino);
 }
 
-int fmap_insert(struct fmap *m, const struct fextent *e)
+int fs_fmap_insert(struct fmap *m, const struct fextent *e)
 {
     if (m->data_inline)
         return data_inline_error(m);
@@ -247,7 +247,7 @@ int fmap_insert(struct fmap *m, const struct fextent *e)
     return bt_insert(&m->tree, e->lblk, &v, sizeof(v));
 }
 
-int fmap_update(struct fmap *m, const struct fextent *e)
+int fs_fmap_update(struct fmap *m, const struct fextent *e)
 {
     if (m->data_inline)
         return data_inline_error(m);
@@ -268,7 +268,7 @@ int fmap_update(struct fmap *m, const struct fextent *e)
     return bt_update(&m->tree, e->lblk, &v, sizeof(v));
 }
 
-int fmap_delete(struct fmap *m, uint64_t lblk)
+int fs_fmap_delete(struct fmap *m, uint64_t lblk)
 {
     if (m->in_inode) {
         unsigned i = inline_ge(m, lblk);
@@ -282,22 +282,22 @@ int fmap_delete(struct fmap *m, uint64_t lblk)
     return bt_delete(&m->tree, lblk);
 }
 
-void file_data_overwritten(struct fs *fs, uint64_t ino, uint64_t pblk, uint64_t n)
+void fs_file_data_overwritten(struct fs *fs, uint64_t ino, uint64_t pblk, uint64_t n)
 {
     if (jnl_data_overwrite(fs->jnl, pblk, n)) {
         uint64_t seq = jnl_running_seq(fs->jnl);
-        icache_set_dirty_seq(fs, ino, seq);
-        icache_set_data_seq(fs, ino, seq);
+        fs_icache_set_dirty_seq(fs, ino, seq);
+        fs_icache_set_data_seq(fs, ino, seq);
     }
 }
 
-int fmap_zero_bytes(struct fmap *m, uint64_t from, uint64_t to)
+int fs_fmap_zero_bytes(struct fmap *m, uint64_t from, uint64_t to)
 {
     struct fs *fs = m->fs;
     while (from < to) {
         uint64_t lblk = from >> MMAPFS_BLOCK_SHIFT, next;
         struct fextent e;
-        int err = fmap_find(m, lblk, &e, &next);
+        int err = fs_fmap_find(m, lblk, &e, &next);
         if (err == -ENOENT) {
             if (next == UINT64_MAX || next << MMAPFS_BLOCK_SHIFT >= to)
                 return 0;
@@ -316,7 +316,7 @@ int fmap_zero_bytes(struct fmap *m, uint64_t from, uint64_t to)
              * readable: ordered like new data, or a crash could show the
              * bytes a truncate or punch removed */
             jnl_note_new_data(fs->jnl);
-            file_data_overwritten(fs, m->ino, phys >> MMAPFS_BLOCK_SHIFT,
+            fs_file_data_overwritten(fs, m->ino, phys >> MMAPFS_BLOCK_SHIFT,
                                   ((phys + (end - from) - 1) >> MMAPFS_BLOCK_SHIFT) -
                                       (phys >> MMAPFS_BLOCK_SHIFT) + 1);
             for (uint64_t done = 0; done < end - from;) {
@@ -333,7 +333,7 @@ int fmap_zero_bytes(struct fmap *m, uint64_t from, uint64_t to)
     return 0;
 }
 
-int fmap_unmap_step(struct fmap *m, struct mmapfs_disk_inode *di, uint64_t from,
+int fs_fmap_unmap_step(struct fmap *m, struct mmapfs_disk_inode *di, uint64_t from,
                     uint64_t to, uint64_t base, uint64_t *low, int *done)
 {
     struct fs *fs = m->fs;
@@ -342,7 +342,7 @@ int fmap_unmap_step(struct fmap *m, struct mmapfs_disk_inode *di, uint64_t from,
         if (file_step_full(fs, base))
             return 0;
         struct fextent e;
-        int err = fmap_find_le(m, to - 1, &e);
+        int err = fs_fmap_find_le(m, to - 1, &e);
         if (err == -ENOENT || (!err && fext_end(&e) <= from))
             break;
         if (err)
@@ -355,39 +355,39 @@ int fmap_unmap_step(struct fmap *m, struct mmapfs_disk_inode *di, uint64_t from,
         if (cut_hi < fext_end(&e)) {
             struct fextent right = { cut_hi, e.pblk + (cut_hi - e.lblk),
                                      fext_end(&e) - cut_hi, e.flags };
-            err = fmap_insert(m, &right);
+            err = fs_fmap_insert(m, &right);
             if (err)
                 return err;
         }
         if (cut_lo == e.lblk) {
-            err = fmap_delete(m, e.lblk);
+            err = fs_fmap_delete(m, e.lblk);
         } else {
             struct fextent left = e;
             left.len = cut_lo - e.lblk;
-            err = fmap_update(m, &left);
+            err = fs_fmap_update(m, &left);
         }
         if (err)
             return err;
         uint64_t n = cut_hi - cut_lo;
-        err = free_blocks(fs, e.pblk + (cut_lo - e.lblk), n);
+        err = fs_free_blocks(fs, e.pblk + (cut_lo - e.lblk), n);
         di->blocks = di->blocks >= n ? di->blocks - n : 0;
-        fmap_sync(m, di);
+        fs_fmap_sync(m, di);
         if (err)
             return err;
         *low = cut_lo;
         to = cut_lo;
     }
     int err = tree_to_inline(m);
-    fmap_sync(m, di);
+    fs_fmap_sync(m, di);
     if (err)
         return err;
     *done = 1;
     return 0;
 }
 
-int file_next_step(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
+int fs_file_next_step(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
 {
-    int err = inode_put(fs, ino, di);
+    int err = fs_inode_put(fs, ino, di);
     if (err)
         return err;
     /* a change that failed where it could not be reported fails (and
@@ -398,5 +398,5 @@ int file_next_step(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
         jnl_lock(fs->jnl);
         return err;
     }
-    return step_err ? step_err : inode_get(fs, ino, di);
+    return step_err ? step_err : fs_inode_get(fs, ino, di);
 }

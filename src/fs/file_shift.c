@@ -53,8 +53,8 @@ static void shift_open(struct shift *s)
 /* Ends the step and begins another. */
 static int shift_next(struct shift *s)
 {
-    fmap_sync(&s->m, s->di);
-    int err = file_next_step(s->fs, s->ino, s->di);
+    fs_fmap_sync(&s->m, s->di);
+    int err = fs_file_next_step(s->fs, s->ino, s->di);
     if (err)
         return err;
     shift_open(s);
@@ -73,10 +73,10 @@ static int move_extent(struct fmap *m, const struct fextent *e, uint64_t new_lbl
 {
     struct fextent moved = *e;
     moved.lblk = new_lblk;
-    int err = fmap_insert(m, &moved);
+    int err = fs_fmap_insert(m, &moved);
     if (err)
         return err == -EEXIST ? -EBUSY : err;
-    return fmap_delete(m, e->lblk);
+    return fs_fmap_delete(m, e->lblk);
 }
 
 /* ==== collapse ============================================================== */
@@ -87,8 +87,8 @@ static int collapse_unmap(struct shift *s, uint64_t first, uint64_t n)
     for (;;) {
         uint64_t low = UINT64_MAX;
         int done;
-        int err = fmap_unmap_step(&s->m, s->di, first, first + n, s->base, &low, &done);
-        fmap_sync(&s->m, s->di);
+        int err = fs_fmap_unmap_step(&s->m, s->di, first, first + n, s->base, &low, &done);
+        fs_fmap_sync(&s->m, s->di);
         if (low != UINT64_MAX)
             s->changed = 1;
         if (err || done)
@@ -109,24 +109,24 @@ static int collapse_move(struct shift *s, uint64_t first, uint64_t n)
             return err;
         struct fextent e, prev;
         uint64_t next;
-        err = fmap_find(&s->m, pos, &e, &next);
+        err = fs_fmap_find(&s->m, pos, &e, &next);
         if (err == -ENOENT) {
             if (next == UINT64_MAX)
                 return 0;
-            err = fmap_find(&s->m, next, &e, &next);
+            err = fs_fmap_find(&s->m, next, &e, &next);
         }
         if (err)
             return err;
         if (e.lblk < pos)                  /* a write between steps mapped it */
             return -EBUSY;
         /* the blocks below must be free down to the new start */
-        err = fmap_find_le(&s->m, e.lblk - 1, &prev);
+        err = fs_fmap_find_le(&s->m, e.lblk - 1, &prev);
         if (err && err != -ENOENT)
             return err;
         if (!err && fext_end(&prev) > e.lblk - n)
             return -EBUSY;
         err = move_extent(&s->m, &e, e.lblk - n);
-        fmap_sync(&s->m, s->di);
+        fs_fmap_sync(&s->m, s->di);
         if (err)
             return err;
         s->changed = 1;
@@ -154,17 +154,17 @@ static int insert_split(struct fmap *m, uint64_t first)
 {
     struct fextent e;
     uint64_t next;
-    int err = fmap_find(m, first, &e, &next);
+    int err = fs_fmap_find(m, first, &e, &next);
     if (err == -ENOENT || (!err && e.lblk == first))
         return 0;
     if (err)
         return err;
     struct fextent right = { first, e.pblk + (first - e.lblk), fext_end(&e) - first, e.flags };
-    err = fmap_insert(m, &right);
+    err = fs_fmap_insert(m, &right);
     if (err)
         return err;
     e.len = first - e.lblk;
-    return fmap_update(m, &e);
+    return fs_fmap_update(m, &e);
 }
 
 /* Moves every extent at or after first up by n blocks, highest first. */
@@ -177,7 +177,7 @@ static int insert_move(struct shift *s, uint64_t first, uint64_t n)
             return err;
         struct fextent e, above;
         uint64_t next;
-        err = fmap_find_le(&s->m, pos, &e);
+        err = fs_fmap_find_le(&s->m, pos, &e);
         if (err == -ENOENT || (!err && e.lblk < first))
             return 0;
         if (err)
@@ -185,13 +185,13 @@ static int insert_move(struct shift *s, uint64_t first, uint64_t n)
         if (fext_end(&e) + n > FILE_MAX_BLOCKS)
             return -EFBIG;
         /* the blocks above must be free up to the new end */
-        err = fmap_find(&s->m, fext_end(&e), &above, &next);
+        err = fs_fmap_find(&s->m, fext_end(&e), &above, &next);
         if (err && err != -ENOENT)
             return err;
         if (!err || next < fext_end(&e) + n)
             return -EBUSY;
         err = move_extent(&s->m, &e, e.lblk + n);
-        fmap_sync(&s->m, s->di);
+        fs_fmap_sync(&s->m, s->di);
         if (err || e.lblk == first)
             return err;
         s->changed = 1;
@@ -205,13 +205,13 @@ static int insert(struct shift *s, uint64_t off, uint64_t len)
     struct fextent last;
     /* refuse before changing anything if the last extent would go past
      * the maximum file size */
-    int err = fmap_find_le(&s->m, FILE_MAX_BLOCKS - 1, &last);
+    int err = fs_fmap_find_le(&s->m, FILE_MAX_BLOCKS - 1, &last);
     if (err && err != -ENOENT)
         return err;
     if (!err && fext_end(&last) + n > FILE_MAX_BLOCKS)
         return -EFBIG;
     err = insert_split(&s->m, first);
-    fmap_sync(&s->m, s->di);
+    fs_fmap_sync(&s->m, s->di);
     if (err)
         return err;
     s->di->size += len;
@@ -238,11 +238,11 @@ static int shift_check(const struct mmapfs_disk_inode *di, int mode, uint64_t of
     return off >= di->size ? -EINVAL : 0;
 }
 
-int file_shift_locked(struct fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t len,
+int fs_file_shift_locked(struct fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t len,
                       int *retry_ok)
 {
     struct mmapfs_disk_inode di;
-    int err = inode_get(fs, ino, &di);
+    int err = fs_inode_get(fs, ino, &di);
     if (err)
         return err;
     err = shift_check(&di, mode, off, len);
@@ -251,12 +251,12 @@ int file_shift_locked(struct fs *fs, uint64_t ino, int mode, uint64_t off, uint6
     struct shift s = { .fs = fs, .ino = ino, .di = &di };
     shift_open(&s);
     err = mode == FALLOC_FL_COLLAPSE_RANGE ? collapse(&s, off, len) : insert(&s, off, len);
-    fmap_sync(&s.m, &di);
+    fs_fmap_sync(&s.m, &di);
     *retry_ok = !s.changed;
     if (!s.changed)
         return err;
-    inode_touch(&di, TOUCH_CTIME | TOUCH_MTIME);
-    int perr = inode_put(fs, ino, &di);
-    icache_set_data_seq(fs, ino, jnl_running_seq(fs->jnl));
+    fs_inode_touch(&di, TOUCH_CTIME | TOUCH_MTIME);
+    int perr = fs_inode_put(fs, ino, &di);
+    fs_icache_set_data_seq(fs, ino, jnl_running_seq(fs->jnl));
     return err ? err : perr;
 }

@@ -4,7 +4,7 @@
  * zero range; collapse and insert range are in file_shift.c) and
  * SEEK_DATA / SEEK_HOLE.
  *
- * Long operations run in journal steps (file_next_step). A truncate that
+ * Long operations run in journal steps (fs_file_next_step). A truncate that
  * spans several steps frees blocks from the end backwards and lowers the
  * size as it goes, so a crash between steps leaves a shorter file whose
  * remaining content is intact, never blocks past the end of the file.
@@ -40,8 +40,8 @@ static int unmap_range(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di
         uint64_t low = UINT64_MAX;
         int done;
         fmap_open(&m, fs, ino, di->tree_root);
-        int err = fmap_unmap_step(&m, di, from, to, jnl_running_blocks(fs->jnl), &low, &done);
-        fmap_sync(&m, di);
+        int err = fs_fmap_unmap_step(&m, di, from, to, jnl_running_blocks(fs->jnl), &low, &done);
+        fs_fmap_sync(&m, di);
         if (err || done)
             return err;
         if (keep_size != UINT64_MAX && low != UINT64_MAX) {
@@ -51,7 +51,7 @@ static int unmap_range(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di
             if (s < di->size)
                 di->size = s;
         }
-        err = file_next_step(fs, ino, di);
+        err = fs_file_next_step(fs, ino, di);
         if (err)
             return err;
     }
@@ -61,28 +61,28 @@ static int unmap_range(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di
  * operation that can still fail: data is not journaled, so nothing undoes
  * it (docs/JOURNAL.md, "Failed operations"). The inode is put first: its
  * block is then in the running transaction, and the caller's final
- * inode_put cannot fail for lack of memory after the zeros are written. */
+ * fs_inode_put cannot fail for lack of memory after the zeros are written. */
 static int zero_bytes_last(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di,
                            uint64_t from, uint64_t to)
 {
     struct fmap m;
-    int err = inode_put(fs, ino, di);
+    int err = fs_inode_put(fs, ino, di);
     if (err)
         return err;
     fmap_open(&m, fs, ino, di->tree_root);
-    return fmap_zero_bytes(&m, from, to);
+    return fs_fmap_zero_bytes(&m, from, to);
 }
 
-int file_truncate(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, uint64_t size)
+int fs_file_truncate(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, uint64_t size)
 {
     if (size > MMAPFS_MAX_FILE_SIZE)
         return -EFBIG;
     if ((di->flags & MMAPFS_INODE_INLINE_DATA) && size <= MMAPFS_INLINE_BYTES) {
-        file_inline_truncate(di, size);
-        icache_set_data_seq(fs, ino, jnl_running_seq(fs->jnl));
+        fs_file_inline_truncate(di, size);
+        fs_icache_set_data_seq(fs, ino, jnl_running_seq(fs->jnl));
         return 0;
     }
-    int uerr = file_uninline(fs, ino, di);
+    int uerr = fs_file_uninline(fs, ino, di);
     if (uerr)
         return uerr;
     if (size < di->size) {
@@ -98,11 +98,11 @@ int file_truncate(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, uin
         }
     }
     di->size = size;
-    icache_set_data_seq(fs, ino, jnl_running_seq(fs->jnl));
+    fs_icache_set_data_seq(fs, ino, jnl_running_seq(fs->jnl));
     return 0;
 }
 
-int file_free_all(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
+int fs_file_free_all(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
 {
     if (di->flags & MMAPFS_INODE_INLINE_DATA) {
         memset(di->inline_area, 0, sizeof(di->inline_area));
@@ -126,7 +126,7 @@ int file_free_all(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
     struct fmap m;
     fmap_open(&m, fs, ino, di->tree_root);
     err = bt_destroy(&m.tree);
-    fmap_sync(&m, di);
+    fs_fmap_sync(&m, di);
     return err;
 }
 
@@ -142,8 +142,8 @@ static int preallocate(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di
     fmap_open(&m, fs, ino, di->tree_root);
     while (from < to) {
         if (file_step_full(fs, base)) {
-            fmap_sync(&m, di);
-            int err = file_next_step(fs, ino, di);
+            fs_fmap_sync(&m, di);
+            int err = fs_file_next_step(fs, ino, di);
             if (err)
                 return err;
             base = jnl_running_blocks(fs->jnl);
@@ -151,7 +151,7 @@ static int preallocate(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di
         }
         struct fextent e, prev;
         uint64_t next;
-        int err = fmap_find(&m, from, &e, &next);
+        int err = fs_fmap_find(&m, from, &e, &next);
         if (!err) {
             from = fext_end(&e);
             continue;
@@ -162,31 +162,31 @@ static int preallocate(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di
         uint64_t want = hole_end - from, pblk, got;
         if (want > FILE_EXTENT_MAX)
             want = FILE_EXTENT_MAX;
-        int have_prev = from > 0 && fmap_find_le(&m, from - 1, &prev) == 0;
+        int have_prev = from > 0 && fs_fmap_find_le(&m, from - 1, &prev) == 0;
         uint64_t goal = have_prev ? prev.pblk + prev.len + (from - fext_end(&prev)) : 0;
-        err = alloc_blocks(fs, goal, want, &pblk, &got);
+        err = fs_alloc_blocks(fs, goal, want, &pblk, &got);
         if (err)
             goto fail;
         if (have_prev && fext_end(&prev) == from && prev.pblk + prev.len == pblk &&
             prev.flags == MMAPFS_EXTENT_UNWRITTEN && prev.len + got <= FILE_EXTENT_MAX) {
             prev.len += got;
-            err = fmap_update(&m, &prev);
+            err = fs_fmap_update(&m, &prev);
         } else {
             struct fextent ne = { from, pblk, got, MMAPFS_EXTENT_UNWRITTEN };
-            err = fmap_insert(&m, &ne);
+            err = fs_fmap_insert(&m, &ne);
         }
         if (err) {
-            free_blocks(fs, pblk, got);
+            fs_free_blocks(fs, pblk, got);
             goto fail;
         }
         di->blocks += got;
         from += got;
         continue;
 fail:
-        fmap_sync(&m, di);
+        fs_fmap_sync(&m, di);
         return err;
     }
-    fmap_sync(&m, di);
+    fs_fmap_sync(&m, di);
     return 0;
 }
 
@@ -212,7 +212,7 @@ static int punch(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, uint
 static int fallocate_locked(struct fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t end)
 {
     struct mmapfs_disk_inode di;
-    int err = inode_get(fs, ino, &di);
+    int err = fs_inode_get(fs, ino, &di);
     if (err)
         return err;
     if (S_ISDIR(di.mode))
@@ -220,7 +220,7 @@ static int fallocate_locked(struct fs *fs, uint64_t ino, int mode, uint64_t off,
     if (!S_ISREG(di.mode))
         return -ENODEV;
     unsigned touch = TOUCH_CTIME;
-    err = file_uninline(fs, ino, &di);      /* the range works on blocks */
+    err = fs_file_uninline(fs, ino, &di);      /* the range works on blocks */
     if (err)
         return err;
     if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
@@ -233,9 +233,9 @@ static int fallocate_locked(struct fs *fs, uint64_t ino, int mode, uint64_t off,
         di.size = end;
         touch |= TOUCH_MTIME;
     }
-    inode_touch(&di, touch);
-    int perr = inode_put(fs, ino, &di);
-    icache_set_data_seq(fs, ino, jnl_running_seq(fs->jnl));
+    fs_inode_touch(&di, touch);
+    int perr = fs_inode_put(fs, ino, &di);
+    fs_icache_set_data_seq(fs, ino, jnl_running_seq(fs->jnl));
     return err ? err : perr;
 }
 
@@ -263,10 +263,10 @@ int fs_fallocate(struct fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t l
         if (err)
             return err;
         int retry_ok = 1;
-        err = shift ? file_shift_locked(fs, ino, mode, off, len, &retry_ok)
+        err = shift ? fs_file_shift_locked(fs, ino, mode, off, len, &retry_ok)
                     : fallocate_locked(fs, ino, mode, off, off + len);
         err = fs_end(fs, err);
-        if (err == -ENOSPC && retry_ok && attempt == 0 && alloc_wait_pending(fs) == 1)
+        if (err == -ENOSPC && retry_ok && attempt == 0 && fs_alloc_wait_pending(fs) == 1)
             continue;
         return err;
     }
@@ -289,7 +289,7 @@ static int64_t seek_locked(struct fs *fs, uint64_t ino, const struct mmapfs_disk
     while (pos < size) {
         uint64_t lblk = pos >> SHIFT, next;
         struct fextent e;
-        int err = fmap_find(&m, lblk, &e, &next);
+        int err = fs_fmap_find(&m, lblk, &e, &next);
         if (err && err != -ENOENT)
             return err;
         int data = !err && !(e.flags & MMAPFS_EXTENT_UNWRITTEN);
@@ -311,7 +311,7 @@ int64_t fs_lseek(struct fs *fs, uint64_t ino, uint64_t off, int whence)
         return -ENXIO;
     struct mmapfs_disk_inode di;
     jnl_lock(fs->jnl);
-    int64_t r = inode_get(fs, ino, &di);
+    int64_t r = fs_inode_get(fs, ino, &di);
     if (!r && S_ISDIR(di.mode))
         r = -EISDIR;
     if (!r)

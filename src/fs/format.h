@@ -390,7 +390,7 @@ static inline uint64_t mmapfs_inode_block_first(uint64_t table_start, uint64_t t
  *    child i holds the keys k with key_i <= k < key_{i+1} (key_0 is the
  *    smallest key of its subtree). All leaves are at level 0; the root's
  *    level is the tree height - 1.
- * checksum = crc32c(le64 block number ‖ bytes 8..4095), so a node read from
+ * checksum = mfs_crc32c(le64 block number ‖ bytes 8..4095), so a node read from
  * the wrong place is detected.
  */
 #define MMAPFS_BTREE_MAGIC   0x54424d4du    /* "MMBT" */
@@ -510,7 +510,7 @@ static inline uint64_t mmapfs_name_hash(const char *name, size_t len)
  * 'next' (docs/FORMAT.md). Header, then entries packed from offset 32:
  * {u8 name_len, u8 reserved, le16 value_len, name, value}, each padded to 4
  * bytes; 'used' = bytes of entries. Names are full ("user.foo"), unique in
- * the whole chain; an entry never spans blocks. checksum = crc32c(le64
+ * the whole chain; an entry never spans blocks. checksum = mfs_crc32c(le64
  * block number ‖ bytes 8..4095). An image with a chain longer than one
  * block has MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN set (drivers that do not
  * know 'next' must refuse it); a chain has at most MMAPFS_XATTR_CHAIN_MAX

@@ -114,14 +114,14 @@ void fs_now(struct timespec *ts);
 /* Validates a superblock image against the image size in bytes; fills msg
  * with the reason on failure. -EINVAL: not mmapfs; -EUCLEAN: corrupt. Used by
  * mount, mkfs (refuse to overwrite) and fsck. */
-int super_validate(const struct mmapfs_disk_superblock *sb, uint64_t image_bytes,
+int fs_super_validate(const struct mmapfs_disk_superblock *sb, uint64_t image_bytes,
                    char *msg, size_t msg_len);
-void super_checksum(struct mmapfs_disk_superblock *sb);
+void fs_super_checksum(struct mmapfs_disk_superblock *sb);
 /* Writable superblock in the running transaction (checksum is refreshed by
- * super_put). */
-struct mmapfs_disk_superblock *super_write(struct fs *fs);
-void super_put(struct fs *fs, struct mmapfs_disk_superblock *sb);
-const struct mmapfs_disk_superblock *super_read(struct fs *fs);
+ * fs_super_put). */
+struct mmapfs_disk_superblock *fs_super_write(struct fs *fs);
+void fs_super_put(struct fs *fs, struct mmapfs_disk_superblock *sb);
+const struct mmapfs_disk_superblock *fs_super_read(struct fs *fs);
 
 /* ---- host space of a sparse image (hostspace.c) ------------------------------ */
 
@@ -141,66 +141,66 @@ int fs_host_reserve_blocks(struct fs *fs, uint64_t start, uint64_t n);
  * (0 = the allocator's own goal). *start and *got receive the run. Blocks freed
  * by a transaction that is not yet durable are never returned (invariant 4).
  * -ENOSPC when none is free. */
-int alloc_blocks(struct fs *fs, uint64_t goal, uint64_t want, uint64_t *start, uint64_t *got);
+int fs_alloc_blocks(struct fs *fs, uint64_t goal, uint64_t want, uint64_t *start, uint64_t *got);
 /* Frees a run of blocks (bitmap cleared in the running transaction; reusable
  * once that transaction is durable). */
-int free_blocks(struct fs *fs, uint64_t start, uint64_t len);
+int fs_free_blocks(struct fs *fs, uint64_t start, uint64_t len);
 /* One metadata block, zeroed shadow in *ptr (jnl_write_new). */
-int alloc_meta(struct fs *fs, uint64_t goal, uint64_t *blk, void **ptr);
+int fs_alloc_meta(struct fs *fs, uint64_t goal, uint64_t *blk, void **ptr);
 /* Frees a metadata block (jnl_forget + free_blocks). */
-void free_meta(struct fs *fs, uint64_t blk);
-int alloc_inode(struct fs *fs, uint64_t goal, uint64_t *ino);
-int free_inode(struct fs *fs, uint64_t ino);
+void fs_free_meta(struct fs *fs, uint64_t blk);
+int fs_alloc_inode(struct fs *fs, uint64_t goal, uint64_t *ino);
+int fs_free_inode(struct fs *fs, uint64_t ino);
 /* Is inode ino marked in use in the bitmap? */
-int inode_in_use(struct fs *fs, uint64_t ino);
+int fs_inode_in_use(struct fs *fs, uint64_t ino);
 /* Loads free counts from the bitmaps (mount) and sets up pending lists. */
-int alloc_init(struct fs *fs);
-void alloc_fini(struct fs *fs);
+int fs_alloc_init(struct fs *fs);
+void fs_alloc_fini(struct fs *fs);
 /* Journal durable callback: releases blocks freed up to seq. */
-void alloc_durable(void *ctx, uint64_t seq);
+void fs_alloc_durable(void *ctx, uint64_t seq);
 /* Makes blocks freed by transactions up to seq reusable (readpin.c calls
  * it once no read pin can see them). Lock held. */
-void alloc_release(struct fs *fs, uint64_t seq);
+void fs_alloc_release(struct fs *fs, uint64_t seq);
 /* discard.c: gives the freed run [start, end) back to the storage (hole
- * in an image file, BLKDISCARD on a device) before alloc_release makes it
+ * in an image file, BLKDISCARD on a device) before fs_alloc_release makes it
  * reusable, when fs->discard is on and the run is at least 64 KiB. A target that cannot discard turns
  * fs->discard off (one log line). Lock held. */
-void discard_released(struct fs *fs, uint64_t start, uint64_t end);
+void fs_discard_released(struct fs *fs, uint64_t start, uint64_t end);
 /* Blocks freed but not yet reusable (waiting for their transaction). */
-uint64_t alloc_pending_blocks(struct fs *fs);
+uint64_t fs_alloc_pending_blocks(struct fs *fs);
 /* jnl_undo restored blk: if it is a bitmap block, its free count (and
  * the totals) are counted again, and blocks the failed operation had
  * allocated lose their log images. Lock held. */
-void alloc_undo_block(struct fs *fs, uint64_t blk, const void *before, const void *after);
+void fs_alloc_undo_block(struct fs *fs, uint64_t blk, const void *before, const void *after);
 /* Before jnl_undo: blocks the failed operation freed leave the pending
  * list (they are its blocks again, or were never anybody's). Lock held. */
-void alloc_undo_pending(struct fs *fs);
+void fs_alloc_undo_pending(struct fs *fs);
 /* Called WITHOUT the lock after an operation failed with -ENOSPC: if freed
  * blocks are waiting for a commit, commits and waits for it and returns 1
  * (retry the operation once); 0 if retrying cannot help; -EIO. */
-int alloc_wait_pending(struct fs *fs);
+int fs_alloc_wait_pending(struct fs *fs);
 
 /* ---- verified metadata blocks (verified.c) -------------------------------- */
 
-int  verified_init(struct fs *fs);
-void verified_fini(struct fs *fs);
+int  fs_verified_init(struct fs *fs);
+void fs_verified_fini(struct fs *fs);
 /* 1 if blk's checksum was verified since mount and it was not freed since. */
-int  verified_test(struct fs *fs, uint64_t blk);
-void verified_set(struct fs *fs, uint64_t blk);
+int  fs_verified_has(struct fs *fs, uint64_t blk);
+void fs_verified_set(struct fs *fs, uint64_t blk);
 /* Blocks [start, start+len) were freed: verify them again next time. */
-void verified_clear(struct fs *fs, uint64_t start, uint64_t len);
+void fs_verified_clear(struct fs *fs, uint64_t start, uint64_t len);
 
 /* ---- read pins (readpin.c) ------------------------------------------------ */
 
 /* Journal durable callback's part: transaction seq is durable; starts or
  * ends grace periods. Lock held. */
-void pins_durable(struct fs *fs, uint64_t seq);
+void fs_pins_durable(struct fs *fs, uint64_t seq);
 /* Ends the grace period in progress if its pins are gone, starts the next
  * one. Lock held. */
-void pins_advance(struct fs *fs);
+void fs_pins_advance(struct fs *fs);
 /* Lock NOT held: waits (bounded, about a second) until blocks freed by
  * transactions up to seq (already durable) are reusable. 0 or -EBUSY. */
-int pins_wait(struct fs *fs, uint64_t seq);
+int fs_pins_wait(struct fs *fs, uint64_t seq);
 
 /* ---- B+tree binding (tree.c) ---------------------------------------------- */
 
@@ -223,72 +223,72 @@ extern const struct bt_store fs_tree_store;
 
 /* Copies inode ino out of the (journaled) inode table, validating range,
  * bitmap, checksum and mode. -ENOENT if not in use, -EUCLEAN if corrupt. */
-int inode_get(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
+int fs_inode_get(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
 /* Writes inode ino back into the running transaction (checksum computed)
  * and records the transaction in the inode's memory state (for fsync). */
-int inode_put(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
-/* inode_put for a change of timestamps only: fdatasync does not wait for
- * it (inode_put records the change for both fsync and fdatasync). */
-int inode_put_times(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
+int fs_inode_put(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
+/* fs_inode_put for a change of timestamps only: fdatasync does not wait for
+ * it (fs_inode_put records the change for both fsync and fdatasync). */
+int fs_inode_put_times(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
 /* Allocates and initialises a new inode (times now, nlink 1 — 2 for
  * directories, generation from the superblock counter); not yet put. */
-int inode_new(struct fs *fs, uint64_t goal, uint32_t mode, uint32_t uid, uint32_t gid,
+int fs_inode_new(struct fs *fs, uint64_t goal, uint32_t mode, uint32_t uid, uint32_t gid,
               uint64_t *ino, struct mmapfs_disk_inode *di);
 /* Drops one link (directories: all, nlink = 0), ctime = now; when nlink
  * reaches 0 the inode goes on the orphan list if it still has lookup
- * references, else it is released. Puts the inode. Like inode_release it
+ * references, else it is released. Puts the inode. Like fs_inode_release it
  * may span several journal steps: call it last in an operation, after
- * every other inode_put (copies of other inodes may be stale after it). */
-int inode_drop_link(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
+ * every other fs_inode_put (copies of other inodes may be stale after it). */
+int fs_inode_drop_link(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
 /* Frees everything the inode owns and the inode itself (removing it from the
  * orphan list if it is on it). May span several journal steps for large
  * files: it may call jnl_end/jnl_begin internally (lock held on return). */
-int inode_release(struct fs *fs, uint64_t ino);
-void inode_to_stat(uint64_t ino, const struct mmapfs_disk_inode *di, struct fs_stat *st);
+int fs_inode_release(struct fs *fs, uint64_t ino);
+void fs_inode_to_stat(uint64_t ino, const struct mmapfs_disk_inode *di, struct fs_stat *st);
 enum { TOUCH_ATIME = 1, TOUCH_MTIME = 2, TOUCH_CTIME = 4 };
-void inode_touch(struct mmapfs_disk_inode *di, unsigned what);
+void fs_inode_touch(struct mmapfs_disk_inode *di, unsigned what);
 /* Inode's DT_* type from its mode. */
-uint8_t inode_dtype(uint32_t mode);
+uint8_t fs_inode_dtype(uint32_t mode);
 
 /* ---- in-memory inode state (icache.c) -------------------------------------- */
 
-int icache_init(struct fs *fs);
-void icache_fini(struct fs *fs);
-void icache_ref(struct fs *fs, uint64_t ino);                 /* lookup count + 1 */
-uint64_t icache_unref(struct fs *fs, uint64_t ino, uint64_t n); /* returns what is left */
-uint64_t icache_refs(struct fs *fs, uint64_t ino);
-void icache_set_dirty_seq(struct fs *fs, uint64_t ino, uint64_t seq);
-uint64_t icache_dirty_seq(struct fs *fs, uint64_t ino);      /* 0 if unknown */
+int fs_icache_init(struct fs *fs);
+void fs_icache_fini(struct fs *fs);
+void fs_icache_ref(struct fs *fs, uint64_t ino);                 /* lookup count + 1 */
+uint64_t fs_icache_unref(struct fs *fs, uint64_t ino, uint64_t n); /* returns what is left */
+uint64_t fs_icache_refs(struct fs *fs, uint64_t ino);
+void fs_icache_set_dirty_seq(struct fs *fs, uint64_t ino, uint64_t seq);
+uint64_t fs_icache_dirty_seq(struct fs *fs, uint64_t ino);      /* 0 if unknown */
 /* Transaction that last changed what fdatasync needs (anything but
- * timestamps); inode_put records both seqs, inode_put_times only dirty_seq. */
-void icache_set_data_seq(struct fs *fs, uint64_t ino, uint64_t seq);
-uint64_t icache_data_seq(struct fs *fs, uint64_t ino);       /* 0 if unknown */
+ * timestamps); fs_inode_put records both seqs, fs_inode_put_times only dirty_seq. */
+void fs_icache_set_data_seq(struct fs *fs, uint64_t ino, uint64_t seq);
+uint64_t fs_icache_data_seq(struct fs *fs, uint64_t ino);       /* 0 if unknown */
 /* Number of inodes tracked (metrics). */
-uint64_t icache_count(struct fs *fs);
+uint64_t fs_icache_count(struct fs *fs);
 /* In-memory mirror of the orphan list (orphan.c only): which inodes are on
  * it and their predecessors (0 = the list head), so that membership tests
  * and removals are O(1). Entries of listed inodes are never dropped. */
-int icache_orphan_set(struct fs *fs, uint64_t ino, uint64_t prev);   /* 0 / -ENOMEM */
-int icache_orphan_get(struct fs *fs, uint64_t ino, uint64_t *prev);  /* 1 if listed */
-void icache_orphan_clear(struct fs *fs, uint64_t ino);
+int fs_icache_orphan_set(struct fs *fs, uint64_t ino, uint64_t prev);   /* 0 / -ENOMEM */
+int fs_icache_orphan_get(struct fs *fs, uint64_t ino, uint64_t *prev);  /* 1 if listed */
+void fs_icache_orphan_clear(struct fs *fs, uint64_t ino);
 /* 1 if the mirror changed since the last call (which clears the mark). */
-int icache_orphan_changed(struct fs *fs);
-/* Forgets the whole mirror (orphan_reload rebuilds it). */
-void icache_orphan_reset(struct fs *fs);
+int fs_icache_orphan_changed(struct fs *fs);
+/* Forgets the whole mirror (fs_orphan_reload rebuilds it). */
+void fs_icache_orphan_reset(struct fs *fs);
 
 /* ---- orphans (orphan.c) ---------------------------------------------------- */
 
 /* Puts ino at the head of the orphan list (no-op if listed); puts di. */
-int orphan_add(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
+int fs_orphan_add(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
 /* Takes ino off the list (no-op if not listed); puts di. */
-int orphan_remove(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
+int fs_orphan_remove(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
 /* Is ino on the orphan list? 1 / 0. */
-int orphan_listed(struct fs *fs, uint64_t ino);
+int fs_orphan_listed(struct fs *fs, uint64_t ino);
 /* Mount: releases every inode on the orphan list (left by a crash). */
-int orphan_recover(struct fs *fs);
+int fs_orphan_recover(struct fs *fs);
 /* Rebuilds the in-memory mirror from the list (after jnl_undo). 0 or
  * -errno. */
-int orphan_reload(struct fs *fs);
+int fs_orphan_reload(struct fs *fs);
 
 /* ---- failed operations (undo.c; docs/JOURNAL.md, "Failed operations") ------- */
 
@@ -308,18 +308,18 @@ void fs_abort(struct fs *fs, int err, const char *why);
 /* ---- file data (file.c) ---------------------------------------------------- */
 
 /* Locked variants used by symlink/readlink and truncation.
- * file_write_locked updates di (size, block map, blocks, mtime/ctime) and
+ * fs_file_write_locked updates di (size, block map, blocks, mtime/ctime) and
  * puts it; it runs in the caller's journal step (meant for small writes). */
-ssize_t file_write_locked(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di,
+ssize_t fs_file_write_locked(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di,
                           uint64_t off, const void *buf, size_t len);
-ssize_t file_read_locked(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode *di,
+ssize_t fs_file_read_locked(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode *di,
                          uint64_t off, void *buf, size_t len);
 /* Sets the size; frees blocks wholly past the new end (zeroes the tail of a
  * partial last block). Does not put the inode: the caller does. May span
- * several journal steps (like inode_release). */
-int file_truncate(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, uint64_t size);
+ * several journal steps (like fs_inode_release). */
+int fs_file_truncate(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, uint64_t size);
 /* Frees every extent and the tree (release path). */
-int file_free_all(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
+int fs_file_free_all(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
 
 /* ---- test hooks (super.c) --------------------------------------------------- */
 
@@ -330,24 +330,24 @@ void fs_crash_for_test(struct fs *fs);
 /* ---- directories (dir.c) --------------------------------------------------- */
 
 /* Finds name in directory dir. -ENOENT. */
-int dir_find(struct fs *fs, uint64_t dir, const struct mmapfs_disk_inode *ddi,
+int fs_dir_find(struct fs *fs, uint64_t dir, const struct mmapfs_disk_inode *ddi,
              const char *name, size_t len, uint64_t *ino, uint8_t *type);
 /* Adds an entry (-EEXIST); updates ddi's tree_root, size, blocks (caller puts
  * ddi and sets times). */
-int dir_add(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi,
+int fs_dir_add(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi,
             const char *name, size_t len, uint64_t ino, uint8_t type);
-/* Removes an entry (-ENOENT); updates ddi like dir_add. */
-int dir_remove(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi,
+/* Removes an entry (-ENOENT); updates ddi like fs_dir_add. */
+int fs_dir_remove(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi,
                const char *name, size_t len);
 /* Points an existing entry at another inode. */
-int dir_replace(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi,
+int fs_dir_replace(struct fs *fs, uint64_t dir, struct mmapfs_disk_inode *ddi,
                 const char *name, size_t len, uint64_t ino, uint8_t type);
 /* 1 if the directory has no entries. */
-int dir_is_empty(const struct mmapfs_disk_inode *ddi);
+int fs_dir_is_empty(const struct mmapfs_disk_inode *ddi);
 
 /* ---- xattrs (xattr.c) ------------------------------------------------------ */
 
 /* Frees the inode's xattr block (release path). */
-int xattr_free_all(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
+int fs_xattr_free_all(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
 
 #endif

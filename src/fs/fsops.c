@@ -16,9 +16,9 @@ int fs_getattr(struct fs *fs, uint64_t ino, struct fs_stat *st)
 {
     struct mmapfs_disk_inode di;
     jnl_lock(fs->jnl);
-    int err = inode_get(fs, ino, &di);
+    int err = fs_inode_get(fs, ino, &di);
     if (!err)
-        inode_to_stat(ino, &di, st);
+        fs_inode_to_stat(ino, &di, st);
     jnl_unlock(fs->jnl);
     return err;
 }
@@ -36,7 +36,7 @@ static int setattr_locked(struct fs *fs, uint64_t ino, const struct fs_setattr *
 {
     struct mmapfs_disk_inode di;
     struct timespec now;
-    int err = inode_get(fs, ino, &di);
+    int err = fs_inode_get(fs, ino, &di);
     if (err)
         return err;
     int size_changed = 0;
@@ -46,9 +46,9 @@ static int setattr_locked(struct fs *fs, uint64_t ino, const struct fs_setattr *
         if (!S_ISREG(di.mode))
             return -EINVAL;
         size_changed = sa->size != di.size;
-        err = file_truncate(fs, ino, &di, sa->size);   /* may re-read di */
+        err = fs_file_truncate(fs, ino, &di, sa->size);   /* may re-read di */
         if (err) {
-            inode_put(fs, ino, &di);                    /* keep what was done */
+            fs_inode_put(fs, ino, &di);                    /* keep what was done */
             return err;
         }
     }
@@ -71,9 +71,9 @@ static int setattr_locked(struct fs *fs, uint64_t ino, const struct fs_setattr *
 
     unsigned times = FS_SET_ATIME | FS_SET_MTIME | FS_SET_ATIME_NOW | FS_SET_MTIME_NOW |
                      FS_SET_CTIME;
-    err = (valid & ~times) ? inode_put(fs, ino, &di) : inode_put_times(fs, ino, &di);
+    err = (valid & ~times) ? fs_inode_put(fs, ino, &di) : fs_inode_put_times(fs, ino, &di);
     if (!err && st)
-        inode_to_stat(ino, &di, st);
+        fs_inode_to_stat(ino, &di, st);
     return err;
 }
 
@@ -97,17 +97,17 @@ void fs_forget(struct fs *fs, uint64_t ino, uint64_t n)
     if (jnl_begin(fs->jnl) != 0) {
         /* read-only or failed: only the count changes */
         jnl_lock(fs->jnl);
-        icache_unref(fs, ino, n);
+        fs_icache_unref(fs, ino, n);
         jnl_unlock(fs->jnl);
         return;
     }
     int err = 0;
-    if (icache_unref(fs, ino, n) == 0) {
+    if (fs_icache_unref(fs, ino, n) == 0) {
         struct mmapfs_disk_inode di;
         /* the last reference of an unlinked inode: free it now (on
          * failure it stays on the orphan list for the next mount) */
-        if (inode_get(fs, ino, &di) == 0 && di.nlink == 0)
-            err = inode_release(fs, ino);
+        if (fs_inode_get(fs, ino, &di) == 0 && di.nlink == 0)
+            err = fs_inode_release(fs, ino);
     }
     err = fs_end(fs, err);
 }
@@ -122,10 +122,10 @@ static int fsync_target(struct fs *fs, uint64_t ino, int datasync, uint64_t *seq
 {
     struct mmapfs_disk_inode di;
     jnl_lock(fs->jnl);
-    int err = inode_get(fs, ino, &di);
+    int err = fs_inode_get(fs, ino, &di);
     if (!err) {
-        *seq = datasync && !S_ISDIR(di.mode) ? icache_data_seq(fs, ino)
-                                             : icache_dirty_seq(fs, ino);
+        *seq = datasync && !S_ISDIR(di.mode) ? fs_icache_data_seq(fs, ino)
+                                             : fs_icache_dirty_seq(fs, ino);
         *has_data = S_ISREG(di.mode);
     }
     jnl_unlock(fs->jnl);
@@ -184,7 +184,7 @@ int fs_statfs(struct fs *fs, struct statvfs *st)
 {
     memset(st, 0, sizeof(*st));
     jnl_lock(fs->jnl);
-    const struct mmapfs_disk_superblock *sb = super_read(fs);
+    const struct mmapfs_disk_superblock *sb = fs_super_read(fs);
     if (sb) {
         uint64_t a = 0, b = 0;
         memcpy(&a, sb->uuid, 8);
@@ -273,7 +273,7 @@ int fs_format_metrics(struct fs *fs, char *buf, size_t size)
 
     jnl_lock(fs->jnl);
     uint64_t free_blocks = fs->free_blocks, free_inodes = fs->free_inodes;
-    uint64_t pending = alloc_pending_blocks(fs), cached = icache_count(fs);
+    uint64_t pending = fs_alloc_pending_blocks(fs), cached = fs_icache_count(fs);
     int corrupt = fs->corrupt;
     jnl_unlock(fs->jnl);
     line(&o, "fs_blocks_total", fs->block_count - fs->data_start);

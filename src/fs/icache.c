@@ -32,7 +32,7 @@ struct fs_icache {
      * fsync never returns after a data-only sync while the change it
      * needs is still in the running transaction. */
     uint64_t lost_dirty_seq, lost_data_seq;
-    int orphan_changed;       /* the orphan mirror changed (icache_orphan_changed) */
+    int orphan_changed;       /* the orphan mirror changed (fs_icache_orphan_changed) */
 };
 
 #define ICACHE_MIN_CAP   1024u
@@ -55,7 +55,7 @@ static struct icache_entry *slot_of(const struct fs_icache *c, uint64_t ino)
     return &c->slots[i];
 }
 
-int icache_init(struct fs *fs)
+int fs_icache_init(struct fs *fs)
 {
     struct fs_icache *c = calloc(1, sizeof(*c));
     if (!c)
@@ -71,7 +71,7 @@ int icache_init(struct fs *fs)
     return 0;
 }
 
-void icache_fini(struct fs *fs)
+void fs_icache_fini(struct fs *fs)
 {
     if (!fs->icache)
         return;
@@ -143,14 +143,14 @@ static struct icache_entry *find(struct fs *fs, uint64_t ino)
     return e->ino ? e : NULL;
 }
 
-void icache_ref(struct fs *fs, uint64_t ino)
+void fs_icache_ref(struct fs *fs, uint64_t ino)
 {
     struct icache_entry *e = get_or_add(fs, ino);
     if (e)
         e->nlookup++;
 }
 
-uint64_t icache_unref(struct fs *fs, uint64_t ino, uint64_t n)
+uint64_t fs_icache_unref(struct fs *fs, uint64_t ino, uint64_t n)
 {
     struct icache_entry *e = find(fs, ino);
     if (!e)
@@ -159,7 +159,7 @@ uint64_t icache_unref(struct fs *fs, uint64_t ino, uint64_t n)
     return e->nlookup;
 }
 
-uint64_t icache_refs(struct fs *fs, uint64_t ino)
+uint64_t fs_icache_refs(struct fs *fs, uint64_t ino)
 {
     struct icache_entry *e = find(fs, ino);
     return e ? e->nlookup : 0;
@@ -173,7 +173,7 @@ static void raise_seq(uint64_t *field, uint64_t *lost, uint64_t seq)
         *p = seq;
 }
 
-void icache_set_dirty_seq(struct fs *fs, uint64_t ino, uint64_t seq)
+void fs_icache_set_dirty_seq(struct fs *fs, uint64_t ino, uint64_t seq)
 {
     struct icache_entry *e = get_or_add(fs, ino);
     raise_seq(e ? &e->dirty_seq : NULL, &fs->icache->lost_dirty_seq, seq);
@@ -184,30 +184,30 @@ static uint64_t max_seq(uint64_t a, uint64_t b)
     return a > b ? a : b;
 }
 
-uint64_t icache_dirty_seq(struct fs *fs, uint64_t ino)
+uint64_t fs_icache_dirty_seq(struct fs *fs, uint64_t ino)
 {
     struct icache_entry *e = find(fs, ino);
     return max_seq(e ? e->dirty_seq : 0, fs->icache->lost_dirty_seq);
 }
 
-void icache_set_data_seq(struct fs *fs, uint64_t ino, uint64_t seq)
+void fs_icache_set_data_seq(struct fs *fs, uint64_t ino, uint64_t seq)
 {
     struct icache_entry *e = get_or_add(fs, ino);
     raise_seq(e ? &e->data_seq : NULL, &fs->icache->lost_data_seq, seq);
 }
 
-uint64_t icache_data_seq(struct fs *fs, uint64_t ino)
+uint64_t fs_icache_data_seq(struct fs *fs, uint64_t ino)
 {
     struct icache_entry *e = find(fs, ino);
     return max_seq(e ? e->data_seq : 0, fs->icache->lost_data_seq);
 }
 
-uint64_t icache_count(struct fs *fs)
+uint64_t fs_icache_count(struct fs *fs)
 {
     return fs->icache ? fs->icache->count : 0;
 }
 
-int icache_orphan_set(struct fs *fs, uint64_t ino, uint64_t prev)
+int fs_icache_orphan_set(struct fs *fs, uint64_t ino, uint64_t prev)
 {
     struct icache_entry *e = get_or_add(fs, ino);
     if (!e)
@@ -218,7 +218,7 @@ int icache_orphan_set(struct fs *fs, uint64_t ino, uint64_t prev)
     return 0;
 }
 
-int icache_orphan_get(struct fs *fs, uint64_t ino, uint64_t *prev)
+int fs_icache_orphan_get(struct fs *fs, uint64_t ino, uint64_t *prev)
 {
     struct icache_entry *e = find(fs, ino);
     if (!e || !e->orphan)
@@ -227,7 +227,7 @@ int icache_orphan_get(struct fs *fs, uint64_t ino, uint64_t *prev)
     return 1;
 }
 
-void icache_orphan_clear(struct fs *fs, uint64_t ino)
+void fs_icache_orphan_clear(struct fs *fs, uint64_t ino)
 {
     struct icache_entry *e = find(fs, ino);
     if (e) {
@@ -237,14 +237,14 @@ void icache_orphan_clear(struct fs *fs, uint64_t ino)
     }
 }
 
-int icache_orphan_changed(struct fs *fs)
+int fs_icache_orphan_changed(struct fs *fs)
 {
     int changed = fs->icache->orphan_changed;
     fs->icache->orphan_changed = 0;
     return changed;
 }
 
-void icache_orphan_reset(struct fs *fs)
+void fs_icache_orphan_reset(struct fs *fs)
 {
     struct fs_icache *c = fs->icache;
     for (uint64_t i = 0; i <= c->mask; i++) {

@@ -11,12 +11,12 @@
 #include "fs/file_i.h"
 #include "util/crc32c.h"
 
-/* crc32c(le64 ino ‖ bytes 0..251). */
+/* mfs_crc32c(le64 ino ‖ bytes 0..251). */
 static uint32_t inode_checksum(uint64_t ino, const struct mmapfs_disk_inode *di)
 {
     uint64_t le = htole64(ino);
-    uint32_t c = crc32c(0, &le, sizeof(le));
-    return crc32c(c, di, offsetof(struct mmapfs_disk_inode, checksum));
+    uint32_t c = mfs_crc32c(0, &le, sizeof(le));
+    return mfs_crc32c(c, di, offsetof(struct mmapfs_disk_inode, checksum));
 }
 
 /* Table block and byte offset of inode ino (1 <= ino <= inode_count): in
@@ -80,11 +80,11 @@ static int inode_data_check(struct fs *fs, uint64_t ino, const struct mmapfs_dis
     return 0;
 }
 
-int inode_get(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
+int fs_inode_get(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
 {
     if (ino < 1 || ino > fs->inode_count)
         return -ENOENT;
-    int used = inode_in_use(fs, ino);
+    int used = fs_inode_in_use(fs, ino);
     if (used < 0)
         return used;
     if (!used)
@@ -105,7 +105,7 @@ int inode_get(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
     return di->flags ? inode_data_check(fs, ino, di) : 0;
 }
 
-/* inode_put / inode_put_times: the record into the running transaction,
+/* fs_inode_put / fs_inode_put_times: the record into the running transaction,
  * and which kind of change the inode's memory state records. */
 static int put(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, int times_only)
 {
@@ -120,31 +120,31 @@ static int put(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, int ti
         return fs_write_error(fs, errno);
     memcpy(p + off, di, sizeof(*di));
     uint64_t seq = jnl_running_seq(fs->jnl);
-    icache_set_dirty_seq(fs, ino, seq);
+    fs_icache_set_dirty_seq(fs, ino, seq);
     if (!times_only)
-        icache_set_data_seq(fs, ino, seq);
+        fs_icache_set_data_seq(fs, ino, seq);
     return 0;
 }
 
-int inode_put(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
+int fs_inode_put(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
 {
     return put(fs, ino, di, 0);
 }
 
-int inode_put_times(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
+int fs_inode_put_times(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
 {
     return put(fs, ino, di, 1);
 }
 
-int inode_new(struct fs *fs, uint64_t goal, uint32_t mode, uint32_t uid, uint32_t gid,
+int fs_inode_new(struct fs *fs, uint64_t goal, uint32_t mode, uint32_t uid, uint32_t gid,
               uint64_t *ino, struct mmapfs_disk_inode *di)
 {
     if (!mode_type_ok(mode))
         return -EINVAL;
-    struct mmapfs_disk_superblock *sb = super_write(fs);
+    struct mmapfs_disk_superblock *sb = fs_super_write(fs);
     if (!sb)
         return fs_write_error(fs, errno);
-    int err = alloc_inode(fs, goal, ino);
+    int err = fs_alloc_inode(fs, goal, ino);
     if (err)
         return err;
     memset(di, 0, sizeof(*di));
@@ -153,14 +153,14 @@ int inode_new(struct fs *fs, uint64_t goal, uint32_t mode, uint32_t uid, uint32_
     di->gid = gid;
     di->nlink = S_ISDIR(mode) ? 2 : 1;
     di->generation = sb->next_generation++;
-    super_put(fs, sb);
-    inode_touch(di, TOUCH_ATIME | TOUCH_MTIME | TOUCH_CTIME);
+    fs_super_put(fs, sb);
+    fs_inode_touch(di, TOUCH_ATIME | TOUCH_MTIME | TOUCH_CTIME);
     di->crtime_sec = di->ctime_sec;
     di->crtime_nsec = di->ctime_nsec;
     return 0;
 }
 
-void inode_to_stat(uint64_t ino, const struct mmapfs_disk_inode *di, struct fs_stat *st)
+void fs_inode_to_stat(uint64_t ino, const struct mmapfs_disk_inode *di, struct fs_stat *st)
 {
     memset(st, 0, sizeof(*st));
     st->ino = ino;
@@ -178,7 +178,7 @@ void inode_to_stat(uint64_t ino, const struct mmapfs_disk_inode *di, struct fs_s
     st->crtime = (struct timespec){ (time_t)di->crtime_sec, di->crtime_nsec };
 }
 
-void inode_touch(struct mmapfs_disk_inode *di, unsigned what)
+void fs_inode_touch(struct mmapfs_disk_inode *di, unsigned what)
 {
     struct timespec now;
     fs_now(&now);
@@ -196,7 +196,7 @@ void inode_touch(struct mmapfs_disk_inode *di, unsigned what)
     }
 }
 
-uint8_t inode_dtype(uint32_t mode)
+uint8_t fs_inode_dtype(uint32_t mode)
 {
     switch (mode & S_IFMT) {
     case S_IFREG:  return DT_REG;
@@ -210,7 +210,7 @@ uint8_t inode_dtype(uint32_t mode)
     }
 }
 
-int inode_drop_link(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
+int fs_inode_drop_link(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
 {
     if (di->nlink == 0)
         return fs_corrupt(fs, "inode %llu: dropping a link of an unlinked inode",
@@ -219,21 +219,21 @@ int inode_drop_link(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
         di->nlink = 0;
     else
         di->nlink--;
-    inode_touch(di, TOUCH_CTIME);
+    fs_inode_touch(di, TOUCH_CTIME);
     if (di->nlink > 0)
-        return inode_put(fs, ino, di);
-    if (icache_refs(fs, ino) > 0)
-        return orphan_add(fs, ino, di);       /* freed by the last fs_forget */
-    int err = inode_put(fs, ino, di);
+        return fs_inode_put(fs, ino, di);
+    if (fs_icache_refs(fs, ino) > 0)
+        return fs_orphan_add(fs, ino, di);       /* freed by the last fs_forget */
+    int err = fs_inode_put(fs, ino, di);
     if (err)
         return err;
-    return inode_release(fs, ino);
+    return fs_inode_release(fs, ino);
 }
 
-int inode_release(struct fs *fs, uint64_t ino)
+int fs_inode_release(struct fs *fs, uint64_t ino)
 {
     struct mmapfs_disk_inode di;
-    int err = inode_get(fs, ino, &di);
+    int err = fs_inode_get(fs, ino, &di);
     if (err)
         return err;
     if (di.nlink != 0)
@@ -242,14 +242,14 @@ int inode_release(struct fs *fs, uint64_t ino)
     /* On the orphan list while its blocks go, so that a crash between
      * journal steps leaves it to be finished at the next mount. Adding and
      * removing in the same transaction costs only the superblock block. */
-    int was_orphan = orphan_listed(fs, ino);
-    if (!was_orphan && (err = orphan_add(fs, ino, &di)))
+    int was_orphan = fs_orphan_listed(fs, ino);
+    if (!was_orphan && (err = fs_orphan_add(fs, ino, &di)))
         return err;
-    err = file_free_all(fs, ino, &di);
+    err = fs_file_free_all(fs, ino, &di);
     if (!err)
-        err = xattr_free_all(fs, ino, &di);
+        err = fs_xattr_free_all(fs, ino, &di);
     if (err) {
-        inode_put(fs, ino, &di);    /* progress so far; stays an orphan */
+        fs_inode_put(fs, ino, &di);    /* progress so far; stays an orphan */
         return err;
     }
     if (di.blocks != 0) {
@@ -258,10 +258,10 @@ int inode_release(struct fs *fs, uint64_t ino)
                    (unsigned long long)ino, (unsigned long long)di.blocks);
         di.blocks = 0;
     }
-    err = orphan_remove(fs, ino, &di);      /* puts di */
+    err = fs_orphan_remove(fs, ino, &di);      /* puts di */
     if (err)
         return err;
     if (was_orphan)
         FS_COUNT(fs, orphans_released, 1);
-    return free_inode(fs, ino);
+    return fs_free_inode(fs, ino);
 }

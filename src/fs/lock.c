@@ -52,7 +52,7 @@ int fs_image_mounted(int fd)
         char *source = strtok_r(NULL, " \n", &save);
         if (!type || !source || strcmp(type, "fuse.mmapfs") != 0)
             continue;
-        mountinfo_unescape(source);
+        mfs_mountinfo_unescape(source);
         if (stat(source, &other) == 0 && same_file(&me, &other))
             found = 1;
     }

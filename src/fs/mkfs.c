@@ -49,7 +49,7 @@ static uint64_t div_round_up(uint64_t a, uint64_t b)
 /* Works out the layout for a filesystem of 'bytes' bytes with the given
  * options (0 = defaults). Pure computation, shared with the tests and the
  * mkfs tool's summary. -EINVAL if the options cannot be satisfied. */
-int mkfs_geometry(uint64_t bytes, const struct fs_format_options *opt,
+int fs_mkfs_geometry(uint64_t bytes, const struct fs_format_options *opt,
                   struct mkfs_geometry *g)
 {
     memset(g, 0, sizeof(*g));
@@ -94,7 +94,7 @@ int mkfs_geometry(uint64_t bytes, const struct fs_format_options *opt,
     const uint64_t bits_per_block = MMAPFS_BLOCK_SIZE * 8ull;
     g->block_bitmap_start = g->journal_start + g->journal_blocks;
     g->block_bitmap_blocks = div_round_up(g->block_count, bits_per_block);
-    g->inode_bitmap_start = g->block_bitmap_start + mkfs_bitmap_room(g->block_count);
+    g->inode_bitmap_start = g->block_bitmap_start + fs_mkfs_bitmap_room(g->block_count);
     g->inode_bitmap_blocks = div_round_up(g->inode_count, bits_per_block);
     g->inode_table_start = g->inode_bitmap_start + g->inode_bitmap_blocks;
     g->inode_table_blocks = div_round_up(g->inode_count, MMAPFS_INODES_PER_BLOCK);
@@ -108,7 +108,7 @@ int mkfs_geometry(uint64_t bytes, const struct fs_format_options *opt,
     return 0;
 }
 
-uint64_t mkfs_bitmap_room(uint64_t block_count)
+uint64_t fs_mkfs_bitmap_room(uint64_t block_count)
 {
     /* room after the bitmap for growing the filesystem in place
      * (mmapfs-resize) to MKFS_GROW_FACTOR times its size, at most 16 TiB:
@@ -124,21 +124,21 @@ uint64_t mkfs_bitmap_room(uint64_t block_count)
 
 /* ---- building blocks ---------------------------------------------------------- */
 
-/* crc32c(le64 blk ‖ block[8..4096)): B+tree node and xattr block checksum,
+/* mfs_crc32c(le64 blk ‖ block[8..4096)): B+tree node and xattr block checksum,
  * the same definition as bt_block_checksum() in btree.h. */
 static uint32_t node_checksum(uint64_t blk, const void *block)
 {
     uint64_t le = htole64(blk);
-    uint32_t c = crc32c(0, &le, sizeof(le));
-    return crc32c(c, (const uint8_t *)block + 8, MMAPFS_BLOCK_SIZE - 8);
+    uint32_t c = mfs_crc32c(0, &le, sizeof(le));
+    return mfs_crc32c(c, (const uint8_t *)block + 8, MMAPFS_BLOCK_SIZE - 8);
 }
 
-/* crc32c(le64 ino ‖ bytes 0..251) of an inode record. */
+/* mfs_crc32c(le64 ino ‖ bytes 0..251) of an inode record. */
 static uint32_t inode_checksum(uint64_t ino, const struct mmapfs_disk_inode *di)
 {
     uint64_t le = htole64(ino);
-    uint32_t c = crc32c(0, &le, sizeof(le));
-    return crc32c(c, di, offsetof(struct mmapfs_disk_inode, checksum));
+    uint32_t c = mfs_crc32c(0, &le, sizeof(le));
+    return mfs_crc32c(c, di, offsetof(struct mmapfs_disk_inode, checksum));
 }
 
 /* Fills a directory inode record. */
@@ -270,7 +270,7 @@ static int make_superblock(struct mmapfs_disk_superblock *sb, const struct mkfs_
         memcpy(sb->label, opt->label, strlen(opt->label));
     sb->mkfs_time = (uint64_t)now->tv_sec;
     sb->write_time = (uint64_t)now->tv_sec;
-    sb->checksum = crc32c(0, sb, offsetof(struct mmapfs_disk_superblock, checksum));
+    sb->checksum = mfs_crc32c(0, sb, offsetof(struct mmapfs_disk_superblock, checksum));
     return 0;
 }
 
@@ -288,7 +288,7 @@ int fs_format(struct mmio *io, const struct fs_format_options *opt)
         return -EINVAL;
 
     struct mkfs_geometry g;
-    int err = mkfs_geometry(bytes, opt, &g);
+    int err = fs_mkfs_geometry(bytes, opt, &g);
     if (err)
         return err;
 
@@ -352,7 +352,7 @@ int fs_format(struct mmio *io, const struct fs_format_options *opt)
     /* 7. the MMP block, released (CLEAN) */
     if (g.mmp_block) {
         struct mmapfs_disk_mmp mmp;
-        mmp_block_clean(&mmp, opt->mmp_interval ? opt->mmp_interval
+        fs_mmp_block_clean(&mmp, opt->mmp_interval ? opt->mmp_interval
                                                 : MMAPFS_MMP_INTERVAL_DEFAULT);
         err = mmio_write_at(io, g.mmp_block * MMAPFS_BLOCK_SIZE, &mmp, sizeof(mmp));
         if (err)
@@ -379,7 +379,7 @@ static int read_fd(void *ctx, uint64_t off, void *buf, size_t len)
     return (size_t)r == len ? 0 : -EIO;
 }
 
-int mkfs_claim_mmp(int fd, const char *path, uint64_t bytes, const char *prog, FILE *err,
+int fs_mkfs_claim_mmp(int fd, const char *path, uint64_t bytes, const char *prog, FILE *err,
                    struct mmp **out)
 {
     struct mmapfs_disk_superblock sb;
@@ -391,10 +391,10 @@ int mkfs_claim_mmp(int fd, const char *path, uint64_t bytes, const char *prog, F
     int e = read_fd(&fd, 0, &sb, sizeof(sb));
     if (e)
         return e;
-    if (super_validate(&sb, bytes, NULL, 0) != 0 &&
-        super_backup_find(read_fd, &fd, bytes, &sb, &blk) != 1)
+    if (fs_super_validate(&sb, bytes, NULL, 0) != 0 &&
+        fs_super_backup_find(read_fd, &fd, bytes, &sb, &blk) != 1)
         return 0;                   /* no mmapfs here: nothing holds it */
     if (!(sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_MMP))
         return 0;
-    return mmp_claim(out, path, &sb, MMP_FSCK, prog, err);
+    return fs_mmp_claim(out, path, &sb, MMP_FSCK, prog, err);
 }

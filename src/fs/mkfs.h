@@ -48,9 +48,9 @@ struct mkfs_geometry {
 /* Blocks from the block bitmap's start to the inode bitmap that mkfs
  * leaves for a filesystem of block_count blocks: the bitmap and the room
  * to grow it in place (MKFS_GROW_FACTOR). */
-uint64_t mkfs_bitmap_room(uint64_t block_count);
+uint64_t fs_mkfs_bitmap_room(uint64_t block_count);
 
-int mkfs_geometry(uint64_t bytes, const struct fs_format_options *opt,
+int fs_mkfs_geometry(uint64_t bytes, const struct fs_format_options *opt,
                   struct mkfs_geometry *g);
 
 /* Looks for a known signature in the first bytes of a target. 'head' holds
@@ -59,23 +59,23 @@ int mkfs_geometry(uint64_t bytes, const struct fs_format_options *opt,
  * 1 and a short description in what[what_len] when something is found
  * ("mmapfs", "ext2/ext3/ext4 filesystem", ...), 0 when nothing is. */
 #define MKFS_PROBE_BYTES 69632u   /* 68 KiB: btrfs magic at 65600 */
-int mkfs_probe_buffer(const void *head, size_t len, char *what, size_t what_len);
+int fs_mkfs_probe_buffer(const void *head, size_t len, char *what, size_t what_len);
 
 /* Same on an opened engine: reads min(size, MKFS_PROBE_BYTES) bytes.
  * 1 found, 0 nothing, -errno on a read error. */
-int mkfs_probe(struct mmio *io, char *what, size_t what_len);
+int fs_mkfs_probe(struct mmio *io, char *what, size_t what_len);
 
 /* Before formatting a target (open descriptor fd, path, bytes long) that
  * holds an mmapfs image with multi-mount protection (found through its
  * superblock, or the backup when block 0 is damaged): claims its MMP
- * block as fsck.mmapfs -y does (mmp_claim, MMP_FSCK), so that a holder
+ * block as fsck.mmapfs -y does (fs_mmp_claim, MMP_FSCK), so that a holder
  * that is alive — its heartbeat changes, here or on another machine, or
  * fsck is repairing it — is refused with one line on err naming it (host,
  * pid), and no mount starts while mkfs writes. 0 with *out (NULL when
- * there is no MMP image; else mmp_release(*out, 0) after formatting), or
+ * there is no MMP image; else fs_mmp_release(*out, 0) after formatting), or
  * -EBUSY (refused, line printed) or -errno. */
 struct mmp;
-int mkfs_claim_mmp(int fd, const char *path, uint64_t bytes, const char *prog, FILE *err,
+int fs_mkfs_claim_mmp(int fd, const char *path, uint64_t bytes, const char *prog, FILE *err,
                    struct mmp **out);
 
 #endif

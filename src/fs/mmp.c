@@ -46,15 +46,15 @@ struct mmp {
 
 static uint32_t mmp_checksum(const struct mmapfs_disk_mmp *b)
 {
-    return crc32c(0, b, offsetof(struct mmapfs_disk_mmp, checksum));
+    return mfs_crc32c(0, b, offsetof(struct mmapfs_disk_mmp, checksum));
 }
 
-int mmp_block_valid(const struct mmapfs_disk_mmp *b)
+int fs_mmp_block_valid(const struct mmapfs_disk_mmp *b)
 {
     return b->magic == MMAPFS_MMP_MAGIC && b->checksum == mmp_checksum(b);
 }
 
-void mmp_block_clean(struct mmapfs_disk_mmp *b, uint32_t interval)
+void fs_mmp_block_clean(struct mmapfs_disk_mmp *b, uint32_t interval)
 {
     memset(b, 0, sizeof(*b));
     b->magic = MMAPFS_MMP_MAGIC;
@@ -64,9 +64,9 @@ void mmp_block_clean(struct mmapfs_disk_mmp *b, uint32_t interval)
     b->checksum = mmp_checksum(b);
 }
 
-void mmp_describe(const struct mmapfs_disk_mmp *b, char *buf, size_t len)
+void fs_mmp_describe(const struct mmapfs_disk_mmp *b, char *buf, size_t len)
 {
-    if (!mmp_block_valid(b)) {
+    if (!fs_mmp_block_valid(b)) {
         snprintf(buf, len, "unknown holder (the MMP block is not valid)");
         return;
     }
@@ -157,7 +157,7 @@ static int local_holder_alive(const struct mmapfs_disk_mmp *b)
 
 /* ---- the heartbeat ------------------------------------------------------------------ */
 
-/* The hook runs under mu, so that once mmp_on_lost(m, NULL, NULL) has
+/* The hook runs under mu, so that once fs_mmp_on_lost(m, NULL, NULL) has
  * returned it is not running and will not run. */
 static void lose(struct mmp *m, const char *why)
 {
@@ -193,9 +193,9 @@ static void *heartbeat(void *arg)
         int err = read_block(m->fd, m->off, seen);
         if (err) {
             lose(m, "cannot read the MMP block");
-        } else if (!mmp_block_valid(seen) || seen->seq != m->seq) {
+        } else if (!fs_mmp_block_valid(seen) || seen->seq != m->seq) {
             char who[256];
-            mmp_describe(seen, who, sizeof(who));
+            fs_mmp_describe(seen, who, sizeof(who));
             char why[320];
             snprintf(why, sizeof(why), "the image was taken by another writer (%s)", who);
             lose(m, why);
@@ -227,7 +227,7 @@ static int refuse(const char *prog, const char *path, FILE *err, const char *wha
                   const struct mmapfs_disk_mmp *b)
 {
     char who[256];
-    mmp_describe(b, who, sizeof(who));
+    fs_mmp_describe(b, who, sizeof(who));
     if (err)
         fprintf(err, "%s: %s: %s (multi-mount protection): %s\n", prog, path, what, who);
     return -EBUSY;
@@ -246,12 +246,12 @@ static int take(struct mmp *m, uint32_t seq, const char *prog, const char *path,
     e = read_block(m->fd, m->off, b);
     if (e)
         return e;
-    if (!mmp_block_valid(b) || b->seq != seq)
+    if (!fs_mmp_block_valid(b) || b->seq != seq)
         return refuse(prog, path, err, "another mount claimed it at the same time", b);
     return 0;
 }
 
-int mmp_claim(struct mmp **out, const char *path, const struct mmapfs_disk_superblock *sb,
+int fs_mmp_claim(struct mmp **out, const char *path, const struct mmapfs_disk_superblock *sb,
               enum mmp_mode mode, const char *prog, FILE *err)
 {
     *out = NULL;
@@ -279,18 +279,18 @@ int mmp_claim(struct mmp **out, const char *path, const struct mmapfs_disk_super
     e = read_block(m->fd, m->off, b);
     if (e)
         goto fail;
-    if (mmp_block_valid(b) && b->seq == MMAPFS_MMP_SEQ_FSCK) {
+    if (fs_mmp_block_valid(b) && b->seq == MMAPFS_MMP_SEQ_FSCK) {
         e = refuse(prog, path, err, "being repaired by fsck.mmapfs", b);
         goto fail;
     }
-    if (!mmp_block_valid(b) || b->seq != MMAPFS_MMP_SEQ_CLEAN) {
-        if (mmp_block_valid(b) && local_holder_alive(b)) {
+    if (!fs_mmp_block_valid(b) || b->seq != MMAPFS_MMP_SEQ_CLEAN) {
+        if (fs_mmp_block_valid(b) && local_holder_alive(b)) {
             e = refuse(prog, path, err, "in use", b);
             goto fail;
         }
         /* Someone elsewhere, or a holder that died: watch the block. */
         uint32_t seen_seq = b->seq, seen_sum = b->checksum;
-        uint32_t wait_s = 2 * (mmp_block_valid(b) && b->interval > m->interval
+        uint32_t wait_s = 2 * (fs_mmp_block_valid(b) && b->interval > m->interval
                                ? b->interval : m->interval) + 1;
         if (wait_s > 2 * MMAPFS_MMP_INTERVAL_MAX + 1)
             wait_s = 2 * MMAPFS_MMP_INTERVAL_MAX + 1;
@@ -322,7 +322,7 @@ fail:
     return e;
 }
 
-void mmp_on_lost(struct mmp *m, void (*fn)(void *ctx), void *ctx)
+void fs_mmp_on_lost(struct mmp *m, void (*fn)(void *ctx), void *ctx)
 {
     if (!m)
         return;
@@ -334,7 +334,7 @@ void mmp_on_lost(struct mmp *m, void (*fn)(void *ctx), void *ctx)
     pthread_mutex_unlock(&m->mu);
 }
 
-int mmp_release(struct mmp *m, int clean)
+int fs_mmp_release(struct mmp *m, int clean)
 {
     if (!m)
         return 0;
@@ -348,7 +348,7 @@ int mmp_release(struct mmp *m, int clean)
     int e = 0;
     if (clean && !m->lost) {
         e = read_block(m->fd, m->off, m->buf);
-        if (!e && mmp_block_valid(m->buf) && m->buf->seq == m->seq) {
+        if (!e && fs_mmp_block_valid(m->buf) && m->buf->seq == m->seq) {
             m->buf->seq = MMAPFS_MMP_SEQ_CLEAN;
             m->buf->time = (uint64_t)time(NULL);
             e = write_block(m);
@@ -358,7 +358,7 @@ int mmp_release(struct mmp *m, int clean)
     return e;
 }
 
-int mmp_peek(const char *path, uint64_t blk, struct mmapfs_disk_mmp *out)
+int fs_mmp_peek(const char *path, uint64_t blk, struct mmapfs_disk_mmp *out)
 {
     struct mmapfs_disk_mmp *b = NULL;
     if (posix_memalign((void **)&b, MMAPFS_BLOCK_SIZE, MMAPFS_BLOCK_SIZE))

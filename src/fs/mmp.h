@@ -39,32 +39,32 @@ enum mmp_mode { MMP_MOUNT = 0, MMP_FSCK = 1 };
  * -EBUSY. With MMP_MOUNT a heartbeat thread then rewrites the block every
  * interval seconds, first checking that it still holds our last sequence
  * number; if it does not (another writer took the image), or the write
- * fails, the lost hook is called once (see mmp_on_lost). Errors: -EBUSY,
+ * fails, the lost hook is called once (see fs_mmp_on_lost). Errors: -EBUSY,
  * -errno of open/pread/pwrite, -ENOMEM. *out is NULL on error. */
-int mmp_claim(struct mmp **out, const char *path, const struct mmapfs_disk_superblock *sb,
+int fs_mmp_claim(struct mmp **out, const char *path, const struct mmapfs_disk_superblock *sb,
               enum mmp_mode mode, const char *prog, FILE *err);
 
 /* Sets the function the heartbeat thread calls (once) when the image was
  * taken by another writer or the block cannot be written any more. If
  * that already happened, fn is called at once. m may be NULL (no-op). */
-void mmp_on_lost(struct mmp *m, void (*fn)(void *ctx), void *ctx);
+void fs_mmp_on_lost(struct mmp *m, void (*fn)(void *ctx), void *ctx);
 
 /* Stops the heartbeat and, if clean and the block still holds our
  * sequence number, marks it CLEAN so that the next mount is immediate.
  * Frees m. Returns 0 or the -errno of the final write (m == NULL: 0). */
-int mmp_release(struct mmp *m, int clean);
+int fs_mmp_release(struct mmp *m, int clean);
 
 /* Reads the MMP block of the image at path without claiming it (fsck -n).
  * 0 and *out, or -errno. */
-int mmp_peek(const char *path, uint64_t blk, struct mmapfs_disk_mmp *out);
+int fs_mmp_peek(const char *path, uint64_t blk, struct mmapfs_disk_mmp *out);
 
 /* 1 if b has the right magic and checksum. */
-int mmp_block_valid(const struct mmapfs_disk_mmp *b);
+int fs_mmp_block_valid(const struct mmapfs_disk_mmp *b);
 
 /* Fills b as a CLEAN block with a valid checksum (mkfs). */
-void mmp_block_clean(struct mmapfs_disk_mmp *b, uint32_t interval);
+void fs_mmp_block_clean(struct mmapfs_disk_mmp *b, uint32_t interval);
 
 /* Prints "host H, pid P, via DEVICE, last update N s ago" of b into buf. */
-void mmp_describe(const struct mmapfs_disk_mmp *b, char *buf, size_t len);
+void fs_mmp_describe(const struct mmapfs_disk_mmp *b, char *buf, size_t len);
 
 #endif

@@ -32,10 +32,10 @@ static void fs_destroy(struct fs *fs)
 {
     if (!fs)
         return;
-    mmp_release(fs->mmp, 1);      /* a failed mount releases it too */
-    alloc_fini(fs);
-    icache_fini(fs);
-    verified_fini(fs);
+    fs_mmp_release(fs->mmp, 1);      /* a failed mount releases it too */
+    fs_alloc_fini(fs);
+    fs_icache_fini(fs);
+    fs_verified_fini(fs);
     if (fs->io)
         mmio_close(fs->io);
     if (fs->lock_fd >= 0)
@@ -110,9 +110,9 @@ static int check_home_superblock(struct fs *fs, const char *path,
         fprintf(stderr, "mmapfs: %s: cannot read the superblock: %s\n", path, strerror(-err));
         return err;
     }
-    err = super_validate(&sb, mmio_size(fs->io), msg, sizeof(msg));
+    err = fs_super_validate(&sb, mmio_size(fs->io), msg, sizeof(msg));
     if (err) {
-        super_backup_report(fs->io, path, &sb, err, msg);
+        fs_super_backup_report(fs->io, path, &sb, err, msg);
         return err;
     }
     if (sb.feature_incompat & ~FS_FEATURE_INCOMPAT_SUPP) {
@@ -148,7 +148,7 @@ static void mmp_lost(void *ctx)
 static int check_root(struct fs *fs, const char *path)
 {
     struct mmapfs_disk_inode root;
-    int err = inode_get(fs, MMAPFS_ROOT_INO, &root);
+    int err = fs_inode_get(fs, MMAPFS_ROOT_INO, &root);
     if (!err && !S_ISDIR(root.mode))
         err = -ENOTDIR;
     if (!err || err == -EIO)
@@ -165,12 +165,12 @@ static int load_after_replay(struct fs *fs, const char *path)
     char msg[200];
     int err;
     jnl_lock(fs->jnl);
-    const struct mmapfs_disk_superblock *sb = super_read(fs);
+    const struct mmapfs_disk_superblock *sb = fs_super_read(fs);
     if (!sb) {
         err = -EIO;
         goto out;
     }
-    err = super_validate(sb, mmio_size(fs->io), msg, sizeof(msg));
+    err = fs_super_validate(sb, mmio_size(fs->io), msg, sizeof(msg));
     if (!err && !same_geometry(fs, sb)) {
         snprintf(msg, sizeof(msg), "superblock geometry changed by journal replay");
         err = -EUCLEAN;
@@ -179,11 +179,11 @@ static int load_after_replay(struct fs *fs, const char *path)
         fprintf(stderr, "mmapfs: %s: after journal replay: %s\n", path, msg);
         goto out;
     }
-    err = alloc_init(fs);
+    err = fs_alloc_init(fs);
     if (!err)
-        err = icache_init(fs);
+        err = fs_icache_init(fs);
     if (!err)
-        err = verified_init(fs);
+        err = fs_verified_init(fs);
     if (!err)
         err = check_root(fs, path);
 out:
@@ -198,13 +198,13 @@ static int mark_mounted(struct fs *fs, const char *path)
     int err = jnl_begin(fs->jnl);
     if (err)
         return err;
-    err = orphan_recover(fs);
+    err = fs_orphan_recover(fs);
     if (err) {
         fprintf(stderr, "mmapfs: %s: cannot free orphan inodes: %s\n", path, strerror(-err));
         err = fs_end(fs, err);
         return err;
     }
-    struct mmapfs_disk_superblock *sb = super_write(fs);
+    struct mmapfs_disk_superblock *sb = fs_super_write(fs);
     if (!sb) {
         jnl_end(fs->jnl);
         return jnl_error(fs->jnl) ? jnl_error(fs->jnl) : -ENOMEM;
@@ -215,7 +215,7 @@ static int mark_mounted(struct fs *fs, const char *path)
     sb->mount_time = (uint64_t)now.tv_sec;
     sb->write_time = (uint64_t)now.tv_sec;
     sb->mount_count++;
-    super_put(fs, sb);
+    fs_super_put(fs, sb);
     uint64_t seq = jnl_running_seq(fs->jnl);
     jnl_end(fs->jnl);
     return jnl_commit_wait(fs->jnl, seq);
@@ -260,7 +260,7 @@ int fs_mount(struct fs **out, const struct fs_options *opt)
      * image, here or on another machine (a read-only mount does not
      * claim it, as with ext4). */
     if (!fs->read_only && (sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_MMP)) {
-        err = mmp_claim(&fs->mmp, opt->path, &sb, MMP_MOUNT, "mmapfs", stderr);
+        err = fs_mmp_claim(&fs->mmp, opt->path, &sb, MMP_MOUNT, "mmapfs", stderr);
         if (err)
             goto fail;
     }
@@ -282,13 +282,13 @@ int fs_mount(struct fs **out, const struct fs_options *opt)
                 strerror(-err));
         goto fail;
     }
-    jnl_set_durable_callback(fs->jnl, alloc_durable, fs);
-    mmp_on_lost(fs->mmp, mmp_lost, fs);
+    jnl_set_durable_callback(fs->jnl, fs_alloc_durable, fs);
+    fs_mmp_on_lost(fs->mmp, mmp_lost, fs);
     err = load_after_replay(fs, opt->path);
     if (!err && !fs->read_only)
         err = mark_mounted(fs, opt->path);
     if (err) {
-        mmp_on_lost(fs->mmp, NULL, NULL);
+        fs_mmp_on_lost(fs->mmp, NULL, NULL);
         jnl_close(fs->jnl);
         fs->jnl = NULL;
         goto fail;
@@ -309,8 +309,8 @@ int fs_unmount(struct fs *fs)
         err = jnl_begin(fs->jnl);
         if (!err) {
             /* no lookup reference survives the unmount */
-            err = fs_undo_failed(fs, orphan_recover(fs));
-            struct mmapfs_disk_superblock *sb = super_write(fs);
+            err = fs_undo_failed(fs, fs_orphan_recover(fs));
+            struct mmapfs_disk_superblock *sb = fs_super_write(fs);
             if (sb) {
                 struct timespec now;
                 fs_now(&now);
@@ -319,20 +319,20 @@ int fs_unmount(struct fs *fs)
                 sb->free_blocks = fs->free_blocks;
                 sb->free_inodes = fs->free_inodes;
                 sb->write_time = (uint64_t)now.tv_sec;
-                super_put(fs, sb);
+                fs_super_put(fs, sb);
             } else if (!err) {
                 err = jnl_error(fs->jnl) ? jnl_error(fs->jnl) : -ENOMEM;
             }
             jnl_end(fs->jnl);
         }
     }
-    mmp_on_lost(fs->mmp, NULL, NULL);    /* the journal goes away */
+    fs_mmp_on_lost(fs->mmp, NULL, NULL);    /* the journal goes away */
     int cerr = jnl_close(fs->jnl);
     fs->jnl = NULL;
     if (cerr)
         err = cerr;
     /* clean: the next mount need not wait out the heartbeat */
-    cerr = mmp_release(fs->mmp, !err);
+    cerr = fs_mmp_release(fs->mmp, !err);
     fs->mmp = NULL;
     if (cerr && !err)
         err = cerr;
@@ -344,10 +344,10 @@ void fs_crash_for_test(struct fs *fs)
 {
     if (!fs)
         return;
-    mmp_on_lost(fs->mmp, NULL, NULL);
+    fs_mmp_on_lost(fs->mmp, NULL, NULL);
     jnl_test_abandon(fs->jnl);
     fs->jnl = NULL;
-    mmp_release(fs->mmp, 0);      /* a crash leaves the heartbeat live */
+    fs_mmp_release(fs->mmp, 0);      /* a crash leaves the heartbeat live */
     fs->mmp = NULL;
     fs_destroy(fs);
 }

@@ -36,7 +36,7 @@ static int dot_name(const char *name, size_t len)
 /* Reads inode ino and checks it is a directory (-ENOTDIR). */
 static int get_dir(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
 {
-    int err = inode_get(fs, ino, di);
+    int err = fs_inode_get(fs, ino, di);
     if (err)
         return err;
     return S_ISDIR(di->mode) ? 0 : -ENOTDIR;
@@ -45,7 +45,7 @@ static int get_dir(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
 /* Reads the inode an entry points to; a dangling entry is corruption. */
 static int get_target(struct fs *fs, uint64_t dir, uint64_t ino, struct mmapfs_disk_inode *di)
 {
-    int err = inode_get(fs, ino, di);
+    int err = fs_inode_get(fs, ino, di);
     if (err == -ENOENT)
         return fs_corrupt(fs, "directory %llu: entry points to free inode %llu",
                           (unsigned long long)dir, (unsigned long long)ino);
@@ -72,16 +72,16 @@ static int get_parent_ino(struct fs *fs, uint64_t dir, const struct mmapfs_disk_
  * retry can succeed. Called without the lock. */
 static int retry_enospc(struct fs *fs, int err, int *tries)
 {
-    return err == -ENOSPC && (*tries)++ == 0 && alloc_wait_pending(fs) == 1;
+    return err == -ENOSPC && (*tries)++ == 0 && fs_alloc_wait_pending(fs) == 1;
 }
 
 /* Takes a lookup reference and fills st. */
 static void found_inode(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode *di,
                         struct fs_stat *st)
 {
-    icache_ref(fs, ino);
+    fs_icache_ref(fs, ino);
     if (st)
-        inode_to_stat(ino, di, st);
+        fs_inode_to_stat(ino, di, st);
 }
 
 /* ==== lookup ================================================================ */
@@ -95,7 +95,7 @@ static void found_inode(struct fs *fs, uint64_t ino, const struct mmapfs_disk_in
  */
 static int lookup_self(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
 {
-    int err = inode_get(fs, ino, di);
+    int err = fs_inode_get(fs, ino, di);
     if (err)
         return err;
     return di->nlink == 0 ? -ENOENT : 0;
@@ -107,7 +107,7 @@ int fs_lookup(struct fs *fs, uint64_t parent, const char *name, struct fs_stat *
     uint64_t ino;
     size_t len;
 
-    int err = dir_check_name(name, &len);
+    int err = fs_dir_check_name(name, &len);
     if (err)
         return len == 0 && err == -EINVAL ? -ENOENT : err;
     jnl_lock(fs->jnl);
@@ -125,7 +125,7 @@ int fs_lookup(struct fs *fs, uint64_t parent, const char *name, struct fs_stat *
         err = get_parent_ino(fs, parent, &pdi, &ino);
         break;
     default:
-        err = dir_find(fs, parent, &pdi, name, len, &ino, NULL);
+        err = fs_dir_find(fs, parent, &pdi, name, len, &ino, NULL);
         break;
     }
     if (err)
@@ -157,11 +157,11 @@ static void discard_new_inode(struct fs *fs, uint64_t ino, struct mmapfs_disk_in
 {
     di->nlink = 0;
     if (di->tree_root == 0 && di->xattr_block == 0 && di->blocks == 0) {
-        free_inode(fs, ino);
+        fs_free_inode(fs, ino);
         return;
     }
-    if (inode_put(fs, ino, di) == 0)
-        inode_release(fs, ino);
+    if (fs_inode_put(fs, ino, di) == 0)
+        fs_inode_release(fs, ino);
 }
 
 /* Creates an inode and its entry; journal operation held by the caller. */
@@ -181,9 +181,9 @@ static int create_locked(struct fs *fs, const struct create_args *a, struct fs_s
         return -EEXIST;
     if (S_ISLNK(mode)) {
         /* check first rather than write the target for nothing; for the
-         * other types dir_add finds an existing name (the kernel looks
+         * other types fs_dir_add finds an existing name (the kernel looks
          * names up before it creates them, so that is rare) */
-        err = dir_find(fs, a->parent, &pdi, a->name, a->len, NULL, NULL);
+        err = fs_dir_find(fs, a->parent, &pdi, a->name, a->len, NULL, NULL);
         if (err != -ENOENT)
             return err ? err : -EEXIST;
     }
@@ -194,7 +194,7 @@ static int create_locked(struct fs *fs, const struct create_args *a, struct fs_s
         if (is_dir)
             mode |= S_ISGID;
     }
-    err = inode_new(fs, a->parent, mode, a->cred ? a->cred->uid : 0, gid, &ino, &di);
+    err = fs_inode_new(fs, a->parent, mode, a->cred ? a->cred->uid : 0, gid, &ino, &di);
     if (err)
         return err;
     if (S_ISCHR(mode) || S_ISBLK(mode))
@@ -202,7 +202,7 @@ static int create_locked(struct fs *fs, const struct create_args *a, struct fs_s
     if (is_dir)
         di.parent = a->parent;
     if (S_ISLNK(mode)) {
-        ssize_t n = file_write_locked(fs, ino, &di, 0, a->target, a->target_len);
+        ssize_t n = fs_file_write_locked(fs, ino, &di, 0, a->target, a->target_len);
         if (n >= 0 && (size_t)n != a->target_len)
             n = -EIO;
         if (n < 0) {
@@ -210,20 +210,20 @@ static int create_locked(struct fs *fs, const struct create_args *a, struct fs_s
             return (int)n;
         }
     }
-    err = dir_add(fs, a->parent, &pdi, a->name, a->len, ino, inode_dtype(mode));
+    err = fs_dir_add(fs, a->parent, &pdi, a->name, a->len, ino, fs_inode_dtype(mode));
     if (err) {
         if (err != -EEXIST)              /* the tree may have changed shape */
-            inode_put(fs, a->parent, &pdi);
+            fs_inode_put(fs, a->parent, &pdi);
         discard_new_inode(fs, ino, &di);
         return err;
     }
-    err = inode_put(fs, ino, &di);
+    err = fs_inode_put(fs, ino, &di);
     if (err)
         return err;
     if (is_dir)
         pdi.nlink++;
-    inode_touch(&pdi, TOUCH_MTIME | TOUCH_CTIME);
-    err = inode_put(fs, a->parent, &pdi);
+    fs_inode_touch(&pdi, TOUCH_MTIME | TOUCH_CTIME);
+    err = fs_inode_put(fs, a->parent, &pdi);
     if (err)
         return err;
     found_inode(fs, ino, &di, st);
@@ -233,7 +233,7 @@ static int create_locked(struct fs *fs, const struct create_args *a, struct fs_s
 /* Checks the name, runs create_locked in one journal operation. */
 static int create(struct fs *fs, struct create_args *a, struct fs_stat *st)
 {
-    int err = dir_check_name(a->name, &a->len);
+    int err = fs_dir_check_name(a->name, &a->len);
     if (err)
         return err;
     int tries = 0;
@@ -297,7 +297,7 @@ int fs_readlink(struct fs *fs, uint64_t ino, char *buf, size_t size)
     struct mmapfs_disk_inode di;
 
     jnl_lock(fs->jnl);
-    int err = inode_get(fs, ino, &di);
+    int err = fs_inode_get(fs, ino, &di);
     if (err)
         goto out;
     if (!S_ISLNK(di.mode)) {
@@ -311,7 +311,7 @@ int fs_readlink(struct fs *fs, uint64_t ino, char *buf, size_t size)
     }
     size_t want = size < di.size ? size : (size_t)di.size;
     if (want) {
-        ssize_t n = file_read_locked(fs, ino, &di, 0, buf, want);
+        ssize_t n = fs_file_read_locked(fs, ino, &di, 0, buf, want);
         if (n < 0) {
             err = (int)n;
             goto out;
@@ -342,10 +342,10 @@ static int link_locked(struct fs *fs, uint64_t ino, uint64_t newparent, const ch
         return -ENOENT;
     if (dot_name(name, len))
         return -EEXIST;
-    err = inode_get(fs, ino, &di);
+    err = fs_inode_get(fs, ino, &di);
     if (err)
         return err;
-    err = dir_find(fs, newparent, &pdi, name, len, NULL, NULL);
+    err = fs_dir_find(fs, newparent, &pdi, name, len, NULL, NULL);
     if (err != -ENOENT)
         return err ? err : -EEXIST;
     if (S_ISDIR(di.mode))
@@ -354,18 +354,18 @@ static int link_locked(struct fs *fs, uint64_t ino, uint64_t newparent, const ch
         return -ENOENT;                 /* unlinked while open */
     if (di.nlink >= FS_LINK_MAX)
         return -EMLINK;
-    err = dir_add(fs, newparent, &pdi, name, len, ino, inode_dtype(di.mode));
+    err = fs_dir_add(fs, newparent, &pdi, name, len, ino, fs_inode_dtype(di.mode));
     if (err) {
-        inode_put(fs, newparent, &pdi);
+        fs_inode_put(fs, newparent, &pdi);
         return err;
     }
     di.nlink++;
-    inode_touch(&di, TOUCH_CTIME);
-    err = inode_put(fs, ino, &di);
+    fs_inode_touch(&di, TOUCH_CTIME);
+    err = fs_inode_put(fs, ino, &di);
     if (err)
         return err;
-    inode_touch(&pdi, TOUCH_MTIME | TOUCH_CTIME);
-    err = inode_put(fs, newparent, &pdi);
+    fs_inode_touch(&pdi, TOUCH_MTIME | TOUCH_CTIME);
+    err = fs_inode_put(fs, newparent, &pdi);
     if (err)
         return err;
     found_inode(fs, ino, &di, st);
@@ -376,7 +376,7 @@ int fs_link(struct fs *fs, uint64_t ino, uint64_t newparent, const char *newname
             struct fs_stat *st)
 {
     size_t len;
-    int err = dir_check_name(newname, &len);
+    int err = fs_dir_check_name(newname, &len);
     if (err)
         return err;
     int tries = 0;
@@ -400,7 +400,7 @@ static int remove_locked(struct fs *fs, uint64_t parent, const char *name, size_
     int err = get_dir(fs, parent, &pdi);
     if (err)
         return err;
-    err = dir_find_key(fs, parent, &pdi, name, len, &key, &ino, NULL);
+    err = fs_dir_find_key(fs, parent, &pdi, name, len, &key, &ino, NULL);
     if (err)
         return err;
     err = get_target(fs, parent, ino, &di);
@@ -409,30 +409,30 @@ static int remove_locked(struct fs *fs, uint64_t parent, const char *name, size_
     if (want_dir) {
         if (!S_ISDIR(di.mode))
             return -ENOTDIR;
-        if (!dir_is_empty(&di))
+        if (!fs_dir_is_empty(&di))
             return -ENOTEMPTY;
     } else if (S_ISDIR(di.mode)) {
         return -EISDIR;
     }
-    err = dir_remove_key(fs, parent, &pdi, key);
+    err = fs_dir_remove_key(fs, parent, &pdi, key);
     if (err) {
-        inode_put(fs, parent, &pdi);
+        fs_inode_put(fs, parent, &pdi);
         return err;
     }
     if (want_dir && pdi.nlink > 2)
         pdi.nlink--;
-    inode_touch(&pdi, TOUCH_MTIME | TOUCH_CTIME);
-    err = inode_put(fs, parent, &pdi);
+    fs_inode_touch(&pdi, TOUCH_MTIME | TOUCH_CTIME);
+    err = fs_inode_put(fs, parent, &pdi);
     if (err)
         return err;
-    return inode_drop_link(fs, ino, &di);
+    return fs_inode_drop_link(fs, ino, &di);
 }
 
 /* Shared entry of fs_unlink / fs_rmdir. */
 static int remove_name(struct fs *fs, uint64_t parent, const char *name, int want_dir)
 {
     size_t len;
-    int err = dir_check_name(name, &len);
+    int err = fs_dir_check_name(name, &len);
     if (err)
         return err;
     switch (dot_name(name, len)) {
@@ -478,7 +478,7 @@ static int check_not_ancestor(struct fs *fs, uint64_t moved, uint64_t dir)
         if (steps > fs->inode_count)
             return fs_corrupt(fs, "directory %llu: parent chain loops",
                               (unsigned long long)dir);
-        int err = inode_get(fs, x, &di);
+        int err = fs_inode_get(fs, x, &di);
         if (err == -ENOENT)
             return fs_corrupt(fs, "directory %llu: parent %llu is free",
                               (unsigned long long)dir, (unsigned long long)x);
@@ -524,10 +524,10 @@ static int rename_check(struct fs *fs, struct rename_op *r, int *noop)
         if (err)
             return err;
     }
-    err = dir_find_key(fs, r->parent, &r->pdi, r->name, r->len, &r->skey, &r->sino, &r->stype);
+    err = fs_dir_find_key(fs, r->parent, &r->pdi, r->name, r->len, &r->skey, &r->sino, &r->stype);
     if (err)
         return err;
-    err = dir_find(fs, r->newparent, r->npdi, r->newname, r->newlen, &r->tino, &r->ttype);
+    err = fs_dir_find(fs, r->newparent, r->npdi, r->newname, r->newlen, &r->tino, &r->ttype);
     if (err == -ENOENT) {
         r->tino = 0;
         if (exchange)
@@ -557,7 +557,7 @@ static int rename_check(struct fs *fs, struct rename_op *r, int *noop)
             return -ENOTDIR;
         if (!sdir && tdir)
             return -EISDIR;
-        if (tdir && !dir_is_empty(&r->tdi))
+        if (tdir && !fs_dir_is_empty(&r->tdi))
             return -ENOTEMPTY;
     }
     if (r->parent != r->newparent) {
@@ -592,7 +592,7 @@ static int whiteout_new(struct fs *fs, const struct rename_op *r, uint64_t *ino,
 
     if (r->pdi.mode & S_ISGID)
         gid = r->pdi.gid;
-    int err = inode_new(fs, r->parent, S_IFCHR, uid, gid, ino, di);
+    int err = fs_inode_new(fs, r->parent, S_IFCHR, uid, gid, ino, di);
     if (err)
         return err;
     di->rdev = 0;
@@ -608,15 +608,15 @@ static int rename_vacate(struct fs *fs, struct rename_op *r)
     uint64_t wino;
 
     if (!(r->flags & FS_RENAME_WHITEOUT))
-        return dir_remove_key(fs, r->parent, &r->pdi, r->skey);
+        return fs_dir_remove_key(fs, r->parent, &r->pdi, r->skey);
     int err = whiteout_new(fs, r, &wino, &wdi);
     if (err)
         return err;
     /* the inode first: a failure after the entry points to it would leave
      * the entry pointing at a freed inode */
-    err = inode_put(fs, wino, &wdi);
+    err = fs_inode_put(fs, wino, &wdi);
     if (!err)
-        err = dir_replace(fs, r->parent, &r->pdi, r->name, r->len, wino, inode_dtype(wdi.mode));
+        err = fs_dir_replace(fs, r->parent, &r->pdi, r->name, r->len, wino, fs_inode_dtype(wdi.mode));
     if (err)
         discard_new_inode(fs, wino, &wdi);
     return err;
@@ -629,23 +629,23 @@ static int rename_move(struct fs *fs, struct rename_op *r)
     int err;
 
     if (r->tino)
-        err = dir_replace(fs, r->newparent, r->npdi, r->newname, r->newlen, r->sino, r->stype);
+        err = fs_dir_replace(fs, r->newparent, r->npdi, r->newname, r->newlen, r->sino, r->stype);
     else
-        err = dir_add(fs, r->newparent, r->npdi, r->newname, r->newlen, r->sino, r->stype);
+        err = fs_dir_add(fs, r->newparent, r->npdi, r->newname, r->newlen, r->sino, r->stype);
     if (err) {
-        inode_put(fs, r->newparent, r->npdi);
+        fs_inode_put(fs, r->newparent, r->npdi);
         return err;
     }
     err = rename_vacate(fs, r);
     if (err) {
         /* undo the new entry so the inode is not linked twice */
         if (r->tino)
-            dir_replace(fs, r->newparent, r->npdi, r->newname, r->newlen, r->tino, r->ttype);
+            fs_dir_replace(fs, r->newparent, r->npdi, r->newname, r->newlen, r->tino, r->ttype);
         else
-            dir_remove(fs, r->newparent, r->npdi, r->newname, r->newlen);
-        inode_put(fs, r->parent, &r->pdi);
+            fs_dir_remove(fs, r->newparent, r->npdi, r->newname, r->newlen);
+        fs_inode_put(fs, r->parent, &r->pdi);
         if (r->npdi != &r->pdi)
-            inode_put(fs, r->newparent, r->npdi);
+            fs_inode_put(fs, r->newparent, r->npdi);
         return err;
     }
     if (tdir && r->npdi->nlink > 2)
@@ -656,22 +656,22 @@ static int rename_move(struct fs *fs, struct rename_op *r)
         r->npdi->nlink++;
         r->sdi.parent = r->newparent;
     }
-    inode_touch(&r->sdi, TOUCH_CTIME);
-    err = inode_put(fs, r->sino, &r->sdi);
+    fs_inode_touch(&r->sdi, TOUCH_CTIME);
+    err = fs_inode_put(fs, r->sino, &r->sdi);
     if (err)
         return err;
-    inode_touch(&r->pdi, TOUCH_MTIME | TOUCH_CTIME);
-    err = inode_put(fs, r->parent, &r->pdi);
+    fs_inode_touch(&r->pdi, TOUCH_MTIME | TOUCH_CTIME);
+    err = fs_inode_put(fs, r->parent, &r->pdi);
     if (err)
         return err;
     if (r->npdi != &r->pdi) {
-        inode_touch(r->npdi, TOUCH_MTIME | TOUCH_CTIME);
-        err = inode_put(fs, r->newparent, r->npdi);
+        fs_inode_touch(r->npdi, TOUCH_MTIME | TOUCH_CTIME);
+        err = fs_inode_put(fs, r->newparent, r->npdi);
         if (err)
             return err;
     }
     if (r->tino)
-        return inode_drop_link(fs, r->tino, &r->tdi);
+        return fs_inode_drop_link(fs, r->tino, &r->tdi);
     return 0;
 }
 
@@ -680,12 +680,12 @@ static int rename_exchange(struct fs *fs, struct rename_op *r)
 {
     int sdir = S_ISDIR(r->sdi.mode), tdir = S_ISDIR(r->tdi.mode);
 
-    int err = dir_replace(fs, r->parent, &r->pdi, r->name, r->len, r->tino, r->ttype);
+    int err = fs_dir_replace(fs, r->parent, &r->pdi, r->name, r->len, r->tino, r->ttype);
     if (err)
         return err;
-    err = dir_replace(fs, r->newparent, r->npdi, r->newname, r->newlen, r->sino, r->stype);
+    err = fs_dir_replace(fs, r->newparent, r->npdi, r->newname, r->newlen, r->sino, r->stype);
     if (err) {
-        dir_replace(fs, r->parent, &r->pdi, r->name, r->len, r->sino, r->stype);
+        fs_dir_replace(fs, r->parent, &r->pdi, r->name, r->len, r->sino, r->stype);
         return err;
     }
     if (r->parent != r->newparent) {
@@ -706,18 +706,18 @@ static int rename_exchange(struct fs *fs, struct rename_op *r)
             }
         }
     }
-    inode_touch(&r->sdi, TOUCH_CTIME);
-    inode_touch(&r->tdi, TOUCH_CTIME);
-    inode_touch(&r->pdi, TOUCH_MTIME | TOUCH_CTIME);
+    fs_inode_touch(&r->sdi, TOUCH_CTIME);
+    fs_inode_touch(&r->tdi, TOUCH_CTIME);
+    fs_inode_touch(&r->pdi, TOUCH_MTIME | TOUCH_CTIME);
     if (r->npdi != &r->pdi)
-        inode_touch(r->npdi, TOUCH_MTIME | TOUCH_CTIME);
-    err = inode_put(fs, r->sino, &r->sdi);
+        fs_inode_touch(r->npdi, TOUCH_MTIME | TOUCH_CTIME);
+    err = fs_inode_put(fs, r->sino, &r->sdi);
     if (!err)
-        err = inode_put(fs, r->tino, &r->tdi);
+        err = fs_inode_put(fs, r->tino, &r->tdi);
     if (!err)
-        err = inode_put(fs, r->parent, &r->pdi);
+        err = fs_inode_put(fs, r->parent, &r->pdi);
     if (!err && r->npdi != &r->pdi)
-        err = inode_put(fs, r->newparent, r->npdi);
+        err = fs_inode_put(fs, r->newparent, r->npdi);
     return err;
 }
 
@@ -739,10 +739,10 @@ int fs_rename_as(struct fs *fs, uint64_t parent, const char *name,
     r.newname = newname;
     r.flags = flags;
     r.cred = cred;
-    int err = dir_check_name(name, &r.len);
+    int err = fs_dir_check_name(name, &r.len);
     if (err)
         return r.len == 0 && err == -EINVAL ? -ENOENT : err;
-    err = dir_check_name(newname, &r.newlen);
+    err = fs_dir_check_name(newname, &r.newlen);
     if (err)
         return err;
     if (dot_name(name, r.len) || dot_name(newname, r.newlen))

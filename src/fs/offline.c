@@ -44,15 +44,15 @@ static int say(char *msg, size_t len, int err, const char *fmt, ...)
 /* Claims the MMP block as fsck -y does; on a refusal msg names the holder. */
 static int claim_mmp(struct fs_offline *o, char *msg, size_t msg_len)
 {
-    int err = mmp_claim(&o->mmp, o->path, &o->sb, MMP_FSCK, NULL, NULL);
+    int err = fs_mmp_claim(&o->mmp, o->path, &o->sb, MMP_FSCK, NULL, NULL);
     if (err == -EBUSY) {
         struct mmapfs_disk_mmp b;
         char who[256] = "unknown holder";
         memset(&b, 0, sizeof(b));
-        if (mmp_peek(o->path, o->sb.mmp_block, &b) == 0)
-            mmp_describe(&b, who, sizeof(who));
+        if (fs_mmp_peek(o->path, o->sb.mmp_block, &b) == 0)
+            fs_mmp_describe(&b, who, sizeof(who));
         return say(msg, msg_len, err, "in use (multi-mount protection): %s%s", who,
-                   mmp_block_valid(&b) && b.seq == MMAPFS_MMP_SEQ_FSCK
+                   fs_mmp_block_valid(&b) && b.seq == MMAPFS_MMP_SEQ_FSCK
                        ? " (being repaired by fsck.mmapfs)" : "");
     }
     if (err)
@@ -108,7 +108,7 @@ int fs_offline_open(struct fs_offline *o, const char *path, char *msg, size_t ms
         goto fail;
     }
     char why[200];
-    err = super_validate(&o->sb, o->image_bytes, why, sizeof(why));
+    err = fs_super_validate(&o->sb, o->image_bytes, why, sizeof(why));
     if (err) {
         say(msg, msg_len, err, "%s%s", why,
             err == -EUCLEAN ? " (run fsck.mmapfs)" : "");
@@ -142,7 +142,7 @@ fail:
 void fs_offline_close(struct fs_offline *o)
 {
     mmio_close(o->io);
-    mmp_release(o->mmp, 1);
+    fs_mmp_release(o->mmp, 1);
     if (o->lock_fd >= 0)
         close(o->lock_fd);
     free(o->path);

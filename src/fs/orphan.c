@@ -8,7 +8,7 @@
  * removed inode, so the list can be long. Membership and predecessors are
  * mirrored in the inode cache (icache_orphan_*), which makes adding and
  * removing O(1). The mirror starts empty: a read-write mount empties the
- * list first (orphan_recover, which always removes the head, needing no
+ * list first (fs_orphan_recover, which always removes the head, needing no
  * predecessor). Anything the mirror does not know is found by walking the
  * list, as a fallback.
  */
@@ -22,33 +22,33 @@ static int write_error(struct fs *fs)
     return fs_write_error(fs, errno);
 }
 
-int orphan_listed(struct fs *fs, uint64_t ino)
+int fs_orphan_listed(struct fs *fs, uint64_t ino)
 {
     uint64_t prev;
-    const struct mmapfs_disk_superblock *sb = super_read(fs);
-    return (sb && sb->orphan_head == ino) || icache_orphan_get(fs, ino, &prev);
+    const struct mmapfs_disk_superblock *sb = fs_super_read(fs);
+    return (sb && sb->orphan_head == ino) || fs_icache_orphan_get(fs, ino, &prev);
 }
 
-int orphan_add(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
+int fs_orphan_add(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
 {
-    if (orphan_listed(fs, ino))
-        return inode_put(fs, ino, di);
-    struct mmapfs_disk_superblock *sb = super_write(fs);
+    if (fs_orphan_listed(fs, ino))
+        return fs_inode_put(fs, ino, di);
+    struct mmapfs_disk_superblock *sb = fs_super_write(fs);
     if (!sb)
         return write_error(fs);
     uint64_t old = sb->orphan_head;
-    int err = icache_orphan_set(fs, ino, 0);
+    int err = fs_icache_orphan_set(fs, ino, 0);
     if (!err && old) {
-        err = icache_orphan_set(fs, old, ino);
+        err = fs_icache_orphan_set(fs, old, ino);
         if (err)
-            icache_orphan_clear(fs, ino);
+            fs_icache_orphan_clear(fs, ino);
     }
     if (err)
         return err;
     di->orphan_next = old;
     sb->orphan_head = ino;
-    super_put(fs, sb);
-    return inode_put(fs, ino, di);
+    fs_super_put(fs, sb);
+    return fs_inode_put(fs, ino, di);
 }
 
 /* Walks the list from its head: fn(ctx, ino, prev, &di) for each inode on
@@ -56,7 +56,7 @@ int orphan_add(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
  * end of the list, -EUCLEAN (a cycle, a free inode), or an error. */
 static int walk(struct fs *fs, int (*fn)(struct fs *, void *, uint64_t, uint64_t), void *ctx)
 {
-    const struct mmapfs_disk_superblock *sb = super_read(fs);
+    const struct mmapfs_disk_superblock *sb = fs_super_read(fs);
     if (!sb)
         return -EIO;
     uint64_t cur = sb->orphan_head, before = 0;
@@ -67,7 +67,7 @@ static int walk(struct fs *fs, int (*fn)(struct fs *, void *, uint64_t, uint64_t
             return err;
         if (steps > fs->inode_count)
             return fs_corrupt(fs, "orphan list has a cycle");
-        err = inode_get(fs, cur, &cdi);
+        err = fs_inode_get(fs, cur, &cdi);
         if (err == -ENOENT)
             return fs_corrupt(fs, "orphan list names free inode %llu",
                               (unsigned long long)cur);
@@ -101,58 +101,58 @@ static int find_prev(struct fs *fs, uint64_t ino, uint64_t *prev)
     return err == 1 ? 0 : err ? err : -ENOENT;
 }
 
-int orphan_remove(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
+int fs_orphan_remove(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
 {
-    const struct mmapfs_disk_superblock *rsb = super_read(fs);
+    const struct mmapfs_disk_superblock *rsb = fs_super_read(fs);
     if (!rsb)
         return -EIO;
     uint64_t prev = 0;
     int err = 0;
-    if (rsb->orphan_head != ino && !icache_orphan_get(fs, ino, &prev))
+    if (rsb->orphan_head != ino && !fs_icache_orphan_get(fs, ino, &prev))
         err = find_prev(fs, ino, &prev);
     if (err == -ENOENT) {                /* not listed: nothing to unlink */
         di->orphan_next = 0;
-        icache_orphan_clear(fs, ino);
-        return inode_put(fs, ino, di);
+        fs_icache_orphan_clear(fs, ino);
+        return fs_inode_put(fs, ino, di);
     }
     if (err)
         return err;
 
     uint64_t next = di->orphan_next;
     if (prev == 0) {
-        struct mmapfs_disk_superblock *sb = super_write(fs);
+        struct mmapfs_disk_superblock *sb = fs_super_write(fs);
         if (!sb)
             return write_error(fs);
         if (sb->orphan_head != ino)
             return fs_corrupt(fs, "orphan list: inode %llu is not the head",
                               (unsigned long long)ino);
         sb->orphan_head = next;
-        super_put(fs, sb);
+        fs_super_put(fs, sb);
     } else {
         struct mmapfs_disk_inode pdi;
-        err = inode_get(fs, prev, &pdi);
+        err = fs_inode_get(fs, prev, &pdi);
         if (err)
             return err;
         if (pdi.orphan_next != ino)
             return fs_corrupt(fs, "orphan list: inode %llu does not point to %llu",
                               (unsigned long long)prev, (unsigned long long)ino);
         pdi.orphan_next = next;
-        err = inode_put(fs, prev, &pdi);
+        err = fs_inode_put(fs, prev, &pdi);
         if (err)
             return err;
     }
     uint64_t next_prev;
-    if (next && icache_orphan_get(fs, next, &next_prev))
-        icache_orphan_set(fs, next, prev);          /* the entry exists: cannot fail */
-    icache_orphan_clear(fs, ino);
+    if (next && fs_icache_orphan_get(fs, next, &next_prev))
+        fs_icache_orphan_set(fs, next, prev);          /* the entry exists: cannot fail */
+    fs_icache_orphan_clear(fs, ino);
     di->orphan_next = 0;
-    return inode_put(fs, ino, di);
+    return fs_inode_put(fs, ino, di);
 }
 
-int orphan_recover(struct fs *fs)
+int fs_orphan_recover(struct fs *fs)
 {
     for (uint64_t steps = 0;; steps++) {
-        const struct mmapfs_disk_superblock *sb = super_read(fs);
+        const struct mmapfs_disk_superblock *sb = fs_super_read(fs);
         if (!sb)
             return -EIO;
         uint64_t ino = sb->orphan_head;
@@ -161,29 +161,29 @@ int orphan_recover(struct fs *fs)
         if (steps > fs->inode_count)
             return fs_corrupt(fs, "orphan list has a cycle");
         struct mmapfs_disk_inode di;
-        int err = inode_get(fs, ino, &di);
+        int err = fs_inode_get(fs, ino, &di);
         if (err == -ENOENT)
             return fs_corrupt(fs, "orphan list names free inode %llu", (unsigned long long)ino);
         if (err)
             return err;
         if (di.nlink > 0)
-            err = orphan_remove(fs, ino, &di);    /* linked again: just unlist */
+            err = fs_orphan_remove(fs, ino, &di);    /* linked again: just unlist */
         else
-            err = inode_release(fs, ino);
+            err = fs_inode_release(fs, ino);
         if (err)
             return err;
     }
 }
 
-/* walk() callback of orphan_reload: mirrors one listed inode. */
+/* walk() callback of fs_orphan_reload: mirrors one listed inode. */
 static int mirror(struct fs *fs, void *ctx, uint64_t ino, uint64_t prev)
 {
     (void)ctx;
-    return icache_orphan_set(fs, ino, prev);
+    return fs_icache_orphan_set(fs, ino, prev);
 }
 
-int orphan_reload(struct fs *fs)
+int fs_orphan_reload(struct fs *fs)
 {
-    icache_orphan_reset(fs);
+    fs_icache_orphan_reset(fs);
     return walk(fs, mirror, NULL);
 }

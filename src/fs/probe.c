@@ -47,7 +47,7 @@ static int match(const unsigned char *head, size_t head_len, size_t off,
     return off <= head_len && len <= head_len - off && memcmp(head + off, magic, len) == 0;
 }
 
-int mkfs_probe_buffer(const void *head_v, size_t len, char *what, size_t what_len)
+int fs_mkfs_probe_buffer(const void *head_v, size_t len, char *what, size_t what_len)
 {
     const unsigned char *head = head_v;
     for (size_t i = 0; i < sizeof(signatures) / sizeof(signatures[0]); i++) {
@@ -70,7 +70,7 @@ int mkfs_probe_buffer(const void *head_v, size_t len, char *what, size_t what_le
     return 0;
 }
 
-int mkfs_probe(struct mmio *io, char *what, size_t what_len)
+int fs_mkfs_probe(struct mmio *io, char *what, size_t what_len)
 {
     uint64_t size = mmio_size(io);
     size_t len = size < MKFS_PROBE_BYTES ? (size_t)size : MKFS_PROBE_BYTES;
@@ -78,7 +78,7 @@ int mkfs_probe(struct mmio *io, char *what, size_t what_len)
     if (!head)
         return -ENOMEM;
     int err = mmio_read_at(io, 0, head, len);
-    int found = err ? err : mkfs_probe_buffer(head, len, what, what_len);
+    int found = err ? err : fs_mkfs_probe_buffer(head, len, what, what_len);
     free(head);
     return found;
 }

@@ -38,13 +38,13 @@ static int emit(struct listing *l, const char *name, uint64_t ino, uint8_t type,
 
     memset(&st, 0, sizeof(st));
     if (l->plus) {
-        int err = inode_get(l->fs, ino, &di);
+        int err = fs_inode_get(l->fs, ino, &di);
         if (err == -ENOENT)
             return fs_corrupt(l->fs, "directory %llu: entry %s points to free inode %llu",
                               (unsigned long long)l->dir, name, (unsigned long long)ino);
         if (err)
             return err;
-        inode_to_stat(ino, &di, &st);
+        fs_inode_to_stat(ino, &di, &st);
     } else {
         st.ino = ino;
         st.mode = DTTOIF(type);
@@ -53,7 +53,7 @@ static int emit(struct listing *l, const char *name, uint64_t ino, uint8_t type,
     if (full)
         return 1;
     if (l->plus && !is_dot)
-        icache_ref(l->fs, ino);
+        fs_icache_ref(l->fs, ino);
     l->taken++;
     return 0;
 }
@@ -81,7 +81,7 @@ static int list_entries(struct listing *l, const struct mmapfs_disk_inode *ddi, 
         /* the key must be the name's (hash << 8 | k): a larger one would
          * wrap the next offset (found + 3) back to the start, a listing
          * that never ends */
-        if (!err && (found < key || dirent_validate(&buf, len, l->fs->inode_count) ||
+        if (!err && (found < key || fs_dirent_validate(&buf, len, l->fs->inode_count) ||
                      found >> 8 != mmapfs_name_hash(buf.de.name, buf.de.name_len)))
             err = -EUCLEAN;
         if (err == -EUCLEAN)
@@ -104,7 +104,7 @@ static int readdir_locked(struct listing *l, uint64_t off)
     struct mmapfs_disk_inode ddi;
     uint64_t parent;
 
-    int err = inode_get(l->fs, l->dir, &ddi);
+    int err = fs_inode_get(l->fs, l->dir, &ddi);
     if (err)
         return err;
     if (!S_ISDIR(ddi.mode))

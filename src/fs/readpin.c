@@ -49,14 +49,14 @@ void fs_read_unpin(struct fs *fs, struct fs_read_pin *pin)
     pin->held = 0;
 }
 
-void pins_advance(struct fs *fs)
+void fs_pins_advance(struct fs *fs)
 {
     struct fs_pins *p = &fs->pins;
     for (;;) {
         if (p->grace_seq) {
             if (atomic_load(&p->active[p->grace_idx]) != 0)
                 return;                      /* a reader may still see them */
-            alloc_release(fs, p->grace_seq);
+            fs_alloc_release(fs, p->grace_seq);
             p->released_seq = p->grace_seq;
             p->grace_seq = 0;
         }
@@ -70,19 +70,19 @@ void pins_advance(struct fs *fs)
     }
 }
 
-void pins_durable(struct fs *fs, uint64_t seq)
+void fs_pins_durable(struct fs *fs, uint64_t seq)
 {
     if (seq > fs->pins.durable_seq)
         fs->pins.durable_seq = seq;
-    pins_advance(fs);
+    fs_pins_advance(fs);
 }
 
-int pins_wait(struct fs *fs, uint64_t seq)
+int fs_pins_wait(struct fs *fs, uint64_t seq)
 {
     /* readers hold a pin for one reply; a second is plenty */
     for (int i = 0; i < 20000; i++) {
         jnl_lock(fs->jnl);
-        pins_advance(fs);
+        fs_pins_advance(fs);
         int done = fs->pins.released_seq >= seq;
         jnl_unlock(fs->jnl);
         if (done)

@@ -359,9 +359,9 @@ int fs_grow(struct fs_offline *o, uint64_t new_bytes, struct fs_grow_plan *p,
     if (p->itab_blocks)
         grow_inode_fields(&sb, p);
     sb.write_time = (uint64_t)time(NULL);
-    super_checksum(&sb);
+    fs_super_checksum(&sb);
     char why[200];
-    if (super_validate(&sb, o->image_bytes, why, sizeof(why)) != 0)
+    if (fs_super_validate(&sb, o->image_bytes, why, sizeof(why)) != 0)
         return -EUCLEAN;            /* a bug: never write a superblock we would reject */
     if (sb.feature_compat & MMAPFS_FEATURE_COMPAT_BACKUP_SB) {
         /* the backup first: a primary torn by a crash is restored from it */

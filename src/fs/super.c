@@ -43,10 +43,10 @@ int fs_corrupt(struct fs *fs, const char *fmt, ...)
         fs->corrupt = 1;
         snprintf(fs->corrupt_msg, sizeof(fs->corrupt_msg), "%s", msg);
         if (fs->jnl && !fs->read_only && !jnl_error(fs->jnl)) {
-            struct mmapfs_disk_superblock *sb = super_write(fs);
+            struct mmapfs_disk_superblock *sb = fs_super_write(fs);
             if (sb) {
                 sb->state |= MMAPFS_STATE_ERROR;
-                super_put(fs, sb);
+                fs_super_put(fs, sb);
             }
         }
     }
@@ -158,12 +158,12 @@ static int itab_check_places(const struct mmapfs_disk_superblock *sb, char *msg,
     return 0;
 }
 
-int super_validate(const struct mmapfs_disk_superblock *sb, uint64_t image_bytes,
+int fs_super_validate(const struct mmapfs_disk_superblock *sb, uint64_t image_bytes,
                    char *msg, size_t msg_len)
 {
     if (memcmp(sb->magic, MMAPFS_MAGIC, sizeof(sb->magic)) != 0)
         return reject(msg, msg_len, -EINVAL, "not an mmapfs filesystem (no magic)");
-    uint32_t sum = crc32c(0, sb, offsetof(struct mmapfs_disk_superblock, checksum));
+    uint32_t sum = mfs_crc32c(0, sb, offsetof(struct mmapfs_disk_superblock, checksum));
     if (sum != sb->checksum)
         return reject(msg, msg_len, -EUCLEAN,
                       "superblock checksum mismatch (stored %08x, computed %08x)",
@@ -262,25 +262,25 @@ int super_validate(const struct mmapfs_disk_superblock *sb, uint64_t image_bytes
     return 0;
 }
 
-void super_checksum(struct mmapfs_disk_superblock *sb)
+void fs_super_checksum(struct mmapfs_disk_superblock *sb)
 {
-    sb->checksum = crc32c(0, sb, offsetof(struct mmapfs_disk_superblock, checksum));
+    sb->checksum = mfs_crc32c(0, sb, offsetof(struct mmapfs_disk_superblock, checksum));
 }
 
 /* ==== journaled access ====================================================== */
 
-struct mmapfs_disk_superblock *super_write(struct fs *fs)
+struct mmapfs_disk_superblock *fs_super_write(struct fs *fs)
 {
     return jnl_write(fs->jnl, 0);
 }
 
-void super_put(struct fs *fs, struct mmapfs_disk_superblock *sb)
+void fs_super_put(struct fs *fs, struct mmapfs_disk_superblock *sb)
 {
     (void)fs;
-    super_checksum(sb);
+    fs_super_checksum(sb);
 }
 
-const struct mmapfs_disk_superblock *super_read(struct fs *fs)
+const struct mmapfs_disk_superblock *fs_super_read(struct fs *fs)
 {
     return jnl_read(fs->jnl, 0);
 }

@@ -13,15 +13,15 @@
 #include "fs/fs_i.h"
 #include "fs/super_backup.h"
 
-int super_backup_usable(const struct mmapfs_disk_superblock *sb, uint64_t blk,
+int fs_super_backup_usable(const struct mmapfs_disk_superblock *sb, uint64_t blk,
                         uint64_t image_bytes)
 {
-    return super_validate(sb, image_bytes, NULL, 0) == 0 &&
+    return fs_super_validate(sb, image_bytes, NULL, 0) == 0 &&
            (sb->feature_compat & MMAPFS_FEATURE_COMPAT_BACKUP_SB) &&
            sb->backup_block == blk;
 }
 
-int super_backup_find(super_backup_read_fn read, void *ctx, uint64_t image_bytes,
+int fs_super_backup_find(super_backup_read_fn read, void *ctx, uint64_t image_bytes,
                       struct mmapfs_disk_superblock *out, uint64_t *blk)
 {
     int err = 0;
@@ -33,7 +33,7 @@ int super_backup_find(super_backup_read_fn read, void *ctx, uint64_t image_bytes
             err = e;
             continue;
         }
-        if (super_backup_usable(out, b, image_bytes)) {
+        if (fs_super_backup_usable(out, b, image_bytes)) {
             *blk = b;
             return 1;
         }
@@ -41,7 +41,7 @@ int super_backup_find(super_backup_read_fn read, void *ctx, uint64_t image_bytes
     return err;
 }
 
-int super_backup_same_layout(const struct mmapfs_disk_superblock *a,
+int fs_super_backup_same_layout(const struct mmapfs_disk_superblock *a,
                              const struct mmapfs_disk_superblock *b)
 {
     const uint32_t chain = MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN;
@@ -56,13 +56,13 @@ int super_backup_same_layout(const struct mmapfs_disk_superblock *a,
            memcmp(a->uuid, b->uuid, sizeof(a->uuid)) == 0;
 }
 
-void super_backup_to_primary(struct mmapfs_disk_superblock *sb)
+void fs_super_backup_to_primary(struct mmapfs_disk_superblock *sb)
 {
     sb->state = MMAPFS_STATE_MOUNTED | MMAPFS_STATE_ERROR;
     sb->orphan_head = 0;
     sb->next_generation += 1ull << 32;
     sb->feature_incompat |= MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN;
-    super_checksum(sb);
+    fs_super_checksum(sb);
 }
 
 /* mmio_read_at as a super_backup_read_fn. */
@@ -71,7 +71,7 @@ static int read_engine(void *ctx, uint64_t off, void *buf, size_t len)
     return mmio_read_at(ctx, off, buf, len);
 }
 
-void super_backup_report(struct mmio *io, const char *path,
+void fs_super_backup_report(struct mmio *io, const char *path,
                          const struct mmapfs_disk_superblock *sb, int err, const char *msg)
 {
     struct mmapfs_disk_superblock backup;
@@ -79,7 +79,7 @@ void super_backup_report(struct mmio *io, const char *path,
     int other_version = err == -EINVAL && memcmp(sb->magic, MMAPFS_MAGIC, sizeof(sb->magic)) == 0;
 
     if (!other_version &&
-        super_backup_find(read_engine, io, mmio_size(io), &backup, &blk) == 1)
+        fs_super_backup_find(read_engine, io, mmio_size(io), &backup, &blk) == 1)
         fprintf(stderr, "mmapfs: %s: %s; the backup superblock at block %llu is usable: "
                 "run fsck.mmapfs -y to repair the superblock\n", path, msg,
                 (unsigned long long)blk);

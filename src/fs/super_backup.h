@@ -18,22 +18,22 @@ typedef int (*super_backup_read_fn)(void *ctx, uint64_t off, void *buf, size_t l
 
 /* 1 if *sb, read from block blk of an image of image_bytes bytes, is a
  * backup superblock that can stand in for the primary: it passes
- * super_validate, has MMAPFS_FEATURE_COMPAT_BACKUP_SB and names blk as
+ * fs_super_validate, has MMAPFS_FEATURE_COMPAT_BACKUP_SB and names blk as
  * its own place. Else 0. */
-int super_backup_usable(const struct mmapfs_disk_superblock *sb, uint64_t blk,
+int fs_super_backup_usable(const struct mmapfs_disk_superblock *sb, uint64_t blk,
                         uint64_t image_bytes);
 
 /* Looks for a usable backup in the blocks it may occupy
  * (MMAPFS_BACKUP_SB_FIRST..LAST, whatever block 0 says), reading through
  * read(ctx, ...). 1 and *out, *blk when found; 0 when none is; -errno if
  * a read failed and nothing was found. */
-int super_backup_find(super_backup_read_fn read, void *ctx, uint64_t image_bytes,
+int fs_super_backup_find(super_backup_read_fn read, void *ctx, uint64_t image_bytes,
                       struct mmapfs_disk_superblock *out, uint64_t *blk);
 
 /* 1 if the two superblocks agree on every field that locates something
  * (sizes, regions, MMP, backup place, incompat features but XATTR_CHAIN,
  * uuid), the fields only mkfs and mmapfs-resize change. */
-int super_backup_same_layout(const struct mmapfs_disk_superblock *a,
+int fs_super_backup_same_layout(const struct mmapfs_disk_superblock *a,
                              const struct mmapfs_disk_superblock *b);
 
 /* Turns a backup copy into a superblock to write at block 0: its counters
@@ -42,13 +42,13 @@ int super_backup_same_layout(const struct mmapfs_disk_superblock *a,
  * orphans), next_generation jumps by 2^32 (no generation number handed
  * out since the copy was made is handed out again), XATTR_CHAIN is set
  * (it may have been set after the copy), and the checksum is recomputed. */
-void super_backup_to_primary(struct mmapfs_disk_superblock *sb);
+void fs_super_backup_to_primary(struct mmapfs_disk_superblock *sb);
 
-/* Mount's message for a superblock that super_validate rejected with err
+/* Mount's message for a superblock that fs_super_validate rejected with err
  * and msg: names a usable backup and says to run fsck.mmapfs -y, or says
  * fsck.mmapfs -y for a damaged superblock (-EUCLEAN). One line on
  * stderr, "mmapfs: <path>: ...". */
-void super_backup_report(struct mmio *io, const char *path,
+void fs_super_backup_report(struct mmio *io, const char *path,
                          const struct mmapfs_disk_superblock *sb, int err, const char *msg);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * tree.c — binds the B+tree (btree.h) to the journal and the allocator:
  * nodes are read and changed through jnl_read/jnl_write, allocated with
- * alloc_meta and freed with free_meta. ctx->delta counts nodes allocated
+ * fs_alloc_meta and freed with fs_free_meta. ctx->delta counts nodes allocated
  * minus nodes freed, for the owning inode's block count.
  */
 #include "fs/fs_i.h"
@@ -34,7 +34,7 @@ static void *store_write(void *vctx, uint64_t blk)
 static int store_alloc(void *vctx, uint64_t goal, uint64_t *blk, void **out)
 {
     struct fs_tree_ctx *ctx = vctx;
-    int err = alloc_meta(ctx->fs, goal, blk, out);
+    int err = fs_alloc_meta(ctx->fs, goal, blk, out);
     if (!err)
         ctx->delta++;
     return err;
@@ -43,7 +43,7 @@ static int store_alloc(void *vctx, uint64_t goal, uint64_t *blk, void **out)
 static void store_free(void *vctx, uint64_t blk)
 {
     struct fs_tree_ctx *ctx = vctx;
-    free_meta(ctx->fs, blk);
+    fs_free_meta(ctx->fs, blk);
     ctx->delta--;
 }
 
@@ -52,14 +52,14 @@ static void store_free(void *vctx, uint64_t blk)
 static int store_trusted(void *vctx, uint64_t blk)
 {
     struct fs_tree_ctx *ctx = vctx;
-    return verified_test(ctx->fs, blk) || jnl_is_shadow(ctx->fs->jnl, blk);
+    return fs_verified_has(ctx->fs, blk) || jnl_is_shadow(ctx->fs->jnl, blk);
 }
 
 static void store_verified(void *vctx, uint64_t blk)
 {
     struct fs_tree_ctx *ctx = vctx;
     FS_COUNT(ctx->fs, node_checksums, 1);
-    verified_set(ctx->fs, blk);
+    fs_verified_set(ctx->fs, blk);
 }
 
 const struct bt_store fs_tree_store = {

@@ -5,7 +5,7 @@
  *
  * The journal undoes the blocks (jnl_undo); this file brings the memory
  * state that mirrors them along: the allocator's free counts (from the
- * restored bitmap blocks, alloc_undo_block), the orphan mirror (rebuilt
+ * restored bitmap blocks, fs_alloc_undo_block), the orphan mirror (rebuilt
  * from the list when the operation changed it), and the superblock's
  * error mark (set again if the operation found corruption). A change
  * that failed in a path that could not return its error (a B+tree node
@@ -24,26 +24,26 @@ void fs_abort(struct fs *fs, int err, const char *why)
 
 static void undo_block(void *ctx, uint64_t blk, const void *before, const void *after)
 {
-    alloc_undo_block(ctx, blk, before, after);
+    fs_alloc_undo_block(ctx, blk, before, after);
 }
 
 /* Undoes the failed operation in progress. */
 static void undo(struct fs *fs)
 {
-    alloc_undo_pending(fs);
+    fs_alloc_undo_pending(fs);
     if (jnl_undo(fs->jnl, undo_block, fs))
         return;                         /* aborted, and said why */
-    if (icache_orphan_changed(fs)) {
-        int err = orphan_reload(fs);
+    if (fs_icache_orphan_changed(fs)) {
+        int err = fs_orphan_reload(fs);
         if (err)
             fs_abort(fs, err, "cannot rebuild the orphan list after a failed operation");
     }
     if (fs->corrupt) {
         /* the corruption the operation found stays marked */
-        struct mmapfs_disk_superblock *sb = super_write(fs);
+        struct mmapfs_disk_superblock *sb = fs_super_write(fs);
         if (sb) {
             sb->state |= MMAPFS_STATE_ERROR;
-            super_put(fs, sb);
+            fs_super_put(fs, sb);
         }
     }
 }
@@ -55,7 +55,7 @@ int fs_undo_failed(struct fs *fs, int err)
         err = jnl_op_failure(j);        /* failed in a path that could not say so */
     if (err < 0 && jnl_op_changed(j))
         undo(fs);
-    icache_orphan_changed(fs);
+    fs_icache_orphan_changed(fs);
     return err;
 }
 

@@ -26,7 +26,7 @@
 
 #define VBITS_PER_CHUNK ((uint64_t)MMAPFS_BLOCK_SIZE * 8)
 
-int verified_init(struct fs *fs)
+int fs_verified_init(struct fs *fs)
 {
     fs->verified_chunks = (fs->block_count + VBITS_PER_CHUNK - 1) / VBITS_PER_CHUNK;
     fs->verified = calloc(fs->verified_chunks ? fs->verified_chunks : 1,
@@ -34,7 +34,7 @@ int verified_init(struct fs *fs)
     return fs->verified ? 0 : -ENOMEM;
 }
 
-void verified_fini(struct fs *fs)
+void fs_verified_fini(struct fs *fs)
 {
     for (uint64_t i = 0; fs->verified && i < fs->verified_chunks; i++)
         free(fs->verified[i]);
@@ -60,14 +60,14 @@ static uint64_t *chunk_of(struct fs *fs, uint64_t blk, int create)
     return c;
 }
 
-int verified_test(struct fs *fs, uint64_t blk)
+int fs_verified_has(struct fs *fs, uint64_t blk)
 {
     uint64_t *c = chunk_of(fs, blk, 0);
     uint64_t bit = blk % VBITS_PER_CHUNK;
     return c && (__atomic_load_n(&c[bit / 64], __ATOMIC_RELAXED) >> (bit % 64) & 1);
 }
 
-void verified_set(struct fs *fs, uint64_t blk)
+void fs_verified_set(struct fs *fs, uint64_t blk)
 {
     uint64_t *c = chunk_of(fs, blk, 1);
     uint64_t bit = blk % VBITS_PER_CHUNK;
@@ -75,7 +75,7 @@ void verified_set(struct fs *fs, uint64_t blk)
         __atomic_fetch_or(&c[bit / 64], 1ull << (bit % 64), __ATOMIC_RELAXED);
 }
 
-void verified_clear(struct fs *fs, uint64_t start, uint64_t len)
+void fs_verified_clear(struct fs *fs, uint64_t start, uint64_t len)
 {
     for (uint64_t blk = start; blk < start + len;) {
         uint64_t *c = chunk_of(fs, blk, 0);

@@ -231,18 +231,18 @@ static int chain_push(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di,
 {
     uint8_t image[MMAPFS_BLOCK_SIZE];
     void *dst;
-    int err = alloc_meta(fs, di->tree_root, blk, &dst);
+    int err = fs_alloc_meta(fs, di->tree_root, blk, &dst);
     if (err)
         return err;
     if (di->xattr_block &&
-        !(super_read(fs)->feature_incompat & MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN)) {
-        struct mmapfs_disk_superblock *sb = super_write(fs);
+        !(fs_super_read(fs)->feature_incompat & MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN)) {
+        struct mmapfs_disk_superblock *sb = fs_super_write(fs);
         if (!sb) {
-            free_meta(fs, *blk);
+            fs_free_meta(fs, *blk);
             return jnl_error(fs->jnl) ? jnl_error(fs->jnl) : -ENOMEM;
         }
         sb->feature_incompat |= MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN;
-        super_put(fs, sb);
+        fs_super_put(fs, sb);
     }
     rebuild(image, NULL, NULL, NULL, 0, NULL, 0);
     err = write_block(fs, ino, *blk, image, di->xattr_block);
@@ -276,7 +276,7 @@ static int chain_unlink(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *d
         ((struct mmapfs_disk_xattr_header *)dst)->next = next;
         ((struct mmapfs_disk_xattr_header *)dst)->checksum = bt_block_checksum(prev, dst);
     }
-    free_meta(fs, blk);
+    fs_free_meta(fs, blk);
     if (di->blocks)
         di->blocks--;
     return 0;
@@ -382,7 +382,7 @@ static int area_load(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode
     char msg[128];
     if (!inode_xattr(fs))
         return 0;
-    if (ixattr_check(di->xattr_area, msg, sizeof(msg)) < 0)
+    if (fs_ixattr_check(di->xattr_area, msg, sizeof(msg)) < 0)
         return fs_corrupt(fs, "inode %llu: %s", (unsigned long long)ino, msg);
     return 1;
 }
@@ -403,13 +403,13 @@ static int change_locked(struct fs *fs, uint64_t ino, const char *name, size_t l
     struct xattr_place pl;
     struct ixattr_entry ie;
 
-    int err = inode_get(fs, ino, &di);
+    int err = fs_inode_get(fs, ino, &di);
     if (err)
         return err;
     int in_inode = area_load(fs, ino, &di);
     if (in_inode < 0)
         return in_inode;
-    int found = in_inode && ixattr_find(di.xattr_area, name, len, &ie);
+    int found = in_inode && fs_ixattr_find(di.xattr_area, name, len, &ie);
     err = chain_scan(fs, ino, &di, name, len, value ? entry_size(len, size) : 0, &pl);
     if (err)
         return err;
@@ -423,8 +423,8 @@ static int change_locked(struct fs *fs, uint64_t ino, const char *name, size_t l
             return -ENODATA;
     }
     if (found)
-        ixattr_remove(di.xattr_area, &ie);
-    if (value && in_inode && ixattr_add(di.xattr_area, name, len, value, size) == 0)
+        fs_ixattr_remove(di.xattr_area, &ie);
+    if (value && in_inode && fs_ixattr_add(di.xattr_area, name, len, value, size) == 0)
         value = NULL;                   /* in the inode; a chain copy goes */
     else if (!value && found)
         pl.blk = 0;                     /* removed from the inode: the chain has none */
@@ -433,8 +433,8 @@ static int change_locked(struct fs *fs, uint64_t ino, const char *name, size_t l
         if (err)
             return err;
     }
-    inode_touch(&di, TOUCH_CTIME);
-    return inode_put(fs, ino, &di);
+    fs_inode_touch(&di, TOUCH_CTIME);
+    return fs_inode_put(fs, ino, &di);
 }
 
 int fs_setxattr(struct fs *fs, uint64_t ino, const char *name, const void *value,
@@ -463,7 +463,7 @@ int fs_setxattr(struct fs *fs, uint64_t ino, const char *name, const void *value
         err = fs_end(fs, err);
         /* -ENOSPC: a full xattr block, or no free block; in the latter
          * case blocks freed by an uncommitted transaction may help */
-    } while (err == -ENOSPC && tries++ == 0 && alloc_wait_pending(fs) == 1);
+    } while (err == -ENOSPC && tries++ == 0 && fs_alloc_wait_pending(fs) == 1);
     return err;
 }
 
@@ -491,14 +491,14 @@ int fs_getxattr(struct fs *fs, uint64_t ino, const char *name, void *buf, size_t
     if (err)
         return err;
     jnl_lock(fs->jnl);
-    err = inode_get(fs, ino, &di);
+    err = fs_inode_get(fs, ino, &di);
     const void *value = NULL;
     size_t value_len = 0;
     struct ixattr_entry ie;
     int in_inode = err ? 0 : area_load(fs, ino, &di);
     if (in_inode < 0)
         err = in_inode;
-    if (!err && in_inode > 0 && ixattr_find(di.xattr_area, name, len, &ie)) {
+    if (!err && in_inode > 0 && fs_ixattr_find(di.xattr_area, name, len, &ie)) {
         value = ie.value;
         value_len = ie.value_len;
     } else if (!err) {
@@ -542,8 +542,8 @@ static ssize_t list_names(struct fs *fs, uint64_t ino, const struct mmapfs_disk_
     int err = area_load(fs, ino, di);
     if (err < 0)
         return err;
-    while (err > 0 && ixattr_next(di->xattr_area, &off, &ie)) {
-        size_t n = ixattr_full_name(&ie, name);
+    while (err > 0 && fs_ixattr_next(di->xattr_area, &off, &ie)) {
+        size_t n = fs_ixattr_full_name(&ie, name);
         if (buf) {
             memcpy(buf + total, name, n);
             buf[total + n] = '\0';
@@ -569,7 +569,7 @@ int fs_listxattr(struct fs *fs, uint64_t ino, char *buf, size_t size)
     struct mmapfs_disk_inode di;
 
     jnl_lock(fs->jnl);
-    ssize_t total = inode_get(fs, ino, &di);
+    ssize_t total = fs_inode_get(fs, ino, &di);
     if (!total)
         total = list_names(fs, ino, &di, NULL);
     if (total > 0 && size) {
@@ -582,7 +582,7 @@ int fs_listxattr(struct fs *fs, uint64_t ino, char *buf, size_t size)
     return total > INT_MAX ? -E2BIG : (int)total;
 }
 
-int xattr_free_all(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
+int fs_xattr_free_all(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
 {
     struct chain_pos c;
 
@@ -600,7 +600,7 @@ int xattr_free_all(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
         if (err)
             return err;
         di->xattr_block = block_next(p);
-        free_meta(fs, b);
+        fs_free_meta(fs, b);
         if (di->blocks)
             di->blocks--;
     }

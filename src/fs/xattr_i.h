@@ -27,26 +27,26 @@ struct ixattr_entry {
 /* Validates area (MMAPFS_IXATTR_BYTES bytes): indexes, lengths within the
  * area, full names 1..255 bytes, no repeated name, zeros after the end.
  * The number of entries (>= 0), or -1 with a message in msg. */
-int ixattr_check(const uint8_t *area, char *msg, size_t msg_len);
+int fs_ixattr_check(const uint8_t *area, char *msg, size_t msg_len);
 
 /* Next entry of a validated area after *off (start with *off = 0): 1 and
  * *e, or 0 at the end (then *off is the bytes used). */
-int ixattr_next(const uint8_t *area, size_t *off, struct ixattr_entry *e);
+int fs_ixattr_next(const uint8_t *area, size_t *off, struct ixattr_entry *e);
 
 /* Does e have the full name (name, len)? */
-int ixattr_name_is(const struct ixattr_entry *e, const char *name, size_t len);
+int fs_ixattr_name_is(const struct ixattr_entry *e, const char *name, size_t len);
 
 /* Copies e's full name to buf (room for 255 bytes); its length. */
-size_t ixattr_full_name(const struct ixattr_entry *e, char *buf);
+size_t fs_ixattr_full_name(const struct ixattr_entry *e, char *buf);
 
 /* Entry named (name, len) of a validated area: 1 and *e, or 0. */
-int ixattr_find(const uint8_t *area, const char *name, size_t len, struct ixattr_entry *e);
+int fs_ixattr_find(const uint8_t *area, const char *name, size_t len, struct ixattr_entry *e);
 
 /* Takes entry e out of a validated area, closing the gap. */
-void ixattr_remove(uint8_t *area, const struct ixattr_entry *e);
+void fs_ixattr_remove(uint8_t *area, const struct ixattr_entry *e);
 
 /* Appends (name, value) to a validated area that does not hold the name:
  * 0, or -ENOSPC when it does not fit (the area is unchanged). */
-int ixattr_add(uint8_t *area, const char *name, size_t len, const void *value, size_t size);
+int fs_ixattr_add(uint8_t *area, const char *name, size_t len, const void *value, size_t size);
 
 #endif

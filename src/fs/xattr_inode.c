@@ -8,7 +8,7 @@
  * "security.", ...; the two POSIX ACL names are whole), so a one-entry ACL
  * ("system.posix_acl_access", 44 bytes of value) takes 47 bytes instead of
  * 71. Every function here works on the bytes alone and never reads past
- * them: fsck runs ixattr_check on crafted records, the filesystem runs it
+ * them: fsck runs fs_ixattr_check on crafted records, the filesystem runs it
  * on each record before it trusts any entry.
  */
 #include <errno.h>
@@ -52,7 +52,7 @@ static int decode(const uint8_t *area, size_t off, struct ixattr_entry *e)
     return 1;
 }
 
-int ixattr_next(const uint8_t *area, size_t *off, struct ixattr_entry *e)
+int fs_ixattr_next(const uint8_t *area, size_t *off, struct ixattr_entry *e)
 {
     int r = decode(area, *off, e);
     if (r <= 0)
@@ -61,14 +61,14 @@ int ixattr_next(const uint8_t *area, size_t *off, struct ixattr_entry *e)
     return 1;
 }
 
-int ixattr_name_is(const struct ixattr_entry *e, const char *name, size_t len)
+int fs_ixattr_name_is(const struct ixattr_entry *e, const char *name, size_t len)
 {
     size_t plen = prefixes[e->index].len;
     return len == plen + e->name_len && memcmp(name, prefixes[e->index].prefix, plen) == 0 &&
            memcmp(name + plen, e->name, e->name_len) == 0;
 }
 
-size_t ixattr_full_name(const struct ixattr_entry *e, char *buf)
+size_t fs_ixattr_full_name(const struct ixattr_entry *e, char *buf)
 {
     size_t plen = prefixes[e->index].len;
     memcpy(buf, prefixes[e->index].prefix, plen);
@@ -76,7 +76,7 @@ size_t ixattr_full_name(const struct ixattr_entry *e, char *buf)
     return plen + e->name_len;
 }
 
-int ixattr_check(const uint8_t *area, char *msg, size_t msg_len)
+int fs_ixattr_check(const uint8_t *area, char *msg, size_t msg_len)
 {
 #define BAD(...) do { snprintf(msg, msg_len, __VA_ARGS__); return -1; } while (0)
     struct ixattr_entry e, prev;
@@ -87,9 +87,9 @@ int ixattr_check(const uint8_t *area, char *msg, size_t msg_len)
         if (prefixes[e.index].whole ? e.name_len != 0 : (full == 0 || full > MMAPFS_NAME_MAX))
             BAD("in-inode xattr %d at byte %zu: bad name length %zu", n, off, e.name_len);
         char name[MMAPFS_NAME_MAX + 1];
-        size_t len = ixattr_full_name(&e, name);
+        size_t len = fs_ixattr_full_name(&e, name);
         for (size_t p = 0; decode(area, p, &prev) == 1 && p < off; p += prev.size)
-            if (ixattr_name_is(&prev, name, len))
+            if (fs_ixattr_name_is(&prev, name, len))
                 BAD("in-inode xattr %d at byte %zu repeats the name at byte %zu", n, off, p);
         off += e.size;
         n++;
@@ -104,16 +104,16 @@ int ixattr_check(const uint8_t *area, char *msg, size_t msg_len)
 #undef BAD
 }
 
-int ixattr_find(const uint8_t *area, const char *name, size_t len, struct ixattr_entry *e)
+int fs_ixattr_find(const uint8_t *area, const char *name, size_t len, struct ixattr_entry *e)
 {
     size_t off = 0;
-    while (ixattr_next(area, &off, e))
-        if (ixattr_name_is(e, name, len))
+    while (fs_ixattr_next(area, &off, e))
+        if (fs_ixattr_name_is(e, name, len))
             return 1;
     return 0;
 }
 
-void ixattr_remove(uint8_t *area, const struct ixattr_entry *e)
+void fs_ixattr_remove(uint8_t *area, const struct ixattr_entry *e)
 {
     size_t end = e->off + e->size;
     memmove(area + e->off, area + end, MMAPFS_IXATTR_BYTES - end);
@@ -135,11 +135,11 @@ static unsigned encode_index(const char *name, size_t len, size_t *skip)
     return MMAPFS_IXATTR_FULL;
 }
 
-int ixattr_add(uint8_t *area, const char *name, size_t len, const void *value, size_t size)
+int fs_ixattr_add(uint8_t *area, const char *name, size_t len, const void *value, size_t size)
 {
     struct ixattr_entry e;
     size_t used = 0, skip;
-    while (ixattr_next(area, &used, &e))
+    while (fs_ixattr_next(area, &used, &e))
         ;
     unsigned index = encode_index(name, len, &skip);
     size_t stored = len - skip;

@@ -46,7 +46,7 @@ static int write_once(void)
         err = -errno;
         goto out;
     }
-    metrics_print_prometheus(f, text, cfg->mountpoint);
+    mfs_metrics_print_prometheus(f, text, cfg->mountpoint);
     if (ferror(f))
         err = -EIO;
     if (fclose(f) && !err)

@@ -437,7 +437,7 @@ static int is_mount_point(const char *path)
         if (!sep || strncmp(sep + 3, "autofs ", 7) == 0 ||
             sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1)
             continue;
-        mountinfo_unescape(point);
+        mfs_mountinfo_unescape(point);
         found = strcmp(point, path) == 0;
     }
     fclose(f);

@@ -243,7 +243,7 @@ static int find_mount_dev(const char *mountpoint, char *dev, size_t size)
         if (!sep || sscanf(line, "%*s %*s %63s %*s %4095s", id, mnt) != 2 ||
             sscanf(sep + 3, "%63s", type) != 1)
             continue;
-        mountinfo_unescape(mnt);
+        mfs_mountinfo_unescape(mnt);
         if (strcmp(type, "fuse.mmapfs") == 0 && strcmp(mnt, mountpoint) == 0 &&
             strlen(id) < size) {
             strcpy(dev, id);

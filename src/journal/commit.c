@@ -168,13 +168,13 @@ static int close_txn(struct jnl *j, struct jnl_closed *t)
             for (uint64_t k = 0; k < count; k++)
                 d->home[k] = jnl_running_home(j, i + k);
             err = mmio_write_at(j->io, jnl_log_off(&j->geo, jnl_image_idx(pos, i) - 1), d, JNL_BS);
-            crc = crc32c(crc, d, JNL_BS);
+            crc = mfs_crc32c(crc, d, JNL_BS);
         }
         const void *image = err ? NULL : jnl_running_image(j, i, &err);
         if (!err)
             err = mmio_write_at(j->io, jnl_log_off(&j->geo, jnl_image_idx(pos, i)), image, JNL_BS);
         if (!err)
-            crc = crc32c(crc, image, JNL_BS);
+            crc = mfs_crc32c(crc, image, JNL_BS);
     }
     if (err)
         return err;
@@ -224,7 +224,7 @@ static int write_commit_block(struct jnl *j, const struct jnl_closed *t)
     c->nblocks = nblocks;
     c->commit_sec = (uint64_t)now.tv_sec;
     c->commit_nsec = (uint32_t)now.tv_nsec;
-    c->checksum = crc32c(0, c, offsetof(struct mmapfs_disk_jnl_commit, checksum));
+    c->checksum = mfs_crc32c(0, c, offsetof(struct mmapfs_disk_jnl_commit, checksum));
     return mmio_write_at(j->io, jnl_log_off(&j->geo, t->pos + nblocks), c, JNL_BS);
 }
 

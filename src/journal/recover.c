@@ -45,7 +45,7 @@ static int head_valid(const struct mmapfs_disk_jnl_header *h,
 {
     if (h->magic != MMAPFS_JNL_HEADER_MAGIC)
         return 0;
-    if (crc32c(0, h, offsetof(struct mmapfs_disk_jnl_header, checksum)) != h->checksum)
+    if (mfs_crc32c(0, h, offsetof(struct mmapfs_disk_jnl_header, checksum)) != h->checksum)
         return 0;
     return h->log_blocks == geo->journal_blocks - 2 && h->start < h->log_blocks &&
            h->generation != 0;
@@ -86,7 +86,7 @@ static int head_write_slot(struct mmio *io, const struct jnl_geometry *geo, int 
     h->seq = seq;
     h->start = start;
     h->log_blocks = geo->journal_blocks - 2;
-    h->checksum = crc32c(0, h, offsetof(struct mmapfs_disk_jnl_header, checksum));
+    h->checksum = mfs_crc32c(0, h, offsetof(struct mmapfs_disk_jnl_header, checksum));
     return mmio_write_at(io, (geo->journal_start + (uint64_t)slot) * JNL_BS, buf, JNL_BS);
 }
 
@@ -140,16 +140,16 @@ static int txn_check(struct mmio *io, const struct jnl_geometry *geo, uint64_t p
         for (uint32_t i = 0; i < count; i++)
             if (!jnl_home_ok(geo, d->home[i]))
                 return 0;
-        crc = crc32c(crc, buf, JNL_BS);
+        crc = mfs_crc32c(crc, buf, JNL_BS);
         for (uint32_t i = 0; i < count; i++) {
             err = mmio_read_at(io, jnl_log_off(geo, idx + 1 + i), buf, JNL_BS);
             if (err)
                 return err;
-            crc = crc32c(crc, buf, JNL_BS);
+            crc = mfs_crc32c(crc, buf, JNL_BS);
         }
         idx += 1 + count;
     }
-    if (crc32c(0, c, offsetof(struct mmapfs_disk_jnl_commit, checksum)) != c->checksum ||
+    if (mfs_crc32c(0, c, offsetof(struct mmapfs_disk_jnl_commit, checksum)) != c->checksum ||
         c->seq != seq || c->nblocks != idx - pos || c->data_checksum != crc)
         return 0;
     *nblocks = idx - pos;

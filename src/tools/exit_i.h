@@ -3,7 +3,7 @@
  * kind of refusal, so that scripts can tell them apart; the message (one
  * line on stderr) names the problem and what to do. Listed in the EXIT
  * STATUS sections of docs/man/mmapfs.8 and docs/man/mkfs.mmapfs.8.
- * fsck.mmapfs keeps the fsck(8) bits instead (src/fs/check.h).
+ * fsck.mmapfs keeps the fsck(8) bits instead (src/fsck/fsck.h).
  */
 #ifndef MMAPFS_TOOLS_EXIT_I_H
 #define MMAPFS_TOOLS_EXIT_I_H

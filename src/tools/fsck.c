@@ -1,6 +1,6 @@
 /*
  * fsck.mmapfs — check and repair an mmapfs image. Thin main over
- * fs_check() (src/fs/check*.c); see docs/man/fsck.mmapfs.8 and docs/FSCK.md.
+ * fs_check() (src/fsck/); see docs/man/fsck.mmapfs.8 and docs/FSCK.md.
  *
  * Exit status, as fsck(8): 0 clean, 1 errors corrected, 4 errors left
  * uncorrected, 8 operational error, 16 usage error, 32 cancelled.
@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "fs/check.h"
+#include "fsck/fsck.h"
 #include "fs/format.h"
 #include "fuse/version_i.h"
 #include "tools/exit_i.h"

@@ -113,7 +113,7 @@ static int parse_args(int argc, char **argv, struct mkfs_args *a)
     while ((c = getopt_long(argc, argv, ":s:L:N:J:O:fqhV", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
-            if (parse_size(optarg, &a->size) || a->size == 0) {
+            if (mfs_parse_size(optarg, &a->size) || a->size == 0) {
                 fprintf(stderr, PROG ": -s %s: expected a size in bytes, with an optional "
                         "suffix K, M, G or T (for example 64M)\n", optarg);
                 return -TOOL_EXIT_USAGE;
@@ -214,7 +214,7 @@ static int check_signature(int fd, const struct mkfs_args *a)
         len += (size_t)r;
     }
     char what[128];
-    int found = mkfs_probe_buffer(head, len, what, sizeof(what));
+    int found = fs_mkfs_probe_buffer(head, len, what, sizeof(what));
     free(head);
     if (!found)
         return 0;
@@ -236,7 +236,7 @@ static int claim_mmp(int fd, const struct mkfs_args *a, const struct stat *st, s
     uint64_t bytes = (uint64_t)st->st_size;
     if (S_ISBLK(st->st_mode) && ioctl(fd, BLKGETSIZE64, &bytes))
         bytes = 0;
-    int err = mkfs_claim_mmp(fd, a->target, bytes, PROG, stderr, mmp);
+    int err = fs_mkfs_claim_mmp(fd, a->target, bytes, PROG, stderr, mmp);
     if (err == -EBUSY)
         return -TOOL_EXIT_IN_USE;
     if (err) {
@@ -246,7 +246,7 @@ static int claim_mmp(int fd, const struct mkfs_args *a, const struct stat *st, s
     return 0;
 }
 
-/* Explains why mkfs_geometry refused; returns the exit status. */
+/* Explains why fs_mkfs_geometry refused; returns the exit status. */
 static int explain_geometry(uint64_t size, const struct mkfs_args *a)
 {
     if ((size & ~(uint64_t)(MMAPFS_BLOCK_SIZE - 1)) < MKFS_MIN_BYTES) {
@@ -416,7 +416,7 @@ int main(int argc, char **argv)
         .no_inode_xattr = a.no_inode_xattr,
     };
     struct mkfs_geometry geo;
-    if (mkfs_geometry(size, &opt, &geo)) {
+    if (fs_mkfs_geometry(size, &opt, &geo)) {
         ret = explain_geometry(size, &a);
         goto out;
     }
@@ -477,7 +477,7 @@ int main(int argc, char **argv)
 out:
     if (io)
         mmio_close(io);
-    mmp_release(mmp, 0);
+    fs_mmp_release(mmp, 0);
     if (ret && created)
         unlink(a.target);
     else if (ret && extended && ftruncate(fd, old_size))

@@ -94,7 +94,7 @@ int main(int argc, char **argv)
     }
     const char *target = argv[optind];
     if (optind + 1 < argc &&
-        (parse_size(argv[optind + 1], &size) || size < MMAPFS_BLOCK_SIZE)) {
+        (mfs_parse_size(argv[optind + 1], &size) || size < MMAPFS_BLOCK_SIZE)) {
         fprintf(stderr, PROG ": SIZE %s: expected bytes with an optional K, M, G or "
                 "T suffix (e.g. 20G)\n", argv[optind + 1]);
         return TOOL_EXIT_USAGE;

@@ -77,7 +77,7 @@ static int mount_type(const char *mnt, char *fstype, size_t size)
         }
         if (!point || !type)
             continue;
-        mountinfo_unescape(point);
+        mfs_mountinfo_unescape(point);
         if (strcmp(point, mnt) == 0) {      /* later lines are mounted on top */
             snprintf(fstype, size, "%s", type);
             found = 0;
@@ -119,7 +119,7 @@ static int print_text(const char *text)
     struct metric m;
     int count = 0;
 
-    while (metrics_next(&pos, &m)) {
+    while (mfs_metrics_next(&pos, &m)) {
         printf("%s %s\n", m.name, m.value);
         count++;
     }
@@ -230,7 +230,7 @@ static int print_json(const char *text, const char *mnt)
     fputs("{\n  \"mountpoint\": ", stdout);
     print_json_string(mnt);
     fputs(",\n  \"metrics\": {", stdout);
-    while (metrics_next(&pos, &m)) {
+    while (mfs_metrics_next(&pos, &m)) {
         fputs(count ? ",\n    " : "\n    ", stdout);
         print_json_string(m.name);
         fputs(": ", stdout);
@@ -280,7 +280,7 @@ static void take_sample(const char *text, struct sample *s)
 
     memset(s, 0, sizeof(*s));
     s->seconds = monotonic_seconds();
-    while (metrics_next(&pos, &m))
+    while (mfs_metrics_next(&pos, &m))
         for (i = 0; i < W_COUNT; i++)
             if (strcmp(m.name, watch_names[i]) == 0) {
                 s->value[i] = strtod(m.value, NULL);
@@ -526,7 +526,7 @@ int main(int argc, char **argv)
     }
     if (read_metrics(mnt, argv[optind], buf))
         goto out;
-    printed = prometheus ? metrics_print_prometheus(stdout, buf, mnt) : json ? print_json(buf, mnt) : print_text(buf);
+    printed = prometheus ? mfs_metrics_print_prometheus(stdout, buf, mnt) : json ? print_json(buf, mnt) : print_text(buf);
     if (printed == 0) {
         fprintf(stderr, "mmapfs-stat: %s: the mount reported no metrics\n", argv[optind]);
         goto out;

@@ -55,7 +55,7 @@ static void choose(void)
 #endif
 }
 
-uint32_t crc32c(uint32_t crc, const void *buf, size_t len)
+uint32_t mfs_crc32c(uint32_t crc, const void *buf, size_t len)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, choose);

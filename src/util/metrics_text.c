@@ -132,7 +132,7 @@ static int is_number(const char *s)
 
 /* ---- parsing ------------------------------------------------------------------------- */
 
-int metrics_next(const char **pos, struct metric *m)
+int mfs_metrics_next(const char **pos, struct metric *m)
 {
     while (**pos) {
         const char *line = *pos, *nl = strchr(line, '\n');
@@ -222,13 +222,13 @@ static void prom_describe(const char *name, struct prom_metric *pm)
         prom_suffix(pm, "_total");
 }
 
-int metrics_print_prometheus(FILE *out, const char *text, const char *mnt)
+int mfs_metrics_print_prometheus(FILE *out, const char *text, const char *mnt)
 {
     const char *pos = text;
     struct metric m;
     int count = 0, fuse_family_done = 0;
 
-    while (metrics_next(&pos, &m)) {
+    while (mfs_metrics_next(&pos, &m)) {
         struct prom_metric pm;
 
         prom_describe(m.name, &pm);

@@ -16,13 +16,13 @@ struct metric {
 /* Parses the next "name value" line of the NUL-terminated text at *pos
  * into m and moves *pos past it; lines that are not a name and a number
  * are skipped. Returns 1 if a metric was found, 0 at the end of the text. */
-int metrics_next(const char **pos, struct metric *m);
+int mfs_metrics_next(const char **pos, struct metric *m);
 
 /* Prints the metrics text to out in the Prometheus text exposition format:
  * names prefixed "mmapfs_", microsecond counters as *_seconds, counters
  * ending in _total, the fuse_req_* counts as one family with an "op"
  * label, # HELP and # TYPE lines, and the label mountpoint="mnt" on every
  * sample. Returns the number of metrics printed. */
-int metrics_print_prometheus(FILE *out, const char *text, const char *mnt);
+int mfs_metrics_print_prometheus(FILE *out, const char *text, const char *mnt);
 
 #endif

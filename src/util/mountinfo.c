@@ -1,7 +1,7 @@
 /* mountinfo.c — decoding of /proc/self/mountinfo fields (mountinfo.h). */
 #include "util/mountinfo.h"
 
-void mountinfo_unescape(char *s)
+void mfs_mountinfo_unescape(char *s)
 {
     char *in = s, *out = s;
 

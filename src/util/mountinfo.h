@@ -4,6 +4,6 @@
 #define MMAPFS_MOUNTINFO_H
 
 /* Decodes the \ooo escapes of a mountinfo field in place. */
-void mountinfo_unescape(char *s);
+void mfs_mountinfo_unescape(char *s);
 
 #endif

@@ -7,7 +7,7 @@
 
 #include "util/size.h"
 
-int parse_size(const char *s, uint64_t *out)
+int mfs_parse_size(const char *s, uint64_t *out)
 {
     char *end;
     if (!*s || *s == '-' || *s == '+')

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "fs/check.h"
+#include "fsck/fsck.h"
 #include "fs/fs.h"
 #include "tests/fuzz/fuzz_image.h"
 

@@ -226,8 +226,8 @@ static void crc_inode_block(uint64_t first_ino, uint8_t *p)
         uint64_t ino = first_ino + i;
         uint8_t *rec = p + i * MMAPFS_INODE_SIZE;
         uint64_t le = htole64(ino);
-        uint32_t c = crc32c(0, &le, sizeof(le));
-        c = crc32c(c, rec, offsetof(struct mmapfs_disk_inode, checksum));
+        uint32_t c = mfs_crc32c(0, &le, sizeof(le));
+        c = mfs_crc32c(c, rec, offsetof(struct mmapfs_disk_inode, checksum));
         memcpy(rec + offsetof(struct mmapfs_disk_inode, checksum), &c, sizeof(c));
     }
 }
@@ -244,11 +244,11 @@ static void crc_commit_block(int fd, uint64_t idx, uint8_t *p)
         for (uint64_t i = idx - c->nblocks; i < idx; i++) {
             if (pread(fd, buf, BS, (off_t)((log0 + i) * BS)) != BS)
                 return;
-            crc = crc32c(crc, buf, BS);
+            crc = mfs_crc32c(crc, buf, BS);
         }
         c->data_checksum = crc;
     }
-    c->checksum = crc32c(0, p, offsetof(struct mmapfs_disk_jnl_commit, checksum));
+    c->checksum = mfs_crc32c(0, p, offsetof(struct mmapfs_disk_jnl_commit, checksum));
 }
 
 /* Recomputes whatever checksum block blk (content p) carries. */
@@ -259,7 +259,7 @@ static void fix_checksums(int fd, uint64_t blk, uint8_t *p)
     uint32_t magic;
     memcpy(&magic, p, sizeof(magic));
     if (blk == 0) {
-        super_checksum((struct mmapfs_disk_superblock *)p);
+        fs_super_checksum((struct mmapfs_disk_superblock *)p);
     } else if ((first_ino = mmapfs_inode_block_first(
                     g->inode_table_start, g->inode_table_blocks,
                     (g->feature_incompat & MMAPFS_FEATURE_INCOMPAT_ITAB) ? &g->itab : NULL,
@@ -267,7 +267,7 @@ static void fix_checksums(int fd, uint64_t blk, uint8_t *p)
         crc_inode_block(first_ino, p);
     } else if (blk >= g->journal_start && blk < g->journal_start + 2) {
         struct mmapfs_disk_jnl_header *h = (struct mmapfs_disk_jnl_header *)p;
-        h->checksum = crc32c(0, h, offsetof(struct mmapfs_disk_jnl_header, checksum));
+        h->checksum = mfs_crc32c(0, h, offsetof(struct mmapfs_disk_jnl_header, checksum));
     } else if (blk >= g->journal_start && blk < g->journal_start + g->journal_blocks) {
         if (magic == MMAPFS_JNL_COMMIT_MAGIC)
             crc_commit_block(fd, blk - g->journal_start - 2, p);

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "fs/check.h"
+#include "fsck/fsck.h"
 
 /* fs_check(path) with mode and -f; returns its exit code and the report
  * in *report (the caller frees it) if report is not NULL. The report goes

@@ -51,7 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fs/check.h"
+#include "fsck/fsck.h"
 #include "fs/fs.h"
 #include "fs/fs_i.h"
 
@@ -768,14 +768,14 @@ static void test_icache_lost_seq(void **state)
     uint64_t ino = 1000000;
     fault_arm_from(FAULT_MEM, 1, 0);
     for (int i = 0; i < 1100; i++)
-        icache_set_dirty_seq(fs, ino++, far);
+        fs_icache_set_dirty_seq(fs, ino++, far);
     int hit = fault_disarm();
     /* the table is full: this one has no entry, yet it is not forgotten */
     fault_arm_from(FAULT_MEM, 1, 0);
-    icache_set_dirty_seq(fs, 42, far + 1);
-    icache_set_data_seq(fs, 42, far + 2);
+    fs_icache_set_dirty_seq(fs, 42, far + 1);
+    fs_icache_set_data_seq(fs, 42, far + 2);
     fault_disarm();
-    uint64_t dirty = icache_dirty_seq(fs, 42), data = icache_data_seq(fs, 42);
+    uint64_t dirty = fs_icache_dirty_seq(fs, 42), data = fs_icache_data_seq(fs, 42);
     jnl_unlock(fs->jnl);
     assert_true(hit);
     assert_true(dirty >= far + 1);

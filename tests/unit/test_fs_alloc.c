@@ -21,7 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fs/check.h"
+#include "fsck/fsck.h"
 #include "fs/fs.h"
 #include "fs/fs_i.h"
 #include "fs/file_i.h"
@@ -61,7 +61,7 @@ static uint64_t first_block(struct fs *fs, uint64_t ino, const struct mmapfs_dis
     struct fmap m;
     struct fextent e;
     fmap_open(&m, fs, ino, di->tree_root);
-    assert_int_equal(fmap_find_le(&m, 0, &e), 0);
+    assert_int_equal(fs_fmap_find_le(&m, 0, &e), 0);
     assert_int_equal(e.lblk, 0);
     return e.pblk;
 }
@@ -75,23 +75,23 @@ static void test_goal_and_contiguity(void **state)
     uint64_t s, got, s2, got2;
     assert_int_equal(jnl_begin(fs->jnl), 0);
     uint64_t goal = fs->data_start + 1000;
-    assert_int_equal(alloc_blocks(fs, goal, 100, &s, &got), 0);
+    assert_int_equal(fs_alloc_blocks(fs, goal, 100, &s, &got), 0);
     assert_int_equal(s, goal);
     assert_int_equal(got, 100);
     /* next-fit: the allocator's own goal continues after the last run */
-    assert_int_equal(alloc_blocks(fs, 0, 10, &s2, &got2), 0);
+    assert_int_equal(fs_alloc_blocks(fs, 0, 10, &s2, &got2), 0);
     assert_int_equal(s2, goal + 100);
     assert_int_equal(got2, 10);
     /* an occupied goal: the next free block after it */
     uint64_t s3, got3;
-    assert_int_equal(alloc_blocks(fs, goal + 50, 1, &s3, &got3), 0);
+    assert_int_equal(fs_alloc_blocks(fs, goal + 50, 1, &s3, &got3), 0);
     assert_int_equal(s3, goal + 110);
-    assert_int_equal(free_blocks(fs, s, got), 0);
-    assert_int_equal(free_blocks(fs, s2, got2), 0);
-    assert_int_equal(free_blocks(fs, s3, got3), 0);
+    assert_int_equal(fs_free_blocks(fs, s, got), 0);
+    assert_int_equal(fs_free_blocks(fs, s2, got2), 0);
+    assert_int_equal(fs_free_blocks(fs, s3, got3), 0);
     /* bad runs are corruption, not crashes */
     jnl_end(fs->jnl);
-    assert_int_equal(alloc_blocks(fs, 0, 0, &s, &got), -EINVAL);
+    assert_int_equal(fs_alloc_blocks(fs, 0, 0, &s, &got), -EINVAL);
     img_unmount(m);
     img_check(m);
 }
@@ -104,28 +104,28 @@ static void test_prefers_long_runs(void **state)
     uint64_t base, got;
     assert_int_equal(jnl_begin(fs->jnl), 0);
     uint64_t goal = fs->data_start + 2000;
-    assert_int_equal(alloc_blocks(fs, goal, 1000, &base, &got), 0);
+    assert_int_equal(fs_alloc_blocks(fs, goal, 1000, &base, &got), 0);
     assert_int_equal(base, goal);
     assert_int_equal(got, 1000);
     for (uint64_t i = 0; i < 1000; i += 2)          /* leave 1-block holes */
-        assert_int_equal(free_blocks(fs, base + i, 1), 0);
+        assert_int_equal(fs_free_blocks(fs, base + i, 1), 0);
     jnl_end(fs->jnl);
     commit_all(fs);                                  /* holes become reusable */
 
     assert_int_equal(jnl_begin(fs->jnl), 0);
-    assert_int_equal(alloc_pending_blocks(fs), 0);
+    assert_int_equal(fs_alloc_pending_blocks(fs), 0);
     uint64_t s, n;
-    assert_int_equal(alloc_blocks(fs, base + 1, 512, &s, &n), 0);
+    assert_int_equal(fs_alloc_blocks(fs, base + 1, 512, &s, &n), 0);
     assert_true(n >= 256);
     assert_true(s >= base + 1000);                   /* not in the holes */
-    assert_int_equal(free_blocks(fs, s, n), 0);
+    assert_int_equal(fs_free_blocks(fs, s, n), 0);
     /* a small request takes the first hole */
-    assert_int_equal(alloc_blocks(fs, base + 1, 1, &s, &n), 0);
+    assert_int_equal(fs_alloc_blocks(fs, base + 1, 1, &s, &n), 0);
     assert_int_equal(s, base + 2);
     assert_int_equal(n, 1);
-    assert_int_equal(free_blocks(fs, s, n), 0);
+    assert_int_equal(fs_free_blocks(fs, s, n), 0);
     for (uint64_t i = 1; i < 1000; i += 2)
-        assert_int_equal(free_blocks(fs, base + i, 1), 0);
+        assert_int_equal(fs_free_blocks(fs, base + i, 1), 0);
     jnl_end(fs->jnl);
     img_unmount(m);
     img_check(m);
@@ -140,12 +140,12 @@ static void test_pending_not_reused(void **state)
     uint64_t s1, got1, s2, got2;
     uint64_t free0 = statfs_now(fs).f_bfree;
     assert_int_equal(jnl_begin(fs->jnl), 0);
-    assert_int_equal(alloc_blocks(fs, 0, 16, &s1, &got1), 0);
+    assert_int_equal(fs_alloc_blocks(fs, 0, 16, &s1, &got1), 0);
     assert_int_equal(got1, 16);
-    assert_int_equal(free_blocks(fs, s1, got1), 0);
-    assert_int_equal(alloc_pending_blocks(fs), 16);
+    assert_int_equal(fs_free_blocks(fs, s1, got1), 0);
+    assert_int_equal(fs_alloc_pending_blocks(fs), 16);
     /* same transaction, asking for exactly those blocks */
-    assert_int_equal(alloc_blocks(fs, s1, 16, &s2, &got2), 0);
+    assert_int_equal(fs_alloc_blocks(fs, s1, 16, &s2, &got2), 0);
     assert_true(s2 >= s1 + 16 || s2 + got2 <= s1);
     /* free counts include pending blocks (like ext4's statfs) */
     jnl_end(fs->jnl);
@@ -153,13 +153,13 @@ static void test_pending_not_reused(void **state)
     commit_all(fs);
 
     assert_int_equal(jnl_begin(fs->jnl), 0);
-    assert_int_equal(alloc_pending_blocks(fs), 0);
+    assert_int_equal(fs_alloc_pending_blocks(fs), 0);
     uint64_t s3, got3;
-    assert_int_equal(alloc_blocks(fs, s1, 16, &s3, &got3), 0);
+    assert_int_equal(fs_alloc_blocks(fs, s1, 16, &s3, &got3), 0);
     assert_int_equal(s3, s1);                        /* durable now: reusable */
     assert_int_equal(got3, 16);
-    assert_int_equal(free_blocks(fs, s3, got3), 0);
-    assert_int_equal(free_blocks(fs, s2, got2), 0);
+    assert_int_equal(fs_free_blocks(fs, s3, got3), 0);
+    assert_int_equal(fs_free_blocks(fs, s2, got2), 0);
     jnl_end(fs->jnl);
 
     /* the same through files: a truncated file's blocks are not reused by
@@ -170,22 +170,22 @@ static void test_pending_not_reused(void **state)
     commit_all(fs);
     assert_int_equal(jnl_begin(fs->jnl), 0);    /* lock held: one transaction */
     struct mmapfs_disk_inode di, bdi;
-    assert_int_equal(inode_get(fs, a, &di), 0);
-    assert_int_equal(file_write_locked(fs, a, &di, 0, buf, sizeof(buf)), 4096);
+    assert_int_equal(fs_inode_get(fs, a, &di), 0);
+    assert_int_equal(fs_file_write_locked(fs, a, &di, 0, buf, sizeof(buf)), 4096);
     uint64_t a_block = first_block(fs, a, &di), leaf = di.tree_root != 0;
-    assert_int_equal(file_truncate(fs, a, &di, 0), 0);
-    assert_int_equal(inode_put(fs, a, &di), 0);
+    assert_int_equal(fs_file_truncate(fs, a, &di, 0), 0);
+    assert_int_equal(fs_inode_put(fs, a, &di), 0);
     /* data block + the extent leaf (none: the extent is in the inode) */
-    assert_int_equal(alloc_pending_blocks(fs), 1 + leaf);
+    assert_int_equal(fs_alloc_pending_blocks(fs), 1 + leaf);
     uint64_t b;
-    assert_int_equal(inode_new(fs, ROOT, S_IFREG | 0600, 0, 0, &b, &bdi), 0);
-    assert_int_equal(inode_put(fs, b, &bdi), 0);
-    assert_int_equal(file_write_locked(fs, b, &bdi, 0, buf, sizeof(buf)), 4096);
+    assert_int_equal(fs_inode_new(fs, ROOT, S_IFREG | 0600, 0, 0, &b, &bdi), 0);
+    assert_int_equal(fs_inode_put(fs, b, &bdi), 0);
+    assert_int_equal(fs_file_write_locked(fs, b, &bdi, 0, buf, sizeof(buf)), 4096);
     assert_true(first_block(fs, b, &bdi) != a_block);
     assert_true(bdi.tree_root != a_block);
     /* drop b again (no link, no reference: released at once) */
-    assert_int_equal(inode_drop_link(fs, b, &bdi), 0);
-    assert_int_equal(inode_in_use(fs, b), 0);
+    assert_int_equal(fs_inode_drop_link(fs, b, &bdi), 0);
+    assert_int_equal(fs_inode_in_use(fs, b), 0);
     jnl_end(fs->jnl);
     img_unmount(m);
     img_check(m);
@@ -199,32 +199,32 @@ static void test_inode_alloc(void **state)
     struct fs *fs = m->fs;
     uint64_t ffree0 = statfs_now(fs).f_ffree, ino, ino2;
     assert_int_equal(jnl_begin(fs->jnl), 0);
-    assert_int_equal(alloc_inode(fs, 100, &ino), 0);
+    assert_int_equal(fs_alloc_inode(fs, 100, &ino), 0);
     assert_int_equal(ino, 100);                       /* near the goal */
-    assert_int_equal(alloc_inode(fs, 100, &ino2), 0);
+    assert_int_equal(fs_alloc_inode(fs, 100, &ino2), 0);
     assert_int_equal(ino2, 101);
-    assert_int_equal(inode_in_use(fs, 100), 1);
-    assert_int_equal(inode_in_use(fs, 99), 0);
-    assert_int_equal(inode_in_use(fs, 0), 0);
-    assert_int_equal(inode_in_use(fs, fs->inode_count + 1), 0);
+    assert_int_equal(fs_inode_in_use(fs, 100), 1);
+    assert_int_equal(fs_inode_in_use(fs, 99), 0);
+    assert_int_equal(fs_inode_in_use(fs, 0), 0);
+    assert_int_equal(fs_inode_in_use(fs, fs->inode_count + 1), 0);
     /* wrap around: the last inode, then the first free one from the start */
     uint64_t last, wrapped;
-    assert_int_equal(alloc_inode(fs, fs->inode_count, &last), 0);
+    assert_int_equal(fs_alloc_inode(fs, fs->inode_count, &last), 0);
     assert_int_equal(last, fs->inode_count);
-    assert_int_equal(alloc_inode(fs, fs->inode_count, &wrapped), 0);
+    assert_int_equal(fs_alloc_inode(fs, fs->inode_count, &wrapped), 0);
     assert_int_equal(wrapped, 3);                     /* 1 = root, 2 = lost+found */
     jnl_end(fs->jnl);
     assert_int_equal(statfs_now(fs).f_ffree, ffree0 - 4);
 
     assert_int_equal(jnl_begin(fs->jnl), 0);
-    assert_int_equal(free_inode(fs, ino), 0);
-    assert_int_equal(free_inode(fs, ino2), 0);
-    assert_int_equal(free_inode(fs, last), 0);
-    assert_int_equal(free_inode(fs, wrapped), 0);
+    assert_int_equal(fs_free_inode(fs, ino), 0);
+    assert_int_equal(fs_free_inode(fs, ino2), 0);
+    assert_int_equal(fs_free_inode(fs, last), 0);
+    assert_int_equal(fs_free_inode(fs, wrapped), 0);
     /* an unused inode reads as absent */
     struct mmapfs_disk_inode di;
-    assert_int_equal(inode_get(fs, ino, &di), -ENOENT);
-    assert_int_equal(inode_get(fs, 0, &di), -ENOENT);
+    assert_int_equal(fs_inode_get(fs, ino, &di), -ENOENT);
+    assert_int_equal(fs_inode_get(fs, 0, &di), -ENOENT);
     jnl_end(fs->jnl);
     assert_int_equal(statfs_now(fs).f_ffree, ffree0);
     img_unmount(m);
@@ -370,7 +370,7 @@ static void test_many_deletes_and_exact_counts(void **state)
     assert_true(sv1.f_bfree + 4 >= sv0.f_bfree);
     commit_all(fs);
     jnl_lock(fs->jnl);
-    assert_int_equal(alloc_pending_blocks(fs), 0);
+    assert_int_equal(fs_alloc_pending_blocks(fs), 0);
     jnl_unlock(fs->jnl);
 
     /* exact counts in the superblock after a clean unmount */
@@ -399,15 +399,15 @@ static void test_double_free_detected(void **state)
     struct fs *fs = m->fs;
     uint64_t s, got;
     assert_int_equal(jnl_begin(fs->jnl), 0);
-    assert_int_equal(alloc_blocks(fs, 0, 4, &s, &got), 0);
-    assert_int_equal(free_blocks(fs, s, got), 0);
+    assert_int_equal(fs_alloc_blocks(fs, 0, 4, &s, &got), 0);
+    assert_int_equal(fs_free_blocks(fs, s, got), 0);
     uint64_t nfree = fs->free_blocks;
-    assert_int_equal(free_blocks(fs, s, got), -EUCLEAN);
+    assert_int_equal(fs_free_blocks(fs, s, got), -EUCLEAN);
     assert_int_equal(fs->free_blocks, nfree);
-    assert_int_equal(free_blocks(fs, 0, 1), -EUCLEAN);              /* the superblock */
-    assert_int_equal(free_blocks(fs, fs->block_count - 1, 2), -EUCLEAN);
-    assert_int_equal(free_inode(fs, 77), -EUCLEAN);                 /* never allocated */
-    assert_int_equal(free_inode(fs, fs->inode_count + 1), -EUCLEAN);
+    assert_int_equal(fs_free_blocks(fs, 0, 1), -EUCLEAN);              /* the superblock */
+    assert_int_equal(fs_free_blocks(fs, fs->block_count - 1, 2), -EUCLEAN);
+    assert_int_equal(fs_free_inode(fs, 77), -EUCLEAN);                 /* never allocated */
+    assert_int_equal(fs_free_inode(fs, fs->inode_count + 1), -EUCLEAN);
     jnl_end(fs->jnl);
     assert_int_equal(fs->corrupt, 1);
     img_unmount(m);
@@ -428,21 +428,21 @@ static void test_verified_marks(void **state)
     struct fs *fs = m->fs;
     uint64_t lo = fs->data_start, n = fs->block_count - lo;
     for (uint64_t b = lo; b < fs->block_count; b += 3)
-        verified_set(fs, b);
+        fs_verified_set(fs, b);
     uint64_t cuts[][2] = { { lo + 1, 1 }, { lo + 60, 10 }, { lo + 200, 130 },
                            { 32768 - 5, 70 } };
     for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++)
         if (cuts[i][0] >= lo && cuts[i][0] + cuts[i][1] <= fs->block_count)
-            verified_clear(fs, cuts[i][0], cuts[i][1]);
+            fs_verified_clear(fs, cuts[i][0], cuts[i][1]);
     for (uint64_t b = lo; b < lo + n; b++) {
         int cut = 0;
         for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++)
             cut |= cuts[i][0] >= lo && b >= cuts[i][0] && b < cuts[i][0] + cuts[i][1];
-        assert_int_equal(verified_test(fs, b), !cut && (b - lo) % 3 == 0);
+        assert_int_equal(fs_verified_has(fs, b), !cut && (b - lo) % 3 == 0);
     }
-    verified_clear(fs, lo, n);
+    fs_verified_clear(fs, lo, n);
     for (uint64_t b = lo; b < lo + n; b++)
-        assert_false(verified_test(fs, b));
+        assert_false(fs_verified_has(fs, b));
     img_unmount(m);
     img_check(m);
 }

@@ -30,7 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fs/check.h"
+#include "fsck/fsck.h"
 #include "fs/dir_i.h"
 #include "fs/fs.h"
 #include "fs/fs_i.h"
@@ -226,46 +226,46 @@ static void test_suffix_collisions(void **state)
 
     mem_tree(&m, &s, &t);
     /* neighbours on both sides of H, one of them with a name used under H */
-    assert_int_equal(dirent_insert_hashed(&t, H - 1, "n0", 2, 0, 50, DT_REG, &key), 0);
+    assert_int_equal(fs_dirent_insert_hashed(&t, H - 1, "n0", 2, 0, 50, DT_REG, &key), 0);
     assert_int_equal(key, (H - 1) << 8);
-    assert_int_equal(dirent_insert_hashed(&t, H + 1, "b", 1, 0, 51, DT_REG, &key), 0);
+    assert_int_equal(fs_dirent_insert_hashed(&t, H + 1, "b", 1, 0, 51, DT_REG, &key), 0);
     assert_int_equal(key, (H + 1) << 8);
 
     for (unsigned i = 0; i < 10; i++) {
         snprintf(name, sizeof(name), "n%u", i);
-        assert_int_equal(dirent_insert_hashed(&t, H, name, strlen(name), 0, 100 + i,
+        assert_int_equal(fs_dirent_insert_hashed(&t, H, name, strlen(name), 0, 100 + i,
                                               DT_REG, &key), 0);
         assert_int_equal(key, (H << 8) | i);
     }
     for (unsigned i = 0; i < 10; i++) {
         snprintf(name, sizeof(name), "n%u", i);
-        assert_int_equal(dirent_lookup_hashed(&t, H, name, strlen(name), 0, &key, &ino, &type), 0);
+        assert_int_equal(fs_dirent_lookup_hashed(&t, H, name, strlen(name), 0, &key, &ino, &type), 0);
         assert_int_equal(key, (H << 8) | i);
         assert_int_equal(ino, 100 + i);
         assert_int_equal(type, DT_REG);
     }
     /* the neighbours are separate */
-    assert_int_equal(dirent_lookup_hashed(&t, H, "b", 1, 0, NULL, NULL, NULL), -ENOENT);
-    assert_int_equal(dirent_lookup_hashed(&t, H - 1, "n0", 2, 0, NULL, &ino, NULL), 0);
+    assert_int_equal(fs_dirent_lookup_hashed(&t, H, "b", 1, 0, NULL, NULL, NULL), -ENOENT);
+    assert_int_equal(fs_dirent_lookup_hashed(&t, H - 1, "n0", 2, 0, NULL, &ino, NULL), 0);
     assert_int_equal(ino, 50);
-    assert_int_equal(dirent_insert_hashed(&t, H, "n3", 2, 0, 1, DT_REG, NULL), -EEXIST);
+    assert_int_equal(fs_dirent_insert_hashed(&t, H, "n3", 2, 0, 1, DT_REG, NULL), -EEXIST);
 
     /* a removed suffix leaves a gap: others keep their keys, the gap is reused */
-    assert_int_equal(dirent_delete_hashed(&t, H, "n3", 2, 0), 0);
-    assert_int_equal(dirent_lookup_hashed(&t, H, "n3", 2, 0, NULL, NULL, NULL), -ENOENT);
-    assert_int_equal(dirent_delete_hashed(&t, H, "n3", 2, 0), -ENOENT);
-    assert_int_equal(dirent_lookup_hashed(&t, H, "n4", 2, 0, &key, NULL, NULL), 0);
+    assert_int_equal(fs_dirent_delete_hashed(&t, H, "n3", 2, 0), 0);
+    assert_int_equal(fs_dirent_lookup_hashed(&t, H, "n3", 2, 0, NULL, NULL, NULL), -ENOENT);
+    assert_int_equal(fs_dirent_delete_hashed(&t, H, "n3", 2, 0), -ENOENT);
+    assert_int_equal(fs_dirent_lookup_hashed(&t, H, "n4", 2, 0, &key, NULL, NULL), 0);
     assert_int_equal(key, (H << 8) | 4);
-    assert_int_equal(dirent_insert_hashed(&t, H, "zz", 2, 0, 300, DT_DIR, &key), 0);
+    assert_int_equal(fs_dirent_insert_hashed(&t, H, "zz", 2, 0, 300, DT_DIR, &key), 0);
     assert_int_equal(key, (H << 8) | 3);
 
     /* update keeps the key, changes ino and type */
-    assert_int_equal(dirent_update_hashed(&t, H, "n5", 2, 0, 999, DT_DIR), 0);
-    assert_int_equal(dirent_lookup_hashed(&t, H, "n5", 2, 0, &key, &ino, &type), 0);
+    assert_int_equal(fs_dirent_update_hashed(&t, H, "n5", 2, 0, 999, DT_DIR), 0);
+    assert_int_equal(fs_dirent_lookup_hashed(&t, H, "n5", 2, 0, &key, &ino, &type), 0);
     assert_int_equal(key, (H << 8) | 5);
     assert_int_equal(ino, 999);
     assert_int_equal(type, DT_DIR);
-    assert_int_equal(dirent_update_hashed(&t, H, "nope", 4, 0, 1, DT_REG), -ENOENT);
+    assert_int_equal(fs_dirent_update_hashed(&t, H, "nope", 4, 0, 1, DT_REG), -ENOENT);
 
     /* fill the group: 256 names (long ones, so the group spans leaves) */
     char longname[200];
@@ -273,26 +273,26 @@ static void test_suffix_collisions(void **state)
     for (unsigned i = 10; i < 256; i++) {
         snprintf(longname, sizeof(longname), "long-%03u", i);
         longname[strlen(longname)] = 'x';
-        assert_int_equal(dirent_insert_hashed(&t, H, longname, 150, 0, 1000 + i, DT_REG, &key), 0);
+        assert_int_equal(fs_dirent_insert_hashed(&t, H, longname, 150, 0, 1000 + i, DT_REG, &key), 0);
         assert_int_equal(key, (H << 8) | i);
     }
-    assert_int_equal(dirent_insert_hashed(&t, H, "one-too-many", 12, 0, 5, DT_REG, NULL), -ENOSPC);
+    assert_int_equal(fs_dirent_insert_hashed(&t, H, "one-too-many", 12, 0, 5, DT_REG, NULL), -ENOSPC);
     for (unsigned i = 10; i < 256; i++) {
         snprintf(longname, sizeof(longname), "long-%03u", i);
         longname[strlen(longname)] = 'x';
-        assert_int_equal(dirent_lookup_hashed(&t, H, longname, 150, 0, &key, &ino, NULL), 0);
+        assert_int_equal(fs_dirent_lookup_hashed(&t, H, longname, 150, 0, &key, &ino, NULL), 0);
         assert_int_equal(key, (H << 8) | i);
         assert_int_equal(ino, 1000 + i);
     }
     /* the highest possible hash keeps keys below 2^63 (room for the +3) */
     const uint64_t HMAX = (1ull << 55) - 1;
-    assert_int_equal(dirent_insert_hashed(&t, HMAX, "top", 3, 0, 7, DT_REG, &key), 0);
+    assert_int_equal(fs_dirent_insert_hashed(&t, HMAX, "top", 3, 0, 7, DT_REG, &key), 0);
     assert_true(key + 3 > key && key < (1ull << 63));
-    assert_int_equal(dirent_lookup_hashed(&t, HMAX, "top", 3, 0, NULL, &ino, NULL), 0);
+    assert_int_equal(fs_dirent_lookup_hashed(&t, HMAX, "top", 3, 0, NULL, &ino, NULL), 0);
     assert_int_equal(ino, 7);
 
     /* ino range check */
-    assert_int_equal(dirent_lookup_hashed(&t, H, "n4", 2, 50, NULL, NULL, NULL), -EUCLEAN);
+    assert_int_equal(fs_dirent_lookup_hashed(&t, H, "n4", 2, 50, NULL, NULL, NULL), -EUCLEAN);
     free(m.blocks);
 }
 
@@ -311,30 +311,30 @@ static void test_suffix_in_big_tree(void **state)
     mem_tree(&m, &s, &t);
     for (unsigned i = 0; i < N; i++) {
         snprintf(name, sizeof(name), "file-%u-with-a-longer-name", i);
-        assert_int_equal(dirent_insert_hashed(&t, mmapfs_name_hash(name, strlen(name)), name,
+        assert_int_equal(fs_dirent_insert_hashed(&t, mmapfs_name_hash(name, strlen(name)), name,
                                               strlen(name), 0, i + 1, DT_REG, NULL), 0);
     }
     uint64_t H = mmapfs_name_hash("file-77-with-a-longer-name", 26);
     for (unsigned i = 0; i < 40; i++) {
         snprintf(name, sizeof(name), "collider-%u", i);
-        assert_int_equal(dirent_insert_hashed(&t, H, name, strlen(name), 0, 100000 + i,
+        assert_int_equal(fs_dirent_insert_hashed(&t, H, name, strlen(name), 0, 100000 + i,
                                               DT_REG, NULL), 0);
     }
     for (unsigned i = 0; i < N; i++) {
         snprintf(name, sizeof(name), "file-%u-with-a-longer-name", i);
-        assert_int_equal(dirent_lookup_hashed(&t, mmapfs_name_hash(name, strlen(name)), name,
+        assert_int_equal(fs_dirent_lookup_hashed(&t, mmapfs_name_hash(name, strlen(name)), name,
                                               strlen(name), 0, NULL, &ino, NULL), 0);
         assert_int_equal(ino, i + 1);
     }
     for (unsigned i = 0; i < 40; i++) {
         snprintf(name, sizeof(name), "collider-%u", i);
-        assert_int_equal(dirent_lookup_hashed(&t, H, name, strlen(name), 0, NULL, &ino, NULL), 0);
+        assert_int_equal(fs_dirent_lookup_hashed(&t, H, name, strlen(name), 0, NULL, &ino, NULL), 0);
         assert_int_equal(ino, 100000 + i);
-        assert_int_equal(dirent_delete_hashed(&t, H, name, strlen(name), 0), 0);
+        assert_int_equal(fs_dirent_delete_hashed(&t, H, name, strlen(name), 0), 0);
     }
     for (unsigned i = 0; i < N; i++) {
         snprintf(name, sizeof(name), "file-%u-with-a-longer-name", i);
-        assert_int_equal(dirent_delete_hashed(&t, mmapfs_name_hash(name, strlen(name)), name,
+        assert_int_equal(fs_dirent_delete_hashed(&t, mmapfs_name_hash(name, strlen(name)), name,
                                               strlen(name), 0), 0);
     }
     assert_int_equal(t.root, 0);
@@ -342,7 +342,7 @@ static void test_suffix_in_big_tree(void **state)
     free(m.blocks);
 }
 
-/* dirent_validate and dir_check_name reject what they must. */
+/* fs_dirent_validate and fs_dir_check_name reject what they must. */
 static void test_entry_and_name_checks(void **state)
 {
     (void)state;
@@ -354,25 +354,25 @@ static void test_entry_and_name_checks(void **state)
     b.de.type = DT_REG;
     b.de.name_len = 3;
     memcpy(b.de.name, "abc", 3);
-    assert_int_equal(dirent_validate(&b, 13, 10), 0);
-    assert_int_equal(dirent_validate(&b, 12, 10), -EUCLEAN);   /* length mismatch */
-    assert_int_equal(dirent_validate(&b, 9, 10), -EUCLEAN);    /* shorter than header */
-    assert_int_equal(dirent_validate(&b, 13, 4), -EUCLEAN);    /* ino out of range */
+    assert_int_equal(fs_dirent_validate(&b, 13, 10), 0);
+    assert_int_equal(fs_dirent_validate(&b, 12, 10), -EUCLEAN);   /* length mismatch */
+    assert_int_equal(fs_dirent_validate(&b, 9, 10), -EUCLEAN);    /* shorter than header */
+    assert_int_equal(fs_dirent_validate(&b, 13, 4), -EUCLEAN);    /* ino out of range */
     b.de.ino = 0;
-    assert_int_equal(dirent_validate(&b, 13, 10), -EUCLEAN);
+    assert_int_equal(fs_dirent_validate(&b, 13, 10), -EUCLEAN);
     b.de.ino = 5;
     b.de.name_len = 0;
-    assert_int_equal(dirent_validate(&b, 10, 10), -EUCLEAN);
+    assert_int_equal(fs_dirent_validate(&b, 10, 10), -EUCLEAN);
 
     char n256[257];
     memset(n256, 'a', 256);
     n256[256] = 0;
-    assert_int_equal(dir_check_name(n256, &len), -ENAMETOOLONG);
+    assert_int_equal(fs_dir_check_name(n256, &len), -ENAMETOOLONG);
     n256[255] = 0;
-    assert_int_equal(dir_check_name(n256, &len), 0);
+    assert_int_equal(fs_dir_check_name(n256, &len), 0);
     assert_int_equal(len, 255);
-    assert_int_equal(dir_check_name("", &len), -EINVAL);
-    assert_int_equal(dir_check_name("a/b", &len), -EINVAL);
+    assert_int_equal(fs_dir_check_name("", &len), -EINVAL);
+    assert_int_equal(fs_dir_check_name("a/b", &len), -EINVAL);
 }
 
 /* ==== tests: through the fs ================================================== */
@@ -444,12 +444,12 @@ static void test_many_names(void **state)
     uint64_t ino;
     uint8_t type;
     jnl_lock(m->fs->jnl);
-    assert_int_equal(inode_get(m->fs, d, &ddi), 0);
+    assert_int_equal(fs_inode_get(m->fs, d, &ddi), 0);
     many_name(1, name);
-    assert_int_equal(dir_find(m->fs, d, &ddi, name, strlen(name), &ino, &type), 0);
+    assert_int_equal(fs_dir_find(m->fs, d, &ddi, name, strlen(name), &ino, &type), 0);
     assert_int_equal(ino, inos[1]);
     assert_int_equal(type, DT_REG);
-    assert_int_equal(dir_is_empty(&ddi), 0);
+    assert_int_equal(fs_dir_is_empty(&ddi), 0);
     jnl_unlock(m->fs->jnl);
 
     /* readdir lists exactly the survivors, each once, in offset order */
@@ -544,10 +544,10 @@ static void test_readdir_offsets(void **state)
     assert_int_equal(fs_readdir(m->fs, d, 0, 1, collect_fill, &c), 0);
     assert_int_equal(c.n, 5);
     jnl_lock(m->fs->jnl);
-    assert_int_equal(icache_refs(m->fs, d), 0);
+    assert_int_equal(fs_icache_refs(m->fs, d), 0);
     for (unsigned k = 2; k < 5; k++)
-        assert_int_equal(icache_refs(m->fs, c.inos[k]), 1);
-    assert_int_equal(icache_refs(m->fs, all.inos[5]), 0);   /* refused by fill */
+        assert_int_equal(fs_icache_refs(m->fs, c.inos[k]), 1);
+    assert_int_equal(fs_icache_refs(m->fs, all.inos[5]), 0);   /* refused by fill */
     jnl_unlock(m->fs->jnl);
     for (unsigned k = 2; k < 5; k++) {
         assert_int_equal(fs_getattr(m->fs, c.inos[k], &st), 0);

@@ -24,7 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fs/check.h"
+#include "fsck/fsck.h"
 #include "fs/fs.h"
 #include "fs/fs_i.h"
 
@@ -108,7 +108,7 @@ static struct extent_count count_extents(struct fs *fs, uint64_t ino)
     struct fs_tree_ctx ctx;
     struct bt_tree tree;
     jnl_lock(fs->jnl);
-    assert_int_equal(inode_get(fs, ino, &di), 0);
+    assert_int_equal(fs_inode_get(fs, ino, &di), 0);
     fs_tree_open(&ctx, &tree, fs, ino, di.tree_root, MMAPFS_TREE_EXTENTS);
     struct bt_walk w = { .item_fn = count_item, .ctx = &c };
     int err = di.tree_root ? bt_walk(&tree, &w) : 0;
@@ -848,11 +848,11 @@ static void test_node_checksum_once(void **state)
     /* freed nodes lose their mark */
     uint64_t v0 = 0, v1 = 0;
     for (uint64_t b = m->fs->data_start; b < m->fs->block_count; b++)
-        v0 += (uint64_t)verified_test(m->fs, b);
+        v0 += (uint64_t)fs_verified_has(m->fs, b);
     struct fs_setattr sa = { .size = 0 };
     assert_int_equal(fs_setattr(m->fs, ino, &sa, FS_SET_SIZE, NULL), 0);
     for (uint64_t b = m->fs->data_start; b < m->fs->block_count; b++)
-        v1 += (uint64_t)verified_test(m->fs, b);
+        v1 += (uint64_t)fs_verified_has(m->fs, b);
     assert_true(v0 >= (uint64_t)first && v1 + (uint64_t)first <= v0);
     free(buf);
     img_unmount_check(m);

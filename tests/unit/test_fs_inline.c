@@ -23,8 +23,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "fs/check.h"
-#include "fs/check_i.h"
+#include "fsck/fsck.h"
+#include "fsck/fsck_i.h"
 #include "fs/fs.h"
 #include "fs/fs_i.h"
 #include "fs/mkfs.h"
@@ -63,7 +63,7 @@ static struct mmapfs_disk_inode record(struct fs *fs, uint64_t ino)
 {
     struct mmapfs_disk_inode di;
     jnl_lock(fs->jnl);
-    int err = inode_get(fs, ino, &di);
+    int err = fs_inode_get(fs, ino, &di);
     jnl_unlock(fs->jnl);
     assert_int_equal(err, 0);
     return di;
@@ -322,7 +322,7 @@ static void poke_inode(const char *path, uint64_t ino,
     off_t off = (off_t)(sb.inode_table_start * BS + (ino - 1) * MMAPFS_INODE_SIZE);
     assert_int_equal(pread(fd, &di, sizeof(di), off), sizeof(di));
     edit(&di);
-    di.checksum = check_inode_checksum(ino, &di);
+    di.checksum = fsck_inode_checksum(ino, &di);
     assert_int_equal(pwrite(fd, &di, sizeof(di), off), sizeof(di));
     close(fd);
 }

@@ -42,8 +42,8 @@ static void format_mmp(struct img *m)
 static struct mmapfs_disk_mmp peek(struct img *m)
 {
     struct mmapfs_disk_mmp b;
-    assert_int_equal(mmp_peek(m->path, 1, &b), 0);
-    assert_true(mmp_block_valid(&b));
+    assert_int_equal(fs_mmp_peek(m->path, 1, &b), 0);
+    assert_true(fs_mmp_block_valid(&b));
     return b;
 }
 
@@ -88,7 +88,7 @@ static void test_format_and_release(void **state)
      * flock) is refused at once: this host, a live pid */
     struct mmp *other = NULL;
     double t0 = now_s();
-    assert_int_equal(mmp_claim(&other, m->path, &sb, MMP_MOUNT, "test", NULL), -EBUSY);
+    assert_int_equal(fs_mmp_claim(&other, m->path, &sb, MMP_MOUNT, "test", NULL), -EBUSY);
     assert_null(other);
     assert_true(now_s() - t0 < 1.0);
     mkfile(m->fs, ROOT, "f");
@@ -148,7 +148,7 @@ static void test_lost_block_stops_commits(void **state)
     assert_int_equal(fs_unmount(fs), -EIO);
 }
 
-/* mkfs over an MMP image (mkfs_claim_mmp): a released block is claimed
+/* mkfs over an MMP image (fs_mkfs_claim_mmp): a released block is claimed
  * (FSCK while mkfs writes), a live holder is refused with one line naming
  * it, an image without MMP needs nothing; with block 0 zeroed the backup
  * superblock still names the MMP block. */
@@ -159,10 +159,10 @@ static void test_mkfs_over_live_image(void **state)
     struct mmp *claim;
     int fd = open(m->path, O_RDWR);
     assert_true(fd >= 0);
-    assert_int_equal(mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", stderr, &claim), 0);
+    assert_int_equal(fs_mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", stderr, &claim), 0);
     assert_non_null(claim);
     assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_FSCK);
-    mmp_release(claim, 1);
+    fs_mmp_release(claim, 1);
     assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_CLEAN);
 
     img_mount(m);
@@ -170,7 +170,7 @@ static void test_mkfs_over_live_image(void **state)
     size_t len = 0;
     FILE *err = open_memstream(&msg, &len);
     assert_non_null(err);
-    assert_int_equal(mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", err, &claim), -EBUSY);
+    assert_int_equal(fs_mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", err, &claim), -EBUSY);
     fclose(err);
     assert_null(claim);
     char want[64];
@@ -187,7 +187,7 @@ static void test_mkfs_over_live_image(void **state)
     struct mmapfs_disk_superblock sb0;
     assert_int_equal(pread(fd, &sb0, sizeof(sb0), 0), (ssize_t)sizeof(sb0));
     assert_int_equal(pwrite(fd, zero, sizeof(zero), 0), (ssize_t)sizeof(zero));
-    assert_int_equal(mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", NULL, &claim), -EBUSY);
+    assert_int_equal(fs_mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", NULL, &claim), -EBUSY);
     assert_int_equal(pwrite(fd, &sb0, sizeof(sb0), 0), (ssize_t)sizeof(sb0));
     img_unmount(m);
 
@@ -196,7 +196,7 @@ static void test_mkfs_over_live_image(void **state)
     assert_int_equal(mmio_open(&io, m->path, 0, 0, NULL), 0);
     assert_int_equal(fs_format(io, NULL), 0);
     mmio_close(io);
-    assert_int_equal(mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", stderr, &claim), 0);
+    assert_int_equal(fs_mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", stderr, &claim), 0);
     assert_null(claim);
     close(fd);
 }
@@ -224,7 +224,7 @@ static void *foreign_heartbeat(void *arg)
         b.interval = 1;
         snprintf(b.nodename, sizeof(b.nodename), "other-host");
         snprintf(b.device, sizeof(b.device), "/dev/shared");
-        b.checksum = crc32c(0, &b, offsetof(struct mmapfs_disk_mmp, checksum));
+        b.checksum = mfs_crc32c(0, &b, offsetof(struct mmapfs_disk_mmp, checksum));
         if (pwrite(fd, &b, sizeof(b), 4096) != (ssize_t)sizeof(b))
             break;
         fdatasync(fd);

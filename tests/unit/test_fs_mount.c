@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fs/check.h"
+#include "fsck/fsck.h"
 #include "fs/fs.h"
 #include "fs/fs_i.h"
 #include "util/crc32c.h"
@@ -81,7 +81,7 @@ static uint64_t bfree(struct fs *fs)
 static uint64_t orphan_head(struct fs *fs)
 {
     jnl_lock(fs->jnl);
-    uint64_t h = super_read(fs)->orphan_head;
+    uint64_t h = fs_super_read(fs)->orphan_head;
     jnl_unlock(fs->jnl);
     return h;
 }
@@ -89,7 +89,7 @@ static uint64_t orphan_head(struct fs *fs)
 static int in_use(struct fs *fs, uint64_t ino)
 {
     jnl_lock(fs->jnl);
-    int r = inode_in_use(fs, ino);
+    int r = fs_inode_in_use(fs, ino);
     jnl_unlock(fs->jnl);
     return r;
 }
@@ -153,26 +153,26 @@ static void test_corrupt_superblock(void **state)
 
     bad = sb;
     bad.block_count *= 2;                           /* larger than the image */
-    super_checksum(&bad);
+    fs_super_checksum(&bad);
     write_super(m->path, &bad);
     assert_int_equal(do_mount(m, 0), -EUCLEAN);
 
     bad = sb;
     bad.format_version = 99;
-    super_checksum(&bad);
+    fs_super_checksum(&bad);
     write_super(m->path, &bad);
     assert_int_equal(do_mount(m, 0), -EINVAL);
 
     bad = sb;
     bad.feature_incompat = 1u << 7;                 /* unknown: refuse */
-    super_checksum(&bad);
+    fs_super_checksum(&bad);
     write_super(m->path, &bad);
     assert_int_equal(do_mount(m, 0), -EINVAL);
     assert_int_equal(do_mount(m, 1), -EINVAL);
 
     bad = sb;
     bad.feature_ro_compat = 1u << 3;                /* unknown: read-only only */
-    super_checksum(&bad);
+    fs_super_checksum(&bad);
     write_super(m->path, &bad);
     assert_int_equal(do_mount(m, 0), -EROFS);
     assert_int_equal(do_mount(m, 1), 0);
@@ -180,7 +180,7 @@ static void test_corrupt_superblock(void **state)
 
     bad = sb;
     bad.feature_compat = 1u << 5;                   /* unknown: ignored */
-    super_checksum(&bad);
+    fs_super_checksum(&bad);
     write_super(m->path, &bad);
     img_mount(m);
     img_unmount(m);
@@ -191,7 +191,7 @@ static void test_corrupt_superblock(void **state)
     assert_int_equal(do_mount(m, 0), -EUCLEAN);
 }
 
-/* super_validate on its own: each geometry rule. */
+/* fs_super_validate on its own: each geometry rule. */
 static void test_super_validate(void **state)
 {
     struct img *m = *state;
@@ -199,16 +199,16 @@ static void test_super_validate(void **state)
     char msg[200];
     read_super(m->path, &sb);
     const uint64_t bytes = 64 * MiB;
-    assert_int_equal(super_validate(&sb, bytes, msg, sizeof(msg)), 0);
-    assert_int_equal(super_validate(&sb, bytes - 4096, msg, sizeof(msg)), -EUCLEAN);
+    assert_int_equal(fs_super_validate(&sb, bytes, msg, sizeof(msg)), 0);
+    assert_int_equal(fs_super_validate(&sb, bytes - 4096, msg, sizeof(msg)), -EUCLEAN);
     assert_non_null(strstr(msg, "image"));
 
 #define BAD(field, value, expect)                                            \
     do {                                                                     \
         bad = sb;                                                            \
         bad.field = value;                                                   \
-        super_checksum(&bad);                                                \
-        assert_int_equal(super_validate(&bad, bytes, msg, sizeof(msg)), expect); \
+        fs_super_checksum(&bad);                                                \
+        assert_int_equal(fs_super_validate(&bad, bytes, msg, sizeof(msg)), expect); \
     } while (0)
     BAD(block_size, 8192, -EUCLEAN);
     BAD(inode_count, 0, -EUCLEAN);
@@ -230,8 +230,8 @@ static void test_super_validate(void **state)
     /* regions may have gaps between them */
     bad = sb;
     bad.data_start += 10;
-    super_checksum(&bad);
-    assert_int_equal(super_validate(&bad, bytes, msg, sizeof(msg)), 0);
+    fs_super_checksum(&bad);
+    assert_int_equal(fs_super_validate(&bad, bytes, msg, sizeof(msg)), 0);
 }
 
 /* ==== persistence ================================================================== */
@@ -379,10 +379,10 @@ static size_t orphan_list(struct fs *fs, uint64_t *out, size_t max)
 {
     size_t n = 0;
     jnl_lock(fs->jnl);
-    uint64_t cur = super_read(fs)->orphan_head;
+    uint64_t cur = fs_super_read(fs)->orphan_head;
     while (cur && n < max) {
         struct mmapfs_disk_inode di;
-        assert_int_equal(inode_get(fs, cur, &di), 0);
+        assert_int_equal(fs_inode_get(fs, cur, &di), 0);
         assert_int_equal(di.nlink, 0);
         out[n++] = cur;
         cur = di.orphan_next;

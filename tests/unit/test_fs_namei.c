@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fs/check.h"
+#include "fsck/fsck.h"
 #include "fs/fs.h"
 #include "fs/fs_i.h"
 
@@ -44,7 +44,7 @@ static int img_setup(void **state)
 static uint64_t refs(struct fs *fs, uint64_t ino)
 {
     jnl_lock(fs->jnl);
-    uint64_t r = icache_refs(fs, ino);
+    uint64_t r = fs_icache_refs(fs, ino);
     jnl_unlock(fs->jnl);
     return r;
 }

@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fs/check.h"
+#include "fsck/fsck.h"
 #include "fs/fs.h"
 #include "fs/fs_i.h"
 
@@ -49,7 +49,7 @@ static uint64_t xattr_block_of(struct fs *fs, uint64_t ino)
 {
     struct mmapfs_disk_inode di;
     jnl_lock(fs->jnl);
-    assert_int_equal(inode_get(fs, ino, &di), 0);
+    assert_int_equal(fs_inode_get(fs, ino, &di), 0);
     jnl_unlock(fs->jnl);
     return di.xattr_block;
 }
@@ -184,7 +184,7 @@ static void test_flags_and_limits(void **state)
 static uint32_t incompat_of(struct fs *fs)
 {
     jnl_lock(fs->jnl);
-    uint32_t f = super_read(fs)->feature_incompat;
+    uint32_t f = fs_super_read(fs)->feature_incompat;
     jnl_unlock(fs->jnl);
     return f;
 }

@@ -1,5 +1,5 @@
 /*
- * test_fsck — the fsck core (fs_check, src/fs/check*.c).
+ * test_fsck — the fsck core (fs_check, src/fsck/).
  *
  * A small image is formatted (fs_format) and populated by hand, byte by
  * byte per docs/FORMAT.md: two regular files (one with a hard link in a
@@ -35,7 +35,7 @@
 #include <unistd.h>
 
 #include "fs/btree.h"
-#include "fs/check.h"
+#include "fsck/fsck.h"
 #include "fs/format.h"
 #include "fs/fs.h"
 #include "mmapfs/mmio.h"
@@ -89,7 +89,7 @@ static void inode_seal(struct img *m, uint64_t ino)
 {
     struct mmapfs_disk_inode *di = inode_ptr(m, ino);
     uint64_t le = htole64(ino);
-    di->checksum = crc32c(crc32c(0, &le, 8), di, 252);
+    di->checksum = mfs_crc32c(mfs_crc32c(0, &le, 8), di, 252);
 }
 
 static void node_seal(struct img *m, uint64_t b)
@@ -106,7 +106,7 @@ static void sb_load(struct img *m)
 
 static void sb_store(struct img *m)
 {
-    m->sb.checksum = crc32c(0, &m->sb, 4092);
+    m->sb.checksum = mfs_crc32c(0, &m->sb, 4092);
     memcpy(blk(m, 0), &m->sb, sizeof(m->sb));
 }
 
@@ -823,7 +823,7 @@ static void test_fuzz_metadata(void **state)
                         inode_seal(&m, ino);
             if (b == 0 && rnd() % 2) {
                 struct mmapfs_disk_superblock *sb = (void *)blk(&m, 0);
-                sb->checksum = crc32c(0, sb, 4092);
+                sb->checksum = mfs_crc32c(0, sb, 4092);
             }
         }
         int r = run_check(&m, FS_CHECK_NO, NULL);
@@ -980,7 +980,7 @@ static void raw_inode_write(struct mmio *io, uint64_t ino, struct mmapfs_disk_in
 {
     const struct mmapfs_disk_superblock *sb = mmio_ptr(io, 0);
     uint64_t le = htole64(ino);
-    di->checksum = crc32c(crc32c(0, &le, 8), di, 252);
+    di->checksum = mfs_crc32c(mfs_crc32c(0, &le, 8), di, 252);
     uint64_t off = sb->inode_table_start * 4096 + (ino - 1) * 256;
     assert_int_equal(mmio_write_at(io, off, di, sizeof(*di)), 0);
     assert_int_equal(mmio_sync(io), 0);

@@ -17,7 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 
-#include "fs/check.h"
+#include "fsck/fsck.h"
 #include "fsck_report.h"
 #include "fs/fs_i.h"
 #include "fs/mkfs.h"
@@ -148,7 +148,7 @@ static void expect_restore(struct img *m, uint64_t backup_blk,
     struct mmapfs_disk_superblock sb;
     read_block(m, 0, &sb);
     char msg[200];
-    assert_int_equal(super_validate(&sb, IMG_BYTES, msg, sizeof(msg)), 0);
+    assert_int_equal(fs_super_validate(&sb, IMG_BYTES, msg, sizeof(msg)), 0);
     assert_int_equal(sb.block_count, before->block_count);
     assert_int_equal(sb.data_start, before->data_start);
     /* the backup's counts are stale: hints until the next mount recounts */
@@ -177,7 +177,7 @@ static void test_layout_fields_zeroed(void **state)
     /* every layout field 0, with a checksum that matches */
     size_t from = offsetof(struct mmapfs_disk_superblock, block_count);
     memset((char *)&sb + from, 0, offsetof(struct mmapfs_disk_superblock, root_ino) - from);
-    super_checksum(&sb);
+    fs_super_checksum(&sb);
     write_block(m, 0, &sb);
     expect_restore(m, 1, &before);
 }
@@ -254,13 +254,13 @@ static void test_backup_damaged(void **state)
     write_block(m, 1, zero);
     expect_fix(m, "backup superblock at block 1: damaged");
     read_block(m, 1, &backup);
-    assert_int_equal(super_validate(&backup, IMG_BYTES, NULL, 0), 0);
+    assert_int_equal(fs_super_validate(&backup, IMG_BYTES, NULL, 0), 0);
     assert_int_equal(backup.block_count, sb.block_count);
 
     /* stale: a valid backup with another layout */
     backup.inode_bitmap_start -= 1;     /* still a valid layout */
-    super_checksum(&backup);
-    assert_int_equal(super_validate(&backup, IMG_BYTES, NULL, 0), 0);
+    fs_super_checksum(&backup);
+    assert_int_equal(fs_super_validate(&backup, IMG_BYTES, NULL, 0), 0);
     write_block(m, 1, &backup);
     expect_fix(m, "layout differs");
     expect_files(m);

@@ -26,7 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fs/check.h"
+#include "fsck/fsck.h"
 #include "fs/format.h"
 #include "fs/fs.h"
 #include "fs/fs_i.h"

@@ -1,6 +1,6 @@
 /*
  * test_fsck_repair — fsck.mmapfs -y repairs (src/fs/check_repair*.c,
- * check_salvage.c), on images written through the fs API.
+ * fsck/salvage.c), on images written through the fs API.
  *
  * Every test populates an image (a directory of 400 files whose index has
  * several leaves, a file of 600 extents whose extent tree has two levels,
@@ -42,8 +42,8 @@
 #include <unistd.h>
 
 #include "fs/btree.h"
-#include "fs/check.h"
-#include "fs/check_i.h"
+#include "fsck/fsck.h"
+#include "fsck/fsck_i.h"
 #include "fs/format.h"
 #include "fs/fs.h"
 #include "mmapfs/mmio.h"
@@ -268,7 +268,7 @@ static void raw_inode_seal(struct raw *r, uint64_t ino)
 {
     struct mmapfs_disk_inode *di = raw_inode(r, ino);
     uint64_t le = htole64(ino);
-    di->checksum = crc32c(crc32c(0, &le, 8), di, 252);
+    di->checksum = mfs_crc32c(mfs_crc32c(0, &le, 8), di, 252);
 }
 
 static void raw_node_seal(struct raw *r, uint64_t b)
@@ -289,7 +289,7 @@ static void raw_bit(struct raw *r, uint64_t start, uint64_t i, int on)
 
 static void raw_sb_store(struct raw *r)
 {
-    r->sb.checksum = crc32c(0, &r->sb, 4092);
+    r->sb.checksum = mfs_crc32c(0, &r->sb, 4092);
     memcpy(raw_blk(r, 0), &r->sb, sizeof(r->sb));
 }
 
@@ -1442,10 +1442,10 @@ static void test_crash_during_repair(void **state)
     const uint64_t skip[] = { im.f2, 0 };
 
     /* how many writes an uninterrupted repair makes */
-    check_crash_sim = (struct check_crash_sim){ .crash_at = UINT64_MAX };
+    fsck_crash_sim = (struct fsck_crash_sim){ .crash_at = UINT64_MAX };
     assert_int_equal(run_fsck(im.path, FS_CHECK_YES, NULL), FSCK_EXIT_CORRECTED);
-    uint64_t total = check_crash_sim.writes;
-    check_crash_sim = (struct check_crash_sim){ 0 };
+    uint64_t total = fsck_crash_sim.writes;
+    fsck_crash_sim = (struct fsck_crash_sim){ 0 };
     assert_true(total > 10);
     verify(&im, lost, NULL, skip);
 
@@ -1458,10 +1458,10 @@ static void test_crash_during_repair(void **state)
     for (unsigned i = 0; i < points; i++) {
         uint64_t k = 1 + (i * total) / points + (seed + i) % 2;
         snap_restore(&r, &snap);
-        check_crash_sim = (struct check_crash_sim){ .crash_at = k, .rng = seed * 31 + i };
+        fsck_crash_sim = (struct fsck_crash_sim){ .crash_at = k, .rng = seed * 31 + i };
         int y1 = run_fsck(im.path, FS_CHECK_YES, NULL);
-        int crashed = check_crash_sim.crashed;
-        check_crash_sim = (struct check_crash_sim){ 0 };
+        int crashed = fsck_crash_sim.crashed;
+        fsck_crash_sim = (struct fsck_crash_sim){ 0 };
         assert_int_equal(y1, crashed ? FSCK_EXIT_OPERATIONAL : FSCK_EXIT_CORRECTED);
         char *rep;
         int y2 = run_fsck(im.path, FS_CHECK_YES, &rep), want = crashed ? FSCK_EXIT_CORRECTED : 0;

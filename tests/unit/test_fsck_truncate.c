@@ -25,7 +25,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "fs/check.h"
+#include "fsck/fsck.h"
 #include "fsck_report.h"
 #include "io/mmio_i.h"
 

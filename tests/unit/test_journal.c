@@ -1364,7 +1364,7 @@ static void test_corrupt_headers(void **state)
             hd->seq = 5;
             hd->log_blocks = variant ? LOG_BLOCKS : LOG_BLOCKS + 1;
             hd->start = variant ? LOG_BLOCKS : 0;
-            hd->checksum = crc32c(0, hd, 4092);
+            hd->checksum = mfs_crc32c(0, hd, 4092);
             assert_int_equal(mmio_write_at(im.io, (J_START + slot) * BS, buf, BS), 0);
         }
         assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), -EUCLEAN);

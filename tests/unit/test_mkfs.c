@@ -1,5 +1,5 @@
 /*
- * test_mkfs — fs_format (src/fs/mkfs.c), mkfs_geometry and the signature
+ * test_mkfs — fs_format (src/fs/mkfs.c), fs_mkfs_geometry and the signature
  * probe (src/fs/probe.c): layout, bitmaps, root and lost+found, journal
  * headers, size limits, refusal to overwrite known signatures.
  */
@@ -67,7 +67,7 @@ static int bit(const uint8_t *map, uint64_t i)
 static uint32_t inode_sum(uint64_t ino, const struct mmapfs_disk_inode *di)
 {
     uint64_t le = htole64(ino);
-    return crc32c(crc32c(0, &le, 8), di, offsetof(struct mmapfs_disk_inode, checksum));
+    return mfs_crc32c(mfs_crc32c(0, &le, 8), di, offsetof(struct mmapfs_disk_inode, checksum));
 }
 
 /* Read-only store over the image, for bt_lookup on the root directory. */
@@ -112,9 +112,9 @@ static void test_format_layout(void **state)
     struct mmapfs_disk_superblock sb;
     memcpy(&sb, blk_ptr(&m, 0), sizeof(sb));
     char msg[256];
-    assert_int_equal(super_validate(&sb, mmio_size(m.io), msg, sizeof(msg)), 0);
+    assert_int_equal(fs_super_validate(&sb, mmio_size(m.io), msg, sizeof(msg)), 0);
     assert_memory_equal(sb.magic, MMAPFS_MAGIC, 8);
-    assert_int_equal(sb.checksum, crc32c(0, &sb, 4092));
+    assert_int_equal(sb.checksum, mfs_crc32c(0, &sb, 4092));
     assert_int_equal(sb.block_count, 64 * MiB / 4096);
     assert_int_equal(sb.inode_count, 64 * MiB / 16384);
     assert_int_equal(sb.backup_block, 1);           /* backup superblock */
@@ -146,7 +146,7 @@ static void test_format_layout(void **state)
     assert_memory_not_equal(sb.uuid, zero_uuid, 16);
 
     struct mkfs_geometry g;
-    assert_int_equal(mkfs_geometry(mmio_size(m.io), &opt, &g), 0);
+    assert_int_equal(fs_mkfs_geometry(mmio_size(m.io), &opt, &g), 0);
     assert_int_equal(g.data_start, sb.data_start);
     assert_int_equal(g.used_blocks, sb.data_start + 1);
 
@@ -224,7 +224,7 @@ static void test_format_options(void **state)
     assert_int_equal(fs_format(m.io, &opt), 0);
     const struct mmapfs_disk_superblock *sb = (const void *)blk_ptr(&m, 0);
     char msg[256];
-    assert_int_equal(super_validate(sb, mmio_size(m.io), msg, sizeof(msg)), 0);
+    assert_int_equal(fs_super_validate(sb, mmio_size(m.io), msg, sizeof(msg)), 0);
     assert_int_equal(sb->block_count, 100 * MiB / 4096);
     assert_int_equal(sb->inode_count, 1008);
     assert_int_equal(sb->journal_blocks, 2048);
@@ -234,10 +234,10 @@ static void test_format_options(void **state)
 
     /* default journal for a large filesystem: size/64 clamped at 32768 */
     struct mkfs_geometry g;
-    assert_int_equal(mkfs_geometry(1ull << 40, NULL, &g), 0);
+    assert_int_equal(fs_mkfs_geometry(1ull << 40, NULL, &g), 0);
     assert_int_equal(g.journal_blocks, 32768);
     assert_int_equal(g.block_bitmap_blocks, (1ull << 28) / 32768);
-    assert_int_equal(mkfs_geometry(1ull << 30, NULL, &g), 0);
+    assert_int_equal(fs_mkfs_geometry(1ull << 30, NULL, &g), 0);
     assert_int_equal(g.journal_blocks, (1ull << 18) / 64);
 
     /* a second format replaces the first (new uuid) */
@@ -293,7 +293,7 @@ static void put(uint8_t *buf, size_t off, const void *magic, size_t len)
 static void expect_probe(const uint8_t *buf, size_t len, const char *want)
 {
     char what[128] = "";
-    int r = mkfs_probe_buffer(buf, len, what, sizeof(what));
+    int r = fs_mkfs_probe_buffer(buf, len, what, sizeof(what));
     if (!want) {
         assert_int_equal(r, 0);
         return;
@@ -358,9 +358,9 @@ static void test_probe_image(void **state)
     struct img m;
     img_open(&m, 32 * MiB);
     char what[128];
-    assert_int_equal(mkfs_probe(m.io, what, sizeof(what)), 0);
+    assert_int_equal(fs_mkfs_probe(m.io, what, sizeof(what)), 0);
     assert_int_equal(fs_format(m.io, NULL), 0);
-    assert_int_equal(mkfs_probe(m.io, what, sizeof(what)), 1);
+    assert_int_equal(fs_mkfs_probe(m.io, what, sizeof(what)), 1);
     assert_non_null(strstr(what, "mmapfs"));
     img_close(&m);
 }

@@ -99,7 +99,7 @@ static void test_offline_refusals(void **state)
     struct mmapfs_disk_superblock sb;
     read_super(m->path, &sb);
     sb.state = MMAPFS_STATE_MOUNTED;
-    super_checksum(&sb);
+    fs_super_checksum(&sb);
     int fd = open(m->path, O_RDWR);
     assert_true(fd >= 0);
     assert_int_equal(pwrite(fd, &sb, sizeof(sb), 0), (ssize_t)sizeof(sb));
@@ -109,11 +109,11 @@ static void test_offline_refusals(void **state)
     sb.state = MMAPFS_STATE_CLEAN;
     uint32_t incompat = sb.feature_incompat;
     sb.feature_incompat = 0x80;
-    super_checksum(&sb);
+    fs_super_checksum(&sb);
     assert_int_equal(pwrite(fd, &sb, sizeof(sb), 0), (ssize_t)sizeof(sb));
     assert_int_equal(fs_offline_open(&o, m->path, msg, sizeof(msg)), -EOPNOTSUPP);
     sb.feature_incompat = incompat;
-    super_checksum(&sb);
+    fs_super_checksum(&sb);
     assert_int_equal(pwrite(fd, &sb, sizeof(sb), 0), (ssize_t)sizeof(sb));
     close(fd);
     /* not mmapfs */
@@ -535,9 +535,9 @@ static void test_grown_table_damage(void **state)
             sb.itab.ext[0].start = sb.block_count - 1;
         else
             sb.inode_count += 16;
-        super_checksum(&sb);
+        fs_super_checksum(&sb);
         char why[200];
-        assert_int_equal(super_validate(&sb, 320 * MiB, why, sizeof(why)), -EUCLEAN);
+        assert_int_equal(fs_super_validate(&sb, 320 * MiB, why, sizeof(why)), -EUCLEAN);
         assert_int_equal(pwrite(fd, &sb, sizeof(sb), 0), (ssize_t)sizeof(sb));
         assert_int_not_equal(img_try_mount(m, (struct fs_options){ 0 }), 0);
     }
@@ -560,7 +560,7 @@ static void test_grown_table_damage(void **state)
     e.start = good.itab.ext[0].start + 5;
     mmapfs_inline_extent_put(di.inline_area, 0, lblk, &e);
     uint64_t le = htole64(ino);
-    di.checksum = crc32c(crc32c(0, &le, 8), &di, offsetof(struct mmapfs_disk_inode, checksum));
+    di.checksum = mfs_crc32c(mfs_crc32c(0, &le, 8), &di, offsetof(struct mmapfs_disk_inode, checksum));
     assert_int_equal(pwrite(fd, &di, sizeof(di), at), (ssize_t)sizeof(di));
     close(fd);
     co.mode = FS_CHECK_NO;
@@ -571,7 +571,7 @@ static void test_grown_table_damage(void **state)
 }
 
 /* Random values in the grown table's superblock fields (checksum made
- * valid): whatever super_validate accepts, fsck -n and a mount survive
+ * valid): whatever fs_super_validate accepts, fsck -n and a mount survive
  * (no crash; a wrong table reads as damaged inodes). Seeded: replayable. */
 static void test_grown_table_random_fields(void **state)
 {
@@ -601,12 +601,12 @@ static void test_grown_table_random_fields(void **state)
         case 1: *f = (uint64_t)rand() % good.block_count; break;
         default: sb.itab.count = (uint32_t)rand() % 70; break;
         }
-        super_checksum(&sb);
+        fs_super_checksum(&sb);
         int fd = open(m->path, O_RDWR);
         assert_true(fd >= 0);
         assert_int_equal(pwrite(fd, &sb, sizeof(sb), 0), (ssize_t)sizeof(sb));
         close(fd);
-        if (super_validate(&sb, 1 * GiB, NULL, 0) == 0) {
+        if (fs_super_validate(&sb, 1 * GiB, NULL, 0) == 0) {
             accepted++;
             (void)fs_check(m->path, &co, quiet);
             if (img_try_mount(m, (struct fs_options){ 0 }) == 0) {

@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #include "fs/acl.h"
-#include "fs/check.h"
+#include "fsck/fsck.h"
 #include "fs/fs.h"
 #include "fs/fs_i.h"
 #include "fs/xattr_i.h"
@@ -56,7 +56,7 @@ static struct mmapfs_disk_inode raw_inode(struct fs *fs, uint64_t ino)
 {
     struct mmapfs_disk_inode di;
     jnl_lock(fs->jnl);
-    assert_int_equal(inode_get(fs, ino, &di), 0);
+    assert_int_equal(fs_inode_get(fs, ino, &di), 0);
     jnl_unlock(fs->jnl);
     return di;
 }
@@ -66,9 +66,9 @@ static void put_area(struct fs *fs, uint64_t ino, const uint8_t *area)
 {
     struct mmapfs_disk_inode di;
     assert_int_equal(jnl_begin(fs->jnl), 0);
-    assert_int_equal(inode_get(fs, ino, &di), 0);
+    assert_int_equal(fs_inode_get(fs, ino, &di), 0);
     memcpy(di.xattr_area, area, sizeof(di.xattr_area));
-    assert_int_equal(fs_end(fs, inode_put(fs, ino, &di)), 0);
+    assert_int_equal(fs_end(fs, fs_inode_put(fs, ino, &di)), 0);
 }
 
 static void assert_value(struct fs *fs, uint64_t ino, const char *name, const void *v, size_t n)
@@ -203,7 +203,7 @@ static void test_flags_and_names(void **state)
     struct mmapfs_disk_inode di = raw_inode(m->fs, ino);
     assert_int_equal(di.xattr_block, 0);
     char msg[128];
-    assert_int_equal(ixattr_check(di.xattr_area, msg, sizeof(msg)), 3);
+    assert_int_equal(fs_ixattr_check(di.xattr_area, msg, sizeof(msg)), 3);
     img_remount(m);
     assert_names(m->fs, ino, "trusted.t,user.a,weird");
 }
@@ -263,7 +263,7 @@ static void test_overflow_and_back(void **state)
     }
     struct mmapfs_disk_inode di = raw_inode(m->fs, ino);
     char msg[128];
-    assert_int_equal(ixattr_check(di.xattr_area, msg, sizeof(msg)), 4);
+    assert_int_equal(fs_ixattr_check(di.xattr_area, msg, sizeof(msg)), 4);
     assert_int_not_equal(di.xattr_block, 0);
     assert_int_equal(di.blocks, 1);
     assert_int_equal(attr(m->fs, ino).blocks512, 8);
@@ -278,7 +278,7 @@ static void test_overflow_and_back(void **state)
     char big[100];
     memset(big, 'B', sizeof(big));
     assert_int_equal(fs_setxattr(m->fs, ino, "user.a0", big, sizeof(big), 0), 0);
-    assert_int_equal(ixattr_check(raw_inode(m->fs, ino).xattr_area, msg, sizeof(msg)), 3);
+    assert_int_equal(fs_ixattr_check(raw_inode(m->fs, ino).xattr_area, msg, sizeof(msg)), 3);
     assert_value(m->fs, ino, "user.a0", big, sizeof(big));
     assert_names(m->fs, ino, "user.a0,user.a1,user.a2,user.a3,user.a4,user.a5");
     img_remount(m);
@@ -408,7 +408,7 @@ static void test_corrupt_area(void **state)
         assert_int_equal(fs_listxattr(m->fs, ino, buf, sizeof(buf)), -EUCLEAN);
         assert_int_equal(fs_setxattr(m->fs, ino, "user.z", "1", 1, 0), -EUCLEAN);
         char msg[128];
-        assert_int_equal(ixattr_check(bad[i].area, msg, sizeof(msg)), -1);
+        assert_int_equal(fs_ixattr_check(bad[i].area, msg, sizeof(msg)), -1);
         if (!strstr(msg, bad[i].why))
             fail_msg("case %zu: \"%s\" does not say \"%s\"", i, msg, bad[i].why);
     }
@@ -417,10 +417,10 @@ static void test_corrupt_area(void **state)
     cut[58] = 1;
     cut[59] = 1;
     char msg[128];
-    assert_int_equal(ixattr_check(cut, msg, sizeof(msg)), -1);
+    assert_int_equal(fs_ixattr_check(cut, msg, sizeof(msg)), -1);
     /* an entry that ends exactly at the end of the area is fine */
     uint8_t full[MMAPFS_IXATTR_BYTES] = { 1, 1, 55, 'a' };
-    assert_int_equal(ixattr_check(full, msg, sizeof(msg)), 1);
+    assert_int_equal(fs_ixattr_check(full, msg, sizeof(msg)), 1);
     img_unmount(m);
     expect_fsck(m, "in-inode xattr area: byte", "damaged in-inode xattr area dropped");
     img_mount(m);

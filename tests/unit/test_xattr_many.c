@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fs/check.h"
+#include "fsck/fsck.h"
 #include "fs/fs.h"
 #include "fs/fs_i.h"
 
@@ -117,7 +117,7 @@ static unsigned chain_blocks(struct fs *fs, uint64_t ino, uint64_t *out, unsigne
     struct mmapfs_disk_inode di;
     unsigned n = 0;
     jnl_lock(fs->jnl);
-    assert_int_equal(inode_get(fs, ino, &di), 0);
+    assert_int_equal(fs_inode_get(fs, ino, &di), 0);
     for (uint64_t b = di.xattr_block; b && n < max; n++) {
         out[n] = b;
         const struct mmapfs_disk_xattr_header *h = jnl_read(fs->jnl, b);
@@ -131,7 +131,7 @@ static unsigned chain_blocks(struct fs *fs, uint64_t ino, uint64_t *out, unsigne
 static uint32_t incompat_of(struct fs *fs)
 {
     jnl_lock(fs->jnl);
-    uint32_t f = super_read(fs)->feature_incompat;
+    uint32_t f = fs_super_read(fs)->feature_incompat;
     jnl_unlock(fs->jnl);
     return f;
 }

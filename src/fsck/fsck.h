@@ -4,8 +4,8 @@
  * metadata straight from the mapping; the checks are listed in
  * docs/man/fsck.mmapfs.8 and docs/FORMAT.md §14.
  */
-#ifndef MMAPFS_CHECK_H
-#define MMAPFS_CHECK_H
+#ifndef MMAPFS_FSCK_FSCK_H
+#define MMAPFS_FSCK_FSCK_H
 
 #include <stdio.h>
 

@@ -1,5 +1,5 @@
 /*
- * check_repair_dup.c — repair phase C: blocks claimed by more than one
+ * fsck/repair_dup.c — repair phase C: blocks claimed by more than one
  * owner (two files, a file and a tree node, two extents of one file).
  *
  * Each shared block keeps one owner: a tree node or xattr block if one of
@@ -17,7 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "fs/check_i.h"
+#include "fsck/fsck_i.h"
 
 enum { K_EXTENT = 1, K_NODE = 2, K_XATTR = 3 };
 
@@ -95,7 +95,7 @@ static int dup_extent(void *ctx, uint64_t key, const void *val, size_t len)
             claim(d, e.start + i, key + i, K_EXTENT);
         return 0;
     }
-    return check_items_add(&d->ext, key, &e, sizeof(e));
+    return fsck_items_add(&d->ext, key, &e, sizeof(e));
 }
 
 /* Walks inode ino's tree and xattr chain. */
@@ -114,7 +114,7 @@ static int walk_inode(struct dups *d, uint64_t ino, const struct mmapfs_disk_ino
             return err;
     }
     if (file) {
-        int err = check_inline_extents(di, dup_extent, d);
+        int err = fsck_inline_extents(di, dup_extent, d);
         if (err)
             return err;
     }
@@ -123,7 +123,7 @@ static int walk_inode(struct dups *d, uint64_t ino, const struct mmapfs_disk_ino
     uint64_t blk = di->xattr_block, next;
     for (unsigned n = 0; blk && blk < d->c->block_count && n < MMAPFS_XATTR_CHAIN_MAX; n++) {
         claim(d, blk, 0, K_XATTR);
-        if (check_xattr_block(d->c, ino, blk, &next, msg, sizeof(msg)))
+        if (fsck_xattr_block(d->c, ino, blk, &next, msg, sizeof(msg)))
             break;
         blk = next;
     }
@@ -137,7 +137,7 @@ static int copy_blocks(struct check *c, uint64_t src, uint64_t dst, uint64_t n)
     for (uint64_t i = 0; i < n; i++) {
         int err = mmio_read_at(c->io, (src + i) * MMAPFS_BLOCK_SIZE, buf, sizeof(buf));
         if (!err)
-            err = check_io_write(c, (dst + i) * MMAPFS_BLOCK_SIZE, buf, sizeof(buf));
+            err = fsck_io_write(c, (dst + i) * MMAPFS_BLOCK_SIZE, buf, sizeof(buf));
         if (err)
             return err;
     }
@@ -153,16 +153,16 @@ static int clone_run(struct dups *d, uint64_t lblk, uint64_t pblk, uint64_t n, u
     uint64_t done = 0, first = 0, last = 0;
     while (done < n) {
         uint64_t start, got;
-        int err = check_alloc_run(c, last ? last + 1 : pblk, n - done, &start, &got);
+        int err = fsck_alloc_run(c, last ? last + 1 : pblk, n - done, &start, &got);
         if (err == -ENOSPC)
             break;
         if (!err && !(flags & MMAPFS_EXTENT_UNWRITTEN))
             err = copy_blocks(c, pblk + done, start, got);
         if (!err)
-            err = check_write_block_bits(c, start, got, 1);
+            err = fsck_write_block_bits(c, start, got, 1);
         struct mmapfs_disk_extent e = { .start = start, .len = (uint32_t)got, .flags = flags };
         if (!err)
-            err = check_items_add(out, lblk + done, &e, sizeof(e));
+            err = fsck_items_add(out, lblk + done, &e, sizeof(e));
         if (err)
             return err;
         if (!done)
@@ -172,13 +172,13 @@ static int clone_run(struct dups *d, uint64_t lblk, uint64_t pblk, uint64_t n, u
         *data += got;
     }
     if (done)
-        check_repaired(c, "inode %" PRIu64 ": blocks %" PRIu64 "-%" PRIu64 " (file blocks %"
+        fsck_repaired(c, "inode %" PRIu64 ": blocks %" PRIu64 "-%" PRIu64 " (file blocks %"
                        PRIu64 "-%" PRIu64 ") shared with inode %" PRIu64 ": cloned to block%s %"
                        PRIu64 "-%" PRIu64 "%s", d->ino, pblk, pblk + done - 1, lblk,
                        lblk + done - 1, other, done == 1 ? "" : "s", first, last,
                        last - first + 1 == done ? "" : " (in pieces)");
     if (done < n)
-        check_repaired(c, "inode %" PRIu64 ": blocks %" PRIu64 "-%" PRIu64 " (file blocks %"
+        fsck_repaired(c, "inode %" PRIu64 ": blocks %" PRIu64 "-%" PRIu64 " (file blocks %"
                        PRIu64 "-%" PRIu64 ") shared with inode %" PRIu64 ": punched out (no "
                        "free space to clone them): the range is now a hole", d->ino,
                        pblk + done, pblk + n - 1, lblk + done, lblk + n - 1, other);
@@ -225,7 +225,7 @@ static int split_extents(struct dups *d, struct check_items *out, uint64_t *data
                                                     .len = (uint32_t)(j - run),
                                                     .flags = e.flags };
                     *data += k.len;
-                    err = check_items_add(out, key + run, &k, sizeof(k));
+                    err = fsck_items_add(out, key + run, &k, sizeof(k));
                 }
                 if (err)
                     return err;
@@ -246,7 +246,7 @@ static int reserve(struct check *c, uint64_t n, uint64_t r[][2], size_t max, siz
     *nr = 0;
     while (got < n && *nr < max) {
         uint64_t start, len;
-        if (check_alloc_run(c, 0, n - got, &start, &len))
+        if (fsck_alloc_run(c, 0, n - got, &start, &len))
             break;
         r[*nr][0] = start;
         r[(*nr)++][1] = len;
@@ -255,7 +255,7 @@ static int reserve(struct check *c, uint64_t n, uint64_t r[][2], size_t max, siz
     if (got == n)
         return 0;
     for (size_t i = 0; i < *nr; i++)
-        check_unalloc(c, r[i][0], r[i][1]);
+        fsck_unalloc(c, r[i][0], r[i][1]);
     *nr = 0;
     return -ENOSPC;
 }
@@ -278,41 +278,41 @@ static int fix_inode(struct dups *d, uint64_t ino, const struct mmapfs_disk_inod
     size_t nres = 0;
     int changed = 0;
     uint64_t data = 0, count = 0;
-    check_items_free(&d->ext);
+    fsck_items_free(&d->ext);
     int err = walk_inode(d, ino, di);
     if (err == -ENOMEM)
         return err;
     if (err) {
-        check_error(c, "inode %" PRIu64 ": tree unreadable while sorting out shared blocks", ino);
+        fsck_error(c, "inode %" PRIu64 ": tree unreadable while sorting out shared blocks", ino);
         return 0;
     }
     if (d->loses_meta)
-        check_error(c, "inode %" PRIu64 ": a tree node or xattr block of it is owned by "
+        fsck_error(c, "inode %" PRIu64 ": a tree node or xattr block of it is owned by "
                     "another inode: not repaired", ino);
     err = split_extents(d, &out, &data, &changed, 1, &count);
     if (err || !changed)
         goto out;
-    if (reserve(c, check_tree_blocks(count + 8, sizeof(struct mmapfs_disk_extent)), res, 16,
+    if (reserve(c, fsck_tree_blocks(count + 8, sizeof(struct mmapfs_disk_extent)), res, 16,
                 &nres)) {
-        check_error(c, "inode %" PRIu64 ": no free space for its new extent tree", ino);
+        fsck_error(c, "inode %" PRIu64 ": no free space for its new extent tree", ino);
         changed = 0;
         goto out;
     }
     count = 0;
     err = split_extents(d, &out, &data, &changed, 0, &count);
     for (size_t i = 0; i < nres; i++)
-        check_unalloc(c, res[i][0], res[i][1]);
+        fsck_unalloc(c, res[i][0], res[i][1]);
     if (err)
         goto out;
     *m = (struct moved){ .ino = ino, .data = data };
-    err = check_build_tree(c, ino, MMAPFS_TREE_EXTENTS, &out, &m->root, &m->nodes);
+    err = fsck_build_tree(c, ino, MMAPFS_TREE_EXTENTS, &out, &m->root, &m->nodes);
     if (err == -ENOSPC) {
-        check_error(c, "inode %" PRIu64 ": no free space for its new extent tree", ino);
+        fsck_error(c, "inode %" PRIu64 ": no free space for its new extent tree", ino);
         err = 0;
         changed = 0;
     }
 out:
-    check_items_free(&out);
+    fsck_items_free(&out);
     return err ? err : changed;
 }
 
@@ -321,12 +321,12 @@ static int pick_keepers(struct dups *d)
 {
     struct check *c = d->c;
     d->pick = 1;
-    for (uint64_t ino = check_ci_next(c, 1); ino <= c->inode_count;
-         ino = check_ci_next(c, ino + 1)) {
-        if (!(check_ci(c, ino)->state & CI_VALID))
+    for (uint64_t ino = fsck_ci_next(c, 1); ino <= c->inode_count;
+         ino = fsck_ci_next(c, ino + 1)) {
+        if (!(fsck_ci(c, ino)->state & CI_VALID))
             continue;
         struct mmapfs_disk_inode di;
-        int err = check_read_inode(c, ino, &di);
+        int err = fsck_read_inode(c, ino, &di);
         if (!err)
             err = walk_inode(d, ino, &di);
         if (err == -ENOMEM || err == -EIO)
@@ -336,28 +336,28 @@ static int pick_keepers(struct dups *d)
     return 0;
 }
 
-/* See check_i.h. */
-int check_repair_dups(struct check *c)
+/* See fsck_i.h. */
+int fsck_repair_dups(struct check *c)
 {
     struct dups d = { .c = c };
     struct moved *mv = NULL;
     size_t nmv = 0, cap = 0;
-    int err = check_begin_repair(c);
+    int err = fsck_begin_repair(c);
     d.k = calloc(c->ndup ? c->ndup : 1, sizeof(*d.k));
     if (!err && !d.k)
         err = -ENOMEM;
-    for (uint64_t b = check_bits_next(&c->dup, 0, c->block_count);
+    for (uint64_t b = fsck_bits_next(&c->dup, 0, c->block_count);
          !err && b < c->block_count && d.n < c->ndup;
-         b = check_bits_next(&c->dup, b + 1, c->block_count))
+         b = fsck_bits_next(&c->dup, b + 1, c->block_count))
         d.k[d.n++].blk = b;
     if (!err)
         err = pick_keepers(&d);
-    for (uint64_t ino = check_ci_next(c, 1); !err && ino <= c->inode_count;
-         ino = check_ci_next(c, ino + 1)) {
-        if (!(check_ci(c, ino)->state & CI_VALID))
+    for (uint64_t ino = fsck_ci_next(c, 1); !err && ino <= c->inode_count;
+         ino = fsck_ci_next(c, ino + 1)) {
+        if (!(fsck_ci(c, ino)->state & CI_VALID))
             continue;
         struct mmapfs_disk_inode di;
-        err = check_read_inode(c, ino, &di);
+        err = fsck_read_inode(c, ino, &di);
         if (err)
             break;
         if (nmv == cap) {
@@ -376,20 +376,20 @@ int check_repair_dups(struct check *c)
             nmv += (size_t)r;
     }
     if (!err && nmv)
-        err = check_io_sync(c);     /* clones and new trees first */
+        err = fsck_io_sync(c);     /* clones and new trees first */
     for (size_t i = 0; !err && i < nmv; i++) {
         struct mmapfs_disk_inode di;
-        err = check_read_inode(c, mv[i].ino, &di);
+        err = fsck_read_inode(c, mv[i].ino, &di);
         if (err)
             break;
-        check_inline_to_tree(&di, mv[i].root);
+        fsck_inline_to_tree(&di, mv[i].root);
         di.blocks = mv[i].nodes + mv[i].data + (di.xattr_block ? 1 : 0);
-        err = check_write_inode(c, mv[i].ino, &di);
+        err = fsck_write_inode(c, mv[i].ino, &di);
         c->repairs++;
     }
     if (!err && nmv)
-        err = check_io_sync(c);
-    check_items_free(&d.ext);
+        err = fsck_io_sync(c);
+    fsck_items_free(&d.ext);
     free(d.k);
     free(mv);
     return err ? err : nmv > 0;

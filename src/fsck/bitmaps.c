@@ -1,9 +1,9 @@
 /*
- * check_bitmaps.c — fsck pass 3 (the block bitmap against the blocks the
+ * fsck/bitmaps.c — fsck pass 3 (the block bitmap against the blocks the
  * inodes own, the superblock's free counts) and the repair writer.
  *
- * The simple repairs (phase E, check_apply_fixes) run in a round that found
- * no structural work (check_repair.c); link counts, parent fields and the
+ * The simple repairs (phase E, fsck_apply_fixes) run in a round that found
+ * no structural work (fsck/repair.c); link counts, parent fields and the
  * bitmap rebuild still require c->structural == 0 (every tree readable):
  *   inode size, block count                      always
  *   link count, directory parent                 no structural problem
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fs/check_i.h"
+#include "fsck/fsck_i.h"
 
 #define BITS_PER_BLOCK (MMAPFS_BLOCK_SIZE * 8ull)
 
@@ -33,9 +33,9 @@ static void flush_run(struct check *c, struct run *r)
     const char *what = r->kind == 1 ? "in use but marked free in the bitmap"
                                     : "marked in use in the bitmap but not owned by any inode";
     if (r->first == r->last)
-        check_error(c, "block bitmap: block %" PRIu64 " %s", r->first, what);
+        fsck_error(c, "block bitmap: block %" PRIu64 " %s", r->first, what);
     else
-        check_error(c, "block bitmap: blocks %" PRIu64 "-%" PRIu64 " %s", r->first, r->last,
+        fsck_error(c, "block bitmap: blocks %" PRIu64 "-%" PRIu64 " %s", r->first, r->last,
                     what);
     c->bitmap_bad++;
     r->kind = 0;
@@ -64,7 +64,7 @@ static int64_t count_disk_bits(struct check *c, uint64_t start, uint64_t n)
 {
     uint64_t set = 0;
     for (uint64_t i = 0; i < n; i += BITS_PER_BLOCK) {
-        const uint8_t *p = check_block(c, start + i / BITS_PER_BLOCK);
+        const uint8_t *p = fsck_block(c, start + i / BITS_PER_BLOCK);
         if (!p)
             return -EIO;
         uint64_t bits = n - i < BITS_PER_BLOCK ? n - i : BITS_PER_BLOCK;
@@ -80,8 +80,8 @@ static int64_t count_disk_bits(struct check *c, uint64_t start, uint64_t n)
     return (int64_t)set;
 }
 
-/* See check_i.h. */
-int check_pass_bitmaps(struct check *c)
+/* See fsck_i.h. */
+int fsck_pass_bitmaps(struct check *c)
 {
     struct run r = { 0 };
     const uint8_t *p = NULL;
@@ -89,9 +89,9 @@ int check_pass_bitmaps(struct check *c)
      * differ are looked at bit by bit */
     for (uint64_t b = 0; b < c->block_count; b += 64) {
         if (b % BITS_PER_BLOCK == 0 &&
-            !(p = check_block(c, c->sb.block_bitmap_start + b / BITS_PER_BLOCK)))
+            !(p = fsck_block(c, c->sb.block_bitmap_start + b / BITS_PER_BLOCK)))
             return -EIO;
-        uint64_t disk, want = check_bits_word(&c->claimed, b);
+        uint64_t disk, want = fsck_bits_word(&c->claimed, b);
         memcpy(&disk, p + (b % BITS_PER_BLOCK) / 8, 8);
         if (b < c->data_start)
             want |= c->data_start - b >= 64 ? ~0ull : (1ull << (c->data_start - b)) - 1;
@@ -112,19 +112,19 @@ int check_pass_bitmaps(struct check *c)
     if (used_blocks < 0 || used_inodes < 0)
         return -EIO;
     if (c->bitmap_bad && c->may_repair && !c->structural) {
-        uint64_t claimed = check_bits_count(&c->claimed, c->data_start, c->block_count);
+        uint64_t claimed = fsck_bits_count(&c->claimed, c->data_start, c->block_count);
         used_blocks = (int64_t)(c->data_start + claimed);
     }
     uint64_t free_blocks = c->block_count - (uint64_t)used_blocks;
     uint64_t free_inodes = c->inode_count - (uint64_t)used_inodes;
     if (c->sb.state & MMAPFS_STATE_CLEAN) {
         if (c->sb.free_blocks != free_blocks) {
-            check_error(c, "superblock: free block count %" PRIu64 ", bitmap has %" PRIu64,
+            fsck_error(c, "superblock: free block count %" PRIu64 ", bitmap has %" PRIu64,
                         c->sb.free_blocks, free_blocks);
             c->counts_bad++;
         }
         if (c->sb.free_inodes != free_inodes) {
-            check_error(c, "superblock: free inode count %" PRIu64 ", bitmap has %" PRIu64,
+            fsck_error(c, "superblock: free inode count %" PRIu64 ", bitmap has %" PRIu64,
                         c->sb.free_inodes, free_inodes);
             c->counts_bad++;
         }
@@ -149,7 +149,7 @@ static int rebuild_block_bitmap(struct check *c)
         for (uint64_t j = 0; j < BITS_PER_BLOCK && first + j < c->block_count; j++)
             if (want_bit(c, first + j))
                 check_set_bit(buf, j);
-        err = check_io_write(c, (c->sb.block_bitmap_start + i) * MMAPFS_BLOCK_SIZE, buf,
+        err = fsck_io_write(c, (c->sb.block_bitmap_start + i) * MMAPFS_BLOCK_SIZE, buf,
                             MMAPFS_BLOCK_SIZE);
     }
     free(buf);
@@ -162,7 +162,7 @@ static int apply_inode_fix(struct check *c, const struct check_fix *f)
     if ((f->field == FIX_NLINK || f->field == FIX_PARENT) && c->structural)
         return 0;
     struct mmapfs_disk_inode di;
-    int err = check_read_inode(c, f->ino, &di);
+    int err = fsck_read_inode(c, f->ino, &di);
     if (err)
         return err;
     switch (f->field) {
@@ -171,7 +171,7 @@ static int apply_inode_fix(struct check *c, const struct check_fix *f)
     case FIX_BLOCKS: di.blocks = f->value; break;
     case FIX_PARENT: di.parent = f->value; break;
     }
-    err = check_write_inode(c, f->ino, &di);
+    err = fsck_write_inode(c, f->ino, &di);
     return err ? err : 1;
 }
 
@@ -183,11 +183,11 @@ static void edit_counts(struct mmapfs_disk_superblock *sb, void *arg)
     sb->free_inodes = c->sb.free_inodes;
 }
 
-/* See check_i.h. */
-int check_apply_fixes(struct check *c)
+/* See fsck_i.h. */
+int fsck_apply_fixes(struct check *c)
 {
     uint64_t fixed = 0, per[4] = { 0 };
-    int err = check_begin_repair(c);
+    int err = fsck_begin_repair(c);
     if (err)
         return err;
     for (size_t i = 0; i < c->nfixes; i++) {
@@ -198,30 +198,30 @@ int check_apply_fixes(struct check *c)
         per[c->fixes[i].field] += (uint64_t)r;
     }
     if (fixed)
-        check_repaired(c, "inode fields corrected: %" PRIu64 " link counts, %" PRIu64 " sizes, %"
+        fsck_repaired(c, "inode fields corrected: %" PRIu64 " link counts, %" PRIu64 " sizes, %"
                        PRIu64 " block counts, %" PRIu64 " parents", per[FIX_NLINK],
                        per[FIX_SIZE], per[FIX_BLOCKS], per[FIX_PARENT]);
     if (c->bitmap_bad && !c->structural) {
         err = rebuild_block_bitmap(c);
         if (err)
             return err;
-        check_repaired(c, "block bitmap rebuilt from the blocks the inodes own");
+        fsck_repaired(c, "block bitmap rebuilt from the blocks the inodes own");
         fixed++;
     }
-    err = check_io_sync(c);
+    err = fsck_io_sync(c);
     if (err)
         return err;
     /* the superblock last: exact counts */
     if (fixed || c->counts_bad) {
         struct check *cc = c;
         uint64_t fb = c->sb.free_blocks, fi = c->sb.free_inodes;
-        err = check_write_super(c, edit_counts, cc);
+        err = fsck_write_super(c, edit_counts, cc);
         if (err)
             return err;
         c->sb.free_blocks = fb;
         c->sb.free_inodes = fi;
         if (c->counts_bad)
-            check_repaired(c, "superblock free counts set to %" PRIu64 " blocks, %" PRIu64
+            fsck_repaired(c, "superblock free counts set to %" PRIu64 " blocks, %" PRIu64
                            " inodes", fb, fi);
         fixed += (uint64_t)c->counts_bad;
     }

@@ -1,7 +1,7 @@
 /*
- * check_dirent.c — one directory entry: what is wrong with it and what the
+ * fsck/dirent.c — one directory entry: what is wrong with it and what the
  * repaired entry is. Pass 2 reports with it; a directory rebuild
- * (check_repair_dir.c) applies the same verdicts, so a rebuilt directory
+ * (fsck/repair_dir.c) applies the same verdicts, so a rebuilt directory
  * passes the next round's check.
  *
  * Verdicts: a bad value, a target out of range, free, corrupt or the root
@@ -13,16 +13,16 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "fs/check_i.h"
+#include "fsck/fsck_i.h"
 
 #define DE_ERROR(fmt, ...)                                                             \
     do {                                                                               \
         if (report)                                                                    \
-            check_error(c, "directory %" PRIu64 ": " fmt, dir, __VA_ARGS__);           \
+            fsck_error(c, "directory %" PRIu64 ": " fmt, dir, __VA_ARGS__);           \
     } while (0)
 
-/* See check_i.h. */
-int check_dent_examine(struct check *c, uint64_t dir, uint64_t key, const void *val,
+/* See fsck_i.h. */
+int fsck_dent_examine(struct check *c, uint64_t dir, uint64_t key, const void *val,
                        size_t len, int report, struct check_dent *out)
 {
     const uint8_t *v = val;
@@ -38,7 +38,7 @@ int check_dent_examine(struct check *c, uint64_t dir, uint64_t key, const void *
     const char *name = (const char *)v + sizeof(de);
     size_t name_len = len - sizeof(de);
     char shown[4 * MMAPFS_NAME_MAX + 1];
-    check_escape(shown, sizeof(shown), name, name_len);
+    fsck_escape(shown, sizeof(shown), name, name_len);
     if (de.name_len != name_len || de.name_len == 0) {
         DE_ERROR("entry with key %#" PRIx64 ": name length %u, value holds %zu bytes of "
                  "name", key, de.name_len, name_len);
@@ -75,7 +75,7 @@ int check_dent_examine(struct check *c, uint64_t dir, uint64_t key, const void *
         DE_ERROR("entry '%s': inode %" PRIu64 " out of range", shown, t);
         return DENT_DROP;
     }
-    struct check_inode *ti = check_ci(c, t);
+    struct check_inode *ti = fsck_ci(c, t);
     if (!(ti->state & CI_USED)) {
         DE_ERROR("entry '%s': inode %" PRIu64 " is free", shown, t);
         return DENT_DROP;
@@ -97,8 +97,8 @@ int check_dent_examine(struct check *c, uint64_t dir, uint64_t key, const void *
     return verdict;
 }
 
-/* See check_i.h. */
-int check_dent_trustworthy(struct check *c, uint64_t key, const void *val, size_t len)
+/* See fsck_i.h. */
+int fsck_dent_trustworthy(struct check *c, uint64_t key, const void *val, size_t len)
 {
     struct mmapfs_disk_dirent de;
     if (len < sizeof(de) || len > sizeof(de) + MMAPFS_NAME_MAX)
@@ -114,6 +114,6 @@ int check_dent_trustworthy(struct check *c, uint64_t key, const void *val, size_
         return 0;
     if (de.ino <= MMAPFS_ROOT_INO || de.ino > c->inode_count)
         return 0;
-    const struct check_inode *ti = check_ci(c, de.ino);
+    const struct check_inode *ti = fsck_ci(c, de.ino);
     return (ti->state & CI_VALID) && ti->dtype == de.type;
 }

@@ -1,12 +1,12 @@
 /*
- * check_open.c — the front door of fs_check: the target must be an image
+ * fsck/open.c — the front door of fs_check: the target must be an image
  * file or a block device that can be opened (read-only with -n, read-write
  * to repair) and holds at least a superblock; the image lock; the engine.
  * Each refusal is one line naming the problem and what to do.
  *
  * -n never writes: the image is opened O_RDONLY, the engine is read-only
  * (mmio_config.read_only) and the journal is replayed into memory only
- * (check.c), so -n works on read-only media, on an immutable file and on a
+ * (fsck.c), so -n works on read-only media, on an immutable file and on a
  * full disk. It takes a shared lock (nothing may write while it reads; other
  * readers may). An image a mount (or a repair) holds is checked anyway,
  * with a warning, as e2fsck -n checks a mounted filesystem: a live
@@ -23,7 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fs/check_i.h"
+#include "fsck/fsck_i.h"
 #include "fs/fs.h"
 #include "journal/journal.h"
 
@@ -84,8 +84,8 @@ static int lock_target(struct check *c, int fd, int read_only)
     return 0;
 }
 
-/* See check_i.h. */
-int check_open(struct check *c, int *fd_out)
+/* See fsck_i.h. */
+int fsck_open(struct check *c, int *fd_out)
 {
     int read_only = c->opt.mode == FS_CHECK_NO;
     struct stat st;
@@ -136,8 +136,8 @@ int check_open(struct check *c, int *fd_out)
     return 0;
 }
 
-/* See check_i.h. */
-void check_close(struct check *c, int fd)
+/* See fsck_i.h. */
+void fsck_close(struct check *c, int fd)
 {
     if (c->replay) {
         jnl_unlock(c->replay);

@@ -1,5 +1,5 @@
 /*
- * check_dirs.c — fsck pass 2: directory entries (check_dirent.c), unique
+ * fsck/dirs.c — fsck pass 2: directory entries (fsck/dirent.c), unique
  * names, directory sizes, the orphan list, link counts, parent fields and
  * reachability from the root. Plans the repairs of phase D: directories
  * to rebuild, inodes to reconnect into lost+found, the orphan list.
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "fs/check_i.h"
+#include "fsck/fsck_i.h"
 
 /* A name already seen under the current hash (duplicate names). */
 struct seen_name {
@@ -60,16 +60,16 @@ static int name_seen(struct dir_ctx *d, const struct check_dent *e)
 static void second_dir_entry(struct dir_ctx *d, uint64_t t, const char *shown)
 {
     struct check *c = d->c;
-    struct check_inode *ti = check_ci(c, t);
-    check_error(c, "directory %" PRIu64 ": entry '%s': a second entry for directory %" PRIu64
+    struct check_inode *ti = fsck_ci(c, t);
+    fsck_error(c, "directory %" PRIu64 ": entry '%s': a second entry for directory %" PRIu64
                 " (the first is in directory %" PRIu64 ")", d->dir, shown, t,
                 (uint64_t)ti->named_by);
     struct mmapfs_disk_inode tdi;
-    if (!check_read_inode(c, t, &tdi) && tdi.parent == d->dir && ti->named_by != d->dir) {
-        check_plan(c, ti->named_by, RF_REBUILD_DIR);
+    if (!fsck_read_inode(c, t, &tdi) && tdi.parent == d->dir && ti->named_by != d->dir) {
+        fsck_plan(c, ti->named_by, RF_REBUILD_DIR);
         ti->named_by = (uint32_t)d->dir;
     } else {
-        check_plan(c, d->dir, RF_REBUILD_DIR);
+        fsck_plan(c, d->dir, RF_REBUILD_DIR);
     }
 }
 
@@ -81,26 +81,26 @@ static int dir_item(void *ctx, uint64_t key, const void *val, size_t len)
     struct check_dent e;
 
     d->entries++;
-    int v = check_dent_examine(c, d->dir, key, val, len, 1, &e);
+    int v = fsck_dent_examine(c, d->dir, key, val, len, 1, &e);
     if (v != DENT_KEEP)
-        check_plan(c, d->dir, RF_REBUILD_DIR);
+        fsck_plan(c, d->dir, RF_REBUILD_DIR);
     if (v == DENT_DROP)
         return 0;
     char shown[4 * MMAPFS_NAME_MAX + 1];
-    check_escape(shown, sizeof(shown), e.name, e.name_len);
+    fsck_escape(shown, sizeof(shown), e.name, e.name_len);
     if (!e.rekey) {
         int r = name_seen(d, &e);
         if (r < 0)
             return r;
         if (r) {
-            check_error(c, "directory %" PRIu64 ": entry '%s' (key %#" PRIx64 "): a second "
+            fsck_error(c, "directory %" PRIu64 ": entry '%s' (key %#" PRIx64 "): a second "
                         "entry with this name", d->dir, shown, key);
-            check_plan(c, d->dir, RF_REBUILD_DIR);
+            fsck_plan(c, d->dir, RF_REBUILD_DIR);
             return 0;
         }
     }
     uint64_t t = e.ino;
-    struct check_inode *ti = check_ci(c, t);
+    struct check_inode *ti = fsck_ci(c, t);
     if (d->dir == MMAPFS_ROOT_INO && e.name_len == 10 && !memcmp(e.name, "lost+found", 10)) {
         if (ti->dtype == DT_DIR)
             c->lnf_ino = t;
@@ -110,7 +110,7 @@ static int dir_item(void *ctx, uint64_t key, const void *val, size_t len)
     if (ti->links < UINT32_MAX)
         ti->links++;
     if (ti->dtype == DT_DIR) {
-        struct check_inode *di = check_ci(c, d->dir);
+        struct check_inode *di = fsck_ci(c, d->dir);
         if (di->subdirs < UINT32_MAX)
             di->subdirs++;
         if (ti->named_by)
@@ -136,9 +136,9 @@ static int walk_dir(struct check *c, uint64_t dir, const struct mmapfs_disk_inod
     if (err)
         return 0;       /* reported in pass 1 */
     if (d.entries != di->size) {
-        check_error(c, "directory %" PRIu64 ": size %" PRIu64 ", but it has %" PRIu64 " entries",
+        fsck_error(c, "directory %" PRIu64 ": size %" PRIu64 ", but it has %" PRIu64 " entries",
                     dir, di->size, d.entries);
-        check_add_fix(c, dir, FIX_SIZE, d.entries);
+        fsck_add_fix(c, dir, FIX_SIZE, d.entries);
     }
     return 0;
 }
@@ -152,33 +152,33 @@ static int check_orphans(struct check *c)
     uint64_t ino = c->sb.orphan_head;
     for (uint64_t steps = 0; ino; steps++) {
         if (ino > c->inode_count || steps > c->inode_count) {
-            check_error(c, "orphan list: inode %" PRIu64 " out of range", ino);
+            fsck_error(c, "orphan list: inode %" PRIu64 " out of range", ino);
             c->orphan_bad = 1;
             return 0;
         }
-        struct check_inode *ci = check_ci(c, ino);
+        struct check_inode *ci = fsck_ci(c, ino);
         if (!(ci->state & CI_VALID)) {
-            check_error(c, "orphan list: inode %" PRIu64 " is %s", ino,
+            fsck_error(c, "orphan list: inode %" PRIu64 " is %s", ino,
                         ci->state & CI_USED ? "corrupt" : "free");
             c->orphan_bad = 1;
             return 0;
         }
         if (ci->state & CI_ORPHAN) {
-            check_error(c, "orphan list: cycle at inode %" PRIu64, ino);
+            fsck_error(c, "orphan list: cycle at inode %" PRIu64, ino);
             c->orphan_bad = 1;
             return 0;
         }
         ci->state |= CI_ORPHAN;
         struct mmapfs_disk_inode di;
-        int err = check_read_inode(c, ino, &di);
+        int err = fsck_read_inode(c, ino, &di);
         if (err)
             return err;
         c->orphans++;
         if (di.nlink) {
-            check_error(c, "orphan list: inode %" PRIu64 " has %u links", ino, di.nlink);
+            fsck_error(c, "orphan list: inode %" PRIu64 " has %u links", ino, di.nlink);
             c->orphan_bad = 1;
         } else {
-            check_info(c, "inode %" PRIu64 ": unlinked while open (orphan), released at the "
+            fsck_info(c, "inode %" PRIu64 ": unlinked while open (orphan), released at the "
                        "next mount", ino);
         }
         ino = di.orphan_next;
@@ -197,7 +197,7 @@ static void resolve_dir(struct check *c, uint64_t ino)
     uint64_t cur = ino;
     int reached = 0;
     for (;;) {
-        struct check_inode *ci = check_ci(c, cur);
+        struct check_inode *ci = fsck_ci(c, cur);
         if (cur == MMAPFS_ROOT_INO || (ci->state & CI_REACHED)) {
             reached = 1;
             break;
@@ -205,10 +205,10 @@ static void resolve_dir(struct check *c, uint64_t ino)
         if (ci->state & CI_LOST)
             break;
         if (ci->state & CI_VISITING) {
-            check_error(c, "directory %" PRIu64 ": part of a cycle of directories cut off "
+            fsck_error(c, "directory %" PRIu64 ": part of a cycle of directories cut off "
                         "from the root", cur);
-            check_plan(c, cur, RF_CUT | RF_RECONNECT);
-            check_plan(c, ci->named_by, RF_REBUILD_DIR);
+            fsck_plan(c, cur, RF_CUT | RF_RECONNECT);
+            fsck_plan(c, ci->named_by, RF_REBUILD_DIR);
             break;
         }
         if (!ci->named_by)
@@ -217,15 +217,15 @@ static void resolve_dir(struct check *c, uint64_t ino)
         cur = ci->named_by;
     }
     for (cur = ino;;) {
-        struct check_inode *ci = check_ci(c, cur);
+        struct check_inode *ci = fsck_ci(c, cur);
         if (!(ci->state & CI_VISITING))
             break;
         ci->state &= (uint8_t)~CI_VISITING;
         ci->state |= reached ? CI_REACHED : CI_LOST;
         cur = ci->named_by;
     }
-    if (!(check_ci(c, ino)->state & (CI_REACHED | CI_LOST)))
-        check_ci(c, ino)->state |= reached ? CI_REACHED : CI_LOST;
+    if (!(fsck_ci(c, ino)->state & (CI_REACHED | CI_LOST)))
+        fsck_ci(c, ino)->state |= reached ? CI_REACHED : CI_LOST;
 }
 
 /* Reports a link count or reachability problem, unless a directory index
@@ -236,7 +236,7 @@ static void resolve_dir(struct check *c, uint64_t ino)
         if ((c)->partial_dirs)                                                         \
             (c)->hidden_links++;                                                       \
         else                                                                           \
-            check_error((c), __VA_ARGS__);                                             \
+            fsck_error((c), __VA_ARGS__);                                             \
     } while (0)
 
 /* An inode no entry names: with nlink 0 it belongs on the orphan list
@@ -244,20 +244,20 @@ static void resolve_dir(struct check *c, uint64_t ino)
 static void plan_unnamed(struct check *c, uint64_t ino, uint32_t nlink, int orphan)
 {
     if (nlink == 0) {
-        check_plan(c, ino, RF_ORPHAN_OK);
+        fsck_plan(c, ino, RF_ORPHAN_OK);
         if (!orphan)
             c->orphan_bad = 1;
     } else {
-        check_plan(c, ino, RF_RECONNECT);
+        fsck_plan(c, ino, RF_RECONNECT);
     }
 }
 
 /* Link count, parent and reachability of one valid inode. */
 static int check_links(struct check *c, uint64_t ino)
 {
-    struct check_inode *ci = check_ci(c, ino);
+    struct check_inode *ci = fsck_ci(c, ino);
     struct mmapfs_disk_inode di;
-    int err = check_read_inode(c, ino, &di);
+    int err = fsck_read_inode(c, ino, &di);
     if (err)
         return err;
     int orphan = (ci->state & CI_ORPHAN) != 0;
@@ -265,11 +265,11 @@ static int check_links(struct check *c, uint64_t ino)
     if (ci->dtype == DT_DIR) {
         if (ino == MMAPFS_ROOT_INO) {
             if (di.parent != MMAPFS_ROOT_INO) {
-                check_error(c, "root directory: parent %" PRIu64 ", expected itself", di.parent);
-                check_add_fix(c, ino, FIX_PARENT, MMAPFS_ROOT_INO);
+                fsck_error(c, "root directory: parent %" PRIu64 ", expected itself", di.parent);
+                fsck_add_fix(c, ino, FIX_PARENT, MMAPFS_ROOT_INO);
             }
             if (orphan) {
-                check_error(c, "root directory: on the orphan list");
+                fsck_error(c, "root directory: on the orphan list");
                 c->orphan_bad = 1;
             }
         } else if (!ci->named_by) {
@@ -278,17 +278,17 @@ static int check_links(struct check *c, uint64_t ino)
                             ino);
             plan_unnamed(c, ino, di.nlink, orphan);
             if (orphan && (di.parent < 1 || di.parent > c->inode_count))
-                check_add_fix(c, ino, FIX_PARENT, MMAPFS_ROOT_INO);   /* reported in pass 1 */
+                fsck_add_fix(c, ino, FIX_PARENT, MMAPFS_ROOT_INO);   /* reported in pass 1 */
         } else {
             if (orphan) {
-                check_error(c, "directory %" PRIu64 ": on the orphan list but named in "
+                fsck_error(c, "directory %" PRIu64 ": on the orphan list but named in "
                             "directory %u", ino, ci->named_by);
                 c->orphan_bad = 1;
             }
             if (di.parent != ci->named_by) {
-                check_error(c, "directory %" PRIu64 ": parent %" PRIu64 ", but its entry is "
+                fsck_error(c, "directory %" PRIu64 ": parent %" PRIu64 ", but its entry is "
                             "in directory %u", ino, di.parent, ci->named_by);
-                check_add_fix(c, ino, FIX_PARENT, ci->named_by);
+                fsck_add_fix(c, ino, FIX_PARENT, ci->named_by);
             }
             resolve_dir(c, ino);
         }
@@ -296,7 +296,7 @@ static int check_links(struct check *c, uint64_t ino)
         if (di.nlink != want && !(ci->rflags & RF_ORPHAN_OK)) {
             LINK_ERROR(c, "directory %" PRIu64 ": link count %u, expected %" PRIu64
                         " (2 + %u subdirectories)", ino, di.nlink, want, ci->subdirs);
-            check_add_fix(c, ino, FIX_NLINK, want);
+            fsck_add_fix(c, ino, FIX_NLINK, want);
         }
         return 0;
     }
@@ -308,36 +308,36 @@ static int check_links(struct check *c, uint64_t ino)
         return 0;
     }
     if (orphan) {
-        check_error(c, "inode %" PRIu64 ": on the orphan list but named by %u entries",
+        fsck_error(c, "inode %" PRIu64 ": on the orphan list but named by %u entries",
                     ino, ci->links);
         c->orphan_bad = 1;
     }
     if (di.nlink != ci->links) {
         LINK_ERROR(c, "inode %" PRIu64 ": link count %u, but %u entries name it",
                     ino, di.nlink, ci->links);
-        check_add_fix(c, ino, FIX_NLINK, ci->links);
+        fsck_add_fix(c, ino, FIX_NLINK, ci->links);
     }
     return 0;
 }
 
 /* ---- pass 2 ---------------------------------------------------------------------- */
 
-int check_pass_dirs(struct check *c)
+int fsck_pass_dirs(struct check *c)
 {
-    struct check_inode *root = check_ci(c, MMAPFS_ROOT_INO);
+    struct check_inode *root = fsck_ci(c, MMAPFS_ROOT_INO);
     if (!(root->state & CI_VALID) || root->dtype != DT_DIR) {
-        check_error(c, "root directory (inode 1): %s",
+        fsck_error(c, "root directory (inode 1): %s",
                     !(root->state & CI_USED) ? "free" :
                     !(root->state & CI_VALID) ? "corrupt" : "not a directory");
         c->structural = 1;
     }
-    for (uint64_t ino = check_ci_next(c, 1); ino <= c->inode_count;
-         ino = check_ci_next(c, ino + 1)) {
-        struct check_inode *ci = check_ci(c, ino);
+    for (uint64_t ino = fsck_ci_next(c, 1); ino <= c->inode_count;
+         ino = fsck_ci_next(c, ino + 1)) {
+        struct check_inode *ci = fsck_ci(c, ino);
         if (!(ci->state & CI_VALID) || ci->dtype != DT_DIR || (ci->state & CI_TREE_BAD))
             continue;
         struct mmapfs_disk_inode di;
-        int err = check_read_inode(c, ino, &di);
+        int err = fsck_read_inode(c, ino, &di);
         if (!err)
             err = walk_dir(c, ino, &di);
         if (err)
@@ -345,9 +345,9 @@ int check_pass_dirs(struct check *c)
     }
     /* a corrupt index, or a corrupt inode that may be a directory: the
      * names seen are not all there are */
-    for (uint64_t ino = check_ci_next(c, 1); ino <= c->inode_count;
-         ino = check_ci_next(c, ino + 1)) {
-        const struct check_inode *ci = check_ci(c, ino);
+    for (uint64_t ino = fsck_ci_next(c, 1); ino <= c->inode_count;
+         ino = fsck_ci_next(c, ino + 1)) {
+        const struct check_inode *ci = fsck_ci(c, ino);
         if ((ci->state & CI_VALID) ? ci->dtype == DT_DIR && (ci->state & CI_TREE_BAD)
                                    : (ci->state & CI_USED) || ino == MMAPFS_ROOT_INO)
             c->partial_dirs++;
@@ -355,16 +355,16 @@ int check_pass_dirs(struct check *c)
     int err = check_orphans(c);
     if (err)
         return err;
-    for (uint64_t ino = check_ci_next(c, 1); ino <= c->inode_count;
-         ino = check_ci_next(c, ino + 1)) {
-        if (!(check_ci(c, ino)->state & CI_VALID))
+    for (uint64_t ino = fsck_ci_next(c, 1); ino <= c->inode_count;
+         ino = fsck_ci_next(c, ino + 1)) {
+        if (!(fsck_ci(c, ino)->state & CI_VALID))
             continue;
         err = check_links(c, ino);
         if (err)
             return err;
     }
     if (c->hidden_links)
-        check_error(c, "%" PRIu64 " link count or reachability problem%s not listed: %" PRIu64
+        fsck_error(c, "%" PRIu64 " link count or reachability problem%s not listed: %" PRIu64
                     " corrupt director%s or inode%s hide names (checked again once "
                     "repaired)", c->hidden_links, c->hidden_links == 1 ? "" : "s",
                     c->partial_dirs, c->partial_dirs == 1 ? "y" : "ies",

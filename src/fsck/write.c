@@ -1,7 +1,7 @@
 /*
- * check_write.c — the primitives fsck repairs are made of: an allocator
+ * fsck/write.c — the primitives fsck repairs are made of: an allocator
  * over blocks known to be free, inode allocation, writes of inode records,
- * bitmap bits and the superblock (all through check_io_write), and a bulk
+ * bitmap bits and the superblock (all through fsck_io_write), and a bulk
  * builder that writes a fresh B+tree into newly allocated blocks.
  *
  * Crash safety: a repair writes new blocks first, marks them in the block
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fs/check_i.h"
+#include "fsck/fsck_i.h"
 #include "util/crc32c.h"
 
 #define BITS_PER_BLOCK (MMAPFS_BLOCK_SIZE * 8ull)
@@ -28,7 +28,7 @@
 
 /* ---- item arrays ------------------------------------------------------------------ */
 
-int check_items_add(struct check_items *it, uint64_t key, const void *val, size_t len)
+int fsck_items_add(struct check_items *it, uint64_t key, const void *val, size_t len)
 {
     if (len == 0 || len > MMAPFS_BTREE_MAX_VALUE)
         return -EINVAL;
@@ -69,15 +69,15 @@ static int item_cmp(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* See check_i.h. */
-void check_items_sort(struct check_items *it)
+/* See fsck_i.h. */
+void fsck_items_sort(struct check_items *it)
 {
     if (it->n > 1)
         qsort(it->v, it->n, sizeof(*it->v), item_cmp);
 }
 
-/* See check_i.h. */
-void check_items_free(struct check_items *it)
+/* See fsck_i.h. */
+void fsck_items_free(struct check_items *it)
 {
     for (size_t i = 0; i < it->nchunks; i++)
         free(it->chunks[i]);
@@ -88,13 +88,13 @@ void check_items_free(struct check_items *it)
 
 /* ---- writes ----------------------------------------------------------------------- */
 
-int check_write_inode(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
+int fsck_write_inode(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
 {
-    uint64_t off = check_inode_offset(c, ino);
+    uint64_t off = fsck_inode_offset(c, ino);
     if (!off)
         return -EINVAL;
-    di->checksum = check_inode_checksum(ino, di);
-    return check_io_write(c, off, di, sizeof(*di));
+    di->checksum = fsck_inode_checksum(ino, di);
+    return fsck_io_write(c, off, di, sizeof(*di));
 }
 
 /* Sets or clears bit i of the bitmap that starts at block 'start'. */
@@ -107,11 +107,11 @@ static int write_bit(struct check *c, uint64_t start, uint64_t i, int on)
         return err;
     uint8_t mask = (uint8_t)(1u << (i % 8));
     uint8_t nb = on ? (uint8_t)(byte | mask) : (uint8_t)(byte & ~mask);
-    return nb == byte ? 0 : check_io_write(c, off, &nb, 1);
+    return nb == byte ? 0 : fsck_io_write(c, off, &nb, 1);
 }
 
-/* See check_i.h. */
-int check_write_block_bits(struct check *c, uint64_t start, uint64_t len, int on)
+/* See fsck_i.h. */
+int fsck_write_block_bits(struct check *c, uint64_t start, uint64_t len, int on)
 {
     for (uint64_t b = start; b < start + len; b++) {
         if (b < c->data_start || b >= c->block_count)
@@ -123,16 +123,16 @@ int check_write_block_bits(struct check *c, uint64_t start, uint64_t len, int on
     return 0;
 }
 
-/* See check_i.h. */
-int check_write_inode_bit(struct check *c, uint64_t ino, int on)
+/* See fsck_i.h. */
+int fsck_write_inode_bit(struct check *c, uint64_t ino, int on)
 {
     if (ino < 1 || ino > c->inode_count)
         return -EINVAL;
     return write_bit(c, c->sb.inode_bitmap_start, ino - 1, on);
 }
 
-/* See check_i.h. */
-int check_write_super(struct check *c, void (*edit)(struct mmapfs_disk_superblock *, void *),
+/* See fsck_i.h. */
+int fsck_write_super(struct check *c, void (*edit)(struct mmapfs_disk_superblock *, void *),
                       void *arg)
 {
     struct mmapfs_disk_superblock sb;
@@ -140,10 +140,10 @@ int check_write_super(struct check *c, void (*edit)(struct mmapfs_disk_superbloc
     if (err)
         return err;
     edit(&sb, arg);
-    sb.checksum = crc32c(0, &sb, offsetof(struct mmapfs_disk_superblock, checksum));
-    err = check_io_write(c, 0, &sb, sizeof(sb));
+    sb.checksum = mfs_crc32c(0, &sb, offsetof(struct mmapfs_disk_superblock, checksum));
+    err = fsck_io_write(c, 0, &sb, sizeof(sb));
     if (!err)
-        err = check_io_sync(c);
+        err = fsck_io_sync(c);
     if (err)
         return err;
     /* keep the counts this round computed; take the rest as written */
@@ -161,8 +161,8 @@ static void edit_set_error(struct mmapfs_disk_superblock *sb, void *arg)
     sb->state |= MMAPFS_STATE_ERROR;
 }
 
-/* See check_i.h. */
-int check_begin_repair(struct check *c)
+/* See fsck_i.h. */
+int fsck_begin_repair(struct check *c)
 {
     if (c->repair_started)
         return 0;
@@ -172,7 +172,7 @@ int check_begin_repair(struct check *c)
     if (err || (sb.state & MMAPFS_STATE_ERROR))
         return err;
     c->error_set = 1;
-    return check_write_super(c, edit_set_error, NULL);
+    return fsck_write_super(c, edit_set_error, NULL);
 }
 
 /* ---- allocation --------------------------------------------------------------------- */
@@ -181,18 +181,18 @@ int check_begin_repair(struct check *c)
 static int block_free(struct check *c, uint64_t b)
 {
     return !check_bits_get(&c->claimed, b) && !check_bits_get(&c->taken, b) &&
-           (c->trust_claims || !check_block_bit(c, b));
+           (c->trust_claims || !fsck_block_bit(c, b));
 }
 
-/* See check_i.h. */
-void check_unalloc(struct check *c, uint64_t start, uint64_t len)
+/* See fsck_i.h. */
+void fsck_unalloc(struct check *c, uint64_t start, uint64_t len)
 {
     for (uint64_t b = start; b < start + len && b < c->block_count; b++)
-        check_bits_clear(&c->taken, b);
+        fsck_bits_clear(&c->taken, b);
 }
 
-/* See check_i.h. */
-uint64_t check_tree_blocks(uint64_t n, size_t vlen)
+/* See fsck_i.h. */
+uint64_t fsck_tree_blocks(uint64_t n, size_t vlen)
 {
     uint64_t per_leaf = (MMAPFS_BLOCK_SIZE - HDR_SIZE) / (ITEM_SIZE + vlen);
     uint64_t x = n ? (n + per_leaf - 1) / per_leaf : 0, total = x;
@@ -203,8 +203,8 @@ uint64_t check_tree_blocks(uint64_t n, size_t vlen)
     return total;
 }
 
-/* See check_i.h. */
-int check_alloc_run(struct check *c, uint64_t goal, uint64_t want, uint64_t *start,
+/* See fsck_i.h. */
+int fsck_alloc_run(struct check *c, uint64_t goal, uint64_t want, uint64_t *start,
                     uint64_t *got)
 {
     if (want == 0)
@@ -224,7 +224,7 @@ int check_alloc_run(struct check *c, uint64_t goal, uint64_t want, uint64_t *sta
         while (n < want && b + n < c->block_count && block_free(c, b + n))
             n++;
         for (uint64_t j = 0; j < n; j++)
-            check_bits_set(&c->taken, b + j);
+            fsck_bits_set(&c->taken, b + j);
         *start = b;
         *got = n;
         c->alloc_next = b + n;
@@ -233,13 +233,13 @@ int check_alloc_run(struct check *c, uint64_t goal, uint64_t want, uint64_t *sta
     return -ENOSPC;
 }
 
-/* See check_i.h. */
-int check_alloc_inode(struct check *c, uint64_t *ino)
+/* See fsck_i.h. */
+int fsck_alloc_inode(struct check *c, uint64_t *ino)
 {
     for (uint64_t i = 2; i <= c->inode_count; i++) {
-        if (check_inode_bit(c, i) || (check_ci_peek(c, i)->state & CI_USED))
+        if (fsck_inode_bit(c, i) || (fsck_ci_peek(c, i)->state & CI_USED))
             continue;
-        int err = check_write_inode_bit(c, i, 1);
+        int err = fsck_write_inode_bit(c, i, 1);
         if (err)
             return err;
         *ino = i;
@@ -275,7 +275,7 @@ static int level_push(struct level_list *l, uint64_t key, uint64_t blk)
 static int node_alloc(struct check *c, struct level_list *all, uint64_t *blk)
 {
     uint64_t got, goal = all->n ? all->v[all->n - 1].child + 1 : 0;
-    int err = check_alloc_run(c, goal, 1, blk, &got);
+    int err = fsck_alloc_run(c, goal, 1, blk, &got);
     return err ? err : level_push(all, 0, *blk);
 }
 
@@ -284,7 +284,7 @@ static int node_write(struct check *c, uint64_t blk, uint8_t *buf)
 {
     struct mmapfs_disk_btree_header *h = (void *)buf;
     h->checksum = bt_block_checksum(blk, buf);
-    return check_io_write(c, blk * MMAPFS_BLOCK_SIZE, buf, MMAPFS_BLOCK_SIZE);
+    return fsck_io_write(c, blk * MMAPFS_BLOCK_SIZE, buf, MMAPFS_BLOCK_SIZE);
 }
 
 /* Writes the leaves: packs items in order, each leaf as full as it goes. */
@@ -354,8 +354,8 @@ static int build_level(struct check *c, uint64_t owner, uint16_t type, unsigned 
     return 0;
 }
 
-/* See check_i.h. */
-int check_build_tree(struct check *c, uint64_t owner, uint16_t type,
+/* See fsck_i.h. */
+int fsck_build_tree(struct check *c, uint64_t owner, uint16_t type,
                      const struct check_items *items, uint64_t *root, uint64_t *nodes)
 {
     struct level_list cur = { 0 }, next = { 0 }, all = { 0 };
@@ -384,7 +384,7 @@ int check_build_tree(struct check *c, uint64_t owner, uint16_t type,
         next = t;
     }
     for (size_t i = 0; !err && i < all.n; i++)
-        err = check_write_block_bits(c, all.v[i].child, 1, 1);
+        err = fsck_write_block_bits(c, all.v[i].child, 1, 1);
     if (!err) {
         *root = cur.v[0].child;
         *nodes = all.n;

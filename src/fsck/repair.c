@@ -1,18 +1,18 @@
 /*
- * check_repair.c — the repair driver and the two small repair phases.
+ * fsck/repair.c — the repair driver and the two small repair phases.
  *
- * check_repair() runs at the end of a round with -y/-p: the earliest phase
+ * fsck_repair() runs at the end of a round with -y/-p: the earliest phase
  * that has work, because each later phase needs the picture the earlier
  * ones repair (an entry to a corrupt inode must not be removed before the
  * inode's checksum is repaired; shared blocks are sorted out on readable
  * trees; link counts are computed on repaired directories):
  *   A  inode records: checksum recomputed, inode cleared, root rewritten,
  *      tree/xattr/orphan pointers dropped                  (this file)
- *   B  corrupt trees salvaged and rebuilt                  (check_salvage.c)
- *   C  blocks claimed twice: cloned or punched             (check_repair_dup.c)
- *   D  directories rebuilt, lost+found, reconnection       (check_repair_dir.c)
+ *   B  corrupt trees salvaged and rebuilt                  (fsck/salvage.c)
+ *   C  blocks claimed twice: cloned or punched             (fsck/repair_dup.c)
+ *   D  directories rebuilt, lost+found, reconnection       (fsck/repair_dir.c)
  *      and the orphan list                                 (this file)
- *   E  link counts, sizes, parents, block bitmap, counts   (check_bitmaps.c)
+ *   E  link counts, sizes, parents, block bitmap, counts   (fsck/bitmaps.c)
  * -p (preen) repairs only the orphan list and phase E; anything else stops
  * it with "run fsck.mmapfs -y".
  */
@@ -22,14 +22,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "fs/check_i.h"
+#include "fsck/fsck_i.h"
 #include "fs/xattr_i.h"
 
 /* Preen met a problem that needs -y. Returns 0 (nothing repaired). */
 static int stop_preen(struct check *c, const char *what)
 {
     c->stop_preen = 1;
-    check_info(c, "%s: not repaired in preen mode: run fsck.mmapfs -y", what);
+    fsck_info(c, "%s: not repaired in preen mode: run fsck.mmapfs -y", what);
     return 0;
 }
 
@@ -52,7 +52,7 @@ static void root_record(struct check *c, struct mmapfs_disk_inode *di)
     di->ctime_sec = old.ctime_sec;
     di->crtime_sec = old.crtime_sec;
     /* keep the index if the root block still says it is the root's index */
-    const uint8_t *p = old.tree_root >= c->data_start ? check_block(c, old.tree_root) : NULL;
+    const uint8_t *p = old.tree_root >= c->data_start ? fsck_block(c, old.tree_root) : NULL;
     struct mmapfs_disk_btree_header h;
     if (p) {
         memcpy(&h, p, sizeof(h));
@@ -69,13 +69,13 @@ static int drop_ixattr_dups(struct check *c, uint64_t ino, struct mmapfs_disk_in
     char msg[160];
     uint64_t blk = di->xattr_block, next;
     unsigned n = 0;
-    if (!check_ixattr_ok(c, di, NULL, 0) ||
+    if (!fsck_ixattr_ok(c, di, NULL, 0) ||
         !(c->sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_INODE_XATTR))
         return 0;
     while (blk && n++ < MMAPFS_XATTR_CHAIN_MAX &&
-           !check_xattr_block(c, ino, blk, &next, msg, sizeof(msg))) {
-        if (check_xattr_block_in_inode(c, blk, di->xattr_area, 1))
-            check_repaired(c, "inode %" PRIu64 ": in-inode copy of an xattr that block %"
+           !fsck_xattr_block(c, ino, blk, &next, msg, sizeof(msg))) {
+        if (fsck_xattr_block_in_inode(c, blk, di->xattr_area, 1))
+            fsck_repaired(c, "inode %" PRIu64 ": in-inode copy of an xattr that block %"
                            PRIu64 " holds too dropped", ino, blk);
         blk = next;
     }
@@ -95,7 +95,7 @@ static int cut_xattr_chain(struct check *c, uint64_t ino, struct mmapfs_disk_ino
     uint64_t blk = di->xattr_block, last = 0, next = 0;
     unsigned kept = 0;
     while (blk && kept < MMAPFS_XATTR_CHAIN_MAX && blk < c->block_count &&
-           !check_bit(seen, blk) && !check_xattr_block(c, ino, blk, &next, msg, sizeof(msg))) {
+           !check_bit(seen, blk) && !fsck_xattr_block(c, ino, blk, &next, msg, sizeof(msg))) {
         check_set_bit(seen, blk);
         last = blk;
         kept++;
@@ -103,60 +103,60 @@ static int cut_xattr_chain(struct check *c, uint64_t ino, struct mmapfs_disk_ino
     }
     free(seen);
     if (!last) {
-        check_repaired(c, "inode %" PRIu64 ": unusable xattr block %" PRIu64 " dropped "
+        fsck_repaired(c, "inode %" PRIu64 ": unusable xattr block %" PRIu64 " dropped "
                        "(its extended attributes are lost)", ino, di->xattr_block);
         di->xattr_block = 0;
         return 0;
     }
     uint8_t buf[MMAPFS_BLOCK_SIZE];
-    const uint8_t *p = check_block(c, last);
+    const uint8_t *p = fsck_block(c, last);
     if (!p)
         return -EIO;
     memcpy(buf, p, sizeof(buf));
     struct mmapfs_disk_xattr_header *h = (void *)buf;
     h->next = 0;
     h->checksum = bt_block_checksum(last, buf);
-    check_repaired(c, "inode %" PRIu64 ": xattr chain cut after block %" PRIu64 " (%u block%s "
+    fsck_repaired(c, "inode %" PRIu64 ": xattr chain cut after block %" PRIu64 " (%u block%s "
                    "kept; the extended attributes of the rest are lost)", ino, last, kept,
                    kept == 1 ? "" : "s");
-    return check_io_write(c, last * MMAPFS_BLOCK_SIZE, buf, sizeof(buf));
+    return fsck_io_write(c, last * MMAPFS_BLOCK_SIZE, buf, sizeof(buf));
 }
 
 /* Applies the record repairs of one inode. 0 or -errno. */
 static int repair_record(struct check *c, uint64_t ino, uint16_t rf)
 {
     struct mmapfs_disk_inode di;
-    int err = check_read_inode(c, ino, &di);
+    int err = fsck_read_inode(c, ino, &di);
     if (err)
         return err;
     if (rf & RF_REC_CLEAR) {
-        check_repaired(c, "inode %" PRIu64 ": cleared (freed in the inode bitmap); entries "
+        fsck_repaired(c, "inode %" PRIu64 ": cleared (freed in the inode bitmap); entries "
                        "naming it are removed", ino);
-        return check_write_inode_bit(c, ino, 0);
+        return fsck_write_inode_bit(c, ino, 0);
     }
     if (rf & RF_REC_ROOT) {
         root_record(c, &di);
-        check_repaired(c, "root directory: record rewritten as a directory (mode %#o)%s",
+        fsck_repaired(c, "root directory: record rewritten as a directory (mode %#o)%s",
                        di.mode, di.tree_root ? "" : ", empty");
-        err = check_write_inode(c, ino, &di);
-        return err ? err : check_write_inode_bit(c, ino, 1);
+        err = fsck_write_inode(c, ino, &di);
+        return err ? err : fsck_write_inode_bit(c, ino, 1);
     }
     if (rf & RF_REC_SUM) {
-        int fixed = check_record_mend(c, ino, &di);
+        int fixed = fsck_record_mend(c, ino, &di);
         if (fixed < 0)
             return 0;       /* changed under us? leave it to the next round */
         if (fixed)
-            check_repaired(c, "inode %" PRIu64 ": %d damaged field%s reset, checksum recomputed",
+            fsck_repaired(c, "inode %" PRIu64 ": %d damaged field%s reset, checksum recomputed",
                            ino, fixed, fixed == 1 ? "" : "s");
         else
-            check_repaired(c, "inode %" PRIu64 ": checksum recomputed (the record looks sane)",
+            fsck_repaired(c, "inode %" PRIu64 ": checksum recomputed (the record looks sane)",
                            ino);
     }
-    if ((rf & RF_REC_TYPE) && check_record_type_from_tree(c, ino, &di))
-        check_repaired(c, "inode %" PRIu64 ": type set to %s, as its tree says", ino,
+    if ((rf & RF_REC_TYPE) && fsck_record_type_from_tree(c, ino, &di))
+        fsck_repaired(c, "inode %" PRIu64 ": type set to %s, as its tree says", ino,
                        S_ISDIR(di.mode) ? "directory" : "regular file");
     if (rf & RF_NO_TREE) {
-        check_repaired(c, "inode %" PRIu64 ": tree pointer of a file without data dropped", ino);
+        fsck_repaired(c, "inode %" PRIu64 ": tree pointer of a file without data dropped", ino);
         di.tree_root = 0;
     }
     if (rf & RF_NO_XATTR) {
@@ -166,8 +166,8 @@ static int repair_record(struct check *c, uint64_t ino, uint16_t rf)
     }
     if (rf & RF_NO_IXATTR) {
         char msg[160] = "";
-        check_ixattr_ok(c, &di, msg, sizeof(msg));
-        check_repaired(c, "inode %" PRIu64 ": damaged in-inode xattr area dropped (%s; its "
+        fsck_ixattr_ok(c, &di, msg, sizeof(msg));
+        fsck_repaired(c, "inode %" PRIu64 ": damaged in-inode xattr area dropped (%s; its "
                        "in-inode extended attributes are lost)", ino, msg);
         memset(di.xattr_area, 0, sizeof(di.xattr_area));
     }
@@ -177,32 +177,32 @@ static int repair_record(struct check *c, uint64_t ino, uint16_t rf)
             return err;
     }
     if (rf & RF_NO_INLINE) {
-        check_repaired(c, "inode %" PRIu64 ": unusable flags %#x dropped with the inline "
+        fsck_repaired(c, "inode %" PRIu64 ": unusable flags %#x dropped with the inline "
                        "area (its inline extents or data are lost)", ino, di.flags);
         di.flags = 0;
         memset(di.inline_area, 0, sizeof(di.inline_area));
     }
     if (rf & RF_ORPHAN_NEXT) {
-        check_repaired(c, "inode %" PRIu64 ": orphan_next cleared", ino);
+        fsck_repaired(c, "inode %" PRIu64 ": orphan_next cleared", ino);
         di.orphan_next = 0;
     }
-    return check_write_inode(c, ino, &di);
+    return fsck_write_inode(c, ino, &di);
 }
 
 /* Phase A. 1 (written) or -errno. */
 static int repair_records(struct check *c)
 {
-    int err = check_begin_repair(c);
-    for (uint64_t ino = check_ci_next(c, 1); !err && ino <= c->inode_count;
-         ino = check_ci_next(c, ino + 1)) {
-        uint16_t rf = check_ci(c, ino)->rflags & RF_RECORD;
+    int err = fsck_begin_repair(c);
+    for (uint64_t ino = fsck_ci_next(c, 1); !err && ino <= c->inode_count;
+         ino = fsck_ci_next(c, ino + 1)) {
+        uint16_t rf = fsck_ci(c, ino)->rflags & RF_RECORD;
         if (!rf)
             continue;
         err = repair_record(c, ino, rf);
         c->repairs++;
     }
     if (!err)
-        err = check_io_sync(c);
+        err = fsck_io_sync(c);
     return err ? err : 1;
 }
 
@@ -219,52 +219,52 @@ static void edit_orphan_head(struct mmapfs_disk_superblock *sb, void *arg)
  * members' links are written first, then the head. 1 or -errno. */
 static int rebuild_orphans(struct check *c)
 {
-    int err = check_begin_repair(c);
+    int err = fsck_begin_repair(c);
     uint64_t head = 0, prev = 0, n = 0;
     struct mmapfs_disk_inode di;
-    for (uint64_t ino = check_ci_next(c, 1); !err && ino <= c->inode_count;
-         ino = check_ci_next(c, ino + 1)) {
-        if (!(check_ci(c, ino)->rflags & RF_ORPHAN_OK) || ino == MMAPFS_ROOT_INO)
+    for (uint64_t ino = fsck_ci_next(c, 1); !err && ino <= c->inode_count;
+         ino = fsck_ci_next(c, ino + 1)) {
+        if (!(fsck_ci(c, ino)->rflags & RF_ORPHAN_OK) || ino == MMAPFS_ROOT_INO)
             continue;
         if (!head)
             head = ino;
         if (prev) {
-            err = check_read_inode(c, prev, &di);
+            err = fsck_read_inode(c, prev, &di);
             if (!err && di.orphan_next != ino) {
                 di.orphan_next = ino;
-                err = check_write_inode(c, prev, &di);
+                err = fsck_write_inode(c, prev, &di);
             }
         }
         prev = ino;
         n++;
     }
     if (!err && prev) {
-        err = check_read_inode(c, prev, &di);
+        err = fsck_read_inode(c, prev, &di);
         if (!err && di.orphan_next) {
             di.orphan_next = 0;
-            err = check_write_inode(c, prev, &di);
+            err = fsck_write_inode(c, prev, &di);
         }
     }
     if (!err)
-        err = check_io_sync(c);
+        err = fsck_io_sync(c);
     if (!err)
-        err = check_write_super(c, edit_orphan_head, &head);
+        err = fsck_write_super(c, edit_orphan_head, &head);
     /* former members that left the list: unlink them */
-    for (uint64_t ino = check_ci_next(c, 1); !err && ino <= c->inode_count;
-         ino = check_ci_next(c, ino + 1)) {
-        if (!(check_ci(c, ino)->state & CI_ORPHAN) || (check_ci(c, ino)->rflags & RF_ORPHAN_OK))
+    for (uint64_t ino = fsck_ci_next(c, 1); !err && ino <= c->inode_count;
+         ino = fsck_ci_next(c, ino + 1)) {
+        if (!(fsck_ci(c, ino)->state & CI_ORPHAN) || (fsck_ci(c, ino)->rflags & RF_ORPHAN_OK))
             continue;
-        err = check_read_inode(c, ino, &di);
+        err = fsck_read_inode(c, ino, &di);
         if (!err && di.orphan_next) {
             di.orphan_next = 0;
-            err = check_write_inode(c, ino, &di);
+            err = fsck_write_inode(c, ino, &di);
         }
     }
     if (!err)
-        err = check_io_sync(c);
+        err = fsck_io_sync(c);
     if (err)
         return err;
-    check_repaired(c, "orphan list rebuilt: %" PRIu64 " unlinked inode%s, released at the "
+    fsck_repaired(c, "orphan list rebuilt: %" PRIu64 " unlinked inode%s, released at the "
                    "next mount", n, n == 1 ? "" : "s");
     c->repairs++;
     return 1;
@@ -272,23 +272,23 @@ static int rebuild_orphans(struct check *c)
 
 /* ---- driver ----------------------------------------------------------------------------- */
 
-int check_repair(struct check *c)
+int fsck_repair(struct check *c)
 {
     int preen = c->opt.mode == FS_CHECK_PREEN;
     if (c->nrecord)
         return preen ? stop_preen(c, "corrupt inode records") : repair_records(c);
     if (c->nsalvage)
-        return preen ? stop_preen(c, "corrupt trees") : check_repair_salvage(c);
+        return preen ? stop_preen(c, "corrupt trees") : fsck_repair_salvage(c);
     /* every in-use inode and tree is readable from here on */
     c->trust_claims = 1;
     if (c->ndup)
-        return preen ? stop_preen(c, "blocks claimed twice") : check_repair_dups(c);
+        return preen ? stop_preen(c, "blocks claimed twice") : fsck_repair_dups(c);
     if (c->ndirfix || c->nreconnect || c->orphan_bad) {
         int r = 0;
         if (c->ndirfix || c->nreconnect) {
             if (preen)
                 return stop_preen(c, "directory entries or unreachable inodes");
-            r = check_repair_dirs(c);
+            r = fsck_repair_dirs(c);
             if (r < 0)
                 return r;
         }
@@ -300,5 +300,5 @@ int check_repair(struct check *c)
         }
         return r;
     }
-    return check_apply_fixes(c);
+    return fsck_apply_fixes(c);
 }

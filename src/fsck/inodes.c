@@ -1,5 +1,5 @@
 /*
- * check_inodes.c — fsck pass 1 (every in-use inode: record, extent tree,
+ * fsck/inodes.c — fsck pass 1 (every in-use inode: record, extent tree,
  * directory tree nodes, xattr block; marks the blocks each one owns) and
  * pass 1b (for blocks claimed twice, names both owners).
  */
@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "fs/check_i.h"
+#include "fsck/fsck_i.h"
 #include "fs/xattr_i.h"
 
 #define MAX_FILE_BLOCKS (MMAPFS_MAX_FILE_SIZE / MMAPFS_BLOCK_SIZE)
@@ -61,11 +61,11 @@ static void report_dup_run(struct walk_ctx *w, uint64_t first, uint64_t last,
                            uint64_t owner, int okind, int kind)
 {
     if (first == last)
-        check_error(w->c, "block %" PRIu64 ": claimed twice: %s of inode %" PRIu64
+        fsck_error(w->c, "block %" PRIu64 ": claimed twice: %s of inode %" PRIu64
                     " and %s of inode %" PRIu64, first, kind_name(okind), owner,
                     kind_name(kind), w->ino);
     else
-        check_error(w->c, "blocks %" PRIu64 "-%" PRIu64 ": claimed twice: %s of inode %"
+        fsck_error(w->c, "blocks %" PRIu64 "-%" PRIu64 ": claimed twice: %s of inode %"
                     PRIu64 " and %s of inode %" PRIu64, first, last, kind_name(okind), owner,
                     kind_name(kind), w->ino);
 }
@@ -123,9 +123,9 @@ static void claim(struct walk_ctx *w, uint64_t start, uint64_t len, int kind)
     }
     for (uint64_t b = start; b < start + len; b++) {
         if (!check_bits_get(&c->claimed, b)) {
-            check_bits_set(&c->claimed, b);
+            fsck_bits_set(&c->claimed, b);
         } else if (!check_bits_get(&c->dup, b)) {
-            check_bits_set(&c->dup, b);
+            fsck_bits_set(&c->dup, b);
             c->ndup++;
         }
     }
@@ -148,7 +148,7 @@ static int node_visit(void *ctx, uint64_t blk, unsigned level)
     do {                                                                               \
         (w)->bad = 1;                                                                  \
         if (!(w)->dups)                                                                \
-            check_error((w)->c, "inode %" PRIu64 ": " fmt, (w)->ino, __VA_ARGS__);     \
+            fsck_error((w)->c, "inode %" PRIu64 ": " fmt, (w)->ino, __VA_ARGS__);     \
     } while (0)
 /* An extent problem: the tree is salvaged (the extent dropped or trimmed). */
 #define EXT_ERROR(w, fmt, ...)                                                         \
@@ -201,7 +201,7 @@ static int extent_item(void *ctx, uint64_t key, const void *val, size_t len)
                    key, e.start, e.start + e.len - 1, c->data_start, c->block_count);
         return 0;
     }
-    if (check_in_itab(c, e.start, e.len)) {
+    if (fsck_in_itab(c, e.start, e.len)) {
         EXT_ERROR(w, "extent at logical block %" PRIu64 ": physical blocks %" PRIu64
                    "..%" PRIu64 " inside the inode table", key, e.start, e.start + e.len - 1);
         return 0;
@@ -247,14 +247,14 @@ static int walk_tree(struct walk_ctx *w, uint64_t root, uint16_t type)
 
 /* ---- xattr block ------------------------------------------------------------------ */
 
-/* See check_i.h. */
-int check_xattr_block(struct check *c, uint64_t ino, uint64_t blk, uint64_t *next, char *msg,
+/* See fsck_i.h. */
+int fsck_xattr_block(struct check *c, uint64_t ino, uint64_t blk, uint64_t *next, char *msg,
                       size_t len)
 {
 #define BAD(...) do { snprintf(msg, len, __VA_ARGS__); return -1; } while (0)
     if (blk < c->data_start || blk >= c->block_count)
         BAD("xattr block %" PRIu64 " outside the data area", blk);
-    const uint8_t *p = check_block(c, blk);
+    const uint8_t *p = fsck_block(c, blk);
     if (!p)
         BAD("xattr block %" PRIu64 " unreadable", blk);
     struct mmapfs_disk_xattr_header h;
@@ -303,10 +303,10 @@ int check_xattr_block(struct check *c, uint64_t ino, uint64_t blk, uint64_t *nex
 #undef BAD
 }
 
-/* See check_i.h. */
-int check_xattr_block_in_inode(struct check *c, uint64_t blk, uint8_t *area, int drop)
+/* See fsck_i.h. */
+int fsck_xattr_block_in_inode(struct check *c, uint64_t blk, uint8_t *area, int drop)
 {
-    const uint8_t *p = check_block(c, blk);
+    const uint8_t *p = fsck_block(c, blk);
     struct mmapfs_disk_xattr_header h;
     struct ixattr_entry ie;
     int found = 0;
@@ -317,10 +317,10 @@ int check_xattr_block_in_inode(struct check *c, uint64_t blk, uint8_t *area, int
     for (unsigned i = 0; i < h.count; i++) {
         struct mmapfs_disk_xattr_entry e;
         memcpy(&e, p + off, sizeof(e));
-        if (ixattr_find(area, (const char *)p + off + sizeof(e), e.name_len, &ie)) {
+        if (fs_ixattr_find(area, (const char *)p + off + sizeof(e), e.name_len, &ie)) {
             found = 1;
             if (drop)
-                ixattr_remove(area, &ie);
+                fs_ixattr_remove(area, &ie);
         }
         off += (sizeof(e) + e.name_len + (size_t)e.value_len + 3) & ~(size_t)3;
     }
@@ -331,7 +331,7 @@ int check_xattr_block_in_inode(struct check *c, uint64_t blk, uint8_t *area, int
  * stops at the first bad block, a block seen before (a loop, or a block
  * another inode claimed: the owner check already failed for the latter
  * unless it is this inode's) or past MMAPFS_XATTR_CHAIN_MAX blocks; the
- * repair cuts the chain there (check_repair.c). */
+ * repair cuts the chain there (fsck/repair.c). */
 static void walk_xattr(struct walk_ctx *w, uint64_t blk)
 {
     struct check *c = w->c;
@@ -350,11 +350,11 @@ static void walk_xattr(struct walk_ctx *w, uint64_t blk)
             w->xattr_blocks++;
         }
         uint64_t next;
-        if (check_xattr_block(c, w->ino, blk, &next, msg, sizeof(msg))) {
+        if (fsck_xattr_block(c, w->ino, blk, &next, msg, sizeof(msg))) {
             XATTR_ERROR(w, "%s", msg);
             return;
         }
-        if (w->ixattr_ok && check_xattr_block_in_inode(c, blk, w->ixattr, 0)) {
+        if (w->ixattr_ok && fsck_xattr_block_in_inode(c, blk, w->ixattr, 0)) {
             WALK_ERROR(w, "xattr block %" PRIu64 " holds a name the inode holds too", blk);
             w->ixattr_dup = 1;
         }
@@ -370,7 +370,7 @@ static void walk_xattr(struct walk_ctx *w, uint64_t blk)
  * before the first NUL, at most MMAPFS_SYMLINK_MAX); 0 if none. */
 static uint64_t symlink_len_from_data(struct check *c, uint64_t blk)
 {
-    const uint8_t *p = blk ? check_block(c, blk) : NULL;
+    const uint8_t *p = blk ? fsck_block(c, blk) : NULL;
     if (!p)
         return 0;
     const uint8_t *z = memchr(p, 0, MMAPFS_SYMLINK_MAX);
@@ -404,22 +404,22 @@ static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_in
         }
         if (di->orphan_next > c->inode_count) {
             WALK_ERROR(&w, "orphan_next %" PRIu64 " out of range", di->orphan_next);
-            check_plan(c, ino, RF_ORPHAN_NEXT);
+            fsck_plan(c, ino, RF_ORPHAN_NEXT);
         }
     }
-    int flags_ok = check_inline_flags_ok(c, di);
+    int flags_ok = fsck_inline_flags_ok(c, di);
     if (!flags_ok) {
         WALK_ERROR(&w, "flags %#x not valid here (mode %#o, tree root %" PRIu64 "%s)",
                    di->flags, di->mode, di->tree_root,
                    c->sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_INODE_DATA
                        ? "" : ", image without inode-resident data");
         if (!dups) {
-            check_plan(c, ino, RF_NO_INLINE);
+            fsck_plan(c, ino, RF_NO_INLINE);
             c->structural = 1;
         }
     }
     if (flags_ok && (di->flags & MMAPFS_INODE_EXTENTS) &&
-        check_inline_extents(di, extent_item, &w) == -EUCLEAN)
+        fsck_inline_extents(di, extent_item, &w) == -EUCLEAN)
         EXT_ERROR(&w, "inline extents not packed at the start of the area%s", "");
     if (flags_ok && (di->flags & MMAPFS_INODE_INLINE_DATA) && !dups &&
         di->size > MMAPFS_INLINE_BYTES) {
@@ -436,7 +436,7 @@ static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_in
                    type == S_IFIFO ? "FIFO" : type == S_IFSOCK ? "socket" : "device node",
                    di->tree_root);
         if (!dups) {
-            check_plan(c, ino, RF_NO_TREE);
+            fsck_plan(c, ino, RF_NO_TREE);
             c->structural = 1;
         }
         tree_ok = 1;        /* nothing walked, nothing claimed */
@@ -444,33 +444,33 @@ static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_in
         tree_ok = 1;
     }
     char msg[160];
-    if (!check_ixattr_ok(c, di, msg, sizeof(msg))) {
+    if (!fsck_ixattr_ok(c, di, msg, sizeof(msg))) {
         WALK_ERROR(&w, "%s", msg);
         if (!dups)
-            check_plan(c, ino, RF_NO_IXATTR);
+            fsck_plan(c, ino, RF_NO_IXATTR);
     } else if (c->sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_INODE_XATTR) {
         memcpy(w.ixattr, di->xattr_area, sizeof(w.ixattr));
         w.ixattr_ok = 1;
         if (!dups)
-            c->xattr_in_inode += (uint64_t)ixattr_check(di->xattr_area, msg, sizeof(msg));
+            c->xattr_in_inode += (uint64_t)fs_ixattr_check(di->xattr_area, msg, sizeof(msg));
     }
     if (di->xattr_block)
         walk_xattr(&w, di->xattr_block);
     if (dups)
         return;
     if (w.ixattr_dup)
-        check_plan(c, ino, RF_IXATTR_DUP);
+        fsck_plan(c, ino, RF_IXATTR_DUP);
 
     c->tree_nodes += w.nodes;
     c->data_blocks += w.data_blocks;
     if (w.xattr_bad)
-        check_plan(c, ino, RF_NO_XATTR);
+        fsck_plan(c, ino, RF_NO_XATTR);
     if (!tree_ok || w.ext_bad || w.xattr_bad)
         c->structural = 1;
     if (!tree_ok || w.ext_bad) {
         if (!tree_ok)
-            check_ci(c, ino)->state |= CI_TREE_BAD;
-        check_plan(c, ino, RF_SALVAGE);
+            fsck_ci(c, ino)->state |= CI_TREE_BAD;
+        fsck_plan(c, ino, RF_SALVAGE);
         return;
     }
     int inline_data = flags_ok && (di->flags & MMAPFS_INODE_INLINE_DATA);
@@ -479,70 +479,70 @@ static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_in
                                        : strnlen((const char *)di->inline_area,
                                                  MMAPFS_INLINE_BYTES);
         if (len)
-            check_add_fix(c, ino, FIX_SIZE, len);
+            fsck_add_fix(c, ino, FIX_SIZE, len);
         else
-            check_plan(c, ino, RF_REC_CLEAR);       /* no target left */
+            fsck_plan(c, ino, RF_REC_CLEAR);       /* no target left */
     } else if (bad_size && type == S_IFREG) {
         uint64_t end = w.prev_end * MMAPFS_BLOCK_SIZE;
-        check_add_fix(c, ino, FIX_SIZE, end < MMAPFS_MAX_FILE_SIZE ? end : MMAPFS_MAX_FILE_SIZE);
+        fsck_add_fix(c, ino, FIX_SIZE, end < MMAPFS_MAX_FILE_SIZE ? end : MMAPFS_MAX_FILE_SIZE);
     } else if (bad_size) {
         uint64_t len = symlink_len_from_data(c, w.first_data);
         if (len)
-            check_add_fix(c, ino, FIX_SIZE, len);
+            fsck_add_fix(c, ino, FIX_SIZE, len);
         else
-            check_plan(c, ino, RF_REC_CLEAR);       /* no target left */
+            fsck_plan(c, ino, RF_REC_CLEAR);       /* no target left */
     }
     uint64_t owned = w.nodes + w.data_blocks + (w.xattr_bad ? 0 : w.xattr_blocks);
     if (owned != di->blocks) {
-        check_error(c, "inode %" PRIu64 ": block count %" PRIu64 ", but it owns %" PRIu64
+        fsck_error(c, "inode %" PRIu64 ": block count %" PRIu64 ", but it owns %" PRIu64
                     " (%" PRIu64 " data, %" PRIu64 " tree, %" PRIu64 " xattr)", ino,
                     di->blocks, owned, w.data_blocks, w.nodes, w.xattr_blocks);
-        check_add_fix(c, ino, FIX_BLOCKS, owned);
+        fsck_add_fix(c, ino, FIX_BLOCKS, owned);
     }
 }
 
-/* See check_i.h. */
-int check_pass_inodes(struct check *c)
+/* See fsck_i.h. */
+int fsck_pass_inodes(struct check *c)
 {
-    if (!check_inode_bit(c, MMAPFS_ROOT_INO))
-        check_plan(c, MMAPFS_ROOT_INO, RF_REC_ROOT);    /* reported in pass 2 */
-    for (uint64_t ino = check_next_inode_bit(c, 1); ino <= c->inode_count;
-         ino = check_next_inode_bit(c, ino + 1)) {
-        struct check_inode *ci = check_ci(c, ino);
+    if (!fsck_inode_bit(c, MMAPFS_ROOT_INO))
+        fsck_plan(c, MMAPFS_ROOT_INO, RF_REC_ROOT);    /* reported in pass 2 */
+    for (uint64_t ino = fsck_next_inode_bit(c, 1); ino <= c->inode_count;
+         ino = fsck_next_inode_bit(c, ino + 1)) {
+        struct check_inode *ci = fsck_ci(c, ino);
         ci->state |= CI_USED;
         c->used_inodes++;
         struct mmapfs_disk_inode di;
-        int err = check_read_inode(c, ino, &di);
+        int err = fsck_read_inode(c, ino, &di);
         if (err)
             return err;
-        uint32_t sum = check_inode_checksum(ino, &di);
+        uint32_t sum = fsck_inode_checksum(ino, &di);
         if (sum != di.checksum) {
             struct mmapfs_disk_inode mended = di;
-            int sane = check_record_mend(c, ino, &mended) >= 0;
-            check_error(c, "inode %" PRIu64 ": bad checksum (stored %08x, computed %08x)%s",
+            int sane = fsck_record_mend(c, ino, &mended) >= 0;
+            fsck_error(c, "inode %" PRIu64 ": bad checksum (stored %08x, computed %08x)%s",
                         ino, di.checksum, sum, sane ? "" : "; the record is not usable");
             c->structural = 1;
-            check_plan(c, ino, sane ? RF_REC_SUM :
+            fsck_plan(c, ino, sane ? RF_REC_SUM :
                                ino == MMAPFS_ROOT_INO ? RF_REC_ROOT : RF_REC_CLEAR);
             continue;
         }
-        uint8_t dt = check_mode_dtype(di.mode);
+        uint8_t dt = fsck_mode_dtype(di.mode);
         if (!dt) {
-            check_error(c, "inode %" PRIu64 ": invalid mode %#o", ino, di.mode);
+            fsck_error(c, "inode %" PRIu64 ": invalid mode %#o", ino, di.mode);
             c->structural = 1;
-            check_plan(c, ino, ino == MMAPFS_ROOT_INO ? RF_REC_ROOT : RF_REC_CLEAR);
+            fsck_plan(c, ino, ino == MMAPFS_ROOT_INO ? RF_REC_ROOT : RF_REC_CLEAR);
             continue;
         }
         struct mmapfs_disk_inode typed = di;
-        if (check_record_type_from_tree(c, ino, &typed)) {
-            check_error(c, "inode %" PRIu64 ": mode %#o, but its tree is a %s", ino, di.mode,
+        if (fsck_record_type_from_tree(c, ino, &typed)) {
+            fsck_error(c, "inode %" PRIu64 ": mode %#o, but its tree is a %s", ino, di.mode,
                         S_ISDIR(typed.mode) ? "directory index" : "file's extent tree");
             c->structural = 1;
-            check_plan(c, ino, RF_REC_TYPE);
+            fsck_plan(c, ino, RF_REC_TYPE);
             continue;
         }
         if (ino == MMAPFS_ROOT_INO && dt != DT_DIR)
-            check_plan(c, ino, RF_REC_ROOT);            /* reported in pass 2 */
+            fsck_plan(c, ino, RF_REC_ROOT);            /* reported in pass 2 */
         ci->state |= CI_VALID;
         ci->dtype = dt;
         check_one(c, ino, &di, NULL);
@@ -552,7 +552,7 @@ int check_pass_inodes(struct check *c)
 
 /* ---- pass 1b ---------------------------------------------------------------------- */
 
-int check_pass_duplicates(struct check *c)
+int fsck_pass_duplicates(struct check *c)
 {
     if (!c->ndup)
         return 0;
@@ -567,23 +567,23 @@ int check_pass_duplicates(struct check *c)
         err = -ENOMEM;
         goto out;
     }
-    for (uint64_t b = check_bits_next(&c->dup, 0, c->block_count); b < c->block_count &&
-         d.n < cap; b = check_bits_next(&c->dup, b + 1, c->block_count))
+    for (uint64_t b = fsck_bits_next(&c->dup, 0, c->block_count); b < c->block_count &&
+         d.n < cap; b = fsck_bits_next(&c->dup, b + 1, c->block_count))
         d.blocks[d.n++] = b;
 
-    for (uint64_t ino = check_ci_next(c, 1); ino <= c->inode_count;
+    for (uint64_t ino = fsck_ci_next(c, 1); ino <= c->inode_count;
 
-         ino = check_ci_next(c, ino + 1)) {
-        if (!(check_ci(c, ino)->state & CI_VALID))
+         ino = fsck_ci_next(c, ino + 1)) {
+        if (!(fsck_ci(c, ino)->state & CI_VALID))
             continue;
         struct mmapfs_disk_inode di;
-        err = check_read_inode(c, ino, &di);
+        err = fsck_read_inode(c, ino, &di);
         if (err)
             goto out;
         check_one(c, ino, &di, &d);
     }
     if (c->ndup > d.n)
-        check_error(c, "%" PRIu64 " more blocks are claimed more than once (not listed)",
+        fsck_error(c, "%" PRIu64 " more blocks are claimed more than once (not listed)",
                     c->ndup - d.n);
 out:
     free(d.blocks);

@@ -1,5 +1,5 @@
 /*
- * check_record.c — an inode record whose checksum is wrong: is it still an
+ * fsck/record.c — an inode record whose checksum is wrong: is it still an
  * inode mmapfs wrote, with a few damaged bytes (then those fields are set
  * to safe values and the checksum recomputed), or garbage (then the inode
  * is cleared)?
@@ -15,22 +15,22 @@
  * (a directory index under a file mode or the reverse), the type is taken
  * from the node: the node is checksummed with its block number and names
  * its owner, the mode is one field of the record. The same holds for a
- * record whose checksum is right (check_record_type_from_tree).
+ * record whose checksum is right (fsck_record_type_from_tree).
  */
 #include <dirent.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "fs/check_i.h"
+#include "fsck/fsck_i.h"
 #include "fs/xattr_i.h"
 
 #define RECORD_MAX_DAMAGE 2
 
-/* See check_i.h. */
-uint16_t check_node_type(struct check *c, uint64_t ino, uint64_t blk)
+/* See fsck_i.h. */
+uint16_t fsck_node_type(struct check *c, uint64_t ino, uint64_t blk)
 {
-    const uint8_t *p = blk >= c->data_start ? check_block(c, blk) : NULL;
+    const uint8_t *p = blk >= c->data_start ? fsck_block(c, blk) : NULL;
     struct mmapfs_disk_btree_header h;
     if (!p)
         return 0;
@@ -41,11 +41,11 @@ uint16_t check_node_type(struct check *c, uint64_t ino, uint64_t blk)
     return h.type;
 }
 
-/* See check_i.h. */
-int check_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
+/* See fsck_i.h. */
+int fsck_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
 {
     int damage = 0;
-    uint8_t dt = check_mode_dtype(di->mode);
+    uint8_t dt = fsck_mode_dtype(di->mode);
     if (!dt)
         return -1;
     if (di->mode & ~(uint32_t)(S_IFMT | 07777)) {
@@ -67,7 +67,7 @@ int check_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *d
         di->orphan_next = 0;
         damage++;
     }
-    if (!check_inline_flags_ok(c, di)) {
+    if (!fsck_inline_flags_ok(c, di)) {
         di->flags = 0;
         memset(di->inline_area, 0, sizeof(di->inline_area));
         damage++;
@@ -89,7 +89,7 @@ int check_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *d
             *ns[i] = 0;
             damage++;
         }
-    if (!check_ixattr_ok(c, di, NULL, 0)) {
+    if (!fsck_ixattr_ok(c, di, NULL, 0)) {
         memset(di->xattr_area, 0, sizeof(di->xattr_area));
         damage++;
     }
@@ -100,16 +100,16 @@ int check_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *d
     damage += (di->flags & MMAPFS_INODE_INLINE_DATA) && di->size > MMAPFS_INLINE_BYTES;
     if (damage > RECORD_MAX_DAMAGE)
         return -1;
-    return damage + check_record_type_from_tree(c, ino, di);
+    return damage + fsck_record_type_from_tree(c, ino, di);
 }
 
-/* See check_i.h. */
-int check_record_type_from_tree(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
+/* See fsck_i.h. */
+int fsck_record_type_from_tree(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
 {
-    uint8_t dt = check_mode_dtype(di->mode);
+    uint8_t dt = fsck_mode_dtype(di->mode);
     if (dt != DT_REG && dt != DT_LNK && dt != DT_DIR)
         return 0;
-    uint16_t tt = di->tree_root ? check_node_type(c, ino, di->tree_root) : 0;
+    uint16_t tt = di->tree_root ? fsck_node_type(c, ino, di->tree_root) : 0;
     if (tt == MMAPFS_TREE_DIR && dt != DT_DIR) {
         di->mode = S_IFDIR | (di->mode & 07777);
         return 1;
@@ -123,8 +123,8 @@ int check_record_type_from_tree(struct check *c, uint64_t ino, struct mmapfs_dis
 
 /* ---- inode-resident data --------------------------------------------------------- */
 
-/* See check_i.h. */
-int check_inline_flags_ok(const struct check *c, const struct mmapfs_disk_inode *di)
+/* See fsck_i.h. */
+int fsck_inline_flags_ok(const struct check *c, const struct mmapfs_disk_inode *di)
 {
     uint32_t f = di->flags;
     if (!f)
@@ -134,8 +134,8 @@ int check_inline_flags_ok(const struct check *c, const struct mmapfs_disk_inode 
            (S_ISREG(di->mode) || S_ISLNK(di->mode));
 }
 
-/* See check_i.h. */
-int check_inline_extents(const struct mmapfs_disk_inode *di,
+/* See fsck_i.h. */
+int fsck_inline_extents(const struct mmapfs_disk_inode *di,
                          int (*fn)(void *ctx, uint64_t key, const void *val, size_t len),
                          void *ctx)
 {
@@ -160,8 +160,8 @@ int check_inline_extents(const struct mmapfs_disk_inode *di,
     return 0;
 }
 
-/* See check_i.h. */
-int check_ixattr_ok(const struct check *c, const struct mmapfs_disk_inode *di, char *msg,
+/* See fsck_i.h. */
+int fsck_ixattr_ok(const struct check *c, const struct mmapfs_disk_inode *di, char *msg,
                     size_t len)
 {
     char buf[128];
@@ -175,13 +175,13 @@ int check_ixattr_ok(const struct check *c, const struct mmapfs_disk_inode *di, c
             }
         return 1;
     }
-    if (ixattr_check(di->xattr_area, msg ? msg : buf, msg ? len : sizeof(buf)) < 0)
+    if (fs_ixattr_check(di->xattr_area, msg ? msg : buf, msg ? len : sizeof(buf)) < 0)
         return 0;
     return 1;
 }
 
-/* See check_i.h. */
-void check_inline_to_tree(struct mmapfs_disk_inode *di, uint64_t root)
+/* See fsck_i.h. */
+void fsck_inline_to_tree(struct mmapfs_disk_inode *di, uint64_t root)
 {
     di->tree_root = root;
     if (di->flags & MMAPFS_INODE_EXTENTS) {

@@ -1,14 +1,14 @@
 /*
- * check.c — the fsck driver: opens and locks the image (check_open.c),
+ * fsck.c — the fsck driver: opens and locks the image (fsck/open.c),
  * validates the superblock, replays the journal, runs the rounds (each:
- * the passes of check_inodes.c, check_dirs.c, check_bitmaps.c, then with
- * -y/-p one repair phase, check_repair.c) and prints the summary. Also the
- * helpers the passes share (check_i.h).
+ * the passes of fsck/inodes.c, fsck/dirs.c, fsck/bitmaps.c, then with
+ * -y/-p one repair phase, fsck/repair.c) and prints the summary. Also the
+ * helpers the passes share (fsck_i.h).
  *
  * The journal is replayed even with -n: committed transactions are part of
  * the filesystem's content, not a repair (docs/man/fsck.mmapfs.8). With -n
- * the replay is in memory only (a read-only jnl whose blocks check_block
- * and check_read return): -n never writes to the image.
+ * the replay is in memory only (a read-only jnl whose blocks fsck_block
+ * and fsck_read return): -n never writes to the image.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fs/check_i.h"
+#include "fsck/fsck_i.h"
 #include "fs/fs_i.h"
 #include "journal/journal.h"
 #include "util/crc32c.h"
@@ -50,8 +50,8 @@ static void vline(struct check *c, uint64_t *lines, const char *kind, const char
     fputc('\n', c->out);
 }
 
-/* See check_i.h. */
-void check_error(struct check *c, const char *fmt, ...)
+/* See fsck_i.h. */
+void fsck_error(struct check *c, const char *fmt, ...)
 {
     c->errors++;
     if (!c->out)
@@ -62,8 +62,8 @@ void check_error(struct check *c, const char *fmt, ...)
     va_end(ap);
 }
 
-/* See check_i.h. */
-void check_repaired(struct check *c, const char *fmt, ...)
+/* See fsck_i.h. */
+void fsck_repaired(struct check *c, const char *fmt, ...)
 {
     if (!c->out)
         return;
@@ -73,8 +73,8 @@ void check_repaired(struct check *c, const char *fmt, ...)
     va_end(ap);
 }
 
-/* See check_i.h. */
-void check_info(struct check *c, const char *fmt, ...)
+/* See fsck_i.h. */
+void fsck_info(struct check *c, const char *fmt, ...)
 {
     if (!c->out)
         return;
@@ -101,8 +101,8 @@ static void check_verbose(struct check *c, const char *fmt, ...)
     va_end(ap);
 }
 
-/* See check_i.h. */
-void check_add_fix(struct check *c, uint64_t ino, enum check_fix_field f, uint64_t value)
+/* See fsck_i.h. */
+void fsck_add_fix(struct check *c, uint64_t ino, enum check_fix_field f, uint64_t value)
 {
     if (c->nfixes == c->fixes_cap) {
         size_t cap = c->fixes_cap ? c->fixes_cap * 2 : 64;
@@ -115,12 +115,12 @@ void check_add_fix(struct check *c, uint64_t ino, enum check_fix_field f, uint64
     c->fixes[c->nfixes++] = (struct check_fix){ .ino = ino, .value = value, .field = f };
 }
 
-/* See check_i.h. */
-void check_plan(struct check *c, uint64_t ino, uint16_t rflags)
+/* See fsck_i.h. */
+void fsck_plan(struct check *c, uint64_t ino, uint16_t rflags)
 {
     if (ino < 1 || ino > c->inode_count)
         return;
-    struct check_inode *ci = check_ci(c, ino);
+    struct check_inode *ci = fsck_ci(c, ino);
     uint16_t was = ci->rflags;
     ci->rflags |= rflags;
     if ((rflags & RF_RECORD) && !(was & RF_RECORD))
@@ -133,8 +133,8 @@ void check_plan(struct check *c, uint64_t ino, uint16_t rflags)
         c->nreconnect++;
 }
 
-/* See check_i.h. */
-void check_escape(char *out, size_t out_len, const char *name, size_t len)
+/* See fsck_i.h. */
+void fsck_escape(char *out, size_t out_len, const char *name, size_t len)
 {
     size_t o = 0;
     for (size_t i = 0; i < len && o + 5 < out_len; i++) {
@@ -150,7 +150,7 @@ void check_escape(char *out, size_t out_len, const char *name, size_t len)
 
 /* ---- reading the image -------------------------------------------------------------- */
 
-const uint8_t *check_block(struct check *c, uint64_t blk)
+const uint8_t *fsck_block(struct check *c, uint64_t blk)
 {
     if (blk >= c->block_count)
         return NULL;
@@ -159,8 +159,8 @@ const uint8_t *check_block(struct check *c, uint64_t blk)
     return mmio_ptr(c->io, blk * MMAPFS_BLOCK_SIZE);
 }
 
-/* See check_i.h. */
-int check_read(struct check *c, uint64_t off, void *buf, size_t len)
+/* See fsck_i.h. */
+int fsck_read(struct check *c, uint64_t off, void *buf, size_t len)
 {
     uint8_t *to = buf;
     while (len) {
@@ -181,8 +181,8 @@ int check_read(struct check *c, uint64_t off, void *buf, size_t len)
     return 0;
 }
 
-/* See check_i.h. */
-uint64_t check_inode_offset(const struct check *c, uint64_t ino)
+/* See fsck_i.h. */
+uint64_t fsck_inode_offset(const struct check *c, uint64_t ino)
 {
     if (ino < 1 || ino > c->inode_count)
         return 0;
@@ -192,8 +192,8 @@ uint64_t check_inode_offset(const struct check *c, uint64_t ino)
                  ((ino - 1) % MMAPFS_INODES_PER_BLOCK) * MMAPFS_INODE_SIZE : 0;
 }
 
-/* See check_i.h. */
-int check_in_itab(const struct check *c, uint64_t start, uint64_t len)
+/* See fsck_i.h. */
+int fsck_in_itab(const struct check *c, uint64_t start, uint64_t len)
 {
     const struct mmapfs_disk_itab *t = &c->sb.itab;
     if (!(c->sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_ITAB))
@@ -205,53 +205,53 @@ int check_in_itab(const struct check *c, uint64_t start, uint64_t len)
            c->sb.inode_bitmap_start < start + len;
 }
 
-/* See check_i.h. */
-void check_claim_itab(struct check *c)
+/* See fsck_i.h. */
+void fsck_claim_itab(struct check *c)
 {
     if (!(c->sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_ITAB))
         return;
     for (uint32_t i = 0; i < c->sb.itab.count && i < MMAPFS_ITAB_EXTENTS_MAX; i++)
         for (uint64_t b = 0; b < c->sb.itab.ext[i].blocks; b++)
-            check_bits_set(&c->claimed, c->sb.itab.ext[i].start + b);
+            fsck_bits_set(&c->claimed, c->sb.itab.ext[i].start + b);
     for (uint64_t b = 0; b < c->sb.itab.inode_bitmap_room; b++)
-        check_bits_set(&c->claimed, c->sb.inode_bitmap_start + b);
+        fsck_bits_set(&c->claimed, c->sb.inode_bitmap_start + b);
 }
 
-/* See check_i.h. */
-int check_read_inode(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
+/* See fsck_i.h. */
+int fsck_read_inode(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
 {
-    uint64_t off = check_inode_offset(c, ino);
+    uint64_t off = fsck_inode_offset(c, ino);
     if (!off)
         return -EIO;
-    int err = check_read(c, off, di, sizeof(*di));
+    int err = fsck_read(c, off, di, sizeof(*di));
     return err ? -EIO : 0;
 }
 
-/* See check_i.h. */
-uint32_t check_inode_checksum(uint64_t ino, const struct mmapfs_disk_inode *di)
+/* See fsck_i.h. */
+uint32_t fsck_inode_checksum(uint64_t ino, const struct mmapfs_disk_inode *di)
 {
     uint64_t le = htole64(ino);
-    uint32_t sum = crc32c(0, &le, sizeof(le));
-    return crc32c(sum, di, offsetof(struct mmapfs_disk_inode, checksum));
+    uint32_t sum = mfs_crc32c(0, &le, sizeof(le));
+    return mfs_crc32c(sum, di, offsetof(struct mmapfs_disk_inode, checksum));
 }
 
-/* See check_i.h. */
-int check_inode_bit(struct check *c, uint64_t ino)
+/* See fsck_i.h. */
+int fsck_inode_bit(struct check *c, uint64_t ino)
 {
     uint64_t bit = ino - 1;
-    const uint8_t *p = check_block(c, c->sb.inode_bitmap_start + bit / (MMAPFS_BLOCK_SIZE * 8));
+    const uint8_t *p = fsck_block(c, c->sb.inode_bitmap_start + bit / (MMAPFS_BLOCK_SIZE * 8));
     return p ? check_bit(p, bit % (MMAPFS_BLOCK_SIZE * 8)) : 0;
 }
 
-/* See check_i.h. */
-int check_block_bit(struct check *c, uint64_t b)
+/* See fsck_i.h. */
+int fsck_block_bit(struct check *c, uint64_t b)
 {
-    const uint8_t *p = check_block(c, c->sb.block_bitmap_start + b / (MMAPFS_BLOCK_SIZE * 8));
+    const uint8_t *p = fsck_block(c, c->sb.block_bitmap_start + b / (MMAPFS_BLOCK_SIZE * 8));
     return p ? check_bit(p, b % (MMAPFS_BLOCK_SIZE * 8)) : 1;
 }
 
-/* See check_i.h. */
-uint8_t check_mode_dtype(uint32_t mode)
+/* See fsck_i.h. */
+uint8_t fsck_mode_dtype(uint32_t mode)
 {
     switch (mode & S_IFMT) {
     case S_IFREG:  return DT_REG;
@@ -271,7 +271,7 @@ static const void *store_read(void *ctx, uint64_t blk)
     struct check *c = ctx;
     if (blk < c->data_start || blk >= c->block_count)
         return NULL;
-    return check_block(c, blk);
+    return fsck_block(c, blk);
 }
 
 static void *store_write(void *ctx, uint64_t blk)
@@ -308,7 +308,7 @@ static const struct bt_store check_store = {
  * transactions; if there are any, a read-only journal object holds their
  * blocks (readers see the recovered state, the image is not written) and
  * its lock is held until the end of the check, so that the pointers
- * check_block returns stay valid. 0 or -errno (as jnl_recover). */
+ * fsck_block returns stay valid. 0 or -errno (as jnl_recover). */
 static int replay_in_memory(struct check *c, const struct jnl_geometry *g,
                             uint64_t *replayed)
 {
@@ -335,11 +335,11 @@ static int replay_journal(struct check *c)
     int err = c->opt.mode == FS_CHECK_NO ? replay_in_memory(c, &g, &replayed)
                                          : jnl_recover(c->io, &g, 0, &replayed);
     if (err == -EUCLEAN || err == -EINVAL) {
-        check_error(c, "journal: %s", err == -EUCLEAN ? "both header slots are invalid"
+        fsck_error(c, "journal: %s", err == -EUCLEAN ? "both header slots are invalid"
                                                       : "bad journal geometry");
         c->journal_bad = err == -EUCLEAN;
         if (c->journal_bad && c->may_repair) {
-            err = check_begin_repair(c);
+            err = fsck_begin_repair(c);
             if (!err)
                 err = jnl_format(c->io, &g);
             if (err) {
@@ -348,7 +348,7 @@ static int replay_journal(struct check *c)
                             strerror(-err));
                 return FSCK_EXIT_OPERATIONAL;
             }
-            check_repaired(c, "journal: wrote fresh, empty journal headers");
+            fsck_repaired(c, "journal: wrote fresh, empty journal headers");
             c->repairs++;
             c->journal_bad = 0;
         }
@@ -360,10 +360,10 @@ static int replay_journal(struct check *c)
         return FSCK_EXIT_OPERATIONAL;
     }
     if (replayed) {
-        check_info(c, "journal: replayed %" PRIu64 " committed transaction%s%s", replayed,
+        fsck_info(c, "journal: replayed %" PRIu64 " committed transaction%s%s", replayed,
                    replayed == 1 ? "" : "s",
                    c->replay ? " in memory (-n: the image is not written)" : "");
-        return check_load_superblock(c, c->out);      /* block 0 may have been replayed */
+        return fsck_load_superblock(c, c->out);      /* block 0 may have been replayed */
     }
     return 0;
 }
@@ -371,22 +371,22 @@ static int replay_journal(struct check *c)
 /* Frees the sparse per-round state. */
 static void free_state(struct check *c)
 {
-    check_bits_free(&c->claimed);
-    check_bits_free(&c->dup);
-    check_bits_free(&c->taken);
-    check_ci_free(c);
+    fsck_bits_free(&c->claimed);
+    fsck_bits_free(&c->dup);
+    fsck_bits_free(&c->taken);
+    fsck_ci_free(c);
 }
 
 /* Clears the per-round state before a new round. */
 static void round_reset(struct check *c)
 {
-    check_bits_reset(&c->claimed);
-    check_claim_itab(c);        /* validated: inside the filesystem */
-    check_bits_reset(&c->dup);
-    check_bits_reset(&c->taken);
-    check_ci_reset(c);
+    fsck_bits_reset(&c->claimed);
+    fsck_claim_itab(c);        /* validated: inside the filesystem */
+    fsck_bits_reset(&c->dup);
+    fsck_bits_reset(&c->taken);
+    fsck_ci_reset(c);
     c->nomem = 0;
-    (void)check_ci(c, MMAPFS_ROOT_INO);   /* loops over records visit the root */
+    (void)fsck_ci(c, MMAPFS_ROOT_INO);   /* loops over records visit the root */
     c->ndup = 0;
     c->nfixes = 0;
     c->structural = c->bitmap_bad = c->counts_bad = 0;
@@ -416,18 +416,18 @@ static int run_passes(struct check *c)
 {
     int err;
     check_verbose(c, "pass 1: inodes, extents, trees, xattr blocks");
-    err = nomem(c, check_pass_inodes(c));
+    err = nomem(c, fsck_pass_inodes(c));
     if (!err && c->ndup) {
         check_verbose(c, "pass 1b: %" PRIu64 " blocks claimed more than once", c->ndup);
-        err = nomem(c, check_pass_duplicates(c));
+        err = nomem(c, fsck_pass_duplicates(c));
     }
     if (!err) {
         check_verbose(c, "pass 2: directories, orphans, link counts, reachability");
-        err = nomem(c, check_pass_dirs(c));
+        err = nomem(c, fsck_pass_dirs(c));
     }
     if (!err) {
         check_verbose(c, "pass 3: bitmaps and free counts");
-        err = nomem(c, check_pass_bitmaps(c));
+        err = nomem(c, fsck_pass_bitmaps(c));
     }
     return err;
 }
@@ -447,24 +447,24 @@ static int operational(struct check *c, int err)
 static int run_rounds(struct check *c)
 {
     for (c->round = 1;; c->round++) {
-        if (c->round > 1 && check_load_superblock(c, c->out))
+        if (c->round > 1 && fsck_load_superblock(c, c->out))
             return operational(c, -EIO);
         /* sized by this round's superblock */
         free_state(c);
-        if (check_bits_init(&c->claimed, c->block_count) ||
-            check_bits_init(&c->dup, c->block_count) ||
-            check_bits_init(&c->taken, c->block_count) || check_ci_init(c))
+        if (fsck_bits_init(&c->claimed, c->block_count) ||
+            fsck_bits_init(&c->dup, c->block_count) ||
+            fsck_bits_init(&c->taken, c->block_count) || fsck_ci_init(c))
             return operational(c, -ENOMEM);
         round_reset(c);
         if (c->round > 1)
-            check_info(c, "checking again after the repairs (round %u)", c->round);
+            fsck_info(c, "checking again after the repairs (round %u)", c->round);
         int err = run_passes(c);
         if (err)
             return operational(c, err);
         if (!c->may_repair || !c->errors || c->round == MAX_ROUNDS)
             return 0;
         check_verbose(c, "repairing");
-        int r = check_repair(c);
+        int r = fsck_repair(c);
         if (r < 0)
             return operational(c, r);
         if (r == 0)
@@ -496,12 +496,12 @@ static int finish(struct check *c, uint64_t pre_errors)
         c->first_errors = c->errors;
     if (c->may_repair && !left && (c->error_state || c->error_set)) {
         int on = 0;
-        if (check_write_super(c, edit_error_state, &on))
+        if (fsck_write_super(c, edit_error_state, &on))
             return operational(c, -EIO);
         cleared = c->error_state;
     } else if (c->may_repair && left && !(c->sb.state & MMAPFS_STATE_ERROR)) {
         int on = 1;
-        if (check_write_super(c, edit_error_state, &on))
+        if (fsck_write_super(c, edit_error_state, &on))
             return operational(c, -EIO);
     }
     if (cleared && pre_left)
@@ -551,14 +551,14 @@ static int finish(struct check *c, uint64_t pre_errors)
 static int check_image(struct check *c)
 {
     FILE *report = c->out;
-    int ret = check_load_superblock(c, report);
+    int ret = fsck_load_superblock(c, report);
     if (ret)
         return ret;
     /* a superblock mended only in memory (-n, -p) is not written over */
     c->may_repair = c->opt.mode != FS_CHECK_NO && !c->sb.feature_ro_compat &&
                     !(c->sb_mended && !c->repair_started);
     if (c->sb.feature_ro_compat)
-        check_info(c, "unknown read-only-compatible features %#x: checking without repairs",
+        fsck_info(c, "unknown read-only-compatible features %#x: checking without repairs",
                    c->sb.feature_ro_compat);
     if (c->opt.mode == FS_CHECK_PREEN && !c->opt.force &&
         c->sb.state == MMAPFS_STATE_CLEAN) {
@@ -566,15 +566,15 @@ static int check_image(struct check *c)
             fprintf(report, PROG ": %s: clean, skipped (-f checks anyway)\n", c->path);
         return 0;
     }
-    ret = check_mmp(c);
+    ret = fsck_mmp(c);
     if (!ret)
         ret = replay_journal(c);
     if (!ret)
-        ret = check_backup_superblock(c);
+        ret = fsck_backup_superblock(c);
     if (ret)
         return ret;
     if (c->sb.state & MMAPFS_STATE_ERROR) {
-        check_error(c, "superblock: the filesystem is marked as having errors");
+        fsck_error(c, "superblock: the filesystem is marked as having errors");
         c->error_state = 1;
     }
     /* errors so far (journal, ERROR state) are outside the rounds */
@@ -598,7 +598,7 @@ static void check_image_guarded(void *arg)
     g->ret = check_image(g->c);
 }
 
-/* See check_i.h. */
+/* See fsck_i.h. */
 int fs_check(const char *path, const struct fs_check_options *o, FILE *report)
 {
     struct check c = { .out = report, .path = path };
@@ -607,7 +607,7 @@ int fs_check(const char *path, const struct fs_check_options *o, FILE *report)
 
     if (o)
         c.opt = *o;
-    int ret = check_open(&c, &fd);
+    int ret = fsck_open(&c, &fd);
     if (ret)
         goto out;
     store.ctx = &c;
@@ -627,9 +627,9 @@ int fs_check(const char *path, const struct fs_check_options *o, FILE *report)
         ret = g.ret;
     }
 out:
-    check_mmp_release(&c);
+    fsck_mmp_release(&c);
     free_state(&c);
     free(c.fixes);
-    check_close(&c, fd);
+    fsck_close(&c, fd);
     return ret;
 }

@@ -1,10 +1,10 @@
 /*
- * check_repair_dir.c — repair phase D: directories whose entries need
+ * fsck/repair_dir.c — repair phase D: directories whose entries need
  * repair are rebuilt, and unreachable inodes are linked into /lost+found
  * (created if missing) as "#<ino>".
  *
  * A rebuild reads the directory's (valid) index, passes every entry
- * through check_dent_examine (the same verdicts pass 2 reported), drops
+ * through fsck_dent_examine (the same verdicts pass 2 reported), drops
  * second entries for a directory (the kept one is the one pass 2 chose),
  * the entry of a directory cut out of a detached cycle and repeated
  * names, gives new keys to entries whose key did not match their name
@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "fs/check_i.h"
+#include "fsck/fsck_i.h"
 
 #define LNF_NAME "lost+found"
 #define LNF_LEN 10u
@@ -108,7 +108,7 @@ static int assign_key(struct rebuild *r, const struct check_item *p)
             continue;
         if (r->assigned.n * 2 + 2 > r->nslots)
             return -EOVERFLOW;      /* sized by rebuild_dir: cannot happen */
-        int err = check_items_add(&r->assigned, h << 8 | k, p->val, p->len);
+        int err = fsck_items_add(&r->assigned, h << 8 | k, p->val, p->len);
         if (err)
             return err;
         size_t s = slot_of(r, h);
@@ -130,18 +130,18 @@ static int add_reconnect(struct rebuild *r, uint64_t ino)
     for (unsigned n = 0; n < 1000; n++) {
         int len = n ? snprintf(name, sizeof(name), "#%" PRIu64 ".%u", ino, n)
                     : snprintf(name, sizeof(name), "#%" PRIu64, ino);
-        size_t vlen = encode(buf, ino, check_ci(c, ino)->dtype, name, (size_t)len);
+        size_t vlen = encode(buf, ino, fsck_ci(c, ino)->dtype, name, (size_t)len);
         struct check_item it = { .val = buf, .len = (uint16_t)vlen };
         int got = assign_key(r, &it);
         if (got < 0)
             return got;
         if (got) {
-            check_repaired(c, "inode %" PRIu64 " reconnected as /lost+found/%s", ino, name);
+            fsck_repaired(c, "inode %" PRIu64 " reconnected as /lost+found/%s", ino, name);
             r->added++;
             return 1;
         }
     }
-    check_error(c, "inode %" PRIu64 ": no free name in lost+found", ino);
+    fsck_error(c, "inode %" PRIu64 ": no free name in lost+found", ino);
     return 0;
 }
 
@@ -151,12 +151,12 @@ static int take_entry(void *ctx, uint64_t key, const void *val, size_t len)
     struct rebuild *r = ctx;
     struct check *c = r->c;
     struct check_dent e;
-    int v = check_dent_examine(c, r->dir, key, val, len, 0, &e);
+    int v = fsck_dent_examine(c, r->dir, key, val, len, 0, &e);
     if (v == DENT_DROP) {
         r->dropped++;
         return 0;
     }
-    struct check_inode *ti = check_ci(c, e.ino);
+    struct check_inode *ti = fsck_ci(c, e.ino);
     if (ti->dtype == DT_DIR) {
         if (ti->named_by != r->dir || (ti->rflags & (RF_KEPT | RF_CUT))) {
             r->dropped++;           /* a second entry, or a cut cycle */
@@ -173,8 +173,8 @@ static int take_entry(void *ctx, uint64_t key, const void *val, size_t len)
     if (v == DENT_FIX)
         r->fixed++;
     if (e.rekey)
-        return check_items_add(&r->pending, 0, buf, vlen);
-    return check_items_add(&r->keyed, e.key, buf, vlen);
+        return fsck_items_add(&r->pending, 0, buf, vlen);
+    return fsck_items_add(&r->keyed, e.key, buf, vlen);
 }
 
 /* Drops repeated names among the keyed entries (sorted): the lowest key
@@ -211,7 +211,7 @@ static int rebuild_dir(struct check *c, uint64_t dir, uint64_t lnf, int new_lnf,
 {
     struct rebuild r = { .c = c, .dir = dir, .new_lnf = new_lnf && dir == MMAPFS_ROOT_INO };
     struct mmapfs_disk_inode di;
-    int err = check_read_inode(c, dir, &di);
+    int err = fsck_read_inode(c, dir, &di);
     if (err)
         return err;
     struct bt_tree t = { .store = c->store, .root = di.tree_root, .owner = dir,
@@ -219,11 +219,11 @@ static int rebuild_dir(struct check *c, uint64_t dir, uint64_t lnf, int new_lnf,
     struct bt_walk w = { .item_fn = take_entry, .ctx = &r };
     err = bt_walk(&t, &w);
     if (err == -EUCLEAN || err == -EIO) {
-        check_error(c, "directory %" PRIu64 ": index unreadable while rebuilding it", dir);
+        fsck_error(c, "directory %" PRIu64 ": index unreadable while rebuilding it", dir);
         err = 0;
         goto out;
     }
-    check_items_sort(&r.keyed);
+    fsck_items_sort(&r.keyed);
     drop_repeated(&r);
     r.kept = r.keyed.n;
     size_t adds = r.pending.n + 1 + (dir == lnf ? (size_t)c->nreconnect : 0);
@@ -249,38 +249,38 @@ static int rebuild_dir(struct check *c, uint64_t dir, uint64_t lnf, int new_lnf,
         err = got < 0 ? got : 0;
         r.added += got > 0;
     }
-    for (uint64_t ino = check_ci_next(c, 1); !err && dir == lnf && ino <= c->inode_count;
-         ino = check_ci_next(c, ino + 1))
-        if (check_ci(c, ino)->rflags & RF_RECONNECT) {
+    for (uint64_t ino = fsck_ci_next(c, 1); !err && dir == lnf && ino <= c->inode_count;
+         ino = fsck_ci_next(c, ino + 1))
+        if (fsck_ci(c, ino)->rflags & RF_RECONNECT) {
             int got = add_reconnect(&r, ino);
             err = got < 0 ? got : 0;
         }
     for (size_t i = 0; !err && i < r.assigned.n; i++)
-        err = check_items_add(&r.keyed, r.assigned.v[i].key, r.assigned.v[i].val,
+        err = fsck_items_add(&r.keyed, r.assigned.v[i].key, r.assigned.v[i].val,
                               r.assigned.v[i].len);
     if (err)
         goto out;
-    check_items_sort(&r.keyed);
+    fsck_items_sort(&r.keyed);
     *nd = (struct newdir){ .ino = dir, .count = r.keyed.n };
-    err = check_build_tree(c, dir, MMAPFS_TREE_DIR, &r.keyed, &nd->root, &nd->nodes);
+    err = fsck_build_tree(c, dir, MMAPFS_TREE_DIR, &r.keyed, &nd->root, &nd->nodes);
     if (err == -ENOSPC || err == -EFBIG) {
-        check_error(c, "directory %" PRIu64 ": no free space to rebuild its index", dir);
+        fsck_error(c, "directory %" PRIu64 ": no free space to rebuild its index", dir);
         err = 0;
         goto out;
     }
     if (!err && (r.dropped || r.fixed || dir != lnf))
-        check_repaired(c, "directory %" PRIu64 ": index rebuilt: %" PRIu64 " entries, %"
+        fsck_repaired(c, "directory %" PRIu64 ": index rebuilt: %" PRIu64 " entries, %"
                        PRIu64 " removed, %" PRIu64 " repaired, %" PRIu64 " added", dir,
                        (uint64_t)r.keyed.n, r.dropped, r.fixed, r.added);
     if (!err && dir == lnf && r.added)     /* not capped like the lines per inode */
-        check_info(c, "/lost+found (inode %" PRIu64 "): %" PRIu64 " inode%s reconnected", dir,
+        fsck_info(c, "/lost+found (inode %" PRIu64 "): %" PRIu64 " inode%s reconnected", dir,
                    r.added, r.added == 1 ? "" : "s");
     if (!err)
         err = 1;
 out:
-    check_items_free(&r.keyed);
-    check_items_free(&r.pending);
-    check_items_free(&r.assigned);
+    fsck_items_free(&r.keyed);
+    fsck_items_free(&r.pending);
+    fsck_items_free(&r.assigned);
     free(r.slots);
     return err;
 }
@@ -289,9 +289,9 @@ out:
  * rebuild). 0 or -errno. */
 static int create_lnf(struct check *c, uint64_t *ino)
 {
-    int err = check_alloc_inode(c, ino);
+    int err = fsck_alloc_inode(c, ino);
     if (err == -ENOSPC) {
-        check_error(c, "no free inode for /lost+found");
+        fsck_error(c, "no free inode for /lost+found");
         return err;
     }
     if (err)
@@ -303,9 +303,9 @@ static int create_lnf(struct check *c, uint64_t *ino)
     clock_gettime(CLOCK_REALTIME, &now);
     di.atime_sec = di.mtime_sec = di.ctime_sec = di.crtime_sec = (uint64_t)now.tv_sec;
     di.atime_nsec = di.mtime_nsec = di.ctime_nsec = di.crtime_nsec = (uint32_t)now.tv_nsec;
-    err = check_write_inode(c, *ino, &di);
+    err = fsck_write_inode(c, *ino, &di);
     if (!err)
-        check_repaired(c, "created /lost+found (inode %" PRIu64 ")", *ino);
+        fsck_repaired(c, "created /lost+found (inode %" PRIu64 ")", *ino);
     return err;
 }
 
@@ -321,13 +321,13 @@ static int switch_dirs(struct check *c, const struct newdir *nd, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         struct mmapfs_disk_inode di;
-        int err = check_read_inode(c, nd[i].ino, &di);
+        int err = fsck_read_inode(c, nd[i].ino, &di);
         if (err)
             return err;
         di.tree_root = nd[i].root;
         di.size = nd[i].count;
         di.blocks = nd[i].nodes + (di.xattr_block ? 1 : 0);
-        err = check_write_inode(c, nd[i].ino, &di);
+        err = fsck_write_inode(c, nd[i].ino, &di);
         if (err)
             return err;
         c->repairs++;
@@ -335,14 +335,14 @@ static int switch_dirs(struct check *c, const struct newdir *nd, size_t n)
     return 0;
 }
 
-/* See check_i.h. */
-int check_repair_dirs(struct check *c)
+/* See fsck_i.h. */
+int fsck_repair_dirs(struct check *c)
 {
     uint64_t lnf = c->lnf_ino;
     int new_lnf = 0;
     struct newdir *nd = calloc(c->ndirfix + 2, sizeof(*nd));
     size_t n = 0;
-    int err = check_begin_repair(c);
+    int err = fsck_begin_repair(c);
     if (!err && !nd)
         err = -ENOMEM;
     if (!err && c->nreconnect && !lnf) {
@@ -353,9 +353,9 @@ int check_repair_dirs(struct check *c)
             lnf = 0;
         }
     }
-    for (uint64_t ino = check_ci_next(c, 1); !err && ino <= c->inode_count && n < c->ndirfix + 2;
-         ino = check_ci_next(c, ino + 1)) {
-        const struct check_inode *ci = check_ci(c, ino);
+    for (uint64_t ino = fsck_ci_next(c, 1); !err && ino <= c->inode_count && n < c->ndirfix + 2;
+         ino = fsck_ci_next(c, ino + 1)) {
+        const struct check_inode *ci = fsck_ci(c, ino);
         int need = (ci->rflags & RF_REBUILD_DIR) || (ino == lnf && c->nreconnect) ||
                    (ino == MMAPFS_ROOT_INO && new_lnf);
         if (!need)
@@ -367,13 +367,13 @@ int check_repair_dirs(struct check *c)
             n += (size_t)r;
     }
     if (!err)
-        err = check_io_sync(c);     /* new indexes (and lost+found's record) first */
+        err = fsck_io_sync(c);     /* new indexes (and lost+found's record) first */
     if (!err)
         err = switch_dirs(c, nd, n);
     if (!err)
-        err = check_io_sync(c);
+        err = fsck_io_sync(c);
     if (!err && new_lnf)
-        err = check_write_super(c, edit_generation, NULL);
+        err = fsck_write_super(c, edit_generation, NULL);
     free(nd);
     if (err)
         return err;

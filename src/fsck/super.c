@@ -1,10 +1,10 @@
 /*
- * check_super.c — loading the superblock, mending one whose checksum is
+ * fsck/super.c — loading the superblock, mending one whose checksum is
  * wrong, restoring one from the backup superblock, checking the backup.
  *
  * A superblock that fails its
  * checksum or a rule on a field that locates nothing (root inode, orphan
- * head, state) is mended when everything that locates data checks out: super_validate passes with the checksum recomputed, and the layout
+ * head, state) is mended when everything that locates data checks out: fs_super_validate passes with the checksum recomputed, and the layout
  * is the one mkfs writes (regions back to back from block 1, room to grow
  * the block bitmap after it, an inode count that is a multiple of 16). The fields that carry no layout
  * are then reset to safe values: the root inode number, an orphan head out
@@ -18,7 +18,7 @@
  * When block 0 cannot be mended (or is no superblock at all), or its
  * mended layout disagrees with a usable backup superblock (block 1 or 2,
  * docs/FORMAT.md §4c), the backup takes its place: its layout fields are
- * exact, its counters and state are made safe (super_backup_to_primary)
+ * exact, its counters and state are made safe (fs_super_backup_to_primary)
  * and the passes recompute the rest. With -y it is written to block 0;
  * -n and -p only report it and check the image through it.
  */
@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "fs/check_i.h"
+#include "fsck/fsck_i.h"
 #include "fs/fs_i.h"
 #include "fs/mkfs.h"
 #include "fs/super_backup.h"
@@ -56,7 +56,7 @@ static int mkfs_layout(const struct mmapfs_disk_superblock *sb)
            sb->block_bitmap_start == sb->journal_start + sb->journal_blocks &&
            mmapfs_block_bitmap_room_end(sb) > sb->block_bitmap_start &&
            bitmap_room >= sb->block_bitmap_blocks &&
-           (moved || bitmap_room <= mkfs_bitmap_room(sb->block_count)) &&
+           (moved || bitmap_room <= fs_mkfs_bitmap_room(sb->block_count)) &&
            (moved || sb->inode_table_start == sb->inode_bitmap_start + sb->inode_bitmap_blocks) &&
            sb->data_start == sb->inode_table_start + sb->inode_table_blocks &&
            sb->inode_count % MMAPFS_INODES_PER_BLOCK == 0;
@@ -102,8 +102,8 @@ static int super_mend(struct mmapfs_disk_superblock *sb, uint64_t image_bytes)
             break;
         }
     sb->state |= MMAPFS_STATE_ERROR;
-    sb->checksum = crc32c(0, sb, offsetof(struct mmapfs_disk_superblock, checksum));
-    if (super_validate(sb, image_bytes, NULL, 0) || !mkfs_layout(sb))
+    sb->checksum = mfs_crc32c(0, sb, offsetof(struct mmapfs_disk_superblock, checksum));
+    if (fs_super_validate(sb, image_bytes, NULL, 0) || !mkfs_layout(sb))
         return -1;
     return n;
 }
@@ -120,15 +120,15 @@ static int take_superblock(struct check *c, const struct mmapfs_disk_superblock 
     if (c->opt.mode == FS_CHECK_YES && !c->repair_started) {
         /* with MMP, no write before the image is ours (a live holder is
          * refused here, not overwritten) */
-        int r = check_mmp(c);
+        int r = fsck_mmp(c);
         if (r)
             return r;
-        int err = check_io_write(c, 0, sb, sizeof(*sb));
+        int err = fsck_io_write(c, 0, sb, sizeof(*sb));
         if (!err)
-            err = check_io_sync(c);
+            err = fsck_io_sync(c);
         if (err)
             return FSCK_EXIT_OPERATIONAL;
-        check_repaired(c, "superblock: %s", repaired);
+        fsck_repaired(c, "superblock: %s", repaired);
         c->repair_started = 1;
         c->error_set = !was_error;
         c->repairs++;
@@ -138,10 +138,10 @@ static int take_superblock(struct check *c, const struct mmapfs_disk_superblock 
     return 0;
 }
 
-/* check_read as a super_backup_read_fn. */
+/* fsck_read as a super_backup_read_fn. */
 static int read_image(void *ctx, uint64_t off, void *buf, size_t len)
 {
-    return check_read(ctx, off, buf, len);
+    return fsck_read(ctx, off, buf, len);
 }
 
 /* Block 0 failed validation with err (msg says why): mends it, or takes
@@ -151,14 +151,14 @@ static int replace_superblock(struct check *c, int err, const char *msg, FILE *o
     struct mmapfs_disk_superblock backup, mended = c->sb;
     uint64_t backup_blk = 0;
     uint64_t image_bytes = mmio_size(c->io);
-    int have_backup = super_backup_find(read_image, c, image_bytes, &backup,
+    int have_backup = fs_super_backup_find(read_image, c, image_bytes, &backup,
                                         &backup_blk) == 1;
     int n = err == -EUCLEAN ? super_mend(&mended, image_bytes) : -1;
     char what[96];
 
-    if (n >= 0 && (!have_backup || super_backup_same_layout(&mended, &backup))) {
+    if (n >= 0 && (!have_backup || fs_super_backup_same_layout(&mended, &backup))) {
         if (!c->sb_mended)
-            check_error(c, "superblock: %s; the layout checks out%s", msg,
+            fsck_error(c, "superblock: %s; the layout checks out%s", msg,
                         n ? " (damaged fields reset)" : "");
         snprintf(what, sizeof(what), "%d damaged field%s reset, checksum recomputed", n,
                  n == 1 ? "" : "s");
@@ -166,16 +166,16 @@ static int replace_superblock(struct check *c, int err, const char *msg, FILE *o
     }
     if (have_backup) {
         if (!c->sb_mended)
-            check_error(c, "superblock: %s; the backup superblock at block %" PRIu64
+            fsck_error(c, "superblock: %s; the backup superblock at block %" PRIu64
                         " is usable%s", msg, backup_blk,
                         c->opt.mode == FS_CHECK_YES ? "" : " (fsck.mmapfs -y restores it)");
-        super_backup_to_primary(&backup);
+        fs_super_backup_to_primary(&backup);
         snprintf(what, sizeof(what), "restored from the backup superblock at block %" PRIu64,
                  backup_blk);
         return take_superblock(c, &backup, what);
     }
     if (err == -EUCLEAN) {
-        check_error(c, "superblock: %s (cannot check further)", msg);
+        fsck_error(c, "superblock: %s (cannot check further)", msg);
         return FSCK_EXIT_UNCORRECTED;
     }
     if (out)
@@ -183,17 +183,17 @@ static int replace_superblock(struct check *c, int err, const char *msg, FILE *o
     return FSCK_EXIT_OPERATIONAL;
 }
 
-/* See check_i.h. */
-int check_load_superblock(struct check *c, FILE *out)
+/* See fsck_i.h. */
+int fsck_load_superblock(struct check *c, FILE *out)
 {
-    int err = check_read(c, 0, &c->sb, sizeof(c->sb));
+    int err = fsck_read(c, 0, &c->sb, sizeof(c->sb));
     if (err) {
         if (out)
             fprintf(out, PROG ": %s: cannot read the superblock: %s\n", c->path, strerror(-err));
         return FSCK_EXIT_OPERATIONAL;
     }
     char msg[256] = "";
-    err = super_validate(&c->sb, mmio_size(c->io), msg, sizeof(msg));
+    err = fs_super_validate(&c->sb, mmio_size(c->io), msg, sizeof(msg));
     /* a superblock of another format version is not damage */
     if (err == -EINVAL && memcmp(c->sb.magic, MMAPFS_MAGIC, sizeof(c->sb.magic)) == 0) {
         if (out)
@@ -223,18 +223,18 @@ int check_load_superblock(struct check *c, FILE *out)
     return 0;
 }
 
-/* See check_i.h. */
-int check_backup_superblock(struct check *c)
+/* See fsck_i.h. */
+int fsck_backup_superblock(struct check *c)
 {
     if (!(c->sb.feature_compat & MMAPFS_FEATURE_COMPAT_BACKUP_SB))
         return 0;
     uint64_t blk = c->sb.backup_block;
     struct mmapfs_disk_superblock backup;
-    int err = check_read(c, blk * MMAPFS_BLOCK_SIZE, &backup, sizeof(backup));
+    int err = fsck_read(c, blk * MMAPFS_BLOCK_SIZE, &backup, sizeof(backup));
     if (err)
         return FSCK_EXIT_OPERATIONAL;
-    int usable = super_backup_usable(&backup, blk, mmio_size(c->io));
-    if (usable && super_backup_same_layout(&backup, &c->sb))
+    int usable = fs_super_backup_usable(&backup, blk, mmio_size(c->io));
+    if (usable && fs_super_backup_same_layout(&backup, &c->sb))
         return 0;
     /* mmapfs-resize writes the grown superblock to the backup, syncs, then
      * writes block 0 (docs/FORMAT.md §13a): a crash between the two leaves
@@ -244,23 +244,23 @@ int check_backup_superblock(struct check *c)
     int interrupted_grow = usable && backup.block_count > c->sb.block_count &&
                            memcmp(backup.uuid, c->sb.uuid, sizeof(backup.uuid)) == 0;
     if (interrupted_grow)
-        check_info(c, "backup superblock at block %" PRIu64 ": %" PRIu64 " blocks, the "
+        fsck_info(c, "backup superblock at block %" PRIu64 ": %" PRIu64 " blocks, the "
                    "superblock %" PRIu64 ": an mmapfs-resize was interrupted before its "
                    "last write; the filesystem keeps its size (run mmapfs-resize again "
                    "to grow it)", blk, backup.block_count, c->sb.block_count);
     else
-        check_error(c, "backup superblock at block %" PRIu64 ": %s", blk,
+        fsck_error(c, "backup superblock at block %" PRIu64 ": %s", blk,
                     usable ? "its layout differs from the superblock's" : "damaged");
     if (!c->may_repair)
         return 0;
-    err = check_begin_repair(c);
+    err = fsck_begin_repair(c);
     if (!err)
-        err = check_io_write(c, blk * MMAPFS_BLOCK_SIZE, &c->sb, sizeof(c->sb));
+        err = fsck_io_write(c, blk * MMAPFS_BLOCK_SIZE, &c->sb, sizeof(c->sb));
     if (!err)
-        err = check_io_sync(c);
+        err = fsck_io_sync(c);
     if (err)
         return FSCK_EXIT_OPERATIONAL;
-    check_repaired(c, "backup superblock at block %" PRIu64 ": rewritten from the superblock",
+    fsck_repaired(c, "backup superblock at block %" PRIu64 ": rewritten from the superblock",
                    blk);
     c->repairs++;
     return 0;

@@ -1,5 +1,5 @@
 /*
- * check_salvage.c — repair phase B: trees that could not be walked (a
+ * fsck/salvage.c — repair phase B: trees that could not be walked (a
  * corrupt node) or that hold bad extents are salvaged and rebuilt.
  *
  * A tolerant walk starts at the inode's root and follows every child
@@ -26,7 +26,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "fs/check_i.h"
+#include "fsck/fsck_i.h"
 
 #define HDR_SIZE ((unsigned)sizeof(struct mmapfs_disk_btree_header))
 #define ITEM_SIZE ((unsigned)sizeof(struct mmapfs_disk_btree_item))
@@ -60,7 +60,7 @@ static void reserve_extent(struct salvage *s, const void *val, size_t len)
         e.len > c->block_count - e.start)
         return;
     for (uint64_t b = e.start; b < e.start + e.len; b++)
-        check_bits_set(&c->taken, b);
+        fsck_bits_set(&c->taken, b);
 }
 
 /* Marks blk visited; 0 if it already was. */
@@ -97,12 +97,12 @@ static int extent_trustworthy(struct salvage *s, uint64_t key, const void *val, 
     if (e.len == 0 || (e.flags & ~MMAPFS_EXTENT_UNWRITTEN) || key >= MAX_FILE_BLOCKS ||
         e.len > MAX_FILE_BLOCKS - key || e.start < c->data_start ||
         e.start >= c->block_count || e.len > c->block_count - e.start ||
-        check_in_itab(c, e.start, e.len))
+        fsck_in_itab(c, e.start, e.len))
         return 0;
     if ((e.flags & MMAPFS_EXTENT_UNWRITTEN) && !S_ISREG(s->mode))
         return 0;
     for (uint64_t b = e.start; b < e.start + e.len; b++)
-        if (check_bits_get(&c->claimed, b) || !check_block_bit(c, b))
+        if (check_bits_get(&c->claimed, b) || !fsck_block_bit(c, b))
             return 0;
     return 1;
 }
@@ -126,7 +126,7 @@ static void salvage_leaf(struct salvage *s, const uint8_t *p, int sum_ok)
         }
         const uint8_t *val = p + it.value_off;
         if (!sum_ok && !(s->type == MMAPFS_TREE_DIR
-                             ? check_dent_trustworthy(s->c, it.key, val, it.value_len)
+                             ? fsck_dent_trustworthy(s->c, it.key, val, it.value_len)
                              : extent_trustworthy(s, it.key, val, it.value_len))) {
             s->dropped++;
             continue;
@@ -134,7 +134,7 @@ static void salvage_leaf(struct salvage *s, const uint8_t *p, int sum_ok)
         if (!s->collect) {
             if (s->type == MMAPFS_TREE_EXTENTS)
                 reserve_extent(s, val, it.value_len);
-        } else if (check_items_add(&s->items, it.key, val, it.value_len)) {
+        } else if (fsck_items_add(&s->items, it.key, val, it.value_len)) {
             s->oom = 1;
             return;
         }
@@ -152,8 +152,8 @@ static void salvage_node(struct salvage *s, uint64_t blk, unsigned max_level)
     if (s->oom || !visit(s, blk))
         return;
     if (!s->collect)
-        check_bits_set(&c->taken, blk);
-    const uint8_t *p = check_block(c, blk);
+        fsck_bits_set(&c->taken, blk);
+    const uint8_t *p = fsck_block(c, blk);
     struct mmapfs_disk_btree_header h;
     if (!p) {
         s->nodes_bad++;
@@ -184,14 +184,14 @@ static void salvage_node(struct salvage *s, uint64_t blk, unsigned max_level)
     }
 }
 
-/* check_inline_extents callback: an inline extent as a leaf item of a
+/* fsck_inline_extents callback: an inline extent as a leaf item of a
  * leaf with a right checksum (the record's checksum is right). */
 static int salvage_inline_item(void *ctx, uint64_t key, const void *val, size_t len)
 {
     struct salvage *s = ctx;
     if (!s->collect)
         reserve_extent(s, val, len);
-    else if (check_items_add(&s->items, key, val, len))
+    else if (fsck_items_add(&s->items, key, val, len))
         s->oom = 1;
     return 0;
 }
@@ -199,7 +199,7 @@ static int salvage_inline_item(void *ctx, uint64_t key, const void *val, size_t 
 /* Takes the inline extents of di (an unpacked area: those before the gap). */
 static void salvage_inline(struct salvage *s, const struct mmapfs_disk_inode *di)
 {
-    if (check_inline_extents(di, salvage_inline_item, s))
+    if (fsck_inline_extents(di, salvage_inline_item, s))
         s->dropped++;
 }
 
@@ -242,7 +242,7 @@ static int clean_extents(struct salvage *s, uint32_t mode, struct check_items *o
         if (e.len > MAX_FILE_BLOCKS - key)
             e.len = (uint32_t)(MAX_FILE_BLOCKS - key);
         if (e.start < c->data_start || e.start >= c->block_count ||
-            e.len > c->block_count - e.start || check_in_itab(c, e.start, e.len)) {
+            e.len > c->block_count - e.start || fsck_in_itab(c, e.start, e.len)) {
             s->dropped++;
             continue;
         }
@@ -256,7 +256,7 @@ static int clean_extents(struct salvage *s, uint32_t mode, struct check_items *o
             e.start += d;
             e.len -= (uint32_t)d;
         }
-        if (check_items_add(out, key, &e, sizeof(e)))
+        if (fsck_items_add(out, key, &e, sizeof(e)))
             return -ENOMEM;
         prev_end = key + e.len;
         have = 1;
@@ -274,7 +274,7 @@ static int clean_dirents(struct salvage *s, struct check_items *out)
             s->dropped++;
             continue;
         }
-        if (check_items_add(out, it->key, it->val, it->len))
+        if (fsck_items_add(out, it->key, it->val, it->len))
             return -ENOMEM;
     }
     return 0;
@@ -292,7 +292,7 @@ static int salvage_one(struct salvage *s, uint64_t ino, struct rebuilt *r)
     struct check *c = s->c;
     struct mmapfs_disk_inode di;
     struct check_items clean = { 0 };
-    int err = check_read_inode(c, ino, &di);
+    int err = fsck_read_inode(c, ino, &di);
     if (err)
         return err;
     int dir = S_ISDIR(di.mode);
@@ -307,15 +307,15 @@ static int salvage_one(struct salvage *s, uint64_t ino, struct rebuilt *r)
         err = -ENOMEM;
         goto out;
     }
-    check_items_sort(&s->items);
+    fsck_items_sort(&s->items);
     uint64_t data = 0;
     err = dir ? clean_dirents(s, &clean) : clean_extents(s, di.mode, &clean, &data);
     if (err)
         goto out;
     *r = (struct rebuilt){ .ino = ino, .data = data, .count = clean.n };
-    err = check_build_tree(c, ino, s->type, &clean, &r->root, &r->nodes);
+    err = fsck_build_tree(c, ino, s->type, &clean, &r->root, &r->nodes);
     if (err == -ENOSPC || err == -EFBIG) {
-        check_error(c, "inode %" PRIu64 ": cannot rebuild its %s: no free space", ino,
+        fsck_error(c, "inode %" PRIu64 ": cannot rebuild its %s: no free space", ino,
                     dir ? "directory index" : "extent tree");
         err = 0;
         goto out;
@@ -323,21 +323,21 @@ static int salvage_one(struct salvage *s, uint64_t ino, struct rebuilt *r)
     if (err)
         goto out;
     if (dir)
-        check_repaired(c, "directory %" PRIu64 ": index rebuilt from what was readable: %"
+        fsck_repaired(c, "directory %" PRIu64 ": index rebuilt from what was readable: %"
                        PRIu64 " entries kept, %" PRIu64 " dropped, %" PRIu64 " damaged "
                        "node%s; inodes left without a name go to /lost+found", ino,
                        (uint64_t)clean.n, s->dropped, s->nodes_bad,
                        s->nodes_bad == 1 ? "" : "s");
     else
-        check_repaired(c, "inode %" PRIu64 ": extent tree rebuilt from what was readable: %"
+        fsck_repaired(c, "inode %" PRIu64 ": extent tree rebuilt from what was readable: %"
                        PRIu64 " extents (%" PRIu64 " blocks) kept, %" PRIu64 " dropped, %"
                        PRIu64 " damaged node%s; dropped ranges read as holes", ino,
                        (uint64_t)clean.n, data, s->dropped, s->nodes_bad,
                        s->nodes_bad == 1 ? "" : "s");
     err = 1;
 out:
-    check_items_free(&clean);
-    check_items_free(&s->items);
+    fsck_items_free(&clean);
+    fsck_items_free(&s->items);
     return err;
 }
 
@@ -345,33 +345,33 @@ out:
 static int switch_tree(struct check *c, const struct rebuilt *r)
 {
     struct mmapfs_disk_inode di;
-    int err = check_read_inode(c, r->ino, &di);
+    int err = fsck_read_inode(c, r->ino, &di);
     if (err)
         return err;
-    check_inline_to_tree(&di, r->root);
+    fsck_inline_to_tree(&di, r->root);
     di.blocks = r->nodes + r->data + (di.xattr_block ? 1 : 0);
     if (S_ISDIR(di.mode))
         di.size = r->count;
-    return check_write_inode(c, r->ino, &di);
+    return fsck_write_inode(c, r->ino, &di);
 }
 
-/* See check_i.h. */
-int check_repair_salvage(struct check *c)
+/* See fsck_i.h. */
+int fsck_repair_salvage(struct check *c)
 {
     struct salvage s = { .c = c };
     struct rebuilt *done = calloc(c->nsalvage, sizeof(*done));
     size_t ndone = 0;
-    int err = check_begin_repair(c);
+    int err = fsck_begin_repair(c);
     s.visit = calloc(1, (size_t)((c->block_count + 7) / 8));
     if (!err && (!done || !s.visit))
         err = -ENOMEM;
     /* reserve every block the salvaged trees may still need */
-    for (uint64_t ino = check_ci_next(c, 1); !err && ino <= c->inode_count;
-         ino = check_ci_next(c, ino + 1)) {
-        if (!(check_ci(c, ino)->rflags & RF_SALVAGE))
+    for (uint64_t ino = fsck_ci_next(c, 1); !err && ino <= c->inode_count;
+         ino = fsck_ci_next(c, ino + 1)) {
+        if (!(fsck_ci(c, ino)->rflags & RF_SALVAGE))
             continue;
         struct mmapfs_disk_inode di;
-        err = check_read_inode(c, ino, &di);
+        err = fsck_read_inode(c, ino, &di);
         if (err)
             break;
         s.ino = ino;
@@ -383,9 +383,9 @@ int check_repair_salvage(struct check *c)
         if (s.oom)
             err = -ENOMEM;
     }
-    for (uint64_t ino = check_ci_next(c, 1); !err && ino <= c->inode_count && ndone < c->nsalvage;
-         ino = check_ci_next(c, ino + 1)) {
-        if (!(check_ci(c, ino)->rflags & RF_SALVAGE))
+    for (uint64_t ino = fsck_ci_next(c, 1); !err && ino <= c->inode_count && ndone < c->nsalvage;
+         ino = fsck_ci_next(c, ino + 1)) {
+        if (!(fsck_ci(c, ino)->rflags & RF_SALVAGE))
             continue;
         int r = salvage_one(&s, ino, &done[ndone]);
         if (r < 0)
@@ -395,14 +395,14 @@ int check_repair_salvage(struct check *c)
     }
     /* the new trees are durable before any inode points at them */
     if (!err && ndone)
-        err = check_io_sync(c);
+        err = fsck_io_sync(c);
     for (size_t i = 0; !err && i < ndone; i++) {
         err = switch_tree(c, &done[i]);
         c->repairs++;
     }
     if (!err && ndone)
-        err = check_io_sync(c);
-    check_items_free(&s.items);
+        err = fsck_io_sync(c);
+    fsck_items_free(&s.items);
     free(s.visited);
     free(s.visit);
     free(done);

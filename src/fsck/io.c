@@ -1,9 +1,9 @@
 /*
- * check_io.c — every write and sync of a repair goes through here
+ * fsck/io.c — every write and sync of a repair goes through here
  * (mmio_write_at, mmio_sync), which gives the unit tests one place to
  * simulate a crash in the middle of fsck -y.
  *
- * Crash simulation (check_crash_sim, set by tests only): at the crash_at-th
+ * Crash simulation (fsck_crash_sim, set by tests only): at the crash_at-th
  * write, the writes made since the last sync are each undone or kept at
  * random (the kernel may have written back any subset of the dirty pages),
  * newest first, and from then on every write and sync fails with -EIO, so
@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fs/check_i.h"
+#include "fsck/fsck_i.h"
 
-struct check_crash_sim check_crash_sim;
+struct fsck_crash_sim fsck_crash_sim;
 
 /* Old content of one write since the last sync. */
 struct undo {
@@ -61,7 +61,7 @@ static int undo_record(struct check *c, uint64_t off, size_t len)
 /* The crash: a random subset of the unsynced writes is lost. */
 static void crash(struct check *c)
 {
-    struct check_crash_sim *s = &check_crash_sim;
+    struct fsck_crash_sim *s = &fsck_crash_sim;
     s->crashed = 1;
     for (size_t i = undo_n; i-- > 0;) {
         s->rng = s->rng * 6364136223846793005ull + 1442695040888963407ull;
@@ -72,10 +72,10 @@ static void crash(struct check *c)
     mmio_sync(c->io);
 }
 
-/* See check_i.h. */
-int check_io_write(struct check *c, uint64_t off, const void *buf, size_t len)
+/* See fsck_i.h. */
+int fsck_io_write(struct check *c, uint64_t off, const void *buf, size_t len)
 {
-    struct check_crash_sim *s = &check_crash_sim;
+    struct fsck_crash_sim *s = &fsck_crash_sim;
     if (s->crash_at) {
         if (s->crashed)
             return -EIO;
@@ -90,11 +90,11 @@ int check_io_write(struct check *c, uint64_t off, const void *buf, size_t len)
     return mmio_write_at(c->io, off, buf, len);
 }
 
-/* See check_i.h. */
-int check_io_sync(struct check *c)
+/* See fsck_i.h. */
+int fsck_io_sync(struct check *c)
 {
-    if (check_crash_sim.crash_at) {
-        if (check_crash_sim.crashed)
+    if (fsck_crash_sim.crash_at) {
+        if (fsck_crash_sim.crashed)
             return -EIO;
         undo_clear();
     }

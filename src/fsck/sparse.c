@@ -1,5 +1,5 @@
 /*
- * check_sparse.c — the checker's per-block bits and per-inode records,
+ * fsck/sparse.c — the checker's per-block bits and per-inode records,
  * allocated in pages on first write, so that memory and time follow what
  * the image uses rather than its size (docs/FSCK.md, "Memory and time").
  * An absent page reads as zeros. A failed page allocation drops the write
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fs/check_i.h"
+#include "fsck/fsck_i.h"
 
 #define BITS_PAGE_BITS   (1ull << CHECK_BITS_PAGE_SHIFT)
 #define BITS_PAGE_BYTES  (BITS_PAGE_BITS / 8)
@@ -17,7 +17,7 @@
 
 /* ---- bits ---------------------------------------------------------------------- */
 
-int check_bits_init(struct check_bits *m, uint64_t nbits)
+int fsck_bits_init(struct check_bits *m, uint64_t nbits)
 {
     m->npages = (nbits + BITS_PAGE_BITS - 1) / BITS_PAGE_BITS;
     m->pages = calloc(m->npages ? m->npages : 1, sizeof(*m->pages));
@@ -25,7 +25,7 @@ int check_bits_init(struct check_bits *m, uint64_t nbits)
     return m->pages ? 0 : -ENOMEM;
 }
 
-void check_bits_reset(struct check_bits *m)
+void fsck_bits_reset(struct check_bits *m)
 {
     for (uint64_t i = 0; m->pages && i < m->npages; i++) {
         free(m->pages[i]);
@@ -34,14 +34,14 @@ void check_bits_reset(struct check_bits *m)
     m->nomem = 0;
 }
 
-void check_bits_free(struct check_bits *m)
+void fsck_bits_free(struct check_bits *m)
 {
-    check_bits_reset(m);
+    fsck_bits_reset(m);
     free(m->pages);
     m->pages = NULL;
 }
 
-void check_bits_set(struct check_bits *m, uint64_t i)
+void fsck_bits_set(struct check_bits *m, uint64_t i)
 {
     uint8_t **p = &m->pages[i >> CHECK_BITS_PAGE_SHIFT];
     if (!*p && !(*p = calloc(1, BITS_PAGE_BYTES))) {
@@ -51,14 +51,14 @@ void check_bits_set(struct check_bits *m, uint64_t i)
     check_set_bit(*p, i & (BITS_PAGE_BITS - 1));
 }
 
-void check_bits_clear(struct check_bits *m, uint64_t i)
+void fsck_bits_clear(struct check_bits *m, uint64_t i)
 {
     uint8_t *p = m->pages[i >> CHECK_BITS_PAGE_SHIFT];
     if (p)
         check_clear_bit(p, i & (BITS_PAGE_BITS - 1));
 }
 
-uint64_t check_bits_word(const struct check_bits *m, uint64_t i)
+uint64_t fsck_bits_word(const struct check_bits *m, uint64_t i)
 {
     const uint8_t *p = m->pages[i >> CHECK_BITS_PAGE_SHIFT];
     uint64_t w = 0;
@@ -67,7 +67,7 @@ uint64_t check_bits_word(const struct check_bits *m, uint64_t i)
     return w;
 }
 
-uint64_t check_bits_next(const struct check_bits *m, uint64_t from, uint64_t end)
+uint64_t fsck_bits_next(const struct check_bits *m, uint64_t from, uint64_t end)
 {
     while (from < end) {
         const uint8_t *p = m->pages[from >> CHECK_BITS_PAGE_SHIFT];
@@ -76,7 +76,7 @@ uint64_t check_bits_next(const struct check_bits *m, uint64_t from, uint64_t end
             from = page_end;
             continue;
         }
-        uint64_t w = check_bits_word(m, from & ~63ull) >> (from & 63);
+        uint64_t w = fsck_bits_word(m, from & ~63ull) >> (from & 63);
         if (w) {
             from += (uint64_t)__builtin_ctzll(w);
             return from < end ? from : end;
@@ -86,24 +86,24 @@ uint64_t check_bits_next(const struct check_bits *m, uint64_t from, uint64_t end
     return end;
 }
 
-uint64_t check_bits_count(const struct check_bits *m, uint64_t from, uint64_t end)
+uint64_t fsck_bits_count(const struct check_bits *m, uint64_t from, uint64_t end)
 {
     uint64_t n = 0;
-    for (uint64_t b = check_bits_next(m, from, end); b < end; b = check_bits_next(m, b + 1, end))
+    for (uint64_t b = fsck_bits_next(m, from, end); b < end; b = fsck_bits_next(m, b + 1, end))
         n++;
     return n;
 }
 
 /* ---- inode records ------------------------------------------------------------- */
 
-int check_ci_init(struct check *c)
+int fsck_ci_init(struct check *c)
 {
     c->ci_npages = (c->inode_count + 1 + INO_PAGE_RECS - 1) / INO_PAGE_RECS;
     c->ci_pages = calloc(c->ci_npages ? c->ci_npages : 1, sizeof(*c->ci_pages));
     return c->ci_pages ? 0 : -ENOMEM;
 }
 
-void check_ci_reset(struct check *c)
+void fsck_ci_reset(struct check *c)
 {
     for (uint64_t i = 0; c->ci_pages && i < c->ci_npages; i++) {
         free(c->ci_pages[i]);
@@ -111,14 +111,14 @@ void check_ci_reset(struct check *c)
     }
 }
 
-void check_ci_free(struct check *c)
+void fsck_ci_free(struct check *c)
 {
-    check_ci_reset(c);
+    fsck_ci_reset(c);
     free(c->ci_pages);
     c->ci_pages = NULL;
 }
 
-struct check_inode *check_ci(struct check *c, uint64_t ino)
+struct check_inode *fsck_ci(struct check *c, uint64_t ino)
 {
     static __thread struct check_inode scratch;
     struct check_inode **p;
@@ -136,7 +136,7 @@ sink:
     return &scratch;
 }
 
-const struct check_inode *check_ci_peek(const struct check *c, uint64_t ino)
+const struct check_inode *fsck_ci_peek(const struct check *c, uint64_t ino)
 {
     static const struct check_inode zero;
     const struct check_inode *p;
@@ -147,7 +147,7 @@ const struct check_inode *check_ci_peek(const struct check *c, uint64_t ino)
     return p ? &p[ino & (INO_PAGE_RECS - 1)] : &zero;
 }
 
-uint64_t check_ci_next(const struct check *c, uint64_t ino)
+uint64_t fsck_ci_next(const struct check *c, uint64_t ino)
 {
     while (ino <= c->inode_count && !c->ci_pages[ino >> CHECK_INO_PAGE_SHIFT])
         ino = ((ino >> CHECK_INO_PAGE_SHIFT) + 1) << CHECK_INO_PAGE_SHIFT;
@@ -156,13 +156,13 @@ uint64_t check_ci_next(const struct check *c, uint64_t ino)
 
 /* ---- the on-disk inode bitmap ------------------------------------------------------ */
 
-uint64_t check_next_inode_bit(struct check *c, uint64_t ino)
+uint64_t fsck_next_inode_bit(struct check *c, uint64_t ino)
 {
     const uint64_t per_block = MMAPFS_BLOCK_SIZE * 8ull;
 
     while (ino >= 1 && ino <= c->inode_count) {
         uint64_t bit = ino - 1;
-        const uint8_t *p = check_block(c, c->sb.inode_bitmap_start + bit / per_block);
+        const uint8_t *p = fsck_block(c, c->sb.inode_bitmap_start + bit / per_block);
         if (!p) {
             ino = (bit / per_block + 1) * per_block + 1;    /* unreadable: none set */
             continue;

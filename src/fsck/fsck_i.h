@@ -1,25 +1,25 @@
 /*
- * Private to the fsck core (src/fs/check*.c).
+ * Private to the fsck core (src/fsck/).
  *
- *   check.c             driver: journal, rounds, summary
- *   check_open.c        the target: stat, open, lock, engine (read-only with -n)
- *   check_super.c       the superblock: validation, mending a bad checksum
- *   check_inodes.c      pass 1: inodes, extent trees, xattr blocks, block owners;
+ *   fsck.c             driver: journal, rounds, summary
+ *   fsck/open.c        the target: stat, open, lock, engine (read-only with -n)
+ *   fsck/super.c       the superblock: validation, mending a bad checksum
+ *   fsck/inodes.c      pass 1: inodes, extent trees, xattr blocks, block owners;
  *                       pass 1b: names both owners of every block claimed twice
- *   check_record.c      a record with a bad checksum: mend it or give it up
- *   check_dirs.c        pass 2: directory entries, orphan list, link counts,
+ *   fsck/record.c      a record with a bad checksum: mend it or give it up
+ *   fsck/dirs.c        pass 2: directory entries, orphan list, link counts,
  *                       reachability
- *   check_dirent.c      one directory entry: checks and its repaired form
- *   check_bitmaps.c     pass 3: bitmaps and free counts; the simple repairs
- *   check_io.c          every repair write and sync (and a crash simulation)
- *   check_write.c       repair primitives: block/inode allocation, writes,
+ *   fsck/dirent.c      one directory entry: checks and its repaired form
+ *   fsck/bitmaps.c     pass 3: bitmaps and free counts; the simple repairs
+ *   fsck/io.c          every repair write and sync (and a crash simulation)
+ *   fsck/write.c       repair primitives: block/inode allocation, writes,
  *                       building a fresh B+tree in free blocks
- *   check_repair.c      repair driver (which phase runs), inode records,
+ *   fsck/repair.c      repair driver (which phase runs), inode records,
  *                       the orphan list
- *   check_salvage.c     corrupt trees: salvage what is readable, rebuild
- *   check_repair_dup.c  blocks claimed twice: clone or punch
- *   check_repair_dir.c  directory rebuilds, lost+found, reconnection
- *   check_sparse.c      per-block bits and per-inode records, allocated in
+ *   fsck/salvage.c     corrupt trees: salvage what is readable, rebuild
+ *   fsck/repair_dup.c  blocks claimed twice: clone or punch
+ *   fsck/repair_dir.c  directory rebuilds, lost+found, reconnection
+ *   fsck/sparse.c      per-block bits and per-inode records, allocated in
  *                       pages as they are written (memory follows use)
  *
  * fsck runs in rounds: every round checks the whole image from scratch;
@@ -39,7 +39,7 @@
 #include <stdio.h>
 
 #include "fs/btree.h"
-#include "fs/check.h"
+#include "fsck/fsck.h"
 #include "fs/format.h"
 #include "mmapfs/mmio.h"
 
@@ -88,7 +88,7 @@ struct check_inode {
 };
 
 /* One bit per block, in pages of 2^CHECK_BITS_PAGE_SHIFT bits (32 KiB,
- * 1 GiB of blocks) allocated on the first set bit (check_sparse.c). */
+ * 1 GiB of blocks) allocated on the first set bit (fsck/sparse.c). */
 #define CHECK_BITS_PAGE_SHIFT 18
 struct check_bits {
     uint8_t **pages;
@@ -125,7 +125,7 @@ struct check {
     struct check_bits claimed;       /* owned by some inode */
     struct check_bits dup;           /* claimed more than once */
     uint64_t ndup;
-    struct check_inode **ci_pages;   /* records of inodes 0..inode_count (check_ci) */
+    struct check_inode **ci_pages;   /* records of inodes 0..inode_count (fsck_ci) */
     uint64_t ci_npages;
     int nomem;                       /* a record page could not be allocated */
 
@@ -162,48 +162,48 @@ struct check {
     int stop_preen;                  /* -p met a problem it must not repair */
     int sb_mended;                   /* the superblock's checksum was wrong */
     int in_use;                      /* -n of an image another process holds */
-    struct mmp *mmp;                 /* repairs: the MMP block says FSCK (check_mmp.c) */
+    struct mmp *mmp;                 /* repairs: the MMP block says FSCK (fsck/mmp.c) */
 };
 
 /* Reports one problem: "fsck.mmapfs: <msg>" (the count always grows; the
  * printing stops after a cap unless verbose). */
-void check_error(struct check *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void fsck_error(struct check *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* An informational line (not an error). */
-void check_info(struct check *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void fsck_info(struct check *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A repair made: "fsck.mmapfs: repair: <msg>". */
-void check_repaired(struct check *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void fsck_repaired(struct check *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Records a per-inode simple repair (an error already reported). */
-void check_add_fix(struct check *c, uint64_t ino, enum check_fix_field f, uint64_t value);
+void fsck_add_fix(struct check *c, uint64_t ino, enum check_fix_field f, uint64_t value);
 /* Sets repair flags on inode ino, counting the inode once per plan. */
-void check_plan(struct check *c, uint64_t ino, uint16_t rflags);
+void fsck_plan(struct check *c, uint64_t ino, uint16_t rflags);
 
 /* Pointer to block blk as the check sees it (with -n, a block replayed
  * from the journal is its in-memory copy), or NULL if out of the
  * filesystem. */
-const uint8_t *check_block(struct check *c, uint64_t blk);
+const uint8_t *fsck_block(struct check *c, uint64_t blk);
 /* Copies len bytes at byte offset off as the check sees them (replayed
  * blocks included). 0 or an engine error. */
-int check_read(struct check *c, uint64_t off, void *buf, size_t len);
+int fsck_read(struct check *c, uint64_t off, void *buf, size_t len);
 /* Byte offset of inode ino's record (1 <= ino <= inode_count) in the
  * first inode table or a grown table's extents; 0 if there is none. */
-uint64_t check_inode_offset(const struct check *c, uint64_t ino);
+uint64_t fsck_inode_offset(const struct check *c, uint64_t ino);
 /* Does [start, start+len) overlap a grown inode table's extents or its
  * inode bitmap room (blocks of the data area no inode may own)? */
-int check_in_itab(const struct check *c, uint64_t start, uint64_t len);
+int fsck_in_itab(const struct check *c, uint64_t start, uint64_t len);
 /* Claims the blocks of a grown inode table (its extents and the inode
  * bitmap's room in the data area) in c->claimed. */
-void check_claim_itab(struct check *c);
+void fsck_claim_itab(struct check *c);
 /* Copies inode ino's record. 0 or -EIO. */
-int check_read_inode(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di);
-uint32_t check_inode_checksum(uint64_t ino, const struct mmapfs_disk_inode *di);
+int fsck_read_inode(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di);
+uint32_t fsck_inode_checksum(uint64_t ino, const struct mmapfs_disk_inode *di);
 /* Is inode ino set in the on-disk inode bitmap? */
-int check_inode_bit(struct check *c, uint64_t ino);
+int fsck_inode_bit(struct check *c, uint64_t ino);
 /* Is block b set in the on-disk block bitmap? (1 when unreadable) */
-int check_block_bit(struct check *c, uint64_t b);
+int fsck_block_bit(struct check *c, uint64_t b);
 /* DT_* for a mode, 0 if the type is not a valid one. */
-uint8_t check_mode_dtype(uint32_t mode);
+uint8_t fsck_mode_dtype(uint32_t mode);
 /* Writes a printable form of name (escapes non-printable bytes). */
-void check_escape(char *out, size_t out_len, const char *name, size_t len);
+void fsck_escape(char *out, size_t out_len, const char *name, size_t len);
 
 static inline int check_bit(const uint8_t *map, uint64_t i)
 {
@@ -218,99 +218,99 @@ static inline void check_clear_bit(uint8_t *map, uint64_t i)
     map[i / 8] &= (uint8_t)~(1u << (i % 8));
 }
 
-/* ---- sparse state (check_sparse.c) ---- */
-int check_bits_init(struct check_bits *m, uint64_t nbits);      /* 0 or -ENOMEM */
-void check_bits_reset(struct check_bits *m);                      /* all zero */
-void check_bits_free(struct check_bits *m);
-void check_bits_set(struct check_bits *m, uint64_t i);
-void check_bits_clear(struct check_bits *m, uint64_t i);
+/* ---- sparse state (fsck/sparse.c) ---- */
+int fsck_bits_init(struct check_bits *m, uint64_t nbits);      /* 0 or -ENOMEM */
+void fsck_bits_reset(struct check_bits *m);                      /* all zero */
+void fsck_bits_free(struct check_bits *m);
+void fsck_bits_set(struct check_bits *m, uint64_t i);
+void fsck_bits_clear(struct check_bits *m, uint64_t i);
 /* The 64 bits from i (a multiple of 64) on, bit 0 = i. */
-uint64_t check_bits_word(const struct check_bits *m, uint64_t i);
+uint64_t fsck_bits_word(const struct check_bits *m, uint64_t i);
 /* The first set bit in [from, end), or end. */
-uint64_t check_bits_next(const struct check_bits *m, uint64_t from, uint64_t end);
-uint64_t check_bits_count(const struct check_bits *m, uint64_t from, uint64_t end);
+uint64_t fsck_bits_next(const struct check_bits *m, uint64_t from, uint64_t end);
+uint64_t fsck_bits_count(const struct check_bits *m, uint64_t from, uint64_t end);
 static inline int check_bits_get(const struct check_bits *m, uint64_t i)
 {
     const uint8_t *p = m->pages[i >> CHECK_BITS_PAGE_SHIFT];
     return p && check_bit(p, i & ((1ull << CHECK_BITS_PAGE_SHIFT) - 1));
 }
-int check_ci_init(struct check *c);                                /* 0 or -ENOMEM */
-void check_ci_reset(struct check *c);                              /* all zero */
-void check_ci_free(struct check *c);
+int fsck_ci_init(struct check *c);                                /* 0 or -ENOMEM */
+void fsck_ci_reset(struct check *c);                              /* all zero */
+void fsck_ci_free(struct check *c);
 /* The record of inode ino (<= inode_count), allocating its page; on
  * allocation failure a scratch record and c->nomem. */
-struct check_inode *check_ci(struct check *c, uint64_t ino);
+struct check_inode *fsck_ci(struct check *c, uint64_t ino);
 /* The record of ino without allocating: a zero record where none is. */
-const struct check_inode *check_ci_peek(const struct check *c, uint64_t ino);
+const struct check_inode *fsck_ci_peek(const struct check *c, uint64_t ino);
 /* The smallest inode >= ino that may have a non-zero record (its page
  * exists), or inode_count + 1: loops over records skip absent pages. */
-uint64_t check_ci_next(const struct check *c, uint64_t ino);
+uint64_t fsck_ci_next(const struct check *c, uint64_t ino);
 /* The smallest inode >= ino set in the on-disk inode bitmap, or
  * inode_count + 1 (unreadable bitmap blocks count as clear). */
-uint64_t check_next_inode_bit(struct check *c, uint64_t ino);
+uint64_t fsck_next_inode_bit(struct check *c, uint64_t ino);
 
-/* A record with a wrong checksum (check_record.c): sets its damaged fields
+/* A record with a wrong checksum (fsck/record.c): sets its damaged fields
  * to safe values in *di and returns how many there were, or -1 if the
  * record is garbage (no valid type, or too much damage). */
-int check_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di);
+int fsck_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di);
 /* The tree type of the node at blk if it is a valid node of ino, else 0. */
-uint16_t check_node_type(struct check *c, uint64_t ino, uint64_t blk);
+uint16_t fsck_node_type(struct check *c, uint64_t ino, uint64_t blk);
 /* A mode whose type contradicts the inode's own tree root node (a
  * directory index under a file mode, or the reverse): sets the type from
  * the node in *di. 1 if changed, else 0. */
-int check_record_type_from_tree(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di);
+int fsck_record_type_from_tree(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di);
 
-/* Inode-resident data (docs/FORMAT.md §6), check_record.c. Are di's flags
+/* Inode-resident data (docs/FORMAT.md §6), fsck/record.c. Are di's flags
  * usable: known bits, allowed by the superblock, at most one of the two
  * kinds, only for a file or symlink without a tree root? (0 flags: yes.) */
-int check_inline_flags_ok(const struct check *c, const struct mmapfs_disk_inode *di);
+int fsck_inline_flags_ok(const struct check *c, const struct mmapfs_disk_inode *di);
 
-/* In-inode xattrs (docs/FORMAT.md §6), check_record.c. Is di's xattr_area
+/* In-inode xattrs (docs/FORMAT.md §6), fsck/record.c. Is di's xattr_area
  * valid (with MMAPFS_FEATURE_INCOMPAT_INODE_XATTR: entries within the
  * area, names, no repeats, zeros after the end; without it: all zero)? 1,
  * or 0 with the reason in msg (NULL: none wanted). Reads only the area. */
-int check_ixattr_ok(const struct check *c, const struct mmapfs_disk_inode *di, char *msg,
+int fsck_ixattr_ok(const struct check *c, const struct mmapfs_disk_inode *di, char *msg,
                     size_t len);
 /* Calls fn (a bt_walk item callback) for every used slot of an inline
  * extent area, in slot order; slots must be packed (a used slot after an
  * unused one: -EUCLEAN). Stops at and returns fn's non-zero result. */
-int check_inline_extents(const struct mmapfs_disk_inode *di,
+int fsck_inline_extents(const struct mmapfs_disk_inode *di,
                          int (*fn)(void *ctx, uint64_t key, const void *val, size_t len),
                          void *ctx);
 /* Points di at a rebuilt tree: tree_root = root, inline extents dropped. */
-void check_inline_to_tree(struct mmapfs_disk_inode *di, uint64_t root);
+void fsck_inline_to_tree(struct mmapfs_disk_inode *di, uint64_t root);
 
-/* Opens c->path for the check (check_open.c): stat, open (read-only with
+/* Opens c->path for the check (fsck/open.c): stat, open (read-only with
  * -n), image lock, engine (read-only with -n). On failure prints one line
  * naming the problem and what to do. *fd: the locked descriptor, or -1.
- * 0 or FSCK_EXIT_OPERATIONAL; call check_close in every case. */
-int check_open(struct check *c, int *fd);
-/* Closes what check_open and the in-memory replay opened. */
-void check_close(struct check *c, int fd);
+ * 0 or FSCK_EXIT_OPERATIONAL; call fsck_close in every case. */
+int fsck_open(struct check *c, int *fd);
+/* Closes what fsck_open and the in-memory replay opened. */
+void fsck_close(struct check *c, int fd);
 
 /* Reads the superblock into c->sb, validating it; mends one whose only
  * fault is its checksum, or takes the backup superblock in place of a
- * damaged one (check_super.c). 0 or FSCK_EXIT_* to stop with. */
-int check_load_superblock(struct check *c, FILE *out);
+ * damaged one (fsck/super.c). 0 or FSCK_EXIT_* to stop with. */
+int fsck_load_superblock(struct check *c, FILE *out);
 /* Checks the backup superblock (feature compat 0x1) against c->sb: a
  * damaged or different backup is an error, rewritten from c->sb when
- * repairs are allowed (check_super.c). 0 or FSCK_EXIT_OPERATIONAL. */
-int check_backup_superblock(struct check *c);
+ * repairs are allowed (fsck/super.c). 0 or FSCK_EXIT_OPERATIONAL. */
+int fsck_backup_superblock(struct check *c);
 
-/* Multi-mount protection (check_mmp.c): with -n, a warning if the MMP
+/* Multi-mount protection (fsck/mmp.c): with -n, a warning if the MMP
  * block shows a holder; for repairs, claims the block (it says FSCK until
- * check_mmp_release), refusing an image whose heartbeat is live. 0 or
+ * fsck_mmp_release), refusing an image whose heartbeat is live. 0 or
  * FSCK_EXIT_OPERATIONAL. */
-int check_mmp(struct check *c);
-void check_mmp_release(struct check *c);
+int fsck_mmp(struct check *c);
+void fsck_mmp_release(struct check *c);
 
 /* Passes. Each returns 0, or -ENOMEM / -EIO (operational failure). */
-int check_pass_inodes(struct check *c);
-int check_pass_duplicates(struct check *c);
-int check_pass_dirs(struct check *c);
-int check_pass_bitmaps(struct check *c);
+int fsck_pass_inodes(struct check *c);
+int fsck_pass_duplicates(struct check *c);
+int fsck_pass_dirs(struct check *c);
+int fsck_pass_bitmaps(struct check *c);
 
-/* ---- directory entries (check_dirent.c) ---- */
+/* ---- directory entries (fsck/dirent.c) ---- */
 
 /* An entry in the form a repaired directory keeps. */
 struct check_dent {
@@ -326,39 +326,39 @@ enum { DENT_KEEP = 0, DENT_FIX = 1, DENT_DROP = 2 };
  * error); fills *out with the repaired entry. Returns DENT_KEEP (entry is
  * right), DENT_FIX (*out differs: type, name or key) or DENT_DROP (entry
  * must go: bad value, target out of range, free, corrupt or the root). */
-int check_dent_examine(struct check *c, uint64_t dir, uint64_t key, const void *val,
+int fsck_dent_examine(struct check *c, uint64_t dir, uint64_t key, const void *val,
                        size_t len, int report, struct check_dent *out);
 /* Strict test for an entry found in a leaf whose checksum is wrong: true
  * only if everything in it is consistent (key, name, target, type). */
-int check_dent_trustworthy(struct check *c, uint64_t key, const void *val, size_t len);
+int fsck_dent_trustworthy(struct check *c, uint64_t key, const void *val, size_t len);
 
-/* ---- writes (check_io.c) ---- */
+/* ---- writes (fsck/io.c) ---- */
 
 /* Every repair write and sync: mmio_write_at / mmio_sync, or the crash
  * simulation below. 0 or -errno. */
-int check_io_write(struct check *c, uint64_t off, const void *buf, size_t len);
+int fsck_io_write(struct check *c, uint64_t off, const void *buf, size_t len);
 
 /* Validates xattr block blk of inode ino (range, magic, checksum, owner,
  * entries, a next pointer only with the chain feature); *next = its next
- * pointer. 0, or -1 with the problem described in msg (check_inodes.c). */
+ * pointer. 0, or -1 with the problem described in msg (fsck/inodes.c). */
 /* Does validated xattr block blk of an inode hold a name its valid
- * in-inode area holds too (check_inodes.c)? 1 or 0; with drop, such names
+ * in-inode area holds too (fsck/inodes.c)? 1 or 0; with drop, such names
  * are removed from area. */
-int check_xattr_block_in_inode(struct check *c, uint64_t blk, uint8_t *area, int drop);
-int check_xattr_block(struct check *c, uint64_t ino, uint64_t blk, uint64_t *next, char *msg,
+int fsck_xattr_block_in_inode(struct check *c, uint64_t blk, uint8_t *area, int drop);
+int fsck_xattr_block(struct check *c, uint64_t ino, uint64_t blk, uint64_t *next, char *msg,
                       size_t len);
-int check_io_sync(struct check *c);
+int fsck_io_sync(struct check *c);
 
 /* Test hook: with crash_at != 0, the crash_at-th repair write "crashes":
  * a random subset (rng) of the writes since the last sync is undone and
  * every later write and sync fails with -EIO. Tests reset it. */
-struct check_crash_sim {
+struct fsck_crash_sim {
     uint64_t crash_at, writes, rng;
     int crashed;
 };
-extern struct check_crash_sim check_crash_sim;
+extern struct fsck_crash_sim fsck_crash_sim;
 
-/* ---- repair primitives (check_write.c) ---- */
+/* ---- repair primitives (fsck/write.c) ---- */
 
 /* A key/value pair for a tree being built; val points into caller memory. */
 struct check_item {
@@ -375,39 +375,39 @@ struct check_items {
     size_t nchunks, used;    /* bytes used in the last chunk */
 };
 /* Appends a copy of (key, val[len]). 0 or -ENOMEM. */
-int check_items_add(struct check_items *it, uint64_t key, const void *val, size_t len);
+int fsck_items_add(struct check_items *it, uint64_t key, const void *val, size_t len);
 /* Sorts by key (stable: equal keys keep their order). */
-void check_items_sort(struct check_items *it);
-void check_items_free(struct check_items *it);
+void fsck_items_sort(struct check_items *it);
+void fsck_items_free(struct check_items *it);
 
 /* Writes the ERROR flag before the first repair (once). 0 or -errno. */
-int check_begin_repair(struct check *c);
+int fsck_begin_repair(struct check *c);
 /* Allocates up to want (>= 1) contiguous free blocks near goal: blocks of
  * the data area that no inode owns, the bitmap marks free (unless
  * trust_claims) and this round has not handed out. *got >= 1 on success; -ENOSPC if none is left. */
-int check_alloc_run(struct check *c, uint64_t goal, uint64_t want, uint64_t *start,
+int fsck_alloc_run(struct check *c, uint64_t goal, uint64_t want, uint64_t *start,
                     uint64_t *got);
 /* Gives back blocks allocated but not used (this round's reservation). */
-void check_unalloc(struct check *c, uint64_t start, uint64_t len);
+void fsck_unalloc(struct check *c, uint64_t start, uint64_t len);
 /* Blocks a tree of n items of vlen bytes each needs (bulk built). */
-uint64_t check_tree_blocks(uint64_t n, size_t vlen);
+uint64_t fsck_tree_blocks(uint64_t n, size_t vlen);
 /* Sets (on) or clears the on-disk block bitmap bits of [start, start+len). */
-int check_write_block_bits(struct check *c, uint64_t start, uint64_t len, int on);
+int fsck_write_block_bits(struct check *c, uint64_t start, uint64_t len, int on);
 /* Sets or clears inode ino's on-disk inode bitmap bit. */
-int check_write_inode_bit(struct check *c, uint64_t ino, int on);
+int fsck_write_inode_bit(struct check *c, uint64_t ino, int on);
 /* Lowest free inode (bitmap clear, not used this round), bit set on disk. */
-int check_alloc_inode(struct check *c, uint64_t *ino);
+int fsck_alloc_inode(struct check *c, uint64_t *ino);
 /* Writes inode ino's record with a fresh checksum. 0 or -errno. */
-int check_write_inode(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di);
+int fsck_write_inode(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di);
 /* Re-reads the superblock, lets edit() change it, writes it with a fresh
  * checksum and syncs. c->sb is refreshed. 0 or -errno. */
-int check_write_super(struct check *c, void (*edit)(struct mmapfs_disk_superblock *, void *),
+int fsck_write_super(struct check *c, void (*edit)(struct mmapfs_disk_superblock *, void *),
                       void *arg);
 /* Builds a B+tree of owner/type holding items (sorted, unique keys) in
  * newly allocated blocks, written and marked in the block bitmap (not
  * synced). *root = 0 for no items; *nodes = blocks used. -ENOSPC leaves
  * nothing allocated that is marked on disk. */
-int check_build_tree(struct check *c, uint64_t owner, uint16_t type,
+int fsck_build_tree(struct check *c, uint64_t owner, uint16_t type,
                      const struct check_items *items, uint64_t *root, uint64_t *nodes);
 
 /* ---- repairs ---- */
@@ -415,14 +415,14 @@ int check_build_tree(struct check *c, uint64_t owner, uint16_t type,
 /* Runs the earliest repair phase that has work. Returns 1 if something
  * was written (another round must check it), 0 if nothing (more) could be
  * repaired, or -errno (operational failure). */
-int check_repair(struct check *c);
-/* Phase B: salvage corrupt trees (check_salvage.c). 1/0/-errno as above. */
-int check_repair_salvage(struct check *c);
-/* Phase C: blocks claimed twice (check_repair_dup.c). */
-int check_repair_dups(struct check *c);
-/* Phase D: directory rebuilds, lost+found (check_repair_dir.c). */
-int check_repair_dirs(struct check *c);
+int fsck_repair(struct check *c);
+/* Phase B: salvage corrupt trees (fsck/salvage.c). 1/0/-errno as above. */
+int fsck_repair_salvage(struct check *c);
+/* Phase C: blocks claimed twice (fsck/repair_dup.c). */
+int fsck_repair_dups(struct check *c);
+/* Phase D: directory rebuilds, lost+found (fsck/repair_dir.c). */
+int fsck_repair_dirs(struct check *c);
 /* Phase E: simple per-inode fixes, block bitmap, free counts. */
-int check_apply_fixes(struct check *c);
+int fsck_apply_fixes(struct check *c);
 
 #endif
