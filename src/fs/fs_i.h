@@ -321,11 +321,12 @@ int fs_file_truncate(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, 
 /* Frees every extent and the tree (release path). */
 int fs_file_free_all(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
 
-/* ---- test hooks (super.c) --------------------------------------------------- */
+/* ---- abandoning a mount (mount.c) ------------------------------------------- */
 
-/* Drops a mounted fs as a crash would: the journal is abandoned without
- * commit or checkpoint (jnl_test_abandon), nothing else is written. */
-void fs_crash_for_test(struct fs *fs);
+/* Drops a mounted fs as a power cut would: the journal is abandoned
+ * without commit or checkpoint (jnl_abandon), nothing else is written.
+ * For the crash tests and the fuzzers. */
+void fs_abandon(struct fs *fs);
 
 /* ---- directories (dir.c) --------------------------------------------------- */
 

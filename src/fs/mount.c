@@ -16,7 +16,7 @@
 #include "fs/fs_i.h"
 #include "fs/super_backup.h"
 #include "fs/mmp.h"
-#include "journal/journal_i.h"   /* jnl_test_abandon (fs_crash_for_test only) */
+#include "journal/journal.h"
 
 /* Feature bits this version understands. */
 #define FS_FEATURE_COMPAT_SUPP    0u
@@ -340,12 +340,12 @@ int fs_unmount(struct fs *fs)
     return err;
 }
 
-void fs_crash_for_test(struct fs *fs)
+void fs_abandon(struct fs *fs)
 {
     if (!fs)
         return;
     fs_mmp_on_lost(fs->mmp, NULL, NULL);
-    jnl_test_abandon(fs->jnl);
+    jnl_abandon(fs->jnl);
     fs->jnl = NULL;
     fs_mmp_release(fs->mmp, 0);      /* a crash leaves the heartbeat live */
     fs->mmp = NULL;

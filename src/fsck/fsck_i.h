@@ -349,15 +349,6 @@ int fsck_xattr_block(struct check *c, uint64_t ino, uint64_t blk, uint64_t *next
                       size_t len);
 int fsck_io_sync(struct check *c);
 
-/* Test hook: with crash_at != 0, the crash_at-th repair write "crashes":
- * a random subset (rng) of the writes since the last sync is undone and
- * every later write and sync fails with -EIO. Tests reset it. */
-struct fsck_crash_sim {
-    uint64_t crash_at, writes, rng;
-    int crashed;
-};
-extern struct fsck_crash_sim fsck_crash_sim;
-
 /* ---- repair primitives (fsck/write.c) ---- */
 
 /* A key/value pair for a tree being built; val points into caller memory. */

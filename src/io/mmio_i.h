@@ -9,7 +9,7 @@
  *   mmio_company.c evidence for the loop's wait for company (adaptive batching)
  *   mmio_sigbus.c SIGBUS guard turning faults in engine copies into -EIO
  *   mmio_merge.c  merging of overlapping/adjacent writes (later wins)
- *   mmio_observe.c the process-wide flush observer (crash recording)
+ *   mmio_observe.c the process-wide observer (observe.h)
  */
 #ifndef MMAPFS_IO_MMIO_I_H
 #define MMAPFS_IO_MMIO_I_H
@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "io/observe.h"
 #include "mmapfs/mmio.h"
 
 /* sync_delay_us used when mmio_open gets cfg == NULL. 0: no batching
@@ -89,10 +90,6 @@ struct mmio {
 
     /* Totals since open, updated and read with relaxed __atomic builtins. */
     struct mmio_metrics m;
-
-    /* Test hooks (guarded by flush_mu); see mmio_test_* below. */
-    int test_fail_next_sync;    /* positive errno: the next flush fails with it */
-    uint64_t test_sync_sleep_us;/* extra time each flush takes */
 };
 
 /* ---- mmio.c ----------------------------------------------------------- */
@@ -190,51 +187,10 @@ int mmio_merge_writes(const struct mmio_write *in, size_t n,
 /* Frees what mmio_merge_writes allocated; safe on a zeroed struct. */
 void mmio_merged_free(struct mmio_merged *m);
 
-/* ---- mmio_observe.c (flush observer, used by tests/crash) ---------------- */
-
-/* A process-wide observer of the engine's flushes, for the crash recorder
- * (tests/crash/recorder.c, docs/CRASH.md). Every flush that actually
- * syncs (mmio_sync, the delayed-sync loop, mmio_close; not one refused
- * because of a sticky failure) calls before_sync just before msync /
- * fdatasync and after_sync right after, with the flush's result; both run
- * under io->flush_mu, so calls for one engine never overlap. opened is
- * called at the end of a successful mmio_open, closing at the start of
- * mmio_close after the loop stopped and the final flush was done, wrote
- * after each engine write. Any callback may be NULL. Writes through the
- * mapping may go on in other threads while the callbacks run (as they do
- * while the kernel writes the pages back). Without an observer the cost
- * is one pointer load. */
-struct mmio_observer {
-    void (*opened)(void *ctx, struct mmio *io);
-    void (*before_sync)(void *ctx, struct mmio *io);
-    void (*after_sync)(void *ctx, struct mmio *io, int err);
-    void (*closing)(void *ctx, struct mmio *io);
-    void *ctx;
-    /* After every successful mmio_write_at (also those of
-     * mmio_write_delayed_sync) of len > 0 bytes at off, in the writing
-     * thread, concurrently with other calls. Stores through mmio_mut_ptr
-     * are not seen. */
-    void (*wrote)(void *ctx, struct mmio *io, uint64_t off, size_t len);
-};
-
-/* Installs o (NULL removes it); o must stay valid while installed. Meant
- * to be called once, before any mmio_open, by a test program. */
-void mmio_set_observer(const struct mmio_observer *o);
-
-/* The installed observer, or NULL (an acquire load). */
-const struct mmio_observer *mmio_observer_get(void);
-
-/* ---- test hooks (used only by tests/unit) ----------------------------- */
-
-/* Makes the next flush fail with -err (err > 0) without calling msync or
- * fdatasync, as a failed writeback would. */
-void mmio_test_fail_next_sync(struct mmio *io, int err);
-
-/* Makes every flush take at least us extra microseconds (a slow disk). */
-void mmio_test_set_sync_sleep(struct mmio *io, uint64_t us);
+/* ---- mmio_sync.c: the delayed-sync loop's progress --------------------- */
 
 /* Number of delayed-loop syncs started / completed so far. */
-uint64_t mmio_test_gen_started(struct mmio *io);
-uint64_t mmio_test_gen_done(struct mmio *io);
+uint64_t mmio_loop_gen_started(struct mmio *io);
+uint64_t mmio_loop_gen_done(struct mmio *io);
 
 #endif

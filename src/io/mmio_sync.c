@@ -26,14 +26,6 @@ static uint64_t sat_add(uint64_t a, uint64_t b)
     return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
-/* Sleeps us microseconds, resuming after signals. */
-static void sleep_us(uint64_t us)
-{
-    struct timespec ts = { (time_t)(us / 1000000), (long)(us % 1000000) * 1000 };
-    while (nanosleep(&ts, &ts) && errno == EINTR)
-        ;
-}
-
 int mmio_flush(struct mmio *io)
 {
     uint64_t t0;
@@ -48,13 +40,10 @@ int mmio_flush(struct mmio *io)
     }
 
     const struct mmio_observer *obs = mmio_observer_get();
-    if (obs && obs->before_sync)
-        obs->before_sync(obs->ctx, io);
     t0 = mmio_now_ns();
-    if (io->test_fail_next_sync) {
-        err = -io->test_fail_next_sync;
-        io->test_fail_next_sync = 0;
-    } else {
+    if (obs && obs->before_sync)
+        err = obs->before_sync(obs->ctx, io);
+    if (!err) {
         /* One fdatasync for both backends. On Linux the pages dirtied
          * through a shared file mapping are tracked in the page cache
          * (write-notify marks them dirty at the first store), so
@@ -68,8 +57,6 @@ int mmio_flush(struct mmio *io)
                 err = -errno;
         }
     }
-    if (io->test_sync_sleep_us)
-        sleep_us(io->test_sync_sleep_us);
 
     mmio_metric_add(&io->m.syncs, 1);
     mmio_metric_add(&io->m.sync_us, (mmio_now_ns() - t0) / 1000);
@@ -275,23 +262,9 @@ out:
     return err;
 }
 
-/* ---- test hooks --------------------------------------------------------- */
+/* ---- the delayed-sync loop's progress ------------------------------------ */
 
-void mmio_test_fail_next_sync(struct mmio *io, int err)
-{
-    pthread_mutex_lock(&io->flush_mu);
-    io->test_fail_next_sync = err;
-    pthread_mutex_unlock(&io->flush_mu);
-}
-
-void mmio_test_set_sync_sleep(struct mmio *io, uint64_t us)
-{
-    pthread_mutex_lock(&io->flush_mu);
-    io->test_sync_sleep_us = us;
-    pthread_mutex_unlock(&io->flush_mu);
-}
-
-uint64_t mmio_test_gen_started(struct mmio *io)
+uint64_t mmio_loop_gen_started(struct mmio *io)
 {
     pthread_mutex_lock(&io->mu);
     uint64_t g = io->gen_started;
@@ -299,7 +272,7 @@ uint64_t mmio_test_gen_started(struct mmio *io)
     return g;
 }
 
-uint64_t mmio_test_gen_done(struct mmio *io)
+uint64_t mmio_loop_gen_done(struct mmio *io)
 {
     pthread_mutex_lock(&io->mu);
     uint64_t g = io->gen_done;

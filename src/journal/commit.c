@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "io/observe.h"
 #include "journal/journal_i.h"
 #include "util/crc32c.h"
 
@@ -302,6 +303,13 @@ static int close_next_early(struct jnl *j)
     return err == -EAGAIN ? 0 : err ? err : closed;
 }
 
+/* An observer (io/observe.h) cuts the power at point of transaction seq:
+ * the commit stops there and the journal fails with -EIO. */
+static int cut_at(struct jnl *j, enum mmio_point point, uint64_t seq)
+{
+    return mmio_observe_at(j->io, point, seq, 0) != 0;
+}
+
 /* One whole commit: of the transaction closed early by the previous commit
  * (next_ready), else of the running transaction (not empty). Called and
  * returns with the lock held; drops it for steps 2-4. */
@@ -317,17 +325,11 @@ static int commit_one(struct jnl *j)
         return err;
     uint64_t seq = t->seq, count = t->count;
     int ordered = t->new_data;
-    enum jnl_crash_point crash = j->crash_seq == seq ? j->crash_point : JNL_CRASH_NONE;
-    if (j->pause_seq == seq && seq) {
-        j->paused = 1;
-        pthread_cond_broadcast(&j->test_cv);
-        while (j->paused)
-            pthread_cond_wait(&j->test_cv, &j->mu);
-    }
     pthread_mutex_unlock(&j->mu);
+    (void)mmio_observe_at(j->io, MMIO_AT_JNL_CLOSED, seq, 0);
 
     uint64_t syncs = 0;
-    if (crash == JNL_CRASH_AFTER_LOG) {
+    if (cut_at(j, MMIO_AT_JNL_AFTER_LOG, seq)) {
         head_advance(j);
         err = -EIO;
     } else if (ordered && !t->pre_synced) {
@@ -349,7 +351,7 @@ static int commit_one(struct jnl *j)
     }
     if (!err)
         err = write_commit_block(j, t);
-    if (!err && crash == JNL_CRASH_AFTER_COMMIT_BLOCK) {
+    if (!err && cut_at(j, MMIO_AT_JNL_AFTER_COMMIT_BLOCK, seq)) {
         head_advance(j);
         err = -EIO;
     }
@@ -367,6 +369,8 @@ static int commit_one(struct jnl *j)
      * docs/JOURNAL.md, invariant 4, relies on it). */
     if (!err && ordered && j->head.seq + 1 < seq)
         err = -EIO;
+    int cut_sync = !err && cut_at(j, MMIO_AT_JNL_AFTER_SYNC, seq);
+    int cut_ckpt = !err && !cut_sync && cut_at(j, MMIO_AT_JNL_MID_CHECKPOINT, seq);
 
     pthread_mutex_lock(&j->mu);
     atomic_fetch_add(&j->ctr.commit_syncs, syncs);
@@ -375,11 +379,11 @@ static int commit_one(struct jnl *j)
         j->closed[j->cur ^ 1].pre_synced = 1;
         atomic_fetch_add(&j->ctr.pipelined_commits, 1);
     }
-    if (err || crash == JNL_CRASH_AFTER_SYNC)
+    if (err || cut_sync)
         return -EIO;
     atomic_store(&j->durable_seq, seq);
     j->commits_since_open++;
-    err = checkpoint(j, t, crash == JNL_CRASH_MID_CHECKPOINT ? t->meta_count / 2 : UINT64_MAX);
+    err = checkpoint(j, t, cut_ckpt ? t->meta_count / 2 : UINT64_MAX);
     if (err)
         return -EIO;
     /* the home writes become durable with the next numbered sync */

@@ -1,7 +1,7 @@
 /*
  * journal.c — the journal object: open/close, the metadata lock, shadow
  * blocks (jnl_read/jnl_write/jnl_write_new/jnl_forget), operation
- * boundaries (jnl_begin/jnl_end), accessors, metrics and test hooks.
+ * boundaries (jnl_begin/jnl_end), accessors, metrics, abandon.
  * The commit protocol is in commit.c, recovery in recover.c; the design is
  * described in docs/JOURNAL.md.
  */
@@ -53,7 +53,6 @@ static void jnl_destroy(struct jnl *j)
     pthread_cond_destroy(&j->commit_cv);
     pthread_cond_destroy(&j->done_cv);
     pthread_cond_destroy(&j->space_cv);
-    pthread_cond_destroy(&j->test_cv);
     pthread_mutex_destroy(&j->mu);
     free(j);
 }
@@ -73,7 +72,6 @@ static int jnl_alloc(struct jnl **out, struct mmio *io, const struct jnl_geometr
     pthread_condattr_destroy(&attr);
     pthread_cond_init(&j->done_cv, NULL);
     pthread_cond_init(&j->space_cv, NULL);
-    pthread_cond_init(&j->test_cv, NULL);
 
     j->io = io;
     j->geo = *geo;
@@ -194,8 +192,6 @@ static void stop_thread(struct jnl *j, int graceful)
     if (!graceful && !atomic_load(&j->error))
         atomic_store(&j->error, -EIO);
     j->shutdown = 1;
-    j->paused = 0;
-    pthread_cond_broadcast(&j->test_cv);
     pthread_cond_broadcast(&j->commit_cv);
     pthread_mutex_unlock(&j->mu);
     pthread_join(j->thread, NULL);
@@ -534,41 +530,9 @@ void jnl_get_metrics(struct jnl *j, struct jnl_metrics *out)
     out->batched_commits = atomic_load_explicit(&j->ctr.batched_commits, memory_order_relaxed);
 }
 
-/* ---- test hooks ------------------------------------------------------------------ */
+/* ---- abandon, limits ---------------------------------------------------------- */
 
-void jnl_test_crash_at(struct jnl *j, uint64_t seq, enum jnl_crash_point point)
-{
-    pthread_mutex_lock(&j->mu);
-    j->crash_seq = seq;
-    j->crash_point = point;
-    pthread_mutex_unlock(&j->mu);
-}
-
-void jnl_test_pause_after_close(struct jnl *j, uint64_t seq)
-{
-    pthread_mutex_lock(&j->mu);
-    j->pause_seq = seq;
-    pthread_mutex_unlock(&j->mu);
-}
-
-void jnl_test_wait_paused(struct jnl *j)
-{
-    pthread_mutex_lock(&j->mu);
-    while (!j->paused)
-        pthread_cond_wait(&j->test_cv, &j->mu);
-    pthread_mutex_unlock(&j->mu);
-}
-
-void jnl_test_resume(struct jnl *j)
-{
-    pthread_mutex_lock(&j->mu);
-    j->paused = 0;
-    j->pause_seq = 0;
-    pthread_cond_broadcast(&j->test_cv);
-    pthread_mutex_unlock(&j->mu);
-}
-
-void jnl_test_abandon(struct jnl *j)
+void jnl_abandon(struct jnl *j)
 {
     if (!j)
         return;
@@ -576,12 +540,12 @@ void jnl_test_abandon(struct jnl *j)
     jnl_destroy(j);
 }
 
-uint64_t jnl_test_max_txn_blocks(const struct jnl *j)
+uint64_t jnl_max_txn_blocks(const struct jnl *j)
 {
     return j->max_txn_blocks;
 }
 
-uint64_t jnl_test_begin_limit(const struct jnl *j)
+uint64_t jnl_begin_limit(const struct jnl *j)
 {
     return j->begin_limit;
 }

@@ -105,6 +105,11 @@ int jnl_open(struct jnl **out, struct mmio *io, const struct jnl_geometry *geo,
  * that replays nothing. Returns the sticky error, if any. Frees j. */
 int jnl_close(struct jnl *j);
 
+/* Stops the commit thread and frees j without writing anything (no commit,
+ * no checkpoint, no header): the image is left as a power cut would leave
+ * it. For the crash tests and the fuzzers; NULL is a no-op. */
+void jnl_abandon(struct jnl *j);
+
 void jnl_lock(struct jnl *j);
 void jnl_unlock(struct jnl *j);
 
@@ -271,6 +276,11 @@ uint64_t jnl_op_gen(struct jnl *j);
  * disk stays the last durable transaction (plus a commit in flight, which
  * holds whole operations only). Lock held. */
 void jnl_abort(struct jnl *j, int err, const char *why);
+
+/* Sets the sticky error (-EIO) and wakes everybody: nothing commits any
+ * more (a failed sync does the same; the fs calls it when its heartbeat
+ * lost the image). Lock held. */
+void jnl_fail_locked(struct jnl *j);
 
 /* Called by the commit thread after transaction seq became durable, with
  * the lock held (the fs uses it to release blocks freed in seq for reuse:

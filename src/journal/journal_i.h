@@ -1,7 +1,8 @@
 /*
  * Private interfaces between the files of the journal (src/journal/):
- * the journal object, the shadow table, header and replay helpers, and the
- * hooks the unit tests use to simulate a crash. Not for other layers.
+ * the journal object, the shadow table, header and replay helpers. Not for
+ * other layers (the unit tests read it). Tests and the crash recorder
+ * observe the commit protocol through io/observe.h.
  *
  *   journal.c  open/close, lock, shadows (read/write/forget), begin/end
  *   shadow.c   the shadow table: block number -> shadow (hash map)
@@ -132,19 +133,6 @@ int jnl_recover_head(struct mmio *io, const struct jnl_geometry *geo,
                      int dry_run, uint64_t *replayed, struct jnl_head_state *head);
 
 /* ---- the journal object --------------------------------------------------- */
-
-/* Points of the commit protocol where a test can "cut the power": the
- * commit thread stops there and the journal fails with -EIO, writing
- * nothing more (tests then drop it with jnl_test_abandon and recover). */
-enum jnl_crash_point {
-    JNL_CRASH_NONE = 0,
-    JNL_CRASH_AFTER_LOG,          /* descriptors + images written (and a lazy
-                                   * header), no commit block, no sync */
-    JNL_CRASH_AFTER_COMMIT_BLOCK, /* commit block written (and a lazy header),
-                                   * the final sync not done */
-    JNL_CRASH_AFTER_SYNC,         /* durable, nothing checkpointed */
-    JNL_CRASH_MID_CHECKPOINT,     /* durable, half of the home blocks written */
-};
 
 /* A caller of jnl_commit_async waiting for seq, with the number of syncs
  * begun at its call: it is done once seq is durable and a sync numbered
@@ -311,19 +299,10 @@ struct jnl {
     struct jnl_undo undo;         /* the operation in progress (undo.c) */
 
     struct jnl_counters ctr;
-
-    /* test hooks (see jnl_test_crash_at, jnl_test_pause_after_close) */
-    enum jnl_crash_point crash_point;
-    uint64_t crash_seq;
-    uint64_t pause_seq;
-    int paused;
-    pthread_cond_t test_cv;
 };
 
 /* Monotonic clock, nanoseconds. */
 uint64_t jnl_now_ns(void);
-/* Sets the sticky error (-EIO) and wakes everybody. Lock held. */
-void jnl_fail_locked(struct jnl *j);
 /* Body of the commit thread (arg: struct jnl *). */
 void *jnl_commit_main(void *arg);
 /* Drops a shadow that neither transaction needs any more. Lock held. */
@@ -376,23 +355,11 @@ static inline int jnl_undo_needed(const struct jnl *j, const struct jnl_shadow *
 void jnl_running_remove(struct jnl *j, struct jnl_shadow *s);
 void jnl_running_add(struct jnl *j, struct jnl_shadow *s);
 
-/* ---- test hooks (tests/unit/test_journal.c) ------------------------------- */
+/* ---- limits (journal.c) ---------------------------------------------------- */
 
-/* When the commit of transaction seq reaches point, stop there as if the
- * power had been cut: nothing more is written, the journal fails -EIO. */
-void jnl_test_crash_at(struct jnl *j, uint64_t seq, enum jnl_crash_point point);
-/* When transaction seq has been closed and written to the log (step 1),
- * the commit thread waits (lock released) until jnl_test_resume. */
-void jnl_test_pause_after_close(struct jnl *j, uint64_t seq);
-/* Waits until the commit thread is paused there. */
-void jnl_test_wait_paused(struct jnl *j);
-void jnl_test_resume(struct jnl *j);
-/* Stops the commit thread and frees j without writing anything (no commit,
- * no checkpoint, no header): the image is left as a crash would leave it. */
-void jnl_test_abandon(struct jnl *j);
 /* Largest number of blocks one transaction may hold. */
-uint64_t jnl_test_max_txn_blocks(const struct jnl *j);
+uint64_t jnl_max_txn_blocks(const struct jnl *j);
 /* jnl_begin waits while the running transaction has more than this. */
-uint64_t jnl_test_begin_limit(const struct jnl *j);
+uint64_t jnl_begin_limit(const struct jnl *j);
 
 #endif

@@ -373,8 +373,8 @@ static int log_versions(uint64_t k)
 }
 
 /* Observer: flush k is about to start. Logs every page that differs from
- * the copy, as it is right now. */
-static void on_before_sync(void *ctx, struct mmio *io)
+ * the copy, as it is right now. Never refuses the flush. */
+static int on_before_sync(void *ctx, struct mmio *io)
 {
     unsigned char page[CRASH_PAGE];
     int err = 0;
@@ -403,6 +403,7 @@ static void on_before_sync(void *ctx, struct mmio *io)
         mark_broken("barrier log", err);
 out:
     pthread_mutex_unlock(&rec.mu);
+    return 0;
 }
 
 /* Observer: an engine write of [off, off+len) completed. Remembers the

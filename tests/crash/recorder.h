@@ -1,7 +1,7 @@
 /*
  * recorder.h — the crash recorder: logs, beneath the filesystem, every page
  * of the image that changed between two engine flushes, and every flush
- * (barrier). Installed as the engine's flush observer (src/io/mmio_i.h,
+ * (barrier). Installed as the engine's observer (src/io/observe.h,
  * struct mmio_observer) by the recording mount daemon (record_main.c).
  * The log format and the reasoning are in docs/CRASH.md.
  */

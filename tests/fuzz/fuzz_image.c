@@ -209,7 +209,7 @@ void fuzz_init(void)
     snapshot(fd, &bases[0]);
     CHECK(fs_mount(&fs, &o));
     workload_crash(fs);
-    fs_crash_for_test(fs);
+    fs_abandon(fs);
     snapshot(fd, &bases[1]);
     close(fd);
     initialised = 1;

@@ -110,7 +110,7 @@ static void test_crash_then_takeover(void **state)
     img_mount(m);
     mkfile(m->fs, ROOT, "before-crash");
     assert_int_equal(fs_fsync(m->fs, ROOT, 0), 0);
-    fs_crash_for_test(m->fs);
+    fs_abandon(m->fs);
     m->fs = NULL;
     uint32_t seq = peek(m).seq;
     assert_true(seq >= 1 && seq <= MMAPFS_MMP_SEQ_MAX);

@@ -43,7 +43,7 @@ static int do_mount(struct img *m, int read_only)
 
 static void img_crash(struct img *m)
 {
-    fs_crash_for_test(m->fs);
+    fs_abandon(m->fs);
     m->fs = NULL;
 }
 

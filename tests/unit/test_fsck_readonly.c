@@ -31,6 +31,7 @@
 #include "fs/fs.h"
 #include "fs/fs_i.h"
 #include "journal/journal_i.h"
+#include "crash_points.h"
 #include "mmapfs/mmio.h"
 
 #define IMAGE_BYTES (32u << 20)
@@ -102,7 +103,7 @@ static void crash_with_files(const char *path, int files, enum jnl_crash_point p
     struct fs *fs;
     struct fs_options o = { .path = path };
     assert_int_equal(fs_mount(&fs, &o), 0);
-    jnl_test_crash_at(fs->jnl, jnl_running_seq(fs->jnl), point);
+    crash_at(jnl_running_seq(fs->jnl), point);
     for (int i = 0; i < files; i++) {
         char name[32];
         struct fs_stat st;
@@ -112,7 +113,7 @@ static void crash_with_files(const char *path, int files, enum jnl_crash_point p
         fs_forget(fs, st.ino, 1);
     }
     assert_int_not_equal(fs_fsync(fs, MMAPFS_ROOT_INO, 0), 0);   /* the power cut */
-    fs_crash_for_test(fs);
+    fs_abandon(fs);
 }
 
 /* fsck -n of path: exit want_rc, and the image is what before holds.

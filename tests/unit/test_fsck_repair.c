@@ -47,7 +47,91 @@
 #include "fs/format.h"
 #include "fs/fs.h"
 #include "mmapfs/mmio.h"
+#include "io/observe.h"
 #include "util/crc32c.h"
+
+/* ---- a crash in the middle of a repair (io/observe.h) --------------------------------------- */
+
+/* With crash_at != 0, the crash_at-th repair write "crashes": the writes
+ * made since the last repair sync are each undone or kept at random (rng;
+ * the kernel may have written back any subset of the dirty pages), newest
+ * first, and from then on every repair write and sync fails with -EIO. */
+static struct {
+    uint64_t crash_at, writes, rng;
+    int crashed;
+} sim;
+
+/* Old content of one write since the last sync. */
+struct undo {
+    uint64_t off;
+    size_t len;
+    uint8_t *old;
+};
+static struct undo *undo_log;
+static size_t undo_n, undo_cap;
+
+static void undo_clear(void)
+{
+    for (size_t i = 0; i < undo_n; i++)
+        free(undo_log[i].old);
+    undo_n = 0;
+}
+
+/* Records the bytes a write is about to replace. */
+static int undo_record(struct mmio *io, uint64_t off, size_t len)
+{
+    if (undo_n == undo_cap) {
+        size_t cap = undo_cap ? undo_cap * 2 : 64;
+        struct undo *n = realloc(undo_log, cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        undo_log = n;
+        undo_cap = cap;
+    }
+    uint8_t *old = malloc(len);
+    if (!old)
+        return -ENOMEM;
+    int err = mmio_read_at(io, off, old, len);
+    if (err) {
+        free(old);
+        return err;
+    }
+    undo_log[undo_n++] = (struct undo){ .off = off, .len = len, .old = old };
+    return 0;
+}
+
+/* The crash: a random subset of the unsynced writes is lost. */
+static void sim_crash(struct mmio *io)
+{
+    sim.crashed = 1;
+    for (size_t i = undo_n; i-- > 0;) {
+        sim.rng = sim.rng * 6364136223846793005ull + 1442695040888963407ull;
+        if ((sim.rng >> 33) & 1)
+            mmio_write_at(io, undo_log[i].off, undo_log[i].old, undo_log[i].len);
+    }
+    undo_clear();
+    mmio_sync(io);
+}
+
+static int sim_at(void *ctx, struct mmio *io, enum mmio_point point, uint64_t a, uint64_t b)
+{
+    (void)ctx;
+    if (!sim.crash_at || (point != MMIO_AT_FSCK_WRITE && point != MMIO_AT_FSCK_SYNC))
+        return 0;
+    if (sim.crashed)
+        return -EIO;
+    if (point == MMIO_AT_FSCK_SYNC) {
+        undo_clear();
+        return 0;
+    }
+    if (++sim.writes >= sim.crash_at) {
+        sim_crash(io);
+        return -EIO;
+    }
+    return undo_record(io, a, (size_t)b);
+}
+
+static const struct mmio_observer sim_observer = { .at = sim_at };
 
 #define MiB (1ull << 20)
 #define NFILES 400
@@ -1442,10 +1526,13 @@ static void test_crash_during_repair(void **state)
     const uint64_t skip[] = { im.f2, 0 };
 
     /* how many writes an uninterrupted repair makes */
-    fsck_crash_sim = (struct fsck_crash_sim){ .crash_at = UINT64_MAX };
+    mmio_set_observer(&sim_observer);
+    sim.crash_at = UINT64_MAX;
+    sim.writes = 0;
     assert_int_equal(run_fsck(im.path, FS_CHECK_YES, NULL), FSCK_EXIT_CORRECTED);
-    uint64_t total = fsck_crash_sim.writes;
-    fsck_crash_sim = (struct fsck_crash_sim){ 0 };
+    uint64_t total = sim.writes;
+    sim.crash_at = 0;
+    undo_clear();
     assert_true(total > 10);
     verify(&im, lost, NULL, skip);
 
@@ -1458,10 +1545,14 @@ static void test_crash_during_repair(void **state)
     for (unsigned i = 0; i < points; i++) {
         uint64_t k = 1 + (i * total) / points + (seed + i) % 2;
         snap_restore(&r, &snap);
-        fsck_crash_sim = (struct fsck_crash_sim){ .crash_at = k, .rng = seed * 31 + i };
+        sim.crash_at = k;
+        sim.writes = 0;
+        sim.rng = seed * 31 + i;
+        sim.crashed = 0;
         int y1 = run_fsck(im.path, FS_CHECK_YES, NULL);
-        int crashed = fsck_crash_sim.crashed;
-        fsck_crash_sim = (struct fsck_crash_sim){ 0 };
+        int crashed = sim.crashed;
+        sim.crash_at = 0;
+        undo_clear();
         assert_int_equal(y1, crashed ? FSCK_EXIT_OPERATIONAL : FSCK_EXIT_CORRECTED);
         char *rep;
         int y2 = run_fsck(im.path, FS_CHECK_YES, &rep), want = crashed ? FSCK_EXIT_CORRECTED : 0;
@@ -1472,6 +1563,10 @@ static void test_crash_during_repair(void **state)
         assert_int_equal(y2, want);
         verify(&im, lost, NULL, skip);
     }
+    mmio_set_observer(NULL);
+    free(undo_log);
+    undo_log = NULL;
+    undo_cap = 0;
     raw_close(&r);
     snap_free(&snap);
     image_destroy(&im);

@@ -29,6 +29,7 @@
 #include "fs/format.h"
 #include "journal/journal.h"
 #include "journal/journal_i.h"
+#include "crash_points.h"
 #include "mmapfs/mmio.h"
 #include "util/crc32c.h"
 
@@ -338,7 +339,7 @@ static void crash_case(enum jnl_crash_point point, int lose, int ordered)
     assert_int_equal(read_head(&im).seq, ordered ? s2 : s1);
     heads_save(&im, &saved);
     uint64_t s3 = jnl_running_seq(j);
-    jnl_test_crash_at(j, s3, point);
+    crash_at(s3, point);
     assert_int_equal(op(j, b, 3, 3), s3);
     assert_int_equal(jnl_commit_wait(j, s3), -EIO);
     assert_int_equal(jnl_error(j), -EIO);
@@ -347,7 +348,7 @@ static void crash_case(enum jnl_crash_point point, int lose, int ordered)
     assert_null(jnl_write(j, DATA0 + 50));
     assert_int_equal(errno, EIO);
     jnl_unlock(j);
-    jnl_test_abandon(j);
+    jnl_abandon(j);
 
     /* Which header the commit of T3 left: T2 once T2's checkpoint could
      * be durable (after a sync of T3), T3 itself once an ordered T3 had
@@ -486,9 +487,9 @@ static void test_lazy_header(void **state)
         if (k < 6)
             assert_int_equal(jnl_commit_wait(j, s[k]), 0);
     }
-    jnl_test_crash_at(j, s[6], JNL_CRASH_AFTER_SYNC);
+    crash_at(s[6], JNL_CRASH_AFTER_SYNC);
     assert_int_equal(jnl_commit_wait(j, s[6]), -EIO);
-    jnl_test_abandon(j);
+    jnl_abandon(j);
 
     struct jnl_head_state h = read_head(&im);
     assert_true(h.seq > s[1] && h.seq < s[6]);
@@ -513,7 +514,7 @@ static void test_sticky_close(void **state)
     struct jnl *j = jopen(&im);
     uint64_t a[1] = { DATA0 };
     uint64_t s = jnl_running_seq(j);
-    jnl_test_crash_at(j, s, JNL_CRASH_AFTER_SYNC);
+    crash_at(s, JNL_CRASH_AFTER_SYNC);
     op_write(j, a, 1, 1);
     assert_int_equal(jnl_commit_wait(j, s), -EIO);
     assert_int_equal(jnl_sync_data(j), -EIO);
@@ -561,10 +562,10 @@ static void torn_case(uint64_t rel, uint64_t off)
     uint64_t s1 = op_write(j, a, 3, 1);
     assert_int_equal(jnl_commit_wait(j, s1), 0);
     uint64_t s2 = jnl_running_seq(j);
-    jnl_test_crash_at(j, s2, JNL_CRASH_AFTER_SYNC);
+    crash_at(s2, JNL_CRASH_AFTER_SYNC);
     op_write(j, a, 3, 2);
     assert_int_equal(jnl_commit_wait(j, s2), -EIO);
-    jnl_test_abandon(j);
+    jnl_abandon(j);
 
     struct jnl_head_state h = read_head(&im);
     assert_int_equal(h.seq, s1);
@@ -616,10 +617,10 @@ static void test_torn_stops_replay(void **state)
     uint64_t s2 = op_write(j, a, 2, 2);
     assert_int_equal(jnl_commit_wait(j, s2), 0);
     uint64_t s3 = jnl_running_seq(j);
-    jnl_test_crash_at(j, s3, JNL_CRASH_AFTER_COMMIT_BLOCK);
+    crash_at(s3, JNL_CRASH_AFTER_COMMIT_BLOCK);
     op_write(j, a, 2, 3);
     assert_int_equal(jnl_commit_wait(j, s3), -EIO);
-    jnl_test_abandon(j);
+    jnl_abandon(j);
 
     struct jnl_head_state h = read_head(&im);
     assert_int_equal(h.seq, s2);
@@ -643,10 +644,10 @@ static void test_fuzz_flips(void **state)
 
     rng_state = test_seed() | 1;
     uint64_t s = jnl_running_seq(j);
-    jnl_test_crash_at(j, s, JNL_CRASH_AFTER_SYNC);
+    crash_at(s, JNL_CRASH_AFTER_SYNC);
     op_write(j, a, 5, 1);
     assert_int_equal(jnl_commit_wait(j, s), -EIO);
-    jnl_test_abandon(j);
+    jnl_abandon(j);
     struct jnl_head_state h = read_head(&im);
     assert_int_equal(replay_count(&im), 1);
     for (int k = 0; k < 300; k++) {
@@ -699,7 +700,7 @@ static void wrap_case(size_t n_min, size_t n_span, uint64_t txns, uint64_t seed_
     /* The last transaction reaches the log only. */
     heads_save(&im, &saved);
     uint64_t s = jnl_running_seq(j);
-    jnl_test_crash_at(j, s, JNL_CRASH_AFTER_COMMIT_BLOCK);
+    crash_at(s, JNL_CRASH_AFTER_COMMIT_BLOCK);
     uint64_t last_blks[400];
     memcpy(last_blks, blks, n * sizeof(*blks));
     size_t last_n = n;
@@ -711,7 +712,7 @@ static void wrap_case(size_t n_min, size_t n_span, uint64_t txns, uint64_t seed_
     op_write(j, blks, n, txns + 1);
     assert_int_equal(jnl_commit_wait(j, s), -EIO);
     jnl_get_metrics(j, m);
-    jnl_test_abandon(j);
+    jnl_abandon(j);
 
     /* the header's txn(s) and the last one; only the last one when the
      * cut commit caught the header up */
@@ -901,7 +902,7 @@ static void test_commit_async(void **state)
     pattern(jnl_write(j, DATA0), DATA0, 8);
     seq = jnl_running_seq(j);
     jnl_end(j);
-    jnl_test_crash_at(j, seq, JNL_CRASH_AFTER_LOG);
+    crash_at(seq, JNL_CRASH_AFTER_LOG);
     async_init(&w[1]);
     jnl_commit_async(j, seq, async_done, &w[1]);
     async_join(&w[1]);
@@ -910,7 +911,7 @@ static void test_commit_async(void **state)
     jnl_commit_async(j, seq, async_done, &w[2]);    /* sticky: answered at once */
     assert_int_equal(w[2].calls, 1);
     assert_int_equal(w[2].err, -EIO);
-    jnl_test_abandon(j);
+    jnl_abandon(j);
     img_destroy(&im);
 }
 
@@ -930,19 +931,19 @@ static void pipelined_case(enum jnl_crash_point point)
 
     assert_int_equal(jnl_commit_wait(j, op_write(j, a, 3, 1)), 0);
     uint64_t s1 = jnl_running_seq(j);
-    jnl_test_pause_after_close(j, s1);
+    pause_after_close(s1);
     assert_int_equal(op_write_ordered(j, a, 3, 2), s1);
     async_init(&w1);
     jnl_commit_async(j, s1, async_done, &w1);
-    jnl_test_wait_paused(j);
+    wait_paused();
     uint64_t s2 = op_write_ordered(j, b, 2, 3);
     assert_int_equal(s2, s1 + 1);
     if (point != JNL_CRASH_NONE)
-        jnl_test_crash_at(j, s2, point);
+        crash_at(s2, point);
     async_init(&w2);
     jnl_commit_async(j, s2, async_done, &w2);
     mmio_get_metrics(im.io, &e0);
-    jnl_test_resume(j);
+    resume_commit();
     async_join(&w1);
     async_join(&w2);
     mmio_get_metrics(im.io, &e1);
@@ -959,7 +960,7 @@ static void pipelined_case(enum jnl_crash_point point)
         assert_int_equal(jnl_close(j), 0);
     } else {
         assert_int_equal(w2.err, -EIO);
-        jnl_test_abandon(j);
+        jnl_abandon(j);
         assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), 0);
     }
     assert_true(disk_is(&im, DATA0, 2));
@@ -996,16 +997,16 @@ static void test_commit_batching(void **state)
     /* four callers in one transaction: the commit thread is held in the
      * previous commit while they register */
     uint64_t s0 = op_write(j, &blk, 1, 10);
-    jnl_test_pause_after_close(j, s0);
+    pause_after_close(s0);
     struct waiter first;
     waiter_start(&first, j, s0);
-    jnl_test_wait_paused(j);
+    wait_paused();
     uint64_t b1 = DATA0 + 1, s1 = op_write(j, &b1, 1, 11);
     for (int i = 0; i < 4; i++) {
         async_init(&w[i]);
         jnl_commit_async(j, s1, async_done, &w[i]);
     }
-    jnl_test_resume(j);
+    resume_commit();
     assert_int_equal(waiter_join(&first), 0);
     for (int i = 0; i < 4; i++) {
         async_join(&w[i]);
@@ -1056,9 +1057,9 @@ static void test_forget(void **state)
     assert_int_equal(jnl_running_blocks(j), 1);
     uint64_t s = jnl_running_seq(j);
     jnl_end(j);
-    jnl_test_crash_at(j, s, JNL_CRASH_AFTER_SYNC);
+    crash_at(s, JNL_CRASH_AFTER_SYNC);
     assert_int_equal(jnl_commit_wait(j, s), -EIO);
-    jnl_test_abandon(j);
+    jnl_abandon(j);
 
     /* The log holds x only. */
     struct jnl_head_state h = read_head(&im);
@@ -1102,9 +1103,9 @@ static void shadow_reuse_case(int crash_t2)
     struct waiter w;
 
     uint64_t s1 = op_write(j, t1, 2, 1);
-    jnl_test_pause_after_close(j, s1);
+    pause_after_close(s1);
     waiter_start(&w, j, s1);
-    jnl_test_wait_paused(j);
+    wait_paused();
 
     assert_int_equal(jnl_begin(j), 0);
     assert_int_equal(jnl_running_seq(j), s1 + 1);
@@ -1122,7 +1123,7 @@ static void shadow_reuse_case(int crash_t2)
     assert_true(disk_is(&im, x, 0));
     assert_true(disk_is(&im, z, 0));
 
-    jnl_test_resume(j);
+    resume_commit();
     assert_int_equal(waiter_join(&w), 0);
     /* T1's images went home: x from the log (its shadow moved on), z too. */
     assert_true(disk_is(&im, x, 1));
@@ -1136,9 +1137,9 @@ static void shadow_reuse_case(int crash_t2)
     assert_int_equal(m.shadow_blocks_now, 2);     /* x, y */
 
     if (crash_t2) {
-        jnl_test_crash_at(j, s2, JNL_CRASH_AFTER_LOG);
+        crash_at(s2, JNL_CRASH_AFTER_LOG);
         assert_int_equal(jnl_commit_wait(j, s2), -EIO);
-        jnl_test_abandon(j);
+        jnl_abandon(j);
         assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), 0);
         assert_true(disk_is(&im, x, 1));
         assert_true(disk_is(&im, y, 0));
@@ -1196,20 +1197,20 @@ static void test_begin_throttle(void **state)
     struct jnl_metrics m;
     struct throttled_op t = { 0 };
     uint64_t blks[100], seq = 0;
-    uint64_t limit = jnl_test_begin_limit(j), max = jnl_test_max_txn_blocks(j);
+    uint64_t limit = jnl_begin_limit(j), max = jnl_max_txn_blocks(j);
 
     /* 1098 log blocks: 366 per transaction, 364 of them images. */
     assert_int_equal(max, 364);
     assert_int_equal(limit, max - JNL_MAX_OP_BLOCKS);
 
     /* T0 (op 1) is held in its commit, so ops 2 and 3 pile up in T1. */
-    jnl_test_pause_after_close(j, jnl_running_seq(j));
+    pause_after_close(jnl_running_seq(j));
     for (int i = 0; i < 100; i++)
         blks[i] = DATA0 + (uint64_t)i;
     uint64_t s0 = op_write(j, blks, 100, 1);
     struct waiter w;
     waiter_start(&w, j, s0);
-    jnl_test_wait_paused(j);
+    wait_paused();
     for (uint64_t op = 1; op < 3; op++) {
         for (int i = 0; i < 100; i++)
             blks[i] = DATA0 + op * 100 + (uint64_t)i;
@@ -1225,7 +1226,7 @@ static void test_begin_throttle(void **state)
     assert_int_equal(pthread_create(&t.thread, NULL, throttled_main, &t), 0);
     usleep(100 * 1000);
     assert_false(__atomic_load_n(&t.done, __ATOMIC_SEQ_CST));
-    jnl_test_resume(j);
+    resume_commit();
     pthread_join(t.thread, NULL);
     assert_int_equal(waiter_join(&w), 0);
     assert_int_equal(t.seq, s0 + 2);               /* T1 was closed for it */
@@ -1258,16 +1259,16 @@ static void test_large_txn(void **state)
     struct jnl *j = jopen(&im);
     uint64_t base = J_START + 4000, n = 1200;
 
-    assert_true(jnl_test_max_txn_blocks(j) >= n);
+    assert_true(jnl_max_txn_blocks(j) >= n);
     uint64_t s = jnl_running_seq(j);
-    jnl_test_crash_at(j, s, JNL_CRASH_AFTER_SYNC);
+    crash_at(s, JNL_CRASH_AFTER_SYNC);
     jnl_lock(j);
     for (uint64_t i = 0; i < n; i++)
         pattern(jnl_write(j, base + i * 3 % 4000), base + i * 3 % 4000, 7);
     assert_int_equal(jnl_running_seq(j), s);
     jnl_unlock(j);
     assert_int_equal(jnl_commit_wait(j, s), -EIO);
-    jnl_test_abandon(j);
+    jnl_abandon(j);
     assert_int_equal(replay_count(&im), 1);
     assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), 0);
     for (uint64_t i = 0; i < n; i++)
@@ -1311,7 +1312,7 @@ static void test_geometry(void **state)
     g.journal_blocks = JNL_MIN_JOURNAL_BLOCKS;
     assert_int_equal(jnl_format(im.io, &g), 0);
     assert_int_equal(jnl_open(&j, im.io, &g, NULL), 0);
-    assert_true(jnl_test_begin_limit(j) > 0);
+    assert_true(jnl_begin_limit(j) > 0);
     assert_int_equal(jnl_close(j), 0);
     img_destroy(&im);
 }
@@ -1450,10 +1451,10 @@ static void test_read_only_open(void **state)
     uint64_t a[2] = { DATA0, DATA0 + 1 };
 
     uint64_t s = jnl_running_seq(j);
-    jnl_test_crash_at(j, s, JNL_CRASH_AFTER_SYNC);
+    crash_at(s, JNL_CRASH_AFTER_SYNC);
     op_write(j, a, 2, 1);
     assert_int_equal(jnl_commit_wait(j, s), -EIO);
-    jnl_test_abandon(j);
+    jnl_abandon(j);
 
     assert_int_equal(jnl_open(&j, im.io, &im.geo, &ro), 0);
     jnl_lock(j);
@@ -1521,7 +1522,7 @@ static void test_data_logged(void **state)
     assert_int_equal(m.data_images, 1);
     /* the header is still at or before s: replay reaches it */
     assert_true(read_head(&im).seq <= s);
-    jnl_test_abandon(j);
+    jnl_abandon(j);
     data_put(&im, DBLK, 7);                 /* the home write was lost */
     assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), 0);
     assert_true(disk_is(&im, DBLK, 1));
@@ -1575,7 +1576,7 @@ static void test_data_overwrite(void **state)
     jnl_get_metrics(j, &m);
     assert_int_equal(m.data_images, 2);
     assert_true(read_head(&im).seq <= s1);  /* replay would still reach T1 */
-    jnl_test_abandon(j);
+    jnl_abandon(j);
     assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), 0);
     assert_true(disk_is(&im, DBLK, 2));
     img_destroy(&im);
@@ -1607,7 +1608,7 @@ static void test_data_overwrite_full(void **state)
     assert_int_equal(m.data_images, 1);
     assert_true(m.head_past_syncs >= 1);
     assert_true(read_head(&im).seq > s1);
-    jnl_test_abandon(j);
+    jnl_abandon(j);
     assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), 0);
     assert_true(disk_is(&im, DBLK, 3));
     assert_true(disk_is(&im, DATA0 + 1, 2));
@@ -1647,7 +1648,7 @@ static void test_data_forget(void **state)
     jnl_lock(j);
     assert_int_equal(jnl_data_overwrite(j, DBLK + 1, 1), 0);  /* pruned */
     jnl_unlock(j);
-    jnl_test_abandon(j);
+    jnl_abandon(j);
     data_put(&im, DBLK, 9);                 /* reused by another file */
     assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), 0);
     assert_true(disk_is(&im, DBLK, 9));
@@ -1666,7 +1667,7 @@ static void test_data_read_only(void **state)
     uint64_t s = op_new_data(&im, j, DBLK, DATA0, 1);
     assert_int_equal(jnl_commit_wait(j, s), 0);
     assert_int_equal(jnl_has_replayed(j), 0);
-    jnl_test_abandon(j);
+    jnl_abandon(j);
     data_put(&im, DBLK, 5);
     assert_int_equal(jnl_open(&j, im.io, &im.geo, &ro), 0);
     assert_int_equal(jnl_has_replayed(j), 1);
@@ -1694,10 +1695,10 @@ static void test_pread_backend(void **state)
     assert_true(block_is(jnl_read(j, DATA0 + 5), DATA0 + 5, 0));
     jnl_unlock(j);
     s = jnl_running_seq(j);
-    jnl_test_crash_at(j, s, JNL_CRASH_AFTER_SYNC);
+    crash_at(s, JNL_CRASH_AFTER_SYNC);
     op_write(j, a, 3, 2);
     assert_int_equal(jnl_commit_wait(j, s), -EIO);
-    jnl_test_abandon(j);
+    jnl_abandon(j);
     assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), 0);
     for (int i = 0; i < 3; i++)
         assert_true(disk_is(&im, a[i], 2));
@@ -1738,7 +1739,7 @@ static void test_random_crash(void **state)
         enum jnl_crash_point point = (enum jnl_crash_point)(1 + rnd(4));
         uint64_t nops = 0, blks[RC_MAXN];
 
-        jnl_test_crash_at(j, crash_seq, point);
+        crash_at(crash_seq, point);
         while (nops < RC_OPS + 64 && !jnl_error(j)) {
             struct rc_op *op = &ops[nops];
             op->n = nops < RC_OPS ? 1 + (uint32_t)rnd(RC_MAXN) : 1;
@@ -1763,7 +1764,7 @@ static void test_random_crash(void **state)
                 break;
         }
         assert_int_equal(jnl_error(j), -EIO);
-        jnl_test_abandon(j);
+        jnl_abandon(j);
 
         uint64_t last = point >= JNL_CRASH_AFTER_COMMIT_BLOCK ? crash_seq : crash_seq - 1;
         assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), 0);

@@ -43,6 +43,65 @@
 #include "mmapfs/mmio.h"
 #include "io/mmio_i.h"
 
+/* ---- the test's observer (io/observe.h): a slow disk, a failing flush ---- */
+
+/* The engine the settings apply to; they end when it closes. */
+static struct mmio *obs_io;
+static int obs_fail_next;           /* positive errno: its next flush fails */
+static uint64_t obs_sleep_us;       /* extra time each of its flushes takes */
+
+static int obs_before_sync(void *ctx, struct mmio *io)
+{
+    (void)ctx;
+    if (io != __atomic_load_n(&obs_io, __ATOMIC_ACQUIRE))
+        return 0;
+    uint64_t us = __atomic_load_n(&obs_sleep_us, __ATOMIC_RELAXED);
+    struct timespec ts = { (time_t)(us / 1000000), (long)(us % 1000000) * 1000 };
+    while (us && nanosleep(&ts, &ts) && errno == EINTR)
+        ;
+    int err = __atomic_exchange_n(&obs_fail_next, 0, __ATOMIC_RELAXED);
+    return err ? -err : 0;
+}
+
+static void obs_closing(void *ctx, struct mmio *io)
+{
+    (void)ctx;
+    struct mmio *mine = io;
+    if (__atomic_compare_exchange_n(&obs_io, &mine, NULL, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        __atomic_store_n(&obs_fail_next, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&obs_sleep_us, 0, __ATOMIC_RELAXED);
+    }
+}
+
+static const struct mmio_observer test_observer = {
+    .before_sync = obs_before_sync,
+    .closing = obs_closing,
+};
+
+/* Points the observer at io (forgetting settings for another engine). */
+static void obs_target(struct mmio *io)
+{
+    if (__atomic_exchange_n(&obs_io, io, __ATOMIC_ACQ_REL) != io) {
+        __atomic_store_n(&obs_fail_next, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&obs_sleep_us, 0, __ATOMIC_RELAXED);
+    }
+    mmio_set_observer(&test_observer);
+}
+
+/* The next flush of io fails with -err without syncing. */
+static void fail_next_sync(struct mmio *io, int err)
+{
+    obs_target(io);
+    __atomic_store_n(&obs_fail_next, err, __ATOMIC_RELAXED);
+}
+
+/* Every flush of io takes at least us more microseconds. */
+static void set_sync_sleep(struct mmio *io, uint64_t us)
+{
+    obs_target(io);
+    __atomic_store_n(&obs_sleep_us, us, __ATOMIC_RELAXED);
+}
+
 /* ---- helpers ------------------------------------------------------------- */
 
 static char tmpdir[64];         /* this run's directory under /tmp */
@@ -617,10 +676,10 @@ static void *sd_thread(void *p)
     for (int i = 0; i < a->calls; i++) {
         if (mmio_write_at(a->io, (uint64_t)i % 4096, &b, 1))
             a->failures++;
-        uint64_t before = mmio_test_gen_started(a->io);
+        uint64_t before = mmio_loop_gen_started(a->io);
         if (mmio_sync_delayed(a->io))
             a->failures++;
-        if (mmio_test_gen_done(a->io) < before + 1)
+        if (mmio_loop_gen_done(a->io) < before + 1)
             a->early++;
     }
     return NULL;
@@ -674,7 +733,7 @@ static void test_batching_window(void **state)
     const uint64_t window_us = 200000;
     struct mmio_metrics m;
     struct mmio *io = open_windowed(state, "batch", window_us);
-    mmio_test_set_sync_sleep(io, 2000);         /* a 2 ms disk */
+    set_sync_sleep(io, 2000);         /* a 2 ms disk */
     run_sd_threads(io, 8, 25, &m);
     print_message("    window 200 ms, 2 ms syncs: %llu delayed syncs -> %llu syncs "
                   "(%llu loops; %llu waited for company, %llu us, %llu joined)\n",
@@ -705,7 +764,7 @@ static void test_batching_in_flight(void **state)
 
     tmp_path(path, "inflight");
     assert_int_equal(mmio_open(&io, path, 4096, 0, &cfg), 0);
-    mmio_test_set_sync_sleep(io, 2000);
+    set_sync_sleep(io, 2000);
     run_sd_threads(io, 8, 25, &m);
     print_message("    window 0, 2 ms syncs: %llu delayed syncs -> %llu syncs\n",
                   (unsigned long long)m.sync_delayed, (unsigned long long)m.syncs);
@@ -750,9 +809,9 @@ static void test_lone_caller_latency(void **state)
     for (int i = 0; i < 20; i++) {
         assert_int_equal(mmio_write_at(io, (uint64_t)i, "a", 1), 0);
         mmio_get_metrics(io, &m1);
-        uint64_t before = mmio_test_gen_started(io);
+        uint64_t before = mmio_loop_gen_started(io);
         assert_int_equal(mmio_sync_delayed(io), 0);
-        assert_true(mmio_test_gen_done(io) >= before + 1);
+        assert_true(mmio_loop_gen_done(io) >= before + 1);
         mmio_get_metrics(io, &m2);
         assert_int_equal(m2.syncs, m1.syncs + 1);
         assert_int_equal(m2.sync_background_loops, m1.sync_background_loops + 1);
@@ -839,7 +898,7 @@ static void test_company_gone(void **state)
     const uint64_t window_us = 500000, slow_us = 50000;
     struct mmio_metrics m0, m1;
     struct mmio *io = open_windowed(state, "gone", window_us);
-    mmio_test_set_sync_sleep(io, slow_us);
+    set_sync_sleep(io, slow_us);
 
     /* a is in sync 1; b and c arrive meanwhile and share sync 2 */
     struct sd_arg a[3];
@@ -847,7 +906,7 @@ static void test_company_gone(void **state)
     for (int i = 0; i < 3; i++) {
         a[i] = (struct sd_arg){ io, 1, -1, 0 };
         assert_int_equal(pthread_create(&th[i], NULL, sd_once, &a[i]), 0);
-        while (i == 0 && mmio_test_gen_started(io) == 0)
+        while (i == 0 && mmio_loop_gen_started(io) == 0)
             sleep_ms(1);
     }
     for (int i = 0; i < 3; i++) {
@@ -861,7 +920,7 @@ static void test_company_gone(void **state)
         mmio_close(io);
         skip();
     }
-    mmio_test_set_sync_sleep(io, 0);
+    set_sync_sleep(io, 0);
 
     /* right after: company is expected, waited for (about one average
      * sync, 50 ms here, not the window), does not come */
@@ -904,24 +963,24 @@ static void test_never_before_later_sync(void **state)
 
     /* a caller arriving while a sync is in flight rides the next one */
     const uint64_t slow_us = 200000;
-    mmio_test_set_sync_sleep(io, slow_us);
-    uint64_t g0 = mmio_test_gen_done(io);
+    set_sync_sleep(io, slow_us);
+    uint64_t g0 = mmio_loop_gen_done(io);
     struct sd_arg a = { io, 1, -1, 0 };
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, sd_once, &a), 0);
-    while (mmio_test_gen_started(io) == g0)
+    while (mmio_loop_gen_started(io) == g0)
         sleep_ms(1);
-    assert_int_equal(mmio_test_gen_done(io), g0);   /* still in flight */
+    assert_int_equal(mmio_loop_gen_done(io), g0);   /* still in flight */
     uint64_t t0 = now_us();
     assert_int_equal(mmio_sync_delayed(io), 0);
     uint64_t dt = now_us() - t0;
     assert_int_equal(pthread_join(th, NULL), 0);
     assert_int_equal(a.failures, 0);
-    assert_true(mmio_test_gen_done(io) >= g0 + 2);
+    assert_true(mmio_loop_gen_done(io) >= g0 + 2);
     assert_true(dt >= slow_us * 3 / 4);         /* waited a whole later sync */
 
     /* many threads, checked on every call */
-    mmio_test_set_sync_sleep(io, 500);
+    set_sync_sleep(io, 500);
     run_sd_threads(io, 8, 30, &m1);
     mmio_close(io);
 }
@@ -1127,7 +1186,7 @@ static void test_sticky_failure(void **state)
     assert_int_equal(mmio_sync(io), 0);
 
     /* immediate sync fails: its own errno first, -EIO ever after */
-    mmio_test_fail_next_sync(io, ENOSPC);
+    fail_next_sync(io, ENOSPC);
     assert_int_equal(mmio_sync(io), -ENOSPC);
     assert_failed_state(io);
     mmio_get_metrics(io, &m);
@@ -1143,8 +1202,8 @@ static void test_sticky_failure(void **state)
     assert_int_equal(mmio_sync_delayed(io), 0);
 
     /* the loop's sync fails: every waiter of that batch gets -EIO */
-    mmio_test_set_sync_sleep(io, 50000);
-    mmio_test_fail_next_sync(io, EIO);
+    set_sync_sleep(io, 50000);
+    fail_next_sync(io, EIO);
     struct sd_arg a[4];
     pthread_t th[4];
     for (int i = 0; i < 4; i++) {
@@ -1155,7 +1214,7 @@ static void test_sticky_failure(void **state)
         assert_int_equal(pthread_join(th[i], NULL), 0);
         assert_int_equal(a[i].failures, -EIO);
     }
-    mmio_test_set_sync_sleep(io, 0);
+    set_sync_sleep(io, 0);
     assert_failed_state(io);
     mmio_close(io);     /* does not hang or crash when failed */
 
