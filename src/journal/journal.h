@@ -34,7 +34,7 @@
  * journal (-EROFS, the running transaction never commits) where an undo
  * is impossible. docs/JOURNAL.md, "Failed operations".
  *
- * Format of the journal: src/fs/format.h and docs/FORMAT.md.
+ * Format of the journal: src/journal/format.h and docs/FORMAT.md.
  */
 #ifndef MMAPFS_JOURNAL_H
 #define MMAPFS_JOURNAL_H

@@ -18,11 +18,11 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "fs/format.h"
+#include "journal/format.h"
 #include "journal/journal.h"
 #include "mmapfs/mmio.h"
 
-#define JNL_BS           ((uint64_t)MMAPFS_BLOCK_SIZE)
+#define JNL_BS           ((uint64_t)MMAPFS_JNL_BLOCK_SIZE)
 /* jnl_read copies kept allocated across lock holds (journal.c): freeing
  * and allocating them again on every hold made glibc trim and regrow its
  * heap (a TLB shootdown each time). */

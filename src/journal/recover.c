@@ -4,7 +4,7 @@
  * Everything read from the image here is untrusted: it is copied out with
  * mmio_read_at (bounds-checked, SIGBUS-safe) into a private buffer, every
  * field is range-checked before use, and a transaction that does not check
- * out ends replay instead of failing it. Format: src/fs/format.h.
+ * out ends replay instead of failing it. Format: src/journal/format.h.
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -188,7 +188,7 @@ static int restore(struct jnl *j, const struct jnl_undo_entry *e, int *had_befor
 int jnl_undo(struct jnl *j, jnl_undo_fn fn, void *ctx)
 {
     struct jnl_undo *u = &j->undo;
-    static const uint8_t zeros[MMAPFS_BLOCK_SIZE];
+    static const uint8_t zeros[MMAPFS_JNL_BLOCK_SIZE];
     int err = 0;
     if (!u->active)
         return 0;
