@@ -2,6 +2,7 @@
 #
 #   make              build everything into build/
 #   make test         install missing packages, build, run every test
+#   make layering     check that no #include crosses a forbidden arrow
 #   make check-asan   unit tests under AddressSanitizer + UBSan (part of make test)
 #   make check-tsan   the threaded unit tests under ThreadSanitizer (part of make test)
 #   make mount        build, create /var/lib/mmapfs/default.img (1 GiB) if missing,
@@ -36,7 +37,7 @@ CORE_OBJ  := $(CORE_SRC:%.c=$(B)/obj/%.o)
 FUSE_OBJ  := $(FUSE_SRC:%.c=$(B)/obj/%.o)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all deps test unit check-asan check-tsan integration bench crash-sample crash-test mount install clean
+.PHONY: all deps test unit layering check-asan check-tsan integration bench crash-sample crash-test mount install clean
 # a tool is built once its main exists: src/tools/<name>.c
 TOOL_NAMES := $(if $(wildcard src/tools/mmapfs.c),mmapfs) \
               $(if $(wildcard src/tools/mkfs.c),mkfs.mmapfs) \
@@ -100,6 +101,10 @@ comma := ,
 -include $(shell find $(B)/obj $(B)/tests -name '*.d' 2>/dev/null)
 
 # ---- tests ----------------------------------------------------------------
+# the arrows between the parts (docs/DESIGN.md, "Parts and arrows")
+layering:
+	@tests/layering.sh
+
 unit: all $(B)/mmio_outside
 	@$(B)/mmio_outside
 	@tests/run-unit.sh $(B)
@@ -147,6 +152,7 @@ crash-test: all
 	@CRASH_LONG=1 tests/crash/run.sh $(B)
 
 test: deps
+	$(MAKE) layering
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) check-asan
