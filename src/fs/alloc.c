@@ -401,6 +401,12 @@ int fs_alloc_wait_pending(struct fs *fs)
     return err ? err : 1;
 }
 
+/* See fs_i.h. */
+int fs_alloc_retry(struct fs *fs, int err, int *tries)
+{
+    return err == -ENOSPC && (*tries)++ == 0 && fs_alloc_wait_pending(fs) == 1;
+}
+
 /* ==== set-up ================================================================ */
 
 int fs_alloc_init(struct fs *fs)

@@ -446,7 +446,7 @@ ssize_t fs_write(struct fs *fs, uint64_t ino, uint64_t off, const void *buf, siz
     if (len > MMAPFS_MAX_FILE_SIZE - off)
         len = (size_t)(MMAPFS_MAX_FILE_SIZE - off);
     size_t done = 0;
-    int retried = 0;
+    int tries = 0;
     while (done < len) {
         struct mmapfs_disk_inode di;
         int err = jnl_begin(fs->jnl);
@@ -461,14 +461,8 @@ ssize_t fs_write(struct fs *fs, uint64_t ino, uint64_t off, const void *buf, siz
         int end_err = fs_end(fs, n < 0 ? (int)n : 0);
         if (end_err)
             n = end_err;
-        if (n == -ENOSPC && !retried) {
-            /* blocks freed by a transaction not yet durable come back
-             * once it commits: commit and retry once */
-            retried = 1;
-            int r = fs_alloc_wait_pending(fs);
-            if (r == 1)
-                continue;
-        }
+        if (n < 0 && fs_alloc_retry(fs, (int)n, &tries))
+            continue;
         if (n <= 0)
             return done ? (ssize_t)done : (n ? n : -EIO);
         done += (size_t)n;

@@ -258,7 +258,7 @@ int fs_fallocate(struct fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t l
         return -EOPNOTSUPP;         /* only alone (vfs_fallocate of Linux 6.x) */
     if (off >= MMAPFS_MAX_FILE_SIZE || len > MMAPFS_MAX_FILE_SIZE - off)
         return -EFBIG;
-    for (int attempt = 0;; attempt++) {
+    for (int tries = 0;;) {
         int err = jnl_begin(fs->jnl);
         if (err)
             return err;
@@ -266,7 +266,7 @@ int fs_fallocate(struct fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t l
         err = shift ? fs_file_shift_locked(fs, ino, mode, off, len, &retry_ok)
                     : fallocate_locked(fs, ino, mode, off, off + len);
         err = fs_end(fs, err);
-        if (err == -ENOSPC && retry_ok && attempt == 0 && fs_alloc_wait_pending(fs) == 1)
+        if (retry_ok && fs_alloc_retry(fs, err, &tries))
             continue;
         return err;
     }

@@ -266,4 +266,8 @@ int fs_statfs(struct fs *fs, struct statvfs *st);
  * written as "name value\n" lines into buf; returns length (like snprintf). */
 int fs_format_metrics(struct fs *fs, char *buf, size_t size);
 
+/* The DT_* type (dirent.h) of a mode; DT_UNKNOWN (0) when the mode's type
+ * is not a valid one. */
+uint8_t fs_inode_dtype(uint32_t mode);
+
 #endif

@@ -179,6 +179,12 @@ void fs_alloc_undo_pending(struct fs *fs);
  * blocks are waiting for a commit, commits and waits for it and returns 1
  * (retry the operation once); 0 if retrying cannot help; -EIO. */
 int fs_alloc_wait_pending(struct fs *fs);
+/* The one ENOSPC retry rule of the modifying operations (write, namei,
+ * xattr, fallocate/truncate), called WITHOUT the lock after the operation
+ * ended with err: 1 if err is the first -ENOSPC (*tries counts them) and
+ * blocks freed by a not yet durable transaction became reusable, so one
+ * retry can succeed; 0 otherwise. Loop: do { ... } while (fs_alloc_retry(...)). */
+int fs_alloc_retry(struct fs *fs, int err, int *tries);
 
 /* ---- verified metadata blocks (verified.c) -------------------------------- */
 
@@ -247,8 +253,6 @@ int fs_inode_release(struct fs *fs, uint64_t ino);
 void fs_inode_to_stat(uint64_t ino, const struct mmapfs_disk_inode *di, struct fs_stat *st);
 enum { TOUCH_ATIME = 1, TOUCH_MTIME = 2, TOUCH_CTIME = 4 };
 void fs_inode_touch(struct mmapfs_disk_inode *di, unsigned what);
-/* Inode's DT_* type from its mode. */
-uint8_t fs_inode_dtype(uint32_t mode);
 
 /* ---- in-memory inode state (icache.c) -------------------------------------- */
 

@@ -67,14 +67,6 @@ static int get_parent_ino(struct fs *fs, uint64_t dir, const struct mmapfs_disk_
     return 0;
 }
 
-/* After a failed operation: 1 if it failed with -ENOSPC for the first time
- * and blocks freed by a not yet durable transaction became reusable, so one
- * retry can succeed. Called without the lock. */
-static int retry_enospc(struct fs *fs, int err, int *tries)
-{
-    return err == -ENOSPC && (*tries)++ == 0 && fs_alloc_wait_pending(fs) == 1;
-}
-
 /* Takes a lookup reference and fills st. */
 static void found_inode(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode *di,
                         struct fs_stat *st)
@@ -243,7 +235,7 @@ static int create(struct fs *fs, struct create_args *a, struct fs_stat *st)
             return err;
         err = create_locked(fs, a, st);
         err = fs_end(fs, err);
-    } while (retry_enospc(fs, err, &tries));
+    } while (fs_alloc_retry(fs, err, &tries));
     return err;
 }
 
@@ -386,7 +378,7 @@ int fs_link(struct fs *fs, uint64_t ino, uint64_t newparent, const char *newname
             return err;
         err = link_locked(fs, ino, newparent, newname, len, st);
         err = fs_end(fs, err);
-    } while (retry_enospc(fs, err, &tries));
+    } while (fs_alloc_retry(fs, err, &tries));
     return err;
 }
 
@@ -756,7 +748,7 @@ int fs_rename_as(struct fs *fs, uint64_t parent, const char *name,
         if (!err && !noop)
             err = (flags & FS_RENAME_EXCHANGE) ? rename_exchange(fs, &r) : rename_move(fs, &r);
         err = fs_end(fs, err);
-    } while (retry_enospc(fs, err, &tries));
+    } while (fs_alloc_retry(fs, err, &tries));
     return err;
 }
 

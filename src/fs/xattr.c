@@ -463,7 +463,7 @@ int fs_setxattr(struct fs *fs, uint64_t ino, const char *name, const void *value
         err = fs_end(fs, err);
         /* -ENOSPC: a full xattr block, or no free block; in the latter
          * case blocks freed by an uncommitted transaction may help */
-    } while (err == -ENOSPC && tries++ == 0 && fs_alloc_wait_pending(fs) == 1);
+    } while (fs_alloc_retry(fs, err, &tries));
     return err;
 }
 

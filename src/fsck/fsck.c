@@ -250,21 +250,6 @@ int fsck_block_bit(struct check *c, uint64_t b)
     return p ? check_bit(p, b % (MMAPFS_BLOCK_SIZE * 8)) : 1;
 }
 
-/* See fsck_i.h. */
-uint8_t fsck_mode_dtype(uint32_t mode)
-{
-    switch (mode & S_IFMT) {
-    case S_IFREG:  return DT_REG;
-    case S_IFDIR:  return DT_DIR;
-    case S_IFLNK:  return DT_LNK;
-    case S_IFCHR:  return DT_CHR;
-    case S_IFBLK:  return DT_BLK;
-    case S_IFIFO:  return DT_FIFO;
-    case S_IFSOCK: return DT_SOCK;
-    default:       return 0;
-    }
-}
-
 /* Read-only B+tree store: nodes live in the data area of the mapping. */
 static const void *store_read(void *ctx, uint64_t blk)
 {

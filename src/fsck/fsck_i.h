@@ -41,6 +41,7 @@
 #include "fs/btree.h"
 #include "fsck/fsck.h"
 #include "fs/format.h"
+#include "fs/fs.h"
 #include "mmapfs/mmio.h"
 
 #define CHECK_PROG "fsck.mmapfs"
@@ -200,8 +201,6 @@ uint32_t fsck_inode_checksum(uint64_t ino, const struct mmapfs_disk_inode *di);
 int fsck_inode_bit(struct check *c, uint64_t ino);
 /* Is block b set in the on-disk block bitmap? (1 when unreadable) */
 int fsck_block_bit(struct check *c, uint64_t b);
-/* DT_* for a mode, 0 if the type is not a valid one. */
-uint8_t fsck_mode_dtype(uint32_t mode);
 /* Writes a printable form of name (escapes non-printable bytes). */
 void fsck_escape(char *out, size_t out_len, const char *name, size_t len);
 

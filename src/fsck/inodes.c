@@ -526,7 +526,7 @@ int fsck_pass_inodes(struct check *c)
                                ino == MMAPFS_ROOT_INO ? RF_REC_ROOT : RF_REC_CLEAR);
             continue;
         }
-        uint8_t dt = fsck_mode_dtype(di.mode);
+        uint8_t dt = fs_inode_dtype(di.mode);
         if (!dt) {
             fsck_error(c, "inode %" PRIu64 ": invalid mode %#o", ino, di.mode);
             c->structural = 1;

@@ -45,7 +45,7 @@ uint16_t fsck_node_type(struct check *c, uint64_t ino, uint64_t blk)
 int fsck_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
 {
     int damage = 0;
-    uint8_t dt = fsck_mode_dtype(di->mode);
+    uint8_t dt = fs_inode_dtype(di->mode);
     if (!dt)
         return -1;
     if (di->mode & ~(uint32_t)(S_IFMT | 07777)) {
@@ -106,7 +106,7 @@ int fsck_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di
 /* See fsck_i.h. */
 int fsck_record_type_from_tree(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
 {
-    uint8_t dt = fsck_mode_dtype(di->mode);
+    uint8_t dt = fs_inode_dtype(di->mode);
     if (dt != DT_REG && dt != DT_LNK && dt != DT_DIR)
         return 0;
     uint16_t tt = di->tree_root ? fsck_node_type(c, ino, di->tree_root) : 0;

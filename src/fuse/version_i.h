@@ -6,9 +6,19 @@
 #ifndef MMAPFS_FUSE_VERSION_I_H
 #define MMAPFS_FUSE_VERSION_I_H
 
+#include <stdio.h>
+
+#include "fs/format.h"
+
 #ifndef MMAPFS_VERSION_STRING
 #define MMAPFS_VERSION_STRING "0.1.0"
 #endif
+
+/* The -V line of the tools: "PROG VERSION (on-disk format N)". */
+static inline void tool_print_version(const char *prog)
+{
+    printf("%s %s (on-disk format %u)\n", prog, MMAPFS_VERSION_STRING, MMAPFS_FORMAT_VERSION);
+}
 
 /* Name of the read-only virtual xattr on the root directory of a mount that
  * carries the metrics text (see docs/MOUNT.md). Shared by the FUSE layer

@@ -55,8 +55,7 @@ int main(int argc, char **argv)
         case 'C': break;                /* progress fd from fsck(8): ignored */
         case 'h': usage(stdout); return FSCK_EXIT_OK;
         case 'V':
-            printf(PROG " %s (on-disk format %u)\n", MMAPFS_VERSION_STRING,
-                   MMAPFS_FORMAT_VERSION);
+            tool_print_version(PROG);
             return FSCK_EXIT_OK;
         default:
             tool_bad_option(PROG, c, optopt, argv[optind - 1]);

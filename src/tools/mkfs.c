@@ -172,8 +172,7 @@ static int parse_args(int argc, char **argv, struct mkfs_args *a)
         case 'q': a->quiet = 1; break;
         case 'h': usage(stdout); return 1;
         case 'V':
-            printf(PROG " %s (on-disk format %u)\n", MMAPFS_VERSION_STRING,
-                   MMAPFS_FORMAT_VERSION);
+            tool_print_version(PROG);
             return 1;
         default:
             tool_bad_option(PROG, c, optopt, argv[optind - 1]);

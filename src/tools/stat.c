@@ -500,8 +500,7 @@ int main(int argc, char **argv)
             usage(stdout, argv[0]);
             return 0;
         case 'V':
-            printf("mmapfs-stat %s (on-disk format %u)\n",
-                   MMAPFS_VERSION_STRING, MMAPFS_FORMAT_VERSION);
+            tool_print_version("mmapfs-stat");
             return 0;
         default:
             usage(stderr, argv[0]);

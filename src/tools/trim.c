@@ -50,8 +50,7 @@ int main(int argc, char **argv)
         case 'v': verbose = 1; break;
         case 'h': usage(stdout); return TOOL_EXIT_OK;
         case 'V':
-            printf(PROG " %s (on-disk format %u)\n", MMAPFS_VERSION_STRING,
-                   MMAPFS_FORMAT_VERSION);
+            tool_print_version(PROG);
             return TOOL_EXIT_OK;
         default:
             tool_bad_option(PROG, c, optopt, argv[optind - 1]);
