@@ -87,6 +87,22 @@ $(B)/mmapfs-resize: $(B)/obj/src/tools/resize.o $(LIBS)
 $(B)/mmapfs-trim: $(B)/obj/src/tools/trim.o $(LIBS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# mmapfs-resize with a stop after each step of the grow, for
+# tests/integration/66_resize.sh (tests/integration/resize_stop.c): the
+# tool compiled a second time with its main renamed; the shipped
+# mmapfs-resize has no stop.
+$(B)/obj/tests/resize_main.o: src/tools/resize.c tests/integration/resize_stop.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -Dmain=resize_real_main \
+	    -include tests/integration/resize_stop.h -MMD -MP -c $< -o $@
+$(B)/obj/tests/resize_stop.o: tests/integration/resize_stop.c tests/integration/resize_stop.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -MMD -MP -c $< -o $@
+$(B)/tests/mmapfs-resize-stop: $(B)/obj/tests/resize_main.o $(B)/obj/tests/resize_stop.o $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+all: $(B)/tests/mmapfs-resize-stop
+
 $(B)/tests/%: tests/unit/%.c $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -MMD -MP -o $@ $< $(LIBS) -lcmocka $(LDLIBS) $(TEST_LDFLAGS)

@@ -48,8 +48,8 @@ void fs_offline_close(struct fs_offline *o);
  * discarded. -EOPNOTSUPP if the file system or device cannot discard. */
 int fs_trim(struct fs_offline *o, uint64_t *runs, uint64_t *blocks);
 
-/* Steps of fs_grow, in order, for tests that stop the tool between them
- * (a crash at each step must leave the old or the new size). */
+/* Steps of fs_grow, in order, reported to its hook (a crash after each
+ * step must leave the old or the new size). */
 enum fs_grow_step {
     FS_GROW_EXTENDED = 1,    /* image file made larger (nothing else yet) */
     FS_GROW_BITMAP,          /* new block bitmap blocks written, not synced */

@@ -327,7 +327,7 @@ enum { DENT_KEEP = 0, DENT_FIX = 1, DENT_DROP = 2 };
  * must go: bad value, target out of range, free, corrupt or the root). */
 int fsck_dent_examine(struct check *c, uint64_t dir, uint64_t key, const void *val,
                        size_t len, int report, struct check_dent *out);
-/* Strict test for an entry found in a leaf whose checksum is wrong: true
+/* Strict check of an entry found in a leaf whose checksum is wrong: true
  * only if everything in it is consistent (key, name, target, type). */
 int fsck_dent_trustworthy(struct check *c, uint64_t key, const void *val, size_t len);
 

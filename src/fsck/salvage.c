@@ -83,7 +83,7 @@ static int visit(struct salvage *s, uint64_t blk)
     return 1;
 }
 
-/* Strict test for an extent found in a leaf whose checksum is wrong: true
+/* Strict check of an extent found in a leaf whose checksum is wrong: true
  * only if it is valid and every block it maps is marked in use in the
  * bitmap and claimed by no readable tree (a damaged start or length almost
  * always breaks one of these). */

@@ -67,7 +67,7 @@ struct mmio {
     int failed;
 
     /* Serialises flushes (msync/fdatasync) so that a failure is recorded
-     * before any later flush may start. Also guards the test hooks. */
+     * before any later flush may start. */
     pthread_mutex_t flush_mu;
 
     /* Delayed-sync (group commit) state, guarded by mu. Generations count

@@ -39,6 +39,8 @@ enum mmio_point {
     MMIO_AT_FSCK_WRITE,           /* before a repair write: a = offset,
                                    * b = length */
     MMIO_AT_FSCK_SYNC,            /* before a repair sync */
+    /* offline grow (mmapfs-resize, src/tools/resize.c) */
+    MMIO_AT_GROW_STEP,            /* a = the enum fs_grow_step just done */
 };
 
 /*

@@ -9,9 +9,9 @@
  * file's current size (after the user made it larger, e.g. truncate -s).
  * An image file smaller than SIZE is extended (sparse).
  *
- * Testing aid: MMAPFS_RESIZE_STOP_AT=N (1..6, enum fs_grow_step) makes
- * the tool exit with status 99 right after step N, without syncing or
- * closing anything: a crash at that point.
+ * Each step of fs_grow is an observation point (src/io/observe.h,
+ * MMIO_AT_GROW_STEP), where a test build of this tool stops to leave what
+ * a crash there would (tests/integration/resize_stop.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,6 +22,7 @@
 
 #include "fs/offline.h"
 #include "fuse/version_i.h"
+#include "io/observe.h"
 #include "tools/exit_i.h"
 #include "util/size.h"
 
@@ -44,14 +45,11 @@ static void usage(FILE *f)
         "  filesystem, 11 no room for a bitmap that large\n");
 }
 
-static void stop_hook(enum fs_grow_step step, void *ctx)
+/* fs_grow finished step: an observation point. */
+static void step_done(enum fs_grow_step step, void *ctx)
 {
-    const char *at = getenv("MMAPFS_RESIZE_STOP_AT");
-    (void)ctx;
-    if (at && atoi(at) == (int)step) {
-        fprintf(stderr, PROG ": stopping after step %d (MMAPFS_RESIZE_STOP_AT)\n", step);
-        _exit(99);
-    }
+    struct fs_offline *o = ctx;
+    (void)mmio_observe_at(o->io, MMIO_AT_GROW_STEP, (uint64_t)step, 0);
 }
 
 static double gib(uint64_t blocks)
@@ -158,7 +156,7 @@ int main(int argc, char **argv)
         fs_offline_close(&o);
         return TOOL_EXIT_OK;
     }
-    err = fs_grow(&o, size, &plan, stop_hook, NULL);
+    err = fs_grow(&o, size, &plan, step_done, &o);
     fs_offline_close(&o);
     if (err) {
         fprintf(stderr, PROG ": %s: growing failed: %s (the filesystem keeps its old "

@@ -13,7 +13,8 @@
 #     with data, its inodes used up, grown 10x to 640 MiB (40960 inodes):
 #     10000 more files than before fit, the data is intact, fsck clean,
 #     everything still there after a remount.
-#  4. Crash at each step (MMAPFS_RESIZE_STOP_AT=1..6 makes the tool exit
+#  4. Crash at each step (MMAPFS_RESIZE_STOP_AT=1..6 makes the test build
+#     of the tool, build/tests/mmapfs-resize-stop, exit
 #     right after that step, without syncing or closing), growing a 128 MiB
 #     image with a 4096-block journal to 16 GiB (past mkfs's 8 GiB room, so
 #     the bitmap moves into the journal, the inode bitmap into the new space:
@@ -27,6 +28,7 @@ t_init "$@"
 require_cmd dd sha256sum losetup
 export LC_ALL=C
 RESIZE="$T_BUILD/mmapfs-resize"
+RESIZE_STOP="$T_BUILD/tests/mmapfs-resize-stop"    # stops after a step (resize_stop.c)
 
 # blocks in the filesystem, from fsck's summary "N/M blocks in use"
 fs_blocks() { "$FSCK" -n "$1" | sed -n 's|.* [0-9]*/\([0-9]*\) blocks in use.*|\1|p'; }
@@ -120,7 +122,7 @@ for step in 1 2 3 4 5 6; do
     check "crash $step: some files" bash -c 'for i in $(seq 5); do head -c 50000 /dev/urandom >"$1/f$i"; done' _ "$M"
     file_manifest "$M" "$T_DIR/crash.sum"
     unmount_fs "$M"
-    _run env MMAPFS_RESIZE_STOP_AT=$step "$RESIZE" "$cimg" 16G
+    _run env MMAPFS_RESIZE_STOP_AT=$step "$RESIZE_STOP" "$cimg" 16G
     check_eq "crash $step: the tool stopped after step $step" 99 "$T_RC"
     fsck_clean "$cimg"
     blocks=$(fs_blocks "$cimg")
