@@ -266,6 +266,13 @@ int fs_statfs(struct fs *fs, struct statvfs *st);
  * written as "name value\n" lines into buf; returns length (like snprintf). */
 int fs_format_metrics(struct fs *fs, char *buf, size_t size);
 
+/* The few numbers of the on-disk format that callers of this API need, so
+ * that they need not know the byte layout (src/fs/fs_i.h asserts that they
+ * are those of fs/format.h). */
+#define FS_ROOT_INO     1u      /* the root directory (FUSE_ROOT_ID) */
+#define FS_BLOCK_SIZE   4096u   /* also the smallest image */
+#define FS_SYMLINK_MAX  4095u   /* longest symlink target, bytes, no NUL */
+
 /* The DT_* type (dirent.h) of a mode; DT_UNKNOWN (0) when the mode's type
  * is not a valid one. */
 uint8_t fs_inode_dtype(uint32_t mode);

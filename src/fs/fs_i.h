@@ -28,6 +28,9 @@
 #include "journal/journal.h"
 #include "mmapfs/mmio.h"
 
+_Static_assert(FS_ROOT_INO == MMAPFS_ROOT_INO && FS_BLOCK_SIZE == MMAPFS_BLOCK_SIZE &&
+               FS_SYMLINK_MAX == MMAPFS_SYMLINK_MAX, "fs.h's numbers are the format's");
+
 /* ---- the mounted filesystem ------------------------------------------------ */
 
 struct fs_icache;      /* in-memory per-inode state, icache.c */

@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 
 #include "fs/acl.h"
-#include "fs/format.h"
 #include "fuse/ops_i.h"
 
 /* ---- credentials of new inodes ------------------------------------------------ */
@@ -264,7 +263,7 @@ out_err:
 
 void mfs_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-    char buf[MMAPFS_SYMLINK_MAX + 1];
+    char buf[FS_SYMLINK_MAX + 1];
     int len;
     mfs_count(req, MFS_OP_READLINK);
 

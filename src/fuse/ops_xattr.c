@@ -19,7 +19,6 @@
 #include <string.h>
 
 #include "fs/acl.h"
-#include "fs/format.h"
 #include "fuse/ops_i.h"
 
 /* Extra length announced for a size query of the metrics, so that counters
@@ -28,7 +27,7 @@
 
 static int is_metrics_xattr(fuse_ino_t ino, const char *name)
 {
-    return ino == MMAPFS_ROOT_INO && strcmp(name, MMAPFS_METRICS_XATTR) == 0;
+    return ino == FS_ROOT_INO && strcmp(name, MMAPFS_METRICS_XATTR) == 0;
 }
 
 static int is_posix_acl(const char *name)

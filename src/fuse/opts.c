@@ -465,7 +465,7 @@ static int check_target(struct mmapfs_config *cfg)
                                                        : "not a regular file or block device");
         return -TOOL_EXIT_TARGET_KIND;
     }
-    if (S_ISREG(st.st_mode) && st.st_size < MMAPFS_BLOCK_SIZE) {
+    if (S_ISREG(st.st_mode) && st.st_size < FS_BLOCK_SIZE) {
         fprintf(stderr, "mmapfs: %s: %lld bytes: too small to be an mmapfs filesystem "
                 "(make one with mkfs.mmapfs)\n", t, (long long)st.st_size);
         return -TOOL_EXIT_TARGET_KIND;
