@@ -28,12 +28,14 @@ TSAN_FLAGS = -fsanitize=thread
 
 # ---- sources -------------------------------------------------------------
 MMIO_SRC  := $(wildcard src/io/*.c)
-CORE_SRC  := $(wildcard src/util/*.c src/journal/*.c src/fs/*.c src/fsck/*.c)
+CORE_SRC  := $(wildcard src/util/*.c src/journal/*.c src/fs/*.c)
+FSCK_SRC  := $(wildcard src/fsck/*.c)
 FUSE_SRC  := $(wildcard src/fuse/*.c)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 
 MMIO_OBJ  := $(MMIO_SRC:%.c=$(B)/obj/%.o)
 CORE_OBJ  := $(CORE_SRC:%.c=$(B)/obj/%.o)
+FSCK_OBJ  := $(FSCK_SRC:%.c=$(B)/obj/%.o)
 FUSE_OBJ  := $(FUSE_SRC:%.c=$(B)/obj/%.o)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
@@ -45,7 +47,7 @@ TOOL_NAMES := $(if $(wildcard src/tools/mmapfs.c),mmapfs) \
               $(if $(wildcard src/tools/stat.c),mmapfs-stat) \
               $(if $(wildcard src/tools/resize.c),mmapfs-resize) \
               $(if $(wildcard src/tools/trim.c),mmapfs-trim)
-all: $(B)/libmmio.a $(B)/libmmapfs.a $(addprefix $(B)/,$(TOOL_NAMES)) $(UNIT_BIN)
+all: $(B)/libmmio.a $(B)/libmmapfs.a $(B)/libmmapfs-fsck.a $(addprefix $(B)/,$(TOOL_NAMES)) $(UNIT_BIN)
 
 # ---- packages: installed only when missing (Debian 12, as root) -----------
 DEB_PKGS = build-essential pkg-config libfuse3-dev fuse3 libcmocka-dev \
@@ -72,7 +74,12 @@ $(B)/libmmio.a: $(MMIO_OBJ)
 $(B)/libmmapfs.a: $(CORE_OBJ)
 	@mkdir -p $(B); rm -f $@; ar rcs $@ $^
 
-LIBS = $(B)/libmmapfs.a $(B)/libmmio.a
+# the checker (src/fsck/) is a library of its own on top of the core, as
+# e2fsck is apart from libext2fs: the core cannot call it (it would not link)
+$(B)/libmmapfs-fsck.a: $(FSCK_OBJ)
+	@mkdir -p $(B); rm -f $@; ar rcs $@ $^
+
+LIBS = $(B)/libmmapfs-fsck.a $(B)/libmmapfs.a $(B)/libmmio.a
 
 $(B)/mmapfs: $(FUSE_OBJ) $(B)/obj/src/tools/mmapfs.o $(LIBS)
 	$(CC) $(CFLAGS) -o $@ $^ $(FUSE_LIBS) $(LDLIBS)
