@@ -379,6 +379,11 @@ static int read_fd(void *ctx, uint64_t off, void *buf, size_t len)
     return (size_t)r == len ? 0 : -EIO;
 }
 
+void fs_mkfs_release_mmp(struct mmp *m)
+{
+    fs_mmp_release(m, 0);
+}
+
 int fs_mkfs_claim_mmp(int fd, const char *path, uint64_t bytes, const char *prog, FILE *err,
                    struct mmp **out)
 {

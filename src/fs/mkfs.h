@@ -72,10 +72,14 @@ int fs_mkfs_probe(struct mmio *io, char *what, size_t what_len);
  * that is alive — its heartbeat changes, here or on another machine, or
  * fsck is repairing it — is refused with one line on err naming it (host,
  * pid), and no mount starts while mkfs writes. 0 with *out (NULL when
- * there is no MMP image; else fs_mmp_release(*out, 0) after formatting), or
- * -EBUSY (refused, line printed) or -errno. */
+ * there is no MMP image; else fs_mkfs_release_mmp(*out) after formatting),
+ * or -EBUSY (refused, line printed) or -errno. */
 struct mmp;
 int fs_mkfs_claim_mmp(int fd, const char *path, uint64_t bytes, const char *prog, FILE *err,
-                   struct mmp **out);
+                      struct mmp **out);
+
+/* Lets go of what fs_mkfs_claim_mmp claimed (NULL: nothing). The new
+ * image's own MMP block, if any, is written by mkfs itself. */
+void fs_mkfs_release_mmp(struct mmp *m);
 
 #endif

@@ -23,7 +23,6 @@
 #include "fs/format.h"
 #include "fs/fs.h"
 #include "fs/mkfs.h"
-#include "fs/mmp.h"
 #include "fuse/version_i.h"
 #include "mmapfs/mmio.h"
 #include "tools/exit_i.h"
@@ -476,7 +475,7 @@ int main(int argc, char **argv)
 out:
     if (io)
         mmio_close(io);
-    fs_mmp_release(mmp, 0);
+    fs_mkfs_release_mmp(mmp);
     if (ret && created)
         unlink(a.target);
     else if (ret && extended && ftruncate(fd, old_size))
