@@ -241,7 +241,9 @@ before = os.fstat(fd).st_blocks
 fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 1 << 20, 2 << 20)
 st = os.fstat(fd)
 expect(st.st_size == 16 << 20, "size kept")
-expect(st.st_blocks <= before - (2 << 20) // 512, "blocks %d -> %d" % (before, st.st_blocks))
+# The punch splits an extent in two; when that overflows the 4 extents the
+# inode holds, the file gets one tree node block (as on ext4): 8 sectors.
+expect(st.st_blocks <= before - (2 << 20) // 512 + 8, "blocks %d -> %d" % (before, st.st_blocks))
 expect(os.pread(fd, 2 << 20, 1 << 20) == bytes(2 << 20), "hole reads zeros")
 expect(os.pread(fd, 4, (1 << 20) - 4) == b"\xff" * 4, "data before the hole")
 expect(os.pread(fd, 4, 3 << 20) == b"\xff" * 4, "data after the hole")'
