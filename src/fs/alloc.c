@@ -658,6 +658,14 @@ int fs_alloc_inode(struct fs *fs, uint64_t goal, uint64_t *ino)
         if (bit >= goal - 1)
             return -ENOSPC;
     }
+    /* a sparse image: the host space of the inode's table block, before
+     * anything changes (a full host gives ENOSPC here, not a failed
+     * checkpoint later) */
+    err = fs_host_reserve_blocks(fs, mmapfs_inode_block(fs->inode_table_start,
+                                                        fs->inode_table_blocks, &fs->itab,
+                                                        bit + 1), 1);
+    if (err)
+        return err;
     uint64_t changed;
     err = bmap_change(fs, &m, bit, 1, 1, &changed);
     if (err)

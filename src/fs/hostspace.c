@@ -47,11 +47,22 @@ void fs_host_space_init(struct fs *fs)
         return;
     if ((uint64_t)st.st_blocks * 512u >= (uint64_t)st.st_size)
         return;        /* fully allocated: nothing can run out */
-    int r = fs_host_reserve(fs->lock_fd, 0, fs->data_start * MMAPFS_BLOCK_SIZE);
-    /* a grown inode table's extents and bitmap room (FORMAT.md §4b) */
-    for (uint32_t i = 0; !r && i < fs->itab.count && i < MMAPFS_ITAB_EXTENTS_MAX; i++)
-        r = fs_host_reserve(fs->lock_fd, fs->itab.ext[i].start * MMAPFS_BLOCK_SIZE,
-                            fs->itab.ext[i].blocks * MMAPFS_BLOCK_SIZE);
+    /* What the driver writes outside the data area: the blocks up to the
+     * end of the block bitmap (superblock, MMP and backup blocks, journal,
+     * bitmap) and the inode bitmap. Not the block bitmap's room for growth
+     * (only mmapfs-resize writes there), and not the inode table: that is
+     * reserved a block at a time as inodes are allocated (fs_alloc_inode);
+     * blocks of inodes in use were reserved then (or by an older mkfs,
+     * which reserved the whole table). */
+    const uint64_t bits = MMAPFS_BLOCK_SIZE * 8u;
+    uint64_t bbm_blocks = (fs->block_count + bits - 1) / bits;
+    uint64_t ibm_blocks = (fs->inode_count + bits - 1) / bits;
+    int r = fs_host_reserve(fs->lock_fd, 0,
+                            (fs->block_bitmap_start + bbm_blocks) * MMAPFS_BLOCK_SIZE);
+    if (!r)
+        r = fs_host_reserve(fs->lock_fd, fs->inode_bitmap_start * MMAPFS_BLOCK_SIZE,
+                            ibm_blocks * MMAPFS_BLOCK_SIZE);
+    /* a grown inode table's moved bitmap room (FORMAT.md §4b) */
     if (!r && fs->itab.inode_bitmap_room)
         r = fs_host_reserve(fs->lock_fd, fs->inode_bitmap_start * MMAPFS_BLOCK_SIZE,
                             fs->itab.inode_bitmap_room * MMAPFS_BLOCK_SIZE);

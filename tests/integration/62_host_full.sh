@@ -23,9 +23,22 @@ host=$T_DIR/host
 mount_other "$host" -t tmpfs -o size=40M tmpfs || skip_script "cannot mount a tmpfs here"
 img=$host/sparse.img
 M=$T_DIR/mnt
+# mkfs first compares what it will allocate with the host's free space: a
+# fallocate that fails with ENOSPC keeps what it took, which would leave
+# the host full. Both refusals leave the host as it was.
+used0=$(du -sk "$host" | cut -f1)
+check_sh "mkfs -s 1G (preallocated) on a 40 MiB host: exit 9, naming the free space" '
+    out=$("$0" -q -s 1G "$1/big.img" 2>&1); rc=$?
+    [ $rc -eq 9 ] && echo "$out" | grep -q "MiB free" || { echo "rc=$rc $out"; exit 1; }' "$MKFS" "$host"
+check_sh "mkfs --sparse -s 64G (128 MiB of journal) on a 40 MiB host: exit 9" '
+    out=$("$0" -q --sparse -s 64G "$1/big.img" 2>&1); rc=$?
+    [ $rc -eq 9 ] || { echo "rc=$rc $out"; exit 1; }' "$MKFS" "$host"
+check_eq "the refused mkfs runs left the host as it was (KiB used)" "$used0" "$(du -sk "$host" | cut -f1)"
+check_fail "no image file left behind" test -e "$host/big.img"
+
 make_image "$img" 256M
 check_range "mkfs --sparse allocated the journal and metadata only (KiB on the host)" \
-    1024 16384 "$(du -k "$img" | cut -f1)"
+    1024 8192 "$(du -k "$img" | cut -f1)"
 check "a 4 MiB host file to free later" dd if=/dev/zero of="$host/spare" bs=1M count=4 status=none
 mount_image "$img" "$M" -o nowriteback_cache
 dpid=$(_daemon_pids "$M" | head -1)
