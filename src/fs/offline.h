@@ -13,6 +13,8 @@
 #include "fs/format.h"
 #include "mmapfs/mmio.h"
 
+struct mfs_progress;
+
 struct mmp;
 
 /* An image opened for an offline change. */
@@ -24,6 +26,8 @@ struct fs_offline {
     struct mmapfs_disk_superblock sb;     /* as read and validated */
     char *path;
     struct mmp *mmp;                      /* MMP image: the block claimed (FSCK) */
+    struct mfs_progress *progress;        /* a progress line for long steps, or NULL
+                                             (util/progress.h; set by the tool) */
 };
 
 /* Opens path read-write for an offline change: not mounted (mountinfo),

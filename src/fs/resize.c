@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "fs/fs_i.h"
+#include "util/progress.h"
 #include "fs/mkfs.h"
 #include "fs/offline.h"
 
@@ -226,10 +227,11 @@ static int write_bitmap(struct fs_offline *o, const struct bitmap_grow *m)
 
 /* Zeroes the new inode table extent; blocks past old_image_bytes of an
  * image file read as zeros already (the file was just extended) and are
- * not written. In an image file, the extent and a moved inode bitmap's
- * room get host space (fallocate), as mkfs gives the metadata region:
- * the mount writes them at checkpoints, never through the allocator
- * (hostspace.c). */
+ * not written. In an image file, a moved inode bitmap's room gets host
+ * space (fallocate), as mkfs gives the bitmaps; the table extent does
+ * not: the mount reserves each of its blocks when it first allocates an
+ * inode there (fs_alloc_inode, hostspace.c), so a sparse image grown by
+ * terabytes does not take gigabytes of table from the host. */
 static int zero_table(struct fs_offline *o, const struct fs_grow_plan *p,
                       uint64_t old_image_bytes)
 {
@@ -237,11 +239,8 @@ static int zero_table(struct fs_offline *o, const struct fs_grow_plan *p,
     uint64_t zeros_from = o->regular ? old_image_bytes / MMAPFS_BLOCK_SIZE : end;
     uint64_t stop = zeros_from < end ? zeros_from : end;
     int err = 0;
-    if (o->regular) {
-        int r = fs_host_reserve(o->lock_fd, p->itab_start * MMAPFS_BLOCK_SIZE,
-                                p->itab_blocks * MMAPFS_BLOCK_SIZE);
-        if (r >= 0 && p->ibm_moved)
-            r = fs_host_reserve(o->lock_fd, p->ibm_start * MMAPFS_BLOCK_SIZE,
+    if (o->regular && p->ibm_moved) {
+        int r = fs_host_reserve(o->lock_fd, p->ibm_start * MMAPFS_BLOCK_SIZE,
                                 p->ibm_room * MMAPFS_BLOCK_SIZE);
         if (r < 0)
             return r == -EDQUOT ? -ENOSPC : r;
@@ -253,7 +252,10 @@ static int zero_table(struct fs_offline *o, const struct fs_grow_plan *p,
     for (uint64_t b = p->itab_start; b < stop && !err; b += ZERO_CHUNK_BLOCKS) {
         uint64_t n = stop - b < ZERO_CHUNK_BLOCKS ? stop - b : ZERO_CHUNK_BLOCKS;
         err = mmio_write_at(o->io, b * MMAPFS_BLOCK_SIZE, zeros, n * MMAPFS_BLOCK_SIZE);
+        mfs_progress_update(o->progress, "zeroing the new inode table:",
+                            b + n - p->itab_start, stop - p->itab_start);
     }
+    mfs_progress_clear(o->progress);
     free(zeros);
     return err;
 }

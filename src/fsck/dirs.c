@@ -333,6 +333,7 @@ int fsck_pass_dirs(struct check *c)
     }
     for (uint64_t ino = fsck_ci_next(c, 1); ino <= c->inode_count;
          ino = fsck_ci_next(c, ino + 1)) {
+        mfs_progress_update(&c->progress, "pass 2, directories:", ino, c->inode_count);
         struct check_inode *ci = fsck_ci(c, ino);
         if (!(ci->state & CI_VALID) || ci->dtype != DT_DIR || (ci->state & CI_TREE_BAD))
             continue;

@@ -45,6 +45,7 @@ static void vline(struct check *c, uint64_t *lines, const char *kind, const char
         return;
     }
     (*lines)++;
+    mfs_progress_clear(&c->progress);
     fputs(prefix, c->out);
     vfprintf(c->out, fmt, ap);
     fputc('\n', c->out);
@@ -80,6 +81,7 @@ void fsck_info(struct check *c, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
+    mfs_progress_clear(&c->progress);
     fputs(PROG ": info: ", c->out);
     vfprintf(c->out, fmt, ap);
     fputc('\n', c->out);
@@ -95,6 +97,7 @@ static void check_verbose(struct check *c, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
+    mfs_progress_clear(&c->progress);
     fputs(PROG ": ", c->out);
     vfprintf(c->out, fmt, ap);
     fputc('\n', c->out);
@@ -475,6 +478,7 @@ static void edit_error_state(struct mmapfs_disk_superblock *sb, void *arg)
  * their round, but the summary counts the image's own). */
 static int finish(struct check *c, uint64_t pre_errors)
 {
+    mfs_progress_clear(&c->progress);
     uint64_t left = c->errors, pre_left = pre_errors - c->repairs_pre;
     int cleared = 0;
     if (c->round == 1)
@@ -592,6 +596,7 @@ int fs_check(const char *path, const struct fs_check_options *o, FILE *report)
 
     if (o)
         c.opt = *o;
+    mfs_progress_init(&c.progress, c.opt.progress, PROG);
     int ret = fsck_open(&c, &fd);
     if (ret)
         goto out;
@@ -612,6 +617,7 @@ int fs_check(const char *path, const struct fs_check_options *o, FILE *report)
         ret = g.ret;
     }
 out:
+    mfs_progress_clear(&c.progress);
     fsck_mmp_release(&c);
     free_state(&c);
     free(c.fixes);

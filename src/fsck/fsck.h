@@ -31,6 +31,7 @@ struct fs_check_options {
     enum fs_check_mode mode;
     int force;           /* -f: check even a clean filesystem in preen mode */
     int verbose;         /* -v: statistics and every error line (no cap) */
+    FILE *progress;      /* a terminal for the passes' progress line, or NULL */
 };
 
 /* Checks the image at path: validates the superblock, replays the

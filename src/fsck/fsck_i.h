@@ -43,6 +43,7 @@
 #include "fs/format.h"
 #include "fs/fs.h"
 #include "mmapfs/mmio.h"
+#include "util/progress.h"
 
 #define CHECK_PROG "fsck.mmapfs"
 
@@ -116,6 +117,7 @@ struct check {
     FILE *out;
     const char *path;
     struct fs_check_options opt;
+    struct mfs_progress progress;    /* opt.progress's line (util/progress.h) */
     int may_repair;                  /* mode != NO and no unknown ro_compat features */
     struct mmapfs_disk_superblock sb;  /* copy, re-read every round */
     const struct bt_store *store;    /* read-only store over the mapping */

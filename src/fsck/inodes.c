@@ -508,6 +508,7 @@ int fsck_pass_inodes(struct check *c)
         fsck_plan(c, MMAPFS_ROOT_INO, RF_REC_ROOT);    /* reported in pass 2 */
     for (uint64_t ino = fsck_next_inode_bit(c, 1); ino <= c->inode_count;
          ino = fsck_next_inode_bit(c, ino + 1)) {
+        mfs_progress_update(&c->progress, "pass 1, inodes:", ino, c->inode_count);
         struct check_inode *ci = fsck_ci(c, ino);
         ci->state |= CI_USED;
         c->used_inodes++;

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fsck/fsck.h"
 #include "fs/format.h"
@@ -20,7 +21,7 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-        "usage: " PROG " [-n|-y|-p] [-f] [-v] TARGET\n"
+        "usage: " PROG " [-n|-y|-p] [-f] [-v] [-q] TARGET\n"
         "  -n   check only, write nothing (the journal is replayed in memory;\n"
         "       read-only media and images in use can be checked)\n"
         "  -y   repair what can be repaired\n"
@@ -28,6 +29,7 @@ static void usage(FILE *f)
         "  -a   same as -p\n"
         "  -f   check even if the filesystem is clean (with -p)\n"
         "  -v   verbose: statistics, every error line\n"
+        "  -q   quiet: no progress line (shown on a terminal for long checks)\n"
         "  -V   print the version\n"
         "  -h   this help\n"
         "exit status: 0 clean, 1 corrected, 4 errors left, 8 operational error,\n"
@@ -37,7 +39,7 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     struct fs_check_options o = { .mode = FS_CHECK_NO };
-    int modes = 0, c;
+    int modes = 0, quiet = 0, c;
 
     static const struct option longopts[] = {
         { "help", no_argument, NULL, 'h' },
@@ -45,13 +47,14 @@ int main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":nypafvhVC:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":nypafvqhVC:", longopts, NULL)) != -1) {
         switch (c) {
         case 'n': o.mode = FS_CHECK_NO; modes++; break;
         case 'y': o.mode = FS_CHECK_YES; modes++; break;
         case 'p': case 'a': o.mode = FS_CHECK_PREEN; modes++; break;
         case 'f': o.force = 1; break;
         case 'v': o.verbose = 1; break;
+        case 'q': quiet = 1; break;
         case 'C': break;                /* progress fd from fsck(8): ignored */
         case 'h': usage(stdout); return FSCK_EXIT_OK;
         case 'V':
@@ -67,7 +70,7 @@ int main(int argc, char **argv)
         return FSCK_EXIT_USAGE;
     }
     if (optind != argc - 1) {
-        fprintf(stderr, PROG ": %s: usage: " PROG " [-n|-y|-p] [-f] [-v] TARGET (" PROG
+        fprintf(stderr, PROG ": %s: usage: " PROG " [-n|-y|-p] [-f] [-v] [-q] TARGET (" PROG
                 " --help for the options)\n",
                 optind >= argc ? "no TARGET given" : "more than one TARGET given");
         return FSCK_EXIT_USAGE;
@@ -76,5 +79,8 @@ int main(int argc, char **argv)
      * repairing; a plain check may be interrupted (exit 32 by convention). */
     if (o.mode != FS_CHECK_NO)
         signal(SIGINT, SIG_IGN);
+    /* the progress line goes to stderr, and only to a terminal */
+    if (!quiet && isatty(STDERR_FILENO))
+        o.progress = stderr;
     return fs_check(argv[optind], &o, stdout);
 }

@@ -24,6 +24,7 @@
 #include "fuse/version_i.h"
 #include "io/observe.h"
 #include "tools/exit_i.h"
+#include "util/progress.h"
 #include "util/size.h"
 
 #define PROG "mmapfs-resize"
@@ -31,12 +32,14 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-        "usage: " PROG " [-n] TARGET [SIZE]\n"
+        "usage: " PROG " [-n] [-q] TARGET [SIZE]\n"
         "Grows the unmounted mmapfs filesystem on TARGET (image file or block\n"
         "device) to SIZE bytes (suffixes K, M, G, T); without SIZE to the whole\n"
         "device or image file. An image file is extended if smaller. Shrinking\n"
         "is not supported.\n"
         "  -n   show what would be done, change nothing\n"
+        "  -q   no progress line (shown on a terminal while a large new inode\n"
+        "       table of a block device is zeroed)\n"
         "  -V   print the version\n"
         "  -h   this help\n"
         "exit status: 0 grown (or already that size), 1 failure, 2 usage,\n"
@@ -59,7 +62,8 @@ static double gib(uint64_t blocks)
 
 int main(int argc, char **argv)
 {
-    int dry_run = 0, c;
+    int dry_run = 0, quiet = 0, c;
+    struct mfs_progress progress;
     uint64_t size = 0;
     char msg[512];
     struct fs_offline o;
@@ -72,9 +76,10 @@ int main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":nhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":nqhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'n': dry_run = 1; break;
+        case 'q': quiet = 1; break;
         case 'h': usage(stdout); return TOOL_EXIT_OK;
         case 'V':
             tool_print_version(PROG);
@@ -85,7 +90,7 @@ int main(int argc, char **argv)
         }
     }
     if (optind >= argc || argc - optind > 2) {
-        fprintf(stderr, PROG ": %s: usage: " PROG " [-n] TARGET [SIZE] (" PROG
+        fprintf(stderr, PROG ": %s: usage: " PROG " [-n] [-q] TARGET [SIZE] (" PROG
                 " --help)\n", optind >= argc ? "no TARGET given" : "too many arguments");
         return TOOL_EXIT_USAGE;
     }
@@ -102,6 +107,8 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": %s: %s\n", target, msg);
         return tool_exit_offline(err);
     }
+    mfs_progress_init(&progress, !quiet && isatty(STDERR_FILENO) ? stderr : NULL, PROG);
+    o.progress = &progress;
     if (!size)
         size = o.image_bytes;
     if (!o.regular && size > o.image_bytes) {
