@@ -39,7 +39,7 @@ FSCK_OBJ  := $(FSCK_SRC:%.c=$(B)/obj/%.o)
 FUSE_OBJ  := $(FUSE_SRC:%.c=$(B)/obj/%.o)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all deps test unit layering build-asan build-tsan check-asan check-tsan integration bench crash-sample crash-test mount install clean
+.PHONY: all deps test unit layering check-asan check-tsan integration bench crash-sample crash-test mount install clean
 # a tool is built once its main exists: src/tools/<name>.c
 TOOL_NAMES := $(if $(wildcard src/tools/mmapfs.c),mmapfs) \
               $(if $(wildcard src/tools/mkfs.c),mkfs.mmapfs) \
@@ -136,10 +136,8 @@ unit: all $(B)/mmio_outside
 $(B)/mmio_outside: tests/link/mmio_outside.c $(B)/libmmio.a
 	$(CC) -Iinclude $(WARN) $(CFLAGS) -o $@ $< $(B)/libmmio.a -lpthread
 
-build-asan:
+check-asan:
 	$(MAKE) B=build-asan CFLAGS="-O1 -g $(ASAN_FLAGS)" all
-
-check-asan: build-asan
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 tests/run-unit.sh build-asan
 
 # ThreadSanitizer over the unit tests whose threads share the engine, the
@@ -158,10 +156,8 @@ TSAN_TESTS = test_concurrency test_journal test_mmio test_fs_file
 # wherever setarch can do that, directly otherwise.
 TSAN_RUNNER = $(shell setarch "$$(uname -m)" -R true 2>/dev/null && echo setarch "$$(uname -m)" -R)
 
-build-tsan:
+check-tsan:
 	$(MAKE) B=build-tsan CFLAGS="-O1 -g $(TSAN_FLAGS)" $(addprefix build-tsan/tests/,$(TSAN_TESTS))
-
-check-tsan: build-tsan
 	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" UNIT_RUNNER="$(TSAN_RUNNER)" \
 	  tests/run-unit.sh build-tsan $(TSAN_TESTS)
 
@@ -178,11 +174,9 @@ crash-sample: all
 crash-test: all
 	@CRASH_LONG=1 tests/crash/run.sh $(B)
 
-# The three builds (plain, ASan, TSan) are compiled side by side (-j2: the
-# CI machine has 2 cores); the tests then run one part after the other.
 test: deps
 	$(MAKE) layering
-	$(MAKE) -j2 all build-asan build-tsan
+	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) check-asan
 	$(MAKE) check-tsan
