@@ -660,12 +660,15 @@ int fs_alloc_inode(struct fs *fs, uint64_t goal, uint64_t *ino)
     }
     /* a sparse image: the host space of the inode's table block, before
      * anything changes (a full host gives ENOSPC here, not a failed
-     * checkpoint later) */
-    err = fs_host_reserve_blocks(fs, mmapfs_inode_block(fs->inode_table_start,
-                                                        fs->inode_table_blocks, &fs->itab,
-                                                        bit + 1), 1);
-    if (err)
-        return err;
+     * checkpoint later); a block reserved during this mount stays so */
+    uint64_t tblk = mmapfs_inode_block(fs->inode_table_start, fs->inode_table_blocks,
+                                       &fs->itab, bit + 1);
+    if (fs->host_sparse && tblk != fs->host_itab_block) {
+        err = fs_host_reserve_blocks(fs, tblk, 1);
+        if (err)
+            return err;
+        fs->host_itab_block = tblk;
+    }
     uint64_t changed;
     err = bmap_change(fs, &m, bit, 1, 1, &changed);
     if (err)

@@ -64,6 +64,10 @@ struct fs {
     struct mmp *mmp;                  /* multi-mount protection, NULL if off (mmp.c) */
     int host_sparse;                  /* image file with holes: reserve what is
                                        * allocated (hostspace.c) */
+    uint64_t host_itab_block;         /* inode table block last reserved on the
+                                         host by fs_alloc_inode (0: none; journal
+                                         lock): inodes are handed out in order, so
+                                         15 of 16 need no fallocate */
     uint64_t meta_goal;               /* next-fit goal for metadata blocks */
     uint32_t *group_free;             /* free bits per block bitmap block (alloc.c) */
     uint64_t groups;                  /* number of block bitmap blocks */
