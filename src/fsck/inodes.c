@@ -573,7 +573,6 @@ int fsck_pass_duplicates(struct check *c)
         d.blocks[d.n++] = b;
 
     for (uint64_t ino = fsck_ci_next(c, 1); ino <= c->inode_count;
-
          ino = fsck_ci_next(c, ino + 1)) {
         if (!(fsck_ci(c, ino)->state & CI_VALID))
             continue;
