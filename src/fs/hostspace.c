@@ -24,13 +24,18 @@
 
 #include "fs/fs_i.h"
 
+/* FALLOC_FL_KEEP_SIZE: the image already has its size (mkfs and resize
+ * set it), and an image truncated under the mount must stay short, so
+ * that reads past the cut fault (EIO) instead of reading zeros that
+ * fallocate would have put there by extending the file (an empty root
+ * directory, ENOENT for every name). */
 int fs_host_reserve(int fd, uint64_t off, uint64_t len)
 {
     if (len == 0)
         return 0;
     int r;
     do
-        r = fallocate(fd, 0, (off_t)off, (off_t)len);
+        r = fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
     while (r && errno == EINTR);
     if (r == 0)
         return 0;

@@ -113,6 +113,8 @@ for p in "${loads[@]}"; do
     wait "$p" 2>/dev/null || true
 done
 pass "the workload finished"
+check_sh "the image is still 4 MiB (the driver never extends it: cut pages must fault, not read as zeros)" \
+    '[ "$(stat -c %s "$0")" = 4194304 ]' "$img"
 
 # ---- what the callers saw ---------------------------------------------------------
 tallies=$(cat "$work"/*.json | tr '\n' ' ')

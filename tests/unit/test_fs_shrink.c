@@ -106,6 +106,37 @@ static void test_shrink_under_mount(void **state)
     assert_int_equal(fs_unmount(fs), -EIO);
 }
 
+/* A write after the cut allocates blocks in the lost data area. Host
+ * space for them is reserved (the fixture's image is sparse) with
+ * FALLOC_FL_KEEP_SIZE: a plain fallocate would extend the file again, and
+ * what was cut would read back as zeros (an empty directory: ENOENT for
+ * every name) instead of failing with EIO. */
+static void test_shrink_then_allocate(void **state)
+{
+    struct img *m = *state;
+    uint64_t dir, file;
+    populate(m, &dir, &file);
+    m->skip_fsck = 1;
+    off_t cut = (off_t)(m->fs->data_start * MMAPFS_BLOCK_SIZE);
+    assert_true(m->fs->host_sparse);
+
+    shrink_to(m, cut);
+
+    static char buf[256 * 1024];
+    memset(buf, 'y', sizeof(buf));
+    ssize_t w = fs_write(m->fs, file, 1 << 20, buf, sizeof(buf));
+    assert_true(w < 0);
+    struct stat hst;
+    assert_int_equal(stat(m->path, &hst), 0);
+    assert_int_equal(hst.st_size, cut);
+    struct fs_stat st;
+    int err = fs_lookup(m->fs, dir, "entry-with-a-long-name-0123", &st);
+    assert_true(err == -EIO || err == -EUCLEAN);
+    struct fs *fs = m->fs;
+    m->fs = NULL;
+    assert_true(fs_unmount(fs) < 0);
+}
+
 /* Only the superblock survives: inode table and bitmaps are gone too. */
 static void test_shrink_to_superblock(void **state)
 {
@@ -135,6 +166,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_shrink_under_mount),
         T(test_shrink_to_superblock),
+        T(test_shrink_then_allocate),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
