@@ -89,9 +89,9 @@ $(B)/fsck.mmapfs: $(B)/obj/src/tools/fsck.o $(LIBS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 $(B)/mmapfs-stat: $(B)/obj/src/tools/stat.o $(LIBS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
-$(B)/mmapfs-resize: $(B)/obj/src/tools/resize.o $(LIBS)
+$(B)/mmapfs-resize: $(B)/obj/src/tools/resize.o $(B)/obj/src/tools/cli.o $(LIBS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
-$(B)/mmapfs-trim: $(B)/obj/src/tools/trim.o $(LIBS)
+$(B)/mmapfs-trim: $(B)/obj/src/tools/trim.o $(B)/obj/src/tools/cli.o $(LIBS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # mmapfs-resize with a stop after each step of the grow, for
@@ -105,7 +105,8 @@ $(B)/obj/tests/resize_main.o: src/tools/resize.c tests/integration/resize_stop.h
 $(B)/obj/tests/resize_stop.o: tests/integration/resize_stop.c tests/integration/resize_stop.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -MMD -MP -c $< -o $@
-$(B)/tests/mmapfs-resize-stop: $(B)/obj/tests/resize_main.o $(B)/obj/tests/resize_stop.o $(LIBS)
+$(B)/tests/mmapfs-resize-stop: $(B)/obj/tests/resize_main.o $(B)/obj/tests/resize_stop.o \
+                               $(B)/obj/src/tools/cli.o $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 all: $(B)/tests/mmapfs-resize-stop

@@ -1,6 +1,7 @@
 /*
  * Private interfaces between the files of the fs core (src/fs/). Not for
- * src/fuse or tools: they use fs.h.
+ * src/fuse, src/fsck or the tools: they use fs.h and the core's other
+ * public headers (tests/layering.sh lists them).
  *
  * Locking: every function here is called with the journal lock held
  * (between jnl_begin/jnl_end for operations that modify, jnl_lock/
@@ -25,6 +26,7 @@
 #include "fs/btree.h"
 #include "fs/format.h"
 #include "fs/fs.h"
+#include "fs/super.h"
 #include "journal/journal.h"
 #include "mmapfs/mmio.h"
 
@@ -118,12 +120,7 @@ void fs_now(struct timespec *ts);
 
 /* ---- superblock (super.c) -------------------------------------------------- */
 
-/* Validates a superblock image against the image size in bytes; fills msg
- * with the reason on failure. -EINVAL: not mmapfs; -EUCLEAN: corrupt. Used by
- * mount, mkfs (refuse to overwrite) and fsck. */
-int fs_super_validate(const struct mmapfs_disk_superblock *sb, uint64_t image_bytes,
-                   char *msg, size_t msg_len);
-void fs_super_checksum(struct mmapfs_disk_superblock *sb);
+/* fs_super_validate and fs_super_checksum: fs/super.h. */
 /* Writable superblock in the running transaction (checksum is refreshed by
  * fs_super_put). */
 struct mmapfs_disk_superblock *fs_super_write(struct fs *fs);

@@ -23,7 +23,6 @@
 #include <unistd.h>
 
 #include "fsck/fsck_i.h"
-#include "fs/fs_i.h"
 #include "journal/journal.h"
 #include "util/crc32c.h"
 

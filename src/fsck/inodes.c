@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 #include "fsck/fsck_i.h"
-#include "fs/xattr_i.h"
+#include "fs/xattr.h"
 
 #define MAX_FILE_BLOCKS (MMAPFS_MAX_FILE_SIZE / MMAPFS_BLOCK_SIZE)
 #define DUP_LIST_MAX    4096u    /* duplicate blocks whose owners pass 1b names */

@@ -23,7 +23,7 @@
 #include <sys/stat.h>
 
 #include "fsck/fsck_i.h"
-#include "fs/xattr_i.h"
+#include "fs/xattr.h"
 
 #define RECORD_MAX_DAMAGE 2
 

@@ -23,7 +23,6 @@
 #include <sys/stat.h>
 
 #include "fsck/fsck_i.h"
-#include "fs/xattr_i.h"
 
 /* Preen met a problem that needs -y. Returns 0 (nothing repaired). */
 static int stop_preen(struct check *c, const char *what)

@@ -28,10 +28,9 @@
 #include <string.h>
 
 #include "fsck/fsck_i.h"
-#include "fs/fs_i.h"
 #include "fs/mkfs.h"
+#include "fs/super.h"
 #include "fs/super_backup.h"
-#include "util/crc32c.h"
 
 /* Incompatible features this checker understands. */
 #define CHECK_INCOMPAT_KNOWN (MMAPFS_FEATURE_INCOMPAT_INODE_DATA | \
@@ -102,7 +101,7 @@ static int super_mend(struct mmapfs_disk_superblock *sb, uint64_t image_bytes)
             break;
         }
     sb->state |= MMAPFS_STATE_ERROR;
-    sb->checksum = mfs_crc32c(0, sb, offsetof(struct mmapfs_disk_superblock, checksum));
+    fs_super_checksum(sb);
     if (fs_super_validate(sb, image_bytes, NULL, 0) || !mkfs_layout(sb))
         return -1;
     return n;

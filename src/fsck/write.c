@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "fsck/fsck_i.h"
-#include "util/crc32c.h"
+#include "fs/super.h"
 
 #define BITS_PER_BLOCK (MMAPFS_BLOCK_SIZE * 8ull)
 #define ARENA_CHUNK (64u * 1024u)
@@ -140,7 +140,7 @@ int fsck_write_super(struct check *c, void (*edit)(struct mmapfs_disk_superblock
     if (err)
         return err;
     edit(&sb, arg);
-    sb.checksum = mfs_crc32c(0, &sb, offsetof(struct mmapfs_disk_superblock, checksum));
+    fs_super_checksum(&sb);
     err = fsck_io_write(c, 0, &sb, sizeof(sb));
     if (!err)
         err = fsck_io_sync(c);

@@ -14,15 +14,14 @@
  * a crash there would (tests/integration/resize_stop.c).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "fs/offline.h"
-#include "fuse/version_i.h"
 #include "io/observe.h"
+#include "tools/cli_i.h"
 #include "tools/exit_i.h"
 #include "util/progress.h"
 #include "util/size.h"
@@ -62,33 +61,21 @@ static double gib(uint64_t blocks)
 
 int main(int argc, char **argv)
 {
-    int dry_run = 0, quiet = 0, c;
+    int dry_run = 0, quiet = 0;
     struct mfs_progress progress;
     uint64_t size = 0;
     char msg[512];
     struct fs_offline o;
     struct fs_grow_plan plan;
 
-    static const struct option longopts[] = {
-        { "dry-run", no_argument, NULL, 'n' },
-        { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' },
-        { NULL, 0, NULL, 0 },
+    const struct tool_flag flags[] = {
+        { 'n', "dry-run", &dry_run },
+        { 'q', NULL, &quiet },
+        { 0, NULL, NULL },
     };
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":nqhV", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'n': dry_run = 1; break;
-        case 'q': quiet = 1; break;
-        case 'h': usage(stdout); return TOOL_EXIT_OK;
-        case 'V':
-            tool_print_version(PROG);
-            return TOOL_EXIT_OK;
-        default:
-            tool_bad_option(PROG, c, optopt, argv[optind - 1]);
-            return TOOL_EXIT_USAGE;
-        }
-    }
+    int status = tool_parse_flags(PROG, argc, argv, flags, usage);
+    if (status >= 0)
+        return status;
     if (optind >= argc || argc - optind > 2) {
         fprintf(stderr, PROG ": %s: usage: " PROG " [-n] [-q] TARGET [SIZE] (" PROG
                 " --help)\n", optind >= argc ? "no TARGET given" : "too many arguments");

@@ -7,12 +7,11 @@
  *   mmapfs-trim [-v] TARGET
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "fs/offline.h"
-#include "fuse/version_i.h"
+#include "tools/cli_i.h"
 #include "tools/exit_i.h"
 
 #define PROG "mmapfs-trim"
@@ -33,30 +32,18 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    int verbose = 0, c;
+    int verbose = 0;
     char msg[512];
     struct fs_offline o;
     uint64_t runs = 0, blocks = 0;
 
-    static const struct option longopts[] = {
-        { "verbose", no_argument, NULL, 'v' },
-        { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' },
-        { NULL, 0, NULL, 0 },
+    const struct tool_flag flags[] = {
+        { 'v', "verbose", &verbose },
+        { 0, NULL, NULL },
     };
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":vhV", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'v': verbose = 1; break;
-        case 'h': usage(stdout); return TOOL_EXIT_OK;
-        case 'V':
-            tool_print_version(PROG);
-            return TOOL_EXIT_OK;
-        default:
-            tool_bad_option(PROG, c, optopt, argv[optind - 1]);
-            return TOOL_EXIT_USAGE;
-        }
-    }
+    int status = tool_parse_flags(PROG, argc, argv, flags, usage);
+    if (status >= 0)
+        return status;
     if (optind != argc - 1) {
         fprintf(stderr, PROG ": %s: usage: " PROG " [-v] TARGET\n",
                 optind >= argc ? "no TARGET given" : "more than one TARGET given");

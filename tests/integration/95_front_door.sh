@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 #
-# 95_front_door.sh — bad input at the front door of mmapfs, mkfs.mmapfs and
-# fsck.mmapfs: every bad option value, a missing or unusable target, a
-# directory or a too small target, a bad mount point, a target in use.
+# 95_front_door.sh — bad input at the front door of mmapfs, mkfs.mmapfs,
+# fsck.mmapfs, mmapfs-resize and mmapfs-trim: every bad option value, a
+# missing or unusable target, a directory or a too small target, a bad
+# mount point, a target in use.
 # Each case asserts the exit status (docs/man/*.8, EXIT STATUS), that the
 # message is one line (two where fs_mount names the detail first), and a
 # word of it. Nothing may get mounted and no file may be created by a
@@ -207,4 +208,29 @@ expect "fsck: empty TARGET" 8 "0 bytes: too small" "$FSCK" -n "$T_DIR/empty.img"
 expect "fsck: 100-byte TARGET" 8 "100 bytes: too small" "$FSCK" -n "$T_DIR/tiny.img"
 expect "fsck: TARGET that is not mmapfs" 8 "not mmapfs|magic" "$FSCK" -n "$T_DIR/zeros.img"
 check_sh "fsck: the good image is clean" '"$0" -n "$1" >/dev/null' "$FSCK" "$IMG"
+
+# ---- mmapfs-resize, mmapfs-trim (one option loop: src/tools/cli.c) -------------------------
+RESIZE="$T_BUILD/mmapfs-resize"
+TRIM="$T_BUILD/mmapfs-trim"
+GROW=$T_DIR/grow.img
+cp --sparse=always "$IMG" "$GROW"
+expect_lines "resize: --help" 0 "11 no room for a bitmap that large" 20 "$RESIZE" --help
+expect "resize: -V" 0 "^mmapfs-resize [^ ]+ \(on-disk format [0-9]+\)$" "$RESIZE" -V
+expect "resize: unknown option" 2 "^mmapfs-resize: unknown option -z \(see mmapfs-resize --help\)$" \
+    "$RESIZE" -z "$GROW"
+expect "resize: unknown long option" 2 "unknown option --frobnicate" "$RESIZE" --frobnicate "$GROW"
+expect "resize: no arguments" 2 "no TARGET given" "$RESIZE" -q
+expect "resize: three arguments" 2 "too many arguments" "$RESIZE" a b c
+expect "resize: bad SIZE" 2 "SIZE 12Q: expected bytes" "$RESIZE" "$GROW" 12Q
+expect_lines "resize --dry-run: the plan" 0 "inodes" 4 "$RESIZE" --dry-run "$GROW" 64M
+expect_lines "resize -n -q: the plan" 0 "inodes" 4 "$RESIZE" -n -q "$GROW" 64M
+check_sh "resize -n changed nothing" '[ "$(stat -c %s "$0")" -eq $((32 << 20)) ]' "$GROW"
+expect_lines "trim: --help" 0 "7 corrupt or not cleanly unmounted" 12 "$TRIM" --help
+expect "trim: --version" 0 "^mmapfs-trim [^ ]+ \(on-disk format [0-9]+\)$" "$TRIM" --version
+expect "trim: unknown option" 2 "^mmapfs-trim: unknown option -z \(see mmapfs-trim --help\)$" \
+    "$TRIM" -z "$GROW"
+expect "trim: no arguments" 2 "no TARGET given" "$TRIM" -v
+expect "trim: two targets" 2 "more than one TARGET" "$TRIM" a b
+expect "trim --verbose: what was given back" 0 "free blocks .* given back" "$TRIM" --verbose "$GROW"
+check_sh "fsck: the trimmed image is clean" '"$0" -n "$1" >/dev/null' "$FSCK" "$GROW"
 t_finish

@@ -1,0 +1,26 @@
+/*
+ * super.h — what outside the core may use of the superblock's rules
+ * (src/fs/super.c): the validation mount applies to a superblock image,
+ * and its checksum. Pure functions over a struct mmapfs_disk_superblock
+ * (fs/format.h, docs/FORMAT.md); no mounted filesystem needed. Used by
+ * the core (mount, mkfs, mmapfs-resize, the backup superblock) and by
+ * fsck. The journaled access to the superblock of a mounted filesystem
+ * stays private to the core (fs_i.h).
+ */
+#ifndef MMAPFS_FS_SUPER_H
+#define MMAPFS_FS_SUPER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fs/format.h"
+
+/* Validates a superblock image against the image size in bytes; fills msg
+ * with the reason on failure. -EINVAL: not mmapfs; -EUCLEAN: corrupt. Used by
+ * mount, mkfs (refuse to overwrite) and fsck. */
+int fs_super_validate(const struct mmapfs_disk_superblock *sb, uint64_t image_bytes,
+                   char *msg, size_t msg_len);
+/* Stores the checksum of *sb's bytes before its checksum field. */
+void fs_super_checksum(struct mmapfs_disk_superblock *sb);
+
+#endif
