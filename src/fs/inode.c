@@ -9,10 +9,11 @@
 #include <sys/stat.h>
 
 #include "fs/file_i.h"
+#include "fs/inode.h"
 #include "util/crc32c.h"
 
-/* mfs_crc32c(le64 ino ‖ bytes 0..251). */
-static uint32_t inode_checksum(uint64_t ino, const struct mmapfs_disk_inode *di)
+/* See inode.h. */
+uint32_t fs_inode_checksum(uint64_t ino, const struct mmapfs_disk_inode *di)
 {
     uint64_t le = htole64(ino);
     uint32_t c = mfs_crc32c(0, &le, sizeof(le));
@@ -96,7 +97,7 @@ int fs_inode_get(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
     if (!p)
         return jnl_read_error();
     memcpy(di, p + off, sizeof(*di));
-    uint32_t sum = inode_checksum(ino, di);
+    uint32_t sum = fs_inode_checksum(ino, di);
     if (sum != di->checksum)
         return fs_corrupt(fs, "inode %llu: checksum mismatch (stored %08x, computed %08x)",
                           (unsigned long long)ino, di->checksum, sum);
@@ -114,7 +115,7 @@ static int put(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, int ti
     uint64_t blk;
     size_t off;
     inode_slot(fs, ino, &blk, &off);
-    di->checksum = inode_checksum(ino, di);
+    di->checksum = fs_inode_checksum(ino, di);
     uint8_t *p = jnl_write(fs->jnl, blk);
     if (!p)
         return fs_write_error(fs, errno);

@@ -30,6 +30,7 @@
 
 #include "fs/format.h"
 #include "fs/fs_i.h"
+#include "fs/inode.h"
 #include "fs/mkfs.h"
 #include "fs/mmp.h"
 #include "fs/super_backup.h"
@@ -124,23 +125,6 @@ uint64_t fs_mkfs_bitmap_room(uint64_t block_count)
 
 /* ---- building blocks ---------------------------------------------------------- */
 
-/* mfs_crc32c(le64 blk ‖ block[8..4096)): B+tree node and xattr block checksum,
- * the same definition as bt_block_checksum() in btree.h. */
-static uint32_t node_checksum(uint64_t blk, const void *block)
-{
-    uint64_t le = htole64(blk);
-    uint32_t c = mfs_crc32c(0, &le, sizeof(le));
-    return mfs_crc32c(c, (const uint8_t *)block + 8, MMAPFS_BLOCK_SIZE - 8);
-}
-
-/* mfs_crc32c(le64 ino ‖ bytes 0..251) of an inode record. */
-static uint32_t inode_checksum(uint64_t ino, const struct mmapfs_disk_inode *di)
-{
-    uint64_t le = htole64(ino);
-    uint32_t c = mfs_crc32c(0, &le, sizeof(le));
-    return mfs_crc32c(c, di, offsetof(struct mmapfs_disk_inode, checksum));
-}
-
 /* Fills a directory inode record. */
 static void make_dir_inode(struct mmapfs_disk_inode *di, uint64_t ino, uint32_t perm,
                            uint32_t nlink, uint64_t parent, uint64_t entries,
@@ -157,7 +141,7 @@ static void make_dir_inode(struct mmapfs_disk_inode *di, uint64_t ino, uint32_t 
     di->generation = generation;
     di->tree_root = tree_root;
     di->parent = parent;
-    di->checksum = inode_checksum(ino, di);
+    di->checksum = fs_inode_checksum(ino, di);
 }
 
 /* Builds the root directory's only B+tree node: a leaf with one item,
@@ -190,7 +174,7 @@ static void make_root_leaf(uint8_t *block, uint64_t blk)
     memcpy(block + value_off, &de, sizeof(de));
     memcpy(block + value_off + sizeof(de), LOST_FOUND_NAME, name_len);
 
-    h->checksum = node_checksum(blk, block);
+    h->checksum = bt_block_checksum(blk, block);
 }
 
 /* Writes 'count' bitmap blocks starting at block 'start' with the first
@@ -270,7 +254,7 @@ static int make_superblock(struct mmapfs_disk_superblock *sb, const struct mkfs_
         memcpy(sb->label, opt->label, strlen(opt->label));
     sb->mkfs_time = (uint64_t)now->tv_sec;
     sb->write_time = (uint64_t)now->tv_sec;
-    sb->checksum = mfs_crc32c(0, sb, offsetof(struct mmapfs_disk_superblock, checksum));
+    fs_super_checksum(sb);
     return 0;
 }
 

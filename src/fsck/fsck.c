@@ -230,14 +230,6 @@ int fsck_read_inode(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
 }
 
 /* See fsck_i.h. */
-uint32_t fsck_inode_checksum(uint64_t ino, const struct mmapfs_disk_inode *di)
-{
-    uint64_t le = htole64(ino);
-    uint32_t sum = mfs_crc32c(0, &le, sizeof(le));
-    return mfs_crc32c(sum, di, offsetof(struct mmapfs_disk_inode, checksum));
-}
-
-/* See fsck_i.h. */
 int fsck_inode_bit(struct check *c, uint64_t ino)
 {
     uint64_t bit = ino - 1;

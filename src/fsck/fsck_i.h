@@ -198,7 +198,6 @@ int fsck_in_itab(const struct check *c, uint64_t start, uint64_t len);
 void fsck_claim_itab(struct check *c);
 /* Copies inode ino's record. 0 or -EIO. */
 int fsck_read_inode(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di);
-uint32_t fsck_inode_checksum(uint64_t ino, const struct mmapfs_disk_inode *di);
 /* Is inode ino set in the on-disk inode bitmap? */
 int fsck_inode_bit(struct check *c, uint64_t ino);
 /* Is block b set in the on-disk block bitmap? (1 when unreadable) */

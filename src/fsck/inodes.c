@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "fsck/fsck_i.h"
+#include "fs/inode.h"
 #include "fs/xattr.h"
 
 #define MAX_FILE_BLOCKS (MMAPFS_MAX_FILE_SIZE / MMAPFS_BLOCK_SIZE)
@@ -516,7 +517,7 @@ int fsck_pass_inodes(struct check *c)
         int err = fsck_read_inode(c, ino, &di);
         if (err)
             return err;
-        uint32_t sum = fsck_inode_checksum(ino, &di);
+        uint32_t sum = fs_inode_checksum(ino, &di);
         if (sum != di.checksum) {
             struct mmapfs_disk_inode mended = di;
             int sane = fsck_record_mend(c, ino, &mended) >= 0;

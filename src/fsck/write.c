@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "fsck/fsck_i.h"
+#include "fs/inode.h"
 #include "fs/super.h"
 
 #define BITS_PER_BLOCK (MMAPFS_BLOCK_SIZE * 8ull)
@@ -93,7 +94,7 @@ int fsck_write_inode(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di
     uint64_t off = fsck_inode_offset(c, ino);
     if (!off)
         return -EINVAL;
-    di->checksum = fsck_inode_checksum(ino, di);
+    di->checksum = fs_inode_checksum(ino, di);
     return fsck_io_write(c, off, di, sizeof(*di));
 }
 

@@ -27,6 +27,7 @@
 #include "fsck/fsck_i.h"
 #include "fs/fs.h"
 #include "fs/fs_i.h"
+#include "fs/inode.h"
 #include "fs/mkfs.h"
 
 #include "fs_fixture.h"
@@ -322,7 +323,7 @@ static void poke_inode(const char *path, uint64_t ino,
     off_t off = (off_t)(sb.inode_table_start * BS + (ino - 1) * MMAPFS_INODE_SIZE);
     assert_int_equal(pread(fd, &di, sizeof(di), off), sizeof(di));
     edit(&di);
-    di.checksum = fsck_inode_checksum(ino, &di);
+    di.checksum = fs_inode_checksum(ino, &di);
     assert_int_equal(pwrite(fd, &di, sizeof(di), off), sizeof(di));
     close(fd);
 }
