@@ -62,19 +62,6 @@ static void copy_geometry(struct fs *fs, const struct mmapfs_disk_superblock *sb
     fs->feature_incompat = sb->feature_incompat;
 }
 
-/* Does sb describe the same geometry as the one fs was set up with? */
-static int same_geometry(const struct fs *fs, const struct mmapfs_disk_superblock *sb)
-{
-    return fs->block_count == sb->block_count && fs->inode_count == sb->inode_count &&
-           fs->block_bitmap_start == sb->block_bitmap_start &&
-           fs->inode_bitmap_start == sb->inode_bitmap_start &&
-           fs->inode_table_start == sb->inode_table_start &&
-           fs->inode_table_blocks == sb->inode_table_blocks &&
-           memcmp(&fs->itab, &sb->itab, sizeof(fs->itab)) == 0 &&
-           fs->data_start == sb->data_start && fs->journal_start == sb->journal_start &&
-           fs->journal_blocks == sb->journal_blocks;
-}
-
 /* Takes the exclusive lock on the image through a descriptor of our own. */
 static int lock_image(struct fs *fs, const char *path)
 {
@@ -160,7 +147,8 @@ static int check_root(struct fs *fs, const char *path)
 
 /* After replay: the journaled superblock must still be valid and describe
  * the same layout. Sets up the allocator and the inode cache. */
-static int load_after_replay(struct fs *fs, const char *path)
+static int load_after_replay(struct fs *fs, const char *path,
+                             const struct mmapfs_disk_superblock *before)
 {
     char msg[200];
     int err;
@@ -171,7 +159,7 @@ static int load_after_replay(struct fs *fs, const char *path)
         goto out;
     }
     err = fs_super_validate(sb, mmio_size(fs->io), msg, sizeof(msg));
-    if (!err && !same_geometry(fs, sb)) {
+    if (!err && !fs_super_same_geometry(before, sb)) {
         snprintf(msg, sizeof(msg), "superblock geometry changed by journal replay");
         err = -EUCLEAN;
     }
@@ -284,7 +272,7 @@ int fs_mount(struct fs **out, const struct fs_options *opt)
     }
     jnl_set_durable_callback(fs->jnl, fs_alloc_durable, fs);
     fs_mmp_on_lost(fs->mmp, mmp_lost, fs);
-    err = load_after_replay(fs, opt->path);
+    err = load_after_replay(fs, opt->path, &sb);
     if (!err && !fs->read_only)
         err = mark_mounted(fs, opt->path);
     if (err) {

@@ -262,6 +262,20 @@ int fs_super_validate(const struct mmapfs_disk_superblock *sb, uint64_t image_by
     return 0;
 }
 
+int fs_super_same_geometry(const struct mmapfs_disk_superblock *a,
+                           const struct mmapfs_disk_superblock *b)
+{
+    return a->block_count == b->block_count && a->inode_count == b->inode_count &&
+           a->block_bitmap_start == b->block_bitmap_start &&
+           a->inode_bitmap_start == b->inode_bitmap_start &&
+           a->inode_table_start == b->inode_table_start &&
+           a->inode_table_blocks == b->inode_table_blocks &&
+           memcmp(&a->itab, &b->itab, sizeof(a->itab)) == 0 &&
+           a->data_start == b->data_start && a->journal_start == b->journal_start &&
+           a->journal_blocks == b->journal_blocks;
+}
+
+/* See super.h. */
 void fs_super_checksum(struct mmapfs_disk_superblock *sb)
 {
     sb->checksum = mfs_crc32c(0, sb, offsetof(struct mmapfs_disk_superblock, checksum));

@@ -20,6 +20,13 @@
  * mount, mkfs (refuse to overwrite) and fsck. */
 int fs_super_validate(const struct mmapfs_disk_superblock *sb, uint64_t image_bytes,
                    char *msg, size_t msg_len);
+/* Do a and b describe the same layout (sizes, bitmap, inode table and
+ * journal places)? A journal replay must not change it: mmapfs never
+ * journals a geometry change (mmapfs-resize writes the superblock
+ * offline), so a replayed superblock with another layout is damage; the
+ * mount refuses it and fsck reports it (restores the old one with -y). */
+int fs_super_same_geometry(const struct mmapfs_disk_superblock *a,
+                           const struct mmapfs_disk_superblock *b);
 /* Stores the checksum of *sb's bytes before its checksum field. */
 void fs_super_checksum(struct mmapfs_disk_superblock *sb);
 

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "fsck/fsck_i.h"
+#include "fs/super.h"
 #include "journal/journal.h"
 #include "util/crc32c.h"
 
@@ -302,11 +303,60 @@ static int replay_in_memory(struct check *c, const struct jnl_geometry *g,
     return 0;
 }
 
+/* Superblock edit: the layout of the superblock before the replay. */
+static void edit_geometry(struct mmapfs_disk_superblock *sb, void *arg)
+{
+    const struct mmapfs_disk_superblock *before = arg;
+    sb->block_count = before->block_count;
+    sb->inode_count = before->inode_count;
+    sb->block_bitmap_start = before->block_bitmap_start;
+    sb->inode_bitmap_start = before->inode_bitmap_start;
+    sb->inode_table_start = before->inode_table_start;
+    sb->inode_table_blocks = before->inode_table_blocks;
+    sb->itab = before->itab;
+    sb->data_start = before->data_start;
+    sb->journal_start = before->journal_start;
+    sb->journal_blocks = before->journal_blocks;
+}
+
+/* After a replay that wrote block 0: its layout must be the one before
+ * (fs_super_same_geometry, as the mount requires). Otherwise an error;
+ * -y/-p write the old layout back. 0 or FSCK_EXIT_*. */
+static int check_replayed_geometry(struct check *c, const struct mmapfs_disk_superblock *before)
+{
+    if (fs_super_same_geometry(before, &c->sb))
+        return 0;
+    fsck_error(c, "journal: its copy of the superblock changes the layout (%" PRIu64
+               " blocks, %" PRIu64 " inodes, journal at %" PRIu64 " before; %" PRIu64
+               ", %" PRIu64 ", %" PRIu64 " replayed): the mount refuses it",
+               before->block_count, before->inode_count, before->journal_start,
+               c->sb.block_count, c->sb.inode_count, c->sb.journal_start);
+    if (!c->may_repair)
+        return 0;
+    struct mmapfs_disk_superblock old = *before;
+    int err = fsck_begin_repair(c);
+    if (!err)
+        err = fsck_write_super(c, edit_geometry, &old);
+    if (err) {
+        if (c->out)
+            fprintf(c->out, PROG ": %s: cannot write the superblock: %s\n", c->path,
+                    strerror(-err));
+        return FSCK_EXIT_OPERATIONAL;
+    }
+    c->block_count = c->sb.block_count;
+    c->inode_count = c->sb.inode_count;
+    c->data_start = c->sb.data_start;
+    fsck_repaired(c, "superblock: wrote back the layout it had before the journal replay");
+    c->repairs++;
+    return 0;
+}
+
 /* Replays the journal: into the image with -y/-p, into memory with -n;
  * with -y/-p replaces a journal whose headers are both invalid by a fresh
  * empty one. 0 or FSCK_EXIT_*. */
 static int replay_journal(struct check *c)
 {
+    const struct mmapfs_disk_superblock before = c->sb;
     struct jnl_geometry g = { .journal_start = c->sb.journal_start,
                               .journal_blocks = c->sb.journal_blocks,
                               .block_count = c->sb.block_count };
@@ -342,7 +392,8 @@ static int replay_journal(struct check *c)
         fsck_info(c, "journal: replayed %" PRIu64 " committed transaction%s%s", replayed,
                    replayed == 1 ? "" : "s",
                    c->replay ? " in memory (-n: the image is not written)" : "");
-        return fsck_load_superblock(c, c->out);      /* block 0 may have been replayed */
+        int r = fsck_load_superblock(c, c->out);      /* block 0 may have been replayed */
+        return r ? r : check_replayed_geometry(c, &before);
     }
     return 0;
 }
