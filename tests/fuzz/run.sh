@@ -7,7 +7,11 @@
 # tests/fuzz/run.sh sample BUILD SECONDS the same from a fresh corpus of
 #                                       every 16th seed (what make test
 #                                       runs: the seeds alone would take
-#                                       longer than the time given)
+#                                       longer than the time given), with
+#                                       a fixed libFuzzer seed (FUZZ_SEED,
+#                                       default 1) so that make test
+#                                       replays the same search on every
+#                                       run; fuzz mode draws a new seed
 #
 # Fuzzing keeps its corpus in BUILD/corpus/<target> (seeded by seeds.py
 # when empty; the regression inputs are read as a second corpus), its log
@@ -43,6 +47,11 @@ fuzz | sample)
     per=$((total / 3))
     [ "$per" -ge 1 ] || per=1
     mkdir -p "$build/logs" "$build/artifacts"
+    seedopt=()
+    if [ "$mode" = sample ]; then
+        seedopt=(-seed="${FUZZ_SEED:-1}")
+        echo "fuzz sample: libFuzzer seed ${FUZZ_SEED:-1} (FUZZ_SEED=N for another)"
+    fi
     for t in $targets; do
         corpus=$build/corpus/$t
         if [ "$mode" = sample ]; then
@@ -64,7 +73,7 @@ fuzz | sample)
         # libFuzzer reads the whole corpus before it looks at the clock,
         # so the outer timeout leaves room for that.
         timeout $((per + 900)) "$build/fuzz/$t" -max_total_time="$per" -timeout=25 \
-            -rss_limit_mb=2560 -max_len=4096 -print_final_stats=1 \
+            -rss_limit_mb=2560 -max_len=4096 -print_final_stats=1 "${seedopt[@]}" \
             -artifact_prefix="$build/artifacts/$t-" "$corpus" "$here/regress/$t" \
             >"$log" 2>&1
         rc=$?
