@@ -408,6 +408,8 @@ static int commit_one(struct jnl *j)
 
 /* ---- asynchronous waiters --------------------------------------------------------- */
 
+static uint64_t commit_when(const struct jnl *j, int *held);
+
 /* Is waiter w satisfied (0), still waiting for a commit (1), or only for a
  * data sync that began after its call (2)? Lock held. */
 static int async_state(const struct jnl *j, const struct jnl_async *w)
@@ -487,7 +489,16 @@ void jnl_commit_async(struct jnl *j, uint64_t seq, jnl_done_fn done, void *ctx)
     j->async_tail = &w->next;
     if (seq > atomic_load(&j->durable_seq) && j->requested_seq < seq)
         j->requested_seq = seq;
-    pthread_cond_signal(&j->commit_cv);
+    /* Wake the commit thread only if this caller brings its next look
+     * forward: a data sync it must start, the first request for the
+     * running transaction, or the caller that completes the company a
+     * held commit waits for. Most of a group's callers change nothing
+     * the sleeping thread would act on, and each wake-up is two context
+     * switches. An awake thread (0) looks again before it sleeps. */
+    int held = 0;
+    uint64_t at = async_state(j, w) == 2 ? 0 : commit_when(j, &held);
+    if (at < j->commit_asleep_until)
+        pthread_cond_signal(&j->commit_cv);
     pthread_mutex_unlock(&j->mu);
 }
 
@@ -517,8 +528,9 @@ static uint64_t batch_deadline(const struct jnl *j)
 }
 
 /* When the running transaction's commit is due: now (0), or a time
- * (monotonic ns), or UINT64_MAX when nothing is to commit. Lock held. */
-static uint64_t commit_when(struct jnl *j)
+ * (monotonic ns), or UINT64_MAX when nothing is to commit. *held is set
+ * when the time is a wait for company. Lock held. */
+static uint64_t commit_when(const struct jnl *j, int *held)
 {
     if (jnl_running_empty(j))
         return UINT64_MAX;
@@ -527,7 +539,7 @@ static uint64_t commit_when(struct jnl *j)
     if (j->requested_seq >= atomic_load(&j->running_seq)) {
         uint64_t at = batch_deadline(j);
         if (at > jnl_now_ns()) {
-            j->batch_held = 1;
+            *held = 1;
             return at;
         }
         return 0;
@@ -538,22 +550,26 @@ static uint64_t commit_when(struct jnl *j)
 /* Should the running transaction be committed now? Lock held. */
 static int commit_due(struct jnl *j)
 {
-    uint64_t at = commit_when(j);
+    uint64_t at = commit_when(j, &j->batch_held);
     return at == 0 || (at != UINT64_MAX && at <= jnl_now_ns());
 }
 
 /* Sleeps until signalled, or until the running transaction's periodic
- * commit is due. Lock held. */
+ * commit is due. While it sleeps, commit_asleep_until tells callers when
+ * it will look again, so that they wake it only when they bring that time
+ * forward (jnl_commit_async). Lock held. */
 static void wait_for_work(struct jnl *j)
 {
-    uint64_t deadline = commit_when(j);
+    uint64_t deadline = commit_when(j, &j->batch_held);
+    j->commit_asleep_until = deadline;
     if (deadline == UINT64_MAX) {
         pthread_cond_wait(&j->commit_cv, &j->mu);
-        return;
+    } else {
+        struct timespec ts = { .tv_sec = (time_t)(deadline / 1000000000u),
+                               .tv_nsec = (long)(deadline % 1000000000u) };
+        pthread_cond_timedwait(&j->commit_cv, &j->mu, &ts);
     }
-    struct timespec ts = { .tv_sec = (time_t)(deadline / 1000000000u),
-                           .tv_nsec = (long)(deadline % 1000000000u) };
-    pthread_cond_timedwait(&j->commit_cv, &j->mu, &ts);
+    j->commit_asleep_until = 0;
 }
 
 void *jnl_commit_main(void *arg)

@@ -267,6 +267,9 @@ struct jnl {
     uint32_t waiters_pos;
     uint64_t avg_commit_ns;       /* moving average of a commit's duration */
     int batch_held;               /* the running txn's commit was held back */
+    uint64_t commit_asleep_until; /* the commit thread sleeps until this time
+                                   (monotonic ns; UINT64_MAX: untimed); 0 while
+                                   it is awake and will look again (lock) */
     uint32_t throttled;           /* jnl_begin callers waiting for room */
     int shutdown;
     struct jnl_async *async_head; /* jnl_commit_async waiters, in call order (lock) */
