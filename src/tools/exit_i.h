@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 enum tool_exit {
     TOOL_EXIT_OK = 0,
@@ -50,9 +51,14 @@ static inline int tool_exit_offline(int err)
 static inline void tool_bad_option(const char *prog, int c, int opt, const char *word)
 {
     char name[3] = { '-', (char)opt, 0 };
-    const char *what = opt > ' ' && opt < 127 ? name : word;
+    int is_long = word && word[0] == '-' && word[1] == '-';
+    const char *what = !is_long && opt > ' ' && opt < 127 ? name : word;
+    const char *eq = is_long ? strchr(word, '=') : NULL;
     if (c == ':')
         fprintf(stderr, "%s: option %s needs a value (see %s --help)\n", prog, what, prog);
+    else if (eq && opt)     /* a known long flag given a value: --dry-run=3 */
+        fprintf(stderr, "%s: option %.*s takes no value (see %s --help)\n", prog,
+                (int)(eq - word), word, prog);
     else
         fprintf(stderr, "%s: unknown option %s (see %s --help)\n", prog, what, prog);
 }

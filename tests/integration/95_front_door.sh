@@ -158,6 +158,8 @@ expect "mkfs: two targets" 2 "more than one TARGET" "$MKFS" a b
 expect "mkfs: unknown option" 2 "unknown option -z" "$MKFS" -z x
 expect "mkfs: unknown long option" 2 "unknown option --frobnicate" "$MKFS" --frobnicate x
 expect "mkfs: -s without a value" 2 "option -s needs a value" "$MKFS" -s
+expect "mkfs: --size without a value" 2 "option --size needs a value" "$MKFS" --size
+expect "mkfs: a value given to a flag" 2 "option --force takes no value" "$MKFS" --force=1 x
 expect "mkfs: -s 12Q" 2 "-s 12Q: expected a size" "$MKFS" -s 12Q "$T_DIR/new.img"
 expect "mkfs: -s 0" 2 "-s 0: expected a size" "$MKFS" -s 0 "$T_DIR/new.img"
 expect "mkfs: -s -5M" 2 "-s -5M: expected a size" "$MKFS" -s -5M "$T_DIR/new.img"
@@ -219,6 +221,9 @@ expect "resize: -V" 0 "^mmapfs-resize [^ ]+ \(on-disk format [0-9]+\)$" "$RESIZE
 expect "resize: unknown option" 2 "^mmapfs-resize: unknown option -z \(see mmapfs-resize --help\)$" \
     "$RESIZE" -z "$GROW"
 expect "resize: unknown long option" 2 "unknown option --frobnicate" "$RESIZE" --frobnicate "$GROW"
+expect "resize: a value given to a flag" 2 \
+    "^mmapfs-resize: option --dry-run takes no value \(see mmapfs-resize --help\)$" \
+    "$RESIZE" --dry-run=3 "$GROW" 64M
 expect "resize: no arguments" 2 "no TARGET given" "$RESIZE" -q
 expect "resize: three arguments" 2 "too many arguments" "$RESIZE" a b c
 expect "resize: bad SIZE" 2 "SIZE 12Q: expected bytes" "$RESIZE" "$GROW" 12Q
