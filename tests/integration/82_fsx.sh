@@ -7,7 +7,9 @@
 # pread, truncate up and down, fallocate (mode 0, KEEP_SIZE, PUNCH_HOLE,
 # ZERO_RANGE with and without KEEP_SIZE, COLLAPSE_RANGE, INSERT_RANGE),
 # mmap writes and reads, O_DIRECT writes and reads (-Z), fsync,
-# fdatasync, close and reopen — and checks every read, and the whole file
+# fdatasync, close and reopen, dropping the file's page cache
+# (POSIX_FADV_DONTNEED after fdatasync, so that later reads reach the
+# filesystem) — and checks every read, and the whole file
 # every 64 operations, against an in-memory model. Normal mode (files up
 # to 256 KiB) and small-file mode (-s: sizes around 0..600 bytes and the
 # 4 KiB boundary: inline data in the inode and its move to a block).
@@ -15,9 +17,11 @@
 # 1. ext4 on a loop device (4 KiB blocks), the reference: proves the
 #    exerciser right; there every operation must be supported.
 # 2. mmapfs with the default options and with -o nowriteback_cache, seeds
-#    1 2 3 and one from $RANDOM (printed): after each run the model is
-#    saved (-x), the image unmounted and found clean by fsck.mmapfs -n,
-#    mounted again, and the file compared with the saved model (-c). Only
+#    1 2 3 and one from $RANDOM (printed), and one run of seed 1 on files
+#    up to 4 MiB (1500 operations of up to 512 KiB): after each run the
+#    model is saved (-x), the image unmounted and found clean by
+#    fsck.mmapfs -n, mounted again, and the file compared with the saved
+#    model (-c). Only
 #    COLLAPSE_RANGE and INSERT_RANGE may be refused (EOPNOTSUPP: the
 #    kernel does not forward them to a FUSE daemon, docs/LINUX.md).
 #
@@ -39,6 +43,9 @@ compile_c "$FSX" "$T_ROOT/tests/integration/fsx.c"
 
 # Runs of each seed: normal files and small files, both with O_DIRECT.
 modes=("-Z" "-s -Z")
+# On mmapfs also once per cache mode (seed 1): files up to 4 MiB, 1500
+# operations (the last -N wins) of up to 512 KiB.
+large="-Z -l 4194304 -o 524288 -N 1500"
 
 # fsx_run DESC ALLOWED_DISABLED FSX_ARGS... : fsx must pass, and the
 # operations it disabled (refused by the filesystem) must be exactly
@@ -78,26 +85,27 @@ ext4_runs() {
 EXT4_SIZE=512M on_ext4 "$E4" ext4_runs
 
 # ---- mmapfs, with and without the writeback cache ---------------------------------
+# Each run is "SEED OPTIONS": every seed in both modes, and the large run.
+runs=("1 $large" "${seeds[@]/%/ ${modes[0]}}" "${seeds[@]/%/ ${modes[1]}}")
 img=$T_DIR/fsx.img
 M=$T_DIR/mnt
 make_image "$img" 256M
 n=0
 for cache in writeback_cache nowriteback_cache; do
-    for seed in "${seeds[@]}"; do
-        for mode in "${modes[@]}"; do
-            n=$((n + 1))
-            file=$M/f$n model=$T_DIR/model$n
-            mount_image "$img" "$M" -o "$cache"
-            # shellcheck disable=SC2086
-            fsx_run "mmapfs $cache: fsx -S $seed $mode" "collapse, insert" \
-                -N "$ops" -S "$seed" $mode -x "$model" "$file"
-            unmount_fs "$M" || break 3
-            fsck_clean "$img" "mmapfs $cache: fsck.mmapfs -n clean after fsx -S $seed $mode"
-            mount_image "$img" "$M" -o "$cache"
-            [ ! -e "$model" ] || check "mmapfs $cache: after a remount the file matches the model of fsx -S $seed $mode" \
-                "$FSX" -c "$model" "$file"
-            unmount_fs "$M" || break 3
-        done
+    for run in "${runs[@]}"; do
+        seed=${run%% *} mode=${run#* }
+        n=$((n + 1))
+        file=$M/f$n model=$T_DIR/model$n
+        desc="mmapfs $cache: fsx -S $seed $mode"
+        mount_image "$img" "$M" -o "$cache"
+        # shellcheck disable=SC2086 # mode is a list of options
+        fsx_run "$desc" "collapse, insert" -N "$ops" -S "$seed" $mode -x "$model" "$file"
+        unmount_fs "$M" || break 2
+        fsck_clean "$img" "$desc: fsck.mmapfs -n clean afterwards"
+        mount_image "$img" "$M" -o "$cache"
+        [ ! -e "$model" ] || check "$desc: after a remount the file matches the saved model" \
+            "$FSX" -c "$model" "$file"
+        unmount_fs "$M" || break 2
     done
 done
 t_finish

@@ -31,7 +31,9 @@
  * collapse never reaches the end of the file, insert starts below it),
  * mmap write (MAP_SHARED, msync), mmap read (compared, also the zeros
  * after the end of the file in its last page; no page past that page is
- * ever touched), fsync, fdatasync, close and reopen. Every 64 operations
+ * ever touched), fsync, fdatasync, close and reopen, invalidate (fdatasync,
+ * then POSIX_FADV_DONTNEED: the following reads come from the filesystem,
+ * not from the kernel's page cache). Every 64 operations
  * and at the end the whole file is read and compared and fstat's size
  * checked. A fallocate mode the filesystem refuses with EOPNOTSUPP (or
  * EINVAL for collapse and insert, whose alignment is the filesystem's
@@ -69,7 +71,7 @@
 enum op {
     OP_WRITE, OP_READ, OP_TRUNCATE, OP_FALLOC, OP_FALLOC_KEEP, OP_PUNCH,
     OP_ZERO, OP_ZERO_KEEP, OP_COLLAPSE, OP_INSERT, OP_MAPWRITE, OP_MAPREAD,
-    OP_FSYNC, OP_FDATASYNC, OP_REOPEN, OP_DWRITE, OP_DREAD, OP_COUNT
+    OP_FSYNC, OP_FDATASYNC, OP_REOPEN, OP_INVALIDATE, OP_DWRITE, OP_DREAD, OP_COUNT
 };
 
 static const struct {
@@ -83,7 +85,7 @@ static const struct {
     [OP_COLLAPSE] = { "collapse", 3 },      [OP_INSERT] = { "insert", 3 },
     [OP_MAPWRITE] = { "mapwrite", 8 },      [OP_MAPREAD] = { "mapread", 8 },
     [OP_FSYNC] = { "fsync", 2 },            [OP_FDATASYNC] = { "fdatasync", 2 },
-    [OP_REOPEN] = { "reopen", 2 },
+    [OP_REOPEN] = { "reopen", 2 },           [OP_INVALIDATE] = { "invalidate", 2 },
     /* -Z turns a quarter of the pwrites and preads into these */
     [OP_DWRITE] = { "dio_write", 0 },       [OP_DREAD] = { "dio_read", 0 },
 };
@@ -619,6 +621,15 @@ static int run_one(enum op op)
         begin_op(op, 0, 0);
         close_file();
         open_file(0);
+        end_op();
+        return 1;
+    case OP_INVALIDATE:
+        /* written back, then dropped from the page cache: the next reads
+         * come from the filesystem, not from the kernel's copy */
+        begin_op(op, 0, 0);
+        check_errno("fdatasync", fdatasync(fd));
+        errno = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        check_errno("posix_fadvise DONTNEED", errno ? -1 : 0);
         end_op();
         return 1;
     case OP_DWRITE:
