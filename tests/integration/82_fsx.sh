@@ -9,10 +9,11 @@
 # mmap writes and reads, O_DIRECT writes and reads (-Z), fsync,
 # fdatasync, close and reopen, dropping the file's page cache
 # (POSIX_FADV_DONTNEED after fdatasync, so that later reads reach the
-# filesystem) — and checks every read, and the whole file
-# every 64 operations, against an in-memory model. Normal mode (files up
-# to 256 KiB) and small-file mode (-s: sizes around 0..600 bytes and the
-# 4 KiB boundary: inline data in the inode and its move to a block).
+# filesystem), lseek SEEK_DATA and SEEK_HOLE — and checks every read and
+# seek, and the whole file every 64 operations, against an in-memory
+# model. Normal mode (files up to 256 KiB) and small-file mode (-s: sizes
+# around 0..600 bytes and the 4 KiB boundary: inline data in the inode
+# and its move to a block).
 #
 # 1. ext4 on a loop device (4 KiB blocks), the reference: proves the
 #    exerciser right; there every operation must be supported.
@@ -21,9 +22,9 @@
 #    up to 4 MiB (1500 operations of up to 512 KiB): after each run the
 #    model is saved (-x), the image unmounted and found clean by
 #    fsck.mmapfs -n, mounted again, and the file compared with the saved
-#    model (-c). Only
-#    COLLAPSE_RANGE and INSERT_RANGE may be refused (EOPNOTSUPP: the
-#    kernel does not forward them to a FUSE daemon, docs/LINUX.md).
+#    model (-c). Only COLLAPSE_RANGE and INSERT_RANGE may be refused
+#    (EOPNOTSUPP: the kernel does not forward them to a FUSE daemon,
+#    docs/LINUX.md).
 #
 # Replay a failure: the failing fsx command line (with its -S seed) is
 # printed; FSX_SEED=N replaces the random seed, FSX_OPS=N the count.

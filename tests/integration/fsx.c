@@ -33,7 +33,8 @@
  * after the end of the file in its last page; no page past that page is
  * ever touched), fsync, fdatasync, close and reopen, invalidate (fdatasync,
  * then POSIX_FADV_DONTNEED: the following reads come from the filesystem,
- * not from the kernel's page cache). Every 64 operations
+ * not from the kernel's page cache), lseek SEEK_DATA and SEEK_HOLE (a hole
+ * may be reported as data, never a nonzero byte as a hole). Every 64 operations
  * and at the end the whole file is read and compared and fstat's size
  * checked. A fallocate mode the filesystem refuses with EOPNOTSUPP (or
  * EINVAL for collapse and insert, whose alignment is the filesystem's
@@ -71,7 +72,7 @@
 enum op {
     OP_WRITE, OP_READ, OP_TRUNCATE, OP_FALLOC, OP_FALLOC_KEEP, OP_PUNCH,
     OP_ZERO, OP_ZERO_KEEP, OP_COLLAPSE, OP_INSERT, OP_MAPWRITE, OP_MAPREAD,
-    OP_FSYNC, OP_FDATASYNC, OP_REOPEN, OP_INVALIDATE, OP_DWRITE, OP_DREAD, OP_COUNT
+    OP_FSYNC, OP_FDATASYNC, OP_REOPEN, OP_INVALIDATE, OP_SEEK_DATA, OP_SEEK_HOLE, OP_DWRITE, OP_DREAD, OP_COUNT
 };
 
 static const struct {
@@ -86,6 +87,7 @@ static const struct {
     [OP_MAPWRITE] = { "mapwrite", 8 },      [OP_MAPREAD] = { "mapread", 8 },
     [OP_FSYNC] = { "fsync", 2 },            [OP_FDATASYNC] = { "fdatasync", 2 },
     [OP_REOPEN] = { "reopen", 2 },           [OP_INVALIDATE] = { "invalidate", 2 },
+    [OP_SEEK_DATA] = { "seek_data", 3 },    [OP_SEEK_HOLE] = { "seek_hole", 3 },
     /* -Z turns a quarter of the pwrites and preads into these */
     [OP_DWRITE] = { "dio_write", 0 },       [OP_DREAD] = { "dio_read", 0 },
 };
@@ -540,6 +542,58 @@ static void do_mapread(uint64_t off, uint64_t len)
     end_op();
 }
 
+/* ==== SEEK_DATA and SEEK_HOLE ============================================== */
+
+/* Returns the index of the first nonzero byte of the model in [from, to), or to. */
+static uint64_t first_nonzero(uint64_t from, uint64_t to)
+{
+    while (from < to && model[from] == 0)
+        from++;
+    return from;
+}
+
+/* lseek SEEK_DATA or SEEK_HOLE from OFF. A filesystem may report a hole
+ * as data, never data as a hole: SEEK_DATA must not skip a nonzero byte,
+ * SEEK_HOLE must land on a zero byte or at the end of the file; past the
+ * end both fail with ENXIO. */
+static void do_seek(enum op op, uint64_t off)
+{
+    int whence = op == OP_SEEK_DATA ? SEEK_DATA : SEEK_HOLE;
+    begin_op(op, off, 0);
+    off_t r = lseek(fd, (off_t)off, whence);
+    if (r < 0 && errno == EINVAL) {
+        disable(op);
+        return;
+    }
+    if (off >= model_size) {
+        if (r >= 0 || errno != ENXIO)
+            failure("%s from 0x%" PRIx64 " at or past the end 0x%" PRIx64 " returned %jd "
+                    "(%s), expected ENXIO", ops[op].name, off, model_size, (intmax_t)r,
+                    r < 0 ? strerror(errno) : "no error");
+        end_op();
+        return;
+    }
+    uint64_t data = first_nonzero(off, model_size);
+    if (r < 0 && !(errno == ENXIO && op == OP_SEEK_DATA))
+        failure("%s from 0x%" PRIx64 ": %s", ops[op].name, off, strerror(errno));
+    if (r < 0) {
+        if (data < model_size)
+            failure("SEEK_DATA from 0x%" PRIx64 " returned ENXIO, but the byte at 0x%" PRIx64
+                    " is 0x%02x", off, data, model[data]);
+    } else if ((uint64_t)r < off || (uint64_t)r > model_size ||
+               ((uint64_t)r == model_size && op == OP_SEEK_DATA)) {
+        failure("%s from 0x%" PRIx64 " returned 0x%jx, outside the file (size 0x%" PRIx64 ")",
+                ops[op].name, off, (intmax_t)r, model_size);
+    } else if (op == OP_SEEK_DATA && data < (uint64_t)r) {
+        failure("SEEK_DATA from 0x%" PRIx64 " returned 0x%jx, skipping the byte 0x%02x at 0x%"
+                PRIx64, off, (intmax_t)r, model[data], data);
+    } else if (op == OP_SEEK_HOLE && (uint64_t)r < model_size && model[r] != 0) {
+        failure("SEEK_HOLE from 0x%" PRIx64 " returned 0x%jx, where the byte is 0x%02x", off,
+                (intmax_t)r, model[r]);
+    }
+    end_op();
+}
+
 /* Picks an aligned range for an O_DIRECT op: both multiples of 4 KiB. */
 static void direct_range(uint64_t *off, uint64_t *len)
 {
@@ -622,6 +676,9 @@ static int run_one(enum op op)
         close_file();
         open_file(0);
         end_op();
+        return 1;
+    case OP_SEEK_DATA: case OP_SEEK_HOLE:
+        do_seek(op, pick_off(model_size + 1));
         return 1;
     case OP_INVALIDATE:
         /* written back, then dropped from the page cache: the next reads
