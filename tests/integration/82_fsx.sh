@@ -56,7 +56,7 @@ fsx_run() {
     local desc=$1 allowed=$2
     shift 2
     local failed=$T_FAIL
-    check "$desc" "$FSX" "$@"
+    STEP_TIMEOUT=${FSX_TIMEOUT:-60} check "$desc" "$FSX" "$@"
     if [ "$T_FAIL" -ne "$failed" ]; then
         printf '%s\n' "$T_OUT" | head -n 120 | sed 's/^/       | /'
         return 0
