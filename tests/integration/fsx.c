@@ -65,14 +65,15 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#define ALIGN     4096u
-#define RING      100
-#define CHECK_EVERY 64
+#define ALIGN       4096u   /* collapse, insert and O_DIRECT alignment */
+#define RING        100     /* operations kept for a failure report */
+#define CHECK_EVERY 64      /* operations between full-file compares */
 
 enum op {
     OP_WRITE, OP_READ, OP_TRUNCATE, OP_FALLOC, OP_FALLOC_KEEP, OP_PUNCH,
     OP_ZERO, OP_ZERO_KEEP, OP_COLLAPSE, OP_INSERT, OP_MAPWRITE, OP_MAPREAD,
-    OP_FSYNC, OP_FDATASYNC, OP_REOPEN, OP_INVALIDATE, OP_SEEK_DATA, OP_SEEK_HOLE, OP_DWRITE, OP_DREAD, OP_COUNT
+    OP_FSYNC, OP_FDATASYNC, OP_REOPEN, OP_INVALIDATE, OP_SEEK_DATA, OP_SEEK_HOLE,
+    OP_DWRITE, OP_DREAD, OP_COUNT
 };
 
 static const struct {
@@ -86,7 +87,7 @@ static const struct {
     [OP_COLLAPSE] = { "collapse", 3 },      [OP_INSERT] = { "insert", 3 },
     [OP_MAPWRITE] = { "mapwrite", 8 },      [OP_MAPREAD] = { "mapread", 8 },
     [OP_FSYNC] = { "fsync", 2 },            [OP_FDATASYNC] = { "fdatasync", 2 },
-    [OP_REOPEN] = { "reopen", 2 },           [OP_INVALIDATE] = { "invalidate", 2 },
+    [OP_REOPEN] = { "reopen", 2 },          [OP_INVALIDATE] = { "invalidate", 2 },
     [OP_SEEK_DATA] = { "seek_data", 3 },    [OP_SEEK_HOLE] = { "seek_hole", 3 },
     /* -Z turns a quarter of the pwrites and preads into these */
     [OP_DWRITE] = { "dio_write", 0 },       [OP_DREAD] = { "dio_read", 0 },
