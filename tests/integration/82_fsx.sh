@@ -5,15 +5,16 @@
 #
 # fsx runs FSX_OPS (default 3000) random operations on one file — pwrite,
 # pread, truncate up and down, fallocate (mode 0, KEEP_SIZE, PUNCH_HOLE,
-# ZERO_RANGE with and without KEEP_SIZE, COLLAPSE_RANGE, INSERT_RANGE),
-# mmap writes and reads, O_DIRECT writes and reads (-Z), fsync,
+# ZERO_RANGE with and without KEEP_SIZE, COLLAPSE_RANGE, INSERT_RANGE), mmap
+# writes and reads (also writes past the end of the file in its last page,
+# which must never become data), O_DIRECT writes and reads (-Z), fsync,
 # fdatasync, close and reopen, dropping the file's page cache
 # (POSIX_FADV_DONTNEED after fdatasync, so that later reads reach the
 # filesystem), lseek SEEK_DATA and SEEK_HOLE — and checks every read and
-# seek, and the whole file every 64 operations, against an in-memory
-# model. Normal mode (files up to 256 KiB) and small-file mode (-s: sizes
-# around 0..600 bytes and the 4 KiB boundary: inline data in the inode
-# and its move to a block).
+# seek, and the whole file every 64 operations, against an in-memory model.
+# Normal mode (files up to 256 KiB) and small-file mode (-s: sizes around
+# 0..600 bytes and the 4 KiB boundary: inline data in the inode and its move
+# to a block).
 #
 # 1. ext4 on a loop device (4 KiB blocks), the reference: proves the
 #    exerciser right; there every operation must be supported.
@@ -27,7 +28,8 @@
 #    docs/LINUX.md).
 #
 # Replay a failure: the failing fsx command line (with its -S seed) is
-# printed; FSX_SEED=N replaces the random seed, FSX_OPS=N the count.
+# printed; FSX_SEED=N replaces the random seed, FSX_OPS=N the count,
+# FSX_TIMEOUT=SEC (default 60) bounds each fsx run.
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
 t_init "$@"

@@ -28,18 +28,20 @@
  * grow: the grown range reads as zeros), fallocate mode 0 (extends the
  * size), FALLOC_FL_KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE with and
  * without KEEP_SIZE, COLLAPSE_RANGE and INSERT_RANGE (4 KiB-aligned;
- * collapse never reaches the end of the file, insert starts below it),
- * mmap write (MAP_SHARED, msync), mmap read (compared, also the zeros
+ * collapse never reaches the end of the file, insert starts below it), mmap
+ * write (MAP_SHARED, msync), mmap write past the end of the file in its
+ * last page (those bytes must never become file data: a later truncate up
+ * or write past the end shows zeros), mmap read (compared, also the zeros
  * after the end of the file in its last page; no page past that page is
  * ever touched), fsync, fdatasync, close and reopen, invalidate (fdatasync,
  * then POSIX_FADV_DONTNEED: the following reads come from the filesystem,
  * not from the kernel's page cache), lseek SEEK_DATA and SEEK_HOLE (a hole
- * may be reported as data, never a nonzero byte as a hole). Every 64 operations
- * and at the end the whole file is read and compared and fstat's size
- * checked. A fallocate mode the filesystem refuses with EOPNOTSUPP (or
- * EINVAL for collapse and insert, whose alignment is the filesystem's
- * block size), mmap refused with ENODEV and O_DIRECT refused with EINVAL
- * are disabled for the rest of the run and listed in the summary.
+ * may be reported as data, never a nonzero byte as a hole). Every 64
+ * operations and at the end the whole file is read and compared and fstat's
+ * size checked. A fallocate mode the filesystem refuses with EOPNOTSUPP (or
+ * EINVAL for collapse and insert, whose alignment is the filesystem's block
+ * size), mmap refused with ENODEV and O_DIRECT refused with EINVAL are
+ * disabled for the rest of the run and listed in the summary.
  *
  * Every byte written by operation n at file offset p is
  * 1 + (n * 13 + p % 251) % 255: never zero, and a byte shifted by a
@@ -71,7 +73,7 @@
 
 enum op {
     OP_WRITE, OP_READ, OP_TRUNCATE, OP_FALLOC, OP_FALLOC_KEEP, OP_PUNCH,
-    OP_ZERO, OP_ZERO_KEEP, OP_COLLAPSE, OP_INSERT, OP_MAPWRITE, OP_MAPREAD,
+    OP_ZERO, OP_ZERO_KEEP, OP_COLLAPSE, OP_INSERT, OP_MAPWRITE, OP_MAPEOF, OP_MAPREAD,
     OP_FSYNC, OP_FDATASYNC, OP_REOPEN, OP_INVALIDATE, OP_SEEK_DATA, OP_SEEK_HOLE,
     OP_DWRITE, OP_DREAD, OP_COUNT
 };
@@ -86,6 +88,7 @@ static const struct {
     [OP_ZERO] = { "zero", 3 },              [OP_ZERO_KEEP] = { "zero_keep", 3 },
     [OP_COLLAPSE] = { "collapse", 3 },      [OP_INSERT] = { "insert", 3 },
     [OP_MAPWRITE] = { "mapwrite", 8 },      [OP_MAPREAD] = { "mapread", 8 },
+    [OP_MAPEOF] = { "mapwrite_eof", 2 },
     [OP_FSYNC] = { "fsync", 2 },            [OP_FDATASYNC] = { "fdatasync", 2 },
     [OP_REOPEN] = { "reopen", 2 },          [OP_INVALIDATE] = { "invalidate", 2 },
     [OP_SEEK_DATA] = { "seek_data", 3 },    [OP_SEEK_HOLE] = { "seek_hole", 3 },
@@ -490,7 +493,7 @@ static uint8_t *map_range(enum op op, uint64_t off, uint64_t len, void **base, s
 {
     uint64_t pg = off & ~(uint64_t)(page - 1);
     *maplen = (size_t)(off + len - pg);
-    int prot = op == OP_MAPWRITE ? PROT_READ | PROT_WRITE : PROT_READ;
+    int prot = op == OP_MAPREAD ? PROT_READ : PROT_READ | PROT_WRITE;
     *base = mmap(NULL, *maplen, prot, MAP_SHARED, fd, (off_t)pg);
     if (*base != MAP_FAILED)
         return (uint8_t *)*base + (off - pg);
@@ -519,6 +522,28 @@ static void do_mapwrite(uint64_t off, uint64_t len)
     check_errno("msync", msync(base, maplen, MS_SYNC));
     check_errno("munmap", munmap(base, maplen));
     end_op();
+}
+
+/* Writes nonzero bytes through a shared mapping into the last page of the
+ * file past its end: they must never become part of the file (a later
+ * truncate up or write past the end must show zeros there). Returns 0 if
+ * the end of the file is at a page boundary. */
+static int do_mapwrite_eof(void)
+{
+    uint64_t in_page = model_size % (uint64_t)page;
+    if (in_page == 0)
+        return 0;
+    begin_op(OP_MAPEOF, model_size, (uint64_t)page - in_page);
+    void *base;
+    size_t maplen;
+    uint8_t *p = map_range(OP_MAPEOF, model_size - in_page, (uint64_t)page, &base, &maplen);
+    if (!p)
+        return 1;
+    fill(p + in_page, model_size, (uint64_t)page - in_page);
+    check_errno("msync", msync(base, maplen, MS_SYNC));
+    check_errno("munmap", munmap(base, maplen));
+    end_op();
+    return 1;
 }
 
 /* Reads [off, off+len) (inside the file) through a mapping; if the range
@@ -620,7 +645,7 @@ static enum op choose(void)
         if (use_direct && !disabled[OP_DWRITE] && (i == OP_WRITE || i == OP_READ) &&
             rnd() % 4 == 0)
             i = i == OP_WRITE ? OP_DWRITE : OP_DREAD;
-        if (disabled[i] || (i == OP_MAPWRITE && no_mapwrite) ||
+        if (disabled[i] || ((i == OP_MAPWRITE || i == OP_MAPEOF) && no_mapwrite) ||
             (i == OP_MAPREAD && no_mapread))
             continue;
         return (enum op)i;
@@ -653,6 +678,8 @@ static int run_one(enum op op)
         off = pick_off(maxlen);
         do_mapwrite(off, pick_len(maxlen - off));
         return 1;
+    case OP_MAPEOF:
+        return do_mapwrite_eof();
     case OP_MAPREAD:
         if (model_size == 0)
             return 0;
