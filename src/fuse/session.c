@@ -319,9 +319,10 @@ static void loop_returned(void)
  * (or starts, up to max_threads - 1) a backup worker, which serves
  * requests until none waits. Parallel callers thus get more threads within
  * a tick, and a request that blocks (cold image pages, a write-back the
- * daemon itself waits for) holds others up by about one tick. */
+ * daemon itself waits for) holds others up by about one tick. After
+ * HOT_QUIET_TICKS without a request the monitor sleeps until the primary
+ * takes the next one, so an idle mount wakes nobody. */
 #define HOT_TICK_US        500
-#define HOT_IDLE_TICK_US   10000      /* after HOT_QUIET_TICKS without requests */
 #define HOT_QUIET_TICKS    2000
 
 struct hot_loop {
@@ -332,6 +333,8 @@ struct hot_loop {
     int stop;                     /* (lock) */
     uint64_t seq;                 /* requests the primary took (atomic) */
     int busy;                     /* the primary is serving one (atomic) */
+    int monitor_idle;             /* the monitor sleeps on idle_cond (atomic) */
+    pthread_cond_t idle_cond;
     pthread_t monitor, *backups;
 };
 
@@ -399,10 +402,23 @@ static void *hot_monitor(void *arg)
     int stop;
 
     for (;;) {
-        usleep(quiet >= HOT_QUIET_TICKS ? HOT_IDLE_TICK_US : HOT_TICK_US);
-        seq = __atomic_load_n(&h->seq, __ATOMIC_ACQUIRE);
+        usleep(HOT_TICK_US);
+        seq = __atomic_load_n(&h->seq, __ATOMIC_SEQ_CST);
         quiet = seq == last ? quiet + 1 : 0;
         pthread_mutex_lock(&h->lock);
+        if (quiet >= HOT_QUIET_TICKS && !h->stop) {
+            /* Idle: sleep until the primary takes a request. The flag is
+             * set before seq is read again and the primary bumps seq
+             * before it reads the flag (both sequentially consistent), so
+             * either this sees the new request or the primary sees the
+             * flag and wakes us: a request never runs unwatched. */
+            __atomic_store_n(&h->monitor_idle, 1, __ATOMIC_SEQ_CST);
+            while (!h->stop && __atomic_load_n(&h->monitor_idle, __ATOMIC_SEQ_CST) &&
+                   __atomic_load_n(&h->seq, __ATOMIC_SEQ_CST) == last)
+                pthread_cond_wait(&h->idle_cond, &h->lock);
+            __atomic_store_n(&h->monitor_idle, 0, __ATOMIC_SEQ_CST);
+            quiet = 0;
+        }
         stop = h->stop;
         if (!stop && __atomic_load_n(&h->busy, __ATOMIC_ACQUIRE) && hot_pending(h)) {
             if (h->wanted < h->nbackups) {
@@ -431,6 +447,7 @@ static void hot_stop(struct hot_loop *h)
     pthread_mutex_lock(&h->lock);
     h->stop = 1;
     pthread_cond_broadcast(&h->cond);
+    pthread_cond_broadcast(&h->idle_cond);
     pthread_mutex_unlock(&h->lock);
     pthread_join(h->monitor, NULL);
     for (i = 0; i < h->nbackups; i++) {
@@ -463,6 +480,7 @@ static int hot_loop_run(struct fuse_session *se, unsigned max_threads, unsigned 
         return -ENOMEM;
     pthread_mutex_init(&h.lock, NULL);
     pthread_cond_init(&h.cond, NULL);
+    pthread_cond_init(&h.idle_cond, NULL);
     res = -pthread_create(&h.monitor, NULL, hot_monitor, &h);
     if (res) {
         free(h.backups);
@@ -476,7 +494,13 @@ static int hot_loop_run(struct fuse_session *se, unsigned max_threads, unsigned 
         if (res <= 0)
             break;
         __atomic_store_n(&h.busy, 1, __ATOMIC_RELEASE);
-        __atomic_add_fetch(&h.seq, 1, __ATOMIC_RELEASE);
+        __atomic_add_fetch(&h.seq, 1, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&h.monitor_idle, __ATOMIC_SEQ_CST)) {
+            pthread_mutex_lock(&h.lock);
+            __atomic_store_n(&h.monitor_idle, 0, __ATOMIC_SEQ_CST);
+            pthread_cond_signal(&h.idle_cond);
+            pthread_mutex_unlock(&h.lock);
+        }
         fuse_session_process_buf(se, &buf);
         __atomic_store_n(&h.busy, 0, __ATOMIC_RELEASE);
     }
@@ -485,6 +509,7 @@ static int hot_loop_run(struct fuse_session *se, unsigned max_threads, unsigned 
     free(h.backups);
     pthread_mutex_destroy(&h.lock);
     pthread_cond_destroy(&h.cond);
+    pthread_cond_destroy(&h.idle_cond);
     return res < 0 ? res : 0;
 }
 

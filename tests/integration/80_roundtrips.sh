@@ -264,6 +264,21 @@ if [ "$(id -u)" = 0 ] && [ -w "/sys/class/bdi/$dev/max_ratio" ]; then
 else
     skip "max_ratio: not root or no bdi max_ratio file"
 fi
+# ---- an idle mount wakes no thread ----------------------------------------------------------
+# The request loop's monitor ticks every 0.5 ms while requests flow and
+# sleeps once none came for a second (it used to tick 100 times a second
+# forever). Counted: the voluntary context switches of all the daemon's
+# threads over 3 s, after 2 s without requests.
+pid=$(_daemon_pids "$M" | head -n 1)
+switches() { cat /proc/"$pid"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt/ { v += $2 } END { print v + 0 }'; }
+sleep 2
+a=$(switches)
+sleep 3
+b=$(switches)
+check_range "idle mount: no thread wakes in 3 s (voluntary switches)" 0 20 $((b - a))
+echo awake >"$M/idle-probe"
+check_eq "requests after idling are served" awake "$(cat "$M/idle-probe")"
+rm -f "$M/idle-probe"
 # ---- without HANDLE_KILLPRIV_V2: a GETXATTR security.capability per write -------------------
 unmount_fs "$M"
 mount_image "$IMG" "$M" -o nokillpriv_v2
