@@ -162,6 +162,14 @@ uint64_t mmio_size(const struct mmio *io);
  * buf may be partly written), PREAD: any -errno of pread. */
 int  mmio_read_at(struct mmio *io, uint64_t off, void *buf, size_t len);
 
+/* mmio_read_at for bytes read once, not again soon: with the mmap backend
+ * too it copies with pread(2), from the page cache, without mapping the
+ * pages into the process. A first touch of a page through the mapping
+ * costs a page fault (pages written with mmio_write_at are in the page
+ * cache but not mapped); a pread costs a system call. Same arguments,
+ * range rules, errors and metrics as mmio_read_at. */
+int  mmio_read_once(struct mmio *io, uint64_t off, void *buf, size_t len);
+
 /* Copies len bytes from buf to off. Not durable until a sync. Same range
  * rules as mmio_read_at. Errors: -EINVAL, -ERANGE, -EIO (sticky sync
  * failure, or the page could not be written: truncated file, device

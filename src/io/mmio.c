@@ -238,11 +238,15 @@ static int mmap_backend_write(struct mmio *io, uint64_t off, const void *buf, si
     return mmio_pio_write(io, off, buf, len);
 }
 
-/* The common path of mmio_read_at and mmio_write_at: argument and range
- * checks, the copy (guarded memcpy or pread/pwrite), metrics. */
+enum xfer { XFER_READ, XFER_READ_ONCE, XFER_WRITE };
+
+/* The common path of mmio_read_at, mmio_read_once and mmio_write_at:
+ * argument and range checks, the copy (guarded memcpy or pread/pwrite),
+ * metrics. */
 static int transfer(struct mmio *io, uint64_t off, void *buf, size_t len,
-                    int write)
+                    enum xfer how)
 {
+    const int write = how == XFER_WRITE;
     uint64_t t0;
     int err;
 
@@ -260,7 +264,9 @@ static int transfer(struct mmio *io, uint64_t off, void *buf, size_t len,
     t0 = mmio_now_ns();
     if (io->map && write)
         err = mmap_backend_write(io, off, buf, len);
-    else if (io->map) {
+    else if (io->map && (how == XFER_READ || io->direct)) {
+        /* With O_DIRECT, writes went through the mapping (above), and a
+         * pread would bypass the page cache that holds them. */
         err = mmio_guarded_copy(buf, io->map + off, len, io->map, io->size);
         /* A read fault on a hole of a tmpfs file allocates a page, which
          * fails on a full tmpfs; pread of a hole allocates nothing. A
@@ -288,12 +294,17 @@ static int transfer(struct mmio *io, uint64_t off, void *buf, size_t len,
 
 int mmio_read_at(struct mmio *io, uint64_t off, void *buf, size_t len)
 {
-    return transfer(io, off, buf, len, 0);
+    return transfer(io, off, buf, len, XFER_READ);
+}
+
+int mmio_read_once(struct mmio *io, uint64_t off, void *buf, size_t len)
+{
+    return transfer(io, off, buf, len, XFER_READ_ONCE);
 }
 
 int mmio_write_at(struct mmio *io, uint64_t off, const void *buf, size_t len)
 {
-    return transfer(io, off, (void *)buf, len, 1);   /* only read from */
+    return transfer(io, off, (void *)buf, len, XFER_WRITE);   /* only read from */
 }
 
 const void *mmio_ptr(struct mmio *io, uint64_t off)

@@ -247,8 +247,8 @@ static int checkpoint(struct jnl *j, const struct jnl_closed *t, uint64_t limit)
         if (s && s->dirty_seq == t->seq)
             src = s->data;
         else
-            err = mmio_read_at(j->io, jnl_log_off(&j->geo, jnl_image_idx(t->pos, i)),
-                               j->scratch, JNL_BS);
+            err = mmio_read_once(j->io, jnl_log_off(&j->geo, jnl_image_idx(t->pos, i)),
+                                 j->scratch, JNL_BS);
         if (!err)
             err = mmio_write_at(j->io, blk * JNL_BS, src, JNL_BS);
         if (err)

@@ -61,7 +61,7 @@ const void *jnl_running_image(struct jnl *j, uint64_t i, int *err)
 {
     if (i < j->running_count)
         return j->running[i]->data;
-    *err = mmio_read_at(j->io, jnl_running_home(j, i) * JNL_BS, j->data_buf, JNL_BS);
+    *err = mmio_read_once(j->io, jnl_running_home(j, i) * JNL_BS, j->data_buf, JNL_BS);
     return *err ? NULL : j->data_buf;
 }
 

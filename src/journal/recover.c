@@ -2,9 +2,10 @@
  * recover.c — journal headers, transaction parsing, replay and format.
  *
  * Everything read from the image here is untrusted: it is copied out with
- * mmio_read_at (bounds-checked, SIGBUS-safe) into a private buffer, every
- * field is range-checked before use, and a transaction that does not check
- * out ends replay instead of failing it. Format: src/journal/format.h.
+ * mmio_read_once (bounds-checked; pread, since the log is read once) into
+ * a private buffer, every field is range-checked before use, and a
+ * transaction that does not check out ends replay instead of failing it.
+ * Format: src/journal/format.h.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -58,7 +59,7 @@ int jnl_head_read(struct mmio *io, const struct jnl_geometry *geo,
     int found = 0;
 
     for (int slot = 0; slot < 2; slot++) {
-        int err = mmio_read_at(io, (geo->journal_start + (uint64_t)slot) * JNL_BS, buf, JNL_BS);
+        int err = mmio_read_once(io, (geo->journal_start + (uint64_t)slot) * JNL_BS, buf, JNL_BS);
         if (err)
             return err;
         if (!head_valid(h, geo))
@@ -125,7 +126,7 @@ static int txn_check(struct mmio *io, const struct jnl_geometry *geo, uint64_t p
     for (;;) {
         if (idx >= log_blocks)
             return 0;                       /* transactions never wrap */
-        err = mmio_read_at(io, jnl_log_off(geo, idx), buf, JNL_BS);
+        err = mmio_read_once(io, jnl_log_off(geo, idx), buf, JNL_BS);
         if (err)
             return err;
         if (idx > pos && d->magic == MMAPFS_JNL_COMMIT_MAGIC)
@@ -142,7 +143,7 @@ static int txn_check(struct mmio *io, const struct jnl_geometry *geo, uint64_t p
                 return 0;
         crc = mfs_crc32c(crc, buf, JNL_BS);
         for (uint32_t i = 0; i < count; i++) {
-            err = mmio_read_at(io, jnl_log_off(geo, idx + 1 + i), buf, JNL_BS);
+            err = mmio_read_once(io, jnl_log_off(geo, idx + 1 + i), buf, JNL_BS);
             if (err)
                 return err;
             crc = mfs_crc32c(crc, buf, JNL_BS);
@@ -166,7 +167,7 @@ static int txn_apply(struct mmio *io, const struct jnl_geometry *geo, uint64_t p
     int err;
 
     while (idx < pos + nblocks) {
-        err = mmio_read_at(io, jnl_log_off(geo, idx), desc, JNL_BS);
+        err = mmio_read_once(io, jnl_log_off(geo, idx), desc, JNL_BS);
         if (err)
             return err;
         if (desc->magic != MMAPFS_JNL_DESC_MAGIC || desc->seq != seq || desc->count < 1 ||
@@ -175,7 +176,7 @@ static int txn_apply(struct mmio *io, const struct jnl_geometry *geo, uint64_t p
         for (uint32_t i = 0; i < desc->count; i++) {
             if (!jnl_home_ok(geo, desc->home[i]))
                 return -EUCLEAN;
-            err = mmio_read_at(io, jnl_log_off(geo, idx + 1 + i), image, JNL_BS);
+            err = mmio_read_once(io, jnl_log_off(geo, idx + 1 + i), image, JNL_BS);
             if (err)
                 return err;
             err = apply(ctx, desc->home[i], image);

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1265,12 +1266,85 @@ static void test_odirect_dsync(void **state)
         assert_int_equal(mmio_write_at(io, 100, unaligned, 7), 0);
         assert_int_equal(mmio_read_at(io, 100, got, 7), 0);
         assert_memory_equal(got, unaligned, 7);
+        /* the write went through the mapping, past the page cache an
+         * O_DIRECT pread would skip: read_once reads the mapping too */
+        memset(got, 0, 7);
+        assert_int_equal(mmio_read_once(io, 100, got, 7), 0);
+        assert_memory_equal(got, unaligned, 7);
     }
+    memset(got + 1, 0, 4096);
+    assert_int_equal(mmio_read_once(io, 8192, got + 1, 4096), 0);
+    assert_memory_equal(got + 1, unaligned, 4096);
     assert_int_equal(mmio_sync(io), 0);
     mmio_close(io);
     assert_int_equal(read_file(path, 8192, got, 4096), 0);
     assert_memory_equal(got, unaligned, 4096);
     free(raw), free(got);
+}
+
+/* ---- mmio_read_once: pread, not the mapping ------------------------------------ */
+
+static long minor_faults(void)
+{
+    struct rusage ru;
+    assert_int_equal(getrusage(RUSAGE_SELF, &ru), 0);
+    return ru.ru_minflt;
+}
+
+/* mmio_read_once returns what mmio_write_at wrote, like mmio_read_at, with
+ * the same range rules and metrics; with the mmap backend it does not map
+ * the pages it reads (no page faults), while mmio_read_at of pages
+ * written the same way faults each one in. */
+static void test_read_once(void **state)
+{
+    struct mmio_config cfg = cfg_of(state, 0);
+    struct mmio_metrics m0, m1;
+    struct mmio *io;
+    enum { PAGES = 64, STRIDE = 32 * 4096 };    /* past the fault-around window */
+    char path[PATH_MAX];
+    static char want[4096], got[4096];
+
+    tmp_path(path, "once");
+    assert_int_equal(mmio_open(&io, path, (uint64_t)PAGES * 2 * STRIDE, 0, &cfg), 0);
+    for (unsigned i = 0; i < 2 * PAGES; i++) {
+        fill_random(want, sizeof(want), 100 + i);
+        assert_int_equal(mmio_write_at(io, (uint64_t)i * STRIDE, want, sizeof(want)), 0);
+    }
+    mmio_get_metrics(io, &m0);
+    long f0 = minor_faults();
+    for (unsigned i = 0; i < PAGES; i++) {
+        fill_random(want, sizeof(want), 100 + i);
+        assert_int_equal(mmio_read_once(io, (uint64_t)i * STRIDE, got, sizeof(got)), 0);
+        assert_memory_equal(got, want, sizeof(want));
+    }
+    long once_faults = minor_faults() - f0;
+    mmio_get_metrics(io, &m1);
+    assert_int_equal(m1.reads - m0.reads, PAGES);
+    assert_int_equal(m1.read_bytes - m0.read_bytes, (uint64_t)PAGES * sizeof(got));
+
+    f0 = minor_faults();
+    for (unsigned i = PAGES; i < 2 * PAGES; i++) {
+        fill_random(want, sizeof(want), 100 + i);
+        assert_int_equal(mmio_read_at(io, (uint64_t)i * STRIDE, got, sizeof(got)), 0);
+        assert_memory_equal(got, want, sizeof(want));
+    }
+    long at_faults = minor_faults() - f0;
+    print_message("    minor faults reading %d fresh pages: %ld with read_once, "
+                  "%ld with read_at\n", PAGES, once_faults, at_faults);
+    assert_true(once_faults < PAGES / 8);
+    if (cfg.backend == MMIO_BACKEND_MMAP)
+        assert_true(at_faults >= PAGES / 2);
+
+    assert_int_equal(mmio_read_once(NULL, 0, got, 1), -EINVAL);
+    assert_int_equal(mmio_read_once(io, 0, NULL, 1), -EINVAL);
+    assert_int_equal(mmio_read_once(io, (uint64_t)PAGES * 2 * STRIDE, got, 1), -ERANGE);
+    assert_int_equal(mmio_read_once(io, (uint64_t)PAGES * 2 * STRIDE - 4, got, 8), -ERANGE);
+    assert_int_equal(mmio_read_once(io, 0, got, 0), 0);
+
+    /* truncated under the engine: -EIO, as mmio_read_at */
+    assert_int_equal(truncate(path, 0), 0);
+    assert_int_equal(mmio_read_once(io, STRIDE, got, 16), -EIO);
+    mmio_close(io);
 }
 
 /* ---- truncation under the engine: SIGBUS -> -EIO ---------------------------- */
@@ -1753,6 +1827,7 @@ int main(void)
         BOTH(test_sticky_failure),
         BOTH(test_odirect_dsync),
         BOTH(test_truncated_under_engine),
+        BOTH(test_read_once),
         BOTH(test_guarded_call),
         cmocka_unit_test(test_unrelated_sigbus_not_swallowed),
         { "test_disk_full[mmap]", test_disk_full, NULL, disk_full_teardown, &be_mmap },
