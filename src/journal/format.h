@@ -10,6 +10,7 @@
 #ifndef MMAPFS_JOURNAL_FORMAT_H
 #define MMAPFS_JOURNAL_FORMAT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Every journal block (slot, descriptor, image, commit) is one block of
@@ -27,7 +28,8 @@
  * one commit block. Replay starts at the header's (start, seq): a transaction
  * is applied only if every descriptor carries seq S and the commit block
  * carries seq S and a data_checksum equal to the CRC-32C over all its
- * descriptor and image blocks in log order; then the next transaction (seq
+ * descriptor and image blocks in log order (and, when it has the flag
+ * MMAPFS_JNL_COMMIT_HASH, a data_hash equal to their mfs_hash64); then the next transaction (seq
  * S+1) is looked for right after the commit block, or at log index 0 when it
  * did not fit before the end of the log. Replay stops at the first
  * transaction that is not valid. Replay writes every image to its home block,
@@ -66,9 +68,21 @@ struct mmapfs_disk_jnl_commit {
     uint64_t nblocks;          /* 16 descriptor + image blocks of the txn (commit excluded) */
     uint64_t commit_sec;       /* 24 wall clock at commit */
     uint32_t commit_nsec;      /* 32 */
-    uint8_t  reserved[4092 - 36];
+    uint32_t flags;            /* 36 MMAPFS_JNL_COMMIT_* (0 in commits of older writers) */
+    uint64_t data_hash;        /* 40 with MMAPFS_JNL_COMMIT_HASH: mfs_hash64 chained from
+                                *    0 over the blocks data_checksum covers, in log order */
+    uint8_t  reserved[4092 - 48];
     uint32_t checksum;         /* 4092 crc32c of bytes 0..4091 */
 };
 _Static_assert(sizeof(struct mmapfs_disk_jnl_commit) == MMAPFS_JNL_BLOCK_SIZE, "jc");
+_Static_assert(offsetof(struct mmapfs_disk_jnl_commit, data_hash) == 40, "jc hash");
+
+/* data_hash is set and must match. CRC-32C alone cannot tell an image from
+ * an older version of the same block left in the log by an earlier lap when
+ * the two differ only in records that end in their own CRC-32C (inodes,
+ * superblock): such a difference has a CRC-32C of zero, so a torn write
+ * would replay the old image. Readers that predate the flag ignore it and
+ * check data_checksum alone. Other bits: reserved, written 0, ignored. */
+#define MMAPFS_JNL_COMMIT_HASH   0x1u
 
 #endif

@@ -155,6 +155,7 @@ struct jnl_closed {
                                    * transaction before the commit block is
                                    * written (0: no such need) */
     uint32_t crc;                 /* CRC-32C of its descriptors and images */
+    uint64_t hash;                /* mfs_hash64 of the same blocks */
     int new_data;                 /* ordered: data synced before the commit block */
     int pre_synced;               /* a sync that began after it closed completed */
 };

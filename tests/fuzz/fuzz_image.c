@@ -21,6 +21,7 @@
 #include "fs/format.h"
 #include "tests/fuzz/fuzz_image.h"
 #include "util/crc32c.h"
+#include "util/hash64.h"
 
 #define BS MMAPFS_BLOCK_SIZE
 #define BASE_BYTES (16ull << 20)   /* the smallest image mkfs allows */
@@ -232,21 +233,26 @@ static void crc_inode_block(uint64_t first_ino, uint8_t *p)
     }
 }
 
-/* A commit block at log index idx: data checksum over the nblocks log
- * blocks before it (when they do not wrap), then its own checksum. */
+/* A commit block at log index idx: data checksum (and hash, if flagged)
+ * over the nblocks log blocks before it (when they do not wrap), then its
+ * own checksum. */
 static void crc_commit_block(int fd, uint64_t idx, uint8_t *p)
 {
     struct mmapfs_disk_jnl_commit *c = (struct mmapfs_disk_jnl_commit *)p;
     if (c->nblocks && c->nblocks <= idx) {
         uint8_t buf[BS];
         uint32_t crc = 0;
+        uint64_t hash = 0;
         uint64_t log0 = geometry.journal_start + 2;
         for (uint64_t i = idx - c->nblocks; i < idx; i++) {
             if (pread(fd, buf, BS, (off_t)((log0 + i) * BS)) != BS)
                 return;
             crc = mfs_crc32c(crc, buf, BS);
+            hash = mfs_hash64(hash, buf, BS);
         }
         c->data_checksum = crc;
+        if (c->flags & MMAPFS_JNL_COMMIT_HASH)
+            c->data_hash = hash;
     }
     c->checksum = mfs_crc32c(0, p, offsetof(struct mmapfs_disk_jnl_commit, checksum));
 }
