@@ -16,9 +16,9 @@
  *               time bound: use -n for a replay
  *   -d dirs     shared directories DIR/tree/d0.. (default 3)
  *   -l maxlen   largest file (default 1 MiB; most files are far smaller)
- *   -x DUMPDIR  where the workers save their models at the end (default:
- *               DIR/../stress-dump must not be on the filesystem under
- *               test; the default is a temporary directory, removed)
+ *   -x DUMPDIR  where the workers save their models at the end (an
+ *               absolute path, not on the filesystem under test; default:
+ *               a temporary directory under /tmp, removed at the end)
  *   -v          print every operation
  *   -c DUMPDIR  check DIR/tree against saved models and exit (after a
  *               remount)
@@ -1753,8 +1753,7 @@ static int check_tree(int content)
 static void usage(void)
 {
     fprintf(stderr, "usage: stress [-w workers] [-t seconds] [-n ops] [-S seed] [-d dirs] "
-            "[-l maxlen] [-x DUMPDIR] [-v] DIR\n       stress -c DUMPDIR [-w workers] "
-            "[-d dirs] DIR\n");
+            "[-l maxlen] [-x DUMPDIR] [-v] DIR\n       stress -c DUMPDIR DIR\n");
     exit(2);
 }
 
