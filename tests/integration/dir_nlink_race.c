@@ -1,0 +1,84 @@
+/*
+ * dir_nlink_race.c — reproducer of an open problem (not run by make test):
+ * a directory's link count read right after a mkdir in it is sometimes
+ * the old one on mmapfs when other processes list the directory's parent
+ * at the same time, and stays wrong for the attribute timeout.
+ *
+ *   dir_nlink_race DIR SECONDS
+ *
+ * DIR/s/d is a directory. One process creates and unlinks DIR/s/f in a
+ * loop (so that listings of DIR/s reach the daemon), two list DIR/s in a
+ * loop (READDIRPLUS: every entry carries its attributes), and the main
+ * process makes and removes DIR/s/d/sub, checking after each step that
+ * lstat(DIR/s/d).st_nlink is 3 with the subdirectory and 2 without.
+ *
+ * What happens: a READDIRPLUS of DIR/s computed before the mkdir carries
+ * d's old attributes; the mkdir (which locks only DIR/s/d) marks d's
+ * attributes stale but does not raise d's attribute version in the
+ * kernel, so the older reply, applied after it, is accepted and cached
+ * for attr_timeout. Files are not affected (link, unlink and rename raise
+ * the version of the inode whose link count they change).
+ * Seen on Linux 6.18, 10 s: mmapfs default mount about 1 check in 100
+ * stale, attr_timeout=1 as often (stale for up to 1 s),
+ * attr_timeout=0 none, ext4 none.
+ *
+ * Exit status: 0 no stale link count, 1 stale ones (the first five are
+ * printed), 2 setup error.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+    if (argc != 3 || chdir(argv[1]) < 0 || mkdir("s", 0755) < 0 || mkdir("s/d", 0755) < 0) {
+        fprintf(stderr, "usage: dir_nlink_race DIR SECONDS (DIR/s must not exist)\n");
+        return 2;
+    }
+    int secs = atoi(argv[2]);
+    pid_t kids[3];
+    if ((kids[2] = fork()) == 0)
+        for (;;) {
+            close(open("s/f", O_CREAT | O_WRONLY, 0644));
+            unlink("s/f");
+        }
+    for (int k = 0; k < 2; k++)
+        if ((kids[k] = fork()) == 0)
+            for (;;) {
+                DIR *d = opendir("s");
+                while (d && readdir(d))
+                    ;
+                if (d)
+                    closedir(d);
+            }
+    time_t end = time(NULL) + secs;
+    long steps = 0, stale = 0;
+    int rc = 0;
+    while (time(NULL) < end) {
+        struct stat st;
+        int has = steps % 2 == 0;
+        if ((has ? mkdir("s/d/sub", 0755) : rmdir("s/d/sub")) < 0 || lstat("s/d", &st) < 0) {
+            perror("mkdir, rmdir or lstat");
+            rc = 2;
+            break;
+        }
+        steps++;
+        if (st.st_nlink != (nlink_t)(has ? 3 : 2) && stale++ < 5)
+            printf("step %ld: s/d has link count %lu after %s, expected %d\n", steps,
+                   (unsigned long)st.st_nlink, has ? "mkdir s/d/sub" : "rmdir s/d/sub",
+                   has ? 3 : 2);
+    }
+    for (int k = 0; k < 3; k++) {
+        kill(kids[k], SIGKILL);
+        waitpid(kids[k], NULL, 0);
+    }
+    printf("%ld steps, %ld stale link counts\n", steps, stale);
+    return rc ? rc : stale ? 1 : 0;
+}
