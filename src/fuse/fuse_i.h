@@ -178,6 +178,16 @@ void mfs_fill_entry(fuse_req_t req, const struct fs_stat *st,
  * cannot be delivered (request interrupted), the reference is dropped. */
 void mfs_reply_entry(fuse_req_t req, const struct fs_stat *st);
 
+/* Tells the kernel, before the reply, that ino's attributes changed in a
+ * way no reply of this request carries: the directory whose entries an
+ * operation changed (mtime, ctime, link count), an inode whose xattrs or
+ * ACL changed. The kernel only marks such a directory stale; a GETATTR,
+ * LOOKUP or READDIRPLUS answered just before the change and delivered
+ * just after it would then be taken as current and kept for the whole
+ * attribute timeout. The notification also raises the inode's attribute
+ * version, so such a late answer is discarded (docs/MOUNT.md). */
+void mfs_attr_changed(fuse_req_t req, fuse_ino_t ino);
+
 /* Message to the daemon's log (stderr in the foreground, syslog when
  * daemonised). */
 void mfs_log(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -93,6 +93,16 @@ void mfs_reply_entry(fuse_req_t req, const struct fs_stat *st)
         fs_forget(mfs_fs(req), st->ino, 1);   /* the kernel never saw it */
 }
 
+void mfs_attr_changed(fuse_req_t req, fuse_ino_t ino)
+{
+    struct mmapfs_fuse *m = mfs_data(req);
+
+    /* offset -1: attributes only, no page cache, nothing to wait for. An
+     * inode the kernel does not cache gives -ENOENT: nothing to do. */
+    if (m->se)
+        (void)fuse_lowlevel_notify_inval_inode(m->se, ino, -1, 0);
+}
+
 /* ---- request counters ------------------------------------------------------------ */
 
 static const char *const op_names[MFS_OP_COUNT] = {

@@ -300,6 +300,7 @@ void mfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
         err = mfs_acl_inherit(req, parent, name, &st);
     if (err)
         goto out_err;
+    mfs_attr_changed(req, parent);
     mfs_reply_entry(req, &st);
     return;
 out_err:
@@ -324,6 +325,7 @@ void mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
         err = mfs_acl_inherit(req, parent, name, &st);
     if (err)
         goto out_err;
+    mfs_attr_changed(req, parent);
     mfs_fill_entry(req, &st, &e);
     fi->keep_cache = 1;
     if (fuse_reply_create(req, &e, fi) != 0)
@@ -349,6 +351,7 @@ void mfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
         err = mfs_acl_inherit(req, parent, name, &st);
     if (err)
         goto out_err;
+    mfs_attr_changed(req, parent);
     mfs_reply_entry(req, &st);
     return;
 out_err:
@@ -366,6 +369,7 @@ void mfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char
     err = fs_symlink(mfs_fs(req), parent, name, link, &cred, &st);
     if (err)
         goto out_err;
+    mfs_attr_changed(req, parent);
     mfs_reply_entry(req, &st);
     return;
 out_err:
@@ -381,6 +385,7 @@ void mfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *
     err = fs_link(mfs_fs(req), ino, newparent, newname, &st);
     if (err)
         goto out_err;
+    mfs_attr_changed(req, newparent);
     mfs_reply_entry(req, &st);
     return;
 out_err:
@@ -392,13 +397,19 @@ out_err:
 void mfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     mfs_count(req, MFS_OP_UNLINK);
-    mfs_reply_err(req, fs_unlink(mfs_fs(req), parent, name));
+    int err = fs_unlink(mfs_fs(req), parent, name);
+    if (!err)
+        mfs_attr_changed(req, parent);
+    mfs_reply_err(req, err);
 }
 
 void mfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     mfs_count(req, MFS_OP_RMDIR);
-    mfs_reply_err(req, fs_rmdir(mfs_fs(req), parent, name));
+    int err = fs_rmdir(mfs_fs(req), parent, name);
+    if (!err)
+        mfs_attr_changed(req, parent);
+    mfs_reply_err(req, err);
 }
 
 void mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -421,6 +432,11 @@ void mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
         fs_flags |= FS_RENAME_WHITEOUT;     /* the kernel checked CAP_MKNOD */
     caller_cred(req, &cred);
     err = fs_rename_as(mfs_fs(req), parent, name, newparent, newname, fs_flags, &cred);
+    if (!err) {
+        mfs_attr_changed(req, parent);
+        if (newparent != parent)
+            mfs_attr_changed(req, newparent);
+    }
 out_err:
     mfs_reply_err(req, err);
 }

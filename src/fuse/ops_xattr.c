@@ -163,6 +163,8 @@ void mfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
         err = set_acl(req, ino, name, value, size);
     else
         err = fs_setxattr(mfs_fs(req), ino, name, value, size, flags);
+    if (!err)
+        mfs_attr_changed(req, ino);     /* ctime; with an ACL, maybe the mode */
     mfs_reply_err(req, err);
 }
 
@@ -265,5 +267,7 @@ void mfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
         err = set_acl(req, ino, name, NULL, 0);
     else
         err = fs_removexattr(mfs_fs(req), ino, name);
+    if (!err)
+        mfs_attr_changed(req, ino);
     mfs_reply_err(req, err);
 }
