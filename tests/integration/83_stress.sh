@@ -6,7 +6,7 @@
 # the workers keep of the files they own.
 #
 # stress runs STRESS_WORKERS (default 4) worker processes for
-# STRESS_SECONDS (default 12) in three shared directories: create, mkdir,
+# STRESS_SECONDS (default 8) in three shared directories: create, mkdir,
 # rmdir, rename (across directories, over existing names, of directories,
 # RENAME_NOREPLACE, RENAME_EXCHANGE, the errors of loops and non-empty
 # targets), link, unlink of open files that are then still used, symlink,
@@ -19,7 +19,7 @@
 # saves its model; stress then checks that the tree holds exactly the
 # names of all models.
 #
-# 0. readdir_race.c (RACE_SECONDS, default 4, per mount): 4 processes
+# 0. readdir_race.c (RACE_SECONDS, default 3, per mount): 4 processes
 #    create and unlink files in one directory and list it after every
 #    change through small getdents buffers; no listing may show a name
 #    unlinked before it began or miss a present one. With OPENDIR declined
@@ -60,7 +60,7 @@ t_init "$@"
 require_cmd cc
 export LC_ALL=C
 
-secs=${STRESS_SECONDS:-12}
+secs=${STRESS_SECONDS:-8}
 workers=${STRESS_WORKERS:-4}
 dirs=${STRESS_DIRS:-3}
 seed=${STRESS_SEED:-$(( (RANDOM << 15) | RANDOM ))}
@@ -68,7 +68,7 @@ extra=${STRESS_MOUNT_OPTS-attr_timeout=0}
 echo "   seed $seed, $workers workers, $secs s per run (replay with STRESS_SEED=$seed)"
 echo "   mmapfs mounts add: ${extra:-nothing}"
 
-race_secs=${RACE_SECONDS:-4}
+race_secs=${RACE_SECONDS:-3}
 
 STRESS=$T_DIR/stress
 compile_c "$STRESS" "$T_ROOT/tests/integration/stress.c" -Wextra -Werror
