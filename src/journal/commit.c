@@ -27,7 +27,6 @@
 #include "io/observe.h"
 #include "journal/journal_i.h"
 #include "util/crc32c.h"
-#include "util/hash64.h"
 
 uint64_t jnl_now_ns(void)
 {
@@ -148,8 +147,7 @@ static int log_place(struct jnl *j, uint64_t size, uint64_t *out)
  * room in the log). */
 static int close_txn(struct jnl *j, struct jnl_closed *t)
 {
-    uint32_t crc = 0;
-    uint64_t hash = 0;
+    struct jnl_sum sum = { 0, 0 };
     struct mmapfs_disk_jnl_desc *d = j->scratch;
     uint64_t n = j->running_count + j->running_data_count;
     uint64_t size = jnl_txn_log_blocks(n);
@@ -171,16 +169,13 @@ static int close_txn(struct jnl *j, struct jnl_closed *t)
             for (uint64_t k = 0; k < count; k++)
                 d->home[k] = jnl_running_home(j, i + k);
             err = mmio_write_at(j->io, jnl_log_off(&j->geo, jnl_image_idx(pos, i) - 1), d, JNL_BS);
-            crc = mfs_crc32c(crc, d, JNL_BS);
-            hash = mfs_hash64(hash, d, JNL_BS);
+            jnl_sum_add(&sum, d);
         }
         const void *image = err ? NULL : jnl_running_image(j, i, &err);
         if (!err)
             err = mmio_write_at(j->io, jnl_log_off(&j->geo, jnl_image_idx(pos, i)), image, JNL_BS);
-        if (!err) {
-            crc = mfs_crc32c(crc, image, JNL_BS);
-            hash = mfs_hash64(hash, image, JNL_BS);
-        }
+        if (!err)
+            jnl_sum_add(&sum, image);
     }
     if (err)
         return err;
@@ -203,8 +198,7 @@ static int close_txn(struct jnl *j, struct jnl_closed *t)
     j->batch_held = 0;
     t->seq = seq;
     t->pos = pos;
-    t->crc = crc;
-    t->hash = hash;
+    t->sum = sum;
     t->new_data = j->running_new_data;
     t->pre_synced = 0;
     j->running_new_data = 0;
@@ -226,9 +220,9 @@ static int write_commit_block(struct jnl *j, const struct jnl_closed *t)
     clock_gettime(CLOCK_REALTIME, &now);
     memset(c, 0, JNL_BS);
     c->magic = MMAPFS_JNL_COMMIT_MAGIC;
-    c->data_checksum = t->crc;
+    c->data_checksum = t->sum.crc;
     c->flags = MMAPFS_JNL_COMMIT_HASH;
-    c->data_hash = t->hash;
+    c->data_hash = t->sum.hash;
     c->seq = t->seq;
     c->nblocks = nblocks;
     c->commit_sec = (uint64_t)now.tv_sec;

@@ -29,9 +29,9 @@
  * is applied only if every descriptor carries seq S and the commit block
  * carries seq S and a data_checksum equal to the CRC-32C over all its
  * descriptor and image blocks in log order (and, when it has the flag
- * MMAPFS_JNL_COMMIT_HASH, a data_hash equal to their mfs_hash64); then the next transaction (seq
- * S+1) is looked for right after the commit block, or at log index 0 when it
- * did not fit before the end of the log. Replay stops at the first
+ * MMAPFS_JNL_COMMIT_HASH, a data_hash equal to their mfs_hash64); then the
+ * next transaction (seq S+1) is looked for right after the commit block, or
+ * at log index 0 when it did not fit before the end of the log. Replay stops at the first
  * transaction that is not valid. Replay writes every image to its home block,
  * in log order (later transactions win).
  */

@@ -21,8 +21,24 @@
 #include "journal/format.h"
 #include "journal/journal.h"
 #include "mmapfs/mmio.h"
+#include "util/crc32c.h"
+#include "util/hash64.h"
 
 #define JNL_BS           ((uint64_t)MMAPFS_JNL_BLOCK_SIZE)
+
+/* The two sums over a transaction's descriptor and image blocks, in log
+ * order, that its commit block carries (data_checksum, data_hash;
+ * format.h). Start from all zeros and add every block. */
+struct jnl_sum {
+    uint32_t crc;
+    uint64_t hash;
+};
+
+static inline void jnl_sum_add(struct jnl_sum *s, const void *block)
+{
+    s->crc = mfs_crc32c(s->crc, block, JNL_BS);
+    s->hash = mfs_hash64(s->hash, block, JNL_BS);
+}
 /* jnl_read copies kept allocated across lock holds (journal.c): freeing
  * and allocating them again on every hold made glibc trim and regrow its
  * heap (a TLB shootdown each time). */
@@ -154,8 +170,7 @@ struct jnl_closed {
     uint64_t head_past;           /* the durable header must name a later
                                    * transaction before the commit block is
                                    * written (0: no such need) */
-    uint32_t crc;                 /* CRC-32C of its descriptors and images */
-    uint64_t hash;                /* mfs_hash64 of the same blocks */
+    struct jnl_sum sum;           /* of its descriptors and images */
     int new_data;                 /* ordered: data synced before the commit block */
     int pre_synced;               /* a sync that began after it closed completed */
 };

@@ -16,7 +16,6 @@
 
 #include "journal/journal_i.h"
 #include "util/crc32c.h"
-#include "util/hash64.h"
 
 /* ---- geometry and headers -------------------------------------------------- */
 
@@ -121,8 +120,7 @@ static int txn_check(struct mmio *io, const struct jnl_geometry *geo, uint64_t p
     const struct mmapfs_disk_jnl_commit *c = buf;
     uint64_t log_blocks = geo->journal_blocks - 2;
     uint64_t idx = pos;
-    uint64_t hash = 0;
-    uint32_t crc = 0;
+    struct jnl_sum sum = { 0, 0 };
     int err;
 
     for (;;) {
@@ -143,22 +141,20 @@ static int txn_check(struct mmio *io, const struct jnl_geometry *geo, uint64_t p
         for (uint32_t i = 0; i < count; i++)
             if (!jnl_home_ok(geo, d->home[i]))
                 return 0;
-        crc = mfs_crc32c(crc, buf, JNL_BS);
-        hash = mfs_hash64(hash, buf, JNL_BS);
+        jnl_sum_add(&sum, buf);
         for (uint32_t i = 0; i < count; i++) {
             err = mmio_read_once(io, jnl_log_off(geo, idx + 1 + i), buf, JNL_BS);
             if (err)
                 return err;
-            crc = mfs_crc32c(crc, buf, JNL_BS);
-            hash = mfs_hash64(hash, buf, JNL_BS);
+            jnl_sum_add(&sum, buf);
         }
         idx += 1 + count;
     }
     if (mfs_crc32c(0, c, offsetof(struct mmapfs_disk_jnl_commit, checksum)) != c->checksum ||
-        c->seq != seq || c->nblocks != idx - pos || c->data_checksum != crc)
+        c->seq != seq || c->nblocks != idx - pos || c->data_checksum != sum.crc)
         return 0;
     /* commits written before the flag existed carry only the CRC */
-    if ((c->flags & MMAPFS_JNL_COMMIT_HASH) && c->data_hash != hash)
+    if ((c->flags & MMAPFS_JNL_COMMIT_HASH) && c->data_hash != sum.hash)
         return 0;
     *nblocks = idx - pos;
     return 1;
