@@ -168,6 +168,14 @@ int fs_rename_as(struct fs *fs, uint64_t parent, const char *name,
                  uint64_t newparent, const char *newname, unsigned flags,
                  const struct fs_cred *cred);
 
+/* Called when a name of a non-directory that keeps other names goes
+ * away (unlink, or a rename over it), under the filesystem's lock: fn must
+ * not call back into fs. Set once, before requests are served. The FUSE
+ * layer uses it because the kernel lowers the link count itself after such
+ * an unlink (docs/MOUNT.md, "Link counts the kernel lowers itself"). */
+typedef void (*fs_link_drop_fn)(void *ctx, uint64_t ino);
+void fs_set_link_drop_fn(struct fs *fs, fs_link_drop_fn fn, void *ctx);
+
 /* Drops n lookup references (FUSE forget). */
 void fs_forget(struct fs *fs, uint64_t ino, uint64_t n);
 

@@ -94,6 +94,8 @@ struct fs {
                  inodes_allocated, inodes_freed, orphans_released, enospc_retries,
                  node_checksums;
     } ctr;
+    fs_link_drop_fn link_drop_fn;     /* fs_set_link_drop_fn (may be NULL) */
+    void *link_drop_ctx;
 };
 
 /* Size of the shared zero region fs->zero_block (holes in fs_read_iov). */

@@ -92,6 +92,12 @@ int fs_setattr(struct fs *fs, uint64_t ino, const struct fs_setattr *sa, unsigne
 
 /* ==== references ============================================================ */
 
+void fs_set_link_drop_fn(struct fs *fs, fs_link_drop_fn fn, void *ctx)
+{
+    fs->link_drop_fn = fn;
+    fs->link_drop_ctx = ctx;
+}
+
 void fs_forget(struct fs *fs, uint64_t ino, uint64_t n)
 {
     if (jnl_begin(fs->jnl) != 0) {

@@ -221,8 +221,11 @@ int fs_inode_drop_link(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di
     else
         di->nlink--;
     fs_inode_touch(di, TOUCH_CTIME);
-    if (di->nlink > 0)
+    if (di->nlink > 0) {
+        if (fs->link_drop_fn)
+            fs->link_drop_fn(fs->link_drop_ctx, ino);
         return fs_inode_put(fs, ino, di);
+    }
     if (fs_icache_refs(fs, ino) > 0)
         return fs_orphan_add(fs, ino, di);       /* freed by the last fs_forget */
     int err = fs_inode_put(fs, ino, di);

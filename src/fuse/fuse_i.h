@@ -107,6 +107,8 @@ enum mfs_op {
     MFS_OP_COUNT
 };
 
+#define MFS_LINK_DROP_SLOTS 1024
+
 struct mmapfs_fuse {
     struct fs *fs;                    /* set once fs_mount succeeded */
     const struct mmapfs_config *cfg;
@@ -118,6 +120,10 @@ struct mmapfs_fuse {
     int posix_acl, dont_mask;         /* ACLs negotiated; umask is ours (init) */
     int corrupt_logged;               /* first EUCLEAN logged (atomic) */
     uint64_t requests[MFS_OP_COUNT];  /* per kind (atomic, relaxed) */
+    /* Inodes that lost one of several names lately, and until when their
+     * attributes go out with timeout 0 (ops.c, mfs_link_dropped). A slot
+     * per hash of the inode number; both fields atomic. */
+    struct { uint64_t ino, until_ns; } link_drops[MFS_LINK_DROP_SLOTS];
 };
 
 /* The low-level operation table; userdata is a struct mmapfs_fuse. */
@@ -187,6 +193,19 @@ void mfs_reply_entry(fuse_req_t req, const struct fs_stat *st);
  * attribute timeout. The notification also raises the inode's attribute
  * version, so such a late answer is discarded (docs/MOUNT.md). */
 void mfs_attr_changed(fuse_req_t req, fuse_ino_t ino);
+
+/* The fs_link_drop_fn of the mount (ctx: the struct mmapfs_fuse): ino lost
+ * one of several names. After the reply to that unlink or rename the
+ * kernel lowers ino's cached link count itself, also on top of an answer
+ * computed after the change that it applied just before (one too low for
+ * the whole attribute timeout). For MFS_LINK_DROP_WINDOW_NS the
+ * attributes of ino therefore go out with timeout 0, so that any answer
+ * the kernel's decrement may land on expires at once (docs/MOUNT.md). */
+#define MFS_LINK_DROP_WINDOW_NS 1000000000ull
+void mfs_link_dropped(void *ctx, uint64_t ino);
+
+/* The attribute timeout of a reply carrying ino's attributes. */
+double mfs_attr_timeout(fuse_req_t req, uint64_t ino);
 
 /* Message to the daemon's log (stderr in the foreground, syslog when
  * daemonised). */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 
 #include "fuse/fuse_i.h"
 #include "fuse/ops_i.h"
@@ -80,7 +81,7 @@ void mfs_fill_entry(fuse_req_t req, const struct fs_stat *st,
     e->ino = st->ino;
     e->generation = st->generation;
     mfs_stat_to_kernel(st, &e->attr);
-    e->attr_timeout = cfg->attr_timeout;
+    e->attr_timeout = mfs_attr_timeout(req, st->ino);
     e->entry_timeout = cfg->entry_timeout;
 }
 
@@ -101,6 +102,48 @@ void mfs_attr_changed(fuse_req_t req, fuse_ino_t ino)
      * inode the kernel does not cache gives -ENOENT: nothing to do. */
     if (m->se)
         (void)fuse_lowlevel_notify_inval_inode(m->se, ino, -1, 0);
+}
+
+/* ---- link counts the kernel lowers itself ------------------------------------------- */
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static size_t link_drop_slot(uint64_t ino)
+{
+    ino *= 0x9e3779b97f4a7c15ull;
+    return (size_t)(ino >> 54) % MFS_LINK_DROP_SLOTS;
+}
+
+/* Runs under the filesystem's lock, before the answer to the unlink or
+ * rename; an answer computed after it reads the slot after it (the lock
+ * orders them). until is stored before ino, so a reader that sees the new
+ * ino sees a current until; one that sees the old ino with the new until
+ * only answers that inode with timeout 0 for a while, which is harmless.
+ * Two inodes in one slot within the window: the older loses its timeout 0. */
+void mfs_link_dropped(void *ctx, uint64_t ino)
+{
+    struct mmapfs_fuse *m = ctx;
+    size_t i = link_drop_slot(ino);
+
+    __atomic_store_n(&m->link_drops[i].until_ns, mono_ns() + MFS_LINK_DROP_WINDOW_NS,
+                     __ATOMIC_RELEASE);
+    __atomic_store_n(&m->link_drops[i].ino, ino, __ATOMIC_RELEASE);
+}
+
+double mfs_attr_timeout(fuse_req_t req, uint64_t ino)
+{
+    struct mmapfs_fuse *m = mfs_data(req);
+    size_t i = link_drop_slot(ino);
+
+    if (__atomic_load_n(&m->link_drops[i].ino, __ATOMIC_ACQUIRE) == ino &&
+        mono_ns() < __atomic_load_n(&m->link_drops[i].until_ns, __ATOMIC_ACQUIRE))
+        return 0;
+    return m->cfg->attr_timeout;
 }
 
 /* ---- request counters ------------------------------------------------------------ */

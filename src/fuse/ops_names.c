@@ -115,7 +115,7 @@ static void reply_attr(fuse_req_t req, const struct fs_stat *st)
     struct stat kst;
 
     mfs_stat_to_kernel(st, &kst);
-    fuse_reply_attr(req, &kst, mfs_data(req)->cfg->attr_timeout);
+    fuse_reply_attr(req, &kst, mfs_attr_timeout(req, st->ino));
 }
 
 void mfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -199,6 +199,7 @@ int main(int argc, char **argv)
         goto out_session;
     }
     data.fs = fs;
+    fs_set_link_drop_fn(fs, mfs_link_dropped, &data);
 
     err = mmapfs_signals_start(se, cfg.mountpoint);
     if (err) {

@@ -413,6 +413,53 @@ static void test_link_unlink(void **state)
     assert_int_equal(attr(m->fs, d1).size, 0);
 }
 
+/* The link-drop hook fires for a non-directory that keeps other names
+ * (unlink, rename over it), with its inode number, and for nothing else:
+ * not for the last name, a directory, a failed unlink or a plain move. */
+struct drops { uint64_t n, last; };
+
+static void count_drop(void *ctx, uint64_t ino)
+{
+    struct drops *d = ctx;
+    d->n++;
+    d->last = ino;
+}
+
+static void test_link_drop_hook(void **state)
+{
+    struct img *m = *state;
+    struct fs_stat st;
+    struct drops d = { 0, 0 };
+
+    fs_set_link_drop_fn(m->fs, count_drop, &d);
+    uint64_t dir = mkdirectory(m->fs, ROOT, "d");
+    uint64_t f = mkfile(m->fs, dir, "f");
+    uint64_t g = mkfile(m->fs, dir, "g");
+    assert_int_equal(fs_link(m->fs, f, dir, "f2", &st), 0);
+    fs_forget(m->fs, f, 1);
+    assert_int_equal(fs_link(m->fs, f, ROOT, "f3", &st), 0);
+    fs_forget(m->fs, f, 1);
+    assert_int_equal(d.n, 0);                                   /* links add */
+
+    assert_int_equal(fs_unlink(m->fs, dir, "f2"), 0);           /* 3 -> 2 */
+    assert_int_equal(d.n, 1);
+    assert_int_equal(d.last, f);
+    assert_int_equal(fs_unlink(m->fs, dir, "nope"), -ENOENT);
+    assert_int_equal(fs_rename(m->fs, dir, "g", dir, "g2", 0), 0);  /* a move */
+    assert_int_equal(d.n, 1);
+
+    assert_int_equal(fs_rename(m->fs, dir, "g2", ROOT, "f3", 0), 0);  /* over f: 2 -> 1 */
+    assert_int_equal(d.n, 2);
+    assert_int_equal(d.last, f);
+    assert_int_equal(attr(m->fs, f).nlink, 1);
+    assert_int_equal(fs_unlink(m->fs, dir, "f"), 0);            /* the last name */
+    assert_int_equal(fs_unlink(m->fs, ROOT, "f3"), 0);          /* g's only name */
+    assert_int_equal(fs_rmdir(m->fs, ROOT, "d"), 0);            /* a directory */
+    assert_int_equal(d.n, 2);
+    assert_int_equal(fs_getattr(m->fs, g, &st), -ENOENT);
+    fs_set_link_drop_fn(m->fs, NULL, NULL);
+}
+
 /* An unlinked inode with a lookup reference lives until fs_forget; it cannot
  * be linked again. */
 static void test_unlink_referenced(void **state)
@@ -636,6 +683,7 @@ int main(void)
         T(test_setgid_inheritance),
         T(test_symlink_readlink),
         T(test_link_unlink),
+        T(test_link_drop_hook),
         T(test_unlink_referenced),
         T(test_link_max),
         T(test_times),
