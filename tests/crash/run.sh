@@ -40,11 +40,11 @@ MKFS="$build/mkfs.mmapfs"
 keep=${CRASH_KEEP:-/var/tmp/mmapfs-crash-failures}
 selftest=${CRASH_SELFTEST:-applog,atomic_replace}
 
-# the crash binaries (tests/crash/crash.mk), in case the top Makefile does
-# not include crash.mk yet
+# the crash binaries (rules in tests/crash/crash.mk, which the top Makefile
+# includes; naming it again with -f only made make warn of every rule twice)
 rel_build=${build#"$root"/}
-if ! make -s -C "$root" -f Makefile -f tests/crash/crash.mk B="$rel_build" crash-bins >/dev/null; then
-    echo "crash test: building the crash binaries failed (make -f Makefile -f tests/crash/crash.mk crash-bins)"
+if ! make -s -C "$root" B="$rel_build" crash-bins >/dev/null; then
+    echo "crash test: building the crash binaries failed (make crash-bins; the rules are in tests/crash/crash.mk)"
 fi
 for b in "$RECORDER" "$EXTRACT" "$MKFS" "$build/fsck.mmapfs" "$build/mmapfs"; do
     if [ ! -x "$b" ]; then
