@@ -41,7 +41,11 @@
  * without KEEP_SIZE), mmap writes and reads, fsync, fdatasync, fsync of a
  * directory, dropping a file's page cache (fdatasync, POSIX_FADV_DONTNEED),
  * setxattr (XATTR_CREATE, XATTR_REPLACE), getxattr, listxattr, removexattr,
- * chmod, utimensat, stat of every name of an object (one inode number,
+ * chmod (also to set-id modes), utimensat, lchown (as root: a regular file
+ * loses S_ISUID, and S_ISGID when group-executable), copy_file_range
+ * between its files (short copies allowed), lseek SEEK_DATA/SEEK_HOLE (a
+ * reported hole reads as zeros, data never starts before the offset, ENXIO
+ * past the end), stat of every name of an object (one inode number,
  * type, mode, size, link count), readdir (getdents64 with a small random
  * buffer) of shared directories while the others change them — each of
  * its own entries exactly once, with the right d_type, and none it
@@ -124,6 +128,8 @@ struct obj {
     uint8_t *data;              /* REG: the bytes; LNK: the target */
     size_t size, cap, maxlen;
     mode_t mode;
+    uid_t uid;                  /* owner, group: the creator's until a chown */
+    gid_t gid;
     ino_t ino;
     int mtime_known;
     struct timespec mtime;
@@ -354,6 +360,8 @@ static int new_obj(enum otype t)
             ob->type = t;
             ob->id = serial++;
             ob->claim = -1;
+            ob->uid = geteuid();
+            ob->gid = getegid();
             for (int k = 0; k < NXATTR; k++)
                 ob->xlen[k] = -1;
             return o;
@@ -514,6 +522,9 @@ static void check_stat(int o, const struct stat *st, const char *p)
                 (unsigned long long)ob->ino);
     if (ob->type != T_LNK && (st->st_mode & 07777) != ob->mode)
         failure("%s: permissions %o, expected %o", p, st->st_mode & 07777, ob->mode);
+    if (st->st_uid != ob->uid || st->st_gid != ob->gid)
+        failure("%s: owner %u:%u, expected %u:%u", p, (unsigned)st->st_uid,
+                (unsigned)st->st_gid, (unsigned)ob->uid, (unsigned)ob->gid);
     if (ob->type == T_DIR) {
         nlink_t want = 2 + (nlink_t)subdirs_of(o);
         if (st->st_nlink != want)
@@ -1268,9 +1279,9 @@ static void op_chmod_utimes(void)
     char p[PATH_MAX];
     link_path(&ob->links[rn(ob->nlinks)], p, sizeof p);
     if (ob->type != T_LNK && rn(2)) {
-        static const mode_t fm[] = { 0600, 0644, 0664, 0700, 0755, 0640 };
+        static const mode_t fm[] = { 0600, 0644, 0664, 0700, 0755, 0640, 04755, 02755, 06755, 02644 };
         static const mode_t dm[] = { 0755, 0700, 0775, 0711 };
-        mode_t m = ob->type == T_DIR ? dm[rn(4)] : fm[rn(6)];
+        mode_t m = ob->type == T_DIR ? dm[rn(4)] : fm[rn(10)];
         logop("chmod %s %o", p, m);
         CHK("chmod", chmod(p, m));
         ob->mode = m;
@@ -1286,6 +1297,127 @@ static void op_chmod_utimes(void)
         ob->mtime_known = !ob->mmap_dirty;  /* a late writeback may stamp it */
     } else {
         return;
+    }
+    struct stat st;
+    CHK("lstat", lstat(p, &st));
+    check_stat(o, &st, p);
+}
+
+/* copy_file_range from one of our files to another (or to a range of the
+ * same file that does not overlap): a short copy is legal, a copy of
+ * nothing is not when the source has bytes at the offset. */
+static void op_copy_range(void)
+{
+    int so = pick_obj(P_REG), dso = pick_obj(P_REG);
+    if (so < 0 || dso < 0)
+        return;
+    struct obj *src = &objs[so], *dst = &objs[dso];
+    size_t soff = rn(4) ? pick_off(src) : rn(src->size + 1);
+    size_t len = pick_len(src, soff), doff = rn(2) ? pick_off(dst) : dst->size;
+    if (len == 0 || (so == dso && soff < doff + len && doff < soff + len))
+        return;
+    int stmp, dtmp, sfd = get_fd(so, &stmp);
+    int dfd = so == dso ? sfd : get_fd(dso, &dtmp);
+    logop("copy_file_range object %u %zu +%zu (size %zu) -> object %u %zu (size %zu)",
+          src->id, soff, len, src->size, dst->id, doff, dst->size);
+    loff_t in = (loff_t)soff, out = (loff_t)doff;
+    ssize_t r = copy_file_range(sfd, &in, dfd, &out, len, 0);
+    CHK("copy_file_range", r);
+    size_t want = soff < src->size ? src->size - soff : 0;
+    if (want > len)
+        want = len;
+    if ((size_t)r > want || (want > 0 && r == 0))
+        failure("copy_file_range copied %zd bytes, expected 1..%zu", r, want);
+    if (in != (loff_t)(soff + (size_t)r) || out != (loff_t)(doff + (size_t)r))
+        failure("copy_file_range left the offsets at %lld and %lld, expected %zu and %zu",
+                (long long)in, (long long)out, soff + (size_t)r, doff + (size_t)r);
+    if (r > 0) {
+        reserve(dst, doff + (size_t)r);
+        memmove(dst->data + doff, src->data + soff, (size_t)r);  /* src may move in reserve */
+        if (doff + (size_t)r > dst->size)
+            dst->size = doff + (size_t)r;
+        dst->mtime_known = 0;
+    }
+    if (so != dso)
+        put_fd(dfd, dtmp);
+    put_fd(sfd, stmp);
+}
+
+/* lseek SEEK_DATA and SEEK_HOLE: a hole reads as zeros, data starts at or
+ * after the offset, the end of the file is a hole, and past it both give
+ * ENXIO. Where the file system puts holes is its choice. */
+static void op_seek(void)
+{
+    int o = pick_obj(P_REG);
+    if (o < 0)
+        return;
+    struct obj *ob = &objs[o];
+    size_t off = rn(8) ? rn(ob->size + 1) : ob->size + rn(8192);
+    int tmp, fd = get_fd(o, &tmp);
+    logop("lseek SEEK_DATA/SEEK_HOLE object %u %zu (size %zu)", ob->id, off, ob->size);
+    off_t d = lseek(fd, (off_t)off, SEEK_DATA);
+    int derr = d < 0 ? errno : 0;
+    off_t h = lseek(fd, (off_t)off, SEEK_HOLE);
+    int herr = h < 0 ? errno : 0;
+    if (off >= ob->size) {
+        if (derr != ENXIO || herr != ENXIO)
+            failure("lseek at %zu of %zu bytes: SEEK_DATA %lld (%s), SEEK_HOLE %lld (%s), "
+                    "expected ENXIO", off, ob->size, (long long)d, strerror(derr), (long long)h,
+                    strerror(herr));
+        put_fd(fd, tmp);
+        return;
+    }
+    if (herr || h < (off_t)off || h > (off_t)ob->size)
+        failure("SEEK_HOLE at %zu returned %lld (%s), expected %zu..%zu", off, (long long)h,
+                strerror(herr), off, ob->size);
+    size_t zend = ob->size;     /* the model's bytes from off up to here must be zero */
+    if (derr == 0) {
+        if (d < (off_t)off || d >= (off_t)ob->size)
+            failure("SEEK_DATA at %zu returned %lld, expected %zu..%zu", off, (long long)d,
+                    off, ob->size - 1);
+        zend = (size_t)d;
+    } else if (derr != ENXIO) {
+        failure("SEEK_DATA at %zu: %s", off, strerror(derr));
+    }
+    for (size_t i = off; i < zend; i++)
+        if (ob->data[i])
+            failure("SEEK_DATA at %zu skipped to %zu, but byte %zu is data (%02x)", off, zend,
+                    i, ob->data[i]);
+    if ((size_t)h < ob->size) {
+        /* the hole reported at h reads as zeros up to the next data */
+        off_t nd = lseek(fd, h, SEEK_DATA);
+        size_t hend = nd < 0 ? ob->size : (size_t)nd;
+        if (nd < 0 && errno != ENXIO)
+            failure("SEEK_DATA at %lld: %s", (long long)h, strerror(errno));
+        for (size_t i = (size_t)h; i < hend; i++)
+            if (ob->data[i])
+                failure("SEEK_HOLE at %zu found a hole at %lld, but byte %zu is data (%02x)",
+                        off, (long long)h, i, ob->data[i]);
+    }
+    put_fd(fd, tmp);
+}
+
+/* lchown to one of a few owners (as root only): a regular file loses
+ * S_ISUID, and S_ISGID when group-executable, even for root (ext4). */
+static void op_chown(void)
+{
+    static const uid_t ids[] = { 0, 1000, 1001, 65534 };
+    int o = pick_obj(P_CHECK);
+    if (o < 0 || geteuid() != 0)
+        return;
+    struct obj *ob = &objs[o];
+    char p[PATH_MAX];
+    link_path(&ob->links[rn(ob->nlinks)], p, sizeof p);
+    uid_t u = ids[rn(4)];
+    gid_t g = (gid_t)ids[rn(4)];
+    logop("lchown %s %u:%u", p, (unsigned)u, (unsigned)g);
+    CHK("lchown", lchown(p, u, g));
+    ob->uid = u;
+    ob->gid = g;
+    if (ob->type == T_REG) {
+        ob->mode &= ~(mode_t)S_ISUID;
+        if (ob->mode & S_IXGRP)
+            ob->mode &= ~(mode_t)S_ISGID;
     }
     struct stat st;
     CHK("lstat", lstat(p, &st));
@@ -1411,7 +1543,8 @@ static void op_check_obj(void)
 enum {
     K_CREATE, K_MKDIR, K_RMDIR, K_SYMLINK, K_LINK, K_UNLINK, K_RENAME, K_CLAIM, K_RCLAIM,
     K_WRITE, K_APPEND, K_READ, K_DIO, K_TRUNC, K_FALLOC, K_MAPW, K_MAPR, K_SYNC, K_FSYNCDIR,
-    K_OPEN, K_XATTR, K_ATTR, K_READDIR, K_FOREIGN, K_STATFS, K_CHECK, K_NOPS
+    K_OPEN, K_XATTR, K_ATTR, K_READDIR, K_FOREIGN, K_STATFS, K_CHECK, K_COPY, K_SEEK, K_CHOWN,
+    K_NOPS
 };
 static const struct { const char *name; int weight; } optab[K_NOPS] = {
     [K_CREATE] = { "create", 8 },   [K_MKDIR] = { "mkdir", 2 },     [K_RMDIR] = { "rmdir", 2 },
@@ -1422,7 +1555,8 @@ static const struct { const char *name; int weight; } optab[K_NOPS] = {
     [K_MAPW] = { "mapwrite", 3 },   [K_MAPR] = { "mapread", 2 },    [K_SYNC] = { "sync", 4 },
     [K_FSYNCDIR] = { "fsyncdir", 1 }, [K_OPEN] = { "openclose", 4 }, [K_XATTR] = { "xattr", 4 },
     [K_ATTR] = { "chmod/utimes", 3 }, [K_READDIR] = { "readdir", 4 }, [K_FOREIGN] = { "foreign", 3 },
-    [K_STATFS] = { "statfs", 1 },   [K_CHECK] = { "check", 5 },
+    [K_STATFS] = { "statfs", 1 },   [K_CHECK] = { "check", 5 },     [K_COPY] = { "copyrange", 3 },
+    [K_SEEK] = { "seek", 3 },       [K_CHOWN] = { "chown", 2 },
 };
 
 static void one_op(void)
@@ -1465,6 +1599,9 @@ static void one_op(void)
     case K_FOREIGN: op_foreign(); break;
     case K_STATFS: op_statfs(); break;
     case K_CHECK: op_check_obj(); break;
+    case K_COPY: op_copy_range(); break;
+    case K_SEEK: op_seek(); break;
+    case K_CHOWN: op_chown(); break;
     }
 }
 
@@ -1487,9 +1624,10 @@ static void save_model(void)
         struct obj *ob = &objs[o];
         if (ob->type == T_FREE)
             continue;
-        fprintf(f, "obj %u %d %o %zu %llu %d %lld %ld %d\n", ob->id, ob->type, ob->mode, ob->size,
-                (unsigned long long)ob->ino, ob->mtime_known && !ob->mmap_dirty,
-                (long long)ob->mtime.tv_sec, ob->mtime.tv_nsec, ob->nlinks);
+        fprintf(f, "obj %u %d %o %zu %llu %d %lld %ld %d %u %u\n", ob->id, ob->type, ob->mode,
+                ob->size, (unsigned long long)ob->ino, ob->mtime_known && !ob->mmap_dirty,
+                (long long)ob->mtime.tv_sec, ob->mtime.tv_nsec, ob->nlinks, (unsigned)ob->uid,
+                (unsigned)ob->gid);
         for (int l = 0; l < ob->nlinks; l++) {
             char lp[PATH_MAX];
             link_path(&ob->links[l], lp, sizeof lp);
@@ -1576,10 +1714,13 @@ static void load_models(void)
                 unsigned long long ino;
                 long long sec;
                 int type, nl;
-                if (sscanf(line, "obj %u %d %o %zu %llu %d %lld %ld %d", &ob->id, &type,
+                unsigned uid, gid;
+                if (sscanf(line, "obj %u %d %o %zu %llu %d %lld %ld %d %u %u", &ob->id, &type,
                            &ob->mode, &ob->size, &ino, &ob->mtime_known, &sec,
-                           &ob->mtime.tv_nsec, &nl) != 9)
+                           &ob->mtime.tv_nsec, &nl, &uid, &gid) != 11)
                     failure("%s: bad line %s", p, line);
+                ob->uid = (uid_t)uid;
+                ob->gid = (gid_t)gid;
                 ob->type = (enum otype)type;
                 ob->ino = (ino_t)ino;
                 ob->mtime.tv_sec = (time_t)sec;
@@ -1709,6 +1850,10 @@ static int check_tree(int content)
             if (ob->type != T_LNK && (st.st_mode & 07777) != ob->mode)
                 failure("%s: permissions %o, expected %o", entries[e].path, st.st_mode & 07777,
                         ob->mode);
+            if (st.st_uid != ob->uid || st.st_gid != ob->gid)
+                failure("%s: owner %u:%u, expected %u:%u", entries[e].path,
+                        (unsigned)st.st_uid, (unsigned)st.st_gid, (unsigned)ob->uid,
+                        (unsigned)ob->gid);
             if (ob->type != T_DIR && (size_t)st.st_size != ob->size)
                 failure("%s: size %lld, expected %zu", entries[e].path, (long long)st.st_size,
                         ob->size);
