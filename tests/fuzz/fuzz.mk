@@ -5,7 +5,7 @@
 #                                (default 600), corpus kept in build-fuzz/
 #   make fuzz-test               what `make test` runs: the regression
 #                                inputs (tests/fuzz/regress/) replayed, then
-#                                about 60 s of fuzzing in all, from a fresh
+#                                about 36 s of fuzzing in all, from a fresh
 #                                corpus of 21 seeds
 #
 # The targets and the libraries are built with clang, -fsanitize=fuzzer and
@@ -44,4 +44,4 @@ fuzz: fuzz-build
 	@tests/fuzz/run.sh fuzz $(FUZZ_B) $(FUZZ_SECONDS)
 
 fuzz-test: fuzz-regress fuzz-build
-	@tests/fuzz/run.sh sample $(FUZZ_B) 60
+	@tests/fuzz/run.sh sample $(FUZZ_B) 36
