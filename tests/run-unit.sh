@@ -6,9 +6,11 @@
 #
 # UNIT_RUNNER, if set, is a command prefix each binary runs under (make
 # check-tsan uses it for `setarch <arch> -R`). UNIT_JOBS binaries run at
-# once (default: the number of CPUs, at most 4): most of them spend their
-# time in one thread or asleep (the MMP tests wait out heartbeats), so two
-# at a time on two cores take about 60% of the time in series. The
+# once (default: one more than the CPUs, at most 4): most of them spend
+# their time in one thread or asleep (the MMP tests wait out heartbeats),
+# so two at a time on two cores take about 60% of the time in series, and
+# three about 85% of that (plain build 87-96 s against 104 s, ASan 99 s
+# against 107-125 s, on two cores). The
 # binaries whose assertions measure waits of the engine's and the
 # journal's sync batching (SERIAL below) run afterwards, one at a time,
 # so that a neighbour's load does not stretch what they time. Output of
@@ -18,7 +20,7 @@ set -u
 B=${1:-build}
 shift || true
 runner=(${UNIT_RUNNER:-})
-jobs=${UNIT_JOBS:-$(nproc 2>/dev/null || echo 1)}
+jobs=${UNIT_JOBS:-$(( $(nproc 2>/dev/null || echo 1) + 1 ))}
 case $jobs in ''|*[!0-9]*|0) jobs=1 ;; esac
 [ "$jobs" -le 4 ] || jobs=4
 SERIAL=" test_mmio test_journal test_concurrency "
