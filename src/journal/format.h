@@ -31,9 +31,9 @@
  * descriptor and image blocks in log order (and, when it has the flag
  * MMAPFS_JNL_COMMIT_HASH, a data_hash equal to their mfs_hash64); then the
  * next transaction (seq S+1) is looked for right after the commit block, or
- * at log index 0 when it did not fit before the end of the log. Replay stops at the first
- * transaction that is not valid. Replay writes every image to its home block,
- * in log order (later transactions win).
+ * at log index 0 when it did not fit before the end of the log. Replay stops
+ * at the first transaction that is not valid. Replay writes every image to
+ * its home block, in log order (later transactions win).
  */
 #define MMAPFS_JNL_HEADER_MAGIC  0x484a4d4du  /* "MMJH" */
 #define MMAPFS_JNL_DESC_MAGIC    0x444a4d4du  /* "MMJD" */

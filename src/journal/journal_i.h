@@ -39,6 +39,7 @@ static inline void jnl_sum_add(struct jnl_sum *s, const void *block)
     s->crc = mfs_crc32c(s->crc, block, JNL_BS);
     s->hash = mfs_hash64(s->hash, block, JNL_BS);
 }
+
 /* jnl_read copies kept allocated across lock holds (journal.c): freeing
  * and allocating them again on every hold made glibc trim and regrow its
  * heap (a TLB shootdown each time). */

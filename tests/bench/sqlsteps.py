@@ -24,40 +24,46 @@ import subprocess
 import sys
 import time
 
-STEPS = ["open journal", "write journal", "fdatasync journal", "open dir",
-         "fdatasync dir", "close dir", "write journal header",
-         "fdatasync journal again", "write db", "fdatasync db", "close journal",
-         "unlink journal"]
-
-
-def txn(d, db, mark):
+def steps(d, db):
+    """The transaction as (name, action) pairs; the actions share fds."""
     jpath = os.path.join(d, "x.db-journal")
-    j = os.open(jpath, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    mark(0)
-    os.pwrite(j, b"j" * 512, 0)
-    os.pwrite(j, b"k" * 8204, 512)
-    mark(1)
-    os.fdatasync(j)
-    mark(2)
-    dfd = os.open(d, os.O_RDONLY | os.O_CLOEXEC)
-    mark(3)
-    os.fdatasync(dfd)
-    mark(4)
-    os.close(dfd)
-    mark(5)
-    os.pwrite(j, b"h" * 12, 0)
-    mark(6)
-    os.fdatasync(j)
-    mark(7)
-    os.pwrite(db, b"d" * 4096, 0)
-    os.pwrite(db, b"e" * 4096, 4096)
-    mark(8)
-    os.fdatasync(db)
-    mark(9)
-    os.close(j)
-    mark(10)
-    os.unlink(jpath)
-    mark(11)
+    fd = {}
+
+    def open_journal():
+        fd["j"] = os.open(jpath, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+    def write_journal():
+        os.pwrite(fd["j"], b"j" * 512, 0)
+        os.pwrite(fd["j"], b"k" * 8204, 512)
+
+    def open_dir():
+        fd["d"] = os.open(d, os.O_RDONLY | os.O_CLOEXEC)
+
+    def write_db():
+        os.pwrite(db, b"d" * 4096, 0)
+        os.pwrite(db, b"e" * 4096, 4096)
+
+    return [
+        ("open journal", open_journal),
+        ("write journal", write_journal),
+        ("fdatasync journal", lambda: os.fdatasync(fd["j"])),
+        ("open dir", open_dir),
+        ("fdatasync dir", lambda: os.fdatasync(fd["d"])),
+        ("close dir", lambda: os.close(fd["d"])),
+        ("write journal header", lambda: os.pwrite(fd["j"], b"h" * 12, 0)),
+        ("fdatasync journal again", lambda: os.fdatasync(fd["j"])),
+        ("write db", write_db),
+        ("fdatasync db", lambda: os.fdatasync(db)),
+        ("close journal", lambda: os.close(fd["j"])),
+        ("unlink journal", lambda: os.unlink(jpath)),
+    ]
+
+
+def txn(step_list, mark):
+    """One transaction; mark(i) is called as step i ends."""
+    for i, (_, action) in enumerate(step_list):
+        action()
+        mark(i)
 
 
 def counters(stat_tool, d):
@@ -78,7 +84,9 @@ def main():
     os.pwrite(db, b"x" * 4096 * 4, 0)
     os.fdatasync(db)
 
-    total = [0.0] * len(STEPS)
+    step_list = steps(d, db)
+    names = [name for name, _ in step_list]
+    total = [0.0] * len(names)
     t = [0.0]
 
     def mark(i):
@@ -88,9 +96,9 @@ def main():
 
     for _ in range(n):
         t[0] = time.perf_counter()
-        txn(d, db, mark)
+        txn(step_list, mark)
     print("%-26s %10s" % ("step", "us/txn"))
-    for i, name in enumerate(STEPS):
+    for i, name in enumerate(names):
         print("%-26s %10.1f" % (name, total[i] / n * 1e6))
     print("%-26s %10.1f" % ("total", sum(total) / n * 1e6))
 
@@ -100,7 +108,7 @@ def main():
         reps = 50
         before = counters(sys.argv[3], d)
         for _ in range(reps):
-            txn(d, db, lambda i: None)
+            txn(step_list, lambda i: None)
         after = counters(sys.argv[3], d)
         parts = []
         for k in sorted(after):
