@@ -275,7 +275,6 @@ int fs_format_metrics(struct fs *fs, char *buf, size_t size)
     line(&o, "jnl_data_images", jm.data_images);
     line(&o, "jnl_head_past_syncs", jm.head_past_syncs);
     line(&o, "jnl_batched_commits", jm.batched_commits);
-    line(&o, "jnl_checkpoints", jm.checkpoints);
     line(&o, "jnl_durable_seq", jnl_durable_seq(fs->jnl));
 
     jnl_lock(fs->jnl);

@@ -206,11 +206,7 @@ static int mark_mounted(struct fs *fs, const char *path)
     fs_super_put(fs, sb);
     uint64_t seq = jnl_running_seq(fs->jnl);
     jnl_end(fs->jnl);
-    /* The journal writes its first commit home at once; one more sync makes
-     * the home superblock say MOUNTED, as offline tools and fsck -p read it
-     * without replaying the journal. */
-    err = jnl_commit_wait(fs->jnl, seq);
-    return err ? err : jnl_sync_data(fs->jnl);
+    return jnl_commit_wait(fs->jnl, seq);
 }
 
 int fs_mount(struct fs **out, const struct fs_options *opt)

@@ -12,9 +12,8 @@
  *  4. sync: T is durable. One sync per commit unless step 2 ran. Before
  *     this sync of an ordered T, a due T+1 is closed (step 1) too, so its
  *     data and log ride it and T+1 skips its step 2 (pipelining).
- *  5. lock: durable_seq = T, note T's images for the lazy checkpoint (and
- *     write every noted image home when it is due), durable callback, wake
- *     the waiters; unlock
+ *  5. lock: checkpoint T's images to their home blocks, durable_seq = T,
+ *     durable callback, wake the waiters; unlock
  * The journal header is never written with a sync of its own: right before
  * each sync it is moved (lazily) to the newest transaction all of whose
  * predecessors have durable checkpoints, and rides that sync.
@@ -157,12 +156,6 @@ static int close_txn(struct jnl *j, struct jnl_closed *t)
     int err = log_place(j, size, &pos);
     if (err)
         return err;
-    /* An ordered transaction must be able to move the header to itself (or
-     * to the one before it when pipelined) before its commit block: every
-     * durable transaction is checkpointed now, and the sync that makes its
-     * data durable makes that checkpoint durable too (invariant 4). */
-    if (j->running_new_data && (err = jnl_checkpoint_all(j, UINT64_MAX)) != 0)
-        return err;
     if (pos != j->log_head)
         atomic_fetch_add(&j->ctr.wraps, 1);
 
@@ -238,149 +231,40 @@ static int write_commit_block(struct jnl *j, const struct jnl_closed *t)
     return mmio_write_at(j->io, jnl_log_off(&j->geo, t->pos + nblocks), c, JNL_BS);
 }
 
-/* ---- the lazy checkpoint ---------------------------------------------------------- */
-
-/* Writes one durable image of blk home: src, or (NULL) the image at log
- * index idx, read back with a pread (the log is not mapped). */
-static int write_home(struct jnl *j, uint64_t blk, const void *src, uint64_t idx)
+/* Step 5 (lock held): writes the first 'limit' metadata images of t home
+ * (limit < meta_count only for the crash hook; data images are home
+ * already), from the shadow when it still holds t's
+ * image, else from the log, and drops shadows that neither the running
+ * transaction nor another closed one uses. */
+static int checkpoint(struct jnl *j, const struct jnl_closed *t, uint64_t limit)
 {
-    if (!src) {
-        int err = mmio_read_once(j->io, jnl_log_off(&j->geo, idx), j->scratch, JNL_BS);
-        if (err)
-            return err;
-        src = j->scratch;
-    }
-    return mmio_write_at(j->io, blk * JNL_BS, src, JNL_BS);
-}
-
-/* Adds s to the pending list. -ENOMEM leaves it out. */
-static int pending_add(struct jnl *j, struct jnl_shadow *s)
-{
-    if (j->pending_count == j->pending_cap) {
-        uint32_t cap = j->pending_cap ? j->pending_cap * 2 : 256;
-        struct jnl_shadow **p = realloc(j->pending, cap * sizeof(*p));
-        if (!p)
-            return -ENOMEM;
-        j->pending = p;
-        j->pending_cap = cap;
-    }
-    s->pending = 1;
-    s->pending_idx = j->pending_count;
-    j->pending[j->pending_count++] = s;
-    return 0;
-}
-
-/* Takes s off the pending list (swap with the last entry). */
-static void pending_remove(struct jnl *j, struct jnl_shadow *s)
-{
-    struct jnl_shadow *last = j->pending[--j->pending_count];
-    j->pending[s->pending_idx] = last;
-    last->pending_idx = s->pending_idx;
-    s->pending = 0;
-}
-
-/* Step 5 (lock held), T durable: T's metadata images wait for the lazy
- * checkpoint in their shadows, which keep serving reads; a shadow that
- * already waits now stands for T's newer image. A block without a shadow
- * (or when the list cannot grow) goes home at once, as before the lazy
- * checkpoint. */
-static int checkpoint_note(struct jnl *j, const struct jnl_closed *t)
-{
-    for (uint64_t i = 0; i < t->meta_count; i++) {
-        uint64_t blk = t->blks[i], idx = jnl_image_idx(t->pos, i);
-        struct jnl_shadow *s = jnl_map_find(&j->map, blk);
-
-        if (s)
-            s->in_commit--;
-        if (s && (s->pending || pending_add(j, s) == 0)) {
-            s->ckpt_seq = t->seq;
-            s->ckpt_idx = idx;
-            continue;
-        }
-        int err = write_home(j, blk, s && s->dirty_seq == t->seq ? s->data : NULL, idx);
-        if (err)
-            return err;
-        atomic_fetch_add(&j->ctr.checkpoint_blocks, 1);
-        if (s && !jnl_shadow_needed(s))
-            jnl_shadow_drop(j, s);
-    }
-    j->pending_commits++;
-    return 0;
-}
-
-/* Blocks freed by a durable transaction are not written home (the allocator
- * may hand them out as file data from now on): their pending images go.
- * Lock held. */
-static void pending_drop_freed(struct jnl *j)
-{
-    uint64_t durable = atomic_load(&j->durable_seq);
-    for (uint32_t i = 0; i < j->pending_count;) {
-        struct jnl_shadow *s = j->pending[i];
-        if (!s->freed_seq || s->freed_seq > durable) {
-            i++;
-            continue;
-        }
-        pending_remove(j, s);       /* the last entry moves to i */
-        if (!jnl_shadow_needed(s))
-            jnl_shadow_drop(j, s);
-    }
-}
-
-int jnl_checkpoint_all(struct jnl *j, uint64_t limit)
-{
-    uint64_t durable = atomic_load(&j->durable_seq), n = 0;
+    uint64_t i;
     int err = 0;
 
-    pending_drop_freed(j);
-    while (j->pending_count) {
-        struct jnl_shadow *s = j->pending[j->pending_count - 1];
-        if (n == limit) {
-            err = -EIO;             /* stopped by the crash hook */
-            break;
-        }
-        /* the buffer still holds the durable image unless a later
-         * (running or closed) transaction changed it since */
-        err = write_home(j, s->blk, s->dirty_seq <= s->ckpt_seq ? s->data : NULL, s->ckpt_idx);
+    for (i = 0; i < t->meta_count && i < limit; i++) {
+        uint64_t blk = t->blks[i];
+        struct jnl_shadow *s = jnl_map_find(&j->map, blk);
+        const void *src = j->scratch;
+
+        if (s && s->dirty_seq == t->seq)
+            src = s->data;
+        else
+            err = mmio_read_once(j->io, jnl_log_off(&j->geo, jnl_image_idx(t->pos, i)),
+                                 j->scratch, JNL_BS);
+        if (!err)
+            err = mmio_write_at(j->io, blk * JNL_BS, src, JNL_BS);
         if (err)
             break;
-        n++;
-        pending_remove(j, s);
-        if (!jnl_shadow_needed(s))
-            jnl_shadow_drop(j, s);
+        if (s) {
+            s->in_commit--;
+            if (!s->in_commit && s->running_idx == JNL_NOT_RUNNING)
+                jnl_shadow_drop(j, s);
+        }
     }
-    atomic_fetch_add(&j->ctr.checkpoint_blocks, n);
-    if (err)
-        return err;
-    j->pending_commits = 0;
-    if (j->ckpt_seq < durable) {
-        /* the home writes become durable with the next numbered sync */
-        j->ckpt_seq = durable;
-        j->ckpt_durable_after = atomic_load(&j->sync_started) + 1;
-        atomic_fetch_add(&j->ctr.checkpoints, 1);
-    }
-    return 0;
-}
-
-/* Is the lazy checkpoint due? After the first commit, ckpt_commits commits, JNL_CKPT_MAX_BLOCKS
- * waiting blocks, half the live ring, or a quarter of the log in the
- * window (the header cannot pass what is not checkpointed, so the window
- * only shrinks after a checkpoint). Lock held. */
-static int checkpoint_due(struct jnl *j)
-{
-    if (j->pending_commits == 0)
-        return 0;
-    /* The first commit after open holds the mount's MOUNTED state, which
-     * offline tools read from home without replaying (fs/offline.c). */
-    if (j->commits_since_open == 1 || j->pending_commits >= j->ckpt_commits || j->pending_count >= JNL_CKPT_MAX_BLOCKS ||
-        j->live_count >= JNL_LIVE_MAX / 2)
-        return 1;
-    if (j->live_count) {
-        uint64_t lo = live_at(j, 0)->start, hi = j->log_head;
-        uint64_t used = hi >= lo ? hi - lo : j->log_blocks - lo + hi;
-        if (used >= j->log_blocks / 4)
-            return 1;
-    }
-    return 0;
+    atomic_fetch_add(&j->ctr.checkpoint_blocks, i);
+    if (!err && i < t->meta_count)
+        err = -EIO;     /* stopped by the crash hook */
+    return err;
 }
 
 /* Closes the running transaction into t (step 1). When the live window
@@ -389,11 +273,6 @@ static int checkpoint_due(struct jnl *j)
 static int close_with_room(struct jnl *j, struct jnl_closed *t)
 {
     int err = close_txn(j, t);
-    if (err == -EAGAIN) {
-        int e = jnl_checkpoint_all(j, UINT64_MAX);
-        if (e)
-            return e;
-    }
     for (int tries = 0; err == -EAGAIN && tries < 3; tries++) {
         pthread_mutex_unlock(&j->mu);
         err = commit_sync(j);
@@ -464,10 +343,6 @@ static int commit_one(struct jnl *j)
         /* a block overwritten in place still has an image in transaction
          * head_past, which replay must not reach once T is durable */
         uint64_t n0 = syncs;
-        pthread_mutex_lock(&j->mu);
-        if (j->ckpt_seq < t->head_past)
-            err = jnl_checkpoint_all(j, UINT64_MAX);
-        pthread_mutex_unlock(&j->mu);
         for (int tries = 0; !err && j->tail_seq <= t->head_past && tries < 3; tries++) {
             err = commit_sync(j);
             syncs++;
@@ -510,18 +385,12 @@ static int commit_one(struct jnl *j)
         return -EIO;
     atomic_store(&j->durable_seq, seq);
     j->commits_since_open++;
-    err = checkpoint_note(j, t);
-    if (!err && cut_ckpt) {
-        /* the power goes half-way through a checkpoint of all that waits */
-        (void)jnl_checkpoint_all(j, j->pending_count / 2);
-        err = -EIO;
-    }
-    if (!err)
-        pending_drop_freed(j);
-    if (!err && checkpoint_due(j))
-        err = jnl_checkpoint_all(j, UINT64_MAX);
+    err = checkpoint(j, t, cut_ckpt ? t->meta_count / 2 : UINT64_MAX);
     if (err)
         return -EIO;
+    /* the home writes become durable with the next numbered sync */
+    j->ckpt_seq = seq;
+    j->ckpt_durable_after = atomic_load(&j->sync_started) + 1;
     jnl_datalog_prune(j);
     if (early > 0) {
         j->cur ^= 1;

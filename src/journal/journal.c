@@ -47,7 +47,6 @@ static void jnl_destroy(struct jnl *j)
     free(j->read_temps);
     free(j->read_blks);
     free(j->running);
-    free(j->pending);
     free(j->closed[0].blks);
     free(j->closed[1].blks);
     free(j->scratch);
@@ -82,7 +81,6 @@ static int jnl_alloc(struct jnl **out, struct mmio *io, const struct jnl_geometr
     uint64_t interval_ms = cfg && cfg->commit_interval_ms ? cfg->commit_interval_ms
                                                           : DEFAULT_COMMIT_INTERVAL_MS;
     j->commit_interval_ns = interval_ms * 1000000u;
-    j->ckpt_commits = cfg && cfg->ckpt_commits ? cfg->ckpt_commits : JNL_CKPT_COMMITS;
     *out = j;
     if (j->max_txn_blocks <= JNL_MAX_OP_BLOCKS)
         return -EINVAL;      /* kept away by JNL_MIN_JOURNAL_BLOCKS */
@@ -208,14 +206,9 @@ int jnl_close(struct jnl *j)
     stop_thread(j, 1);
     err = atomic_load(&j->error);
     if (!err && !j->read_only && j->commits_since_open) {
-        /* Every durable image home and the checkpoint durable first, then a
-         * header past the last transaction (a seq never written): the next
-         * open replays nothing. */
-        pthread_mutex_lock(&j->mu);
-        err = jnl_checkpoint_all(j, UINT64_MAX);
-        pthread_mutex_unlock(&j->mu);
-        if (!err)
-            err = mmio_sync(j->io);
+        /* The last checkpoint durable first, then a header past the last
+         * transaction (a seq never written): the next open replays nothing. */
+        err = mmio_sync(j->io);
         if (!err)
             err = jnl_head_write(j->io, &j->geo, &j->head, atomic_load(&j->running_seq),
                                  j->log_head, j->scratch);
@@ -382,12 +375,10 @@ static void *dirty_block(struct jnl *j, uint64_t blk, int zero)
         return NULL;
     }
     if (s) {
-        /* Still needed by a closed transaction or the lazy checkpoint, whose
-         * image is already frozen in the log: the buffer can move on (the
-         * checkpoint then reads that image back from the log). */
+        /* Still needed by the committing transaction, whose image is
+         * already frozen in the log: the buffer can move on. */
         if (zero)
             memset(s->data, 0, JNL_BS);
-        s->freed_seq = 0;           /* in use again */
     } else {
         s = jnl_shadow_alloc(blk);
         if (!s) {
@@ -447,13 +438,10 @@ void jnl_forget(struct jnl *j, uint64_t blk)
     }
     if (s->running_idx != JNL_NOT_RUNNING)
         jnl_running_remove(j, s);
-    /* A closed transaction's image stays for the checkpoint until the
-     * freeing transaction is durable (crash before: the block is still in
-     * use); then it goes unwritten (commit.c, pending_drop_freed). */
-    if (!jnl_shadow_needed(s))
+    /* The committing transaction's checkpoint still writes its own image
+     * (from the log if the buffer changed since); it drops the shadow. */
+    if (!s->in_commit)
         jnl_shadow_drop(j, s);
-    else
-        s->freed_seq = atomic_load(&j->running_seq);
 }
 
 /* ---- operations ---------------------------------------------------------------- */
@@ -540,7 +528,6 @@ void jnl_get_metrics(struct jnl *j, struct jnl_metrics *out)
     out->data_images = atomic_load_explicit(&j->ctr.data_images, memory_order_relaxed);
     out->head_past_syncs = atomic_load_explicit(&j->ctr.head_past_syncs, memory_order_relaxed);
     out->batched_commits = atomic_load_explicit(&j->ctr.batched_commits, memory_order_relaxed);
-    out->checkpoints = atomic_load_explicit(&j->ctr.checkpoints, memory_order_relaxed);
 }
 
 /* ---- abandon, limits ---------------------------------------------------------- */

@@ -62,9 +62,6 @@ struct jnl_geometry {
 
 struct jnl_config {
     uint64_t commit_interval_ms;  /* periodic commit; 0 = default 5000 */
-    unsigned ckpt_commits;        /* lazy checkpoint after this many commits;
-                                   * 0 = default (JNL_CKPT_COMMITS), 1 = write
-                                   * every commit home at once */
     int read_only;                /* no commit thread, jnl_write fails; the
                                    * log is replayed into memory only (readers
                                    * see the recovered state, the image is not
@@ -323,7 +320,7 @@ struct jnl_metrics {
     uint64_t commits, commit_blocks, commit_us, commit_waits, wraps,
              shadow_blocks_now, checkpoint_blocks, commit_syncs, ordered_commits,
              header_writes, log_full_syncs, pipelined_commits, data_images,
-             head_past_syncs, batched_commits, checkpoints;
+             head_past_syncs, batched_commits;
 };
 void jnl_get_metrics(struct jnl *j, struct jnl_metrics *out);
 

@@ -53,32 +53,18 @@ static inline void jnl_sum_add(struct jnl_sum *s, const void *block)
 /* ---- shadows and the shadow table (shadow.c) ------------------------------ */
 
 /* In-memory copy of one metadata block. Every shadow is in the running
- * transaction (running_idx set), or in a closed transaction that is not
- * durable yet (in_commit: how many, at most two), or holds a durable image
- * that the lazy checkpoint has not written home yet (pending), or any mix
- * of these, or pinned (read-only mount: an image replayed in memory only). */
+ * transaction (running_idx set), or still needed by the checkpoint of a
+ * closed transaction (in_commit: how many, at most two), or both, or
+ * pinned (read-only mount: an image replayed in memory only). */
 struct jnl_shadow {
     uint64_t blk;           /* home block number */
     uint64_t dirty_seq;     /* transaction that last changed data */
     uint32_t running_idx;   /* index in jnl->running, or JNL_NOT_RUNNING */
     uint8_t  in_commit;     /* closed transactions that still checkpoint it */
     uint8_t  pinned;        /* read-only replay image, never written */
-    uint8_t  pending;       /* a durable image waits for the checkpoint */
-    uint32_t pending_idx;   /* its index in jnl->pending (pending only) */
-    uint64_t ckpt_seq;      /* pending: the newest durable transaction that
-                             * logged it ... */
-    uint64_t ckpt_idx;      /* ... and the log index of that image */
-    uint64_t freed_seq;     /* the transaction that freed it (jnl_forget)
-                             * while a closed or pending image kept it; 0 */
     uint64_t undo_gen;      /* operation whose undo log holds its old state */
     void    *data;          /* JNL_BS bytes, 4096-aligned */
 };
-
-/* Does anything still need shadow s (else it may be dropped)? */
-static inline int jnl_shadow_needed(const struct jnl_shadow *s)
-{
-    return s->in_commit || s->pending || s->running_idx != JNL_NOT_RUNNING;
-}
 
 /* Open-addressing hash table (linear probing, backward-shift deletion),
  * kept at most half full. */
@@ -194,7 +180,7 @@ struct jnl_counters {
     _Atomic uint64_t commits, commit_blocks, commit_us, commit_waits, wraps,
                      shadow_blocks_now, checkpoint_blocks, commit_syncs,
                      ordered_commits, header_writes, log_full_syncs, pipelined_commits,
-                     data_images, head_past_syncs, batched_commits, checkpoints;
+                     data_images, head_past_syncs, batched_commits;
 };
 
 /* A transaction whose log blocks are still needed: from the oldest one the
@@ -208,7 +194,6 @@ struct jnl_live_txn {
 struct jnl_undo_entry {
     uint64_t blk;
     uint64_t dirty_seq;           /* the shadow's dirty_seq before */
-    uint64_t freed_seq;           /* ... and its freed_seq */
     uint8_t had_shadow;           /* a shadow existed (its bytes are in saved) */
     uint8_t was_running;          /* ... and was in the running transaction */
     void *saved;                  /* JNL_BS bytes (had_shadow), from the pool */
@@ -236,18 +221,9 @@ struct jnl_undo {
 /* Commits whose waiter counts decide whether a commit waits for company. */
 #define JNL_BATCH_HIST 8u
 
-/* Most live transactions: with the lazy checkpoint, the commits since the
- * last checkpoint plus the two or three the lazy header lags behind (see
- * "Log space"); when the ring is full the commit thread checkpoints and
- * catches the header up first. */
-#define JNL_LIVE_MAX 64u
-/* The lazy checkpoint (docs/JOURNAL.md, "Lazy checkpoint") writes the
- * durable images home once this many commits have gathered (the mount's
- * default; jnl_config.ckpt_commits), ... */
-#define JNL_CKPT_COMMITS 32u
-/* ... or this many blocks wait, or the log window is a quarter full, or
- * the oldest waits longer than the commit interval. */
-#define JNL_CKPT_MAX_BLOCKS 4096u
+/* Most live transactions: three in steady state (see "Log space"); when
+ * the ring is full the commit thread catches the header up first. */
+#define JNL_LIVE_MAX 8u
 
 struct jnl {
     struct mmio *io;
@@ -327,13 +303,6 @@ struct jnl {
     uint64_t ckpt_durable_after;  /* its home writes durable after this sync */
     uint64_t ckpt_durable_seq;    /* checkpoints of all txns <= this durable */
     uint64_t log_head;            /* where the next transaction goes (if it fits) */
-    /* the lazy checkpoint (lock): shadows with a durable image not yet
-     * written home, in no particular order */
-    struct jnl_shadow **pending;
-    uint32_t pending_count, pending_cap;
-    uint32_t pending_commits;     /* commits noted since the last checkpoint */
-    uint64_t pending_since_ns;    /* when the oldest of them became durable */
-    uint32_t ckpt_commits;        /* checkpoint after this many (1: at once) */
     struct jnl_live_txn live[JNL_LIVE_MAX]; /* ring of live transactions */
     uint32_t live_first, live_count;
     uint64_t commits_since_open;
@@ -358,13 +327,6 @@ uint64_t jnl_now_ns(void);
 void *jnl_commit_main(void *arg);
 /* Drops a shadow that neither transaction needs any more. Lock held. */
 void jnl_shadow_drop(struct jnl *j, struct jnl_shadow *s);
-/* The lazy checkpoint (commit.c): writes every pending image home (the
- * newest durable version of each block, skipping blocks freed by a durable
- * transaction), at most limit of them (the crash hook's partial
- * checkpoint), drops the shadows nothing else needs, and notes that all
- * transactions up to durable_seq are checkpointed once the next sync
- * completes. Lock held, commit thread or after it stopped. 0 or -EIO. */
-int jnl_checkpoint_all(struct jnl *j, uint64_t limit);
 /* Nothing in the running transaction (no metadata, no data image). */
 static inline int jnl_running_empty(const struct jnl *j)
 {

@@ -119,7 +119,6 @@ int jnl_undo_note(struct jnl *j, uint64_t blk, struct jnl_shadow *s)
         e->had_shadow = 1;
         e->was_running = s->running_idx != JNL_NOT_RUNNING;
         e->dirty_seq = s->dirty_seq;
-        e->freed_seq = s->freed_seq;
         s->undo_gen = u->gen;
     }
     u->count++;
@@ -161,7 +160,7 @@ static int restore(struct jnl *j, const struct jnl_undo_entry *e, int *had_befor
         if (s && !s->pinned) {
             if (s->running_idx != JNL_NOT_RUNNING)
                 jnl_running_remove(j, s);
-            if (!jnl_shadow_needed(s))
+            if (!s->in_commit)
                 jnl_shadow_drop(j, s);
         }
         return 0;
@@ -179,7 +178,6 @@ static int restore(struct jnl *j, const struct jnl_undo_entry *e, int *had_befor
     }
     memcpy(s->data, e->saved, JNL_BS);
     s->dirty_seq = e->dirty_seq;
-    s->freed_seq = e->freed_seq;
     if (e->was_running && s->running_idx == JNL_NOT_RUNNING)
         jnl_running_add(j, s);
     else if (!e->was_running && s->running_idx != JNL_NOT_RUNNING)

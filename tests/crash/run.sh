@@ -22,7 +22,7 @@
 #   CRASH_KEEP_RECORDS=1  keep every record (in CRASH_KEEP), not only failed ones
 #   CRASH_SELFTEST=a,b  workloads whose record also serves the checker's
 #                     self-test (crashcheck.py --violate: impossible crash
-#                     images must be caught); default sqlite_rollback
+#                     images must be caught); default applog,atomic_replace
 # Replay: the seed reproduces the workloads' choices and the sampling; the
 # barriers themselves depend on timing, so a failure's record is kept and
 # its "replay:" line re-checks the exact crash image.
@@ -38,7 +38,7 @@ RECORDER="$build/tests/crash/mmapfs-record"
 EXTRACT="$build/tests/crash/crash_extract"
 MKFS="$build/mkfs.mmapfs"
 keep=${CRASH_KEEP:-/var/tmp/mmapfs-crash-failures}
-selftest=${CRASH_SELFTEST:-sqlite_rollback}
+selftest=${CRASH_SELFTEST:-applog,atomic_replace}
 
 # the crash binaries (rules in tests/crash/crash.mk, which the top Makefile
 # includes; naming it again with -f only made make warn of every rule twice)

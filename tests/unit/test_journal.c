@@ -79,14 +79,9 @@ static void img_destroy(struct img *im)
     unlink(im->path);
 }
 
-/* Most tests below check the commit protocol step by step, with every
- * commit written home at once (ckpt_commits 1); the lazy tests set 0
- * (the mount's default) or a count of their own. */
-static unsigned test_ckpt_commits = 1;
-
 static struct jnl *jopen(struct img *im)
 {
-    struct jnl_config cfg = { .ckpt_commits = test_ckpt_commits };
+    struct jnl_config cfg = { 0 };
     struct jnl *j = NULL;
     assert_int_equal(jnl_open(&j, im->io, &im->geo, &cfg), 0);
     assert_non_null(j);
@@ -536,7 +531,7 @@ static void test_periodic_commit(void **state)
     (void)state;
     struct img im;
     img_create(&im);
-    struct jnl_config cfg = { .commit_interval_ms = 50, .ckpt_commits = 1 };
+    struct jnl_config cfg = { .commit_interval_ms = 50 };
     struct jnl *j = NULL;
     uint64_t a[1] = { DATA0 };
 
@@ -1905,207 +1900,10 @@ static void test_random_crash(void **state)
     }
 }
 
-/* ---- the lazy checkpoint ------------------------------------------------------- */
-
-/* Opens with a checkpoint after every 'every' commits (0: the default). */
-static struct jnl *jopen_lazy(struct img *im, unsigned every)
-{
-    struct jnl_config cfg = { .ckpt_commits = every };
-    struct jnl *j = NULL;
-    assert_int_equal(jnl_open(&j, im->io, &im->geo, &cfg), 0);
-    return j;
-}
-
-/* Commits of plain transactions stay in their shadows (readers see them,
- * the home blocks keep the old content, the header cannot pass them) until
- * the checkpoint is due; then each block goes home once, newest version. */
-static void test_lazy_checkpoint(void **state)
-{
-    (void)state;
-    struct img im;
-    img_create(&im);
-    struct jnl *j = jopen_lazy(&im, 4);
-    uint64_t a[1] = { DATA0 }, b[2] = { DATA0, DATA0 + 7 }, seqs[5];
-    struct jnl_metrics m;
-
-    /* the first commit after open goes home at once (the mount's state) */
-    assert_int_equal(jnl_commit_wait(j, op_write(j, a, 1, 1)), 0);
-    assert_true(disk_is(&im, DATA0, 1));
-    for (uint64_t v = 2; v <= 4; v++) {
-        seqs[v] = op_write(j, b, 2, v);
-        assert_int_equal(jnl_commit_wait(j, seqs[v]), 0);
-        assert_true(disk_is(&im, DATA0, 1));        /* not home yet */
-        assert_true(disk_is(&im, DATA0 + 7, 0));
-        jnl_lock(j);
-        assert_true(block_is(jnl_read(j, DATA0), DATA0, v));
-        assert_true(block_is(jnl_read(j, DATA0 + 7), DATA0 + 7, v));
-        jnl_unlock(j);
-        /* the header may not name a transaction whose images are not home */
-        assert_true(read_head(&im).seq <= seqs[2]);
-    }
-    jnl_get_metrics(j, &m);
-    uint64_t ckpt_before = m.checkpoint_blocks;
-    /* the fourth commit since the checkpoint: both blocks home, once each */
-    assert_int_equal(jnl_commit_wait(j, op_write(j, b, 2, 5)), 0);
-    assert_true(disk_is(&im, DATA0, 5));
-    assert_true(disk_is(&im, DATA0 + 7, 5));
-    jnl_get_metrics(j, &m);
-    assert_int_equal(m.checkpoint_blocks - ckpt_before, 2);
-    assert_int_equal(m.checkpoints, 2);
-    assert_int_equal(jnl_close(j), 0);
-    assert_int_equal(replay_count(&im), 0);
-    img_destroy(&im);
-}
-
-/* A buffer changed again by the running transaction goes home with its
- * durable image (read back from the log), not with the running bytes. */
-static void test_lazy_checkpoint_from_log(void **state)
-{
-    (void)state;
-    struct img im;
-    img_create(&im);
-    struct jnl *j = jopen_lazy(&im, 100);
-    uint64_t a[1] = { DATA0 + 3 };
-
-    assert_int_equal(jnl_commit_wait(j, op_write(j, a, 1, 1)), 0);   /* home at once */
-    assert_int_equal(jnl_commit_wait(j, op_write(j, a, 1, 2)), 0);   /* pending */
-    uint64_t s3 = op_write(j, a, 1, 3);                              /* running */
-    assert_true(disk_is(&im, DATA0 + 3, 1));
-    /* the commit thread is idle: checkpoint here, as it would */
-    jnl_lock(j);
-    assert_int_equal(jnl_checkpoint_all(j, UINT64_MAX), 0);
-    assert_true(block_is(jnl_read(j, DATA0 + 3), DATA0 + 3, 3));
-    jnl_unlock(j);
-    assert_true(disk_is(&im, DATA0 + 3, 2));
-    assert_int_equal(jnl_commit_wait(j, s3), 0);
-    assert_int_equal(jnl_close(j), 0);
-    assert_true(disk_is(&im, DATA0 + 3, 3));
-    img_destroy(&im);
-}
-
-/* A power cut while commits wait for their checkpoint: replay from the
- * lagging header brings every durable transaction back. */
-static void test_lazy_crash_replays(void **state)
-{
-    (void)state;
-    struct img im;
-    img_create(&im);
-    struct jnl *j = jopen_lazy(&im, 0);
-    uint64_t blks[3] = { DATA0, DATA0 + 1, DATA0 + 9 };
-
-    for (uint64_t v = 1; v <= 10; v++)
-        assert_int_equal(jnl_commit_wait(j, op_write(j, blks, 1 + v % 3, v)), 0);
-    assert_false(disk_is(&im, DATA0, 10));
-    jnl_abandon(j);
-    assert_true(replay_count(&im) >= 9);
-    assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), 0);
-    assert_true(disk_is(&im, DATA0, 10));
-    assert_true(disk_is(&im, DATA0 + 1, 10));
-    assert_true(disk_is(&im, DATA0 + 9, 8));
-    img_destroy(&im);
-}
-
-/* A block freed by a durable transaction is not written home by the lazy
- * checkpoint: the allocator may already have given it out as file data. */
-static void test_lazy_freed_not_written(void **state)
-{
-    (void)state;
-    struct img im;
-    img_create(&im);
-    struct jnl *j = jopen_lazy(&im, 0);
-    uint64_t x[1] = { DATA0 + 20 }, y[1] = { DATA0 + 21 };
-    uint8_t data[BS];
-
-    assert_int_equal(jnl_commit_wait(j, op_write(j, y, 1, 1)), 0);   /* first: home */
-    assert_int_equal(jnl_commit_wait(j, op_write(j, x, 1, 1)), 0);   /* x pending */
-    assert_true(disk_is(&im, DATA0 + 20, 0));
-    assert_int_equal(jnl_begin(j), 0);
-    jnl_forget(j, DATA0 + 20);
-    assert_non_null(jnl_write(j, DATA0 + 21));
-    uint64_t sf = jnl_running_seq(j);
-    jnl_end(j);
-    assert_int_equal(jnl_commit_wait(j, sf), 0);
-    /* reused as file data, written in place */
-    pattern(data, DATA0 + 20, 77);
-    assert_int_equal(mmio_write_at(im.io, (DATA0 + 20) * BS, data, BS), 0);
-    jnl_lock(j);
-    assert_false(jnl_is_shadow(j, DATA0 + 20));
-    jnl_unlock(j);
-    assert_int_equal(jnl_close(j), 0);       /* checkpoints everything */
-    assert_true(disk_is(&im, DATA0 + 20, 77));
-    img_destroy(&im);
-}
-
-/* Freed while the freeing transaction is not durable: a crash then keeps
- * the block in use, so its pending image must still reach home. */
-static void test_lazy_freed_crash(void **state)
-{
-    (void)state;
-    struct img im;
-    img_create(&im);
-    struct jnl *j = jopen_lazy(&im, 0);
-    uint64_t x[1] = { DATA0 + 30 }, y[1] = { DATA0 + 31 };
-
-    assert_int_equal(jnl_commit_wait(j, op_write(j, y, 1, 1)), 0);
-    uint64_t sx = op_write(j, x, 1, 5);
-    assert_int_equal(jnl_commit_wait(j, sx), 0);
-    crash_at(sx + 1, JNL_CRASH_AFTER_LOG);
-    assert_int_equal(jnl_begin(j), 0);
-    jnl_forget(j, DATA0 + 30);
-    assert_non_null(jnl_write(j, DATA0 + 31));
-    uint64_t sf = jnl_running_seq(j);
-    jnl_end(j);
-    assert_int_equal(jnl_commit_wait(j, sf), -EIO);
-    jnl_abandon(j);
-    assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), 0);
-    assert_true(disk_is(&im, DATA0 + 30, 5));
-    img_destroy(&im);
-}
-
-/* An ordered transaction checkpoints what waits and moves the header to
- * itself before its commit is acknowledged (invariant 4). */
-static void test_lazy_ordered_moves_header(void **state)
-{
-    (void)state;
-    struct img im;
-    img_create(&im);
-    struct jnl *j = jopen_lazy(&im, 0);
-    uint64_t a[1] = { DATA0 + 40 };
-
-    for (uint64_t v = 1; v <= 6; v++)
-        assert_int_equal(jnl_commit_wait(j, op_write(j, a, 1, v)), 0);
-    assert_true(read_head(&im).seq < jnl_durable_seq(j));
-    assert_int_equal(jnl_begin(j), 0);
-    jnl_note_new_data(j);
-    assert_non_null(jnl_write(j, DATA0 + 41));
-    uint64_t so = jnl_running_seq(j);
-    jnl_end(j);
-    assert_int_equal(jnl_commit_wait(j, so), 0);
-    assert_int_equal(read_head(&im).seq, so);
-    assert_true(disk_is(&im, DATA0 + 40, 6));
-    assert_int_equal(jnl_close(j), 0);
-    img_destroy(&im);
-}
-
-/* The random crash test with the lazy checkpoint of the mount. */
-static void test_random_crash_lazy(void **state)
-{
-    test_ckpt_commits = 0;
-    test_random_crash(state);
-    test_ckpt_commits = 1;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_commit_basic),
-        cmocka_unit_test(test_lazy_checkpoint),
-        cmocka_unit_test(test_lazy_checkpoint_from_log),
-        cmocka_unit_test(test_lazy_crash_replays),
-        cmocka_unit_test(test_lazy_freed_not_written),
-        cmocka_unit_test(test_lazy_freed_crash),
-        cmocka_unit_test(test_lazy_ordered_moves_header),
-        cmocka_unit_test(test_random_crash_lazy),
         cmocka_unit_test(test_crash_after_log),
         cmocka_unit_test(test_crash_after_commit_block),
         cmocka_unit_test(test_crash_after_sync),
