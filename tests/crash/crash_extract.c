@@ -10,7 +10,9 @@
  * placeholders) and writes MANIFEST: one JSON object per line per entry
  * ({"path","type","mode","nlink","size","ino","blocks512","target"}), then
  * {"statfs":{...}}. With -p it then proves the filesystem takes new writes:
- * creates, writes, fsyncs, reads back and removes a 1 MiB probe file. It
+ * creates, writes, fsyncs, reads back and removes a probe file of 1 MiB, or
+ * of half the free space when less than 2 MiB is free (a workload that
+ * keeps the image nearly full: meta_reuse). It
  * unmounts at the end (fs_unmount must succeed).
  *
  * Exit status: 0 ok; 1 mount failed; 2 the tree could not be walked or
@@ -22,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,9 +254,9 @@ out:
 
 /* ---- new writes ------------------------------------------------------------------- */
 
-/* Creates, writes, fsyncs, reads back and unlinks a probe file in the root.
- * 0 or -errno. */
-static int probe(struct fs *fs, unsigned char *buf)
+/* Creates, writes, fsyncs, reads back and unlinks a probe file of 'bytes'
+ * (at most PROBE_BYTES) in the root. 0 or -errno. */
+static int probe(struct fs *fs, unsigned char *buf, size_t bytes)
 {
     static const char name[] = ".crash_probe";
     struct fs_cred cred = { 0, 0 };
@@ -264,19 +267,19 @@ static int probe(struct fs *fs, unsigned char *buf)
     err = fs_mknod(fs, ROOT_INO, name, S_IFREG | 0644, 0, &cred, &st);
     if (err)
         return err;
-    for (size_t i = 0; i < PROBE_BYTES; i++)
+    for (size_t i = 0; i < bytes; i++)
         buf[i] = (unsigned char)(i * 7 + 3);
-    n = fs_write(fs, st.ino, 0, buf, PROBE_BYTES);
-    if (n != (ssize_t)PROBE_BYTES)
+    n = fs_write(fs, st.ino, 0, buf, bytes);
+    if (n != (ssize_t)bytes)
         err = n < 0 ? (int)n : -EIO;
     if (!err)
         err = fs_fsync(fs, st.ino, 0);
     if (!err) {
-        memset(buf, 0, PROBE_BYTES);
-        n = fs_read(fs, st.ino, 0, buf, PROBE_BYTES);
-        if (n != (ssize_t)PROBE_BYTES)
+        memset(buf, 0, bytes);
+        n = fs_read(fs, st.ino, 0, buf, bytes);
+        if (n != (ssize_t)bytes)
             err = n < 0 ? (int)n : -EIO;
-        for (size_t i = 0; !err && i < PROBE_BYTES; i++)
+        for (size_t i = 0; !err && i < bytes; i++)
             if (buf[i] != (unsigned char)(i * 7 + 3))
                 err = -EIO;
     }
@@ -330,13 +333,18 @@ int main(int argc, char **argv)
         if (err == -1000)
             fprintf(stderr, "crash_extract: local copy failed: %s\n", strerror(errno));
     }
-    if (!ret && !fs_statfs(w.fs, &sv))
+    int have_sv = !ret && !fs_statfs(w.fs, &sv);
+    if (have_sv)
         fprintf(w.manifest, "{\"statfs\":{\"bsize\":%lu,\"blocks\":%llu,\"bfree\":%llu,"
                 "\"files\":%llu,\"ffree\":%llu}}\n", sv.f_frsize,
                 (unsigned long long)sv.f_blocks, (unsigned long long)sv.f_bfree,
                 (unsigned long long)sv.f_files, (unsigned long long)sv.f_ffree);
     if (!ret && do_probe) {
-        err = probe(w.fs, w.buf);
+        size_t bytes = PROBE_BYTES;
+        uint64_t avail = have_sv ? (uint64_t)sv.f_bavail * sv.f_frsize : 0;
+        if (have_sv && avail < 2ull * PROBE_BYTES)
+            bytes = avail / 2 > 4096 ? (size_t)(avail / 2) & ~(size_t)4095 : 4096;
+        err = probe(w.fs, w.buf, bytes);
         if (err) {
             fprintf(stderr, "crash_extract: new writes fail after recovery: %s\n", strerror(-err));
             ret = 3;

@@ -541,6 +541,57 @@ def whiteout(s, n):
 
 
 # name -> (function, mount options, image size, run in the long run only)
+def meta_reuse(s, n):
+    """Metadata blocks freed and handed out again as file data: on a nearly
+    full image, each round builds a large directory (long names: directory
+    blocks) and a long attribute chain (xattr blocks), fsyncs them, removes
+    both and fsyncs the removal, then writes and fsyncs files that must take
+    the blocks just freed. The lazy checkpoint must never write an older
+    image of such a block over its new file data (docs/JOURNAL.md, "The
+    lazy checkpoint")."""
+    s.mkdir("mr")
+    s.fsync_dir("")
+    st = os.statvfs(s.mnt)
+    ballast = st.f_bavail * st.f_frsize - (160 << 10)
+    if ballast > 0:
+        s.create("mr/ballast")
+        for off in range(0, ballast, 1 << 20):
+            s.write("mr/ballast", off, min(1 << 20, ballast - off))
+        s.fsync("mr/ballast")
+    for r in range(6 * n):
+        d = "mr/d%d" % r
+        s.mkdir(d)
+        for i in range(60):
+            s.create("%s/%s%03d" % (d, "n" * 180, i), untagged=True)
+        s.fsync_dir(d)
+        s.fsync_dir("mr")
+        x = "mr/x%d" % r
+        s.create(x)
+        for i in range(120):
+            os.setxattr(s.p(x), "user.a%04d" % i, b"v" * 60)
+        s.fsync(x)
+        for name in os.listdir(s.p(d)):
+            s.unlink("%s/%s" % (d, name))
+        s.rmdir(d)
+        s.unlink(x)
+        b = s.fsync_dir("mr")
+        s.note_absent(d, b)
+        s.note_absent(x, b)
+        # one file takes (nearly) all the free space, the blocks just freed
+        # included
+        st = os.statvfs(s.mnt)
+        size = st.f_bavail * st.f_frsize - (24 << 10)
+        f = "mr/r%d" % r
+        s.create(f)
+        if size > 0:
+            s.write(f, 0, size)
+        s.fsync(f)
+        s.fsync_dir("mr")
+        # and goes, so that the next round finds room
+        s.unlink(f)
+        s.fsync_dir("mr")
+
+
 WORKLOADS = {
     "applog": (applog, "", "32M", False),
     "atomic_replace": (atomic_replace, "", "32M", False),
@@ -559,6 +610,7 @@ WORKLOADS = {
     "parallel_create": (parallel_create, "", "32M", False),
     "periodic": (periodic, "commit=1", "32M", False),
     "whiteout": (whiteout, "", "32M", False),
+    "meta_reuse": (meta_reuse, "", "16M", False),
     # the same loads on the pread/pwrite backend and with a group-commit window
     "applog_pread": (applog, "io=pread", "32M", True),
     "sqlite_wal_pread": (sqlite_wal, "io=pread", "32M", True),
