@@ -78,13 +78,17 @@ echo "lower y" >"$LOWER/dir/deep/y"
 
 ovl_opts="lowerdir=$LOWER,upperdir=$M/upper,workdir=$M/work,redirect_dir=on,index=on"
 # mount_overlay : mounts the overlay; the kernel's overlayfs lines logged
-# during the mount end up in $OVL_MSGS.
+# during the mount end up in $OVL_MSGS. The lines are those after a marker
+# written to the kernel log just before the mount: counting lines instead
+# misses them once the ring buffer is full and drops a line for every new
+# one (a machine up for hours).
 mount_overlay() {
-    local before
-    before=$(dmesg | wc -l)
+    local marker="mmapfs-it 48_overlay: mount $$ $RANDOM$RANDOM"
+    echo "$marker" > /dev/kmsg
     check "mount overlayfs (upper and work on mmapfs)" \
         timeout -k 5 30 mount -t overlay overlay -o "$ovl_opts" "$OVL"
-    OVL_MSGS=$(dmesg | tail -n +"$((before + 1))" | grep -i overlayfs || true)
+    OVL_MSGS=$(dmesg | awk -v m="$marker" 'index($0, m) { seen = 1; next } seen' |
+               grep -i overlayfs || true)
     mountpoint -q "$OVL" || t_finish
 }
 # The overlayfs lines of the last mount other than the tmpfile warning.
