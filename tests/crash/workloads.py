@@ -540,15 +540,14 @@ def whiteout(s, n):
             s.fsync_dir(os.path.dirname(dst))
 
 
-# name -> (function, mount options, image size, run in the long run only)
 def meta_reuse(s, n):
     """Metadata blocks freed and handed out again as file data: on a nearly
     full image, each round builds a large directory (long names: directory
     blocks) and a long attribute chain (xattr blocks), fsyncs them, removes
-    both and fsyncs the removal, then writes and fsyncs files that must take
-    the blocks just freed. The lazy checkpoint must never write an older
-    image of such a block over its new file data (docs/JOURNAL.md, "The
-    lazy checkpoint")."""
+    both and fsyncs the removal, then writes and fsyncs one file that takes
+    the blocks just freed. Neither the checkpoint nor replay may write an
+    older metadata image of such a block over its new file data (invariant
+    4; docs/JOURNAL.md, "Known limits", has the lazy checkpoint this caught)."""
     s.mkdir("mr")
     s.fsync_dir("")
     st = os.statvfs(s.mnt)
@@ -592,6 +591,7 @@ def meta_reuse(s, n):
         s.fsync_dir("mr")
 
 
+# name -> (function, mount options, image size, run in the long run only)
 WORKLOADS = {
     "applog": (applog, "", "32M", False),
     "atomic_replace": (atomic_replace, "", "32M", False),
