@@ -35,6 +35,29 @@ static int is_posix_acl(const char *name)
     return strncmp(name, "system.posix_acl_", 17) == 0;
 }
 
+/* The namespaces an attribute name may be in, as on ext4: "user.",
+ * "trusted." and "security." followed by at least one byte, and the two
+ * ACL names. The kernel hands a FUSE daemon every name unchecked (its
+ * own namespace handlers are not used for FUSE), so this is where an
+ * unknown namespace gets EOPNOTSUPP and an empty name within a known one
+ * EINVAL. The kernel has already refused trusted.* to callers without
+ * CAP_SYS_ADMIN and user.* on files other than regular files and
+ * directories. */
+static int check_namespace(const char *name)
+{
+    static const char *const prefixes[] = { "user.", "trusted.", "security." };
+
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        size_t n = strlen(prefixes[i]);
+        if (strncmp(name, prefixes[i], n) == 0)
+            return name[n] ? 0 : -EINVAL;
+    }
+    if (strcmp(name, "system.posix_acl_access") == 0 ||
+        strcmp(name, "system.posix_acl_default") == 0)
+        return 0;
+    return -EOPNOTSUPP;
+}
+
 /* setxattr (value) or removexattr (NULL) of an ACL name. The mode change
  * that goes with an access ACL keeps S_ISGID only for a caller in the
  * file's group or root, as the kernel's posix_acl_update_mode(). */
@@ -157,7 +180,9 @@ void mfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
     int err;
     mfs_count(req, MFS_OP_SETXATTR);
 
-    if (is_metrics_xattr(ino, name))
+    if ((err = check_namespace(name)) != 0)
+        ;
+    else if (is_metrics_xattr(ino, name))
         err = -EPERM;
     else if (is_posix_acl(name))
         err = set_acl(req, ino, name, value, size);
@@ -185,6 +210,10 @@ void mfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
     int len;
     mfs_count(req, MFS_OP_GETXATTR);
 
+    if ((len = check_namespace(name)) != 0) {
+        mfs_reply_err(req, len);
+        return;
+    }
     if (is_metrics_xattr(ino, name)) {
         get_metrics(req, size);
         return;
@@ -261,12 +290,19 @@ void mfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
     int err;
     mfs_count(req, MFS_OP_REMOVEXATTR);
 
+    int bad_ns = check_namespace(name);
+
     if (is_metrics_xattr(ino, name))
         err = -EPERM;
-    else if (is_posix_acl(name))
+    else if (is_posix_acl(name) && !bad_ns)
         err = set_acl(req, ino, name, NULL, 0);
-    else
+    else {
+        /* A name outside the namespaces (stored by a version that did not
+         * check them) can still be removed. */
         err = fs_removexattr(mfs_fs(req), ino, name);
+        if (bad_ns && err == -ENODATA)
+            err = bad_ns;
+    }
     if (!err)
         mfs_attr_changed(req, ino);
     mfs_reply_err(req, err);

@@ -146,6 +146,21 @@ expect(os.stat(M + "/d/xf2/..").st_ino == os.stat(M + "/d").st_ino, "xf2/.. is d
 e "renameat2 RENAME_EXCHANGE with a missing target: ENOENT" ENOENT 'renameat2(M + "/x1", M + "/x-missing", RENAME_EXCHANGE)'
 e "renameat2 with both flags: EINVAL" EINVAL 'renameat2(M + "/x1", M + "/x2", RENAME_EXCHANGE | RENAME_NOREPLACE)'
 
+# ---- extended attribute names (as ext4) --------------------------------------------------
+e "setxattr in an unknown namespace: EOPNOTSUPP" EOPNOTSUPP 'os.setxattr(M + "/file", "bogus.x", b"1")'
+e "setxattr system.foo: EOPNOTSUPP" EOPNOTSUPP 'os.setxattr(M + "/file", "system.foo", b"1")'
+e "setxattr of a name without a namespace: EOPNOTSUPP" EOPNOTSUPP 'os.setxattr(M + "/file", "plain", b"1")'
+e "setxattr user. with nothing after the prefix: EINVAL" EINVAL 'os.setxattr(M + "/file", "user.", b"1")'
+e "getxattr in an unknown namespace: EOPNOTSUPP" EOPNOTSUPP 'os.getxattr(M + "/file", "bogus.x")'
+e "getxattr trusted. with nothing after the prefix: EINVAL" EINVAL 'os.getxattr(M + "/file", "trusted.")'
+e "removexattr in an unknown namespace: EOPNOTSUPP" EOPNOTSUPP 'os.removexattr(M + "/file", "bogus.x")'
+e "the three namespaces take names" OK '
+for ns in ("user.", "trusted.", "security."):
+    os.setxattr(M + "/file", ns + "n", b"v")
+    expect(os.getxattr(M + "/file", ns + "n") == b"v", ns + "n reads back")
+    os.removexattr(M + "/file", ns + "n")
+expect(os.listxattr(M + "/file") == [], "none left: %r" % os.listxattr(M + "/file"))'
+
 # ---- permissions as nobody ---------------------------------------------------------------
 P=$M/perm
 mkdir -m 0755 "$P"
