@@ -108,6 +108,7 @@ enum mfs_op {
 };
 
 #define MFS_LINK_DROP_SLOTS 1024
+#define MFS_WB_ERROR_SLOTS  64
 
 struct mmapfs_fuse {
     struct fs *fs;                    /* set once fs_mount succeeded */
@@ -124,6 +125,10 @@ struct mmapfs_fuse {
      * attributes go out with timeout 0 (ops.c, mfs_link_dropped). A slot
      * per hash of the inode number; both fields atomic. */
     struct { uint64_t ino, until_ns; } link_drops[MFS_LINK_DROP_SLOTS];
+    /* Inodes whose written-back data the filesystem refused lately, and
+     * the error, until a writer's next write(2) takes it (ops.c,
+     * mfs_wb_error_set). A slot per hash of the inode number; atomic. */
+    struct { uint64_t ino; int err; } wb_errors[MFS_WB_ERROR_SLOTS];
 };
 
 /* The low-level operation table; userdata is a struct mmapfs_fuse. */
@@ -206,6 +211,14 @@ void mfs_link_dropped(void *ctx, uint64_t ino);
 
 /* The attribute timeout of a reply carrying ino's attributes. */
 double mfs_attr_timeout(fuse_req_t req, uint64_t ino);
+
+/* A write-back of ino's cached pages failed with err (ENOSPC, EFBIG,
+ * EDQUOT, EIO): remembered, and the kernel's attributes of ino dropped, so
+ * that the writer's next write(2) asks for them and gets err
+ * (mfs_wb_error_take). err 0: a later write-back succeeded, forget it. */
+void mfs_wb_error_set(fuse_req_t req, uint64_t ino, int err);
+/* The error remembered for ino, once (0 if none). */
+int mfs_wb_error_take(fuse_req_t req, uint64_t ino);
 
 /* Message to the daemon's log (stderr in the foreground, syslog when
  * daemonised). */

@@ -123,7 +123,6 @@ void mfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
     ssize_t n = 0;
 
     mfs_count(req, MFS_OP_WRITE);
-    (void)fi;
 
     if (off < 0) {
         mfs_reply_err(req, -EINVAL);
@@ -137,8 +136,11 @@ void mfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
             break;
         done += (size_t)n;
     }
+    int err = done < size ? (n < 0 ? (int)n : -EIO) : 0;
+    if (fi && fi->writepage)
+        mfs_wb_error_set(req, ino, err);
     if (done == 0 && size > 0) {
-        mfs_reply_err(req, n < 0 ? (int)n : -EIO);
+        mfs_reply_err(req, err);
         return;
     }
     fuse_reply_write(req, done);   /* a short count reports a later error */

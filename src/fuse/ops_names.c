@@ -123,9 +123,12 @@ void mfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     struct fs_stat st;
     int err;
     mfs_count(req, MFS_OP_GETATTR);
-    (void)fi;
 
-    err = fs_getattr(mfs_fs(req), ino, &st);
+    /* asked with a file handle: maybe a write(2) that must see a failed
+     * write-back (mfs_wb_error_set) */
+    err = fi ? mfs_wb_error_take(req, ino) : 0;
+    if (!err)
+        err = fs_getattr(mfs_fs(req), ino, &st);
     if (err)
         goto out_err;
     reply_attr(req, &st);
