@@ -39,7 +39,7 @@ int jnl_datalog_init(struct jnl *j)
     j->data_max = (uint32_t)(j->begin_limit < DATA_MAX ? j->begin_limit : DATA_MAX);
     j->data_new_max = j->data_max / 4;
     j->running_data = calloc(j->data_max ? j->data_max : 1, sizeof(*j->running_data));
-    if (!j->running_data || posix_memalign(&j->data_buf, JNL_BS, JNL_BS))
+    if (!j->running_data || posix_memalign(&j->stage, JNL_BS, JNL_STAGE_BLOCKS * JNL_BS))
         return -ENOMEM;
     return jnl_map_init(&j->logged);
 }
@@ -48,7 +48,7 @@ void jnl_datalog_destroy(struct jnl *j)
 {
     jnl_map_destroy(&j->logged);
     free(j->running_data);
-    free(j->data_buf);
+    free(j->stage);
 }
 
 uint64_t jnl_running_home(const struct jnl *j, uint64_t i)
@@ -57,12 +57,13 @@ uint64_t jnl_running_home(const struct jnl *j, uint64_t i)
                                 : j->running_data[i - j->running_count]->blk;
 }
 
-const void *jnl_running_image(struct jnl *j, uint64_t i, int *err)
+int jnl_running_image_copy(struct jnl *j, uint64_t i, void *dst)
 {
-    if (i < j->running_count)
-        return j->running[i]->data;
-    *err = mmio_read_once(j->io, jnl_running_home(j, i) * JNL_BS, j->data_buf, JNL_BS);
-    return *err ? NULL : j->data_buf;
+    if (i < j->running_count) {
+        memcpy(dst, j->running[i]->data, JNL_BS);
+        return 0;
+    }
+    return mmio_read_once(j->io, jnl_running_home(j, i) * JNL_BS, dst, JNL_BS);
 }
 
 void jnl_datalog_close(struct jnl *j)

@@ -25,6 +25,9 @@
 #include "util/hash64.h"
 
 #define JNL_BS           ((uint64_t)MMAPFS_JNL_BLOCK_SIZE)
+/* Step 1 writes a transaction's log blocks in runs of at most this many
+ * (one engine write per run instead of one per block). */
+#define JNL_STAGE_BLOCKS 64
 
 /* The two sums over a transaction's descriptor and image blocks, in log
  * order, that its commit block carries (data_checksum, data_hash;
@@ -262,7 +265,8 @@ struct jnl {
     uint32_t data_new_max;        /* most new-data blocks logged in one */
     uint64_t running_head_past;   /* see jnl_closed.head_past */
     uint64_t logged_pruned_tail;  /* tail_seq at the last prune */
-    void *data_buf;               /* JNL_BS, copy of a data image (lock) */
+    void *stage;                  /* JNL_STAGE_BLOCKS * JNL_BS: step 1's
+                                   * log blocks on their way out (lock) */
 
     /* closed transactions (commit thread; lock for the shadows): the one
      * committing, closed[cur], and the next one when it was closed early to
@@ -344,10 +348,11 @@ void jnl_running_maybe_emptied(struct jnl *j);
 int jnl_datalog_init(struct jnl *j);
 void jnl_datalog_destroy(struct jnl *j);
 /* Step 1 (lock held): home block of the i-th image of the running
- * transaction (metadata first, then data), and its content (data images
- * are read from their home block now, into data_buf). NULL on error. */
+ * transaction (metadata first, then data), and a copy of its content into
+ * dst (JNL_BS bytes; data images are read from their home block now).
+ * 0 or an engine error. */
 uint64_t jnl_running_home(const struct jnl *j, uint64_t i);
-const void *jnl_running_image(struct jnl *j, uint64_t i, int *err);
+int jnl_running_image_copy(struct jnl *j, uint64_t i, void *dst);
 /* Step 1 (lock held), after the images are written: the running data
  * images belong to the closed transaction now. */
 void jnl_datalog_close(struct jnl *j);
