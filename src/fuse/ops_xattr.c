@@ -15,6 +15,7 @@
  * ACLs would be stored but never enforced, and not listed.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -234,15 +235,44 @@ void mfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
     free(buf);
 }
 
-/* Drops the ACL names from a NUL-separated list of len bytes (noacl: as
- * ext4, they are not listed when ACLs are off); returns the new length. */
-static size_t drop_acl_names(char *list, size_t len)
+/* Does the caller hold CAP_SYS_ADMIN? ext4 lists trusted.* names only to
+ * such a caller (the kernel's trusted handler), and for FUSE the kernel
+ * passes the whole list on, so the daemon filters it. uid 0 is taken as
+ * yes without reading /proc; for another uid, the CapEff line of the
+ * caller's /proc status (no status: no). */
+static int caller_sys_admin(fuse_req_t req)
+{
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    char path[64], line[256];
+    unsigned long long eff;
+    int yes = 0;
+
+    if (ctx->uid == 0)
+        return 1;
+    snprintf(path, sizeof(path), "/proc/%ld/status", (long)ctx->pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "CapEff: %llx", &eff) == 1) {
+            yes = (eff >> 21) & 1;      /* CAP_SYS_ADMIN */
+            break;
+        }
+    fclose(f);
+    return yes;
+}
+
+/* Drops names from a NUL-separated list of len bytes: the ACL names when
+ * ACLs are off (noacl: as ext4, they are not listed), the trusted.* names
+ * for a caller without CAP_SYS_ADMIN; returns the new length. */
+static size_t drop_names(char *list, size_t len, int acl, int trusted)
 {
     size_t in = 0, out = 0, n;
 
     while (in < len) {
         n = strnlen(list + in, len - in) + 1;
-        if (!is_posix_acl(list + in)) {
+        if (!(acl && is_posix_acl(list + in)) &&
+            !(trusted && strncmp(list + in, "trusted.", 8) == 0)) {
             memmove(list + out, list + in, n);
             out += n;
         }
@@ -257,8 +287,9 @@ void mfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
     char *buf = NULL;
     int len;
     mfs_count(req, MFS_OP_LISTXATTR);
+    int drop_acl = !mfs_data(req)->posix_acl, drop_trusted = !caller_sys_admin(req);
 
-    if (!mfs_data(req)->posix_acl) {
+    if (drop_acl || drop_trusted) {
         /* the whole list, filtered, so that the size query is exact */
         len = fs_listxattr(fs, ino, NULL, 0);
         if (len > 0 && !(buf = malloc((size_t)len)))
@@ -266,7 +297,7 @@ void mfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
         if (len > 0)
             len = fs_listxattr(fs, ino, buf, (size_t)len);
         if (len > 0)
-            len = (int)drop_acl_names(buf, (size_t)len);
+            len = (int)drop_names(buf, (size_t)len, drop_acl, drop_trusted);
         if (len > 0 && size && (size_t)len > size)
             len = -ERANGE;
         reply_sized(req, len, buf, size);
