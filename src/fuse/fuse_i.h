@@ -107,7 +107,7 @@ enum mfs_op {
     MFS_OP_COUNT
 };
 
-#define MFS_LINK_DROP_SLOTS 1024
+#define MFS_LINK_DROP_SLOTS 1024         /* powers of two (ops.c, ino_slot) */
 #define MFS_WB_ERROR_SLOTS  64
 
 struct mmapfs_fuse {

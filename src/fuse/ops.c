@@ -113,10 +113,11 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static size_t link_drop_slot(uint64_t ino)
+/* Slot of ino in a table of nslots (a power of two) per hash of the inode
+ * number: the top bits of a multiplicative (Fibonacci) hash. */
+static size_t ino_slot(uint64_t ino, size_t nslots)
 {
-    ino *= 0x9e3779b97f4a7c15ull;
-    return (size_t)(ino >> 54) % MFS_LINK_DROP_SLOTS;
+    return (size_t)((ino * 0x9e3779b97f4a7c15ull) >> (64 - __builtin_ctzll(nslots)));
 }
 
 /* Runs under the filesystem's lock, before the answer to the unlink or
@@ -128,7 +129,7 @@ static size_t link_drop_slot(uint64_t ino)
 void mfs_link_dropped(void *ctx, uint64_t ino)
 {
     struct mmapfs_fuse *m = ctx;
-    size_t i = link_drop_slot(ino);
+    size_t i = ino_slot(ino, MFS_LINK_DROP_SLOTS);
 
     __atomic_store_n(&m->link_drops[i].until_ns, mono_ns() + MFS_LINK_DROP_WINDOW_NS,
                      __ATOMIC_RELEASE);
@@ -138,7 +139,7 @@ void mfs_link_dropped(void *ctx, uint64_t ino)
 double mfs_attr_timeout(fuse_req_t req, uint64_t ino)
 {
     struct mmapfs_fuse *m = mfs_data(req);
-    size_t i = link_drop_slot(ino);
+    size_t i = ino_slot(ino, MFS_LINK_DROP_SLOTS);
 
     if (__atomic_load_n(&m->link_drops[i].ino, __ATOMIC_ACQUIRE) == ino &&
         mono_ns() < __atomic_load_n(&m->link_drops[i].until_ns, __ATOMIC_ACQUIRE))
@@ -163,16 +164,10 @@ double mfs_attr_timeout(fuse_req_t req, uint64_t ino)
  * normally. A read or lseek through an open file of that inode may take
  * the error instead (once), as with a pending error on ext4. */
 
-static size_t wb_error_slot(uint64_t ino)
-{
-    ino *= 0x9e3779b97f4a7c15ull;
-    return (size_t)(ino >> 58) % MFS_WB_ERROR_SLOTS;
-}
-
 void mfs_wb_error_set(fuse_req_t req, uint64_t ino, int err)
 {
     struct mmapfs_fuse *m = mfs_data(req);
-    size_t i = wb_error_slot(ino);
+    size_t i = ino_slot(ino, MFS_WB_ERROR_SLOTS);
 
     if (!err) {
         uint64_t expect = ino;
@@ -189,7 +184,7 @@ void mfs_wb_error_set(fuse_req_t req, uint64_t ino, int err)
 int mfs_wb_error_take(fuse_req_t req, uint64_t ino)
 {
     struct mmapfs_fuse *m = mfs_data(req);
-    size_t i = wb_error_slot(ino);
+    size_t i = ino_slot(ino, MFS_WB_ERROR_SLOTS);
     uint64_t expect = ino;
 
     if (__atomic_load_n(&m->wb_errors[i].ino, __ATOMIC_ACQUIRE) != ino)

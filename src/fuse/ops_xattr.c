@@ -181,13 +181,12 @@ void mfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
     int err;
     mfs_count(req, MFS_OP_SETXATTR);
 
-    if ((err = check_namespace(name)) != 0)
-        ;
-    else if (is_metrics_xattr(ino, name))
+    err = check_namespace(name);
+    if (!err && is_metrics_xattr(ino, name))
         err = -EPERM;
-    else if (is_posix_acl(name))
+    else if (!err && is_posix_acl(name))
         err = set_acl(req, ino, name, value, size);
-    else
+    else if (!err)
         err = fs_setxattr(mfs_fs(req), ino, name, value, size, flags);
     if (!err)
         mfs_attr_changed(req, ino);     /* ctime; with an ACL, maybe the mode */
@@ -211,8 +210,9 @@ void mfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
     int len;
     mfs_count(req, MFS_OP_GETXATTR);
 
-    if ((len = check_namespace(name)) != 0) {
-        mfs_reply_err(req, len);
+    int err = check_namespace(name);
+    if (err) {
+        mfs_reply_err(req, err);
         return;
     }
     if (is_metrics_xattr(ino, name)) {
@@ -264,15 +264,19 @@ static int caller_sys_admin(fuse_req_t req)
 
 /* Drops names from a NUL-separated list of len bytes: the ACL names when
  * ACLs are off (noacl: as ext4, they are not listed), the trusted.* names
- * for a caller without CAP_SYS_ADMIN; returns the new length. */
-static size_t drop_names(char *list, size_t len, int acl, int trusted)
+ * for a caller without CAP_SYS_ADMIN (asked only when the list has one);
+ * returns the new length. */
+static size_t drop_names(fuse_req_t req, char *list, size_t len, int acl)
 {
     size_t in = 0, out = 0, n;
+    int admin = -1;                 /* not asked yet */
 
     while (in < len) {
         n = strnlen(list + in, len - in) + 1;
-        if (!(acl && is_posix_acl(list + in)) &&
-            !(trusted && strncmp(list + in, "trusted.", 8) == 0)) {
+        int trusted = strncmp(list + in, "trusted.", 8) == 0;
+        if (trusted && admin < 0)
+            admin = caller_sys_admin(req);
+        if (!(acl && is_posix_acl(list + in)) && !(trusted && !admin)) {
             memmove(list + out, list + in, n);
             out += n;
         }
@@ -287,9 +291,9 @@ void mfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
     char *buf = NULL;
     int len;
     mfs_count(req, MFS_OP_LISTXATTR);
-    int drop_acl = !mfs_data(req)->posix_acl, drop_trusted = !caller_sys_admin(req);
+    int drop_acl = !mfs_data(req)->posix_acl;
 
-    if (drop_acl || drop_trusted) {
+    if (drop_acl || fuse_req_ctx(req)->uid != 0) {
         /* the whole list, filtered, so that the size query is exact */
         len = fs_listxattr(fs, ino, NULL, 0);
         if (len > 0 && !(buf = malloc((size_t)len)))
@@ -297,7 +301,7 @@ void mfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
         if (len > 0)
             len = fs_listxattr(fs, ino, buf, (size_t)len);
         if (len > 0)
-            len = (int)drop_names(buf, (size_t)len, drop_acl, drop_trusted);
+            len = (int)drop_names(req, buf, (size_t)len, drop_acl);
         if (len > 0 && size && (size_t)len > size)
             len = -ERANGE;
         reply_sized(req, len, buf, size);

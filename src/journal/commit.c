@@ -152,27 +152,27 @@ struct stage {
     uint64_t count;         /* blocks staged */
 };
 
-/* The next free block of the stage (written out first if full). */
-static int stage_next(struct stage *st, uint8_t **blk)
-{
-    if (st->count == JNL_STAGE_BLOCKS) {
-        int err = mmio_write_at(st->j->io, jnl_log_off(&st->j->geo, st->first),
-                                st->j->stage, st->count * JNL_BS);
-        if (err)
-            return err;
-        st->first += st->count;
-        st->count = 0;
-    }
-    *blk = (uint8_t *)st->j->stage + st->count++ * JNL_BS;
-    return 0;
-}
-
+/* Writes the staged blocks out and empties the stage. */
 static int stage_flush(struct stage *st)
 {
     if (!st->count)
         return 0;
-    return mmio_write_at(st->j->io, jnl_log_off(&st->j->geo, st->first),
-                         st->j->stage, st->count * JNL_BS);
+    int err = mmio_write_at(st->j->io, jnl_log_off(&st->j->geo, st->first),
+                            st->j->stage, st->count * JNL_BS);
+    if (!err) {
+        st->first += st->count;
+        st->count = 0;
+    }
+    return err;
+}
+
+/* The next free block of the stage (written out first if full). */
+static int stage_next(struct stage *st, uint8_t **blk)
+{
+    int err = st->count == JNL_STAGE_BLOCKS ? stage_flush(st) : 0;
+    if (!err)
+        *blk = (uint8_t *)st->j->stage + st->count++ * JNL_BS;
+    return err;
 }
 
 /* Step 1 (lock held): places the running transaction in the log, writes
