@@ -182,10 +182,13 @@ void fs_forget(struct fs *fs, uint64_t ino, uint64_t n);
 /* Directory listing from offset 'off' (0 = start; offsets are stable
  * cookies: "." = 1, ".." = 2, then hash-ordered entries). For each entry
  * fill() is called with the offset of the NEXT entry; it returns 0 if it
- * took the entry, 1 if its buffer is full (the entry is then not counted
- * and the listing stops). With plus, st is complete and a lookup reference
- * is taken for each entry taken except "." and ".."; without plus only
- * st->ino and st->mode's type bits are set. */
+ * took the entry, FS_FILL_FULL if its buffer is full (the entry is then
+ * not counted and the listing stops), FS_FILL_NOREF if it took the entry
+ * but hands out no lookup reference for it. With plus, st is complete and
+ * a lookup reference is taken for each entry taken with 0 except "." and
+ * ".."; without plus only st->ino and st->mode's type bits are set. */
+#define FS_FILL_FULL  1
+#define FS_FILL_NOREF 2
 typedef int (*fs_fill_fn)(void *ctx, const char *name, const struct fs_stat *st,
                           uint64_t next_off);
 int fs_readdir(struct fs *fs, uint64_t ino, uint64_t off, int plus,

@@ -28,7 +28,8 @@ struct listing {
 /*
  * Hands one entry to fill(). Returns 0 if it was taken, 1 if the buffer is
  * full, or -errno. With plus, st is the full stat of the inode and an
- * accepted entry (other than "." and "..") takes a lookup reference.
+ * accepted entry (other than "." and "..") takes a lookup reference unless
+ * fill() said FS_FILL_NOREF.
  */
 static int emit(struct listing *l, const char *name, uint64_t ino, uint8_t type,
                 uint64_t next_off, int is_dot)
@@ -49,10 +50,10 @@ static int emit(struct listing *l, const char *name, uint64_t ino, uint8_t type,
         st.ino = ino;
         st.mode = DTTOIF(type);
     }
-    int full = l->fill(l->ctx, name, &st, next_off);
-    if (full)
+    int took = l->fill(l->ctx, name, &st, next_off);
+    if (took == FS_FILL_FULL)
         return 1;
-    if (l->plus && !is_dot)
+    if (l->plus && !is_dot && took != FS_FILL_NOREF)
         fs_icache_ref(l->fs, ino);
     l->taken++;
     return 0;

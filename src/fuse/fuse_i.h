@@ -108,7 +108,12 @@ enum mfs_op {
 };
 
 #define MFS_LINK_DROP_SLOTS 1024         /* powers of two (ops.c, ino_slot) */
+#define MFS_CHANGED_SLOTS   4096
 #define MFS_WB_ERROR_SLOTS  64
+
+/* A slot of a table of inodes marked for a while: a slot per hash of the
+ * inode number, both fields atomic (ops.c, ino_window_mark / _has). */
+struct mfs_ino_window { uint64_t ino, until_ns; };
 
 struct mmapfs_fuse {
     struct fs *fs;                    /* set once fs_mount succeeded */
@@ -124,7 +129,10 @@ struct mmapfs_fuse {
     /* Inodes that lost one of several names lately, and until when their
      * attributes go out with timeout 0 (ops.c, mfs_link_dropped). A slot
      * per hash of the inode number; both fields atomic. */
-    struct { uint64_t ino, until_ns; } link_drops[MFS_LINK_DROP_SLOTS];
+    struct mfs_ino_window link_drops[MFS_LINK_DROP_SLOTS];
+    /* Inodes mfs_attr_changed told the kernel about lately: READDIRPLUS
+     * leaves their attributes out for a while (ops_dir.c). */
+    struct mfs_ino_window changed[MFS_CHANGED_SLOTS];
     /* Inodes whose written-back data the filesystem refused lately, and
      * the error, until a writer's next write(2) takes it (ops.c,
      * mfs_wb_error_set). A slot per hash of the inode number; atomic. */
@@ -196,8 +204,24 @@ void mfs_reply_entry(fuse_req_t req, const struct fs_stat *st);
  * LOOKUP or READDIRPLUS answered just before the change and delivered
  * just after it would then be taken as current and kept for the whole
  * attribute timeout. The notification also raises the inode's attribute
- * version, so such a late answer is discarded (docs/MOUNT.md). */
+ * version, so such a late answer is discarded (docs/MOUNT.md).
+ *
+ * ino is also remembered for MFS_CHANGED_WINDOW_NS (mfs_attr_recent):
+ * READDIRPLUS lists it without attributes meanwhile. The kernel applies
+ * an answer by first clearing the inode's "stale" mark and then writing
+ * the new values, while stat(2) reads both without a lock; a stat(2)
+ * right after the change, beside a listing of the parent whose answer
+ * (already current) is being applied, could take the old values as
+ * valid in between (docs/MOUNT.md). */
+#define MFS_CHANGED_WINDOW_NS 1000000000ull
 void mfs_attr_changed(fuse_req_t req, fuse_ino_t ino);
+
+/* The mark of mfs_attr_changed alone, for an operation to take before it
+ * changes ino: a listing answered after the change then sees the mark. */
+void mfs_attr_changing(fuse_req_t req, fuse_ino_t ino);
+
+/* Did mfs_attr_changed name ino within MFS_CHANGED_WINDOW_NS? */
+int mfs_attr_recent(fuse_req_t req, uint64_t ino);
 
 /* The fs_link_drop_fn of the mount (ctx: the struct mmapfs_fuse): ino lost
  * one of several names. After the reply to that unlink or rename the

@@ -94,18 +94,6 @@ void mfs_reply_entry(fuse_req_t req, const struct fs_stat *st)
         fs_forget(mfs_fs(req), st->ino, 1);   /* the kernel never saw it */
 }
 
-void mfs_attr_changed(fuse_req_t req, fuse_ino_t ino)
-{
-    struct mmapfs_fuse *m = mfs_data(req);
-
-    /* offset -1: attributes only, no page cache, nothing to wait for. An
-     * inode the kernel does not cache gives -ENOENT: nothing to do. */
-    if (m->se)
-        (void)fuse_lowlevel_notify_inval_inode(m->se, ino, -1, 0);
-}
-
-/* ---- link counts the kernel lowers itself ------------------------------------------- */
-
 static uint64_t mono_ns(void)
 {
     struct timespec ts;
@@ -120,29 +108,66 @@ static size_t ino_slot(uint64_t ino, size_t nslots)
     return (size_t)((ino * 0x9e3779b97f4a7c15ull) >> (64 - __builtin_ctzll(nslots)));
 }
 
+/* Marks ino in a table of nslots for window_ns. until is stored before
+ * ino, so a reader that sees the new ino sees a current until; one that
+ * sees the old ino with the new until keeps the old inode marked a while
+ * longer, which is harmless. Two inodes in one slot within the window:
+ * the older loses its mark. */
+static void ino_window_mark(struct mfs_ino_window *tab, size_t nslots, uint64_t ino,
+                            uint64_t window_ns)
+{
+    size_t i = ino_slot(ino, nslots);
+
+    __atomic_store_n(&tab[i].until_ns, mono_ns() + window_ns, __ATOMIC_RELEASE);
+    __atomic_store_n(&tab[i].ino, ino, __ATOMIC_RELEASE);
+}
+
+static int ino_window_has(const struct mfs_ino_window *tab, size_t nslots, uint64_t ino)
+{
+    size_t i = ino_slot(ino, nslots);
+
+    return __atomic_load_n(&tab[i].ino, __ATOMIC_ACQUIRE) == ino &&
+           mono_ns() < __atomic_load_n(&tab[i].until_ns, __ATOMIC_ACQUIRE);
+}
+
+void mfs_attr_changed(fuse_req_t req, fuse_ino_t ino)
+{
+    struct mmapfs_fuse *m = mfs_data(req);
+
+    /* offset -1: attributes only, no page cache, nothing to wait for. An
+     * inode the kernel does not cache gives -ENOENT: nothing to do. */
+    mfs_attr_changing(req, ino);
+    if (m->se)
+        (void)fuse_lowlevel_notify_inval_inode(m->se, ino, -1, 0);
+}
+
+void mfs_attr_changing(fuse_req_t req, fuse_ino_t ino)
+{
+    ino_window_mark(mfs_data(req)->changed, MFS_CHANGED_SLOTS, ino, MFS_CHANGED_WINDOW_NS);
+}
+
+int mfs_attr_recent(fuse_req_t req, uint64_t ino)
+{
+    return ino_window_has(mfs_data(req)->changed, MFS_CHANGED_SLOTS, ino);
+}
+
+/* ---- link counts the kernel lowers itself ------------------------------------------- */
+
 /* Runs under the filesystem's lock, before the answer to the unlink or
  * rename; an answer computed after it reads the slot after it (the lock
- * orders them). until is stored before ino, so a reader that sees the new
- * ino sees a current until; one that sees the old ino with the new until
- * only answers that inode with timeout 0 for a while, which is harmless.
- * Two inodes in one slot within the window: the older loses its timeout 0. */
+ * orders them). */
 void mfs_link_dropped(void *ctx, uint64_t ino)
 {
     struct mmapfs_fuse *m = ctx;
-    size_t i = ino_slot(ino, MFS_LINK_DROP_SLOTS);
 
-    __atomic_store_n(&m->link_drops[i].until_ns, mono_ns() + MFS_LINK_DROP_WINDOW_NS,
-                     __ATOMIC_RELEASE);
-    __atomic_store_n(&m->link_drops[i].ino, ino, __ATOMIC_RELEASE);
+    ino_window_mark(m->link_drops, MFS_LINK_DROP_SLOTS, ino, MFS_LINK_DROP_WINDOW_NS);
 }
 
 double mfs_attr_timeout(fuse_req_t req, uint64_t ino)
 {
     struct mmapfs_fuse *m = mfs_data(req);
-    size_t i = ino_slot(ino, MFS_LINK_DROP_SLOTS);
 
-    if (__atomic_load_n(&m->link_drops[i].ino, __ATOMIC_ACQUIRE) == ino &&
-        mono_ns() < __atomic_load_n(&m->link_drops[i].until_ns, __ATOMIC_ACQUIRE))
+    if (ino_window_has(m->link_drops, MFS_LINK_DROP_SLOTS, ino))
         return 0;
     return m->cfg->attr_timeout;
 }

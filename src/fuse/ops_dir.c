@@ -31,12 +31,20 @@ static int is_dot_or_dotdot(const char *name)
     return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
 }
 
-/* fs_fill_fn: appends one entry; 1 if it does not fit. */
+/* fs_fill_fn: appends one entry; FS_FILL_FULL if it does not fit.
+ *
+ * READDIRPLUS lists "." and "..", and an inode whose attributes changed
+ * within the last second (mfs_attr_recent: a directory that gained or
+ * lost an entry), without attributes or a lookup reference: the kernel
+ * applies an entry's attributes by clearing the inode's "stale" mark
+ * before it writes the values, and a stat(2) that reads the inode in
+ * between takes the old values as current (docs/MOUNT.md). */
 static int dir_fill_entry(void *ctx, const char *name, const struct fs_stat *st,
                           uint64_t next_off)
 {
     struct dir_fill *d = ctx;
     size_t room = d->size - d->pos, len;
+    int bare = 0;
 
     if (!d->plus) {
         struct stat kst;
@@ -47,21 +55,21 @@ static int dir_fill_entry(void *ctx, const char *name, const struct fs_stat *st,
                                 (off_t)next_off);
     } else {
         struct fuse_entry_param e;
-        int dot = is_dot_or_dotdot(name);
+        bare = is_dot_or_dotdot(name) || mfs_attr_recent(d->req, st->ino);
 
-        if (!dot && d->ninos == d->cap) {
+        if (!bare && d->ninos == d->cap) {
             size_t cap = d->cap ? d->cap * 2 : 64;
             uint64_t *inos = realloc(d->inos, cap * sizeof(*inos));
             if (!inos) {
                 d->err = -ENOMEM;
-                return 1;
+                return FS_FILL_FULL;
             }
             d->inos = inos;
             d->cap = cap;
         }
         mfs_fill_entry(d->req, st, &e);
-        if (dot) {
-            /* attributes only: no lookup reference for "." and ".." */
+        if (bare) {
+            /* name, inode number and type only (nodeid 0) */
             e.ino = 0;
             e.generation = 0;
             e.entry_timeout = 0;
@@ -69,13 +77,13 @@ static int dir_fill_entry(void *ctx, const char *name, const struct fs_stat *st,
         }
         len = fuse_add_direntry_plus(d->req, d->buf + d->pos, room, name, &e,
                                      (off_t)next_off);
-        if (len <= room && !dot)
+        if (len <= room && !bare)
             d->inos[d->ninos++] = st->ino;
     }
     if (len > room)
-        return 1;
+        return FS_FILL_FULL;
     d->pos += len;
-    return 0;
+    return bare ? FS_FILL_NOREF : 0;
 }
 
 /* Shared body of readdir and readdirplus. */

@@ -293,6 +293,7 @@ void mfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
     struct fs_stat st;
     int err;
     mfs_count(req, MFS_OP_MKNOD);
+    mfs_attr_changing(req, parent);
 
     caller_cred(req, &cred);
     mode = new_inode_mode(req, parent, mode);
@@ -318,6 +319,7 @@ void mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
     struct fs_stat st;
     int err;
     mfs_count(req, MFS_OP_CREATE);
+    mfs_attr_changing(req, parent);
 
     caller_cred(req, &cred);
     mode = new_inode_mode(req, parent, S_IFREG | (mode & 07777));
@@ -344,6 +346,7 @@ void mfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
     struct fs_stat st;
     int err;
     mfs_count(req, MFS_OP_MKDIR);
+    mfs_attr_changing(req, parent);
 
     caller_cred(req, &cred);
     mode = S_IFDIR | (mode & 07777);
@@ -367,6 +370,7 @@ void mfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char
     struct fs_stat st;
     int err;
     mfs_count(req, MFS_OP_SYMLINK);
+    mfs_attr_changing(req, parent);
 
     caller_cred(req, &cred);
     err = fs_symlink(mfs_fs(req), parent, name, link, &cred, &st);
@@ -384,6 +388,7 @@ void mfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *
     struct fs_stat st;
     int err;
     mfs_count(req, MFS_OP_LINK);
+    mfs_attr_changing(req, newparent);
 
     err = fs_link(mfs_fs(req), ino, newparent, newname, &st);
     if (err)
@@ -400,6 +405,7 @@ out_err:
 void mfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     mfs_count(req, MFS_OP_UNLINK);
+    mfs_attr_changing(req, parent);
     int err = fs_unlink(mfs_fs(req), parent, name);
     if (!err)
         mfs_attr_changed(req, parent);
@@ -409,6 +415,7 @@ void mfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 void mfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     mfs_count(req, MFS_OP_RMDIR);
+    mfs_attr_changing(req, parent);
     int err = fs_rmdir(mfs_fs(req), parent, name);
     if (!err)
         mfs_attr_changed(req, parent);
@@ -434,6 +441,8 @@ void mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
     if (flags & RENAME_WHITEOUT)
         fs_flags |= FS_RENAME_WHITEOUT;     /* the kernel checked CAP_MKNOD */
     caller_cred(req, &cred);
+    mfs_attr_changing(req, parent);
+    mfs_attr_changing(req, newparent);
     err = fs_rename_as(mfs_fs(req), parent, name, newparent, newname, fs_flags, &cred);
     if (!err) {
         mfs_attr_changed(req, parent);

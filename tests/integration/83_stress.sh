@@ -39,7 +39,11 @@
 #    READDIRPLUS or GETATTR answered before the change and delivered after
 #    it used to be kept for the whole attribute timeout (an hour), 60-200
 #    times in 10 s; the daemon now tells the kernel before each reply that
-#    the directory changed (docs/MOUNT.md, "Why 1-hour timeouts").
+#    the directory changed (docs/MOUNT.md, "Why 1-hour timeouts"). A rarer
+#    one (about once in 100 s): a stat(2) reading the inode while a current
+#    listing's attributes were being applied took the old values; the
+#    listings now carry no attributes for a directory changed within the
+#    last second (docs/MOUNT.md, "A current answer applied beside a stat").
 #
 # Kernel attribute caches: the stress mounts use the default 1-hour
 # timeouts. A file's link count read one low after an unlink of one of its

@@ -5,8 +5,9 @@
  *    hash collisions, including a full group of 256 names of one hash;
  *  - many names through the fs API, persistence across remount;
  *  - readdir offsets (cookies): ".", "..", resumption, buffer-full rule,
- *    readdirplus references, and every entry removed while iterating in
- *    chunks of 100 (the "rm -r" pattern) on 100,000 entries;
+ *    readdirplus references (and entries taken without one), and every
+ *    entry removed while iterating in chunks of 100 (the "rm -r" pattern)
+ *    on 100,000 entries;
  *  - one directory of 1,000,000 entries: create, random lookups, unlink half,
  *    readdir count, with timings printed.
  *
@@ -93,6 +94,7 @@ struct collect {
     unsigned cap;
     uint64_t last_off;
     uint64_t count_only;   /* counting mode: names not stored */
+    uint64_t noref_ino;    /* fill takes this inode with FS_FILL_NOREF */
 };
 
 static int collect_fill(void *ctx, const char *name, const struct fs_stat *st, uint64_t next)
@@ -108,7 +110,7 @@ static int collect_fill(void *ctx, const char *name, const struct fs_stat *st, u
     }
     c->n++;
     c->last_off = next;
-    return 0;
+    return c->noref_ino && st->ino == c->noref_ino ? FS_FILL_NOREF : 0;
 }
 
 static void collect_init(struct collect *c, unsigned cap, unsigned max)
@@ -554,6 +556,25 @@ static void test_readdir_offsets(void **state)
         assert_int_equal(c.modes[k], st.mode);
         fs_forget(m->fs, c.inos[k], 1);
     }
+    collect_free(&c);
+
+    /* plus, an entry taken without a reference (FS_FILL_NOREF: the FUSE
+     * layer lists it without attributes): listed, not referenced */
+    collect_init(&c, 32, 5);
+    c.noref_ino = all.inos[3];
+    assert_int_equal(fs_readdir(m->fs, d, 0, 1, collect_fill, &c), 0);
+    assert_int_equal(c.n, 5);
+    assert_int_equal(c.inos[3], all.inos[3]);
+    uint64_t refs[3];
+    jnl_lock(m->fs->jnl);       /* read under the lock, checked after it */
+    for (unsigned k = 0; k < 3; k++)
+        refs[k] = fs_icache_refs(m->fs, c.inos[2 + k]);
+    jnl_unlock(m->fs->jnl);
+    assert_int_equal(refs[0], 1);
+    assert_int_equal(refs[1], 0);
+    assert_int_equal(refs[2], 1);
+    fs_forget(m->fs, c.inos[2], 1);
+    fs_forget(m->fs, c.inos[4], 1);
     collect_free(&c);
 
     /* ".." of a subdirectory is its parent; readdir of a file is ENOTDIR */
