@@ -134,9 +134,9 @@ void mfs_attr_changed(fuse_req_t req, fuse_ino_t ino)
 {
     struct mmapfs_fuse *m = mfs_data(req);
 
+    mfs_attr_changing(req, ino);
     /* offset -1: attributes only, no page cache, nothing to wait for. An
      * inode the kernel does not cache gives -ENOENT: nothing to do. */
-    mfs_attr_changing(req, ino);
     if (m->se)
         (void)fuse_lowlevel_notify_inval_inode(m->se, ino, -1, 0);
 }
