@@ -220,7 +220,8 @@ void mfs_attr_changed(fuse_req_t req, fuse_ino_t ino);
  * changes ino: a listing answered after the change then sees the mark. */
 void mfs_attr_changing(fuse_req_t req, fuse_ino_t ino);
 
-/* Did mfs_attr_changed name ino within MFS_CHANGED_WINDOW_NS? */
+/* Did mfs_attr_changed name ino within MFS_CHANGED_WINDOW_NS, or did ino
+ * lose one of several names within MFS_LINK_DROP_WINDOW_NS? */
 int mfs_attr_recent(fuse_req_t req, uint64_t ino);
 
 /* The fs_link_drop_fn of the mount (ctx: the struct mmapfs_fuse): ino lost
@@ -229,7 +230,10 @@ int mfs_attr_recent(fuse_req_t req, uint64_t ino);
  * computed after the change that it applied just before (one too low for
  * the whole attribute timeout). For MFS_LINK_DROP_WINDOW_NS the
  * attributes of ino therefore go out with timeout 0, so that any answer
- * the kernel's decrement may land on expires at once (docs/MOUNT.md). */
+ * the kernel's decrement may land on expires at once, and READDIRPLUS
+ * lists ino without attributes (mfs_attr_recent), so that no listing
+ * gives the decrement a count to land on: link(2) refuses a file whose
+ * cached count is 0 without asking the daemon (docs/MOUNT.md). */
 #define MFS_LINK_DROP_WINDOW_NS 1000000000ull
 void mfs_link_dropped(void *ctx, uint64_t ino);
 

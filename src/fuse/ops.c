@@ -148,7 +148,10 @@ void mfs_attr_changing(fuse_req_t req, fuse_ino_t ino)
 
 int mfs_attr_recent(fuse_req_t req, uint64_t ino)
 {
-    return ino_window_has(mfs_data(req)->changed, MFS_CHANGED_SLOTS, ino);
+    struct mmapfs_fuse *m = mfs_data(req);
+
+    return ino_window_has(m->changed, MFS_CHANGED_SLOTS, ino) ||
+           ino_window_has(m->link_drops, MFS_LINK_DROP_SLOTS, ino);
 }
 
 /* ---- link counts the kernel lowers itself ------------------------------------------- */

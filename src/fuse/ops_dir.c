@@ -35,10 +35,13 @@ static int is_dot_or_dotdot(const char *name)
  *
  * READDIRPLUS lists "." and "..", and an inode whose attributes changed
  * within the last second (mfs_attr_recent: a directory that gained or
- * lost an entry), without attributes or a lookup reference: the kernel
- * applies an entry's attributes by clearing the inode's "stale" mark
- * before it writes the values, and a stat(2) that reads the inode in
- * between takes the old values as current (docs/MOUNT.md). */
+ * lost an entry, a file that lost one of several names), without
+ * attributes or a lookup reference: the kernel applies an entry's
+ * attributes by clearing the inode's "stale" mark before it writes the
+ * values, and a stat(2) that reads the inode in between takes the old
+ * values as current; and it lowers a file's link count after an unlink
+ * on top of whatever count it holds, one applied from a listing just
+ * before included (docs/MOUNT.md). */
 static int dir_fill_entry(void *ctx, const char *name, const struct fs_stat *st,
                           uint64_t next_off)
 {

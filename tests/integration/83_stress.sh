@@ -82,6 +82,8 @@ RACE=$T_DIR/readdir_race
 compile_c "$RACE" "$T_ROOT/tests/integration/readdir_race.c" -Wextra -Werror
 NLINK=$T_DIR/dir_nlink_race
 compile_c "$NLINK" "$T_ROOT/tests/integration/dir_nlink_race.c" -Wextra -Werror
+LINKR=$T_DIR/link_nlink_race
+compile_c "$LINKR" "$T_ROOT/tests/integration/link_nlink_race.c" -Wextra -Werror
 
 # race_run DESC DIR : readdir_race in DIR/d must find no stale listing.
 race_run() {
@@ -90,10 +92,14 @@ race_run() {
     printf '%s\n' "$T_OUT" | awk '/listings, 0 stale$/ { n += $3 } END { if (n) print "     " n " listings" }'
 }
 
-# nlink_run DESC DIR : dir_nlink_race in DIR must find no stale link count.
+# nlink_run DESC DIR : dir_nlink_race in DIR must find no stale link count, and
+# link_nlink_race no link(2) refused for a link count the kernel lowered to 0.
 nlink_run() {
     STEP_TIMEOUT=$((race_secs + 60)) check "$1: directory link counts current after mkdir/rmdir while the parent is listed" \
         "$NLINK" "$2" "$race_secs"
+    printf '%s\n' "$T_OUT" | tail -n 1 | sed 's/^/     /'
+    STEP_TIMEOUT=$((race_secs + 60)) check "$1: link(2) from a file's other name right after one was removed while the directory is listed" \
+        "$LINKR" "$2" "$race_secs"
     printf '%s\n' "$T_OUT" | tail -n 1 | sed 's/^/     /'
 }
 
@@ -142,7 +148,7 @@ for cache in writeback_cache nowriteback_cache; do
     race_run "$desc" "$M"
     check "$desc: rm -r the listing race's directory" rm -rf "$M/d"
     nlink_run "$desc" "$M"
-    check "$desc: rm -r the link count race's directory" rm -rf "$M/s"
+    check "$desc: rm -r the link count races' directories" rm -rf "$M/s" "$M/l"
     unmount_fs "$M" || break
     mount_image "$img" "$M" -o "$opts"
     read -r bfree0 ifree0 < <(free_counts "$M")
