@@ -307,6 +307,29 @@ def unlink_open(s, n):
         s.fsync_dir("o")
 
 
+def relog(s, n):
+    """SQLite's rollback-journal pattern, bare: a new file's small data
+    (it rides in the log) fsync'd, then its first block overwritten in
+    place and fdatasync'd at once, again and again, then the file unlinked
+    and its blocks handed to the next one. Each overwrite is acknowledged
+    while the durable journal header may still name the transaction that
+    logged the older bytes (docs/JOURNAL.md, "Small new data rides in the
+    log", the overwrite rule)."""
+    s.mkdir("j")
+    s.fsync_dir("")
+    for i in range(8 * n):
+        name = "j/t%d" % i
+        s.create(name)
+        s.write(name, 0, s.rng.choice([512, 4096, 6000, 12000]))
+        s.fsync(name)
+        for _ in range(s.rng.randint(1, 3)):
+            s.bump_gen(name)
+            s.write(name, s.rng.choice([0, 28, 512]), s.rng.choice([28, 512, 4096]))
+            s.fsync(name, datasync=True)
+        if i % 2:
+            s.unlink(name)
+
+
 def _sqlite_digest(con):
     h = hashlib.sha256()
     for row in con.execute("SELECT id, v FROM t ORDER BY id"):
@@ -605,6 +628,7 @@ WORKLOADS = {
     "unlink_open": (unlink_open, "", "32M", False),
     "sqlite_wal": (sqlite_wal, "", "32M", False),
     "sqlite_rollback": (sqlite_rollback, "", "32M", False),
+    "relog": (relog, "", "32M", False),
     "concurrent": (concurrent, "", "32M", False),
     "appenders8": (appenders8, "", "32M", False),
     "parallel_create": (parallel_create, "", "32M", False),
