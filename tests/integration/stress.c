@@ -139,6 +139,7 @@ struct obj {
     unsigned nhist;
     int mmap_dirty;             /* mapped writes not yet synced */
     int claim;                  /* >= 0: the claim it was made for (content) */
+    unsigned long lost_name_op; /* the operation that last took a name away (0: none) */
 };
 
 struct fdent {
@@ -381,6 +382,7 @@ static void drop_link(int o, int l)
 {
     struct obj *ob = &objs[o];
     ob->links[l] = ob->links[--ob->nlinks];
+    ob->lost_name_op = opnum;
     if (ob->nlinks == 0 && ob->nfds == 0)
         free_obj(o);
 }
@@ -815,7 +817,29 @@ static void op_link(void)
     new_name(nl->name);
     link_path(nl, to, sizeof to);
     logop("link %s -> %s", from, to);
-    CHK("link", link(from, to));
+    if (link(from, to) < 0) {
+        /* which of the names the kernel did not find, and what it and the
+         * daemon think of the source (docs/MOUNT.md, "Link counts the
+         * kernel lowers itself": a cached count of 0 fails link(2) with
+         * ENOENT without a request) */
+        int e = errno;
+        struct stat st;
+        struct statx sx;
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s", to);
+        *strrchr(dir, '/') = '\0';
+        int lr = lstat(from, &st), le = errno;
+        fprintf(stderr, "stress: link failed: model: %d names, a name last taken away by "
+                "operation %lu; lstat(source): %s, link count %ld\n", ob->nlinks,
+                ob->lost_name_op, lr ? strerror(le) : "exists", lr ? -1L : (long)st.st_nlink);
+        lr = statx(AT_FDCWD, from, AT_SYMLINK_NOFOLLOW | AT_STATX_FORCE_SYNC, STATX_NLINK, &sx);
+        le = errno;
+        fprintf(stderr, "stress: statx(source, FORCE_SYNC): %s, link count %ld; "
+                "lstat(target directory): %s\n", lr ? strerror(le) : "exists",
+                lr ? -1L : (long)sx.stx_nlink, lstat(dir, &st) ? strerror(errno) : "exists");
+        errno = e;
+        CHK("link", -1);
+    }
     ob->nlinks++;
     struct stat st;
     CHK("lstat", lstat(to, &st));
