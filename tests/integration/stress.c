@@ -177,7 +177,13 @@ static unsigned long logged;
 static char cur[200];
 static unsigned long opcount[64];
 static unsigned long link_races;   /* link(2) refused for a stale cached count, retried */
-static double now(void);
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 /* ==== random numbers ======================================================= */
 
@@ -816,6 +822,44 @@ static void op_symlink(void)
     check_stat(o, &st, p);
 }
 
+/* link(from, to) of object o failed with errno e: prints which of the
+ * names the kernel did not find and what it and the daemon think of the
+ * source. A FUSE kernel lowers a file's cached link count itself after an
+ * unlink or rename over one of its names, also on top of an answer that
+ * already had the lower count, and link(2) refuses a cached count of 0
+ * with ENOENT without asking (docs/MOUNT.md, "Link counts the kernel
+ * lowers itself"). That case, and only that (the source there with the
+ * model's count by a statx that asks the filesystem, a name taken away
+ * within the last second), is counted and the link retried after the
+ * lstat below refreshed the count. Returns 1 if the retry linked. */
+static int link_refused_stale(int o, const char *from, const char *to, int e)
+{
+    struct obj *ob = &objs[o];
+    struct stat st;
+    struct statx sx;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", to);
+    *strrchr(dir, '/') = '\0';
+    int lr = lstat(from, &st), le = errno;
+    fprintf(stderr, "stress: worker %d: link failed: model: %d names, one last taken away "
+            "by operation %lu (%.3f s ago); lstat(source): %s, link count %ld\n", me,
+            ob->nlinks, ob->lost_name_op, ob->lost_name_op ? now() - ob->lost_name_at : 0,
+            lr ? strerror(le) : "exists", lr ? -1L : (long)st.st_nlink);
+    int sr = statx(AT_FDCWD, from, AT_SYMLINK_NOFOLLOW | AT_STATX_FORCE_SYNC, STATX_NLINK,
+                   &sx), se = errno;
+    int dr = lstat(dir, &st);
+    fprintf(stderr, "stress: worker %d: statx(source, FORCE_SYNC): %s, link count %ld; "
+            "lstat(target directory): %s\n", me, sr ? strerror(se) : "exists",
+            sr ? -1L : (long)sx.stx_nlink, dr ? strerror(errno) : "exists");
+    if (e != ENOENT || lr || sr || dr || sx.stx_nlink != (unsigned)ob->nlinks ||
+        !ob->lost_name_op || now() - ob->lost_name_at >= 1.0 || link(from, to) < 0)
+        return 0;
+    link_races++;
+    fprintf(stderr, "stress: worker %d: the stale cached link count (a kernel race): "
+            "link retried, done\n", me);
+    return 1;
+}
+
 static void op_link(void)
 {
     int o = pick_obj(P_NONDIR);
@@ -830,41 +874,9 @@ static void op_link(void)
     link_path(nl, to, sizeof to);
     logop("link %s -> %s", from, to);
     if (link(from, to) < 0) {
-        /* Which of the names the kernel did not find, and what it and the
-         * daemon think of the source. A FUSE kernel lowers a file's cached
-         * link count itself after an unlink or rename over one of its
-         * names, also on top of an answer that already had the lower
-         * count, and link(2) refuses a cached count of 0 with ENOENT
-         * without asking (docs/MOUNT.md, "Link counts the kernel lowers
-         * itself"). That case, and only that (the source there with the
-         * model's count by a statx that asks the filesystem, a name taken
-         * away within the last second), is counted and the link retried
-         * after the lstat below refreshed the count; anything else fails. */
         int e = errno;
-        struct stat st;
-        struct statx sx;
-        char dir[PATH_MAX];
-        snprintf(dir, sizeof dir, "%s", to);
-        *strrchr(dir, '/') = '\0';
-        int lr = lstat(from, &st), le = errno;
-        fprintf(stderr, "stress: worker %d: link failed: model: %d names, one last taken away "
-                "by operation %lu (%.3f s ago); lstat(source): %s, link count %ld\n", me,
-                ob->nlinks, ob->lost_name_op, ob->lost_name_op ? now() - ob->lost_name_at : 0,
-                lr ? strerror(le) : "exists", lr ? -1L : (long)st.st_nlink);
-        int sr = statx(AT_FDCWD, from, AT_SYMLINK_NOFOLLOW | AT_STATX_FORCE_SYNC, STATX_NLINK,
-                       &sx), se = errno;
-        int dr = lstat(dir, &st);
-        fprintf(stderr, "stress: worker %d: statx(source, FORCE_SYNC): %s, link count %ld; "
-                "lstat(target directory): %s\n", me, sr ? strerror(se) : "exists",
-                sr ? -1L : (long)sx.stx_nlink, dr ? strerror(errno) : "exists");
-        int race = e == ENOENT && !lr && !sr && !dr && sx.stx_nlink == (unsigned)ob->nlinks &&
-                   ob->lost_name_op && now() - ob->lost_name_at < 1.0;
-        if (race && link(from, to) == 0) {
-            link_races++;
-            fprintf(stderr, "stress: worker %d: the stale cached link count (a kernel race): "
-                    "link retried, done\n", me);
-        } else {
-            errno = race ? errno : e;
+        if (!link_refused_stale(o, from, to, e)) {
+            errno = e;
             CHK("link", -1);
         }
     }
@@ -1655,13 +1667,6 @@ static void one_op(void)
     case K_SEEK: op_seek(); break;
     case K_CHOWN: op_chown(); break;
     }
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* Writes the model of worker ME to DUMPDIR/wNN (text) and wNN.ID (bytes). */
