@@ -186,6 +186,18 @@ static uint64_t groups_total(const uint32_t *group_free, uint64_t groups)
     return total;
 }
 
+/* Publishes free_blocks for fs_free_bytes, which reads it without the
+ * journal lock; called after every change of free_blocks. */
+static void free_published(struct fs *fs)
+{
+    __atomic_store_n(&fs->free_blocks_seen, fs->free_blocks, __ATOMIC_RELAXED);
+}
+
+uint64_t fs_free_bytes(struct fs *fs)
+{
+    return __atomic_load_n(&fs->free_blocks_seen, __ATOMIC_RELAXED) * MMAPFS_BLOCK_SIZE;
+}
+
 void fs_alloc_undo_block(struct fs *fs, uint64_t blk, const void *before, const void *after)
 {
     const uint64_t *was = before, *now = after;
@@ -202,6 +214,7 @@ void fs_alloc_undo_block(struct fs *fs, uint64_t blk, const void *before, const 
     uint64_t g = blk - m.start, base0 = g * BITS_PER_BMAP;
     m.group_free[g] = group_count(&m, g, now);
     fs->free_blocks = groups_total(fs->group_free, fs->groups);
+    free_published(fs);
     /* Blocks the failed operation allocated are free again: images of
      * them logged as new data must not be replayed over what they hold
      * next, and what was verified in them is stale. */
@@ -420,6 +433,7 @@ int fs_alloc_init(struct fs *fs)
         return -ENOMEM;
     struct bmap bm = block_map(fs), im = inode_map(fs);
     int err = bmap_count(fs, &bm, fs->groups, &fs->free_blocks);
+    free_published(fs);
     if (!err)
         err = bmap_count(fs, &im, fs->igroups, &fs->free_inodes);
     if (err)
@@ -532,12 +546,14 @@ found:;
     if (err) {
         /* a partial change: the operation's undo takes it back */
         fs->free_blocks = groups_total(fs->group_free, fs->groups);
+        free_published(fs);
         return err;
     }
     if (changed != best_len)   /* cannot happen: the bits were read clear */
         return fs_corrupt(fs, "block bitmap changed under the allocator at %llu",
                           (unsigned long long)best_s);
     fs->free_blocks -= best_len;
+    free_published(fs);
     fs->block_goal = best_s + best_len;
     FS_COUNT(fs, blocks_allocated, best_len);
     *start = best_s;
@@ -560,6 +576,7 @@ static void unalloc_blocks(struct fs *fs, uint64_t start, uint64_t len)
     uint64_t changed;
     int err = bmap_change(fs, &m, start, len, 0, &changed);
     fs->free_blocks = groups_total(fs->group_free, fs->groups);
+    free_published(fs);
     if (err)
         jnl_op_failed(fs->jnl, err);
 }
@@ -583,10 +600,12 @@ static int free_run(struct fs *fs, uint64_t start, uint64_t len)
         /* a partial change stays in the running transaction until the
          * operation's undo: keep the count right until then */
         fs->free_blocks = groups_total(fs->group_free, fs->groups);
+        free_published(fs);
         pending_note(fs->pending, op_gen, start, start + len, jnl_running_seq(fs->jnl));
         return err;
     }
     fs->free_blocks += changed;
+    free_published(fs);
     FS_COUNT(fs, blocks_freed, changed);
     fs_verified_clear(fs, start, len);
     jnl_forget_data(fs->jnl, start, len);

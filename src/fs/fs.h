@@ -273,6 +273,11 @@ int fs_removexattr(struct fs *fs, uint64_t ino, const char *name);
 
 int fs_statfs(struct fs *fs, struct statvfs *st);
 
+/* Free space in bytes as the allocator last counted it, read without a
+ * lock (a moment old under concurrent allocation): for heuristics such as
+ * the FUSE front end's dirty-page cap, not for decisions that need it exact. */
+uint64_t fs_free_bytes(struct fs *fs);
+
 /* Counters for mmapfs-stat: engine metrics plus fs/journal counters,
  * written as "name value\n" lines into buf; returns length (like snprintf). */
 int fs_format_metrics(struct fs *fs, char *buf, size_t size);

@@ -52,6 +52,7 @@ struct fs {
     struct mmapfs_disk_itab itab;     /* grown inode table (zero if not grown) */
     /* allocator state (journal lock) */
     uint64_t free_blocks, free_inodes;
+    uint64_t free_blocks_seen;        /* free_blocks, atomic, for fs_free_bytes */
     uint64_t block_goal, inode_goal;
     struct fs_pending *pending;
     int discard;                      /* punch released runs (discard.c; journal lock) */

@@ -14,6 +14,8 @@
  *   ops_dir.c    opendir, readdir, readdirplus, releasedir, fsyncdir
  *   ops_xattr.c  xattrs and the virtual metrics xattr
  *   session.c    session creation, signal handling, mount, loop
+ *   dirty.c      the mount's share of the kernel's dirty pages, and its
+ *                cap that follows free space
  */
 #ifndef MMAPFS_FUSE_I_H
 #define MMAPFS_FUSE_I_H
@@ -21,6 +23,7 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "fs/fs.h"
@@ -115,6 +118,18 @@ enum mfs_op {
  * inode number, both fields atomic (ops.c, ino_window_mark / _has). */
 struct mfs_ino_window { uint64_t ino, until_ns; };
 
+/* The mount's cap on dirty pages in the kernel (dirty.c). */
+#define MFS_DIRTY_FLOOR (1ull << 20)   /* lowest cap near the full point */
+struct mfs_dirty {
+    char dir[96];            /* /sys/class/bdi/MAJ:MIN of the mount */
+    int on;                  /* the cap follows free space (atomic) */
+    uint64_t max_ratio, min_ratio;  /* the mount's ratios as set at mount */
+    uint64_t full_bytes;     /* max_bytes at those ratios: the cap with room */
+    uint64_t floor;          /* MFS_DIRTY_FLOOR, or full_bytes if lower */
+    uint64_t cap;            /* max_bytes now (atomic; written under mu) */
+    pthread_mutex_t mu;      /* one change of the cap at a time */
+};
+
 struct mmapfs_fuse {
     struct fs *fs;                    /* set once fs_mount succeeded */
     const struct mmapfs_config *cfg;
@@ -137,6 +152,7 @@ struct mmapfs_fuse {
      * the error, until a writer's next write(2) takes it (ops.c,
      * mfs_wb_error_set). A slot per hash of the inode number; atomic. */
     struct { uint64_t ino; int err; } wb_errors[MFS_WB_ERROR_SLOTS];
+    struct mfs_dirty dirty;           /* dirty-page cap (dirty.c) */
 };
 
 /* The low-level operation table; userdata is a struct mmapfs_fuse. */
@@ -159,7 +175,8 @@ static inline void mfs_count(fuse_req_t req, enum mfs_op op)
 }
 
 /* Appends the request counters to buf ("fuse_req_<name> N\n" lines, only
- * kinds seen at least once); returns the length it needs, as snprintf. */
+ * kinds seen at least once) and the dirty-page cap ("fuse_dirty_cap_bytes
+ * N", if it follows free space); returns the length it needs, as snprintf. */
 int mfs_format_requests(const struct mmapfs_fuse *m, char *buf, size_t size);
 
 /* Formats the metrics text (fs_format_metrics, then the FUSE request
@@ -286,11 +303,23 @@ int mmapfs_signals_start(struct fuse_session *se, const char *mountpoint);
 /* Stops the shutdown thread and restores the default handlers. */
 void mmapfs_signals_stop(void);
 
+/* ---- the mount's dirty pages (dirty.c) ------------------------------------- */
+
 /* Sets the mount's share of the system's dirty-page limit (sysfs bdi
  * max_ratio = cfg->max_ratio, min_ratio = cfg->min_ratio; FUSE mounts start
- * at max 1, min 0, strict_limit). Call after mounting, before the loop;
- * logs one line and goes on where not allowed (not root) or not found. */
-void mmapfs_set_dirty_share(const struct mmapfs_config *cfg);
+ * at max 1, min 0, strict_limit) and, on a read-write mount, prepares the
+ * cap that follows free space. Call after mounting, before the loop; logs
+ * one line and goes on where not allowed (not root) or not found. */
+void mmapfs_set_dirty_share(struct mmapfs_fuse *m);
+
+/* After a WRITE: lowers the mount's cap on the kernel's dirty pages when
+ * free space is short (at most a quarter of it, at least MFS_DIRTY_FLOOR),
+ * raises it again when space came back. A few atomic loads unless the cap
+ * changes. No-op without the writeback cache or the right to set it. */
+void mfs_dirty_follow_space(struct mmapfs_fuse *m);
+
+/* The cap now in bytes (0: the cap does not follow free space). */
+uint64_t mfs_dirty_cap(const struct mmapfs_fuse *m);
 
 /* Runs the request loop until unmount or a signal: libfuse's single-threaded
  * loop if cfg->single_thread; else the hot-thread loop (session.c: one

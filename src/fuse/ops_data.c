@@ -118,7 +118,8 @@ void mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void mfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
                off_t off, struct fuse_file_info *fi)
 {
-    struct fs *fs = mfs_fs(req);
+    struct mmapfs_fuse *m = mfs_data(req);   /* req is gone once replied to */
+    struct fs *fs = m->fs;
     size_t done = 0;
     ssize_t n = 0;
 
@@ -137,6 +138,7 @@ void mfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
         done += (size_t)n;
     }
     int err = done < size ? (n < 0 ? (int)n : -EIO) : 0;
+    mfs_dirty_follow_space(m);   /* before the kernel dirties more */
     if (fi && fi->writepage)
         mfs_wb_error_set(req, ino, err);
     if (done == 0 && size > 0) {

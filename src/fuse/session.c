@@ -27,7 +27,6 @@
 #include <unistd.h>
 
 #include "fuse/fuse_i.h"
-#include "util/mountinfo.h"
 
 #define FUSE_SUPER_MAGIC_VALUE 0x65735546
 
@@ -222,78 +221,6 @@ void mmapfs_signals_stop(void)
     close(sig.pipe[0]);
     close(sig.pipe[1]);
     sig.pipe[0] = sig.pipe[1] = -1;
-}
-
-/* ---- dirty-page share of the mount (bdi max_ratio, min_ratio) -------------------------------- */
-
-/* Finds the device number ("MAJ:MIN") of the last fuse.mmapfs mount on
- * mountpoint in /proc/self/mountinfo, without touching the mount itself
- * (the request loop is not running yet: a stat would wait forever). */
-static int find_mount_dev(const char *mountpoint, char *dev, size_t size)
-{
-    char line[4096], id[64], mnt[4096], type[64];
-    int found = -ENOENT;
-    FILE *f;
-
-    f = fopen("/proc/self/mountinfo", "re");
-    if (!f)
-        return -errno;
-    while (fgets(line, sizeof(line), f)) {
-        const char *sep = strstr(line, " - ");
-        if (!sep || sscanf(line, "%*s %*s %63s %*s %4095s", id, mnt) != 2 ||
-            sscanf(sep + 3, "%63s", type) != 1)
-            continue;
-        mfs_mountinfo_unescape(mnt);
-        if (strcmp(type, "fuse.mmapfs") == 0 && strcmp(mnt, mountpoint) == 0 &&
-            strlen(id) < size) {
-            strcpy(dev, id);
-            found = 0;
-        }
-    }
-    fclose(f);
-    return found;
-}
-
-/* Writes value to the bdi attribute file /sys/class/bdi/DEV/name; logs one
- * line if that is not possible. */
-static void set_bdi_attr(const char *dev, const char *name, int value)
-{
-    char path[128], val[16];
-    int fd, len;
-    ssize_t w;
-
-    snprintf(path, sizeof(path), "/sys/class/bdi/%s/%s", dev, name);
-    len = snprintf(val, sizeof(val), "%d\n", value);
-    fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0) {
-        mfs_log(LOG_INFO, "%s: %s; kernel default kept", path, strerror(errno));
-        return;
-    }
-    w = write(fd, val, (size_t)len);
-    if (w != len)
-        mfs_log(LOG_INFO, "writing %d to %s: %s; kernel default kept", value, path,
-                w < 0 ? strerror(errno) : "short write");
-    close(fd);
-}
-
-void mmapfs_set_dirty_share(const struct mmapfs_config *cfg)
-{
-    char dev[64];
-    int err;
-
-    if (cfg->max_ratio < 0 && cfg->min_ratio < 0)
-        return;
-    err = find_mount_dev(cfg->mountpoint, dev, sizeof(dev));
-    if (err) {
-        mfs_log(LOG_INFO, "mount of %s not found in mountinfo: %s; dirty-page "
-                "limits of the kernel kept", cfg->mountpoint, strerror(-err));
-        return;
-    }
-    /* max first: the kernel refuses a min_ratio above max_ratio */
-    if (cfg->max_ratio >= 0)
-        set_bdi_attr(dev, "max_ratio", cfg->max_ratio);
-    if (cfg->min_ratio >= 0)
-        set_bdi_attr(dev, "min_ratio", cfg->min_ratio);
 }
 
 /* ---- loop ------------------------------------------------------------------------- */

@@ -210,7 +210,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "mmapfs: cannot mount on %s\n", cfg.mountpoint_arg);
         goto out_signals;
     }
-    mmapfs_set_dirty_share(&cfg);
+    mmapfs_set_dirty_share(&data);
     if (!cfg.no_killpriv_v2 && (err = mmapfs_killpriv_install(se)) != 0)
         mfs_log(LOG_WARNING, "cannot install the device I/O for HANDLE_KILLPRIV_V2: %s; "
                 "every write asks for security.capability", strerror(-err));

@@ -72,6 +72,8 @@ static const struct metric_doc metric_docs[] = {
     { "*node_checksums",        "Tree node checksums verified (once per node per mount)", 0 },
     { "*corrupt",               "1 once corruption was detected (fsck needed)", 1 },
     { "*read_only",             "1 if mounted read-only", 1 },
+    /* FUSE front end (fuse_) */
+    { "*dirty_cap_bytes",       "The mount's cap on written data the kernel holds back, lowered near the full point", 1 },
     /* generic */
     { "*_now",                  "Current value", 1 },
     { "*longest*",              "Longest observed value", 1 },

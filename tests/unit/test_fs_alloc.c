@@ -38,10 +38,13 @@ static int img_setup(void **state)
     return img_setup_config(state, &c);
 }
 
+/* statfs, and the lock-free count of fs_free_bytes agreeing with it
+ * (nothing runs beside the test thread here). */
 static struct statvfs statfs_now(struct fs *fs)
 {
     struct statvfs sv;
     assert_int_equal(fs_statfs(fs, &sv), 0);
+    assert_int_equal(fs_free_bytes(fs), (uint64_t)sv.f_bfree * sv.f_frsize);
     return sv;
 }
 

@@ -1,0 +1,235 @@
+/*
+ * dirty.c — the mount's share of the kernel's dirty pages (sysfs bdi).
+ *
+ * At mount the daemon raises the share the kernel gives a FUSE mount
+ * (max_ratio, min_ratio; docs/MOUNT.md "Dirty pages"), so that random
+ * writes are merged in the page cache before they are written back.
+ *
+ * With the writeback cache, write(2) only fills that cache: the daemon
+ * sees the data when the kernel writes it back, and a write-back refused
+ * for lack of space can only fail a later write(2) (mfs_wb_error_set).
+ * Everything the kernel accepted before then is lost past the full point:
+ * at max_ratio 10 that was about 400 MB on a 64 MiB image. So the cap
+ * follows the free space: the kernel may hold at most a quarter of it
+ * (never less than MFS_DIRTY_FLOOR), checked after every WRITE the daemon
+ * serves. Lowered at once when the cap exceeds half the free space,
+ * raised again (with hysteresis) when it grows past eight times the cap,
+ * back to the mount's own value when there is room. The kernel throttles
+ * writers that reach the cap, so near the full point write(2) fails
+ * within about MFS_DIRTY_FLOOR of it (docs/MOUNT.md, "Dirty pages").
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "fuse/fuse_i.h"
+#include "util/mountinfo.h"
+
+/* Finds the device number ("MAJ:MIN") of the last fuse.mmapfs mount on
+ * mountpoint in /proc/self/mountinfo, without touching the mount itself
+ * (the request loop is not running yet: a stat would wait forever). */
+static int find_mount_dev(const char *mountpoint, char *dev, size_t size)
+{
+    char line[4096], id[64], mnt[4096], type[64];
+    int found = -ENOENT;
+    FILE *f;
+
+    f = fopen("/proc/self/mountinfo", "re");
+    if (!f)
+        return -errno;
+    while (fgets(line, sizeof(line), f)) {
+        const char *sep = strstr(line, " - ");
+        if (!sep || sscanf(line, "%*s %*s %63s %*s %4095s", id, mnt) != 2 ||
+            sscanf(sep + 3, "%63s", type) != 1)
+            continue;
+        mfs_mountinfo_unescape(mnt);
+        if (strcmp(type, "fuse.mmapfs") == 0 && strcmp(mnt, mountpoint) == 0 &&
+            strlen(id) < size) {
+            strcpy(dev, id);
+            found = 0;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* Writes value to the attribute file DIR/name of the mount's bdi; logs one
+ * line and returns -errno if that is not possible. */
+static int set_bdi_attr(const char *dir, const char *name, uint64_t value)
+{
+    char path[160], val[32];
+    int fd, len, err = 0;
+    ssize_t w;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    len = snprintf(val, sizeof(val), "%" PRIu64 "\n", value);
+    fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+        err = -errno;
+        mfs_log(LOG_INFO, "%s: %s; kernel value kept", path, strerror(-err));
+        return err;
+    }
+    w = write(fd, val, (size_t)len);
+    if (w != len) {
+        err = w < 0 ? -errno : -EIO;
+        mfs_log(LOG_INFO, "writing %" PRIu64 " to %s: %s; kernel value kept", value,
+                path, strerror(-err));
+    }
+    close(fd);
+    return err;
+}
+
+/* Reads the number in DIR/name; -errno if there is none. */
+static int get_bdi_attr(const char *dir, const char *name, uint64_t *value)
+{
+    char path[160], val[32];
+    ssize_t n;
+    int fd, err = 0;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    n = read(fd, val, sizeof(val) - 1);
+    if (n <= 0)
+        err = n < 0 ? -errno : -EIO;
+    else {
+        val[n] = '\0';
+        char *end;
+        errno = 0;
+        *value = strtoull(val, &end, 10);
+        if (errno || end == val)
+            err = -EIO;
+    }
+    close(fd);
+    return err;
+}
+
+/* Sets up the cap that follows free space (d->on) from what the kernel
+ * now has for the mount: its max_bytes becomes the cap when there is
+ * room. Off without the max_bytes attribute (kernels before 6.2) or the
+ * right to write it. */
+static void follow_setup(struct mfs_dirty *d)
+{
+    uint64_t max_ratio, min_ratio, full;
+    char path[160];
+
+    if (get_bdi_attr(d->dir, "max_ratio", &max_ratio) ||
+        get_bdi_attr(d->dir, "min_ratio", &min_ratio) ||
+        get_bdi_attr(d->dir, "max_bytes", &full) || full == 0) {
+        mfs_log(LOG_INFO, "%s: no max_bytes; the dirty-page cap does not follow "
+                "free space", d->dir);
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/max_bytes", d->dir);
+    if (access(path, W_OK) != 0)
+        return;
+    d->max_ratio = max_ratio;
+    d->min_ratio = min_ratio;
+    d->full_bytes = full;
+    d->floor = full < MFS_DIRTY_FLOOR ? full : MFS_DIRTY_FLOOR;
+    d->cap = full;
+    pthread_mutex_init(&d->mu, NULL);
+    __atomic_store_n(&d->on, 1, __ATOMIC_RELEASE);
+}
+
+/* The cap for free bytes of free space. */
+static uint64_t cap_for(const struct mfs_dirty *d, uint64_t free)
+{
+    uint64_t want = free / 4;
+    if (want >= d->full_bytes)
+        return d->full_bytes;
+    if (want < d->floor)
+        want = d->floor;
+    return want & ~(uint64_t)(MMAPFS_BLOCK_SIZE - 1);
+}
+
+/* Gives the kernel the cap want (d->mu held). Back at full_bytes, the
+ * mount's ratios are restored as they were set (max first); below it,
+ * min_ratio goes to 0 first, since the kernel refuses a max below the min. */
+static void set_cap(struct mfs_dirty *d, uint64_t want)
+{
+    int err;
+
+    if (want >= d->full_bytes) {
+        err = set_bdi_attr(d->dir, "max_ratio", d->max_ratio);
+        if (!err && d->min_ratio)
+            err = set_bdi_attr(d->dir, "min_ratio", d->min_ratio);
+    } else {
+        err = d->min_ratio ? set_bdi_attr(d->dir, "min_ratio", 0) : 0;
+        if (!err)
+            err = set_bdi_attr(d->dir, "max_bytes", want);
+    }
+    if (err) {
+        /* logged; nothing better to do than to stop trying */
+        __atomic_store_n(&d->on, 0, __ATOMIC_RELAXED);
+        return;
+    }
+    __atomic_store_n(&d->cap, want, __ATOMIC_RELAXED);
+}
+
+/* Moves the cap if free space asks for it (see the top of the file). */
+static void follow(struct mfs_dirty *d, struct fs *fs)
+{
+    if (!__atomic_load_n(&d->on, __ATOMIC_ACQUIRE))
+        return;
+    uint64_t free = fs_free_bytes(fs);
+    uint64_t cap = __atomic_load_n(&d->cap, __ATOMIC_RELAXED);
+    int lower = cap > d->floor && free / 2 < cap;
+    int raise = cap < d->full_bytes && free / 8 >= cap;
+    if (!lower && !raise)
+        return;
+    pthread_mutex_lock(&d->mu);
+    if (__atomic_load_n(&d->on, __ATOMIC_RELAXED)) {
+        uint64_t want = cap_for(d, fs_free_bytes(fs));
+        if (want != d->cap)
+            set_cap(d, want);
+    }
+    pthread_mutex_unlock(&d->mu);
+}
+
+void mfs_dirty_follow_space(struct mmapfs_fuse *m)
+{
+    if (m->writeback_cache)
+        follow(&m->dirty, m->fs);
+}
+
+void mmapfs_set_dirty_share(struct mmapfs_fuse *m)
+{
+    const struct mmapfs_config *cfg = m->cfg;
+    struct mfs_dirty *d = &m->dirty;
+    char dev[64];
+    int err;
+
+    if (cfg->read_only && cfg->max_ratio < 0 && cfg->min_ratio < 0)
+        return;
+    err = find_mount_dev(cfg->mountpoint, dev, sizeof(dev));
+    if (err) {
+        mfs_log(LOG_INFO, "mount of %s not found in mountinfo: %s; dirty-page "
+                "limits of the kernel kept", cfg->mountpoint, strerror(-err));
+        return;
+    }
+    snprintf(d->dir, sizeof(d->dir), "/sys/class/bdi/%s", dev);
+    /* max first: the kernel refuses a min_ratio above max_ratio */
+    if (cfg->max_ratio >= 0)
+        (void)set_bdi_attr(d->dir, "max_ratio", (uint64_t)cfg->max_ratio);
+    if (cfg->min_ratio >= 0)
+        (void)set_bdi_attr(d->dir, "min_ratio", (uint64_t)cfg->min_ratio);
+    if (!cfg->read_only) {
+        follow_setup(d);
+        follow(d, m->fs);   /* an image mounted nearly full starts low */
+    }
+}
+
+uint64_t mfs_dirty_cap(const struct mmapfs_fuse *m)
+{
+    if (!__atomic_load_n(&m->dirty.on, __ATOMIC_ACQUIRE))
+        return 0;
+    return __atomic_load_n(&m->dirty.cap, __ATOMIC_RELAXED);
+}
