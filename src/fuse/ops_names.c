@@ -248,6 +248,13 @@ void mfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
     } else if (to_set & FUSE_SET_ATTR_MTIME) {
         valid |= FS_SET_MTIME;
         sa.mtime = attr->st_mtim;
+    } else if ((to_set & FUSE_SET_ATTR_SIZE) && !mfs_data(req)->writeback_cache) {
+        /* open(O_TRUNC), ftruncate(2) and truncate(2) come without a time
+         * for the daemon to stamp (the kernel's update_mtime()); ext4
+         * stamps mtime and ctime also when the size stays, and POSIX asks
+         * it of O_TRUNC. With the writeback cache the kernel keeps its own
+         * times of a regular file and sends those it changes. */
+        valid |= FS_SET_MTIME_NOW;
     }
     if (to_set & FUSE_SET_ATTR_CTIME) {
         valid |= FS_SET_CTIME;

@@ -44,6 +44,49 @@ for op, n in bad.items():
     print("%s %d" % (op, n))
 EOF
 
+# The times a size change leaves: truncate(2), ftruncate(2) and
+# open(O_TRUNC), to a new size and to the same one. ext4 marks mtime and
+# ctime for update in every case (POSIX asks it of open(O_TRUNC) whatever
+# the size). FUSE sends open(O_TRUNC) and ftruncate(2) to the daemon
+# without a time, for the daemon to stamp (the kernel's update_mtime()).
+cat >"$T_DIR/trunc.py" <<'EOF'
+import os, sys, time
+d = sys.argv[1] + "/trunc"
+os.mkdir(d)
+def case(name, size, op):
+    p = d + "/" + name
+    with open(p, "wb") as f:
+        f.write(b"x" * size)
+    os.utime(p, ns=(10**9, 10**9))
+    c0 = os.stat(p).st_ctime_ns
+    time.sleep(0.02)          # past the coarse clock's tick
+    op(p)
+    st = os.stat(p)
+    print(name, "mtime", "changed" if st.st_mtime_ns != 10**9 else "same",
+          "ctime", "changed" if st.st_ctime_ns != c0 else "same")
+def ftrunc(n):
+    def op(p):
+        fd = os.open(p, os.O_RDWR)
+        os.ftruncate(fd, n)
+        os.close(fd)
+    return op
+case("truncate-shorter", 100, lambda p: os.truncate(p, 50))
+case("truncate-same", 100, lambda p: os.truncate(p, 100))
+case("ftruncate-shorter", 100, ftrunc(50))
+case("ftruncate-same", 100, ftrunc(100))
+case("open-O_TRUNC", 100, lambda p: os.close(os.open(p, os.O_WRONLY | os.O_TRUNC)))
+case("open-O_TRUNC-empty", 0, lambda p: os.close(os.open(p, os.O_WRONLY | os.O_TRUNC)))
+EOF
+
+# trunc_times DIR : the lines of trunc.py for DIR (empty on failure).
+trunc_times() {
+    timeout -k 5 60 python3 "$T_DIR/trunc.py" "$1" 2>&1 || true
+}
+ext4_probes() {
+    probe "ext4" "$E4"
+    trunc_times "$E4" >"$T_DIR/trunc.ext4"
+}
+
 # probe DESC DIR : no link/rename/unlink ctime older than the reference.
 probe() {
     local desc=$1 dir=$2 out
@@ -58,7 +101,7 @@ probe() {
 }
 
 # ---- ext4 on a loop device: the reference ------------------------------------------
-on_ext4 "$E4" probe "ext4" "$E4"
+on_ext4 "$E4" ext4_probes
 
 # ---- mmapfs, with and without the writeback cache ---------------------------------
 img=$T_DIR/ts.img
@@ -68,6 +111,18 @@ for opts in writeback_cache nowriteback_cache; do
     mount_image "$img" "$M" -o "$opts"
     rm -rf "$M/ts"
     probe "mmapfs -o $opts" "$M"
+    rm -rf "$M/trunc"
+    if [ -s "$T_DIR/trunc.ext4" ]; then
+        got=$(trunc_times "$M")
+        want=$(cat "$T_DIR/trunc.ext4")
+        if [ "$opts" = writeback_cache ]; then
+            # truncate(2) to the same size sends no time, and the kernel
+            # keeps its own mtime/ctime of the file (docs/MOUNT.md)
+            got=$(grep -v '^truncate-same ' <<<"$got")
+            want=$(grep -v '^truncate-same ' <<<"$want")
+        fi
+        check_eq "mmapfs -o $opts: times after truncate/ftruncate/O_TRUNC as on ext4" "$want" "$got"
+    fi
     unmount_fs "$M"
 done
 
