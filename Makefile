@@ -23,6 +23,10 @@ FUSE_LIBS   := $(shell pkg-config --libs fuse3 2>/dev/null)
 LDLIBS    = -lpthread
 
 B        ?= build
+# parallel compilation inside `make test` and the sanitizer targets (their
+# builds ran one compiler at a time: 30 s instead of 16 s for `all` on
+# 2 cores); `make JOBS=1 test` compiles serially
+JOBS     ?= $(shell nproc 2>/dev/null || echo 1)
 ASAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 TSAN_FLAGS = -fsanitize=thread
 
@@ -138,7 +142,7 @@ $(B)/mmio_outside: tests/link/mmio_outside.c $(B)/libmmio.a
 	$(CC) -Iinclude $(WARN) $(CFLAGS) -o $@ $< $(B)/libmmio.a -lpthread
 
 check-asan:
-	$(MAKE) B=build-asan CFLAGS="-O1 -g $(ASAN_FLAGS)" all
+	$(MAKE) -j$(JOBS) B=build-asan CFLAGS="-O1 -g $(ASAN_FLAGS)" all
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 tests/run-unit.sh build-asan
 
 # ThreadSanitizer over the unit tests whose threads share the engine, the
@@ -158,7 +162,7 @@ TSAN_TESTS = test_concurrency test_journal test_mmio test_fs_file
 TSAN_RUNNER = $(shell setarch "$$(uname -m)" -R true 2>/dev/null && echo setarch "$$(uname -m)" -R)
 
 check-tsan:
-	$(MAKE) B=build-tsan CFLAGS="-O1 -g $(TSAN_FLAGS)" $(addprefix build-tsan/tests/,$(TSAN_TESTS))
+	$(MAKE) -j$(JOBS) B=build-tsan CFLAGS="-O1 -g $(TSAN_FLAGS)" $(addprefix build-tsan/tests/,$(TSAN_TESTS))
 	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" UNIT_RUNNER="$(TSAN_RUNNER)" \
 	  tests/run-unit.sh build-tsan $(TSAN_TESTS)
 
@@ -177,7 +181,7 @@ crash-test: all
 
 test: deps
 	$(MAKE) layering
-	$(MAKE) all
+	$(MAKE) -j$(JOBS) all
 	$(MAKE) unit
 	$(MAKE) check-asan
 	$(MAKE) check-tsan
@@ -189,7 +193,7 @@ test: deps
 IMG ?= /var/lib/mmapfs/default.img
 MNT ?= /mnt/mmapfs
 mount: deps
-	$(MAKE) all
+	$(MAKE) -j$(JOBS) all
 	@mkdir -p $(MNT) $(dir $(IMG))
 	@if mountpoint -q $(MNT); then echo "$(MNT) is already a mount point"; exit 1; fi
 	@[ -e $(IMG) ] || $(B)/mkfs.mmapfs -s 1G $(IMG)

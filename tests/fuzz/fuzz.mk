@@ -24,7 +24,7 @@ FUZZ_DEPS     = $(FUZZ_COMMON) tests/fuzz/fuzz_image.h
 # libFuzzer binaries: the libraries built by clang with coverage hooks
 fuzz-build:
 	@command -v clang >/dev/null || { echo "fuzz: clang is missing (make deps installs it)" >&2; exit 1; }
-	$(MAKE) B=$(FUZZ_B) CC=clang CFLAGS="-O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link" \
+	$(MAKE) -j$(JOBS) B=$(FUZZ_B) CC=clang CFLAGS="-O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link" \
 	    $(FUZZ_B)/libmmapfs.a $(FUZZ_B)/libmmio.a $(FUZZ_TARGETS:%=$(FUZZ_B)/fuzz/%)
 
 $(B)/fuzz/%: tests/fuzz/%.c $(FUZZ_DEPS) $(LIBS)
