@@ -139,13 +139,23 @@ void mfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
     }
     int err = done < size ? (n < 0 ? (int)n : -EIO) : 0;
     mfs_dirty_follow_space(m);   /* before the kernel dirties more */
-    if (fi && fi->writepage)
+    if (fi && fi->writepage) {
         mfs_wb_error_set(req, ino, err);
+        /* A write-back of cached pages: the kernel reads only the error
+         * of the reply, never its count, and takes a short count for
+         * success: the pages would be clean, fsync would return 0 and
+         * the bytes past the count would be lost. The error fails the
+         * write-back (fsync, close) instead; what was written stays. */
+        if (err) {
+            mfs_reply_err(req, err);
+            return;
+        }
+    }
     if (done == 0 && size > 0) {
         mfs_reply_err(req, err);
         return;
     }
-    fuse_reply_write(req, done);   /* a short count reports a later error */
+    fuse_reply_write(req, done);   /* write(2) returns the short count */
 }
 
 void mfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

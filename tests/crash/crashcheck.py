@@ -534,7 +534,12 @@ class Checker:
             entries, statfs = walk_mount(mnt)
             probs += check_tree(self.exp, k, mnt, entries, statfs)
             probe = os.path.join(mnt, ".crash_probe")
-            data = os.urandom(1 << 20)
+            # 1 MiB, half the free space when less than 2 MiB is free (as
+            # crash_extract does: meta_reuse keeps its image nearly full,
+            # and the write-back of a probe that does not fit fails its
+            # fsync, as it must)
+            sv = os.statvfs(mnt)
+            data = os.urandom(min(1 << 20, sv.f_bavail * sv.f_frsize // 2))
             try:
                 with open(probe, "wb") as f:
                     f.write(data)
