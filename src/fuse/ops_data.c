@@ -57,8 +57,8 @@ static void read_copy(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off)
             break;
         done += (size_t)n;
     }
-    if (n < 0 && done == 0)
-        mfs_reply_err(req, (int)n);
+    if (n < 0)
+        mfs_reply_err(req, (int)n);     /* not a short reply: see mfs_read */
     else
         fuse_reply_buf(req, buf, done);
     free(buf);
@@ -104,7 +104,13 @@ void mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         /* pread backend, or the iovec ran out before EOF */
         fs_read_unpin(fs, &pin);
         read_copy(req, ino, size, off);
-    } else if (n < 0 && done == 0) {
+    } else if (n < 0) {
+        /* The error even after some data: the kernel takes a short reply
+         * for the end of the file, and with the writeback cache fills the
+         * rest of the request's pages with zeros and keeps them (without
+         * it, it shrinks its idea of the size). A caller would read zeros
+         * where the image could not be read. After the error the kernel
+         * reads page by page and returns the data before it. */
         fs_read_unpin(fs, &pin);
         mfs_reply_err(req, (int)n);
     } else {
