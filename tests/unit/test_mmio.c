@@ -754,7 +754,13 @@ static void test_batching_window(void **state)
 }
 
 /* Without a window (the default), callers arriving during an in-flight
- * sync share the next one: with a slow disk, syncs << calls. */
+ * sync share the next one: with a slow disk, syncs << calls. A caller
+ * waits for a sync that starts after its call, so the 8 callers settle
+ * into two groups that alternate, about 4 per sync: 50 syncs for 200
+ * calls, whatever the sync's length (2 or 5 ms: the same). One sync per
+ * call (no sharing) would be 200; the bound is half of that, since
+ * under ThreadSanitizer on a loaded machine the groups break up now and
+ * then (a bound of 66 failed there once). */
 static void test_batching_in_flight(void **state)
 {
     struct mmio_config cfg = cfg_of(state, 0);
@@ -769,7 +775,7 @@ static void test_batching_in_flight(void **state)
     print_message("    window 0, 2 ms syncs: %llu delayed syncs -> %llu syncs\n",
                   (unsigned long long)m.sync_delayed, (unsigned long long)m.syncs);
     assert_int_equal(m.sync_delayed, 200);
-    assert_true(m.syncs * 3 <= m.sync_delayed);
+    assert_true(m.syncs * 2 <= m.sync_delayed);
     mmio_close(io);
 }
 
