@@ -175,12 +175,12 @@ static inline void mfs_count(fuse_req_t req, enum mfs_op op)
 }
 
 /* Appends the request counters to buf ("fuse_req_<name> N\n" lines, only
- * kinds seen at least once) and the dirty-page cap ("fuse_dirty_cap_bytes
- * N", if it follows free space); returns the length it needs, as snprintf. */
+ * kinds seen at least once); returns the length it needs, as snprintf. */
 int mfs_format_requests(const struct mmapfs_fuse *m, char *buf, size_t size);
 
 /* Formats the metrics text (fs_format_metrics, then the FUSE request
- * counters) into a new NUL-terminated buffer (*out, freed by the caller);
+ * counters and the dirty-page cap, "fuse_dirty_cap_bytes N" when it
+ * follows free space) into a new NUL-terminated buffer (*out, freed by the caller);
  * returns its length or -errno. (ops_xattr.c) */
 int mfs_format_metrics(const struct mmapfs_fuse *m, char **out);
 

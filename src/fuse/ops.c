@@ -260,14 +260,6 @@ int mfs_format_requests(const struct mmapfs_fuse *m, char *buf, size_t size)
             return n;
         len += (size_t)n;
     }
-    uint64_t cap = mfs_dirty_cap(m);
-    if (cap) {
-        n = snprintf(buf + (len < size ? len : size), len < size ? size - len : 0,
-                     "fuse_dirty_cap_bytes %llu\n", (unsigned long long)cap);
-        if (n < 0)
-            return n;
-        len += (size_t)n;
-    }
     return (int)len;
 }
 

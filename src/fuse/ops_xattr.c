@@ -137,6 +137,12 @@ int mfs_format_metrics(const struct mmapfs_fuse *m, char **out)
             more = mfs_format_requests(m, buf + len, cap - (size_t)len);
             len = more < 0 ? more : len + more;
         }
+        uint64_t dirty_cap = mfs_dirty_cap(m);
+        if (len >= 0 && (size_t)len < cap && dirty_cap) {
+            more = snprintf(buf + len, cap - (size_t)len, "fuse_dirty_cap_bytes %llu\n",
+                            (unsigned long long)dirty_cap);
+            len = more < 0 ? more : len + more;
+        }
         if (len < 0) {
             free(buf);
             return len;
