@@ -223,7 +223,11 @@ void mmapfs_set_dirty_share(struct mmapfs_fuse *m)
         (void)set_bdi_attr(d->dir, "min_ratio", (uint64_t)cfg->min_ratio);
     if (!cfg->read_only) {
         follow_setup(d);
-        follow(d, m->fs);   /* an image mounted nearly full starts low */
+        /* an image mounted nearly full starts low; without the writeback
+         * cache the cap never moves (mfs_dirty_follow_space) and stays as
+         * set */
+        if (!cfg->no_writeback_cache)
+            follow(d, m->fs);
     }
 }
 
