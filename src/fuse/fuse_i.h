@@ -35,6 +35,7 @@
 #define MMAPFS_DEFAULT_TIMEOUT       3600   /* entry_timeout, attr_timeout (s) */
 #define MMAPFS_DEFAULT_MAX_RATIO     10     /* bdi max_ratio (%) */
 #define MMAPFS_DEFAULT_MIN_RATIO     5      /* bdi min_ratio (%) */
+#define MMAPFS_DEFAULT_READ_AHEAD_KB 1024  /* bdi read_ahead_kb: 1 MiB READs */
 #define MMAPFS_DEFAULT_IDLE_THREADS  16
 /* hot loop: poll for the next request this long before sleeping in
  * read(2): a request that comes within it skips a wake-up (docs/MOUNT.md) */
@@ -60,7 +61,7 @@ struct mmapfs_config {
     char *sync_delay_str, *io_str, *commit_str;
     char *entry_timeout_str, *attr_timeout_str, *max_threads_str;
     char *readdirplus_str, *max_ratio_str, *min_ratio_str, *idle_threads_str;
-    char *spin_str;
+    char *spin_str, *read_ahead_str;
     int discard_opt;         /* 0 not given, 1 discard, 2 nodiscard */
     char *metrics_arg, *metrics_interval_str;
     /* validated values */
@@ -73,6 +74,7 @@ struct mmapfs_config {
     unsigned spin_us;        /* hot loop: poll this long for the next request */
     int readdirplus_auto;    /* 1: kernel chooses READDIRPLUS or READDIR */
     int max_ratio, min_ratio; /* bdi max_ratio/min_ratio to set, -1 = leave */
+    unsigned read_ahead_kb;  /* bdi read_ahead_kb to set, 0 = leave */
     int discard;             /* give freed blocks back (-o discard) */
     char *metrics_path;      /* metrics=PATH, absolute; NULL = none */
     unsigned metrics_interval_s;
@@ -307,8 +309,9 @@ void mmapfs_signals_stop(void);
 
 /* Sets the mount's share of the system's dirty-page limit (sysfs bdi
  * max_ratio = cfg->max_ratio, min_ratio = cfg->min_ratio; FUSE mounts start
- * at max 1, min 0, strict_limit) and, on a read-write mount, prepares the
- * cap that follows free space. Call after mounting, before the loop; logs
+ * at max 1, min 0, strict_limit) and its read-ahead (read_ahead_kb =
+ * cfg->read_ahead_kb; 128 otherwise) and, on a read-write mount, prepares
+ * the cap that follows free space. Call after mounting, before the loop; logs
  * one line and goes on where not allowed (not root) or not found. */
 void mmapfs_set_dirty_share(struct mmapfs_fuse *m);
 

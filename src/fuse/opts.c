@@ -53,6 +53,7 @@ static const struct fuse_opt mmapfs_opts[] = {
     MMAPFS_OPT("readdirplus=%s", readdirplus_str, 0),
     MMAPFS_OPT("max_ratio=%s", max_ratio_str, 0),
     MMAPFS_OPT("min_ratio=%s", min_ratio_str, 0),
+    MMAPFS_OPT("read_ahead_kb=%s", read_ahead_str, 0),
     MMAPFS_OPT("noclone_fd", no_clone_fd, 1),
     MMAPFS_OPT("clone_fd", no_clone_fd, 0),
     MMAPFS_OPT("hotloop", no_hot_loop, 0),
@@ -133,6 +134,8 @@ static const char mmapfs_help[] =
 "                           lowered while the filesystem is nearly full\n"
 "    min_ratio=PCT          share of it reserved for this mount\n"
 "                           (default " MMAPFS_STR(MMAPFS_DEFAULT_MIN_RATIO) "; 0 = kernel's)\n"
+"    read_ahead_kb=KB       the kernel's read-ahead for this mount: READs of\n"
+"                           up to 1 MiB (default " MMAPFS_STR(MMAPFS_DEFAULT_READ_AHEAD_KB) "; 0 = kernel's 128)\n"
 "    discard, nodiscard     give freed blocks back to the storage once\n"
 "                           their transaction is durable: holes in an image\n"
 "                           file, BLKDISCARD on a device (default nodiscard;\n"
@@ -296,6 +299,7 @@ static int validate(struct mmapfs_config *cfg)
     cfg->readdirplus_auto = 0;
     cfg->max_ratio = MMAPFS_DEFAULT_MAX_RATIO;
     cfg->min_ratio = MMAPFS_DEFAULT_MIN_RATIO;
+    cfg->read_ahead_kb = MMAPFS_DEFAULT_READ_AHEAD_KB;
     cfg->sync_delay_us = 0;
 
     if (cfg->sync_delay_str) {
@@ -366,6 +370,9 @@ static int validate(struct mmapfs_config *cfg)
     }
     if (parse_ratio("max_ratio", cfg->max_ratio_str, &cfg->max_ratio) ||
         parse_ratio("min_ratio", cfg->min_ratio_str, &cfg->min_ratio))
+        return -1;
+    if (parse_count("read_ahead_kb", cfg->read_ahead_str, 0, 65536, "kilobytes, "
+                    "0..65536 (0: leave the kernel's setting)", &cfg->read_ahead_kb))
         return -1;
     /* off unless asked for: punching holes costs the host file system
      * real time under the journal lock (docs/MOUNT.md, "Discard") */
@@ -657,6 +664,7 @@ void mmapfs_config_free(struct mmapfs_config *cfg)
     free(cfg->readdirplus_str);
     free(cfg->max_ratio_str);
     free(cfg->min_ratio_str);
+    free(cfg->read_ahead_str);
     free(cfg->metrics_arg);
     free(cfg->metrics_interval_str);
     free(cfg->metrics_path);

@@ -268,11 +268,27 @@ if [ "$(id -u)" = 0 ] && [ -w "/sys/class/bdi/$dev/max_bytes" ]; then
     dev=$(mountpoint -d "$M")
     check_eq "default max_ratio/min_ratio reach the bdi" 10/5 \
         "$(cat "/sys/class/bdi/$dev/max_ratio")/$(cat "/sys/class/bdi/$dev/min_ratio")"
+    # read-ahead 1 MiB, written after INIT (which sets it again): a cold
+    # sequential read of 16 MiB takes READs of 1 MiB (128 KiB before: 128)
+    wait_until "read_ahead_kb 1024 reaches the bdi" 5 \
+        '[ "$(cat "/sys/class/bdi/'"$dev"'/read_ahead_kb")" = 1024 ]'
+    dd if=/dev/urandom of="$M/ra" bs=1M count=16 conv=fsync status=none
     unmount_fs "$M"
-    mount_image "$big" "$M" -o max_ratio=25,min_ratio=3
+    mount_image "$big" "$M"
+    dev=$(mountpoint -d "$M")
+    wait_until "read_ahead_kb 1024 after a remount" 5 \
+        '[ "$(cat "/sys/class/bdi/'"$dev"'/read_ahead_kb")" = 1024 ]'
+    r0=$("$MSTAT" "$M" | awk '$1 == "fuse_req_read" { print $2 }')
+    cat "$M/ra" >/dev/null
+    r1=$("$MSTAT" "$M" | awk '$1 == "fuse_req_read" { print $2 }')
+    check_range "cold sequential read of 16 MiB: READs of up to 1 MiB" 16 24 $((r1 - ${r0:-0}))
+    unmount_fs "$M"
+    mount_image "$big" "$M" -o max_ratio=25,min_ratio=3,read_ahead_kb=0
     dev=$(mountpoint -d "$M")
     check_eq "max_ratio=25,min_ratio=3 reach the bdi" 25/3 \
         "$(cat "/sys/class/bdi/$dev/max_ratio")/$(cat "/sys/class/bdi/$dev/min_ratio")"
+    sleep 0.2
+    check_eq "read_ahead_kb=0 keeps the kernel's 128" 128 "$(cat "/sys/class/bdi/$dev/read_ahead_kb")"
     unmount_fs "$M"
     rm -f "$big"
     mount_image "$IMG" "$M"
