@@ -193,6 +193,13 @@ static void free_published(struct fs *fs)
     __atomic_store_n(&fs->free_blocks_seen, fs->free_blocks, __ATOMIC_RELAXED);
 }
 
+/* free_blocks counted again from the groups' counts, and published. */
+static void free_recount(struct fs *fs)
+{
+    fs->free_blocks = groups_total(fs->group_free, fs->groups);
+    free_published(fs);
+}
+
 uint64_t fs_free_bytes(struct fs *fs)
 {
     return __atomic_load_n(&fs->free_blocks_seen, __ATOMIC_RELAXED) * MMAPFS_BLOCK_SIZE;
@@ -213,8 +220,7 @@ void fs_alloc_undo_block(struct fs *fs, uint64_t blk, const void *before, const 
     struct bmap m = block_map(fs);
     uint64_t g = blk - m.start, base0 = g * BITS_PER_BMAP;
     m.group_free[g] = group_count(&m, g, now);
-    fs->free_blocks = groups_total(fs->group_free, fs->groups);
-    free_published(fs);
+    free_recount(fs);
     /* Blocks the failed operation allocated are free again: images of
      * them logged as new data must not be replayed over what they hold
      * next, and what was verified in them is stale. */
@@ -545,8 +551,7 @@ found:;
     err = bmap_change(fs, &m, best_s, best_len, 1, &changed);
     if (err) {
         /* a partial change: the operation's undo takes it back */
-        fs->free_blocks = groups_total(fs->group_free, fs->groups);
-        free_published(fs);
+        free_recount(fs);
         return err;
     }
     if (changed != best_len)   /* cannot happen: the bits were read clear */
@@ -575,8 +580,7 @@ static void unalloc_blocks(struct fs *fs, uint64_t start, uint64_t len)
     struct bmap m = block_map(fs);
     uint64_t changed;
     int err = bmap_change(fs, &m, start, len, 0, &changed);
-    fs->free_blocks = groups_total(fs->group_free, fs->groups);
-    free_published(fs);
+    free_recount(fs);
     if (err)
         jnl_op_failed(fs->jnl, err);
 }
@@ -599,8 +603,7 @@ static int free_run(struct fs *fs, uint64_t start, uint64_t len)
     if (err) {
         /* a partial change stays in the running transaction until the
          * operation's undo: keep the count right until then */
-        fs->free_blocks = groups_total(fs->group_free, fs->groups);
-        free_published(fs);
+        free_recount(fs);
         pending_note(fs->pending, op_gen, start, start + len, jnl_running_seq(fs->jnl));
         return err;
     }
