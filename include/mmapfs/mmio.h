@@ -79,8 +79,7 @@ struct mmio_config {
  *   sync_background_loops  iterations of the delayed-sync loop (each woke
  *                          for pending requests and did one sync)
  *   syncs                  flushes performed (mmio_sync, loop, close); a
- *                          flush is msync+fdatasync (MMAP) or fdatasync
- *                          (PREAD) and counts once
+ *                          flush is one fdatasync and counts once
  *   sync_delayed           delayed-sync requests: calls of
  *                          mmio_sync_delayed / mmio_write_delayed_sync
  *   sync_longest_delay_us  sum over loop syncs of the wait of the batch's
@@ -177,6 +176,11 @@ int  mmio_read_once(struct mmio *io, uint64_t off, void *buf, size_t len);
  * written), PREAD: any -errno of pwrite (e.g. -ENOSPC). */
 int  mmio_write_at(struct mmio *io, uint64_t off, const void *buf, size_t len);
 
+/* mmio_write_at for bytes whose durability no caller waits for (a journal
+ * checkpoint: the log already holds them durably): the next sync makes
+ * them durable like any other, but they do not make mmio_unsynced 1. */
+int  mmio_write_lazy(struct mmio *io, uint64_t off, const void *buf, size_t len);
+
 /* A pointer to byte off of the mapping, valid until mmio_close; NULL if
  * off >= size or with the PREAD backend. The caller may access
  * [ptr, ptr + size - off). Raw pointers are the caller's responsibility:
@@ -198,14 +202,14 @@ void *mmio_mut_ptr(struct mmio *io, uint64_t off);       /* also NULL if read_on
 int mmio_guarded_call(struct mmio *io, void (*fn)(void *arg), void *arg);
 
 /* Makes everything written so far durable, now, in the calling thread:
- * MMAP: msync(MS_SYNC) of the whole mapping, then fdatasync (which also
- * commits sparse-file allocation and flushes the device's write cache);
- * PREAD: fdatasync. A failure is STICKY: this call returns the failure's
+ * fdatasync of the file, for both backends (it writes back the pages
+ * dirtied through the mapping too, commits sparse-file allocation and
+ * flushes the device's write cache). A failure is STICKY: this call returns the failure's
  * -errno (usually -EIO, maybe -ENOSPC), and from then on every mmio_sync,
  * mmio_sync_delayed, mmio_write_at and mmio_write_delayed_sync returns
  * -EIO until mmio_close (after a failed writeback Linux may mark the pages
  * clean, so a retried sync could falsely succeed). Reads still work.
- * Errors: -EINVAL (NULL io), -EIO, -errno of msync/fdatasync. */
+ * Errors: -EINVAL (NULL io), -EIO, -errno of fdatasync. */
 int  mmio_sync(struct mmio *io);                         /* flush everything now */
 
 /* Waits until a sync that BEGAN AFTER this call has completed, so that
@@ -216,6 +220,16 @@ int  mmio_sync(struct mmio *io);                         /* flush everything now
  * average sync time). Errors: -EINVAL (NULL io), -EIO (that sync failed, or a
  * sync failed before: sticky). */
 int  mmio_sync_delayed(struct mmio *io);                 /* wait for a batched sync that started after this call */
+
+/* 1 if something written (or discarded) may not be durable yet: a write
+ * (other than mmio_write_lazy) or discard since the start of the latest
+ * successful sync, or a pointer
+ * handed out by mmio_mut_ptr (the engine cannot see its stores; from then
+ * on this is always 1). 0 when every write that completed before the call
+ * is durable, so a caller can skip a sync it would only need for them. A
+ * new engine starts at 1: the page cache may hold dirty pages of an
+ * earlier writer of the file. 0 for a read-only engine or NULL. */
+int  mmio_unsynced(struct mmio *io);
 
 /* Applies n writes as if in order (later ones win where they overlap),
  * then waits like mmio_sync_delayed. The writes are first merged into the

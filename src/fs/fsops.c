@@ -122,16 +122,28 @@ void fs_forget(struct fs *fs, uint64_t ino, uint64_t n)
 
 /* The transaction fsync(ino) must wait for: the last one that changed
  * what fsync covers (fdatasync: only size and block map). *has_data: the
- * inode is a regular file, whose data lives outside the journal. */
+ * inode is a regular file, whose data lives outside the journal.
+ *
+ * A directory covers everything: fsync of any directory makes every change
+ * made before it durable, metadata and file data (the newest transaction
+ * and a data sync). Linux sends no FUSE request for sync(2) and syncfs(2)
+ * (only virtiofs gets FUSE_SYNCFS), so `sync` alone leaves the last
+ * changes to the periodic commit; `sync MOUNTPOINT` (fsync of the root
+ * directory) after it is the daemon's half of a syncfs (docs/MOUNT.md,
+ * "sync"). It costs nothing when all is durable already: the usual fsync
+ * of a directory after its entries changed waits for that transaction
+ * anyway. */
 static int fsync_target(struct fs *fs, uint64_t ino, int datasync, uint64_t *seq,
                         int *has_data)
 {
     struct mmapfs_disk_inode di;
     jnl_lock(fs->jnl);
     int err = fs_inode_get(fs, ino, &di);
-    if (!err) {
-        *seq = datasync && !S_ISDIR(di.mode) ? fs_icache_data_seq(fs, ino)
-                                             : fs_icache_dirty_seq(fs, ino);
+    if (!err && S_ISDIR(di.mode)) {
+        *seq = jnl_last_seq(fs->jnl);
+        *has_data = 1;
+    } else if (!err) {
+        *seq = datasync ? fs_icache_data_seq(fs, ino) : fs_icache_dirty_seq(fs, ino);
         *has_data = S_ISREG(di.mode);
     }
     jnl_unlock(fs->jnl);
@@ -140,11 +152,12 @@ static int fsync_target(struct fs *fs, uint64_t ino, int datasync, uint64_t *seq
     return err;
 }
 
-/* Is there nothing to wait for? A directory, symlink or device node is all
- * metadata: once its last transaction is durable, so is everything fsync
- * covers (a symlink's target is written with the transaction that creates
- * it, ordered or logged). A regular file may have data written in place
- * since the last sync. */
+/* Is there nothing to wait for? A symlink or device node is all metadata:
+ * once its last transaction is durable, so is everything fsync covers (a
+ * symlink's target is written with the transaction that creates it,
+ * ordered or logged). File data may have been written in place since the
+ * last sync: a data sync, unless the engine saw no write since the start
+ * of its latest successful sync (mmio_unsynced). */
 static int fsync_nothing(struct fs *fs, uint64_t seq, int has_data)
 {
     if (fs->read_only)
@@ -153,7 +166,9 @@ static int fsync_nothing(struct fs *fs, uint64_t seq, int has_data)
         FS_COUNT(fs, fsync_commits, 1);
         return 0;
     }
-    if (!has_data && !jnl_error(fs->jnl))
+    if (jnl_error(fs->jnl))
+        return 0;               /* answered with the sticky error */
+    if (!has_data || !mmio_unsynced(fs->io))
         return 1;
     FS_COUNT(fs, fsync_data_syncs, 1);
     return 0;

@@ -127,6 +127,8 @@ int mmio_open(struct mmio **out, const char *path, uint64_t size, int flags,
     if (!io)
         return -ENOMEM;
     io->fd = -1;
+    io->changes = 1;    /* the page cache may hold dirty pages of an earlier
+                         * writer: the first sync is never skipped */
     io->backend = cfg ? cfg->backend : MMIO_BACKEND_MMAP;
     io->sync_delay_us = cfg ? cfg->sync_delay_us : MMIO_DEFAULT_SYNC_DELAY_US;
     io->direct = (flags & O_DIRECT) != 0;
@@ -238,7 +240,7 @@ static int mmap_backend_write(struct mmio *io, uint64_t off, const void *buf, si
     return mmio_pio_write(io, off, buf, len);
 }
 
-enum xfer { XFER_READ, XFER_READ_ONCE, XFER_WRITE };
+enum xfer { XFER_READ, XFER_READ_ONCE, XFER_WRITE, XFER_WRITE_LAZY };
 
 /* The common path of mmio_read_at, mmio_read_once and mmio_write_at:
  * argument and range checks, the copy (guarded memcpy or pread/pwrite),
@@ -246,7 +248,7 @@ enum xfer { XFER_READ, XFER_READ_ONCE, XFER_WRITE };
 static int transfer(struct mmio *io, uint64_t off, void *buf, size_t len,
                     enum xfer how)
 {
-    const int write = how == XFER_WRITE;
+    const int write = how == XFER_WRITE || how == XFER_WRITE_LAZY;
     uint64_t t0;
     int err;
 
@@ -277,6 +279,9 @@ static int transfer(struct mmio *io, uint64_t off, void *buf, size_t len,
         err = mmio_pio_write(io, off, buf, len);
     else
         err = mmio_pio_read(io, off, buf, len);
+    if (how == XFER_WRITE)
+        mmio_note_change(io);   /* also after a failed write: a part of it
+                                 * may be in the page cache */
     if (err)
         return err;
 
@@ -307,6 +312,11 @@ int mmio_write_at(struct mmio *io, uint64_t off, const void *buf, size_t len)
     return transfer(io, off, (void *)buf, len, XFER_WRITE);   /* only read from */
 }
 
+int mmio_write_lazy(struct mmio *io, uint64_t off, const void *buf, size_t len)
+{
+    return transfer(io, off, (void *)buf, len, XFER_WRITE_LAZY);
+}
+
 const void *mmio_ptr(struct mmio *io, uint64_t off)
 {
     if (!io || !io->map || off >= io->size)
@@ -318,7 +328,24 @@ void *mmio_mut_ptr(struct mmio *io, uint64_t off)
 {
     if (io && io->read_only)
         return NULL;        /* the mapping is PROT_READ */
-    return (void *)mmio_ptr(io, off);
+    void *p = (void *)mmio_ptr(io, off);
+    if (p)
+        __atomic_store_n(&io->raw_writer, 1, __ATOMIC_SEQ_CST);
+    return p;
+}
+
+void mmio_note_change(struct mmio *io)
+{
+    __atomic_add_fetch(&io->changes, 1, __ATOMIC_SEQ_CST);
+}
+
+int mmio_unsynced(struct mmio *io)
+{
+    if (!io || io->read_only)
+        return 0;
+    return __atomic_load_n(&io->raw_writer, __ATOMIC_SEQ_CST) ||
+           __atomic_load_n(&io->changes, __ATOMIC_SEQ_CST) !=
+           __atomic_load_n(&io->synced, __ATOMIC_SEQ_CST);
 }
 
 void mmio_get_metrics(const struct mmio *io, struct mmio_metrics *out)

@@ -70,6 +70,17 @@ struct mmio {
      * before any later flush may start. */
     pthread_mutex_t flush_mu;
 
+    /* Is anything unsynced? (__atomic builtins) changes counts the writes
+     * and discards that may have changed the file, each bumped once its
+     * bytes are in the page cache (or its attempt failed); synced is the
+     * value of changes read at the start of the latest successful flush.
+     * changes == synced: every change that completed before the test is
+     * durable (mmio_sync_delayed then returns at once). raw_writer: a
+     * writable pointer was handed out (mmio_mut_ptr), whose stores the
+     * engine cannot count: always unsynced from then on. */
+    uint64_t changes, synced;
+    int raw_writer;
+
     /* Delayed-sync (group commit) state, guarded by mu. Generations count
      * the loop's syncs: gen_started is the number of syncs begun,
      * gen_done the number completed (in order), gen_wanted the highest
@@ -96,6 +107,11 @@ struct mmio {
 
 /* Monotonic clock in nanoseconds. */
 uint64_t mmio_now_ns(void);
+
+/* Counts a change of the file (a write or a discard, even one that
+ * failed part way) once its bytes are in the page cache: the next flush
+ * may not be skipped. */
+void mmio_note_change(struct mmio *io);
 
 /* Nonzero if [off, off+len) lies within [0, io->size); overflow-safe. */
 int mmio_range_ok(const struct mmio *io, uint64_t off, size_t len);

@@ -39,6 +39,9 @@ int mmio_flush(struct mmio *io)
         goto out;
     }
 
+    /* changes is read before the flush: whatever it counts is in the page
+     * cache already and this flush covers it (mmio_unsynced) */
+    uint64_t changes = __atomic_load_n(&io->changes, __ATOMIC_SEQ_CST);
     const struct mmio_observer *obs = mmio_observer_get();
     t0 = mmio_now_ns();
     if (obs && obs->before_sync)
@@ -62,6 +65,8 @@ int mmio_flush(struct mmio *io)
     mmio_metric_add(&io->m.sync_us, (mmio_now_ns() - t0) / 1000);
     if (err)    /* sticky: pages may now be marked clean, a retry could lie */
         __atomic_store_n(&io->failed, 1, __ATOMIC_RELEASE);
+    else        /* flushes are serialised: synced only grows */
+        __atomic_store_n(&io->synced, changes, __ATOMIC_SEQ_CST);
     if (obs && obs->after_sync)
         obs->after_sync(obs->ctx, io, err);
 out:

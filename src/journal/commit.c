@@ -291,8 +291,8 @@ static int checkpoint(struct jnl *j, const struct jnl_closed *t, uint64_t limit)
         else
             err = mmio_read_once(j->io, jnl_log_off(&j->geo, jnl_image_idx(t->pos, i)),
                                  j->scratch, JNL_BS);
-        if (!err)
-            err = mmio_write_at(j->io, blk * JNL_BS, src, JNL_BS);
+        if (!err)   /* durable in the log: nobody's fsync waits for it */
+            err = mmio_write_lazy(j->io, blk * JNL_BS, src, JNL_BS);
         if (err)
             break;
         if (s) {

@@ -495,6 +495,12 @@ uint64_t jnl_durable_seq(struct jnl *j)
     return atomic_load(&j->durable_seq);
 }
 
+uint64_t jnl_last_seq(struct jnl *j)
+{
+    uint64_t running = atomic_load(&j->running_seq);
+    return jnl_running_empty(j) ? running - 1 : running;
+}
+
 uint64_t jnl_running_blocks(struct jnl *j)
 {
     return j->running_count;

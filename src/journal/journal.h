@@ -158,6 +158,11 @@ uint64_t jnl_running_seq(struct jnl *j);
  * right after jnl_open). Sequence numbers start at a random value. */
 uint64_t jnl_durable_seq(struct jnl *j);
 
+/* The newest transaction that holds changes: the running one, or the one
+ * before it while the running one is empty. Waiting for it (jnl_commit_wait)
+ * makes every change made so far durable. Lock held. */
+uint64_t jnl_last_seq(struct jnl *j);
+
 /* Number of blocks in the running transaction. Lock held. */
 uint64_t jnl_running_blocks(struct jnl *j);
 

@@ -536,6 +536,43 @@ def periodic(s, n):
 PERIODIC_COMMIT_S = 1
 
 
+def dirsync_all(s, n):
+    """`sync` then fsync of one directory is a whole-filesystem sync
+    (docs/JOURNAL.md, "Group commit and the fsync path"): files created,
+    written, overwritten in place, renamed and unlinked in two other
+    directories, then os.sync() and an fsync of a directory none of it
+    touched; from that barrier on every file's content and both
+    directories' names must be there."""
+    for d in ("q", "a", "b"):
+        s.mkdir(d)
+    s.fsync_dir("")
+    files = []
+    for r in range(6 * n):
+        new = "a/f%d" % r
+        s.create(new)
+        s.write(new, 0, s.rng.choice([0, 100, 4096, 30000, 70000]))
+        files.append(new)
+        grown = [f for f in files[:-1] if os.path.getsize(s.p(f)) >= 8192]
+        if grown:       # an overwrite in place: data only, no new block
+            old = s.rng.choice(grown)
+            s.bump_gen(old)
+            s.write(old, s.rng.choice([0, 4096]), 4096)
+        if r % 3 == 2:
+            src = files.pop(0)
+            dst = "b/m%d" % r
+            s.rename(src, dst)
+            files.append(dst)
+        if r % 4 == 3:
+            gone = files.pop(s.rng.randrange(len(files)))
+            s.unlink(gone)
+        os.sync()
+        b = s.fsync_dir("q")
+        for f in files:
+            s.note_durable(f, b)
+        for d in ("a", "b"):
+            s.log(t="dir", path=d, b=b, names=sorted(os.listdir(s.p(d))))
+
+
 def whiteout(s, n):
     """overlayfs' renames on its upper layer: renameat2(RENAME_WHITEOUT) of
     fsync'd files and of (empty) directories, within a directory and across two,
@@ -634,6 +671,7 @@ WORKLOADS = {
     "parallel_create": (parallel_create, "", "32M", False),
     "periodic": (periodic, "commit=1", "32M", False),
     "whiteout": (whiteout, "", "32M", False),
+    "dirsync_all": (dirsync_all, "", "32M", False),
     "meta_reuse": (meta_reuse, "", "16M", False),
     # the same loads on the pread/pwrite backend and with a group-commit window
     "applog_pread": (applog, "io=pread", "32M", True),

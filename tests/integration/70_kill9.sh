@@ -50,20 +50,8 @@ stop_loads() {
 
 for round in $(seq "$rounds"); do
     # ---- mount with the daemon in the foreground, PID captured --------------------
-    T_MOUNTS+=("$M")
-    _remember_image "$img"
-    T_DIRTY["$img"]=1
-    "$MMAPFS" "$img" "$M" -f >"$T_DIR/daemon.$round.log" 2>&1 </dev/null &
-    dpid=$!
-    for _ in $(seq 200); do
-        mountpoint -q "$M" && break
-        kill -0 "$dpid" 2>/dev/null || break
-        sleep 0.05
-    done
-    if ! mountpoint -q "$M"; then
-        fail "round $round: mount" "$(tail -5 "$T_DIR/daemon.$round.log")"
-        break
-    fi
+    mount_fg "$img" "$M" "$T_DIR/daemon.$round.log" || break
+    dpid=$T_DPID
     pass "round $round: mounted (daemon pid $dpid)"
 
     # ---- busy workload -------------------------------------------------------------------
@@ -92,9 +80,7 @@ for round in $(seq "$rounds"); do
     done
     delay_ms=$((300 + RANDOM % 2700))
     sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
-    kill -KILL "$dpid"
-    wait "$dpid" 2>/dev/null || true
-    pass "round $round: kill -9 of the daemon after ${delay_ms} ms of load"
+    crash_daemon "$dpid" "$M" "$img" "round $round: kill -9 after ${delay_ms} ms of load"
     stop_loads
     # the kill must have hit a busy mount, or the round proves nothing
     n_fsync=$(cat "$logs"/fsync."$round".* | wc -l)
@@ -102,13 +88,6 @@ for round in $(seq "$rounds"); do
     check_range "round $round: fsync'd records before the kill ($n_fsync)" 1 100000000 "$n_fsync"
     check_range "round $round: SQLite commits so far ($n_sql)" 1 100000000 "$n_sql"
     check "round $round: the orphan was unlinked while open before the kill" test -e "$T_DIR/orphan.ready"
-    if timeout 30 fusermount3 -u "$M" 2>/dev/null || timeout 30 fusermount3 -u -z "$M"; then
-        pass "round $round: fusermount3 -u of the dead mount"
-    else
-        fail "round $round: fusermount3 -u of the dead mount"
-    fi
-    _forget_mount "$M"
-    check "round $round: fsck.mmapfs -n after the kill (replays the journal) is clean" "$FSCK" -n "$img"
     t_log "round $round: $(tail -c 300 <<<"$T_OUT" | tr '\n' ' ')"
 
     # ---- remount and verify ---------------------------------------------------------------

@@ -437,6 +437,45 @@ mount_image() {
     fi
 }
 
+# mount_fg TARGET MNT LOG [mmapfs args...] : runs the daemon in the
+# foreground (-f), in the background of this shell, output to LOG, and
+# waits for the mount; sets T_DPID to its PID (for kill -9). Returns 1
+# (after recording a failure with LOG's tail) if no mount appears.
+mount_fg() {
+    local target=$1 mnt=$2 log=$3
+    shift 3
+    mkdir -p "$mnt"
+    T_MOUNTS+=("$mnt")
+    _remember_image "$target"
+    T_DIRTY["$target"]=1
+    "$MMAPFS" "$target" "$mnt" -f "$@" >"$log" 2>&1 </dev/null &
+    T_DPID=$!
+    for _ in $(seq 200); do
+        mountpoint -q "$mnt" && break
+        kill -0 "$T_DPID" 2>/dev/null || break
+        sleep 0.05
+    done
+    mountpoint -q "$mnt" && return 0
+    fail "mount $(basename "$target") on $mnt (daemon in the foreground)" "$(tail -5 "$log")"
+    return 1
+}
+
+# crash_daemon PID MNT TARGET DESC : kill -9 of the daemon PID that serves
+# MNT (a process crash), fusermount3 -u of the dead mount, then
+# fsck.mmapfs -n TARGET (it replays the journal) must be clean.
+crash_daemon() {
+    local pid=$1 mnt=$2 target=$3 desc=$4
+    kill -KILL "$pid"
+    wait "$pid" 2>/dev/null || true
+    if timeout 30 fusermount3 -u "$mnt" 2>/dev/null || timeout 30 fusermount3 -u -z "$mnt"; then
+        pass "$desc: fusermount3 -u of the dead mount"
+    else
+        fail "$desc: fusermount3 -u of the dead mount"
+    fi
+    _forget_mount "$mnt"
+    check "$desc: fsck.mmapfs -n after the kill (replays the journal) is clean" "$FSCK" -n "$target"
+}
+
 # Adds TARGET to the list of images t_finish checks, once.
 _remember_image() {
     local t

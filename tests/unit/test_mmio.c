@@ -1231,6 +1231,64 @@ static void test_sticky_failure(void **state)
     mmio_close(io);
 }
 
+/* mmio_unsynced: 1 from open until a sync, after every write, discard or
+ * failed write, not after a lazy write; a failed sync leaves it 1; a
+ * writable pointer makes it 1 for good. */
+static void test_unsynced(void **state)
+{
+    struct mmio_config cfg = cfg_of(state, 0);
+    struct mmio *io;
+    char path[PATH_MAX], buf[8192];
+
+    memset(buf, 'u', sizeof(buf));
+    tmp_path(path, "unsynced");
+    assert_int_equal(mmio_open(&io, path, 65536, 0, &cfg), 0);
+    assert_int_equal(mmio_unsynced(NULL), 0);
+    assert_int_equal(mmio_unsynced(io), 1);     /* an earlier writer's pages */
+    assert_int_equal(mmio_sync(io), 0);
+    assert_int_equal(mmio_unsynced(io), 0);
+    assert_int_equal(mmio_read_at(io, 0, buf, 16), 0);
+    assert_int_equal(mmio_unsynced(io), 0);     /* reads change nothing */
+
+    assert_int_equal(mmio_write_lazy(io, 4096, buf, 4096), 0);
+    assert_int_equal(mmio_unsynced(io), 0);
+    assert_int_equal(mmio_write_at(io, 0, buf, 100), 0);
+    assert_int_equal(mmio_unsynced(io), 1);
+    assert_int_equal(mmio_sync_delayed(io), 0);
+    assert_int_equal(mmio_unsynced(io), 0);
+    assert_int_equal(mmio_write_at(io, 60000, buf, 8192), -ERANGE);
+    assert_int_equal(mmio_unsynced(io), 0);     /* refused before any byte */
+    int d = mmio_discard(io, 8192, 8192);
+    assert_true(d == 0 || d == -EOPNOTSUPP);
+    assert_int_equal(mmio_unsynced(io), d == 0);
+    assert_int_equal(mmio_write_delayed_sync(io, &(struct mmio_write){ 0, buf, 10 }, 1), 0);
+    assert_int_equal(mmio_unsynced(io), 0);
+
+    /* a failed sync does not count as one */
+    assert_int_equal(mmio_write_at(io, 0, buf, 10), 0);
+    fail_next_sync(io, EIO);
+    assert_int_equal(mmio_sync(io), -EIO);
+    assert_int_equal(mmio_unsynced(io), 1);
+    mmio_close(io);
+
+    /* a writable pointer: the engine cannot see the stores */
+    assert_int_equal(mmio_open(&io, path, 0, 0, &cfg), 0);
+    assert_int_equal(mmio_sync(io), 0);
+    assert_int_equal(mmio_unsynced(io), 0);
+    if (mmio_mut_ptr(io, 0)) {
+        assert_int_equal(mmio_unsynced(io), 1);
+        assert_int_equal(mmio_sync(io), 0);
+        assert_int_equal(mmio_unsynced(io), 1);
+    }
+    mmio_close(io);
+
+    /* read-only: nothing of ours is ever unsynced */
+    cfg.read_only = 1;
+    assert_int_equal(mmio_open(&io, path, 0, 0, &cfg), 0);
+    assert_int_equal(mmio_unsynced(io), 0);
+    mmio_close(io);
+}
+
 /* ---- flags ----------------------------------------------------------------- */
 
 static void test_odirect_dsync(void **state)
@@ -1847,6 +1905,7 @@ int main(void)
         cmocka_unit_test(test_merge_random),
         BOTH(test_write_delayed_sync_content),
         BOTH(test_sticky_failure),
+        BOTH(test_unsynced),
         BOTH(test_odirect_dsync),
         BOTH(test_truncated_under_engine),
         BOTH(test_read_once),

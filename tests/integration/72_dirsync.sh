@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+#
+# 72_dirsync.sh — fsync of a directory makes every change made before it
+# durable, and `sync` followed by `sync MOUNTPOINT` is a whole-filesystem
+# sync (docs/MOUNT.md, "sync and syncfs").
+#
+# Linux sends a FUSE daemon no request for sync(2) or syncfs(2): `sync`
+# writes the kernel's cached pages back to the daemon, but what the daemon
+# holds in its running transaction waits for the periodic commit. The mount
+# uses commit=3600, so nothing but the fsync under test can commit. Each
+# round: changes of every kind (new files with data, mkdir, rename, hard
+# link, symlink, xattr, chmod, truncate, unlink), then `sync` and an fsync
+# of one directory (round 1: a directory none of the changes touched;
+# round 2: `sync MOUNTPOINT`, coreutils' fsync of the root), then kill -9
+# of the daemon (a process crash keeps only what the journal committed:
+# without the fsync every one of these changes is lost), fsck -n, remount
+# and compare with what was there before the kill.
+set -euo pipefail
+. "$(dirname "$0")/../lib/common.sh"
+t_init "$@"
+require_cmd sync getfattr setfattr md5sum
+
+img=$T_DIR/ds.img
+M=$T_DIR/mnt
+mkdir -p "$M"
+make_image "$img" 256M
+
+# The daemon in the foreground with no periodic commit to speak of.
+start_daemon() {
+    mount_fg "$img" "$M" "$T_DIR/daemon.$1.log" -o commit=3600 || t_finish
+}
+
+# A listing that covers what the changes touch: names, types, link counts,
+# modes, sizes, symlink targets, file contents and user xattrs.
+manifest() {
+    (cd "$M" && find . -path ./lost+found -prune -o -print0 | sort -z |
+        while IFS= read -r -d '' p; do
+            stat -c '%n %F %h %a %s' "$p"
+            if [ -L "$p" ]; then readlink "$p"
+            elif [ -f "$p" ]; then md5sum <"$p"; fi
+            getfattr -h --absolute-names -d -m '^user\.' "$p" 2>/dev/null | grep -v '^#' || true
+        done)
+}
+
+start_daemon 0
+mkdir "$M/quiet" "$M/old" "$M/r1" "$M/r2"     # the rounds leave the root alone
+head -c 100000 /dev/urandom >"$M/old/keep"
+echo gone >"$M/old/gone"
+sync
+check "set-up: fsync of a directory" "$PY" -c 'import os,sys; os.fsync(os.open(sys.argv[1], os.O_RDONLY))' "$M/quiet"
+
+for round in 1 2; do
+    mkdir "$M/r$round/sub"
+    head -c 3000000 /dev/urandom >"$M/r$round/big"
+    echo "small $round" >"$M/r$round/small"
+    mv "$M/r$round/small" "$M/r$round/sub/moved"
+    ln "$M/r$round/sub/moved" "$M/r$round/hard"
+    ln -s "sub/moved" "$M/r$round/sym"
+    setfattr -n user.round -v "$round" "$M/r$round/big"
+    chmod 640 "$M/r$round/big"
+    truncate -s 12345 "$M/old/keep"
+    rm -f "$M/old/gone"
+    before=$(manifest)
+    sync
+    if [ "$round" = 1 ]; then
+        check "round 1: fsync of a directory the changes did not touch" \
+            "$PY" -c 'import os,sys; os.fsync(os.open(sys.argv[1], os.O_RDONLY))' "$M/quiet"
+    else
+        check "round 2: sync MOUNTPOINT (fsync of the root directory)" sync "$M"
+    fi
+    crash_daemon "$T_DPID" "$M" "$img" "round $round: kill -9 of the daemon"
+    start_daemon "$round"
+    after=$(manifest)
+    check_eq "round $round: every change made before the fsync survived the kill" "$before" "$after"
+done
+unmount_fs "$M"
+t_finish
