@@ -213,12 +213,8 @@ void mfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
                                     (uint64_t)length));
 }
 
-/* With the writeback cache, data written but not yet written back lives
- * only in the kernel: fs would not see it (nor the size it gave the file).
- * Invalidating the inode's page cache makes the kernel write its dirty
- * pages back first (served by the other workers) and wait for them. Not in
- * single-threaded mode, where nobody would serve those writes. */
-static void flush_kernel_pages(fuse_req_t req, fuse_ino_t ino)
+/* See ops_i.h. */
+void mfs_flush_kernel_pages(fuse_req_t req, fuse_ino_t ino)
 {
     struct mmapfs_fuse *m = mfs_data(req);
 
@@ -242,7 +238,7 @@ void mfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
             err = -ENXIO;
             goto out_err;
         }
-        flush_kernel_pages(req, ino);
+        mfs_flush_kernel_pages(req, ino);
         pos = fs_lseek(mfs_fs(req), ino, (uint64_t)off, whence);
         if (pos < 0) {
             err = (int)pos;

@@ -46,6 +46,12 @@ void mfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 void mfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
                struct fuse_file_info *fi);
 void mfs_statfs(fuse_req_t req, fuse_ino_t ino);
+/* With the writeback cache, data written but not yet written back lives
+ * only in the kernel: fs would not see it (nor the size it gave the file).
+ * Invalidating the inode's page cache makes the kernel write its dirty
+ * pages back first (served by the other workers) and wait for them. Not in
+ * single-threaded mode, where nobody would serve those writes. */
+void mfs_flush_kernel_pages(fuse_req_t req, fuse_ino_t ino);
 
 /* ops_dir.c */
 void mfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

@@ -429,6 +429,30 @@ void mfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
     mfs_reply_err(req, err);
 }
 
+/* Replace via rename (write a new file, rename it over the old one, no
+ * fsync): with the writeback cache the new file's data may still be only
+ * in the kernel when the rename reaches fs, and a commit of the rename
+ * before the data arrives leaves, after a crash, an empty file where the
+ * old one was. As ext4 does (auto_da_alloc), the data of a regular file
+ * renamed over an existing regular file is fetched first: it then rides
+ * the rename's transaction or an earlier one (ordered data), so a crash
+ * shows the old file or the new one with its data. */
+static void flush_replacing(fuse_req_t req, fuse_ino_t parent, const char *name,
+                            fuse_ino_t newparent, const char *newname)
+{
+    struct fs *fs = mfs_fs(req);
+    struct fs_stat src, dst;
+
+    if (fs_lookup(fs, parent, name, &src))
+        return;
+    if (fs_lookup(fs, newparent, newname, &dst) == 0) {
+        if (S_ISREG(src.mode) && S_ISREG(dst.mode) && src.ino != dst.ino)
+            mfs_flush_kernel_pages(req, src.ino);
+        fs_forget(fs, dst.ino, 1);
+    }
+    fs_forget(fs, src.ino, 1);
+}
+
 void mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
                 fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
@@ -448,6 +472,8 @@ void mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
     if (flags & RENAME_WHITEOUT)
         fs_flags |= FS_RENAME_WHITEOUT;     /* the kernel checked CAP_MKNOD */
     caller_cred(req, &cred);
+    if (!(flags & (RENAME_NOREPLACE | RENAME_EXCHANGE)) && mfs_data(req)->writeback_cache)
+        flush_replacing(req, parent, name, newparent, newname);
     mfs_attr_changing(req, parent);
     mfs_attr_changing(req, newparent);
     err = fs_rename_as(mfs_fs(req), parent, name, newparent, newname, fs_flags, &cred);

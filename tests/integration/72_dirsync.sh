@@ -14,7 +14,9 @@
 # round 2: `sync MOUNTPOINT`, coreutils' fsync of the root), then kill -9
 # of the daemon (a process crash keeps only what the journal committed:
 # without the fsync every one of these changes is lost), fsck -n, remount
-# and compare with what was there before the kill.
+# and compare with what was there before the kill. Round 3: a file
+# replaced through rename while its new data is still in the kernel's
+# cache (below).
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
 t_init "$@"
@@ -73,5 +75,33 @@ for round in 1 2; do
     after=$(manifest)
     check_eq "round $round: every change made before the fsync survived the kill" "$before" "$after"
 done
+# Round 3: replace via rename with no fsync of the data and the writer's
+# descriptor still open, so its pages are only in the kernel's cache when
+# the rename arrives; then only `sync MOUNTPOINT` (no `sync`, which would
+# write the pages back itself) commits the rename. The daemon fetches the
+# renamed file's pages before renaming over an existing file (ext4's
+# auto_da_alloc), so the name holds the new data, never an empty file.
+echo "old content" >"$M/old/replace"
+sync
+sync "$M"
+head -c 300000 /dev/urandom >"$T_DIR/new.data"
+want=$(md5sum <"$T_DIR/new.data")
+rm -f "$T_DIR/renamed"
+"$PY" -c '
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+os.write(fd, open(sys.argv[3], "rb").read())
+os.rename(sys.argv[1], sys.argv[2])
+open(sys.argv[4], "w").close()
+time.sleep(60)
+' "$M/old/replace.tmp" "$M/old/replace" "$T_DIR/new.data" "$T_DIR/renamed" &
+writer=$!
+wait_until "round 3: the writer renamed its file over the old one" 10 "test -e $T_DIR/renamed"
+check "round 3: sync MOUNTPOINT (commits the rename)" sync "$M"
+crash_daemon "$T_DPID" "$M" "$img" "round 3: kill -9 of the daemon"
+kill -KILL "$writer" 2>/dev/null || true
+wait "$writer" 2>/dev/null || true
+start_daemon 3
+check_eq "round 3: the replaced name holds the new data" "$want" "$(md5sum <"$M/old/replace")"
 unmount_fs "$M"
 t_finish
