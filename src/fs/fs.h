@@ -168,6 +168,12 @@ int fs_rename_as(struct fs *fs, uint64_t parent, const char *name,
                  uint64_t newparent, const char *newname, unsigned flags,
                  const struct fs_cred *cred);
 
+/* The regular file that renaming parent/name to newparent/newname would
+ * put in place of another regular file, or 0 (no such names, other kinds,
+ * the same inode). Takes no lookup reference. */
+uint64_t fs_rename_replaces_file(struct fs *fs, uint64_t parent, const char *name,
+                                 uint64_t newparent, const char *newname);
+
 /* Called when a name of a non-directory that keeps other names goes
  * away (unlink, or a rename over it), under the filesystem's lock: fn must
  * not call back into fs. Set once, before requests are served. The FUSE

@@ -130,7 +130,7 @@ void fs_forget(struct fs *fs, uint64_t ino, uint64_t n)
  * (only virtiofs gets FUSE_SYNCFS), so `sync` alone leaves the last
  * changes to the periodic commit; `sync MOUNTPOINT` (fsync of the root
  * directory) after it is the daemon's half of a syncfs (docs/MOUNT.md,
- * "sync"). It costs nothing when all is durable already: the usual fsync
+ * "sync and syncfs"). It costs nothing when all is durable already: the usual fsync
  * of a directory after its entries changed waits for that transaction
  * anyway. */
 static int fsync_target(struct fs *fs, uint64_t ino, int datasync, uint64_t *seq,

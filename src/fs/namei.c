@@ -131,6 +131,35 @@ out:
     return err;
 }
 
+/* The inode of an ordinary name (not "." or "..") in directory dir, and
+ * its record, without a lookup reference. Journal lock held. */
+static int find_named(struct fs *fs, uint64_t dir, const char *name, uint64_t *ino,
+                      struct mmapfs_disk_inode *di)
+{
+    struct mmapfs_disk_inode pdi;
+    size_t len;
+    int err = fs_dir_check_name(name, &len);
+    if (err || dot_name(name, len))
+        return err ? err : -EINVAL;
+    err = get_dir(fs, dir, &pdi);
+    if (!err)
+        err = fs_dir_find(fs, dir, &pdi, name, len, ino, NULL);
+    return err ? err : fs_inode_get(fs, *ino, di);
+}
+
+uint64_t fs_rename_replaces_file(struct fs *fs, uint64_t parent, const char *name,
+                                 uint64_t newparent, const char *newname)
+{
+    struct mmapfs_disk_inode sdi, ddi;
+    uint64_t src = 0, dst = 0;
+    jnl_lock(fs->jnl);
+    int replaces = find_named(fs, parent, name, &src, &sdi) == 0 &&
+                   find_named(fs, newparent, newname, &dst, &ddi) == 0 &&
+                   S_ISREG(sdi.mode) && S_ISREG(ddi.mode) && src != dst;
+    jnl_unlock(fs->jnl);
+    return replaces ? src : 0;
+}
+
 /* ==== creation ============================================================== */
 
 struct create_args {

@@ -440,17 +440,9 @@ void mfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void flush_replacing(fuse_req_t req, fuse_ino_t parent, const char *name,
                             fuse_ino_t newparent, const char *newname)
 {
-    struct fs *fs = mfs_fs(req);
-    struct fs_stat src, dst;
-
-    if (fs_lookup(fs, parent, name, &src))
-        return;
-    if (fs_lookup(fs, newparent, newname, &dst) == 0) {
-        if (S_ISREG(src.mode) && S_ISREG(dst.mode) && src.ino != dst.ino)
-            mfs_flush_kernel_pages(req, src.ino);
-        fs_forget(fs, dst.ino, 1);
-    }
-    fs_forget(fs, src.ino, 1);
+    uint64_t src = fs_rename_replaces_file(mfs_fs(req), parent, name, newparent, newname);
+    if (src)
+        mfs_flush_kernel_pages(req, src);
 }
 
 void mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,

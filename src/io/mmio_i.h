@@ -75,7 +75,7 @@ struct mmio {
      * bytes are in the page cache (or its attempt failed); synced is the
      * value of changes read at the start of the latest successful flush.
      * changes == synced: every change that completed before the test is
-     * durable (mmio_sync_delayed then returns at once). raw_writer: a
+     * durable (mmio_unsynced returns 0). raw_writer: a
      * writable pointer was handed out (mmio_mut_ptr), whose stores the
      * engine cannot count: always unsynced from then on. */
     uint64_t changes, synced;
@@ -109,8 +109,8 @@ struct mmio {
 uint64_t mmio_now_ns(void);
 
 /* Counts a change of the file (a write or a discard, even one that
- * failed part way) once its bytes are in the page cache: the next flush
- * may not be skipped. */
+ * failed part way) once its bytes are in the page cache: mmio_unsynced
+ * is 1 until a flush that began after it has succeeded. */
 void mmio_note_change(struct mmio *io);
 
 /* Nonzero if [off, off+len) lies within [0, io->size); overflow-safe. */

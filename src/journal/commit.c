@@ -518,11 +518,8 @@ void jnl_commit_async(struct jnl *j, uint64_t seq, jnl_done_fn done, void *ctx)
         return;
     }
     uint64_t running = atomic_load(&j->running_seq);
-    if (seq >= running) {
-        seq = running;
-        if (jnl_running_empty(j))
-            seq = running - 1;      /* nothing to commit: data only */
-    }
+    if (seq >= running)
+        seq = jnl_last_seq(j);      /* running empty: nothing to commit, data only */
     *w = (struct jnl_async){ .seq = seq, .s0 = atomic_load(&j->sync_started),
                              .done = done, .ctx = ctx };
     if (seq == running)
