@@ -219,7 +219,7 @@ static int fallocate_locked(struct fs *fs, uint64_t ino, int mode, uint64_t off,
         return -EISDIR;
     if (!S_ISREG(di.mode))
         return -ENODEV;
-    unsigned touch = TOUCH_CTIME;
+    unsigned touch = TOUCH_CTIME | TOUCH_MTIME;     /* as ext4 (file_modified) */
     err = fs_file_uninline(fs, ino, &di);      /* the range works on blocks */
     if (err)
         return err;

@@ -158,7 +158,12 @@ static uint32_t mode_keep_sgid(fuse_req_t req, const struct fs_stat *st, uint32_
  *    fallocate(2) time, in the writer's context, sent only when the writer
  *    lacks CAP_FSETID and the kernel found a bit to clear (set-group-ID
  *    only; when set-user-ID goes too, the kernel sends the mode without it
- *    instead, handled by mode_keep_sgid);
+ *    instead, handled by mode_keep_sgid); or chown(f, -1, -1) without the
+ *    writeback cache. From a caller other than root both clear the same
+ *    bits; root has CAP_FSETID, so from root it is the chown;
+ *  - ctime alone: chown(f, -1, -1) under the writeback cache (the kernel
+ *    sends the time only when it trusts its own; its time flushes always
+ *    carry mtime);
  *  - a size (truncate, O_TRUNC): cleared unless the caller is root;
  *  - an owner or group (chown) of a non-directory: set-user-ID always,
  *    set-group-ID by the group rule, even for root.
@@ -172,16 +177,16 @@ static uint32_t mode_after_kill(fuse_req_t req, const struct fs_stat *st, int to
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
     uint32_t mode = st->mode & 07777;
     int capable = ctx->uid == 0;
+    int chown = (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) ||
+                to_set == FUSE_SET_ATTR_CTIME || to_set == 0;
 
-    if ((to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) && !S_ISDIR(st->mode)) {
-        /* chown: set-user-ID even for root */
+    if (chown && !S_ISDIR(st->mode)) {
+        /* set-user-ID even for root */
     } else if (!S_ISREG(st->mode)) {
         return mode;
     } else if (to_set & FUSE_SET_ATTR_SIZE) {
         if (capable)
             return mode;
-    } else if (to_set == 0) {
-        capable = 0;              /* the kernel found the writer lacks CAP_FSETID */
     } else {
         return mode;              /* times only */
     }

@@ -3,14 +3,14 @@
 # 47_setid.sh — set-user-ID / set-group-ID clearing exactly as ext4. One
 # probe writes, truncates, fallocates and chowns files of modes 4755, 2755,
 # 2666, 2767, 6766 and 6777 as a user outside the file's group, as a user
-# in it, as the owner (chgrp) and as root, and lists the resulting modes.
-# It runs on ext4 on a loop device (the reference) and on mmapfs with and
+# in it, as the owner (chgrp, chown to -1:-1) and as root, and lists the
+# resulting modes. It runs on ext4 on a loop device (the reference) and on mmapfs with and
 # without the writeback cache; the listings must be equal, also after a
 # remount (the modes the daemon stored, not only the kernel's cache).
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
 t_init "$@"
-require_cmd fallocate truncate stat
+require_cmd fallocate truncate stat perl
 
 OWNER=1001 OGROUP=1001 OTHERGRP=1002
 OUT_GROUP=(setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups --)
@@ -38,6 +38,10 @@ one_op() {
     fallocate) timeout 30 "${pre[@]}" fallocate -l 65536 "$f" 2>/dev/null || rc=$? ;;
     chgrp) timeout 30 "${pre[@]}" chgrp "$OTHERGRP" "$f" 2>/dev/null || rc=$? ;;
     chown) timeout 30 "${pre[@]}" chown "$OTHERGRP:$OTHERGRP" "$f" 2>/dev/null || rc=$? ;;
+    # chown(f, -1, -1): no owner to set, still a chown (the writeback cache
+    # sends it as a SETATTR of ctime alone, without it as nothing to set)
+    chown-1) timeout 30 "${pre[@]}" perl -e 'chown(-1, -1, $ARGV[0]) or exit 1' "$f" \
+        2>/dev/null || rc=$? ;;
     esac
     if [ "$rc" -ne 0 ]; then
         echo "$name denied"
@@ -60,6 +64,8 @@ probe() {
         done
         one_op "$dir" "chgrp-owner-$mode" "$mode" owner chgrp
         one_op "$dir" "chown-root-$mode" "$mode" root chown
+        one_op "$dir" "chown-1-owner-$mode" "$mode" owner chown-1
+        one_op "$dir" "chown-1-root-$mode" "$mode" root chown-1
     done
 }
 

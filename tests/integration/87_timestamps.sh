@@ -45,12 +45,12 @@ for op, n in bad.items():
 EOF
 
 # The times a size change leaves: truncate(2), ftruncate(2) and
-# open(O_TRUNC), to a new size and to the same one. ext4 marks mtime and
-# ctime for update in every case (POSIX asks it of open(O_TRUNC) whatever
-# the size). FUSE sends open(O_TRUNC) and ftruncate(2) to the daemon
-# without a time, for the daemon to stamp (the kernel's update_mtime()).
+# open(O_TRUNC), to a new size and to the same one, and fallocate(2).
+# ext4 marks mtime and ctime for update in every case (POSIX asks it of
+# open(O_TRUNC) whatever the size). FUSE sends open(O_TRUNC) and
+# ftruncate(2) to the daemon without a time, for the daemon to stamp (the kernel's update_mtime()).
 cat >"$T_DIR/trunc.py" <<'EOF'
-import os, sys, time
+import ctypes, os, sys, time
 d = sys.argv[1] + "/trunc"
 os.mkdir(d)
 def case(name, size, op):
@@ -76,6 +76,25 @@ case("ftruncate-shorter", 100, ftrunc(50))
 case("ftruncate-same", 100, ftrunc(100))
 case("open-O_TRUNC", 100, lambda p: os.close(os.open(p, os.O_WRONLY | os.O_TRUNC)))
 case("open-O_TRUNC-empty", 0, lambda p: os.close(os.open(p, os.O_WRONLY | os.O_TRUNC)))
+# fallocate(2) in every mode ext4 and FUSE share: ext4 stamps mtime and
+# ctime (file_modified) whether or not the size or the blocks change.
+libc = ctypes.CDLL(None, use_errno=True)
+KEEP, PUNCH, ZERO = 0x01, 0x02, 0x10
+def falloc(mode, off, n):
+    def op(p):
+        fd = os.open(p, os.O_RDWR)
+        try:
+            r = libc.fallocate(fd, mode, ctypes.c_long(off), ctypes.c_long(n))
+            if r:
+                raise OSError(ctypes.get_errno(), "fallocate")
+        finally:
+            os.close(fd)
+    return op
+case("fallocate-inside", 20000, falloc(0, 0, 8192))
+case("fallocate-grow", 100, falloc(0, 0, 8192))
+case("fallocate-keep-size", 20000, falloc(KEEP, 0, 40000))
+case("fallocate-punch", 20000, falloc(KEEP | PUNCH, 4096, 4096))
+case("fallocate-zero", 20000, falloc(ZERO, 4096, 4096))
 EOF
 
 # trunc_times DIR : the lines of trunc.py for DIR (empty on failure).
