@@ -103,6 +103,9 @@ int fs_inode_get(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
                           (unsigned long long)ino, di->checksum, sum);
     if (di->mode == 0 || !mode_type_ok(di->mode))
         return fs_corrupt(fs, "inode %llu: bad mode %#o", (unsigned long long)ino, di->mode);
+    if (S_ISREG(di->mode) && di->size > MMAPFS_MAX_FILE_SIZE)   /* FORMAT.md §6 */
+        return fs_corrupt(fs, "inode %llu: size %llu beyond the maximum file size",
+                          (unsigned long long)ino, (unsigned long long)di->size);
     return di->flags ? inode_data_check(fs, ino, di) : 0;
 }
 

@@ -290,10 +290,11 @@ int fs_mmp_claim(struct mmp **out, const char *path, const struct mmapfs_disk_su
         }
         /* Someone elsewhere, or a holder that died: watch the block. */
         uint32_t seen_seq = b->seq, seen_sum = b->checksum;
-        uint32_t wait_s = 2 * (fs_mmp_block_valid(b) && b->interval > m->interval
-                               ? b->interval : m->interval) + 1;
-        if (wait_s > 2 * MMAPFS_MMP_INTERVAL_MAX + 1)
-            wait_s = 2 * MMAPFS_MMP_INTERVAL_MAX + 1;
+        uint32_t interval = fs_mmp_block_valid(b) && b->interval > m->interval
+                                ? b->interval : m->interval;
+        if (interval > MMAPFS_MMP_INTERVAL_MAX)   /* from the image: 2 * it may wrap */
+            interval = MMAPFS_MMP_INTERVAL_MAX;
+        uint32_t wait_s = 2 * interval + 1;
         if (err)
             fprintf(err, "%s: %s: multi-mount protection: the image was not released "
                     "cleanly; watching its heartbeat for %" PRIu32 " s\n", prog, path, wait_s);

@@ -168,6 +168,21 @@ static int load_after_replay(struct fs *fs, const char *path,
         goto out;
     }
     err = fs_alloc_init(fs);
+    /* A cleanly unmounted superblock's free counts are exact (FORMAT.md §4,
+     * §14.8): bitmaps that disagree are damaged (they carry no checksum),
+     * and the allocator would hand out blocks and inodes in use. A
+     * read-only mount allocates nothing: it may read what is intact. */
+    if (!err && (before->state & MMAPFS_STATE_CLEAN) &&
+        (fs->free_blocks != before->free_blocks || fs->free_inodes != before->free_inodes)) {
+        fprintf(stderr, "mmapfs: %s: the bitmaps count %llu free blocks and %llu free inodes, "
+                "the cleanly unmounted superblock %llu and %llu: a bitmap is damaged, "
+                "run fsck.mmapfs -y%s\n", path,
+                (unsigned long long)fs->free_blocks, (unsigned long long)fs->free_inodes,
+                (unsigned long long)before->free_blocks, (unsigned long long)before->free_inodes,
+                fs->read_only ? " (mounting read-only anyway)" : "");
+        if (!fs->read_only)
+            err = -EUCLEAN;
+    }
     if (!err)
         err = fs_icache_init(fs);
     if (!err)

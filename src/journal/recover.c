@@ -48,8 +48,11 @@ static int head_valid(const struct mmapfs_disk_jnl_header *h,
         return 0;
     if (mfs_crc32c(0, h, offsetof(struct mmapfs_disk_jnl_header, checksum)) != h->checksum)
         return 0;
+    /* mkfs starts seq below 2^62 and both count up by one: values from 2^63
+     * on were never written (and would wrap the ordered comparisons of
+     * sequence numbers in commit.c, or make the next header's generation 0) */
     return h->log_blocks == geo->journal_blocks - 2 && h->start < h->log_blocks &&
-           h->generation != 0;
+           h->generation != 0 && h->generation < (1ull << 63) && h->seq < (1ull << 63);
 }
 
 int jnl_head_read(struct mmio *io, const struct jnl_geometry *geo,

@@ -28,6 +28,7 @@
 #include "fsck/fsck.h"
 #include "fs/fs.h"
 #include "fs/fs_i.h"
+#include "fs/inode.h"
 #include "util/crc32c.h"
 
 #define FS_FIXTURE_CRED { 0, 0 }     /* the tests act as root */
@@ -284,6 +285,99 @@ static void test_remount_persistence(void **state)
     read_super(m->path, &sb);
     assert_int_equal(sb.mount_count, count0 + 1);
     img_check(m);
+}
+
+/* Bit i of the bitmap that starts at block start. */
+static int bitmap_get(const char *path, uint64_t start, uint64_t i)
+{
+    struct mmio *io;
+    uint8_t byte;
+    assert_int_equal(mmio_open(&io, path, 0, 0, NULL), 0);
+    assert_int_equal(mmio_read_at(io, start * MMAPFS_BLOCK_SIZE + i / 8, &byte, 1), 0);
+    mmio_close(io);
+    return byte >> (i % 8) & 1;
+}
+
+/* Clears (or sets) bit i of the bitmap that starts at block start. */
+static void bitmap_bit(const char *path, uint64_t start, uint64_t i, int set)
+{
+    struct mmio *io;
+    uint8_t byte;
+    uint64_t off = start * MMAPFS_BLOCK_SIZE + i / 8;
+    assert_int_equal(mmio_open(&io, path, 0, 0, NULL), 0);
+    assert_int_equal(mmio_read_at(io, off, &byte, 1), 0);
+    byte = set ? byte | (uint8_t)(1u << (i % 8)) : byte & (uint8_t)~(1u << (i % 8));
+    assert_int_equal(mmio_write_at(io, off, &byte, 1), 0);
+    assert_int_equal(mmio_sync(io), 0);
+    mmio_close(io);
+}
+
+/* The bitmaps carry no checksum. A cleanly unmounted image whose bitmaps
+ * disagree with the superblock's exact counts is refused (one bit cleared:
+ * the allocator would hand out an inode or a block in use); fsck -y is
+ * the repair. */
+static void test_damaged_bitmaps(void **state)
+{
+    struct img *m = *state;
+    img_mount(m);
+    uint64_t ino = mkfile(m->fs, ROOT, "live");
+    img_unmount(m);
+
+    struct mmapfs_disk_superblock sb;
+    read_super(m->path, &sb);
+    bitmap_bit(m->path, sb.inode_bitmap_start, ino - 1, 0);
+    assert_int_equal(do_mount(m, 0), -EUCLEAN);     /* 1 free inode more than counted */
+    assert_int_equal(do_mount(m, 1), 0);            /* read-only: reads what is intact */
+    assert_int_equal(lookup(m->fs, ROOT, "live"), -EUCLEAN);
+    img_unmount(m);
+    bitmap_bit(m->path, sb.inode_bitmap_start, ino - 1, 1);
+    uint64_t used = sb.data_start;      /* the first data block in use */
+    while (!bitmap_get(m->path, sb.block_bitmap_start, used))
+        used++;
+    bitmap_bit(m->path, sb.block_bitmap_start, used, 0);
+    assert_int_equal(do_mount(m, 0), -EUCLEAN);     /* the same for blocks */
+    bitmap_bit(m->path, sb.block_bitmap_start, used, 1);
+    img_check(m);
+    img_mount(m);
+    img_unmount(m);
+}
+
+/* Rewrites the size in the record of ino in the unmounted image; the
+ * checksum recomputed, so that only the new check can tell. */
+static void poke_size(const char *path, uint64_t ino, uint64_t size)
+{
+    struct mmapfs_disk_superblock sb;
+    struct mmapfs_disk_inode di;
+    read_super(path, &sb);
+    struct mmio *io;
+    uint64_t off = sb.inode_table_start * MMAPFS_BLOCK_SIZE + (ino - 1) * MMAPFS_INODE_SIZE;
+    assert_int_equal(mmio_open(&io, path, 0, 0, NULL), 0);
+    assert_int_equal(mmio_read_at(io, off, &di, sizeof(di)), 0);
+    di.size = size;
+    di.checksum = fs_inode_checksum(ino, &di);
+    assert_int_equal(mmio_write_at(io, off, &di, sizeof(di)), 0);
+    assert_int_equal(mmio_sync(io), 0);
+    mmio_close(io);
+}
+
+/* A record the format forbids though its checksum is right: a regular
+ * file past the maximum size (it would read zeros for exabytes). The
+ * mount refuses the inode, not the filesystem. */
+static void test_record_limits(void **state)
+{
+    struct img *m = *state;
+    img_mount(m);
+    uint64_t big = mkfile(m->fs, ROOT, "big"), fine = mkfile(m->fs, ROOT, "fine");
+    assert_int_equal(fs_write(m->fs, fine, 0, "xyz", 3), 3);
+    img_unmount(m);
+    poke_size(m->path, big, MMAPFS_MAX_FILE_SIZE + 1);
+    img_mount(m);
+    char buf[16];
+    struct fs_stat st;
+    assert_int_equal(fs_getattr(m->fs, big, &st), -EUCLEAN);
+    assert_int_equal(fs_read(m->fs, fine, 0, buf, sizeof(buf)), 3);
+    assert_memory_equal(buf, "xyz", 3);
+    img_unmount(m);
 }
 
 static void test_read_only(void **state)
@@ -609,6 +703,8 @@ int main(void)
         T(test_corrupt_superblock),
         T(test_super_validate),
         T(test_remount_persistence),
+        T(test_damaged_bitmaps),
+        T(test_record_limits),
         T(test_read_only),
         T(test_orphan_reference),
         T(test_orphan_many_random_order),

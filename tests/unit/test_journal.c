@@ -1471,16 +1471,18 @@ static void test_corrupt_headers(void **state)
     assert_int_equal(jnl_recover(im.io, &im.geo, 0, NULL), 0);
     assert_true(disk_is(&im, DATA0, 1));
 
-    /* Valid checksums but a header for another geometry / start out of range. */
+    /* Valid checksums but a header for another geometry / start out of
+     * range / a generation or seq never written (from 2^63 on: the next
+     * header's generation would wrap to 0, seq comparisons would wrap). */
     struct mmapfs_disk_jnl_header *hd = (void *)buf;
-    for (int variant = 0; variant < 2; variant++) {
+    for (int variant = 0; variant < 4; variant++) {
         for (uint64_t slot = 0; slot < 2; slot++) {
             memset(buf, 0, BS);
             hd->magic = MMAPFS_JNL_HEADER_MAGIC;
-            hd->generation = 9;
-            hd->seq = 5;
-            hd->log_blocks = variant ? LOG_BLOCKS : LOG_BLOCKS + 1;
-            hd->start = variant ? LOG_BLOCKS : 0;
+            hd->generation = variant == 2 ? UINT64_MAX : 9;
+            hd->seq = variant == 3 ? 1ull << 63 : 5;
+            hd->log_blocks = variant == 0 ? LOG_BLOCKS + 1 : LOG_BLOCKS;
+            hd->start = variant == 1 ? LOG_BLOCKS : 0;
             hd->checksum = mfs_crc32c(0, hd, 4092);
             assert_int_equal(mmio_write_at(im.io, (J_START + slot) * BS, buf, BS), 0);
         }
