@@ -464,8 +464,17 @@ mount_fg() {
 # MNT (a process crash), fusermount3 -u of the dead mount, then
 # fsck.mmapfs -n TARGET (it replays the journal) must be clean.
 crash_daemon() {
-    local pid=$1 mnt=$2 target=$3 desc=$4
+    local pid=$1 mnt=$2 target=$3 desc=$4 i
     kill -KILL "$pid"
+    # A daemon thread waiting in the kernel for a write-back that only its
+    # dead siblings could serve (rename over a file, SEEK_DATA) keeps the
+    # process in state D with /dev/fuse open: umount -f aborts the
+    # connection (docs/CRASH.md, "A killed daemon that does not go away").
+    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+        t_log "daemon $pid alive 5 s after SIGKILL: umount -f $mnt"
+        timeout 30 umount -f "$mnt" 2>/dev/null || true
+    fi
     wait "$pid" 2>/dev/null || true
     if timeout 30 fusermount3 -u "$mnt" 2>/dev/null || timeout 30 fusermount3 -u -z "$mnt"; then
         pass "$desc: fusermount3 -u of the dead mount"
