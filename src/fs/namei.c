@@ -432,6 +432,12 @@ static int remove_locked(struct fs *fs, uint64_t parent, const char *name, size_
             return -ENOTDIR;
         if (!fs_dir_is_empty(&di))
             return -ENOTEMPTY;
+        /* a directory has one name, in its parent: another entry for it
+         * (a corrupt image) must not free it while that name stays */
+        if (di.parent != parent)
+            return fs_corrupt(fs, "directory %llu: named in directory %llu, its parent is %llu",
+                              (unsigned long long)ino, (unsigned long long)parent,
+                              (unsigned long long)di.parent);
     } else if (S_ISDIR(di.mode)) {
         return -EISDIR;
     }

@@ -14,6 +14,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -286,6 +287,28 @@ static void test_mkdir_rmdir_links(void **state)
 
 /* Files and directories created in a setgid directory take its group;
  * directories also inherit S_ISGID. */
+/* A corrupt image with a second entry for a directory (directory hard
+ * links do not exist): rmdir through that entry is refused (EUCLEAN)
+ * instead of freeing a directory its real parent still names. */
+static void test_rmdir_other_name(void **state)
+{
+    struct img *m = *state;
+    struct fs *fs = m->fs;
+    uint64_t a = mkdirectory(fs, ROOT, "a"), b = mkdirectory(fs, ROOT, "b");
+    uint64_t sub = mkdirectory(fs, a, "sub");
+    assert_int_equal(jnl_begin(fs->jnl), 0);
+    struct mmapfs_disk_inode bdi;
+    assert_int_equal(fs_inode_get(fs, b, &bdi), 0);
+    assert_int_equal(fs_dir_add(fs, b, &bdi, "alias", 5, sub, DT_DIR), 0);
+    assert_int_equal(fs_inode_put(fs, b, &bdi), 0);
+    assert_int_equal(fs_end(fs, 0), 0);
+
+    assert_int_equal(fs_rmdir(fs, b, "alias"), -EUCLEAN);
+    assert_int_equal(lookup(fs, a, "sub"), (int64_t)sub);
+    assert_int_equal(fs_rmdir(fs, a, "sub"), 0);        /* through its own name: fine */
+    m->skip_fsck = 1;           /* the alias is still there: the image stays corrupt */
+}
+
 static void test_setgid_inheritance(void **state)
 {
     struct img *m = *state;
@@ -680,6 +703,7 @@ int main(void)
         T(test_create_errors),
         T(test_create_kinds),
         T(test_mkdir_rmdir_links),
+        T(test_rmdir_other_name),
         T(test_setgid_inheritance),
         T(test_symlink_readlink),
         T(test_link_unlink),
