@@ -6,6 +6,7 @@
  * no structural work (fsck/repair.c); link counts, parent fields and the
  * bitmap rebuild still require c->structural == 0 (every tree readable):
  *   inode size, block count                      always
+ *   inode bitmap bit of a live inode             always
  *   link count, directory parent                 no structural problem
  *   block bitmap rebuild                         no structural problem
  *   superblock free counts                       last
@@ -111,6 +112,7 @@ int fsck_pass_bitmaps(struct check *c)
     int64_t used_inodes = count_disk_bits(c, c->sb.inode_bitmap_start, c->inode_count);
     if (used_blocks < 0 || used_inodes < 0)
         return -EIO;
+    used_inodes += (int64_t)c->ibits_lost;      /* the count once their bits are set */
     if (c->bitmap_bad && c->may_repair && !c->structural) {
         uint64_t claimed = fsck_bits_count(&c->claimed, c->data_start, c->block_count);
         used_blocks = (int64_t)(c->data_start + claimed);
@@ -161,6 +163,10 @@ static int apply_inode_fix(struct check *c, const struct check_fix *f)
 {
     if ((f->field == FIX_NLINK || f->field == FIX_PARENT) && c->structural)
         return 0;
+    if (f->field == FIX_INODE_BIT) {
+        int err = fsck_write_inode_bit(c, f->ino, 1);
+        return err ? err : 1;
+    }
     struct mmapfs_disk_inode di;
     int err = fsck_read_inode(c, f->ino, &di);
     if (err)
@@ -170,6 +176,7 @@ static int apply_inode_fix(struct check *c, const struct check_fix *f)
     case FIX_SIZE:   di.size = f->value; break;
     case FIX_BLOCKS: di.blocks = f->value; break;
     case FIX_PARENT: di.parent = f->value; break;
+    default:         break;
     }
     err = fsck_write_inode(c, f->ino, &di);
     return err ? err : 1;
@@ -186,7 +193,7 @@ static void edit_counts(struct mmapfs_disk_superblock *sb, void *arg)
 /* See fsck_i.h. */
 int fsck_apply_fixes(struct check *c)
 {
-    uint64_t fixed = 0, per[4] = { 0 };
+    uint64_t fixed = 0, per[FIX_FIELDS] = { 0 };
     int err = fsck_begin_repair(c);
     if (err)
         return err;
@@ -197,7 +204,10 @@ int fsck_apply_fixes(struct check *c)
         fixed += (uint64_t)r;
         per[c->fixes[i].field] += (uint64_t)r;
     }
-    if (fixed)
+    if (per[FIX_INODE_BIT])
+        fsck_repaired(c, "inode bitmap: %" PRIu64 " live inode%s marked in use again",
+                       per[FIX_INODE_BIT], per[FIX_INODE_BIT] == 1 ? "" : "s");
+    if (fixed > per[FIX_INODE_BIT])
         fsck_repaired(c, "inode fields corrected: %" PRIu64 " link counts, %" PRIu64 " sizes, %"
                        PRIu64 " block counts, %" PRIu64 " parents", per[FIX_NLINK],
                        per[FIX_SIZE], per[FIX_BLOCKS], per[FIX_PARENT]);

@@ -420,6 +420,8 @@ static void round_reset(struct check *c)
     c->ndup = 0;
     c->nfixes = 0;
     c->structural = c->bitmap_bad = c->counts_bad = 0;
+    c->ibits_lost = 0;
+    fsck_holes_reset(c);        /* the repairs of the last round wrote */
     c->nrecord = c->nsalvage = c->ndirfix = c->nreconnect = 0;
     c->orphan_bad = c->lnf_blocked = 0;
     c->partial_dirs = c->hidden_links = 0;
@@ -642,6 +644,7 @@ int fs_check(const char *path, const struct fs_check_options *o, FILE *report)
     int ret = fsck_open(&c, &fd);
     if (ret)
         goto out;
+    c.fd = fd;
     store.ctx = &c;
     c.store = &store;
     /* the passes read metadata through pointers into the mapping: an image

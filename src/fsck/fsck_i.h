@@ -49,7 +49,7 @@
 
 /* Per-inode state (struct check_inode.state bits). */
 enum {
-    CI_USED     = 1 << 0,   /* set in the inode bitmap */
+    CI_USED     = 1 << 0,   /* set in the inode bitmap, or its record is live */
     CI_VALID    = 1 << 1,   /* checksum and type good: trusted */
     CI_ORPHAN   = 1 << 2,   /* on the orphan list */
     CI_TREE_BAD = 1 << 3,   /* its tree is corrupt (walk failed) */
@@ -101,7 +101,9 @@ struct check_bits {
 #define CHECK_INO_PAGE_SHIFT 12
 
 /* Per-inode simple repairs found (phase E). */
-enum check_fix_field { FIX_NLINK, FIX_SIZE, FIX_BLOCKS, FIX_PARENT };
+enum check_fix_field { FIX_NLINK, FIX_SIZE, FIX_BLOCKS, FIX_PARENT,
+                       FIX_INODE_BIT,  /* set its inode bitmap bit */
+                       FIX_FIELDS };
 struct check_fix {
     uint64_t ino;
     uint64_t value;
@@ -112,6 +114,9 @@ struct jnl;
 
 struct check {
     struct mmio *io;                 /* read-only engine with -n */
+    int fd;                          /* the target, open (and locked) */
+    uint64_t hole_first, hole_end;   /* fsck_block_hole's last answer: blocks */
+    uint64_t data_first, data_end;   /* [first, end) known a hole / data */
     struct jnl *replay;              /* -n: the journal replayed into memory only
                                         (read-only jnl, lock held), or NULL */
     FILE *out;
@@ -138,6 +143,7 @@ struct check {
     uint64_t xattr_in_inode;         /* xattrs kept in inode records */
     int structural;                  /* a problem that makes a bitmap rebuild unsafe */
     int bitmap_bad, counts_bad;
+    uint64_t ibits_lost;             /* live inodes free in the inode bitmap */
     /* repair plan (counts of inodes with the RF_* flags) */
     uint64_t nrecord, nsalvage, ndirfix, nreconnect;
     int orphan_bad;                  /* the orphan list must be rebuilt */
@@ -245,6 +251,13 @@ const struct check_inode *fsck_ci_peek(const struct check *c, uint64_t ino);
 /* The smallest inode >= ino that may have a non-zero record (its page
  * exists), or inode_count + 1: loops over records skip absent pages. */
 uint64_t fsck_ci_next(const struct check *c, uint64_t ino);
+/* Is block blk a hole of a sparse image file (never written, reads as
+ * zeros)? Lets pass 1 skip the never-used part of an inode table without
+ * faulting it in. 0 when unknown (no SEEK_DATA), for a block the -n
+ * journal replay holds, and for a block device. */
+int fsck_block_hole(struct check *c, uint64_t blk);
+/* Forgets fsck_block_hole's cached answers (the image was written). */
+void fsck_holes_reset(struct check *c);
 /* The smallest inode >= ino set in the on-disk inode bitmap, or
  * inode_count + 1 (unreadable bitmap blocks count as clear). */
 uint64_t fsck_next_inode_bit(struct check *c, uint64_t ino);

@@ -502,13 +502,46 @@ static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_in
     }
 }
 
+/*
+ * Is the record of inode ino live although its bitmap bit is clear? The
+ * bitmaps carry no checksum: one flipped bit must not lose a file whose
+ * record is intact. As e2fsck does, the record decides: a good checksum, a
+ * valid type and links (a released inode keeps its record with nlink 0,
+ * fs_inode_release; a never-used one is zero). A record created before
+ * mkfs (a second of slack: the inode clock is the coarse one) is a
+ * leftover of an earlier filesystem in a table mkfs did not zero.
+ */
+static int record_live(struct check *c, uint64_t ino)
+{
+    struct mmapfs_disk_inode di;
+    if (fsck_read_inode(c, ino, &di) || !di.nlink || !fs_inode_dtype(di.mode))
+        return 0;       /* cheap tests first: nearly every free record is zero */
+    return fs_inode_checksum(ino, &di) == di.checksum &&
+           (int64_t)di.crtime_sec + 1 >= (int64_t)c->sb.mkfs_time;
+}
+
 /* See fsck_i.h. */
 int fsck_pass_inodes(struct check *c)
 {
-    if (!fsck_inode_bit(c, MMAPFS_ROOT_INO))
+    if (!fsck_inode_bit(c, MMAPFS_ROOT_INO) && !record_live(c, MMAPFS_ROOT_INO))
         fsck_plan(c, MMAPFS_ROOT_INO, RF_REC_ROOT);    /* reported in pass 2 */
-    for (uint64_t ino = fsck_next_inode_bit(c, 1); ino <= c->inode_count;
-         ino = fsck_next_inode_bit(c, ino + 1)) {
+    uint64_t next_bit = fsck_next_inode_bit(c, 1);
+    for (uint64_t ino = 1; ino <= c->inode_count; ino++) {
+        if (ino == next_bit) {
+            next_bit = fsck_next_inode_bit(c, ino + 1);
+        } else if (fsck_block_hole(c, fsck_inode_offset(c, ino) / MMAPFS_BLOCK_SIZE)) {
+            /* a table block never written holds no live record; reading it
+             * would fault in zeros (a sparse image's table is mostly holes) */
+            uint64_t block_last = ((ino - 1) | (MMAPFS_INODES_PER_BLOCK - 1)) + 1;
+            ino = block_last < next_bit ? block_last : next_bit - 1;
+            continue;
+        } else if (record_live(c, ino)) {
+            fsck_error(c, "inode %" PRIu64 " in use but free in the inode bitmap", ino);
+            fsck_add_fix(c, ino, FIX_INODE_BIT, 1);
+            c->ibits_lost++;
+        } else {
+            continue;
+        }
         mfs_progress_update(&c->progress, "pass 1, inodes:", ino, c->inode_count);
         struct check_inode *ci = fsck_ci(c, ino);
         ci->state |= CI_USED;

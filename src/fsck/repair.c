@@ -131,7 +131,11 @@ static int repair_record(struct check *c, uint64_t ino, uint16_t rf)
     if (rf & RF_REC_CLEAR) {
         fsck_repaired(c, "inode %" PRIu64 ": cleared (freed in the inode bitmap); entries "
                        "naming it are removed", ino);
-        return fsck_write_inode_bit(c, ino, 0);
+        /* a record left live would make the next check (fsck_pass_inodes)
+         * take the inode for one whose bitmap bit was lost */
+        di.nlink = 0;
+        err = fsck_write_inode(c, ino, &di);
+        return err ? err : fsck_write_inode_bit(c, ino, 0);
     }
     if (rf & RF_REC_ROOT) {
         root_record(c, &di);

@@ -9,7 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "fsck/fsck_i.h"
+#include "journal/journal.h"
 
 #define BITS_PAGE_BITS   (1ull << CHECK_BITS_PAGE_SHIFT)
 #define BITS_PAGE_BYTES  (BITS_PAGE_BITS / 8)
@@ -177,4 +180,39 @@ uint64_t fsck_next_inode_bit(struct check *c, uint64_t ino)
         ino += 64 - (in & 63);
     }
     return c->inode_count + 1;
+}
+
+/* See fsck_i.h. */
+void fsck_holes_reset(struct check *c)
+{
+    c->hole_first = c->hole_end = c->data_first = c->data_end = 0;
+}
+
+/* See fsck_i.h. */
+int fsck_block_hole(struct check *c, uint64_t blk)
+{
+    const uint64_t bs = MMAPFS_BLOCK_SIZE;
+    if (c->replay && jnl_is_shadow(c->replay, blk))
+        return 0;
+    if (blk >= c->hole_first && blk < c->hole_end)
+        return 1;
+    if (blk >= c->data_first && blk < c->data_end)
+        return 0;
+    off_t d = lseek(c->fd, (off_t)(blk * bs), SEEK_DATA);
+    if (d < 0 && errno == ENXIO) {          /* no data up to the end of the file */
+        c->hole_first = blk;
+        c->hole_end = UINT64_MAX;
+        return 1;
+    }
+    if (d < 0)
+        return 0;                           /* not supported: read everything */
+    if ((uint64_t)d / bs > blk) {           /* whole blocks before the data */
+        c->hole_first = blk;
+        c->hole_end = (uint64_t)d / bs;
+        return 1;
+    }
+    off_t h = lseek(c->fd, (off_t)(blk * bs), SEEK_HOLE);
+    c->data_first = blk;
+    c->data_end = h > 0 ? ((uint64_t)h + bs - 1) / bs : blk + 1;
+    return 0;
 }

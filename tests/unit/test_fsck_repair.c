@@ -755,7 +755,9 @@ static void test_entry_to_free_inode(void **state)
     uint64_t a = d1_file(&im, 5), b = d1_file(&im, 10);
     struct raw r;
     raw_open(&r, im.path);
-    raw_bit(&r, r.sb.inode_bitmap_start, a - 1, 0);          /* file 5: freed */
+    raw_bit(&r, r.sb.inode_bitmap_start, a - 1, 0);          /* file 5: freed ... */
+    raw_inode(&r, a)->nlink = 0;                 /* ... as fs_inode_release leaves it */
+    raw_inode_seal(&r, a);
     uint64_t leaf;
     unsigned idx;
     char name[64];
@@ -777,6 +779,44 @@ static void test_entry_to_free_inode(void **state)
     verify(&im, moved, gone, NULL);
     raw_open(&r, im.path);
     assert_true(r.sb.free_blocks > free_before);
+    raw_close(&r);
+    image_destroy(&im);
+}
+
+/* A live inode whose inode bitmap bit is cleared (the bitmaps carry no
+ * checksum): the record says it is in use, so its entries and blocks stay
+ * and the bit is set again; a zeroed bitmap block loses no file either. */
+static void test_inode_bit_lost(void **state)
+{
+    (void)state;
+    struct image im;
+    image_build(&im);
+    struct raw r;
+    raw_open(&r, im.path);
+    raw_bit(&r, r.sb.inode_bitmap_start, im.f2 - 1, 0);
+    uint64_t free_inodes = r.sb.free_inodes, free_blocks = r.sb.free_blocks;
+    raw_close(&r);
+    char w1[96];
+    snprintf(w1, sizeof(w1), "inode %" PRIu64 " in use but free in the inode bitmap", im.f2);
+    const char *want[] = { w1, NULL };
+    const char *fixed[] = { "inode bitmap: 1 live inode marked in use again", NULL };
+    expect_repair(im.path, want, fixed);
+    verify(&im, NULL, NULL, NULL);
+    raw_open(&r, im.path);
+    assert_int_equal(r.sb.free_inodes, free_inodes);
+    assert_int_equal(r.sb.free_blocks, free_blocks);
+    /* the whole bitmap block, the root's bit included */
+    memset(raw_blk(&r, r.sb.inode_bitmap_start), 0, 4096);
+    raw_close(&r);
+    char w2[96];
+    snprintf(w2, sizeof(w2), "inode %" PRIu64 " in use but free in the inode bitmap",
+             (uint64_t)MMAPFS_ROOT_INO);
+    const char *want2[] = { w1, w2, NULL };
+    expect_repair(im.path, want2, NULL);
+    verify(&im, NULL, NULL, NULL);
+    raw_open(&r, im.path);
+    assert_int_equal(r.sb.free_inodes, free_inodes);
+    assert_int_equal(r.sb.free_blocks, free_blocks);
     raw_close(&r);
     image_destroy(&im);
 }
@@ -1811,6 +1851,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_populated_is_clean),
         cmocka_unit_test(test_entry_to_free_inode),
+        cmocka_unit_test(test_inode_bit_lost),
         cmocka_unit_test(test_entry_type_key_name),
         cmocka_unit_test(test_unreachable_reconnected),
         cmocka_unit_test(test_lost_found_recreated),
