@@ -7,6 +7,7 @@
  * bitmap rebuild still require c->structural == 0 (every tree readable):
  *   inode size, block count                      always
  *   inode bitmap bit of a live inode             always
+ *   inline data bytes past the size (zeroed)     always
  *   link count, directory parent                 no structural problem
  *   block bitmap rebuild                         no structural problem
  *   superblock free counts                       last
@@ -176,6 +177,9 @@ static int apply_inode_fix(struct check *c, const struct check_fix *f)
     case FIX_SIZE:   di.size = f->value; break;
     case FIX_BLOCKS: di.blocks = f->value; break;
     case FIX_PARENT: di.parent = f->value; break;
+    case FIX_INLINE_TAIL:
+        memset(di.inline_area + f->value, 0, MMAPFS_INLINE_BYTES - (size_t)f->value);
+        break;
     default:         break;
     }
     err = fsck_write_inode(c, f->ino, &di);
@@ -209,8 +213,9 @@ int fsck_apply_fixes(struct check *c)
                        per[FIX_INODE_BIT], per[FIX_INODE_BIT] == 1 ? "" : "s");
     if (fixed > per[FIX_INODE_BIT])
         fsck_repaired(c, "inode fields corrected: %" PRIu64 " link counts, %" PRIu64 " sizes, %"
-                       PRIu64 " block counts, %" PRIu64 " parents", per[FIX_NLINK],
-                       per[FIX_SIZE], per[FIX_BLOCKS], per[FIX_PARENT]);
+                       PRIu64 " block counts, %" PRIu64 " parents, %" PRIu64 " inline data "
+                       "tails zeroed", per[FIX_NLINK], per[FIX_SIZE], per[FIX_BLOCKS],
+                       per[FIX_PARENT], per[FIX_INLINE_TAIL]);
     if (c->bitmap_bad && !c->structural) {
         err = rebuild_block_bitmap(c);
         if (err)

@@ -103,6 +103,7 @@ struct check_bits {
 /* Per-inode simple repairs found (phase E). */
 enum check_fix_field { FIX_NLINK, FIX_SIZE, FIX_BLOCKS, FIX_PARENT,
                        FIX_INODE_BIT,  /* set its inode bitmap bit */
+                       FIX_INLINE_TAIL, /* zero the inline area from value on */
                        FIX_FIELDS };
 struct check_fix {
     uint64_t ino;

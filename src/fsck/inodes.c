@@ -427,6 +427,15 @@ static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_in
         WALK_ERROR(&w, "size %" PRIu64 " with inline data (at most %u bytes)", di->size,
                    MMAPFS_INLINE_BYTES);
         bad_size = 1;
+    } else if (flags_ok && (di->flags & MMAPFS_INODE_INLINE_DATA) && !dups) {
+        /* the rest of the area is zero (docs/FORMAT.md §6): a file that
+         * grows within it would read the stale bytes as its content */
+        static const uint8_t zero[MMAPFS_INLINE_BYTES];
+        size_t tail = MMAPFS_INLINE_BYTES - (size_t)di->size;
+        if (memcmp(di->inline_area + di->size, zero, tail)) {
+            WALK_ERROR(&w, "inline data past its size %" PRIu64 " not zero", di->size);
+            fsck_add_fix(c, ino, FIX_INLINE_TAIL, di->size);
+        }
     }
     if (type == S_IFREG || type == S_IFLNK) {
         tree_ok = walk_tree(&w, di->tree_root, MMAPFS_TREE_EXTENTS) == 0;

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <stdio.h>
@@ -31,6 +32,7 @@
 #include "fs/mkfs.h"
 
 #include "fs_fixture.h"
+#include "fsck_report.h"
 
 #define BS 4096u
 
@@ -403,6 +405,37 @@ static void test_fsck_inline(void **state)
     img_unmount_check(m);
 }
 
+static void inline_tail_garbage(struct mmapfs_disk_inode *di)
+{
+    memcpy(di->inline_area + 20, "stale", 5);
+}
+
+/* Bytes of the inline area past the size must be zero (docs/FORMAT.md
+ * §6): fsck -n reports them, -y zeroes them and keeps the data, so a file
+ * that grows within the area reads zeros there, not the stale bytes. */
+static void test_fsck_inline_tail(void **state)
+{
+    struct img *m = *state;
+    uint64_t t = mkfile(m->fs, ROOT, "t");
+    write_all(m->fs, t, 0, "tiny", 4);
+    img_unmount(m);
+    poke_inode(m->path, t, inline_tail_garbage);
+    char *rep, want[96];
+    snprintf(want, sizeof(want), "inode %" PRIu64 ": inline data past its size 4 not zero", t);
+    assert_int_equal(fsck_report(m->path, FS_CHECK_NO, &rep), FSCK_EXIT_UNCORRECTED);
+    assert_non_null(strstr(rep, want));
+    free(rep);
+    assert_int_equal(fsck_report(m->path, FS_CHECK_YES, &rep), FSCK_EXIT_CORRECTED);
+    assert_non_null(strstr(rep, "1 inline data tails zeroed"));
+    free(rep);
+    assert_int_equal(fsck_report(m->path, FS_CHECK_NO, NULL), FSCK_EXIT_OK);
+    img_mount(m);
+    set_size(m->fs, t, 30);
+    uint8_t want_data[30] = "tiny";
+    read_expect(m->fs, t, 0, want_data, sizeof(want_data));
+    img_unmount_check(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -416,6 +449,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_release, img_setup, img_teardown),
         cmocka_unit_test_setup_teardown(test_old_format, img_setup, img_teardown),
         cmocka_unit_test_setup_teardown(test_fsck_inline, img_setup, img_teardown),
+        cmocka_unit_test_setup_teardown(test_fsck_inline_tail, img_setup, img_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
