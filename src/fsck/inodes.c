@@ -328,22 +328,41 @@ int fsck_xattr_block_in_inode(struct check *c, uint64_t blk, uint8_t *area, int 
     return found;
 }
 
+/* Is blk one of the first n blocks of the chain from head (validated)? */
+static int in_chain(struct check *c, uint64_t head, unsigned n, uint64_t blk)
+{
+    struct mmapfs_disk_xattr_header h;
+    for (uint64_t b = head; n--; b = h.next) {
+        const uint8_t *p = fsck_block(c, b);
+        if (b == blk)
+            return 1;
+        if (!p)
+            return 0;
+        memcpy(&h, p, sizeof(h));
+    }
+    return 0;
+}
+
 /* Validates the xattr chain of the inode and claims its blocks. The walk
- * stops at the first bad block, a block seen before (a loop, or a block
- * another inode claimed: the owner check already failed for the latter
- * unless it is this inode's) or past MMAPFS_XATTR_CHAIN_MAX blocks; the
- * repair cuts the chain there (fsck/repair.c). */
+ * stops at the first bad block, a block seen before in the chain (a loop)
+ * or past MMAPFS_XATTR_CHAIN_MAX blocks; the repair cuts the chain there
+ * (fsck/repair.c). A block claimed already by another inode (an extent
+ * grown over it: the block names this inode as its owner) is a block
+ * claimed twice like any other, sorted out by pass 1b and phase C (the
+ * xattr block keeps it): cutting the chain there would change nothing. */
 static void walk_xattr(struct walk_ctx *w, uint64_t blk)
 {
     struct check *c = w->c;
     char msg[160];
+    const uint64_t head = blk;
     for (unsigned n = 0; blk; n++) {
         if (n == MMAPFS_XATTR_CHAIN_MAX) {
             XATTR_ERROR(w, "xattr chain longer than %u blocks", MMAPFS_XATTR_CHAIN_MAX);
             return;
         }
-        if (n && !w->dups && blk < c->block_count && check_bits_get(&c->claimed, blk)) {
-            XATTR_ERROR(w, "xattr chain: block %" PRIu64 " is owned already (a loop?)", blk);
+        if (n && !w->dups && blk < c->block_count && check_bits_get(&c->claimed, blk) &&
+            in_chain(c, head, n, blk)) {
+            XATTR_ERROR(w, "xattr chain: block %" PRIu64 " comes back (a loop)", blk);
             return;
         }
         if (blk >= c->data_start && blk < c->block_count) {
@@ -359,8 +378,8 @@ static void walk_xattr(struct walk_ctx *w, uint64_t blk)
             WALK_ERROR(w, "xattr block %" PRIu64 " holds a name the inode holds too", blk);
             w->ixattr_dup = 1;
         }
-        if (n)
-            c->xattr_chained++;
+        if (n && !w->dups)
+            c->xattr_chained++;      /* counted once: pass 1b walks the chain again */
         blk = next;
     }
 }

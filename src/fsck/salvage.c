@@ -213,13 +213,41 @@ static void salvage_walk(struct salvage *s, uint64_t root)
     s->nvisited = 0;
 }
 
+/* Does [start, start+len) hold a block pass 1 found claimed twice that no
+ * salvaged extent of the inode but item skip maps (a block of another
+ * owner, or a tree node)? */
+static int claims_foreign(struct salvage *s, uint64_t start, uint64_t len, size_t skip)
+{
+    struct check *c = s->c;
+    for (uint64_t b = fsck_bits_next(&c->dup, start, start + len); b < start + len;
+         b = fsck_bits_next(&c->dup, b + 1, start + len)) {
+        int own = 0;
+        for (size_t i = 0; i < s->items.n && !own; i++) {
+            struct mmapfs_disk_extent e;
+            if (i == skip || s->items.v[i].len != sizeof(e))
+                continue;
+            memcpy(&e, s->items.v[i].val, sizeof(e));
+            own = b >= e.start && b - e.start < e.len;
+        }
+        if (!own)
+            return 1;
+    }
+    return 0;
+}
+
 /* Cleans salvaged extents (sorted by key) into out: drops bad ones, trims
- * overlaps. Sets *data to the blocks kept. 0 or -ENOMEM. */
+ * overlaps. Of two extents that overlap, the later one loses the shared
+ * range, unless the earlier one's overlapping tail runs over blocks of
+ * other owners and the later one does not: then the earlier one grew
+ * (a damaged length) and is cut where the later one starts, which keeps
+ * the good extents after it. Sets *data to the blocks kept. 0 or -ENOMEM. */
 static int clean_extents(struct salvage *s, uint32_t mode, struct check_items *out,
                          uint64_t *data)
 {
     struct check *c = s->c;
-    uint64_t prev_end = 0;
+    struct mmapfs_disk_extent prev;    /* the last extent kept, not yet in out */
+    uint64_t prev_key = 0;
+    size_t prev_i = 0;
     int have = 0;
     *data = 0;
     for (size_t i = 0; i < s->items.n; i++) {
@@ -246,22 +274,34 @@ static int clean_extents(struct salvage *s, uint32_t mode, struct check_items *o
             s->dropped++;
             continue;
         }
-        if (have && key < prev_end) {
-            uint64_t d = prev_end - key;
-            if (d >= e.len) {
-                s->dropped++;
-                continue;
+        if (have && key < prev_key + prev.len) {
+            uint64_t skip = key - prev_key;
+            if (key > prev_key &&
+                claims_foreign(s, prev.start + skip, prev.len - skip, prev_i) &&
+                !claims_foreign(s, e.start, e.len, i)) {
+                prev.len = (uint32_t)skip;
+            } else {
+                uint64_t d = prev_key + prev.len - key;
+                if (d >= e.len) {
+                    s->dropped++;
+                    continue;
+                }
+                key += d;
+                e.start += d;
+                e.len -= (uint32_t)d;
             }
-            key += d;
-            e.start += d;
-            e.len -= (uint32_t)d;
         }
-        if (fsck_items_add(out, key, &e, sizeof(e)))
+        if (have && fsck_items_add(out, prev_key, &prev, sizeof(prev)))
             return -ENOMEM;
-        prev_end = key + e.len;
+        *data += have ? prev.len : 0;
+        prev = e;
+        prev_key = key;
+        prev_i = i;
         have = 1;
-        *data += e.len;
     }
+    if (have && fsck_items_add(out, prev_key, &prev, sizeof(prev)))
+        return -ENOMEM;
+    *data += have ? prev.len : 0;
     return 0;
 }
 

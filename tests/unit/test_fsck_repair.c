@@ -1191,6 +1191,73 @@ static void test_extent_tree_salvaged(void **state)
     image_destroy(&im);
 }
 
+/* One extent's length grows over the file's next extents, blocks of
+ * another file and the second block of a third file's xattr chain: the
+ * chain block is a block claimed twice (no cut that changes nothing,
+ * every round), and the salvage cuts the grown extent back where the next
+ * one starts instead of dropping the good extents after it. */
+static void test_extent_grown_over_others(void **state)
+{
+    (void)state;
+    struct image im;
+    image_build(&im);
+    struct fs *fs;
+    struct fs_options o = { .path = im.path };
+    assert_int_equal(fs_mount(&fs, &o), 0);
+    /* frag and fill take turns: frag's extents are one block each, a block
+     * of fill between two of them */
+    uint64_t frag = mk(fs, MMAPFS_ROOT_INO, "frag", S_IFREG | 0644);
+    uint64_t fill = mk(fs, MMAPFS_ROOT_INO, "fill", S_IFREG | 0644);
+    uint8_t blockbuf[4096];
+    for (int i = 0; i < 40; i++) {
+        content_fill(frag, (uint64_t)i * 4096, blockbuf, 4096);
+        assert_int_equal(fs_write(fs, frag, (uint64_t)i * 4096, blockbuf, 4096), 4096);
+        assert_int_equal(fs_fsync(fs, frag, 1), 0);
+        content_fill(fill, (uint64_t)i * 4096, blockbuf, 4096);
+        assert_int_equal(fs_write(fs, fill, (uint64_t)i * 4096, blockbuf, 4096), 4096);
+        assert_int_equal(fs_fsync(fs, fill, 1), 0);
+    }
+    add_entry(&im, MMAPFS_ROOT_INO, "frag", frag, S_IFREG, 40 * 4096, frag);
+    add_entry(&im, MMAPFS_ROOT_INO, "fill", fill, S_IFREG, 40 * 4096, fill);
+    uint64_t xc = mk(fs, MMAPFS_ROOT_INO, "xc", S_IFREG | 0644);
+    add_entry(&im, MMAPFS_ROOT_INO, "xc", xc, S_IFREG, 0, 0);
+    memset(blockbuf, 'v', 3000);
+    assert_int_equal(fs_setxattr(fs, xc, "user.one", blockbuf, 3000, 0), 0);
+    assert_int_equal(fs_setxattr(fs, xc, "user.two", blockbuf, 3000, 0), 0);
+    assert_int_equal(fs_unmount(fs), 0);
+
+    struct raw r;
+    raw_open(&r, im.path);
+    uint64_t x1 = raw_inode(&r, xc)->xattr_block;
+    assert_true(x1 != 0);
+    uint64_t x2 = ((struct mmapfs_disk_xattr_header *)raw_blk(&r, x1))->next;
+    uint64_t leaf;
+    unsigned idx;
+    struct mmapfs_disk_extent *e = raw_extent(&r, frag, 10, &leaf, &idx);
+    assert_int_equal(e->len, 1);
+    assert_true(x2 > e->start + 20);
+    e->len = (uint32_t)(x2 - e->start + 1);
+    raw_node_seal(&r, leaf);
+    raw_close(&r);
+
+    char w1[96], w2[128], f1[96];
+    snprintf(w1, sizeof(w1), "inode %" PRIu64 ": extent at logical block 11 overlaps the "
+             "previous extent", frag);
+    snprintf(w2, sizeof(w2), "block %" PRIu64 ": claimed twice: file data of inode %" PRIu64
+             " and xattr block of inode %" PRIu64, x2, frag, xc);
+    snprintf(f1, sizeof(f1), "inode %" PRIu64 ": extent tree rebuilt from what was readable: "
+             "40 extents (40 blocks) kept, 0 dropped", frag);
+    const char *want[] = { w1, w2, NULL };
+    const char *fixed[] = { f1, NULL };
+    expect_repair(im.path, want, fixed);
+    verify(&im, NULL, NULL, NULL);
+    assert_int_equal(fs_mount(&fs, &o), 0);
+    char v[3000];
+    assert_int_equal(fs_getxattr(fs, xc, "user.two", v, sizeof(v)), 3000);
+    assert_int_equal(fs_unmount(fs), 0);
+    image_destroy(&im);
+}
+
 /* ---- 7. corrupt inode records ------------------------------------------------------------------ */
 
 static void test_inode_records(void **state)
@@ -1860,6 +1927,7 @@ int main(void)
         cmocka_unit_test(test_dup_punched_when_full),
         cmocka_unit_test(test_dir_index_salvaged),
         cmocka_unit_test(test_extent_tree_salvaged),
+        cmocka_unit_test(test_extent_grown_over_others),
         cmocka_unit_test(test_inode_records),
         cmocka_unit_test(test_root_wiped),
         cmocka_unit_test(test_orphan_list_rebuilt),
