@@ -8,6 +8,7 @@
  *   inode size, block count                      always
  *   inode bitmap bit of a live inode             always
  *   inline data bytes past the size (zeroed)     always
+ *   invalid POSIX ACL xattrs (removed)           always
  *   link count, directory parent                 no structural problem
  *   block bitmap rebuild                         no structural problem
  *   superblock free counts                       last
@@ -180,9 +181,13 @@ static int apply_inode_fix(struct check *c, const struct check_fix *f)
     case FIX_INLINE_TAIL:
         memset(di.inline_area + f->value, 0, MMAPFS_INLINE_BYTES - (size_t)f->value);
         break;
+    case FIX_BAD_ACL:
+        err = fsck_drop_bad_acls(c, f->ino, &di);
+        break;
     default:         break;
     }
-    err = fsck_write_inode(c, f->ino, &di);
+    if (!err)
+        err = fsck_write_inode(c, f->ino, &di);
     return err ? err : 1;
 }
 
@@ -211,7 +216,7 @@ int fsck_apply_fixes(struct check *c)
     if (per[FIX_INODE_BIT])
         fsck_repaired(c, "inode bitmap: %" PRIu64 " live inode%s marked in use again",
                        per[FIX_INODE_BIT], per[FIX_INODE_BIT] == 1 ? "" : "s");
-    if (fixed > per[FIX_INODE_BIT])
+    if (fixed > per[FIX_INODE_BIT] + per[FIX_BAD_ACL])    /* those have lines of their own */
         fsck_repaired(c, "inode fields corrected: %" PRIu64 " link counts, %" PRIu64 " sizes, %"
                        PRIu64 " block counts, %" PRIu64 " parents, %" PRIu64 " inline data "
                        "tails zeroed", per[FIX_NLINK], per[FIX_SIZE], per[FIX_BLOCKS],

@@ -7,6 +7,7 @@
  *   fsck/inodes.c      pass 1: inodes, extent trees, xattr blocks, block owners;
  *                       pass 1b: names both owners of every block claimed twice
  *   fsck/record.c      a record with a bad checksum: mend it or give it up
+ *   fsck/acl.c         POSIX ACL xattr values: the filesystem's parser
  *   fsck/dirs.c        pass 2: directory entries, orphan list, link counts,
  *                       reachability
  *   fsck/dirent.c      one directory entry: checks and its repaired form
@@ -104,6 +105,7 @@ struct check_bits {
 enum check_fix_field { FIX_NLINK, FIX_SIZE, FIX_BLOCKS, FIX_PARENT,
                        FIX_INODE_BIT,  /* set its inode bitmap bit */
                        FIX_INLINE_TAIL, /* zero the inline area from value on */
+                       FIX_BAD_ACL,    /* remove its invalid ACL xattrs */
                        FIX_FIELDS };
 struct check_fix {
     uint64_t ino;
@@ -291,6 +293,15 @@ int fsck_ixattr_ok(const struct check *c, const struct mmapfs_disk_inode *di, ch
 int fsck_inline_extents(const struct mmapfs_disk_inode *di,
                          int (*fn)(void *ctx, uint64_t key, const void *val, size_t len),
                          void *ctx);
+/* POSIX ACL values (fsck/acl.c), parsed as the filesystem does
+ * (fs_acl_from_xattr). The name of the first invalid ACL of a validated
+ * in-inode xattr area / of a validated xattr block, or NULL. */
+const char *fsck_bad_acl_in_area(const uint8_t *area);
+const char *fsck_bad_acl_in_block(struct check *c, uint64_t blk);
+/* Removes inode ino's invalid ACL xattrs from di's area (the caller
+ * writes di) and from its chain's blocks (written here; a block left
+ * empty is unlinked). 0 or -errno. */
+int fsck_drop_bad_acls(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di);
 /* Points di at a rebuilt tree: tree_root = root, inline extents dropped. */
 void fsck_inline_to_tree(struct mmapfs_disk_inode *di, uint64_t root);
 
@@ -398,6 +409,9 @@ void fsck_unalloc(struct check *c, uint64_t start, uint64_t len);
 uint64_t fsck_tree_blocks(uint64_t n, size_t vlen);
 /* Sets (on) or clears the on-disk block bitmap bits of [start, start+len). */
 int fsck_write_block_bits(struct check *c, uint64_t start, uint64_t len, int on);
+/* Rewrites xattr block blk's next pointer (and its checksum): cuts or
+ * shortens a chain. 0 or -errno. */
+int fsck_xattr_set_next(struct check *c, uint64_t blk, uint64_t next);
 /* Sets or clears inode ino's on-disk inode bitmap bit. */
 int fsck_write_inode_bit(struct check *c, uint64_t ino, int on);
 /* Lowest free inode (bitmap clear, not used this round), bit set on disk. */

@@ -52,6 +52,7 @@ struct walk_ctx {
     uint8_t ixattr[MMAPFS_IXATTR_BYTES]; /* copy of the in-inode xattr area */
     int ixattr_ok;             /* it is valid (and the image has the feature) */
     int ixattr_dup;            /* a name of the area is in the chain too */
+    int acl_bad;               /* an ACL xattr's value does not parse */
     struct dup_owners *dups;   /* NULL in pass 1; set in pass 1b (quiet) */
 };
 
@@ -374,6 +375,11 @@ static void walk_xattr(struct walk_ctx *w, uint64_t blk)
             XATTR_ERROR(w, "%s", msg);
             return;
         }
+        const char *acl = w->dups ? NULL : fsck_bad_acl_in_block(c, blk);
+        if (acl) {
+            WALK_ERROR(w, "invalid ACL in %s (xattr block %" PRIu64 ")", acl, blk);
+            w->acl_bad = 1;
+        }
         if (w->ixattr_ok && fsck_xattr_block_in_inode(c, blk, w->ixattr, 0)) {
             WALK_ERROR(w, "xattr block %" PRIu64 " holds a name the inode holds too", blk);
             w->ixattr_dup = 1;
@@ -482,6 +488,11 @@ static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_in
         w.ixattr_ok = 1;
         if (!dups)
             c->xattr_in_inode += (uint64_t)fs_ixattr_check(di->xattr_area, msg, sizeof(msg));
+        const char *acl = dups ? NULL : fsck_bad_acl_in_area(di->xattr_area);
+        if (acl) {
+            WALK_ERROR(&w, "invalid ACL in %s (in the inode)", acl);
+            w.acl_bad = 1;
+        }
     }
     if (di->xattr_block)
         walk_xattr(&w, di->xattr_block);
@@ -489,6 +500,8 @@ static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_in
         return;
     if (w.ixattr_dup)
         fsck_plan(c, ino, RF_IXATTR_DUP);
+    if (w.acl_bad)
+        fsck_add_fix(c, ino, FIX_BAD_ACL, 0);
 
     c->tree_nodes += w.nodes;
     c->data_blocks += w.data_blocks;

@@ -107,18 +107,10 @@ static int cut_xattr_chain(struct check *c, uint64_t ino, struct mmapfs_disk_ino
         di->xattr_block = 0;
         return 0;
     }
-    uint8_t buf[MMAPFS_BLOCK_SIZE];
-    const uint8_t *p = fsck_block(c, last);
-    if (!p)
-        return -EIO;
-    memcpy(buf, p, sizeof(buf));
-    struct mmapfs_disk_xattr_header *h = (void *)buf;
-    h->next = 0;
-    h->checksum = bt_block_checksum(last, buf);
     fsck_repaired(c, "inode %" PRIu64 ": xattr chain cut after block %" PRIu64 " (%u block%s "
                    "kept; the extended attributes of the rest are lost)", ino, last, kept,
                    kept == 1 ? "" : "s");
-    return fsck_io_write(c, last * MMAPFS_BLOCK_SIZE, buf, sizeof(buf));
+    return fsck_xattr_set_next(c, last, 0);
 }
 
 /* Applies the record repairs of one inode. 0 or -errno. */

@@ -125,6 +125,20 @@ int fsck_write_block_bits(struct check *c, uint64_t start, uint64_t len, int on)
 }
 
 /* See fsck_i.h. */
+int fsck_xattr_set_next(struct check *c, uint64_t blk, uint64_t next)
+{
+    uint8_t buf[MMAPFS_BLOCK_SIZE];
+    const uint8_t *p = fsck_block(c, blk);
+    if (!p)
+        return -EIO;
+    memcpy(buf, p, sizeof(buf));
+    struct mmapfs_disk_xattr_header *h = (void *)buf;
+    h->next = next;
+    h->checksum = bt_block_checksum(blk, buf);
+    return fsck_io_write(c, blk * MMAPFS_BLOCK_SIZE, buf, sizeof(buf));
+}
+
+/* See fsck_i.h. */
 int fsck_write_inode_bit(struct check *c, uint64_t ino, int on)
 {
     if (ino < 1 || ino > c->inode_count)

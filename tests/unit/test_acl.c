@@ -13,12 +13,14 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "fs/acl.h"
 
 #include "fs_fixture.h"
+#include "fsck_report.h"
 
 /* ==== helpers ================================================================= */
 
@@ -338,6 +340,47 @@ static void test_inherit(void **state)
     assert_int_equal(fs_getxattr(m->fs, st.ino, FS_ACL_XATTR_ACCESS, NULL, 0), -ENODATA);
 }
 
+/* fsck checks ACL values with the filesystem's parser: an invalid one, in
+ * the inode or in an xattr block, is reported by -n and removed by -y; the
+ * file keeps its mode, and the directory whose default ACL was bad takes
+ * new inodes again. */
+static void test_fsck_bad_acl(void **state)
+{
+    struct img *m = *state;
+    uint8_t buf[256];
+    uint64_t d = mkdirectory(m->fs, ROOT, "d"), f = mkfile(m->fs, ROOT, "f");
+    size_t len = encode(buf, sizeof(buf), NNAMED, named);
+    assert_int_equal(fs_acl_set(m->fs, f, FS_ACL_XATTR_ACCESS, buf, len, 1), 0);
+    uint32_t fmode = attr(m->fs, f).mode;
+    memcpy(buf + 4 + 8, buf + 4, 8);            /* two USER_OBJ entries */
+    assert_int_equal(fs_setxattr(m->fs, f, FS_ACL_XATTR_ACCESS, buf, len, 0), 0);
+    len = encode(buf, sizeof(buf), 3, minimal);
+    buf[4 + 8] = 0x77;                          /* a tag no ACL entry has */
+    assert_int_equal(fs_setxattr(m->fs, d, FS_ACL_XATTR_DEFAULT, buf, len, 0), 0);
+    uint32_t mode = S_IFREG | 0666;
+    assert_int_equal(fs_acl_create_mode(m->fs, d, &mode, 022), -EUCLEAN);
+    img_unmount(m);
+
+    char *rep;
+    assert_int_equal(fsck_report(m->path, FS_CHECK_NO, &rep), FSCK_EXIT_UNCORRECTED);
+    assert_non_null(strstr(rep, "invalid ACL in " FS_ACL_XATTR_ACCESS " (xattr block"));
+    assert_non_null(strstr(rep, "invalid ACL in " FS_ACL_XATTR_DEFAULT " (in the inode)"));
+    free(rep);
+    assert_int_equal(fsck_report(m->path, FS_CHECK_YES, &rep), FSCK_EXIT_CORRECTED);
+    assert_non_null(strstr(rep, "invalid ACL " FS_ACL_XATTR_ACCESS " removed from xattr block"));
+    assert_non_null(strstr(rep, "invalid ACL " FS_ACL_XATTR_DEFAULT " removed from the inode"));
+    free(rep);
+    assert_int_equal(fsck_report(m->path, FS_CHECK_NO, NULL), FSCK_EXIT_OK);
+
+    img_mount(m);
+    assert_int_equal(fs_getxattr(m->fs, f, FS_ACL_XATTR_ACCESS, NULL, 0), -ENODATA);
+    assert_int_equal(fs_getxattr(m->fs, d, FS_ACL_XATTR_DEFAULT, NULL, 0), -ENODATA);
+    assert_int_equal(attr(m->fs, f).mode, fmode);
+    mode = S_IFREG | 0666;
+    assert_int_equal(fs_acl_create_mode(m->fs, d, &mode, 022), 0);
+    assert_int_equal(mode, S_IFREG | 0644);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, img_setup, img_teardown)
@@ -349,6 +392,7 @@ int main(void)
         cmocka_unit_test(test_create_masq),
         T(test_set_access),
         T(test_inherit),
+        T(test_fsck_bad_acl),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
