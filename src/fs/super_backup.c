@@ -53,7 +53,10 @@ int fs_super_backup_same_layout(const struct mmapfs_disk_superblock *a,
            a->feature_compat == b->feature_compat &&
            a->mmp_block == b->mmp_block && a->mmp_interval == b->mmp_interval &&
            a->backup_block == b->backup_block &&
-           memcmp(a->uuid, b->uuid, sizeof(a->uuid)) == 0;
+           memcmp(a->uuid, b->uuid, sizeof(a->uuid)) == 0 &&
+           /* the grown inode table locates inodes as much as the first one
+            * (unused extents and reserved bytes are zero in both) */
+           memcmp(&a->itab, &b->itab, sizeof(a->itab)) == 0;
 }
 
 void fs_super_backup_to_primary(struct mmapfs_disk_superblock *sb)

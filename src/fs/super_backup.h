@@ -32,7 +32,8 @@ int fs_super_backup_find(super_backup_read_fn read, void *ctx, uint64_t image_by
 
 /* 1 if the two superblocks agree on every field that locates something
  * (sizes, regions, MMP, backup place, incompat features but XATTR_CHAIN,
- * uuid), the fields only mkfs and mmapfs-resize change. */
+ * uuid, the grown inode table's description), the fields only mkfs and
+ * mmapfs-resize change. */
 int fs_super_backup_same_layout(const struct mmapfs_disk_superblock *a,
                              const struct mmapfs_disk_superblock *b);
 

@@ -222,6 +222,79 @@ int fsck_load_superblock(struct check *c, FILE *out)
     return 0;
 }
 
+/* Is block b a valid tree node or xattr block (its magic, and its
+ * checksum, which covers its block number)? Such a block belongs to a
+ * file; an inode table cannot be there. */
+static int file_metadata(struct check *c, uint64_t b)
+{
+    const uint8_t *p = fsck_block(c, b);
+    struct mmapfs_disk_btree_header bh;
+    struct mmapfs_disk_xattr_header xh;
+    if (!p)
+        return 0;
+    memcpy(&bh, p, sizeof(bh));
+    memcpy(&xh, p, sizeof(xh));
+    return (bh.magic == MMAPFS_BTREE_MAGIC && bh.checksum == bt_block_checksum(b, p)) ||
+           (xh.magic == MMAPFS_XATTR_MAGIC && xh.checksum == bt_block_checksum(b, p));
+}
+
+/* Blocks of sb's grown inode table extents (validated) that are files'
+ * tree nodes or xattr blocks. */
+static uint64_t itab_over_files(struct check *c, const struct mmapfs_disk_superblock *sb)
+{
+    const struct mmapfs_disk_itab *t = &sb->itab;
+    uint64_t n = 0;
+    if (!(sb->feature_incompat & MMAPFS_FEATURE_INCOMPAT_ITAB))
+        return 0;
+    for (uint32_t i = 0; i < t->count && i < MMAPFS_ITAB_EXTENTS_MAX; i++)
+        for (uint64_t b = t->ext[i].start; b < t->ext[i].start + t->ext[i].blocks; b++)
+            n += (uint64_t)file_metadata(c, b);
+    return n;
+}
+
+/* Superblock edit: the backup's grown inode table description. */
+static void edit_itab(struct mmapfs_disk_superblock *sb, void *arg)
+{
+    const struct mmapfs_disk_superblock *backup = arg;
+    sb->itab = backup->itab;
+}
+
+/*
+ * The superblock and a usable backup differ only in the grown inode
+ * table's description (both pass validation, so each could be right).
+ * The copy whose extents lie over files' tree nodes or xattr blocks is
+ * the damaged one: when only the superblock's do, the backup's is taken
+ * (written to block 0 with -y, used in memory otherwise). 1 if taken, 0
+ * if the superblock stays (the caller rewrites the backup), or
+ * FSCK_EXIT_OPERATIONAL.
+ */
+static int itab_from_backup(struct check *c, const struct mmapfs_disk_superblock *backup,
+                            uint64_t blk)
+{
+    struct mmapfs_disk_superblock sb = c->sb;
+    sb.itab = backup->itab;
+    if (!fs_super_backup_same_layout(&sb, backup))
+        return 0;                       /* more than the inode table differs */
+    uint64_t mine = itab_over_files(c, &c->sb);
+    if (!mine || itab_over_files(c, backup))
+        return 0;
+    fsck_error(c, "superblock: its inode table extents lie over %" PRIu64 " tree node%s or "
+                "xattr block%s of files; those of the backup superblock at block %" PRIu64
+                " do not", mine, mine == 1 ? "" : "s", mine == 1 ? "" : "s", blk);
+    if (!c->may_repair) {
+        c->sb.itab = backup->itab;      /* check what the repair would keep */
+        return 1;
+    }
+    int err = fsck_begin_repair(c);
+    if (!err)
+        err = fsck_write_super(c, edit_itab, (void *)backup);
+    if (err)
+        return FSCK_EXIT_OPERATIONAL;
+    fsck_repaired(c, "superblock: inode table extents restored from the backup superblock");
+    c->repairs++;
+    return 1;
+}
+
 /* See fsck_i.h. */
 int fsck_backup_superblock(struct check *c)
 {
@@ -235,6 +308,9 @@ int fsck_backup_superblock(struct check *c)
     int usable = fs_super_backup_usable(&backup, blk, mmio_size(c->io));
     if (usable && fs_super_backup_same_layout(&backup, &c->sb))
         return 0;
+    int taken = usable ? itab_from_backup(c, &backup, blk) : 0;
+    if (taken)
+        return taken == 1 ? 0 : taken;
     /* mmapfs-resize writes the grown superblock to the backup, syncs, then
      * writes block 0 (docs/FORMAT.md §13a): a crash between the two leaves
      * a backup of the same filesystem with more blocks. The old size is in

@@ -22,6 +22,7 @@
 #include "fs/fs_i.h"
 #include "fs/mkfs.h"
 #include "fs/offline.h"
+#include "fs/super.h"
 #include "util/crc32c.h"
 
 #define IMG_BYTES (32 * MiB)
@@ -282,9 +283,9 @@ static void test_both_gone(void **state)
 
 /* mmapfs-resize writes the new superblock to the backup too: a primary
  * lost after growing comes back with the grown size. */
-static void test_after_grow(void **state)
+/* make_image, then grown offline (mmapfs-resize) to twice its size. */
+static void make_grown_image(struct img *m)
 {
-    struct img *m = *state;
     make_image(m, 0);
     struct fs_offline o;
     char msg[256];
@@ -292,6 +293,12 @@ static void test_after_grow(void **state)
     struct fs_grow_plan plan;
     assert_int_equal(fs_grow(&o, 2 * IMG_BYTES, &plan, NULL, NULL), 0);
     fs_offline_close(&o);
+}
+
+static void test_after_grow(void **state)
+{
+    struct img *m = *state;
+    make_grown_image(m);
     struct mmapfs_disk_superblock sb, backup;
     read_block(m, 0, &sb);
     read_block(m, 1, &backup);
@@ -304,6 +311,32 @@ static void test_after_grow(void **state)
     assert_int_equal(fsck(m, FS_CHECK_NO, NULL), FSCK_EXIT_OK);
     read_block(m, 0, &sb);
     assert_int_equal(sb.block_count, 2 * IMG_BYTES / 4096);
+    expect_files(m);
+}
+
+/* After a grow, block 0's grown inode table extent moved onto the start
+ * of the data area (the root directory's index: a valid superblock all
+ * the same). The backup's description differs and its extent lies over no
+ * file's tree node: fsck takes the backup's, instead of trusting block 0,
+ * claiming the files' blocks for the inode table and rewriting the good
+ * backup from it. */
+static void test_itab_extent_moved(void **state)
+{
+    struct img *m = *state;
+    make_grown_image(m);
+    struct mmapfs_disk_superblock sb, backup;
+    read_block(m, 0, &sb);
+    assert_true(sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_ITAB);
+    assert_true(sb.itab.count >= 1);
+    sb.itab.ext[0].start = sb.data_start;
+    fs_super_checksum(&sb);
+    write_block(m, 0, &sb);
+
+    expect_fix(m, "superblock: its inode table extents lie over");
+    read_block(m, 0, &sb);
+    read_block(m, 1, &backup);
+    assert_memory_equal(&sb.itab, &backup.itab, sizeof(sb.itab));
+    assert_true(sb.itab.ext[0].start != sb.data_start);
     expect_files(m);
 }
 
@@ -353,6 +386,7 @@ int main(void)
         T(test_backup_damaged),
         T(test_both_gone),
         T(test_after_grow),
+        T(test_itab_extent_moved),
         T(test_grow_crash_before_primary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
