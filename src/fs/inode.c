@@ -57,6 +57,12 @@ static int inode_data_check(struct fs *fs, uint64_t ino, const struct mmapfs_dis
         if (di->size > MMAPFS_INLINE_BYTES)
             return fs_corrupt(fs, "inode %llu: %llu bytes of inline data", n,
                               (unsigned long long)di->size);
+        /* the rest of the area is 0 (FORMAT.md §6): a file that grows inside
+         * the area, or moves to a block, would read stale bytes */
+        for (size_t i = (size_t)di->size; i < MMAPFS_INLINE_BYTES; i++)
+            if (di->inline_area[i])
+                return fs_corrupt(fs, "inode %llu: inline data past its size %llu is not "
+                                  "zero", n, (unsigned long long)di->size);
         return 0;
     }
     uint64_t prev_end = 0;
