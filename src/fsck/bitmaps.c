@@ -169,6 +169,13 @@ static int apply_inode_fix(struct check *c, const struct check_fix *f)
         int err = fsck_write_inode_bit(c, f->ino, 1);
         return err ? err : 1;
     }
+    if (f->field == FIX_BAD_ACL && c->opt.mode == FS_CHECK_PREEN) {
+        /* dropping an ACL changes who may access the file: not unattended */
+        c->stop_preen = 1;
+        fsck_info(c, "inode %" PRIu64 ": invalid ACL: not repaired in preen mode: run "
+                  "fsck.mmapfs -y", f->ino);
+        return 0;
+    }
     struct mmapfs_disk_inode di;
     int err = fsck_read_inode(c, f->ino, &di);
     if (err)

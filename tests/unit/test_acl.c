@@ -366,6 +366,12 @@ static void test_fsck_bad_acl(void **state)
     assert_non_null(strstr(rep, "invalid ACL in " FS_ACL_XATTR_ACCESS " (xattr block"));
     assert_non_null(strstr(rep, "invalid ACL in " FS_ACL_XATTR_DEFAULT " (in the inode)"));
     free(rep);
+    /* preen leaves them: dropping an ACL changes who may access the file */
+    assert_int_equal(fsck_report(m->path, FS_CHECK_PREEN, &rep) & FSCK_EXIT_UNCORRECTED,
+                     FSCK_EXIT_UNCORRECTED);
+    assert_non_null(strstr(rep, "invalid ACL: not repaired in preen mode"));
+    free(rep);
+    assert_int_equal(fsck_report(m->path, FS_CHECK_NO, NULL), FSCK_EXIT_UNCORRECTED);
     assert_int_equal(fsck_report(m->path, FS_CHECK_YES, &rep), FSCK_EXIT_CORRECTED);
     assert_non_null(strstr(rep, "invalid ACL " FS_ACL_XATTR_ACCESS " removed from xattr block"));
     assert_non_null(strstr(rep, "invalid ACL " FS_ACL_XATTR_DEFAULT " removed from the inode"));
