@@ -651,6 +651,77 @@ def meta_reuse(s, n):
         s.fsync_dir("mr")
 
 
+def overwrite(s, n):
+    """In-place overwrites of allocated blocks (no metadata change) made durable by
+    fdatasync / fsync / fsync of the directory / fsync of an untouched file, also with a
+    clean fsync (nothing written) in between: the engine's data-sync skip (mmio_unsynced)."""
+    s.mkdir("ow")
+    s.fsync_dir("")
+    for name in ("ow/a", "ow/b", "ow/c"):
+        s.create(name)
+        s.write(name, 0, 256 << 10)
+        s.fsync(name)
+    s.fsync_dir("ow")
+    fds = {name: os.open(s.p(name), os.O_WRONLY) for name in ("ow/a", "ow/b", "ow/c")}
+    try:
+        for i in range(10 * n):
+            name = s.rng.choice(["ow/a", "ow/b", "ow/c"])
+            s.bump_gen(name)
+            for _ in range(s.rng.randint(1, 3)):
+                ln = s.rng.choice([100, 4096, 9000, 33, 70000])
+                off = s.rng.randrange(0, (256 << 10) - ln)
+                s.write(name, off, ln, fd=fds[name])
+            how = i % 4
+            if how == 0:
+                s.fsync(name, datasync=True)
+            elif how == 1:
+                s.fsync(name)
+            elif how == 2:
+                os.sync()                         # pushes the kernel's cached pages
+                b = s.fsync_dir("ow")
+                s.note_durable(name, b)
+            else:
+                other = "ow/c" if name != "ow/c" else "ow/a"
+                s.fsync(other, datasync=True)     # clean or not: no promise for name
+                s.fsync(name, datasync=True)
+            if i % 5 == 0:
+                s.fsync(name, datasync=True)      # nothing written since: skip allowed
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+
+
+def prealloc(s, n):
+    """Writes into preallocated (unwritten) extents made durable by fdatasync: the
+    unwritten->written conversion is what reading the data back needs."""
+    s.mkdir("pa")
+    s.fsync_dir("")
+    for name in ("pa/a", "pa/b"):
+        s.create(name)
+        s.truncate(name, 1 << 20)
+        fd = os.open(s.p(name), os.O_WRONLY)
+        os.posix_fallocate(fd, 0, 1 << 20)
+        os.close(fd)
+        s.fsync(name)
+    s.fsync_dir("pa")
+    for i in range(10 * n):
+        name = s.rng.choice(["pa/a", "pa/b"])
+        s.bump_gen(name)
+        for _ in range(s.rng.randint(1, 3)):
+            ln = s.rng.choice([100, 4096, 9000, 33, 70000])
+            off = s.rng.randrange(0, (1 << 20) - ln)
+            s.write(name, off, ln)
+        if i % 7 == 3:      # extend with preallocation past the end, then write into it
+            size = os.stat(s.p(name)).st_size
+            fid = s.fid_of[name]
+            s.log(t="fid", fid=fid, gen=s.gen[fid], end=size + 65536)
+            fd = os.open(s.p(name), os.O_WRONLY)
+            os.posix_fallocate(fd, size, 65536)
+            os.close(fd)
+            s.write(name, size + 5000, 3000)
+        s.fsync(name, datasync=(i % 2 == 0))
+
+
 # name -> (function, mount options, image size, run in the long run only)
 WORKLOADS = {
     "applog": (applog, "", "32M", False),
@@ -673,10 +744,15 @@ WORKLOADS = {
     "whiteout": (whiteout, "", "32M", False),
     "dirsync_all": (dirsync_all, "", "32M", False),
     "meta_reuse": (meta_reuse, "", "16M", False),
+    "overwrite": (overwrite, "", "32M", False),
+    "prealloc": (prealloc, "", "32M", True),
     # the same loads on the pread/pwrite backend and with a group-commit window
     "applog_pread": (applog, "io=pread", "32M", True),
     "sqlite_wal_pread": (sqlite_wal, "io=pread", "32M", True),
     "concurrent_batched": (concurrent, "sync_delay=3000", "32M", True),
+    "overwrite_nowb": (overwrite, "nowriteback_cache", "32M", True),
+    "overwrite_pread": (overwrite, "io=pread", "32M", True),
+    "prealloc_nowb": (prealloc, "nowriteback_cache", "32M", True),
 }
 
 
