@@ -167,18 +167,22 @@ static int load_after_replay(struct fs *fs, const char *path,
         fprintf(stderr, "mmapfs: %s: after journal replay: %s\n", path, msg);
         goto out;
     }
+    /* the superblock as replay left it: before replay, block 0 may still
+     * say CLEAN while the log holds the mount's MOUNTED and newer bitmaps */
+    int clean = (sb->state & MMAPFS_STATE_CLEAN) != 0;
+    uint64_t sb_free_blocks = sb->free_blocks, sb_free_inodes = sb->free_inodes;
     err = fs_alloc_init(fs);
     /* A cleanly unmounted superblock's free counts are exact (FORMAT.md §4,
      * §14.8): bitmaps that disagree are damaged (they carry no checksum),
      * and the allocator would hand out blocks and inodes in use. A
      * read-only mount allocates nothing: it may read what is intact. */
-    if (!err && (before->state & MMAPFS_STATE_CLEAN) &&
-        (fs->free_blocks != before->free_blocks || fs->free_inodes != before->free_inodes)) {
+    if (!err && clean &&
+        (fs->free_blocks != sb_free_blocks || fs->free_inodes != sb_free_inodes)) {
         fprintf(stderr, "mmapfs: %s: the bitmaps count %llu free blocks and %llu free inodes, "
                 "the cleanly unmounted superblock %llu and %llu: a bitmap is damaged, "
                 "run fsck.mmapfs -y%s\n", path,
                 (unsigned long long)fs->free_blocks, (unsigned long long)fs->free_inodes,
-                (unsigned long long)before->free_blocks, (unsigned long long)before->free_inodes,
+                (unsigned long long)sb_free_blocks, (unsigned long long)sb_free_inodes,
                 fs->read_only ? " (mounting read-only anyway)" : "");
         if (!fs->read_only)
             err = -EUCLEAN;
