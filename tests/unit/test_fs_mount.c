@@ -349,7 +349,7 @@ static void test_damaged_bitmaps(void **state)
     assert_int_equal(sb.state, MMAPFS_STATE_CLEAN);
     img_mount(m);
     for (int i = 0; i < 3; i++) {
-        char name[16];
+        char name[32];
         snprintf(name, sizeof(name), "after%d", i);
         mkfile(m->fs, ROOT, name);
     }
