@@ -493,4 +493,10 @@ struct mmapfs_disk_xattr_entry {
 } __attribute__((packed));
 _Static_assert(sizeof(struct mmapfs_disk_xattr_entry) == 4, "xe");
 
+/* Bytes an entry takes in an xattr block, padded to a multiple of 4. */
+static inline size_t mmapfs_xattr_entry_size(size_t name_len, size_t value_len)
+{
+    return (sizeof(struct mmapfs_disk_xattr_entry) + name_len + value_len + 3) & ~(size_t)3;
+}
+
 #endif

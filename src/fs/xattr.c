@@ -35,11 +35,6 @@
 #define XATTR_ROOM    (MMAPFS_BLOCK_SIZE - XATTR_HDR)   /* bytes for entries */
 #define XATTR_VALUE_MAX 65536u                          /* Linux XATTR_SIZE_MAX */
 
-/* Bytes an entry takes in the block, padding included. */
-static size_t entry_size(size_t name_len, size_t value_len)
-{
-    return (sizeof(struct mmapfs_disk_xattr_entry) + name_len + value_len + 3) & ~(size_t)3;
-}
 
 /* Checks a caller's attribute name: 1..255 bytes, else -ERANGE. */
 static int check_name(const char *name, size_t *len)
@@ -72,7 +67,7 @@ static int block_load(struct fs *fs, uint64_t ino, uint64_t b, const uint8_t **b
         if (off + sizeof(struct mmapfs_disk_xattr_entry) > end)
             goto bad;
         const struct mmapfs_disk_xattr_entry *e = (const void *)(p + off);
-        size_t sz = entry_size(e->name_len, e->value_len);
+        size_t sz = mmapfs_xattr_entry_size(e->name_len, e->value_len);
         if (e->name_len == 0 || off + sz > end)
             goto bad;
         off += sz;
@@ -146,7 +141,7 @@ static const struct mmapfs_disk_xattr_entry *iter_next(struct xattr_iter *it)
     if (it->left == 0)
         return NULL;
     const struct mmapfs_disk_xattr_entry *e = (const void *)(it->blk + it->off);
-    it->off += entry_size(e->name_len, e->value_len);
+    it->off += mmapfs_xattr_entry_size(e->name_len, e->value_len);
     it->left--;
     return e;
 }
@@ -183,13 +178,13 @@ static int rebuild(uint8_t *out, const uint8_t *blk, const struct mmapfs_disk_xa
     while ((e = iter_next(&it))) {
         if (e == skip)
             continue;
-        size_t sz = entry_size(e->name_len, e->value_len);
+        size_t sz = mmapfs_xattr_entry_size(e->name_len, e->value_len);
         memcpy(out + off, e, sz);
         off += sz;
         h->count++;
     }
     if (name) {
-        size_t sz = entry_size(len, size);
+        size_t sz = mmapfs_xattr_entry_size(len, size);
         if (off + sz > MMAPFS_BLOCK_SIZE)
             return -ENOSPC;
         struct mmapfs_disk_xattr_entry *n = (void *)(out + off);
@@ -308,7 +303,7 @@ static int chain_scan(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inod
             pl->blk = c.blk;
             pl->e = e;
             pl->p = c.p;
-            if (free_bytes + entry_size(e->name_len, e->value_len) >= need)
+            if (free_bytes + mmapfs_xattr_entry_size(e->name_len, e->value_len) >= need)
                 pl->room = c.blk;
         }
         if (!first_room && free_bytes >= need)
@@ -410,7 +405,8 @@ static int change_locked(struct fs *fs, uint64_t ino, const char *name, size_t l
     if (in_inode < 0)
         return in_inode;
     int found = in_inode && fs_ixattr_find(di.xattr_area, name, len, &ie);
-    err = chain_scan(fs, ino, &di, name, len, value ? entry_size(len, size) : 0, &pl);
+    err = chain_scan(fs, ino, &di, name, len,
+                     value ? mmapfs_xattr_entry_size(len, size) : 0, &pl);
     if (err)
         return err;
     if (!value) {
@@ -450,7 +446,7 @@ int fs_setxattr(struct fs *fs, uint64_t ino, const char *name, const void *value
         return err;
     if (size > XATTR_VALUE_MAX)
         return -E2BIG;
-    if (entry_size(len, size) > XATTR_ROOM)
+    if (mmapfs_xattr_entry_size(len, size) > XATTR_ROOM)
         return -ENOSPC;
     if (!value)
         value = &empty;         /* size is 0 then */

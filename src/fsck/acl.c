@@ -18,21 +18,22 @@
 #include "fs/xattr.h"
 
 static const char *const acl_names[] = { FS_ACL_XATTR_ACCESS, FS_ACL_XATTR_DEFAULT };
+#define ACL_NAMES (sizeof(acl_names) / sizeof(acl_names[0]))
+
+/* The ACL name (name, name_len) is, or NULL. */
+static const char *acl_name(const char *name, size_t name_len)
+{
+    for (size_t i = 0; i < ACL_NAMES; i++)
+        if (name_len == strlen(acl_names[i]) && !memcmp(name, acl_names[i], name_len))
+            return acl_names[i];
+    return NULL;
+}
 
 /* Is (name, name_len) an ACL name whose value does not parse? */
 static int bad_acl(const char *name, size_t name_len, const void *value, size_t value_len)
 {
     struct fs_acl acl;
-    for (size_t i = 0; i < sizeof(acl_names) / sizeof(acl_names[0]); i++)
-        if (name_len == strlen(acl_names[i]) && !memcmp(name, acl_names[i], name_len))
-            return fs_acl_from_xattr(value, value_len, &acl) != 0;
-    return 0;
-}
-
-/* Bytes an xattr block entry takes (padded to 4). */
-static size_t entry_size(const struct mmapfs_disk_xattr_entry *e)
-{
-    return (sizeof(*e) + e->name_len + (size_t)e->value_len + 3) & ~(size_t)3;
+    return acl_name(name, name_len) && fs_acl_from_xattr(value, value_len, &acl) != 0;
 }
 
 /* Offset of the first entry of a validated xattr block holding an invalid
@@ -48,7 +49,7 @@ static size_t bad_acl_entry(const uint8_t *p)
         const char *name = (const char *)p + off + sizeof(e);
         if (bad_acl(name, e.name_len, name + e.name_len, e.value_len))
             return off;
-        off += entry_size(&e);
+        off += mmapfs_xattr_entry_size(e.name_len, e.value_len);
     }
     return 0;
 }
@@ -57,7 +58,7 @@ static size_t bad_acl_entry(const uint8_t *p)
  * *e is its entry. */
 static const char *bad_acl_in_area(const uint8_t *area, struct ixattr_entry *e)
 {
-    for (size_t i = 0; i < sizeof(acl_names) / sizeof(acl_names[0]); i++)
+    for (size_t i = 0; i < ACL_NAMES; i++)
         if (fs_ixattr_find(area, acl_names[i], strlen(acl_names[i]), e) &&
             bad_acl(acl_names[i], strlen(acl_names[i]), e->value, e->value_len))
             return acl_names[i];
@@ -80,11 +81,7 @@ const char *fsck_bad_acl_in_block(struct check *c, uint64_t blk)
     if (!off)
         return NULL;
     memcpy(&e, p + off, sizeof(e));
-    for (size_t i = 0; i < sizeof(acl_names) / sizeof(acl_names[0]); i++)
-        if (e.name_len == strlen(acl_names[i]) && !memcmp(p + off + sizeof(e), acl_names[i],
-                                                          e.name_len))
-            return acl_names[i];
-    return NULL;
+    return acl_name((const char *)p + off + sizeof(e), e.name_len);
 }
 
 /* Removes the invalid ACL entries of the chain's blocks (validated by
@@ -107,7 +104,8 @@ static int drop_from_chain(struct check *c, uint64_t ino, struct mmapfs_disk_ino
         while ((off = bad_acl_entry(buf))) {
             struct mmapfs_disk_xattr_entry e;
             memcpy(&e, buf + off, sizeof(e));
-            size_t sz = entry_size(&e), end = sizeof(*h) + h->used;
+            size_t sz = mmapfs_xattr_entry_size(e.name_len, e.value_len);
+            size_t end = sizeof(*h) + h->used;
             fsck_repaired(c, "inode %" PRIu64 ": invalid ACL %.*s removed from xattr block %"
                            PRIu64, ino, (int)e.name_len, (const char *)buf + off + sizeof(e),
                            blk);

@@ -290,9 +290,9 @@ int fsck_xattr_block(struct check *c, uint64_t ino, uint64_t blk, uint64_t *next
                 !memcmp(p + off2 + sizeof(e2), p + off + sizeof(e), e.name_len))
                 BAD("xattr block %" PRIu64 ": entry %u repeats the name of entry %u", blk, i,
                     j);
-            off2 += (sizeof(e2) + e2.name_len + (size_t)e2.value_len + 3) & ~(size_t)3;
+            off2 += mmapfs_xattr_entry_size(e2.name_len, e2.value_len);
         }
-        off += (sz + 3) & ~(size_t)3;
+        off += mmapfs_xattr_entry_size(e.name_len, e.value_len);
     }
     if (off != end)
         BAD("xattr block %" PRIu64 ": entries take %zu bytes, header says %u", blk, off - hdr,
@@ -324,7 +324,7 @@ int fsck_xattr_block_in_inode(struct check *c, uint64_t blk, uint8_t *area, int 
             if (drop)
                 fs_ixattr_remove(area, &ie);
         }
-        off += (sizeof(e) + e.name_len + (size_t)e.value_len + 3) & ~(size_t)3;
+        off += mmapfs_xattr_entry_size(e.name_len, e.value_len);
     }
     return found;
 }
