@@ -27,6 +27,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,7 @@
 #include "fsck/fsck.h"
 #include "fs/fs.h"
 #include "fs/fs_i.h"
+#include "fs/inode.h"
 
 #define KiB 1024ull
 #define MiB (1024ull * KiB)
@@ -111,6 +113,25 @@ static inline void img_unmount_check(struct img *m)
 {
     img_unmount(m);
     img_check(m);
+}
+
+/* Rewrites the record of ino in the unmounted image with edit(), its
+ * checksum recomputed: damage only the checks past the checksum can see. */
+static inline void img_poke_inode(const char *path, uint64_t ino,
+                                  void (*edit)(struct mmapfs_disk_inode *))
+{
+    struct mmapfs_disk_superblock sb;
+    struct mmapfs_disk_inode di;
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, &sb, sizeof(sb), 0), sizeof(sb));
+    off_t off = (off_t)(sb.inode_table_start * MMAPFS_BLOCK_SIZE +
+                        (ino - 1) * MMAPFS_INODE_SIZE);
+    assert_int_equal(pread(fd, &di, sizeof(di), off), sizeof(di));
+    edit(&di);
+    di.checksum = fs_inode_checksum(ino, &di);
+    assert_int_equal(pwrite(fd, &di, sizeof(di), off), sizeof(di));
+    close(fd);
 }
 
 /* Unmounts and mounts again (with img_check() in between if the config

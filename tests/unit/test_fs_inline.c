@@ -313,23 +313,6 @@ static void test_old_format(void **state)
 
 /* ==== fsck ====================================================================== */
 
-/* Rewrites the record of ino in the (unmounted, clean) image with edit(). */
-static void poke_inode(const char *path, uint64_t ino,
-                       void (*edit)(struct mmapfs_disk_inode *))
-{
-    struct mmapfs_disk_superblock sb;
-    struct mmapfs_disk_inode di;
-    int fd = open(path, O_RDWR);
-    assert_true(fd >= 0);
-    assert_int_equal(pread(fd, &sb, sizeof(sb), 0), sizeof(sb));
-    off_t off = (off_t)(sb.inode_table_start * BS + (ino - 1) * MMAPFS_INODE_SIZE);
-    assert_int_equal(pread(fd, &di, sizeof(di), off), sizeof(di));
-    edit(&di);
-    di.checksum = fs_inode_checksum(ino, &di);
-    assert_int_equal(pwrite(fd, &di, sizeof(di), off), sizeof(di));
-    close(fd);
-}
-
 static void swap_extents(struct mmapfs_disk_inode *di)
 {
     uint8_t tmp[MMAPFS_INLINE_EXTENT_BYTES];
@@ -375,7 +358,7 @@ static void test_fsck_inline(void **state)
     void (*edits[])(struct mmapfs_disk_inode *) = { swap_extents, both_flags };
     uint64_t targets[] = { e, d };
     for (unsigned k = 0; k < 2; k++) {
-        poke_inode(m->path, targets[k], edits[k]);
+        img_poke_inode(m->path, targets[k], edits[k]);
         assert_int_equal(check(m->path, FS_CHECK_NO), FSCK_EXIT_UNCORRECTED);
         img_mount(m);
         uint8_t b[8];
@@ -394,7 +377,7 @@ static void test_fsck_inline(void **state)
     uint64_t s = mkfile(m->fs, ROOT, "s");
     write_all(m->fs, s, 0, "0123456789", 10);
     img_unmount(m);
-    poke_inode(m->path, s, inline_size_too_big);
+    img_poke_inode(m->path, s, inline_size_too_big);
     assert_int_equal(check(m->path, FS_CHECK_NO), FSCK_EXIT_UNCORRECTED);
     int rc = check(m->path, FS_CHECK_YES);
     assert_true(rc & FSCK_EXIT_CORRECTED);
@@ -419,7 +402,7 @@ static void test_fsck_inline_tail(void **state)
     uint64_t t = mkfile(m->fs, ROOT, "t");
     write_all(m->fs, t, 0, "tiny", 4);
     img_unmount(m);
-    poke_inode(m->path, t, inline_tail_garbage);
+    img_poke_inode(m->path, t, inline_tail_garbage);
     img_mount(m);           /* the mount refuses the record rather than show them */
     uint8_t b[8];
     assert_int_equal(fs_read(m->fs, t, 0, b, sizeof(b)), -EUCLEAN);
