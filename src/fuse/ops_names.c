@@ -177,10 +177,10 @@ static uint32_t mode_after_kill(fuse_req_t req, const struct fs_stat *st, int to
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
     uint32_t mode = st->mode & 07777;
     int capable = ctx->uid == 0;
-    int chown = (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) ||
-                to_set == FUSE_SET_ATTR_CTIME || to_set == 0;
+    int owner_change = (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) ||
+                       to_set == FUSE_SET_ATTR_CTIME || to_set == 0;
 
-    if (chown && !S_ISDIR(st->mode)) {
+    if (owner_change && !S_ISDIR(st->mode)) {
         /* set-user-ID even for root */
     } else if (!S_ISREG(st->mode)) {
         return mode;

@@ -41,12 +41,11 @@ int mmio_discard(struct mmio *io, uint64_t off, uint64_t len)
         if (ioctl(io->fd, BLKDISCARD, range))
             err = -errno;
     }
-    if (err != -EOPNOTSUPP && err != -ENOTTY)
-        mmio_note_change(io);   /* a hole is a change a sync makes durable */
     if (err == -EOPNOTSUPP || err == -ENOTTY) {
         __atomic_store_n(&io->discard_unsupported, 1, __ATOMIC_RELAXED);
         return -EOPNOTSUPP;
     }
+    mmio_note_change(io);       /* a hole is a change a sync makes durable */
     if (err)
         return err;
     mmio_metric_add(&io->m.discards, 1);
