@@ -441,6 +441,14 @@ ssize_t fs_file_write_locked(struct fs *fs, uint64_t ino, struct mmapfs_disk_ino
 
 ssize_t fs_write(struct fs *fs, uint64_t ino, uint64_t off, const void *buf, size_t len)
 {
+    return fs_write_blocks(fs, ino, off, buf, len, NULL);
+}
+
+ssize_t fs_write_blocks(struct fs *fs, uint64_t ino, uint64_t off, const void *buf,
+                        size_t len, int *blocks_changed)
+{
+    if (blocks_changed)
+        *blocks_changed = 0;
     if (off >= MMAPFS_MAX_FILE_SIZE)
         return len ? -EFBIG : 0;
     if (len > MMAPFS_MAX_FILE_SIZE - off)
@@ -455,9 +463,12 @@ ssize_t fs_write(struct fs *fs, uint64_t ino, uint64_t off, const void *buf, siz
         err = fs_inode_get(fs, ino, &di);
         if (!err && !S_ISREG(di.mode))
             err = S_ISDIR(di.mode) ? -EISDIR : -EINVAL;
+        uint64_t blocks0 = err ? 0 : di.blocks;
         ssize_t n = err ? err
                         : write_step(fs, ino, &di, off + done, (const uint8_t *)buf + done,
                                      len - done, 1);
+        if (!err && blocks_changed && di.blocks != blocks0)
+            *blocks_changed = 1;
         int end_err = fs_end(fs, n < 0 ? (int)n : 0);
         if (end_err)
             n = end_err;

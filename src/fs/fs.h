@@ -229,6 +229,11 @@ ssize_t fs_read_iov(struct fs *fs, uint64_t ino, uint64_t off, size_t len,
  * mtime/ctime); returns bytes written. -ENOSPC when full, -EFBIG past the
  * maximum file size. */
 ssize_t fs_write(struct fs *fs, uint64_t ino, uint64_t off, const void *buf, size_t len);
+/* fs_write that also tells whether the file's block count (st_blocks)
+ * changed: *blocks_changed = 1 if any step allocated or freed a block
+ * (data, tree node), else 0; blocks_changed may be NULL. */
+ssize_t fs_write_blocks(struct fs *fs, uint64_t ino, uint64_t off, const void *buf,
+                        size_t len, int *blocks_changed);
 
 /* With the FUSE writeback cache the kernel owns mtime/ctime of regular
  * files and sends them later with setattr; a write arriving after that

@@ -114,6 +114,7 @@ enum mfs_op {
 
 #define MFS_LINK_DROP_SLOTS 1024         /* powers of two (ops.c, ino_slot) */
 #define MFS_CHANGED_SLOTS   4096
+#define MFS_GROW_SLOTS      1024
 #define MFS_WB_ERROR_SLOTS  64
 
 /* A slot of a table of inodes marked for a while: a slot per hash of the
@@ -150,6 +151,9 @@ struct mmapfs_fuse {
     /* Inodes mfs_attr_changed told the kernel about lately: READDIRPLUS
      * leaves their attributes out for a while (ops_dir.c). */
     struct mfs_ino_window changed[MFS_CHANGED_SLOTS];
+    /* Regular files whose block count a write-back changed lately: their
+     * attributes go out with a short timeout (mfs_blocks_changed). */
+    struct mfs_ino_window growing[MFS_GROW_SLOTS];
     /* Inodes whose written-back data the filesystem refused lately, and
      * the error, until a writer's next write(2) takes it (ops.c,
      * mfs_wb_error_set). A slot per hash of the inode number; atomic. */
@@ -258,6 +262,22 @@ void mfs_link_dropped(void *ctx, uint64_t ino);
 
 /* The attribute timeout of a reply carrying ino's attributes. */
 double mfs_attr_timeout(fuse_req_t req, uint64_t ino);
+
+/* A write-back of ino's cached pages changed its block count. The kernel
+ * keeps its copy of the attributes over write-back and fsync (it drops
+ * st_blocks only at close), so `du` or stat(2) of a file still open
+ * would show the count from before the data arrived for the whole
+ * attribute timeout. Dropping the kernel's copy at every such write-back
+ * would cost an appending writer two round trips per write(2) (GETATTR,
+ * and GETXATTR security.capability, since a refresh clears S_NOSEC).
+ * Instead: the first one in MFS_GROW_WINDOW_NS drops the copy
+ * (notification), and for MFS_GROW_WINDOW_NS after the last one the
+ * file's attributes go out with timeout MFS_GROW_ATTR_TIMEOUT, so the
+ * kernel's st_blocks lags a growing file by at most that long
+ * (docs/MOUNT.md). */
+#define MFS_GROW_WINDOW_NS    1000000000ull
+#define MFS_GROW_ATTR_TIMEOUT 0.1
+void mfs_blocks_changed(struct mmapfs_fuse *m, uint64_t ino);
 
 /* A write-back of ino's cached pages failed with err (ENOSPC, EFBIG,
  * EDQUOT, EIO): remembered, and the kernel's attributes of ino dropped, so

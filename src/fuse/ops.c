@@ -172,7 +172,24 @@ double mfs_attr_timeout(fuse_req_t req, uint64_t ino)
 
     if (ino_window_has(m->link_drops, MFS_LINK_DROP_SLOTS, ino))
         return 0;
+    if (m->cfg->attr_timeout > MFS_GROW_ATTR_TIMEOUT &&
+        ino_window_has(m->growing, MFS_GROW_SLOTS, ino))
+        return MFS_GROW_ATTR_TIMEOUT;
     return m->cfg->attr_timeout;
+}
+
+/* The mark comes before the notification: an answer computed after the
+ * notification is sent with the short timeout, and one computed before it
+ * is either invalidated by it or, if it arrives later, discarded by the
+ * kernel (the notification raises the inode's attribute version). A slot
+ * taken over by another inode only costs one more notification. */
+void mfs_blocks_changed(struct mmapfs_fuse *m, uint64_t ino)
+{
+    int marked = ino_window_has(m->growing, MFS_GROW_SLOTS, ino);
+
+    ino_window_mark(m->growing, MFS_GROW_SLOTS, ino, MFS_GROW_WINDOW_NS);
+    if (!marked && m->se)
+        (void)fuse_lowlevel_notify_inval_inode(m->se, ino, -1, 0);
 }
 
 /* ---- errors of the kernel's write-back -------------------------------------------------

@@ -128,6 +128,7 @@ void mfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
     struct fs *fs = m->fs;
     size_t done = 0;
     ssize_t n = 0;
+    int blocks_changed = 0, changed;
 
     mfs_count(req, MFS_OP_WRITE);
 
@@ -138,7 +139,9 @@ void mfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
     /* Under the writeback cache fs_write leaves mtime/ctime alone: the
      * kernel owns them and sends them with setattr (fs_set_kernel_times). */
     while (done < size) {
-        n = fs_write(fs, ino, (uint64_t)off + done, buf + done, size - done);
+        n = fs_write_blocks(fs, ino, (uint64_t)off + done, buf + done, size - done,
+                            &changed);
+        blocks_changed |= changed;
         if (n <= 0)
             break;
         done += (size_t)n;
@@ -146,6 +149,13 @@ void mfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
     int err = done < size ? (n < 0 ? (int)n : -EIO) : 0;
     mfs_dirty_follow_space(m);   /* before the kernel dirties more */
     if (fi && fi->writepage) {
+        /* A write-back of cached pages (writeback cache, or pages stored
+         * through a shared mapping): the kernel does not refresh its
+         * attributes after it, not even at fsync (mfs_blocks_changed).
+         * Before the reply, so that an fsync, which waits for the reply,
+         * sees it. */
+        if (blocks_changed)
+            mfs_blocks_changed(m, ino);
         mfs_wb_error_set(req, ino, err);
         /* A write-back of cached pages: the kernel reads only the error
          * of the reply, never its count, and takes a short count for

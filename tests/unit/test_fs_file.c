@@ -3,7 +3,8 @@
  * write/read round trips at random offsets and sizes (against an in-memory
  * model), offsets past 4 GiB, holes, contiguity of sequential writes,
  * truncate, fallocate modes, SEEK_DATA/SEEK_HOLE, zero-copy reads,
- * setattr, set-id bits kept by writes, EFBIG, fsync and metrics. Every test ends with an
+ * setattr, set-id bits kept by writes, EFBIG, block-count changes reported
+ * by fs_write_blocks, fsync and metrics. Every test ends with an
  * unmount and an fsck of the image. Images are sparse mkstemp files in /tmp.
  * TEST_SEED=<n> replays the random test.
  */
@@ -715,6 +716,33 @@ static void test_kernel_times(void **state)
     img_unmount_check(m);
 }
 
+/* fs_write_blocks says whether st_blocks moved: the FUSE front end tells
+ * the kernel to drop its attributes then (mfs_write). */
+static void test_write_blocks_changed(void **state)
+{
+    struct img *m = *state;
+    uint64_t ino = mkfile(m->fs, ROOT, "wb");
+    static char buf[3 * 4096];
+    int changed = -1;
+    memset(buf, 'w', sizeof(buf));
+    assert_int_equal(fs_write_blocks(m->fs, ino, 0, "abc", 3, &changed), 3);
+    assert_int_equal(changed, attr(m->fs, ino).blocks512 != 0);   /* inline or a block */
+    assert_int_equal(fs_write_blocks(m->fs, ino, 0, buf, sizeof(buf), &changed),
+                     (ssize_t)sizeof(buf));
+    assert_int_equal(changed, 1);                                  /* allocates */
+    uint64_t blocks = attr(m->fs, ino).blocks512;
+    assert_int_equal(fs_write_blocks(m->fs, ino, 100, buf, 5000, &changed), 5000);
+    assert_int_equal(changed, 0);                                  /* overwrites */
+    assert_int_equal(attr(m->fs, ino).blocks512, blocks);
+    assert_int_equal(fs_write_blocks(m->fs, ino, 1 << 20, buf, 1, &changed), 1);
+    assert_int_equal(changed, 1);                                  /* past a hole */
+    assert_int_equal(fs_write_blocks(m->fs, ino, MMAPFS_MAX_FILE_SIZE, buf, 1, &changed),
+                     -EFBIG);
+    assert_int_equal(changed, 0);
+    assert_int_equal(fs_write_blocks(m->fs, ino, 0, buf, 1, NULL), 1);
+    img_unmount_check(m);
+}
+
 static void test_write_errors(void **state)
 {
     struct img *m = *state;
@@ -968,6 +996,7 @@ int main(void)
         T(test_fsync_dir_covers_all),
         T(test_setattr),
         T(test_kernel_times),
+        T(test_write_blocks_changed),
         T(test_write_errors),
         T(test_concurrent_writers),
         T(test_fsync_metrics),
