@@ -1,15 +1,19 @@
 /*
  * acl.c — POSIX ACLs: the xattr format, the ACL <-> mode mapping, and
- * keeping both in sync on inodes (see acl.h). Uses only the public fs API
- * (attributes and xattrs), so each step is its own transaction: a crash
- * between storing an ACL and changing the mode leaves the ACL stored and
- * the old permission bits, which fsck does not treat as damage.
+ * keeping both in sync on inodes (see acl.h). Setting an ACL uses the
+ * public fs API (attributes and xattrs), so each step is its own
+ * transaction: a crash between storing an ACL and changing the mode leaves
+ * the ACL stored and the old permission bits, which fsck does not treat as
+ * damage. The ACLs a new inode inherits are stored in one journal
+ * operation, the create's own under fs_set_acl_inherit
+ * (fs_acl_inherit_locked).
  */
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "fs/acl.h"
+#include "fs/fs_i.h"
 
 /* ---- format ----------------------------------------------------------------- */
 
@@ -222,16 +226,25 @@ int fs_acl_create_masq(struct fs_acl *acl, uint32_t *mode)
 
 /* ---- on an inode ------------------------------------------------------------- */
 
-int fs_acl_get(struct fs *fs, uint64_t ino, const char *name, struct fs_acl *acl)
+/* fs_acl_get with the journal lock or operation held. */
+static int acl_get_locked(struct fs *fs, uint64_t ino, const char *name, struct fs_acl *acl)
 {
     uint8_t buf[FS_ACL_HEADER_SIZE + FS_ACL_MAX_ENTRIES * FS_ACL_ENTRY_SIZE];
-    int len = fs_getxattr(fs, ino, name, buf, sizeof(buf));
+    int len = fs_xattr_get_locked(fs, ino, name, buf, sizeof(buf));
 
     if (len == -ERANGE)
         return -EUCLEAN;        /* longer than any ACL mmapfs stores */
     if (len < 0)
         return len;
     return fs_acl_from_xattr(buf, (size_t)len, acl) ? -EUCLEAN : 0;
+}
+
+int fs_acl_get(struct fs *fs, uint64_t ino, const char *name, struct fs_acl *acl)
+{
+    jnl_lock(fs->jnl);
+    int err = acl_get_locked(fs, ino, name, acl);
+    jnl_unlock(fs->jnl);
+    return err;
 }
 
 /* Stores acl under name (replacing what was there). */
@@ -329,24 +342,48 @@ int fs_acl_create_mode(struct fs *fs, uint64_t parent, uint32_t *mode, uint32_t 
     return 1;
 }
 
-int fs_acl_inherit(struct fs *fs, uint64_t parent, uint64_t ino, uint32_t mode)
+/* acl_store inside the caller's journal operation. */
+static int acl_store_locked(struct fs *fs, uint64_t ino, const char *name,
+                            const struct fs_acl *acl)
+{
+    uint8_t buf[FS_ACL_HEADER_SIZE + FS_ACL_MAX_ENTRIES * FS_ACL_ENTRY_SIZE];
+    size_t len = fs_acl_to_xattr(acl, buf, sizeof(buf));
+
+    return fs_xattr_set_locked(fs, ino, name, buf, len, 0);
+}
+
+int fs_acl_inherit_locked(struct fs *fs, uint64_t parent, uint64_t ino, uint32_t mode)
 {
     struct fs_acl acl;
     int err;
 
     if (S_ISLNK(mode))
         return 0;
-    err = fs_acl_get(fs, parent, FS_ACL_XATTR_DEFAULT, &acl);
+    err = acl_get_locked(fs, parent, FS_ACL_XATTR_DEFAULT, &acl);
     if (err == -ENODATA)
         return 0;
     if (err)
         return err;
     if (S_ISDIR(mode)) {
-        err = acl_store(fs, ino, FS_ACL_XATTR_DEFAULT, &acl);
+        err = acl_store_locked(fs, ino, FS_ACL_XATTR_DEFAULT, &acl);
         if (err)
             return err;
     }
     if (!fs_acl_create_masq(&acl, &mode))
         return 0;
-    return acl_store(fs, ino, FS_ACL_XATTR_ACCESS, &acl);
+    return acl_store_locked(fs, ino, FS_ACL_XATTR_ACCESS, &acl);
+}
+
+int fs_acl_inherit(struct fs *fs, uint64_t parent, uint64_t ino, uint32_t mode)
+{
+    int err, tries = 0;
+
+    do {
+        err = jnl_begin(fs->jnl);
+        if (err)
+            return err;
+        err = fs_acl_inherit_locked(fs, parent, ino, mode);
+        err = fs_end(fs, err);
+    } while (fs_alloc_retry(fs, err, &tries));
+    return err;
 }

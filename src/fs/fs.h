@@ -242,6 +242,14 @@ ssize_t fs_write_blocks(struct fs *fs, uint64_t ino, uint64_t off, const void *b
  * sets mtime = ctime = now. */
 void fs_set_kernel_times(struct fs *fs, int on);
 
+/* With POSIX ACLs (the FUSE front end's `acl`): on = 1 makes fs_mknod and
+ * fs_mkdir give the new inode the ACLs it inherits from its directory's
+ * default ACL (fs_acl_inherit) in the create's own journal operation, so
+ * that neither a crash nor a failure to store them leaves the inode, whose
+ * permission bits the caller computed from them (fs_acl_create_mode),
+ * without them; an error creates nothing. Default 0: no ACL is inherited. */
+void fs_set_acl_inherit(struct fs *fs, int on);
+
 /* mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE,
  * FALLOC_FL_ZERO_RANGE (±KEEP_SIZE), FALLOC_FL_COLLAPSE_RANGE and
  * FALLOC_FL_INSERT_RANGE alone (block-aligned; errors as ext4, see

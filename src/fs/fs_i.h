@@ -89,6 +89,7 @@ struct fs {
     uint64_t **verified;              /* checksum-verified blocks (verified.c) */
     uint64_t verified_chunks;
     int kernel_times;                 /* fs_set_kernel_times (atomic access) */
+    int acl_inherit;                  /* fs_set_acl_inherit (atomic access) */
     struct fs_counters {              /* observability, updated atomically */
         uint64_t reads, read_bytes, writes, write_bytes, fsyncs, fsync_commits,
                  fsync_data_syncs, blocks_allocated, blocks_freed,
@@ -361,5 +362,14 @@ int fs_dir_is_empty(const struct mmapfs_disk_inode *ddi);
 
 /* Frees the inode's xattr block (release path). */
 int fs_xattr_free_all(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di);
+/* fs_acl_inherit (acl.c) inside a journal operation the caller holds. */
+int fs_acl_inherit_locked(struct fs *fs, uint64_t parent, uint64_t ino, uint32_t mode);
+/* fs_getxattr with the journal lock (or operation) held. */
+int fs_xattr_get_locked(struct fs *fs, uint64_t ino, const char *name, void *buf,
+                        size_t size);
+/* fs_setxattr inside a journal operation the caller holds (and ends: an
+ * error leaves the operation for fs_end to undo); no retry on ENOSPC. */
+int fs_xattr_set_locked(struct fs *fs, uint64_t ino, const char *name, const void *value,
+                        size_t size, int flags);
 
 #endif

@@ -247,6 +247,14 @@ static int create_locked(struct fs *fs, const struct create_args *a, struct fs_s
     err = fs_inode_put(fs, a->parent, &pdi);
     if (err)
         return err;
+    if (!S_ISLNK(mode) && __atomic_load_n(&fs->acl_inherit, __ATOMIC_RELAXED)) {
+        /* in this operation: an error undoes the whole create */
+        err = fs_acl_inherit_locked(fs, a->parent, ino, di.mode);
+        if (!err)
+            err = fs_inode_get(fs, ino, &di);    /* ctime, xattr block */
+        if (err)
+            return err;
+    }
     found_inode(fs, ino, &di, st);
     return 0;
 }
@@ -266,6 +274,11 @@ static int create(struct fs *fs, struct create_args *a, struct fs_stat *st)
         err = fs_end(fs, err);
     } while (fs_alloc_retry(fs, err, &tries));
     return err;
+}
+
+void fs_set_acl_inherit(struct fs *fs, int on)
+{
+    __atomic_store_n(&fs->acl_inherit, on != 0, __ATOMIC_RELAXED);
 }
 
 int fs_mknod(struct fs *fs, uint64_t parent, const char *name, uint32_t mode,

@@ -433,29 +433,46 @@ static int change_locked(struct fs *fs, uint64_t ino, const char *name, size_t l
     return fs_inode_put(fs, ino, &di);
 }
 
-int fs_setxattr(struct fs *fs, uint64_t ino, const char *name, const void *value,
-                size_t size, int flags)
+/* The checks of fs_setxattr that need no inode: 0 and *len, or -errno. */
+static int set_check(const char *name, size_t size, int flags, size_t *len)
 {
-    static const char empty;
-    size_t len;
-
     if (flags & ~(XATTR_CREATE | XATTR_REPLACE))
         return -EINVAL;
-    int err = check_name(name, &len);
+    int err = check_name(name, len);
     if (err)
         return err;
     if (size > XATTR_VALUE_MAX)
         return -E2BIG;
-    if (mmapfs_xattr_entry_size(len, size) > XATTR_ROOM)
+    if (mmapfs_xattr_entry_size(*len, size) > XATTR_ROOM)
         return -ENOSPC;
-    if (!value)
-        value = &empty;         /* size is 0 then */
+    return 0;
+}
+
+int fs_xattr_set_locked(struct fs *fs, uint64_t ino, const char *name, const void *value,
+                        size_t size, int flags)
+{
+    static const char empty;
+    size_t len;
+    int err = set_check(name, size, flags, &len);
+    if (err)
+        return err;
+    return change_locked(fs, ino, name, len, value ? value : &empty, size, flags);
+}
+
+int fs_setxattr(struct fs *fs, uint64_t ino, const char *name, const void *value,
+                size_t size, int flags)
+{
+    size_t len;
+
+    int err = set_check(name, size, flags, &len);   /* before the journal's state */
+    if (err)
+        return err;
     int tries = 0;
     do {
         err = jnl_begin(fs->jnl);
         if (err)
             return err;
-        err = change_locked(fs, ino, name, len, value, size, flags);
+        err = fs_xattr_set_locked(fs, ino, name, value, size, flags);
         err = fs_end(fs, err);
         /* -ENOSPC: a full xattr block, or no free block; in the latter
          * case blocks freed by an uncommitted transaction may help */
@@ -479,6 +496,15 @@ int fs_removexattr(struct fs *fs, uint64_t ino, const char *name)
 
 int fs_getxattr(struct fs *fs, uint64_t ino, const char *name, void *buf, size_t size)
 {
+    jnl_lock(fs->jnl);
+    int err = fs_xattr_get_locked(fs, ino, name, buf, size);
+    jnl_unlock(fs->jnl);
+    return err;
+}
+
+int fs_xattr_get_locked(struct fs *fs, uint64_t ino, const char *name, void *buf,
+                        size_t size)
+{
     struct mmapfs_disk_inode di;
     struct xattr_place pl;
     size_t len;
@@ -486,7 +512,6 @@ int fs_getxattr(struct fs *fs, uint64_t ino, const char *name, void *buf, size_t
     int err = check_name(name, &len);
     if (err)
         return err;
-    jnl_lock(fs->jnl);
     err = fs_inode_get(fs, ino, &di);
     const void *value = NULL;
     size_t value_len = 0;
@@ -519,7 +544,6 @@ int fs_getxattr(struct fs *fs, uint64_t ino, const char *name, void *buf, size_t
     }
     memcpy(buf, value, value_len);
 out:
-    jnl_unlock(fs->jnl);
     return err;
 }
 

@@ -361,6 +361,8 @@ static void mfs_init(void *userdata, struct fuse_conn_info *conn)
     m->dont_mask = (conn->want & FUSE_CAP_DONT_MASK) != 0;
     /* the kernel owns mtime/ctime of written files under the writeback cache */
     fs_set_kernel_times(m->fs, m->writeback_cache);
+    /* new inodes take their inherited ACLs in the create's transaction */
+    fs_set_acl_inherit(m->fs, m->posix_acl);
 
     mfs_log(LOG_INFO, "%s mounted on %s (protocol %u.%u, writeback cache %s)",
             cfg->target, cfg->mountpoint, conn->proto_major, conn->proto_minor,

@@ -64,14 +64,12 @@ void mfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
                   struct fuse_file_info *fi);
 
 /* ops_xattr.c */
-/* POSIX ACLs of new inodes (no-ops unless ACLs were negotiated). Before
+/* POSIX ACLs of new inodes (a no-op unless ACLs were negotiated). Before
  * creating: masks *mode by parent's default ACL, or by the caller's umask
- * (FUSE_CAP_DONT_MASK: the kernel leaves it to us). After creating name
- * (st): stores the ACLs it inherits; if that fails, removes it again and
- * returns the error. */
+ * (FUSE_CAP_DONT_MASK: the kernel leaves it to us). The create stores the
+ * ACLs the inode inherits itself, in its own journal operation
+ * (fs_set_acl_inherit, turned on in mfs_init with ACLs). */
 int mfs_acl_new_mode(fuse_req_t req, fuse_ino_t parent, mode_t *mode);
-int mfs_acl_inherit(fuse_req_t req, fuse_ino_t parent, const char *name,
-                    const struct fs_stat *st);
 void mfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
                   const char *value, size_t size, int flags);
 void mfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);

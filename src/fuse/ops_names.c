@@ -312,8 +312,6 @@ void mfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
     err = mfs_acl_new_mode(req, parent, &mode);
     if (!err)
         err = fs_mknod(mfs_fs(req), parent, name, mode, rdev, &cred, &st);
-    if (!err)
-        err = mfs_acl_inherit(req, parent, name, &st);
     if (err)
         goto out_err;
     mfs_attr_changed(req, parent);
@@ -338,8 +336,6 @@ void mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
     err = mfs_acl_new_mode(req, parent, &mode);
     if (!err)
         err = fs_mknod(mfs_fs(req), parent, name, mode, 0, &cred, &st);
-    if (!err)
-        err = mfs_acl_inherit(req, parent, name, &st);
     if (err)
         goto out_err;
     mfs_attr_changed(req, parent);
@@ -365,8 +361,6 @@ void mfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
     err = mfs_acl_new_mode(req, parent, &mode);
     if (!err)
         err = fs_mkdir(mfs_fs(req), parent, name, mode, &cred, &st);
-    if (!err)
-        err = mfs_acl_inherit(req, parent, name, &st);
     if (err)
         goto out_err;
     mfs_attr_changed(req, parent);

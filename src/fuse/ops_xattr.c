@@ -11,7 +11,7 @@
  * them; setting or removing one goes through fs_acl_set, which validates
  * it and keeps the mode in sync (src/fs/acl.c); reading is a plain xattr
  * read. New inodes inherit their directory's default ACL (mfs_acl_new_mode,
- * mfs_acl_inherit). With noacl the names are refused (EOPNOTSUPP), as
+ * then the create itself: fs_set_acl_inherit). With noacl the names are refused (EOPNOTSUPP), as
  * ACLs would be stored but never enforced, and not listed.
  */
 #include <errno.h>
@@ -95,25 +95,6 @@ int mfs_acl_new_mode(fuse_req_t req, fuse_ino_t parent, mode_t *mode)
         return err;
     *mode = mode32;
     return 0;
-}
-
-int mfs_acl_inherit(fuse_req_t req, fuse_ino_t parent, const char *name,
-                    const struct fs_stat *st)
-{
-    struct fs *fs = mfs_fs(req);
-    int err;
-
-    if (!mfs_data(req)->posix_acl)
-        return 0;
-    err = fs_acl_inherit(fs, parent, st->ino, st->mode);
-    if (err) {
-        if (S_ISDIR(st->mode))
-            fs_rmdir(fs, parent, name);
-        else
-            fs_unlink(fs, parent, name);
-        fs_forget(fs, st->ino, 1);
-    }
-    return err;
 }
 
 /* Formats the metrics (fs counters, then the FUSE request counters) into

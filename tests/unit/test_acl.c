@@ -16,8 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "fs/acl.h"
+#include "fs/fs_i.h"
 
 #include "fs_fixture.h"
 #include "fsck_report.h"
@@ -340,6 +342,84 @@ static void test_inherit(void **state)
     assert_int_equal(fs_getxattr(m->fs, st.ino, FS_ACL_XATTR_ACCESS, NULL, 0), -ENODATA);
 }
 
+/* Under fs_set_acl_inherit (the FUSE front end with ACLs) fs_mknod and
+ * fs_mkdir store the inherited ACLs in the create's own journal operation.
+ * Before, the front end stored them after the create, in a transaction of
+ * their own: a crash between the two left the file with the mask as its
+ * group bits and no ACL (the owning group got what only named entries
+ * had), and a failure to store them was undone by an unlink. */
+static void test_inherit_in_create(void **state)
+{
+    struct img *m = *state;
+    uint8_t buf[256], chunk[65536];
+    struct fs_acl acl;
+    struct fs_stat st;
+    struct statvfs sv0, sv1;
+    uint64_t d = mkdirectory(m->fs, ROOT, "d");
+    size_t len = encode(buf, sizeof(buf), NNAMED, named);
+    assert_int_equal(fs_acl_set(m->fs, d, FS_ACL_XATTR_DEFAULT, buf, len, 1), 0);
+
+    /* off (the default, noacl): created without an ACL */
+    assert_int_equal(fs_mknod(m->fs, d, "plain", S_IFREG | 0660, 0, &cred, &st), 0);
+    fs_forget(m->fs, st.ino, 1);
+    assert_int_equal(fs_getxattr(m->fs, st.ino, FS_ACL_XATTR_ACCESS, NULL, 0), -ENODATA);
+
+    fs_set_acl_inherit(m->fs, 1);
+    /* a file: the access ACL (60 bytes of value: an xattr block), and the
+     * attributes returned count that block */
+    assert_int_equal(fs_mknod(m->fs, d, "f", S_IFREG | 0660, 0, &cred, &st), 0);
+    fs_forget(m->fs, st.ino, 1);
+    assert_int_equal(st.mode, S_IFREG | 0660);
+    assert_int_equal(st.blocks512, 8);
+    assert_int_equal(fs_acl_get(m->fs, st.ino, FS_ACL_XATTR_ACCESS, &acl), 0);
+    assert_int_equal(acl.count, NNAMED);
+    /* a directory: its default ACL too; a symlink: nothing */
+    assert_int_equal(fs_mkdir(m->fs, d, "sub", S_IFDIR | 0760, &cred, &st), 0);
+    fs_forget(m->fs, st.ino, 1);
+    assert_int_equal(fs_acl_get(m->fs, st.ino, FS_ACL_XATTR_DEFAULT, &acl), 0);
+    assert_memory_equal(acl.e, named, sizeof(named));
+    assert_int_equal(fs_acl_get(m->fs, st.ino, FS_ACL_XATTR_ACCESS, &acl), 0);
+    assert_int_equal(fs_symlink(m->fs, d, "l", "f", &cred, &st), 0);
+    fs_forget(m->fs, st.ino, 1);
+    assert_int_equal(fs_listxattr(m->fs, st.ino, NULL, 0), 0);
+
+    /* durable together: once the create is committed, so is the ACL */
+    assert_int_equal(fs_mknod(m->fs, d, "g", S_IFREG | 0660, 0, &cred, &st), 0);
+    fs_forget(m->fs, st.ino, 1);
+    assert_int_equal(fs_fsync(m->fs, d, 0), 0);
+    fs_abandon(m->fs);                  /* power cut */
+    m->fs = NULL;
+    img_mount(m);
+    fs_set_acl_inherit(m->fs, 1);
+    int64_t g = lookup(m->fs, d, "g");
+    assert_true(g > 0);
+    assert_int_equal(fs_acl_get(m->fs, (uint64_t)g, FS_ACL_XATTR_ACCESS, &acl), 0);
+    assert_int_equal(acl.count, NNAMED);
+
+    /* no block for the ACL: ENOSPC, and nothing was created */
+    uint64_t filler = mkfile(m->fs, ROOT, "filler");
+    memset(chunk, 'x', sizeof(chunk));
+    for (uint64_t off = 0;; off += sizeof(chunk)) {
+        ssize_t n = fs_write(m->fs, filler, off, chunk, sizeof(chunk));
+        if (n < (ssize_t)sizeof(chunk))
+            break;
+    }
+    assert_int_equal(fs_statfs(m->fs, &sv0), 0);
+    assert_int_equal(fs_mknod(m->fs, d, "h", S_IFREG | 0660, 0, &cred, &st), -ENOSPC);
+    assert_int_equal(fs_mkdir(m->fs, d, "hd", S_IFDIR | 0760, &cred, &st), -ENOSPC);
+    assert_int_equal(lookup(m->fs, d, "h"), -ENOENT);
+    assert_int_equal(lookup(m->fs, d, "hd"), -ENOENT);
+    assert_int_equal(fs_statfs(m->fs, &sv1), 0);
+    assert_int_equal(sv1.f_ffree, sv0.f_ffree);
+    assert_int_equal(sv1.f_bfree, sv0.f_bfree);
+    assert_int_equal(attr(m->fs, d).nlink, 3);    /* ".", its entry, "sub" */
+    fs_set_acl_inherit(m->fs, 0);       /* it was the ACL's block that failed */
+    assert_int_equal(fs_mknod(m->fs, d, "h", S_IFREG | 0660, 0, &cred, &st), 0);
+    fs_forget(m->fs, st.ino, 1);
+    assert_int_equal(fs_unlink(m->fs, ROOT, "filler"), 0);
+    img_unmount_check(m);
+}
+
 /* fsck checks ACL values with the filesystem's parser: an invalid one, in
  * the inode or in an xattr block, is reported by -n and removed by -y; the
  * file keeps its mode, and the directory whose default ACL was bad takes
@@ -398,6 +478,7 @@ int main(void)
         cmocka_unit_test(test_create_masq),
         T(test_set_access),
         T(test_inherit),
+        T(test_inherit_in_create),
         T(test_fsck_bad_acl),
     };
 #undef T
