@@ -5,7 +5,11 @@
  * skipping bitmap blocks with no free bit (per-bitmap-block free counts kept
  * in memory). A large request prefers a run of at least ALLOC_LONG_RUN
  * blocks found within a bounded scan, so that sequential writes stay
- * contiguous.
+ * contiguous. The scan is bounded in blocks and in free runs looked at:
+ * in free space fragmented into single blocks, a bound in blocks alone let
+ * every call walk up to 2^19 blocks (about 2^18 runs) for a long run that
+ * was not there, and a 500 MiB write into such space took minutes (ext4's
+ * mballoc likewise stops after a number of free extents, mb_max_to_scan).
  *
  * Invariant 4: a block freed in transaction T is not handed out again until
  * T is durable. Freed runs wait in the pending list (sorted, disjoint,
@@ -30,6 +34,7 @@
 #define ALLOC_MAX_WANT   (BITS_PER_BMAP * 4)          /* blocks per call */
 #define ALLOC_LONG_RUN   256u                         /* preferred run for big wants */
 #define ALLOC_SCAN_LIMIT (BITS_PER_BMAP * 16)         /* blocks looked at for a long run */
+#define ALLOC_SCAN_RUNS  1024u                        /* free runs looked at for a long run */
 
 struct pending_run {
     uint64_t start, end, seq;   /* blocks [start, end) freed by transaction <= seq */
@@ -513,7 +518,7 @@ int fs_alloc_blocks(struct fs *fs, uint64_t goal, uint64_t want, uint64_t *start
         return -ENOSPC;
 
     uint64_t pref = want < ALLOC_LONG_RUN ? want : ALLOC_LONG_RUN;
-    uint64_t best_s = 0, best_len = 0, scanned = 0;
+    uint64_t best_s = 0, best_len = 0, scanned = 0, runs = 0;
     for (int pass = 0; pass < 2; pass++) {
         uint64_t pos = pass ? m.lo : goal, end = pass ? goal : m.hi;
         while (pos < end) {
@@ -528,13 +533,16 @@ int fs_alloc_blocks(struct fs *fs, uint64_t goal, uint64_t want, uint64_t *start
                 best_len = len;
                 goto found;
             }
-            if (best_len)
+            if (best_len) {
                 scanned += s + len - pos;
+                runs++;
+            }
             if (len > best_len) {
                 best_s = s;
                 best_len = len;
             }
-            if (scanned > ALLOC_SCAN_LIMIT)   /* good enough: stop looking */
+            /* good enough: stop looking */
+            if (scanned > ALLOC_SCAN_LIMIT || runs >= ALLOC_SCAN_RUNS)
                 goto found;
             pos = s + len;
         }
