@@ -84,9 +84,11 @@ int fs_mkfs_geometry(uint64_t bytes, const struct fs_format_options *opt,
         if (inodes < MKFS_MIN_INODES)
             inodes = MKFS_MIN_INODES;
     }
-    if (inodes < 2 || inodes > MKFS_MAX_INODES)
+    if (inodes > MKFS_MAX_INODES)
         return -EINVAL;
-    /* fill the last inode table block: its records cost nothing more */
+    /* fill the last inode table block: its records cost nothing more (so
+     * at least 16: any count from 1 is enough for the root and lost+found;
+     * -N 1 used to be refused as not fitting the image) */
     inodes = div_round_up(inodes, MMAPFS_INODES_PER_BLOCK) * MMAPFS_INODES_PER_BLOCK;
     if (inodes > MKFS_MAX_INODES)
         inodes = MKFS_MAX_INODES;

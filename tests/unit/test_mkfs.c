@@ -234,6 +234,10 @@ static void test_format_options(void **state)
 
     /* default journal for a large filesystem: size/64 clamped at 32768 */
     struct mkfs_geometry g;
+    /* -N 1 (mkfs.mmapfs accepts 1 or more): one full inode table block */
+    struct fs_format_options one = { .inodes = 1 };
+    assert_int_equal(fs_mkfs_geometry(64 * MiB, &one, &g), 0);
+    assert_int_equal(g.inode_count, 16);
     assert_int_equal(fs_mkfs_geometry(1ull << 40, NULL, &g), 0);
     assert_int_equal(g.journal_blocks, 32768);
     assert_int_equal(g.block_bitmap_blocks, (1ull << 28) / 32768);
