@@ -8,7 +8,9 @@
  * copies the whole tree into OUTDIR (regular files with their contents as
  * fs_read returns them, directories, symlinks; other types as empty
  * placeholders) and writes MANIFEST: one JSON object per line per entry
- * ({"path","type","mode","nlink","size","ino","blocks512","target"}), then
+ * ({"path","type","mode","nlink","size","ino","blocks512","uid","gid",
+ * "mtime_ns","target","xattrs"}; xattrs: the user.* attributes, values in
+ * hex), then
  * {"statfs":{...}}. With -p it then proves the filesystem takes new writes:
  * creates, writes, fsyncs, reads back and removes a probe file of 1 MiB, or
  * of half the free space when less than 2 MiB is free (a workload that
@@ -76,23 +78,58 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
-/* One manifest line for the entry at path (relative, "" = root). */
-static void manifest_line(FILE *f, const char *path, const struct fs_stat *st,
-                          const char *target)
+/* Writes the entry's "user." attributes as ,"xattrs":{"name":"hex value",...}
+ * (names in the order fs_listxattr gives them). 0 or -errno. */
+static int manifest_xattrs(FILE *f, struct fs *fs, uint64_t ino)
+{
+    static char names[1 << 16];
+    static unsigned char value[1 << 16];
+    int n = fs_listxattr(fs, ino, names, sizeof(names));
+    if (n < 0)
+        return n;
+    fputs(",\"xattrs\":{", f);
+    int first = 1;
+    for (int i = 0; i < n; i += (int)strlen(names + i) + 1) {
+        if (strncmp(names + i, "user.", 5))
+            continue;
+        int v = fs_getxattr(fs, ino, names + i, value, sizeof(value));
+        if (v < 0)
+            return v;
+        if (!first)
+            fputc(',', f);
+        first = 0;
+        json_str(f, names + i);
+        fputs(":\"", f);
+        for (int j = 0; j < v; j++)
+            fprintf(f, "%02x", value[j]);
+        fputc('"', f);
+    }
+    fputc('}', f);
+    return 0;
+}
+
+/* One manifest line for the entry at path (relative, "" = root): its type,
+ * mode, owner, mtime, sizes, symlink target and user.* attributes. 0 or
+ * -errno (the attributes could not be read). */
+static int manifest_line(FILE *f, struct fs *fs, const char *path, const struct fs_stat *st,
+                         const char *target)
 {
     char type = S_ISREG(st->mode) ? 'f' : S_ISDIR(st->mode) ? 'd' :
                 S_ISLNK(st->mode) ? 'l' : 'o';
     fputs("{\"path\":", f);
     json_str(f, path);
     fprintf(f, ",\"type\":\"%c\",\"mode\":%u,\"nlink\":%u,\"size\":%llu,\"ino\":%llu,"
-            "\"blocks512\":%llu", type, st->mode, st->nlink,
-            (unsigned long long)st->size, (unsigned long long)st->ino,
-            (unsigned long long)st->blocks512);
+            "\"blocks512\":%llu,\"uid\":%u,\"gid\":%u,\"mtime_ns\":%lld", type, st->mode,
+            st->nlink, (unsigned long long)st->size, (unsigned long long)st->ino,
+            (unsigned long long)st->blocks512, st->uid, st->gid,
+            (long long)st->mtime.tv_sec * 1000000000LL + st->mtime.tv_nsec);
     if (target) {
         fputs(",\"target\":", f);
         json_str(f, target);
     }
+    int err = manifest_xattrs(f, fs, st->ino);
     fputs("}\n", f);
+    return err;
 }
 
 /* ---- directory listing ------------------------------------------------------------ */
@@ -227,7 +264,11 @@ static int walk_dir(struct walk *w, uint64_t ino, const char *rel, const char *o
             target[n < (int)sizeof(target) - 1 ? n : (int)sizeof(target) - 1] = 0;
             tgt = target;
         }
-        manifest_line(w->manifest, crel, st, tgt);
+        err = manifest_line(w->manifest, w->fs, crel, st, tgt);
+        if (err) {
+            fprintf(stderr, "crash_extract: attributes of %s: %s\n", crel, strerror(-err));
+            break;
+        }
         if (S_ISDIR(st->mode)) {
             if (mkdir(cout, 0755)) {
                 err = -1000;
@@ -325,8 +366,9 @@ int main(int argc, char **argv)
     }
     err = fs_getattr(w.fs, ROOT_INO, &root);
     if (!err) {
-        manifest_line(w.manifest, "", &root, NULL);
-        err = walk_dir(&w, ROOT_INO, "", argv[2], 0);
+        err = manifest_line(w.manifest, w.fs, "", &root, NULL);
+        if (!err)
+            err = walk_dir(&w, ROOT_INO, "", argv[2], 0);
     }
     if (err) {
         ret = err == -1000 ? 5 : 2;

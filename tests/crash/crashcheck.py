@@ -173,8 +173,11 @@ class Expect:
         self.statfs0 = None
         self.orphans = 0
         self.wpairs = []        # renames with RENAME_WHITEOUT
+        self.meta = {}          # path -> [chg/meta records], in order
         for r in self.recs:
             t = r["t"]
+            if t in ("chg", "meta"):
+                self.meta.setdefault(r["path"], []).append(r)
             if t in ("chg", "file", "dir", "absent"):
                 self.by_path.setdefault(r["path"], []).append(r)
             elif t == "name":
@@ -211,6 +214,18 @@ class Expect:
                 durable, relax = r, None
         return durable, relax
 
+    def meta_at(self, path, k):
+        """The "meta" record of path that must hold exactly at crash point k,
+        or None (none yet, or a change of any kind followed: an append
+        changes the times too)."""
+        durable = None
+        for r in self.meta.get(path, ()):
+            if r["t"] == "meta" and r["b"] <= k:
+                durable = r
+            elif r["t"] == "chg" and durable is not None and r["m"] <= k:
+                durable = None
+        return durable
+
 
 # ---- reading a recovered tree ------------------------------------------------------------
 
@@ -235,9 +250,14 @@ def walk_mount(mnt):
         typ = "f" if S.S_ISREG(st.st_mode) else "d" if S.S_ISDIR(st.st_mode) else \
             "l" if S.S_ISLNK(st.st_mode) else "o"
         e = {"path": rel, "type": typ, "mode": st.st_mode, "nlink": st.st_nlink,
-             "size": st.st_size, "ino": st.st_ino, "blocks512": st.st_blocks}
+             "size": st.st_size, "ino": st.st_ino, "blocks512": st.st_blocks,
+             "uid": st.st_uid, "gid": st.st_gid, "mtime_ns": st.st_mtime_ns}
         if target is not None:
             e["target"] = target
+        full = os.path.join(mnt, rel)
+        e["xattrs"] = {} if typ == "l" else \
+            {n: os.getxattr(full, n, follow_symlinks=False).hex()
+             for n in os.listxattr(full, follow_symlinks=False) if n.startswith("user.")}
         entries[rel] = e
 
     add("", os.lstat(mnt))
@@ -390,6 +410,28 @@ def check_tree(exp, k, root, entries, statfs):
         else:
             continue
         probs.append("%s -> %s (RENAME_WHITEOUT) half done: %s" % (r["src"], r["dst"], why))
+    # attributes fsync'd ("meta": mode, owner, mtime, user.* xattrs, symlink
+    # target; only the fields the record has)
+    for path in exp.meta:
+        d = exp.meta_at(path, k)
+        if d is None:
+            continue
+        e = entries.get(path)
+        if e is None:
+            probs.append("%s: fsync'd at barrier %d (attributes) but missing" % (path, d["b"]))
+            continue
+        for f in ("type", "mode", "uid", "gid", "mtime_ns", "target"):
+            if f in d and e.get(f) != d[f]:
+                probs.append("%s: %s is %r, fsync'd as %r at barrier %d"
+                             % (path, f, e.get(f), d[f], d["b"]))
+        if "xattrs" in d and e.get("xattrs") != d["xattrs"]:
+            have, want = e.get("xattrs") or {}, d["xattrs"]
+            diff = sorted(x for x in set(have) | set(want) if have.get(x) != want.get(x))
+            probs.append("%s: attributes %s differ (bytes %s, fsync'd %s at barrier %d)"
+                         % (path, diff, [len(have.get(x, "")) // 2 if x in have else None
+                                         for x in diff],
+                            [len(want.get(x, "")) // 2 if x in want else None for x in diff],
+                            d["b"]))
     # 3. names, tags, sizes
     for path, e in entries.items():
         if not path:

@@ -28,6 +28,13 @@ checker may expect after a crash:
   {"t":"sql", "db", "b", "txn"}      SQLite commit txn is durable as of b.
   {"t":"statfs0", "used"}            bytes in use on the fresh mount.
   {"t":"orphan", "bytes"}            an unlinked-but-open file of that size.
+  {"t":"meta", "path", "b", "type", "mode", "uid", "gid", "mtime_ns",
+   "xattrs", ["target"]}              the attributes path had when its fsync
+                                      (or its directory's, for a symlink)
+                                      returned: st_mode, owner, mtime, user.*
+                                      attributes (name -> hex value),
+                                      symlink target. Any later "chg" of
+                                      path (even an append) lifts it.
   {"t":"wpair", "src", "dst", "replace"}   src is renamed to dst with
                                       RENAME_WHITEOUT (replace: dst existed):
                                       never a whiteout at src without dst,
@@ -54,6 +61,7 @@ import time
 
 TAG_MAGIC = 0x6774
 UNIT = 16
+RENAME_EXCHANGE = 2
 RENAME_WHITEOUT = 4
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -63,6 +71,18 @@ def renameat2(src, dst, flags):
     if _libc.renameat2(-100, os.fsencode(src), -100, os.fsencode(dst), flags) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err), src)
+
+
+def fallocate(path, mode, off, length):
+    """fallocate(2) of path with any mode (os.posix_fallocate has none)."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        if _libc.fallocate(fd, ctypes.c_int(mode), ctypes.c_int64(off),
+                           ctypes.c_int64(length)) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), path)
+    finally:
+        os.close(fd)
 
 
 def tag_bytes(fid, gen, off, length):
@@ -234,6 +254,55 @@ class Session:
     def note_absent(self, path, b):
         self.log(t="absent", path=path, b=b)
 
+    def note_meta(self, path, b):
+        """Records path's attributes (mode, owner, mtime, user.* xattrs,
+        symlink target) as durable as of barrier b."""
+        full = self.p(path)
+        st = os.lstat(full)
+        rec = dict(t="meta", path=path, b=b, mode=st.st_mode, uid=st.st_uid,
+                   gid=st.st_gid, mtime_ns=st.st_mtime_ns)
+        if os.path.islink(full):
+            rec.update(type="l", target=os.readlink(full))
+        else:
+            rec.update(type="d" if os.path.isdir(full) else "f",
+                       xattrs={n: os.getxattr(full, n).hex()
+                               for n in os.listxattr(full) if n.startswith("user.")})
+        self.log(**rec)
+
+    def fsync_meta(self, path):
+        """fsync path (a regular file), then records its content and its
+        attributes as durable."""
+        b = self.fsync(path)
+        self.note_meta(path, b)
+        return b
+
+    # ---- attributes ------------------------------------------------------------
+    def chmod(self, path, mode):
+        self.chg(path)
+        os.chmod(self.p(path), mode)
+
+    def chown(self, path, uid, gid):
+        self.chg(path)
+        os.chown(self.p(path), uid, gid)
+
+    def utime(self, path, ns):
+        """utimensat: atime and mtime to ns (nanoseconds)."""
+        self.chg(path)
+        os.utime(self.p(path), ns=(ns, ns))
+
+    def setxattr(self, path, name, value):
+        self.chg(path)
+        os.setxattr(self.p(path), name, value)
+
+    def removexattr(self, path, name):
+        self.chg(path)
+        os.removexattr(self.p(path), name)
+
+    def symlink(self, target, path):
+        self.new_name(path)
+        self.chg(path)
+        os.symlink(target, self.p(path))
+
     # ---- names ---------------------------------------------------------------------
     def unlink(self, path):
         group = self.names_of(path)
@@ -260,11 +329,85 @@ class Session:
             self.fid_of[dst] = self.fid_of[src]
             self.log(t="assoc", path=dst, fid=self.fid_of[src])
 
+    def _subtree(self, d):
+        """Paths below directory d (relative to mnt), parents first."""
+        out = []
+        for root, ds, fs in os.walk(self.p(d)):
+            rel = os.path.relpath(root, self.mnt)
+            out += [os.path.join(rel, n) for n in sorted(ds) + sorted(fs)]
+        return out
+
+    def _move_below(self, moves):
+        """The entries below directories moved by a rename: moves is a list
+        of (old dir, new dir, [paths below old dir]), taken before the
+        rename. Logs their new names, changes and tag associations."""
+        def remap(q):
+            for old, new, _ in moves:
+                if q.startswith(old + "/"):
+                    return new + q[len(old):]
+            return q
+        for old, new, below in moves:
+            for q in below:
+                nq = new + q[len(old):]
+                d, n = os.path.split(nq)
+                self.log(t="name", dir=d, name=n)
+                self.chg(q)
+                self.chg(nq)
+        # in place (other threads add their own paths meanwhile); the two
+        # subtrees of an exchange swap, so take them all out first
+        fids = [(q, self.fid_of.pop(q)) for q in list(self.fid_of) if remap(q) != q]
+        groups = [(q, self.links.pop(q)) for q in list(self.links) if remap(q) != q]
+        for q, f in fids:
+            self.fid_of[remap(q)] = f
+        for q, g in groups:
+            self.links[remap(q)] = g
+        for q in list(self.links):      # links from outside into the subtrees
+            g = self.links[q]
+            if any(remap(x) != x for x in g):
+                self.links[q] = {remap(x) for x in g}
+        for old, new, below in moves:
+            for q in below:
+                nq = new + q[len(old):]
+                if nq in self.fid_of:
+                    self.log(t="assoc", path=nq, fid=self.fid_of[nq])
+
+    def exchange(self, a, b):
+        """renameat2(RENAME_EXCHANGE): the inodes at a and b (files or
+        directories, any parents) swap places."""
+        moves = []
+        for x, y in ((a, b), (b, a)):
+            if os.path.isdir(self.p(x)) and not os.path.islink(self.p(x)):
+                moves.append((x, y, self._subtree(x)))
+        for q in (a, b, os.path.dirname(a), os.path.dirname(b)):
+            self.chg(q)
+        for q in self.names_of(a) | self.names_of(b):
+            self.chg(q)
+        renameat2(self.p(a), self.p(b), RENAME_EXCHANGE)
+        ga = (self.names_of(a) - {a}) | {b}
+        gb = (self.names_of(b) - {b}) | {a}
+        for q in ga:
+            self.links[q] = ga
+        for q in gb:
+            self.links[q] = gb
+        fa, fb = self.fid_of.pop(a, None), self.fid_of.pop(b, None)
+        if fa:
+            self.fid_of[b] = fa
+            self.log(t="assoc", path=b, fid=fa)
+        if fb:
+            self.fid_of[a] = fb
+            self.log(t="assoc", path=a, fid=fb)
+        # the subtrees swap (one remap: neither contains the other)
+        if moves:
+            self._move_below(moves)
+
     def rename(self, src, dst, flags=0):
         """rename(2), or renameat2 with flags (RENAME_WHITEOUT: a whiteout
         stays at src, logged as a "wpair")."""
         if flags & RENAME_WHITEOUT:
             self.log(t="wpair", src=src, dst=dst, replace=os.path.lexists(self.p(dst)))
+        moves = []
+        if os.path.isdir(self.p(src)) and not os.path.islink(self.p(src)):
+            moves.append((src, dst, self._subtree(src)))
         self.new_name(dst)
         self.chg(src)
         self.chg(dst)
@@ -288,6 +431,8 @@ class Session:
             self.log(t="assoc", path=dst, fid=self.fid_of[dst])
         else:
             self.fid_of.pop(dst, None)
+        if moves:
+            self._move_below(moves)
 
     def mkdir(self, path):
         self.new_name(path)

@@ -18,7 +18,11 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crashlib import RENAME_WHITEOUT, Session  # noqa: E402
+from crashlib import RENAME_WHITEOUT, Session, fallocate  # noqa: E402
+
+FALLOC_FL_KEEP_SIZE = 0x01
+FALLOC_FL_PUNCH_HOLE = 0x02
+FALLOC_FL_ZERO_RANGE = 0x10
 
 
 # ---- applications -------------------------------------------------------------
@@ -722,6 +726,304 @@ def prealloc(s, n):
         s.fsync(name, datasync=(i % 2 == 0))
 
 
+def _sync_dirs(s, dirs):
+    """fsync each directory of dirs, then records every directory's entries
+    and every file's content below them as durable (their contents were
+    fsync'd before they moved: only the names changed)."""
+    b = 0
+    for d in dirs:
+        b = s.fsync_dir(d)
+    for d in dirs:
+        for q in s._subtree(d):
+            if os.path.isdir(s.p(q)):
+                s.log(t="dir", path=q, b=b, names=sorted(os.listdir(s.p(q))))
+            else:
+                s.note_durable(q, b)
+    return b
+
+
+def _filled_dir(s, d, r):
+    """A new directory d with two fsync'd files (and itself fsync'd)."""
+    s.mkdir(d)
+    for j in range(2):
+        f = "%s/f%d" % (d, j)
+        s.create(f)
+        s.write(f, 0, s.rng.choice([10, 4096, 9000, 30000]))
+        s.fsync(f)
+    if r % 2:
+        s.mkdir(d + "/sub")
+        s.fsync_dir(d + "/sub")
+    s.fsync_dir(d)
+
+
+def renames(s, n):
+    """Renames across parents, fsync'd in both (ext4: a rename is durable
+    once both directories are fsync'd): a directory with files moved to
+    another parent (mv d1/x d2/), moved over an empty directory there,
+    renameat2(RENAME_EXCHANGE) of two files, of two directories and of a
+    file with a directory, each across parents; now and then two steps
+    before one sync. The parents hold long names (several directory
+    blocks), removed a dozen at a time as the rounds go. Every moved file's content and every directory's
+    entries must be there from the sync on; fsck checks the ".." entries
+    and the parents' link counts."""
+    _renames_in(s, n, ["r1", "r2", "r3"])
+
+
+def _renames_in(s, n, parents, made=False):
+    if not made:
+        for d in parents:
+            s.mkdir(d)
+        s.fsync_dir("")
+    # long names: the parents are directories of several blocks (a B+tree),
+    # thinned out as the rounds go (nodes merge)
+    fillers = {d: ["%s/%s%02d" % (d, "n" * 120, i) for i in range(60)] for d in parents}
+    for d in parents:
+        for q in fillers[d]:
+            s.create(q, untagged=True)
+    for r in range(4 * n):
+        p1, p2, p3 = s.rng.sample(parents, 3)
+        for q in fillers[p3][:12]:
+            s.unlink(q)
+        del fillers[p3][:12]
+        x = "%s/x%d" % (p1, r)
+        _filled_dir(s, x, r)
+        s.fsync_dir(p1)
+        # mv p1/x p2/
+        x2 = "%s/x%d" % (p2, r)
+        s.rename(x, x2)
+        if r % 3 != 2:
+            _sync_dirs(s, [p1, p2])
+        # over an empty directory in a third parent
+        e = "%s/e%d" % (p3, r)
+        s.mkdir(e)
+        s.fsync_dir(p3)
+        s.rename(x2, e)
+        _sync_dirs(s, [p2, p3])
+        # two files across parents swap
+        fa, fb = "%s/a%d" % (p1, r), "%s/b%d" % (p2, r)
+        for f in (fa, fb):
+            s.create(f)
+            s.write(f, 0, s.rng.choice([100, 4096, 12000]))
+            s.fsync(f)
+        s.fsync_dir(p1)
+        s.fsync_dir(p2)
+        s.exchange(fa, fb)
+        _sync_dirs(s, [p1, p2])
+        # two directories across parents swap
+        y = "%s/y%d" % (p1, r)
+        _filled_dir(s, y, r + 1)
+        s.fsync_dir(p1)
+        s.exchange(y, e)
+        if r % 2:
+            _sync_dirs(s, [p1, p3])
+        # a file and a directory swap
+        s.exchange(fb, y if r % 2 else e)
+        _sync_dirs(s, [p1, p2, p3])
+        # and the file now in a directory is renamed back across
+        if r % 2 == 0:
+            s.rename(fb, "%s/back%d" % (p3, r))
+            _sync_dirs(s, [p2, p3])
+
+
+def punch(s, n):
+    """fallocate on fsync'd files, each made durable by fdatasync (or
+    fsync): PUNCH_HOLE (whole blocks freed, partial blocks zeroed in place,
+    past the end too), ZERO_RANGE with and without KEEP_SIZE (extending);
+    tagged overwrites in between, also into a block a punch just zeroed.
+    A third file is appended and fsync'd after every step, so blocks just
+    freed are reused at once. Once the punch is durable its old bytes, or
+    the reuser's, must never show through: the exact content after each
+    fdatasync, and the tags in between. (COLLAPSE_RANGE and INSERT_RANGE:
+    the FUSE kernel module refuses them, docs/LINUX.md.)"""
+    s.mkdir("ph")
+    s.fsync_dir("")
+    names = ["ph/a", "ph/b"]
+    for name in names:
+        s.create(name)
+        s.write(name, 0, (64 << 10) + s.rng.choice([0, 100, 4000]))
+        s.fsync(name)
+    s.fsync_dir("ph")
+    reuse = 0
+    for i in range(14 * n):
+        name = names[i % 2]
+        size = os.stat(s.p(name)).st_size
+        fid = s.fid_of[name]
+        op = s.rng.choice(["punch", "punch", "zero", "zero_keep"])
+        if s.rng.random() < 0.4:
+            s.bump_gen(name)
+            s.write(name, s.rng.randrange(0, size), s.rng.choice([33, 4096, 9000]))
+            size = os.stat(s.p(name)).st_size
+        off = s.rng.randrange(0, size + 4096)
+        ln = s.rng.choice([1, 100, 4096, 5000, 20000, 40000])
+        if op == "zero":        # may extend the file
+            s.log(t="fid", fid=fid, gen=s.gen[fid], end=off + ln)
+        mode = {"punch": FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                "zero": FALLOC_FL_ZERO_RANGE,
+                "zero_keep": FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE}[op]
+        s.chg(name)
+        fallocate(s.p(name), mode, off, ln)
+        if s.rng.random() < 0.3:    # write into the range just punched
+            s.write(name, off + s.rng.choice([0, 7, 4096]), s.rng.choice([16, 700]))
+        s.fsync(name, datasync=(i % 3 != 0))
+        # take the blocks just freed
+        r = "ph/r%d" % reuse
+        if not os.path.exists(s.p(r)):
+            s.create(r)
+        s.append(r, s.rng.choice([4096, 20000, 40000]))
+        s.fsync(r)
+        if i % 4 == 3:
+            s.unlink(r)
+            s.fsync_dir("ph")
+            reuse += 1
+        if os.stat(s.p(name)).st_size > (256 << 10):
+            s.truncate(name, 64 << 10)
+            s.fsync(name)
+
+
+def attrs(s, n):
+    """Metadata-only changes made durable by fsync of the file: chmod,
+    chown, utimensat, setxattr (new, replaced with a value of another size:
+    in the inode or in a block) and removexattr, now and then a write
+    (which drops a setuid bit); a symlink replaced by
+    rename (short targets in the inode, long ones in a block) made durable
+    by fsync of its directory. Mode, owner, mtime, the user.* attributes
+    and the target must be as fsync'd ("meta")."""
+    _attrs_in(s, n, "at")
+
+
+def _attrs_in(s, n, d, made=False):
+    if not made:
+        s.mkdir(d)
+        s.fsync_dir("")
+    files = ["%s/f%d" % (d, i) for i in range(3)]
+    for f in files:
+        s.create(f)
+        s.write(f, 0, s.rng.choice([20, 5000]))
+        s.fsync_meta(f)
+    link = d + "/link"
+    s.symlink("initial", link)
+    b = s.fsync_dir(d)
+    s.note_meta(link, b)
+    for i in range(12 * n):
+        f = s.rng.choice(files)
+        for _ in range(s.rng.randint(1, 4)):
+            op = s.rng.randrange(7)
+            if op == 6:     # a write after a setuid chmod drops the bit (killpriv)
+                s.append(f, s.rng.choice([1, 100, 3000]))
+            elif op == 0:
+                s.chmod(f, s.rng.choice([0o600, 0o644, 0o640, 0o755, 0o4755, 0o2711, 0o1777]))
+            elif op == 1:
+                s.chown(f, s.rng.randrange(0, 70000), s.rng.randrange(0, 70000))
+            elif op == 2:
+                s.utime(f, s.rng.randrange(0, 4 << 60))
+            elif op in (3, 4):
+                s.setxattr(f, "user.k%d" % s.rng.randrange(6),
+                           os.urandom(s.rng.choice([1, 10, 40, 200, 1500])))
+            else:
+                have = [x for x in os.listxattr(s.p(f)) if x.startswith("user.")]
+                if have:
+                    s.removexattr(f, s.rng.choice(have))
+        s.fsync_meta(f)
+        if i % 2:
+            tmp = "%s/.l%d" % (d, i)
+            target = "t%d/" % i + "x" * s.rng.choice([1, 40, 100, 300])
+            s.symlink(target, tmp)
+            s.rename(tmp, link)
+            b = s.fsync_dir(d)
+            s.note_meta(link, b)
+            s.note_absent(tmp, b)
+        if i % 3 == 0:      # a directory's own attributes
+            s.chmod(d, s.rng.choice([0o755, 0o700, 0o3777]))
+            s.setxattr(d, "user.dir", os.urandom(s.rng.choice([3, 300])))
+            b = s.fsync_dir(d)
+            s.note_meta(d, b)
+
+
+def ino_reuse(s, n):
+    """Inode numbers freed and reused at once: a batch of files (inline
+    data, one or two blocks, attributes, a hard link, odd modes) fsync'd,
+    all removed and the removal fsync'd, then a new batch created in their
+    place (the same inode records) and fsync'd with other sizes and no
+    attributes. Two of each batch stay open across their unlink (orphans,
+    written and fsync'd then), and some new files are replaced by rename
+    while open (orphans too). A new file must show none of the old one's
+    bytes, attributes or mode ("meta": no user.* attributes); no space may
+    leak."""
+    s.mkdir("ir")
+    s.mkdir("ir/l")
+    s.fsync_dir("")
+    for r in range(4 * n):
+        batch = []
+        for i in range(12):
+            f = "ir/g%d_%d" % (r, i)
+            s.create(f)
+            s.write(f, 0, s.rng.choice([0, 7, 60, 61, 4096, 9000]))
+            if i % 3 == 0:
+                s.setxattr(f, "user.old", os.urandom(s.rng.choice([8, 900])))
+            if i % 4 == 1:
+                s.chmod(f, 0o4711)
+            if i % 5 == 2:
+                s.link(f, "ir/l/h%d_%d" % (r, i))
+            s.fsync(f)
+            batch.append(f)
+        s.fsync_dir("ir")
+        s.fsync_dir("ir/l")
+        # two of them stay open: orphans, written and fsync'd after the
+        # unlink, closed once the next batch is there
+        held = [os.open(s.p(f), os.O_RDWR) for f in batch[1:3]]
+        for f in batch[1:3]:
+            s.log(t="orphan", bytes=os.path.getsize(s.p(f)))
+        for f in batch:
+            s.unlink(f)
+        for q in os.listdir(s.p("ir/l")):
+            s.unlink("ir/l/" + q)
+        b = s.fsync_dir("ir")
+        b = max(b, s.fsync_dir("ir/l"))
+        for f in batch:
+            s.note_absent(f, b)
+        for fd in held:
+            os.pwrite(fd, b"o" * 5000, 0)
+            os.fsync(fd)
+        for i in range(12):
+            f = "ir/n%d_%d" % (r, i)
+            s.create(f)
+            s.write(f, 0, s.rng.choice([0, 3, 59, 62, 4095, 8193]))
+            s.fsync_meta(f)
+            if i % 4 == 0:
+                s.unlink(f)
+            elif i % 4 == 2:    # replaced by rename while open: an orphan too
+                held.append(os.open(s.p(f), os.O_RDONLY))
+                tmp = "ir/t%d_%d" % (r, i)
+                s.create(tmp)
+                s.write(tmp, 0, s.rng.choice([5, 5000]))
+                s.fsync(tmp)
+                s.rename(tmp, f)
+                b = s.fsync_dir("ir")
+                s.note_durable(f, b)
+                s.note_meta(f, b)
+        s.fsync_dir("ir")
+        for fd in held:
+            os.close(fd)
+
+
+def meta_mt(s, n):
+    """renames, attrs and appends at once in three threads: renames across
+    parents and exchanges, attribute changes, and an fsync'd log, their
+    fsyncs grouped into shared commits."""
+    names = _make_logs(s, "mlog", 1)
+    for d in ("m1", "m2", "m3", "mat"):     # the root changes before the threads
+        s.mkdir(d)
+    s.fsync_dir("")
+
+    def appender():
+        for i in range(30 * n):
+            s.append(names[0], APPEND_SIZES[i % len(APPEND_SIZES)])
+            s.fsync(names[0], datasync=i % 2 == 1)
+
+    _run_threads([lambda: _renames_in(s, n, ["m1", "m2", "m3"], True),
+                  lambda: _attrs_in(s, n, "mat", True), appender])
+
+
 # name -> (function, mount options, image size, run in the long run only)
 WORKLOADS = {
     "applog": (applog, "", "32M", False),
@@ -746,6 +1048,13 @@ WORKLOADS = {
     "meta_reuse": (meta_reuse, "", "16M", False),
     "overwrite": (overwrite, "", "32M", False),
     "prealloc": (prealloc, "", "32M", True),
+    "renames": (renames, "", "32M", True),
+    "punch": (punch, "", "32M", True),
+    "attrs": (attrs, "", "32M", True),
+    "ino_reuse": (ino_reuse, "", "32M", True),
+    "meta_mt": (meta_mt, "", "32M", True),
+    "punch_nowb": (punch, "nowriteback_cache", "32M", True),
+    "attrs_nowb": (attrs, "nowriteback_cache", "32M", True),
     # the same loads on the pread/pwrite backend and with a group-commit window
     "applog_pread": (applog, "io=pread", "32M", True),
     "sqlite_wal_pread": (sqlite_wal, "io=pread", "32M", True),
