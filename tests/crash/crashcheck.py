@@ -613,9 +613,10 @@ class Checker:
             probs += self.fsck_n(img, "after the FUSE mount")
         return probs
 
-    def check_image(self, state, k, subset_seed, mode):
-        """Builds crash image k[+subset of k+1], recovers and checks it."""
-        img = os.path.join(self.work, "crash.img")
+    def build_image(self, state, k, subset_seed, img):
+        """Writes crash image k[+subset of k+1] (state: the image as of k) to
+        img; returns (pages of k+1, intermediate versions, pages written
+        during its flush) that it took."""
         shutil.copyfile(state, img)
         npages = ndur = nver = 0
         if subset_seed is not None and k < len(self.rec.barriers):
@@ -656,6 +657,12 @@ class Checker:
                 self.rec.apply(fd, pages)
             finally:
                 os.close(fd)
+        return npages, nver, ndur
+
+    def check_image(self, state, k, subset_seed, mode):
+        """Builds crash image k[+subset of k+1], recovers and checks it."""
+        img = os.path.join(self.work, "crash.img")
+        npages, nver, ndur = self.build_image(state, k, subset_seed, img)
         try:
             if mode == "fuse":
                 probs = self.via_fuse(img, k)
@@ -689,6 +696,115 @@ class Checker:
         return not probs
 
 
+def check_points(ck, rec, rng, per_barrier, pure_every, fuse_every, state, chain_at=()):
+    """Checks the crash images of every barrier of rec (state: a scratch
+    copy of its base.img, advanced barrier by barrier). chain_at: crash
+    points (k, subset seed) whose images are also saved, in order, as
+    ck.work/chainN.img for check_chain."""
+    K = len(rec.barriers)
+    chain_at = list(chain_at)
+    fd = os.open(state, os.O_WRONLY)
+    try:
+        for k in range(K + 1):
+            todo = []
+            if k == K or (pure_every and k % pure_every == 0):
+                todo.append(None)
+            if k < K and rec.barriers[k]:
+                todo += [rng.getrandbits(32) for _ in range(per_barrier)]
+            for sub in todo:
+                r = rng.random()
+                mode = "fuse" if fuse_every and r < 1.0 / fuse_every else \
+                    ("fsck" if rng.random() < 0.5 else "mount")
+                ck.check_image(state, k, sub, mode)
+            for i, (ck_k, ck_sub) in enumerate(chain_at):
+                if ck_k == k:
+                    ck.build_image(state, k, ck_sub, os.path.join(ck.work, "chain%d.img" % i))
+            if k < K:
+                rec.apply(fd, rec.barriers[k])
+    finally:
+        os.close(fd)
+
+
+def chain_expect(src, k, dst):
+    """The expectations of crash point k (expect.log src) for a recording
+    that starts from that crash image (dst): what was durable by barrier k
+    is durable from barrier 0 on, a change that may be in the image (begun
+    by k) may be there at every point, the rest never happened. Periodic
+    commit bounds are left out."""
+    with open(dst, "w") as out:
+        for line in open(src):
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            if r["t"] == "chg":
+                if r["m"] > k:
+                    continue
+                r["m"] = 0
+            elif r["t"] in ("file", "dir", "absent", "meta", "sql"):
+                if r["b"] > k:
+                    continue
+                r["b"] = 0
+            elif r["t"] == "bound":
+                continue
+            out.write(json.dumps(r, sort_keys=True) + "\n")
+
+
+def check_chain(ck, build, img, k, sub, rng, a, label):
+    """A crash during recovery: mounts crash image img (point k, subset
+    sub) with the recording daemon, which replays the journal and reclaims
+    orphans, and unmounts it; then checks every crash image of that
+    recording against what was durable at point k. Returns (passed,
+    failed)."""
+    point = "%d:%s" % (k, "pure" if sub is None else sub)
+    rdir = os.path.join(ck.work, "chainrec")
+    shutil.rmtree(rdir, ignore_errors=True)
+    os.makedirs(rdir)
+    chain_expect(os.path.join(ck.rec.dir, "expect.log"), k, os.path.join(rdir, "expect.log"))
+    mnt = os.path.join(ck.work, "chainmnt")
+    os.makedirs(mnt, exist_ok=True)
+    recorder = os.path.join(build, "tests", "crash", "mmapfs-record")
+    with open(os.path.join(rdir, "daemon.log"), "w+") as logf:
+        d = subprocess.Popen([recorder, img, mnt, "-f"], stdout=logf, stderr=logf,
+                             env=dict(os.environ, MMAPFS_CRASH_RECORD=rdir))
+        deadline = time.time() + 30
+        while not os.path.ismount(mnt) and d.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        mounted = os.path.ismount(mnt)
+        if mounted:
+            ck.run(["fusermount3", "-u", mnt], 60)
+        try:
+            rc = d.wait(60)
+        except subprocess.TimeoutExpired:
+            d.kill()
+            rc = d.wait()
+        logf.seek(0)
+        why = logf.read()[-400:]
+    if not mounted or rc != 0 or os.path.exists(os.path.join(rdir, "broken")):
+        print("FAIL %s recovery of crash point %s: the recording daemon (mounted %s, exit %s): %s"
+              % (label, point, mounted, rc, why))
+        return 0, 1
+    rec2 = Record(rdir)
+    exp2 = Expect(os.path.join(rdir, "expect.log"))
+    work2 = os.path.join(ck.work, "chainwork")
+    shutil.rmtree(work2, ignore_errors=True)
+    os.makedirs(work2)
+    keep = os.path.join(ck.keep, "chain-" + point.replace(":", "_")) if ck.keep else None
+    ck2 = Checker(build, rec2, exp2, work2, keep, "%s(recovery of %s)" % (label, point))
+    state = os.path.join(work2, "state.img")
+    shutil.copyfile(rec2.base, state)
+    check_points(ck2, rec2, rng, a.per_barrier, 1, a.fuse_every, state)
+    print("     recovery of crash point %s: %d barriers (%d pages), %d crash images: "
+          "%d passed, %d failed" % (point, len(rec2.barriers),
+                                    sum(len(b) for b in rec2.barriers),
+                                    ck2.passed + ck2.failed, ck2.passed, ck2.failed))
+    if ck2.failed and ck.keep:
+        os.makedirs(keep, exist_ok=True)
+        shutil.rmtree(os.path.join(keep, "record"), ignore_errors=True)
+        shutil.copytree(rdir, os.path.join(keep, "record"))
+        print("       recovery record kept in %s" % os.path.join(keep, "record"))
+    return ck2.passed, ck2.failed
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("build")
@@ -701,6 +817,10 @@ def main():
     ap.add_argument("--keep", default=None)
     ap.add_argument("--work", default=None)
     ap.add_argument("--label", default=None)
+    ap.add_argument("--chain", type=int, default=0,
+                    help="also N crashes during recovery: N crash images are mounted "
+                         "by the recording daemon and every crash image of that "
+                         "recovery is checked against the first crash point's expectations")
     ap.add_argument("--violate", action="store_true",
                     help="self-test: also apply pages of barrier k+2 (impossible crash states); "
                          "a working checker finds failures; exit 0 if any was found")
@@ -728,31 +848,35 @@ def main():
             want = int(parts[0])
             sub = None if len(parts) < 2 or parts[1] == "pure" else int(parts[1])
             mode = parts[2] if len(parts) > 2 else "fsck"
-        fd = os.open(state, os.O_WRONLY)
-        try:
-            for k in range(K + 1):
-                if a.point:
-                    if k == want:
-                        os.close(fd)
-                        fd = -1
-                        ck.check_image(state, k, sub, mode)
-                        break
-                else:
-                    todo = []
-                    if k == K or (a.pure_every and k % a.pure_every == 0):
-                        todo.append(None)
-                    if k < K and rec.barriers[k]:
-                        todo += [rng.getrandbits(32) for _ in range(a.per_barrier)]
-                    for sub in todo:
-                        r = rng.random()
-                        mode = "fuse" if a.fuse_every and r < 1.0 / a.fuse_every else \
-                            ("fsck" if rng.random() < 0.5 else "mount")
-                        ck.check_image(state, k, sub, mode)
-                if k < K:
+        if a.point:
+            fd = os.open(state, os.O_WRONLY)
+            try:
+                for k in range(min(want, K)):
                     rec.apply(fd, rec.barriers[k])
-        finally:
-            if fd >= 0:
+            finally:
                 os.close(fd)
+            if want <= K:
+                if a.chain:
+                    img = os.path.join(work, "chain0.img")
+                    ck.build_image(state, want, sub, img)
+                    p, f = check_chain(ck, build, img, want, sub, rng, a, label)
+                    ck.passed += p
+                    ck.failed += f
+                else:
+                    ck.check_image(state, want, sub, mode)
+        else:
+            crng = random.Random(seed ^ 0x5a5a)
+            chain_at = [(k, None if crng.random() < 0.3 else crng.getrandbits(32))
+                        for k in sorted(crng.randrange(1, K + 1) for _ in range(a.chain))] \
+                if a.chain and K else []
+            chain_at = [(k, s if k < K else None) for k, s in chain_at]
+            check_points(ck, rec, rng, a.per_barrier, a.pure_every, a.fuse_every, state,
+                         chain_at)
+            for i, (k, sub) in enumerate(chain_at):
+                p, f = check_chain(ck, build, os.path.join(work, "chain%d.img" % i), k, sub,
+                                   rng, a, label)
+                ck.passed += p
+                ck.failed += f
     finally:
         if not a.work:
             shutil.rmtree(work, ignore_errors=True)

@@ -17,6 +17,10 @@
 #   CRASH_ONLY=a,b    only these workloads
 #   CRASH_PER_BARRIER, CRASH_PURE_EVERY, CRASH_FUSE_EVERY, CRASH_SCALE
 #                     override the sampling (see crashcheck.py --help)
+#   CRASH_CHAIN=N     also N crashes during recovery per workload: N crash
+#                     images are recovered by the recording daemon and every
+#                     crash image of that recovery is checked (default 0;
+#                     1 in the long run)
 #   CRASH_KEEP=DIR    where records and images of failures are kept
 #                     (default /var/tmp/mmapfs-crash-failures)
 #   CRASH_KEEP_RECORDS=1  keep every record (in CRASH_KEEP), not only failed ones
@@ -62,11 +66,13 @@ fi
 seed=${CRASH_SEED:-$(( (RANDOM << 15 | RANDOM) ))}
 if [ -n "${CRASH_LONG:-}" ]; then
     scale=${CRASH_SCALE:-3} per=${CRASH_PER_BARRIER:-8} pure=${CRASH_PURE_EVERY:-1} fuse=${CRASH_FUSE_EVERY:-6}
+    chain=${CRASH_CHAIN:-1}
 else
     scale=${CRASH_SCALE:-1} per=${CRASH_PER_BARRIER:-3} pure=${CRASH_PURE_EVERY:-2} fuse=${CRASH_FUSE_EVERY:-8}
+    chain=${CRASH_CHAIN:-0}
 fi
 echo "crash test: seed $seed (replay: CRASH_SEED=$seed${CRASH_LONG:+ CRASH_LONG=1} tests/crash/run.sh $1)"
-echo "crash test: scale $scale, $per random subset(s) per barrier, pure image every $pure barrier(s), FUSE check 1 in $fuse"
+echo "crash test: scale $scale, $per random subset(s) per barrier, pure image every $pure barrier(s), FUSE check 1 in $fuse, $chain crash(es) during recovery"
 
 tmp=$(mktemp -d /var/tmp/mmapfs-crash.XXXXXX)
 export CRASH_TMP=/dev/shm
@@ -172,7 +178,8 @@ for line in "${lines[@]}"; do
     fi
     trec=$((SECONDS - t0))
     out=$("$PY" "$here/crashcheck.py" "$build" "$rec" --seed "$wseed" --label "$name" \
-        --per-barrier "$per" --pure-every "$pure" --fuse-every "$fuse" --keep "$keep/$name-$wseed" 2>&1)
+        --per-barrier "$per" --pure-every "$pure" --fuse-every "$fuse" --chain "$chain" \
+        --keep "$keep/$name-$wseed" 2>&1)
     crc=$?
     [ "$crc" -eq 0 ] && [ "$rrc" -eq 0 ] || out=${out//"$rec"/"$keep/$name-$wseed/record"}
     printf '%s\n' "$out" | grep -v '^$'

@@ -825,6 +825,29 @@ def _renames_in(s, n, parents, made=False):
             _sync_dirs(s, [p2, p3])
 
 
+def _copy_range(s, src, dst):
+    """copy_file_range of a range of src into dst at the same offsets (the
+    tags stay valid: dst is associated with src's fid), then fdatasync."""
+    size = os.stat(s.p(src)).st_size
+    off = s.rng.randrange(0, size)
+    ln = min(s.rng.choice([100, 4096, 20000]), size - off)
+    fid = s.fid_of[dst]
+    s.log(t="fid", fid=fid, gen=s.gen[fid], end=off + ln)
+    s.chg(dst)
+    fi, fo = os.open(s.p(src), os.O_RDONLY), os.open(s.p(dst), os.O_WRONLY)
+    try:
+        done = 0
+        while done < ln:
+            k = os.copy_file_range(fi, fo, ln - done, off + done, off + done)
+            if k <= 0:
+                raise OSError("copy_file_range: short copy")
+            done += k
+    finally:
+        os.close(fi)
+        os.close(fo)
+    s.fsync(dst, datasync=s.rng.random() < 0.5)
+
+
 def punch(s, n):
     """fallocate on fsync'd files, each made durable by fdatasync (or
     fsync): PUNCH_HOLE (whole blocks freed, partial blocks zeroed in place,
@@ -833,7 +856,10 @@ def punch(s, n):
     A third file is appended and fsync'd after every step, so blocks just
     freed are reused at once. Once the punch is durable its old bytes, or
     the reuser's, must never show through: the exact content after each
-    fdatasync, and the tags in between. (COLLAPSE_RANGE and INSERT_RANGE:
+    fdatasync, and the tags in between. Small files whose bytes live in
+    the inode are punched and zeroed too. Now and then a range of the
+    punched file is copied (copy_file_range) into a third file and that
+    is fdatasync'd. (COLLAPSE_RANGE and INSERT_RANGE:
     the FUSE kernel module refuses them, docs/LINUX.md.)"""
     s.mkdir("ph")
     s.fsync_dir("")
@@ -842,6 +868,9 @@ def punch(s, n):
         s.create(name)
         s.write(name, 0, (64 << 10) + s.rng.choice([0, 100, 4000]))
         s.fsync(name)
+    s.create("ph/c")        # copy_file_range's target: a's and b's bytes
+    for name in names:
+        s.log(t="assoc", path="ph/c", fid=s.fid_of[name])
     s.fsync_dir("ph")
     reuse = 0
     for i in range(14 * n):
@@ -865,6 +894,22 @@ def punch(s, n):
         if s.rng.random() < 0.3:    # write into the range just punched
             s.write(name, off + s.rng.choice([0, 7, 4096]), s.rng.choice([16, 700]))
         s.fsync(name, datasync=(i % 3 != 0))
+        if i % 3 == 1:
+            _copy_range(s, name, "ph/c")
+        if i % 5 == 2:      # a file whose bytes are in the inode (inline)
+            small = "ph/s%d" % i
+            s.create(small)
+            s.write(small, 0, s.rng.choice([1, 20, 60]))
+            s.fsync(small)
+            off = s.rng.randrange(0, 40)
+            ln = s.rng.choice([1, 10, 100])
+            op = s.rng.choice([FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, FALLOC_FL_ZERO_RANGE])
+            if op == FALLOC_FL_ZERO_RANGE:
+                sfid = s.fid_of[small]
+                s.log(t="fid", fid=sfid, gen=s.gen[sfid], end=off + ln)
+            s.chg(small)
+            fallocate(s.p(small), op, off, ln)
+            s.fsync(small, datasync=True)
         # take the blocks just freed
         r = "ph/r%d" % reuse
         if not os.path.exists(s.p(r)):
