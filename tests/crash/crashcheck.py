@@ -174,6 +174,7 @@ class Expect:
         self.orphans = 0
         self.wpairs = []        # renames with RENAME_WHITEOUT
         self.meta = {}          # path -> [chg/meta records], in order
+        self.wholes = {}        # path -> {(size, sha)}: its complete versions
         for r in self.recs:
             t = r["t"]
             if t in ("chg", "meta"):
@@ -200,6 +201,8 @@ class Expect:
                 self.orphans += 1
             elif t == "wpair":
                 self.wpairs.append(r)
+            elif t == "whole":
+                self.wholes.setdefault(r["path"], set()).add((r["size"], r["sha"]))
         self.names.setdefault("", set()).add("lost+found")
 
     def state_at(self, path, k):
@@ -410,6 +413,14 @@ def check_tree(exp, k, root, entries, statfs):
         else:
             continue
         probs.append("%s -> %s (RENAME_WHITEOUT) half done: %s" % (r["src"], r["dst"], why))
+    # replaced via rename without fsync: never a partial or empty file
+    for path, versions in exp.wholes.items():
+        e = entries.get(path)
+        if e is not None and e["type"] == "f":
+            if sha_prefix(os.path.join(root, path)) not in versions:
+                probs.append("%s: size %d, none of its %d complete versions (a replace "
+                             "via rename without fsync half done)"
+                             % (path, e["size"], len(versions)))
     # attributes fsync'd ("meta": mode, owner, mtime, user.* xattrs, symlink
     # target; only the fields the record has)
     for path in exp.meta:

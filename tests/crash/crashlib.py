@@ -35,6 +35,11 @@ checker may expect after a crash:
                                       attributes (name -> hex value),
                                       symlink target. Any later "chg" of
                                       path (even an append) lifts it.
+  {"t":"whole", "path", "size", "sha"}
+                                      a complete version of path: at every
+                                      crash point a regular file at path
+                                      must be one of its versions (replace
+                                      via rename without fsync).
   {"t":"wpair", "src", "dst", "replace"}   src is renamed to dst with
                                       RENAME_WHITEOUT (replace: dst existed):
                                       never a whiteout at src without dst,
@@ -253,6 +258,12 @@ class Session:
 
     def note_absent(self, path, b):
         self.log(t="absent", path=path, b=b)
+
+    def note_version(self, path, data):
+        """Records data as a complete version of path: whenever path is a
+        regular file, it holds one of them. (Given as bytes, not read
+        through the mount: a close would send the kernel's cached pages.)"""
+        self.log(t="whole", path=path, size=len(data), sha=hashlib.sha256(data).hexdigest())
 
     def note_meta(self, path, b):
         """Records path's attributes (mode, owner, mtime, user.* xattrs,

@@ -18,7 +18,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crashlib import RENAME_WHITEOUT, Session, fallocate  # noqa: E402
+from crashlib import RENAME_WHITEOUT, Session, fallocate, tag_bytes  # noqa: E402
 
 FALLOC_FL_KEEP_SIZE = 0x01
 FALLOC_FL_PUNCH_HOLE = 0x02
@@ -1069,6 +1069,60 @@ def meta_mt(s, n):
                   lambda: _attrs_in(s, n, "mat", True), appender])
 
 
+def replace_nosync(s, n):
+    """Replace via rename without any fsync (docs/CRASH.md, the rename row:
+    the auto_da_alloc analogue): a new file is written through a
+    descriptor kept open (its data still in the kernel's writeback cache)
+    and renamed over an existing file, in the same directory or from
+    another one, sizes from 1 byte to 50 blocks, and an unrelated file
+    fsync'd before the descriptor is closed (that commit takes the rename);
+    now and then the target is held open, now and then both directories
+    are fsync'd. At every
+    crash point each target is one of its complete versions ("whole"),
+    never empty or partial; after a directory fsync, the newest one."""
+    for d in ("rp", "rq"):
+        s.mkdir(d)
+    s.fsync_dir("")
+    s.create("rq/clock")
+    targets = ["rp/t%d" % i for i in range(3)]
+    for i, t in enumerate(targets):
+        tmp = "rp/.init%d" % i
+        s.create(tmp)
+        s.write(tmp, 0, 3000)
+        s.fsync(tmp)
+        s.note_version(t, tag_bytes(s.fid_of[tmp], 1, 0, 3000))
+        s.rename(tmp, t)
+    s.fsync_dir("rp")
+    for i in range(20 * n):
+        t = s.rng.choice(targets)
+        tmp = "%s/.n%d" % (s.rng.choice(["rp", "rq"]), i)
+        s.create(tmp)
+        fd = os.open(s.p(tmp), os.O_WRONLY)
+        held = os.open(s.p(t), os.O_RDONLY) if i % 4 == 1 else None
+        try:
+            size = s.rng.choice([1, 100, 4096, 5000, 40000, 200000])
+            s.write(tmp, 0, size, fd=fd)
+            if i % 3 == 2:      # more data, another write
+                more = s.rng.choice([10, 8192])
+                s.write(tmp, size, more, kind="append", fd=fd)
+                size += more
+            s.note_version(t, tag_bytes(s.fid_of[tmp], 1, 0, size))
+            s.rename(tmp, t)
+            # an unrelated fsync commits the rename while the new data may
+            # still be in the kernel (it reaches the daemon at the close)
+            s.append("rq/clock", 100)
+            s.fsync("rq/clock")
+        finally:
+            os.close(fd)
+            if held is not None:
+                os.close(held)
+        if i % 5 == 4:
+            s.fsync_dir("rq")
+            b = s.fsync_dir("rp")
+            for q in targets:
+                s.note_durable(q, b)
+
+
 # name -> (function, mount options, image size, run in the long run only)
 WORKLOADS = {
     "applog": (applog, "", "32M", False),
@@ -1098,6 +1152,8 @@ WORKLOADS = {
     "attrs": (attrs, "", "32M", True),
     "ino_reuse": (ino_reuse, "", "32M", True),
     "meta_mt": (meta_mt, "", "32M", True),
+    "replace_nosync": (replace_nosync, "", "32M", True),
+    "replace_nosync_1t": (replace_nosync, "max_threads=1", "32M", True),
     "punch_nowb": (punch, "nowriteback_cache", "32M", True),
     "attrs_nowb": (attrs, "nowriteback_cache", "32M", True),
     # the same loads on the pread/pwrite backend and with a group-commit window
