@@ -298,7 +298,13 @@ static void mfs_init(void *userdata, struct fuse_conn_info *conn)
     struct mmapfs_fuse *m = userdata;
     const struct mmapfs_config *cfg = m->cfg;
 
-    want_cap(conn, FUSE_CAP_WRITEBACK_CACHE, !cfg->no_writeback_cache && !cfg->read_only);
+    /* Not with the single-threaded loop (-s, max_threads=1): a replace via
+     * rename must first fetch the new file's cached pages (flush_replacing
+     * in ops_names.c, ext4's auto_da_alloc), and no second thread could
+     * serve those writes; without the cache the data arrives with each
+     * write(2). docs/MOUNT.md, "Replace via rename without fsync". */
+    want_cap(conn, FUSE_CAP_WRITEBACK_CACHE,
+             !cfg->no_writeback_cache && !cfg->read_only && !cfg->single_thread);
     /* No per-open state: an OPEN answered with ENOSYS makes the kernel
      * stop sending OPEN (and RELEASE), with FOPEN_KEEP_CACHE as the
      * default: two round trips fewer per open. Not for OPENDIR: there the

@@ -27,9 +27,12 @@ M=$T_DIR/mnt
 mkdir -p "$M"
 make_image "$img" 256M
 
-# The daemon in the foreground with no periodic commit to speak of.
+# The daemon in the foreground with no periodic commit to speak of (more
+# arguments after the round number go to the daemon).
 start_daemon() {
-    mount_fg "$img" "$M" "$T_DIR/daemon.$1.log" -o commit=3600 || t_finish
+    local r=$1
+    shift
+    mount_fg "$img" "$M" "$T_DIR/daemon.$r.log" -o commit=3600 "$@" || t_finish
 }
 
 # A listing that covers what the changes touch: names, types, link counts,
@@ -75,19 +78,27 @@ for round in 1 2; do
     after=$(manifest)
     check_eq "round $round: every change made before the fsync survived the kill" "$before" "$after"
 done
-# Round 3: replace via rename with no fsync of the data and the writer's
-# descriptor still open, so its pages are only in the kernel's cache when
-# the rename arrives; then only `sync MOUNTPOINT` (no `sync`, which would
-# write the pages back itself) commits the rename. The daemon fetches the
-# renamed file's pages before renaming over an existing file (ext4's
-# auto_da_alloc), so the name holds the new data, never an empty file.
-echo "old content" >"$M/old/replace"
-sync
-sync "$M"
-head -c 300000 /dev/urandom >"$T_DIR/new.data"
-want=$(md5sum <"$T_DIR/new.data")
-rm -f "$T_DIR/renamed"
-"$PY" -c '
+# Rounds 3 and 4: replace via rename with no fsync of the data and the
+# writer's descriptor still open, so its pages are only in the kernel's
+# cache when the rename arrives; then only `sync MOUNTPOINT` (no `sync`,
+# which would write the pages back itself) commits the rename. The daemon
+# fetches the renamed file's pages before renaming over an existing file
+# (ext4's auto_da_alloc), so the name holds the new data, never an empty
+# file. Round 4 with the single-threaded loop (-s), where no second thread
+# could serve that write-back: there the mount has no writeback cache, so
+# the data reached the daemon with the write (until 2026-12-05 it kept the
+# cache, fetched nothing and left an empty file).
+replace_round() {
+    local round=$1
+    shift
+    [ "$#" -eq 0 ] || { unmount_fs "$M"; start_daemon "$round.pre" "$@"; }
+    echo "old content" >"$M/old/replace"
+    sync
+    sync "$M"
+    head -c 300000 /dev/urandom >"$T_DIR/new.data"
+    want=$(md5sum <"$T_DIR/new.data")
+    rm -f "$T_DIR/renamed"
+    "$PY" -c '
 import os, sys, time
 fd = os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
 os.write(fd, open(sys.argv[3], "rb").read())
@@ -95,13 +106,16 @@ os.rename(sys.argv[1], sys.argv[2])
 open(sys.argv[4], "w").close()
 time.sleep(60)
 ' "$M/old/replace.tmp" "$M/old/replace" "$T_DIR/new.data" "$T_DIR/renamed" &
-writer=$!
-wait_until "round 3: the writer renamed its file over the old one" 10 "test -e $T_DIR/renamed"
-check "round 3: sync MOUNTPOINT (commits the rename)" sync "$M"
-crash_daemon "$T_DPID" "$M" "$img" "round 3: kill -9 of the daemon"
-kill -KILL "$writer" 2>/dev/null || true
-wait "$writer" 2>/dev/null || true
-start_daemon 3
-check_eq "round 3: the replaced name holds the new data" "$want" "$(md5sum <"$M/old/replace")"
+    local writer=$!
+    wait_until "round $round: the writer renamed its file over the old one" 10 "test -e $T_DIR/renamed"
+    check "round $round: sync MOUNTPOINT (commits the rename)" sync "$M"
+    crash_daemon "$T_DPID" "$M" "$img" "round $round: kill -9 of the daemon"
+    kill -KILL "$writer" 2>/dev/null || true
+    wait "$writer" 2>/dev/null || true
+    start_daemon "$round"
+    check_eq "round $round: the replaced name holds the new data" "$want" "$(md5sum <"$M/old/replace")"
+}
+replace_round 3
+replace_round 4 -s
 unmount_fs "$M"
 t_finish
