@@ -767,7 +767,9 @@ def check_chain(ck, build, img, k, sub, rng, a, label):
     recording against what was durable at point k. Returns (passed,
     failed)."""
     point = "%d:%s" % (k, "pure" if sub is None else sub)
-    rdir = os.path.join(ck.work, "chainrec")
+    # recorded where a failure keeps it (the replay lines name it)
+    keep = os.path.join(ck.keep, "chain-" + point.replace(":", "_")) if ck.keep else None
+    rdir = os.path.join(keep, "record") if keep else os.path.join(ck.work, "chainrec")
     shutil.rmtree(rdir, ignore_errors=True)
     os.makedirs(rdir)
     chain_expect(os.path.join(ck.rec.dir, "expect.log"), k, os.path.join(rdir, "expect.log"))
@@ -799,8 +801,8 @@ def check_chain(ck, build, img, k, sub, rng, a, label):
     work2 = os.path.join(ck.work, "chainwork")
     shutil.rmtree(work2, ignore_errors=True)
     os.makedirs(work2)
-    keep = os.path.join(ck.keep, "chain-" + point.replace(":", "_")) if ck.keep else None
-    ck2 = Checker(build, rec2, exp2, work2, keep, "%s(recovery of %s)" % (label, point))
+    ck2 = Checker(build, rec2, exp2, work2, keep,
+                  "%s.recovery-%s" % (label, point.replace(":", "_")))
     state = os.path.join(work2, "state.img")
     shutil.copyfile(rec2.base, state)
     check_points(ck2, rec2, rng, a.per_barrier, 1, a.fuse_every, state)
@@ -808,11 +810,14 @@ def check_chain(ck, build, img, k, sub, rng, a, label):
           "%d passed, %d failed" % (point, len(rec2.barriers),
                                     sum(len(b) for b in rec2.barriers),
                                     ck2.passed + ck2.failed, ck2.passed, ck2.failed))
-    if ck2.failed and ck.keep:
-        os.makedirs(keep, exist_ok=True)
-        shutil.rmtree(os.path.join(keep, "record"), ignore_errors=True)
-        shutil.copytree(rdir, os.path.join(keep, "record"))
-        print("       recovery record kept in %s" % os.path.join(keep, "record"))
+    if ck2.failed and keep:
+        print("       recovery record kept in %s" % rdir)
+    elif keep:
+        shutil.rmtree(rdir, ignore_errors=True)
+        if not os.listdir(keep):
+            os.rmdir(keep)
+        if not os.listdir(ck.keep):
+            os.rmdir(ck.keep)
     return ck2.passed, ck2.failed
 
 
