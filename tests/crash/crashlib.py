@@ -348,15 +348,10 @@ class Session:
             out += [os.path.join(rel, n) for n in sorted(ds) + sorted(fs)]
         return out
 
-    def _move_below(self, moves):
-        """The entries below directories moved by a rename: moves is a list
-        of (old dir, new dir, [paths below old dir]), taken before the
-        rename. Logs their new names, changes and tag associations."""
-        def remap(q):
-            for old, new, _ in moves:
-                if q.startswith(old + "/"):
-                    return new + q[len(old):]
-            return q
+    def _moving_below(self, moves):
+        """Before a rename that moves directories: moves is a list of (old
+        dir, new dir, [paths below old dir]). Logs the changes of every
+        path below, old and new, and their new names."""
         for old, new, below in moves:
             for q in below:
                 nq = new + q[len(old):]
@@ -364,6 +359,15 @@ class Session:
                 self.log(t="name", dir=d, name=n)
                 self.chg(q)
                 self.chg(nq)
+
+    def _move_below(self, moves):
+        """After that rename: the paths below follow (tag associations,
+        hard-link groups)."""
+        def remap(q):
+            for old, new, _ in moves:
+                if q.startswith(old + "/"):
+                    return new + q[len(old):]
+            return q
         # in place (other threads add their own paths meanwhile); the two
         # subtrees of an exchange swap, so take them all out first
         fids = [(q, self.fid_of.pop(q)) for q in list(self.fid_of) if remap(q) != q]
@@ -393,6 +397,7 @@ class Session:
             self.chg(q)
         for q in self.names_of(a) | self.names_of(b):
             self.chg(q)
+        self._moving_below(moves)
         renameat2(self.p(a), self.p(b), RENAME_EXCHANGE)
         ga = (self.names_of(a) - {a}) | {b}
         gb = (self.names_of(b) - {b}) | {a}
@@ -425,6 +430,7 @@ class Session:
         self.chg(os.path.dirname(src))
         for q in self.names_of(dst) | self.names_of(src):
             self.chg(q)
+        self._moving_below(moves)
         if flags:
             renameat2(self.p(src), self.p(dst), flags)
         else:
