@@ -1,7 +1,7 @@
 /*
  * crash_extract — the recovery side of the crash harness, without FUSE.
  *
- *   crash_extract [-p] IMAGE OUTDIR MANIFEST
+ *   crash_extract [-p | -r] IMAGE OUTDIR MANIFEST
  *
  * Mounts IMAGE with the filesystem core (fs_mount: journal replay, orphan
  * reclaim — exactly what the mount daemon does before it serves requests),
@@ -14,8 +14,10 @@
  * {"statfs":{...}}. With -p it then proves the filesystem takes new writes:
  * creates, writes, fsyncs, reads back and removes a probe file of 1 MiB, or
  * of half the free space when less than 2 MiB is free (a workload that
- * keeps the image nearly full: meta_reuse). It
- * unmounts at the end (fs_unmount must succeed).
+ * keeps the image nearly full: meta_reuse). With -r it mounts read-only
+ * instead: the journal is replayed into memory (pinned shadows), orphans
+ * stay, nothing is written. It unmounts at the end (fs_unmount must
+ * succeed).
  *
  * Exit status: 0 ok; 1 mount failed; 2 the tree could not be walked or
  * copied (fs error); 3 the probe failed; 4 unmount failed; 5 usage or a
@@ -347,9 +349,13 @@ int main(int argc, char **argv)
         do_probe = 1;
         argv++;
         argc--;
+    } else if (argc > 1 && !strcmp(argv[1], "-r")) {
+        fo.read_only = 1;
+        argv++;
+        argc--;
     }
     if (argc != 4) {
-        fprintf(stderr, "usage: crash_extract [-p] IMAGE OUTDIR MANIFEST\n");
+        fprintf(stderr, "usage: crash_extract [-p | -r] IMAGE OUTDIR MANIFEST\n");
         return 5;
     }
     w.buf = malloc(COPY_CHUNK > PROBE_BYTES ? COPY_CHUNK : PROBE_BYTES);

@@ -16,9 +16,11 @@ Every crash image is recovered and checked:
   3. no file holds bytes never written to it; no size beyond what was
      written; no unknown names; no leaked space (orphans reclaimed);
   4. it mounts and takes new writes (probe file), and unmounts cleanly.
-Recovery is done three ways, chosen per image: "fsck" (fsck -n replays, then
+Recovery is done four ways, chosen per image: "fsck" (fsck -n replays, then
 crash_extract mounts through the fs API), "mount" (crash_extract replays at
-mount) and "fuse" (the real daemon, build/mmapfs, mounted and walked).
+mount), "fuse" (the real daemon, build/mmapfs, mounted and walked) and "ro"
+(crash_extract mounts read-only: replay into memory, the image untouched;
+no probe, no leak check, since orphans stay; then fsck -n).
 
 Options:
   --seed N          master seed (printed; derives every subset)
@@ -56,6 +58,7 @@ from crashlib import TAG_MAGIC, UNIT  # noqa: E402
 
 PAGE = 4096
 LEAK_SLACK = 256 << 10
+RO_SHARE = 1.0 / 8      # share of the crash images recovered read-only first
 
 
 # ---- the record ------------------------------------------------------------------
@@ -563,6 +566,24 @@ class Checker:
         probs += self.fsck_n(img, "after mount, new writes and unmount")
         return probs
 
+    def via_readonly(self, img, k):
+        """A read-only mount: the journal replayed into memory only. The
+        tree must pass the same checks (orphans stay: no leak check) and
+        the image must not change, and fsck -n still finds it clean."""
+        before = sha_prefix(img)
+        out = os.path.join(self.work, "tree")
+        man = os.path.join(self.work, "manifest.json")
+        shutil.rmtree(out, ignore_errors=True)
+        rc, msg = self.run([self.extract, "-r", img, out, man])
+        if rc != 0:
+            return ["crash_extract -r (read-only mount, walk, unmount): exit %d: %s"
+                    % (rc, msg.strip()[-600:])]
+        entries, _ = read_manifest(man)
+        probs = ["read-only: " + p for p in check_tree(self.exp, k, out, entries, None)]
+        if sha_prefix(img) != before:
+            probs.append("read-only: the read-only mount changed the image")
+        return probs + self.fsck_n(img, "after the read-only mount")
+
     def via_fuse(self, img, k):
         mnt = os.path.join(self.work, "mnt")
         os.makedirs(mnt, exist_ok=True)
@@ -677,6 +698,8 @@ class Checker:
         try:
             if mode == "fuse":
                 probs = self.via_fuse(img, k)
+            elif mode == "ro":
+                probs = self.via_readonly(img, k)
             else:
                 probs = self.via_extract(img, k, mode == "fsck")
         except Exception as ex:  # a harness problem is reported, not fatal
@@ -726,6 +749,8 @@ def check_points(ck, rec, rng, per_barrier, pure_every, fuse_every, state, chain
                 r = rng.random()
                 mode = "fuse" if fuse_every and r < 1.0 / fuse_every else \
                     ("fsck" if rng.random() < 0.5 else "mount")
+                if mode != "fuse" and r > 1 - RO_SHARE:
+                    mode = "ro"
                 ck.check_image(state, k, sub, mode)
             for i, (ck_k, ck_sub) in enumerate(chain_at):
                 if ck_k == k:
