@@ -997,7 +997,7 @@ def ino_reuse(s, n):
     s.mkdir("ir")
     s.mkdir("ir/l")
     s.fsync_dir("")
-    for r in range(4 * n):
+    for r in range(2 * n):
         batch = []
         for i in range(12):
             f = "ir/g%d_%d" % (r, i)
