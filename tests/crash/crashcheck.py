@@ -798,8 +798,9 @@ def check_chain(ck, build, img, k, sub, rng, a, label):
     shutil.rmtree(rdir, ignore_errors=True)
     os.makedirs(rdir)
     chain_expect(os.path.join(ck.rec.dir, "expect.log"), k, os.path.join(rdir, "expect.log"))
-    mnt = os.path.join(ck.work, "chainmnt")
-    os.makedirs(mnt, exist_ok=True)
+    # a mount point of its own: a daemon that did not go away must not
+    # hold up the next recovery
+    mnt = tempfile.mkdtemp(prefix="chainmnt.", dir=ck.work)
     recorder = os.path.join(build, "tests", "crash", "mmapfs-record")
     with open(os.path.join(rdir, "daemon.log"), "w+") as logf:
         d = subprocess.Popen([recorder, img, mnt, "-f"], stdout=logf, stderr=logf,
@@ -808,18 +809,21 @@ def check_chain(ck, build, img, k, sub, rng, a, label):
         while not os.path.ismount(mnt) and d.poll() is None and time.time() < deadline:
             time.sleep(0.02)
         mounted = os.path.ismount(mnt)
-        if mounted:
-            ck.run(["fusermount3", "-u", mnt], 60)
+        urc, umsg = ck.run(["fusermount3", "-u", mnt], 60) if mounted else (0, "")
         try:
-            rc = d.wait(60)
+            rc = d.wait(120)
         except subprocess.TimeoutExpired:
             d.kill()
             rc = d.wait()
+        if os.path.ismount(mnt):
+            ck.run(["fusermount3", "-u", "-z", mnt], 60)
         logf.seek(0)
         why = logf.read()[-400:]
+        if urc:
+            why += " (fusermount3 -u: exit %d: %s)" % (urc, umsg.strip()[-200:])
     if not mounted or rc != 0 or os.path.exists(os.path.join(rdir, "broken")):
-        print("FAIL %s recovery of crash point %s: the recording daemon (mounted %s, exit %s): %s"
-              % (label, point, mounted, rc, why))
+        print("FAIL %s recovery of crash point %s: the recording daemon (mounted %s, exit %s%s): %s"
+              % (label, point, mounted, rc, ", killed after 120 s" if rc == -9 else "", why))
         return 0, 1
     rec2 = Record(rdir)
     exp2 = Expect(os.path.join(rdir, "expect.log"))
