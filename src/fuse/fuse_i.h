@@ -133,6 +133,22 @@ struct mfs_dirty {
     pthread_mutex_t mu;      /* one change of the cap at a time */
 };
 
+/* A request handed to the deferral thread (defer.c): run() finishes it,
+ * replies and frees it. Embedded first in the handler's own record. */
+struct mfs_deferred {
+    struct mfs_deferred *next;
+    void (*run)(struct mfs_deferred *d);
+};
+
+struct mfs_defer {
+    unsigned waiting;            /* request threads waiting for write-back (atomic) */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct mfs_deferred *head, *tail;   /* (lock) */
+    int started, stop;                  /* (lock) */
+    pthread_t thread;
+};
+
 struct mmapfs_fuse {
     struct fs *fs;                    /* set once fs_mount succeeded */
     const struct mmapfs_config *cfg;
@@ -159,7 +175,14 @@ struct mmapfs_fuse {
      * mfs_wb_error_set). A slot per hash of the inode number; atomic. */
     struct { uint64_t ino; int err; } wb_errors[MFS_WB_ERROR_SLOTS];
     struct mfs_dirty dirty;           /* dirty-page cap (dirty.c) */
+    struct mfs_defer defer;           /* waits for write-back (defer.c) */
 };
+
+/* The deferral thread of requests that wait for the kernel's write-back
+ * (defer.c): mfs_defer_init before the session, mfs_defer_stop after its
+ * loop (runs what is queued, joins the thread). */
+void mfs_defer_init(struct mmapfs_fuse *m);
+void mfs_defer_stop(struct mmapfs_fuse *m);
 
 /* The low-level operation table; userdata is a struct mmapfs_fuse. */
 extern const struct fuse_lowlevel_ops mmapfs_ll_ops;

@@ -232,11 +232,61 @@ void mfs_flush_kernel_pages(fuse_req_t req, fuse_ino_t ino)
         fuse_lowlevel_notify_inval_inode(m->se, ino, 0, 0);
 }
 
+/* SEEK_DATA/SEEK_HOLE after the kernel's cached pages were fetched; replies. */
+static void seek_data_finish(fuse_req_t req, fuse_ino_t ino, off_t off, int whence)
+{
+    mfs_flush_kernel_pages(req, ino);
+    int64_t pos = fs_lseek(mfs_fs(req), ino, (uint64_t)off, whence);
+    if (pos < 0)
+        mfs_reply_err(req, (int)pos);
+    else
+        fuse_reply_lseek(req, (off_t)pos);
+}
+
+struct seek_job {
+    struct mfs_deferred d;       /* first */
+    fuse_req_t req;
+    fuse_ino_t ino;
+    off_t off;
+    int whence;
+};
+
+static void seek_deferred(struct mfs_deferred *d)
+{
+    struct seek_job *j = (struct seek_job *)d;
+
+    seek_data_finish(j->req, j->ino, j->off, j->whence);
+    free(j);
+}
+
+/* The fetch waits for the kernel: in place, or on the deferral thread when
+ * waiting here would take the last request thread (defer.c). */
+static void seek_data(fuse_req_t req, fuse_ino_t ino, off_t off, int whence)
+{
+    struct mmapfs_fuse *m = mfs_data(req);
+
+    if (mfs_wait_slot_take(m)) {
+        seek_data_finish(req, ino, off, whence);
+        mfs_wait_slot_give(m);
+        return;
+    }
+    struct seek_job *j = malloc(sizeof(*j));
+    int err = j ? 0 : -ENOMEM;
+    if (j) {
+        *j = (struct seek_job){ .d.run = seek_deferred, .req = req, .ino = ino, .off = off,
+                                .whence = whence };
+        err = mfs_defer(m, &j->d);
+    }
+    if (err) {
+        free(j);
+        mfs_reply_err(req, err);
+    }
+}
+
 void mfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
                struct fuse_file_info *fi)
 {
     struct fs_stat st;
-    int64_t pos;
     int err;
     mfs_count(req, MFS_OP_LSEEK);
     (void)fi;
@@ -248,13 +298,7 @@ void mfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
             err = -ENXIO;
             goto out_err;
         }
-        mfs_flush_kernel_pages(req, ino);
-        pos = fs_lseek(mfs_fs(req), ino, (uint64_t)off, whence);
-        if (pos < 0) {
-            err = (int)pos;
-            goto out_err;
-        }
-        fuse_reply_lseek(req, (off_t)pos);
+        seek_data(req, ino, off, whence);
         return;
     case SEEK_SET:
     case SEEK_CUR:

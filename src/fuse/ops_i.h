@@ -53,6 +53,15 @@ void mfs_statfs(fuse_req_t req, fuse_ino_t ino);
  * single-threaded mode, where nobody would serve those writes. */
 void mfs_flush_kernel_pages(fuse_req_t req, fuse_ino_t ino);
 
+/* defer.c: a request thread may wait for the kernel's write-back only
+ * while another stays free to serve its WRITEs. mfs_wait_slot_take: 1 if
+ * the caller may wait in place (then mfs_wait_slot_give after); 0: hand
+ * the rest of the request to mfs_defer (0, or -errno: then reply with
+ * the error). */
+int mfs_wait_slot_take(struct mmapfs_fuse *m);
+void mfs_wait_slot_give(struct mmapfs_fuse *m);
+int mfs_defer(struct mmapfs_fuse *m, struct mfs_deferred *d);
+
 /* ops_dir.c */
 void mfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void mfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

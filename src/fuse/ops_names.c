@@ -428,6 +428,42 @@ void mfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
     mfs_reply_err(req, err);
 }
 
+/* The rename itself, and the reply. */
+static void rename_finish(fuse_req_t req, fuse_ino_t parent, const char *name,
+                          fuse_ino_t newparent, const char *newname, unsigned fs_flags,
+                          const struct fs_cred *cred)
+{
+    mfs_attr_changing(req, parent);
+    mfs_attr_changing(req, newparent);
+    int err = fs_rename_as(mfs_fs(req), parent, name, newparent, newname, fs_flags, cred);
+    if (!err) {
+        mfs_attr_changed(req, parent);
+        if (newparent != parent)
+            mfs_attr_changed(req, newparent);
+    }
+    mfs_reply_err(req, err);
+}
+
+/* A replacing rename finished on the deferral thread (defer.c). */
+struct rename_job {
+    struct mfs_deferred d;       /* first */
+    fuse_req_t req;
+    fuse_ino_t parent, newparent, src;
+    unsigned fs_flags;
+    struct fs_cred cred;
+    const char *newname;         /* in names, after name */
+    char names[];
+};
+
+static void rename_deferred(struct mfs_deferred *d)
+{
+    struct rename_job *j = (struct rename_job *)d;
+
+    mfs_flush_kernel_pages(j->req, j->src);
+    rename_finish(j->req, j->parent, j->names, j->newparent, j->newname, j->fs_flags, &j->cred);
+    free(j);
+}
+
 /* Replace via rename (write a new file, rename it over the old one, no
  * fsync): with the writeback cache the new file's data may still be only
  * in the kernel when the rename reaches fs, and a commit of the rename
@@ -435,13 +471,38 @@ void mfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
  * old one was. As ext4 does (auto_da_alloc), the data of a regular file
  * renamed over an existing regular file is fetched first: it then rides
  * the rename's transaction or an earlier one (ordered data), so a crash
- * shows the old file or the new one with its data. */
-static void flush_replacing(fuse_req_t req, fuse_ino_t parent, const char *name,
-                            fuse_ino_t newparent, const char *newname)
+ * shows the old file or the new one with its data.
+ * The fetch waits for the kernel: in place, or on the deferral thread when
+ * waiting here would take the last request thread (defer.c). */
+static void rename_replacing(fuse_req_t req, fuse_ino_t src, fuse_ino_t parent,
+                             const char *name, fuse_ino_t newparent, const char *newname,
+                             unsigned fs_flags, const struct fs_cred *cred)
 {
-    uint64_t src = fs_rename_replaces_file(mfs_fs(req), parent, name, newparent, newname);
-    if (src)
+    struct mmapfs_fuse *m = mfs_data(req);
+
+    if (mfs_wait_slot_take(m)) {
         mfs_flush_kernel_pages(req, src);
+        mfs_wait_slot_give(m);
+        rename_finish(req, parent, name, newparent, newname, fs_flags, cred);
+        return;
+    }
+    size_t n1 = strlen(name) + 1, n2 = strlen(newname) + 1;
+    struct rename_job *j = malloc(sizeof(*j) + n1 + n2);
+    if (!j) {
+        mfs_reply_err(req, -ENOMEM);
+        return;
+    }
+    *j = (struct rename_job){ .d.run = rename_deferred, .req = req, .parent = parent,
+                              .newparent = newparent, .src = src, .fs_flags = fs_flags,
+                              .cred = *cred };
+    memcpy(j->names, name, n1);
+    memcpy(j->names + n1, newname, n2);
+    j->newname = j->names + n1;
+    int err = mfs_defer(m, &j->d);
+    if (err) {
+        free(j);
+        mfs_reply_err(req, err);
+    }
 }
 
 void mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -449,12 +510,12 @@ void mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
     unsigned fs_flags = 0;
     struct fs_cred cred;
-    int err;
+    uint64_t src = 0;
     mfs_count(req, MFS_OP_RENAME);
 
     if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) {
-        err = -EINVAL;
-        goto out_err;
+        mfs_reply_err(req, -EINVAL);
+        return;
     }
     if (flags & RENAME_NOREPLACE)
         fs_flags |= FS_RENAME_NOREPLACE;
@@ -464,15 +525,9 @@ void mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
         fs_flags |= FS_RENAME_WHITEOUT;     /* the kernel checked CAP_MKNOD */
     caller_cred(req, &cred);
     if (!(flags & (RENAME_NOREPLACE | RENAME_EXCHANGE)) && mfs_data(req)->writeback_cache)
-        flush_replacing(req, parent, name, newparent, newname);
-    mfs_attr_changing(req, parent);
-    mfs_attr_changing(req, newparent);
-    err = fs_rename_as(mfs_fs(req), parent, name, newparent, newname, fs_flags, &cred);
-    if (!err) {
-        mfs_attr_changed(req, parent);
-        if (newparent != parent)
-            mfs_attr_changed(req, newparent);
-    }
-out_err:
-    mfs_reply_err(req, err);
+        src = fs_rename_replaces_file(mfs_fs(req), parent, name, newparent, newname);
+    if (src)
+        rename_replacing(req, src, parent, name, newparent, newname, fs_flags, &cred);
+    else
+        rename_finish(req, parent, name, newparent, newname, fs_flags, &cred);
 }

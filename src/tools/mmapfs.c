@@ -173,6 +173,7 @@ int main(int argc, char **argv)
     }
     memset(&data, 0, sizeof(data));
     data.cfg = &cfg;
+    mfs_defer_init(&data);
     se = mmapfs_session_new(&args, &data);
     if (!se) {
         /* libfuse printed the option it does not know */
@@ -221,6 +222,7 @@ int main(int argc, char **argv)
     report_status(&status_fd, TOOL_EXIT_OK);
 
     err = mmapfs_session_loop(se, &cfg);
+    mfs_defer_stop(&data);
     ret = TOOL_EXIT_OK;
     if (err) {
         mfs_log(LOG_ERR, "request loop failed: %s", strerror(-err));
