@@ -17,6 +17,7 @@
  * WRITEs.
  */
 #include <errno.h>
+#include <stdlib.h>
 
 #include "fuse/ops_i.h"
 
@@ -60,20 +61,21 @@ static void *defer_thread(void *arg)
     return NULL;
 }
 
-int mfs_defer(struct mmapfs_fuse *m, struct mfs_deferred *d)
+void mfs_defer(struct mmapfs_fuse *m, fuse_req_t req, struct mfs_deferred *d)
 {
     struct mfs_defer *q = &m->defer;
-    int err = 0;
+    int err = d ? 0 : -ENOMEM;
 
-    d->next = NULL;
     pthread_mutex_lock(&q->lock);
-    if (q->stop)
+    if (!err && q->stop)
         err = -ESHUTDOWN;
-    else if (!q->started) {
+    else if (!err && !q->started) {
         err = -pthread_create(&q->thread, NULL, defer_thread, m);
         q->started = !err;
     }
     if (!err) {
+        d->next = NULL;
+        d->req = req;
         if (q->tail)
             q->tail->next = d;
         else
@@ -82,7 +84,10 @@ int mfs_defer(struct mmapfs_fuse *m, struct mfs_deferred *d)
         pthread_cond_signal(&q->cond);
     }
     pthread_mutex_unlock(&q->lock);
-    return err;
+    if (err) {
+        free(d);
+        mfs_reply_err(req, err);
+    }
 }
 
 void mfs_defer_init(struct mmapfs_fuse *m)

@@ -133,11 +133,13 @@ struct mfs_dirty {
     pthread_mutex_t mu;      /* one change of the cap at a time */
 };
 
-/* A request handed to the deferral thread (defer.c): run() finishes it,
- * replies and frees it. Embedded first in the handler's own record. */
+/* A request handed to the deferral thread (defer.c): run() finishes req,
+ * replies and frees the record. Embedded first in the handler's own
+ * record. */
 struct mfs_deferred {
     struct mfs_deferred *next;
     void (*run)(struct mfs_deferred *d);
+    fuse_req_t req;
 };
 
 struct mfs_defer {

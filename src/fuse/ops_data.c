@@ -228,7 +228,7 @@ void mfs_flush_kernel_pages(fuse_req_t req, fuse_ino_t ino)
 {
     struct mmapfs_fuse *m = mfs_data(req);
 
-    if (m->writeback_cache && m->se && !m->cfg->single_thread)
+    if (m->writeback_cache && m->se)
         fuse_lowlevel_notify_inval_inode(m->se, ino, 0, 0);
 }
 
@@ -245,7 +245,6 @@ static void seek_data_finish(fuse_req_t req, fuse_ino_t ino, off_t off, int when
 
 struct seek_job {
     struct mfs_deferred d;       /* first */
-    fuse_req_t req;
     fuse_ino_t ino;
     off_t off;
     int whence;
@@ -255,7 +254,7 @@ static void seek_deferred(struct mfs_deferred *d)
 {
     struct seek_job *j = (struct seek_job *)d;
 
-    seek_data_finish(j->req, j->ino, j->off, j->whence);
+    seek_data_finish(j->d.req, j->ino, j->off, j->whence);
     free(j);
 }
 
@@ -271,16 +270,10 @@ static void seek_data(fuse_req_t req, fuse_ino_t ino, off_t off, int whence)
         return;
     }
     struct seek_job *j = malloc(sizeof(*j));
-    int err = j ? 0 : -ENOMEM;
-    if (j) {
-        *j = (struct seek_job){ .d.run = seek_deferred, .req = req, .ino = ino, .off = off,
+    if (j)
+        *j = (struct seek_job){ .d.run = seek_deferred, .ino = ino, .off = off,
                                 .whence = whence };
-        err = mfs_defer(m, &j->d);
-    }
-    if (err) {
-        free(j);
-        mfs_reply_err(req, err);
-    }
+    mfs_defer(m, req, j ? &j->d : NULL);
 }
 
 void mfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,

@@ -49,18 +49,20 @@ void mfs_statfs(fuse_req_t req, fuse_ino_t ino);
 /* With the writeback cache, data written but not yet written back lives
  * only in the kernel: fs would not see it (nor the size it gave the file).
  * Invalidating the inode's page cache makes the kernel write its dirty
- * pages back first (served by the other workers) and wait for them. Not in
- * single-threaded mode, where nobody would serve those writes. */
+ * pages back first (served by the other workers) and wait for them. The
+ * single-threaded loop, where nobody would serve those writes, has no
+ * writeback cache (ops.c). */
 void mfs_flush_kernel_pages(fuse_req_t req, fuse_ino_t ino);
 
 /* defer.c: a request thread may wait for the kernel's write-back only
  * while another stays free to serve its WRITEs. mfs_wait_slot_take: 1 if
  * the caller may wait in place (then mfs_wait_slot_give after); 0: hand
- * the rest of the request to mfs_defer (0, or -errno: then reply with
- * the error). */
+ * the rest of req to mfs_defer, with d a malloc'd record (NULL if the
+ * allocation failed: then, as on any failure, req is answered with the
+ * error and d freed). */
 int mfs_wait_slot_take(struct mmapfs_fuse *m);
 void mfs_wait_slot_give(struct mmapfs_fuse *m);
-int mfs_defer(struct mmapfs_fuse *m, struct mfs_deferred *d);
+void mfs_defer(struct mmapfs_fuse *m, fuse_req_t req, struct mfs_deferred *d);
 
 /* ops_dir.c */
 void mfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

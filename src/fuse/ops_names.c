@@ -447,7 +447,6 @@ static void rename_finish(fuse_req_t req, fuse_ino_t parent, const char *name,
 /* A replacing rename finished on the deferral thread (defer.c). */
 struct rename_job {
     struct mfs_deferred d;       /* first */
-    fuse_req_t req;
     fuse_ino_t parent, newparent, src;
     unsigned fs_flags;
     struct fs_cred cred;
@@ -459,8 +458,8 @@ static void rename_deferred(struct mfs_deferred *d)
 {
     struct rename_job *j = (struct rename_job *)d;
 
-    mfs_flush_kernel_pages(j->req, j->src);
-    rename_finish(j->req, j->parent, j->names, j->newparent, j->newname, j->fs_flags, &j->cred);
+    mfs_flush_kernel_pages(j->d.req, j->src);
+    rename_finish(j->d.req, j->parent, j->names, j->newparent, j->newname, j->fs_flags, &j->cred);
     free(j);
 }
 
@@ -488,21 +487,15 @@ static void rename_replacing(fuse_req_t req, fuse_ino_t src, fuse_ino_t parent,
     }
     size_t n1 = strlen(name) + 1, n2 = strlen(newname) + 1;
     struct rename_job *j = malloc(sizeof(*j) + n1 + n2);
-    if (!j) {
-        mfs_reply_err(req, -ENOMEM);
-        return;
+    if (j) {
+        *j = (struct rename_job){ .d.run = rename_deferred, .parent = parent,
+                                  .newparent = newparent, .src = src, .fs_flags = fs_flags,
+                                  .cred = *cred };
+        memcpy(j->names, name, n1);
+        memcpy(j->names + n1, newname, n2);
+        j->newname = j->names + n1;
     }
-    *j = (struct rename_job){ .d.run = rename_deferred, .req = req, .parent = parent,
-                              .newparent = newparent, .src = src, .fs_flags = fs_flags,
-                              .cred = *cred };
-    memcpy(j->names, name, n1);
-    memcpy(j->names + n1, newname, n2);
-    j->newname = j->names + n1;
-    int err = mfs_defer(m, &j->d);
-    if (err) {
-        free(j);
-        mfs_reply_err(req, err);
-    }
+    mfs_defer(m, req, j ? &j->d : NULL);
 }
 
 void mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
