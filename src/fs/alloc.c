@@ -453,7 +453,7 @@ int fs_alloc_wait_pending(struct fs *fs)
 /* See fs_i.h. */
 int fs_alloc_retry(struct fs *fs, int err, int *tries)
 {
-    return err == -ENOSPC && (*tries)++ == 0 && fs_alloc_wait_pending(fs) == 1;
+    return err == -ENOSPC && (*tries)++ < FS_ENOSPC_RETRIES && fs_alloc_wait_pending(fs) == 1;
 }
 
 /* ==== set-up ================================================================ */

@@ -189,9 +189,14 @@ void fs_alloc_undo_pending(struct fs *fs);
 int fs_alloc_wait_pending(struct fs *fs);
 /* The one ENOSPC retry rule of the modifying operations (write, namei,
  * xattr, fallocate/truncate), called WITHOUT the lock after the operation
- * ended with err: 1 if err is the first -ENOSPC (*tries counts them) and
- * blocks freed by a not yet durable transaction became reusable, so one
- * retry can succeed; 0 otherwise. Loop: do { ... } while (fs_alloc_retry(...)). */
+ * ended with err: 1 if err is one of the first FS_ENOSPC_RETRIES -ENOSPC
+ * (*tries counts them) and blocks freed by a not yet durable transaction
+ * became reusable, so a retry can succeed; 0 otherwise. More than one
+ * retry, as ext4's ext4_should_retry_alloc allows 3: while this caller
+ * waited for the commit, other writers may have taken the blocks it
+ * released and freed others that wait for the next commit.
+ * Loop: do { ... } while (fs_alloc_retry(...)). */
+#define FS_ENOSPC_RETRIES 3
 int fs_alloc_retry(struct fs *fs, int err, int *tries);
 
 /* ---- verified metadata blocks (verified.c) -------------------------------- */
