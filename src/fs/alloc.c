@@ -268,6 +268,37 @@ static int run_cmp(const void *a, const void *b)
     return x->start < y->start ? -1 : x->start > y->start;
 }
 
+/* Puts the one run added since the last pending_sort into the sorted
+ * runs, merged with those it touches or (after a double free) overlaps:
+ * they are next to where it goes, so only they are looked at, and the
+ * tail moves once. */
+static void pending_insert_one(struct fs_pending *p)
+{
+    struct pending_run r = p->runs[p->count];
+    uint64_t merged = 0;                /* blocks of the runs r absorbs */
+    size_t i = pending_first_after(p, r.start), j = i;
+    for (; j < p->count && p->runs[j].start <= r.end; j++) {
+        const struct pending_run *o = &p->runs[j];
+        merged += o->end - o->start;
+        r.start = o->start < r.start ? o->start : r.start;
+        r.end = o->end > r.end ? o->end : r.end;
+        r.seq = o->seq > r.seq ? o->seq : r.seq;
+    }
+    if (i > 0 && p->runs[i - 1].end == r.start) {   /* touches the run before */
+        const struct pending_run *o = &p->runs[--i];
+        merged += o->end - o->start;
+        r.start = o->start;
+        r.seq = o->seq > r.seq ? o->seq : r.seq;
+    }
+    /* pending_add counted the run as added; count the union instead */
+    p->blocks = p->blocks - (p->runs[p->count].end - p->runs[p->count].start) - merged +
+                (r.end - r.start);
+    memmove(&p->runs[i + 1], &p->runs[j], (p->count - j) * sizeof(*p->runs));
+    p->runs[i] = r;
+    p->count = p->count - (j - i) + 1;
+    p->added = 0;
+}
+
 /* Sorts the runs added since the last call in, merging touching (and,
  * after a double free, overlapping) runs. One run is inserted in place;
  * more are sorted with the rest: O(n log n) once, not O(n) each. */
@@ -275,15 +306,12 @@ static void pending_sort(struct fs_pending *p)
 {
     if (p->added == 0)
         return;
-    size_t n = p->count + p->added;
     if (p->added == 1) {
-        struct pending_run r = p->runs[p->count];
-        size_t i = pending_first_after(p, r.start);
-        memmove(&p->runs[i + 1], &p->runs[i], (p->count - i) * sizeof(*p->runs));
-        p->runs[i] = r;
-    } else {
-        qsort(p->runs, n, sizeof(*p->runs), run_cmp);
+        pending_insert_one(p);
+        return;
     }
+    size_t n = p->count + p->added;
+    qsort(p->runs, n, sizeof(*p->runs), run_cmp);
     size_t out = 0;
     uint64_t blocks = 0;
     for (size_t i = 0; i < n; i++) {

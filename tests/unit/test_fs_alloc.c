@@ -295,6 +295,63 @@ static void test_pending_not_reused(void **state)
     img_check(m);
 }
 
+/* The pending list after frees one at a time, in random order, each
+ * followed by an allocation (which merges the new run into the sorted
+ * list next to its neighbours): the count of pending blocks is exact, no
+ * pending block is handed out, and once the frees are durable the whole
+ * region comes back as one run. */
+static void test_pending_merge_one_by_one(void **state)
+{
+    struct img *m = *state;
+    struct fs *fs = m->fs;
+    enum { N = 600 };
+    static uint8_t pending[N];                  /* block base + i is pending */
+    uint64_t order[N], base, got, extra = 0;
+    memset(pending, 0, sizeof(pending));
+    assert_int_equal(jnl_begin(fs->jnl), 0);
+    uint64_t goal = fs->data_start + 3000;
+    assert_int_equal(fs_alloc_blocks(fs, goal, N, &base, &got), 0);
+    assert_int_equal(base, goal);
+    assert_int_equal(got, N);
+    for (uint64_t i = 0; i < N; i++)
+        order[i] = i;
+    srandom(4711);
+    for (uint64_t i = N - 1; i > 0; i--) {
+        uint64_t j = (uint64_t)random() % (i + 1), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    for (uint64_t k = 0; k < N; k++) {
+        /* now and then two neighbours at once: a run of 2 */
+        uint64_t b = order[k], len = (k % 7 == 3 && b + 1 < N && !pending[b + 1]) ? 2 : 1;
+        if (pending[b])
+            continue;
+        assert_int_equal(fs_free_blocks(fs, base + b, len), 0);
+        for (uint64_t i = 0; i < len; i++)
+            pending[b + i] = 1;
+        uint64_t s, g;
+        assert_int_equal(fs_alloc_blocks(fs, base + b, 1, &s, &g), 0);
+        assert_true(s < base || s >= base + N);  /* nothing pending handed out */
+        assert_int_equal(fs_free_blocks(fs, s, g), 0);
+        extra += g;
+        uint64_t want = extra;
+        for (uint64_t i = 0; i < N; i++)
+            want += pending[i];
+        assert_int_equal(fs_alloc_pending_blocks(fs), want);
+    }
+    jnl_end(fs->jnl);
+    commit_all(fs);
+    assert_int_equal(jnl_begin(fs->jnl), 0);
+    assert_int_equal(fs_alloc_pending_blocks(fs), 0);
+    assert_int_equal(fs_alloc_blocks(fs, base, N, &base, &got), 0);
+    assert_int_equal(base, goal);
+    assert_int_equal(got, N);
+    assert_int_equal(fs_free_blocks(fs, base, got), 0);
+    jnl_end(fs->jnl);
+    img_unmount(m);
+    img_check(m);
+}
+
 /* ==== inodes ===================================================================== */
 
 static void test_inode_alloc(void **state)
@@ -560,6 +617,7 @@ int main(void)
         T(test_long_run_scan_bounded),
         cmocka_unit_test_setup_teardown(test_release_many_extents, img_setup_none, img_teardown),
         T(test_pending_not_reused),
+        T(test_pending_merge_one_by_one),
         T(test_inode_alloc),
         T(test_inode_exhaustion),
         T(test_enospc_and_space_back),
