@@ -657,8 +657,14 @@ static int rename_vacate(struct fs *fs, struct rename_op *r)
     err = fs_inode_put(fs, wino, &wdi);
     if (!err)
         err = fs_dir_replace(fs, r->parent, &r->pdi, r->name, r->len, wino, fs_inode_dtype(wdi.mode));
-    if (err)
+    if (err) {
         discard_new_inode(fs, wino, &wdi);
+        return err;
+    }
+    /* like any new inode, the directory's default ACL (ext4 does the
+     * same: mode 0 masks every entry); an error undoes the rename */
+    if (__atomic_load_n(&fs->acl_inherit, __ATOMIC_RELAXED))
+        err = fs_acl_inherit_locked(fs, r->parent, wino, wdi.mode);
     return err;
 }
 

@@ -382,6 +382,21 @@ static void test_inherit_in_create(void **state)
     assert_int_equal(fs_symlink(m->fs, d, "l", "f", &cred, &st), 0);
     fs_forget(m->fs, st.ino, 1);
     assert_int_equal(fs_listxattr(m->fs, st.ino, NULL, 0), 0);
+    /* a whiteout left by a rename: an access ACL, every entry masked by
+     * its mode 0 (as on ext4) */
+    assert_int_equal(fs_mknod(m->fs, d, "moved", S_IFREG | 0660, 0, &cred, &st), 0);
+    fs_forget(m->fs, st.ino, 1);
+    assert_int_equal(fs_rename(m->fs, d, "moved", d, "moved2", FS_RENAME_WHITEOUT), 0);
+    int64_t w = lookup(m->fs, d, "moved");
+    assert_true(w > 0);
+    assert_int_equal(fs_getattr(m->fs, (uint64_t)w, &st), 0);
+    assert_int_equal(st.mode, S_IFCHR);
+    assert_int_equal(fs_acl_get(m->fs, (uint64_t)w, FS_ACL_XATTR_ACCESS, &acl), 0);
+    assert_int_equal(acl.count, NNAMED);
+    for (size_t i = 0; i < acl.count; i++)      /* the owning group: under the mask */
+        if (acl.e[i].tag == FS_ACL_USER_OBJ || acl.e[i].tag == FS_ACL_MASK ||
+            acl.e[i].tag == FS_ACL_OTHER)
+            assert_int_equal(acl.e[i].perm, 0);
 
     /* durable together: once the create is committed, so is the ACL */
     assert_int_equal(fs_mknod(m->fs, d, "g", S_IFREG | 0660, 0, &cred, &st), 0);
