@@ -54,7 +54,14 @@ sync
 before=$(alloc_kib "$img")
 check "nodiscard: rm it" rm "$M/big2"
 sync
-sleep 7      # past the periodic commit: a discard would have happened by now
+# commit the removal (fsync of the directory) and wait until its blocks
+# leave the pending list: that is where a discard would have happened
+export MSTAT M
+check "nodiscard: fsync the directory" "$PY" -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)' "$M"
+wait_until "nodiscard: the removed blocks are released (fs_blocks_pending_free 0)" 30 \
+    '[ "$("$MSTAT" "$M" | awk '"'"'$1 == "fs_blocks_pending_free" { print $2 }'"'"')" = 0 ]'
+check_eq "nodiscard: nothing discarded (mmio_discard_bytes)" 0 \
+    "$("$MSTAT" "$M" | awk '$1 == "mmio_discard_bytes" { print $2 }')"
 after=$(alloc_kib "$img")
 check_range "nodiscard: du of the image does not shrink" $((before - 1024)) $((before + 1024)) "$after"
 check_fail "mmapfs-trim refuses a mounted image" "$TRIM" "$img"
