@@ -333,14 +333,24 @@ int fs_fmap_zero_bytes(struct fmap *m, uint64_t from, uint64_t to)
     return 0;
 }
 
+/* The fs_unmap_step_max metric (lock held: the only writer). */
+static void note_step(struct fs *fs, unsigned cuts)
+{
+    if (cuts > __atomic_load_n(&fs->ctr.unmap_step_max, __ATOMIC_RELAXED))
+        __atomic_store_n(&fs->ctr.unmap_step_max, cuts, __ATOMIC_RELAXED);
+}
+
 int fs_fmap_unmap_step(struct fmap *m, struct mmapfs_disk_inode *di, uint64_t from,
                     uint64_t to, uint64_t base, uint64_t *low, int *done)
 {
     struct fs *fs = m->fs;
+    unsigned cuts = 0;
     *done = 0;
-    while (to > from) {
-        if (file_step_full(fs, base))
+    for (; to > from; cuts++) {
+        if (file_step_full(fs, base) || cuts == FILE_STEP_EXTENTS) {
+            note_step(fs, cuts);
             return 0;
+        }
         struct fextent e;
         int err = fs_fmap_find_le(m, to - 1, &e);
         if (err == -ENOENT || (!err && fext_end(&e) <= from))
@@ -377,6 +387,7 @@ int fs_fmap_unmap_step(struct fmap *m, struct mmapfs_disk_inode *di, uint64_t fr
         *low = cut_lo;
         to = cut_lo;
     }
+    note_step(fs, cuts);
     int err = tree_to_inline(m);
     fs_fmap_sync(m, di);
     if (err)

@@ -95,6 +95,9 @@ struct fs {
                  fsync_data_syncs, blocks_allocated, blocks_freed,
                  inodes_allocated, inodes_freed, orphans_released, enospc_retries,
                  node_checksums;
+        uint64_t unmap_step_max;      /* most extents one journal step of a
+                                       * truncate, punch or release unmapped
+                                       * (written under the lock) */
     } ctr;
     fs_link_drop_fn link_drop_fn;     /* fs_set_link_drop_fn (may be NULL) */
     void *link_drop_ctx;

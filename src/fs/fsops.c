@@ -317,6 +317,7 @@ int fs_format_metrics(struct fs *fs, char *buf, size_t size)
     line(&o, "fs_orphans_released", LOAD(fs->ctr.orphans_released));
     line(&o, "fs_enospc_retries", LOAD(fs->ctr.enospc_retries));
     line(&o, "fs_node_checksums", LOAD(fs->ctr.node_checksums));
+    line(&o, "fs_unmap_step_max", LOAD(fs->ctr.unmap_step_max));
     line(&o, "fs_corrupt", (uint64_t)corrupt);
     line(&o, "fs_read_only", (uint64_t)fs->read_only);
     return o.len > INT32_MAX ? INT32_MAX : (int)o.len;
