@@ -8,7 +8,9 @@
 # (BUILD/tests/crash/mmapfs-record, which logs every page that changes
 # between two engine flushes and every flush), run the workload (it logs
 # what must survive a crash), unmount, then let crashcheck.py build crashed
-# images from the record and recover and check each of them.
+# images from the record and recover and check each of them. The check of
+# one workload runs beside the recording of the next (at most one of each
+# at a time; reports are printed in workload order).
 #
 # Environment:
 #   CRASH_SEED=N      master seed (default: random; always printed)
@@ -83,6 +85,9 @@ daemon_pid=""
 
 # Unmounts and stops what this script started (by PID), removes $tmp.
 cleanup() {
+    # a check running in the background unmounts what it mounted itself
+    # (it ignores SIGINT, as background jobs of a script do)
+    [ -z "${check_pid:-}" ] || wait "$check_pid" 2>/dev/null
     if mountpoint -q "$mnt" 2>/dev/null; then
         fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -u -z "$mnt" 2>/dev/null || true
     fi
@@ -152,6 +157,73 @@ record() {
     return 0
 }
 
+# Checks the record of workload $1 (recorded in $5 s, recording result
+# $4) and prints the report into $tmp/report-$1, then "PASSED FAILED"
+# into $tmp/count-$1. Runs in the background beside the next workload's
+# recording: the check is mostly CPU, the recording mostly waits for its
+# syncs, so on two cores the pair takes about the time of the longer.
+check_record() {
+    local name=$1 rec=$2 wseed=$3 rrc=$4 trec=$5 t0=$SECONDS p f tp=0 tf=0 out crc summary
+    exec >"$tmp/report-$name" 2>&1
+    out=$("$PY" "$here/crashcheck.py" "$build" "$rec" --seed "$wseed" --label "$name" \
+        --per-barrier "$per" --pure-every "$pure" --fuse-every "$fuse" --chain "$chain" \
+        --keep "$keep/$name-$wseed" 2>&1)
+    crc=$?
+    [ "$crc" -eq 0 ] && [ "$rrc" -eq 0 ] || out=${out//"$rec"/"$keep/$name-$wseed/record"}
+    printf '%s\n' "$out" | grep -v '^$'
+    summary=$(printf '%s\n' "$out" | tail -1)
+    p=$(sed -n 's/.*: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' <<<"$summary")
+    f=$(sed -n 's/.*: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' <<<"$summary")
+    if [ -z "$p" ]; then
+        echo "FAIL $name: crashcheck.py did not finish (exit $crc)"
+        tf=$((tf + 1))
+        p=0
+        f=0
+    fi
+    tp=$((tp + p))
+    tf=$((tf + f))
+    if [[ ",$selftest," == *",$name,"* ]]; then
+        # the checker must see the impossible: images with pages of
+        # barrier k+2 while flush k+1 had not completed
+        st=$("$PY" "$here/crashcheck.py" "$build" "$rec" --seed "$wseed" --label "$name" \
+            --violate --per-barrier 2 --pure-every 0 --fuse-every 0 2>&1 | tail -1)
+        if [[ "$st" == "self-test: "* ]] && [[ "$st" != "self-test: 0 "* ]]; then
+            echo "ok   $name $st"
+            tp=$((tp + 1))
+        else
+            echo "FAIL $name checker self-test: $st"
+            tf=$((tf + 1))
+        fi
+    fi
+    if [ "$crc" -ne 0 ] || [ "$rrc" -ne 0 ] || [ -n "${CRASH_KEEP_RECORDS:-}" ]; then
+        mkdir -p "$keep"
+        rm -rf "${keep:?}/$name-$wseed/record"
+        mkdir -p "$keep/$name-$wseed"
+        mv "$rec" "$keep/$name-$wseed/record"
+        echo "     record kept in $keep/$name-$wseed/record (recording ${trec}s)"
+    else
+        rm -rf "$rec"
+        echo "     ($name: recording ${trec}s, checking $((SECONDS - t0))s)"
+    fi
+    echo "$tp $tf" >"$tmp/count-$name"
+}
+
+# Waits for the check running in the background (if any), prints its
+# report and adds its counts.
+check_pid=""
+check_name=""
+collect() {
+    [ -n "$check_pid" ] || return 0
+    wait "$check_pid" || true
+    cat "$tmp/report-$check_name"
+    local p=0 f=1
+    [ -s "$tmp/count-$check_name" ] && read -r p f <"$tmp/count-$check_name"
+    [ -s "$tmp/count-$check_name" ] || echo "FAIL $check_name: the check did not report"
+    total_pass=$((total_pass + p))
+    total_fail=$((total_fail + f))
+    check_pid=""
+}
+
 mapfile -t lines < <("$PY" "$here/workloads.py" --list)
 n=0
 pos=0
@@ -171,54 +243,18 @@ for line in "${lines[@]}"; do
     t0=$SECONDS
     rrc=0
     why=$(record "$name" "$size" "$opts" "$rec" "$wseed") || rrc=$?
+    trec=$((SECONDS - t0))
+    collect
     if [ "$rrc" -ne 0 ]; then
         echo "FAIL $name: recording: $why"
         total_fail=$((total_fail + 1))
         [ "$rrc" -eq 2 ] || continue
     fi
-    trec=$((SECONDS - t0))
-    out=$("$PY" "$here/crashcheck.py" "$build" "$rec" --seed "$wseed" --label "$name" \
-        --per-barrier "$per" --pure-every "$pure" --fuse-every "$fuse" --chain "$chain" \
-        --keep "$keep/$name-$wseed" 2>&1)
-    crc=$?
-    [ "$crc" -eq 0 ] && [ "$rrc" -eq 0 ] || out=${out//"$rec"/"$keep/$name-$wseed/record"}
-    printf '%s\n' "$out" | grep -v '^$'
-    summary=$(printf '%s\n' "$out" | tail -1)
-    p=$(sed -n 's/.*: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' <<<"$summary")
-    f=$(sed -n 's/.*: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' <<<"$summary")
-    if [ -z "$p" ]; then
-        echo "FAIL $name: crashcheck.py did not finish (exit $crc)"
-        total_fail=$((total_fail + 1))
-        p=0
-        f=0
-    fi
-    total_pass=$((total_pass + p))
-    total_fail=$((total_fail + f))
-    if [[ ",$selftest," == *",$name,"* ]]; then
-        # the checker must see the impossible: images with pages of
-        # barrier k+2 while flush k+1 had not completed
-        st=$("$PY" "$here/crashcheck.py" "$build" "$rec" --seed "$wseed" --label "$name" \
-            --violate --per-barrier 2 --pure-every 0 --fuse-every 0 2>&1 | tail -1)
-        src=$?
-        if [[ "$st" == "self-test: "* ]] && [[ "$st" != "self-test: 0 "* ]]; then
-            echo "ok   $name $st"
-            total_pass=$((total_pass + 1))
-        else
-            echo "FAIL $name checker self-test: $st"
-            total_fail=$((total_fail + 1))
-        fi
-    fi
-    if [ "$crc" -ne 0 ] || [ "$rrc" -ne 0 ] || [ -n "${CRASH_KEEP_RECORDS:-}" ]; then
-        mkdir -p "$keep"
-        rm -rf "${keep:?}/$name-$wseed/record"
-        mkdir -p "$keep/$name-$wseed"
-        mv "$rec" "$keep/$name-$wseed/record"
-        echo "     record kept in $keep/$name-$wseed/record (recording ${trec}s)"
-    else
-        rm -rf "$rec"
-        echo "     ($name: recording ${trec}s, checking $((SECONDS - t0 - trec))s)"
-    fi
+    check_record "$name" "$rec" "$wseed" "$rrc" "$trec" &
+    check_pid=$!
+    check_name=$name
 done
+collect
 
 echo "crash test: seed $seed, $n workloads, $((SECONDS - start))s"
 echo "$total_pass passed, $total_fail failed"
