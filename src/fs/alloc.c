@@ -268,6 +268,14 @@ static int run_cmp(const void *a, const void *b)
     return x->start < y->start ? -1 : x->start > y->start;
 }
 
+/* r grows to cover o as well (they touch or overlap); the later seq wins. */
+static void run_absorb(struct pending_run *r, const struct pending_run *o)
+{
+    r->start = min_u64(r->start, o->start);
+    r->end = o->end > r->end ? o->end : r->end;
+    r->seq = o->seq > r->seq ? o->seq : r->seq;
+}
+
 /* Puts the one run added since the last pending_sort into the sorted
  * runs, merged with those it touches or (after a double free) overlaps:
  * they are next to where it goes, so only they are looked at, and the
@@ -278,17 +286,13 @@ static void pending_insert_one(struct fs_pending *p)
     uint64_t merged = 0;                /* blocks of the runs r absorbs */
     size_t i = pending_first_after(p, r.start), j = i;
     for (; j < p->count && p->runs[j].start <= r.end; j++) {
-        const struct pending_run *o = &p->runs[j];
-        merged += o->end - o->start;
-        r.start = o->start < r.start ? o->start : r.start;
-        r.end = o->end > r.end ? o->end : r.end;
-        r.seq = o->seq > r.seq ? o->seq : r.seq;
+        merged += p->runs[j].end - p->runs[j].start;
+        run_absorb(&r, &p->runs[j]);
     }
     if (i > 0 && p->runs[i - 1].end == r.start) {   /* touches the run before */
-        const struct pending_run *o = &p->runs[--i];
-        merged += o->end - o->start;
-        r.start = o->start;
-        r.seq = o->seq > r.seq ? o->seq : r.seq;
+        i--;
+        merged += p->runs[i].end - p->runs[i].start;
+        run_absorb(&r, &p->runs[i]);
     }
     /* pending_add counted the run as added; count the union instead */
     p->blocks = p->blocks - (p->runs[p->count].end - p->runs[p->count].start) - merged +
@@ -319,10 +323,7 @@ static void pending_sort(struct fs_pending *p)
         struct pending_run *o = out ? &p->runs[out - 1] : NULL;
         if (o && r.start <= o->end) {
             blocks -= o->end - o->start;
-            if (r.end > o->end)
-                o->end = r.end;
-            if (r.seq > o->seq)
-                o->seq = r.seq;
+            run_absorb(o, &r);
             blocks += o->end - o->start;
             continue;
         }
