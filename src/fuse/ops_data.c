@@ -232,10 +232,9 @@ void mfs_flush_kernel_pages(fuse_req_t req, fuse_ino_t ino)
         fuse_lowlevel_notify_inval_inode(m->se, ino, 0, 0);
 }
 
-/* SEEK_DATA/SEEK_HOLE after the kernel's cached pages were fetched; replies. */
+/* SEEK_DATA/SEEK_HOLE once the kernel's cached pages were fetched; replies. */
 static void seek_data_finish(fuse_req_t req, fuse_ino_t ino, off_t off, int whence)
 {
-    mfs_flush_kernel_pages(req, ino);
     int64_t pos = fs_lseek(mfs_fs(req), ino, (uint64_t)off, whence);
     if (pos < 0)
         mfs_reply_err(req, (int)pos);
@@ -254,6 +253,7 @@ static void seek_deferred(struct mfs_deferred *d)
 {
     struct seek_job *j = (struct seek_job *)d;
 
+    mfs_flush_kernel_pages(j->d.req, j->ino);
     seek_data_finish(j->d.req, j->ino, j->off, j->whence);
     free(j);
 }
@@ -265,8 +265,9 @@ static void seek_data(fuse_req_t req, fuse_ino_t ino, off_t off, int whence)
     struct mmapfs_fuse *m = mfs_data(req);
 
     if (mfs_wait_slot_take(m)) {
-        seek_data_finish(req, ino, off, whence);
+        mfs_flush_kernel_pages(req, ino);
         mfs_wait_slot_give(m);
+        seek_data_finish(req, ino, off, whence);
         return;
     }
     struct seek_job *j = malloc(sizeof(*j));
