@@ -224,9 +224,10 @@ void mfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 
 /* Does the caller hold CAP_SYS_ADMIN? ext4 lists trusted.* names only to
  * such a caller (the kernel's trusted handler), and for FUSE the kernel
- * passes the whole list on, so the daemon filters it. uid 0 is taken as
- * yes without reading /proc; for another uid, the CapEff line of the
- * caller's /proc status (no status: no). */
+ * passes the whole list on, so the daemon filters it. The CapEff line of
+ * the caller's /proc status (no status: no), for uid 0 too: a root
+ * without it (a container's root, by default) must not see the names,
+ * whose values the kernel would then refuse it. */
 static int caller_sys_admin(fuse_req_t req)
 {
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
@@ -234,8 +235,6 @@ static int caller_sys_admin(fuse_req_t req)
     unsigned long long eff;
     int yes = 0;
 
-    if (ctx->uid == 0)
-        return 1;
     snprintf(path, sizeof(path), "/proc/%ld/status", (long)ctx->pid);
     FILE *f = fopen(path, "re");
     if (!f)
@@ -280,29 +279,16 @@ void mfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
     mfs_count(req, MFS_OP_LISTXATTR);
     int drop_acl = !mfs_data(req)->posix_acl;
 
-    if (drop_acl || fuse_req_ctx(req)->uid != 0) {
-        /* the whole list, filtered, so that the size query is exact */
-        len = fs_listxattr(fs, ino, NULL, 0);
-        if (len > 0 && !(buf = malloc((size_t)len)))
-            len = -ENOMEM;
-        if (len > 0)
-            len = fs_listxattr(fs, ino, buf, (size_t)len);
-        if (len > 0)
-            len = (int)drop_names(req, buf, (size_t)len, drop_acl);
-        if (len > 0 && size && (size_t)len > size)
-            len = -ERANGE;
-        reply_sized(req, len, buf, size);
-        free(buf);
-        return;
-    }
-    if (size) {
-        buf = malloc(size);
-        if (!buf) {
-            mfs_reply_err(req, -ENOMEM);
-            return;
-        }
-    }
-    len = fs_listxattr(fs, ino, buf, size);
+    /* the whole list, filtered, so that the size query is exact */
+    len = fs_listxattr(fs, ino, NULL, 0);
+    if (len > 0 && !(buf = malloc((size_t)len)))
+        len = -ENOMEM;
+    if (len > 0)
+        len = fs_listxattr(fs, ino, buf, (size_t)len);
+    if (len > 0)
+        len = (int)drop_names(req, buf, (size_t)len, drop_acl);
+    if (len > 0 && size && (size_t)len > size)
+        len = -ERANGE;
     reply_sized(req, len, buf, size);
     free(buf);
 }
