@@ -12,6 +12,7 @@
 /* ops_names.c */
 /* True if the caller of req (ctx) has gid as primary or supplementary group. */
 int mfs_caller_in_group(fuse_req_t req, const struct fuse_ctx *ctx, uint32_t gid);
+int mfs_caller_capable(fuse_req_t req, int cap);
 void mfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void mfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
 void mfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);

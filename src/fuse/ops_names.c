@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <linux/capability.h>
 
 #include "fs/acl.h"
 #include "fuse/ops_i.h"
@@ -37,20 +38,47 @@ int mfs_caller_in_group(fuse_req_t req, const struct fuse_ctx *ctx, uint32_t gid
     return found;
 }
 
+/* Does the caller hold capability cap (CAP_FSETID, CAP_SYS_ADMIN) in its
+ * effective set? The CapEff line of its /proc status, for uid 0 too: a
+ * root without the capability (a container's root, a service with a
+ * reduced bounding set) is treated as the kernel treats it. A caller the
+ * daemon cannot see (pid 0: outside the daemon's pid namespace, or gone)
+ * counts as capable if it is uid 0. Callers ask only when the answer
+ * changes the outcome. */
+int mfs_caller_capable(fuse_req_t req, int cap)
+{
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    char path[64], line[256];
+    unsigned long long eff;
+    int yes = 0;
+
+    snprintf(path, sizeof(path), "/proc/%ld/status", (long)ctx->pid);
+    FILE *f = ctx->pid > 0 ? fopen(path, "re") : NULL;
+    if (!f)
+        return ctx->uid == 0;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "CapEff: %llx", &eff) == 1) {
+            yes = (eff >> cap) & 1;
+            break;
+        }
+    fclose(f);
+    return yes;
+}
+
 /* The mode a new inode gets: as inode_init_owner(), a non-directory created
  * with S_ISGID|S_IXGRP in a setgid directory (so it takes the directory's
- * group) loses S_ISGID unless the caller is in that group or is root. */
+ * group) loses S_ISGID unless the caller is in that group or has
+ * CAP_FSETID. */
 static uint32_t new_inode_mode(fuse_req_t req, fuse_ino_t parent, uint32_t mode)
 {
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
     struct fs_stat dir;
 
-    if (S_ISDIR(mode) || (mode & (S_ISGID | S_IXGRP)) != (S_ISGID | S_IXGRP) ||
-        ctx->uid == 0)
+    if (S_ISDIR(mode) || (mode & (S_ISGID | S_IXGRP)) != (S_ISGID | S_IXGRP))
         return mode;
     if (fs_getattr(mfs_fs(req), parent, &dir) != 0 || !(dir.mode & S_ISGID))
         return mode;
-    if (mfs_caller_in_group(req, ctx, dir.gid))
+    if (mfs_caller_in_group(req, ctx, dir.gid) || mfs_caller_capable(req, CAP_FSETID))
         return mode;
     return mode & ~(uint32_t)S_ISGID;
 }
@@ -138,14 +166,14 @@ out_err:
 }
 
 /* A mode sent by the kernel keeps set-group-ID only for a caller in the
- * file's group or root: chmod(2) by such a caller never asks for it, and
- * the kernel's set-user-ID clearing at write(2) time comes as a mode that
- * still has it (kernel 6.18). */
+ * file's group or with CAP_FSETID: chmod(2) by another caller never asks
+ * for it, and the kernel's set-user-ID clearing at write(2) time comes as
+ * a mode that still has it (kernel 6.18). */
 static uint32_t mode_keep_sgid(fuse_req_t req, const struct fs_stat *st, uint32_t mode)
 {
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
 
-    if (ctx->uid != 0 && !mfs_caller_in_group(req, ctx, st->gid))
+    if (!mfs_caller_in_group(req, ctx, st->gid) && !mfs_caller_capable(req, CAP_FSETID))
         mode &= ~(uint32_t)S_ISGID;
     return mode;
 }
@@ -164,35 +192,41 @@ static uint32_t mode_keep_sgid(fuse_req_t req, const struct fs_stat *st, uint32_
  *  - ctime alone: chown(f, -1, -1) under the writeback cache (the kernel
  *    sends the time only when it trusts its own; its time flushes always
  *    carry mtime);
- *  - a size (truncate, O_TRUNC): cleared unless the caller is root;
+ *  - a size (truncate, O_TRUNC): cleared unless the caller has
+ *    CAP_FSETID. With HANDLE_KILLPRIV_V2 the kernel says so itself: it
+ *    adds FATTR_KILL_SUIDGID (libfuse passes it on as
+ *    FUSE_SET_ATTR_KILL_SUID) to a truncation by a caller without it;
  *  - an owner or group (chown) of a non-directory: set-user-ID always,
  *    set-group-ID by the group rule, even for root.
  * Group rule: set-group-ID goes if group-execute is set, or if the caller
- * is neither in the file's group nor root (CAP_FSETID is approximated by
- * uid 0: the daemon cannot see capabilities). Returns the permission bits
- * to keep (07777).
+ * is neither in the file's group nor has CAP_FSETID (its /proc status:
+ * the kernel asks a writer without it to clear, and a root without it is
+ * no exception). Returns the permission bits to keep (07777).
  */
 static uint32_t mode_after_kill(fuse_req_t req, const struct fs_stat *st, int to_set)
 {
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
     uint32_t mode = st->mode & 07777;
-    int capable = ctx->uid == 0;
     int owner_change = (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) ||
                        to_set == FUSE_SET_ATTR_CTIME || to_set == 0;
 
+    if (!(mode & (S_ISUID | S_ISGID)))
+        return mode;                /* nothing to clear */
     if (owner_change && !S_ISDIR(st->mode)) {
         /* set-user-ID even for root */
     } else if (!S_ISREG(st->mode)) {
         return mode;
     } else if (to_set & FUSE_SET_ATTR_SIZE) {
-        if (capable)
+        if (mfs_data(req)->killpriv_v2 ? !(to_set & FUSE_SET_ATTR_KILL_SUID)
+                                       : mfs_caller_capable(req, CAP_FSETID))
             return mode;
     } else {
         return mode;              /* times only */
     }
     mode &= ~(uint32_t)S_ISUID;
     if ((mode & S_ISGID) &&
-        ((mode & S_IXGRP) || (!capable && !mfs_caller_in_group(req, ctx, st->gid))))
+        ((mode & S_IXGRP) || (!mfs_caller_in_group(req, ctx, st->gid) &&
+                              !mfs_caller_capable(req, CAP_FSETID))))
         mode &= ~(uint32_t)S_ISGID;
     return mode;
 }

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <linux/capability.h>
 
 #include "fs/acl.h"
 #include "fuse/ops_i.h"
@@ -61,7 +63,7 @@ static int check_namespace(const char *name)
 
 /* setxattr (value) or removexattr (NULL) of an ACL name. The mode change
  * that goes with an access ACL keeps S_ISGID only for a caller in the
- * file's group or root, as the kernel's posix_acl_update_mode(). */
+ * file's group or with CAP_FSETID, as the kernel's posix_acl_update_mode(). */
 static int set_acl(fuse_req_t req, fuse_ino_t ino, const char *name,
                    const char *value, size_t size)
 {
@@ -72,11 +74,12 @@ static int set_acl(fuse_req_t req, fuse_ino_t ino, const char *name,
 
     if (!mfs_data(req)->posix_acl)
         return -EOPNOTSUPP;
-    if (value && ctx->uid != 0) {
+    if (value) {
         err = fs_getattr(fs, ino, &st);
         if (err)
             return err;
-        keep_sgid = mfs_caller_in_group(req, ctx, st.gid);
+        keep_sgid = !(st.mode & S_ISGID) || mfs_caller_in_group(req, ctx, st.gid) ||
+                    mfs_caller_capable(req, CAP_FSETID);
     }
     return fs_acl_set(fs, ino, name, value, size, keep_sgid);
 }
@@ -222,32 +225,6 @@ void mfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
     free(buf);
 }
 
-/* Does the caller hold CAP_SYS_ADMIN? ext4 lists trusted.* names only to
- * such a caller (the kernel's trusted handler), and for FUSE the kernel
- * passes the whole list on, so the daemon filters it. The CapEff line of
- * the caller's /proc status (no status: no), for uid 0 too: a root
- * without it (a container's root, by default) must not see the names,
- * whose values the kernel would then refuse it. */
-static int caller_sys_admin(fuse_req_t req)
-{
-    const struct fuse_ctx *ctx = fuse_req_ctx(req);
-    char path[64], line[256];
-    unsigned long long eff;
-    int yes = 0;
-
-    snprintf(path, sizeof(path), "/proc/%ld/status", (long)ctx->pid);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return 0;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "CapEff: %llx", &eff) == 1) {
-            yes = (eff >> 21) & 1;      /* CAP_SYS_ADMIN */
-            break;
-        }
-    fclose(f);
-    return yes;
-}
-
 /* Drops names from a NUL-separated list of len bytes: the ACL names when
  * ACLs are off (noacl: as ext4, they are not listed), the trusted.* names
  * for a caller without CAP_SYS_ADMIN (asked only when the list has one);
@@ -261,7 +238,7 @@ static size_t drop_names(fuse_req_t req, char *list, size_t len, int acl)
         n = strnlen(list + in, len - in) + 1;
         int trusted = strncmp(list + in, "trusted.", 8) == 0;
         if (trusted && admin < 0)
-            admin = caller_sys_admin(req);
+            admin = mfs_caller_capable(req, CAP_SYS_ADMIN);
         if (!(acl && is_posix_acl(list + in)) && !(trusted && !admin)) {
             memmove(list + out, list + in, n);
             out += n;

@@ -4,7 +4,9 @@
 # probe writes, truncates, fallocates and chowns files of modes 4755, 2755,
 # 2666, 2767, 6766 and 6777 as a user outside the file's group, as a user
 # in it, as the owner (chgrp, chown to -1:-1) and as root, and lists the
-# resulting modes. It runs on ext4 on a loop device (the reference) and on mmapfs with and
+# resulting modes; writes, truncates and fallocates also as root without
+# CAP_FSETID and as the outside user with it (the capability, not the uid,
+# decides). It runs on ext4 on a loop device (the reference) and on mmapfs with and
 # without the writeback cache; the listings must be equal, also after a
 # remount (the modes the daemon stored, not only the kernel's cache).
 set -euo pipefail
@@ -16,6 +18,9 @@ OWNER=1001 OGROUP=1001 OTHERGRP=1002
 OUT_GROUP=(setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups --)
 IN_GROUP=(setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --groups="$OGROUP" --)
 AS_OWNER=(setpriv --reuid="$OWNER" --regid="$OGROUP" --groups="$OGROUP,$OTHERGRP" --)
+ROOT_NO_FSETID=(setpriv --bounding-set=-fsetid --)
+OUT_FSETID=(setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups
+    --inh-caps=+fsetid --ambient-caps=+fsetid --)
 MODES="4755 2755 2666 2767 6766 6777"
 
 # one_op DIR NAME MODE WHO OP : makes DIR/NAME (owner OWNER:OGROUP, MODE),
@@ -31,6 +36,8 @@ one_op() {
     in) pre=("${IN_GROUP[@]}") ;;
     owner) pre=("${AS_OWNER[@]}") ;;
     root) pre=() ;;
+    rootnofsetid) pre=("${ROOT_NO_FSETID[@]}") ;;
+    outfsetid) pre=("${OUT_FSETID[@]}") ;;
     esac
     case "$op" in
     write) timeout 30 "${pre[@]}" bash -c 'printf x >>"$1"' _ "$f" 2>/dev/null || rc=$? ;;
@@ -57,7 +64,7 @@ probe() {
     mkdir -p "$dir"
     chmod 0777 "$dir"
     for mode in $MODES; do
-        for who in out in root; do
+        for who in out in root rootnofsetid outfsetid; do
             for op in write truncate fallocate; do
                 one_op "$dir" "$op-$who-$mode" "$mode" "$who" "$op"
             done
