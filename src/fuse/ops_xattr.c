@@ -256,12 +256,18 @@ void mfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
     mfs_count(req, MFS_OP_LISTXATTR);
     int drop_acl = !mfs_data(req)->posix_acl;
 
-    /* the whole list, filtered, so that the size query is exact */
-    len = fs_listxattr(fs, ino, NULL, 0);
-    if (len > 0 && !(buf = malloc((size_t)len)))
-        len = -ENOMEM;
-    if (len > 0)
-        len = fs_listxattr(fs, ino, buf, (size_t)len);
+    /* the whole list, filtered, so that the size query is exact; a list
+     * that grew between the two calls (a setxattr in between) is read
+     * again rather than answering a size query with ERANGE */
+    do {
+        free(buf);
+        buf = NULL;
+        len = fs_listxattr(fs, ino, NULL, 0);
+        if (len > 0 && !(buf = malloc((size_t)len)))
+            len = -ENOMEM;
+        if (len > 0)
+            len = fs_listxattr(fs, ino, buf, (size_t)len);
+    } while (len == -ERANGE);
     if (len > 0)
         len = (int)drop_names(req, buf, (size_t)len, drop_acl);
     if (len > 0 && size && (size_t)len > size)
