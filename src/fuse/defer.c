@@ -24,7 +24,9 @@
 /* Takes a waiting slot: 1 if the caller may wait on a request thread. */
 int mfs_wait_slot_take(struct mmapfs_fuse *m)
 {
-    unsigned limit = m->cfg->max_threads > 1 ? m->cfg->max_threads - 1 : 0;
+    /* -s runs one request thread whatever max_threads says */
+    unsigned threads = m->cfg->single_thread ? 1 : m->cfg->max_threads;
+    unsigned limit = threads > 1 ? threads - 1 : 0;
     unsigned n = __atomic_add_fetch(&m->defer.waiting, 1, __ATOMIC_ACQ_REL);
 
     if (n <= limit)

@@ -47,12 +47,13 @@ void mfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 void mfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
                struct fuse_file_info *fi);
 void mfs_statfs(fuse_req_t req, fuse_ino_t ino);
-/* With the writeback cache, data written but not yet written back lives
- * only in the kernel: fs would not see it (nor the size it gave the file).
- * Invalidating the inode's page cache makes the kernel write its dirty
- * pages back first (served by the other workers) and wait for them. The
- * single-threaded loop, where nobody would serve those writes, has no
- * writeback cache (ops.c). */
+/* Data written but not yet written back (the writeback cache, or stores
+ * through a shared mapping on any mount) lives only in the kernel: fs
+ * would not see it (nor the size it gave the file). Invalidating the
+ * inode's page cache makes the kernel write its dirty pages back first
+ * (served by another request thread: callers wait in place only while
+ * one stays free, else on the deferral thread, defer.c) and wait for
+ * them. Nothing on a read-only mount. */
 void mfs_flush_kernel_pages(fuse_req_t req, fuse_ino_t ino);
 
 /* defer.c: a request thread may wait for the kernel's write-back only
