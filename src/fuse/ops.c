@@ -299,10 +299,12 @@ static void mfs_init(void *userdata, struct fuse_conn_info *conn)
     const struct mmapfs_config *cfg = m->cfg;
 
     /* Not with the single-threaded loop (-s, max_threads=1): a replace via
-     * rename must first fetch the new file's cached pages (flush_replacing
-     * in ops_names.c, ext4's auto_da_alloc), and no second thread could
-     * serve those writes; without the cache the data arrives with each
-     * write(2). docs/MOUNT.md, "Replace via rename without fsync". */
+     * rename must first fetch the new file's cached pages (rename_replacing
+     * in ops_names.c, ext4's auto_da_alloc), and the one request thread
+     * cannot wait for writes it has to serve itself (the wait goes to the
+     * deferral thread, defer.c); without the cache only stores through a
+     * shared mapping are left to fetch. docs/MOUNT.md, "Replace via rename
+     * without fsync". */
     want_cap(conn, FUSE_CAP_WRITEBACK_CACHE,
              !cfg->no_writeback_cache && !cfg->read_only && !cfg->single_thread);
     /* No per-open state: an OPEN answered with ENOSYS makes the kernel

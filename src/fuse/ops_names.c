@@ -498,7 +498,8 @@ static void rename_deferred(struct mfs_deferred *d)
 }
 
 /* Replace via rename (write a new file, rename it over the old one, no
- * fsync): with the writeback cache the new file's data may still be only
+ * fsync): with the writeback cache, or when it was stored through a shared
+ * mapping, the new file's data may still be only
  * in the kernel when the rename reaches fs, and a commit of the rename
  * before the data arrives leaves, after a crash, an empty file where the
  * old one was. As ext4 does (auto_da_alloc), the data of a regular file
@@ -551,7 +552,9 @@ void mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
     if (flags & RENAME_WHITEOUT)
         fs_flags |= FS_RENAME_WHITEOUT;     /* the kernel checked CAP_MKNOD */
     caller_cred(req, &cred);
-    if (!(flags & (RENAME_NOREPLACE | RENAME_EXCHANGE)) && mfs_data(req)->writeback_cache)
+    /* also without the writeback cache: stores through a shared mapping
+     * stay in the kernel's pages on every mount */
+    if (!(flags & (RENAME_NOREPLACE | RENAME_EXCHANGE)))
         src = fs_rename_replaces_file(mfs_fs(req), parent, name, newparent, newname);
     if (src)
         rename_replacing(req, src, parent, name, newparent, newname, fs_flags, &cred);

@@ -14,7 +14,7 @@
 # round 2: `sync MOUNTPOINT`, coreutils' fsync of the root), then kill -9
 # of the daemon (a process crash keeps only what the journal committed:
 # without the fsync every one of these changes is lost), fsck -n, remount
-# and compare with what was there before the kill. Round 3: a file
+# and compare with what was there before the kill. Rounds 3 to 6: a file
 # replaced through rename while its new data is still in the kernel's
 # cache (below).
 set -euo pipefail
@@ -87,10 +87,15 @@ done
 # file. Round 4 with the single-threaded loop (-s), where no second thread
 # could serve that write-back: there the mount has no writeback cache, so
 # the data reached the daemon with the write (until 2026-12-05 it kept the
-# cache, fetched nothing and left an empty file).
+# cache, fetched nothing and left an empty file). Rounds 5 and 6 (-o
+# nowriteback_cache, -s): the data is stored through a shared mapping (no
+# msync), which leaves it in the kernel's pages on every mount; until
+# 2026-12-06 the daemon fetched pages only with the writeback cache, and the
+# name held zeros after the kill.
+# replace_round ROUND write|mmap [daemon args...]
 replace_round() {
-    local round=$1
-    shift
+    local round=$1 how=$2
+    shift 2
     [ "$#" -eq 0 ] || { unmount_fs "$M"; start_daemon "$round.pre" "$@"; }
     echo "old content" >"$M/old/replace"
     sync
@@ -100,12 +105,19 @@ replace_round() {
     rm -f "$T_DIR/renamed"
     "$PY" -c '
 import os, sys, time
-fd = os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
-os.write(fd, open(sys.argv[3], "rb").read())
+import mmap
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR | os.O_TRUNC, 0o644)
+data = open(sys.argv[3], "rb").read()
+if sys.argv[5] == "mmap":
+    os.ftruncate(fd, len(data))
+    m = mmap.mmap(fd, len(data))
+    m[:] = data
+else:
+    os.write(fd, data)
 os.rename(sys.argv[1], sys.argv[2])
 open(sys.argv[4], "w").close()
 time.sleep(60)
-' "$M/old/replace.tmp" "$M/old/replace" "$T_DIR/new.data" "$T_DIR/renamed" &
+' "$M/old/replace.tmp" "$M/old/replace" "$T_DIR/new.data" "$T_DIR/renamed" "$how" &
     local writer=$!
     wait_until "round $round: the writer renamed its file over the old one" 10 "test -e $T_DIR/renamed"
     check "round $round: sync MOUNTPOINT (commits the rename)" sync "$M"
@@ -115,7 +127,9 @@ time.sleep(60)
     start_daemon "$round"
     check_eq "round $round: the replaced name holds the new data" "$want" "$(md5sum <"$M/old/replace")"
 }
-replace_round 3
-replace_round 4 -s
+replace_round 3 write
+replace_round 4 write -s
+replace_round 5 mmap -o nowriteback_cache
+replace_round 6 mmap -s
 unmount_fs "$M"
 t_finish
