@@ -68,7 +68,7 @@ static int block_load(struct fs *fs, uint64_t ino, uint64_t b, const uint8_t **b
             goto bad;
         const struct mmapfs_disk_xattr_entry *e = (const void *)(p + off);
         size_t sz = mmapfs_xattr_entry_size(e->name_len, e->value_len);
-        if (e->name_len == 0 || off + sz > end)
+        if (e->name_len == 0 || off + sz > end || memchr(e->data, '\0', e->name_len))
             goto bad;
         off += sz;
     }

@@ -86,6 +86,8 @@ int fs_ixattr_check(const uint8_t *area, char *msg, size_t msg_len)
         size_t full = prefixes[e.index].len + e.name_len;
         if (prefixes[e.index].whole ? e.name_len != 0 : (full == 0 || full > MMAPFS_NAME_MAX))
             BAD("in-inode xattr %d at byte %zu: bad name length %zu", n, off, e.name_len);
+        if (memchr(e.name, '\0', e.name_len))
+            BAD("in-inode xattr %d at byte %zu: a NUL byte in the name", n, off);
         char name[MMAPFS_NAME_MAX + 1];
         size_t len = fs_ixattr_full_name(&e, name);
         for (size_t p = 0; decode(area, p, &prev) == 1 && p < off; p += prev.size)

@@ -281,6 +281,8 @@ int fsck_xattr_block(struct check *c, uint64_t ino, uint64_t blk, uint64_t *next
         size_t sz = sizeof(e) + e.name_len + (size_t)e.value_len;
         if (e.name_len == 0 || off + sz > end)
             BAD("xattr block %" PRIu64 ": entry %u: bad name or value length", blk, i);
+        if (memchr(p + off + sizeof(e), '\0', e.name_len))
+            BAD("xattr block %" PRIu64 ": entry %u: a NUL byte in the name", blk, i);
         /* names unique within the block */
         size_t off2 = hdr;
         for (unsigned j = 0; j < i; j++) {

@@ -5,7 +5,8 @@
  * block chaining a second one, reuse of room, empty blocks unlinked; the
  * block count of the inode;
  * ctime; persistence across fs_unmount/fs_mount; the block freed with the
- * inode or when the last attribute goes; a corrupt block detected.
+ * inode or when the last attribute goes; a corrupt block detected, and a
+ * name with a NUL byte behind a good checksum (the mount and fsck).
  * Images are sparse mkstemp files in /tmp, formatted without in-inode
  * xattrs (incompat 0x8), so that every attribute lives in the blocks.
  */
@@ -340,24 +341,63 @@ static void test_freed_with_inode(void **state)
     assert_int_equal(fs_listxattr(m->fs, g, NULL, 0), 0);
 }
 
+/* Creates file "f" with the attribute user.a=value (the image is not
+ * checked at teardown: the caller damages it) and opens a transaction on
+ * its xattr block: *blk and a writable pointer; jnl_end closes it. */
+static uint8_t *damage_block(struct img *m, uint64_t *f, uint64_t *blk)
+{
+    *f = mkfile(m->fs, ROOT, "f");
+    m->skip_fsck = 1;
+    assert_int_equal(fs_setxattr(m->fs, *f, "user.a", "value", 5, 0), 0);
+    *blk = xattr_block_of(m->fs, *f);
+    assert_int_equal(jnl_begin(m->fs->jnl), 0);
+    uint8_t *p = jnl_write(m->fs->jnl, *blk);
+    assert_non_null(p);
+    return p;
+}
+
 /* A damaged block is reported as corruption, never trusted. */
 static void test_corrupt_block(void **state)
 {
     struct img *m = *state;
     char buf[64];
-    uint64_t f = mkfile(m->fs, ROOT, "f");
+    uint64_t f, b;
 
-    m->skip_fsck = 1;
-    assert_int_equal(fs_setxattr(m->fs, f, "user.a", "value", 5, 0), 0);
-    uint64_t b = xattr_block_of(m->fs, f);
-    assert_int_equal(jnl_begin(m->fs->jnl), 0);
-    uint8_t *p = jnl_write(m->fs->jnl, b);
-    assert_non_null(p);
+    uint8_t *p = damage_block(m, &f, &b);
     p[40] ^= 0xff;                     /* an entry byte: checksum mismatch */
     jnl_end(m->fs->jnl);
     assert_int_equal(fs_getxattr(m->fs, f, "user.a", buf, sizeof(buf)), -EUCLEAN);
     assert_int_equal(fs_listxattr(m->fs, f, buf, sizeof(buf)), -EUCLEAN);
     assert_int_equal(fs_setxattr(m->fs, f, "user.b", "v", 1, 0), -EUCLEAN);
+}
+
+/* A name with a NUL byte in a block whose checksum is right ("user\0a",
+ * which listxattr would hand out as two names, "user" and "a"): the
+ * filesystem reports corruption and fsck finds and repairs it. */
+static void test_nul_in_name(void **state)
+{
+    struct img *m = *state;
+    char buf[64];
+    uint64_t f, b;
+
+    uint8_t *p = damage_block(m, &f, &b);
+    const size_t name = sizeof(struct mmapfs_disk_xattr_header) +
+                        sizeof(struct mmapfs_disk_xattr_entry);
+    assert_memory_equal(p + name, "user.a", 6);
+    p[name + 4] = '\0';
+    ((struct mmapfs_disk_xattr_header *)p)->checksum = bt_block_checksum(b, p);
+    jnl_end(m->fs->jnl);
+    assert_int_equal(fs_listxattr(m->fs, f, buf, sizeof(buf)), -EUCLEAN);
+    assert_int_equal(fs_getxattr(m->fs, f, "user.a", buf, sizeof(buf)), -EUCLEAN);
+    img_unmount(m);
+    FILE *quiet = fopen("/dev/null", "w");
+    assert_non_null(quiet);
+    struct fs_check_options o = { .mode = FS_CHECK_NO, .force = 1 };
+    assert_int_equal(fs_check(m->path, &o, quiet), FSCK_EXIT_UNCORRECTED);
+    o.mode = FS_CHECK_YES;
+    assert_int_equal(fs_check(m->path, &o, quiet), FSCK_EXIT_CORRECTED);
+    fclose(quiet);
+    m->skip_fsck = 0;                  /* the teardown's fsck -n: clean */
 }
 
 int main(void)
@@ -370,6 +410,7 @@ int main(void)
         T(test_other_types_persist_ctime),
         T(test_freed_with_inode),
         T(test_corrupt_block),
+        T(test_nul_in_name),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

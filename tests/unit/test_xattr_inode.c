@@ -397,6 +397,7 @@ static void test_corrupt_area(void **state)
         { { 2, 1, 1, 'a', 'b' }, "bad name length" },                       /* ACL with a name */
         { { 1, 1, 1, 'a', 'b', 1, 1, 1, 'a', 'c' }, "repeats the name" },   /* duplicate */
         { { 7, 6, 0, 'u', 's', 'e', 'r', '.', 'a', 1, 1, 0, 'a' }, "repeats the name" },
+        { { 1, 3, 1, 'a', 0, 'b', 'v' }, "NUL byte in the name" },          /* "user.a\0b" */
         { { 1, 1, 1, 'a', 'b', 0, 0, 5 }, "not zero" },                     /* junk after end */
     };
     uint64_t ino = mkfile(m->fs, ROOT, "f");
