@@ -518,6 +518,16 @@ static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_in
         return;
     }
     int inline_data = flags_ok && (di->flags & MMAPFS_INODE_INLINE_DATA);
+    if (type == S_IFLNK && !bad_size) {
+        /* a NUL inside the target: readlink(2) would end the target there */
+        uint64_t len = inline_data ? strnlen((const char *)di->inline_area, di->size)
+                                   : symlink_len_from_data(c, w.first_data);
+        if (len < di->size) {
+            WALK_ERROR(&w, "symlink target of %" PRIu64 " bytes has a NUL byte at %" PRIu64,
+                       di->size, len);
+            bad_size = 1;
+        }
+    }
     if (bad_size && inline_data) {
         uint64_t len = type == S_IFREG ? MMAPFS_INLINE_BYTES
                                        : strnlen((const char *)di->inline_area,

@@ -161,22 +161,34 @@ static void test_inline_truncate(void **state)
     img_unmount_check(m);
 }
 
+/* Symlinks "short" -> "../a/b" (in the inode) and "long" -> target, 199
+ * 't's (in a block); *s and *l are their inodes. */
+static void make_symlinks(struct img *m, char target[200], uint64_t *s, uint64_t *l)
+{
+    struct fs_stat st;
+    assert_int_equal(fs_symlink(m->fs, ROOT, "short", "../a/b", &cred, &st), 0);
+    fs_forget(m->fs, st.ino, 1);
+    assert_int_equal(st.blocks512, 0);
+    *s = st.ino;
+    memset(target, 't', 199);
+    target[199] = 0;
+    assert_int_equal(fs_symlink(m->fs, ROOT, "long", target, &cred, &st), 0);
+    fs_forget(m->fs, st.ino, 1);
+    assert_int_equal(st.blocks512, 8);
+    *l = st.ino;
+}
+
 /* A short symlink target lives in the inode, a long one in a block. */
 static void test_symlinks(void **state)
 {
     struct img *m = *state;
-    struct fs_stat st;
     char target[200], got[256];
-    assert_int_equal(fs_symlink(m->fs, ROOT, "short", "../a/b", &cred, &st), 0);
-    fs_forget(m->fs, st.ino, 1);
-    assert_int_equal(st.blocks512, 0);
-    memset(target, 't', sizeof(target) - 1);
-    target[sizeof(target) - 1] = 0;
-    assert_int_equal(fs_symlink(m->fs, ROOT, "long", target, &cred, &st), 0);
-    fs_forget(m->fs, st.ino, 1);
-    assert_int_equal(st.blocks512, 8);
+    uint64_t si, li;
+    make_symlinks(m, target, &si, &li);
     img_remount(m);
     int64_t s = lookup(m->fs, ROOT, "short"), l = lookup(m->fs, ROOT, "long");
+    assert_int_equal(s, si);
+    assert_int_equal(l, li);
     assert_int_equal(fs_readlink(m->fs, (uint64_t)s, got, sizeof(got)), 6);
     assert_memory_equal(got, "../a/b", 6);
     assert_int_equal(fs_readlink(m->fs, (uint64_t)l, got, sizeof(got)), 199);
@@ -423,6 +435,45 @@ static void test_fsck_inline_tail(void **state)
     img_unmount_check(m);
 }
 
+static void size_plus_4(struct mmapfs_disk_inode *di)
+{
+    di->size += 4;
+}
+
+/* A symlink target with a NUL byte inside its size (docs/FORMAT.md §6:
+ * no NUL), in the inode and in a block: readlink(2) would end it at the
+ * NUL, so st_size would not be the target's length. fsck -n reports it,
+ * -y cuts the size at the NUL (then clean) and the target stays. */
+static void test_fsck_symlink_nul(void **state)
+{
+    struct img *m = *state;
+    char target[200], got[256];
+    uint64_t s, l;
+    make_symlinks(m, target, &s, &l);
+    img_unmount(m);
+    img_poke_inode(m->path, s, size_plus_4);      /* the 4 bytes past it are 0 */
+    img_poke_inode(m->path, l, size_plus_4);
+    char *rep, want[96];
+    assert_int_equal(fsck_report(m->path, FS_CHECK_NO, &rep), FSCK_EXIT_UNCORRECTED);
+    snprintf(want, sizeof(want), "inode %" PRIu64 ": symlink target of 10 bytes has a NUL "
+             "byte at 6", s);
+    assert_non_null(strstr(rep, want));
+    snprintf(want, sizeof(want), "inode %" PRIu64 ": symlink target of 203 bytes has a NUL "
+             "byte at 199", l);
+    assert_non_null(strstr(rep, want));
+    free(rep);
+    assert_true(fsck_report(m->path, FS_CHECK_YES, NULL) & FSCK_EXIT_CORRECTED);
+    assert_int_equal(fsck_report(m->path, FS_CHECK_NO, NULL), FSCK_EXIT_OK);
+    img_mount(m);
+    assert_int_equal(attr(m->fs, s).size, 6);
+    assert_int_equal(fs_readlink(m->fs, s, got, sizeof(got)), 6);
+    assert_memory_equal(got, "../a/b", 6);
+    assert_int_equal(attr(m->fs, l).size, 199);
+    assert_int_equal(fs_readlink(m->fs, l, got, sizeof(got)), 199);
+    assert_memory_equal(got, target, 199);
+    img_unmount_check(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -437,6 +488,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_old_format, img_setup, img_teardown),
         cmocka_unit_test_setup_teardown(test_fsck_inline, img_setup, img_teardown),
         cmocka_unit_test_setup_teardown(test_fsck_inline_tail, img_setup, img_teardown),
+        cmocka_unit_test_setup_teardown(test_fsck_symlink_nul, img_setup, img_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
