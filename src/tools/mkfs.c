@@ -76,7 +76,7 @@ static void usage(FILE *f)
 static int parse_number(const char *s, uint64_t *out)
 {
     char *end;
-    if (!*s || *s == '-')
+    if (*s < '0' || *s > '9')      /* no blanks, no sign: as mfs_parse_size */
         return -EINVAL;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 0);

@@ -10,7 +10,9 @@
 int mfs_parse_size(const char *s, uint64_t *out)
 {
     char *end;
-    if (!*s || *s == '-' || *s == '+')
+    /* a digit first: strtoull would also skip blanks and take a sign after
+     * them (" -1" is 2^64 - 1) */
+    if (*s < '0' || *s > '9')
         return -EINVAL;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);

@@ -163,6 +163,9 @@ expect "mkfs: a value given to a flag" 2 "option --force takes no value" "$MKFS"
 expect "mkfs: -s 12Q" 2 "-s 12Q: expected a size" "$MKFS" -s 12Q "$T_DIR/new.img"
 expect "mkfs: -s 0" 2 "-s 0: expected a size" "$MKFS" -s 0 "$T_DIR/new.img"
 expect "mkfs: -s -5M" 2 "-s -5M: expected a size" "$MKFS" -s -5M "$T_DIR/new.img"
+expect "mkfs: -s ' -1' (a blank, then a sign)" 2 "-s  -1: expected a size" \
+    "$MKFS" -s " -1" "$T_DIR/new.img"
+expect "mkfs: -N ' -1'" 2 "-N  -1: expected a number" "$MKFS" -s 32M -N " -1" "$T_DIR/new.img"
 expect "mkfs: -N 0" 2 "-N 0: expected a number" "$MKFS" -s 32M -N 0 "$T_DIR/new.img"
 expect "mkfs: -N x" 2 "-N x: expected a number" "$MKFS" -s 32M -N x "$T_DIR/new.img"
 expect "mkfs: -J 1x" 2 "-J 1x: expected a number" "$MKFS" -s 32M -J 1x "$T_DIR/new.img"
@@ -227,6 +230,7 @@ expect "resize: a value given to a flag" 2 \
 expect "resize: no arguments" 2 "no TARGET given" "$RESIZE" -q
 expect "resize: three arguments" 2 "too many arguments" "$RESIZE" a b c
 expect "resize: bad SIZE" 2 "SIZE 12Q: expected bytes" "$RESIZE" "$GROW" 12Q
+expect "resize: SIZE ' -8192'" 2 "SIZE  -8192: expected bytes" "$RESIZE" "$GROW" " -8192"
 expect_lines "resize --dry-run: the plan" 0 "inodes" 4 "$RESIZE" --dry-run "$GROW" 64M
 expect_lines "resize -n -q: the plan" 0 "inodes" 4 "$RESIZE" -n -q "$GROW" 64M
 check_sh "resize -n changed nothing" '[ "$(stat -c %s "$0")" -eq $((32 << 20)) ]' "$GROW"
