@@ -212,6 +212,14 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *out)
             cfg->bad = 1;
             return -1;
         }
+        /* the daemon finds its mount in mountinfo as type fuse.mmapfs (the
+         * dirty-page limits): another subtype would hide it */
+        if (strncmp(arg, "subtype=", 8) == 0) {
+            fprintf(stderr, "mmapfs: %s: the subtype is always mmapfs (the mount's "
+                    "type is fuse.mmapfs)\n", arg);
+            cfg->bad = 1;
+            return -1;
+        }
         return 1;    /* a FUSE/mount option: fuse_session_new validates it */
     default:
         return 1;

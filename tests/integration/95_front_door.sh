@@ -82,6 +82,7 @@ readdirplus=never readdirplus=never: expected readdirplus=always
 max_ratio=101 max_ratio=101: expected a percentage
 min_ratio=x min_ratio=x: expected a percentage
 max_ratio=10,min_ratio=20 min_ratio=20 is above max_ratio=10
+subtype=x subtype=x: the subtype is always mmapfs
 EOF
 
 # ---- mmapfs: TARGET (3: access, 4: kind) --------------------------------------------------
