@@ -49,7 +49,11 @@ void fs_offline_close(struct fs_offline *o);
 /* Gives every free block of the filesystem (block bitmap bit 0, from
  * data_start on) back to the storage with mmio_discard, one call per run
  * of free blocks. *runs and *blocks (may be NULL) receive what was
- * discarded. -EOPNOTSUPP if the file system or device cannot discard. */
+ * discarded. -EOPNOTSUPP if the file system or device cannot discard.
+ * -EUCLEAN, nothing discarded and *blocks = the free blocks the bitmap
+ * counts, when that is not the superblock's free count (exact on the clean
+ * image fs_offline_open requires): the bitmap is damaged, and its clear
+ * bits may be blocks in use. */
 int fs_trim(struct fs_offline *o, uint64_t *runs, uint64_t *blocks);
 
 /* Steps of fs_grow, in order, reported to its hook (a crash after each

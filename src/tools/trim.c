@@ -56,7 +56,15 @@ int main(int argc, char **argv)
         return tool_exit_offline(err);
     }
     err = fs_trim(&o, &runs, &blocks);
+    uint64_t sb_free = o.sb.free_blocks;
     fs_offline_close(&o);
+    if (err == -EUCLEAN) {
+        fprintf(stderr, PROG ": %s: the block bitmap counts %llu free blocks, the cleanly "
+                "unmounted superblock %llu: a bitmap is damaged, run fsck.mmapfs -y "
+                "(nothing given back)\n", target, (unsigned long long)blocks,
+                (unsigned long long)sb_free);
+        return TOOL_EXIT_CORRUPT;
+    }
     if (err == -EOPNOTSUPP) {
         fprintf(stderr, PROG ": %s: cannot discard (no hole punching on this file "
                 "system, or the device does not support discard)\n", target);

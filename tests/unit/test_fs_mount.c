@@ -6,7 +6,8 @@
  * orphans: unlinked files kept alive by a lookup reference, freed by the
  * last fs_forget, and orphans left by a crash freed at the next mount;
  * recovery of fsynced data after a crash; read-only mounts; the
- * superblock validator on its own. Images are sparse mkstemp files in
+ * superblock validator on its own; mmapfs-trim (fs_trim) refusing damaged
+ * bitmaps. Images are sparse mkstemp files in
  * /tmp, checked with the fsck core.
  */
 #include <stdarg.h>
@@ -28,6 +29,7 @@
 #include "fsck/fsck.h"
 #include "fs/fs.h"
 #include "fs/fs_i.h"
+#include "fs/offline.h"
 #include "util/crc32c.h"
 
 #define FS_FIXTURE_CRED { 0, 0 }     /* the tests act as root */
@@ -359,6 +361,44 @@ static void test_damaged_bitmaps(void **state)
     img_mount(m);
     assert_true(lookup(m->fs, ROOT, "after2") > 0);
     img_unmount(m);
+    img_check(m);
+}
+
+/* mmapfs-trim on such an image: a clear bit of a block in use would have
+ * it discarded (a hole in the file's data). fs_trim refuses with -EUCLEAN
+ * and the bitmap's count, gives nothing back, and the data stays. */
+static void test_trim_damaged_bitmap(void **state)
+{
+    struct img *m = *state;
+    char buf[4096], got[4096];
+    memset(buf, 'd', sizeof(buf));
+    img_mount(m);
+    uint64_t ino = mkfile(m->fs, ROOT, "live");
+    assert_int_equal(fs_write(m->fs, ino, 0, buf, sizeof(buf)), (int)sizeof(buf));
+    img_unmount(m);
+
+    struct mmapfs_disk_superblock sb;
+    read_super(m->path, &sb);
+    uint64_t cleared[16], n = 0;        /* every block in use in the data area */
+    for (uint64_t b = sb.data_start; b < sb.block_count && n < 16; b++)
+        if (bitmap_get(m->path, sb.block_bitmap_start, b)) {
+            bitmap_bit(m->path, sb.block_bitmap_start, b, 0);
+            cleared[n++] = b;
+        }
+    struct fs_offline o;
+    char msg[256];
+    uint64_t runs = 7, blocks = 0;
+    assert_int_equal(fs_offline_open(&o, m->path, msg, sizeof(msg)), 0);
+    assert_int_equal(fs_trim(&o, &runs, &blocks), -EUCLEAN);
+    fs_offline_close(&o);
+    assert_int_equal(runs, 0);
+    assert_int_equal(blocks, sb.free_blocks + n);
+    assert_int_equal(do_mount(m, 1), 0);
+    assert_int_equal(fs_read(m->fs, ino, 0, got, sizeof(got)), (int)sizeof(got));
+    assert_memory_equal(got, buf, sizeof(buf));
+    img_unmount(m);
+    for (uint64_t i = 0; i < n; i++)
+        bitmap_bit(m->path, sb.block_bitmap_start, cleared[i], 1);
     img_check(m);
 }
 
@@ -711,6 +751,7 @@ int main(void)
         T(test_super_validate),
         T(test_remount_persistence),
         T(test_damaged_bitmaps),
+        T(test_trim_damaged_bitmap),
         T(test_record_limits),
         T(test_read_only),
         T(test_orphan_reference),
