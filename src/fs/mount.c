@@ -98,10 +98,8 @@ static int check_home_superblock(struct fs *fs, const char *path,
         return err;
     }
     err = fs_super_validate(&sb, mmio_size(fs->io), msg, sizeof(msg));
-    if (err) {
-        fs_super_backup_report(fs->io, path, &sb, err, msg);
-        return err;
-    }
+    if (err)
+        return fs_super_backup_report(fs->io, path, &sb, err, msg);
     if (sb.feature_incompat & ~FS_FEATURE_INCOMPAT_SUPP) {
         fprintf(stderr, "mmapfs: %s: unsupported incompatible features %#x\n", path,
                 sb.feature_incompat & ~FS_FEATURE_INCOMPAT_SUPP);

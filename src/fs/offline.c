@@ -15,6 +15,7 @@
 
 #include "fs/fs_i.h"
 #include "fs/mmp.h"
+#include "fs/super_backup.h"
 #include "fs/offline.h"
 
 /* Features that change nothing the offline tools read or write (the
@@ -109,6 +110,10 @@ int fs_offline_open(struct fs_offline *o, const char *path, char *msg, size_t ms
     }
     char why[200];
     err = fs_super_validate(&o->sb, o->image_bytes, why, sizeof(why));
+    if (err && fs_super_image_cut(o->io, &o->sb, msg, msg_len)) {
+        err = -EFBIG;
+        goto fail;
+    }
     if (err) {
         say(msg, msg_len, err, "%s%s", why,
             err == -EUCLEAN ? " (run fsck.mmapfs)" : "");

@@ -158,6 +158,22 @@ static int itab_check_places(const struct mmapfs_disk_superblock *sb, char *msg,
     return 0;
 }
 
+int fs_super_image_short(const struct mmapfs_disk_superblock *sb, uint64_t image_bytes,
+                         char *msg, size_t msg_len)
+{
+    if (memcmp(sb->magic, MMAPFS_MAGIC, sizeof(sb->magic)) != 0 ||
+        mfs_crc32c(0, sb, offsetof(struct mmapfs_disk_superblock, checksum)) != sb->checksum ||
+        sb->format_version != MMAPFS_FORMAT_VERSION || sb->block_size != MMAPFS_BLOCK_SIZE ||
+        sb->block_count < 16 || sb->block_count <= image_bytes / MMAPFS_BLOCK_SIZE)
+        return 0;
+    unsigned long long want = (unsigned long long)sb->block_count * MMAPFS_BLOCK_SIZE;
+    snprintf(msg, msg_len, "the image is %llu bytes, its filesystem %llu: the image file "
+             "was cut short or the device is too small; give it its size back (truncate -s "
+             "%llu: the cut part reads as zeros; then fsck.mmapfs -y) or use a device of at "
+             "least that size", (unsigned long long)image_bytes, want, want);
+    return 1;
+}
+
 int fs_super_validate(const struct mmapfs_disk_superblock *sb, uint64_t image_bytes,
                    char *msg, size_t msg_len)
 {

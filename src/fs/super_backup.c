@@ -74,9 +74,29 @@ static int read_engine(void *ctx, uint64_t off, void *buf, size_t len)
     return mmio_read_at(ctx, off, buf, len);
 }
 
-void fs_super_backup_report(struct mmio *io, const char *path,
-                         const struct mmapfs_disk_superblock *sb, int err, const char *msg)
+int fs_super_image_cut(struct mmio *io, const struct mmapfs_disk_superblock *sb, char *msg,
+                       size_t msg_len)
 {
+    struct mmapfs_disk_superblock backup;
+    uint64_t blk = 0;
+    char why[512];
+
+    if (!fs_super_image_short(sb, mmio_size(io), why, sizeof(why)) ||
+        fs_super_backup_find(read_engine, io, mmio_size(io), &backup, &blk) == 1)
+        return 0;
+    snprintf(msg, msg_len, "%s", why);
+    return 1;
+}
+
+int fs_super_backup_report(struct mmio *io, const char *path,
+                           const struct mmapfs_disk_superblock *sb, int err, const char *msg)
+{
+    char why[512];
+
+    if (fs_super_image_cut(io, sb, why, sizeof(why))) {
+        fprintf(stderr, "mmapfs: %s: %s\n", path, why);
+        return -EFBIG;
+    }
     struct mmapfs_disk_superblock backup;
     uint64_t blk = 0;
     int other_version = err == -EINVAL && memcmp(sb->magic, MMAPFS_MAGIC, sizeof(sb->magic)) == 0;
@@ -90,4 +110,5 @@ void fs_super_backup_report(struct mmio *io, const char *path,
         fprintf(stderr, "mmapfs: %s: %s: damaged superblock, run fsck.mmapfs -y\n", path, msg);
     else
         fprintf(stderr, "mmapfs: %s: %s\n", path, msg);
+    return err;
 }

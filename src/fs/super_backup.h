@@ -45,11 +45,20 @@ int fs_super_backup_same_layout(const struct mmapfs_disk_superblock *a,
  * (it may have been set after the copy), and the checksum is recomputed. */
 void fs_super_backup_to_primary(struct mmapfs_disk_superblock *sb);
 
+/* 1 if the image behind io was cut short (or the device is too small):
+ * block 0 is a sound superblock of a larger filesystem
+ * (fs_super_image_short) and no usable backup says otherwise (a backup
+ * that fits makes it a damaged block count, which fsck repairs). Fills
+ * msg with what to do. Else 0. */
+int fs_super_image_cut(struct mmio *io, const struct mmapfs_disk_superblock *sb, char *msg,
+                       size_t msg_len);
+
 /* Mount's message for a superblock that fs_super_validate rejected with err
- * and msg: names a usable backup and says to run fsck.mmapfs -y, or says
- * fsck.mmapfs -y for a damaged superblock (-EUCLEAN). One line on
- * stderr, "mmapfs: <path>: ...". */
-void fs_super_backup_report(struct mmio *io, const char *path,
-                         const struct mmapfs_disk_superblock *sb, int err, const char *msg);
+ * and msg: for a cut image what to do and -EFBIG; else names a usable
+ * backup and says to run fsck.mmapfs -y, or says fsck.mmapfs -y for a
+ * damaged superblock (-EUCLEAN), and returns err. One line on stderr,
+ * "mmapfs: <path>: ...". */
+int fs_super_backup_report(struct mmio *io, const char *path,
+                           const struct mmapfs_disk_superblock *sb, int err, const char *msg);
 
 #endif

@@ -152,8 +152,15 @@ static int replace_superblock(struct check *c, int err, const char *msg, FILE *o
     uint64_t image_bytes = mmio_size(c->io);
     int have_backup = fs_super_backup_find(read_image, c, image_bytes, &backup,
                                         &backup_blk) == 1;
+    char what[96], cut[512];
+
+    if (!have_backup && fs_super_image_short(&c->sb, image_bytes, cut, sizeof(cut))) {
+        /* nothing to repair in place: the image must get its size back */
+        if (out)
+            fprintf(out, PROG ": %s: %s\n", c->path, cut);
+        return FSCK_EXIT_OPERATIONAL;
+    }
     int n = err == -EUCLEAN ? super_mend(&mended, image_bytes) : -1;
-    char what[96];
 
     if (n >= 0 && (!have_backup || fs_super_backup_same_layout(&mended, &backup))) {
         if (!c->sb_mended)

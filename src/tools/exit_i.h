@@ -38,7 +38,7 @@ static inline int tool_exit_offline(int err)
     switch (err) {
     case -EBUSY: return TOOL_EXIT_IN_USE;
     case -EUCLEAN: return TOOL_EXIT_CORRUPT;
-    case -EINVAL: case -EOPNOTSUPP: return TOOL_EXIT_TARGET_KIND;
+    case -EINVAL: case -EOPNOTSUPP: case -EFBIG: return TOOL_EXIT_TARGET_KIND;
     case -ENOENT: case -EACCES: case -EPERM: case -EROFS: return TOOL_EXIT_TARGET_ACCESS;
     default: return TOOL_EXIT_FAILURE;
     }

@@ -141,6 +141,8 @@ static int report_mount_error(const struct mmapfs_config *cfg, int err)
         fprintf(stderr, "mmapfs: %s uses features this version can only mount "
                 "read-only; mount with -o ro\n", t);
         return TOOL_EXIT_TARGET_KIND;
+    case -EFBIG:                /* the image is smaller than its filesystem: said */
+        return TOOL_EXIT_TARGET_KIND;
     case -EINVAL:
         fprintf(stderr, "mmapfs: %s: not an mmapfs filesystem (or an "
                 "unsupported version); nothing mounted\n", t);

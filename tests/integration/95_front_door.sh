@@ -102,6 +102,19 @@ cp --sparse=always "$IMG" "$T_DIR/corrupt.img"
 printf '\xff' | dd of="$T_DIR/corrupt.img" bs=1 seek=300 conv=notrunc status=none
 expect_lines "mmapfs: corrupt superblock" 7 "corrupt; run fsck.mmapfs" 2 \
     "$MMAPFS" "$T_DIR/corrupt.img" "$M"
+# an image cut short: the message says how to get it back, not "run fsck"
+# (fsck cannot repair a cut image either), and the advice works
+cp --sparse=always "$IMG" "$T_DIR/short.img"
+truncate -s 24M "$T_DIR/short.img"
+expect "mmapfs: image cut short" 4 "image is 25165824 bytes, its filesystem 33554432.*truncate -s 33554432" \
+    "$MMAPFS" "$T_DIR/short.img" "$M"
+expect "fsck: image cut short" 8 "image is 25165824 bytes.*truncate -s 33554432" \
+    "$FSCK" -y "$T_DIR/short.img"
+expect "mmapfs-trim: image cut short" 4 "image is 25165824 bytes.*truncate -s 33554432" \
+    "$T_BUILD/mmapfs-trim" "$T_DIR/short.img"
+truncate -s 33554432 "$T_DIR/short.img"
+check_sh "fsck: the image given its size back is clean" '"$0" -n "$1" >/dev/null' \
+    "$FSCK" "$T_DIR/short.img"
 cp --sparse=always "$IMG" "$T_DIR/immutable.img"
 if make_immutable "$T_DIR/immutable.img"; then
     IMMUTABLE=$T_DIR/immutable.img

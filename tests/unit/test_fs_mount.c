@@ -187,10 +187,23 @@ static void test_corrupt_superblock(void **state)
     img_mount(m);
     img_unmount(m);
 
-    /* a truncated image */
+    /* a truncated image: not corruption fsck could repair, its own error;
+     * given its size back, it mounts again */
     write_super(m->path, &sb);
+    struct stat whole;
+    assert_int_equal(stat(m->path, &whole), 0);
     assert_int_equal(truncate(m->path, 32 * MiB), 0);
-    assert_int_equal(do_mount(m, 0), -EUCLEAN);
+    assert_int_equal(do_mount(m, 0), -EFBIG);
+    char why[512];
+    assert_int_equal(fs_super_image_short(&sb, 32 * MiB, why, sizeof(why)), 1);
+    assert_non_null(strstr(why, "cut short"));
+    assert_int_equal(fs_super_image_short(&sb, (uint64_t)whole.st_size, why, sizeof(why)), 0);
+    bad = sb;
+    bad.checksum ^= 1;                              /* not a sound superblock */
+    assert_int_equal(fs_super_image_short(&bad, 32 * MiB, why, sizeof(why)), 0);
+    assert_int_equal(truncate(m->path, whole.st_size), 0);
+    img_mount(m);
+    img_unmount(m);
 }
 
 /* fs_super_validate on its own: each geometry rule. */
