@@ -245,18 +245,52 @@ static int claim_mmp(int fd, const struct mkfs_args *a, const struct stat *st, s
     return 0;
 }
 
-/* Explains why fs_mkfs_geometry refused; returns the exit status. */
-static int explain_geometry(uint64_t size, const struct mkfs_args *a)
+/* The largest value of *field (an inode count or journal size of o) in
+ * [1, hi] with which the geometry of size bytes fits; 0 if none does. */
+static uint64_t largest_fitting(uint64_t size, struct fs_format_options *o, uint64_t *field,
+                                uint64_t hi)
+{
+    struct mkfs_geometry g;
+    uint64_t lo = 0, keep = *field;
+
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo + 1) / 2;
+        *field = mid;
+        if (fs_mkfs_geometry(size, o, &g) == 0)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    *field = keep;
+    return lo;
+}
+
+/* Explains why fs_mkfs_geometry refused opt; returns the exit status. */
+static int explain_geometry(uint64_t size, struct fs_format_options *opt,
+                            const struct mkfs_args *a)
 {
     if ((size & ~(uint64_t)(MMAPFS_BLOCK_SIZE - 1)) < MKFS_MIN_BYTES) {
         fprintf(stderr, PROG ": %s: size %" PRIu64 " bytes is too small (minimum %llu MiB): "
                 "give a larger -s or target\n", a->target, size, MKFS_MIN_BYTES >> 20);
         return TOOL_EXIT_TARGET_KIND;
     }
-    fprintf(stderr, PROG ": %s: the requested inode count (-N) or journal size (-J) "
-            "does not fit in %" PRIu64 " bytes (journal: %u blocks minimum, half the "
-            "filesystem maximum; inodes: at most %llu)\n",
-            a->target, size, MKFS_MIN_JOURNAL_BLOCKS, (unsigned long long)MKFS_MAX_INODES);
+    uint64_t most_inodes = opt->inodes ? largest_fitting(size, opt, &opt->inodes,
+                                                         MKFS_MAX_INODES) : 0;
+    uint64_t most_journal = opt->journal_blocks ?
+        largest_fitting(size, opt, &opt->journal_blocks, size / MMAPFS_BLOCK_SIZE) : 0;
+    if (most_inodes)
+        fprintf(stderr, PROG ": %s: -N %" PRIu64 " does not fit in %" PRIu64 " bytes%s: at "
+                "most %" PRIu64 " inodes\n", a->target, opt->inodes, size,
+                opt->journal_blocks ? " with this -J" : "", most_inodes);
+    else if (most_journal >= MKFS_MIN_JOURNAL_BLOCKS)
+        fprintf(stderr, PROG ": %s: -J %" PRIu64 " does not fit in %" PRIu64 " bytes%s: at "
+                "most %" PRIu64 " blocks\n", a->target, opt->journal_blocks, size,
+                opt->inodes ? " with this -N" : "", most_journal);
+    else
+        fprintf(stderr, PROG ": %s: the requested inode count (-N) and journal size (-J) "
+                "do not fit together in %" PRIu64 " bytes (journal: %u blocks minimum, half "
+                "the filesystem maximum; inodes: at most %llu)\n", a->target, size,
+                MKFS_MIN_JOURNAL_BLOCKS, (unsigned long long)MKFS_MAX_INODES);
     return TOOL_EXIT_USAGE;
 }
 
@@ -464,7 +498,7 @@ int main(int argc, char **argv)
     };
     struct mkfs_geometry geo;
     if (fs_mkfs_geometry(size, &opt, &geo)) {
-        ret = explain_geometry(size, &a);
+        ret = explain_geometry(size, &opt, &a);
         goto out;
     }
 

@@ -185,8 +185,10 @@ expect "mkfs: -N x" 2 "-N x: expected a number" "$MKFS" -s 32M -N x "$T_DIR/new.
 expect "mkfs: -J 1x" 2 "-J 1x: expected a number" "$MKFS" -s 32M -J 1x "$T_DIR/new.img"
 expect "mkfs: -L of 65 bytes" 2 "-L: the label has 65 bytes" \
     "$MKFS" -s 32M -L "$(printf 'x%.0s' $(seq 65))" "$T_DIR/new.img"
-expect "mkfs: -J larger than fits" 2 "journal size \(-J\) does not fit" \
+expect "mkfs: -J larger than fits" 2 "-J 100000 does not fit in 33554432 bytes: at most [0-9]+ blocks" \
     "$MKFS" -q --sparse -s 32M -J 100000 "$T_DIR/new.img"
+expect "mkfs: -N larger than fits" 2 "-N 1000000 does not fit in 33554432 bytes: at most [0-9]+ inodes" \
+    "$MKFS" -q --sparse -s 32M -N 1000000 "$T_DIR/new.img"
 expect "mkfs: missing TARGET without -s" 2 "does not exist: give its size with -s" \
     "$MKFS" "$T_DIR/new.img"
 expect "mkfs: empty TARGET without -s" 2 "is empty: give its size with -s" "$MKFS" "$T_DIR/empty.img"
