@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -79,6 +81,13 @@ int fs_offline_open(struct fs_offline *o, const char *path, char *msg, size_t ms
     }
     if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
         err = say(msg, msg_len, -EINVAL, "not a regular file or block device");
+        goto fail;
+    }
+    /* a read-only block device (losetup -r, BLKROSET) still opens
+     * read-write; its shared writable mapping then fails with EINVAL */
+    int ro_device = 0;
+    if (S_ISBLK(st.st_mode) && ioctl(o->lock_fd, BLKROGET, &ro_device) == 0 && ro_device) {
+        err = say(msg, msg_len, -EROFS, "cannot open it read-write: %s", strerror(EROFS));
         goto fail;
     }
     o->regular = S_ISREG(st.st_mode);

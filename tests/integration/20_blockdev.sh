@@ -3,7 +3,9 @@
 # 20_blockdev.sh — mmapfs on a block device: a loop device over a 256 MiB
 # file; mkfs.mmapfs takes the size from the device; mount, write and verify
 # files, unmount, fsck -n, remount (with the pread backend too) and verify,
-# detach. Skipped only where losetup does not work.
+# detach; then a read-only loop device (losetup -r): read-write mount,
+# mmapfs-trim and mmapfs-resize refused with exit 3, -o ro mounts.
+# Skipped only where losetup does not work.
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
 t_init "$@"
@@ -73,5 +75,32 @@ check_eq "file written with io=pread, read back with mmap (ro)" "$sum" "$(sha256
 check_fail "writing to a read-only mount fails" touch "$M/nope"
 unmount_fs "$M"
 fsck_clean "$dev" "fsck.mmapfs -n clean after a read-only mount"
+
+# ---- a read-only device (losetup -r): refused read-write with exit 3, -o ro works ---------
+drop_loop "$dev" || fail "losetup -d $dev"
+rodev=$(timeout -k 5 30 losetup --find --show -r "$backing")
+T_LOOPS+=("$rodev")
+check_eq "losetup -r gives a read-only device" 1 "$(blockdev --getro "$rodev")"
+for tool in mmapfs-trim mmapfs-resize fsck.mmapfs; do
+    args=("$rodev")
+    [ "$tool" != fsck.mmapfs ] || args=(-y "$rodev")
+    rc=0
+    out=$("$T_BUILD/$tool" "${args[@]}" 2>&1) || rc=$?
+    # fsck.mmapfs -y has its own status for "cannot repair" (8); the
+    # offline tools say 3 (cannot be opened), not 4 (not mmapfs), and
+    # name the cause instead of the failed shared mapping's EINVAL
+    want=3
+    [ "$tool" != fsck.mmapfs ] || want=8
+    check_eq "$tool on a read-only device: exit $want" "$want" "$rc"
+    check_sh "$tool on a read-only device says it is read-only" \
+        'grep -q "Read-only file system" <<<"$0"' "$out"
+done
+rc=0
+"$MMAPFS" "$rodev" "$M" >/dev/null 2>&1 || rc=$?
+check_eq "read-write mount of a read-only device refused (exit 3)" 3 "$rc"
+mount_image "$rodev" "$M" -o ro
+check_eq "read-only mount of the read-only device reads the file" "$sum" "$(sha256sum <"$M/pread")"
+unmount_fs "$M"
+fsck_clean "$rodev" "fsck.mmapfs -n clean on the read-only device"
 
 t_finish
