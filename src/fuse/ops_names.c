@@ -197,7 +197,13 @@ static uint32_t mode_keep_sgid(fuse_req_t req, const struct fs_stat *st, uint32_
  *    adds FATTR_KILL_SUIDGID (libfuse passes it on as
  *    FUSE_SET_ATTR_KILL_SUID) to a truncation by a caller without it;
  *  - an owner or group (chown) of a non-directory: set-user-ID always,
- *    set-group-ID by the group rule, even for root.
+ *    set-group-ID by the group rule, even for root. Not when the kernel
+ *    itself changes the owner of a regular file without a ctime under the
+ *    writeback cache: chown(2) always sends the kernel's ctime then, while
+ *    overlayfs's copy-up (ovl_set_attr: mode first, then owner and group,
+ *    as notify_change without ATTR_CTIME or ATTR_KILL_*) sends none, and
+ *    means to keep the bits, as ext4 does. The kernel marks both
+ *    FATTR_KILL_SUIDGID; without the writeback cache they look alike.
  * Group rule: set-group-ID goes if group-execute is set, or if the caller
  * is neither in the file's group nor has CAP_FSETID (its /proc status:
  * the kernel asks a writer without it to clear, and a root without it is
@@ -212,7 +218,10 @@ static uint32_t mode_after_kill(fuse_req_t req, const struct fs_stat *st, int to
 
     if (!(mode & (S_ISUID | S_ISGID)))
         return mode;                /* nothing to clear */
-    if (owner_change && !S_ISDIR(st->mode)) {
+    if ((to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) && S_ISREG(st->mode) &&
+        !(to_set & FUSE_SET_ATTR_CTIME) && mfs_data(req)->writeback_cache) {
+        return mode;              /* not chown(2): overlayfs copy-up */
+    } else if (owner_change && !S_ISDIR(st->mode)) {
         /* set-user-ID even for root */
     } else if (!S_ISREG(st->mode)) {
         return mode;

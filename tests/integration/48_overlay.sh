@@ -16,7 +16,11 @@
 # in the upper layer; a lower directory renamed with rename(2) gets a
 # trusted.overlay.redirect xattr; all of it survives an unmount and mount
 # of both layers (the overlay now with nfs_export=on, which needs file
-# handles of the upper layer). The overlay is unmounted before mmapfs, by the test and
+# handles of the upper layer). Set-user-ID and set-group-ID (with
+# group-execute) files copied up by a touch and by an append as root keep
+# their bits, as with an ext4 upper layer (copy-up's own chown of the new
+# upper file must not clear them), while a chown(2) through the overlay
+# still clears set-user-ID. The overlay is unmounted before mmapfs, by the test and
 # by the EXIT trap.
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
@@ -75,6 +79,10 @@ echo "lower a" >"$LOWER/a"
 echo "lower keep" >"$LOWER/keep"
 echo "lower x" >"$LOWER/dir/x"
 echo "lower y" >"$LOWER/dir/deep/y"
+mkdir "$LOWER/ids"
+for f in su su2 sg sg2; do echo "$f" >"$LOWER/ids/$f"; done
+chmod 4755 "$LOWER/ids/su" "$LOWER/ids/su2"
+chmod 2755 "$LOWER/ids/sg" "$LOWER/ids/sg2"
 
 ovl_opts="lowerdir=$LOWER,upperdir=$M/upper,workdir=$M/work,redirect_dir=on,index=on"
 # mount_overlay : mounts the overlay; the kernel's overlayfs lines logged
@@ -118,6 +126,15 @@ check_eq "its upper copy has trusted.overlay.redirect" "dir" \
     "$(getfattr --absolute-names --only-values -n trusted.overlay.redirect "$M/upper/dir2" 2>&1)"
 check_eq "a whiteout covers the old name" "character special file" "$(stat -c '%F' "$M/upper/dir")"
 check_eq "its content comes from the lower layer" "lower y" "$(cat "$OVL/dir2/deep/y")"
+# ext4 as the upper layer keeps the bits (kernel 6.18: ovl_set_attr sets
+# the mode, then the owner without ATTR_KILL_*); until 2026-12-06 mmapfs
+# took that owner change for a chown(2) and dropped them: 755 each
+check "copy-up by touch and by append (root)" \
+    bash -c 'touch "$1/ids/su" "$1/ids/sg" && echo more >>"$1/ids/su2" && echo more >>"$1/ids/sg2"' _ "$OVL"
+check_eq "copied-up set-ID files keep their bits" "4755 2755 4755 2755" \
+    "$(stat -c %a "$M/upper/ids/su" "$M/upper/ids/sg" "$M/upper/ids/su2" "$M/upper/ids/sg2" | xargs)"
+check "chown(2) of a copied-up set-user-ID file through the overlay" chown daemon "$OVL/ids/su2"
+check_eq "clears set-user-ID, as on ext4" 755 "$(stat -c %a "$OVL/ids/su2")"
 
 # ---- the same after unmounting both layers ------------------------------------------
 check "unmount the overlay" timeout -k 5 30 umount "$OVL"
@@ -128,8 +145,10 @@ ovl_opts+=",nfs_export=on"      # decodes file handles of the upper layer
 mount_overlay
 check_eq "after remounting with nfs_export=on: no kernel message but tmpfile" "" \
     "$(other_ovl_msgs)"
-check_eq "after remounting: the names in the overlay" "dir2 keep n" "$(ls "$OVL" | xargs)"
+check_eq "after remounting: the names in the overlay" "dir2 ids keep n" "$(ls "$OVL" | xargs)"
 check_eq "after remounting: the renamed directory's content" "lower x" "$(cat "$OVL/dir2/x")"
 check_eq "after remounting: the copied-up file" "lower keep more" "$(xargs <"$OVL/keep")"
+check_eq "after remounting: the set-ID bits" "4755 2755 755 2755" \
+    "$(stat -c %a "$OVL/ids/su" "$OVL/ids/sg" "$OVL/ids/su2" "$OVL/ids/sg2" | xargs)"
 check "unmount the overlay again" timeout -k 5 30 umount "$OVL"
 t_finish
