@@ -17,6 +17,9 @@
 #   CRASH_LONG=1      the long run (make crash-test): bigger workloads,
 #                     8 subsets per barrier, every pure barrier image
 #   CRASH_ONLY=a,b    only these workloads
+#   CRASH_ARGS="..."  more arguments for every recording daemon, after the
+#                     workload's own options (e.g. "-s" or "-o io=pread");
+#                     the crash images are recovered as usual
 #   CRASH_PER_BARRIER, CRASH_PURE_EVERY, CRASH_FUSE_EVERY, CRASH_SCALE
 #                     override the sampling (see crashcheck.py --help)
 #   CRASH_CHAIN=N     also N crashes during recovery per workload: N crash
@@ -73,7 +76,8 @@ else
     scale=${CRASH_SCALE:-1} per=${CRASH_PER_BARRIER:-3} pure=${CRASH_PURE_EVERY:-2} fuse=${CRASH_FUSE_EVERY:-8}
     chain=${CRASH_CHAIN:-0}
 fi
-echo "crash test: seed $seed (replay: CRASH_SEED=$seed${CRASH_LONG:+ CRASH_LONG=1} tests/crash/run.sh $1)"
+echo "crash test: seed $seed (replay: CRASH_SEED=$seed${CRASH_LONG:+ CRASH_LONG=1}${CRASH_ARGS:+ CRASH_ARGS=\"$CRASH_ARGS\"} tests/crash/run.sh $1)"
+[ -z "${CRASH_ARGS:-}" ] || echo "crash test: daemon arguments added: $CRASH_ARGS"
 echo "crash test: scale $scale, $per random subset(s) per barrier, pure image every $pure barrier(s), FUSE check 1 in $fuse, $chain crash(es) during recovery"
 
 tmp=$(mktemp -d /var/tmp/mmapfs-crash.XXXXXX)
@@ -119,6 +123,8 @@ record() {
     fi
     local o=()
     [ "$opts" = "-" ] || o=(-o "$opts")
+    # shellcheck disable=SC2206 # CRASH_ARGS is a list of words
+    o+=(${CRASH_ARGS:-})
     MMAPFS_CRASH_RECORD=$rec "$RECORDER" "$img" "$mnt" -f "${o[@]}" >"$rec/daemon.log" 2>&1 &
     daemon_pid=$!
     local i
