@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -73,6 +74,55 @@ static int zero_bytes_last(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode
     return fs_fmap_zero_bytes(&m, from, to);
 }
 
+/* Free blocks, beyond those pending, below which an edge block is zeroed
+ * in place instead of copied (room for the copy and the tree nodes its
+ * extent may need). */
+#define EDGE_COPY_SPARE 64
+
+/* Zeroes bytes [from, to) of logical block lblk (offsets within it) for a
+ * truncate or punch whose range ends inside that block. Zeroing them in
+ * place would put zeros into a block whose old bytes durable metadata
+ * still shows until the operation commits (a crash in between: a lost
+ * truncate's old size with zeros inside, docs/CRASH.md). So the block's
+ * bytes up to the end of the file, zeros in [from, to), are copied into a
+ * new block in the same step: zeros after them, ordered like any new data
+ * (fill_blocks), the old block freed with the transaction. A hole or an
+ * unwritten extent reads as zeros already; a range past the end of the
+ * file, a file small enough for the inode, or a nearly full filesystem is
+ * zeroed in place as before. */
+static int zero_edge(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, uint64_t lblk,
+                     uint64_t from, uint64_t to)
+{
+    uint64_t base = lblk << SHIFT, next;
+    uint64_t keep = di->size <= base ? 0 : di->size - base < BS ? di->size - base : BS;
+    struct fextent e;
+    struct fmap m;
+    fmap_open(&m, fs, ino, di->tree_root);
+    int err = fs_fmap_find(&m, lblk, &e, &next);
+    if (err == -ENOENT || (!err && (e.flags & MMAPFS_EXTENT_UNWRITTEN)))
+        return 0;
+    if (err)
+        return err;
+    /* in place also for a file of at most MMAPFS_INLINE_BYTES: the copy
+     * would move it into the inode, under a caller that maps blocks */
+    if (keep <= from || di->size <= MMAPFS_INLINE_BYTES ||
+        fs->free_blocks <= fs_alloc_pending_blocks(fs) + EDGE_COPY_SPARE)
+        return zero_bytes_last(fs, ino, di, base + from, base + to);
+    uint8_t *copy = malloc(BS);
+    if (!copy)
+        return -ENOMEM;
+    err = mmio_read_at(fs->io, (e.pblk + (lblk - e.lblk)) << SHIFT, copy, (size_t)keep);
+    memset(copy + from, 0, (size_t)((to < keep ? to : keep) - from));
+    if (!err)
+        err = unmap_range(fs, ino, di, lblk, lblk + 1, UINT64_MAX);
+    if (!err) {
+        ssize_t n = fs_file_write_locked(fs, ino, di, base, copy, (size_t)keep);
+        err = n < 0 ? (int)n : n == (ssize_t)keep ? 0 : -EIO;
+    }
+    free(copy);
+    return err;
+}
+
 int fs_file_truncate(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, uint64_t size)
 {
     if (size > MMAPFS_MAX_FILE_SIZE)
@@ -92,7 +142,7 @@ int fs_file_truncate(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, 
             return err;
         if (size < di->size && (size & (BS - 1))) {
             /* the rest of the last block must read as zeros if the file grows again */
-            err = zero_bytes_last(fs, ino, di, size, (size + BS - 1) & ~(BS - 1));
+            err = zero_edge(fs, ino, di, size >> SHIFT, size & (BS - 1), BS);
             if (err)
                 return err;
         }
@@ -191,20 +241,20 @@ fail:
 }
 
 /* Punches bytes [off, end): whole blocks are unmapped, partial ones zeroed
- * (last: zeros written in place cannot be undone). */
+ * (zero_edge: copied, or last: zeros written in place cannot be undone). */
 static int punch(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, uint64_t off,
                  uint64_t end)
 {
     uint64_t first = round_up_blocks(off), last = end >> SHIFT;
     if (first > last)                 /* inside one block */
-        return zero_bytes_last(fs, ino, di, off, end);
+        return zero_edge(fs, ino, di, last, off & (BS - 1), end & (BS - 1));
     int err = 0;
     if (first < last)
         err = unmap_range(fs, ino, di, first, last, UINT64_MAX);
-    if (!err)
-        err = zero_bytes_last(fs, ino, di, off, first << SHIFT);
-    if (!err)
-        err = zero_bytes_last(fs, ino, di, last << SHIFT, end);
+    if (!err && (off & (BS - 1)))
+        err = zero_edge(fs, ino, di, off >> SHIFT, off & (BS - 1), BS);
+    if (!err && (end & (BS - 1)))
+        err = zero_edge(fs, ino, di, last, 0, end & (BS - 1));
     return err;
 }
 
