@@ -15,6 +15,17 @@
  * rest of the handler, waiting included, and replies. That thread serves
  * such requests one at a time; the request threads stay free for the
  * WRITEs.
+ *
+ * Replies owed by other threads. An FSYNC is answered by the journal's
+ * commit thread once its transaction is durable, after the request
+ * thread went back to the loop. When the loop ends (SIGTERM, an aborted
+ * connection) such replies may still be due; main then unmounts, which
+ * closes the session's device. A reply written after that went to a
+ * closed descriptor, or to whatever file took its number meanwhile (the
+ * metrics file is opened right then), and the fsync(2) caller got
+ * ECONNABORTED for data that was durable. So mfs_defer_stop waits until
+ * every owed reply was sent (the commit thread still runs: fs_unmount
+ * comes later).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -92,6 +103,21 @@ void mfs_defer(struct mmapfs_fuse *m, fuse_req_t req, struct mfs_deferred *d)
     }
 }
 
+void mfs_reply_owed(struct mmapfs_fuse *m)
+{
+    pthread_mutex_lock(&m->defer.lock);
+    m->defer.owed++;
+    pthread_mutex_unlock(&m->defer.lock);
+}
+
+void mfs_reply_paid(struct mmapfs_fuse *m)
+{
+    pthread_mutex_lock(&m->defer.lock);
+    if (--m->defer.owed == 0)
+        pthread_cond_broadcast(&m->defer.cond);
+    pthread_mutex_unlock(&m->defer.lock);
+}
+
 void mfs_defer_init(struct mmapfs_fuse *m)
 {
     pthread_mutex_init(&m->defer.lock, NULL);
@@ -109,4 +135,8 @@ void mfs_defer_stop(struct mmapfs_fuse *m)
     pthread_mutex_unlock(&q->lock);
     if (started)
         pthread_join(q->thread, NULL);
+    pthread_mutex_lock(&q->lock);
+    while (q->owed)
+        pthread_cond_wait(&q->cond, &q->lock);
+    pthread_mutex_unlock(&q->lock);
 }

@@ -149,6 +149,7 @@ struct mfs_defer {
     struct mfs_deferred *head, *tail;   /* (lock) */
     int started, stop;                  /* (lock) */
     pthread_t thread;
+    unsigned owed;               /* replies the commit thread still owes (lock) */
 };
 
 struct mmapfs_fuse {
@@ -182,7 +183,8 @@ struct mmapfs_fuse {
 
 /* The deferral thread of requests that wait for the kernel's write-back
  * (defer.c): mfs_defer_init before the session, mfs_defer_stop after its
- * loop (runs what is queued, joins the thread). */
+ * loop (runs what is queued, joins the thread, waits for the replies
+ * still owed: mfs_reply_owed). */
 void mfs_defer_init(struct mmapfs_fuse *m);
 void mfs_defer_stop(struct mmapfs_fuse *m);
 

@@ -196,9 +196,18 @@ void mfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 /* Replies to a FSYNC / FSYNCDIR once fs says it is durable; runs on the
  * journal's commit thread (or in the worker when nothing has to wait). */
-void mfs_fsync_done(void *req, int err)
+static void mfs_fsync_done(void *req, int err)
 {
+    struct mmapfs_fuse *m = mfs_data(req);   /* req is freed by the reply */
+
     mfs_reply_err((fuse_req_t)req, err);
+    mfs_reply_paid(m);
+}
+
+void mfs_fsync_start(fuse_req_t req, fuse_ino_t ino, int datasync)
+{
+    mfs_reply_owed(mfs_data(req));
+    fs_fsync_async(mfs_fs(req), ino, datasync, mfs_fsync_done, req);
 }
 
 void mfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -207,7 +216,7 @@ void mfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_in
     (void)fi;
     /* answered from the commit thread when the group commit that carries
      * this inode is durable: the worker goes back to other requests */
-    fs_fsync_async(mfs_fs(req), ino, datasync, mfs_fsync_done, req);
+    mfs_fsync_start(req, ino, datasync);
 }
 
 void mfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,

@@ -171,5 +171,5 @@ void mfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 {
     mfs_count(req, MFS_OP_FSYNCDIR);
     (void)fi;
-    fs_fsync_async(mfs_fs(req), ino, datasync, mfs_fsync_done, req);
+    mfs_fsync_start(req, ino, datasync);
 }

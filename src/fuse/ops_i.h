@@ -40,7 +40,9 @@ void mfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
                off_t off, struct fuse_file_info *fi);
 void mfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void mfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void mfs_fsync_done(void *req, int err);
+/* FSYNC / FSYNCDIR of ino: answered (mfs_fsync_done) once it is durable,
+ * maybe later from the journal's commit thread (mfs_reply_owed). */
+void mfs_fsync_start(fuse_req_t req, fuse_ino_t ino, int datasync);
 void mfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 void mfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
                    off_t length, struct fuse_file_info *fi);
@@ -65,6 +67,14 @@ void mfs_flush_kernel_pages(fuse_req_t req, fuse_ino_t ino);
 int mfs_wait_slot_take(struct mmapfs_fuse *m);
 void mfs_wait_slot_give(struct mmapfs_fuse *m);
 void mfs_defer(struct mmapfs_fuse *m, fuse_req_t req, struct mfs_deferred *d);
+
+/* defer.c: a reply another thread owes after its handler returned (an
+ * FSYNC the journal's commit thread answers): mfs_reply_owed before the
+ * handler hands req on, mfs_reply_paid once it was answered. The loop's
+ * end waits for them (mfs_defer_stop), so that none is written to the
+ * device after fuse_session_unmount closed it. */
+void mfs_reply_owed(struct mmapfs_fuse *m);
+void mfs_reply_paid(struct mmapfs_fuse *m);
 
 /* ops_dir.c */
 void mfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

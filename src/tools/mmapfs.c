@@ -14,8 +14,10 @@
  *      corrupt) happens here, before anything is mounted;
  *   4. signal handling, fuse_session_mount, report success;
  *   5. the request loop, until unmount or SIGTERM/SIGINT/SIGHUP;
- *   6. fuse_session_unmount, fs_unmount (commits, marks the image clean;
- *      its error gives a non-zero exit status).
+ *   6. mfs_defer_stop (the replies still owed, such as fsyncs the commit
+ *      thread answers, go out on the open device), fuse_session_unmount,
+ *      fs_unmount (commits, marks the image clean; its error gives a
+ *      non-zero exit status).
  */
 #include <errno.h>
 #include <fcntl.h>
