@@ -26,6 +26,16 @@
  * ECONNABORTED for data that was durable. So mfs_defer_stop waits until
  * every owed reply was sent (the commit thread still runs: fs_unmount
  * comes later).
+ *
+ * Shutdown on a signal. A handler waiting in the kernel for write-back
+ * (uninterruptibly) needs the loop to serve the WRITEs; once the session
+ * is marked exited the loop threads read no more requests, so the
+ * handler, the thread that joins it and the daemon waited for ever
+ * (SIGTERM while 8 processes renamed over files being written: about one
+ * time in three). So before the shutdown thread ends the loop,
+ * mfs_defer_no_flush makes later handlers skip the wait (the kernel's
+ * pages not written back by then are lost at the unmount anyway, as for
+ * any file still being written) and waits for those already in it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -115,6 +125,38 @@ void mfs_reply_paid(struct mmapfs_fuse *m)
     pthread_mutex_lock(&m->defer.lock);
     if (--m->defer.owed == 0)
         pthread_cond_broadcast(&m->defer.cond);
+    pthread_mutex_unlock(&m->defer.lock);
+}
+
+/* Counts the caller in flushing unless shutdown has begun: 1 if it may
+ * wait for the kernel's write-back (then mfs_flush_end). Both sides use
+ * sequentially consistent atomics: either the caller sees no_flush or
+ * mfs_defer_no_flush sees the caller. */
+int mfs_flush_begin(struct mmapfs_fuse *m)
+{
+    __atomic_add_fetch(&m->defer.flushing, 1, __ATOMIC_SEQ_CST);
+    if (!__atomic_load_n(&m->defer.no_flush, __ATOMIC_SEQ_CST))
+        return 1;
+    mfs_flush_end(m);
+    return 0;
+}
+
+void mfs_flush_end(struct mmapfs_fuse *m)
+{
+    if (__atomic_sub_fetch(&m->defer.flushing, 1, __ATOMIC_SEQ_CST) == 0 &&
+        __atomic_load_n(&m->defer.no_flush, __ATOMIC_SEQ_CST)) {
+        pthread_mutex_lock(&m->defer.lock);
+        pthread_cond_broadcast(&m->defer.cond);
+        pthread_mutex_unlock(&m->defer.lock);
+    }
+}
+
+void mfs_defer_no_flush(struct mmapfs_fuse *m)
+{
+    __atomic_store_n(&m->defer.no_flush, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_lock(&m->defer.lock);
+    while (__atomic_load_n(&m->defer.flushing, __ATOMIC_SEQ_CST))
+        pthread_cond_wait(&m->defer.cond, &m->defer.lock);
     pthread_mutex_unlock(&m->defer.lock);
 }
 

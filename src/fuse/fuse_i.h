@@ -150,6 +150,8 @@ struct mfs_defer {
     int started, stop;                  /* (lock) */
     pthread_t thread;
     unsigned owed;               /* replies the commit thread still owes (lock) */
+    unsigned flushing;           /* handlers in mfs_flush_kernel_pages (atomic) */
+    int no_flush;                /* shutting down: no more of them (atomic) */
 };
 
 struct mmapfs_fuse {
@@ -187,6 +189,12 @@ struct mmapfs_fuse {
  * still owed: mfs_reply_owed). */
 void mfs_defer_init(struct mmapfs_fuse *m);
 void mfs_defer_stop(struct mmapfs_fuse *m);
+
+/* Before the loop is told to end (SIGTERM): from now on no request waits
+ * for the kernel's write-back, and those that wait have been served. The
+ * WRITEs they wait for need the loop: once it has ended they would wait
+ * for ever, and so would the loop's end (defer.c). */
+void mfs_defer_no_flush(struct mmapfs_fuse *m);
 
 /* The low-level operation table; userdata is a struct mmapfs_fuse. */
 extern const struct fuse_lowlevel_ops mmapfs_ll_ops;
@@ -346,8 +354,9 @@ void mmapfs_signals_block(void);
 
 /* Installs the shutdown machinery for a mounted session: SIGTERM, SIGINT
  * and SIGHUP make the daemon flush the kernel's dirty pages (syncfs on the
- * mount point), leave the loop, and then unmount cleanly. 0 or -errno. */
-int mmapfs_signals_start(struct fuse_session *se, const char *mountpoint);
+ * mount point), stop the waits for write-back (mfs_defer_no_flush), leave
+ * the loop, and then unmount cleanly. m->se is the session. 0 or -errno. */
+int mmapfs_signals_start(struct mmapfs_fuse *m, const char *mountpoint);
 
 /* Stops the shutdown thread and restores the default handlers. */
 void mmapfs_signals_stop(void);

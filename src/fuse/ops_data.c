@@ -240,8 +240,10 @@ void mfs_flush_kernel_pages(fuse_req_t req, fuse_ino_t ino)
     /* Also without the writeback cache: stores through a shared mapping
      * dirty the kernel's pages on every mount, and SEEK_DATA must see them
      * as ext4 does (a mapped store into a hole was reported as a hole). */
-    if (m->se && !m->cfg->read_only)
+    if (m->se && !m->cfg->read_only && mfs_flush_begin(m)) {
         fuse_lowlevel_notify_inval_inode(m->se, ino, 0, 0);
+        mfs_flush_end(m);
+    }
 }
 
 /* SEEK_DATA/SEEK_HOLE once the kernel's cached pages were fetched; replies. */

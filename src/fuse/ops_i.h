@@ -74,6 +74,10 @@ void mfs_defer(struct mmapfs_fuse *m, fuse_req_t req, struct mfs_deferred *d);
  * end waits for them (mfs_defer_stop), so that none is written to the
  * device after fuse_session_unmount closed it. */
 void mfs_reply_owed(struct mmapfs_fuse *m);
+/* defer.c: around a wait for the kernel's write-back (mfs_flush_kernel_pages):
+ * 0 from mfs_flush_begin means shutdown has begun, skip the wait. */
+int mfs_flush_begin(struct mmapfs_fuse *m);
+void mfs_flush_end(struct mmapfs_fuse *m);
 void mfs_reply_paid(struct mmapfs_fuse *m);
 
 /* ops_dir.c */

@@ -6,7 +6,9 @@
  * writes a byte to a pipe. A dedicated shutdown thread (all signals
  * blocked) reads it, asks the kernel to write back the dirty pages of the
  * mount (syncfs on the mount point; the workers are still serving, so
- * those writes reach fs), marks the session exited, and wakes the thread
+ * those writes reach fs), has the requests that wait for the kernel's
+ * write-back served and no new one wait (mfs_defer_no_flush: their WRITEs
+ * need the loop), marks the session exited, and wakes the thread
  * running the loop with SIGUSR1 (a no-op handler without SA_RESTART:
  * sem_wait/read return EINTR and the loop sees the exit flag). It repeats
  * the wake-up until the loop has returned, so a wake-up that races with
@@ -43,6 +45,7 @@ static struct {
     int pipe[2];
     pthread_t thread, loop_thread;
     int started;
+    struct mmapfs_fuse *m;
     struct fuse_session *se;
     const char *mountpoint;
     pthread_mutex_t lock;
@@ -116,6 +119,7 @@ static void *shutdown_thread(void *arg)
 
     mfs_log(LOG_INFO, "signal %d: flushing and unmounting %s", b, sig.mountpoint);
     flush_kernel_cache(sig.mountpoint);
+    mfs_defer_no_flush(sig.m);
     fuse_session_exit(sig.se);
 
     pthread_mutex_lock(&sig.lock);
@@ -145,8 +149,9 @@ static int set_handler(int signo, void (*handler)(int))
     return sigaction(signo, &sa, NULL) == 0 ? 0 : -errno;
 }
 
-int mmapfs_signals_start(struct fuse_session *se, const char *mountpoint)
+int mmapfs_signals_start(struct mmapfs_fuse *m, const char *mountpoint)
 {
+    struct fuse_session *se = m->se;
     sigset_t all, old, set;
     int err;
 
@@ -154,6 +159,7 @@ int mmapfs_signals_start(struct fuse_session *se, const char *mountpoint)
         return -errno;
     /* a burst of signals must never block the handler */
     fcntl(sig.pipe[1], F_SETFL, fcntl(sig.pipe[1], F_GETFL) | O_NONBLOCK);
+    sig.m = m;
     sig.se = se;
     sig.mountpoint = mountpoint;
     sig.loop_thread = pthread_self();

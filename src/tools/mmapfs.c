@@ -206,7 +206,7 @@ int main(int argc, char **argv)
     data.fs = fs;
     fs_set_link_drop_fn(fs, mfs_link_dropped, &data);
 
-    err = mmapfs_signals_start(se, cfg.mountpoint);
+    err = mmapfs_signals_start(&data, cfg.mountpoint);
     if (err) {
         fprintf(stderr, "mmapfs: signal setup: %s\n", strerror(-err));
         goto out_signals;
