@@ -161,10 +161,10 @@ static int itab_check_places(const struct mmapfs_disk_superblock *sb, char *msg,
 int fs_super_image_short(const struct mmapfs_disk_superblock *sb, uint64_t image_bytes,
                          char *msg, size_t msg_len)
 {
-    if (memcmp(sb->magic, MMAPFS_MAGIC, sizeof(sb->magic)) != 0 ||
-        mfs_crc32c(0, sb, offsetof(struct mmapfs_disk_superblock, checksum)) != sb->checksum ||
-        sb->format_version != MMAPFS_FORMAT_VERSION || sb->block_size != MMAPFS_BLOCK_SIZE ||
-        sb->block_count < 16 || sb->block_count <= image_bytes / MMAPFS_BLOCK_SIZE)
+    /* sound: it would validate on an image of its own size */
+    if (sb->block_count <= image_bytes / MMAPFS_BLOCK_SIZE ||
+        sb->block_count > UINT64_MAX / MMAPFS_BLOCK_SIZE ||
+        fs_super_validate(sb, sb->block_count * MMAPFS_BLOCK_SIZE, msg, msg_len))
         return 0;
     unsigned long long want = (unsigned long long)sb->block_count * MMAPFS_BLOCK_SIZE;
     snprintf(msg, msg_len, "the image is %llu bytes, its filesystem %llu: the image file "

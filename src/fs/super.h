@@ -20,10 +20,11 @@
  * mount, mkfs (refuse to overwrite) and fsck. */
 int fs_super_validate(const struct mmapfs_disk_superblock *sb, uint64_t image_bytes,
                    char *msg, size_t msg_len);
-/* Is the superblock sound (magic, checksum, version, block size) but its
- * filesystem larger than the image (image_bytes)? Then fills msg with what
- * to do and returns 1: fsck cannot repair a cut image, the mount and the
- * tools must not send the user to it first. Else 0. */
+/* Is the superblock sound (it passes fs_super_validate on an image of its
+ * own size) but its filesystem larger than the image (image_bytes)? Then
+ * fills msg with what to do and returns 1: fsck cannot repair a cut image,
+ * the mount and the tools must not send the user to it first. Else 0 (msg
+ * may have been written). */
 int fs_super_image_short(const struct mmapfs_disk_superblock *sb, uint64_t image_bytes,
                          char *msg, size_t msg_len);
 /* Do a and b describe the same layout (sizes, bitmap, inode table and

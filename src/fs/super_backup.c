@@ -79,13 +79,9 @@ int fs_super_image_cut(struct mmio *io, const struct mmapfs_disk_superblock *sb,
 {
     struct mmapfs_disk_superblock backup;
     uint64_t blk = 0;
-    char why[512];
 
-    if (!fs_super_image_short(sb, mmio_size(io), why, sizeof(why)) ||
-        fs_super_backup_find(read_engine, io, mmio_size(io), &backup, &blk) == 1)
-        return 0;
-    snprintf(msg, msg_len, "%s", why);
-    return 1;
+    return fs_super_image_short(sb, mmio_size(io), msg, msg_len) &&
+           fs_super_backup_find(read_engine, io, mmio_size(io), &backup, &blk) != 1;
 }
 
 int fs_super_backup_report(struct mmio *io, const char *path,

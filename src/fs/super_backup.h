@@ -49,7 +49,7 @@ void fs_super_backup_to_primary(struct mmapfs_disk_superblock *sb);
  * block 0 is a sound superblock of a larger filesystem
  * (fs_super_image_short) and no usable backup says otherwise (a backup
  * that fits makes it a damaged block count, which fsck repairs). Fills
- * msg with what to do. Else 0. */
+ * msg with what to do. Else 0 (msg may have been written). */
 int fs_super_image_cut(struct mmio *io, const struct mmapfs_disk_superblock *sb, char *msg,
                        size_t msg_len);
 
