@@ -255,6 +255,66 @@ static int prev_extent(struct fmap *m, uint64_t lblk, struct fextent *prev)
     return err;
 }
 
+/* Where a new run for lblk should start when no extent precedes it: just
+ * before the extent that follows (next, its first block), so that a chunk
+ * that arrives after the one behind it still lands in front of it; with no
+ * extent at all, past room for the blocks in front of lblk (FILE_GOAL_ROOM
+ * at most). The kernel's write-back is handled by several threads, so the
+ * second chunk of a file is sometimes written first: it leaves room, the
+ * first then fills it, and the two merge (ext4 takes its goal from the
+ * nearest extent on either side in the same way). 0: the allocator's own
+ * goal. */
+#define FILE_GOAL_ROOM 2048u      /* blocks: 8 MiB, a few write-back chunks */
+
+static int goal_before(struct fmap *m, uint64_t lblk, uint64_t next, uint64_t *goal)
+{
+    struct fextent e;
+    uint64_t after;
+    *goal = 0;
+    if (next == UINT64_MAX) {
+        if (lblk <= FILE_GOAL_ROOM && m->fs->block_goal)
+            *goal = m->fs->block_goal + lblk;
+        return 0;
+    }
+    int err = fs_fmap_find(m, next, &e, &after);
+    if (err)
+        return err == -ENOENT ? 0 : err;
+    if (e.pblk >= next - lblk)
+        *goal = e.pblk - (next - lblk);
+    return 0;
+}
+
+/* Maps the written run [lblk, lblk+len) at pblk, merged into prev (the
+ * extent before it, or NULL) and into the extent that starts right after
+ * it when the blocks run on. The extent after is taken out first: an
+ * insert first could grow the inode's map into a tree for a moment, and
+ * the tree would stay. */
+static int map_run(struct fmap *m, const struct fextent *prev, uint64_t lblk, uint64_t pblk,
+                   uint64_t len)
+{
+    struct fextent e = { lblk, pblk, len, 0 }, nx;
+    uint64_t after;
+    if (prev && can_merge(prev, lblk, pblk, len, 0)) {
+        e = *prev;
+        e.len += len;
+    }
+    int merge = fs_fmap_find(m, lblk + len, &nx, &after) == 0 && can_merge(&e, nx.lblk, nx.pblk,
+                                                                         nx.len, nx.flags);
+    if (merge) {
+        int err = fs_fmap_delete(m, nx.lblk);
+        if (err)
+            return err;
+        e.len += nx.len;
+    }
+    int err = e.lblk == lblk ? fs_fmap_insert(m, &e) : fs_fmap_update(m, &e);
+    if (err && merge) {
+        int back = fs_fmap_insert(m, &nx);    /* into the room it left */
+        if (back)
+            jnl_op_failed(m->fs->jnl, back);
+    }
+    return err;
+}
+
 /* Writes into the hole at pos (the next mapped block is 'next'): allocates
  * a run, fills it, maps it. Returns bytes written or -errno. */
 static ssize_t write_hole(struct fmap *m, struct mmapfs_disk_inode *di, uint64_t pos,
@@ -270,6 +330,11 @@ static ssize_t write_hole(struct fmap *m, struct mmapfs_disk_inode *di, uint64_t
         return have_prev;
     have_prev = have_prev == 0;
     uint64_t goal = have_prev ? prev.pblk + prev.len + (lblk - fext_end(&prev)) : 0;
+    if (!have_prev) {
+        int gerr = goal_before(m, lblk, next, &goal);
+        if (gerr)
+            return gerr;
+    }
 
     uint64_t pblk, got;
     int err = fs_alloc_blocks(fs, goal, want, &pblk, &got);
@@ -277,15 +342,8 @@ static ssize_t write_hole(struct fmap *m, struct mmapfs_disk_inode *di, uint64_t
         return err;
     uint64_t wend = min_u64(end, (lblk + got) << SHIFT);
     err = fill_blocks(fs, pblk, pos, wend, data);
-    if (!err) {
-        if (have_prev && can_merge(&prev, lblk, pblk, got, 0)) {
-            prev.len += got;
-            err = fs_fmap_update(m, &prev);
-        } else {
-            struct fextent e = { lblk, pblk, got, 0 };
-            err = fs_fmap_insert(m, &e);
-        }
-    }
+    if (!err)
+        err = map_run(m, have_prev ? &prev : NULL, lblk, pblk, got);
     if (err) {
         fs_free_blocks(fs, pblk, got);
         return err;
@@ -416,7 +474,7 @@ static ssize_t write_step(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode 
     }
     int times = done && !__atomic_load_n(&fs->kernel_times, __ATOMIC_RELAXED);
     if (times)
-        fs_inode_touch(di, TOUCH_MTIME | TOUCH_CTIME);
+        fs_inode_touch(fs, ino, di, TOUCH_MTIME | TOUCH_CTIME);
     /* set-id bits are not touched here: who may keep them depends on the
      * writer (CAP_FSETID, group), which only the caller of write(2) knows;
      * the FUSE front end clears them then (mfs_setattr) */
