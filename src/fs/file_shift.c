@@ -255,7 +255,7 @@ int fs_file_shift_locked(struct fs *fs, uint64_t ino, int mode, uint64_t off, ui
     *retry_ok = !s.changed;
     if (!s.changed)
         return err;
-    fs_inode_touch(&di, TOUCH_CTIME | TOUCH_MTIME);
+    fs_inode_touch(fs, ino, &di, TOUCH_CTIME | TOUCH_MTIME);
     int perr = fs_inode_put(fs, ino, &di);
     fs_icache_set_data_seq(fs, ino, jnl_running_seq(fs->jnl));
     return err ? err : perr;

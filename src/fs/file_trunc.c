@@ -283,7 +283,7 @@ static int fallocate_locked(struct fs *fs, uint64_t ino, int mode, uint64_t off,
         di.size = end;
         touch |= TOUCH_MTIME;
     }
-    fs_inode_touch(&di, touch);
+    fs_inode_touch(fs, ino, &di, touch);
     int perr = fs_inode_put(fs, ino, &di);
     fs_icache_set_data_seq(fs, ino, jnl_running_seq(fs->jnl));
     return err ? err : perr;

@@ -72,6 +72,11 @@ struct fs {
                                          lock): inodes are handed out in order, so
                                          15 of 16 need no fallocate */
     uint64_t meta_goal;               /* next-fit goal for metadata blocks */
+    /* inodes the operation in progress (jnl_op_gen stamp_gen) has already
+     * stamped (fs_now_changed); journal lock */
+    uint64_t stamp_gen;
+    uint64_t stamp_ino[4];
+    unsigned stamp_n;
     uint32_t *group_free;             /* free bits per block bitmap block (alloc.c) */
     uint64_t groups;                  /* number of block bitmap blocks */
     uint32_t *igroup_free;            /* free bits per inode bitmap block (alloc.c) */
@@ -124,6 +129,12 @@ static inline int fs_write_error(struct fs *fs, int saved_errno)
 
 /* Current time, from the kernel's coarse clock (CLOCK_REALTIME_COARSE). */
 void fs_now(struct timespec *ts);
+/* The time to stamp a change of inode ino (record di) with: fs_now, or the
+ * fine-grained clock when that is not later than di's ctime and this
+ * operation has not stamped ino yet (the coarse clock can stand still for
+ * more than a tick). Journal lock held. */
+void fs_now_changed(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode *di,
+                    struct timespec *ts);
 
 /* ---- superblock (super.c) -------------------------------------------------- */
 
@@ -268,7 +279,7 @@ int fs_inode_drop_link(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di
 int fs_inode_release(struct fs *fs, uint64_t ino);
 void fs_inode_to_stat(uint64_t ino, const struct mmapfs_disk_inode *di, struct fs_stat *st);
 enum { TOUCH_ATIME = 1, TOUCH_MTIME = 2, TOUCH_CTIME = 4 };
-void fs_inode_touch(struct mmapfs_disk_inode *di, unsigned what);
+void fs_inode_touch(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, unsigned what);
 
 /* ---- in-memory inode state (icache.c) -------------------------------------- */
 

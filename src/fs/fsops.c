@@ -52,7 +52,7 @@ static int setattr_locked(struct fs *fs, uint64_t ino, const struct fs_setattr *
             return err;
         }
     }
-    fs_now(&now);
+    fs_now_changed(fs, ino, &di, &now);
     if (valid & FS_SET_MODE)
         di.mode = (di.mode & S_IFMT) | (sa->mode & 07777);
     if (valid & FS_SET_UID)

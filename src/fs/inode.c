@@ -164,7 +164,7 @@ int fs_inode_new(struct fs *fs, uint64_t goal, uint32_t mode, uint32_t uid, uint
     di->nlink = S_ISDIR(mode) ? 2 : 1;
     di->generation = sb->next_generation++;
     fs_super_put(fs, sb);
-    fs_inode_touch(di, TOUCH_ATIME | TOUCH_MTIME | TOUCH_CTIME);
+    fs_inode_touch(fs, *ino, di, TOUCH_ATIME | TOUCH_MTIME | TOUCH_CTIME);
     di->crtime_sec = di->ctime_sec;
     di->crtime_nsec = di->ctime_nsec;
     return 0;
@@ -188,10 +188,13 @@ void fs_inode_to_stat(uint64_t ino, const struct mmapfs_disk_inode *di, struct f
     st->crtime = (struct timespec){ (time_t)di->crtime_sec, di->crtime_nsec };
 }
 
-void fs_inode_touch(struct mmapfs_disk_inode *di, unsigned what)
+void fs_inode_touch(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di, unsigned what)
 {
     struct timespec now;
-    fs_now(&now);
+    if (what & (TOUCH_MTIME | TOUCH_CTIME))
+        fs_now_changed(fs, ino, di, &now);
+    else
+        fs_now(&now);
     if (what & TOUCH_ATIME) {
         di->atime_sec = (uint64_t)now.tv_sec;
         di->atime_nsec = (uint32_t)now.tv_nsec;
@@ -229,7 +232,7 @@ int fs_inode_drop_link(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di
         di->nlink = 0;
     else
         di->nlink--;
-    fs_inode_touch(di, TOUCH_CTIME);
+    fs_inode_touch(fs, ino, di, TOUCH_CTIME);
     if (di->nlink > 0) {
         if (fs->link_drop_fn)
             fs->link_drop_fn(fs->link_drop_ctx, ino);

@@ -243,7 +243,7 @@ static int create_locked(struct fs *fs, const struct create_args *a, struct fs_s
         return err;
     if (is_dir)
         pdi.nlink++;
-    fs_inode_touch(&pdi, TOUCH_MTIME | TOUCH_CTIME);
+    fs_inode_touch(fs, a->parent, &pdi, TOUCH_MTIME | TOUCH_CTIME);
     err = fs_inode_put(fs, a->parent, &pdi);
     if (err)
         return err;
@@ -394,11 +394,11 @@ static int link_locked(struct fs *fs, uint64_t ino, uint64_t newparent, const ch
         return err;
     }
     di.nlink++;
-    fs_inode_touch(&di, TOUCH_CTIME);
+    fs_inode_touch(fs, ino, &di, TOUCH_CTIME);
     err = fs_inode_put(fs, ino, &di);
     if (err)
         return err;
-    fs_inode_touch(&pdi, TOUCH_MTIME | TOUCH_CTIME);
+    fs_inode_touch(fs, newparent, &pdi, TOUCH_MTIME | TOUCH_CTIME);
     err = fs_inode_put(fs, newparent, &pdi);
     if (err)
         return err;
@@ -461,7 +461,7 @@ static int remove_locked(struct fs *fs, uint64_t parent, const char *name, size_
     }
     if (want_dir && pdi.nlink > 2)
         pdi.nlink--;
-    fs_inode_touch(&pdi, TOUCH_MTIME | TOUCH_CTIME);
+    fs_inode_touch(fs, parent, &pdi, TOUCH_MTIME | TOUCH_CTIME);
     err = fs_inode_put(fs, parent, &pdi);
     if (err)
         return err;
@@ -702,16 +702,16 @@ static int rename_move(struct fs *fs, struct rename_op *r)
         r->npdi->nlink++;
         r->sdi.parent = r->newparent;
     }
-    fs_inode_touch(&r->sdi, TOUCH_CTIME);
+    fs_inode_touch(fs, r->sino, &r->sdi, TOUCH_CTIME);
     err = fs_inode_put(fs, r->sino, &r->sdi);
     if (err)
         return err;
-    fs_inode_touch(&r->pdi, TOUCH_MTIME | TOUCH_CTIME);
+    fs_inode_touch(fs, r->parent, &r->pdi, TOUCH_MTIME | TOUCH_CTIME);
     err = fs_inode_put(fs, r->parent, &r->pdi);
     if (err)
         return err;
     if (r->npdi != &r->pdi) {
-        fs_inode_touch(r->npdi, TOUCH_MTIME | TOUCH_CTIME);
+        fs_inode_touch(fs, r->newparent, r->npdi, TOUCH_MTIME | TOUCH_CTIME);
         err = fs_inode_put(fs, r->newparent, r->npdi);
         if (err)
             return err;
@@ -752,11 +752,11 @@ static int rename_exchange(struct fs *fs, struct rename_op *r)
             }
         }
     }
-    fs_inode_touch(&r->sdi, TOUCH_CTIME);
-    fs_inode_touch(&r->tdi, TOUCH_CTIME);
-    fs_inode_touch(&r->pdi, TOUCH_MTIME | TOUCH_CTIME);
+    fs_inode_touch(fs, r->sino, &r->sdi, TOUCH_CTIME);
+    fs_inode_touch(fs, r->tino, &r->tdi, TOUCH_CTIME);
+    fs_inode_touch(fs, r->parent, &r->pdi, TOUCH_MTIME | TOUCH_CTIME);
     if (r->npdi != &r->pdi)
-        fs_inode_touch(r->npdi, TOUCH_MTIME | TOUCH_CTIME);
+        fs_inode_touch(fs, r->newparent, r->npdi, TOUCH_MTIME | TOUCH_CTIME);
     err = fs_inode_put(fs, r->sino, &r->sdi);
     if (!err)
         err = fs_inode_put(fs, r->tino, &r->tdi);

@@ -26,6 +26,35 @@ void fs_now(struct timespec *ts)
     clock_gettime(CLOCK_REALTIME_COARSE, ts);
 }
 
+/* The coarse clock moves only with the timer tick, and here it was seen to
+ * stand still across a 12 ms sleep (about 1 in 3000): two changes of one
+ * directory a few calls apart then carried the same ctime, and stat(2)
+ * could not tell that the second had happened. As the kernel's multigrain
+ * timestamps do (ext4, Linux 6.13 on), a change whose coarse time is not
+ * past the inode's ctime takes the fine-grained clock; but not a second
+ * stamp of one inode in one operation (a new symlink's target, a new
+ * file's inherited ACL), whose times stay equal as on ext4. For regular
+ * files under the writeback cache the kernel keeps mtime and ctime itself,
+ * so a fine stamp there is not compared with its coarse ones. */
+void fs_now_changed(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode *di,
+                    struct timespec *ts)
+{
+    fs_now(ts);
+    uint64_t gen = jnl_op_gen(fs->jnl);
+    if (gen != fs->stamp_gen) {
+        fs->stamp_gen = gen;
+        fs->stamp_n = 0;
+    }
+    for (unsigned i = 0; gen && i < fs->stamp_n; i++)
+        if (fs->stamp_ino[i] == ino)
+            return;
+    if (gen && fs->stamp_n < sizeof(fs->stamp_ino) / sizeof(fs->stamp_ino[0]))
+        fs->stamp_ino[fs->stamp_n++] = ino;
+    if ((uint64_t)ts->tv_sec < di->ctime_sec ||
+        ((uint64_t)ts->tv_sec == di->ctime_sec && (uint64_t)ts->tv_nsec <= di->ctime_nsec))
+        clock_gettime(CLOCK_REALTIME, ts);
+}
+
 /* Records the first corruption message, logs every one to stderr and marks
  * the superblock ERROR in the running transaction (best effort: not on a
  * read-only mount or after an I/O error). Lock held (or no journal yet). */

@@ -429,7 +429,7 @@ static int change_locked(struct fs *fs, uint64_t ino, const char *name, size_t l
         if (err)
             return err;
     }
-    fs_inode_touch(&di, TOUCH_CTIME);
+    fs_inode_touch(fs, ino, &di, TOUCH_CTIME);
     return fs_inode_put(fs, ino, &di);
 }
 

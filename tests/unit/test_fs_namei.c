@@ -599,6 +599,41 @@ static void test_times(void **state)
     assert_int_equal(d7.mtime.tv_nsec, d6.mtime.tv_nsec);
 }
 
+/* Changes of one inode a few calls apart, within one tick of the coarse
+ * clock (or while it stands still, as it was seen to across 12 ms), each
+ * move its ctime (and a directory's mtime) forward, as ext4's multigrain
+ * timestamps do: otherwise stat(2) cannot tell that the later one
+ * happened. */
+static void test_times_same_tick(void **state)
+{
+    struct img *m = *state;
+    struct fs_stat st;
+    char name[16];
+
+    uint64_t d = mkdirectory(m->fs, ROOT, "tick");
+    uint64_t f = mkfile(m->fs, ROOT, "tickf");
+    struct fs_stat d0 = attr(m->fs, d), f0 = attr(m->fs, f);
+    for (int i = 0; i < 50; i++) {
+        snprintf(name, sizeof(name), "n%d", i);
+        assert_int_equal(fs_symlink(m->fs, d, name, "x", &cred, &st), 0);
+        fs_forget(m->fs, st.ino, 1);
+        /* one operation stamps a new inode once, its target included */
+        struct fs_stat l = attr(m->fs, st.ino);
+        assert_false(ts_after(l.mtime, l.atime) || ts_after(l.atime, l.mtime));
+        assert_false(ts_after(l.ctime, l.mtime) || ts_after(l.mtime, l.ctime));
+        struct fs_stat d1 = attr(m->fs, d);
+        assert_true(ts_after(d1.mtime, d0.mtime));
+        assert_true(ts_after(d1.ctime, d0.ctime));
+        d0 = d1;
+
+        struct fs_setattr sa = { .mode = (i & 1) ? 0600 : 0640 };
+        assert_int_equal(fs_setattr(m->fs, f, &sa, FS_SET_MODE, &st), 0);
+        struct fs_stat f1 = attr(m->fs, f);
+        assert_true(ts_after(f1.ctime, f0.ctime));
+        f0 = f1;
+    }
+}
+
 /* Many files and directories survive a remount with their links. */
 static void test_persistence(void **state)
 {
@@ -711,6 +746,7 @@ int main(void)
         T(test_unlink_referenced),
         T(test_link_max),
         T(test_times),
+        T(test_times_same_tick),
         T(test_persistence),
         T(test_enospc),
     };
