@@ -152,8 +152,9 @@ class Record:
 class Expect:
     """expect.log of one run, indexed for the checks."""
 
-    def __init__(self, path, times=None):
+    def __init__(self, path, times=None, pre_dir=None):
         self.recs = [json.loads(line) for line in open(path) if line.strip()]
+        self.pre_dir = pre_dir or os.path.join(os.path.dirname(path), "pre")
         # "bound" records become "file" records at the first barrier that
         # completed after their deadline (recorder's dir/times)
         done = []
@@ -209,16 +210,32 @@ class Expect:
         self.names.setdefault("", set()).add("lost+found")
 
     def state_at(self, path, k):
-        """(durable record or None, relaxation: None / "append" / "any") at
-        crash point k."""
+        """(durable record or None, relaxation) at crash point k. The
+        relaxation is None (exactly as durable), "append", "any", or a
+        list of "shape" changes (truncate, fallocate) that followed, each
+        with its content before: the file shows one of those contents, or
+        one with its change applied (shape_ok)."""
         durable, relax = None, None
         for r in self.by_path.get(path, ()):
             if r["t"] == "chg":
-                if durable is not None and r["m"] <= k:
-                    relax = "any" if (relax == "any" or r["kind"] != "append") else "append"
+                if durable is None or r["m"] > k:
+                    continue
+                shape = (r["kind"] == "shape" and durable["t"] == "file" and
+                         os.path.exists(self.pre(r["pre"])))
+                if shape and relax is None and r["pre"] == durable["sha"]:
+                    relax = [r]
+                elif shape and isinstance(relax, list):
+                    relax = relax + [r]
+                elif r["kind"] == "append" and relax in (None, "append"):
+                    relax = "append"
+                else:
+                    relax = "any"
             elif r["b"] <= k:
                 durable, relax = r, None
         return durable, relax
+
+    def pre(self, sha):
+        return os.path.join(self.pre_dir, sha)
 
     def meta_at(self, path, k):
         """The "meta" record of path that must hold exactly at crash point k,
@@ -290,6 +307,40 @@ def sha_prefix(path, limit=None):
             h.update(b)
             n += len(b)
     return n, h.hexdigest()
+
+
+FALLOC_KEEP_SIZE = 0x01
+
+
+def zero_or_same(got, pre):
+    """Every byte of got (as long as pre) is 0 or pre's byte there."""
+    for i in range(0, len(got), PAGE):
+        g, p = got[i:i + PAGE], pre[i:i + PAGE]
+        if g == p or g == bytes(len(g)):
+            continue
+        if any(b and b != c for b, c in zip(g, p)):
+            return False
+    return True
+
+
+def shape_ok(got, pre, op):
+    """Is got (a recovered file's content) pre with op applied? A truncate
+    is all or nothing (the size, and the bytes it keeps); a fallocate's
+    range may be zeroed in part (it frees and zeroes in steps, as on ext4)
+    and a ZERO_RANGE may or may not have extended the file yet."""
+    if op["t"] == "truncate":
+        n = op["size"]
+        return got == pre[:n] + bytes(max(0, n - len(pre)))
+    off, end = op["off"], op["off"] + op["len"]
+    sizes = {len(pre)}
+    if not op["mode"] & FALLOC_KEEP_SIZE:
+        sizes.add(max(len(pre), end))
+    if len(got) not in sizes:
+        return False
+    lo, hi = min(off, len(pre)), min(end, len(pre))
+    return (got[:lo] == pre[:lo] and got[hi:len(pre)] == pre[hi:] and
+            zero_or_same(got[lo:hi], pre[lo:hi]) and
+            got[len(pre):] == bytes(len(got) - len(pre)))
 
 
 def unit_ok(u, off, allowed):
@@ -386,7 +437,28 @@ def check_tree(exp, k, root, entries, statfs):
                              % (path, d["b"], d["size"]))
                 continue
             full = os.path.join(root, path)
-            if relax is None:
+            if isinstance(relax, list):
+                with open(full, "rb") as f:
+                    got = f.read()
+                ok = False
+                for r in relax:
+                    with open(exp.pre(r["pre"]), "rb") as f:
+                        pre = f.read()
+                    if got == pre or shape_ok(got, pre, r["op"]):
+                        ok = True
+                        break
+                if not ok:
+                    ops = ", ".join("%s%s" % (r["op"]["t"], "" if r["op"]["t"] == "truncate"
+                                              else " mode %#x" % r["op"]["mode"]) +
+                                    " %s" % ({x: v for x, v in r["op"].items() if x != "t"},)
+                                    for r in relax)
+                    probs.append("%s: size %d is neither its fsync at barrier %d (size %d) "
+                                 "nor that with the changes after it applied (%s)"
+                                 % (path, len(got), d["b"], d["size"], ops))
+                if e["nlink"] != d["nlink"]:
+                    probs.append("%s: link count %d, fsync'd %d at barrier %d"
+                                 % (path, e["nlink"], d["nlink"], d["b"]))
+            elif relax is None:
                 size, sha = sha_prefix(full)
                 if size != d["size"] or sha != d["sha"]:
                     probs.append("%s: content differs from its fsync at barrier %d "
@@ -826,7 +898,7 @@ def check_chain(ck, build, img, k, sub, rng, a, label):
               % (label, point, mounted, rc, ", killed after 120 s" if rc == -9 else "", why))
         return 0, 1
     rec2 = Record(rdir)
-    exp2 = Expect(os.path.join(rdir, "expect.log"))
+    exp2 = Expect(os.path.join(rdir, "expect.log"), pre_dir=ck.exp.pre_dir)
     work2 = os.path.join(ck.work, "chainwork")
     shutil.rmtree(work2, ignore_errors=True)
     os.makedirs(work2)

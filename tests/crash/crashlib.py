@@ -40,6 +40,16 @@ checker may expect after a crash:
                                       crash point a regular file at path
                                       must be one of its versions (replace
                                       via rename without fsync).
+  {"t":"chg", "path", "m", "kind":"shape", "op", "pre"}
+                                      a truncate or fallocate (op: {"t":
+                                      "truncate", "size"} or {"t":
+                                      "falloc", "mode", "off", "len"}) of
+                                      a file whose content before it is
+                                      saved as pre/<pre> (its sha256) next
+                                      to expect.log: the file may show the
+                                      content before, or the op applied to
+                                      it, and nothing else (crashcheck
+                                      shape_ok).
   {"t":"wpair", "src", "dst", "replace"}   src is renamed to dst with
                                       RENAME_WHITEOUT (replace: dst existed):
                                       never a whiteout at src without dst,
@@ -129,6 +139,7 @@ class Session:
         self.synced = synced
         self.rng = random.Random(seed)
         self.out = open(explog, "a", buffering=1)
+        self.pre_dir = os.path.join(os.path.dirname(os.path.abspath(explog)), "pre")
         self.lock = threading.Lock()
         self.next_fid = 1
         self.fid_of = {}        # path -> fid of the file there (tagged files)
@@ -208,13 +219,40 @@ class Session:
         fid = self.fid_of[path]
         self.gen[fid] += 1
 
+    PRE_MAX = 8 << 20       # larger files are not saved: their shape changes are "any"
+
+    def shape_chg(self, path, op):
+        """A "chg" of kind "shape" for a truncate or fallocate op about to
+        be applied to path: its current content is saved under pre/."""
+        with open(self.p(path), "rb") as f:
+            data = f.read(self.PRE_MAX + 1)
+        if len(data) > self.PRE_MAX:
+            for q in self.names_of(path):
+                self.chg(q)
+            return
+        sha = hashlib.sha256(data).hexdigest()
+        os.makedirs(self.pre_dir, exist_ok=True)
+        dst = os.path.join(self.pre_dir, sha)
+        if not os.path.exists(dst):
+            tmp = "%s.%d.%d" % (dst, os.getpid(), threading.get_ident())
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.rename(tmp, dst)
+        for q in self.names_of(path):
+            self.log(t="chg", path=q, m=self.barrier(), kind="shape", op=op, pre=sha)
+
     def truncate(self, path, size):
         fid = self.fid_of.get(path)
         if fid:
             self.log(t="fid", fid=fid, gen=self.gen[fid], end=size)
-        for q in self.names_of(path):
-            self.chg(q)
+        self.shape_chg(path, {"t": "truncate", "size": size})
         os.truncate(self.p(path), size)
+
+    def falloc(self, path, mode, off, length):
+        """fallocate(2) of path; a ZERO_RANGE that extends the file must
+        log its "fid" end first (the caller knows the generation)."""
+        self.shape_chg(path, {"t": "falloc", "mode": mode, "off": off, "len": length})
+        fallocate(self.p(path), mode, off, length)
 
     def fsync(self, path, datasync=False):
         """fsync (or fdatasync) path, then records its durable state."""

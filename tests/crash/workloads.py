@@ -18,7 +18,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crashlib import RENAME_WHITEOUT, Session, fallocate, tag_bytes  # noqa: E402
+from crashlib import RENAME_WHITEOUT, Session, tag_bytes  # noqa: E402
 
 FALLOC_FL_KEEP_SIZE = 0x01
 FALLOC_FL_PUNCH_HOLE = 0x02
@@ -889,8 +889,7 @@ def punch(s, n):
         mode = {"punch": FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                 "zero": FALLOC_FL_ZERO_RANGE,
                 "zero_keep": FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE}[op]
-        s.chg(name)
-        fallocate(s.p(name), mode, off, ln)
+        s.falloc(name, mode, off, ln)
         if s.rng.random() < 0.3:    # write into the range just punched
             s.write(name, off + s.rng.choice([0, 7, 4096]), s.rng.choice([16, 700]))
         s.fsync(name, datasync=(i % 3 != 0))
@@ -907,8 +906,7 @@ def punch(s, n):
             if op == FALLOC_FL_ZERO_RANGE:
                 sfid = s.fid_of[small]
                 s.log(t="fid", fid=sfid, gen=s.gen[sfid], end=off + ln)
-            s.chg(small)
-            fallocate(s.p(small), op, off, ln)
+            s.falloc(small, op, off, ln)
             s.fsync(small, datasync=True)
         # take the blocks just freed
         r = "ph/r%d" % reuse
