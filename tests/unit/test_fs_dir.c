@@ -4,6 +4,7 @@
  *  - the hash-suffix logic (dir_i.h) on an in-memory B+tree, with forced
  *    hash collisions, including a full group of 256 names of one hash;
  *  - many names through the fs API, persistence across remount;
+ *  - names whose real hashes collide, through the fs API;
  *  - readdir offsets (cookies): ".", "..", resumption, buffer-full rule,
  *    readdirplus references (and entries taken without one), and every
  *    entry removed while iterating in chunks of 100 (the "rm -r" pattern)
@@ -472,6 +473,128 @@ static void test_many_names(void **state)
     free(inos);
 }
 
+/* Pairs of 9-byte names with equal 55-bit hashes (FNV-1a 64 folded), found
+ * by a birthday search over "h%08x": the suffix logic on real names, through
+ * the fs API, rather than with a forced hash on a bare tree. */
+static const char *const colliding[][2] = {
+    { "h2b3d48cb", "h741f543e" },
+    { "h42de904b", "hce6099a7" },
+    { "h00868e95", "h86d20ee8" },
+    { "h08b0a512", "hcef3b00d" },
+};
+
+/* The readdir offset (cookie) of each of names[0..n) in dir; 0 if absent,
+ * and a name listed twice fails the test. */
+static void cookies_of(struct fs *fs, uint64_t dir, const char *const *names, unsigned n,
+                       uint64_t *offs)
+{
+    struct collect c;
+    collect_init(&c, 64, 0);
+    assert_int_equal(fs_readdir(fs, dir, 0, 0, collect_fill, &c), 0);
+    assert_true(c.n <= c.cap);
+    for (unsigned i = 0; i < n; i++) {
+        offs[i] = 0;
+        for (unsigned k = 0; k < c.n; k++) {
+            if (strcmp(c.names[k], names[i]) == 0) {
+                assert_int_equal(offs[i], 0);
+                offs[i] = c.offs[k];
+            }
+        }
+    }
+    collect_free(&c);
+}
+
+/* Names of one real hash: the second gets suffix 1 (readdir offset
+ * (hash << 8 | 1) + 3), either is found and removed without the other, a
+ * freed suffix is reused, rename/link between them and a directory
+ * replacing its colliding empty sibling keep every count right; all of it
+ * survives a remount and the teardown's fsck is clean. */
+static void test_real_collisions(void **state)
+{
+    struct img *m = *state;
+    struct fs_stat st;
+    uint64_t offs[2];
+
+    for (unsigned i = 0; i < sizeof(colliding) / sizeof(colliding[0]); i++)
+        assert_int_equal(mmapfs_name_hash(colliding[i][0], 9),
+                         mmapfs_name_hash(colliding[i][1], 9));
+    const char *a = colliding[0][0], *b = colliding[0][1];
+    uint64_t h = mmapfs_name_hash(a, 9);
+
+    img_create(m, 64ull << 20, 0);
+    uint64_t d = mkdirectory(m->fs, MMAPFS_ROOT_INO, "d");
+    uint64_t ia = mkfile(m->fs, d, a), ib = mkfile(m->fs, d, b);
+    cookies_of(m->fs, d, colliding[0], 2, offs);
+    assert_int_equal(offs[0], (h << 8 | 0) + 3);
+    assert_int_equal(offs[1], (h << 8 | 1) + 3);
+    assert_int_equal(lookup(m->fs, d, a), (int64_t)ia);
+    assert_int_equal(lookup(m->fs, d, b), (int64_t)ib);
+
+    /* the first goes: the second keeps its key; a new first takes suffix 0 */
+    assert_int_equal(fs_unlink(m->fs, d, a), 0);
+    assert_int_equal(lookup(m->fs, d, a), -ENOENT);
+    assert_int_equal(lookup(m->fs, d, b), (int64_t)ib);
+    ia = mkfile(m->fs, d, a);
+    cookies_of(m->fs, d, colliding[0], 2, offs);
+    assert_int_equal(offs[0], (h << 8 | 0) + 3);
+    assert_int_equal(offs[1], (h << 8 | 1) + 3);
+
+    /* rename onto the colliding name replaces it; and back to a free one */
+    assert_int_equal(fs_rename(m->fs, d, a, d, b, 0), 0);
+    assert_int_equal(lookup(m->fs, d, a), -ENOENT);
+    assert_int_equal(lookup(m->fs, d, b), (int64_t)ia);
+    assert_int_equal(fs_getattr(m->fs, ib, &st), -ENOENT);
+    assert_int_equal(fs_rename(m->fs, d, b, d, a, 0), 0);
+    assert_int_equal(lookup(m->fs, d, a), (int64_t)ia);
+    assert_int_equal(lookup(m->fs, d, b), -ENOENT);
+
+    /* a hard link under the colliding name, then a rename between the two
+     * names of one inode, which changes nothing */
+    assert_int_equal(fs_link(m->fs, ia, d, b, &st), 0);
+    fs_forget(m->fs, ia, 1);
+    assert_int_equal(attr(m->fs, ia).nlink, 2);
+    assert_int_equal(fs_rename(m->fs, d, a, d, b, 0), 0);
+    assert_int_equal(lookup(m->fs, d, a), (int64_t)ia);
+    assert_int_equal(lookup(m->fs, d, b), (int64_t)ia);
+    assert_int_equal(attr(m->fs, ia).nlink, 2);
+
+    /* directories: one replaces its empty colliding sibling */
+    const char *x = colliding[1][0], *y = colliding[1][1];
+    uint64_t ix = mkdirectory(m->fs, d, x);
+    mkdirectory(m->fs, d, y);
+    assert_int_equal(attr(m->fs, d).nlink, 4);
+    assert_int_equal(fs_rename(m->fs, d, x, d, y, 0), 0);
+    assert_int_equal(lookup(m->fs, d, x), -ENOENT);
+    assert_int_equal(lookup(m->fs, d, y), (int64_t)ix);
+    assert_int_equal(attr(m->fs, d).nlink, 3);
+
+    /* symlinks under both names of the other pairs */
+    for (unsigned i = 2; i < 4; i++)
+        for (unsigned j = 0; j < 2; j++) {
+            assert_int_equal(fs_symlink(m->fs, d, colliding[i][j], colliding[i][j], &cred, &st), 0);
+            fs_forget(m->fs, st.ino, 1);
+        }
+
+    img_remount(m);
+    assert_int_equal(lookup(m->fs, d, a), (int64_t)ia);
+    assert_int_equal(lookup(m->fs, d, b), (int64_t)ia);
+    assert_int_equal(lookup(m->fs, d, y), (int64_t)ix);
+    assert_int_equal(attr(m->fs, d).size, 7);
+    for (unsigned i = 2; i < 4; i++)
+        for (unsigned j = 0; j < 2; j++) {
+            char target[16];
+            int64_t ino = lookup(m->fs, d, colliding[i][j]);
+            assert_true(ino > 0);
+            assert_int_equal(fs_readlink(m->fs, (uint64_t)ino, target, sizeof(target)), 9);
+            assert_memory_equal(target, colliding[i][j], 9);
+        }
+    for (unsigned i = 2; i < 4; i++) {
+        cookies_of(m->fs, d, colliding[i], 2, offs);
+        assert_int_equal(offs[1], offs[0] + 1);
+    }
+    assert_int_equal(count_entries(m->fs, d, 3), 7 + 2);
+}
+
 /* ".", "..", offsets 1 and 2, resumption after a full buffer, plus mode. */
 static void test_readdir_offsets(void **state)
 {
@@ -714,6 +837,7 @@ int main(void)
         cmocka_unit_test(test_suffix_in_big_tree),
         cmocka_unit_test(test_entry_and_name_checks),
         cmocka_unit_test_setup_teardown(test_many_names, img_setup, img_teardown),
+        cmocka_unit_test_setup_teardown(test_real_collisions, img_setup, img_teardown),
         cmocka_unit_test_setup_teardown(test_readdir_offsets, img_setup, img_teardown),
         cmocka_unit_test_setup_teardown(test_readdir_remove_while_iterating, img_setup,
                                         img_teardown),
