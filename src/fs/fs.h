@@ -296,6 +296,12 @@ int fs_statfs(struct fs *fs, struct statvfs *st);
  * lock (a moment old under concurrent allocation): for heuristics such as
  * the FUSE front end's dirty-page cap, not for decisions that need it exact. */
 uint64_t fs_free_bytes(struct fs *fs);
+/* For a sparse image file (src/fs/hostspace.c): the free space of the
+ * host filesystem that holds it, which new blocks of the image take as
+ * they are allocated; UINT64_MAX for an image that does not need host
+ * space (preallocated, a block device, read-only). Also a heuristic: freed
+ * blocks of the image that the host had allocated take none. */
+uint64_t fs_host_free_bytes(struct fs *fs);
 
 /* Counters for mmapfs-stat: engine metrics plus fs/journal counters,
  * written as "name value\n" lines into buf; returns length (like snprintf). */

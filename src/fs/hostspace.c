@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "fs/fs_i.h"
 
@@ -89,4 +90,13 @@ int fs_host_reserve_blocks(struct fs *fs, uint64_t start, uint64_t n)
         return 0;
     }
     return r == -EDQUOT ? -ENOSPC : r;
+}
+
+uint64_t fs_host_free_bytes(struct fs *fs)
+{
+    struct statvfs st;
+    /* read without a lock: fs_host_reserve_blocks may clear it */
+    if (!__atomic_load_n(&fs->host_sparse, __ATOMIC_RELAXED) || fstatvfs(fs->lock_fd, &st))
+        return UINT64_MAX;
+    return (uint64_t)st.f_bavail * st.f_frsize;
 }
