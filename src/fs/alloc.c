@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fs/fs_i.h"
 
@@ -557,6 +558,50 @@ static int next_run(struct fs *fs, const struct bmap *m, uint64_t pos, uint64_t 
     return 0;
 }
 
+/* A sparse image on a full host (hostspace.c): the first free run of at
+ * most max blocks that the host already holds, reserved; -ENOSPC if there
+ * is none. Blocks freed in the image keep their host blocks (no hole
+ * punching), so after an rm a write can go on while the host stays full;
+ * choosing by the bitmap alone found a hole and failed until space was
+ * freed outside the mount. Walks the free runs, skipping to the host's
+ * next data (SEEK_DATA) past each: one or two lseek per free run that
+ * holds host data, on the ENOSPC path only. */
+static int host_held_run(struct fs *fs, const struct bmap *m, uint64_t max,
+                         uint64_t *start, uint64_t *len)
+{
+    const uint64_t bs = MMAPFS_BLOCK_SIZE;
+    uint64_t pos = m->lo;
+    while (pos < m->hi) {
+        uint64_t s, n;
+        int err = next_run(fs, m, pos, m->hi, m->hi, &s, &n);
+        if (err)
+            return err;
+        if (n == 0)
+            break;
+        off_t d = lseek(fs->lock_fd, (off_t)(s * bs), SEEK_DATA);
+        if (d < 0)
+            break;     /* ENXIO: no host data past s (or no SEEK_DATA) */
+        uint64_t ds = ((uint64_t)d + bs - 1) / bs;
+        if (ds >= s + n) {
+            pos = ds;  /* none in this run: on to the free blocks at d */
+            continue;
+        }
+        off_t h = lseek(fs->lock_fd, d, SEEK_HOLE);
+        if (h < 0)
+            break;
+        uint64_t e = min_u64(s + n, (uint64_t)h / bs);
+        if (ds < e) {
+            *start = ds;
+            *len = min_u64(e - ds, max);
+            /* allocated already: takes no space, and tells a host that
+             * reports no holes (all data) from one that has them */
+            return fs_host_reserve_blocks(fs, *start, *len);
+        }
+        pos = ((uint64_t)h + bs - 1) / bs;   /* > s: h > d >= s * bs */
+    }
+    return -ENOSPC;
+}
+
 int fs_alloc_blocks(struct fs *fs, uint64_t goal, uint64_t want, uint64_t *start, uint64_t *got)
 {
     struct bmap m = block_map(fs);
@@ -608,6 +653,8 @@ found:;
     /* a sparse image: the host must have the space before anything
      * points at these blocks (hostspace.c) */
     int err = fs_host_reserve_blocks(fs, best_s, best_len);
+    if (err == -ENOSPC)
+        err = host_held_run(fs, &m, want, &best_s, &best_len);
     if (err)
         return err;
     uint64_t changed;
@@ -723,6 +770,53 @@ void fs_free_meta(struct fs *fs, uint64_t blk)
 
 /* ==== inodes ================================================================ */
 
+/* A sparse image on a full host: a free inode whose table block the host
+ * already holds (m: the inode map), as host_held_run for blocks. The
+ * table is reserved a block at a time (hostspace.c) and the goal moves on
+ * past freed inodes, so on a full host every create failed once the goal
+ * reached a hole, however many files were removed. Walks the host's data
+ * (SEEK_DATA, SEEK_HOLE) in each extent of the table. */
+static int host_held_inode(struct fs *fs, const struct bmap *m, uint64_t *bit)
+{
+    const uint64_t bs = MMAPFS_BLOCK_SIZE;
+    const struct mmapfs_disk_itab *t = &fs->itab;
+    uint64_t idx = 0;   /* table index of the extent's first block */
+    for (uint32_t i = 0; i <= t->count && i <= MMAPFS_ITAB_EXTENTS_MAX; i++) {
+        uint64_t start = i ? t->ext[i - 1].start : fs->inode_table_start;
+        uint64_t blocks = i ? t->ext[i - 1].blocks : fs->inode_table_blocks;
+        uint64_t pos = start, end = start + blocks;
+        while (pos < end) {
+            off_t d = lseek(fs->lock_fd, (off_t)(pos * bs), SEEK_DATA);
+            if (d < 0)
+                break;
+            uint64_t ds = ((uint64_t)d + bs - 1) / bs;
+            if (ds >= end)
+                break;
+            off_t h = lseek(fs->lock_fd, d, SEEK_HOLE);
+            if (h < 0)
+                break;
+            uint64_t he = min_u64(end, (uint64_t)h / bs);
+            if (ds < he) {
+                uint64_t lo = (idx + ds - start) * MMAPFS_INODES_PER_BLOCK;
+                uint64_t hi = min_u64((idx + he - start) * MMAPFS_INODES_PER_BLOCK, m->hi);
+                uint64_t b = hi;
+                if (lo < hi) {
+                    int err = bmap_find(fs, m, lo, hi, 0, &b);
+                    if (err)
+                        return err;
+                }
+                if (b < hi) {
+                    *bit = b;
+                    return 0;
+                }
+            }
+            pos = ((uint64_t)h + bs - 1) / bs;   /* > pos: h > d >= pos * bs */
+        }
+        idx += blocks;
+    }
+    return -ENOSPC;
+}
+
 int fs_alloc_inode(struct fs *fs, uint64_t goal, uint64_t *ino)
 {
     struct bmap m = inode_map(fs);
@@ -750,6 +844,11 @@ int fs_alloc_inode(struct fs *fs, uint64_t goal, uint64_t *ino)
                                        &fs->itab, bit + 1);
     if (fs->host_sparse && tblk != fs->host_itab_block) {
         err = fs_host_reserve_blocks(fs, tblk, 1);
+        if (err == -ENOSPC && !(err = host_held_inode(fs, &m, &bit))) {
+            tblk = mmapfs_inode_block(fs->inode_table_start, fs->inode_table_blocks,
+                                      &fs->itab, bit + 1);
+            err = fs_host_reserve_blocks(fs, tblk, 1);   /* held: takes no space */
+        }
         if (err)
             return err;
         fs->host_itab_block = tblk;

@@ -8,11 +8,14 @@
 # HOST is full, long before the image is. Writers must get ENOSPC (or
 # EIO), never a dead daemon (ENOTCONN); the mount stays usable: ls, stat,
 # reading what was written, rm (deletes commit: the journal does not need
-# host space), mkdir. Then host space is freed (the host file and some of
-# the filesystem's files), writes work again, unmount, fsck.mmapfs -n is
-# clean, a remount works, and every file whose write and fsync succeeded
-# is intact. -o nowriteback_cache, so that ENOSPC comes from write(2)
-# itself (60_enospc.sh covers the writeback cache). docs/ROBUSTNESS.md.
+# host space), mkdir; with the host still full, a write and a create take
+# the blocks and the inode that rm freed. Then host space is freed (the
+# host file and some of the filesystem's files), writes work again,
+# unmount, fsck.mmapfs -n is clean, a remount works, and every file whose
+# write and fsync succeeded is intact. -o nowriteback_cache, so that
+# ENOSPC comes from write(2) itself (60_enospc.sh covers the writeback
+# cache); then the default mount: an endless writer stops near the host's
+# full point. docs/ROBUSTNESS.md.
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
 t_init "$@"
@@ -72,12 +75,35 @@ os.fsync(fd)"
 check "the mount is usable when the host is full: ls -la" ls -la "$M"
 check "stat of a written file" stat "$M/f000"
 check_sh "the written files read back intact" 'cd / && sha256sum -c --quiet "$0"' "$sums"
+# (a directory whose inode comes after those of the files removed below)
+check "mkdir while the host has some room" mkdir "$M/late"
 check "rm commits while the host is full" rm -f "$M/more" "$M/f000" "$M/f001"
 check_errno "mkdir while the host is full works or gives ENOSPC" "OK|ENOSPC" "os.mkdir('$M/dir')"
 grep -v "/f000$\|/f001$" "$sums" >"$sums.kept"
+# The host has a little room left (less than the 1 MiB the last write
+# wanted): take it, so that nothing below gets host space from outside.
+dd if=/dev/zero of="$host/pad" bs=4k status=none 2>/dev/null || true
+check_eq "the host is full (KiB available)" 0 "$(df -k --output=avail "$host" | tail -1 | tr -d ' ')"
+# The removed files' blocks are free in the image and still allocated on
+# the host: a write may take them with the host still full. The allocator
+# chose blocks by the image's bitmap alone, found a hole, and the write
+# failed with ENOSPC until host space was freed outside the mount.
+check "a 1 MiB write on the full host takes the blocks rm freed" \
+    dd if=/dev/urandom of="$M/reused" bs=1M count=1 conv=fsync status=none
+reused_sum=$(sha256sum <"$M/reused" 2>/dev/null || echo missing)
+# Inodes likewise: the inode table is reserved a block at a time, and a
+# new inode is searched from its directory's inode on; in a directory made
+# last, past every freed inode, a create failed with ENOSPC once the search
+# reached a table block the host does not hold, whatever was removed.
+check_errno "empty files on the full host until ENOSPC" ENOSPC "
+for i in range(400):
+    open('$M/late/e%03d' % i, 'w').close()"
+check "rm a written file on the full host" rm -f "$M/f002"
+check "a new file on the full host takes the inode rm freed" touch "$M/late/newfile"
+grep -v "/f002$" "$sums.kept" >"$sums.tmp" && mv "$sums.tmp" "$sums.kept"
 
 # ---- free host space: writing works again ------------------------------------------------
-check "free the host file" rm -f "$host/spare"
+check "free the host file" rm -f "$host/spare" "$host/pad"
 check "write 2 MiB after host space came back" \
     dd if=/dev/urandom of="$M/after" bs=1M count=2 conv=fsync status=none
 after_sum=$(sha256sum <"$M/after" 2>/dev/null || echo missing)
@@ -87,6 +113,7 @@ fsck_clean "$img"
 mount_image "$img" "$M" -o nowriteback_cache
 check_sh "after a remount every fsync'd file is intact" 'cd / && sha256sum -c --quiet "$0"' "$sums.kept"
 check_eq "the file written after space came back is intact" "$after_sum" "$(sha256sum <"$M/after")"
+check_eq "the file written into the freed blocks on the full host is intact" "$reused_sum" "$(sha256sum <"$M/reused")"
 unmount_fs "$M"
 
 # ---- the writeback cache (default mount) on a host that fills ------------------------------
@@ -111,6 +138,8 @@ if [ -w "/sys/class/bdi/$(mountpoint -d "$M")/max_bytes" ]; then
     check_range "writeback cache: the endless writer stops within 8 MiB of the host's full point" \
         0 $((host_avail + (8 << 20))) "$(stat -c %s "$M/endless")"
     check "writeback cache: rm the endless file" rm -f "$M/endless"
+    check "writeback cache: a write on the full host takes the blocks rm freed" \
+        dd if=/dev/urandom of="$M/after2" bs=1M count=2 conv=fsync status=none
     check_sh "writeback cache: every fsync'd file is intact" 'cd / && sha256sum -c --quiet "$0"' "$sums.kept"
 else
     skip "writeback cache on a filling host: the mount's max_bytes is not writable here (not root, or a kernel before 6.2)"
