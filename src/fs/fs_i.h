@@ -67,6 +67,9 @@ struct fs {
     struct mmp *mmp;                  /* multi-mount protection, NULL if off (mmp.c) */
     int host_sparse;                  /* image file with holes: reserve what is
                                        * allocated (hostspace.c) */
+    int64_t host_full_said;           /* CLOCK_MONOTONIC seconds of the last
+                                         "host is full" line (0: none; journal
+                                         lock) */
     uint64_t host_itab_block;         /* inode table block last reserved on the
                                          host by fs_alloc_inode (0: none; journal
                                          lock): inodes are handed out in order, so

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 
 #include "fs/fs_i.h"
 
@@ -80,6 +81,21 @@ void fs_host_space_init(struct fs *fs)
     fs->host_sparse = 1;
 }
 
+/* One line when the host refuses space, at most one a minute: the mount's
+ * df still shows the image's free space, and without it nothing told the
+ * ENOSPC of a full host from that of a full filesystem. */
+static void say_host_full(struct fs *fs, int err)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (fs->host_full_said && now.tv_sec - fs->host_full_said < 60)
+        return;
+    fs->host_full_said = now.tv_sec > 0 ? now.tv_sec : 1;
+    fprintf(stderr, "mmapfs: %s: the host filesystem is full (%s): writes that need new "
+            "blocks of this sparse image get ENOSPC until it has room, whatever df of the "
+            "mount shows\n", fs->path ? fs->path : "image", strerror(-err));
+}
+
 int fs_host_reserve_blocks(struct fs *fs, uint64_t start, uint64_t n)
 {
     if (!fs->host_sparse)
@@ -89,6 +105,8 @@ int fs_host_reserve_blocks(struct fs *fs, uint64_t start, uint64_t n)
         fs->host_sparse = 0;    /* not supported here after all */
         return 0;
     }
+    if (r == -ENOSPC || r == -EDQUOT)
+        say_host_full(fs, r);
     return r == -EDQUOT ? -ENOSPC : r;
 }
 
