@@ -92,9 +92,57 @@ static int daemonize(int *status_fd)
     return 0;
 }
 
+/* The daemon's stderr once it runs in the background: each line goes to
+ * syslog, as mfs_log's do. The filesystem core, the engine and libfuse
+ * report on stderr (corruption, I/O errors, multi-mount protection,
+ * discard, a full host); sent to /dev/null with the rest of stdio, their
+ * lines were lost whenever mmapfs ran without -f. Called under the
+ * stream's lock; a line longer than the buffer goes out in pieces. */
+struct syslog_stream {
+    char line[1024];
+    size_t len;
+};
+
+static void syslog_flush_line(struct syslog_stream *s)
+{
+    const char *msg = s->line;
+    s->line[s->len] = '\0';
+    if (strncmp(msg, "mmapfs: ", 8) == 0)
+        msg += 8;   /* syslog names the program already */
+    if (*msg)
+        syslog(LOG_ERR, "%s", msg);
+    s->len = 0;
+}
+
+static ssize_t syslog_stream_write(void *cookie, const char *data, size_t size)
+{
+    struct syslog_stream *s = cookie;
+    for (size_t i = 0; i < size; i++) {
+        if (data[i] == '\n') {
+            syslog_flush_line(s);
+            continue;
+        }
+        if (s->len == sizeof(s->line) - 1)
+            syslog_flush_line(s);
+        s->line[s->len++] = data[i];
+    }
+    return (ssize_t)size;
+}
+
+static void stderr_to_syslog(void)
+{
+    static struct syslog_stream s;
+    cookie_io_functions_t io = { .write = syslog_stream_write };
+    FILE *f = fopencookie(&s, "w", io);
+    if (!f)
+        return;     /* then stderr stays on /dev/null */
+    setvbuf(f, NULL, _IOLBF, 0);
+    stderr = f;
+}
+
 /* Sends the status byte to the waiting parent (0 = mounted, else the
  * TOOL_EXIT_* code it exits with); on success the daemon's stdio goes to
- * /dev/null and messages to syslog. */
+ * /dev/null and messages, stderr's lines too, to syslog. */
 static void report_status(int *status_fd, int code)
 {
     unsigned char b = (unsigned char)code;
@@ -120,6 +168,7 @@ static void report_status(int *status_fd, int code)
             close(fd);
     }
     mfs_log_use_syslog(1);
+    stderr_to_syslog();
 }
 
 /* ---- messages --------------------------------------------------------------------- */
