@@ -510,6 +510,55 @@ int fs_alloc_init(struct fs *fs)
     return 0;
 }
 
+/* The first clear bit of the block bitmap in [start, start+len), or
+ * start+len. 0 or -EIO. */
+static int first_clear(struct fs *fs, uint64_t start, uint64_t len, uint64_t *out)
+{
+    uint64_t pos = start, end = start + len;
+    while (pos < end) {
+        uint64_t g = pos / BITS_PER_BMAP;
+        uint64_t gend = min_u64((g + 1) * BITS_PER_BMAP, end);
+        const uint64_t *w = jnl_read(fs->jnl, fs->block_bitmap_start + g);
+        if (!w)
+            return jnl_read_error();
+        for (uint64_t base = pos & ~63ull; base < gend; base += 64) {
+            uint64_t x = ~w[(base % BITS_PER_BMAP) / 64] & word_mask(base, pos, gend);
+            if (x) {
+                *out = base + (uint64_t)__builtin_ctzll(x);
+                return 0;
+            }
+        }
+        pos = gend;
+    }
+    *out = end;
+    return 0;
+}
+
+int fs_alloc_check_reserved(struct fs *fs, uint64_t *blk)
+{
+    /* The metadata region: the allocator never hands it out, but a bitmap
+     * with its bits clear was damaged as a whole (a zeroed block), and its
+     * data-area bits cannot be trusted either. */
+    int err = first_clear(fs, 0, fs->data_start, blk);
+    if (err || *blk < fs->data_start)
+        return err;
+    /* A grown inode table's extents and the inode bitmap's room lie in the
+     * data area (FORMAT.md §4b): only their bits keep the allocator from
+     * writing file data over inodes. */
+    uint32_t n = fs->itab.count <= MMAPFS_ITAB_EXTENTS_MAX ? fs->itab.count : 0;
+    for (uint32_t i = 0; i <= n; i++) {
+        uint64_t s = i < n ? fs->itab.ext[i].start : fs->inode_bitmap_start;
+        uint64_t l = i < n ? fs->itab.ext[i].blocks : fs->itab.inode_bitmap_room;
+        if (l == 0)
+            continue;
+        err = first_clear(fs, s, l, blk);
+        if (err || *blk < s + l)
+            return err;
+    }
+    *blk = fs->block_count;
+    return 0;
+}
+
 void fs_alloc_fini(struct fs *fs)
 {
     if (fs->pending) {

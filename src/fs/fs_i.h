@@ -181,6 +181,10 @@ int fs_inode_in_use(struct fs *fs, uint64_t ino);
 /* Loads free counts from the bitmaps (mount) and sets up pending lists. */
 int fs_alloc_init(struct fs *fs);
 void fs_alloc_fini(struct fs *fs);
+/* After fs_alloc_init: the first block that must be marked in use in the
+ * block bitmap but is not (the metadata region; with ITAB the inode table
+ * extents and the inode bitmap's room), or block_count. 0 or -EIO. */
+int fs_alloc_check_reserved(struct fs *fs, uint64_t *blk);
 /* Journal durable callback: releases blocks freed up to seq. */
 void fs_alloc_durable(void *ctx, uint64_t seq);
 /* Makes blocks freed by transactions up to seq reusable (readpin.c calls

@@ -185,6 +185,24 @@ static int load_after_replay(struct fs *fs, const char *path,
         if (!fs->read_only)
             err = -EUCLEAN;
     }
+    /* Whatever the state: the blocks that are always in use must be
+     * marked so. A clear bit there (a zeroed bitmap block, replayed or
+     * written after a crash, when the free counts are only hints) shows a
+     * damaged bitmap whose clear bits of blocks in use the allocator
+     * would hand out again: new files written over directory and extent
+     * tree nodes, or (ITAB) over inodes. ext4 refuses such a bitmap too
+     * (ext4_validate_block_bitmap). */
+    uint64_t bad;
+    if (!err)
+        err = fs_alloc_check_reserved(fs, &bad);
+    if (!err && bad < fs->block_count) {
+        fprintf(stderr, "mmapfs: %s: block %llu (%s) is marked free in the block bitmap: "
+                "the bitmap is damaged, run fsck.mmapfs -y%s\n", path, (unsigned long long)bad,
+                bad < fs->data_start ? "metadata region" : "grown inode table",
+                fs->read_only ? " (mounting read-only anyway)" : "");
+        if (!fs->read_only)
+            err = -EUCLEAN;
+    }
     if (!err)
         err = fs_icache_init(fs);
     if (!err)
