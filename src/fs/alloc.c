@@ -534,6 +534,24 @@ static int first_clear(struct fs *fs, uint64_t start, uint64_t len, uint64_t *ou
     return 0;
 }
 
+/* Range i of the data-area blocks a grown inode table keeps (FORMAT.md
+ * §4b): its extents, then the inode bitmap's room when it has one. 0 past
+ * the last. The superblock was validated at mount: count is in range. */
+static int itab_range(struct fs *fs, uint32_t i, uint64_t *start, uint64_t *len)
+{
+    if (i < fs->itab.count) {
+        *start = fs->itab.ext[i].start;
+        *len = fs->itab.ext[i].blocks;
+        return 1;
+    }
+    if (i == fs->itab.count && fs->itab.inode_bitmap_room) {
+        *start = fs->inode_bitmap_start;
+        *len = fs->itab.inode_bitmap_room;
+        return 1;
+    }
+    return 0;
+}
+
 int fs_alloc_check_reserved(struct fs *fs, uint64_t *blk)
 {
     /* The metadata region: the allocator never hands it out, but a bitmap
@@ -545,17 +563,22 @@ int fs_alloc_check_reserved(struct fs *fs, uint64_t *blk)
     /* A grown inode table's extents and the inode bitmap's room lie in the
      * data area (FORMAT.md §4b): only their bits keep the allocator from
      * writing file data over inodes. */
-    uint32_t n = fs->itab.count <= MMAPFS_ITAB_EXTENTS_MAX ? fs->itab.count : 0;
-    for (uint32_t i = 0; i <= n; i++) {
-        uint64_t s = i < n ? fs->itab.ext[i].start : fs->inode_bitmap_start;
-        uint64_t l = i < n ? fs->itab.ext[i].blocks : fs->itab.inode_bitmap_room;
-        if (l == 0)
-            continue;
+    uint64_t s, l;
+    for (uint32_t i = 0; itab_range(fs, i, &s, &l); i++) {
         err = first_clear(fs, s, l, blk);
         if (err || *blk < s + l)
             return err;
     }
     *blk = fs->block_count;
+    return 0;
+}
+
+int fs_blocks_reserved(struct fs *fs, uint64_t start, uint64_t len)
+{
+    uint64_t s, l;
+    for (uint32_t i = 0; itab_range(fs, i, &s, &l); i++)
+        if (start < s + l && s < start + len)
+            return 1;
     return 0;
 }
 

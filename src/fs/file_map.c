@@ -23,7 +23,7 @@ static int decode(struct fmap *m, uint64_t key, const struct mmapfs_disk_extent 
     if (len != sizeof(*v) || v->len == 0 || (v->flags & ~MMAPFS_EXTENT_UNWRITTEN) ||
         key >= FILE_MAX_BLOCKS || v->len > FILE_MAX_BLOCKS - key ||
         v->start < fs->data_start || v->start >= fs->block_count ||
-        v->len > fs->block_count - v->start)
+        v->len > fs->block_count - v->start || fs_blocks_reserved(fs, v->start, v->len))
         return fs_corrupt(fs, "inode %llu: bad extent at block %llu (start %llu, len %u, "
                           "flags %#x, value %zu bytes)", (unsigned long long)m->ino,
                           (unsigned long long)key, (unsigned long long)v->start, v->len,

@@ -185,6 +185,10 @@ void fs_alloc_fini(struct fs *fs);
  * block bitmap but is not (the metadata region; with ITAB the inode table
  * extents and the inode bitmap's room), or block_count. 0 or -EIO. */
 int fs_alloc_check_reserved(struct fs *fs, uint64_t *blk);
+/* Does the run [start, start+len) of the data area overlap a grown inode
+ * table's extents or the inode bitmap's room (ITAB)? An extent that does is
+ * corrupt: its reads and writes would go to inodes. */
+int fs_blocks_reserved(struct fs *fs, uint64_t start, uint64_t len);
 /* Journal durable callback: releases blocks freed up to seq. */
 void fs_alloc_durable(void *ctx, uint64_t seq);
 /* Makes blocks freed by transactions up to seq reusable (readpin.c calls

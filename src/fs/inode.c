@@ -78,7 +78,8 @@ static int inode_data_check(struct fs *fs, uint64_t ino, const struct mmapfs_dis
         if (empty || e.len == 0 || (i && lblk < prev_end) ||
             lblk >= FILE_MAX_BLOCKS || e.len > FILE_MAX_BLOCKS - lblk ||
             (e.flags && !S_ISREG(di->mode)) || e.start < fs->data_start ||
-            e.start >= fs->block_count || e.len > fs->block_count - e.start)
+            e.start >= fs->block_count || e.len > fs->block_count - e.start ||
+            fs_blocks_reserved(fs, e.start, e.len))
             return fs_corrupt(fs, "inode %llu: bad inline extent %u (block %llu: start "
                               "%llu, len %u)", n, i, (unsigned long long)lblk,
                               (unsigned long long)e.start, e.len);

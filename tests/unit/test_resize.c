@@ -572,6 +572,13 @@ static void test_grown_table_damage(void **state)
     di.checksum = mfs_crc32c(mfs_crc32c(0, &le, 8), &di, offsetof(struct mmapfs_disk_inode, checksum));
     assert_int_equal(pwrite(fd, &di, sizeof(di), at), (ssize_t)sizeof(di));
     close(fd);
+    /* the mount refuses it as well: reading the file read inode records,
+     * writing it wrote over them */
+    img_mount(m);
+    unsigned char buf[4096] = { 0 };
+    assert_int_equal(fs_read(m->fs, ino, 0, buf, sizeof(buf)), -EUCLEAN);
+    assert_int_equal(fs_write(m->fs, ino, 0, buf, sizeof(buf)), -EUCLEAN);
+    img_unmount(m);
     co.mode = FS_CHECK_NO;
     assert_int_equal(fs_check(m->path, &co, stderr), FSCK_EXIT_UNCORRECTED);
     co.mode = FS_CHECK_YES;
