@@ -161,6 +161,21 @@ static int load_after_replay(struct fs *fs, const char *path,
         snprintf(msg, sizeof(msg), "superblock geometry changed by journal replay");
         err = -EUCLEAN;
     }
+    /* The features too were checked in block 0, before replay; only
+     * mkfs and mmapfs-resize (offline, journal clean) change them, except
+     * XATTR_CHAIN, which a mount sets in a transaction. Another change
+     * (an unknown incompat bit, INODE_DATA gone) is a damaged log, and
+     * the mount would read the image by the wrong rules. */
+    const uint32_t chain = MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN;
+    if (!err && (sb->feature_compat != before->feature_compat ||
+                 sb->feature_ro_compat != before->feature_ro_compat ||
+                 (sb->feature_incompat & ~chain) != (before->feature_incompat & ~chain))) {
+        snprintf(msg, sizeof(msg), "superblock features changed by journal replay "
+                 "(incompat %#x, was %#x)", sb->feature_incompat, before->feature_incompat);
+        err = -EUCLEAN;
+    }
+    if (!err)
+        fs->feature_incompat = sb->feature_incompat;
     if (err) {
         fprintf(stderr, "mmapfs: %s: after journal replay: %s\n", path, msg);
         goto out;
