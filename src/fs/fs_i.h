@@ -79,6 +79,7 @@ struct fs {
      * stamped (fs_now_changed); journal lock */
     uint64_t stamp_gen;
     uint64_t stamp_ino[4];
+    struct timespec stamp_ts[4];
     unsigned stamp_n;
     uint32_t *group_free;             /* free bits per block bitmap block (alloc.c) */
     uint64_t groups;                  /* number of block bitmap blocks */
@@ -133,9 +134,9 @@ static inline int fs_write_error(struct fs *fs, int saved_errno)
 /* Current time, from the kernel's coarse clock (CLOCK_REALTIME_COARSE). */
 void fs_now(struct timespec *ts);
 /* The time to stamp a change of inode ino (record di) with: fs_now, or the
- * fine-grained clock when that is not later than di's ctime and this
- * operation has not stamped ino yet (the coarse clock can stand still for
- * more than a tick). Journal lock held. */
+ * fine-grained clock when that is not later than di's ctime (the coarse
+ * clock can stand still for more than a tick); the same time again if
+ * this operation stamped ino already. Journal lock held. */
 void fs_now_changed(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode *di,
                     struct timespec *ts);
 

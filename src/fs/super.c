@@ -46,13 +46,17 @@ void fs_now_changed(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode 
         fs->stamp_n = 0;
     }
     for (unsigned i = 0; gen && i < fs->stamp_n; i++)
-        if (fs->stamp_ino[i] == ino)
+        if (fs->stamp_ino[i] == ino) {
+            *ts = fs->stamp_ts[i];      /* the same stamp, even past a tick */
             return;
-    if (gen && fs->stamp_n < sizeof(fs->stamp_ino) / sizeof(fs->stamp_ino[0]))
-        fs->stamp_ino[fs->stamp_n++] = ino;
+        }
     if ((uint64_t)ts->tv_sec < di->ctime_sec ||
         ((uint64_t)ts->tv_sec == di->ctime_sec && (uint64_t)ts->tv_nsec <= di->ctime_nsec))
         clock_gettime(CLOCK_REALTIME, ts);
+    if (gen && fs->stamp_n < sizeof(fs->stamp_ino) / sizeof(fs->stamp_ino[0])) {
+        fs->stamp_ino[fs->stamp_n] = ino;
+        fs->stamp_ts[fs->stamp_n++] = *ts;
+    }
 }
 
 /* Records the first corruption message, logs every one to stderr and marks
