@@ -143,6 +143,24 @@ static int check_root(struct fs *fs, const char *path)
     return -EUCLEAN;
 }
 
+/* A read-write mount's replay wrote block 0 with features the mount then
+ * refuses: it puts the features of before back (XATTR_CHAIN as replayed),
+ * as fsck -y does when it replays first (check_replayed_features), so
+ * that fsck can read the image by its rules. Best effort: the mount fails
+ * either way. */
+static void restore_features(struct fs *fs, const struct mmapfs_disk_superblock *sb,
+                             const struct mmapfs_disk_superblock *before)
+{
+    const uint32_t chain = MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN;
+    struct mmapfs_disk_superblock fix = *sb;
+    fix.feature_compat = before->feature_compat;
+    fix.feature_ro_compat = before->feature_ro_compat;
+    fix.feature_incompat = (before->feature_incompat & ~chain) | (sb->feature_incompat & chain);
+    fs_super_checksum(&fix);
+    if (mmio_write_at(fs->io, 0, &fix, sizeof(fix)) == 0)
+        (void)mmio_sync(fs->io);
+}
+
 /* After replay: the journaled superblock must still be valid and describe
  * the same layout. Sets up the allocator and the inode cache. */
 static int load_after_replay(struct fs *fs, const char *path,
@@ -171,8 +189,11 @@ static int load_after_replay(struct fs *fs, const char *path,
                  sb->feature_ro_compat != before->feature_ro_compat ||
                  (sb->feature_incompat & ~chain) != (before->feature_incompat & ~chain))) {
         snprintf(msg, sizeof(msg), "superblock features changed by journal replay "
-                 "(incompat %#x, was %#x)", sb->feature_incompat, before->feature_incompat);
+                 "(incompat %#x, was %#x)%s", sb->feature_incompat, before->feature_incompat,
+                 fs->read_only ? "" : "; block 0 keeps the features it had");
         err = -EUCLEAN;
+        if (!fs->read_only)
+            restore_features(fs, sb, before);
     }
     if (!err)
         fs->feature_incompat = sb->feature_incompat;

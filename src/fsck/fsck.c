@@ -351,6 +351,55 @@ static int check_replayed_geometry(struct check *c, const struct mmapfs_disk_sup
     return 0;
 }
 
+/* Superblock edit: the features it had before the replay, but for
+ * XATTR_CHAIN as replayed (a mount sets it in a transaction). */
+static void edit_features(struct mmapfs_disk_superblock *sb, void *arg)
+{
+    const struct mmapfs_disk_superblock *before = arg;
+    const uint32_t chain = MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN;
+    sb->feature_compat = before->feature_compat;
+    sb->feature_ro_compat = before->feature_ro_compat;
+    sb->feature_incompat = (before->feature_incompat & ~chain) | (sb->feature_incompat & chain);
+}
+
+/* After a replay: block 0's features must be those it had before, but for
+ * XATTR_CHAIN; only mkfs and mmapfs-resize change them, offline, and the
+ * mount refuses another change (load_after_replay). Such a change is a
+ * damaged log, and the replayed features (an unknown incompat bit, say)
+ * would stop the check itself: -y/-p write the old ones back; -n stops
+ * here. 0 or FSCK_EXIT_*. */
+static int check_replayed_features(struct check *c, const struct mmapfs_disk_superblock *before)
+{
+    struct mmapfs_disk_superblock sb;
+    const uint32_t chain = MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN;
+    if (fsck_read(c, 0, &sb, sizeof(sb)))
+        return 0;                   /* fsck_load_superblock reports it */
+    if (sb.feature_compat == before->feature_compat &&
+        sb.feature_ro_compat == before->feature_ro_compat &&
+        (sb.feature_incompat & ~chain) == (before->feature_incompat & ~chain))
+        return 0;
+    fsck_error(c, "journal: its copy of the superblock changes the features (compat %#x, "
+               "ro_compat %#x, incompat %#x before; %#x, %#x, %#x replayed): the mount "
+               "refuses it", before->feature_compat, before->feature_ro_compat,
+               before->feature_incompat, sb.feature_compat, sb.feature_ro_compat,
+               sb.feature_incompat);
+    if (!c->may_repair)
+        return FSCK_EXIT_UNCORRECTED;
+    struct mmapfs_disk_superblock old = *before;
+    int err = fsck_begin_repair(c);
+    if (!err)
+        err = fsck_write_super(c, edit_features, &old);
+    if (err) {
+        if (c->out)
+            fprintf(c->out, PROG ": %s: cannot write the superblock: %s\n", c->path,
+                    strerror(-err));
+        return FSCK_EXIT_OPERATIONAL;
+    }
+    fsck_repaired(c, "superblock: wrote back the features it had before the journal replay");
+    c->repairs++;
+    return 0;
+}
+
 /* Replays the journal: into the image with -y/-p, into memory with -n;
  * with -y/-p replaces a journal whose headers are both invalid by a fresh
  * empty one. 0 or FSCK_EXIT_*. */
@@ -392,7 +441,9 @@ static int replay_journal(struct check *c)
         fsck_info(c, "journal: replayed %" PRIu64 " committed transaction%s%s", replayed,
                    replayed == 1 ? "" : "s",
                    c->replay ? " in memory (-n: the image is not written)" : "");
-        int r = fsck_load_superblock(c, c->out);      /* block 0 may have been replayed */
+        int r = check_replayed_features(c, &before);
+        if (!r)
+            r = fsck_load_superblock(c, c->out);      /* block 0 may have been replayed */
         return r ? r : check_replayed_geometry(c, &before);
     }
     return 0;

@@ -448,7 +448,31 @@ static void test_replayed_features(void **state)
     for (size_t i = 0; i < sizeof(flips) / sizeof(flips[0]); i++) {
         crash_with_features(m, flips[i], &sb);
         assert_int_equal(do_mount(m, 1), -EUCLEAN);     /* replays in memory */
+        /* fsck first: -n reports it (the replayed features cannot be
+         * checked by), -y writes the old features back, the image mounts */
+        struct fs_check_options co = { .mode = FS_CHECK_NO, .force = 1 };
+        assert_int_equal(fs_check(m->path, &co, NULL), FSCK_EXIT_UNCORRECTED);
+        co.mode = FS_CHECK_YES;
+        assert_int_equal(fs_check(m->path, &co, NULL), FSCK_EXIT_CORRECTED);
+        co.mode = FS_CHECK_NO;
+        assert_int_equal(fs_check(m->path, &co, NULL), FSCK_EXIT_OK);
+        struct mmapfs_disk_superblock now;
+        read_super(m->path, &now);
+        assert_int_equal(now.feature_incompat, sb.feature_incompat);
+        assert_int_equal(do_mount(m, 0), 0);
+        img_unmount(m);
+        /* a read-write mount first: its replay wrote block 0; it refuses
+         * and puts the features back, and fsck can read the image */
+        crash_with_features(m, flips[i], &sb);
         assert_int_equal(do_mount(m, 0), -EUCLEAN);
+        read_super(m->path, &now);
+        assert_int_equal(now.feature_incompat, sb.feature_incompat);
+        co.mode = FS_CHECK_YES;
+        assert_int_equal(fs_check(m->path, &co, NULL) & ~FSCK_EXIT_CORRECTED, FSCK_EXIT_OK);
+        co.mode = FS_CHECK_NO;
+        assert_int_equal(fs_check(m->path, &co, NULL), FSCK_EXIT_OK);
+        assert_int_equal(do_mount(m, 0), 0);
+        img_unmount(m);
         /* back to the clean image: block 0 as before (replay may have
          * written the new one), a journal that replays nothing (the
          * crashed mount changed no other block) */
