@@ -83,6 +83,11 @@ int fs_mkfs_geometry(uint64_t bytes, const struct fs_format_options *opt,
         inodes = bytes / MKFS_BYTES_PER_INODE;
         if (inodes < MKFS_MIN_INODES)
             inodes = MKFS_MIN_INODES;
+        /* past 64 TiB one per 16 KiB is more than inode numbers allow: the
+         * default is the most there can be (as fs_grow caps it), not a
+         * refusal of a size the user may give */
+        if (inodes > MKFS_MAX_INODES)
+            inodes = MKFS_MAX_INODES;
     }
     if (inodes > MKFS_MAX_INODES)
         return -EINVAL;

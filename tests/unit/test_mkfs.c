@@ -243,6 +243,14 @@ static void test_format_options(void **state)
     assert_int_equal(g.block_bitmap_blocks, (1ull << 28) / 32768);
     assert_int_equal(fs_mkfs_geometry(1ull << 30, NULL, &g), 0);
     assert_int_equal(g.journal_blocks, (1ull << 18) / 64);
+    /* the default inode count (one per 16 KiB) is capped at the most
+     * there can be, as mmapfs-resize caps it: a filesystem larger than
+     * 64 TiB was refused with "-N and -J do not fit", neither given */
+    assert_int_equal(fs_mkfs_geometry(100ull << 40, NULL, &g), 0);
+    assert_int_equal(g.inode_count, MKFS_MAX_INODES);
+    /* an explicit -N larger than that is still refused */
+    struct fs_format_options many = { .inodes = MKFS_MAX_INODES + 1 };
+    assert_int_equal(fs_mkfs_geometry(100ull << 40, &many, &g), -EINVAL);
 
     /* a second format replaces the first (new uuid) */
     assert_int_equal(fs_format(m.io, NULL), 0);
