@@ -38,8 +38,10 @@ static inline int tool_exit_offline(int err)
     switch (err) {
     case -EBUSY: return TOOL_EXIT_IN_USE;
     case -EUCLEAN: return TOOL_EXIT_CORRUPT;
-    case -EINVAL: case -EOPNOTSUPP: case -EFBIG: return TOOL_EXIT_TARGET_KIND;
-    case -ENOENT: case -EACCES: case -EPERM: case -EROFS: return TOOL_EXIT_TARGET_ACCESS;
+    /* EISDIR, ENOTDIR: the open of TARGET, as mkfs.mmapfs tells them */
+    case -EINVAL: case -EOPNOTSUPP: case -EFBIG: case -EISDIR: return TOOL_EXIT_TARGET_KIND;
+    case -ENOENT: case -ENOTDIR: case -EACCES: case -EPERM: case -EROFS:
+        return TOOL_EXIT_TARGET_ACCESS;
     default: return TOOL_EXIT_FAILURE;
     }
 }

@@ -258,4 +258,18 @@ expect "trim: no arguments" 2 "no TARGET given" "$TRIM" -v
 expect "trim: two targets" 2 "more than one TARGET" "$TRIM" a b
 expect "trim --verbose: what was given back" 0 "free blocks .* given back" "$TRIM" --verbose "$GROW"
 check_sh "fsck: the trimmed image is clean" '"$0" -n "$1" >/dev/null' "$FSCK" "$GROW"
+# an unusable TARGET: the codes of their man pages (3 cannot be opened, 4 not
+# an image of mmapfs); a directory was exit 1, "failure"
+for tool in "$RESIZE" "$TRIM"; do
+    name=${tool##*/}
+    expect "$name: missing TARGET" 3 "cannot open it read-write" "$tool" "$T_DIR/no-such.img"
+    check_fail "$name: the missing image was not created" test -e "$T_DIR/no-such.img"
+    expect "$name: TARGET below a file" 3 "cannot open it read-write" "$tool" \
+        "$T_DIR/tiny.img/x"
+    expect "$name: TARGET is a directory" 4 "Is a directory" "$tool" "$T_DIR/dir"
+    expect "$name: TARGET is a character device" 4 "not a regular file or block device" \
+        "$tool" /dev/null
+    expect "$name: 100-byte TARGET" 4 "too small" "$tool" "$T_DIR/tiny.img"
+    expect "$name: TARGET that is not mmapfs" 4 "no magic" "$tool" "$T_DIR/zeros.img"
+done
 t_finish
