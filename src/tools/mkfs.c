@@ -135,7 +135,9 @@ static int parse_args(int argc, char **argv, struct mkfs_args *a)
             }
             break;
         case 'J':
-            if (parse_number(optarg, &a->journal) || a->journal == 0) {
+            /* below the minimum here: the geometry's refusal would say
+             * "does not fit ...: at most N blocks" of a smaller count */
+            if (parse_number(optarg, &a->journal) || a->journal < MKFS_MIN_JOURNAL_BLOCKS) {
                 fprintf(stderr, PROG ": -J %s: expected a number of 4 KiB blocks, at "
                         "least %u\n", optarg, MKFS_MIN_JOURNAL_BLOCKS);
                 return -TOOL_EXIT_USAGE;

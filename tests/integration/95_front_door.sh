@@ -183,6 +183,9 @@ expect "mkfs: -N ' -1'" 2 "-N  -1: expected a number" "$MKFS" -s 32M -N " -1" "$
 expect "mkfs: -N 0" 2 "-N 0: expected a number" "$MKFS" -s 32M -N 0 "$T_DIR/new.img"
 expect "mkfs: -N x" 2 "-N x: expected a number" "$MKFS" -s 32M -N x "$T_DIR/new.img"
 expect "mkfs: -J 1x" 2 "-J 1x: expected a number" "$MKFS" -s 32M -J 1x "$T_DIR/new.img"
+# below the minimum: the minimum, not "does not fit ...: at most 4096 blocks"
+expect "mkfs: -J 1025" 2 "-J 1025: expected a number of 4 KiB blocks, at least 1026" \
+    "$MKFS" -q --sparse -s 32M -J 1025 "$T_DIR/new.img"
 expect "mkfs: -L of 65 bytes" 2 "-L: the label has 65 bytes" \
     "$MKFS" -s 32M -L "$(printf 'x%.0s' $(seq 65))" "$T_DIR/new.img"
 expect "mkfs: -J larger than fits" 2 "-J 100000 does not fit in 33554432 bytes: at most [0-9]+ blocks" \
