@@ -9,6 +9,14 @@
  * the lock held and fail spuriously. So when the lock is held but the image
  * is not mounted any more (no fuse.mmapfs entry in /proc/self/mountinfo
  * names the same file), we wait a bounded time for the holder to finish.
+ *
+ * A flock belongs to one name of the image: an image file and a loop
+ * device over it are two. So whoever takes the lock also looks for a mount
+ * of the same storage under the other name (the file of a loop device,
+ * LOOP_GET_STATUS64) and counts it as a holder: without MMP nothing else
+ * kept fsck -y, mkfs -f or a second mount off a loop device over a mounted
+ * image file (or the file under a mounted loop device). With MMP the MMP
+ * block refuses them already, naming the holder: not looked for then.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +27,11 @@
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/loop.h>
+#include <linux/major.h>
+#include <sys/ioctl.h>
 
+#include "fs/format.h"
 #include "fs/fs.h"
 #include "util/mountinfo.h"
 
@@ -31,14 +43,20 @@ static int same_file(const struct stat *a, const struct stat *b)
     return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
 }
 
-int fs_image_mounted(int fd)
+/* One fd's image, matched against the sources of the mounts. */
+struct image_id {
+    struct stat st;
+    dev_t dev;              /* storage_of: the file holding its blocks */
+    ino_t ino;
+};
+
+/* 1 if match(source, id) is 1 for the source of a fuse.mmapfs mount. */
+static int any_mount(int (*match)(const char *source, const struct image_id *id),
+                     const struct image_id *id)
 {
-    struct stat me, other;
     char line[8192];
     int found = 0;
 
-    if (fstat(fd, &me) != 0)
-        return 0;
     FILE *f = fopen("/proc/self/mountinfo", "re");
     if (!f)
         return 0;
@@ -53,11 +71,80 @@ int fs_image_mounted(int fd)
         if (!type || !source || strcmp(type, "fuse.mmapfs") != 0)
             continue;
         mfs_mountinfo_unescape(source);
-        if (stat(source, &other) == 0 && same_file(&me, &other))
-            found = 1;
+        found = match(source, id);
     }
     fclose(f);
     return found;
+}
+
+static int same_name(const char *source, const struct image_id *id)
+{
+    struct stat other;
+    return stat(source, &other) == 0 && same_file(&id->st, &other);
+}
+
+int fs_image_mounted(int fd)
+{
+    struct image_id id;
+    return fstat(fd, &id.st) == 0 && any_mount(same_name, &id);
+}
+
+/* The file that holds the blocks of fd (stat st): a loop device's backing
+ * file, else fd's own file. 0, or -1 for any other block device. */
+static int storage_of(int fd, const struct stat *st, dev_t *dev, ino_t *ino)
+{
+    if (S_ISBLK(st->st_mode)) {
+        struct loop_info64 info;
+        if (major(st->st_rdev) != LOOP_MAJOR || ioctl(fd, LOOP_GET_STATUS64, &info) != 0)
+            return -1;
+        *dev = (dev_t)info.lo_device;
+        *ino = (ino_t)info.lo_inode;
+        return 0;
+    }
+    *dev = st->st_dev;
+    *ino = st->st_ino;
+    return 0;
+}
+
+/* 1 if fd holds an mmapfs superblock with the MMP feature. */
+static int has_mmp(int fd)
+{
+    struct mmapfs_disk_superblock sb;
+    return pread(fd, &sb, sizeof(sb), 0) == (ssize_t)sizeof(sb) &&
+           memcmp(sb.magic, MMAPFS_MAGIC, sizeof(sb.magic)) == 0 &&
+           (sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_MMP);
+}
+
+/* source is another name of id's storage (fd's own name holds fd's flock;
+ * two files are never the same storage). */
+static int other_name(const char *source, const struct image_id *id)
+{
+    struct stat other;
+    dev_t dev;
+    ino_t ino;
+    int found = 0;
+
+    if (stat(source, &other) != 0 || same_file(&id->st, &other) ||
+        (!S_ISBLK(id->st.st_mode) && !S_ISBLK(other.st_mode)))
+        return 0;
+    int ofd = open(source, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (ofd < 0)
+        return 0;
+    if (fstat(ofd, &other) == 0 && storage_of(ofd, &other, &dev, &ino) == 0 &&
+        dev == id->dev && ino == id->ino)
+        found = 1;
+    close(ofd);
+    return found;
+}
+
+/* 1 if a fuse.mmapfs mount uses the storage of fd under another name: the
+ * loop device over fd's file, or the file under fd's loop device (another
+ * loop device over the same file too). */
+static int mounted_under_other_name(int fd)
+{
+    struct image_id id;
+    return fstat(fd, &id.st) == 0 && storage_of(fd, &id.st, &id.dev, &id.ino) == 0 &&
+           any_mount(other_name, &id);
 }
 
 /* 1 if this process itself holds a flock on the file behind fd (another
@@ -96,8 +183,12 @@ static int lock_image(int fd, int op, unsigned wait_ms)
     unsigned waited = 0;
 
     for (;;) {
-        if (flock(fd, op | LOCK_NB) == 0)
-            return 0;
+        if (flock(fd, op | LOCK_NB) == 0) {
+            if (has_mmp(fd) || !mounted_under_other_name(fd))
+                return 0;
+            flock(fd, LOCK_UN);
+            return -EBUSY;
+        }
         if (errno != EWOULDBLOCK)
             return -errno;
         if (waited >= wait_ms || lock_held_by_self(fd) || fs_image_mounted(fd))

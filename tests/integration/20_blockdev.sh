@@ -76,6 +76,48 @@ check_fail "writing to a read-only mount fails" touch "$M/nope"
 unmount_fs "$M"
 fsck_clean "$dev" "fsck.mmapfs -n clean after a read-only mount"
 
+# ---- one image under two names: the file and a loop device over it -------------------
+# The lock (flock) is per name, so without MMP (the default of an image
+# file) a mount of the file did not keep a tool or a second mount off a loop
+# device over it, nor the other way round: fsck.mmapfs -y replayed the live
+# journal, mkfs.mmapfs -f formatted the mounted filesystem, a second mount
+# succeeded (found by hand).
+twin=$T_DIR/twin.img
+check "mkfs.mmapfs on an image file (no MMP)" "$MKFS" -q -s 64M -O ^mmp "$twin"
+tdev=""
+new_loop "$twin" tdev || fail "losetup $twin"
+mount_image "$twin" "$M"
+check "a file on the mounted image" dd if=/dev/urandom of="$M/f" bs=1M count=2 conv=fsync status=none
+tsum=$(sha256sum <"$M/f")
+rc=0; "$FSCK" -y "$tdev" >/dev/null 2>&1 || rc=$?
+check_eq "file mounted: fsck.mmapfs -y on the loop device over it refused (8)" 8 "$rc"
+rc=0; "$FSCK" -n "$tdev" >"$T_DIR/fsck-n.out" 2>&1 || rc=$?
+check_sh "file mounted: fsck.mmapfs -n on the loop device warns it is in use" \
+    'grep -q "warning: in use" "$0"' "$T_DIR/fsck-n.out"
+for tool in mmapfs-trim mmapfs-resize; do
+    rc=0; "$T_BUILD/$tool" "$tdev" >/dev/null 2>&1 || rc=$?
+    check_eq "file mounted: $tool on the loop device over it refused (5)" 5 "$rc"
+done
+rc=0; "$MKFS" -q -f "$tdev" >/dev/null 2>&1 || rc=$?
+check_eq "file mounted: mkfs.mmapfs -f on the loop device over it refused (5)" 5 "$rc"
+mkdir -p "$T_DIR/mnt2"
+"$MMAPFS" "$tdev" "$T_DIR/mnt2" >/dev/null 2>&1 || true
+check_fail "file mounted: the loop device over it is not mounted a second time" \
+    mountpoint -q "$T_DIR/mnt2"
+if mountpoint -q "$T_DIR/mnt2"; then unmount_fs "$T_DIR/mnt2"; fi
+check_eq "file mounted: its file is intact" "$tsum" "$(sha256sum <"$M/f")"
+unmount_fs "$M"
+mount_image "$tdev" "$M"
+rc=0; "$FSCK" -y "$twin" >/dev/null 2>&1 || rc=$?
+check_eq "device mounted: fsck.mmapfs -y on its backing file refused (8)" 8 "$rc"
+rc=0; "$T_BUILD/mmapfs-trim" "$twin" >/dev/null 2>&1 || rc=$?
+check_eq "device mounted: mmapfs-trim on its backing file refused (5)" 5 "$rc"
+check_eq "device mounted: its file is intact" "$tsum" "$(sha256sum <"$M/f")"
+unmount_fs "$M"
+fsck_clean "$twin" "fsck.mmapfs -n clean after the refusals"
+fsck_clean "$tdev" "fsck.mmapfs -n clean on the loop device too"
+drop_loop "$tdev" || fail "losetup -d $tdev"
+
 # ---- a read-only device (losetup -r): refused read-write with exit 3, -o ro works ---------
 drop_loop "$dev" || fail "losetup -d $dev"
 rodev=$(timeout -k 5 30 losetup --find --show -r "$backing")
