@@ -15,9 +15,12 @@
  * of the same storage under the other name (the file of a loop device,
  * LOOP_GET_STATUS64) and counts it as a holder: without MMP nothing else
  * kept fsck -y, mkfs -f or a second mount off a loop device over a mounted
- * image file (or the file under a mounted loop device). With MMP the MMP
- * block refuses them already, naming the holder: not looked for then.
+ * image file (or the file under a mounted loop device). A loop device over
+ * the file that the kernel has mounted (ext4 with -o loop) counts too, as
+ * for mkfs.ext4. With MMP the MMP block refuses them already, naming the
+ * holder: not looked for then.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -137,14 +140,54 @@ static int other_name(const char *source, const struct image_id *id)
     return found;
 }
 
-/* 1 if a fuse.mmapfs mount uses the storage of fd under another name: the
- * loop device over fd's file, or the file under fd's loop device (another
- * loop device over the same file too). */
+/* 1 if a loop device over id's file is mounted by the kernel (or claimed
+ * otherwise): its exclusive open fails with EBUSY. A file system such as
+ * ext4 mounted with -o loop is in no mountinfo line of the file. The loop
+ * devices are matched by their sysfs backing_file, not opened: a close of
+ * ours could be the last one of a device set up with autoclear. */
+static int loop_over_file_busy(const struct image_id *id)
+{
+    DIR *d = opendir("/sys/block");
+    struct dirent *e;
+    int busy = 0;
+
+    if (!d)
+        return 0;
+    while (!busy && (e = readdir(d)) != NULL) {
+        char path[320], backing[4096];
+        struct stat st;
+        if (strncmp(e->d_name, "loop", 4) != 0)
+            continue;
+        snprintf(path, sizeof(path), "/sys/block/%s/loop/backing_file", e->d_name);
+        FILE *f = fopen(path, "re");
+        if (!f)
+            continue;       /* not attached */
+        int got = fgets(backing, sizeof(backing), f) != NULL;
+        fclose(f);
+        backing[strcspn(backing, "\n")] = 0;
+        if (!got || stat(backing, &st) != 0 || st.st_dev != id->dev || st.st_ino != id->ino)
+            continue;
+        snprintf(path, sizeof(path), "/dev/%s", e->d_name);
+        int xfd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_EXCL);
+        if (xfd >= 0)
+            close(xfd);
+        else
+            busy = errno == EBUSY;
+    }
+    closedir(d);
+    return busy;
+}
+
+/* 1 if a mount uses the storage of fd under another name: a fuse.mmapfs
+ * mount of the loop device over fd's file, or of the file under fd's loop
+ * device (another loop device over the same file too); any mount of a loop
+ * device over fd's file. */
 static int mounted_under_other_name(int fd)
 {
     struct image_id id;
     return fstat(fd, &id.st) == 0 && storage_of(fd, &id.st, &id.dev, &id.ino) == 0 &&
-           any_mount(other_name, &id);
+           (any_mount(other_name, &id) ||
+            (S_ISREG(id.st.st_mode) && loop_over_file_busy(&id)));
 }
 
 /* 1 if this process itself holds a flock on the file behind fd (another

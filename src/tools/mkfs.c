@@ -506,7 +506,7 @@ int main(int argc, char **argv)
 
     if (fd >= 0) {
         if (fs_lock_image(fd, FS_LOCK_WAIT_MS)) {
-            fprintf(stderr, PROG ": %s is in use (mounted by mmapfs, or being checked): "
+            fprintf(stderr, PROG ": %s is in use (mounted, or being checked): "
                     "unmount it first\n", a.target);
             ret = TOOL_EXIT_IN_USE;
             goto out;

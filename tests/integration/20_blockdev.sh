@@ -118,6 +118,20 @@ fsck_clean "$twin" "fsck.mmapfs -n clean after the refusals"
 fsck_clean "$tdev" "fsck.mmapfs -n clean on the loop device too"
 drop_loop "$tdev" || fail "losetup -d $tdev"
 
+# ---- an image file under a kernel mount through a loop device -----------------------
+# mkfs.ext4 refuses a file whose loop device is mounted; mkfs.mmapfs -f
+# formatted it under the mounted ext4 (found by hand)
+mkfs_over_loop_mount() {
+    local rc=0
+    "$MKFS" -q -f "$T_DIR/ext4.img" >"$T_DIR/mkfs.out" 2>&1 || rc=$?
+    check_eq "ext4 mounted through a loop device: mkfs.mmapfs -f on its file refused (5)" \
+        5 "$rc"
+    check_sh "the refusal says it is in use" 'grep -q "in use" "$0"' "$T_DIR/mkfs.out"
+    check_eq "the ext4 file system still has its magic" "53ef" \
+        "$(od -An -tx1 -j 1080 -N 2 "$T_DIR/ext4.img" | tr -d " ")"
+}
+on_ext4 "$T_DIR/ext4mnt" mkfs_over_loop_mount
+
 # ---- a read-only device (losetup -r): refused read-write with exit 3, -o ro works ---------
 drop_loop "$dev" || fail "losetup -d $dev"
 rodev=$(timeout -k 5 30 losetup --find --show -r "$backing")
