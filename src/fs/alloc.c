@@ -889,6 +889,17 @@ static int host_held_inode(struct fs *fs, const struct bmap *m, uint64_t *bit)
     return -ENOSPC;
 }
 
+/* The first clear bit of the inode bitmap from goal - 1 on, wrapping
+ * around: 0 and *bit, or -ENOSPC, -errno. */
+static int find_free_inode(struct fs *fs, struct bmap *m, uint64_t goal, uint64_t *bit)
+{
+    int err = bmap_find(fs, m, goal - 1, m->hi, 0, bit);
+    if (err || *bit < m->hi)
+        return err;
+    err = bmap_find(fs, m, 0, goal - 1, 0, bit);     /* wrap around */
+    return err ? err : *bit >= goal - 1 ? -ENOSPC : 0;
+}
+
 int fs_alloc_inode(struct fs *fs, uint64_t goal, uint64_t *ino)
 {
     struct bmap m = inode_map(fs);
@@ -899,15 +910,25 @@ int fs_alloc_inode(struct fs *fs, uint64_t goal, uint64_t *ino)
     if (goal < 1 || goal > fs->inode_count)
         goal = 1;
     uint64_t bit;
-    int err = bmap_find(fs, &m, goal - 1, m.hi, 0, &bit);
-    if (err)
-        return err;
-    if (bit >= m.hi) {   /* wrap around */
-        err = bmap_find(fs, &m, 0, goal - 1, 0, &bit);
+    int err;
+    /* A clear bit whose record is live is a damaged bitmap (it carries no
+     * checksum; a crash leaves the free counts mere hints): handing the
+     * inode out would overwrite a file that entries still name. It is
+     * skipped and reported; fsck -y marks it in use again. */
+    for (uint64_t tries = 0;; tries++) {
+        err = find_free_inode(fs, &m, goal, &bit);
         if (err)
             return err;
-        if (bit >= goal - 1)
+        int live = fs_inode_record_live(fs, bit + 1);
+        if (live < 0)
+            return live;
+        if (!live)
+            break;
+        fs_corrupt(fs, "inode %llu is free in the inode bitmap but its record is live: the "
+                   "bitmap is damaged, run fsck.mmapfs -y", (unsigned long long)(bit + 1));
+        if (tries >= fs->free_inodes)
             return -ENOSPC;
+        goal = bit + 2 <= fs->inode_count ? bit + 2 : 1;
     }
     /* a sparse image: the host space of the inode's table block, before
      * anything changes (a full host gives ENOSPC here, not a failed

@@ -88,6 +88,25 @@ static int inode_data_check(struct fs *fs, uint64_t ino, const struct mmapfs_dis
     return 0;
 }
 
+int fs_inode_record_live(struct fs *fs, uint64_t ino)
+{
+    if (ino < 1 || ino > fs->inode_count)
+        return 0;
+    uint64_t blk;
+    size_t off;
+    inode_slot(fs, ino, &blk, &off);
+    const uint8_t *p = jnl_read(fs->jnl, blk);
+    if (!p)
+        return jnl_read_error();
+    struct mmapfs_disk_inode di;
+    memcpy(&di, p + off, sizeof(di));
+    if (!di.nlink || !mode_type_ok(di.mode))
+        return 0;       /* cheap tests first: nearly every free record is zero */
+    const struct mmapfs_disk_superblock *sb = fs_super_read(fs);
+    return fs_inode_checksum(ino, &di) == di.checksum && sb &&
+           (int64_t)di.crtime_sec + 1 >= (int64_t)sb->mkfs_time;
+}
+
 int fs_inode_get(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
 {
     if (ino < 1 || ino > fs->inode_count)
