@@ -88,18 +88,27 @@ static int inode_data_check(struct fs *fs, uint64_t ino, const struct mmapfs_dis
     return 0;
 }
 
-int fs_inode_record_live(struct fs *fs, uint64_t ino)
+/* Copies the record of ino (in range), whatever its bitmap bit says. */
+static int read_record(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
 {
-    if (ino < 1 || ino > fs->inode_count)
-        return 0;
     uint64_t blk;
     size_t off;
     inode_slot(fs, ino, &blk, &off);
     const uint8_t *p = jnl_read(fs->jnl, blk);
     if (!p)
         return jnl_read_error();
+    memcpy(di, p + off, sizeof(*di));
+    return 0;
+}
+
+int fs_inode_record_live(struct fs *fs, uint64_t ino)
+{
+    if (ino < 1 || ino > fs->inode_count)
+        return 0;
     struct mmapfs_disk_inode di;
-    memcpy(&di, p + off, sizeof(di));
+    int err = read_record(fs, ino, &di);
+    if (err)
+        return err;
     if (!di.nlink || !mode_type_ok(di.mode))
         return 0;       /* cheap tests first: nearly every free record is zero */
     const struct mmapfs_disk_superblock *sb = fs_super_read(fs);
@@ -116,13 +125,9 @@ int fs_inode_get(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
         return used;
     if (!used)
         return -ENOENT;
-    uint64_t blk;
-    size_t off;
-    inode_slot(fs, ino, &blk, &off);
-    const uint8_t *p = jnl_read(fs->jnl, blk);
-    if (!p)
-        return jnl_read_error();
-    memcpy(di, p + off, sizeof(*di));
+    int err = read_record(fs, ino, di);
+    if (err)
+        return err;
     uint32_t sum = fs_inode_checksum(ino, di);
     if (sum != di->checksum)
         return fs_corrupt(fs, "inode %llu: checksum mismatch (stored %08x, computed %08x)",

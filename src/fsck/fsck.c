@@ -319,6 +319,26 @@ static void edit_geometry(struct mmapfs_disk_superblock *sb, void *arg)
     sb->journal_blocks = before->journal_blocks;
 }
 
+/* -y/-p: writes back into block 0 what (its layout, its features) it had
+ * before the replay, by edit. 0 or FSCK_EXIT_OPERATIONAL. */
+static int put_back(struct check *c, void (*edit)(struct mmapfs_disk_superblock *, void *),
+                    const struct mmapfs_disk_superblock *before, const char *what)
+{
+    struct mmapfs_disk_superblock old = *before;
+    int err = fsck_begin_repair(c);
+    if (!err)
+        err = fsck_write_super(c, edit, &old);
+    if (err) {
+        if (c->out)
+            fprintf(c->out, PROG ": %s: cannot write the superblock: %s\n", c->path,
+                    strerror(-err));
+        return FSCK_EXIT_OPERATIONAL;
+    }
+    fsck_repaired(c, "superblock: wrote back the %s it had before the journal replay", what);
+    c->repairs++;
+    return 0;
+}
+
 /* After a replay that wrote block 0: its layout must be the one before
  * (fs_super_same_geometry, as the mount requires). Otherwise an error;
  * -y/-p write the old layout back. 0 or FSCK_EXIT_*. */
@@ -333,22 +353,13 @@ static int check_replayed_geometry(struct check *c, const struct mmapfs_disk_sup
                c->sb.block_count, c->sb.inode_count, c->sb.journal_start);
     if (!c->may_repair)
         return 0;
-    struct mmapfs_disk_superblock old = *before;
-    int err = fsck_begin_repair(c);
-    if (!err)
-        err = fsck_write_super(c, edit_geometry, &old);
-    if (err) {
-        if (c->out)
-            fprintf(c->out, PROG ": %s: cannot write the superblock: %s\n", c->path,
-                    strerror(-err));
-        return FSCK_EXIT_OPERATIONAL;
+    int r = put_back(c, edit_geometry, before, "layout");
+    if (!r) {
+        c->block_count = c->sb.block_count;
+        c->inode_count = c->sb.inode_count;
+        c->data_start = c->sb.data_start;
     }
-    c->block_count = c->sb.block_count;
-    c->inode_count = c->sb.inode_count;
-    c->data_start = c->sb.data_start;
-    fsck_repaired(c, "superblock: wrote back the layout it had before the journal replay");
-    c->repairs++;
-    return 0;
+    return r;
 }
 
 /* Superblock edit: the features it had before the replay, but for
@@ -385,19 +396,7 @@ static int check_replayed_features(struct check *c, const struct mmapfs_disk_sup
                sb.feature_incompat);
     if (!c->may_repair)
         return FSCK_EXIT_UNCORRECTED;
-    struct mmapfs_disk_superblock old = *before;
-    int err = fsck_begin_repair(c);
-    if (!err)
-        err = fsck_write_super(c, edit_features, &old);
-    if (err) {
-        if (c->out)
-            fprintf(c->out, PROG ": %s: cannot write the superblock: %s\n", c->path,
-                    strerror(-err));
-        return FSCK_EXIT_OPERATIONAL;
-    }
-    fsck_repaired(c, "superblock: wrote back the features it had before the journal replay");
-    c->repairs++;
-    return 0;
+    return put_back(c, edit_features, before, "features");
 }
 
 /* Replays the journal: into the image with -y/-p, into memory with -n;

@@ -337,6 +337,18 @@ static uint64_t with_live_file(struct img *m, struct mmapfs_disk_superblock *sb)
     return ino;
 }
 
+/* Creates the file "live" with 4 KiB of byte c (also left in buf) and
+ * unmounts; its inode number. */
+static uint64_t with_live_data(struct img *m, char buf[4096], char c)
+{
+    memset(buf, c, 4096);
+    img_mount(m);
+    uint64_t ino = mkfile(m->fs, ROOT, "live");
+    assert_int_equal(fs_write(m->fs, ino, 0, buf, 4096), 4096);
+    img_unmount(m);
+    return ino;
+}
+
 /* The bitmaps carry no checksum. A cleanly unmounted image whose bitmaps
  * disagree with the superblock's exact counts is refused (one bit cleared:
  * the allocator would hand out an inode or a block in use); fsck -y is
@@ -423,11 +435,7 @@ static void test_inode_bitmap_live_clear(void **state)
     struct img *m = *state;
     struct mmapfs_disk_superblock sb;
     char buf[4096], got[4096];
-    memset(buf, 'L', sizeof(buf));
-    img_mount(m);
-    uint64_t ino = mkfile(m->fs, ROOT, "live");
-    assert_int_equal(fs_write(m->fs, ino, 0, buf, sizeof(buf)), (int)sizeof(buf));
-    img_unmount(m);
+    uint64_t ino = with_live_data(m, buf, 'L');
     read_super(m->path, &sb);
     sb.state = MMAPFS_STATE_MOUNTED;        /* as a crash leaves it */
     fs_super_checksum(&sb);
@@ -541,11 +549,7 @@ static void test_trim_damaged_bitmap(void **state)
 {
     struct img *m = *state;
     char buf[4096], got[4096];
-    memset(buf, 'd', sizeof(buf));
-    img_mount(m);
-    uint64_t ino = mkfile(m->fs, ROOT, "live");
-    assert_int_equal(fs_write(m->fs, ino, 0, buf, sizeof(buf)), (int)sizeof(buf));
-    img_unmount(m);
+    uint64_t ino = with_live_data(m, buf, 'd');
 
     struct mmapfs_disk_superblock sb;
     read_super(m->path, &sb);
