@@ -889,6 +889,27 @@ static int host_held_inode(struct fs *fs, const struct bmap *m, uint64_t *bit)
     return -ENOSPC;
 }
 
+/* A sparse image: the host space of the table block of inode bit + 1,
+ * before anything changes (a full host gives ENOSPC here, not a failed
+ * checkpoint later); a block reserved during this mount stays so. On a
+ * full host *bit may move to a free inode in a block the host holds. */
+static int host_itab_reserve(struct fs *fs, struct bmap *m, uint64_t *bit)
+{
+    uint64_t tblk = mmapfs_inode_block(fs->inode_table_start, fs->inode_table_blocks,
+                                       &fs->itab, *bit + 1);
+    if (!fs->host_sparse || tblk == fs->host_itab_block)
+        return 0;
+    int err = fs_host_reserve_blocks(fs, tblk, 1);
+    if (err == -ENOSPC && !(err = host_held_inode(fs, m, bit))) {
+        tblk = mmapfs_inode_block(fs->inode_table_start, fs->inode_table_blocks,
+                                  &fs->itab, *bit + 1);
+        err = fs_host_reserve_blocks(fs, tblk, 1);   /* held: takes no space */
+    }
+    if (!err)
+        fs->host_itab_block = tblk;
+    return err;
+}
+
 /* The first clear bit of the inode bitmap from goal - 1 on, wrapping
  * around: 0 and *bit, or -ENOSPC, -errno. */
 static int find_free_inode(struct fs *fs, struct bmap *m, uint64_t goal, uint64_t *bit)
@@ -914,9 +935,14 @@ int fs_alloc_inode(struct fs *fs, uint64_t goal, uint64_t *ino)
     /* A clear bit whose record is live is a damaged bitmap (it carries no
      * checksum; a crash leaves the free counts mere hints): handing the
      * inode out would overwrite a file that entries still name. It is
-     * skipped and reported; fsck -y marks it in use again. */
+     * skipped and reported; fsck -y marks it in use again. The record is
+     * read once its table block has host space: on a full tmpfs even a
+     * read of a hole needs a page (SIGBUS, EIO). */
     for (uint64_t tries = 0;; tries++) {
         err = find_free_inode(fs, &m, goal, &bit);
+        if (err)
+            return err;
+        err = host_itab_reserve(fs, &m, &bit);
         if (err)
             return err;
         int live = fs_inode_record_live(fs, bit + 1);
@@ -929,22 +955,6 @@ int fs_alloc_inode(struct fs *fs, uint64_t goal, uint64_t *ino)
         if (tries >= fs->free_inodes)
             return -ENOSPC;
         goal = bit + 2 <= fs->inode_count ? bit + 2 : 1;
-    }
-    /* a sparse image: the host space of the inode's table block, before
-     * anything changes (a full host gives ENOSPC here, not a failed
-     * checkpoint later); a block reserved during this mount stays so */
-    uint64_t tblk = mmapfs_inode_block(fs->inode_table_start, fs->inode_table_blocks,
-                                       &fs->itab, bit + 1);
-    if (fs->host_sparse && tblk != fs->host_itab_block) {
-        err = fs_host_reserve_blocks(fs, tblk, 1);
-        if (err == -ENOSPC && !(err = host_held_inode(fs, &m, &bit))) {
-            tblk = mmapfs_inode_block(fs->inode_table_start, fs->inode_table_blocks,
-                                      &fs->itab, bit + 1);
-            err = fs_host_reserve_blocks(fs, tblk, 1);   /* held: takes no space */
-        }
-        if (err)
-            return err;
-        fs->host_itab_block = tblk;
     }
     uint64_t changed;
     err = bmap_change(fs, &m, bit, 1, 1, &changed);
