@@ -151,11 +151,8 @@ static int check_root(struct fs *fs, const char *path)
 static void restore_features(struct fs *fs, const struct mmapfs_disk_superblock *sb,
                              const struct mmapfs_disk_superblock *before)
 {
-    const uint32_t chain = MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN;
     struct mmapfs_disk_superblock fix = *sb;
-    fix.feature_compat = before->feature_compat;
-    fix.feature_ro_compat = before->feature_ro_compat;
-    fix.feature_incompat = (before->feature_incompat & ~chain) | (sb->feature_incompat & chain);
+    fs_super_take_features(&fix, before);
     fs_super_checksum(&fix);
     if (mmio_write_at(fs->io, 0, &fix, sizeof(fix)) == 0)
         (void)mmio_sync(fs->io);
@@ -179,15 +176,10 @@ static int load_after_replay(struct fs *fs, const char *path,
         snprintf(msg, sizeof(msg), "superblock geometry changed by journal replay");
         err = -EUCLEAN;
     }
-    /* The features too were checked in block 0, before replay; only
-     * mkfs and mmapfs-resize (offline, journal clean) change them, except
-     * XATTR_CHAIN, which a mount sets in a transaction. Another change
+    /* The features too were checked in block 0, before replay. A change
      * (an unknown incompat bit, INODE_DATA gone) is a damaged log, and
      * the mount would read the image by the wrong rules. */
-    const uint32_t chain = MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN;
-    if (!err && (sb->feature_compat != before->feature_compat ||
-                 sb->feature_ro_compat != before->feature_ro_compat ||
-                 (sb->feature_incompat & ~chain) != (before->feature_incompat & ~chain))) {
+    if (!err && !fs_super_same_features(before, sb)) {
         snprintf(msg, sizeof(msg), "superblock features changed by journal replay "
                  "(incompat %#x, was %#x)%s", sb->feature_incompat, before->feature_incompat,
                  fs->read_only ? "" : "; block 0 keeps the features it had");

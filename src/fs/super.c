@@ -324,6 +324,24 @@ int fs_super_same_geometry(const struct mmapfs_disk_superblock *a,
            a->journal_blocks == b->journal_blocks;
 }
 
+int fs_super_same_features(const struct mmapfs_disk_superblock *a,
+                           const struct mmapfs_disk_superblock *b)
+{
+    const uint32_t chain = MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN;
+    return a->feature_compat == b->feature_compat &&
+           a->feature_ro_compat == b->feature_ro_compat &&
+           (a->feature_incompat & ~chain) == (b->feature_incompat & ~chain);
+}
+
+void fs_super_take_features(struct mmapfs_disk_superblock *sb,
+                            const struct mmapfs_disk_superblock *before)
+{
+    const uint32_t chain = MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN;
+    sb->feature_compat = before->feature_compat;
+    sb->feature_ro_compat = before->feature_ro_compat;
+    sb->feature_incompat = (before->feature_incompat & ~chain) | (sb->feature_incompat & chain);
+}
+
 /* See super.h. */
 void fs_super_checksum(struct mmapfs_disk_superblock *sb)
 {

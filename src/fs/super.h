@@ -34,6 +34,15 @@ int fs_super_image_short(const struct mmapfs_disk_superblock *sb, uint64_t image
  * mount refuses it and fsck reports it (restores the old one with -y). */
 int fs_super_same_geometry(const struct mmapfs_disk_superblock *a,
                            const struct mmapfs_disk_superblock *b);
+/* Do a and b have the same features, XATTR_CHAIN aside? Only mkfs and
+ * mmapfs-resize (offline, journal clean) change them, but a mount sets
+ * XATTR_CHAIN in a transaction; a replayed superblock with other features
+ * is damage, refused by the mount and put back by fsck -y. */
+int fs_super_same_features(const struct mmapfs_disk_superblock *a,
+                           const struct mmapfs_disk_superblock *b);
+/* Gives *sb the features of *before, keeping its own XATTR_CHAIN bit. */
+void fs_super_take_features(struct mmapfs_disk_superblock *sb,
+                            const struct mmapfs_disk_superblock *before);
 /* Stores the checksum of *sb's bytes before its checksum field. */
 void fs_super_checksum(struct mmapfs_disk_superblock *sb);
 

@@ -363,14 +363,10 @@ static int check_replayed_geometry(struct check *c, const struct mmapfs_disk_sup
 }
 
 /* Superblock edit: the features it had before the replay, but for
- * XATTR_CHAIN as replayed (a mount sets it in a transaction). */
+ * XATTR_CHAIN as replayed. */
 static void edit_features(struct mmapfs_disk_superblock *sb, void *arg)
 {
-    const struct mmapfs_disk_superblock *before = arg;
-    const uint32_t chain = MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN;
-    sb->feature_compat = before->feature_compat;
-    sb->feature_ro_compat = before->feature_ro_compat;
-    sb->feature_incompat = (before->feature_incompat & ~chain) | (sb->feature_incompat & chain);
+    fs_super_take_features(sb, arg);
 }
 
 /* After a replay: block 0's features must be those it had before, but for
@@ -382,13 +378,8 @@ static void edit_features(struct mmapfs_disk_superblock *sb, void *arg)
 static int check_replayed_features(struct check *c, const struct mmapfs_disk_superblock *before)
 {
     struct mmapfs_disk_superblock sb;
-    const uint32_t chain = MMAPFS_FEATURE_INCOMPAT_XATTR_CHAIN;
-    if (fsck_read(c, 0, &sb, sizeof(sb)))
-        return 0;                   /* fsck_load_superblock reports it */
-    if (sb.feature_compat == before->feature_compat &&
-        sb.feature_ro_compat == before->feature_ro_compat &&
-        (sb.feature_incompat & ~chain) == (before->feature_incompat & ~chain))
-        return 0;
+    if (fsck_read(c, 0, &sb, sizeof(sb)) || fs_super_same_features(before, &sb))
+        return 0;                   /* a read error: fsck_load_superblock reports it */
     fsck_error(c, "journal: its copy of the superblock changes the features (compat %#x, "
                "ro_compat %#x, incompat %#x before; %#x, %#x, %#x replayed): the mount "
                "refuses it", before->feature_compat, before->feature_ro_compat,
