@@ -197,6 +197,28 @@ int bt_lookup_ge(struct bt_tree *t, uint64_t key, uint64_t *found, void *val, si
     return 0;
 }
 
+/* See btree.h. One descent, then leaf to leaf (path_step). */
+int bt_scan_ge(struct bt_tree *t, uint64_t key,
+               int (*fn)(void *ctx, uint64_t key, const void *val, size_t len), void *ctx)
+{
+    struct bt_path p;
+
+    if (!t->root)
+        return 0;
+    int err = descend(t, key, &p);
+    while (!err) {
+        const uint8_t *node = p.lv[0].node;
+        const struct mmapfs_disk_btree_item *it = bt_citems(node);
+        for (unsigned i = p.lv[0].idx; i < bt_nitems(node); i++) {
+            err = fn(ctx, it[i].key, node + it[i].value_off, it[i].value_len);
+            if (err)
+                return err;
+        }
+        err = path_step(t, &p, +1);
+    }
+    return err == -ENOENT ? 0 : err;
+}
+
 /* ==== modification bookkeeping ========================================================= */
 
 #define BT_MAX_DIRTY (3 * BT_MAX_HEIGHT + 2)

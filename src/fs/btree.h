@@ -86,6 +86,13 @@ int bt_lookup_le(struct bt_tree *t, uint64_t key, uint64_t *found, void *val, si
  * Both cross leaf boundaries (up the path, down the neighbouring subtree). */
 int bt_lookup_ge(struct bt_tree *t, uint64_t key, uint64_t *found, void *val, size_t *len);
 
+/* Calls fn for every item with a key >= key, in key order, with a pointer
+ * to its value (valid during the call only); one descent for the whole
+ * scan. Stops at fn's first non-zero return, which it returns; 0 at the
+ * end. The tree must not change during the scan. */
+int bt_scan_ge(struct bt_tree *t, uint64_t key,
+               int (*fn)(void *ctx, uint64_t key, const void *val, size_t len), void *ctx);
+
 /* Inserts a new key. -EEXIST if present. -EINVAL if len is 0 or above
  * MMAPFS_BTREE_MAX_VALUE or val is NULL. Appends after the largest key
  * split so that the left node stays full (dense sequential trees). */

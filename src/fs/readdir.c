@@ -59,13 +59,44 @@ static int emit(struct listing *l, const char *name, uint64_t ino, uint8_t type,
     return 0;
 }
 
+/* One stored entry of list_entries' scan: key order is checked (a key
+ * must be the name's (hash << 8 | k), above the one before: a listing that
+ * went backwards, or a key so large that the next offset (found + 3) wraps
+ * to the start, would never end). */
+struct entry_scan {
+    struct listing *l;
+    uint64_t min_key;      /* the smallest key the next entry may have */
+    int stopped;           /* list_one stopped the scan (and reported it) */
+};
+
+static int list_one(void *vctx, uint64_t found, const void *val, size_t len)
+{
+    struct entry_scan *sc = vctx;
+    struct listing *l = sc->l;
+    union dirent_buf buf;
+    char name[MMAPFS_NAME_MAX + 1];
+
+    sc->stopped = 1;
+    if (len > sizeof(buf) || found < sc->min_key)
+        return fs_corrupt(l->fs, "directory %llu: corrupt index", (unsigned long long)l->dir);
+    memcpy(&buf, val, len);
+    if (fs_dirent_validate(&buf, len, l->fs->inode_count) ||
+        found >> 8 != mmapfs_name_hash(buf.de.name, buf.de.name_len))
+        return fs_corrupt(l->fs, "directory %llu: corrupt index", (unsigned long long)l->dir);
+    memcpy(name, buf.de.name, buf.de.name_len);
+    name[buf.de.name_len] = '\0';
+    sc->min_key = found + 1;
+    int err = emit(l, name, buf.de.ino, buf.de.type, found + 3, 0);
+    sc->stopped = err != 0;
+    return err;
+}
+
 /* Lists the stored entries with key >= key, in key order. */
 static int list_entries(struct listing *l, const struct mmapfs_disk_inode *ddi, uint64_t key)
 {
     struct fs_tree_ctx tctx;
     struct bt_tree tree;
-    union dirent_buf buf;
-    char name[MMAPFS_NAME_MAX + 1];
+    struct entry_scan sc = { .l = l, .min_key = key };
 
     if (!ddi->tree_root)
         return 0;
@@ -73,30 +104,10 @@ static int list_entries(struct listing *l, const struct mmapfs_disk_inode *ddi, 
         return fs_corrupt(l->fs, "directory %llu: tree root out of range",
                           (unsigned long long)l->dir);
     fs_tree_open(&tctx, &tree, l->fs, l->dir, ddi->tree_root, MMAPFS_TREE_DIR);
-    for (;;) {
-        uint64_t found;
-        size_t len = sizeof(buf);
-        int err = bt_lookup_ge(&tree, key, &found, &buf, &len);
-        if (err == -ENOENT)
-            return 0;
-        /* the key must be the name's (hash << 8 | k): a larger one would
-         * wrap the next offset (found + 3) back to the start, a listing
-         * that never ends */
-        if (!err && (found < key || fs_dirent_validate(&buf, len, l->fs->inode_count) ||
-                     found >> 8 != mmapfs_name_hash(buf.de.name, buf.de.name_len)))
-            err = -EUCLEAN;
-        if (err == -EUCLEAN)
-            return fs_corrupt(l->fs, "directory %llu: corrupt index",
-                              (unsigned long long)l->dir);
-        if (err)
-            return err;
-        memcpy(name, buf.de.name, buf.de.name_len);
-        name[buf.de.name_len] = '\0';
-        err = emit(l, name, buf.de.ino, buf.de.type, found + 3, 0);
-        if (err)
-            return err;
-        key = found + 1;
-    }
+    int err = bt_scan_ge(&tree, key, list_one, &sc);
+    if (err == -EUCLEAN && !sc.stopped)
+        return fs_corrupt(l->fs, "directory %llu: corrupt index", (unsigned long long)l->dir);
+    return err < 0 ? err : 0;
 }
 
 /* fs_readdir body, journal lock held. */

@@ -1024,6 +1024,35 @@ static void test_random_1m(void **state)
     ms_destroy(ms);
 }
 
+/* bt_scan_ge callback: checks each item against the sorted keys. */
+struct scan_check {
+    const uint64_t *keys;
+    unsigned next, n, stop_after;
+};
+
+static int scan_check_one(void *vctx, uint64_t key, const void *val, size_t len)
+{
+    struct scan_check *sc = vctx;
+    uint8_t want[MAXV];
+
+    assert_true(sc->next < sc->n);
+    assert_int_equal(key, sc->keys[sc->next]);
+    assert_int_equal(len, 1 + key % 120);
+    simple_val(want, key, 0, (unsigned)len);
+    assert_memory_equal(val, want, len);
+    sc->next++;
+    return sc->next == sc->stop_after ? 7 : 0;
+}
+
+/* A callback for scans of damaged trees: accepts anything. */
+static int scan_any(void *vctx, uint64_t key, const void *val, size_t len)
+{
+    (void)vctx;
+    (void)key;
+    (void)val;
+    return len == 0;
+}
+
 /* Iteration with lookup_ge over a tree built in random order, with gaps. */
 static void test_iterate_ge(void **state)
 {
@@ -1055,6 +1084,20 @@ static void test_iterate_ge(void **state)
         k = f + 1;
     }
     assert_int_equal(bt_lookup_ge(&t, k, &f, NULL, NULL), -ENOENT);
+    /* The same with one scan: from the start, from a key between two, from
+     * past the end, and stopped by the callback. */
+    struct scan_check sc = { .keys = keys, .n = N };
+    assert_int_equal(bt_scan_ge(&t, 0, scan_check_one, &sc), 0);
+    assert_int_equal(sc.next, N);
+    sc.next = N / 3;
+    assert_int_equal(bt_scan_ge(&t, keys[N / 3 - 1] + 1, scan_check_one, &sc), 0);
+    assert_int_equal(sc.next, N);
+    sc.next = N;
+    assert_int_equal(bt_scan_ge(&t, keys[N - 1] + 1, scan_check_one, &sc), 0);
+    sc.next = 100;
+    sc.stop_after = 5000;
+    assert_int_equal(bt_scan_ge(&t, keys[100], scan_check_one, &sc), 7);
+    assert_int_equal(sc.next, 5000);
     /* Backwards with lookup_le. */
     k = UINT64_MAX;
     for (unsigned i = N; i-- > 0;) {
@@ -1458,7 +1501,8 @@ static void test_corrupt_fuzz(void **state)
             unsigned vl = 1 + (unsigned)rnd_below(MAXV);
             simple_val(v, k, 1, vl);
             int err;
-            switch (rnd_below(7)) {
+            switch (rnd_below(8)) {
+            case 6: err = bt_scan_ge(&t, k, scan_any, NULL); break;
             case 0: err = bt_lookup(&t, k, v, &len); break;
             case 1: err = bt_lookup_le(&t, k, &f, v, &len); break;
             case 2: err = bt_lookup_ge(&t, k, &f, v, &len); break;
