@@ -112,6 +112,12 @@ enum mfs_op {
     MFS_OP_COUNT
 };
 
+/* glibc: blocks up to this size come from its heaps, and up to this much
+ * free memory stays at a heap's top (src/tools/mmapfs.c, keep_freed_memory;
+ * 32 MiB is glibc's largest heap threshold). */
+#define MFS_MALLOC_MMAP_THRESHOLD (32 << 20)
+#define MFS_MALLOC_TRIM_THRESHOLD (256 << 20)
+
 #define MFS_LINK_DROP_SLOTS 1024         /* powers of two (ops.c, ino_slot) */
 #define MFS_CHANGED_SLOTS   4096
 #define MFS_GROW_SLOTS      1024

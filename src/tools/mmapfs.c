@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,8 +210,25 @@ static int report_mount_error(const struct mmapfs_config *cfg, int err)
 
 /* ---- main ------------------------------------------------------------------------------ */
 
+/* ---- memory ------------------------------------------------------------------------ */
+
+/* The daemon's memory comes and goes in bursts: a transaction's block
+ * images are freed once it is home, a listing grows the inode cache. By
+ * default glibc gives freed memory back to the kernel (a trimmed heap, an
+ * unmapped large block), and the next burst takes fresh pages, each a page
+ * fault on first touch, about 30 us on the two-core test VM (docs/BENCH.md,
+ * "Page faults"). Kept instead: memory the daemon used once is reused. The
+ * cost is that the daemon's resident size stays at its peak, which the
+ * journal's transaction limit bounds. Called before any thread starts. */
+static void keep_freed_memory(void)
+{
+    (void)mallopt(M_MMAP_THRESHOLD, MFS_MALLOC_MMAP_THRESHOLD);
+    (void)mallopt(M_TRIM_THRESHOLD, MFS_MALLOC_TRIM_THRESHOLD);
+}
+
 int main(int argc, char **argv)
 {
+
     struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
     struct mmapfs_config cfg;
     struct mmapfs_fuse data;
@@ -219,6 +237,7 @@ int main(int argc, char **argv)
     struct fs *fs = NULL;
     int status_fd = -1, ret = TOOL_EXIT_FAILURE, err;
 
+    keep_freed_memory();
     err = mmapfs_parse_args(argc, argv, &cfg, &args);
     if (err) {
         ret = err > 0 ? TOOL_EXIT_OK : -err;

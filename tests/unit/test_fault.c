@@ -784,6 +784,55 @@ static void test_icache_lost_seq(void **state)
     unlink(image);
 }
 
+/* The inode cache through its rebuilds: growing from 1,024 slots to room
+ * for 30,000 entries, then pruning the ones that tell nothing. Lookup
+ * counts and orphan links (the head's predecessor 0 included) survive
+ * every rebuild; pruned entries answer 0. */
+static void test_icache_rebuilds(void **state)
+{
+    (void)state;
+    format_image();
+    struct fs *fs = mount_image();
+    const uint64_t base = 1000000, n = 30000;
+    uint64_t prev = 1;
+    jnl_lock(fs->jnl);
+    assert_int_equal(fs_icache_orphan_set(fs, base + n + 1, 0), 0);
+    assert_int_equal(fs_icache_orphan_set(fs, base + n + 2, base + n + 1), 0);
+    for (uint64_t i = 0; i < n; i++) {
+        fs_icache_ref(fs, base + i);
+        if (i % 3 == 0)
+            fs_icache_ref(fs, base + i);
+    }
+    assert_int_equal(fs_icache_count(fs), n + 2);
+    /* drop the references of the odd ones: nothing keeps them any more */
+    for (uint64_t i = 1; i < n; i += 2)
+        fs_icache_unref(fs, base + i, 2);
+    /* new entries until a pruning rebuild has run */
+    uint64_t extra = 0;
+    while (fs_icache_count(fs) == n + 2 + extra && extra < 4 * n)
+        fs_icache_ref(fs, base + 2 * n + extra++);
+    uint64_t count = fs_icache_count(fs);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t want = i % 2 ? 0 : i % 3 == 0 ? 2 : 1;
+        if (fs_icache_refs(fs, base + i) != want)
+            fail_msg("inode %llu: %llu references, expected %llu", (unsigned long long)(base + i),
+                     (unsigned long long)fs_icache_refs(fs, base + i), (unsigned long long)want);
+    }
+    for (uint64_t i = 0; i < extra; i++)
+        assert_int_equal(fs_icache_refs(fs, base + 2 * n + i), 1);
+    int on1 = fs_icache_orphan_get(fs, base + n + 1, &prev);
+    uint64_t prev1 = prev;
+    int on2 = fs_icache_orphan_get(fs, base + n + 2, &prev);
+    jnl_unlock(fs->jnl);
+    assert_true(count < n + 2 + extra);      /* the pruning ran and dropped entries */
+    assert_int_equal(count, n / 2 + 2 + extra);
+    assert_true(on1 && on2);
+    assert_int_equal(prev1, 0);
+    assert_int_equal(prev, base + n + 1);
+    fs_abandon(fs);              /* the fake entries must not be unmounted */
+    unlink(image);
+}
+
 /* jnl_abort (what fs_end falls back to when an undo is impossible): the
  * filesystem turns read-only, the running transaction never commits, and
  * the disk keeps the last durable one. */
@@ -825,6 +874,7 @@ int main(void)
         cmocka_unit_test(test_sweep_io_pread),
         cmocka_unit_test(test_sweep_nospc),
         cmocka_unit_test(test_icache_lost_seq),
+        cmocka_unit_test(test_icache_rebuilds),
         cmocka_unit_test(test_abort),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
