@@ -372,6 +372,14 @@ void mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
     struct fs_stat st;
     int err;
     mfs_count(req, MFS_OP_CREATE);
+    if (mfs_data(req)->no_open) {
+        /* Files need no open (mfs_open): the kernel then stops sending
+         * CREATE and makes new files with MKNOD, opened without a request,
+         * and closed without a RELEASE; the CREATE-opened file would cost
+         * one RELEASE each (docs/MOUNT.md, "Round trips per operation"). */
+        mfs_reply_err(req, -ENOSYS);
+        return;
+    }
     mfs_attr_changing(req, parent);
 
     caller_cred(req, &cred);
