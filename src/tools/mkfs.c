@@ -405,6 +405,34 @@ static int reserve_metadata(int fd, const struct mkfs_geometry *g, const struct 
     return 0;
 }
 
+/* An existing image file: the new inode table's range is punched out
+ * (zeros) once the space checks have passed, before anything is written.
+ * mkfs does not write the inode table, and a record of the filesystem
+ * formatted there before looks live to fsck and to the inode allocator
+ * when it was created within the second before this mkfs (the test
+ * "created since mkfs" has one second of slack for the kernel's coarse
+ * clock): a reformat right after a run left "inode N in use but free in
+ * the inode bitmap" on the fresh image, and its first create marked the
+ * image as damaged. The range is then allocated again, as zeros: all of
+ * it, or with --sparse the block reserve_metadata took (the driver
+ * reserves the others when it first uses them). A block device keeps its
+ * old records (zeroing could write gigabytes), as does a host filesystem
+ * that cannot punch holes. 0 or the exit status (message printed). */
+static int clear_inode_table(int fd, const struct mkfs_geometry *g, const struct mkfs_args *a)
+{
+    off_t off = (off_t)(g->inode_table_start * MMAPFS_BLOCK_SIZE);
+    off_t len = (off_t)(g->inode_table_blocks * MMAPFS_BLOCK_SIZE);
+    if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) == 0 &&
+        fallocate(fd, 0, off, a->sparse ? (off_t)MMAPFS_BLOCK_SIZE : len) == 0)
+        return 0;
+    int e = errno;
+    if (e == EOPNOTSUPP || e == ENOSYS)
+        return 0;
+    fprintf(stderr, PROG ": %s: fallocate (clearing the inode table): %s\n", a->target,
+            strerror(e));
+    return e == ENOSPC || e == EDQUOT ? TOOL_EXIT_NO_SPACE : TOOL_EXIT_FAILURE;
+}
+
 /* Explains a failed stat, open or create of the target (errno e); returns
  * the exit status. */
 static int target_error(const struct mkfs_args *a, const char *what, int e)
@@ -532,6 +560,8 @@ int main(int argc, char **argv)
     if (!is_blk) {
         r = a.sparse ? reserve_metadata(fd, &geo, &a)
                      : preallocate(fd, opt.size, &a);
+        if (!r && !created)
+            r = clear_inode_table(fd, &geo, &a);
         if (r) {
             ret = r;
             goto out;
