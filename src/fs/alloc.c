@@ -921,6 +921,16 @@ static int find_free_inode(struct fs *fs, struct bmap *m, uint64_t goal, uint64_
     return err ? err : *bit >= goal - 1 ? -ENOSPC : 0;
 }
 
+/* Marks inode bit in use. */
+static int take_inode_bit(struct fs *fs, struct bmap *m, uint64_t bit)
+{
+    uint64_t changed;
+    int err = bmap_change(fs, m, bit, 1, 1, &changed);
+    if (!err)
+        fs->free_inodes -= changed;
+    return err;
+}
+
 int fs_alloc_inode(struct fs *fs, uint64_t goal, uint64_t *ino)
 {
     struct bmap m = inode_map(fs);
@@ -935,9 +945,10 @@ int fs_alloc_inode(struct fs *fs, uint64_t goal, uint64_t *ino)
     /* A clear bit whose record is live is a damaged bitmap (it carries no
      * checksum; a crash leaves the free counts mere hints): handing the
      * inode out would overwrite a file that entries still name. It is
-     * skipped and reported; fsck -y marks it in use again. The record is
-     * read once its table block has host space: on a full tmpfs even a
-     * read of a hole needs a page (SIGBUS, EIO). */
+     * reported and marked in use, as fsck -y does, so the next allocation
+     * neither finds it again nor reports it again. The record is read once
+     * its table block has host space: on a full tmpfs even a read of a
+     * hole needs a page (SIGBUS, EIO). */
     for (uint64_t tries = 0;; tries++) {
         err = find_free_inode(fs, &m, goal, &bit);
         if (err)
@@ -952,15 +963,16 @@ int fs_alloc_inode(struct fs *fs, uint64_t goal, uint64_t *ino)
             break;
         fs_corrupt(fs, "inode %llu is free in the inode bitmap but its record is live: the "
                    "bitmap is damaged, run fsck.mmapfs -y", (unsigned long long)(bit + 1));
-        if (tries >= fs->free_inodes)
+        err = take_inode_bit(fs, &m, bit);
+        if (err)
+            return err;
+        if (fs->free_inodes == 0 || tries >= fs->inode_count)
             return -ENOSPC;
         goal = bit + 2 <= fs->inode_count ? bit + 2 : 1;
     }
-    uint64_t changed;
-    err = bmap_change(fs, &m, bit, 1, 1, &changed);
+    err = take_inode_bit(fs, &m, bit);
     if (err)
         return err;
-    fs->free_inodes -= changed;
     fs->inode_goal = bit + 2 <= fs->inode_count ? bit + 2 : 1;
     FS_COUNT(fs, inodes_allocated, 1);
     *ino = bit + 1;
