@@ -25,12 +25,16 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "fsck/fsck_i.h"
+#include "fs/inode.h"
 #include "fs/mkfs.h"
 #include "fs/super.h"
 #include "fs/super_backup.h"
+#include "journal/journal.h"
 
 /* Incompatible features this checker understands. */
 #define CHECK_INCOMPAT_KNOWN (MMAPFS_FEATURE_INCOMPAT_INODE_DATA | \
@@ -189,6 +193,89 @@ static int replace_superblock(struct check *c, int err, const char *msg, FILE *o
     return FSCK_EXIT_OPERATIONAL;
 }
 
+/* How many signs say that sb's layout is not the one the image was written
+ * with: no valid journal header where it puts the journal, a root inode
+ * record that does not check out (or a directory tree outside its data
+ * area) where it puts the inode table, a metadata region not marked in use
+ * in its block bitmap, the root's bit clear in its inode bitmap. sb
+ * passed fs_super_validate. */
+static int layout_misfits(struct check *c, const struct mmapfs_disk_superblock *sb)
+{
+    struct jnl_geometry g = { .journal_start = sb->journal_start,
+                              .journal_blocks = sb->journal_blocks,
+                              .block_count = sb->block_count };
+    int err = jnl_recover(c->io, &g, 1, NULL);
+    int n = err == -EUCLEAN || err == -EINVAL;
+
+    struct mmapfs_disk_inode root;
+    uint64_t blk = mmapfs_inode_block(sb->inode_table_start, sb->inode_table_blocks, &sb->itab,
+                                      MMAPFS_ROOT_INO);
+    if (!blk || fsck_read(c, blk * MMAPFS_BLOCK_SIZE, &root, sizeof(root)) ||
+        root.checksum != fs_inode_checksum(MMAPFS_ROOT_INO, &root) || !S_ISDIR(root.mode) ||
+        (root.tree_root && (root.tree_root < sb->data_start ||
+                            root.tree_root >= sb->block_count)))
+        n++;
+
+    uint8_t bits[MMAPFS_BLOCK_SIZE];
+    uint64_t per_block = MMAPFS_BLOCK_SIZE * 8;
+    for (uint64_t b = 0; b < sb->data_start; b += per_block) {
+        uint64_t end = sb->data_start - b < per_block ? sb->data_start - b : per_block;
+        if (fsck_read(c, (sb->block_bitmap_start + b / per_block) * MMAPFS_BLOCK_SIZE, bits,
+                      sizeof(bits))) {
+            n++;
+            break;
+        }
+        uint64_t i = 0;
+        while (i < end && (bits[i / 8] >> (i % 8) & 1))
+            i++;
+        if (i < end) {
+            n++;
+            break;
+        }
+    }
+    if (fsck_read(c, sb->inode_bitmap_start * MMAPFS_BLOCK_SIZE, bits, 1) || !(bits[0] & 1))
+        n++;
+    return n;
+}
+
+/*
+ * Block 0 passed validation but the backup superblock, also usable and of
+ * the same filesystem, locates the regions differently: a layout field of
+ * block 0 may have been overwritten with a valid checksum (a stray write of
+ * a whole superblock). Only mkfs and mmapfs-resize change the layout, and
+ * resize writes the backup first, so either copy may be the right one
+ * (an interrupted grow leaves the old layout in block 0, which still fits
+ * the image). The backup is taken when block 0's layout does not fit what
+ * the image holds and the backup's does; else block 0 stays (and
+ * fsck_backup_superblock rewrites the backup). Before this, fsck trusted
+ * block 0 and rewrote the backup from it: a data_start one block too far
+ * put the root directory's index outside the data area, and -y moved every
+ * name of the root into lost+found. 0 or FSCK_EXIT_*.
+ */
+static int layout_from_backup(struct check *c)
+{
+    struct mmapfs_disk_superblock backup;
+    uint64_t blk = c->sb.backup_block;
+    if (!(c->sb.feature_compat & MMAPFS_FEATURE_COMPAT_BACKUP_SB) ||
+        fsck_read(c, blk * MMAPFS_BLOCK_SIZE, &backup, sizeof(backup)) ||
+        !fs_super_backup_usable(&backup, blk, mmio_size(c->io)) ||
+        memcmp(backup.uuid, c->sb.uuid, sizeof(backup.uuid)) ||
+        fs_super_backup_same_layout(&backup, &c->sb))
+        return 0;
+    int mine = layout_misfits(c, &c->sb);
+    if (!mine || layout_misfits(c, &backup))
+        return 0;
+    if (!c->sb_mended)
+        fsck_error(c, "superblock: its layout does not fit the image (%d sign%s: journal "
+                    "header, root inode, bitmaps); the backup superblock at block %" PRIu64
+                    " does%s", mine, mine == 1 ? "" : "s", blk,
+                    c->opt.mode == FS_CHECK_YES ? "" : " (fsck.mmapfs -y restores it)");
+    fs_super_backup_to_primary(&backup);
+    char what[96];
+    snprintf(what, sizeof(what), "restored from the backup superblock at block %" PRIu64, blk);
+    return take_superblock(c, &backup, what);
+}
+
 /* See fsck_i.h. */
 int fsck_load_superblock(struct check *c, FILE *out)
 {
@@ -206,11 +293,9 @@ int fsck_load_superblock(struct check *c, FILE *out)
             fprintf(out, PROG ": %s: %s\n", c->path, msg);
         return FSCK_EXIT_OPERATIONAL;
     }
-    if (err) {
-        int r = replace_superblock(c, err, msg, out);
-        if (r)
-            return r;
-    }
+    int r = err ? replace_superblock(c, err, msg, out) : layout_from_backup(c);
+    if (r)
+        return r;
     if (c->sb.feature_incompat & ~CHECK_INCOMPAT_KNOWN) {
         if (out)
             fprintf(out, PROG ": %s: unsupported incompatible features %#x\n", c->path,

@@ -23,6 +23,7 @@
 #include "fs/mkfs.h"
 #include "fs/offline.h"
 #include "fs/super.h"
+#include "fs/super_backup.h"
 #include "util/crc32c.h"
 
 #define IMG_BYTES (32 * MiB)
@@ -373,6 +374,58 @@ static void test_grow_crash_before_primary(void **state)
     expect_files(m);
 }
 
+/* A layout field of block 0 overwritten with a value that still passes
+ * every rule and a checksum that matches (a stray write of a whole
+ * superblock): fsck finds that block 0's layout does not fit the image
+ * (the root directory's index outside its data area, a block bitmap
+ * without the metadata region) while the backup's does, and restores the
+ * backup. It used to trust block 0, rewrite the good backup from it and,
+ * with data_start one block too far, move every name of the root into
+ * lost+found. */
+static void expect_layout_restored(struct img *m, size_t field)
+{
+    make_image(m, 0);
+    struct mmapfs_disk_superblock sb, before;
+    read_block(m, 0, &before);
+    sb = before;
+    uint64_t v;
+    memcpy(&v, (char *)&sb + field, sizeof(v));
+    v++;
+    memcpy((char *)&sb + field, &v, sizeof(v));
+    fs_super_checksum(&sb);
+    char msg[200];
+    assert_int_equal(fs_super_validate(&sb, IMG_BYTES, msg, sizeof(msg)), 0);
+    write_block(m, 0, &sb);
+
+    char *rep;
+    assert_int_equal(fsck(m, FS_CHECK_NO, &rep), FSCK_EXIT_UNCORRECTED);
+    assert_non_null(strstr(rep, "its layout does not fit the image"));
+    assert_non_null(strstr(rep, "the backup superblock at block 1 does"));
+    free(rep);
+    read_block(m, 1, &sb);
+    assert_true(fs_super_backup_same_layout(&sb, &before));    /* -n wrote nothing */
+    assert_int_equal(fsck(m, FS_CHECK_YES, &rep), FSCK_EXIT_CORRECTED);
+    assert_non_null(strstr(rep, "restored from the backup superblock at block 1"));
+    assert_null(strstr(rep, "lost+found"));
+    free(rep);
+    assert_int_equal(fsck(m, FS_CHECK_NO, NULL), FSCK_EXIT_OK);
+    read_block(m, 0, &sb);
+    assert_true(fs_super_backup_same_layout(&sb, &before));
+    read_block(m, 1, &sb);
+    assert_true(fs_super_backup_same_layout(&sb, &before));
+    expect_files(m);
+}
+
+static void test_layout_data_start_valid_checksum(void **state)
+{
+    expect_layout_restored(*state, offsetof(struct mmapfs_disk_superblock, data_start));
+}
+
+static void test_layout_bitmap_valid_checksum(void **state)
+{
+    expect_layout_restored(*state, offsetof(struct mmapfs_disk_superblock, block_bitmap_start));
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, img_setup, img_teardown)
 
 int main(void)
@@ -388,6 +441,8 @@ int main(void)
         T(test_after_grow),
         T(test_itab_extent_moved),
         T(test_grow_crash_before_primary),
+        T(test_layout_data_start_valid_checksum),
+        T(test_layout_bitmap_valid_checksum),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
