@@ -193,13 +193,31 @@ static int replace_superblock(struct check *c, int err, const char *msg, FILE *o
     return FSCK_EXIT_OPERATIONAL;
 }
 
+/* Is block b one that other (the other copy) places in the data area for
+ * its grown inode table: a table extent or a moved inode bitmap's room? */
+static int other_itab_block(const struct mmapfs_disk_superblock *other, uint64_t b)
+{
+    const struct mmapfs_disk_itab *t = &other->itab;
+    if (!(other->feature_incompat & MMAPFS_FEATURE_INCOMPAT_ITAB))
+        return 0;
+    for (uint32_t i = 0; i < t->count && i < MMAPFS_ITAB_EXTENTS_MAX; i++)
+        if (b >= t->ext[i].start && b - t->ext[i].start < t->ext[i].blocks)
+            return 1;
+    return mmapfs_inode_bitmap_moved(other) && b >= other->inode_bitmap_start &&
+           b - other->inode_bitmap_start < t->inode_bitmap_room;
+}
+
 /* How many signs say that sb's layout is not the one the image was written
  * with: no valid journal header where it puts the journal, a root inode
  * record that does not check out (or a directory tree outside its data
  * area) where it puts the inode table, a metadata region not marked in use
- * in its block bitmap, the root's bit clear in its inode bitmap. sb
- * passed fs_super_validate. */
-static int layout_misfits(struct check *c, const struct mmapfs_disk_superblock *sb)
+ * in its block bitmap or blocks past its end marked in use there (but for
+ * what other, the other copy, places in the data area for a grown inode
+ * table: an interrupted mmapfs-resize sets those bits before block 0
+ * changes), the root's bit clear in its inode bitmap. sb passed
+ * fs_super_validate. */
+static int layout_misfits(struct check *c, const struct mmapfs_disk_superblock *sb,
+                          const struct mmapfs_disk_superblock *other)
 {
     struct jnl_geometry g = { .journal_start = sb->journal_start,
                               .journal_blocks = sb->journal_blocks,
@@ -233,6 +251,19 @@ static int layout_misfits(struct check *c, const struct mmapfs_disk_superblock *
             break;
         }
     }
+    /* the padding of its last bitmap block: written 0 */
+    uint64_t last = (sb->block_count - 1) / per_block;
+    if (fsck_read(c, (sb->block_bitmap_start + last) * MMAPFS_BLOCK_SIZE, bits, sizeof(bits))) {
+        n++;
+    } else {
+        for (uint64_t b = sb->block_count; b < (last + 1) * per_block; b++) {
+            uint64_t i = b - last * per_block;
+            if ((bits[i / 8] >> (i % 8) & 1) && !other_itab_block(other, b)) {
+                n++;
+                break;
+            }
+        }
+    }
     if (fsck_read(c, sb->inode_bitmap_start * MMAPFS_BLOCK_SIZE, bits, 1) || !(bits[0] & 1))
         n++;
     return n;
@@ -262,8 +293,8 @@ static int layout_from_backup(struct check *c)
         memcmp(backup.uuid, c->sb.uuid, sizeof(backup.uuid)) ||
         fs_super_backup_same_layout(&backup, &c->sb))
         return 0;
-    int mine = layout_misfits(c, &c->sb);
-    if (!mine || layout_misfits(c, &backup))
+    int mine = layout_misfits(c, &c->sb, &backup);
+    if (!mine || layout_misfits(c, &backup, &c->sb))
         return 0;
     if (!c->sb_mended)
         fsck_error(c, "superblock: its layout does not fit the image (%d sign%s: journal "

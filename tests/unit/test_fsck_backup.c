@@ -381,17 +381,15 @@ static void test_grow_crash_before_primary(void **state)
  * without the metadata region) while the backup's does, and restores the
  * backup. It used to trust block 0, rewrite the good backup from it and,
  * with data_start one block too far, move every name of the root into
- * lost+found. */
-static void expect_layout_restored(struct img *m, size_t field)
+ * lost+found; with a block count that cuts the files off (blocks in use
+ * past it in the bitmap), drop their extents. */
+static void expect_layout_restored(struct img *m, void (*damage)(struct mmapfs_disk_superblock *))
 {
     make_image(m, 0);
     struct mmapfs_disk_superblock sb, before;
     read_block(m, 0, &before);
     sb = before;
-    uint64_t v;
-    memcpy(&v, (char *)&sb + field, sizeof(v));
-    v++;
-    memcpy((char *)&sb + field, &v, sizeof(v));
+    damage(&sb);
     fs_super_checksum(&sb);
     char msg[200];
     assert_int_equal(fs_super_validate(&sb, IMG_BYTES, msg, sizeof(msg)), 0);
@@ -416,14 +414,36 @@ static void expect_layout_restored(struct img *m, size_t field)
     expect_files(m);
 }
 
+static void data_start_on(struct mmapfs_disk_superblock *sb)
+{
+    sb->data_start++;
+}
+
+static void block_bitmap_on(struct mmapfs_disk_superblock *sb)
+{
+    sb->block_bitmap_start++;
+}
+
+/* the files' blocks follow the root's index at data_start: a filesystem
+ * that ends 4 blocks after it cuts them off */
+static void block_count_cut(struct mmapfs_disk_superblock *sb)
+{
+    sb->block_count = sb->data_start + 4;
+}
+
 static void test_layout_data_start_valid_checksum(void **state)
 {
-    expect_layout_restored(*state, offsetof(struct mmapfs_disk_superblock, data_start));
+    expect_layout_restored(*state, data_start_on);
 }
 
 static void test_layout_bitmap_valid_checksum(void **state)
 {
-    expect_layout_restored(*state, offsetof(struct mmapfs_disk_superblock, block_bitmap_start));
+    expect_layout_restored(*state, block_bitmap_on);
+}
+
+static void test_layout_block_count_valid_checksum(void **state)
+{
+    expect_layout_restored(*state, block_count_cut);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, img_setup, img_teardown)
@@ -443,6 +463,7 @@ int main(void)
         T(test_grow_crash_before_primary),
         T(test_layout_data_start_valid_checksum),
         T(test_layout_bitmap_valid_checksum),
+        T(test_layout_block_count_valid_checksum),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
