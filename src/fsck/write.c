@@ -192,11 +192,12 @@ int fsck_begin_repair(struct check *c)
 
 /* ---- allocation --------------------------------------------------------------------- */
 
-/* Can block b be given to a repair? */
-static int block_free(struct check *c, uint64_t b)
+/* Can block b be given to a repair? With by_bitmap, only if the on-disk
+ * bitmap marks it free too. */
+static int block_free(struct check *c, uint64_t b, int by_bitmap)
 {
     return !check_bits_get(&c->claimed, b) && !check_bits_get(&c->taken, b) &&
-           (c->trust_claims || !fsck_block_bit(c, b));
+           (!by_bitmap || !fsck_block_bit(c, b));
 }
 
 /* See fsck_i.h. */
@@ -218,25 +219,19 @@ uint64_t fsck_tree_blocks(uint64_t n, size_t vlen)
     return total;
 }
 
-/* See fsck_i.h. */
-int fsck_alloc_run(struct check *c, uint64_t goal, uint64_t want, uint64_t *start,
-                    uint64_t *got)
+/* fsck_alloc_run's scan, from goal (in the data area) round the data area. */
+static int alloc_scan(struct check *c, uint64_t goal, uint64_t want, int by_bitmap,
+                      uint64_t *start, uint64_t *got)
 {
-    if (want == 0)
-        want = 1;
-    if (goal < c->data_start || goal >= c->block_count)
-        goal = c->alloc_next;
-    if (goal < c->data_start || goal >= c->block_count)
-        goal = c->data_start;
     uint64_t total = c->block_count - c->data_start;
     for (uint64_t i = 0; i < total; i++) {
         uint64_t b = goal + i;
         if (b >= c->block_count)
             b -= total;
-        if (!block_free(c, b))
+        if (!block_free(c, b, by_bitmap))
             continue;
         uint64_t n = 1;
-        while (n < want && b + n < c->block_count && block_free(c, b + n))
+        while (n < want && b + n < c->block_count && block_free(c, b + n, by_bitmap))
             n++;
         for (uint64_t j = 0; j < n; j++)
             fsck_bits_set(&c->taken, b + j);
@@ -246,6 +241,29 @@ int fsck_alloc_run(struct check *c, uint64_t goal, uint64_t want, uint64_t *star
         return 0;
     }
     return -ENOSPC;
+}
+
+/* See fsck_i.h. Until the trees are whole (trust_claims), a block must be
+ * free in the on-disk bitmap too, as a second guard for blocks of the
+ * damaged trees. When the bitmap marks no such block free while blocks
+ * that nothing claims or reserves remain, the bitmap is what is damaged
+ * (set bits, a block of ones): those blocks are handed out then. Before,
+ * the damaged tree was left unrepaired, and with it the bitmap (rebuilt
+ * only once no structural problem is left): every later fsck -y stopped
+ * at "no free space" again. */
+int fsck_alloc_run(struct check *c, uint64_t goal, uint64_t want, uint64_t *start,
+                    uint64_t *got)
+{
+    if (want == 0)
+        want = 1;
+    if (goal < c->data_start || goal >= c->block_count)
+        goal = c->alloc_next;
+    if (goal < c->data_start || goal >= c->block_count)
+        goal = c->data_start;
+    int err = alloc_scan(c, goal, want, !c->trust_claims, start, got);
+    if (err == -ENOSPC && !c->trust_claims)
+        err = alloc_scan(c, goal, want, 0, start, got);
+    return err;
 }
 
 /* See fsck_i.h. */

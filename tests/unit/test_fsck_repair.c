@@ -1079,24 +1079,39 @@ static size_t leaf_inodes(struct raw *r, uint64_t blk, uint64_t *out, size_t max
     return n;
 }
 
+/* Builds the image, opens it raw, and returns the root node of d1's index
+ * (an internal node over at least 4 leaves). */
+static uint8_t *d1_index_root(struct image *im, struct raw *r)
+{
+    image_build(im);
+    raw_open(r, im->path);
+    uint8_t *rp = raw_blk(r, raw_inode(r, im->d1)->tree_root);
+    assert_true(hdr(rp)->level == 1 && hdr(rp)->nitems >= 4);
+    return rp;
+}
+
+/* Flips a byte inside the name of item 3 of leaf 1 (under rp): the leaf's
+ * checksum is wrong and that entry no longer matches its key. Returns the
+ * entry's inode. */
+static uint64_t flip_leaf1_name(struct raw *r, uint8_t *rp)
+{
+    uint8_t *p1 = raw_blk(r, ptrs(rp)[1].child);
+    uint64_t ino = ((struct mmapfs_disk_dirent *)(p1 + items(p1)[3].value_off))->ino;
+    p1[items(p1)[3].value_off + 12] ^= 0x20;
+    return ino;
+}
+
 static void test_dir_index_salvaged(void **state)
 {
     (void)state;
     struct image im;
-    image_build(&im);
     struct raw r;
-    raw_open(&r, im.path);
-    uint64_t root = raw_inode(&r, im.d1)->tree_root;
-    uint8_t *rp = raw_blk(&r, root);
-    assert_true(hdr(rp)->level == 1 && hdr(rp)->nitems >= 4);
+    uint8_t *rp = d1_index_root(&im, &r);
     /* (a) leaf 1: one byte of its value heap flipped, checksum now wrong;
      * (b) the root: a byte of its unused space flipped;
      * (c) leaf 2: wiped out */
-    uint64_t l1 = ptrs(rp)[1].child, l2 = ptrs(rp)[2].child;
-    uint8_t *p1 = raw_blk(&r, l1);
-    unsigned flip = items(p1)[3].value_off + 12;          /* inside item 3's name */
-    uint64_t damaged = ((struct mmapfs_disk_dirent *)(p1 + items(p1)[3].value_off))->ino;
-    p1[flip] ^= 0x20;
+    uint64_t l2 = ptrs(rp)[2].child;
+    uint64_t damaged = flip_leaf1_name(&r, rp);
     rp[4000] ^= 0x01;
     uint64_t lost[400];
     size_t nlost = leaf_inodes(&r, l2, lost, 399);
@@ -1115,6 +1130,34 @@ static void test_dir_index_salvaged(void **state)
     lost[nlost++] = damaged;
     lost[nlost] = 0;
     verify(&im, lost, NULL, NULL);
+    image_destroy(&im);
+}
+
+/* A directory leaf with a bad checksum and a block bitmap of all ones: the
+ * rebuilt index needs a block, and until the trees are whole the repair
+ * allocator takes only blocks the bitmap marks free. It found none, left
+ * the directory, and so never reached the bitmap rebuild: every -y ended
+ * "cannot rebuild its directory index: no free space", exit 4. A bitmap
+ * with no free block while blocks nothing claims remain is itself the
+ * damage: those blocks are used. */
+static void test_dir_index_salvaged_bitmap_full(void **state)
+{
+    (void)state;
+    struct image im;
+    struct raw r;
+    uint8_t *rp = d1_index_root(&im, &r);
+    uint64_t damaged[2] = { flip_leaf1_name(&r, rp), 0 };
+    for (uint64_t b = 0; b < r.sb.block_bitmap_blocks; b++)
+        memset(raw_blk(&r, r.sb.block_bitmap_start + b), 0xff, 4096);
+    raw_close(&r);
+
+    char w1[64], f1[64];
+    snprintf(w1, sizeof(w1), "inode %" PRIu64 ": directory tree corrupt", im.d1);
+    snprintf(f1, sizeof(f1), "directory %" PRIu64 ": index rebuilt", im.d1);
+    const char *want[] = { w1, "marked in use in the bitmap but not owned", NULL };
+    const char *fixed[] = { f1, "block bitmap rebuilt", NULL };
+    expect_repair(im.path, want, fixed);
+    verify(&im, damaged, NULL, NULL);
     image_destroy(&im);
 }
 
@@ -1926,6 +1969,7 @@ int main(void)
         cmocka_unit_test(test_dup_cloned),
         cmocka_unit_test(test_dup_punched_when_full),
         cmocka_unit_test(test_dir_index_salvaged),
+        cmocka_unit_test(test_dir_index_salvaged_bitmap_full),
         cmocka_unit_test(test_extent_tree_salvaged),
         cmocka_unit_test(test_extent_grown_over_others),
         cmocka_unit_test(test_inode_records),
