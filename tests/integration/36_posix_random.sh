@@ -10,7 +10,7 @@
 #
 # Environment: POSIX_RANDOM_SEEDS (how many seeds per mount, default 2),
 # POSIX_RANDOM_FIRST (first seed, default 1), POSIX_RANDOM_STEPS (steps
-# per seed, default 300). A long run, e.g.:
+# per seed, default 200). A long run, e.g.:
 #   POSIX_RANDOM_SEEDS=200 POSIX_RANDOM_STEPS=2000 IT_SCRIPT_TIMEOUT=36000 \
 #     IT_ONLY=36_ tests/integration/run.sh build
 # A failure prints the seed and the step; rerun that seed alone with
@@ -24,7 +24,7 @@ export LC_ALL=C
 RANDOM_PY="$T_ROOT/tests/lib/posix_random.py"
 nseeds=${POSIX_RANDOM_SEEDS:-2}
 first=${POSIX_RANDOM_FIRST:-1}
-steps=${POSIX_RANDOM_STEPS:-300}
+steps=${POSIX_RANDOM_STEPS:-200}
 seeds=$(seq -s, "$first" $((first + nseeds - 1)))
 verbose=()
 [ -z "${POSIX_RANDOM_VERBOSE:-}" ] || verbose=(--verbose)
@@ -48,8 +48,8 @@ run_on() {
 }
 compare() {
     check_eq "ext4 reference has 4 KiB blocks" 4096 "$(stat -f -c %S "$E")"
-    run_on wb ""
-    run_on nowb nowriteback_cache
+    run_on wb allow_other
+    run_on nowb allow_other,nowriteback_cache
 }
 STEP_TIMEOUT=$((120 + nseeds * steps / 10))
 # 600 MiB: mkfs.ext4 takes 4 KiB blocks from 512 MiB on (sparse file)

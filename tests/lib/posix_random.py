@@ -19,7 +19,10 @@ PUNCH_HOLE, ZERO_RANGE), fsync, fdatasync, writes through a shared
 mapping with msync, copy_file_range, rename (plain, RENAME_NOREPLACE,
 RENAME_EXCHANGE), link, unlink, mkdir, rmdir, symlink, readlink, chmod,
 chown, set/get/list/removexattr (user.*, XATTR_CREATE/REPLACE, values
-of 0 bytes to a few KiB), mkfifo, utimensat, stat; and now and then a
+of 0 bytes to a few KiB), mkfifo, utimensat, stat, O_DIRECT reads and
+writes of whole pages, and some of these as uid 1000 or 65534 (opens
+with writes, truncate, chmod, chown, utimensat, unlink, rename, mkdir,
+xattrs: permission checks and set-ID clearing); and now and then a
 remount of mmapfs with `fsck.mmapfs -n` of the image in between (which
 must be clean) and the page cache dropped.
 
@@ -213,6 +216,9 @@ def _run_op(side, op):
         return os.readlink(P(a[0]))
     if name == "utimens":
         rel, ns, follow = a
+        if ns is None:
+            os.utime(P(rel), None, follow_symlinks=follow)
+            return "ok"
         os.utime(P(rel), ns=ns, follow_symlinks=follow)
         s = os.stat(P(rel), follow_symlinks=follow)
         return (s.st_atime_ns, s.st_mtime_ns)
@@ -230,7 +236,64 @@ def _run_op(side, op):
         fd = os.open(P(dirrel), O_TMPFILE | os.O_RDWR, mode)
         os.close(fd)
         return "ok"
+    if name in ("openw", "direct_write", "direct_read"):
+        return with_fd(P, name, a)
+    if name == "as_user":
+        return as_user(side, a[0], a[1], a[2])
     raise ValueError("unknown operation %r" % (name,))
+
+
+def with_fd(P, name, a):
+    """The operations that open a file of their own: openw (an open, a
+    pwrite if there is data, a close), direct_write and direct_read
+    (O_DIRECT through a page-aligned buffer, as ext4 needs)."""
+    if name == "openw":
+        rel, flags, mode, off, data = a
+    elif name == "direct_write":
+        (rel, off, data), flags, mode = a, os.O_WRONLY | os.O_DIRECT, 0
+    else:
+        (rel, off, n), flags, mode = a, os.O_RDONLY | os.O_DIRECT, 0
+    fd = os.open(P(rel), flags | os.O_NONBLOCK, mode)
+    try:
+        if name == "openw":
+            return os.pwrite(fd, data, off) if data else "ok"
+        if name == "direct_read":
+            buf = mmap.mmap(-1, max(n, 4096))
+            got = os.preadv(fd, [memoryview(buf)[:n]], off)
+            return digest(buf[:got])
+        buf = mmap.mmap(-1, max(len(data), 4096))
+        buf[:len(data)] = data
+        return os.pwrite(fd, memoryview(buf)[:len(data)], off)
+    finally:
+        os.close(fd)
+
+
+def as_user(side, uid, gid, op):
+    """Runs op in a child with uid and gid (no supplementary groups, so
+    without root's capabilities); returns its result."""
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        res = "EXC"
+        try:
+            os.close(rfd)
+            os.setgroups([])
+            os.setresgid(gid, gid, gid)
+            os.setresuid(uid, uid, uid)
+            res = run_op(Side(side.label, side.root, side.top), op)
+        finally:
+            os.write(wfd, repr(res).encode())
+            os._exit(0)
+    os.close(wfd)
+    out = b""
+    while True:
+        b = os.read(rfd, 65536)
+        if not b:
+            break
+        out += b
+    os.close(rfd)
+    os.waitpid(pid, 0)
+    return "%s" % out.decode()
 
 
 class Seek:
@@ -388,7 +451,7 @@ class Gen:
         n = r.choice((0, 1, r.randrange(1, 64), r.randrange(1, 1200), r.randrange(1, 4000)))
         return self.data(min(n, room))
 
-    def op(self):
+    def op(self, forced=None):
         r = self.r
         ops = (("open", 14), ("close", 4), ("write", 8), ("pwrite", 8), ("read", 3), ("pread", 3),
                ("lseek", 4), ("ftruncate", 3), ("truncate", 2), ("fallocate", 6), ("fsync", 1),
@@ -396,8 +459,8 @@ class Gen:
                ("link", 3), ("unlink", 4), ("mkdir", 5), ("rmdir", 3), ("symlink", 3), ("readlink", 1),
                ("chmod", 2), ("chown", 2), ("setxattr", 5), ("getxattr", 2), ("listxattr", 1),
                ("removexattr", 2), ("mkfifo", 1), ("utimens", 2), ("stat", 2), ("fstat", 1),
-               ("tmpfile", 1))
-        name = r.choices([o[0] for o in ops], [o[1] for o in ops])[0]
+               ("tmpfile", 1), ("direct_write", 2), ("direct_read", 1), ("as_user", 8))
+        name = forced or r.choices([o[0] for o in ops], [o[1] for o in ops])[0]
         if name == "open":
             acc = r.choice((os.O_RDONLY, os.O_WRONLY, os.O_RDWR, os.O_RDWR, os.O_RDWR))
             flags = acc
@@ -497,7 +560,48 @@ class Gen:
             return ("stat", self.path(), r.random() < 0.5)
         if name == "tmpfile":
             return ("tmpfile", r.choice(("", self.path(1))), 0o600)
+        if name == "direct_write":
+            return ("direct_write", self.file(), r.randrange(0, 80) * 4096,
+                    self.data(r.randrange(1, 5) * 4096))
+        if name == "direct_read":
+            return ("direct_read", self.file(), r.randrange(0, 80) * 4096, r.randrange(1, 5) * 4096)
+        if name == "as_user":
+            return ("as_user", r.choice((1000, 65534)), r.choice((1000, 65534)), self.user_op())
         raise ValueError(name)
+
+    def file(self):
+        """Mostly an existing regular file of the reference."""
+        files = sorted(p for p, t in self.types.items() if t == stat.S_IFREG)
+        return self.r.choice(files) if files and self.r.random() < 0.8 else self.path()
+
+    def user_op(self):
+        """An operation for a user without privileges: permission checks,
+        set-user-ID and set-group-ID clearing, sticky directories."""
+        r = self.r
+        k = r.choice(("openw", "openw", "openw", "truncate", "chmod", "chown", "utimens", "utimens_now",
+                      "unlink", "rename", "mkdir", "setxattr", "removexattr", "rmdir", "symlink", "link"))
+        if k == "openw":
+            flags = r.choice((os.O_WRONLY, os.O_RDWR, os.O_RDONLY)) | r.choice((0, os.O_CREAT, os.O_TRUNC,
+                                                                              os.O_APPEND, os.O_CREAT | os.O_EXCL))
+            return ("openw", self.file(), flags, self.mode(), self.size() if r.random() < 0.5 else 0,
+                    self.data(r.choice((0, 1, self.length()))))
+        if k == "truncate":
+            return ("truncate", self.file(), self.size())
+        if k == "chown":
+            return ("chown", self.path(), r.choice(IDS + (-1,)), r.choice(IDS + (-1,)), r.random() < 0.7)
+        if k == "utimens_now":
+            return ("utimens", self.path(), None, True)
+        if k == "unlink":
+            return ("unlink", self.path())
+        if k == "rmdir":
+            return ("rmdir", self.path())
+        if k == "rename":
+            return ("rename", self.path(), self.path(), r.choice((0, RENAME_NOREPLACE, RENAME_EXCHANGE)))
+        if k == "symlink":
+            return ("symlink", "a", self.path())
+        if k == "link":
+            return ("link", self.path(), self.path())
+        return self.op(k)
 
 
 def show_op(op):
@@ -505,6 +609,8 @@ def show_op(op):
     for x in op:
         if isinstance(x, bytes):
             out.append("bytes[%d]" % len(x))
+        elif isinstance(x, tuple) and x and isinstance(x[0], str):
+            out.append(show_op(x))
         elif isinstance(x, int) and op[0] == "open" and x is op[3]:
             out.append(open_flags(x))
         else:
@@ -520,21 +626,54 @@ def open_flags(f):
 
 # ---- the state of a tree --------------------------------------------------------------
 
-def file_content(path, direct):
-    """Content digest of a regular file: direct=True reads with O_DIRECT
-    (on FUSE from the daemon, after the kernel wrote back its dirty pages)."""
-    flags = os.O_RDONLY | os.O_NONBLOCK | (os.O_DIRECT if direct else 0)
-    fd = os.open(path, flags)
-    try:
-        h = hashlib.sha1()
-        n = 0
-        while True:
-            b = os.read(fd, 1 << 20)
-            if not b:
+CHUNK = 1 << 16
+_zero_digests = {}
+
+
+def zero_digest(n):
+    if n not in _zero_digests:
+        _zero_digests[n] = hashlib.sha1(bytes(n)).digest()
+    return _zero_digests[n]
+
+
+def data_ranges(fd, size):
+    """[(start, end)] of the file that SEEK_DATA/SEEK_HOLE call data."""
+    out, pos = [], 0
+    while pos < size:
+        try:
+            d = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError as e:
+            if e.errno == errno.ENXIO:
                 break
-            h.update(b)
-            n += len(b)
-        return "%d:%s" % (n, h.hexdigest()[:16])
+            raise
+        h = os.lseek(fd, d, os.SEEK_HOLE)
+        out.append((d, h))
+        pos = h
+    return out
+
+
+def file_content(path, direct):
+    """Content digest of a regular file, the same whatever its holes: a
+    digest of the digests of its 64 KiB chunks. direct=True reads every
+    chunk with O_DIRECT (on FUSE from the daemon, after the kernel wrote
+    back its dirty pages); otherwise chunks that SEEK_DATA/SEEK_HOLE put
+    wholly in a hole are taken as zeros without reading them (their
+    answers are checked on their own by the lseek operation)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | (os.O_DIRECT if direct else 0))
+    try:
+        size = os.fstat(fd).st_size
+        data = [(0, size)] if direct else data_ranges(fd, size)
+        h = hashlib.sha1()
+        for c in range(0, size, CHUNK):
+            n = min(CHUNK, size - c)
+            if any(d < c + n and e > c for d, e in data):
+                b = os.pread(fd, n, c)
+                if len(b) != n:
+                    return "short read of %d at %d: %d" % (n, c, len(b))
+                h.update(hashlib.sha1(b).digest())
+            else:
+                h.update(zero_digest(n))
+        return "%d:%s" % (size, h.hexdigest()[:16])
     finally:
         os.close(fd)
 
@@ -649,7 +788,8 @@ def run_seed(seed, args, mount):
     mfs = Side("mmapfs", args.mnt, args.dir)
     for s in (ref, mfs):
         shutil.rmtree(s.p(""), ignore_errors=True)
-        os.mkdir(s.p(""), 0o755)
+        os.mkdir(s.p(""))
+        os.chmod(s.p(""), 0o777)   # as_user operations may create here
     gen = Gen(seed, ref)
     history = []
     before = {ref: snapshot(ref), mfs: snapshot(mfs)}
