@@ -20,7 +20,9 @@ mapping with msync, copy_file_range, rename (plain, RENAME_NOREPLACE,
 RENAME_EXCHANGE), link, unlink, mkdir, rmdir, symlink, readlink, chmod,
 chown, set/get/list/removexattr (user.*, XATTR_CREATE/REPLACE, values
 of 0 bytes to a few KiB), mkfifo, utimensat, stat, O_DIRECT reads and
-writes of whole pages, and some of these as uid 1000 or 65534 (opens
+writes of whole pages, scattered writes or punches (up to 150 in one
+file: extents split and merge), directories of up to 120 entries
+created, renamed and removed at once, and some of these as uid 1000 or 65534 (opens
 with writes, truncate, chmod, chown, utimensat, unlink, rename, mkdir,
 xattrs: permission checks and set-ID clearing); and now and then a
 remount of mmapfs with `fsck.mmapfs -n` of the image in between (which
@@ -240,6 +242,29 @@ def _run_op(side, op):
         return with_fd(P, name, a)
     if name == "as_user":
         return as_user(side, a[0], a[1], a[2])
+    if name == "scatter":
+        # many small writes or punches in one file: extents split and merge
+        slot, mode, spots = a
+        fd = fd_of(side, slot)
+        for off, x in spots:
+            if mode == "write":
+                os.pwrite(fd, x, off)
+            else:
+                cerr(libc.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, x))
+        return "ok"
+    if name == "populate":
+        # a directory of many entries: creates (or with unlink, removes)
+        # names n000.. in it, or renames them to m000..
+        rel, how, n = a
+        for i in range(n):
+            f = os.path.join(P(rel), "n%03d" % i)
+            if how == "create":
+                os.close(os.open(f, os.O_CREAT | os.O_WRONLY, 0o644))
+            elif how == "unlink":
+                os.unlink(f)
+            else:
+                os.rename(f, os.path.join(P(rel), "m%03d" % i))
+        return "ok"
     raise ValueError("unknown operation %r" % (name,))
 
 
@@ -399,7 +424,7 @@ class Gen:
 
     def size(self):
         """An offset or a file size: mostly small, at most 4 MiB."""
-        n = self.banded(((0.5, 9000), (0.8, 300000), (0.95, 4 << 20)))
+        n = self.banded(((0.15, 130), (0.5, 9000), (0.8, 300000), (0.95, 4 << 20)))
         return self.r.choice((0, 4096, 8192, 65536, 1 << 20)) if n is None else n
 
     def length(self):
@@ -459,7 +484,8 @@ class Gen:
                ("link", 3), ("unlink", 4), ("mkdir", 5), ("rmdir", 3), ("symlink", 3), ("readlink", 1),
                ("chmod", 2), ("chown", 2), ("setxattr", 5), ("getxattr", 2), ("listxattr", 1),
                ("removexattr", 2), ("mkfifo", 1), ("utimens", 2), ("stat", 2), ("fstat", 1),
-               ("tmpfile", 1), ("direct_write", 2), ("direct_read", 1), ("as_user", 8))
+               ("tmpfile", 1), ("direct_write", 2), ("direct_read", 1), ("as_user", 8),
+               ("scatter", 3), ("populate", 1))
         name = forced or r.choices([o[0] for o in ops], [o[1] for o in ops])[0]
         if name == "open":
             acc = r.choice((os.O_RDONLY, os.O_WRONLY, os.O_RDWR, os.O_RDWR, os.O_RDWR))
@@ -565,6 +591,22 @@ class Gen:
                     self.data(r.randrange(1, 5) * 4096))
         if name == "direct_read":
             return ("direct_read", self.file(), r.randrange(0, 80) * 4096, r.randrange(1, 5) * 4096)
+        if name == "scatter":
+            mode = r.choice(("write", "write", "punch"))
+            top = r.choice((70000, 1 << 20, 4 << 20))
+            unit = r.choice((1, 4096))
+            spots = []
+            for _ in range(r.randrange(1, 150)):
+                off = r.randrange(0, top // unit) * unit
+                if mode == "write":
+                    spots.append((off, self.data(r.randrange(1, 3) * unit if unit > 1 else r.randrange(1, 9000))))
+                else:
+                    spots.append((off, r.randrange(1, 4) * unit if unit > 1 else r.randrange(1, 9000)))
+            return ("scatter", self.slot("w"), mode, tuple(spots))
+        if name == "populate":
+            dirs = sorted(p for p, t in self.types.items() if t == stat.S_IFDIR)
+            return ("populate", r.choice(dirs) if dirs else self.path(), r.choice(("create", "unlink", "rename")),
+                    r.randrange(1, 120))
         if name == "as_user":
             return ("as_user", r.choice((1000, 65534)), r.choice((1000, 65534)), self.user_op())
         raise ValueError(name)
@@ -611,6 +653,8 @@ def show_op(op):
             out.append("bytes[%d]" % len(x))
         elif isinstance(x, tuple) and x and isinstance(x[0], str):
             out.append(show_op(x))
+        elif isinstance(x, tuple) and len(repr(x)) > 200:
+            out.append("(%d items)" % len(x))
         elif isinstance(x, int) and op[0] == "open" and x is op[3]:
             out.append(open_flags(x))
         else:
@@ -701,7 +745,7 @@ def snapshot(side, direct=False):
             names = sorted(os.listdir(p))
             d.append(tuple(names))
             todo.extend(os.path.join(rel, n) if rel else n for n in names)
-        out[rel or "."] = (tuple(d), (s.st_mtime_ns, s.st_ctime_ns), stat.S_IFMT(m))
+        out[rel or "."] = (tuple(d), (s.st_mtime_ns, s.st_ctime_ns, s.st_ino), stat.S_IFMT(m))
     return out
 
 
@@ -716,10 +760,11 @@ def state_diff(a, b, la, lb):
 
 
 def time_changes(before, after, op):
-    """{path: 'm'/'c'/'mc'/''} for the paths present before and after."""
+    """{path: 'm'/'c'/'mc'/''} for the paths that name the same inode
+    before and after."""
     out = {}
     for k in after:
-        if k not in before or before[k][2] != after[k][2] or after[k][2] == stat.S_IFIFO:
+        if k not in before or before[k][1][2] != after[k][1][2] or after[k][2] == stat.S_IFIFO:
             continue
         b, a = before[k][1], after[k][1]
         out[k] = ("m" if a[0] != b[0] else "") + ("c" if a[1] != b[1] else "")
@@ -823,7 +868,7 @@ def run_seed(seed, args, mount):
         else:
             gen.types = {k: v[2] for k, v in before[ref].items() if k != "."}
             op = gen.op()
-        timed = op is not None and r.random() < 0.15 and op[0] != "mmap_write"
+        timed = op is not None and r.random() < 0.3 and op[0] != "mmap_write"
         direct = r.random() < 0.2
         if op is not None:
             if timed:
