@@ -6,49 +6,57 @@ mmapfs mount, compared after every step (tests/integration/
 
 usage: posix_random.py --ref DIR --mnt MNT --image IMG --mmapfs BIN
                        --fsck BIN [--opts OPTS] [--seeds N,M,...]
-                       [--steps N] [--verbose]          (as root)
+                       [--steps N] [--dir NAME] [--verbose]    (as root)
 
-Every seed works in a fresh directory "rnd" of each root with a small
-tree: names from a pool of four, at most three levels deep, so the same
-paths are hit again and again. One step is one operation chosen by the
-seeded generator: open (O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_DIRECTORY,
-O_NOFOLLOW) into one of four descriptor slots, close, write, pwrite
-(also far past EOF, making holes), read, pread, lseek (SEEK_DATA and
-SEEK_HOLE too), truncate, ftruncate, fallocate (default, KEEP_SIZE,
-PUNCH_HOLE, ZERO_RANGE), fsync, fdatasync, writes through a shared
-mapping with msync, copy_file_range, rename (plain, RENAME_NOREPLACE,
-RENAME_EXCHANGE), link, unlink, mkdir, rmdir, symlink, readlink, chmod,
-chown, set/get/list/removexattr (user.*, XATTR_CREATE/REPLACE, values
-of 0 bytes to a few KiB), mkfifo, utimensat, stat, O_DIRECT reads and
-writes of whole pages, scattered writes or punches (up to 150 in one
-file: extents split and merge), directories of up to 120 entries
-created, renamed and removed at once, and some of these as uid 1000 or 65534 (opens
-with writes, truncate, chmod, chown, utimensat, unlink, rename, mkdir,
-xattrs: permission checks and set-ID clearing); and now and then a
-remount of mmapfs with `fsck.mmapfs -n` of the image in between (which
-must be clean) and the page cache dropped.
+Every seed works in a fresh directory "rnd" (--dir) of each root with a
+small tree: names from a pool of four, at most three levels deep, so the
+same paths are hit again and again. One step is one operation chosen by
+the seeded generator: open (O_CREAT, O_EXCL, O_TRUNC, O_APPEND,
+O_DIRECTORY, O_NOFOLLOW) into one of four descriptor slots, close,
+write, pwrite (also far past EOF, making holes), read, pread, lseek
+(SEEK_DATA and SEEK_HOLE too), truncate, ftruncate, fallocate (default,
+KEEP_SIZE, PUNCH_HOLE, ZERO_RANGE), fsync, fdatasync, writes through a
+shared mapping with msync, copy_file_range, rename (plain,
+RENAME_NOREPLACE, RENAME_EXCHANGE), link, unlink, mkdir, rmdir,
+symlink, readlink, chmod, chown, set/get/list/removexattr (user.*,
+XATTR_CREATE/REPLACE, values of 0 bytes to a few KiB), mkfifo,
+utimensat, stat, O_DIRECT reads and writes of whole pages, scattered
+writes or punches (up to 150 in one file: extents split and merge),
+directories of up to 120 entries created, renamed and removed at once,
+and some of these as uid 1000 or 65534 (opens with writes, truncate,
+chmod, chown, utimensat, unlink, rename, mkdir, xattrs: permission
+checks and set-ID clearing; the mount needs allow_other); and now and
+then a remount of mmapfs with `fsck.mmapfs -n` of the image in between
+(which must be clean) and the page cache dropped.
 
 Compared after every step: the return value or errno name (and the
 bytes read), then the state of the whole tree: for each path its type,
 mode, nlink, uid, gid, size (not of directories: mmapfs counts entries,
 ext4 bytes), symlink target, content, xattr names and values, and the
-set of paths. On some steps ("timed", a pause before them so that the
-clocks tick) also which paths had mtime and ctime changed by the step,
-except FIFOs (docs/LINUX.md "FIFO times") and writes through a mapping
-(ext4 stamps the time at the page fault, FUSE at write-back). Not
-compared: inode numbers, st_blocks, atime, time values.
+entries of each directory with their d_type. On some steps ("timed", a
+pause before them so that the clocks tick) also which paths had mtime
+and ctime changed by the step, except FIFOs (docs/LINUX.md "FIFO
+times") and writes through a mapping (ext4 stamps the time at the page
+fault, FUSE at write-back). Not compared: inode numbers, st_blocks,
+atime, time values (but utimensat reads back the times it set).
 
-Kernel-imposed differences are not compared but still run on mmapfs
-alone, which must fail with the errno the kernel gives and leave the
-tree as it was: FALLOC_FL_COLLAPSE_RANGE and FALLOC_FL_INSERT_RANGE (the
-FUSE module refuses them, EOPNOTSUPP) and O_TMPFILE (libfuse 3.14 has no
-tmpfile callback, EOPNOTSUPP; docs/LINUX.md).
+Kernel-imposed differences are not compared but still run on mmapfs,
+which must fail and leave the tree as it was: FALLOC_FL_COLLAPSE_RANGE
+and FALLOC_FL_INSERT_RANGE (the FUSE module refuses them, EOPNOTSUPP,
+after the VFS's own checks) and O_TMPFILE (libfuse 3.14 has no tmpfile
+callback: EOPNOTSUPP where ext4 succeeds; docs/LINUX.md). Where
+SEEK_DATA and SEEK_HOLE land is each filesystem's choice, so each side's
+answer is checked on its own (no byte that is not zero in a hole it
+reports); lseek of a directory past SEEK_SET/SEEK_CUR is not compared
+(docs/LINUX.md "lseek limits").
 
 The first difference ends the run (exit 1) with the seed, the step, the
 last operations and the differing state; rerun with that seed alone and
 --verbose to see every step.
 """
 import argparse, ctypes, ctypes.util, errno, fcntl, hashlib, mmap, os, random, shutil, stat, subprocess, sys, time
+
+from posix_diff import readdir_raw   # sorted [(name, d_type name)], "." and ".." too
 
 libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 AT_FDCWD = -100
@@ -742,8 +750,9 @@ def snapshot(side, direct=False):
                 xs.append((n, digest(os.getxattr(p, n, follow_symlinks=False))))
             d.append(tuple(xs))
         if stat.S_ISDIR(m):
-            names = sorted(os.listdir(p))
-            d.append(tuple(names))
+            entries = readdir_raw(p)
+            d.append(tuple(entries))
+            names = [n for n, _ in entries if n not in (".", "..")]
             todo.extend(os.path.join(rel, n) if rel else n for n in names)
         out[rel or "."] = (tuple(d), (s.st_mtime_ns, s.st_ctime_ns, s.st_ino), stat.S_IFMT(m))
     return out
