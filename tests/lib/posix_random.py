@@ -267,7 +267,7 @@ def _run_op(side, op):
         for i in range(n):
             f = os.path.join(P(rel), "n%03d" % i)
             if how == "create":
-                os.close(os.open(f, os.O_CREAT | os.O_WRONLY, 0o644))
+                os.close(os.open(f, os.O_CREAT | os.O_WRONLY | os.O_NONBLOCK, 0o644))
             elif how == "unlink":
                 os.unlink(f)
             else:
@@ -916,8 +916,14 @@ def run_seed(seed, args, mount):
             cr = time_changes(before[ref], after[ref], op)
             cm = time_changes(before[mfs], after[mfs], op)
             if cr != cm:
-                diff = ["  %s: ext4 %r, mmapfs %r" % (k, cr.get(k), cm.get(k))
-                        for k in sorted(set(cr) | set(cm)) if cr.get(k) != cm.get(k)]
+                diff = []
+                for k in sorted(set(cr) | set(cm)):
+                    if cr.get(k) != cm.get(k):
+                        diff.append("  %s: ext4 %r, mmapfs %r" % (k, cr.get(k), cm.get(k)))
+                        for side in (ref, mfs):
+                            b, a = before[side].get(k), after[side].get(k)
+                            diff.append("    %-6s mtime, ctime before %s, after %s" % (
+                                side.label, b[1][:2] if b else "-", a[1][:2] if a else "-"))
                 return failed(step, "mtime/ctime changes differ", diff)
         before = after
     ref.close_all()
