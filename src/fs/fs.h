@@ -278,7 +278,9 @@ void fs_fsync_async(struct fs *fs, uint64_t ino, int datasync, fs_done_fn done, 
  * (value over about 4 KiB), no block is free, or the inode's xattr chain
  * has MMAPFS_XATTR_CHAIN_MAX blocks; -E2BIG value over 64 KiB; -ERANGE
  * name too long; -EEXIST / -ENODATA per flags; -EUCLEAN when the inode's
- * area or a block of its chain is corrupt (also for get, list, remove). */
+ * area or a block of its chain is corrupt (also for get, list, remove).
+ * Setting the value an attribute already has writes nothing and leaves
+ * ctime as it was, as on ext4. */
 int fs_setxattr(struct fs *fs, uint64_t ino, const char *name, const void *value,
                 size_t size, int flags);
 /* Returns the value length; copies it if size >= length; size 0 asks only

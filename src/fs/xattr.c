@@ -382,11 +382,23 @@ static int area_load(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode
     return 1;
 }
 
+/* 1 if the attribute already holds value: found in the inode area (ie),
+ * else in the chain (pl->e, NULL if nowhere). */
+static int value_same(int found, const struct ixattr_entry *ie, const struct xattr_place *pl,
+                      const void *value, size_t size)
+{
+    if (found)
+        return ie->value_len == size && !memcmp(ie->value, value, size);
+    return pl->e && pl->e->value_len == size &&
+           !memcmp(pl->e->data + pl->e->name_len, value, size);
+}
+
 /* ==== public functions ======================================================== */
 
 /*
  * fs_setxattr body (value NULL: remove), journal operation held. Names are
- * unique over the inode area and the chain together. A value goes into
+ * unique over the inode area and the chain together. A value equal to
+ * the stored one is not written again and leaves ctime alone. A value goes into
  * the inode area whenever it fits there once the old entry (wherever it
  * was) is gone, else into the chain; attributes already in the chain do
  * not move when room appears in the inode.
@@ -417,6 +429,10 @@ static int change_locked(struct fs *fs, uint64_t ino, const char *name, size_t l
             return -EEXIST;
         if (!pl.blk && !found && (flags & XATTR_REPLACE))
             return -ENODATA;
+        /* as ext4 (ext4_xattr_value_same): storing the value the
+         * attribute already has changes nothing, not even ctime */
+        if (value_same(found, &ie, &pl, value, size))
+            return 0;
     }
     if (found)
         fs_ixattr_remove(di.xattr_area, &ie);

@@ -4,7 +4,8 @@
  * length, -ERANGE when too small); -ENODATA; name and value limits; a full
  * block chaining a second one, reuse of room, empty blocks unlinked; the
  * block count of the inode;
- * ctime; persistence across fs_unmount/fs_mount; the block freed with the
+ * ctime (not moved by setting the value an attribute already has);
+ * persistence across fs_unmount/fs_mount; the block freed with the
  * inode or when the last attribute goes; a corrupt block detected, and a
  * name with a NUL byte behind a good checksum (the mount and fsck).
  * Images are sparse mkstemp files in /tmp, formatted without in-inode
@@ -289,7 +290,25 @@ static void test_other_types_persist_ctime(void **state)
     assert_int_equal(fs_removexattr(m->fs, d, "user.none"), -ENODATA);
     assert_int_equal(attr(m->fs, d).ctime.tv_nsec, d2.ctime.tv_nsec);
 
+    /* as ext4: the value it already has changes nothing, not even ctime
+     * (any flags that allow it); another value, also a shorter one, does */
     assert_int_equal(fs_setxattr(m->fs, d, "user.dir", "D", 1, 0), 0);
+    struct fs_stat d3 = attr(m->fs, d);
+    tick();
+    assert_int_equal(fs_setxattr(m->fs, d, "user.dir", "D", 1, 0), 0);
+    assert_int_equal(fs_setxattr(m->fs, d, "user.dir", "D", 1, XATTR_REPLACE), 0);
+    assert_int_equal(fs_setxattr(m->fs, d, "user.dir", "D", 1, XATTR_CREATE), -EEXIST);
+    assert_int_equal(attr(m->fs, d).ctime.tv_sec, d3.ctime.tv_sec);
+    assert_int_equal(attr(m->fs, d).ctime.tv_nsec, d3.ctime.tv_nsec);
+    assert_int_equal(fs_setxattr(m->fs, d, "user.dir", "", 0, 0), 0);
+    struct fs_stat d4 = attr(m->fs, d);
+    assert_true(ts_after(d4.ctime, d3.ctime));
+    tick();
+    assert_int_equal(fs_setxattr(m->fs, d, "user.dir", "", 0, XATTR_REPLACE), 0);
+    assert_int_equal(attr(m->fs, d).ctime.tv_nsec, d4.ctime.tv_nsec);
+    tick();
+    assert_int_equal(fs_setxattr(m->fs, d, "user.dir", "D", 1, 0), 0);
+    assert_true(ts_after(attr(m->fs, d).ctime, d4.ctime));
     assert_int_equal(fs_setxattr(m->fs, l, "trusted.link", "L", 1, 0), 0);
     assert_int_equal(fs_setxattr(m->fs, ROOT, "user.root", "R", 1, 0), 0);
 

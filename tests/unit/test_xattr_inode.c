@@ -176,6 +176,15 @@ static void test_small_in_inode(void **state)
     assert_int_equal(fs_getxattr(m->fs, ino, "user.fooo", small, sizeof(small)), -ENODATA);
     img_remount(m);
     assert_value(m->fs, ino, "user.foo", "bar", 3);
+    /* the value it already has: nothing written, ctime kept (as ext4) */
+    struct fs_stat st0 = attr(m->fs, ino);
+    tick();
+    assert_int_equal(fs_setxattr(m->fs, ino, "user.foo", "bar", 3, XATTR_REPLACE), 0);
+    assert_int_equal(attr(m->fs, ino).ctime.tv_sec, st0.ctime.tv_sec);
+    assert_int_equal(attr(m->fs, ino).ctime.tv_nsec, st0.ctime.tv_nsec);
+    assert_int_equal(fs_setxattr(m->fs, ino, "user.foo", "baz", 3, XATTR_REPLACE), 0);
+    assert_true(ts_after(attr(m->fs, ino).ctime, st0.ctime));
+    assert_value(m->fs, ino, "user.foo", "baz", 3);
     assert_int_equal(fs_removexattr(m->fs, ino, "user.foo"), 0);
     di = raw_inode(m->fs, ino);
     for (size_t i = 0; i < sizeof(di.xattr_area); i++)
