@@ -283,7 +283,13 @@ static int fallocate_locked(struct fs *fs, uint64_t ino, int mode, uint64_t off,
         di.size = end;
         touch |= TOUCH_MTIME;
     }
-    fs_inode_touch(fs, ino, &di, touch);
+    /* Under the writeback cache the kernel stamps mtime/ctime itself
+     * (fuse_file_fallocate calls file_modified) and sends them with
+     * setattr; a stamp of ours is another value (the fine clock within a
+     * tick, fs_now_changed) that the kernel never sees, and it came out
+     * only when the inode was read again (after eviction, a remount) */
+    if (!__atomic_load_n(&fs->kernel_times, __ATOMIC_RELAXED))
+        fs_inode_touch(fs, ino, &di, touch);
     int perr = fs_inode_put(fs, ino, &di);
     fs_icache_set_data_seq(fs, ino, jnl_running_seq(fs->jnl));
     return err ? err : perr;

@@ -237,9 +237,9 @@ ssize_t fs_write_blocks(struct fs *fs, uint64_t ino, uint64_t off, const void *b
 
 /* With the FUSE writeback cache the kernel owns mtime/ctime of regular
  * files and sends them later with setattr; a write arriving after that
- * setattr must not move them again. on = 1: fs_write leaves mtime/ctime
- * alone (size and blocks still change). Default 0: fs_write
- * sets mtime = ctime = now. */
+ * setattr must not move them again. on = 1: fs_write and fs_fallocate
+ * leave mtime/ctime alone (size and blocks still change; the kernel
+ * stamps both itself). Default 0: they set mtime = ctime = now. */
 void fs_set_kernel_times(struct fs *fs, int on);
 
 /* With POSIX ACLs (the FUSE front end's `acl`): on = 1 makes fs_mknod and

@@ -782,8 +782,8 @@ static void test_setattr(void **state)
     img_unmount_check(m);
 }
 
-/* With the kernel owning the times (FUSE writeback cache) writes leave
- * mtime/ctime as the last setattr put them. */
+/* With the kernel owning the times (FUSE writeback cache) writes and
+ * fallocate leave mtime/ctime as the last setattr put them. */
 static void test_kernel_times(void **state)
 {
     struct img *m = *state;
@@ -798,10 +798,28 @@ static void test_kernel_times(void **state)
     assert_int_equal(st.mtime.tv_sec, 1000);
     assert_int_equal(st.mtime.tv_nsec, 5);
     assert_int_equal(st.ctime.tv_sec, 2000);
+    /* fallocate too: the kernel stamps the times itself (file_modified)
+     * and a stamp of the daemon's came out only once the kernel read the
+     * inode again, a jump of mtime/ctime that no operation made */
+    static const int modes[] = { 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                                 FALLOC_FL_ZERO_RANGE, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE };
+    for (unsigned i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+        assert_int_equal(fs_fallocate(m->fs, ino, modes[i], 4096 * i, 8192), 0);
+    st = attr(m->fs, ino);
+    assert_int_equal(st.size, 4096 * 3 + 8192);  /* ZERO_RANGE at 12288 extends */
+    assert_int_equal(st.mtime.tv_sec, 1000);
+    assert_int_equal(st.mtime.tv_nsec, 5);
+    assert_int_equal(st.ctime.tv_sec, 2000);
+    assert_int_equal(st.ctime.tv_nsec, 6);
     fs_set_kernel_times(m->fs, 0);
     write_all(m->fs, ino, 1, "y", 1);
     st = attr(m->fs, ino);
     assert_true(st.mtime.tv_sec > 1000);
+    assert_true(st.ctime.tv_sec > 2000);
+    assert_int_equal(fs_setattr(m->fs, ino, &sa, FS_SET_MTIME | FS_SET_CTIME, NULL), 0);
+    assert_int_equal(fs_fallocate(m->fs, ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096), 0);
+    st = attr(m->fs, ino);
+    assert_true(st.mtime.tv_sec > 1000);         /* without it the daemon stamps them */
     assert_true(st.ctime.tv_sec > 2000);
     img_unmount_check(m);
 }
