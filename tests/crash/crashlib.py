@@ -50,6 +50,11 @@ checker may expect after a crash:
                                       content before, or the op applied to
                                       it, and nothing else (crashcheck
                                       shape_ok).
+  {"t":"xpair", "a", "b", "bar"}       from barrier bar on, a and b both
+                                      exist and are two different inodes at
+                                      every crash point (their entries were
+                                      durable by then; from then on they
+                                      only swap: RENAME_EXCHANGE).
   {"t":"wpair", "src", "dst", "replace"}   src is renamed to dst with
                                       RENAME_WHITEOUT (replace: dst existed):
                                       never a whiteout at src without dst,
@@ -190,8 +195,9 @@ class Session:
         self.links[path] = {path}
         return fid
 
-    def write(self, path, off, length, kind="any", fd=None):
-        """Writes tagged bytes [off, off+length) to the file at path."""
+    def write(self, path, off, length, kind="any", fd=None, flags=0):
+        """Writes tagged bytes [off, off+length) to the file at path
+        (through fd if given, with pwritev2 flags RWF_* if any)."""
         fid = self.fid_of[path]
         gen = self.gen[fid]
         self.log(t="fid", fid=fid, gen=gen, end=off + length)
@@ -204,7 +210,9 @@ class Session:
         try:
             done = 0
             while done < len(data):
-                done += os.pwrite(fd, data[done:done + (4 << 20)], off + done)
+                chunk = data[done:done + (4 << 20)]
+                done += (os.pwritev(fd, [chunk], off + done, flags) if flags
+                         else os.pwrite(fd, chunk, off + done))
         finally:
             if own:
                 os.close(fd)
@@ -302,6 +310,12 @@ class Session:
         regular file, it holds one of them. (Given as bytes, not read
         through the mount: a close would send the kernel's cached pages.)"""
         self.log(t="whole", path=path, size=len(data), sha=hashlib.sha256(data).hexdigest())
+
+    def note_pair(self, a, b, bar):
+        """Records that a and b exist, as two inodes, at every crash point
+        from barrier bar on (they were durable by then and only swap from
+        then on)."""
+        self.log(t="xpair", a=a, b=b, bar=bar)
 
     def note_meta(self, path, b):
         """Records path's attributes (mode, owner, mtime, user.* xattrs,

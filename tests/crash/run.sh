@@ -108,16 +108,19 @@ total_pass=0
 total_fail=0
 start=$SECONDS
 
-# Records workload $1 (image size $2, mount options $3) into directory $4.
-# 0 on success; prints the reason otherwise.
+# Records workload $1 (image size $2, mount options $3, mkfs options $6)
+# into directory $4. 0 on success; prints the reason otherwise.
 record() {
-    local name=$1 size=$2 opts=$3 rec=$4 wseed=$5
+    local name=$1 size=$2 opts=$3 rec=$4 wseed=$5 mkopts=$6
     local img=$tmp/$name.img
     mkdir -p "$rec"
     # garbage pattern: never a valid tag (crashlib.TAG_MAGIC) nor zeros
     "$PY" -c 'import sys; n=int(sys.argv[2]); open(sys.argv[1],"wb").write(b"\xde\xad\xbe\xef"*(n//4))' \
         "$img" "$(numfmt --from=iec "$size")"
-    if ! "$MKFS" -q -f "$img" >"$rec/mkfs.out" 2>&1; then
+    local m=()
+    # shellcheck disable=SC2206 # the workload's mkfs options are words
+    [ "$mkopts" = "-" ] || m=(${mkopts//,/ })
+    if ! "$MKFS" -q -f "${m[@]}" "$img" >"$rec/mkfs.out" 2>&1; then
         echo "mkfs.mmapfs failed: $(cat "$rec/mkfs.out")"
         return 1
     fi
@@ -234,7 +237,7 @@ mapfile -t lines < <("$PY" "$here/workloads.py" --list)
 n=0
 pos=0
 for line in "${lines[@]}"; do
-    read -r name size opts when <<<"$line"
+    read -r name size opts when mkopts <<<"$line"
     pos=$((pos + 1))
     # the workload's seed depends only on the master seed and its place in
     # the list, so CRASH_ONLY=name replays it
@@ -248,7 +251,7 @@ for line in "${lines[@]}"; do
     rec=$tmp/rec-$name
     t0=$SECONDS
     rrc=0
-    why=$(record "$name" "$size" "$opts" "$rec" "$wseed") || rrc=$?
+    why=$(record "$name" "$size" "$opts" "$rec" "$wseed" "${mkopts:--}") || rrc=$?
     trec=$((SECONDS - t0))
     collect
     if [ "$rrc" -ne 0 ]; then

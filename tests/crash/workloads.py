@@ -11,6 +11,7 @@ names with their image sizes, mount options and "long" for those that only
 the long run (CRASH_LONG=1) includes.
 """
 import hashlib
+import mmap
 import os
 import sqlite3
 import sys
@@ -1067,6 +1068,20 @@ def meta_mt(s, n):
                   lambda: _attrs_in(s, n, "mat", True), appender])
 
 
+def _versioned_targets(s, d):
+    """Three files d/t0..t2, each put in place by renaming a temporary file
+    written and fsync'd, that version logged as complete ("whole")."""
+    targets = ["%s/t%d" % (d, i) for i in range(3)]
+    for i, t in enumerate(targets):
+        tmp = "%s/.init%d" % (d, i)
+        s.create(tmp)
+        s.write(tmp, 0, 3000)
+        s.fsync(tmp)
+        s.note_version(t, tag_bytes(s.fid_of[tmp], 1, 0, 3000))
+        s.rename(tmp, t)
+    return targets
+
+
 def replace_nosync(s, n):
     """Replace via rename without any fsync (docs/CRASH.md, the rename row:
     the auto_da_alloc analogue): a new file is written through a
@@ -1082,14 +1097,7 @@ def replace_nosync(s, n):
         s.mkdir(d)
     s.fsync_dir("")
     s.create("rq/clock")
-    targets = ["rp/t%d" % i for i in range(3)]
-    for i, t in enumerate(targets):
-        tmp = "rp/.init%d" % i
-        s.create(tmp)
-        s.write(tmp, 0, 3000)
-        s.fsync(tmp)
-        s.note_version(t, tag_bytes(s.fid_of[tmp], 1, 0, 3000))
-        s.rename(tmp, t)
+    targets = _versioned_targets(s, "rp")
     s.fsync_dir("rp")
     for i in range(20 * n):
         t = s.rng.choice(targets)
@@ -1121,7 +1129,320 @@ def replace_nosync(s, n):
                 s.note_durable(q, b)
 
 
-# name -> (function, mount options, image size, run in the long run only)
+def replace_fsync(s, n):
+    """The classic atomic replace, checked in its window: write a temporary
+    file, fsync it, rename it over the target; then the directory is
+    fsync'd at once, or the renamed file is fsync'd, or nothing happens
+    until a later round (an unrelated file's fsync now and then). Before
+    the target's sync it is one of its complete versions ("whole"), never
+    empty or mixed; after it, the new one exactly. Two more fsync'd files
+    swap places by renameat2(RENAME_EXCHANGE), the directory fsync'd every
+    other time: both names exist at every crash point, never as one inode
+    ("xpair"), each one of the two contents; after the fsync, swapped."""
+    s.mkdir("rf")
+    s.fsync_dir("")
+    s.create("rf/clock")
+    targets = _versioned_targets(s, "rf")
+    pair = ["rf/xa", "rf/xb"]
+    for q, size in zip(pair, (5000, 100)):
+        s.create(q)
+        s.write(q, 0, size)
+        s.fsync(q)
+    contents = [tag_bytes(s.fid_of[q], 1, 0, size) for q, size in zip(pair, (5000, 100))]
+    b = s.fsync_dir("rf")
+    for q in pair:
+        for c in contents:
+            s.note_version(q, c)
+    s.note_pair(pair[0], pair[1], b)
+    for i in range(12 * n):
+        t = s.rng.choice(targets)
+        tmp = "rf/.t%d" % i
+        s.create(tmp)
+        size = s.rng.choice([1, 100, 4096, 5000, 40000, 200000])
+        s.write(tmp, 0, size)
+        s.fsync(tmp, datasync=s.rng.random() < 0.3)
+        s.note_version(t, tag_bytes(s.fid_of[tmp], 1, 0, size))
+        s.rename(tmp, t)
+        how = s.rng.randrange(4)
+        if how == 0:
+            b = s.fsync_dir("rf")
+            s.note_durable(t, b)
+            s.note_absent(tmp, b)
+        elif how == 1:
+            s.fsync(t)
+        elif how == 2:
+            s.append("rf/clock", 100)
+            s.fsync("rf/clock")
+        if i % 3 == 1:
+            s.exchange(pair[0], pair[1])
+            if i % 2:
+                b = s.fsync_dir("rf")
+                for q in pair:
+                    s.note_durable(q, b)
+    b = s.fsync_dir("rf")
+    for q in targets + pair:
+        s.note_durable(q, b)
+
+
+def extent_tree(s, n):
+    """Extent maps overflowing the inode into a B+tree of several levels and
+    shrinking back: every other block of a file written (hundreds of
+    extents: leaves split, an internal root), fdatasync or fsync every few
+    dozen writes; holes punched into it (extents split further), the gaps
+    filled, then truncated down in steps (leaves freed, the tree collapsing
+    into the inode), to a few bytes (inline) and grown again. A second file
+    is appended and fsync'd meanwhile, so blocks freed by the shrink are
+    reused at once."""
+    s.mkdir("et")
+    s.fsync_dir("")
+    s.create("et/other")
+    for r in range(n):
+        f = "et/f%d" % r
+        s.create(f)
+        s.fsync_dir("et")
+        nblk = 400 + 100 * r
+        order = list(range(0, 2 * nblk, 2))
+        if r % 2:
+            s.rng.shuffle(order)
+        for j, blk in enumerate(order):
+            s.write(f, blk * 4096, 4096)
+            if j % 40 == 39:
+                s.fsync(f, datasync=j % 80 == 79)
+        s.fsync(f)
+        for _ in range(6):
+            off = s.rng.randrange(0, 2 * nblk * 4096)
+            s.falloc(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
+                     s.rng.choice([4096, 5000, 3 * 4096, 40000]))
+            s.fsync(f, datasync=s.rng.random() < 0.5)
+            s.append("et/other", s.rng.choice([4096, 20000]))
+            s.fsync("et/other")
+        s.bump_gen(f)
+        for j, blk in enumerate(range(1, 2 * nblk, 2)):
+            s.write(f, blk * 4096, 4096)
+            if j % 60 == 59:
+                s.fsync(f, datasync=True)
+        s.fsync(f)
+        for size in (nblk * 4096 + 100, 37 * 4096, 9 * 4096 + 1, 4096, 30):
+            s.truncate(f, size)
+            s.fsync(f, datasync=s.rng.random() < 0.5)
+            s.append("et/other", s.rng.choice([4096, 40000]))
+            s.fsync("et/other")
+        s.bump_gen(f)
+        s.write(f, 0, 50)
+        s.fsync(f)
+        if os.stat(s.p("et/other")).st_size > (2 << 20):
+            s.truncate("et/other", 0)
+            s.fsync("et/other")
+
+
+def bigdir(s, n):
+    """A directory growing to hundreds of long names (its B+tree index
+    splits into several levels) and shrinking again: creates in batches,
+    the directory fsync'd after each; files renamed within it and over
+    each other; then most names removed in random order (nodes merge,
+    blocks freed), fsync'd in batches, and a new batch created in the
+    freed space. The entries must be exactly as of each fsync."""
+    s.mkdir("bd")
+    s.fsync_dir("")
+    d = "bd/big"
+    s.mkdir(d)
+    s.fsync_dir("bd")
+    live = []
+    count = 0
+    for r in range(n):
+        for i in range(500):
+            q = "%s/%s%05d" % (d, s.rng.choice("abcdefgh") * s.rng.choice([8, 100, 200]), count)
+            count += 1
+            s.create(q, untagged=True)
+            live.append(q)
+            if i % 100 == 99:
+                s.fsync_dir(d)
+        for i in range(40):
+            a = s.rng.choice(live)
+            if s.rng.random() < 0.5:
+                b = "%s/r%05d_%s" % (d, count, "z" * s.rng.choice([1, 150]))
+                count += 1
+                live.append(b)
+            else:
+                b = s.rng.choice(live)
+                if b == a:
+                    continue
+            s.log(t="untagged", path=b)
+            s.rename(a, b)
+            live.remove(a)
+        s.fsync_dir(d)
+        s.rng.shuffle(live)
+        cut = len(live) * 9 // 10
+        for i, q in enumerate(live[:cut]):
+            s.unlink(q)
+            if i % 120 == 119:
+                s.fsync_dir(d)
+        del live[:cut]
+        s.fsync_dir(d)
+
+
+def links_one(s, n):
+    """Hard links added and removed, each step made durable by fsync of one
+    name only (not of the directories): its link count must be as fsync'd
+    and it must exist (the link that created it included)."""
+    for d in ("ha", "hb", "hc"):
+        s.mkdir(d)
+    s.fsync_dir("")
+    for r in range(5 * n):
+        src = "ha/f%d" % r
+        s.create(src)
+        s.write(src, 0, s.rng.choice([30, 5000]))
+        s.fsync(src)
+        names = [src]
+        for step in range(6):
+            if len(names) == 1 or s.rng.random() < 0.6:
+                dst = "%s/l%d_%d" % (s.rng.choice(["ha", "hb", "hc"]), r, step)
+                s.link(s.rng.choice(names), dst)
+                names.append(dst)
+                s.fsync(dst if s.rng.random() < 0.5 else s.rng.choice(names))
+            else:
+                q = s.rng.choice(names)
+                s.unlink(q)
+                names.remove(q)
+                s.fsync(s.rng.choice(names))
+        if r % 2:
+            for q in names:
+                s.unlink(q)
+            s.fsync_dir("ha")
+
+
+def storm(s, n):
+    """Six threads append to their own logs with fsync or fdatasync after
+    every record (now and then renaming the log and fsyncing it under its
+    new name) while a seventh creates, writes, renames over, links and
+    unlinks small files in another directory without fsync, and fsyncs
+    that directory every few steps: from each of those fsyncs on, its
+    names and the files' contents must be there (a directory's fsync
+    covers every completed operation and the data the daemon received,
+    here at each write's close)."""
+    s.mkdir("sl")
+    s.mkdir("st")
+    s.fsync_dir("")
+    logs = ["sl/log%d" % i for i in range(6)]
+    for q in logs:
+        s.create(q)
+    s.fsync_dir("sl")
+
+    def appender(i):
+        q = logs[i]
+        for k in range(10 * n):
+            s.append(q, APPEND_SIZES[(i * 5 + k * 7) % len(APPEND_SIZES)])
+            s.fsync(q, datasync=(i % 2 == 1))
+            if k % 7 == 6:
+                nq = "sl/log%d_%d" % (i, k)
+                s.rename(q, nq)
+                q = nq
+                s.fsync(q)
+
+    def stormer():
+        rng = s.rng.__class__(s.rng.randrange(1 << 30))
+        pool = ["st/n%d" % i for i in range(12)]
+        for k in range(60 * n):
+            have = [q for q in pool if os.path.exists(s.p(q))]
+            op = rng.randrange(5)
+            if op == 0 or not have:
+                q = rng.choice([x for x in pool if x not in have] or pool)
+                if q not in have:
+                    s.create(q)
+                    s.write(q, 0, rng.choice([10, 3000, 9000, 20000]))
+            elif op == 1:
+                a, b = rng.choice(have), rng.choice(pool)
+                if a != b and not (b in have and s.names_of(a) & s.names_of(b)):
+                    s.rename(a, b)
+            elif op == 2:
+                q = rng.choice(have)
+                s.unlink(q)
+            elif op == 3:
+                a, b = rng.choice(have), rng.choice(pool)
+                if b not in have:
+                    s.link(a, b)
+            else:
+                q = rng.choice(have)
+                s.bump_gen(q)
+                s.write(q, rng.choice([0, 4096]), rng.choice([100, 4096]))
+            if k % 6 == 5:
+                b = s.fsync_dir("st")
+                for q in pool:
+                    if os.path.exists(s.p(q)):
+                        s.note_durable(q, b)
+
+    _run_threads([lambda i=i: appender(i) for i in range(len(logs))] + [stormer])
+
+
+def _sync_write(s, path, fd, off, length, flags=0):
+    """A tagged write through fd that is durable when it returns (O_SYNC
+    or O_DSYNC descriptor, or RWF_* flags): no fsync; the file's content
+    is recorded as durable at the barrier count read right after it."""
+    s.write(path, off, length, fd=fd, flags=flags)
+    s.note_durable(path, s.barrier())
+
+
+def syncio(s, n):
+    """Writes that are durable without fsync: appends and overwrites
+    through an O_DSYNC and an O_SYNC descriptor and with pwritev2's
+    RWF_DSYNC and RWF_SYNC (POSIX synchronized I/O: the data, and what is
+    needed to read it back, durable when the write returns), and a shared
+    writable mapping written and msync'd (MS_SYNC) into holes, into
+    allocated blocks and into a page past the old end after a truncate
+    up. Each file's content must be there from the barrier that completed
+    before the write (or msync) returned."""
+    s.mkdir("sy")
+    s.fsync_dir("")
+    names = ["sy/dsync", "sy/sync", "sy/rwf", "sy/map"]
+    for q in names:
+        s.create(q)
+    s.fsync_dir("sy")
+    fds = {"sy/dsync": os.open(s.p("sy/dsync"), os.O_WRONLY | os.O_DSYNC),
+           "sy/sync": os.open(s.p("sy/sync"), os.O_WRONLY | os.O_SYNC),
+           "sy/rwf": os.open(s.p("sy/rwf"), os.O_WRONLY)}
+    mfd = os.open(s.p("sy/map"), os.O_RDWR)
+    msize = 64 << 10
+    s.truncate("sy/map", msize)
+    s.fsync("sy/map")
+    mm = mmap.mmap(mfd, msize)
+    try:
+        for i in range(16 * n):
+            q = names[i % 3]
+            size = os.fstat(fds[q]).st_size
+            flags = 0
+            if q == "sy/rwf":
+                flags = os.RWF_DSYNC if i % 2 else os.RWF_SYNC
+            if size > 8192 and s.rng.random() < 0.3:
+                s.bump_gen(q)
+                ln = s.rng.choice([33, 4096, 5000])
+                _sync_write(s, q, fds[q], s.rng.randrange(0, size - ln), ln, flags)
+            else:
+                _sync_write(s, q, fds[q], size, s.rng.choice(APPEND_SIZES), flags)
+            # the mapping: a page or a few bytes, msync'd
+            fid = s.fid_of["sy/map"]
+            if i % 4 == 3:
+                s.bump_gen("sy/map")
+            off = s.rng.randrange(0, msize - 4096)
+            ln = s.rng.choice([16, 100, 4096])
+            s.log(t="fid", fid=fid, gen=s.gen[fid], end=off + ln)
+            s.chg("sy/map")
+            mm[off:off + ln] = tag_bytes(fid, s.gen[fid], off, ln)
+            mm.flush()
+            s.note_durable("sy/map", s.barrier())
+            if i % 8 == 7 and msize < (256 << 10):
+                mm.close()
+                msize *= 2
+                s.truncate("sy/map", msize)
+                mm = mmap.mmap(mfd, msize)
+    finally:
+        mm.close()
+        os.close(mfd)
+        for fd in fds.values():
+            os.close(fd)
+
+
+# name -> (function, mount options, image size, run in the long run only
+# [, mkfs options, comma-separated])
 WORKLOADS = {
     "applog": (applog, "", "32M", False),
     "atomic_replace": (atomic_replace, "", "32M", False),
@@ -1161,13 +1482,26 @@ WORKLOADS = {
     "overwrite_nowb": (overwrite, "nowriteback_cache", "32M", True),
     "overwrite_pread": (overwrite, "io=pread", "32M", True),
     "prealloc_nowb": (prealloc, "nowriteback_cache", "32M", True),
+    "replace_fsync": (replace_fsync, "", "32M", True),
+    "extent_tree": (extent_tree, "", "32M", True),
+    "bigdir": (bigdir, "", "32M", True),
+    "links_one": (links_one, "", "32M", True),
+    "storm": (storm, "", "32M", True),
+    "syncio": (syncio, "", "32M", False),
+    "syncio_nowb": (syncio, "nowriteback_cache", "32M", True),
+    # the formats before INODE_DATA and INODE_XATTR (FORMAT.md §2): every
+    # file's data in blocks, every attribute in the xattr chain
+    "inline_grow_noinl": (inline_grow, "", "32M", True, "--no-inode-data"),
+    "attrs_noix": (attrs, "", "32M", True, "-O,^inode_xattr"),
+    "xattr_inode_noix": (xattr_inode, "", "32M", True, "-O,^inode_xattr"),
 }
 
 
 def main(argv):
     if len(argv) >= 2 and argv[1] == "--list":
-        for name, (_, opts, size, long_only) in WORKLOADS.items():
-            print("%s %s %s %s" % (name, size, opts or "-", "long" if long_only else "all"))
+        for name, (_, opts, size, long_only, *mkfs) in WORKLOADS.items():
+            print("%s %s %s %s %s" % (name, size, opts or "-", "long" if long_only else "all",
+                                      mkfs[0] if mkfs else "-"))
         return 0
     if len(argv) not in (6, 7) or argv[1] not in WORKLOADS:
         sys.stderr.write(__doc__)
