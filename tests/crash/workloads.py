@@ -1441,6 +1441,47 @@ def syncio(s, n):
             os.close(fd)
 
 
+def relog_busy(s, n):
+    """relog with a full running transaction: two files get 80 KiB each
+    in two transactions (their data rides in the log), then, with no
+    fsync in between, a burst of metadata (files with long names and
+    attributes created, older ones removed) and in-place overwrites of
+    those blocks, fdatasync'd. The running transaction is often too full
+    to log the overwritten blocks again, and its commit must then move
+    the durable header past the transactions that logged the older bytes
+    before the overwrite is acknowledged (docs/JOURNAL.md, head_past).
+    The attribute blocks freed with the removed files become the next
+    round's logged data."""
+    s.mkdir("jb")
+    s.mkdir("jb/m")
+    s.fsync_dir("")
+    made = []
+    count = 0
+    for r in range(6 * n):
+        pair = ["jb/a%d" % r, "jb/b%d" % r]
+        for q in pair:
+            s.create(q)
+            s.write(q, 0, 20 * 4096 - s.rng.choice([0, 100]))
+            s.fsync(q, datasync=True)
+        for _ in range(s.rng.choice([10, 20, 30])):
+            q = "jb/m/%s%05d" % ("m" * 150, count)
+            count += 1
+            s.create(q, untagged=True)
+            os.setxattr(s.p(q), "user.a", b"v" * s.rng.choice([300, 3000]))
+            made.append(q)
+        for q in pair:
+            s.bump_gen(q)
+            s.write(q, s.rng.choice([0, 100]), s.rng.choice([8 * 4096, 19 * 4096]))
+        for q in pair:
+            s.fsync(q, datasync=True)
+        if len(made) > 60:
+            for q in made[:40]:
+                s.unlink(q)
+            del made[:40]
+        for q in pair[r % 2:]:
+            s.unlink(q)
+
+
 # name -> (function, mount options, image size, run in the long run only
 # [, mkfs options, comma-separated])
 WORKLOADS = {
@@ -1489,6 +1530,7 @@ WORKLOADS = {
     "storm": (storm, "", "32M", True),
     "syncio": (syncio, "", "32M", False),
     "syncio_nowb": (syncio, "nowriteback_cache", "32M", True),
+    "relog_busy": (relog_busy, "", "32M", True),
     # the formats before INODE_DATA and INODE_XATTR (FORMAT.md §2): every
     # file's data in blocks, every attribute in the xattr chain
     "inline_grow_noinl": (inline_grow, "", "32M", True, "--no-inode-data"),
