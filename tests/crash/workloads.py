@@ -1531,6 +1531,11 @@ WORKLOADS = {
     "syncio": (syncio, "", "32M", False),
     "syncio_nowb": (syncio, "nowriteback_cache", "32M", True),
     "relog_busy": (relog_busy, "", "32M", True),
+    # freed runs of 64 KiB or more punched out of the image once their
+    # transaction is durable (MOUNT.md, "Discard")
+    "unlink_open_discard": (unlink_open, "discard", "32M", True),
+    "meta_reuse_discard": (meta_reuse, "discard", "16M", True),
+    "extent_tree_discard": (extent_tree, "discard", "32M", True),
     # the formats before INODE_DATA and INODE_XATTR (FORMAT.md §2): every
     # file's data in blocks, every attribute in the xattr chain
     "inline_grow_noinl": (inline_grow, "", "32M", True, "--no-inode-data"),
