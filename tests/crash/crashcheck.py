@@ -32,6 +32,8 @@ Options:
   --point K[:SUBSETSEED][:MODE]   check only this crash point (replay);
                     SUBSETSEED "pure" = no pages of K+1
   --keep DIR        copy failing crash images into DIR
+  --mount-opts O    the workload's mount options (-o O): the "fuse" checks
+                    and the recoveries of --chain mount with them too
   --work DIR        scratch directory (default: a new dir in /dev/shm)
   --violate         self-test of the checker: crash images that also hold
                     pages of barrier k+2 (impossible: flush k+1 had not
@@ -613,6 +615,7 @@ class Checker:
         self.failed = 0
         self.violate = False
         self.quiet = False
+        self.mount_args = []    # the workload's mount options (-o ...)
 
     def run(self, cmd, timeout=120):
         for attempt in range(10):
@@ -676,7 +679,8 @@ class Checker:
         logf = open(os.path.join(self.work, "daemon.log"), "w+")
         for attempt in range(10):
             try:
-                d = subprocess.Popen([self.daemon, img, mnt, "-f"], stdout=logf, stderr=logf)
+                d = subprocess.Popen([self.daemon, img, mnt, "-f"] + self.mount_args,
+                                     stdout=logf, stderr=logf)
                 break
             except OSError:
                 if attempt == 9:
@@ -814,8 +818,9 @@ class Checker:
                 print("       " + p)
             if len(probs) > 12:
                 print("       ... %d more" % (len(probs) - 12))
-            print("       replay: tests/crash/crashcheck.py %s %s --point %s"
-                  % (self.build, self.rec.dir, point))
+            print("       replay: tests/crash/crashcheck.py %s %s --point %s%s"
+                  % (self.build, self.rec.dir, point,
+                     " --mount-opts " + self.mount_args[1] if self.mount_args else ""))
             if self.keep:
                 os.makedirs(self.keep, exist_ok=True)
                 shutil.copyfile(img, os.path.join(self.keep, "%s-%s.img"
@@ -903,7 +908,7 @@ def check_chain(ck, build, img, k, sub, rng, a, label):
     mnt = tempfile.mkdtemp(prefix="chainmnt.", dir=ck.work)
     recorder = os.path.join(build, "tests", "crash", "mmapfs-record")
     with open(os.path.join(rdir, "daemon.log"), "w+") as logf:
-        d = subprocess.Popen([recorder, img, mnt, "-f"], stdout=logf, stderr=logf,
+        d = subprocess.Popen([recorder, img, mnt, "-f"] + ck.mount_args, stdout=logf, stderr=logf,
                              env=dict(os.environ, MMAPFS_CRASH_RECORD=rdir))
         deadline = time.time() + 30
         while not os.path.ismount(mnt) and d.poll() is None and time.time() < deadline:
@@ -932,6 +937,7 @@ def check_chain(ck, build, img, k, sub, rng, a, label):
     os.makedirs(work2)
     ck2 = Checker(build, rec2, exp2, work2, keep,
                   "%s.recovery-%s" % (label, point.replace(":", "_")))
+    ck2.mount_args = ck.mount_args
     state = os.path.join(work2, "state.img")
     shutil.copyfile(rec2.base, state)
     check_points(ck2, rec2, rng, a.per_barrier, 1, a.fuse_every, state)
@@ -962,6 +968,9 @@ def main():
     ap.add_argument("--keep", default=None)
     ap.add_argument("--work", default=None)
     ap.add_argument("--label", default=None)
+    ap.add_argument("--mount-opts", default="",
+                    help="the workload's mount options: the FUSE checks and the "
+                    "recoveries of --chain mount with them too")
     ap.add_argument("--chain", type=int, default=0,
                     help="also N crashes during recovery: N crash images are mounted "
                          "by the recording daemon and every crash image of that "
@@ -981,6 +990,7 @@ def main():
     os.makedirs(work, exist_ok=True)
     ck = Checker(build, rec, exp, work, a.keep, label)
     ck.violate = ck.quiet = a.violate
+    ck.mount_args = ["-o", a.mount_opts] if a.mount_opts else []
     ck.quiet = ck.quiet and not os.environ.get("CRASH_VERBOSE")
     K = len(rec.barriers)
     rng = random.Random(seed)

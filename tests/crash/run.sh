@@ -167,16 +167,19 @@ record() {
 }
 
 # Checks the record of workload $1 (recorded in $5 s, recording result
-# $4) and prints the report into $tmp/report-$1, then "PASSED FAILED"
+# $4, mount options $6: the FUSE checks and the recoveries use them too)
+# and prints the report into $tmp/report-$1, then "PASSED FAILED"
 # into $tmp/count-$1. Runs in the background beside the next workload's
 # recording: the check is mostly CPU, the recording mostly waits for its
 # syncs, so on two cores the pair takes about the time of the longer.
 check_record() {
     local name=$1 rec=$2 wseed=$3 rrc=$4 trec=$5 t0=$SECONDS p f tp=0 tf=0 out crc summary
+    local mo=()
+    [ "$6" = "-" ] || mo=(--mount-opts "$6")
     exec >"$tmp/report-$name" 2>&1
     out=$("$PY" "$here/crashcheck.py" "$build" "$rec" --seed "$wseed" --label "$name" \
         --per-barrier "$per" --pure-every "$pure" --fuse-every "$fuse" --chain "$chain" \
-        --keep "$keep/$name-$wseed" 2>&1)
+        "${mo[@]}" --keep "$keep/$name-$wseed" 2>&1)
     crc=$?
     [ "$crc" -eq 0 ] && [ "$rrc" -eq 0 ] || out=${out//"$rec"/"$keep/$name-$wseed/record"}
     printf '%s\n' "$out" | grep -v '^$'
@@ -259,7 +262,7 @@ for line in "${lines[@]}"; do
         total_fail=$((total_fail + 1))
         [ "$rrc" -eq 2 ] || continue
     fi
-    check_record "$name" "$rec" "$wseed" "$rrc" "$trec" &
+    check_record "$name" "$rec" "$wseed" "$rrc" "$trec" "$opts" &
     check_pid=$!
     check_name=$name
 done
