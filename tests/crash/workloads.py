@@ -1187,8 +1187,8 @@ def replace_fsync(s, n):
 def extent_tree(s, n):
     """Extent maps overflowing the inode into a B+tree of several levels and
     shrinking back: every other block of a file written (hundreds of
-    extents: leaves split, an internal root), fdatasync or fsync every few
-    dozen writes; holes punched into it (extents split further), the gaps
+    extents: leaves split, an internal root), fdatasync or fsync every 60
+    writes; holes punched into it (extents split further), the gaps
     filled, then truncated down in steps (leaves freed, the tree collapsing
     into the inode), to a few bytes (inline) and grown again. A second file
     is appended and fsync'd meanwhile, so blocks freed by the shrink are
@@ -1200,16 +1200,16 @@ def extent_tree(s, n):
         f = "et/f%d" % r
         s.create(f)
         s.fsync_dir("et")
-        nblk = 400 + 100 * r
+        nblk = 300 + 50 * r
         order = list(range(0, 2 * nblk, 2))
         if r % 2:
             s.rng.shuffle(order)
         for j, blk in enumerate(order):
             s.write(f, blk * 4096, 4096)
-            if j % 40 == 39:
-                s.fsync(f, datasync=j % 80 == 79)
+            if j % 60 == 59:
+                s.fsync(f, datasync=j % 120 == 119)
         s.fsync(f)
-        for _ in range(6):
+        for _ in range(4):
             off = s.rng.randrange(0, 2 * nblk * 4096)
             s.falloc(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
                      s.rng.choice([4096, 5000, 3 * 4096, 40000]))
@@ -1219,7 +1219,7 @@ def extent_tree(s, n):
         s.bump_gen(f)
         for j, blk in enumerate(range(1, 2 * nblk, 2)):
             s.write(f, blk * 4096, 4096)
-            if j % 60 == 59:
+            if j % 100 == 99:
                 s.fsync(f, datasync=True)
         s.fsync(f)
         for size in (nblk * 4096 + 100, 37 * 4096, 9 * 4096 + 1, 4096, 30):
