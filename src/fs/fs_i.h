@@ -177,11 +177,10 @@ int fs_alloc_meta(struct fs *fs, uint64_t goal, uint64_t *blk, void **ptr);
 void fs_free_meta(struct fs *fs, uint64_t blk);
 int fs_alloc_inode(struct fs *fs, uint64_t goal, uint64_t *ino);
 int fs_free_inode(struct fs *fs, uint64_t ino);
-/* Is inode ino marked in use in the bitmap? */
-/* Is the record of ino live although its bitmap bit may be clear: a link
- * count, a file type, a valid checksum, made since mkfs (the same test as
- * fsck's record_live)? 1, 0, or -errno. Lock held. */
+/* Is the record of ino live although its bitmap bit may be clear
+ * (fs_inode_record_looks_live, fs/inode.h)? 1, 0, or -errno. Lock held. */
 int fs_inode_record_live(struct fs *fs, uint64_t ino);
+/* Is inode ino marked in use in the bitmap? */
 int fs_inode_in_use(struct fs *fs, uint64_t ino);
 /* Loads free counts from the bitmaps (mount) and sets up pending lists. */
 int fs_alloc_init(struct fs *fs);

@@ -109,11 +109,18 @@ int fs_inode_record_live(struct fs *fs, uint64_t ino)
     int err = read_record(fs, ino, &di);
     if (err)
         return err;
-    if (!di.nlink || !mode_type_ok(di.mode))
-        return 0;       /* cheap tests first: nearly every free record is zero */
     const struct mmapfs_disk_superblock *sb = fs_super_read(fs);
-    return fs_inode_checksum(ino, &di) == di.checksum && sb &&
-           (int64_t)di.crtime_sec + 1 >= (int64_t)sb->mkfs_time;
+    return sb && fs_inode_record_looks_live(ino, &di, sb->mkfs_time);
+}
+
+/* See inode.h. */
+int fs_inode_record_looks_live(uint64_t ino, const struct mmapfs_disk_inode *di,
+                               uint64_t mkfs_time)
+{
+    if (!di->nlink || !mode_type_ok(di->mode))
+        return 0;       /* cheap tests first: nearly every free record is zero */
+    return fs_inode_checksum(ino, di) == di->checksum &&
+           (int64_t)di->crtime_sec + 1 >= (int64_t)mkfs_time;
 }
 
 int fs_inode_get(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)

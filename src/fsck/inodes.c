@@ -555,22 +555,14 @@ static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_in
     }
 }
 
-/*
- * Is the record of inode ino live although its bitmap bit is clear? The
+/* Is the record of inode ino live although its bitmap bit is clear? The
  * bitmaps carry no checksum: one flipped bit must not lose a file whose
- * record is intact. As e2fsck does, the record decides: a good checksum, a
- * valid type and links (a released inode keeps its record with nlink 0,
- * fs_inode_release; a never-used one is zero). A record created before
- * mkfs (a second of slack: the inode clock is the coarse one) is a
- * leftover of an earlier filesystem in a table mkfs did not zero.
- */
+ * record is intact (the same test as the allocator's, fs/inode.h). */
 static int record_live(struct check *c, uint64_t ino)
 {
     struct mmapfs_disk_inode di;
-    if (fsck_read_inode(c, ino, &di) || !di.nlink || !fs_inode_dtype(di.mode))
-        return 0;       /* cheap tests first: nearly every free record is zero */
-    return fs_inode_checksum(ino, &di) == di.checksum &&
-           (int64_t)di.crtime_sec + 1 >= (int64_t)c->sb.mkfs_time;
+    return !fsck_read_inode(c, ino, &di) &&
+           fs_inode_record_looks_live(ino, &di, c->sb.mkfs_time);
 }
 
 /* See fsck_i.h. */
