@@ -98,14 +98,15 @@ static uint64_t word_mask(uint64_t base, uint64_t lo, uint64_t hi)
 /* ==== bitmap primitives ===================================================== */
 
 /* First bit in [pos, hi) equal to 'set', or hi. Skips bitmap blocks without
- * a free bit when looking for a clear one. 0 or -EIO. */
+ * a free bit when looking for a clear one (unless m has no group_free:
+ * bits outside [lo, hi) are not counted there). 0 or -EIO. */
 static int bmap_find(struct fs *fs, const struct bmap *m, uint64_t pos, uint64_t hi,
                      int set, uint64_t *out)
 {
     while (pos < hi) {
         uint64_t g = pos / BITS_PER_BMAP;
         uint64_t gend = min_u64((g + 1) * BITS_PER_BMAP, hi);
-        if (!set && m->group_free[g] == 0) {
+        if (!set && m->group_free && m->group_free[g] == 0) {
             pos = gend;
             continue;
         }
@@ -511,27 +512,12 @@ int fs_alloc_init(struct fs *fs)
 }
 
 /* The first clear bit of the block bitmap in [start, start+len), or
- * start+len. 0 or -EIO. */
+ * start+len, whatever the free counts say (they cover the data area only).
+ * 0 or -EIO. */
 static int first_clear(struct fs *fs, uint64_t start, uint64_t len, uint64_t *out)
 {
-    uint64_t pos = start, end = start + len;
-    while (pos < end) {
-        uint64_t g = pos / BITS_PER_BMAP;
-        uint64_t gend = min_u64((g + 1) * BITS_PER_BMAP, end);
-        const uint64_t *w = jnl_read(fs->jnl, fs->block_bitmap_start + g);
-        if (!w)
-            return jnl_read_error();
-        for (uint64_t base = pos & ~63ull; base < gend; base += 64) {
-            uint64_t x = ~w[(base % BITS_PER_BMAP) / 64] & word_mask(base, pos, gend);
-            if (x) {
-                *out = base + (uint64_t)__builtin_ctzll(x);
-                return 0;
-            }
-        }
-        pos = gend;
-    }
-    *out = end;
-    return 0;
+    const struct bmap all = { fs->block_bitmap_start, 0, fs->block_count, NULL };
+    return bmap_find(fs, &all, start, start + len, 0, out);
 }
 
 /* Range i of the data-area blocks a grown inode table keeps (FORMAT.md
