@@ -370,9 +370,9 @@ static int read_fd(void *ctx, uint64_t off, void *buf, size_t len)
     return (size_t)r == len ? 0 : -EIO;
 }
 
-void fs_mkfs_release_mmp(struct mmp *m)
+void fs_mkfs_release_mmp(struct mmp *m, int formatted)
 {
-    fs_mmp_release(m, 0);
+    fs_mmp_release(m, !formatted);
 }
 
 int fs_mkfs_claim_mmp(int fd, const char *path, uint64_t bytes, const char *prog, FILE *err,

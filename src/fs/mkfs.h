@@ -78,8 +78,11 @@ struct mmp;
 int fs_mkfs_claim_mmp(int fd, const char *path, uint64_t bytes, const char *prog, FILE *err,
                       struct mmp **out);
 
-/* Lets go of what fs_mkfs_claim_mmp claimed (NULL: nothing). The new
- * image's own MMP block, if any, is written by mkfs itself. */
-void fs_mkfs_release_mmp(struct mmp *m);
+/* Lets go of what fs_mkfs_claim_mmp claimed (NULL: nothing). formatted:
+ * mkfs began to write the new image, whose own MMP block, if any, mkfs
+ * writes itself; the old block is left as it is. Otherwise (refused,
+ * failed before writing) the old image's block is marked CLEAN again:
+ * left marked FSCK it would refuse every later mount, fsck and mkfs. */
+void fs_mkfs_release_mmp(struct mmp *m, int formatted);
 
 #endif

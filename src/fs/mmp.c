@@ -155,6 +155,18 @@ static int local_holder_alive(const struct mmapfs_disk_mmp *b)
     return b->pid && (kill((pid_t)b->pid, 0) == 0 || errno == EPERM);
 }
 
+/* The holder of an FSCK mark (fsck -y, mkfs, resize, trim: no heartbeat)
+ * was a process on this host that has ended: a killed fsck, or a tool
+ * that failed before it could write CLEAN. A pid that exists again (reused)
+ * counts as alive: the safe side. */
+static int local_fsck_holder_gone(const struct mmapfs_disk_mmp *b)
+{
+    struct utsname u;
+    if (uname(&u) || strncmp(b->nodename, u.nodename, sizeof(b->nodename)) || !b->pid)
+        return 0;
+    return kill((pid_t)b->pid, 0) != 0 && errno == ESRCH;
+}
+
 /* ---- the heartbeat ------------------------------------------------------------------ */
 
 /* The hook runs under mu, so that once fs_mmp_on_lost(m, NULL, NULL) has
@@ -279,11 +291,21 @@ int fs_mmp_claim(struct mmp **out, const char *path, const struct mmapfs_disk_su
     e = read_block(m->fd, m->off, b);
     if (e)
         goto fail;
+    int fsck_gone = 0;
     if (fs_mmp_block_valid(b) && b->seq == MMAPFS_MMP_SEQ_FSCK) {
-        e = refuse(prog, path, err, "being repaired by fsck.mmapfs", b);
-        goto fail;
+        /* An fsck writes no heartbeat: only a local holder that has ended
+         * can be told from one still at work (elsewhere, or here). */
+        if (!local_fsck_holder_gone(b)) {
+            e = refuse(prog, path, err, "being repaired by fsck.mmapfs", b);
+            goto fail;
+        }
+        fsck_gone = 1;
+        if (err)
+            fprintf(err, "%s: %s: multi-mount protection: the fsck.mmapfs, mkfs.mmapfs "
+                    "or resize that marked it (pid %" PRIu32 " on this host) has ended "
+                    "without releasing it; taking it over\n", prog, path, b->pid);
     }
-    if (!fs_mmp_block_valid(b) || b->seq != MMAPFS_MMP_SEQ_CLEAN) {
+    if (!fsck_gone && (!fs_mmp_block_valid(b) || b->seq != MMAPFS_MMP_SEQ_CLEAN)) {
         if (fs_mmp_block_valid(b) && local_holder_alive(b)) {
             e = refuse(prog, path, err, "in use", b);
             goto fail;

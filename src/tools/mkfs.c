@@ -458,6 +458,7 @@ int main(int argc, char **argv)
         return r > 0 ? TOOL_EXIT_OK : -r;
 
     int created = 0, extended = 0, is_blk = 0, fd = -1, ret = TOOL_EXIT_FAILURE;
+    int formatting = 0;     /* the old image is being overwritten */
     off_t old_size = 0;
     struct mmio *io = NULL;
     struct mmp *mmp = NULL;
@@ -560,8 +561,10 @@ int main(int argc, char **argv)
     if (!is_blk) {
         r = a.sparse ? reserve_metadata(fd, &geo, &a)
                      : preallocate(fd, opt.size, &a);
-        if (!r && !created)
+        if (!r && !created) {
+            formatting = 1;
             r = clear_inode_table(fd, &geo, &a);
+        }
         if (r) {
             ret = r;
             goto out;
@@ -575,6 +578,7 @@ int main(int argc, char **argv)
         io = NULL;
         goto out;
     }
+    formatting = 1;
     err = fs_format(io, &opt);
     if (err) {
         fprintf(stderr, PROG ": %s: format failed: %s\n", a.target, strerror(-err));
@@ -590,7 +594,7 @@ int main(int argc, char **argv)
 out:
     if (io)
         mmio_close(io);
-    fs_mkfs_release_mmp(mmp);
+    fs_mkfs_release_mmp(mmp, formatting);
     if (ret && created)
         unlink(a.target);
     else if (ret && extended && ftruncate(fd, old_size))

@@ -15,8 +15,9 @@
 #    intact;
 #  - kill -9 A: a mount of the file now waits out the heartbeat (about
 #    2 x interval + 1 s) and takes over; writes work;
-#  - its clean unmount marks the block clean: the next mount (through the
-#    loop device) is immediate;
+#  - its clean unmount marks the block clean, and a refused mkfs (no -f)
+#    leaves it clean: the next mount (through the loop device) is
+#    immediate;
 #  - a mount that loses its MMP block (zeroed under it with O_DIRECT, as
 #    another machine's mkfs would) stops committing: fsync gets EIO.
 # docs/ROBUSTNESS.md.
@@ -136,9 +137,18 @@ bpid=$dpid
 check_eq "A's fsync'd file is intact" "$sum_before" "$(sha256sum <"$Bm/before")"
 check "B writes" dd if=/dev/urandom of="$Bm/after" bs=64k count=16 conv=fsync status=none
 
-# ---- clean unmount: the next mount is immediate -----------------------------------------------
+# ---- clean unmount (and a refused mkfs): the next mount is immediate -----------------------------------------------
 unmount_fs "$Bm" && pass "B unmounts cleanly"
 wait "$bpid" 2>/dev/null || true
+# mkfs without -f is refused after it claimed the block: it must give it
+# back (it used to leave it marked FSCK, and every later mount, fsck and
+# mkfs was refused "being repaired by fsck.mmapfs")
+_run "$MKFS" -q "$img"
+if [ "$T_RC" -ne 0 ] && grep -q "use -f" <<<"$T_OUT"; then
+    pass "mkfs without -f refuses the existing filesystem (exit $T_RC)"
+else
+    fail "mkfs without -f refuses the existing filesystem" "exit $T_RC" "$T_OUT"
+fi
 t0=$(date +%s.%N)
 if mount_fg "$loop" "$A" "$T_DIR/a2.log"; then
     took=$(echo "$(date +%s.%N) - $t0" | bc)

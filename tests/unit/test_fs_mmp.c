@@ -12,6 +12,7 @@
 #include <fcntl.h>
 
 #include <pthread.h>
+#include <sys/wait.h>
 
 #include "fs/mkfs.h"
 #include "fs/mmp.h"
@@ -301,6 +302,66 @@ static void test_fsck_restore_claims_first(void **state)
     img_unmount_check(m);
 }
 
+/* Rewrites the MMP block's pid (and checksum). */
+static void set_holder_pid(struct img *m, uint32_t pid)
+{
+    struct mmapfs_disk_mmp b = peek(m);
+    b.pid = pid;
+    b.checksum = mfs_crc32c(0, &b, offsetof(struct mmapfs_disk_mmp, checksum));
+    int fd = open(m->path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, &b, sizeof(b), 4096), (ssize_t)sizeof(b));
+    close(fd);
+}
+
+/* A mkfs that stops before writing (refused without -f, a geometry that
+ * does not fit) gives the block back CLEAN; an FSCK mark whose holder on
+ * this host has ended (killed fsck, a tool that failed) is taken over at
+ * once instead of refusing every later mount, fsck and mkfs; one whose
+ * holder still runs is refused. */
+static void test_ended_fsck_mark(void **state)
+{
+    struct img *m = *state;
+    format_mmp(m);
+    struct mmp *claim;
+    int fd = open(m->path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(fs_mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", stderr, &claim), 0);
+    assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_FSCK);
+    fs_mkfs_release_mmp(claim, 0);
+    assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_CLEAN);
+
+    /* the mark stays FSCK once formatting began (mkfs writes the new block) */
+    assert_int_equal(fs_mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", stderr, &claim), 0);
+    fs_mkfs_release_mmp(claim, 1);
+    assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_FSCK);
+
+    /* its holder still runs (this process): refused, naming it */
+    char *msg = NULL;
+    size_t len = 0;
+    FILE *err = open_memstream(&msg, &len);
+    assert_non_null(err);
+    assert_int_equal(fs_mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", err, &claim), -EBUSY);
+    fclose(err);
+    assert_non_null(strstr(msg, "being repaired by fsck.mmapfs"));
+    free(msg);
+
+    /* its holder has ended: taken over without waiting, then mounted */
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0)
+        _exit(0);
+    assert_int_equal(waitpid(child, NULL, 0), child);
+    set_holder_pid(m, (uint32_t)child);
+    double t0 = now_s();
+    img_mount(m);
+    assert_true(now_s() - t0 < 2.5);      /* no watching: that takes 3 s */
+    assert_int_not_equal(peek(m).seq, MMAPFS_MMP_SEQ_FSCK);
+    img_unmount_check(m);
+    assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_CLEAN);
+    close(fd);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, img_setup, img_teardown)
@@ -311,6 +372,7 @@ int main(void)
         T(test_mkfs_over_live_image),
         T(test_offline_tools_claim),
         T(test_fsck_restore_claims_first),
+        T(test_ended_fsck_mark),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
