@@ -149,6 +149,20 @@ static void test_lost_block_stops_commits(void **state)
     assert_int_equal(fs_unmount(fs), -EIO);
 }
 
+/* mkfs's claim of the image open as fd, refused: its message (free it),
+ * *len its length. */
+static char *mkfs_claim_refused(struct img *m, int fd, size_t *len)
+{
+    char *msg = NULL;
+    struct mmp *claim = NULL;
+    FILE *err = open_memstream(&msg, len);
+    assert_non_null(err);
+    assert_int_equal(fs_mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", err, &claim), -EBUSY);
+    fclose(err);
+    assert_null(claim);
+    return msg;
+}
+
 /* mkfs over an MMP image (fs_mkfs_claim_mmp): a released block is claimed
  * (FSCK while mkfs writes), a live holder is refused with one line naming
  * it, an image without MMP needs nothing; with block 0 zeroed the backup
@@ -167,13 +181,8 @@ static void test_mkfs_over_live_image(void **state)
     assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_CLEAN);
 
     img_mount(m);
-    char *msg = NULL;
-    size_t len = 0;
-    FILE *err = open_memstream(&msg, &len);
-    assert_non_null(err);
-    assert_int_equal(fs_mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", err, &claim), -EBUSY);
-    fclose(err);
-    assert_null(claim);
+    size_t len;
+    char *msg = mkfs_claim_refused(m, fd, &len);
     char want[64];
     snprintf(want, sizeof(want), "pid %d", (int)getpid());
     assert_non_null(strstr(msg, "in use (multi-mount protection)"));
@@ -337,12 +346,8 @@ static void test_ended_fsck_mark(void **state)
     assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_FSCK);
 
     /* its holder still runs (this process): refused, naming it */
-    char *msg = NULL;
-    size_t len = 0;
-    FILE *err = open_memstream(&msg, &len);
-    assert_non_null(err);
-    assert_int_equal(fs_mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", err, &claim), -EBUSY);
-    fclose(err);
+    size_t len;
+    char *msg = mkfs_claim_refused(m, fd, &len);
     assert_non_null(strstr(msg, "being repaired by fsck.mmapfs"));
     free(msg);
 
