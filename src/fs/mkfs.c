@@ -375,6 +375,24 @@ void fs_mkfs_release_mmp(struct mmp *m, int formatted)
     fs_mmp_release(m, !formatted);
 }
 
+/* See mkfs.h. */
+uint64_t fs_mkfs_old_records_until(int fd, uint64_t bytes, uint64_t now)
+{
+    struct mmapfs_disk_superblock sb;
+    uint64_t blk;
+
+    if (bytes < MMAPFS_BLOCK_SIZE || read_fd(&fd, 0, &sb, sizeof(sb)))
+        return 0;
+    int valid = fs_super_validate(&sb, bytes, NULL, 0) == 0;
+    if (!valid && fs_super_backup_find(read_fd, &fd, bytes, &sb, &blk) != 1)
+        return 0;                   /* no mmapfs here */
+    /* Every record was created by the time block 0 says it was unmounted
+     * cleanly; else (crashed, damaged, only the backup left) by now. */
+    uint64_t last = valid && sb.state == MMAPFS_STATE_CLEAN && sb.write_time <= now
+                        ? sb.write_time : now;
+    return last + 2;
+}
+
 int fs_mkfs_claim_mmp(int fd, const char *path, uint64_t bytes, const char *prog, FILE *err,
                    struct mmp **out)
 {

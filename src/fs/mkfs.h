@@ -78,6 +78,21 @@ struct mmp;
 int fs_mkfs_claim_mmp(int fd, const char *path, uint64_t bytes, const char *prog, FILE *err,
                       struct mmp **out);
 
+/* mkfs does not write the inode table, and the allocator and fsck take a
+ * leftover record for live when it has links, a type, a good checksum and
+ * was created at most a second before mkfs_time (slack for the kernel's
+ * coarse clock; fs_inode_record_looks_live). Where the old table cannot
+ * be cleared (a block device: it could be gigabytes; a host filesystem
+ * that cannot punch holes), a reformat within a second of the last create
+ * left records that looked live: the fresh image had "inode N in use but
+ * free" errors and its first create marked it damaged. The earliest
+ * mkfs_time (seconds since the epoch) at which no record of the mmapfs
+ * found on the target (its superblock, or the backup) looks live: 2 s
+ * past its clean unmount, or past now (the real time when mkfs began,
+ * the target unused since) when it was not unmounted cleanly; 0 when the
+ * target holds no mmapfs. */
+uint64_t fs_mkfs_old_records_until(int fd, uint64_t bytes, uint64_t now);
+
 /* Lets go of what fs_mkfs_claim_mmp claimed (NULL: nothing). formatted:
  * mkfs began to write the new image, whose own MMP block, if any, mkfs
  * writes itself; the old block is left as it is. Otherwise (refused,

@@ -417,20 +417,43 @@ static int reserve_metadata(int fd, const struct mkfs_geometry *g, const struct 
  * it, or with --sparse the block reserve_metadata took (the driver
  * reserves the others when it first uses them). A block device keeps its
  * old records (zeroing could write gigabytes), as does a host filesystem
- * that cannot punch holes. 0 or the exit status (message printed). */
-static int clear_inode_table(int fd, const struct mkfs_geometry *g, const struct mkfs_args *a)
+ * that cannot punch holes: for them, outwait_old_records. *cleared is set
+ * when the range was cleared. 0 or the exit status (message printed). */
+static int clear_inode_table(int fd, const struct mkfs_geometry *g, const struct mkfs_args *a,
+                             int *cleared)
 {
     off_t off = (off_t)(g->inode_table_start * MMAPFS_BLOCK_SIZE);
     off_t len = (off_t)(g->inode_table_blocks * MMAPFS_BLOCK_SIZE);
     if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) == 0 &&
-        fallocate(fd, 0, off, a->sparse ? (off_t)MMAPFS_BLOCK_SIZE : len) == 0)
+        fallocate(fd, 0, off, a->sparse ? (off_t)MMAPFS_BLOCK_SIZE : len) == 0) {
+        *cleared = 1;
         return 0;
+    }
     int e = errno;
     if (e == EOPNOTSUPP || e == ENOSYS)
-        return 0;
+        return 0;       /* outwait_old_records instead */
     fprintf(stderr, PROG ": %s: fallocate (clearing the inode table): %s\n", a->target,
             strerror(e));
     return e == ENOSPC || e == EDQUOT ? TOOL_EXIT_NO_SPACE : TOOL_EXIT_FAILURE;
+}
+
+/* The target keeps the records of the mmapfs formatted there before (not
+ * cleared by clear_inode_table): waits until a mkfs_time at which none of
+ * them looks live (fs_mkfs_old_records_until), at most about 2 s, and
+ * only right after that filesystem was last used. start: the real time
+ * when mkfs began. */
+static void outwait_old_records(int fd, uint64_t bytes, time_t start)
+{
+    uint64_t until = fs_mkfs_old_records_until(fd, bytes, (uint64_t)start);
+    struct timespec now;
+
+    for (;;) {
+        clock_gettime(CLOCK_REALTIME, &now);
+        if ((uint64_t)now.tv_sec >= until || (uint64_t)now.tv_sec + 3 < until)
+            return;     /* done, or a clock that went back: do not hang */
+        struct timespec rest = { 0, 1000000000L - now.tv_nsec };
+        nanosleep(&rest, NULL);
+    }
 }
 
 /* Explains a failed stat, open or create of the target (errno e); returns
@@ -459,6 +482,9 @@ int main(int argc, char **argv)
 
     int created = 0, extended = 0, is_blk = 0, fd = -1, ret = TOOL_EXIT_FAILURE;
     int formatting = 0;     /* the old image is being overwritten */
+    int cleared = 0;        /* its inode table was cleared */
+    struct timespec start;
+    clock_gettime(CLOCK_REALTIME, &start);
     off_t old_size = 0;
     struct mmio *io = NULL;
     struct mmp *mmp = NULL;
@@ -516,6 +542,7 @@ int main(int argc, char **argv)
         }
         if (!size)
             size = dev;
+        old_size = (off_t)dev;     /* the old filesystem's reach */
     }
     struct fs_format_options opt = {
         .size = size & ~(uint64_t)(MMAPFS_BLOCK_SIZE - 1),
@@ -563,13 +590,16 @@ int main(int argc, char **argv)
                      : preallocate(fd, opt.size, &a);
         if (!r && !created) {
             formatting = 1;
-            r = clear_inode_table(fd, &geo, &a);
+            r = clear_inode_table(fd, &geo, &a, &cleared);
         }
         if (r) {
             ret = r;
             goto out;
         }
     }
+
+    if (!created && !cleared)
+        outwait_old_records(fd, (uint64_t)old_size, start.tv_sec);
 
     int err = mmio_open(&io, a.target, opt.size, 0, NULL);
     if (err) {
