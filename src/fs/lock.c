@@ -53,31 +53,23 @@ struct image_id {
     ino_t ino;
 };
 
+struct any_mount_ctx {
+    int (*match)(const char *source, const struct image_id *id);
+    const struct image_id *id;
+};
+
+static int any_mount_one(const struct mfs_mount *m, void *ctx)
+{
+    const struct any_mount_ctx *c = ctx;
+    return strcmp(m->fstype, "fuse.mmapfs") == 0 && c->match(m->source, c->id);
+}
+
 /* 1 if match(source, id) is 1 for the source of a fuse.mmapfs mount. */
 static int any_mount(int (*match)(const char *source, const struct image_id *id),
                      const struct image_id *id)
 {
-    char line[8192];
-    int found = 0;
-
-    FILE *f = fopen("/proc/self/mountinfo", "re");
-    if (!f)
-        return 0;
-    while (!found && fgets(line, sizeof(line), f)) {
-        /* "... - FSTYPE SOURCE SUPEROPTS" */
-        char *sep = strstr(line, " - ");
-        if (!sep)
-            continue;
-        char *save = NULL;
-        char *type = strtok_r(sep + 3, " \n", &save);
-        char *source = strtok_r(NULL, " \n", &save);
-        if (!type || !source || strcmp(type, "fuse.mmapfs") != 0)
-            continue;
-        mfs_mountinfo_unescape(source);
-        found = match(source, id);
-    }
-    fclose(f);
-    return found;
+    struct any_mount_ctx c = { match, id };
+    return mfs_mountinfo_each(any_mount_one, &c) > 0;
 }
 
 static int same_name(const char *source, const struct image_id *id)

@@ -35,32 +35,20 @@
 #include "fuse/fuse_i.h"
 #include "util/mountinfo.h"
 
-/* Finds the device number ("MAJ:MIN") of the last fuse.mmapfs mount on
+/* Finds the device number ("MAJ:MIN") of the fuse.mmapfs mount on top of
  * mountpoint in /proc/self/mountinfo, without touching the mount itself
  * (the request loop is not running yet: a stat would wait forever). */
 static int find_mount_dev(const char *mountpoint, char *dev, size_t size)
 {
-    char line[4096], id[64], mnt[4096], type[64];
-    int found = -ENOENT;
-    FILE *f;
+    struct mfs_mount_top top;
+    int err = mfs_mountinfo_top(mountpoint, &top);
 
-    f = fopen("/proc/self/mountinfo", "re");
-    if (!f)
-        return -errno;
-    while (fgets(line, sizeof(line), f)) {
-        const char *sep = strstr(line, " - ");
-        if (!sep || sscanf(line, "%*s %*s %63s %*s %4095s", id, mnt) != 2 ||
-            sscanf(sep + 3, "%63s", type) != 1)
-            continue;
-        mfs_mountinfo_unescape(mnt);
-        if (strcmp(type, "fuse.mmapfs") == 0 && strcmp(mnt, mountpoint) == 0 &&
-            strlen(id) < size) {
-            strcpy(dev, id);
-            found = 0;
-        }
-    }
-    fclose(f);
-    return found;
+    if (err)
+        return err;
+    if (strcmp(top.fstype, "fuse.mmapfs") != 0 || strlen(top.devid) >= size)
+        return -ENOENT;
+    strcpy(dev, top.devid);
+    return 0;
 }
 
 /* Writes value to the attribute file DIR/name of the mount's bdi; logs one

@@ -437,27 +437,17 @@ static int is_dev_fd_path(const char *path)
     return strncmp(path, "/dev/fd/", 8) == 0 && path[8] >= '0' && path[8] <= '9';
 }
 
+static int mount_point_one(const struct mfs_mount *m, void *path)
+{
+    return strcmp(m->fstype, "autofs") != 0 && strcmp(m->point, path) == 0;
+}
+
 /* 1 if path (resolved) is the mount point of a mount already. An autofs
  * trigger does not count: systemd's automount (x-systemd.automount in
  * fstab) mounts us over its autofs mount point. */
 static int is_mount_point(const char *path)
 {
-    char line[8192], point[4096];
-    int found = 0;
-    FILE *f = fopen("/proc/self/mountinfo", "re");
-    if (!f)
-        return 0;
-    /* "ID PARENT MAJ:MIN ROOT MOUNTPOINT ... - FSTYPE SOURCE OPTIONS" */
-    while (!found && fgets(line, sizeof(line), f)) {
-        const char *sep = strstr(line, " - ");
-        if (!sep || strncmp(sep + 3, "autofs ", 7) == 0 ||
-            sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1)
-            continue;
-        mfs_mountinfo_unescape(point);
-        found = strcmp(point, path) == 0;
-    }
-    fclose(f);
-    return found;
+    return mfs_mountinfo_each(mount_point_one, (void *)path) > 0;
 }
 
 /* TARGET as the mount will open it: read-write unless ro. Prints what is

@@ -43,51 +43,6 @@
 
 #define METRICS_MAX 65536          /* XATTR_SIZE_MAX */
 
-/* ---- is it an mmapfs mount? ---------------------------------------------------------- */
-
-/* Finds the topmost mount on path 'mnt' and copies its type into fstype.
- * 0 if found, -ENOENT if mnt is not a mount point, other -errno. */
-static int mount_type(const char *mnt, char *fstype, size_t size)
-{
-    char *line = NULL;
-    size_t cap = 0;
-    int found = -ENOENT;
-    FILE *f;
-
-    f = fopen("/proc/self/mountinfo", "r");
-    if (!f)
-        return -errno;
-    while (getline(&line, &cap, f) > 0) {
-        /* id parent maj:min root MOUNTPOINT opts [optional...] - TYPE src super */
-        char *save = NULL, *tok, *point = NULL, *type = NULL;
-        int field = 0, after_sep = 0;
-
-        for (tok = strtok_r(line, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
-            if (field == 4)
-                point = tok;
-            if (after_sep == 1) {
-                type = tok;
-                break;
-            }
-            if (after_sep)
-                after_sep++;
-            if (field > 5 && strcmp(tok, "-") == 0)
-                after_sep = 1;
-            field++;
-        }
-        if (!point || !type)
-            continue;
-        mfs_mountinfo_unescape(point);
-        if (strcmp(point, mnt) == 0) {      /* later lines are mounted on top */
-            snprintf(fstype, size, "%s", type);
-            found = 0;
-        }
-    }
-    free(line);
-    fclose(f);
-    return found;
-}
-
 /* ---- reading the counters ------------------------------------------------------------------ */
 
 /* Reads the metrics text of the mmapfs mount mnt into buf (METRICS_MAX + 1
@@ -431,7 +386,7 @@ static void usage(FILE *to, const char *prog)
  * there; *mnt is the canonical path (to free). 0, or 1 after printing why. */
 static int open_mount(const char *arg, char **mnt)
 {
-    char fstype[64];
+    struct mfs_mount_top top;
     int err;
 
     *mnt = realpath(arg, NULL);
@@ -439,7 +394,7 @@ static int open_mount(const char *arg, char **mnt)
         fprintf(stderr, "mmapfs-stat: %s: %s\n", arg, strerror(errno));
         return 1;
     }
-    err = mount_type(*mnt, fstype, sizeof(fstype));
+    err = mfs_mountinfo_top(*mnt, &top);
     if (err == -ENOENT) {
         fprintf(stderr, "mmapfs-stat: %s is not a mount point (not an mmapfs mount)\n", arg);
         return 1;
@@ -448,8 +403,8 @@ static int open_mount(const char *arg, char **mnt)
         fprintf(stderr, "mmapfs-stat: /proc/self/mountinfo: %s\n", strerror(-err));
         return 1;
     }
-    if (strcmp(fstype, "fuse.mmapfs") != 0) {
-        fprintf(stderr, "mmapfs-stat: %s is not an mmapfs mount (type %s)\n", arg, fstype);
+    if (strcmp(top.fstype, "fuse.mmapfs") != 0) {
+        fprintf(stderr, "mmapfs-stat: %s is not an mmapfs mount (type %s)\n", arg, top.fstype);
         return 1;
     }
     return 0;
