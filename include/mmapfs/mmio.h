@@ -144,6 +144,11 @@ struct mmio_write { uint64_t off; const void *data; size_t len; };
 int  mmio_open(struct mmio **out, const char *path, uint64_t size, int flags,
                const struct mmio_config *cfg);          /* cfg may be NULL */
 
+/* Says what an error of mmio_open means for the user: strerror, except
+ * for the size of the image: -ENOMEM (the image is mapped whole, and the
+ * address space or a memory limit refuses the mapping) and -EFBIG. */
+const char *mmio_open_strerror(int err);
+
 /* Serves every pending delayed sync, stops the sync thread, flushes
  * (result ignored: call mmio_sync first to see it), unmaps, closes the
  * file and frees io. Must be the last call on io; NULL is a no-op.

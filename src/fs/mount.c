@@ -300,7 +300,7 @@ int fs_mount(struct fs **out, const struct fs_options *opt)
                                .read_only = fs->read_only };   /* read-only media too */
     err = mmio_open(&fs->io, opt->path, 0, 0, &cfg);
     if (err) {
-        fprintf(stderr, "mmapfs: %s: cannot open: %s\n", opt->path, strerror(-err));
+        fprintf(stderr, "mmapfs: %s: cannot open: %s\n", opt->path, mmio_open_strerror(err));
         goto fail;
     }
     struct mmapfs_disk_superblock sb;

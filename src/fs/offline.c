@@ -104,7 +104,7 @@ int fs_offline_open(struct fs_offline *o, const char *path, char *msg, size_t ms
     }
     err = mmio_open(&o->io, path, 0, 0, NULL);
     if (err) {
-        say(msg, msg_len, err, "cannot open: %s", strerror(-err));
+        say(msg, msg_len, err, "cannot open: %s", mmio_open_strerror(err));
         goto fail;
     }
     o->image_bytes = mmio_size(o->io);

@@ -130,7 +130,7 @@ int fsck_open(struct check *c, int *fd_out)
         return FSCK_EXIT_OPERATIONAL;
     }
     if (err) {
-        refuse(c, "cannot open: %s", strerror(-err));
+        refuse(c, "cannot open: %s", mmio_open_strerror(err));
         return FSCK_EXIT_OPERATIONAL;
     }
     return 0;

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -198,6 +199,17 @@ void mmio_close(struct mmio *io)
     if (obs && obs->closing)
         obs->closing(obs->ctx, io);
     destroy(io);
+}
+
+const char *mmio_open_strerror(int err)
+{
+    if (err == -ENOMEM)
+        return "cannot map the image: it is mapped whole, and this machine's address "
+               "space or memory limits (ulimit -v) refuse its size";
+    if (err == -EFBIG)
+        return "the image is larger than a file may be here (the host filesystem's "
+               "largest file, or ulimit -f)";
+    return strerror(-err);
 }
 
 uint64_t mmio_size(const struct mmio *io)

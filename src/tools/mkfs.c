@@ -341,8 +341,10 @@ static int host_space_check(int fd, uint64_t bytes, const struct mkfs_args *a)
     if (need <= avail)
         return 0;
     fprintf(stderr, PROG ": %s: the host filesystem has %" PRIu64 " MiB free, this needs %"
-            PRIu64 " MiB more: free space, choose a smaller -s, or use --sparse\n",
-            a->target, avail >> 20, (need + (1u << 20) - 1) >> 20);
+            PRIu64 " MiB more%s: free space, choose a smaller -s%s\n",
+            a->target, avail >> 20, (need + (1u << 20) - 1) >> 20,
+            a->sparse ? " (the journal and metadata of a --sparse image)" : "",
+            a->sparse ? "" : ", or use --sparse");
     return TOOL_EXIT_NO_SPACE;
 }
 
@@ -603,8 +605,21 @@ int main(int argc, char **argv)
 
     int err = mmio_open(&io, a.target, opt.size, 0, NULL);
     if (err) {
-        fprintf(stderr, PROG ": %s: cannot open: %s\n", a.target,
-                err == -ENOSPC ? "device smaller than the requested size" : strerror(-err));
+        if (err == -EFBIG) {
+            fprintf(stderr, PROG ": %s: no file of %" PRIu64 " bytes is allowed here (the "
+                    "host filesystem's largest file, or the file size limit, ulimit -f): "
+                    "choose a smaller -s\n", a.target, opt.size);
+            ret = TOOL_EXIT_TARGET_KIND;
+        } else if (err == -ENOMEM) {
+            fprintf(stderr, PROG ": %s: cannot map %" PRIu64 " bytes: the image is mapped "
+                    "whole, and this machine's address space or memory limits refuse "
+                    "that size: choose a smaller -s\n", a.target, opt.size);
+            ret = TOOL_EXIT_TARGET_KIND;
+        } else {
+            fprintf(stderr, PROG ": %s: cannot open: %s\n", a.target,
+                    err == -ENOSPC ? "device smaller than the requested size"
+                                   : strerror(-err));
+        }
         io = NULL;
         goto out;
     }

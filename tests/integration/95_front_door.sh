@@ -204,6 +204,25 @@ expect "mkfs: TARGET is a directory" 4 "is a directory: give an image file" "$MK
 expect "mkfs: TARGET is a character device" 4 "not a regular file or block device" "$MKFS" -q /dev/null
 expect "mkfs: TARGET in a missing directory" 3 "cannot create it: No such file" \
     "$MKFS" -q -s 32M "$T_DIR/no-dir/x.img"
+# too large for the host: a file size limit (as a host filesystem's largest
+# file: ext4 16 TiB) and an address space limit (the image is mapped whole)
+expect "mkfs: larger than the file size limit" 4 "no file of 4294967296 bytes is allowed here" \
+    bash -c 'trap "" XFSZ; ulimit -f 1048576; exec "$@"' sh "$MKFS" -q --sparse -s 4G "$T_DIR/new.img"
+check_fail "mkfs: ... and nothing left" test -e "$T_DIR/new.img"
+if ! grep -q __asan_init "$MKFS"; then     # ASan reserves terabytes of address space
+    expect "mkfs: larger than the address space limit" 4 "cannot map 4294967296 bytes: the image is mapped whole" \
+        bash -c 'ulimit -v 1000000; exec "$@"' sh "$MKFS" -q --sparse -s 4G "$T_DIR/new.img"
+    check_fail "mkfs: ... and nothing left" test -e "$T_DIR/new.img"
+    make_image "$T_DIR/big.img" 4G
+    expect_lines "mmapfs: an image larger than the address space limit" 1 \
+        "cannot mount .*|cannot map the image: it is mapped whole" 2 \
+        bash -c 'ulimit -v 1000000; exec "$@"' sh "$MMAPFS" "$T_DIR/big.img" "$M"
+    check_sh "mmapfs: ... and says why" 'grep -q "cannot map the image: it is mapped whole" <<<"$0"' "$T_OUT"
+    expect "fsck: an image larger than the address space limit" 8 \
+        "cannot open: cannot map the image: it is mapped whole" \
+        bash -c 'ulimit -v 1000000; exec "$@"' sh "$FSCK" -n "$T_DIR/big.img"
+    rm -f "$T_DIR/big.img"
+fi
 expect "mkfs: existing mmapfs without -f" 8 "found .*use -f to overwrite it" "$MKFS" -q "$IMG"
 if [ -n "$IMMUTABLE" ]; then
     expect "mkfs: immutable file" 3 "cannot open it \(Operation not permitted\)" \
@@ -213,6 +232,9 @@ if mount_other "$T_DIR/small" -t tmpfs -o size=8m tmpfs; then
     expect "mkfs: no room to preallocate" 9 "has [0-9]+ MiB free, this needs [0-9]+ MiB more.*--sparse" \
         "$MKFS" -q -s 32M "$T_DIR/small/x.img"
     check_fail "mkfs: the new file was removed again" test -e "$T_DIR/small/x.img"
+    expect "mkfs: --sparse, no room for the journal and metadata" 9 \
+        "this needs [0-9]+ MiB more \(the journal and metadata of a --sparse image\): free space, choose a smaller -s$" \
+        "$MKFS" -q --sparse -s 8G "$T_DIR/small/x.img"
     timeout -k 5 30 umount "$T_DIR/small" || true
 else
     skip "mkfs on a full filesystem: cannot mount a tmpfs"
