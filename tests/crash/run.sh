@@ -177,6 +177,9 @@ check_record() {
     local mo=()
     [ "$6" = "-" ] || mo=(--mount-opts "$6")
     exec >"$tmp/report-$name" 2>&1
+    # the commit protocol's paths the load took (workloads.py prints them)
+    local jl
+    jl=$(grep -m1 '^journal: ' "$rec/workload.out" 2>/dev/null)
     out=$("$PY" "$here/crashcheck.py" "$build" "$rec" --seed "$wseed" --label "$name" \
         --per-barrier "$per" --pure-every "$pure" --fuse-every "$fuse" --chain "$chain" \
         "${mo[@]}" --keep "$keep/$name-$wseed" 2>&1)
@@ -217,6 +220,7 @@ check_record() {
         rm -rf "$rec"
         echo "     ($name: recording ${trec}s, checking $((SECONDS - t0))s)"
     fi
+    [ -z "$jl" ] || echo "     ($name $jl)"
     echo "$tp $tf" >"$tmp/count-$name"
 }
 

@@ -1482,6 +1482,185 @@ def relog_busy(s, n):
             s.unlink(q)
 
 
+# ---- the journal's rare paths ----------------------------------------------------
+# Each of these workloads exists to reach one path of the commit protocol
+# (docs/JOURNAL.md) that the loads above never reach: it reads the
+# journal's own counters (the metrics xattr) and fails when the path was
+# not taken, so that a change that moves the path out of reach is seen.
+
+def jnl_counters(s):
+    """The journal's counters of the mount (trusted.mmapfs.metrics on the
+    root, "jnl_" lines), without the prefix."""
+    text = os.getxattr(s.mnt, "trusted.mmapfs.metrics").decode()
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0].startswith("jnl_") and parts[1].isdigit():
+            out[parts[0][4:]] = int(parts[1])
+    return out
+
+
+# The counters the run reports for every workload (docs/JOURNAL.md, "Metrics").
+JNL_SHOWN = ("commits", "ordered_commits", "pipelined_commits", "data_images",
+             "head_past_syncs", "wraps", "log_full_syncs")
+
+
+def _reached(s, counter, what):
+    """Fails the workload unless the journal counted counter (> 0). Under
+    daemon arguments of the run's own (CRASH_ARGS, e.g. -s: one thread, so
+    no commit is ever pipelined) only a note is printed."""
+    got = jnl_counters(s).get(counter, 0)
+    if got == 0 and os.environ.get("CRASH_ARGS"):
+        print("note: %s never happened under CRASH_ARGS=%s" % (what, os.environ["CRASH_ARGS"]))
+    elif got == 0:
+        raise RuntimeError("%s never happened (jnl_%s is 0): the workload "
+                           "no longer reaches that path" % (what, counter))
+
+
+def pipeline(s, n):
+    """Pipelined ordered commits (docs/JOURNAL.md, "Pipelined ordered
+    commits"): four threads append 100 to 300 KiB to their own files and
+    fsync (or fdatasync) each time, so most commits are ordered (new data
+    too large to ride in the log) and another thread's fsync makes the
+    running transaction due while an ordered commit syncs its data: it is
+    closed before that commit's final sync and skips its own data sync.
+    Now and then a thread overwrites its file's start in place, or removes
+    an older file (its blocks are reused by the next appends). Whether a
+    commit is pipelined depends on timing: the threads go on (up to 12
+    rounds each) until the journal counted three. Every acknowledged fsync
+    exact, no stale bytes in the reused blocks."""
+    s.mkdir("pl")
+    s.fsync_dir("")
+    enough = threading.Event()
+
+    def worker(t):
+        made = []
+        for i in range(12 * n):
+            if i % 4 == 0:
+                q = "pl/t%d_%d" % (t, i)
+                s.create(q)
+                made.append(q)
+            q = made[-1]
+            s.append(q, s.rng.choice([100, 200, 300]) * 1024 + s.rng.choice([0, 17, 1000]))
+            if i % 3 == 2:
+                s.bump_gen(q)
+                s.write(q, s.rng.choice([0, 100]), s.rng.choice([4096, 20000]))
+            s.fsync(q, datasync=(i % 2 == 1))
+            if len(made) > 2 and i % 4 == 3:
+                s.unlink(made.pop(0))
+            if i >= 4 and (enough.is_set() or jnl_counters(s).get("pipelined_commits", 0) >= 3):
+                enough.set()
+                break
+
+    _run_threads([lambda t=t: worker(t) for t in range(4)])
+    _reached(s, "pipelined_commits", "a pipelined ordered commit")
+
+
+def relog_full(s, n):
+    """An in-place overwrite that the running transaction has no room to
+    log again (docs/JOURNAL.md, the overwrite rule, head_past). Two files
+    grow by 20 blocks per fdatasync in turns (as much new data as one
+    transaction of the minimum journal takes into the log), each time
+    overwritten whole in place first, so each keeps all its blocks logged
+    in one of the last two transactions; every third fdatasync covers an
+    overwrite of both files, more blocks than a transaction of the minimum
+    journal has room to log again (83 images). That commit then moves the
+    durable header past the transaction with the older images before its
+    commit block (head_past_syncs), and the fdatasync waits for it. Every
+    acknowledged overwrite exact. After 15 fdatasyncs both files are
+    removed; in the long run the next pair reuses their blocks."""
+    s.mkdir("rf")
+    s.fsync_dir("")
+    for r in range(n):
+        pair = ["rf/a%d" % r, "rf/b%d" % r]
+        for q in pair:
+            s.create(q)
+        size = {q: 0 for q in pair}
+
+        def overwrite(q):
+            if size[q]:
+                s.bump_gen(q)
+                s.write(q, s.rng.choice([0, 100]), size[q] - s.rng.choice([0, 100]))
+
+        for i in range(15):
+            if i % 3 == 2:
+                for q in pair:
+                    overwrite(q)
+                s.fsync(pair[0], datasync=True)
+                s.fsync(pair[1], datasync=True)
+                continue
+            q = pair[i % 3]
+            overwrite(q)
+            s.write(q, size[q], 20 * 4096)
+            size[q] += 20 * 4096
+            s.fsync(q, datasync=(i % 4 != 0))
+        for q in pair:
+            s.unlink(q)
+        s.fsync_dir("rf")
+    _reached(s, "head_past_syncs", "a commit moving the header past an older image")
+
+
+# Blocks overwritten per transaction of log_full, in turns: with the
+# metadata of a small file created and one removed, two descriptors and
+# the commit block, transactions of about 960 and 1015 log blocks on a
+# 3851-block journal (3849 log blocks, at most 1023 data images per
+# transaction). Three of them fill a lap of the log and the fourth goes
+# to its start, where the older of the two live ones begins just too late
+# when that fourth one is the larger: the header must be caught up first
+# (placement as in src/journal/commit.c, the durable header two
+# transactions behind). With up to 10 blocks less at random, two
+# consecutive ones still take more than half of the log and the larger
+# is still 40 blocks above the smaller; the larger stays below the limit
+# of data images (no head_past syncs here: they would empty the window).
+LOG_FULL_BLOCKS = [957, 1012]
+
+
+def log_full(s, n):
+    """The log too full for the next transaction (docs/JOURNAL.md, "Log
+    space"), mounted with nowriteback_cache on a 3851-block journal: one
+    4 MiB file is built from 128 KiB writes whose data rides in the log
+    (224 new blocks per fdatasync), and then overwritten in place, a
+    prefix of about 950 or 1010 blocks per fdatasync in turns. Each
+    overwritten block is logged again, so the transactions take about 955
+    and 1015 log blocks (LOG_FULL_BLOCKS): now and then the live window
+    leaves no room for the next one, and the commit thread catches the
+    header up with a sync of its own before placing it (log_full_syncs);
+    the log wraps every third or fourth transaction. The loop ends once
+    four such syncs were counted. Every acknowledged overwrite exact."""
+    s.mkdir("lf")
+    s.fsync_dir("")
+    q = "lf/f"
+    s.create(q)
+    s.fsync_dir("lf")
+    size, target = 0, max(LOG_FULL_BLOCKS)
+    while size < target * 4096:
+        if size:
+            s.write(q, 0, size)             # logged again: the entries live on
+        for _ in range(7):
+            if size < target * 4096:
+                s.write(q, size, min(32 * 4096, target * 4096 - size))
+                size = os.stat(s.p(q)).st_size
+        s.fsync(q, datasync=True)
+    full0 = jnl_counters(s).get("log_full_syncs", 0)
+    for i in range(40 * n):
+        # metadata of each transaction that only replay brings back: a
+        # small new file (its data in the inode), an older one removed
+        small = "lf/n%d" % i
+        s.create(small)
+        s.write(small, 0, s.rng.choice([30, 100]))
+        if i >= 4:
+            s.unlink("lf/n%d" % (i - 4))
+        blocks = LOG_FULL_BLOCKS[i % 2] - s.rng.randint(0, 10)
+        if i % 2 == 0:
+            s.bump_gen(q)
+        s.write(q, 0, blocks * 4096)
+        s.fsync(q, datasync=(i % 5 != 0))
+        s.fsync(small)
+        if i >= 8 * n and jnl_counters(s).get("log_full_syncs", 0) >= full0 + 4:
+            break
+    _reached(s, "log_full_syncs", "a header catch-up for a full log")
+
+
 # name -> (function, mount options, image size, run in the long run only
 # [, mkfs options, comma-separated])
 WORKLOADS = {
@@ -1531,6 +1710,12 @@ WORKLOADS = {
     "syncio": (syncio, "", "32M", False),
     "syncio_nowb": (syncio, "nowriteback_cache", "32M", True),
     "relog_busy": (relog_busy, "", "32M", True),
+    # the journal's rare paths: pipelined ordered commits, a commit moving
+    # the header past an older data image, the header caught up for a full
+    # log (a journal of 3851 blocks, not the minimum of 1026)
+    "pipeline": (pipeline, "", "32M", False),
+    "relog_full": (relog_full, "", "32M", False),
+    "log_full": (log_full, "nowriteback_cache", "48M", False, "-J,3851"),
     # freed runs of 64 KiB or more punched out of the image once their
     # transaction is durable (MOUNT.md, "Discard")
     "unlink_open_discard": (unlink_open, "discard", "32M", True),
@@ -1559,6 +1744,12 @@ def main(argv):
     s.log(t="statfs0", used=s.statfs_used())
     WORKLOADS[name][0](s, scale)
     s.log(t="end", b=s.barrier())
+    # which paths of the commit protocol the load took (run.sh reports it)
+    try:
+        c = jnl_counters(s)
+    except OSError:         # not root: trusted.* is not readable
+        return 0
+    print("journal: " + ", ".join("%s %d" % (k, c.get(k, 0)) for k in JNL_SHOWN))
     return 0
 
 
