@@ -35,6 +35,8 @@
 # Replay: the seed reproduces the workloads' choices and the sampling; the
 # barriers themselves depend on timing, so a failure's record is kept and
 # its "replay:" line re-checks the exact crash image.
+# Under each workload's report: the journal's counters at its end (which
+# paths of the commit protocol it took, docs/CRASH.md).
 # Ends with "N passed, M failed" (crash images); exit 1 on any failure.
 set -u
 

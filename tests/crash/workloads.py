@@ -1519,40 +1519,69 @@ def _reached(s, counter, what):
 
 def pipeline(s, n):
     """Pipelined ordered commits (docs/JOURNAL.md, "Pipelined ordered
-    commits"): four threads append 100 to 300 KiB to their own files and
-    fsync (or fdatasync) each time, so most commits are ordered (new data
-    too large to ride in the log) and another thread's fsync makes the
-    running transaction due while an ordered commit syncs its data: it is
-    closed before that commit's final sync and skips its own data sync.
-    Now and then a thread overwrites its file's start in place, or removes
-    an older file (its blocks are reused by the next appends). Whether a
-    commit is pipelined depends on timing: the threads go on (up to 12
-    rounds each) until the journal counted three. Every acknowledged fsync
-    exact, no stale bytes in the reused blocks."""
+    commits"): two threads append 200 KiB to 1 MiB to their own files and
+    fsync (or fdatasync) each time, so their commits are ordered (new data
+    too large to ride in the log) and sync that data first; when the other
+    thread's fsync asks for the running transaction during that sync, it
+    is due at the commit block: it is closed before the commit's final
+    sync and skips its own data sync. A third thread creates files with an
+    attribute block each and fsyncs their directory every 40 creates, so
+    the two closed transactions share inode table and directory blocks
+    (3 to 6 per pipelined commit in a debug run). (A commit asked for by
+    fewer callers than recent ones had waits for company, JOURNAL.md, and
+    is then rarely due in time: one in six to ten ordered commits is
+    pipelined here.) Now and then a big writer overwrites its file's start
+    in place or removes an older file (the next appends reuse its blocks),
+    and the creator removes its older files. The threads go on (at most 12
+    big appends each, times the scale) until the journal counted three
+    pipelined commits (times the scale). Every acknowledged fsync exact,
+    no stale bytes in reused blocks."""
     s.mkdir("pl")
+    s.mkdir("pl/m")
     s.fsync_dir("")
-    enough = threading.Event()
+    s.fsync_dir("pl")
+    done = threading.Event()
 
-    def worker(t):
+    def big(t):
         made = []
         for i in range(12 * n):
-            if i % 4 == 0:
-                q = "pl/t%d_%d" % (t, i)
+            if i % 3 == 0:
+                q = "pl/big%d_%d" % (t, i)
                 s.create(q)
                 made.append(q)
             q = made[-1]
-            s.append(q, s.rng.choice([100, 200, 300]) * 1024 + s.rng.choice([0, 17, 1000]))
+            s.append(q, s.rng.choice([300, 600, 1200]) * 1024 + s.rng.choice([0, 17, 1000]))
             if i % 3 == 2:
                 s.bump_gen(q)
                 s.write(q, s.rng.choice([0, 100]), s.rng.choice([4096, 20000]))
             s.fsync(q, datasync=(i % 2 == 1))
-            if len(made) > 2 and i % 4 == 3:
+            if len(made) > 1 and i % 3 == 2:
                 s.unlink(made.pop(0))
-            if i >= 4 and (enough.is_set() or jnl_counters(s).get("pipelined_commits", 0) >= 3):
-                enough.set()
+            if i >= 3 and jnl_counters(s).get("pipelined_commits", 0) >= 3 * n:
                 break
 
-    _run_threads([lambda t=t: worker(t) for t in range(4)])
+    def creator():
+        made = []
+        i = 0
+        while not done.is_set() and i < 3000 * n:
+            q = "pl/m/%s%05d" % ("m" * 100, i)
+            s.create(q, untagged=True)
+            os.setxattr(s.p(q), "user.a", b"v" * 3000)
+            made.append(q)
+            i += 1
+            if i % 10 == 0:
+                for old in made[:-120]:
+                    s.unlink(old)
+                del made[:-120]
+                s.fsync_dir("pl/m")
+
+    def bigs():
+        try:
+            _run_threads([lambda: big(0), lambda: big(1)])
+        finally:
+            done.set()
+
+    _run_threads([bigs, creator])
     _reached(s, "pipelined_commits", "a pipelined ordered commit")
 
 
@@ -1626,7 +1655,7 @@ def log_full(s, n):
     leaves no room for the next one, and the commit thread catches the
     header up with a sync of its own before placing it (log_full_syncs);
     the log wraps every third or fourth transaction. The loop ends once
-    four such syncs were counted. Every acknowledged overwrite exact."""
+    four such syncs (times the scale) were counted. Every acknowledged overwrite exact."""
     s.mkdir("lf")
     s.fsync_dir("")
     q = "lf/f"
@@ -1656,7 +1685,7 @@ def log_full(s, n):
         s.write(q, 0, blocks * 4096)
         s.fsync(q, datasync=(i % 5 != 0))
         s.fsync(small)
-        if i >= 8 * n and jnl_counters(s).get("log_full_syncs", 0) >= full0 + 4:
+        if i >= 8 * n and jnl_counters(s).get("log_full_syncs", 0) >= full0 + 4 * n:
             break
     _reached(s, "log_full_syncs", "a header catch-up for a full log")
 
