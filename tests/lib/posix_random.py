@@ -306,16 +306,24 @@ def with_fd(P, name, a):
 def as_user(side, uid, gid, op):
     """Runs op in a child with uid and gid (no supplementary groups, so
     without root's capabilities); returns its result."""
+    def child():
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+        return run_op(Side(side.label, side.root, side.top), op)
+    return in_child(child)
+
+
+def in_child(fn):
+    """Runs fn() in a child process; returns the repr of its result
+    ("'EXC'" if it raised)."""
     rfd, wfd = os.pipe()
     pid = os.fork()
     if pid == 0:
         res = "EXC"
         try:
             os.close(rfd)
-            os.setgroups([])
-            os.setresgid(gid, gid, gid)
-            os.setresuid(uid, uid, uid)
-            res = run_op(Side(side.label, side.root, side.top), op)
+            res = fn()
         finally:
             os.write(wfd, repr(res).encode())
             os._exit(0)
@@ -848,6 +856,14 @@ def drop_caches(ref):
         f.write("3")
 
 
+def print_failure(seed, step, what, history, lines):
+    print("FAIL seed %d step %d: %s" % (seed, step, what))
+    for h in history[-25:]:
+        print("    " + h)
+    for line in lines:
+        print(line)
+
+
 # ---- one seed ------------------------------------------------------------------------------
 
 def run_seed(seed, args, mount):
@@ -862,11 +878,7 @@ def run_seed(seed, args, mount):
     before = {ref: snapshot(ref), mfs: snapshot(mfs)}
 
     def failed(step, what, lines=()):
-        print("FAIL seed %d step %d: %s" % (seed, step, what))
-        for h in history[-25:]:
-            print("    " + h)
-        for line in lines:
-            print(line)
+        print_failure(seed, step, what, history, lines)
         ref.close_all()
         mfs.close_all()
         return False
@@ -956,8 +968,10 @@ def run_seed(seed, args, mount):
     return True
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def lockstep_parser(doc, steps):
+    """The options of a lockstep run against an mmapfs mount (also
+    data_random.py's)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--ref", required=True)
     ap.add_argument("--mnt", required=True)
     ap.add_argument("--image", required=True)
@@ -965,12 +979,15 @@ def main():
     ap.add_argument("--fsck", required=True)
     ap.add_argument("--opts", default="")
     ap.add_argument("--seeds", default="1")
-    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--steps", type=int, default=steps)
     ap.add_argument("--remount", type=float, default=0.01, help="probability of a remount per step")
-    ap.add_argument("--dir", default=TOP, help="the test directory in each root")
     ap.add_argument("--verbose", action="store_true")
-    args = ap.parse_args()
-    os.umask(0o022)
+    return ap
+
+
+def run_seeds(args, run_seed, prog):
+    """Runs run_seed(seed, args, mount) for each of --seeds up to the
+    first failure; the exit status."""
     mount = Mount(args)
     seeds = [int(s) for s in args.seeds.split(",") if s]
     ok = 0
@@ -980,10 +997,18 @@ def main():
             ok += 1
             print("ok   seed %d: %d steps (%.1f s)" % (seed, args.steps, time.time() - t), flush=True)
         else:
-            print("rerun: posix_random.py ... --seeds %d --steps %d --verbose" % (seed, args.steps))
+            print("rerun: %s ... --seeds %d --steps %d --verbose" % (prog, seed, args.steps))
             break
     print("%d passed, %d failed" % (ok, 0 if ok == len(seeds) else 1))
     return 0 if ok == len(seeds) else 1
+
+
+def main():
+    ap = lockstep_parser(__doc__, 200)
+    ap.add_argument("--dir", default=TOP, help="the test directory in each root")
+    args = ap.parse_args()
+    os.umask(0o022)
+    return run_seeds(args, run_seed, "posix_random.py")
 
 
 if __name__ == "__main__":
