@@ -221,6 +221,22 @@ static int dir_check_inode(struct fs *fs, uint64_t dir, const struct mmapfs_disk
     return 0;
 }
 
+/* An inode with link count 0 named by an entry must not be handed out: a
+ * lookup reference would let the last FORGET release it (fs_forget frees
+ * an unlinked inode) and free its blocks while the name stays. ext4
+ * refuses the same ("deleted inode referenced"). */
+int fs_dir_target(struct fs *fs, uint64_t dir, uint64_t ino, struct mmapfs_disk_inode *di)
+{
+    int err = fs_inode_get(fs, ino, di);
+    if (err == -ENOENT)
+        return fs_corrupt(fs, "directory %llu: entry points to free inode %llu",
+                          (unsigned long long)dir, (unsigned long long)ino);
+    if (!err && di->nlink == 0)
+        return fs_corrupt(fs, "directory %llu: entry points to inode %llu, which has no links",
+                          (unsigned long long)dir, (unsigned long long)ino);
+    return err;
+}
+
 int fs_dir_find(struct fs *fs, uint64_t dir, const struct mmapfs_disk_inode *ddi,
              const char *name, size_t len, uint64_t *ino, uint8_t *type)
 {

@@ -376,6 +376,10 @@ void fs_abandon(struct fs *fs);
 
 /* ---- directories (dir.c) --------------------------------------------------- */
 
+/* Reads the inode ino that an entry of directory dir names. An entry that
+ * names a free inode, or an inode without links (an unlinked inode has no
+ * name: its link count is damaged), is corruption (-EUCLEAN). */
+int fs_dir_target(struct fs *fs, uint64_t dir, uint64_t ino, struct mmapfs_disk_inode *di);
 /* Finds name in directory dir. -ENOENT. */
 int fs_dir_find(struct fs *fs, uint64_t dir, const struct mmapfs_disk_inode *ddi,
              const char *name, size_t len, uint64_t *ino, uint8_t *type);

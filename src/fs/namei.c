@@ -42,12 +42,14 @@ static int get_dir(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode *di)
     return S_ISDIR(di->mode) ? 0 : -ENOTDIR;
 }
 
-/* Reads the inode an entry points to; a dangling entry is corruption. */
-static int get_target(struct fs *fs, uint64_t dir, uint64_t ino, struct mmapfs_disk_inode *di)
+/* Reads the inode a directory's parent field names ("..", which is no
+ * entry: a parent removed while a descendant stays open may have no
+ * links); a free one is corruption. */
+static int get_parent(struct fs *fs, uint64_t dir, uint64_t ino, struct mmapfs_disk_inode *di)
 {
     int err = fs_inode_get(fs, ino, di);
     if (err == -ENOENT)
-        return fs_corrupt(fs, "directory %llu: entry points to free inode %llu",
+        return fs_corrupt(fs, "directory %llu: parent is free inode %llu",
                           (unsigned long long)dir, (unsigned long long)ino);
     return err;
 }
@@ -112,17 +114,15 @@ int fs_lookup(struct fs *fs, uint64_t parent, const char *name, struct fs_stat *
     err = get_dir(fs, parent, &pdi);
     if (err)
         goto out;
-    switch (dot_name(name, len)) {
-    case 2:
+    if (dot_name(name, len) == 2) {
         err = get_parent_ino(fs, parent, &pdi, &ino);
-        break;
-    default:
+        if (!err)
+            err = get_parent(fs, parent, ino, &di);
+    } else {
         err = fs_dir_find(fs, parent, &pdi, name, len, &ino, NULL);
-        break;
+        if (!err)
+            err = fs_dir_target(fs, parent, ino, &di);
     }
-    if (err)
-        goto out;
-    err = get_target(fs, parent, ino, &di);
     if (err)
         goto out;
     found_inode(fs, ino, &di, st);
@@ -437,7 +437,7 @@ static int remove_locked(struct fs *fs, uint64_t parent, const char *name, size_
     err = fs_dir_find_key(fs, parent, &pdi, name, len, &key, &ino, NULL);
     if (err)
         return err;
-    err = get_target(fs, parent, ino, &di);
+    err = fs_dir_target(fs, parent, ino, &di);
     if (err)
         return err;
     if (want_dir) {
@@ -583,11 +583,11 @@ static int rename_check(struct fs *fs, struct rename_op *r, int *noop)
         *noop = 1;
         return 0;
     }
-    err = get_target(fs, r->parent, r->sino, &r->sdi);
+    err = fs_dir_target(fs, r->parent, r->sino, &r->sdi);
     if (err)
         return err;
     if (r->tino) {
-        err = get_target(fs, r->newparent, r->tino, &r->tdi);
+        err = fs_dir_target(fs, r->newparent, r->tino, &r->tdi);
         if (err)
             return err;
     }

@@ -39,9 +39,10 @@ static int emit(struct listing *l, const char *name, uint64_t ino, uint8_t type,
 
     memset(&st, 0, sizeof(st));
     if (l->plus) {
-        int err = fs_inode_get(l->fs, ino, &di);
+        int err = is_dot ? fs_inode_get(l->fs, ino, &di)
+                         : fs_dir_target(l->fs, l->dir, ino, &di);
         if (err == -ENOENT)
-            return fs_corrupt(l->fs, "directory %llu: entry %s points to free inode %llu",
+            return fs_corrupt(l->fs, "directory %llu: %s is free inode %llu",
                               (unsigned long long)l->dir, name, (unsigned long long)ino);
         if (err)
             return err;

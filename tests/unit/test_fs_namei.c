@@ -505,6 +505,72 @@ static void test_unlink_referenced(void **state)
     assert_int_equal(fs_getattr(m->fs, f, &st), -ENOENT);
 }
 
+/* readdirplus fill: the offset after the last entry taken, and whether
+ * "keep" was among them (with the reference that took). */
+struct plus_seen {
+    uint64_t off;
+    int keep;
+};
+
+static int seen_plus(void *ctx, const char *name, const struct fs_stat *st, uint64_t next_off)
+{
+    struct plus_seen *p = ctx;
+    (void)st;
+    p->off = next_off;
+    p->keep |= strcmp(name, "keep") == 0;
+    return 0;
+}
+
+static void edit_no_links(struct mmapfs_disk_inode *di)
+{
+    di->nlink = 0;
+}
+
+/* A named file whose link count was damaged to 0 (checksum valid): a lookup
+ * and a readdirplus of its name are EUCLEAN and take no reference. Before,
+ * they handed it out, and the kernel's FORGET of that reference released
+ * the "unlinked" inode: a stat or cat of an intact file freed its blocks
+ * while its name stayed. fsck -y then gives it its link count back. */
+static void test_named_without_links(void **state)
+{
+    struct img *m = *state;
+    struct fs_stat st;
+    char data[20000], buf[sizeof(data)];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (char)(i * 7 + 1);
+    uint64_t f = mkfile(m->fs, ROOT, "keep");
+    assert_int_equal(fs_write(m->fs, f, 0, data, sizeof(data)), (ssize_t)sizeof(data));
+    img_unmount_check(m);
+    img_poke_inode(m->path, f, edit_no_links);
+
+    img_mount(m);
+    int err = fs_lookup(m->fs, ROOT, "keep", &st);
+    if (err == 0)
+        fs_forget(m->fs, f, 1);                 /* what the kernel does */
+    assert_int_equal(err, -EUCLEAN);
+    struct plus_seen seen = { 2, 0 };
+    uint64_t off;
+    do {            /* entries before the damaged one come in a batch of their own */
+        off = seen.off;
+        err = fs_readdir(m->fs, ROOT, off, 1, seen_plus, &seen);
+    } while (err == 0 && seen.off != off);
+    if (seen.keep)
+        fs_forget(m->fs, f, 1);
+    assert_false(seen.keep);
+    assert_int_equal(err, -EUCLEAN);
+    assert_int_equal(fs_rename(m->fs, ROOT, "keep", ROOT, "other", 0), -EUCLEAN);
+    assert_int_equal(fs_unlink(m->fs, ROOT, "keep"), -EUCLEAN);
+    img_unmount(m);
+
+    struct fs_check_options co = { .mode = FS_CHECK_YES, .force = 1 };
+    assert_int_equal(fs_check(m->path, &co, stderr), FSCK_EXIT_CORRECTED);
+    img_mount(m);
+    assert_int_equal(lookup(m->fs, ROOT, "keep"), (int64_t)f);
+    assert_int_equal(attr(m->fs, f).nlink, 1);
+    assert_int_equal(fs_read(m->fs, f, 0, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+    assert_memory_equal(buf, data, sizeof(data));
+}
+
 /* EMLINK after 65000 links of one file. */
 static void test_link_max(void **state)
 {
@@ -744,6 +810,7 @@ int main(void)
         T(test_link_unlink),
         T(test_link_drop_hook),
         T(test_unlink_referenced),
+        T(test_named_without_links),
         T(test_link_max),
         T(test_times),
         T(test_times_same_tick),
