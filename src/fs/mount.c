@@ -128,18 +128,29 @@ static void mmp_lost(void *ctx)
     jnl_unlock(fs->jnl);
 }
 
-/* The root directory must be there: a mount whose root is free or not a
- * directory answers nothing (not even a stat of the mount point). */
-static int check_root(struct fs *fs, const char *path)
+/* The root directory must be there: a mount whose root is free, not a
+ * directory or with its index outside the data area answers nothing (not
+ * even a stat of the mount point, or a listing of it). sb: block 0, for
+ * the backup's word when its layout differs. */
+static int check_root(struct fs *fs, const char *path, const struct mmapfs_disk_superblock *sb)
 {
     struct mmapfs_disk_inode root;
+    const char *why = "corrupt";
+    char hint[160];
     int err = fs_inode_get(fs, MMAPFS_ROOT_INO, &root);
-    if (!err && !S_ISDIR(root.mode))
-        err = -ENOTDIR;
+    if (!err && !S_ISDIR(root.mode)) {
+        why = "not a directory";
+        err = -EUCLEAN;
+    } else if (!err && root.tree_root &&
+               (root.tree_root < fs->data_start || root.tree_root >= fs->block_count)) {
+        why = "its index lies outside the data area";
+        err = -EUCLEAN;
+    }
     if (!err || err == -EIO)
         return err;
-    fprintf(stderr, "mmapfs: %s: root directory (inode %u): %s\n", path, MMAPFS_ROOT_INO,
-            err == -ENOENT ? "not in use" : err == -ENOTDIR ? "not a directory" : "corrupt");
+    fprintf(stderr, "mmapfs: %s: root directory (inode %u): %s%s\n", path, MMAPFS_ROOT_INO,
+            err == -ENOENT ? "not in use" : why, fs_super_backup_hint(fs->io, sb, hint,
+                                                                    sizeof(hint)));
     return -EUCLEAN;
 }
 
@@ -236,7 +247,7 @@ static int load_after_replay(struct fs *fs, const char *path,
     if (!err)
         err = fs_verified_init(fs);
     if (!err)
-        err = check_root(fs, path);
+        err = check_root(fs, path, before);
 out:
     jnl_unlock(fs->jnl);
     return err;
@@ -329,8 +340,9 @@ int fs_mount(struct fs **out, const struct fs_options *opt)
     };
     err = jnl_open(&fs->jnl, fs->io, &geo, &jcfg);
     if (err) {
-        fprintf(stderr, "mmapfs: %s: cannot open the journal: %s\n", opt->path,
-                strerror(-err));
+        char hint[160];
+        fprintf(stderr, "mmapfs: %s: cannot open the journal: %s%s\n", opt->path,
+                strerror(-err), fs_super_backup_hint(fs->io, &sb, hint, sizeof(hint)));
         goto fail;
     }
     jnl_set_durable_callback(fs->jnl, fs_alloc_durable, fs);

@@ -108,3 +108,21 @@ int fs_super_backup_report(struct mmio *io, const char *path,
         fprintf(stderr, "mmapfs: %s: %s\n", path, msg);
     return err;
 }
+
+const char *fs_super_backup_hint(struct mmio *io, const struct mmapfs_disk_superblock *sb,
+                                 char *buf, size_t len)
+{
+    struct mmapfs_disk_superblock backup;
+    uint64_t blk = sb->backup_block;
+
+    buf[0] = '\0';
+    if ((sb->feature_compat & MMAPFS_FEATURE_COMPAT_BACKUP_SB) &&
+        !read_engine(io, blk * MMAPFS_BLOCK_SIZE, &backup, sizeof(backup)) &&
+        fs_super_backup_usable(&backup, blk, mmio_size(io)) &&
+        !memcmp(backup.uuid, sb->uuid, sizeof(backup.uuid)) &&
+        !fs_super_backup_same_layout(&backup, sb))
+        snprintf(buf, len, "; the backup superblock at block %llu locates the regions "
+                 "differently (is the superblock's layout damaged?): run fsck.mmapfs -y",
+                 (unsigned long long)blk);
+    return buf;
+}

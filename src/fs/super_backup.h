@@ -61,4 +61,14 @@ int fs_super_image_cut(struct mmio *io, const struct mmapfs_disk_superblock *sb,
 int fs_super_backup_report(struct mmio *io, const char *path,
                            const struct mmapfs_disk_superblock *sb, int err, const char *msg);
 
+/* For a mount that failed on a superblock that passed validation: when
+ * the backup at sb's backup_block is a usable copy of the same filesystem
+ * (uuid) that locates the regions differently, block 0's layout fields
+ * may be damaged under a valid checksum (fsck.mmapfs -y finds which copy
+ * fits the image). Fills buf with a phrase to end the mount's message
+ * with ("; the backup superblock ... run fsck.mmapfs -y"), else "";
+ * returns buf. */
+const char *fs_super_backup_hint(struct mmio *io, const struct mmapfs_disk_superblock *sb,
+                                 char *buf, size_t len);
+
 #endif

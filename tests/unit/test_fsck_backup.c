@@ -383,7 +383,8 @@ static void test_grow_crash_before_primary(void **state)
  * with data_start one block too far, move every name of the root into
  * lost+found; with a block count that cuts the files off (blocks in use
  * past it in the bitmap), drop their extents. */
-static void expect_layout_restored(struct img *m, void (*damage)(struct mmapfs_disk_superblock *))
+static void expect_layout_restored(struct img *m, void (*damage)(struct mmapfs_disk_superblock *),
+                                   int ro_refused)
 {
     make_image(m, 0);
     struct mmapfs_disk_superblock sb, before;
@@ -394,6 +395,17 @@ static void expect_layout_restored(struct img *m, void (*damage)(struct mmapfs_d
     char msg[200];
     assert_int_equal(fs_super_validate(&sb, IMG_BYTES, msg, sizeof(msg)), 0);
     write_block(m, 0, &sb);
+
+    /* the mount refuses it (and writes nothing fsck would need) */
+    struct fs *fs = NULL;
+    struct fs_options o = { .path = m->path };
+    assert_int_equal(fs_mount(&fs, &o), -EUCLEAN);
+    o.read_only = 1;
+    int err = fs_mount(&fs, &o);
+    if (!err)
+        assert_int_equal(fs_unmount(fs), 0);
+    if (ro_refused)
+        assert_int_equal(err, -EUCLEAN);
 
     char *rep;
     assert_int_equal(fsck(m, FS_CHECK_NO, &rep), FSCK_EXIT_UNCORRECTED);
@@ -414,6 +426,9 @@ static void expect_layout_restored(struct img *m, void (*damage)(struct mmapfs_d
     expect_files(m);
 }
 
+/* data_start one block too far: the root directory's index lies before
+ * it. The mount used to succeed, read-write too, and answer every access
+ * to the root with EIO; it now refuses, naming the backup's layout. */
 static void data_start_on(struct mmapfs_disk_superblock *sb)
 {
     sb->data_start++;
@@ -433,17 +448,17 @@ static void block_count_cut(struct mmapfs_disk_superblock *sb)
 
 static void test_layout_data_start_valid_checksum(void **state)
 {
-    expect_layout_restored(*state, data_start_on);
+    expect_layout_restored(*state, data_start_on, 1);
 }
 
 static void test_layout_bitmap_valid_checksum(void **state)
 {
-    expect_layout_restored(*state, block_bitmap_on);
+    expect_layout_restored(*state, block_bitmap_on, 0);
 }
 
 static void test_layout_block_count_valid_checksum(void **state)
 {
-    expect_layout_restored(*state, block_count_cut);
+    expect_layout_restored(*state, block_count_cut, 0);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, img_setup, img_teardown)
