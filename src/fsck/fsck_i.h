@@ -272,8 +272,10 @@ int fsck_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di
 /* The tree type of the node at blk if it is a valid node of ino, else 0. */
 uint16_t fsck_node_type(struct check *c, uint64_t ino, uint64_t blk);
 /* A mode whose type contradicts the inode's own tree root node (a
- * directory index under a file mode, or the reverse): sets the type from
- * the node in *di. 1 if changed, else 0. */
+ * directory index under a file mode, or the reverse), or whose type is
+ * invalid or has no data while the inline area holds a file's extents or
+ * bytes: sets the type from the node (a regular file for the inline area)
+ * in *di. 1 if changed, else 0. */
 int fsck_record_type_from_tree(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di);
 
 /* Inode-resident data (docs/FORMAT.md §6), fsck/record.c. Are di's flags

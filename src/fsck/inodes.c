@@ -607,16 +607,20 @@ int fsck_pass_inodes(struct check *c)
             continue;
         }
         uint8_t dt = fs_inode_dtype(di.mode);
-        if (!dt) {
+        struct mmapfs_disk_inode typed = di;
+        int retype = fsck_record_type_from_tree(c, ino, &typed) &&
+                     (ino != MMAPFS_ROOT_INO || (dt && S_ISDIR(typed.mode)));
+        if (!dt && !retype) {
             fsck_error(c, "inode %" PRIu64 ": invalid mode %#o", ino, di.mode);
             c->structural = 1;
             fsck_plan(c, ino, ino == MMAPFS_ROOT_INO ? RF_REC_ROOT : RF_REC_CLEAR);
             continue;
         }
-        struct mmapfs_disk_inode typed = di;
-        if (fsck_record_type_from_tree(c, ino, &typed)) {
-            fsck_error(c, "inode %" PRIu64 ": mode %#o, but its tree is a %s", ino, di.mode,
-                        S_ISDIR(typed.mode) ? "directory index" : "file's extent tree");
+        if (retype) {
+            fsck_error(c, "inode %" PRIu64 ": mode %#o, but its %s", ino, di.mode,
+                        S_ISDIR(typed.mode) ? "tree is a directory index" :
+                        typed.tree_root ? "tree is a file's extent tree" :
+                        "inline area holds a file's extents or data");
             c->structural = 1;
             fsck_plan(c, ino, RF_REC_TYPE);
             continue;

@@ -14,8 +14,11 @@
  * tree root is a node of this inode whose tree type contradicts the mode
  * (a directory index under a file mode or the reverse), the type is taken
  * from the node: the node is checksummed with its block number and names
- * its owner, the mode is one field of the record. The same holds for a
- * record whose checksum is right (fsck_record_type_from_tree).
+ * its owner, the mode is one field of the record. Likewise a file's
+ * inline extents or inline data under the mode of a type that has none
+ * (a directory, a device, an invalid type) make it a regular file. The
+ * same holds for a record whose checksum is right
+ * (fsck_record_type_from_tree).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -103,18 +106,48 @@ int fsck_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di
     return damage + fsck_record_type_from_tree(c, ino, di);
 }
 
+/* Does the inline area hold what only a regular file or symlink has
+ * (docs/FORMAT.md §6): a first inline extent inside the data area, or
+ * inline data of 1..60 bytes with zeros after its size? A flags field
+ * damaged on an inode of another type finds its area zero. */
+static int inline_holds_file(const struct check *c, const struct mmapfs_disk_inode *di)
+{
+    if (di->tree_root || !(c->sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_INODE_DATA))
+        return 0;
+    if (di->flags == MMAPFS_INODE_EXTENTS) {
+        struct mmapfs_disk_extent e;
+        uint64_t lblk;
+        mmapfs_inline_extent_get(di->inline_area, 0, &lblk, &e);
+        return e.len >= 1 && e.start >= c->data_start && e.start < c->block_count &&
+               e.len <= c->block_count - e.start;
+    }
+    if (di->flags != MMAPFS_INODE_INLINE_DATA || di->size < 1 || di->size > MMAPFS_INLINE_BYTES)
+        return 0;
+    int any = 0;
+    for (size_t i = 0; i < MMAPFS_INLINE_BYTES; i++) {
+        if (i >= di->size && di->inline_area[i])
+            return 0;
+        any |= di->inline_area[i];
+    }
+    return any;
+}
+
 /* See fsck_i.h. */
 int fsck_record_type_from_tree(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
 {
     uint8_t dt = fs_inode_dtype(di->mode);
-    if (dt != DT_REG && dt != DT_LNK && dt != DT_DIR)
+    if (dt != DT_REG && dt != DT_LNK && inline_holds_file(c, di)) {
+        di->mode = S_IFREG | (di->mode & 07777);
+        return 1;
+    }
+    if (dt && dt != DT_REG && dt != DT_LNK && dt != DT_DIR)
         return 0;
     uint16_t tt = di->tree_root ? fsck_node_type(c, ino, di->tree_root) : 0;
     if (tt == MMAPFS_TREE_DIR && dt != DT_DIR) {
         di->mode = S_IFDIR | (di->mode & 07777);
         return 1;
     }
-    if (tt == MMAPFS_TREE_EXTENTS && dt == DT_DIR) {
+    if (tt == MMAPFS_TREE_EXTENTS && (dt == DT_DIR || !dt)) {
         di->mode = S_IFREG | (di->mode & 07777);
         return 1;
     }

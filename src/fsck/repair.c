@@ -148,8 +148,9 @@ static int repair_record(struct check *c, uint64_t ino, uint16_t rf)
                            ino);
     }
     if ((rf & RF_REC_TYPE) && fsck_record_type_from_tree(c, ino, &di))
-        fsck_repaired(c, "inode %" PRIu64 ": type set to %s, as its tree says", ino,
-                       S_ISDIR(di.mode) ? "directory" : "regular file");
+        fsck_repaired(c, "inode %" PRIu64 ": type set to %s, as its %s says", ino,
+                       S_ISDIR(di.mode) ? "directory" : "regular file",
+                       di.tree_root ? "tree" : "inline area");
     if (rf & RF_NO_TREE) {
         fsck_repaired(c, "inode %" PRIu64 ": tree pointer of a file without data dropped", ino);
         di.tree_root = 0;

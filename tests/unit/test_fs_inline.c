@@ -474,6 +474,49 @@ static void test_fsck_symlink_nul(void **state)
     img_unmount_check(m);
 }
 
+static uint32_t poke_mode;
+
+static void edit_mode(struct mmapfs_disk_inode *di)
+{
+    di->mode = poke_mode | (di->mode & 07777);
+}
+
+/* A file whose mode's type was damaged (checksum valid) into a type that
+ * has no data, or into no type at all: its inline extents or inline data
+ * say it is a regular file, and fsck -y makes it one again, content and
+ * all. It used to drop the inline area as flags not valid for the type
+ * (the data lost), or clear the inode (an invalid type). */
+static void test_mode_damaged(void **state)
+{
+    struct img *m = *state;
+    static const uint32_t modes[] = { S_IFDIR, S_IFCHR, S_IFIFO, S_IFSOCK, 0170000, 0 };
+    char big[3 * 4096], small[] = "inline bytes", buf[sizeof(big)];
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (char)(i % 251 + 1);
+    uint64_t ext = mkfile(m->fs, ROOT, "extents"), inl = mkfile(m->fs, ROOT, "inline");
+    write_all(m->fs, ext, 0, big, sizeof(big));
+    write_all(m->fs, inl, 0, small, sizeof(small));
+    img_unmount_check(m);
+    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+        poke_mode = modes[i];
+        img_poke_inode(m->path, ext, edit_mode);
+        img_poke_inode(m->path, inl, edit_mode);
+        struct fs_check_options co = { .mode = FS_CHECK_YES, .force = 1 };
+        assert_int_equal(fs_check(m->path, &co, stderr), FSCK_EXIT_CORRECTED);
+        img_check(m);
+        img_mount(m);
+        assert_int_equal(lookup(m->fs, ROOT, "extents"), (int64_t)ext);
+        assert_int_equal(lookup(m->fs, ROOT, "inline"), (int64_t)inl);
+        assert_int_equal(attr(m->fs, ext).mode, S_IFREG | 0644);
+        assert_int_equal(fs_read(m->fs, ext, 0, buf, sizeof(big)), (ssize_t)sizeof(big));
+        assert_memory_equal(buf, big, sizeof(big));
+        assert_int_equal(fs_read(m->fs, inl, 0, buf, sizeof(small)), (ssize_t)sizeof(small));
+        assert_memory_equal(buf, small, sizeof(small));
+        img_unmount(m);
+    }
+    img_mount(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -486,6 +529,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_punch_hole_space, img_setup, img_teardown),
         cmocka_unit_test_setup_teardown(test_release, img_setup, img_teardown),
         cmocka_unit_test_setup_teardown(test_old_format, img_setup, img_teardown),
+        cmocka_unit_test_setup_teardown(test_mode_damaged, img_setup, img_teardown),
         cmocka_unit_test_setup_teardown(test_fsck_inline, img_setup, img_teardown),
         cmocka_unit_test_setup_teardown(test_fsck_inline_tail, img_setup, img_teardown),
         cmocka_unit_test_setup_teardown(test_fsck_symlink_nul, img_setup, img_teardown),

@@ -1311,7 +1311,7 @@ static void test_inode_records(void **state)
     struct raw r;
     raw_open(&r, im.path);
     raw_inode(&r, im.f1)->mtime_sec ^= 0x40;            /* checksum wrong, record sane */
-    raw_inode(&r, im.f2)->mode = 0170644;               /* invalid type */
+    raw_inode(&r, im.f2)->mode = 0170644;               /* invalid type, an extent tree */
     raw_inode_seal(&r, im.f2);
     raw_inode(&r, MMAPFS_ROOT_INO)->mode = 0;           /* root: invalid type */
     raw_inode_seal(&r, MMAPFS_ROOT_INO);
@@ -1324,24 +1324,28 @@ static void test_inode_records(void **state)
     raw_close(&r);
     char w1[96], w2[96], w3[96];
     snprintf(w1, sizeof(w1), "inode %" PRIu64 ": bad checksum", im.f1);
-    snprintf(w2, sizeof(w2), "inode %" PRIu64 ": invalid mode", im.f2);
+    snprintf(w2, sizeof(w2), "inode %" PRIu64 ": mode 0170644, but its tree is a file's",
+             im.f2);
     snprintf(w3, sizeof(w3), "inode %" PRIu64 ": xattr block", im.big);
     const char *want[] = { w1, w2, "inode 1: invalid mode", w3, NULL };
     char f1[96], f2[96];
     snprintf(f1, sizeof(f1), "inode %" PRIu64 ": checksum recomputed", im.f1);
-    snprintf(f2, sizeof(f2), "inode %" PRIu64 ": cleared", im.f2);
+    snprintf(f2, sizeof(f2), "inode %" PRIu64 ": type set to regular file, as its tree says",
+             im.f2);
     char f3[96], f4[96];
     snprintf(f3, sizeof(f3), "inode %" PRIu64 ": type set to regular file", im.g1);
     snprintf(f4, sizeof(f4), "inode %" PRIu64 ": type set to directory", im.sub);
     const char *fixed[] = { f1, f2, "root directory: record rewritten as a directory",
                             "xattr block", f3, f4, NULL };
     expect_repair(im.path, want, fixed);
-    /* f2 is gone; everything else, the whole root directory included, stays */
-    const uint64_t gone[] = { im.f2, 0 };
-    verify(&im, NULL, gone, NULL);
+    /* everything stays, the whole root directory included, and f2 with its
+     * content: its extent tree says it is a regular file (it used to be
+     * cleared, its data lost, for one damaged field) */
+    verify(&im, NULL, NULL, NULL);
     raw_open(&r, im.path);
     assert_int_equal(raw_inode(&r, MMAPFS_ROOT_INO)->mode, S_IFDIR | 0755);
     assert_int_equal(raw_inode(&r, im.g1)->mode, S_IFREG | 0644);
+    assert_int_equal(raw_inode(&r, im.f2)->mode, S_IFREG | 0644);
     assert_int_equal(raw_inode(&r, im.sub)->mode, S_IFDIR | 0755);
     assert_int_equal(raw_inode(&r, im.big)->xattr_block, 0);
     raw_close(&r);
