@@ -64,7 +64,8 @@ enum {
     RF_REC_SUM     = 1 << 0,  /* record sane, checksum wrong: recompute it */
     RF_REC_CLEAR   = 1 << 1,  /* record unusable: free the inode */
     RF_REC_ROOT    = 1 << 2,  /* root record unusable: rewrite as a directory */
-    RF_NO_TREE     = 1 << 3,  /* device/FIFO/socket with a tree: drop the pointer */
+    RF_NO_TREE     = 1 << 3,  /* device/FIFO/socket with a tree, or a stray tree
+                               * root beside inline content: drop the pointer */
     RF_NO_XATTR    = 1 << 4,  /* xattr block unusable: drop it */
     RF_ORPHAN_NEXT = 1 << 5,  /* orphan_next out of range: clear it */
     RF_SALVAGE     = 1 << 6,  /* tree corrupt or bad extents: salvage, rebuild */
@@ -271,6 +272,11 @@ uint64_t fsck_next_inode_bit(struct check *c, uint64_t ino);
 int fsck_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di);
 /* The tree type of the node at blk if it is a valid node of ino, else 0. */
 uint16_t fsck_node_type(struct check *c, uint64_t ino, uint64_t blk);
+/* Does the inline area hold what only a regular file or symlink has
+ * (docs/FORMAT.md §6): flags EXTENTS with a first extent inside the data
+ * area, or INLINE_DATA with 1..60 bytes and zeros after the size? The
+ * tree root is not looked at. */
+int fsck_inline_holds_file(const struct check *c, const struct mmapfs_disk_inode *di);
 /* A mode whose type contradicts the inode's own tree root node (a
  * directory index under a file mode, or the reverse), or whose type is
  * invalid or has no data while the inline area holds a file's extents or

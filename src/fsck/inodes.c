@@ -436,7 +436,19 @@ static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_in
         }
     }
     int flags_ok = fsck_inline_flags_ok(c, di);
-    if (!flags_ok) {
+    /* A tree root beside inline content that is no node of this inode:
+     * the pointer is the damaged field, not the flags and their data. */
+    int stray_root = !flags_ok && di->tree_root && (type == S_IFREG || type == S_IFLNK) &&
+                     fsck_inline_holds_file(c, di) &&
+                     fsck_node_type(c, ino, di->tree_root) == 0;
+    if (stray_root) {
+        WALK_ERROR(&w, "tree root %" PRIu64 " is no node of this inode, beside inline %s",
+                   di->tree_root, di->flags == MMAPFS_INODE_EXTENTS ? "extents" : "data");
+        if (!dups) {
+            fsck_plan(c, ino, RF_NO_TREE);
+            c->structural = 1;
+        }
+    } else if (!flags_ok) {
         WALK_ERROR(&w, "flags %#x not valid here (mode %#o, tree root %" PRIu64 "%s)",
                    di->flags, di->mode, di->tree_root,
                    c->sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_INODE_DATA
@@ -464,7 +476,9 @@ static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_in
             fsck_add_fix(c, ino, FIX_INLINE_TAIL, di->size);
         }
     }
-    if (type == S_IFREG || type == S_IFLNK) {
+    if (stray_root) {
+        tree_ok = 1;        /* not walked: the pointer goes */
+    } else if (type == S_IFREG || type == S_IFLNK) {
         tree_ok = walk_tree(&w, di->tree_root, MMAPFS_TREE_EXTENTS) == 0;
     } else if (type == S_IFDIR) {
         tree_ok = walk_tree(&w, di->tree_root, MMAPFS_TREE_DIR) == 0;

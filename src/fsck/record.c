@@ -106,13 +106,20 @@ int fsck_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di
     return damage + fsck_record_type_from_tree(c, ino, di);
 }
 
-/* Does the inline area hold what only a regular file or symlink has
+/* Does the inline area hold what only a regular file or symlink has,
+ * with no tree root beside it
  * (docs/FORMAT.md §6): a first inline extent inside the data area, or
  * inline data of 1..60 bytes with zeros after its size? A flags field
  * damaged on an inode of another type finds its area zero. */
 static int inline_holds_file(const struct check *c, const struct mmapfs_disk_inode *di)
 {
-    if (di->tree_root || !(c->sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_INODE_DATA))
+    return !di->tree_root && fsck_inline_holds_file(c, di);
+}
+
+/* See fsck_i.h. */
+int fsck_inline_holds_file(const struct check *c, const struct mmapfs_disk_inode *di)
+{
+    if (!(c->sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_INODE_DATA))
         return 0;
     if (di->flags == MMAPFS_INODE_EXTENTS) {
         struct mmapfs_disk_extent e;

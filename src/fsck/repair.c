@@ -152,7 +152,8 @@ static int repair_record(struct check *c, uint64_t ino, uint16_t rf)
                        S_ISDIR(di.mode) ? "directory" : "regular file",
                        di.tree_root ? "tree" : "inline area");
     if (rf & RF_NO_TREE) {
-        fsck_repaired(c, "inode %" PRIu64 ": tree pointer of a file without data dropped", ino);
+        fsck_repaired(c, "inode %" PRIu64 ": tree pointer %s dropped", ino,
+                       di.flags ? "beside inline content" : "of a file without data");
         di.tree_root = 0;
     }
     if (rf & RF_NO_XATTR) {

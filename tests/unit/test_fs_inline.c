@@ -474,6 +474,43 @@ static void test_fsck_symlink_nul(void **state)
     img_unmount_check(m);
 }
 
+/* The two files of the damaged-record tests: "extents" (3 blocks, inline
+ * extents) and "inline" (inline data), and what they hold. */
+struct two_files {
+    uint64_t ext, inl;
+    char big[3 * 4096];
+    char small[13];
+};
+
+static void two_files_make(struct fs *fs, struct two_files *t)
+{
+    for (size_t i = 0; i < sizeof(t->big); i++)
+        t->big[i] = (char)(i % 251 + 1);
+    memcpy(t->small, "inline bytes", sizeof(t->small));
+    t->ext = mkfile(fs, ROOT, "extents");
+    t->inl = mkfile(fs, ROOT, "inline");
+    write_all(fs, t->ext, 0, t->big, sizeof(t->big));
+    write_all(fs, t->inl, 0, t->small, sizeof(t->small));
+}
+
+/* The unmounted image: fsck -y corrects it, -n then finds it clean; it is
+ * mounted and both files read back whole. */
+static void two_files_repaired(struct img *m, const struct two_files *t)
+{
+    char buf[sizeof(t->big)];
+    struct fs_check_options co = { .mode = FS_CHECK_YES, .force = 1 };
+    assert_int_equal(fs_check(m->path, &co, stderr), FSCK_EXIT_CORRECTED);
+    img_check(m);
+    img_mount(m);
+    assert_int_equal(lookup(m->fs, ROOT, "extents"), (int64_t)t->ext);
+    assert_int_equal(lookup(m->fs, ROOT, "inline"), (int64_t)t->inl);
+    assert_int_equal(fs_read(m->fs, t->ext, 0, buf, sizeof(t->big)), (ssize_t)sizeof(t->big));
+    assert_memory_equal(buf, t->big, sizeof(t->big));
+    assert_int_equal(fs_read(m->fs, t->inl, 0, buf, sizeof(t->small)),
+                     (ssize_t)sizeof(t->small));
+    assert_memory_equal(buf, t->small, sizeof(t->small));
+}
+
 static uint32_t poke_mode;
 
 static void edit_mode(struct mmapfs_disk_inode *di)
@@ -490,28 +527,51 @@ static void test_mode_damaged(void **state)
 {
     struct img *m = *state;
     static const uint32_t modes[] = { S_IFDIR, S_IFCHR, S_IFIFO, S_IFSOCK, 0170000, 0 };
-    char big[3 * 4096], small[] = "inline bytes", buf[sizeof(big)];
-    for (size_t i = 0; i < sizeof(big); i++)
-        big[i] = (char)(i % 251 + 1);
-    uint64_t ext = mkfile(m->fs, ROOT, "extents"), inl = mkfile(m->fs, ROOT, "inline");
-    write_all(m->fs, ext, 0, big, sizeof(big));
-    write_all(m->fs, inl, 0, small, sizeof(small));
+    struct two_files t;
+    two_files_make(m->fs, &t);
     img_unmount_check(m);
     for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
         poke_mode = modes[i];
-        img_poke_inode(m->path, ext, edit_mode);
-        img_poke_inode(m->path, inl, edit_mode);
-        struct fs_check_options co = { .mode = FS_CHECK_YES, .force = 1 };
-        assert_int_equal(fs_check(m->path, &co, stderr), FSCK_EXIT_CORRECTED);
-        img_check(m);
-        img_mount(m);
-        assert_int_equal(lookup(m->fs, ROOT, "extents"), (int64_t)ext);
-        assert_int_equal(lookup(m->fs, ROOT, "inline"), (int64_t)inl);
-        assert_int_equal(attr(m->fs, ext).mode, S_IFREG | 0644);
-        assert_int_equal(fs_read(m->fs, ext, 0, buf, sizeof(big)), (ssize_t)sizeof(big));
-        assert_memory_equal(buf, big, sizeof(big));
-        assert_int_equal(fs_read(m->fs, inl, 0, buf, sizeof(small)), (ssize_t)sizeof(small));
-        assert_memory_equal(buf, small, sizeof(small));
+        img_poke_inode(m->path, t.ext, edit_mode);
+        img_poke_inode(m->path, t.inl, edit_mode);
+        two_files_repaired(m, &t);
+        assert_int_equal(attr(m->fs, t.ext).mode, S_IFREG | 0644);
+        img_unmount(m);
+    }
+    img_mount(m);
+}
+
+static uint64_t poke_root;
+
+static void edit_tree_root(struct mmapfs_disk_inode *di)
+{
+    di->tree_root = poke_root;
+}
+
+/* A file with inline extents or inline data whose tree root field was
+ * damaged (checksum valid): fsck -y drops the stray pointer and keeps the
+ * inline content. It used to drop the flags and the inline area instead
+ * ("flags not valid here ... tree root"), and the file's data with them. */
+static void test_tree_root_damaged(void **state)
+{
+    struct img *m = *state;
+    struct two_files t;
+    two_files_make(m->fs, &t);
+    uint64_t dir = mkdirectory(m->fs, ROOT, "dir");
+    mkfile(m->fs, dir, "x");                    /* dir gets an index: another's node */
+    struct mmapfs_disk_inode ddi;
+    jnl_lock(m->fs->jnl);
+    assert_int_equal(fs_inode_get(m->fs, dir, &ddi), 0);
+    jnl_unlock(m->fs->jnl);
+    assert_true(ddi.tree_root != 0);
+    uint64_t roots[] = { 1, ddi.tree_root, m->fs->data_start - 1, m->fs->block_count + 7 };
+    img_unmount_check(m);
+    for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
+        poke_root = roots[i];
+        img_poke_inode(m->path, t.ext, edit_tree_root);
+        img_poke_inode(m->path, t.inl, edit_tree_root);
+        two_files_repaired(m, &t);
+        assert_int_equal(lookup(m->fs, ROOT, "dir"), (int64_t)dir);
         img_unmount(m);
     }
     img_mount(m);
@@ -530,6 +590,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_release, img_setup, img_teardown),
         cmocka_unit_test_setup_teardown(test_old_format, img_setup, img_teardown),
         cmocka_unit_test_setup_teardown(test_mode_damaged, img_setup, img_teardown),
+        cmocka_unit_test_setup_teardown(test_tree_root_damaged, img_setup, img_teardown),
         cmocka_unit_test_setup_teardown(test_fsck_inline, img_setup, img_teardown),
         cmocka_unit_test_setup_teardown(test_fsck_inline_tail, img_setup, img_teardown),
         cmocka_unit_test_setup_teardown(test_fsck_symlink_nul, img_setup, img_teardown),
