@@ -278,7 +278,8 @@ uint16_t fsck_node_type(struct check *c, uint64_t ino, uint64_t blk);
  * tree root is not looked at. */
 int fsck_inline_holds_file(const struct check *c, const struct mmapfs_disk_inode *di);
 /* A mode whose type contradicts the inode's own tree root node (a
- * directory index under a file mode, or the reverse), or whose type is
+ * directory index under a file mode or a device's, a file's extent tree
+ * under a directory's or a device's mode), or whose type is
  * invalid or has no data while the inline area holds a file's extents or
  * bytes: sets the type from the node (a regular file for the inline area)
  * in *di. 1 if changed, else 0. */

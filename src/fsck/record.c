@@ -16,7 +16,9 @@
  * from the node: the node is checksummed with its block number and names
  * its owner, the mode is one field of the record. Likewise a file's
  * inline extents or inline data under the mode of a type that has none
- * (a directory, a device, an invalid type) make it a regular file. The
+ * (a directory, a device, an invalid type) make it a regular file, and
+ * a valid node of this inode at the tree root of a device, FIFO or
+ * socket gives the type too. The
  * same holds for a record whose checksum is right
  * (fsck_record_type_from_tree).
  */
@@ -147,14 +149,12 @@ int fsck_record_type_from_tree(struct check *c, uint64_t ino, struct mmapfs_disk
         di->mode = S_IFREG | (di->mode & 07777);
         return 1;
     }
-    if (dt && dt != DT_REG && dt != DT_LNK && dt != DT_DIR)
-        return 0;
     uint16_t tt = di->tree_root ? fsck_node_type(c, ino, di->tree_root) : 0;
     if (tt == MMAPFS_TREE_DIR && dt != DT_DIR) {
         di->mode = S_IFDIR | (di->mode & 07777);
         return 1;
     }
-    if (tt == MMAPFS_TREE_EXTENTS && (dt == DT_DIR || !dt)) {
+    if (tt == MMAPFS_TREE_EXTENTS && dt != DT_REG && dt != DT_LNK) {
         di->mode = S_IFREG | (di->mode & 07777);
         return 1;
     }

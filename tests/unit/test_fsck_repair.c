@@ -1321,6 +1321,8 @@ static void test_inode_records(void **state)
     raw_inode_seal(&r, im.g1);
     raw_inode(&r, im.sub)->mode = S_IFREG | 0755;
     raw_inode_seal(&r, im.sub);
+    raw_inode(&r, im.d3)->mode = S_IFIFO | 0755;       /* a FIFO with a directory index */
+    raw_inode_seal(&r, im.d3);
     raw_close(&r);
     char w1[96], w2[96], w3[96];
     snprintf(w1, sizeof(w1), "inode %" PRIu64 ": bad checksum", im.f1);
@@ -1332,11 +1334,12 @@ static void test_inode_records(void **state)
     snprintf(f1, sizeof(f1), "inode %" PRIu64 ": checksum recomputed", im.f1);
     snprintf(f2, sizeof(f2), "inode %" PRIu64 ": type set to regular file, as its tree says",
              im.f2);
-    char f3[96], f4[96];
+    char f3[96], f4[96], f5[96];
     snprintf(f3, sizeof(f3), "inode %" PRIu64 ": type set to regular file", im.g1);
     snprintf(f4, sizeof(f4), "inode %" PRIu64 ": type set to directory", im.sub);
+    snprintf(f5, sizeof(f5), "inode %" PRIu64 ": type set to directory", im.d3);
     const char *fixed[] = { f1, f2, "root directory: record rewritten as a directory",
-                            "xattr block", f3, f4, NULL };
+                            "xattr block", f3, f4, f5, NULL };
     expect_repair(im.path, want, fixed);
     /* everything stays, the whole root directory included, and f2 with its
      * content: its extent tree says it is a regular file (it used to be
@@ -1347,6 +1350,7 @@ static void test_inode_records(void **state)
     assert_int_equal(raw_inode(&r, im.g1)->mode, S_IFREG | 0644);
     assert_int_equal(raw_inode(&r, im.f2)->mode, S_IFREG | 0644);
     assert_int_equal(raw_inode(&r, im.sub)->mode, S_IFDIR | 0755);
+    assert_int_equal(raw_inode(&r, im.d3)->mode, S_IFDIR | 0755);
     assert_int_equal(raw_inode(&r, im.big)->xattr_block, 0);
     raw_close(&r);
     image_destroy(&im);
