@@ -75,7 +75,8 @@ enum {
     RF_ORPHAN_OK   = 1 << 10, /* belongs on the orphan list (unnamed, nlink 0) */
     RF_KEPT        = 1 << 11, /* directory: its one entry was kept by a rebuild */
     RF_REC_TYPE    = 1 << 12, /* mode type contradicts its tree: take the tree's */
-    RF_NO_INLINE   = 1 << 13, /* inode flags unusable: drop flags and inline area */
+    RF_NO_INLINE   = 1 << 13, /* inode flags unusable: the ones the inline area
+                               * says, else drop flags and inline area */
     RF_NO_IXATTR   = 1 << 14, /* in-inode xattr area damaged: drop it */
     RF_IXATTR_DUP  = 1 << 15, /* in-inode xattr also in the chain: drop the inode's copy */
 };
@@ -277,6 +278,11 @@ uint16_t fsck_node_type(struct check *c, uint64_t ino, uint64_t blk);
  * area, or INLINE_DATA with 1..60 bytes and zeros after the size? The
  * tree root is not looked at. */
 int fsck_inline_holds_file(const struct check *c, const struct mmapfs_disk_inode *di);
+/* The flags a regular file's or symlink's inline area says it has
+ * (fsck_inline_holds_file): the kind its flags name if that fits (EXTENTS
+ * first when its bit is set), else the other; 0 when neither, or with a
+ * tree root. */
+uint32_t fsck_inline_flags_guess(const struct check *c, const struct mmapfs_disk_inode *di);
 /* A mode whose type contradicts the inode's own tree root node (a
  * directory index under a file mode or a device's, a file's extent tree
  * under a directory's or a device's mode), or whose type is

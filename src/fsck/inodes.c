@@ -436,6 +436,20 @@ static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_in
         }
     }
     int flags_ok = fsck_inline_flags_ok(c, di);
+    /* flags that do not fit an inline area holding what the other flag
+     * (or a missing one) says: the flags are the damaged field */
+    uint32_t guess = fsck_inline_flags_guess(c, di);
+    int wrong_flags = guess && guess != di->flags &&
+                      (!flags_ok || !fsck_inline_holds_file(c, di));
+    if (wrong_flags) {
+        WALK_ERROR(&w, "flags %#x, but its inline area holds inline %s", di->flags,
+                   guess == MMAPFS_INODE_EXTENTS ? "extents" : "data");
+        if (!dups) {
+            fsck_plan(c, ino, RF_NO_INLINE);
+            c->structural = 1;
+        }
+        flags_ok = 0;
+    }
     /* A tree root beside inline content that is no node of this inode:
      * the pointer is the damaged field, not the flags and their data. */
     int stray_root = !flags_ok && di->tree_root && (type == S_IFREG || type == S_IFLNK) &&
@@ -448,7 +462,7 @@ static void check_one(struct check *c, uint64_t ino, const struct mmapfs_disk_in
             fsck_plan(c, ino, RF_NO_TREE);
             c->structural = 1;
         }
-    } else if (!flags_ok) {
+    } else if (!flags_ok && !wrong_flags) {
         WALK_ERROR(&w, "flags %#x not valid here (mode %#o, tree root %" PRIu64 "%s)",
                    di->flags, di->mode, di->tree_root,
                    c->sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_INODE_DATA

@@ -142,6 +142,25 @@ int fsck_inline_holds_file(const struct check *c, const struct mmapfs_disk_inode
 }
 
 /* See fsck_i.h. */
+uint32_t fsck_inline_flags_guess(const struct check *c, const struct mmapfs_disk_inode *di)
+{
+    /* the kind the flags name first: a short file's extent can look like
+     * inline data (zeros after its size) */
+    int ext_first = (di->flags & MMAPFS_INODE_EXTENTS) != 0;
+    const uint32_t kinds[] = { ext_first ? MMAPFS_INODE_EXTENTS : MMAPFS_INODE_INLINE_DATA,
+                               ext_first ? MMAPFS_INODE_INLINE_DATA : MMAPFS_INODE_EXTENTS };
+    struct mmapfs_disk_inode t = *di;
+    if (di->tree_root || (!S_ISREG(di->mode) && !S_ISLNK(di->mode)))
+        return 0;
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        t.flags = kinds[i];
+        if (fsck_inline_holds_file(c, &t))
+            return kinds[i];
+    }
+    return 0;
+}
+
+/* See fsck_i.h. */
 int fsck_record_type_from_tree(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
 {
     uint8_t dt = fs_inode_dtype(di->mode);

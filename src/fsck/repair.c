@@ -173,7 +173,12 @@ static int repair_record(struct check *c, uint64_t ino, uint16_t rf)
         if (err)
             return err;
     }
-    if (rf & RF_NO_INLINE) {
+    uint32_t guess = (rf & RF_NO_INLINE) ? fsck_inline_flags_guess(c, &di) : 0;
+    if (guess) {
+        fsck_repaired(c, "inode %" PRIu64 ": flags %#x set to %#x, as its inline area says",
+                       ino, di.flags, guess);
+        di.flags = guess;
+    } else if (rf & RF_NO_INLINE) {
         fsck_repaired(c, "inode %" PRIu64 ": unusable flags %#x dropped with the inline "
                        "area (its inline extents or data are lost)", ino, di.flags);
         di.flags = 0;

@@ -511,6 +511,16 @@ static void two_files_repaired(struct img *m, const struct two_files *t)
     assert_memory_equal(buf, t->small, sizeof(t->small));
 }
 
+/* Damages both files' records with edit (checksums recomputed), then
+ * two_files_repaired. */
+static void two_files_damaged(struct img *m, const struct two_files *t,
+                              void (*edit)(struct mmapfs_disk_inode *))
+{
+    img_poke_inode(m->path, t->ext, edit);
+    img_poke_inode(m->path, t->inl, edit);
+    two_files_repaired(m, t);
+}
+
 static uint32_t poke_mode;
 
 static void edit_mode(struct mmapfs_disk_inode *di)
@@ -532,9 +542,7 @@ static void test_mode_damaged(void **state)
     img_unmount_check(m);
     for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
         poke_mode = modes[i];
-        img_poke_inode(m->path, t.ext, edit_mode);
-        img_poke_inode(m->path, t.inl, edit_mode);
-        two_files_repaired(m, &t);
+        two_files_damaged(m, &t, edit_mode);
         assert_int_equal(attr(m->fs, t.ext).mode, S_IFREG | 0644);
         img_unmount(m);
     }
@@ -568,10 +576,37 @@ static void test_tree_root_damaged(void **state)
     img_unmount_check(m);
     for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
         poke_root = roots[i];
-        img_poke_inode(m->path, t.ext, edit_tree_root);
-        img_poke_inode(m->path, t.inl, edit_tree_root);
-        two_files_repaired(m, &t);
+        two_files_damaged(m, &t, edit_tree_root);
         assert_int_equal(lookup(m->fs, ROOT, "dir"), (int64_t)dir);
+        img_unmount(m);
+    }
+    img_mount(m);
+}
+
+static uint32_t poke_flags;
+
+static void edit_flags(struct mmapfs_disk_inode *di)
+{
+    di->flags = poke_flags == UINT32_MAX ? di->flags ^ MMAPFS_INODE_FLAGS_KNOWN : poke_flags;
+}
+
+/* Inline extents and inline data whose flags field was damaged (checksum
+ * valid): none, both kinds, the other kind (UINT32_MAX), an unknown bit.
+ * fsck -y takes the flags the inline area says and keeps the content. It
+ * used to drop the area with unusable flags, to read no flags as an empty
+ * file (its blocks then freed as owned by nobody), and to cut the size of
+ * an extents file to 60 under INLINE_DATA. */
+static void test_flags_damaged(void **state)
+{
+    struct img *m = *state;
+    static const uint32_t flags[] = { 0, MMAPFS_INODE_FLAGS_KNOWN, UINT32_MAX, 0x4 };
+    struct two_files t;
+    two_files_make(m->fs, &t);
+    img_unmount_check(m);
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        poke_flags = flags[i];
+        two_files_damaged(m, &t, edit_flags);
+        assert_int_equal(attr(m->fs, t.ext).size, sizeof(t.big));
         img_unmount(m);
     }
     img_mount(m);
@@ -591,6 +626,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_old_format, img_setup, img_teardown),
         cmocka_unit_test_setup_teardown(test_mode_damaged, img_setup, img_teardown),
         cmocka_unit_test_setup_teardown(test_tree_root_damaged, img_setup, img_teardown),
+        cmocka_unit_test_setup_teardown(test_flags_damaged, img_setup, img_teardown),
         cmocka_unit_test_setup_teardown(test_fsck_inline, img_setup, img_teardown),
         cmocka_unit_test_setup_teardown(test_fsck_inline_tail, img_setup, img_teardown),
         cmocka_unit_test_setup_teardown(test_fsck_symlink_nul, img_setup, img_teardown),
