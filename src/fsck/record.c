@@ -160,6 +160,24 @@ uint32_t fsck_inline_flags_guess(const struct check *c, const struct mmapfs_disk
     return 0;
 }
 
+static int add_extent_len(void *ctx, uint64_t key, const void *val, size_t len)
+{
+    struct mmapfs_disk_extent e;
+    (void)key;
+    (void)len;
+    memcpy(&e, val, sizeof(e));
+    *(uint64_t *)ctx += e.len;
+    return 0;
+}
+
+/* Blocks the inline extents of di cover (0 without inline extents, or
+ * when they are not in order). */
+static uint64_t inline_extent_blocks(const struct mmapfs_disk_inode *di)
+{
+    uint64_t n = 0;
+    return fsck_inline_extents(di, add_extent_len, &n) == 0 ? n : 0;
+}
+
 /* See fsck_i.h. */
 int fsck_record_type_from_tree(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
 {
@@ -169,6 +187,14 @@ int fsck_record_type_from_tree(struct check *c, uint64_t ino, struct mmapfs_disk
         return 1;
     }
     uint16_t tt = di->tree_root ? fsck_node_type(c, ino, di->tree_root) : 0;
+    /* a symlink's target fits in one block (at most MMAPFS_SYMLINK_MAX
+     * bytes): a longer "symlink" whose extents cover more than one block
+     * is a regular file whose mode was damaged */
+    if (dt == DT_LNK && di->size > MMAPFS_SYMLINK_MAX &&
+        (tt == MMAPFS_TREE_EXTENTS || inline_extent_blocks(di) > 1)) {
+        di->mode = S_IFREG | (di->mode & 07777);
+        return 1;
+    }
     if (tt == MMAPFS_TREE_DIR && dt != DT_DIR) {
         di->mode = S_IFDIR | (di->mode & 07777);
         return 1;
