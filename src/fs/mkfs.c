@@ -375,16 +375,30 @@ void fs_mkfs_release_mmp(struct mmp *m, int formatted)
     fs_mmp_release(m, !formatted);
 }
 
+/* The superblock of the mmapfs on the target (fd, bytes long): block 0,
+ * or the backup when block 0 is damaged (*valid_home then 0). 1 if
+ * found, 0 if the target holds no mmapfs, -errno if it cannot be read. */
+static int old_super(int fd, uint64_t bytes, struct mmapfs_disk_superblock *sb,
+                     int *valid_home)
+{
+    uint64_t blk;
+
+    if (bytes < MMAPFS_BLOCK_SIZE)
+        return 0;
+    int e = read_fd(&fd, 0, sb, sizeof(*sb));
+    if (e)
+        return e;
+    *valid_home = fs_super_validate(sb, bytes, NULL, 0) == 0;
+    return *valid_home || fs_super_backup_find(read_fd, &fd, bytes, sb, &blk) == 1;
+}
+
 /* See mkfs.h. */
 uint64_t fs_mkfs_old_records_until(int fd, uint64_t bytes, uint64_t now)
 {
     struct mmapfs_disk_superblock sb;
-    uint64_t blk;
+    int valid;
 
-    if (bytes < MMAPFS_BLOCK_SIZE || read_fd(&fd, 0, &sb, sizeof(sb)))
-        return 0;
-    int valid = fs_super_validate(&sb, bytes, NULL, 0) == 0;
-    if (!valid && fs_super_backup_find(read_fd, &fd, bytes, &sb, &blk) != 1)
+    if (old_super(fd, bytes, &sb, &valid) != 1)
         return 0;                   /* no mmapfs here */
     /* Every record was created by the time block 0 says it was unmounted
      * cleanly; else (crashed, damaged, only the backup left) by now. */
@@ -397,17 +411,12 @@ int fs_mkfs_claim_mmp(int fd, const char *path, uint64_t bytes, const char *prog
                    struct mmp **out)
 {
     struct mmapfs_disk_superblock sb;
-    uint64_t blk;
+    int valid;
 
     *out = NULL;
-    if (bytes < MMAPFS_BLOCK_SIZE)
-        return 0;
-    int e = read_fd(&fd, 0, &sb, sizeof(sb));
-    if (e)
-        return e;
-    if (fs_super_validate(&sb, bytes, NULL, 0) != 0 &&
-        fs_super_backup_find(read_fd, &fd, bytes, &sb, &blk) != 1)
-        return 0;                   /* no mmapfs here: nothing holds it */
+    int e = old_super(fd, bytes, &sb, &valid);
+    if (e <= 0)
+        return e;                   /* 0: no mmapfs here, nothing holds it */
     if (!(sb.feature_incompat & MMAPFS_FEATURE_INCOMPAT_MMP))
         return 0;
     return fs_mmp_claim(out, path, &sb, MMP_FSCK, prog, err);

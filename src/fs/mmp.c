@@ -143,11 +143,17 @@ static void sleep_ms(unsigned ms)
         ;
 }
 
+/* Does the block name this host (its host name)? */
+static int holder_on_this_host(const struct mmapfs_disk_mmp *b)
+{
+    struct utsname u;
+    return uname(&u) == 0 && strncmp(b->nodename, u.nodename, sizeof(b->nodename)) == 0;
+}
+
 /* A live heartbeat of a process on this host that still runs. */
 static int local_holder_alive(const struct mmapfs_disk_mmp *b)
 {
-    struct utsname u;
-    if (uname(&u) || strncmp(b->nodename, u.nodename, sizeof(b->nodename)))
+    if (!holder_on_this_host(b))
         return 0;
     int64_t age = (int64_t)time(NULL) - (int64_t)b->time;
     if (age > 2 * (int64_t)b->interval + 2)
@@ -161,10 +167,8 @@ static int local_holder_alive(const struct mmapfs_disk_mmp *b)
  * counts as alive: the safe side. */
 static int local_fsck_holder_gone(const struct mmapfs_disk_mmp *b)
 {
-    struct utsname u;
-    if (uname(&u) || strncmp(b->nodename, u.nodename, sizeof(b->nodename)) || !b->pid)
-        return 0;
-    return kill((pid_t)b->pid, 0) != 0 && errno == ESRCH;
+    return holder_on_this_host(b) && b->pid && kill((pid_t)b->pid, 0) != 0 &&
+           errno == ESRCH;
 }
 
 /* ---- the heartbeat ------------------------------------------------------------------ */

@@ -149,6 +149,14 @@ static void test_lost_block_stops_commits(void **state)
     assert_int_equal(fs_unmount(fs), -EIO);
 }
 
+/* mkfs's claim of the image open as fd, granted. */
+static struct mmp *mkfs_claim(struct img *m, int fd)
+{
+    struct mmp *claim = NULL;
+    assert_int_equal(fs_mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", stderr, &claim), 0);
+    return claim;
+}
+
 /* mkfs's claim of the image open as fd, refused: its message (free it),
  * *len its length. */
 static char *mkfs_claim_refused(struct img *m, int fd, size_t *len)
@@ -174,7 +182,7 @@ static void test_mkfs_over_live_image(void **state)
     struct mmp *claim;
     int fd = open(m->path, O_RDWR);
     assert_true(fd >= 0);
-    assert_int_equal(fs_mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", stderr, &claim), 0);
+    claim = mkfs_claim(m, fd);
     assert_non_null(claim);
     assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_FSCK);
     fs_mmp_release(claim, 1);
@@ -206,7 +214,7 @@ static void test_mkfs_over_live_image(void **state)
     assert_int_equal(mmio_open(&io, m->path, 0, 0, NULL), 0);
     assert_int_equal(fs_format(io, NULL), 0);
     mmio_close(io);
-    assert_int_equal(fs_mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", stderr, &claim), 0);
+    claim = mkfs_claim(m, fd);
     assert_null(claim);
     close(fd);
 }
@@ -335,13 +343,13 @@ static void test_ended_fsck_mark(void **state)
     struct mmp *claim;
     int fd = open(m->path, O_RDWR);
     assert_true(fd >= 0);
-    assert_int_equal(fs_mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", stderr, &claim), 0);
+    claim = mkfs_claim(m, fd);
     assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_FSCK);
     fs_mkfs_release_mmp(claim, 0);
     assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_CLEAN);
 
     /* the mark stays FSCK once formatting began (mkfs writes the new block) */
-    assert_int_equal(fs_mkfs_claim_mmp(fd, m->path, 32 * MiB, "mkfs", stderr, &claim), 0);
+    claim = mkfs_claim(m, fd);
     fs_mkfs_release_mmp(claim, 1);
     assert_int_equal(peek(m).seq, MMAPFS_MMP_SEQ_FSCK);
 
