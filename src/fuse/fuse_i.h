@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "fs/fs.h"
+#include "util/cpu_latency.h"
 #include "fuse/version_i.h"
 
 /* ---- configuration (opts.c) ------------------------------------------------ */
@@ -40,6 +41,10 @@
 /* hot loop: poll for the next request this long before sleeping in
  * read(2): a request that comes within it skips a wake-up (docs/MOUNT.md) */
 #define MMAPFS_DEFAULT_SPIN_US       20
+/* hot loop: keep idle CPUs polling while requests come and this long after
+ * the last one (docs/MOUNT.md, "Waking the caller"); 0 = off */
+#define MMAPFS_DEFAULT_LATENCY_HOLD_MS 10
+#define MMAPFS_LATENCY_HOLD_MAX_CPUS   8    /* default 0 on larger machines */
 #define MMAPFS_DEFAULT_METRICS_INTERVAL 15   /* metrics=PATH updates (s) */
 #define MMAPFS_STR_(x) #x
 #define MMAPFS_STR(x) MMAPFS_STR_(x)
@@ -61,7 +66,7 @@ struct mmapfs_config {
     char *sync_delay_str, *io_str, *commit_str;
     char *entry_timeout_str, *attr_timeout_str, *max_threads_str;
     char *readdirplus_str, *max_ratio_str, *min_ratio_str, *idle_threads_str;
-    char *spin_str, *read_ahead_str;
+    char *spin_str, *read_ahead_str, *latency_hold_str;
     int discard_opt;         /* 0 not given, 1 discard, 2 nodiscard */
     char *metrics_arg, *metrics_interval_str;
     /* validated values */
@@ -72,6 +77,7 @@ struct mmapfs_config {
     unsigned max_threads;
     unsigned idle_threads;   /* workers kept waiting at most */
     unsigned spin_us;        /* hot loop: poll this long for the next request */
+    unsigned latency_hold_ms; /* hot loop: CPU latency hold after the last request */
     int readdirplus_auto;    /* 1: kernel chooses READDIRPLUS or READDIR */
     int max_ratio, min_ratio; /* bdi max_ratio/min_ratio to set, -1 = leave */
     unsigned read_ahead_kb;  /* bdi read_ahead_kb to set, 0 = leave */
@@ -187,6 +193,7 @@ struct mmapfs_fuse {
     struct { uint64_t ino; int err; } wb_errors[MFS_WB_ERROR_SLOTS];
     struct mfs_dirty dirty;           /* dirty-page cap (dirty.c) */
     struct mfs_defer defer;           /* waits for write-back (defer.c) */
+    struct mfs_cpu_latency cpu_latency; /* the hot loop's hold (session.c) */
 };
 
 /* The deferral thread of requests that wait for the kernel's write-back
@@ -226,7 +233,8 @@ static inline void mfs_count(fuse_req_t req, enum mfs_op op)
 int mfs_format_requests(const struct mmapfs_fuse *m, char *buf, size_t size);
 
 /* Formats the metrics text (fs_format_metrics, then the FUSE request
- * counters and the dirty-page cap, "fuse_dirty_cap_bytes N" when it
+ * counters, the CPU latency hold's "fuse_cpu_latency_holds N" and
+ * "fuse_cpu_latency_held_us N", and the dirty-page cap, "fuse_dirty_cap_bytes N" when it
  * follows free space) into a new NUL-terminated buffer (*out, freed by the caller);
  * returns its length or -errno. (ops_xattr.c) */
 int mfs_format_metrics(const struct mmapfs_fuse *m, char **out);
@@ -393,6 +401,6 @@ uint64_t mfs_dirty_cap(const struct mmapfs_fuse *m);
  * cfg->no_clone_fd, up to cfg->max_threads workers, at most
  * cfg->idle_threads idle). Returns 0 or -errno (a signal-terminated loop
  * returns 0). */
-int mmapfs_session_loop(struct fuse_session *se, const struct mmapfs_config *cfg);
+int mmapfs_session_loop(struct mmapfs_fuse *m);
 
 #endif

@@ -121,6 +121,14 @@ int mfs_format_metrics(const struct mmapfs_fuse *m, char **out)
             more = mfs_format_requests(m, buf + len, cap - (size_t)len);
             len = more < 0 ? more : len + more;
         }
+        uint64_t holds, held_us;
+        mfs_cpu_latency_counters(&m->cpu_latency, &holds, &held_us);
+        if (len >= 0 && (size_t)len < cap) {
+            more = snprintf(buf + len, cap - (size_t)len, "fuse_cpu_latency_holds %llu\n"
+                            "fuse_cpu_latency_held_us %llu\n", (unsigned long long)holds,
+                            (unsigned long long)held_us);
+            len = more < 0 ? more : len + more;
+        }
         uint64_t dirty_cap = mfs_dirty_cap(m);
         if (len >= 0 && (size_t)len < cap && dirty_cap) {
             more = snprintf(buf + len, cap - (size_t)len, "fuse_dirty_cap_bytes %llu\n",

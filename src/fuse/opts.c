@@ -50,6 +50,7 @@ static const struct fuse_opt mmapfs_opts[] = {
     MMAPFS_OPT("max_threads=%s", max_threads_str, 0),
     MMAPFS_OPT("max_idle_threads=%s", idle_threads_str, 0),
     MMAPFS_OPT("spin=%s", spin_str, 0),
+    MMAPFS_OPT("latency_hold=%s", latency_hold_str, 0),
     MMAPFS_OPT("readdirplus=%s", readdirplus_str, 0),
     MMAPFS_OPT("max_ratio=%s", max_ratio_str, 0),
     MMAPFS_OPT("min_ratio=%s", min_ratio_str, 0),
@@ -125,6 +126,12 @@ static const char mmapfs_help[] =
 "    spin=USEC              hot loop: after a request, poll this long for\n"
 "                           the next before sleeping (default " MMAPFS_STR(MMAPFS_DEFAULT_SPIN_US) ",\n"
 "                           0..1000; 0 = sleep at once)\n"
+"    latency_hold=MSEC      hot loop, as root: while requests keep coming\n"
+"                           and MSEC after the last, idle CPUs poll instead\n"
+"                           of halting (CPU latency request of 0 us), so a\n"
+"                           waiting caller wakes at once; costs CPU time\n"
+"                           (default " MMAPFS_STR(MMAPFS_DEFAULT_LATENCY_HOLD_MS) " with up to " MMAPFS_STR(MMAPFS_LATENCY_HOLD_MAX_CPUS) " CPUs,\n"
+"                           else 0; 0..1000; 0 = off)\n"
 "    noclone_fd             nohotloop: workers share one /dev/fuse\n"
 "                           descriptor (default: one per worker)\n"
 "    readdirplus=always|auto  attributes with every directory listing\n"
@@ -364,6 +371,14 @@ static int validate(struct mmapfs_config *cfg)
     cfg->spin_us = MMAPFS_DEFAULT_SPIN_US;
     if (parse_count("spin", cfg->spin_str, 0, 1000, "microseconds, 0..1000",
                     &cfg->spin_us))
+        return -1;
+    /* every idle CPU of the machine polls while it is held: the default
+     * is off where that is many CPUs (docs/MOUNT.md, "Waking the caller") */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg->latency_hold_ms = ncpu > 0 && ncpu <= MMAPFS_LATENCY_HOLD_MAX_CPUS ?
+                           MMAPFS_DEFAULT_LATENCY_HOLD_MS : 0;
+    if (parse_count("latency_hold", cfg->latency_hold_str, 0, 1000,
+                    "milliseconds, 0..1000", &cfg->latency_hold_ms))
         return -1;
     if (cfg->readdirplus_str) {
         if (strcmp(cfg->readdirplus_str, "always") == 0) {
@@ -659,6 +674,7 @@ void mmapfs_config_free(struct mmapfs_config *cfg)
     free(cfg->max_threads_str);
     free(cfg->idle_threads_str);
     free(cfg->spin_str);
+    free(cfg->latency_hold_str);
     free(cfg->readdirplus_str);
     free(cfg->max_ratio_str);
     free(cfg->min_ratio_str);

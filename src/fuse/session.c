@@ -254,12 +254,18 @@ static void loop_returned(void)
  * a tick, and a request that blocks (cold image pages, a write-back the
  * daemon itself waits for) holds others up by about one tick. After
  * HOT_QUIET_TICKS without a request the monitor sleeps until the primary
- * takes the next one, so an idle mount wakes nobody. */
+ * takes the next one, so an idle mount wakes nobody.
+ *
+ * The monitor also ticks the CPU latency hold (util/cpu_latency.h): while
+ * requests keep coming, idle CPUs poll instead of halting, so the caller
+ * waiting for each reply wakes at once (docs/MOUNT.md, "Waking the
+ * caller"). */
 #define HOT_TICK_US        500
 #define HOT_QUIET_TICKS    2000
 
 struct hot_loop {
     struct fuse_session *se;
+    struct mfs_cpu_latency *latency;  /* ticked by the monitor */
     pthread_mutex_t lock;
     pthread_cond_t cond;          /* backups wait here for 'wanted' */
     unsigned max_backups, nbackups, wanted;
@@ -344,6 +350,18 @@ static void *hot_backup(void *arg)
     return NULL;
 }
 
+/* One tick of the CPU latency hold, or (release) its end before the
+ * monitor sleeps. A failed write turns the hold off for good: said once. */
+static void latency_tick(struct hot_loop *h, int active, int release)
+{
+    struct mfs_cpu_latency *l = h->latency;
+    int res = release ? mfs_cpu_latency_release(l) : mfs_cpu_latency_tick(l, active);
+
+    if (res < 0)
+        mfs_log(LOG_WARNING, "%s: %s; the CPU latency hold is off, idle CPUs halt "
+                "as usual", MFS_CPU_LATENCY_DEV, strerror(-res));
+}
+
 static void *hot_monitor(void *arg)
 {
     struct hot_loop *h = arg;
@@ -355,6 +373,10 @@ static void *hot_monitor(void *arg)
         usleep(HOT_TICK_US);
         seq = __atomic_load_n(&h->seq, __ATOMIC_SEQ_CST);
         quiet = seq == last ? quiet + 1 : 0;
+        /* given back before the monitor sleeps (latency_hold_ms <= 1000
+         * ends it sooner) */
+        latency_tick(h, seq != last || __atomic_load_n(&h->busy, __ATOMIC_ACQUIRE),
+                     quiet >= HOT_QUIET_TICKS);
         pthread_mutex_lock(&h->lock);
         if (quiet >= HOT_QUIET_TICKS && !h->stop) {
             /* Idle: sleep until the primary takes a request. The flag is
@@ -400,6 +422,7 @@ static void hot_stop(struct hot_loop *h)
     pthread_cond_broadcast(&h->idle_cond);
     pthread_mutex_unlock(&h->lock);
     pthread_join(h->monitor, NULL);
+    latency_tick(h, 0, 1);
     for (i = 0; i < h->nbackups; i++) {
         struct timespec until;
         for (;;) {
@@ -416,14 +439,17 @@ static void hot_stop(struct hot_loop *h)
     }
 }
 
-static int hot_loop_run(struct fuse_session *se, unsigned max_threads, unsigned spin_us)
+static int hot_loop_run(struct mmapfs_fuse *m)
 {
+    struct fuse_session *se = m->se;
+    unsigned max_threads = m->cfg->max_threads, spin_us = m->cfg->spin_us;
     struct hot_loop h;
     struct fuse_buf buf = { .mem = NULL };
     int res = 0, fl;
 
     memset(&h, 0, sizeof(h));
     h.se = se;
+    h.latency = &m->cpu_latency;
     h.max_backups = max_threads > 1 ? max_threads - 1 : 0;
     h.backups = calloc(h.max_backups ? h.max_backups : 1, sizeof(*h.backups));
     if (!h.backups)
@@ -468,15 +494,25 @@ static int hot_loop_run(struct fuse_session *se, unsigned max_threads, unsigned 
     return res < 0 ? res : 0;
 }
 
-int mmapfs_session_loop(struct fuse_session *se, const struct mmapfs_config *cfg)
+int mmapfs_session_loop(struct mmapfs_fuse *m)
 {
+    struct fuse_session *se = m->se;
+    const struct mmapfs_config *cfg = m->cfg;
     struct fuse_loop_config *lc;
     int ret;
 
     if (cfg->single_thread) {
         ret = fuse_session_loop(se);
     } else if (!cfg->no_hot_loop) {
-        ret = hot_loop_run(se, cfg->max_threads, cfg->spin_us);
+        /* opened here, in the daemon (daemonize closes what was opened
+         * before it); the hot loop's monitor alone ticks it */
+        ret = mfs_cpu_latency_open(&m->cpu_latency, MFS_CPU_LATENCY_DEV,
+                                   cfg->latency_hold_ms * 1000 / HOT_TICK_US);
+        if (ret && cfg->latency_hold_str)
+            mfs_log(LOG_WARNING, "latency_hold=%s: cannot open %s: %s; idle CPUs halt "
+                    "as usual", cfg->latency_hold_str, MFS_CPU_LATENCY_DEV, strerror(-ret));
+        ret = hot_loop_run(m);
+        mfs_cpu_latency_close(&m->cpu_latency);
     } else {
         lc = fuse_loop_cfg_create();
         if (!lc) {

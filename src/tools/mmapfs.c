@@ -293,7 +293,7 @@ int main(int argc, char **argv)
                 strerror(-err));
     report_status(&status_fd, TOOL_EXIT_OK);
 
-    err = mmapfs_session_loop(se, &cfg);
+    err = mmapfs_session_loop(&data);
     mfs_defer_stop(&data);
     ret = TOOL_EXIT_OK;
     if (err) {

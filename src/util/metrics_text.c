@@ -74,6 +74,8 @@ static const struct metric_doc metric_docs[] = {
     { "*read_only",             "1 if mounted read-only", 1 },
     /* FUSE front end (fuse_) */
     { "*dirty_cap_bytes",       "The mount's cap on written data the kernel holds back, lowered near the full point", 1 },
+    { "*cpu_latency_holds",     "Times the request loop asked idle CPUs to poll instead of halting (latency_hold=)", 0 },
+    { "*cpu_latency_held_us",   "Time idle CPUs were asked to poll instead of halting", 0 },
     /* generic */
     { "*_now",                  "Current value", 1 },
     { "*longest*",              "Longest observed value", 1 },

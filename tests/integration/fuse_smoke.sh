@@ -46,7 +46,7 @@ mkdir -p "$M"
 check "mmapfs --version exits 0" "$MMAPFS" --version
 check_sh "mmapfs --version names the format version" '"$0" -V | grep -q "on-disk format [0-9]"' "$MMAPFS"
 check_sh "mmapfs --help lists the mmapfs options" \
-    'out=$("$0" --help) && for o in sync_delay= io= commit= entry_timeout= attr_timeout= nowriteback_cache readdirplus= max_ratio= min_ratio= max_idle_threads= spin= noclone_fd nohotloop; do grep -q "$o" <<<"$out" || { echo "missing $o"; exit 1; }; done' "$MMAPFS"
+    'out=$("$0" --help) && for o in sync_delay= io= commit= entry_timeout= attr_timeout= nowriteback_cache readdirplus= max_ratio= min_ratio= max_idle_threads= spin= latency_hold= noclone_fd nohotloop; do grep -q "$o" <<<"$out" || { echo "missing $o"; exit 1; }; done' "$MMAPFS"
 check_fail "unknown -o option exits non-zero" "$MMAPFS" "$IMG" "$M" -o no_such_option
 check_sh "unknown -o option: exit 2 (usage) with a message" \
     '"$0" "$1" "$2" -o no_such_option 2>"$3/err"; rc=$?; [ $rc -eq 2 ] && grep -q "no_such_option" "$3/err"' \

@@ -7,10 +7,11 @@
 #
 # IT_JOBS scripts (default 2) run at once, in name order; a script's
 # output is printed whole when it ends. The scripts whose checks count
-# requests, time waits or signals, or drop the kernel's caches (SERIAL
-# below) run afterwards, one at a time, so that a neighbour neither
-# stretches what they time nor changes what they count. Two at a time
-# on two cores: about 250 s instead of 420 s for the whole set.
+# requests, time waits or signals, drop the kernel's caches or read the
+# machine's CPU latency value (SERIAL below) run afterwards, one at a
+# time, so that a neighbour neither stretches what they time nor changes
+# what they count. Two at a time on two cores: about 250 s instead of
+# 420 s for the whole set.
 #
 # A script passes with exit 0, is skipped with exit 77 (tests/lib/common.sh
 # require_cmd/skip_script), and fails otherwise. After each script this
@@ -37,7 +38,7 @@ export MMAPFS_TEST_TMP=$tmp_parent
 per_script=${IT_SCRIPT_TIMEOUT:-300}
 
 SERIAL=" 35_posix_diff 36_posix_random 50_sqlite 70_kill9 71_term_fsync 74_wait_writeback "
-SERIAL+="75_shrink 77_mmp 80_roundtrips 83_stress 87_timestamps 90_install fuse_smoke "
+SERIAL+="75_shrink 77_mmp 79_latency_hold 80_roundtrips 83_stress 87_timestamps 90_install fuse_smoke "
 jobs=${IT_JOBS:-2}
 case $jobs in ''|*[!0-9]*|0) jobs=1 ;; esac
 out=$(mktemp -d "$tmp_parent/out.XXXXXX")
