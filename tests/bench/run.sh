@@ -48,6 +48,10 @@
 #   BENCH_MIX_WSIZE     file size of each writer (time-based, wraps) [64M]
 #   BENCH_MMAPFS_OPTS   extra mmapfs -o options (e.g. io=pread) []
 #   BENCH_MKFS_OPTS     extra mkfs.mmapfs options (e.g. --no-inode-data) []
+#   BENCH_IDLE_POLL     1: hold a CPU latency request of 0 us for the whole
+#                       run, so that idle CPUs poll instead of halting for
+#                       both filesystems (docs/BENCH.md, "Idle CPUs
+#                       polling"); root only [0]
 #   BENCH_MAX_SECONDS   abort if the run takes longer [1200]
 #   BENCH_STEP_TIMEOUT  seconds one measured step may take [180]
 #   BENCH_REV           version named in the output [git HEAD of BUILD/..]
@@ -87,6 +91,7 @@ ONLY=${BENCH_ONLY:-seq randw rread fsync8 fsync1 sql small untar mix}
 MAX_SECONDS=${BENCH_MAX_SECONDS:-1200}
 STEP_TIMEOUT=${BENCH_STEP_TIMEOUT:-180}
 MMAPFS_OPTS=${BENCH_MMAPFS_OPTS:-}
+IDLE_POLL=${BENCH_IDLE_POLL:-0}
 
 MKFS=$build/mkfs.mmapfs
 MMAPFS=$build/mmapfs
@@ -300,6 +305,7 @@ mm_holds() {
 # file (the runs are in command substitutions); the header says how many.
 settle() {
     local i
+    [ "$IDLE_POLL" = 1 ] && return 0     # held for both by the bench itself
     mm_holds >"$WORK/holds_before"
     for i in $(seq 40); do
         [ "$(cpu_latency)" != 0 ] && return 0
@@ -357,6 +363,12 @@ LOOP=$(timeout -k 5 30 losetup --find --show "$EXT_FILE") || die "losetup --find
 [ -b "$LOOP" ] || die "losetup gave $LOOP, not a block device"
 timeout -k 5 120 mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$LOOP" ||
     die "mkfs.ext4 $LOOP failed"
+if [ "$IDLE_POLL" = 1 ]; then
+    # one PM QoS request for the whole run, dropped when the bench exits
+    # (a value that is not 4 bytes long is read as hex text)
+    exec {QOS_FD}>/dev/cpu_dma_latency && echo 0 >&"$QOS_FD" ||
+        die "BENCH_IDLE_POLL=1: cannot hold /dev/cpu_dma_latency (root only)"
+fi
 # shellcheck disable=SC2086 # BENCH_MKFS_OPTS is a list of options
 timeout -k 5 120 "$MKFS" -q -f ${BENCH_MKFS_OPTS:-} -s "$FS_SIZE" "$MM_IMG" ||
     die "mkfs.mmapfs ${BENCH_MKFS_OPTS:-} -s $FS_SIZE $MM_IMG failed"
@@ -645,7 +657,7 @@ for id in "${METRICS[@]}"; do
     rows+=("${LABEL[$id]} (${UNIT[$id]}, median of $n)|$(fmt "$e")|$(fmt "$m")|$ratio|$(target "${ratio%x}" "${MUST[$id]}" MISSED)|$(target "${ratio%x}" "${AIM[$id]}" "not yet")")
 done
 
-header="mmapfs vs ext4 on a loop device, $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs, kernel $(uname -r); load average $load_start at start, $load_end at end; mmapfs $REV${BENCH_MKFS_OPTS:+ (mkfs ${BENCH_MKFS_OPTS})}${MMAPFS_OPTS:+ (-o $MMAPFS_OPTS)}; filesystems of $FS_SIZE; $(cat "$WORK/held_runs" 2>/dev/null | wc -l) measured runs began under, or (ext4) overlapped, a CPU latency hold of the mmapfs daemon; total ${SECONDS}s"
+header="mmapfs vs ext4 on a loop device, $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs, kernel $(uname -r); load average $load_start at start, $load_end at end; mmapfs $REV${BENCH_MKFS_OPTS:+ (mkfs ${BENCH_MKFS_OPTS})}${MMAPFS_OPTS:+ (-o $MMAPFS_OPTS)}; filesystems of $FS_SIZE; ${QOS_FD:+idle CPUs held polling for both filesystems (BENCH_IDLE_POLL=1); }$(cat "$WORK/held_runs" 2>/dev/null | wc -l) measured runs began under, or (ext4) overlapped, a CPU latency hold of the mmapfs daemon; total ${SECONDS}s"
 note="ratio >= 1.0 means mmapfs at least as good as ext4: mmapfs/ext4 for rates, ext4/mmapfs for durations and latencies"
 
 mkdir -p "$(dirname "$BENCH_OUT")"
