@@ -314,6 +314,9 @@ settle() {
     echo held >>"$WORK/held_runs"
 }
 
+# How many runs settle/record counted.
+held_runs() { if [ -f "$WORK/held_runs" ]; then wc -l <"$WORK/held_runs"; else echo 0; fi; }
+
 # Runs a command under the step timeout, output to $WORK/cmd.log; not timed.
 run_cmd() {
     timeout -k 10 "$STEP_TIMEOUT" bash -c "$1" >"$WORK/cmd.log" 2>&1 ||
@@ -657,7 +660,7 @@ for id in "${METRICS[@]}"; do
     rows+=("${LABEL[$id]} (${UNIT[$id]}, median of $n)|$(fmt "$e")|$(fmt "$m")|$ratio|$(target "${ratio%x}" "${MUST[$id]}" MISSED)|$(target "${ratio%x}" "${AIM[$id]}" "not yet")")
 done
 
-header="mmapfs vs ext4 on a loop device, $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs, kernel $(uname -r); load average $load_start at start, $load_end at end; mmapfs $REV${BENCH_MKFS_OPTS:+ (mkfs ${BENCH_MKFS_OPTS})}${MMAPFS_OPTS:+ (-o $MMAPFS_OPTS)}; filesystems of $FS_SIZE; ${QOS_FD:+idle CPUs held polling for both filesystems (BENCH_IDLE_POLL=1); }$(cat "$WORK/held_runs" 2>/dev/null | wc -l) measured runs began under, or (ext4) overlapped, a CPU latency hold of the mmapfs daemon; total ${SECONDS}s"
+header="mmapfs vs ext4 on a loop device, $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs, kernel $(uname -r); load average $load_start at start, $load_end at end; mmapfs $REV${BENCH_MKFS_OPTS:+ (mkfs ${BENCH_MKFS_OPTS})}${MMAPFS_OPTS:+ (-o $MMAPFS_OPTS)}; filesystems of $FS_SIZE; ${QOS_FD:+idle CPUs held polling for both filesystems (BENCH_IDLE_POLL=1); }$(held_runs) measured runs began under, or (ext4) overlapped, a CPU latency hold of the mmapfs daemon; total ${SECONDS}s"
 note="ratio >= 1.0 means mmapfs at least as good as ext4: mmapfs/ext4 for rates, ext4/mmapfs for durations and latencies"
 
 mkdir -p "$(dirname "$BENCH_OUT")"
