@@ -110,9 +110,14 @@ static int int_check(const uint8_t *p, uint64_t blk, const char **why)
     return 0;
 }
 
-/* bt_node_check, with the checksum verified only if verify_crc. */
+/* bt_node_check, with the checksum and the body (items, entries: a scan
+ * of the whole node) verified only if 'full'. A node read again needs
+ * neither: the store trusts it once it was checked whole and kept its
+ * bytes since, or when it holds what the tree code wrote (store_trusted).
+ * The header, and the keys against the parent's bounds, which depend on
+ * the path the node was reached by, are checked on every read. */
 static int node_check(const struct bt_tree *t, uint64_t blk, const void *node, int level,
-                      const struct bt_bounds *b, const char **why, int verify_crc)
+                      const struct bt_bounds *b, const char **why, int full)
 {
     const uint8_t *p = node;
     const struct mmapfs_disk_btree_header *h = bt_chdr(p);
@@ -125,7 +130,7 @@ static int node_check(const struct bt_tree *t, uint64_t blk, const void *node, i
         *why = "bad magic";
         return -EUCLEAN;
     }
-    if (verify_crc && h->checksum != bt_block_checksum(blk, p)) {
+    if (full && h->checksum != bt_block_checksum(blk, p)) {
         *why = "bad checksum";
         return -EUCLEAN;
     }
@@ -149,9 +154,11 @@ static int node_check(const struct bt_tree *t, uint64_t blk, const void *node, i
         *why = "empty node";
         return -EUCLEAN;
     }
-    err = h->level ? int_check(p, blk, why) : leaf_check(p, why);
-    if (err)
-        return err;
+    if (full) {
+        err = h->level ? int_check(p, blk, why) : leaf_check(p, why);
+        if (err)
+            return err;
+    }
     if (b && b->lo_set && bt_key(p, 0) != b->lo) {
         *why = "first key differs from the parent's separator";
         return -EUCLEAN;

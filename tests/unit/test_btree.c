@@ -1194,9 +1194,11 @@ static void test_corrupt_flip(void **state)
     ms_destroy(ms);
 }
 
-/* A store that calls a block trusted skips only its checksum check: a
- * stale checksum in a trusted node is accepted, everything else is still
- * checked, and an untrusted node with the same bytes is refused. */
+/* A store that calls a block trusted skips its checksum check and the
+ * scan of its body: a stale checksum, or a value length out of range, in
+ * a trusted node is accepted; the header and the keys against the
+ * parent's bounds are still checked; an untrusted node with the same
+ * bytes is refused. */
 static uint64_t trusted_blk;
 static int trust_one(void *ctx, uint64_t blk)
 {
@@ -1204,7 +1206,7 @@ static int trust_one(void *ctx, uint64_t blk)
     return blk == trusted_blk;
 }
 
-static void test_trusted_skips_checksum(void **state)
+static void test_trusted_skips_checksum_and_body(void **state)
 {
     (void)state;
     struct mstore *ms = ms_new(true);
@@ -1223,8 +1225,20 @@ static void test_trusted_skips_checksum(void **state)
     p[0] ^= 0x01;                       /* magic: still checked */
     expect_all_fail(&t, k, -EUCLEAN);
     p[0] ^= 0x01;
+    struct mmapfs_disk_btree_item *it = items_of(ms, leaf);
+    uint64_t first = it[0].key;
+    it[0].key = first - 1;              /* below the parent's separator */
+    expect_all_fail(&t, k, -EUCLEAN);   /* bounds: still checked */
+    it[0].key = first;
+    unsigned last = hdr_of(ms, leaf)->nitems - 1;
+    assert_true(it[last].key != k);
+    uint16_t len = it[last].value_len;
+    it[last].value_len = 0;             /* body: not scanned again */
+    expect_val(&t, k, 0, 100);
     trusted_blk = 0;
-    expect_all_fail(&t, k, -EUCLEAN);
+    expect_all_fail(&t, k, -EUCLEAN);   /* untrusted: the body is scanned */
+    it[last].value_len = len;
+    expect_all_fail(&t, k, -EUCLEAN);   /* the stale checksum */
     p[4] ^= 0x01;
     ms->st.trusted = NULL;
     expect_val(&t, k, 0, 100);
@@ -1706,7 +1720,7 @@ int main(void)
         cmocka_unit_test(test_sequential_dense),
         cmocka_unit_test(test_random_1m),
         cmocka_unit_test(test_corrupt_flip),
-        cmocka_unit_test(test_trusted_skips_checksum),
+        cmocka_unit_test(test_trusted_skips_checksum_and_body),
         cmocka_unit_test(test_corrupt_owner_type),
         cmocka_unit_test(test_corrupt_absurd),
         cmocka_unit_test(test_corrupt_cycle),
