@@ -47,12 +47,14 @@ static void store_free(void *vctx, uint64_t blk)
     ctx->delta--;
 }
 
-/* A journal shadow holds what the tree code wrote, and a block verified
- * once keeps its bytes until it is freed (verified.c). */
+/* A journal shadow this process wrote holds what the tree code wrote, and
+ * a block verified once keeps its bytes until it is freed (verified.c). A
+ * pinned shadow (an image a read-only mount replayed from the log) is not
+ * trusted until it was checked whole once: its bytes came from the image. */
 static int store_trusted(void *vctx, uint64_t blk)
 {
     struct fs_tree_ctx *ctx = vctx;
-    return fs_verified_has(ctx->fs, blk) || jnl_is_shadow(ctx->fs->jnl, blk);
+    return fs_verified_has(ctx->fs, blk) || jnl_shadow_written(ctx->fs->jnl, blk);
 }
 
 static void store_verified(void *vctx, uint64_t blk)

@@ -246,6 +246,12 @@ int jnl_is_shadow(struct jnl *j, uint64_t blk)
     return jnl_map_find(&j->map, blk) != NULL;
 }
 
+int jnl_shadow_written(struct jnl *j, uint64_t blk)
+{
+    const struct jnl_shadow *s = jnl_map_find(&j->map, blk);
+    return s && !s->pinned;
+}
+
 /* A private copy of home block blk, valid until jnl_unlock. The copy is
  * made by the engine (a guarded memcpy from the mapping, or pread), so a
  * page that cannot be read (image truncated under the mount, media error)

@@ -141,9 +141,17 @@ void *jnl_write(struct jnl *j, uint64_t blk);
  * already in the running transaction). */
 void *jnl_write_new(struct jnl *j, uint64_t blk);
 
-/* 1 if blk currently has an in-memory shadow (its content was written by
- * this process and is what jnl_read returns). Lock held. */
+/* 1 if blk currently has an in-memory shadow (its content is what
+ * jnl_read returns: written by this process, or, on a read-only open, an
+ * image replayed from the log, see jnl_shadow_written). Lock held. */
 int jnl_is_shadow(struct jnl *j, uint64_t blk);
+
+/* 1 if blk has a shadow whose content this process wrote (jnl_write,
+ * jnl_write_new); 0 for none and for a pinned image that a read-only open
+ * replayed from the log: its bytes came from the image and are as
+ * untrusted as the home block's (a tree node there is checked whole, like
+ * one read from the mapping). Lock held. */
+int jnl_shadow_written(struct jnl *j, uint64_t blk);
 
 /* blk stops being metadata in the running transaction (freed): its shadow
  * is dropped from the running transaction and it is never written home by

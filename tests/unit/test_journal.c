@@ -649,6 +649,7 @@ static uint64_t stale_setup(struct img *im, const uint64_t *a)
     assert_int_equal(jnl_begin(j), 0);
     uint8_t *p = jnl_write(j, a[0]);
     assert_non_null(p);
+    assert_true(jnl_shadow_written(j, a[0]));
     records_block(p, 0);
     jnl_end(j);
     assert_int_equal(jnl_commit_wait(j, s2), -EIO);
@@ -1577,6 +1578,8 @@ static void test_read_only_open(void **state)
     assert_int_equal(jnl_open(&j, im.io, &im.geo, &ro), 0);
     jnl_lock(j);
     assert_true(block_is(jnl_read(j, DATA0), DATA0, 1));   /* replayed in memory */
+    assert_true(jnl_is_shadow(j, DATA0));
+    assert_false(jnl_shadow_written(j, DATA0));           /* its bytes came from the log */
     assert_null(jnl_write(j, DATA0));
     assert_int_equal(errno, EROFS);
     jnl_forget(j, DATA0);
