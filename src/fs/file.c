@@ -222,9 +222,12 @@ static int fill_blocks(struct fs *fs, uint64_t pblk, uint64_t pos, uint64_t wend
                        const uint8_t *data)
 {
     uint64_t base = pblk << SHIFT;          /* physical byte of file byte pos & ~(BS-1) */
-    uint64_t head = pos & (BS - 1);
+    uint64_t head = pos & (BS - 1), nblk = (round_up(wend) - (pos - head)) >> SHIFT;
     /* ordered data: in the log if small, else synced before the commit */
-    jnl_log_data(fs->jnl, pblk, (round_up(wend) - (pos - head)) >> SHIFT);
+    jnl_log_data(fs->jnl, pblk, nblk);
+    /* a block the bitmap called free may still be a tree node of a corrupt
+     * image (a cross-link): what was verified in it is stale now */
+    fs_verified_clear(fs, pblk, nblk);
     int err = 0;
     if (head)
         err = mmio_write_at(fs->io, base, fs->zero_block, (size_t)head);

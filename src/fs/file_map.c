@@ -284,6 +284,9 @@ int fs_fmap_delete(struct fmap *m, uint64_t lblk)
 
 void fs_file_data_overwritten(struct fs *fs, uint64_t ino, uint64_t pblk, uint64_t n)
 {
+    /* on a corrupt image the block may also be a tree node (a cross-link):
+     * what was verified in it is stale now */
+    fs_verified_clear(fs, pblk, n);
     if (jnl_data_overwrite(fs->jnl, pblk, n)) {
         uint64_t seq = jnl_running_seq(fs->jnl);
         fs_icache_set_dirty_seq(fs, ino, seq);

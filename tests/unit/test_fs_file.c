@@ -1085,11 +1085,52 @@ static void test_fsync_metrics(void **state)
     img_unmount_check(m);
 }
 
+/* A corrupt image whose file extent points at a directory's index leaf
+ * (a cross-link fsck would find): the leaf was verified when the directory
+ * was read, then a write through the file changes its item count. The
+ * write must end the leaf's trust, so that the next lookup checks it whole
+ * and refuses it (EUCLEAN), instead of searching 65535 items of a 4 KiB
+ * block. */
+static void test_write_into_verified_node(void **state)
+{
+    struct img *m = *state;
+    struct fs *fs = m->fs;
+    uint64_t d = mkdirectory(fs, ROOT, "d");
+    uint64_t a = mkfile(fs, d, "a");
+    uint64_t f = mkfile(fs, ROOT, "f");
+    static uint8_t block[4096];
+    memset(block, 'q', sizeof(block));
+    write_all(fs, f, 0, block, sizeof(block));
+    assert_int_equal(fs_fsync(fs, f, 0), 0);
+
+    assert_int_equal(jnl_begin(fs->jnl), 0);
+    struct mmapfs_disk_inode ddi, fdi;
+    assert_int_equal(fs_inode_get(fs, d, &ddi), 0);
+    assert_int_equal(fs_inode_get(fs, f, &fdi), 0);
+    assert_true(ddi.tree_root != 0);
+    assert_true(fdi.flags & MMAPFS_INODE_EXTENTS);
+    uint64_t lblk;
+    struct mmapfs_disk_extent e;
+    mmapfs_inline_extent_get(fdi.inline_area, 0, &lblk, &e);
+    assert_int_equal(lblk, 0);
+    e.start = ddi.tree_root;                 /* the file's block is d's leaf */
+    mmapfs_inline_extent_put(fdi.inline_area, 0, lblk, &e);
+    assert_int_equal(fs_inode_put(fs, f, &fdi), 0);
+    assert_int_equal(fs_end(fs, 0), 0);
+
+    assert_int_equal(lookup(fs, d, "a"), (int64_t)a);     /* the leaf: verified */
+    const uint8_t many[2] = { 0xff, 0xff };
+    write_all(fs, f, offsetof(struct mmapfs_disk_btree_header, nitems), many, 2);
+    assert_int_equal(lookup(fs, d, "a"), -EUCLEAN);
+    m->skip_fsck = 1;                        /* damaged on purpose */
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, img_setup, img_teardown)
     const struct CMUnitTest tests[] = {
         T(test_random_roundtrip),
+        T(test_write_into_verified_node),
         T(test_holes),
         T(test_large_offsets),
         T(test_sequential_contiguity),
