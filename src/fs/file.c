@@ -455,10 +455,13 @@ static ssize_t write_step(struct fs *fs, uint64_t ino, struct mmapfs_disk_inode 
         } else if (n == 0) {
             uint64_t stop = min_u64(end, fext_end(&e) << SHIFT);
             uint64_t phys = ((e.pblk + (lblk - e.lblk)) << SHIFT) + (pos & (BS - 1));
+            uint64_t nblk = ((phys + (stop - pos) - 1) >> SHIFT) - (phys >> SHIFT) + 1;
+            /* before the write: one that fails part way has changed bytes
+             * too (a tree node there, on a corrupt image, is not trusted) */
+            fs_verified_clear(fs, phys >> SHIFT, nblk);
             n = mmio_write_at(fs->io, phys, buf + done, (size_t)(stop - pos));
             if (!n) {
-                fs_file_data_overwritten(fs, ino, phys >> SHIFT,
-                                      ((phys + (stop - pos) - 1) >> SHIFT) - (phys >> SHIFT) + 1);
+                fs_file_data_overwritten(fs, ino, phys >> SHIFT, nblk);
                 n = (ssize_t)(stop - pos);
             }
         }
