@@ -470,8 +470,13 @@ static int hot_loop_run(struct mmapfs_fuse *m)
     }
     while (!fuse_session_exited(se)) {
         res = hot_receive(&h, &buf, spin_us);
-        if (res == -EINTR)
+        if (res == -EINTR) {
+            /* a signal, no error: the shutdown thread's SIGUSR1 after
+             * fuse_session_exit ends the loop here, and must not make
+             * the daemon exit 1 ("request loop failed") */
+            res = 0;
             continue;
+        }
         if (res <= 0)
             break;
         __atomic_store_n(&h.busy, 1, __ATOMIC_RELEASE);
