@@ -17,6 +17,7 @@
 # a binary is printed whole when it ends, with its time; a closing tally
 # line follows. Exits non-zero if any test binary fails.
 set -u
+. "$(dirname "$0")/lib/pool.sh"
 B=${1:-build}
 shift || true
 runner=(${UNIT_RUNNER:-})
@@ -42,7 +43,6 @@ fi
 out=$(mktemp -d "${TMPDIR:-/tmp}/run-unit.XXXXXX") || exit 2
 trap 'rm -rf "$out"' EXIT
 pass=0; fail=0; failed=(); start=$SECONDS
-declare -A pid_of_slot=()   # running binaries: pid -> test path
 
 # One binary: its output, result and time go to files named after it.
 run_one() {
@@ -61,30 +61,15 @@ report() {
     if [ "$r" = ok ]; then pass=$((pass+1)); else fail=$((fail+1)); failed+=("$t"); fi
 }
 
-# Waits for one running binary to end and reports it.
-reap_one() {
-    local done_pid
-    wait -n -p done_pid "${!pid_of_slot[@]}" || true
-    report "${pid_of_slot[$done_pid]}"
-    unset "pid_of_slot[$done_pid]"
-}
-
-serial=()
+ready=()
 for t in "${tests[@]}"; do
     case "$t" in *.d) continue;; esac
     if [ ! -x "$t" ]; then
         [ $# -gt 0 ] || continue
         echo "== $t: missing"; fail=$((fail+1)); failed+=("$t"); continue
     fi
-    case "$SERIAL" in *" ${t##*/} "*) serial+=("$t"); continue ;; esac
-    while [ "${#pid_of_slot[@]}" -ge "$jobs" ]; do reap_one; done
-    run_one "$t" &
-    pid_of_slot[$!]=$t
+    ready+=("$t")
 done
-while [ "${#pid_of_slot[@]}" -gt 0 ]; do reap_one; done
-for t in "${serial[@]}"; do
-    run_one "$t"
-    report "$t"
-done
+pool_run "$jobs" "$SERIAL" "${ready[@]}"
 echo "unit test binaries: $pass passed, $fail failed ($((SECONDS-start)) s)"
 [ "$fail" -eq 0 ] || { printf 'FAILED: %s\n' "${failed[@]}"; exit 1; }

@@ -27,6 +27,7 @@ set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+. "$root/tests/lib/pool.sh"
 build=${1:-build}
 case "$build" in /*) ;; *) build="$root/$build" ;; esac
 export MMAPFS_BUILD=$build
@@ -109,32 +110,17 @@ report() {
     results+=("$line")
 }
 
-declare -A running=()       # pid -> script
-reap_one() {
-    local done_pid
-    wait -n -p done_pid "${!running[@]}" || true
-    report "${running[$done_pid]}"
-    unset "running[$done_pid]"
-}
-
 suite_start=$SECONDS
-serial=()
+scripts=()
 for script in "$here"/*.sh; do
     name=$(basename "$script" .sh)
     [ "$name" != "run" ] || continue
     if [ -n "${IT_ONLY:-}" ] && [[ "$name.sh" != *"$IT_ONLY"* ]]; then
         continue
     fi
-    case "$SERIAL" in *" $name "*) serial+=("$script"); continue ;; esac
-    while [ "${#running[@]}" -ge "$jobs" ]; do reap_one; done
-    run_one "$script" &
-    running[$!]=$script
+    scripts+=("$script")
 done
-while [ "${#running[@]}" -gt 0 ]; do reap_one; done
-for script in "${serial[@]}"; do
-    run_one "$script"
-    report "$script"
-done
+pool_run "$jobs" "$SERIAL" "${scripts[@]}"
 
 echo
 echo "integration scripts (${build}, $((SECONDS - suite_start))s):"
