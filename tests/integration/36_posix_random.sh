@@ -21,38 +21,9 @@ set -euo pipefail
 t_init "$@"
 export LC_ALL=C
 
-RANDOM_PY="$T_ROOT/tests/lib/posix_random.py"
-nseeds=${POSIX_RANDOM_SEEDS:-2}
-first=${POSIX_RANDOM_FIRST:-1}
-steps=${POSIX_RANDOM_STEPS:-200}
-seeds=$(seq -s, "$first" $((first + nseeds - 1)))
 verbose=()
 [ -z "${POSIX_RANDOM_VERBOSE:-}" ] || verbose=(--verbose)
-
-E=$T_DIR/ext4
-run_on() {
-    local name=$1 opts=$2 img=$T_DIR/$1.img mnt=$T_DIR/mnt-$1
-    make_image "$img" 256M
-    if [ -n "$opts" ]; then
-        mount_image "$img" "$mnt" -o "$opts"
-    else
-        mount_image "$img" "$mnt"
-    fi
-    # the script's own remounts take the options mount_image gave
-    opts=$opts${MMAPFS_IT_OPTS:+,$MMAPFS_IT_OPTS}
-    check "$name: seeds $seeds, $steps steps each, as on ext4" \
-        "$PY" "$RANDOM_PY" --ref "$E" --mnt "$mnt" --image "$img" --mmapfs "$MMAPFS" \
-        --fsck "$FSCK" --opts "${opts#,}" --seeds "$seeds" --steps "$steps" "${verbose[@]}"
-    printf '%s\n' "$T_OUT"
-    unmount_fs "$mnt" && fsck_clean "$img"
-}
-compare() {
-    check_eq "ext4 reference has 4 KiB blocks" 4096 "$(stat -f -c %S "$E")"
-    run_on wb allow_other
-    run_on nowb allow_other,nowriteback_cache
-}
-STEP_TIMEOUT=$((120 + nseeds * steps / 10))
-# 600 MiB: mkfs.ext4 takes 4 KiB blocks from 512 MiB on (sparse file)
-EXT4_SIZE=600M on_ext4 "$E" compare
+lockstep_vs_ext4 "$T_ROOT/tests/lib/posix_random.py" "${POSIX_RANDOM_FIRST:-1}" \
+    "${POSIX_RANDOM_SEEDS:-2}" "${POSIX_RANDOM_STEPS:-200}" 10 "${verbose[@]}"
 
 t_finish

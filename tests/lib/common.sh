@@ -566,6 +566,39 @@ on_ext4() {
     drop_loop "$dev" || fail "losetup -d $dev"
 }
 
+# lockstep_vs_ext4 PY FIRST NSEEDS STEPS STEP_DIVISOR [ARGS...] : runs the
+# seeded random operations of PY (tests/lib/posix_random.py,
+# data_random.py), seeds FIRST.. (NSEEDS of them), STEPS each, on an ext4
+# reference and a fresh mmapfs image in lockstep, once with the writeback
+# cache and once without; the image is checked clean after each. ARGS go
+# to PY. STEP_TIMEOUT allows one second per STEP_DIVISOR steps (+120 s).
+lockstep_vs_ext4() {
+    local py=$1 first=$2 nseeds=$3 steps=$4 div=$5
+    shift 5
+    STEP_TIMEOUT=$((120 + nseeds * steps / div))
+    LOCKSTEP=("$py" "$(seq -s, "$first" $((first + nseeds - 1)))" "$steps" "$@")
+    # 600 MiB: mkfs.ext4 takes 4 KiB blocks from 512 MiB on (sparse file)
+    EXT4_SIZE=600M on_ext4 "$T_DIR/ext4" _lockstep_both
+}
+_lockstep_both() {
+    check_eq "ext4 reference has 4 KiB blocks" 4096 "$(stat -f -c %S "$T_DIR/ext4")"
+    _lockstep_on wb allow_other
+    _lockstep_on nowb allow_other,nowriteback_cache
+}
+_lockstep_on() {
+    local name=$1 opts=$2 img=$T_DIR/$1.img mnt=$T_DIR/mnt-$1
+    local py=${LOCKSTEP[0]} seeds=${LOCKSTEP[1]} steps=${LOCKSTEP[2]}
+    make_image "$img" 256M
+    mount_image "$img" "$mnt" -o "$opts"
+    # the script's own remounts take the options mount_image gave
+    opts=$opts${MMAPFS_IT_OPTS:+,$MMAPFS_IT_OPTS}
+    check "$name: seeds $seeds, $steps steps each, as on ext4" \
+        "$PY" "$py" --ref "$T_DIR/ext4" --mnt "$mnt" --image "$img" --mmapfs "$MMAPFS" \
+        --fsck "$FSCK" --opts "$opts" --seeds "$seeds" --steps "$steps" "${LOCKSTEP[@]:3}"
+    printf '%s\n' "$T_OUT"
+    unmount_fs "$mnt" && fsck_clean "$img"
+}
+
 # umount_first DIR... : the EXIT trap unmounts DIR... (in the order given,
 # lazily if need be) before the common cleanup: an ext4 on a loop device
 # made by on_ext4, or an overlay whose upper layer is on mmapfs.
