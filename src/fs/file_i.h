@@ -94,8 +94,8 @@ int fs_fmap_delete(struct fmap *m, uint64_t lblk);
 /* Data blocks [pblk, pblk+n) of file ino were overwritten in place: if
  * the journal still holds an older image of one of them
  * (jnl_data_overwrite), the file's fsync and fdatasync must wait for the
- * running transaction; and a tree node verified in them (a cross-link of
- * a corrupt image) is no longer trusted (verified.c). Lock held. */
+ * running transaction. (The writers clear the blocks' verified bits
+ * themselves, before writing: verified.c.) Lock held. */
 void fs_file_data_overwritten(struct fs *fs, uint64_t ino, uint64_t pblk, uint64_t n);
 
 /* Writes zeros over bytes [from, to) of the file where it is mapped and

@@ -284,9 +284,6 @@ int fs_fmap_delete(struct fmap *m, uint64_t lblk)
 
 void fs_file_data_overwritten(struct fs *fs, uint64_t ino, uint64_t pblk, uint64_t n)
 {
-    /* on a corrupt image the block may also be a tree node (a cross-link):
-     * what was verified in it is stale now */
-    fs_verified_clear(fs, pblk, n);
     if (jnl_data_overwrite(fs->jnl, pblk, n)) {
         uint64_t seq = jnl_running_seq(fs->jnl);
         fs_icache_set_dirty_seq(fs, ino, seq);
@@ -319,9 +316,12 @@ int fs_fmap_zero_bytes(struct fmap *m, uint64_t from, uint64_t to)
              * readable: ordered like new data, or a crash could show the
              * bytes a truncate or punch removed */
             jnl_note_new_data(fs->jnl);
-            fs_file_data_overwritten(fs, m->ino, phys >> MMAPFS_BLOCK_SHIFT,
-                                  ((phys + (end - from) - 1) >> MMAPFS_BLOCK_SHIFT) -
-                                      (phys >> MMAPFS_BLOCK_SHIFT) + 1);
+            uint64_t pblk = phys >> MMAPFS_BLOCK_SHIFT;
+            uint64_t nblk = ((phys + (end - from) - 1) >> MMAPFS_BLOCK_SHIFT) - pblk + 1;
+            /* on a corrupt image a block may also be a tree node (a
+             * cross-link): what was verified in it is stale now */
+            fs_verified_clear(fs, pblk, nblk);
+            fs_file_data_overwritten(fs, m->ino, pblk, nblk);
             for (uint64_t done = 0; done < end - from;) {
                 size_t n = end - from - done < FS_ZERO_BYTES ? (size_t)(end - from - done)
                                                              : FS_ZERO_BYTES;
