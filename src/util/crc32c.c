@@ -24,6 +24,10 @@ static uint32_t crc_soft(uint32_t c, const uint8_t *p, size_t len)
 }
 
 #if defined(__x86_64__)
+/* the stretches of crc_hw_3way, in bytes */
+#define CRC_LONG  1360          /* 3 x 1360 = 4080: a block's checksummed part */
+#define CRC_SHORT 168
+
 /* ---- shifting a CRC over zeros --------------------------------------------------------
  *
  * The register update is linear over GF(2): running the raw CRC (no
@@ -42,21 +46,14 @@ static uint32_t zshift_apply(const struct zshift *z, uint32_t c)
            z->t[3][c >> 24];
 }
 
+/* n at most CRC_LONG */
 static void zshift_init(struct zshift *z, size_t n)
 {
-    static const uint8_t zeros[4096];
+    static const uint8_t zeros[CRC_LONG];
     uint32_t col[32];
 
-    for (int bit = 0; bit < 32; bit++) {        /* Z_n of each unit vector */
-        uint32_t c = 1u << bit;
-        size_t left = n;
-        while (left) {
-            size_t k = left < sizeof(zeros) ? left : sizeof(zeros);
-            c = crc_soft(c, zeros, k);
-            left -= k;
-        }
-        col[bit] = c;
-    }
+    for (int bit = 0; bit < 32; bit++)          /* Z_n of each unit vector */
+        col[bit] = crc_soft(1u << bit, zeros, n);
     for (int byte = 0; byte < 4; byte++)
         for (uint32_t v = 0; v < 256; v++) {
             uint32_t r = 0;
@@ -70,8 +67,6 @@ static void zshift_init(struct zshift *z, size_t n)
 /* Three stretches at once: the crc32 instruction takes 3 cycles and one
  * can start every cycle, so one chain of them waits; three keep the unit
  * busy (a 4 KiB block: about a third of the time). */
-#define CRC_LONG  1360          /* 3 x 1360 = 4080: a block's checksummed part */
-#define CRC_SHORT 168
 
 static struct zshift z_long, z_short;
 
