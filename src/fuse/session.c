@@ -504,18 +504,18 @@ int mmapfs_session_loop(struct mmapfs_fuse *m)
     struct fuse_session *se = m->se;
     const struct mmapfs_config *cfg = m->cfg;
     struct fuse_loop_config *lc;
-    int ret;
+    int ret, err;
 
     if (cfg->single_thread) {
         ret = fuse_session_loop(se);
     } else if (!cfg->no_hot_loop) {
         /* opened here, in the daemon (daemonize closes what was opened
          * before it); the hot loop's monitor alone ticks it */
-        ret = mfs_cpu_latency_open(&m->cpu_latency, MFS_CPU_LATENCY_DEV,
+        err = mfs_cpu_latency_open(&m->cpu_latency, MFS_CPU_LATENCY_DEV,
                                    cfg->latency_hold_ms * 1000 / HOT_TICK_US);
-        if (ret && cfg->latency_hold_str)
+        if (err && cfg->latency_hold_str)
             mfs_log(LOG_WARNING, "latency_hold=%s: cannot open %s: %s; idle CPUs halt "
-                    "as usual", cfg->latency_hold_str, MFS_CPU_LATENCY_DEV, strerror(-ret));
+                    "as usual", cfg->latency_hold_str, MFS_CPU_LATENCY_DEV, strerror(-err));
         ret = hot_loop_run(m);
         mfs_cpu_latency_close(&m->cpu_latency);
     } else {
