@@ -247,10 +247,12 @@ metric() {
 }
 record() { # record ID FS VALUE
     local after
+    # once per measured run: its first record takes settle's note
     if [ "$2" = ext4 ] && [ -s "$WORK/holds_before" ] && after=$(mm_holds) &&
         [ -n "$after" ] && [ "$after" -gt "$(cat "$WORK/holds_before")" ]; then
         echo held >>"$WORK/held_runs"
     fi
+    rm -f "$WORK/holds_before"
     VALS["$1|$2"]+="$3 "
     log "  $1 $2: $3 ${UNIT[$1]}"
 }
