@@ -115,6 +115,13 @@ $(B)/tests/mmapfs-resize-stop: $(B)/obj/tests/resize_main.o $(B)/obj/tests/resiz
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 all: $(B)/tests/mmapfs-resize-stop
 
+# the FUSE floor of make bench (tests/bench/nullfs.c, docs/BENCH.md): built
+# with everything else, so that it compiles under the same warnings
+$(B)/tests/nullfs: tests/bench/nullfs.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(FUSE_CFLAGS) -o $@ $< $(FUSE_LIBS)
+all: $(B)/tests/nullfs
+
 $(B)/tests/%: tests/unit/%.c $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -MMD -MP -o $@ $< $(LIBS) -lcmocka $(LDLIBS) $(TEST_LDFLAGS)

@@ -19,6 +19,14 @@
 # percentiles (p50, p99) of both filesystems and mmapfs's engine syncs per
 # fsync (BUILD/mmapfs-stat before and after).
 #
+# The small-file rows (create, stat, rm -rf, untar) and the warm random reads
+# are also measured on a third filesystem, the FUSE floor (BUILD/tests/nullfs,
+# tests/bench/nullfs.c): a FUSE daemon that negotiates what mmapfs
+# negotiates, answers every request at once from memory and stores nothing.
+# Its ratio to ext4, in the column "FUSE floor", is the best any FUSE
+# filesystem can reach on that row on this machine and kernel (docs/BENCH.md,
+# "The FUSE floor").
+#
 # Prints the table and writes it as Markdown to $BENCH_OUT. Exits 0 unless
 # something broke (a tool missing, a mount or a benchmark failing, the image
 # not clean afterwards, the time budget exceeded). Needs root.
@@ -97,6 +105,7 @@ MKFS=$build/mkfs.mmapfs
 MMAPFS=$build/mmapfs
 FSCK=$build/fsck.mmapfs
 MSTAT=$build/mmapfs-stat
+NULLFS=$build/tests/nullfs
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3 || echo python3)
 
@@ -114,7 +123,7 @@ for c in fio sqlite3 tar losetup mkfs.ext4 mount umount mountpoint \
     command -v "$c" >/dev/null 2>&1 || missing+=" $c"
 done
 [ -z "$missing" ] || die "missing:$missing (install them with: make deps)"
-for b in "$MKFS" "$MMAPFS" "$FSCK" "$MSTAT"; do
+for b in "$MKFS" "$MMAPFS" "$FSCK" "$MSTAT" "$NULLFS"; do
     [ -x "$b" ] || die "$b is missing (run: make all B=$build)"
 done
 [ -w /proc/sys/vm/drop_caches ] || die "/proc/sys/vm/drop_caches is not writable"
@@ -124,7 +133,8 @@ done
 WORK=""         # temp dir: images, mount points, fio output, SQL files
 LOOP=""         # the loop device this run attached (only this one is detached)
 MM_PID=""       # pid of the running mmapfs daemon
-EXT_MNT="" MM_MNT="" EXT_FILE="" MM_IMG=""
+FLOOR_PID=""    # pid of the running FUSE floor (nullfs)
+EXT_MNT="" MM_MNT="" EXT_FILE="" MM_IMG="" FLOOR_MNT=""
 
 # Unmounts mmapfs and waits (by its PID) for the daemon to exit: it holds the
 # image until it has written the clean unmount.
@@ -159,9 +169,44 @@ ext_umount() {
     fi
 }
 
+# The FUSE floor keeps nothing: unmounting it is all. It holds idle CPUs
+# polling while mounted, so it is mounted only for its own runs.
+floor_mount() {
+    local i
+    "$NULLFS" "$FLOOR_MNT" </dev/null >"$WORK/nullfs.log" 2>&1 &
+    FLOOR_PID=$!
+    for i in $(seq 200); do
+        if mountpoint -q "$FLOOR_MNT"; then
+            # mmapfs's share of the dirty pages (its defaults, docs/MOUNT.md
+            # "Dirty pages"), so that the untar is not throttled sooner there
+            local bdi
+            bdi=/sys/class/bdi/$(mountpoint -d "$FLOOR_MNT")
+            echo 10 >"$bdi/max_ratio" && echo 5 >"$bdi/min_ratio" ||
+                die "cannot set the dirty-page share of $FLOOR_MNT ($bdi)"
+            return 0
+        fi
+        kill -0 "$FLOOR_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    cat "$WORK/nullfs.log" >&2
+    die "$NULLFS $FLOOR_MNT did not mount"
+}
+
+floor_umount() {
+    if [ -n "$FLOOR_MNT" ] && mountpoint -q "$FLOOR_MNT" 2>/dev/null; then
+        timeout -k 5 60 fusermount3 -u "$FLOOR_MNT" ||
+            timeout -k 5 30 fusermount3 -u -z "$FLOOR_MNT" || return 1
+    fi
+    if [ -n "$FLOOR_PID" ]; then
+        timeout -k 5 60 tail --pid="$FLOOR_PID" -f /dev/null || return 1
+        FLOOR_PID=""
+    fi
+}
+
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM HUP
+    floor_umount || echo "bench: cleanup: could not unmount $FLOOR_MNT" >&2
     mm_umount lazy || echo "bench: cleanup: could not unmount $MM_MNT" >&2
     ext_umount lazy || echo "bench: cleanup: could not unmount $EXT_MNT" >&2
     if [ -n "$LOOP" ]; then
@@ -308,6 +353,7 @@ mm_holds() {
 settle() {
     local i
     [ "$IDLE_POLL" = 1 ] && return 0     # held for both by the bench itself
+    [ -z "$FLOOR_PID" ] || return 0      # the FUSE floor's own hold (while mounted)
     mm_holds >"$WORK/holds_before"
     for i in $(seq 40); do
         [ "$(cpu_latency)" != 0 ] && return 0
@@ -354,8 +400,8 @@ syncs_per_fsync() {
 mkdir -p "$BENCH_TMP"
 WORK=$(mktemp -d "$BENCH_TMP/mmapfs-bench.XXXXXX")
 EXT_FILE=$WORK/ext4.img MM_IMG=$WORK/mmapfs.img
-EXT_MNT=$WORK/ext4 MM_MNT=$WORK/mmapfs
-mkdir -p "$EXT_MNT" "$MM_MNT"
+EXT_MNT=$WORK/ext4 MM_MNT=$WORK/mmapfs FLOOR_MNT=$WORK/floor
+mkdir -p "$EXT_MNT" "$MM_MNT" "$FLOOR_MNT"
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 log "build $build, temp $WORK, size $FS_SIZE, load $load_start"
@@ -453,25 +499,38 @@ fi
 # that it is in the page cache; the measured runs do not invalidate it
 # (--invalidate=0, fio's default would drop it) and the filesystems are not
 # remounted between them.
+# On the FUSE floor too (its writes keep nothing, but the pages stay cached
+# like mmapfs's): no request reaches either daemon, so both measure the
+# kernel's page cache of a FUSE mount.
 if wanted rread; then
     log "4 KiB random reads, warm"
+    rread_prepare() {
+        run_cmd "fio --name=rread --filename='$1/rread' --size='$RREAD_SIZE' --rw=randread \
+            --create_only=1"
+        run_cmd "sync; cat '$1/rread' >/dev/null"
+    }
+    rread_run() {
+        v=$(run_fio read:iops --name=rread --filename="$2/rread" --rw=randread --bs=4k \
+            --size="$RREAD_SIZE" --invalidate=0 --time_based --runtime="$RREAD_SECONDS")
+        record randr "$1" "$v"
+    }
     remount_both
     for fs in ext4 mmapfs; do
-        m=$(mnt_of "$fs")
-        run_cmd "fio --name=rread --filename='$m/rread' --size='$RREAD_SIZE' --rw=randread \
-            --create_only=1"
-        run_cmd "sync; cat '$m/rread' >/dev/null"
+        rread_prepare "$(mnt_of "$fs")"
     done
     for ((r = 1; r <= RUNS; r++)); do
         check_budget
         for fs in $(order "$r"); do
-            m=$(mnt_of "$fs")
-            v=$(run_fio read:iops --name=rread --filename="$m/rread" --rw=randread --bs=4k \
-                --size="$RREAD_SIZE" --invalidate=0 --time_based --runtime="$RREAD_SECONDS")
-            record randr "$fs" "$v"
+            rread_run "$fs" "$(mnt_of "$fs")"
         done
     done
     rm -f "$EXT_MNT/rread" "$MM_MNT/rread"
+    floor_mount
+    rread_prepare "$FLOOR_MNT"
+    for ((r = 1; r <= RUNS; r++)); do
+        rread_run floor "$FLOOR_MNT"
+    done
+    floor_umount || die "unmounting $FLOOR_MNT failed"
 fi
 
 # ---- write+fsync: 8 concurrent writers, 1 writer ----------------------------------------------------
@@ -536,26 +595,34 @@ if wanted sql; then
 fi
 
 # ---- small files: create, stat (cold, warm), delete -------------------------------------------
+# small_files FS DIR: one run of the small-file rows in DIR (made here) on FS
+small_files() {
+    local fs=$1 d=$2 t
+    mkdir "$d"
+    sync
+    t=$(time_cmd "'$PY' '$here/smallfiles.py' create '$d' $NFILES")
+    record create "$fs" "$t"
+    drop_caches
+    t=$(time_cmd "'$PY' '$here/smallfiles.py' stat '$d' $NFILES")
+    record statc "$fs" "$t"
+    t=$(time_cmd "'$PY' '$here/smallfiles.py' stat '$d' $NFILES")
+    record statw "$fs" "$t"
+    sync
+    t=$(time_cmd "rm -rf '$d'")
+    record delete "$fs" "$t"
+}
+
 if wanted small; then
     log "small files: $NFILES"
     for ((r = 1; r <= RUNS; r++)); do
         check_budget
         remount_both
         for fs in $(order "$r"); do
-            d=$(mnt_of "$fs")/small
-            mkdir "$d"
-            sync
-            t=$(time_cmd "'$PY' '$here/smallfiles.py' create '$d' $NFILES")
-            record create "$fs" "$t"
-            drop_caches
-            t=$(time_cmd "'$PY' '$here/smallfiles.py' stat '$d' $NFILES")
-            record statc "$fs" "$t"
-            t=$(time_cmd "'$PY' '$here/smallfiles.py' stat '$d' $NFILES")
-            record statw "$fs" "$t"
-            sync
-            t=$(time_cmd "rm -rf '$d'")
-            record delete "$fs" "$t"
+            small_files "$fs" "$(mnt_of "$fs")/small"
         done
+        floor_mount
+        small_files floor "$FLOOR_MNT/small"
+        floor_umount || die "unmounting $FLOOR_MNT failed"
     done
 fi
 
@@ -570,19 +637,26 @@ if wanted untar; then
     ntar=$((UNTAR_DIRS * UNTAR_FILES))
     run_cmd "'$PY' '$here/smallfiles.py' tar '$tarball' $UNTAR_DIRS $UNTAR_FILES 4096"
     log "untar: $UNTAR_DIRS dirs x $UNTAR_FILES files of 4 KiB"
+    # untar_run FS DIR: one timed untar into DIR (made here) on FS
+    untar_run() {
+        local fs=$1 d=$2 t n
+        mkdir "$d"
+        run_cmd "cat '$tarball' >/dev/null; sync"
+        t=$(time_cmd "tar -xf '$tarball' -C '$d'")
+        record untar "$fs" "$t"
+        n=$(timeout -k 5 "$STEP_TIMEOUT" find "$d" -type f -size 4096c | wc -l)
+        [ "$n" = "$ntar" ] || die "untar on $fs: $n files of 4 KiB, expected $ntar"
+        run_cmd "sync; rm -rf '$d'; sync"
+    }
     for ((r = 1; r <= RUNS; r++)); do
         check_budget
         remount_both
         for fs in $(order "$r"); do
-            d=$(mnt_of "$fs")/untar
-            mkdir "$d"
-            run_cmd "cat '$tarball' >/dev/null; sync"
-            t=$(time_cmd "tar -xf '$tarball' -C '$d'")
-            record untar "$fs" "$t"
-            n=$(timeout -k 5 "$STEP_TIMEOUT" find "$d" -type f -size 4096c | wc -l)
-            [ "$n" = "$ntar" ] || die "untar on $fs: $n files of 4 KiB, expected $ntar"
-            run_cmd "sync; rm -rf '$d'; sync"
+            untar_run "$fs" "$(mnt_of "$fs")/untar"
         done
+        floor_mount
+        untar_run floor "$FLOOR_MNT/untar"
+        floor_umount || die "unmounting $FLOOR_MNT failed"
     done
 fi
 
@@ -648,22 +722,28 @@ target() {
         if (r == "-") { printf "%sx\n", t; exit }
         printf "%sx %s\n", t, (r + 0 >= t + 0) ? "met" : miss }'
 }
+# ratio_of ID VALUE EXT4: VALUE against ext4's as the table shows it ("1.23x"), or -
+ratio_of() {
+    case ${KIND[$1]} in
+    rate) awk -v a="$2" -v b="$3" 'BEGIN { printf "%.2fx", a / b }' ;;
+    time) awk -v a="$3" -v b="$2" 'BEGIN { printf "%.2fx", a / b }' ;;
+    *) echo - ;;
+    esac
+}
 rows=()
 for id in "${METRICS[@]}"; do
     [ -n "${VALS["$id|mmapfs"]:-}" ] || continue    # benchmark not run (BENCH_ONLY)
     e=$(median "${VALS["$id|ext4"]:-}")
     m=$(median "${VALS["$id|mmapfs"]:-}")
-    case ${KIND[$id]} in
-    rate) ratio=$(awk -v a="$m" -v b="$e" 'BEGIN { printf "%.2fx", a / b }') ;;
-    time) ratio=$(awk -v a="$e" -v b="$m" 'BEGIN { printf "%.2fx", a / b }') ;;
-    *) ratio=- ;;
-    esac
+    ratio=$(ratio_of "$id" "$m" "$e")
+    floor=-
+    [ -z "${VALS["$id|floor"]:-}" ] || floor=$(ratio_of "$id" "$(median "${VALS["$id|floor"]}")" "$e")
     n=$(echo "${VALS["$id|mmapfs"]}" | wc -w)
-    rows+=("${LABEL[$id]} (${UNIT[$id]}, median of $n)|$(fmt "$e")|$(fmt "$m")|$ratio|$(target "${ratio%x}" "${MUST[$id]}" MISSED)|$(target "${ratio%x}" "${AIM[$id]}" "not yet")")
+    rows+=("${LABEL[$id]} (${UNIT[$id]}, median of $n)|$(fmt "$e")|$(fmt "$m")|$ratio|$floor|$(target "${ratio%x}" "${MUST[$id]}" MISSED)|$(target "${ratio%x}" "${AIM[$id]}" "not yet")")
 done
 
 header="mmapfs vs ext4 on a loop device, $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs, kernel $(uname -r); load average $load_start at start, $load_end at end; mmapfs $REV${BENCH_MKFS_OPTS:+ (mkfs ${BENCH_MKFS_OPTS})}${MMAPFS_OPTS:+ (-o $MMAPFS_OPTS)}; filesystems of $FS_SIZE; ${QOS_FD:+idle CPUs held polling for both filesystems (BENCH_IDLE_POLL=1); }$(held_runs) measured runs began under, or (ext4) overlapped, a CPU latency hold of the mmapfs daemon; total ${SECONDS}s"
-note="ratio >= 1.0 means mmapfs at least as good as ext4: mmapfs/ext4 for rates, ext4/mmapfs for durations and latencies"
+note="ratio >= 1.0 means mmapfs at least as good as ext4: mmapfs/ext4 for rates, ext4/mmapfs for durations and latencies; FUSE floor: the same ratio for a FUSE daemon that answers at once and stores nothing (tests/bench/nullfs.c), the best any FUSE filesystem can reach here"
 
 mkdir -p "$(dirname "$BENCH_OUT")"
 {
@@ -671,16 +751,17 @@ mkdir -p "$(dirname "$BENCH_OUT")"
     echo
     echo "$note"
     echo
-    echo "| metric | ext4 | mmapfs | ratio | must reach | aim |"
-    echo "| --- | ---: | ---: | ---: | --- | --- |"
+    echo "| metric | ext4 | mmapfs | ratio | FUSE floor | must reach | aim |"
+    echo "| --- | ---: | ---: | ---: | ---: | --- | --- |"
     for row in "${rows[@]}"; do echo "| ${row//|/ | } |"; done
     echo
-    echo "Samples (ext4 / mmapfs):"
+    echo "Samples (ext4 / mmapfs, and / FUSE floor where timed):"
     echo
     for id in "${METRICS[@]}"; do
         [ -n "${VALS["$id|mmapfs"]:-}" ] || continue
         e=${VALS["$id|ext4"]:--}
-        echo "- ${LABEL[$id]}: ${e% } / ${VALS["$id|mmapfs"]% } ${UNIT[$id]}"
+        f=${VALS["$id|floor"]:-}
+        echo "- ${LABEL[$id]}: ${e% } / ${VALS["$id|mmapfs"]% }${f:+ / ${f% }} ${UNIT[$id]}"
     done
 } >"$BENCH_OUT"
 
@@ -689,11 +770,11 @@ echo "$header"
 echo "$note"
 echo
 {
-    echo "metric|ext4|mmapfs|ratio|must reach|aim"
+    echo "metric|ext4|mmapfs|ratio|floor|must reach|aim"
     for row in "${rows[@]}"; do echo "$row"; done
 } | awk -F'|' '{ for (i = 1; i <= NF; i++) { c[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } }
     END { for (r = 1; r <= NR; r++) { line = sprintf("%-" w[1] "s", c[r, 1])
-              for (i = 2; i <= 4; i++) line = line sprintf("  %" w[i] "s", c[r, i])
-              print line sprintf("  %-" w[5] "s  ", c[r, 5]) c[r, 6] } }'
+              for (i = 2; i <= 5; i++) line = line sprintf("  %" w[i] "s", c[r, i])
+              print line sprintf("  %-" w[6] "s  ", c[r, 6]) c[r, 7] } }'
 echo
 echo "Markdown table written to $BENCH_OUT (total ${SECONDS}s)"
