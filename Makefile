@@ -160,7 +160,7 @@ check-asan:
 # loop and the commit thread, and take minutes under TSan. Only these
 # binaries and the two libraries are built into build-tsan; the first race
 # stops the run (halt_on_error) and fails it. No suppressions.
-TSAN_TESTS = test_concurrency test_journal test_mmio test_fs_file
+TSAN_TESTS = test_concurrency test_journal test_mmio test_fs_file test_attr_owner
 # TSan puts its shadow memory at fixed addresses; where the kernel places
 # mmaps with more randomness than it expects (vm.mmap_rnd_bits above 28)
 # it stops with "FATAL: ThreadSanitizer: unexpected memory mapping". The

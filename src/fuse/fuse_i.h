@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "fs/fs.h"
+#include "util/attr_owner.h"
 #include "util/cpu_latency.h"
 #include "fuse/version_i.h"
 
@@ -184,6 +185,10 @@ struct mmapfs_fuse {
     /* Inodes mfs_attr_changed told the kernel about lately: READDIRPLUS
      * leaves their attributes out for a while (ops_dir.c). */
     struct mfs_ino_window changed[MFS_CHANGED_SLOTS];
+    /* Who was answered with an inode's attributes since the kernel was
+     * last told they changed (mfs_attr_changed, mfs_attr_timeout). */
+    struct mfs_attr_owner attr_owner;
+    uint64_t attr_notified, attr_notify_skipped;  /* (atomic, relaxed) */
     /* Regular files whose block count a write-back changed lately: their
      * attributes go out with a short timeout (mfs_blocks_changed). */
     struct mfs_ino_window growing[MFS_GROW_SLOTS];
@@ -223,9 +228,19 @@ static inline struct fs *mfs_fs(fuse_req_t req)
 }
 
 /* Counts one request of kind op (first thing each handler does). */
+/* The attribute epoch the request being served on this thread began in
+ * (mfs_count sets it; mfs_attr_timeout reads it). */
+extern __thread uint64_t mfs_req_epoch;
+
+/* Counts a request; every handler calls it first. It also notes the
+ * attribute epoch the request begins in, for the answers that carry
+ * attributes (mfs_attr_timeout). */
 static inline void mfs_count(fuse_req_t req, enum mfs_op op)
 {
-    __atomic_fetch_add(&mfs_data(req)->requests[op], 1, __ATOMIC_RELAXED);
+    struct mmapfs_fuse *m = mfs_data(req);
+
+    __atomic_fetch_add(&m->requests[op], 1, __ATOMIC_RELAXED);
+    mfs_req_epoch = mfs_attr_owner_epoch(&m->attr_owner);
 }
 
 /* Appends the request counters to buf ("fuse_req_<name> N\n" lines, only
@@ -278,6 +293,15 @@ void mfs_reply_entry(fuse_req_t req, const struct fs_stat *st);
  * attribute timeout. The notification also raises the inode's attribute
  * version, so such a late answer is discarded (docs/MOUNT.md).
  *
+ * It is left out when every answer that carried ino's attributes since
+ * the last notification went to the thread that asks for this change: a
+ * thread sends its next request only after the kernel applied the answer
+ * to its last one, so no such answer can arrive late (a rm -rf, a create
+ * loop or an untar: one write to /dev/fuse fewer per file). An answer
+ * computed while a change was under way goes out with timeout 0
+ * (mfs_attr_timeout). util/attr_owner.h; docs/MOUNT.md, "Why 1-hour
+ * timeouts".
+ *
  * ino is also remembered for MFS_CHANGED_WINDOW_NS (mfs_attr_recent):
  * READDIRPLUS lists it without attributes meanwhile. The kernel applies
  * an answer by first clearing the inode's "stale" mark and then writing
@@ -291,6 +315,10 @@ void mfs_attr_changed(fuse_req_t req, fuse_ino_t ino);
 /* The mark of mfs_attr_changed alone, for an operation to take before it
  * changes ino: a listing answered after the change then sees the mark. */
 void mfs_attr_changing(fuse_req_t req, fuse_ino_t ino);
+
+/* Drops the kernel's copy of ino's attributes now, always (the next stat
+ * or write(2) asks for them): mfs_attr_changed without its exception. */
+void mfs_attr_drop(fuse_req_t req, fuse_ino_t ino);
 
 /* Did mfs_attr_changed name ino within MFS_CHANGED_WINDOW_NS, or did ino
  * lose one of several names within MFS_LINK_DROP_WINDOW_NS? */
@@ -309,7 +337,10 @@ int mfs_attr_recent(fuse_req_t req, uint64_t ino);
 #define MFS_LINK_DROP_WINDOW_NS 1000000000ull
 void mfs_link_dropped(void *ctx, uint64_t ino);
 
-/* The attribute timeout of a reply carrying ino's attributes. */
+/* The attribute timeout of a reply carrying ino's attributes, called
+ * after they were read and before the reply: it also records who gets
+ * them (mfs_attr_changed), and gives 0 if a change may have happened
+ * since the request began. */
 double mfs_attr_timeout(fuse_req_t req, uint64_t ino);
 
 /* A write-back of ino's cached pages changed its block count. The kernel

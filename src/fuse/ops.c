@@ -130,15 +130,31 @@ static int ino_window_has(const struct mfs_ino_window *tab, size_t nslots, uint6
            mono_ns() < __atomic_load_n(&tab[i].until_ns, __ATOMIC_ACQUIRE);
 }
 
-void mfs_attr_changed(fuse_req_t req, fuse_ino_t ino)
+__thread uint64_t mfs_req_epoch;
+
+void mfs_attr_drop(fuse_req_t req, fuse_ino_t ino)
 {
     struct mmapfs_fuse *m = mfs_data(req);
 
     mfs_attr_changing(req, ino);
     /* offset -1: attributes only, no page cache, nothing to wait for. An
      * inode the kernel does not cache gives -ENOENT: nothing to do. */
-    if (m->se)
+    if (m->se) {
         (void)fuse_lowlevel_notify_inval_inode(m->se, ino, -1, 0);
+        __atomic_fetch_add(&m->attr_notified, 1, __ATOMIC_RELAXED);
+    }
+}
+
+void mfs_attr_changed(fuse_req_t req, fuse_ino_t ino)
+{
+    struct mmapfs_fuse *m = mfs_data(req);
+
+    if (mfs_attr_owner_change(&m->attr_owner, ino, fuse_req_ctx(req)->pid)) {
+        mfs_attr_changing(req, ino);
+        __atomic_fetch_add(&m->attr_notify_skipped, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    mfs_attr_drop(req, ino);
 }
 
 void mfs_attr_changing(fuse_req_t req, fuse_ino_t ino)
@@ -170,6 +186,8 @@ double mfs_attr_timeout(fuse_req_t req, uint64_t ino)
 {
     struct mmapfs_fuse *m = mfs_data(req);
 
+    if (mfs_attr_owner_answer(&m->attr_owner, ino, fuse_req_ctx(req)->pid, mfs_req_epoch))
+        return 0;       /* changed since the request began (util/attr_owner.h) */
     if (ino_window_has(m->link_drops, MFS_LINK_DROP_SLOTS, ino))
         return 0;
     if (m->cfg->attr_timeout > MFS_GROW_ATTR_TIMEOUT &&
@@ -223,7 +241,7 @@ void mfs_wb_error_set(fuse_req_t req, uint64_t ino, int err)
     }
     __atomic_store_n(&m->wb_errors[i].err, err, __ATOMIC_RELEASE);
     __atomic_store_n(&m->wb_errors[i].ino, ino, __ATOMIC_RELEASE);
-    mfs_attr_changed(req, ino);
+    mfs_attr_drop(req, ino);
 }
 
 int mfs_wb_error_take(fuse_req_t req, uint64_t ino)

@@ -125,8 +125,14 @@ int mfs_format_metrics(const struct mmapfs_fuse *m, char **out)
         mfs_cpu_latency_counters(&m->cpu_latency, &holds, &held_us);
         if (len >= 0 && (size_t)len < cap) {
             more = snprintf(buf + len, cap - (size_t)len, "fuse_cpu_latency_holds %llu\n"
-                            "fuse_cpu_latency_held_us %llu\n", (unsigned long long)holds,
-                            (unsigned long long)held_us);
+                            "fuse_cpu_latency_held_us %llu\n"
+                            "fuse_attr_notifications %llu\n"
+                            "fuse_attr_notifications_skipped %llu\n",
+                            (unsigned long long)holds, (unsigned long long)held_us,
+                            (unsigned long long)__atomic_load_n(&m->attr_notified,
+                                                                __ATOMIC_RELAXED),
+                            (unsigned long long)__atomic_load_n(&m->attr_notify_skipped,
+                                                                __ATOMIC_RELAXED));
             len = more < 0 ? more : len + more;
         }
         uint64_t dirty_cap = mfs_dirty_cap(m);

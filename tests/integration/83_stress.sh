@@ -44,6 +44,10 @@
 #    listing's attributes were being applied took the old values; the
 #    listings now carry no attributes for a directory changed within the
 #    last second (docs/MOUNT.md, "A current answer applied beside a stat").
+#    Then again with two processes stat'ing the directory (dir_nlink_race
+#    ... stat): the daemon skips its notification when only the changing
+#    process was answered with the directory's attributes since the last
+#    one (src/util/attr_owner.h); a count still wrong 2 ms later fails.
 #
 # Kernel attribute caches: the stress mounts use the default 1-hour
 # timeouts. A file's link count read one low after an unlink of one of its
@@ -97,6 +101,10 @@ race_run() {
 nlink_run() {
     STEP_TIMEOUT=$((race_secs + 60)) check "$1: directory link counts current after mkdir/rmdir while the parent is listed" \
         "$NLINK" "$2" "$race_secs"
+    printf '%s\n' "$T_OUT" | tail -n 1 | sed 's/^/     /'
+    rm -rf "$2/s"
+    STEP_TIMEOUT=$((race_secs + 60)) check "$1: directory link counts current after mkdir/rmdir while the directory is stat'ed" \
+        "$NLINK" "$2" "$race_secs" stat
     printf '%s\n' "$T_OUT" | tail -n 1 | sed 's/^/     /'
     STEP_TIMEOUT=$((race_secs + 60)) check "$1: link(2) from a file's other name right after one was removed while the directory is listed" \
         "$LINKR" "$2" "$race_secs"

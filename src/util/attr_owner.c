@@ -1,0 +1,81 @@
+/*
+ * attr_owner.c — who was answered with an inode's attributes (the rules
+ * and their order: attr_owner.h).
+ */
+#include "util/attr_owner.h"
+
+#define TID_BITS MFS_ATTR_OWNER_TID_BITS
+#define NONE     0ull
+#define MIXED    ((1ull << TID_BITS) - 1)
+#define OWNER(ino, tid) (((uint64_t)(ino) << TID_BITS) | (uint64_t)(tid))
+
+/* The top bits of a multiplicative (Fibonacci) hash of the inode number. */
+static unsigned slot_of(uint64_t ino)
+{
+    return (unsigned)((ino * 0x9e3779b97f4a7c15ull) >> (64 - __builtin_ctz(MFS_ATTR_OWNER_SLOTS)));
+}
+
+/* Can a slot name ino? Larger numbers are never recorded: always notified. */
+static int ino_fits(uint64_t ino)
+{
+    return ino >> (64 - TID_BITS) == 0;
+}
+
+static int tid_known(int32_t tid)
+{
+    return tid > 0 && (uint64_t)tid < MIXED;
+}
+
+uint64_t mfs_attr_owner_epoch(const struct mfs_attr_owner *t)
+{
+    return __atomic_load_n(&t->epoch, __ATOMIC_SEQ_CST);
+}
+
+int mfs_attr_owner_answer(struct mfs_attr_owner *t, uint64_t ino, int32_t tid,
+                          uint64_t begun)
+{
+    unsigned i = slot_of(ino);
+    uint64_t *slot = &t->owner[i];
+    uint64_t mine = tid_known(tid) ? (uint64_t)tid : MIXED;
+    uint64_t cur = __atomic_load_n(slot, __ATOMIC_SEQ_CST), want;
+
+    while (ino_fits(ino)) {
+        if (cur >> TID_BITS != ino)
+            want = OWNER(ino, MIXED);           /* taken over */
+        else if ((cur & MIXED) == NONE)
+            want = OWNER(ino, mine);
+        else if ((cur & MIXED) == mine)
+            want = cur;
+        else
+            want = OWNER(ino, MIXED);
+        if (cur == want ||
+            __atomic_compare_exchange_n(slot, &cur, want, 0, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_SEQ_CST))
+            break;
+    }
+    return __atomic_load_n(&t->changed_at[i], __ATOMIC_SEQ_CST) > begun;
+}
+
+int mfs_attr_owner_change(struct mfs_attr_owner *t, uint64_t ino, int32_t tid)
+{
+    unsigned i = slot_of(ino);
+    uint64_t e = __atomic_add_fetch(&t->epoch, 1, __ATOMIC_SEQ_CST);
+    uint64_t at = __atomic_load_n(&t->changed_at[i], __ATOMIC_SEQ_CST), cur;
+
+    /* only ever raised: a later change of a slot mate must not hide this one */
+    while (at < e && !__atomic_compare_exchange_n(&t->changed_at[i], &at, e, 0,
+                                                  __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+        ;
+    if (!ino_fits(ino))
+        return 0;
+    cur = __atomic_load_n(&t->owner[i], __ATOMIC_SEQ_CST);
+    if (cur == OWNER(ino, NONE) || (tid_known(tid) && cur == OWNER(ino, tid)))
+        return 1;
+    /* The record starts again, unless an answer marked it meanwhile: that
+     * answer read the attributes after this change (it sees changed_at
+     * raised otherwise), but may reach the kernel after the next one, so
+     * its mark stays. */
+    (void)__atomic_compare_exchange_n(&t->owner[i], &cur, OWNER(ino, NONE), 0,
+                                      __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    return 0;
+}
