@@ -286,8 +286,8 @@ void mfs_reply_entry(fuse_req_t req, const struct fs_stat *st);
 
 /* Tells the kernel, before the reply, that ino's attributes changed in a
  * way no reply of this request carries: the directory whose entries an
- * operation changed (mtime, ctime, link count), an inode whose xattrs or
- * ACL changed. The kernel only marks such a directory stale; a GETATTR,
+ * operation changed (mtime, ctime, link count). The kernel only marks
+ * such a directory stale; a GETATTR,
  * LOOKUP or READDIRPLUS answered just before the change and delivered
  * just after it would then be taken as current and kept for the whole
  * attribute timeout. The notification also raises the inode's attribute
@@ -317,7 +317,10 @@ void mfs_attr_changed(fuse_req_t req, fuse_ino_t ino);
 void mfs_attr_changing(fuse_req_t req, fuse_ino_t ino);
 
 /* Drops the kernel's copy of ino's attributes now, always (the next stat
- * or write(2) asks for them): mfs_attr_changed without its exception. */
+ * or write(2) asks for them): mfs_attr_changed without its exception. For
+ * an inode whose xattrs or ACL changed: beside the race above, an xattr
+ * block more or less changes st_blocks, which the kernel does not mark
+ * stale (only ctime). */
 void mfs_attr_drop(fuse_req_t req, fuse_ino_t ino);
 
 /* Did mfs_attr_changed name ino within MFS_CHANGED_WINDOW_NS, or did ino

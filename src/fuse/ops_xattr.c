@@ -193,7 +193,10 @@ void mfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
     else if (!err)
         err = fs_setxattr(mfs_fs(req), ino, name, value, size, flags);
     if (!err)
-        mfs_attr_changed(req, ino);     /* ctime; with an ACL, maybe the mode */
+        /* ctime; with an ACL, maybe the mode; an xattr block more or
+         * less changes st_blocks, which the kernel does not mark stale
+         * (only ctime): always told, not only against a late answer */
+        mfs_attr_drop(req, ino);
     mfs_reply_err(req, err);
 }
 
@@ -309,6 +312,6 @@ void mfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
             err = bad_ns;
     }
     if (!err)
-        mfs_attr_changed(req, ino);
+        mfs_attr_drop(req, ino);        /* as in setxattr */
     mfs_reply_err(req, err);
 }

@@ -345,6 +345,34 @@ check_range "idle mount: no thread wakes in 3 s (voluntary switches)" 0 20 $((b 
 echo awake >"$M/idle-probe"
 check_eq "requests after idling are served" awake "$(cat "$M/idle-probe")"
 rm -f "$M/idle-probe"
+# ---- st_blocks after an xattr block comes and goes ----------------------------------------------
+# statx for STATX_BLOCKS alone (as stat -c %b asks), all from one thread:
+# the kernel marks only ctime stale after setxattr/removexattr, so the
+# daemon's notification, which it sends for them even to a caller it alone
+# answered (docs/MOUNT.md, "When the notification is left out"), is what
+# makes the count current.
+run_py "st_blocks after xattr changes" '
+import ctypes, struct
+libc = ctypes.CDLL(None, use_errno=True)
+def blocks(p):
+    buf = ctypes.create_string_buffer(256)
+    # AT_FDCWD, AT_SYMLINK_NOFOLLOW, STATX_BLOCKS; stx_blocks at offset 48
+    if libc.statx(-100, p.encode(), 0x100, 0x400, buf) != 0:
+        raise OSError(ctypes.get_errno(), "statx " + p)
+    return struct.unpack_from("Q", buf.raw, 48)[0]
+p = M + "/xb"
+with open(p, "w") as f:
+    f.write("x")
+os.stat(p)
+b0 = blocks(p)
+os.setxattr(p, "user.big", b"x" * 3000)
+b1 = blocks(p)
+os.removexattr(p, "user.big")
+b2 = blocks(p)
+check("statx(STATX_BLOCKS) sees an xattr block come and go (before, with, after)",
+      (b1, b2) == (b0 + 8, b0), (b0, b1, b2))
+os.unlink(p)
+'
 # ---- without HANDLE_KILLPRIV_V2: a GETXATTR security.capability per write -------------------
 unmount_fs "$M"
 mount_image "$IMG" "$M" -o nokillpriv_v2
