@@ -217,9 +217,13 @@ void mfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
     int len;
     mfs_count(req, MFS_OP_GETXATTR);
 
-    int err = check_namespace(name);
-    if (err) {
-        mfs_reply_err(req, err);
+    /* A name outside the namespaces (stored by a version that did not
+     * check them, or found on a damaged image) is listed, so it can be
+     * read too, as it can be removed: cp -a, rsync -X and getfattr -d
+     * read every listed name. Setting one stays refused. */
+    int bad_ns = check_namespace(name);
+    if (bad_ns && bad_ns != -EOPNOTSUPP) {
+        mfs_reply_err(req, bad_ns);
         return;
     }
     if (is_metrics_xattr(ino, name)) {
@@ -238,6 +242,8 @@ void mfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
         }
     }
     len = fs_getxattr(mfs_fs(req), ino, name, buf, size);
+    if (bad_ns && len == -ENODATA)
+        len = bad_ns;               /* no such legacy name: the namespace's answer */
     reply_sized(req, len, buf, size);
     free(buf);
 }

@@ -3,7 +3,9 @@
 # 56_xattr_many.sh — many extended attributes per file through the mount
 # (chained xattr blocks, docs/LINUX.md): 2000 attributes set, listed, read
 # back, persisted across a remount, removed; a list longer than the
-# kernel's 64 KiB XATTR_LIST_MAX is E2BIG to the program; fsck clean. On
+# kernel's 64 KiB XATTR_LIST_MAX is E2BIG to the program; fsck clean; a
+# name outside the namespaces that an older version stored is listed,
+# read and removed (legacy_xattr.c stores it offline). On
 # ext4 (the reference, without ea_inode; 1 KiB blocks at this size) the
 # same file runs out of room (ENOSPC) after a few dozen attributes:
 # recorded, not compared.
@@ -93,6 +95,41 @@ mount_image "$img" "$M"        # fresh attributes (the kernel caches st_blocks)
 check_eq "mmapfs: the file's xattr blocks are freed with them" "0" "$(stat -c %b "$M/f")"
 check_range "mmapfs: the other file keeps its chain (3000 attributes)" 100 100000 \
     "$(stat -c %b "$M/g")"
+ino=$(stat -c %i "$M/f")
 unmount_fs "$M"
+
+# ---- a name outside the namespaces, stored by an older version -----------------------
+# The mount refuses to set one (EOPNOTSUPP, 30_posix_errno.sh), but an image
+# may hold one: it is listed, so it can be read and removed (cp -a, rsync -X
+# and getfattr -d read every listed name), and a name outside the
+# namespaces that is not there is still EOPNOTSUPP.
+LEGACY=$T_DIR/legacy_xattr
+if ! T_OUT=$(cc -I"$T_ROOT/src" -I"$T_ROOT/include" -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
+        -std=gnu11 -O2 -Wall -Wextra -Werror -o "$LEGACY" "$T_ROOT/tests/integration/legacy_xattr.c" \
+        "$T_BUILD/libmmapfs.a" "$T_BUILD/libmmio.a" -lpthread 2>&1); then
+    fail "compile legacy_xattr.c" "$T_OUT"
+else
+    check "store zzzz.legacy on the unmounted image" "$LEGACY" "$img" "$ino" zzzz.legacy old-value
+    mount_image "$img" "$M"
+    # (Python names EOPNOTSUPP by its twin ENOTSUP: the same number on Linux)
+    check_eq "mmapfs: a legacy name is listed, read, removed; others stay EOPNOTSUPP" \
+        "['zzzz.legacy'] old-value ENOTSUP [] ENOTSUP" \
+        "$(python3 -c '
+import errno, os, sys
+f = sys.argv[1] + "/f"
+def err(call, *a):
+    try:
+        call(*a)
+        return "no error"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+out = [str(os.listxattr(f)), os.getxattr(f, "zzzz.legacy").decode(),
+       err(os.getxattr, f, "zzzz.other")]
+os.removexattr(f, "zzzz.legacy")
+out += [str(os.listxattr(f)), err(os.setxattr, f, "zzzz.legacy", b"1")]
+print(" ".join(out))' "$M" 2>&1)"
+    unmount_fs "$M"
+    fsck_clean "$img"
+fi
 
 t_finish
