@@ -227,14 +227,13 @@ static inline struct fs *mfs_fs(fuse_req_t req)
     return mfs_data(req)->fs;
 }
 
-/* Counts one request of kind op (first thing each handler does). */
 /* The attribute epoch the request being served on this thread began in
  * (mfs_count sets it; mfs_attr_timeout reads it). */
 extern __thread uint64_t mfs_req_epoch;
 
-/* Counts a request; every handler calls it first. It also notes the
- * attribute epoch the request begins in, for the answers that carry
- * attributes (mfs_attr_timeout). */
+/* Counts one request of kind op; every handler calls it first. It also
+ * notes the attribute epoch the request begins in, for the answers that
+ * carry attributes (mfs_attr_timeout). */
 static inline void mfs_count(fuse_req_t req, enum mfs_op op)
 {
     struct mmapfs_fuse *m = mfs_data(req);
@@ -287,10 +286,9 @@ void mfs_reply_entry(fuse_req_t req, const struct fs_stat *st);
 /* Tells the kernel, before the reply, that ino's attributes changed in a
  * way no reply of this request carries: the directory whose entries an
  * operation changed (mtime, ctime, link count). The kernel only marks
- * such a directory stale; a GETATTR,
- * LOOKUP or READDIRPLUS answered just before the change and delivered
- * just after it would then be taken as current and kept for the whole
- * attribute timeout. The notification also raises the inode's attribute
+ * such a directory stale; a GETATTR, LOOKUP or READDIRPLUS answered just
+ * before the change and delivered just after it would then be taken as
+ * current and kept for the whole attribute timeout. The notification also raises the inode's attribute
  * version, so such a late answer is discarded (docs/MOUNT.md).
  *
  * It is left out when every answer that carried ino's attributes since
