@@ -11,6 +11,7 @@
 
 #include "fuse/fuse_i.h"
 #include "fuse/ops_i.h"
+#include "util/ino_slot.h"
 
 /* ---- logging ------------------------------------------------------------------ */
 
@@ -101,13 +102,6 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Slot of ino in a table of nslots (a power of two) per hash of the inode
- * number: the top bits of a multiplicative (Fibonacci) hash. */
-static size_t ino_slot(uint64_t ino, size_t nslots)
-{
-    return (size_t)((ino * 0x9e3779b97f4a7c15ull) >> (64 - __builtin_ctzll(nslots)));
-}
-
 /* Marks ino in a table of nslots for window_ns. until is stored before
  * ino, so a reader that sees the new ino sees a current until; one that
  * sees the old ino with the new until keeps the old inode marked a while
@@ -116,7 +110,7 @@ static size_t ino_slot(uint64_t ino, size_t nslots)
 static void ino_window_mark(struct mfs_ino_window *tab, size_t nslots, uint64_t ino,
                             uint64_t window_ns)
 {
-    size_t i = ino_slot(ino, nslots);
+    size_t i = mfs_ino_slot(ino, nslots);
 
     __atomic_store_n(&tab[i].until_ns, mono_ns() + window_ns, __ATOMIC_RELEASE);
     __atomic_store_n(&tab[i].ino, ino, __ATOMIC_RELEASE);
@@ -124,7 +118,7 @@ static void ino_window_mark(struct mfs_ino_window *tab, size_t nslots, uint64_t 
 
 static int ino_window_has(const struct mfs_ino_window *tab, size_t nslots, uint64_t ino)
 {
-    size_t i = ino_slot(ino, nslots);
+    size_t i = mfs_ino_slot(ino, nslots);
 
     return __atomic_load_n(&tab[i].ino, __ATOMIC_ACQUIRE) == ino &&
            mono_ns() < __atomic_load_n(&tab[i].until_ns, __ATOMIC_ACQUIRE);
@@ -230,7 +224,7 @@ void mfs_blocks_changed(struct mmapfs_fuse *m, uint64_t ino)
 void mfs_wb_error_set(fuse_req_t req, uint64_t ino, int err)
 {
     struct mmapfs_fuse *m = mfs_data(req);
-    size_t i = ino_slot(ino, MFS_WB_ERROR_SLOTS);
+    size_t i = mfs_ino_slot(ino, MFS_WB_ERROR_SLOTS);
 
     if (!err) {
         uint64_t expect = ino;
@@ -247,7 +241,7 @@ void mfs_wb_error_set(fuse_req_t req, uint64_t ino, int err)
 int mfs_wb_error_take(fuse_req_t req, uint64_t ino)
 {
     struct mmapfs_fuse *m = mfs_data(req);
-    size_t i = ino_slot(ino, MFS_WB_ERROR_SLOTS);
+    size_t i = mfs_ino_slot(ino, MFS_WB_ERROR_SLOTS);
     uint64_t expect = ino;
 
     if (__atomic_load_n(&m->wb_errors[i].ino, __ATOMIC_ACQUIRE) != ino)

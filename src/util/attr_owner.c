@@ -3,17 +3,12 @@
  * and their order: attr_owner.h).
  */
 #include "util/attr_owner.h"
+#include "util/ino_slot.h"
 
 #define TID_BITS MFS_ATTR_OWNER_TID_BITS
 #define NONE     0ull
 #define MIXED    ((1ull << TID_BITS) - 1)
 #define OWNER(ino, tid) (((uint64_t)(ino) << TID_BITS) | (uint64_t)(tid))
-
-/* The top bits of a multiplicative (Fibonacci) hash of the inode number. */
-static unsigned slot_of(uint64_t ino)
-{
-    return (unsigned)((ino * 0x9e3779b97f4a7c15ull) >> (64 - __builtin_ctz(MFS_ATTR_OWNER_SLOTS)));
-}
 
 /* Can a slot name ino? Larger numbers are never recorded: always notified. */
 static int ino_fits(uint64_t ino)
@@ -34,7 +29,7 @@ uint64_t mfs_attr_owner_epoch(const struct mfs_attr_owner *t)
 int mfs_attr_owner_answer(struct mfs_attr_owner *t, uint64_t ino, int32_t tid,
                           uint64_t begun)
 {
-    unsigned i = slot_of(ino);
+    size_t i = mfs_ino_slot(ino, MFS_ATTR_OWNER_SLOTS);
     uint64_t *slot = &t->owner[i];
     uint64_t mine = tid_known(tid) ? (uint64_t)tid : MIXED;
     uint64_t cur = __atomic_load_n(slot, __ATOMIC_SEQ_CST), want;
@@ -58,7 +53,7 @@ int mfs_attr_owner_answer(struct mfs_attr_owner *t, uint64_t ino, int32_t tid,
 
 int mfs_attr_owner_change(struct mfs_attr_owner *t, uint64_t ino, int32_t tid)
 {
-    unsigned i = slot_of(ino);
+    size_t i = mfs_ino_slot(ino, MFS_ATTR_OWNER_SLOTS);
     uint64_t e = __atomic_add_fetch(&t->epoch, 1, __ATOMIC_SEQ_CST);
     uint64_t at = __atomic_load_n(&t->changed_at[i], __ATOMIC_SEQ_CST), cur;
 

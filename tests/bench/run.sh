@@ -192,6 +192,13 @@ floor_mount() {
     die "$NULLFS $FLOOR_MNT did not mount"
 }
 
+# on_floor CMD ARGS...: CMD with the FUSE floor mounted for it alone
+on_floor() {
+    floor_mount
+    "$@"
+    floor_umount || die "unmounting $FLOOR_MNT failed"
+}
+
 floor_umount() {
     if [ -n "$FLOOR_MNT" ] && mountpoint -q "$FLOOR_MNT" 2>/dev/null; then
         timeout -k 5 60 fusermount3 -u "$FLOOR_MNT" ||
@@ -510,6 +517,7 @@ if wanted rread; then
         run_cmd "sync; cat '$1/rread' >/dev/null"
     }
     rread_run() {
+        local v
         v=$(run_fio read:iops --name=rread --filename="$2/rread" --rw=randread --bs=4k \
             --size="$RREAD_SIZE" --invalidate=0 --time_based --runtime="$RREAD_SECONDS")
         record randr "$1" "$v"
@@ -525,12 +533,13 @@ if wanted rread; then
         done
     done
     rm -f "$EXT_MNT/rread" "$MM_MNT/rread"
-    floor_mount
-    rread_prepare "$FLOOR_MNT"
-    for ((r = 1; r <= RUNS; r++)); do
-        rread_run floor "$FLOOR_MNT"
-    done
-    floor_umount || die "unmounting $FLOOR_MNT failed"
+    rread_floor() {
+        rread_prepare "$FLOOR_MNT"
+        for ((r = 1; r <= RUNS; r++)); do
+            rread_run floor "$FLOOR_MNT"
+        done
+    }
+    on_floor rread_floor
 fi
 
 # ---- write+fsync: 8 concurrent writers, 1 writer ----------------------------------------------------
@@ -620,9 +629,7 @@ if wanted small; then
         for fs in $(order "$r"); do
             small_files "$fs" "$(mnt_of "$fs")/small"
         done
-        floor_mount
-        small_files floor "$FLOOR_MNT/small"
-        floor_umount || die "unmounting $FLOOR_MNT failed"
+        on_floor small_files floor "$FLOOR_MNT/small"
     done
 fi
 
@@ -654,9 +661,7 @@ if wanted untar; then
         for fs in $(order "$r"); do
             untar_run "$fs" "$(mnt_of "$fs")/untar"
         done
-        floor_mount
-        untar_run floor "$FLOOR_MNT/untar"
-        floor_umount || die "unmounting $FLOOR_MNT failed"
+        on_floor untar_run floor "$FLOOR_MNT/untar"
     done
 fi
 

@@ -89,13 +89,14 @@ int main(int argc, char **argv)
     while (time(NULL) < end) {
         struct stat st;
         int has = steps % 2 == 0;
+        nlink_t want = has ? 3 : 2;
         if ((has ? mkdir("s/d/sub", 0755) : rmdir("s/d/sub")) < 0 || lstat("s/d", &st) < 0) {
             perror("mkdir, rmdir or lstat");
             rc = 2;
             break;
         }
         steps++;
-        if (st.st_nlink != (nlink_t)(has ? 3 : 2) && stat_mode) {
+        if (st.st_nlink != want && stat_mode) {
             struct timespec ms = { 0, 2000000 };
             nanosleep(&ms, NULL);
             if (lstat("s/d", &st) < 0) {
@@ -103,12 +104,12 @@ int main(int argc, char **argv)
                 rc = 2;
                 break;
             }
-            fleeting += st.st_nlink == (nlink_t)(has ? 3 : 2);
+            fleeting += st.st_nlink == want;
         }
-        if (st.st_nlink != (nlink_t)(has ? 3 : 2) && stale++ < 5)
-            printf("step %ld: s/d has link count %lu after %s%s, expected %d\n", steps,
+        if (st.st_nlink != want && stale++ < 5)
+            printf("step %ld: s/d has link count %lu after %s%s, expected %lu\n", steps,
                    (unsigned long)st.st_nlink, has ? "mkdir s/d/sub" : "rmdir s/d/sub",
-                   stat_mode ? " and 2 ms later" : "", has ? 3 : 2);
+                   stat_mode ? " and 2 ms later" : "", (unsigned long)want);
     }
     for (int k = 0; k < nkids; k++) {
         kill(kids[k], SIGKILL);
