@@ -4,23 +4,30 @@
  * to safe values and the checksum recomputed), or garbage (then the inode
  * is cleared)?
  *
- * The type in the mode is essential: without a valid one the record is
- * garbage. Other fields that break a rule of docs/FORMAT.md §6 each count
- * as one damaged field; pointer fields are dropped (an out-of-range tree
- * root or xattr block, orphan_next), rule fields are reset (flags, a
- * damaged in-inode xattr area, nanoseconds, rdev of a non-device). Fields the later passes
+ * The type comes first, taken from the inode's own evidence where the
+ * mode contradicts it: when the record's tree root is a node of this inode
+ * whose tree type contradicts the mode (a directory index under a file
+ * mode or the reverse), the type is taken from the node (the node is
+ * checksummed with its block number and names its owner, the mode is one
+ * field of the record); likewise a file's inline extents or inline data
+ * under the mode of a type that has none (a directory, a device, an
+ * invalid type) make it a regular file, and a valid node of this inode at
+ * the tree root of a device, FIFO or socket gives the type too. The same
+ * holds for a record whose checksum is right (fsck_record_type_from_tree).
+ * Only then are the other fields checked against the type: checked
+ * against a damaged type, the tree root and the inline area would look
+ * like the damage and go, with the file's data. Without a valid type
+ * after that the record is garbage.
+ *
+ * Other fields that break a rule of docs/FORMAT.md §6 each count as one
+ * damaged field; pointer fields are dropped (an out-of-range tree root or
+ * xattr block, orphan_next), rule fields are reset (a damaged in-inode
+ * xattr area, nanoseconds, rdev of a non-device). Flags that do not fit
+ * the inline area, or none beside a used area, are set from what the
+ * area holds when it holds a file's extents or bytes (the flags are the
+ * damaged field), else cleared with the area. Fields the later passes
  * repair by themselves (size, blocks, parent) still count. More than
- * RECORD_MAX_DAMAGE damaged fields: garbage. Finally, when the record's
- * tree root is a node of this inode whose tree type contradicts the mode
- * (a directory index under a file mode or the reverse), the type is taken
- * from the node: the node is checksummed with its block number and names
- * its owner, the mode is one field of the record. Likewise a file's
- * inline extents or inline data under the mode of a type that has none
- * (a directory, a device, an invalid type) make it a regular file, and
- * a valid node of this inode at the tree root of a device, FIFO or
- * socket gives the type too. The
- * same holds for a record whose checksum is right
- * (fsck_record_type_from_tree).
+ * RECORD_MAX_DAMAGE damaged fields: garbage.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -50,13 +57,23 @@ uint16_t fsck_node_type(struct check *c, uint64_t ino, uint64_t blk)
 int fsck_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
 {
     int damage = 0;
-    uint8_t dt = fs_inode_dtype(di->mode);
-    if (!dt)
-        return -1;
     if (di->mode & ~(uint32_t)(S_IFMT | 07777)) {
         di->mode &= (uint32_t)(S_IFMT | 07777);
         damage++;
     }
+    /* The type first, while the tree root and the inline area are as they
+     * were written: checked against a damaged type, they would look like
+     * the damage and be dropped, and the file's data with them. The root
+     * directory takes only a directory's type from its tree. */
+    struct mmapfs_disk_inode typed = *di;
+    if (fsck_record_type_from_tree(c, ino, &typed) &&
+        (ino != MMAPFS_ROOT_INO || S_ISDIR(typed.mode))) {
+        *di = typed;
+        damage++;
+    }
+    uint8_t dt = fs_inode_dtype(di->mode);
+    if (!dt)
+        return -1;
     int has_tree = dt == DT_REG || dt == DT_LNK || dt == DT_DIR;
     if (di->tree_root && (!has_tree || di->tree_root < c->data_start ||
                           di->tree_root >= c->block_count)) {
@@ -72,17 +89,18 @@ int fsck_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di
         di->orphan_next = 0;
         damage++;
     }
-    if (!fsck_inline_flags_ok(c, di)) {
-        di->flags = 0;
-        memset(di->inline_area, 0, sizeof(di->inline_area));
+    int area_used = 0;
+    for (size_t i = 0; i < sizeof(di->inline_area); i++)
+        area_used |= di->inline_area[i];
+    if (!fsck_inline_flags_ok(c, di) || (!di->flags && area_used)) {
+        /* flags that do not fit the area, or none beside a used one: the
+         * flags are the damaged field when the area holds what a file's
+         * does (as in pass 1 for a sound record), else the area goes */
+        uint32_t guess = fsck_inline_flags_guess(c, di);
+        di->flags = guess;
+        if (!guess)
+            memset(di->inline_area, 0, sizeof(di->inline_area));
         damage++;
-    } else if (!di->flags) {
-        for (size_t i = 0; i < sizeof(di->inline_area); i++)
-            if (di->inline_area[i]) {
-                memset(di->inline_area, 0, sizeof(di->inline_area));
-                damage++;
-                break;
-            }
     }
     if (di->rdev && dt != DT_CHR && dt != DT_BLK) {
         di->rdev = 0;
@@ -103,9 +121,7 @@ int fsck_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di
     damage += dt == DT_REG && di->size > MMAPFS_MAX_FILE_SIZE;
     damage += dt == DT_LNK && (di->size < 1 || di->size > MMAPFS_SYMLINK_MAX);
     damage += (di->flags & MMAPFS_INODE_INLINE_DATA) && di->size > MMAPFS_INLINE_BYTES;
-    if (damage > RECORD_MAX_DAMAGE)
-        return -1;
-    return damage + fsck_record_type_from_tree(c, ino, di);
+    return damage > RECORD_MAX_DAMAGE ? -1 : damage;
 }
 
 /* Does the inline area hold what only a regular file or symlink has,

@@ -400,6 +400,56 @@ static void test_fsck_inline(void **state)
     img_unmount_check(m);
 }
 
+static void flags_unknown_bit(struct mmapfs_disk_inode *di)
+{
+    di->flags ^= 0x4;
+}
+
+static void flags_cleared(struct mmapfs_disk_inode *di)
+{
+    di->flags = 0;
+}
+
+/* One bit of the flags of a record flipped and its checksum left wrong:
+ * an unknown bit beside inline extents, the inline-data bit cleared. The
+ * area still holds the file's extents or bytes, so the flags are the one
+ * damaged field: -y sets them from the area and keeps the data (it used
+ * to clear the area, the file reading as zeros). */
+static void test_fsck_inline_flags_flipped(void **state)
+{
+    struct img *m = *state;
+    uint8_t buf[BS];
+    memset(buf, 'k', sizeof(buf));
+    uint64_t e = mkfile(m->fs, ROOT, "e"), d = mkfile(m->fs, ROOT, "d");
+    write_all(m->fs, e, BS, buf, BS);
+    write_all(m->fs, d, 0, "bytes", 5);
+    struct mmapfs_disk_inode before_e = record(m->fs, e), before_d = record(m->fs, d);
+    assert_int_equal(before_e.flags, MMAPFS_INODE_EXTENTS);
+    assert_int_equal(before_d.flags, MMAPFS_INODE_INLINE_DATA);
+    img_unmount(m);
+    img_poke_inode_sealed(m->path, e, flags_unknown_bit, 0);
+    img_poke_inode_sealed(m->path, d, flags_cleared, 0);
+    char *rep, want[64];
+    assert_int_equal(fsck_report(m->path, FS_CHECK_NO, &rep), FSCK_EXIT_UNCORRECTED);
+    snprintf(want, sizeof(want), "inode %" PRIu64 ": bad checksum", e);
+    assert_non_null(strstr(rep, want));
+    free(rep);
+    assert_int_equal(fsck_report(m->path, FS_CHECK_YES, &rep), FSCK_EXIT_CORRECTED);
+    snprintf(want, sizeof(want), "inode %" PRIu64 ": 1 damaged field reset", d);
+    assert_non_null(strstr(rep, want));
+    free(rep);
+    assert_int_equal(fsck_report(m->path, FS_CHECK_NO, NULL), FSCK_EXIT_OK);
+    img_mount(m);
+    struct mmapfs_disk_inode after_e = record(m->fs, e), after_d = record(m->fs, d);
+    assert_int_equal(after_e.flags, MMAPFS_INODE_EXTENTS);
+    assert_int_equal(after_d.flags, MMAPFS_INODE_INLINE_DATA);
+    assert_memory_equal(after_e.inline_area, before_e.inline_area, sizeof(after_e.inline_area));
+    assert_memory_equal(after_d.inline_area, before_d.inline_area, sizeof(after_d.inline_area));
+    read_expect(m->fs, e, BS, buf, BS);
+    read_expect(m->fs, d, 0, "bytes", 5);
+    img_unmount_check(m);
+}
+
 static void inline_tail_garbage(struct mmapfs_disk_inode *di)
 {
     memcpy(di->inline_area + 20, "stale", 5);
@@ -633,6 +683,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tree_root_damaged, img_setup, img_teardown),
         cmocka_unit_test_setup_teardown(test_flags_damaged, img_setup, img_teardown),
         cmocka_unit_test_setup_teardown(test_fsck_inline, img_setup, img_teardown),
+        cmocka_unit_test_setup_teardown(test_fsck_inline_flags_flipped, img_setup, img_teardown),
         cmocka_unit_test_setup_teardown(test_fsck_inline_tail, img_setup, img_teardown),
         cmocka_unit_test_setup_teardown(test_fsck_symlink_nul, img_setup, img_teardown),
     };

@@ -480,8 +480,16 @@ static void test_bad_inode_checksum(void **state)
     expect_repair(&m, "inode 4: bad checksum");
     assert_int_equal(inode_ptr(&m, 4)->xattr_area[5], 0);
     assert_int_equal(inode_ptr(&m, 4)->uid, 1000);
-    /* no valid type: the record is garbage; cleared, its entry removed */
+    /* no valid type, but the inode's own extent tree says it is a file:
+     * the mode is the one damaged field (before 2026-12-06 the record was
+     * taken for garbage and the file cleared) */
     inode_ptr(&m, 4)->mode = 0170600;
+    expect_repair(&m, "inode 4: bad checksum");
+    assert_int_equal(inode_ptr(&m, 4)->mode, S_IFREG | 0600);
+    assert_int_equal(inode_ptr(&m, 4)->tree_root, m.D + 2);
+    /* garbage throughout: no valid type (050000) and nothing of the
+     * inode's own to give one: cleared, its entry removed */
+    memset(inode_ptr(&m, 4), 0x5a, offsetof(struct mmapfs_disk_inode, checksum));
     expect_repair(&m, "inode 4: bad checksum");
     assert_int_equal(blk(&m, m.sb.inode_bitmap_start)[0] & (1u << 3), 0);
     destroy(&m);

@@ -1378,6 +1378,95 @@ static void test_root_wiped(void **state)
     image_destroy(&im);
 }
 
+/* The root node of a tree wiped out (zeros): d1's directory index and the
+ * big file's extent tree. No level and no child is left to salvage: the
+ * directory's entries go to lost+found with their inodes intact, the file
+ * keeps its size and reads as zeros, and a second check is clean. */
+static void test_tree_root_wiped(void **state)
+{
+    (void)state;
+    struct image im;
+    struct raw r;
+    uint8_t *rp = d1_index_root(&im, &r);
+    memset(rp, 0, 4096);
+    memset(raw_blk(&r, raw_inode(&r, im.big)->tree_root), 0, 4096);
+    raw_close(&r);
+
+    char w1[64], w2[64], f1[64], f2[64];
+    snprintf(w1, sizeof(w1), "inode %" PRIu64 ": directory tree corrupt", im.d1);
+    snprintf(w2, sizeof(w2), "inode %" PRIu64 ": extent tree corrupt", im.big);
+    snprintf(f1, sizeof(f1), "directory %" PRIu64 ": index rebuilt", im.d1);
+    snprintf(f2, sizeof(f2), "inode %" PRIu64 ": extent tree rebuilt", im.big);
+    const char *want[] = { w1, w2, NULL };
+    const char *fixed[] = { f1, f2, "inodes reconnected", NULL };
+    expect_repair(im.path, want, fixed);
+
+    uint64_t *moved = calloc(im.n + 1, sizeof(*moved));
+    assert_non_null(moved);
+    size_t nmoved = 0;
+    for (size_t i = 0; i < im.n; i++)
+        if (im.e[i].dir == im.d1)
+            moved[nmoved++] = im.e[i].ino;
+    assert_int_equal(nmoved, NFILES);
+    const uint64_t skip[] = { im.big, 0 };
+    verify(&im, moved, NULL, skip);
+    free(moved);
+
+    struct fs *fs;
+    struct fs_options o = { .path = im.path };
+    assert_int_equal(fs_mount(&fs, &o), 0);
+    struct fs_stat st;
+    assert_int_equal(fs_lookup(fs, MMAPFS_ROOT_INO, "big", &st), 0);
+    assert_int_equal(st.size, (BIG_EXTENTS * 2 - 1) * 4096ull);
+    fs_forget(fs, st.ino, 1);
+    uint8_t got[4096], zero[4096] = { 0 };
+    for (uint64_t b = 0; b < BIG_EXTENTS * 2 - 1; b += 7) {
+        assert_int_equal(fs_read(fs, im.big, b * 4096, got, 4096), 4096);
+        assert_memory_equal(got, zero, 4096);
+    }
+    assert_int_equal(fs_unmount(fs), 0);
+    image_destroy(&im);
+}
+
+/* One flipped bit in a record, its checksum left wrong: the type bits of a
+ * file (now a socket), of a directory (a socket too) and of a second file
+ * (no valid type at all). Each is one damaged field, and the inode's own
+ * tree root node says what it is: it keeps its type, its entries and its
+ * data. Before, the type was trusted first, so the tree root looked like
+ * the damage and went with the file's data (the directory's entries to
+ * lost+found), and a record with no valid type was cleared. Flag bits:
+ * test_fs_inline (these images have no inode-resident data). */
+static void test_record_bit_flips(void **state)
+{
+    (void)state;
+    struct image im;
+    image_build(&im);
+    struct raw r;
+    raw_open(&r, im.path);
+    raw_inode(&r, im.f2)->mode ^= 0040000;             /* 0100644: S_IFSOCK */
+    raw_inode(&r, im.sub)->mode ^= 0100000;            /* 0040755: S_IFSOCK */
+    raw_inode(&r, im.f1)->mode ^= 0010000;             /* 0100644: no type */
+    raw_close(&r);
+    const uint64_t hit[] = { im.f2, im.sub, im.f1 };
+    char w[3][64], f[3][64];
+    const char *want[4], *fixed[4];
+    for (int i = 0; i < 3; i++) {
+        snprintf(w[i], sizeof(w[i]), "inode %" PRIu64 ": bad checksum", hit[i]);
+        snprintf(f[i], sizeof(f[i]), "inode %" PRIu64 ": 1 damaged field reset", hit[i]);
+        want[i] = w[i];
+        fixed[i] = f[i];
+    }
+    want[3] = fixed[3] = NULL;
+    expect_repair(im.path, want, fixed);
+    verify(&im, NULL, NULL, NULL);
+    raw_open(&r, im.path);
+    assert_int_equal(raw_inode(&r, im.f2)->mode, S_IFREG | 0644);
+    assert_int_equal(raw_inode(&r, im.sub)->mode, S_IFDIR | 0755);
+    assert_int_equal(raw_inode(&r, im.f1)->mode, S_IFREG | 0644);
+    raw_close(&r);
+    image_destroy(&im);
+}
+
 /* ---- 8. the orphan list ------------------------------------------------------------------------ */
 
 /* A child mounts, leaves two open unlinked files and a kept file, and dies
@@ -1982,6 +2071,8 @@ int main(void)
         cmocka_unit_test(test_extent_grown_over_others),
         cmocka_unit_test(test_inode_records),
         cmocka_unit_test(test_root_wiped),
+        cmocka_unit_test(test_tree_root_wiped),
+        cmocka_unit_test(test_record_bit_flips),
         cmocka_unit_test(test_orphan_list_rebuilt),
         cmocka_unit_test(test_counts_bitmaps_links),
         cmocka_unit_test(test_superblock_mended),
