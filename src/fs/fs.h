@@ -138,6 +138,14 @@ struct fs_cred { uint32_t uid, gid; };
 
 int fs_lookup(struct fs *fs, uint64_t parent, const char *name, struct fs_stat *st);
 
+/* Creates a regular file with no name and no link, as O_TMPFILE does: it is
+ * on the orphan list, freed by the last fs_forget unless fs_link gives it a
+ * name first (its only way out: an inode unlinked while open cannot be
+ * linked). parent is the directory it was opened in (permissions, default
+ * ACL, set-group-ID); that directory does not change. */
+int fs_tmpfile(struct fs *fs, uint64_t parent, uint32_t mode, const struct fs_cred *cred,
+               struct fs_stat *st);
+
 /* Creates a regular file, FIFO, socket or device node (mode has the type). */
 int fs_mknod(struct fs *fs, uint64_t parent, const char *name, uint32_t mode,
              uint64_t rdev, const struct fs_cred *cred, struct fs_stat *st);

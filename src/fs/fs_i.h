@@ -321,6 +321,10 @@ void fs_icache_orphan_clear(struct fs *fs, uint64_t ino);
 int fs_icache_orphan_changed(struct fs *fs);
 /* Forgets the whole mirror (fs_orphan_reload rebuilds it). */
 void fs_icache_orphan_reset(struct fs *fs);
+/* An O_TMPFILE inode not linked yet (fs_tmpfile): set (0 / -ENOMEM) or
+ * cleared (on 0), and asked. */
+int fs_icache_set_linkable(struct fs *fs, uint64_t ino, int on);
+int fs_icache_linkable(struct fs *fs, uint64_t ino);
 
 /* ---- orphans (orphan.c) ---------------------------------------------------- */
 

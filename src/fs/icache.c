@@ -27,6 +27,9 @@ struct icache_entry {
     /* On the orphan list (orphan.c): its predecessor + 1 (1 = the head);
      * 0 = not on the list. */
     uint64_t orphan_link;
+    /* Made by O_TMPFILE and not linked yet: link() may give it its first
+     * name although its link count is 0 (fs_tmpfile, namei.c). */
+    int linkable;
 };
 
 struct fs_icache {
@@ -90,7 +93,8 @@ void fs_icache_fini(struct fs *fs)
 /* Does the entry still tell something? */
 static int entry_live(const struct icache_entry *e, uint64_t durable)
 {
-    return e->nlookup > 0 || e->orphan_link || e->dirty_seq > durable || e->data_seq > durable;
+    return e->nlookup > 0 || e->orphan_link || e->linkable || e->dirty_seq > durable ||
+           e->data_seq > durable;
 }
 
 /* The next pruning rebuild: when the table has doubled since this one. */
@@ -151,6 +155,7 @@ static struct icache_entry *get_or_add(struct fs *fs, uint64_t ino)
     e = slot_of(c, ino);
     e->ino = ino;
     e->nlookup = e->dirty_seq = e->data_seq = e->orphan_link = 0;
+    e->linkable = 0;
     c->count++;
     return e;
 }
@@ -258,6 +263,20 @@ int fs_icache_orphan_changed(struct fs *fs)
     int changed = fs->icache->orphan_changed;
     fs->icache->orphan_changed = 0;
     return changed;
+}
+
+int fs_icache_set_linkable(struct fs *fs, uint64_t ino, int on)
+{
+    struct icache_entry *e = on ? get_or_add(fs, ino) : find(fs, ino);
+    if (e)
+        e->linkable = on;
+    return e || !on ? 0 : -ENOMEM;
+}
+
+int fs_icache_linkable(struct fs *fs, uint64_t ino)
+{
+    struct icache_entry *e = find(fs, ino);
+    return e && e->linkable;
 }
 
 void fs_icache_orphan_reset(struct fs *fs)

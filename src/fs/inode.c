@@ -311,5 +311,6 @@ int fs_inode_release(struct fs *fs, uint64_t ino)
         return err;
     if (was_orphan)
         FS_COUNT(fs, orphans_released, 1);
+    fs_icache_set_linkable(fs, ino, 0);        /* the number may come back */
     return fs_free_inode(fs, ino);
 }

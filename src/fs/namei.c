@@ -171,6 +171,7 @@ struct create_args {
     const char *target;     /* symlinks */
     size_t target_len;
     const struct fs_cred *cred;
+    int unnamed;            /* O_TMPFILE: no entry, no link (fs_tmpfile) */
 };
 
 /* Undoes a new inode that never got its entry: frees it and what it owns. */
@@ -198,7 +199,7 @@ static int create_locked(struct fs *fs, const struct create_args *a, struct fs_s
         return err;
     if (pdi.nlink == 0)
         return -ENOENT;                 /* directory was removed */
-    if (dot_name(a->name, a->len))
+    if (!a->unnamed && dot_name(a->name, a->len))
         return -EEXIST;
     if (S_ISLNK(mode)) {
         /* check first rather than write the target for nothing; for the
@@ -231,22 +232,37 @@ static int create_locked(struct fs *fs, const struct create_args *a, struct fs_s
             return (int)n;
         }
     }
-    err = fs_dir_add(fs, a->parent, &pdi, a->name, a->len, ino, fs_inode_dtype(mode));
-    if (err) {
-        if (err != -EEXIST)              /* the tree may have changed shape */
-            fs_inode_put(fs, a->parent, &pdi);
-        discard_new_inode(fs, ino, &di);
-        return err;
+    if (a->unnamed) {
+        /* no entry and no link: on the orphan list until link() names it
+         * or its last reference goes (fs_forget); the directory itself
+         * does not change, as on ext4 */
+        di.nlink = 0;
+        err = fs_icache_set_linkable(fs, ino, 1);
+        if (!err)
+            err = fs_orphan_add(fs, ino, &di);
+        if (err) {
+            fs_icache_set_linkable(fs, ino, 0);
+            discard_new_inode(fs, ino, &di);
+            return err;
+        }
+    } else {
+        err = fs_dir_add(fs, a->parent, &pdi, a->name, a->len, ino, fs_inode_dtype(mode));
+        if (err) {
+            if (err != -EEXIST)          /* the tree may have changed shape */
+                fs_inode_put(fs, a->parent, &pdi);
+            discard_new_inode(fs, ino, &di);
+            return err;
+        }
+        err = fs_inode_put(fs, ino, &di);
+        if (err)
+            return err;
+        if (is_dir)
+            pdi.nlink++;
+        fs_inode_touch(fs, a->parent, &pdi, TOUCH_MTIME | TOUCH_CTIME);
+        err = fs_inode_put(fs, a->parent, &pdi);
+        if (err)
+            return err;
     }
-    err = fs_inode_put(fs, ino, &di);
-    if (err)
-        return err;
-    if (is_dir)
-        pdi.nlink++;
-    fs_inode_touch(fs, a->parent, &pdi, TOUCH_MTIME | TOUCH_CTIME);
-    err = fs_inode_put(fs, a->parent, &pdi);
-    if (err)
-        return err;
     if (!S_ISLNK(mode) && __atomic_load_n(&fs->acl_inherit, __ATOMIC_RELAXED)) {
         /* in this operation: an error undoes the whole create */
         err = fs_acl_inherit_locked(fs, a->parent, ino, di.mode);
@@ -262,7 +278,7 @@ static int create_locked(struct fs *fs, const struct create_args *a, struct fs_s
 /* Checks the name, runs create_locked in one journal operation. */
 static int create(struct fs *fs, struct create_args *a, struct fs_stat *st)
 {
-    int err = fs_dir_check_name(a->name, &a->len);
+    int err = a->unnamed ? 0 : fs_dir_check_name(a->name, &a->len);
     if (err)
         return err;
     int tries = 0;
@@ -298,6 +314,16 @@ int fs_mknod(struct fs *fs, uint64_t parent, const char *name, uint32_t mode,
     struct create_args a = {
         .parent = parent, .name = name, .mode = type | (mode & 07777),
         .rdev = rdev, .cred = cred,
+    };
+    return create(fs, &a, st);
+}
+
+int fs_tmpfile(struct fs *fs, uint64_t parent, uint32_t mode, const struct fs_cred *cred,
+               struct fs_stat *st)
+{
+    struct create_args a = {
+        .parent = parent, .name = "", .mode = S_IFREG | (mode & 07777), .cred = cred,
+        .unnamed = 1,
     };
     return create(fs, &a, st);
 }
@@ -384,8 +410,11 @@ static int link_locked(struct fs *fs, uint64_t ino, uint64_t newparent, const ch
         return err ? err : -EEXIST;
     if (S_ISDIR(di.mode))
         return -EPERM;
-    if (di.nlink == 0)
-        return -ENOENT;                 /* unlinked while open */
+    /* an O_TMPFILE not linked yet gets its first name (and leaves the
+     * orphan list); any other inode without links was unlinked while open */
+    int first = di.nlink == 0;
+    if (first && !fs_icache_linkable(fs, ino))
+        return -ENOENT;
     if (di.nlink >= FS_LINK_MAX)
         return -EMLINK;
     err = fs_dir_add(fs, newparent, &pdi, name, len, ino, fs_inode_dtype(di.mode));
@@ -395,13 +424,15 @@ static int link_locked(struct fs *fs, uint64_t ino, uint64_t newparent, const ch
     }
     di.nlink++;
     fs_inode_touch(fs, ino, &di, TOUCH_CTIME);
-    err = fs_inode_put(fs, ino, &di);
+    err = first ? fs_orphan_remove(fs, ino, &di) : fs_inode_put(fs, ino, &di);
     if (err)
         return err;
     fs_inode_touch(fs, newparent, &pdi, TOUCH_MTIME | TOUCH_CTIME);
     err = fs_inode_put(fs, newparent, &pdi);
     if (err)
         return err;
+    if (first)
+        fs_icache_set_linkable(fs, ino, 0);
     found_inode(fs, ino, &di, st);
     return 0;
 }

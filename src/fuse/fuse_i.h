@@ -115,7 +115,7 @@ enum mfs_op {
     MFS_OP_FSYNC, MFS_OP_OPENDIR, MFS_OP_READDIR, MFS_OP_READDIRPLUS,
     MFS_OP_RELEASEDIR, MFS_OP_FSYNCDIR, MFS_OP_STATFS, MFS_OP_SETXATTR,
     MFS_OP_GETXATTR, MFS_OP_LISTXATTR, MFS_OP_REMOVEXATTR, MFS_OP_CREATE,
-    MFS_OP_FALLOCATE, MFS_OP_LSEEK,
+    MFS_OP_FALLOCATE, MFS_OP_LSEEK, MFS_OP_TMPFILE,
     MFS_OP_COUNT
 };
 
@@ -381,13 +381,14 @@ void mfs_log_use_syslog(int on);
 struct fuse_session *mmapfs_session_new(struct fuse_args *args,
                                         struct mmapfs_fuse *data);
 
-/* ---- HANDLE_KILLPRIV_V2 on libfuse 3.14 (killpriv.c) ------------------------ */
+/* ---- the daemon's device I/O: HANDLE_KILLPRIV_V2 and O_TMPFILE on libfuse 3.14 (devio.c) */
 
 /* Puts the daemon's own read/writev on the session's device (call after
- * fuse_session_mount, before the loop), so that the INIT reply can carry
- * FUSE_HANDLE_KILLPRIV_V2. A no-op where libfuse negotiates it itself.
- * 0 or -errno (then the mount works as before, without the flag). */
-int mmapfs_killpriv_install(struct fuse_session *se);
+ * fuse_session_mount, before the loop): O_TMPFILE requests become CREATEs
+ * of the name "/" (mfs_create), and with killpriv, where libfuse does not
+ * negotiate it itself, the INIT reply can carry FUSE_HANDLE_KILLPRIV_V2.
+ * 0 or -errno (then the mount works as before: no flag, no O_TMPFILE). */
+int mmapfs_devio_install(struct fuse_session *se, int killpriv);
 
 /* From mfs_init: 1 if the INIT reply will carry the flag (the kernel
  * offered it and the I/O is installed), else 0. */

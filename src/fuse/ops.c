@@ -271,7 +271,7 @@ static const char *const op_names[MFS_OP_COUNT] = {
     [MFS_OP_SETXATTR] = "setxattr", [MFS_OP_GETXATTR] = "getxattr",
     [MFS_OP_LISTXATTR] = "listxattr", [MFS_OP_REMOVEXATTR] = "removexattr",
     [MFS_OP_CREATE] = "create", [MFS_OP_FALLOCATE] = "fallocate",
-    [MFS_OP_LSEEK] = "lseek",
+    [MFS_OP_LSEEK] = "lseek", [MFS_OP_TMPFILE] = "tmpfile",
 };
 
 int mfs_format_requests(const struct mmapfs_fuse *m, char *buf, size_t size)
@@ -351,7 +351,7 @@ static void mfs_init(void *userdata, struct fuse_conn_info *conn)
     /* v2 as well: the kernel then marks the mount SB_NOSEC and caches "no
      * security.capability" per inode instead of a GETXATTR per write(2);
      * the clearing stays mfs_setattr's. libfuse 3.14 cannot ask for it:
-     * killpriv.c adds the flag to the INIT reply. */
+     * devio.c adds the flag to the INIT reply. */
 #ifdef FUSE_CAP_HANDLE_KILLPRIV_V2
     want_cap(conn, FUSE_CAP_HANDLE_KILLPRIV_V2, !cfg->no_killpriv_v2);
     m->killpriv_v2 = (conn->want & FUSE_CAP_HANDLE_KILLPRIV_V2) != 0;

@@ -364,6 +364,34 @@ out_err:
     mfs_reply_err(req, err);
 }
 
+/* O_TMPFILE, which devio.c hands over as a CREATE of the name "/": a
+ * regular file with no name and no link (fs_tmpfile), opened like a
+ * CREATE's file; its link count 0 is what the kernel expects of it, and
+ * linkat(2) may give it a name (mfs_link). Made whether or not files need
+ * an open (no_open): the kernel has no other request for it. The
+ * directory does not change, so the kernel's copy of it stays. */
+static void mfs_tmpfile(fuse_req_t req, fuse_ino_t parent, mode_t mode,
+                        struct fuse_file_info *fi)
+{
+    struct fuse_entry_param e;
+    struct fs_cred cred;
+    struct fs_stat st;
+    mfs_count(req, MFS_OP_TMPFILE);
+    caller_cred(req, &cred);
+    mode = new_inode_mode(req, parent, S_IFREG | (mode & 07777));
+    int err = mfs_acl_new_mode(req, parent, &mode);
+    if (!err)
+        err = fs_tmpfile(mfs_fs(req), parent, mode, &cred, &st);
+    if (err) {
+        mfs_reply_err(req, err);
+        return;
+    }
+    mfs_fill_entry(req, &st, &e);
+    fi->keep_cache = 1;
+    if (fuse_reply_create(req, &e, fi) != 0)
+        fs_forget(mfs_fs(req), st.ino, 1);
+}
+
 void mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                 struct fuse_file_info *fi)
 {
@@ -371,6 +399,10 @@ void mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
     struct fs_cred cred;
     struct fs_stat st;
     int err;
+    if (strcmp(name, "/") == 0) {
+        mfs_tmpfile(req, parent, mode, fi);
+        return;
+    }
     mfs_count(req, MFS_OP_CREATE);
     if (mfs_data(req)->no_open) {
         /* Files need no open (mfs_open): the kernel then stops sending

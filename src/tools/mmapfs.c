@@ -284,9 +284,9 @@ int main(int argc, char **argv)
         goto out_signals;
     }
     mmapfs_set_dirty_share(&data);
-    if (!cfg.no_killpriv_v2 && (err = mmapfs_killpriv_install(se)) != 0)
-        mfs_log(LOG_WARNING, "cannot install the device I/O for HANDLE_KILLPRIV_V2: %s; "
-                "every write asks for security.capability", strerror(-err));
+    if ((err = mmapfs_devio_install(se, !cfg.no_killpriv_v2)) != 0)
+        mfs_log(LOG_WARNING, "cannot install the device I/O: %s; every write asks for "
+                "security.capability, O_TMPFILE is refused", strerror(-err));
     err = mfs_metrics_file_start(&data);
     if (err)
         mfs_log(LOG_WARNING, "metrics=%s: no updates: %s", cfg.metrics_path,

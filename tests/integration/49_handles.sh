@@ -36,16 +36,9 @@ umount_first "$E4"
 # handles_on DESC DIR : runs handles.c in DIR; every line it prints becomes
 # a result (ok / FAIL / skip), "info" lines are shown.
 handles_on() {
-    local desc=$1 dir=$2 line
+    local desc=$1 dir=$2
     _run "$HANDLES" "$dir"
-    while IFS= read -r line; do
-        case "$line" in
-        "ok   "*) pass "$desc: ${line#ok   }" ;;
-        "FAIL "*) fail "$desc: ${line#FAIL }" ;;
-        "skip "*) skip "$desc: ${line#skip }" ;;
-        info*) printf '     %s: %s\n' "$desc" "$line" ;;
-        esac
-    done <<<"$T_OUT"
+    results_from "$desc" "$T_OUT"
     case "$T_RC" in
     0 | 1) ;;
     *) fail "$desc: handles exited $T_RC" "$(printf '%s\n' "$T_OUT" | tail -n 3)" ;;

@@ -111,6 +111,21 @@ skip() {
     printf 'skip %s\n' "$1"
 }
 
+# results_from DESC TEXT : records each line of TEXT that a checker
+# program printed as "ok   WHAT", "FAIL WHAT" or "skip WHAT" as a result
+# named "DESC: WHAT", and shows its "info" lines.
+results_from() {
+    local desc=$1 line
+    while IFS= read -r line; do
+        case "$line" in
+        "ok   "*) pass "$desc: ${line#ok   }" ;;
+        "FAIL "*) fail "$desc: ${line#FAIL }" ;;
+        "skip "*) skip "$desc: ${line#skip }" ;;
+        info*) printf '     %s: %s\n' "$desc" "$line" ;;
+        esac
+    done <<<"$2"
+}
+
 # Quotes a command line for messages.
 _cmdline() {
     local out="" a

@@ -45,8 +45,9 @@ atime, time values (but utimensat reads back the times it set).
 Kernel-imposed differences are not compared but still run on mmapfs,
 which must fail and leave the tree as it was: FALLOC_FL_COLLAPSE_RANGE
 and FALLOC_FL_INSERT_RANGE (the FUSE module refuses them, EOPNOTSUPP,
-after the VFS's own checks) and O_TMPFILE (libfuse 3.14 has no tmpfile
-callback: EOPNOTSUPP where ext4 succeeds; docs/LINUX.md). Where
+after the VFS's own checks). O_TMPFILE (opened and closed) is compared
+like any operation since mmapfs has it (it was EOPNOTSUPP before
+2026-12-06; docs/LINUX.md). Where
 SEEK_DATA and SEEK_HOLE land is each filesystem's choice, so each side's
 answer is checked on its own (no byte that is not zero in a hole it
 reports); lseek of a directory past SEEK_SET/SEEK_CUR is not compared
@@ -388,13 +389,10 @@ def stat_key(s):
     return key
 
 
-# Operations that mmapfs cannot do for reasons of the kernel and libfuse
-# (see the top of this file): collapse and insert run on mmapfs alone,
-# O_TMPFILE on both (it leaves nothing behind on ext4).
+# Operations that mmapfs cannot do for reasons of the kernel (see the top
+# of this file): collapse and insert run on mmapfs alone.
 def mmapfs_only(op):
-    if op[0] == "fallocate" and op[2] & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE):
-        return True
-    return op[0] == "tmpfile"
+    return op[0] == "fallocate" and op[2] & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)
 
 
 def same_size_truncate(ref, op):
@@ -912,16 +910,12 @@ def run_seed(seed, args, mount):
         if op is not None:
             if timed:
                 time.sleep(0.012)
-            res_ref = run_op(ref, op) if op[0] != "fallocate" or not mmapfs_only(op) else "E*"
+            res_ref = "E*" if mmapfs_only(op) else run_op(ref, op)
             res_mfs = run_op(mfs, op)
             if mmapfs_only(op):
                 # Before the FUSE module refuses the mode (EOPNOTSUPP), the
-                # VFS checks the descriptor, the file type and the range;
-                # O_TMPFILE fails as on ext4 or with EOPNOTSUPP.
-                if res_ref == "E*":
-                    res_ref = res_mfs if str(res_mfs).startswith("E") else "E<any>"
-                elif not res_ref.startswith("E"):
-                    res_ref = "E" + ename(errno.EOPNOTSUPP)
+                # VFS checks the descriptor, the file type and the range.
+                res_ref = res_mfs if str(res_mfs).startswith("E") else "E<any>"
             if uncompared(ref, op):
                 res_ref = res_mfs = "(not compared)"
                 for side in (ref, mfs):   # and not carried on

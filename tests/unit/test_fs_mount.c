@@ -792,6 +792,83 @@ static void test_orphan_crash_recovery(void **state)
     img_check(m);
 }
 
+/* O_TMPFILE (fs_tmpfile): a regular file with no name and no link, on the
+ * orphan list from the start, its directory unchanged. fs_link gives it
+ * its first name (and takes it off the list); once linked it is an
+ * ordinary file, so unlinked while referenced it cannot be linked again.
+ * Never linked, the last forget frees it, and a crash leaves it to the
+ * next mount. A new inode that takes the number of a freed tmpfile is not
+ * linkable either. */
+static void test_tmpfile(void **state)
+{
+    struct img *m = *state;
+    img_mount(m);
+    uint64_t free0 = bfree(m->fs);
+    struct fs_stat dir0, dir1, st, st2;
+    assert_int_equal(fs_getattr(m->fs, ROOT, &dir0), 0);
+    assert_int_equal(fs_tmpfile(m->fs, ROOT, 0640, &cred, &st), 0);
+    uint64_t t = st.ino;
+    assert_int_equal(st.nlink, 0);
+    assert_int_equal(st.mode, S_IFREG | 0640);
+    assert_int_equal(st.uid, cred.uid);
+    assert_int_equal(orphan_head(m->fs), t);
+    assert_int_equal(fs_write(m->fs, t, 0, "tmpdata", 7), 7);
+    assert_int_equal(fs_getattr(m->fs, ROOT, &dir1), 0);
+    assert_int_equal(dir1.size, dir0.size);
+    assert_int_equal(dir1.mtime.tv_sec, dir0.mtime.tv_sec);
+    assert_int_equal(dir1.mtime.tv_nsec, dir0.mtime.tv_nsec);
+
+    assert_int_equal(fs_link(m->fs, t, ROOT, "named", &st2), 0);
+    assert_int_equal(st2.ino, t);
+    assert_int_equal(st2.nlink, 1);
+    assert_int_equal(orphan_head(m->fs), 0);
+    assert_int_equal(lookup(m->fs, ROOT, "named"), (int64_t)t);
+    char got[8];
+    assert_int_equal(fs_read(m->fs, t, 0, got, sizeof(got)), 7);
+    assert_memory_equal(got, "tmpdata", 7);
+    assert_int_equal(fs_unlink(m->fs, ROOT, "named"), 0);
+    assert_int_equal(orphan_head(m->fs), t);
+    assert_int_equal(fs_link(m->fs, t, ROOT, "again", &st2), -ENOENT);
+    fs_forget(m->fs, t, 2);                     /* the tmpfile's and the link's */
+    assert_int_equal(in_use(m->fs, t), 0);
+    assert_int_equal(orphan_head(m->fs), 0);
+
+    /* never linked: the last forget frees it and its blocks */
+    uint8_t *buf = malloc(MiB);
+    assert_non_null(buf);
+    memset(buf, 0x5c, MiB);
+    assert_int_equal(fs_tmpfile(m->fs, ROOT, 0600, &cred, &st), 0);
+    uint64_t u = st.ino;
+    assert_int_equal(fs_write(m->fs, u, 0, buf, MiB), MiB);
+    assert_true(bfree(m->fs) < free0 - 200);
+    fs_forget(m->fs, u, 1);
+    assert_int_equal(in_use(m->fs, u), 0);
+    assert_int_equal(bfree(m->fs), free0);
+
+    /* the freed number comes back (the allocator takes the first free
+     * inode from the directory's on) for a file that is then unlinked
+     * while referenced: not linkable */
+    assert_int_equal(fs_mknod(m->fs, ROOT, "w", S_IFREG | 0644, 0, &cred, &st), 0);
+    assert_int_equal(st.ino, u);
+    assert_int_equal(fs_unlink(m->fs, ROOT, "w"), 0);
+    assert_int_equal(fs_link(m->fs, u, ROOT, "w2", &st2), -ENOENT);
+    fs_forget(m->fs, u, 1);
+
+    /* a crash with a tmpfile holding data: the next mount frees it */
+    assert_int_equal(fs_tmpfile(m->fs, ROOT, 0600, &cred, &st), 0);
+    uint64_t x = st.ino;
+    assert_int_equal(fs_write(m->fs, x, 0, buf, MiB), MiB);
+    assert_int_equal(fs_fsync(m->fs, x, 0), 0);
+    free(buf);
+    img_crash(m);
+    img_mount(m);
+    assert_int_equal(orphan_head(m->fs), 0);
+    assert_int_equal(in_use(m->fs, x), 0);
+    assert_int_equal(bfree(m->fs), free0);
+    img_unmount(m);
+    img_check(m);
+}
+
 /* fsynced data and metadata survive a crash; the journal is replayed. */
 static void test_crash_after_fsync(void **state)
 {
@@ -938,6 +1015,7 @@ int main(void)
         T(test_orphan_reference),
         T(test_orphan_many_random_order),
         T(test_orphan_crash_recovery),
+        T(test_tmpfile),
         T(test_crash_after_fsync),
         T(test_crash_mid_release),
         T(test_crash_fuzz),
