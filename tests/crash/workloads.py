@@ -10,6 +10,7 @@ iterations (CRASH_LONG runs use more). `workloads.py --list` prints the
 names with their image sizes, mount options and "long" for those that only
 the long run (CRASH_LONG=1) includes.
 """
+import ctypes
 import hashlib
 import mmap
 import os
@@ -310,6 +311,56 @@ def unlink_open(s, n):
         keepers.append(k)
         os.close(fd)
         s.fsync_dir("o")
+
+
+def _link_tmpfile(fd, path):
+    """linkat(2) of the open O_TMPFILE fd to path, through /proc/self/fd."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    src = ("/proc/self/fd/%d" % fd).encode()
+    if libc.linkat(-100, src, -100, path.encode(), 0x400) != 0:    # AT_SYMLINK_FOLLOW
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), path)
+
+
+def tmpfile(s, n):
+    """O_TMPFILE (docs/LINUX.md): files written with no name, then given
+    one by linkat; two in three fsync'd first and their directory fsync'd
+    after (the atomic publish of a complete file), the third linked with
+    no fsync at all. Beside them unnamed files holding fsync'd data are
+    left open, up to four at a time and four at the crash: orphans whose
+    space the next mount must reclaim."""
+    s.mkdir("t")
+    s.fsync_dir("")
+    held = []
+    for i in range(6 * n):
+        path = "t/f%d" % i
+        s.new_name(path)
+        s.chg(path)
+        with s.lock:
+            fid = s.next_fid
+            s.next_fid += 1
+        s.gen[fid] = 1
+        s.fid_of[path] = fid
+        s.log(t="assoc", path=path, fid=fid)
+        fd = os.open(s.p("t"), os.O_TMPFILE | os.O_RDWR, 0o644)
+        try:
+            s.write(path, 0, s.rng.choice([100, 4096, 30000, 300000]), fd=fd)
+            if i % 3:
+                os.fsync(fd)
+            _link_tmpfile(fd, s.p(path))
+        finally:
+            os.close(fd)
+        s.links[path] = {path}
+        if i % 3:
+            s.note_durable(path, s.fsync_dir("t"))
+        fd = os.open(s.p("t"), os.O_TMPFILE | os.O_RDWR, 0o600)
+        os.pwrite(fd, b"o" * 200000, 0)
+        os.fsync(fd)
+        s.log(t="orphan", bytes=200000)
+        held.append(fd)
+        if len(held) > 4:
+            os.close(held.pop(0))
+    s.fsync_dir("t")
 
 
 def relog(s, n):
@@ -1707,6 +1758,7 @@ WORKLOADS = {
     "inline_grow": (inline_grow, "", "32M", False),
     "bigseq": (bigseq, "", "48M", False),
     "unlink_open": (unlink_open, "", "32M", False),
+    "tmpfile": (tmpfile, "", "32M", False),
     "sqlite_wal": (sqlite_wal, "", "32M", False),
     "sqlite_rollback": (sqlite_rollback, "", "32M", False),
     "relog": (relog, "", "32M", False),
