@@ -3,7 +3,7 @@
  * 9; docs/JOURNAL.md, "Failed operations"; docs/FAULTS.md).
  *
  * The sweep: for each modifying operation (create, mkdir, mknod, symlink,
- * link, unlink, unlink of an open file, rmdir, rename over an existing
+ * link, an O_TMPFILE written and linked, unlink, unlink of an open file, rmdir, rename over an existing
  * file, rename exchange, chmod/chown, a create that splits a directory
  * leaf, a write that allocates, truncate, fallocate, punch hole,
  * setxattr, removexattr) the operation runs with a fault injected at step N = 1, 2,
@@ -289,6 +289,38 @@ static int state_link(struct fs *fs, struct ctx *c)
     return (uint64_t)ino == c->ino && links == 2 ? 1 : -1;
 }
 
+/* O_TMPFILE: an unnamed file made in d, written, and linked in e as "hl",
+ * then closed. However it fails, a file that got no name is an orphan
+ * (freed by the close or the next mount); visible means "hl" with the
+ * data. */
+static int run_tmpfile(struct fs *fs, struct ctx *c)
+{
+    uint8_t buf[5000];
+    struct fs_stat st, ls;
+    int err = fs_tmpfile(fs, c->d, 0644, &cred, &st);
+    if (err)
+        return err;
+    fill(buf, sizeof(buf), 7);
+    size_t done = 0;                    /* as a caller does: on after a short write */
+    while (!err && done < sizeof(buf)) {
+        ssize_t n = fs_write(fs, st.ino, done, buf + done, sizeof(buf) - done);
+        err = n < 0 ? (int)n : n == 0 ? -EIO : 0;
+        done += n > 0 ? (size_t)n : 0;
+    }
+    if (!err && (err = fs_link(fs, st.ino, c->e, "hl", &ls)) == 0)
+        fs_forget(fs, ls.ino, 1);
+    fs_forget(fs, st.ino, 1);
+    return err;
+}
+
+static int state_tmpfile(struct fs *fs, struct ctx *c)
+{
+    int64_t ino = lookup(fs, c->e, "hl");
+    if (ino < 0)
+        return 0;
+    return attr(fs, (uint64_t)ino).nlink == 1 && has_pattern(fs, (uint64_t)ino, 5000, 7) ? 1 : -1;
+}
+
 static int run_unlink(struct fs *fs, struct ctx *c)
 {
     return fs_unlink(fs, c->d, "f");
@@ -563,6 +595,7 @@ static const struct op ops[] = {
     { "mknod", prep_dirs, run_mknod, state_mknod },
     { "symlink", prep_dirs, run_symlink, state_symlink },
     { "link", prep_file, run_link, state_link },
+    { "O_TMPFILE written and linked", prep_dirs, run_tmpfile, state_tmpfile },
     { "unlink", prep_file, run_unlink, state_unlink },
     { "unlink of an open file", prep_open_file, run_unlink, state_unlink },
     { "rmdir", prep_rmdir, run_rmdir, state_rmdir },
