@@ -25,16 +25,63 @@
  *   a name no CREATE can have, and mfs_create makes the unnamed file
  *   (mfs_tmpfile, ops_names.c). The reply goes back under the request's
  *   own unique number, which is all the kernel matches.
+ *
+ * - FUSE_STATX (protocol 7.39, Linux 6.6): the kernel asks with it when a
+ *   statx(2) wants the birth time (STATX_BTIME; `stat`, `ls
+ *   --time=birth`); after an ENOSYS it never asks again and reports no
+ *   birth time. read(2) turns it into the GETATTR it contains (flags and
+ *   file handle); the thread that read a request writes its reply (every
+ *   handler answers on its own thread), so that thread remembers it, and
+ *   its writev(2) turns the GETATTR reply into a STATX reply: the same
+ *   attributes and timeout plus the birth time (fs_getattr's crtime). An
+ *   error reply passes as it is. The kernel keeps the birth time with
+ *   the inode (it never changes).
  */
 #include <errno.h>
 #include <linux/fuse.h>
+#include <linux/stat.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "fs/fs.h"
 #include "fuse/fuse_i.h"
+
+/* FUSE_STATX as the kernel's uapi (protocol 7.39) has it; Debian 12's
+ * linux/fuse.h stops at 7.38. */
+#define MFS_FUSE_STATX 52
+struct mfs_statx_in {
+    uint32_t getattr_flags, reserved;
+    uint64_t fh;
+    uint32_t sx_flags, sx_mask;
+};
+struct mfs_sx_time {
+    int64_t tv_sec;
+    uint32_t tv_nsec;
+    int32_t reserved;
+};
+struct mfs_statx {
+    uint32_t mask, blksize;
+    uint64_t attributes;
+    uint32_t nlink, uid, gid;
+    uint16_t mode, spare0;
+    uint64_t ino, size, blocks, attributes_mask;
+    struct mfs_sx_time atime, btime, ctime, mtime;
+    uint32_t rdev_major, rdev_minor, dev_major, dev_minor;
+    uint64_t spare2[14];
+};
+struct mfs_statx_out {
+    uint64_t attr_valid;
+    uint32_t attr_valid_nsec, flags;
+    uint64_t spare[2];
+    struct mfs_statx stat;
+};
+_Static_assert(sizeof(struct mfs_statx_in) == 24, "fuse_statx_in");
+_Static_assert(sizeof(struct mfs_statx) == 256, "fuse_statx");
+_Static_assert(sizeof(struct mfs_statx_out) == 288, "fuse_statx_out");
 
 static struct {
     int installed;
@@ -60,6 +107,67 @@ static void tmpfile_as_create(void *buf, size_t len)
     memcpy((char *)buf + name_at, "/", 2);
 }
 
+/* The STATX request this thread read as a GETATTR (unique 0: none). */
+static __thread struct { uint64_t unique, nodeid; } statx_asked;
+
+/* A FUSE_STATX request as the GETATTR it contains (see above). */
+static void statx_as_getattr(void *buf, size_t len)
+{
+    struct fuse_in_header h;
+    struct mfs_statx_in in;
+    struct fuse_getattr_in g;
+
+    memcpy(&h, buf, sizeof(h));
+    if (len < sizeof(h) + sizeof(in) || h.len < sizeof(h) + sizeof(in))
+        return;             /* not what the kernel sends: libfuse answers ENOSYS */
+    memcpy(&in, (char *)buf + sizeof(h), sizeof(in));
+    memset(&g, 0, sizeof(g));
+    g.getattr_flags = in.getattr_flags & FUSE_GETATTR_FH;
+    g.fh = in.fh;
+    memcpy((char *)buf + sizeof(h), &g, sizeof(g));
+    h.opcode = FUSE_GETATTR;
+    memcpy(buf, &h, sizeof(h));
+    statx_asked.unique = h.unique;
+    statx_asked.nodeid = h.nodeid;
+}
+
+/* The GETATTR reply in iov as the STATX reply to the request this thread
+ * translated (*oh and *out: what to write instead). 0, or -1 to write iov
+ * as it is (an error reply, or not the shape libfuse sends). */
+static int statx_reply(struct mmapfs_fuse *m, const struct iovec *iov, int count,
+                       struct fuse_out_header *oh, struct mfs_statx_out *out)
+{
+    struct fuse_attr_out a;
+    struct fs_stat st;
+
+    if (oh->error != 0 || count != 2 || iov[1].iov_len < sizeof(a))
+        return -1;
+    memcpy(&a, iov[1].iov_base, sizeof(a));
+    memset(out, 0, sizeof(*out));
+    out->attr_valid = a.attr_valid;
+    out->attr_valid_nsec = a.attr_valid_nsec;
+    out->stat.mask = STATX_BASIC_STATS;
+    out->stat.blksize = a.attr.blksize;
+    out->stat.nlink = a.attr.nlink;
+    out->stat.uid = a.attr.uid;
+    out->stat.gid = a.attr.gid;
+    out->stat.mode = (uint16_t)a.attr.mode;
+    out->stat.ino = a.attr.ino;
+    out->stat.size = a.attr.size;
+    out->stat.blocks = a.attr.blocks;
+    out->stat.atime = (struct mfs_sx_time){ (int64_t)a.attr.atime, a.attr.atimensec, 0 };
+    out->stat.mtime = (struct mfs_sx_time){ (int64_t)a.attr.mtime, a.attr.mtimensec, 0 };
+    out->stat.ctime = (struct mfs_sx_time){ (int64_t)a.attr.ctime, a.attr.ctimensec, 0 };
+    out->stat.rdev_major = major(a.attr.rdev);
+    out->stat.rdev_minor = minor(a.attr.rdev);
+    if (m && fs_getattr(m->fs, statx_asked.nodeid, &st) == 0) {
+        out->stat.btime = (struct mfs_sx_time){ st.crtime.tv_sec, (uint32_t)st.crtime.tv_nsec, 0 };
+        out->stat.mask |= STATX_BTIME;
+    }
+    oh->len = sizeof(*oh) + sizeof(*out);
+    return 0;
+}
+
 /* Requests arrive on several threads, but INIT comes alone, before any
  * other request, and its reply is written by the thread that read it:
  * the fields need no lock. */
@@ -79,6 +187,10 @@ static ssize_t dev_read(int fd, void *buf, size_t len, void *userdata)
         tmpfile_as_create(buf, (size_t)r);
         return r;
     }
+    if (h.opcode == MFS_FUSE_STATX) {
+        statx_as_getattr(buf, (size_t)r);
+        return r;
+    }
     if (h.opcode != FUSE_INIT || !kp.killpriv || r < (ssize_t)need)
         return r;
     memcpy(&flags, (char *)buf + sizeof(h) + offsetof(struct fuse_init_in, flags),
@@ -95,10 +207,24 @@ static ssize_t dev_writev(int fd, struct iovec *iov, int count, void *userdata)
     unsigned char init_out[sizeof(struct fuse_init_out) + 64];
     uint32_t flags;
 
-    (void)userdata;
-    if (!kp.wanted || count < 2 || iov[0].iov_len < sizeof(oh))
+    if (count < 1 || iov[0].iov_len < sizeof(oh))
         return writev(fd, iov, count);
     memcpy(&oh, iov[0].iov_base, sizeof(oh));
+    if (statx_asked.unique && oh.unique == statx_asked.unique) {
+        struct mfs_statx_out out;
+        int as_is = statx_reply(userdata, iov, count, &oh, &out);
+        statx_asked.unique = 0;
+        if (!as_is) {
+            struct iovec v[2] = { { &oh, sizeof(oh) }, { &out, sizeof(out) } };
+            ssize_t r = writev(fd, v, 2);
+            size_t asked = 0;       /* libfuse checks that its whole reply went */
+            for (int i = 0; i < count; i++)
+                asked += iov[i].iov_len;
+            return r == (ssize_t)oh.len ? (ssize_t)asked : r;
+        }
+    }
+    if (!kp.wanted || count < 2)
+        return writev(fd, iov, count);
     if (oh.unique != kp.init_unique || oh.error != 0 ||
         iov[1].iov_len < flags_end || iov[1].iov_len > sizeof(init_out))
         return writev(fd, iov, count);

@@ -385,9 +385,10 @@ struct fuse_session *mmapfs_session_new(struct fuse_args *args,
 
 /* Puts the daemon's own read/writev on the session's device (call after
  * fuse_session_mount, before the loop): O_TMPFILE requests become CREATEs
- * of the name "/" (mfs_create), and with killpriv, where libfuse does not
- * negotiate it itself, the INIT reply can carry FUSE_HANDLE_KILLPRIV_V2.
- * 0 or -errno (then the mount works as before: no flag, no O_TMPFILE). */
+ * of the name "/" (mfs_create), STATX requests GETATTRs whose replies get
+ * the birth time, and with killpriv, where libfuse does not negotiate it
+ * itself, the INIT reply can carry FUSE_HANDLE_KILLPRIV_V2. 0 or -errno
+ * (then the mount works without the flag, O_TMPFILE and birth times). */
 int mmapfs_devio_install(struct fuse_session *se, int killpriv);
 
 /* From mfs_init: 1 if the INIT reply will carry the flag (the kernel

@@ -286,7 +286,8 @@ int main(int argc, char **argv)
     mmapfs_set_dirty_share(&data);
     if ((err = mmapfs_devio_install(se, !cfg.no_killpriv_v2)) != 0)
         mfs_log(LOG_WARNING, "cannot install the device I/O: %s; every write asks for "
-                "security.capability, O_TMPFILE is refused", strerror(-err));
+                "security.capability, O_TMPFILE is refused, no birth times",
+                strerror(-err));
     err = mfs_metrics_file_start(&data);
     if (err)
         mfs_log(LOG_WARNING, "metrics=%s: no updates: %s", cfg.metrics_path,

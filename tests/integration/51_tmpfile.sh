@@ -30,34 +30,19 @@ TMPFILE_PY=$T_ROOT/tests/integration/tmpfile.py
 E4=$T_DIR/ext4
 umount_first "$E4"
 
-# tmpfile_on DESC DIR : runs tmpfile.py in DIR; every line it prints
-# becomes a result, and is kept for the comparison.
-tmpfile_on() {
-    local desc=$1 dir=$2
-    _run "$PY" "$TMPFILE_PY" "$dir"
-    results_from "$desc" "$T_OUT"
-    [ "$T_RC" -eq 0 ] || fail "$desc: tmpfile.py exited $T_RC" "$(printf '%s\n' "$T_OUT" | tail -n 5)"
-    LINES+="== $desc"$'\n'"$T_OUT"$'\n'
-}
-LINES=""
-
 # ---- ext4 on a loop device: the reference ------------------------------------------
-on_ext4 "$E4" tmpfile_on ext4 "$E4"
+on_ext4 "$E4" checker_run ext4 "$PY" "$TMPFILE_PY" "$E4"
 
 # ---- mmapfs ----------------------------------------------------------------------
 img=$T_DIR/tmpfile.img
 M=$T_DIR/mnt
 make_image "$img" 256M
 mount_image "$img" "$M"
-tmpfile_on mmapfs "$M"
+checker_run mmapfs "$PY" "$TMPFILE_PY" "$M"
 unmount_fs "$M"
 fsck_clean "$img"
 
-ext4_lines=$(printf '%s' "$LINES" | awk '/^== /{w=($2=="ext4")} w && /^(ok|FAIL) /' | sort)
-mmapfs_lines=$(printf '%s' "$LINES" | awk '/^== /{w=($2=="mmapfs")} w && /^(ok|FAIL) /' | sort)
-if [ -n "$ext4_lines" ]; then
-    check_eq "mmapfs gives the results ext4 gives" "$ext4_lines" "$mmapfs_lines"
-fi
+checker_compare ext4 mmapfs
 
 # ---- a crash: one tmpfile named and fsynced, one held open -----------------------
 mount_fg "$img" "$M" "$T_DIR/daemon.log" || t_finish

@@ -126,6 +126,33 @@ results_from() {
     done <<<"$2"
 }
 
+# checker_run DESC CMD... : runs CMD, a checker program that prints "ok"
+# and "FAIL" lines (tests/integration/tmpfile.py, btime.py), records them
+# as results (results_from) and keeps them under DESC for checker_compare;
+# an exit status other than 0 is a failure too.
+CHECKER_LINES=""
+checker_run() {
+    local desc=$1
+    shift
+    _run "$@"
+    results_from "$desc" "$T_OUT"
+    [ "$T_RC" -eq 0 ] ||
+        fail "$desc: $(basename "$1") exited $T_RC" "$(printf '%s\n' "$T_OUT" | tail -n 5)"
+    CHECKER_LINES+="== $desc"$'\n'"$T_OUT"$'\n'
+}
+
+# checker_compare REF DESC : the ok/FAIL lines checker_run kept under DESC
+# must be those it kept under REF (the reference, e.g. ext4; nothing is
+# compared when REF has none, as when the reference was skipped).
+checker_compare() {
+    local ref desc
+    ref=$(printf '%s' "$CHECKER_LINES" |
+        awk -v d="$1" '/^== /{w=(substr($0, 4)==d)} w && /^(ok|FAIL) /' | sort)
+    desc=$(printf '%s' "$CHECKER_LINES" |
+        awk -v d="$2" '/^== /{w=(substr($0, 4)==d)} w && /^(ok|FAIL) /' | sort)
+    [ -z "$ref" ] || check_eq "$2 gives the results $1 gives" "$ref" "$desc"
+}
+
 # Quotes a command line for messages.
 _cmdline() {
     local out="" a

@@ -14,7 +14,7 @@ reads never move it on FUSE, docs/LINUX.md), directory listings with
 d_type, xattr lists and values, getfacl output and statvfs fields; parts
 run as uid 65534 or 1000, or as root without CAP_SYS_ADMIN or CAP_FSETID.
 Differences documented in docs/LINUX.md and docs/MOUNT.md are not probed
-(O_TMPFILE, ext4's 16 TiB file limit and time range, FS_IOC_* ioctls,
+(ext4's 16 TiB file limit and time range, FS_IOC_* ioctls,
 FIFO times, how many xattrs fit, st_blocks before write-back). Prints
 each differing line; exit 1 if any. POSIX_DIFF_VERBOSE=1 prints the
 reference transcript too.
