@@ -9,7 +9,11 @@
 # symlink and O_TMPFILE file have one. It runs on ext4 on a loop device
 # (the reference; skipped where loop devices or mkfs.ext4 are missing) and
 # on mmapfs, which must give the same lines. Then: the birth time is the
-# same after an unmount and mount (it comes from the inode record).
+# same after an unmount and mount (it comes from the inode record). Last,
+# on a mount with attr_timeout=0 (every statx a FUSE_STATX, every stat a
+# GETATTR), two processes statx and two stat 200 files 50 times at once:
+# no birth time missing or changing, no size wrong (the daemon pairs each
+# STATX with its reply per thread, src/fuse/devio.c).
 #
 # Without the device I/O's translation (src/fuse/devio.c) libfuse 3.14
 # answers the kernel's FUSE_STATX with ENOSYS and statx reports no birth
@@ -39,6 +43,19 @@ unmount_fs "$M"
 mount_image "$img" "$M"
 check "btime.py --show after the remount" "$PY" "$BTIME_PY" --show "$M/bt/kept"
 check_eq "the same birth time after an unmount and mount" "$before" "$T_OUT"
+unmount_fs "$M"
+fsck_clean "$img"
+
+mount_image "$img" "$M" -o attr_timeout=0
+mkdir "$M/h"
+for i in $(seq 200); do : >"$M/h/f$i"; done
+for k in 1 2 3 4; do
+    timeout 120 "$PY" "$BTIME_PY" --hammer "$M/h" "$k" 50 >"$T_DIR/hammer.$k" 2>&1 &
+done
+wait
+for k in 1 2 3 4; do
+    check_eq "hammer $k (statx with the birth time: $((k % 2)))" "bad 0" "$(cat "$T_DIR/hammer.$k")"
+done
 unmount_fs "$M"
 fsck_clean "$img"
 

@@ -6,6 +6,11 @@ and mmapfs.
   btime.py DIR              the checks below, in a new directory DIR/bt;
                             they leave DIR/bt/kept
   btime.py --show PATH      prints PATH's birth time in ns (or "none")
+  btime.py --hammer DIR K R R rounds over the files of DIR: with K odd a
+                            statx with the birth time and a stat of each,
+                            with K even a stat only; prints "bad N" (a
+                            birth time missing, changed or after the
+                            ctime; a size that is not 0)
 """
 import ctypes
 import os
@@ -91,8 +96,31 @@ def checks(d):
     out(bt is not None and bt >= b, "an O_TMPFILE file has one")
 
 
+def hammer(d, k, rounds):
+    """Run beside other hammers on a mount with attr_timeout=0: every
+    statx is a FUSE_STATX and every stat a GETATTR, from several threads
+    of the daemon at once; a STATX reply must never carry another
+    request's attributes, nor a GETATTR reply become a STATX one."""
+    bad, seen = 0, {}
+    names = sorted(os.listdir(d))
+    for _ in range(rounds):
+        for name in names:
+            p = os.path.join(d, name)
+            if k % 2:
+                b = btime(p)
+                st = os.stat(p)
+                bad += b is None or b > st.st_ctime_ns + 20 * 10**6 or seen.get(name, b) != b
+                seen[name] = b
+            else:
+                st = os.stat(p)
+            bad += st.st_size != 0
+    print("bad", bad)
+
+
 def main():
-    if len(sys.argv) == 3 and sys.argv[1] == "--show":
+    if len(sys.argv) == 5 and sys.argv[1] == "--hammer":
+        hammer(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    elif len(sys.argv) == 3 and sys.argv[1] == "--show":
         b = btime(sys.argv[2])
         print("none" if b is None else b)
     elif len(sys.argv) == 2:
