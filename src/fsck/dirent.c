@@ -82,6 +82,8 @@ int fsck_dent_examine(struct check *c, uint64_t dir, uint64_t key, const void *v
     }
     if (!(ti->state & CI_VALID)) {
         DE_ERROR("entry '%s': inode %" PRIu64 " is corrupt", shown, t);
+        if (report)         /* pass 2: the entry's type, for mending the record */
+            fsck_note_entry_type(ti, de.type);
         return DENT_DROP;
     }
     if (de.type != ti->dtype) {

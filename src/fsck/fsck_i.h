@@ -269,8 +269,17 @@ uint64_t fsck_next_inode_bit(struct check *c, uint64_t ino);
 
 /* A record with a wrong checksum (fsck/record.c): sets its damaged fields
  * to safe values in *di and returns how many there were, or -1 if the
- * record is garbage (no valid type, or too much damage). */
-int fsck_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di);
+ * record is garbage (no valid type, or too much damage). entries: the
+ * DT_* type every directory entry naming the inode gives (0: none known,
+ * or they disagree), taken when the inode's own tree gives no type and the
+ * record fits it (fsck_entries_type). */
+int fsck_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di,
+                     uint8_t entries);
+/* Pass 2 notes the type of each entry naming an inode whose record is
+ * corrupt (in check_inode.dtype, unused for such an inode); the type they
+ * all give, or 0 (also for a valid inode). */
+void fsck_note_entry_type(struct check_inode *ci, uint8_t type);
+uint8_t fsck_entries_type(const struct check_inode *ci);
 /* The tree type of the node at blk if it is a valid node of ino, else 0. */
 uint16_t fsck_node_type(struct check *c, uint64_t ino, uint64_t blk);
 /* Does the inline area hold what only a regular file or symlink has

@@ -626,7 +626,7 @@ int fsck_pass_inodes(struct check *c)
         uint32_t sum = fs_inode_checksum(ino, &di);
         if (sum != di.checksum) {
             struct mmapfs_disk_inode mended = di;
-            int sane = fsck_record_mend(c, ino, &mended) >= 0;
+            int sane = fsck_record_mend(c, ino, &mended, 0) >= 0;
             fsck_error(c, "inode %" PRIu64 ": bad checksum (stored %08x, computed %08x)%s",
                         ino, di.checksum, sum, sane ? "" : "; the record is not usable");
             c->structural = 1;

@@ -14,6 +14,12 @@
  * invalid type) make it a regular file, and a valid node of this inode at
  * the tree root of a device, FIFO or socket gives the type too. The same
  * holds for a record whose checksum is right (fsck_record_type_from_tree).
+ * When its own tree gives no type, the type every directory entry naming
+ * the inode gives (noted by pass 2) is taken if the record fits it: a
+ * symlink needs a target, a device, FIFO or socket has no data (a regular
+ * file that one flipped bit made a symlink would otherwise be one, its
+ * content a target cut at its first NUL; a FIFO with no valid type would
+ * be cleared). Directories are left to their own index.
  * Only then are the other fields checked against the type: checked
  * against a damaged type, the tree root and the inline area would look
  * like the damage and go, with the file's data. Without a valid type
@@ -53,8 +59,52 @@ uint16_t fsck_node_type(struct check *c, uint64_t ino, uint64_t blk)
     return h.type;
 }
 
+/* Entry types noted for a corrupt inode: DT_* when all agree, this value
+ * once two differ. */
+#define ENTRIES_DISAGREE 0xff
+
 /* See fsck_i.h. */
-int fsck_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
+void fsck_note_entry_type(struct check_inode *ci, uint8_t type)
+{
+    if (ci->dtype == 0)
+        ci->dtype = type;
+    else if (ci->dtype != type)
+        ci->dtype = ENTRIES_DISAGREE;
+}
+
+/* See fsck_i.h. */
+uint8_t fsck_entries_type(const struct check_inode *ci)
+{
+    /* a valid inode's dtype is its own type, not its entries' */
+    return (ci->state & CI_VALID) || ci->dtype == ENTRIES_DISAGREE ? 0 : ci->dtype;
+}
+
+/* Can the record be of the type t its directory entries give? Its data
+ * decides: a symlink needs a target (a map or inline bytes, a size from 1
+ * to MMAPFS_SYMLINK_MAX), a device, FIFO or socket has none, a regular
+ * file may have either. Never a directory (its own index decides that,
+ * fsck_record_type_from_tree), nor a directory made something else. */
+static int entries_type_fits(const struct mmapfs_disk_inode *di, uint8_t t)
+{
+    int data = di->tree_root || (di->flags & (MMAPFS_INODE_EXTENTS | MMAPFS_INODE_INLINE_DATA));
+    uint8_t dt = fs_inode_dtype(di->mode);
+    if (t == dt || dt == DT_DIR)
+        return 0;
+    switch (t) {
+    case DT_REG:
+        return 1;
+    case DT_LNK:
+        return data && di->size >= 1 && di->size <= MMAPFS_SYMLINK_MAX;
+    case DT_FIFO: case DT_SOCK: case DT_CHR: case DT_BLK:
+        return !data && di->size == 0;
+    default:
+        return 0;
+    }
+}
+
+/* See fsck_i.h. */
+int fsck_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di,
+                     uint8_t entries)
 {
     int damage = 0;
     if (di->mode & ~(uint32_t)(S_IFMT | 07777)) {
@@ -65,12 +115,19 @@ int fsck_record_mend(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di
      * were written: checked against a damaged type, they would look like
      * the damage and be dropped, and the file's data with them. The root
      * directory takes only a directory's type from its tree. */
+    uint32_t type0 = di->mode & S_IFMT;
     struct mmapfs_disk_inode typed = *di;
-    if (fsck_record_type_from_tree(c, ino, &typed) &&
-        (ino != MMAPFS_ROOT_INO || S_ISDIR(typed.mode))) {
+    int from_tree = fsck_record_type_from_tree(c, ino, &typed) &&
+                    (ino != MMAPFS_ROOT_INO || S_ISDIR(typed.mode));
+    if (from_tree)
         *di = typed;
-        damage++;
-    }
+    /* where the inode's own data leaves a choice (no node of its own, or a
+     * file's map, which a symlink has too), the type its entries give
+     * (checksummed directory blocks) if the record fits it */
+    if (ino != MMAPFS_ROOT_INO && (!from_tree || (S_ISREG(di->mode) && entries == DT_LNK)) &&
+        entries_type_fits(di, entries))
+        di->mode = DTTOIF(entries) | (di->mode & 07777);
+    damage += (di->mode & S_IFMT) != type0;
     uint8_t dt = fs_inode_dtype(di->mode);
     if (!dt)
         return -1;

@@ -113,6 +113,21 @@ static int cut_xattr_chain(struct check *c, uint64_t ino, struct mmapfs_disk_ino
     return fsck_xattr_set_next(c, last, 0);
 }
 
+/* fsck_record_mend with the type the inode's directory entries give (pass
+ * 2 noted them), else without: *di mended, or -1 (garbage). */
+static int mend_record(struct check *c, uint64_t ino, struct mmapfs_disk_inode *di)
+{
+    struct mmapfs_disk_inode m = *di;
+    int fixed = fsck_record_mend(c, ino, &m, fsck_entries_type(fsck_ci(c, ino)));
+    if (fixed < 0) {
+        m = *di;
+        fixed = fsck_record_mend(c, ino, &m, 0);
+    }
+    if (fixed >= 0)
+        *di = m;
+    return fixed;
+}
+
 /* Applies the record repairs of one inode. 0 or -errno. */
 static int repair_record(struct check *c, uint64_t ino, uint16_t rf)
 {
@@ -120,6 +135,17 @@ static int repair_record(struct check *c, uint64_t ino, uint16_t rf)
     int err = fsck_read_inode(c, ino, &di);
     if (err)
         return err;
+    if (rf & RF_REC_CLEAR) {
+        /* a record pass 1 found corrupt, with no valid type of its own,
+         * but its entries give one it fits: a FIFO whose type bits were
+         * damaged is kept (checked again by the next round, as every
+         * repair of this phase). A valid record planned for clearing (a
+         * symlink with no target left) has no entry type noted. */
+        struct mmapfs_disk_inode m = di;
+        if (ino != MMAPFS_ROOT_INO && fsck_entries_type(fsck_ci(c, ino)) &&
+            mend_record(c, ino, &m) >= 0)
+            rf = (rf & ~RF_REC_CLEAR) | RF_REC_SUM;
+    }
     if (rf & RF_REC_CLEAR) {
         fsck_repaired(c, "inode %" PRIu64 ": cleared (freed in the inode bitmap); entries "
                        "naming it are removed", ino);
@@ -137,7 +163,7 @@ static int repair_record(struct check *c, uint64_t ino, uint16_t rf)
         return err ? err : fsck_write_inode_bit(c, ino, 1);
     }
     if (rf & RF_REC_SUM) {
-        int fixed = fsck_record_mend(c, ino, &di);
+        int fixed = mend_record(c, ino, &di);
         if (fixed < 0)
             return 0;       /* changed under us? leave it to the next round */
         if (fixed)

@@ -1434,7 +1434,11 @@ static void test_tree_root_wiped(void **state)
  * tree root node says what it is: it keeps its type, its entries and its
  * data. Before, the type was trusted first, so the tree root looked like
  * the damage and went with the file's data (the directory's entries to
- * lost+found), and a record with no valid type was cleared. Flag bits:
+ * lost+found), and a record with no valid type was cleared. Then types
+ * the data leaves open, decided by the entries naming the inode: a small
+ * file made a symlink (its map fits a target: it would have become one,
+ * cut at its first NUL), a symlink made a character device and a FIFO
+ * with no valid type (no data to tell: the FIFO was cleared). Flag bits:
  * test_fs_inline (these images have no inode-resident data). */
 static void test_record_bit_flips(void **state)
 {
@@ -1446,23 +1450,34 @@ static void test_record_bit_flips(void **state)
     raw_inode(&r, im.f2)->mode ^= 0040000;             /* 0100644: S_IFSOCK */
     raw_inode(&r, im.sub)->mode ^= 0100000;            /* 0040755: S_IFSOCK */
     raw_inode(&r, im.f1)->mode ^= 0010000;             /* 0100644: no type */
+    uint64_t small = 0;
+    for (size_t i = 0; i < im.n && !small; i++)
+        if (im.e[i].dir == im.d1 && im.e[i].size < 1000)
+            small = im.e[i].ino;
+    assert_true(small != 0);
+    raw_inode(&r, small)->mode ^= 0020000;             /* 0100644: S_IFLNK */
+    raw_inode(&r, im.sl)->mode ^= 0100000;             /* 0120777: S_IFCHR */
+    raw_inode(&r, im.fifo)->mode ^= 0010000;           /* 0010600: no type */
     raw_close(&r);
-    const uint64_t hit[] = { im.f2, im.sub, im.f1 };
-    char w[3][64], f[3][64];
-    const char *want[4], *fixed[4];
-    for (int i = 0; i < 3; i++) {
+    const uint64_t hit[] = { im.f2, im.sub, im.f1, small, im.sl, im.fifo };
+    char w[6][64], f[6][64];
+    const char *want[7], *fixed[7];
+    for (int i = 0; i < 6; i++) {
         snprintf(w[i], sizeof(w[i]), "inode %" PRIu64 ": bad checksum", hit[i]);
         snprintf(f[i], sizeof(f[i]), "inode %" PRIu64 ": 1 damaged field reset", hit[i]);
         want[i] = w[i];
         fixed[i] = f[i];
     }
-    want[3] = fixed[3] = NULL;
+    want[6] = fixed[6] = NULL;
     expect_repair(im.path, want, fixed);
     verify(&im, NULL, NULL, NULL);
     raw_open(&r, im.path);
     assert_int_equal(raw_inode(&r, im.f2)->mode, S_IFREG | 0644);
     assert_int_equal(raw_inode(&r, im.sub)->mode, S_IFDIR | 0755);
     assert_int_equal(raw_inode(&r, im.f1)->mode, S_IFREG | 0644);
+    assert_int_equal(raw_inode(&r, small)->mode & S_IFMT, S_IFREG);
+    assert_int_equal(raw_inode(&r, im.sl)->mode & S_IFMT, S_IFLNK);
+    assert_int_equal(raw_inode(&r, im.fifo)->mode & S_IFMT, S_IFIFO);
     raw_close(&r);
     image_destroy(&im);
 }
