@@ -197,8 +197,8 @@ static int create_locked(struct fs *fs, const struct create_args *a, struct fs_s
     int err = get_dir(fs, a->parent, &pdi);
     if (err)
         return err;
-    if (pdi.nlink == 0)
-        return -ENOENT;                 /* directory was removed */
+    if (pdi.nlink == 0)                 /* directory was removed (the kernel checks */
+        return a->unnamed ? -EPERM : -ENOENT;  /* names itself; O_TMPFILE: as ext4) */
     if (!a->unnamed && dot_name(a->name, a->len))
         return -EEXIST;
     if (S_ISLNK(mode)) {

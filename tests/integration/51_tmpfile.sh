@@ -9,7 +9,8 @@
 # reaching it, a second link), what cannot be linked (O_TMPFILE|O_EXCL, a
 # linked tmpfile unlinked again, a file unlinked while open), the inode
 # freed at close when it got no name, EACCES in a directory the caller
-# cannot write, and the group of a set-group-ID directory. It runs on ext4
+# cannot write, EPERM in a removed directory, and the group of a
+# set-group-ID directory. It runs on ext4
 # on a loop device (the reference; skipped where loop devices or mkfs.ext4
 # are missing) and on mmapfs, which must give the same lines.
 #

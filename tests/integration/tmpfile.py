@@ -110,6 +110,17 @@ def checks(d):
         os.setegid(0)
     os.rmdir(os.path.join(d, "ro"))
 
+    os.mkdir(os.path.join(d, "gone"))
+    fd = os.open(os.path.join(d, "gone"), os.O_RDONLY | os.O_DIRECTORY)
+    os.rmdir(os.path.join(d, "gone"))
+    try:
+        os.close(os.open("/proc/self/fd/%d" % fd, os.O_TMPFILE | os.O_RDWR, 0o600))
+        out(False, "O_TMPFILE in a removed directory is refused")
+    except OSError as e:
+        out(e.errno == errno.EPERM, "O_TMPFILE in a removed directory is refused (%s)"
+            % errno.errorcode[e.errno])
+    os.close(fd)
+
     os.mkdir(os.path.join(d, "sg"))
     os.chown(os.path.join(d, "sg"), 0, 4242)
     os.chmod(os.path.join(d, "sg"), 0o2777)

@@ -854,6 +854,14 @@ static void test_tmpfile(void **state)
     assert_int_equal(fs_link(m->fs, u, ROOT, "w2", &st2), -ENOENT);
     fs_forget(m->fs, u, 1);
 
+    /* in a removed directory: EPERM, as ext4 (the kernel does not check
+     * a tmpfile's directory as it checks a name's) */
+    uint64_t gone = mkdirectory(m->fs, ROOT, "gone");
+    assert_int_equal(fs_lookup(m->fs, ROOT, "gone", &st), 0);    /* a cwd's reference */
+    assert_int_equal(fs_rmdir(m->fs, ROOT, "gone"), 0);
+    assert_int_equal(fs_tmpfile(m->fs, gone, 0600, &cred, &st), -EPERM);
+    fs_forget(m->fs, gone, 1);
+
     /* a crash with a tmpfile holding data: the next mount frees it */
     assert_int_equal(fs_tmpfile(m->fs, ROOT, 0600, &cred, &st), 0);
     uint64_t x = st.ino;
