@@ -3,7 +3,8 @@
  *
  * The daemon installs its own read(2) and writev(2) on the session's
  * device (fuse_session_custom_io, same descriptor). Every message passes
- * through untouched but two, at the cost of one compare per message:
+ * through untouched but these three, at the cost of a few compares per
+ * message:
  *
  * - FUSE_HANDLE_KILLPRIV_V2. With it the kernel marks the mount SB_NOSEC:
  *   once it has seen that a file carries no SUID/SGID bit and no
@@ -30,8 +31,8 @@
  *   statx(2) wants the birth time (STATX_BTIME; `stat`, `ls
  *   --time=birth`); after an ENOSYS it never asks again and reports no
  *   birth time. read(2) turns it into the GETATTR it contains (flags and
- *   file handle); the thread that read a request writes its reply (every
- *   handler answers on its own thread), so that thread remembers it, and
+ *   file handle); the thread that read a GETATTR writes its reply
+ *   (mfs_getattr answers at once), so that thread remembers it, and
  *   its writev(2) turns the GETATTR reply into a STATX reply: the same
  *   attributes and timeout plus the birth time (fs_getattr's crtime). An
  *   error reply passes as it is. The kernel keeps the birth time with
