@@ -176,8 +176,9 @@ class Session:
         self.chg(d)
 
     # ---- files -----------------------------------------------------------------
-    def create(self, path, untagged=False):
-        """Creates (O_EXCL) a new file at path; returns its fid (0 untagged)."""
+    def announce(self, path, untagged=False):
+        """Logs a new file about to get the name path (created, or an
+        O_TMPFILE about to be linked); returns its fid (0 untagged)."""
         self.new_name(path)
         self.chg(path)
         fid = 0
@@ -190,6 +191,11 @@ class Session:
             self.gen[fid] = 1
             self.fid_of[path] = fid
             self.log(t="assoc", path=path, fid=fid)
+        return fid
+
+    def create(self, path, untagged=False):
+        """Creates (O_EXCL) a new file at path; returns its fid (0 untagged)."""
+        fid = self.announce(path, untagged)
         fd = os.open(self.p(path), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         os.close(fd)
         self.links[path] = {path}

@@ -334,14 +334,7 @@ def tmpfile(s, n):
     held = []
     for i in range(6 * n):
         path = "t/f%d" % i
-        s.new_name(path)
-        s.chg(path)
-        with s.lock:
-            fid = s.next_fid
-            s.next_fid += 1
-        s.gen[fid] = 1
-        s.fid_of[path] = fid
-        s.log(t="assoc", path=path, fid=fid)
+        s.announce(path)
         fd = os.open(s.p("t"), os.O_TMPFILE | os.O_RDWR, 0o644)
         try:
             s.write(path, 0, s.rng.choice([100, 4096, 30000, 300000]), fd=fd)
