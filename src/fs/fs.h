@@ -161,6 +161,39 @@ int fs_link(struct fs *fs, uint64_t ino, uint64_t newparent, const char *newname
 int fs_unlink(struct fs *fs, uint64_t parent, const char *name);
 int fs_rmdir(struct fs *fs, uint64_t parent, const char *name);
 
+/* ---- early answers ---------------------------------------------------------- */
+
+/*
+ * An operation given a struct fs_early calls e->answer(e, st) once, under
+ * the metadata lock, as soon as its outcome is decided: everything it
+ * checks has passed (the name exists, the type fits, the directory is
+ * empty) and what is left is writing its changes into the running
+ * transaction. The FUSE layer answers the kernel there, so that those
+ * writes overlap the caller's next system call; a request that reads the
+ * metadata they change takes the lock and so sees the result. st: the
+ * attributes to answer with (setattr), else NULL.
+ *
+ * The operation still returns 0 or an error. If writing the changes
+ * fails after the answer, the undo log has brought every block back and
+ * the lock is still held: out of memory is tried again (up to
+ * FS_EARLY_RETRIES times); any other error, or memory that stays short,
+ * aborts the journal (read-only until remount, like ext4 with
+ * errors=remount-ro), because the caller was told that the operation
+ * succeeded. e->answered says whether answer ran.
+ */
+struct fs_early {
+    void (*answer)(struct fs_early *e, const struct fs_stat *st);
+    int answered;
+};
+#define FS_EARLY_RETRIES 3
+
+int fs_unlink_early(struct fs *fs, uint64_t parent, const char *name, struct fs_early *e);
+int fs_rmdir_early(struct fs *fs, uint64_t parent, const char *name, struct fs_early *e);
+/* fs_setattr's early form: no size change (truncation allocates and can
+ * fail with ENOSPC late; -EINVAL if FS_SET_SIZE is given). */
+int fs_setattr_early(struct fs *fs, uint64_t ino, const struct fs_setattr *sa,
+                     unsigned valid, struct fs_stat *st, struct fs_early *e);
+
 #define FS_RENAME_NOREPLACE (1u << 0)   /* = RENAME_NOREPLACE */
 #define FS_RENAME_EXCHANGE  (1u << 1)   /* = RENAME_EXCHANGE */
 #define FS_RENAME_WHITEOUT  (1u << 2)   /* = RENAME_WHITEOUT */

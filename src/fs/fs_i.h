@@ -355,6 +355,16 @@ int fs_undo_failed(struct fs *fs, int err);
 /* Aborts the journal (read-only from now on), logging why. Lock held. */
 void fs_abort(struct fs *fs, int err, const char *why);
 
+/* Early answers (fs.h): e->answer once, if e is given. */
+void fs_early_answer(struct fs_early *e, const struct fs_stat *st);
+/* After an attempt of an operation that may have answered early: 1 if it
+ * is to run again (answered, out of memory, undone; *tries counts), else
+ * 0 and err is what fs_end_early gets. */
+int fs_early_retry(struct fs *fs, int err, const struct fs_early *e, unsigned *tries);
+/* fs_end that aborts the journal when an operation that answered early
+ * fails after all. */
+int fs_end_early(struct fs *fs, int err, const struct fs_early *e);
+
 /* ---- file data (file.c) ---------------------------------------------------- */
 
 /* Locked variants used by symlink/readlink and truncation.

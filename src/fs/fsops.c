@@ -32,7 +32,7 @@ static void set_time(uint64_t *sec, uint32_t *nsec, const struct timespec *ts)
 
 /* fs_setattr with the journal operation held. */
 static int setattr_locked(struct fs *fs, uint64_t ino, const struct fs_setattr *sa,
-                          unsigned valid, struct fs_stat *st)
+                          unsigned valid, struct fs_stat *st, struct fs_early *e)
 {
     struct mmapfs_disk_inode di;
     struct timespec now;
@@ -71,23 +71,39 @@ static int setattr_locked(struct fs *fs, uint64_t ino, const struct fs_setattr *
 
     unsigned times = FS_SET_ATIME | FS_SET_MTIME | FS_SET_ATIME_NOW | FS_SET_MTIME_NOW |
                      FS_SET_CTIME;
-    err = (valid & ~times) ? fs_inode_put(fs, ino, &di) : fs_inode_put_times(fs, ino, &di);
-    if (!err && st)
+    if (st)
         fs_inode_to_stat(ino, &di, st);
-    return err;
+    fs_early_answer(e, st);     /* what is left is writing the record */
+    return (valid & ~times) ? fs_inode_put(fs, ino, &di) : fs_inode_put_times(fs, ino, &di);
 }
 
-int fs_setattr(struct fs *fs, uint64_t ino, const struct fs_setattr *sa, unsigned valid,
-               struct fs_stat *st)
+static int setattr(struct fs *fs, uint64_t ino, const struct fs_setattr *sa, unsigned valid,
+                   struct fs_stat *st, struct fs_early *e)
 {
     if ((valid & FS_SET_SIZE) && sa->size > MMAPFS_MAX_FILE_SIZE)
         return -EFBIG;
     int err = jnl_begin(fs->jnl);
     if (err)
         return err;
-    err = setattr_locked(fs, ino, sa, valid, st);
-    err = fs_end(fs, err);
-    return err;
+    unsigned tries = 0;
+    do
+        err = setattr_locked(fs, ino, sa, valid, st, e);
+    while (fs_early_retry(fs, err, e, &tries));
+    return fs_end_early(fs, err, e);
+}
+
+int fs_setattr(struct fs *fs, uint64_t ino, const struct fs_setattr *sa, unsigned valid,
+               struct fs_stat *st)
+{
+    return setattr(fs, ino, sa, valid, st, NULL);
+}
+
+int fs_setattr_early(struct fs *fs, uint64_t ino, const struct fs_setattr *sa,
+                     unsigned valid, struct fs_stat *st, struct fs_early *e)
+{
+    if (valid & FS_SET_SIZE)
+        return -EINVAL;
+    return setattr(fs, ino, sa, valid, st, e);
 }
 
 /* ==== references ============================================================ */

@@ -455,9 +455,12 @@ int fs_link(struct fs *fs, uint64_t ino, uint64_t newparent, const char *newname
     return err;
 }
 
-/* Removes name from parent; want_dir selects rmdir semantics. Journal held. */
+/* Removes name from parent; want_dir selects rmdir semantics. Journal held.
+ * Answers e (may be NULL) once every check has passed: removing a B+tree
+ * item allocates no block, so what follows fails only for want of memory,
+ * an I/O error or corruption found on the way. */
 static int remove_locked(struct fs *fs, uint64_t parent, const char *name, size_t len,
-                         int want_dir)
+                         int want_dir, struct fs_early *e)
 {
     struct mmapfs_disk_inode pdi, di;
     uint64_t ino, key;
@@ -485,6 +488,7 @@ static int remove_locked(struct fs *fs, uint64_t parent, const char *name, size_
     } else if (S_ISDIR(di.mode)) {
         return -EISDIR;
     }
+    fs_early_answer(e, NULL);
     err = fs_dir_remove_key(fs, parent, &pdi, key);
     if (err) {
         fs_inode_put(fs, parent, &pdi);
@@ -500,7 +504,8 @@ static int remove_locked(struct fs *fs, uint64_t parent, const char *name, size_
 }
 
 /* Shared entry of fs_unlink / fs_rmdir. */
-static int remove_name(struct fs *fs, uint64_t parent, const char *name, int want_dir)
+static int remove_name(struct fs *fs, uint64_t parent, const char *name, int want_dir,
+                       struct fs_early *e)
 {
     size_t len;
     int err = fs_dir_check_name(name, &len);
@@ -515,19 +520,31 @@ static int remove_name(struct fs *fs, uint64_t parent, const char *name, int wan
     err = jnl_begin(fs->jnl);
     if (err)
         return err;
-    err = remove_locked(fs, parent, name, len, want_dir);
-    err = fs_end(fs, err);
-    return err;
+    unsigned tries = 0;
+    do
+        err = remove_locked(fs, parent, name, len, want_dir, e);
+    while (fs_early_retry(fs, err, e, &tries));
+    return fs_end_early(fs, err, e);
 }
 
 int fs_unlink(struct fs *fs, uint64_t parent, const char *name)
 {
-    return remove_name(fs, parent, name, 0);
+    return remove_name(fs, parent, name, 0, NULL);
 }
 
 int fs_rmdir(struct fs *fs, uint64_t parent, const char *name)
 {
-    return remove_name(fs, parent, name, 1);
+    return remove_name(fs, parent, name, 1, NULL);
+}
+
+int fs_unlink_early(struct fs *fs, uint64_t parent, const char *name, struct fs_early *e)
+{
+    return remove_name(fs, parent, name, 0, e);
+}
+
+int fs_rmdir_early(struct fs *fs, uint64_t parent, const char *name, struct fs_early *e)
+{
+    return remove_name(fs, parent, name, 1, e);
 }
 
 /* ==== rename ================================================================ */

@@ -14,6 +14,7 @@
  * transaction never commits.
  */
 #include <errno.h>
+#include <unistd.h>
 
 #include "fs/fs_i.h"
 
@@ -62,6 +63,40 @@ int fs_undo_failed(struct fs *fs, int err)
 int fs_end(struct fs *fs, int err)
 {
     err = fs_undo_failed(fs, err);
+    jnl_end(fs->jnl);
+    return err;
+}
+
+/* ---- early answers (fs.h) ----------------------------------------------------------- */
+
+void fs_early_answer(struct fs_early *e, const struct fs_stat *st)
+{
+    if (e && !e->answered) {
+        e->answered = 1;
+        e->answer(e, st);
+    }
+}
+
+int fs_early_retry(struct fs *fs, int err, const struct fs_early *e, unsigned *tries)
+{
+    if (!err)
+        err = jnl_op_failure(fs->jnl);
+    if (!e || !e->answered || err != -ENOMEM || *tries >= FS_EARLY_RETRIES)
+        return 0;
+    undo(fs);               /* also when nothing changed: clears jnl_op_failure */
+    fs_icache_orphan_changed(fs);
+    if (jnl_error(fs->jnl))
+        return 0;                       /* the undo itself failed: aborted */
+    (*tries)++;
+    usleep(1000u << *tries);            /* under the lock: memory is short for all */
+    return 1;
+}
+
+int fs_end_early(struct fs *fs, int err, const struct fs_early *e)
+{
+    err = fs_undo_failed(fs, err);
+    if (err && e && e->answered)
+        fs_abort(fs, err, "an operation already answered as done could not be completed");
     jnl_end(fs->jnl);
     return err;
 }

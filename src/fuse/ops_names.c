@@ -146,6 +146,27 @@ static void reply_attr(fuse_req_t req, const struct fs_stat *st)
     fuse_reply_attr(req, &kst, mfs_attr_timeout(req, st->ino));
 }
 
+/* An answer sent from inside the operation, under the filesystem's lock,
+ * once its outcome is decided (fs.h, "early answers"): the kernel wakes the
+ * caller while the daemon writes the changes. */
+struct early {
+    struct fs_early e;          /* first: the fs layer hands back &e */
+    fuse_req_t req;
+    fuse_ino_t dir;             /* a directory whose entries change, or 0 */
+};
+
+static void early_answer(struct fs_early *e, const struct fs_stat *st)
+{
+    struct early *a = (struct early *)e;
+
+    if (a->dir)
+        mfs_attr_changed(a->req, a->dir);
+    if (st)
+        reply_attr(a->req, st);
+    else
+        mfs_reply_err(a->req, 0);
+}
+
 void mfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct fs_stat st;
@@ -176,6 +197,16 @@ static uint32_t mode_keep_sgid(fuse_req_t req, const struct fs_stat *st, uint32_
     if (!mfs_caller_in_group(req, ctx, st->gid) && !mfs_caller_capable(req, CAP_FSETID))
         mode &= ~(uint32_t)S_ISGID;
     return mode;
+}
+
+/* A SETATTR of times only, at least one of them atime or mtime: it never
+ * clears set-user-ID or set-group-ID (mode_after_kill), so the mode need
+ * not be read first. The writeback cache's time flushes are such. */
+static int times_only(int to_set)
+{
+    int times = FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
+                FUSE_SET_ATTR_MTIME_NOW;
+    return (to_set & times) && !(to_set & ~(times | FUSE_SET_ATTR_CTIME));
 }
 
 /*
@@ -261,7 +292,7 @@ void mfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                 goto out_err;
             sa.mode = mode_keep_sgid(req, &st, sa.mode);
         }
-    } else if (mfs_data(req)->killpriv) {
+    } else if (mfs_data(req)->killpriv && !times_only(to_set)) {
         err = fs_getattr(fs, ino, &st);
         if (err)
             goto out_err;
@@ -308,8 +339,16 @@ void mfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
         valid |= FS_SET_CTIME;
         sa.ctime = attr->st_ctim;
     }
+    int acl = (to_set & FUSE_SET_ATTR_MODE) && mfs_data(req)->posix_acl;
+    if (!acl && !(valid & FS_SET_SIZE)) {
+        struct early a = { .e.answer = early_answer, .req = req };
+        err = fs_setattr_early(fs, ino, &sa, valid, &st, &a.e);
+        if (a.e.answered)
+            return;
+        goto out_err;           /* failed before its answer */
+    }
     err = fs_setattr(fs, ino, &sa, valid, &st);
-    if (!err && (to_set & FUSE_SET_ATTR_MODE) && mfs_data(req)->posix_acl)
+    if (!err && acl)
         err = fs_acl_chmod_inode(fs, ino, st.mode);
     if (err)
         goto out_err;
@@ -493,22 +532,22 @@ out_err:
 
 void mfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+    struct early a = { .e.answer = early_answer, .req = req, .dir = parent };
     mfs_count(req, MFS_OP_UNLINK);
     mfs_attr_changing(req, parent);
-    int err = fs_unlink(mfs_fs(req), parent, name);
-    if (!err)
-        mfs_attr_changed(req, parent);
-    mfs_reply_err(req, err);
+    int err = fs_unlink_early(mfs_fs(req), parent, name, &a.e);
+    if (!a.e.answered)
+        mfs_reply_err(req, err);        /* failed before its answer */
 }
 
 void mfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+    struct early a = { .e.answer = early_answer, .req = req, .dir = parent };
     mfs_count(req, MFS_OP_RMDIR);
     mfs_attr_changing(req, parent);
-    int err = fs_rmdir(mfs_fs(req), parent, name);
-    if (!err)
-        mfs_attr_changed(req, parent);
-    mfs_reply_err(req, err);
+    int err = fs_rmdir_early(mfs_fs(req), parent, name, &a.e);
+    if (!a.e.answered)
+        mfs_reply_err(req, err);
 }
 
 /* The rename itself, and the reply. */

@@ -17,6 +17,8 @@
  *    while the blocks freed by truncation are reused by the other files;
  *  - readdir (plain and plus, in small batches) of a directory whose
  *    entries come and go: no surviving entry is skipped or repeated.
+ *  - early answers: a thread that starts at an operation's early answer
+ *    (fs.h) sees the finished operation;
  *  - a full disk: four writers append to files that together want more
  *    than the disk holds and truncate them on ENOSPC (blocks freed by one
  *    become usable by the others once the truncation commits).
@@ -41,6 +43,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
+#include <semaphore.h>
+#include <stddef.h>
 #include <linux/falloc.h>
 #include <stdarg.h>
 #include <sys/uio.h>
@@ -1371,6 +1375,125 @@ static void test_full_disk(void **state)
     img_unmount_check(m);
 }
 
+/* ==== early answers ======================================================================
+ *
+ * An operation answers (fs.h, "early answers") before it writes its
+ * changes, under the filesystem's lock. Another thread that starts the
+ * moment the answer is given (as the kernel's next request from the same
+ * caller would) must see the finished operation: the name gone, the
+ * directory's count down, the times answered. One thread removes names
+ * and sets times, answering through a semaphore; an observer checks each
+ * answer at once; commits run beside them. */
+
+#define EARLY_FILES 400
+
+struct early_run {
+    struct fs *fs;
+    uint64_t dir, ino[EARLY_FILES];
+    unsigned n;
+    sem_t answered, checked;
+    struct fs_early e;
+    struct fs_stat st;          /* answered attributes (setattr) */
+    unsigned at;                /* the file the answer is for */
+    int setattr;                /* the answer is a setattr's */
+    struct failure f;
+    pthread_t th;
+};
+
+static void early_run_answer(struct fs_early *e, const struct fs_stat *st)
+{
+    struct early_run *r = (struct early_run *)((char *)e - offsetof(struct early_run, e));
+    if (st)
+        r->st = *st;
+    sem_post(&r->answered);
+}
+
+static void *early_changer_main(void *arg)
+{
+    struct early_run *r = arg;
+    char name[16];
+    for (unsigned i = 0; i < r->n; i++) {
+        struct fs_setattr sa = { .mtime = { 1000 + i, i } };
+        struct fs_stat st;
+        r->at = i;
+        r->setattr = 1;
+        r->e.answered = 0;
+        int err = fs_setattr_early(r->fs, r->ino[i], &sa, FS_SET_MTIME, &st, &r->e);
+        if (err)
+            failf(&r->f, "setattr of file %u: %s", i, strerror(-err));
+        if (!r->e.answered)
+            sem_post(&r->answered);     /* the observer goes on either way */
+        sem_wait(&r->checked);
+        snprintf(name, sizeof(name), "e%03u", i);
+        r->setattr = 0;
+        r->e.answered = 0;
+        err = fs_unlink_early(r->fs, r->dir, name, &r->e);
+        if (err)
+            failf(&r->f, "unlink of %s: %s", name, strerror(-err));
+        if (!r->e.answered)
+            sem_post(&r->answered);
+        sem_wait(&r->checked);
+    }
+    return NULL;
+}
+
+static void test_early_answers_seen(void **state)
+{
+    struct img *m = *state;
+    static struct early_run r;
+    static struct committer c;
+    memset(&r, 0, sizeof(r));
+    memset(&c, 0, sizeof(c));
+    char name[16];
+    r.fs = m->fs;
+    r.n = EARLY_FILES;
+    r.dir = mkdirectory(m->fs, ROOT, "d");
+    for (unsigned i = 0; i < r.n; i++) {
+        snprintf(name, sizeof(name), "e%03u", i);
+        r.ino[i] = mkfile(m->fs, r.dir, name);
+    }
+    r.e.answer = early_run_answer;
+    sem_init(&r.answered, 0, 0);
+    sem_init(&r.checked, 0, 0);
+    c.dirs[c.ndirs++] = r.dir;
+    committer_start(&c, m->fs);
+    assert_int_equal(pthread_create(&r.th, NULL, early_changer_main, &r), 0);
+    struct failure f = { "" };
+    for (unsigned k = 0; k < 2 * r.n; k++) {     /* in step with the changer: no early exit */
+        sem_wait(&r.answered);
+        unsigned i = r.at;      /* written before the answer, read after it */
+        struct fs_stat st;
+        if (r.setattr) {
+            int err = fs_getattr(m->fs, r.ino[i], &st);
+            if (err || st.mtime.tv_sec != (time_t)(1000 + i) || r.st.mtime.tv_sec != st.mtime.tv_sec ||
+                r.st.mtime.tv_nsec != st.mtime.tv_nsec)
+                failf(&f, "file %u: answered mtime %lld, then read %lld (%d)", i,
+                      (long long)r.st.mtime.tv_sec, (long long)st.mtime.tv_sec, err);
+        } else {
+            snprintf(name, sizeof(name), "e%03u", i);
+            if (fs_lookup(m->fs, r.dir, name, &st) != -ENOENT)
+                failf(&f, "%s still found after its unlink was answered", name);
+            if (fs_getattr(m->fs, r.dir, &st) || st.size != r.n - i - 1)
+                failf(&f, "after the answer for %s the directory counts %llu entries, not %u",
+                      name, (unsigned long long)st.size, r.n - i - 1);
+        }
+        sem_post(&r.checked);
+    }
+    assert_int_equal(pthread_join(r.th, NULL), 0);
+    committer_stop(&c);
+    if (r.f.msg[0])
+        fail_msg("%s", r.f.msg);
+    if (f.msg[0])
+        fail_msg("%s", f.msg);
+    static struct names want;
+    memset(&want, 0, sizeof(want));
+    assert_listing(m->fs, r.dir, &want);
+    sem_destroy(&r.answered);
+    sem_destroy(&r.checked);
+    print_journal(m->fs, &c);
+    img_unmount_check(m);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, img_setup, img_teardown)
@@ -1379,6 +1502,7 @@ int main(void)
         T(test_shared_dir),
         T(test_read_during_truncate),
         T(test_readdir_churn),
+        T(test_early_answers_seen),
         cmocka_unit_test_setup_teardown(test_full_disk, img_setup_empty, img_teardown),
     };
 #undef T

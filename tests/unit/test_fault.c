@@ -6,7 +6,8 @@
  * link, an O_TMPFILE written and linked, unlink, unlink of an open file, rmdir, rename over an existing
  * file, rename exchange, chmod/chown, a create that splits a directory
  * leaf, a write that allocates, truncate, fallocate, punch hole,
- * setxattr, removexattr) the operation runs with a fault injected at step N = 1, 2,
+ * setxattr, removexattr; and unlink, unlink of an open file, rmdir and a
+ * change of times answered early, fs.h) the operation runs with a fault injected at step N = 1, 2,
  * 3 ... until it completes without reaching the fault:
  *
  *  - memory: the N-th allocation of the calling thread fails (ENOMEM);
@@ -66,6 +67,7 @@ struct ctx {
     uint64_t d, e;            /* two directories */
     uint64_t ino;             /* the file the operation works on */
     ssize_t ret;              /* what the operation returned */
+    int answered;             /* an early answer was given (fs.h) */
 };
 
 struct op {
@@ -406,6 +408,49 @@ static int run_chmod(struct fs *fs, struct ctx *c)
     return fs_setattr(fs, c->ino, &sa, FS_SET_MODE | FS_SET_UID | FS_SET_GID, &st);
 }
 
+/* ---- early answers (fs.h): the same operations, told to answer ---- */
+
+static void early_noted(struct fs_early *e, const struct fs_stat *st)
+{
+    (void)e;
+    (void)st;
+}
+
+static int run_unlink_early(struct fs *fs, struct ctx *c)
+{
+    struct fs_early e = { .answer = early_noted };
+    int err = fs_unlink_early(fs, c->d, "f", &e);
+    c->answered = e.answered;
+    return err;
+}
+
+static int run_rmdir_early(struct fs *fs, struct ctx *c)
+{
+    struct fs_early e = { .answer = early_noted };
+    int err = fs_rmdir_early(fs, c->d, "empty", &e);
+    c->answered = e.answered;
+    return err;
+}
+
+static int run_times_early(struct fs *fs, struct ctx *c)
+{
+    struct fs_setattr sa = { .atime = { 1000, 1 }, .mtime = { 2000, 2 }, .ctime = { 3000, 3 } };
+    struct fs_early e = { .answer = early_noted };
+    struct fs_stat st;
+    int err = fs_setattr_early(fs, c->ino, &sa, FS_SET_ATIME | FS_SET_MTIME | FS_SET_CTIME,
+                               &st, &e);
+    c->answered = e.answered;
+    return err;
+}
+
+static int state_times(struct fs *fs, struct ctx *c)
+{
+    struct fs_stat st = attr(fs, c->ino);
+    int all = st.atime.tv_sec == 1000 && st.mtime.tv_sec == 2000 && st.ctime.tv_sec == 3000 &&
+              st.mtime.tv_nsec == 2 && st.ctime.tv_nsec == 3;
+    return all ? 1 : st.mtime.tv_sec != 2000 && st.ctime.tv_sec != 3000 ? 0 : -1;
+}
+
 static int state_chmod(struct fs *fs, struct ctx *c)
 {
     uint32_t mode = attr(fs, c->ino).mode & 07777;
@@ -599,6 +644,11 @@ static const struct op ops[] = {
     { "unlink", prep_file, run_unlink, state_unlink },
     { "unlink of an open file", prep_open_file, run_unlink, state_unlink },
     { "rmdir", prep_rmdir, run_rmdir, state_rmdir },
+    { "unlink answered early", prep_file, run_unlink_early, state_unlink },
+    { "unlink of an open file answered early", prep_open_file, run_unlink_early,
+      state_unlink },
+    { "rmdir answered early", prep_rmdir, run_rmdir_early, state_rmdir },
+    { "times answered early", prep_file, run_times_early, state_times },
     { "rename over a file", prep_rename, run_rename, state_rename },
     { "rename exchange", prep_rename, run_exchange, state_exchange },
     { "chmod and chown", prep_file, run_chmod, state_chmod },
@@ -672,6 +722,14 @@ static int one_step(const struct op *op, int kind, int warm_up, long step, struc
         fail_msg("%s, step %ld: returned %d (%s)", op->name, step, ret, strerror(-ret));
     if (kind == FAULT_MEM && !hit && ret != 0)
         fail_msg("%s, step %ld: failed (%s) without a fault", op->name, step, strerror(-ret));
+    /* answered as done: it is done, or the journal stops (fs.h); one
+     * failed allocation is tried again, not an abort */
+    if (c.answered && ret != 0 && !aborted)
+        fail_msg("%s, step %ld: answered early, then failed (%s) with the journal going on",
+                 op->name, step, strerror(-ret));
+    if (c.answered && kind == FAULT_MEM && ret != 0)
+        fail_msg("%s, step %ld: answered early, then failed for one allocation", op->name,
+                 step);
     int probe = 0;
     if (!aborted) {
         /* the filesystem goes on working (the I/O fault, still armed, may
@@ -896,6 +954,103 @@ static void test_abort(void **state)
     unlink(image);
 }
 
+/* Early answers (fs.h): an operation answers once, only after its checks
+ * passed and before it changed a block; a failure after the answer is
+ * tried again (one failed allocation) or stops the journal (memory that
+ * stays short), and the disk then keeps the last commit. */
+struct early_probe {
+    struct fs_early e;
+    struct fs *fs;
+    int calls, before_changes, fail_from;  /* fail_from: allocations fail from then on */
+    struct fs_stat st;
+};
+
+static void early_probe_answer(struct fs_early *e, const struct fs_stat *st)
+{
+    struct early_probe *p = (struct early_probe *)e;
+    p->calls++;
+    p->before_changes = !jnl_op_changed(p->fs->jnl);   /* the lock is held */
+    if (st)
+        p->st = *st;
+    if (p->fail_from == 1)
+        fault_arm(FAULT_MEM, 1, 0);
+    else if (p->fail_from > 1)
+        fault_arm_from(FAULT_MEM, 1, 0);
+}
+
+static struct early_probe early_probe(struct fs *fs, int fail_from)
+{
+    struct early_probe p = { .e.answer = early_probe_answer, .fs = fs, .fail_from = fail_from };
+    return p;
+}
+
+static void test_early_answers(void **state)
+{
+    (void)state;
+    format_image();
+    struct fs *fs = mount_image();
+    uint64_t d = mkdirectory(fs, ROOT, "d");
+    uint64_t f = mkfile(fs, d, "f");
+    mkfile(fs, d, "g");
+    mkfile(fs, d, "h");
+    uint64_t sub = mkdirectory(fs, d, "sub");
+    mkfile(fs, sub, "inside");
+    commit(fs);
+
+    /* refused: no answer */
+    struct early_probe p = early_probe(fs, 0);
+    assert_int_equal(fs_unlink_early(fs, d, "missing", &p.e), -ENOENT);
+    assert_int_equal(fs_unlink_early(fs, d, "sub", &p.e), -EISDIR);
+    assert_int_equal(fs_rmdir_early(fs, d, "sub", &p.e), -ENOTEMPTY);
+    assert_int_equal(fs_rmdir_early(fs, d, "f", &p.e), -ENOTDIR);
+    struct fs_setattr sa = { .size = 0, .mtime = { 5, 6 } };
+    struct fs_stat st;
+    assert_int_equal(fs_setattr_early(fs, f, &sa, FS_SET_SIZE, &st, &p.e), -EINVAL);
+    assert_int_equal(fs_setattr_early(fs, 999, &sa, FS_SET_MTIME, &st, &p.e), -ENOENT);
+    assert_int_equal(p.calls, 0);
+    assert_false(p.e.answered);
+
+    /* done: answered once, before the first change */
+    p = early_probe(fs, 0);
+    assert_int_equal(fs_unlink_early(fs, d, "g", &p.e), 0);
+    assert_int_equal(p.calls, 1);
+    assert_true(p.before_changes);
+    assert_false(exists(fs, d, "g"));
+    p = early_probe(fs, 0);
+    assert_int_equal(fs_setattr_early(fs, f, &sa, FS_SET_MTIME, &st, &p.e), 0);
+    assert_int_equal(p.calls, 1);
+    assert_true(p.before_changes);
+    assert_int_equal(p.st.mtime.tv_sec, 5);
+    assert_int_equal(p.st.mtime.tv_nsec, 6);
+    assert_int_equal(attr(fs, f).mtime.tv_sec, 5);
+
+    /* one allocation fails after the answer (a transaction with no
+     * shadow yet: the change allocates): done all the same */
+    commit(fs);
+    p = early_probe(fs, 1);
+    assert_int_equal(fs_unlink_early(fs, d, "h", &p.e), 0);
+    assert_true(fault_disarm());
+    assert_int_equal(p.calls, 1);
+    assert_false(exists(fs, d, "h"));
+    assert_int_equal(jnl_error(fs->jnl), 0);
+    commit(fs);
+
+    /* every allocation fails after the answer: the journal stops */
+    p = early_probe(fs, 2);
+    assert_int_equal(fs_unlink_early(fs, d, "f", &p.e), -ENOMEM);
+    assert_true(fault_disarm());
+    assert_int_equal(p.calls, 1);
+    assert_int_not_equal(jnl_error(fs->jnl), 0);
+    assert_int_equal(fs_unmount(fs), -EROFS);
+    check_image("early answers", 0);
+    fs = mount_image();
+    assert_true(exists(fs, d, "f"));        /* the last commit */
+    assert_false(exists(fs, d, "g"));
+    assert_false(exists(fs, d, "h"));
+    assert_int_equal(fs_unmount(fs), 0);
+    unlink(image);
+}
+
 int main(void)
 {
     const char *v = getenv("FAULT_VERBOSE");
@@ -909,6 +1064,7 @@ int main(void)
         cmocka_unit_test(test_icache_lost_seq),
         cmocka_unit_test(test_icache_rebuilds),
         cmocka_unit_test(test_abort),
+        cmocka_unit_test(test_early_answers),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     unlink(image);
