@@ -82,8 +82,10 @@ uint8_t fsck_entries_type(const struct check_inode *ci)
 /* Can the record be of the type t its directory entries give? Its data
  * decides: a symlink needs a target (a map or inline bytes, a size from 1
  * to MMAPFS_SYMLINK_MAX), a device, FIFO or socket has none, a regular
- * file may have either. Never a directory (its own index decides that,
- * fsck_record_type_from_tree), nor a directory made something else. */
+ * file may have either. A directory with entries has an index that says
+ * so (fsck_record_type_from_tree); an empty one has none, but only a
+ * directory has a parent, and an empty one has no size, no data and two
+ * links ("." and its entry). Never a directory made something else. */
 static int entries_type_fits(const struct mmapfs_disk_inode *di, uint8_t t)
 {
     int data = di->tree_root || (di->flags & (MMAPFS_INODE_EXTENTS | MMAPFS_INODE_INLINE_DATA));
@@ -97,6 +99,8 @@ static int entries_type_fits(const struct mmapfs_disk_inode *di, uint8_t t)
         return data && di->size >= 1 && di->size <= MMAPFS_SYMLINK_MAX;
     case DT_FIFO: case DT_SOCK: case DT_CHR: case DT_BLK:
         return !data && di->size == 0;
+    case DT_DIR:
+        return !data && di->size == 0 && di->nlink == 2 && di->parent != 0 && !di->rdev;
     default:
         return 0;
     }

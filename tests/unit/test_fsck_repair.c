@@ -310,6 +310,16 @@ static void image_build(struct image *im)
     assert_int_equal(fs_unmount(fs), 0);
 }
 
+/* image_build, then mounted again for more of the same kind. */
+static struct fs *image_build_mounted(struct image *im)
+{
+    struct fs *fs;
+    image_build(im);
+    struct fs_options o = { .path = im->path };
+    assert_int_equal(fs_mount(&fs, &o), 0);
+    return fs;
+}
+
 static void image_destroy(struct image *im)
 {
     unlink(im->path);
@@ -1243,10 +1253,7 @@ static void test_extent_grown_over_others(void **state)
 {
     (void)state;
     struct image im;
-    image_build(&im);
-    struct fs *fs;
-    struct fs_options o = { .path = im.path };
-    assert_int_equal(fs_mount(&fs, &o), 0);
+    struct fs *fs = image_build_mounted(&im);
     /* frag and fill take turns: frag's extents are one block each, a block
      * of fill between two of them */
     uint64_t frag = mk(fs, MMAPFS_ROOT_INO, "frag", S_IFREG | 0644);
@@ -1294,6 +1301,7 @@ static void test_extent_grown_over_others(void **state)
     const char *fixed[] = { f1, NULL };
     expect_repair(im.path, want, fixed);
     verify(&im, NULL, NULL, NULL);
+    struct fs_options o = { .path = im.path };
     assert_int_equal(fs_mount(&fs, &o), 0);
     char v[3000];
     assert_int_equal(fs_getxattr(fs, xc, "user.two", v, sizeof(v)), 3000);
@@ -1478,6 +1486,42 @@ static void test_record_bit_flips(void **state)
     assert_int_equal(raw_inode(&r, small)->mode & S_IFMT, S_IFREG);
     assert_int_equal(raw_inode(&r, im.sl)->mode & S_IFMT, S_IFLNK);
     assert_int_equal(raw_inode(&r, im.fifo)->mode & S_IFMT, S_IFIFO);
+    raw_close(&r);
+    image_destroy(&im);
+}
+
+/* The type bits of an empty directory flipped (to a socket, to no type):
+ * it has no index of its own to say what it is, but its entry says a
+ * directory, and the record fits one (a parent, no size, no data, two
+ * links). It stays a directory, with its name and mode. Before, it became
+ * a socket, and a record with no type was cleared. */
+static void test_empty_dir_type_flip(void **state)
+{
+    (void)state;
+    struct image im;
+    struct fs *fs = image_build_mounted(&im);
+    uint64_t e1 = mk(fs, im.d2, "empty1", S_IFDIR | 0750);
+    add_entry(&im, im.d2, "empty1", e1, S_IFDIR, 0, 0);
+    uint64_t e2 = mk(fs, MMAPFS_ROOT_INO, "empty2", S_IFDIR | 0711);
+    add_entry(&im, MMAPFS_ROOT_INO, "empty2", e2, S_IFDIR, 0, 0);
+    assert_int_equal(fs_unmount(fs), 0);
+    struct raw r;
+    raw_open(&r, im.path);
+    raw_inode(&r, e1)->mode ^= 0100000;                /* 0040750: S_IFSOCK */
+    raw_inode(&r, e2)->mode ^= 0040000;                /* 0040711: no type */
+    raw_close(&r);
+    char w1[64], w2[64], f1[64], f2[64];
+    snprintf(w1, sizeof(w1), "inode %" PRIu64 ": bad checksum", e1);
+    snprintf(w2, sizeof(w2), "inode %" PRIu64 ": bad checksum", e2);
+    snprintf(f1, sizeof(f1), "inode %" PRIu64 ": 1 damaged field reset", e1);
+    snprintf(f2, sizeof(f2), "inode %" PRIu64 ": 1 damaged field reset", e2);
+    const char *want[] = { w1, w2, NULL };
+    const char *fixed[] = { f1, f2, NULL };
+    expect_repair(im.path, want, fixed);
+    verify(&im, NULL, NULL, NULL);
+    raw_open(&r, im.path);
+    assert_int_equal(raw_inode(&r, e1)->mode, S_IFDIR | 0750);
+    assert_int_equal(raw_inode(&r, e2)->mode, S_IFDIR | 0711);
     raw_close(&r);
     image_destroy(&im);
 }
@@ -2088,6 +2132,7 @@ int main(void)
         cmocka_unit_test(test_root_wiped),
         cmocka_unit_test(test_tree_root_wiped),
         cmocka_unit_test(test_record_bit_flips),
+        cmocka_unit_test(test_empty_dir_type_flip),
         cmocka_unit_test(test_orphan_list_rebuilt),
         cmocka_unit_test(test_counts_bitmaps_links),
         cmocka_unit_test(test_superblock_mended),
