@@ -166,9 +166,10 @@ int mfs_attr_recent(fuse_req_t req, uint64_t ino)
 
 /* ---- link counts the kernel lowers itself ------------------------------------------- */
 
-/* Runs under the filesystem's lock, before the answer to the unlink or
- * rename; an answer computed after it reads the slot after it (the lock
- * orders them). */
+/* Runs under the filesystem's lock, before the unlink or rename lets go of
+ * it (an early answer, fs.h, may already be out: the kernel's decrement
+ * comes after it either way); an answer computed after the change takes
+ * the lock after this and so reads the slot after it. */
 void mfs_link_dropped(void *ctx, uint64_t ino)
 {
     struct mmapfs_fuse *m = ctx;
