@@ -189,6 +189,13 @@ struct fs_early {
 
 int fs_unlink_early(struct fs *fs, uint64_t parent, const char *name, struct fs_early *e);
 int fs_rmdir_early(struct fs *fs, uint64_t parent, const char *name, struct fs_early *e);
+/* fs_rename_as's early form. It answers only where nothing is allocated
+ * after the checks (an exchange, a move onto an existing name without a
+ * whiteout, nothing to do); a move to a new name, or with a whiteout,
+ * leaves e unanswered for the caller to answer when it returns. */
+int fs_rename_early(struct fs *fs, uint64_t parent, const char *name,
+                    uint64_t newparent, const char *newname, unsigned flags,
+                    const struct fs_cred *cred, struct fs_early *e);
 /* fs_setattr's early form: no size change (truncation allocates and can
  * fail with ENOSPC late; -EINVAL if FS_SET_SIZE is given). */
 int fs_setattr_early(struct fs *fs, uint64_t ino, const struct fs_setattr *sa,

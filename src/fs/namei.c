@@ -815,9 +815,21 @@ static int rename_exchange(struct fs *fs, struct rename_op *r)
     return err;
 }
 
-int fs_rename_as(struct fs *fs, uint64_t parent, const char *name,
-                 uint64_t newparent, const char *newname, unsigned flags,
-                 const struct fs_cred *cred)
+/* Whether what follows rename_check allocates nothing, so that the rename
+ * may answer early (fs.h): nothing to do, an exchange (two entries
+ * rewritten in place), or a move onto an existing name without a whiteout
+ * (the target's entry rewritten in place, the source's removed, the
+ * replaced inode unlinked). A move to a new name inserts an entry, which
+ * may split a B+tree leaf, and a whiteout is a new inode. */
+static int rename_allocates_nothing(const struct rename_op *r, int noop)
+{
+    return noop || (r->flags & FS_RENAME_EXCHANGE) ||
+           (r->tino && !(r->flags & FS_RENAME_WHITEOUT));
+}
+
+static int rename_run(struct fs *fs, uint64_t parent, const char *name,
+                      uint64_t newparent, const char *newname, unsigned flags,
+                      const struct fs_cred *cred, struct fs_early *e)
 {
     struct rename_op r;
     int noop;
@@ -846,12 +858,32 @@ int fs_rename_as(struct fs *fs, uint64_t parent, const char *name,
         err = jnl_begin(fs->jnl);
         if (err)
             return err;
-        err = rename_check(fs, &r, &noop);
-        if (!err && !noop)
-            err = (flags & FS_RENAME_EXCHANGE) ? rename_exchange(fs, &r) : rename_move(fs, &r);
-        err = fs_end(fs, err);
-    } while (fs_alloc_retry(fs, err, &tries));
+        unsigned early_tries = 0;
+        do {
+            err = rename_check(fs, &r, &noop);
+            if (!err && rename_allocates_nothing(&r, noop))
+                fs_early_answer(e, NULL);
+            if (!err && !noop)
+                err = (flags & FS_RENAME_EXCHANGE) ? rename_exchange(fs, &r)
+                                                   : rename_move(fs, &r);
+        } while (fs_early_retry(fs, err, e, &early_tries));
+        err = fs_end_early(fs, err, e);
+    } while (!(e && e->answered) && fs_alloc_retry(fs, err, &tries));
     return err;
+}
+
+int fs_rename_as(struct fs *fs, uint64_t parent, const char *name,
+                 uint64_t newparent, const char *newname, unsigned flags,
+                 const struct fs_cred *cred)
+{
+    return rename_run(fs, parent, name, newparent, newname, flags, cred, NULL);
+}
+
+int fs_rename_early(struct fs *fs, uint64_t parent, const char *name,
+                    uint64_t newparent, const char *newname, unsigned flags,
+                    const struct fs_cred *cred, struct fs_early *e)
+{
+    return rename_run(fs, parent, name, newparent, newname, flags, cred, e);
 }
 
 int fs_rename(struct fs *fs, uint64_t parent, const char *name,

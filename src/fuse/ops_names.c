@@ -152,7 +152,7 @@ static void reply_attr(fuse_req_t req, const struct fs_stat *st)
 struct early {
     struct fs_early e;          /* first: the fs layer hands back &e */
     fuse_req_t req;
-    fuse_ino_t dir;             /* a directory whose entries change, or 0 */
+    fuse_ino_t dir, dir2;       /* directories whose entries change, or 0 */
 };
 
 static void early_answer(struct fs_early *e, const struct fs_stat *st)
@@ -161,6 +161,8 @@ static void early_answer(struct fs_early *e, const struct fs_stat *st)
 
     if (a->dir)
         mfs_attr_changed(a->req, a->dir);
+    if (a->dir2 && a->dir2 != a->dir)
+        mfs_attr_changed(a->req, a->dir2);
     if (st)
         reply_attr(a->req, st);
     else
@@ -555,9 +557,14 @@ static void rename_finish(fuse_req_t req, fuse_ino_t parent, const char *name,
                           fuse_ino_t newparent, const char *newname, unsigned fs_flags,
                           const struct fs_cred *cred)
 {
+    struct early a = { .e.answer = early_answer, .req = req, .dir = parent,
+                       .dir2 = newparent };
     mfs_attr_changing(req, parent);
     mfs_attr_changing(req, newparent);
-    int err = fs_rename_as(mfs_fs(req), parent, name, newparent, newname, fs_flags, cred);
+    int err = fs_rename_early(mfs_fs(req), parent, name, newparent, newname, fs_flags, cred,
+                              &a.e);
+    if (a.e.answered)
+        return;
     if (!err) {
         mfs_attr_changed(req, parent);
         if (newparent != parent)

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """early.py DIR N: another process looks the moment an unlink, an rmdir,
-a utimensat or a chmod returns (docs/JOURNAL.md, "Early answers": the
+a utimensat, a chmod or a rename over a file returns (docs/JOURNAL.md, "Early answers": the
 daemon answers those from inside the operation, before it has written its
 changes). Prints "errors: K" and the first errors; exit 1 if K > 0.
 
 A changer process (the parent) does, for i in 0..N-1: unlink DIR/f<i>,
-set the times of DIR/g<i>, chmod DIR/g<i>, rmdir DIR/s<i>, and after
+set the times of DIR/g<i>, chmod DIR/g<i>, rmdir DIR/s<i>, rename
+DIR/a<i> over DIR/b<i>, and after
 each tells an observer (a child) through a pipe and waits for its
 acknowledgement. The observer, a process of its own (its requests are
 not the changer's: the daemon has to notify the kernel of what the
@@ -17,7 +18,8 @@ changer did to attributes the observer was answered), checks at once:
   times   stat shows exactly the times set;
   chmod   stat shows the mode set;
   rmdir   the name is gone; every 50th time the whole listing of DIR is
-          what the changer left.
+          what the changer left;
+  rename  the old name is gone, the new one reads the moved file's bytes.
 """
 import os
 import struct
@@ -35,6 +37,10 @@ def main():
             f.write(content(i))
         open(os.path.join(d, "g%d" % i), "wb").close()
         os.mkdir(os.path.join(d, "s%d" % i))
+        with open(os.path.join(d, "a%d" % i), "wb") as f:
+            f.write(b"A" + content(i))
+        with open(os.path.join(d, "b%d" % i), "wb") as f:
+            f.write(b"B")
     held = {i: os.open(os.path.join(d, "f%d" % i), os.O_RDONLY) for i in range(0, n, 2)}
     # warm the observer's view: its answers carry the attributes it checks
     for i in range(n):
@@ -86,13 +92,20 @@ def main():
                 if st.st_mode & 0o7777 != 0o600 + (i % 2) * 0o40:
                     err("g%d: mode %o after chmod %o" % (i, st.st_mode & 0o7777,
                                                          0o600 + (i % 2) * 0o40))
+            elif op == b"r":
+                if os.path.lexists(os.path.join(d, "a%d" % i)):
+                    err("a%d still there after its rename returned" % i)
+                with open(os.path.join(d, "b%d" % i), "rb") as f:
+                    if f.read() != b"A" + content(i):
+                        err("b%d: not the renamed file's bytes" % i)
+                gone.add("a%d" % i)
             elif op == b"d":
                 p = os.path.join(d, "s%d" % i)
                 if os.path.lexists(p):
                     err("s%d still there after its rmdir returned" % i)
                 gone.add("s%d" % i)
                 if i % 50 == 0:
-                    want = {"%s%d" % (k, j) for k in "fgs" for j in range(n)} - gone
+                    want = {"%s%d" % (k, j) for k in "fgsab" for j in range(n)} - gone
                     have = set(os.listdir(d))
                     if have != want:
                         err("listing after rmdir s%d: %d names too many, %d missing" %
@@ -120,6 +133,8 @@ def main():
         tell(b"t", i)
         os.chmod(os.path.join(d, "g%d" % i), 0o600 + (i % 2) * 0o40)
         tell(b"m", i)
+        os.rename(os.path.join(d, "a%d" % i), os.path.join(d, "b%d" % i))
+        tell(b"r", i)
         os.rmdir(os.path.join(d, "s%d" % i))
         tell(b"d", i)
     os.close(to_obs_w)

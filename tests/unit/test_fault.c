@@ -6,8 +6,9 @@
  * link, an O_TMPFILE written and linked, unlink, unlink of an open file, rmdir, rename over an existing
  * file, rename exchange, chmod/chown, a create that splits a directory
  * leaf, a write that allocates, truncate, fallocate, punch hole,
- * setxattr, removexattr; and unlink, unlink of an open file, rmdir and a
- * change of times answered early, fs.h) the operation runs with a fault injected at step N = 1, 2,
+ * setxattr, removexattr; and unlink, unlink of an open file, rmdir, a
+ * change of times, a rename over a file and an exchange answered early,
+ * fs.h) the operation runs with a fault injected at step N = 1, 2,
  * 3 ... until it completes without reaching the fault:
  *
  *  - memory: the N-th allocation of the calling thread fails (ENOMEM);
@@ -443,6 +444,41 @@ static int run_times_early(struct fs *fs, struct ctx *c)
     return err;
 }
 
+static int run_rename_early(struct fs *fs, struct ctx *c)
+{
+    struct fs_early e = { .answer = early_noted };
+    int err = fs_rename_early(fs, c->d, "src", c->e, "dst", 0, NULL, &e);
+    c->answered = e.answered;
+    return err;
+}
+
+static int run_exchange_early(struct fs *fs, struct ctx *c)
+{
+    struct fs_early e = { .answer = early_noted };
+    int err = fs_rename_early(fs, c->d, "src", c->e, "dst", FS_RENAME_EXCHANGE, NULL, &e);
+    c->answered = e.answered;
+    return err;
+}
+
+/* a new name: the insert may allocate, so no early answer; the caller
+ * answers when it returns (ENOSPC is retried as usual) */
+static int run_move_early(struct fs *fs, struct ctx *c)
+{
+    struct fs_early e = { .answer = early_noted };
+    int err = fs_rename_early(fs, c->d, "f", c->e, "moved", 0, NULL, &e);
+    if (e.answered)
+        fail_msg("a rename to a new name answered early");
+    return err;
+}
+
+static int state_move(struct fs *fs, struct ctx *c)
+{
+    int there = exists(fs, c->e, "moved"), here = exists(fs, c->d, "f");
+    if (there == here)
+        return -1;
+    return there && !has_pattern(fs, c->ino, 3 * 4096 + 100, 1) ? -1 : there;
+}
+
 static int state_times(struct fs *fs, struct ctx *c)
 {
     struct fs_stat st = attr(fs, c->ino);
@@ -649,6 +685,9 @@ static const struct op ops[] = {
       state_unlink },
     { "rmdir answered early", prep_rmdir, run_rmdir_early, state_rmdir },
     { "times answered early", prep_file, run_times_early, state_times },
+    { "rename over a file answered early", prep_rename, run_rename_early, state_rename },
+    { "rename exchange answered early", prep_rename, run_exchange_early, state_exchange },
+    { "rename to a new name, early form", prep_file, run_move_early, state_move },
     { "rename over a file", prep_rename, run_rename, state_rename },
     { "rename exchange", prep_rename, run_exchange, state_exchange },
     { "chmod and chown", prep_file, run_chmod, state_chmod },
@@ -1007,7 +1046,15 @@ static void test_early_answers(void **state)
     struct fs_stat st;
     assert_int_equal(fs_setattr_early(fs, f, &sa, FS_SET_SIZE, &st, &p.e), -EINVAL);
     assert_int_equal(fs_setattr_early(fs, 999, &sa, FS_SET_MTIME, &st, &p.e), -ENOENT);
+    assert_int_equal(fs_rename_early(fs, d, "f", d, "sub", 0, NULL, &p.e), -EISDIR);
+    assert_int_equal(fs_rename_early(fs, d, "f", d, "g", FS_RENAME_NOREPLACE, NULL, &p.e),
+                     -EEXIST);
     assert_int_equal(p.calls, 0);
+    assert_false(p.e.answered);
+    /* a new name: the insert may allocate, so the caller answers */
+    assert_int_equal(fs_rename_early(fs, d, "h", d, "h2", 0, NULL, &p.e), 0);
+    assert_false(p.e.answered);
+    assert_int_equal(fs_rename_early(fs, d, "h2", d, "h", 0, NULL, &p.e), 0);
     assert_false(p.e.answered);
 
     /* done: answered once, before the first change */
@@ -1023,6 +1070,14 @@ static void test_early_answers(void **state)
     assert_int_equal(p.st.mtime.tv_sec, 5);
     assert_int_equal(p.st.mtime.tv_nsec, 6);
     assert_int_equal(attr(fs, f).mtime.tv_sec, 5);
+    uint64_t x = mkfile(fs, d, "x");
+    mkfile(fs, d, "y");
+    p = early_probe(fs, 0);
+    assert_int_equal(fs_rename_early(fs, d, "x", d, "y", 0, NULL, &p.e), 0);
+    assert_int_equal(p.calls, 1);
+    assert_true(p.before_changes);
+    assert_int_equal(lookup(fs, d, "y"), (int64_t)x);
+    assert_false(exists(fs, d, "x"));
 
     /* one allocation fails after the answer (a transaction with no
      * shadow yet: the change allocates): done all the same */
