@@ -565,12 +565,10 @@ static void rename_finish(fuse_req_t req, fuse_ino_t parent, const char *name,
                               &a.e);
     if (a.e.answered)
         return;
-    if (!err) {
-        mfs_attr_changed(req, parent);
-        if (newparent != parent)
-            mfs_attr_changed(req, newparent);
-    }
-    mfs_reply_err(req, err);
+    if (!err)
+        early_answer(&a.e, NULL);      /* a new name: answered once done */
+    else
+        mfs_reply_err(req, err);
 }
 
 /* A replacing rename finished on the deferral thread (defer.c). */
