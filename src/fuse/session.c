@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "fuse/fuse_i.h"
+#include "util/hot_tick.h"
 
 #define FUSE_SUPER_MAGIC_VALUE 0x65735546
 
@@ -247,21 +248,30 @@ static void loop_returned(void)
  * so one caller's consecutive requests alternate between threads: about
  * twice the latency of one thread (docs/MOUNT.md, "Request loop"). Here
  * the loop's own thread (the primary) serves every request as long as it
- * keeps up. A monitor thread checks every HOT_TICK_US whether the primary
- * is busy while further requests wait (poll of /dev/fuse); then it wakes
- * (or starts, up to max_threads - 1) a backup worker, which serves
- * requests until none waits. Parallel callers thus get more threads within
- * a tick, and a request that blocks (cold image pages, a write-back the
- * daemon itself waits for) holds others up by about one tick. After
+ * keeps up. A monitor thread checks every tick whether the primary is busy
+ * while further requests wait (poll of /dev/fuse); then it wakes (or
+ * starts, up to max_threads - 1) a backup worker, which serves requests
+ * until none waits. Parallel callers thus get more threads within a tick,
+ * and a request that blocks (cold image pages, a write-back the daemon
+ * itself waits for) holds others up by about one tick. After
  * HOT_QUIET_TICKS without a request the monitor sleeps until the primary
  * takes the next one, so an idle mount wakes nobody.
+ *
+ * The tick is HOT_TICK_US after a stall (requests found waiting behind a
+ * busy primary) or a tick without requests, and doubles, up to
+ * HOT_TICK_MAX_US, after every HOT_CALM_TICKS ticks in a row that saw
+ * requests served and none waiting: a lone caller's stream of requests (rm -rf, a create loop),
+ * which the primary serves alone, is not interrupted every 0.5 ms by a
+ * monitor that lands on the caller's CPU, while parallel callers, who
+ * stall the primary often, keep the short tick (docs/MOUNT.md, "Request
+ * loop").
  *
  * The monitor also ticks the CPU latency hold (util/cpu_latency.h): while
  * requests keep coming, idle CPUs poll instead of halting, so the caller
  * waiting for each reply wakes at once (docs/MOUNT.md, "Waking the
  * caller"). */
-#define HOT_TICK_US        500
-#define HOT_QUIET_TICKS    2000
+#define HOT_TICK_US        MFS_HOT_TICK_US
+#define HOT_QUIET_TICKS    2000      /* in HOT_TICK_US */
 
 struct hot_loop {
     struct fuse_session *se;
@@ -362,21 +372,43 @@ static void latency_tick(struct hot_loop *h, int active, int release)
                 "as usual", MFS_CPU_LATENCY_DEV, strerror(-res));
 }
 
+/* Wakes (or starts) a backup for requests waiting behind a busy primary:
+ * returns 1 if there were such. h->lock held. */
+static int hot_stalled(struct hot_loop *h)
+{
+    if (h->stop || !__atomic_load_n(&h->busy, __ATOMIC_ACQUIRE) || !hot_pending(h))
+        return 0;
+    if (h->wanted < h->nbackups) {
+        h->wanted++;
+        pthread_cond_signal(&h->cond);
+    } else if (h->nbackups < h->max_backups &&
+               pthread_create(&h->backups[h->nbackups], NULL, hot_backup, h) == 0) {
+        h->nbackups++;
+        h->wanted++;
+    }
+    return 1;
+}
+
 static void *hot_monitor(void *arg)
 {
     struct hot_loop *h = arg;
     uint64_t last = 0, seq;
-    unsigned quiet = 0;
-    int stop;
+    struct mfs_hot_tick tick;
+    unsigned quiet = 0, i, n;
+    int stop, active, stalled;
 
+    mfs_hot_tick_init(&tick);
     for (;;) {
-        usleep(HOT_TICK_US);
+        usleep(tick.us);
+        n = tick.us / HOT_TICK_US;          /* in short ticks */
         seq = __atomic_load_n(&h->seq, __ATOMIC_SEQ_CST);
-        quiet = seq == last ? quiet + 1 : 0;
+        quiet = seq == last ? quiet + n : 0;
+        active = seq != last || __atomic_load_n(&h->busy, __ATOMIC_ACQUIRE);
         /* given back before the monitor sleeps (latency_hold_ms <= 1000
-         * ends it sooner) */
-        latency_tick(h, seq != last || __atomic_load_n(&h->busy, __ATOMIC_ACQUIRE),
-                     quiet >= HOT_QUIET_TICKS);
+         * ends it sooner); a long tick counts as n short ones towards
+         * that, but as one towards taking it (two ticks in a row) */
+        for (i = 0; i < (active ? 1 : n); i++)
+            latency_tick(h, active, quiet >= HOT_QUIET_TICKS);
         pthread_mutex_lock(&h->lock);
         if (quiet >= HOT_QUIET_TICKS && !h->stop) {
             /* Idle: sleep until the primary takes a request. The flag is
@@ -390,21 +422,14 @@ static void *hot_monitor(void *arg)
                 pthread_cond_wait(&h->idle_cond, &h->lock);
             __atomic_store_n(&h->monitor_idle, 0, __ATOMIC_SEQ_CST);
             quiet = 0;
+            mfs_hot_tick_init(&tick);
         }
         stop = h->stop;
-        if (!stop && __atomic_load_n(&h->busy, __ATOMIC_ACQUIRE) && hot_pending(h)) {
-            if (h->wanted < h->nbackups) {
-                h->wanted++;
-                pthread_cond_signal(&h->cond);
-            } else if (h->nbackups < h->max_backups &&
-                       pthread_create(&h->backups[h->nbackups], NULL, hot_backup, h) == 0) {
-                h->nbackups++;
-                h->wanted++;
-            }
-        }
+        stalled = hot_stalled(h);
         pthread_mutex_unlock(&h->lock);
         if (stop)
             return NULL;
+        mfs_hot_tick_next(&tick, seq != last, stalled);
         last = seq;
     }
 }

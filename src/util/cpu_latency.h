@@ -5,7 +5,8 @@
  * stop (docs/MOUNT.md, "Waking the caller").
  *
  * The caller feeds one tick at a time (the request loop's monitor, every
- * 0.5 ms while requests come): active or not. The request is taken after
+ * 0.5 ms while requests come; a longer tick of its counts as one when
+ * active, as several short ones when quiet): active or not. The request is taken after
  * MFS_CPU_LATENCY_TAKE_TICKS active ticks in a row (a lone request takes
  * nothing) and given back after hold_ticks quiet ticks in a row. Only
  * changes are written: the kernel wakes every idle CPU on each one.
