@@ -21,9 +21,28 @@ static int tid_known(int32_t tid)
     return tid > 0 && (uint64_t)tid < MIXED;
 }
 
+void (*mfs_attr_owner_observe)(enum mfs_attr_owner_point at);
+
+static void observe(enum mfs_attr_owner_point at)
+{
+    void (*fn)(enum mfs_attr_owner_point) =
+        __atomic_load_n(&mfs_attr_owner_observe, __ATOMIC_RELAXED);
+    if (fn)
+        fn(at);
+}
+
 uint64_t mfs_attr_owner_epoch(const struct mfs_attr_owner *t)
 {
     return __atomic_load_n(&t->epoch, __ATOMIC_SEQ_CST);
+}
+
+/* Raises *p to v (never lowers it). */
+static void raise_to(uint64_t *p, uint64_t v)
+{
+    uint64_t cur = __atomic_load_n(p, __ATOMIC_SEQ_CST);
+    while (cur < v && !__atomic_compare_exchange_n(p, &cur, v, 0, __ATOMIC_SEQ_CST,
+                                                   __ATOMIC_SEQ_CST))
+        ;
 }
 
 int mfs_attr_owner_answer(struct mfs_attr_owner *t, uint64_t ino, int32_t tid,
@@ -32,7 +51,10 @@ int mfs_attr_owner_answer(struct mfs_attr_owner *t, uint64_t ino, int32_t tid,
     size_t i = mfs_ino_slot(ino, MFS_ATTR_OWNER_SLOTS);
     uint64_t *slot = &t->owner[i];
     uint64_t mine = tid_known(tid) ? (uint64_t)tid : MIXED;
-    uint64_t cur = __atomic_load_n(slot, __ATOMIC_SEQ_CST), want;
+    uint64_t cur, want;
+
+    raise_to(&t->answered_at[i], begun);      /* before the mark: see change */
+    cur = __atomic_load_n(slot, __ATOMIC_SEQ_CST);
 
     while (ino_fits(ino)) {
         if (cur >> TID_BITS != ino)
@@ -43,6 +65,8 @@ int mfs_attr_owner_answer(struct mfs_attr_owner *t, uint64_t ino, int32_t tid,
             want = cur;
         else
             want = OWNER(ino, MIXED);
+        if (cur != want)
+            observe(MFS_ATTR_OWNER_AT_ANSWER_MARK);
         if (cur == want ||
             __atomic_compare_exchange_n(slot, &cur, want, 0, __ATOMIC_SEQ_CST,
                                         __ATOMIC_SEQ_CST))
@@ -54,13 +78,11 @@ int mfs_attr_owner_answer(struct mfs_attr_owner *t, uint64_t ino, int32_t tid,
 int mfs_attr_owner_change(struct mfs_attr_owner *t, uint64_t ino, int32_t tid)
 {
     size_t i = mfs_ino_slot(ino, MFS_ATTR_OWNER_SLOTS);
-    uint64_t e = __atomic_add_fetch(&t->epoch, 1, __ATOMIC_SEQ_CST);
-    uint64_t at = __atomic_load_n(&t->changed_at[i], __ATOMIC_SEQ_CST), cur;
+    uint64_t e = __atomic_add_fetch(&t->epoch, 1, __ATOMIC_SEQ_CST), cur;
+    observe(MFS_ATTR_OWNER_AT_CHANGE_EPOCH);
 
     /* only ever raised: a later change of a slot mate must not hide this one */
-    while (at < e && !__atomic_compare_exchange_n(&t->changed_at[i], &at, e, 0,
-                                                  __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
-        ;
+    raise_to(&t->changed_at[i], e);
     if (!ino_fits(ino))
         return 0;
     cur = __atomic_load_n(&t->owner[i], __ATOMIC_SEQ_CST);
@@ -70,7 +92,18 @@ int mfs_attr_owner_change(struct mfs_attr_owner *t, uint64_t ino, int32_t tid)
      * answer read the attributes after this change (it sees changed_at
      * raised otherwise), but may reach the kernel after the next one, so
      * its mark stays. */
-    (void)__atomic_compare_exchange_n(&t->owner[i], &cur, OWNER(ino, NONE), 0,
-                                      __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    observe(MFS_ATTR_OWNER_AT_CHANGE_RESET);
+    if (__atomic_compare_exchange_n(&t->owner[i], &cur, OWNER(ino, NONE), 0,
+                                    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST) &&
+        __atomic_load_n(&t->answered_at[i], __ATOMIC_SEQ_CST) >= e) {
+        /* An answer that began after this change's epoch raised answered_at
+         * before marking, so it may have marked between the read of cur and
+         * the reset without changing cur (MIXED already, or its own thread
+         * again): its mark was just wiped out, so the slot says MIXED. If
+         * another answer marked since the reset, that mark stays. */
+        cur = OWNER(ino, NONE);
+        (void)__atomic_compare_exchange_n(&t->owner[i], &cur, OWNER(ino, MIXED), 0,
+                                          __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    }
     return 0;
 }

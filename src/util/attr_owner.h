@@ -25,14 +25,20 @@
  * Order. After its change, a changing request takes the next epoch,
  * raises the slot's changed_at to it and then reads the slot's owner
  * (mfs_attr_owner_change). An answering request notes the epoch when it
- * begins (mfs_attr_owner_epoch), and after reading the attributes marks
- * the owner and then reads changed_at (mfs_attr_owner_answer). All of
- * these are sequentially consistent atomics, so either the change sees the
- * mark (and notifies), or the answer sees the change and must expire at
- * once (timeout 0: applied late, it is asked for again), or the answer
- * began after the change took its epoch and so read the attributes after
- * the change (the changing request made its change before that, under the
- * lock the answer's reading takes too).
+ * begins (mfs_attr_owner_epoch), and after reading the attributes raises
+ * the slot's answered_at to that epoch, marks the owner and then reads
+ * changed_at (mfs_attr_owner_answer). All of these are sequentially
+ * consistent atomics, so either the change sees the mark (and notifies),
+ * or the answer sees the change and must expire at once (timeout 0:
+ * applied late, it is asked for again), or the answer began after the
+ * change took its epoch and so read the attributes after the change (the
+ * changing request made its change before that, under the lock the
+ * answer's reading takes too). Such an answer may still reach the kernel
+ * after the next change, so its mark must outlive this change's start of
+ * a new record: when the change starts one (owner back to NONE) and then
+ * finds answered_at at or past its epoch, it marks the slot MIXED again,
+ * since the mark of an answer that left the owner as it was (MIXED
+ * already, or its own thread's) cannot be told apart from the old record.
  *
  * Thread-safe; the table must be zeroed before use. */
 #ifndef MMAPFS_ATTR_OWNER_H
@@ -46,8 +52,19 @@
 struct mfs_attr_owner {
     uint64_t owner[MFS_ATTR_OWNER_SLOTS];
     uint64_t changed_at[MFS_ATTR_OWNER_SLOTS];
+    uint64_t answered_at[MFS_ATTR_OWNER_SLOTS];
     uint64_t epoch;
 };
+
+/* Tests only (NULL otherwise): called at the points where another
+ * thread's call may come between two steps of this one, so that a test
+ * can make it come there (tests/unit/test_attr_owner.c). */
+enum mfs_attr_owner_point {
+    MFS_ATTR_OWNER_AT_ANSWER_MARK = 1,  /* answer: slot read, before marking it */
+    MFS_ATTR_OWNER_AT_CHANGE_EPOCH,     /* change: epoch taken, before raising changed_at */
+    MFS_ATTR_OWNER_AT_CHANGE_RESET,     /* change: owner read, before starting it again */
+};
+extern void (*mfs_attr_owner_observe)(enum mfs_attr_owner_point at);
 
 /* The epoch a request begins in: read before it reads any attributes. */
 uint64_t mfs_attr_owner_epoch(const struct mfs_attr_owner *t);

@@ -11,6 +11,11 @@
  * have been sent after that answer's request began (the kernel discards an
  * answer to a request sent before a notification), else the answer could
  * have been applied after the change and kept.
+ *
+ * The steps of one call that another thread's call may come between are
+ * also tested one by one, deterministically: the table's observer
+ * (mfs_attr_owner_observe) runs the other call at that point, on this
+ * thread.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -165,6 +170,92 @@ static void test_taken_over_slot(void **state)
     free(t);
 }
 
+/* ---- interleavings, made to happen by the observer ---------------------- */
+
+static struct mfs_attr_owner *ot;
+static struct {
+    enum mfs_attr_owner_point at;   /* at this point of the outer call ... */
+    void (*step)(void);             /* ... the other thread's call, once */
+} cut;
+
+static void observer(enum mfs_attr_owner_point at)
+{
+    void (*step)(void) = cut.step;
+
+    if (at != cut.at || !step)
+        return;
+    cut.step = NULL;                /* once, and not inside the step itself */
+    step();
+}
+
+static void observe_at(enum mfs_attr_owner_point at, void (*step)(void))
+{
+    cut.at = at;
+    cut.step = step;
+    mfs_attr_owner_observe = observer;
+}
+
+static void observed(void)
+{
+    assert_null(cut.step);          /* the step ran */
+    mfs_attr_owner_observe = NULL;
+    free(ot);
+}
+
+static void change_by_b(void)
+{
+    mfs_attr_owner_change(ot, D, B);
+}
+
+static void answer_by_b(void)
+{
+    answer(ot, D, B);
+}
+
+/* B's change takes a later epoch and raises changed_at before A's change,
+ * which took the earlier one, gets to it: A's must not lower it, or an
+ * answer that began between the two would not expire. */
+static void test_change_after_a_later_change(void **state)
+{
+    (void)state;
+    ot = table();
+    observe_at(MFS_ATTR_OWNER_AT_CHANGE_EPOCH, change_by_b);
+    mfs_attr_owner_change(ot, D, A);                 /* epoch 1; B's is 2 */
+    assert_int_equal(mfs_attr_owner_epoch(ot), 2);
+    assert_int_equal(mfs_attr_owner_answer(ot, D, A, 1), 1);
+    assert_int_equal(mfs_attr_owner_answer(ot, D, A, 2), 0);
+    observed();
+}
+
+/* An answer to B marks the slot after T's change read it and before T
+ * starts the record again: B's mark must stay (its answer may reach the
+ * kernel after T's next change), so that change notifies. */
+static void test_answer_inside_change(void **state)
+{
+    (void)state;
+    ot = table();
+    assert_int_equal(answer(ot, D, A), 0);
+    observe_at(MFS_ATTR_OWNER_AT_CHANGE_RESET, answer_by_b);
+    assert_int_equal(mfs_attr_owner_change(ot, D, T), 0);   /* A was answered */
+    assert_int_equal(mfs_attr_owner_change(ot, D, T), 0);   /* and B since */
+    assert_int_equal(mfs_attr_owner_change(ot, D, T), 1);
+    observed();
+}
+
+/* Two answers mark the slot at once (A's read it, B's marks it first):
+ * both must count, so a change by A notifies for B's. */
+static void test_answers_at_once(void **state)
+{
+    (void)state;
+    ot = table();
+    assert_int_equal(mfs_attr_owner_change(ot, D, T), 0);   /* the record: none */
+    observe_at(MFS_ATTR_OWNER_AT_ANSWER_MARK, answer_by_b);
+    assert_int_equal(answer(ot, D, A), 0);
+    assert_int_equal(mfs_attr_owner_change(ot, D, A), 0);
+    assert_int_equal(mfs_attr_owner_change(ot, D, A), 1);
+    observed();
+}
+
 /* ---- threads ------------------------------------------------------------------ */
 
 #define CHANGES 20000
@@ -293,6 +384,9 @@ int main(void)
         cmocka_unit_test(test_unknown_callers),
         cmocka_unit_test(test_answer_beside_change_expires),
         cmocka_unit_test(test_taken_over_slot),
+        cmocka_unit_test(test_change_after_a_later_change),
+        cmocka_unit_test(test_answer_inside_change),
+        cmocka_unit_test(test_answers_at_once),
         cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
