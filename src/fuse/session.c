@@ -285,6 +285,7 @@ struct hot_loop {
     int monitor_idle;             /* the monitor sleeps on idle_cond (atomic) */
     pthread_cond_t idle_cond;
     pthread_t monitor, *backups;
+    struct mfs_hot_spin spin;     /* the primary's alone */
 };
 
 /* True if the kernel has requests waiting on the session's device. */
@@ -303,19 +304,27 @@ static int hot_pending(struct hot_loop *h)
  * request that is already there costs one read(2), not a poll(2) and a
  * read(2): one system call in three per request (about 3 us each on the
  * test VM). After spin_us it sleeps in poll(2) until the device is
- * readable. Returns what fuse_session_receive_buf returns; -EINTR when a
- * signal woke it (the caller checks whether the session exited). */
+ * readable; it does not spin at all while spinning does not pay
+ * (util/hot_tick.h: the caller came back during too few recent spins, as
+ * when busy CPUs leave it none to run on while we spin). Returns what
+ * fuse_session_receive_buf returns; -EINTR when a signal woke it (the
+ * caller checks whether the session exited). */
 static int hot_receive(struct hot_loop *h, struct fuse_buf *buf, unsigned spin_us)
 {
     struct pollfd p = { .fd = fuse_session_fd(h->se), .events = POLLIN };
     struct timespec t0, t;
-    int res, spun = 0;
+    int res, spun = 0, spin = -1;    /* -1: not asked yet */
 
     for (;;) {
         res = fuse_session_receive_buf(h->se, buf);
-        if (res != -EAGAIN)
+        if (res != -EAGAIN) {
+            if (spun)
+                mfs_hot_spin_done(&h->spin, 1);
             return res;
-        if (spin_us) {
+        }
+        if (spin < 0)
+            spin = spin_us && mfs_hot_spin_wanted(&h->spin);
+        if (spin) {
             clock_gettime(CLOCK_MONOTONIC, &t);
             if (!spun)
                 t0 = t;
@@ -323,6 +332,8 @@ static int hot_receive(struct hot_loop *h, struct fuse_buf *buf, unsigned spin_u
             if ((t.tv_sec - t0.tv_sec) * 1000000L + (t.tv_nsec - t0.tv_nsec) / 1000 <
                 (long)spin_us)
                 continue;
+            mfs_hot_spin_done(&h->spin, 0);
+            spin = 0;
         }
         if (poll(&p, 1, -1) < 0 && errno == EINTR)
             return -EINTR;
