@@ -60,6 +60,10 @@
 #                       run, so that idle CPUs poll instead of halting for
 #                       both filesystems (docs/BENCH.md, "Idle CPUs
 #                       polling"); root only [0]
+#   BENCH_BUSY          N: keep N processes busy on the CPU (a shell loop
+#                       each, at normal priority) for the whole run, so that
+#                       both filesystems are measured on a machine whose
+#                       CPUs have other work [0]
 #   BENCH_MAX_SECONDS   abort if the run takes longer [1200]
 #   BENCH_STEP_TIMEOUT  seconds one measured step may take [180]
 #   BENCH_REV           version named in the output [git HEAD of BUILD/..]
@@ -100,6 +104,8 @@ MAX_SECONDS=${BENCH_MAX_SECONDS:-1200}
 STEP_TIMEOUT=${BENCH_STEP_TIMEOUT:-180}
 MMAPFS_OPTS=${BENCH_MMAPFS_OPTS:-}
 IDLE_POLL=${BENCH_IDLE_POLL:-0}
+BUSY=${BENCH_BUSY:-0}
+BUSY_PIDS=()
 
 MKFS=$build/mkfs.mmapfs
 MMAPFS=$build/mmapfs
@@ -210,9 +216,27 @@ floor_umount() {
     fi
 }
 
+# BENCH_BUSY: the busy processes, started and ended by PID.
+busy_start() {
+    local i
+    for ((i = 0; i < BUSY; i++)); do
+        sh -c 'while :; do :; done' &
+        BUSY_PIDS+=($!)
+    done
+}
+busy_stop() {
+    local p
+    for p in "${BUSY_PIDS[@]}"; do
+        kill "$p" 2>/dev/null
+        wait "$p" 2>/dev/null || true
+    done
+    BUSY_PIDS=()
+}
+
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM HUP
+    busy_stop
     floor_umount || echo "bench: cleanup: could not unmount $FLOOR_MNT" >&2
     mm_umount lazy || echo "bench: cleanup: could not unmount $MM_MNT" >&2
     ext_umount lazy || echo "bench: cleanup: could not unmount $EXT_MNT" >&2
@@ -432,6 +456,8 @@ timeout -k 5 120 "$MKFS" -q -f ${BENCH_MKFS_OPTS:-} -s "$FS_SIZE" "$MM_IMG" ||
     die "mkfs.mmapfs ${BENCH_MKFS_OPTS:-} -s $FS_SIZE $MM_IMG failed"
 ext_mount
 mm_mount
+[[ "$BUSY" =~ ^[0-9]+$ ]] || die "BENCH_BUSY=$BUSY: a number of processes"
+busy_start
 log "ext4 on $LOOP (sparse $EXT_FILE), mmapfs on $MM_IMG (preallocated, daemon pid $MM_PID)"
 
 # ---- metrics (table order) -------------------------------------------------------------
@@ -747,7 +773,7 @@ for id in "${METRICS[@]}"; do
     rows+=("${LABEL[$id]} (${UNIT[$id]}, median of $n)|$(fmt "$e")|$(fmt "$m")|$ratio|$floor|$(target "${ratio%x}" "${MUST[$id]}" MISSED)|$(target "${ratio%x}" "${AIM[$id]}" "not yet")")
 done
 
-header="mmapfs vs ext4 on a loop device, $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs, kernel $(uname -r); load average $load_start at start, $load_end at end; mmapfs $REV${BENCH_MKFS_OPTS:+ (mkfs ${BENCH_MKFS_OPTS})}${MMAPFS_OPTS:+ (-o $MMAPFS_OPTS)}; filesystems of $FS_SIZE; ${QOS_FD:+idle CPUs held polling for both filesystems (BENCH_IDLE_POLL=1); }$(held_runs) measured runs began under, or (ext4) overlapped, a CPU latency hold of the mmapfs daemon; total ${SECONDS}s"
+header="mmapfs vs ext4 on a loop device, $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs, kernel $(uname -r); load average $load_start at start, $load_end at end; mmapfs $REV${BENCH_MKFS_OPTS:+ (mkfs ${BENCH_MKFS_OPTS})}${MMAPFS_OPTS:+ (-o $MMAPFS_OPTS)}; filesystems of $FS_SIZE; ${QOS_FD:+idle CPUs held polling for both filesystems (BENCH_IDLE_POLL=1); }$([ "$BUSY" -gt 0 ] && echo "$BUSY busy processes beside both filesystems (BENCH_BUSY=$BUSY); ")$(held_runs) measured runs began under, or (ext4) overlapped, a CPU latency hold of the mmapfs daemon; total ${SECONDS}s"
 note="ratio >= 1.0 means mmapfs at least as good as ext4: mmapfs/ext4 for rates, ext4/mmapfs for durations and latencies; FUSE floor: the same ratio for a FUSE daemon that answers at once and stores nothing (tests/bench/nullfs.c), the best any FUSE filesystem can reach here"
 
 mkdir -p "$(dirname "$BENCH_OUT")"
