@@ -312,7 +312,7 @@ static int hot_pending(struct hot_loop *h)
 static int hot_receive(struct hot_loop *h, struct fuse_buf *buf, unsigned spin_us)
 {
     struct pollfd p = { .fd = fuse_session_fd(h->se), .events = POLLIN };
-    struct timespec t0, t;
+    struct timespec t0 = { 0, 0 }, t;
     int res, spun = 0, spin = -1;    /* -1: not asked yet */
 
     for (;;) {
