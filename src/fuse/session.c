@@ -257,14 +257,13 @@ static void loop_returned(void)
  * HOT_QUIET_TICKS without a request the monitor sleeps until the primary
  * takes the next one, so an idle mount wakes nobody.
  *
- * The tick is HOT_TICK_US after a stall (requests found waiting behind a
- * busy primary) or a tick without requests, and doubles, up to
- * HOT_TICK_MAX_US, after every HOT_CALM_TICKS ticks in a row that saw
- * requests served and none waiting: a lone caller's stream of requests (rm -rf, a create loop),
- * which the primary serves alone, is not interrupted every 0.5 ms by a
- * monitor that lands on the caller's CPU, while parallel callers, who
- * stall the primary often, keep the short tick (docs/MOUNT.md, "Request
- * loop").
+ * The tick is 0.5 ms after a stall (requests found waiting behind a busy
+ * primary) or a tick without requests, and grows up to 4 ms while
+ * requests keep coming and none waits (util/hot_tick.h): a lone caller's
+ * stream of requests (rm -rf, a create loop), which the primary serves
+ * alone, is not interrupted every 0.5 ms by a monitor that lands on the
+ * caller's CPU, while parallel callers, who stall the primary often, keep
+ * the short tick (docs/MOUNT.md, "Request loop").
  *
  * The monitor also ticks the CPU latency hold (util/cpu_latency.h): while
  * requests keep coming, idle CPUs poll instead of halting, so the caller

@@ -60,9 +60,9 @@ struct mfs_attr_owner {
  * thread's call may come between two steps of this one, so that a test
  * can make it come there (tests/unit/test_attr_owner.c). */
 enum mfs_attr_owner_point {
-    MFS_ATTR_OWNER_AT_ANSWER_MARK = 1,  /* answer: slot read, before marking it */
-    MFS_ATTR_OWNER_AT_CHANGE_EPOCH,     /* change: epoch taken, before raising changed_at */
-    MFS_ATTR_OWNER_AT_CHANGE_RESET,     /* change: owner read, before starting it again */
+    MFS_ATTR_OWNER_AT_ANSWER_MARK = 1,  /* answer: slot read, not yet marked */
+    MFS_ATTR_OWNER_AT_CHANGE_EPOCH,     /* change: epoch taken, changed_at not raised */
+    MFS_ATTR_OWNER_AT_CHANGE_RESET,     /* change: owner read, record not started again */
 };
 extern void (*mfs_attr_owner_observe)(enum mfs_attr_owner_point at);
 
