@@ -123,6 +123,7 @@ die() {
 
 # ---- preconditions ------------------------------------------------------------
 [ "$(id -u)" = 0 ] || die "must run as root (loop device, mount, drop_caches)"
+[[ "$BUSY" =~ ^[0-9]+$ ]] || die "BENCH_BUSY=$BUSY: a number of processes"
 missing=""
 for c in fio sqlite3 tar losetup mkfs.ext4 mount umount mountpoint \
     fusermount3 timeout "$PY"; do
@@ -456,7 +457,6 @@ timeout -k 5 120 "$MKFS" -q -f ${BENCH_MKFS_OPTS:-} -s "$FS_SIZE" "$MM_IMG" ||
     die "mkfs.mmapfs ${BENCH_MKFS_OPTS:-} -s $FS_SIZE $MM_IMG failed"
 ext_mount
 mm_mount
-[[ "$BUSY" =~ ^[0-9]+$ ]] || die "BENCH_BUSY=$BUSY: a number of processes"
 busy_start
 log "ext4 on $LOOP (sparse $EXT_FILE), mmapfs on $MM_IMG (preallocated, daemon pid $MM_PID)"
 
