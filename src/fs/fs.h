@@ -238,11 +238,21 @@ void fs_forget(struct fs *fs, uint64_t ino, uint64_t n);
  * fill() is called with the offset of the NEXT entry; it returns 0 if it
  * took the entry, FS_FILL_FULL if its buffer is full (the entry is then
  * not counted and the listing stops), FS_FILL_NOREF if it took the entry
- * but hands out no lookup reference for it. With plus, st is complete and
- * a lookup reference is taken for each entry taken with 0 except "." and
- * ".."; without plus only st->ino and st->mode's type bits are set. */
+ * but hands out no lookup reference for it.
+ *
+ * plus says what st holds:
+ *   FS_LIST_NAMES      only st->ino and st->mode's type bits (nlink 0);
+ *   FS_LIST_ATTRS      the complete stat, and a lookup reference is taken
+ *                      for each entry taken with 0 except "." and "..";
+ *   FS_LIST_NEW_ATTRS  as FS_LIST_ATTRS for an entry whose inode holds no
+ *                      lookup reference; one that holds some (the kernel
+ *                      caches it) comes as with FS_LIST_NAMES, and takes
+ *                      no reference whatever fill() returns.
+ * So st->nlink is 0 exactly when the attributes were left out (a listed
+ * inode has a link). */
 #define FS_FILL_FULL  1
 #define FS_FILL_NOREF 2
+enum { FS_LIST_NAMES, FS_LIST_ATTRS, FS_LIST_NEW_ATTRS };
 typedef int (*fs_fill_fn)(void *ctx, const char *name, const struct fs_stat *st,
                           uint64_t next_off);
 int fs_readdir(struct fs *fs, uint64_t ino, uint64_t off, int plus,

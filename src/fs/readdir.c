@@ -27,18 +27,20 @@ struct listing {
 
 /*
  * Hands one entry to fill(). Returns 0 if it was taken, 1 if the buffer is
- * full, or -errno. With plus, st is the full stat of the inode and an
- * accepted entry (other than "." and "..") takes a lookup reference unless
- * fill() said FS_FILL_NOREF.
+ * full, or -errno. With attributes (fs_readdir's plus), st is the full stat
+ * of the inode and an accepted entry (other than "." and "..") takes a
+ * lookup reference unless fill() said FS_FILL_NOREF.
  */
 static int emit(struct listing *l, const char *name, uint64_t ino, uint8_t type,
                 uint64_t next_off, int is_dot)
 {
     struct mmapfs_disk_inode di;
     struct fs_stat st;
+    int attrs = l->plus == FS_LIST_ATTRS ||
+                (l->plus == FS_LIST_NEW_ATTRS && (is_dot || fs_icache_refs(l->fs, ino) == 0));
 
     memset(&st, 0, sizeof(st));
-    if (l->plus) {
+    if (attrs) {
         int err = is_dot ? fs_inode_get(l->fs, ino, &di)
                          : fs_dir_target(l->fs, l->dir, ino, &di);
         if (err == -ENOENT)
@@ -54,7 +56,7 @@ static int emit(struct listing *l, const char *name, uint64_t ino, uint8_t type,
     int took = l->fill(l->ctx, name, &st, next_off);
     if (took == FS_FILL_FULL)
         return 1;
-    if (l->plus && !is_dot && took != FS_FILL_NOREF)
+    if (attrs && !is_dot && took != FS_FILL_NOREF)
         fs_icache_ref(l->fs, ino);
     l->taken++;
     return 0;

@@ -33,15 +33,23 @@ static int is_dot_or_dotdot(const char *name)
 
 /* fs_fill_fn: appends one entry; FS_FILL_FULL if it does not fit.
  *
- * READDIRPLUS lists "." and "..", and an inode whose attributes changed
- * within the last second (mfs_attr_recent: a directory that gained or
- * lost an entry, a file that lost one of several names), without
- * attributes or a lookup reference: the kernel applies an entry's
- * attributes by clearing the inode's "stale" mark before it writes the
- * values, and a stat(2) that reads the inode in between takes the old
- * values as current; and it lowers a file's link count after an unlink
- * on top of whatever count it holds, one applied from a listing just
- * before included (docs/MOUNT.md). */
+ * READDIRPLUS lists some entries bare: name, inode number and type, no
+ * attributes, no lookup reference (nodeid 0; the kernel then leaves what
+ * it caches of the inode and its dentry as it is):
+ *   - an inode the kernel holds already (fs left its attributes out:
+ *     nlink 0). Its cached attributes are current, or marked stale by the
+ *     kernel or by a notification, and the kernel would drop its cached
+ *     POSIX ACLs on applying an entry: one GETXATTR per file at the next
+ *     `ls -l` (docs/MOUNT.md, "Listings and inodes the kernel holds");
+ *   - "." and "..";
+ *   - an inode whose attributes changed within the last second
+ *     (mfs_attr_recent: a directory that gained or lost an entry, a file
+ *     that lost one of several names). The kernel applies an entry's
+ *     attributes by clearing the inode's "stale" mark before it writes
+ *     the values, and a stat(2) that reads the inode in between takes the
+ *     old values as current; and it lowers a file's link count after an
+ *     unlink on top of whatever count it holds, one applied from a
+ *     listing just before included (docs/MOUNT.md). */
 static int dir_fill_entry(void *ctx, const char *name, const struct fs_stat *st,
                           uint64_t next_off)
 {
@@ -58,7 +66,7 @@ static int dir_fill_entry(void *ctx, const char *name, const struct fs_stat *st,
                                 (off_t)next_off);
     } else {
         struct fuse_entry_param e;
-        bare = is_dot_or_dotdot(name) || mfs_attr_recent(d->req, st->ino);
+        bare = st->nlink == 0 || is_dot_or_dotdot(name) || mfs_attr_recent(d->req, st->ino);
 
         if (!bare && d->ninos == d->cap) {
             size_t cap = d->cap ? d->cap * 2 : 64;
@@ -70,13 +78,14 @@ static int dir_fill_entry(void *ctx, const char *name, const struct fs_stat *st,
             d->inos = inos;
             d->cap = cap;
         }
-        mfs_fill_entry(d->req, st, &e);
         if (bare) {
-            /* name, inode number and type only (nodeid 0) */
-            e.ino = 0;
-            e.generation = 0;
-            e.entry_timeout = 0;
-            e.attr_timeout = 0;
+            /* name, inode number and type only (nodeid 0): no attributes
+             * go out, so none are recorded as answered (mfs_attr_timeout) */
+            memset(&e, 0, sizeof(e));
+            e.attr.st_ino = st->ino;
+            e.attr.st_mode = st->mode & S_IFMT;
+        } else {
+            mfs_fill_entry(d->req, st, &e);
         }
         len = fuse_add_direntry_plus(d->req, d->buf + d->pos, room, name, &e,
                                      (off_t)next_off);
@@ -110,7 +119,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, i
         err = -EINVAL;
         goto out_err;
     }
-    err = fs_readdir(fs, ino, (uint64_t)off, plus, dir_fill_entry, &d);
+    err = fs_readdir(fs, ino, (uint64_t)off, plus ? FS_LIST_NEW_ATTRS : FS_LIST_NAMES,
+                     dir_fill_entry, &d);
     if (err == 0 && d.err && d.pos == 0)
         err = d.err;
     if (err < 0 && d.pos == 0)

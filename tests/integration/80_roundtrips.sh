@@ -5,7 +5,9 @@
 # and the correctness of what the kernel caches with the long default
 # timeouts, negative entries and READDIRPLUS:
 #   - a stat after a listing needs no LOOKUP (READDIRPLUS), a second one
-#     no request at all; rm -rf after a listing needs no LOOKUP;
+#     no request at all; rm -rf after a listing needs no LOOKUP; a second
+#     listing leaves the kernel's cached attributes and POSIX ACLs alone
+#     (an ACL read once is not asked for again);
 #   - a missing name is looked up once (negative entry), and creating it
 #     afterwards (open O_CREAT) needs no LOOKUP: MKNOD plus the
 #     directory's GETATTR, and no RELEASE at close (the daemon answers the
@@ -33,6 +35,11 @@ counts=1
 case ",${MMAPFS_IT_OPTS:-}," in
     *timeout=*|*readdirplus=*) counts=0 ;;
 esac
+# The kernel caches POSIX ACLs only when the daemon negotiates them.
+acl=1
+case ",${MMAPFS_IT_OPTS:-}," in
+    *,noacl,*) acl=0 ;;
+esac
 
 # run_py DESC 'PYTHON' : runs the snippet (M, N, COUNTS set; helpers
 # below); every line "PASS desc" / "FAIL desc: details" it prints becomes
@@ -42,6 +49,7 @@ import os, stat, sys
 M = os.environ["M"]
 N = int(os.environ["N"])
 COUNTS = os.environ["COUNTS"] == "1"
+ACL = os.environ["ACL"] == "1"
 
 def counters():
     """The daemon's request counters."""
@@ -82,7 +90,7 @@ def check_counts(desc, ok, d):
 EOF
 run_py() {
     local desc=$1 code=$2 out line
-    if ! out=$(cd "$T_DIR" && M=$M N=$N COUNTS=$counts timeout -k 5 "$STEP_TIMEOUT" \
+    if ! out=$(cd "$T_DIR" && M=$M N=$N COUNTS=$counts ACL=$acl timeout -k 5 "$STEP_TIMEOUT" \
                "$PY" -c "from rt_lib import *
 $code" 2>&1); then
         fail "$desc" "python failed"
@@ -190,6 +198,39 @@ for n in names:
 d = delta(c, counters())
 check_counts("second stat of the files: no request", sync_requests(d) == 0, d)
 check("all are empty regular files", all(stat.S_ISREG(s.st_mode) and s.st_size == 0 for s in sts))
+
+# A listing of inodes the kernel holds gives them without attributes, so
+# the kernel keeps its cached POSIX ACLs (it drops them when it applies an
+# entry): `ls -l` asks for system.posix_acl_access of every file, and a
+# second `ls -l` then costs no GETXATTR for it.
+def acl_round():
+    for n in names:
+        try:
+            os.getxattr(M + "/c/" + n, "system.posix_acl_access")
+        except OSError:
+            pass
+a = counters()
+acl_round()
+b = counters()
+with os.scandir(M + "/c") as it:
+    again = sorted(e.name for e in it)
+sts2 = [os.stat(M + "/c/" + n) for n in names]
+c = counters()
+acl_round()
+e = counters()
+check("second listing shows the same files", again == sorted(names), len(again))
+check("second listing: the same attributes",
+      [(s.st_ino, s.st_mode, s.st_nlink, s.st_size) for s in sts2] ==
+      [(s.st_ino, s.st_mode, s.st_nlink, s.st_size) for s in sts])
+d = delta(b, c)
+check_counts("second listing and stat of its files: no request per file",
+             d.get("lookup", 0) == 0 and d.get("getattr", 0) <= 1 and
+             d.get("getxattr", 0) == 0 and d.get("readdirplus", 0) >= 1, d)
+if ACL:
+    check_counts("ACL of %d files read once: one GETXATTR each" % N,
+                 delta(a, b).get("getxattr", 0) == N, delta(a, b))
+    check_counts("ACL read again after a second listing: no GETXATTR",
+                 delta(c, e).get("getxattr", 0) == 0, delta(c, e))
 '
 
 run_py "unlink after a listing" '

@@ -91,6 +91,7 @@ struct collect {
     char (*names)[MMAPFS_NAME_MAX + 1];
     uint64_t *inos;
     uint32_t *modes;
+    uint32_t *nlinks;
     uint64_t *offs;
     unsigned cap;
     uint64_t last_off;
@@ -107,6 +108,7 @@ static int collect_fill(void *ctx, const char *name, const struct fs_stat *st, u
         snprintf(c->names[c->n], sizeof(c->names[0]), "%s", name);
         c->inos[c->n] = st->ino;
         c->modes[c->n] = st->mode;
+        c->nlinks[c->n] = st->nlink;
         c->offs[c->n] = next;
     }
     c->n++;
@@ -123,10 +125,12 @@ static void collect_init(struct collect *c, unsigned cap, unsigned max)
         c->names = calloc(cap, sizeof(c->names[0]));
         c->inos = calloc(cap, sizeof(uint64_t));
         c->modes = calloc(cap, sizeof(uint32_t));
+        c->nlinks = calloc(cap, sizeof(uint32_t));
         c->offs = calloc(cap, sizeof(uint64_t));
         assert_non_null(c->names);
         assert_non_null(c->inos);
         assert_non_null(c->modes);
+        assert_non_null(c->nlinks);
         assert_non_null(c->offs);
     }
 }
@@ -136,6 +140,7 @@ static void collect_free(struct collect *c)
     free(c->names);
     free(c->inos);
     free(c->modes);
+    free(c->nlinks);
     free(c->offs);
 }
 
@@ -697,6 +702,36 @@ static void test_readdir_offsets(void **state)
     assert_int_equal(refs[1], 0);
     assert_int_equal(refs[2], 1);
     fs_forget(m->fs, c.inos[2], 1);
+    fs_forget(m->fs, c.inos[4], 1);
+    collect_free(&c);
+
+    /* FS_LIST_NEW_ATTRS: an inode that holds a lookup reference (the
+     * kernel caches it) comes without attributes (nlink 0, the type only)
+     * and takes no reference even when fill takes it with 0; the others,
+     * and "." and "..", come complete, and only the others take one */
+    assert_int_equal(fs_lookup(m->fs, d, all.names[3], &st), 0);   /* keeps its reference */
+    assert_int_equal(st.ino, all.inos[3]);
+    collect_init(&c, 32, 5);
+    assert_int_equal(fs_readdir(m->fs, d, 0, FS_LIST_NEW_ATTRS, collect_fill, &c), 0);
+    assert_int_equal(c.n, 5);
+    assert_true(c.nlinks[0] >= 2 && c.nlinks[1] >= 2);        /* . and .. */
+    assert_int_equal(c.inos[3], all.inos[3]);
+    assert_int_equal(c.nlinks[3], 0);
+    assert_int_equal(c.modes[3], all.modes[3] & S_IFMT);
+    assert_int_equal(c.modes[3] & ~S_IFMT, 0);
+    assert_true(c.nlinks[2] >= 1 && c.nlinks[4] >= 1);
+    assert_true((c.modes[2] & ~S_IFMT) != 0);
+    jnl_lock(m->fs->jnl);
+    for (unsigned k = 0; k < 3; k++)
+        refs[k] = fs_icache_refs(m->fs, c.inos[2 + k]);
+    uint64_t dir_refs = fs_icache_refs(m->fs, d);
+    jnl_unlock(m->fs->jnl);
+    assert_int_equal(refs[0], 1);
+    assert_int_equal(refs[1], 1);                               /* the lookup's */
+    assert_int_equal(refs[2], 1);
+    assert_int_equal(dir_refs, 0);
+    fs_forget(m->fs, c.inos[2], 1);
+    fs_forget(m->fs, c.inos[3], 1);
     fs_forget(m->fs, c.inos[4], 1);
     collect_free(&c);
 
