@@ -130,8 +130,17 @@ check_eq "its content comes from the lower layer" "lower y" "$(cat "$OVL/dir2/de
 # took that owner change for a chown(2) and dropped them: 755 each
 check "copy-up by touch and by append (root)" \
     bash -c 'touch "$1/ids/su" "$1/ids/sg" && echo more >>"$1/ids/su2" && echo more >>"$1/ids/sg2"' _ "$OVL"
-check_eq "copied-up set-ID files keep their bits" "4755 2755 4755 2755" \
-    "$(stat -c %a "$M/upper/ids/su" "$M/upper/ids/sg" "$M/upper/ids/su2" "$M/upper/ids/sg2" | xargs)"
+# Without the writeback cache the copy-up's owner change and chown(2) reach
+# the daemon alike, and the bits go (docs/LINUX.md, "Set-ID files in a
+# copy-up"): a known limitation, not checked in that configuration.
+setid_kept=1
+! it_opts_have nowriteback_cache || setid_kept=0
+if [ "$setid_kept" = 1 ]; then
+    check_eq "copied-up set-ID files keep their bits" "4755 2755 4755 2755" \
+        "$(stat -c %a "$M/upper/ids/su" "$M/upper/ids/sg" "$M/upper/ids/su2" "$M/upper/ids/sg2" | xargs)"
+else
+    skip "copied-up set-ID files keep their bits: not without the writeback cache (docs/LINUX.md)"
+fi
 check "chown(2) of a copied-up set-user-ID file through the overlay" chown daemon "$OVL/ids/su2"
 check_eq "clears set-user-ID, as on ext4" 755 "$(stat -c %a "$OVL/ids/su2")"
 
@@ -146,7 +155,11 @@ check_eq "after remounting with nfs_export=on: no kernel message" "" "$(ovl_msgs
 check_eq "after remounting: the names in the overlay" "dir2 ids keep n" "$(ls "$OVL" | xargs)"
 check_eq "after remounting: the renamed directory's content" "lower x" "$(cat "$OVL/dir2/x")"
 check_eq "after remounting: the copied-up file" "lower keep more" "$(xargs <"$OVL/keep")"
-check_eq "after remounting: the set-ID bits" "4755 2755 755 2755" \
-    "$(stat -c %a "$OVL/ids/su" "$OVL/ids/sg" "$OVL/ids/su2" "$OVL/ids/sg2" | xargs)"
+if [ "$setid_kept" = 1 ]; then
+    check_eq "after remounting: the set-ID bits" "4755 2755 755 2755" \
+        "$(stat -c %a "$OVL/ids/su" "$OVL/ids/sg" "$OVL/ids/su2" "$OVL/ids/sg2" | xargs)"
+else
+    skip "after remounting: the set-ID bits: not without the writeback cache (docs/LINUX.md)"
+fi
 check "unmount the overlay again" timeout -k 5 30 umount "$OVL"
 t_finish

@@ -37,9 +37,7 @@ case ",${MMAPFS_IT_OPTS:-}," in
 esac
 # The kernel caches POSIX ACLs only when the daemon negotiates them.
 acl=1
-case ",${MMAPFS_IT_OPTS:-}," in
-    *,noacl,*) acl=0 ;;
-esac
+! it_opts_have noacl || acl=0
 
 # run_py DESC 'PYTHON' : runs the snippet (M, N, COUNTS set; helpers
 # below); every line "PASS desc" / "FAIL desc: details" it prints becomes
@@ -333,18 +331,17 @@ check("rename across directories", os.stat(M + "/moved").st_ino == ino and not o
 # the cap follows free space from the start (src/fuse/dirty.c).
 dev=$(mountpoint -d "$M")
 if [ "$(id -u)" = 0 ] && [ -w "/sys/class/bdi/$dev/max_bytes" ]; then
-    case ",${MMAPFS_IT_OPTS:-}," in
-    *,nowriteback_cache,*)
+    if it_opts_have nowriteback_cache; then
         # without the writeback cache the cap stays as the ratios set it
-        skip "512 MiB image: the cap follows free space only with the writeback cache" ;;
-    *)
+        skip "512 MiB image: the cap follows free space only with the writeback cache"
+    else
         free=$(fs_avail_bytes "$M")
         check_range "512 MiB image: the dirty-page cap is between a quarter and half of the free space" \
             $((free / 4 - 4096)) $((free / 2)) \
             "$("$MSTAT" "$M" | awk '$1 == "fuse_dirty_cap_bytes" { print $2 }')"
         check_eq "512 MiB image: min_ratio 0 below the mount's cap" 0 \
-            "$(cat "/sys/class/bdi/$dev/min_ratio")" ;;
-    esac
+            "$(cat "/sys/class/bdi/$dev/min_ratio")"
+    fi
     unmount_fs "$M"
     big=$T_DIR/bdi.img
     make_image "$big" 4G

@@ -452,6 +452,16 @@ mkfs_target() {
     fi
 }
 
+# it_opts_have OPT : true if MMAPFS_IT_OPTS (the options every mount_image
+# adds, to run the suite in another configuration) holds OPT, so that a
+# check of what only the default configuration does can skip, saying why.
+it_opts_have() {
+    case ",${MMAPFS_IT_OPTS:-}," in
+        *",$1,"*) return 0 ;;
+    esac
+    return 1
+}
+
 # mount_image TARGET MNT [mmapfs args...] : mounts TARGET (image file or
 # block device) on the directory MNT (created if missing) with build/mmapfs,
 # which daemonises and returns when the mount is usable. Exits the script
