@@ -61,6 +61,7 @@ struct fs {
     /* first corruption seen (journal lock for writes) */
     int corrupt;
     char corrupt_msg[256];
+    int corrupt_quiet;                /* fs_corrupt records, the caller tells */
     const void *zero_block;           /* FS_ZERO_BYTES (>= MMAPFS_BLOCK_SIZE) zero bytes */
     /* ---- added by fs core A (private to its files) ---- */
     const char *path;                 /* image path (messages), owned */

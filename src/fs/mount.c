@@ -137,7 +137,12 @@ static int check_root(struct fs *fs, const char *path, const struct mmapfs_disk_
     struct mmapfs_disk_inode root;
     const char *why = "corrupt";
     char hint[160];
+    /* one line says what is wrong with it (then fs_mount's summary) */
+    fs->corrupt_quiet = 1;
     int err = fs_inode_get(fs, MMAPFS_ROOT_INO, &root);
+    fs->corrupt_quiet = 0;
+    if (err == -EUCLEAN && fs->corrupt)
+        why = fs->corrupt_msg;
     if (!err && !S_ISDIR(root.mode)) {
         why = "not a directory";
         err = -EUCLEAN;

@@ -59,8 +59,9 @@ void fs_now_changed(struct fs *fs, uint64_t ino, const struct mmapfs_disk_inode 
     }
 }
 
-/* Records the first corruption message, logs every one to stderr and marks
- * the superblock ERROR in the running transaction (best effort: not on a
+/* Records the first corruption message, logs every one to stderr (unless
+ * corrupt_quiet: the caller says it in its own words) and marks the
+ * superblock ERROR in the running transaction (best effort: not on a
  * read-only mount or after an I/O error). Lock held (or no journal yet). */
 int fs_corrupt(struct fs *fs, const char *fmt, ...)
 {
@@ -70,8 +71,9 @@ int fs_corrupt(struct fs *fs, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
 
-    fprintf(stderr, "mmapfs: corruption: %s%s%s\n", msg,
-            fs->path ? " on " : "", fs->path ? fs->path : "");
+    if (!fs->corrupt_quiet)
+        fprintf(stderr, "mmapfs: corruption: %s%s%s\n", msg,
+                fs->path ? " on " : "", fs->path ? fs->path : "");
     if (!fs->corrupt) {
         fs->corrupt = 1;
         snprintf(fs->corrupt_msg, sizeof(fs->corrupt_msg), "%s", msg);
