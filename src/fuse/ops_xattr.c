@@ -217,15 +217,12 @@ void mfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
     int len;
     mfs_count(req, MFS_OP_GETXATTR);
 
-    /* A name outside the namespaces (stored by a version that did not
-     * check them, or found on a damaged image) is listed, so it can be
-     * read too, as it can be removed: cp -a, rsync -X and getfattr -d
-     * read every listed name. Setting one stays refused. */
+    /* A name outside the namespaces, or a namespace with nothing after it
+     * ("trusted."), stored by a version that did not check them or found
+     * on a damaged image, is listed, so it can be read too, as it can be
+     * removed: cp -a, rsync -X and getfattr -d read every listed name.
+     * Setting one stays refused. */
     int bad_ns = check_namespace(name);
-    if (bad_ns && bad_ns != -EOPNOTSUPP) {
-        mfs_reply_err(req, bad_ns);
-        return;
-    }
     if (is_metrics_xattr(ino, name)) {
         get_metrics(req, size);
         return;
@@ -311,8 +308,9 @@ void mfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
     else if (is_posix_acl(name) && !bad_ns)
         err = set_acl(req, ino, name, NULL, 0);
     else {
-        /* A name outside the namespaces (stored by a version that did not
-         * check them) can still be removed. */
+        /* A name outside the namespaces, or an empty one within one
+         * (stored by a version that did not check them, or damage), can
+         * still be removed. */
         err = fs_removexattr(mfs_fs(req), ino, name);
         if (bad_ns && err == -ENODATA)
             err = bad_ns;
