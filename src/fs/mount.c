@@ -137,11 +137,13 @@ static int check_root(struct fs *fs, const char *path, const struct mmapfs_disk_
     struct mmapfs_disk_inode root;
     const char *why = "corrupt";
     char hint[160];
-    /* one line says what is wrong with it (then fs_mount's summary) */
-    fs->corrupt_quiet = 1;
+    /* one line says what is wrong with it (then fs_mount's summary): a
+     * first corruption found here is recorded quietly and named below */
+    int first = !fs->corrupt;
+    fs->corrupt_quiet = first;
     int err = fs_inode_get(fs, MMAPFS_ROOT_INO, &root);
     fs->corrupt_quiet = 0;
-    if (err == -EUCLEAN && fs->corrupt)
+    if (err == -EUCLEAN && first && fs->corrupt)
         why = fs->corrupt_msg;
     if (!err && !S_ISDIR(root.mode)) {
         why = "not a directory";
