@@ -133,9 +133,7 @@ check "copy-up by touch and by append (root)" \
 # Without the writeback cache the copy-up's owner change and chown(2) reach
 # the daemon alike, and the bits go (docs/LINUX.md, "Set-ID files in a
 # copy-up"): a known limitation, not checked in that configuration.
-setid_kept=1
-! it_opts_have nowriteback_cache || setid_kept=0
-if [ "$setid_kept" = 1 ]; then
+if ! it_opts_have nowriteback_cache; then
     check_eq "copied-up set-ID files keep their bits" "4755 2755 4755 2755" \
         "$(stat -c %a "$M/upper/ids/su" "$M/upper/ids/sg" "$M/upper/ids/su2" "$M/upper/ids/sg2" | xargs)"
 else
@@ -155,7 +153,7 @@ check_eq "after remounting with nfs_export=on: no kernel message" "" "$(ovl_msgs
 check_eq "after remounting: the names in the overlay" "dir2 ids keep n" "$(ls "$OVL" | xargs)"
 check_eq "after remounting: the renamed directory's content" "lower x" "$(cat "$OVL/dir2/x")"
 check_eq "after remounting: the copied-up file" "lower keep more" "$(xargs <"$OVL/keep")"
-if [ "$setid_kept" = 1 ]; then
+if ! it_opts_have nowriteback_cache; then
     check_eq "after remounting: the set-ID bits" "4755 2755 755 2755" \
         "$(stat -c %a "$OVL/ids/su" "$OVL/ids/sg" "$OVL/ids/su2" "$OVL/ids/sg2" | xargs)"
 else

@@ -330,18 +330,24 @@ for ((i = 0; i < CASES; i++)); do
 done
 t_log "$CASES cases: $refused mounts refused, $mounted mounted, $repaired repaired clean"
 
+# zeroed_mount BLOCK : mounts a copy of the base image with BLOCK zeroed
+# ($T_RC, $T_OUT); the caller checks the refusal.
+zeroed_mount() {
+    cp --sparse=always "$base" "$img"
+    dd if=/dev/zero of="$img" bs=4096 seek="$1" count=1 conv=notrunc status=none
+    mkdir -p "$M"
+    T_MOUNTS+=("$M")
+    _run "$MMAPFS" "$img" "$M"
+    _forget_mount "$M"
+}
+
 # ---- the root inode's block zeroed -------------------------------------------------
 # (a soak of 2,000 cases found it: the mount said the checksum mismatch,
 # then that the root was corrupt, then the summary: three lines)
-cp --sparse=always "$base" "$img"
 itab=$("$PY" -c 'import struct, sys
 with open(sys.argv[1], "rb") as f:
-    print(struct.unpack_from("<Q", f.read(4096), 80)[0])' "$img")
-dd if=/dev/zero of="$img" bs=4096 seek="$itab" count=1 conv=notrunc status=none
-mkdir -p "$M"
-T_MOUNTS+=("$M")
-_run "$MMAPFS" "$img" "$M"
-_forget_mount "$M"
+    print(struct.unpack_from("<Q", f.read(4096), 80)[0])' "$base")
+zeroed_mount "$itab"
 if [ "$T_RC" -ne 0 ] && [ "$T_RC" -ne 124 ] && [ "$(grep -c . <<<"$T_OUT")" -le 2 ] &&
     head -n 1 <<<"$T_OUT" | grep -q "root directory (inode 1): inode 1: checksum mismatch" &&
     tail -n 1 <<<"$T_OUT" | grep -q "run fsck.mmapfs"; then
@@ -358,12 +364,7 @@ unmount_fs "$M"
 fsck_clean "$img" "root inode's block zeroed: clean after the mount"
 
 # ---- block 0 destroyed: the backup superblock ---------------------------------------
-cp --sparse=always "$base" "$img"
-dd if=/dev/zero of="$img" bs=4096 count=1 conv=notrunc status=none
-mkdir -p "$M"
-T_MOUNTS+=("$M")
-_run "$MMAPFS" "$img" "$M"
-_forget_mount "$M"
+zeroed_mount 0
 if [ "$T_RC" -ne 0 ] && [ "$T_RC" -ne 124 ] && [ "$(grep -c . <<<"$T_OUT")" -le 2 ] &&
     grep -q "backup superblock at block 1 is usable: run fsck.mmapfs -y" <<<"$T_OUT"; then
     pass "block 0 zeroed: mount refused, naming the backup and fsck.mmapfs -y"
